@@ -1,0 +1,75 @@
+// Config loading: reads a YAML or JSON file, turns syntax errors into ConfigErrors
+// (path `(file)`, with line and column), validates the result with validate.ts, and
+// formats error lists for humans.
+
+import { readFileSync } from 'node:fs';
+import { parseDocument } from 'yaml';
+import type { ConfigError, RemoraConfig } from './types.js';
+import { validateConfig } from './validate.js';
+
+export type ParseResult = { ok: true; raw: unknown } | { ok: false; errors: ConfigError[] };
+export type LoadResult = { ok: true; config: RemoraConfig } | { ok: false; errors: ConfigError[] };
+
+const fileError = (message: string): ConfigError => ({ path: '(file)', message });
+
+/** Line and column (1-based) of a character offset. */
+function lineCol(text: string, offset: number): string {
+  const before = text.slice(0, offset);
+  const line = before.split('\n').length;
+  const col = offset - before.lastIndexOf('\n');
+  return `line ${line}, column ${col}`;
+}
+
+function parseJson(text: string): ParseResult {
+  try {
+    return { ok: true, raw: JSON.parse(text) as unknown };
+  } catch (e) {
+    const message = (e as Error).message;
+    // Node 20 reports "at position N"; newer versions already add "(line L column C)".
+    const pos = /at position (\d+)/.exec(message);
+    const where = pos && !/line \d+/.test(message) ? ` (${lineCol(text, Number(pos[1]))})` : '';
+    return { ok: false, errors: [fileError(`invalid JSON: ${message}${where}`)] };
+  }
+}
+
+function parseYaml(text: string): ParseResult {
+  // parseDocument (rather than parse) so that every syntax error is reported, not only the first.
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
+  const problems = [...doc.errors, ...doc.warnings];
+  if (problems.length > 0) {
+    // With prettyErrors the message is "<what> at line L, column C:\n<source excerpt>".
+    const errors = problems.map((e) => fileError(`invalid YAML: ${e.message.split('\n')[0].replace(/:$/, '')}`));
+    return { ok: false, errors };
+  }
+  try {
+    return { ok: true, raw: doc.toJS() as unknown };
+  } catch (e) {
+    return { ok: false, errors: [fileError(`invalid YAML: ${(e as Error).message}`)] }; // e.g. alias bombs
+  }
+}
+
+/** Parses config text: JSON when the file name ends in `.json`, YAML otherwise. */
+export function parseConfigText(text: string, fileName: string): ParseResult {
+  return fileName.toLowerCase().endsWith('.json') ? parseJson(text) : parseYaml(text);
+}
+
+/** Reads, parses and validates a config file. Never throws for bad input. */
+export function loadConfigFile(file: string, opts: { defaultWorkers?: number } = {}): LoadResult {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    const why = err.code === 'ENOENT' ? 'file not found' : err.message;
+    return { ok: false, errors: [fileError(`cannot read ${file}: ${why}`)] };
+  }
+  const parsed = parseConfigText(text, file);
+  if (!parsed.ok) return parsed;
+  return validateConfig(parsed.raw, opts);
+}
+
+/** `config.yaml: 2 errors\n  path: message\n  path: message` */
+export function formatErrors(file: string, errors: readonly ConfigError[]): string {
+  const head = `${file}: ${errors.length} error${errors.length === 1 ? '' : 's'}`;
+  return [head, ...errors.map((e) => `  ${e.path}: ${e.message}`)].join('\n');
+}

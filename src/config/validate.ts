@@ -1,0 +1,516 @@
+// Config validation: turns parsed YAML/JSON (plain data) into the immutable RemoraConfig
+// of types.ts, filling in defaults and collecting EVERY problem as a ConfigError with a
+// precise path (`clusters[2].endpoints[0].port`). Bad input never throws.
+
+import { isIP } from 'node:net';
+import { availableParallelism } from 'node:os';
+import type {
+  AdminConfig, Cluster, ConfigError, DirectResponse, Endpoint, HeaderMatcher, HeaderValue,
+  LbPolicy, Listener, RemoraConfig, Route, RouteAction, RouteMatch, VirtualHost, WeightedCluster,
+} from './types.js';
+
+export type ValidateResult = { ok: true; config: RemoraConfig } | { ok: false; errors: ConfigError[] };
+
+type Obj = Record<string, unknown>;
+
+const NAME_RE = /^[A-Za-z0-9_.:-]+$/;
+const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/; // RFC 7230 token (header field name)
+const METHOD_RE = /^[A-Z]+$/;
+const LABEL = '[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?';
+const HOST_RE = new RegExp(`^(?=.{1,253}$)${LABEL}(?:\\.${LABEL})*$`);
+const MAX_TIMEOUT_MS = 3_600_000;
+const MAX_WEIGHT = 1_000_000;
+const MAX_CONNECTIONS = 1_000_000;
+const LB_POLICIES: readonly LbPolicy[] = ['round_robin', 'least_request', 'random'];
+
+/** Headers the proxy owns; routes may not add or remove them. Value: why. */
+const PROTECTED_HEADERS: ReadonlyMap<string, string> = new Map([
+  ['host', 'the proxy sets it; use route.host_rewrite to change it'],
+  ['connection', 'hop-by-hop header managed by the proxy'],
+  ['keep-alive', 'hop-by-hop header managed by the proxy'],
+  ['upgrade', 'hop-by-hop header managed by the proxy'],
+  ['te', 'hop-by-hop header managed by the proxy'],
+  ['trailer', 'hop-by-hop header managed by the proxy'],
+  ['transfer-encoding', 'message framing is managed by the proxy'],
+  ['content-length', 'message framing is managed by the proxy'],
+]);
+
+const ROOT_KEYS = ['workers', 'admin', 'listeners', 'clusters'];
+const ADMIN_KEYS = ['address', 'port'];
+const LISTENER_KEYS = ['name', 'address', 'port', 'virtual_hosts'];
+const VHOST_KEYS = ['name', 'domains', 'routes'];
+const ROUTE_KEYS = ['name', 'match', 'route', 'direct_response', 'request_headers_to_add',
+  'request_headers_to_remove', 'response_headers_to_add', 'response_headers_to_remove'];
+const MATCH_KEYS = ['prefix', 'path', 'regex', 'methods', 'headers'];
+const HEADER_MATCHER_KEYS = ['name', 'exact', 'regex', 'present'];
+const ACTION_KEYS = ['cluster', 'weighted_clusters', 'prefix_rewrite', 'host_rewrite', 'timeout_ms'];
+const WEIGHTED_KEYS = ['cluster', 'weight'];
+const DIRECT_KEYS = ['status', 'body'];
+const HEADER_VALUE_KEYS = ['name', 'value'];
+const CLUSTER_KEYS = ['name', 'lb_policy', 'endpoints', 'connect_timeout_ms', 'idle_timeout_ms',
+  'max_connections_per_endpoint'];
+const ENDPOINT_KEYS = ['address', 'port'];
+
+// ---------------------------------------------------------------------------
+// Generic helpers. Field readers always return a value (a placeholder after an
+// error) so that callers stay simple; the result is discarded if any error exists.
+
+class Ctx {
+  readonly errors: ConfigError[] = [];
+  err(path: string, message: string): void {
+    this.errors.push({ path: path === '' ? '(root)' : path, message });
+  }
+}
+
+const at = (path: string, key: string): string => (path === '' ? key : `${path}.${key}`);
+const has = (o: Obj, key: string): boolean => o[key] !== undefined;
+
+function isObj(v: unknown): v is Obj {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const proto: unknown = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length];
+}
+
+function unknownKeyMessage(key: string, known: readonly string[]): string {
+  let best: string | undefined;
+  let bestDist = 3;
+  for (const k of known) {
+    const d = editDistance(key.toLowerCase(), k);
+    if (d < bestDist) { best = k; bestDist = d; }
+  }
+  return best !== undefined
+    ? `unknown key (did you mean "${best}"?)`
+    : `unknown key (allowed: ${known.join(', ')})`;
+}
+
+/** Checks `v` is a mapping and reports its unknown keys. */
+function object(ctx: Ctx, v: unknown, path: string, known: readonly string[]): Obj | undefined {
+  if (!isObj(v)) {
+    ctx.err(path, 'must be an object (mapping)');
+    return undefined;
+  }
+  for (const key of Object.keys(v)) {
+    if (!known.includes(key)) ctx.err(at(path, key), unknownKeyMessage(key, known));
+  }
+  return v;
+}
+
+/** A list field (missing = empty unless required); `emptyMessage` rejects an empty list. */
+function list(ctx: Ctx, o: Obj, key: string, path: string, opt: { required?: boolean; emptyMessage?: string } = {}): unknown[] {
+  const v = o[key];
+  const p = at(path, key);
+  if (v === undefined) {
+    if (opt.required) ctx.err(p, opt.emptyMessage ?? 'is required');
+    return [];
+  }
+  if (!Array.isArray(v)) {
+    ctx.err(p, 'must be a list');
+    return [];
+  }
+  if (v.length === 0 && opt.emptyMessage !== undefined) ctx.err(p, opt.emptyMessage);
+  return v;
+}
+
+function str(ctx: Ctx, o: Obj, key: string, path: string, def?: string): string {
+  const v = o[key];
+  if (v === undefined && def !== undefined) return def;
+  if (v === undefined) ctx.err(at(path, key), 'is required (a string)');
+  else if (typeof v !== 'string') ctx.err(at(path, key), 'must be a string');
+  return typeof v === 'string' ? v : '';
+}
+
+function int(ctx: Ctx, o: Obj, key: string, path: string, min: number, max: number, def?: number, unit = ''): number {
+  const v = o[key];
+  if (v === undefined && def !== undefined) return def;
+  const range = `an integer ${min}..${max}${unit}`;
+  if (v === undefined) ctx.err(at(path, key), `is required (${range})`);
+  else if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) ctx.err(at(path, key), `must be ${range}`);
+  return typeof v === 'number' ? v : 0;
+}
+
+function timeout(ctx: Ctx, o: Obj, key: string, path: string, min: number, def: number): number {
+  return int(ctx, o, key, path, min, MAX_TIMEOUT_MS, def, ' (milliseconds)');
+}
+
+/** A required identifier (listener, cluster, vhost, route name). */
+function name(ctx: Ctx, o: Obj, key: string, path: string, def?: string): string {
+  const v = str(ctx, o, key, path, def);
+  if (typeof o[key] !== 'string') return v;
+  if (v === '') ctx.err(at(path, key), 'must not be empty');
+  else if (!NAME_RE.test(v)) ctx.err(at(path, key), 'must contain only letters, digits, "_", ".", ":" and "-"');
+  return v;
+}
+
+/** A bind address: an IP literal or `localhost`. */
+function bindAddress(ctx: Ctx, o: Obj, key: string, path: string, def: string): string {
+  const v = str(ctx, o, key, path, def);
+  if (typeof o[key] === 'string' && v !== 'localhost' && isIP(v) === 0) {
+    ctx.err(at(path, key), `must be an IP address (e.g. 127.0.0.1, 0.0.0.0, ::1) or "localhost", got "${v}"`);
+  }
+  return v;
+}
+
+function compileRegex(ctx: Ctx, o: Obj, key: string, path: string): string {
+  const v = str(ctx, o, key, path);
+  if (typeof o[key] !== 'string') return v;
+  try {
+    new RegExp(v);
+  } catch (e) {
+    ctx.err(at(path, key), `invalid regular expression: ${(e as Error).message}`);
+  }
+  return v;
+}
+
+/** Reports `what` if it was seen before in `seen`; records it otherwise. */
+function noDuplicate(ctx: Ctx, seen: Map<string, string>, value: string, path: string, what: string): void {
+  const first = seen.get(value);
+  if (first !== undefined) ctx.err(path, `duplicate ${what} "${value}" (first used at ${first})`);
+  else seen.set(value, path);
+}
+
+function exactlyOne(ctx: Ctx, o: Obj, keys: readonly string[], path: string): string | undefined {
+  const set = keys.filter((k) => has(o, k));
+  const quoted = keys.map((k) => `"${k}"`);
+  const names = `${quoted.slice(0, -1).join(', ')} or ${quoted[quoted.length - 1]}`;
+  if (set.length === 0) ctx.err(path, `must set exactly one of ${names}`);
+  else if (set.length > 1) ctx.err(path, `must set exactly one of ${names}, not ${set.map((k) => `"${k}"`).join(' and ')}`);
+  return set.length === 1 ? set[0] : undefined;
+}
+
+function deepFreeze<T>(v: T): T {
+  if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) {
+    for (const child of Object.values(v)) deepFreeze(child);
+    Object.freeze(v);
+  }
+  return v;
+}
+
+// ---------------------------------------------------------------------------
+// Headers
+
+function headerName(ctx: Ctx, o: Obj, path: string, modifiable: boolean): string {
+  const v = str(ctx, o, 'name', path);
+  return checkHeaderName(ctx, v, typeof o.name === 'string', at(path, 'name'), modifiable);
+}
+
+function checkHeaderName(ctx: Ctx, v: string, isString: boolean, path: string, modifiable: boolean): string {
+  if (!isString) return v;
+  const lower = v.toLowerCase();
+  if (!TOKEN_RE.test(v)) ctx.err(path, `"${v}" is not a valid header name (RFC 7230 token: letters, digits and !#$%&'*+-.^_\`|~)`);
+  else if (modifiable && PROTECTED_HEADERS.has(lower)) {
+    ctx.err(path, `"${lower}" cannot be added or removed: ${PROTECTED_HEADERS.get(lower)}`);
+  }
+  return lower;
+}
+
+function headersToAdd(ctx: Ctx, o: Obj, key: string, path: string): HeaderValue[] {
+  return list(ctx, o, key, path).flatMap((item, i) => {
+    const p = `${at(path, key)}[${i}]`;
+    const h = object(ctx, item, p, HEADER_VALUE_KEYS);
+    if (!h) return [];
+    const hname = headerName(ctx, h, p, true);
+    const value = str(ctx, h, 'value', p);
+    if (/[\r\n\0]/.test(value)) ctx.err(at(p, 'value'), 'must not contain CR, LF or NUL characters');
+    return [{ name: hname, value }];
+  });
+}
+
+function headersToRemove(ctx: Ctx, o: Obj, key: string, path: string): string[] {
+  return list(ctx, o, key, path).map((item, i) => {
+    const p = `${at(path, key)}[${i}]`;
+    if (typeof item !== 'string') ctx.err(p, 'must be a string (a header name)');
+    return checkHeaderName(ctx, typeof item === 'string' ? item : '', typeof item === 'string', p, true);
+  });
+}
+
+function headerMatcher(ctx: Ctx, v: unknown, path: string): HeaderMatcher | undefined {
+  const o = object(ctx, v, path, HEADER_MATCHER_KEYS);
+  if (!o) return undefined;
+  const hname = headerName(ctx, o, path, false);
+  const kind = exactlyOne(ctx, o, ['exact', 'regex', 'present'], path);
+  if (kind === 'exact') return { name: hname, exact: str(ctx, o, 'exact', path) };
+  if (kind === 'regex') return { name: hname, regex: compileRegex(ctx, o, 'regex', path) };
+  if (kind === 'present' && o.present !== true) {
+    ctx.err(at(path, 'present'), 'must be true (omit the matcher to accept any request)');
+  }
+  return { name: hname, present: true };
+}
+
+// ---------------------------------------------------------------------------
+// Listeners, virtual hosts, routes
+
+/** What a listener's virtual hosts and routes must be unique against. */
+interface ListenerScope {
+  readonly clusterNames: readonly string[];
+  readonly domains: Map<string, string>;
+  readonly vhostNames: Map<string, string>;
+  readonly routeNames: Map<string, string>;
+}
+
+type MatchKind = 'prefix' | 'path' | 'regex';
+
+function validateListener(ctx: Ctx, v: unknown, path: string, clusterNames: readonly string[]): Listener | undefined {
+  const o = object(ctx, v, path, LISTENER_KEYS);
+  if (!o) return undefined;
+  const lname = name(ctx, o, 'name', path);
+  const address = bindAddress(ctx, o, 'address', path, '127.0.0.1');
+  const port = int(ctx, o, 'port', path, 0, 65535);
+  const scope: ListenerScope = { clusterNames, domains: new Map(), vhostNames: new Map(), routeNames: new Map() };
+  const virtual_hosts = list(ctx, o, 'virtual_hosts', path, { required: true, emptyMessage: 'must list at least one virtual host' })
+    .flatMap((vh, i) => validateVirtualHost(ctx, vh, `${at(path, 'virtual_hosts')}[${i}]`, scope) ?? []);
+  return { name: lname, address, port, virtual_hosts };
+}
+
+function domainProblem(d: string): string | undefined {
+  const bad = `"${d}" is not a valid domain: use "*", "*.suffix", or a host name with an optional ":port"`;
+  if (d === '*') return undefined;
+  if (d.startsWith('*.')) return HOST_RE.test(d.slice(2)) ? undefined : bad;
+  if (d.includes('*')) return `"${d}": a wildcard is only allowed as "*" or a leading "*."`;
+  const m = /^(?:\[([0-9a-f:.]+)\]|([^:]+))(?::(\d{1,5}))?$/.exec(d);
+  if (!m) return bad;
+  if (m[3] !== undefined && (Number(m[3]) < 1 || Number(m[3]) > 65535)) return `"${d}": port must be 1..65535`;
+  if (m[1] !== undefined) return isIP(m[1]) === 6 ? undefined : bad;
+  return HOST_RE.test(m[2]) ? undefined : bad;
+}
+
+function validateVirtualHost(ctx: Ctx, v: unknown, path: string, scope: ListenerScope): VirtualHost | undefined {
+  const o = object(ctx, v, path, VHOST_KEYS);
+  if (!o) return undefined;
+  const vname = name(ctx, o, 'name', path);
+  if (typeof o.name === 'string') noDuplicate(ctx, scope.vhostNames, vname, at(path, 'name'), 'virtual host name');
+  const domains = list(ctx, o, 'domains', path, { required: true, emptyMessage: 'must list at least one domain' })
+    .map((d, i) => {
+      const p = `${at(path, 'domains')}[${i}]`;
+      if (typeof d !== 'string') {
+        ctx.err(p, 'must be a string');
+        return '';
+      }
+      const lower = d.toLowerCase();
+      const problem = domainProblem(lower);
+      if (problem !== undefined) ctx.err(p, problem);
+      else if (lower === '*' && scope.domains.has('*')) {
+        ctx.err(p, `only one virtual host may use "*" (already used at ${scope.domains.get('*')})`);
+      } else noDuplicate(ctx, scope.domains, lower, p, 'domain');
+      return lower;
+    });
+  const routes = list(ctx, o, 'routes', path, { required: true, emptyMessage: 'must list at least one route' })
+    .flatMap((r, i) => validateRoute(ctx, r, `${at(path, 'routes')}[${i}]`, `${vname}/${i}`, scope) ?? []);
+  return { name: vname, domains, routes };
+}
+
+function validateRoute(ctx: Ctx, v: unknown, path: string, defaultName: string, scope: ListenerScope): Route | undefined {
+  const o = object(ctx, v, path, ROUTE_KEYS);
+  if (!o) return undefined;
+  const rname = name(ctx, o, 'name', path, defaultName);
+  noDuplicate(ctx, scope.routeNames, rname, has(o, 'name') ? at(path, 'name') : path, 'route name');
+  let match: RouteMatch = { methods: [], headers: [] };
+  let kind: MatchKind | undefined;
+  if (!has(o, 'match')) ctx.err(at(path, 'match'), 'is required (set one of "prefix", "path" or "regex")');
+  else ({ match, kind } = validateMatch(ctx, o.match, at(path, 'match')));
+  const action = exactlyOne(ctx, o, ['route', 'direct_response'], path);
+  const route = action === 'route' ? validateAction(ctx, o.route, at(path, 'route'), kind, scope) : undefined;
+  const direct = action === 'direct_response' ? validateDirect(ctx, o.direct_response, at(path, 'direct_response')) : undefined;
+  return {
+    name: rname,
+    match,
+    ...(route ? { route } : {}),
+    ...(direct ? { direct_response: direct } : {}),
+    request_headers_to_add: headersToAdd(ctx, o, 'request_headers_to_add', path),
+    request_headers_to_remove: headersToRemove(ctx, o, 'request_headers_to_remove', path),
+    response_headers_to_add: headersToAdd(ctx, o, 'response_headers_to_add', path),
+    response_headers_to_remove: headersToRemove(ctx, o, 'response_headers_to_remove', path),
+  };
+}
+
+function validateMatch(ctx: Ctx, v: unknown, path: string): { match: RouteMatch; kind?: MatchKind } {
+  const o = object(ctx, v, path, MATCH_KEYS);
+  if (!o) return { match: { methods: [], headers: [] } };
+  const kind = exactlyOne(ctx, o, ['prefix', 'path', 'regex'], path) as MatchKind | undefined;
+  const methods = [...new Set(list(ctx, o, 'methods', path).map((m, i) => {
+    const upper = typeof m === 'string' ? m.toUpperCase() : '';
+    if (!METHOD_RE.test(upper)) ctx.err(`${at(path, 'methods')}[${i}]`, 'must be an HTTP method name such as GET or POST');
+    return upper;
+  }))];
+  const headers = list(ctx, o, 'headers', path)
+    .flatMap((h, i) => headerMatcher(ctx, h, `${at(path, 'headers')}[${i}]`) ?? []);
+  const match: RouteMatch = { methods, headers };
+  if (kind === 'regex') return { match: { regex: compileRegex(ctx, o, 'regex', path), ...match }, kind };
+  if (kind === 'prefix' || kind === 'path') {
+    const s = str(ctx, o, kind, path);
+    if (typeof o[kind] === 'string') {
+      if (!s.startsWith('/')) ctx.err(at(path, kind), 'must start with "/"');
+      else if (s.includes('?')) ctx.err(at(path, kind), 'must not contain "?" (matching ignores the query string)');
+    }
+    return { match: { [kind]: s, ...match }, kind };
+  }
+  return { match };
+}
+
+function validateAction(ctx: Ctx, v: unknown, path: string, kind: MatchKind | undefined, scope: ListenerScope): RouteAction | undefined {
+  const o = object(ctx, v, path, ACTION_KEYS);
+  if (!o) return undefined;
+  const target = exactlyOne(ctx, o, ['cluster', 'weighted_clusters'], path);
+  const action: { -readonly [K in keyof RouteAction]: RouteAction[K] } = {
+    timeout_ms: timeout(ctx, o, 'timeout_ms', path, 0, 15_000),
+  };
+  if (target === 'cluster') action.cluster = clusterRef(ctx, o, path, scope);
+  if (target === 'weighted_clusters') action.weighted_clusters = weightedClusters(ctx, o, path, scope);
+  if (has(o, 'prefix_rewrite')) {
+    action.prefix_rewrite = str(ctx, o, 'prefix_rewrite', path);
+    if (kind !== undefined && kind !== 'prefix') {
+      ctx.err(at(path, 'prefix_rewrite'), `only allowed with a "prefix" match (this route uses "${kind}")`);
+    }
+  }
+  if (has(o, 'host_rewrite')) {
+    action.host_rewrite = str(ctx, o, 'host_rewrite', path);
+    if (typeof o.host_rewrite === 'string' && !/^\S+$/.test(action.host_rewrite)) {
+      ctx.err(at(path, 'host_rewrite'), 'must be a non-empty host name without whitespace');
+    }
+  }
+  return action;
+}
+
+function clusterRef(ctx: Ctx, o: Obj, path: string, scope: ListenerScope): string {
+  const c = str(ctx, o, 'cluster', path);
+  if (typeof o.cluster === 'string' && !scope.clusterNames.includes(c)) {
+    const defined = scope.clusterNames.length ? `defined: ${scope.clusterNames.join(', ')}` : 'no clusters are defined';
+    ctx.err(at(path, 'cluster'), `unknown cluster "${c}" (${defined})`);
+  }
+  return c;
+}
+
+function weightedClusters(ctx: Ctx, o: Obj, path: string, scope: ListenerScope): WeightedCluster[] {
+  const p = at(path, 'weighted_clusters');
+  const seen = new Map<string, string>();
+  const items = list(ctx, o, 'weighted_clusters', path, { emptyMessage: 'must list at least one cluster' })
+    .flatMap((item, i) => {
+      const ip = `${p}[${i}]`;
+      const w = object(ctx, item, ip, WEIGHTED_KEYS);
+      if (!w) return [];
+      const cluster = clusterRef(ctx, w, ip, scope);
+      if (typeof w.cluster === 'string') noDuplicate(ctx, seen, cluster, at(ip, 'cluster'), 'cluster');
+      return [{ cluster, weight: int(ctx, w, 'weight', ip, 0, MAX_WEIGHT) }];
+    });
+  const total = items.reduce((sum, w) => sum + w.weight, 0);
+  if (items.length > 0 && total <= 0) ctx.err(p, 'weights must add up to more than 0');
+  return items;
+}
+
+function validateDirect(ctx: Ctx, v: unknown, path: string): DirectResponse | undefined {
+  const o = object(ctx, v, path, DIRECT_KEYS);
+  if (!o) return undefined;
+  return { status: int(ctx, o, 'status', path, 200, 599), body: str(ctx, o, 'body', path, '') };
+}
+
+// ---------------------------------------------------------------------------
+// Clusters
+
+function endpointAddressProblem(a: string): string | undefined {
+  if (a === '') return 'must not be empty';
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(a)) return `must be a bare address without a scheme (got "${a}"); put the port in "port"`;
+  if (/\s/.test(a)) return 'must not contain whitespace';
+  if (a.startsWith('[')) return 'write IPv6 addresses without brackets (e.g. ::1)';
+  if (isIP(a) !== 0) return undefined;
+  if (a.includes(':')) return 'must not include a port; use the "port" field';
+  return HOST_RE.test(a.toLowerCase()) ? undefined : `"${a}" is not an IP address or a valid host name`;
+}
+
+function validateEndpoint(ctx: Ctx, v: unknown, path: string): Endpoint | undefined {
+  const o = object(ctx, v, path, ENDPOINT_KEYS);
+  if (!o) return undefined;
+  const address = str(ctx, o, 'address', path);
+  const problem = typeof o.address === 'string' ? endpointAddressProblem(address) : undefined;
+  if (problem !== undefined) ctx.err(at(path, 'address'), problem);
+  return { address, port: int(ctx, o, 'port', path, 1, 65535) };
+}
+
+function validateCluster(ctx: Ctx, v: unknown, path: string): Cluster | undefined {
+  const o = object(ctx, v, path, CLUSTER_KEYS);
+  if (!o) return undefined;
+  const cname = name(ctx, o, 'name', path);
+  const lb = str(ctx, o, 'lb_policy', path, 'round_robin');
+  if (!(LB_POLICIES as readonly string[]).includes(lb)) {
+    ctx.err(at(path, 'lb_policy'), `must be one of ${LB_POLICIES.join(', ')}`);
+  }
+  const endpoints = list(ctx, o, 'endpoints', path, { required: true, emptyMessage: 'must list at least one endpoint' })
+    .flatMap((e, i) => validateEndpoint(ctx, e, `${at(path, 'endpoints')}[${i}]`) ?? []);
+  return {
+    name: cname,
+    lb_policy: lb as LbPolicy,
+    endpoints,
+    connect_timeout_ms: timeout(ctx, o, 'connect_timeout_ms', path, 1, 1000),
+    idle_timeout_ms: timeout(ctx, o, 'idle_timeout_ms', path, 0, 60_000),
+    max_connections_per_endpoint: int(ctx, o, 'max_connections_per_endpoint', path, 1, MAX_CONNECTIONS, 1024),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Root
+
+function validateAdmin(ctx: Ctx, root: Obj): AdminConfig {
+  if (!has(root, 'admin')) return { address: '127.0.0.1', port: 9901 };
+  const o = object(ctx, root.admin, 'admin', ADMIN_KEYS);
+  if (!o) return { address: '127.0.0.1', port: 9901 };
+  return { address: bindAddress(ctx, o, 'address', 'admin', '127.0.0.1'), port: int(ctx, o, 'port', 'admin', 0, 65535, 9901) };
+}
+
+/** Listener names and (address, port) pairs must be unique, also against the admin server. */
+function checkListenerUniqueness(ctx: Ctx, listeners: readonly Listener[], rawListeners: readonly unknown[], admin: AdminConfig): void {
+  const names = new Map<string, string>();
+  const binds = new Map<string, string>();
+  if (admin.port !== 0) binds.set(`${admin.address}:${admin.port}`, 'admin');
+  let li = 0;
+  rawListeners.forEach((raw, i) => {
+    if (!isObj(raw)) return;
+    const l = listeners[li++];
+    const path = `listeners[${i}]`;
+    if (typeof raw.name === 'string') noDuplicate(ctx, names, l.name, at(path, 'name'), 'listener name');
+    if (typeof raw.port === 'number' && l.port !== 0) {
+      noDuplicate(ctx, binds, `${l.address}:${l.port}`, at(path, 'port'), 'address and port');
+    }
+  });
+}
+
+export function validateConfig(raw: unknown, opts: { defaultWorkers?: number } = {}): ValidateResult {
+  const ctx = new Ctx();
+  if (raw === null || raw === undefined) {
+    return { ok: false, errors: [{ path: '(root)', message: 'config is empty; expected an object with "listeners" and "clusters"' }] };
+  }
+  const root = object(ctx, raw, '', ROOT_KEYS);
+  if (!root) return { ok: false, errors: ctx.errors };
+
+  const defaultWorkers = opts.defaultWorkers ?? Math.min(256, Math.max(1, availableParallelism()));
+  const workers = int(ctx, root, 'workers', '', 1, 256, defaultWorkers);
+  const admin = validateAdmin(ctx, root);
+
+  const rawClusters = list(ctx, root, 'clusters', '');
+  const clusterNames = [...new Set(rawClusters.flatMap((c) => (isObj(c) && typeof c.name === 'string' ? [c.name] : [])))];
+
+  const rawListeners = list(ctx, root, 'listeners', '', { required: true, emptyMessage: 'must list at least one listener' });
+  const listeners = rawListeners.flatMap((l, i) => validateListener(ctx, l, `listeners[${i}]`, clusterNames) ?? []);
+  checkListenerUniqueness(ctx, listeners, rawListeners, admin);
+
+  const seenClusters = new Map<string, string>();
+  const clusters = rawClusters.flatMap((c, i) => {
+    const cluster = validateCluster(ctx, c, `clusters[${i}]`);
+    if (cluster && isObj(c) && typeof c.name === 'string') {
+      noDuplicate(ctx, seenClusters, cluster.name, `clusters[${i}].name`, 'cluster name');
+    }
+    return cluster ?? [];
+  });
+
+  if (ctx.errors.length > 0) return { ok: false, errors: ctx.errors };
+  return { ok: true, config: deepFreeze({ workers, admin, listeners, clusters }) };
+}

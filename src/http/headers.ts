@@ -1,0 +1,66 @@
+// HTTP/1.1 header rules shared by the downstream and upstream sides: which headers are
+// hop-by-hop (never forwarded), and which names and values are legal.
+
+/** Headers that describe one connection, never the message (RFC 9110 §7.6.1), plus
+ *  everything a proxy must not pass on. `proxy-*` is handled by prefix. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-connection',
+]);
+
+/** True for a lower-case header name a proxy must drop. */
+export function isHopByHop(name: string): boolean {
+  return HOP_BY_HOP.has(name) || name.startsWith('proxy-');
+}
+
+/** Lower-case names listed in a Connection header value (`close, x-foo`). */
+export function connectionTokens(value: string): string[] {
+  const out: string[] = [];
+  for (const part of value.split(',')) {
+    const token = part.trim().toLowerCase();
+    if (token.length > 0) out.push(token);
+  }
+  return out;
+}
+
+// RFC 9110 token characters, as a lookup table for speed.
+const TOKEN = new Uint8Array(128);
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") {
+  TOKEN[c.charCodeAt(0)] = 1;
+}
+
+export function isValidHeaderName(name: string): boolean {
+  if (name.length === 0) return false;
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c > 127 || TOKEN[c] === 0) return false;
+  }
+  return true;
+}
+
+/** Field values may hold visible characters, space, tab and obs-text; never CR, LF, NUL
+ *  or other controls (request smuggling and header injection). */
+export function isValidHeaderValue(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f || c > 0xff) return false;
+  }
+  return true;
+}
+
+/** Parses a Content-Length value: digits only, else -1. */
+export function parseContentLength(value: string): number {
+  if (value.length === 0 || value.length > 15) return -1;
+  let n = 0;
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return -1;
+    n = n * 10 + c;
+  }
+  return n;
+}

@@ -1,0 +1,117 @@
+// The admin listener, on the main thread (loopback by default): readiness, liveness,
+// the effective config, cluster and worker state. Never on the traffic path. Reads are
+// GET; anything that changes state is POST.
+
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { ConfigSnapshot } from '../config/types.js';
+import type { Logger } from '../core/log.js';
+import type { WorkerPool } from './worker-pool.js';
+
+export interface AdminContext {
+  readonly pool: WorkerPool;
+  readonly log: Logger;
+  snapshot(): ConfigSnapshot;
+  readonly startedAt: number;
+  readonly faultInjection: boolean;
+}
+
+type Handler = (ctx: AdminContext, url: URL) => Promise<[number, unknown]> | [number, unknown];
+
+const GET: Record<string, Handler> = {
+  '/ready': (ctx) => {
+    const snap = ctx.snapshot();
+    if (ctx.pool.allListening(snap.version)) return [200, 'LIVE\n'];
+    const waiting = ctx.pool.slots.filter((s) => s.state !== 'listening' || s.version !== snap.version);
+    return [503, `NOT READY: ${waiting.map((s) => `worker ${s.slot} ${s.state} v${s.version}`).join(', ')}\n`];
+  },
+  '/live': () => [200, 'OK\n'],
+  '/config_dump': (ctx) => {
+    const snap = ctx.snapshot();
+    return [200, { version: snap.version, bound_ports: snap.boundPorts, config: snap.config }];
+  },
+  '/clusters': async (ctx) => {
+    const replies = await ctx.pool.stats();
+    const snap = ctx.snapshot();
+    const clusters = snap.config.clusters.map((c) => ({
+      name: c.name,
+      lb_policy: c.lb_policy,
+      endpoints: c.endpoints.map((ep) => {
+        const key = `${ep.address}:${ep.port}`;
+        let active = 0;
+        let connections = 0;
+        let idle = 0;
+        let queued = 0;
+        for (const r of replies) {
+          const state = r.clusters[c.name]?.find((e) => e.endpoint === key);
+          if (state === undefined) continue;
+          active += state.active;
+          connections += state.connections;
+          idle += state.idle;
+          queued += state.queued;
+        }
+        // Health checking and outlier ejection arrive with the resilience work; until
+        // then every static endpoint is taken as healthy.
+        return { address: ep.address, port: ep.port, health: 'healthy', active_requests: active, connections, idle_connections: idle, queued_requests: queued };
+      }),
+    }));
+    return [200, { version: snap.version, clusters }];
+  },
+  '/workers': async (ctx) => {
+    const replies = await ctx.pool.stats();
+    return [
+      200,
+      {
+        uptime_s: Math.round((Date.now() - ctx.startedAt) / 1000),
+        workers: ctx.pool.slots.map((s) => {
+          const r = replies.find((x) => x.slot === s.slot);
+          return { slot: s.slot, state: s.state, thread_id: s.threadId, version: s.version, restarts: s.restarts, inflight: r?.inflight ?? null, stats: r?.stats ?? null };
+        }),
+      },
+    ];
+  },
+};
+
+const POST: Record<string, Handler> = {
+  '/debug/crash_worker': (ctx, url) => {
+    if (!ctx.faultInjection) return [404, 'fault injection is off (set REMORA_FAULT_INJECTION=1)\n'];
+    const slot = Number(url.searchParams.get('slot') ?? '0');
+    return ctx.pool.crash(slot) ? [200, `crashing worker ${slot}\n`] : [404, `no live worker ${slot}\n`];
+  },
+};
+
+export function startAdmin(ctx: AdminContext, address: string, port: number): Promise<http.Server> {
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    const table = req.method === 'POST' ? POST : req.method === 'GET' || req.method === 'HEAD' ? GET : null;
+    const handler = table?.[url.pathname];
+    let result: Promise<[number, unknown]>;
+    if (handler !== undefined) {
+      result = Promise.resolve().then(() => handler(ctx, url));
+    } else if (GET[url.pathname] !== undefined || POST[url.pathname] !== undefined) {
+      result = Promise.resolve([405, `method ${req.method} not allowed on ${url.pathname}\n`]);
+    } else {
+      const paths = [...Object.keys(GET).map((p) => `GET ${p}`), ...Object.keys(POST).map((p) => `POST ${p}`)];
+      result = Promise.resolve([404, `unknown admin path; available:\n${paths.join('\n')}\n`]);
+    }
+    result
+      .then(([status, body]) => {
+        const text = typeof body === 'string' ? body : JSON.stringify(body, null, 2) + '\n';
+        res.writeHead(status, { 'content-type': typeof body === 'string' ? 'text/plain' : 'application/json' });
+        res.end(text);
+      })
+      .catch((err: unknown) => {
+        ctx.log.error({ err }, 'admin request failed');
+        res.writeHead(500, { 'content-type': 'text/plain' });
+        res.end('admin error\n');
+      });
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, address, () => resolve(server));
+  });
+}
+
+export function serverPort(server: http.Server): number {
+  return (server.address() as AddressInfo).port;
+}

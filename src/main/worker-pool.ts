@@ -1,0 +1,181 @@
+// Starts and supervises the workers through piscina: one long-lived `serve` task per
+// worker slot, each with its own MessagePort. A serve task that rejects means its
+// worker died; the slot gets a new serve task (piscina brings up a new thread) while
+// the other workers keep serving.
+
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { fileURLToPath } from 'node:url';
+import { Piscina } from 'piscina';
+import type { ConfigSnapshot } from '../config/types.js';
+import type { Logger } from '../core/log.js';
+import type { FromWorker, ServeTask, ToWorker, WorkerStatsReply } from '../shared/messages.js';
+
+const SERVE_FILE = fileURLToPath(new URL('../../workers/serve.js', import.meta.url));
+const RESTART_DELAY_MS = 100;
+
+export type SlotState = 'starting' | 'listening' | 'failed' | 'restarting' | 'stopped';
+
+export interface WorkerSlot {
+  readonly slot: number;
+  state: SlotState;
+  threadId: number;
+  version: number;
+  restarts: number;
+  port: MessagePort | null;
+}
+
+export class WorkerPool {
+  readonly slots: WorkerSlot[];
+  private readonly piscina: Piscina;
+  private snapshot: ConfigSnapshot;
+  private stopping = false;
+  private nextStatsId = 1;
+  private readonly statsWaiters = new Map<number, (reply: WorkerStatsReply) => void>();
+  private readonly listeners: ((slot: WorkerSlot, msg: FromWorker) => void)[] = [];
+
+  constructor(
+    count: number,
+    snapshot: ConfigSnapshot,
+    private readonly log: Logger,
+  ) {
+    this.snapshot = snapshot;
+    this.piscina = new Piscina({
+      filename: SERVE_FILE,
+      minThreads: count,
+      maxThreads: count,
+      concurrentTasksPerWorker: 1,
+      idleTimeout: Number.MAX_SAFE_INTEGER,
+      // 'sync' parks idle workers in Atomics.wait, which would freeze a uWS event loop.
+      atomics: 'disabled',
+    });
+    this.slots = Array.from({ length: count }, (_, slot) => ({
+      slot,
+      state: 'starting' as SlotState,
+      threadId: -1,
+      version: 0,
+      restarts: 0,
+      port: null,
+    }));
+  }
+
+  /** Starts every slot; resolves when all listen on `snapshot`, rejects on a bind failure. */
+  start(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const check = (slot: WorkerSlot, msg: FromWorker): void => {
+        if (msg.type === 'listen_failed') {
+          this.off(check);
+          reject(new Error(`listener ${msg.listener} cannot bind ${msg.address}:${msg.port} (in use or not permitted)`));
+        } else if (this.allListening(this.snapshot.version)) {
+          this.off(check);
+          resolve();
+        }
+      };
+      this.listeners.push(check);
+      for (const slot of this.slots) this.runSlot(slot);
+    });
+  }
+
+  /** True when every worker listens with config `version`. */
+  allListening(version: number): boolean {
+    return this.slots.every((s) => s.state === 'listening' && s.version === version);
+  }
+
+  /** Asks every live worker for its counters and pool state. */
+  async stats(timeoutMs = 1000): Promise<WorkerStatsReply[]> {
+    const replies = this.slots
+      .filter((s) => s.port !== null)
+      .map(
+        (s) =>
+          new Promise<WorkerStatsReply | null>((resolve) => {
+            const id = this.nextStatsId++;
+            const timer = setTimeout(() => {
+              this.statsWaiters.delete(id);
+              resolve(null);
+            }, timeoutMs);
+            this.statsWaiters.set(id, (reply) => {
+              clearTimeout(timer);
+              resolve(reply);
+            });
+            this.send(s, { type: 'stats', id });
+          }),
+      );
+    return (await Promise.all(replies)).filter((r): r is WorkerStatsReply => r !== null);
+  }
+
+  /** Fault injection (tests): makes one worker throw an uncaught error. */
+  crash(slot: number): boolean {
+    const s = this.slots[slot];
+    if (s === undefined || s.port === null) return false;
+    this.send(s, { type: 'crash' });
+    return true;
+  }
+
+  /** Stops every worker: listeners close, in-flight requests get `graceMs` to finish. */
+  async stop(graceMs: number): Promise<void> {
+    this.stopping = true;
+    for (const s of this.slots) if (s.port !== null) this.send(s, { type: 'stop', graceMs });
+    const deadline = Date.now() + graceMs + 2000;
+    while (this.slots.some((s) => s.state !== 'stopped' && s.port !== null) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await this.piscina.destroy();
+  }
+
+  private runSlot(slot: WorkerSlot): void {
+    const { port1, port2 } = new MessageChannel();
+    slot.port = port1;
+    slot.state = slot.restarts > 0 ? 'restarting' : 'starting';
+    port1.on('message', (msg: FromWorker) => this.onMessage(slot, msg));
+    const task: ServeTask = { slot: slot.slot, snapshot: this.snapshot, port: port2 };
+    this.piscina
+      .run(task, { transferList: [port2] })
+      .then(() => {
+        slot.state = 'stopped';
+        port1.close();
+      })
+      .catch((err: unknown) => {
+        port1.close();
+        slot.port = null;
+        if (this.stopping) {
+          slot.state = 'stopped';
+          return;
+        }
+        slot.state = 'restarting';
+        slot.restarts++;
+        this.log.error({ err, worker: slot.slot, restarts: slot.restarts }, 'worker died; starting a replacement');
+        setTimeout(() => {
+          if (!this.stopping) this.runSlot(slot);
+        }, RESTART_DELAY_MS);
+      });
+  }
+
+  private onMessage(slot: WorkerSlot, msg: FromWorker): void {
+    switch (msg.type) {
+      case 'listening':
+        slot.state = 'listening';
+        slot.threadId = msg.threadId;
+        slot.version = msg.version;
+        if (slot.restarts > 0) this.log.info({ worker: slot.slot, threadId: msg.threadId }, 'replacement worker listening');
+        break;
+      case 'listen_failed':
+        slot.state = 'failed';
+        break;
+      case 'stats': {
+        const waiter = this.statsWaiters.get(msg.id);
+        this.statsWaiters.delete(msg.id);
+        waiter?.(msg);
+        break;
+      }
+    }
+    for (const l of this.listeners.slice()) l(slot, msg);
+  }
+
+  private off(fn: (slot: WorkerSlot, msg: FromWorker) => void): void {
+    const i = this.listeners.indexOf(fn);
+    if (i >= 0) this.listeners.splice(i, 1);
+  }
+
+  private send(slot: WorkerSlot, msg: ToWorker): void {
+    slot.port?.postMessage(msg);
+  }
+}

@@ -1,0 +1,222 @@
+// The route table of one listener, compiled once per config snapshot: virtual host
+// lookup by Host, then first-match over the vhost's routes. Everything a request needs
+// from its route (cluster handles, rewrites, header edits, timeout) is precomputed here
+// so the hot path only looks things up.
+
+import type { HeaderMatcher, Listener, Route, VirtualHost } from '../config/types.js';
+
+/** Request facts the router looks at. `headers` is flat [name, value, ...], lower-case names. */
+export interface RouteInput {
+  readonly host: string;
+  readonly method: string; // upper-case
+  readonly path: string; // without query
+  readonly headers: readonly string[];
+}
+
+const enum PathKind {
+  Prefix,
+  Exact,
+  Regex,
+}
+
+interface CompiledHeaderMatcher {
+  readonly name: string;
+  readonly exact: string | null;
+  readonly regex: RegExp | null;
+}
+
+/** A cluster choice with its share of traffic; `upTo` is the cumulative weight. */
+export interface WeightedTarget<C> {
+  readonly cluster: C;
+  readonly upTo: number;
+}
+
+export interface CompiledRoute<C> {
+  readonly name: string;
+  readonly vhostName: string;
+  readonly pathKind: PathKind;
+  readonly pathValue: string;
+  readonly pathRegex: RegExp | null;
+  readonly methods: ReadonlySet<string> | null;
+  readonly headerMatchers: readonly CompiledHeaderMatcher[];
+  /** Proxy action: one or more weighted targets (a single cluster is one target). */
+  readonly targets: readonly WeightedTarget<C>[];
+  readonly totalWeight: number;
+  readonly prefixRewrite: string | null;
+  readonly hostRewrite: string | null;
+  readonly timeoutMs: number;
+  /** Direct response, when the route answers by itself. */
+  readonly direct: { readonly status: number; readonly body: string } | null;
+  /** Flat [name, value, ...] to add; names lower-case. */
+  readonly requestHeadersToAdd: readonly string[];
+  readonly requestHeadersToRemove: ReadonlySet<string> | null;
+  readonly responseHeadersToAdd: readonly string[];
+  readonly responseHeadersToRemove: ReadonlySet<string> | null;
+}
+
+interface CompiledVhost<C> {
+  readonly name: string;
+  readonly routes: readonly CompiledRoute<C>[];
+}
+
+export class RouteTable<C> {
+  private readonly exact = new Map<string, CompiledVhost<C>>();
+  private readonly suffixes: { readonly suffix: string; readonly vhost: CompiledVhost<C> }[] = [];
+  private wildcard: CompiledVhost<C> | null = null;
+
+  /** `resolveCluster` turns a cluster name into the caller's handle (validation has
+   *  already checked that every referenced cluster exists). */
+  constructor(listener: Listener, resolveCluster: (name: string) => C) {
+    for (const vh of listener.virtual_hosts) {
+      const compiled: CompiledVhost<C> = {
+        name: vh.name,
+        routes: vh.routes.map((r) => compileRoute(vh, r, resolveCluster)),
+      };
+      for (const domain of vh.domains) {
+        if (domain === '*') this.wildcard = compiled;
+        else if (domain.startsWith('*')) this.suffixes.push({ suffix: domain.slice(1), vhost: compiled });
+        else this.exact.set(domain, compiled);
+      }
+    }
+    // Longest suffix wins, as in Envoy.
+    this.suffixes.sort((a, b) => b.suffix.length - a.suffix.length);
+  }
+
+  /** The route for a request, or null (404, flag NR). */
+  match(req: RouteInput): CompiledRoute<C> | null {
+    const vhost = this.findVhost(req.host);
+    if (vhost === null) return null;
+    const routes = vhost.routes;
+    for (let i = 0; i < routes.length; i++) {
+      if (routeMatches(routes[i], req)) return routes[i];
+    }
+    return null;
+  }
+
+  private findVhost(rawHost: string): CompiledVhost<C> | null {
+    const host = rawHost.toLowerCase();
+    let vhost = this.exact.get(host);
+    if (vhost !== undefined) return vhost;
+    const bare = stripPort(host);
+    if (bare !== host) {
+      vhost = this.exact.get(bare);
+      if (vhost !== undefined) return vhost;
+    }
+    for (const { suffix, vhost: candidate } of this.suffixes) {
+      if (bare.length > suffix.length && bare.endsWith(suffix)) return candidate;
+    }
+    return this.wildcard;
+  }
+}
+
+/** Picks a cluster from a route's weighted targets. */
+export function pickTarget<C>(route: CompiledRoute<C>): C {
+  const targets = route.targets;
+  if (targets.length === 1) return targets[0].cluster;
+  const x = Math.random() * route.totalWeight;
+  for (let i = 0; i < targets.length; i++) {
+    if (x < targets[i].upTo) return targets[i].cluster;
+  }
+  return targets[targets.length - 1].cluster;
+}
+
+function routeMatches<C>(route: CompiledRoute<C>, req: RouteInput): boolean {
+  switch (route.pathKind) {
+    case PathKind.Prefix:
+      if (!req.path.startsWith(route.pathValue)) return false;
+      break;
+    case PathKind.Exact:
+      if (req.path !== route.pathValue) return false;
+      break;
+    case PathKind.Regex:
+      if (!route.pathRegex!.test(req.path)) return false;
+      break;
+  }
+  if (route.methods !== null && !route.methods.has(req.method)) return false;
+  const matchers = route.headerMatchers;
+  for (let i = 0; i < matchers.length; i++) {
+    if (!headerMatches(matchers[i], req.headers)) return false;
+  }
+  return true;
+}
+
+function headerMatches(m: CompiledHeaderMatcher, headers: readonly string[]): boolean {
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i] !== m.name) continue;
+    const value = headers[i + 1];
+    if (m.exact !== null) {
+      if (value === m.exact) return true;
+    } else if (m.regex !== null) {
+      if (m.regex.test(value)) return true;
+    } else {
+      return true; // present
+    }
+  }
+  return false;
+}
+
+function compileRoute<C>(vh: VirtualHost, r: Route, resolveCluster: (name: string) => C): CompiledRoute<C> {
+  const m = r.match;
+  let pathKind = PathKind.Prefix;
+  let pathValue = m.prefix ?? '';
+  let pathRegex: RegExp | null = null;
+  if (m.path !== undefined) {
+    pathKind = PathKind.Exact;
+    pathValue = m.path;
+  } else if (m.regex !== undefined) {
+    pathKind = PathKind.Regex;
+    pathValue = m.regex;
+    pathRegex = new RegExp(`^(?:${m.regex})$`); // whole-path match, as Envoy's safe_regex
+  }
+
+  const targets: WeightedTarget<C>[] = [];
+  let totalWeight = 0;
+  const action = r.route;
+  if (action?.cluster !== undefined) {
+    totalWeight = 1;
+    targets.push({ cluster: resolveCluster(action.cluster), upTo: 1 });
+  } else if (action?.weighted_clusters !== undefined) {
+    for (const wc of action.weighted_clusters) {
+      if (wc.weight === 0) continue;
+      totalWeight += wc.weight;
+      targets.push({ cluster: resolveCluster(wc.cluster), upTo: totalWeight });
+    }
+  }
+
+  return {
+    name: r.name,
+    vhostName: vh.name,
+    pathKind,
+    pathValue,
+    pathRegex,
+    methods: m.methods.length > 0 ? new Set(m.methods) : null,
+    headerMatchers: m.headers.map(compileHeaderMatcher),
+    targets,
+    totalWeight,
+    prefixRewrite: action?.prefix_rewrite ?? null,
+    hostRewrite: action?.host_rewrite ?? null,
+    timeoutMs: action?.timeout_ms ?? 0,
+    direct: r.direct_response ? { status: r.direct_response.status, body: r.direct_response.body } : null,
+    requestHeadersToAdd: r.request_headers_to_add.flatMap((h) => [h.name, h.value]),
+    requestHeadersToRemove: r.request_headers_to_remove.length > 0 ? new Set(r.request_headers_to_remove) : null,
+    responseHeadersToAdd: r.response_headers_to_add.flatMap((h) => [h.name, h.value]),
+    responseHeadersToRemove: r.response_headers_to_remove.length > 0 ? new Set(r.response_headers_to_remove) : null,
+  };
+}
+
+function compileHeaderMatcher(h: HeaderMatcher): CompiledHeaderMatcher {
+  return {
+    name: h.name,
+    exact: h.exact ?? null,
+    regex: h.regex !== undefined ? new RegExp(`^(?:${h.regex})$`) : null,
+  };
+}
+
+function stripPort(host: string): string {
+  if (host.startsWith('[')) {
+    const end = host.indexOf(']');
+    return end > 0 ? host.slice(0, end + 1) : host;
+  }
+  const colon = host.lastIndexOf(':');
+  return colon > 0 ? host.slice(0, colon) : host;
+}

@@ -1,0 +1,48 @@
+// Messages between the main thread and workers over each worker's MessagePort.
+// Config travels as a whole snapshot; stats are pulled on demand (admin requests).
+
+import type { MessagePort } from 'node:worker_threads';
+import type { ConfigSnapshot } from '../config/types.js';
+
+export interface ServeTask {
+  readonly slot: number;
+  readonly snapshot: ConfigSnapshot;
+  readonly port: MessagePort;
+}
+
+export type ToWorker =
+  | { readonly type: 'config'; readonly snapshot: ConfigSnapshot }
+  | { readonly type: 'stats'; readonly id: number }
+  | { readonly type: 'stop'; readonly graceMs: number }
+  | { readonly type: 'crash' };
+
+export interface EndpointState {
+  readonly endpoint: string;
+  readonly active: number;
+  readonly connections: number;
+  readonly idle: number;
+  readonly queued: number;
+}
+
+export interface WorkerStatsReply {
+  readonly type: 'stats';
+  readonly id: number;
+  readonly slot: number;
+  readonly threadId: number;
+  readonly version: number;
+  readonly inflight: number;
+  readonly stats: Readonly<Record<string, unknown>>;
+  readonly clusters: Readonly<Record<string, readonly EndpointState[]>>;
+}
+
+export type FromWorker =
+  | { readonly type: 'listening'; readonly slot: number; readonly threadId: number; readonly version: number }
+  | {
+      readonly type: 'listen_failed';
+      readonly slot: number;
+      readonly version: number;
+      readonly listener: string;
+      readonly address: string;
+      readonly port: number;
+    }
+  | WorkerStatsReply;

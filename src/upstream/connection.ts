@@ -1,0 +1,231 @@
+// One keep-alive HTTP/1.1 connection to an upstream endpoint, owned by an EndpointPool.
+// It carries one exchange at a time: writes the request head and body, parses the
+// response, and tells the pool whether it can be reused. The exchange on the other side
+// (an UpstreamSink) never sees the socket.
+
+import net from 'node:net';
+import { reportError } from '../core/report.js';
+import { ProtocolError, ResponseParser, type ResponseHandler } from './http1-parser.js';
+
+export type UpstreamFailure = 'connect' | 'connect_timeout' | 'reset' | 'protocol';
+
+/** What a connection talks to while it carries a request. */
+export interface UpstreamSink extends ResponseHandler {
+  /** Runs `fn` with downstream writes batched (one uWS cork per socket read). */
+  cork(fn: () => void): void;
+  /** The exchange failed. `retriable`: the failure happened on a reused connection
+   *  before any response byte arrived (the keep-alive race), so the request never
+   *  reached the application and may be sent again on a fresh connection. */
+  onUpstreamError(failure: UpstreamFailure, retriable: boolean, detail: string): void;
+  /** The request body may be written again after writeBody returned false. */
+  onUpstreamDrain(): void;
+}
+
+/** The pool side of a connection (kept small so connection.ts does not import pool.ts). */
+export interface ConnectionOwner {
+  release(conn: UpstreamConnection): void;
+  forget(conn: UpstreamConnection): void;
+}
+
+export class UpstreamConnection {
+  readonly socket: net.Socket;
+  private readonly parser = new ResponseParser();
+  private sink: UpstreamSink | null = null;
+  private connected = false;
+  private closed = false;
+  private left = false;
+  private requestWritten = false;
+  private responseDone = false;
+  private chunkedBody = false;
+  private data: Buffer | null = null;
+  private parseError: unknown = null;
+  /** Responses completed on this connection. */
+  served = 0;
+  /** performance.now() when it went idle; used by the idle sweep. */
+  idleSince = 0;
+  /** performance.now() after which the upstream's Keep-Alive hint says it is gone; 0 = none. */
+  expiresAt = 0;
+
+  constructor(
+    private readonly owner: ConnectionOwner,
+    host: string,
+    port: number,
+    connectTimeoutMs: number,
+  ) {
+    this.socket = net.connect({ host, port, noDelay: true });
+    this.socket.setTimeout(connectTimeoutMs);
+    this.socket.on('connect', this.onConnect);
+    this.socket.on('timeout', guard(this.onTimeout));
+    this.socket.on('data', guard(this.onData));
+    this.socket.on('drain', guard(this.onDrain));
+    this.socket.on('error', guard(this.onError));
+    this.socket.on('close', guard(this.onClose));
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Starts a request on this connection: `head` is the full request head, ending in
+   *  CRLFCRLF. `bodyMode`: 'none', 'fixed' (Content-Length in head) or 'chunked'. */
+  start(sink: UpstreamSink, head: string, isHead: boolean, bodyMode: 'none' | 'fixed' | 'chunked'): void {
+    this.sink = sink;
+    this.requestWritten = bodyMode === 'none';
+    this.responseDone = false;
+    this.chunkedBody = bodyMode === 'chunked';
+    this.parser.start(this, isHead);
+    this.socket.write(head, 'latin1');
+  }
+
+  /** Writes a piece of the request body; false means wait for onUpstreamDrain. */
+  writeBody(chunk: Buffer): boolean {
+    if (this.closed) return true;
+    if (!this.chunkedBody) return this.socket.write(chunk);
+    this.socket.write(chunk.length.toString(16) + '\r\n', 'latin1');
+    this.socket.write(chunk);
+    return this.socket.write('\r\n', 'latin1');
+  }
+
+  /** The request body is complete. */
+  endBody(): void {
+    if (this.closed) return;
+    if (this.chunkedBody) this.socket.write('0\r\n\r\n', 'latin1');
+    this.requestWritten = true;
+  }
+
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.socket.resume();
+  }
+
+  /** Abandons the connection (the exchange gave up on it mid-flight). */
+  destroy(): void {
+    this.sink = null;
+    if (!this.closed) this.socket.destroy();
+  }
+
+  // ResponseHandler: the parser calls these; they pass through to the sink.
+  onHead(status: number, reason: string, headers: string[], bodyLength: number): void {
+    this.sink?.onHead(status, reason, headers, bodyLength);
+  }
+
+  onBody(chunk: Buffer): void {
+    this.sink?.onBody(chunk);
+  }
+
+  onComplete(): void {
+    this.responseDone = true;
+    this.sink?.onComplete();
+  }
+
+  private readonly onConnect = (): void => {
+    this.connected = true;
+    this.socket.setTimeout(0);
+  };
+
+  private readonly onTimeout = (): void => {
+    if (!this.connected) this.fail('connect_timeout', 'connect timeout');
+  };
+
+  private readonly runParse = (): void => {
+    try {
+      this.parser.execute(this.data!);
+    } catch (err) {
+      this.parseError = err;
+    }
+  };
+
+  private readonly onData = (buf: Buffer): void => {
+    const sink = this.sink;
+    if (sink === null) {
+      // Bytes while idle: the upstream is confused; this connection cannot be trusted.
+      this.socket.destroy();
+      return;
+    }
+    this.data = buf;
+    sink.cork(this.runParse);
+    this.data = null;
+    if (this.parseError !== null) {
+      const err = this.parseError;
+      this.parseError = null;
+      const detail = err instanceof ProtocolError ? err.message : String(err);
+      this.fail('protocol', detail);
+      return;
+    }
+    if (this.responseDone && this.sink === sink) this.finish();
+  };
+
+  private readonly finishAtClose = (): void => {
+    this.parser.finishAtClose();
+  };
+
+  private readonly onDrain = (): void => {
+    this.sink?.onUpstreamDrain();
+  };
+
+  private readonly onError = (err: Error): void => {
+    this.fail(this.connected ? 'reset' : 'connect', err.message);
+  };
+
+  private readonly onClose = (): void => {
+    this.closed = true;
+    if (this.sink !== null && this.parser.endsAtClose) {
+      this.sink.cork(this.finishAtClose);
+    }
+    if (this.sink !== null && !this.responseDone) {
+      this.fail(this.connected ? 'reset' : 'connect', 'upstream closed the connection');
+      return;
+    }
+    this.sink = null;
+    this.leave();
+  };
+
+  /** Response complete: hand the connection back if it can carry another request. */
+  private finish(): void {
+    this.sink = null;
+    this.served++;
+    // An upstream that answered before reading the whole request body leaves the
+    // connection in an unknown state: close it rather than reuse it.
+    if (this.closed || !this.parser.keepAlive || !this.requestWritten) {
+      this.socket.destroy();
+      this.leave();
+      return;
+    }
+    const now = performance.now();
+    this.idleSince = now;
+    this.expiresAt = this.parser.keepAliveTimeoutMs > 0 ? now + this.parser.keepAliveTimeoutMs - 1000 : 0;
+    this.owner.release(this);
+  }
+
+  /** Tells the pool, once, that this connection is gone. */
+  private leave(): void {
+    if (this.left) return;
+    this.left = true;
+    this.owner.forget(this);
+  }
+
+  private fail(failure: UpstreamFailure, detail: string): void {
+    const sink = this.sink;
+    this.sink = null;
+    const retriable = this.served > 0 && this.parser.bytesSeen === 0 && failure !== 'protocol';
+    if (!this.closed) this.socket.destroy();
+    this.closed = true;
+    this.leave();
+    sink?.onUpstreamError(failure, retriable, detail);
+  }
+}
+
+/** Socket event handlers must never throw into Node's event emitter: in a uWS worker an
+ *  uncaught error takes the whole process down. */
+function guard<A extends unknown[]>(fn: (...args: A) => void): (...args: A) => void {
+  return (...args: A) => {
+    try {
+      fn(...args);
+    } catch (err) {
+      reportError(err, 'upstream connection');
+    }
+  };
+}

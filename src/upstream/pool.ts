@@ -1,0 +1,131 @@
+// Keep-alive connection pool for one endpoint, in one worker. Hands out idle
+// connections most-recently-used first (the ones least likely to have been closed by
+// the upstream), opens new ones up to a limit, and queues requests beyond it.
+
+import type { Endpoint } from '../config/types.js';
+import { RingBuffer } from '../core/ring-buffer.js';
+import { UpstreamConnection, type ConnectionOwner } from './connection.js';
+
+/** A request waiting for a connection. */
+export interface PoolClient {
+  /** Called with a connection that is now this client's until the exchange ends. */
+  onConnection(conn: UpstreamConnection): void;
+  /** True when the client no longer wants a connection (it was aborted while queued). */
+  readonly cancelled: boolean;
+}
+
+export interface PoolOptions {
+  readonly connectTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  readonly maxConnections: number;
+}
+
+export class EndpointPool implements ConnectionOwner {
+  private readonly idle: UpstreamConnection[] = [];
+  private readonly waiting = new RingBuffer<PoolClient>();
+  /** Open or connecting connections, idle or busy. */
+  private total = 0;
+  /** Requests dispatched to this endpoint and not yet finished (least_request reads it). */
+  active = 0;
+  private closed = false;
+
+  constructor(
+    readonly endpoint: Endpoint,
+    private options: PoolOptions,
+  ) {}
+
+  get idleCount(): number {
+    return this.idle.length;
+  }
+
+  get connectionCount(): number {
+    return this.total;
+  }
+
+  get queued(): number {
+    return this.waiting.length;
+  }
+
+  /** Applies new limits from a config snapshot; existing connections stay. */
+  update(options: PoolOptions): void {
+    this.options = options;
+  }
+
+  /** Gets `client` a connection now or when one frees up. `fresh` skips idle ones
+   *  (used to resend a request that hit a connection the upstream had just closed). */
+  acquire(client: PoolClient, fresh = false): void {
+    if (!fresh) {
+      const conn = this.takeIdle();
+      if (conn !== null) {
+        client.onConnection(conn);
+        return;
+      }
+    }
+    if (this.total < this.options.maxConnections || fresh) {
+      client.onConnection(this.open());
+      return;
+    }
+    this.waiting.push(client);
+  }
+
+  /** ConnectionOwner: a connection finished its exchange and may be reused. */
+  release(conn: UpstreamConnection): void {
+    if (this.closed) {
+      conn.destroy();
+      return;
+    }
+    let next = this.waiting.shift();
+    while (next !== undefined && next.cancelled) next = this.waiting.shift();
+    if (next !== undefined) {
+      next.onConnection(conn);
+      return;
+    }
+    this.idle.push(conn);
+  }
+
+  /** ConnectionOwner: a connection closed; forget it and let a waiter open a new one. */
+  forget(conn: UpstreamConnection): void {
+    const i = this.idle.indexOf(conn);
+    if (i >= 0) this.idle.splice(i, 1);
+    this.total--;
+    if (this.closed) return;
+    let next = this.waiting.shift();
+    while (next !== undefined && next.cancelled) next = this.waiting.shift();
+    if (next !== undefined) next.onConnection(this.open());
+  }
+
+  /** Closes idle connections past the idle timeout or the upstream's keep-alive hint. */
+  sweep(now: number): void {
+    // idle_timeout_ms 0 turns the idle timeout off.
+    const limit = this.options.idleTimeoutMs > 0 ? now - this.options.idleTimeoutMs : -Infinity;
+    for (let i = this.idle.length - 1; i >= 0; i--) {
+      const conn = this.idle[i];
+      if (conn.idleSince < limit || (conn.expiresAt !== 0 && conn.expiresAt < now)) {
+        this.idle.splice(i, 1);
+        conn.destroy(); // its close event calls forget(), which counts it out
+      }
+    }
+  }
+
+  /** Closes idle connections now and busy ones when their exchange ends. */
+  close(): void {
+    this.closed = true;
+    for (const conn of this.idle.splice(0)) conn.destroy();
+  }
+
+  private takeIdle(): UpstreamConnection | null {
+    const now = performance.now();
+    let conn = this.idle.pop();
+    while (conn !== undefined) {
+      if (!conn.isClosed && (conn.expiresAt === 0 || conn.expiresAt > now)) return conn;
+      conn.destroy();
+      conn = this.idle.pop();
+    }
+    return null;
+  }
+
+  private open(): UpstreamConnection {
+    this.total++;
+    return new UpstreamConnection(this, this.endpoint.address, this.endpoint.port, this.options.connectTimeoutMs);
+  }
+}

@@ -1,0 +1,53 @@
+// The seam between a front end (uWS today; node:http/https/http2 for mTLS and HTTP/2
+// later) and the request pipeline. The pipeline only sees this interface, never uWS.
+
+/** Everything the pipeline needs from the request, read once when it arrives. */
+export interface DownstreamRequest {
+  readonly method: string; // upper-case
+  readonly path: string; // raw path, no query
+  readonly query: string; // raw query without '?', '' when none
+  /** Flat [name, value, ...], lower-case names, in arrival order. */
+  readonly headers: string[];
+  readonly remoteAddress: string;
+}
+
+/** Response side of one downstream exchange. Calls after `aborted` turns true are no-ops. */
+export interface Downstream {
+  readonly aborted: boolean;
+  /** Runs fn with writes batched into one syscall. */
+  cork(fn: () => void): void;
+  writeStatus(status: number, reason: string): void;
+  writeHeader(name: string, value: string): void;
+  /** Writes body bytes. `totalSize` is the whole body's length, or -1 when unknown (the
+   *  front end then frames it chunked). Returns false when the front end holds data it
+   *  could not send yet; `onDrain` is called when it has. The chunk may be reused by the
+   *  caller after the call returns. */
+  write(chunk: Uint8Array, totalSize: number): boolean;
+  /** Ends a body of unknown length. */
+  end(): void;
+  /** Ends a response that has no body: `reportedLength` is the Content-Length to
+   *  announce (HEAD), or -1 for none (204, 304). */
+  endWithoutBody(reportedLength: number): void;
+  /** Status, headers and a small whole body in one go (local replies). `headOnly`:
+   *  announce the body's length but send no body (a HEAD request). */
+  respond(
+    status: number,
+    reason: string,
+    headers: readonly string[],
+    body: string,
+    closeConnection: boolean,
+    headOnly: boolean,
+  ): void;
+  /** Drops the connection: used when a response cannot be completed honestly. */
+  close(): void;
+  pauseRequestBody(): void;
+  resumeRequestBody(): void;
+}
+
+/** What the pipeline hands the front end to hear back from it. */
+export interface DownstreamEvents {
+  onAbort(): void;
+  onDrain(): void;
+  /** A piece of the request body; the buffer is the pipeline's to keep. */
+  onRequestBody(chunk: Buffer, isLast: boolean): void;
+}

@@ -1,0 +1,430 @@
+// One proxied request, from arrival to the last byte back: validate → route → pick
+// endpoint → forward → stream the response → record. Front-end agnostic: it talks to a
+// Downstream (uWS today) and to an UpstreamConnection from the endpoint's pool.
+
+import { randomUUID } from 'node:crypto';
+import { ResponseFlag } from '../src/core/flags.js';
+import {
+  connectionTokens,
+  isHopByHop,
+  isValidHeaderValue,
+  parseContentLength,
+} from '../src/http/headers.js';
+import { reasonPhrase } from '../src/http/status.js';
+import { pickTarget, type CompiledRoute, type RouteTable } from '../src/router/route-table.js';
+import type { ClusterRuntime } from '../src/upstream/cluster.js';
+import type { UpstreamConnection, UpstreamFailure, UpstreamSink } from '../src/upstream/connection.js';
+import type { EndpointPool, PoolClient } from '../src/upstream/pool.js';
+import type { Downstream, DownstreamEvents, DownstreamRequest } from './downstream.js';
+import type { WorkerContext } from './context.js';
+
+const enum BodyMode {
+  None = 'none',
+  Fixed = 'fixed',
+  Chunked = 'chunked',
+}
+
+/** Request bodies up to this size are kept so that a request that hit a keep-alive
+ *  connection the upstream had just closed can be sent again. */
+const REPLAY_LIMIT_BYTES = 64 * 1024;
+/** Body bytes held while waiting for an upstream connection before pausing the client. */
+const PENDING_LIMIT_BYTES = 1024 * 1024;
+const EMPTY = new Uint8Array(0);
+
+export type ClusterTable = RouteTable<ClusterRuntime>;
+
+export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
+  flag: string = ResponseFlag.None;
+  status = 0;
+  cancelled = false;
+  requestId = '';
+  private route: CompiledRoute<ClusterRuntime> | null = null;
+  private pool: EndpointPool | null = null;
+  private conn: UpstreamConnection | null = null;
+  private upstreamHead = '';
+  private isHead = false;
+  private bodyMode = BodyMode.None;
+  private requestBodyDone = true;
+  private pendingBody: Buffer[] | null = null;
+  private pendingBytes = 0;
+  private retained: Buffer[] | null = null;
+  private retainedBytes = 0;
+  private requestPaused = false;
+  private upstreamPaused = false;
+  private retriedFresh = false;
+  private headSent = false;
+  private finished = false;
+  private responseLength = -1;
+  private timer: NodeJS.Timeout | null = null;
+  private upstreamStartedAt = 0;
+  readonly startedAt = performance.now();
+
+  constructor(
+    private readonly ctx: WorkerContext,
+    private readonly ds: Downstream,
+    private readonly req: DownstreamRequest,
+  ) {}
+
+  /** Runs the pipeline up to the point where it waits for I/O. */
+  begin(table: ClusterTable, listen: (events: DownstreamEvents, hasBody: boolean) => void): void {
+    this.ctx.inflight++;
+    const req = this.req;
+    const headers = req.headers;
+    let host = '';
+    let contentLength = -1;
+    let transferEncoding: string | null = null;
+    let connection: string | null = null;
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i];
+      const value = headers[i + 1];
+      if (!isValidHeaderValue(value)) return this.reject(400, `invalid value in header ${name}`);
+      switch (name) {
+        case 'host':
+          if (host !== '' && host !== value) return this.reject(400, 'more than one host header');
+          host = value;
+          break;
+        case 'content-length': {
+          const n = parseContentLength(value);
+          if (n < 0) return this.reject(400, 'invalid content-length');
+          if (contentLength >= 0 && n !== contentLength) return this.reject(400, 'conflicting content-length headers');
+          contentLength = n;
+          break;
+        }
+        case 'transfer-encoding':
+          transferEncoding = transferEncoding === null ? value : `${transferEncoding}, ${value}`;
+          break;
+        case 'connection':
+          connection = connection === null ? value : `${connection}, ${value}`;
+          break;
+        case 'x-request-id':
+          this.requestId = value;
+          break;
+      }
+    }
+    if (transferEncoding !== null) {
+      if (contentLength >= 0) return this.reject(400, 'both content-length and transfer-encoding');
+      if (transferEncoding.trim().toLowerCase() !== 'chunked') {
+        return this.reject(501, `transfer-encoding "${transferEncoding}" not supported`);
+      }
+      this.bodyMode = BodyMode.Chunked;
+    } else if (contentLength > 0) {
+      this.bodyMode = BodyMode.Fixed;
+    }
+    if (this.requestId === '') this.requestId = randomUUID();
+    this.isHead = req.method === 'HEAD';
+
+    const route = table.match({ host, method: req.method, path: req.path, headers });
+    if (route === null) return this.localReply(404, ResponseFlag.NoRoute, 'no route matched', false);
+    this.route = route;
+    if (route.direct !== null) {
+      this.flag = ResponseFlag.DirectResponse;
+      return this.localReply(route.direct.status, ResponseFlag.DirectResponse, route.direct.body, false, true);
+    }
+    const cluster = pickTarget(route);
+    const pool = cluster.pick();
+    if (pool === null) return this.localReply(503, ResponseFlag.NoHealthyUpstream, 'no healthy upstream', false);
+    this.pool = pool;
+    pool.active++;
+
+    this.upstreamHead = this.buildHead(host, contentLength, connection);
+    const hasBody = this.bodyMode !== BodyMode.None;
+    this.requestBodyDone = !hasBody;
+    if (hasBody) this.retained = [];
+    listen(this, hasBody);
+    if (!hasBody) this.startTimer();
+    pool.acquire(this);
+  }
+
+  // ---- PoolClient ----
+
+  onConnection(conn: UpstreamConnection): void {
+    if (this.finished) {
+      this.pool!.release(conn);
+      return;
+    }
+    this.conn = conn;
+    this.upstreamStartedAt = performance.now();
+    conn.start(this, this.upstreamHead, this.isHead, this.bodyMode);
+    if (this.pendingBody !== null) {
+      const pending = this.pendingBody;
+      this.pendingBody = null;
+      this.pendingBytes = 0;
+      let ok = true;
+      for (const chunk of pending) ok = conn.writeBody(chunk);
+      if (!ok) this.pauseRequest();
+      else if (this.requestPaused) this.resumeRequest();
+    }
+    if (this.requestBodyDone && this.bodyMode !== BodyMode.None) conn.endBody();
+  }
+
+  // ---- DownstreamEvents ----
+
+  onRequestBody(chunk: Buffer, isLast: boolean): void {
+    if (this.finished) return;
+    if (chunk.length > 0) {
+      if (this.retained !== null) {
+        this.retainedBytes += chunk.length;
+        if (this.retainedBytes <= REPLAY_LIMIT_BYTES) this.retained.push(chunk);
+        else this.retained = null; // too big to replay; a keep-alive race then fails the request
+      }
+      if (this.conn !== null) {
+        if (!this.conn.writeBody(chunk)) this.pauseRequest();
+      } else {
+        (this.pendingBody ??= []).push(chunk);
+        this.pendingBytes += chunk.length;
+        if (this.pendingBytes > PENDING_LIMIT_BYTES) this.pauseRequest();
+      }
+    }
+    if (isLast) {
+      this.requestBodyDone = true;
+      this.conn?.endBody();
+      this.startTimer();
+    }
+  }
+
+  onAbort(): void {
+    if (this.finished) return;
+    this.cancelled = true;
+    const conn = this.conn;
+    this.conn = null;
+    conn?.destroy(); // an upstream request nobody waits for is cancelled, not finished
+    this.finish(ResponseFlag.DownstreamConnectionTermination);
+  }
+
+  onDrain(): void {
+    if (this.upstreamPaused) {
+      this.upstreamPaused = false;
+      this.conn?.resume();
+    }
+  }
+
+  // ---- UpstreamSink ----
+
+  cork(fn: () => void): void {
+    if (this.ds.aborted) fn();
+    else this.ds.cork(fn);
+  }
+
+  onHead(status: number, reason: string, headers: string[], bodyLength: number): void {
+    if (this.finished) return;
+    const ds = this.ds;
+    const route = this.route!;
+    this.headSent = true;
+    this.status = status;
+    this.responseLength = bodyLength;
+    ds.writeStatus(status, reason);
+    let dropped: string[] | null = null;
+    let headContentLength = -1;
+    for (let i = 0; i < headers.length; i += 2) {
+      if (headers[i] === 'connection') dropped = connectionTokens(headers[i + 1]);
+    }
+    const remove = route.responseHeadersToRemove;
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i];
+      if (name === 'content-length') {
+        headContentLength = parseContentLength(headers[i + 1]);
+        continue; // the front end writes its own framing
+      }
+      if (name === 'date' || isHopByHop(name)) continue; // uWS writes Date itself
+      if (dropped !== null && dropped.includes(name)) continue;
+      if (remove !== null && remove.has(name)) continue;
+      ds.writeHeader(name, headers[i + 1]);
+    }
+    const add = route.responseHeadersToAdd;
+    for (let i = 0; i < add.length; i += 2) ds.writeHeader(add[i], add[i + 1]);
+    ds.writeHeader('x-remora-upstream-service-time', String(Math.round(performance.now() - this.upstreamStartedAt)));
+    if (this.isHead) {
+      ds.endWithoutBody(headContentLength);
+    } else if (bodyLength === 0) {
+      if (status === 204 || status === 304) ds.endWithoutBody(-1);
+      else ds.write(EMPTY, 0);
+    }
+  }
+
+  onBody(chunk: Buffer): void {
+    if (this.finished) return;
+    if (!this.ds.write(chunk, this.responseLength) && !this.upstreamPaused) {
+      this.upstreamPaused = true;
+      this.conn?.pause();
+    }
+  }
+
+  onComplete(): void {
+    if (this.finished) return;
+    if (this.responseLength < 0 && !this.isHead && this.status !== 204 && this.status !== 304) this.ds.end();
+    this.conn = null;
+    this.finish(this.flag);
+  }
+
+  onUpstreamError(failure: UpstreamFailure, retriable: boolean, detail: string): void {
+    this.conn = null;
+    if (this.finished) return;
+    if (retriable && !this.retriedFresh && !this.headSent && this.canReplay()) {
+      // The keep-alive race: the upstream closed an idle connection as we reused it.
+      this.retriedFresh = true;
+      this.ctx.stats.keepAliveRaceRetries++;
+      if (this.retained !== null && this.retained.length > 0) {
+        this.pendingBody = this.retained.slice();
+        this.pendingBytes = this.retainedBytes;
+      }
+      this.pool!.acquire(this, true);
+      return;
+    }
+    if (this.headSent) {
+      // Never let a cut-off response look complete: drop the client connection.
+      this.ds.close();
+      this.finish(failure === 'protocol' ? ResponseFlag.UpstreamProtocolError : ResponseFlag.UpstreamConnectionTermination);
+      return;
+    }
+    switch (failure) {
+      case 'connect':
+      case 'connect_timeout':
+        return this.localReply(503, ResponseFlag.UpstreamConnectFailure, `upstream connect error: ${detail}`, false);
+      case 'reset':
+        return this.localReply(
+          503,
+          ResponseFlag.UpstreamConnectionTermination,
+          `upstream reset before response headers: ${detail}`,
+          false,
+        );
+      case 'protocol':
+        return this.localReply(502, ResponseFlag.UpstreamProtocolError, `bad upstream response: ${detail}`, false);
+    }
+  }
+
+  onUpstreamDrain(): void {
+    if (this.requestPaused && this.pendingBody === null) this.resumeRequest();
+  }
+
+  // ---- internals ----
+
+  /** Internal failure while handling the request: answer 500 if still possible. */
+  fail(err: unknown): void {
+    this.ctx.log.error({ err, requestId: this.requestId }, 'request handling failed');
+    const conn = this.conn;
+    this.conn = null;
+    conn?.destroy();
+    if (this.finished) return;
+    if (this.headSent) {
+      this.ds.close();
+      this.finish(ResponseFlag.LocalReset);
+    } else {
+      this.localReply(500, ResponseFlag.LocalReset, 'internal error', true);
+    }
+  }
+
+  private canReplay(): boolean {
+    if (this.bodyMode === BodyMode.None) return true;
+    return this.retained !== null && this.requestBodyDone;
+  }
+
+  private buildHead(host: string, contentLength: number, connection: string | null): string {
+    const req = this.req;
+    const route = this.route!;
+    let path = req.path;
+    if (route.prefixRewrite !== null) path = route.prefixRewrite + path.slice(route.pathValue.length);
+    let head = `${req.method} ${path}${req.query.length > 0 ? '?' + req.query : ''} HTTP/1.1\r\nhost: ${
+      route.hostRewrite ?? host
+    }\r\n`;
+    const dropped = connection !== null ? connectionTokens(connection) : null;
+    const remove = route.requestHeadersToRemove;
+    let forwardedFor = '';
+    let hasRequestId = false;
+    const headers = req.headers;
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i];
+      switch (name) {
+        case 'host':
+        case 'content-length':
+        case 'x-forwarded-proto':
+        case 'x-forwarded-host':
+          continue;
+        case 'x-forwarded-for':
+          forwardedFor = forwardedFor === '' ? headers[i + 1] : `${forwardedFor}, ${headers[i + 1]}`;
+          continue;
+        case 'x-request-id':
+          hasRequestId = true;
+          break;
+      }
+      if (isHopByHop(name)) continue;
+      if (dropped !== null && dropped.includes(name)) continue;
+      if (remove !== null && remove.has(name)) continue;
+      head += `${name}: ${headers[i + 1]}\r\n`;
+    }
+    const client = req.remoteAddress;
+    head += `x-forwarded-for: ${forwardedFor === '' ? client : `${forwardedFor}, ${client}`}\r\n`;
+    head += `x-forwarded-proto: http\r\nx-forwarded-host: ${host}\r\n`;
+    if (!hasRequestId) head += `x-request-id: ${this.requestId}\r\n`;
+    const add = route.requestHeadersToAdd;
+    for (let i = 0; i < add.length; i += 2) head += `${add[i]}: ${add[i + 1]}\r\n`;
+    if (this.bodyMode === BodyMode.Fixed) head += `content-length: ${contentLength}\r\n`;
+    else if (this.bodyMode === BodyMode.Chunked) head += 'transfer-encoding: chunked\r\n';
+    return head + '\r\n';
+  }
+
+  private startTimer(): void {
+    const ms = this.route?.timeoutMs ?? 0;
+    if (ms > 0 && this.timer === null && !this.finished) this.timer = setTimeout(this.onTimeout, ms);
+  }
+
+  private readonly onTimeout = (): void => {
+    try {
+      this.timer = null;
+      if (this.finished) return;
+      const conn = this.conn;
+      this.conn = null;
+      conn?.destroy();
+      if (this.headSent) {
+        this.ds.close();
+        this.finish(ResponseFlag.UpstreamRequestTimeout);
+      } else {
+        this.localReply(504, ResponseFlag.UpstreamRequestTimeout, 'upstream request timeout', false);
+      }
+    } catch (err) {
+      this.ctx.log.error({ err, requestId: this.requestId }, 'timeout handling failed');
+    }
+  };
+
+  private pauseRequest(): void {
+    if (this.requestPaused) return;
+    this.requestPaused = true;
+    this.ds.pauseRequestBody();
+  }
+
+  private resumeRequest(): void {
+    this.requestPaused = false;
+    this.ds.resumeRequestBody();
+  }
+
+  /** A request that must not be forwarded: 400 (or 501) and close the connection. */
+  private reject(status: number, reason: string): void {
+    this.localReply(status, ResponseFlag.DownstreamProtocolError, reason, true);
+  }
+
+  private localReply(status: number, flag: string, body: string, close: boolean, direct = false): void {
+    this.status = status;
+    const headers = direct
+      ? ['content-type', 'text/plain']
+      : ['content-type', 'text/plain; charset=utf-8', 'x-remora-flags', flag, 'x-request-id', this.requestId];
+    if (!direct && this.route !== null) {
+      const add = this.route.responseHeadersToAdd;
+      for (let i = 0; i < add.length; i++) headers.push(add[i]);
+    }
+    this.ds.respond(status, reasonPhrase(status), headers, direct ? body : `${body}\n`, close, this.isHead);
+    this.finish(flag);
+  }
+
+  private finish(flag: string): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.cancelled = true;
+    this.flag = flag;
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    if (this.pool !== null) this.pool.active--;
+    this.ctx.inflight--;
+    this.ctx.record(this);
+  }
+}

@@ -1,0 +1,85 @@
+// uWS listeners of one worker: one uWS App per configured listener, bound to the same
+// address and port in every worker (the kernel spreads connections). The request
+// handler copies what it needs out of uWS's short-lived request object and hands the
+// rest to an Exchange; every callback catches its errors, because an uncaught error in
+// a uWS worker aborts the whole process.
+
+import type { Listener } from '../src/config/types.js';
+import { arrayBufferText, loadUws, type HttpRequest, type HttpResponse, type ListenSocket, type TemplatedApp } from '../src/uws/uws.js';
+import type { WorkerContext } from './context.js';
+import type { DownstreamRequest } from './downstream.js';
+import { Exchange } from './exchange.js';
+import { UwsDownstream } from './uws-downstream.js';
+
+export class LiveListener {
+  private socket: ListenSocket | null = null;
+  private readonly app: TemplatedApp;
+
+  constructor(
+    readonly config: Listener,
+    readonly port: number,
+    private readonly ctx: WorkerContext,
+  ) {
+    this.app = loadUws().App();
+    this.app.any('/*', this.handle);
+  }
+
+  /** Binds; resolves false when the address cannot be bound. */
+  listen(): Promise<boolean> {
+    return new Promise((resolve) => {
+      this.app.listen(this.config.address, this.port, (socket) => {
+        this.socket = socket === false ? null : socket;
+        resolve(socket !== false);
+      });
+    });
+  }
+
+  /** Stops accepting; open keep-alive connections go on until closeAll(). */
+  stopListening(): void {
+    if (this.socket !== null) {
+      loadUws().us_listen_socket_close(this.socket);
+      this.socket = null;
+    }
+  }
+
+  /** Closes the listen socket and every connection (required before a worker exits). */
+  closeAll(): void {
+    this.stopListening();
+    (this.app as TemplatedApp & { close(): void }).close();
+  }
+
+  private readonly handle = (res: HttpResponse, req: HttpRequest): void => {
+    let ds: UwsDownstream | null = null;
+    let ex: Exchange | null = null;
+    try {
+      ds = new UwsDownstream(res);
+      const headers: string[] = [];
+      req.forEach((name, value) => {
+        headers.push(name, value);
+      });
+      const request: DownstreamRequest = {
+        method: req.getCaseSensitiveMethod(),
+        path: req.getUrl(),
+        query: req.getQuery() ?? '',
+        headers,
+        remoteAddress: arrayBufferText(res.getRemoteAddressAsText()),
+      };
+      const table = this.ctx.table(this.config.name);
+      if (table === undefined) {
+        ds.respond(503, 'Service Unavailable', ['content-type', 'text/plain'], 'listener is being removed\n', true, false);
+        return;
+      }
+      ex = new Exchange(this.ctx, ds, request);
+      ex.begin(table, (events, hasBody) => ds!.listen(events, hasBody));
+    } catch (err) {
+      if (ex !== null) {
+        ex.fail(err);
+      } else {
+        this.ctx.log.error({ err }, 'request setup failed');
+        if (ds !== null && !ds.aborted) {
+          ds.respond(500, 'Internal Server Error', ['content-type', 'text/plain'], 'internal error\n', true, false);
+        }
+      }
+    }
+  };
+}

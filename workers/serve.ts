@@ -1,0 +1,118 @@
+// Worker entry: piscina runs `serve` once per worker as a long-lived task that resolves
+// only when the main thread says stop. It applies config snapshots, runs the uWS
+// listeners, answers stats requests, and on an uncaught error closes every uWS socket
+// before the thread exits (else uWS aborts the whole process), so the main thread can
+// start a replacement.
+
+import { threadId } from 'node:worker_threads';
+import type { ConfigSnapshot } from '../src/config/types.js';
+import { createLogger } from '../src/core/log.js';
+import { setErrorReporter } from '../src/core/report.js';
+import type { FromWorker, ServeTask, ToWorker } from '../src/shared/messages.js';
+import { loadUws } from '../src/uws/uws.js';
+import { WorkerContext } from './context.js';
+import { LiveListener } from './listener.js';
+
+const live = new Map<string, LiveListener>();
+
+function closeEverything(): void {
+  for (const l of live.values()) {
+    try {
+      l.closeAll();
+    } catch {
+      // keep closing the others
+    }
+  }
+  live.clear();
+}
+
+export default async function serve(task: ServeTask): Promise<{ slot: number; stopped: true }> {
+  const { slot } = task;
+  const port = task.port;
+  const log = createLogger({ worker: slot, threadId });
+  setErrorReporter((err, where) => log.error({ err }, `error in ${where}`));
+  loadUws();
+  const ctx = new WorkerContext(slot, log);
+
+  process.on('uncaughtException', (err) => {
+    log.fatal({ err }, 'uncaught error in worker; closing its sockets and exiting');
+    closeEverything();
+    log.flush();
+    setImmediate(() => process.exit(70));
+  });
+
+  const post = (msg: FromWorker): void => port.postMessage(msg);
+
+  const apply = async (snapshot: ConfigSnapshot): Promise<void> => {
+    ctx.apply(snapshot);
+    const wanted = new Set<string>();
+    let ok = true;
+    for (const l of snapshot.config.listeners) {
+      const boundPort = snapshot.boundPorts[l.name] ?? l.port;
+      const key = `${l.name}|${l.address}|${boundPort}`;
+      wanted.add(key);
+      if (live.has(key)) continue;
+      const listener = new LiveListener(l, boundPort, ctx);
+      if (await listener.listen()) {
+        live.set(key, listener);
+      } else {
+        ok = false;
+        post({ type: 'listen_failed', slot, version: snapshot.version, listener: l.name, address: l.address, port: boundPort });
+      }
+    }
+    for (const [key, listener] of live) {
+      if (!wanted.has(key)) {
+        listener.stopListening();
+        live.delete(key);
+      }
+    }
+    if (ok) post({ type: 'listening', slot, threadId, version: snapshot.version });
+  };
+
+  return new Promise((resolve) => {
+    port.on('message', (msg: ToWorker) => {
+      try {
+        switch (msg.type) {
+          case 'config':
+            apply(msg.snapshot).catch((err) => log.error({ err }, 'applying config failed'));
+            break;
+          case 'stats':
+            post({
+              type: 'stats',
+              id: msg.id,
+              slot,
+              threadId,
+              version: ctx.version,
+              inflight: ctx.inflight,
+              stats: ctx.stats as unknown as Record<string, unknown>,
+              clusters: ctx.clusterState(),
+            });
+            break;
+          case 'stop': {
+            for (const l of live.values()) l.stopListening();
+            const deadline = Date.now() + msg.graceMs;
+            const poll = setInterval(() => {
+              if (ctx.inflight > 0 && Date.now() < deadline) return;
+              clearInterval(poll);
+              closeEverything();
+              ctx.close();
+              port.close();
+              log.flush();
+              resolve({ slot, stopped: true });
+            }, 20);
+            break;
+          }
+          case 'crash':
+            // Fault injection for tests: an error no handler catches.
+            setTimeout(() => {
+              throw new Error('injected worker crash');
+            }, 0);
+            break;
+        }
+      } catch (err) {
+        log.error({ err }, 'worker message handling failed');
+      }
+    });
+    apply(task.snapshot).catch((err) => log.error({ err }, 'applying config failed'));
+  });
+}
