@@ -1,0 +1,287 @@
+// Latency and throughput harness: Remora against direct-to-upstream (and nginx and
+// HAProxy when installed), interleaved in one run, several rounds, medians reported.
+//
+//   npm run bench:latency -- [--rate 5000] [--duration 5] [--rounds 5] [--workers 1]
+//                            [--connections 16] [--size 100] [--throughput-duration 5]
+//                            [--no-pin] [--no-peers] [--no-throughput]
+//
+// Layout (DESIGN.md): load generator + upstream pinned to core 0, the proxy under test
+// to core 1. Fixed-rate latency uses bench/lib/open-loop.ts (µs, coordinated omission
+// corrected); closed-loop throughput uses autocannon (connections 50, pipelining 1).
+// Writes bench/results/latency-<timestamp>.{json,md}.
+
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import { runOpenLoop, type LatencySummary } from './lib/open-loop.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const { values: args } = parseArgs({
+  options: {
+    rate: { type: 'string', default: '5000' },
+    duration: { type: 'string', default: '5' },
+    rounds: { type: 'string', default: '5' },
+    workers: { type: 'string', default: '1' },
+    connections: { type: 'string', default: '16' },
+    size: { type: 'string', default: '100' },
+    'throughput-duration': { type: 'string', default: '5' },
+    'no-pin': { type: 'boolean', default: false },
+    'no-peers': { type: 'boolean', default: false },
+    'no-throughput': { type: 'boolean', default: false },
+  },
+  strict: true,
+});
+
+const rate = Number(args.rate);
+const durationMs = Number(args.duration) * 1000;
+const rounds = Number(args.rounds);
+const workers = Number(args.workers);
+const connections = Number(args.connections);
+const pin = !args['no-pin'] && os.availableParallelism() >= 2 && hasBinary('taskset');
+const machine = `${os.cpus()[0]?.model.trim() ?? 'cpu'} × ${os.availableParallelism()}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, node ${process.version}`;
+const children: ChildProcess[] = [];
+const tmp = mkdtempSync(join(os.tmpdir(), 'remora-bench-'));
+
+function hasBinary(name: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${name}`]).status === 0;
+}
+
+function pinned(core: number, cmd: string, argv: string[]): [string, string[]] {
+  return pin ? ['taskset', ['-c', String(core), cmd, ...argv]] : [cmd, argv];
+}
+
+function start(core: number, cmd: string, argv: string[]): ChildProcess {
+  const [c, a] = pinned(core, cmd, argv);
+  const child = spawn(c, a, { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  return child;
+}
+
+function waitForOutput(child: ChildProcess, re: RegExp, ms = 15000): Promise<RegExpExecArray> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`timeout waiting for ${re}: ${out}`)), ms);
+    const on = (d: Buffer): void => {
+      out += d.toString();
+      const m = re.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m);
+      }
+    };
+    child.stdout!.on('data', on);
+    child.stderr!.on('data', on);
+  });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitPort(port: number, ms = 10000): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    const ok = await new Promise<boolean>((r) => {
+      const s = net.connect(port, '127.0.0.1', () => {
+        s.destroy();
+        r(true);
+      });
+      s.on('error', () => r(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`port ${port} never opened`);
+}
+
+interface Target {
+  readonly name: string;
+  readonly port: number;
+  readonly pid?: number;
+}
+
+async function startTargets(upstreamPort: number): Promise<Target[]> {
+  const targets: Target[] = [{ name: 'direct', port: upstreamPort }];
+
+  const remoraPort = await freePort();
+  const remora = start(1, process.execPath, [
+    join(ROOT, 'bin/remora.js'),
+    'run',
+    '--listen',
+    `127.0.0.1:${remoraPort}`,
+    '--upstream',
+    `127.0.0.1:${upstreamPort}`,
+    '--workers',
+    String(workers),
+    '--admin',
+    '127.0.0.1:0',
+  ]);
+  await waitForOutput(remora, /remora ready/);
+  targets.push({ name: 'remora', port: remoraPort, pid: remora.pid });
+
+  if (!args['no-peers'] && hasBinary('nginx')) {
+    const port = await freePort();
+    const conf = join(tmp, 'nginx.conf');
+    writeFileSync(
+      conf,
+      `worker_processes ${workers};\ndaemon off;\npid ${tmp}/nginx.pid;\nerror_log ${tmp}/nginx-error.log;\n` +
+        `events { worker_connections 4096; }\nhttp {\n  access_log off;\n` +
+        `  client_body_temp_path ${tmp}; proxy_temp_path ${tmp}; fastcgi_temp_path ${tmp}; uwsgi_temp_path ${tmp}; scgi_temp_path ${tmp};\n` +
+        `  upstream up { server 127.0.0.1:${upstreamPort}; keepalive 128; }\n` +
+        `  server { listen 127.0.0.1:${port}; location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; } }\n}\n`,
+    );
+    const nginx = start(1, "nginx", ["-c", conf, "-p", tmp]);
+    nginx.stderr!.on("data", (d: Buffer) => process.stderr.write(`nginx: ${d}`));
+    await waitPort(port);
+    targets.push({ name: 'nginx', port, pid: nginx.pid });
+  }
+  if (!args['no-peers'] && hasBinary('haproxy')) {
+    const port = await freePort();
+    const conf = join(tmp, 'haproxy.cfg');
+    writeFileSync(
+      conf,
+      `global\n  nbthread ${workers}\n  maxconn 4096\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n  option http-keep-alive\n` +
+        `frontend fe\n  bind 127.0.0.1:${port}\n  default_backend be\nbackend be\n  http-reuse always\n  server s1 127.0.0.1:${upstreamPort}\n`,
+    );
+    const haproxy = start(1, "haproxy", ["-f", conf, "-db"]);
+    haproxy.stderr!.on("data", (d: Buffer) => process.stderr.write(`haproxy: ${d}`));
+    await waitPort(port);
+    targets.push({ name: 'haproxy', port, pid: haproxy.pid });
+  }
+  return targets;
+}
+
+function median(xs: number[]): number {
+  const s = xs.slice().sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : Math.round((s[m - 1] + s[m]) / 2);
+}
+
+function rssMb(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Math.round(Number(m[1]) / 1024) : null;
+  } catch {
+    return null;
+  }
+}
+
+async function throughput(port: number, seconds: number): Promise<number> {
+  const result = await autocannon({ url: `http://127.0.0.1:${port}/`, connections: 50, pipelining: 1, duration: seconds });
+  return result.requests.average;
+}
+
+async function main(): Promise<void> {
+  // The load generator (this process, every thread of it) shares core 0 with the upstream.
+  if (pin) spawnSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { stdio: 'ignore' });
+  const upstream = start(0, process.execPath, [join(ROOT, 'dist/bench/upstream-uws.js'), args.size!]);
+  const upstreamPort = Number((await waitForOutput(upstream, /^(\d+)\n/m))[1]);
+  const targets = await startTargets(upstreamPort);
+  const names = targets.map((t) => t.name);
+  process.stderr.write(`targets: ${names.join(', ')}; pinning ${pin ? 'on' : 'off'}\n`);
+
+  const latency: Record<string, LatencySummary[]> = Object.fromEntries(names.map((n) => [n, []]));
+  for (let r = 0; r < rounds; r++) {
+    for (const t of targets) {
+      process.stderr.write(`latency round ${r + 1}/${rounds}: ${t.name} at ${rate} req/s for ${durationMs / 1000}s\n`);
+      latency[t.name].push(await runOpenLoop({ port: t.port, rate, durationMs, connections }));
+    }
+  }
+
+  const tput: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
+  const tputSeconds = Number(args['throughput-duration']);
+  if (!args['no-throughput']) {
+    for (let r = 0; r < 3; r++) {
+      for (const t of targets) {
+        process.stderr.write(`throughput round ${r + 1}/3: ${t.name}\n`);
+        tput[t.name].push(await throughput(t.port, tputSeconds));
+      }
+    }
+  }
+  const rss = Object.fromEntries(targets.map((t) => [t.name, rssMb(t.pid)]));
+
+  // Added latency per round (target minus direct in the same round), then the median.
+  const pcts = ['p50', 'p90', 'p99', 'p999'] as const;
+  const summary = names.map((name) => {
+    const rows = latency[name];
+    const added = Object.fromEntries(
+      pcts.map((p) => {
+        const perRound = rows.map((row, i) => row[p] - latency.direct[i][p]);
+        return [p, { median: median(perRound), min: Math.min(...perRound), max: Math.max(...perRound) }];
+      }),
+    );
+    const absolute = Object.fromEntries(pcts.map((p) => [p, median(rows.map((row) => row[p]))]));
+    const rps = tput[name].length > 0 ? median(tput[name]) : null;
+    const directRps = tput.direct.length > 0 ? median(tput.direct) : null;
+    return {
+      name,
+      absolute_us: absolute,
+      added_us: added,
+      errors: rows.reduce((a, r) => a + r.errors, 0),
+      throughput_rps: rps,
+      throughput_vs_direct: rps !== null && directRps ? Math.round((rps / directRps) * 1000) / 1000 : null,
+      rss_mb_after: rss[name],
+    };
+  });
+
+  const when = new Date().toISOString();
+  const command = `npm run bench:latency -- ${process.argv.slice(2).join(' ')}`.trim();
+  const result = { when, command, machine, rate, duration_s: durationMs / 1000, rounds, workers, connections, body_bytes: Number(args.size), pinned: pin, summary, raw: { latency, throughput: tput } };
+
+  const lines = [
+    `# Latency and throughput — ${when}`,
+    '',
+    `Command: \`${command}\`  `,
+    `Machine: ${machine}; pinning ${pin ? 'proxy on core 1, load generator + upstream on core 0' : 'off'}  `,
+    `Fixed rate ${rate} req/s, ${durationMs / 1000} s × ${rounds} rounds interleaved, ${connections} keep-alive connections, ${args.size}-byte responses, ${workers} proxy worker(s).`,
+    'Latency from bench/lib/open-loop.ts (µs, from scheduled send); throughput from autocannon (50 connections, 3 rounds).',
+    '',
+    '| target | p50 µs | p99 µs | added p50 µs (min–max) | added p99 µs (min–max) | added p99.9 µs | closed-loop req/s | vs direct | RSS MB | errors |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+    ...summary.map((s) => {
+      const a = s.added_us as Record<string, { median: number; min: number; max: number }>;
+      const abs = s.absolute_us as Record<string, number>;
+      return `| ${s.name} | ${abs.p50} | ${abs.p99} | ${a.p50.median} (${a.p50.min}–${a.p50.max}) | ${a.p99.median} (${a.p99.min}–${a.p99.max}) | ${a.p999.median} | ${s.throughput_rps ?? '-'} | ${s.throughput_vs_direct ?? '-'} | ${s.rss_mb_after ?? '-'} | ${s.errors} |`;
+    }),
+    '',
+  ];
+  mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
+  const stamp = when.replace(/[:.]/g, '-');
+  writeFileSync(join(ROOT, `bench/results/latency-${stamp}.json`), JSON.stringify(result, null, 2) + '\n');
+  writeFileSync(join(ROOT, `bench/results/latency-${stamp}.md`), lines.join('\n'));
+  process.stdout.write(lines.join('\n'));
+}
+
+function cleanup(): void {
+  for (const c of children) {
+    if (c.pid !== undefined && c.exitCode === null) {
+      try {
+        process.kill(c.pid, 'SIGTERM');
+      } catch {
+        // already gone
+      }
+    }
+  }
+  rmSync(tmp, { recursive: true, force: true });
+}
+
+main()
+  .catch((err: unknown) => {
+    process.stderr.write(`bench failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exitCode = 1;
+  })
+  .finally(() => {
+    cleanup();
+    setTimeout(() => process.exit(), 500).unref();
+  });
