@@ -69,6 +69,7 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
   begin(table: ClusterTable, listen: (events: DownstreamEvents, hasBody: boolean) => void): void {
     this.ctx.inflight++;
     const req = this.req;
+    this.isHead = req.method === 'HEAD'; // before any reject: a refused HEAD gets no body either
     const headers = req.headers;
     let host = '';
     let contentLength = -1;
@@ -111,7 +112,6 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
       this.bodyMode = BodyMode.Fixed;
     }
     if (this.requestId === '') this.requestId = randomUUID();
-    this.isHead = req.method === 'HEAD';
 
     const route = table.match({ host, method: req.method, path: req.path, headers });
     if (route === null) return this.localReply(404, ResponseFlag.NoRoute, 'no route matched', false);
@@ -185,6 +185,7 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
   onAbort(): void {
     if (this.finished) return;
     this.cancelled = true;
+    this.ctx.stats.downstreamResets++;
     const conn = this.conn;
     this.conn = null;
     conn?.destroy(); // an upstream request nobody waits for is cancelled, not finished
@@ -210,6 +211,11 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
     const ds = this.ds;
     const route = this.route!;
     this.headSent = true;
+    if (this.timer !== null) {
+      // The route timeout ends with the response headers; the body may take its time.
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
     this.status = status;
     this.responseLength = bodyLength;
     ds.writeStatus(status, reason);
@@ -364,7 +370,7 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
 
   private startTimer(): void {
     const ms = this.route?.timeoutMs ?? 0;
-    if (ms > 0 && this.timer === null && !this.finished) this.timer = setTimeout(this.onTimeout, ms);
+    if (ms > 0 && this.timer === null && !this.finished && !this.headSent) this.timer = setTimeout(this.onTimeout, ms);
   }
 
   private readonly onTimeout = (): void => {
@@ -398,6 +404,8 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
 
   /** A request that must not be forwarded: 400 (or 501) and close the connection. */
   private reject(status: number, reason: string): void {
+    // Refused while the headers were still being read: no id was taken or made yet.
+    if (this.requestId === '') this.requestId = randomUUID();
     this.localReply(status, ResponseFlag.DownstreamProtocolError, reason, true);
   }
 

@@ -27,6 +27,8 @@ function closeEverything(): void {
 }
 
 export default async function serve(task: ServeTask): Promise<{ slot: number; stopped: true }> {
+  // Fault injection for tests: a worker that cannot start.
+  if (process.env.REMORA_FAULT_INJECTION === 'worker_start') throw new Error('injected worker startup failure');
   const { slot } = task;
   const port = task.port;
   const log = createLogger({ worker: slot, threadId });

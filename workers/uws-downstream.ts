@@ -63,8 +63,11 @@ export class UwsDownstream implements Downstream {
 
   endWithoutBody(reportedLength: number): void {
     if (this.aborted) return;
-    if (reportedLength >= 0) this.res.endWithoutBody(reportedLength);
-    else this.res.endWithoutBody();
+    // This uWS build takes endWithoutBody(n > 0) as a promise of n body bytes still to
+    // come: the response never completes and the next request on the connection aborts
+    // it. So the length goes out as a plain header and uWS is told there is no body.
+    if (reportedLength >= 0) this.res.writeHeader('content-length', String(reportedLength));
+    this.res.endWithoutBody();
   }
 
   respond(
@@ -79,14 +82,25 @@ export class UwsDownstream implements Downstream {
     this.res.cork(() => {
       this.res.writeStatus(statusLine(status, reason));
       for (let i = 0; i < headers.length; i += 2) this.res.writeHeader(headers[i], headers[i + 1]);
-      if (headOnly) this.res.endWithoutBody(Buffer.byteLength(body), closeConnection);
-      else this.res.end(body, closeConnection);
+      if (!headOnly) {
+        this.res.end(body, closeConnection);
+      } else if (closeConnection) {
+        // uWS has no "no body, close" without writing its own Content-Length (see
+        // endWithoutBody): announce 0; the connection ends after this head anyway.
+        this.res.endWithoutBody(0, true);
+      } else {
+        this.res.writeHeader('content-length', String(Buffer.byteLength(body)));
+        this.res.endWithoutBody();
+      }
     });
   }
 
   close(): void {
     if (this.aborted) return;
     this.aborted = true; // uWS calls onAborted too, but this side no longer writes
+    // The pipeline chose to close: uWS's onAborted (called from inside res.close()) must
+    // not reach it as a client abort, or the exchange records DC instead of its reason.
+    this.events = null;
     this.res.close();
   }
 

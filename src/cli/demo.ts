@@ -12,7 +12,7 @@ const CONFIG = fileURLToPath(new URL('../../../deploy/examples/remora.yaml', imp
 async function demo(): Promise<void> {
   const loaded = loadConfigFile(CONFIG);
   if (!loaded.ok) {
-    process.stderr.write(formatErrors(CONFIG, loaded.errors));
+    process.stderr.write(`${formatErrors(CONFIG, loaded.errors)}\n`);
     process.exit(1);
   }
   const upstreams = await Promise.all([startDemoUpstream('demo-1', 8081), startDemoUpstream('demo-2', 8082)]);

@@ -78,7 +78,7 @@ export async function main(argv: string[]): Promise<number> {
         process.stdout.write(`${rest[0]}: valid\n`);
         return 0;
       }
-      process.stderr.write(formatErrors(rest[0], result.errors));
+      process.stderr.write(`${formatErrors(rest[0], result.errors)}\n`);
       return 1;
     }
     case 'run':
@@ -115,7 +115,7 @@ async function run(flags: RunFlags): Promise<number> {
     }
     const result = loadConfigFile(flags.config);
     if (!result.ok) {
-      process.stderr.write(formatErrors(flags.config, result.errors));
+      process.stderr.write(`${formatErrors(flags.config, result.errors)}\n`);
       return 1;
     }
     config = result.config;
@@ -125,7 +125,7 @@ async function run(flags: RunFlags): Promise<number> {
     if (typeof raw === 'string') return usage(raw);
     const result = validateConfig(raw);
     if (!result.ok) {
-      process.stderr.write(formatErrors('command line', result.errors));
+      process.stderr.write(`${formatErrors('command line', result.errors)}\n`);
       return 1;
     }
     config = result.config;

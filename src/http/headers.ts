@@ -44,11 +44,13 @@ export function isValidHeaderName(name: string): boolean {
 }
 
 /** Field values may hold visible characters, space, tab and obs-text; never CR, LF, NUL
- *  or other controls (request smuggling and header injection). */
+ *  or other controls (request smuggling and header injection). Values arrive decoded
+ *  from UTF-8 and leave encoded as UTF-8, so any code point from 0x80 up is obs-text
+ *  on the wire and allowed. */
 export function isValidHeaderValue(value: string): boolean {
   for (let i = 0; i < value.length; i++) {
     const c = value.charCodeAt(i);
-    if ((c < 0x20 && c !== 0x09) || c === 0x7f || c > 0xff) return false;
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return false;
   }
   return true;
 }

@@ -42,7 +42,8 @@ export async function startRemora(config: RemoraConfig, log: Logger): Promise<Ru
   } catch (err) {
     admin.close();
     await pool.stop(0);
-    throw new RemoraError('REMORA_ERR_LISTEN', err instanceof Error ? err.message : String(err));
+    if (err instanceof RemoraError) throw err;
+    throw new RemoraError('REMORA_ERR_WORKER', err instanceof Error ? err.message : String(err), { cause: err });
   }
   let stopped: Promise<void> | null = null;
   return {

@@ -1,17 +1,21 @@
 // Starts and supervises the workers through piscina: one long-lived `serve` task per
 // worker slot, each with its own MessagePort. A serve task that rejects means its
 // worker died; the slot gets a new serve task (piscina brings up a new thread) while
-// the other workers keep serving.
+// the other workers keep serving. A worker that dies during startup fails start()
+// instead (a broken build or config would otherwise restart forever); replacements
+// that keep dying before they listen are restarted with an increasing delay.
 
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { ConfigSnapshot } from '../config/types.js';
+import { RemoraError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { FromWorker, ServeTask, ToWorker, WorkerStatsReply } from '../shared/messages.js';
 
 const SERVE_FILE = fileURLToPath(new URL('../../workers/serve.js', import.meta.url));
 const RESTART_DELAY_MS = 100;
+const MAX_RESTART_DELAY_MS = 5000;
 
 export type SlotState = 'starting' | 'listening' | 'failed' | 'restarting' | 'stopped';
 
@@ -29,6 +33,11 @@ export class WorkerPool {
   private readonly piscina: Piscina;
   private snapshot: ConfigSnapshot;
   private stopping = false;
+  /** True once every slot has listened; before that a dying worker fails start(). */
+  private started = false;
+  private onStartFailure: ((err: Error) => void) | null = null;
+  /** Per slot: deaths since the slot last listened (drives the restart delay). */
+  private readonly deathStreak: number[];
   private nextStatsId = 1;
   private readonly statsWaiters = new Map<number, (reply: WorkerStatsReply) => void>();
   private readonly listeners: ((slot: WorkerSlot, msg: FromWorker) => void)[] = [];
@@ -56,20 +65,32 @@ export class WorkerPool {
       restarts: 0,
       port: null,
     }));
+    this.deathStreak = this.slots.map(() => 0);
   }
 
-  /** Starts every slot; resolves when all listen on `snapshot`, rejects on a bind failure. */
+  /** Starts every slot; resolves when all listen on `snapshot`. Rejects with a
+   *  RemoraError on a bind failure (REMORA_ERR_LISTEN) or when a worker dies before the
+   *  pool is up (REMORA_ERR_WORKER). */
   start(): Promise<void> {
     return new Promise((resolve, reject) => {
+      const fail = (err: RemoraError): void => {
+        this.off(check);
+        this.onStartFailure = null;
+        reject(err);
+      };
       const check = (slot: WorkerSlot, msg: FromWorker): void => {
         if (msg.type === 'listen_failed') {
-          this.off(check);
-          reject(new Error(`listener ${msg.listener} cannot bind ${msg.address}:${msg.port} (in use or not permitted)`));
+          const where = `${msg.address}:${msg.port}`;
+          fail(new RemoraError('REMORA_ERR_LISTEN', `listener ${msg.listener} cannot bind ${where} (in use or not permitted)`));
         } else if (this.allListening(this.snapshot.version)) {
           this.off(check);
+          this.onStartFailure = null;
+          this.started = true;
           resolve();
         }
       };
+      this.onStartFailure = (err) =>
+        fail(new RemoraError('REMORA_ERR_WORKER', `worker failed to start: ${err.message}`, { cause: err }));
       this.listeners.push(check);
       for (const slot of this.slots) this.runSlot(slot);
     });
@@ -140,12 +161,19 @@ export class WorkerPool {
           slot.state = 'stopped';
           return;
         }
+        if (!this.started) {
+          slot.state = 'failed';
+          this.onStartFailure?.(err instanceof Error ? err : new Error(String(err)));
+          return;
+        }
         slot.state = 'restarting';
         slot.restarts++;
-        this.log.error({ err, worker: slot.slot, restarts: slot.restarts }, 'worker died; starting a replacement');
+        const streak = this.deathStreak[slot.slot]++;
+        const delay = Math.min(RESTART_DELAY_MS * 2 ** streak, MAX_RESTART_DELAY_MS);
+        this.log.error({ err, worker: slot.slot, restarts: slot.restarts, delayMs: delay }, 'worker died; starting a replacement');
         setTimeout(() => {
           if (!this.stopping) this.runSlot(slot);
-        }, RESTART_DELAY_MS);
+        }, delay);
       });
   }
 
@@ -153,6 +181,7 @@ export class WorkerPool {
     switch (msg.type) {
       case 'listening':
         slot.state = 'listening';
+        this.deathStreak[slot.slot] = 0;
         slot.threadId = msg.threadId;
         slot.version = msg.version;
         if (slot.restarts > 0) this.log.info({ worker: slot.slot, threadId: msg.threadId }, 'replacement worker listening');

@@ -74,7 +74,9 @@ export class UpstreamConnection {
     this.responseDone = false;
     this.chunkedBody = bodyMode === 'chunked';
     this.parser.start(this, isHead);
-    this.socket.write(head, 'latin1');
+    // The head is built from strings uWS decoded from UTF-8 (and config values): encode
+    // them back as UTF-8 so non-ASCII bytes in paths and values go out as they came in.
+    this.socket.write(head, 'utf8');
   }
 
   /** Writes a piece of the request body; false means wait for onUpstreamDrain. */

@@ -195,11 +195,15 @@ export class ResponseParser {
     const headEnd = end + 4;
     const consumedFromBuf = this.pending !== null ? headEnd - this.pending.length + pos : headEnd;
     this.pending = null;
-    this.parseHead(data.toString('latin1', from, end));
+    // UTF-8, as the front end writes strings back out as UTF-8: non-ASCII field values
+    // (valid UTF-8) reach the client byte for byte. CR and LF never occur inside a
+    // multi-byte sequence, so splitting the decoded text on CRLF is safe.
+    this.parseHead(data.toString('utf8', from, end));
     return consumedFromBuf;
   }
 
   private parseHead(text: string): void {
+    if (hasBadControl(text)) throw new ProtocolError('control character in response head');
     const lines = text.split('\r\n');
     const statusLine = lines[0];
     // HTTP/1.x SP 3DIGIT SP reason
@@ -317,6 +321,23 @@ export class ResponseParser {
     this.handler!.onComplete();
     return pos + (used - fromPending);
   }
+}
+
+/** True when a head holds a control character other than HTAB or a CR LF pair: a bare
+ *  CR or LF (which many clients take as a line end), NUL, DEL. Passed on, they would
+ *  let an upstream inject header lines into the client's response. */
+function hasBadControl(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0x20) {
+      if (c === 0x7f) return true;
+    } else if (c === 0x0d && text.charCodeAt(i + 1) === 0x0a) {
+      i++;
+    } else if (c !== 0x09) {
+      return true;
+    }
+  }
+  return false;
 }
 
 function hexValue(c: number): number {

@@ -1,0 +1,210 @@
+// Routing end to end through the real proxy: virtual hosts by Host, prefix / exact /
+// regex paths, method and header matchers, prefix_rewrite and host_rewrite as the
+// upstream sees them, direct responses, 404 NR, and a per-route timeout (504 UT).
+
+import t from 'tap';
+import type http from 'node:http';
+import { namedUpstream, request, startRemora, startUpstream, type Reply } from '../helpers/remora.js';
+
+/** What the echo upstream saw: request line pieces and a few headers. */
+interface Seen {
+  method: string;
+  url: string;
+  host: string;
+  forwardedHost: string;
+}
+
+/** An upstream that answers with a JSON description of the request it received. */
+function echoUpstream() {
+  return startUpstream((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      const seen: Seen = {
+        method: req.method ?? '',
+        url: req.url ?? '',
+        host: req.headers.host ?? '',
+        forwardedHost: String(req.headers['x-forwarded-host'] ?? ''),
+      };
+      res.writeHead(200, { 'content-type': 'application/json', 'x-upstream': 'echo' });
+      res.end(JSON.stringify(seen));
+    });
+  });
+}
+
+/** An upstream that answers only after `delayMs` (for timeouts). */
+function slowUpstream(delayMs: number) {
+  const timers = new Set<NodeJS.Timeout>();
+  const handler: http.RequestListener = (req, res) => {
+    req.resume();
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      res.writeHead(200, { 'x-upstream': 'slow' });
+      res.end('slow');
+    }, delayMs);
+    timers.add(timer);
+  };
+  return startUpstream(handler).then((up) => ({
+    ...up,
+    close: async () => {
+      for (const timer of timers) clearTimeout(timer);
+      await up.close();
+    },
+  }));
+}
+
+const cluster = (name: string, port: number) => ({ name, endpoints: [{ address: '127.0.0.1', port }] });
+const to = (c: string, extra: Record<string, unknown> = {}) => ({ cluster: c, ...extra });
+
+t.test('routing through the real proxy', async (t) => {
+  const [a, b, c, echo, slow] = await Promise.all([
+    namedUpstream('a'),
+    namedUpstream('b'),
+    namedUpstream('c'),
+    echoUpstream(),
+    slowUpstream(3000),
+  ]);
+  const config = {
+    workers: 1,
+    admin: { address: '127.0.0.1', port: 0 },
+    listeners: [
+      {
+        name: 'main',
+        address: '127.0.0.1',
+        port: 0,
+        virtual_hosts: [
+          {
+            name: 'api',
+            domains: ['api.local'],
+            routes: [
+              { name: 'exact', match: { path: '/exact' }, route: to('b') },
+              { name: 'regex', match: { regex: '/v[0-9]+/items' }, route: to('c') },
+              { name: 'rewrite', match: { prefix: '/old/' }, route: to('echo', { prefix_rewrite: '/new/' }) },
+              { name: 'strip', match: { prefix: '/strip' }, route: to('echo', { prefix_rewrite: '' }) },
+              { name: 'host', match: { prefix: '/host/' }, route: to('echo', { host_rewrite: 'internal.svc:8080' }) },
+              { name: 'echo', match: { prefix: '/echo/' }, route: to('echo') },
+              { name: 'post-only', match: { prefix: '/m', methods: ['POST', 'PUT'] }, route: to('b') },
+              { name: 'canary', match: { prefix: '/h', headers: [{ name: 'X-Canary', exact: 'yes' }] }, route: to('c') },
+              { name: 'beta', match: { prefix: '/h', headers: [{ name: 'x-beta', present: true }] }, route: to('b') },
+              { name: 'direct', match: { path: '/direct' }, direct_response: { status: 201, body: 'made here' } },
+              { name: 'slow', match: { prefix: '/slow' }, route: to('slow', { timeout_ms: 300 }) },
+              { name: 'rest', match: { prefix: '/' }, route: to('a') },
+            ],
+          },
+          { name: 'api-admin-port', domains: ['api.local:9999'], routes: [{ match: { prefix: '/' }, route: to('c') }] },
+          { name: 'web', domains: ['*.web.local'], routes: [{ match: { prefix: '/' }, route: to('c') }] },
+          { name: 'strict', domains: ['strict.local'], routes: [{ match: { path: '/only' }, route: to('a') }] },
+        ],
+      },
+    ],
+    clusters: [
+      cluster('a', a.port),
+      cluster('b', b.port),
+      cluster('c', c.port),
+      cluster('echo', echo.port),
+      cluster('slow', slow.port),
+    ],
+  };
+  const remora = await startRemora(config);
+  t.teardown(async () => {
+    await remora.stop();
+    await Promise.all([a, b, c, echo, slow].map((u) => u.close()));
+  });
+  const port = remora.ports.main;
+  const send = (host: string, path: string, opts: { method?: string; headers?: Record<string, string> } = {}): Promise<Reply> =>
+    request(port, { path, method: opts.method, headers: { host, ...(opts.headers ?? {}) } });
+  const upstreamOf = (r: Reply): string => String(r.headers['x-upstream'] ?? `(status ${r.status}: ${r.text.trim()})`);
+  const echoOf = (r: Reply): Seen => {
+    if (r.status !== 200 || r.headers['x-upstream'] !== 'echo') throw new Error(`expected the echo upstream, got ${r.status} ${r.text}`);
+    return JSON.parse(r.text) as Seen;
+  };
+
+  t.test('virtual hosts by Host', async (t) => {
+    t.equal(upstreamOf(await send('api.local', '/x')), 'a', 'api.local → api vhost → a');
+    t.equal(upstreamOf(await send('API.LOCAL', '/x')), 'a', 'Host is matched case-insensitively');
+    t.equal(upstreamOf(await send('api.local:1234', '/x')), 'a', 'a port in Host is ignored for a domain without one');
+    t.equal(upstreamOf(await send('api.local:9999', '/x')), 'c', 'api.local:9999 matches the domain with that port');
+    t.equal(upstreamOf(await send('shop.web.local', '/x')), 'c', '*.web.local matches a subdomain');
+    t.equal(upstreamOf(await send('a.b.web.local', '/x')), 'c', '*.web.local matches a deeper subdomain');
+    const bare = await send('web.local', '/x');
+    t.equal(bare.status, 404, '*.web.local does not match web.local itself → 404');
+    t.equal(bare.headers['x-remora-flags'], 'NR', 'the 404 carries flag NR');
+  });
+
+  t.test('prefix, exact and regex paths', async (t) => {
+    t.equal(upstreamOf(await send('api.local', '/exact')), 'b', 'exact path → b');
+    t.equal(upstreamOf(await send('api.local', '/exact?q=1')), 'b', 'exact path ignores the query string');
+    t.equal(upstreamOf(await send('api.local', '/exact/more')), 'a', 'a longer path is not an exact match → fallback a');
+    t.equal(upstreamOf(await send('api.local', '/v2/items')), 'c', 'regex matches the whole path → c');
+    t.equal(upstreamOf(await send('api.local', '/v2/items/9')), 'a', 'regex does not match a longer path → fallback a');
+    t.equal(upstreamOf(await send('api.local', '/x/v2/items')), 'a', 'regex is anchored at the start → fallback a');
+    t.equal(upstreamOf(await send('api.local', '/echo/deep/path')), 'echo', 'prefix matches deeper paths');
+  });
+
+  t.test('method matching', async (t) => {
+    t.equal(upstreamOf(await send('api.local', '/m', { method: 'POST' })), 'b', 'POST matches the POST/PUT route');
+    t.equal(upstreamOf(await send('api.local', '/m', { method: 'PUT' })), 'b', 'PUT matches the POST/PUT route');
+    t.equal(upstreamOf(await send('api.local', '/m')), 'a', 'GET skips the POST/PUT route → fallback a');
+  });
+
+  t.test('header matching', async (t) => {
+    t.equal(upstreamOf(await send('api.local', '/h', { headers: { 'x-canary': 'yes' } })), 'c', 'x-canary: yes → c');
+    t.equal(upstreamOf(await send('api.local', '/h', { headers: { 'X-Canary': 'yes' } })), 'c', 'header names match case-insensitively');
+    t.equal(upstreamOf(await send('api.local', '/h', { headers: { 'x-canary': 'yes please' } })), 'a', 'exact needs the whole value → fallback a');
+    t.equal(upstreamOf(await send('api.local', '/h', { headers: { 'x-beta': '' } })), 'b', 'x-beta present (empty value) → b');
+    t.equal(
+      upstreamOf(await send('api.local', '/h', { headers: { 'x-canary': 'no', 'x-beta': '1' } })),
+      'b',
+      'the first route failing its header lets the next one match → b',
+    );
+    t.equal(upstreamOf(await send('api.local', '/h')), 'a', 'no matching headers → fallback a');
+  });
+
+  t.test('prefix_rewrite: the upstream sees the rewritten path, query kept', async (t) => {
+    const r1 = echoOf(await send('api.local', '/old/a/b?x=1&y=two'));
+    t.equal(r1.url, '/new/a/b?x=1&y=two', '/old/a/b?x=1&y=two → /new/a/b?x=1&y=two');
+    const r2 = echoOf(await send('api.local', '/old/'));
+    t.equal(r2.url, '/new/', 'the bare prefix rewrites to the new prefix');
+    const r3 = echoOf(await send('api.local', '/strip/z?k=v'));
+    t.equal(r3.url, '/z?k=v', 'an empty prefix_rewrite strips the prefix');
+    const r4 = echoOf(await send('api.local', '/echo/p?q=%20x'));
+    t.equal(r4.url, '/echo/p?q=%20x', 'without a rewrite the path and raw query pass unchanged');
+    t.equal(r4.host, 'api.local', 'without host_rewrite the upstream sees the original Host');
+  });
+
+  t.test('host_rewrite: the upstream sees the new Host', async (t) => {
+    const seen = echoOf(await send('api.local', '/host/x'));
+    t.equal(seen.host, 'internal.svc:8080', 'Host is replaced by host_rewrite');
+    t.equal(seen.forwardedHost, 'api.local', 'x-forwarded-host keeps the original Host');
+    t.equal(seen.url, '/host/x', 'the path is unchanged');
+  });
+
+  t.test('direct_response', async (t) => {
+    const r = await send('api.local', '/direct');
+    t.equal(r.status, 201, 'direct response status');
+    t.equal(r.text, 'made here', 'direct response body, as configured');
+    t.equal(r.headers['x-upstream'], undefined, 'no upstream was involved');
+    const head = await send('api.local', '/direct', { method: 'HEAD' });
+    t.equal(head.status, 201, 'HEAD gets the direct status');
+    t.equal(head.text, '', 'HEAD gets no body');
+  });
+
+  t.test('no route → 404 with x-remora-flags: NR', async (t) => {
+    const noHost = await send('nowhere.test', '/');
+    t.equal(noHost.status, 404, 'unknown Host without a * vhost → 404');
+    t.equal(noHost.headers['x-remora-flags'], 'NR', 'flag NR for an unknown Host');
+    const noPath = await send('strict.local', '/other');
+    t.equal(noPath.status, 404, 'known vhost, no matching route → 404');
+    t.equal(noPath.headers['x-remora-flags'], 'NR', 'flag NR for an unmatched path');
+    t.equal(upstreamOf(await send('strict.local', '/only')), 'a', 'the vhost still routes its one path');
+  });
+
+  t.test('per-route timeout_ms → 504 UT', async (t) => {
+    const started = Date.now();
+    const r = await send('api.local', '/slow');
+    const elapsed = Date.now() - started;
+    t.equal(r.status, 504, 'a slow upstream past timeout_ms 300 gives 504');
+    t.equal(r.headers['x-remora-flags'], 'UT', 'flag UT (upstream request timeout)');
+    t.ok(elapsed < 2500, `the 504 comes well before the upstream's 3000 ms answer (took ${elapsed} ms)`);
+    t.equal(upstreamOf(await send('api.local', '/x')), 'a', 'the proxy keeps serving after a timeout');
+  });
+});
