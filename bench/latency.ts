@@ -3,7 +3,7 @@
 //
 //   npm run bench:latency -- [--rate 5000] [--duration 5] [--rounds 5] [--workers 1]
 //                            [--connections 16] [--size 100] [--throughput-duration 5]
-//                            [--no-pin] [--no-peers] [--no-throughput]
+//                            [--warmup 5] [--no-pin] [--no-peers] [--no-throughput]
 //
 // Layout (DESIGN.md): load generator + upstream pinned to core 0, the proxy under test
 // to core 1. Fixed-rate latency uses bench/lib/open-loop.ts (µs, coordinated omission
@@ -30,6 +30,7 @@ const { values: args } = parseArgs({
     connections: { type: 'string', default: '16' },
     size: { type: 'string', default: '100' },
     'throughput-duration': { type: 'string', default: '5' },
+    warmup: { type: 'string', default: '5' },
     'no-pin': { type: 'boolean', default: false },
     'no-peers': { type: 'boolean', default: false },
     'no-throughput': { type: 'boolean', default: false },
@@ -185,12 +186,22 @@ async function throughput(port: number, seconds: number): Promise<number> {
 async function main(): Promise<void> {
   // The load generator (this process, every thread of it) shares core 0 with the upstream.
   if (pin) spawnSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { stdio: 'ignore' });
+  // The generator spins (setImmediate) to keep its schedule; at the lowest priority it
+  // yields core 0 to the upstream whenever the upstream has work, instead of sharing it.
+  os.setPriority(19);
   const upstream = start(0, process.execPath, [join(ROOT, 'dist/bench/upstream-uws.js'), args.size!]);
   const upstreamPort = Number((await waitForOutput(upstream, /^(\d+)\n/m))[1]);
   const targets = await startTargets(upstreamPort);
   const names = targets.map((t) => t.name);
   process.stderr.write(`targets: ${names.join(', ')}; pinning ${pin ? 'on' : 'off'}\n`);
 
+  // Steady state only: JIT tier-up and pool growth happen during a warm-up per target.
+  const warmupMs = Number(args.warmup) * 1000;
+  for (const t of targets) {
+    if (warmupMs <= 0) break;
+    process.stderr.write(`warm-up: ${t.name} at ${rate} req/s for ${warmupMs / 1000}s\n`);
+    await runOpenLoop({ port: t.port, rate, durationMs: warmupMs, connections });
+  }
   const latency: Record<string, LatencySummary[]> = Object.fromEntries(names.map((n) => [n, []]));
   for (let r = 0; r < rounds; r++) {
     for (const t of targets) {
@@ -244,7 +255,7 @@ async function main(): Promise<void> {
     '',
     `Command: \`${command}\`  `,
     `Machine: ${machine}; pinning ${pin ? 'proxy on core 1, load generator + upstream on core 0' : 'off'}  `,
-    `Fixed rate ${rate} req/s, ${durationMs / 1000} s × ${rounds} rounds interleaved, ${connections} keep-alive connections, ${args.size}-byte responses, ${workers} proxy worker(s).`,
+    `Fixed rate ${rate} req/s after a ${args.warmup} s warm-up per target, ${durationMs / 1000} s × ${rounds} rounds interleaved, ${connections} keep-alive connections, ${args.size}-byte responses, ${workers} proxy worker(s).`,
     'Latency from bench/lib/open-loop.ts (µs, from scheduled send); throughput from autocannon (50 connections, 3 rounds).',
     '',
     '| target | p50 µs | p99 µs | added p50 µs (min–max) | added p99 µs (min–max) | added p99.9 µs | closed-loop req/s | vs direct | RSS MB | errors |',

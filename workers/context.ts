@@ -2,6 +2,7 @@
 // tables, cluster runtimes), the logger and this worker's counters. A new snapshot
 // replaces the tables in one assignment; requests in flight keep the route they matched.
 
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { ConfigSnapshot } from '../src/config/types.js';
 import type { Logger } from '../src/core/log.js';
 import { RouteTable } from '../src/router/route-table.js';
@@ -35,6 +36,8 @@ export class WorkerContext {
     flags: {},
   };
   private readonly sweepTimer: NodeJS.Timeout;
+  /** Event-loop delay of this worker (ns), sampled every 20 ms; shown by /workers. */
+  private readonly loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: 20 });
 
   constructor(
     readonly slot: number,
@@ -42,6 +45,19 @@ export class WorkerContext {
   ) {
     this.sweepTimer = setInterval(this.sweep, 1000);
     this.sweepTimer.unref();
+    this.loopDelay.enable();
+  }
+
+  /** Event-loop delay since the last call, in microseconds. */
+  takeLoopDelay(): { p50_us: number; p99_us: number; max_us: number } {
+    const h = this.loopDelay;
+    const out = {
+      p50_us: Math.round(h.percentile(50) / 1000),
+      p99_us: Math.round(h.percentile(99) / 1000),
+      max_us: Math.round(h.max / 1000),
+    };
+    h.reset();
+    return out;
   }
 
   /** Compiles and switches to a snapshot. Clusters keep their pools across versions. */
@@ -104,6 +120,7 @@ export class WorkerContext {
 
   close(): void {
     clearInterval(this.sweepTimer);
+    this.loopDelay.disable();
     for (const cluster of this.clusters.values()) cluster.close();
   }
 

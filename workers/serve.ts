@@ -86,7 +86,7 @@ export default async function serve(task: ServeTask): Promise<{ slot: number; st
               threadId,
               version: ctx.version,
               inflight: ctx.inflight,
-              stats: ctx.stats as unknown as Record<string, unknown>,
+              stats: { ...ctx.stats, event_loop_delay: ctx.takeLoopDelay() },
               clusters: ctx.clusterState(),
             });
             break;

@@ -7,6 +7,9 @@ import net from 'node:net';
 import { reportError } from '../core/report.js';
 import { ProtocolError, ResponseParser, type ResponseHandler } from './http1-parser.js';
 
+/** 64 KiB read buffer shared by this thread's upstream connections (see constructor). */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
 export type UpstreamFailure = 'connect' | 'connect_timeout' | 'reset' | 'protocol';
 
 /** What a connection talks to while it carries a request. */
@@ -52,11 +55,13 @@ export class UpstreamConnection {
     port: number,
     connectTimeoutMs: number,
   ) {
-    this.socket = net.connect({ host, port, noDelay: true });
+    // Reads land in one buffer shared by every connection of this thread (no Buffer per
+    // read): each read is parsed and handed on synchronously, and everything that keeps
+    // bytes past the call (parser head buffer, uWS backpressure) copies them.
+    this.socket = net.connect({ host, port, noDelay: true, onread: { buffer: READ_BUFFER, callback: this.onRead } });
     this.socket.setTimeout(connectTimeoutMs);
     this.socket.on('connect', this.onConnect);
     this.socket.on('timeout', guard(this.onTimeout));
-    this.socket.on('data', guard(this.onData));
     this.socket.on('drain', guard(this.onDrain));
     this.socket.on('error', guard(this.onError));
     this.socket.on('close', guard(this.onClose));
@@ -140,7 +145,16 @@ export class UpstreamConnection {
     }
   };
 
-  private readonly onData = (buf: Buffer): void => {
+  private readonly onRead = (nread: number, buf: Uint8Array): boolean => {
+    try {
+      this.onData(Buffer.from(buf.buffer, buf.byteOffset, nread));
+    } catch (err) {
+      reportError(err, 'upstream connection');
+    }
+    return true;
+  };
+
+  private onData(buf: Buffer): void {
     const sink = this.sink;
     if (sink === null) {
       // Bytes while idle: the upstream is confused; this connection cannot be trusted.
@@ -158,7 +172,7 @@ export class UpstreamConnection {
       return;
     }
     if (this.responseDone && this.sink === sink) this.finish();
-  };
+  }
 
   private readonly finishAtClose = (): void => {
     this.parser.finishAtClose();
