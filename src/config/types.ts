@@ -49,8 +49,9 @@ export interface RouteAction {
   readonly prefix_rewrite?: string;
   /** Replaces the Host header sent upstream. */
   readonly host_rewrite?: string;
-  /** Whole-request timeout, from the request's arrival to the end of the upstream
-   *  response headers. 0 disables. Default 15000 (Envoy's default). */
+  /** Route timeout: from the moment the whole client request has been received until
+   *  the upstream's response headers arrive (504, flag UT). 0 disables. Default 15000
+   *  (Envoy's default value; Envoy's timer also covers the response body). */
   readonly timeout_ms: number;
 }
 
