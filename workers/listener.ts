@@ -11,6 +11,13 @@ import type { DownstreamRequest } from './downstream.js';
 import { Exchange } from './exchange.js';
 import { UwsDownstream } from './uws-downstream.js';
 
+// One module-level callback collects headers for whichever request is being read (uWS
+// calls handlers one at a time), instead of a new closure per request.
+let collecting: string[] = [];
+function collectHeader(name: string, value: string): void {
+  collecting.push(name, value);
+}
+
 export class LiveListener {
   private socket: ListenSocket | null = null;
   private readonly app: TemplatedApp;
@@ -54,9 +61,8 @@ export class LiveListener {
     try {
       ds = new UwsDownstream(res);
       const headers: string[] = [];
-      req.forEach((name, value) => {
-        headers.push(name, value);
-      });
+      collecting = headers;
+      req.forEach(collectHeader);
       const request: DownstreamRequest = {
         method: req.getCaseSensitiveMethod(),
         path: req.getUrl(),

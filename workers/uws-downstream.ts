@@ -23,7 +23,8 @@ export class UwsDownstream implements Downstream {
   /** Starts delivering the request body to `events` (only when the request has one). */
   listen(events: DownstreamEvents, hasBody: boolean): void {
     this.events = events;
-    if (hasBody) this.res.onData(this.handleData);
+    // Closures are made only when needed: most requests have no body and never block.
+    if (hasBody) this.res.onData((ab, isLast) => this.handleData(ab, isLast));
   }
 
   cork(fn: () => void): void {
@@ -115,10 +116,10 @@ export class UwsDownstream implements Downstream {
   private hookWritable(): void {
     if (this.writableHooked) return;
     this.writableHooked = true;
-    this.res.onWritable(this.handleWritable);
+    this.res.onWritable((offset) => this.handleWritable(offset));
   }
 
-  private readonly handleWritable = (offset: number): boolean => {
+  private handleWritable(offset: number): boolean {
     try {
       if (this.aborted) return true;
       const chunk = this.pendingChunk;
@@ -133,7 +134,7 @@ export class UwsDownstream implements Downstream {
       reportError(err, 'uWS callback');
       return true;
     }
-  };
+  }
 
   private readonly handleAborted = (): void => {
     this.aborted = true;
@@ -144,7 +145,7 @@ export class UwsDownstream implements Downstream {
     }
   };
 
-  private readonly handleData = (ab: ArrayBuffer, isLast: boolean): void => {
+  private handleData(ab: ArrayBuffer, isLast: boolean): void {
     try {
       // uWS reuses `ab` after this call returns: copy it.
       const copy = Buffer.allocUnsafe(ab.byteLength);
@@ -153,5 +154,5 @@ export class UwsDownstream implements Downstream {
     } catch (err) {
       reportError(err, 'uWS callback');
     }
-  };
+  }
 }
