@@ -40,6 +40,7 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
   requestId = '';
   private route: CompiledRoute<ClusterRuntime> | null = null;
   private pool: EndpointPool | null = null;
+  private clusterRuntime: ClusterRuntime | null = null;
   private conn: UpstreamConnection | null = null;
   private upstreamHead = '';
   private isHead = false;
@@ -58,6 +59,15 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
   private timer: NodeJS.Timeout | null = null;
   private upstreamStartedAt = 0;
   readonly startedAt = performance.now();
+  // Accounting read by the recorders (stats, access log) when the exchange finishes.
+  /** Request body bytes received from the client. */
+  bytesIn = 0;
+  /** Response body bytes sent to the client (proxied responses). */
+  bytesOut = 0;
+  /** Microseconds from arrival to finish. */
+  durationUs = 0;
+  /** Microseconds from the upstream request's start to its end; -1 if none was made. */
+  upstreamUs = -1;
 
   constructor(
     private readonly ctx: WorkerContext,
@@ -121,6 +131,7 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
       return this.localReply(route.direct.status, ResponseFlag.DirectResponse, route.direct.body, false, true);
     }
     const cluster = pickTarget(route);
+    this.clusterRuntime = cluster;
     const pool = cluster.pick();
     if (pool === null) return this.localReply(503, ResponseFlag.NoHealthyUpstream, 'no healthy upstream', false);
     this.pool = pool;
@@ -133,6 +144,26 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
     listen(this, hasBody);
     if (!hasBody) this.startTimer();
     pool.acquire(this);
+  }
+
+  /** What the client asked for (method, path, headers, address). */
+  get request(): DownstreamRequest {
+    return this.req;
+  }
+
+  /** Matched route name, or '' when none matched. */
+  get routeName(): string {
+    return this.route?.name ?? '';
+  }
+
+  /** Upstream endpoint `address:port` the request went to, or ''. */
+  get endpoint(): string {
+    return this.pool?.key ?? '';
+  }
+
+  /** Cluster the request was sent to, or null (no route, direct response, rejected). */
+  get cluster(): ClusterRuntime | null {
+    return this.clusterRuntime;
   }
 
   // ---- PoolClient ----
@@ -161,6 +192,7 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
 
   onRequestBody(chunk: Buffer, isLast: boolean): void {
     if (this.finished) return;
+    this.bytesIn += chunk.length;
     if (chunk.length > 0) {
       if (this.retained !== null) {
         this.retainedBytes += chunk.length;
@@ -249,6 +281,7 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
 
   onBody(chunk: Buffer): void {
     if (this.finished) return;
+    this.bytesOut += chunk.length;
     if (!this.ds.write(chunk, this.responseLength) && !this.upstreamPaused) {
       this.upstreamPaused = true;
       this.conn?.pause();
@@ -432,6 +465,9 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
       this.timer = null;
     }
     if (this.pool !== null) this.pool.active--;
+    const now = performance.now();
+    this.durationUs = Math.round((now - this.startedAt) * 1000);
+    if (this.upstreamStartedAt > 0) this.upstreamUs = Math.round((now - this.upstreamStartedAt) * 1000);
     this.ctx.inflight--;
     this.ctx.record(this);
   }

@@ -4,7 +4,7 @@
 
 import type { Cluster as ClusterConfig } from '../config/types.js';
 import { createLoadBalancer, type LoadBalancer } from './load-balancer.js';
-import { EndpointPool, type PoolOptions } from './pool.js';
+import { EndpointPool, endpointKey, type PoolOptions } from './pool.js';
 
 export class ClusterRuntime {
   pools: EndpointPool[] = [];
@@ -58,8 +58,4 @@ function poolOptions(config: ClusterConfig): PoolOptions {
     idleTimeoutMs: config.idle_timeout_ms,
     maxConnections: config.max_connections_per_endpoint,
   };
-}
-
-export function endpointKey(address: string, port: number): string {
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }

@@ -28,11 +28,15 @@ export class EndpointPool implements ConnectionOwner {
   /** Requests dispatched to this endpoint and not yet finished (least_request reads it). */
   active = 0;
   private closed = false;
+  /** `address:port` (IPv6 in brackets), for logs and admin views. */
+  readonly key: string;
 
   constructor(
     readonly endpoint: Endpoint,
     private options: PoolOptions,
-  ) {}
+  ) {
+    this.key = endpointKey(endpoint.address, endpoint.port);
+  }
 
   get idleCount(): number {
     return this.idle.length;
@@ -128,4 +132,9 @@ export class EndpointPool implements ConnectionOwner {
     this.total++;
     return new UpstreamConnection(this, this.endpoint.address, this.endpoint.port, this.options.connectTimeoutMs);
   }
+}
+
+/** `address:port`, with IPv6 addresses in brackets. */
+export function endpointKey(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }
