@@ -6,7 +6,10 @@ import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { ConfigSnapshot } from '../src/config/types.js';
 import type { Logger } from '../src/core/log.js';
 import { RouteTable } from '../src/router/route-table.js';
+import { FLAGS } from '../src/stats/stat-names.js';
+import { ClusterStats, ListenerStats, StatsRecorder } from '../src/stats/recorder.js';
 import { ClusterRuntime } from '../src/upstream/cluster.js';
+import { AccessLogs, type AccessLogSink } from './access-log.js';
 import type { Exchange } from './exchange.js';
 
 export interface WorkerStats {
@@ -20,11 +23,28 @@ export interface WorkerStats {
   flags: Record<string, number>;
 }
 
+/** A listener as the pipeline sees it in one snapshot: its route table and stats. */
+export interface ListenerRuntime {
+  readonly name: string;
+  readonly table: RouteTable<ClusterRuntime>;
+  readonly stats: ListenerStats;
+  /** Access log (workers/access-log.ts), or null when the listener has none. */
+  readonly accessLog: AccessLogSink | null;
+  /** Start a W3C trace for requests without a traceparent (exchange.ts buildHead). */
+  readonly generateTraceparent: boolean;
+}
+
+/** Response flag → index into FLAGS (the listener's flag counters). */
+const FLAG_INDEX = new Map(FLAGS.map((f, i) => [f, i]));
+
 export class WorkerContext {
   version = 0;
   inflight = 0;
   readonly clusters = new Map<string, ClusterRuntime>();
-  private tables = new Map<string, RouteTable<ClusterRuntime>>();
+  private listeners = new Map<string, ListenerRuntime>();
+  /** This worker's access log files; closed by serve.ts when the worker stops. */
+  readonly accessLogs: AccessLogs;
+  readonly recorder: StatsRecorder;
   readonly stats: WorkerStats = {
     requests: 0,
     responses2xx: 0,
@@ -42,7 +62,11 @@ export class WorkerContext {
   constructor(
     readonly slot: number,
     readonly log: Logger,
+    statsSlab: SharedArrayBuffer,
   ) {
+    this.recorder = new StatsRecorder(statsSlab);
+    this.accessLogs = new AccessLogs(slot, log);
+    this.recorder.zeroGauges();
     this.sweepTimer = setInterval(this.sweep, 1000);
     this.sweepTimer.unref();
     this.loopDelay.enable();
@@ -52,9 +76,10 @@ export class WorkerContext {
   takeLoopDelay(): { p50_us: number; p99_us: number; max_us: number } {
     const h = this.loopDelay;
     const out = {
-      p50_us: Math.round(h.percentile(50) / 1000),
-      p99_us: Math.round(h.percentile(99) / 1000),
-      max_us: Math.round(h.max / 1000),
+      // The histogram holds whole timer periods; what is above the period is the delay.
+      p50_us: delayUs(h.percentile(50)),
+      p99_us: delayUs(h.percentile(99)),
+      max_us: delayUs(h.max),
     };
     h.reset();
     return out;
@@ -66,18 +91,28 @@ export class WorkerContext {
     const seen = new Set<string>();
     for (const c of config.clusters) {
       seen.add(c.name);
+      const stats = new ClusterStats(this.recorder, snapshot.statSlots.clusters[c.name]);
       const existing = this.clusters.get(c.name);
-      if (existing) existing.update(c);
-      else this.clusters.set(c.name, new ClusterRuntime(c));
+      if (existing) existing.update(c, stats);
+      else this.clusters.set(c.name, new ClusterRuntime(c, stats));
     }
     const resolve = (name: string): ClusterRuntime => {
       const cluster = this.clusters.get(name);
       if (cluster === undefined) throw new Error(`cluster ${name} missing from snapshot`);
       return cluster;
     };
-    const tables = new Map<string, RouteTable<ClusterRuntime>>();
-    for (const l of config.listeners) tables.set(l.name, new RouteTable(l, resolve));
-    this.tables = tables;
+    const accessLogs = this.accessLogs.compile(config.listeners);
+    const listeners = new Map<string, ListenerRuntime>();
+    for (const l of config.listeners) {
+      listeners.set(l.name, {
+        name: l.name,
+        table: new RouteTable(l, resolve),
+        stats: new ListenerStats(this.recorder, snapshot.statSlots.listeners[l.name]),
+        accessLog: accessLogs.get(l.name) ?? null,
+        generateTraceparent: l.generate_traceparent,
+      });
+    }
+    this.listeners = listeners;
     for (const [name, cluster] of this.clusters) {
       if (!seen.has(name)) {
         cluster.close();
@@ -87,12 +122,19 @@ export class WorkerContext {
     this.version = snapshot.version;
   }
 
-  table(listener: string): RouteTable<ClusterRuntime> | undefined {
-    return this.tables.get(listener);
+  listener(name: string): ListenerRuntime | undefined {
+    return this.listeners.get(name);
   }
 
-  /** Counts a finished exchange. */
-  record(ex: Exchange): void {
+  /** Counts a finished exchange (and writes its access log line, if any). */
+  record(ex: Exchange, listener: ListenerRuntime): void {
+    // Access log: one branch for a listener without one; write() never throws.
+    const accessLog = listener.accessLog;
+    if (accessLog !== null) accessLog.write(ex);
+
+    listener.stats.requestFinished(ex.status, FLAG_INDEX.get(ex.flag) ?? -1, ex.bytesIn, ex.bytesOut, ex.durationUs);
+    const cluster = ex.cluster;
+    if (cluster !== null && ex.upstreamStatus > 0) cluster.stats.upstreamResponse(ex.upstreamStatus, ex.upstreamUs, ex.durationUs);
     const s = this.stats;
     s.requests++;
     const cls = (ex.status / 100) | 0;
@@ -132,4 +174,8 @@ export class WorkerContext {
       this.log.error({ err }, 'pool sweep failed');
     }
   };
+}
+
+function delayUs(ns: number): number {
+  return Math.max(0, Math.round((ns - 20e6) / 1000));
 }

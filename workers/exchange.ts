@@ -11,12 +11,14 @@ import {
   parseContentLength,
 } from '../src/http/headers.js';
 import { reasonPhrase } from '../src/http/status.js';
-import { pickTarget, type CompiledRoute, type RouteTable } from '../src/router/route-table.js';
+import { hasTraceparent, newTraceparent } from '../src/http/trace-context.js';
+import { pickTarget, type CompiledRoute } from '../src/router/route-table.js';
 import type { ClusterRuntime } from '../src/upstream/cluster.js';
 import type { UpstreamConnection, UpstreamFailure, UpstreamSink } from '../src/upstream/connection.js';
 import type { EndpointPool, PoolClient } from '../src/upstream/pool.js';
 import type { Downstream, DownstreamEvents, DownstreamRequest } from './downstream.js';
-import type { WorkerContext } from './context.js';
+import type { ListenerRuntime, WorkerContext } from './context.js';
+import { ClusterCounter } from '../src/stats/stat-names.js';
 
 const enum BodyMode {
   None = 'none',
@@ -31,8 +33,6 @@ const REPLAY_LIMIT_BYTES = 64 * 1024;
 const PENDING_LIMIT_BYTES = 1024 * 1024;
 const EMPTY = new Uint8Array(0);
 
-export type ClusterTable = RouteTable<ClusterRuntime>;
-
 export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
   flag: string = ResponseFlag.None;
   status = 0;
@@ -41,6 +41,12 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
   private route: CompiledRoute<ClusterRuntime> | null = null;
   private pool: EndpointPool | null = null;
   private clusterRuntime: ClusterRuntime | null = null;
+  private listener: ListenerRuntime | null = null;
+  /** Status of the upstream's response head, 0 when none arrived. */
+  upstreamStatus = 0;
+  /** The traceparent Remora generated and sent upstream (listener generate_traceparent),
+   *  or null (off, the request carried one, or nothing was forwarded). */
+  generatedTraceparent: string | null = null;
   private conn: UpstreamConnection | null = null;
   private upstreamHead = '';
   private isHead = false;
@@ -76,8 +82,11 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
   ) {}
 
   /** Runs the pipeline up to the point where it waits for I/O. */
-  begin(table: ClusterTable, listen: (events: DownstreamEvents, hasBody: boolean) => void): void {
+  begin(listener: ListenerRuntime, listen: (events: DownstreamEvents, hasBody: boolean) => void): void {
     this.ctx.inflight++;
+    this.listener = listener;
+    listener.stats.requestStarted();
+    const table = listener.table;
     const req = this.req;
     this.isHead = req.method === 'HEAD'; // before any reject: a refused HEAD gets no body either
     const headers = req.headers;
@@ -243,6 +252,7 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
     const ds = this.ds;
     const route = this.route!;
     this.headSent = true;
+    this.upstreamStatus = status;
     if (this.timer !== null) {
       // The route timeout ends with the response headers; the body may take its time.
       clearTimeout(this.timer);
@@ -302,6 +312,7 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
       // The keep-alive race: the upstream closed an idle connection as we reused it.
       this.retriedFresh = true;
       this.ctx.stats.keepAliveRaceRetries++;
+      this.clusterRuntime?.stats.count(ClusterCounter.KeepAliveRetries);
       if (this.retained !== null && this.retained.length > 0) {
         this.pendingBody = this.retained.slice();
         this.pendingBytes = this.retainedBytes;
@@ -394,6 +405,11 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
     head += `x-forwarded-for: ${forwardedFor === '' ? client : `${forwardedFor}, ${client}`}\r\n`;
     head += `x-forwarded-proto: http\r\nx-forwarded-host: ${host}\r\n`;
     if (!hasRequestId) head += `x-request-id: ${this.requestId}\r\n`;
+    if (this.listener!.generateTraceparent && !hasTraceparent(headers) && (remove === null || !remove.has('traceparent'))) {
+      // Start a W3C trace (the request carries none).
+      this.generatedTraceparent = newTraceparent();
+      head += `traceparent: ${this.generatedTraceparent}\r\n`;
+    }
     const add = route.requestHeadersToAdd;
     for (let i = 0; i < add.length; i += 2) head += `${add[i]}: ${add[i + 1]}\r\n`;
     if (this.bodyMode === BodyMode.Fixed) head += `content-length: ${contentLength}\r\n`;
@@ -469,6 +485,12 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
     this.durationUs = Math.round((now - this.startedAt) * 1000);
     if (this.upstreamStartedAt > 0) this.upstreamUs = Math.round((now - this.upstreamStartedAt) * 1000);
     this.ctx.inflight--;
-    this.ctx.record(this);
+    const cluster = this.clusterRuntime;
+    if (cluster !== null) {
+      if (flag === ResponseFlag.UpstreamRequestTimeout) cluster.stats.count(ClusterCounter.RqTimeout);
+      else if (flag === ResponseFlag.UpstreamConnectionTermination) cluster.stats.count(ClusterCounter.Resets);
+      else if (flag === ResponseFlag.UpstreamProtocolError) cluster.stats.count(ClusterCounter.ProtocolErrors);
+    }
+    if (this.listener !== null) this.ctx.record(this, this.listener);
   }
 }

@@ -70,13 +70,13 @@ export class LiveListener {
         headers,
         remoteAddress: arrayBufferText(res.getRemoteAddressAsText()),
       };
-      const table = this.ctx.table(this.config.name);
-      if (table === undefined) {
+      const listener = this.ctx.listener(this.config.name);
+      if (listener === undefined) {
         ds.respond(503, 'Service Unavailable', ['content-type', 'text/plain'], 'listener is being removed\n', true, false);
         return;
       }
       ex = new Exchange(this.ctx, ds, request);
-      ex.begin(table, (events, hasBody) => ds!.listen(events, hasBody));
+      ex.begin(listener, (events, hasBody) => ds!.listen(events, hasBody));
     } catch (err) {
       if (ex !== null) {
         ex.fail(err);

@@ -34,11 +34,12 @@ export default async function serve(task: ServeTask): Promise<{ slot: number; st
   const log = createLogger({ worker: slot, threadId });
   setErrorReporter((err, where) => log.error({ err }, `error in ${where}`));
   loadUws();
-  const ctx = new WorkerContext(slot, log);
+  const ctx = new WorkerContext(slot, log, task.statsSlab);
 
   process.on('uncaughtException', (err) => {
     log.fatal({ err }, 'uncaught error in worker; closing its sockets and exiting');
     closeEverything();
+    ctx.accessLogs.flushSync(); // buffered access log lines, before the thread goes
     log.flush();
     setImmediate(() => process.exit(70));
   });
@@ -100,10 +101,16 @@ export default async function serve(task: ServeTask): Promise<{ slot: number; st
               ctx.close();
               port.close();
               log.flush();
-              resolve({ slot, stopped: true });
+              // Buffered access log lines are written before the task ends (the pool then
+              // ends the thread); close() settles within about a second and never rejects.
+              const stopped = (): void => resolve({ slot, stopped: true });
+              ctx.accessLogs.close().then(stopped, stopped);
             }, 20);
             break;
           }
+          case 'log_level':
+            log.level = msg.level;
+            break;
           case 'crash':
             // Fault injection for tests: an error no handler catches.
             setTimeout(() => {

@@ -80,6 +80,14 @@ export interface VirtualHost {
   readonly routes: readonly Route[];
 }
 
+/** Per-listener access log: one JSON line per request (a share of them, errors always). */
+export interface AccessLogConfig {
+  /** `"stdout"`, or a file path (absolute or relative to the working directory). */
+  readonly path: string;
+  /** Share of requests logged, 0..1; error responses are logged whatever it is. Default 1. */
+  readonly sample_ratio: number;
+}
+
 export interface Listener {
   readonly name: string;
   /** Bind address. Default 127.0.0.1. */
@@ -87,6 +95,10 @@ export interface Listener {
   /** Port; 0 lets the OS pick (all workers then share the port the first worker got). */
   readonly port: number;
   readonly virtual_hosts: readonly VirtualHost[];
+  /** Access log; absent = none for this listener. */
+  readonly access_log?: AccessLogConfig;
+  /** Start a W3C trace (generate `traceparent`) for requests that carry none. Default false. */
+  readonly generate_traceparent: boolean;
 }
 
 export interface Endpoint {
@@ -121,6 +133,11 @@ export interface ConfigSnapshot {
   readonly config: RemoraConfig;
   /** Listener name → port actually bound (resolves port 0). */
   readonly boundPorts: Readonly<Record<string, number>>;
+  /** Stats slab slots by name (src/shared/stats-layout.ts); a name keeps its slot. */
+  readonly statSlots: {
+    readonly listeners: Readonly<Record<string, number>>;
+    readonly clusters: Readonly<Record<string, number>>;
+  };
 }
 
 /** One validation problem: `path` like `clusters[2].endpoints[0].port`. */

@@ -2,10 +2,11 @@
 // of types.ts, filling in defaults and collecting EVERY problem as a ConfigError with a
 // precise path (`clusters[2].endpoints[0].port`). Bad input never throws.
 
+import { MAX_CLUSTERS, MAX_LISTENERS } from '../shared/limits.js';
 import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import type {
-  AdminConfig, Cluster, ConfigError, DirectResponse, Endpoint, HeaderMatcher, HeaderValue,
+  AccessLogConfig, AdminConfig, Cluster, ConfigError, DirectResponse, Endpoint, HeaderMatcher, HeaderValue,
   LbPolicy, Listener, RemoraConfig, Route, RouteAction, RouteMatch, VirtualHost, WeightedCluster,
 } from './types.js';
 
@@ -37,7 +38,8 @@ const PROTECTED_HEADERS: ReadonlyMap<string, string> = new Map([
 
 const ROOT_KEYS = ['workers', 'admin', 'listeners', 'clusters'];
 const ADMIN_KEYS = ['address', 'port'];
-const LISTENER_KEYS = ['name', 'address', 'port', 'virtual_hosts'];
+const LISTENER_KEYS = ['name', 'address', 'port', 'virtual_hosts', 'access_log', 'generate_traceparent'];
+const ACCESS_LOG_KEYS = ['path', 'sample_ratio'];
 const VHOST_KEYS = ['name', 'domains', 'routes'];
 const ROUTE_KEYS = ['name', 'match', 'route', 'direct_response', 'request_headers_to_add',
   'request_headers_to_remove', 'response_headers_to_add', 'response_headers_to_remove'];
@@ -138,6 +140,21 @@ function int(ctx: Ctx, o: Obj, key: string, path: string, min: number, max: numb
   if (v === undefined) ctx.err(at(path, key), `is required (${range})`);
   else if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) ctx.err(at(path, key), `must be ${range}`);
   return typeof v === 'number' ? v : 0;
+}
+
+function bool(ctx: Ctx, o: Obj, key: string, path: string, def: boolean): boolean {
+  const v = o[key];
+  if (v === undefined) return def;
+  if (typeof v !== 'boolean') ctx.err(at(path, key), 'must be true or false');
+  return v === true;
+}
+
+/** A number (not necessarily an integer) in min..max. */
+function num(ctx: Ctx, o: Obj, key: string, path: string, min: number, max: number, def: number): number {
+  const v = o[key];
+  if (v === undefined) return def;
+  if (typeof v !== 'number' || !(v >= min && v <= max)) ctx.err(at(path, key), `must be a number ${min}..${max}`);
+  return typeof v === 'number' ? v : def;
 }
 
 function timeout(ctx: Ctx, o: Obj, key: string, path: string, min: number, def: number): number {
@@ -270,7 +287,22 @@ function validateListener(ctx: Ctx, v: unknown, path: string, clusterNames: read
   const scope: ListenerScope = { clusterNames, domains: new Map(), vhostNames: new Map(), routeNames: new Map() };
   const virtual_hosts = list(ctx, o, 'virtual_hosts', path, { required: true, emptyMessage: 'must list at least one virtual host' })
     .flatMap((vh, i) => validateVirtualHost(ctx, vh, `${at(path, 'virtual_hosts')}[${i}]`, scope) ?? []);
-  return { name: lname, address, port, virtual_hosts };
+  const access_log = has(o, 'access_log') ? validateAccessLog(ctx, o.access_log, at(path, 'access_log')) : undefined;
+  const generate_traceparent = bool(ctx, o, 'generate_traceparent', path, false);
+  return { name: lname, address, port, virtual_hosts, ...(access_log ? { access_log } : {}), generate_traceparent };
+}
+
+function validateAccessLog(ctx: Ctx, v: unknown, path: string): AccessLogConfig | undefined {
+  const o = object(ctx, v, path, ACCESS_LOG_KEYS);
+  if (!o) return undefined;
+  const file = str(ctx, o, 'path', path);
+  if (typeof o.path === 'string') {
+    const p = at(path, 'path');
+    if (file === '') ctx.err(p, 'must not be empty (use "stdout" or a file path)');
+    else if (file.includes('\0')) ctx.err(p, 'must not contain NUL characters');
+    else if (file.endsWith('/')) ctx.err(p, 'must name a file, not a directory');
+  }
+  return { path: file, sample_ratio: num(ctx, o, 'sample_ratio', path, 0, 1, 1) };
 }
 
 function domainProblem(d: string): string | undefined {
@@ -510,6 +542,10 @@ export function validateConfig(raw: unknown, opts: { defaultWorkers?: number } =
     }
     return cluster ?? [];
   });
+
+  // Stats slabs are sized for these at startup (src/shared/limits.ts).
+  if (rawListeners.length > MAX_LISTENERS) ctx.err('listeners', `at most ${MAX_LISTENERS} listeners (got ${rawListeners.length})`);
+  if (rawClusters.length > MAX_CLUSTERS) ctx.err('clusters', `at most ${MAX_CLUSTERS} clusters (got ${rawClusters.length})`);
 
   if (ctx.errors.length > 0) return { ok: false, errors: ctx.errors };
   return { ok: true, config: deepFreeze({ workers, admin, listeners, clusters }) };

@@ -6,19 +6,29 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ConfigSnapshot } from '../config/types.js';
 import type { Logger } from '../core/log.js';
-import type { WorkerPool } from './worker-pool.js';
+import {
+  loggingHandler,
+  metricsHandler,
+  resetCountersHandler,
+  serverInfoHandler,
+  showLogLevelHandler,
+  statsHandler,
+  type AdminReply,
+  type StatsContext,
+} from './admin-stats.js';
 
-export interface AdminContext {
-  readonly pool: WorkerPool;
-  readonly log: Logger;
-  snapshot(): ConfigSnapshot;
-  readonly startedAt: number;
+export interface AdminContext extends StatsContext {
   readonly faultInjection: boolean;
 }
 
-type Handler = (ctx: AdminContext, url: URL) => Promise<[number, unknown]> | [number, unknown];
+type Handler = (ctx: AdminContext, url: URL) => Promise<AdminReply> | AdminReply;
 
 const GET: Record<string, Handler> = {
+  '/metrics': metricsHandler,
+  '/stats/prometheus': metricsHandler,
+  '/stats': statsHandler,
+  '/server_info': serverInfoHandler,
+  '/logging': showLogLevelHandler,
   '/ready': (ctx) => {
     const snap = ctx.snapshot();
     if (ctx.pool.allListening(snap.version)) return [200, 'LIVE\n'];
@@ -73,6 +83,8 @@ const GET: Record<string, Handler> = {
 };
 
 const POST: Record<string, Handler> = {
+  '/logging': loggingHandler,
+  '/reset_counters': resetCountersHandler,
   '/debug/crash_worker': (ctx, url) => {
     if (!ctx.faultInjection) return [404, 'fault injection is off (set REMORA_FAULT_INJECTION=1)\n'];
     const slot = Number(url.searchParams.get('slot') ?? '0');
@@ -85,7 +97,7 @@ export function startAdmin(ctx: AdminContext, address: string, port: number): Pr
     const url = new URL(req.url ?? '/', 'http://admin');
     const table = req.method === 'POST' ? POST : req.method === 'GET' || req.method === 'HEAD' ? GET : null;
     const handler = table?.[url.pathname];
-    let result: Promise<[number, unknown]>;
+    let result: Promise<AdminReply>;
     if (handler !== undefined) {
       result = Promise.resolve().then(() => handler(ctx, url));
     } else if (GET[url.pathname] !== undefined || POST[url.pathname] !== undefined) {
@@ -95,9 +107,9 @@ export function startAdmin(ctx: AdminContext, address: string, port: number): Pr
       result = Promise.resolve([404, `unknown admin path; available:\n${paths.join('\n')}\n`]);
     }
     result
-      .then(([status, body]) => {
+      .then(([status, body, contentType]) => {
         const text = typeof body === 'string' ? body : JSON.stringify(body, null, 2) + '\n';
-        res.writeHead(status, { 'content-type': typeof body === 'string' ? 'text/plain' : 'application/json' });
+        res.writeHead(status, { 'content-type': contentType ?? (typeof body === 'string' ? 'text/plain' : 'application/json') });
         res.end(text);
       })
       .catch((err: unknown) => {

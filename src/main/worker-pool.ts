@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { ConfigSnapshot } from '../config/types.js';
 import { RemoraError } from '../core/errors.js';
+import { LAYOUT } from '../stats/shapes.js';
 import type { Logger } from '../core/log.js';
 import type { FromWorker, ServeTask, ToWorker, WorkerStatsReply } from '../shared/messages.js';
 
@@ -30,6 +31,8 @@ export interface WorkerSlot {
 
 export class WorkerPool {
   readonly slots: WorkerSlot[];
+  /** One stats slab per slot, allocated here and kept when a slot's worker is replaced. */
+  readonly slabs: SharedArrayBuffer[];
   private readonly piscina: Piscina;
   private snapshot: ConfigSnapshot;
   private stopping = false;
@@ -66,6 +69,7 @@ export class WorkerPool {
       port: null,
     }));
     this.deathStreak = this.slots.map(() => 0);
+    this.slabs = this.slots.map(() => LAYOUT.allocate());
   }
 
   /** Starts every slot; resolves when all listen on `snapshot`. Rejects with a
@@ -123,6 +127,11 @@ export class WorkerPool {
     return (await Promise.all(replies)).filter((r): r is WorkerStatsReply => r !== null);
   }
 
+  /** Changes every worker's process-log level. */
+  setLogLevel(level: string): void {
+    for (const s of this.slots) this.send(s, { type: 'log_level', level });
+  }
+
   /** Fault injection (tests): makes one worker throw an uncaught error. */
   crash(slot: number): boolean {
     const s = this.slots[slot];
@@ -147,7 +156,7 @@ export class WorkerPool {
     slot.port = port1;
     slot.state = slot.restarts > 0 ? 'restarting' : 'starting';
     port1.on('message', (msg: FromWorker) => this.onMessage(slot, msg));
-    const task: ServeTask = { slot: slot.slot, snapshot: this.snapshot, port: port2 };
+    const task: ServeTask = { slot: slot.slot, snapshot: this.snapshot, port: port2, statsSlab: this.slabs[slot.slot] };
     this.piscina
       .run(task, { transferList: [port2] })
       .then(() => {

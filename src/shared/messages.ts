@@ -8,13 +8,16 @@ export interface ServeTask {
   readonly slot: number;
   readonly snapshot: ConfigSnapshot;
   readonly port: MessagePort;
+  /** This slot's stats slab (kept across worker replacements). */
+  readonly statsSlab: SharedArrayBuffer;
 }
 
 export type ToWorker =
   | { readonly type: 'config'; readonly snapshot: ConfigSnapshot }
   | { readonly type: 'stats'; readonly id: number }
   | { readonly type: 'stop'; readonly graceMs: number }
-  | { readonly type: 'crash' };
+  | { readonly type: 'crash' }
+  | { readonly type: 'log_level'; readonly level: string };
 
 export interface EndpointState {
   readonly endpoint: string;

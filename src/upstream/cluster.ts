@@ -3,6 +3,7 @@
 // a reload does not drop warm keep-alive connections.
 
 import type { Cluster as ClusterConfig } from '../config/types.js';
+import type { ClusterStats } from '../stats/recorder.js';
 import { createLoadBalancer, type LoadBalancer } from './load-balancer.js';
 import { EndpointPool, endpointKey, type PoolOptions } from './pool.js';
 
@@ -10,9 +11,12 @@ export class ClusterRuntime {
   pools: EndpointPool[] = [];
   private lb: LoadBalancer;
 
-  constructor(public config: ClusterConfig) {
+  constructor(
+    public config: ClusterConfig,
+    public stats: ClusterStats,
+  ) {
     this.lb = createLoadBalancer(config.lb_policy);
-    this.pools = config.endpoints.map((ep) => new EndpointPool(ep, poolOptions(config)));
+    this.pools = config.endpoints.map((ep) => new EndpointPool(ep, poolOptions(config), stats));
   }
 
   get name(): string {
@@ -27,16 +31,17 @@ export class ClusterRuntime {
   }
 
   /** Moves to a new definition of the same-named cluster. */
-  update(config: ClusterConfig): void {
+  update(config: ClusterConfig, stats: ClusterStats): void {
+    this.stats = stats;
     if (config.lb_policy !== this.config.lb_policy) this.lb = createLoadBalancer(config.lb_policy);
     const options = poolOptions(config);
     const old = new Map(this.pools.map((p) => [endpointKey(p.endpoint.address, p.endpoint.port), p]));
     this.pools = config.endpoints.map((ep) => {
       const key = endpointKey(ep.address, ep.port);
       const pool = old.get(key);
-      if (pool === undefined) return new EndpointPool(ep, options);
+      if (pool === undefined) return new EndpointPool(ep, options, stats);
       old.delete(key);
-      pool.update(options);
+      pool.update(options, stats);
       return pool;
     });
     for (const gone of old.values()) gone.close();

@@ -67,6 +67,11 @@ export class UpstreamConnection {
     this.socket.on('close', guard(this.onClose));
   }
 
+  /** Whether the TCP connect ever succeeded (a close before it is a connect failure). */
+  get wasConnected(): boolean {
+    return this.connected;
+  }
+
   get isClosed(): boolean {
     return this.closed;
   }

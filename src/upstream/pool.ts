@@ -4,6 +4,8 @@
 
 import type { Endpoint } from '../config/types.js';
 import { RingBuffer } from '../core/ring-buffer.js';
+import type { ClusterStats } from '../stats/recorder.js';
+import { ClusterGauge } from '../stats/stat-names.js';
 import { UpstreamConnection, type ConnectionOwner } from './connection.js';
 
 /** A request waiting for a connection. */
@@ -34,6 +36,7 @@ export class EndpointPool implements ConnectionOwner {
   constructor(
     readonly endpoint: Endpoint,
     private options: PoolOptions,
+    private stats: ClusterStats,
   ) {
     this.key = endpointKey(endpoint.address, endpoint.port);
   }
@@ -51,8 +54,9 @@ export class EndpointPool implements ConnectionOwner {
   }
 
   /** Applies new limits from a config snapshot; existing connections stay. */
-  update(options: PoolOptions): void {
+  update(options: PoolOptions, stats: ClusterStats): void {
     this.options = options;
+    this.stats = stats;
   }
 
   /** Gets `client` a connection now or when one frees up. `fresh` skips idle ones
@@ -70,6 +74,7 @@ export class EndpointPool implements ConnectionOwner {
       return;
     }
     this.waiting.push(client);
+    this.stats.gauge(ClusterGauge.RqPending, 1);
   }
 
   /** ConnectionOwner: a connection finished its exchange and may be reused. */
@@ -78,8 +83,7 @@ export class EndpointPool implements ConnectionOwner {
       conn.destroy();
       return;
     }
-    let next = this.waiting.shift();
-    while (next !== undefined && next.cancelled) next = this.waiting.shift();
+    const next = this.nextWaiting();
     if (next !== undefined) {
       next.onConnection(conn);
       return;
@@ -92,9 +96,9 @@ export class EndpointPool implements ConnectionOwner {
     const i = this.idle.indexOf(conn);
     if (i >= 0) this.idle.splice(i, 1);
     this.total--;
+    this.stats.connectionClosed(conn.wasConnected);
     if (this.closed) return;
-    let next = this.waiting.shift();
-    while (next !== undefined && next.cancelled) next = this.waiting.shift();
+    const next = this.nextWaiting();
     if (next !== undefined) next.onConnection(this.open());
   }
 
@@ -128,8 +132,20 @@ export class EndpointPool implements ConnectionOwner {
     return null;
   }
 
+  /** The first queued client still waiting, taken off the queue. */
+  private nextWaiting(): PoolClient | undefined {
+    let next = this.waiting.shift();
+    while (next !== undefined) {
+      this.stats.gauge(ClusterGauge.RqPending, -1);
+      if (!next.cancelled) return next;
+      next = this.waiting.shift();
+    }
+    return undefined;
+  }
+
   private open(): UpstreamConnection {
     this.total++;
+    this.stats.connectionOpened();
     return new UpstreamConnection(this, this.endpoint.address, this.endpoint.port, this.options.connectTimeoutMs);
   }
 }

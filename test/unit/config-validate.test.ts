@@ -152,6 +152,7 @@ t.test('valid config: defaults filled in, input normalised', async (t) => {
             ],
           },
         ],
+        generate_traceparent: false,
       },
     ],
     clusters: [
@@ -189,6 +190,22 @@ t.test('minimal config: a listener with a direct response, no clusters', async (
   });
   t.strictSame(cfg.clusters, []);
   t.strictSame(cfg.listeners[0].virtual_hosts[0].routes[0].direct_response, { status: 204, body: '' });
+});
+
+t.test('access_log and generate_traceparent', async (t) => {
+  const off = configOf(base()).listeners[0];
+  t.notOk('access_log' in off, 'no access_log unless configured');
+  t.equal(off.generate_traceparent, false, 'generate_traceparent defaults to false');
+
+  const file = configOf(withChanges({ 'listeners[0].access_log': { path: 'logs/access.log' }, 'listeners[0].generate_traceparent': true })).listeners[0];
+  t.strictSame(file.access_log, { path: 'logs/access.log', sample_ratio: 1 }, 'sample_ratio defaults to 1; a relative path is kept as written');
+  t.equal(file.generate_traceparent, true);
+
+  for (const ratio of [0, 0.25, 1]) {
+    const l = configOf(withChanges({ 'listeners[0].access_log': { path: 'stdout', sample_ratio: ratio } })).listeners[0];
+    t.strictSame(l.access_log, { path: 'stdout', sample_ratio: ratio }, `sample_ratio ${ratio} accepted`);
+  }
+  t.ok(Object.isFrozen(file.access_log), 'access_log is frozen');
 });
 
 // Each case: changes applied to base(), and the exact list of expected [path, message substring].
@@ -275,6 +292,36 @@ const mistakes: [string, Record<string, unknown>, [string, string][]][] = [
   ['host_rewrite with whitespace', { [`${R}[0].route.host_rewrite`]: 'a b' },
     [[`${R}[0].route.host_rewrite`, 'non-empty host name without whitespace']]],
   ['wrong type', { 'listeners[0].name': 5 }, [['listeners[0].name', 'must be a string']]],
+  ['access_log not an object', { 'listeners[0].access_log': 'stdout' },
+    [['listeners[0].access_log', 'must be an object (mapping)']]],
+  ['access_log without path', { 'listeners[0].access_log': { sample_ratio: 0.5 } },
+    [['listeners[0].access_log.path', 'is required (a string)']]],
+  ['access_log path not a string', { 'listeners[0].access_log': { path: 1 } },
+    [['listeners[0].access_log.path', 'must be a string']]],
+  ['access_log path empty', { 'listeners[0].access_log': { path: '' } },
+    [['listeners[0].access_log.path', 'must not be empty (use "stdout" or a file path)']]],
+  ['access_log path is a directory', { 'listeners[0].access_log': { path: '/var/log/' } },
+    [['listeners[0].access_log.path', 'must name a file, not a directory']]],
+  ['access_log path with NUL', { 'listeners[0].access_log': { path: 'a\0b' } },
+    [['listeners[0].access_log.path', 'must not contain NUL characters']]],
+  ['sample_ratio above 1', { 'listeners[0].access_log': { path: 'stdout', sample_ratio: 1.5 } },
+    [['listeners[0].access_log.sample_ratio', 'must be a number 0..1']]],
+  ['sample_ratio negative', { 'listeners[0].access_log': { path: 'stdout', sample_ratio: -0.1 } },
+    [['listeners[0].access_log.sample_ratio', 'must be a number 0..1']]],
+  ['sample_ratio not a number', { 'listeners[0].access_log': { path: 'stdout', sample_ratio: '50%' } },
+    [['listeners[0].access_log.sample_ratio', 'must be a number 0..1']]],
+  ['sample_ratio NaN', { 'listeners[0].access_log': { path: 'stdout', sample_ratio: NaN } },
+    [['listeners[0].access_log.sample_ratio', 'must be a number 0..1']]],
+  ['unknown access_log key', { 'listeners[0].access_log': { path: 'stdout', sample_rate: 0.5 } },
+    [['listeners[0].access_log.sample_rate', 'unknown key (did you mean "sample_ratio"?)']]],
+  ['access_log several mistakes', { 'listeners[0].access_log': { path: '', sample_ratio: 2, format: 'json' } },
+    [['listeners[0].access_log.format', 'unknown key (allowed: path, sample_ratio)'],
+      ['listeners[0].access_log.path', 'must not be empty'],
+      ['listeners[0].access_log.sample_ratio', 'must be a number 0..1']]],
+  ['generate_traceparent not a boolean', { 'listeners[0].generate_traceparent': 'yes' },
+    [['listeners[0].generate_traceparent', 'must be true or false']]],
+  ['unknown listener key near generate_traceparent', { 'listeners[0].generate_traceparents': true },
+    [['listeners[0].generate_traceparents', 'unknown key (did you mean "generate_traceparent"?)']]],
   ['duplicate listener name and address:port', { 'listeners[1]': { name: 'main', port: 8080, virtual_hosts: [{ name: 'v', domains: ['*'], routes: [{ match: { prefix: '/' }, direct_response: { status: 404 } }] }] } },
     [['listeners[1].name', 'duplicate listener name "main"'], ['listeners[1].port', 'duplicate address and port "127.0.0.1:8080"']]],
 ];
@@ -378,4 +425,16 @@ t.test('formatErrors', async (t) => {
     { path: 'workers', message: 'must be an integer 1..256' },
   ]), 'config.yaml: 2 errors\n  clusters[2].endpoints[0].port: must be an integer 1..65535\n  workers: must be an integer 1..256');
   t.equal(formatErrors('c.json', [{ path: '(file)', message: 'x' }]), 'c.json: 1 error\n  (file): x');
+});
+
+t.test('listener and cluster counts are capped by the stats slab capacity', async (t) => {
+  const { MAX_CLUSTERS } = await import('../../src/shared/limits.js');
+  const clusters = Array.from({ length: MAX_CLUSTERS + 1 }, (_, i) => ({ name: `c${i}`, endpoints: [{ address: '127.0.0.1', port: 8080 }] }));
+  const raw = {
+    listeners: [{ name: 'l', port: 0, virtual_hosts: [{ name: 'v', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'c0' } }] }] }],
+    clusters,
+  };
+  const result = validateConfig(raw, { defaultWorkers: 1 });
+  t.equal(result.ok, false, `${MAX_CLUSTERS + 1} clusters are rejected`);
+  if (!result.ok) t.match(result.errors, [{ path: 'clusters', message: `at most ${MAX_CLUSTERS} clusters` }], 'error names the limit');
 });

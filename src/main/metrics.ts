@@ -1,0 +1,236 @@
+// Prometheus exposition on the main thread: a prom-client registry whose Remora
+// metrics are read from the workers' shared stats slabs at scrape time (see
+// docs/metrics.md for names and meanings), plus prom-client's process metrics.
+
+import client from 'prom-client';
+import type { ConfigSnapshot } from '../config/types.js';
+import { percentileUs, type HistogramSnapshot, type StatsReader } from '../stats/reader.js';
+import {
+  ClusterCounter,
+  ClusterGauge,
+  ClusterHistogram,
+  FLAGS,
+  ListenerCounter,
+  ListenerGauge,
+  ListenerHistogram,
+  PROMETHEUS_BUCKETS_US,
+  RECORD_BUCKETS_US,
+  STATUS_CLASSES,
+} from '../stats/stat-names.js';
+import type { WorkerStatsReply } from '../shared/messages.js';
+import type { WorkerPool } from './worker-pool.js';
+
+type Labels = Record<string, string | number>;
+interface Sample {
+  value: number;
+  labels: Labels;
+  metricName?: string;
+}
+type MetricType = 'counter' | 'gauge' | 'histogram';
+
+/** A metric computed at scrape time, in the shape prom-client's registry expects. */
+function computed(name: string, help: string, type: MetricType, collect: () => Sample[]) {
+  return {
+    name,
+    help,
+    type,
+    aggregator: 'sum' as const,
+    get: async () => ({ name, help, type, aggregator: 'sum' as const, values: collect() }),
+  };
+}
+
+/** Index of each Prometheus bound in the recording buckets (each is one of them). */
+const PROM_BOUND_INDEX = PROMETHEUS_BUCKETS_US.map((b) => RECORD_BUCKETS_US.indexOf(b));
+
+function histogramSamples(name: string, labels: Labels, h: HistogramSnapshot): Sample[] {
+  const out: Sample[] = [];
+  let cumulative = 0;
+  let next = 0;
+  for (let p = 0; p < PROMETHEUS_BUCKETS_US.length; p++) {
+    for (; next <= PROM_BOUND_INDEX[p]; next++) cumulative += h.buckets[next];
+    out.push({ metricName: `${name}_bucket`, labels: { ...labels, le: PROMETHEUS_BUCKETS_US[p] / 1e6 }, value: cumulative });
+  }
+  out.push({ metricName: `${name}_bucket`, labels: { ...labels, le: '+Inf' }, value: h.count });
+  out.push({ metricName: `${name}_sum`, labels, value: h.sumUs / 1e6 });
+  out.push({ metricName: `${name}_count`, labels, value: h.count });
+  return out;
+}
+
+export interface MetricsSource {
+  readonly reader: StatsReader;
+  readonly pool: WorkerPool;
+  snapshot(): ConfigSnapshot;
+}
+
+export class Metrics {
+  readonly registry = new client.Registry();
+  /** Worker replies fetched for this scrape (event-loop delay). */
+  private workerStats: WorkerStatsReply[] = [];
+
+  constructor(private readonly src: MetricsSource) {
+    client.collectDefaultMetrics({ register: this.registry, prefix: 'remora_' });
+    // These three are gauges named like counters, which promtool rejects.
+    for (const name of ['active_handles_total', 'active_requests_total', 'active_resources_total']) {
+      this.registry.removeSingleMetric(`remora_nodejs_${name}`);
+    }
+    for (const m of this.definitions()) this.registry.registerMetric(m as unknown as client.Metric);
+  }
+
+  /** The exposition text; folds the slabs first. */
+  async scrape(): Promise<string> {
+    this.src.reader.fold();
+    this.workerStats = await this.src.pool.stats(500);
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  private listeners(): [string, number][] {
+    return Object.entries(this.src.snapshot().statSlots.listeners);
+  }
+
+  private clusters(): [string, number][] {
+    return Object.entries(this.src.snapshot().statSlots.clusters);
+  }
+
+  private definitions() {
+    const r = this.src.reader;
+    const perListener = (fn: (name: string, slot: number) => Sample[]) => () =>
+      this.listeners().flatMap(([name, slot]) => fn(name, slot));
+    const perCluster = (fn: (name: string, slot: number) => Sample[]) => () =>
+      this.clusters().flatMap(([name, slot]) => fn(name, slot));
+    const clusterCounter = (metric: string, help: string, counter: number) =>
+      computed(metric, help, 'counter', perCluster((cluster, slot) => [{ labels: { cluster }, value: r.clusterCounter(slot, counter) }]));
+
+    return [
+      computed(
+        'remora_downstream_requests_total',
+        'Responses sent to clients, by listener and status class.',
+        'counter',
+        perListener((listener, slot) =>
+          STATUS_CLASSES.map((status_class, i) => ({
+            labels: { listener, status_class },
+            value: r.listenerCounter(slot, ListenerCounter.Rq1xx + i),
+          })),
+        ),
+      ),
+      computed(
+        'remora_downstream_response_flags_total',
+        'Responses carrying an Envoy-style response flag, by listener and flag.',
+        'counter',
+        perListener((listener, slot) =>
+          FLAGS.map((flag, i) => ({ labels: { listener, flag }, value: r.listenerCounter(slot, ListenerCounter.FlagBase + i) })),
+        ),
+      ),
+      computed(
+        'remora_downstream_requests_active',
+        'Requests in flight, by listener.',
+        'gauge',
+        perListener((listener, slot) => [{ labels: { listener }, value: r.listenerGauge(slot, ListenerGauge.RqActive) }]),
+      ),
+      computed(
+        'remora_downstream_bytes_received_total',
+        'Request body bytes received from clients.',
+        'counter',
+        perListener((listener, slot) => [{ labels: { listener }, value: r.listenerCounter(slot, ListenerCounter.BytesIn) }]),
+      ),
+      computed(
+        'remora_downstream_bytes_sent_total',
+        'Response body bytes sent to clients (proxied responses).',
+        'counter',
+        perListener((listener, slot) => [{ labels: { listener }, value: r.listenerCounter(slot, ListenerCounter.BytesOut) }]),
+      ),
+      computed(
+        'remora_upstream_requests_total',
+        'Upstream responses by cluster and status class.',
+        'counter',
+        perCluster((cluster, slot) =>
+          STATUS_CLASSES.map((status_class, i) => ({
+            labels: { cluster, status_class },
+            value: r.clusterCounter(slot, ClusterCounter.Rq1xx + i),
+          })),
+        ),
+      ),
+      clusterCounter('remora_upstream_connections_total', 'Upstream connections opened.', ClusterCounter.CxTotal),
+      computed(
+        'remora_upstream_connections_active',
+        'Open upstream connections.',
+        'gauge',
+        perCluster((cluster, slot) => [{ labels: { cluster }, value: r.clusterGauge(slot, ClusterGauge.CxActive) }]),
+      ),
+      clusterCounter('remora_upstream_connect_failures_total', 'Failed upstream connects, timeouts included.', ClusterCounter.CxConnectFail),
+      computed(
+        'remora_upstream_pending_requests',
+        'Requests waiting for a pooled upstream connection.',
+        'gauge',
+        perCluster((cluster, slot) => [{ labels: { cluster }, value: r.clusterGauge(slot, ClusterGauge.RqPending) }]),
+      ),
+      clusterCounter('remora_upstream_timeouts_total', 'Requests that hit the route timeout.', ClusterCounter.RqTimeout),
+      clusterCounter('remora_upstream_resets_total', 'Upstream connections closed or reset mid-exchange.', ClusterCounter.Resets),
+      clusterCounter('remora_upstream_protocol_errors_total', 'Malformed upstream responses.', ClusterCounter.ProtocolErrors),
+      clusterCounter(
+        'remora_upstream_keepalive_retries_total',
+        'Requests resent on a fresh connection after the keep-alive race.',
+        ClusterCounter.KeepAliveRetries,
+      ),
+      computed(
+        'remora_downstream_request_duration_seconds',
+        'Time from request arrival to the last response byte, by listener.',
+        'histogram',
+        perListener((listener, slot) =>
+          histogramSamples('remora_downstream_request_duration_seconds', { listener }, r.listenerHistogram(slot, ListenerHistogram.Downstream)),
+        ),
+      ),
+      computed(
+        'remora_upstream_request_duration_seconds',
+        'Time from the upstream request start to the end of its response, by cluster.',
+        'histogram',
+        perCluster((cluster, slot) =>
+          histogramSamples('remora_upstream_request_duration_seconds', { cluster }, r.clusterHistogram(slot, ClusterHistogram.Upstream)),
+        ),
+      ),
+      computed(
+        'remora_proxy_overhead_seconds',
+        'Downstream time minus upstream time: the time Remora added, by cluster.',
+        'histogram',
+        perCluster((cluster, slot) =>
+          histogramSamples('remora_proxy_overhead_seconds', { cluster }, r.clusterHistogram(slot, ClusterHistogram.Overhead)),
+        ),
+      ),
+      computed('remora_worker_event_loop_delay_seconds', 'Event-loop delay per worker since the previous scrape.', 'gauge', () =>
+        this.workerStats.flatMap((w) => {
+          const d = (w.stats as { event_loop_delay?: { p50_us: number; p99_us: number; max_us: number } }).event_loop_delay;
+          if (d === undefined) return [];
+          const worker = String(w.slot);
+          return [
+            { labels: { worker, stat: 'p50' }, value: d.p50_us / 1e6 },
+            { labels: { worker, stat: 'p99' }, value: d.p99_us / 1e6 },
+            { labels: { worker, stat: 'max' }, value: d.max_us / 1e6 },
+          ];
+        }),
+      ),
+      computed('remora_worker_restarts_total', 'Worker replacements after a worker died.', 'counter', () =>
+        this.src.pool.slots.map((s) => ({ labels: { worker: String(s.slot) }, value: s.restarts })),
+      ),
+      computed('remora_workers', 'Worker slots by state.', 'gauge', () => {
+        const counts: Record<string, number> = { starting: 0, listening: 0, restarting: 0, failed: 0, stopped: 0 };
+        for (const s of this.src.pool.slots) counts[s.state] = (counts[s.state] ?? 0) + 1;
+        return Object.entries(counts).map(([state, value]) => ({ labels: { state }, value }));
+      }),
+      computed('remora_config_version', 'Config version applied.', 'gauge', () => [{ labels: {}, value: this.src.snapshot().version }]),
+    ];
+  }
+}
+
+/** p50/p90/p99/p99.9 in µs, for /stats. */
+export function quantiles(h: HistogramSnapshot): Record<string, number> {
+  return {
+    count: h.count,
+    p50_us: percentileUs(h, 50),
+    p90_us: percentileUs(h, 90),
+    p99_us: percentileUs(h, 99),
+    p999_us: percentileUs(h, 99.9),
+  };
+}

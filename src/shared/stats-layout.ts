@@ -1,0 +1,93 @@
+// Layout of the per-worker stats slab: a SharedArrayBuffer of 32-bit cells that one
+// worker writes (Atomics.add/store) and the main thread reads (Atomics.load). This is
+// the only module that does offset arithmetic. The slab holds one block per listener
+// slot and one per cluster slot; slots are handed out by name (SlotRegistry), so a
+// name keeps its cells across config versions.
+//
+// Counter cells wrap at 2^32; the main thread folds deltas into 64-bit totals at least
+// once a second (src/stats/reader.ts), which is safe while a cell grows by less than
+// 2^32 per second. Gauge cells hold a signed value (read as `value | 0`).
+
+import { MAX_CLUSTERS, MAX_LISTENERS } from './limits.js';
+
+/** Cell counts of one listener or cluster block. Inside a block: counters first, then
+ *  gauges, then the histograms one after another. */
+export interface BlockShape {
+  readonly counters: number;
+  readonly gauges: number;
+  readonly histograms: number;
+  /** Cells per histogram: one per recording bucket, one overflow, one sum (µs). */
+  readonly histogramCells: number;
+}
+
+export class StatsLayout {
+  readonly listenerBlock: number;
+  readonly clusterBlock: number;
+  readonly clusterStart: number;
+  /** Total 32-bit cells in one worker's slab. */
+  readonly cells: number;
+
+  constructor(
+    readonly listener: BlockShape,
+    readonly cluster: BlockShape,
+  ) {
+    this.listenerBlock = blockSize(listener);
+    this.clusterBlock = blockSize(cluster);
+    this.clusterStart = MAX_LISTENERS * this.listenerBlock;
+    this.cells = this.clusterStart + MAX_CLUSTERS * this.clusterBlock;
+  }
+
+  listenerBase(slot: number): number {
+    return slot * this.listenerBlock;
+  }
+
+  clusterBase(slot: number): number {
+    return this.clusterStart + slot * this.clusterBlock;
+  }
+
+  /** A zeroed slab for one worker slot. */
+  allocate(): SharedArrayBuffer {
+    return new SharedArrayBuffer(this.cells * 4);
+  }
+}
+
+function blockSize(shape: BlockShape): number {
+  return shape.counters + shape.gauges + shape.histograms * shape.histogramCells;
+}
+
+/** Hands out slot numbers by name; a name keeps its slot while it is in use. */
+export class SlotRegistry {
+  private readonly slots = new Map<string, number>();
+  private readonly free: number[] = [];
+  private next = 0;
+
+  constructor(private readonly capacity: number) {}
+
+  /** Slots for exactly `names`: existing names keep theirs, new names get free ones,
+   *  names no longer present give theirs back. Throws if capacity is exceeded (the
+   *  validator prevents that). */
+  assign(names: readonly string[]): Record<string, number> {
+    const wanted = new Set(names);
+    for (const [name, slot] of this.slots) {
+      if (!wanted.has(name)) {
+        this.slots.delete(name);
+        this.free.push(slot);
+      }
+    }
+    const out: Record<string, number> = {};
+    for (const name of names) {
+      let slot = this.slots.get(name);
+      if (slot === undefined) {
+        slot = this.free.pop() ?? this.next++;
+        if (slot >= this.capacity) throw new Error(`more than ${this.capacity} stats slots needed`);
+        this.slots.set(name, slot);
+      }
+      out[name] = slot;
+    }
+    return out;
+  }
+
+  get used(): ReadonlyMap<string, number> {
+    return this.slots;
+  }
+}

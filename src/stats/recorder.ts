@@ -1,0 +1,107 @@
+// Worker side of the stats: typed handles over this worker's slab. Each worker is the
+// only writer of its slab (Atomics.add/store, no contention); the main thread reads.
+// Handles are made when a config snapshot is applied, never per request.
+
+import { MAX_CLUSTERS, MAX_LISTENERS } from '../shared/limits.js';
+import { CLUSTER_SHAPE, LAYOUT, LISTENER_SHAPE, SUM_CELL, bucketIndex, gaugeOffset, histogramOffset } from './shapes.js';
+import { ClusterCounter, ClusterGauge, ClusterHistogram, ListenerCounter, ListenerGauge, ListenerHistogram } from './stat-names.js';
+
+export class StatsRecorder {
+  readonly cells: Uint32Array;
+
+  constructor(slab: SharedArrayBuffer) {
+    this.cells = new Uint32Array(slab);
+  }
+
+  /** A replacement worker inherits its slot's slab: counters go on, but the gauges
+   *  its dead predecessor left behind describe nothing that exists any more. */
+  zeroGauges(): void {
+    for (let s = 0; s < MAX_LISTENERS; s++) {
+      const base = LAYOUT.listenerBase(s) + gaugeOffset(LISTENER_SHAPE, 0);
+      for (let g = 0; g < LISTENER_SHAPE.gauges; g++) Atomics.store(this.cells, base + g, 0);
+    }
+    for (let s = 0; s < MAX_CLUSTERS; s++) {
+      const base = LAYOUT.clusterBase(s) + gaugeOffset(CLUSTER_SHAPE, 0);
+      for (let g = 0; g < CLUSTER_SHAPE.gauges; g++) Atomics.store(this.cells, base + g, 0);
+    }
+  }
+
+  observe(histogram: number, us: number): void {
+    Atomics.add(this.cells, histogram + bucketIndex(us), 1);
+    Atomics.add(this.cells, histogram + SUM_CELL, us);
+  }
+}
+
+/** Stats of one listener, in one worker. */
+export class ListenerStats {
+  private readonly base: number;
+  private readonly downstream: number;
+
+  constructor(
+    private readonly rec: StatsRecorder,
+    slot: number,
+  ) {
+    this.base = LAYOUT.listenerBase(slot);
+    this.downstream = this.base + histogramOffset(LISTENER_SHAPE, ListenerHistogram.Downstream);
+  }
+
+  requestStarted(): void {
+    Atomics.add(this.rec.cells, this.base + gaugeOffset(LISTENER_SHAPE, ListenerGauge.RqActive), 1);
+  }
+
+  /** `flagIndex`: index into FLAGS, or -1 for none. */
+  requestFinished(status: number, flagIndex: number, bytesIn: number, bytesOut: number, durationUs: number): void {
+    const cells = this.rec.cells;
+    const base = this.base;
+    Atomics.sub(cells, base + gaugeOffset(LISTENER_SHAPE, ListenerGauge.RqActive), 1);
+    const cls = ((status / 100) | 0) - 1;
+    if (cls >= 0 && cls <= 4) Atomics.add(cells, base + ListenerCounter.Rq1xx + cls, 1);
+    if (flagIndex >= 0) Atomics.add(cells, base + ListenerCounter.FlagBase + flagIndex, 1);
+    if (bytesIn > 0) Atomics.add(cells, base + ListenerCounter.BytesIn, bytesIn);
+    if (bytesOut > 0) Atomics.add(cells, base + ListenerCounter.BytesOut, bytesOut);
+    this.rec.observe(this.downstream, durationUs);
+  }
+}
+
+/** Stats of one cluster, in one worker (shared by its endpoint pools). */
+export class ClusterStats {
+  private readonly base: number;
+  private readonly upstream: number;
+  private readonly overhead: number;
+
+  constructor(
+    private readonly rec: StatsRecorder,
+    slot: number,
+  ) {
+    this.base = LAYOUT.clusterBase(slot);
+    this.upstream = this.base + histogramOffset(CLUSTER_SHAPE, ClusterHistogram.Upstream);
+    this.overhead = this.base + histogramOffset(CLUSTER_SHAPE, ClusterHistogram.Overhead);
+  }
+
+  count(counter: number): void {
+    Atomics.add(this.rec.cells, this.base + counter, 1);
+  }
+
+  gauge(gauge: number, delta: number): void {
+    Atomics.add(this.rec.cells, this.base + gaugeOffset(CLUSTER_SHAPE, gauge), delta);
+  }
+
+  connectionOpened(): void {
+    this.count(ClusterCounter.CxTotal);
+    this.gauge(ClusterGauge.CxActive, 1);
+  }
+
+  /** `connected`: whether it ever connected (else it was a connect failure). */
+  connectionClosed(connected: boolean): void {
+    this.gauge(ClusterGauge.CxActive, -1);
+    if (!connected) this.count(ClusterCounter.CxConnectFail);
+  }
+
+  /** An upstream response (head received) with `status`, and its timings. */
+  upstreamResponse(status: number, upstreamUs: number, downstreamUs: number): void {
+    const cls = ((status / 100) | 0) - 1;
+    if (cls >= 0 && cls <= 4) Atomics.add(this.rec.cells, this.base + ClusterCounter.Rq1xx + cls, 1);
+    this.rec.observe(this.upstream, upstreamUs);
+    this.rec.observe(this.overhead, downstreamUs > upstreamUs ? downstreamUs - upstreamUs : 0);
+  }
+}

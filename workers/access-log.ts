@@ -1,0 +1,265 @@
+// Access logs: one JSON line per finished request for each listener that configures
+// `access_log`. Lines go out through pino's asynchronous destination (SonicBoom), one per
+// worker per distinct path ("stdout" = fd 1), so a worker never waits on the disk. The
+// line has a fixed shape and is built by hand on the hot path (no pino logger per line).
+// Sampling: a `sample_ratio` share of requests is logged, error responses always.
+
+import { resolve } from 'node:path';
+import { pino } from 'pino';
+import type { Listener } from '../src/config/types.js';
+import type { Logger } from '../src/core/log.js';
+import { isB3TraceId, traceIdOfTraceparent } from '../src/http/trace-context.js';
+import type { Exchange } from './exchange.js';
+
+type SonicBoom = ReturnType<typeof pino.destination>;
+
+/** Bytes waiting to be written beyond which new lines are dropped: a stalled disk must not
+ *  use up the worker's memory. */
+const MAX_PENDING_BYTES = 16 * 1024 * 1024;
+/** Writes to a pipe of at most PIPE_BUF bytes are atomic, so stdout writes of whole lines
+ *  from several workers never interleave. */
+const PIPE_BUF = 4096;
+/** How long stopping waits for buffered lines to be written. */
+const CLOSE_TIMEOUT_MS = 1000;
+/** At most one error message per destination in this interval. */
+const ERROR_LOG_INTERVAL_MS = 10_000;
+
+const quote = JSON.stringify;
+
+/** One file (or stdout) in one worker; shared by the listeners that name the same path. */
+class Destination {
+  private readonly boom: SonicBoom;
+  /** The file is open (stdout always is). */
+  private opened: boolean;
+  /** The file could not be opened: lines are dropped (until a snapshot reopens it). */
+  private broken = false;
+  private closed = false;
+  private dropped = 0;
+  private lastErrorAt = -Infinity;
+
+  constructor(
+    /** "stdout" or an absolute path. */
+    readonly target: string,
+    private readonly log: Logger,
+  ) {
+    this.opened = target === 'stdout';
+    this.boom =
+      target === 'stdout'
+        ? pino.destination({ dest: 1, sync: false, minLength: 0, maxWrite: PIPE_BUF, maxLength: MAX_PENDING_BYTES })
+        : pino.destination({ dest: target, sync: false, mkdir: true, minLength: 0, maxLength: MAX_PENDING_BYTES });
+    if (!this.opened) this.boom.once('ready', this.onReady);
+    this.boom.on('error', this.onError);
+    this.boom.on('drop', this.onDrop);
+  }
+
+  /** True when the file could not be opened; a new snapshot then tries again. */
+  get isBroken(): boolean {
+    return this.broken;
+  }
+
+  write(line: string): void {
+    if (this.broken || this.closed) return;
+    this.boom.write(line);
+  }
+
+  /** Writes what is buffered now, synchronously (a worker about to die). */
+  flushSync(): void {
+    if (this.broken || this.closed || !this.opened) return;
+    try {
+      this.boom.flushSync();
+    } catch {
+      // nothing more can be done for these lines
+    }
+  }
+
+  /** Writes what is buffered, then closes the file (never fd 1). Resolves when done or
+   *  after CLOSE_TIMEOUT_MS; never rejects. */
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.closed = true;
+    if (this.dropped > 0) this.log.warn({ accessLog: this.target, dropped: this.dropped }, 'access log lines dropped');
+    if (this.broken) return Promise.resolve(); // never opened: SonicBoom would wait for it forever
+    return new Promise((done) => {
+      const timer = setTimeout(done, CLOSE_TIMEOUT_MS);
+      this.boom.once('close', () => {
+        clearTimeout(timer);
+        done();
+      });
+      try {
+        this.boom.end();
+      } catch (err) {
+        clearTimeout(timer);
+        this.report(err, 'closing the access log failed');
+        done();
+      }
+    });
+  }
+
+  /** Reports an error, at most once per ERROR_LOG_INTERVAL_MS. */
+  report(err: unknown, msg: string): void {
+    const now = performance.now();
+    if (now - this.lastErrorAt < ERROR_LOG_INTERVAL_MS) return;
+    this.lastErrorAt = now;
+    this.log.error({ err, accessLog: this.target }, msg);
+  }
+
+  private readonly onReady = (): void => {
+    this.opened = true;
+  };
+
+  private readonly onError = (err: Error): void => {
+    try {
+      if (!this.opened) {
+        this.broken = true;
+        this.report(err, 'access log cannot be opened; its lines are dropped');
+      } else {
+        this.report(err, 'writing the access log failed');
+      }
+    } catch {
+      // an error handler must not throw
+    }
+  };
+
+  private readonly onDrop = (): void => {
+    if (this.dropped++ === 0) {
+      try {
+        this.log.warn({ accessLog: this.target, maxPendingBytes: MAX_PENDING_BYTES }, 'access log writes are behind; dropping lines');
+      } catch {
+        // an event handler must not throw
+      }
+    }
+  };
+}
+
+/** A listener's access log in one snapshot: sampling and the line format. */
+export class AccessLogSink {
+  /** sample_ratio ≥ 1: every request is logged, no random draw. */
+  private readonly all: boolean;
+  private readonly ratio: number;
+  /** `,"listener":…,"worker":…}\n`, the same for every line. */
+  private readonly suffix: string;
+
+  constructor(
+    private readonly dest: Destination,
+    sampleRatio: number,
+    listener: string,
+    worker: number,
+  ) {
+    this.all = sampleRatio >= 1;
+    this.ratio = sampleRatio;
+    this.suffix = `,"listener":${quote(listener)},"worker":${worker}}\n`;
+  }
+
+  /** Logs a finished exchange: a sampled share, and every error response (status ≥ 500,
+   *  or a response flag other than "-" and "DR"). Never throws. */
+  write(ex: Exchange): void {
+    const flag = ex.flag;
+    if (!this.all && ex.status < 500 && (flag === '-' || flag === 'DR') && !(Math.random() < this.ratio)) return;
+    try {
+      this.dest.write(this.line(ex));
+    } catch (err) {
+      this.dest.report(err, 'writing an access log line failed');
+    }
+  }
+
+  private line(ex: Exchange): string {
+    const req = ex.request;
+    const headers = req.headers;
+    let authority: string | null = null;
+    let userAgent: string | null = null;
+    let traceparent: string | null = null;
+    let b3: string | null = null;
+    for (let i = 0; i < headers.length; i += 2) {
+      switch (headers[i]) {
+        case 'host':
+          authority ??= headers[i + 1];
+          break;
+        case 'user-agent':
+          userAgent ??= headers[i + 1];
+          break;
+        case 'traceparent':
+          traceparent ??= headers[i + 1];
+          break;
+        case 'x-b3-traceid':
+          b3 ??= headers[i + 1];
+          break;
+      }
+    }
+    const generated = ex.generatedTraceparent;
+    const traceId =
+      generated !== null
+        ? generated.slice(3, 35)
+        : traceparent !== null
+          ? traceIdOfTraceparent(traceparent)
+          : b3 !== null && isB3TraceId(b3)
+            ? b3
+            : null;
+    const path = req.query.length > 0 ? `${req.path}?${req.query}` : req.path;
+    const route = ex.routeName;
+    const upstream = ex.endpoint;
+    // The time the request arrived (wall clock), to the millisecond.
+    const time = new Date(Date.now() - ex.durationUs / 1000).toISOString();
+    return (
+      `{"time":"${time}","request_id":${quote(ex.requestId)},"method":${quote(req.method)},"path":${quote(path)}` +
+      `,"authority":${authority === null ? 'null' : quote(authority)},"status":${ex.status},"flags":"${ex.flag}"` +
+      `,"route":${route === '' ? '"-"' : quote(route)},"upstream":${upstream === '' ? '"-"' : quote(upstream)}` +
+      `,"bytes_in":${ex.bytesIn},"bytes_out":${ex.bytesOut},"duration_us":${ex.durationUs}` +
+      `,"upstream_us":${ex.upstreamUs < 0 ? 'null' : ex.upstreamUs}` +
+      `,"user_agent":${userAgent === null ? 'null' : quote(userAgent)},"trace_id":${traceId === null ? 'null' : `"${traceId}"`}` +
+      this.suffix
+    );
+  }
+}
+
+/** The access log destinations of one worker, compiled per config snapshot. */
+export class AccessLogs {
+  /** Key: "stdout" or the absolute path. */
+  private destinations = new Map<string, Destination>();
+
+  constructor(
+    private readonly worker: number,
+    private readonly log: Logger,
+  ) {}
+
+  /** Sinks for the listeners that have an access log (by listener name). Opens the paths
+   *  that are new, keeps the ones still named, and closes the others (lines of requests
+   *  still in flight for a removed log are dropped). */
+  compile(listeners: readonly Listener[]): Map<string, AccessLogSink> {
+    const sinks = new Map<string, AccessLogSink>();
+    const used = new Map<string, Destination>();
+    for (const l of listeners) {
+      const config = l.access_log;
+      if (config === undefined) continue;
+      const target = config.path === 'stdout' ? 'stdout' : resolve(config.path);
+      let dest = used.get(target) ?? this.destinations.get(target);
+      if (dest === undefined || dest.isBroken) {
+        try {
+          dest = new Destination(target, this.log);
+        } catch (err) {
+          this.log.error({ err, listener: l.name, accessLog: target }, 'cannot set up the access log; the listener runs without one');
+          continue;
+        }
+      }
+      used.set(target, dest);
+      sinks.set(l.name, new AccessLogSink(dest, config.sample_ratio, l.name, this.worker));
+    }
+    for (const [target, dest] of this.destinations) {
+      if (!used.has(target)) void dest.close();
+    }
+    this.destinations = used;
+    return sinks;
+  }
+
+  /** Writes buffered lines synchronously (before a crashing worker exits). */
+  flushSync(): void {
+    for (const dest of this.destinations.values()) dest.flushSync();
+  }
+
+  /** Writes buffered lines and closes every destination; resolves within about a second
+   *  and never rejects. */
+  async close(): Promise<void> {
+    const all = [...this.destinations.values()];
+    this.destinations = new Map();
+    await Promise.all(all.map((d) => d.close()));
+  }
+}
