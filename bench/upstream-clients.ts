@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import { EndpointPool } from '../src/upstream/pool.js';
-import { ClusterStats, StatsRecorder } from '../src/stats/recorder.js';
+import { SlabClusterStats, StatsRecorder } from '../src/stats/recorder.js';
 import { LAYOUT } from '../src/stats/shapes.js';
 import type { UpstreamConnection, UpstreamFailure, UpstreamSink } from '../src/upstream/connection.js';
 
@@ -38,7 +38,7 @@ function remoraClient(port: number): Client {
   const pool = new EndpointPool(
     { address: '127.0.0.1', port },
     { connectTimeoutMs: 1000, idleTimeoutMs: 60000, maxConnections: concurrency },
-    new ClusterStats(new StatsRecorder(LAYOUT.allocate()), 0),
+    new SlabClusterStats(new StatsRecorder(LAYOUT.allocate()), 0),
   );
   const head = 'GET / HTTP/1.1\r\nhost: bench\r\n\r\n';
   class Req implements UpstreamSink {

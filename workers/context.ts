@@ -7,7 +7,14 @@ import type { ConfigSnapshot } from '../src/config/types.js';
 import type { Logger } from '../src/core/log.js';
 import { RouteTable } from '../src/router/route-table.js';
 import { FLAGS } from '../src/stats/stat-names.js';
-import { ClusterStats, ListenerStats, StatsRecorder } from '../src/stats/recorder.js';
+import {
+  NO_CLUSTER_STATS,
+  NO_LISTENER_STATS,
+  SlabClusterStats,
+  SlabListenerStats,
+  StatsRecorder,
+  type ListenerStats,
+} from '../src/stats/recorder.js';
 import { ClusterRuntime } from '../src/upstream/cluster.js';
 import { AccessLogs, type AccessLogSink } from './access-log.js';
 import type { Exchange } from './exchange.js';
@@ -91,7 +98,7 @@ export class WorkerContext {
     const seen = new Set<string>();
     for (const c of config.clusters) {
       seen.add(c.name);
-      const stats = new ClusterStats(this.recorder, snapshot.statSlots.clusters[c.name]);
+      const stats = config.stats.enabled ? new SlabClusterStats(this.recorder, snapshot.statSlots.clusters[c.name]) : NO_CLUSTER_STATS;
       const existing = this.clusters.get(c.name);
       if (existing) existing.update(c, stats);
       else this.clusters.set(c.name, new ClusterRuntime(c, stats));
@@ -107,7 +114,7 @@ export class WorkerContext {
       listeners.set(l.name, {
         name: l.name,
         table: new RouteTable(l, resolve),
-        stats: new ListenerStats(this.recorder, snapshot.statSlots.listeners[l.name]),
+        stats: config.stats.enabled ? new SlabListenerStats(this.recorder, snapshot.statSlots.listeners[l.name]) : NO_LISTENER_STATS,
         accessLog: accessLogs.get(l.name) ?? null,
         generateTraceparent: l.generate_traceparent,
       });

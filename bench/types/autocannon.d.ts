@@ -1,5 +1,11 @@
 // Minimal types for the part of autocannon the benchmarks use (it ships none).
 declare module 'autocannon' {
+  interface RequestSpec {
+    method?: string;
+    path?: string;
+    headers?: Record<string, string>;
+    body?: string | Buffer;
+  }
   interface Options {
     url: string;
     connections?: number;
@@ -8,6 +14,14 @@ declare module 'autocannon' {
     method?: string;
     body?: string | Buffer;
     headers?: Record<string, string>;
+    /** Requests to make before stopping (overrides duration). */
+    amount?: number;
+    /** Requests per second over all connections (open loop, coordinated omission corrected). */
+    overallRate?: number;
+    /** Seconds before a request counts as timed out (default 10). */
+    timeout?: number;
+    /** Each connection cycles through these in order. */
+    requests?: RequestSpec[];
   }
   interface Stats {
     average: number;
@@ -21,7 +35,11 @@ declare module 'autocannon' {
     latency: Stats;
     throughput: Stats;
     errors: number;
+    timeouts: number;
     non2xx: number;
+    '2xx': number;
+    /** Seconds. */
+    duration: number;
   }
   function autocannon(opts: Options): Promise<Result>;
   export default autocannon;

@@ -119,10 +119,17 @@ export interface Cluster {
   readonly max_connections_per_endpoint: number;
 }
 
+export interface StatsConfig {
+  /** Workers count requests, connections and latencies into shared memory for /metrics
+   *  and /stats. Default true; false makes recording a no-op (to measure its price). */
+  readonly enabled: boolean;
+}
+
 export interface RemoraConfig {
   /** Worker threads. Default: os.availableParallelism(). */
   readonly workers: number;
   readonly admin: AdminConfig;
+  readonly stats: StatsConfig;
   readonly listeners: readonly Listener[];
   readonly clusters: readonly Cluster[];
 }

@@ -6,7 +6,8 @@ import { MAX_CLUSTERS, MAX_LISTENERS } from '../shared/limits.js';
 import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import type {
-  AccessLogConfig, AdminConfig, Cluster, ConfigError, DirectResponse, Endpoint, HeaderMatcher, HeaderValue,
+  AccessLogConfig, AdminConfig,
+  StatsConfig, Cluster, ConfigError, DirectResponse, Endpoint, HeaderMatcher, HeaderValue,
   LbPolicy, Listener, RemoraConfig, Route, RouteAction, RouteMatch, VirtualHost, WeightedCluster,
 } from './types.js';
 
@@ -36,7 +37,8 @@ const PROTECTED_HEADERS: ReadonlyMap<string, string> = new Map([
   ['content-length', 'message framing is managed by the proxy'],
 ]);
 
-const ROOT_KEYS = ['workers', 'admin', 'listeners', 'clusters'];
+const ROOT_KEYS = ['workers', 'admin', 'stats', 'listeners', 'clusters'];
+const STATS_KEYS = ['enabled'];
 const ADMIN_KEYS = ['address', 'port'];
 const LISTENER_KEYS = ['name', 'address', 'port', 'virtual_hosts', 'access_log', 'generate_traceparent'];
 const ACCESS_LOG_KEYS = ['path', 'sample_ratio'];
@@ -498,6 +500,13 @@ function validateAdmin(ctx: Ctx, root: Obj): AdminConfig {
   return { address: bindAddress(ctx, o, 'address', 'admin', '127.0.0.1'), port: int(ctx, o, 'port', 'admin', 0, 65535, 9901) };
 }
 
+function validateStats(ctx: Ctx, root: Obj): StatsConfig {
+  if (!has(root, 'stats')) return { enabled: true };
+  const o = object(ctx, root.stats, 'stats', STATS_KEYS);
+  if (!o) return { enabled: true };
+  return { enabled: bool(ctx, o, 'enabled', 'stats', true) };
+}
+
 /** Listener names and (address, port) pairs must be unique, also against the admin server. */
 function checkListenerUniqueness(ctx: Ctx, listeners: readonly Listener[], rawListeners: readonly unknown[], admin: AdminConfig): void {
   const names = new Map<string, string>();
@@ -526,6 +535,7 @@ export function validateConfig(raw: unknown, opts: { defaultWorkers?: number } =
   const defaultWorkers = opts.defaultWorkers ?? Math.min(256, Math.max(1, availableParallelism()));
   const workers = int(ctx, root, 'workers', '', 1, 256, defaultWorkers);
   const admin = validateAdmin(ctx, root);
+  const stats = validateStats(ctx, root);
 
   const rawClusters = list(ctx, root, 'clusters', '');
   const clusterNames = [...new Set(rawClusters.flatMap((c) => (isObj(c) && typeof c.name === 'string' ? [c.name] : [])))];
@@ -548,5 +558,5 @@ export function validateConfig(raw: unknown, opts: { defaultWorkers?: number } =
   if (rawClusters.length > MAX_CLUSTERS) ctx.err('clusters', `at most ${MAX_CLUSTERS} clusters (got ${rawClusters.length})`);
 
   if (ctx.errors.length > 0) return { ok: false, errors: ctx.errors };
-  return { ok: true, config: deepFreeze({ workers, admin, listeners, clusters }) };
+  return { ok: true, config: deepFreeze({ workers, admin, stats, listeners, clusters }) };
 }

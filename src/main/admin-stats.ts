@@ -72,6 +72,7 @@ export async function metricsHandler(ctx: StatsContext): Promise<AdminReply> {
 }
 
 export function statsHandler(ctx: StatsContext, url: URL): AdminReply {
+  if (!ctx.snapshot().config.stats.enabled) return [200, 'stats are disabled (stats.enabled: false in the config)\n'];
   let filter: RegExp | null = null;
   const pattern = url.searchParams.get('filter');
   if (pattern !== null) {

@@ -73,7 +73,9 @@ export class Metrics {
     for (const name of ['active_handles_total', 'active_requests_total', 'active_resources_total']) {
       this.registry.removeSingleMetric(`remora_nodejs_${name}`);
     }
-    for (const m of this.definitions()) this.registry.registerMetric(m as unknown as client.Metric);
+    // With recording switched off the slab series would be all zeros: leave them out.
+    const traffic = src.snapshot().config.stats.enabled ? this.trafficDefinitions() : [];
+    for (const m of [...traffic, ...this.processDefinitions()]) this.registry.registerMetric(m as unknown as client.Metric);
   }
 
   /** The exposition text; folds the slabs first. */
@@ -95,7 +97,7 @@ export class Metrics {
     return Object.entries(this.src.snapshot().statSlots.clusters);
   }
 
-  private definitions() {
+  private trafficDefinitions() {
     const r = this.src.reader;
     const perListener = (fn: (name: string, slot: number) => Sample[]) => () =>
       this.listeners().flatMap(([name, slot]) => fn(name, slot));
@@ -199,6 +201,11 @@ export class Metrics {
           histogramSamples('remora_proxy_overhead_seconds', { cluster }, r.clusterHistogram(slot, ClusterHistogram.Overhead)),
         ),
       ),
+    ];
+  }
+
+  private processDefinitions() {
+    return [
       computed('remora_worker_event_loop_delay_seconds', 'Event-loop delay per worker since the previous scrape.', 'gauge', () =>
         this.workerStats.flatMap((w) => {
           const d = (w.stats as { event_loop_delay?: { p50_us: number; p99_us: number; max_us: number } }).event_loop_delay;

@@ -6,6 +6,37 @@ import { MAX_CLUSTERS, MAX_LISTENERS } from '../shared/limits.js';
 import { CLUSTER_SHAPE, LAYOUT, LISTENER_SHAPE, SUM_CELL, bucketIndex, gaugeOffset, histogramOffset } from './shapes.js';
 import { ClusterCounter, ClusterGauge, ClusterHistogram, ListenerCounter, ListenerGauge, ListenerHistogram } from './stat-names.js';
 
+/** What the pipeline records per listener. */
+export interface ListenerStats {
+  requestStarted(): void;
+  /** `flagIndex`: index into FLAGS, or -1 for none. */
+  requestFinished(status: number, flagIndex: number, bytesIn: number, bytesOut: number, durationUs: number): void;
+}
+
+/** What pools and the pipeline record per cluster. */
+export interface ClusterStats {
+  count(counter: number): void;
+  gauge(gauge: number, delta: number): void;
+  connectionOpened(): void;
+  connectionClosed(connected: boolean): void;
+  upstreamResponse(status: number, upstreamUs: number, downstreamUs: number): void;
+}
+
+/** Recording switched off (`stats.enabled: false`): calls cost a no-op, as pino does
+ *  for disabled log levels. */
+export const NO_LISTENER_STATS: ListenerStats = {
+  requestStarted() {},
+  requestFinished() {},
+};
+
+export const NO_CLUSTER_STATS: ClusterStats = {
+  count() {},
+  gauge() {},
+  connectionOpened() {},
+  connectionClosed() {},
+  upstreamResponse() {},
+};
+
 export class StatsRecorder {
   readonly cells: Uint32Array;
 
@@ -32,8 +63,8 @@ export class StatsRecorder {
   }
 }
 
-/** Stats of one listener, in one worker. */
-export class ListenerStats {
+/** Stats of one listener, in one worker, kept in the slab. */
+export class SlabListenerStats implements ListenerStats {
   private readonly base: number;
   private readonly downstream: number;
 
@@ -63,8 +94,8 @@ export class ListenerStats {
   }
 }
 
-/** Stats of one cluster, in one worker (shared by its endpoint pools). */
-export class ClusterStats {
+/** Stats of one cluster, in one worker (shared by its endpoint pools), kept in the slab. */
+export class SlabClusterStats implements ClusterStats {
   private readonly base: number;
   private readonly upstream: number;
   private readonly overhead: number;

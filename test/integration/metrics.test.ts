@@ -155,3 +155,17 @@ t.test('/stats, /server_info, /logging and /reset_counters', async (t) => {
   await request(remora.ports.main, { path: '/again' });
   t.match((await admin(remora.adminPort, '/stats')).text, /^listener\.main\.downstream_rq_2xx: 1$/m, 'and count again from zero');
 });
+
+t.test('stats.enabled: false records nothing and leaves traffic series out', async (t) => {
+  const up = await namedUpstream('a');
+  const remora = await startRemora({ ...simpleConfig([up.port]), stats: { enabled: false } });
+  t.teardown(async () => {
+    await remora.stop();
+    await up.close();
+  });
+  for (let i = 0; i < 5; i++) t.equal((await request(remora.ports.main, { path: '/x' })).status, 200, 'request still served');
+  const text = await scrape(remora);
+  t.notMatch(text, /remora_downstream_requests_total/, 'no downstream request series');
+  t.match(text, /remora_config_version 1/, 'process-level series remain');
+  t.match((await admin(remora.adminPort, '/stats')).text, /stats are disabled/, '/stats says why it is empty');
+});

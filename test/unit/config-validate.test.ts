@@ -93,6 +93,7 @@ t.test('valid config: defaults filled in, input normalised', async (t) => {
   t.strictSame(cfg, {
     workers: 2,
     admin: { address: '127.0.0.1', port: 9901 },
+    stats: { enabled: true },
     listeners: [
       {
         name: 'main',
@@ -215,7 +216,7 @@ const mistakes: [string, Record<string, unknown>, [string, string][]][] = [
   ['unknown key with did-you-mean', { [`${R}[1].matc`]: { path: '/health' }, [`${R}[1].match`]: undefined },
     [[`${R}[1].matc`, 'unknown key (did you mean "match"?)'], [`${R}[1].match`, 'is required']]],
   ['unknown key without a close match', { banana: 1 },
-    [['banana', 'unknown key (allowed: workers, admin, listeners, clusters)']]],
+    [['banana', 'unknown key (allowed: workers, admin, stats, listeners, clusters)']]],
   ['unknown cluster reference', { [`${R}[0].route.cluster`]: 'bakend' },
     [[`${R}[0].route.cluster`, 'unknown cluster "bakend" (defined: backend, api)']]],
   ['duplicate cluster names', { 'clusters[2]': { name: 'api', endpoints: [{ address: 'a', port: 1 }] } },
@@ -437,4 +438,17 @@ t.test('listener and cluster counts are capped by the stats slab capacity', asyn
   const result = validateConfig(raw, { defaultWorkers: 1 });
   t.equal(result.ok, false, `${MAX_CLUSTERS + 1} clusters are rejected`);
   if (!result.ok) t.match(result.errors, [{ path: 'clusters', message: `at most ${MAX_CLUSTERS} clusters` }], 'error names the limit');
+});
+
+t.test('stats.enabled', async (t) => {
+  const base = {
+    listeners: [{ name: 'l', port: 0, virtual_hosts: [{ name: 'v', domains: ['*'], routes: [{ match: { prefix: '/' }, direct_response: { status: 200 } }] }] }],
+  };
+  const off = validateConfig({ ...base, stats: { enabled: false } }, { defaultWorkers: 1 });
+  t.equal(off.ok && off.config.stats.enabled, false, 'stats.enabled: false is kept');
+  const bad = validateConfig({ ...base, stats: { enabled: 'no', extra: 1 } }, { defaultWorkers: 1 });
+  t.equal(bad.ok, false, 'bad stats block rejected');
+  if (!bad.ok) {
+    t.same(bad.errors.map((e) => e.path).sort(), ['stats.enabled', 'stats.extra'], 'both stats errors listed by path');
+  }
 });
