@@ -30,6 +30,8 @@ Try:
   curl -i http://127.0.0.1:${port}/nope -H 'host: unknown.example' # 404, flag NR
   curl -s http://127.0.0.1:${remora.adminPort}/ready
   curl -s http://127.0.0.1:${remora.adminPort}/clusters
+  curl -s http://127.0.0.1:${remora.adminPort}/metrics
+  curl -s http://127.0.0.1:${remora.adminPort}/stats
 
 Ctrl-C stops everything.
 `);

@@ -1,0 +1,212 @@
+// Shared plumbing for the benchmarks under bench/: CPU pinning, child processes
+// (upstream, Remora), ports, RSS, summaries and result files. Same conventions as
+// bench/latency.ts: the load generator and the upstream on core 0, the proxy on core 1.
+
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root (this file runs from dist/bench/lib/). */
+export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+export const MACHINE = `${os.cpus()[0]?.model.trim() ?? 'cpu'} × ${os.availableParallelism()}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, node ${process.version}`;
+
+export function hasBinary(name: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${name}`]).status === 0;
+}
+
+/** Whether to pin: not disabled, at least 2 cores, taskset installed. */
+export function canPin(disabled: boolean): boolean {
+  return !disabled && os.availableParallelism() >= 2 && hasBinary('taskset');
+}
+
+/** Pins every thread of this process (autocannon, workers, GC helpers) to `core`. */
+export function pinSelf(core: number): void {
+  spawnSync('taskset', ['-a', '-p', '-c', String(core), String(process.pid)], { stdio: 'ignore' });
+}
+
+/** Child processes started by a benchmark, optionally pinned, all stopped at the end. */
+export class Processes {
+  private readonly children: ChildProcess[] = [];
+
+  constructor(readonly pin: boolean) {}
+
+  start(core: number, cmd: string, argv: string[]): ChildProcess {
+    const [c, a]: [string, string[]] = this.pin ? ['taskset', ['-c', String(core), cmd, ...argv]] : [cmd, argv];
+    const child = spawn(c, a, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.children.push(child);
+    return child;
+  }
+
+  stopAll(): void {
+    for (const c of this.children) {
+      if (c.pid === undefined || c.exitCode !== null || c.signalCode !== null) continue;
+      try {
+        process.kill(c.pid, 'SIGTERM');
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
+
+/** Resolves with the first match of `re` in the child's stdout+stderr; rejects if the
+ *  child exits first or `ms` pass. Output after the match is drained and dropped. */
+export function waitForOutput(child: ChildProcess, re: RegExp, ms = 20000): Promise<RegExpExecArray> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const finish = (err: Error | null, m?: RegExpExecArray): void => {
+      clearTimeout(timer);
+      child.stdout!.off('data', on);
+      child.stderr!.off('data', on);
+      child.off('exit', onExit);
+      child.stdout!.resume();
+      child.stderr!.resume();
+      if (err) reject(err);
+      else resolve(m!);
+    };
+    const on = (d: Buffer): void => {
+      out += d.toString();
+      const m = re.exec(out);
+      if (m) finish(null, m);
+    };
+    const onExit = (code: number | null): void => finish(new Error(`exited (${code}) before ${re}: ${out}`));
+    const timer = setTimeout(() => finish(new Error(`timeout waiting for ${re}: ${out}`)), ms);
+    child.stdout!.on('data', on);
+    child.stderr!.on('data', on);
+    child.on('exit', onExit);
+  });
+}
+
+/** Starts bench/upstream-uws.ts (fixed `size`-byte body) and returns its port. */
+export async function startUpstream(procs: Processes, core: number, size = 100): Promise<number> {
+  const upstream = procs.start(core, process.execPath, [join(ROOT, 'dist/bench/upstream-uws.js'), String(size)]);
+  return Number((await waitForOutput(upstream, /^(\d+)\n/m))[1]);
+}
+
+export interface RemoraProcess {
+  readonly pid: number;
+  readonly adminPort: number;
+  /** Bound port per listener name. */
+  readonly listeners: Readonly<Record<string, number>>;
+}
+
+interface ReadyLine {
+  admin: number;
+  listeners: Record<string, number>;
+}
+
+/** Starts `bin/remora.js run --config <file> [extra]` and waits for "remora ready". */
+export async function startRemora(procs: Processes, core: number, configFile: string, extra: string[] = []): Promise<RemoraProcess> {
+  const child = procs.start(core, process.execPath, [join(ROOT, 'bin/remora.js'), 'run', '--config', configFile, ...extra]);
+  const m = await waitForOutput(child, /^.*"msg":"remora ready".*$/m);
+  const ready = JSON.parse(m[0]) as ReadyLine;
+  return { pid: child.pid!, adminPort: ready.admin, listeners: ready.listeners };
+}
+
+/** Writes `config` as JSON (Remora reads .json configs) and returns the path. */
+export function writeConfig(dir: string, name: string, config: object): string {
+  const file = join(dir, `${name}.json`);
+  writeFileSync(file, JSON.stringify(config, null, 2));
+  return file;
+}
+
+/** Resident set size of `pid` in MB (one decimal), or null once it is gone. */
+export function rssMb(pid: number): number | null {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? round(Number(m[1]) / 1024, 1) : null;
+  } catch {
+    return null;
+  }
+}
+
+export interface HttpReply {
+  readonly status: number;
+  readonly body: string;
+}
+
+export function httpGet(port: number, path: string, agent?: http.Agent): Promise<HttpReply> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path, agent }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+  });
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export function round(x: number, digits = 0): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+export function percentile(xs: readonly number[], p: number): number {
+  const s = xs.slice().sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
+}
+
+export function median(xs: readonly number[]): number {
+  const s = xs.slice().sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+export interface Spread {
+  readonly median: number;
+  readonly min: number;
+  readonly max: number;
+}
+
+export function spread(xs: readonly number[], digits = 2): Spread {
+  return { median: round(median(xs), digits), min: round(Math.min(...xs), digits), max: round(Math.max(...xs), digits) };
+}
+
+/** "median (min–max)" for a markdown cell. */
+export function showSpread(s: Spread): string {
+  return `${s.median} (${s.min}–${s.max})`;
+}
+
+/** The npm command that ran this benchmark, with its arguments. */
+export function commandLine(script: string): string {
+  return `npm run ${script} -- ${process.argv.slice(2).join(' ')}`.replace(/ -- $/, '').trim();
+}
+
+/** Writes bench/results/<name>-<stamp>.{json,md}, prints the markdown, returns the paths. */
+export function writeResults(name: string, when: string, result: object, lines: readonly string[]): string[] {
+  mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
+  const stamp = when.replace(/[:.]/g, '-');
+  const json = join(ROOT, `bench/results/${name}-${stamp}.json`);
+  const md = join(ROOT, `bench/results/${name}-${stamp}.md`);
+  writeFileSync(json, JSON.stringify(result, null, 2) + '\n');
+  writeFileSync(md, lines.join('\n') + '\n');
+  process.stdout.write(lines.join('\n') + '\n');
+  return [json, md];
+}
+
+/** Runs `main`, reports a failure, always runs `cleanup`, then exits. */
+export function runMain(main: () => Promise<void>, cleanup: () => void): void {
+  main()
+    .catch((err: unknown) => {
+      process.stderr.write(`bench failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+      process.exitCode = 1;
+    })
+    .finally(() => {
+      cleanup();
+      setTimeout(() => process.exit(), 500).unref();
+    });
+}
+
+export function log(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
