@@ -129,7 +129,8 @@ export interface HttpReply {
   readonly body: string;
 }
 
-export function httpGet(port: number, path: string, agent?: http.Agent): Promise<HttpReply> {
+/** GET over `agent` (false: a fresh connection; default: Node's global agent). */
+export function httpGet(port: number, path: string, agent?: http.Agent | false): Promise<HttpReply> {
   return new Promise((resolve, reject) => {
     const req = http.get({ host: '127.0.0.1', port, path, agent }, (res) => {
       const chunks: Buffer[] = [];

@@ -1,6 +1,6 @@
 // Minimal types for the part of autocannon the benchmarks use (it ships none).
 declare module 'autocannon' {
-  interface RequestSpec {
+  export interface RequestSpec {
     method?: string;
     path?: string;
     headers?: Record<string, string>;
