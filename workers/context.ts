@@ -79,8 +79,11 @@ export class WorkerContext {
     this.loopDelay.enable();
   }
 
+  /** Event-loop delay over the last full second, µs (also in the stats slab). */
+  loopDelay1s = { p50_us: 0, p99_us: 0, max_us: 0 };
+
   /** Event-loop delay since the last call, in microseconds. */
-  takeLoopDelay(): { p50_us: number; p99_us: number; max_us: number } {
+  private takeLoopDelay(): { p50_us: number; p99_us: number; max_us: number } {
     const h = this.loopDelay;
     const out = {
       // The histogram holds whole timer periods; what is above the period is the delay.
@@ -177,6 +180,8 @@ export class WorkerContext {
     try {
       const now = performance.now();
       for (const cluster of this.clusters.values()) cluster.sweep(now);
+      this.loopDelay1s = this.takeLoopDelay();
+      this.recorder.storeWorker(this.loopDelay1s);
     } catch (err) {
       this.log.error({ err }, 'pool sweep failed');
     }

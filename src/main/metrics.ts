@@ -17,7 +17,8 @@ import {
   RECORD_BUCKETS_US,
   STATUS_CLASSES,
 } from '../stats/stat-names.js';
-import type { WorkerStatsReply } from '../shared/messages.js';
+import { WorkerCell } from '../shared/stats-layout.js';
+import { ProcessMetrics } from './process-metrics.js';
 import type { WorkerPool } from './worker-pool.js';
 
 type Labels = Record<string, string | number>;
@@ -50,6 +51,24 @@ function escapeLabel(value: string): string {
   return value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 }
 
+/** Text of each line of a histogram up to its value: buckets, +Inf, _sum, _count. */
+function histogramPrefixes(name: string, label: string): string[] {
+  return [
+    ...LE_TEXT.map((le) => `${name}_bucket{${label},le="${le}"} `),
+    `${name}_bucket{${label},le="+Inf"} `,
+    `${name}_sum{${label}} `,
+    `${name}_count{${label}} `,
+  ];
+}
+
+interface LabelCache {
+  readonly version: number;
+  readonly listeners: [string, number][];
+  readonly clusters: [string, number][];
+  readonly listenerHistogramPrefixes: string[][][];
+  readonly clusterHistogramPrefixes: string[][][];
+}
+
 export interface MetricsSource {
   readonly reader: StatsReader;
   readonly pool: WorkerPool;
@@ -58,16 +77,17 @@ export interface MetricsSource {
 
 export class Metrics {
   readonly registry = new client.Registry();
-  /** Worker replies fetched for this scrape (event-loop delay). */
-  private workerStats: WorkerStatsReply[] = [];
   private readonly trafficEnabled: boolean;
-  private labelCache: { version: number; listeners: [string, number][]; clusters: [string, number][] } | null = null;
+  private readonly processMetrics = new ProcessMetrics();
+  /** Process values read once per scrape. */
+  private processValues = new Map<string, number>();
+  private labelCache: LabelCache | null = null;
 
   constructor(private readonly src: MetricsSource) {
-    client.collectDefaultMetrics({ register: this.registry, prefix: 'remora_' });
-    // These three are gauges named like counters, which promtool rejects.
-    for (const name of ['active_handles_total', 'active_requests_total', 'active_resources_total']) {
-      this.registry.removeSingleMetric(`remora_nodejs_${name}`);
+    for (const sample of this.processMetrics.collect()) {
+      this.registry.registerMetric(
+        computed(sample.name, sample.help, sample.type, () => [{ labels: {}, value: this.processValues.get(sample.name) ?? 0 }]) as unknown as client.Metric,
+      );
     }
     // With recording switched off the slab series would be all zeros: leave them out.
     this.trafficEnabled = src.snapshot().config.stats.enabled;
@@ -77,7 +97,7 @@ export class Metrics {
   /** The exposition text; folds the slabs first. */
   async scrape(): Promise<string> {
     this.src.reader.fold();
-    this.workerStats = await this.src.pool.stats(500);
+    this.processValues = new Map(this.processMetrics.collect().map((s) => [s.name, s.value]));
     const traffic = this.trafficEnabled ? this.renderTraffic() : '';
     return traffic + (await this.registry.metrics());
   }
@@ -99,14 +119,16 @@ export class Metrics {
     const line = (name: string, label: string, value: number): void => {
       out.push(`${name}{${label}} ${value}\n`);
     };
-    const histogram = (name: string, label: string, h: HistogramSnapshot): void => {
+    const histogram = (prefixes: readonly string[], h: HistogramSnapshot): void => {
       let cumulative = 0;
       let next = 0;
+      let text = '';
       for (let p = 0; p < PROMETHEUS_BUCKETS_US.length; p++) {
         for (; next <= PROM_BOUND_INDEX[p]; next++) cumulative += h.buckets[next];
-        out.push(`${name}_bucket{${label},le="${LE_TEXT[p]}"} ${cumulative}\n`);
+        text += prefixes[p] + cumulative + '\n';
       }
-      out.push(`${name}_bucket{${label},le="+Inf"} ${h.count}\n${name}_sum{${label}} ${h.sumUs / 1e6}\n${name}_count{${label}} ${h.count}\n`);
+      const n = PROMETHEUS_BUCKETS_US.length;
+      out.push(text + prefixes[n] + h.count + '\n' + prefixes[n + 1] + h.sumUs / 1e6 + '\n' + prefixes[n + 2] + h.count + '\n');
     };
     const perListener = (fn: (label: string, slot: number) => void): void => {
       for (const [label, slot] of labels.listeners) fn(label, slot);
@@ -160,24 +182,32 @@ export class Metrics {
     );
 
     family('remora_downstream_request_duration_seconds', 'Time from request arrival to the last response byte, by listener.', 'histogram');
-    perListener((l, slot) =>
-      histogram('remora_downstream_request_duration_seconds', l, r.listenerHistogram(slot, ListenerHistogram.Downstream)),
+    labels.listeners.forEach(([l, slot], i) =>
+      histogram(labels.listenerHistogramPrefixes[i][0], r.listenerHistogram(slot, ListenerHistogram.Downstream)),
     );
     family('remora_upstream_request_duration_seconds', 'Time from the upstream request start to the end of its response, by cluster.', 'histogram');
-    perCluster((l, slot) => histogram('remora_upstream_request_duration_seconds', l, r.clusterHistogram(slot, ClusterHistogram.Upstream)));
+    labels.clusters.forEach(([, slot], i) => histogram(labels.clusterHistogramPrefixes[i][0], r.clusterHistogram(slot, ClusterHistogram.Upstream)));
     family('remora_proxy_overhead_seconds', 'Downstream time minus upstream time: the time Remora added, by cluster.', 'histogram');
-    perCluster((l, slot) => histogram('remora_proxy_overhead_seconds', l, r.clusterHistogram(slot, ClusterHistogram.Overhead)));
+    labels.clusters.forEach(([, slot], i) => histogram(labels.clusterHistogramPrefixes[i][1], r.clusterHistogram(slot, ClusterHistogram.Overhead)));
     return out.join('');
   }
 
-  /** `listener="name"` / `cluster="name"` label text per slot, made once per config version. */
-  private labelText(): { listeners: [string, number][]; clusters: [string, number][] } {
+  /** `listener="name"` / `cluster="name"` label text per slot, and every histogram
+   *  line's text up to its value, made once per config version. */
+  private labelText(): LabelCache {
     const snap = this.src.snapshot();
     if (this.labelCache === null || this.labelCache.version !== snap.version) {
+      const listeners = Object.entries(snap.statSlots.listeners).map(([n, slot]): [string, number] => [`listener="${escapeLabel(n)}"`, slot]);
+      const clusters = Object.entries(snap.statSlots.clusters).map(([n, slot]): [string, number] => [`cluster="${escapeLabel(n)}"`, slot]);
       this.labelCache = {
         version: snap.version,
-        listeners: Object.entries(snap.statSlots.listeners).map(([n, slot]) => [`listener="${escapeLabel(n)}"`, slot]),
-        clusters: Object.entries(snap.statSlots.clusters).map(([n, slot]) => [`cluster="${escapeLabel(n)}"`, slot]),
+        listeners,
+        clusters,
+        listenerHistogramPrefixes: listeners.map(([l]) => [histogramPrefixes('remora_downstream_request_duration_seconds', l)]),
+        clusterHistogramPrefixes: clusters.map(([l]) => [
+          histogramPrefixes('remora_upstream_request_duration_seconds', l),
+          histogramPrefixes('remora_proxy_overhead_seconds', l),
+        ]),
       };
     }
     return this.labelCache;
@@ -185,18 +215,27 @@ export class Metrics {
 
   private processDefinitions() {
     return [
-      computed('remora_worker_event_loop_delay_seconds', 'Event-loop delay per worker since the previous scrape.', 'gauge', () =>
-        this.workerStats.flatMap((w) => {
-          const d = (w.stats as { event_loop_delay?: { p50_us: number; p99_us: number; max_us: number } }).event_loop_delay;
-          if (d === undefined) return [];
-          const worker = String(w.slot);
-          return [
-            { labels: { worker, stat: 'p50' }, value: d.p50_us / 1e6 },
-            { labels: { worker, stat: 'p99' }, value: d.p99_us / 1e6 },
-            { labels: { worker, stat: 'max' }, value: d.max_us / 1e6 },
-          ];
-        }),
-      ),
+      computed('remora_worker_event_loop_delay_seconds', 'Event-loop delay per worker over its last full second.', 'gauge', () => {
+        const r = this.src.reader;
+        const out: Sample[] = [];
+        for (let w = 0; w < r.workerCount; w++) {
+          const worker = String(w);
+          out.push({ labels: { worker, stat: 'p50' }, value: r.workerCell(w, WorkerCell.LoopDelayP50) / 1e6 });
+          out.push({ labels: { worker, stat: 'p99' }, value: r.workerCell(w, WorkerCell.LoopDelayP99) / 1e6 });
+          out.push({ labels: { worker, stat: 'max' }, value: r.workerCell(w, WorkerCell.LoopDelayMax) / 1e6 });
+        }
+        return out;
+      }),
+      computed('remora_worker_heartbeat_age_seconds', 'Seconds since each worker last stored its heartbeat (about 1 when healthy).', 'gauge', () => {
+        const r = this.src.reader;
+        const now = Math.floor(Date.now() / 1000);
+        const out: Sample[] = [];
+        for (let w = 0; w < r.workerCount; w++) {
+          const beat = r.workerCell(w, WorkerCell.Heartbeat);
+          out.push({ labels: { worker: String(w) }, value: beat === 0 ? -1 : now - beat });
+        }
+        return out;
+      }),
       computed('remora_worker_restarts_total', 'Worker replacements after a worker died.', 'counter', () =>
         this.src.pool.slots.map((s) => ({ labels: { worker: String(s.slot) }, value: s.restarts })),
       ),

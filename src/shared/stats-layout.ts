@@ -10,6 +10,17 @@
 
 import { MAX_CLUSTERS, MAX_LISTENERS } from './limits.js';
 
+/** Cells describing the worker itself, stored once a second by the worker (gauges). */
+export const WorkerCell = {
+  /** Seconds since the epoch at the last store: the worker's heartbeat. */
+  Heartbeat: 0,
+  /** Event-loop delay over the last second, µs. */
+  LoopDelayP50: 1,
+  LoopDelayP99: 2,
+  LoopDelayMax: 3,
+} as const;
+export const WORKER_CELLS = 4;
+
 /** Cell counts of one listener or cluster block. Inside a block: counters first, then
  *  gauges, then the histograms one after another. */
 export interface BlockShape {
@@ -24,6 +35,8 @@ export class StatsLayout {
   readonly listenerBlock: number;
   readonly clusterBlock: number;
   readonly clusterStart: number;
+  /** Start of the worker block: WorkerCell values the worker itself stores. */
+  readonly workerStart: number;
   /** Total 32-bit cells in one worker's slab. */
   readonly cells: number;
 
@@ -34,7 +47,8 @@ export class StatsLayout {
     this.listenerBlock = blockSize(listener);
     this.clusterBlock = blockSize(cluster);
     this.clusterStart = MAX_LISTENERS * this.listenerBlock;
-    this.cells = this.clusterStart + MAX_CLUSTERS * this.clusterBlock;
+    this.workerStart = this.clusterStart + MAX_CLUSTERS * this.clusterBlock;
+    this.cells = this.workerStart + WORKER_CELLS;
   }
 
   listenerBase(slot: number): number {

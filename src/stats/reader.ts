@@ -71,6 +71,15 @@ export class StatsReader {
     return this.histogram(LAYOUT.clusterBase(slot) + histogramOffset(CLUSTER_SHAPE, i));
   }
 
+  /** A WorkerCell value of worker `w` (slot index). */
+  workerCell(w: number, cell: number): number {
+    return Atomics.load(this.views[w], LAYOUT.workerStart + cell);
+  }
+
+  get workerCount(): number {
+    return this.views.length;
+  }
+
   private gauge(cell: number): number {
     let sum = 0;
     for (const view of this.views) sum += Atomics.load(view, cell) | 0;

@@ -3,6 +3,7 @@
 // Handles are made when a config snapshot is applied, never per request.
 
 import { MAX_CLUSTERS, MAX_LISTENERS } from '../shared/limits.js';
+import { WorkerCell } from '../shared/stats-layout.js';
 import { CLUSTER_SHAPE, LAYOUT, LISTENER_SHAPE, SUM_CELL, bucketIndex, gaugeOffset, histogramOffset } from './shapes.js';
 import { ClusterCounter, ClusterGauge, ClusterHistogram, ListenerCounter, ListenerGauge, ListenerHistogram } from './stat-names.js';
 
@@ -55,6 +56,15 @@ export class StatsRecorder {
       const base = LAYOUT.clusterBase(s) + gaugeOffset(CLUSTER_SHAPE, 0);
       for (let g = 0; g < CLUSTER_SHAPE.gauges; g++) Atomics.store(this.cells, base + g, 0);
     }
+  }
+
+  /** Stores this worker's heartbeat and last-second event-loop delay. */
+  storeWorker(loopDelay: { p50_us: number; p99_us: number; max_us: number }): void {
+    const base = LAYOUT.workerStart;
+    Atomics.store(this.cells, base + WorkerCell.Heartbeat, Math.floor(Date.now() / 1000));
+    Atomics.store(this.cells, base + WorkerCell.LoopDelayP50, loopDelay.p50_us);
+    Atomics.store(this.cells, base + WorkerCell.LoopDelayP99, loopDelay.p99_us);
+    Atomics.store(this.cells, base + WorkerCell.LoopDelayMax, loopDelay.max_us);
   }
 
   observe(histogram: number, us: number): void {
