@@ -27,6 +27,9 @@ const ERROR_LOG_INTERVAL_MS = 10_000;
 const quote = JSON.stringify;
 
 /** One file (or stdout) in one worker; shared by the listeners that name the same path. */
+/** Bytes of log lines gathered before one write to a file. */
+const FILE_BATCH_BYTES = 8 * 1024; // sonic-boom needs it below its 16 KiB maxWrite
+
 class Destination {
   private readonly boom: SonicBoom;
   /** The file is open (stdout always is). */
@@ -46,7 +49,9 @@ class Destination {
     this.boom =
       target === 'stdout'
         ? pino.destination({ dest: 1, sync: false, minLength: 0, maxWrite: PIPE_BUF, maxLength: MAX_PENDING_BYTES })
-        : pino.destination({ dest: target, sync: false, mkdir: true, minLength: 0, maxLength: MAX_PENDING_BYTES });
+        : // Files: lines are batched up to FILE_BATCH_BYTES per write (the worker flushes
+          // whatever is left once a second), so a busy proxy makes few write syscalls.
+          pino.destination({ dest: target, sync: false, mkdir: true, minLength: FILE_BATCH_BYTES, maxLength: MAX_PENDING_BYTES });
     if (!this.opened) this.boom.once('ready', this.onReady);
     this.boom.on('error', this.onError);
     this.boom.on('drop', this.onDrop);
@@ -60,6 +65,16 @@ class Destination {
   write(line: string): void {
     if (this.broken || this.closed) return;
     this.boom.write(line);
+  }
+
+  /** Starts writing whatever is buffered (asynchronously). */
+  flush(): void {
+    if (this.broken || this.closed || !this.opened) return;
+    try {
+      this.boom.flush();
+    } catch {
+      // a flush already in progress; the next tick takes the rest
+    }
   }
 
   /** Writes what is buffered now, synchronously (a worker about to die). */
@@ -251,6 +266,11 @@ export class AccessLogs {
   }
 
   /** Writes buffered lines synchronously (before a crashing worker exits). */
+  /** Called once a second by the worker: nothing waits longer than that to be written. */
+  flush(): void {
+    for (const dest of this.destinations.values()) dest.flush();
+  }
+
   flushSync(): void {
     for (const dest of this.destinations.values()) dest.flushSync();
   }

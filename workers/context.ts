@@ -180,6 +180,7 @@ export class WorkerContext {
     try {
       const now = performance.now();
       for (const cluster of this.clusters.values()) cluster.sweep(now);
+      this.accessLogs.flush();
       this.loopDelay1s = this.takeLoopDelay();
       this.recorder.storeWorker(this.loopDelay1s);
     } catch (err) {
