@@ -11,7 +11,7 @@
 // Writes bench/results/latency-<timestamp>.{json,md}.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { runOpenLoop, type LatencySummary } from './lib/open-loop.js';
+import { MACHINE, hasBinary, median, rssMb, runMain, waitForOutput } from './lib/harness.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const { values: args } = parseArgs({
@@ -44,13 +45,9 @@ const rounds = Number(args.rounds);
 const workers = Number(args.workers);
 const connections = Number(args.connections);
 const pin = !args['no-pin'] && os.availableParallelism() >= 2 && hasBinary('taskset');
-const machine = `${os.cpus()[0]?.model.trim() ?? 'cpu'} × ${os.availableParallelism()}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, node ${process.version}`;
+const machine = MACHINE;
 const children: ChildProcess[] = [];
 const tmp = mkdtempSync(join(os.tmpdir(), 'remora-bench-'));
-
-function hasBinary(name: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${name}`]).status === 0;
-}
 
 function pinned(core: number, cmd: string, argv: string[]): [string, string[]] {
   return pin ? ['taskset', ['-c', String(core), cmd, ...argv]] : [cmd, argv];
@@ -61,23 +58,6 @@ function start(core: number, cmd: string, argv: string[]): ChildProcess {
   const child = spawn(c, a, { stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   return child;
-}
-
-function waitForOutput(child: ChildProcess, re: RegExp, ms = 15000): Promise<RegExpExecArray> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`timeout waiting for ${re}: ${out}`)), ms);
-    const on = (d: Buffer): void => {
-      out += d.toString();
-      const m = re.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m);
-      }
-    };
-    child.stdout!.on('data', on);
-    child.stderr!.on('data', on);
-  });
 }
 
 function freePort(): Promise<number> {
@@ -162,22 +142,6 @@ async function startTargets(upstreamPort: number): Promise<Target[]> {
   return targets;
 }
 
-function median(xs: number[]): number {
-  const s = xs.slice().sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : Math.round((s[m - 1] + s[m]) / 2);
-}
-
-function rssMb(pid: number | undefined): number | null {
-  if (pid === undefined) return null;
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Math.round(Number(m[1]) / 1024) : null;
-  } catch {
-    return null;
-  }
-}
-
 async function throughput(port: number, seconds: number): Promise<number> {
   const result = await autocannon({ url: `http://127.0.0.1:${port}/`, connections: 50, pipelining: 1, duration: seconds });
   return result.requests.average;
@@ -220,7 +184,7 @@ async function main(): Promise<void> {
       }
     }
   }
-  const rss = Object.fromEntries(targets.map((t) => [t.name, rssMb(t.pid)]));
+  const rss = Object.fromEntries(targets.map((t) => [t.name, t.pid === undefined ? null : rssMb(t.pid)]));
 
   // Added latency per round (target minus direct in the same round), then the median.
   const pcts = ['p50', 'p90', 'p99', 'p999'] as const;
@@ -287,12 +251,4 @@ function cleanup(): void {
   rmSync(tmp, { recursive: true, force: true });
 }
 
-main()
-  .catch((err: unknown) => {
-    process.stderr.write(`bench failed: ${err instanceof Error ? err.stack : String(err)}\n`);
-    process.exitCode = 1;
-  })
-  .finally(() => {
-    cleanup();
-    setTimeout(() => process.exit(), 500).unref();
-  });
+runMain(main, cleanup);
