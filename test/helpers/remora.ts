@@ -26,26 +26,29 @@ export interface RemoraProcess {
   waitFor(re: RegExp, ms?: number): Promise<string>;
 }
 
-/** A minimal valid config: one listener on port 0 routing everything to `upstreams`. */
-export function simpleConfig(upstreams: number[], extra: { workers?: number; lb?: string; route?: Record<string, unknown> } = {}) {
+/** A config with one listener ("main", port 0) whose single catch-all virtual host
+ *  ("all", domains *) has `routes`, and the given `clusters`. */
+export function routesConfig(routes: unknown[], clusters: unknown[], opts: { workers?: number } = {}) {
   return {
-    workers: extra.workers ?? 1,
+    workers: opts.workers ?? 1,
     admin: { address: '127.0.0.1', port: 0 },
     listeners: [
       {
         name: 'main',
         address: '127.0.0.1',
         port: 0,
-        virtual_hosts: [
-          {
-            name: 'all',
-            domains: ['*'],
-            routes: [{ name: 'all', match: { prefix: '/' }, route: { cluster: 'up', ...(extra.route ?? {}) } }],
-          },
-        ],
+        virtual_hosts: [{ name: 'all', domains: ['*'], routes }],
       },
     ],
-    clusters: [
+    clusters,
+  };
+}
+
+/** A minimal valid config: one listener on port 0 routing everything to `upstreams`. */
+export function simpleConfig(upstreams: number[], extra: { workers?: number; lb?: string; route?: Record<string, unknown> } = {}) {
+  return routesConfig(
+    [{ name: 'all', match: { prefix: '/' }, route: { cluster: 'up', ...(extra.route ?? {}) } }],
+    [
       {
         name: 'up',
         lb_policy: extra.lb ?? 'round_robin',
@@ -53,7 +56,8 @@ export function simpleConfig(upstreams: number[], extra: { workers?: number; lb?
         endpoints: upstreams.map((port) => ({ address: '127.0.0.1', port })),
       },
     ],
-  };
+    { workers: extra.workers ?? 1 },
+  );
 }
 
 /** Starts Remora with `config` (an object, written as JSON). */

@@ -4,7 +4,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import t from 'tap';
-import { admin, request, startRemora, startUpstream } from '../helpers/remora.js';
+import { admin, request, routesConfig, startRemora, startUpstream } from '../helpers/remora.js';
 import { RawConn, startRawUpstream, until } from '../helpers/raw-http.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -110,46 +110,33 @@ const cluster = (name: string, port: number) => ({
   endpoints: [{ address: '127.0.0.1', port }],
 });
 
-const remora = await startRemora({
-  workers: 1,
-  admin: { address: '127.0.0.1', port: 0 },
-  listeners: [
-    {
-      name: 'main',
-      address: '127.0.0.1',
-      port: 0,
-      virtual_hosts: [
-        {
-          name: 'all',
-          domains: ['*'],
-          routes: [
-            { name: 'refused', match: { prefix: '/refused' }, route: { cluster: 'refused' } },
-            { name: 'slow', match: { prefix: '/slow' }, route: { cluster: 'hold', timeout_ms: 300 } },
-            { name: 'hold', match: { prefix: '/hold' }, route: { cluster: 'hold' } },
-            { name: 'race', match: { prefix: '/race' }, route: { cluster: 'race' } },
-            { name: 'fin', match: { prefix: '/fin' }, route: { cluster: 'fin' } },
-            { name: 'health', match: { path: '/healthz' }, direct_response: { status: 200, body: 'ok\n' } },
-            { name: 'teapot', match: { path: '/teapot' }, direct_response: { status: 418 } },
-            { name: 'dribble', match: { path: '/dribble' }, route: { cluster: 'faulty', timeout_ms: 300 } },
-            {
-              name: 'faulty',
-              match: { regex: '/(midbody/.*|closedelim|early/.*|garbage|inject/.*)' },
-              route: { cluster: 'faulty' },
-            },
-            // Nothing else matches: other paths get 404 NR.
-          ],
-        },
-      ],
-    },
-  ],
-  clusters: [
-    cluster('refused', refusedPort),
-    cluster('hold', hold.port),
-    cluster('faulty', faulty.port),
-    cluster('race', race.port),
-    cluster('fin', fin.port),
-  ],
-});
+const remora = await startRemora(
+  routesConfig(
+    [
+      { name: 'refused', match: { prefix: '/refused' }, route: { cluster: 'refused' } },
+      { name: 'slow', match: { prefix: '/slow' }, route: { cluster: 'hold', timeout_ms: 300 } },
+      { name: 'hold', match: { prefix: '/hold' }, route: { cluster: 'hold' } },
+      { name: 'race', match: { prefix: '/race' }, route: { cluster: 'race' } },
+      { name: 'fin', match: { prefix: '/fin' }, route: { cluster: 'fin' } },
+      { name: 'health', match: { path: '/healthz' }, direct_response: { status: 200, body: 'ok\n' } },
+      { name: 'teapot', match: { path: '/teapot' }, direct_response: { status: 418 } },
+      { name: 'dribble', match: { path: '/dribble' }, route: { cluster: 'faulty', timeout_ms: 300 } },
+      {
+        name: 'faulty',
+        match: { regex: '/(midbody/.*|closedelim|early/.*|garbage|inject/.*)' },
+        route: { cluster: 'faulty' },
+      },
+      // Nothing else matches: other paths get 404 NR.
+    ],
+    [
+      cluster('refused', refusedPort),
+      cluster('hold', hold.port),
+      cluster('faulty', faulty.port),
+      cluster('race', race.port),
+      cluster('fin', fin.port),
+    ],
+  ),
+);
 const port = remora.ports.main;
 
 t.teardown(async () => {

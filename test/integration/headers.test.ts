@@ -3,7 +3,7 @@
 // the upstream service time header and per-route header edits.
 import http from 'node:http';
 import t from 'tap';
-import { request, startRemora, startUpstream } from '../helpers/remora.js';
+import { request, routesConfig, startRemora, startUpstream } from '../helpers/remora.js';
 import { RawConn, startRawUpstream } from '../helpers/raw-http.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -77,41 +77,28 @@ const raw = await startRawUpstream((socket) => {
   );
 });
 
-const remora = await startRemora({
-  workers: 1,
-  admin: { address: '127.0.0.1', port: 0 },
-  listeners: [
-    {
-      name: 'main',
-      address: '127.0.0.1',
-      port: 0,
-      virtual_hosts: [
-        {
-          name: 'all',
-          domains: ['*'],
-          routes: [
-            {
-              name: 'edits',
-              match: { prefix: '/edits' },
-              route: { cluster: 'echo' },
-              request_headers_to_add: [{ name: 'x-added', value: 'by-remora' }],
-              request_headers_to_remove: ['x-secret'],
-              response_headers_to_add: [{ name: 'x-served-by', value: 'remora' }],
-              response_headers_to_remove: ['server', 'x-internal'],
-            },
-            { name: 'slow', match: { prefix: '/slow' }, route: { cluster: 'echo', timeout_ms: 300 } },
-            { name: 'raw', match: { prefix: '/raw' }, route: { cluster: 'raw' } },
-            { name: 'echo', match: { prefix: '/' }, route: { cluster: 'echo' } },
-          ],
-        },
-      ],
-    },
-  ],
-  clusters: [
-    { name: 'echo', connect_timeout_ms: 500, endpoints: [{ address: '127.0.0.1', port: echo.port }] },
-    { name: 'raw', connect_timeout_ms: 500, endpoints: [{ address: '127.0.0.1', port: raw.port }] },
-  ],
-});
+const remora = await startRemora(
+  routesConfig(
+    [
+      {
+        name: 'edits',
+        match: { prefix: '/edits' },
+        route: { cluster: 'echo' },
+        request_headers_to_add: [{ name: 'x-added', value: 'by-remora' }],
+        request_headers_to_remove: ['x-secret'],
+        response_headers_to_add: [{ name: 'x-served-by', value: 'remora' }],
+        response_headers_to_remove: ['server', 'x-internal'],
+      },
+      { name: 'slow', match: { prefix: '/slow' }, route: { cluster: 'echo', timeout_ms: 300 } },
+      { name: 'raw', match: { prefix: '/raw' }, route: { cluster: 'raw' } },
+      { name: 'echo', match: { prefix: '/' }, route: { cluster: 'echo' } },
+    ],
+    [
+      { name: 'echo', connect_timeout_ms: 500, endpoints: [{ address: '127.0.0.1', port: echo.port }] },
+      { name: 'raw', connect_timeout_ms: 500, endpoints: [{ address: '127.0.0.1', port: raw.port }] },
+    ],
+  ),
+);
 const port = remora.ports.main;
 
 t.teardown(async () => {
