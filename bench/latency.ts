@@ -10,16 +10,16 @@
 // corrected); closed-loop throughput uses autocannon (connections 50, pipelining 1).
 // Writes bench/results/latency-<timestamp>.{json,md}.
 
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { runOpenLoop, type LatencySummary } from './lib/open-loop.js';
-import { MACHINE, hasBinary, median, rssMb, runMain, waitForOutput } from './lib/harness.js';
+import { MACHINE, Processes, hasBinary, median, rssMb, runMain, waitForOutput } from './lib/harness.js';
+import { freePort, peerMissing, startPeer } from './lib/peers.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const { values: args } = parseArgs({
@@ -46,43 +46,12 @@ const workers = Number(args.workers);
 const connections = Number(args.connections);
 const pin = !args['no-pin'] && os.availableParallelism() >= 2 && hasBinary('taskset');
 const machine = MACHINE;
-const children: ChildProcess[] = [];
 const tmp = mkdtempSync(join(os.tmpdir(), 'remora-bench-'));
 
-function pinned(core: number, cmd: string, argv: string[]): [string, string[]] {
-  return pin ? ['taskset', ['-c', String(core), cmd, ...argv]] : [cmd, argv];
-}
+const procs = new Processes(pin);
 
 function start(core: number, cmd: string, argv: string[]): ChildProcess {
-  const [c, a] = pinned(core, cmd, argv);
-  const child = spawn(c, a, { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  return child;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitPort(port: number, ms = 10000): Promise<void> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    const ok = await new Promise<boolean>((r) => {
-      const s = net.connect(port, '127.0.0.1', () => {
-        s.destroy();
-        r(true);
-      });
-      s.on('error', () => r(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`port ${port} never opened`);
+  return procs.start(core, cmd, argv);
 }
 
 interface Target {
@@ -110,34 +79,11 @@ async function startTargets(upstreamPort: number): Promise<Target[]> {
   await waitForOutput(remora, /remora ready/);
   targets.push({ name: 'remora', port: remoraPort, pid: remora.pid });
 
-  if (!args['no-peers'] && hasBinary('nginx')) {
-    const port = await freePort();
-    const conf = join(tmp, 'nginx.conf');
-    writeFileSync(
-      conf,
-      `worker_processes ${workers};\ndaemon off;\npid ${tmp}/nginx.pid;\nerror_log ${tmp}/nginx-error.log;\n` +
-        `events { worker_connections 4096; }\nhttp {\n  access_log off;\n` +
-        `  client_body_temp_path ${tmp}; proxy_temp_path ${tmp}; fastcgi_temp_path ${tmp}; uwsgi_temp_path ${tmp}; scgi_temp_path ${tmp};\n` +
-        `  upstream up { server 127.0.0.1:${upstreamPort}; keepalive 128; }\n` +
-        `  server { listen 127.0.0.1:${port}; location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; } }\n}\n`,
-    );
-    const nginx = start(1, "nginx", ["-c", conf, "-p", tmp]);
-    nginx.stderr!.on("data", (d: Buffer) => process.stderr.write(`nginx: ${d}`));
-    await waitPort(port);
-    targets.push({ name: 'nginx', port, pid: nginx.pid });
-  }
-  if (!args['no-peers'] && hasBinary('haproxy')) {
-    const port = await freePort();
-    const conf = join(tmp, 'haproxy.cfg');
-    writeFileSync(
-      conf,
-      `global\n  nbthread ${workers}\n  maxconn 4096\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n  option http-keep-alive\n` +
-        `frontend fe\n  bind 127.0.0.1:${port}\n  default_backend be\nbackend be\n  http-reuse always\n  server s1 127.0.0.1:${upstreamPort}\n`,
-    );
-    const haproxy = start(1, "haproxy", ["-f", conf, "-db"]);
-    haproxy.stderr!.on("data", (d: Buffer) => process.stderr.write(`haproxy: ${d}`));
-    await waitPort(port);
-    targets.push({ name: 'haproxy', port, pid: haproxy.pid });
+  // Same worker count as Remora, pinned to the proxy core (bench/lib/peers.ts).
+  for (const name of ['nginx', 'haproxy'] as const) {
+    if (args['no-peers'] || peerMissing(name) !== null) continue;
+    const peer = await startPeer(procs, 1, name, upstreamPort, workers, tmp);
+    targets.push({ name, port: peer.port, pid: peer.pid });
   }
   return targets;
 }
@@ -239,15 +185,7 @@ async function main(): Promise<void> {
 }
 
 function cleanup(): void {
-  for (const c of children) {
-    if (c.pid !== undefined && c.exitCode === null) {
-      try {
-        process.kill(c.pid, 'SIGTERM');
-      } catch {
-        // already gone
-      }
-    }
-  }
+  procs.stopAll();
   rmSync(tmp, { recursive: true, force: true });
 }
 

@@ -34,8 +34,9 @@ export class Processes {
 
   constructor(readonly pin: boolean) {}
 
-  start(core: number, cmd: string, argv: string[]): ChildProcess {
-    const [c, a]: [string, string[]] = this.pin ? ['taskset', ['-c', String(core), cmd, ...argv]] : [cmd, argv];
+  /** `cores`: a core number or a taskset list ("1-3"); null runs it unpinned. */
+  start(cores: number | string | null, cmd: string, argv: string[]): ChildProcess {
+    const [c, a]: [string, string[]] = this.pin && cores !== null ? ['taskset', ['-c', String(cores), cmd, ...argv]] : [cmd, argv];
     const child = spawn(c, a, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.children.push(child);
     return child;
@@ -100,7 +101,7 @@ interface ReadyLine {
 }
 
 /** Starts `bin/remora.js run --config <file> [extra]` and waits for "remora ready". */
-export async function startRemora(procs: Processes, core: number, configFile: string, extra: string[] = []): Promise<RemoraProcess> {
+export async function startRemora(procs: Processes, core: number | string | null, configFile: string, extra: string[] = []): Promise<RemoraProcess> {
   const child = procs.start(core, process.execPath, [join(ROOT, 'bin/remora.js'), 'run', '--config', configFile, ...extra]);
   const m = await waitForOutput(child, /^.*"msg":"remora ready".*$/m);
   const ready = JSON.parse(m[0]) as ReadyLine;
@@ -183,12 +184,18 @@ export function commandLine(script: string): string {
   return `npm run ${script} -- ${process.argv.slice(2).join(' ')}`.replace(/ -- $/, '').trim();
 }
 
-/** Writes bench/results/<name>-<stamp>.{json,md}, prints the markdown, returns the paths. */
-export function writeResults(name: string, when: string, result: object, lines: readonly string[]): string[] {
-  mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
-  const stamp = when.replace(/[:.]/g, '-');
-  const json = join(ROOT, `bench/results/${name}-${stamp}.json`);
-  const md = join(ROOT, `bench/results/${name}-${stamp}.md`);
+/** The file-name stamp for an ISO time: 2026-11-27T06-05-01-676Z. */
+export function stampOf(when: string): string {
+  return when.replace(/[:.]/g, '-');
+}
+
+/** Writes <dir>/<name>-<stamp>.{json,md} (dir: bench/results), prints the markdown,
+ *  returns the paths. */
+export function writeResults(name: string, when: string, result: object, lines: readonly string[], dir = join(ROOT, 'bench/results')): string[] {
+  mkdirSync(dir, { recursive: true });
+  const stamp = stampOf(when);
+  const json = join(dir, `${name}-${stamp}.json`);
+  const md = join(dir, `${name}-${stamp}.md`);
   writeFileSync(json, JSON.stringify(result, null, 2) + '\n');
   writeFileSync(md, lines.join('\n') + '\n');
   process.stdout.write(lines.join('\n') + '\n');

@@ -1,0 +1,106 @@
+// Peer proxies the benchmarks compare Remora with: nginx and HAProxy (when installed),
+// and two Node.js proxies (bench/peers/http-proxy.ts, bench/peers/fastify-proxy.ts).
+// Config writers are pure (unit-tested); the start functions launch each peer through
+// `Processes` (pinned like Remora) and resolve once it accepts connections.
+
+import { createRequire } from 'node:module';
+import net from 'node:net';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, hasBinary, waitForOutput, type Processes } from './harness.js';
+
+export type PeerName = 'nginx' | 'haproxy' | 'http-proxy' | 'fastify-proxy';
+export const PEERS: readonly PeerName[] = ['nginx', 'haproxy', 'http-proxy', 'fastify-proxy'];
+
+export interface PeerConfigOptions {
+  /** Port the peer listens on (127.0.0.1). */
+  readonly port: number;
+  readonly upstreamPort: number;
+  /** nginx worker_processes / HAProxy nbthread. */
+  readonly workers: number;
+  /** Directory for nginx's pid, logs and temp paths. */
+  readonly dir: string;
+}
+
+/** nginx: `workers` worker processes, upstream keep-alive (128 idle connections). */
+export function nginxConfig(o: PeerConfigOptions): string {
+  const d = o.dir;
+  return (
+    `worker_processes ${o.workers};\ndaemon off;\npid ${d}/nginx.pid;\nerror_log ${d}/nginx-error.log;\n` +
+    `events { worker_connections 4096; }\nhttp {\n  access_log off;\n` +
+    `  client_body_temp_path ${d}; proxy_temp_path ${d}; fastcgi_temp_path ${d}; uwsgi_temp_path ${d}; scgi_temp_path ${d};\n` +
+    `  upstream up { server 127.0.0.1:${o.upstreamPort}; keepalive 128; }\n` +
+    `  server { listen 127.0.0.1:${o.port}; location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; } }\n}\n`
+  );
+}
+
+/** HAProxy: `workers` threads, keep-alive both sides, `http-reuse always`. */
+export function haproxyConfig(o: PeerConfigOptions): string {
+  return (
+    `global\n  nbthread ${o.workers}\n  maxconn 4096\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n  option http-keep-alive\n` +
+    `frontend fe\n  bind 127.0.0.1:${o.port}\n  default_backend be\nbackend be\n  http-reuse always\n  server s1 127.0.0.1:${o.upstreamPort}\n`
+  );
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+export async function waitPort(port: number, ms = 10000): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    const ok = await new Promise<boolean>((r) => {
+      const s = net.connect(port, '127.0.0.1', () => {
+        s.destroy();
+        r(true);
+      });
+      s.on('error', () => r(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`port ${port} never opened`);
+}
+
+export interface RunningPeer {
+  readonly name: PeerName;
+  readonly port: number;
+  readonly pid: number | undefined;
+}
+
+/** Why `name` cannot run here, or null when it can (binary or npm package present). */
+export function peerMissing(name: PeerName): string | null {
+  if (name === 'nginx' || name === 'haproxy') return hasBinary(name) ? null : `${name} not installed`;
+  const pkg = name === 'http-proxy' ? 'http-proxy' : '@fastify/http-proxy';
+  try {
+    createRequire(join(ROOT, 'package.json')).resolve(pkg);
+    return null;
+  } catch {
+    return `npm package ${pkg} not installed (npm install)`;
+  }
+}
+
+/** Starts peer `name` on `core` in front of 127.0.0.1:`upstreamPort`. */
+export async function startPeer(procs: Processes, core: number | string | null, name: PeerName, upstreamPort: number, workers: number, dir: string): Promise<RunningPeer> {
+  if (name === 'nginx' || name === 'haproxy') {
+    const port = await freePort();
+    const opts = { port, upstreamPort, workers, dir };
+    const file = join(dir, name === 'nginx' ? 'nginx.conf' : 'haproxy.cfg');
+    writeFileSync(file, name === 'nginx' ? nginxConfig(opts) : haproxyConfig(opts));
+    const child = name === 'nginx' ? procs.start(core, 'nginx', ['-c', file, '-p', dir]) : procs.start(core, 'haproxy', ['-f', file, '-db']);
+    child.stderr!.on('data', (d: Buffer) => process.stderr.write(`${name}: ${d}`));
+    child.stdout!.resume();
+    await waitPort(port);
+    return { name, port, pid: child.pid };
+  }
+  const script = join(ROOT, `dist/bench/peers/${name}.js`);
+  const child = procs.start(core, process.execPath, [script, String(upstreamPort), '0']);
+  const port = Number((await waitForOutput(child, /^(\d+)\n/m))[1]);
+  return { name, port, pid: child.pid };
+}
