@@ -8,6 +8,7 @@ import net from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, hasBinary, waitForOutput, type Processes } from './harness.js';
+import { freePort } from '../../src/main/ports.js';
 
 export type PeerName = 'nginx' | 'haproxy' | 'http-proxy' | 'fastify-proxy';
 export const PEERS: readonly PeerName[] = ['nginx', 'haproxy', 'http-proxy', 'fastify-proxy'];
@@ -42,15 +43,8 @@ export function haproxyConfig(o: PeerConfigOptions): string {
   );
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
+
+export { freePort };
 
 export async function waitPort(port: number, ms = 10000): Promise<void> {
   const until = Date.now() + ms;

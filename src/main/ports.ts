@@ -11,7 +11,9 @@ export async function resolvePorts(listeners: readonly Listener[]): Promise<Reco
   return out;
 }
 
-function freePort(address: string): Promise<number> {
+/** A port on `address` that was free a moment ago (bind 0, read, close). Also used by
+ *  tests and benchmarks to pick ports. */
+export function freePort(address = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.once('error', reject);

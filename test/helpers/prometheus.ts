@@ -7,9 +7,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from '../../src/main/ports.js';
 
 export interface ScrapeTarget {
   /** Prometheus job name (the `job` label of every scraped series). */
@@ -84,17 +84,6 @@ export function prometheusRequired(): boolean {
 export const PROMETHEUS_SKIP_REASON =
   'prometheus/promtool not installed (Debian: apt-get install --no-install-recommends prometheus; .ci/run installs it in CI)';
 
-/** A port that was free a moment ago (bind 0, read, close). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function httpGet(port: number, path: string, ms = 5000): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {

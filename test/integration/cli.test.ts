@@ -9,6 +9,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { admin, BIN, namedUpstream, request, simpleConfig, startRemora } from '../helpers/remora.js';
+import { freePort } from '../../src/main/ports.js';
 
 interface Finished {
   code: number | null;
@@ -93,17 +94,6 @@ function tempFiles(t: { teardown(fn: () => void): void }): (name: string, conten
   };
 }
 
-/** A port that was free a moment ago (bind 0, read, close). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** A config with three distinct mistakes, each at a known path. */
 const badConfig = {
