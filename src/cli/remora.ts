@@ -1,12 +1,12 @@
 // The `remora` command line: run from a config file, run as a zero-config reverse
 // proxy, or validate a config file. Unknown flags are errors.
 
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { formatErrors, loadConfigFile } from '../config/load.js';
 import { validateConfig } from '../config/validate.js';
 import type { RemoraConfig } from '../config/types.js';
 import { RemoraError } from '../core/errors.js';
+import { REMORA_VERSION } from '../core/version.js';
 import { createLogger } from '../core/log.js';
 import { startRemora } from '../main/remora.js';
 
@@ -66,7 +66,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (values.version) {
-    process.stdout.write(`${packageVersion()}\n`);
+    process.stdout.write(`${REMORA_VERSION}\n`);
     return 0;
   }
   const [command, ...rest] = positionals;
@@ -208,9 +208,4 @@ function splitHostPort(text: string): { host: string; port: number } | string {
 function usage(message: string): number {
   process.stderr.write(`remora: ${message}\nRun "remora --help" for usage.\n`);
   return 2;
-}
-
-function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
 }

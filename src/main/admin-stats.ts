@@ -2,7 +2,7 @@
 // regex filter, /server_info, run-time log level, and counter reset. Everything is
 // read from the workers' shared stats slabs through the StatsReader.
 
-import { readFileSync } from 'node:fs';
+import { REMORA_VERSION } from '../core/version.js';
 import type { ConfigSnapshot } from '../config/types.js';
 import type { Logger } from '../core/log.js';
 import type { StatsReader } from '../stats/reader.js';
@@ -32,7 +32,6 @@ export interface StatsContext {
 export type AdminReply = [number, unknown, string?];
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
-const VERSION = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 /** Envoy-style flat stat names with their values. */
 function flatStats(ctx: StatsContext): { counters: [string, number][]; histograms: [string, Record<string, number>][] } {
@@ -99,7 +98,7 @@ export function serverInfoHandler(ctx: StatsContext): AdminReply {
   return [
     200,
     {
-      version: VERSION,
+      version: REMORA_VERSION,
       node: process.version,
       pid: process.pid,
       uptime_s: Math.round((Date.now() - ctx.startedAt) / 1000),
