@@ -7,6 +7,7 @@
 //
 // The upstream runs in a child process pinned to core 0; this process to core 1.
 
+import { ClusterResources, EndpointCells, SHARED_LAYOUT } from '../src/shared/shared-state.js';
 import { spawn, spawnSync } from 'node:child_process';
 import http from 'node:http';
 import os from 'node:os';
@@ -35,10 +36,13 @@ const rounds = Number(args.rounds);
 type Client = (done: (ok: boolean) => void) => void;
 
 function remoraClient(port: number): Client {
+  const shared = new Int32Array(SHARED_LAYOUT.allocate());
   const pool = new EndpointPool(
     { address: '127.0.0.1', port },
-    { connectTimeoutMs: 1000, idleTimeoutMs: 60000, maxConnections: concurrency },
+    { connectTimeoutMs: 1000, idleTimeoutMs: 60000, maxConnections: concurrency, maxClusterConnections: 1024, maxPending: 1024 },
     new SlabClusterStats(new StatsRecorder(LAYOUT.allocate()), 0),
+    new ClusterResources(shared, 0),
+    new EndpointCells(shared, 0),
   );
   const head = 'GET / HTTP/1.1\r\nhost: bench\r\n\r\n';
   class Req implements UpstreamSink {
@@ -59,8 +63,13 @@ function remoraClient(port: number): Client {
       this.done(false);
     }
     onUpstreamDrain(): void {}
+    onPoolClosed(): void {
+      this.done(false);
+    }
   }
-  return (done) => pool.acquire(new Req(done));
+  return (done) => {
+    pool.acquire(new Req(done));
+  };
 }
 
 function undiciClient(port: number): Client {

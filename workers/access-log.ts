@@ -169,7 +169,7 @@ export class AccessLogSink {
    *  or a response flag other than "-" and "DR"). Never throws. */
   write(ex: Exchange): void {
     const flag = ex.flag;
-    if (!this.all && ex.status < 500 && (flag === '-' || flag === 'DR') && !(Math.random() < this.ratio)) return;
+    if (!this.all && ex.status < 500 && (flag === '-' || flag === 'DR') && !ex.retryExhausted && !(Math.random() < this.ratio)) return;
     try {
       this.dest.write(this.line(ex));
     } catch (err) {
@@ -216,7 +216,7 @@ export class AccessLogSink {
     const time = isoTime(Date.now() - ex.durationUs / 1000);
     return (
       `{"time":"${time}","request_id":${quote(ex.requestId)},"method":${quote(req.method)},"path":${quote(path)}` +
-      `,"authority":${authority === null ? 'null' : quote(authority)},"status":${ex.status},"flags":"${ex.flag}"` +
+      `,"authority":${authority === null ? 'null' : quote(authority)},"status":${ex.status},"flags":"${ex.flags}"` +
       `,"route":${route === '' ? '"-"' : quote(route)},"upstream":${upstream === '' ? '"-"' : quote(upstream)}` +
       `,"bytes_in":${ex.bytesIn},"bytes_out":${ex.bytesOut},"duration_us":${ex.durationUs}` +
       `,"upstream_us":${ex.upstreamUs < 0 ? 'null' : ex.upstreamUs}` +

@@ -3,10 +3,16 @@
 // replaces the tables in one assignment; requests in flight keep the route they matched.
 
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
-import type { ConfigSnapshot } from '../src/config/types.js';
+import type { ConfigSnapshot, Route } from '../src/config/types.js';
 import type { Logger } from '../src/core/log.js';
+import { ResponseFlag } from '../src/core/flags.js';
+import { RateLimiter, rateLimitSlotName, type CompiledRateLimit } from '../src/filters/rate-limit.js';
 import { RouteTable } from '../src/router/route-table.js';
-import { FLAGS } from '../src/stats/stat-names.js';
+import type { EndpointEventKind, FromWorker } from '../src/shared/messages.js';
+import { EndpointState } from '../src/shared/shared-state.js';
+import { ClusterCounter, FLAGS, ListenerCounter } from '../src/stats/stat-names.js';
+import { CompiledRetryPolicy } from '../src/upstream/retry-policy.js';
+import type { EndpointPool } from '../src/upstream/pool.js';
 import {
   NO_CLUSTER_STATS,
   NO_LISTENER_STATS,
@@ -30,10 +36,18 @@ export interface WorkerStats {
   flags: Record<string, number>;
 }
 
+/** What a route carries besides matching and forwarding, compiled per snapshot. */
+export interface RoutePolicy {
+  readonly retry: CompiledRetryPolicy | null;
+  readonly rateLimits: readonly CompiledRateLimit[] | null;
+}
+
 /** A listener as the pipeline sees it in one snapshot: its route table and stats. */
 export interface ListenerRuntime {
   readonly name: string;
-  readonly table: RouteTable<ClusterRuntime>;
+  readonly table: RouteTable<ClusterRuntime, RoutePolicy>;
+  /** Rate limits checked before routing, or null. */
+  readonly rateLimits: readonly CompiledRateLimit[] | null;
   readonly stats: ListenerStats;
   /** Access log (workers/access-log.ts), or null when the listener has none. */
   readonly accessLog: AccessLogSink | null;
@@ -43,6 +57,7 @@ export interface ListenerRuntime {
 
 /** Response flag → index into FLAGS (the listener's flag counters). */
 const FLAG_INDEX = new Map(FLAGS.map((f, i) => [f, i]));
+const URX_INDEX = FLAGS.indexOf(ResponseFlag.UpstreamRetryLimitExceeded);
 
 export class WorkerContext {
   version = 0;
@@ -66,11 +81,22 @@ export class WorkerContext {
   /** Event-loop delay of this worker (ns), sampled every 20 ms; shown by /workers. */
   private readonly loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: 20 });
 
+  /** The process-wide resilience state (circuit breakers, endpoint health, buckets). */
+  readonly shared: Int32Array;
+  readonly rateLimiter: RateLimiter;
+  /** Consecutive counts returned by EndpointCells.outcome (no allocation per request). */
+  private readonly outcomeScratch = new Int32Array(2);
+
   constructor(
     readonly slot: number,
     readonly log: Logger,
     statsSlab: SharedArrayBuffer,
+    sharedState: SharedArrayBuffer,
+    epochMs: number,
+    private readonly post: (msg: FromWorker) => void,
   ) {
+    this.shared = new Int32Array(sharedState);
+    this.rateLimiter = new RateLimiter(this.shared, epochMs);
     this.recorder = new StatsRecorder(statsSlab);
     this.accessLogs = new AccessLogs(slot, log);
     this.recorder.zeroGauges();
@@ -102,9 +128,19 @@ export class WorkerContext {
     for (const c of config.clusters) {
       seen.add(c.name);
       const stats = config.stats.enabled ? new SlabClusterStats(this.recorder, snapshot.statSlots.clusters[c.name]) : NO_CLUSTER_STATS;
+      const endpointSlots = snapshot.stateSlots.endpoints;
+      const shared = {
+        cells: this.shared,
+        clusterSlot: snapshot.statSlots.clusters[c.name],
+        endpointSlot: (key: string): number => {
+          const slot = endpointSlots[`${c.name}|${key}`];
+          if (slot === undefined) throw new Error(`endpoint ${c.name}|${key} has no shared-state slot`);
+          return slot;
+        },
+      };
       const existing = this.clusters.get(c.name);
-      if (existing) existing.update(c, stats);
-      else this.clusters.set(c.name, new ClusterRuntime(c, stats));
+      if (existing) existing.update(c, stats, shared);
+      else this.clusters.set(c.name, new ClusterRuntime(c, stats, shared));
     }
     const resolve = (name: string): ClusterRuntime => {
       const cluster = this.clusters.get(name);
@@ -113,10 +149,16 @@ export class WorkerContext {
     };
     const accessLogs = this.accessLogs.compile(config.listeners);
     const listeners = new Map<string, ListenerRuntime>();
+    const buckets = snapshot.stateSlots.buckets;
     for (const l of config.listeners) {
+      const routePolicy = (r: Route): RoutePolicy => ({
+        retry: r.route?.retry_policy !== undefined ? new CompiledRetryPolicy(r.route.retry_policy) : null,
+        rateLimits: this.rateLimiter.compile(r.rate_limits, (limit) => rateLimitSlotName(l.name, r.name, limit), buckets),
+      });
       listeners.set(l.name, {
         name: l.name,
-        table: new RouteTable(l, resolve),
+        table: new RouteTable(l, resolve, routePolicy),
+        rateLimits: this.rateLimiter.compile(l.rate_limits, (limit) => rateLimitSlotName(l.name, null, limit), buckets),
         stats: config.stats.enabled ? new SlabListenerStats(this.recorder, snapshot.statSlots.listeners[l.name]) : NO_LISTENER_STATS,
         accessLog: accessLogs.get(l.name) ?? null,
         generateTraceparent: l.generate_traceparent,
@@ -143,6 +185,7 @@ export class WorkerContext {
     if (accessLog !== null) accessLog.write(ex);
 
     listener.stats.requestFinished(ex.status, FLAG_INDEX.get(ex.flag) ?? -1, ex.bytesIn, ex.bytesOut, ex.durationUs);
+    if (ex.retryExhausted) listener.stats.count(ListenerCounter.FlagBase + URX_INDEX);
     const cluster = ex.cluster;
     if (cluster !== null && ex.upstreamStatus > 0) cluster.stats.upstreamResponse(ex.upstreamStatus, ex.upstreamUs, ex.durationUs);
     const s = this.stats;
@@ -153,6 +196,32 @@ export class WorkerContext {
     else if (cls === 4) s.responses4xx++;
     else if (cls === 5) s.responses5xx++;
     if (ex.flag !== '-') s.flags[ex.flag] = (s.flags[ex.flag] ?? 0) + 1;
+  }
+
+  /** Counts the outcome of one attempt at an endpoint of `cluster` (outlier detection),
+   *  and tells the main thread when a consecutive-failure threshold is reached or a
+   *  probation trial ended. Costs nothing for clusters without outlier detection. */
+  endpointOutcome(cluster: ClusterRuntime, pool: EndpointPool, is5xx: boolean, isGateway: boolean): void {
+    const od = cluster.config.outlier_detection;
+    if (od === undefined) return;
+    const onProbation = pool.cells.state === EndpointState.Probation;
+    const counts = this.outcomeScratch;
+    pool.cells.outcome(is5xx, isGateway, counts);
+    let kind: EndpointEventKind | null = null;
+    if (onProbation) kind = is5xx || isGateway ? 'probation_fail' : 'probation_ok';
+    else if (od.consecutive_5xx > 0 && counts[0] > 0 && counts[0] % od.consecutive_5xx === 0) kind = 'consecutive_5xx';
+    else if (od.consecutive_gateway_failure > 0 && counts[1] > 0 && counts[1] % od.consecutive_gateway_failure === 0) {
+      kind = 'consecutive_gateway';
+    }
+    if (kind !== null) {
+      if (kind !== 'probation_ok' && kind !== 'probation_fail') cluster.stats.count(ClusterCounter.OutlierNotified);
+      this.post({ type: 'endpoint_event', endpointSlot: pool.cells.slot, kind });
+    }
+  }
+
+  /** An upstream answered with x-remora-immediate-health-check-fail. */
+  immediateHealthCheckFail(pool: EndpointPool): void {
+    this.post({ type: 'endpoint_event', endpointSlot: pool.cells.slot, kind: 'immediate_health_check_fail' });
   }
 
   /** Per-endpoint pool state for the admin /clusters view. */

@@ -13,12 +13,14 @@ import {
 import { reasonPhrase } from '../src/http/status.js';
 import { hasTraceparent, newTraceparent } from '../src/http/trace-context.js';
 import { pickTarget, type CompiledRoute } from '../src/router/route-table.js';
+import type { CompiledRateLimit } from '../src/filters/rate-limit.js';
 import type { ClusterRuntime } from '../src/upstream/cluster.js';
+import { AttemptFailure, type CompiledRetryPolicy } from '../src/upstream/retry-policy.js';
 import type { UpstreamConnection, UpstreamFailure, UpstreamSink } from '../src/upstream/connection.js';
 import type { EndpointPool, PoolClient } from '../src/upstream/pool.js';
 import type { Downstream, DownstreamEvents, DownstreamRequest } from './downstream.js';
-import type { ListenerRuntime, WorkerContext } from './context.js';
-import { ClusterCounter } from '../src/stats/stat-names.js';
+import type { ListenerRuntime, RoutePolicy, WorkerContext } from './context.js';
+import { ClusterCounter, ListenerCounter } from '../src/stats/stat-names.js';
 
 const enum BodyMode {
   None = 'none',
@@ -32,14 +34,33 @@ const REPLAY_LIMIT_BYTES = 64 * 1024;
 /** Body bytes held while waiting for an upstream connection before pausing the client. */
 const PENDING_LIMIT_BYTES = 1024 * 1024;
 const EMPTY = new Uint8Array(0);
+/** Response header an upstream sets to be marked unhealthy at once (active health
+ *  checking must be on for its cluster); never forwarded to the client. */
+const IMMEDIATE_HC_FAIL = 'x-remora-immediate-health-check-fail';
+const OVERLOADED_HEADERS: readonly string[] = ['x-remora-overloaded', 'true'];
 
 export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
   flag: string = ResponseFlag.None;
   status = 0;
   cancelled = false;
   requestId = '';
-  private route: CompiledRoute<ClusterRuntime> | null = null;
+  private route: CompiledRoute<ClusterRuntime, RoutePolicy> | null = null;
   private pool: EndpointPool | null = null;
+  /** The endpoint the previous attempt failed on (a retry avoids it). */
+  private previousPool: EndpointPool | null = null;
+  /** Retry policy of this request (route policy with allowed header overrides), or null. */
+  private retry: CompiledRetryPolicy | null = null;
+  /** Retries made so far. */
+  private retries = 0;
+  /** Holding one of the cluster's max_requests / max_retries resources. */
+  private holdsRequest = false;
+  private holdsRetry = false;
+  /** A retriable response is being read and thrown away before the retry. */
+  private discarding = false;
+  private backoffTimer: NodeJS.Timeout | null = null;
+  private perTryTimer: NodeJS.Timeout | null = null;
+  /** The request failed and a retry was wanted but not allowed (flag URX). */
+  retryExhausted = false;
   private clusterRuntime: ClusterRuntime | null = null;
   private listener: ListenerRuntime | null = null;
   /** Status of the upstream's response head, 0 when none arrived. */
@@ -56,6 +77,8 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
   private pendingBytes = 0;
   private retained: Buffer[] | null = null;
   private retainedBytes = 0;
+  /** Body bytes kept for a resend (keep-alive race, retries). */
+  private retainLimit = REPLAY_LIMIT_BYTES;
   private requestPaused = false;
   private upstreamPaused = false;
   private retriedFresh = false;
@@ -94,6 +117,8 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
     let contentLength = -1;
     let transferEncoding: string | null = null;
     let connection: string | null = null;
+    let retryOn: string | null = null;
+    let maxRetries: string | null = null;
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i];
       const value = headers[i + 1];
@@ -119,6 +144,12 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
         case 'x-request-id':
           this.requestId = value;
           break;
+        case 'x-remora-retry-on':
+          retryOn = value;
+          break;
+        case 'x-remora-max-retries':
+          maxRetries = value;
+          break;
       }
     }
     if (transferEncoding !== null) {
@@ -132,28 +163,71 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
     }
     if (this.requestId === '') this.requestId = randomUUID();
 
+    if (listener.rateLimits !== null && this.rateLimited(listener.rateLimits)) return;
     const route = table.match({ host, method: req.method, path: req.path, headers });
     if (route === null) return this.localReply(404, ResponseFlag.NoRoute, 'no route matched', false);
     this.route = route;
+    const policy = route.policy;
+    if (policy.rateLimits !== null && this.rateLimited(policy.rateLimits)) return;
     if (route.direct !== null) {
       this.flag = ResponseFlag.DirectResponse;
       return this.localReply(route.direct.status, ResponseFlag.DirectResponse, route.direct.body, false, true);
     }
     const cluster = pickTarget(route);
     this.clusterRuntime = cluster;
+    if (!cluster.resources.requests.tryAcquire(cluster.config.circuit_breakers.max_requests)) {
+      cluster.stats.count(ClusterCounter.RqOverflow);
+      return this.localReply(503, ResponseFlag.UpstreamOverflow, 'upstream overflow: max_requests reached', false, false, OVERLOADED_HEADERS);
+    }
+    this.holdsRequest = true;
+    const retry = policy.retry;
+    if (retry !== null) {
+      this.retry = retry.allowRequestHeaders && (retryOn !== null || maxRetries !== null) ? retry.withOverrides(retryOn, maxRetries) : retry;
+    }
     const pool = cluster.pick();
     if (pool === null) return this.localReply(503, ResponseFlag.NoHealthyUpstream, 'no healthy upstream', false);
-    this.pool = pool;
-    pool.active++;
 
     this.upstreamHead = this.buildHead(host, contentLength, connection);
     const hasBody = this.bodyMode !== BodyMode.None;
     this.requestBodyDone = !hasBody;
-    if (hasBody) this.retained = [];
+    if (hasBody) {
+      this.retained = [];
+      if (this.retry !== null) this.retainLimit = Math.max(REPLAY_LIMIT_BYTES, this.retry.bufferLimitBytes);
+    }
     listen(this, hasBody);
     if (!hasBody) this.startTimer();
-    pool.acquire(this);
+    this.dispatch(pool);
   }
+
+  /** Sends the request (again) to `pool`'s endpoint. */
+  private dispatch(pool: EndpointPool): void {
+    this.pool = pool;
+    pool.active++;
+    if (this.requestBodyDone) this.startPerTryTimer();
+    if (!pool.acquire(this)) {
+      this.localReply(503, ResponseFlag.UpstreamOverflow, 'upstream overflow: max_pending_requests reached', false, false, OVERLOADED_HEADERS);
+    }
+  }
+
+  /** Checks rate limits; answers 429 and returns true when one refuses the request. */
+  private rateLimited(limits: readonly CompiledRateLimit[]): boolean {
+    const ctx = this.ctx;
+    const now = Date.now();
+    const refused = ctx.rateLimiter.check(limits, this.req, now, this.onShadowLimit);
+    if (refused === null) return false;
+    const reset = String(ctx.rateLimiter.secondsToNextFill(refused, now));
+    this.localReply(429, ResponseFlag.RateLimited, `rate limited by ${refused.name}`, false, false, [
+      'retry-after', reset,
+      'x-ratelimit-limit', String(refused.params.maxTokens),
+      'x-ratelimit-remaining', '0',
+      'x-ratelimit-reset', reset,
+    ]);
+    return true;
+  }
+
+  private readonly onShadowLimit = (): void => {
+    this.listener!.stats.count(ListenerCounter.RateLimitShadow);
+  };
 
   /** What the client asked for (method, path, headers, address). */
   get request(): DownstreamRequest {
@@ -165,9 +239,15 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
     return this.route?.name ?? '';
   }
 
-  /** Upstream endpoint `address:port` the request went to, or ''. */
+  /** Upstream endpoint `address:port` the request went to last, or ''. */
   get endpoint(): string {
-    return this.pool?.key ?? '';
+    return (this.pool ?? this.previousPool)?.key ?? '';
+  }
+
+  /** Response flags for logs: the flag, plus URX when retries ran out. */
+  get flags(): string {
+    if (!this.retryExhausted) return this.flag;
+    return this.flag === ResponseFlag.None ? ResponseFlag.UpstreamRetryLimitExceeded : `${this.flag},${ResponseFlag.UpstreamRetryLimitExceeded}`;
   }
 
   /** Cluster the request was sent to, or null (no route, direct response, rejected). */
@@ -178,8 +258,8 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
   // ---- PoolClient ----
 
   onConnection(conn: UpstreamConnection): void {
-    if (this.finished) {
-      this.pool!.release(conn);
+    if (this.finished || this.pool === null) {
+      conn.destroy();
       return;
     }
     this.conn = conn;
@@ -197,6 +277,11 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
     if (this.requestBodyDone && this.bodyMode !== BodyMode.None) conn.endBody();
   }
 
+  onPoolClosed(): void {
+    if (this.finished) return;
+    this.onUpstreamError('connect', false, 'the endpoint left the config');
+  }
+
   // ---- DownstreamEvents ----
 
   onRequestBody(chunk: Buffer, isLast: boolean): void {
@@ -205,8 +290,8 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
     if (chunk.length > 0) {
       if (this.retained !== null) {
         this.retainedBytes += chunk.length;
-        if (this.retainedBytes <= REPLAY_LIMIT_BYTES) this.retained.push(chunk);
-        else this.retained = null; // too big to replay; a keep-alive race then fails the request
+        if (this.retainedBytes <= this.retainLimit) this.retained.push(chunk);
+        else this.retained = null; // too big to send again: no retry, no keep-alive race resend
       }
       if (this.conn !== null) {
         if (!this.conn.writeBody(chunk)) this.pauseRequest();
@@ -220,6 +305,7 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
       this.requestBodyDone = true;
       this.conn?.endBody();
       this.startTimer();
+      if (this.pool !== null) this.startPerTryTimer();
     }
   }
 
@@ -249,10 +335,21 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
 
   onHead(status: number, reason: string, headers: string[], bodyLength: number): void {
     if (this.finished) return;
+    this.endAttempt();
+    const cluster = this.clusterRuntime!;
+    const pool = this.pool!;
+    this.upstreamStatus = status;
+    this.ctx.endpointOutcome(cluster, pool, status >= 500, status >= 502 && status <= 504);
+    const retry = this.retry;
+    if (retry !== null && retry.retriesStatus(status) && this.mayRetry()) {
+      // Read the rest of this response and throw it away; the retry starts when it ends.
+      this.discarding = true;
+      return;
+    }
+    if (this.retries > 0) cluster.stats.count(ClusterCounter.RqRetrySuccess);
     const ds = this.ds;
     const route = this.route!;
     this.headSent = true;
-    this.upstreamStatus = status;
     if (this.timer !== null) {
       // The route timeout ends with the response headers; the body may take its time.
       clearTimeout(this.timer);
@@ -276,6 +373,10 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
       if (name === 'date' || isHopByHop(name)) continue; // uWS writes Date itself
       if (dropped !== null && dropped.includes(name)) continue;
       if (remove !== null && remove.has(name)) continue;
+      if (name === IMMEDIATE_HC_FAIL) {
+        if (cluster.config.health_check !== undefined) this.ctx.immediateHealthCheckFail(pool);
+        continue;
+      }
       ds.writeHeader(name, headers[i + 1]);
     }
     const add = route.responseHeadersToAdd;
@@ -290,7 +391,7 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
   }
 
   onBody(chunk: Buffer): void {
-    if (this.finished) return;
+    if (this.finished || this.discarding) return;
     this.bytesOut += chunk.length;
     if (!this.ds.write(chunk, this.responseLength) && !this.upstreamPaused) {
       this.upstreamPaused = true;
@@ -300,14 +401,25 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
 
   onComplete(): void {
     if (this.finished) return;
-    if (this.responseLength < 0 && !this.isHead && this.status !== 204 && this.status !== 304) this.ds.end();
     this.conn = null;
+    if (this.discarding) {
+      this.discarding = false;
+      this.scheduleRetry();
+      return;
+    }
+    if (this.responseLength < 0 && !this.isHead && this.status !== 204 && this.status !== 304) this.ds.end();
     this.finish(this.flag);
   }
 
   onUpstreamError(failure: UpstreamFailure, retriable: boolean, detail: string): void {
     this.conn = null;
     if (this.finished) return;
+    if (this.discarding) {
+      // The retriable response broke off while being thrown away: retry all the same.
+      this.discarding = false;
+      this.scheduleRetry();
+      return;
+    }
     if (retriable && !this.retriedFresh && !this.headSent && this.canReplay()) {
       // The keep-alive race: the upstream closed an idle connection as we reused it.
       this.retriedFresh = true;
@@ -320,10 +432,20 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
       this.pool!.acquire(this, true);
       return;
     }
+    this.endAttempt();
     if (this.headSent) {
       // Never let a cut-off response look complete: drop the client connection.
       this.ds.close();
       this.finish(failure === 'protocol' ? ResponseFlag.UpstreamProtocolError : ResponseFlag.UpstreamConnectionTermination);
+      return;
+    }
+    // A failure before any response counts against the endpoint as a 5xx and a gateway
+    // error (Envoy maps local-origin failures the same way).
+    if (this.pool !== null) this.ctx.endpointOutcome(this.clusterRuntime!, this.pool, true, true);
+    const kind = failure === 'reset' ? AttemptFailure.Reset : failure === 'protocol' ? 0 : AttemptFailure.ConnectFailure;
+    const retry = this.retry;
+    if (retry !== null && kind !== 0 && retry.retriesFailure(kind, this.req.method) && this.mayRetry()) {
+      this.scheduleRetry();
       return;
     }
     switch (failure) {
@@ -417,6 +539,110 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
     return head + '\r\n';
   }
 
+  // ---- retries ----
+
+  /** The current attempt has its answer (or failed): stop its per-try timer and give
+   *  back the retry resource it held. */
+  private endAttempt(): void {
+    if (this.perTryTimer !== null) {
+      clearTimeout(this.perTryTimer);
+      this.perTryTimer = null;
+    }
+    if (this.holdsRetry) {
+      this.holdsRetry = false;
+      this.clusterRuntime!.resources.retries.release();
+    }
+  }
+
+  /** Whether another attempt may be made: retries left, the body can be sent again, and
+   *  the cluster's retry limit (max_retries or the retry budget, shared by all workers)
+   *  has room. Takes the retry resource when it says yes; marks URX when it says no. */
+  private mayRetry(): boolean {
+    const retry = this.retry!;
+    const cluster = this.clusterRuntime!;
+    if (this.retries >= retry.numRetries) {
+      if (retry.numRetries > 0) {
+        this.retryExhausted = true;
+        cluster.stats.count(ClusterCounter.RqRetryLimitExceeded);
+      }
+      return false;
+    }
+    if (this.bodyMode !== BodyMode.None && (this.retained === null || this.retainedBytes > retry.bufferLimitBytes)) return false;
+    const breakers = cluster.config.circuit_breakers;
+    const budget = breakers.retry_budget;
+    const limit =
+      budget === undefined
+        ? breakers.max_retries
+        : Math.max(budget.min_retry_concurrency, Math.floor((budget.budget_percent / 100) * cluster.resources.requests.used));
+    if (!cluster.resources.retries.tryAcquire(limit)) {
+      this.retryExhausted = true;
+      cluster.stats.count(ClusterCounter.RqRetryOverflow);
+      return false;
+    }
+    this.holdsRetry = true;
+    return true;
+  }
+
+  /** Gives up the current attempt and starts the next one after a jittered backoff. */
+  private scheduleRetry(): void {
+    const pool = this.pool;
+    if (pool !== null) {
+      pool.active--;
+      this.previousPool = pool;
+      this.pool = null;
+    }
+    this.retries++;
+    this.clusterRuntime!.stats.count(ClusterCounter.RqRetry);
+    if (this.retained !== null && this.retained.length > 0) {
+      this.pendingBody = this.retained.slice();
+      this.pendingBytes = this.retainedBytes;
+    }
+    this.backoffTimer = setTimeout(this.onBackoffDone, this.retry!.backoffMs(this.retries));
+  }
+
+  private readonly onBackoffDone = (): void => {
+    try {
+      this.backoffTimer = null;
+      if (this.finished) return;
+      const pool = this.clusterRuntime!.pick(this.previousPool);
+      if (pool === null) {
+        this.endAttempt();
+        this.localReply(503, ResponseFlag.NoHealthyUpstream, 'no healthy upstream', false);
+        return;
+      }
+      this.dispatch(pool);
+    } catch (err) {
+      this.fail(err);
+    }
+  };
+
+  private startPerTryTimer(): void {
+    const ms = this.retry?.perTryTimeoutMs ?? 0;
+    if (ms > 0 && this.perTryTimer === null && !this.finished) this.perTryTimer = setTimeout(this.onPerTryTimeout, ms);
+  }
+
+  private readonly onPerTryTimeout = (): void => {
+    try {
+      this.perTryTimer = null;
+      if (this.finished || this.headSent) return;
+      const conn = this.conn;
+      this.conn = null;
+      conn?.destroy();
+      this.discarding = false;
+      const cluster = this.clusterRuntime!;
+      cluster.stats.count(ClusterCounter.RqPerTryTimeout);
+      this.endAttempt();
+      if (this.pool !== null) this.ctx.endpointOutcome(cluster, this.pool, true, true);
+      if (this.retry!.retriesFailure(AttemptFailure.PerTryTimeout, this.req.method) && this.mayRetry()) {
+        this.scheduleRetry();
+        return;
+      }
+      this.localReply(504, ResponseFlag.UpstreamRequestTimeout, 'upstream per-try timeout', false);
+    } catch (err) {
+      this.fail(err);
+    }
+  };
+
   private startTimer(): void {
     const ms = this.route?.timeoutMs ?? 0;
     if (ms > 0 && this.timer === null && !this.finished && !this.headSent) this.timer = setTimeout(this.onTimeout, ms);
@@ -458,11 +684,20 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
     this.localReply(status, ResponseFlag.DownstreamProtocolError, reason, true);
   }
 
-  private localReply(status: number, flag: string, body: string, close: boolean, direct = false): void {
+  private localReply(
+    status: number,
+    flag: string,
+    body: string,
+    close: boolean,
+    direct = false,
+    extraHeaders: readonly string[] | null = null,
+  ): void {
     this.status = status;
+    this.flag = flag;
     const headers = direct
       ? ['content-type', 'text/plain']
-      : ['content-type', 'text/plain; charset=utf-8', 'x-remora-flags', flag, 'x-request-id', this.requestId];
+      : ['content-type', 'text/plain; charset=utf-8', 'x-remora-flags', this.flags, 'x-request-id', this.requestId];
+    if (extraHeaders !== null) for (let i = 0; i < extraHeaders.length; i++) headers.push(extraHeaders[i]);
     if (!direct && this.route !== null) {
       const add = this.route.responseHeadersToAdd;
       for (let i = 0; i < add.length; i++) headers.push(add[i]);
@@ -479,6 +714,15 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
     if (this.timer !== null) {
       clearTimeout(this.timer);
       this.timer = null;
+    }
+    if (this.backoffTimer !== null) {
+      clearTimeout(this.backoffTimer);
+      this.backoffTimer = null;
+    }
+    this.endAttempt();
+    if (this.holdsRequest) {
+      this.holdsRequest = false;
+      this.clusterRuntime!.resources.requests.release();
     }
     if (this.pool !== null) this.pool.active--;
     const now = performance.now();

@@ -34,7 +34,8 @@ export default async function serve(task: ServeTask): Promise<{ slot: number; st
   const log = createLogger({ worker: slot, threadId });
   setErrorReporter((err, where) => log.error({ err }, `error in ${where}`));
   loadUws();
-  const ctx = new WorkerContext(slot, log, task.statsSlab);
+  const post = (msg: FromWorker): void => port.postMessage(msg);
+  const ctx = new WorkerContext(slot, log, task.statsSlab, task.sharedState, task.epochMs, post);
 
   process.on('uncaughtException', (err) => {
     log.fatal({ err }, 'uncaught error in worker; closing its sockets and exiting');
@@ -43,8 +44,6 @@ export default async function serve(task: ServeTask): Promise<{ slot: number; st
     log.flush();
     setImmediate(() => process.exit(70));
   });
-
-  const post = (msg: FromWorker): void => port.postMessage(msg);
 
   const apply = async (snapshot: ConfigSnapshot): Promise<void> => {
     ctx.apply(snapshot);

@@ -170,6 +170,20 @@ async function run(flags: RunFlags): Promise<number> {
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    // SIGHUP re-reads the config file; a bad file is rejected whole and the running
+    // config keeps serving.
+    const configFile = flags.config;
+    if (configFile !== undefined) {
+      process.on('SIGHUP', () => {
+        const result = loadConfigFile(configFile);
+        if (!result.ok) {
+          log.error({ file: configFile, errors: result.errors }, 'config reload rejected; the running config keeps serving');
+          return;
+        }
+        const next = workers !== undefined ? Object.freeze({ ...result.config, workers }) : result.config;
+        remora.reload(next).catch((err: unknown) => log.error({ err }, 'config reload failed'));
+      });
+    }
   });
 }
 

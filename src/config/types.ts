@@ -53,6 +53,60 @@ export interface RouteAction {
    *  the upstream's response headers arrive (504, flag UT). 0 disables. Default 15000
    *  (Envoy's default value; Envoy's timer also covers the response body). */
   readonly timeout_ms: number;
+  /** Retries for this route; absent = no retries (and retry request headers ignored). */
+  readonly retry_policy?: RetryPolicy;
+}
+
+/** Conditions a retry may be made on (Envoy's `retry_on` names). */
+export type RetryOn = '5xx' | 'gateway-error' | 'reset' | 'connect-failure' | 'retriable-4xx' | 'retriable-status-codes';
+
+export interface RetryPolicy {
+  /** When a failed attempt is retried. May be empty when only request headers enable retries. */
+  readonly retry_on: readonly RetryOn[];
+  /** Retries after the first attempt. Default 1 (Envoy). */
+  readonly num_retries: number;
+  /** Timeout of each attempt, until its response headers; 0 = none (the route timeout
+   *  still covers all attempts together). Default 0. */
+  readonly per_try_timeout_ms: number;
+  /** Status codes retried under `retriable-status-codes`. */
+  readonly retriable_status_codes: readonly number[];
+  /** Fully jittered exponential backoff: attempt n waits random(0, min(max, base × 2^n)).
+   *  Defaults 25 and 10 × base_interval_ms. */
+  readonly base_interval_ms: number;
+  readonly max_interval_ms: number;
+  /** Honour `x-remora-retry-on` / `x-remora-max-retries` request headers. Default false. */
+  readonly allow_request_headers: boolean;
+  /** Retry non-idempotent methods (POST, PATCH, ...) after an upstream reset, when the
+   *  request may already have been processed. Default false. Connect failures and
+   *  retriable statuses are retried for every method. */
+  readonly retry_non_idempotent_on_reset: boolean;
+  /** A request body is kept for replay up to this size (per request); a larger body is
+   *  streamed and the request is not retried. Default 65536. */
+  readonly buffer_limit_bytes: number;
+}
+
+/** A local rate limit: a token bucket shared by every worker of the process. */
+export interface RateLimit {
+  /** Name in stats and logs; unique within its listener or route. */
+  readonly name: string;
+  /** Bucket capacity and initial fill. */
+  readonly max_tokens: number;
+  /** Tokens added every fill interval (capped at max_tokens). Default max_tokens. */
+  readonly tokens_per_fill: number;
+  /** Milliseconds between fills, ≥ 50. */
+  readonly fill_interval_ms: number;
+  /** Per-key buckets: each distinct key gets its own bucket. Absent = one bucket for all.
+   *  A request that lacks a key header is not limited by this rate limit (Envoy). */
+  readonly key?: RateLimitKey;
+  /** Shadow mode: count would-be rejections, admit every request. Default false. */
+  readonly shadow: boolean;
+}
+
+export interface RateLimitKey {
+  /** Request headers (lower-case) whose values make up the key, in order. */
+  readonly headers: readonly string[];
+  /** Include the client's IP address in the key. */
+  readonly client_ip: boolean;
 }
 
 export interface DirectResponse {
@@ -71,6 +125,8 @@ export interface Route {
   readonly request_headers_to_remove: readonly string[];
   readonly response_headers_to_add: readonly HeaderValue[];
   readonly response_headers_to_remove: readonly string[];
+  /** Local rate limits checked after the route matched (all must admit). */
+  readonly rate_limits: readonly RateLimit[];
 }
 
 export interface VirtualHost {
@@ -99,6 +155,8 @@ export interface Listener {
   readonly access_log?: AccessLogConfig;
   /** Start a W3C trace (generate `traceparent`) for requests that carry none. Default false. */
   readonly generate_traceparent: boolean;
+  /** Local rate limits checked for every request before routing (all must admit). */
+  readonly rate_limits: readonly RateLimit[];
 }
 
 export interface Endpoint {
@@ -117,6 +175,81 @@ export interface Cluster {
   /** Connection limit per endpoint, PER WORKER. Requests beyond it wait in the pool's
    *  queue. Default 1024. */
   readonly max_connections_per_endpoint: number;
+  readonly circuit_breakers: CircuitBreakers;
+  /** Passive health: eject endpoints that keep failing. Absent = off (Envoy). */
+  readonly outlier_detection?: OutlierDetection;
+  /** Active health checks run by the main thread. Absent = off. */
+  readonly health_check?: HealthCheck;
+  /** When fewer than this percentage of endpoints are healthy, balance over all of them
+   *  (Envoy's panic threshold). 0 disables panic mode. Default 50. */
+  readonly panic_threshold_percent: number;
+}
+
+/** Resource limits for the whole cluster, shared by ALL workers of the process
+ *  (Envoy's circuit breaker thresholds and defaults). */
+export interface CircuitBreakers {
+  /** Upstream connections open to the cluster. Default 1024. */
+  readonly max_connections: number;
+  /** Requests waiting for a connection. Default 1024. */
+  readonly max_pending_requests: number;
+  /** Requests in flight to the cluster. Default 1024. */
+  readonly max_requests: number;
+  /** Retries in flight (including those waiting in backoff). Default 3. Replaced by
+   *  retry_budget when that is set. */
+  readonly max_retries: number;
+  /** Retries in flight may not exceed budget_percent of active requests (at least
+   *  min_retry_concurrency). */
+  readonly retry_budget?: RetryBudget;
+}
+
+export interface RetryBudget {
+  /** Default 20. */
+  readonly budget_percent: number;
+  /** Default 3. */
+  readonly min_retry_concurrency: number;
+}
+
+export interface OutlierDetection {
+  /** Consecutive 5xx responses (locally generated 503s for connect failures, resets and
+   *  timeouts count too) that eject an endpoint. 0 disables. Default 5. */
+  readonly consecutive_5xx: number;
+  /** Consecutive gateway errors (502, 503, 504, connect failure, reset, timeout) that
+   *  eject an endpoint. 0 disables. Default 5. */
+  readonly consecutive_gateway_failure: number;
+  /** How often success rates are evaluated and ejections expire. Default 10000. */
+  readonly interval_ms: number;
+  /** Ejection time = base_ejection_time_ms × times ejected, at most max_ejection_time_ms.
+   *  Defaults 30000 and 300000. */
+  readonly base_ejection_time_ms: number;
+  readonly max_ejection_time_ms: number;
+  /** At most this share of endpoints is ejected at once, but at least one. Default 10. */
+  readonly max_ejection_percent: number;
+  /** After an ejection the endpoint is on probation: this many trial requests at a time;
+   *  a success makes it healthy, a failure ejects it again. Default 1. */
+  readonly probation_requests: number;
+  /** Success-rate ejection (per interval): endpoints with at least request_volume
+   *  requests, when at least minimum_hosts such endpoints exist; an endpoint whose rate
+   *  is below mean − stdev_factor × stdev is ejected. Defaults 5, 100, 1.9. 0 hosts = off. */
+  readonly success_rate_minimum_hosts: number;
+  readonly success_rate_request_volume: number;
+  readonly success_rate_stdev_factor: number;
+}
+
+export interface HealthCheck {
+  /** HTTP path requested with GET. */
+  readonly path: string;
+  /** Host header sent; default the cluster name. */
+  readonly host: string;
+  /** Milliseconds between checks of one endpoint. Default 5000. */
+  readonly interval_ms: number;
+  /** Milliseconds a check may take. Default 1000. */
+  readonly timeout_ms: number;
+  /** Passing checks in a row that make an unhealthy endpoint healthy. Default 2. */
+  readonly healthy_threshold: number;
+  /** Failing checks in a row that make a healthy endpoint unhealthy. Default 3. */
+  readonly unhealthy_threshold: number;
+  /** Status ranges counted as healthy, [start, end) pairs. Default [[200, 300]]. */
+  readonly expected_statuses: readonly (readonly [number, number])[];
 }
 
 export interface StatsConfig {
@@ -144,6 +277,12 @@ export interface ConfigSnapshot {
   readonly statSlots: {
     readonly listeners: Readonly<Record<string, number>>;
     readonly clusters: Readonly<Record<string, number>>;
+  };
+  /** Shared-state slots by name (src/shared/shared-state.ts): endpoints keyed
+   *  `cluster|address:port`, rate-limit buckets keyed by rateLimitSlotName(). */
+  readonly stateSlots: {
+    readonly endpoints: Readonly<Record<string, number>>;
+    readonly buckets: Readonly<Record<string, number>>;
   };
 }
 

@@ -2,13 +2,14 @@
 // of types.ts, filling in defaults and collecting EVERY problem as a ConfigError with a
 // precise path (`clusters[2].endpoints[0].port`). Bad input never throws.
 
-import { MAX_CLUSTERS, MAX_LISTENERS } from '../shared/limits.js';
+import { MAX_BUCKETS, MAX_CLUSTERS, MAX_ENDPOINTS, MAX_LISTENERS } from '../shared/limits.js';
 import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import type {
   AccessLogConfig, AdminConfig,
-  StatsConfig, Cluster, ConfigError, DirectResponse, Endpoint, HeaderMatcher, HeaderValue,
-  LbPolicy, Listener, RemoraConfig, Route, RouteAction, RouteMatch, VirtualHost, WeightedCluster,
+  StatsConfig, CircuitBreakers, Cluster, ConfigError, DirectResponse, Endpoint, HeaderMatcher, HeaderValue,
+  HealthCheck, LbPolicy, Listener, OutlierDetection, RateLimit, RateLimitKey, RemoraConfig, RetryBudget,
+  RetryOn, RetryPolicy, Route, RouteAction, RouteMatch, VirtualHost, WeightedCluster,
 } from './types.js';
 
 export type ValidateResult = { ok: true; config: RemoraConfig } | { ok: false; errors: ConfigError[] };
@@ -24,6 +25,11 @@ const MAX_TIMEOUT_MS = 3_600_000;
 const MAX_WEIGHT = 1_000_000;
 const MAX_CONNECTIONS = 1_000_000;
 const LB_POLICIES: readonly LbPolicy[] = ['round_robin', 'least_request', 'random'];
+const RETRY_ON: readonly RetryOn[] = ['5xx', 'gateway-error', 'reset', 'connect-failure', 'retriable-4xx', 'retriable-status-codes'];
+const MAX_RETRIES = 10;
+const MAX_BUFFER_LIMIT_BYTES = 16 * 1024 * 1024;
+const MAX_TOKENS = 1_000_000_000;
+const MAX_CIRCUIT_BREAKER = 1_000_000_000;
 
 /** Headers the proxy owns; routes may not add or remove them. Value: why. */
 const PROTECTED_HEADERS: ReadonlyMap<string, string> = new Map([
@@ -40,19 +46,30 @@ const PROTECTED_HEADERS: ReadonlyMap<string, string> = new Map([
 const ROOT_KEYS = ['workers', 'admin', 'stats', 'listeners', 'clusters'];
 const STATS_KEYS = ['enabled'];
 const ADMIN_KEYS = ['address', 'port'];
-const LISTENER_KEYS = ['name', 'address', 'port', 'virtual_hosts', 'access_log', 'generate_traceparent'];
+const LISTENER_KEYS = ['name', 'address', 'port', 'virtual_hosts', 'access_log', 'generate_traceparent', 'rate_limits'];
 const ACCESS_LOG_KEYS = ['path', 'sample_ratio'];
 const VHOST_KEYS = ['name', 'domains', 'routes'];
 const ROUTE_KEYS = ['name', 'match', 'route', 'direct_response', 'request_headers_to_add',
-  'request_headers_to_remove', 'response_headers_to_add', 'response_headers_to_remove'];
+  'request_headers_to_remove', 'response_headers_to_add', 'response_headers_to_remove', 'rate_limits'];
 const MATCH_KEYS = ['prefix', 'path', 'regex', 'methods', 'headers'];
 const HEADER_MATCHER_KEYS = ['name', 'exact', 'regex', 'present'];
-const ACTION_KEYS = ['cluster', 'weighted_clusters', 'prefix_rewrite', 'host_rewrite', 'timeout_ms'];
+const ACTION_KEYS = ['cluster', 'weighted_clusters', 'prefix_rewrite', 'host_rewrite', 'timeout_ms', 'retry_policy'];
+const RETRY_POLICY_KEYS = ['retry_on', 'num_retries', 'per_try_timeout_ms', 'retriable_status_codes', 'base_interval_ms',
+  'max_interval_ms', 'allow_request_headers', 'retry_non_idempotent_on_reset', 'buffer_limit_bytes'];
+const RATE_LIMIT_KEYS = ['name', 'max_tokens', 'tokens_per_fill', 'fill_interval_ms', 'key', 'shadow'];
+const RATE_LIMIT_KEY_KEYS = ['headers', 'client_ip'];
 const WEIGHTED_KEYS = ['cluster', 'weight'];
 const DIRECT_KEYS = ['status', 'body'];
 const HEADER_VALUE_KEYS = ['name', 'value'];
 const CLUSTER_KEYS = ['name', 'lb_policy', 'endpoints', 'connect_timeout_ms', 'idle_timeout_ms',
-  'max_connections_per_endpoint'];
+  'max_connections_per_endpoint', 'circuit_breakers', 'outlier_detection', 'health_check', 'panic_threshold_percent'];
+const CIRCUIT_BREAKER_KEYS = ['max_connections', 'max_pending_requests', 'max_requests', 'max_retries', 'retry_budget'];
+const RETRY_BUDGET_KEYS = ['budget_percent', 'min_retry_concurrency'];
+const OUTLIER_KEYS = ['consecutive_5xx', 'consecutive_gateway_failure', 'interval_ms', 'base_ejection_time_ms',
+  'max_ejection_time_ms', 'max_ejection_percent', 'probation_requests', 'success_rate_minimum_hosts',
+  'success_rate_request_volume', 'success_rate_stdev_factor'];
+const HEALTH_CHECK_KEYS = ['path', 'host', 'interval_ms', 'timeout_ms', 'healthy_threshold', 'unhealthy_threshold',
+  'expected_statuses'];
 const ENDPOINT_KEYS = ['address', 'port'];
 
 // ---------------------------------------------------------------------------
@@ -159,7 +176,8 @@ function num(ctx: Ctx, o: Obj, key: string, path: string, min: number, max: numb
   return typeof v === 'number' ? v : def;
 }
 
-function timeout(ctx: Ctx, o: Obj, key: string, path: string, min: number, def: number): number {
+/** A duration in milliseconds, min..MAX_TIMEOUT_MS; required when `def` is undefined. */
+function timeout(ctx: Ctx, o: Obj, key: string, path: string, min: number, def?: number): number {
   return int(ctx, o, key, path, min, MAX_TIMEOUT_MS, def, ' (milliseconds)');
 }
 
@@ -291,7 +309,8 @@ function validateListener(ctx: Ctx, v: unknown, path: string, clusterNames: read
     .flatMap((vh, i) => validateVirtualHost(ctx, vh, `${at(path, 'virtual_hosts')}[${i}]`, scope) ?? []);
   const access_log = has(o, 'access_log') ? validateAccessLog(ctx, o.access_log, at(path, 'access_log')) : undefined;
   const generate_traceparent = bool(ctx, o, 'generate_traceparent', path, false);
-  return { name: lname, address, port, virtual_hosts, ...(access_log ? { access_log } : {}), generate_traceparent };
+  const rate_limits = rateLimits(ctx, o, path);
+  return { name: lname, address, port, virtual_hosts, ...(access_log ? { access_log } : {}), generate_traceparent, rate_limits };
 }
 
 function validateAccessLog(ctx: Ctx, v: unknown, path: string): AccessLogConfig | undefined {
@@ -365,6 +384,7 @@ function validateRoute(ctx: Ctx, v: unknown, path: string, defaultName: string, 
     request_headers_to_remove: headersToRemove(ctx, o, 'request_headers_to_remove', path),
     response_headers_to_add: headersToAdd(ctx, o, 'response_headers_to_add', path),
     response_headers_to_remove: headersToRemove(ctx, o, 'response_headers_to_remove', path),
+    rate_limits: rateLimits(ctx, o, path),
   };
 }
 
@@ -413,7 +433,87 @@ function validateAction(ctx: Ctx, v: unknown, path: string, kind: MatchKind | un
       ctx.err(at(path, 'host_rewrite'), 'must be a non-empty host name without whitespace');
     }
   }
+  if (has(o, 'retry_policy')) {
+    const retry_policy = validateRetryPolicy(ctx, o.retry_policy, at(path, 'retry_policy'));
+    if (retry_policy) action.retry_policy = retry_policy;
+  }
   return action;
+}
+
+function validateRetryPolicy(ctx: Ctx, v: unknown, path: string): RetryPolicy | undefined {
+  const o = object(ctx, v, path, RETRY_POLICY_KEYS);
+  if (!o) return undefined;
+  const retry_on = [...new Set(list(ctx, o, 'retry_on', path).flatMap((r, i) => {
+    if (typeof r === 'string' && (RETRY_ON as readonly string[]).includes(r)) return [r as RetryOn];
+    ctx.err(`${at(path, 'retry_on')}[${i}]`, `must be one of ${RETRY_ON.join(', ')}`);
+    return [];
+  }))];
+  const retriable_status_codes = list(ctx, o, 'retriable_status_codes', path).map((c, i) => {
+    if (typeof c !== 'number' || !Number.isInteger(c) || c < 100 || c > 599) {
+      ctx.err(`${at(path, 'retriable_status_codes')}[${i}]`, 'must be an integer 100..599');
+    }
+    return typeof c === 'number' ? c : 0;
+  });
+  const codesOmitted = o.retriable_status_codes === undefined || (Array.isArray(o.retriable_status_codes) && o.retriable_status_codes.length === 0);
+  if (retry_on.includes('retriable-status-codes') && codesOmitted) {
+    ctx.err(at(path, 'retriable_status_codes'), 'must list at least one status code when retry_on includes "retriable-status-codes"');
+  }
+  const before = ctx.errors.length;
+  const base_interval_ms = timeout(ctx, o, 'base_interval_ms', path, 1, 25);
+  const max_interval_ms = timeout(ctx, o, 'max_interval_ms', path, 1, 10 * base_interval_ms);
+  if (ctx.errors.length === before && max_interval_ms < base_interval_ms) {
+    ctx.err(at(path, 'max_interval_ms'), `must be at least base_interval_ms (${base_interval_ms})`);
+  }
+  return {
+    retry_on,
+    num_retries: int(ctx, o, 'num_retries', path, 0, MAX_RETRIES, 1),
+    per_try_timeout_ms: timeout(ctx, o, 'per_try_timeout_ms', path, 0, 0),
+    retriable_status_codes,
+    base_interval_ms,
+    max_interval_ms,
+    allow_request_headers: bool(ctx, o, 'allow_request_headers', path, false),
+    retry_non_idempotent_on_reset: bool(ctx, o, 'retry_non_idempotent_on_reset', path, false),
+    buffer_limit_bytes: int(ctx, o, 'buffer_limit_bytes', path, 0, MAX_BUFFER_LIMIT_BYTES, 65_536),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Rate limits (listeners and routes)
+
+/** The `rate_limits` list of a listener or route; names unique within the list. */
+function rateLimits(ctx: Ctx, o: Obj, path: string): RateLimit[] {
+  const seen = new Map<string, string>();
+  return list(ctx, o, 'rate_limits', path).flatMap((item, i) => {
+    const p = `${at(path, 'rate_limits')}[${i}]`;
+    const r = object(ctx, item, p, RATE_LIMIT_KEYS);
+    if (!r) return [];
+    const rname = name(ctx, r, 'name', p);
+    if (typeof r.name === 'string') noDuplicate(ctx, seen, rname, at(p, 'name'), 'rate limit name');
+    const max_tokens = int(ctx, r, 'max_tokens', p, 1, MAX_TOKENS);
+    const tokens_per_fill = int(ctx, r, 'tokens_per_fill', p, 1, MAX_TOKENS, max_tokens);
+    const fill_interval_ms = timeout(ctx, r, 'fill_interval_ms', p, 50);
+    const key = has(r, 'key') ? rateLimitKey(ctx, r.key, at(p, 'key')) : undefined;
+    const shadow = bool(ctx, r, 'shadow', p, false);
+    return [{ name: rname, max_tokens, tokens_per_fill, fill_interval_ms, ...(key ? { key } : {}), shadow }];
+  });
+}
+
+/** A rate limit's key; a placeholder (still a key) after an error. */
+function rateLimitKey(ctx: Ctx, v: unknown, path: string): RateLimitKey {
+  const o = object(ctx, v, path, RATE_LIMIT_KEY_KEYS);
+  if (!o) return { headers: [], client_ip: false };
+  const headers = list(ctx, o, 'headers', path).map((h, i) => {
+    const p = `${at(path, 'headers')}[${i}]`;
+    if (typeof h !== 'string') ctx.err(p, 'must be a string (a header name)');
+    // Reading a header is fine even for those the proxy manages (host, ...): not `modifiable`.
+    return checkHeaderName(ctx, typeof h === 'string' ? h : '', typeof h === 'string', p, false);
+  });
+  const client_ip = bool(ctx, o, 'client_ip', path, false);
+  const noHeaders = o.headers === undefined || (Array.isArray(o.headers) && o.headers.length === 0);
+  if (noHeaders && (o.client_ip === undefined || o.client_ip === false)) {
+    ctx.err(path, 'must name at least one header or set client_ip: true');
+  }
+  return { headers, client_ip };
 }
 
 function clusterRef(ctx: Ctx, o: Obj, path: string, scope: ListenerScope): string {
@@ -480,6 +580,9 @@ function validateCluster(ctx: Ctx, v: unknown, path: string): Cluster | undefine
   }
   const endpoints = list(ctx, o, 'endpoints', path, { required: true, emptyMessage: 'must list at least one endpoint' })
     .flatMap((e, i) => validateEndpoint(ctx, e, `${at(path, 'endpoints')}[${i}]`) ?? []);
+  const outlier_detection = has(o, 'outlier_detection')
+    ? validateOutlierDetection(ctx, o.outlier_detection, at(path, 'outlier_detection')) : undefined;
+  const health_check = has(o, 'health_check') ? validateHealthCheck(ctx, o.health_check, at(path, 'health_check'), cname) : undefined;
   return {
     name: cname,
     lb_policy: lb as LbPolicy,
@@ -487,6 +590,94 @@ function validateCluster(ctx: Ctx, v: unknown, path: string): Cluster | undefine
     connect_timeout_ms: timeout(ctx, o, 'connect_timeout_ms', path, 1, 1000),
     idle_timeout_ms: timeout(ctx, o, 'idle_timeout_ms', path, 0, 60_000),
     max_connections_per_endpoint: int(ctx, o, 'max_connections_per_endpoint', path, 1, MAX_CONNECTIONS, 1024),
+    circuit_breakers: validateCircuitBreakers(ctx, o, path),
+    ...(outlier_detection ? { outlier_detection } : {}),
+    ...(health_check ? { health_check } : {}),
+    panic_threshold_percent: int(ctx, o, 'panic_threshold_percent', path, 0, 100, 50),
+  };
+}
+
+function validateCircuitBreakers(ctx: Ctx, cluster: Obj, path: string): CircuitBreakers {
+  const defaults = (): CircuitBreakers => ({ max_connections: 1024, max_pending_requests: 1024, max_requests: 1024, max_retries: 3 });
+  if (!has(cluster, 'circuit_breakers')) return defaults();
+  const p = at(path, 'circuit_breakers');
+  const o = object(ctx, cluster.circuit_breakers, p, CIRCUIT_BREAKER_KEYS);
+  if (!o) return defaults();
+  const retry_budget = has(o, 'retry_budget') ? validateRetryBudget(ctx, o.retry_budget, at(p, 'retry_budget')) : undefined;
+  return {
+    max_connections: int(ctx, o, 'max_connections', p, 1, MAX_CIRCUIT_BREAKER, 1024),
+    max_pending_requests: int(ctx, o, 'max_pending_requests', p, 1, MAX_CIRCUIT_BREAKER, 1024),
+    max_requests: int(ctx, o, 'max_requests', p, 1, MAX_CIRCUIT_BREAKER, 1024),
+    max_retries: int(ctx, o, 'max_retries', p, 0, MAX_CIRCUIT_BREAKER, 3),
+    ...(retry_budget ? { retry_budget } : {}),
+  };
+}
+
+function validateRetryBudget(ctx: Ctx, v: unknown, path: string): RetryBudget | undefined {
+  const o = object(ctx, v, path, RETRY_BUDGET_KEYS);
+  if (!o) return undefined;
+  return {
+    budget_percent: num(ctx, o, 'budget_percent', path, 0, 100, 20),
+    min_retry_concurrency: int(ctx, o, 'min_retry_concurrency', path, 0, 1_000_000, 3),
+  };
+}
+
+function validateOutlierDetection(ctx: Ctx, v: unknown, path: string): OutlierDetection | undefined {
+  const o = object(ctx, v, path, OUTLIER_KEYS);
+  if (!o) return undefined;
+  const before = ctx.errors.length;
+  const base_ejection_time_ms = timeout(ctx, o, 'base_ejection_time_ms', path, 1, 30_000);
+  // Envoy: the default maximum is 300 s, or base_ejection_time when that is larger.
+  const max_ejection_time_ms = timeout(ctx, o, 'max_ejection_time_ms', path, 1, Math.max(300_000, base_ejection_time_ms));
+  if (ctx.errors.length === before && max_ejection_time_ms < base_ejection_time_ms) {
+    ctx.err(at(path, 'max_ejection_time_ms'), `must be at least base_ejection_time_ms (${base_ejection_time_ms})`);
+  }
+  return {
+    consecutive_5xx: int(ctx, o, 'consecutive_5xx', path, 0, 1000, 5),
+    consecutive_gateway_failure: int(ctx, o, 'consecutive_gateway_failure', path, 0, 1000, 5),
+    interval_ms: timeout(ctx, o, 'interval_ms', path, 100, 10_000),
+    base_ejection_time_ms,
+    max_ejection_time_ms,
+    max_ejection_percent: int(ctx, o, 'max_ejection_percent', path, 0, 100, 10),
+    probation_requests: int(ctx, o, 'probation_requests', path, 1, 1000, 1),
+    success_rate_minimum_hosts: int(ctx, o, 'success_rate_minimum_hosts', path, 0, 10_000, 5),
+    success_rate_request_volume: int(ctx, o, 'success_rate_request_volume', path, 1, 1_000_000, 100),
+    success_rate_stdev_factor: num(ctx, o, 'success_rate_stdev_factor', path, 0, 100, 1.9),
+  };
+}
+
+function validateHealthCheck(ctx: Ctx, v: unknown, path: string, clusterName: string): HealthCheck | undefined {
+  const o = object(ctx, v, path, HEALTH_CHECK_KEYS);
+  if (!o) return undefined;
+  const hcPath = str(ctx, o, 'path', path);
+  if (typeof o.path === 'string') {
+    if (!hcPath.startsWith('/')) ctx.err(at(path, 'path'), 'must start with "/"');
+    else if (/\s/.test(hcPath)) ctx.err(at(path, 'path'), 'must not contain whitespace');
+  }
+  const host = str(ctx, o, 'host', path, clusterName);
+  if (typeof o.host === 'string' && !/^\S+$/.test(host)) {
+    ctx.err(at(path, 'host'), 'must be a non-empty host name without whitespace');
+  }
+  const statusesPath = at(path, 'expected_statuses');
+  const expected_statuses = !has(o, 'expected_statuses')
+    ? [[200, 300] as const]
+    : list(ctx, o, 'expected_statuses', path, { emptyMessage: 'must list at least one [start, end) range' }).flatMap((r, i) => {
+      const ok = Array.isArray(r) && r.length === 2 && r.every((n) => typeof n === 'number' && Number.isInteger(n))
+        && 100 <= r[0] && r[0] < r[1] && r[1] <= 600;
+      if (!ok) {
+        ctx.err(`${statusesPath}[${i}]`, 'must be a [start, end) pair of status codes with 100 <= start < end <= 600');
+        return [];
+      }
+      return [[r[0], r[1]] as const];
+    });
+  return {
+    path: hcPath,
+    host,
+    interval_ms: timeout(ctx, o, 'interval_ms', path, 100, 5000),
+    timeout_ms: timeout(ctx, o, 'timeout_ms', path, 1, 1000),
+    healthy_threshold: int(ctx, o, 'healthy_threshold', path, 1, 100, 2),
+    unhealthy_threshold: int(ctx, o, 'unhealthy_threshold', path, 1, 100, 3),
+    expected_statuses,
   };
 }
 
@@ -556,6 +747,15 @@ export function validateConfig(raw: unknown, opts: { defaultWorkers?: number } =
   // Stats slabs are sized for these at startup (src/shared/limits.ts).
   if (rawListeners.length > MAX_LISTENERS) ctx.err('listeners', `at most ${MAX_LISTENERS} listeners (got ${rawListeners.length})`);
   if (rawClusters.length > MAX_CLUSTERS) ctx.err('clusters', `at most ${MAX_CLUSTERS} clusters (got ${rawClusters.length})`);
+  // Shared state (src/shared/shared-state.ts) has a slot per endpoint and per unkeyed rate limit.
+  const endpointCount = rawClusters.reduce<number>((n, c) => n + (isObj(c) && Array.isArray(c.endpoints) ? c.endpoints.length : 0), 0);
+  if (endpointCount > MAX_ENDPOINTS) ctx.err('clusters', `at most ${MAX_ENDPOINTS} endpoints over all clusters (got ${endpointCount})`);
+  const unkeyed = (limits: readonly RateLimit[]): number => limits.filter((r) => r.key === undefined).length;
+  const bucketCount = listeners.reduce((n, l) => n + unkeyed(l.rate_limits)
+    + l.virtual_hosts.reduce((m, vh) => m + vh.routes.reduce((k, r) => k + unkeyed(r.rate_limits), 0), 0), 0);
+  if (bucketCount > MAX_BUCKETS) {
+    ctx.err('listeners', `at most ${MAX_BUCKETS} rate limits without a key over all listeners and routes (got ${bucketCount})`);
+  }
 
   if (ctx.errors.length > 0) return { ok: false, errors: ctx.errors };
   return { ok: true, config: deepFreeze({ workers, admin, stats, listeners, clusters }) };

@@ -15,15 +15,18 @@ import {
   ListenerGauge,
   ListenerHistogram,
   STATUS_CLASSES,
+  RESILIENCE_COUNTERS,
 } from '../stats/stat-names.js';
 import { quantiles, type Metrics } from './metrics.js';
 import type { WorkerPool } from './worker-pool.js';
+import type { Resilience } from './resilience.js';
 
 export interface StatsContext {
   readonly pool: WorkerPool;
   readonly log: Logger;
   readonly reader: StatsReader;
   readonly metrics: Metrics;
+  readonly resilience: Resilience;
   readonly startedAt: number;
   snapshot(): ConfigSnapshot;
 }
@@ -46,6 +49,7 @@ function flatStats(ctx: StatsContext): { counters: [string, number][]; histogram
     counters.push([`${p}downstream_rq_active`, r.listenerGauge(slot, ListenerGauge.RqActive)]);
     counters.push([`${p}downstream_bytes_received`, r.listenerCounter(slot, ListenerCounter.BytesIn)]);
     counters.push([`${p}downstream_bytes_sent`, r.listenerCounter(slot, ListenerCounter.BytesOut)]);
+    counters.push([`${p}ratelimit.shadow`, r.listenerCounter(slot, ListenerCounter.RateLimitShadow)]);
     FLAGS.forEach((f, i) => counters.push([`${p}response_flag.${f}`, r.listenerCounter(slot, ListenerCounter.FlagBase + i)]));
     histograms.push([`${p}downstream_rq_time`, quantiles(r.listenerHistogram(slot, ListenerHistogram.Downstream))]);
   }
@@ -60,6 +64,7 @@ function flatStats(ctx: StatsContext): { counters: [string, number][]; histogram
     counters.push([`${p}upstream_cx_reset`, r.clusterCounter(slot, ClusterCounter.Resets)]);
     counters.push([`${p}upstream_protocol_error`, r.clusterCounter(slot, ClusterCounter.ProtocolErrors)]);
     counters.push([`${p}upstream_keepalive_retry`, r.clusterCounter(slot, ClusterCounter.KeepAliveRetries)]);
+    for (const [counter, statName] of RESILIENCE_COUNTERS) counters.push([`${p}${statName}`, r.clusterCounter(slot, counter)]);
     histograms.push([`${p}upstream_rq_time`, quantiles(r.clusterHistogram(slot, ClusterHistogram.Upstream))]);
     histograms.push([`${p}proxy_overhead`, quantiles(r.clusterHistogram(slot, ClusterHistogram.Overhead))]);
   }

@@ -43,9 +43,13 @@ const GET: Record<string, Handler> = {
   '/clusters': async (ctx) => {
     const replies = await ctx.pool.stats();
     const snap = ctx.snapshot();
+    const res = ctx.resilience;
+    const checks = res.healthChecks();
     const clusters = snap.config.clusters.map((c) => ({
       name: c.name,
       lb_policy: c.lb_policy,
+      circuit_breakers: res.breakers(c),
+      outlier_detection: c.outlier_detection !== undefined ? { ejected_now: res.detector.activeEjections(c.name) } : null,
       endpoints: c.endpoints.map((ep) => {
         const key = `${ep.address}:${ep.port}`;
         let active = 0;
@@ -60,12 +64,18 @@ const GET: Record<string, Handler> = {
           idle += state.idle;
           queued += state.queued;
         }
-        // Health checking and outlier ejection arrive with the resilience work; until
-        // then every static endpoint is taken as healthy.
-        return { address: ep.address, port: ep.port, health: 'healthy', active_requests: active, connections, idle_connections: idle, queued_requests: queued };
+        return {
+          address: ep.address,
+          port: ep.port,
+          ...res.endpointHealth(c.name, ep.address, ep.port, checks),
+          active_requests: active,
+          connections,
+          idle_connections: idle,
+          queued_requests: queued,
+        };
       }),
     }));
-    return [200, { version: snap.version, clusters }];
+    return [200, { version: snap.version, clusters, rate_limit_table: res.keyedTable() }];
   },
   '/workers': async (ctx) => {
     const replies = await ctx.pool.stats();

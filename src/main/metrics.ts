@@ -16,10 +16,12 @@ import {
   PROMETHEUS_BUCKETS_US,
   RECORD_BUCKETS_US,
   STATUS_CLASSES,
+  RESILIENCE_COUNTERS,
 } from '../stats/stat-names.js';
 import { WorkerCell } from '../shared/stats-layout.js';
 import { ProcessMetrics } from './process-metrics.js';
 import type { WorkerPool } from './worker-pool.js';
+import type { Resilience } from './resilience.js';
 
 type Labels = Record<string, string | number>;
 interface Sample {
@@ -72,6 +74,7 @@ interface LabelCache {
 export interface MetricsSource {
   readonly reader: StatsReader;
   readonly pool: WorkerPool;
+  readonly resilience: Resilience;
   snapshot(): ConfigSnapshot;
 }
 
@@ -180,6 +183,9 @@ export class Metrics {
       'Requests resent on a fresh connection after the keep-alive race.',
       ClusterCounter.KeepAliveRetries,
     );
+    for (const [counter, , name, help] of RESILIENCE_COUNTERS) clusterCounter(name, help, counter);
+    family('remora_downstream_rate_limit_shadow_total', 'Requests a shadow-mode rate limit would have rejected.', 'counter');
+    perListener((l, slot) => line('remora_downstream_rate_limit_shadow_total', l, r.listenerCounter(slot, ListenerCounter.RateLimitShadow)));
 
     family('remora_downstream_request_duration_seconds', 'Time from request arrival to the last response byte, by listener.', 'histogram');
     labels.listeners.forEach(([l, slot], i) =>
@@ -245,6 +251,60 @@ export class Metrics {
         return Object.entries(counts).map(([state, value]) => ({ labels: { state }, value }));
       }),
       computed('remora_config_version', 'Config version applied.', 'gauge', () => [{ labels: {}, value: this.src.snapshot().version }]),
+      ...this.resilienceDefinitions(),
+    ];
+  }
+
+  /** Circuit breakers, outlier detection, health checks and the rate-limit table: state
+   *  the main thread holds (or reads from the shared state) at scrape time. */
+  private resilienceDefinitions() {
+    const res = this.src.resilience;
+    const clusters = () => this.src.snapshot().config.clusters;
+    return [
+      computed('remora_circuit_breaker_open', 'Whether a circuit-breaker resource is at its limit (1) or not (0), by cluster and resource.', 'gauge', () =>
+        clusters().flatMap((c) =>
+          Object.entries(res.breakers(c)).map(([resource, b]) => ({ labels: { cluster: c.name, resource }, value: b.open ? 1 : 0 })),
+        ),
+      ),
+      computed('remora_circuit_breaker_remaining', 'Room left under a circuit-breaker limit, by cluster and resource (all workers).', 'gauge', () =>
+        clusters().flatMap((c) =>
+          Object.entries(res.breakers(c)).map(([resource, b]) => ({ labels: { cluster: c.name, resource }, value: b.remaining })),
+        ),
+      ),
+      computed('remora_endpoint_healthy', 'Whether an endpoint takes traffic (1) or is ejected, unhealthy, pending or on probation (0).', 'gauge', () =>
+        clusters().flatMap((c) =>
+          c.endpoints.map((ep) => ({
+            labels: { cluster: c.name, endpoint: `${ep.address}:${ep.port}` },
+            value: res.endpointState(c.name, ep.address, ep.port) === 'healthy' ? 1 : 0,
+          })),
+        ),
+      ),
+      computed('remora_outlier_ejections_total', 'Endpoint ejections by outlier detection, by reason.', 'counter', () =>
+        Object.entries(res.detector.ejections).map(([reason, value]) => ({ labels: { reason }, value })),
+      ),
+      computed('remora_outlier_ejections_active', 'Endpoints ejected right now, by cluster.', 'gauge', () =>
+        clusters()
+          .filter((c) => c.outlier_detection !== undefined)
+          .map((c) => ({ labels: { cluster: c.name }, value: res.detector.activeEjections(c.name) })),
+      ),
+      computed('remora_outlier_ejections_overflow_total', 'Ejections not made because max_ejection_percent was reached.', 'counter', () => [
+        { labels: {}, value: res.detector.overflows },
+      ]),
+      computed('remora_health_checks_total', 'Active health checks, by result.', 'counter', () => {
+        const s = res.checker.stats();
+        return [
+          { labels: { result: 'success' }, value: s.successes },
+          { labels: { result: 'timeout' }, value: s.timeouts },
+          { labels: { result: 'network_error' }, value: s.networkErrors },
+          { labels: { result: 'bad_status' }, value: s.badStatus },
+        ];
+      }),
+      computed('remora_rate_limit_table_entries', 'Per-key rate-limit buckets in use (the table holds a fixed number).', 'gauge', () => [
+        { labels: {}, value: res.keyedTable().entries },
+      ]),
+      computed('remora_rate_limit_table_evictions_total', 'Per-key buckets evicted (least recently used) to make room for a new key.', 'counter', () => [
+        { labels: {}, value: res.keyedTable().evictions },
+      ]),
     ];
   }
 }

@@ -49,6 +49,9 @@ export class WorkerPool {
     count: number,
     snapshot: ConfigSnapshot,
     private readonly log: Logger,
+    /** Process-wide resilience state and rate-limit epoch, handed to every worker. */
+    private readonly sharedState: SharedArrayBuffer,
+    private readonly epochMs: number,
   ) {
     this.snapshot = snapshot;
     this.piscina = new Piscina({
@@ -156,7 +159,14 @@ export class WorkerPool {
     slot.port = port1;
     slot.state = slot.restarts > 0 ? 'restarting' : 'starting';
     port1.on('message', (msg: FromWorker) => this.onMessage(slot, msg));
-    const task: ServeTask = { slot: slot.slot, snapshot: this.snapshot, port: port2, statsSlab: this.slabs[slot.slot] };
+    const task: ServeTask = {
+      slot: slot.slot,
+      snapshot: this.snapshot,
+      port: port2,
+      statsSlab: this.slabs[slot.slot],
+      sharedState: this.sharedState,
+      epochMs: this.epochMs,
+    };
     this.piscina
       .run(task, { transferList: [port2] })
       .then(() => {
@@ -206,6 +216,30 @@ export class WorkerPool {
       }
     }
     for (const l of this.listeners.slice()) l(slot, msg);
+  }
+
+  /** Calls `fn` for every message a worker sends. */
+  subscribe(fn: (slot: WorkerSlot, msg: FromWorker) => void): void {
+    this.listeners.push(fn);
+  }
+
+  /** Sends a new config snapshot to every worker; resolves when all listen with it. */
+  apply(snapshot: ConfigSnapshot, timeoutMs = 10_000): Promise<boolean> {
+    this.snapshot = snapshot;
+    for (const s of this.slots) this.send(s, { type: 'config', snapshot });
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.off(check);
+        resolve(false);
+      }, timeoutMs);
+      const check = (): void => {
+        if (!this.allListening(snapshot.version)) return;
+        clearTimeout(timer);
+        this.off(check);
+        resolve(true);
+      };
+      this.listeners.push(check);
+    });
   }
 
   private off(fn: (slot: WorkerSlot, msg: FromWorker) => void): void {

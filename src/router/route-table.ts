@@ -31,7 +31,7 @@ export interface WeightedTarget<C> {
   readonly upTo: number;
 }
 
-export interface CompiledRoute<C> {
+export interface CompiledRoute<C, P = null> {
   readonly name: string;
   readonly vhostName: string;
   readonly pathKind: PathKind;
@@ -52,25 +52,32 @@ export interface CompiledRoute<C> {
   readonly requestHeadersToRemove: ReadonlySet<string> | null;
   readonly responseHeadersToAdd: readonly string[];
   readonly responseHeadersToRemove: ReadonlySet<string> | null;
+  /** What the caller compiled for this route when the snapshot was applied (retry
+   *  policy, rate limits: workers/context.ts). */
+  readonly policy: P;
 }
 
-interface CompiledVhost<C> {
+interface CompiledVhost<C, P> {
   readonly name: string;
-  readonly routes: readonly CompiledRoute<C>[];
+  readonly routes: readonly CompiledRoute<C, P>[];
 }
 
-export class RouteTable<C> {
-  private readonly exact = new Map<string, CompiledVhost<C>>();
-  private readonly suffixes: { readonly suffix: string; readonly vhost: CompiledVhost<C> }[] = [];
-  private wildcard: CompiledVhost<C> | null = null;
+export class RouteTable<C, P = null> {
+  private readonly exact = new Map<string, CompiledVhost<C, P>>();
+  private readonly suffixes: { readonly suffix: string; readonly vhost: CompiledVhost<C, P> }[] = [];
+  private wildcard: CompiledVhost<C, P> | null = null;
 
   /** `resolveCluster` turns a cluster name into the caller's handle (validation has
    *  already checked that every referenced cluster exists). */
-  constructor(listener: Listener, resolveCluster: (name: string) => C) {
+  constructor(
+    listener: Listener,
+    resolveCluster: (name: string) => C,
+    compilePolicy: (route: Route) => P = () => null as P,
+  ) {
     for (const vh of listener.virtual_hosts) {
-      const compiled: CompiledVhost<C> = {
+      const compiled: CompiledVhost<C, P> = {
         name: vh.name,
-        routes: vh.routes.map((r) => compileRoute(vh, r, resolveCluster)),
+        routes: vh.routes.map((r) => compileRoute(vh, r, resolveCluster, compilePolicy)),
       };
       for (const domain of vh.domains) {
         if (domain === '*') this.wildcard = compiled;
@@ -83,7 +90,7 @@ export class RouteTable<C> {
   }
 
   /** The route for a request, or null (404, flag NR). */
-  match(req: RouteInput): CompiledRoute<C> | null {
+  match(req: RouteInput): CompiledRoute<C, P> | null {
     const vhost = this.findVhost(req.host);
     if (vhost === null) return null;
     const routes = vhost.routes;
@@ -93,7 +100,7 @@ export class RouteTable<C> {
     return null;
   }
 
-  private findVhost(rawHost: string): CompiledVhost<C> | null {
+  private findVhost(rawHost: string): CompiledVhost<C, P> | null {
     const host = rawHost.toLowerCase();
     let vhost = this.exact.get(host);
     if (vhost !== undefined) return vhost;
@@ -110,7 +117,7 @@ export class RouteTable<C> {
 }
 
 /** Picks a cluster from a route's weighted targets. */
-export function pickTarget<C>(route: CompiledRoute<C>): C {
+export function pickTarget<C, P>(route: CompiledRoute<C, P>): C {
   const targets = route.targets;
   if (targets.length === 1) return targets[0].cluster;
   const x = Math.random() * route.totalWeight;
@@ -120,7 +127,7 @@ export function pickTarget<C>(route: CompiledRoute<C>): C {
   return targets[targets.length - 1].cluster;
 }
 
-function routeMatches<C>(route: CompiledRoute<C>, req: RouteInput): boolean {
+function routeMatches<C, P>(route: CompiledRoute<C, P>, req: RouteInput): boolean {
   switch (route.pathKind) {
     case PathKind.Prefix:
       if (!req.path.startsWith(route.pathValue)) return false;
@@ -155,7 +162,12 @@ function headerMatches(m: CompiledHeaderMatcher, headers: readonly string[]): bo
   return false;
 }
 
-function compileRoute<C>(vh: VirtualHost, r: Route, resolveCluster: (name: string) => C): CompiledRoute<C> {
+function compileRoute<C, P>(
+  vh: VirtualHost,
+  r: Route,
+  resolveCluster: (name: string) => C,
+  compilePolicy: (route: Route) => P,
+): CompiledRoute<C, P> {
   const m = r.match;
   let pathKind = PathKind.Prefix;
   let pathValue = m.prefix ?? '';
@@ -201,6 +213,7 @@ function compileRoute<C>(vh: VirtualHost, r: Route, resolveCluster: (name: strin
     requestHeadersToRemove: r.request_headers_to_remove.length > 0 ? new Set(r.request_headers_to_remove) : null,
     responseHeadersToAdd: r.response_headers_to_add.flatMap((h) => [h.name, h.value]),
     responseHeadersToRemove: r.response_headers_to_remove.length > 0 ? new Set(r.response_headers_to_remove) : null,
+    policy: compilePolicy(r),
   };
 }
 

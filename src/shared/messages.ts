@@ -10,7 +10,19 @@ export interface ServeTask {
   readonly port: MessagePort;
   /** This slot's stats slab (kept across worker replacements). */
   readonly statsSlab: SharedArrayBuffer;
+  /** The process-wide resilience state (src/shared/shared-state.ts), same for all workers. */
+  readonly sharedState: SharedArrayBuffer;
+  /** Epoch of the rate-limit fill periods (ms since 1970), same for all workers. */
+  readonly epochMs: number;
 }
+
+/** Something a worker saw at an endpoint that the main thread decides on. */
+export type EndpointEventKind =
+  | 'consecutive_5xx'
+  | 'consecutive_gateway'
+  | 'probation_ok'
+  | 'probation_fail'
+  | 'immediate_health_check_fail';
 
 export type ToWorker =
   | { readonly type: 'config'; readonly snapshot: ConfigSnapshot }
@@ -48,4 +60,5 @@ export type FromWorker =
       readonly address: string;
       readonly port: number;
     }
-  | WorkerStatsReply;
+  | WorkerStatsReply
+  | { readonly type: 'endpoint_event'; readonly endpointSlot: number; readonly kind: EndpointEventKind };

@@ -69,17 +69,23 @@ function blockSize(shape: BlockShape): number {
   return shape.counters + shape.gauges + shape.histograms * shape.histogramCells;
 }
 
-/** Hands out slot numbers by name; a name keeps its slot while it is in use. */
+/** Hands out slot numbers by name; a name keeps its slot while it is in use. A freed
+ *  slot goes to the back of a FIFO free list, so it is reused as late as possible
+ *  (requests still finishing on an old config may touch it for a while); `onReuse` runs
+ *  before a freed slot is given to a new name, so its owner can zero the old state. */
 export class SlotRegistry {
   private readonly slots = new Map<string, number>();
   private readonly free: number[] = [];
   private next = 0;
 
-  constructor(private readonly capacity: number) {}
+  constructor(
+    private readonly capacity: number,
+    private readonly onReuse: (slot: number) => void = () => {},
+  ) {}
 
-  /** Slots for exactly `names`: existing names keep theirs, new names get free ones,
-   *  names no longer present give theirs back. Throws if capacity is exceeded (the
-   *  validator prevents that). */
+  /** Slots for exactly `names`: existing names keep theirs, new names get a never-used
+   *  slot while there is one, else the longest-free one. Names no longer present give
+   *  theirs back. Throws if capacity is exceeded (the validator prevents that). */
   assign(names: readonly string[]): Record<string, number> {
     const wanted = new Set(names);
     for (const [name, slot] of this.slots) {
@@ -92,8 +98,13 @@ export class SlotRegistry {
     for (const name of names) {
       let slot = this.slots.get(name);
       if (slot === undefined) {
-        slot = this.free.pop() ?? this.next++;
-        if (slot >= this.capacity) throw new Error(`more than ${this.capacity} stats slots needed`);
+        if (this.next < this.capacity) {
+          slot = this.next++;
+        } else {
+          slot = this.free.shift();
+          if (slot === undefined) throw new Error(`more than ${this.capacity} slots needed`);
+          this.onReuse(slot);
+        }
         this.slots.set(name, slot);
       }
       out[name] = slot;

@@ -12,6 +12,8 @@ export interface ListenerStats {
   requestStarted(): void;
   /** `flagIndex`: index into FLAGS, or -1 for none. */
   requestFinished(status: number, flagIndex: number, bytesIn: number, bytesOut: number, durationUs: number): void;
+  /** Adds one to a ListenerCounter (flag counters: FlagBase + index). */
+  count(counter: number): void;
 }
 
 /** What pools and the pipeline record per cluster. */
@@ -28,6 +30,7 @@ export interface ClusterStats {
 export const NO_LISTENER_STATS: ListenerStats = {
   requestStarted() {},
   requestFinished() {},
+  count() {},
 };
 
 export const NO_CLUSTER_STATS: ClusterStats = {
@@ -88,6 +91,10 @@ export class SlabListenerStats implements ListenerStats {
 
   requestStarted(): void {
     Atomics.add(this.rec.cells, this.base + gaugeOffset(LISTENER_SHAPE, ListenerGauge.RqActive), 1);
+  }
+
+  count(counter: number): void {
+    Atomics.add(this.rec.cells, this.base + counter, 1);
   }
 
   /** `flagIndex`: index into FLAGS, or -1 for none. */

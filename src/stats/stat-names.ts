@@ -18,8 +18,10 @@ export const ListenerCounter = {
   Rq5xx: 4,
   BytesIn: 5,
   BytesOut: 6,
+  /** Requests a shadow-mode rate limit would have rejected (admitted anyway). */
+  RateLimitShadow: 7,
   /** First of FLAGS.length flag counters. */
-  FlagBase: 7,
+  FlagBase: 8,
 } as const;
 export const LISTENER_COUNTERS = ListenerCounter.FlagBase + FLAGS.length;
 
@@ -41,8 +43,39 @@ export const ClusterCounter = {
   Resets: 8,
   ProtocolErrors: 9,
   KeepAliveRetries: 10,
+  CxOverflow: 11,
+  RqPendingOverflow: 12,
+  RqOverflow: 13,
+  RqRetry: 14,
+  RqRetrySuccess: 15,
+  RqRetryOverflow: 16,
+  RqRetryLimitExceeded: 17,
+  RqPerTryTimeout: 18,
+  OutlierNotified: 19,
 } as const;
-export const CLUSTER_COUNTERS = 11;
+export const CLUSTER_COUNTERS = 20;
+
+/** Circuit-breaker and retry counters per cluster: [counter, /stats name (Envoy's),
+ *  Prometheus name, help]. Exposition loops over this table. */
+export const RESILIENCE_COUNTERS: readonly (readonly [number, string, string, string])[] = [
+  [ClusterCounter.CxOverflow, 'upstream_cx_overflow', 'remora_upstream_connection_overflows_total',
+    'Times max_connections held a request back (it waited for a connection instead).'],
+  [ClusterCounter.RqPendingOverflow, 'upstream_rq_pending_overflow', 'remora_upstream_pending_overflows_total',
+    'Requests refused (503 UO) because max_pending_requests was reached.'],
+  [ClusterCounter.RqOverflow, 'upstream_rq_overflow', 'remora_upstream_request_overflows_total',
+    'Requests refused (503 UO) because max_requests was reached.'],
+  [ClusterCounter.RqRetry, 'upstream_rq_retry', 'remora_upstream_retries_total', 'Retries made.'],
+  [ClusterCounter.RqRetrySuccess, 'upstream_rq_retry_success', 'remora_upstream_retry_successes_total',
+    'Retries whose attempt succeeded.'],
+  [ClusterCounter.RqRetryOverflow, 'upstream_rq_retry_overflow', 'remora_upstream_retry_overflows_total',
+    'Retries not made because max_retries or the retry budget was reached (flag URX).'],
+  [ClusterCounter.RqRetryLimitExceeded, 'upstream_rq_retry_limit_exceeded', 'remora_upstream_retry_limit_exceeded_total',
+    'Requests that failed after num_retries retries (flag URX).'],
+  [ClusterCounter.RqPerTryTimeout, 'upstream_rq_per_try_timeout', 'remora_upstream_per_try_timeouts_total',
+    'Attempts that hit the per-try timeout.'],
+  [ClusterCounter.OutlierNotified, 'outlier_detection.failure_threshold_reached', 'remora_outlier_threshold_reached_total',
+    'Times an endpoint reached a consecutive-failure threshold (the main thread then decides on ejection).'],
+];
 
 export const ClusterGauge = {
   CxActive: 0,

@@ -1,51 +1,99 @@
-// A cluster as one worker sees it: its endpoints' connection pools and its load
-// balancer. Pools survive config updates for endpoints that stay (by address:port), so
-// a reload does not drop warm keep-alive connections.
+// A cluster as one worker sees it: its endpoints' connection pools, its load balancer,
+// and its view of the process-wide shared state (circuit-breaker resources, endpoint
+// health). Pools survive config updates for endpoints that stay (by address:port), so a
+// reload does not drop warm keep-alive connections.
+//
+// Health-aware picking: the main thread writes endpoint states (ejected, unhealthy,
+// probation) and bumps the cluster's health generation; a worker rebuilds its healthy
+// list only when the generation moved, so a pick costs one Atomics.load in the steady
+// state. Endpoints on probation get their trial requests first; when fewer than
+// panic_threshold_percent of endpoints are healthy, picks spread over all of them.
 
 import type { Cluster as ClusterConfig } from '../config/types.js';
+import { ClusterResources, EndpointCells, EndpointState } from '../shared/shared-state.js';
 import type { ClusterStats } from '../stats/recorder.js';
 import { createLoadBalancer, type LoadBalancer } from './load-balancer.js';
 import { EndpointPool, endpointKey, type PoolOptions } from './pool.js';
 
+/** Where a worker finds the shared cells of a cluster and of its endpoints. */
+export interface SharedSlots {
+  readonly cells: Int32Array;
+  readonly clusterSlot: number;
+  /** Endpoint slot by `address:port`. */
+  endpointSlot(key: string): number;
+}
+
 export class ClusterRuntime {
   pools: EndpointPool[] = [];
+  resources: ClusterResources;
   private lb: LoadBalancer;
+  private healthy: EndpointPool[] = [];
+  private probation: EndpointPool[] = [];
+  private panic = false;
+  private seenGeneration = -1;
 
   constructor(
     public config: ClusterConfig,
     public stats: ClusterStats,
+    shared: SharedSlots,
   ) {
     this.lb = createLoadBalancer(config.lb_policy);
-    this.pools = config.endpoints.map((ep) => new EndpointPool(ep, poolOptions(config), stats));
+    this.resources = new ClusterResources(shared.cells, shared.clusterSlot);
+    const options = poolOptions(config);
+    this.pools = config.endpoints.map((ep) => {
+      const key = endpointKey(ep.address, ep.port);
+      return new EndpointPool(ep, options, stats, this.resources, new EndpointCells(shared.cells, shared.endpointSlot(key)));
+    });
   }
 
   get name(): string {
     return this.config.name;
   }
 
-  /** Picks the endpoint for a request; null when the cluster has none. */
-  pick(): EndpointPool | null {
-    const pools = this.pools;
-    if (pools.length === 0) return null;
-    return pools[this.lb.pick(pools)];
+  /** Picks the endpoint for a request, avoiding `avoid` (the endpoint a retry failed on)
+   *  when another is available; null when no endpoint may be used (503 UH). */
+  pick(avoid: EndpointPool | null = null): EndpointPool | null {
+    if (this.resources.healthGeneration !== this.seenGeneration) this.rebuild();
+    let list = this.pools;
+    if (!this.panic) {
+      const probation = this.probation;
+      for (let i = 0; i < probation.length; i++) {
+        if (probation[i] !== avoid && probation[i].cells.takeTrial()) return probation[i];
+      }
+      list = this.healthy;
+    }
+    const n = list.length;
+    if (n === 0) return null;
+    let i = this.lb.pick(list);
+    if (list[i] === avoid && n > 1) i = i + 1 === n ? 0 : i + 1;
+    return list[i];
+  }
+
+  /** True when the cluster balances over all endpoints because too few are healthy. */
+  get inPanic(): boolean {
+    if (this.resources.healthGeneration !== this.seenGeneration) this.rebuild();
+    return this.panic;
   }
 
   /** Moves to a new definition of the same-named cluster. */
-  update(config: ClusterConfig, stats: ClusterStats): void {
+  update(config: ClusterConfig, stats: ClusterStats, shared: SharedSlots): void {
     this.stats = stats;
+    this.resources = new ClusterResources(shared.cells, shared.clusterSlot);
     if (config.lb_policy !== this.config.lb_policy) this.lb = createLoadBalancer(config.lb_policy);
     const options = poolOptions(config);
     const old = new Map(this.pools.map((p) => [endpointKey(p.endpoint.address, p.endpoint.port), p]));
     this.pools = config.endpoints.map((ep) => {
       const key = endpointKey(ep.address, ep.port);
+      const cells = new EndpointCells(shared.cells, shared.endpointSlot(key));
       const pool = old.get(key);
-      if (pool === undefined) return new EndpointPool(ep, options, stats);
+      if (pool === undefined) return new EndpointPool(ep, options, stats, this.resources, cells);
       old.delete(key);
-      pool.update(options, stats);
+      pool.update(options, stats, this.resources, cells);
       return pool;
     });
     for (const gone of old.values()) gone.close();
     this.config = config;
+    this.seenGeneration = -1;
   }
 
   sweep(now: number): void {
@@ -55,6 +103,23 @@ export class ClusterRuntime {
   close(): void {
     for (const pool of this.pools) pool.close();
   }
+
+  private rebuild(): void {
+    // Read the generation first: a change made while rebuilding bumps it again and the
+    // next pick rebuilds once more.
+    this.seenGeneration = this.resources.healthGeneration;
+    const healthy: EndpointPool[] = [];
+    const probation: EndpointPool[] = [];
+    for (const pool of this.pools) {
+      const state = pool.cells.state;
+      if (state === 0) healthy.push(pool);
+      else if (state === EndpointState.Probation) probation.push(pool);
+    }
+    this.healthy = healthy;
+    this.probation = probation;
+    const threshold = this.config.panic_threshold_percent;
+    this.panic = threshold > 0 && healthy.length * 100 < threshold * this.pools.length;
+  }
 }
 
 function poolOptions(config: ClusterConfig): PoolOptions {
@@ -62,5 +127,7 @@ function poolOptions(config: ClusterConfig): PoolOptions {
     connectTimeoutMs: config.connect_timeout_ms,
     idleTimeoutMs: config.idle_timeout_ms,
     maxConnections: config.max_connections_per_endpoint,
+    maxClusterConnections: config.circuit_breakers.max_connections,
+    maxPending: config.circuit_breakers.max_pending_requests,
   };
 }

@@ -4,8 +4,9 @@
 
 import type { Endpoint } from '../config/types.js';
 import { RingBuffer } from '../core/ring-buffer.js';
+import type { ClusterResources, EndpointCells } from '../shared/shared-state.js';
 import type { ClusterStats } from '../stats/recorder.js';
-import { ClusterGauge } from '../stats/stat-names.js';
+import { ClusterCounter, ClusterGauge } from '../stats/stat-names.js';
 import { UpstreamConnection, type ConnectionOwner } from './connection.js';
 
 /** A request waiting for a connection. */
@@ -14,12 +15,18 @@ export interface PoolClient {
   onConnection(conn: UpstreamConnection): void;
   /** True when the client no longer wants a connection (it was aborted while queued). */
   readonly cancelled: boolean;
+  /** The endpoint left the config while the client waited in its queue. */
+  onPoolClosed(): void;
 }
 
 export interface PoolOptions {
   readonly connectTimeoutMs: number;
   readonly idleTimeoutMs: number;
+  /** Connections per endpoint in this worker. */
   readonly maxConnections: number;
+  /** Cluster circuit breakers, shared by all workers: connections and pending requests. */
+  readonly maxClusterConnections: number;
+  readonly maxPending: number;
 }
 
 export class EndpointPool implements ConnectionOwner {
@@ -37,6 +44,9 @@ export class EndpointPool implements ConnectionOwner {
     readonly endpoint: Endpoint,
     private options: PoolOptions,
     private stats: ClusterStats,
+    private resources: ClusterResources,
+    /** This endpoint's shared health and outlier cells. */
+    public cells: EndpointCells,
   ) {
     this.key = endpointKey(endpoint.address, endpoint.port);
   }
@@ -54,27 +64,46 @@ export class EndpointPool implements ConnectionOwner {
   }
 
   /** Applies new limits from a config snapshot; existing connections stay. */
-  update(options: PoolOptions, stats: ClusterStats): void {
+  update(options: PoolOptions, stats: ClusterStats, resources: ClusterResources, cells: EndpointCells): void {
     this.options = options;
     this.stats = stats;
+    this.resources = resources;
+    this.cells = cells;
   }
 
   /** Gets `client` a connection now or when one frees up. `fresh` skips idle ones
-   *  (used to resend a request that hit a connection the upstream had just closed). */
-  acquire(client: PoolClient, fresh = false): void {
+   *  (used to resend a request that hit a connection the upstream had just closed).
+   *  Returns false when the request would have to wait and the cluster's
+   *  max_pending_requests is reached (the caller answers 503 UO). */
+  acquire(client: PoolClient, fresh = false): boolean {
     if (!fresh) {
       const conn = this.takeIdle();
       if (conn !== null) {
         client.onConnection(conn);
-        return;
+        return true;
       }
     }
     if (this.total < this.options.maxConnections || fresh) {
-      client.onConnection(this.open());
-      return;
+      // Cluster-wide max_connections; an endpoint with no connection at all gets one
+      // regardless, else its queued requests could never run (Envoy does the same).
+      if (this.total === 0 || fresh) {
+        this.resources.connections.acquire();
+        client.onConnection(this.open());
+        return true;
+      }
+      if (this.resources.connections.tryAcquire(this.options.maxClusterConnections)) {
+        client.onConnection(this.open());
+        return true;
+      }
+      this.stats.count(ClusterCounter.CxOverflow);
+    }
+    if (!this.resources.pending.tryAcquire(this.options.maxPending)) {
+      this.stats.count(ClusterCounter.RqPendingOverflow);
+      return false;
     }
     this.waiting.push(client);
     this.stats.gauge(ClusterGauge.RqPending, 1);
+    return true;
   }
 
   /** ConnectionOwner: a connection finished its exchange and may be reused. */
@@ -96,10 +125,14 @@ export class EndpointPool implements ConnectionOwner {
     const i = this.idle.indexOf(conn);
     if (i >= 0) this.idle.splice(i, 1);
     this.total--;
+    this.resources.connections.release();
     this.stats.connectionClosed(conn.wasConnected);
     if (this.closed) return;
     const next = this.nextWaiting();
-    if (next !== undefined) next.onConnection(this.open());
+    if (next !== undefined) {
+      this.resources.connections.acquire(); // replaces the one just closed
+      next.onConnection(this.open());
+    }
   }
 
   /** Closes idle connections past the idle timeout or the upstream's keep-alive hint. */
@@ -115,10 +148,12 @@ export class EndpointPool implements ConnectionOwner {
     }
   }
 
-  /** Closes idle connections now and busy ones when their exchange ends. */
+  /** Closes idle connections now and busy ones when their exchange ends; requests still
+   *  queued are handed the failure of a closed connection. */
   close(): void {
     this.closed = true;
     for (const conn of this.idle.splice(0)) conn.destroy();
+    for (let next = this.nextWaiting(); next !== undefined; next = this.nextWaiting()) next.onPoolClosed();
   }
 
   private takeIdle(): UpstreamConnection | null {
@@ -137,6 +172,7 @@ export class EndpointPool implements ConnectionOwner {
     let next = this.waiting.shift();
     while (next !== undefined) {
       this.stats.gauge(ClusterGauge.RqPending, -1);
+      this.resources.pending.release();
       if (!next.cancelled) return next;
       next = this.waiting.shift();
     }

@@ -84,6 +84,13 @@ function configOf(raw: unknown): RemoraConfig {
 }
 
 const R = 'listeners[0].virtual_hosts[0].routes';
+const RP = `${R}[0].route.retry_policy`;
+const LRL = 'listeners[0].rate_limits';
+const C0 = 'clusters[0]';
+/** A valid rate limit, with `extra` merged in (`undefined` deletes a field). */
+const rl = (extra: Record<string, unknown> = {}): Record<string, unknown> =>
+  Object.fromEntries(Object.entries({ name: 'global', max_tokens: 100, fill_interval_ms: 1000, ...extra }).filter(([, v]) => v !== undefined));
+const MS = 'must be an integer 1..3600000 (milliseconds)';
 
 t.test('valid config: defaults filled in, input normalised', async (t) => {
   const input = base();
@@ -116,6 +123,7 @@ t.test('valid config: defaults filled in, input normalised', async (t) => {
                 request_headers_to_remove: [],
                 response_headers_to_add: [],
                 response_headers_to_remove: [],
+                rate_limits: [],
               },
               {
                 name: 'api/1',
@@ -125,6 +133,7 @@ t.test('valid config: defaults filled in, input normalised', async (t) => {
                 request_headers_to_remove: [],
                 response_headers_to_add: [],
                 response_headers_to_remove: [],
+                rate_limits: [],
               },
               {
                 name: 'api/2',
@@ -134,6 +143,7 @@ t.test('valid config: defaults filled in, input normalised', async (t) => {
                 request_headers_to_remove: [],
                 response_headers_to_add: [],
                 response_headers_to_remove: ['server'],
+                rate_limits: [],
               },
             ],
           },
@@ -149,11 +159,13 @@ t.test('valid config: defaults filled in, input normalised', async (t) => {
                 request_headers_to_remove: [],
                 response_headers_to_add: [],
                 response_headers_to_remove: [],
+                rate_limits: [],
               },
             ],
           },
         ],
         generate_traceparent: false,
+        rate_limits: [],
       },
     ],
     clusters: [
@@ -164,6 +176,8 @@ t.test('valid config: defaults filled in, input normalised', async (t) => {
         connect_timeout_ms: 1000,
         idle_timeout_ms: 60000,
         max_connections_per_endpoint: 1024,
+        circuit_breakers: { max_connections: 1024, max_pending_requests: 1024, max_requests: 1024, max_retries: 3 },
+        panic_threshold_percent: 50,
       },
       {
         name: 'api',
@@ -172,6 +186,8 @@ t.test('valid config: defaults filled in, input normalised', async (t) => {
         connect_timeout_ms: 250,
         idle_timeout_ms: 60000,
         max_connections_per_endpoint: 1024,
+        circuit_breakers: { max_connections: 1024, max_pending_requests: 1024, max_requests: 1024, max_retries: 3 },
+        panic_threshold_percent: 50,
       },
     ],
   });
@@ -325,6 +341,146 @@ const mistakes: [string, Record<string, unknown>, [string, string][]][] = [
     [['listeners[0].generate_traceparents', 'unknown key (did you mean "generate_traceparent"?)']]],
   ['duplicate listener name and address:port', { 'listeners[1]': { name: 'main', port: 8080, virtual_hosts: [{ name: 'v', domains: ['*'], routes: [{ match: { prefix: '/' }, direct_response: { status: 404 } }] }] } },
     [['listeners[1].name', 'duplicate listener name "main"'], ['listeners[1].port', 'duplicate address and port "127.0.0.1:8080"']]],
+  // retry_policy
+  ['retry_policy not an object', { [RP]: 3 }, [[RP, 'must be an object (mapping)']]],
+  ['unknown route action key near retry_policy', { [`${R}[0].route.retry_polcy`]: {} },
+    [[`${R}[0].route.retry_polcy`, 'unknown key (did you mean "retry_policy"?)']]],
+  ['unknown retry_policy key', { [RP]: { num_retris: 2 } },
+    [[`${RP}.num_retris`, 'unknown key (did you mean "num_retries"?)']]],
+  ['retry_on with an unknown condition', { [RP]: { retry_on: ['5xx', '503', 7] } },
+    [[`${RP}.retry_on[1]`, 'must be one of 5xx, gateway-error, reset, connect-failure, retriable-4xx, retriable-status-codes'],
+      [`${RP}.retry_on[2]`, 'must be one of 5xx, gateway-error']]],
+  ['retry_on not a list', { [RP]: { retry_on: '5xx' } }, [[`${RP}.retry_on`, 'must be a list']]],
+  ['num_retries above 10', { [RP]: { num_retries: 11 } }, [[`${RP}.num_retries`, 'must be an integer 0..10']]],
+  ['num_retries not an integer', { [RP]: { num_retries: 1.5 } }, [[`${RP}.num_retries`, 'must be an integer 0..10']]],
+  ['per_try_timeout_ms negative', { [RP]: { per_try_timeout_ms: -1 } },
+    [[`${RP}.per_try_timeout_ms`, 'must be an integer 0..3600000 (milliseconds)']]],
+  ['retriable_status_codes out of range', { [RP]: { retry_on: ['retriable-status-codes'], retriable_status_codes: [503, 600, '409', 99] } },
+    [[`${RP}.retriable_status_codes[1]`, 'must be an integer 100..599'], [`${RP}.retriable_status_codes[2]`, 'must be an integer 100..599'],
+      [`${RP}.retriable_status_codes[3]`, 'must be an integer 100..599']]],
+  ['retriable-status-codes without codes', { [RP]: { retry_on: ['5xx', 'retriable-status-codes'] } },
+    [[`${RP}.retriable_status_codes`, 'must list at least one status code when retry_on includes "retriable-status-codes"']]],
+  ['retriable-status-codes with an empty list', { [RP]: { retry_on: ['retriable-status-codes'], retriable_status_codes: [] } },
+    [[`${RP}.retriable_status_codes`, 'must list at least one status code']]],
+  ['base_interval_ms 0', { [RP]: { base_interval_ms: 0 } }, [[`${RP}.base_interval_ms`, MS]]],
+  ['max_interval_ms below base_interval_ms', { [RP]: { base_interval_ms: 100, max_interval_ms: 99 } },
+    [[`${RP}.max_interval_ms`, 'must be at least base_interval_ms (100)']]],
+  ['max_interval_ms too large', { [RP]: { max_interval_ms: 3_600_001 } }, [[`${RP}.max_interval_ms`, MS]]],
+  ['allow_request_headers not a boolean', { [RP]: { allow_request_headers: 'yes' } },
+    [[`${RP}.allow_request_headers`, 'must be true or false']]],
+  ['retry_non_idempotent_on_reset not a boolean', { [RP]: { retry_non_idempotent_on_reset: 1 } },
+    [[`${RP}.retry_non_idempotent_on_reset`, 'must be true or false']]],
+  ['buffer_limit_bytes above 16 MiB', { [RP]: { buffer_limit_bytes: 16_777_217 } },
+    [[`${RP}.buffer_limit_bytes`, 'must be an integer 0..16777216']]],
+  // rate_limits
+  ['rate_limits not a list', { [LRL]: { name: 'a' } }, [[LRL, 'must be a list']]],
+  ['rate limit not an object', { [LRL]: ['global'] }, [[`${LRL}[0]`, 'must be an object (mapping)']]],
+  ['unknown listener key near rate_limits', { 'listeners[0].rate_limit': [] },
+    [['listeners[0].rate_limit', 'unknown key (did you mean "rate_limits"?)']]],
+  ['unknown route key near rate_limits', { [`${R}[0].ratelimits`]: [] },
+    [[`${R}[0].ratelimits`, 'unknown key (did you mean "rate_limits"?)']]],
+  ['unknown rate limit key', { [LRL]: [rl({ fill_intervall_ms: 5 })] },
+    [[`${LRL}[0].fill_intervall_ms`, 'unknown key (did you mean "fill_interval_ms"?)']]],
+  ['rate limit without a name', { [LRL]: [rl({ name: undefined })] }, [[`${LRL}[0].name`, 'is required (a string)']]],
+  ['rate limit with an invalid name', { [LRL]: [rl({ name: 'per ip' })] }, [[`${LRL}[0].name`, 'must contain only letters, digits']]],
+  ['duplicate rate limit names in a listener', { [LRL]: [rl(), rl({ name: 'other' }), rl()] },
+    [[`${LRL}[2].name`, `duplicate rate limit name "global" (first used at ${LRL}[0].name)`]]],
+  ['duplicate rate limit names in a route', { [`${R}[0].rate_limits`]: [rl(), rl()] },
+    [[`${R}[0].rate_limits[1].name`, `duplicate rate limit name "global" (first used at ${R}[0].rate_limits[0].name)`]]],
+  ['max_tokens missing', { [LRL]: [rl({ max_tokens: undefined })] },
+    [[`${LRL}[0].max_tokens`, 'is required (an integer 1..1000000000)']]],
+  ['max_tokens 0', { [LRL]: [rl({ max_tokens: 0 })] }, [[`${LRL}[0].max_tokens`, 'must be an integer 1..1000000000']]],
+  ['max_tokens too large', { [LRL]: [rl({ max_tokens: 1_000_000_001 })] }, [[`${LRL}[0].max_tokens`, 'must be an integer 1..1000000000']]],
+  ['tokens_per_fill 0', { [LRL]: [rl({ tokens_per_fill: 0 })] }, [[`${LRL}[0].tokens_per_fill`, 'must be an integer 1..1000000000']]],
+  ['fill_interval_ms missing', { [LRL]: [rl({ fill_interval_ms: undefined })] },
+    [[`${LRL}[0].fill_interval_ms`, 'is required (an integer 50..3600000 (milliseconds))']]],
+  ['fill_interval_ms below 50', { [LRL]: [rl({ fill_interval_ms: 49 })] },
+    [[`${LRL}[0].fill_interval_ms`, 'must be an integer 50..3600000 (milliseconds)']]],
+  ['rate limit key empty', { [LRL]: [rl({ key: {} })] }, [[`${LRL}[0].key`, 'must name at least one header or set client_ip: true']]],
+  ['rate limit key with no headers and client_ip false', { [LRL]: [rl({ key: { headers: [], client_ip: false } })] },
+    [[`${LRL}[0].key`, 'must name at least one header or set client_ip: true']]],
+  ['rate limit key not an object', { [LRL]: [rl({ key: 'x-user' })] }, [[`${LRL}[0].key`, 'must be an object (mapping)']]],
+  ['rate limit key headers not a list', { [LRL]: [rl({ key: { headers: 'x-user' } })] }, [[`${LRL}[0].key.headers`, 'must be a list']]],
+  ['rate limit key with an invalid header name', { [LRL]: [rl({ key: { headers: ['x-user', 'X User', 5] } })] },
+    [[`${LRL}[0].key.headers[1]`, '"X User" is not a valid header name'], [`${LRL}[0].key.headers[2]`, 'must be a string (a header name)']]],
+  ['rate limit key client_ip not a boolean', { [LRL]: [rl({ key: { client_ip: 'yes' } })] },
+    [[`${LRL}[0].key.client_ip`, 'must be true or false']]],
+  ['unknown rate limit key field', { [LRL]: [rl({ key: { header: ['x-user'] } })] },
+    [[`${LRL}[0].key.header`, 'unknown key (did you mean "headers"?)'], [`${LRL}[0].key`, 'must name at least one header or set client_ip: true']]],
+  ['shadow not a boolean', { [LRL]: [rl({ shadow: 'no' })] }, [[`${LRL}[0].shadow`, 'must be true or false']]],
+  ['rate limit on a direct_response route', { [`${R}[1].rate_limits`]: [rl({ max_tokens: -5 })] },
+    [[`${R}[1].rate_limits[0].max_tokens`, 'must be an integer 1..1000000000']]],
+  // circuit_breakers
+  ['circuit_breakers not an object', { [`${C0}.circuit_breakers`]: [] }, [[`${C0}.circuit_breakers`, 'must be an object (mapping)']]],
+  ['unknown circuit_breakers key', { [`${C0}.circuit_breakers`]: { max_connection: 5 } },
+    [[`${C0}.circuit_breakers.max_connection`, 'unknown key (did you mean "max_connections"?)']]],
+  ['circuit breaker thresholds out of range',
+    { [`${C0}.circuit_breakers`]: { max_connections: 0, max_pending_requests: 0, max_requests: 1_000_000_001, max_retries: -1 } },
+    [[`${C0}.circuit_breakers.max_connections`, 'must be an integer 1..1000000000'],
+      [`${C0}.circuit_breakers.max_pending_requests`, 'must be an integer 1..1000000000'],
+      [`${C0}.circuit_breakers.max_requests`, 'must be an integer 1..1000000000'],
+      [`${C0}.circuit_breakers.max_retries`, 'must be an integer 0..1000000000']]],
+  ['retry_budget not an object', { [`${C0}.circuit_breakers`]: { retry_budget: 20 } },
+    [[`${C0}.circuit_breakers.retry_budget`, 'must be an object (mapping)']]],
+  ['retry_budget out of range', { [`${C0}.circuit_breakers`]: { retry_budget: { budget_percent: 100.5, min_retry_concurrency: 1_000_001 } } },
+    [[`${C0}.circuit_breakers.retry_budget.budget_percent`, 'must be a number 0..100'],
+      [`${C0}.circuit_breakers.retry_budget.min_retry_concurrency`, 'must be an integer 0..1000000']]],
+  ['unknown retry_budget key', { [`${C0}.circuit_breakers`]: { retry_budget: { percent: 5 } } },
+    [[`${C0}.circuit_breakers.retry_budget.percent`, 'unknown key (allowed: budget_percent, min_retry_concurrency)']]],
+  // outlier_detection
+  ['outlier_detection not an object', { [`${C0}.outlier_detection`]: true }, [[`${C0}.outlier_detection`, 'must be an object (mapping)']]],
+  ['unknown outlier_detection key', { [`${C0}.outlier_detection`]: { consecutive_5xxx: 3 } },
+    [[`${C0}.outlier_detection.consecutive_5xxx`, 'unknown key (did you mean "consecutive_5xx"?)']]],
+  ['outlier_detection values out of range', { [`${C0}.outlier_detection`]: {
+    consecutive_5xx: 1001, consecutive_gateway_failure: -1, interval_ms: 99, base_ejection_time_ms: 0, max_ejection_percent: 101,
+    probation_requests: 0, success_rate_minimum_hosts: 10_001, success_rate_request_volume: 0, success_rate_stdev_factor: -0.1,
+  } },
+  [[`${C0}.outlier_detection.base_ejection_time_ms`, MS],
+    [`${C0}.outlier_detection.consecutive_5xx`, 'must be an integer 0..1000'],
+    [`${C0}.outlier_detection.consecutive_gateway_failure`, 'must be an integer 0..1000'],
+    [`${C0}.outlier_detection.interval_ms`, 'must be an integer 100..3600000 (milliseconds)'],
+    [`${C0}.outlier_detection.max_ejection_percent`, 'must be an integer 0..100'],
+    [`${C0}.outlier_detection.probation_requests`, 'must be an integer 1..1000'],
+    [`${C0}.outlier_detection.success_rate_minimum_hosts`, 'must be an integer 0..10000'],
+    [`${C0}.outlier_detection.success_rate_request_volume`, 'must be an integer 1..1000000'],
+    [`${C0}.outlier_detection.success_rate_stdev_factor`, 'must be a number 0..100']]],
+  ['max_ejection_time_ms below base_ejection_time_ms', { [`${C0}.outlier_detection`]: { base_ejection_time_ms: 60_000, max_ejection_time_ms: 59_999 } },
+    [[`${C0}.outlier_detection.max_ejection_time_ms`, 'must be at least base_ejection_time_ms (60000)']]],
+  ['success_rate_stdev_factor not a number', { [`${C0}.outlier_detection`]: { success_rate_stdev_factor: '1.9' } },
+    [[`${C0}.outlier_detection.success_rate_stdev_factor`, 'must be a number 0..100']]],
+  // health_check
+  ['health_check not an object', { [`${C0}.health_check`]: '/healthz' }, [[`${C0}.health_check`, 'must be an object (mapping)']]],
+  ['health_check without path', { [`${C0}.health_check`]: { interval_ms: 1000 } },
+    [[`${C0}.health_check.path`, 'is required (a string)']]],
+  ['health_check path without a leading slash', { [`${C0}.health_check`]: { path: 'healthz' } },
+    [[`${C0}.health_check.path`, 'must start with "/"']]],
+  ['health_check path with whitespace', { [`${C0}.health_check`]: { path: '/health z' } },
+    [[`${C0}.health_check.path`, 'must not contain whitespace']]],
+  ['health_check host empty', { [`${C0}.health_check`]: { path: '/', host: '' } },
+    [[`${C0}.health_check.host`, 'must be a non-empty host name without whitespace']]],
+  ['health_check host with whitespace', { [`${C0}.health_check`]: { path: '/', host: 'a b' } },
+    [[`${C0}.health_check.host`, 'must be a non-empty host name without whitespace']]],
+  ['health_check values out of range', { [`${C0}.health_check`]: { path: '/', interval_ms: 99, timeout_ms: 0, healthy_threshold: 0, unhealthy_threshold: 101 } },
+    [[`${C0}.health_check.interval_ms`, 'must be an integer 100..3600000 (milliseconds)'],
+      [`${C0}.health_check.timeout_ms`, MS],
+      [`${C0}.health_check.healthy_threshold`, 'must be an integer 1..100'],
+      [`${C0}.health_check.unhealthy_threshold`, 'must be an integer 1..100']]],
+  ['health_check expected_statuses not pairs', { [`${C0}.health_check`]: {
+    path: '/', expected_statuses: [[200, 300], [300, 200], [99, 200], [200, 601], [200], '200-300', [200.5, 300], [204, 204], [200, 300, 400]],
+  } },
+  [1, 2, 3, 4, 5, 6, 7, 8].map((i) => [`${C0}.health_check.expected_statuses[${i}]`,
+    'must be a [start, end) pair of status codes with 100 <= start < end <= 600'] as [string, string])],
+  ['health_check expected_statuses empty', { [`${C0}.health_check`]: { path: '/', expected_statuses: [] } },
+    [[`${C0}.health_check.expected_statuses`, 'must list at least one [start, end) range']]],
+  ['health_check expected_statuses not a list', { [`${C0}.health_check`]: { path: '/', expected_statuses: 200 } },
+    [[`${C0}.health_check.expected_statuses`, 'must be a list']]],
+  ['unknown health_check key', { [`${C0}.health_check`]: { path: '/', intervall_ms: 1000 } },
+    [[`${C0}.health_check.intervall_ms`, 'unknown key (did you mean "interval_ms"?)']]],
+  // panic threshold and cluster keys
+  ['panic_threshold_percent above 100', { [`${C0}.panic_threshold_percent`]: 101 },
+    [[`${C0}.panic_threshold_percent`, 'must be an integer 0..100']]],
+  ['unknown cluster key near health_check', { [`${C0}.health_checks`]: { path: '/' } },
+    [[`${C0}.health_checks`, 'unknown key (did you mean "health_check"?)']]],
 ];
 
 for (const [title, changes, expected] of mistakes) {
@@ -337,6 +493,167 @@ for (const [title, changes, expected] of mistakes) {
     }
   });
 }
+
+t.test('retry_policy: absent by default; defaults filled in', async (t) => {
+  t.notOk('retry_policy' in (configOf(base()).listeners[0].virtual_hosts[0].routes[0].route ?? {}), 'no retry_policy unless configured');
+  const policyOf = (p: unknown) => configOf(withChanges({ [RP]: p })).listeners[0].virtual_hosts[0].routes[0].route?.retry_policy;
+  t.strictSame(policyOf({}), {
+    retry_on: [],
+    num_retries: 1,
+    per_try_timeout_ms: 0,
+    retriable_status_codes: [],
+    base_interval_ms: 25,
+    max_interval_ms: 250,
+    allow_request_headers: false,
+    retry_non_idempotent_on_reset: false,
+    buffer_limit_bytes: 65536,
+  });
+  t.match(policyOf({ base_interval_ms: 100 }), { base_interval_ms: 100, max_interval_ms: 1000 }, 'max_interval_ms defaults to 10 × base');
+  t.match(policyOf({ base_interval_ms: 100, max_interval_ms: 100 }), { max_interval_ms: 100 }, 'max_interval_ms may equal base');
+  t.strictSame(policyOf({ retry_on: ['5xx', 'reset', '5xx'] })?.retry_on, ['5xx', 'reset'], 'duplicate conditions dropped');
+  t.strictSame(policyOf({ retriable_status_codes: [409] })?.retriable_status_codes, [409], 'codes kept without retriable-status-codes');
+});
+
+t.test('rate_limits: empty by default; defaults filled in', async (t) => {
+  const cfg = configOf(base());
+  t.strictSame(cfg.listeners[0].rate_limits, []);
+  t.strictSame(cfg.listeners[0].virtual_hosts[0].routes[1].rate_limits, []);
+
+  const l = configOf(withChanges({
+    [LRL]: [
+      rl(),
+      rl({ name: 'per-user', key: { headers: ['X-User', 'Host'] } }),
+      rl({ name: 'per-ip', max_tokens: 10, tokens_per_fill: 2, key: { client_ip: true }, shadow: true }),
+    ],
+    [`${R}[1].rate_limits`]: [rl()],
+  })).listeners[0];
+  t.strictSame(l.rate_limits, [
+    { name: 'global', max_tokens: 100, tokens_per_fill: 100, fill_interval_ms: 1000, shadow: false },
+    { name: 'per-user', max_tokens: 100, tokens_per_fill: 100, fill_interval_ms: 1000, key: { headers: ['x-user', 'host'], client_ip: false }, shadow: false },
+    { name: 'per-ip', max_tokens: 10, tokens_per_fill: 2, fill_interval_ms: 1000, key: { headers: [], client_ip: true }, shadow: true },
+  ], 'tokens_per_fill defaults to max_tokens; key headers lower-cased (host may be read)');
+  t.strictSame(l.virtual_hosts[0].routes[1].rate_limits,
+    [{ name: 'global', max_tokens: 100, tokens_per_fill: 100, fill_interval_ms: 1000, shadow: false }],
+    'a direct_response route may have rate limits; names need only be unique within their list');
+});
+
+t.test('cluster resilience: circuit breaker defaults; outlier detection and health checks off unless configured', async (t) => {
+  const c = configOf(base()).clusters[0];
+  t.strictSame(c.circuit_breakers, { max_connections: 1024, max_pending_requests: 1024, max_requests: 1024, max_retries: 3 });
+  t.notOk('outlier_detection' in c, 'no outlier_detection unless configured');
+  t.notOk('health_check' in c, 'no health_check unless configured');
+  t.equal(c.panic_threshold_percent, 50);
+
+  const d = configOf(withChanges({
+    [`${C0}.circuit_breakers`]: { max_requests: 10, retry_budget: {} },
+    [`${C0}.outlier_detection`]: {},
+    [`${C0}.health_check`]: { path: '/healthz' },
+    [`${C0}.panic_threshold_percent`]: 0,
+  })).clusters[0];
+  t.strictSame(d.circuit_breakers, {
+    max_connections: 1024, max_pending_requests: 1024, max_requests: 10, max_retries: 3,
+    retry_budget: { budget_percent: 20, min_retry_concurrency: 3 },
+  });
+  t.strictSame(d.outlier_detection, {
+    consecutive_5xx: 5,
+    consecutive_gateway_failure: 5,
+    interval_ms: 10000,
+    base_ejection_time_ms: 30000,
+    max_ejection_time_ms: 300000,
+    max_ejection_percent: 10,
+    probation_requests: 1,
+    success_rate_minimum_hosts: 5,
+    success_rate_request_volume: 100,
+    success_rate_stdev_factor: 1.9,
+  });
+  t.strictSame(d.health_check, {
+    path: '/healthz',
+    host: 'backend',
+    interval_ms: 5000,
+    timeout_ms: 1000,
+    healthy_threshold: 2,
+    unhealthy_threshold: 3,
+    expected_statuses: [[200, 300]],
+  }, 'host defaults to the cluster name');
+  t.equal(d.panic_threshold_percent, 0, '0 disables panic mode');
+
+  const long = configOf(withChanges({ [`${C0}.outlier_detection`]: { base_ejection_time_ms: 600_000 } })).clusters[0];
+  t.match(long.outlier_detection, { base_ejection_time_ms: 600000, max_ejection_time_ms: 600000 },
+    'max_ejection_time_ms defaults to base_ejection_time_ms when that exceeds 300000 (Envoy)');
+});
+
+t.test('a full config using every feature is valid', async (t) => {
+  const raw = withChanges({
+    [RP]: {
+      retry_on: ['5xx', 'gateway-error', 'reset', 'connect-failure', 'retriable-4xx', 'retriable-status-codes'],
+      num_retries: 3,
+      per_try_timeout_ms: 2000,
+      retriable_status_codes: [409, 429],
+      base_interval_ms: 50,
+      max_interval_ms: 2000,
+      allow_request_headers: true,
+      retry_non_idempotent_on_reset: true,
+      buffer_limit_bytes: 0,
+    },
+    [LRL]: [rl({ name: 'all', max_tokens: 1000, tokens_per_fill: 100, fill_interval_ms: 50 }),
+      rl({ name: 'tenant-ip', key: { headers: ['X-Tenant'], client_ip: true }, shadow: true })],
+    [`${R}[0].rate_limits`]: [rl({ name: 'users' })],
+    [`${R}[1].rate_limits`]: [rl({ name: 'health', key: { client_ip: true } })],
+    [`${C0}.circuit_breakers`]: {
+      max_connections: 100, max_pending_requests: 50, max_requests: 200, max_retries: 0,
+      retry_budget: { budget_percent: 12.5, min_retry_concurrency: 0 },
+    },
+    [`${C0}.outlier_detection`]: {
+      consecutive_5xx: 0, consecutive_gateway_failure: 3, interval_ms: 100, base_ejection_time_ms: 1000, max_ejection_time_ms: 1000,
+      max_ejection_percent: 100, probation_requests: 2, success_rate_minimum_hosts: 0, success_rate_request_volume: 1, success_rate_stdev_factor: 0,
+    },
+    [`${C0}.health_check`]: {
+      path: '/healthz?full=1', host: 'backend.internal', interval_ms: 100, timeout_ms: 1, healthy_threshold: 1, unhealthy_threshold: 100,
+      expected_statuses: [[100, 600], [204, 205]],
+    },
+    [`${C0}.panic_threshold_percent`]: 100,
+    'clusters[1].health_check': { path: '/' },
+  });
+  const r = validateConfig(raw, { defaultWorkers: 4 });
+  if (!r.ok) t.fail(formatErrors('full', r.errors));
+  else {
+    const c = r.config.clusters[0];
+    t.match(c, { circuit_breakers: { retry_budget: { budget_percent: 12.5 } }, health_check: { host: 'backend.internal', expected_statuses: [[100, 600], [204, 205]] } });
+    t.equal(r.config.clusters[1].health_check?.host, 'api');
+    t.strictSame(r.config.listeners[0].rate_limits[1].key, { headers: ['x-tenant'], client_ip: true });
+    t.ok(Object.isFrozen(c.health_check?.expected_statuses[0]), 'nested config is frozen');
+    t.ok(Object.isFrozen(r.config.listeners[0].rate_limits[1].key?.headers), 'rate limit key is frozen');
+  }
+});
+
+t.test('several mistakes in the new sections are all reported', async (t) => {
+  const errors = errorsOf(withChanges({
+    [RP]: { num_retries: 11, retry_on: ['retriable-status-codes'], base_interval_ms: 0 },
+    [LRL]: [rl({ fill_interval_ms: 10 }), rl({ key: {} })],
+    [`${R}[1].rate_limits`]: [{ name: 'x' }],
+    [`${C0}.circuit_breakers`]: { max_requests: 0, retry_budgett: {} },
+    [`${C0}.outlier_detection`]: { max_ejection_percent: 200 },
+    'clusters[1].health_check': { path: 'nope', expected_statuses: [[300, 200]] },
+    'clusters[1].panic_threshold_percent': -1,
+  }));
+  t.strictSame(errors.map((e) => e.path).sort(), [
+    `${RP}.retriable_status_codes`,
+    `${RP}.base_interval_ms`,
+    `${RP}.num_retries`,
+    `${LRL}[0].fill_interval_ms`,
+    `${LRL}[1].name`,
+    `${LRL}[1].key`,
+    `${R}[1].rate_limits[0].max_tokens`,
+    `${R}[1].rate_limits[0].fill_interval_ms`,
+    `${C0}.circuit_breakers.retry_budgett`,
+    `${C0}.circuit_breakers.max_requests`,
+    `${C0}.outlier_detection.max_ejection_percent`,
+    'clusters[1].health_check.path',
+    'clusters[1].health_check.expected_statuses[0]',
+    'clusters[1].panic_threshold_percent',
+  ].sort());
+  t.match(errors.find((e) => e.path.endsWith('retry_budgett'))?.message, 'did you mean "retry_budget"?');
+});
 
 t.test('root-level mistakes use (root)', async (t) => {
   t.strictSame(errorsOf(null), [{ path: '(root)', message: 'config is empty; expected an object with "listeners" and "clusters"' }]);
@@ -438,6 +755,40 @@ t.test('listener and cluster counts are capped by the stats slab capacity', asyn
   const result = validateConfig(raw, { defaultWorkers: 1 });
   t.equal(result.ok, false, `${MAX_CLUSTERS + 1} clusters are rejected`);
   if (!result.ok) t.match(result.errors, [{ path: 'clusters', message: `at most ${MAX_CLUSTERS} clusters` }], 'error names the limit');
+});
+
+t.test('endpoints over all clusters are capped by the shared-state capacity', async (t) => {
+  const { MAX_ENDPOINTS } = await import('../../src/shared/limits.js');
+  const endpoints = (n: number) => Array.from({ length: n }, (_, i) => ({ address: '127.0.0.1', port: 1 + (i % 65535) }));
+  const half = Math.floor(MAX_ENDPOINTS / 2);
+  const raw = (extra: number) => ({
+    listeners: [{ name: 'l', port: 0, virtual_hosts: [{ name: 'v', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'a' } }] }] }],
+    clusters: [{ name: 'a', endpoints: endpoints(half) }, { name: 'b', endpoints: endpoints(MAX_ENDPOINTS - half + extra) }],
+  });
+  t.ok(validateConfig(raw(0), { defaultWorkers: 1 }).ok, `${MAX_ENDPOINTS} endpoints are accepted`);
+  const over = validateConfig(raw(1), { defaultWorkers: 1 });
+  t.equal(over.ok, false, `${MAX_ENDPOINTS + 1} endpoints are rejected`);
+  if (!over.ok) t.strictSame(over.errors, [{ path: 'clusters', message: `at most ${MAX_ENDPOINTS} endpoints over all clusters (got ${MAX_ENDPOINTS + 1})` }]);
+});
+
+t.test('rate limits without a key are capped by the shared bucket capacity', async (t) => {
+  const { MAX_BUCKETS } = await import('../../src/shared/limits.js');
+  const limits = (n: number, prefix: string, key?: unknown) =>
+    Array.from({ length: n }, (_, i) => ({ name: `${prefix}${i}`, max_tokens: 1, fill_interval_ms: 1000, ...(key ? { key } : {}) }));
+  const onListener = Math.floor(MAX_BUCKETS / 2);
+  const raw = (onRoute: number, keyed: number) => ({
+    listeners: [{
+      name: 'l', port: 0, rate_limits: [...limits(onListener, 'l'), ...limits(keyed, 'k', { client_ip: true })],
+      virtual_hosts: [{ name: 'v', domains: ['*'], routes: [{ match: { prefix: '/' }, direct_response: { status: 200 }, rate_limits: limits(onRoute, 'r') }] }],
+    }],
+  });
+  t.ok(validateConfig(raw(MAX_BUCKETS - onListener, 10), { defaultWorkers: 1 }).ok,
+    `${MAX_BUCKETS} unkeyed rate limits (over listeners and routes) are accepted; keyed ones do not count`);
+  const over = validateConfig(raw(MAX_BUCKETS - onListener + 1, 0), { defaultWorkers: 1 });
+  t.equal(over.ok, false, `${MAX_BUCKETS + 1} unkeyed rate limits are rejected`);
+  if (!over.ok) {
+    t.strictSame(over.errors, [{ path: 'listeners', message: `at most ${MAX_BUCKETS} rate limits without a key over all listeners and routes (got ${MAX_BUCKETS + 1})` }]);
+  }
 });
 
 t.test('stats.enabled', async (t) => {

@@ -1,0 +1,406 @@
+// Active HTTP health checks, run by the main thread (Envoy's semantics): every endpoint
+// of a cluster with `health_check` gets `GET <path>` every interval_ms over one
+// persistent keep-alive connection. The first result decides at once; after that a
+// healthy endpoint turns unhealthy after unhealthy_threshold failures in a row and an
+// unhealthy one turns healthy after healthy_threshold passes in a row. Verdict changes
+// go to onChange (the caller publishes them to the workers).
+
+import http from 'node:http';
+import type { Cluster, HealthCheck } from '../config/types.js';
+import type { Logger } from '../core/log.js';
+import { endpointKey } from '../upstream/pool.js';
+
+export interface HealthTarget {
+  /** Shared-state endpoint slot (stable for `cluster|address:port`). */
+  readonly slot: number;
+  readonly cluster: string;
+  readonly address: string;
+  readonly port: number;
+}
+
+export type HealthVerdict = 'healthy' | 'unhealthy';
+
+export interface EndpointHealthView {
+  readonly slot: number;
+  readonly cluster: string;
+  /** `address:port` (IPv6 in brackets). */
+  readonly endpoint: string;
+  /** null until the first result. */
+  readonly healthy: boolean | null;
+  /** Status of the last response; 0 = none (no check yet, or it got no response). */
+  readonly lastStatus: number;
+  /** Why the last check failed; '' when it passed or none ran. */
+  readonly lastError: string;
+  /** Epoch ms of the last finished check; 0 = none. */
+  readonly lastCheckedAt: number;
+  readonly consecutivePasses: number;
+  readonly consecutiveFailures: number;
+  /** Checks finished. */
+  readonly checks: number;
+}
+
+export interface HealthCheckStats {
+  /** Checks started. */
+  readonly attempts: number;
+  readonly successes: number;
+  /** failures = timeouts + networkErrors + badStatus. */
+  readonly failures: number;
+  readonly timeouts: number;
+  readonly networkErrors: number;
+  readonly badStatus: number;
+  /** Verdicts reported through onChange (first results included). */
+  readonly changes: number;
+}
+
+type FailureKind = 'timeout' | 'network' | 'status';
+
+interface CheckResult {
+  readonly pass: boolean;
+  readonly status: number;
+  readonly error: string;
+  readonly kind: FailureKind | null;
+}
+
+/** One checked endpoint. */
+interface Checked {
+  readonly target: HealthTarget;
+  readonly key: string;
+  /** Replaced by update(); a check reads it when it starts. */
+  settings: HealthCheck;
+  readonly agent: http.Agent;
+  /** The next check's timer, or null while a check runs (or after removal). */
+  timer: NodeJS.Timeout | null;
+  /** The running check's request and its timeout, to end on removal. */
+  req: http.ClientRequest | null;
+  deadline: NodeJS.Timeout | null;
+  removed: boolean;
+  healthy: boolean | null;
+  lastStatus: number;
+  lastError: string;
+  lastCheckedAt: number;
+  passes: number;
+  failures: number;
+  checks: number;
+}
+
+const USER_AGENT = 'remora-health-check';
+/** The first check of a new endpoint waits a random 0..min(interval, this) ms. */
+const MAX_FIRST_JITTER_MS = 100;
+/** Errors that mean a reused keep-alive connection had been closed by the upstream. */
+const STALE_SOCKET_CODES = new Set(['ECONNRESET', 'EPIPE']);
+
+export class HealthChecker {
+  private readonly checked = new Map<number, Checked>();
+  private readonly firstRoundWaiters: (() => void)[] = [];
+  /** A ref'd timer held while someone awaits firstRound(): the checks' own timers and
+   *  sockets are unref'd, and the awaited promise must not be dropped by an exit. */
+  private firstRoundHold: NodeJS.Timeout | null = null;
+  private stopped = false;
+  private attempts = 0;
+  private successes = 0;
+  private timeouts = 0;
+  private networkErrors = 0;
+  private badStatus = 0;
+  private changes = 0;
+
+  constructor(
+    private readonly log: Logger,
+    private readonly onChange: (target: HealthTarget, verdict: HealthVerdict, reason: string) => void,
+  ) {}
+
+  /** Applies a config: checks start for endpoints of clusters that have health_check,
+   *  stop for endpoints/clusters gone or whose cluster lost health_check; endpoints that
+   *  stay (same slot) keep their state and counts while the new settings apply from the
+   *  next check. No onChange is made for endpoints that stop being checked: the caller
+   *  clears their health state. */
+  update(clusters: readonly Cluster[], slotOf: (cluster: string, address: string, port: number) => number): void {
+    if (this.stopped) return;
+    const wanted = new Map<number, { target: HealthTarget; settings: HealthCheck }>();
+    for (const cluster of clusters) {
+      const settings = cluster.health_check;
+      if (settings === undefined) continue;
+      for (const ep of cluster.endpoints) {
+        const slot = slotOf(cluster.name, ep.address, ep.port);
+        wanted.set(slot, { target: { slot, cluster: cluster.name, address: ep.address, port: ep.port }, settings });
+      }
+    }
+    for (const [slot, entry] of this.checked) {
+      const w = wanted.get(slot);
+      if (w === undefined || !sameTarget(w.target, entry.target)) this.remove(entry);
+    }
+    for (const [slot, w] of wanted) {
+      const entry = this.checked.get(slot);
+      if (entry !== undefined) entry.settings = w.settings;
+      else this.add(w.target, w.settings);
+    }
+    this.settleFirstRound();
+  }
+
+  /** Marks an endpoint unhealthy at once (an upstream answered with
+   *  `x-remora-immediate-health-check-fail`); it must then pass healthy_threshold checks
+   *  to return. No-op for endpoints that are not checked. */
+  failNow(slot: number, reason: string): void {
+    const entry = this.checked.get(slot);
+    if (entry === undefined || entry.removed) return;
+    entry.passes = 0;
+    entry.lastError = reason;
+    if (entry.healthy === false) return;
+    entry.healthy = false;
+    this.report(entry, 'unhealthy', `immediate failure: ${reason}`);
+    this.settleFirstRound();
+  }
+
+  /** Resolves when every currently checked endpoint has a first result (immediately if
+   *  none, and at stop()). While awaited it keeps the process alive. */
+  firstRound(): Promise<void> {
+    if (this.allHaveResults()) return Promise.resolve();
+    this.firstRoundHold ??= setInterval(() => {}, 60_000);
+    return new Promise((resolve) => this.firstRoundWaiters.push(resolve));
+  }
+
+  view(): EndpointHealthView[] {
+    const out: EndpointHealthView[] = [];
+    for (const e of this.checked.values()) {
+      out.push({
+        slot: e.target.slot,
+        cluster: e.target.cluster,
+        endpoint: e.key,
+        healthy: e.healthy,
+        lastStatus: e.lastStatus,
+        lastError: e.lastError,
+        lastCheckedAt: e.lastCheckedAt,
+        consecutivePasses: e.passes,
+        consecutiveFailures: e.failures,
+        checks: e.checks,
+      });
+    }
+    return out.sort((a, b) => a.slot - b.slot);
+  }
+
+  /** Counters for metrics. */
+  stats(): HealthCheckStats {
+    return {
+      attempts: this.attempts,
+      successes: this.successes,
+      failures: this.timeouts + this.networkErrors + this.badStatus,
+      timeouts: this.timeouts,
+      networkErrors: this.networkErrors,
+      badStatus: this.badStatus,
+      changes: this.changes,
+    };
+  }
+
+  /** Clears all timers and destroys all sockets; idempotent. */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const entry of this.checked.values()) this.remove(entry);
+    this.settleFirstRound();
+  }
+
+  private add(target: HealthTarget, settings: HealthCheck): void {
+    const entry: Checked = {
+      target,
+      key: endpointKey(target.address, target.port),
+      settings,
+      agent: new http.Agent({ keepAlive: true, maxSockets: 1 }),
+      timer: null,
+      req: null,
+      deadline: null,
+      removed: false,
+      healthy: null,
+      lastStatus: 0,
+      lastError: '',
+      lastCheckedAt: 0,
+      passes: 0,
+      failures: 0,
+      checks: 0,
+    };
+    this.checked.set(target.slot, entry);
+    const jitter = Math.floor(Math.random() * Math.min(settings.interval_ms, MAX_FIRST_JITTER_MS));
+    this.schedule(entry, jitter);
+  }
+
+  private remove(entry: Checked): void {
+    entry.removed = true;
+    if (entry.timer !== null) clearTimeout(entry.timer);
+    entry.timer = null;
+    if (entry.deadline !== null) clearTimeout(entry.deadline);
+    entry.deadline = null;
+    const req = entry.req;
+    entry.req = null;
+    if (req !== null) req.destroy();
+    entry.agent.destroy();
+    if (this.checked.get(entry.target.slot) === entry) this.checked.delete(entry.target.slot);
+  }
+
+  private schedule(entry: Checked, delayMs: number): void {
+    if (entry.removed || this.stopped) return;
+    entry.timer = setTimeout(() => {
+      entry.timer = null;
+      try {
+        this.runCheck(entry);
+      } catch (err) {
+        this.log.error({ err, cluster: entry.target.cluster, endpoint: entry.key }, 'health check failed to start');
+        this.schedule(entry, entry.settings.interval_ms);
+      }
+    }, delayMs);
+    entry.timer.unref();
+  }
+
+  private runCheck(entry: Checked): void {
+    if (entry.removed || this.stopped) return;
+    const settings = entry.settings;
+    this.attempts++;
+    let done = false;
+    const deadline = setTimeout(() => {
+      finish({ pass: false, status: 0, error: `timeout after ${settings.timeout_ms} ms`, kind: 'timeout' });
+    }, settings.timeout_ms);
+    deadline.unref();
+    entry.deadline = deadline;
+
+    const finish = (result: CheckResult): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(deadline);
+      if (entry.deadline === deadline) entry.deadline = null;
+      const req = entry.req;
+      entry.req = null;
+      // A timed-out request (or one whose body broke) must not leave its socket in use.
+      if (req !== null && result.kind !== null) req.destroy();
+      if (entry.removed || this.stopped) return;
+      try {
+        this.record(entry, settings, result);
+      } catch (err) {
+        this.log.error({ err, cluster: entry.target.cluster, endpoint: entry.key }, 'health check result handling failed');
+      }
+      this.schedule(entry, settings.interval_ms);
+    };
+
+    const send = (retried: boolean): void => {
+      const req = http.request({
+        host: entry.target.address,
+        port: entry.target.port,
+        method: 'GET',
+        path: settings.path,
+        agent: entry.agent,
+        headers: { host: settings.host, 'user-agent': USER_AGENT, connection: 'keep-alive' },
+      });
+      entry.req = req;
+      req.on('socket', (socket) => {
+        // The main thread's other work keeps the process alive; checks never should.
+        socket.unref();
+      });
+      req.on('response', (res) => {
+        const status = res.statusCode ?? 0;
+        res.on('error', (err: Error) => {
+          finish({ pass: false, status, error: `response error: ${describeError(err)}`, kind: 'network' });
+        });
+        res.on('aborted', () => {
+          finish({ pass: false, status, error: 'response aborted', kind: 'network' });
+        });
+        res.on('end', () => {
+          const pass = statusExpected(status, settings.expected_statuses);
+          finish({ pass, status, error: pass ? '' : `status ${status}`, kind: pass ? null : 'status' });
+        });
+        res.resume();
+      });
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        if (done || entry.req !== req) return;
+        // A pooled connection the upstream closed while idle: try once on a new one.
+        if (!retried && req.reusedSocket && err.code !== undefined && STALE_SOCKET_CODES.has(err.code)) {
+          try {
+            send(true);
+          } catch (e) {
+            finish({ pass: false, status: 0, error: describeError(e), kind: 'network' });
+          }
+          return;
+        }
+        finish({ pass: false, status: 0, error: describeError(err), kind: 'network' });
+      });
+      req.end();
+    };
+
+    try {
+      send(false);
+    } catch (err) {
+      finish({ pass: false, status: 0, error: describeError(err), kind: 'network' });
+    }
+  }
+
+  private record(entry: Checked, settings: HealthCheck, result: CheckResult): void {
+    entry.checks++;
+    entry.lastCheckedAt = Date.now();
+    entry.lastStatus = result.status;
+    entry.lastError = result.error;
+    if (result.pass) {
+      this.successes++;
+      entry.passes++;
+      entry.failures = 0;
+    } else {
+      if (result.kind === 'timeout') this.timeouts++;
+      else if (result.kind === 'status') this.badStatus++;
+      else this.networkErrors++;
+      entry.failures++;
+      entry.passes = 0;
+    }
+
+    if (entry.healthy === null) {
+      entry.healthy = result.pass;
+      if (result.pass) this.report(entry, 'healthy', 'first check passed');
+      else this.report(entry, 'unhealthy', `first check failed: ${result.error}`);
+      this.settleFirstRound();
+    } else if (entry.healthy && !result.pass && entry.failures >= settings.unhealthy_threshold) {
+      entry.healthy = false;
+      const n = entry.failures;
+      this.report(entry, 'unhealthy', `${n} consecutive failure${n === 1 ? '' : 's'}: ${result.error}`);
+    } else if (!entry.healthy && result.pass && entry.passes >= settings.healthy_threshold) {
+      entry.healthy = true;
+      const n = entry.passes;
+      this.report(entry, 'healthy', `${n} consecutive pass${n === 1 ? '' : 'es'}`);
+    }
+  }
+
+  private report(entry: Checked, verdict: HealthVerdict, reason: string): void {
+    this.changes++;
+    const fields = { cluster: entry.target.cluster, endpoint: entry.key, reason };
+    if (verdict === 'unhealthy') this.log.warn(fields, 'endpoint unhealthy (active health check)');
+    else this.log.info(fields, 'endpoint healthy (active health check)');
+    try {
+      this.onChange(entry.target, verdict, reason);
+    } catch (err) {
+      this.log.error({ err, cluster: entry.target.cluster, endpoint: entry.key }, 'health change handler failed');
+    }
+  }
+
+  private allHaveResults(): boolean {
+    if (this.stopped) return true;
+    for (const e of this.checked.values()) if (e.healthy === null) return false;
+    return true;
+  }
+
+  private settleFirstRound(): void {
+    if (this.firstRoundWaiters.length === 0 || !this.allHaveResults()) return;
+    if (this.firstRoundHold !== null) clearInterval(this.firstRoundHold);
+    this.firstRoundHold = null;
+    const waiters = this.firstRoundWaiters.splice(0);
+    for (const resolve of waiters) resolve();
+  }
+}
+
+function sameTarget(a: HealthTarget, b: HealthTarget): boolean {
+  return a.slot === b.slot && a.cluster === b.cluster && a.address === b.address && a.port === b.port;
+}
+
+function statusExpected(status: number, ranges: HealthCheck['expected_statuses']): boolean {
+  for (const [start, end] of ranges) if (status >= start && status < end) return true;
+  return false;
+}
+
+function describeError(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code !== undefined && !err.message.includes(code) ? `${code}: ${err.message}` : err.message;
+  }
+  return String(err);
+}
