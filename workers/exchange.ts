@@ -70,6 +70,8 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
   generatedTraceparent: string | null = null;
   private conn: UpstreamConnection | null = null;
   private upstreamHead = '';
+  /** The head of the first attempt; retries add x-remora-attempt-count to it. */
+  private firstHead = '';
   private isHead = false;
   private bodyMode = BodyMode.None;
   private requestBodyDone = true;
@@ -187,7 +189,7 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
     const pool = cluster.pick();
     if (pool === null) return this.localReply(503, ResponseFlag.NoHealthyUpstream, 'no healthy upstream', false);
 
-    this.upstreamHead = this.buildHead(host, contentLength, connection);
+    this.upstreamHead = this.firstHead = this.buildHead(host, contentLength, connection);
     const hasBody = this.bodyMode !== BodyMode.None;
     this.requestBodyDone = !hasBody;
     if (hasBody) {
@@ -510,6 +512,7 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
         case 'content-length':
         case 'x-forwarded-proto':
         case 'x-forwarded-host':
+        case 'x-remora-attempt-count':
           continue;
         case 'x-forwarded-for':
           forwardedFor = forwardedFor === '' ? headers[i + 1] : `${forwardedFor}, ${headers[i + 1]}`;
@@ -610,6 +613,8 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
         this.localReply(503, ResponseFlag.NoHealthyUpstream, 'no healthy upstream', false);
         return;
       }
+      // Tell the upstream which attempt this is (Envoy's x-envoy-attempt-count).
+      this.upstreamHead = `${this.firstHead.slice(0, -2)}x-remora-attempt-count: ${this.retries + 1}\r\n\r\n`;
       this.dispatch(pool);
     } catch (err) {
       this.fail(err);

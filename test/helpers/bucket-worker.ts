@@ -1,11 +1,13 @@
-// Worker thread for the shared-memory contention tests (token-bucket, keyed-buckets):
-// spins at a start barrier in the shared buffer so all workers begin together, then
-// hammers a token bucket, a keyed table entry or a plain counter, and posts how many
-// takes were admitted.
+// Worker thread for the shared-memory contention tests (token-bucket, keyed-buckets,
+// shared-state): spins at a start barrier in the shared buffer so all workers begin
+// together, then hammers a token bucket, a keyed table entry, a plain counter, a
+// circuit-breaker resource, probation trial tokens or endpoint outcome counters, and
+// posts how many takes were admitted.
 
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { tryTake, type BucketParams } from '../../src/shared/token-bucket.js';
 import { KeyedBuckets } from '../../src/shared/keyed-buckets.js';
+import { EndpointCells, ResourceLimit } from '../../src/shared/shared-state.js';
 
 /** Control cells at the start of the shared buffer. */
 export const Control = {
@@ -37,7 +39,25 @@ export type BucketWorkerJob =
       readonly params: BucketParams;
       readonly takes: number;
     }
-  | { readonly kind: 'add'; readonly index: number; readonly count: number };
+  | { readonly kind: 'add'; readonly index: number; readonly count: number }
+  | {
+      /** Rounds of: tryAcquire up to `batch` units of a ResourceLimit, then release them. */
+      readonly kind: 'resource';
+      readonly index: number;
+      readonly max: number;
+      readonly rounds: number;
+      readonly batch: number;
+      /** Cell counting holders: +1 after a successful acquire, −1 before its release. */
+      readonly holders: number;
+      /** Cell raised (CAS) to the most holders seen. */
+      readonly maxHolders: number;
+      /** Cell raised (CAS) to the most the resource cell read right after an acquire. */
+      readonly maxCount: number;
+      /** Cell counting refused acquires. */
+      readonly refused: number;
+    }
+  | { readonly kind: 'trial'; readonly slot: number; readonly attempts: number }
+  | { readonly kind: 'outcome'; readonly slot: number; readonly count: number; readonly is5xx: boolean; readonly isGateway: boolean };
 
 /** One round's message to a worker: the shared buffer (CONTROL_CELLS first) and its job. */
 export interface BucketWorkerRound {
@@ -47,6 +67,13 @@ export interface BucketWorkerRound {
 
 export interface BucketWorkerResult {
   readonly admitted: number;
+}
+
+/** Raises cells[index] to at least `value` (compare-and-swap loop). */
+function raiseTo(cells: Int32Array, index: number, value: number): void {
+  for (let seen = Atomics.load(cells, index); seen < value; seen = Atomics.load(cells, index)) {
+    if (Atomics.compareExchange(cells, index, seen, value) === seen) return;
+  }
 }
 
 function run(cells: Int32Array, job: BucketWorkerJob): number {
@@ -73,6 +100,39 @@ function run(cells: Int32Array, job: BucketWorkerJob): number {
       for (let i = 0; i < job.count; i++) Atomics.add(cells, job.index, 1);
       admitted = job.count;
       break;
+    case 'resource': {
+      const limit = new ResourceLimit(cells, job.index);
+      for (let r = 0; r < job.rounds; r++) {
+        let held = 0;
+        for (let b = 0; b < job.batch; b++) {
+          if (!limit.tryAcquire(job.max)) {
+            Atomics.add(cells, job.refused, 1);
+            continue;
+          }
+          raiseTo(cells, job.maxCount, Atomics.load(cells, job.index));
+          raiseTo(cells, job.maxHolders, Atomics.add(cells, job.holders, 1) + 1);
+          held++;
+        }
+        for (; held > 0; held--) {
+          Atomics.sub(cells, job.holders, 1);
+          limit.release();
+          admitted++;
+        }
+      }
+      break;
+    }
+    case 'trial': {
+      const endpoint = new EndpointCells(cells, job.slot);
+      for (let i = 0; i < job.attempts; i++) if (endpoint.takeTrial()) admitted++;
+      break;
+    }
+    case 'outcome': {
+      const endpoint = new EndpointCells(cells, job.slot);
+      const out = new Int32Array(2);
+      for (let i = 0; i < job.count; i++) endpoint.outcome(job.is5xx, job.isGateway, out);
+      admitted = job.count;
+      break;
+    }
   }
   return admitted;
 }

@@ -18,6 +18,8 @@ export interface RemoraProcess {
   /** Listener name → port. */
   readonly ports: Record<string, number>;
   readonly adminPort: number;
+  /** The config file it runs with (rewrite it and send SIGHUP to reload). */
+  readonly configFile: string;
   /** Everything the process printed so far (stdout + stderr). */
   output(): string;
   /** Sends SIGTERM and waits for exit; SIGKILL after `ms`. Resolves the exit code/signal. */
@@ -115,6 +117,7 @@ export async function startRemora(config: unknown, env: Record<string, string> =
     child,
     ports: ready.listeners,
     adminPort: ready.admin,
+    configFile: file,
     output: () => out,
     waitFor,
     async stop(ms = 8000) {
