@@ -70,7 +70,7 @@ export interface RetryPolicy {
   readonly per_try_timeout_ms: number;
   /** Status codes retried under `retriable-status-codes`. */
   readonly retriable_status_codes: readonly number[];
-  /** Fully jittered exponential backoff: attempt n waits random(0, min(max, base × 2^n)).
+  /** Fully jittered exponential backoff: retry n (from 1) waits random(0, min(max, base × 2^(n−1))).
    *  Defaults 25 and 10 × base_interval_ms. */
   readonly base_interval_ms: number;
   readonly max_interval_ms: number;

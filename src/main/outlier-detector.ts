@@ -82,6 +82,8 @@ export class OutlierDetector {
         keep.add(slot);
         let t = this.bySlot.get(slot);
         if (t === undefined || t.cluster !== c.name || t.endpoint !== key) {
+          // A reused slot: whatever its previous endpoint's state was, the new one starts clean.
+          if (t !== undefined && (t.ejectedUntil !== 0 || t.probation)) this.write(slot, 0, 0);
           t = { slot, cluster: c.name, endpoint: key, timesEjected: 0, ejectedUntil: 0, probation: false, probationSince: 0, lastReason: '' };
           this.bySlot.set(slot, t);
           this.volumes.resetConsecutive(slot);

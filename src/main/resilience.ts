@@ -44,7 +44,12 @@ export class Resilience {
   readonly writer = new EndpointStateWriter(this.cells);
   readonly detector: OutlierDetector;
   readonly checker: HealthChecker;
-  private readonly endpointSlots = new SlotRegistry(MAX_ENDPOINTS, (slot) => this.writer.clear(slot));
+  private readonly endpointSlots = new SlotRegistry(MAX_ENDPOINTS, (slot) => {
+    // A reused slot starts clean: shared cells and the bits remembered here.
+    this.writer.clear(slot);
+    this.healthBits.delete(slot);
+    this.outlierBits.delete(slot);
+  });
   private readonly bucketSlots = new SlotRegistry(MAX_BUCKETS);
   private readonly keyedSlots = new SlotRegistry(MAX_KEYED_LIMITS);
   /** Health-check bits and outlier bits per endpoint slot; the state word is their OR. */

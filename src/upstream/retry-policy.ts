@@ -76,8 +76,9 @@ export class CompiledRetryPolicy {
     }
     let n = this.numRetries;
     if (maxRetries !== null) {
-      const parsed = Number(maxRetries.trim());
-      if (Number.isInteger(parsed) && parsed >= 0) n = Math.min(parsed, MAX_REQUEST_RETRIES);
+      // Plain decimal digits only; anything else is ignored, as Envoy does.
+      const text = maxRetries.trim();
+      if (/^\d+$/.test(text)) n = Math.min(Number(text), MAX_REQUEST_RETRIES);
     }
     return new CompiledRetryPolicy(this.source, bits, n);
   }

@@ -487,9 +487,7 @@ t.test('update(): a slot handed to another endpoint while its old one was ejecte
     `the new occupant of slot 0 starts healthy: got ${JSON.stringify(v)}`,
   );
   const w = r.drain();
-  t.same(w, [{ slot: 0, bits: 0, tokens: 0 }], `write(0, 0, 0) releases the old ejected occupant: got ${show(w)}`, {
-    todo: 'BUG OutlierDetector.update: replacing an ejected/probation Tracked in a reused slot writes nothing',
-  });
+  t.same(w, [{ slot: 0, bits: 0, tokens: 0 }], `write(0, 0, 0) releases the old ejected occupant: got ${show(w)}`);
   t.same(r.advance(BASE), [], 'the old ejection does not end on the new occupant');
 });
 
