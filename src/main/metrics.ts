@@ -271,13 +271,15 @@ export class Metrics {
           Object.entries(res.breakers(c)).map(([resource, b]) => ({ labels: { cluster: c.name, resource }, value: b.remaining })),
         ),
       ),
-      computed('remora_endpoint_healthy', 'Whether an endpoint takes traffic (1) or is ejected, unhealthy, pending or on probation (0).', 'gauge', () =>
-        clusters().flatMap((c) =>
-          c.endpoints.map((ep) => ({
-            labels: { cluster: c.name, endpoint: `${ep.address}:${ep.port}` },
-            value: res.endpointState(c.name, ep.address, ep.port) === 'healthy' ? 1 : 0,
-          })),
-        ),
+      computed('remora_cluster_endpoints', 'Endpoints by state (healthy, ejected, unhealthy, pending_first_check, probation), by cluster.', 'gauge', () =>
+        clusters().flatMap((c) => {
+          const counts: Record<string, number> = { healthy: 0, ejected: 0, unhealthy: 0, pending_first_check: 0, probation: 0 };
+          for (const ep of c.endpoints) {
+            const state = res.endpointState(c.name, ep.address, ep.port);
+            if (state in counts) counts[state]++;
+          }
+          return Object.entries(counts).map(([state, value]) => ({ labels: { cluster: c.name, state }, value }));
+        }),
       ),
       computed('remora_outlier_ejections_total', 'Endpoint ejections by outlier detection, by reason.', 'counter', () =>
         Object.entries(res.detector.ejections).map(([reason, value]) => ({ labels: { reason }, value })),

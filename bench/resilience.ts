@@ -1,0 +1,373 @@
+// Price of the shared resilience state on the request path, measured in one run: two
+// Remora processes (one worker each, stats on in both) in front of the same upstream,
+// driven one at a time, interleaved.
+//
+//   npm run bench:resilience -- [--rounds 5] [--duration 5] [--warmup 3] [--rate 5000]
+//                               [--latency-duration 5] [--latency-connections 16]
+//                               [--size 100] [--no-pin]
+//
+//   OFF  no rate limits, no outlier_detection, no retry_policy.
+//   ON   a listener rate limit (one bucket for all requests), a route rate limit keyed by
+//        client IP (one hot key: every request from 127.0.0.1 takes from the same
+//        per-key bucket, the worst case for contention), outlier_detection on the
+//        cluster (defaults: every response counted in the endpoint's shared cells) and
+//        a retry_policy (retry_on 5xx, reset, connect-failure; num_retries 2). Both
+//        buckets hold 1,000,000,000 tokens refilled every second, so nothing is ever
+//        refused, and the upstream never fails, so no retry is ever made: what is priced
+//        is the bookkeeping on the hot path, not the features doing their job.
+//
+// Circuit breakers are always on in Remora: OFF pays the max_requests acquire/release
+// too. Their own price is measured by bench/shared-state-micro.ts (ResourceLimit alone).
+//
+// Layout as bench/features.ts: the upstream (bench/upstream-uws.ts) and the load
+// generators (this process, every thread, at the lowest CPU priority) on core 0, both
+// Remoras on core 1 (one idle while the other is driven). After a warm-up per variant
+// (closed loop then open loop, `warmup` s each), every round drives OFF then ON with
+// (1) autocannon, 50 connections, pipelining 1, `duration` s (closed loop, req/s), and
+// (2) bench/lib/open-loop.ts at `rate` req/s for `latency-duration` s (µs, coordinated
+// omission corrected). Reported: median (min–max) req/s per variant and the ON/OFF
+// ratio per round; p50/p99 per variant and ON−OFF per round (median, min–max); the
+// targets (≤ 5 % throughput cost, ≤ 20 µs added median latency) marked met or missed;
+// and a sanity check from each Remora's /metrics (ON must show one rate-limit table
+// entry and no retries; OFF no entry).
+// Writes bench/results/resilience-<timestamp>.{json,md}.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import { runOpenLoop, type LatencySummary } from './lib/open-loop.js';
+import {
+  MACHINE,
+  Processes,
+  canPin,
+  commandLine,
+  httpGet,
+  log,
+  pinSelf,
+  round,
+  rssMb,
+  runMain,
+  showSpread,
+  spread,
+  startRemora,
+  startUpstream,
+  writeConfig,
+  writeResults,
+  type RemoraProcess,
+  type Spread,
+} from './lib/harness.js';
+
+const { values: args } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '5' },
+    duration: { type: 'string', default: '5' },
+    warmup: { type: 'string', default: '3' },
+    rate: { type: 'string', default: '5000' },
+    'latency-duration': { type: 'string', default: '5' },
+    'latency-connections': { type: 'string', default: '16' },
+    size: { type: 'string', default: '100' },
+    'no-pin': { type: 'boolean', default: false },
+  },
+  strict: true,
+});
+
+const rounds = Number(args.rounds);
+const duration = Number(args.duration);
+const warmup = Number(args.warmup);
+const rate = Number(args.rate);
+const latencySeconds = Number(args['latency-duration']);
+const latencyConnections = Number(args['latency-connections']);
+const size = Number(args.size);
+const pin = canPin(args['no-pin']);
+const procs = new Processes(pin);
+const tmp = mkdtempSync(join(os.tmpdir(), 'remora-resilience-'));
+
+/** Targets from the issue. */
+const MAX_THROUGHPUT_COST = 0.05;
+const MAX_ADDED_P50_US = 20;
+const AUTOCANNON_CONNECTIONS = 50;
+
+/** Never refuses: the config validator's maximum, refilled in full every second. */
+const HUGE_BUCKET = { max_tokens: 1_000_000_000, fill_interval_ms: 1000 };
+
+type VariantName = 'OFF' | 'ON';
+
+interface Variant {
+  readonly name: VariantName;
+  readonly label: string;
+  readonly on: boolean;
+}
+
+const VARIANTS: readonly Variant[] = [
+  { name: 'OFF', label: 'no rate limits, no outlier detection, no retry policy', on: false },
+  { name: 'ON', label: 'listener + per-IP route rate limits, outlier detection, retry policy', on: true },
+];
+
+function remoraConfig(v: Variant, upstreamPort: number): object {
+  const route = {
+    name: 'all',
+    match: { prefix: '/' },
+    route: {
+      cluster: 'upstream',
+      ...(v.on ? { retry_policy: { retry_on: ['5xx', 'reset', 'connect-failure'], num_retries: 2 } } : {}),
+    },
+    ...(v.on ? { rate_limits: [{ name: 'per-ip', ...HUGE_BUCKET, key: { client_ip: true } }] } : {}),
+  };
+  const listener = {
+    name: 'bench',
+    address: '127.0.0.1',
+    port: 0,
+    ...(v.on ? { rate_limits: [{ name: 'all', ...HUGE_BUCKET }] } : {}),
+    virtual_hosts: [{ name: 'all', domains: ['*'], routes: [route] }],
+  };
+  const cluster = {
+    name: 'upstream',
+    endpoints: [{ address: '127.0.0.1', port: upstreamPort }],
+    ...(v.on ? { outlier_detection: {} } : {}),
+  };
+  // Stats stay at their default (enabled) in both variants.
+  return { workers: 1, admin: { address: '127.0.0.1', port: 0 }, listeners: [listener], clusters: [cluster] };
+}
+
+interface Running {
+  readonly variant: Variant;
+  readonly remora: RemoraProcess;
+  readonly port: number;
+}
+
+interface Drive {
+  readonly rps: number;
+  readonly total: number;
+  readonly bad: number;
+}
+
+async function drive(port: number, seconds: number): Promise<Drive> {
+  const r = await autocannon({ url: `http://127.0.0.1:${port}/`, connections: AUTOCANNON_CONNECTIONS, pipelining: 1, duration: seconds });
+  return { rps: r.requests.average, total: r.requests.total, bad: r.errors + r.non2xx };
+}
+
+function openLoop(port: number, seconds: number): Promise<LatencySummary> {
+  return runOpenLoop({ port, rate, durationMs: seconds * 1000, connections: latencyConnections });
+}
+
+/** Sum of every sample of a metric family in Prometheus text (with or without labels). */
+function metricSum(text: string, name: string): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}
+
+interface Sanity {
+  readonly requests_in_metrics: number;
+  readonly rate_limit_table_entries: number;
+  readonly retries: number;
+  readonly outlier_threshold_reached: number;
+  readonly request_overflows: number;
+}
+
+async function sanity(adminPort: number): Promise<Sanity> {
+  const { body } = await httpGet(adminPort, '/metrics');
+  return {
+    requests_in_metrics: metricSum(body, 'remora_downstream_requests_total'),
+    rate_limit_table_entries: metricSum(body, 'remora_rate_limit_table_entries'),
+    retries: metricSum(body, 'remora_upstream_retries_total'),
+    outlier_threshold_reached: metricSum(body, 'remora_outlier_threshold_reached_total'),
+    request_overflows: metricSum(body, 'remora_upstream_request_overflows_total'),
+  };
+}
+
+interface VariantSummary {
+  readonly name: VariantName;
+  readonly label: string;
+  readonly rps: Spread;
+  readonly p50_us: Spread;
+  readonly p99_us: Spread;
+  readonly throughput_errors: number;
+  readonly latency_errors: number;
+  readonly achieved_rate: Spread;
+  readonly rss_mb_end: number | null;
+  readonly sanity: Sanity;
+}
+
+interface Comparison {
+  /** ON/OFF req/s per round. */
+  readonly ratio_per_round: number[];
+  readonly ratio: Spread;
+  /** ON − OFF per round, µs. */
+  readonly p50_diff_per_round: number[];
+  readonly p50_diff_us: Spread;
+  readonly p99_diff_per_round: number[];
+  readonly p99_diff_us: Spread;
+  readonly throughput_cost: number;
+  readonly throughput_target_met: boolean;
+  readonly latency_target_met: boolean;
+}
+
+function compare(tput: Record<VariantName, Drive[]>, lat: Record<VariantName, LatencySummary[]>): Comparison {
+  const ratios = tput.ON.map((d, i) => round(d.rps / tput.OFF[i].rps, 3));
+  const p50 = lat.ON.map((l, i) => l.p50 - lat.OFF[i].p50);
+  const p99 = lat.ON.map((l, i) => l.p99 - lat.OFF[i].p99);
+  const ratio = spread(ratios, 3);
+  const p50Diff = spread(p50, 0);
+  return {
+    ratio_per_round: ratios,
+    ratio,
+    p50_diff_per_round: p50,
+    p50_diff_us: p50Diff,
+    p99_diff_per_round: p99,
+    p99_diff_us: spread(p99, 0),
+    throughput_cost: round(1 - ratio.median, 3),
+    throughput_target_met: 1 - ratio.median <= MAX_THROUGHPUT_COST,
+    latency_target_met: p50Diff.median <= MAX_ADDED_P50_US,
+  };
+}
+
+function verdict(met: boolean): string {
+  return met ? '**met**' : '**missed**';
+}
+
+function pct(x: number): string {
+  return `${round(x * 100, 1)} %`;
+}
+
+function report(summary: VariantSummary[], cmp: Comparison, tput: Record<VariantName, Drive[]>, lat: Record<VariantName, LatencySummary[]>): string[] {
+  const roundRows = tput.OFF.map((_, i) => {
+    const off = lat.OFF[i];
+    const on = lat.ON[i];
+    return `| ${i + 1} | ${round(tput.OFF[i].rps)} | ${round(tput.ON[i].rps)} | ${cmp.ratio_per_round[i]} | ${off.p50} | ${on.p50} | ${on.p50 - off.p50} | ${off.p99} | ${on.p99} | ${on.p99 - off.p99} |`;
+  });
+  return [
+    '## Per variant',
+    '',
+    '| variant | what | closed-loop req/s median (min–max) | open-loop p50 µs median (min–max) | open-loop p99 µs median (min–max) | achieved req/s (open loop) | errors + non-2xx (closed / open) | RSS MB at end |',
+    '|---|---|---|---|---|---|---|---|',
+    ...summary.map(
+      (s) =>
+        `| ${s.name} | ${s.label} | ${showSpread(s.rps)} | ${showSpread(s.p50_us)} | ${showSpread(s.p99_us)} | ${showSpread(s.achieved_rate)} | ${s.throughput_errors} / ${s.latency_errors} | ${s.rss_mb_end ?? '-'} |`,
+    ),
+    '',
+    '## Per round (OFF and ON driven back to back)',
+    '',
+    '| round | OFF req/s | ON req/s | ON/OFF | OFF p50 µs | ON p50 µs | ON−OFF p50 µs | OFF p99 µs | ON p99 µs | ON−OFF p99 µs |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+    ...roundRows,
+    '',
+    `ON/OFF throughput, per round: ${showSpread(cmp.ratio)} (median (min–max)).  `,
+    `ON−OFF p50, per round: ${showSpread(cmp.p50_diff_us)} µs; ON−OFF p99, per round: ${showSpread(cmp.p99_diff_us)} µs.`,
+    '',
+    '## Targets',
+    '',
+    '| target | measured (median of rounds, min–max) | verdict |',
+    '|---|---|---|',
+    `| throughput cost ≤ ${pct(MAX_THROUGHPUT_COST)} (ON/OFF ≥ ${1 - MAX_THROUGHPUT_COST}) | ON/OFF ${showSpread(cmp.ratio)}: cost ${pct(cmp.throughput_cost)} | ${verdict(cmp.throughput_target_met)} |`,
+    `| added median latency ≤ ${MAX_ADDED_P50_US} µs (ON−OFF p50) | ${showSpread(cmp.p50_diff_us)} µs | ${verdict(cmp.latency_target_met)} |`,
+    '',
+    '## Sanity check (each Remora\'s /metrics at the end, warm-up included)',
+    '',
+    '| variant | requests in /metrics | rate-limit table entries | retries | outlier threshold reached | max_requests overflows |',
+    '|---|---|---|---|---|---|',
+    ...summary.map(
+      (s) =>
+        `| ${s.name} | ${s.sanity.requests_in_metrics} | ${s.sanity.rate_limit_table_entries} | ${s.sanity.retries} | ${s.sanity.outlier_threshold_reached} | ${s.sanity.request_overflows} |`,
+    ),
+    '',
+    'ON should show 1 table entry (the one client IP) and no retries; OFF 0 entries.',
+  ];
+}
+
+async function main(): Promise<void> {
+  if (pin) pinSelf(0);
+  // The open-loop generator spins (setImmediate); at the lowest priority it yields core 0
+  // to the upstream whenever the upstream has work.
+  os.setPriority(19);
+  const upstreamPort = await startUpstream(procs, 0, size);
+  const running: Running[] = [];
+  for (const v of VARIANTS) {
+    const remora = await startRemora(procs, 1, writeConfig(tmp, `remora-${v.name}`, remoraConfig(v, upstreamPort)));
+    running.push({ variant: v, remora, port: remora.listeners.bench });
+  }
+  log(`variants ${running.map((r) => `${r.variant.name}:${r.port}`).join(' ')}; pinning ${pin ? 'on' : 'off'}`);
+
+  for (const r of running) {
+    if (warmup <= 0) break;
+    log(`warm-up ${r.variant.name}: closed loop ${warmup}s, open loop ${rate} req/s ${warmup}s`);
+    await drive(r.port, warmup);
+    await openLoop(r.port, warmup);
+  }
+
+  const tput: Record<VariantName, Drive[]> = { OFF: [], ON: [] };
+  const lat: Record<VariantName, LatencySummary[]> = { OFF: [], ON: [] };
+  for (let i = 0; i < rounds; i++) {
+    for (const r of running) {
+      const n = r.variant.name;
+      log(`round ${i + 1}/${rounds}: ${n} closed loop ${duration}s`);
+      tput[n].push(await drive(r.port, duration));
+      log(`round ${i + 1}/${rounds}: ${n} open loop ${rate} req/s ${latencySeconds}s`);
+      lat[n].push(await openLoop(r.port, latencySeconds));
+    }
+  }
+
+  const summary: VariantSummary[] = [];
+  for (const { variant: v, remora } of running) {
+    const t = tput[v.name];
+    const l = lat[v.name];
+    summary.push({
+      name: v.name,
+      label: v.label,
+      rps: spread(t.map((d) => d.rps), 0),
+      p50_us: spread(l.map((x) => x.p50), 0),
+      p99_us: spread(l.map((x) => x.p99), 0),
+      throughput_errors: t.reduce((s, d) => s + d.bad, 0),
+      latency_errors: l.reduce((s, x) => s + x.errors, 0),
+      achieved_rate: spread(l.map((x) => x.achievedRate), 0),
+      rss_mb_end: rssMb(remora.pid),
+      sanity: await sanity(remora.adminPort),
+    });
+  }
+  const cmp = compare(tput, lat);
+
+  const when = new Date().toISOString();
+  const command = commandLine('bench:resilience');
+  const result = {
+    when,
+    command,
+    machine: MACHINE,
+    pinned: pin,
+    rounds,
+    duration_s: duration,
+    warmup_s: warmup,
+    rate,
+    latency_duration_s: latencySeconds,
+    latency_connections: latencyConnections,
+    autocannon_connections: AUTOCANNON_CONNECTIONS,
+    body_bytes: size,
+    targets: { max_throughput_cost: MAX_THROUGHPUT_COST, max_added_p50_us: MAX_ADDED_P50_US },
+    configs: Object.fromEntries(VARIANTS.map((v) => [v.name, remoraConfig(v, 0)])),
+    summary,
+    comparison: cmp,
+    raw: { throughput: tput, latency: lat },
+  };
+  const lines = [
+    `# Price of rate limits, outlier detection and retry policy — ${when}`,
+    '',
+    `Command: \`${command}\`  `,
+    `Machine: ${MACHINE}; pinning ${pin ? 'both Remoras on core 1, load generators + upstream on core 0' : 'off'}  `,
+    `Remora 1 worker, stats on in both. Per round, interleaved OFF → ON: autocannon ${AUTOCANNON_CONNECTIONS} connections, pipelining 1, ${duration} s; then open loop ${rate} req/s over ${latencyConnections} connections, ${latencySeconds} s (µs from the scheduled send). ${rounds} rounds after a ${warmup} s + ${warmup} s warm-up per variant; ${size}-byte responses.`,
+    '',
+    '- **OFF**: no rate limits, no outlier_detection, no retry_policy.',
+    '- **ON**: listener rate limit (one bucket) + route rate limit keyed by client IP (one hot key), both 1,000,000,000 tokens per 1 s (never refuse); outlier_detection with defaults; retry_policy retry_on [5xx, reset, connect-failure], num_retries 2 (never fires: the upstream never fails).',
+    '- Circuit breakers are always on: both variants pay the max_requests acquire/release per request (priced alone by `npm run bench:shared-state`).',
+    '',
+    ...report(summary, cmp, tput, lat),
+  ];
+  writeResults('resilience', when, result, lines);
+}
+
+runMain(main, () => {
+  procs.stopAll();
+  rmSync(tmp, { recursive: true, force: true });
+});
