@@ -3,6 +3,7 @@
 // replaces the tables in one assignment; requests in flight keep the route they matched.
 
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { getHeapStatistics } from 'node:v8';
 import type { ConfigSnapshot, Route } from '../src/config/types.js';
 import type { Logger } from '../src/core/log.js';
 import { ResponseFlag } from '../src/core/flags.js';
@@ -53,6 +54,8 @@ export interface ListenerRuntime {
   readonly accessLog: AccessLogSink | null;
   /** Start a W3C trace for requests without a traceparent (exchange.ts buildHead). */
   readonly generateTraceparent: boolean;
+  /** max_request_headers_kb in bytes (431 above it). */
+  readonly maxRequestHeadersBytes: number;
 }
 
 /** Response flag → index into FLAGS (the listener's flag counters). */
@@ -62,6 +65,12 @@ const URX_INDEX = FLAGS.indexOf(ResponseFlag.UpstreamRetryLimitExceeded);
 export class WorkerContext {
   version = 0;
   inflight = 0;
+  /** Draining (SIGTERM, /drain_listeners): every response closes its connection. */
+  draining = false;
+  /** worker_limits.memory_limit_mb in bytes; 0 = none. */
+  private memoryLimitBytes = 0;
+  /** Called (once) when the heap goes over the memory limit. */
+  onMemoryLimit: ((usedMb: number, limitMb: number) => void) | null = null;
   readonly clusters = new Map<string, ClusterRuntime>();
   private listeners = new Map<string, ListenerRuntime>();
   /** This worker's access log files; closed by serve.ts when the worker stops. */
@@ -162,6 +171,7 @@ export class WorkerContext {
         stats: config.stats.enabled ? new SlabListenerStats(this.recorder, snapshot.statSlots.listeners[l.name]) : NO_LISTENER_STATS,
         accessLog: accessLogs.get(l.name) ?? null,
         generateTraceparent: l.generate_traceparent,
+        maxRequestHeadersBytes: l.max_request_headers_kb * 1024,
       });
     }
     this.listeners = listeners;
@@ -172,6 +182,7 @@ export class WorkerContext {
       }
     }
     this.version = snapshot.version;
+    this.memoryLimitBytes = config.worker_limits.memory_limit_mb * 2 ** 20;
   }
 
   listener(name: string): ListenerRuntime | undefined {
@@ -252,6 +263,14 @@ export class WorkerContext {
       this.accessLogs.flush();
       this.loopDelay1s = this.takeLoopDelay();
       this.recorder.storeWorker(this.loopDelay1s);
+      if (this.memoryLimitBytes > 0 && this.onMemoryLimit !== null) {
+        const used = getHeapStatistics().used_heap_size;
+        if (used > this.memoryLimitBytes) {
+          const notify = this.onMemoryLimit;
+          this.onMemoryLimit = null;
+          notify(Math.round(used / 2 ** 20), this.memoryLimitBytes / 2 ** 20);
+        }
+      }
     } catch (err) {
       this.log.error({ err }, 'pool sweep failed');
     }

@@ -121,9 +121,13 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
     let connection: string | null = null;
     let retryOn: string | null = null;
     let maxRetries: string | null = null;
+    // Request line and headers, as they came (": " and CRLFs counted), against
+    // max_request_headers_kb.
+    let headBytes = req.method.length + req.path.length + req.query.length + 12;
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i];
       const value = headers[i + 1];
+      headBytes += name.length + value.length + 4;
       if (!isValidHeaderValue(value)) return this.reject(400, `invalid value in header ${name}`);
       switch (name) {
         case 'host':
@@ -154,6 +158,9 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
           break;
       }
     }
+    if (headBytes > listener.maxRequestHeadersBytes) {
+      return this.reject(431, `request headers larger than ${listener.maxRequestHeadersBytes / 1024} KiB`, ResponseFlag.DownstreamProtocolError);
+    }
     if (transferEncoding !== null) {
       if (contentLength >= 0) return this.reject(400, 'both content-length and transfer-encoding');
       if (transferEncoding.trim().toLowerCase() !== 'chunked') {
@@ -174,6 +181,10 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
     if (route.direct !== null) {
       this.flag = ResponseFlag.DirectResponse;
       return this.localReply(route.direct.status, ResponseFlag.DirectResponse, route.direct.body, false, true);
+    }
+    const bodyLimit = route.maxRequestBodyBytes;
+    if (bodyLimit > 0 && contentLength > bodyLimit) {
+      return this.localReply(413, ResponseFlag.DownstreamProtocolError, `request body larger than ${bodyLimit} bytes`, true);
     }
     const cluster = pickTarget(route);
     this.clusterRuntime = cluster;
@@ -205,7 +216,6 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
   private dispatch(pool: EndpointPool): void {
     this.pool = pool;
     pool.active++;
-    if (this.requestBodyDone) this.startPerTryTimer();
     if (!pool.acquire(this)) {
       this.localReply(503, ResponseFlag.UpstreamOverflow, 'upstream overflow: max_pending_requests reached', false, false, OVERLOADED_HEADERS);
     }
@@ -261,10 +271,14 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
 
   onConnection(conn: UpstreamConnection): void {
     if (this.finished || this.pool === null) {
-      conn.destroy();
+      if (this.pool !== null) this.pool.release(conn);
+      else conn.destroy();
       return;
     }
     this.conn = conn;
+    // The per-try timeout starts once the attempt has its connection and the whole
+    // request (Envoy's order), so an attempt never times out while queued in a pool.
+    if (this.requestBodyDone) this.startPerTryTimer();
     this.upstreamStartedAt = performance.now();
     conn.start(this, this.upstreamHead, this.isHead, this.bodyMode);
     if (this.pendingBody !== null) {
@@ -289,6 +303,8 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
   onRequestBody(chunk: Buffer, isLast: boolean): void {
     if (this.finished) return;
     this.bytesIn += chunk.length;
+    const bodyLimit = this.route!.maxRequestBodyBytes;
+    if (bodyLimit > 0 && this.bytesIn > bodyLimit) return this.bodyTooLarge(bodyLimit);
     if (chunk.length > 0) {
       if (this.retained !== null) {
         this.retainedBytes += chunk.length;
@@ -307,8 +323,23 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
       this.requestBodyDone = true;
       this.conn?.endBody();
       this.startTimer();
-      if (this.pool !== null) this.startPerTryTimer();
+      if (this.conn !== null) this.startPerTryTimer();
     }
+  }
+
+  /** A chunked body went over the route's limit: cut the upstream request, answer 413
+   *  (or close, if the response already started) and drop the connection. */
+  private bodyTooLarge(limit: number): void {
+    const conn = this.conn;
+    this.conn = null;
+    conn?.destroy();
+    if (this.headSent) {
+      this.ds.close();
+      this.finish(ResponseFlag.DownstreamProtocolError);
+      return;
+    }
+    this.endAttempt();
+    this.localReply(413, ResponseFlag.DownstreamProtocolError, `request body larger than ${limit} bytes`, true);
   }
 
   onAbort(): void {
@@ -383,6 +414,8 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
     }
     const add = route.responseHeadersToAdd;
     for (let i = 0; i < add.length; i += 2) ds.writeHeader(add[i], add[i + 1]);
+    // Draining: tell the client not to reuse this connection.
+    if (this.ctx.draining) ds.writeHeader('connection', 'close');
     ds.writeHeader('x-remora-upstream-service-time', String(Math.round(performance.now() - this.upstreamStartedAt)));
     if (this.isHead) {
       ds.endWithoutBody(headContentLength);
@@ -683,10 +716,10 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
   }
 
   /** A request that must not be forwarded: 400 (or 501) and close the connection. */
-  private reject(status: number, reason: string): void {
+  private reject(status: number, reason: string, flag: string = ResponseFlag.DownstreamProtocolError): void {
     // Refused while the headers were still being read: no id was taken or made yet.
     if (this.requestId === '') this.requestId = randomUUID();
-    this.localReply(status, ResponseFlag.DownstreamProtocolError, reason, true);
+    this.localReply(status, flag, reason, true);
   }
 
   private localReply(
@@ -707,7 +740,7 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
       const add = this.route.responseHeadersToAdd;
       for (let i = 0; i < add.length; i++) headers.push(add[i]);
     }
-    this.ds.respond(status, reasonPhrase(status), headers, direct ? body : `${body}\n`, close, this.isHead);
+    this.ds.respond(status, reasonPhrase(status), headers, direct ? body : `${body}\n`, close || this.ctx.draining, this.isHead);
     this.finish(flag);
   }
 

@@ -37,6 +37,24 @@ export default async function serve(task: ServeTask): Promise<{ slot: number; st
   const post = (msg: FromWorker): void => port.postMessage(msg);
   const ctx = new WorkerContext(slot, log, task.statsSlab, task.sharedState, task.epochMs, post);
 
+  // Over its memory limit (worker_limits.memory_limit_mb) the worker stops accepting,
+  // lets its requests finish (5 s at most), closes its sockets and exits; the pool
+  // starts a replacement. (A hard V8 limit would kill the thread with its uWS sockets
+  // open, which aborts the whole process.)
+  ctx.onMemoryLimit = (usedMb, limitMb) => {
+    log.error({ usedMb, limitMb }, 'worker over its memory limit; draining and restarting it');
+    for (const l of live.values()) l.stopListening();
+    const deadline = Date.now() + 5000;
+    const poll = setInterval(() => {
+      if (ctx.inflight > 0 && Date.now() < deadline) return;
+      clearInterval(poll);
+      closeEverything();
+      ctx.accessLogs.flushSync();
+      log.flush();
+      setImmediate(() => process.exit(71));
+    }, 20);
+  };
+
   process.on('uncaughtException', (err) => {
     log.fatal({ err }, 'uncaught error in worker; closing its sockets and exiting');
     closeEverything();
@@ -90,12 +108,20 @@ export default async function serve(task: ServeTask): Promise<{ slot: number; st
               clusters: ctx.clusterState(),
             });
             break;
+          case 'drain':
+            ctx.draining = true;
+            break;
+          case 'stop_listening':
+            for (const l of live.values()) l.stopListening();
+            break;
           case 'stop': {
+            ctx.draining = true;
             for (const l of live.values()) l.stopListening();
             const deadline = Date.now() + msg.graceMs;
             const poll = setInterval(() => {
               if (ctx.inflight > 0 && Date.now() < deadline) return;
               clearInterval(poll);
+              if (ctx.inflight > 0) log.warn({ inflight: ctx.inflight, graceMs: msg.graceMs }, 'drain timeout: cutting requests still in flight');
               closeEverything();
               ctx.close();
               port.close();
@@ -114,6 +140,12 @@ export default async function serve(task: ServeTask): Promise<{ slot: number; st
             // Fault injection for tests: an error no handler catches.
             setTimeout(() => {
               throw new Error('injected worker crash');
+            }, 0);
+            break;
+          case 'hang':
+            // Fault injection for tests: a worker that never returns to its event loop.
+            setTimeout(() => {
+              for (;;);
             }, 0);
             break;
         }

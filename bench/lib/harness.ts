@@ -46,7 +46,8 @@ export class Processes {
     for (const c of this.children) {
       if (c.pid === undefined || c.exitCode !== null || c.signalCode !== null) continue;
       try {
-        process.kill(c.pid, 'SIGTERM');
+        // SIGINT: Remora drains without the 5 s drain delay SIGTERM waits for.
+        process.kill(c.pid, 'SIGINT');
       } catch {
         // already gone
       }

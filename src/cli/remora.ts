@@ -8,6 +8,8 @@ import type { RemoraConfig } from '../config/types.js';
 import { RemoraError } from '../core/errors.js';
 import { REMORA_VERSION } from '../core/version.js';
 import { createLogger } from '../core/log.js';
+import http from 'node:http';
+import { ConfigWatcher } from '../main/config-watch.js';
 import { startRemora } from '../main/remora.js';
 
 const HELP = `remora — a sidecar HTTP proxy
@@ -24,6 +26,14 @@ Usage:
   remora validate FILE
       Check a config file. Exit 0 if valid, else print every error by path, exit 1.
 
+  remora wait-ready [--admin HOST:PORT] [--timeout SECONDS]
+      Wait until Remora's /ready answers 200 (default admin 127.0.0.1:9901, 60 s).
+      Exit 0 when ready, 1 on timeout: for an app container's startup hook.
+
+Signals: SIGTERM drains (drain.delay_ms, then drain.timeout_ms) and exits 0; SIGINT
+drains without the delay; a second signal stops at once; SIGHUP reloads the config
+file (it is also reloaded when it changes on disk).
+
   remora --help | --version
 
 Options:
@@ -33,6 +43,7 @@ Options:
       --upstream LIST   comma-separated upstream endpoints for the zero-config mode
       --admin H:P       admin listener for the zero-config mode
       --lb POLICY       load-balancing policy for the zero-config mode
+      --timeout S       seconds wait-ready waits (default 60)
 
 Examples:
   remora run --listen 127.0.0.1:10000 --upstream 127.0.0.1:8080
@@ -55,6 +66,7 @@ export async function main(argv: string[]): Promise<number> {
         upstream: { type: 'string' },
         admin: { type: 'string' },
         lb: { type: 'string' },
+        timeout: { type: 'string' },
       },
     });
   } catch (err) {
@@ -84,6 +96,9 @@ export async function main(argv: string[]): Promise<number> {
     case 'run':
       if (rest.length > 0) return usage(`unexpected argument "${rest[0]}"`);
       return run(values);
+    case 'wait-ready':
+      if (rest.length > 0) return usage(`unexpected argument "${rest[0]}"`);
+      return waitReady(values);
     case undefined:
       process.stdout.write(HELP);
       return 2;
@@ -146,47 +161,81 @@ async function run(flags: RunFlags): Promise<number> {
     return 1;
   }
   log.info(
-    { source, version: remora.snapshot.version, workers: config.workers, listeners: remora.snapshot.boundPorts, admin: remora.adminPort },
+    {
+      source,
+      version: remora.snapshot.version,
+      workers: config.workers,
+      listeners: remora.snapshot.boundPorts,
+      admin: remora.adminPort,
+      ...(remora.probesPort !== null ? { probes: remora.probesPort } : {}),
+    },
     'remora ready',
   );
-  return new Promise((resolve) => {
-    let stopping = false;
-    const onSignal = (signal: string): void => {
-      if (stopping) return;
-      stopping = true;
-      log.info({ signal }, 'stopping');
-      remora
-        .stop()
-        .then(() => {
-          log.info('stopped');
-          log.flush();
-          resolve(0);
-        })
-        .catch((err: unknown) => {
-          log.error({ err }, 'stop failed');
-          log.flush();
-          resolve(1);
-        });
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-    // SIGHUP re-reads the config file; a bad file is rejected whole and the running
-    // config keeps serving.
-    const configFile = flags.config;
-    if (configFile !== undefined) {
-      process.on('SIGHUP', () => {
-        const result = loadConfigFile(configFile);
-        if (!result.ok) {
-          log.error({ file: configFile, errors: result.errors }, 'config reload rejected; the running config keeps serving');
-          return;
-        }
-        const next = workers !== undefined ? Object.freeze({ ...result.config, workers }) : result.config;
-        remora.reload(next).catch((err: unknown) => log.error({ err }, 'config reload failed'));
-      });
+  const configFile = flags.config;
+  const watcher =
+    configFile !== undefined
+      ? new ConfigWatcher(configFile, remora, log, (c) => (workers !== undefined ? Object.freeze({ ...c, workers }) : c))
+      : null;
+  watcher?.start();
+  // SIGTERM: drain with the delay (load balancers first stop sending), then exit 0.
+  // SIGINT (Ctrl-C): drain without the delay. A second signal: stop at once.
+  let signals = 0;
+  const onSignal = (signal: string): void => {
+    signals++;
+    if (signals === 1) {
+      void remora.shutdown(signal, signal === 'SIGTERM');
+      return;
     }
+    log.warn({ signal }, 'second signal: stopping now');
+    void remora.stop(0);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  // SIGHUP re-reads the config file; a bad file is rejected whole and the running
+  // config keeps serving.
+  process.on('SIGHUP', () => {
+    if (watcher === null) log.warn('SIGHUP ignored: no config file (zero-config mode)');
+    else watcher.reloadNow('SIGHUP');
   });
+  await remora.finished;
+  watcher?.stop();
+  log.info('stopped');
+  log.flush();
+  return 0;
 }
 
+/** `remora wait-ready`: polls the admin /ready until it answers 200. */
+async function waitReady(flags: { admin?: string; timeout?: string }): Promise<number> {
+  const target = flags.admin ?? '127.0.0.1:9901';
+  const m = /^(.+):(\d+)$/.exec(target);
+  if (m === null) return usage(`--admin must be HOST:PORT (got "${target}")`);
+  const host = m[1].replace(/^\[|\]$/g, '');
+  const timeoutS = flags.timeout !== undefined ? Number(flags.timeout) : 60;
+  if (!(timeoutS > 0)) return usage(`--timeout must be a positive number of seconds (got "${flags.timeout}")`);
+  const deadline = Date.now() + timeoutS * 1000;
+  let last = 'no answer yet';
+  while (Date.now() < deadline) {
+    last = await probeReady(host, Number(m[2]));
+    if (last === 'ready') return 0;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  process.stderr.write(`remora wait-ready: ${target} not ready after ${timeoutS} s (${last})\n`);
+  return 1;
+}
+
+function probeReady(host: string, port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const req = http.get({ host, port, path: '/ready', timeout: 1000, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve(res.statusCode === 200 ? 'ready' : `${res.statusCode}: ${body.trim()}`));
+      res.on('error', (err) => resolve(err.message));
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', (err) => resolve(err.message));
+  });
+}
 /** The raw config for `run --listen --upstream`, or an error message. */
 function quickConfig(listen: string, upstreams: string, admin: string, lb: string): Record<string, unknown> | string {
   const l = splitHostPort(listen);

@@ -55,6 +55,9 @@ export interface RouteAction {
   readonly timeout_ms: number;
   /** Retries for this route; absent = no retries (and retry request headers ignored). */
   readonly retry_policy?: RetryPolicy;
+  /** Request bodies larger than this get 413 (and the upstream request is cut). 0 = no
+   *  limit (bodies stream). Default 0. */
+  readonly max_request_body_bytes: number;
 }
 
 /** Conditions a retry may be made on (Envoy's `retry_on` names). */
@@ -155,6 +158,9 @@ export interface Listener {
   readonly access_log?: AccessLogConfig;
   /** Start a W3C trace (generate `traceparent`) for requests that carry none. Default false. */
   readonly generate_traceparent: boolean;
+  /** Request line plus headers larger than this get 431 and a closed connection.
+   *  Default 60 (KiB, Envoy's default). */
+  readonly max_request_headers_kb: number;
   /** Local rate limits checked for every request before routing (all must admit). */
   readonly rate_limits: readonly RateLimit[];
 }
@@ -252,6 +258,35 @@ export interface HealthCheck {
   readonly expected_statuses: readonly (readonly [number, number])[];
 }
 
+/** A read-only HTTP server for kubelet/load-balancer probes: GET /ready, /live and
+ *  /metrics only, so they can be reached without exposing the admin API. */
+export interface ProbesConfig {
+  /** Bind address. Default 0.0.0.0 (probes come from outside the pod). */
+  readonly address: string;
+  readonly port: number;
+}
+
+/** Graceful stop (SIGTERM, POST /quitquitquit, POST /drain_listeners). */
+export interface DrainConfig {
+  /** After /ready turns 503, listeners keep accepting this long so load balancers stop
+   *  sending first (SIGTERM and /drain_listeners; SIGINT and /quitquitquit skip it).
+   *  Default 5000. */
+  readonly delay_ms: number;
+  /** Then in-flight requests get this long to finish; what is left is cut (and logged).
+   *  Default 20000. */
+  readonly timeout_ms: number;
+}
+
+/** Limits that protect the sidecar itself. */
+export interface WorkerLimitsConfig {
+  /** A worker whose heartbeat (stored every second) is older than this is considered
+   *  hung and replaced. Default 10000; 0 turns the watchdog off. */
+  readonly heartbeat_timeout_ms: number;
+  /** V8 old-generation limit per worker thread, MiB; a worker that exceeds it is
+   *  replaced. 0 = Node's default. Default 0. */
+  readonly memory_limit_mb: number;
+}
+
 export interface StatsConfig {
   /** Workers count requests, connections and latencies into shared memory for /metrics
    *  and /stats. Default true; false makes recording a no-op (to measure its price). */
@@ -262,6 +297,10 @@ export interface RemoraConfig {
   /** Worker threads. Default: os.availableParallelism(). */
   readonly workers: number;
   readonly admin: AdminConfig;
+  /** Probe server; absent = none (use the admin port). */
+  readonly probes?: ProbesConfig;
+  readonly drain: DrainConfig;
+  readonly worker_limits: WorkerLimitsConfig;
   readonly stats: StatsConfig;
   readonly listeners: readonly Listener[];
   readonly clusters: readonly Cluster[];

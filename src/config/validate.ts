@@ -6,7 +6,7 @@ import { MAX_BUCKETS, MAX_CLUSTERS, MAX_ENDPOINTS, MAX_LISTENERS } from '../shar
 import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import type {
-  AccessLogConfig, AdminConfig,
+  AccessLogConfig, AdminConfig, DrainConfig, ProbesConfig, WorkerLimitsConfig,
   StatsConfig, CircuitBreakers, Cluster, ConfigError, DirectResponse, Endpoint, HeaderMatcher, HeaderValue,
   HealthCheck, LbPolicy, Listener, OutlierDetection, RateLimit, RateLimitKey, RemoraConfig, RetryBudget,
   RetryOn, RetryPolicy, Route, RouteAction, RouteMatch, VirtualHost, WeightedCluster,
@@ -43,17 +43,20 @@ const PROTECTED_HEADERS: ReadonlyMap<string, string> = new Map([
   ['content-length', 'message framing is managed by the proxy'],
 ]);
 
-const ROOT_KEYS = ['workers', 'admin', 'stats', 'listeners', 'clusters'];
+const ROOT_KEYS = ['workers', 'admin', 'probes', 'drain', 'worker_limits', 'stats', 'listeners', 'clusters'];
+const PROBES_KEYS = ['address', 'port'];
+const DRAIN_KEYS = ['delay_ms', 'timeout_ms'];
+const WORKER_LIMITS_KEYS = ['heartbeat_timeout_ms', 'memory_limit_mb'];
 const STATS_KEYS = ['enabled'];
 const ADMIN_KEYS = ['address', 'port'];
-const LISTENER_KEYS = ['name', 'address', 'port', 'virtual_hosts', 'access_log', 'generate_traceparent', 'rate_limits'];
+const LISTENER_KEYS = ['name', 'address', 'port', 'virtual_hosts', 'access_log', 'generate_traceparent', 'max_request_headers_kb', 'rate_limits'];
 const ACCESS_LOG_KEYS = ['path', 'sample_ratio'];
 const VHOST_KEYS = ['name', 'domains', 'routes'];
 const ROUTE_KEYS = ['name', 'match', 'route', 'direct_response', 'request_headers_to_add',
   'request_headers_to_remove', 'response_headers_to_add', 'response_headers_to_remove', 'rate_limits'];
 const MATCH_KEYS = ['prefix', 'path', 'regex', 'methods', 'headers'];
 const HEADER_MATCHER_KEYS = ['name', 'exact', 'regex', 'present'];
-const ACTION_KEYS = ['cluster', 'weighted_clusters', 'prefix_rewrite', 'host_rewrite', 'timeout_ms', 'retry_policy'];
+const ACTION_KEYS = ['cluster', 'weighted_clusters', 'prefix_rewrite', 'host_rewrite', 'timeout_ms', 'retry_policy', 'max_request_body_bytes'];
 const RETRY_POLICY_KEYS = ['retry_on', 'num_retries', 'per_try_timeout_ms', 'retriable_status_codes', 'base_interval_ms',
   'max_interval_ms', 'allow_request_headers', 'retry_non_idempotent_on_reset', 'buffer_limit_bytes'];
 const RATE_LIMIT_KEYS = ['name', 'max_tokens', 'tokens_per_fill', 'fill_interval_ms', 'key', 'shadow'];
@@ -309,8 +312,9 @@ function validateListener(ctx: Ctx, v: unknown, path: string, clusterNames: read
     .flatMap((vh, i) => validateVirtualHost(ctx, vh, `${at(path, 'virtual_hosts')}[${i}]`, scope) ?? []);
   const access_log = has(o, 'access_log') ? validateAccessLog(ctx, o.access_log, at(path, 'access_log')) : undefined;
   const generate_traceparent = bool(ctx, o, 'generate_traceparent', path, false);
+  const max_request_headers_kb = int(ctx, o, 'max_request_headers_kb', path, 1, 8192, 60, ' (KiB)');
   const rate_limits = rateLimits(ctx, o, path);
-  return { name: lname, address, port, virtual_hosts, ...(access_log ? { access_log } : {}), generate_traceparent, rate_limits };
+  return { name: lname, address, port, virtual_hosts, ...(access_log ? { access_log } : {}), generate_traceparent, max_request_headers_kb, rate_limits };
 }
 
 function validateAccessLog(ctx: Ctx, v: unknown, path: string): AccessLogConfig | undefined {
@@ -418,6 +422,7 @@ function validateAction(ctx: Ctx, v: unknown, path: string, kind: MatchKind | un
   const target = exactlyOne(ctx, o, ['cluster', 'weighted_clusters'], path);
   const action: { -readonly [K in keyof RouteAction]: RouteAction[K] } = {
     timeout_ms: timeout(ctx, o, 'timeout_ms', path, 0, 15_000),
+    max_request_body_bytes: int(ctx, o, 'max_request_body_bytes', path, 0, Number.MAX_SAFE_INTEGER, 0, ' (bytes)'),
   };
   if (target === 'cluster') action.cluster = clusterRef(ctx, o, path, scope);
   if (target === 'weighted_clusters') action.weighted_clusters = weightedClusters(ctx, o, path, scope);
@@ -691,6 +696,31 @@ function validateAdmin(ctx: Ctx, root: Obj): AdminConfig {
   return { address: bindAddress(ctx, o, 'address', 'admin', '127.0.0.1'), port: int(ctx, o, 'port', 'admin', 0, 65535, 9901) };
 }
 
+function validateProbes(ctx: Ctx, root: Obj): ProbesConfig | undefined {
+  if (!has(root, 'probes')) return undefined;
+  const o = object(ctx, root.probes, 'probes', PROBES_KEYS);
+  if (!o) return undefined;
+  return { address: bindAddress(ctx, o, 'address', 'probes', '0.0.0.0'), port: int(ctx, o, 'port', 'probes', 0, 65535) };
+}
+
+function validateDrain(ctx: Ctx, root: Obj): DrainConfig {
+  const def = { delay_ms: 5000, timeout_ms: 20_000 };
+  if (!has(root, 'drain')) return def;
+  const o = object(ctx, root.drain, 'drain', DRAIN_KEYS);
+  if (!o) return def;
+  return { delay_ms: timeout(ctx, o, 'delay_ms', 'drain', 0, def.delay_ms), timeout_ms: timeout(ctx, o, 'timeout_ms', 'drain', 0, def.timeout_ms) };
+}
+
+function validateWorkerLimits(ctx: Ctx, root: Obj): WorkerLimitsConfig {
+  const def = { heartbeat_timeout_ms: 10_000, memory_limit_mb: 0 };
+  if (!has(root, 'worker_limits')) return def;
+  const o = object(ctx, root.worker_limits, 'worker_limits', WORKER_LIMITS_KEYS);
+  if (!o) return def;
+  const heartbeat = timeout(ctx, o, 'heartbeat_timeout_ms', 'worker_limits', 0, def.heartbeat_timeout_ms);
+  if (heartbeat > 0 && heartbeat < 3000) ctx.err('worker_limits.heartbeat_timeout_ms', 'must be 0 (off) or at least 3000 (workers store their heartbeat once a second)');
+  return { heartbeat_timeout_ms: heartbeat, memory_limit_mb: int(ctx, o, 'memory_limit_mb', 'worker_limits', 0, 65536, 0, ' (MiB)') };
+}
+
 function validateStats(ctx: Ctx, root: Obj): StatsConfig {
   if (!has(root, 'stats')) return { enabled: true };
   const o = object(ctx, root.stats, 'stats', STATS_KEYS);
@@ -726,6 +756,9 @@ export function validateConfig(raw: unknown, opts: { defaultWorkers?: number } =
   const defaultWorkers = opts.defaultWorkers ?? Math.min(256, Math.max(1, availableParallelism()));
   const workers = int(ctx, root, 'workers', '', 1, 256, defaultWorkers);
   const admin = validateAdmin(ctx, root);
+  const probes = validateProbes(ctx, root);
+  const drain = validateDrain(ctx, root);
+  const worker_limits = validateWorkerLimits(ctx, root);
   const stats = validateStats(ctx, root);
 
   const rawClusters = list(ctx, root, 'clusters', '');
@@ -758,5 +791,5 @@ export function validateConfig(raw: unknown, opts: { defaultWorkers?: number } =
   }
 
   if (ctx.errors.length > 0) return { ok: false, errors: ctx.errors };
-  return { ok: true, config: deepFreeze({ workers, admin, stats, listeners, clusters }) };
+  return { ok: true, config: deepFreeze({ workers, admin, ...(probes ? { probes } : {}), drain, worker_limits, stats, listeners, clusters }) };
 }

@@ -6,6 +6,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ConfigSnapshot } from '../config/types.js';
 import type { Logger } from '../core/log.js';
+import type { Lifecycle } from './lifecycle.js';
 import {
   loggingHandler,
   metricsHandler,
@@ -19,7 +20,13 @@ import {
 
 export interface AdminContext extends StatsContext {
   readonly faultInjection: boolean;
+  readonly lifecycle: Lifecycle;
+  /** Graceful stop (remora.ts): `delay` waits drain.delay_ms; `exit` false only stops accepting. */
+  shutdown(reason: string, delay: boolean, exit?: boolean): Promise<void>;
 }
+
+/** What the probes server answers (read-only, safe to expose to the pod network). */
+export const PROBE_PATHS: readonly string[] = ['/ready', '/live', '/metrics'];
 
 type Handler = (ctx: AdminContext, url: URL) => Promise<AdminReply> | AdminReply;
 
@@ -30,15 +37,25 @@ const GET: Record<string, Handler> = {
   '/server_info': serverInfoHandler,
   '/logging': showLogLevelHandler,
   '/ready': (ctx) => {
-    const snap = ctx.snapshot();
-    if (ctx.pool.allListening(snap.version)) return [200, 'LIVE\n'];
-    const waiting = ctx.pool.slots.filter((s) => s.state !== 'listening' || s.version !== snap.version);
-    return [503, `NOT READY: ${waiting.map((s) => `worker ${s.slot} ${s.state} v${s.version}`).join(', ')}\n`];
+    const r = ctx.lifecycle.readiness(ctx.pool.notListening(ctx.snapshot().version));
+    return r.ready ? [200, 'LIVE\n'] : [503, `NOT READY: ${r.reason}\n`];
   },
   '/live': () => [200, 'OK\n'],
   '/config_dump': (ctx) => {
     const snap = ctx.snapshot();
-    return [200, { version: snap.version, bound_ports: snap.boundPorts, config: snap.config }];
+    const lc = ctx.lifecycle;
+    return [
+      200,
+      {
+        version: snap.version,
+        bound_ports: snap.boundPorts,
+        reloads: lc.reloads,
+        last_reload_at: lc.lastReloadAt,
+        rejections: lc.rejections,
+        last_rejection: lc.lastRejection,
+        config: snap.config,
+      },
+    ];
   },
   '/clusters': async (ctx) => {
     const replies = await ctx.pool.stats();
@@ -94,6 +111,30 @@ const GET: Record<string, Handler> = {
 
 const POST: Record<string, Handler> = {
   '/logging': loggingHandler,
+  '/healthcheck/fail': (ctx) => {
+    ctx.lifecycle.healthCheckFailed = true;
+    ctx.log.warn('readiness failed by POST /healthcheck/fail');
+    return [200, 'OK: /ready now answers 503 (POST /healthcheck/ok to undo)\n'];
+  },
+  '/healthcheck/ok': (ctx) => {
+    ctx.lifecycle.healthCheckFailed = false;
+    ctx.log.info('readiness restored by POST /healthcheck/ok');
+    return [200, 'OK\n'];
+  },
+  '/drain_listeners': (ctx) => {
+    void ctx.shutdown('POST /drain_listeners', true, false);
+    return [200, 'OK: draining; listeners stop accepting after drain.delay_ms\n'];
+  },
+  '/quitquitquit': (ctx) => {
+    // Answer first; the drain starts right after.
+    setImmediate(() => void ctx.shutdown('POST /quitquitquit', false));
+    return [200, 'OK: draining and exiting\n'];
+  },
+  '/debug/hang_worker': (ctx, url) => {
+    if (!ctx.faultInjection) return [404, 'fault injection is off (set REMORA_FAULT_INJECTION=1)\n'];
+    const slot = Number(url.searchParams.get('slot') ?? '0');
+    return ctx.pool.hang(slot) ? [200, `hanging worker ${slot}\n`] : [404, `no live worker ${slot}\n`];
+  },
   '/reset_counters': resetCountersHandler,
   '/debug/crash_worker': (ctx, url) => {
     if (!ctx.faultInjection) return [404, 'fault injection is off (set REMORA_FAULT_INJECTION=1)\n'];
@@ -102,14 +143,18 @@ const POST: Record<string, Handler> = {
   },
 };
 
-export function startAdmin(ctx: AdminContext, address: string, port: number): Promise<http.Server> {
+/** Starts the admin server, or with `only` a server that answers just those GET paths
+ *  (the probes server). */
+export function startAdmin(ctx: AdminContext, address: string, port: number, only: readonly string[] | null = null): Promise<http.Server> {
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://admin');
-    const table = req.method === 'POST' ? POST : req.method === 'GET' || req.method === 'HEAD' ? GET : null;
-    const handler = table?.[url.pathname];
+    const table = req.method === 'POST' && only === null ? POST : req.method === 'GET' || req.method === 'HEAD' ? GET : null;
+    const handler = only === null || only.includes(url.pathname) ? table?.[url.pathname] : undefined;
     let result: Promise<AdminReply>;
     if (handler !== undefined) {
       result = Promise.resolve().then(() => handler(ctx, url));
+    } else if (only !== null) {
+      result = Promise.resolve([404, `probes answer only GET ${only.join(', ')}\n`]);
     } else if (GET[url.pathname] !== undefined || POST[url.pathname] !== undefined) {
       result = Promise.resolve([405, `method ${req.method} not allowed on ${url.pathname}\n`]);
     } else {

@@ -22,6 +22,7 @@ import { WorkerCell } from '../shared/stats-layout.js';
 import { ProcessMetrics } from './process-metrics.js';
 import type { WorkerPool } from './worker-pool.js';
 import type { Resilience } from './resilience.js';
+import type { Lifecycle } from './lifecycle.js';
 
 type Labels = Record<string, string | number>;
 interface Sample {
@@ -75,6 +76,7 @@ export interface MetricsSource {
   readonly reader: StatsReader;
   readonly pool: WorkerPool;
   readonly resilience: Resilience;
+  readonly lifecycle: Lifecycle;
   snapshot(): ConfigSnapshot;
 }
 
@@ -251,6 +253,16 @@ export class Metrics {
         return Object.entries(counts).map(([state, value]) => ({ labels: { state }, value }));
       }),
       computed('remora_config_version', 'Config version applied.', 'gauge', () => [{ labels: {}, value: this.src.snapshot().version }]),
+      computed('remora_config_reloads_total', 'Config reloads applied.', 'counter', () => [{ labels: {}, value: this.src.lifecycle.reloads }]),
+      computed('remora_config_rejections_total', 'Config changes rejected by validation (the running config kept serving).', 'counter', () => [
+        { labels: {}, value: this.src.lifecycle.rejections },
+      ]),
+      computed('remora_startup_seconds', 'Seconds from process start to ready (every worker listening); -1 before.', 'gauge', () => [
+        { labels: {}, value: this.src.lifecycle.startupMs < 0 ? -1 : this.src.lifecycle.startupMs / 1000 },
+      ]),
+      computed('remora_ready', 'Whether /ready answers 200 (1) or 503 (0).', 'gauge', () => [
+        { labels: {}, value: this.src.lifecycle.readiness(this.src.pool.notListening(this.src.snapshot().version)).ready ? 1 : 0 },
+      ]),
       ...this.resilienceDefinitions(),
     ];
   }

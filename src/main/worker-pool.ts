@@ -108,6 +108,33 @@ export class WorkerPool {
     return this.slots.every((s) => s.state === 'listening' && s.version === version);
   }
 
+  /** Null when every worker listens with config `version`; else which do not. */
+  notListening(version: number): string | null {
+    const waiting = this.slots.filter((s) => s.state !== 'listening' || s.version !== version);
+    if (waiting.length === 0) return null;
+    return waiting
+      .map((s) => `worker ${s.slot} ${s.state} v${s.version}${s.restarts > 0 ? ` (${s.restarts} restarts)` : ''}`)
+      .join(', ');
+  }
+
+  /** Draining: every worker closes each connection after its next response. */
+  drain(): void {
+    for (const s of this.slots) this.send(s, { type: 'drain' });
+  }
+
+  /** Every worker stops accepting connections (open ones keep being served). */
+  stopListening(): void {
+    for (const s of this.slots) this.send(s, { type: 'stop_listening' });
+  }
+
+  /** Fault injection (tests): blocks one worker's event loop forever. */
+  hang(slot: number): boolean {
+    const s = this.slots[slot];
+    if (s === undefined || s.port === null) return false;
+    this.send(s, { type: 'hang' });
+    return true;
+  }
+
   /** Asks every live worker for its counters and pool state. */
   async stats(timeoutMs = 1000): Promise<WorkerStatsReply[]> {
     const replies = this.slots

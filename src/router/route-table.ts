@@ -45,6 +45,8 @@ export interface CompiledRoute<C, P = null> {
   readonly prefixRewrite: string | null;
   readonly hostRewrite: string | null;
   readonly timeoutMs: number;
+  /** Request body limit (413); 0 = none. */
+  readonly maxRequestBodyBytes: number;
   /** Direct response, when the route answers by itself. */
   readonly direct: { readonly status: number; readonly body: string } | null;
   /** Flat [name, value, ...] to add; names lower-case. */
@@ -208,6 +210,7 @@ function compileRoute<C, P>(
     prefixRewrite: action?.prefix_rewrite ?? null,
     hostRewrite: action?.host_rewrite ?? null,
     timeoutMs: action?.timeout_ms ?? 0,
+    maxRequestBodyBytes: action?.max_request_body_bytes ?? 0,
     direct: r.direct_response ? { status: r.direct_response.status, body: r.direct_response.body } : null,
     requestHeadersToAdd: r.request_headers_to_add.flatMap((h) => [h.name, h.value]),
     requestHeadersToRemove: r.request_headers_to_remove.length > 0 ? new Set(r.request_headers_to_remove) : null,

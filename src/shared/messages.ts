@@ -28,7 +28,13 @@ export type ToWorker =
   | { readonly type: 'config'; readonly snapshot: ConfigSnapshot }
   | { readonly type: 'stats'; readonly id: number }
   | { readonly type: 'stop'; readonly graceMs: number }
+  /** Draining: every response from now on closes its connection. */
+  | { readonly type: 'drain' }
+  /** Stop accepting connections; open ones keep being served. */
+  | { readonly type: 'stop_listening' }
   | { readonly type: 'crash' }
+  /** Fault injection: the worker's event loop blocks forever (the watchdog's case). */
+  | { readonly type: 'hang' }
   | { readonly type: 'log_level'; readonly level: string };
 
 export interface EndpointState {

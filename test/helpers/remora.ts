@@ -62,11 +62,18 @@ export function simpleConfig(upstreams: number[], extra: { workers?: number; lb?
   );
 }
 
+/** Tests stop Remora with SIGTERM; the default drain delay (5 s, for load balancers)
+ *  would add that to every test. A config that says nothing about `drain` gets none. */
+export function withTestDrain(config: unknown): unknown {
+  if (typeof config !== 'object' || config === null || Array.isArray(config) || 'drain' in config) return config;
+  return { ...config, drain: { delay_ms: 0, timeout_ms: 5000 } };
+}
+
 /** Starts Remora with `config` (an object, written as JSON). */
 export async function startRemora(config: unknown, env: Record<string, string> = {}): Promise<RemoraProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'remora-test-'));
   const file = join(dir, 'config.json');
-  writeFileSync(file, JSON.stringify(config));
+  writeFileSync(file, JSON.stringify(withTestDrain(config)));
   const child = spawn(process.execPath, [BIN, 'run', '--config', file], {
     env: { ...process.env, REMORA_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

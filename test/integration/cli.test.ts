@@ -26,7 +26,7 @@ interface Cli {
   readonly exited: Promise<Finished>;
   /** Resolves the "remora ready" log record, or rejects if the process exits first. */
   ready(ms?: number): Promise<{ listeners: Record<string, number>; admin: number }>;
-  stop(): Promise<Finished>;
+  stop(signal?: NodeJS.Signals): Promise<Finished>;
 }
 
 function cli(args: string[], env: Record<string, string> = {}): Cli {
@@ -61,9 +61,10 @@ function cli(args: string[], env: Record<string, string> = {}): Cli {
           }
         }, 20);
       }),
-    async stop() {
+    /** SIGINT drains without drain.delay_ms (5 s by default with SIGTERM). */
+    async stop(signal: NodeJS.Signals = 'SIGINT') {
       if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
+        child.kill(signal);
         const timer = setTimeout(() => child.kill('SIGKILL'), 8000);
         const done = await exited;
         clearTimeout(timer);
@@ -200,8 +201,10 @@ t.test('remora run --listen --upstream: zero-config proxy, round robin', async (
   const dump = JSON.parse((await admin(ready.admin, '/config_dump')).text) as { config: { workers: number; clusters: { lb_policy: string }[] } };
   t.equal(dump.config.workers, 1, '--workers 1 is applied');
   t.equal(dump.config.clusters[0].lb_policy, 'round_robin', 'round_robin is the default --lb');
-  const done = await c.stop();
+  const started = Date.now();
+  const done = await c.stop('SIGTERM');
   t.equal(done.code, 0, 'SIGTERM ends it with exit code 0');
+  t.ok(Date.now() - started >= 4500, `SIGTERM first waits drain.delay_ms (5 s by default) (took ${Date.now() - started} ms)`);
 });
 
 t.test('remora run with an invalid config file exits 1 listing the errors', async (t) => {

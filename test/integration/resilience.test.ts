@@ -322,6 +322,65 @@ t.test('connect failures are retried on another endpoint', async (t) => {
   t.same(countBy(replies), { 200: 20 }, 'all 20 requests succeed despite a dead endpoint');
 });
 
+t.test('retry details: per-try timeout, request headers, idempotency on reset, URX when retries run out', async (t) => {
+  const fast = await controllable('fast');
+  const slow = await controllable('slow');
+  slow.state.delayMs = 1000;
+  // Resets every connection that sends a request (after reading the head).
+  const resetter = await startUpstream((req) => {
+    req.socket.destroy();
+  });
+  const gone = await startUpstream((_req, res) => res.end());
+  const gonePort = gone.port;
+  await gone.close();
+  const ep = (port: number) => ({ address: '127.0.0.1', port });
+  const config = routesConfig(
+    [
+      { name: 'per-try', match: { prefix: '/per-try' }, route: { cluster: 'mixed', retry_policy: { retry_on: ['5xx'], num_retries: 1, per_try_timeout_ms: 150, base_interval_ms: 1 } } },
+      { name: 'headers-allowed', match: { prefix: '/allowed' }, route: { cluster: 'flaky', retry_policy: { retry_on: [], num_retries: 0, allow_request_headers: true, base_interval_ms: 1 } } },
+      { name: 'headers-ignored', match: { prefix: '/ignored' }, route: { cluster: 'flaky', retry_policy: { retry_on: [], num_retries: 0, base_interval_ms: 1 } } },
+      { name: 'reset', match: { prefix: '/reset' }, route: { cluster: 'resetting', retry_policy: { retry_on: ['reset'], num_retries: 1, base_interval_ms: 1 } } },
+      { name: 'dead', match: { prefix: '/dead' }, route: { cluster: 'dead', retry_policy: { retry_on: ['connect-failure'], num_retries: 2, base_interval_ms: 1 } } },
+    ],
+    [
+      { name: 'mixed', lb_policy: 'round_robin', endpoints: [ep(slow.port), ep(fast.port)], circuit_breakers: { max_retries: 100 } },
+      { name: 'flaky', endpoints: [ep(gonePort), ep(fast.port)], circuit_breakers: { max_retries: 100 } },
+      { name: 'resetting', endpoints: [ep(resetter.port), ep(fast.port)], circuit_breakers: { max_retries: 100 } },
+      { name: 'dead', endpoints: [ep(gonePort)], connect_timeout_ms: 200 },
+    ],
+    { workers: 1 },
+  );
+  const remora = await startRemora(config);
+  t.teardown(async () => {
+    await remora.stop();
+    await Promise.all([fast.close(), slow.close(), resetter.close()]);
+  });
+  const port = remora.ports.main;
+
+  const perTry = await load(6, 1, () => request(port, { path: '/per-try', agent: false }));
+  t.same(countBy(perTry), { 200: 6 }, 'attempts stuck on the slow endpoint time out and are retried on the fast one');
+  t.ok(perTry.every((r) => r.headers['x-upstream'] === 'fast'), 'every answer came from the fast endpoint');
+  t.ok((await stat(remora.adminPort, 'cluster.mixed.upstream_rq_per_try_timeout')) >= 1, 'per-try timeouts are counted');
+
+  const allowed = await load(6, 1, () => request(port, { path: '/allowed', agent: false, headers: { 'x-remora-retry-on': 'connect-failure', 'x-remora-max-retries': '1' } }));
+  t.same(countBy(allowed), { 200: 6 }, 'x-remora-retry-on enables retries on a route that allows request headers');
+  const ignored = await load(6, 1, () => request(port, { path: '/ignored', agent: false, headers: { 'x-remora-retry-on': 'connect-failure', 'x-remora-max-retries': '1' } }));
+  t.ok((countBy(ignored)[503] ?? 0) >= 2, `the headers are ignored where the route does not allow them (${JSON.stringify(countBy(ignored))})`);
+
+  const gets = await load(6, 1, () => request(port, { path: '/reset', agent: false }));
+  t.same(countBy(gets), { 200: 6 }, 'GETs reset by the upstream are retried');
+  const posts = await load(6, 1, () => request(port, { path: '/reset', method: 'POST', body: 'x', agent: false }));
+  const postCounts = countBy(posts);
+  t.ok((postCounts[503] ?? 0) >= 2, `POSTs reset by the upstream are not retried (non-idempotent): ${JSON.stringify(postCounts)}`);
+  t.ok(posts.filter((r) => r.status === 503).every((r) => r.headers['x-remora-flags'] === 'UC'), 'an unretried reset answers 503 UC');
+
+  const dead = await request(port, { path: '/dead', agent: false });
+  t.equal(dead.status, 503, 'a cluster whose only endpoint is down answers 503');
+  t.equal(dead.headers['x-remora-flags'], 'UF,URX', `after num_retries the flags are UF,URX (saw ${dead.headers['x-remora-flags']})`);
+  t.equal(await stat(remora.adminPort, 'cluster.dead.upstream_rq_retry'), 2, 'it was retried num_retries (2) times');
+  t.equal(await stat(remora.adminPort, 'cluster.dead.upstream_rq_retry_limit_exceeded'), 1, 'upstream_rq_retry_limit_exceeded is counted');
+});
+
 t.test('a fully failing cluster never exceeds the retry budget', async (t) => {
   const ups = await Promise.all(['x', 'y', 'z'].map((n) => controllable(n)));
   for (const u of ups) {
