@@ -109,6 +109,7 @@ export class WorkerContext {
     this.recorder = new StatsRecorder(statsSlab);
     this.accessLogs = new AccessLogs(slot, log);
     this.recorder.zeroGauges();
+    this.recorder.storeWorker({ p50_us: 0, p99_us: 0, max_us: 0 }); // first heartbeat now, not in a second
     this.sweepTimer = setInterval(this.sweep, 1000);
     this.sweepTimer.unref();
     this.loopDelay.enable();
