@@ -100,6 +100,8 @@ t.test('valid config: defaults filled in, input normalised', async (t) => {
   t.strictSame(cfg, {
     workers: 2,
     admin: { address: '127.0.0.1', port: 9901 },
+    drain: { delay_ms: 5000, timeout_ms: 20000 },
+    worker_limits: { heartbeat_timeout_ms: 10000, memory_limit_mb: 0 },
     stats: { enabled: true },
     listeners: [
       {
@@ -118,7 +120,7 @@ t.test('valid config: defaults filled in, input normalised', async (t) => {
                   methods: ['GET', 'POST'],
                   headers: [{ name: 'x-tenant', exact: 'a' }, { name: 'x-debug', present: true }],
                 },
-                route: { timeout_ms: 15000, cluster: 'backend', prefix_rewrite: '/', host_rewrite: 'users.internal' },
+                route: { timeout_ms: 15000, max_request_body_bytes: 0, cluster: 'backend', prefix_rewrite: '/', host_rewrite: 'users.internal' },
                 request_headers_to_add: [{ name: 'x-via', value: 'remora' }],
                 request_headers_to_remove: [],
                 response_headers_to_add: [],
@@ -138,7 +140,7 @@ t.test('valid config: defaults filled in, input normalised', async (t) => {
               {
                 name: 'api/2',
                 match: { regex: '^/v[0-9]+/.*$', methods: [], headers: [] },
-                route: { timeout_ms: 0, weighted_clusters: [{ cluster: 'backend', weight: 3 }, { cluster: 'api', weight: 1 }] },
+                route: { timeout_ms: 0, max_request_body_bytes: 0, weighted_clusters: [{ cluster: 'backend', weight: 3 }, { cluster: 'api', weight: 1 }] },
                 request_headers_to_add: [],
                 request_headers_to_remove: [],
                 response_headers_to_add: [],
@@ -154,7 +156,7 @@ t.test('valid config: defaults filled in, input normalised', async (t) => {
               {
                 name: 'fallback/0',
                 match: { prefix: '/', methods: [], headers: [] },
-                route: { timeout_ms: 15000, cluster: 'api' },
+                route: { timeout_ms: 15000, max_request_body_bytes: 0, cluster: 'api' },
                 request_headers_to_add: [],
                 request_headers_to_remove: [],
                 response_headers_to_add: [],
@@ -165,6 +167,7 @@ t.test('valid config: defaults filled in, input normalised', async (t) => {
           },
         ],
         generate_traceparent: false,
+        max_request_headers_kb: 60,
         rate_limits: [],
       },
     ],
@@ -232,7 +235,7 @@ const mistakes: [string, Record<string, unknown>, [string, string][]][] = [
   ['unknown key with did-you-mean', { [`${R}[1].matc`]: { path: '/health' }, [`${R}[1].match`]: undefined },
     [[`${R}[1].matc`, 'unknown key (did you mean "match"?)'], [`${R}[1].match`, 'is required']]],
   ['unknown key without a close match', { banana: 1 },
-    [['banana', 'unknown key (allowed: workers, admin, stats, listeners, clusters)']]],
+    [['banana', 'unknown key (allowed: workers, admin, probes, drain, worker_limits, stats, listeners, clusters)']]],
   ['unknown cluster reference', { [`${R}[0].route.cluster`]: 'bakend' },
     [[`${R}[0].route.cluster`, 'unknown cluster "bakend" (defined: backend, api)']]],
   ['duplicate cluster names', { 'clusters[2]': { name: 'api', endpoints: [{ address: 'a', port: 1 }] } },
