@@ -87,13 +87,16 @@ t.test('a crashed worker is replaced and service continues', async (t) => {
   await until(async () => ok.before >= 20, 5000);
 
   phase = 'crash';
+  const crashedAt = Date.now();
   const crash = await admin(remora.adminPort, '/debug/crash_worker?slot=0', 'POST');
   t.equal(crash.status, 200, `POST /debug/crash_worker?slot=0 is accepted (${crash.text.trim()})`);
   const replaced = await until(async () => {
     const w = (await workers(remora.adminPort))[0];
     return w.restarts >= 1 && w.state === 'listening';
   }, 10_000);
+  const replacedAfterMs = Date.now() - crashedAt;
   t.ok(replaced, 'slot 0 shows restarts ≥ 1 and state listening again');
+  t.ok(replacedAfterMs < 1500, `the replacement listens within about a second (${replacedAfterMs} ms, admin polling included)`);
   const ready = await until(async () => (await admin(remora.adminPort, '/ready')).status === 200, 5000);
   t.ok(ready, '/ready answers 200 again');
 
