@@ -23,8 +23,9 @@ export function canPin(disabled: boolean): boolean {
   return !disabled && os.availableParallelism() >= 2 && hasBinary('taskset');
 }
 
-/** Pins every thread of this process (autocannon, workers, GC helpers) to `core`. */
-export function pinSelf(core: number): void {
+/** Pins every thread of this process (autocannon, workers, GC helpers) to `core` (a core
+ *  number or a taskset list such as "12-15"); threads started later inherit it. */
+export function pinSelf(core: number | string): void {
   spawnSync('taskset', ['-a', '-p', '-c', String(core), String(process.pid)], { stdio: 'ignore' });
 }
 
@@ -123,6 +124,33 @@ export function rssMb(pid: number): number | null {
     return m ? round(Number(m[1]) / 1024, 1) : null;
   } catch {
     return null;
+  }
+}
+
+/** Samples a process's VmRSS (MB) every `everyMs` from /proc until stopped. */
+export class RssSampler {
+  readonly samples: { readonly t: number; readonly mb: number }[] = [];
+  private readonly timer: NodeJS.Timeout;
+  private readonly t0 = performance.now();
+
+  constructor(
+    readonly pid: number,
+    everyMs = 100,
+  ) {
+    this.sample();
+    this.timer = setInterval(() => this.sample(), everyMs);
+  }
+
+  sample(): void {
+    const mb = rssMb(this.pid);
+    if (mb !== null) this.samples.push({ t: round((performance.now() - this.t0) / 1000, 2), mb });
+  }
+
+  /** Stops sampling (one last sample) and returns the values in MB. */
+  stop(): number[] {
+    clearInterval(this.timer);
+    this.sample();
+    return this.samples.map((s) => s.mb);
   }
 }
 

@@ -22,6 +22,8 @@ declare module 'autocannon' {
     timeout?: number;
     /** Each connection cycles through these in order. */
     requests?: RequestSpec[];
+    /** Worker threads to run the connections on (connections are split between them). */
+    workers?: number;
   }
   interface Stats {
     average: number;
