@@ -2,15 +2,17 @@
 // proxy, or validate a config file. Unknown flags are errors.
 
 import { parseArgs } from 'node:util';
-import { formatErrors, loadConfigFile } from '../config/load.js';
+import { formatErrors, loadConfigFile, loadConfigSource } from '../config/load.js';
 import { validateConfig } from '../config/validate.js';
-import type { RemoraConfig } from '../config/types.js';
+import type { RemoraConfig, XdsBootstrap } from '../config/types.js';
 import { RemoraError } from '../core/errors.js';
 import { REMORA_VERSION } from '../core/version.js';
 import { createLogger } from '../core/log.js';
 import http from 'node:http';
 import { ConfigWatcher } from '../main/config-watch.js';
-import { startRemora } from '../main/remora.js';
+import { startRemora, type RunningRemora } from '../main/remora.js';
+import { startFromXds } from '../main/xds-source.js';
+import type { Logger } from '../core/log.js';
 
 const HELP = `remora — a sidecar HTTP proxy
 
@@ -128,10 +130,14 @@ async function run(flags: RunFlags): Promise<number> {
     if (flags.listen || flags.upstream || flags.admin || flags.lb) {
       return usage('--config cannot be combined with --listen/--upstream/--admin/--lb');
     }
-    const result = loadConfigFile(flags.config);
+    const result = loadConfigSource(flags.config);
     if (!result.ok) {
       process.stderr.write(`${formatErrors(flags.config, result.errors)}\n`);
       return 1;
+    }
+    if (result.kind === 'xds') {
+      const base = workers !== undefined ? { ...result.base, workers } : result.base;
+      return runXds(flags.config, result.xds, base);
     }
     config = result.config;
     source = flags.config;
@@ -177,8 +183,44 @@ async function run(flags: RunFlags): Promise<number> {
       ? new ConfigWatcher(configFile, remora, log, (c) => (workers !== undefined ? Object.freeze({ ...c, workers }) : c))
       : null;
   watcher?.start();
-  // SIGTERM: drain with the delay (load balancers first stop sending), then exit 0.
-  // SIGINT (Ctrl-C): drain without the delay. A second signal: stop at once.
+  return serve(remora, log, (signal) => {
+    if (watcher === null) log.warn({ signal }, 'SIGHUP ignored: no config file (zero-config mode)');
+    else watcher.reloadNow('SIGHUP');
+  }).finally(() => watcher?.stop());
+}
+
+/** xDS mode: listeners and clusters from a control plane (src/main/xds-source.ts). */
+async function runXds(file: string, xds: XdsBootstrap, base: Record<string, unknown>): Promise<number> {
+  const log = createLogger({ component: 'main' });
+  log.info({ bootstrap: file, servers: xds.servers, node: xds.node.id }, 'xDS mode: fetching the config from the control plane');
+  let run;
+  try {
+    run = await startFromXds(xds, base, log);
+  } catch (err) {
+    const message = err instanceof RemoraError ? `${err.code}: ${err.message}` : String(err);
+    process.stderr.write(`remora: cannot start: ${message}\n`);
+    log.flush();
+    return 1;
+  }
+  const remora = run.remora;
+  log.info(
+    {
+      source: `xds (${run.startedFrom})`,
+      version: remora.snapshot.version,
+      workers: remora.snapshot.config.workers,
+      listeners: remora.snapshot.boundPorts,
+      admin: remora.adminPort,
+      ...(remora.probesPort !== null ? { probes: remora.probesPort } : {}),
+    },
+    'remora ready',
+  );
+  return serve(remora, log, () => log.warn('SIGHUP ignored: the config comes from the control plane'));
+}
+
+/** Signals for a running Remora; resolves 0 when it has stopped. SIGTERM drains with the
+ *  delay (load balancers first stop sending), SIGINT (Ctrl-C) without it, a second
+ *  signal stops at once. */
+async function serve(remora: RunningRemora, log: Logger, onHup: (signal: string) => void): Promise<number> {
   let signals = 0;
   const onSignal = (signal: string): void => {
     signals++;
@@ -191,14 +233,8 @@ async function run(flags: RunFlags): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  // SIGHUP re-reads the config file; a bad file is rejected whole and the running
-  // config keeps serving.
-  process.on('SIGHUP', () => {
-    if (watcher === null) log.warn('SIGHUP ignored: no config file (zero-config mode)');
-    else watcher.reloadNow('SIGHUP');
-  });
+  process.on('SIGHUP', onHup);
   await remora.finished;
-  watcher?.stop();
   log.info('stopped');
   log.flush();
   return 0;

@@ -4,8 +4,8 @@
 
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
-import type { ConfigError, RemoraConfig } from './types.js';
-import { validateConfig } from './validate.js';
+import type { ConfigError, RemoraConfig, XdsBootstrap } from './types.js';
+import { validateBootstrap, validateConfig } from './validate.js';
 
 export type ParseResult = { ok: true; raw: unknown } | { ok: false; errors: ConfigError[] };
 export type LoadResult = { ok: true; config: RemoraConfig } | { ok: false; errors: ConfigError[] };
@@ -72,4 +72,30 @@ export function loadConfigFile(file: string, opts: { defaultWorkers?: number } =
 export function formatErrors(file: string, errors: readonly ConfigError[]): string {
   const head = `${file}: ${errors.length} error${errors.length === 1 ? '' : 's'}`;
   return [head, ...errors.map((e) => `  ${e.path}: ${e.message}`)].join('\n');
+}
+
+export type SourceResult =
+  | { ok: true; kind: 'file'; config: RemoraConfig }
+  | { ok: true; kind: 'xds'; xds: XdsBootstrap; base: Record<string, unknown> }
+  | { ok: false; errors: ConfigError[] };
+
+/** Like loadConfigFile, but a file with an `xds` block is an xDS bootstrap (listeners and
+ *  clusters then come from a control plane). */
+export function loadConfigSource(file: string): SourceResult {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    return { ok: false, errors: [fileError(`cannot read ${file}: ${err.code === 'ENOENT' ? 'file not found' : err.message}`)] };
+  }
+  const parsed = parseConfigText(text, file);
+  if (!parsed.ok) return parsed;
+  const raw = parsed.raw;
+  if (typeof raw === 'object' && raw !== null && !Array.isArray(raw) && 'xds' in raw) {
+    const boot = validateBootstrap(raw);
+    return boot.ok ? { ok: true, kind: 'xds', xds: boot.xds, base: boot.base } : boot;
+  }
+  const result = validateConfig(raw);
+  return result.ok ? { ok: true, kind: 'file', config: result.config } : result;
 }

@@ -330,3 +330,16 @@ export interface ConfigError {
   readonly path: string;
   readonly message: string;
 }
+
+/** The `xds` block of a bootstrap file: listeners and clusters come from a control
+ *  plane instead of the file (src/control/xds-client.ts). */
+export interface XdsBootstrap {
+  /** Control-plane addresses, HOST:PORT, tried in order (failover). */
+  readonly servers: readonly string[];
+  readonly node: { readonly id: string; readonly cluster: string; readonly metadata: Readonly<Record<string, string>> };
+  /** Where the last applied config is saved, to start from when no control plane answers. */
+  readonly persist_path?: string;
+  /** How long startup waits for the control plane before using the persisted config.
+   *  Default 10000. */
+  readonly initial_fetch_timeout_ms: number;
+}

@@ -6,7 +6,7 @@ import { MAX_BUCKETS, MAX_CLUSTERS, MAX_ENDPOINTS, MAX_LISTENERS } from '../shar
 import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import type {
-  AccessLogConfig, AdminConfig, DrainConfig, ProbesConfig, WorkerLimitsConfig,
+  AccessLogConfig, AdminConfig, DrainConfig, ProbesConfig, WorkerLimitsConfig, XdsBootstrap,
   StatsConfig, CircuitBreakers, Cluster, ConfigError, DirectResponse, Endpoint, HeaderMatcher, HeaderValue,
   HealthCheck, LbPolicy, Listener, OutlierDetection, RateLimit, RateLimitKey, RemoraConfig, RetryBudget,
   RetryOn, RetryPolicy, Route, RouteAction, RouteMatch, VirtualHost, WeightedCluster,
@@ -44,6 +44,8 @@ const PROTECTED_HEADERS: ReadonlyMap<string, string> = new Map([
 ]);
 
 const ROOT_KEYS = ['workers', 'admin', 'probes', 'drain', 'worker_limits', 'stats', 'listeners', 'clusters'];
+const XDS_KEYS = ['servers', 'node', 'persist_path', 'initial_fetch_timeout_ms'];
+const XDS_NODE_KEYS = ['id', 'cluster', 'metadata'];
 const PROBES_KEYS = ['address', 'port'];
 const DRAIN_KEYS = ['delay_ms', 'timeout_ms'];
 const WORKER_LIMITS_KEYS = ['heartbeat_timeout_ms', 'memory_limit_mb'];
@@ -792,4 +794,54 @@ export function validateConfig(raw: unknown, opts: { defaultWorkers?: number } =
 
   if (ctx.errors.length > 0) return { ok: false, errors: ctx.errors };
   return { ok: true, config: deepFreeze({ workers, admin, ...(probes ? { probes } : {}), drain, worker_limits, stats, listeners, clusters }) };
+}
+
+export type BootstrapResult =
+  | { ok: true; xds: XdsBootstrap; base: Record<string, unknown> }
+  | { ok: false; errors: ConfigError[] };
+
+/** A bootstrap file for xDS mode: the usual root fields (workers, admin, probes, drain,
+ *  worker_limits, stats) plus `xds`; listeners and clusters come from the control plane.
+ *  `base` is the raw root without `xds`, which translateXds completes and validates. */
+export function validateBootstrap(raw: unknown): BootstrapResult {
+  const ctx = new Ctx();
+  if (!isObj(raw)) return { ok: false, errors: [{ path: '(root)', message: 'must be an object (mapping)' }] };
+  const { xds: rawXds, ...base } = raw;
+  for (const key of ['listeners', 'clusters']) {
+    if (has(raw, key)) ctx.err(key, 'must not be set with "xds": listeners and clusters come from the control plane');
+  }
+  for (const key of Object.keys(base)) {
+    if (!ROOT_KEYS.includes(key)) ctx.err(key, unknownKeyMessage(key, [...ROOT_KEYS, 'xds']));
+  }
+  const o = object(ctx, rawXds, 'xds', XDS_KEYS);
+  if (!o) return { ok: false, errors: ctx.errors };
+  const servers = list(ctx, o, 'servers', 'xds', { required: true, emptyMessage: 'must list at least one control-plane address' }).map((v, i) => {
+    const path = `xds.servers[${i}]`;
+    if (typeof v !== 'string' || !/^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:.]+\]:\d{1,5}$/.test(v)) ctx.err(path, 'must be HOST:PORT');
+    return typeof v === 'string' ? v : '';
+  });
+  const node = object(ctx, o.node, 'xds.node', XDS_NODE_KEYS);
+  let metadata: Record<string, string> = {};
+  if (node && has(node, 'metadata')) {
+    const m = object(ctx, node.metadata, 'xds.node.metadata', Object.keys(isObj(node.metadata) ? node.metadata : {}));
+    if (m) {
+      for (const [k, v] of Object.entries(m)) {
+        if (typeof v !== 'string') ctx.err(`xds.node.metadata.${k}`, 'must be a string');
+      }
+      metadata = Object.fromEntries(Object.entries(m).filter(([, v]) => typeof v === 'string')) as Record<string, string>;
+    }
+  }
+  const id = node ? str(ctx, node, 'id', 'xds.node') : '';
+  const cluster = node ? str(ctx, node, 'cluster', 'xds.node') : '';
+  if (node && typeof node.id === 'string' && id === '') ctx.err('xds.node.id', 'must not be empty');
+  const persist = has(o, 'persist_path') ? str(ctx, o, 'persist_path', 'xds') : undefined;
+  const initial_fetch_timeout_ms = timeout(ctx, o, 'initial_fetch_timeout_ms', 'xds', 0, 10_000);
+  if (ctx.errors.length > 0) return { ok: false, errors: ctx.errors };
+  const xds: XdsBootstrap = deepFreeze({
+    servers,
+    node: { id, cluster, metadata },
+    ...(persist !== undefined ? { persist_path: persist } : {}),
+    initial_fetch_timeout_ms,
+  });
+  return { ok: true, xds, base };
 }

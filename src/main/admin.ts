@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import type { ConfigSnapshot } from '../config/types.js';
 import type { Logger } from '../core/log.js';
 import type { Lifecycle } from './lifecycle.js';
+import type { ConfigSourceInfo } from './remora.js';
 import {
   loggingHandler,
   metricsHandler,
@@ -21,6 +22,8 @@ import {
 export interface AdminContext extends StatsContext {
   readonly faultInjection: boolean;
   readonly lifecycle: Lifecycle;
+  /** The config source when it is not a file (xDS), or null. */
+  readonly source: ConfigSourceInfo | null;
   /** Graceful stop (remora.ts): `delay` waits drain.delay_ms; `exit` false only stops accepting. */
   shutdown(reason: string, delay: boolean, exit?: boolean): Promise<void>;
 }
@@ -53,6 +56,7 @@ const GET: Record<string, Handler> = {
         last_reload_at: lc.lastReloadAt,
         rejections: lc.rejections,
         last_rejection: lc.lastRejection,
+        ...(ctx.source !== null ? ctx.source.describe() : {}),
         config: snap.config,
       },
     ];

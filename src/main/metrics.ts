@@ -23,6 +23,7 @@ import { ProcessMetrics } from './process-metrics.js';
 import type { WorkerPool } from './worker-pool.js';
 import type { Resilience } from './resilience.js';
 import type { Lifecycle } from './lifecycle.js';
+import type { ConfigSourceInfo } from './remora.js';
 
 type Labels = Record<string, string | number>;
 interface Sample {
@@ -77,6 +78,7 @@ export interface MetricsSource {
   readonly pool: WorkerPool;
   readonly resilience: Resilience;
   readonly lifecycle: Lifecycle;
+  readonly source: ConfigSourceInfo | null;
   snapshot(): ConfigSnapshot;
 }
 
@@ -264,6 +266,25 @@ export class Metrics {
         { labels: {}, value: this.src.lifecycle.readiness(this.src.pool.notListening(this.src.snapshot().version)).ready ? 1 : 0 },
       ]),
       ...this.resilienceDefinitions(),
+      ...this.xdsDefinitions(),
+    ];
+  }
+
+  /** Control-plane connection state (xDS mode only). */
+  private xdsDefinitions() {
+    const source = this.src.source;
+    if (source === null) return [];
+    const m = () => source.metrics();
+    return [
+      computed('remora_xds_connected', 'Whether the xDS stream to a control plane is up (1) or not (0).', 'gauge', () => [{ labels: {}, value: m().connected }]),
+      computed('remora_xds_updates_total', 'xDS responses by result: ack (applied or warming) and nack (rejected; the running config kept serving).', 'counter', () => [
+        { labels: { result: 'ack' }, value: m().acks },
+        { labels: { result: 'nack' }, value: m().nacks },
+      ]),
+      computed('remora_xds_reconnects_total', 'Times the xDS stream was re-established.', 'counter', () => [{ labels: {}, value: m().reconnects }]),
+      computed('remora_xds_config_age_seconds', 'Seconds since the last config from the control plane was applied (-1: none yet).', 'gauge', () => [
+        { labels: {}, value: m().configAgeS },
+      ]),
     ];
   }
 

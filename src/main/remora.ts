@@ -39,7 +39,13 @@ export interface RunningRemora {
   stop(graceMs?: number): Promise<void>;
 }
 
-export async function startRemora(config: RemoraConfig, log: Logger): Promise<RunningRemora> {
+/** Where the config comes from, when not a file (xDS): shown in /config_dump and /metrics. */
+export interface ConfigSourceInfo {
+  describe(): Record<string, unknown>;
+  metrics(): { connected: number; nacks: number; acks: number; reconnects: number; configAgeS: number };
+}
+
+export async function startRemora(config: RemoraConfig, log: Logger, source: ConfigSourceInfo | null = null): Promise<RunningRemora> {
   const resilience = new Resilience(log);
   const listenerSlots = new SlotRegistry(MAX_LISTENERS);
   const clusterSlots = new SlotRegistry(MAX_CLUSTERS, (slot) => resilience.clearClusterSlot(slot));
@@ -72,7 +78,7 @@ export async function startRemora(config: RemoraConfig, log: Logger): Promise<Ru
   const folder = setInterval(() => reader.fold(), 1000);
   folder.unref();
   const lifecycle = new Lifecycle();
-  const metrics = new Metrics({ reader, pool, snapshot: () => snapshot, resilience, lifecycle });
+  const metrics = new Metrics({ reader, pool, snapshot: () => snapshot, resilience, lifecycle, source });
   let stopped: Promise<void> | null = null;
   let draining: Promise<void> | null = null;
   let resolveFinished: () => void = () => {};
@@ -123,6 +129,7 @@ export async function startRemora(config: RemoraConfig, log: Logger): Promise<Ru
     snapshot: () => snapshot,
     resilience,
     lifecycle,
+    source,
     startedAt: Date.now(),
     faultInjection: process.env.REMORA_FAULT_INJECTION === '1',
     shutdown,

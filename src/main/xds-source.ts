@@ -1,0 +1,120 @@
+// xDS mode of `remora run`: the config comes from a control plane. Connects the xDS
+// client, waits for the first complete set of resources (or, after
+// initial_fetch_timeout_ms, starts from the config persisted by an earlier run), starts
+// Remora, and from then on turns every accepted update into a reload. While the control
+// plane is unreachable, traffic keeps flowing on the last applied config. Every applied
+// config is persisted (write to a temp file, then rename) when persist_path is set.
+
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { edsClusters, referencedRoutes, translateXds, type XdsResourceSet } from '../config/xds-translate.js';
+import { validateConfig } from '../config/validate.js';
+import type { RemoraConfig, XdsBootstrap } from '../config/types.js';
+import type { Logger } from '../core/log.js';
+import { TypeUrl } from '../control/xds-protos.js';
+import { XdsClient, type ResourceMaps } from '../control/xds-client.js';
+import { startRemora, type RunningRemora } from './remora.js';
+
+export interface XdsRun {
+  readonly remora: RunningRemora;
+  readonly client: XdsClient;
+  /** Where the running config came from first: 'control-plane' or 'persisted'. */
+  readonly startedFrom: 'control-plane' | 'persisted';
+}
+
+export async function startFromXds(bootstrap: XdsBootstrap, base: Record<string, unknown>, log: Logger): Promise<XdsRun> {
+  let remora: RunningRemora | null = null;
+  let appliedAt = 0;
+  /** The newest accepted config (an update may arrive while Remora starts). */
+  let latest: RemoraConfig | null = null;
+  let firstConfig: (config: RemoraConfig) => void = () => {};
+  const first = new Promise<RemoraConfig>((resolve) => (firstConfig = resolve));
+
+  const toSet = (maps: ResourceMaps): XdsResourceSet => ({
+    listeners: maps[TypeUrl.Listener],
+    routes: maps[TypeUrl.RouteConfiguration],
+    clusters: maps[TypeUrl.Cluster],
+    endpoints: maps[TypeUrl.ClusterLoadAssignment],
+  });
+
+  const client = new XdsClient(
+    { servers: bootstrap.servers, node: bootstrap.node, log },
+    {
+      references(maps) {
+        const routes = [...maps[TypeUrl.Listener].values()].flatMap((l) => referencedRoutes(l));
+        return { routes, endpoints: edsClusters(maps[TypeUrl.Cluster].values()) };
+      },
+      apply(maps) {
+        const result = translateXds(base, toSet(maps));
+        if (!result.ok) return result.errors.map((e) => `${e.typeUrl.slice(e.typeUrl.lastIndexOf('.') + 1)} "${e.name}" ${e.path}: ${e.message}`).join('; ');
+        const config = result.config;
+        persist(bootstrap, config, log);
+        appliedAt = Date.now();
+        latest = config;
+        if (remora === null) firstConfig(config);
+        else remora.reload(config).catch((err: unknown) => log.error({ err }, 'applying the xDS update failed'));
+        return null;
+      },
+    },
+  );
+  client.start();
+
+  let startedFrom: XdsRun['startedFrom'] = 'control-plane';
+  let config: RemoraConfig;
+  const timedOut = Symbol('timeout');
+  const winner = await Promise.race([first, new Promise<typeof timedOut>((r) => setTimeout(() => r(timedOut), bootstrap.initial_fetch_timeout_ms).unref())]);
+  if (winner !== timedOut) {
+    config = winner;
+  } else {
+    const persisted = loadPersisted(bootstrap, base, log);
+    if (persisted !== null) {
+      log.warn({ file: bootstrap.persist_path }, 'no control plane answered in time; starting from the persisted config');
+      config = persisted;
+      startedFrom = 'persisted';
+    } else {
+      log.warn({ servers: bootstrap.servers }, 'no config yet: waiting for the control plane');
+      config = await first;
+    }
+  }
+  try {
+    remora = await startRemora(config, log, {
+      describe: () => ({ xds: { ...client.state(), started_from: startedFrom, config_age_s: appliedAt > 0 ? Math.round((Date.now() - appliedAt) / 1000) : null } }),
+      metrics: () => {
+        const s = client.state();
+        return { connected: s.connected ? 1 : 0, nacks: s.nacks, acks: s.acks, reconnects: s.reconnects, configAgeS: appliedAt > 0 ? (Date.now() - appliedAt) / 1000 : -1 };
+      },
+    });
+  } catch (err) {
+    client.stop();
+    throw err;
+  }
+  // An update that arrived while Remora started goes in now.
+  if (latest !== null && latest !== config) remora.reload(latest).catch((err: unknown) => log.error({ err }, 'applying the xDS update failed'));
+  void remora.finished.then(() => client.stop());
+  return { remora, client, startedFrom };
+}
+
+function persist(bootstrap: XdsBootstrap, config: RemoraConfig, log: Logger): void {
+  const file = bootstrap.persist_path;
+  if (file === undefined) return;
+  try {
+    const { workers: _w, admin: _a, probes: _p, drain: _d, worker_limits: _l, stats: _s, ...resources } = config;
+    writeFileSync(`${file}.tmp`, JSON.stringify({ saved_at: new Date().toISOString(), listeners: resources.listeners, clusters: resources.clusters }));
+    renameSync(`${file}.tmp`, file);
+  } catch (err) {
+    log.warn({ err, file }, 'cannot persist the applied xDS config');
+  }
+}
+
+function loadPersisted(bootstrap: XdsBootstrap, base: Record<string, unknown>, log: Logger): RemoraConfig | null {
+  const file = bootstrap.persist_path;
+  if (file === undefined || !existsSync(file)) return null;
+  try {
+    const saved = JSON.parse(readFileSync(file, 'utf8')) as { listeners?: unknown; clusters?: unknown };
+    const result = validateConfig({ ...base, listeners: saved.listeners, clusters: saved.clusters });
+    if (result.ok) return result.config;
+    log.error({ file, errors: result.errors }, 'the persisted config is not valid; ignoring it');
+  } catch (err) {
+    log.error({ err, file }, 'cannot read the persisted config');
+  }
+  return null;
+}
