@@ -12,6 +12,7 @@ import http from 'node:http';
 import { ConfigWatcher } from '../main/config-watch.js';
 import { startRemora, type RunningRemora } from '../main/remora.js';
 import { startFromXds } from '../main/xds-source.js';
+import { controlPlaneCommand } from './control-plane-command.js';
 import type { Logger } from '../core/log.js';
 
 const HELP = `remora — a sidecar HTTP proxy
@@ -36,6 +37,10 @@ Signals: SIGTERM drains (drain.delay_ms, then drain.timeout_ms) and exits 0; SIG
 drains without the delay; a second signal stops at once; SIGHUP reloads the config
 file (it is also reloaded when it changes on disk).
 
+  remora control-plane --config-dir DIR [--listen HOST:PORT] [--management HOST:PORT]
+      Run the reference xDS control plane (docs/control-plane.md): serves the Remora
+      config files in DIR to sidecars over ADS.
+
   remora --help | --version
 
 Options:
@@ -53,6 +58,8 @@ Examples:
 `;
 
 export async function main(argv: string[]): Promise<number> {
+  // The control plane has its own flags (src/cli/control-plane-command.ts).
+  if (argv[0] === 'control-plane') return controlPlaneCommand(argv.slice(1));
   let parsed;
   try {
     parsed = parseArgs({

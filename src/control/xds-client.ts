@@ -39,6 +39,9 @@ export type ResourceMaps = Record<ResourceType, ReadonlyMap<string, ProtoObject>
 export interface XdsSink {
   /** Names of RDS route configs and EDS clusters the current set references. */
   references(maps: ResourceMaps): { routes: readonly string[]; endpoints: readonly string[] };
+  /** Checks what arrived so far while something referenced is still missing (warming):
+   *  null when fine, else the error message for the NACK. Applies nothing. */
+  check(maps: ResourceMaps): string | null;
   /** Applies a set in which nothing referenced is missing: null when accepted, else the
    *  error message for the NACK. */
   apply(maps: ResourceMaps): string | null;
@@ -184,8 +187,7 @@ export class XdsClient {
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
       this.connect();
-    }, delay);
-    this.retryTimer.unref();
+    }, delay); // not unref'd: at startup it is what keeps the process waiting for a config
   }
 
   private send(typeUrl: ResourceType, version: string, nonce: string, error: string | null): void {
@@ -240,8 +242,14 @@ export class XdsClient {
     this.subscribe(TypeUrl.RouteConfiguration, refs.routes);
     this.subscribe(TypeUrl.ClusterLoadAssignment, refs.endpoints);
     if (missing.length > 0) {
-      // Warming: keep what arrived, ACK it, and wait for what it references (make before
-      // break: the running config is untouched until the set is complete).
+      // Warming: what arrived must be valid on its own (else NACK now); keep it, ACK it,
+      // and wait for what it references (make before break: the running config is
+      // untouched until the set is complete).
+      const problem = this.sink.check(maps);
+      if (problem !== null) {
+        this.nack(typeUrl, s, version, nonce, problem);
+        return;
+      }
       s.accepted = received;
       s.acceptedVersion = version;
       this.acks++;

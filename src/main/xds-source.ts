@@ -6,7 +6,7 @@
 // config is persisted (write to a temp file, then rename) when persist_path is set.
 
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { edsClusters, referencedRoutes, translateXds, type XdsResourceSet } from '../config/xds-translate.js';
+import { edsClusters, formatRejection, referencedRoutes, translateXds, type XdsResourceSet } from '../config/xds-translate.js';
 import { validateConfig } from '../config/validate.js';
 import type { RemoraConfig, XdsBootstrap } from '../config/types.js';
 import type { Logger } from '../core/log.js';
@@ -43,9 +43,13 @@ export async function startFromXds(bootstrap: XdsBootstrap, base: Record<string,
         const routes = [...maps[TypeUrl.Listener].values()].flatMap((l) => referencedRoutes(l));
         return { routes, endpoints: edsClusters(maps[TypeUrl.Cluster].values()) };
       },
+      check(maps) {
+        const result = translateXds(base, toSet(maps));
+        return result.ok ? null : result.errors.map(formatRejection).join('; ');
+      },
       apply(maps) {
         const result = translateXds(base, toSet(maps));
-        if (!result.ok) return result.errors.map((e) => `${e.typeUrl.slice(e.typeUrl.lastIndexOf('.') + 1)} "${e.name}" ${e.path}: ${e.message}`).join('; ');
+        if (!result.ok) return result.errors.map(formatRejection).join('; ');
         const config = result.config;
         persist(bootstrap, config, log);
         appliedAt = Date.now();

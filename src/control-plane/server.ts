@@ -1,0 +1,144 @@
+// The reference control plane in one call: load and watch the directory of group
+// configs, serve ADS on `listen` and the management API on `management`.
+// `remora control-plane` (src/cli/control-plane-command.ts) and the tests use it.
+
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from '../core/log.js';
+import { loadXdsProtos } from '../control/xds-protos.js';
+import * as xdsResources from '../control/xds-resources.js';
+import { AdsService, type NodeStatus } from './ads.js';
+import { loadControlPlaneProtos, managementHandlers, pushSnapshot, type PushOutcome } from './management.js';
+import { SnapshotStore, type GroupInfo, type XdsTranslator } from './snapshots.js';
+
+export { NO_GROUP_VERSION, type NackRecord, type NodeStatus, type TypeStatus } from './ads.js';
+export { loadControlPlaneProtos, nodeMessage, type ControlPlaneProtos, type PushOutcome } from './management.js';
+export { DEFAULT_GROUP, GRPC_GROUP_PREFIX, PUSH_ORDER, type GroupInfo, type Snapshot, type XdsTranslator } from './snapshots.js';
+
+export const DEFAULT_LISTEN = '127.0.0.1:18000';
+export const DEFAULT_MANAGEMENT = '127.0.0.1:18001';
+
+export interface ControlPlaneOptions {
+  /** Directory of group configs (`<group>.yaml|.yml|.json`). */
+  readonly configDir: string;
+  /** ADS address, HOST:PORT (port 0 picks one). Default 127.0.0.1:18000. */
+  readonly listen?: string;
+  /** Management API address, HOST:PORT (port 0 picks one). Default 127.0.0.1:18001. */
+  readonly management?: string;
+  readonly log: Logger;
+  /** Serve every cluster as EDS. Default true. */
+  readonly edsForAllClusters?: boolean;
+  /** Debounce of directory events. Default 200 ms. */
+  readonly debounceMs?: number;
+  /** Periodic full rescan of the directory. Default 10000 ms; 0 = off. */
+  readonly rescanIntervalMs?: number;
+  /** The config → xDS translation. Default: src/control/xds-resources.ts. */
+  readonly translator?: XdsTranslator;
+}
+
+export interface RunningControlPlane {
+  /** The ADS port bound. */
+  readonly listenPort: number;
+  /** The management API port bound. */
+  readonly managementPort: number;
+  /** DiscoveryResponse.control_plane.identifier of this replica. */
+  readonly identifier: string;
+  /** Groups with their current snapshot (null while a group has no valid config). */
+  groups(): GroupInfo[];
+  /** What ListNodes returns, as plain objects. `group` filters. */
+  listNodes(group?: string): NodeStatus[];
+  /** What PushSnapshot does, without gRPC. */
+  pushSnapshot(group: string, configText: string): PushOutcome;
+  /** Re-reads the directory now (otherwise done on watch events and periodically). */
+  rescan(): void;
+  /** Ends every ADS stream with UNAVAILABLE (nodes reconnect elsewhere), stops both
+   *  servers and the watch. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** `HOST:PORT` or `[IPv6]:PORT`; returns the string grpc-js binds, or throws. */
+export function checkAddress(what: string, address: string): string {
+  const m = /^(\[[0-9A-Fa-f:.]+\]|[^:\s[\]]+):(\d{1,5})$/.exec(address);
+  if (m === null || Number(m[2]) > 65535) throw new Error(`${what} must be HOST:PORT or [IPv6]:PORT (got "${address}")`);
+  return address;
+}
+
+function bind(server: grpc.Server, address: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
+  });
+}
+
+/** Stops a server after `graceMs`: time for the statuses just written (UNAVAILABLE on
+ *  every ADS stream) and unary calls in flight to go out. Then forceShutdown, which
+ *  destroys every connection: a graceful tryShutdown only half-closes idle ones and
+ *  waits for the client to close its side, which an idle client may never do, and the
+ *  process would not exit. */
+async function shutdown(server: grpc.Server, graceMs: number): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, graceMs));
+  server.forceShutdown();
+}
+
+export async function startControlPlane(opts: ControlPlaneOptions): Promise<RunningControlPlane> {
+  const { log } = opts;
+  const listen = checkAddress('listen', opts.listen ?? DEFAULT_LISTEN);
+  const management = checkAddress('management', opts.management ?? DEFAULT_MANAGEMENT);
+  const xds = loadXdsProtos();
+  const control = loadControlPlaneProtos();
+  const translator: XdsTranslator = opts.translator ?? xdsResources;
+
+  const store = new SnapshotStore({
+    dir: opts.configDir,
+    log,
+    translator,
+    edsForAllClusters: opts.edsForAllClusters,
+    debounceMs: opts.debounceMs,
+    rescanIntervalMs: opts.rescanIntervalMs,
+  });
+  const ads = new AdsService(store, log);
+  // Load before binding: once the ADS port accepts connections (the readiness probe),
+  // every valid group file is served.
+  store.start();
+  if (store.list().length === 0) log.warn({ dir: opts.configDir }, 'no group files (*.yaml, *.yml, *.json) in the config directory');
+
+  const adsServer = new grpc.Server({
+    // Find dead sidecars: ping idle connections; allow clients' own keepalive pings.
+    'grpc.keepalive_time_ms': 30_000,
+    'grpc.keepalive_timeout_ms': 10_000,
+    'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+  });
+  adsServer.addService(xds.ads.service, ads.handlers());
+  const mgmtServer = new grpc.Server();
+  mgmtServer.addService(control.ControlPlane.service, managementHandlers(store, ads, log));
+
+  let listenPort: number;
+  let managementPort: number;
+  try {
+    listenPort = await bind(adsServer, listen);
+    managementPort = await bind(mgmtServer, management);
+  } catch (err) {
+    store.stop();
+    adsServer.forceShutdown();
+    mgmtServer.forceShutdown();
+    throw err;
+  }
+
+  let stopping: Promise<void> | null = null;
+  return {
+    listenPort,
+    managementPort,
+    identifier: ads.identifier,
+    groups: () => store.list(),
+    listNodes: (group) => ads.nodes(group),
+    pushSnapshot: (group, text) => pushSnapshot(store, ads, log, group, text),
+    rescan: () => store.rescan(),
+    stop: () => {
+      stopping ??= (async () => {
+        store.stop();
+        ads.closeAll('control plane shutting down');
+        await Promise.all([shutdown(adsServer, 200), shutdown(mgmtServer, 200)]);
+        log.info('control plane stopped');
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,210 @@
+// The sidecar fed by the reference control plane over xDS, end to end: the initial
+// config, a route change, a new cluster and an endpoint change applied under steady
+// traffic with zero failed requests; an update the sidecar cannot apply NACKed with the
+// field's name while traffic stays on the old version; the control plane stopped
+// (traffic continues, the sidecar reconnects and catches up); failover to the second
+// address of the list; and a restart from the persisted config while no control plane
+// answers. Everything on 127.0.0.1, port 0; processes ended by pid.
+
+import http from 'node:http';
+import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { pino } from 'pino';
+import { startControlPlane, type RunningControlPlane } from '../../src/control-plane/server.js';
+import { toXdsResources, grpcApiListener } from '../../src/control/xds-resources.js';
+import { freePort } from '../../src/main/ports.js';
+import { admin, request, startRemora, startUpstream } from '../helpers/remora.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const silent = pino({ level: 'silent' });
+
+async function until(what: string, fn: () => Promise<boolean>, ms = 8000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await fn()) return;
+    await sleep(50);
+  }
+  throw new Error(`timed out after ${ms} ms waiting for: ${what}`);
+}
+
+async function named(name: string) {
+  return startUpstream((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'x-upstream': name });
+      res.end(name);
+    });
+  });
+}
+
+/** A group config: listener "main" (port 0) → cluster a; options add a route header, a
+ *  second cluster on /b, or one the sidecar must reject. */
+function groupConfig(o: { a: number[]; b?: number; header?: string; nackMe?: number }): string {
+  const routes: unknown[] = [];
+  if (o.b !== undefined) routes.push({ name: 'to-b', match: { prefix: '/b' }, route: { cluster: 'b' } });
+  if (o.nackMe !== undefined) routes.push({ name: 'to-bad', match: { prefix: '/bad' }, route: { cluster: 'nack-me' } });
+  routes.push({
+    name: 'to-a',
+    match: { prefix: '/' },
+    route: { cluster: 'a' },
+    ...(o.header !== undefined ? { response_headers_to_add: [{ name: 'x-version', value: o.header }] } : {}),
+  });
+  const clusters: unknown[] = [{ name: 'a', endpoints: o.a.map((port) => ({ address: '127.0.0.1', port })) }];
+  if (o.b !== undefined) clusters.push({ name: 'b', endpoints: [{ address: '127.0.0.1', port: o.b }] });
+  if (o.nackMe !== undefined) clusters.push({ name: 'nack-me', endpoints: [{ address: '127.0.0.1', port: o.nackMe }] });
+  return JSON.stringify({
+    listeners: [{ name: 'main', address: '127.0.0.1', port: 0, virtual_hosts: [{ name: 'all', domains: ['*'], routes }] }],
+    clusters,
+  });
+}
+
+/** The default translation, except that a cluster named "nack-me" carries a field Remora
+ *  does not support: the sidecar must NACK it. */
+const translator = {
+  toXdsResources(config: Parameters<typeof toXdsResources>[0], opts: Parameters<typeof toXdsResources>[1]) {
+    const r = toXdsResources(config, opts);
+    const bad = r.clusters.get('nack-me');
+    if (bad !== undefined) r.clusters.set('nack-me', { ...bad, lb_subset_config: { fallback_policy: 'ANY_ENDPOINT' } });
+    return r;
+  },
+  grpcApiListener,
+};
+
+function bootstrap(servers: string[], persist: string, timeoutMs = 10_000) {
+  return {
+    workers: 2,
+    admin: { address: '127.0.0.1', port: 0 },
+    xds: { servers, node: { id: 'sidecar-1', cluster: 'web' }, persist_path: persist, initial_fetch_timeout_ms: timeoutMs },
+  };
+}
+
+/** Steady keep-alive load; counts complete 200s and everything else. */
+function steadyLoad(port: number) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+  let running = true;
+  let ok = 0;
+  const failures: string[] = [];
+  const lane = async () => {
+    while (running) {
+      try {
+        const r = await request(port, { path: '/load', agent });
+        if (r.status === 200) ok++;
+        else failures.push(`status ${r.status} ${r.text.trim()}`);
+      } catch (err) {
+        failures.push((err as NodeJS.ErrnoException).code ?? String(err));
+      }
+    }
+  };
+  const lanes = Array.from({ length: 4 }, lane);
+  return {
+    get ok() {
+      return ok;
+    },
+    failures,
+    async stop() {
+      running = false;
+      await Promise.all(lanes);
+      agent.destroy();
+    },
+  };
+}
+
+async function dump(adminPort: number) {
+  return JSON.parse((await admin(adminPort, '/config_dump')).text) as {
+    version: number;
+    xds: { connected: boolean; started_from: string; nacks: number; types: Record<string, { version: string; last_nack: { message: string } | null }> };
+  };
+}
+
+t.test('a sidecar configured by the control plane: updates under traffic, NACK, outage, failover, persisted restart', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'remora-xds-'));
+  const persist = join(dir, 'last-config.json');
+  const groups = join(dir, 'groups');
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(groups);
+  const [a1, a2, b, bad] = await Promise.all([named('a1'), named('a2'), named('b'), named('bad')]);
+  writeFileSync(join(groups, 'web.json'), groupConfig({ a: [a1.port] }));
+  const adsPort = await freePort();
+  let cp: RunningControlPlane | null = await startControlPlane({ configDir: groups, listen: `127.0.0.1:${adsPort}`, management: '127.0.0.1:0', log: silent, translator, debounceMs: 50 });
+  let sidecar = await startRemora(bootstrap([`127.0.0.1:${adsPort}`], persist));
+  t.teardown(async () => {
+    await sidecar.stop();
+    await cp?.stop();
+    await Promise.all([a1, a2, b, bad].map((u) => u.close()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const port = sidecar.ports.main;
+  t.ok(port > 0, `the listener from the control plane is bound (port ${port})`);
+  const first = await request(port, { agent: false });
+  t.equal(first.headers['x-upstream'], 'a1', 'traffic reaches cluster a from the initial xDS config');
+  let d = await dump(sidecar.adminPort);
+  t.equal(d.xds.connected, true, '/config_dump shows the control-plane connection');
+  t.equal(d.xds.started_from, 'control-plane', 'and where the first config came from');
+
+  // Updates under steady traffic.
+  const load = steadyLoad(port);
+  await until('load running', async () => load.ok >= 20);
+  writeFileSync(join(groups, 'web.json'), groupConfig({ a: [a1.port], header: 'v2' }));
+  await until('route change applied', async () => (await request(port, { agent: false })).headers['x-version'] === 'v2');
+  t.pass('a route change is applied');
+  writeFileSync(join(groups, 'web.json'), groupConfig({ a: [a1.port], header: 'v3', b: b.port }));
+  await until('new cluster applied', async () => (await request(port, { path: '/b/x', agent: false })).headers['x-upstream'] === 'b');
+  t.pass('a new cluster (and the route to it) is applied');
+  writeFileSync(join(groups, 'web.json'), groupConfig({ a: [a2.port], header: 'v4', b: b.port }));
+  await until('endpoint change applied', async () => (await request(port, { agent: false })).headers['x-upstream'] === 'a2');
+  t.pass('an endpoint change is applied');
+  await sleep(200);
+  await load.stop();
+  t.ok(load.ok >= 50, `requests kept flowing during the updates (${load.ok})`);
+  t.same(load.failures, [], 'no request failed across the three updates');
+
+  // An update the sidecar cannot take: NACKed with the field's name, old version serves.
+  writeFileSync(join(groups, 'web.json'), groupConfig({ a: [a2.port], header: 'v5', b: b.port, nackMe: bad.port }));
+  await until('NACK recorded', async () => (await dump(sidecar.adminPort)).xds.nacks >= 1);
+  d = await dump(sidecar.adminPort);
+  const nack = d.xds.types.Cluster?.last_nack?.message ?? '';
+  t.match(nack, /nack-me.*lb_subset_config/, `the sidecar's NACK names the cluster and the field (${nack})`);
+  const nodes = cp.listNodes();
+  const cdsStatus = JSON.stringify(nodes);
+  t.match(cdsStatus, /lb_subset_config/, 'the control plane shows the NACK for the node');
+  const still = await request(port, { agent: false });
+  t.equal(still.headers['x-version'], 'v4', 'traffic continues on the last good version');
+  t.match((await admin(sidecar.adminPort, '/metrics')).text, /remora_xds_updates_total\{result="nack"\} [1-9]/, 'the NACK is counted in /metrics');
+
+  // Outage: traffic continues; the sidecar reconnects and catches up.
+  writeFileSync(join(groups, 'web.json'), groupConfig({ a: [a2.port], header: 'v6', b: b.port }));
+  await until('v6 applied', async () => (await request(port, { agent: false })).headers['x-version'] === 'v6');
+  await cp.stop();
+  cp = null;
+  await until('disconnected', async () => !(await dump(sidecar.adminPort)).xds.connected);
+  const during = await Promise.all(Array.from({ length: 10 }, () => request(port, { agent: false })));
+  t.ok(during.every((r) => r.status === 200 && r.headers['x-version'] === 'v6'), 'with the control plane down, traffic flows on the last config');
+  t.equal((await admin(sidecar.adminPort, '/ready')).status, 200, '/ready stays 200 (it is about serving)');
+  t.match((await admin(sidecar.adminPort, '/metrics')).text, /remora_xds_connected 0/, 'remora_xds_connected is 0');
+  writeFileSync(join(groups, 'web.json'), groupConfig({ a: [a1.port], header: 'v7', b: b.port }));
+  cp = await startControlPlane({ configDir: groups, listen: `127.0.0.1:${adsPort}`, management: '127.0.0.1:0', log: silent, translator, debounceMs: 50 });
+  await until('reconnected and caught up', async () => (await request(port, { agent: false })).headers['x-version'] === 'v7', 40_000);
+  t.pass('after the control plane returns, the sidecar reconnects and applies what changed meanwhile');
+  t.ok(existsSync(persist), 'the applied config was persisted');
+
+  // Failover: a second sidecar whose first address is dead.
+  const dead = await freePort();
+  const second = await startRemora(bootstrap([`127.0.0.1:${dead}`, `127.0.0.1:${adsPort}`], join(dir, 'second.json')));
+  t.teardown(() => second.stop());
+  t.equal((await request(second.ports.main, { agent: false })).headers['x-version'], 'v7', 'a sidecar fails over to the second control-plane address');
+  await second.stop();
+
+  // Restart while no control plane answers: the persisted config serves.
+  await sidecar.stop();
+  await cp.stop();
+  cp = null;
+  sidecar = await startRemora(bootstrap([`127.0.0.1:${adsPort}`], persist, 800));
+  t.match(sidecar.output(), /"source":"xds \(persisted\)"/, 'with no control plane, the sidecar starts from the persisted config');
+  const fromDisk = await request(sidecar.ports.main, { agent: false });
+  t.equal(fromDisk.status, 200, 'and serves traffic');
+  t.equal(fromDisk.headers['x-version'], 'v7', 'with the last applied version');
+});
+
+t.teardown(() => http.globalAgent.destroy());
