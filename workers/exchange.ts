@@ -225,7 +225,8 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
   private rateLimited(limits: readonly CompiledRateLimit[]): boolean {
     const ctx = this.ctx;
     const now = Date.now();
-    const refused = ctx.rateLimiter.check(limits, this.req, now, this.onShadowLimit);
+    const refused = ctx.rateLimiter.check(limits, this.req, now);
+    for (let i = ctx.rateLimiter.shadowHits; i > 0; i--) this.listener!.stats.count(ListenerCounter.RateLimitShadow);
     if (refused === null) return false;
     const reset = String(ctx.rateLimiter.secondsToNextFill(refused, now));
     this.localReply(429, ResponseFlag.RateLimited, `rate limited by ${refused.name}`, false, false, [
@@ -236,10 +237,6 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
     ]);
     return true;
   }
-
-  private readonly onShadowLimit = (): void => {
-    this.listener!.stats.count(ListenerCounter.RateLimitShadow);
-  };
 
   /** What the client asked for (method, path, headers, address). */
   get request(): DownstreamRequest {
@@ -633,10 +630,16 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
       this.pendingBody = this.retained.slice();
       this.pendingBytes = this.retainedBytes;
     }
-    this.backoffTimer = setTimeout(this.onBackoffDone, this.retry!.backoffMs(this.retries));
+    this.backoffTimer = setTimeout(Exchange.onBackoffDone, this.retry!.backoffMs(this.retries), this);
   }
 
-  private readonly onBackoffDone = (): void => {
+  // Timer handlers are static (the exchange comes as the timer's argument): no closure
+  // per request.
+  private static onBackoffDone(this: void, ex: Exchange): void {
+    ex.onBackoffDoneFired();
+  }
+
+  private onBackoffDoneFired(): void {
     try {
       this.backoffTimer = null;
       if (this.finished) return;
@@ -652,14 +655,21 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
     } catch (err) {
       this.fail(err);
     }
-  };
+  }
+
 
   private startPerTryTimer(): void {
     const ms = this.retry?.perTryTimeoutMs ?? 0;
-    if (ms > 0 && this.perTryTimer === null && !this.finished) this.perTryTimer = setTimeout(this.onPerTryTimeout, ms);
+    if (ms > 0 && this.perTryTimer === null && !this.finished) this.perTryTimer = setTimeout(Exchange.onPerTryTimeout, ms, this);
   }
 
-  private readonly onPerTryTimeout = (): void => {
+  // Timer handlers are static (the exchange comes as the timer's argument): no closure
+  // per request.
+  private static onPerTryTimeout(this: void, ex: Exchange): void {
+    ex.onPerTryTimeoutFired();
+  }
+
+  private onPerTryTimeoutFired(): void {
     try {
       this.perTryTimer = null;
       if (this.finished || this.headSent) return;
@@ -679,14 +689,21 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
     } catch (err) {
       this.fail(err);
     }
-  };
+  }
+
 
   private startTimer(): void {
     const ms = this.route?.timeoutMs ?? 0;
-    if (ms > 0 && this.timer === null && !this.finished && !this.headSent) this.timer = setTimeout(this.onTimeout, ms);
+    if (ms > 0 && this.timer === null && !this.finished && !this.headSent) this.timer = setTimeout(Exchange.onTimeout, ms, this);
   }
 
-  private readonly onTimeout = (): void => {
+  // Timer handlers are static (the exchange comes as the timer's argument): no closure
+  // per request.
+  private static onTimeout(this: void, ex: Exchange): void {
+    ex.onTimeoutFired();
+  }
+
+  private onTimeoutFired(): void {
     try {
       this.timer = null;
       if (this.finished) return;
@@ -702,7 +719,8 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
     } catch (err) {
       this.ctx.log.error({ err, requestId: this.requestId }, 'timeout handling failed');
     }
-  };
+  }
+
 
   private pauseRequest(): void {
     if (this.requestPaused) return;

@@ -67,6 +67,8 @@ export class RateLimiter {
   private readonly keyed: KeyedBuckets;
   /** Tokens left in the bucket that admitted the last request (x-ratelimit-remaining). */
   lastRemaining = 0;
+  /** Shadow-mode limits that would have refused the request of the last check(). */
+  shadowHits = 0;
 
   constructor(
     private readonly cells: Int32Array,
@@ -95,8 +97,9 @@ export class RateLimiter {
   }
 
   /** The first enforcing limit that refuses the request, or null when all admit.
-   *  `onShadow` runs for each shadow-mode limit that would have refused it. */
-  check(limits: readonly CompiledRateLimit[], req: RateLimitInput, nowMs: number, onShadow: (limit: CompiledRateLimit) => void): CompiledRateLimit | null {
+   *  Shadow-mode limits that would have refused it are counted in `shadowHits`. */
+  check(limits: readonly CompiledRateLimit[], req: RateLimitInput, nowMs: number): CompiledRateLimit | null {
+    this.shadowHits = 0;
     for (let i = 0; i < limits.length; i++) {
       const limit = limits[i];
       const tick = currentTick(nowMs, this.epochMs, limit.params.fillIntervalMs);
@@ -113,7 +116,7 @@ export class RateLimiter {
         continue;
       }
       if (limit.shadow) {
-        onShadow(limit);
+        this.shadowHits++;
         continue;
       }
       return limit;
