@@ -245,3 +245,13 @@ export function rssOf(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : 0;
 }
+
+/** Polls `fn` until it returns true; throws naming `what` after `ms`. */
+export async function waitUntil(what: string, fn: () => Promise<boolean>, ms = 5000, everyMs = 25): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await fn()) return;
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`timed out after ${ms} ms waiting for: ${what}`);
+}

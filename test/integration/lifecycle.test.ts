@@ -9,18 +9,11 @@ import http from 'node:http';
 import net from 'node:net';
 import { writeFileSync } from 'node:fs';
 import t from 'tap';
-import { admin, BIN, rawExchange, request, routesConfig, startRemora, startUpstream, type Reply } from '../helpers/remora.js';
+import { admin, BIN, rawExchange, request, routesConfig, startRemora, startUpstream, type Reply, waitUntil } from '../helpers/remora.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until(what: string, fn: () => Promise<boolean>, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await fn()) return;
-    await sleep(25);
-  }
-  throw new Error(`timed out after ${ms} ms waiting for: ${what}`);
-}
+const until = (what: string, fn: () => Promise<boolean>, ms = 5000) => waitUntil(what, fn, ms, 25);
 
 /** An upstream that answers after `delayMs` with its name and the request's path. */
 async function upstream(name: string, delayMs = 0) {

@@ -6,7 +6,7 @@
 import http from 'node:http';
 import { writeFileSync } from 'node:fs';
 import t from 'tap';
-import { admin, request, routesConfig, startRemora, startUpstream, type Reply } from '../helpers/remora.js';
+import { admin, request, routesConfig, startRemora, startUpstream, type Reply, waitUntil } from '../helpers/remora.js';
 
 const WORKERS = 4;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -46,15 +46,7 @@ async function stat(adminPort: number, name: string): Promise<number> {
   return m === null ? -1 : Number(m[1]);
 }
 
-/** Polls until `fn` returns true (or fails after `ms`). */
-async function until(what: string, fn: () => Promise<boolean>, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await fn()) return;
-    await sleep(25);
-  }
-  throw new Error(`timed out after ${ms} ms waiting for: ${what}`);
-}
+const until = (what: string, fn: () => Promise<boolean>, ms = 5000) => waitUntil(what, fn, ms, 25);
 
 /** Retries in flight over every controllable upstream at once, and the peak. */
 const allRetries = { inflight: 0, max: 0 };

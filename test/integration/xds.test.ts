@@ -15,19 +15,12 @@ import { pino } from 'pino';
 import { startControlPlane, type RunningControlPlane } from '../../src/control-plane/server.js';
 import { toXdsResources, grpcApiListener } from '../../src/control/xds-resources.js';
 import { freePort } from '../../src/main/ports.js';
-import { admin, request, startRemora, startUpstream } from '../helpers/remora.js';
+import { admin, request, startRemora, startUpstream, waitUntil } from '../helpers/remora.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const silent = pino({ level: 'silent' });
 
-async function until(what: string, fn: () => Promise<boolean>, ms = 8000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await fn()) return;
-    await sleep(50);
-  }
-  throw new Error(`timed out after ${ms} ms waiting for: ${what}`);
-}
+const until = (what: string, fn: () => Promise<boolean>, ms = 8000) => waitUntil(what, fn, ms, 50);
 
 async function named(name: string) {
   return startUpstream((req, res) => {
