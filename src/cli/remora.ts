@@ -11,8 +11,6 @@ import { createLogger } from '../core/log.js';
 import http from 'node:http';
 import { ConfigWatcher } from '../main/config-watch.js';
 import { startRemora, type RunningRemora } from '../main/remora.js';
-import { startFromXds } from '../main/xds-source.js';
-import { controlPlaneCommand } from './control-plane-command.js';
 import type { Logger } from '../core/log.js';
 
 const HELP = `remora — a sidecar HTTP proxy
@@ -59,7 +57,9 @@ Examples:
 
 export async function main(argv: string[]): Promise<number> {
   // The control plane has its own flags (src/cli/control-plane-command.ts).
-  if (argv[0] === 'control-plane') return controlPlaneCommand(argv.slice(1));
+  // Loaded only when used: gRPC and the protos cost memory a file-configured sidecar does
+  // not need to pay.
+  if (argv[0] === 'control-plane') return (await import('./control-plane-command.js')).controlPlaneCommand(argv.slice(1));
   let parsed;
   try {
     parsed = parseArgs({
@@ -202,6 +202,7 @@ async function runXds(file: string, xds: XdsBootstrap, base: Record<string, unkn
   log.info({ bootstrap: file, servers: xds.servers, node: xds.node.id }, 'xDS mode: fetching the config from the control plane');
   let run;
   try {
+    const { startFromXds } = await import('../main/xds-source.js');
     run = await startFromXds(xds, base, log);
   } catch (err) {
     const message = err instanceof RemoraError ? `${err.code}: ${err.message}` : String(err);
