@@ -22,13 +22,11 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import autocannon from 'autocannon';
 import {
   MACHINE,
   Processes,
   canPin,
   commandLine,
-  httpGet,
   log,
   pinSelf,
   round,
@@ -43,6 +41,8 @@ import {
   type RemoraProcess,
   type Spread,
 } from './lib/harness.js';
+import { closedLoop } from './lib/closed-loop.js';
+import { ALL_OFF, benchRemoraConfig, scrapeSanity } from './lib/remora-config.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -85,22 +85,8 @@ interface Running {
 }
 
 function remoraConfig(v: Variant, upstreamPort: number, logFile: string | null): object {
-  const listener = {
-    name: 'bench',
-    address: '127.0.0.1',
-    port: 0,
-    ...(logFile !== null ? { access_log: { path: logFile } } : {}),
-    ...(v.traceparent ? { generate_traceparent: true } : {}),
-    virtual_hosts: [{ name: 'all', domains: ['*'], routes: [{ name: 'all', match: { prefix: '/' }, route: { cluster: 'upstream' } }] }],
-  };
-  return {
-    workers: 1,
-    admin: { address: '127.0.0.1', port: 0 },
-    // B, C and D leave `stats` out: enabled is the default being priced.
-    ...(v.stats ? {} : { stats: { enabled: false } }),
-    listeners: [listener],
-    clusters: [{ name: 'upstream', endpoints: [{ address: '127.0.0.1', port: upstreamPort }] }],
-  };
+  // B, C and D leave `stats` out: enabled is the default being priced.
+  return benchRemoraConfig({ ...ALL_OFF, stats: v.stats, accessLog: logFile, traceparent: v.traceparent }, upstreamPort, 1);
 }
 
 async function startVariant(v: Variant, upstreamPort: number): Promise<Running> {
@@ -116,18 +102,13 @@ interface Drive {
 }
 
 async function drive(port: number, seconds: number): Promise<Drive> {
-  const r = await autocannon({ url: `http://127.0.0.1:${port}/`, connections: 50, pipelining: 1, duration: seconds });
-  return { rps: r.requests.average, total: r.requests.total, bad: r.errors + r.non2xx };
+  const r = await closedLoop({ port, connections: 50, seconds });
+  return { rps: r.rps, total: r.total, bad: r.errors };
 }
 
 /** Requests counted by remora_downstream_requests_total (all labels) on the admin. */
 async function recordedRequests(adminPort: number): Promise<number> {
-  const { body } = await httpGet(adminPort, '/metrics');
-  let sum = 0;
-  for (const line of body.split('\n')) {
-    if (line.startsWith('remora_downstream_requests_total{')) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return sum;
+  return (await scrapeSanity(adminPort)).requests_in_metrics;
 }
 
 function fileMb(path: string | null): number | null {

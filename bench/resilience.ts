@@ -38,14 +38,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import autocannon from 'autocannon';
 import { runOpenLoop, type LatencySummary } from './lib/open-loop.js';
 import {
   MACHINE,
   Processes,
   canPin,
   commandLine,
-  httpGet,
   log,
   pinSelf,
   round,
@@ -60,6 +58,8 @@ import {
   type RemoraProcess,
   type Spread,
 } from './lib/harness.js';
+import { closedLoop } from './lib/closed-loop.js';
+import { ALL_OFF, benchRemoraConfig, scrapeSanity, type Sanity } from './lib/remora-config.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -91,9 +91,6 @@ const MAX_THROUGHPUT_COST = 0.05;
 const MAX_ADDED_P50_US = 20;
 const AUTOCANNON_CONNECTIONS = 50;
 
-/** Never refuses: the config validator's maximum, refilled in full every second. */
-const HUGE_BUCKET = { max_tokens: 1_000_000_000, fill_interval_ms: 1000 };
-
 type VariantName = 'OFF' | 'ON';
 
 interface Variant {
@@ -108,29 +105,8 @@ const VARIANTS: readonly Variant[] = [
 ];
 
 function remoraConfig(v: Variant, upstreamPort: number): object {
-  const route = {
-    name: 'all',
-    match: { prefix: '/' },
-    route: {
-      cluster: 'upstream',
-      ...(v.on ? { retry_policy: { retry_on: ['5xx', 'reset', 'connect-failure'], num_retries: 2 } } : {}),
-    },
-    ...(v.on ? { rate_limits: [{ name: 'per-ip', ...HUGE_BUCKET, key: { client_ip: true } }] } : {}),
-  };
-  const listener = {
-    name: 'bench',
-    address: '127.0.0.1',
-    port: 0,
-    ...(v.on ? { rate_limits: [{ name: 'all', ...HUGE_BUCKET }] } : {}),
-    virtual_hosts: [{ name: 'all', domains: ['*'], routes: [route] }],
-  };
-  const cluster = {
-    name: 'upstream',
-    endpoints: [{ address: '127.0.0.1', port: upstreamPort }],
-    ...(v.on ? { outlier_detection: {} } : {}),
-  };
   // Stats stay at their default (enabled) in both variants.
-  return { workers: 1, admin: { address: '127.0.0.1', port: 0 }, listeners: [listener], clusters: [cluster] };
+  return benchRemoraConfig({ ...ALL_OFF, stats: true, rateLimit: v.on, outlier: v.on, retry: v.on }, upstreamPort, 1);
 }
 
 interface Running {
@@ -146,40 +122,16 @@ interface Drive {
 }
 
 async function drive(port: number, seconds: number): Promise<Drive> {
-  const r = await autocannon({ url: `http://127.0.0.1:${port}/`, connections: AUTOCANNON_CONNECTIONS, pipelining: 1, duration: seconds });
-  return { rps: r.requests.average, total: r.requests.total, bad: r.errors + r.non2xx };
+  const r = await closedLoop({ port, connections: AUTOCANNON_CONNECTIONS, seconds });
+  return { rps: r.rps, total: r.total, bad: r.errors };
 }
 
 function openLoop(port: number, seconds: number): Promise<LatencySummary> {
   return runOpenLoop({ port, rate, durationMs: seconds * 1000, connections: latencyConnections });
 }
 
-/** Sum of every sample of a metric family in Prometheus text (with or without labels). */
-function metricSum(text: string, name: string): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return sum;
-}
-
-interface Sanity {
-  readonly requests_in_metrics: number;
-  readonly rate_limit_table_entries: number;
-  readonly retries: number;
-  readonly outlier_threshold_reached: number;
-  readonly request_overflows: number;
-}
-
 async function sanity(adminPort: number): Promise<Sanity> {
-  const { body } = await httpGet(adminPort, '/metrics');
-  return {
-    requests_in_metrics: metricSum(body, 'remora_downstream_requests_total'),
-    rate_limit_table_entries: metricSum(body, 'remora_rate_limit_table_entries'),
-    retries: metricSum(body, 'remora_upstream_retries_total'),
-    outlier_threshold_reached: metricSum(body, 'remora_outlier_threshold_reached_total'),
-    request_overflows: metricSum(body, 'remora_upstream_request_overflows_total'),
-  };
+  return scrapeSanity(adminPort);
 }
 
 interface VariantSummary {

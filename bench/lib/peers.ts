@@ -23,7 +23,9 @@ export interface PeerConfigOptions {
   readonly dir: string;
 }
 
-/** nginx: `workers` worker processes, upstream keep-alive (128 idle connections). */
+/** nginx: `workers` worker processes, upstream keep-alive (128 idle connections), and
+ *  `proxy_max_temp_file_size 0` so that large responses (the 1 MB payload) stream through
+ *  memory buffers instead of being spooled to temp files on disk, as every other peer does. */
 export function nginxConfig(o: PeerConfigOptions): string {
   const d = o.dir;
   return (
@@ -31,7 +33,7 @@ export function nginxConfig(o: PeerConfigOptions): string {
     `events { worker_connections 4096; }\nhttp {\n  access_log off;\n` +
     `  client_body_temp_path ${d}; proxy_temp_path ${d}; fastcgi_temp_path ${d}; uwsgi_temp_path ${d}; scgi_temp_path ${d};\n` +
     `  upstream up { server 127.0.0.1:${o.upstreamPort}; keepalive 128; }\n` +
-    `  server { listen 127.0.0.1:${o.port}; location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; } }\n}\n`
+    `  server { listen 127.0.0.1:${o.port}; location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_max_temp_file_size 0; } }\n}\n`
   );
 }
 

@@ -1,12 +1,24 @@
-// Pure logic of the benchmark suite (bench/suite.ts): options → plan of steps with time
-// estimates, per-round statistics against the direct baseline, target checks, and the
-// Markdown tables. No I/O here, so all of it is unit-tested.
+// Pure logic of the benchmark suite (bench/suite.ts): options → CPU layout → plan of steps
+// with time estimates, per-round statistics against the baseline (direct, or all-off for
+// the features scenario), memory and soak statistics, target checks, and the Markdown
+// tables. No I/O here, so all of it is unit-tested.
 
-import { round, showSpread, spread, type Spread } from './harness.js';
+import { median, round, showSpread, spread, type Spread } from './harness.js';
 
-export const GROUPS = ['latency', 'throughput', 'payload', 'workers'] as const;
+export const GROUPS = ['latency', 'throughput', 'payload', 'body', 'connections', 'features', 'workers', 'memory'] as const;
 export type Group = (typeof GROUPS)[number];
-export type Tool = 'open-loop' | 'autocannon';
+export type Tool = 'open-loop' | 'autocannon' | 'conn-loop';
+
+/** Closed-loop connections of the payload, body, features, workers and memory scenarios. */
+export const FIXED_CONNECTIONS = 50;
+/** Remora's workers in the memory scenario (the RSS target is for 2). */
+export const MEMORY_WORKERS = 2;
+/** Seconds the memory scenario samples an idle Remora. */
+export const IDLE_SAMPLE_S = 2;
+/** The soak's "no growth" threshold, MB (bench/README.md says why). */
+export const SOAK_GROWTH_MAX_MB = 5;
+/** The features target: all-on/all-off req/s ≥ 1 − this. */
+export const FEATURE_COST_MAX = 0.1;
 
 export interface SuiteOptions {
   readonly quick: boolean;
@@ -19,7 +31,17 @@ export interface SuiteOptions {
   readonly rates: readonly number[];
   readonly connections: readonly number[];
   readonly sizes: readonly number[];
+  /** POST body sizes, bytes (scenario `body`). */
+  readonly bodySizes: readonly number[];
+  /** Lanes of the conn-loop generator (scenario `connections`). */
+  readonly lanes: number;
   readonly workers: readonly number[];
+  readonly soak: boolean;
+  readonly soakSeconds: number;
+  /** Open-loop rate during the soak, req/s. */
+  readonly soakRate: number;
+  /** autocannon worker threads: a number, or 'auto' (planLayout decides). */
+  readonly autocannonWorkers: number | 'auto';
   readonly pin: boolean;
   readonly peers: boolean;
   /** Keep-alive connections of the open-loop generator. */
@@ -36,7 +58,13 @@ export interface RawArgs {
   rates?: string;
   connections?: string;
   sizes?: string;
+  'body-sizes'?: string;
+  lanes?: string;
   workers?: string;
+  soak?: boolean;
+  'soak-seconds'?: string;
+  'soak-rate'?: string;
+  'autocannon-workers'?: string;
   'no-pin'?: boolean;
   'no-peers'?: boolean;
   out?: string;
@@ -73,6 +101,15 @@ export function resolveOptions(a: RawArgs, cores: number, canPin: boolean): Suit
     if (bad.length > 0 || asked.length === 0) throw new Error(`--scenarios: unknown ${bad.join(', ') || '(none)'}; choose from ${GROUPS.join(', ')}`);
     groups = GROUPS.filter((g) => asked.includes(g));
   }
+  const acw = a['autocannon-workers'] ?? 'auto';
+  let autocannonWorkers: number | 'auto' = 'auto';
+  if (acw !== 'auto') {
+    const n = Number(acw);
+    if (!Number.isInteger(n) || n < 0) throw new Error(`--autocannon-workers: expected "auto" or a whole number ≥ 0, got "${acw}"`);
+    autocannonWorkers = n;
+  }
+  const soak = (a.soak ?? false) || a['soak-seconds'] !== undefined;
+  if (soak && !groups.includes('memory')) groups = GROUPS.filter((g) => g === 'memory' || groups.includes(g));
   return {
     quick,
     groups,
@@ -81,8 +118,14 @@ export function resolveOptions(a: RawArgs, cores: number, canPin: boolean): Suit
     warmup: a.warmup !== undefined ? Number(a.warmup) : quick ? 0.5 : 3,
     rates: numberList(a.rates ?? '1000,5000', 'rates'),
     connections: numberList(a.connections ?? (quick ? '50' : '10,50,200'), 'connections').map(Math.round),
-    sizes: numberList(a.sizes ?? (quick ? '100,65536' : '100,4096,65536'), 'sizes').map(Math.round),
+    sizes: numberList(a.sizes ?? (quick ? '100,1048576' : '100,4096,65536,1048576'), 'sizes').map(Math.round),
+    bodySizes: numberList(a['body-sizes'] ?? '4096', 'body-sizes').map(Math.round),
+    lanes: Math.round(positive(a.lanes ?? (quick ? '8' : '16'), 'lanes')),
     workers: numberList(a.workers ?? (quick ? [...new Set([1, Math.max(1, cores)])].join(',') : defaultWorkers(cores).join(',')), 'workers').map(Math.round),
+    soak,
+    soakSeconds: positive(a['soak-seconds'] ?? (quick ? '20' : '600'), 'soak-seconds'),
+    soakRate: positive(a['soak-rate'] ?? '1000', 'soak-rate'),
+    autocannonWorkers,
     pin: canPin && !(a['no-pin'] ?? false),
     peers: !(a['no-peers'] ?? false),
     openLoopConnections: 16,
@@ -90,14 +133,86 @@ export function resolveOptions(a: RawArgs, cores: number, canPin: boolean): Suit
   };
 }
 
+// ---- CPU layout -----------------------------------------------------------------------
+
+export interface Layout {
+  /** taskset list for this process (every load generator), or null: unpinned. */
+  readonly generator: string | null;
+  /** Core of the upstreams. */
+  readonly upstream: number | null;
+  /** Cores the generator has to itself (0: it shares core 0 with the upstream). */
+  readonly generatorOwnCores: number;
+  /** Highest worker count a proxy can be pinned with (cores 1..w); more runs unpinned. */
+  readonly maxPinnedWorkers: number;
+  /** autocannon worker threads for closed-loop runs (0: autocannon runs on this thread). */
+  readonly autocannonWorkers: number;
+  /** Why that many (for the report). */
+  readonly autocannonWhy: string;
+  /** One line for the report. */
+  readonly text: string;
+}
+
+/**
+ * Where everything runs. Below 4 cores (this project's 2-core host): upstream and
+ * generator on core 0, proxies on core 1 (w workers on 1..w when there are enough). From
+ * 4 cores: upstream on core 0, the generator on the top max(2, cores/4) cores, proxies on
+ * 1..w below those. autocannon's worker threads ('auto') get one per core the generator
+ * has to itself, none when it has none: on a shared core worker threads only compete.
+ */
+export function planLayout(cores: number, pin: boolean, requested: number | 'auto'): Layout {
+  const own = pin && cores >= 4 ? Math.max(2, Math.floor(cores / 4)) : 0;
+  const generator = !pin ? null : own > 0 ? (own === 1 ? String(cores - 1) : `${cores - own}-${cores - 1}`) : '0';
+  const maxPinnedWorkers = pin ? Math.max(1, cores - 1 - own) : 0;
+  let autocannonWorkers: number;
+  let autocannonWhy: string;
+  if (requested !== 'auto') {
+    autocannonWorkers = requested;
+    autocannonWhy = `--autocannon-workers ${requested}`;
+  } else if (!pin) {
+    autocannonWorkers = cores >= 4 ? Math.min(4, Math.floor(cores / 4)) : 0;
+    autocannonWhy = autocannonWorkers > 0 ? `unpinned, ${cores} cores: ${autocannonWorkers} threads` : `unpinned on ${cores} cores: the generator would compete with the proxy and upstream`;
+  } else if (own > 0) {
+    autocannonWorkers = own;
+    autocannonWhy = `one per core the generator has to itself (${generator})`;
+  } else {
+    autocannonWorkers = 0;
+    autocannonWhy = `the generator shares core 0 with the upstream on this ${cores}-core host: worker threads would only compete for it`;
+  }
+  const text = !pin
+    ? 'unpinned'
+    : own > 0
+      ? `upstream on core 0, load generators on cores ${generator}, proxies on core 1 (with w workers: cores 1..w while w ≤ ${maxPinnedWorkers}, unpinned beyond)`
+      : `upstream and load generators on core 0, proxies on core 1 (${maxPinnedWorkers > 1 ? `with w workers: cores 1..w while w ≤ ${maxPinnedWorkers}, unpinned beyond` : 'a proxy with 2 or more workers runs unpinned'})`;
+  return { generator, upstream: pin ? 0 : null, generatorOwnCores: own, maxPinnedWorkers, autocannonWorkers, autocannonWhy, text };
+}
+
+/** taskset cores for a proxy with `w` workers/threads: 1, "1-w", or null (unpinned). */
+export function proxyCores(l: Layout, w: number): number | string | null {
+  if (l.generator === null) return null;
+  if (w === 1) return 1;
+  return w <= l.maxPinnedWorkers ? `1-${w}` : null;
+}
+
+// ---- plan -----------------------------------------------------------------------------
+
+/** Peers that scale with workers (nginx processes, HAProxy threads); the Node peers are
+ *  one process each and join the workers scenario at 1 worker only. */
+export const SCALING_PEERS: readonly string[] = ['nginx', 'haproxy'];
+
+/** The names of the features scenario's variants, all-off (the baseline) first. */
+export const FEATURE_VARIANTS = ['all-off', 'stats', 'access-log', 'rate-limit', 'outlier', 'all-on'] as const;
+export type FeatureVariant = (typeof FEATURE_VARIANTS)[number];
+
 export interface Step {
-  /** "latency-1000", "throughput-c50", "payload-4096", "workers-2". */
+  /** "latency-1000", "throughput-c50", "payload-4096", "body-4096", "connections-l16",
+   *  "features", "workers-2", "memory", "memory-soak". */
   readonly id: string;
   readonly group: Group;
   readonly tool: Tool;
-  /** Rate (req/s), connections, body bytes or worker count. */
+  /** Rate (req/s), connections, response or body bytes, lanes, worker count, or (memory)
+   *  Remora's workers. */
   readonly param: number;
-  /** Targets measured in this step, "direct" first. */
+  /** Targets measured in this step, the baseline first ("direct", or "all-off"). */
   readonly targets: readonly string[];
   /** Seconds this step is expected to take. */
   readonly estimateS: number;
@@ -105,42 +220,73 @@ export interface Step {
 
 /** Seconds the open-loop generator discards at the start of every run. */
 export const OPEN_LOOP_WARMUP_S = 0.5;
+/** Seconds to start one Remora or peer (a rough allowance for the estimate). */
+export const STARTUP_S = 1;
+
+/** Warm-up key: once per target and tool (and method), as bench/suite.ts keeps them. */
+export function warmKey(tool: Tool, target: string, method: 'GET' | 'POST' = 'GET'): string {
+  return `${tool}:${target}:${method}`;
+}
+
+/** The workers scenario's targets for `w` workers: direct, Remora, the scaling peers
+ *  with w workers/threads, and the Node peers at w = 1. */
+export function workerTargets(w: number, proxies: readonly string[]): string[] {
+  const peers = proxies.filter((p) => p !== 'remora' && (w === 1 || SCALING_PEERS.includes(p)));
+  return ['direct', `remora-${w}w`, ...peers.map((p) => `${p}-${w}w`)];
+}
 
 /** The ordered steps of a run. `proxies`: Remora and the peers that started (not "direct"). */
 export function planSteps(o: SuiteOptions, proxies: readonly string[]): Step[] {
   const steps: Step[] = [];
   const all = ['direct', ...proxies];
-  // Warm-up runs once per target and tool (bench/suite.ts keeps the same set).
   const warmed = new Set<string>();
   const warmups = (keys: readonly string[]): number => {
     const fresh = keys.filter((k) => !warmed.has(k));
     for (const k of fresh) warmed.add(k);
     return o.warmup > 0 ? fresh.length * o.warmup : 0;
   };
-  const est = (targets: number, extra: number, warmKeys: readonly string[], startup = 0): number =>
-    round(targets * o.rounds * (o.duration + extra) + warmups(warmKeys) + startup, 1);
-  if (o.groups.includes('latency')) {
+  const est = (targets: number, extra: number, warmKeys: readonly string[], startup = 0, runsPerRound = 1): number =>
+    round(targets * o.rounds * runsPerRound * (o.duration + extra) + warmups(warmKeys) + startup, 1);
+  const has = (g: Group): boolean => o.groups.includes(g);
+  if (has('latency')) {
     for (const rate of o.rates) {
-      steps.push({ id: `latency-${rate}`, group: 'latency', tool: 'open-loop', param: rate, targets: all, estimateS: est(all.length, OPEN_LOOP_WARMUP_S, all.map((t) => `open-loop:${t}:/`)) });
+      steps.push({ id: `latency-${rate}`, group: 'latency', tool: 'open-loop', param: rate, targets: all, estimateS: est(all.length, OPEN_LOOP_WARMUP_S, all.map((t) => warmKey('open-loop', t))) });
     }
   }
-  if (o.groups.includes('throughput')) {
+  if (has('throughput')) {
     for (const c of o.connections) {
-      steps.push({ id: `throughput-c${c}`, group: 'throughput', tool: 'autocannon', param: c, targets: all, estimateS: est(all.length, 0, all.map((t) => `autocannon:${t}:/`)) });
+      steps.push({ id: `throughput-c${c}`, group: 'throughput', tool: 'autocannon', param: c, targets: all, estimateS: est(all.length, 0, all.map((t) => warmKey('autocannon', t))) });
     }
   }
-  if (o.groups.includes('payload')) {
+  if (has('payload')) {
     for (const size of o.sizes) {
-      const keys = ['direct', 'remora'].map((t) => `autocannon:${t}:/payload/${size}/`);
-      steps.push({ id: `payload-${size}`, group: 'payload', tool: 'autocannon', param: size, targets: ['direct', 'remora'], estimateS: est(2, 0, keys) });
+      steps.push({ id: `payload-${size}`, group: 'payload', tool: 'autocannon', param: size, targets: all, estimateS: est(all.length, 0, all.map((t) => warmKey('autocannon', t))) });
     }
   }
-  if (o.groups.includes('workers')) {
-    // Each worker count is a fresh Remora (about 1 s to start, then its own warm-up).
-    for (const w of o.workers) {
-      const keys = ['autocannon:direct:/', `autocannon:remora-${w}w:/`];
-      steps.push({ id: `workers-${w}`, group: 'workers', tool: 'autocannon', param: w, targets: ['direct', `remora-${w}w`], estimateS: est(2, 0, keys, 1) });
+  if (has('body')) {
+    for (const size of o.bodySizes) {
+      steps.push({ id: `body-${size}`, group: 'body', tool: 'autocannon', param: size, targets: all, estimateS: est(all.length, 0, all.map((t) => warmKey('autocannon', t, 'POST'))) });
     }
+  }
+  if (has('connections')) {
+    // Each round runs every target in both modes (new connection, keep-alive).
+    steps.push({ id: `connections-l${o.lanes}`, group: 'connections', tool: 'conn-loop', param: o.lanes, targets: all, estimateS: est(all.length, 0, all.map((t) => warmKey('conn-loop', t)), 0, 2) });
+  }
+  if (has('features')) {
+    const vs = [...FEATURE_VARIANTS];
+    steps.push({ id: 'features', group: 'features', tool: 'autocannon', param: FIXED_CONNECTIONS, targets: vs, estimateS: est(vs.length, 0, vs.map((t) => warmKey('autocannon', t)), vs.length * STARTUP_S) });
+  }
+  if (has('workers')) {
+    // Each worker count starts a fresh Remora and fresh scaling peers (then their warm-ups).
+    for (const w of o.workers) {
+      const targets = workerTargets(w, proxies);
+      steps.push({ id: `workers-${w}`, group: 'workers', tool: 'autocannon', param: w, targets, estimateS: est(targets.length, 0, targets.map((t) => warmKey('autocannon', t)), (targets.length - 1) * STARTUP_S) });
+    }
+  }
+  if (has('memory')) {
+    const target = `remora-${MEMORY_WORKERS}w`;
+    steps.push({ id: 'memory', group: 'memory', tool: 'autocannon', param: MEMORY_WORKERS, targets: [target], estimateS: round(STARTUP_S + IDLE_SAMPLE_S + o.rounds * o.duration, 1) });
+    if (o.soak) steps.push({ id: 'memory-soak', group: 'memory', tool: 'open-loop', param: MEMORY_WORKERS, targets: [target], estimateS: round(o.warmup + o.soakSeconds + OPEN_LOOP_WARMUP_S, 1) });
   }
   return steps;
 }
@@ -208,15 +354,21 @@ export interface ClosedRound {
 export interface ClosedRow {
   readonly target: string;
   readonly rps: Spread;
-  readonly vsDirect: Spread | null;
+  /** Per-round ratio to the step's baseline (direct; all-off in `features`); null for it. */
+  readonly vsBase: Spread | null;
   /** req/s divided by the proxy's worker count (workers scenario only). */
   readonly perCore: Spread | null;
   readonly rssPeakMb: number | null;
   readonly errors: number;
 }
 
-export function summarizeClosed(raw: Readonly<Record<string, readonly ClosedRound[]>>, targets: readonly string[], cores: number | null = null): ClosedRow[] {
-  const direct = (raw.direct ?? []).map((r) => r.rps);
+export function summarizeClosed(
+  raw: Readonly<Record<string, readonly ClosedRound[]>>,
+  targets: readonly string[],
+  cores: number | null = null,
+  base = 'direct',
+): ClosedRow[] {
+  const baseRps = (raw[base] ?? []).map((r) => r.rps);
   return targets.map((target) => {
     const rows = raw[target] ?? [];
     const rps = rows.map((r) => r.rps);
@@ -224,7 +376,7 @@ export function summarizeClosed(raw: Readonly<Record<string, readonly ClosedRoun
     return {
       target,
       rps: spread(rps, 0),
-      vsDirect: target === 'direct' ? null : ratioSpread(rps, direct),
+      vsBase: target === base ? null : ratioSpread(rps, baseRps),
       perCore: cores !== null && target !== 'direct' ? spread(rps.map((x) => x / cores), 0) : null,
       rssPeakMb: rss.length > 0 ? Math.max(...rss) : null,
       errors: rows.reduce((s, r) => s + r.errors, 0),
@@ -232,14 +384,151 @@ export function summarizeClosed(raw: Readonly<Record<string, readonly ClosedRoun
   });
 }
 
+/** One conn-loop round of one target in both modes. */
+export interface ConnRound {
+  readonly newRps: number;
+  readonly keepAliveRps: number;
+  readonly newErrors: number;
+  readonly keepAliveErrors: number;
+}
+
+export interface ConnRow {
+  readonly target: string;
+  readonly newRps: Spread;
+  readonly keepAliveRps: Spread;
+  /** new/keep-alive per round: the share of keep-alive throughput left with a
+   *  connection per request. */
+  readonly newVsKeepAlive: Spread | null;
+  readonly newVsDirect: Spread | null;
+  readonly keepAliveVsDirect: Spread | null;
+  readonly newErrors: number;
+  readonly keepAliveErrors: number;
+}
+
+export function summarizeConnections(raw: Readonly<Record<string, readonly ConnRound[]>>, targets: readonly string[]): ConnRow[] {
+  const direct = raw.direct ?? [];
+  return targets.map((target) => {
+    const rows = raw[target] ?? [];
+    const n = rows.map((r) => r.newRps);
+    const k = rows.map((r) => r.keepAliveRps);
+    const isDirect = target === 'direct';
+    return {
+      target,
+      newRps: spread(n, 0),
+      keepAliveRps: spread(k, 0),
+      newVsKeepAlive: ratioSpread(n, k),
+      newVsDirect: isDirect ? null : ratioSpread(n, direct.map((r) => r.newRps)),
+      keepAliveVsDirect: isDirect ? null : ratioSpread(k, direct.map((r) => r.keepAliveRps)),
+      newErrors: rows.reduce((s, r) => s + r.newErrors, 0),
+      keepAliveErrors: rows.reduce((s, r) => s + r.keepAliveErrors, 0),
+    };
+  });
+}
+
+/** One closed-loop round of the memory scenario: req/s and the RSS samples taken during it. */
+export interface MemoryRound {
+  readonly rps: number;
+  readonly errors: number;
+  readonly rssMb: readonly number[];
+}
+
+export interface MemorySummary {
+  readonly workers: number;
+  /** Median of the idle samples (before any load), MB. */
+  readonly idleMb: number;
+  /** Highest sample under load, MB. */
+  readonly peakMb: number;
+  /** Peak of each round, MB: median (min–max). */
+  readonly peakPerRound: Spread;
+  /** Median of every sample under load, MB. */
+  readonly loadMedianMb: number;
+  readonly samples: number;
+  readonly rps: Spread;
+  readonly errors: number;
+}
+
+export function summarizeMemory(workers: number, idle: readonly number[], rounds: readonly MemoryRound[]): MemorySummary {
+  const load = rounds.flatMap((r) => r.rssMb);
+  return {
+    workers,
+    idleMb: idle.length > 0 ? round(median(idle), 1) : NaN,
+    peakMb: load.length > 0 ? Math.max(...load) : NaN,
+    peakPerRound: spread(rounds.map((r) => (r.rssMb.length > 0 ? Math.max(...r.rssMb) : NaN)), 1),
+    loadMedianMb: load.length > 0 ? round(median(load), 1) : NaN,
+    samples: idle.length + load.length,
+    rps: spread(rounds.map((r) => r.rps), 0),
+    errors: rounds.reduce((s, r) => s + r.errors, 0),
+  };
+}
+
+export interface SoakSummary {
+  readonly seconds: number;
+  readonly rate: number;
+  /** Length of the first and last windows compared, s (60, or a third of a shorter soak). */
+  readonly windowS: number;
+  readonly firstMb: number;
+  readonly lastMb: number;
+  /** lastMb − firstMb. */
+  readonly growthMb: number;
+  /** Least-squares slope over all samples, MB per minute. */
+  readonly slopeMbPerMin: number;
+  readonly minMb: number;
+  readonly maxMb: number;
+  readonly samples: number;
+  readonly requests: number;
+  readonly errors: number;
+}
+
+/** Growth over a soak from RSS samples (t in s from the start of the load, mb): median of
+ *  the last window minus median of the first, window = min(60 s, a third of the span). */
+export function soakGrowth(samples: readonly { readonly t: number; readonly mb: number }[]): Pick<SoakSummary, 'windowS' | 'firstMb' | 'lastMb' | 'growthMb' | 'slopeMbPerMin' | 'minMb' | 'maxMb' | 'samples'> {
+  if (samples.length === 0) return { windowS: 0, firstMb: NaN, lastMb: NaN, growthMb: NaN, slopeMbPerMin: NaN, minMb: NaN, maxMb: NaN, samples: 0 };
+  const t0 = samples[0].t;
+  const t1 = samples[samples.length - 1].t;
+  const windowS = round(Math.min(60, (t1 - t0) / 3), 1);
+  const first = samples.filter((s) => s.t <= t0 + windowS).map((s) => s.mb);
+  const last = samples.filter((s) => s.t >= t1 - windowS).map((s) => s.mb);
+  const firstMb = round(median(first), 1);
+  const lastMb = round(median(last), 1);
+  const n = samples.length;
+  const mt = samples.reduce((s, x) => s + x.t, 0) / n;
+  const mm = samples.reduce((s, x) => s + x.mb, 0) / n;
+  const num = samples.reduce((s, x) => s + (x.t - mt) * (x.mb - mm), 0);
+  const den = samples.reduce((s, x) => s + (x.t - mt) ** 2, 0);
+  const mbs = samples.map((s) => s.mb);
+  return {
+    windowS,
+    firstMb,
+    lastMb,
+    growthMb: round(lastMb - firstMb, 1),
+    slopeMbPerMin: den > 0 ? round((num / den) * 60, 2) : 0,
+    minMb: Math.min(...mbs),
+    maxMb: Math.max(...mbs),
+    samples: n,
+  };
+}
+
 export interface StepResult {
   readonly id: string;
   readonly group: Group;
   readonly tool: Tool;
   readonly param: number;
+  /** Which generator produced the figures ("autocannon, 2 worker threads", …). */
+  readonly toolText?: string;
   readonly latency?: readonly LatencyRow[];
   readonly closed?: readonly ClosedRow[];
+  /** The baseline of `closed` ("direct" unless said). */
+  readonly base?: string;
+  readonly connections?: readonly ConnRow[];
+  readonly memory?: MemorySummary;
+  readonly soak?: SoakSummary;
   readonly note?: string;
+  /** Features scenario: each variant's features, /metrics sanity check, log size, RSS. */
+  readonly variants?: Readonly<Record<string, object>>;
+  /** Soak: every RSS sample (t s from the start of the load, MB). */
+  readonly samples?: readonly { readonly t: number; readonly mb: number }[];
+  /** Extra Markdown lines after the table. */
+  readonly notes?: readonly string[];
 }
 
 // ---- targets ------------------------------------------------------------------------
@@ -256,6 +545,11 @@ function latencyRow(results: readonly StepResult[], rate: number, target: string
   return results.find((r) => r.group === 'latency' && r.param === rate)?.latency?.find((row) => row.target === target);
 }
 
+/** "+12" / "-3": a difference with its sign. */
+export function signed(x: number): string {
+  return x >= 0 ? `+${x}` : String(x);
+}
+
 function all(checks: readonly { ok: boolean; text: string }[]): { verdict: Verdict; detail: string } {
   if (checks.length === 0) return { verdict: 'not measured', detail: '' };
   return { verdict: checks.every((c) => c.ok) ? 'met' : 'missed', detail: checks.map((c) => c.text).join('; ') };
@@ -268,7 +562,7 @@ export function checkTargets(results: readonly StepResult[]): TargetCheck[] {
     const row = latencyRow(results, rate, 'remora');
     const name = `p99 added ≤ 0.5 ms at ${rate.toLocaleString('en-US')} req/s`;
     if (!row?.added) out.push({ target: name, verdict: 'not measured', detail: `no latency run at ${rate} req/s` });
-    else out.push({ target: name, verdict: row.added.p99.median <= 500 ? 'met' : 'missed', detail: `remora +${row.added.p99.median} µs (${row.added.p99.min}–${row.added.p99.max})` });
+    else out.push({ target: name, verdict: row.added.p99.median <= 500 ? 'met' : 'missed', detail: `remora ${signed(row.added.p99.median)} µs (${row.added.p99.min}–${row.added.p99.max})` });
   }
   {
     const checks = results
@@ -276,7 +570,7 @@ export function checkTargets(results: readonly StepResult[]): TargetCheck[] {
       .flatMap((r) => {
         const remora = r.latency?.find((x) => x.target === 'remora')?.added;
         const nginx = r.latency?.find((x) => x.target === 'nginx')?.added;
-        return remora && nginx ? [{ ok: remora.p50.median <= nginx.p50.median, text: `${r.param} req/s: remora +${remora.p50.median} µs, nginx +${nginx.p50.median} µs` }] : [];
+        return remora && nginx ? [{ ok: remora.p50.median <= nginx.p50.median, text: `${r.param} req/s: remora ${signed(remora.p50.median)} µs, nginx ${signed(nginx.p50.median)} µs` }] : [];
       });
     const c = all(checks);
     out.push({ target: "median added latency ≤ nginx's", verdict: c.verdict, detail: c.detail || 'needs a latency run with nginx' });
@@ -303,10 +597,37 @@ export function checkTargets(results: readonly StepResult[]): TargetCheck[] {
     out.push({ target: `throughput ≥ 3× ${label}`, verdict: c.verdict, detail: c.detail || `needs a throughput run with ${label}` });
   }
   {
-    const row = results.find((r) => r.group === 'workers' && r.param === 2)?.closed?.find((x) => x.target !== 'direct');
+    const name = `feature cost ≤ ${FEATURE_COST_MAX * 100} % with everything on`;
+    const row = results.find((r) => r.group === 'features')?.closed?.find((x) => x.target === 'all-on');
+    if (!row?.vsBase) out.push({ target: name, verdict: 'not measured', detail: 'needs the features scenario' });
+    else {
+      const limit = 1 - FEATURE_COST_MAX;
+      const noisy = row.vsBase.min < limit && row.vsBase.max > limit ? '; noisy: rounds on both sides of the target' : '';
+      out.push({
+        target: name,
+        verdict: row.vsBase.median >= limit ? 'met' : 'missed',
+        detail: `all-on / all-off req/s per round ${showSpread(row.vsBase)} (cost ${round((1 - row.vsBase.median) * 100, 1)} %)${noisy}`,
+      });
+    }
+  }
+  {
     const name = 'RSS ≤ 100 MB with 2 workers under load';
-    if (!row || row.rssPeakMb === null) out.push({ target: name, verdict: 'not measured', detail: 'needs the workers scenario with 2 workers' });
-    else out.push({ target: name, verdict: row.rssPeakMb <= 100 ? 'met' : 'missed', detail: `peak ${row.rssPeakMb} MB` });
+    const mem = results.find((r) => r.id === 'memory')?.memory;
+    const fallback = results.find((r) => r.group === 'workers' && r.param === 2)?.closed?.find((x) => x.target === 'remora-2w');
+    if (mem && Number.isFinite(mem.peakMb)) out.push({ target: name, verdict: mem.peakMb <= 100 ? 'met' : 'missed', detail: `peak ${mem.peakMb} MB (idle ${mem.idleMb} MB; ${mem.samples} samples every 100 ms)` });
+    else if (fallback && fallback.rssPeakMb !== null) out.push({ target: name, verdict: fallback.rssPeakMb <= 100 ? 'met' : 'missed', detail: `peak ${fallback.rssPeakMb} MB (workers scenario; no memory scenario)` });
+    else out.push({ target: name, verdict: 'not measured', detail: 'needs the memory scenario' });
+  }
+  {
+    const name = `no RSS growth over the soak (≤ ${SOAK_GROWTH_MAX_MB} MB)`;
+    const soak = results.find((r) => r.id === 'memory-soak')?.soak;
+    if (!soak || !Number.isFinite(soak.growthMb)) out.push({ target: name, verdict: 'not measured', detail: 'needs --soak' });
+    else
+      out.push({
+        target: name,
+        verdict: soak.growthMb <= SOAK_GROWTH_MAX_MB ? 'met' : 'missed',
+        detail: `${soak.seconds} s at ${soak.rate} req/s: ${soak.firstMb} → ${soak.lastMb} MB (${signed(soak.growthMb)} MB, medians of the first and last ${soak.windowS} s; slope ${soak.slopeMbPerMin} MB/min)`,
+      });
   }
   return out;
 }
@@ -328,25 +649,60 @@ export function stepTable(r: StepResult): string[] {
       ),
     ];
   }
+  if (r.connections) {
+    return [
+      '| target | new connection req/s | keep-alive req/s | new / keep-alive | new vs direct | keep-alive vs direct | errors (new / keep-alive) |',
+      '|---|---|---|---|---|---|---|',
+      ...r.connections.map(
+        (x) => `| ${x.target} | ${cell(x.newRps)} | ${cell(x.keepAliveRps)} | ${cell(x.newVsKeepAlive)} | ${cell(x.newVsDirect)} | ${cell(x.keepAliveVsDirect)} | ${x.newErrors} / ${x.keepAliveErrors} |`,
+      ),
+    ];
+  }
+  if (r.memory) {
+    const m = r.memory;
+    return [
+      '| Remora | idle RSS MB (median) | RSS under load MB (median) | peak RSS MB | peak per round MB | req/s | errors |',
+      '|---|---|---|---|---|---|---|',
+      `| ${m.workers} workers | ${m.idleMb} | ${m.loadMedianMb} | ${m.peakMb} | ${cell(m.peakPerRound)} | ${cell(m.rps)} | ${m.errors} |`,
+    ];
+  }
+  if (r.soak) {
+    const s = r.soak;
+    return [
+      '| duration | rate | first window MB | last window MB | growth MB | slope MB/min | min–max MB | samples | requests | errors |',
+      '|---|---|---|---|---|---|---|---|---|---|',
+      `| ${s.seconds} s | ${s.rate} req/s | ${s.firstMb} | ${s.lastMb} | ${s.growthMb} | ${s.slopeMbPerMin} | ${s.minMb}–${s.maxMb} | ${s.samples} | ${s.requests} | ${s.errors} |`,
+    ];
+  }
   const closed = r.closed ?? [];
   const workers = r.group === 'workers';
+  const base = r.base ?? 'direct';
   return [
-    `| target | req/s | vs direct |${workers ? ' req/s per core | peak RSS MB |' : ''} errors |`,
+    `| target | req/s | vs ${base} |${workers ? ' req/s per core | peak RSS MB |' : ''} errors |`,
     `|---|---|---|${workers ? '---|---|' : ''}---|`,
-    ...closed.map((x) => `| ${x.target} | ${cell(x.rps)} | ${cell(x.vsDirect)} |${workers ? ` ${cell(x.perCore)} | ${x.rssPeakMb ?? '-'} |` : ''} ${x.errors} |`),
+    ...closed.map((x) => `| ${x.target} | ${cell(x.rps)} | ${cell(x.vsBase)} |${workers ? ` ${cell(x.perCore)} | ${x.rssPeakMb ?? '-'} |` : ''} ${x.errors} |`),
   ];
 }
 
 export function stepTitle(r: StepResult): string {
+  const tool = r.toolText ?? r.tool;
   switch (r.group) {
     case 'latency':
-      return `Latency at ${r.param} req/s (open-loop, bench/lib/open-loop.ts, µs)`;
+      return `Latency at ${r.param} req/s (${tool}, µs)`;
     case 'throughput':
-      return `Closed-loop throughput, ${r.param} connections (autocannon, pipelining 1)`;
+      return `Closed-loop throughput, ${r.param} connections (${tool})`;
     case 'payload':
-      return `Payload ${r.param} B responses (autocannon, 50 connections)`;
+      return `Payload: ${r.param} B responses (${tool})`;
+    case 'body':
+      return `Request bodies: POST ${r.param} B, 100 B responses (${tool})`;
+    case 'connections':
+      return `New connection per request vs keep-alive, ${r.param} lanes (${tool})`;
+    case 'features':
+      return `Features on vs off, Remora 1 worker (${tool})`;
     case 'workers':
-      return `Remora with ${r.param} worker(s) (autocannon, 50 connections)`;
+      return `${r.param} worker(s) (${tool})`;
+    case 'memory':
+      return r.id === 'memory-soak' ? `Memory: RSS over a soak, Remora ${r.param} workers (${tool})` : `Memory: RSS idle and under load, Remora ${r.param} workers (${tool})`;
   }
 }
 

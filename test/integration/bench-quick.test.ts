@@ -1,7 +1,9 @@
 // The benchmark suite end to end in its smallest form: `node dist/bench/suite.js --quick`
-// with latency and throughput only, no peers, against the bundled uWS upstream. Checks
-// that it writes a JSON result with non-zero req/s and no errors, the Markdown report
-// and at least one SVG chart, then deletes everything it wrote. Asserts no speed.
+// with every scenario (latency, throughput, payload up to 1 MB, POST bodies, new
+// connection vs keep-alive, features on/off, worker scaling, memory with a 3 s soak), no
+// peers, against the bundled uWS upstream. Checks that it writes a JSON result with
+// non-zero req/s and no errors in every scenario, the Markdown report and the SVG charts,
+// then deletes everything it wrote. About a minute; asserts no speed.
 
 import t from 'tap';
 import { spawn } from 'node:child_process';
@@ -12,49 +14,123 @@ import { fileURLToPath } from 'node:url';
 
 const SUITE = fileURLToPath(new URL('../../dist/bench/suite.js', import.meta.url));
 
+interface Spread {
+  median: number;
+}
+
 interface Row {
   target: string;
   errors: number;
   requests?: number;
-  rps?: { median: number };
+  rps?: Spread;
+  vsBase?: Spread | null;
 }
 
-t.test('npm run bench -- --quick writes JSON, Markdown and SVG results', { timeout: 90_000 }, async (t) => {
+interface ConnRow {
+  target: string;
+  newRps: Spread;
+  keepAliveRps: Spread;
+  newErrors: number;
+  keepAliveErrors: number;
+}
+
+interface Scenario {
+  id: string;
+  group: string;
+  note?: string;
+  latency?: Row[];
+  closed?: Row[];
+  connections?: ConnRow[];
+  memory?: { idleMb: number; peakMb: number; rps: Spread; errors: number; samples: number };
+  soak?: { growthMb: number; samples: number; requests: number; errors: number };
+  variants?: Record<string, { sanity: { requests_in_metrics: number; rate_limit_table_entries: number } | null; access_log_mb: number | null }>;
+}
+
+t.test('npm run bench -- --quick covers every scenario and writes JSON, Markdown and SVG', { timeout: 180_000 }, async (t) => {
   t.ok(existsSync(SUITE), 'dist/bench/suite.js is built (npm test builds first)');
   const out = mkdtempSync(join(tmpdir(), 'remora-bench-quick-'));
   t.teardown(() => rmSync(out, { recursive: true, force: true }));
 
-  const child = spawn(process.execPath, [SUITE, '--quick', '--no-peers', '--duration', '1', '--scenarios', 'latency,throughput', '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const started = Date.now();
+  const child = spawn(process.execPath, [SUITE, '--quick', '--no-peers', '--duration', '1', '--soak-seconds', '3', '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stdout.resume();
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
   t.equal(code, 0, `suite exits 0${code === 0 ? '' : `: ${stderr}`}`);
   t.match(stderr, /scenario 1\/\d+: latency-1000 — ~\d+s left/, 'progress on stderr');
+  t.comment(`--quick with every scenario took ${Math.round((Date.now() - started) / 1000)} s`);
 
   const files = readdirSync(out);
   const json = files.find((f) => /^suite-.*\.json$/.test(f));
   const md = files.find((f) => /^suite-.*\.md$/.test(f));
   t.ok(json, 'JSON result written');
   t.ok(md, 'Markdown report written');
-  t.ok(files.some((f) => f.endsWith('.svg')), 'at least one SVG chart written');
   if (!json || !md) return;
 
-  const result = JSON.parse(readFileSync(join(out, json), 'utf8')) as {
-    scenarios: { id: string; group: string; latency?: Row[]; closed?: Row[] }[];
-    targets: { verdict: string }[];
-  };
-  t.same(result.scenarios.map((s) => s.id), ['latency-1000', 'latency-5000', 'throughput-c50']);
-  const throughput = result.scenarios.find((s) => s.group === 'throughput')!;
-  t.same(throughput.closed!.map((r) => r.target), ['direct', 'remora']);
-  for (const r of throughput.closed!) t.ok(r.rps!.median > 0, `${r.target}: non-zero req/s`);
+  const result = JSON.parse(readFileSync(join(out, json), 'utf8')) as { scenarios: Scenario[]; targets: { target: string; verdict: string }[] };
+  t.same(result.scenarios.map((s) => s.id), [
+    'latency-1000',
+    'latency-5000',
+    'throughput-c50',
+    'payload-100',
+    'payload-1048576',
+    'body-4096',
+    'connections-l8',
+    'features',
+    'workers-1',
+    'workers-2',
+    'memory',
+    'memory-soak',
+  ]);
   for (const s of result.scenarios) {
+    t.notMatch(s.note ?? '', /^failed/, `${s.id} did not fail`);
     for (const r of [...(s.latency ?? []), ...(s.closed ?? [])]) t.equal(r.errors, 0, `${s.id} ${r.target}: no errors`);
     for (const r of s.latency ?? []) t.ok(r.requests! > 0, `${s.id} ${r.target}: requests measured`);
+    for (const r of s.closed ?? []) t.ok(r.rps!.median > 0, `${s.id} ${r.target}: non-zero req/s`);
   }
-  t.equal(result.targets.length, 7, 'every target checked');
+  const by = Object.fromEntries(result.scenarios.map((s) => [s.id, s]));
+  t.same(by['throughput-c50'].closed!.map((r) => r.target), ['direct', 'remora']);
+  t.same(by['payload-1048576'].closed!.map((r) => r.target), ['direct', 'remora'], '1 MB responses through Remora');
+  t.same(by['body-4096'].closed!.map((r) => r.target), ['direct', 'remora'], 'POST bodies through Remora');
+
+  for (const r of by['connections-l8'].connections ?? []) {
+    t.ok(r.newRps.median > 0 && r.keepAliveRps.median > 0, `connections ${r.target}: non-zero req/s in both modes`);
+    t.equal(r.newErrors + r.keepAliveErrors, 0, `connections ${r.target}: no errors`);
+  }
+  t.equal(by['connections-l8'].connections?.length, 2);
+
+  const features = by['features'];
+  t.same(features.closed!.map((r) => r.target), ['all-off', 'stats', 'access-log', 'rate-limit', 'outlier', 'all-on']);
+  t.equal(features.closed![0].vsBase, null, 'all-off is the baseline');
+  t.ok(features.closed!.slice(1).every((r) => r.vsBase!.median > 0), 'every variant has a ratio to all-off');
+  const v = features.variants!;
+  t.equal(v['all-off'].sanity!.requests_in_metrics, 0, 'all-off records nothing');
+  t.ok(v['stats'].sanity!.requests_in_metrics > 0, 'stats on records requests');
+  t.ok(v['access-log'].access_log_mb !== null, 'the access-log variant wrote a log');
+  t.equal(v['all-on'].sanity!.rate_limit_table_entries, 1, 'all-on: one per-IP bucket');
+
+  const mem = by['memory'].memory!;
+  t.ok(mem.idleMb > 0 && mem.peakMb >= mem.idleMb * 0.5, `memory: idle ${mem.idleMb} MB, peak ${mem.peakMb} MB`);
+  t.ok(mem.rps.median > 0, 'memory: load ran');
+  t.equal(mem.errors, 0, 'memory: no errors');
+  const soak = by['memory-soak'].soak!;
+  t.ok(soak.samples >= 3, `soak: ${soak.samples} RSS samples`);
+  t.ok(soak.requests > 0, 'soak: requests made');
+  t.equal(soak.errors, 0, 'soak: no errors');
+  t.ok(Number.isFinite(soak.growthMb), 'soak: a growth figure');
+
+  t.equal(result.targets.length, 9, 'every target checked');
+  for (const name of ['feature cost ≤ 10 % with everything on', 'RSS ≤ 100 MB with 2 workers under load', 'no RSS growth over the soak (≤ 5 MB)']) {
+    t.not(result.targets.find((x) => x.target === name)?.verdict, 'not measured', `${name}: measured`);
+  }
   const report = readFileSync(join(out, md), 'utf8');
   t.match(report, /## Targets/);
+  t.match(report, /## Host noise/);
   t.match(report, /nginx: skipped \(--no-peers\)/);
-  for (const svg of files.filter((f) => f.endsWith('.svg'))) t.ok(readFileSync(join(out, svg), 'utf8').startsWith('<svg'), `${svg} is SVG`);
+  t.match(report, /Circuit breakers are always on/);
+  t.match(report, /conn-loop/);
+  const svgs = files.filter((f) => f.endsWith('.svg'));
+  for (const name of ['latency-1000', 'payload', 'body', 'connections', 'features', 'workers', 'memory']) t.ok(svgs.some((f) => f.endsWith(`-${name}.svg`)), `${name} chart written`);
+  for (const svg of svgs) t.ok(readFileSync(join(out, svg), 'utf8').startsWith('<svg'), `${svg} is SVG`);
 });
