@@ -189,6 +189,29 @@ export interface Cluster {
   /** When fewer than this percentage of endpoints are healthy, balance over all of them
    *  (Envoy's panic threshold). 0 disables panic mode. Default 50. */
   readonly panic_threshold_percent: number;
+  /** TLS (and mTLS) to the cluster's endpoints. Absent = plaintext HTTP/1.1. */
+  readonly tls?: UpstreamTlsConfig;
+}
+
+export type TlsVersion = 'TLSv1.2' | 'TLSv1.3';
+
+/** Upstream TLS for one cluster. Files are read by each worker when it applies the
+ *  config (validation does not touch the file system). */
+export interface UpstreamTlsConfig {
+  /** PEM bundle of the CAs trusted to sign the upstream's certificate (replaces the
+   *  system roots). */
+  readonly ca_file: string;
+  /** Client certificate chain and key (PEM) presented to the upstream (mTLS); both or neither. */
+  readonly cert_file?: string;
+  readonly key_file?: string;
+  /** SNI server name. Absent: the endpoint address when it is a host name, else none. */
+  readonly sni?: string;
+  /** Exact subject alt names accepted (URI SANs such as spiffe://… or DNS names); the
+   *  server certificate must present one of them. Empty: standard host name
+   *  verification against the SNI name when there is one, else CA verification only. */
+  readonly verify_subject_alt_names: readonly string[];
+  /** Lowest TLS version offered. Default TLSv1.2 (TLS 1.3 is preferred when both support it). */
+  readonly min_version: TlsVersion;
 }
 
 /** Resource limits for the whole cluster, shared by ALL workers of the process

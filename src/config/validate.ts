@@ -9,7 +9,7 @@ import type {
   AccessLogConfig, AdminConfig, DrainConfig, ProbesConfig, WorkerLimitsConfig, XdsBootstrap,
   StatsConfig, CircuitBreakers, Cluster, ConfigError, DirectResponse, Endpoint, HeaderMatcher, HeaderValue,
   HealthCheck, LbPolicy, Listener, OutlierDetection, RateLimit, RateLimitKey, RemoraConfig, RetryBudget,
-  RetryOn, RetryPolicy, Route, RouteAction, RouteMatch, VirtualHost, WeightedCluster,
+  RetryOn, RetryPolicy, Route, RouteAction, RouteMatch, TlsVersion, UpstreamTlsConfig, VirtualHost, WeightedCluster,
 } from './types.js';
 
 export type ValidateResult = { ok: true; config: RemoraConfig } | { ok: false; errors: ConfigError[] };
@@ -67,7 +67,9 @@ const WEIGHTED_KEYS = ['cluster', 'weight'];
 const DIRECT_KEYS = ['status', 'body'];
 const HEADER_VALUE_KEYS = ['name', 'value'];
 const CLUSTER_KEYS = ['name', 'lb_policy', 'endpoints', 'connect_timeout_ms', 'idle_timeout_ms',
-  'max_connections_per_endpoint', 'circuit_breakers', 'outlier_detection', 'health_check', 'panic_threshold_percent'];
+  'max_connections_per_endpoint', 'circuit_breakers', 'outlier_detection', 'health_check', 'panic_threshold_percent', 'tls'];
+const TLS_KEYS = ['ca_file', 'cert_file', 'key_file', 'sni', 'verify_subject_alt_names', 'min_version'];
+const TLS_VERSIONS: readonly TlsVersion[] = ['TLSv1.2', 'TLSv1.3'];
 const CIRCUIT_BREAKER_KEYS = ['max_connections', 'max_pending_requests', 'max_requests', 'max_retries', 'retry_budget'];
 const RETRY_BUDGET_KEYS = ['budget_percent', 'min_retry_concurrency'];
 const OUTLIER_KEYS = ['consecutive_5xx', 'consecutive_gateway_failure', 'interval_ms', 'base_ejection_time_ms',
@@ -590,6 +592,7 @@ function validateCluster(ctx: Ctx, v: unknown, path: string): Cluster | undefine
   const outlier_detection = has(o, 'outlier_detection')
     ? validateOutlierDetection(ctx, o.outlier_detection, at(path, 'outlier_detection')) : undefined;
   const health_check = has(o, 'health_check') ? validateHealthCheck(ctx, o.health_check, at(path, 'health_check'), cname) : undefined;
+  const tls = has(o, 'tls') ? validateUpstreamTls(ctx, o.tls, at(path, 'tls')) : undefined;
   return {
     name: cname,
     lb_policy: lb as LbPolicy,
@@ -601,6 +604,54 @@ function validateCluster(ctx: Ctx, v: unknown, path: string): Cluster | undefine
     ...(outlier_detection ? { outlier_detection } : {}),
     ...(health_check ? { health_check } : {}),
     panic_threshold_percent: int(ctx, o, 'panic_threshold_percent', path, 0, 100, 50),
+    ...(tls ? { tls } : {}),
+  };
+}
+
+/** A file path: non-empty, no NUL. Whether it can be read is checked when a worker applies the config. */
+function filePath(ctx: Ctx, o: Obj, key: string, path: string): string {
+  const v = str(ctx, o, key, path);
+  if (typeof o[key] === 'string' && (v === '' || v.includes('\0'))) ctx.err(at(path, key), 'must be a non-empty file path without NUL characters');
+  return v;
+}
+
+function validateUpstreamTls(ctx: Ctx, v: unknown, path: string): UpstreamTlsConfig | undefined {
+  const o = object(ctx, v, path, TLS_KEYS);
+  if (!o) return undefined;
+  const ca_file = filePath(ctx, o, 'ca_file', path);
+  const hasCert = has(o, 'cert_file');
+  const hasKey = has(o, 'key_file');
+  if (hasCert !== hasKey) {
+    ctx.err(at(path, hasCert ? 'key_file' : 'cert_file'), `is required with "${hasCert ? 'cert_file' : 'key_file'}" (a client certificate needs both)`);
+  }
+  const cert_file = hasCert ? filePath(ctx, o, 'cert_file', path) : undefined;
+  const key_file = hasKey ? filePath(ctx, o, 'key_file', path) : undefined;
+  let sni: string | undefined;
+  if (has(o, 'sni')) {
+    sni = str(ctx, o, 'sni', path);
+    if (typeof o.sni === 'string' && (isIP(sni) !== 0 || !HOST_RE.test(sni.toLowerCase()))) {
+      ctx.err(at(path, 'sni'), `must be a host name (SNI cannot carry an IP address), got "${sni}"`);
+    }
+  }
+  const sanPath = at(path, 'verify_subject_alt_names');
+  const verify_subject_alt_names = list(ctx, o, 'verify_subject_alt_names', path).flatMap((item, i) => {
+    if (typeof item !== 'string' || item === '' || /[\s,]/.test(item)) {
+      ctx.err(`${sanPath}[${i}]`, 'must be a non-empty string without whitespace or commas (a URI SAN such as "spiffe://cluster.local/ns/app/sa/backend" or a DNS name)');
+      return [];
+    }
+    return [item];
+  });
+  const min_version = str(ctx, o, 'min_version', path, 'TLSv1.2');
+  if (!(TLS_VERSIONS as readonly string[]).includes(min_version)) {
+    ctx.err(at(path, 'min_version'), `must be one of ${TLS_VERSIONS.join(', ')}`);
+  }
+  return {
+    ca_file,
+    ...(cert_file !== undefined ? { cert_file } : {}),
+    ...(key_file !== undefined ? { key_file } : {}),
+    ...(sni !== undefined ? { sni } : {}),
+    verify_subject_alt_names,
+    min_version: min_version as TlsVersion,
   };
 }
 

@@ -14,6 +14,11 @@ import { TypeUrl } from '../control/xds-protos.js';
 import { XdsClient, type ResourceMaps } from '../control/xds-client.js';
 import { startRemora, type RunningRemora } from './remora.js';
 
+/** A control plane sends an update as a burst of responses (CDS, EDS, LDS, RDS): each is
+ *  checked (and ACKed or NACKed) at once, but the reload waits this long for the rest of
+ *  the burst, so one push is one reload instead of four. */
+const COALESCE_MS = 10;
+
 export interface XdsRun {
   readonly remora: RunningRemora;
   readonly client: XdsClient;
@@ -55,12 +60,32 @@ export async function startFromXds(bootstrap: XdsBootstrap, base: Record<string,
         appliedAt = Date.now();
         latest = config;
         if (remora === null) firstConfig(config);
-        else remora.reload(config).catch((err: unknown) => log.error({ err }, 'applying the xDS update failed'));
+        else queueReload(config);
         return null;
       },
     },
   );
   client.start();
+
+  // Reloads: the newest accepted config wins; one reload at a time.
+  let pending: RemoraConfig | null = null;
+  let reloadTimer: NodeJS.Timeout | null = null;
+  let reloading = false;
+  const drainReloads = async (): Promise<void> => {
+    reloadTimer = null;
+    if (reloading || remora === null) return;
+    reloading = true;
+    while (pending !== null) {
+      const next = pending;
+      pending = null;
+      await remora.reload(next).catch((err: unknown) => log.error({ err }, 'applying the xDS update failed'));
+    }
+    reloading = false;
+  };
+  const queueReload = (config: RemoraConfig): void => {
+    pending = config;
+    if (reloadTimer === null && !reloading) reloadTimer = setTimeout(() => void drainReloads(), COALESCE_MS);
+  };
 
   let startedFrom: XdsRun['startedFrom'] = 'control-plane';
   let config: RemoraConfig;
@@ -92,7 +117,7 @@ export async function startFromXds(bootstrap: XdsBootstrap, base: Record<string,
     throw err;
   }
   // An update that arrived while Remora started goes in now.
-  if (latest !== null && latest !== config) remora.reload(latest).catch((err: unknown) => log.error({ err }, 'applying the xDS update failed'));
+  if (latest !== null && latest !== config) queueReload(latest);
   void remora.finished.then(() => client.stop());
   return { remora, client, startedFrom };
 }

@@ -10,10 +10,12 @@
 // panic_threshold_percent of endpoints are healthy, picks spread over all of them.
 
 import type { Cluster as ClusterConfig } from '../config/types.js';
+import { reportError } from '../core/report.js';
 import { ClusterResources, EndpointCells, EndpointState } from '../shared/shared-state.js';
 import type { ClusterStats } from '../stats/recorder.js';
 import { createLoadBalancer, type LoadBalancer } from './load-balancer.js';
 import { EndpointPool, endpointKey, type PoolOptions } from './pool.js';
+import { ClusterTls } from './upstream-tls.js';
 
 /** Where a worker finds the shared cells of a cluster and of its endpoints. */
 export interface SharedSlots {
@@ -39,7 +41,7 @@ export class ClusterRuntime {
   ) {
     this.lb = createLoadBalancer(config.lb_policy);
     this.resources = new ClusterResources(shared.cells, shared.clusterSlot);
-    const options = poolOptions(config);
+    const options = poolOptions(config, loadTls(config));
     this.pools = config.endpoints.map((ep) => {
       const key = endpointKey(ep.address, ep.port);
       return new EndpointPool(ep, options, stats, this.resources, new EndpointCells(shared.cells, shared.endpointSlot(key)));
@@ -80,7 +82,8 @@ export class ClusterRuntime {
     this.stats = stats;
     this.resources = new ClusterResources(shared.cells, shared.clusterSlot);
     if (config.lb_policy !== this.config.lb_policy) this.lb = createLoadBalancer(config.lb_policy);
-    const options = poolOptions(config);
+    // TLS files are read again on every applied snapshot (a reload picks up new files).
+    const options = poolOptions(config, loadTls(config));
     const old = new Map(this.pools.map((p) => [endpointKey(p.endpoint.address, p.endpoint.port), p]));
     this.pools = config.endpoints.map((ep) => {
       const key = endpointKey(ep.address, ep.port);
@@ -122,8 +125,18 @@ export class ClusterRuntime {
   }
 }
 
-function poolOptions(config: ClusterConfig): PoolOptions {
+/** The cluster's TLS settings, files read now; a failure is logged loudly and every
+ *  connection of the cluster then fails with it (503 UF). */
+function loadTls(config: ClusterConfig): ClusterTls | null {
+  if (config.tls === undefined) return null;
+  const tls = new ClusterTls(config.name, config.tls);
+  if (tls.error !== null) reportError(new Error(tls.error), `cluster "${config.name}" TLS settings`);
+  return tls;
+}
+
+function poolOptions(config: ClusterConfig, tls: ClusterTls | null): PoolOptions {
   return {
+    tls,
     connectTimeoutMs: config.connect_timeout_ms,
     idleTimeoutMs: config.idle_timeout_ms,
     maxConnections: config.max_connections_per_endpoint,

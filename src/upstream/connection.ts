@@ -4,8 +4,10 @@
 // (an UpstreamSink) never sees the socket.
 
 import net from 'node:net';
+import tls from 'node:tls';
 import { reportError } from '../core/report.js';
 import { ProtocolError, ResponseParser, type ResponseHandler } from './http1-parser.js';
+import type { EndpointTls } from './upstream-tls.js';
 
 /** 64 KiB read buffer shared by this thread's upstream connections (see constructor). */
 const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
@@ -42,6 +44,8 @@ export class UpstreamConnection {
   private chunkedBody = false;
   private data: Buffer | null = null;
   private parseError: unknown = null;
+  /** The pool's TLS state; null for plaintext connections. */
+  private readonly tls: EndpointTls | null;
   /** Responses completed on this connection. */
   served = 0;
   /** performance.now() when it went idle; used by the idle sweep. */
@@ -54,20 +58,41 @@ export class UpstreamConnection {
     host: string,
     port: number,
     connectTimeoutMs: number,
+    tlsState: EndpointTls | null = null,
   ) {
+    this.tls = tlsState;
     // Reads land in one buffer shared by every connection of this thread (no Buffer per
     // read): each read is parsed and handed on synchronously, and everything that keeps
     // bytes past the call (parser head buffer, uWS backpressure) copies them.
-    this.socket = net.connect({ host, port, noDelay: true, onread: { buffer: READ_BUFFER, callback: this.onRead } });
+    const onread = { buffer: READ_BUFFER, callback: this.onRead };
+    if (tlsState === null) {
+      this.socket = net.connect({ host, port, noDelay: true, onread });
+      this.socket.on('connect', this.onConnect);
+    } else if (tlsState.cluster.error !== null) {
+      // The cluster's TLS files could not be loaded: fail like a refused connect.
+      const socket = new net.Socket();
+      this.socket = socket;
+      const detail = tlsState.cluster.error;
+      process.nextTick(() => socket.destroy(new Error(detail)));
+    } else {
+      // TLSSocket takes `onread` too (decrypted bytes land in the shared buffer; Node's
+      // type definitions just do not list it for tls.connect).
+      const options: tls.ConnectionOptions & { onread: typeof onread } = { ...tlsState.connectOptions(host, port), onread };
+      const socket = tls.connect(options);
+      socket.setNoDelay(true);
+      this.socket = socket;
+      socket.on('secureConnect', this.onConnect);
+      socket.on('session', tlsState.onSession);
+    }
     this.socket.setTimeout(connectTimeoutMs);
-    this.socket.on('connect', this.onConnect);
     this.socket.on('timeout', guard(this.onTimeout));
     this.socket.on('drain', guard(this.onDrain));
     this.socket.on('error', guard(this.onError));
     this.socket.on('close', guard(this.onClose));
   }
 
-  /** Whether the TCP connect ever succeeded (a close before it is a connect failure). */
+  /** Whether the TCP connect (and TLS handshake) ever succeeded (a close before it is a
+   *  connect failure). */
   get wasConnected(): boolean {
     return this.connected;
   }
@@ -188,8 +213,25 @@ export class UpstreamConnection {
   };
 
   private readonly onError = (err: Error): void => {
+    if (this.tls !== null) return this.onTlsError(err);
     this.fail(this.connected ? 'reset' : 'connect', err.message);
   };
+
+  /** TLS errors: a failed handshake is a connect failure; so is a TLS alert on a fresh
+   *  connection before any response byte (with TLS 1.3 the client finishes its handshake
+   *  first, and a server that rejects the client certificate says so in an alert after). */
+  private onTlsError(err: Error): void {
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    const handshake = !this.connected
+      || (this.served === 0 && this.parser.bytesSeen === 0 && code.startsWith('ERR_SSL_'));
+    if (handshake) {
+      this.tls!.session = undefined; // never resume a session that led to a failure
+      this.connected = false;
+      this.fail('connect', `TLS handshake failed: ${err.message}`);
+      return;
+    }
+    this.fail('reset', err.message);
+  }
 
   private readonly onClose = (): void => {
     this.closed = true;

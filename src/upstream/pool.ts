@@ -8,6 +8,7 @@ import type { ClusterResources, EndpointCells } from '../shared/shared-state.js'
 import type { ClusterStats } from '../stats/recorder.js';
 import { ClusterCounter, ClusterGauge } from '../stats/stat-names.js';
 import { UpstreamConnection, type ConnectionOwner } from './connection.js';
+import type { ClusterTls, EndpointTls } from './upstream-tls.js';
 
 /** A request waiting for a connection. */
 export interface PoolClient {
@@ -27,6 +28,8 @@ export interface PoolOptions {
   /** Cluster circuit breakers, shared by all workers: connections and pending requests. */
   readonly maxClusterConnections: number;
   readonly maxPending: number;
+  /** The cluster's TLS settings; absent or null for plaintext. */
+  readonly tls?: ClusterTls | null;
 }
 
 export class EndpointPool implements ConnectionOwner {
@@ -37,6 +40,8 @@ export class EndpointPool implements ConnectionOwner {
   /** Requests dispatched to this endpoint and not yet finished (least_request reads it). */
   active = 0;
   private closed = false;
+  /** TLS state of this endpoint (SNI, identity check, session for resumption); null = plaintext. */
+  private tls: EndpointTls | null;
   /** `address:port` (IPv6 in brackets), for logs and admin views. */
   readonly key: string;
 
@@ -49,6 +54,7 @@ export class EndpointPool implements ConnectionOwner {
     public cells: EndpointCells,
   ) {
     this.key = endpointKey(endpoint.address, endpoint.port);
+    this.tls = options.tls?.forEndpoint(endpoint.address) ?? null;
   }
 
   get idleCount(): number {
@@ -65,6 +71,9 @@ export class EndpointPool implements ConnectionOwner {
 
   /** Applies new limits from a config snapshot; existing connections stay. */
   update(options: PoolOptions, stats: ClusterStats, resources: ClusterResources, cells: EndpointCells): void {
+    // New TLS settings apply to new connections (and start a new session cache);
+    // connections already open keep the handshake they made.
+    if (options.tls !== this.options.tls) this.tls = options.tls?.forEndpoint(this.endpoint.address) ?? null;
     this.options = options;
     this.stats = stats;
     this.resources = resources;
@@ -182,7 +191,7 @@ export class EndpointPool implements ConnectionOwner {
   private open(): UpstreamConnection {
     this.total++;
     this.stats.connectionOpened();
-    return new UpstreamConnection(this, this.endpoint.address, this.endpoint.port, this.options.connectTimeoutMs);
+    return new UpstreamConnection(this, this.endpoint.address, this.endpoint.port, this.options.connectTimeoutMs, this.tls);
   }
 }
 

@@ -1,0 +1,143 @@
+// Upstream TLS for one cluster, as one worker sees it: the SecureContext (built once per
+// applied config, not per connection), the server identity check, and per endpoint the
+// TLS session kept for resumption by the next connection of that endpoint's pool.
+//
+// Safe defaults: TLS 1.2 at least (1.3 preferred: it is the highest offered), Node's
+// default (modern) cipher list, renegotiation refused, the configured CA bundle only
+// (no system roots), certificate verification always on.
+
+import { constants as cryptoConstants } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import tls from 'node:tls';
+import type { UpstreamTlsConfig } from '../config/types.js';
+
+const ALPN = ['http/1.1'];
+
+/** A cluster's TLS settings, read and compiled when a worker applies a config snapshot. */
+export class ClusterTls {
+  /** The compiled context; null when `error` is set. */
+  readonly secureContext: tls.SecureContext | null;
+  /** Why the TLS settings could not be loaded (unreadable file, bad PEM, key/cert
+   *  mismatch); every connection of the cluster then fails with it (503 UF). */
+  readonly error: string | null;
+
+  constructor(
+    readonly clusterName: string,
+    readonly config: UpstreamTlsConfig,
+  ) {
+    let context: tls.SecureContext | null = null;
+    let error: string | null = null;
+    try {
+      context = tls.createSecureContext({
+        ca: readPem(config.ca_file, 'ca_file'),
+        ...(config.cert_file !== undefined ? { cert: readPem(config.cert_file, 'cert_file') } : {}),
+        ...(config.key_file !== undefined ? { key: readPem(config.key_file, 'key_file') } : {}),
+        minVersion: config.min_version,
+        maxVersion: 'TLSv1.3',
+        // No renegotiation (a server-initiated TLS 1.2 renegotiation is refused).
+        secureOptions: cryptoConstants.SSL_OP_NO_RENEGOTIATION,
+      });
+    } catch (err) {
+      error = `cluster "${clusterName}" TLS settings cannot be used: ${err instanceof Error ? err.message : String(err)}`;
+    }
+    this.secureContext = context;
+    this.error = error;
+  }
+
+  /** The TLS state of one endpoint's pool (its SNI name, identity check and session cache). */
+  forEndpoint(address: string): EndpointTls {
+    const servername = this.config.sni ?? (isIP(address) === 0 ? address : undefined);
+    return new EndpointTls(this, servername);
+  }
+}
+
+/** Per pool: connect options shared by all its connections and the last TLS session. */
+export class EndpointTls {
+  /** The session of the last successful handshake, offered for resumption. */
+  session: Buffer | undefined = undefined;
+  readonly checkServerIdentity: (host: string, cert: tls.PeerCertificate) => Error | undefined;
+
+  constructor(
+    readonly cluster: ClusterTls,
+    readonly servername: string | undefined,
+  ) {
+    const expected = cluster.config.verify_subject_alt_names;
+    this.checkServerIdentity =
+      expected.length > 0
+        ? (_host, cert) => checkSubjectAltNames(expected, cert)
+        : servername !== undefined
+          ? (_host, cert) => tls.checkServerIdentity(servername, cert)
+          : () => undefined; // CA verification only (an IP endpoint without SNI)
+  }
+
+  /** Options for tls.connect (the caller adds its own read handling). */
+  connectOptions(host: string, port: number): tls.ConnectionOptions {
+    return {
+      host,
+      port,
+      ...(this.servername !== undefined ? { servername: this.servername } : {}),
+      secureContext: this.cluster.secureContext!,
+      ...(this.session !== undefined ? { session: this.session } : {}),
+      checkServerIdentity: this.checkServerIdentity,
+      minVersion: this.cluster.config.min_version,
+      ALPNProtocols: ALPN,
+      rejectUnauthorized: true,
+    };
+  }
+
+  readonly onSession = (session: Buffer): void => {
+    this.session = session;
+  };
+}
+
+/** The subject alt names of a certificate as `TYPE:value` strings ("DNS:a.b", "URI:spiffe://…"). */
+export function subjectAltNames(cert: tls.PeerCertificate): string[] {
+  const raw = cert.subjectaltname;
+  if (raw === undefined || raw === '') return [];
+  const out: string[] = [];
+  // Node joins entries with ", "; values with special characters are JSON-quoted.
+  const re = /([A-Za-z ]+):("(?:[^"\\]|\\.)*"|[^,]*)(?:, |$)/g;
+  for (let m = re.exec(raw); m !== null && m[0] !== ''; m = re.exec(raw)) {
+    let value = m[2];
+    if (value.startsWith('"')) {
+      try {
+        value = JSON.parse(value) as string;
+      } catch {
+        // keep it as written
+      }
+    }
+    out.push(`${m[1]}:${value}`);
+  }
+  return out;
+}
+
+/** The server certificate must present one of `expected` as a URI or DNS SAN (exact match;
+ *  DNS names compare case-insensitively). */
+export function checkSubjectAltNames(expected: readonly string[], cert: tls.PeerCertificate): Error | undefined {
+  const sans = subjectAltNames(cert);
+  for (const san of sans) {
+    const colon = san.indexOf(':');
+    const type = san.slice(0, colon);
+    const value = san.slice(colon + 1);
+    for (const want of expected) {
+      if (type === 'URI' && value === want) return undefined;
+      if (type === 'DNS' && value.toLowerCase() === want.toLowerCase()) return undefined;
+    }
+  }
+  const err = new Error(
+    `upstream TLS identity mismatch: the server certificate's subject alt names (${sans.join(', ') || 'none'}) ` +
+      `match none of verify_subject_alt_names (${expected.join(', ')})`,
+  ) as Error & { code: string };
+  err.code = 'ERR_TLS_CERT_ALTNAME_INVALID';
+  return err;
+}
+
+function readPem(file: string, field: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new Error(`cannot read ${field} "${file}"${code ? ` (${code})` : ''}`);
+  }
+}

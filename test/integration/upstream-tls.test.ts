@@ -1,0 +1,183 @@
+// Upstream TLS and mTLS per cluster through the real proxy: certificates made at test
+// time with the openssl CLI (a CA, a server certificate with a DNS and a SPIFFE URI SAN,
+// a client certificate, and an unrelated CA), a Node https upstream that requires and
+// verifies the client certificate, identity checks by SAN, unreadable TLS files, and
+// pooled keep-alive connections with TLS session resumption.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
+import type net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type tls from 'node:tls';
+import t from 'tap';
+import { request, routesConfig, startRemora } from '../helpers/remora.js';
+
+const SPIFFE = 'spiffe://cluster.local/ns/app/sa/backend';
+const dir = mkdtempSync(join(tmpdir(), 'remora-upstream-tls-'));
+const file = (name: string) => join(dir, name);
+const openssl = (...args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+
+function makeCa(name: string): void {
+  openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', file(`${name}.key`),
+    '-out', file(`${name}.pem`), '-days', '2', '-subj', `/CN=${name}`);
+}
+
+function makeLeaf(name: string, ca: string, ext: string): void {
+  openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', file(`${name}.key`),
+    '-out', file(`${name}.csr`), '-subj', `/CN=${name}`);
+  writeFileSync(file(`${name}.ext`), `${ext}\n`);
+  openssl('x509', '-req', '-in', file(`${name}.csr`), '-CA', file(`${ca}.pem`), '-CAkey', file(`${ca}.key`), '-CAcreateserial',
+    '-out', file(`${name}.pem`), '-days', '2', '-extfile', file(`${name}.ext`));
+}
+
+makeCa('mesh-ca');
+makeCa('other-ca');
+makeLeaf('backend', 'mesh-ca', `subjectAltName=DNS:upstream.local,URI:${SPIFFE}\nextendedKeyUsage=serverAuth`);
+makeLeaf('remora-client', 'mesh-ca', 'subjectAltName=URI:spiffe://cluster.local/ns/app/sa/frontend\nextendedKeyUsage=clientAuth');
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+
+/** An mTLS upstream: client certificate required and verified against the mesh CA. It
+ *  answers with the client certificate's CN and whether the TLS session was resumed. */
+async function startTlsUpstream() {
+  const state = { handshakes: 0, resumed: 0, sockets: new Set<net.Socket>() };
+  const server = https.createServer(
+    {
+      key: readFileSync(file('backend.key')),
+      cert: readFileSync(file('backend.pem')),
+      ca: readFileSync(file('mesh-ca.pem')),
+      requestCert: true,
+      rejectUnauthorized: true,
+    },
+    (req, res) => {
+      const socket = req.socket as tls.TLSSocket;
+      req.resume();
+      req.on('end', () => {
+        const body = JSON.stringify({
+          client: socket.getPeerCertificate().subject?.CN ?? null,
+          reused: socket.isSessionReused(),
+          protocol: socket.getProtocol(),
+        });
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(body);
+      });
+    },
+  );
+  server.on('secureConnection', (s: tls.TLSSocket) => {
+    state.handshakes++;
+    if (s.isSessionReused()) state.resumed++;
+    state.sockets.add(s);
+    s.on('close', () => state.sockets.delete(s));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    port,
+    state,
+    /** Closes every connection (as an upstream closing idle keep-alive connections). */
+    dropConnections: () => {
+      for (const s of state.sockets) s.destroy();
+    },
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of state.sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
+
+const upstream = await startTlsUpstream();
+const pooled = await startTlsUpstream();
+t.teardown(() => upstream.close());
+t.teardown(() => pooled.close());
+
+const clientCert = { cert_file: file('remora-client.pem'), key_file: file('remora-client.key') };
+const cluster = (name: string, port: number, tlsConfig: Record<string, unknown>) => ({
+  name,
+  connect_timeout_ms: 2000,
+  endpoints: [{ address: '127.0.0.1', port }],
+  tls: tlsConfig,
+});
+const clusters = [
+  cluster('mtls', upstream.port, { ca_file: file('mesh-ca.pem'), ...clientCert, sni: 'upstream.local' }),
+  cluster('wrong-san', upstream.port, {
+    ca_file: file('mesh-ca.pem'), ...clientCert, verify_subject_alt_names: ['spiffe://cluster.local/ns/app/sa/impostor'],
+  }),
+  cluster('spiffe', upstream.port, { ca_file: file('mesh-ca.pem'), ...clientCert, verify_subject_alt_names: [SPIFFE] }),
+  cluster('wrong-sni', upstream.port, { ca_file: file('mesh-ca.pem'), ...clientCert, sni: 'elsewhere.local' }),
+  cluster('other-ca', upstream.port, { ca_file: file('other-ca.pem'), ...clientCert, sni: 'upstream.local' }),
+  cluster('no-client-cert', upstream.port, { ca_file: file('mesh-ca.pem'), sni: 'upstream.local' }),
+  cluster('missing-file', upstream.port, { ca_file: file('does-not-exist.pem'), ...clientCert }),
+  cluster('pooled', pooled.port, { ca_file: file('mesh-ca.pem'), ...clientCert, verify_subject_alt_names: [SPIFFE] }),
+];
+const routes = clusters.map((c) => ({ name: c.name, match: { prefix: `/${c.name}/` }, route: { cluster: c.name } }));
+const remora = await startRemora(routesConfig(routes, clusters));
+t.teardown(() => remora.stop());
+const port = remora.ports.main;
+
+t.test('mTLS end to end: 200 and the upstream saw Remora\'s client certificate', async (t) => {
+  const res = await request(port, { path: '/mtls/x', agent: false });
+  t.equal(res.status, 200, `expected 200 through the mTLS cluster, got ${res.status}: ${res.text}`);
+  const body = JSON.parse(res.text) as { client: string; protocol: string };
+  t.equal(body.client, 'remora-client', 'expected the upstream to have verified the client certificate');
+  t.equal(body.protocol, 'TLSv1.3', 'expected TLS 1.3 to be negotiated (preferred)');
+});
+
+t.test('the right SPIFFE ID in verify_subject_alt_names → 200', async (t) => {
+  const res = await request(port, { path: '/spiffe/x', agent: false });
+  t.equal(res.status, 200, `expected 200 with the server's SPIFFE ID expected, got ${res.status}: ${res.text}`);
+});
+
+t.test('an unexpected server identity → 503 UF naming the SAN mismatch', async (t) => {
+  const res = await request(port, { path: '/wrong-san/x', agent: false });
+  t.equal(res.status, 503, 'expected 503 when the server certificate lacks the expected SAN');
+  t.equal(res.headers['x-remora-flags'], 'UF', 'expected flag UF (connect failure)');
+  t.match(res.text, /identity mismatch/, 'expected the detail to say the identity did not match');
+  t.match(res.text, /spiffe:\/\/cluster\.local\/ns\/app\/sa\/impostor/, 'expected the detail to name the expected SAN');
+  t.match(res.text, new RegExp(SPIFFE.replace(/[/.]/g, '\\$&')), 'expected the detail to name the SANs presented');
+});
+
+t.test('an SNI name the certificate does not cover → 503 UF (host name verification)', async (t) => {
+  const res = await request(port, { path: '/wrong-sni/x', agent: false });
+  t.equal(res.status, 503, 'expected 503 when the certificate does not match the SNI name');
+  t.equal(res.headers['x-remora-flags'], 'UF', 'expected flag UF');
+  t.match(res.text, /TLS handshake failed/, 'expected a TLS detail');
+});
+
+t.test('a CA that did not sign the server certificate → 503 UF', async (t) => {
+  const res = await request(port, { path: '/other-ca/x', agent: false });
+  t.equal(res.status, 503, 'expected 503 when the server certificate is not trusted');
+  t.equal(res.headers['x-remora-flags'], 'UF', 'expected flag UF');
+  t.match(res.text, /TLS handshake failed: .*certificate/i, 'expected the TLS verification error in the detail');
+});
+
+t.test('no client certificate configured → the upstream refuses → 503 UF', async (t) => {
+  const res = await request(port, { path: '/no-client-cert/x', agent: false });
+  t.equal(res.status, 503, 'expected 503 when the upstream requires a client certificate');
+  t.equal(res.headers['x-remora-flags'], 'UF', 'expected flag UF (the TLS alert arrives before any response)');
+  t.match(res.text, /TLS handshake failed/, 'expected a TLS detail');
+});
+
+t.test('unreadable TLS files → 503 UF with a clear detail, and a log line', async (t) => {
+  const res = await request(port, { path: '/missing-file/x', agent: false });
+  t.equal(res.status, 503, 'expected 503 when the cluster\'s ca_file cannot be read');
+  t.equal(res.headers['x-remora-flags'], 'UF', 'expected flag UF');
+  t.match(res.text, /cluster "missing-file" TLS settings cannot be used: cannot read ca_file/, 'expected the detail to name the file problem');
+  t.match(remora.output(), /cannot read ca_file/, 'expected the problem to be logged');
+});
+
+t.test('pooled TLS connections are reused, and a new one resumes the TLS session', async (t) => {
+  for (let i = 0; i < 5; i++) {
+    const res = await request(port, { path: `/pooled/${i}`, agent: false });
+    t.equal(res.status, 200, `expected 200 for request ${i}`);
+  }
+  t.equal(pooled.state.handshakes, 1, 'expected 5 sequential requests to share one pooled TLS connection');
+  // The upstream closes its idle connections; the next request needs a new one.
+  pooled.dropConnections();
+  await new Promise((r) => setTimeout(r, 200));
+  const res = await request(port, { path: '/pooled/again', agent: false });
+  t.equal(res.status, 200, `expected 200 after the upstream closed the pooled connection: ${res.text}`);
+  t.equal(pooled.state.handshakes, 2, 'expected one new TLS connection');
+  t.equal(JSON.parse(res.text).reused, true, 'expected the new connection to resume the TLS session');
+  t.equal(pooled.state.resumed, 1, 'expected the upstream to see one resumed session');
+});
