@@ -15,7 +15,7 @@ import { hasTraceparent, newTraceparent } from '../src/http/trace-context.js';
 import { pickTarget, type CompiledRoute } from '../src/router/route-table.js';
 import type { CompiledRateLimit } from '../src/filters/rate-limit.js';
 import type { ClusterRuntime } from '../src/upstream/cluster.js';
-import { AttemptFailure, type CompiledRetryPolicy } from '../src/upstream/retry-policy.js';
+import { AttemptFailure, retryLimit, type CompiledRetryPolicy } from '../src/upstream/retry-policy.js';
 import type { UpstreamConnection, UpstreamFailure, UpstreamSink } from '../src/upstream/connection.js';
 import type { EndpointPool, PoolClient } from '../src/upstream/pool.js';
 import type { Downstream, DownstreamEvents, DownstreamRequest } from './downstream.js';
@@ -601,12 +601,7 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
       return false;
     }
     if (this.bodyMode !== BodyMode.None && (this.retained === null || this.retainedBytes > retry.bufferLimitBytes)) return false;
-    const breakers = cluster.config.circuit_breakers;
-    const budget = breakers.retry_budget;
-    const limit =
-      budget === undefined
-        ? breakers.max_retries
-        : Math.max(budget.min_retry_concurrency, Math.floor((budget.budget_percent / 100) * cluster.resources.requests.used));
+    const limit = retryLimit(cluster.config.circuit_breakers, cluster.resources.requests.used);
     if (!cluster.resources.retries.tryAcquire(limit)) {
       this.retryExhausted = true;
       cluster.stats.count(ClusterCounter.RqRetryOverflow);

@@ -12,6 +12,7 @@ import type { FromWorker } from '../shared/messages.js';
 import {
   CLUSTER_CELLS,
   ClusterResources,
+  EndpointCell,
   EndpointState,
   EndpointStateWriter,
   GlobalCell,
@@ -19,6 +20,7 @@ import {
 } from '../shared/shared-state.js';
 import { SlotRegistry } from '../shared/stats-layout.js';
 import { endpointKey } from '../upstream/pool.js';
+import { retryLimit } from '../upstream/retry-policy.js';
 import { HealthChecker, type EndpointHealthView } from './health-checker.js';
 import { OutlierDetector } from './outlier-detector.js';
 
@@ -149,7 +151,7 @@ export class Resilience {
    *  tells workers of its cluster to rebuild their healthy lists. */
   private publish(slot: number, tokens: number): void {
     const state = (this.healthBits.get(slot) ?? 0) | (this.outlierBits.get(slot) ?? 0);
-    const trials = tokens >= 0 ? tokens : this.writer.read(slot, 6 /* EndpointCell.ProbationTokens */);
+    const trials = tokens >= 0 ? tokens : this.writer.read(slot, EndpointCell.ProbationTokens);
     this.writer.setState(slot, state, trials);
     const clusterSlot = this.clusterOfEndpoint.get(slot);
     if (clusterSlot !== undefined) new ClusterResources(this.cells, clusterSlot).bumpHealthGeneration();
@@ -160,8 +162,7 @@ export class Resilience {
     const slot = this.clusterSlots[cluster.name];
     const r = new ClusterResources(this.cells, slot);
     const cb = cluster.circuit_breakers;
-    const budget = cb.retry_budget;
-    const retryMax = budget === undefined ? cb.max_retries : Math.max(budget.min_retry_concurrency, Math.floor((budget.budget_percent / 100) * r.requests.used));
+    const retryMax = retryLimit(cb, r.requests.used);
     const entry = (used: number, max: number) => ({ used, max, remaining: Math.max(0, max - used), open: used >= max });
     return {
       connections: entry(r.connections.used, cb.max_connections),

@@ -2,7 +2,7 @@
 // which failures are retried, how many times, with what backoff, and the per-request
 // overrides from `x-remora-retry-on` / `x-remora-max-retries` when the route allows them.
 
-import type { RetryOn, RetryPolicy } from '../config/types.js';
+import type { CircuitBreakers, RetryOn, RetryPolicy } from '../config/types.js';
 
 /** Retry conditions as bits. */
 export const RetryBit = {
@@ -117,4 +117,12 @@ export class CompiledRetryPolicy {
     const ceiling = Math.min(this.maxMs, this.baseMs * 2 ** Math.min(retry - 1, 30));
     return Math.random() * ceiling;
   }
+}
+
+/** Retries a cluster may have in flight, process-wide: max_retries, or with a retry
+ *  budget budget_percent of the requests in flight (at least min_retry_concurrency). */
+export function retryLimit(breakers: CircuitBreakers, requestsInFlight: number): number {
+  const budget = breakers.retry_budget;
+  if (budget === undefined) return breakers.max_retries;
+  return Math.max(budget.min_retry_concurrency, Math.floor((budget.budget_percent / 100) * requestsInFlight));
 }
