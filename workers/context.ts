@@ -4,7 +4,8 @@
 
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
-import type { ConfigSnapshot, Route } from '../src/config/types.js';
+import type { ConfigSnapshot, Route, TlsMaterialSet, XfccMode } from '../src/config/types.js';
+import { compileAuthorization, type CompiledAuthorization } from '../src/filters/authorization.js';
 import type { Logger } from '../src/core/log.js';
 import { ResponseFlag } from '../src/core/flags.js';
 import { RateLimiter, rateLimitSlotName, type CompiledRateLimit } from '../src/filters/rate-limit.js';
@@ -41,6 +42,8 @@ export interface WorkerStats {
 export interface RoutePolicy {
   readonly retry: CompiledRetryPolicy | null;
   readonly rateLimits: readonly CompiledRateLimit[] | null;
+  /** Checked after the listener's, when this route matched; null = none. */
+  readonly authorization: CompiledAuthorization | null;
 }
 
 /** A listener as the pipeline sees it in one snapshot: its route table and stats. */
@@ -56,6 +59,12 @@ export interface ListenerRuntime {
   readonly generateTraceparent: boolean;
   /** max_request_headers_kb in bytes (431 above it). */
   readonly maxRequestHeadersBytes: number;
+  /** Who may use the listener (by peer identity), checked before routing; null = anyone. */
+  readonly authorization: CompiledAuthorization | null;
+  /** What happens to x-forwarded-client-cert. */
+  readonly xfcc: XfccMode;
+  /** x-forwarded-proto: "https" on a TLS listener. */
+  readonly scheme: 'http' | 'https';
 }
 
 /** Response flag → index into FLAGS (the listener's flag counters). */
@@ -149,8 +158,9 @@ export class WorkerContext {
         },
       };
       const existing = this.clusters.get(c.name);
-      if (existing) existing.update(c, stats, shared);
-      else this.clusters.set(c.name, new ClusterRuntime(c, stats, shared));
+      const tls = snapshot.tls.clusters[c.name];
+      if (existing) existing.update(c, stats, shared, tls);
+      else this.clusters.set(c.name, new ClusterRuntime(c, stats, shared, tls));
     }
     const resolve = (name: string): ClusterRuntime => {
       const cluster = this.clusters.get(name);
@@ -164,6 +174,7 @@ export class WorkerContext {
       const routePolicy = (r: Route): RoutePolicy => ({
         retry: r.route?.retry_policy !== undefined ? new CompiledRetryPolicy(r.route.retry_policy) : null,
         rateLimits: this.rateLimiter.compile(r.rate_limits, (limit) => rateLimitSlotName(l.name, r.name, limit), buckets),
+        authorization: compileAuthorization(r.authorization),
       });
       listeners.set(l.name, {
         name: l.name,
@@ -173,6 +184,9 @@ export class WorkerContext {
         accessLog: accessLogs.get(l.name) ?? null,
         generateTraceparent: l.generate_traceparent,
         maxRequestHeadersBytes: l.max_request_headers_kb * 1024,
+        authorization: compileAuthorization(l.authorization),
+        xfcc: l.forward_client_cert_details,
+        scheme: l.tls !== undefined ? 'https' : 'http',
       });
     }
     this.listeners = listeners;
@@ -184,6 +198,17 @@ export class WorkerContext {
     }
     this.version = snapshot.version;
     this.memoryLimitBytes = config.worker_limits.memory_limit_mb * 2 ** 20;
+  }
+
+  /** A TLS handshake on `listener` failed (the client was told by the TLS alert). */
+  tlsHandshakeFailed(listener: string, code: string): void {
+    this.listeners.get(listener)?.stats.count(ListenerCounter.TlsHandshakeErrors);
+    this.log.debug({ listener, code }, 'TLS handshake refused');
+  }
+
+  /** Rotated certificates for upstream clusters (listeners are handled by serve.ts). */
+  applyTls(tls: TlsMaterialSet): void {
+    for (const [name, cluster] of this.clusters) cluster.rotateTls(tls.clusters[name]);
   }
 
   listener(name: string): ListenerRuntime | undefined {

@@ -1,6 +1,8 @@
 // The seam between a front end (uWS today; node:http/https/http2 for mTLS and HTTP/2
 // later) and the request pipeline. The pipeline only sees this interface, never uWS.
 
+import type { PeerIdentity } from '../src/tls/peer-identity.js';
+
 /** Everything the pipeline needs from the request, read once when it arrives. */
 export interface DownstreamRequest {
   readonly method: string; // upper-case
@@ -9,6 +11,8 @@ export interface DownstreamRequest {
   /** Flat [name, value, ...], lower-case names, in arrival order. */
   readonly headers: string[];
   readonly remoteAddress: string;
+  /** The verified client certificate's identity (mTLS listeners); null without one. */
+  readonly peer: PeerIdentity | null;
 }
 
 /** Response side of one downstream exchange. Calls after `aborted` turns true are no-ops. */

@@ -14,6 +14,8 @@ import { reasonPhrase } from '../src/http/status.js';
 import { hasTraceparent, newTraceparent } from '../src/http/trace-context.js';
 import { pickTarget, type CompiledRoute } from '../src/router/route-table.js';
 import type { CompiledRateLimit } from '../src/filters/rate-limit.js';
+import type { XfccMode } from '../src/config/types.js';
+import type { PeerIdentity } from '../src/tls/peer-identity.js';
 import type { ClusterRuntime } from '../src/upstream/cluster.js';
 import { AttemptFailure, retryLimit, type CompiledRetryPolicy } from '../src/upstream/retry-policy.js';
 import type { UpstreamConnection, UpstreamFailure, UpstreamSink } from '../src/upstream/connection.js';
@@ -172,11 +174,14 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
     }
     if (this.requestId === '') this.requestId = randomUUID();
 
+    const peerId = req.peer === null ? '' : req.peer.id;
+    if (listener.authorization !== null && !listener.authorization.permits(peerId)) return this.denied();
     if (listener.rateLimits !== null && this.rateLimited(listener.rateLimits)) return;
     const route = table.match({ host, method: req.method, path: req.path, headers });
     if (route === null) return this.localReply(404, ResponseFlag.NoRoute, 'no route matched', false);
     this.route = route;
     const policy = route.policy;
+    if (policy.authorization !== null && !policy.authorization.permits(peerId)) return this.denied();
     if (policy.rateLimits !== null && this.rateLimited(policy.rateLimits)) return;
     if (route.direct !== null) {
       this.flag = ResponseFlag.DirectResponse;
@@ -222,6 +227,11 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
   }
 
   /** Checks rate limits; answers 429 and returns true when one refuses the request. */
+  /** Refused by an authorization policy: 403, flag RBAC (Envoy's RBAC filter's reply). */
+  private denied(): void {
+    this.localReply(403, ResponseFlag.AuthorizationDenied, 'RBAC: access denied', false);
+  }
+
   private rateLimited(limits: readonly CompiledRateLimit[]): boolean {
     const ctx = this.ctx;
     const now = Date.now();
@@ -533,6 +543,7 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
     const dropped = connection !== null ? connectionTokens(connection) : null;
     const remove = route.requestHeadersToRemove;
     let forwardedFor = '';
+    let clientXfcc = '';
     let hasRequestId = false;
     const headers = req.headers;
     for (let i = 0; i < headers.length; i += 2) {
@@ -547,6 +558,9 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
         case 'x-forwarded-for':
           forwardedFor = forwardedFor === '' ? headers[i + 1] : `${forwardedFor}, ${headers[i + 1]}`;
           continue;
+        case 'x-forwarded-client-cert':
+          clientXfcc = clientXfcc === '' ? headers[i + 1] : `${clientXfcc},${headers[i + 1]}`;
+          continue;
         case 'x-request-id':
           hasRequestId = true;
           break;
@@ -558,7 +572,9 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
     }
     const client = req.remoteAddress;
     head += `x-forwarded-for: ${forwardedFor === '' ? client : `${forwardedFor}, ${client}`}\r\n`;
-    head += `x-forwarded-proto: http\r\nx-forwarded-host: ${host}\r\n`;
+    head += `x-forwarded-proto: ${this.listener!.scheme}\r\nx-forwarded-host: ${host}\r\n`;
+    const xfcc = forwardedClientCert(this.listener!.xfcc, clientXfcc, req.peer);
+    if (xfcc !== '' && (remove === null || !remove.has('x-forwarded-client-cert'))) head += `x-forwarded-client-cert: ${xfcc}\r\n`;
     if (!hasRequestId) head += `x-request-id: ${this.requestId}\r\n`;
     if (this.listener!.generateTraceparent && !hasTraceparent(headers) && (remove === null || !remove.has('traceparent'))) {
       // Start a W3C trace (the request carries none).
@@ -787,5 +803,23 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
       else if (flag === ResponseFlag.UpstreamProtocolError) cluster.stats.count(ClusterCounter.ProtocolErrors);
     }
     if (this.listener !== null) this.ctx.record(this, this.listener);
+  }
+}
+
+/** The x-forwarded-client-cert value to send upstream ('' = none), Envoy's rules: the
+ *  modes that forward or set the header do so only for a client with a verified
+ *  certificate; otherwise the client's header is dropped. */
+function forwardedClientCert(mode: XfccMode, fromClient: string, peer: PeerIdentity | null): string {
+  switch (mode) {
+    case 'sanitize':
+      return '';
+    case 'always_forward_only':
+      return fromClient;
+    case 'forward_only':
+      return peer === null ? '' : fromClient;
+    case 'sanitize_set':
+      return peer === null ? '' : peer.xfcc;
+    case 'append_forward':
+      return peer === null ? '' : fromClient === '' ? peer.xfcc : `${fromClient},${peer.xfcc}`;
   }
 }

@@ -8,7 +8,7 @@ import type { Listener } from '../src/config/types.js';
 import { arrayBufferText, loadUws, type HttpRequest, type HttpResponse, type ListenSocket, type TemplatedApp } from '../src/uws/uws.js';
 import type { WorkerContext } from './context.js';
 import type { DownstreamRequest } from './downstream.js';
-import { Exchange } from './exchange.js';
+import { startExchange } from './start-exchange.js';
 import { UwsDownstream } from './uws-downstream.js';
 
 // One module-level callback collects headers for whichever request is being read (uWS
@@ -56,10 +56,8 @@ export class LiveListener {
   }
 
   private readonly handle = (res: HttpResponse, req: HttpRequest): void => {
-    let ds: UwsDownstream | null = null;
-    let ex: Exchange | null = null;
     try {
-      ds = new UwsDownstream(res);
+      const ds = new UwsDownstream(res);
       const headers: string[] = [];
       collecting = headers;
       req.forEach(collectHeader);
@@ -69,22 +67,15 @@ export class LiveListener {
         query: req.getQuery() ?? '',
         headers,
         remoteAddress: arrayBufferText(res.getRemoteAddressAsText()),
+        peer: null,
       };
-      const listener = this.ctx.listener(this.config.name);
-      if (listener === undefined) {
-        ds.respond(503, 'Service Unavailable', ['content-type', 'text/plain'], 'listener is being removed\n', true, false);
-        return;
-      }
-      ex = new Exchange(this.ctx, ds, request);
-      ex.begin(listener, (events, hasBody) => ds!.listen(events, hasBody));
+      startExchange(this.ctx, this.config.name, ds, request, (events, hasBody) => ds.listen(events, hasBody));
     } catch (err) {
-      if (ex !== null) {
-        ex.fail(err);
-      } else {
-        this.ctx.log.error({ err }, 'request setup failed');
-        if (ds !== null && !ds.aborted) {
-          ds.respond(500, 'Internal Server Error', ['content-type', 'text/plain'], 'internal error\n', true, false);
-        }
+      this.ctx.log.error({ err }, 'reading a request failed');
+      try {
+        res.close();
+      } catch {
+        // already gone
       }
     }
   };

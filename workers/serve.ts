@@ -5,15 +5,23 @@
 // start a replacement.
 
 import { threadId } from 'node:worker_threads';
-import type { ConfigSnapshot } from '../src/config/types.js';
+import type { ConfigSnapshot, Listener, TlsMaterialSet } from '../src/config/types.js';
 import { createLogger } from '../src/core/log.js';
 import { setErrorReporter } from '../src/core/report.js';
 import type { FromWorker, ServeTask, ToWorker } from '../src/shared/messages.js';
 import { loadUws } from '../src/uws/uws.js';
 import { WorkerContext } from './context.js';
 import { LiveListener } from './listener.js';
+import { servesTlsListener, TlsListener, tlsListenerKey } from './tls-listener.js';
 
-const live = new Map<string, LiveListener>();
+/** A bound listener of this worker: uWS (plain HTTP) or Node's https (TLS). */
+interface ServedListener {
+  listen(): Promise<boolean>;
+  stopListening(): void;
+  closeAll(): void;
+}
+
+const live = new Map<string, ServedListener>();
 
 function closeEverything(): void {
   for (const l of live.values()) {
@@ -63,27 +71,45 @@ export default async function serve(task: ServeTask): Promise<{ slot: number; st
     setImmediate(() => process.exit(70));
   });
 
-  const apply = async (snapshot: ConfigSnapshot): Promise<void> => {
-    ctx.apply(snapshot);
-    const wanted = new Set<string>();
-    let ok = true;
-    for (const l of snapshot.config.listeners) {
-      const boundPort = snapshot.boundPorts[l.name] ?? l.port;
-      const key = `${l.name}|${l.address}|${boundPort}`;
-      wanted.add(key);
-      if (live.has(key)) continue;
-      const listener = new LiveListener(l, boundPort, ctx);
-      if (await listener.listen()) {
-        live.set(key, listener);
-      } else {
-        ok = false;
-        post({ type: 'listen_failed', slot, version: snapshot.version, listener: l.name, address: l.address, port: boundPort });
+  const rotateTls = (tls: TlsMaterialSet): void => {
+    for (const l of live.values()) {
+      if (l instanceof TlsListener) {
+        const material = tls.listeners[l.config.name];
+        if (material !== undefined) l.rotate(material);
       }
     }
+    ctx.applyTls(tls);
+  };
+
+  const apply = async (snapshot: ConfigSnapshot): Promise<void> => {
+    ctx.apply(snapshot);
+    const workers = snapshot.config.workers;
+    const wanted = new Map<string, Listener>();
+    for (const l of snapshot.config.listeners) {
+      if (l.tls !== undefined && !servesTlsListener(l.name, slot, workers)) continue;
+      const boundPort = snapshot.boundPorts[l.name] ?? l.port;
+      wanted.set(`${l.name}|${l.address}|${boundPort}|${l.tls !== undefined ? tlsListenerKey(l) : 'plain'}`, l);
+    }
+    // Listeners that go (or change) release their ports before new ones bind.
     for (const [key, listener] of live) {
       if (!wanted.has(key)) {
         listener.stopListening();
         live.delete(key);
+      }
+    }
+    rotateTls(snapshot.tls);
+    let ok = true;
+    for (const [key, l] of wanted) {
+      if (live.has(key)) continue;
+      const boundPort = snapshot.boundPorts[l.name] ?? l.port;
+      const material = snapshot.tls.listeners[l.name];
+      // A TLS listener without its material never falls back to plain HTTP.
+      const listener = l.tls === undefined ? new LiveListener(l, boundPort, ctx) : material !== undefined ? new TlsListener(l, boundPort, ctx, material) : null;
+      if (listener !== null && (await listener.listen())) {
+        live.set(key, listener);
+      } else {
+        ok = false;
+        post({ type: 'listen_failed', slot, version: snapshot.version, listener: l.name, address: l.address, port: boundPort });
       }
     }
     if (ok) post({ type: 'listening', slot, threadId, version: snapshot.version });
@@ -133,6 +159,9 @@ export default async function serve(task: ServeTask): Promise<{ slot: number; st
             }, 20);
             break;
           }
+          case 'tls':
+            rotateTls(msg.tls);
+            break;
           case 'log_level':
             log.level = msg.level;
             break;

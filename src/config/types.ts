@@ -130,6 +130,8 @@ export interface Route {
   readonly response_headers_to_remove: readonly string[];
   /** Local rate limits checked after the route matched (all must admit). */
   readonly rate_limits: readonly RateLimit[];
+  /** Checked after the listener's authorization, when this route matched. */
+  readonly authorization?: Authorization;
 }
 
 export interface VirtualHost {
@@ -163,6 +165,41 @@ export interface Listener {
   readonly max_request_headers_kb: number;
   /** Local rate limits checked for every request before routing (all must admit). */
   readonly rate_limits: readonly RateLimit[];
+  /** TLS (and mTLS when ca_file is set) on this listener; absent = plain HTTP (uWS). */
+  readonly tls?: ListenerTlsConfig;
+  /** What happens to x-forwarded-client-cert (Envoy's forward_client_cert_details).
+   *  Default: sanitize_set on a listener that verifies client certificates, else sanitize. */
+  readonly forward_client_cert_details: XfccMode;
+  /** Who may send requests through this listener (by peer identity); absent = anyone. */
+  readonly authorization?: Authorization;
+}
+
+/** Envoy's forward_client_cert_details modes. The three that add or forward the header do
+ *  so only when the client connection presented a verified certificate; otherwise they
+ *  sanitize (remove the client's header). */
+export type XfccMode = 'sanitize' | 'sanitize_set' | 'forward_only' | 'append_forward' | 'always_forward_only';
+
+/** Inbound TLS. Files are read and checked by the main thread (a config whose files do
+ *  not load is rejected), watched, and hot-swapped when they change (docs/tls.md). */
+export interface ListenerTlsConfig {
+  /** Server certificate chain (PEM, leaf first) and its private key. */
+  readonly cert_file: string;
+  readonly key_file: string;
+  /** CAs trusted to sign client certificates. Set: clients are asked for a certificate. */
+  readonly ca_file?: string;
+  /** Refuse clients without a valid certificate. Default true when ca_file is set. */
+  readonly require_client_certificate: boolean;
+  /** Lowest TLS version accepted. Default TLSv1.2 (1.3 preferred). */
+  readonly min_version: TlsVersion;
+}
+
+/** Allow/deny by peer identity (the SPIFFE URI SAN of the client certificate, else its
+ *  first DNS SAN, else its subject). A pattern is exact, or ends in `*` for a prefix;
+ *  `*` alone is any verified identity. Deny wins; when `allow` is non-empty the identity
+ *  must match it (a client without a certificate matches nothing). */
+export interface Authorization {
+  readonly allow: readonly string[];
+  readonly deny: readonly string[];
 }
 
 export interface Endpoint {
@@ -346,6 +383,25 @@ export interface ConfigSnapshot {
     readonly endpoints: Readonly<Record<string, number>>;
     readonly buckets: Readonly<Record<string, number>>;
   };
+  /** PEM material read and checked by the main thread (src/main/cert-store.ts), by
+   *  listener and cluster name; replaced without a new version when files rotate. */
+  readonly tls: TlsMaterialSet;
+}
+
+/** The PEM contents of one listener's or cluster's TLS files. `revision` changes when
+ *  any of them does. */
+export interface TlsMaterial {
+  readonly revision: number;
+  readonly cert?: string;
+  readonly key?: string;
+  readonly ca?: string;
+  /** The own certificate's first URI SAN ('' when none): XFCC's By. */
+  readonly identity: string;
+}
+
+export interface TlsMaterialSet {
+  readonly listeners: Readonly<Record<string, TlsMaterial>>;
+  readonly clusters: Readonly<Record<string, TlsMaterial>>;
 }
 
 /** One validation problem: `path` like `clusters[2].endpoints[0].port`. */
@@ -365,4 +421,23 @@ export interface XdsBootstrap {
   /** How long startup waits for the control plane before using the persisted config.
    *  Default 10000. */
   readonly initial_fetch_timeout_ms: number;
+  /** A certificate for this sidecar's SPIFFE identity from the control plane's mesh CA. */
+  readonly mesh_identity?: MeshIdentityBootstrap;
+}
+
+/** The sidecar's mesh identity (docs/mesh-ca.md): a certificate for `spiffe_id` from the
+ *  control plane's mesh CA, written to files in `dir` and renewed before it expires. */
+export interface MeshIdentityBootstrap {
+  /** spiffe://<trust-domain>/<path>. */
+  readonly spiffe_id: string;
+  /** Where key.pem, cert.pem and ca.pem are written (created when missing). */
+  readonly dir: string;
+  /** Lifetime asked for, seconds. Default 86400; the CA may clamp it (the reference CA
+   *  grants 600 .. 1296000). */
+  readonly lifetime_seconds: number;
+  /** Renew once this fraction of the certificate's lifetime has passed. Default 0.5. */
+  readonly renew_fraction: number;
+  /** Its content (trimmed) is sent as `authorization: Bearer <token>`; read for every
+   *  request, so a rotated token applies at once. */
+  readonly token_file?: string;
 }

@@ -5,11 +5,13 @@
 import { MAX_BUCKETS, MAX_CLUSTERS, MAX_ENDPOINTS, MAX_LISTENERS } from '../shared/limits.js';
 import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
+import { parseSpiffeId } from '../core/spiffe.js';
 import type {
-  AccessLogConfig, AdminConfig, DrainConfig, ProbesConfig, WorkerLimitsConfig, XdsBootstrap,
+  AccessLogConfig, AdminConfig, DrainConfig, ProbesConfig, WorkerLimitsConfig, XdsBootstrap, MeshIdentityBootstrap,
   StatsConfig, CircuitBreakers, Cluster, ConfigError, DirectResponse, Endpoint, HeaderMatcher, HeaderValue,
   HealthCheck, LbPolicy, Listener, OutlierDetection, RateLimit, RateLimitKey, RemoraConfig, RetryBudget,
   RetryOn, RetryPolicy, Route, RouteAction, RouteMatch, TlsVersion, UpstreamTlsConfig, VirtualHost, WeightedCluster,
+  Authorization, ListenerTlsConfig, XfccMode,
 } from './types.js';
 
 export type ValidateResult = { ok: true; config: RemoraConfig } | { ok: false; errors: ConfigError[] };
@@ -44,18 +46,25 @@ const PROTECTED_HEADERS: ReadonlyMap<string, string> = new Map([
 ]);
 
 const ROOT_KEYS = ['workers', 'admin', 'probes', 'drain', 'worker_limits', 'stats', 'listeners', 'clusters'];
-const XDS_KEYS = ['servers', 'node', 'persist_path', 'initial_fetch_timeout_ms'];
+const XDS_KEYS = ['servers', 'node', 'persist_path', 'initial_fetch_timeout_ms', 'mesh_identity'];
+const MESH_IDENTITY_KEYS = ['spiffe_id', 'dir', 'lifetime_seconds', 'renew_fraction', 'token_file'];
+/** 15 days: the longest certificate the reference mesh CA grants. */
+const MAX_CERT_LIFETIME_S = 15 * 86_400;
 const XDS_NODE_KEYS = ['id', 'cluster', 'metadata'];
 const PROBES_KEYS = ['address', 'port'];
 const DRAIN_KEYS = ['delay_ms', 'timeout_ms'];
 const WORKER_LIMITS_KEYS = ['heartbeat_timeout_ms', 'memory_limit_mb'];
 const STATS_KEYS = ['enabled'];
 const ADMIN_KEYS = ['address', 'port'];
-const LISTENER_KEYS = ['name', 'address', 'port', 'virtual_hosts', 'access_log', 'generate_traceparent', 'max_request_headers_kb', 'rate_limits'];
+const LISTENER_KEYS = ['name', 'address', 'port', 'virtual_hosts', 'access_log', 'generate_traceparent', 'max_request_headers_kb', 'rate_limits',
+  'tls', 'forward_client_cert_details', 'authorization'];
+const LISTENER_TLS_KEYS = ['cert_file', 'key_file', 'ca_file', 'require_client_certificate', 'min_version'];
+const AUTHORIZATION_KEYS = ['allow', 'deny'];
+const XFCC_MODES: readonly XfccMode[] = ['sanitize', 'sanitize_set', 'forward_only', 'append_forward', 'always_forward_only'];
 const ACCESS_LOG_KEYS = ['path', 'sample_ratio'];
 const VHOST_KEYS = ['name', 'domains', 'routes'];
 const ROUTE_KEYS = ['name', 'match', 'route', 'direct_response', 'request_headers_to_add',
-  'request_headers_to_remove', 'response_headers_to_add', 'response_headers_to_remove', 'rate_limits'];
+  'request_headers_to_remove', 'response_headers_to_add', 'response_headers_to_remove', 'rate_limits', 'authorization'];
 const MATCH_KEYS = ['prefix', 'path', 'regex', 'methods', 'headers'];
 const HEADER_MATCHER_KEYS = ['name', 'exact', 'regex', 'present'];
 const ACTION_KEYS = ['cluster', 'weighted_clusters', 'prefix_rewrite', 'host_rewrite', 'timeout_ms', 'retry_policy', 'max_request_body_bytes'];
@@ -318,7 +327,70 @@ function validateListener(ctx: Ctx, v: unknown, path: string, clusterNames: read
   const generate_traceparent = bool(ctx, o, 'generate_traceparent', path, false);
   const max_request_headers_kb = int(ctx, o, 'max_request_headers_kb', path, 1, 8192, 60, ' (KiB)');
   const rate_limits = rateLimits(ctx, o, path);
-  return { name: lname, address, port, virtual_hosts, ...(access_log ? { access_log } : {}), generate_traceparent, max_request_headers_kb, rate_limits };
+  const tls = has(o, 'tls') ? validateListenerTls(ctx, o.tls, at(path, 'tls')) : undefined;
+  const verifiesClients = tls !== undefined && tls.ca_file !== undefined;
+  const forward_client_cert_details = str(ctx, o, 'forward_client_cert_details', path, verifiesClients ? 'sanitize_set' : 'sanitize') as XfccMode;
+  if (!XFCC_MODES.includes(forward_client_cert_details)) {
+    ctx.err(at(path, 'forward_client_cert_details'), `must be one of ${XFCC_MODES.join(', ')}`);
+  }
+  const authorization = has(o, 'authorization') ? validateAuthorization(ctx, o.authorization, at(path, 'authorization')) : undefined;
+  return {
+    name: lname,
+    address,
+    port,
+    virtual_hosts,
+    ...(access_log ? { access_log } : {}),
+    generate_traceparent,
+    max_request_headers_kb,
+    rate_limits,
+    ...(tls ? { tls } : {}),
+    forward_client_cert_details,
+    ...(authorization ? { authorization } : {}),
+  };
+}
+
+function validateListenerTls(ctx: Ctx, v: unknown, path: string): ListenerTlsConfig | undefined {
+  const o = object(ctx, v, path, LISTENER_TLS_KEYS);
+  if (!o) return undefined;
+  const cert_file = filePath(ctx, o, 'cert_file', path);
+  const key_file = filePath(ctx, o, 'key_file', path);
+  const ca_file = has(o, 'ca_file') ? filePath(ctx, o, 'ca_file', path) : undefined;
+  const require_client_certificate = bool(ctx, o, 'require_client_certificate', path, ca_file !== undefined);
+  if (require_client_certificate && ca_file === undefined) {
+    ctx.err(at(path, 'require_client_certificate'), 'needs "ca_file" (the CAs that client certificates are verified against)');
+  }
+  return { cert_file, key_file, ...(ca_file !== undefined ? { ca_file } : {}), require_client_certificate, min_version: tlsVersion(ctx, o, path) };
+}
+
+function tlsVersion(ctx: Ctx, o: Obj, path: string): TlsVersion {
+  const min_version = str(ctx, o, 'min_version', path, 'TLSv1.2');
+  if (!(TLS_VERSIONS as readonly string[]).includes(min_version)) {
+    ctx.err(at(path, 'min_version'), `must be one of ${TLS_VERSIONS.join(', ')}`);
+  }
+  return min_version as TlsVersion;
+}
+
+/** `allow`/`deny` lists of identity patterns: exact, or a prefix ending in `*`. */
+function validateAuthorization(ctx: Ctx, v: unknown, path: string): Authorization | undefined {
+  const o = object(ctx, v, path, AUTHORIZATION_KEYS);
+  if (!o) return undefined;
+  const patterns = (key: string): string[] =>
+    list(ctx, o, key, path).flatMap((item, i) => {
+      const p = `${at(path, key)}[${i}]`;
+      if (typeof item !== 'string' || item === '' || /\s/.test(item)) {
+        ctx.err(p, 'must be a non-empty identity pattern without whitespace, e.g. "spiffe://cluster.local/ns/payments/*"');
+        return [];
+      }
+      if (item.indexOf('*') !== -1 && item.indexOf('*') !== item.length - 1) {
+        ctx.err(p, `"${item}": "*" is only allowed at the end (a prefix match)`);
+        return [];
+      }
+      return [item];
+    });
+  const allow = patterns('allow');
+  const deny = patterns('deny');
+  if (allow.length === 0 && deny.length === 0) ctx.err(path, 'must list at least one "allow" or "deny" pattern');
+  return { allow, deny };
 }
 
 function validateAccessLog(ctx: Ctx, v: unknown, path: string): AccessLogConfig | undefined {
@@ -393,6 +465,7 @@ function validateRoute(ctx: Ctx, v: unknown, path: string, defaultName: string, 
     response_headers_to_add: headersToAdd(ctx, o, 'response_headers_to_add', path),
     response_headers_to_remove: headersToRemove(ctx, o, 'response_headers_to_remove', path),
     rate_limits: rateLimits(ctx, o, path),
+    ...(has(o, 'authorization') ? { authorization: validateAuthorization(ctx, o.authorization, at(path, 'authorization')) } : {}),
   };
 }
 
@@ -646,17 +719,14 @@ function validateUpstreamTls(ctx: Ctx, v: unknown, path: string): UpstreamTlsCon
     }
     return [item];
   });
-  const min_version = str(ctx, o, 'min_version', path, 'TLSv1.2');
-  if (!(TLS_VERSIONS as readonly string[]).includes(min_version)) {
-    ctx.err(at(path, 'min_version'), `must be one of ${TLS_VERSIONS.join(', ')}`);
-  }
+  const min_version = tlsVersion(ctx, o, path);
   return {
     ca_file,
     ...(cert_file !== undefined ? { cert_file } : {}),
     ...(key_file !== undefined ? { key_file } : {}),
     ...(sni !== undefined ? { sni } : {}),
     verify_subject_alt_names,
-    min_version: min_version as TlsVersion,
+    min_version,
   };
 }
 
@@ -859,6 +929,25 @@ export type BootstrapResult =
 /** A bootstrap file for xDS mode: the usual root fields (workers, admin, probes, drain,
  *  worker_limits, stats) plus `xds`; listeners and clusters come from the control plane.
  *  `base` is the raw root without `xds`, which translateXds completes and validates. */
+/** xds.mesh_identity (docs/mesh-ca.md). */
+function validateMeshIdentity(ctx: Ctx, v: unknown): MeshIdentityBootstrap | undefined {
+  const path = 'xds.mesh_identity';
+  const o = object(ctx, v, path, MESH_IDENTITY_KEYS);
+  if (!o) return undefined;
+  const spiffe_id = str(ctx, o, 'spiffe_id', path);
+  if (typeof o.spiffe_id === 'string') {
+    const id = parseSpiffeId(spiffe_id);
+    if (!id.ok) ctx.err(at(path, 'spiffe_id'), id.problem);
+  }
+  const dir = str(ctx, o, 'dir', path);
+  if (typeof o.dir === 'string' && dir === '') ctx.err(at(path, 'dir'), 'must not be empty');
+  const lifetime_seconds = int(ctx, o, 'lifetime_seconds', path, 1, MAX_CERT_LIFETIME_S, 86_400, ' (seconds)');
+  const renew_fraction = num(ctx, o, 'renew_fraction', path, 0.05, 0.9, 0.5);
+  const token_file = has(o, 'token_file') ? str(ctx, o, 'token_file', path) : undefined;
+  if (token_file === '') ctx.err(at(path, 'token_file'), 'must not be empty');
+  return { spiffe_id, dir, lifetime_seconds, renew_fraction, ...(token_file !== undefined ? { token_file } : {}) };
+}
+
 export function validateBootstrap(raw: unknown): BootstrapResult {
   const ctx = new Ctx();
   if (!isObj(raw)) return { ok: false, errors: [{ path: '(root)', message: 'must be an object (mapping)' }] };
@@ -892,12 +981,14 @@ export function validateBootstrap(raw: unknown): BootstrapResult {
   if (node && typeof node.id === 'string' && id === '') ctx.err('xds.node.id', 'must not be empty');
   const persist = has(o, 'persist_path') ? str(ctx, o, 'persist_path', 'xds') : undefined;
   const initial_fetch_timeout_ms = timeout(ctx, o, 'initial_fetch_timeout_ms', 'xds', 0, 10_000);
+  const mesh_identity = has(o, 'mesh_identity') ? validateMeshIdentity(ctx, o.mesh_identity) : undefined;
   if (ctx.errors.length > 0) return { ok: false, errors: ctx.errors };
   const xds: XdsBootstrap = deepFreeze({
     servers,
     node: { id, cluster, metadata },
     ...(persist !== undefined ? { persist_path: persist } : {}),
     initial_fetch_timeout_ms,
+    ...(mesh_identity !== undefined ? { mesh_identity } : {}),
   });
   return { ok: true, xds, base };
 }

@@ -17,6 +17,9 @@ export const ResponseFlag = {
   RateLimited: 'RL',
   LocalReset: 'LR',
   DirectResponse: 'DR',
+  /** Refused by an authorization policy (Envoy's RBAC filter sets no flag; its details
+   *  say rbac_access_denied). */
+  AuthorizationDenied: 'RBAC',
 } as const;
 
 export type ResponseFlag = (typeof ResponseFlag)[keyof typeof ResponseFlag];

@@ -6,6 +6,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ConfigSnapshot } from '../config/types.js';
 import type { Logger } from '../core/log.js';
+import type { CertStore } from './cert-store.js';
 import type { Lifecycle } from './lifecycle.js';
 import type { ConfigSourceInfo } from './remora.js';
 import {
@@ -24,6 +25,8 @@ export interface AdminContext extends StatsContext {
   readonly lifecycle: Lifecycle;
   /** The config source when it is not a file (xDS), or null. */
   readonly source: ConfigSourceInfo | null;
+  /** TLS files in use (listeners and clusters), their expiry and rotations. */
+  readonly certs: CertStore;
   /** Graceful stop (remora.ts): `delay` waits drain.delay_ms; `exit` false only stops accepting. */
   shutdown(reason: string, delay: boolean, exit?: boolean): Promise<void>;
 }
@@ -58,6 +61,19 @@ const GET: Record<string, Handler> = {
         last_rejection: lc.lastRejection,
         ...(ctx.source !== null ? ctx.source.describe() : {}),
         config: snap.config,
+      },
+    ];
+  },
+  '/certs': (ctx) => {
+    const earliest = ctx.certs.earliestExpirySeconds();
+    return [
+      200,
+      {
+        earliest_expiry_seconds: earliest,
+        rotations: ctx.certs.rotations,
+        certificates: ctx.certs.certificates(),
+        files: ctx.certs.status(),
+        ...(ctx.source?.identity !== undefined ? { mesh_identity: ctx.source.identity() } : {}),
       },
     ];
   },

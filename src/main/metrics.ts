@@ -21,6 +21,7 @@ import {
 import { WorkerCell } from '../shared/stats-layout.js';
 import { ProcessMetrics } from './process-metrics.js';
 import type { WorkerPool } from './worker-pool.js';
+import type { CertStore } from './cert-store.js';
 import type { Resilience } from './resilience.js';
 import type { Lifecycle } from './lifecycle.js';
 import type { ConfigSourceInfo } from './remora.js';
@@ -79,6 +80,7 @@ export interface MetricsSource {
   readonly resilience: Resilience;
   readonly lifecycle: Lifecycle;
   readonly source: ConfigSourceInfo | null;
+  readonly certs: CertStore;
   snapshot(): ConfigSnapshot;
 }
 
@@ -188,6 +190,8 @@ export class Metrics {
       ClusterCounter.KeepAliveRetries,
     );
     for (const [counter, , name, help] of RESILIENCE_COUNTERS) clusterCounter(name, help, counter);
+    family('remora_downstream_tls_handshake_errors_total', 'TLS handshakes refused on TLS listeners (no, untrusted or expired client certificate, protocol errors).', 'counter');
+    perListener((l, slot) => line('remora_downstream_tls_handshake_errors_total', l, r.listenerCounter(slot, ListenerCounter.TlsHandshakeErrors)));
     family('remora_downstream_rate_limit_shadow_total', 'Requests a shadow-mode rate limit would have rejected.', 'counter');
     perListener((l, slot) => line('remora_downstream_rate_limit_shadow_total', l, r.listenerCounter(slot, ListenerCounter.RateLimitShadow)));
 
@@ -246,6 +250,17 @@ export class Metrics {
         }
         return out;
       }),
+      computed('remora_tls_certificate_expiry_seconds', 'Seconds until each TLS certificate in use expires (negative: expired), by owner, role and serial.', 'gauge', () =>
+        this.src.certs.certificates().map((c) => ({ labels: { owner: c.owner, role: c.role, serial: c.serial }, value: c.seconds_until_expiry })),
+      ),
+      computed('remora_tls_earliest_expiry_seconds', 'Seconds until the earliest TLS certificate in use expires (alert well before 0); absent without TLS.', 'gauge', () => {
+        const s = this.src.certs.earliestExpirySeconds();
+        return s === null ? [] : [{ labels: {}, value: s }];
+      }),
+      computed('remora_tls_rotations_total', 'Changed TLS files: applied (new handshakes use them) or rejected (the old ones keep serving).', 'counter', () => [
+        { labels: { result: 'applied' }, value: this.src.certs.rotations.applied },
+        { labels: { result: 'rejected' }, value: this.src.certs.rotations.rejected },
+      ]),
       computed('remora_worker_restarts_total', 'Worker replacements after a worker died.', 'counter', () =>
         this.src.pool.slots.map((s) => ({ labels: { worker: String(s.slot) }, value: s.restarts })),
       ),

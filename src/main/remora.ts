@@ -3,7 +3,9 @@
 // exits; a plain exit with live uWS sockets aborts the process).
 
 import type http from 'node:http';
-import type { ConfigError, ConfigSnapshot, RemoraConfig } from '../config/types.js';
+import type { ConfigError, ConfigSnapshot, RemoraConfig, TlsMaterialSet } from '../config/types.js';
+import { formatErrors } from '../config/load.js';
+import { CertStore } from './cert-store.js';
 import { RemoraError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { PROBE_PATHS, serverPort, startAdmin, type AdminContext } from './admin.js';
@@ -42,6 +44,8 @@ export interface RunningRemora {
 /** Where the config comes from, when not a file (xDS): shown in /config_dump and /metrics. */
 export interface ConfigSourceInfo {
   describe(): Record<string, unknown>;
+  /** The mesh identity client's state (xDS mode with mesh_identity), for /certs. */
+  identity?(): unknown;
   metrics(): { connected: number; nacks: number; acks: number; reconnects: number; configAgeS: number };
 }
 
@@ -49,12 +53,17 @@ export async function startRemora(config: RemoraConfig, log: Logger, source: Con
   const resilience = new Resilience(log);
   const listenerSlots = new SlotRegistry(MAX_LISTENERS);
   const clusterSlots = new SlotRegistry(MAX_CLUSTERS, (slot) => resilience.clearClusterSlot(slot));
+  // Rotated TLS files reach the workers without a new config version.
+  let onRotate: (tls: TlsMaterialSet) => void = () => {};
+  const certs = new CertStore(log, (tls) => onRotate(tls));
   const build = async (version: number, next: RemoraConfig, previous: ConfigSnapshot | null): Promise<ConfigSnapshot> => {
     // A listener that keeps its name, address and port keeps the port it bound (port 0).
     const keep = next.listeners.filter((l) => {
       const old = previous?.config.listeners.find((o) => o.name === l.name);
       return old !== undefined && old.address === l.address && old.port === l.port;
     });
+    const loaded = certs.load(next);
+    if (!loaded.ok) throw new TlsFilesRejected(loaded.errors);
     const boundPorts = await resolvePorts(next.listeners.filter((l) => !keep.includes(l)));
     for (const l of keep) boundPorts[l.name] = previous!.boundPorts[l.name];
     return {
@@ -66,9 +75,17 @@ export async function startRemora(config: RemoraConfig, log: Logger, source: Con
         clusters: clusterSlots.assign(next.clusters.map((c) => c.name)),
       },
       stateSlots: resilience.assign(next),
+      tls: loaded.tls,
     };
   };
-  let snapshot = await build(1, config, null);
+  let snapshot: ConfigSnapshot;
+  try {
+    snapshot = await build(1, config, null);
+  } catch (err) {
+    certs.close();
+    if (err instanceof TlsFilesRejected) throw new RemoraError('REMORA_ERR_CONFIG_INVALID', formatErrors('TLS files', err.errors));
+    throw err;
+  }
   resilience.applied(config, snapshot.statSlots.clusters, snapshot.stateSlots);
   const pool = new WorkerPool(config.workers, snapshot, log, resilience.buffer, resilience.epochMs);
   pool.subscribe((_slot, msg) => resilience.onWorkerMessage(msg));
@@ -78,7 +95,11 @@ export async function startRemora(config: RemoraConfig, log: Logger, source: Con
   const folder = setInterval(() => reader.fold(), 1000);
   folder.unref();
   const lifecycle = new Lifecycle();
-  const metrics = new Metrics({ reader, pool, snapshot: () => snapshot, resilience, lifecycle, source });
+  const metrics = new Metrics({ reader, pool, snapshot: () => snapshot, resilience, lifecycle, source, certs });
+  onRotate = (tls) => {
+    snapshot = { ...snapshot, tls };
+    pool.updateTls(tls);
+  };
   let stopped: Promise<void> | null = null;
   let draining: Promise<void> | null = null;
   let resolveFinished: () => void = () => {};
@@ -91,6 +112,7 @@ export async function startRemora(config: RemoraConfig, log: Logger, source: Con
       clearInterval(folder);
       clearInterval(watchdog);
       resilience.stop();
+      certs.close();
       for (const server of servers) server.close();
       await pool.stop(graceMs);
       lifecycle.phase = 'stopped';
@@ -128,6 +150,7 @@ export async function startRemora(config: RemoraConfig, log: Logger, source: Con
     metrics,
     snapshot: () => snapshot,
     resilience,
+    certs,
     lifecycle,
     source,
     startedAt: Date.now(),
@@ -209,7 +232,15 @@ export async function startRemora(config: RemoraConfig, log: Logger, source: Con
     finished,
     reload(next: RemoraConfig) {
       const run = async (): Promise<boolean> => {
-        const nextSnapshot = await build(snapshot.version + 1, { ...next, workers: snapshot.config.workers }, snapshot);
+        let nextSnapshot: ConfigSnapshot;
+        try {
+          nextSnapshot = await build(snapshot.version + 1, { ...next, workers: snapshot.config.workers }, snapshot);
+        } catch (err) {
+          if (!(err instanceof TlsFilesRejected)) throw err;
+          lifecycle.rejected('TLS files', err.errors);
+          log.error({ errors: err.errors }, 'config rejected: its TLS files do not load; the running config keeps serving');
+          return false;
+        }
         reader.fold(); // counts of slots about to be reused are taken first
         reader.setSlots(Object.values(nextSnapshot.statSlots.listeners), Object.values(nextSnapshot.statSlots.clusters));
         snapshot = nextSnapshot;
@@ -231,6 +262,13 @@ export async function startRemora(config: RemoraConfig, log: Logger, source: Con
       return stop(graceMs);
     },
   };
+}
+
+/** A config whose TLS files cannot be used (errors by config path). */
+class TlsFilesRejected extends Error {
+  constructor(readonly errors: readonly ConfigError[]) {
+    super('TLS files rejected');
+  }
 }
 
 /** When the process started (ms since the epoch). */

@@ -8,7 +8,7 @@
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
-import type { ConfigSnapshot } from '../config/types.js';
+import type { ConfigSnapshot, TlsMaterialSet } from '../config/types.js';
 import { RemoraError } from '../core/errors.js';
 import { LAYOUT } from '../stats/shapes.js';
 import type { Logger } from '../core/log.js';
@@ -267,6 +267,12 @@ export class WorkerPool {
       };
       this.listeners.push(check);
     });
+  }
+
+  /** Rotated TLS material: kept for replacement workers and sent to every worker. */
+  updateTls(tls: TlsMaterialSet): void {
+    this.snapshot = { ...this.snapshot, tls };
+    for (const s of this.slots) this.send(s, { type: 'tls', tls });
   }
 
   private off(fn: (slot: WorkerSlot, msg: FromWorker) => void): void {

@@ -2,7 +2,7 @@
 // Config travels as a whole snapshot; stats are pulled on demand (admin requests).
 
 import type { MessagePort } from 'node:worker_threads';
-import type { ConfigSnapshot } from '../config/types.js';
+import type { ConfigSnapshot, TlsMaterialSet } from '../config/types.js';
 
 export interface ServeTask {
   readonly slot: number;
@@ -35,7 +35,9 @@ export type ToWorker =
   | { readonly type: 'crash' }
   /** Fault injection: the worker's event loop blocks forever (the watchdog's case). */
   | { readonly type: 'hang' }
-  | { readonly type: 'log_level'; readonly level: string };
+  | { readonly type: 'log_level'; readonly level: string }
+  /** Rotated certificates: new handshakes use them, open connections keep theirs. */
+  | { readonly type: 'tls'; readonly tls: TlsMaterialSet };
 
 export interface EndpointState {
   readonly endpoint: string;

@@ -20,8 +20,10 @@ export const ListenerCounter = {
   BytesOut: 6,
   /** Requests a shadow-mode rate limit would have rejected (admitted anyway). */
   RateLimitShadow: 7,
+  /** TLS handshakes refused (no client certificate, untrusted or expired one, ...). */
+  TlsHandshakeErrors: 8,
   /** First of FLAGS.length flag counters. */
-  FlagBase: 8,
+  FlagBase: 9,
 } as const;
 export const LISTENER_COUNTERS = ListenerCounter.FlagBase + FLAGS.length;
 

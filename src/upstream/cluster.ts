@@ -9,7 +9,7 @@
 // state. Endpoints on probation get their trial requests first; when fewer than
 // panic_threshold_percent of endpoints are healthy, picks spread over all of them.
 
-import type { Cluster as ClusterConfig } from '../config/types.js';
+import type { Cluster as ClusterConfig, TlsMaterial } from '../config/types.js';
 import { reportError } from '../core/report.js';
 import { ClusterResources, EndpointCells, EndpointState } from '../shared/shared-state.js';
 import type { ClusterStats } from '../stats/recorder.js';
@@ -33,15 +33,18 @@ export class ClusterRuntime {
   private probation: EndpointPool[] = [];
   private panic = false;
   private seenGeneration = -1;
+  private tls: ClusterTls | null;
 
   constructor(
     public config: ClusterConfig,
     public stats: ClusterStats,
     shared: SharedSlots,
+    tlsMaterial?: TlsMaterial,
   ) {
     this.lb = createLoadBalancer(config.lb_policy);
     this.resources = new ClusterResources(shared.cells, shared.clusterSlot);
-    const options = poolOptions(config, loadTls(config));
+    this.tls = loadTls(config, tlsMaterial, null);
+    const options = poolOptions(config, this.tls);
     this.pools = config.endpoints.map((ep) => {
       const key = endpointKey(ep.address, ep.port);
       return new EndpointPool(ep, options, stats, this.resources, new EndpointCells(shared.cells, shared.endpointSlot(key)));
@@ -78,12 +81,12 @@ export class ClusterRuntime {
   }
 
   /** Moves to a new definition of the same-named cluster. */
-  update(config: ClusterConfig, stats: ClusterStats, shared: SharedSlots): void {
+  update(config: ClusterConfig, stats: ClusterStats, shared: SharedSlots, tlsMaterial?: TlsMaterial): void {
     this.stats = stats;
     this.resources = new ClusterResources(shared.cells, shared.clusterSlot);
     if (config.lb_policy !== this.config.lb_policy) this.lb = createLoadBalancer(config.lb_policy);
-    // TLS files are read again on every applied snapshot (a reload picks up new files).
-    const options = poolOptions(config, loadTls(config));
+    this.tls = loadTls(config, tlsMaterial, this.tls);
+    const options = poolOptions(config, this.tls);
     const old = new Map(this.pools.map((p) => [endpointKey(p.endpoint.address, p.endpoint.port), p]));
     this.pools = config.endpoints.map((ep) => {
       const key = endpointKey(ep.address, ep.port);
@@ -97,6 +100,15 @@ export class ClusterRuntime {
     for (const gone of old.values()) gone.close();
     this.config = config;
     this.seenGeneration = -1;
+  }
+
+  /** Rotated certificates: new connections use them; open pooled ones keep theirs. */
+  rotateTls(material: TlsMaterial | undefined): void {
+    const tls = loadTls(this.config, material, this.tls);
+    if (tls === this.tls) return;
+    this.tls = tls;
+    const options = poolOptions(this.config, tls);
+    for (const pool of this.pools) pool.update(options, this.stats, this.resources, pool.cells);
   }
 
   sweep(now: number): void {
@@ -125,11 +137,14 @@ export class ClusterRuntime {
   }
 }
 
-/** The cluster's TLS settings, files read now; a failure is logged loudly and every
- *  connection of the cluster then fails with it (503 UF). */
-function loadTls(config: ClusterConfig): ClusterTls | null {
+/** The cluster's TLS context from the material the main thread read and checked. The
+ *  current one is kept while its settings and files are unchanged (its pools keep their
+ *  TLS sessions); a failure is logged loudly and every connection of the cluster then
+ *  fails with it (503 UF). */
+function loadTls(config: ClusterConfig, material: TlsMaterial | undefined, current: ClusterTls | null): ClusterTls | null {
   if (config.tls === undefined) return null;
-  const tls = new ClusterTls(config.name, config.tls);
+  if (current !== null && current.config === config.tls && material !== undefined && current.revision === material.revision) return current;
+  const tls = new ClusterTls(config.name, config.tls, material);
   if (tls.error !== null) reportError(new Error(tls.error), `cluster "${config.name}" TLS settings`);
   return tls;
 }

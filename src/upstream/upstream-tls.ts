@@ -7,15 +7,20 @@
 // (no system roots), certificate verification always on.
 
 import { constants as cryptoConstants } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import tls from 'node:tls';
-import type { UpstreamTlsConfig } from '../config/types.js';
+import type { TlsMaterial, UpstreamTlsConfig } from '../config/types.js';
 
 const ALPN = ['http/1.1'];
 
-/** A cluster's TLS settings, read and compiled when a worker applies a config snapshot. */
+/** No renegotiation, either direction (a TLS 1.2 renegotiation request is refused). */
+export const NO_RENEGOTIATION = cryptoConstants.SSL_OP_NO_RENEGOTIATION;
+
+/** A cluster's TLS settings, compiled when a worker applies a config snapshot or rotated
+ *  files (the PEM text comes from the main thread, src/main/cert-store.ts). */
 export class ClusterTls {
+  /** The material's revision (0 when there was none). */
+  readonly revision: number;
   /** The compiled context; null when `error` is set. */
   readonly secureContext: tls.SecureContext | null;
   /** Why the TLS settings could not be loaded (unreadable file, bad PEM, key/cert
@@ -25,18 +30,19 @@ export class ClusterTls {
   constructor(
     readonly clusterName: string,
     readonly config: UpstreamTlsConfig,
+    material: TlsMaterial | undefined,
   ) {
+    this.revision = material?.revision ?? 0;
     let context: tls.SecureContext | null = null;
     let error: string | null = null;
     try {
+      if (material === undefined) throw new Error('its files were not loaded');
       context = tls.createSecureContext({
-        ca: readPem(config.ca_file, 'ca_file'),
-        ...(config.cert_file !== undefined ? { cert: readPem(config.cert_file, 'cert_file') } : {}),
-        ...(config.key_file !== undefined ? { key: readPem(config.key_file, 'key_file') } : {}),
+        ca: material.ca,
+        ...(material.cert !== undefined ? { cert: material.cert, key: material.key } : {}),
         minVersion: config.min_version,
         maxVersion: 'TLSv1.3',
-        // No renegotiation (a server-initiated TLS 1.2 renegotiation is refused).
-        secureOptions: cryptoConstants.SSL_OP_NO_RENEGOTIATION,
+        secureOptions: NO_RENEGOTIATION,
       });
     } catch (err) {
       error = `cluster "${clusterName}" TLS settings cannot be used: ${err instanceof Error ? err.message : String(err)}`;
@@ -131,13 +137,4 @@ export function checkSubjectAltNames(expected: readonly string[], cert: tls.Peer
   ) as Error & { code: string };
   err.code = 'ERR_TLS_CERT_ALTNAME_INVALID';
   return err;
-}
-
-function readPem(file: string, field: string): Buffer {
-  try {
-    return readFileSync(file);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new Error(`cannot read ${field} "${file}"${code ? ` (${code})` : ''}`);
-  }
 }

@@ -3,7 +3,7 @@
 // a client certificate, and an unrelated CA), a Node https upstream that requires and
 // verifies the client certificate, identity checks by SAN, unreadable TLS files, and
 // pooled keep-alive connections with TLS session resumption.
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import type net from 'node:net';
@@ -11,31 +11,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type tls from 'node:tls';
 import t from 'tap';
-import { request, routesConfig, startRemora } from '../helpers/remora.js';
+import { TestPki } from '../helpers/certs.js';
+import { BIN, request, routesConfig, startRemora, withTestDrain } from '../helpers/remora.js';
 
 const SPIFFE = 'spiffe://cluster.local/ns/app/sa/backend';
-const dir = mkdtempSync(join(tmpdir(), 'remora-upstream-tls-'));
-const file = (name: string) => join(dir, name);
-const openssl = (...args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-
-function makeCa(name: string): void {
-  openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', file(`${name}.key`),
-    '-out', file(`${name}.pem`), '-days', '2', '-subj', `/CN=${name}`);
-}
-
-function makeLeaf(name: string, ca: string, ext: string): void {
-  openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', file(`${name}.key`),
-    '-out', file(`${name}.csr`), '-subj', `/CN=${name}`);
-  writeFileSync(file(`${name}.ext`), `${ext}\n`);
-  openssl('x509', '-req', '-in', file(`${name}.csr`), '-CA', file(`${ca}.pem`), '-CAkey', file(`${ca}.key`), '-CAcreateserial',
-    '-out', file(`${name}.pem`), '-days', '2', '-extfile', file(`${name}.ext`));
-}
-
-makeCa('mesh-ca');
-makeCa('other-ca');
-makeLeaf('backend', 'mesh-ca', `subjectAltName=DNS:upstream.local,URI:${SPIFFE}\nextendedKeyUsage=serverAuth`);
-makeLeaf('remora-client', 'mesh-ca', 'subjectAltName=URI:spiffe://cluster.local/ns/app/sa/frontend\nextendedKeyUsage=clientAuth');
-t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+const pki = new TestPki('upstream-tls');
+const file = (name: string) => pki.file(name);
+pki.ca('mesh-ca');
+pki.ca('other-ca');
+pki.leaf('backend', 'mesh-ca', { dns: 'upstream.local', uri: SPIFFE, usage: 'serverAuth' });
+pki.leaf('remora-client', 'mesh-ca', { uri: 'spiffe://cluster.local/ns/app/sa/frontend', usage: 'clientAuth' });
+t.teardown(() => pki.remove());
 
 /** An mTLS upstream: client certificate required and verified against the mesh CA. It
  *  answers with the client certificate's CN and whether the TLS session was resumed. */
@@ -107,7 +93,6 @@ const clusters = [
   cluster('wrong-sni', upstream.port, { ca_file: file('mesh-ca.pem'), ...clientCert, sni: 'elsewhere.local' }),
   cluster('other-ca', upstream.port, { ca_file: file('other-ca.pem'), ...clientCert, sni: 'upstream.local' }),
   cluster('no-client-cert', upstream.port, { ca_file: file('mesh-ca.pem'), sni: 'upstream.local' }),
-  cluster('missing-file', upstream.port, { ca_file: file('does-not-exist.pem'), ...clientCert }),
   cluster('pooled', pooled.port, { ca_file: file('mesh-ca.pem'), ...clientCert, verify_subject_alt_names: [SPIFFE] }),
 ];
 const routes = clusters.map((c) => ({ name: c.name, match: { prefix: `/${c.name}/` }, route: { cluster: c.name } }));
@@ -158,12 +143,15 @@ t.test('no client certificate configured → the upstream refuses → 503 UF', a
   t.match(res.text, /TLS handshake failed/, 'expected a TLS detail');
 });
 
-t.test('unreadable TLS files → 503 UF with a clear detail, and a log line', async (t) => {
-  const res = await request(port, { path: '/missing-file/x', agent: false });
-  t.equal(res.status, 503, 'expected 503 when the cluster\'s ca_file cannot be read');
-  t.equal(res.headers['x-remora-flags'], 'UF', 'expected flag UF');
-  t.match(res.text, /cluster "missing-file" TLS settings cannot be used: cannot read ca_file/, 'expected the detail to name the file problem');
-  t.match(remora.output(), /cannot read ca_file/, 'expected the problem to be logged');
+t.test('unreadable TLS files → Remora refuses to start, naming each file by config path', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'remora-upstream-tls-bad-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const bad = [cluster('missing-file', upstream.port, { ca_file: join(dir, 'does-not-exist.pem'), ...clientCert })];
+  const configFile = join(dir, 'config.json');
+  writeFileSync(configFile, JSON.stringify(withTestDrain(routesConfig([{ match: { prefix: '/' }, route: { cluster: 'missing-file' } }], bad))));
+  const run = spawnSync(process.execPath, [BIN, 'run', '--config', configFile], { encoding: 'utf8', timeout: 15_000 });
+  t.equal(run.status, 1, `expected exit status 1, saw ${run.status} (stderr: ${run.stderr})`);
+  t.match(run.stderr, /clusters\[0\]\.tls\.ca_file: cannot read ".*does-not-exist\.pem" \(ENOENT\)/, 'expected the error to name the config path and the file');
 });
 
 t.test('pooled TLS connections are reused, and a new one resumes the TLS session', async (t) => {
