@@ -1,15 +1,19 @@
 // `remora control-plane`: the reference xDS control plane (docs/control-plane.md).
 // Serves ADS to sidecars from a directory of Remora config files, one per node group,
-// and a small management API (proto/remora/control/v1/control.proto).
+// and a small management API (proto/remora/control/v1/control.proto); with --ca-dir, a
+// mesh CA on the ADS port (proto/remora/control/v1/ca.proto, docs/mesh-ca.md).
 
 import { parseArgs } from 'node:util';
 import { createLogger } from '../core/log.js';
 import { DEFAULT_LISTEN, DEFAULT_MANAGEMENT, startControlPlane } from '../control-plane/server.js';
+import type { MeshCaOptions } from '../control-plane/mesh-ca.js';
 
 const HELP = `remora control-plane — a reference xDS (ADS, state of the world) control plane
 
 Usage:
   remora control-plane --config-dir DIR [--listen HOST:PORT] [--management HOST:PORT]
+                       [--ca-dir DIR [--trust-domain TD] [--cert-ttl DURATION]
+                        [--ca-token-file FILE]]
 
   DIR holds Remora config files, one per node group: <group>.yaml, .yml or .json. A node
   is served the group named after its node.cluster, else its node.id, else "default".
@@ -22,6 +26,16 @@ Options:
   -l, --listen H:P         ADS (xDS) address (default ${DEFAULT_LISTEN})
   -m, --management H:P     management API (ListNodes, PushSnapshot; unauthenticated,
                            keep it on loopback) (default ${DEFAULT_MANAGEMENT})
+  --ca-dir DIR             serve the mesh CA on the ADS port: signs sidecars' CSRs for
+                           their SPIFFE IDs with DIR/ca.key and DIR/ca.pem, generated
+                           (EC P-256, key mode 0600) when both are absent
+  --trust-domain TD        the SPIFFE trust domain signed for (default cluster.local)
+  --cert-ttl DURATION      validity for requests that ask for none (default 24h), as
+                           Ns, Nm, Nh or Nd, 10m .. 15d; a request's own validity is
+                           clamped to 10m .. 15d
+  --ca-token-file FILE     require "authorization: Bearer <FILE's content>" on
+                           certificate requests; without it ANY client that reaches
+                           the ADS port gets a certificate for any identity
   -h, --help
 
 SIGTERM and SIGINT end every ADS stream (nodes reconnect to another replica) and exit 0.
@@ -39,6 +53,10 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
         'config-dir': { type: 'string', short: 'd' },
         listen: { type: 'string', short: 'l' },
         management: { type: 'string', short: 'm' },
+        'ca-dir': { type: 'string' },
+        'trust-domain': { type: 'string' },
+        'cert-ttl': { type: 'string' },
+        'ca-token-file': { type: 'string' },
       },
     }));
   } catch (err) {
@@ -51,10 +69,25 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
   const configDir = values['config-dir'];
   if (configDir === undefined || configDir === '') return usage('control-plane needs --config-dir DIR');
 
+  let ca: MeshCaOptions | undefined;
+  const caDir = values['ca-dir'];
+  if (caDir === undefined || caDir === '') {
+    const stray = (['trust-domain', 'cert-ttl', 'ca-token-file'] as const).find((f) => values[f] !== undefined);
+    if (stray !== undefined) return usage(`--${stray} needs --ca-dir DIR`);
+  } else {
+    let defaultTtlSeconds: number | undefined;
+    if (values['cert-ttl'] !== undefined) {
+      const s = durationSeconds(values['cert-ttl']);
+      if (s === null) return usage(`--cert-ttl must be a duration such as 90m, 24h or 7d (got "${values['cert-ttl']}")`);
+      defaultTtlSeconds = s;
+    }
+    ca = { dir: caDir, trustDomain: values['trust-domain'], defaultTtlSeconds, tokenFile: values['ca-token-file'] };
+  }
+
   const log = createLogger({ component: 'control-plane' });
   let cp;
   try {
-    cp = await startControlPlane({ configDir, listen: values.listen, management: values.management, log });
+    cp = await startControlPlane({ configDir, listen: values.listen, management: values.management, log, ca });
   } catch (err) {
     process.stderr.write(`remora control-plane: cannot start: ${err instanceof Error ? err.message : String(err)}\n`);
     log.flush();
@@ -67,6 +100,7 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
       management: cp.managementPort,
       identifier: cp.identifier,
       groups: Object.fromEntries(cp.groups().map((g) => [g.name, g.snapshot?.version ?? null])),
+      ...(cp.meshCa !== null ? { mesh_ca: { trust_domain: cp.meshCa.trustDomain, token_required: ca?.tokenFile !== undefined } } : {}),
     },
     'control plane ready',
   );
@@ -84,6 +118,13 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
   await cp.stop();
   log.flush();
   return 0;
+}
+
+/** "90s", "10m", "24h", "15d" → seconds; null when it is not such a duration. */
+function durationSeconds(text: string): number | null {
+  const m = /^(\d{1,9})(s|m|h|d)$/.exec(text.trim());
+  if (m === null) return null;
+  return Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86_400 }[m[2] as 's' | 'm' | 'h' | 'd'];
 }
 
 function usage(message: string): number {

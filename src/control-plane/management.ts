@@ -3,19 +3,15 @@
 // ListNodes reports every connected ADS stream with the version each type was sent,
 // ACKed and NACKed; PushSnapshot validates a config and makes it a group's next snapshot.
 
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
+import type * as protoLoader from '@grpc/proto-loader';
 import { formatErrors } from '../config/load.js';
+import { loadRemoraService } from '../control/remora-protos.js';
 import type { Logger } from '../core/log.js';
 import type { AdsService, NodeStatus } from './ads.js';
 import type { SnapshotStore } from './snapshots.js';
 
 const PROTO_FILE = 'remora/control/v1/control.proto';
-
-export const CONTROL_LOADER_OPTIONS: protoLoader.Options = { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true };
 
 export interface ControlPlaneProtos {
   readonly definition: protoLoader.PackageDefinition;
@@ -23,29 +19,12 @@ export interface ControlPlaneProtos {
   readonly ControlPlane: grpc.ServiceClientConstructor;
 }
 
-/** The proto/ directory: found by walking up from this module, which sits at
- *  src/control-plane/ (tests) or dist/src/control-plane/ (built). */
-export function protoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    const candidate = join(dir, 'proto');
-    if (existsSync(join(candidate, PROTO_FILE))) return candidate;
-    const up = dirname(dir);
-    if (up === dir) break;
-    dir = up;
-  }
-  throw new Error(`cannot find proto/${PROTO_FILE} above ${dirname(fileURLToPath(import.meta.url))} (the image must ship proto/)`);
-}
-
 let cached: ControlPlaneProtos | null = null;
 
 export function loadControlPlaneProtos(): ControlPlaneProtos {
   if (cached !== null) return cached;
-  const definition = protoLoader.loadSync(PROTO_FILE, { ...CONTROL_LOADER_OPTIONS, includeDirs: [protoRoot()] });
-  const pkg = grpc.loadPackageDefinition(definition) as unknown as {
-    remora: { control: { v1: { ControlPlane: grpc.ServiceClientConstructor } } };
-  };
-  cached = { definition, ControlPlane: pkg.remora.control.v1.ControlPlane };
+  const { definition, service } = loadRemoraService(PROTO_FILE, 'ControlPlane');
+  cached = { definition, ControlPlane: service };
   return cached;
 }
 

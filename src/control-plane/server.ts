@@ -1,5 +1,6 @@
 // The reference control plane in one call: load and watch the directory of group
-// configs, serve ADS on `listen` and the management API on `management`.
+// configs, serve ADS on `listen` and the management API on `management`; with `ca`, the
+// mesh CA too, on the ADS server (src/control-plane/mesh-ca.ts, loaded only then).
 // `remora control-plane` (src/cli/control-plane-command.ts) and the tests use it.
 
 import * as grpc from '@grpc/grpc-js';
@@ -7,6 +8,7 @@ import type { Logger } from '../core/log.js';
 import { loadXdsProtos } from '../control/xds-protos.js';
 import * as xdsResources from '../control/xds-resources.js';
 import { AdsService, type NodeStatus } from './ads.js';
+import type { MeshCa, MeshCaOptions } from './mesh-ca.js';
 import { loadControlPlaneProtos, managementHandlers, pushSnapshot, type PushOutcome } from './management.js';
 import { SnapshotStore, type GroupInfo, type XdsTranslator } from './snapshots.js';
 
@@ -33,6 +35,8 @@ export interface ControlPlaneOptions {
   readonly rescanIntervalMs?: number;
   /** The config → xDS translation. Default: src/control/xds-resources.ts. */
   readonly translator?: XdsTranslator;
+  /** Serve the mesh CA (remora.control.v1.MeshCertificateService) on the ADS port. */
+  readonly ca?: MeshCaOptions;
 }
 
 export interface RunningControlPlane {
@@ -42,6 +46,8 @@ export interface RunningControlPlane {
   readonly managementPort: number;
   /** DiscoveryResponse.control_plane.identifier of this replica. */
   readonly identifier: string;
+  /** The mesh CA (trust domain, CA certificate, issuance counts), when `ca` was given. */
+  readonly meshCa: Pick<MeshCa, 'trustDomain' | 'caCertPem' | 'stats'> | null;
   /** Groups with their current snapshot (null while a group has no valid config). */
   groups(): GroupInfo[];
   /** What ListNodes returns, as plain objects. `group` filters. */
@@ -85,6 +91,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   const xds = loadXdsProtos();
   const control = loadControlPlaneProtos();
   const translator: XdsTranslator = opts.translator ?? xdsResources;
+  // The CA first: a bad CA directory fails the start before anything is bound.
+  const meshCa = opts.ca !== undefined ? await (await import('./mesh-ca.js')).MeshCa.open(opts.ca, log) : null;
 
   const store = new SnapshotStore({
     dir: opts.configDir,
@@ -107,6 +115,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     'grpc.http2.min_ping_interval_without_data_ms': 5_000,
   });
   adsServer.addService(xds.ads.service, ads.handlers());
+  if (meshCa !== null) adsServer.addService(meshCa.service(), meshCa.handlers());
   const mgmtServer = new grpc.Server();
   mgmtServer.addService(control.ControlPlane.service, managementHandlers(store, ads, log));
 
@@ -127,6 +136,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     listenPort,
     managementPort,
     identifier: ads.identifier,
+    meshCa,
     groups: () => store.list(),
     listNodes: (group) => ads.nodes(group),
     pushSnapshot: (group, text) => pushSnapshot(store, ads, log, group, text),
