@@ -67,6 +67,14 @@ export interface ListenerRuntime {
   readonly scheme: 'http' | 'https';
 }
 
+/** OpenSSL verification results Node reports for a client certificate that is there but
+ *  not acceptable (untrusted, expired, not yet valid, wrong purpose...). */
+const CERT_VERIFY_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'CERT_SIGNATURE_FAILURE', 'CERT_REVOKED',
+  'CERT_UNTRUSTED', 'CERT_REJECTED', 'INVALID_PURPOSE', 'INVALID_CA', 'UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY',
+]);
+
 /** Response flag → index into FLAGS (the listener's flag counters). */
 const FLAG_INDEX = new Map(FLAGS.map((f, i) => [f, i]));
 const URX_INDEX = FLAGS.indexOf(ResponseFlag.UpstreamRetryLimitExceeded);
@@ -102,6 +110,8 @@ export class WorkerContext {
   /** The process-wide resilience state (circuit breakers, endpoint health, buckets). */
   readonly shared: Int32Array;
   readonly rateLimiter: RateLimiter;
+  /** Last log line per listener|code of refused handshakes (tlsHandshakeFailed). */
+  private readonly handshakeLog = new Map<string, { at: number; suppressed: number }>();
   /** Consecutive counts returned by EndpointCells.outcome (no allocation per request). */
   private readonly outcomeScratch = new Int32Array(2);
 
@@ -200,10 +210,28 @@ export class WorkerContext {
     this.memoryLimitBytes = config.worker_limits.memory_limit_mb * 2 ** 20;
   }
 
-  /** A TLS handshake on `listener` failed (the client was told by the TLS alert). */
-  tlsHandshakeFailed(listener: string, code: string): void {
-    this.listeners.get(listener)?.stats.count(ListenerCounter.TlsHandshakeErrors);
-    this.log.debug({ listener, code }, 'TLS handshake refused');
+  /** A TLS handshake on `listener` failed: counted by reason, and logged at most once
+   *  per listener and reason every 10 s (with how many since), so a refused client is
+   *  visible without letting a flood of them flood the log. */
+  tlsHandshakeFailed(listener: string, code: string, detail: string): void {
+    const reason =
+      code === 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE'
+        ? ListenerCounter.TlsNoCert
+        : CERT_VERIFY_CODES.has(code)
+          ? ListenerCounter.TlsVerifyFailed
+          : ListenerCounter.TlsOtherError;
+    this.listeners.get(listener)?.stats.count(reason);
+    const key = `${listener}|${code}`;
+    const seen = this.handshakeLog.get(key) ?? { at: 0, suppressed: 0 };
+    const now = Date.now();
+    if (now - seen.at < 10_000) {
+      seen.suppressed++;
+    } else {
+      this.log.warn({ listener, code, detail, sinceLastLine: seen.suppressed }, 'TLS handshake refused');
+      seen.at = now;
+      seen.suppressed = 0;
+    }
+    this.handshakeLog.set(key, seen);
   }
 
   /** Rotated certificates for upstream clusters (listeners are handled by serve.ts). */

@@ -61,7 +61,9 @@ export class TlsListener {
       {
         ...contextOptions(config, material),
         requestCert: tls.ca_file !== undefined,
-        rejectUnauthorized: tls.require_client_certificate,
+        // Verification always runs; a refused certificate is handled in onSecure (Node's
+        // own rejection closes the connection silently, with no reason anywhere).
+        rejectUnauthorized: false,
         ALPNProtocols: ['http/1.1'],
         handshakeTimeout: TIMEOUT_MS,
         // Node answers 431 itself above this; keep it above the pipeline's own check.
@@ -74,6 +76,7 @@ export class TlsListener {
       this.handle,
     );
     this.server.on('tlsClientError', this.onTlsClientError);
+    if (tls.require_client_certificate) this.server.on('secureConnection', this.onSecure);
     this.server.on('error', (err) => this.ctx.log.error({ err, listener: config.name }, 'TLS listener error'));
   }
 
@@ -118,9 +121,10 @@ export class TlsListener {
         headers[i] = raw[i].toLowerCase();
         headers[i + 1] = raw[i + 1];
       }
+      const socket = req.socket as TLSSocket;
+      if (!socket.authorized && this.config.tls!.require_client_certificate) return refuse(socket, res);
       const url = req.url ?? '/';
       const q = url.indexOf('?');
-      const socket = req.socket as TLSSocket;
       const request: DownstreamRequest = {
         method: req.method ?? 'GET',
         path: q === -1 ? url : url.slice(0, q),
@@ -146,11 +150,39 @@ export class TlsListener {
     return peer;
   }
 
-  private readonly onTlsClientError = (err: Error & { code?: string }): void => {
-    // A client that failed the handshake (no certificate, wrong CA, expired): the TLS
-    // alert told it why; counted and logged at debug level, never an error of ours.
-    this.ctx.tlsHandshakeFailed(this.config.name, err.code ?? 'ERR_TLS');
+  /** A client whose certificate is missing or did not verify: counted and logged now;
+   *  its requests get 400 naming the reason (as nginx does), and the connection closes. */
+  private readonly onSecure = (socket: TLSSocket): void => {
+    try {
+      if (socket.authorized) return;
+      const missing = Object.keys(socket.getPeerCertificate()).length === 0;
+      const code = missing ? 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE' : String(socket.authorizationError ?? 'CERT_UNTRUSTED');
+      this.ctx.tlsHandshakeFailed(this.config.name, code, missing ? 'the client sent no certificate' : 'the client certificate did not verify');
+    } catch (err) {
+      this.ctx.log.error({ err }, 'checking a client certificate failed');
+      socket.destroy();
+    }
   };
+
+  private readonly onTlsClientError = (err: Error & { code?: string }): void => {
+    // A client that failed the handshake. Without a certificate OpenSSL sends the alert;
+    // a certificate that does not verify is checked by Node after the handshake, which
+    // then closes the connection without an alert: the reason is in our stats and log.
+    try {
+      this.ctx.tlsHandshakeFailed(this.config.name, err.code ?? 'ERR_TLS', err.message);
+    } catch (e) {
+      this.ctx.log.error({ err: e }, 'counting a refused TLS handshake failed');
+    }
+  };
+}
+
+function refuse(socket: TLSSocket, res: ServerResponse): void {
+  const missing = Object.keys(socket.getPeerCertificate()).length === 0;
+  const body = missing
+    ? 'client certificate required\n'
+    : `client certificate refused: ${String(socket.authorizationError ?? 'not trusted')}\n`;
+  res.writeHead(400, 'Bad Request', ['content-type', 'text/plain', 'content-length', String(body.length), 'connection', 'close']);
+  res.end(body);
 }
 
 function contextOptions(config: Listener, material: TlsMaterial) {

@@ -50,7 +50,9 @@ function flatStats(ctx: StatsContext): { counters: [string, number][]; histogram
     counters.push([`${p}downstream_bytes_received`, r.listenerCounter(slot, ListenerCounter.BytesIn)]);
     counters.push([`${p}downstream_bytes_sent`, r.listenerCounter(slot, ListenerCounter.BytesOut)]);
     counters.push([`${p}ratelimit.shadow`, r.listenerCounter(slot, ListenerCounter.RateLimitShadow)]);
-    counters.push([`${p}ssl.handshake_errors`, r.listenerCounter(slot, ListenerCounter.TlsHandshakeErrors)]);
+    counters.push([`${p}ssl.fail_verify_no_cert`, r.listenerCounter(slot, ListenerCounter.TlsNoCert)]);
+    counters.push([`${p}ssl.fail_verify_error`, r.listenerCounter(slot, ListenerCounter.TlsVerifyFailed)]);
+    counters.push([`${p}ssl.connection_error`, r.listenerCounter(slot, ListenerCounter.TlsOtherError)]);
     FLAGS.forEach((f, i) => counters.push([`${p}response_flag.${f}`, r.listenerCounter(slot, ListenerCounter.FlagBase + i)]));
     histograms.push([`${p}downstream_rq_time`, quantiles(r.listenerHistogram(slot, ListenerHistogram.Downstream))]);
   }

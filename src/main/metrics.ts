@@ -190,8 +190,12 @@ export class Metrics {
       ClusterCounter.KeepAliveRetries,
     );
     for (const [counter, , name, help] of RESILIENCE_COUNTERS) clusterCounter(name, help, counter);
-    family('remora_downstream_tls_handshake_errors_total', 'TLS handshakes refused on TLS listeners (no, untrusted or expired client certificate, protocol errors).', 'counter');
-    perListener((l, slot) => line('remora_downstream_tls_handshake_errors_total', l, r.listenerCounter(slot, ListenerCounter.TlsHandshakeErrors)));
+    family('remora_downstream_tls_handshake_errors_total', 'TLS handshakes refused on TLS listeners, by reason (no_client_cert, verify_failed, other).', 'counter');
+    perListener((l, slot) => {
+      line('remora_downstream_tls_handshake_errors_total', `${l},reason="no_client_cert"`, r.listenerCounter(slot, ListenerCounter.TlsNoCert));
+      line('remora_downstream_tls_handshake_errors_total', `${l},reason="verify_failed"`, r.listenerCounter(slot, ListenerCounter.TlsVerifyFailed));
+      line('remora_downstream_tls_handshake_errors_total', `${l},reason="other"`, r.listenerCounter(slot, ListenerCounter.TlsOtherError));
+    });
     family('remora_downstream_rate_limit_shadow_total', 'Requests a shadow-mode rate limit would have rejected.', 'counter');
     perListener((l, slot) => line('remora_downstream_rate_limit_shadow_total', l, r.listenerCounter(slot, ListenerCounter.RateLimitShadow)));
 

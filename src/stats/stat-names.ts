@@ -20,10 +20,14 @@ export const ListenerCounter = {
   BytesOut: 6,
   /** Requests a shadow-mode rate limit would have rejected (admitted anyway). */
   RateLimitShadow: 7,
-  /** TLS handshakes refused (no client certificate, untrusted or expired one, ...). */
-  TlsHandshakeErrors: 8,
+  /** TLS handshakes refused: the client sent no certificate (Envoy ssl.fail_verify_no_cert). */
+  TlsNoCert: 8,
+  /** ... its certificate did not verify: unknown CA, expired (ssl.fail_verify_error). */
+  TlsVerifyFailed: 9,
+  /** ... any other handshake failure: protocol version, ciphers, garbage (ssl.connection_error). */
+  TlsOtherError: 10,
   /** First of FLAGS.length flag counters. */
-  FlagBase: 9,
+  FlagBase: 11,
 } as const;
 export const LISTENER_COUNTERS = ListenerCounter.FlagBase + FLAGS.length;
 
