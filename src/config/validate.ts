@@ -389,7 +389,7 @@ function validateAuthorization(ctx: Ctx, v: unknown, path: string): Authorizatio
     });
   const allow = patterns('allow');
   const deny = patterns('deny');
-  if (allow.length === 0 && deny.length === 0) ctx.err(path, 'must list at least one "allow" or "deny" pattern');
+  if (!has(o, 'allow') && !has(o, 'deny')) ctx.err(path, 'must list at least one "allow" or "deny" pattern');
   return { allow, deny };
 }
 

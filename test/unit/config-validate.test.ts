@@ -169,6 +169,7 @@ t.test('valid config: defaults filled in, input normalised', async (t) => {
         generate_traceparent: false,
         max_request_headers_kb: 60,
         rate_limits: [],
+        forward_client_cert_details: 'sanitize',
       },
     ],
     clusters: [
@@ -740,6 +741,44 @@ t.test('loadConfigFile', async (t) => {
   const empty = join(dir, 'empty.yaml');
   writeFileSync(empty, '');
   t.match(loadConfigFile(empty), { ok: false, errors: [{ path: '(root)', message: /config is empty/ }] });
+});
+
+t.test('listener tls, forward_client_cert_details and authorization', async (t) => {
+  const listenerWith = (extra: Record<string, unknown>, routeExtra: Record<string, unknown> = {}) => {
+    const cfg = base();
+    const l = (cfg.listeners as Record<string, unknown>[])[0];
+    Object.assign(l, extra);
+    const routes = ((l.virtual_hosts as Record<string, unknown>[])[0].routes as Record<string, unknown>[]);
+    Object.assign(routes[0], routeExtra);
+    return cfg;
+  };
+  const mtls = configOf(listenerWith({ tls: { cert_file: '/c.pem', key_file: '/k.pem', ca_file: '/ca.pem' } })).listeners[0];
+  t.same(mtls.tls, { cert_file: '/c.pem', key_file: '/k.pem', ca_file: '/ca.pem', require_client_certificate: true, min_version: 'TLSv1.2' },
+    'expected client certificates required by default when ca_file is set');
+  t.equal(mtls.forward_client_cert_details, 'sanitize_set', 'expected XFCC sanitize_set by default on an mTLS listener');
+  const plainTls = configOf(listenerWith({ tls: { cert_file: '/c.pem', key_file: '/k.pem' } })).listeners[0];
+  t.equal(plainTls.tls?.require_client_certificate, false, 'expected no client certificate without ca_file');
+  t.equal(plainTls.forward_client_cert_details, 'sanitize', 'expected sanitize without client certificates');
+  const errors = errorsOf(
+    listenerWith(
+      {
+        tls: { cert_file: '', require_client_certificate: true, min_version: 'SSLv3' },
+        forward_client_cert_details: 'forward',
+        authorization: { allow: ['spiffe://a/*/b', ''], deny: 'x' },
+      },
+      { authorization: {} },
+    ),
+  );
+  const L = 'listeners[0]';
+  t.same(
+    errors.map((e) => e.path).sort(),
+    [
+      `${L}.tls.cert_file`, `${L}.tls.key_file`, `${L}.tls.require_client_certificate`, `${L}.tls.min_version`,
+      `${L}.forward_client_cert_details`, `${L}.authorization.allow[0]`, `${L}.authorization.allow[1]`, `${L}.authorization.deny`,
+      `${R}[0].authorization`,
+    ].sort(),
+    'expected every TLS and authorization error listed by path',
+  );
 });
 
 t.test('formatErrors', async (t) => {
