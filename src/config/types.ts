@@ -10,6 +10,9 @@ export interface AdminConfig {
   readonly address: string;
   /** Admin port. Default 9901; 0 picks a free port. */
   readonly port: number;
+  /** Must be true to bind admin to a non-loopback address (admin can stop the proxy,
+   *  fail its health checks and dump its config). Default false. */
+  readonly allow_remote: boolean;
 }
 
 export interface HeaderValue {

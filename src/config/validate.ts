@@ -55,7 +55,7 @@ const PROBES_KEYS = ['address', 'port'];
 const DRAIN_KEYS = ['delay_ms', 'timeout_ms'];
 const WORKER_LIMITS_KEYS = ['heartbeat_timeout_ms', 'memory_limit_mb'];
 const STATS_KEYS = ['enabled'];
-const ADMIN_KEYS = ['address', 'port'];
+const ADMIN_KEYS = ['address', 'port', 'allow_remote'];
 const LISTENER_KEYS = ['name', 'address', 'port', 'virtual_hosts', 'access_log', 'generate_traceparent', 'max_request_headers_kb', 'rate_limits',
   'tls', 'forward_client_cert_details', 'authorization'];
 const LISTENER_TLS_KEYS = ['cert_file', 'key_file', 'ca_file', 'require_client_certificate', 'min_version'];
@@ -818,10 +818,20 @@ function validateHealthCheck(ctx: Ctx, v: unknown, path: string, clusterName: st
 // Root
 
 function validateAdmin(ctx: Ctx, root: Obj): AdminConfig {
-  if (!has(root, 'admin')) return { address: '127.0.0.1', port: 9901 };
+  const def = { address: '127.0.0.1', port: 9901, allow_remote: false };
+  if (!has(root, 'admin')) return def;
   const o = object(ctx, root.admin, 'admin', ADMIN_KEYS);
-  if (!o) return { address: '127.0.0.1', port: 9901 };
-  return { address: bindAddress(ctx, o, 'address', 'admin', '127.0.0.1'), port: int(ctx, o, 'port', 'admin', 0, 65535, 9901) };
+  if (!o) return def;
+  const address = bindAddress(ctx, o, 'address', 'admin', '127.0.0.1');
+  const allow_remote = bool(ctx, o, 'allow_remote', 'admin', false);
+  if (!allow_remote && typeof o.address === 'string' && isIP(address) !== 0 && !isLoopback(address)) {
+    ctx.err('admin.address', `"${address}" is not a loopback address: admin can stop the proxy and dump its config, so it stays on loopback unless "allow_remote: true" is set (use "probes" to expose /ready, /live and /metrics)`);
+  }
+  return { address, port: int(ctx, o, 'port', 'admin', 0, 65535, 9901), allow_remote };
+}
+
+function isLoopback(address: string): boolean {
+  return address === '::1' || address === 'localhost' || /^127\.\d+\.\d+\.\d+$/.test(address);
 }
 
 function validateProbes(ctx: Ctx, root: Obj): ProbesConfig | undefined {

@@ -99,7 +99,7 @@ t.test('valid config: defaults filled in, input normalised', async (t) => {
   t.equal(JSON.stringify(input), snapshot, 'input not modified');
   t.strictSame(cfg, {
     workers: 2,
-    admin: { address: '127.0.0.1', port: 9901 },
+    admin: { address: '127.0.0.1', port: 9901, allow_remote: false },
     drain: { delay_ms: 5000, timeout_ms: 20000 },
     worker_limits: { heartbeat_timeout_ms: 10000, memory_limit_mb: 0 },
     stats: { enabled: true },
@@ -286,6 +286,7 @@ const mistakes: [string, Record<string, unknown>, [string, string][]][] = [
   ['empty domains', { 'listeners[0].virtual_hosts[0].domains': [] },
     [['listeners[0].virtual_hosts[0].domains', 'must list at least one domain']]],
   ['workers 0', { workers: 0 }, [['workers', 'must be an integer 1..256']]],
+  ['admin off loopback without allow_remote', { admin: { address: '0.0.0.0' } }, [['admin.address', 'stays on loopback unless "allow_remote: true"']]],
   ['admin.address not an ip', { admin: { address: 'not an ip' } },
     [['admin.address', 'must be an IP address']]],
   ['listener port out of range', { 'listeners[0].port': -1 },
