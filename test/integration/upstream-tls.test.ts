@@ -4,7 +4,7 @@
 // verifies the client certificate, identity checks by SAN, unreadable TLS files, and
 // pooled keep-alive connections with TLS session resumption.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import type net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -21,6 +21,10 @@ pki.ca('mesh-ca');
 pki.ca('other-ca');
 pki.leaf('backend', 'mesh-ca', { dns: 'upstream.local', uri: SPIFFE, usage: 'serverAuth' });
 pki.leaf('remora-client', 'mesh-ca', { uri: 'spiffe://cluster.local/ns/app/sa/frontend', usage: 'clientAuth' });
+pki.leaf('remora-client-next', 'mesh-ca', { uri: 'spiffe://cluster.local/ns/app/sa/frontend', usage: 'clientAuth' });
+// The rotating cluster's client certificate, replaced during a test (by rename).
+writeFileSync(file('rotating.pem'), readFileSync(file('remora-client.pem')));
+writeFileSync(file('rotating.key'), readFileSync(file('remora-client.key')));
 t.teardown(() => pki.remove());
 
 /** An mTLS upstream: client certificate required and verified against the mesh CA. It
@@ -74,6 +78,8 @@ async function startTlsUpstream() {
 
 const upstream = await startTlsUpstream();
 const pooled = await startTlsUpstream();
+const rotating = await startTlsUpstream();
+t.teardown(() => rotating.close());
 t.teardown(() => upstream.close());
 t.teardown(() => pooled.close());
 
@@ -94,6 +100,7 @@ const clusters = [
   cluster('other-ca', upstream.port, { ca_file: file('other-ca.pem'), ...clientCert, sni: 'upstream.local' }),
   cluster('no-client-cert', upstream.port, { ca_file: file('mesh-ca.pem'), sni: 'upstream.local' }),
   cluster('pooled', pooled.port, { ca_file: file('mesh-ca.pem'), ...clientCert, verify_subject_alt_names: [SPIFFE] }),
+  cluster('rotating', rotating.port, { ca_file: file('mesh-ca.pem'), cert_file: file('rotating.pem'), key_file: file('rotating.key'), sni: 'upstream.local' }),
 ];
 const routes = clusters.map((c) => ({ name: c.name, match: { prefix: `/${c.name}/` }, route: { cluster: c.name } }));
 const remora = await startRemora(routesConfig(routes, clusters));
@@ -168,4 +175,20 @@ t.test('pooled TLS connections are reused, and a new one resumes the TLS session
   t.equal(pooled.state.handshakes, 2, 'expected one new TLS connection');
   t.equal(JSON.parse(res.text).reused, true, 'expected the new connection to resume the TLS session');
   t.equal(pooled.state.resumed, 1, 'expected the upstream to see one resumed session');
+});
+
+t.test('a rotated client certificate is used for new upstream connections; pooled ones keep theirs', async (t) => {
+  const before = await request(port, { path: '/rotating/a', agent: false });
+  t.equal(JSON.parse(before.text).client, 'remora-client', 'expected the first client certificate');
+  for (const ext of ['key', 'pem']) {
+    writeFileSync(file(`next.${ext}`), readFileSync(file(`remora-client-next.${ext}`)));
+    renameSync(file(`next.${ext}`), file(`rotating.${ext}`));
+  }
+  await remora.waitFor(/"owner":"clusters rotating"[^\n]*TLS certificates rotated/, 8000);
+  const pooledStill = await request(port, { path: '/rotating/b', agent: false });
+  t.equal(JSON.parse(pooledStill.text).client, 'remora-client', 'expected the open pooled connection to keep its certificate');
+  rotating.dropConnections();
+  await new Promise((r) => setTimeout(r, 200));
+  const after = await request(port, { path: '/rotating/c', agent: false });
+  t.equal(JSON.parse(after.text).client, 'remora-client-next', 'expected a new connection to present the rotated certificate');
 });
