@@ -68,7 +68,7 @@ const remora = await startRemora({
     },
   ],
   clusters: [{ name: 'app', endpoints: [{ address: '127.0.0.1', port: app.port }] }],
-});
+}, { REMORA_FAULT_INJECTION: '1' });
 t.teardown(() => remora.stop());
 const port = remora.ports.inbound;
 
@@ -294,4 +294,20 @@ t.test('a broken replacement (key from another pair) is refused loudly; the old 
   // Put the matching key back: the next check applies it again.
   writeFileSync(pki.file('next-key.pem'), key('server2'));
   renameSync(pki.file('next-key.pem'), pki.file('live-key.pem'));
+});
+
+t.test('a crashed worker is replaced and the TLS listener serves again (whichever worker held it)', async (t) => {
+  for (const slot of [0, 1]) {
+    const crash = await admin(remora.adminPort, `/debug/crash_worker?slot=${slot}`, 'POST');
+    t.equal(crash.status, 200, `expected worker ${slot} to be crashed`);
+    let last = '';
+    await waitUntil(`the TLS listener to answer after worker ${slot} crashed`, async () => {
+      await new Promise((r) => setTimeout(r, 100));
+      const ready = await admin(remora.adminPort, '/ready');
+      if (ready.status !== 200) return false;
+      last = await refusal('payments');
+      return last.startsWith('200');
+    }, 10_000, 100).catch(() => {});
+    t.match(last, /^200/, `expected 200 after worker ${slot} was replaced, saw ${last.slice(0, 60)}`);
+  }
 });
