@@ -105,6 +105,7 @@ t.test('every Remora config under deploy/ passes remora validate', async (t) => 
     'deploy/k8s/common/remora.yaml',
     'deploy/k8s/overlays/example/remora-job.yaml',
     'deploy/examples/remora.yaml',
+    'deploy/examples/remora-mtls.yaml',
   ]) {
     const r = spawnSync(process.execPath, [BIN, 'validate', root(file)], { encoding: 'utf8', timeout: 30_000 });
     t.equal(r.status, 0, `${file}: ${r.stdout}${r.stderr}`);
