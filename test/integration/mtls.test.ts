@@ -228,6 +228,17 @@ t.test('TLS 1.1 is refused (TLS 1.2 is the minimum)', async (t) => {
   t.match(text, /Cipher is \(NONE\)/, 'expected no session');
 });
 
+t.test('TLS 1.2 renegotiation is refused', async (t) => {
+  const text = execFileSync(
+    'sh',
+    ['-c', `(sleep 0.5; printf 'R\\n'; sleep 0.5) | openssl s_client -connect 127.0.0.1:${port} -tls1_2 -CAfile ${pki.file('mesh-ca.pem')} ` +
+      `-cert ${pki.file('payments.pem')} -key ${pki.file('payments.key')} 2>&1 || true`],
+    { encoding: 'utf8', timeout: 10_000 },
+  );
+  t.match(text, /New, TLSv1\.2/, 'expected a TLS 1.2 session first');
+  t.match(text, /RENEGOTIATING[\s\S]*no renegotiation/, 'expected the server to refuse the renegotiation');
+});
+
 t.test('/certs lists the listener certificate with its identity and expiry; the gauge shows the earliest expiry', async (t) => {
   const certs = (await admin(remora.adminPort, '/certs')).text;
   const body = JSON.parse(certs) as { earliest_expiry_seconds: number; certificates: { owner: string; role: string; identity: string; days_until_expiry: number; serial: string }[] };
