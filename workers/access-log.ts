@@ -221,6 +221,7 @@ export class AccessLogSink {
       `,"bytes_in":${ex.bytesIn},"bytes_out":${ex.bytesOut},"duration_us":${ex.durationUs}` +
       `,"upstream_us":${ex.upstreamUs < 0 ? 'null' : ex.upstreamUs}` +
       `,"user_agent":${userAgent === null ? 'null' : quote(userAgent)},"trace_id":${traceId === null ? 'null' : `"${traceId}"`}` +
+      `,"peer":${req.peer === null ? 'null' : quote(req.peer.id)}` +
       this.suffix
     );
   }

@@ -55,6 +55,7 @@ const remora = await startRemora({
       port: 0,
       tls: { cert_file: pki.file('live-cert.pem'), key_file: pki.file('live-key.pem'), ca_file: pki.file('mesh-ca.pem') },
       authorization: { allow: ['spiffe://cluster.local/ns/payments/*', 'spiffe://cluster.local/ns/batch/*'], deny: ['spiffe://cluster.local/ns/batch/sa/job'] },
+      access_log: { path: pki.file('access.log') },
       virtual_hosts: [
         {
           name: 'app',
@@ -194,6 +195,22 @@ t.test('a disallowed identity gets 403 with flag RBAC, and it is counted', async
     return counted === '2';
   }).catch(() => {});
   t.equal(counted, '2', `expected 2 RBAC denials counted, saw ${counted}`);
+});
+
+t.test('the access log names the peer identity, also for refused requests', async (t) => {
+  let lines: { path: string; peer: string | null; flags: string; status: number }[] = [];
+  await waitUntil('access log lines for /orders and the RBAC denial', async () => {
+    try {
+      lines = readFileSync(pki.file('access.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    } catch {
+      return false;
+    }
+    return lines.some((l) => l.flags === 'RBAC') && lines.some((l) => l.path === '/orders');
+  }, 5000).catch(() => {});
+  t.equal(lines.find((l) => l.path === '/orders')?.peer, PAYMENTS_ID, 'expected the caller\'s SPIFFE ID in "peer"');
+  const denied = lines.find((l) => l.flags === 'RBAC' && l.path === '/');
+  t.equal(denied?.peer, 'spiffe://cluster.local/ns/batch/sa/job', 'expected the refused caller\'s identity logged');
+  t.equal(denied?.status, 403, 'expected status 403 logged');
 });
 
 t.test('curl with a client certificate reaches the app; openssl s_client sees TLS 1.3, ALPN http/1.1, a verified chain', async (t) => {
