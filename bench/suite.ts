@@ -28,7 +28,6 @@
 // 0, proxies on core 1, Remora with w workers on 1..w when there are enough cores).
 // Writes <out>/suite-<timestamp>.{json,md} and suite-<timestamp>-*.svg (out: bench/results).
 
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { basename, join } from 'node:path';
@@ -46,6 +45,7 @@ import {
   commandLine,
   log,
   pinSelf,
+  revision,
   round,
   rssMb,
   runMain,
@@ -436,16 +436,6 @@ async function runStep(step: Step, base: ReadonlyMap<string, Endpoint>, upstream
     case 'memory':
       return step.id === 'memory-soak' ? soakStep(step, upstreamPort) : memoryStep(step, upstreamPort);
   }
-}
-
-/** The commit measured, and whether src/ or workers/ differed from it (uncommitted work
- *  is what dist/ was built from). */
-function revision(): string {
-  const git = (...a: string[]): string => spawnSync('git', ['-C', ROOT, ...a], { encoding: 'utf8' }).stdout?.trim() ?? '';
-  const head = git('rev-parse', '--short', 'HEAD');
-  if (head === '') return 'unknown (no git)';
-  const dirty = git('status', '--porcelain', '--', 'src', 'workers', 'bin');
-  return dirty === '' ? head : `${head} + uncommitted changes in src/workers/bin`;
 }
 
 // ---- host noise -----------------------------------------------------------------------

@@ -1,4 +1,4 @@
-// Closed-loop HTTP/1.1 load generator for the suite's `connections` scenario.
+// Closed-loop HTTP/1.1 load generator for the suite's `connections` scenario and bench/mtls.ts.
 // autocannon keeps its connections open, so it cannot price connection set-up; this can:
 // `lanes` lanes, each with one request in flight at a time, and
 //   - mode 'new':        every request on a fresh TCP connection, sent with
@@ -10,8 +10,14 @@
 // failures, resets, malformed or non-2xx responses, responses slower than `timeoutMs`);
 // latency (µs, from the request's send, or from connect() in 'new' mode) goes into an
 // HDR histogram. Uses Remora's own response parser for framing.
+// With `tls`, every connection is a TLS one (tls.connect, one client context built once,
+// client certificate presented when given): 'new' mode then prices a full handshake per
+// request, or a resumed one with `resume` (each lane offers the session of its last
+// connection). The result also gives this process's CPU over the run (the generator's
+// own share, which matters when it shares cores with what it measures).
 
 import net from 'node:net';
+import tls from 'node:tls';
 import * as hdr from 'hdr-histogram-js';
 import { ResponseParser, type ResponseHandler } from '../../src/upstream/http1-parser.js';
 
@@ -26,6 +32,20 @@ export interface ConnLoopOptions {
   readonly host?: string;
   /** A request that has no complete response after this long is an error (default 10 s). */
   readonly timeoutMs?: number;
+  /** Speak TLS on every connection; absent: plaintext. */
+  readonly tls?: ConnLoopTls;
+}
+
+export interface ConnLoopTls {
+  /** PEM: the CA that signed the server's certificate (verified, with `servername`). */
+  readonly ca: string | Buffer;
+  /** SNI and the name the server's certificate must carry. */
+  readonly servername: string;
+  /** PEM client certificate chain and key (mTLS); absent: none presented. */
+  readonly cert?: string | Buffer;
+  readonly key?: string | Buffer;
+  /** 'new' mode: offer each lane's last session (resumption) instead of a full handshake. */
+  readonly resume?: boolean;
 }
 
 export interface ConnLoopResult {
@@ -38,6 +58,10 @@ export interface ConnLoopResult {
   readonly errorKinds: Readonly<Record<string, number>>;
   /** TCP connections opened. */
   readonly connections: number;
+  /** TLS connections whose handshake resumed a session (0 without `tls`). */
+  readonly resumed: number;
+  /** This process's CPU time over the run, % of one core (user + system, every thread). */
+  readonly cpuPct: number;
   /** Microseconds. */
   readonly p50: number;
   readonly p99: number;
@@ -57,6 +81,9 @@ export async function runConnLoop(o: ConnLoopOptions): Promise<ConnLoopResult> {
   let requests = 0;
   let errors = 0;
   let connections = 0;
+  let resumed = 0;
+  const context = o.tls === undefined ? null : tls.createSecureContext({ ca: o.tls.ca, cert: o.tls.cert, key: o.tls.key });
+  const cpuStart = process.cpuUsage();
   const start = performance.now();
   const end = start + o.durationMs;
   const error = (kind: string): void => {
@@ -72,6 +99,7 @@ export async function runConnLoop(o: ConnLoopOptions): Promise<ConnLoopResult> {
       let timer: NodeJS.Timeout | null = null;
       const parser = new ResponseParser();
       let status = 0;
+      let session: Buffer | undefined;
 
       const settle = (ok: boolean, kind?: string): void => {
         if (!inFlight) return;
@@ -108,9 +136,27 @@ export async function runConnLoop(o: ConnLoopOptions): Promise<ConnLoopResult> {
         },
       };
 
+      const connect = (): net.Socket => {
+        if (o.tls === undefined || context === null) return net.connect({ port: o.port, host: '127.0.0.1', noDelay: true });
+        const s = tls.connect({
+          port: o.port,
+          host: '127.0.0.1',
+          servername: o.tls.servername,
+          secureContext: context,
+          ALPNProtocols: ['http/1.1'],
+          ...(o.tls.resume === true && session !== undefined ? { session } : {}),
+        });
+        s.setNoDelay(true);
+        s.on('secureConnect', () => {
+          if (s.isSessionReused()) resumed++;
+        });
+        if (o.tls.resume === true) s.on('session', (b: Buffer) => (session = b));
+        return s;
+      };
+
       const open = (): net.Socket => {
         connections++;
-        const s = net.connect({ port: o.port, host: '127.0.0.1', noDelay: true });
+        const s = connect();
         s.on('data', (buf: Buffer) => {
           if (s !== socket) return;
           try {
@@ -144,6 +190,7 @@ export async function runConnLoop(o: ConnLoopOptions): Promise<ConnLoopResult> {
 
   await Promise.all(Array.from({ length: o.lanes }, lane));
   const seconds = (performance.now() - start) / 1000;
+  const cpu = process.cpuUsage(cpuStart);
   return {
     mode: o.mode,
     rps: requests / seconds,
@@ -151,6 +198,8 @@ export async function runConnLoop(o: ConnLoopOptions): Promise<ConnLoopResult> {
     errors,
     errorKinds,
     connections,
+    resumed,
+    cpuPct: Math.round((cpu.user + cpu.system) / 1e4 / seconds),
     p50: histogram.getValueAtPercentile(50),
     p99: histogram.getValueAtPercentile(99),
     mean: Math.round(histogram.mean),

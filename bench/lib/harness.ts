@@ -117,6 +117,16 @@ export function writeConfig(dir: string, name: string, config: object): string {
   return file;
 }
 
+/** The commit measured, and whether src/ or workers/ differed from it (uncommitted work
+ *  is what dist/ was built from). */
+export function revision(): string {
+  const git = (...a: string[]): string => spawnSync('git', ['-C', ROOT, ...a], { encoding: 'utf8' }).stdout?.trim() ?? '';
+  const head = git('rev-parse', '--short', 'HEAD');
+  if (head === '') return 'unknown (no git)';
+  const dirty = git('status', '--porcelain', '--', 'src', 'workers', 'bin');
+  return dirty === '' ? head : `${head} + uncommitted changes in src/workers/bin`;
+}
+
 /** Resident set size of `pid` in MB (one decimal), or null once it is gone. */
 export function rssMb(pid: number): number | null {
   try {

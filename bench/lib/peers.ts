@@ -21,19 +21,40 @@ export interface PeerConfigOptions {
   readonly workers: number;
   /** Directory for nginx's pid, logs and temp paths. */
   readonly dir: string;
+  /** nginx only: serve TLS on `port` instead of plaintext. */
+  readonly tls?: PeerTls;
+}
+
+/** PEM file paths for a peer's TLS listener. */
+export interface PeerTls {
+  readonly cert: string;
+  readonly key: string;
+  /** CAs for client certificates: set, every client must present a valid one
+   *  (`ssl_verify_client on`). */
+  readonly ca?: string;
+}
+
+/** nginx's `listen` parameters and ssl_* directives for `tls` (empty for plaintext). */
+function nginxTls(tls: PeerTls | undefined): { listen: string; directives: string } {
+  if (tls === undefined) return { listen: '', directives: '' };
+  const client = tls.ca !== undefined ? ` ssl_client_certificate ${tls.ca}; ssl_verify_client on;` : '';
+  return { listen: ' ssl', directives: ` ssl_certificate ${tls.cert}; ssl_certificate_key ${tls.key}; ssl_protocols TLSv1.2 TLSv1.3;${client}` };
 }
 
 /** nginx: `workers` worker processes, upstream keep-alive (128 idle connections), and
  *  `proxy_max_temp_file_size 0` so that large responses (the 1 MB payload) stream through
- *  memory buffers instead of being spooled to temp files on disk, as every other peer does. */
+ *  memory buffers instead of being spooled to temp files on disk, as every other peer does.
+ *  With `tls`: TLS 1.2–1.3 (nginx's default ciphers and session tickets), client
+ *  certificates verified when `tls.ca` is set. */
 export function nginxConfig(o: PeerConfigOptions): string {
   const d = o.dir;
+  const tls = nginxTls(o.tls);
   return (
     `worker_processes ${o.workers};\ndaemon off;\npid ${d}/nginx.pid;\nerror_log ${d}/nginx-error.log;\n` +
     `events { worker_connections 4096; }\nhttp {\n  access_log off;\n` +
     `  client_body_temp_path ${d}; proxy_temp_path ${d}; fastcgi_temp_path ${d}; uwsgi_temp_path ${d}; scgi_temp_path ${d};\n` +
     `  upstream up { server 127.0.0.1:${o.upstreamPort}; keepalive 128; }\n` +
-    `  server { listen 127.0.0.1:${o.port}; location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_max_temp_file_size 0; } }\n}\n`
+    `  server { listen 127.0.0.1:${o.port}${tls.listen};${tls.directives} location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_max_temp_file_size 0; } }\n}\n`
   );
 }
 
@@ -82,11 +103,21 @@ export function peerMissing(name: PeerName): string | null {
   }
 }
 
-/** Starts peer `name` on `core` in front of 127.0.0.1:`upstreamPort`. */
-export async function startPeer(procs: Processes, core: number | string | null, name: PeerName, upstreamPort: number, workers: number, dir: string): Promise<RunningPeer> {
+/** Starts peer `name` on `core` in front of 127.0.0.1:`upstreamPort`; `tls` (nginx only)
+ *  makes its listener TLS. */
+export async function startPeer(
+  procs: Processes,
+  core: number | string | null,
+  name: PeerName,
+  upstreamPort: number,
+  workers: number,
+  dir: string,
+  tls?: PeerTls,
+): Promise<RunningPeer> {
+  if (tls !== undefined && name !== 'nginx') throw new Error(`${name}: TLS listeners are configured for nginx only`);
   if (name === 'nginx' || name === 'haproxy') {
     const port = await freePort();
-    const opts = { port, upstreamPort, workers, dir };
+    const opts = { port, upstreamPort, workers, dir, tls };
     const file = join(dir, name === 'nginx' ? 'nginx.conf' : 'haproxy.cfg');
     writeFileSync(file, name === 'nginx' ? nginxConfig(opts) : haproxyConfig(opts));
     const child = name === 'nginx' ? procs.start(core, 'nginx', ['-c', file, '-p', dir]) : procs.start(core, 'haproxy', ['-f', file, '-db']);

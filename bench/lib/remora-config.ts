@@ -24,6 +24,9 @@ export interface Features {
   /** A retry policy (5xx, reset, connect-failure; 2 retries) that never fires. */
   readonly retry?: boolean;
   readonly traceparent?: boolean;
+  /** Serve the listener over TLS (Remora's Node https front end instead of uWS); with
+   *  `ca_file`, client certificates are required (mTLS). Absolute paths. */
+  readonly tls?: { readonly cert_file: string; readonly key_file: string; readonly ca_file?: string };
 }
 
 export const ALL_OFF: Features = { stats: false, accessLog: null, rateLimit: false, outlier: false };
@@ -44,6 +47,7 @@ export function benchRemoraConfig(f: Features, upstreamPort: number, workers = 1
     name: 'bench',
     address: '127.0.0.1',
     port: 0,
+    ...(f.tls !== undefined ? { tls: f.tls } : {}),
     ...(f.accessLog !== null ? { access_log: { path: f.accessLog } } : {}),
     ...(f.traceparent ? { generate_traceparent: true } : {}),
     ...(f.rateLimit ? { rate_limits: [{ name: 'all', ...HUGE_BUCKET }] } : {}),

@@ -400,6 +400,15 @@ t.test('peer configs: nginx and HAProxy', async (t) => {
   t.match(haproxy, /bind 127\.0\.0\.1:18080/);
   t.match(haproxy, /server s1 127\.0\.0\.1:19090/);
   t.match(haproxy, /http-reuse always/);
+  t.notMatch(nginx, /ssl/, 'plaintext unless asked');
+
+  const mtls = nginxConfig({ ...o, tls: { cert: '/c/server.pem', key: '/c/server.key', ca: '/c/ca.pem' } });
+  t.match(mtls, /listen 127\.0\.0\.1:18080 ssl;/);
+  t.match(mtls, /ssl_certificate \/c\/server\.pem; ssl_certificate_key \/c\/server\.key;/);
+  t.match(mtls, /ssl_client_certificate \/c\/ca\.pem; ssl_verify_client on;/);
+  t.match(mtls, /server 127\.0\.0\.1:19090; keepalive 128;/, 'same upstream pool');
+  t.equal((mtls.match(/{/g) ?? []).length, (mtls.match(/}/g) ?? []).length, 'balanced braces');
+  t.notMatch(nginxConfig({ ...o, tls: { cert: '/c/s.pem', key: '/c/s.key' } }), /ssl_verify_client/, 'no CA: no client certificates asked');
 });
 
 t.test('Remora variant configs and /metrics sanity', async (t) => {
@@ -425,6 +434,11 @@ t.test('Remora variant configs and /metrics sanity', async (t) => {
   t.same(route.rate_limits, [{ name: 'per-ip', max_tokens: 1_000_000_000, fill_interval_ms: 1000, key: { client_ip: true } }]);
   t.same(route.route.retry_policy, { retry_on: ['5xx', 'reset', 'connect-failure'], num_retries: 2 });
   t.same(on.clusters[0].outlier_detection, {});
+  t.equal(l.tls, undefined, 'plaintext (uWS) unless asked');
+
+  const tls = { cert_file: '/c/server.pem', key_file: '/c/server.key', ca_file: '/c/ca.pem' };
+  const mtls = benchRemoraConfig({ ...ALL_OFF, stats: true, tls }, 19090) as Record<string, any>;
+  t.same(mtls.listeners[0].tls, tls, 'the listener gets the tls block as given');
 
   const text = [
     '# HELP remora_downstream_requests_total x',
