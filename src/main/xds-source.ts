@@ -4,6 +4,9 @@
 // Remora, and from then on turns every accepted update into a reload. While the control
 // plane is unreachable, traffic keeps flowing on the last applied config. Every applied
 // config is persisted (write to a temp file, then rename) when persist_path is set.
+// With xds.mesh_identity, the sidecar's certificate is obtained from the control plane's
+// mesh CA and renewed (src/control/mesh-identity.ts, loaded only then); startup waits for
+// it, within the same initial_fetch_timeout_ms, so listeners that read its files find them.
 
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { edsClusters, formatRejection, referencedRoutes, translateXds, type XdsResourceSet } from '../config/xds-translate.js';
@@ -12,6 +15,7 @@ import type { RemoraConfig, XdsBootstrap } from '../config/types.js';
 import type { Logger } from '../core/log.js';
 import { TypeUrl } from '../control/xds-protos.js';
 import { XdsClient, type ResourceMaps } from '../control/xds-client.js';
+import type { MeshIdentityClient } from '../control/mesh-identity.js';
 import { startRemora, type RunningRemora } from './remora.js';
 
 /** A control plane sends an update as a burst of responses (CDS, EDS, LDS, RDS): each is
@@ -24,9 +28,13 @@ export interface XdsRun {
   readonly client: XdsClient;
   /** Where the running config came from first: 'control-plane' or 'persisted'. */
   readonly startedFrom: 'control-plane' | 'persisted';
+  /** The mesh identity client (xds.mesh_identity), else null. Its status() is what an
+   *  admin endpoint shows; it is closed when Remora finishes. */
+  readonly identity: MeshIdentityClient | null;
 }
 
 export async function startFromXds(bootstrap: XdsBootstrap, base: Record<string, unknown>, log: Logger): Promise<XdsRun> {
+  const startedAt = Date.now();
   let remora: RunningRemora | null = null;
   let appliedAt = 0;
   /** The newest accepted config (an update may arrive while Remora starts). */
@@ -67,6 +75,18 @@ export async function startFromXds(bootstrap: XdsBootstrap, base: Record<string,
   );
   client.start();
 
+  let identity: MeshIdentityClient | null = null;
+  if (bootstrap.mesh_identity !== undefined) {
+    const { MeshIdentityClient } = await import('../control/mesh-identity.js');
+    identity = new MeshIdentityClient({
+      identity: bootstrap.mesh_identity,
+      servers: bootstrap.servers,
+      currentServer: () => client.state().server,
+      log: log.child({ component: 'mesh-identity' }),
+    });
+    identity.start();
+  }
+
   // Reloads: the newest accepted config wins; one reload at a time.
   let pending: RemoraConfig | null = null;
   let reloadTimer: NodeJS.Timeout | null = null;
@@ -104,9 +124,18 @@ export async function startFromXds(bootstrap: XdsBootstrap, base: Record<string,
       config = await first;
     }
   }
+  if (identity !== null && !(await identity.whenReady(Math.max(0, bootstrap.initial_fetch_timeout_ms - (Date.now() - startedAt))))) {
+    log.warn(
+      { identity: bootstrap.mesh_identity!.spiffe_id, dir: bootstrap.mesh_identity!.dir },
+      'no mesh certificate yet: starting without it (it is written to the directory as soon as the CA issues it)',
+    );
+  }
   try {
     remora = await startRemora(config, log, {
-      describe: () => ({ xds: { ...client.state(), started_from: startedFrom, config_age_s: appliedAt > 0 ? Math.round((Date.now() - appliedAt) / 1000) : null } }),
+      describe: () => ({
+        xds: { ...client.state(), started_from: startedFrom, config_age_s: appliedAt > 0 ? Math.round((Date.now() - appliedAt) / 1000) : null },
+        ...(identity !== null ? { mesh_identity: identity.status() } : {}),
+      }),
       metrics: () => {
         const s = client.state();
         return { connected: s.connected ? 1 : 0, nacks: s.nacks, acks: s.acks, reconnects: s.reconnects, configAgeS: appliedAt > 0 ? (Date.now() - appliedAt) / 1000 : -1 };
@@ -114,12 +143,16 @@ export async function startFromXds(bootstrap: XdsBootstrap, base: Record<string,
     });
   } catch (err) {
     client.stop();
+    identity?.close();
     throw err;
   }
   // An update that arrived while Remora started goes in now.
   if (latest !== null && latest !== config) queueReload(latest);
-  void remora.finished.then(() => client.stop());
-  return { remora, client, startedFrom };
+  void remora.finished.then(() => {
+    client.stop();
+    identity?.close();
+  });
+  return { remora, client, startedFrom, identity };
 }
 
 function persist(bootstrap: XdsBootstrap, config: RemoraConfig, log: Logger): void {

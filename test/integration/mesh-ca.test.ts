@@ -1,0 +1,211 @@
+// The mesh CA end to end: the reference control plane with --ca-dir (in process, its
+// minimum validity lowered to 5 s, a test-only option) and the sidecar's identity client
+// asking for 20-second certificates renewed at half-life. The files appear with the
+// identity and pass `openssl verify`; a renewal writes a new certificate (new serial)
+// before the old one expires; with the control plane stopped the files stay, retries are
+// logged, a warning comes below 20 % of the lifetime and an error at expiry, and after a
+// restart it renews; a restarted client uses valid files without asking. Then through a
+// real `remora run` in xDS mode with xds.mesh_identity: the certificate is in place when
+// Remora is ready, it is asked for over the ADS connection (same peer address), renewed,
+// shown in /config_dump; and a sidecar that starts while no control plane answers starts
+// anyway after initial_fetch_timeout_ms and gets its certificate when the CA is back.
+//
+// Everything on 127.0.0.1, port 0 (the control plane on a fixed free port so that it can
+// come back on it); processes ended by pid, temp directories removed.
+
+import t from 'tap';
+import { execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino, type Logger } from 'pino';
+import { startControlPlane, type RunningControlPlane } from '../../src/control-plane/server.js';
+import { MeshIdentityClient } from '../../src/control/mesh-identity.js';
+import { uriSans } from '../../src/control/mesh-pki.js';
+import { freePort } from '../../src/main/ports.js';
+import { admin, startRemora, startUpstream, waitUntil } from '../helpers/remora.js';
+
+const ID = 'spiffe://cluster.local/ns/web/sa/frontend';
+
+type Line = Record<string, unknown> & { msg: string; level: number };
+
+/** A pino logger whose lines are kept, parsed. */
+function capture(): { log: Logger; lines: Line[]; count(re: RegExp, level?: number): number } {
+  const lines: Line[] = [];
+  const log = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s) as Line) });
+  return { log, lines, count: (re, level) => lines.filter((l) => re.test(l.msg) && (level === undefined || l.level === level)).length };
+}
+
+const certIn = (dir: string): X509Certificate => new X509Certificate(readFileSync(join(dir, 'cert.pem')));
+
+/** `openssl verify -CAfile ca.pem cert.pem` → its output (throws when it fails). */
+function opensslVerify(caFile: string, certFile: string): string {
+  return execFileSync('openssl', ['verify', '-CAfile', caFile, certFile], { encoding: 'utf8' }).trim();
+}
+
+function groupConfig(upstream: number): string {
+  return JSON.stringify({
+    listeners: [{ name: 'main', address: '127.0.0.1', port: 0, virtual_hosts: [{ name: 'all', domains: ['*'], routes: [{ name: 'all', match: { prefix: '/' }, route: { cluster: 'app' } }] }] }],
+    clusters: [{ name: 'app', endpoints: [{ address: '127.0.0.1', port: upstream }] }],
+  });
+}
+
+async function controlPlane(groups: string, caDir: string, port: number, log: Logger): Promise<RunningControlPlane> {
+  return startControlPlane({ configDir: groups, listen: `127.0.0.1:${port}`, management: '127.0.0.1:0', log, rescanIntervalMs: 0, ca: { dir: caDir, minTtlSeconds: 5 } });
+}
+
+t.test('identity client: issue, renew, outage (files stay, retries, warning, expiry), restart', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'remora-mesh-ca-'));
+  const groups = join(dir, 'groups');
+  mkdirSync(groups);
+  const caDir = join(dir, 'ca');
+  const idDir = join(dir, 'identity');
+  const port = await freePort();
+  const cpLog = capture();
+  let cp: RunningControlPlane | null = await controlPlane(groups, caDir, port, cpLog.log);
+  const idLog = capture();
+  const opts = {
+    identity: { spiffe_id: ID, dir: idDir, lifetime_seconds: 20, renew_fraction: 0.5 },
+    servers: [`127.0.0.1:${port}`],
+    log: idLog.log,
+    initialBackoffMs: 200,
+    maxBackoffMs: 1000,
+  };
+  let client = new MeshIdentityClient(opts);
+  t.teardown(async () => {
+    client.close();
+    await cp?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  client.start();
+
+  t.equal(await client.whenReady(10_000), true, 'a certificate is in place');
+  const first = certIn(idDir);
+  t.same(uriSans(first), [ID], 'cert.pem is for the identity');
+  t.equal(opensslVerify(join(idDir, 'ca.pem'), join(idDir, 'cert.pem')), `${join(idDir, 'cert.pem')}: OK`, 'openssl verify -CAfile ca.pem cert.pem');
+  t.equal(readFileSync(join(idDir, 'ca.pem'), 'utf8'), readFileSync(join(caDir, 'ca.pem'), 'utf8'), 'ca.pem is the CA certificate');
+  t.equal((statSync(join(idDir, 'key.pem')).mode & 0o777).toString(8), '600', 'key.pem mode');
+  t.equal((statSync(join(caDir, 'ca.key')).mode & 0o777).toString(8), '600', 'the generated ca.key mode');
+  const span = Date.parse(first.validTo) - Date.parse(first.validFrom);
+  t.ok(span >= 20_000 && span <= 24_000, `lifetime about 20 s plus the backdate: saw ${span} ms`);
+  let st = client.status();
+  t.equal(st.serial, first.serialNumber, 'status: serial');
+  t.equal(st.source, 'issued', 'status: source');
+  const renewAt = Date.parse(first.validFrom) + span / 2;
+  t.ok(Math.abs(Date.parse(st.next_renewal_at!) - renewAt) < 1000, `status: next renewal at half-life, expected ~${new Date(renewAt).toISOString()}, saw ${st.next_renewal_at}`);
+  t.equal(cpLog.count(/^mesh certificate issued$/), 1, 'the CA logged the issuance');
+  const issuedLine = cpLog.lines.find((l) => l.msg === 'mesh certificate issued')!;
+  t.equal(issuedLine.identity, ID, 'the issuance log names the identity');
+  t.equal(issuedLine.serial, first.serialNumber, 'and the serial');
+
+  // Renewal at half-life, before expiry.
+  await waitUntil('a renewal', async () => certIn(idDir).serialNumber !== first.serialNumber, 20_000, 100);
+  const renewedAt = Date.now();
+  const second = certIn(idDir);
+  t.ok(renewedAt < Date.parse(first.validTo), `renewed before the first certificate expired (${new Date(renewedAt).toISOString()} < ${first.validTo})`);
+  t.not(second.serialNumber, first.serialNumber, `a new serial (${first.serialNumber} → ${second.serialNumber})`);
+  t.match(opensslVerify(join(idDir, 'ca.pem'), join(idDir, 'cert.pem')), /: OK$/, 'the renewed certificate verifies');
+  t.same(cp.meshCa?.stats(), { issued: 2, refused: {} }, 'the CA counted two issuances');
+
+  // Outage: the files stay; retries are logged; warnings at 20/10/5 %, an error at expiry.
+  const keyBefore = readFileSync(join(idDir, 'key.pem'), 'utf8');
+  await cp.stop();
+  cp = null;
+  await waitUntil('failed renewals', async () => client.status().consecutive_failures >= 2, 20_000, 100);
+  t.equal(certIn(idDir).serialNumber, second.serialNumber, 'cert.pem stays in place while the CA is down');
+  t.equal(readFileSync(join(idDir, 'key.pem'), 'utf8'), keyBefore, 'key.pem too');
+  st = client.status();
+  t.match(st.last_error?.message ?? '', /UNAVAILABLE|DEADLINE/, `status: last_error (${st.last_error?.message})`);
+  t.ok(idLog.count(/renewal failed; the current certificate stays in place, retrying/) >= 2, 'each retry is logged');
+  await waitUntil('the expiry error', async () => idLog.count(/EXPIRED/, 50) === 1, 20_000, 100);
+  const warnings = idLog.lines.filter((l) => l.level === 40 && /lifetime left/.test(l.msg)).map((l) => l.msg);
+  t.same(warnings, [
+    'mesh certificate has less than 20% of its lifetime left and cannot be renewed',
+    'mesh certificate has less than 10% of its lifetime left and cannot be renewed',
+    'mesh certificate has less than 5% of its lifetime left and cannot be renewed',
+  ], `one warning per threshold, not per retry (${client.status().consecutive_failures} failures so far)`);
+
+  // The CA comes back (same port, same CA directory): the client renews.
+  cp = await controlPlane(groups, caDir, port, cpLog.log);
+  await waitUntil('a renewal after the restart', async () => certIn(idDir).serialNumber !== second.serialNumber, 30_000, 100);
+  t.match(opensslVerify(join(caDir, 'ca.pem'), join(idDir, 'cert.pem')), /: OK$/, 'renewed by the same CA after the restart');
+  t.equal(client.status().last_error, null, 'status: last_error cleared');
+  t.equal(client.status().consecutive_failures, 0, 'status: failures reset');
+
+  // A restarted client uses the valid files as they are.
+  const serial = certIn(idDir).serialNumber;
+  client.close();
+  const issuedBefore = cp.meshCa!.stats().issued;
+  client = new MeshIdentityClient(opts);
+  client.start();
+  t.equal(await client.whenReady(0), true, 'ready at once from the files');
+  st = client.status();
+  t.equal(st.source, 'files', 'status: source files');
+  t.equal(st.serial, serial, 'status: the serial of cert.pem');
+  await new Promise((r) => setTimeout(r, 300));
+  t.equal(cp.meshCa!.stats().issued, issuedBefore, 'no new certificate was asked for');
+});
+
+t.test('remora run with xds.mesh_identity', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'remora-mesh-ca-run-'));
+  const groups = join(dir, 'groups');
+  mkdirSync(groups);
+  const caDir = join(dir, 'ca');
+  const idDir = join(dir, 'identity');
+  const upstream = await startUpstream((_req, res) => res.end('ok'));
+  writeFileSync(join(groups, 'web.json'), groupConfig(upstream.port));
+  const port = await freePort();
+  const cpLog = capture();
+  let cp: RunningControlPlane | null = await controlPlane(groups, caDir, port, cpLog.log);
+  const bootstrap = (timeoutMs: number) => ({
+    workers: 1,
+    admin: { address: '127.0.0.1', port: 0 },
+    xds: {
+      servers: [`127.0.0.1:${port}`],
+      node: { id: 'sidecar-1', cluster: 'web' },
+      persist_path: join(dir, 'last-config.json'),
+      initial_fetch_timeout_ms: timeoutMs,
+      mesh_identity: { spiffe_id: ID, dir: idDir, lifetime_seconds: 20, renew_fraction: 0.5 },
+    },
+  });
+  let sidecar = await startRemora(bootstrap(10_000));
+  t.teardown(async () => {
+    await sidecar.stop();
+    await cp?.stop();
+    await upstream.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  // The startup waited for the certificate: it is there once Remora is ready.
+  t.ok(existsSync(join(idDir, 'cert.pem')), 'cert.pem exists when Remora is ready');
+  const first = certIn(idDir);
+  t.same(uriSans(first), [ID], 'for the bootstrap identity');
+  t.match(opensslVerify(join(idDir, 'ca.pem'), join(idDir, 'cert.pem')), /: OK$/, 'openssl verify passes');
+  const dump = async () => JSON.parse((await admin(sidecar.adminPort, '/config_dump')).text) as { mesh_identity?: { serial: string; identity: string } };
+  t.equal((await dump()).mesh_identity?.serial, first.serialNumber, '/config_dump shows the mesh identity status');
+
+  // Over the ADS connection: the CA saw the request from the peer of the ADS stream.
+  const issued = cpLog.lines.find((l) => l.msg === 'mesh certificate issued');
+  const nodes = cp.listNodes();
+  t.equal(nodes.length, 1, 'one ADS stream');
+  t.equal(issued?.peer, nodes[0]?.peer, `the certificate request came over the ADS connection (CA peer ${String(issued?.peer)}, ADS peer ${nodes[0]?.peer})`);
+
+  // Renewed under the running proxy.
+  await waitUntil('a renewal', async () => (await dump()).mesh_identity?.serial !== first.serialNumber, 20_000, 200);
+  t.not(certIn(idDir).serialNumber, first.serialNumber, 'cert.pem renewed');
+  t.match(sidecar.output(), /"msg":"mesh certificate written"/, 'the sidecar logged it');
+
+  // Start with no control plane and no files: Remora starts after initial_fetch_timeout_ms
+  // (from the persisted config) and the certificate arrives when the CA is back.
+  await sidecar.stop();
+  await cp.stop();
+  cp = null;
+  rmSync(idDir, { recursive: true, force: true });
+  sidecar = await startRemora(bootstrap(800));
+  t.match(sidecar.output(), /no mesh certificate yet: starting without it/, 'started without a certificate, and said so');
+  t.notOk(existsSync(join(idDir, 'cert.pem')), 'no cert.pem yet');
+  cp = await controlPlane(groups, caDir, port, cpLog.log);
+  await waitUntil('the certificate once the CA is back', async () => existsSync(join(idDir, 'cert.pem')), 30_000, 200);
+  t.same(uriSans(certIn(idDir)), [ID], 'issued once the control plane is back');
+});
