@@ -136,6 +136,7 @@ export async function startFromXds(bootstrap: XdsBootstrap, base: Record<string,
         xds: { ...client.state(), started_from: startedFrom, config_age_s: appliedAt > 0 ? Math.round((Date.now() - appliedAt) / 1000) : null },
         ...(identity !== null ? { mesh_identity: identity.status() } : {}),
       }),
+      ...(identity !== null ? { identity: () => identity!.status() } : {}),
       metrics: () => {
         const s = client.state();
         return { connected: s.connected ? 1 : 0, nacks: s.nacks, acks: s.acks, reconnects: s.reconnects, configAgeS: appliedAt > 0 ? (Date.now() - appliedAt) / 1000 : -1 };

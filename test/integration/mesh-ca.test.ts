@@ -184,6 +184,9 @@ t.test('remora run with xds.mesh_identity', async (t) => {
   t.match(opensslVerify(join(idDir, 'ca.pem'), join(idDir, 'cert.pem')), /: OK$/, 'openssl verify passes');
   const dump = async () => JSON.parse((await admin(sidecar.adminPort, '/config_dump')).text) as { mesh_identity?: { serial: string; identity: string } };
   t.equal((await dump()).mesh_identity?.serial, first.serialNumber, '/config_dump shows the mesh identity status');
+  const certs = JSON.parse((await admin(sidecar.adminPort, '/certs')).text) as { mesh_identity?: { serial: string; identity: string; next_renewal_at: string } };
+  t.equal(certs.mesh_identity?.serial, first.serialNumber, '/certs shows it too');
+  t.equal(certs.mesh_identity?.identity, ID, '/certs: the identity');
 
   // Over the ADS connection: the CA saw the request from the peer of the ADS stream.
   const issued = cpLog.lines.find((l) => l.msg === 'mesh certificate issued');
