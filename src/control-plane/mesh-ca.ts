@@ -186,9 +186,7 @@ export class MeshCa {
     // 60 s back, or a tenth of the validity when that is shorter (only below the 10-minute
     // minimum, in tests): a sidecar schedules renewal from notBefore/notAfter.
     const notBefore = new Date(now - Math.min(BACKDATE_S, ttlS / 10) * 1000);
-    const serialBytes = randomBytes(16);
-    serialBytes[0] = (serialBytes[0] & 0x7f) | 0x40; // positive, and 16 bytes in DER
-    const serial = serialBytes.toString('hex');
+    const serial = randomSerial();
     const cert = await x509.X509CertificateGenerator.create({
       serialNumber: serial,
       subject: '',
@@ -270,6 +268,14 @@ export class MeshCa {
   }
 }
 
+/** 16 random bytes as hex, the top bit cleared (a positive INTEGER) and the next one set
+ *  (so DER keeps all 16 bytes). */
+function randomSerial(): string {
+  const bytes = randomBytes(16);
+  bytes[0] = (bytes[0] & 0x7f) | 0x40;
+  return bytes.toString('hex');
+}
+
 function readToken(file: string): string {
   return readFileSync(file, 'utf8').trim();
 }
@@ -315,10 +321,8 @@ async function createCa(x509: X509Module, dir: string, keyFile: string, certFile
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const keys = await generateEcKeyPair();
   const now = Date.now();
-  const serial = randomBytes(16);
-  serial[0] = (serial[0] & 0x7f) | 0x40;
   const ca = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: serial.toString('hex'),
+    serialNumber: randomSerial(),
     name: `CN=Remora mesh CA, O=${trustDomain}`,
     notBefore: new Date(now - BACKDATE_S * 1000),
     notAfter: new Date(now + CA_VALIDITY_S * 1000),

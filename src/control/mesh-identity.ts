@@ -97,7 +97,8 @@ export class MeshIdentityClient {
   private closed = false;
   private warned = 0;
   private expiredLogged = false;
-  private readyWaiters: (() => void)[] = [];
+  /** whenReady() callers: called with whether a certificate is in place. */
+  private readyWaiters: ((ready: boolean) => void)[] = [];
 
   constructor(private readonly opts: MeshIdentityOptions) {
     this.conf = opts.identity;
@@ -126,9 +127,9 @@ export class MeshIdentityClient {
         this.readyWaiters = this.readyWaiters.filter((w) => w !== done);
         resolve(this.current !== null);
       }, ms);
-      const done = (): void => {
+      const done = (ready: boolean): void => {
         clearTimeout(timer);
-        resolve(true);
+        resolve(ready);
       };
       this.readyWaiters.push(done);
     });
@@ -158,7 +159,7 @@ export class MeshIdentityClient {
     this.nextAt = null;
     for (const c of this.clients.values()) c.close();
     this.clients.clear();
-    for (const w of this.readyWaiters) w();
+    for (const w of this.readyWaiters) w(this.current !== null);
     this.readyWaiters = [];
   }
 
@@ -191,7 +192,7 @@ export class MeshIdentityClient {
         { identity: this.conf.spiffe_id, serial: issued.serial, not_after: iso(issued.notAfter), renew_at: iso(renewAt), dir: this.conf.dir },
         'mesh certificate written',
       );
-      for (const w of this.readyWaiters) w();
+      for (const w of this.readyWaiters) w(true);
       this.readyWaiters = [];
       this.schedule(renewAt);
     } catch (err) {
@@ -272,7 +273,7 @@ export class MeshIdentityClient {
       { path: files.cert, content: chain.join(''), mode: 0o644 },
       { path: files.ca, content: bundle.join(''), mode: 0o644 },
     ]);
-    return { serial: leaf.serialNumber, notBefore: Date.parse(leaf.validFrom), notAfter: Date.parse(leaf.validTo), source: 'issued' };
+    return current(leaf, 'issued');
   }
 
   private call(server: string, req: CreateCertificateRequest, metadata: grpc.Metadata): Promise<CreateCertificateResponse> {
@@ -327,8 +328,7 @@ export class MeshIdentityClient {
       if (chain.length === 0) throw new Error('cert.pem holds no certificate');
       const problem = this.leafProblem(chain[0], keyPem, [...chain.slice(1), ...splitPemCertificates(caPem).map((p) => new X509Certificate(p))]);
       if (problem !== null) throw new Error(`the certificate ${problem}`);
-      const leaf = chain[0];
-      return { serial: leaf.serialNumber, notBefore: Date.parse(leaf.validFrom), notAfter: Date.parse(leaf.validTo), source: 'files' };
+      return current(chain[0], 'files');
     } catch (err) {
       this.opts.log.info({ dir: this.conf.dir, reason: err instanceof Error ? err.message : String(err) }, 'mesh identity: the files in the directory are not usable; requesting a new certificate');
       return null;
@@ -337,3 +337,10 @@ export class MeshIdentityClient {
 }
 
 const iso = (ms: number): string => new Date(ms).toISOString();
+
+const current = (leaf: X509Certificate, source: Current['source']): Current => ({
+  serial: leaf.serialNumber,
+  notBefore: Date.parse(leaf.validFrom),
+  notAfter: Date.parse(leaf.validTo),
+  source,
+});

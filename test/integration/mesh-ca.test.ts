@@ -55,12 +55,16 @@ async function controlPlane(groups: string, caDir: string, port: number, log: Lo
   return startControlPlane({ configDir: groups, listen: `127.0.0.1:${port}`, management: '127.0.0.1:0', log, rescanIntervalMs: 0, ca: { dir: caDir, minTtlSeconds: 5 } });
 }
 
+/** A temp directory with groups/ (the control plane's configs), and where ca/ and
+ *  identity/ will be. */
+function layout(prefix: string): { dir: string; groups: string; caDir: string; idDir: string } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  mkdirSync(join(dir, 'groups'));
+  return { dir, groups: join(dir, 'groups'), caDir: join(dir, 'ca'), idDir: join(dir, 'identity') };
+}
+
 t.test('identity client: issue, renew, outage (files stay, retries, warning, expiry), restart', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'remora-mesh-ca-'));
-  const groups = join(dir, 'groups');
-  mkdirSync(groups);
-  const caDir = join(dir, 'ca');
-  const idDir = join(dir, 'identity');
+  const { dir, groups, caDir, idDir } = layout('remora-mesh-ca-');
   const port = await freePort();
   const cpLog = capture();
   let cp: RunningControlPlane | null = await controlPlane(groups, caDir, port, cpLog.log);
@@ -148,11 +152,7 @@ t.test('identity client: issue, renew, outage (files stay, retries, warning, exp
 });
 
 t.test('remora run with xds.mesh_identity', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'remora-mesh-ca-run-'));
-  const groups = join(dir, 'groups');
-  mkdirSync(groups);
-  const caDir = join(dir, 'ca');
-  const idDir = join(dir, 'identity');
+  const { dir, groups, caDir, idDir } = layout('remora-mesh-ca-run-');
   const upstream = await startUpstream((_req, res) => res.end('ok'));
   writeFileSync(join(groups, 'web.json'), groupConfig(upstream.port));
   const port = await freePort();
