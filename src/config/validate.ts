@@ -19,6 +19,7 @@ export type ValidateResult = { ok: true; config: RemoraConfig } | { ok: false; e
 type Obj = Record<string, unknown>;
 
 const NAME_RE = /^[A-Za-z0-9_.:-]+$/;
+const ROUTE_NAME_RE = /^[A-Za-z0-9_.:/-]+$/;
 const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/; // RFC 7230 token (header field name)
 const METHOD_RE = /^[A-Z]+$/;
 const LABEL = '[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?';
@@ -197,12 +198,16 @@ function timeout(ctx: Ctx, o: Obj, key: string, path: string, min: number, def?:
   return int(ctx, o, key, path, min, MAX_TIMEOUT_MS, def, ' (milliseconds)');
 }
 
-/** A required identifier (listener, cluster, vhost, route name). */
-function name(ctx: Ctx, o: Obj, key: string, path: string, def?: string): string {
+/** A required identifier (listener, cluster, vhost, route name). Route names may also
+ *  contain "/" (their default is `<vhost>/<index>`, so a config written back by Remora,
+ *  e.g. the persisted xDS config, must validate again). */
+function name(ctx: Ctx, o: Obj, key: string, path: string, def?: string, slash = false): string {
   const v = str(ctx, o, key, path, def);
   if (typeof o[key] !== 'string') return v;
   if (v === '') ctx.err(at(path, key), 'must not be empty');
-  else if (!NAME_RE.test(v)) ctx.err(at(path, key), 'must contain only letters, digits, "_", ".", ":" and "-"');
+  else if (!(slash ? ROUTE_NAME_RE : NAME_RE).test(v)) {
+    ctx.err(at(path, key), `must contain only letters, digits, "_", ".", ":"${slash ? ', "/"' : ''} and "-"`);
+  }
   return v;
 }
 
@@ -446,7 +451,7 @@ function validateVirtualHost(ctx: Ctx, v: unknown, path: string, scope: Listener
 function validateRoute(ctx: Ctx, v: unknown, path: string, defaultName: string, scope: ListenerScope): Route | undefined {
   const o = object(ctx, v, path, ROUTE_KEYS);
   if (!o) return undefined;
-  const rname = name(ctx, o, 'name', path, defaultName);
+  const rname = name(ctx, o, 'name', path, defaultName, true);
   noDuplicate(ctx, scope.routeNames, rname, has(o, 'name') ? at(path, 'name') : path, 'route name');
   let match: RouteMatch = { methods: [], headers: [] };
   let kind: MatchKind | undefined;

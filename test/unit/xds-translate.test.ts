@@ -475,7 +475,7 @@ t.test('cluster and route names must satisfy Remora\'s name rules', async (t) =>
   obj(route.route).cluster = 'api/v1';
   route.name = 'bad name';
   t.same(errorsOf(translateXds({}, rewire(set))), [
-    'RouteConfiguration "in" virtual_hosts[0].routes[0].name: must contain only letters, digits, "_", ".", ":" and "-"',
+    'RouteConfiguration "in" virtual_hosts[0].routes[0].name: must contain only letters, digits, "_", ".", ":", "/" and "-"',
     'Cluster "api/v1" name: must contain only letters, digits, "_", ".", ":" and "-"',
   ]);
 });
