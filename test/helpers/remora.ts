@@ -117,7 +117,15 @@ export async function startRemora(config: unknown, env: Record<string, string> =
       });
     });
 
-  const readyLine = await waitFor(/\{[^\n]*"msg":"remora ready"[^\n]*\}/, 15_000);
+  let readyLine: string;
+  try {
+    readyLine = await waitFor(/\{[^\n]*"msg":"remora ready"[^\n]*\}/, 15_000);
+  } catch (err) {
+    // Never leave a half-started Remora behind (it would hold ports and files).
+    if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, 'SIGKILL');
+    await exited;
+    throw err;
+  }
   const ready = JSON.parse(readyLine) as { listeners: Record<string, number>; admin: number };
   return {
     pid: child.pid!,
