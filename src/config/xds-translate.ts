@@ -5,11 +5,21 @@
 // outside the subset that is SET is a rejection naming its path (never half-applied,
 // never silently ignored); validateConfig's errors are mapped back to the resource and
 // field they came from. Proto shapes stop here: nothing downstream sees them.
-// docs/xds.md lists the supported fields, the rejections and the warming rules.
+// docs/xds.md lists the supported fields, the rejections and the warming rules. Its
+// parts: xds-translate-context.ts (reading protos, paths, rejections), xds-translate-tls.ts
+// (transport sockets, XFCC) and xds-translate-rbac.ts (RBAC → authorization).
 
 import { validateConfig } from './validate.js';
 import type { ConfigError, RemoraConfig } from './types.js';
 import { loadXdsProtos, TypeUrl, type ProtoObject } from '../control/xds-protos.js';
+import {
+  addMarks, asArr, asNum, asObj, asStr, Ctx, formatRejection, isObj, isSet, REMORA_METADATA, root, sub, wrapped,
+  wrappedBool, type Loc, type Mark, type Obj, type XdsRejection,
+} from './xds-translate-context.js';
+import { authorization, collectRules, rbacConfig, type RbacAction, type RbacRules } from './xds-translate-rbac.js';
+import { downstreamTls, forwardClientCert, upstreamTls } from './xds-translate-tls.js';
+
+export { formatRejection, REMORA_METADATA, type XdsRejection } from './xds-translate-context.js';
 
 /** Decoded resources by name, as received (already decoded from Any). */
 export interface XdsResourceSet {
@@ -21,16 +31,6 @@ export interface XdsResourceSet {
   readonly endpoints: ReadonlyMap<string, ProtoObject>;
 }
 
-/** One rejected field. `message` says what is wrong; `formatRejection` adds where. */
-export interface XdsRejection {
-  readonly typeUrl: string;
-  /** The resource's name ("" for problems of the whole set, "bootstrap" for the base). */
-  readonly name: string;
-  /** Field path inside the resource, e.g. `filter_chains[0].filters[0].typed_config.http_filters[1]`. */
-  readonly path: string;
-  readonly message: string;
-}
-
 /** RDS and EDS names referenced by the set but not (yet) in it. */
 export interface MissingResources {
   readonly routes: string[];
@@ -39,8 +39,6 @@ export interface MissingResources {
 
 export type XdsTranslateResult = { ok: true; config: RemoraConfig } | { ok: false; errors: XdsRejection[] };
 
-/** `filter_metadata` namespace of the Remora-only fields (see docs/xds.md). */
-export const REMORA_METADATA = 'remora';
 /** Type URL of the per-route filter config wrapper (`is_optional` lets gRPC skip it). */
 export const FILTER_CONFIG_TYPE_URL = 'type.googleapis.com/envoy.config.route.v3.FilterConfig';
 export const HCM_FILTER_NAME = 'envoy.filters.network.http_connection_manager';
@@ -59,7 +57,6 @@ const RETRY_ON = ['5xx', 'gateway-error', 'reset', 'connect-failure', 'retriable
 const LB_POLICIES: Readonly<Record<string, string>> = { ROUND_ROBIN: 'round_robin', LEAST_REQUEST: 'least_request', RANDOM: 'random' };
 /** Endpoints in these states are left out (Envoy sends them no traffic). */
 const LEFT_OUT_HEALTH = ['UNHEALTHY', 'DRAINING', 'TIMEOUT'];
-const UNSUPPORTED = 'field not supported by Remora';
 /** Envoy's defaults where they differ from Remora's file defaults. */
 const ENVOY_CONNECT_TIMEOUT_MS = 5000;
 const ENVOY_TOKENS_PER_FILL = 1;
@@ -68,16 +65,8 @@ const ENVOY_EXPECTED_STATUSES: readonly (readonly [number, number])[] = [[200, 2
 const PLACEHOLDER_VHOSTS = [{ name: 'warming', domains: ['*'], routes: [{ match: { prefix: '/' }, direct_response: { status: 503 } }] }];
 const PLACEHOLDER_ENDPOINTS = [{ address: '127.0.0.1', port: 1 }];
 
-type Obj = ProtoObject;
-
 // ---------------------------------------------------------------------------
 // Public helpers
-
-/** `Listener "in" filter_chains[0]: message` — the form used in NACKs and logs. */
-export function formatRejection(r: XdsRejection): string {
-  const kind = r.typeUrl === '' ? '' : `${r.typeUrl.slice(r.typeUrl.lastIndexOf('.') + 1)} `;
-  return `${kind}"${r.name}"${r.path === '' ? '' : ` ${r.path}`}: ${r.message}`;
-}
 
 /** RDS route config names a listener references (its HttpConnectionManager's `rds`),
  *  also for an api_listener. Listeners that do not decode reference nothing. */
@@ -211,80 +200,11 @@ export function translateXds(base: Record<string, unknown>, set: XdsResourceSet)
 }
 
 // ---------------------------------------------------------------------------
-// Reading decoded protos. proto-loader gives plain data: only fields that were on the
-// wire, 64-bit integers and enums as strings, wrappers as {value}. A proto3 scalar at
-// its zero value is the same as unset (conforming senders do not even encode it).
-
-function isObj(v: unknown): v is Obj {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
-}
-const asObj = (v: unknown): Obj | undefined => (isObj(v) ? v : undefined);
-const asArr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
-const asStr = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
-const asNum = (v: unknown): number => (typeof v === 'number' ? v : typeof v === 'string' && v !== '' ? Number(v) : 0);
-
-function isSet(v: unknown): boolean {
-  if (v === undefined || v === null || v === '' || v === 0 || v === '0' || v === false) return false;
-  if (Array.isArray(v) || v instanceof Uint8Array) return v.length > 0;
-  return true;
-}
-
-/** A UInt32Value / UInt64Value / DoubleValue / Percent: its number, or undefined when unset. */
-function wrapped(v: unknown): number | undefined {
-  const o = asObj(v);
-  return o === undefined ? undefined : asNum(o.value);
-}
-
-/** A BoolValue: its boolean, or undefined when unset. */
-function wrappedBool(v: unknown): boolean | undefined {
-  const o = asObj(v);
-  return o === undefined ? undefined : o.value === true;
-}
+// Names and marks (reading decoded protos: src/config/xds-translate-context.ts).
 
 function edsName(c: Obj): string {
   const service = asStr(asObj(c.eds_cluster_config)?.service_name);
   return service !== undefined && service !== '' ? service : (asStr(c.name) ?? '');
-}
-
-/** google.protobuf.Struct → plain data (protobufjs names Value's fields in camelCase). */
-function fromStruct(s: Obj): Obj {
-  const out: Obj = {};
-  for (const [k, v] of Object.entries(asObj(s.fields) ?? {})) out[k] = fromValue(asObj(v) ?? {});
-  return out;
-}
-
-function fromValue(v: Obj): unknown {
-  if (v.numberValue !== undefined) return v.numberValue;
-  if (v.stringValue !== undefined) return v.stringValue;
-  if (v.boolValue !== undefined) return v.boolValue;
-  if (v.structValue !== undefined) return fromStruct(asObj(v.structValue) ?? {});
-  if (v.listValue !== undefined) return asArr(asObj(v.listValue)?.values).map((x) => fromValue(asObj(x) ?? {}));
-  return null;
-}
-
-// ---------------------------------------------------------------------------
-// Where a problem is: a resource and a field path inside it.
-
-interface Loc {
-  readonly typeUrl: string;
-  readonly name: string;
-  readonly path: string;
-}
-
-const root = (typeUrl: string, name: string): Loc => ({ typeUrl, name, path: '' });
-
-/** `sub(loc, 'a')`, `sub(loc, 0)`, `sub(loc, 'a[0].b')`, `sub(loc, '["key"]')`. */
-function sub(loc: Loc, key: string | number): Loc {
-  const k = typeof key === 'number' ? `[${key}]` : key;
-  const path = loc.path === '' ? k.replace(/^\./, '') : k.startsWith('[') ? `${loc.path}${k}` : `${loc.path}.${k}`;
-  return { ...loc, path };
-}
-
-/** A raw Remora path (relative to its listener or cluster, `.a.b[0]`) → where it came from. */
-type Mark = readonly [string, Loc];
-
-function addMarks(into: Mark[], prefix: string, marks: readonly Mark[]): void {
-  for (const [rel, loc] of marks) into.push([`${prefix}${rel}`, loc]);
 }
 
 /** Maps a validateConfig error to the resource field its value came from. */
@@ -317,95 +237,6 @@ function dedupe(errors: XdsRejection[]): XdsRejection[] {
     seen.add(key);
     return true;
   });
-}
-
-class Ctx {
-  readonly errors: XdsRejection[] = [];
-  private readonly seen = new Set<string>();
-  readonly protos = loadXdsProtos();
-
-  reject(loc: Loc, message: string): void {
-    const r: XdsRejection = { typeUrl: loc.typeUrl, name: loc.name, path: loc.path, message };
-    const key = formatRejection(r);
-    if (this.seen.has(key)) return; // a route configuration shared by two listeners
-    this.seen.add(key);
-    this.errors.push(r);
-  }
-
-  /** Rejects every set field of `o` that is not in `allowed`. */
-  only(o: Obj, loc: Loc, allowed: readonly string[]): void {
-    for (const [k, v] of Object.entries(o)) {
-      if (!allowed.includes(k) && isSet(v)) this.reject(sub(loc, k), UNSUPPORTED);
-    }
-  }
-
-  /** Decodes an Any; undefined (rejected) when it cannot be. */
-  decode(v: unknown, loc: Loc): { typeUrl: string; message: Obj } | undefined {
-    const any = asObj(v);
-    const typeUrl = asStr(any?.type_url);
-    if (any === undefined || typeUrl === undefined || typeUrl === '') {
-      this.reject(loc, 'is required (a typed config)');
-      return undefined;
-    }
-    const value = any.value instanceof Uint8Array ? any.value : new Uint8Array(0);
-    try {
-      return this.protos.decodeAny({ type_url: typeUrl, value });
-    } catch (err) {
-      this.reject(loc, `cannot decode ${typeUrl}: ${err instanceof Error ? err.message : String(err)}`);
-      return undefined;
-    }
-  }
-
-  /** A Duration in whole milliseconds; undefined when unset or rejected. */
-  ms(v: unknown, loc: Loc): number | undefined {
-    const d = asObj(v);
-    if (d === undefined) return undefined;
-    this.only(d, loc, ['seconds', 'nanos']);
-    const seconds = asNum(d.seconds);
-    const nanos = asNum(d.nanos);
-    if (seconds < 0 || nanos < 0) {
-      this.reject(loc, 'must not be negative');
-      return undefined;
-    }
-    if (nanos % 1_000_000 !== 0) {
-      this.reject(loc, `must be a whole number of milliseconds (got ${seconds}s and ${nanos}ns)`);
-      return undefined;
-    }
-    return seconds * 1000 + nanos / 1_000_000;
-  }
-
-  /** A RuntimeFractionalPercent as a percentage; undefined when unset. Remora has no
-   *  runtime, so a runtime_key never overrides the default value. */
-  percent(v: unknown, loc: Loc): number | undefined {
-    const o = asObj(v);
-    if (o === undefined) return undefined;
-    this.only(o, loc, ['default_value', 'runtime_key']);
-    const d = asObj(o.default_value) ?? {};
-    this.only(d, sub(loc, 'default_value'), ['numerator', 'denominator']);
-    const denominator = d.denominator === 'TEN_THOUSAND' ? 10_000 : d.denominator === 'MILLION' ? 1_000_000 : 100;
-    return (asNum(d.numerator) * 100) / denominator;
-  }
-
-  /** The `remora` Struct of a resource's metadata, with only `allowed` keys. */
-  extensions(o: Obj, loc: Loc, allowed: readonly string[]): Obj {
-    const m = asObj(o.metadata);
-    if (m === undefined) return {};
-    const ml = sub(loc, 'metadata');
-    this.only(m, ml, ['filter_metadata']);
-    const fm = asObj(m.filter_metadata) ?? {};
-    for (const ns of Object.keys(fm)) {
-      if (ns !== REMORA_METADATA) this.reject(sub(ml, `filter_metadata["${ns}"]`), `metadata namespace not used by Remora (only "${REMORA_METADATA}")`);
-    }
-    const s = asObj(fm[REMORA_METADATA]);
-    if (s === undefined) return {};
-    const ext = fromStruct(s);
-    for (const k of Object.keys(ext)) {
-      if (!allowed.includes(k)) {
-        this.reject(sub(ml, `filter_metadata.${REMORA_METADATA}.${k}`), `unknown Remora extension (allowed here: ${allowed.join(', ')})`);
-      }
-    }
-    return ext;
-  }
 }
 
 /** Marks a resource name that disagrees with the key it is stored under. */
@@ -517,6 +348,10 @@ interface ListenerPart {
   /** Local rate limit HTTP filters by name: index in http_filters, and whether the
    *  filter has its own token bucket (a listener-wide limit). */
   readonly rateLimitFilters: ReadonlyMap<string, { index: number; bucket: boolean }>;
+  /** RBAC HTTP filters by name, and whether the filter has rules of its own. */
+  readonly rbacFilters: ReadonlyMap<string, { rules: boolean }>;
+  /** No TLS, or a verified client certificate required (see authorization()). */
+  readonly everyClientVerified: boolean;
 }
 
 function translateListener(ctx: Ctx, key: string, l: Obj): ListenerPart | undefined {
@@ -543,7 +378,12 @@ function translateListener(ctx: Ctx, key: string, l: Obj): ListenerPart | undefi
   }
   const cl = sub(loc, 'filter_chains[0]');
   const chain = asObj(chains[0]) ?? {};
-  ctx.only(chain, cl, ['filters', 'name']);
+  ctx.only(chain, cl, ['filters', 'name', 'transport_socket']);
+  const tls = chain.transport_socket === undefined ? undefined : downstreamTls(ctx, chain.transport_socket, sub(cl, 'transport_socket'));
+  if (tls !== undefined) {
+    raw.tls = tls.raw;
+    marks.push(...tls.marks);
+  }
   const filters = asArr(chain.filters);
   if (filters.length !== 1) {
     const where = filters.length === 0 ? sub(cl, 'filters') : sub(cl, 'filters[1]');
@@ -561,7 +401,8 @@ function translateListener(ctx: Ctx, key: string, l: Obj): ListenerPart | undefi
   const tl = sub(fl, 'typed_config');
   const hcm = ctx.decode(filter.typed_config, tl)?.message;
   if (hcm === undefined) return undefined;
-  ctx.only(hcm, tl, ['stat_prefix', 'codec_type', 'rds', 'route_config', 'http_filters', 'max_request_headers_kb']);
+  ctx.only(hcm, tl, ['stat_prefix', 'codec_type', 'rds', 'route_config', 'http_filters', 'max_request_headers_kb',
+    'forward_client_cert_details', 'set_current_client_cert_details']);
   if (isSet(hcm.codec_type) && hcm.codec_type !== 'AUTO' && hcm.codec_type !== 'HTTP1') {
     ctx.reject(sub(tl, 'codec_type'), `${String(hcm.codec_type)} is not supported: Remora's listeners speak HTTP/1.1 (AUTO or HTTP1)`);
   }
@@ -570,6 +411,9 @@ function translateListener(ctx: Ctx, key: string, l: Obj): ListenerPart | undefi
     raw.max_request_headers_kb = headersKb;
     marks.push(['.max_request_headers_kb', sub(tl, 'max_request_headers_kb')]);
   }
+  const xfcc = forwardClientCert(ctx, hcm, tl);
+  raw.forward_client_cert_details = xfcc.mode;
+  marks.push(...xfcc.marks);
 
   let route: ListenerPart['route'] | undefined;
   const rds = asObj(hcm.rds);
@@ -587,7 +431,13 @@ function translateListener(ctx: Ctx, key: string, l: Obj): ListenerPart | undefi
     ctx.reject(tl, 'needs rds or route_config (scoped_routes is not supported)');
   }
 
-  const { limits, rateLimitFilters } = httpFilters(ctx, asArr(hcm.http_filters), sub(tl, 'http_filters'));
+  const { limits, rateLimitFilters, rbac, rbacFilters } = httpFilters(ctx, asArr(hcm.http_filters), sub(tl, 'http_filters'));
+  const everyClientVerified = tls === undefined || tls.raw.require_client_certificate === true;
+  const authz = authorization(ctx, rbac, everyClientVerified, '');
+  if (authz !== undefined) {
+    raw.authorization = authz.raw;
+    marks.push(...authz.marks);
+  }
   const ext = ctx.extensions(l, loc, REMORA_EXTENSIONS.listener);
   applyRateLimitKeys(ctx, ext, loc, limits, `listener "${key}"`);
   raw.rate_limits = limits.map((x) => x.raw);
@@ -599,17 +449,22 @@ function translateListener(ctx: Ctx, key: string, l: Obj): ListenerPart | undefi
     }
   }
   if (route === undefined) return undefined;
-  return { name: key, loc, raw, marks, route, rateLimitFilters };
+  return { name: key, loc, raw, marks, route, rateLimitFilters, rbacFilters, everyClientVerified };
 }
 
-/** The HCM's http_filters: local rate limits, then the router, last. An unsupported
- *  filter is rejected unless `is_optional` (xDS lets a client skip optional filters). */
+/** The HCM's http_filters: RBAC and local rate limits, then the router, last. An
+ *  unsupported filter is rejected unless `is_optional` (xDS lets a client skip optional
+ *  filters). At most one RBAC filter per action has rules (one allow and one deny list). */
 function httpFilters(ctx: Ctx, filters: unknown[], loc: Loc): {
   limits: { raw: Obj; marks: Mark[] }[];
   rateLimitFilters: Map<string, { index: number; bucket: boolean }>;
+  rbac: Partial<Record<RbacAction, RbacRules>>;
+  rbacFilters: Map<string, { rules: boolean }>;
 } {
   const limits: { raw: Obj; marks: Mark[] }[] = [];
   const rateLimitFilters = new Map<string, { index: number; bucket: boolean }>();
+  const rbac: Partial<Record<RbacAction, RbacRules>> = {};
+  const rbacFilters = new Map<string, { rules: boolean }>();
   const names = new Set<string>();
   let router = false;
   filters.forEach((v, i) => {
@@ -637,11 +492,19 @@ function httpFilters(ctx: Ctx, filters: unknown[], loc: Loc): {
       if (limit !== null) limits.push(limit);
       return;
     }
+    if (type === TypeUrl.Rbac) {
+      const msg = ctx.decode(f.typed_config, sub(fl, 'typed_config'))?.message;
+      const rules = msg === undefined ? undefined : rbacConfig(ctx, msg, sub(fl, 'typed_config'));
+      if (rules === undefined) return;
+      rbacFilters.set(name, { rules: rules !== null });
+      if (rules !== null) collectRules(ctx, rbac, rules, fl, 'listener');
+      return;
+    }
     if (f.is_optional === true) return;
     ctx.reject(fl, `unsupported http filter ${name !== '' ? name : (type ?? '(unnamed)')}`);
   });
   if (!router) ctx.reject(loc, `the last http filter must be the router (${ROUTER_FILTER_NAME})`);
-  return { limits, rateLimitFilters };
+  return { limits, rateLimitFilters, rbac, rbacFilters };
 }
 
 // ---------------------------------------------------------------------------
@@ -657,12 +520,24 @@ interface PerRouteLimit {
   readonly loc: Loc;
 }
 
+interface PerRouteRbac {
+  readonly vhost: number;
+  readonly route: number;
+  /** The RBAC HTTP filter the per-route config belongs to. */
+  readonly filter: string;
+  /** null: no rules (Envoy enforces nothing on this route for that filter). */
+  readonly rules: RbacRules | null;
+  readonly loc: Loc;
+}
+
 interface RoutePart {
-  /** Raw virtual hosts, without the routes' rate_limits (they depend on the listener). */
+  /** Raw virtual hosts, without the routes' rate_limits and authorization (they depend
+   *  on the listener). */
   readonly vhosts: Obj[];
   /** Relative to the listener: `.virtual_hosts[0].routes[1].match.prefix`. */
   readonly marks: Mark[];
   readonly limits: PerRouteLimit[];
+  readonly rbac: PerRouteRbac[];
   /** Clusters the routes reference. */
   readonly clusters: string[];
 }
@@ -672,7 +547,7 @@ function translateRouteConfig(ctx: Ctx, rc: Obj, loc: Loc): RoutePart {
   if (wrappedBool(rc.validate_clusters) === false) {
     ctx.reject(sub(loc, 'validate_clusters'), 'false is not supported: Remora rejects routes to clusters that CDS has not defined');
   }
-  const part: RoutePart = { vhosts: [], marks: [], limits: [], clusters: [] };
+  const part: RoutePart = { vhosts: [], marks: [], limits: [], rbac: [], clusters: [] };
   asArr(rc.virtual_hosts).forEach((v, i) => {
     const vl = sub(loc, `virtual_hosts[${i}]`);
     const vh = asObj(v) ?? {};
@@ -749,15 +624,16 @@ function translateRoute(ctx: Ctx, r: Obj, loc: Loc, rel: string, part: RoutePart
   needsAction('retry_non_idempotent_on_reset', ext.retry_non_idempotent_on_reset, 'retry_non_idempotent_on_reset', true);
   needsAction('per_request_buffer_limit_bytes', wrapped(r.per_request_buffer_limit_bytes), 'buffer_limit_bytes', true);
 
-  const limits = perRouteLimits(ctx, asObj(r.typed_per_filter_config) ?? {}, loc, vhost, index);
+  const { limits, rbac } = perRouteConfigs(ctx, asObj(r.typed_per_filter_config) ?? {}, loc, vhost, index);
   applyRateLimitKeys(ctx, ext, loc, limits, 'route');
   part.limits.push(...limits);
+  part.rbac.push(...rbac);
   return raw;
 }
 
-/** typed_per_filter_config: local rate limits (directly or in a FilterConfig). */
-function perRouteLimits(ctx: Ctx, configs: Obj, loc: Loc, vhost: number, route: number): PerRouteLimit[] {
-  const out: PerRouteLimit[] = [];
+/** typed_per_filter_config: local rate limits and RBAC rules (directly or in a FilterConfig). */
+function perRouteConfigs(ctx: Ctx, configs: Obj, loc: Loc, vhost: number, route: number): { limits: PerRouteLimit[]; rbac: PerRouteRbac[] } {
+  const out: { limits: PerRouteLimit[]; rbac: PerRouteRbac[] } = { limits: [], rbac: [] };
   for (const [filter, any] of Object.entries(configs)) {
     let fl = sub(loc, `typed_per_filter_config["${filter}"]`);
     let inner: unknown = any;
@@ -771,6 +647,15 @@ function perRouteLimits(ctx: Ctx, configs: Obj, loc: Loc, vhost: number, route: 
       fl = sub(fl, 'config');
     }
     const type = asStr(asObj(inner)?.type_url);
+    if (type === TypeUrl.RbacPerRoute) {
+      const msg = ctx.decode(inner, fl)?.message;
+      if (msg === undefined) continue;
+      ctx.only(msg, fl, ['rbac']);
+      const rbac = asObj(msg.rbac);
+      const rules = rbac === undefined ? null : rbacConfig(ctx, rbac, sub(fl, 'rbac'));
+      if (rules !== undefined) out.rbac.push({ vhost, route, filter, rules, loc: fl });
+      continue;
+    }
     if (type !== TypeUrl.LocalRateLimit) {
       if (!optional) ctx.reject(fl, `per-route config of an unsupported http filter (${type ?? 'no type'})`);
       continue;
@@ -779,7 +664,7 @@ function perRouteLimits(ctx: Ctx, configs: Obj, loc: Loc, vhost: number, route: 
     if (msg === undefined) continue;
     const limit = localRateLimit(ctx, msg, fl);
     if (limit === null) ctx.reject(sub(fl, 'token_bucket'), 'is required in a per-route local rate limit');
-    else out.push({ vhost, route, filter, raw: limit.raw, marks: limit.marks, loc: fl });
+    else out.limits.push({ vhost, route, filter, raw: limit.raw, marks: limit.marks, loc: fl });
   }
   return out;
 }
@@ -978,10 +863,11 @@ function headerToAdd(ctx: Ctx, o: Obj, loc: Loc): Obj | undefined {
   return { name: asStr(h.key) ?? '', value };
 }
 
-/** A listener's routes with their rate limits: each per-route config must belong to a
- *  local rate limit filter of the listener that has no token bucket of its own (Envoy
- *  would REPLACE that bucket for the route; Remora checks listener and route limits
- *  together, so only filters that exist for per-route limits can carry them). */
+/** A listener's routes with their rate limits and authorization: each per-route config
+ *  must belong to a local rate limit filter of the listener that has no token bucket of
+ *  its own, or to an RBAC filter without rules (Envoy would REPLACE that bucket or those
+ *  rules for the route; Remora checks listener and route limits and authorization
+ *  together, so only filters that exist for per-route configs can carry them). */
 function attachRoutes(ctx: Ctx, l: ListenerPart, part: RoutePart): { vhosts: Obj[]; marks: Mark[] } {
   const vhosts = structuredClone(part.vhosts);
   const marks = [...part.marks];
@@ -1007,6 +893,27 @@ function attachRoutes(ctx: Ctx, l: ListenerPart, part: RoutePart): { vhosts: Obj
     limits.sort((a, b) => a.index - b.index);
     route.rate_limits = limits.map((x) => structuredClone(x.raw));
     limits.forEach((x, i) => addMarks(marks, `.virtual_hosts[${v}].routes[${r}].rate_limits[${i}]`, x.marks));
+  }
+  const rulesByRoute = new Map<string, Partial<Record<RbacAction, RbacRules>>>();
+  for (const x of part.rbac) {
+    const f = l.rbacFilters.get(x.filter);
+    if (f === undefined) ctx.reject(x.loc, `Listener "${l.name}" has no RBAC http filter named "${x.filter}"`);
+    else if (f.rules) {
+      ctx.reject(x.loc, `would replace the rules of Listener "${l.name}"'s RBAC filter "${x.filter}" for this route; `
+        + 'Remora applies listener and route authorization together: put per-route RBAC on an RBAC filter without rules');
+    } else if (x.rules !== null) {
+      const key = `${x.vhost}/${x.route}`;
+      const rules = rulesByRoute.get(key) ?? {};
+      collectRules(ctx, rules, x.rules, x.loc, 'route');
+      rulesByRoute.set(key, rules);
+    }
+  }
+  for (const [key, rules] of rulesByRoute) {
+    const [v, r] = key.split('/').map(Number);
+    const authz = authorization(ctx, rules, l.everyClientVerified, `.virtual_hosts[${v}].routes[${r}]`);
+    if (authz === undefined) continue;
+    (asArr(asObj(vhosts[v])?.routes)[r] as Obj).authorization = authz.raw;
+    marks.push(...authz.marks);
   }
   return { vhosts, marks };
 }
@@ -1034,7 +941,7 @@ function translateCluster(ctx: Ctx, key: string, c: Obj): ClusterPart | undefine
   const loc = root(TypeUrl.Cluster, key);
   checkName(ctx, c.name, key, loc);
   ctx.only(c, loc, ['name', 'type', 'eds_cluster_config', 'connect_timeout', 'lb_policy', 'load_assignment', 'health_checks',
-    'circuit_breakers', 'outlier_detection', 'common_lb_config', 'metadata']);
+    'circuit_breakers', 'outlier_detection', 'common_lb_config', 'metadata', 'transport_socket']);
   const raw: Obj = { name: key };
   const marks: Mark[] = [['', loc], ['.name', sub(loc, 'name')]];
   const type = asStr(c.type) ?? 'STATIC';
@@ -1080,6 +987,12 @@ function translateCluster(ctx: Ctx, key: string, c: Obj): ClusterPart | undefine
       raw.panic_threshold_percent = panic;
       marks.push(['.panic_threshold_percent', sub(ll, 'healthy_panic_threshold')]);
     }
+  }
+
+  const tls = c.transport_socket === undefined ? undefined : upstreamTls(ctx, c.transport_socket, sub(loc, 'transport_socket'));
+  if (tls !== undefined) {
+    raw.tls = tls.raw;
+    marks.push(...tls.marks);
   }
 
   const ext = ctx.extensions(c, loc, REMORA_EXTENSIONS.cluster);

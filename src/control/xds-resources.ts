@@ -3,12 +3,19 @@
 // served and translated back is the same config. Each listener gets an
 // HttpConnectionManager that fetches its routes over RDS (a RouteConfiguration named
 // after the listener); clusters are EDS with a ClusterLoadAssignment each (or STATIC
-// with the endpoints inline). Remora-only fields travel in `metadata.filter_metadata.remora`
-// (docs/xds.md). The objects are in proto-loader's shape, ready for encodeAny; nested
-// `Any`s are already encoded.
+// with the endpoints inline). TLS is a `transport_socket` (filter chain, cluster),
+// authorization RBAC HTTP filters and per-route RBAC, the XFCC mode the HCM's
+// forward_client_cert_details, always written so that a round trip is exact.
+// Remora-only fields travel in `metadata.filter_metadata.remora` (docs/xds.md). The
+// objects are in proto-loader's shape, ready for encodeAny; nested `Any`s are already encoded.
 
-import type { Cluster, HeaderMatcher, HeaderValue, Listener, RateLimit, RemoraConfig, Route, RouteAction, RetryPolicy } from '../config/types.js';
+import type {
+  Authorization, Cluster, HeaderMatcher, HeaderValue, Listener, ListenerTlsConfig, RateLimit, RemoraConfig, Route, RouteAction,
+  RetryPolicy, TlsVersion, UpstreamTlsConfig,
+} from '../config/types.js';
 import { FILTER_CONFIG_TYPE_URL, HCM_FILTER_NAME, REMORA_METADATA, ROUTER_FILTER_NAME } from '../config/xds-translate.js';
+import { ANY_IDENTITY_REGEX } from '../config/xds-translate-rbac.js';
+import { TLS_TRANSPORT_SOCKET } from '../config/xds-translate-tls.js';
 import { loadXdsProtos, TypeUrl, type AnyMessage, type ProtoObject } from './xds-protos.js';
 
 export interface XdsResources {
@@ -24,6 +31,14 @@ export interface XdsResources {
  *  n-th rate limit is the per-route config of slot n, which has no bucket of its own). */
 const LISTENER_LIMIT_FILTER = 'remora.local_ratelimit.';
 const ROUTE_LIMIT_SLOT = 'remora.route_local_ratelimit.';
+/** RBAC HTTP filters, DENY before ALLOW (Envoy's filter has one action): the listener's
+ *  rules, and per-route slots without rules of their own that carry a route's rules. */
+const LISTENER_RBAC = { deny: 'remora.rbac.deny', allow: 'remora.rbac.allow' } as const;
+const ROUTE_RBAC_SLOT = { deny: 'remora.route_rbac.deny', allow: 'remora.route_rbac.allow' } as const;
+const RBAC_POLICY = 'remora';
+const RBAC_ACTIONS = ['deny', 'allow'] as const;
+/** XFCC modes that add this hop's element to the header. */
+const XFCC_SETS: readonly string[] = ['sanitize_set', 'append_forward'];
 
 const ADS = { ads: {}, resource_api_version: 'V3' };
 
@@ -103,10 +118,89 @@ export function grpcApiListener(name: string, routeConfigName: string): ProtoObj
   };
 }
 
+/** An identity pattern → an RBAC principal: `*` (any verified identity) → the regex `.+`,
+ *  as Istio writes it (`authenticated: {}` would also match TLS clients without a certificate). */
+function principal(pattern: string): ProtoObject {
+  const name = pattern === '*'
+    ? { safe_regex: { regex: ANY_IDENTITY_REGEX } }
+    : pattern.endsWith('*') ? { prefix: pattern.slice(0, -1) } : { exact: pattern };
+  return { authenticated: { principal_name: name } };
+}
+
+/** One policy: every request (`any`) from one of the patterns' identities. */
+function rbacRules(action: 'allow' | 'deny', patterns: readonly string[]): ProtoObject {
+  return { action: action.toUpperCase(), policies: { [RBAC_POLICY]: { permissions: [{ any: true }], principals: patterns.map(principal) } } };
+}
+
+const hasRules = (a: Authorization | undefined, action: 'allow' | 'deny'): boolean => (a?.[action].length ?? 0) > 0;
+
+/** The listener's RBAC filters with rules, and a rule-less slot per action some route uses. */
+function rbacFilters(l: Listener): { listener: ProtoObject[]; routeSlots: ProtoObject[] } {
+  const routes = l.virtual_hosts.flatMap((vh) => vh.routes.map((r) => r.authorization));
+  return {
+    listener: RBAC_ACTIONS.filter((a) => hasRules(l.authorization, a))
+      .map((a) => ({ name: LISTENER_RBAC[a], typed_config: encode(TypeUrl.Rbac, { rules: rbacRules(a, l.authorization?.[a] ?? []) }) })),
+    routeSlots: RBAC_ACTIONS.filter((a) => routes.some((r) => hasRules(r, a)))
+      .map((a) => ({ name: ROUTE_RBAC_SLOT[a], typed_config: encode(TypeUrl.Rbac, {}) })),
+  };
+}
+
+/** A route's rules as per-route configs of the slots; optional, so gRPC clients skip them. */
+function routeRbac(a: Authorization | undefined): [string, AnyMessage][] {
+  return RBAC_ACTIONS.filter((x) => hasRules(a, x)).map((x) => [
+    ROUTE_RBAC_SLOT[x],
+    encode(FILTER_CONFIG_TYPE_URL, { config: encode(TypeUrl.RbacPerRoute, { rbac: { rules: rbacRules(x, a?.[x] ?? []) } }), is_optional: true }),
+  ]);
+}
+
+const tlsVersion = (v: TlsVersion): string => v.replace('.', '_'); // TLSv1.2 → TLSv1_2
+
+/** Files only: Remora reads and watches them. A SAN with a scheme (`:`) is a URI, else a DNS name. */
+function commonTlsContext(t: { cert_file?: string; key_file?: string; ca_file?: string; min_version: TlsVersion }, sans: readonly string[]): ProtoObject {
+  return {
+    tls_params: { tls_minimum_protocol_version: tlsVersion(t.min_version) },
+    tls_certificates: t.cert_file !== undefined && t.key_file !== undefined
+      ? [{ certificate_chain: { filename: t.cert_file }, private_key: { filename: t.key_file } }]
+      : [],
+    ...(t.ca_file !== undefined
+      ? {
+        validation_context: {
+          trusted_ca: { filename: t.ca_file },
+          match_typed_subject_alt_names: sans.map((s) => ({ san_type: s.includes(':') ? 'URI' : 'DNS', matcher: { exact: s } })),
+        },
+      }
+      : {}),
+  };
+}
+
+function downstreamTlsSocket(t: ListenerTlsConfig): ProtoObject {
+  return {
+    name: TLS_TRANSPORT_SOCKET,
+    typed_config: encode(TypeUrl.DownstreamTlsContext, {
+      common_tls_context: commonTlsContext(t, []),
+      require_client_certificate: { value: t.require_client_certificate },
+    }),
+  };
+}
+
+function upstreamTlsSocket(t: UpstreamTlsConfig): ProtoObject {
+  return {
+    name: TLS_TRANSPORT_SOCKET,
+    typed_config: encode(TypeUrl.UpstreamTlsContext, {
+      common_tls_context: commonTlsContext(t, t.verify_subject_alt_names),
+      ...(t.sni !== undefined ? { sni: t.sni } : {}),
+    }),
+  };
+}
+
 function listener(l: Listener): ProtoObject {
   const slots = Math.max(0, ...l.virtual_hosts.flatMap((vh) => vh.routes.map((r) => r.rate_limits.length)));
+  const rbac = rbacFilters(l);
+  // Remora's order: listener authorization, listener limits, route authorization, route limits.
   const httpFilters = [
+    ...rbac.listener,
     ...l.rate_limits.map((r) => ({ name: `${LISTENER_LIMIT_FILTER}${r.name}`, typed_config: encode(TypeUrl.LocalRateLimit, localRateLimit(r)) })),
+    ...rbac.routeSlots,
     ...Array.from({ length: slots }, (_, i) => ({
       name: `${ROUTE_LIMIT_SLOT}${i}`,
       typed_config: encode(TypeUrl.LocalRateLimit, { stat_prefix: `route_local_ratelimit_${i}` }),
@@ -118,11 +212,18 @@ function listener(l: Listener): ProtoObject {
     rds: { route_config_name: l.name, config_source: ADS },
     http_filters: httpFilters,
     max_request_headers_kb: u32(l.max_request_headers_kb),
+    // Explicit, also SANITIZE: absent is Envoy's SANITIZE, not Remora's file default.
+    forward_client_cert_details: l.forward_client_cert_details.toUpperCase(),
+    // The elements Remora sets, so that an Envoy sets them too.
+    ...(XFCC_SETS.includes(l.forward_client_cert_details) ? { set_current_client_cert_details: { subject: { value: true }, uri: true, dns: true } } : {}),
   };
   return {
     name: l.name,
     address: { socket_address: { address: l.address, port_value: l.port } },
-    filter_chains: [{ filters: [{ name: HCM_FILTER_NAME, typed_config: encode(TypeUrl.HttpConnectionManager, hcm) }] }],
+    filter_chains: [{
+      filters: [{ name: HCM_FILTER_NAME, typed_config: encode(TypeUrl.HttpConnectionManager, hcm) }],
+      ...(l.tls !== undefined ? { transport_socket: downstreamTlsSocket(l.tls) } : {}),
+    }],
     ...metadata({
       access_log: l.access_log === undefined ? undefined : { ...l.access_log },
       generate_traceparent: l.generate_traceparent ? true : undefined,
@@ -181,10 +282,13 @@ function route(r: Route, defaultName: string): ProtoObject {
     response_headers_to_remove: [...r.response_headers_to_remove],
     ...(retry !== undefined ? { per_request_buffer_limit_bytes: u32(retry.buffer_limit_bytes) } : {}),
     // FilterConfig with is_optional: a gRPC client (no local rate limit filter) skips it.
-    typed_per_filter_config: Object.fromEntries(r.rate_limits.map((rl, i) => [
-      `${ROUTE_LIMIT_SLOT}${i}`,
-      encode(FILTER_CONFIG_TYPE_URL, { config: encode(TypeUrl.LocalRateLimit, localRateLimit(rl)), is_optional: true }),
-    ])),
+    typed_per_filter_config: Object.fromEntries([
+      ...routeRbac(r.authorization),
+      ...r.rate_limits.map((rl, i) => [
+        `${ROUTE_LIMIT_SLOT}${i}`,
+        encode(FILTER_CONFIG_TYPE_URL, { config: encode(TypeUrl.LocalRateLimit, localRateLimit(rl)), is_optional: true }),
+      ]),
+    ]),
     ...metadata({
       max_request_body_bytes: a !== undefined && a.max_request_body_bytes !== 0 ? a.max_request_body_bytes : undefined,
       retry_allow_request_headers: retry?.allow_request_headers === true ? true : undefined,
@@ -274,6 +378,7 @@ function cluster(c: Cluster, eds: boolean): ProtoObject {
       }
       : {}),
     common_lb_config: { healthy_panic_threshold: { value: c.panic_threshold_percent } },
+    ...(c.tls !== undefined ? { transport_socket: upstreamTlsSocket(c.tls) } : {}),
     ...metadata({
       idle_timeout_ms: c.idle_timeout_ms,
       max_connections_per_endpoint: c.max_connections_per_endpoint,

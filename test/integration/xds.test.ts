@@ -3,11 +3,14 @@
 // traffic with zero failed requests; an update the sidecar cannot apply NACKed with the
 // field's name while traffic stays on the old version; the control plane stopped
 // (traffic continues, the sidecar reconnects and catches up); failover to the second
-// address of the list; and a restart from the persisted config while no control plane
-// answers. Everything on 127.0.0.1, port 0; processes ended by pid.
+// address of the list; a restart from the persisted config while no control plane
+// answers; and mTLS over xDS: an inbound mTLS listener with authorization and XFCC and an
+// upstream TLS cluster, served as transport sockets and RBAC filters and enforced by the
+// sidecar. Everything on 127.0.0.1, port 0; processes ended by pid.
 
 import http from 'node:http';
-import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import https from 'node:https';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -16,6 +19,7 @@ import { startControlPlane, type RunningControlPlane } from '../../src/control-p
 import { toXdsResources, grpcApiListener } from '../../src/control/xds-resources.js';
 import { freePort } from '../../src/main/ports.js';
 import { admin, request, startRemora, startUpstream, waitUntil } from '../helpers/remora.js';
+import { TestPki } from '../helpers/certs.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const silent = pino({ level: 'silent' });
@@ -198,6 +202,81 @@ t.test('a sidecar configured by the control plane: updates under traffic, NACK, 
   const fromDisk = await request(sidecar.ports.main, { agent: false });
   t.equal(fromDisk.status, 200, 'and serves traffic');
   t.equal(fromDisk.headers['x-version'], 'v7', 'with the last applied version');
+});
+
+t.test('mTLS over xDS: TLS listener, authorization and XFCC in, TLS cluster out', async (t) => {
+  const pki = new TestPki('xds-mtls');
+  const SERVER_ID = 'spiffe://cluster.local/ns/app/sa/inbound';
+  const PAYMENTS_ID = 'spiffe://cluster.local/ns/payments/sa/api';
+  pki.ca('mesh-ca');
+  pki.leaf('server', 'mesh-ca', { uri: SERVER_ID, dns: 'inbound.local' });
+  pki.leaf('payments', 'mesh-ca', { uri: PAYMENTS_ID });
+  pki.leaf('batch', 'mesh-ca', { uri: 'spiffe://cluster.local/ns/payments/sa/batch' });
+  pki.leaf('app', 'mesh-ca', { uri: 'spiffe://cluster.local/ns/app/sa/app' });
+  const pem = (name: string) => readFileSync(pki.file(`${name}.pem`));
+  // The app behind the sidecar speaks TLS and answers with the headers it received.
+  const app = https.createServer({ cert: pem('app'), key: readFileSync(pki.file('app.key')) }, (req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(req.headers));
+  });
+  await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
+  const appPort = (app.address() as { port: number }).port;
+  const dir = mkdtempSync(join(tmpdir(), 'remora-xds-mtls-'));
+  writeFileSync(join(dir, 'web.json'), JSON.stringify({
+    listeners: [{
+      name: 'inbound',
+      address: '127.0.0.1',
+      port: 0,
+      tls: { cert_file: pki.file('server.pem'), key_file: pki.file('server.key'), ca_file: pki.file('mesh-ca.pem') },
+      authorization: { allow: ['spiffe://cluster.local/ns/payments/*'], deny: ['spiffe://cluster.local/ns/payments/sa/batch'] },
+      virtual_hosts: [{
+        name: 'app',
+        domains: ['*'],
+        routes: [
+          { name: 'admin', match: { prefix: '/admin' }, route: { cluster: 'app' }, authorization: { allow: ['spiffe://cluster.local/ns/ops/*'] } },
+          { name: 'all', match: { prefix: '/' }, route: { cluster: 'app' } },
+        ],
+      }],
+    }],
+    clusters: [{
+      name: 'app',
+      endpoints: [{ address: '127.0.0.1', port: appPort }],
+      tls: { ca_file: pki.file('mesh-ca.pem'), verify_subject_alt_names: ['spiffe://cluster.local/ns/app/sa/app'] },
+    }],
+  }));
+  const adsPort = await freePort();
+  const cp = await startControlPlane({ configDir: dir, listen: `127.0.0.1:${adsPort}`, management: '127.0.0.1:0', log: silent, debounceMs: 50 });
+  const sidecar = await startRemora({ ...bootstrap([`127.0.0.1:${adsPort}`], join(dir, 'last.json')), workers: 1 });
+  t.teardown(async () => {
+    await sidecar.stop();
+    await cp.stop();
+    await new Promise((resolve) => app.close(resolve));
+    rmSync(dir, { recursive: true, force: true });
+    pki.remove();
+  });
+
+  const call = (client: string, path: string) =>
+    new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = https.request(
+        { host: '127.0.0.1', port: sidecar.ports.inbound, path, ca: pem('mesh-ca'), cert: pem(client), key: readFileSync(pki.file(`${client}.key`)), agent: false, servername: 'inbound.local' },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (text += c));
+          res.on('end', () => resolve({ status: res.statusCode!, text }));
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+  const ok = await call('payments', '/orders');
+  t.equal(ok.status, 200, `an allowed identity is served over the TLS cluster (${ok.text.slice(0, 200)})`);
+  const xfcc = String((JSON.parse(ok.text) as Record<string, string>)['x-forwarded-client-cert']);
+  t.match(xfcc, new RegExp(`^By=${SERVER_ID};Hash=[0-9a-f]{64};Subject="[^"]+";URI=${PAYMENTS_ID}$`), 'XFCC sanitize_set came through xDS');
+  t.equal((await call('batch', '/orders')).status, 403, "the listener's deny pattern came through xDS");
+  t.equal((await call('payments', '/admin')).status, 403, "the route's allow list came through xDS");
+  t.equal((await dump(sidecar.adminPort)).xds.nacks, 0, 'nothing was NACKed');
 });
 
 t.teardown(() => http.globalAgent.destroy());

@@ -242,6 +242,57 @@ const RESILIENCE = {
   }],
 };
 
+/** TLS both ways, every XFCC mode, and authorization on listeners and routes with exact,
+ *  prefix and `*` patterns (validation reads no files, so the paths need not exist). */
+const ID = { cert_file: '/id/cert.pem', key_file: '/id/key.pem', ca_file: '/id/ca.pem' };
+const ALL_VHOST = [{ name: 'v', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'app' } }] }];
+const MTLS = {
+  listeners: [
+    {
+      name: 'inbound',
+      port: 15006,
+      tls: { ...ID, min_version: 'TLSv1.3' },
+      authorization: { allow: ['spiffe://cluster.local/ns/payments/*', 'spiffe://cluster.local/ns/ops/sa/admin'], deny: ['spiffe://cluster.local/ns/payments/sa/batch'] },
+      rate_limits: [{ name: 'total', max_tokens: 100, fill_interval_ms: 1000 }],
+      virtual_hosts: [{
+        name: 'app',
+        domains: ['*'],
+        routes: [
+          {
+            name: 'admin',
+            match: { prefix: '/admin' },
+            route: { cluster: 'app' },
+            authorization: { allow: ['spiffe://cluster.local/ns/ops/sa/admin'] },
+            rate_limits: [{ name: 'admin', max_tokens: 5, fill_interval_ms: 1000 }],
+          },
+          { name: 'internal', match: { prefix: '/internal' }, route: { cluster: 'app' }, authorization: { allow: ['*'], deny: ['spiffe://cluster.local/ns/test/*'] } },
+          { match: { prefix: '/' }, route: { cluster: 'backend' } },
+        ],
+      }],
+    },
+    {
+      name: 'optional-certs',
+      port: 15007,
+      tls: { ...ID, require_client_certificate: false },
+      forward_client_cert_details: 'append_forward',
+      authorization: { deny: ['*'] },
+      virtual_hosts: ALL_VHOST,
+    },
+    { name: 'tls-only', port: 15008, tls: { cert_file: ID.cert_file, key_file: ID.key_file }, forward_client_cert_details: 'forward_only', virtual_hosts: ALL_VHOST },
+    { name: 'plain', port: 15009, forward_client_cert_details: 'always_forward_only', virtual_hosts: ALL_VHOST },
+    { name: 'plain-set', port: 15010, forward_client_cert_details: 'sanitize_set', virtual_hosts: ALL_VHOST },
+  ],
+  clusters: [
+    { name: 'app', endpoints: [{ address: '127.0.0.1', port: 8080 }] },
+    {
+      name: 'backend',
+      endpoints: [{ address: 'backend.app.svc', port: 8443 }],
+      tls: { ...ID, sni: 'backend.app.svc', verify_subject_alt_names: ['spiffe://cluster.local/ns/app/sa/backend', 'backend.app.svc'], min_version: 'TLSv1.3' },
+    },
+    { name: 'public', endpoints: [{ address: '10.0.0.9', port: 443 }], tls: { ca_file: '/etc/ssl/ca.pem' } },
+  ],
+};
+
 const MINIMAL = {
   listeners: [{ name: 'in', port: 0, virtual_hosts: [{ name: 'v', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'api' } }] }] }],
   clusters: [{ name: 'api', endpoints: [{ address: '127.0.0.1', port: 9000 }] }],
@@ -251,7 +302,7 @@ const MINIMAL = {
 // Round trips
 
 t.test('round trip: Remora → xDS → Remora gives the same config', async (t) => {
-  for (const [name, raw] of [['docs example', DOCS_EXAMPLE], ['resilience', RESILIENCE], ['minimal', MINIMAL]] as const) {
+  for (const [name, raw] of [['docs example', DOCS_EXAMPLE], ['resilience', RESILIENCE], ['mtls', MTLS], ['minimal', MINIMAL]] as const) {
     for (const eds of [true, false]) {
       const config = valid(raw);
       const set = overTheWire(config, eds);
@@ -335,10 +386,10 @@ t.test('rejects an unsupported cluster field', async (t) => {
   const set = overTheWire(valid({ ...MINIMAL }));
   const c = set.clusters.get('api') as Obj;
   c.lb_subset_config = { fallback_policy: 'ANY_ENDPOINT' };
-  c.transport_socket = { name: 'envoy.transport_sockets.tls' };
+  c.transport_socket_matches = [{ name: 'tls' }];
   t.same(errorsOf(translateXds({}, rewire(set))), [
     'Cluster "api" lb_subset_config: field not supported by Remora',
-    'Cluster "api" transport_socket: field not supported by Remora',
+    'Cluster "api" transport_socket_matches: field not supported by Remora',
   ]);
 });
 
@@ -629,4 +680,332 @@ t.test('errors in Remora extensions point into the metadata', async (t) => {
     'Listener "in" metadata.filter_metadata.remora.access_log.path: must not be empty (use "stdout" or a file path)',
     'Cluster "api" metadata.filter_metadata.remora.idle_timeout_ms: must be an integer 0..3600000 (milliseconds)',
   ]);
+});
+
+// ---------------------------------------------------------------------------
+// TLS, XFCC and authorization (RBAC)
+
+/** A listener's or cluster's transport socket, decoded; `setSocket` puts an edited one back. */
+function socketOf(o: Obj): Obj {
+  const ts = obj(o.filter_chains !== undefined ? arr(o.filter_chains)[0].transport_socket : o.transport_socket);
+  return protos.decodeAny(ts.typed_config as AnyMessage).message;
+}
+function setSocket(o: Obj, context: Obj): void {
+  const typeUrl = o.filter_chains !== undefined ? TypeUrl.DownstreamTlsContext : TypeUrl.UpstreamTlsContext;
+  const ts = { name: 'envoy.transport_sockets.tls', typed_config: protos.encodeAny(typeUrl, context) };
+  if (o.filter_chains !== undefined) arr(o.filter_chains)[0].transport_socket = ts;
+  else o.transport_socket = ts;
+}
+const rbac = (rules: Obj | undefined): AnyMessage => protos.encodeAny(TypeUrl.Rbac, rules === undefined ? {} : { rules });
+const policy = (...principals: Obj[]): Obj => ({ permissions: [{ any: true }], principals });
+const named = (name: Obj): Obj => ({ authenticated: { principal_name: name } });
+const L = 'Listener "in" filter_chains[0]';
+const HF = `${L}.filters[0].typed_config.http_filters`;
+
+t.test('toXdsResources: transport sockets, XFCC, and RBAC filters in Remora\'s order', async (t) => {
+  const r = toXdsResources(valid(MTLS), { edsForAllClusters: true });
+  const inbound = r.listeners.get('inbound') as Obj;
+  t.equal(obj(arr(inbound.filter_chains)[0].transport_socket).name, 'envoy.transport_sockets.tls');
+  t.same(socketOf(inbound), {
+    common_tls_context: {
+      tls_params: { tls_minimum_protocol_version: 'TLSv1_3' },
+      tls_certificates: [{ certificate_chain: { filename: '/id/cert.pem' }, private_key: { filename: '/id/key.pem' } }],
+      validation_context: { trusted_ca: { filename: '/id/ca.pem' } },
+    },
+    require_client_certificate: { value: true },
+  });
+  const hcm = hcmOf(inbound);
+  t.equal(hcm.forward_client_cert_details, 'SANITIZE_SET', 'the default of an mTLS listener, written out');
+  t.same(hcm.set_current_client_cert_details, { subject: { value: true }, uri: true, dns: true }, 'what Remora sets, so that Envoy sets it too');
+  t.same(arr(hcm.http_filters).map((f) => f.name), [
+    'remora.rbac.deny', 'remora.rbac.allow', 'remora.local_ratelimit.total',
+    'remora.route_rbac.deny', 'remora.route_rbac.allow', 'remora.route_local_ratelimit.0', 'envoy.filters.http.router',
+  ]);
+  const allow = protos.decodeAny(arr(hcm.http_filters)[1].typed_config as AnyMessage).message;
+  t.same(allow, {
+    rules: {
+      action: 'ALLOW',
+      policies: {
+        remora: {
+          permissions: [{ any: true }],
+          principals: [named({ prefix: 'spiffe://cluster.local/ns/payments/' }), named({ exact: 'spiffe://cluster.local/ns/ops/sa/admin' })],
+        },
+      },
+    },
+  });
+  t.same(protos.decodeAny(arr(hcm.http_filters)[3].typed_config as AnyMessage).message, {}, 'a route slot has no rules of its own');
+  const routes = arr(arr((r.routes.get('inbound') as Obj).virtual_hosts)[0].routes);
+  const internal = obj(routes[1].typed_per_filter_config);
+  t.same(Object.keys(internal), ['remora.route_rbac.deny', 'remora.route_rbac.allow']);
+  const wrapper = protos.decodeAny(internal['remora.route_rbac.allow'] as AnyMessage).message;
+  t.equal(wrapper.is_optional, true);
+  const perRoute = protos.decodeAny(wrapper.config as AnyMessage).message;
+  t.same(obj(obj(obj(obj(perRoute.rbac).rules).policies).remora).principals, [named({ safe_regex: { regex: '.+' } })], '* is any verified identity');
+  t.same(Object.keys(obj(routes[2].typed_per_filter_config)), []);
+
+  const plain = r.listeners.get('plain') as Obj;
+  t.equal(arr(plain.filter_chains)[0].transport_socket, undefined);
+  t.equal(hcmOf(plain).set_current_client_cert_details, undefined);
+  t.same(socketOf(r.clusters.get('backend') as Obj), {
+    common_tls_context: {
+      tls_params: { tls_minimum_protocol_version: 'TLSv1_3' },
+      tls_certificates: [{ certificate_chain: { filename: '/id/cert.pem' }, private_key: { filename: '/id/key.pem' } }],
+      validation_context: {
+        trusted_ca: { filename: '/id/ca.pem' },
+        match_typed_subject_alt_names: [
+          { san_type: 'URI', matcher: { exact: 'spiffe://cluster.local/ns/app/sa/backend' } },
+          { san_type: 'DNS', matcher: { exact: 'backend.app.svc' } },
+        ],
+      },
+    },
+    sni: 'backend.app.svc',
+  });
+  t.equal(r.clusters.get('app')?.transport_socket, undefined);
+});
+
+t.test("an Envoy control plane's TLS, XFCC and RBAC: Envoy's defaults where fields are unset", async (t) => {
+  const set = overTheWire(valid(MINIMAL));
+  const l = set.listeners.get('in') as Obj;
+  // What go-control-plane sends: no zero values (SANITIZE, ALLOW, TLS_AUTO), no require_client_certificate.
+  setSocket(l, {
+    common_tls_context: {
+      tls_params: { tls_maximum_protocol_version: 'TLSv1_3' },
+      tls_certificates: [{ certificate_chain: { filename: '/c.pem' }, private_key: { filename: '/k.pem' } }],
+      validation_context: { trusted_ca: { filename: '/ca.pem' }, trust_chain_verification: 'VERIFY_TRUST_CHAIN' },
+      alpn_protocols: ['http/1.1'],
+    },
+  });
+  const hcm = hcmOf(l);
+  hcm.http_filters = [
+    { name: 'envoy.filters.http.rbac', typed_config: rbac({ policies: { b: policy(named({ exact: 'spiffe://td/b' })), a: policy(named({ prefix: 'spiffe://td/ns/a/' })) } }) },
+    { name: 'per-route', typed_config: rbac(undefined) },
+    ...arr(hcm.http_filters),
+  ];
+  setHcm(l, hcm);
+  const route = arr(arr((set.routes.get('in') as Obj).virtual_hosts)[0].routes)[0];
+  route.typed_per_filter_config = {
+    'per-route': protos.encodeAny(TypeUrl.RbacPerRoute, { rbac: { rules: { action: 'DENY', policies: { x: policy(named({ exact: 'spiffe://td/x' })) } } } }),
+  };
+  const c = set.clusters.get('api') as Obj;
+  setSocket(c, {
+    common_tls_context: { validation_context: { trusted_ca: { filename: '/ca.pem' }, match_subject_alt_names: [{ exact: 'api.internal' }] } },
+  });
+  let r = translateXds({}, rewire(set));
+  t.same(errorsOf(r), []);
+  if (!r.ok) return;
+  const listener = r.config.listeners[0];
+  t.same(listener.tls, { cert_file: '/c.pem', key_file: '/k.pem', ca_file: '/ca.pem', require_client_certificate: false, min_version: 'TLSv1.2' },
+    'require_client_certificate unset = false (Envoy), though a file would default it to true');
+  t.equal(listener.forward_client_cert_details, 'sanitize', 'unset = SANITIZE (Envoy), though a file would default to sanitize_set here');
+  t.same(listener.authorization, { allow: ['spiffe://td/b', 'spiffe://td/ns/a/*'], deny: [] }, 'action unset = ALLOW; policies merged in order');
+  t.same(listener.virtual_hosts[0].routes[0].authorization, { allow: [], deny: ['spiffe://td/x'] });
+  t.same(r.config.clusters[0].tls, { ca_file: '/ca.pem', verify_subject_alt_names: ['api.internal'], min_version: 'TLSv1.2' });
+
+  // authenticated: {} is Remora's "*" only where every client has a verified certificate.
+  hcm.http_filters = [{ name: 'rbac', typed_config: rbac({ action: 'DENY', policies: { all: policy({ authenticated: {} }) } }) }, ...arr(hcm.http_filters).slice(1)];
+  setHcm(l, hcm);
+  t.same(errorsOf(translateXds({}, rewire(set))), [
+    `${HF}[0].typed_config.rules.policies["all"].principals[0].authenticated: without principal_name this matches TLS clients that sent no certificate, but the listener does not require one; Remora's "*" (any verified identity) is principal_name.safe_regex ".+"`,
+  ]);
+  const tls = socketOf(l);
+  tls.require_client_certificate = { value: true };
+  setSocket(l, tls);
+  r = translateXds({}, rewire(set));
+  t.same(errorsOf(r), []);
+  t.same(r.ok && r.config.listeners[0].authorization, { allow: [], deny: ['*'] });
+});
+
+t.test('TLS fields outside the subset are rejected with their path', async (t) => {
+  const set = overTheWire(valid(MTLS));
+  const l = set.listeners.get('tls-only') as Obj;
+  setSocket(l, {
+    common_tls_context: {
+      tls_params: { tls_minimum_protocol_version: 'TLSv1_1', tls_maximum_protocol_version: 'TLSv1_2', cipher_suites: ['ECDHE-RSA-AES128-GCM-SHA256'] },
+      tls_certificates: [{ certificate_chain: { inline_string: '-----BEGIN CERTIFICATE-----' }, private_key: { filename: '/k.pem' }, password: { inline_string: 'x' } }],
+      validation_context_sds_secret_config: { name: 'ca' },
+      alpn_protocols: ['h2', 'http/1.1'],
+    },
+    session_ticket_keys: { keys: [{ filename: '/t' }] },
+    ocsp_staple_policy: 'MUST_STAPLE',
+  });
+  const TS = 'Listener "tls-only" filter_chains[0].transport_socket.typed_config';
+  t.same(errorsOf(translateXds({}, rewire(set))), [
+    `${TS}.session_ticket_keys: field not supported by Remora`,
+    `${TS}.ocsp_staple_policy: MUST_STAPLE is not supported: Remora staples no OCSP responses (LENIENT_STAPLING or unset)`,
+    `${TS}.common_tls_context.validation_context_sds_secret_config: SDS and certificate providers are not supported: Remora reads certificates from files (filename data sources) and watches them`,
+    `${TS}.common_tls_context.alpn_protocols: ["h2","http/1.1"] is not supported: Remora speaks HTTP/1.1 inside TLS (["http/1.1"] or unset)`,
+    `${TS}.common_tls_context.tls_params.cipher_suites: is not supported: Remora uses Node's default cipher list (forward-secret AEAD suites first)`,
+    `${TS}.common_tls_context.tls_params.tls_minimum_protocol_version: TLSv1_1 is not supported: Remora accepts TLS 1.2 at least (TLSv1_2 or TLSv1_3)`,
+    `${TS}.common_tls_context.tls_params.tls_maximum_protocol_version: TLSv1_2 is not supported: Remora allows up to TLS 1.3 (TLSv1_3 or unset)`,
+    `${TS}.common_tls_context.tls_certificates[0].password: field not supported by Remora`,
+    `${TS}.common_tls_context.tls_certificates[0].certificate_chain.inline_string: only filename data sources are supported (Remora reads and watches the files)`,
+  ]);
+  setSocket(l, {
+    common_tls_context: {
+      tls_certificate_sds_secret_configs: [{ name: 'default' }],
+      validation_context: { trusted_ca: { filename: '/ca.pem' }, match_typed_subject_alt_names: [{ san_type: 'URI', matcher: { exact: 'spiffe://x' } }], crl: { filename: '/crl' } },
+    },
+  });
+  t.same(errorsOf(translateXds({}, rewire(set))), [
+    `${TS}.common_tls_context.tls_certificate_sds_secret_configs: SDS and certificate providers are not supported: Remora reads certificates from files (filename data sources) and watches them`,
+    `${TS}.common_tls_context.validation_context.crl: field not supported by Remora`,
+    `${TS}.common_tls_context.validation_context.match_typed_subject_alt_names: is not supported on a listener: Remora accepts every client certificate signed by trusted_ca; restrict callers with the RBAC filter`,
+  ]);
+  setSocket(l, { common_tls_context: { validation_context: { trusted_ca: { filename: '/ca.pem' } } } });
+  t.same(errorsOf(translateXds({}, rewire(set))), [
+    `${TS}.common_tls_context.tls_certificates: needs one certificate (certificate_chain and private_key filenames): a TLS listener serves one`,
+  ]);
+  arr(l.filter_chains)[0].transport_socket = { name: 'envoy.transport_sockets.alts', typed_config: { type_url: 'type.googleapis.com/envoy.extensions.transport_sockets.alts.v3.Alts', value: Buffer.alloc(0) } };
+  t.same(errorsOf(translateXds({}, rewire(set))), [
+    'Listener "tls-only" filter_chains[0].transport_socket: unsupported transport socket envoy.transport_sockets.alts: Remora supports envoy.transport_sockets.tls with DownstreamTlsContext only',
+  ]);
+  // A value validateConfig refuses points at the xDS field it came from.
+  setSocket(l, { common_tls_context: { tls_certificates: [{ certificate_chain: { filename: '/c.pem' }, private_key: { filename: '/k.pem' } }] }, require_client_certificate: { value: true } });
+  t.same(errorsOf(translateXds({}, rewire(set))), [
+    `${TS}.require_client_certificate: needs "ca_file" (the CAs that client certificates are verified against)`,
+  ]);
+});
+
+t.test('upstream TLS: trusted_ca required, URI and DNS exact SAN matchers only', async (t) => {
+  const set = overTheWire(valid(MTLS));
+  const c = set.clusters.get('backend') as Obj;
+  setSocket(c, {
+    common_tls_context: {
+      tls_certificates: [{ certificate_chain: { filename: '/c.pem' } }],
+      validation_context: {
+        match_typed_subject_alt_names: [
+          { san_type: 'EMAIL', matcher: { exact: 'a@b' } },
+          { san_type: 'URI', matcher: { prefix: 'spiffe://td/' } },
+          { san_type: 'URI', matcher: { exact: 'backend' } },
+          { san_type: 'DNS', matcher: { exact: 'spiffe://td/x' } },
+          { san_type: 'URI', matcher: { exact: 'spiffe://td/x', ignore_case: true } },
+          { san_type: 'DNS', matcher: { exact: 'Backend.App.Svc', ignore_case: true } },
+        ],
+        system_root_certs: {},
+      },
+    },
+    max_session_keys: { value: 0 },
+  });
+  const TS = 'Cluster "backend" transport_socket.typed_config';
+  const VC = `${TS}.common_tls_context.validation_context`;
+  t.same(errorsOf(translateXds({}, rewire(set))), [
+    `${TS}.max_session_keys: field not supported by Remora`,
+    `${TS}.common_tls_context.tls_certificates[0].private_key.filename: is required`,
+    `${VC}.system_root_certs: is not supported: Remora trusts trusted_ca only`,
+    `${VC}.trusted_ca: is required: Remora always verifies the upstream certificate, against this CA file only`,
+    `${VC}.match_typed_subject_alt_names[0].san_type: EMAIL is not supported: Remora checks URI and DNS SANs (URI or DNS)`,
+    `${VC}.match_typed_subject_alt_names[1].matcher.prefix: only exact matches are supported (Remora compares subject alt names whole)`,
+    `${VC}.match_typed_subject_alt_names[2].matcher.exact: "backend" is not a URI (no scheme): Remora matches a name without ":" against DNS SANs`,
+    `${VC}.match_typed_subject_alt_names[3].matcher.exact: "spiffe://td/x" is not a DNS name: Remora matches a name with ":" against URI SANs`,
+    `${VC}.match_typed_subject_alt_names[4].matcher.ignore_case: is not supported here: Remora compares URI SANs exactly (DNS names case-insensitively)`,
+  ]);
+  setSocket(c, { common_tls_context: { validation_context: { trusted_ca: { filename: '/ca.pem' } } }, sni: '10.0.0.1' });
+  t.same(errorsOf(translateXds({}, rewire(set))), [`${TS}.sni: must be a host name (SNI cannot carry an IP address), got "10.0.0.1"`]);
+});
+
+t.test('XFCC: Cert and Chain cannot be set; an unknown mode is refused', async (t) => {
+  const set = overTheWire(valid(MTLS));
+  const l = set.listeners.get('inbound') as Obj;
+  const hcm = hcmOf(l);
+  hcm.set_current_client_cert_details = { subject: { value: true }, cert: true, chain: true, dns: true };
+  setHcm(l, hcm);
+  const H = 'Listener "inbound" filter_chains[0].filters[0].typed_config';
+  const why = 'is not supported: Remora sets By, Hash, Subject, URI and DNS in x-forwarded-client-cert, never the certificate itself';
+  t.same(errorsOf(translateXds({}, rewire(set))), [`${H}.set_current_client_cert_details.cert: ${why}`, `${H}.set_current_client_cert_details.chain: ${why}`]);
+  hcm.set_current_client_cert_details = { uri: true };
+  hcm.forward_client_cert_details = 'FORWARD_ONLY';
+  setHcm(l, hcm);
+  const r = translateXds({}, rewire(set));
+  t.same(errorsOf(r), [], 'a subset of what Remora sets is accepted');
+  t.equal(r.ok && r.config.listeners[0].forward_client_cert_details, 'forward_only');
+  hcm.forward_client_cert_details = 9; // a value this proto does not define
+  setHcm(l, hcm);
+  t.same(errorsOf(translateXds({}, rewire(set))), [
+    `${H}.forward_client_cert_details: must be one of sanitize, sanitize_set, forward_only, append_forward, always_forward_only`,
+  ]);
+});
+
+t.test('RBAC outside the subset is rejected with its path', async (t) => {
+  const set = overTheWire(valid(MINIMAL));
+  const l = set.listeners.get('in') as Obj;
+  const hcm = hcmOf(l);
+  const router = arr(hcm.http_filters).slice(-1);
+  hcm.http_filters = [
+    {
+      name: 'a',
+      typed_config: protos.encodeAny(TypeUrl.Rbac, {
+        rules: {
+          policies: {
+            p: {
+              permissions: [{ any: true }, { header: { name: ':path', string_match: { prefix: '/admin' } } }],
+              principals: [
+                { any: true },
+                { remote_ip: { address_prefix: '10.0.0.0', prefix_len: { value: 8 } } },
+                named({ suffix: '/sa/api' }),
+                named({ safe_regex: { regex: 'spiffe://.*' } }),
+                named({ exact: 'spiffe://td/*' }),
+                named({ prefix: 'spiffe://td/', ignore_case: true }),
+                named({ exact: 'has space' }),
+              ],
+              condition: { id: 1 },
+            },
+          },
+        },
+        shadow_rules: { action: 'DENY' },
+      }),
+    },
+    { name: 'b', typed_config: rbac({ action: 'LOG', policies: {} }) },
+    { name: 'c', typed_config: rbac({ action: 'ALLOW', policies: {} }) },
+    ...router,
+  ];
+  setHcm(l, hcm);
+  const P = `${HF}[0].typed_config.rules.policies["p"]`;
+  t.same(errorsOf(translateXds({}, rewire(set))), [
+    `${HF}[0].typed_config.shadow_rules: is not supported: Remora has no shadow mode for authorization`,
+    `${P}.condition: is not supported: Remora authorizes by peer identity alone (no CEL conditions)`,
+    `${P}.permissions[1].header: only any: true is supported: Remora authorizes by peer identity alone (no header, path, port or other request rules)`,
+    `${P}.principals[0].any: any also matches clients without a certificate, which Remora's patterns never do: use authenticated.principal_name (exact, prefix, or safe_regex ".+" for any verified identity)`,
+    `${P}.principals[1].remote_ip: only authenticated.principal_name is supported: Remora authorizes by the identity of the verified client certificate`,
+    `${P}.principals[2].authenticated.principal_name.suffix: is not supported (exact, prefix or safe_regex ".+" (any verified identity))`,
+    `${P}.principals[3].authenticated.principal_name.safe_regex.regex: "spiffe://.*" is not supported: only ".+" (any verified identity, Remora's "*"); use exact or prefix`,
+    `${P}.principals[4].authenticated.principal_name.exact: "spiffe://td/*": "*" cannot be expressed (Remora reads "*" as a prefix wildcard)`,
+    `${P}.principals[5].authenticated.principal_name.ignore_case: is not supported: Remora compares identities case-sensitively`,
+    `${HF}[1].typed_config.rules.action: LOG is not supported (ALLOW or DENY)`,
+    `${HF}[2].typed_config.rules.policies: an ALLOW rule set without policies refuses every request, which Remora cannot express (an empty allow list admits everyone)`,
+    `${HF}[2]: a second RBAC rule set with action ALLOW: Remora has one allow list per listener (first at filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.rules)`,
+  ]);
+  // What validateConfig refuses in a pattern points at the principal.
+  hcm.http_filters = [{ name: 'a', typed_config: rbac({ policies: { p: policy(named({ exact: 'has space' })) } }) }, ...router];
+  setHcm(l, hcm);
+  t.same(errorsOf(translateXds({}, rewire(set))), [
+    `${HF}[0].typed_config.rules.policies["p"].principals[0].authenticated.principal_name.exact: must be a non-empty identity pattern without whitespace, e.g. "spiffe://cluster.local/ns/payments/*"`,
+  ]);
+});
+
+t.test('per-route RBAC belongs to an RBAC filter without rules', async (t) => {
+  const set = overTheWire(valid(MTLS));
+  const rc = set.routes.get('inbound') as Obj;
+  const routes = arr(arr(rc.virtual_hosts)[0].routes);
+  const perRoute = (action: string): AnyMessage =>
+    protos.encodeAny(TypeUrl.RbacPerRoute, { rbac: { rules: { action, policies: { p: policy(named({ exact: 'spiffe://td/x' })) } } } });
+  routes[2].typed_per_filter_config = {
+    'remora.rbac.allow': perRoute('ALLOW'),
+    nowhere: perRoute('DENY'),
+    'remora.route_rbac.deny': protos.encodeAny(TypeUrl.RbacPerRoute, {}),
+    'remora.route_rbac.allow': perRoute('DENY'),
+  };
+  const R = 'RouteConfiguration "inbound" virtual_hosts[0].routes[2].typed_per_filter_config';
+  t.same(errorsOf(translateXds({}, rewire(set))), [
+    `${R}["remora.rbac.allow"]: would replace the rules of Listener "inbound"'s RBAC filter "remora.rbac.allow" for this route; Remora applies listener and route authorization together: put per-route RBAC on an RBAC filter without rules`,
+    `${R}["nowhere"]: Listener "inbound" has no RBAC http filter named "nowhere"`,
+  ]);
+  routes[2].typed_per_filter_config = { 'remora.route_rbac.deny': perRoute('DENY'), 'remora.route_rbac.allow': perRoute('DENY') };
+  t.same(errorsOf(translateXds({}, rewire(set))), [
+    `${R}["remora.route_rbac.allow"]: a second RBAC rule set with action DENY: Remora has one deny list per route (first at virtual_hosts[0].routes[2].typed_per_filter_config["remora.route_rbac.deny"].rbac.rules)`,
+  ]);
+  // RBACPerRoute without rules on a slot: Envoy enforces nothing there, nor does Remora.
+  routes[2].typed_per_filter_config = { 'remora.route_rbac.deny': protos.encodeAny(TypeUrl.RbacPerRoute, {}) };
+  const r = translateXds({}, rewire(set));
+  t.same(errorsOf(r), []);
+  t.equal(r.ok && r.config.listeners[0].virtual_hosts[0].routes[2].authorization, undefined);
 });

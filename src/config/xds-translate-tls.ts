@@ -1,0 +1,233 @@
+// TLS over xDS → Remora (part of src/config/xds-translate.ts): a listener filter chain's
+// `transport_socket` with a DownstreamTlsContext becomes the listener's `tls`, a cluster's
+// with an UpstreamTlsContext the cluster's `tls`, and the HttpConnectionManager's
+// forward_client_cert_details its XFCC mode. Remora reads certificates from files and
+// watches them, so only `filename` data sources are accepted: inline data, SDS and
+// certificate providers are rejected with their path, as is every TLS knob Remora does
+// not have (cipher suites, session tickets, OCSP, CRLs, …). docs/xds.md has the table;
+// src/control/xds-resources.ts writes the same fields.
+
+import { TypeUrl } from '../control/xds-protos.js';
+import { asArr, asObj, asStr, isSet, sub, wrappedBool, type Ctx, type Loc, type Mark, type Obj } from './xds-translate-context.js';
+
+export const TLS_TRANSPORT_SOCKET = 'envoy.transport_sockets.tls';
+
+/** The raw `tls` of a listener or cluster, with marks relative to that resource (`.tls.cert_file`). */
+export interface TlsPart {
+  readonly raw: Obj;
+  readonly marks: Mark[];
+}
+
+const FILES_ONLY = 'only filename data sources are supported (Remora reads and watches the files)';
+const NO_SDS = 'SDS and certificate providers are not supported: Remora reads certificates from files (filename data sources) and watches them';
+const EXACT_ONLY = 'only exact matches are supported';
+/** CommonTlsContext fields that fetch or produce certificates instead of naming files. */
+const COMMON_SDS = ['tls_certificate_sds_secret_configs', 'tls_certificate_provider_instance', 'tls_certificate_certificate_provider',
+  'tls_certificate_certificate_provider_instance', 'validation_context_sds_secret_config', 'combined_validation_context',
+  'validation_context_certificate_provider', 'validation_context_certificate_provider_instance'];
+const VERSIONS: Readonly<Record<string, string>> = { TLSv1_2: 'TLSv1.2', TLSv1_3: 'TLSv1.3' };
+const XFCC_FORBIDDEN = ['cert', 'chain'];
+const SAN_MATCHERS = ['match_typed_subject_alt_names', 'match_subject_alt_names'];
+
+/** A listener filter chain's transport_socket → the listener's raw `tls`. Envoy's default
+ *  for require_client_certificate (false) applies when it is unset. */
+export function downstreamTls(ctx: Ctx, v: unknown, loc: Loc): TlsPart | undefined {
+  const t = tlsContext(ctx, v, loc, TypeUrl.DownstreamTlsContext);
+  if (t === undefined) return undefined;
+  const [d, tl] = t;
+  if (isSet(d.session_ticket_keys_sds_secret_config)) ctx.reject(sub(tl, 'session_ticket_keys_sds_secret_config'), NO_SDS);
+  ctx.only(d, tl, ['common_tls_context', 'require_client_certificate', 'ocsp_staple_policy', 'session_ticket_keys_sds_secret_config']);
+  if (isSet(d.ocsp_staple_policy) && d.ocsp_staple_policy !== 'LENIENT_STAPLING') {
+    ctx.reject(sub(tl, 'ocsp_staple_policy'), `${String(d.ocsp_staple_policy)} is not supported: Remora staples no OCSP responses (LENIENT_STAPLING or unset)`);
+  }
+  const part: TlsPart = { raw: {}, marks: [['.tls', tl]] };
+  const cl = sub(tl, 'common_tls_context');
+  const common = asObj(d.common_tls_context) ?? {};
+  const vc = commonTlsContext(ctx, common, cl, part);
+  if (asArr(common.tls_certificates).length === 0 && !COMMON_SDS.some((k) => isSet(common[k]))) {
+    ctx.reject(sub(cl, 'tls_certificates'), 'needs one certificate (certificate_chain and private_key filenames): a TLS listener serves one');
+  }
+  if (vc !== undefined) {
+    const vl = sub(cl, 'validation_context');
+    for (const k of SAN_MATCHERS) {
+      if (isSet(vc[k])) ctx.reject(sub(vl, k), 'is not supported on a listener: Remora accepts every client certificate signed by trusted_ca; restrict callers with the RBAC filter');
+    }
+  }
+  part.raw.require_client_certificate = wrappedBool(d.require_client_certificate) ?? false;
+  part.marks.push(['.tls.require_client_certificate', sub(tl, 'require_client_certificate')]);
+  return part;
+}
+
+/** A cluster's transport_socket → the cluster's raw `tls`. trusted_ca is required: Remora
+ *  always verifies the upstream (Envoy without a validation context verifies nothing). */
+export function upstreamTls(ctx: Ctx, v: unknown, loc: Loc): TlsPart | undefined {
+  const t = tlsContext(ctx, v, loc, TypeUrl.UpstreamTlsContext);
+  if (t === undefined) return undefined;
+  const [u, tl] = t;
+  ctx.only(u, tl, ['common_tls_context', 'sni']);
+  const part: TlsPart = { raw: {}, marks: [['.tls', tl]] };
+  if (isSet(u.sni)) {
+    part.raw.sni = u.sni;
+    part.marks.push(['.tls.sni', sub(tl, 'sni')]);
+  }
+  const cl = sub(tl, 'common_tls_context');
+  const vc = commonTlsContext(ctx, asObj(u.common_tls_context) ?? {}, cl, part);
+  const vl = sub(cl, 'validation_context');
+  if (vc?.trusted_ca === undefined) {
+    ctx.reject(sub(vl, 'trusted_ca'), 'is required: Remora always verifies the upstream certificate, against this CA file only');
+  }
+  if (vc !== undefined) subjectAltNames(ctx, vc, vl, part);
+  return part;
+}
+
+/** The HttpConnectionManager's XFCC fields → the listener's forward_client_cert_details.
+ *  Unset is Envoy's default, SANITIZE (the proto3 zero value, which senders do not encode).
+ *  set_current_client_cert_details may ask for Subject, URI and DNS, which Remora always
+ *  sets; Cert and Chain it does not send. */
+export function forwardClientCert(ctx: Ctx, hcm: Obj, loc: Loc): { mode: string; marks: Mark[] } {
+  const sc = asObj(hcm.set_current_client_cert_details);
+  if (sc !== undefined) {
+    const sl = sub(loc, 'set_current_client_cert_details');
+    for (const k of XFCC_FORBIDDEN) {
+      if (sc[k] === true) ctx.reject(sub(sl, k), 'is not supported: Remora sets By, Hash, Subject, URI and DNS in x-forwarded-client-cert, never the certificate itself');
+    }
+    ctx.only(sc, sl, ['subject', 'uri', 'dns', ...XFCC_FORBIDDEN]);
+  }
+  const mode = hcm.forward_client_cert_details === undefined ? 'sanitize' : String(hcm.forward_client_cert_details).toLowerCase();
+  return { mode, marks: [['.forward_client_cert_details', sub(loc, 'forward_client_cert_details')]] };
+}
+
+/** A transport_socket's decoded TLS context and its location; undefined when rejected. */
+function tlsContext(ctx: Ctx, v: unknown, loc: Loc, typeUrl: string): [Obj, Loc] | undefined {
+  const ts = asObj(v) ?? {};
+  ctx.only(ts, loc, ['name', 'typed_config']);
+  const tl = sub(loc, 'typed_config');
+  const type = asStr(asObj(ts.typed_config)?.type_url);
+  const context = typeUrl.slice(typeUrl.lastIndexOf('.') + 1);
+  if (type === undefined) {
+    ctx.reject(tl, `is required (${context})`);
+    return undefined;
+  }
+  if (type !== typeUrl) {
+    ctx.reject(loc, `unsupported transport socket ${asStr(ts.name) ?? type}: Remora supports ${TLS_TRANSPORT_SOCKET} with ${context} only`);
+    return undefined;
+  }
+  const msg = ctx.decode(ts.typed_config, tl)?.message;
+  return msg === undefined ? undefined : [msg, tl];
+}
+
+/** common_tls_context → cert_file, key_file, ca_file and min_version in `part.raw`; returns
+ *  the validation context, whose SAN matchers are the caller's. */
+function commonTlsContext(ctx: Ctx, c: Obj, loc: Loc, part: TlsPart): Obj | undefined {
+  for (const k of COMMON_SDS) if (isSet(c[k])) ctx.reject(sub(loc, k), NO_SDS);
+  ctx.only(c, loc, ['tls_params', 'tls_certificates', 'validation_context', 'alpn_protocols', ...COMMON_SDS]);
+  const alpn = asArr(c.alpn_protocols);
+  if (alpn.length > 0 && (alpn.length !== 1 || alpn[0] !== 'http/1.1')) {
+    ctx.reject(sub(loc, 'alpn_protocols'), `${JSON.stringify(alpn)} is not supported: Remora speaks HTTP/1.1 inside TLS (["http/1.1"] or unset)`);
+  }
+  const params = asObj(c.tls_params);
+  if (params !== undefined) tlsParams(ctx, params, sub(loc, 'tls_params'), part);
+
+  const certs = asArr(c.tls_certificates);
+  if (certs.length > 1) ctx.reject(sub(loc, 'tls_certificates[1]'), 'Remora uses one certificate (tls_certificates[0])');
+  const cert = asObj(certs[0]);
+  if (cert !== undefined) {
+    const cl = sub(loc, 'tls_certificates[0]');
+    ctx.only(cert, cl, ['certificate_chain', 'private_key']);
+    fileField(ctx, cert.certificate_chain, sub(cl, 'certificate_chain'), 'cert_file', part);
+    fileField(ctx, cert.private_key, sub(cl, 'private_key'), 'key_file', part);
+  }
+
+  const vc = asObj(c.validation_context);
+  if (vc === undefined) return undefined;
+  const vl = sub(loc, 'validation_context');
+  if (isSet(vc.ca_certificate_provider_instance)) ctx.reject(sub(vl, 'ca_certificate_provider_instance'), NO_SDS);
+  if (isSet(vc.system_root_certs)) ctx.reject(sub(vl, 'system_root_certs'), 'is not supported: Remora trusts trusted_ca only');
+  ctx.only(vc, vl, ['trusted_ca', 'trust_chain_verification', 'ca_certificate_provider_instance', 'system_root_certs', ...SAN_MATCHERS]);
+  if (isSet(vc.trust_chain_verification) && vc.trust_chain_verification !== 'VERIFY_TRUST_CHAIN') {
+    ctx.reject(sub(vl, 'trust_chain_verification'), `${String(vc.trust_chain_verification)} is not supported: Remora always verifies the chain`);
+  }
+  if (vc.trusted_ca !== undefined) fileField(ctx, vc.trusted_ca, sub(vl, 'trusted_ca'), 'ca_file', part);
+  return vc;
+}
+
+function tlsParams(ctx: Ctx, p: Obj, loc: Loc, part: TlsPart): void {
+  if (isSet(p.cipher_suites)) ctx.reject(sub(loc, 'cipher_suites'), "is not supported: Remora uses Node's default cipher list (forward-secret AEAD suites first)");
+  ctx.only(p, loc, ['tls_minimum_protocol_version', 'tls_maximum_protocol_version', 'cipher_suites']);
+  const min = asStr(p.tls_minimum_protocol_version);
+  if (min !== undefined && VERSIONS[min] !== undefined) {
+    part.raw.min_version = VERSIONS[min];
+    part.marks.push(['.tls.min_version', sub(loc, 'tls_minimum_protocol_version')]);
+  } else if (min !== undefined && min !== 'TLS_AUTO') {
+    ctx.reject(sub(loc, 'tls_minimum_protocol_version'), `${min} is not supported: Remora accepts TLS 1.2 at least (TLSv1_2 or TLSv1_3)`);
+  }
+  const max = asStr(p.tls_maximum_protocol_version);
+  if (max !== undefined && max !== 'TLS_AUTO' && max !== 'TLSv1_3') {
+    ctx.reject(sub(loc, 'tls_maximum_protocol_version'), `${max} is not supported: Remora allows up to TLS 1.3 (TLSv1_3 or unset)`);
+  }
+}
+
+/** A DataSource that must name a file → `part.raw[key]`. */
+function fileField(ctx: Ctx, v: unknown, loc: Loc, key: string, part: TlsPart): void {
+  const d = asObj(v) ?? {};
+  const others = Object.entries(d).filter(([k, x]) => k !== 'filename' && isSet(x));
+  for (const [k] of others) ctx.reject(sub(loc, k), FILES_ONLY);
+  const file = asStr(d.filename) ?? '';
+  if (file === '') {
+    if (others.length === 0) ctx.reject(sub(loc, 'filename'), 'is required');
+    return;
+  }
+  part.raw[key] = file;
+  part.marks.push([`.tls.${key}`, sub(loc, 'filename')]);
+}
+
+/** match_typed_subject_alt_names (URI or DNS, exact) and the older match_subject_alt_names
+ *  (exact) → verify_subject_alt_names. Remora matches each name against URI SANs exactly
+ *  and DNS SANs case-insensitively; it tells them apart by the URI's scheme (a `:`). */
+function subjectAltNames(ctx: Ctx, vc: Obj, loc: Loc, part: TlsPart): void {
+  const names: string[] = [];
+  const add = (name: string | undefined, at: Loc): void => {
+    if (name === undefined) return;
+    part.marks.push([`.tls.verify_subject_alt_names[${names.length}]`, at]);
+    names.push(name);
+  };
+  asArr(vc.match_typed_subject_alt_names).forEach((v, i) => {
+    const ml = sub(loc, `match_typed_subject_alt_names[${i}]`);
+    const m = asObj(v) ?? {};
+    ctx.only(m, ml, ['san_type', 'matcher']);
+    const type = asStr(m.san_type) ?? 'SAN_TYPE_UNSPECIFIED';
+    if (type !== 'URI' && type !== 'DNS') {
+      ctx.reject(sub(ml, 'san_type'), `${type} is not supported: Remora checks URI and DNS SANs (URI or DNS)`);
+      return;
+    }
+    const el = sub(ml, 'matcher.exact');
+    const name = exactMatcher(ctx, m.matcher, sub(ml, 'matcher'), type === 'DNS');
+    if (name !== undefined && type === 'URI' && !name.includes(':')) {
+      ctx.reject(el, `"${name}" is not a URI (no scheme): Remora matches a name without ":" against DNS SANs`);
+    } else if (name !== undefined && type === 'DNS' && name.includes(':')) {
+      ctx.reject(el, `"${name}" is not a DNS name: Remora matches a name with ":" against URI SANs`);
+    } else add(name, el);
+  });
+  asArr(vc.match_subject_alt_names).forEach((v, i) => {
+    const ml = sub(loc, `match_subject_alt_names[${i}]`);
+    add(exactMatcher(ctx, v, ml, false), sub(ml, 'exact'));
+  });
+  if (names.length > 0) part.raw.verify_subject_alt_names = names;
+}
+
+/** A StringMatcher that may only be `exact`; its value, or undefined when rejected. */
+function exactMatcher(ctx: Ctx, v: unknown, loc: Loc, ignoreCaseAllowed: boolean): string | undefined {
+  const m = asObj(v) ?? {};
+  const others = ['prefix', 'suffix', 'safe_regex', 'contains', 'custom'].filter((k) => isSet(m[k]));
+  for (const k of others) ctx.reject(sub(loc, k), `${EXACT_ONLY} (Remora compares subject alt names whole)`);
+  ctx.only(m, loc, ['exact', 'ignore_case', ...others]);
+  if (m.ignore_case === true && !ignoreCaseAllowed) {
+    ctx.reject(sub(loc, 'ignore_case'), 'is not supported here: Remora compares URI SANs exactly (DNS names case-insensitively)');
+  }
+  const exact = asStr(m.exact) ?? '';
+  if (exact === '') {
+    if (others.length === 0) ctx.reject(sub(loc, 'exact'), 'is required');
+    return undefined;
+  }
+  return exact;
+}
