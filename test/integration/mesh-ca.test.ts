@@ -9,6 +9,10 @@
 // Remora is ready, it is asked for over the ADS connection (same peer address), renewed,
 // shown in /config_dump; and a sidecar that starts while no control plane answers starts
 // anyway after initial_fetch_timeout_ms and gets its certificate when the CA is back.
+// Last, the whole mesh hop: the control plane serves an mTLS listener on the identity
+// files; a caller with a certificate from the mesh CA gets through with XFCC, one from
+// another CA is refused, and across the next renewal (under load) new handshakes present
+// the renewed certificate with no failed request.
 //
 // Everything on 127.0.0.1, port 0 (the control plane on a fixed free port so that it can
 // come back on it); processes ended by pid, temp directories removed.
@@ -18,12 +22,15 @@ import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import https from 'node:https';
 import { join } from 'node:path';
+import tls from 'node:tls';
 import { pino, type Logger } from 'pino';
 import { startControlPlane, type RunningControlPlane } from '../../src/control-plane/server.js';
 import { MeshIdentityClient } from '../../src/control/mesh-identity.js';
 import { uriSans } from '../../src/control/mesh-pki.js';
 import { freePort } from '../../src/main/ports.js';
+import { TestPki } from '../helpers/certs.js';
 import { admin, startRemora, startUpstream, waitUntil } from '../helpers/remora.js';
 
 const ID = 'spiffe://cluster.local/ns/web/sa/frontend';
@@ -211,4 +218,106 @@ t.test('remora run with xds.mesh_identity', async (t) => {
   cp = await controlPlane(groups, caDir, port, cpLog.log);
   await waitUntil('the certificate once the CA is back', async () => existsSync(join(idDir, 'cert.pem')), 30_000, 200);
   t.same(uriSans(certIn(idDir)), [ID], 'issued once the control plane is back');
+});
+
+t.test('an mTLS listener on the mesh identity files: callers verified by the mesh CA, and each renewal served without a failed request', async (t) => {
+  const { dir, groups, caDir, idDir } = layout('remora-mesh-ca-mtls-');
+  const CALLER = 'spiffe://cluster.local/ns/payments/sa/api';
+  const app = await startUpstream((req, res) => {
+    req.resume();
+    req.on('end', () => res.end(String(req.headers['x-forwarded-client-cert'] ?? '')));
+  });
+  const tlsFiles = { cert_file: join(idDir, 'cert.pem'), key_file: join(idDir, 'key.pem'), ca_file: join(idDir, 'ca.pem') };
+  writeFileSync(join(groups, 'web.json'), JSON.stringify({
+    listeners: [{
+      name: 'inbound', address: '127.0.0.1', port: 0, tls: tlsFiles,
+      authorization: { allow: ['spiffe://cluster.local/ns/payments/*'] },
+      virtual_hosts: [{ name: 'all', domains: ['*'], routes: [{ name: 'all', match: { prefix: '/' }, route: { cluster: 'app' } }] }],
+    }],
+    clusters: [{ name: 'app', endpoints: [{ address: '127.0.0.1', port: app.port }] }],
+  }));
+  const port = await freePort();
+  const cp = await controlPlane(groups, caDir, port, capture().log);
+  const sidecar = await startRemora({
+    workers: 2,
+    admin: { address: '127.0.0.1', port: 0 },
+    xds: {
+      servers: [`127.0.0.1:${port}`],
+      node: { id: 'sidecar-mtls', cluster: 'web' },
+      initial_fetch_timeout_ms: 10_000,
+      mesh_identity: { spiffe_id: ID, dir: idDir, lifetime_seconds: 20, renew_fraction: 0.5 },
+    },
+  });
+  // A caller with a certificate from the same mesh CA (signed here with its key).
+  const pki = new TestPki('mesh-caller');
+  writeFileSync(pki.file('mesh.pem'), readFileSync(join(caDir, 'ca.pem')));
+  writeFileSync(pki.file('mesh.key'), readFileSync(join(caDir, 'ca.key')));
+  pki.leaf('payments', 'mesh', { uri: CALLER });
+  pki.ca('other');
+  pki.leaf('stranger', 'other', { uri: CALLER });
+  t.teardown(async () => {
+    await sidecar.stop();
+    await cp.stop();
+    await app.close();
+    pki.remove();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const inbound = sidecar.ports.inbound;
+  const client = (name: string) => ({ ca: readFileSync(join(idDir, 'ca.pem')), cert: readFileSync(pki.file(`${name}.pem`)), key: readFileSync(pki.file(`${name}.key`)) });
+  const call = (name: string, agent: https.Agent | false = false) =>
+    new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = https.request({ host: '127.0.0.1', port: inbound, path: '/', agent, ...client(name), checkServerIdentity: () => undefined }, (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode!, text }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  const servedSerial = () =>
+    new Promise<string>((resolve, reject) => {
+      const s = tls.connect({ host: '127.0.0.1', port: inbound, ...client('payments'), checkServerIdentity: () => undefined }, () => {
+        resolve(s.getPeerCertificate().serialNumber);
+        s.destroy();
+      });
+      s.on('error', reject);
+    });
+
+  const first = certIn(idDir).serialNumber;
+  t.equal(await servedSerial(), first, 'the listener serves the certificate the mesh CA issued');
+  const ok = await call('payments');
+  t.equal(ok.status, 200, `expected 200 for ${CALLER}, saw ${ok.status}`);
+  t.match(ok.text, new RegExp(`^By=${ID};Hash=[0-9a-f]{64};Subject="O=remora-test,CN=payments";URI=${CALLER}$`), 'the app sees XFCC with our SPIFFE ID as By and the caller\'s URI');
+  const stranger = await call('stranger');
+  t.equal(stranger.status, 400, 'a caller from another CA is refused');
+
+  // Traffic (keep-alive and new connections) across the next renewal.
+  const keepAlive = new https.Agent({ keepAlive: true, maxSockets: 2 });
+  let running = true;
+  const failures: string[] = [];
+  let done = 0;
+  const loop = async (agent: https.Agent | false): Promise<void> => {
+    while (running) {
+      try {
+        const r = await call('payments', agent);
+        if (r.status !== 200) failures.push(`status ${r.status}`);
+        done++;
+      } catch (err) {
+        failures.push(String(err));
+      }
+    }
+  };
+  const loops = [loop(keepAlive), loop(false)];
+  let served = first;
+  await waitUntil('new handshakes to present the renewed certificate', async () => {
+    const onDisk = certIn(idDir).serialNumber;
+    served = await servedSerial();
+    return onDisk !== first && served === onDisk;
+  }, 25_000, 250).catch(() => {});
+  running = false;
+  await Promise.all(loops);
+  keepAlive.destroy();
+  t.not(served, first, 'a renewed certificate is served');
+  t.equal(served, certIn(idDir).serialNumber, 'it is the one the identity client wrote');
+  t.same(failures, [], `no failed request across the renewal (${done} requests)`);
 });
