@@ -8,14 +8,16 @@
 
 import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
 import tls from 'node:tls';
 import type { ConfigError, RemoraConfig, TlsMaterial, TlsMaterialSet } from '../config/types.js';
 import type { Logger } from '../core/log.js';
 
 /** How often files are checked besides file-system events (which miss some swaps). */
 const POLL_MS = 2000;
-/** File events come in bursts (key, then certificate): wait for the burst to end. */
+/** File events come in bursts (key, then certificate): the check runs this long after
+ *  the first event of a burst. (Not reset by later events: a directory that is written
+ *  to all the time, say a log next to the certificates, would postpone it forever.) */
 const DEBOUNCE_MS = 150;
 
 export interface CertificateInfo {
@@ -70,6 +72,8 @@ export class CertStore {
   private revision = 0;
   private watchers = new Map<string, FSWatcher>();
   private stamps = new Map<string, string>();
+  /** Per watched directory, the names of the files in use there. */
+  private dirNames = new Map<string, Set<string>>();
   private readonly poller: NodeJS.Timeout;
   private timer: NodeJS.Timeout | null = null;
   readonly rotations: RotationCounts = { applied: 0, rejected: 0 };
@@ -170,7 +174,9 @@ export class CertStore {
   /** Watches the directory of every file (Kubernetes swaps a symlink in the directory,
    *  which a watch on the file itself would miss). */
   private rewatch(): void {
-    const dirs = new Set(this.files().map((f) => dirname(f)));
+    const files = this.files();
+    const dirs = new Set(files.map((f) => dirname(f)));
+    this.dirNames = new Map([...dirs].map((dir) => [dir, new Set(files.filter((f) => dirname(f) === dir).map((f) => basename(f)))]));
     for (const [dir, w] of this.watchers) {
       if (!dirs.has(dir)) {
         w.close();
@@ -180,7 +186,10 @@ export class CertStore {
     for (const dir of dirs) {
       if (this.watchers.has(dir)) continue;
       try {
-        const w = watch(dir, () => this.schedule());
+        // Only our files' names matter, and Kubernetes' "..data" swap (any "..name").
+        const w = watch(dir, (_event, name) => {
+          if (name === null || this.dirNames.get(dir)?.has(name) === true || name.startsWith('..')) this.schedule();
+        });
         w.on('error', () => {
           w.close();
           this.watchers.delete(dir); // the poll goes on; a later load watches again
@@ -203,7 +212,7 @@ export class CertStore {
   }
 
   private schedule(): void {
-    if (this.timer !== null) clearTimeout(this.timer);
+    if (this.timer !== null) return; // a check is already coming
     this.timer = setTimeout(() => {
       this.timer = null;
       this.recheck();

@@ -55,6 +55,8 @@ const remora = await startRemora({
       port: 0,
       tls: { cert_file: pki.file('live-cert.pem'), key_file: pki.file('live-key.pem'), ca_file: pki.file('mesh-ca.pem') },
       authorization: { allow: ['spiffe://cluster.local/ns/payments/*', 'spiffe://cluster.local/ns/batch/*'], deny: ['spiffe://cluster.local/ns/batch/sa/job'] },
+      // In the certificates' directory on purpose: a busy file next to them must not
+      // postpone the rotation check (it once did).
       access_log: { path: pki.file('access.log') },
       virtual_hosts: [
         {
