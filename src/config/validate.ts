@@ -671,11 +671,6 @@ function validateCluster(ctx: Ctx, v: unknown, path: string): Cluster | undefine
     ? validateOutlierDetection(ctx, o.outlier_detection, at(path, 'outlier_detection')) : undefined;
   const health_check = has(o, 'health_check') ? validateHealthCheck(ctx, o.health_check, at(path, 'health_check'), cname) : undefined;
   const tls = has(o, 'tls') ? validateUpstreamTls(ctx, o.tls, at(path, 'tls')) : undefined;
-  if (health_check !== undefined && tls !== undefined) {
-    // Active health checks speak plain HTTP for now: against a TLS upstream every check
-    // would fail and the cluster would run in panic mode. Refuse it clearly instead.
-    ctx.err(at(path, 'health_check'), 'active health checks over TLS are not supported yet; remove health_check or tls (outlier_detection works with TLS)');
-  }
   return {
     name: cname,
     lb_policy: lb as LbPolicy,

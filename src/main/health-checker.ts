@@ -3,12 +3,16 @@
 // persistent keep-alive connection. The first result decides at once; after that a
 // healthy endpoint turns unhealthy after unhealthy_threshold failures in a row and an
 // unhealthy one turns healthy after healthy_threshold passes in a row. Verdict changes
-// go to onChange (the caller publishes them to the workers).
+// go to onChange (the caller publishes them to the workers). A cluster with `tls` is
+// checked over TLS with its own settings (CA, client certificate, SNI, expected SANs);
+// rotated certificates reach the checks' next connections.
 
 import http from 'node:http';
-import type { Cluster, HealthCheck } from '../config/types.js';
+import https from 'node:https';
+import type { Cluster, HealthCheck, TlsMaterial, UpstreamTlsConfig } from '../config/types.js';
 import type { Logger } from '../core/log.js';
 import { endpointKey } from '../upstream/pool.js';
+import { clientTlsOptions } from '../upstream/upstream-tls.js';
 
 export interface HealthTarget {
   /** Shared-state endpoint slot (stable for `cluster|address:port`). */
@@ -67,7 +71,10 @@ interface Checked {
   readonly key: string;
   /** Replaced by update(); a check reads it when it starts. */
   settings: HealthCheck;
-  readonly agent: http.Agent;
+  /** Replaced when the cluster's TLS settings or files change. */
+  agent: http.Agent;
+  /** The TLS settings and material the agent was made with; null for plain HTTP. */
+  tls: { readonly config: UpstreamTlsConfig; readonly revision: number } | null;
   /** The next check's timer, or null while a check runs (or after removal). */
   timer: NodeJS.Timeout | null;
   /** The running check's request and its timeout, to end on removal. */
@@ -96,6 +103,8 @@ export class HealthChecker {
    *  sockets are unref'd, and the awaited promise must not be dropped by an exit. */
   private firstRoundHold: NodeJS.Timeout | null = null;
   private stopped = false;
+  /** The clusters of the last update (for rotateTls). */
+  private clusters: readonly Cluster[] = [];
   private attempts = 0;
   private successes = 0;
   private timeouts = 0;
@@ -113,15 +122,20 @@ export class HealthChecker {
    *  stay (same slot) keep their state and counts while the new settings apply from the
    *  next check. No onChange is made for endpoints that stop being checked: the caller
    *  clears their health state. */
-  update(clusters: readonly Cluster[], slotOf: (cluster: string, address: string, port: number) => number): void {
+  update(
+    clusters: readonly Cluster[],
+    slotOf: (cluster: string, address: string, port: number) => number,
+    tls: Readonly<Record<string, TlsMaterial>> = {},
+  ): void {
     if (this.stopped) return;
-    const wanted = new Map<number, { target: HealthTarget; settings: HealthCheck }>();
+    this.clusters = clusters;
+    const wanted = new Map<number, { target: HealthTarget; settings: HealthCheck; tls: Cluster['tls'] }>();
     for (const cluster of clusters) {
       const settings = cluster.health_check;
       if (settings === undefined) continue;
       for (const ep of cluster.endpoints) {
         const slot = slotOf(cluster.name, ep.address, ep.port);
-        wanted.set(slot, { target: { slot, cluster: cluster.name, address: ep.address, port: ep.port }, settings });
+        wanted.set(slot, { target: { slot, cluster: cluster.name, address: ep.address, port: ep.port }, settings, tls: cluster.tls });
       }
     }
     for (const [slot, entry] of this.checked) {
@@ -129,11 +143,33 @@ export class HealthChecker {
       if (w === undefined || !sameTarget(w.target, entry.target)) this.remove(entry);
     }
     for (const [slot, w] of wanted) {
-      const entry = this.checked.get(slot);
+      let entry = this.checked.get(slot);
       if (entry !== undefined) entry.settings = w.settings;
-      else this.add(w.target, w.settings);
+      else entry = this.add(w.target, w.settings);
+      this.useTls(entry, w.tls, w.tls !== undefined ? tls[w.target.cluster] : undefined);
     }
     this.settleFirstRound();
+  }
+
+  /** Rotated TLS files: the next connection of each TLS-checked endpoint uses them. */
+  rotateTls(tls: Readonly<Record<string, TlsMaterial>>): void {
+    for (const entry of this.checked.values()) {
+      const cluster = this.clusters.find((c) => c.name === entry.target.cluster);
+      if (cluster?.tls !== undefined) this.useTls(entry, cluster.tls, tls[cluster.name]);
+    }
+  }
+
+  /** Gives the entry an agent for its TLS settings (a new one when they changed). */
+  private useTls(entry: Checked, config: UpstreamTlsConfig | undefined, material: TlsMaterial | undefined): void {
+    const want = config !== undefined && material !== undefined ? { config, revision: material.revision } : null;
+    const have = entry.tls;
+    if (want === null ? have === null : have !== null && have.config === want.config && have.revision === want.revision) return;
+    entry.agent.destroy();
+    entry.tls = want;
+    entry.agent =
+      want === null
+        ? new http.Agent({ keepAlive: true, maxSockets: 1 })
+        : new https.Agent({ keepAlive: true, maxSockets: 1, ...clientTlsOptions(want.config, material!, entry.target.address) });
   }
 
   /** Marks an endpoint unhealthy at once (an upstream answered with
@@ -198,12 +234,13 @@ export class HealthChecker {
     this.settleFirstRound();
   }
 
-  private add(target: HealthTarget, settings: HealthCheck): void {
+  private add(target: HealthTarget, settings: HealthCheck): Checked {
     const entry: Checked = {
       target,
       key: endpointKey(target.address, target.port),
       settings,
       agent: new http.Agent({ keepAlive: true, maxSockets: 1 }),
+      tls: null,
       timer: null,
       req: null,
       deadline: null,
@@ -219,6 +256,7 @@ export class HealthChecker {
     this.checked.set(target.slot, entry);
     const jitter = Math.floor(Math.random() * Math.min(settings.interval_ms, MAX_FIRST_JITTER_MS));
     this.schedule(entry, jitter);
+    return entry;
   }
 
   private remove(entry: Checked): void {
@@ -278,7 +316,7 @@ export class HealthChecker {
     };
 
     const send = (retried: boolean): void => {
-      const req = http.request({
+      const req = (entry.tls !== null ? https : http).request({
         host: entry.target.address,
         port: entry.target.port,
         method: 'GET',

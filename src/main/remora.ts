@@ -86,7 +86,7 @@ export async function startRemora(config: RemoraConfig, log: Logger, source: Con
     if (err instanceof TlsFilesRejected) throw new RemoraError('REMORA_ERR_CONFIG_INVALID', formatErrors('TLS files', err.errors));
     throw err;
   }
-  resilience.applied(config, snapshot.statSlots.clusters, snapshot.stateSlots);
+  resilience.applied(config, snapshot.statSlots.clusters, snapshot.stateSlots, snapshot.tls.clusters);
   const pool = new WorkerPool(config.workers, snapshot, log, resilience.buffer, resilience.epochMs);
   pool.subscribe((_slot, msg) => resilience.onWorkerMessage(msg));
   const reader = new StatsReader(pool.slabs);
@@ -99,6 +99,7 @@ export async function startRemora(config: RemoraConfig, log: Logger, source: Con
   onRotate = (tls) => {
     snapshot = { ...snapshot, tls };
     pool.updateTls(tls);
+    resilience.tlsRotated(tls.clusters);
   };
   let stopped: Promise<void> | null = null;
   let draining: Promise<void> | null = null;
@@ -244,7 +245,7 @@ export async function startRemora(config: RemoraConfig, log: Logger, source: Con
         reader.fold(); // counts of slots about to be reused are taken first
         reader.setSlots(Object.values(nextSnapshot.statSlots.listeners), Object.values(nextSnapshot.statSlots.clusters));
         snapshot = nextSnapshot;
-        resilience.applied(next, snapshot.statSlots.clusters, snapshot.stateSlots);
+        resilience.applied(next, snapshot.statSlots.clusters, snapshot.stateSlots, snapshot.tls.clusters);
         const ok = await pool.apply(snapshot);
         lifecycle.reloaded();
         log.info({ version: snapshot.version, allWorkers: ok }, ok ? 'config applied' : 'config sent; not every worker confirmed it');

@@ -4,7 +4,7 @@
 // is the single writer of every endpoint state word (health bits | outlier bits). It
 // also builds the per-cluster view for /clusters and the resilience metrics.
 
-import type { Cluster, RemoraConfig } from '../config/types.js';
+import type { Cluster, RemoraConfig, TlsMaterial } from '../config/types.js';
 import type { Logger } from '../core/log.js';
 import { allRateLimits, initRateLimitBucket } from '../filters/rate-limit.js';
 import { MAX_BUCKETS, MAX_ENDPOINTS } from '../shared/limits.js';
@@ -106,7 +106,12 @@ export class Resilience {
   }
 
   /** Follows an applied config: health checks and outlier detection start or stop. */
-  applied(config: RemoraConfig, clusterSlots: Readonly<Record<string, number>>, slots: StateSlots): void {
+  applied(
+    config: RemoraConfig,
+    clusterSlots: Readonly<Record<string, number>>,
+    slots: StateSlots,
+    tls: Readonly<Record<string, TlsMaterial>> = {},
+  ): void {
     this.clusterSlots = clusterSlots;
     this.endpointSlotMap = slots.endpoints;
     const live = new Set<number>();
@@ -134,7 +139,12 @@ export class Resilience {
     }
     const slotOf = (cluster: string, key: string): number => slots.endpoints[endpointSlotName(cluster, key)];
     this.detector.update(config.clusters, slotOf, endpointKey);
-    this.checker.update(config.clusters, (cluster, address, port) => slotOf(cluster, endpointKey(address, port)));
+    this.checker.update(config.clusters, (cluster, address, port) => slotOf(cluster, endpointKey(address, port)), tls);
+  }
+
+  /** Rotated TLS files of clusters: health checks use them on their next connection. */
+  tlsRotated(tls: Readonly<Record<string, TlsMaterial>>): void {
+    this.checker.rotateTls(tls);
   }
 
   /** Handles what workers report about endpoints. */

@@ -53,8 +53,7 @@ export class ClusterTls {
 
   /** The TLS state of one endpoint's pool (its SNI name, identity check and session cache). */
   forEndpoint(address: string): EndpointTls {
-    const servername = this.config.sni ?? (isIP(address) === 0 ? address : undefined);
-    return new EndpointTls(this, servername);
+    return new EndpointTls(this, serverName(this.config, address));
   }
 }
 
@@ -68,13 +67,7 @@ export class EndpointTls {
     readonly cluster: ClusterTls,
     readonly servername: string | undefined,
   ) {
-    const expected = cluster.config.verify_subject_alt_names;
-    this.checkServerIdentity =
-      expected.length > 0
-        ? (_host, cert) => checkSubjectAltNames(expected, cert)
-        : servername !== undefined
-          ? (_host, cert) => tls.checkServerIdentity(servername, cert)
-          : () => undefined; // CA verification only (an IP endpoint without SNI)
+    this.checkServerIdentity = serverIdentityCheck(cluster.config, servername);
   }
 
   /** Options for tls.connect (the caller adds its own read handling). */
@@ -94,6 +87,41 @@ export class EndpointTls {
 
   readonly onSession = (session: Buffer): void => {
     this.session = session;
+  };
+}
+
+/** The SNI name for `address`: the configured one, else the address when it is a host name. */
+export function serverName(config: UpstreamTlsConfig, address: string): string | undefined {
+  return config.sni ?? (isIP(address) === 0 ? address : undefined);
+}
+
+/** How the server certificate's identity is checked: the expected SANs when configured,
+ *  else host name verification against the SNI name, else CA verification only (an IP
+ *  endpoint without SNI). */
+export function serverIdentityCheck(
+  config: UpstreamTlsConfig,
+  servername: string | undefined,
+): (host: string, cert: tls.PeerCertificate) => Error | undefined {
+  const expected = config.verify_subject_alt_names;
+  if (expected.length > 0) return (_host, cert) => checkSubjectAltNames(expected, cert);
+  if (servername !== undefined) return (_host, cert) => tls.checkServerIdentity(servername, cert);
+  return () => undefined;
+}
+
+/** Options for an https request or agent to `address` with a cluster's TLS settings
+ *  (the active health checker's connections: same checks as the data path). */
+export function clientTlsOptions(config: UpstreamTlsConfig, material: TlsMaterial, address: string): tls.ConnectionOptions {
+  const servername = serverName(config, address);
+  return {
+    ca: material.ca,
+    ...(material.cert !== undefined ? { cert: material.cert, key: material.key } : {}),
+    ...(servername !== undefined ? { servername } : {}),
+    checkServerIdentity: serverIdentityCheck(config, servername),
+    minVersion: config.min_version,
+    maxVersion: 'TLSv1.3',
+    secureOptions: NO_RENEGOTIATION,
+    ALPNProtocols: ALPN,
+    rejectUnauthorized: true,
   };
 }
 

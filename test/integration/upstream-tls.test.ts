@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type tls from 'node:tls';
 import t from 'tap';
 import { TestPki } from '../helpers/certs.js';
-import { BIN, request, routesConfig, startRemora, withTestDrain } from '../helpers/remora.js';
+import { admin, BIN, request, routesConfig, startRemora, waitUntil, withTestDrain } from '../helpers/remora.js';
 
 const SPIFFE = 'spiffe://cluster.local/ns/app/sa/backend';
 const pki = new TestPki('upstream-tls');
@@ -30,7 +30,7 @@ t.teardown(() => pki.remove());
 /** An mTLS upstream: client certificate required and verified against the mesh CA. It
  *  answers with the client certificate's CN and whether the TLS session was resumed. */
 async function startTlsUpstream() {
-  const state = { handshakes: 0, resumed: 0, sockets: new Set<net.Socket>() };
+  const state = { handshakes: 0, resumed: 0, sockets: new Set<net.Socket>(), healthStatus: 200, healthCheckClients: [] as string[] };
   const server = https.createServer(
     {
       key: readFileSync(file('backend.key')),
@@ -42,6 +42,12 @@ async function startTlsUpstream() {
     (req, res) => {
       const socket = req.socket as tls.TLSSocket;
       req.resume();
+      if (req.url === '/health') {
+        state.healthCheckClients.push(String(socket.getPeerCertificate().subject?.CN));
+        res.writeHead(state.healthStatus);
+        res.end();
+        return;
+      }
       req.on('end', () => {
         const body = JSON.stringify({
           client: socket.getPeerCertificate().subject?.CN ?? null,
@@ -79,6 +85,8 @@ async function startTlsUpstream() {
 const upstream = await startTlsUpstream();
 const pooled = await startTlsUpstream();
 const rotating = await startTlsUpstream();
+const checked = await startTlsUpstream();
+t.teardown(() => checked.close());
 t.teardown(() => rotating.close());
 t.teardown(() => upstream.close());
 t.teardown(() => pooled.close());
@@ -100,6 +108,18 @@ const clusters = [
   cluster('other-ca', upstream.port, { ca_file: file('other-ca.pem'), ...clientCert, sni: 'upstream.local' }),
   cluster('no-client-cert', upstream.port, { ca_file: file('mesh-ca.pem'), sni: 'upstream.local' }),
   cluster('pooled', pooled.port, { ca_file: file('mesh-ca.pem'), ...clientCert, verify_subject_alt_names: [SPIFFE] }),
+  {
+    ...cluster('checked', checked.port, { ca_file: file('mesh-ca.pem'), ...clientCert, verify_subject_alt_names: [SPIFFE] }),
+    health_check: { path: '/health', interval_ms: 200, timeout_ms: 1000, healthy_threshold: 1, unhealthy_threshold: 2 },
+    panic_threshold_percent: 0,
+  },
+  {
+    ...cluster('checked-impostor', checked.port, {
+      ca_file: file('mesh-ca.pem'), ...clientCert, verify_subject_alt_names: ['spiffe://cluster.local/ns/app/sa/impostor'],
+    }),
+    health_check: { path: '/health', interval_ms: 200, timeout_ms: 1000, healthy_threshold: 1, unhealthy_threshold: 2 },
+    panic_threshold_percent: 0,
+  },
   cluster('rotating', rotating.port, { ca_file: file('mesh-ca.pem'), cert_file: file('rotating.pem'), key_file: file('rotating.key'), sni: 'upstream.local' }),
 ];
 const routes = clusters.map((c) => ({ name: c.name, match: { prefix: `/${c.name}/` }, route: { cluster: c.name } }));
@@ -191,4 +211,35 @@ t.test('a rotated client certificate is used for new upstream connections; poole
   await new Promise((r) => setTimeout(r, 200));
   const after = await request(port, { path: '/rotating/c', agent: false });
   t.equal(JSON.parse(after.text).client, 'remora-client-next', 'expected a new connection to present the rotated certificate');
+});
+
+t.test('active health checks over mTLS: Remora\'s client certificate, the server identity checked, an endpoint removed and restored', async (t) => {
+  const health = async (): Promise<string> => {
+    const body = JSON.parse((await admin(remora.adminPort, '/clusters')).text) as { clusters: { name: string; endpoints: { health: string }[] }[] };
+    return body.clusters.find((c) => c.name === 'checked')?.endpoints[0]?.health ?? 'none';
+  };
+  await waitUntil('the TLS endpoint checked healthy', async () => (await health()) === 'healthy', 5000, 50);
+  t.ok(checked.state.healthCheckClients.length > 0, 'expected health checks to reach the mTLS upstream');
+  t.same([...new Set(checked.state.healthCheckClients)], ['remora-client'], 'expected every check to present Remora\'s client certificate');
+  t.equal((await request(port, { path: '/checked/a', agent: false })).status, 200, 'expected traffic while healthy');
+  checked.state.healthStatus = 503;
+  await waitUntil('the endpoint marked unhealthy', async () => (await health()) === 'unhealthy', 5000, 50);
+  const refused = await request(port, { path: '/checked/b', agent: false });
+  t.equal(refused.status, 503, 'expected 503 while the only endpoint is unhealthy');
+  t.equal(refused.headers['x-remora-flags'], 'UH', 'expected flag UH');
+  checked.state.healthStatus = 200;
+  await waitUntil('the endpoint healthy again', async () => (await health()) === 'healthy', 5000, 50);
+  t.equal((await request(port, { path: '/checked/c', agent: false })).status, 200, 'expected traffic again');
+});
+
+t.test('a health check to a server with an unexpected identity fails, naming the mismatch', async (t) => {
+  type View = { clusters: { name: string; endpoints: { health: string; health_check: { last_error: string | null } | null }[] }[] };
+  let ep: View['clusters'][number]['endpoints'][number] | undefined;
+  await waitUntil('the impostor endpoint checked', async () => {
+    const body = JSON.parse((await admin(remora.adminPort, '/clusters')).text) as View;
+    ep = body.clusters.find((c) => c.name === 'checked-impostor')?.endpoints[0];
+    return ep?.health === 'unhealthy';
+  }, 5000, 50).catch(() => {});
+  t.equal(ep?.health, 'unhealthy', 'expected the endpoint unhealthy');
+  t.match(ep?.health_check?.last_error ?? '', /identity mismatch/, 'expected the last error to name the identity mismatch');
 });

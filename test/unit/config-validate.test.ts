@@ -461,8 +461,6 @@ const mistakes: [string, Record<string, unknown>, [string, string][]][] = [
     [[`${C0}.health_check.path`, 'must start with "/"']]],
   ['health_check path with whitespace', { [`${C0}.health_check`]: { path: '/health z' } },
     [[`${C0}.health_check.path`, 'must not contain whitespace']]],
-  ['health_check with tls', { [`${C0}.health_check`]: { path: '/' }, [`${C0}.tls`]: { ca_file: '/etc/ca.pem' } },
-    [[`${C0}.health_check`, 'active health checks over TLS are not supported yet; remove health_check or tls (outlier_detection works with TLS)']]],
   ['health_check host empty', { [`${C0}.health_check`]: { path: '/', host: '' } },
     [[`${C0}.health_check.host`, 'must be a non-empty host name without whitespace']]],
   ['health_check host with whitespace', { [`${C0}.health_check`]: { path: '/', host: 'a b' } },
