@@ -27,7 +27,7 @@ export interface RbacRules {
 }
 
 const PERMISSIONS_ONLY_ANY = 'only any: true is supported: Remora authorizes by peer identity alone (no header, path, port or other request rules)';
-const PRINCIPAL_AUTHENTICATED_ONLY = 'only authenticated.principal_name is supported: Remora authorizes by the identity of the verified client certificate';
+const PRINCIPAL_AUTHENTICATED_ONLY = 'only authenticated.principal_name (alone, or inside or_ids / a single-id and_ids) is supported: Remora authorizes by the identity of the verified client certificate';
 const ANY_PRINCIPAL = 'any also matches clients without a certificate, which Remora\'s patterns never do: use authenticated.principal_name '
   + `(exact, prefix, or safe_regex "${ANY_IDENTITY_REGEX}" for any verified identity)`;
 const NAME_MATCHERS = `exact, prefix or safe_regex "${ANY_IDENTITY_REGEX}" (any verified identity)`;
@@ -79,8 +79,26 @@ function permission(ctx: Ctx, p: Obj, loc: Loc): void {
   if (p.any !== true && others.length === 0) ctx.reject(sub(loc, 'any'), 'must be true (the only permission Remora supports)');
 }
 
-/** A principal → a pattern in `out`. */
-function principal(ctx: Ctx, p: Obj, loc: Loc, out: RbacRules): void {
+/** A principal → a pattern in `out`. `or_ids` (any of its ids) adds each of them, and an
+ *  `and_ids` of a single id is that id: the nesting Istio writes
+ *  (`and_ids: [{or_ids: [authenticated…]}]`). An `and_ids` of several ids cannot be
+ *  expressed by a list of identity patterns. */
+function principal(ctx: Ctx, p: Obj, loc: Loc, out: RbacRules, depth = 0): void {
+  for (const k of ['or_ids', 'and_ids'] as const) {
+    const set = asObj(p[k]);
+    if (set === undefined) continue;
+    const sl = sub(loc, k);
+    const others = Object.entries(p).filter(([key, v]) => key !== k && isSet(v));
+    for (const [key] of others) ctx.reject(sub(loc, key), `cannot be set together with ${k}`);
+    ctx.only(set, sl, ['ids']);
+    const ids = asArr(set.ids);
+    if (depth >= 4) ctx.reject(sl, 'is nested too deeply (at most 4 levels)');
+    else if (ids.length === 0) ctx.reject(sub(sl, 'ids'), 'needs at least one principal');
+    else if (k === 'and_ids' && ids.length > 1) {
+      ctx.reject(sub(sl, 'ids'), 'with more than one principal cannot be expressed: Remora matches one identity against a list of patterns');
+    } else ids.forEach((id, i) => principal(ctx, asObj(id) ?? {}, sub(sl, `ids[${i}]`), out, depth + 1));
+    return;
+  }
   const others = Object.entries(p).filter(([k, v]) => k !== 'authenticated' && isSet(v));
   for (const [k] of others) ctx.reject(sub(loc, k), k === 'any' ? ANY_PRINCIPAL : PRINCIPAL_AUTHENTICATED_ONLY);
   const a = asObj(p.authenticated);

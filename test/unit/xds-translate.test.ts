@@ -925,6 +925,27 @@ t.test('XFCC: Cert and Chain cannot be set; an unknown mode is refused', async (
   ]);
 });
 
+t.test("RBAC principals nested as Istio writes them (or_ids inside a single-id and_ids) are flattened", async (t) => {
+  const set = overTheWire(valid(MINIMAL));
+  const l = set.listeners.get('in') as Obj;
+  const hcm = hcmOf(l);
+  const istio = {
+    and_ids: { ids: [{ or_ids: { ids: [named({ exact: 'spiffe://td/ns/a/sa/x' }), named({ prefix: 'spiffe://td/ns/b/' })] } }] },
+  };
+  hcm.http_filters = [{ name: 'rbac', typed_config: rbac({ policies: { ns: policy(istio) } }) }, ...arr(hcm.http_filters)];
+  setHcm(l, hcm);
+  let r = translateXds({}, rewire(set));
+  t.same(errorsOf(r), []);
+  if (r.ok) t.same(r.config.listeners[0].authorization, { allow: ['spiffe://td/ns/a/sa/x', 'spiffe://td/ns/b/*'], deny: [] }, 'expected both identities, in order');
+  const two = { and_ids: { ids: [named({ exact: 'spiffe://td/a' }), named({ exact: 'spiffe://td/b' })] } };
+  hcm.http_filters = [{ name: 'rbac', typed_config: rbac({ policies: { p: policy(two) } }) }, ...arr(hcm.http_filters).slice(1)];
+  setHcm(l, hcm);
+  r = translateXds({}, rewire(set));
+  t.same(errorsOf(r), [
+    `${HF}[0].typed_config.rules.policies["p"].principals[0].and_ids.ids: with more than one principal cannot be expressed: Remora matches one identity against a list of patterns`,
+  ]);
+});
+
 t.test('RBAC outside the subset is rejected with its path', async (t) => {
   const set = overTheWire(valid(MINIMAL));
   const l = set.listeners.get('in') as Obj;
@@ -965,7 +986,7 @@ t.test('RBAC outside the subset is rejected with its path', async (t) => {
     `${P}.condition: is not supported: Remora authorizes by peer identity alone (no CEL conditions)`,
     `${P}.permissions[1].header: only any: true is supported: Remora authorizes by peer identity alone (no header, path, port or other request rules)`,
     `${P}.principals[0].any: any also matches clients without a certificate, which Remora's patterns never do: use authenticated.principal_name (exact, prefix, or safe_regex ".+" for any verified identity)`,
-    `${P}.principals[1].remote_ip: only authenticated.principal_name is supported: Remora authorizes by the identity of the verified client certificate`,
+    `${P}.principals[1].remote_ip: only authenticated.principal_name (alone, or inside or_ids / a single-id and_ids) is supported: Remora authorizes by the identity of the verified client certificate`,
     `${P}.principals[2].authenticated.principal_name.suffix: is not supported (exact, prefix or safe_regex ".+" (any verified identity))`,
     `${P}.principals[3].authenticated.principal_name.safe_regex.regex: "spiffe://.*" is not supported: only ".+" (any verified identity, Remora's "*"); use exact or prefix`,
     `${P}.principals[4].authenticated.principal_name.exact: "spiffe://td/*": "*" cannot be expressed (Remora reads "*" as a prefix wildcard)`,
