@@ -57,6 +57,8 @@ const RETRY_ON = ['5xx', 'gateway-error', 'reset', 'connect-failure', 'retriable
 const LB_POLICIES: Readonly<Record<string, string>> = { ROUND_ROBIN: 'round_robin', LEAST_REQUEST: 'least_request', RANDOM: 'random' };
 /** Endpoints in these states are left out (Envoy sends them no traffic). */
 const LEFT_OUT_HEALTH = ['UNHEALTHY', 'DRAINING', 'TIMEOUT'];
+/** Listener filters accepted as no-ops (see translateListener). */
+const INSPECTOR_FILTERS = ['envoy.filters.listener.tls_inspector', 'envoy.filters.listener.http_inspector'];
 /** Envoy's defaults where they differ from Remora's file defaults. */
 const ENVOY_CONNECT_TIMEOUT_MS = 5000;
 const ENVOY_TOKENS_PER_FILL = 1;
@@ -361,7 +363,15 @@ function translateListener(ctx: Ctx, key: string, l: Obj): ListenerPart | undefi
     ctx.reject(sub(loc, 'api_listener'), 'api_listener is for gRPC clients; Remora needs address + filter_chains');
     return undefined;
   }
-  ctx.only(l, loc, ['name', 'address', 'filter_chains', 'metadata']);
+  ctx.only(l, loc, ['name', 'address', 'filter_chains', 'metadata', 'listener_filters']);
+  // Inspectors that only read the first bytes to pick a filter chain (Istio adds them):
+  // with one filter chain there is nothing to pick, so they change nothing. Others act.
+  asArr(l.listener_filters).forEach((f, i) => {
+    const name = asStr(asObj(f)?.name) ?? '';
+    if (!INSPECTOR_FILTERS.includes(name)) {
+      ctx.reject(sub(loc, `listener_filters[${i}]`), `"${name}" is not supported (only ${INSPECTOR_FILTERS.join(', ')}, which change nothing with one filter chain)`);
+    }
+  });
   const raw: Obj = { name: key };
   const marks: Mark[] = [['', loc], ['.name', sub(loc, 'name')]];
   const sa = socketAddress(ctx, l.address, sub(loc, 'address'));
