@@ -310,8 +310,10 @@ async function loadOrCreate(x509: X509Module, dir: string, trustDomain: string, 
   for (let i = 0; i < chain.length; i++) {
     if (!issuedByOneOf(i === 0 ? cert : chain[i - 1], [chain[i]])) throw new Error(`${certFile}: certificate ${i + 2} did not issue certificate ${i + 1} (order: the CA, then its issuers)`);
   }
+  // Group-readable is how a Kubernetes Secret reaches a non-root process (fsGroup, mode
+  // 0440); readable by anyone is a mistake.
   const mode = statSync(keyFile).mode & 0o777;
-  if ((mode & 0o077) !== 0) log.warn({ file: keyFile, mode: mode.toString(8) }, 'the CA key is readable by group or others; chmod 600 it');
+  if ((mode & 0o007) !== 0) log.warn({ file: keyFile, mode: mode.toString(8) }, 'the CA key is readable by any user; chmod 600 (or 640) it');
   const daysLeft = (new Date(cert.validTo).getTime() - Date.now()) / 86_400_000;
   if (daysLeft < 30) log.warn({ file: certFile, days_left: Math.floor(daysLeft) }, 'the CA certificate expires within 30 days');
   return { cert, certPem: cert.toString(), chain, signingKey: key, algorithm, created: false, ...(await issuerFields(x509, cert.toString())) };
