@@ -6,6 +6,7 @@
 
 import { createPrivateKey, webcrypto, X509Certificate, type KeyObject } from 'node:crypto';
 import { chmodSync, renameSync, writeFileSync } from 'node:fs';
+import { sansOfType } from '../tls/certificates.js';
 
 type CryptoKey = webcrypto.CryptoKey;
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
@@ -65,16 +66,11 @@ export async function importSigningKey(pem: string): Promise<{ key: CryptoKey; a
   throw new Error(`unsupported key type ${keyObject.asymmetricKeyType ?? '?'} (EC P-256/P-384 or RSA)`);
 }
 
-/** The PEM certificates in `text`, in order. */
-export function splitPemCertificates(text: string): string[] {
-  return text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)?.map((pem) => `${pem}\n`) ?? [];
-}
+export { splitPemCertificates } from '../tls/certificates.js';
 
-/** The URI entries of a certificate's subjectAltName (as Node prints it). */
+/** The URI entries of a certificate's subjectAltName. */
 export function uriSans(cert: X509Certificate): string[] {
-  const out: string[] = [];
-  for (const entry of (cert.subjectAltName ?? '').split(', ')) if (entry.startsWith('URI:')) out.push(entry.slice(4));
-  return out;
+  return sansOfType(cert.subjectAltName, 'URI');
 }
 
 /** Whether `cert` was signed by one of `issuers` (issuer name and signature). */

@@ -12,6 +12,7 @@ import { basename, dirname } from 'node:path';
 import tls from 'node:tls';
 import type { ConfigError, RemoraConfig, TlsMaterial, TlsMaterialSet } from '../config/types.js';
 import type { Logger } from '../core/log.js';
+import { certificateIdentity, sansOfType, splitPemCertificates } from '../tls/certificates.js';
 
 /** How often files are checked besides file-system events (which miss some swaps). */
 const POLL_MS = 2000;
@@ -127,7 +128,7 @@ export class CertStore {
   certificates(now = Date.now()): CertificateInfo[] {
     const out: CertificateInfo[] = [];
     for (const o of this.owners) {
-      for (const c of o.certs) out.push(describe(`${o.kind === 'listeners' ? 'listener' : 'cluster'} ${o.name}`, c, now));
+      for (const c of o.certs) out.push(describe(ownerLabel(o), c, now));
     }
     return out.sort((a, b) => a.seconds_until_expiry - b.seconds_until_expiry);
   }
@@ -135,7 +136,7 @@ export class CertStore {
   /** Per owner: when its files were last loaded and the last refused rotation. */
   status(): { owner: string; loaded_at: string; revision: number; last_error: string | null; last_error_at: string | null }[] {
     return this.owners.map((o) => ({
-      owner: `${o.kind === 'listeners' ? 'listener' : 'cluster'} ${o.name}`,
+      owner: ownerLabel(o),
       loaded_at: o.loadedAt,
       revision: o.material.revision,
       last_error: o.lastError,
@@ -175,15 +176,20 @@ export class CertStore {
    *  which a watch on the file itself would miss). */
   private rewatch(): void {
     const files = this.files();
-    const dirs = new Set(files.map((f) => dirname(f)));
-    this.dirNames = new Map([...dirs].map((dir) => [dir, new Set(files.filter((f) => dirname(f) === dir).map((f) => basename(f)))]));
+    const dirNames = new Map<string, Set<string>>();
+    for (const f of files) {
+      const names = dirNames.get(dirname(f)) ?? new Set<string>();
+      names.add(basename(f));
+      dirNames.set(dirname(f), names);
+    }
+    this.dirNames = dirNames;
     for (const [dir, w] of this.watchers) {
-      if (!dirs.has(dir)) {
+      if (!dirNames.has(dir)) {
         w.close();
         this.watchers.delete(dir);
       }
     }
-    for (const dir of dirs) {
+    for (const dir of dirNames.keys()) {
       if (this.watchers.has(dir)) continue;
       try {
         // Only our files' names matter, and Kubernetes' "..data" swap (any "..name").
@@ -199,7 +205,7 @@ export class CertStore {
         // a directory that cannot be watched is still polled
       }
     }
-    this.stamps = new Map(this.files().map((f) => [f, stamp(f)]));
+    this.stamps = new Map(files.map((f) => [f, stamp(f)]));
   }
 
   private poll(): void {
@@ -269,6 +275,11 @@ export class CertStore {
   }
 }
 
+/** "listener inbound" / "cluster payments", as /certs names an owner. */
+function ownerLabel(o: Owner): string {
+  return `${o.kind === 'listeners' ? 'listener' : 'cluster'} ${o.name}`;
+}
+
 class FileError extends Error {
   constructor(
     readonly path: string,
@@ -325,7 +336,7 @@ function check(read: Files, files: Files, role: 'server' | 'client', revision: n
       throw new Error(`key "${files.key}" does not belong to certificate "${files.cert}" (a pair from different issuances?)`);
     }
     certs.push({ role, file: files.cert!, cert: leaf, notAfterMs: Date.parse(leaf.validTo) });
-    identity = firstUri(leaf.subjectAltName);
+    identity = sansOfType(leaf.subjectAltName, 'URI')[0] ?? '';
   }
   if (read.ca !== undefined) {
     for (const ca of parseBundle(read.ca, files.ca!)) certs.push({ role: 'ca', file: files.ca!, cert: ca, notAfterMs: Date.parse(ca.validTo) });
@@ -347,10 +358,8 @@ function check(read: Files, files: Files, role: 'server' | 'client', revision: n
   };
 }
 
-const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
-
 function parseBundle(pem: string, file: string): X509Certificate[] {
-  const blocks = pem.match(PEM_CERT) ?? [];
+  const blocks = splitPemCertificates(pem);
   if (blocks.length === 0) throw new Error(`"${file}" holds no PEM certificate`);
   return blocks.map((b, i) => {
     try {
@@ -359,11 +368,6 @@ function parseBundle(pem: string, file: string): X509Certificate[] {
       throw new Error(`"${file}": certificate ${i + 1} cannot be parsed: ${(err as Error).message}`);
     }
   });
-}
-
-function firstUri(sans: string | undefined): string {
-  const m = sans === undefined ? null : /(?:^|, )URI:([^,]+)/.exec(sans);
-  return m === null ? '' : m[1];
 }
 
 function stamp(file: string): string {
@@ -377,17 +381,14 @@ function stamp(file: string): string {
 
 function describe(owner: string, c: ParsedCert, now: number): CertificateInfo {
   const seconds = Math.floor((c.notAfterMs - now) / 1000);
-  const sans = c.cert.subjectAltName ?? '';
-  const uri = firstUri(sans);
-  const dns = /(?:^|, )DNS:([^,]+)/.exec(sans)?.[1] ?? '';
-  const subject = c.cert.subject.replace(/\n/g, ', ');
   return {
     owner,
     role: c.role,
     file: c.file,
-    subject,
-    identity: uri !== '' ? uri : dns !== '' ? dns : subject,
-    subject_alt_names: sans,
+    subject: c.cert.subject.replace(/\n/g, ', '),
+    // The same identity authorization and access logs use for a peer.
+    identity: certificateIdentity(c.cert.toLegacyObject()),
+    subject_alt_names: c.cert.subjectAltName ?? '',
     issuer: c.cert.issuer.replace(/\n/g, ', '),
     serial: c.cert.serialNumber,
     not_before: new Date(c.cert.validFrom).toISOString(),

@@ -5,7 +5,7 @@
 
 import { createHash } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
-import { subjectAltNames } from '../upstream/upstream-tls.js';
+import { certificateIdentity, sansOfType, subjectString } from './certificates.js';
 
 export interface PeerIdentity {
   /** The identity patterns are matched against. */
@@ -18,14 +18,10 @@ export interface PeerIdentity {
  *  (its certificate's URI SAN), sent as XFCC's By. Null for an empty certificate. */
 export function peerIdentity(cert: PeerCertificate, localIdentity: string): PeerIdentity | null {
   if (cert.raw === undefined || cert.raw.length === 0) return null;
-  const uris: string[] = [];
-  const dns: string[] = [];
-  for (const san of subjectAltNames(cert)) {
-    if (san.startsWith('URI:')) uris.push(san.slice(4));
-    else if (san.startsWith('DNS:')) dns.push(san.slice(4));
-  }
+  const uris = sansOfType(cert.subjectaltname, 'URI');
+  const dns = sansOfType(cert.subjectaltname, 'DNS');
   const subject = subjectString(cert.subject);
-  const id = uris[0] ?? dns[0] ?? subject;
+  const id = certificateIdentity(cert);
   let xfcc = '';
   if (localIdentity !== '') xfcc += `By=${xfccValue(localIdentity)};`;
   xfcc += `Hash=${createHash('sha256').update(cert.raw).digest('hex')}`;
@@ -34,20 +30,6 @@ export function peerIdentity(cert: PeerCertificate, localIdentity: string): Peer
   if (uris.length > 0) xfcc += `;URI=${xfccValue(uris[0])}`;
   for (const d of dns) xfcc += `;DNS=${xfccValue(d)}`;
   return { id, xfcc };
-}
-
-/** The subject as an RFC 2253-style string, most specific attribute first ("CN=a,O=b"). */
-export function subjectString(subject: PeerCertificate['subject'] | undefined): string {
-  if (subject === undefined || subject === null) return '';
-  const parts: string[] = [];
-  for (const [key, value] of Object.entries(subject)) {
-    for (const v of Array.isArray(value) ? value : [value]) parts.push(`${key}=${escapeRdn(String(v))}`);
-  }
-  return parts.reverse().join(',');
-}
-
-function escapeRdn(v: string): string {
-  return v.replace(/([,+"\\<>;])/g, '\\$1');
 }
 
 /** Values with `,;=` or quotes are quoted, quotes escaped (Envoy's XFCC rules). */

@@ -10,6 +10,7 @@ import { constants as cryptoConstants } from 'node:crypto';
 import { isIP } from 'node:net';
 import tls from 'node:tls';
 import type { TlsMaterial, UpstreamTlsConfig } from '../config/types.js';
+import { subjectAltNames } from '../tls/certificates.js';
 
 const ALPN = ['http/1.1'];
 
@@ -125,31 +126,10 @@ export function clientTlsOptions(config: UpstreamTlsConfig, material: TlsMateria
   };
 }
 
-/** The subject alt names of a certificate as `TYPE:value` strings ("DNS:a.b", "URI:spiffe://…"). */
-export function subjectAltNames(cert: tls.PeerCertificate): string[] {
-  const raw = cert.subjectaltname;
-  if (raw === undefined || raw === '') return [];
-  const out: string[] = [];
-  // Node joins entries with ", "; values with special characters are JSON-quoted.
-  const re = /([A-Za-z ]+):("(?:[^"\\]|\\.)*"|[^,]*)(?:, |$)/g;
-  for (let m = re.exec(raw); m !== null && m[0] !== ''; m = re.exec(raw)) {
-    let value = m[2];
-    if (value.startsWith('"')) {
-      try {
-        value = JSON.parse(value) as string;
-      } catch {
-        // keep it as written
-      }
-    }
-    out.push(`${m[1]}:${value}`);
-  }
-  return out;
-}
-
 /** The server certificate must present one of `expected` as a URI or DNS SAN (exact match;
  *  DNS names compare case-insensitively). */
 export function checkSubjectAltNames(expected: readonly string[], cert: tls.PeerCertificate): Error | undefined {
-  const sans = subjectAltNames(cert);
+  const sans = subjectAltNames(cert.subjectaltname);
   for (const san of sans) {
     const colon = san.indexOf(':');
     const type = san.slice(0, colon);

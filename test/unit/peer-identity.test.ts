@@ -5,7 +5,8 @@ import { createHash, X509Certificate } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 import t from 'tap';
 import { CompiledAuthorization } from '../../src/filters/authorization.js';
-import { peerIdentity, subjectString } from '../../src/tls/peer-identity.js';
+import { subjectString } from '../../src/tls/certificates.js';
+import { peerIdentity } from '../../src/tls/peer-identity.js';
 import { TestPki } from '../helpers/certs.js';
 
 const pki = new TestPki('peer-identity');
