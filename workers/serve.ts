@@ -71,14 +71,15 @@ export default async function serve(task: ServeTask): Promise<{ slot: number; st
     setImmediate(() => process.exit(70));
   });
 
-  const rotateTls = (tls: TlsMaterialSet): void => {
+  /** New material for running TLS listeners (clusters take theirs in ctx.apply or
+   *  ctx.applyTls). */
+  const rotateListeners = (tls: TlsMaterialSet): void => {
     for (const l of live.values()) {
       if (l instanceof TlsListener) {
         const material = tls.listeners[l.config.name];
         if (material !== undefined) l.rotate(material);
       }
     }
-    ctx.applyTls(tls);
   };
 
   const apply = async (snapshot: ConfigSnapshot): Promise<void> => {
@@ -97,7 +98,7 @@ export default async function serve(task: ServeTask): Promise<{ slot: number; st
         live.delete(key);
       }
     }
-    rotateTls(snapshot.tls);
+    rotateListeners(snapshot.tls);
     let ok = true;
     for (const [key, l] of wanted) {
       if (live.has(key)) continue;
@@ -160,7 +161,8 @@ export default async function serve(task: ServeTask): Promise<{ slot: number; st
             break;
           }
           case 'tls':
-            rotateTls(msg.tls);
+            rotateListeners(msg.tls);
+            ctx.applyTls(msg.tls);
             break;
           case 'log_level':
             log.level = msg.level;

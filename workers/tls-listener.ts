@@ -114,6 +114,8 @@ export class TlsListener {
 
   private readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
     try {
+      const socket = req.socket as TLSSocket;
+      if (!socket.authorized && this.config.tls!.require_client_certificate) return refuse(socket, res);
       const ds = new NodeDownstream(req, res);
       const raw = req.rawHeaders;
       const headers: string[] = new Array<string>(raw.length);
@@ -121,8 +123,6 @@ export class TlsListener {
         headers[i] = raw[i].toLowerCase();
         headers[i + 1] = raw[i + 1];
       }
-      const socket = req.socket as TLSSocket;
-      if (!socket.authorized && this.config.tls!.require_client_certificate) return refuse(socket, res);
       const url = req.url ?? '/';
       const q = url.indexOf('?');
       const request: DownstreamRequest = {
@@ -155,9 +155,8 @@ export class TlsListener {
   private readonly onSecure = (socket: TLSSocket): void => {
     try {
       if (socket.authorized) return;
-      const missing = Object.keys(socket.getPeerCertificate()).length === 0;
-      const code = missing ? 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE' : String(socket.authorizationError ?? 'CERT_UNTRUSTED');
-      this.ctx.tlsHandshakeFailed(this.config.name, code, missing ? 'the client sent no certificate' : 'the client certificate did not verify');
+      const r = refusal(socket);
+      this.ctx.tlsHandshakeFailed(this.config.name, r.code, r.missing ? 'the client sent no certificate' : 'the client certificate did not verify');
     } catch (err) {
       this.ctx.log.error({ err }, 'checking a client certificate failed');
       socket.destroy();
@@ -165,9 +164,8 @@ export class TlsListener {
   };
 
   private readonly onTlsClientError = (err: Error & { code?: string }): void => {
-    // A client that failed the handshake. Without a certificate OpenSSL sends the alert;
-    // a certificate that does not verify is checked by Node after the handshake, which
-    // then closes the connection without an alert: the reason is in our stats and log.
+    // A client whose handshake failed (protocol version, ciphers, not TLS at all). Missing
+    // or unverified client certificates complete the handshake and are seen in onSecure.
     try {
       this.ctx.tlsHandshakeFailed(this.config.name, err.code ?? 'ERR_TLS', err.message);
     } catch (e) {
@@ -176,11 +174,15 @@ export class TlsListener {
   };
 }
 
-function refuse(socket: TLSSocket, res: ServerResponse): void {
+/** Why a connection's client certificate is not accepted (for one that is not authorized). */
+function refusal(socket: TLSSocket): { missing: boolean; code: string } {
   const missing = Object.keys(socket.getPeerCertificate()).length === 0;
-  const body = missing
-    ? 'client certificate required\n'
-    : `client certificate refused: ${String(socket.authorizationError ?? 'not trusted')}\n`;
+  return { missing, code: missing ? 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE' : String(socket.authorizationError ?? 'CERT_UNTRUSTED') };
+}
+
+function refuse(socket: TLSSocket, res: ServerResponse): void {
+  const r = refusal(socket);
+  const body = r.missing ? 'client certificate required\n' : `client certificate refused: ${r.code}\n`;
   res.writeHead(400, 'Bad Request', ['content-type', 'text/plain', 'content-length', String(body.length), 'connection', 'close']);
   res.end(body);
 }
