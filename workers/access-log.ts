@@ -166,10 +166,12 @@ export class AccessLogSink {
   }
 
   /** Logs a finished exchange: a sampled share, and every error response (status ≥ 500,
-   *  or a response flag other than "-" and "DR"). Never throws. */
+   *  or a response flag other than "-" and "DR") and every request that took more than
+   *  one upstream attempt. Never throws. */
   write(ex: Exchange): void {
     const flag = ex.flag;
-    if (!this.all && ex.status < 500 && (flag === '-' || flag === 'DR') && !ex.retryExhausted && !(Math.random() < this.ratio)) return;
+    if (!this.all && ex.status < 500 && (flag === '-' || flag === 'DR') && ex.attempts <= 1 && !ex.retryExhausted && !ex.retryOverflow
+      && !(Math.random() < this.ratio)) return;
     try {
       this.dest.write(this.line(ex));
     } catch (err) {
@@ -217,7 +219,7 @@ export class AccessLogSink {
     return (
       `{"time":"${time}","request_id":${quote(ex.requestId)},"method":${quote(req.method)},"path":${quote(path)}` +
       `,"authority":${authority === null ? 'null' : quote(authority)},"status":${ex.status},"flags":"${ex.flags}"` +
-      `,"route":${route === '' ? '"-"' : quote(route)},"upstream":${upstream === '' ? '"-"' : quote(upstream)}` +
+      `,"route":${route === '' ? '"-"' : quote(route)},"upstream":${upstream === '' ? '"-"' : quote(upstream)},"attempts":${ex.attempts}` +
       `,"bytes_in":${ex.bytesIn},"bytes_out":${ex.bytesOut},"duration_us":${ex.durationUs}` +
       `,"upstream_us":${ex.upstreamUs < 0 ? 'null' : ex.upstreamUs}` +
       `,"user_agent":${userAgent === null ? 'null' : quote(userAgent)},"trace_id":${traceId === null ? 'null' : `"${traceId}"`}` +

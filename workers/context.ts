@@ -4,7 +4,7 @@
 
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
-import type { ConfigSnapshot, Route, TlsMaterialSet, XfccMode } from '../src/config/types.js';
+import type { ConfigSnapshot, Route, ServerHeaderTransformation, TlsMaterialSet, XfccMode } from '../src/config/types.js';
 import { compileAuthorization, type CompiledAuthorization } from '../src/filters/authorization.js';
 import type { Logger } from '../src/core/log.js';
 import { ResponseFlag } from '../src/core/flags.js';
@@ -65,6 +65,9 @@ export interface ListenerRuntime {
   readonly xfcc: XfccMode;
   /** x-forwarded-proto: "https" on a TLS listener. */
   readonly scheme: 'http' | 'https';
+  /** The `server` header: server_name, and what happens to the upstream's. */
+  readonly serverName: string;
+  readonly serverHeader: ServerHeaderTransformation;
 }
 
 /** OpenSSL verification results Node reports for a client certificate that is there but
@@ -78,6 +81,8 @@ const CERT_VERIFY_CODES = new Set([
 /** Response flag → index into FLAGS (the listener's flag counters). */
 const FLAG_INDEX = new Map(FLAGS.map((f, i) => [f, i]));
 const URX_INDEX = FLAGS.indexOf(ResponseFlag.UpstreamRetryLimitExceeded);
+const UO_INDEX = FLAGS.indexOf(ResponseFlag.UpstreamOverflow);
+const DPE_INDEX = FLAGS.indexOf(ResponseFlag.DownstreamProtocolError);
 
 export class WorkerContext {
   version = 0;
@@ -197,6 +202,8 @@ export class WorkerContext {
         authorization: compileAuthorization(l.authorization),
         xfcc: l.forward_client_cert_details,
         scheme: l.tls !== undefined ? 'https' : 'http',
+        serverName: l.server_name,
+        serverHeader: l.server_header_transformation,
       });
     }
     this.listeners = listeners;
@@ -234,6 +241,18 @@ export class WorkerContext {
     this.handshakeLog.set(key, seen);
   }
 
+  /** The codec refused a request before it became an exchange (llhttp's framing errors,
+   *  the headers timeout): counted as a protocol error with its status, flag DPE.
+   *  `status` 0: refused without an answer of its own (a response was in flight). */
+  codecRefused(listener: string, status: number): void {
+    const stats = this.listeners.get(listener)?.stats;
+    if (stats === undefined) return;
+    stats.count(ListenerCounter.RqProtocolError);
+    if (status === 0) return;
+    stats.requestStarted();
+    stats.requestFinished(status, DPE_INDEX, 0, 0, 0);
+  }
+
   /** Rotated certificates for upstream clusters (listeners are handled by serve.ts). */
   applyTls(tls: TlsMaterialSet): void {
     for (const [name, cluster] of this.clusters) cluster.rotateTls(tls.clusters[name]);
@@ -251,6 +270,7 @@ export class WorkerContext {
 
     listener.stats.requestFinished(ex.status, FLAG_INDEX.get(ex.flag) ?? -1, ex.bytesIn, ex.bytesOut, ex.durationUs);
     if (ex.retryExhausted) listener.stats.count(ListenerCounter.FlagBase + URX_INDEX);
+    if (ex.retryOverflow && ex.flag !== ResponseFlag.UpstreamOverflow) listener.stats.count(ListenerCounter.FlagBase + UO_INDEX);
     const cluster = ex.cluster;
     if (cluster !== null && ex.upstreamStatus > 0) cluster.stats.upstreamResponse(ex.upstreamStatus, ex.upstreamUs, ex.durationUs);
     const s = this.stats;

@@ -1,5 +1,5 @@
-// The seam between a front end (uWS today; node:http/https/http2 for mTLS and HTTP/2
-// later) and the request pipeline. The pipeline only sees this interface, never uWS.
+// The seam between a front end (the strict HTTP/1 codec on node:http/https, uWS where
+// chosen; HTTP/2 later) and the request pipeline. The pipeline only sees this interface.
 
 import type { PeerIdentity } from '../src/tls/peer-identity.js';
 
@@ -13,11 +13,24 @@ export interface DownstreamRequest {
   readonly remoteAddress: string;
   /** The verified client certificate's identity (mTLS listeners); null without one. */
   readonly peer: PeerIdentity | null;
+  /** The front end refused the head (bad Host, target, header count, path...): the
+   *  pipeline answers with this and closes the connection; null for a good head. */
+  readonly refusal: RequestRefusal | null;
+}
+
+/** A head the front end will not let through, and how to answer it. */
+export interface RequestRefusal {
+  readonly status: number;
+  readonly reason: string;
+  /** For a redirect (307): where to. */
+  readonly location?: string;
 }
 
 /** Response side of one downstream exchange. Calls after `aborted` turns true are no-ops. */
 export interface Downstream {
   readonly aborted: boolean;
+  /** The front end writes `date` itself (uWS): the pipeline must not write one. */
+  readonly writesDate: boolean;
   /** Runs fn with writes batched into one syscall. */
   cork(fn: () => void): void;
   writeStatus(status: number, reason: string): void;
@@ -54,4 +67,6 @@ export interface DownstreamEvents {
   onDrain(): void;
   /** A piece of the request body; the buffer is the pipeline's to keep. */
   onRequestBody(chunk: Buffer, isLast: boolean): void;
+  /** The request body broke its framing (the codec will read nothing more of it). */
+  onRequestBodyError(reason: string): void;
 }

@@ -11,13 +11,14 @@ import {
   parseContentLength,
 } from '../src/http/headers.js';
 import { reasonPhrase } from '../src/http/status.js';
+import { httpDate } from '../src/http/date.js';
 import { hasTraceparent, newTraceparent } from '../src/http/trace-context.js';
 import { pickTarget, type CompiledRoute } from '../src/router/route-table.js';
 import type { CompiledRateLimit } from '../src/filters/rate-limit.js';
 import type { XfccMode } from '../src/config/types.js';
 import type { PeerIdentity } from '../src/tls/peer-identity.js';
 import type { ClusterRuntime } from '../src/upstream/cluster.js';
-import { AttemptFailure, retryLimit, type CompiledRetryPolicy } from '../src/upstream/retry-policy.js';
+import { AttemptFailure, headerMs, isIdempotent, retryLimit, type CompiledRetryPolicy } from '../src/upstream/retry-policy.js';
 import type { UpstreamConnection, UpstreamFailure, UpstreamSink } from '../src/upstream/connection.js';
 import type { EndpointPool, PoolClient } from '../src/upstream/pool.js';
 import type { Downstream, DownstreamEvents, DownstreamRequest } from './downstream.js';
@@ -30,8 +31,8 @@ const enum BodyMode {
   Chunked = 'chunked',
 }
 
-/** Request bodies up to this size are kept so that a request that hit a keep-alive
- *  connection the upstream had just closed can be sent again. */
+/** Request bodies up to this size are kept so that an idempotent request that hit a
+ *  keep-alive connection the upstream had just closed can be sent again. */
 const REPLAY_LIMIT_BYTES = 64 * 1024;
 /** Body bytes held while waiting for an upstream connection before pausing the client. */
 const PENDING_LIMIT_BYTES = 1024 * 1024;
@@ -39,6 +40,7 @@ const EMPTY = new Uint8Array(0);
 /** Response header an upstream sets to be marked unhealthy at once (active health
  *  checking must be on for its cluster); never forwarded to the client. */
 const IMMEDIATE_HC_FAIL = 'x-remora-immediate-health-check-fail';
+const UPSTREAM_SERVICE_TIME = 'x-remora-upstream-service-time';
 const OVERLOADED_HEADERS: readonly string[] = ['x-remora-overloaded', 'true'];
 
 export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
@@ -61,8 +63,17 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
   private discarding = false;
   private backoffTimer: NodeJS.Timeout | null = null;
   private perTryTimer: NodeJS.Timeout | null = null;
-  /** The request failed and a retry was wanted but not allowed (flag URX). */
+  /** The request failed and a retry was wanted but num_retries was used up (flag URX). */
   retryExhausted = false;
+  /** A retry was wanted but max_retries or the retry budget refused it (flag UO, as
+   *  Envoy sets for RetryStatus::NoOverflow). */
+  retryOverflow = false;
+  /** Attempts written to an upstream connection (the first, retries, and a keep-alive
+   *  resend); the access log's `attempts`. */
+  attempts = 0;
+  /** The route timeout for this request (route timeout_ms, or a trusted
+   *  x-envoy-upstream-rq-timeout-ms / x-remora-upstream-rq-timeout-ms). */
+  private timeoutMs = 0;
   private clusterRuntime: ClusterRuntime | null = null;
   private listener: ListenerRuntime | null = null;
   /** Status of the upstream's response head, 0 when none arrived. */
@@ -71,8 +82,8 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
    *  or null (off, the request carried one, or nothing was forwarded). */
   generatedTraceparent: string | null = null;
   private conn: UpstreamConnection | null = null;
-  private upstreamHead = '';
-  /** The head of the first attempt; retries add x-remora-attempt-count to it. */
+  /** The request head without x-remora-attempt-count; each attempt after the first (and
+   *  the first too with include_request_attempt_count) gets it added. */
   private firstHead = '';
   private isHead = false;
   private bodyMode = BodyMode.None;
@@ -85,7 +96,8 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
   private retainLimit = REPLAY_LIMIT_BYTES;
   private requestPaused = false;
   private upstreamPaused = false;
-  private retriedFresh = false;
+  /** An idempotent request was sent once more after the keep-alive race (at most once). */
+  private resent = false;
   private headSent = false;
   private finished = false;
   private responseLength = -1;
@@ -116,13 +128,21 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
     const table = listener.table;
     const req = this.req;
     this.isHead = req.method === 'HEAD'; // before any reject: a refused HEAD gets no body either
+    const refusal = req.refusal;
+    if (refusal !== null) {
+      return this.reject(refusal.status, refusal.reason, ResponseFlag.DownstreamProtocolError, refusal.location !== undefined ? ['location', refusal.location] : null);
+    }
     const headers = req.headers;
     let host = '';
     let contentLength = -1;
     let transferEncoding: string | null = null;
     let connection: string | null = null;
+    // Control headers (x-remora-* and Envoy's x-envoy-* names), honoured when the
+    // route's retry policy sets allow_request_headers; never forwarded (buildHead).
     let retryOn: string | null = null;
     let maxRetries: string | null = null;
+    let perTryTimeout: string | null = null;
+    let rqTimeout: string | null = null;
     // Request line and headers, as they came (": " and CRLFs counted), against
     // max_request_headers_kb.
     let headBytes = req.method.length + req.path.length + req.query.length + 12;
@@ -153,10 +173,20 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
           this.requestId = value;
           break;
         case 'x-remora-retry-on':
-          retryOn = value;
+        case 'x-envoy-retry-on':
+          retryOn = retryOn === null ? value : `${retryOn},${value}`;
           break;
         case 'x-remora-max-retries':
+        case 'x-envoy-max-retries':
           maxRetries = value;
+          break;
+        case 'x-remora-upstream-rq-timeout-ms':
+        case 'x-envoy-upstream-rq-timeout-ms':
+          rqTimeout = value;
+          break;
+        case 'x-remora-upstream-rq-per-try-timeout-ms':
+        case 'x-envoy-upstream-rq-per-try-timeout-ms':
+          perTryTimeout = value;
           break;
       }
     }
@@ -193,19 +223,21 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
     }
     const cluster = pickTarget(route);
     this.clusterRuntime = cluster;
-    if (!cluster.resources.requests.tryAcquire(cluster.config.circuit_breakers.max_requests)) {
-      cluster.stats.count(ClusterCounter.RqOverflow);
-      return this.localReply(503, ResponseFlag.UpstreamOverflow, 'upstream overflow: max_requests reached', false, false, OVERLOADED_HEADERS);
-    }
-    this.holdsRequest = true;
+    // max_requests is taken when an attempt gets its connection (onConnection), as
+    // Envoy's pool does: requests waiting for a connection count as pending only.
+    this.timeoutMs = route.timeoutMs;
     const retry = policy.retry;
     if (retry !== null) {
-      this.retry = retry.allowRequestHeaders && (retryOn !== null || maxRetries !== null) ? retry.withOverrides(retryOn, maxRetries) : retry;
+      this.retry = retry;
+      if (retry.allowRequestHeaders) {
+        if (retryOn !== null || maxRetries !== null || perTryTimeout !== null) this.retry = retry.withOverrides(retryOn, maxRetries, perTryTimeout);
+        this.timeoutMs = headerMs(rqTimeout) ?? this.timeoutMs;
+      }
     }
     const pool = cluster.pick();
     if (pool === null) return this.localReply(503, ResponseFlag.NoHealthyUpstream, 'no healthy upstream', false);
 
-    this.upstreamHead = this.firstHead = this.buildHead(host, contentLength, connection);
+    this.firstHead = this.buildHead(host, contentLength, connection);
     const hasBody = this.bodyMode !== BodyMode.None;
     this.requestBodyDone = !hasBody;
     if (hasBody) {
@@ -263,10 +295,14 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
     return (this.pool ?? this.previousPool)?.key ?? '';
   }
 
-  /** Response flags for logs: the flag, plus URX when retries ran out. */
+  /** Response flags for logs: the flag, plus UO when a retry was refused by max_retries
+   *  or the retry budget and URX when num_retries ran out (Envoy's two outcomes). */
   get flags(): string {
-    if (!this.retryExhausted) return this.flag;
-    return this.flag === ResponseFlag.None ? ResponseFlag.UpstreamRetryLimitExceeded : `${this.flag},${ResponseFlag.UpstreamRetryLimitExceeded}`;
+    if (!this.retryExhausted && !this.retryOverflow) return this.flag;
+    let out = this.flag === ResponseFlag.None ? '' : this.flag;
+    if (this.retryOverflow && this.flag !== ResponseFlag.UpstreamOverflow) out = out === '' ? ResponseFlag.UpstreamOverflow : `${out},${ResponseFlag.UpstreamOverflow}`;
+    if (this.retryExhausted) out = out === '' ? ResponseFlag.UpstreamRetryLimitExceeded : `${out},${ResponseFlag.UpstreamRetryLimitExceeded}`;
+    return out;
   }
 
   /** Cluster the request was sent to, or null (no route, direct response, rejected). */
@@ -282,12 +318,36 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
       else conn.destroy();
       return;
     }
+    const cluster = this.clusterRuntime!;
+    if (!this.holdsRequest) {
+      // max_requests counts outstanding requests: those on a connection (Envoy's
+      // attachStreamToClient). Queued ones were limited by max_pending_requests.
+      if (!cluster.resources.requests.tryAcquire(cluster.config.circuit_breakers.max_requests)) {
+        this.pool.release(conn); // the connection goes to the next waiting request
+        cluster.stats.count(ClusterCounter.RqOverflow);
+        this.localReply(503, ResponseFlag.UpstreamOverflow, 'upstream overflow: max_requests reached', false, false, OVERLOADED_HEADERS);
+        return;
+      }
+      this.holdsRequest = true;
+    }
+    const n = this.attempts + 1;
+    // Every attempt after the first says which it is (Envoy's x-envoy-attempt-count); the
+    // first too when the virtual host sets include_request_attempt_count.
+    const head = n > 1 || this.route!.includeAttemptCount ? `${this.firstHead.slice(0, -2)}x-remora-attempt-count: ${n}\r\n\r\n` : this.firstHead;
+    if (!conn.start(this, head, this.isHead, this.bodyMode)) {
+      // The connection was seen closed before anything was written: the request provably
+      // never reached the upstream, so it goes out on a fresh connection, any method.
+      this.ctx.stats.keepAliveRaceRetries++;
+      cluster.stats.count(ClusterCounter.KeepAliveRetries);
+      this.pool.acquire(this, true);
+      return;
+    }
+    this.attempts = n;
     this.conn = conn;
     // The per-try timeout starts once the attempt has its connection and the whole
     // request (Envoy's order), so an attempt never times out while queued in a pool.
     if (this.requestBodyDone) this.startPerTryTimer();
     this.upstreamStartedAt = performance.now();
-    conn.start(this, this.upstreamHead, this.isHead, this.bodyMode);
     if (this.pendingBody !== null) {
       const pending = this.pendingBody;
       this.pendingBody = null;
@@ -337,6 +397,20 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
   /** A chunked body went over the route's limit: cut the upstream request, answer 413
    *  (or close, if the response already started) and drop the connection. */
   private bodyTooLarge(limit: number): void {
+    this.cutRequest(413, `request body larger than ${limit} bytes`);
+  }
+
+  /** The codec found the request body malformed mid-way (chunk framing): the upstream
+   *  request is cut, so the upstream never takes a partial body for a whole one. */
+  onRequestBodyError(reason: string): void {
+    if (this.finished) return;
+    this.listener?.stats.count(ListenerCounter.RqProtocolError);
+    this.cutRequest(400, reason);
+  }
+
+  /** Cuts the upstream request (its connection is closed), answers `status` (or closes,
+   *  if the response already started) and drops the client connection. */
+  private cutRequest(status: number, reason: string): void {
     const conn = this.conn;
     this.conn = null;
     conn?.destroy();
@@ -346,7 +420,7 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
       return;
     }
     this.endAttempt();
-    this.localReply(413, ResponseFlag.DownstreamProtocolError, `request body larger than ${limit} bytes`, true);
+    this.localReply(status, ResponseFlag.DownstreamProtocolError, reason, true);
   }
 
   onAbort(): void {
@@ -404,15 +478,25 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
       if (headers[i] === 'connection') dropped = connectionTokens(headers[i + 1]);
     }
     const remove = route.responseHeadersToRemove;
+    const listener = this.listener!;
+    let sawDate = ds.writesDate; // uWS writes its own
+    let sawServer = false;
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i];
       if (name === 'content-length') {
         headContentLength = parseContentLength(headers[i + 1]);
         continue; // the front end writes its own framing
       }
-      if (name === 'date' || isHopByHop(name)) continue; // uWS writes Date itself
+      if (isHopByHop(name)) continue;
       if (dropped !== null && dropped.includes(name)) continue;
       if (remove !== null && remove.has(name)) continue;
+      if (name === 'date') {
+        if (sawDate) continue;
+        sawDate = true;
+      } else if (name === 'server') {
+        if (listener.serverHeader === 'overwrite') continue;
+        sawServer = true;
+      }
       if (name === IMMEDIATE_HC_FAIL) {
         if (cluster.config.health_check !== undefined) this.ctx.immediateHealthCheckFail(pool);
         continue;
@@ -421,9 +505,17 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
     }
     const add = route.responseHeadersToAdd;
     for (let i = 0; i < add.length; i += 2) ds.writeHeader(add[i], add[i + 1]);
+    // An upstream without a clock gets the proxy's date (RFC 9110 §6.6.1), unless the
+    // route removes date; the server header follows server_header_transformation.
+    if (!sawDate && (remove === null || !remove.has('date'))) ds.writeHeader('date', httpDate());
+    if (!sawServer && listener.serverHeader !== 'pass_through' && (remove === null || !remove.has('server'))) {
+      ds.writeHeader('server', listener.serverName);
+    }
     // Draining: tell the client not to reuse this connection.
     if (this.ctx.draining) ds.writeHeader('connection', 'close');
-    ds.writeHeader('x-remora-upstream-service-time', String(Math.round(performance.now() - this.upstreamStartedAt)));
+    if (remove === null || !remove.has(UPSTREAM_SERVICE_TIME)) {
+      ds.writeHeader(UPSTREAM_SERVICE_TIME, String(Math.round(performance.now() - this.upstreamStartedAt)));
+    }
     if (this.isHead) {
       ds.endWithoutBody(headContentLength);
     } else if (bodyLength === 0) {
@@ -453,7 +545,7 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
     this.finish(this.flag);
   }
 
-  onUpstreamError(failure: UpstreamFailure, retriable: boolean, detail: string): void {
+  onUpstreamError(failure: UpstreamFailure, reusedNoResponse: boolean, detail: string): void {
     this.conn = null;
     if (this.finished) return;
     if (this.discarding) {
@@ -462,11 +554,16 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
       this.scheduleRetry();
       return;
     }
-    if (retriable && !this.retriedFresh && !this.headSent && this.canReplay()) {
-      // The keep-alive race: the upstream closed an idle connection as we reused it.
-      this.retriedFresh = true;
+    if (reusedNoResponse && this.retry === null && !this.resent && !this.headSent && isIdempotent(this.req.method) && this.canReplay()) {
+      // The keep-alive race (the upstream closed an idle connection as we reused it) looks
+      // exactly like an application that read the request and dropped the connection. An
+      // idempotent request may be sent once more on a fresh connection without a retry
+      // policy (nginx does the same); any other goes to the retry policy below, and a
+      // route with a policy leaves the decision to it (no attempt on top of num_retries).
+      this.resent = true;
       this.ctx.stats.keepAliveRaceRetries++;
-      this.clusterRuntime?.stats.count(ClusterCounter.KeepAliveRetries);
+      this.clusterRuntime!.stats.count(ClusterCounter.KeepAliveRetries);
+      this.releaseRequest();
       if (this.retained !== null && this.retained.length > 0) {
         this.pendingBody = this.retained.slice();
         this.pendingBytes = this.retainedBytes;
@@ -553,7 +650,16 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
         case 'content-length':
         case 'x-forwarded-proto':
         case 'x-forwarded-host':
-        case 'x-remora-attempt-count':
+        // Envoy's router control headers: consumed (when trusted), never forwarded.
+        case 'x-envoy-retry-on':
+        case 'x-envoy-retry-grpc-on':
+        case 'x-envoy-max-retries':
+        case 'x-envoy-upstream-rq-timeout-ms':
+        case 'x-envoy-upstream-rq-per-try-timeout-ms':
+        case 'x-envoy-retriable-status-codes':
+        case 'x-envoy-retriable-header-names':
+        case 'x-envoy-hedge-on-per-try-timeout':
+        case 'x-envoy-upstream-rq-timeout-alt-response':
           continue;
         case 'x-forwarded-for':
           forwardedFor = forwardedFor === '' ? headers[i + 1] : `${forwardedFor}, ${headers[i + 1]}`;
@@ -565,6 +671,9 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
           hasRequestId = true;
           break;
       }
+      // x-remora-* request headers are Remora's control headers (retry, timeout, attempt
+      // count): consumed or ignored here, never passed upstream.
+      if (name.startsWith('x-remora-')) continue;
       if (isHopByHop(name)) continue;
       if (dropped !== null && dropped.includes(name)) continue;
       if (remove !== null && remove.has(name)) continue;
@@ -589,6 +698,15 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
   }
 
   // ---- retries ----
+
+  /** The attempt is over: give back its max_requests resource (the next attempt takes it
+   *  again when it has a connection). */
+  private releaseRequest(): void {
+    if (this.holdsRequest) {
+      this.holdsRequest = false;
+      this.clusterRuntime!.resources.requests.release();
+    }
+  }
 
   /** The current attempt has its answer (or failed): stop its per-try timer and give
    *  back the retry resource it held. */
@@ -617,9 +735,10 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
       return false;
     }
     if (this.bodyMode !== BodyMode.None && (this.retained === null || this.retainedBytes > retry.bufferLimitBytes)) return false;
-    const limit = retryLimit(cluster.config.circuit_breakers, cluster.resources.requests.used);
-    if (!cluster.resources.retries.tryAcquire(limit)) {
-      this.retryExhausted = true;
+    const resources = cluster.resources;
+    const limit = retryLimit(cluster.config.circuit_breakers, resources.requests.used + resources.pending.used);
+    if (!resources.retries.tryAcquire(limit)) {
+      this.retryOverflow = true;
       cluster.stats.count(ClusterCounter.RqRetryOverflow);
       return false;
     }
@@ -629,6 +748,7 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
 
   /** Gives up the current attempt and starts the next one after a jittered backoff. */
   private scheduleRetry(): void {
+    this.releaseRequest();
     const pool = this.pool;
     if (pool !== null) {
       pool.active--;
@@ -660,8 +780,6 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
         this.localReply(503, ResponseFlag.NoHealthyUpstream, 'no healthy upstream', false);
         return;
       }
-      // Tell the upstream which attempt this is (Envoy's x-envoy-attempt-count).
-      this.upstreamHead = `${this.firstHead.slice(0, -2)}x-remora-attempt-count: ${this.retries + 1}\r\n\r\n`;
       this.dispatch(pool);
     } catch (err) {
       this.fail(err);
@@ -704,7 +822,7 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
 
 
   private startTimer(): void {
-    const ms = this.route?.timeoutMs ?? 0;
+    const ms = this.timeoutMs;
     if (ms > 0 && this.timer === null && !this.finished && !this.headSent) this.timer = setTimeout(Exchange.onTimeout, ms, this);
   }
 
@@ -745,10 +863,11 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
   }
 
   /** A request that must not be forwarded: 400 (or 501) and close the connection. */
-  private reject(status: number, reason: string, flag: string = ResponseFlag.DownstreamProtocolError): void {
+  private reject(status: number, reason: string, flag: string = ResponseFlag.DownstreamProtocolError, extraHeaders: readonly string[] | null = null): void {
     // Refused while the headers were still being read: no id was taken or made yet.
     if (this.requestId === '') this.requestId = randomUUID();
-    this.localReply(status, flag, reason, true);
+    if (flag === ResponseFlag.DownstreamProtocolError) this.listener?.stats.count(ListenerCounter.RqProtocolError);
+    this.localReply(status, flag, reason, true, false, extraHeaders);
   }
 
   private localReply(
@@ -787,10 +906,7 @@ export class Exchange implements DownstreamEvents, UpstreamSink, PoolClient {
       this.backoffTimer = null;
     }
     this.endAttempt();
-    if (this.holdsRequest) {
-      this.holdsRequest = false;
-      this.clusterRuntime!.resources.requests.release();
-    }
+    this.releaseRequest();
     if (this.pool !== null) this.pool.active--;
     const now = performance.now();
     this.durationUs = Math.round((now - this.startedAt) * 1000);

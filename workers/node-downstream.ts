@@ -1,5 +1,5 @@
-// node:http(s) implementation of the Downstream seam, for listeners that uWS cannot serve
-// (TLS with client certificates). One object per request wrapping Node's request and
+// node:http(s) implementation of the Downstream seam: the strict HTTP/1 codec's (plain
+// and TLS listeners, http1-front.ts). One object per request wrapping Node's request and
 // response: it gathers status and headers and writes them with the first body bytes,
 // ends a known-length body when its last byte is written (as uWS's tryEnd does), copies
 // each chunk it is given (the pipeline reuses its read buffer), and turns Node's events
@@ -7,12 +7,15 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { reportError } from '../src/core/report.js';
+import { httpDate } from '../src/http/date.js';
+import { markClosing } from './closing-sockets.js';
 import type { Downstream, DownstreamEvents } from './downstream.js';
 
 const NO_BYTES = Buffer.alloc(0);
 
 export class NodeDownstream implements Downstream {
   aborted = false;
+  readonly writesDate = false;
   private events: DownstreamEvents | null = null;
   private status = 200;
   private reason = '';
@@ -25,7 +28,11 @@ export class NodeDownstream implements Downstream {
   constructor(
     private readonly req: IncomingMessage,
     private readonly res: ServerResponse,
+    /** Added to local replies (proxied responses get theirs from the pipeline). */
+    private readonly serverName: string | null,
   ) {
+    // The pipeline writes `date` (the upstream's, or its own unless a route removes it).
+    res.sendDate = false;
     res.on('close', this.handleClose);
   }
 
@@ -97,7 +104,13 @@ export class NodeDownstream implements Downstream {
     this.status = status;
     this.reason = reason;
     this.headers = [...headers, 'content-length', String(Buffer.byteLength(body))];
-    if (closeConnection) this.headers.push('connection', 'close');
+    this.headers.push('date', httpDate());
+    if (this.serverName !== null) this.headers.push('server', this.serverName);
+    if (closeConnection) {
+      this.headers.push('connection', 'close');
+      // Requests already read behind this one on the connection are not served.
+      markClosing(this.req.socket);
+    }
     this.writeHead(-2);
     this.res.end(body);
   }
@@ -107,6 +120,21 @@ export class NodeDownstream implements Downstream {
     this.aborted = true;
     this.events = null; // the pipeline chose this: not a client abort
     this.res.destroy();
+  }
+
+  /** The codec refused the rest of this request's body. */
+  failRequestBody(reason: string): void {
+    markClosing(this.req.socket);
+    if (this.aborted || this.res.writableFinished) {
+      // Already answered (an upstream that replied before the body ended): just close.
+      this.req.socket.destroy();
+      return;
+    }
+    try {
+      this.events?.onRequestBodyError(reason);
+    } catch (err) {
+      reportError(err, 'downstream body error callback');
+    }
   }
 
   pauseRequestBody(): void {

@@ -1,8 +1,8 @@
 // Worker entry: piscina runs `serve` once per worker as a long-lived task that resolves
-// only when the main thread says stop. It applies config snapshots, runs the uWS
-// listeners, answers stats requests, and on an uncaught error closes every uWS socket
-// before the thread exits (else uWS aborts the whole process), so the main thread can
-// start a replacement.
+// only when the main thread says stop. It applies config snapshots, runs the listeners
+// (strict HTTP/1 codec on node:http/https; uWS where a listener chooses it), answers stats
+// requests, and on an uncaught error closes every socket before the thread exits (else
+// uWS aborts the whole process), so the main thread can start a replacement.
 
 import { threadId } from 'node:worker_threads';
 import type { ConfigSnapshot, Listener, TlsMaterialSet } from '../src/config/types.js';
@@ -10,11 +10,24 @@ import { createLogger } from '../src/core/log.js';
 import { setErrorReporter } from '../src/core/report.js';
 import type { FromWorker, ServeTask, ToWorker } from '../src/shared/messages.js';
 import { loadUws } from '../src/uws/uws.js';
+import { ConnectionGauge } from './connection-gauge.js';
 import { WorkerContext } from './context.js';
-import { LiveListener } from './listener.js';
-import { servesTlsListener, TlsListener, tlsListenerKey } from './tls-listener.js';
+import { Http1Listener } from './http1-listener.js';
+import { TlsListener, tlsListenerKey } from './tls-listener.js';
+import { UwsListener } from './uws-listener.js';
 
-/** A bound listener of this worker: uWS (plain HTTP) or Node's https (TLS). */
+/** Listener fields the pipeline reads from each snapshot; any other change needs a new
+ *  server (its options and front-end settings are fixed when it is made). */
+const PIPELINE_FIELDS = new Set(['name', 'address', 'port', 'virtual_hosts', 'access_log', 'rate_limits', 'authorization',
+  'generate_traceparent', 'forward_client_cert_details', 'tls', 'server_name', 'server_header_transformation']);
+
+/** What must stay the same for a running listener to be kept across a reload. */
+function serverKey(l: Listener, boundPort: number): string {
+  const fields = Object.entries(l).filter(([k]) => !PIPELINE_FIELDS.has(k));
+  return `${l.name}|${l.address}|${boundPort}|${l.tls !== undefined ? tlsListenerKey(l) : 'plain'}|${JSON.stringify(fields)}`;
+}
+
+/** A bound listener of this worker. */
 interface ServedListener {
   listen(): Promise<boolean>;
   stopListening(): void;
@@ -41,9 +54,9 @@ export default async function serve(task: ServeTask): Promise<{ slot: number; st
   const port = task.port;
   const log = createLogger({ worker: slot, threadId });
   setErrorReporter((err, where) => log.error({ err }, `error in ${where}`));
-  loadUws();
   const post = (msg: FromWorker): void => port.postMessage(msg);
   const ctx = new WorkerContext(slot, log, task.statsSlab, task.sharedState, task.epochMs, post);
+  const connections = new ConnectionGauge(task.allStatsSlabs, slot);
 
   // Over its memory limit (worker_limits.memory_limit_mb) the worker stops accepting,
   // lets its requests finish (5 s at most), closes its sockets and exits; the pool
@@ -84,12 +97,9 @@ export default async function serve(task: ServeTask): Promise<{ slot: number; st
 
   const apply = async (snapshot: ConfigSnapshot): Promise<void> => {
     ctx.apply(snapshot);
-    const workers = snapshot.config.workers;
     const wanted = new Map<string, Listener>();
     for (const l of snapshot.config.listeners) {
-      if (l.tls !== undefined && !servesTlsListener(l.name, slot, workers)) continue;
-      const boundPort = snapshot.boundPorts[l.name] ?? l.port;
-      wanted.set(`${l.name}|${l.address}|${boundPort}|${l.tls !== undefined ? tlsListenerKey(l) : 'plain'}`, l);
+      wanted.set(serverKey(l, snapshot.boundPorts[l.name] ?? l.port), l);
     }
     // Listeners that go (or change) release their ports before new ones bind.
     for (const [key, listener] of live) {
@@ -103,9 +113,18 @@ export default async function serve(task: ServeTask): Promise<{ slot: number; st
     for (const [key, l] of wanted) {
       if (live.has(key)) continue;
       const boundPort = snapshot.boundPorts[l.name] ?? l.port;
+      const statSlot = snapshot.statSlots.listeners[l.name];
       const material = snapshot.tls.listeners[l.name];
-      // A TLS listener without its material never falls back to plain HTTP.
-      const listener = l.tls === undefined ? new LiveListener(l, boundPort, ctx) : material !== undefined ? new TlsListener(l, boundPort, ctx, material) : null;
+      let listener: ServedListener | null;
+      if (l.tls !== undefined) {
+        // A TLS listener without its material never falls back to plain HTTP.
+        listener = material !== undefined ? new TlsListener(l, boundPort, ctx, material, statSlot, connections) : null;
+      } else if (l.codec === 'uws') {
+        loadUws();
+        listener = new UwsListener(l, boundPort, ctx);
+      } else {
+        listener = new Http1Listener(l, boundPort, ctx, statSlot, connections);
+      }
       if (listener !== null && (await listener.listen())) {
         live.set(key, listener);
       } else {

@@ -9,6 +9,7 @@ import { reportError } from '../src/core/report.js';
 
 export class UwsDownstream implements Downstream {
   aborted = false;
+  readonly writesDate = true;
   private events: DownstreamEvents | null = null;
   /** Unsent remainder of a tryEnd chunk while backpressured. */
   private pendingChunk: Uint8Array | null = null;
@@ -37,7 +38,9 @@ export class UwsDownstream implements Downstream {
   }
 
   writeHeader(name: string, value: string): void {
-    if (!this.aborted) this.res.writeHeader(name, value);
+    if (this.aborted) return;
+    // Header strings hold one character per byte; uWS would encode them as UTF-8.
+    this.res.writeHeader(name, isAscii(value) ? value : Buffer.from(value, 'latin1'));
   }
 
   write(chunk: Uint8Array, totalSize: number): boolean {
@@ -155,4 +158,9 @@ export class UwsDownstream implements Downstream {
       reportError(err, 'uWS callback');
     }
   }
+}
+
+function isAscii(value: string): boolean {
+  for (let i = 0; i < value.length; i++) if (value.charCodeAt(i) > 0x7f) return false;
+  return true;
 }

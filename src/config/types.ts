@@ -3,6 +3,9 @@
 // filled in by validate.ts; nothing downstream of validation sees raw input.
 // Units are in the field names (`_ms` = milliseconds). Scopes are stated per field.
 
+import type { EscapedSlashesAction } from '../http/path-normalize.js';
+
+export type { EscapedSlashesAction };
 export type LbPolicy = 'round_robin' | 'least_request' | 'random';
 
 export interface AdminConfig {
@@ -76,14 +79,18 @@ export interface RetryPolicy {
   readonly per_try_timeout_ms: number;
   /** Status codes retried under `retriable-status-codes`. */
   readonly retriable_status_codes: readonly number[];
-  /** Fully jittered exponential backoff: retry n (from 1) waits random(0, min(max, base × 2^(n−1))).
-   *  Defaults 25 and 10 × base_interval_ms. */
+  /** Fully jittered exponential backoff (Envoy's): retry n (from 1) waits
+   *  min(max, random[0, (2^n − 1) × base)). Defaults 25 and 10 × base_interval_ms. */
   readonly base_interval_ms: number;
   readonly max_interval_ms: number;
-  /** Honour `x-remora-retry-on` / `x-remora-max-retries` request headers. Default false. */
+  /** Honour the request's control headers: `x-remora-retry-on` / `x-envoy-retry-on`,
+   *  `x-remora-max-retries` / `x-envoy-max-retries`, `x-remora-upstream-rq-timeout-ms` /
+   *  `x-envoy-upstream-rq-timeout-ms` and the `-per-try-timeout-ms` variants. Default
+   *  false. They are never forwarded, trusted or not. */
   readonly allow_request_headers: boolean;
-  /** Retry non-idempotent methods (POST, PATCH, ...) after an upstream reset, when the
-   *  request may already have been processed. Default false. Connect failures and
+  /** Retry non-idempotent methods (POST, PATCH, ...) after an upstream reset or a
+   *  per-try timeout, when the request may already have been processed. Default false;
+   *  true gives Envoy's behaviour (Envoy retries every method). Connect failures and
    *  retriable statuses are retried for every method. */
   readonly retry_non_idempotent_on_reset: boolean;
   /** A request body is kept for replay up to this size (per request); a larger body is
@@ -97,7 +104,7 @@ export interface RateLimit {
   readonly name: string;
   /** Bucket capacity and initial fill. */
   readonly max_tokens: number;
-  /** Tokens added every fill interval (capped at max_tokens). Default max_tokens. */
+  /** Tokens added every fill interval (capped at max_tokens). Default 1 (Envoy). */
   readonly tokens_per_fill: number;
   /** Milliseconds between fills, ≥ 50. */
   readonly fill_interval_ms: number;
@@ -121,7 +128,9 @@ export interface DirectResponse {
 }
 
 export interface Route {
-  /** Name used in logs and metrics. Default `<vhost>/<index>`. */
+  /** Name used in logs, metrics and rate-limit state. Default `<vhost>/<hash>`: the first
+   *  8 hex digits of a SHA-256 of the route's match, so it follows the route, not its
+   *  position (validate.ts defaultRouteName). */
   readonly name: string;
   readonly match: RouteMatch;
   /** Exactly one of route / direct_response is set. */
@@ -142,6 +151,10 @@ export interface VirtualHost {
   /** Host names, lower-case: exact (`api.local`), suffix wildcard (`*.local`), or `*`. */
   readonly domains: readonly string[];
   readonly routes: readonly Route[];
+  /** Send `x-remora-attempt-count` upstream on every attempt, the first included
+   *  (Envoy's include_request_attempt_count). Retries and resends always carry it.
+   *  Default false. */
+  readonly include_request_attempt_count?: boolean;
 }
 
 /** Per-listener access log: one JSON line per request (a share of them, errors always). */
@@ -168,14 +181,47 @@ export interface Listener {
   readonly max_request_headers_kb: number;
   /** Local rate limits checked for every request before routing (all must admit). */
   readonly rate_limits: readonly RateLimit[];
-  /** TLS (and mTLS when ca_file is set) on this listener; absent = plain HTTP (uWS). */
+  /** TLS (and mTLS when ca_file is set) on this listener; absent = plain HTTP. */
   readonly tls?: ListenerTlsConfig;
   /** What happens to x-forwarded-client-cert (Envoy's forward_client_cert_details).
    *  Default: sanitize_set on a listener that verifies client certificates, else sanitize. */
   readonly forward_client_cert_details: XfccMode;
   /** Who may send requests through this listener (by peer identity); absent = anyone. */
   readonly authorization?: Authorization;
+  /** The HTTP/1 front end of a plain listener: `strict` (llhttp through node:http, safe
+   *  against request smuggling; the default) or `uws` (uWebSockets.js: faster, but its
+   *  parser can be desynchronised; only for clients you trust; docs/architecture.md).
+   *  TLS listeners always use `strict`. */
+  readonly codec: ListenerCodec;
+  /** Requests with more header fields get 431 and a closed connection. Default 100
+   *  (Envoy's max_headers_count). */
+  readonly max_request_headers_count: number;
+  /** Path normalisation before routing and authorization (docs/config.md). Defaults:
+   *  normalize_path true, merge_slashes false, escaped slashes keep_unchanged (Envoy's). */
+  readonly normalize_path: boolean;
+  readonly merge_slashes: boolean;
+  readonly path_with_escaped_slashes_action: EscapedSlashesAction;
+  /** A connection must send a whole request head within this long (408 and close).
+   *  Default 10000 (ms). strict codec only. */
+  readonly request_headers_timeout_ms: number;
+  /** A keep-alive connection with no request in flight closes after this long. Default
+   *  60000 (ms). strict codec only. */
+  readonly idle_timeout_ms: number;
+  /** Open connections to this listener over all workers; beyond it new connections are
+   *  closed at once (counted as downstream_cx_overflow). 0 = no limit (default). */
+  readonly max_connections: number;
+  /** Requests one connection may carry; the last one is answered with `connection:
+   *  close`. 0 = no limit (default, Envoy's). */
+  readonly max_requests_per_connection: number;
+  /** The `server` header of responses (Envoy's server_name). Default "remora". */
+  readonly server_name: string;
+  /** overwrite: always `server_name`; append_if_absent: the upstream's, else ours;
+   *  pass_through: the upstream's or none (Envoy's server_header_transformation). */
+  readonly server_header_transformation: ServerHeaderTransformation;
 }
+
+export type ListenerCodec = 'strict' | 'uws';
+export type ServerHeaderTransformation = 'overwrite' | 'append_if_absent' | 'pass_through';
 
 /** Envoy's forward_client_cert_details modes. The three that add or forward the header do
  *  so only when the client connection presented a verified certificate; otherwise they
@@ -259,9 +305,10 @@ export interface UpstreamTlsConfig {
 export interface CircuitBreakers {
   /** Upstream connections open to the cluster. Default 1024. */
   readonly max_connections: number;
-  /** Requests waiting for a connection. Default 1024. */
+  /** Requests waiting for a connection (queued in a pool). Default 1024. */
   readonly max_pending_requests: number;
-  /** Requests in flight to the cluster. Default 1024. */
+  /** Requests outstanding on upstream connections (queued ones are pending, not counted
+   *  here: Envoy's semantics). Default 1024. */
   readonly max_requests: number;
   /** Retries in flight (including those waiting in backoff). Default 3. Replaced by
    *  retry_budget when that is set. */
@@ -317,8 +364,33 @@ export interface HealthCheck {
   readonly healthy_threshold: number;
   /** Failing checks in a row that make a healthy endpoint unhealthy. Default 3. */
   readonly unhealthy_threshold: number;
-  /** Status ranges counted as healthy, [start, end) pairs. Default [[200, 300]]. */
+  /** Status ranges counted as healthy, [start, end) pairs. Default [[200, 300]]. Any
+   *  other status not in retriable_statuses makes a healthy endpoint unhealthy at once
+   *  (Envoy: a non-expected, non-retriable status is an immediate failure). */
   readonly expected_statuses: readonly (readonly [number, number])[];
+  /** Status ranges that fail a check but count toward unhealthy_threshold like a timeout
+   *  or a network error, instead of failing the endpoint at once. Default none. */
+  readonly retriable_statuses: readonly (readonly [number, number])[];
+  /** Milliseconds between checks while the cluster has never had traffic (no upstream
+   *  connection seen yet); takes precedence over the others. Default 60000 (Envoy). */
+  readonly no_traffic_interval_ms: number;
+  /** The same, for endpoints that currently pass. Default no_traffic_interval_ms. */
+  readonly no_traffic_healthy_interval_ms: number;
+  /** Milliseconds between checks of an unhealthy endpoint. Default interval_ms. */
+  readonly unhealthy_interval_ms: number;
+  /** Milliseconds to the first check after an endpoint was marked unhealthy. Default
+   *  unhealthy_interval_ms. */
+  readonly unhealthy_edge_interval_ms: number;
+  /** Milliseconds to the first check after an endpoint was marked healthy. Default interval_ms. */
+  readonly healthy_edge_interval_ms: number;
+  /** A random 0..interval_jitter_ms milliseconds added to every wait. Default 0. */
+  readonly interval_jitter_ms: number;
+  /** A random 0..interval_jitter_percent % of the wait added to it (both jitters may
+   *  apply). Default 0. */
+  readonly interval_jitter_percent: number;
+  /** The first check of an endpoint waits a random 0..initial_jitter_ms milliseconds.
+   *  Default 0, which still spreads first checks over 0..min(interval_ms, 100). */
+  readonly initial_jitter_ms: number;
 }
 
 /** A read-only HTTP server for kubelet/load-balancer probes: GET /ready, /live and

@@ -3,6 +3,7 @@
 // precise path (`clusters[2].endpoints[0].port`). Bad input never throws.
 
 import { MAX_BUCKETS, MAX_CLUSTERS, MAX_ENDPOINTS, MAX_LISTENERS } from '../shared/limits.js';
+import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { parseSpiffeId } from '../core/spiffe.js';
@@ -11,8 +12,9 @@ import type {
   StatsConfig, CircuitBreakers, Cluster, ConfigError, DirectResponse, Endpoint, HeaderMatcher, HeaderValue,
   HealthCheck, LbPolicy, Listener, OutlierDetection, RateLimit, RateLimitKey, RemoraConfig, RetryBudget,
   RetryOn, RetryPolicy, Route, RouteAction, RouteMatch, TlsVersion, UpstreamTlsConfig, VirtualHost, WeightedCluster,
-  Authorization, ListenerTlsConfig, XfccMode,
+  Authorization, ListenerTlsConfig, XfccMode, ListenerCodec, EscapedSlashesAction, ServerHeaderTransformation,
 } from './types.js';
+import { isValidHeaderValue } from '../http/headers.js';
 
 export type ValidateResult = { ok: true; config: RemoraConfig } | { ok: false; errors: ConfigError[] };
 
@@ -58,12 +60,17 @@ const WORKER_LIMITS_KEYS = ['heartbeat_timeout_ms', 'memory_limit_mb'];
 const STATS_KEYS = ['enabled'];
 const ADMIN_KEYS = ['address', 'port', 'allow_remote'];
 const LISTENER_KEYS = ['name', 'address', 'port', 'virtual_hosts', 'access_log', 'generate_traceparent', 'max_request_headers_kb', 'rate_limits',
-  'tls', 'forward_client_cert_details', 'authorization'];
+  'tls', 'forward_client_cert_details', 'authorization', 'codec', 'max_request_headers_count', 'normalize_path', 'merge_slashes',
+  'path_with_escaped_slashes_action', 'request_headers_timeout_ms', 'idle_timeout_ms', 'max_connections', 'max_requests_per_connection',
+  'server_name', 'server_header_transformation'];
+const CODECS: readonly ListenerCodec[] = ['strict', 'uws'];
+const ESCAPED_SLASHES_ACTIONS: readonly EscapedSlashesAction[] = ['keep_unchanged', 'reject_request', 'unescape_and_redirect', 'unescape_and_forward'];
+const SERVER_HEADER_TRANSFORMATIONS: readonly ServerHeaderTransformation[] = ['overwrite', 'append_if_absent', 'pass_through'];
 const LISTENER_TLS_KEYS = ['cert_file', 'key_file', 'ca_file', 'require_client_certificate', 'min_version'];
 const AUTHORIZATION_KEYS = ['allow', 'deny'];
 const XFCC_MODES: readonly XfccMode[] = ['sanitize', 'sanitize_set', 'forward_only', 'append_forward', 'always_forward_only'];
 const ACCESS_LOG_KEYS = ['path', 'sample_ratio'];
-const VHOST_KEYS = ['name', 'domains', 'routes'];
+const VHOST_KEYS = ['name', 'domains', 'routes', 'include_request_attempt_count'];
 const ROUTE_KEYS = ['name', 'match', 'route', 'direct_response', 'request_headers_to_add',
   'request_headers_to_remove', 'response_headers_to_add', 'response_headers_to_remove', 'rate_limits', 'authorization'];
 const MATCH_KEYS = ['prefix', 'path', 'regex', 'methods', 'headers'];
@@ -86,7 +93,8 @@ const OUTLIER_KEYS = ['consecutive_5xx', 'consecutive_gateway_failure', 'interva
   'max_ejection_time_ms', 'max_ejection_percent', 'probation_requests', 'success_rate_minimum_hosts',
   'success_rate_request_volume', 'success_rate_stdev_factor'];
 const HEALTH_CHECK_KEYS = ['path', 'host', 'interval_ms', 'timeout_ms', 'healthy_threshold', 'unhealthy_threshold',
-  'expected_statuses'];
+  'expected_statuses', 'retriable_statuses', 'no_traffic_interval_ms', 'no_traffic_healthy_interval_ms', 'unhealthy_interval_ms',
+  'unhealthy_edge_interval_ms', 'healthy_edge_interval_ms', 'interval_jitter_ms', 'interval_jitter_percent', 'initial_jitter_ms'];
 const ENDPOINT_KEYS = ['address', 'port'];
 
 // ---------------------------------------------------------------------------
@@ -199,8 +207,8 @@ function timeout(ctx: Ctx, o: Obj, key: string, path: string, min: number, def?:
 }
 
 /** A required identifier (listener, cluster, vhost, route name). Route names may also
- *  contain "/" (their default is `<vhost>/<index>`, so a config written back by Remora,
- *  e.g. the persisted xDS config, must validate again). */
+ *  contain "/" (their default is `<vhost>/<match hash>`, so a config written back by
+ *  Remora, e.g. the persisted xDS config, must validate again). */
 function name(ctx: Ctx, o: Obj, key: string, path: string, def?: string, slash = false): string {
   const v = str(ctx, o, key, path, def);
   if (typeof o[key] !== 'string') return v;
@@ -339,6 +347,12 @@ function validateListener(ctx: Ctx, v: unknown, path: string, clusterNames: read
     ctx.err(at(path, 'forward_client_cert_details'), `must be one of ${XFCC_MODES.join(', ')}`);
   }
   const authorization = has(o, 'authorization') ? validateAuthorization(ctx, o.authorization, at(path, 'authorization')) : undefined;
+  const codec = oneOf(ctx, o, 'codec', path, CODECS, 'strict');
+  if (codec === 'uws' && tls !== undefined) ctx.err(at(path, 'codec'), 'must be "strict" on a TLS listener (uWS cannot read client certificates)');
+  const server_name = str(ctx, o, 'server_name', path, 'remora');
+  if (typeof o.server_name === 'string' && (server_name.length === 0 || !isValidHeaderValue(server_name))) {
+    ctx.err(at(path, 'server_name'), 'must be a non-empty header value (visible characters and spaces)');
+  }
   return {
     name: lname,
     address,
@@ -351,7 +365,28 @@ function validateListener(ctx: Ctx, v: unknown, path: string, clusterNames: read
     ...(tls ? { tls } : {}),
     forward_client_cert_details,
     ...(authorization ? { authorization } : {}),
+    codec,
+    max_request_headers_count: int(ctx, o, 'max_request_headers_count', path, 1, 8192, 100),
+    normalize_path: bool(ctx, o, 'normalize_path', path, true),
+    merge_slashes: bool(ctx, o, 'merge_slashes', path, false),
+    path_with_escaped_slashes_action: oneOf(ctx, o, 'path_with_escaped_slashes_action', path, ESCAPED_SLASHES_ACTIONS, 'keep_unchanged'),
+    request_headers_timeout_ms: int(ctx, o, 'request_headers_timeout_ms', path, 100, 3_600_000, 10_000, ' (ms)'),
+    idle_timeout_ms: int(ctx, o, 'idle_timeout_ms', path, 100, 86_400_000, 60_000, ' (ms)'),
+    max_connections: int(ctx, o, 'max_connections', path, 0, 1_000_000, 0),
+    max_requests_per_connection: int(ctx, o, 'max_requests_per_connection', path, 0, 1_000_000_000, 0),
+    server_name,
+    server_header_transformation: oneOf(ctx, o, 'server_header_transformation', path, SERVER_HEADER_TRANSFORMATIONS, 'overwrite'),
   };
+}
+
+/** A string field that must be one of `allowed`. */
+function oneOf<T extends string>(ctx: Ctx, o: Obj, key: string, path: string, allowed: readonly T[], def: T): T {
+  const v = str(ctx, o, key, path, def);
+  if (!(allowed as readonly string[]).includes(v)) {
+    ctx.err(at(path, key), `must be one of ${allowed.join(', ')}, got "${v}"`);
+    return def;
+  }
+  return v as T;
 }
 
 function validateListenerTls(ctx: Ctx, v: unknown, path: string): ListenerTlsConfig | undefined {
@@ -444,19 +479,40 @@ function validateVirtualHost(ctx: Ctx, v: unknown, path: string, scope: Listener
       return lower;
     });
   const routes = list(ctx, o, 'routes', path, { required: true, emptyMessage: 'must list at least one route' })
-    .flatMap((r, i) => validateRoute(ctx, r, `${at(path, 'routes')}[${i}]`, `${vname}/${i}`, scope) ?? []);
-  return { name: vname, domains, routes };
+    .flatMap((r, i) => validateRoute(ctx, r, `${at(path, 'routes')}[${i}]`, vname, scope) ?? []);
+  const include_request_attempt_count = bool(ctx, o, 'include_request_attempt_count', path, false);
+  return { name: vname, domains, routes, include_request_attempt_count };
 }
 
-function validateRoute(ctx: Ctx, v: unknown, path: string, defaultName: string, scope: ListenerScope): Route | undefined {
+/** The name of a route that has none: `<vhost>/<first 8 hex digits of a SHA-256 of its
+ *  match>`, so that state kept by route name (rate-limit buckets, stats) follows the
+ *  route's identity, not its position: inserting a route above it changes nothing. Two
+ *  unnamed routes with the same match in one listener get `-2`, `-3`... in order. */
+function defaultRouteName(vhost: string, m: RouteMatch, taken: ReadonlyMap<string, string>): string {
+  const identity = JSON.stringify([
+    m.prefix ?? null,
+    m.path ?? null,
+    m.regex ?? null,
+    [...m.methods].sort(),
+    m.headers.map((h) => [h.name, h.exact ?? null, h.regex ?? null, h.present ?? null]),
+  ]);
+  const base = `${vhost}/${createHash('sha256').update(identity).digest('hex').slice(0, 8)}`;
+  let candidate = base;
+  for (let n = 2; taken.has(candidate); n++) candidate = `${base}-${n}`;
+  return candidate;
+}
+
+function validateRoute(ctx: Ctx, v: unknown, path: string, vname: string, scope: ListenerScope): Route | undefined {
   const o = object(ctx, v, path, ROUTE_KEYS);
   if (!o) return undefined;
-  const rname = name(ctx, o, 'name', path, defaultName, true);
-  noDuplicate(ctx, scope.routeNames, rname, has(o, 'name') ? at(path, 'name') : path, 'route name');
+  const named = has(o, 'name');
+  const given = named ? name(ctx, o, 'name', path, undefined, true) : '';
   let match: RouteMatch = { methods: [], headers: [] };
   let kind: MatchKind | undefined;
   if (!has(o, 'match')) ctx.err(at(path, 'match'), 'is required (set one of "prefix", "path" or "regex")');
   else ({ match, kind } = validateMatch(ctx, o.match, at(path, 'match')));
+  const rname = named ? given : defaultRouteName(vname, match, scope.routeNames);
+  noDuplicate(ctx, scope.routeNames, rname, named ? at(path, 'name') : path, 'route name');
   const action = exactlyOne(ctx, o, ['route', 'direct_response'], path);
   const route = action === 'route' ? validateAction(ctx, o.route, at(path, 'route'), kind, scope) : undefined;
   const direct = action === 'direct_response' ? validateDirect(ctx, o.direct_response, at(path, 'direct_response')) : undefined;
@@ -577,7 +633,8 @@ function rateLimits(ctx: Ctx, o: Obj, path: string): RateLimit[] {
     const rname = name(ctx, r, 'name', p);
     if (typeof r.name === 'string') noDuplicate(ctx, seen, rname, at(p, 'name'), 'rate limit name');
     const max_tokens = int(ctx, r, 'max_tokens', p, 1, MAX_TOKENS);
-    const tokens_per_fill = int(ctx, r, 'tokens_per_fill', p, 1, MAX_TOKENS, max_tokens);
+    // Envoy's default: one token per fill (not a full bucket).
+    const tokens_per_fill = int(ctx, r, 'tokens_per_fill', p, 1, MAX_TOKENS, 1);
     const fill_interval_ms = timeout(ctx, r, 'fill_interval_ms', p, 50);
     const key = has(r, 'key') ? rateLimitKey(ctx, r.key, at(p, 'key')) : undefined;
     const shadow = bool(ctx, r, 'shadow', p, false);
@@ -791,27 +848,46 @@ function validateHealthCheck(ctx: Ctx, v: unknown, path: string, clusterName: st
   if (typeof o.host === 'string' && !/^\S+$/.test(host)) {
     ctx.err(at(path, 'host'), 'must be a non-empty host name without whitespace');
   }
-  const statusesPath = at(path, 'expected_statuses');
   const expected_statuses = !has(o, 'expected_statuses')
     ? [[200, 300] as const]
-    : list(ctx, o, 'expected_statuses', path, { emptyMessage: 'must list at least one [start, end) range' }).flatMap((r, i) => {
-      const ok = Array.isArray(r) && r.length === 2 && r.every((n) => typeof n === 'number' && Number.isInteger(n))
-        && 100 <= r[0] && r[0] < r[1] && r[1] <= 600;
-      if (!ok) {
-        ctx.err(`${statusesPath}[${i}]`, 'must be a [start, end) pair of status codes with 100 <= start < end <= 600');
-        return [];
-      }
-      return [[r[0], r[1]] as const];
-    });
+    : statusRanges(ctx, o, 'expected_statuses', path, 'must list at least one [start, end) range');
+  const retriable_statuses = !has(o, 'retriable_statuses') ? [] : statusRanges(ctx, o, 'retriable_statuses', path);
+  // Envoy's intervals: each defaults to the one it refines.
+  const interval_ms = timeout(ctx, o, 'interval_ms', path, 100, 5000);
+  const no_traffic_interval_ms = timeout(ctx, o, 'no_traffic_interval_ms', path, 100, 60_000);
+  const unhealthy_interval_ms = timeout(ctx, o, 'unhealthy_interval_ms', path, 100, interval_ms);
   return {
     path: hcPath,
     host,
-    interval_ms: timeout(ctx, o, 'interval_ms', path, 100, 5000),
+    interval_ms,
     timeout_ms: timeout(ctx, o, 'timeout_ms', path, 1, 1000),
     healthy_threshold: int(ctx, o, 'healthy_threshold', path, 1, 100, 2),
     unhealthy_threshold: int(ctx, o, 'unhealthy_threshold', path, 1, 100, 3),
     expected_statuses,
+    retriable_statuses,
+    no_traffic_interval_ms,
+    no_traffic_healthy_interval_ms: timeout(ctx, o, 'no_traffic_healthy_interval_ms', path, 100, no_traffic_interval_ms),
+    unhealthy_interval_ms,
+    unhealthy_edge_interval_ms: timeout(ctx, o, 'unhealthy_edge_interval_ms', path, 100, unhealthy_interval_ms),
+    healthy_edge_interval_ms: timeout(ctx, o, 'healthy_edge_interval_ms', path, 100, interval_ms),
+    interval_jitter_ms: timeout(ctx, o, 'interval_jitter_ms', path, 0, 0),
+    interval_jitter_percent: int(ctx, o, 'interval_jitter_percent', path, 0, 100, 0, ' (percent)'),
+    initial_jitter_ms: timeout(ctx, o, 'initial_jitter_ms', path, 0, 0),
   };
+}
+
+/** A list of [start, end) status ranges (expected_statuses, retriable_statuses). */
+function statusRanges(ctx: Ctx, o: Obj, key: string, path: string, emptyMessage?: string): (readonly [number, number])[] {
+  const p = at(path, key);
+  return list(ctx, o, key, path, emptyMessage !== undefined ? { emptyMessage } : {}).flatMap((r, i) => {
+    const ok = Array.isArray(r) && r.length === 2 && r.every((n) => typeof n === 'number' && Number.isInteger(n))
+      && 100 <= r[0] && r[0] < r[1] && r[1] <= 600;
+    if (!ok) {
+      ctx.err(`${p}[${i}]`, 'must be a [start, end) pair of status codes with 100 <= start < end <= 600');
+      return [];
+    }
+    return [[r[0], r[1]] as const];
+  });
 }
 
 // ---------------------------------------------------------------------------

@@ -561,14 +561,15 @@ function translateRouteConfig(ctx: Ctx, rc: Obj, loc: Loc): RoutePart {
   asArr(rc.virtual_hosts).forEach((v, i) => {
     const vl = sub(loc, `virtual_hosts[${i}]`);
     const vh = asObj(v) ?? {};
-    ctx.only(vh, vl, ['name', 'domains', 'routes']);
+    ctx.only(vh, vl, ['name', 'domains', 'routes', 'include_request_attempt_count']);
     const rel = `.virtual_hosts[${i}]`;
     const routes: Obj[] = [];
     asArr(vh.routes).forEach((r, j) => {
       routes.push(translateRoute(ctx, asObj(r) ?? {}, sub(vl, `routes[${j}]`), `${rel}.routes[${j}]`, part, i, j));
     });
-    part.vhosts.push({ name: vh.name ?? '', domains: asArr(vh.domains), routes });
-    part.marks.push([rel, vl], [`${rel}.name`, sub(vl, 'name')], [`${rel}.domains`, sub(vl, 'domains')], [`${rel}.routes`, sub(vl, 'routes')]);
+    part.vhosts.push({ name: vh.name ?? '', domains: asArr(vh.domains), routes, ...(vh.include_request_attempt_count === true ? { include_request_attempt_count: true } : {}) });
+    part.marks.push([rel, vl], [`${rel}.name`, sub(vl, 'name')], [`${rel}.domains`, sub(vl, 'domains')], [`${rel}.routes`, sub(vl, 'routes')],
+      [`${rel}.include_request_attempt_count`, sub(vl, 'include_request_attempt_count')]);
   });
   return part;
 }
@@ -1111,7 +1112,9 @@ function healthCheck(ctx: Ctx, hc: Obj, loc: Loc, marks: Mark[]): Obj {
     if (isSet(hc[k])) ctx.reject(sub(loc, k), 'only http_health_check is supported');
   }
   ctx.only(hc, loc, ['timeout', 'interval', 'unhealthy_threshold', 'healthy_threshold', 'http_health_check',
-    'tcp_health_check', 'grpc_health_check', 'custom_health_check']);
+    'tcp_health_check', 'grpc_health_check', 'custom_health_check', 'no_traffic_interval', 'no_traffic_healthy_interval',
+    'unhealthy_interval', 'unhealthy_edge_interval', 'healthy_edge_interval', 'interval_jitter', 'interval_jitter_percent',
+    'initial_jitter']);
   const raw: Obj = {};
   marks.push(['.health_check', loc]);
   const hl = sub(loc, 'http_health_check');
@@ -1120,7 +1123,7 @@ function healthCheck(ctx: Ctx, hc: Obj, loc: Loc, marks: Mark[]): Obj {
     ctx.reject(hl, 'is required (Remora runs HTTP health checks)');
     return raw;
   }
-  ctx.only(h, hl, ['host', 'path', 'expected_statuses', 'codec_client_type', 'method']);
+  ctx.only(h, hl, ['host', 'path', 'expected_statuses', 'retriable_statuses', 'codec_client_type', 'method']);
   if (isSet(h.codec_client_type) && h.codec_client_type !== 'HTTP1') ctx.reject(sub(hl, 'codec_client_type'), `${String(h.codec_client_type)} is not supported (HTTP1)`);
   if (isSet(h.method) && h.method !== 'GET' && h.method !== 'METHOD_UNSPECIFIED') ctx.reject(sub(hl, 'method'), `${String(h.method)} is not supported (GET)`);
   raw.path = h.path ?? '';
@@ -1129,11 +1132,23 @@ function healthCheck(ctx: Ctx, hc: Obj, loc: Loc, marks: Mark[]): Obj {
     raw.host = h.host;
     marks.push(['.health_check.host', sub(hl, 'host')]);
   }
-  for (const [to, from] of [['interval_ms', 'interval'], ['timeout_ms', 'timeout']] as const) {
+  for (const [to, from] of [
+    ['interval_ms', 'interval'],
+    ['timeout_ms', 'timeout'],
+    ['no_traffic_interval_ms', 'no_traffic_interval'],
+    ['no_traffic_healthy_interval_ms', 'no_traffic_healthy_interval'],
+    ['unhealthy_interval_ms', 'unhealthy_interval'],
+    ['unhealthy_edge_interval_ms', 'unhealthy_edge_interval'],
+    ['healthy_edge_interval_ms', 'healthy_edge_interval'],
+    ['interval_jitter_ms', 'interval_jitter'],
+    ['initial_jitter_ms', 'initial_jitter'],
+  ] as const) {
     const v = ctx.ms(hc[from], sub(loc, from));
     if (v !== undefined) raw[to] = v;
     marks.push([`.health_check.${to}`, sub(loc, from)]);
   }
+  if (isSet(hc.interval_jitter_percent)) raw.interval_jitter_percent = hc.interval_jitter_percent;
+  marks.push(['.health_check.interval_jitter_percent', sub(loc, 'interval_jitter_percent')]);
   for (const k of ['healthy_threshold', 'unhealthy_threshold'] as const) {
     const v = wrapped(hc[k]);
     if (v !== undefined) raw[k] = v;
@@ -1149,6 +1164,15 @@ function healthCheck(ctx: Ctx, hc: Obj, loc: Loc, marks: Mark[]): Obj {
       return [asNum(range.start), asNum(range.end)];
     });
   marks.push(['.health_check.expected_statuses', sub(hl, 'expected_statuses')]);
+  const retriable = asArr(h.retriable_statuses);
+  if (retriable.length > 0) {
+    raw.retriable_statuses = retriable.map((r, i) => {
+      const range = asObj(r) ?? {};
+      ctx.only(range, sub(hl, `retriable_statuses[${i}]`), ['start', 'end']);
+      return [asNum(range.start), asNum(range.end)];
+    });
+  }
+  marks.push(['.health_check.retriable_statuses', sub(hl, 'retriable_statuses')]);
   return raw;
 }
 

@@ -66,3 +66,14 @@ export function parseContentLength(value: string): number {
   }
   return n;
 }
+
+/** A UTF-8 string (a config value, or what uWS decoded) as the bytes a header carries:
+ *  the Latin-1 "binary" string of its UTF-8 encoding, since header strings inside Remora
+ *  hold one character per byte. ASCII, the common case, is returned as it is. */
+export function headerBytes(value: string): string {
+  for (let i = 0; i < value.length; i++) {
+    if (value.charCodeAt(i) > 0x7f) return Buffer.from(value, 'utf8').toString('latin1');
+  }
+  return value;
+}
+

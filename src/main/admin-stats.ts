@@ -47,6 +47,10 @@ function flatStats(ctx: StatsContext): { counters: [string, number][]; histogram
     const p = `listener.${name}.`;
     STATUS_CLASSES.forEach((c, i) => counters.push([`${p}downstream_rq_${c}`, r.listenerCounter(slot, ListenerCounter.Rq1xx + i)]));
     counters.push([`${p}downstream_rq_active`, r.listenerGauge(slot, ListenerGauge.RqActive)]);
+    counters.push([`${p}downstream_cx_active`, r.listenerGauge(slot, ListenerGauge.CxActive)]);
+    counters.push([`${p}downstream_cx_total`, r.listenerCounter(slot, ListenerCounter.CxTotal)]);
+    counters.push([`${p}downstream_cx_overflow`, r.listenerCounter(slot, ListenerCounter.CxOverflow)]);
+    counters.push([`${p}downstream_rq_protocol_error`, r.listenerCounter(slot, ListenerCounter.RqProtocolError)]);
     counters.push([`${p}downstream_bytes_received`, r.listenerCounter(slot, ListenerCounter.BytesIn)]);
     counters.push([`${p}downstream_bytes_sent`, r.listenerCounter(slot, ListenerCounter.BytesOut)]);
     counters.push([`${p}ratelimit.shadow`, r.listenerCounter(slot, ListenerCounter.RateLimitShadow)]);

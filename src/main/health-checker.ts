@@ -1,11 +1,14 @@
 // Active HTTP health checks, run by the main thread (Envoy's semantics): every endpoint
-// of a cluster with `health_check` gets `GET <path>` every interval_ms over one
-// persistent keep-alive connection. The first result decides at once; after that a
-// healthy endpoint turns unhealthy after unhealthy_threshold failures in a row and an
-// unhealthy one turns healthy after healthy_threshold passes in a row. Verdict changes
-// go to onChange (the caller publishes them to the workers). A cluster with `tls` is
-// checked over TLS with its own settings (CA, client certificate, SNI, expected SANs);
-// rotated certificates reach the checks' next connections.
+// of a cluster with `health_check` gets `GET <path>` over one persistent keep-alive
+// connection. The first result decides at once; after that a status outside
+// expected_statuses and retriable_statuses makes a healthy endpoint unhealthy at once,
+// while timeouts, network errors and retriable statuses must reach unhealthy_threshold
+// in a row; an unhealthy endpoint turns healthy after healthy_threshold passes in a row.
+// The wait before each check follows Envoy's intervals (no_traffic, unhealthy, the two
+// edge intervals, jitter). Verdict changes go to onChange (the caller publishes them to
+// the workers). A cluster with `tls` is checked over TLS with its own settings (CA,
+// client certificate, SNI, expected SANs); rotated certificates reach the checks' next
+// connections.
 
 import http from 'node:http';
 import https from 'node:https';
@@ -115,7 +118,21 @@ export class HealthChecker {
   constructor(
     private readonly log: Logger,
     private readonly onChange: (target: HealthTarget, verdict: HealthVerdict, reason: string) => void,
+    /** Whether the cluster has had traffic (an upstream connection); until it has, checks
+     *  run every no_traffic_interval_ms. */
+    private readonly hasTraffic: (cluster: string) => boolean = () => true,
   ) {}
+
+  /** The cluster just had its first traffic: checks waiting for a no-traffic interval
+   *  are brought forward to the regular one. */
+  trafficStarted(cluster: string): void {
+    for (const entry of this.checked.values()) {
+      if (entry.target.cluster !== cluster || entry.timer === null || entry.healthy === null) continue;
+      clearTimeout(entry.timer);
+      entry.timer = null;
+      this.schedule(entry, this.waitMs(entry.settings, entry.healthy ? entry.settings.interval_ms : entry.settings.unhealthy_interval_ms));
+    }
+  }
 
   /** Applies a config: checks start for endpoints of clusters that have health_check,
    *  stop for endpoints/clusters gone or whose cluster lost health_check; endpoints that
@@ -254,8 +271,8 @@ export class HealthChecker {
       checks: 0,
     };
     this.checked.set(target.slot, entry);
-    const jitter = Math.floor(Math.random() * Math.min(settings.interval_ms, MAX_FIRST_JITTER_MS));
-    this.schedule(entry, jitter);
+    const spread = settings.initial_jitter_ms > 0 ? settings.initial_jitter_ms : Math.min(settings.interval_ms, MAX_FIRST_JITTER_MS);
+    this.schedule(entry, Math.floor(Math.random() * spread));
     return entry;
   }
 
@@ -307,12 +324,13 @@ export class HealthChecker {
       // A timed-out request (or one whose body broke) must not leave its socket in use.
       if (req !== null && result.kind !== null) req.destroy();
       if (entry.removed || this.stopped) return;
+      let next = settings.interval_ms;
       try {
-        this.record(entry, settings, result);
+        next = this.nextDelay(entry, settings, this.record(entry, settings, result));
       } catch (err) {
         this.log.error({ err, cluster: entry.target.cluster, endpoint: entry.key }, 'health check result handling failed');
       }
-      this.schedule(entry, settings.interval_ms);
+      this.schedule(entry, next);
     };
 
     const send = (retried: boolean): void => {
@@ -366,7 +384,31 @@ export class HealthChecker {
     }
   }
 
-  private record(entry: Checked, settings: HealthCheck, result: CheckResult): void {
+  /** Milliseconds to the next check (Envoy's interval choice): no_traffic intervals until
+   *  the cluster has had traffic; else the edge interval right after a verdict changed,
+   *  the unhealthy interval while unhealthy, the interval while healthy; plus jitter. */
+  private nextDelay(entry: Checked, settings: HealthCheck, changed: boolean): number {
+    let base: number;
+    if (!this.hasTraffic(entry.target.cluster)) {
+      base = entry.healthy === true ? settings.no_traffic_healthy_interval_ms : settings.no_traffic_interval_ms;
+    } else if (entry.healthy === false) {
+      base = changed ? settings.unhealthy_edge_interval_ms : settings.unhealthy_interval_ms;
+    } else {
+      base = changed ? settings.healthy_edge_interval_ms : settings.interval_ms;
+    }
+    return this.waitMs(settings, base);
+  }
+
+  /** `base` plus interval_jitter_percent of it and interval_jitter_ms, each at random. */
+  private waitMs(settings: HealthCheck, base: number): number {
+    let ms = base;
+    if (settings.interval_jitter_percent > 0) ms += Math.floor(Math.random() * ((settings.interval_jitter_percent * base) / 100));
+    if (settings.interval_jitter_ms > 0) ms += Math.floor(Math.random() * settings.interval_jitter_ms);
+    return ms;
+  }
+
+  /** Counts a result and changes the verdict when it should; true when it changed. */
+  private record(entry: Checked, settings: HealthCheck, result: CheckResult): boolean {
     entry.checks++;
     entry.lastCheckedAt = Date.now();
     entry.lastStatus = result.status;
@@ -388,15 +430,25 @@ export class HealthChecker {
       if (result.pass) this.report(entry, 'healthy', 'first check passed');
       else this.report(entry, 'unhealthy', `first check failed: ${result.error}`);
       this.settleFirstRound();
-    } else if (entry.healthy && !result.pass && entry.failures >= settings.unhealthy_threshold) {
+      return true;
+    }
+    if (entry.healthy && !result.pass) {
+      // A status the upstream chose (neither expected nor retriable) says "take me out
+      // now"; other failures must repeat (Envoy's ACTIVE vs NETWORK failure types).
+      const immediate = result.kind === 'status' && !statusExpected(result.status, settings.retriable_statuses);
+      if (!immediate && entry.failures < settings.unhealthy_threshold) return false;
       entry.healthy = false;
       const n = entry.failures;
-      this.report(entry, 'unhealthy', `${n} consecutive failure${n === 1 ? '' : 's'}: ${result.error}`);
-    } else if (!entry.healthy && result.pass && entry.passes >= settings.healthy_threshold) {
+      this.report(entry, 'unhealthy', immediate ? `unexpected status: ${result.error}` : `${n} consecutive failure${n === 1 ? '' : 's'}: ${result.error}`);
+      return true;
+    }
+    if (!entry.healthy && result.pass && entry.passes >= settings.healthy_threshold) {
       entry.healthy = true;
       const n = entry.passes;
       this.report(entry, 'healthy', `${n} consecutive pass${n === 1 ? '' : 'es'}`);
+      return true;
     }
+    return false;
   }
 
   private report(entry: Checked, verdict: HealthVerdict, reason: string): void {

@@ -164,6 +164,14 @@ export class Metrics {
     );
     family('remora_downstream_requests_active', 'Requests in flight, by listener.', 'gauge');
     perListener((l, slot) => line('remora_downstream_requests_active', l, r.listenerGauge(slot, ListenerGauge.RqActive)));
+    family('remora_downstream_connections_active', 'Open client connections, by listener.', 'gauge');
+    perListener((l, slot) => line('remora_downstream_connections_active', l, r.listenerGauge(slot, ListenerGauge.CxActive)));
+    family('remora_downstream_connections_total', 'Client connections accepted, by listener.', 'counter');
+    perListener((l, slot) => line('remora_downstream_connections_total', l, r.listenerCounter(slot, ListenerCounter.CxTotal)));
+    family('remora_downstream_connection_overflows_total', 'Client connections closed at once because the listener had max_connections open.', 'counter');
+    perListener((l, slot) => line('remora_downstream_connection_overflows_total', l, r.listenerCounter(slot, ListenerCounter.CxOverflow)));
+    family('remora_downstream_protocol_errors_total', 'Requests refused by the HTTP/1 codec or its head checks (each closed its connection).', 'counter');
+    perListener((l, slot) => line('remora_downstream_protocol_errors_total', l, r.listenerCounter(slot, ListenerCounter.RqProtocolError)));
     family('remora_downstream_bytes_received_total', 'Request body bytes received from clients.', 'counter');
     perListener((l, slot) => line('remora_downstream_bytes_received_total', l, r.listenerCounter(slot, ListenerCounter.BytesIn)));
     family('remora_downstream_bytes_sent_total', 'Response body bytes sent to clients (proxied responses).', 'counter');

@@ -3,7 +3,7 @@
 // the port in between is possible; a bind failure then fails startup loudly.)
 
 import net from 'node:net';
-import type { Listener } from '../config/types.js';
+import type { ConfigError, Listener } from '../config/types.js';
 
 export async function resolvePorts(listeners: readonly Listener[]): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
@@ -22,5 +22,32 @@ export function freePort(address = '127.0.0.1'): Promise<number> {
       const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
       server.close(() => resolve(port));
     });
+  });
+}
+
+/** Listeners whose port another socket already holds (another process, or anything bound
+ *  without SO_REUSEPORT), by config path. Checked before workers bind: their sockets use
+ *  SO_REUSEPORT, which would otherwise let them share a port silently with another
+ *  process of the same user (a second Remora, say). Ports this process holds for
+ *  listeners in `held` (address:port) are not probed. */
+export async function busyListenerPorts(listeners: readonly Listener[], held: ReadonlySet<string>): Promise<ConfigError[]> {
+  const errors: ConfigError[] = [];
+  for (let i = 0; i < listeners.length; i++) {
+    const l = listeners[i];
+    if (l.port === 0 || held.has(`${l.address}|${l.port}`)) continue;
+    const err = await probe(l.address, l.port);
+    if (err !== null) errors.push({ path: `listeners[${i}].port`, message: `listener ${l.name} cannot bind ${l.address}:${l.port}: ${err}` });
+  }
+  return errors;
+}
+
+/** Null when address:port can be bound exclusively right now, else why not. */
+function probe(address: string, port: number): Promise<string | null> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      resolve(err.code === 'EADDRINUSE' ? 'the port is in use by another socket (another process?)' : `${err.code ?? ''} ${err.message}`.trim());
+    });
+    server.listen({ host: address, port, exclusive: true }, () => server.close(() => resolve(null)));
   });
 }

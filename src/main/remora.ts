@@ -11,7 +11,7 @@ import type { Logger } from '../core/log.js';
 import { PROBE_PATHS, serverPort, startAdmin, type AdminContext } from './admin.js';
 import { Lifecycle } from './lifecycle.js';
 import { WorkerCell } from '../shared/stats-layout.js';
-import { resolvePorts } from './ports.js';
+import { busyListenerPorts, resolvePorts } from './ports.js';
 import { WorkerPool } from './worker-pool.js';
 import { MAX_CLUSTERS, MAX_LISTENERS } from '../shared/limits.js';
 import { SlotRegistry } from '../shared/stats-layout.js';
@@ -62,6 +62,10 @@ export async function startRemora(config: RemoraConfig, log: Logger, source: Con
       const old = previous?.config.listeners.find((o) => o.name === l.name);
       return old !== undefined && old.address === l.address && old.port === l.port;
     });
+    const held = new Set<string>();
+    for (const o of previous?.config.listeners ?? []) held.add(`${o.address}|${previous!.boundPorts[o.name]}`);
+    const busy = await busyListenerPorts(next.listeners.filter((l) => !keep.includes(l)), held);
+    if (busy.length > 0) throw new PortsRejected(busy);
     const loaded = certs.load(next);
     if (!loaded.ok) throw new TlsFilesRejected(loaded.errors);
     const boundPorts = await resolvePorts(next.listeners.filter((l) => !keep.includes(l)));
@@ -84,6 +88,7 @@ export async function startRemora(config: RemoraConfig, log: Logger, source: Con
   } catch (err) {
     certs.close();
     if (err instanceof TlsFilesRejected) throw new RemoraError('REMORA_ERR_CONFIG_INVALID', formatErrors('TLS files', err.errors));
+    if (err instanceof PortsRejected) throw new RemoraError('REMORA_ERR_LISTEN', err.errors.map((e) => e.message).join('; '));
     throw err;
   }
   resilience.applied(config, snapshot.statSlots.clusters, snapshot.stateSlots, snapshot.tls.clusters);
@@ -237,6 +242,11 @@ export async function startRemora(config: RemoraConfig, log: Logger, source: Con
         try {
           nextSnapshot = await build(snapshot.version + 1, { ...next, workers: snapshot.config.workers }, snapshot);
         } catch (err) {
+          if (err instanceof PortsRejected) {
+            lifecycle.rejected('listener ports', err.errors);
+            log.error({ errors: err.errors }, 'config rejected: a listener port is in use; the running config keeps serving');
+            return false;
+          }
           if (!(err instanceof TlsFilesRejected)) throw err;
           lifecycle.rejected('TLS files', err.errors);
           log.error({ errors: err.errors }, 'config rejected: its TLS files do not load; the running config keeps serving');
@@ -269,6 +279,13 @@ export async function startRemora(config: RemoraConfig, log: Logger, source: Con
 class TlsFilesRejected extends Error {
   constructor(readonly errors: readonly ConfigError[]) {
     super('TLS files rejected');
+  }
+}
+
+/** A config with a listener on a port something else holds (errors by config path). */
+class PortsRejected extends Error {
+  constructor(readonly errors: readonly ConfigError[]) {
+    super('listener ports in use');
   }
 }
 

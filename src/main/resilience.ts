@@ -11,6 +11,7 @@ import { MAX_BUCKETS, MAX_ENDPOINTS } from '../shared/limits.js';
 import type { FromWorker } from '../shared/messages.js';
 import {
   CLUSTER_CELLS,
+  ClusterCell,
   ClusterResources,
   EndpointCell,
   EndpointState,
@@ -68,18 +69,40 @@ export class Resilience {
       this.outlierBits.set(slot, bits);
       this.publish(slot, tokens);
     });
-    this.checker = new HealthChecker(log, (target, verdict) => {
-      this.healthBits.set(target.slot, verdict === 'healthy' ? 0 : EndpointState.Unhealthy);
-      this.publish(target.slot, -1);
-    });
+    this.checker = new HealthChecker(
+      log,
+      (target, verdict) => {
+        this.healthBits.set(target.slot, verdict === 'healthy' ? 0 : EndpointState.Unhealthy);
+        this.publish(target.slot, -1);
+      },
+      (cluster) => this.trafficSeen.has(cluster),
+    );
     this.timer = setInterval(() => {
       try {
         this.detector.tick();
+        this.sampleTraffic();
       } catch (err) {
         this.log.error({ err }, 'outlier detection tick failed');
       }
     }, TICK_MS);
     this.timer.unref();
+  }
+
+  /** Clusters that have had traffic, for the health checks' no_traffic_interval (Envoy:
+   *  the cluster made an upstream connection). Sampled every tick from the cluster's
+   *  connection and request gauges; pooled connections stay open for idle_timeout_ms,
+   *  so a 100 ms sample sees all but connections that close at once. */
+  private readonly trafficSeen = new Set<string>();
+
+  private sampleTraffic(): void {
+    for (const name in this.clusterSlots) {
+      if (this.trafficSeen.has(name)) continue;
+      const base = SHARED_LAYOUT.cluster(this.clusterSlots[name]);
+      if (Atomics.load(this.cells, base + ClusterCell.CxActive) > 0 || Atomics.load(this.cells, base + ClusterCell.RqActive) > 0) {
+        this.trafficSeen.add(name);
+        this.checker.trafficStarted(name);
+      }
+    }
   }
 
   /** Zeroes a cluster's shared cells before its slot goes to another cluster name. */
@@ -172,7 +195,7 @@ export class Resilience {
     const slot = this.clusterSlots[cluster.name];
     const r = new ClusterResources(this.cells, slot);
     const cb = cluster.circuit_breakers;
-    const retryMax = retryLimit(cb, r.requests.used);
+    const retryMax = retryLimit(cb, r.requests.used + r.pending.used);
     const entry = (used: number, max: number) => ({ used, max, remaining: Math.max(0, max - used), open: used >= max });
     return {
       connections: entry(r.connections.used, cb.max_connections),

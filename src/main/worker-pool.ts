@@ -191,6 +191,7 @@ export class WorkerPool {
       snapshot: this.snapshot,
       port: port2,
       statsSlab: this.slabs[slot.slot],
+      allStatsSlabs: this.slabs,
       sharedState: this.sharedState,
       epochMs: this.epochMs,
     };

@@ -4,6 +4,7 @@
 // so the hot path only looks things up.
 
 import type { HeaderMatcher, Listener, Route, VirtualHost } from '../config/types.js';
+import { headerBytes } from '../http/headers.js';
 
 /** Request facts the router looks at. `headers` is flat [name, value, ...], lower-case names. */
 export interface RouteInput {
@@ -45,6 +46,9 @@ export interface CompiledRoute<C, P = null> {
   readonly prefixRewrite: string | null;
   readonly hostRewrite: string | null;
   readonly timeoutMs: number;
+  /** Send x-remora-attempt-count on the first attempt too (the virtual host's
+   *  include_request_attempt_count); retries always carry it. */
+  readonly includeAttemptCount: boolean;
   /** Request body limit (413); 0 = none. */
   readonly maxRequestBodyBytes: number;
   /** Direct response, when the route answers by itself. */
@@ -210,11 +214,12 @@ function compileRoute<C, P>(
     prefixRewrite: action?.prefix_rewrite ?? null,
     hostRewrite: action?.host_rewrite ?? null,
     timeoutMs: action?.timeout_ms ?? 0,
+    includeAttemptCount: vh.include_request_attempt_count === true,
     maxRequestBodyBytes: action?.max_request_body_bytes ?? 0,
     direct: r.direct_response ? { status: r.direct_response.status, body: r.direct_response.body } : null,
-    requestHeadersToAdd: r.request_headers_to_add.flatMap((h) => [h.name, h.value]),
+    requestHeadersToAdd: r.request_headers_to_add.flatMap((h) => [h.name, headerBytes(h.value)]),
     requestHeadersToRemove: r.request_headers_to_remove.length > 0 ? new Set(r.request_headers_to_remove) : null,
-    responseHeadersToAdd: r.response_headers_to_add.flatMap((h) => [h.name, h.value]),
+    responseHeadersToAdd: r.response_headers_to_add.flatMap((h) => [h.name, headerBytes(h.value)]),
     responseHeadersToRemove: r.response_headers_to_remove.length > 0 ? new Set(r.response_headers_to_remove) : null,
     policy: compilePolicy(r),
   };

@@ -10,6 +10,8 @@ export interface ServeTask {
   readonly port: MessagePort;
   /** This slot's stats slab (kept across worker replacements). */
   readonly statsSlab: SharedArrayBuffer;
+  /** Every slot's stats slab, this one included (read to enforce listener max_connections). */
+  readonly allStatsSlabs: readonly SharedArrayBuffer[];
   /** The process-wide resilience state (src/shared/shared-state.ts), same for all workers. */
   readonly sharedState: SharedArrayBuffer;
   /** Epoch of the rate-limit fill periods (ms since 1970), same for all workers. */

@@ -26,15 +26,24 @@ export const ListenerCounter = {
   TlsVerifyFailed: 9,
   /** ... any other handshake failure: protocol version, ciphers, garbage (ssl.connection_error). */
   TlsOtherError: 10,
+  /** Connections accepted (downstream_cx_total). */
+  CxTotal: 11,
+  /** Connections closed at once because max_connections was reached (downstream_cx_overflow). */
+  CxOverflow: 12,
+  /** Requests the codec or the head checks refused (malformed framing, bad Host, too many
+   *  headers...); each closed its connection (downstream_rq_protocol_error). */
+  RqProtocolError: 13,
   /** First of FLAGS.length flag counters. */
-  FlagBase: 11,
+  FlagBase: 14,
 } as const;
 export const LISTENER_COUNTERS = ListenerCounter.FlagBase + FLAGS.length;
 
 export const ListenerGauge = {
   RqActive: 0,
+  /** Open downstream connections (also what max_connections is checked against). */
+  CxActive: 1,
 } as const;
-export const LISTENER_GAUGES = 1;
+export const LISTENER_GAUGES = 2;
 
 /** Per-cluster counters, in slab order. */
 export const ClusterCounter = {

@@ -18,10 +18,13 @@ export type UpstreamFailure = 'connect' | 'connect_timeout' | 'reset' | 'protoco
 export interface UpstreamSink extends ResponseHandler {
   /** Runs `fn` with downstream writes batched (one uWS cork per socket read). */
   cork(fn: () => void): void;
-  /** The exchange failed. `retriable`: the failure happened on a reused connection
-   *  before any response byte arrived (the keep-alive race), so the request never
-   *  reached the application and may be sent again on a fresh connection. */
-  onUpstreamError(failure: UpstreamFailure, retriable: boolean, detail: string): void;
+  /** The exchange failed after its request was (at least partly) written.
+   *  `reusedNoResponse`: the connection had served a response before, and no byte of this
+   *  one's response arrived. That is the keep-alive race (the upstream closed the idle
+   *  connection as it was reused) OR an application that read the request and dropped
+   *  the connection: the two cannot be told apart, so the request may have been acted
+   *  on. Only the exchange decides whether it may be sent again (idempotent methods). */
+  onUpstreamError(failure: UpstreamFailure, reusedNoResponse: boolean, detail: string): void;
   /** The request body may be written again after writeBody returned false. */
   onUpstreamDrain(): void;
 }
@@ -38,6 +41,8 @@ export class UpstreamConnection {
   private sink: UpstreamSink | null = null;
   private connected = false;
   private closed = false;
+  /** The upstream ended its side (FIN read): nothing more may be sent on it. */
+  private peerEnded = false;
   private left = false;
   private requestWritten = false;
   private responseDone = false;
@@ -88,6 +93,7 @@ export class UpstreamConnection {
     this.socket.on('timeout', guard(this.onTimeout));
     this.socket.on('drain', guard(this.onDrain));
     this.socket.on('error', guard(this.onError));
+    this.socket.on('end', guard(this.onEnd));
     this.socket.on('close', guard(this.onClose));
   }
 
@@ -97,21 +103,30 @@ export class UpstreamConnection {
     return this.connected;
   }
 
+  /** Closed, or the upstream has ended its side: not usable for another request. */
   get isClosed(): boolean {
-    return this.closed;
+    return this.closed || this.peerEnded || this.socket.destroyed;
   }
 
   /** Starts a request on this connection: `head` is the full request head, ending in
-   *  CRLFCRLF. `bodyMode`: 'none', 'fixed' (Content-Length in head) or 'chunked'. */
-  start(sink: UpstreamSink, head: string, isHead: boolean, bodyMode: 'none' | 'fixed' | 'chunked'): void {
+   *  CRLFCRLF. `bodyMode`: 'none', 'fixed' (Content-Length in head) or 'chunked'.
+   *  Returns false, writing nothing, when the connection is already seen closed (the
+   *  upstream ended it while it sat idle): the request provably did not reach the
+   *  upstream and may be sent on another connection, whatever its method. */
+  start(sink: UpstreamSink, head: string, isHead: boolean, bodyMode: 'none' | 'fixed' | 'chunked'): boolean {
+    if (this.isClosed) {
+      if (!this.closed) this.socket.destroy(); // its close event makes the pool forget it
+      return false;
+    }
     this.sink = sink;
     this.requestWritten = bodyMode === 'none';
     this.responseDone = false;
     this.chunkedBody = bodyMode === 'chunked';
     this.parser.start(this, isHead);
-    // The head is built from strings uWS decoded from UTF-8 (and config values): encode
-    // them back as UTF-8 so non-ASCII bytes in paths and values go out as they came in.
-    this.socket.write(head, 'utf8');
+    // Header strings are Latin-1 ("binary") strings, one character per byte, as the
+    // codecs decode them: written back as Latin-1, every byte goes out as it came in.
+    this.socket.write(head, 'latin1');
+    return true;
   }
 
   /** Writes a piece of the request body; false means wait for onUpstreamDrain. */
@@ -233,6 +248,13 @@ export class UpstreamConnection {
     this.fail('reset', err.message);
   }
 
+  /** The upstream sent FIN. While idle the connection is dropped at once; during an
+   *  exchange the response may still end at close (no framing), so close decides. */
+  private readonly onEnd = (): void => {
+    this.peerEnded = true;
+    if (this.sink === null && !this.closed) this.socket.destroy();
+  };
+
   private readonly onClose = (): void => {
     this.closed = true;
     if (this.sink !== null && this.parser.endsAtClose) {
@@ -273,11 +295,11 @@ export class UpstreamConnection {
   private fail(failure: UpstreamFailure, detail: string): void {
     const sink = this.sink;
     this.sink = null;
-    const retriable = this.served > 0 && this.parser.bytesSeen === 0 && failure !== 'protocol';
+    const reusedNoResponse = this.served > 0 && this.parser.bytesSeen === 0 && failure !== 'protocol';
     if (!this.closed) this.socket.destroy();
     this.closed = true;
     this.leave();
-    sink?.onUpstreamError(failure, retriable, detail);
+    sink?.onUpstreamError(failure, reusedNoResponse, detail);
   }
 }
 

@@ -192,13 +192,14 @@ export class ResponseParser {
       this.pending = Buffer.from(data.subarray(from)); // copy: the input is reused by the caller
       return buf.length;
     }
+    if (end - from > MAX_HEAD_BYTES) throw new ProtocolError('response head too large');
     const headEnd = end + 4;
     const consumedFromBuf = this.pending !== null ? headEnd - this.pending.length + pos : headEnd;
     this.pending = null;
-    // UTF-8, as the front end writes strings back out as UTF-8: non-ASCII field values
-    // (valid UTF-8) reach the client byte for byte. CR and LF never occur inside a
-    // multi-byte sequence, so splitting the decoded text on CRLF is safe.
-    this.parseHead(data.toString('utf8', from, end));
+    // Latin-1: one character per byte, so any byte from 0x80 up (obs-text, valid UTF-8
+    // or not) reaches the client exactly as it came; the front ends write header strings
+    // back out as Latin-1.
+    this.parseHead(data.toString('latin1', from, end));
     return consumedFromBuf;
   }
 
@@ -206,13 +207,18 @@ export class ResponseParser {
     if (hasBadControl(text)) throw new ProtocolError('control character in response head');
     const lines = text.split('\r\n');
     const statusLine = lines[0];
-    // HTTP/1.x SP 3DIGIT SP reason
-    if (!statusLine.startsWith('HTTP/1.') || statusLine.length < 12 || statusLine.charCodeAt(8) !== 0x20) {
+    // RFC 9112 §4: HTTP/1.0 or HTTP/1.1, SP, exactly three digits, then SP and a reason
+    // (possibly empty) or nothing.
+    const minor = statusLine.charCodeAt(7) - 48;
+    if (!statusLine.startsWith('HTTP/1.') || (minor !== 0 && minor !== 1) || statusLine.length < 12 || statusLine.charCodeAt(8) !== 0x20) {
       throw new ProtocolError('invalid status line');
     }
-    const minor = statusLine.charCodeAt(7) - 48;
+    if (!isDigit(statusLine.charCodeAt(9)) || !isDigit(statusLine.charCodeAt(10)) || !isDigit(statusLine.charCodeAt(11))) {
+      throw new ProtocolError('invalid status code');
+    }
+    if (statusLine.length > 12 && statusLine.charCodeAt(12) !== 0x20) throw new ProtocolError('invalid status line');
     const status = parseInt(statusLine.slice(9, 12), 10);
-    if (!(status >= 100 && status <= 999)) throw new ProtocolError('invalid status code');
+    if (status < 100) throw new ProtocolError('invalid status code');
     const reason = statusLine.length > 13 ? statusLine.slice(13) : '';
 
     const headers: string[] = [];
@@ -338,6 +344,10 @@ function hasBadControl(text: string): boolean {
     }
   }
   return false;
+}
+
+function isDigit(c: number): boolean {
+  return c >= 0x30 && c <= 0x39;
 }
 
 function hexValue(c: number): number {

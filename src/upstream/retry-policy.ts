@@ -1,6 +1,8 @@
 // A route's retry policy compiled for the hot path (Envoy's router retry semantics):
 // which failures are retried, how many times, with what backoff, and the per-request
-// overrides from `x-remora-retry-on` / `x-remora-max-retries` when the route allows them.
+// overrides from `x-remora-retry-on` / `x-remora-max-retries` (or Envoy's
+// `x-envoy-retry-on` / `x-envoy-max-retries` / `x-envoy-upstream-rq-per-try-timeout-ms`)
+// when the route allows them.
 
 import type { CircuitBreakers, RetryOn, RetryPolicy } from '../config/types.js';
 
@@ -34,6 +36,21 @@ export const enum AttemptFailure {
 /** Methods that may be sent twice without changing the result (RFC 9110 §9.2.2). */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 
+/** Whether `method` is idempotent (RFC 9110 §9.2.2): sending it twice has the effect
+ *  of sending it once. */
+export function isIdempotent(method: string): boolean {
+  return IDEMPOTENT.has(method);
+}
+
+/** A request header value in milliseconds: plain decimal digits, else null (ignored, as
+ *  Envoy ignores a malformed x-envoy-upstream-rq-timeout-ms). */
+export function headerMs(value: string | null): number | null {
+  if (value === null) return null;
+  const text = value.trim();
+  if (!/^\d{1,9}$/.test(text)) return null;
+  return Number(text);
+}
+
 /** Maximum x-remora-max-retries a request may ask for. */
 export const MAX_REQUEST_RETRIES = 10;
 
@@ -48,10 +65,10 @@ export class CompiledRetryPolicy {
   readonly retryNonIdempotentOnReset: boolean;
   readonly bufferLimitBytes: number;
 
-  constructor(p: RetryPolicy, bits?: number, numRetries?: number) {
+  constructor(p: RetryPolicy, bits?: number, numRetries?: number, perTryTimeoutMs?: number) {
     this.bits = bits ?? p.retry_on.reduce((acc, on) => acc | BIT_OF[on], 0);
     this.numRetries = numRetries ?? p.num_retries;
-    this.perTryTimeoutMs = p.per_try_timeout_ms;
+    this.perTryTimeoutMs = perTryTimeoutMs ?? p.per_try_timeout_ms;
     this.statusCodes = new Set(p.retriable_status_codes);
     this.baseMs = p.base_interval_ms;
     this.maxMs = p.max_interval_ms;
@@ -65,8 +82,9 @@ export class CompiledRetryPolicy {
 
   /** The policy with a request's header overrides applied: `retryOn` (comma-separated
    *  names; unknown names ignored, as Envoy does) adds conditions, `maxRetries` replaces
-   *  num_retries. Null values leave the route's setting. */
-  withOverrides(retryOn: string | null, maxRetries: string | null): CompiledRetryPolicy {
+   *  num_retries, `perTryTimeout` (milliseconds, digits only) replaces per_try_timeout_ms.
+   *  Null values leave the route's setting. */
+  withOverrides(retryOn: string | null, maxRetries: string | null, perTryTimeout: string | null = null): CompiledRetryPolicy {
     let bits = this.bits;
     if (retryOn !== null) {
       for (const raw of retryOn.split(',')) {
@@ -80,7 +98,7 @@ export class CompiledRetryPolicy {
       const text = maxRetries.trim();
       if (/^\d+$/.test(text)) n = Math.min(Number(text), MAX_REQUEST_RETRIES);
     }
-    return new CompiledRetryPolicy(this.source, bits, n);
+    return new CompiledRetryPolicy(this.source, bits, n, headerMs(perTryTimeout) ?? this.perTryTimeoutMs);
   }
 
   /** Whether a response with `status` is retried. */
@@ -95,7 +113,10 @@ export class CompiledRetryPolicy {
     return (b & RetryBit.RetriableStatusCodes) !== 0 && this.statusCodes.has(status);
   }
 
-  /** Whether an attempt that failed before its response headers is retried. */
+  /** Whether an attempt that failed before its response headers is retried. After a
+   *  reset or a per-try timeout the upstream may have acted on the request, so only
+   *  idempotent methods are retried unless retry_non_idempotent_on_reset (Envoy retries
+   *  every method; that option gives Envoy's behaviour). */
   retriesFailure(failure: AttemptFailure, method: string): boolean {
     const b = this.bits;
     switch (failure) {
@@ -111,18 +132,21 @@ export class CompiledRetryPolicy {
     }
   }
 
-  /** Fully jittered exponential backoff before retry number `retry` (1 = first retry):
-   *  a uniform random wait in [0, min(max, base × 2^(retry−1))]. */
+  /** Fully jittered exponential backoff before retry number `retry` (1 = first retry),
+   *  Envoy's JitteredExponentialBackOffStrategy: a uniform random wait in
+   *  [0, (2^retry − 1) × base), then capped at max. With the defaults (25 ms, 250 ms):
+   *  0–25 ms, 0–75 ms, 0–175 ms, then up to 250 ms. */
   backoffMs(retry: number): number {
-    const ceiling = Math.min(this.maxMs, this.baseMs * 2 ** Math.min(retry - 1, 30));
-    return Math.random() * ceiling;
+    const range = (2 ** Math.min(retry, 30) - 1) * this.baseMs;
+    return Math.min(Math.random() * range, this.maxMs);
   }
 }
 
 /** Retries a cluster may have in flight, process-wide: max_retries, or with a retry
- *  budget budget_percent of the requests in flight (at least min_retry_concurrency). */
-export function retryLimit(breakers: CircuitBreakers, requestsInFlight: number): number {
+ *  budget budget_percent of the active requests (Envoy: outstanding plus pending
+ *  requests), at least min_retry_concurrency. */
+export function retryLimit(breakers: CircuitBreakers, activeRequests: number): number {
   const budget = breakers.retry_budget;
   if (budget === undefined) return breakers.max_retries;
-  return Math.max(budget.min_retry_concurrency, Math.floor((budget.budget_percent / 100) * requestsInFlight));
+  return Math.max(budget.min_retry_concurrency, Math.floor((budget.budget_percent / 100) * activeRequests));
 }

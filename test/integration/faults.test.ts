@@ -244,7 +244,7 @@ t.test('client abort cancels the upstream request', async (t) => {
   t.equal(after.downstreamResets - before.downstreamResets, 1, 'expected the abort counted in downstreamResets');
 });
 
-t.test('keep-alive race: a request on a connection the upstream just closed is retried once', async (t) => {
+t.test('keep-alive race: an idempotent request on a connection the upstream just closed is retried once', async (t) => {
   const before = await raceRetries();
   const first = await request(port, { path: '/race/1', agent: false });
   t.equal(first.status, 200, 'expected the first request to succeed');
@@ -254,12 +254,22 @@ t.test('keep-alive race: a request on a connection the upstream just closed is r
   t.equal(second.text, '/race/2 ', 'expected the answer to the second request');
   t.equal(race.sockets.length, 2, 'expected a second upstream connection for the retry');
 
-  // A request with a body is replayed with its body.
+  // A PUT (idempotent) with a body is replayed with its body.
   await sleep(100);
-  const post = await request(port, { method: 'POST', path: '/race/3', body: 'payload', agent: false });
-  t.equal(post.status, 200, `expected the POST to succeed after a retry, got ${post.status} ${post.text}`);
-  t.equal(post.text, '/race/3 payload', 'expected the replayed POST to carry its body');
+  const put = await request(port, { method: 'PUT', path: '/race/3', body: 'payload', agent: false });
+  t.equal(put.status, 200, `expected the PUT to succeed after a retry, got ${put.status} ${put.text}`);
+  t.equal(put.text, '/race/3 payload', 'expected the replayed PUT to carry its body');
   t.equal(await raceRetries(), before + 2, 'expected the worker to count two keep-alive race retries');
+
+  // A POST is not: the upstream may have read and acted on it (issue 22). Without a retry
+  // policy it fails with 503 UC, sent once (test/integration/no-duplicate-send.test.ts).
+  await sleep(100);
+  const sockets = race.sockets.length;
+  const post = await request(port, { method: 'POST', path: '/race/4', body: 'payload', agent: false });
+  t.equal(post.status, 503, `expected the POST on a dropped connection to fail, got ${post.status} ${post.text}`);
+  t.equal(post.headers['x-remora-flags'], 'UC', 'expected flag UC');
+  t.equal(race.sockets.length, sockets, 'expected no new upstream connection for the POST (it was not sent again)');
+  t.equal(await raceRetries(), before + 2, 'expected no keep-alive race retry for the POST');
 });
 
 t.test('upstream closes idle connections right after each response', async (t) => {

@@ -128,7 +128,8 @@ t.test('valid config: defaults filled in, input normalised', async (t) => {
                 rate_limits: [],
               },
               {
-                name: 'api/1',
+                // Unnamed routes: <vhost>/<hash of the match> (validate.ts defaultRouteName).
+                name: 'api/048bfee9',
                 match: { path: '/health', methods: [], headers: [] },
                 direct_response: { status: 200, body: 'ok' },
                 request_headers_to_add: [],
@@ -138,7 +139,7 @@ t.test('valid config: defaults filled in, input normalised', async (t) => {
                 rate_limits: [],
               },
               {
-                name: 'api/2',
+                name: 'api/689def4a',
                 match: { regex: '^/v[0-9]+/.*$', methods: [], headers: [] },
                 route: { timeout_ms: 0, max_request_body_bytes: 0, weighted_clusters: [{ cluster: 'backend', weight: 3 }, { cluster: 'api', weight: 1 }] },
                 request_headers_to_add: [],
@@ -148,13 +149,14 @@ t.test('valid config: defaults filled in, input normalised', async (t) => {
                 rate_limits: [],
               },
             ],
+            include_request_attempt_count: false,
           },
           {
             name: 'fallback',
             domains: ['*', '*.local'],
             routes: [
               {
-                name: 'fallback/0',
+                name: 'fallback/6d901645',
                 match: { prefix: '/', methods: [], headers: [] },
                 route: { timeout_ms: 15000, max_request_body_bytes: 0, cluster: 'api' },
                 request_headers_to_add: [],
@@ -164,6 +166,7 @@ t.test('valid config: defaults filled in, input normalised', async (t) => {
                 rate_limits: [],
               },
             ],
+            include_request_attempt_count: false,
           },
         ],
         generate_traceparent: false,
@@ -533,12 +536,12 @@ t.test('rate_limits: empty by default; defaults filled in', async (t) => {
     [`${R}[1].rate_limits`]: [rl()],
   })).listeners[0];
   t.strictSame(l.rate_limits, [
-    { name: 'global', max_tokens: 100, tokens_per_fill: 100, fill_interval_ms: 1000, shadow: false },
-    { name: 'per-user', max_tokens: 100, tokens_per_fill: 100, fill_interval_ms: 1000, key: { headers: ['x-user', 'host'], client_ip: false }, shadow: false },
+    { name: 'global', max_tokens: 100, tokens_per_fill: 1, fill_interval_ms: 1000, shadow: false },
+    { name: 'per-user', max_tokens: 100, tokens_per_fill: 1, fill_interval_ms: 1000, key: { headers: ['x-user', 'host'], client_ip: false }, shadow: false },
     { name: 'per-ip', max_tokens: 10, tokens_per_fill: 2, fill_interval_ms: 1000, key: { headers: [], client_ip: true }, shadow: true },
-  ], 'tokens_per_fill defaults to max_tokens; key headers lower-cased (host may be read)');
+  ], 'tokens_per_fill defaults to 1 (Envoy); key headers lower-cased (host may be read)');
   t.strictSame(l.virtual_hosts[0].routes[1].rate_limits,
-    [{ name: 'global', max_tokens: 100, tokens_per_fill: 100, fill_interval_ms: 1000, shadow: false }],
+    [{ name: 'global', max_tokens: 100, tokens_per_fill: 1, fill_interval_ms: 1000, shadow: false }],
     'a direct_response route may have rate limits; names need only be unique within their list');
 });
 
@@ -579,7 +582,16 @@ t.test('cluster resilience: circuit breaker defaults; outlier detection and heal
     healthy_threshold: 2,
     unhealthy_threshold: 3,
     expected_statuses: [[200, 300]],
-  }, 'host defaults to the cluster name');
+    retriable_statuses: [],
+    no_traffic_interval_ms: 60000,
+    no_traffic_healthy_interval_ms: 60000,
+    unhealthy_interval_ms: 5000,
+    unhealthy_edge_interval_ms: 5000,
+    healthy_edge_interval_ms: 5000,
+    interval_jitter_ms: 0,
+    interval_jitter_percent: 0,
+    initial_jitter_ms: 0,
+  }, 'host defaults to the cluster name; intervals default as in Envoy');
   t.equal(d.panic_threshold_percent, 0, '0 disables panic mode');
 
   const long = configOf(withChanges({ [`${C0}.outlier_detection`]: { base_ejection_time_ms: 600_000 } })).clusters[0];

@@ -73,14 +73,24 @@ async function deadPort(): Promise<number> {
 }
 
 function healthCheck(name: string, hc: Partial<HealthCheck> = {}): HealthCheck {
+  const interval = hc.interval_ms ?? 50;
   return {
     path: '/healthz',
     host: name,
-    interval_ms: 50,
+    interval_ms: interval,
     timeout_ms: 1000,
     healthy_threshold: 2,
     unhealthy_threshold: 3,
     expected_statuses: [[200, 300]],
+    retriable_statuses: [],
+    no_traffic_interval_ms: interval,
+    no_traffic_healthy_interval_ms: interval,
+    unhealthy_interval_ms: interval,
+    unhealthy_edge_interval_ms: interval,
+    healthy_edge_interval_ms: interval,
+    interval_jitter_ms: 0,
+    interval_jitter_percent: 0,
+    initial_jitter_ms: 0,
     ...hc,
   };
 }
@@ -169,7 +179,8 @@ t.test('thresholds: unhealthy after exactly 3 failures, healthy after exactly 2 
     checker.stop();
     await srv.close();
   });
-  checker.update([cluster('flip', [srv.port], { unhealthy_threshold: 3, healthy_threshold: 2 })], slotAllocator());
+  // 503 is listed as retriable, so it counts toward the threshold (an unlisted one fails at once).
+  checker.update([cluster('flip', [srv.port], { unhealthy_threshold: 3, healthy_threshold: 2, retriable_statuses: [[503, 504]] })], slotAllocator());
   await checker.firstRound();
   t.equal(changes[0]?.verdict, 'healthy', `first verdict: expected healthy, seen ${changes[0]?.verdict}`);
 
@@ -495,4 +506,68 @@ t.test('view() while running shows per-endpoint state', async (t) => {
   t.equal(vBad?.lastStatus, 500, `bad last status (seen ${vBad?.lastStatus})`);
   t.equal(vBad?.lastError, 'status 500', `bad last error (seen "${vBad?.lastError}")`);
   t.ok((vBad?.consecutiveFailures ?? 0) >= 3 && vBad?.consecutivePasses === 0, `bad counts failures (seen ${vBad?.consecutiveFailures}/${vBad?.consecutivePasses})`);
+});
+
+t.test('a status neither expected nor retriable fails a healthy endpoint at once (Envoy)', async (t) => {
+  const srv = await healthServer(200);
+  const { checker, changes } = recorder(() => `${srv.count(503)}`);
+  t.teardown(async () => {
+    checker.stop();
+    await srv.close();
+  });
+  checker.update([cluster('now', [srv.port], { unhealthy_threshold: 5 })], slotAllocator());
+  await checker.firstRound();
+  srv.status = 503;
+  await waitFor('the unhealthy verdict', () => changes.length >= 2);
+  t.equal(changes[1]?.verdict, 'unhealthy', `expected unhealthy, seen ${changes[1]?.verdict}`);
+  t.equal(changes[1]?.note, '1', `unhealthy at the first 503 despite unhealthy_threshold 5 (server had answered ${changes[1]?.note} 503s)`);
+  t.match(changes[1]?.reason, /^unexpected status: status 503$/, `reason (seen "${changes[1]?.reason}")`);
+});
+
+t.test('intervals: no_traffic_interval until the cluster has traffic, unhealthy_interval while unhealthy', async (t) => {
+  const srv = await healthServer(200);
+  let traffic = false;
+  const changes: HealthVerdict[] = [];
+  const checker = new HealthChecker(log, (_target, verdict) => changes.push(verdict), () => traffic);
+  t.teardown(async () => {
+    checker.stop();
+    await srv.close();
+  });
+  checker.update(
+    [cluster('idle', [srv.port], { interval_ms: 50, no_traffic_interval_ms: 400, no_traffic_healthy_interval_ms: 400, unhealthy_interval_ms: 300, unhealthy_edge_interval_ms: 300 })],
+    slotAllocator(),
+  );
+  await checker.firstRound();
+  await sleep(600);
+  const quiet = srv.seen.length;
+  t.ok(quiet >= 2 && quiet <= 3, `without traffic checks run every 400 ms: expected 2-3 in the first 600 ms, seen ${quiet}`);
+
+  traffic = true;
+  checker.trafficStarted('idle');
+  await sleep(400);
+  const busy = srv.seen.length - quiet;
+  t.ok(busy >= 5, `with traffic checks run every 50 ms (brought forward at once): expected at least 5 in 400 ms, seen ${busy}`);
+
+  srv.status = 500;
+  await waitFor('the unhealthy verdict', () => changes.length >= 2);
+  const atUnhealthy = srv.seen.length;
+  await sleep(700);
+  const whileUnhealthy = srv.seen.length - atUnhealthy;
+  t.ok(whileUnhealthy >= 1 && whileUnhealthy <= 3, `unhealthy endpoints are checked every 300 ms: expected 1-3 checks in 700 ms, seen ${whileUnhealthy}`);
+});
+
+t.test('jitter: interval_jitter_ms and interval_jitter_percent lengthen the wait', async (t) => {
+  const srv = await healthServer(200);
+  const { checker } = recorder();
+  t.teardown(async () => {
+    checker.stop();
+    await srv.close();
+  });
+  checker.update([cluster('jit', [srv.port], { interval_ms: 100, interval_jitter_ms: 200, interval_jitter_percent: 100 })], slotAllocator());
+  await checker.firstRound();
+  await sleep(1000);
+  // Each wait is 100 + U(0,100) + U(0,200) ms: 250 ms on average, so about 4 checks in 1 s
+  // (without jitter there would be about 10).
+  const n = srv.seen.length;
+  t.ok(n >= 3 && n <= 8, `expected 3-8 checks in 1 s with jitter (10 without), seen ${n}`);
 });

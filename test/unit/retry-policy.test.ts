@@ -220,34 +220,41 @@ t.test('withOverrides', async (t) => {
   });
 });
 
-t.test('backoffMs is fully jittered: uniform in [0, min(max, base × 2^(n−1))]', async (t) => {
+t.test("backoffMs is Envoy's fully jittered backoff: uniform in [0, (2^n − 1) × base), capped at max", async (t) => {
   const p = compiled(['5xx'], { base_interval_ms: 25, max_interval_ms: 250 });
   const samples = 20_000;
-  for (const [retry, ceiling] of [
+  // [retry, range (2^n − 1) × 25]: below the cap the wait is uniform over the range;
+  // above it, draws past 250 are capped, so a share 1 − 250/range sits exactly at 250.
+  for (const [retry, range] of [
     [1, 25],
-    [2, 50],
-    [3, 100],
-    [4, 200],
-    [5, 250],
-    [6, 250],
-    [40, 250],
+    [2, 75],
+    [3, 175],
+    [4, 375],
+    [5, 775],
+    [40, (2 ** 30 - 1) * 25],
   ]) {
+    const ceiling = Math.min(range, 250);
     let lo = Infinity;
     let hi = -Infinity;
     let sum = 0;
     let bad = 0;
+    let capped = 0;
     for (let i = 0; i < samples; i++) {
       const ms = p.backoffMs(retry);
       if (!(Number.isFinite(ms) && ms >= 0 && ms <= ceiling)) bad++;
+      if (ms === 250) capped++;
       lo = Math.min(lo, ms);
       hi = Math.max(hi, ms);
       sum += ms;
     }
     const mean = sum / samples;
     t.equal(bad, 0, `retry ${retry}: every sample in [0, ${ceiling}]: ${bad} outside (min ${lo}, max ${hi})`);
-    // The mean of U(0, c) is c/2 with standard error c/sqrt(12 × n) ≈ 0.002c here; 5% is > 20 SE.
-    t.ok(Math.abs(mean - ceiling / 2) < ceiling * 0.05, `retry ${retry}: mean about ${ceiling / 2}: got ${mean.toFixed(2)}`);
-    t.ok(lo < ceiling * 0.05 && hi > ceiling * 0.95, `retry ${retry}: samples cover the whole range: min ${lo.toFixed(2)}, max ${hi.toFixed(2)} of ${ceiling}`);
+    const capShare = range > 250 ? 1 - 250 / range : 0;
+    // Uniform part's mean is ceiling/2; the capped share sits at 250.
+    const expectedMean = (1 - capShare) * (ceiling / 2) + capShare * 250;
+    t.ok(Math.abs(mean - expectedMean) < ceiling * 0.05, `retry ${retry}: mean about ${expectedMean.toFixed(1)}: got ${mean.toFixed(2)}`);
+    t.ok(Math.abs(capped / samples - capShare) < 0.03, `retry ${retry}: share at the 250 ms cap about ${capShare.toFixed(3)}: got ${(capped / samples).toFixed(3)}`);
+    if (range < 1000) t.ok(lo < ceiling * 0.05, `retry ${retry}: samples start near 0: min ${lo.toFixed(2)}`);
   }
   const small = compiled(['5xx'], { base_interval_ms: 100, max_interval_ms: 40 });
   let over = 0;

@@ -219,10 +219,25 @@ t.test('compiled route data: rewrites, timeout, direct response, header edits', 
   t.equal(plain?.vhostName, 'v', 'the route knows its vhost');
 });
 
-t.test('default route names are <vhost>/<index>', async (t) => {
-  const rt = table([{ name: 'web', domains: ['*'], routes: [{ match: { path: '/a' }, route: { cluster: 'a' } }, { match: { prefix: '/' }, route: { cluster: 'b' } }] }]);
-  t.equal(rt.match(req({ path: '/a' }))?.name, 'web/0', 'the first unnamed route is web/0');
-  t.equal(rt.match(req({ path: '/b' }))?.name, 'web/1', 'the second unnamed route is web/1');
+t.test('default route names follow the match, not the position: <vhost>/<hash>', async (t) => {
+  const a = { match: { path: '/a' }, route: { cluster: 'a' } };
+  const rest = { match: { prefix: '/' }, route: { cluster: 'b' } };
+  const rt = table([{ name: 'web', domains: ['*'], routes: [a, rest] }]);
+  const nameA = rt.match(req({ path: '/a' }))?.name ?? '';
+  const nameRest = rt.match(req({ path: '/b' }))?.name ?? '';
+  t.match(nameA, /^web\/[0-9a-f]{8}$/, `an unnamed route is named <vhost>/<8 hex digits>, got ${nameA}`);
+  t.not(nameA, nameRest, 'different matches get different names');
+  // A route inserted above keeps the others' names (and so their rate-limit buckets).
+  const moved = table([{ name: 'web', domains: ['*'], routes: [{ match: { path: '/new' }, route: { cluster: 'a' } }, a, rest] }]);
+  t.equal(moved.match(req({ path: '/a' }))?.name, nameA, `inserting a route above keeps the name: expected ${nameA}`);
+  t.equal(moved.match(req({ path: '/b' }))?.name, nameRest, `inserting a route above keeps the name: expected ${nameRest}`);
+  // The same match twice: the second gets a suffix; methods are part of the identity.
+  const names = listener([{ name: 'web', domains: ['*'], routes: [a, a, { match: { path: '/a', methods: ['GET'] }, route: { cluster: 'a' } }] }])
+    .virtual_hosts[0].routes.map((r) => r.name);
+  t.equal(names[0], nameA, 'the first of two equal matches has the plain hash name');
+  t.equal(names[1], `${nameA}-2`, `the second of two equal matches gets -2, got ${names[1]}`);
+  t.match(names[2], /^web\/[0-9a-f]{8}$/, 'a route with methods has a name of its own');
+  t.not(names[2], nameA, 'methods change the identity');
 });
 
 t.test('weighted targets: pickTarget follows the weights', async (t) => {

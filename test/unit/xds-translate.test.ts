@@ -635,6 +635,50 @@ t.test("Envoy's defaults apply where a field is unset", async (t) => {
     'tokens_per_fill 1; filter_enforced unset = 0% = shadow');
 });
 
+t.test("HealthCheck: Envoy's interval, jitter and retriable-status fields are translated", async (t) => {
+  const set = overTheWire(valid(MINIMAL));
+  const c = set.clusters.get('api') as Obj;
+  c.health_checks = [{
+    timeout: { seconds: 1 },
+    interval: { seconds: 5 },
+    unhealthy_threshold: { value: 3 },
+    healthy_threshold: { value: 2 },
+    no_traffic_interval: { seconds: 30 },
+    no_traffic_healthy_interval: { seconds: 90 },
+    unhealthy_interval: { seconds: 10 },
+    unhealthy_edge_interval: { seconds: 2 },
+    healthy_edge_interval: { seconds: 1 },
+    interval_jitter: { nanos: 500_000_000 },
+    interval_jitter_percent: 10,
+    initial_jitter: { seconds: 3 },
+    http_health_check: { path: '/h', retriable_statuses: [{ start: 500, end: 503 }] },
+  }];
+  const r = translateXds({}, rewire(set));
+  t.same(errorsOf(r), []);
+  if (!r.ok) return;
+  t.match(r.config.clusters[0].health_check, {
+    interval_ms: 5000,
+    timeout_ms: 1000,
+    no_traffic_interval_ms: 30_000,
+    no_traffic_healthy_interval_ms: 90_000,
+    unhealthy_interval_ms: 10_000,
+    unhealthy_edge_interval_ms: 2000,
+    healthy_edge_interval_ms: 1000,
+    interval_jitter_ms: 500,
+    interval_jitter_percent: 10,
+    initial_jitter_ms: 3000,
+    retriable_statuses: [[500, 503]],
+  }, 'every HealthCheck interval field maps to its _ms twin');
+
+  c.health_checks = [{ timeout: { seconds: 1 }, interval: { seconds: 5 }, http_health_check: { path: '/h' } }];
+  const d = translateXds({}, rewire(set));
+  t.ok(d.ok);
+  if (d.ok) {
+    t.match(d.config.clusters[0].health_check, { no_traffic_interval_ms: 60_000, unhealthy_interval_ms: 5000, healthy_edge_interval_ms: 5000, retriable_statuses: [] },
+      "unset: Envoy's defaults (no_traffic_interval 60 s, the others follow interval)");
+  }
+});
+
 t.test('Envoy header values: %% is a literal %, an empty value is skipped', async (t) => {
   const set = overTheWire(valid(MINIMAL));
   const route = arr(arr((set.routes.get('in') as Obj).virtual_hosts)[0].routes)[0];

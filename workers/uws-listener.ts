@@ -1,10 +1,13 @@
-// uWS listeners of one worker: one uWS App per configured listener, bound to the same
-// address and port in every worker (the kernel spreads connections). The request
+// The uWS codec (`codec: uws`), opt-in: one uWS App per listener, bound to the same
+// address and port in every worker (the kernel spreads connections). uWS 20.30's parser
+// can be desynchronised (docs/architecture.md): use it only where every client is trusted.
+// The request
 // handler copies what it needs out of uWS's short-lived request object and hands the
 // rest to an Exchange; every callback catches its errors, because an uncaught error in
 // a uWS worker aborts the whole process.
 
 import type { Listener } from '../src/config/types.js';
+import { headerBytes } from '../src/http/headers.js';
 import { arrayBufferText, loadUws, type HttpRequest, type HttpResponse, type ListenSocket, type TemplatedApp } from '../src/uws/uws.js';
 import type { WorkerContext } from './context.js';
 import type { DownstreamRequest } from './downstream.js';
@@ -15,10 +18,10 @@ import { UwsDownstream } from './uws-downstream.js';
 // calls handlers one at a time), instead of a new closure per request.
 let collecting: string[] = [];
 function collectHeader(name: string, value: string): void {
-  collecting.push(name, value);
+  collecting.push(name, headerBytes(value)); // header strings hold one character per byte
 }
 
-export class LiveListener {
+export class UwsListener {
   private socket: ListenSocket | null = null;
   private readonly app: TemplatedApp;
 
@@ -68,6 +71,7 @@ export class LiveListener {
         headers,
         remoteAddress: arrayBufferText(res.getRemoteAddressAsText()),
         peer: null,
+        refusal: null,
       };
       startExchange(this.ctx, this.config.name, ds, request, (events, hasBody) => ds.listen(events, hasBody));
     } catch (err) {

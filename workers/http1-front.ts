@@ -1,0 +1,227 @@
+// The strict HTTP/1 codec's front end, shared by plain and TLS listeners: a node:http (or
+// https) server whose parser, llhttp, frames every request strictly (RFC 9112: chunked
+// coding with extensions and trailers, one Content-Length, no obs-fold, CRLF only), plus
+// the checks a parser leaves to the server (src/http/request-head.ts), path normalisation,
+// connection limits and timeouts. What reaches the pipeline has been framed by code that
+// refuses what it cannot frame; after any refusal the connection is closed and nothing
+// more of it is read (closing-sockets.ts).
+
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Listener } from '../src/config/types.js';
+import { reportError } from '../src/core/report.js';
+import { normalizePath, type PathNormalization } from '../src/http/path-normalize.js';
+import { checkRequestHead, isRefusal, type HeadLimits } from '../src/http/request-head.js';
+import { reasonPhrase } from '../src/http/status.js';
+import type { PeerIdentity } from '../src/tls/peer-identity.js';
+import { isClosing, markClosing } from './closing-sockets.js';
+import type { ConnectionGauge } from './connection-gauge.js';
+import type { WorkerContext } from './context.js';
+import type { DownstreamRequest, RequestRefusal } from './downstream.js';
+import { NodeDownstream } from './node-downstream.js';
+import { startExchange } from './start-exchange.js';
+
+/** Options every strict-codec server of a listener gets. */
+export function http1ServerOptions(l: Listener) {
+  return {
+    // Node answers 431 itself above this; keep it above the pipeline's own check, which
+    // names the limit in its reply.
+    maxHeaderSize: l.max_request_headers_kb * 1024 + 1024,
+    // Host is checked by request-head.ts (with the absolute-form rule), not by Node.
+    requireHostHeader: false,
+    keepAliveTimeout: l.idle_timeout_ms,
+    headersTimeout: l.request_headers_timeout_ms,
+    requestTimeout: 0, // route timeouts apply; a long upload may take its time
+    // How often Node checks the headers timeout: often enough that it holds to ~1 s.
+    connectionsCheckingInterval: Math.min(1000, l.request_headers_timeout_ms),
+    noDelay: true,
+    insecureHTTPParser: false,
+  };
+}
+
+/** llhttp error codes that mean something other than a plain 400. */
+const CODEC_STATUS: Readonly<Record<string, number>> = {
+  HPE_HEADER_OVERFLOW: 431,
+  HPE_INVALID_TRANSFER_ENCODING: 501,
+  HPE_INVALID_METHOD: 501, // RFC 9110 §9.1: an unknown method
+  ERR_HTTP_REQUEST_TIMEOUT: 408,
+};
+
+export class Http1Front {
+  private readonly limits: HeadLimits;
+  private readonly normalization: PathNormalization | null;
+  private readonly serverName: string | null;
+
+  constructor(
+    private readonly config: Listener,
+    /** Stats slot of the listener (stable while its name is). */
+    private readonly statSlot: number,
+    private readonly ctx: WorkerContext,
+    private readonly connections: ConnectionGauge,
+    /** The verified client identity of a TLS connection; null on plain listeners. */
+    private readonly peerOf: ((socket: Socket) => PeerIdentity | null) | null,
+    /** TLS listeners: answers a request on a connection whose client certificate was
+     *  refused; returns true when it did. */
+    private readonly refuse: ((req: IncomingMessage, res: ServerResponse) => boolean) | null,
+  ) {
+    this.limits = { maxHeaders: config.max_request_headers_count };
+    const n = config;
+    const normalizes = n.normalize_path || n.merge_slashes || n.path_with_escaped_slashes_action !== 'keep_unchanged';
+    this.normalization = normalizes ? n : null;
+    this.serverName = n.server_header_transformation === 'pass_through' ? null : n.server_name;
+  }
+
+  /** Wires the server's events to this front end. */
+  attach(server: Server): void {
+    server.maxHeadersCount = this.config.max_request_headers_count + 1; // one more: over the limit is seen, not cut
+    if (this.config.max_requests_per_connection > 0) server.maxRequestsPerSocket = this.config.max_requests_per_connection;
+    server.on('request', this.onRequest);
+    // Expect: 100-continue is answered after the head checks pass (not before, as Node
+    // would by itself); other expectations get 417 from the checks.
+    server.on('checkContinue', this.onRequest);
+    server.on('checkExpectation', this.onRequest);
+    server.on('clientError', this.onClientError);
+    server.on('connection', this.onConnection);
+  }
+
+  private readonly onConnection = (socket: Socket): void => {
+    try {
+      if (!this.connections.tryOpen(this.statSlot, this.config.max_connections)) {
+        socket.destroy();
+        return;
+      }
+      const slot = this.statSlot;
+      socket.once('close', () => {
+        try {
+          this.connections.closed(slot);
+        } catch (err) {
+          reportError(err, 'connection close');
+        }
+      });
+    } catch (err) {
+      reportError(err, 'accepting a connection');
+      socket.destroy();
+    }
+  };
+
+  private readonly onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    try {
+      const socket = req.socket;
+      // A request refused before this one on the connection: nothing after it counts.
+      if (isClosing(socket)) return;
+      if (this.refuse !== null && this.refuse(req, res)) {
+        markClosing(socket);
+        return;
+      }
+      const method = req.method ?? 'GET';
+      const target = req.url ?? '/';
+      const head = checkRequestHead(method, target, req.httpVersionMinor, req.rawHeaders, this.limits);
+      let refusal: RequestRefusal | null = null;
+      let path: string;
+      let query = '';
+      let headers: string[];
+      if (isRefusal(head)) {
+        refusal = head;
+        const q = target.indexOf('?');
+        path = q === -1 ? target : target.slice(0, q);
+        headers = lowerCased(req.rawHeaders);
+      } else {
+        path = head.path;
+        query = head.query;
+        headers = head.headers;
+        if (this.normalization !== null) {
+          const n = normalizePath(path, this.normalization);
+          if (n.kind === 'reject') {
+            refusal = { status: 400, reason: n.reason };
+          } else {
+            if (n.kind === 'redirect') refusal = { status: 307, reason: 'path with escaped slashes', location: n.path + (query === '' ? '' : `?${query}`) };
+            path = n.path;
+          }
+        }
+        if (refusal === null && res._expect_continue === true) res.writeContinue();
+      }
+      const ds = new NodeDownstream(req, res, this.serverName);
+      lastRequest.set(socket, { req, ds });
+      const request: DownstreamRequest = {
+        method,
+        path,
+        query,
+        headers,
+        remoteAddress: socket.remoteAddress ?? '',
+        peer: this.peerOf === null ? null : this.peerOf(socket),
+        refusal,
+      };
+      startExchange(this.ctx, this.config.name, ds, request, (events, hasBody) => ds.listen(events, hasBody));
+    } catch (err) {
+      this.ctx.log.error({ err }, 'reading a request failed');
+      res.destroy();
+    }
+  };
+
+  /** llhttp refused the bytes (or the head did not arrive in time): answer once, close,
+   *  read nothing more. */
+  private readonly onClientError = (err: Error & { code?: string }, socket: Socket): void => {
+    try {
+      markClosing(socket);
+      const code = err.code ?? '';
+      if (code === 'ECONNRESET' || code === 'EPIPE' || !socket.writable) {
+        socket.destroy();
+        return;
+      }
+      const last = lastRequest.get(socket);
+      if (last !== undefined && !last.req.complete) {
+        // The body of the request being forwarded broke its framing: the exchange cuts the
+        // upstream request (its connection is closed with the request unfinished, so the
+        // upstream never takes a partial body for a whole one), answers 400 if it can,
+        // and the connection closes.
+        last.ds.failRequestBody(`malformed request body: ${(err as { reason?: string }).reason ?? code}`);
+        return;
+      }
+      // A response still on its way (the bad bytes followed a good request): it is
+      // finished, then the connection ends; the bad request gets no answer of its own,
+      // which would interleave with it.
+      const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+      if (inFlight !== null && inFlight !== undefined) {
+        this.ctx.codecRefused(this.config.name, 0);
+        inFlight.once('close', () => socket.destroySoon());
+        return;
+      }
+      const reason = (err as { reason?: string }).reason ?? '';
+      // llhttp files "Transfer-Encoding with Content-Length" under the TE code: that one is
+      // a malformed request (400), not an unknown coding (501).
+      const status = reason.includes('Content-Length') ? 400 : (CODEC_STATUS[code] ?? 400);
+      this.ctx.codecRefused(this.config.name, status);
+      const body = status === 408 ? 'request headers not received in time\n' : `${reason === '' ? 'malformed request' : reason}\n`;
+      const server = this.serverName === null ? '' : `server: ${this.serverName}\r\n`;
+      socket.end(
+        `HTTP/1.1 ${status} ${reasonPhrase(status)}\r\n${server}content-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+        'latin1',
+      );
+      socket.destroySoon();
+    } catch (e) {
+      reportError(e, 'codec error reply');
+      socket.destroy();
+    }
+  };
+}
+
+/** The request each connection is reading or last read (a framing error in its body
+ *  cuts its exchange). */
+const lastRequest = new WeakMap<Socket, { req: IncomingMessage; ds: NodeDownstream }>();
+
+/** Node's raw header list with lower-case names (for a refused head, logged as sent). */
+function lowerCased(raw: readonly string[]): string[] {
+  const out = new Array<string>(raw.length);
+  for (let i = 0; i < raw.length; i += 2) {
+    out[i] = raw[i].toLowerCase();
+    out[i + 1] = raw[i + 1];
+  }
+  return out;
+}
+
+declare module 'node:http' {
+  interface ServerResponse {
+    /** Set by Node when the request carried `Expect: 100-continue`. */
+    _expect_continue?: boolean;
+  }
+}
