@@ -74,7 +74,6 @@ export class Http1Front {
   /** Wires the server's events to this front end. */
   attach(server: Server): void {
     server.maxHeadersCount = this.config.max_request_headers_count + 1; // one more: over the limit is seen, not cut
-    if (this.config.max_requests_per_connection > 0) server.maxRequestsPerSocket = this.config.max_requests_per_connection;
     server.on('request', this.onRequest);
     // Expect: 100-continue is answered after the head checks pass (not before, as Node
     // would by itself); other expectations get 417 from the checks.
@@ -141,7 +140,15 @@ export class Http1Front {
         if (refusal === null && res._expect_continue === true) res.writeContinue();
       }
       const ds = new NodeDownstream(req, res, this.serverName);
-      lastRequest.set(socket, { req, ds });
+      const previous = lastRequest.get(socket);
+      const served = previous === undefined ? 1 : previous.served + 1;
+      lastRequest.set(socket, { req, ds, served });
+      if (served === this.config.max_requests_per_connection) {
+        // The last request this connection may carry: answered with `connection: close`,
+        // then the connection ends (Envoy's max_requests_per_connection).
+        res.shouldKeepAlive = false;
+        markClosing(socket);
+      }
       const request: DownstreamRequest = {
         method,
         path,
@@ -206,8 +213,8 @@ export class Http1Front {
 }
 
 /** The request each connection is reading or last read (a framing error in its body
- *  cuts its exchange). */
-const lastRequest = new WeakMap<Socket, { req: IncomingMessage; ds: NodeDownstream }>();
+ *  cuts its exchange), and how many requests the connection has carried. */
+const lastRequest = new WeakMap<Socket, { req: IncomingMessage; ds: NodeDownstream; served: number }>();
 
 /** Node's raw header list with lower-case names (for a refused head, logged as sent). */
 function lowerCased(raw: readonly string[]): string[] {

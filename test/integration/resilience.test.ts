@@ -405,7 +405,8 @@ t.test('a fully failing cluster never exceeds the retry budget', async (t) => {
   t.ok(concurrentRetries <= 8, `retries in flight at once stayed within the budget of 8 (peak over all endpoints: ${concurrentRetries})`);
   t.ok(total < 40 * 4, `fewer attempts than without a budget (${total} < 160)`);
   t.ok((await stat(remora.adminPort, 'cluster.c.upstream_rq_retry_overflow')) > 0, 'retries refused by the budget are counted (upstream_rq_retry_overflow)');
-  t.match(await admin(remora.adminPort, '/stats?filter=URX').then((r) => r.text), /response_flag\.URX: [1-9]/, 'requests that wanted a retry carry flag URX');
+  t.match(await admin(remora.adminPort, '/stats?filter=UO').then((r) => r.text), /response_flag\.UO: [1-9]/,
+    'requests whose retry the budget refused carry flag UO (Envoy: RetryStatus::NoOverflow)');
 });
 
 t.test('active health checks remove and restore an endpoint; the immediate-fail header works', async (t) => {
@@ -417,7 +418,8 @@ t.test('active health checks remove and restore an endpoint; the immediate-fail 
       {
         name: 'hc',
         endpoints: ups.map((u) => ({ address: '127.0.0.1', port: u.port })),
-        health_check: { path: '/health', interval_ms: 100, timeout_ms: 500, unhealthy_threshold: 2, healthy_threshold: 2 },
+        // no_traffic_interval_ms: the checks must run at interval_ms before any traffic (Envoy's default is 60 s).
+        health_check: { path: '/health', interval_ms: 100, no_traffic_interval_ms: 100, timeout_ms: 500, unhealthy_threshold: 2, healthy_threshold: 2 },
       },
     ],
     { workers: WORKERS },

@@ -168,10 +168,25 @@ t.test('framing errors are ProtocolErrors', async (t) => {
     ['missing CRLF after chunk data', ['HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nokXX']],
     ['invalid status line', ['HTTP/2 200 OK\r\n\r\n']],
     ['header line without colon', ['HTTP/1.1 200 OK\r\nbroken\r\n\r\n']],
+    ['status code with a letter', ['HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n']],
+    ['two-digit status code', ['HTTP/1.1 20 OK\r\nContent-Length: 0\r\n\r\n']],
+    ['four-digit status code', ['HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n']],
+    ['HTTP/1.2', ['HTTP/1.2 200 OK\r\nContent-Length: 0\r\n\r\n']],
+    ['no space after the version', ['HTTP/1.1\t200 OK\r\nContent-Length: 0\r\n\r\n']],
+    ['status code below 100', ['HTTP/1.1 099 Odd\r\nContent-Length: 0\r\n\r\n']],
+    ['a 70 KB head in one chunk (limit 64 KiB)', [`HTTP/1.1 200 OK\r\nX-Big: ${'a'.repeat(70_000)}\r\nContent-Length: 0\r\n\r\n`]],
+    ['a 70 KB head in pieces', ['HTTP/1.1 200 OK\r\nX-Big: ', 'a'.repeat(35_000), 'a'.repeat(35_000), '\r\nContent-Length: 0\r\n\r\n']],
   ];
   for (const [what, pieces] of cases) {
     t.throws(() => parse(pieces), ProtocolError, `${what} → ProtocolError`);
   }
+  for (const line of ['HTTP/1.1 200 OK', 'HTTP/1.1 200 ', 'HTTP/1.1 200', 'HTTP/1.0 404 Not Found']) {
+    const ok = parse([`${line}\r\nContent-Length: 0\r\n\r\n`]);
+    t.equal(ok.rec.heads.length, 1, `status line ${JSON.stringify(line)} is accepted`);
+  }
+  const obs = parse([Buffer.from('HTTP/1.1 200 OK\r\nX-V: \xe9t\xe9 \xc3\xa9\r\nContent-Length: 0\r\n\r\n', 'latin1')]);
+  t.equal(Buffer.from(obs.rec.heads[0].headers[1], 'latin1').toString('hex'), Buffer.from('\xe9t\xe9 \xc3\xa9', 'latin1').toString('hex'),
+    'header value bytes (invalid UTF-8 included) come through one character per byte, never rewritten');
   const same = parse(['HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok']);
   t.equal(same.rec.body, 'ok', 'a repeated identical Content-Length is accepted');
 });
