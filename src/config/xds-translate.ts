@@ -46,7 +46,7 @@ export const ROUTER_FILTER_NAME = 'envoy.filters.http.router';
 
 /** Remora-only fields carried in `metadata.filter_metadata.remora`, per resource level. */
 export const REMORA_EXTENSIONS = {
-  listener: ['access_log', 'generate_traceparent', 'rate_limit_keys'],
+  listener: ['access_log', 'generate_traceparent', 'rate_limit_keys', 'codec', 'max_connections'],
   route: ['max_request_body_bytes', 'retry_allow_request_headers', 'retry_non_idempotent_on_reset', 'rate_limit_keys'],
   cluster: ['idle_timeout_ms', 'max_connections_per_endpoint', 'outlier_probation_requests'],
 } as const;
@@ -412,7 +412,9 @@ function translateListener(ctx: Ctx, key: string, l: Obj): ListenerPart | undefi
   const hcm = ctx.decode(filter.typed_config, tl)?.message;
   if (hcm === undefined) return undefined;
   ctx.only(hcm, tl, ['stat_prefix', 'codec_type', 'rds', 'route_config', 'http_filters', 'max_request_headers_kb',
-    'forward_client_cert_details', 'set_current_client_cert_details']);
+    'forward_client_cert_details', 'set_current_client_cert_details', 'normalize_path', 'merge_slashes',
+    'path_with_escaped_slashes_action', 'server_name', 'server_header_transformation', 'request_headers_timeout',
+    'common_http_protocol_options']);
   if (isSet(hcm.codec_type) && hcm.codec_type !== 'AUTO' && hcm.codec_type !== 'HTTP1') {
     ctx.reject(sub(tl, 'codec_type'), `${String(hcm.codec_type)} is not supported: Remora's listeners speak HTTP/1.1 (AUTO or HTTP1)`);
   }
@@ -421,6 +423,7 @@ function translateListener(ctx: Ctx, key: string, l: Obj): ListenerPart | undefi
     raw.max_request_headers_kb = headersKb;
     marks.push(['.max_request_headers_kb', sub(tl, 'max_request_headers_kb')]);
   }
+  marks.push(...connectionManagerOptions(ctx, hcm, tl, raw));
   const xfcc = forwardClientCert(ctx, hcm, tl);
   raw.forward_client_cert_details = xfcc.mode;
   marks.push(...xfcc.marks);
@@ -452,7 +455,7 @@ function translateListener(ctx: Ctx, key: string, l: Obj): ListenerPart | undefi
   applyRateLimitKeys(ctx, ext, loc, limits, `listener "${key}"`);
   raw.rate_limits = limits.map((x) => x.raw);
   limits.forEach((x, i) => addMarks(marks, `.rate_limits[${i}]`, x.marks));
-  for (const k of ['access_log', 'generate_traceparent'] as const) {
+  for (const k of ['access_log', 'generate_traceparent', 'codec', 'max_connections'] as const) {
     if (ext[k] !== undefined) {
       raw[k] = ext[k];
       marks.push([`.${k}`, extPath(loc, k)]);
@@ -465,6 +468,64 @@ function translateListener(ctx: Ctx, key: string, l: Obj): ListenerPart | undefi
 /** The HCM's http_filters: RBAC and local rate limits, then the router, last. An
  *  unsupported filter is rejected unless `is_optional` (xDS lets a client skip optional
  *  filters). At most one RBAC filter per action has rules (one allow and one deny list). */
+const ESCAPED_SLASHES: Readonly<Record<string, string>> = {
+  IMPLEMENTATION_SPECIFIC_DEFAULT: 'keep_unchanged',
+  KEEP_UNCHANGED: 'keep_unchanged',
+  REJECT_REQUEST: 'reject_request',
+  UNESCAPE_AND_REDIRECT: 'unescape_and_redirect',
+  UNESCAPE_AND_FORWARD: 'unescape_and_forward',
+};
+const SERVER_HEADER: Readonly<Record<string, string>> = {
+  OVERWRITE: 'overwrite',
+  APPEND_IF_ABSENT: 'append_if_absent',
+  PASS_THROUGH: 'pass_through',
+};
+
+/** The HttpConnectionManager's front-end settings → the listener's (path normalisation,
+ *  server header, timeouts, limits). Unset fields keep Remora's defaults; note that
+ *  normalize_path unset stays on (Remora's safe default), where Envoy's is off. */
+function connectionManagerOptions(ctx: Ctx, hcm: Obj, tl: Loc, raw: Obj): Mark[] {
+  const marks: Mark[] = [];
+  const set = (key: string, value: unknown, loc: Loc): void => {
+    raw[key] = value;
+    marks.push([`.${key}`, loc]);
+  };
+  const normalize = wrappedBool(hcm.normalize_path);
+  if (normalize !== undefined) set('normalize_path', normalize, sub(tl, 'normalize_path'));
+  if (hcm.merge_slashes === true) set('merge_slashes', true, sub(tl, 'merge_slashes'));
+  if (isSet(hcm.path_with_escaped_slashes_action)) {
+    const action = ESCAPED_SLASHES[String(hcm.path_with_escaped_slashes_action)];
+    if (action === undefined) ctx.reject(sub(tl, 'path_with_escaped_slashes_action'), `unknown action ${String(hcm.path_with_escaped_slashes_action)}`);
+    else set('path_with_escaped_slashes_action', action, sub(tl, 'path_with_escaped_slashes_action'));
+  }
+  if (isSet(hcm.server_name)) set('server_name', asStr(hcm.server_name), sub(tl, 'server_name'));
+  if (isSet(hcm.server_header_transformation)) {
+    const mode = SERVER_HEADER[String(hcm.server_header_transformation)];
+    if (mode === undefined) ctx.reject(sub(tl, 'server_header_transformation'), `unknown transformation ${String(hcm.server_header_transformation)}`);
+    else set('server_header_transformation', mode, sub(tl, 'server_header_transformation'));
+  }
+  if (hcm.request_headers_timeout !== undefined && hcm.request_headers_timeout !== null) {
+    const ms = ctx.ms(hcm.request_headers_timeout, sub(tl, 'request_headers_timeout'));
+    // Envoy's 0 means no timeout: Remora's longest one stands for it.
+    if (ms !== undefined) set('request_headers_timeout_ms', ms === 0 ? 3_600_000 : ms, sub(tl, 'request_headers_timeout'));
+  }
+  const common = asObj(hcm.common_http_protocol_options);
+  if (common !== undefined) {
+    const cl = sub(tl, 'common_http_protocol_options');
+    ctx.only(common, cl, ['idle_timeout', 'max_headers_count', 'max_requests_per_connection']);
+    if (common.idle_timeout !== undefined && common.idle_timeout !== null) {
+      const ms = ctx.ms(common.idle_timeout, sub(cl, 'idle_timeout'));
+      // Envoy's 0 disables the idle timeout: a day stands for it.
+      if (ms !== undefined) set('idle_timeout_ms', ms === 0 ? 86_400_000 : ms, sub(cl, 'idle_timeout'));
+    }
+    const headers = wrapped(common.max_headers_count);
+    if (headers !== undefined) set('max_request_headers_count', headers, sub(cl, 'max_headers_count'));
+    const requests = wrapped(common.max_requests_per_connection);
+    if (requests !== undefined) set('max_requests_per_connection', requests, sub(cl, 'max_requests_per_connection'));
+  }
+  return marks;
+}
+
 function httpFilters(ctx: Ctx, filters: unknown[], loc: Loc): {
   limits: { raw: Obj; marks: Mark[] }[];
   rateLimitFilters: Map<string, { index: number; bucket: boolean }>;

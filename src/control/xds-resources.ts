@@ -212,6 +212,17 @@ function listener(l: Listener): ProtoObject {
     rds: { route_config_name: l.name, config_source: ADS },
     http_filters: httpFilters,
     max_request_headers_kb: u32(l.max_request_headers_kb),
+    normalize_path: { value: l.normalize_path },
+    ...(l.merge_slashes ? { merge_slashes: true } : {}),
+    path_with_escaped_slashes_action: l.path_with_escaped_slashes_action.toUpperCase(),
+    server_name: l.server_name,
+    server_header_transformation: l.server_header_transformation.toUpperCase(),
+    request_headers_timeout: duration(l.request_headers_timeout_ms),
+    common_http_protocol_options: {
+      idle_timeout: duration(l.idle_timeout_ms),
+      max_headers_count: u32(l.max_request_headers_count),
+      ...(l.max_requests_per_connection > 0 ? { max_requests_per_connection: u32(l.max_requests_per_connection) } : {}),
+    },
     // Explicit, also SANITIZE: absent is Envoy's SANITIZE, not Remora's file default.
     forward_client_cert_details: l.forward_client_cert_details.toUpperCase(),
     // The elements Remora sets, so that an Envoy sets them too.
@@ -227,6 +238,8 @@ function listener(l: Listener): ProtoObject {
     ...metadata({
       access_log: l.access_log === undefined ? undefined : { ...l.access_log },
       generate_traceparent: l.generate_traceparent ? true : undefined,
+      codec: l.codec === 'strict' ? undefined : l.codec,
+      max_connections: l.max_connections > 0 ? l.max_connections : undefined,
       rate_limit_keys: rateLimitKeys(l.rate_limits),
     }),
   };

@@ -83,7 +83,7 @@ export const RESILIENCE_COUNTERS: readonly (readonly [number, string, string, st
   [ClusterCounter.RqRetrySuccess, 'upstream_rq_retry_success', 'remora_upstream_retry_successes_total',
     'Retries whose attempt succeeded.'],
   [ClusterCounter.RqRetryOverflow, 'upstream_rq_retry_overflow', 'remora_upstream_retry_overflows_total',
-    'Retries not made because max_retries or the retry budget was reached (flag URX).'],
+    'Retries not made because max_retries or the retry budget was reached (flag UO, as Envoy).'],
   [ClusterCounter.RqRetryLimitExceeded, 'upstream_rq_retry_limit_exceeded', 'remora_upstream_retry_limit_exceeded_total',
     'Requests that failed after num_retries retries (flag URX).'],
   [ClusterCounter.RqPerTryTimeout, 'upstream_rq_per_try_timeout', 'remora_upstream_per_try_timeouts_total',

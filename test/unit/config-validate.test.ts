@@ -173,6 +173,17 @@ t.test('valid config: defaults filled in, input normalised', async (t) => {
         max_request_headers_kb: 60,
         rate_limits: [],
         forward_client_cert_details: 'sanitize',
+        codec: 'strict',
+        max_request_headers_count: 100,
+        normalize_path: true,
+        merge_slashes: false,
+        path_with_escaped_slashes_action: 'keep_unchanged',
+        request_headers_timeout_ms: 10000,
+        idle_timeout_ms: 60000,
+        max_connections: 0,
+        max_requests_per_connection: 0,
+        server_name: 'remora',
+        server_header_transformation: 'overwrite',
       },
     ],
     clusters: [
@@ -856,5 +867,25 @@ t.test('stats.enabled', async (t) => {
   t.equal(bad.ok, false, 'bad stats block rejected');
   if (!bad.ok) {
     t.same(bad.errors.map((e) => e.path).sort(), ['stats.enabled', 'stats.extra'], 'both stats errors listed by path');
+  }
+});
+
+t.test('listener front-end settings: enums, ranges and the TLS codec rule, every error by path', async (t) => {
+  const r = validateConfig({
+    listeners: [{
+      name: 'l', port: 0, codec: 'fast', path_with_escaped_slashes_action: 'decode', server_header_transformation: 'drop',
+      idle_timeout_ms: 5, max_request_headers_count: 0, server_name: 'bad\nname',
+      virtual_hosts: [{ name: 'v', domains: ['*'], routes: [{ match: { prefix: '/' }, direct_response: { status: 200 } }] }],
+    }, {
+      name: 't', port: 0, codec: 'uws', tls: { cert_file: '/c.pem', key_file: '/k.pem' },
+      virtual_hosts: [{ name: 'v2', domains: ['*'], routes: [{ match: { prefix: '/' }, direct_response: { status: 200 } }] }],
+    }],
+    clusters: [],
+  }, { defaultWorkers: 1 });
+  t.notOk(r.ok, 'rejected');
+  const paths = r.ok ? [] : r.errors.map((e) => e.path);
+  for (const p of ['listeners[0].codec', 'listeners[0].path_with_escaped_slashes_action', 'listeners[0].server_header_transformation',
+    'listeners[0].idle_timeout_ms', 'listeners[0].max_request_headers_count', 'listeners[0].server_name', 'listeners[1].codec']) {
+    t.ok(paths.includes(p), `expected an error at ${p}; got ${JSON.stringify(paths)}`);
   }
 });

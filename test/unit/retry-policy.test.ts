@@ -5,7 +5,7 @@
 
 import t from 'tap';
 import type { RetryOn, RetryPolicy } from '../../src/config/types.js';
-import { AttemptFailure, CompiledRetryPolicy, MAX_REQUEST_RETRIES, RetryBit } from '../../src/upstream/retry-policy.js';
+import { AttemptFailure, CompiledRetryPolicy, headerMs, isIdempotent, MAX_REQUEST_RETRIES, RetryBit } from '../../src/upstream/retry-policy.js';
 
 function policy(over: Partial<RetryPolicy> = {}): RetryPolicy {
   return {
@@ -262,4 +262,21 @@ t.test("backoffMs is Envoy's fully jittered backoff: uniform in [0, (2^n − 1) 
   t.equal(over, 0, `max below base caps even the first retry at max 40: ${over} samples above`);
   const zero = compiled(['5xx'], { base_interval_ms: 0, max_interval_ms: 0 });
   t.equal(zero.backoffMs(3), 0, `base 0 means no wait: expected 0, got ${zero.backoffMs(3)}`);
+});
+
+t.test('per-try timeout override and header milliseconds (x-envoy-upstream-rq-per-try-timeout-ms)', async (t) => {
+  const base = compiled(['5xx'], { per_try_timeout_ms: 300 });
+  t.equal(base.withOverrides(null, null, '1200').perTryTimeoutMs, 1200, 'digits replace per_try_timeout_ms');
+  for (const bad of ['', ' ', '-1', '1.5', '12ms', '9999999999']) {
+    t.equal(base.withOverrides(null, null, bad).perTryTimeoutMs, 300, `"${bad}" is ignored: the route's 300 ms kept`);
+  }
+  t.equal(base.withOverrides('reset', null).perTryTimeoutMs, 300, 'other overrides keep per_try_timeout_ms');
+  t.equal(headerMs(' 250 '), 250, 'surrounding spaces are fine');
+  t.equal(headerMs('0'), 0, '0 (no timeout) is a value');
+  t.equal(headerMs(null), null, 'no header, no value');
+});
+
+t.test('isIdempotent: RFC 9110 methods only', async (t) => {
+  for (const m of ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']) t.ok(isIdempotent(m), `${m} is idempotent`);
+  for (const m of ['POST', 'PATCH', 'CONNECT', 'get']) t.notOk(isIdempotent(m), `${m} is not`);
 });

@@ -293,6 +293,17 @@ const MTLS = {
   ],
 };
 
+/** A listener with every front-end setting away from its default (round trip). */
+const FRONT_END = {
+  listeners: [{
+    name: 'in', port: 0, codec: 'uws', max_request_headers_count: 50, normalize_path: false, merge_slashes: true,
+    path_with_escaped_slashes_action: 'reject_request', request_headers_timeout_ms: 5000, idle_timeout_ms: 30000, max_connections: 100,
+    max_requests_per_connection: 1000, server_name: 'edge', server_header_transformation: 'pass_through',
+    virtual_hosts: [{ name: 'v', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'api' } }] }],
+  }],
+  clusters: [{ name: 'api', endpoints: [{ address: '127.0.0.1', port: 9000 }] }],
+};
+
 const MINIMAL = {
   listeners: [{ name: 'in', port: 0, virtual_hosts: [{ name: 'v', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'api' } }] }] }],
   clusters: [{ name: 'api', endpoints: [{ address: '127.0.0.1', port: 9000 }] }],
@@ -302,7 +313,7 @@ const MINIMAL = {
 // Round trips
 
 t.test('round trip: Remora → xDS → Remora gives the same config', async (t) => {
-  for (const [name, raw] of [['docs example', DOCS_EXAMPLE], ['resilience', RESILIENCE], ['mtls', MTLS], ['minimal', MINIMAL]] as const) {
+  for (const [name, raw] of [['docs example', DOCS_EXAMPLE], ['resilience', RESILIENCE], ['mtls', MTLS], ['minimal', MINIMAL], ['front end', FRONT_END]] as const) {
     for (const eds of [true, false]) {
       const config = valid(raw);
       const set = overTheWire(config, eds);
@@ -495,7 +506,7 @@ t.test('rejects partial rate-limit enablement and foreign metadata', async (t) =
     'Listener "in" filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.filter_enabled: must be 100% (got 50%); Remora has no partial enablement',
     'Listener "in" filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.filter_enforced: must be 100% (enforce) or 0% (shadow: count only), got 50%',
     'Listener "in" metadata.filter_metadata["istio"]: metadata namespace not used by Remora (only "remora")',
-    'Listener "in" metadata.filter_metadata.remora.colour: unknown Remora extension (allowed here: access_log, generate_traceparent, rate_limit_keys)',
+    'Listener "in" metadata.filter_metadata.remora.colour: unknown Remora extension (allowed here: access_log, generate_traceparent, rate_limit_keys, codec, max_connections)',
   ]);
 });
 
@@ -1084,4 +1095,32 @@ t.test('per-route RBAC belongs to an RBAC filter without rules', async (t) => {
   const r = translateXds({}, rewire(set));
   t.same(errorsOf(r), []);
   t.equal(r.ok && r.config.listeners[0].virtual_hosts[0].routes[2].authorization, undefined);
+});
+
+t.test("HttpConnectionManager front-end fields as Istio and Envoy set them", async (t) => {
+  const config = valid(MINIMAL);
+  const set = overTheWire(config);
+  const l = set.listeners.get('in') as Obj;
+  setHcm(l, {
+    ...hcmOf(l),
+    normalize_path: { value: true },
+    merge_slashes: true,
+    path_with_escaped_slashes_action: 'UNESCAPE_AND_REDIRECT',
+    server_name: 'istio-envoy',
+    server_header_transformation: 'APPEND_IF_ABSENT',
+    request_headers_timeout: { seconds: 0 },
+    common_http_protocol_options: { idle_timeout: { seconds: 3600 }, max_headers_count: { value: 200 }, max_requests_per_connection: { value: 10 } },
+  });
+  const back = translateXds(baseOf(config), rewire(set));
+  t.same(errorsOf(back), [], 'accepted');
+  if (!back.ok) return;
+  const got = back.config.listeners[0];
+  t.match(got, {
+    normalize_path: true, merge_slashes: true, path_with_escaped_slashes_action: 'unescape_and_redirect', server_name: 'istio-envoy',
+    server_header_transformation: 'append_if_absent', request_headers_timeout_ms: 3_600_000, idle_timeout_ms: 3_600_000,
+    max_request_headers_count: 200, max_requests_per_connection: 10,
+  });
+  setHcm(l, { ...hcmOf(l), common_http_protocol_options: { max_connection_duration: { seconds: 60 } } });
+  const refused = translateXds(baseOf(config), rewire(set));
+  t.match(errorsOf(refused).join('\n'), /common_http_protocol_options\.max_connection_duration/, 'an unsupported option is NACKed by its path');
 });
