@@ -1,0 +1,132 @@
+// The price of the HTTP/1 codec: Remora's strict codec (llhttp through node:http, the
+// default) against its uWS codec (`codec: uws`), nginx and HAProxy, all with one worker
+// pinned to core 1, in front of the same upstream; wrk (a native generator, so the
+// generator is not the limit) and the upstream on core 0. Interleaved rounds, medians.
+//
+//   npm run bench:codecs -- [--rounds 3] [--duration 5] [--rate 2000] [--no-pin]
+//
+// Reports per target: GET 100 B req/s and POST 4 KB req/s (wrk, 50 connections), each as
+// a ratio to direct and to nginx; added p50/p99 latency at a fixed rate (open loop, µs).
+// Writes bench/results/codecs-<timestamp>.{json,md}.
+
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { runOpenLoop, type LatencySummary } from './lib/open-loop.js';
+import { MACHINE, Processes, ROOT, hasBinary, median, revision, runMain, startRemora, startUpstream, writeConfig, writeResults, log, round } from './lib/harness.js';
+import { peerMissing, startPeer } from './lib/peers.js';
+
+const { values: args } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '3' },
+    duration: { type: 'string', default: '5' },
+    rate: { type: 'string', default: '2000' },
+    'no-pin': { type: 'boolean', default: false },
+  },
+  strict: true,
+});
+const rounds = Number(args.rounds);
+const seconds = Number(args.duration);
+const rate = Number(args.rate);
+const pin = !args['no-pin'] && os.availableParallelism() >= 2 && hasBinary('taskset');
+const tmp = mkdtempSync(join(os.tmpdir(), 'remora-codecs-'));
+const procs = new Processes(pin);
+
+interface Target {
+  readonly name: string;
+  readonly port: number;
+}
+
+/** wrk's req/s for `seconds` on `port`; `script` sets a POST body. */
+function wrk(port: number, script: string | null): number {
+  const argv = ['-t1', '-c50', `-d${seconds}s`, ...(script !== null ? ['-s', script] : []), `http://127.0.0.1:${port}/`];
+  const cmd = pin ? 'taskset' : 'wrk';
+  const out = spawnSync(cmd, pin ? ['-c', '0', 'wrk', ...argv] : argv, { encoding: 'utf8' });
+  const m = /Requests\/sec:\s+([\d.]+)/.exec(out.stdout ?? '');
+  const errors = /Non-2xx or 3xx responses: (\d+)|Socket errors: .*/.exec(out.stdout ?? '');
+  if (errors !== null) log(`wrk on ${port}: ${errors[0]}`);
+  return m ? Math.round(Number(m[1])) : 0;
+}
+
+async function main(): Promise<void> {
+  if (!hasBinary('wrk')) throw new Error('wrk is not installed (apt-get install wrk)');
+  if (pin) spawnSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { stdio: 'ignore' });
+  os.setPriority(19);
+  const upstreamPort = await startUpstream(procs, 0, 100);
+  const targets: Target[] = [{ name: 'direct', port: upstreamPort }];
+  for (const codec of ['strict', 'uws'] as const) {
+    const config = {
+      workers: 1,
+      admin: { address: '127.0.0.1', port: 0 },
+      listeners: [{ name: 'bench', address: '127.0.0.1', port: 0, codec, virtual_hosts: [{ name: 'all', domains: ['*'], routes: [{ name: 'all', match: { prefix: '/' }, route: { cluster: 'up' } }] }] }],
+      clusters: [{ name: 'up', endpoints: [{ address: '127.0.0.1', port: upstreamPort }] }],
+    };
+    const remora = await startRemora(procs, 1, writeConfig(tmp, codec, config));
+    targets.push({ name: `remora-${codec}`, port: remora.listeners.bench });
+  }
+  for (const peer of ['nginx', 'haproxy'] as const) {
+    if (peerMissing(peer) !== null) continue;
+    targets.push({ name: peer, port: (await startPeer(procs, 1, peer, upstreamPort, 1, tmp)).port });
+  }
+  const post = join(tmp, 'post.lua');
+  writeFileSync(post, `wrk.method = "POST"\nwrk.body = string.rep("x", 4096)\nwrk.headers["Content-Type"] = "application/octet-stream"\n`);
+
+  const get: Record<string, number[]> = {};
+  const body: Record<string, number[]> = {};
+  const latency: Record<string, LatencySummary[]> = {};
+  for (const t of targets) {
+    get[t.name] = [];
+    body[t.name] = [];
+    latency[t.name] = [];
+    log(`warm-up: ${t.name}`);
+    wrk(t.port, null);
+  }
+  for (let r = 0; r < rounds; r++) {
+    for (const t of targets) {
+      log(`round ${r + 1}/${rounds}: ${t.name}`);
+      get[t.name].push(wrk(t.port, null));
+      body[t.name].push(wrk(t.port, post));
+      latency[t.name].push(await runOpenLoop({ port: t.port, rate, durationMs: seconds * 1000, connections: 16 }));
+    }
+  }
+  const med = (xs: number[]): number => median(xs);
+  const nginxGet = get.nginx !== undefined ? med(get.nginx) : null;
+  const nginxBody = body.nginx !== undefined ? med(body.nginx) : null;
+  const rows = targets.map((t) => {
+    const addedP50 = latency[t.name].map((l, i) => l.p50 - latency.direct[i].p50);
+    const addedP99 = latency[t.name].map((l, i) => l.p99 - latency.direct[i].p99);
+    return {
+      name: t.name,
+      get_rps: med(get[t.name]),
+      get_vs_direct: round(med(get[t.name]) / med(get.direct), 2),
+      get_vs_nginx: nginxGet === null ? null : round(med(get[t.name]) / nginxGet, 2),
+      post4k_rps: med(body[t.name]),
+      post4k_vs_nginx: nginxBody === null ? null : round(med(body[t.name]) / nginxBody, 2),
+      added_p50_us: t.name === 'direct' ? 0 : med(addedP50),
+      added_p99_us: t.name === 'direct' ? 0 : med(addedP99),
+    };
+  });
+  const when = new Date().toISOString();
+  const command = `npm run bench:codecs -- ${process.argv.slice(2).join(' ')}`.trim();
+  const lines = [
+    `# HTTP/1 codecs — ${when}`,
+    '',
+    `Command: \`${command}\`  `,
+    `Machine: ${MACHINE}; revision ${revision()}; pinning ${pin ? 'proxies on core 1, wrk + open-loop generator + upstream on core 0' : 'off'}  `,
+    `One worker each; wrk -t1 -c50 for ${seconds} s per figure (GET: 100 B responses; POST: 4 KB bodies), open loop at ${rate} req/s with 16 connections; ${rounds} interleaved rounds, medians.`,
+    '',
+    '| target | GET req/s | vs direct | vs nginx | POST 4 KB req/s | vs nginx | added p50 µs | added p99 µs |',
+    '|---|---|---|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.name} | ${r.get_rps} | ${r.get_vs_direct} | ${r.get_vs_nginx ?? '-'} | ${r.post4k_rps} | ${r.post4k_vs_nginx ?? '-'} | ${r.added_p50_us} | ${r.added_p99_us} |`),
+    '',
+  ];
+  writeResults('codecs', when, { when, command, machine: MACHINE, rounds, seconds, rate, pinned: pin, rows, raw: { get, body, latency } }, lines);
+  process.stdout.write(lines.join('\n'));
+}
+
+runMain(main, () => {
+  procs.stopAll();
+  rmSync(tmp, { recursive: true, force: true });
+});
