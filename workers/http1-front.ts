@@ -6,10 +6,13 @@
 // refuses what it cannot frame; after any refusal the connection is closed and nothing
 // more of it is read (closing-sockets.ts).
 
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Listener } from '../src/config/types.js';
+import { ResponseFlag } from '../src/core/flags.js';
 import { reportError } from '../src/core/report.js';
+import { httpDate } from '../src/http/date.js';
 import { normalizePath, type PathNormalization } from '../src/http/path-normalize.js';
 import { checkRequestHead, isRefusal, type HeadLimits } from '../src/http/request-head.js';
 import { reasonPhrase } from '../src/http/status.js';
@@ -200,8 +203,11 @@ export class Http1Front {
       this.ctx.codecRefused(this.config.name, status);
       const body = status === 408 ? 'request headers not received in time\n' : `${reason === '' ? 'malformed request' : reason}\n`;
       const server = this.serverName === null ? '' : `server: ${this.serverName}\r\n`;
+      // As every local reply: the flag and a request id the client can quote.
       socket.end(
-        `HTTP/1.1 ${status} ${reasonPhrase(status)}\r\n${server}content-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+        `HTTP/1.1 ${status} ${reasonPhrase(status)}\r\ndate: ${httpDate()}\r\n${server}content-type: text/plain\r\n` +
+          `x-remora-flags: ${ResponseFlag.DownstreamProtocolError}\r\nx-request-id: ${randomUUID()}\r\n` +
+          `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
         'latin1',
       );
       socket.destroySoon();
