@@ -2,6 +2,7 @@
 // start, so every worker binds the same port. (A tiny race with other processes taking
 // the port in between is possible; a bind failure then fails startup loudly.)
 
+import { spawnSync } from 'node:child_process';
 import net from 'node:net';
 import type { ConfigError, Listener } from '../config/types.js';
 
@@ -50,4 +51,21 @@ function probe(address: string, port: number): Promise<string | null> {
     });
     server.listen({ host: address, port, exclusive: true }, () => server.close(() => resolve(null)));
   });
+}
+
+/** The same check as busyListenerPorts, synchronous, for the xDS client's accept-or-NACK
+ *  decision (which cannot wait): each address:port not in `held` is probed by a short
+ *  child process that tries an exclusive bind. Runs only for listeners that move to a
+ *  port this process does not hold, so an update that keeps its ports costs nothing. */
+export function busyListenerPortsSync(listeners: readonly Listener[], held: ReadonlySet<string>): string[] {
+  const busy: string[] = [];
+  for (const l of listeners) {
+    if (l.port === 0 || held.has(`${l.address}|${l.port}`)) continue;
+    const probeScript =
+      "const s=require('net').createServer();s.once('error',e=>{process.stdout.write(String(e.code));process.exit(1)});" +
+      's.listen({host:process.argv[1],port:Number(process.argv[2]),exclusive:true},()=>s.close(()=>process.exit(0)))';
+    const r = spawnSync(process.execPath, ['-e', probeScript, l.address, String(l.port)], { encoding: 'utf8', timeout: 5000 });
+    if (r.status !== 0) busy.push(`Listener "${l.name}" port: cannot bind ${l.address}:${l.port} (${r.stdout || 'probe failed'}: in use by another socket?)`);
+  }
+  return busy;
 }

@@ -38,7 +38,7 @@ async function named(name: string) {
 
 /** A group config: listener "main" (port 0) → cluster a; options add a route header, a
  *  second cluster on /b, or one the sidecar must reject. */
-function groupConfig(o: { a: number[]; b?: number; header?: string; nackMe?: number }): string {
+function groupConfig(o: { a: number[]; b?: number; header?: string; nackMe?: number; listenerPort?: number }): string {
   const routes: unknown[] = [];
   if (o.b !== undefined) routes.push({ name: 'to-b', match: { prefix: '/b' }, route: { cluster: 'b' } });
   if (o.nackMe !== undefined) routes.push({ name: 'to-bad', match: { prefix: '/bad' }, route: { cluster: 'nack-me' } });
@@ -52,7 +52,7 @@ function groupConfig(o: { a: number[]; b?: number; header?: string; nackMe?: num
   if (o.b !== undefined) clusters.push({ name: 'b', endpoints: [{ address: '127.0.0.1', port: o.b }] });
   if (o.nackMe !== undefined) clusters.push({ name: 'nack-me', endpoints: [{ address: '127.0.0.1', port: o.nackMe }] });
   return JSON.stringify({
-    listeners: [{ name: 'main', address: '127.0.0.1', port: 0, virtual_hosts: [{ name: 'all', domains: ['*'], routes }] }],
+    listeners: [{ name: 'main', address: '127.0.0.1', port: o.listenerPort ?? 0, virtual_hosts: [{ name: 'all', domains: ['*'], routes }] }],
     clusters,
   });
 }
@@ -169,6 +169,20 @@ t.test('a sidecar configured by the control plane: updates under traffic, NACK, 
   const still = await request(port, { agent: false });
   t.equal(still.headers['x-version'], 'v4', 'traffic continues on the last good version');
   t.match((await admin(sidecar.adminPort, '/metrics')).text, /remora_xds_updates_total\{result="nack"\} [1-9]/, 'the NACK is counted in /metrics');
+
+  // A listener moved onto a port another process holds: NACKed by the listener's name
+  // (the workers' SO_REUSEPORT sockets would otherwise share the port silently).
+  const squatter = http.createServer();
+  await new Promise<void>((r) => squatter.listen(0, '127.0.0.1', r));
+  const busy = (squatter.address() as import('node:net').AddressInfo).port;
+  writeFileSync(join(groups, 'web.json'), groupConfig({ a: [a2.port], header: 'v5', b: b.port, listenerPort: busy }));
+  await until('port NACK recorded', async () => ((await dump(sidecar.adminPort)).xds.types.Listener?.last_nack?.message ?? '').includes(String(busy)));
+  const portNack = (await dump(sidecar.adminPort)).xds.types.Listener?.last_nack?.message ?? '';
+  t.match(portNack, new RegExp(`Listener "main" port: cannot bind 127\\.0\\.0\\.1:${busy}`), `the NACK names the listener and the busy port (${portNack})`);
+  // (The route configuration of the same push is a resource of its own and valid: it may apply.)
+  t.equal((await request(port, { agent: false })).status, 200, 'traffic continues on the old port');
+  t.equal(JSON.parse((await admin(sidecar.adminPort, '/config_dump')).text).bound_ports.main, port, '/config_dump still shows the old port bound');
+  await new Promise<void>((r) => squatter.close(() => r()));
 
   // Outage: traffic continues; the sidecar reconnects and catches up.
   writeFileSync(join(groups, 'web.json'), groupConfig({ a: [a2.port], header: 'v6', b: b.port }));
