@@ -565,6 +565,10 @@ async function main(): Promise<void> {
   if (needsBase) {
     const remora = await startRemora(procs, proxyCores(layout, 1), writeConfig(tmp, 'remora', benchRemoraConfig({ ...ALL_OFF, stats: true }, upstreamPort, 1)));
     base.set('remora', { port: remora.listeners.bench, pid: remora.pid });
+    // The opt-in uWS codec beside the default strict one, so every scenario prices the
+    // codec choice in the same run (it joins the workers scenario at 1 worker only).
+    const uws = await startRemora(procs, proxyCores(layout, 1), writeConfig(tmp, 'remora-uws', benchRemoraConfig({ ...ALL_OFF, stats: true, codec: 'uws' }, upstreamPort, 1)));
+    base.set('remora-uws', { port: uws.listeners.bench, pid: uws.pid });
   }
   const peers: Record<string, string> = {};
   const peerGroups = opts.groups.filter((g) => g !== 'features' && g !== 'memory');

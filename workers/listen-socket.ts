@@ -1,13 +1,17 @@
 // Binding one port from every worker thread. Each worker has its own listening socket
 // with SO_REUSEPORT, so the kernel spreads connections over the workers and a worker that
-// dies closes only its own socket. Node ≥ 22.12 sets SO_REUSEPORT itself (`reusePort`);
-// Node 20 cannot, so the socket is made by node-unix-socket (a small N-API addon: socket,
-// SO_REUSEADDR + SO_REUSEPORT, bind) and handed to Node with `listen({ fd })`.
+// dies closes only its own socket. Node ≥ 22.12 sets SO_REUSEPORT itself (`reusePort`).
+// Node 20 cannot, so the socket is made by node-unix-socket's N-API binary (socket,
+// SO_REUSEADDR + SO_REUSEPORT, bind; loaded directly from its platform package, an
+// optional dependency published for Linux x64) and handed to Node with `listen({ fd })`.
+// Where neither is available, each listener is served by one worker, picked by a hash of
+// its name (stable across reloads), and a warning says so once.
 //
 // SO_REUSEPORT would also let another process of the same user join the port: the main
-// thread refuses to start a listener on a port someone else holds (src/main/ports.ts
-// probeListenerPorts) before any worker binds it.
+// thread refuses to start a listener on a port someone else holds (src/main/ports.ts)
+// before any worker binds it.
 
+import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type { Server } from 'node:net';
 
@@ -15,12 +19,44 @@ const [NODE_MAJOR, NODE_MINOR] = process.versions.node.split('.').map(Number);
 /** `reusePort` for net servers arrived in Node 22.12 and 23.1. */
 export const REUSE_PORT = NODE_MAJOR > 23 || (NODE_MAJOR === 23 && NODE_MINOR >= 1) || (NODE_MAJOR === 22 && NODE_MINOR >= 12);
 
-type ReuseportFd = (port: number, host: string) => number;
-let reuseportFd: ReuseportFd | null = null;
+/** node-unix-socket's native export: a bound (not yet listening) SO_REUSEPORT socket. */
+type NewReuseportFd = (domain: 'ipv4' | 'ipv6', port: number, ip: string) => number;
 
-function makeReuseportFd(port: number, host: string): number {
-  reuseportFd ??= (createRequire(import.meta.url)('node-unix-socket') as { createReuseportFd: ReuseportFd }).createReuseportFd;
-  return reuseportFd(port, host === 'localhost' ? '127.0.0.1' : host);
+const BINARIES = ['node-unix-socket-linux-x64-gnu', 'node-unix-socket-linux-x64-musl'];
+
+let addon: NewReuseportFd | null | undefined;
+
+/** The addon's function, or null where no binary loads (another OS or CPU). */
+function reuseportAddon(): NewReuseportFd | null {
+  if (addon !== undefined) return addon;
+  addon = null;
+  // Tests: the fallback, as on a platform without the binary.
+  if (process.env.REMORA_FAULT_INJECTION === 'no_reuseport' && !REUSE_PORT) return addon;
+  const require = createRequire(import.meta.url);
+  for (const name of BINARIES) {
+    try {
+      const m = require(name) as { socketNewSoReuseportFd?: NewReuseportFd };
+      if (typeof m.socketNewSoReuseportFd === 'function') {
+        addon = m.socketNewSoReuseportFd;
+        break;
+      }
+    } catch {
+      // not installed here, or built for another libc: try the next
+    }
+  }
+  return addon;
+}
+
+/** True when every worker can bind the same port (else one worker per listener). */
+export function sharedPortsAvailable(): boolean {
+  return REUSE_PORT || reuseportAddon() !== null;
+}
+
+/** Whether worker `slot` of `workers` serves listener `name`: all of them where ports
+ *  can be shared, else the one its name hashes to. */
+export function servesListener(name: string, slot: number, workers: number): boolean {
+  if (sharedPortsAvailable()) return true;
+  return createHash('sha256').update(name).digest().readUInt32BE(0) % workers === slot;
 }
 
 /** Listens on address:port beside this process's other workers; resolves false when the
@@ -33,13 +69,17 @@ export function listenShared(server: Server, address: string, port: number): Pro
       server.off('error', onError);
       resolve(true);
     };
-    if (REUSE_PORT) {
-      server.listen({ host: address, port, reusePort: true } as Parameters<Server['listen']>[0], done);
+    const host = address === 'localhost' ? '127.0.0.1' : address;
+    const newFd = REUSE_PORT ? null : reuseportAddon();
+    if (newFd === null) {
+      // Node's own bind: SO_REUSEPORT on ≥ 22.12; elsewhere an exclusive bind (this
+      // worker is the listener's only one, servesListener).
+      server.listen({ host, port, ...(REUSE_PORT ? { reusePort: true } : { exclusive: true }) } as Parameters<Server['listen']>[0], done);
       return;
     }
     let fd: number;
     try {
-      fd = makeReuseportFd(port, address);
+      fd = newFd(host.includes(':') ? 'ipv6' : 'ipv4', port, host);
     } catch {
       server.off('error', onError);
       resolve(false);

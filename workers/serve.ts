@@ -13,6 +13,7 @@ import { loadUws } from '../src/uws/uws.js';
 import { ConnectionGauge } from './connection-gauge.js';
 import { WorkerContext } from './context.js';
 import { Http1Listener } from './http1-listener.js';
+import { servesListener, sharedPortsAvailable } from './listen-socket.js';
 import { TlsListener, tlsListenerKey } from './tls-listener.js';
 import { UwsListener } from './uws-listener.js';
 
@@ -57,6 +58,9 @@ export default async function serve(task: ServeTask): Promise<{ slot: number; st
   const post = (msg: FromWorker): void => port.postMessage(msg);
   const ctx = new WorkerContext(slot, log, task.statsSlab, task.sharedState, task.epochMs, post);
   const connections = new ConnectionGauge(task.allStatsSlabs, slot);
+  if (slot === 0 && !sharedPortsAvailable()) {
+    log.warn('this runtime cannot share a port between worker threads (Node < 22.12 without the node-unix-socket binary for this platform): each listener is served by one worker');
+  }
 
   // Over its memory limit (worker_limits.memory_limit_mb) the worker stops accepting,
   // lets its requests finish (5 s at most), closes its sockets and exits; the pool
@@ -99,6 +103,8 @@ export default async function serve(task: ServeTask): Promise<{ slot: number; st
     ctx.apply(snapshot);
     const wanted = new Map<string, Listener>();
     for (const l of snapshot.config.listeners) {
+      // uWS shares ports itself; Node servers need SO_REUSEPORT (listen-socket.ts).
+      if (l.codec !== 'uws' && !servesListener(l.name, slot, snapshot.config.workers)) continue;
       wanted.set(serverKey(l, snapshot.boundPorts[l.name] ?? l.port), l);
     }
     // Listeners that go (or change) release their ports before new ones bind.

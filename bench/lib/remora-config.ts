@@ -27,6 +27,8 @@ export interface Features {
   /** Serve the listener over TLS (Remora's Node https front end instead of uWS); with
    *  `ca_file`, client certificates are required (mTLS). Absolute paths. */
   readonly tls?: { readonly cert_file: string; readonly key_file: string; readonly ca_file?: string };
+  /** The listener's HTTP/1 codec; unset = Remora's default (`strict`). */
+  readonly codec?: 'strict' | 'uws';
 }
 
 export const ALL_OFF: Features = { stats: false, accessLog: null, rateLimit: false, outlier: false };
@@ -48,6 +50,7 @@ export function benchRemoraConfig(f: Features, upstreamPort: number, workers = 1
     address: '127.0.0.1',
     port: 0,
     ...(f.tls !== undefined ? { tls: f.tls } : {}),
+    ...(f.codec !== undefined ? { codec: f.codec } : {}),
     ...(f.accessLog !== null ? { access_log: { path: f.accessLog } } : {}),
     ...(f.traceparent ? { generate_traceparent: true } : {}),
     ...(f.rateLimit ? { rate_limits: [{ name: 'all', ...HUGE_BUCKET }] } : {}),

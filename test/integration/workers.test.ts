@@ -51,6 +51,22 @@ t.test('connections spread over two workers', async (t) => {
   t.not(ws[0].thread_id, ws[1].thread_id, 'the workers are different threads');
 });
 
+t.test('without SO_REUSEPORT (no binary for the platform), each listener is served by one worker', async (t) => {
+  const up = await namedUpstream('a');
+  const remora = await startRemora(simpleConfig([up.port], { workers: 2 }), { REMORA_FAULT_INJECTION: 'no_reuseport' });
+  t.teardown(async () => {
+    await remora.stop();
+    await up.close();
+  });
+  for (let i = 0; i < 10; i++) {
+    const r = await request(remora.ports.main, { path: `/f/${i}`, agent: false });
+    t.equal(r.status, 200, `request ${i} served`);
+  }
+  const served = (await workers(remora.adminPort)).map((w) => w.stats?.requests ?? 0);
+  t.same([...served].sort(), [0, 10], `one worker served them all (${served.join(', ')})`);
+  t.match(remora.output(), /cannot share a port between worker threads/, 'a warning says so');
+});
+
 t.test('a crashed worker is replaced and service continues', async (t) => {
   const up = await namedUpstream('a');
   const remora = await startRemora(simpleConfig([up.port], { workers: 2 }), { REMORA_FAULT_INJECTION: '1' });
