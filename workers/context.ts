@@ -89,6 +89,8 @@ export class WorkerContext {
   inflight = 0;
   /** Draining (SIGTERM, /drain_listeners): every response closes its connection. */
   draining = false;
+  /** worker_limits.max_downstream_connections; 0 = none. */
+  maxDownstreamConnections = 0;
   /** worker_limits.memory_limit_mb in bytes; 0 = none. */
   private memoryLimitBytes = 0;
   /** Called (once) when the heap goes over the memory limit. */
@@ -215,6 +217,7 @@ export class WorkerContext {
     }
     this.version = snapshot.version;
     this.memoryLimitBytes = config.worker_limits.memory_limit_mb * 2 ** 20;
+    this.maxDownstreamConnections = config.worker_limits.max_downstream_connections;
   }
 
   /** A TLS handshake on `listener` failed: counted by reason, and logged at most once

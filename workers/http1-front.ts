@@ -88,7 +88,7 @@ export class Http1Front {
 
   private readonly onConnection = (socket: Socket): void => {
     try {
-      if (!this.connections.tryOpen(this.statSlot, this.config.max_connections)) {
+      if (!this.connections.tryOpen(this.statSlot, this.config.max_connections, this.ctx.maxDownstreamConnections)) {
         socket.destroy();
         return;
       }

@@ -420,6 +420,10 @@ export interface WorkerLimitsConfig {
   /** V8 old-generation limit per worker thread, MiB; a worker that exceeds it is
    *  replaced. 0 = Node's default. Default 0. */
   readonly memory_limit_mb: number;
+  /** Open client connections over every listener and worker of the process; beyond it
+   *  new connections are closed at once (Envoy's global_downstream_max_connections).
+   *  0 = no limit. Default 0. Listeners' own max_connections apply as well. */
+  readonly max_downstream_connections: number;
 }
 
 export interface StatsConfig {

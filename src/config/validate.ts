@@ -56,7 +56,7 @@ const MAX_CERT_LIFETIME_S = 15 * 86_400;
 const XDS_NODE_KEYS = ['id', 'cluster', 'metadata'];
 const PROBES_KEYS = ['address', 'port'];
 const DRAIN_KEYS = ['delay_ms', 'timeout_ms'];
-const WORKER_LIMITS_KEYS = ['heartbeat_timeout_ms', 'memory_limit_mb'];
+const WORKER_LIMITS_KEYS = ['heartbeat_timeout_ms', 'memory_limit_mb', 'max_downstream_connections'];
 const STATS_KEYS = ['enabled'];
 const ADMIN_KEYS = ['address', 'port', 'allow_remote'];
 const LISTENER_KEYS = ['name', 'address', 'port', 'virtual_hosts', 'access_log', 'generate_traceparent', 'max_request_headers_kb', 'rate_limits',
@@ -926,13 +926,17 @@ function validateDrain(ctx: Ctx, root: Obj): DrainConfig {
 }
 
 function validateWorkerLimits(ctx: Ctx, root: Obj): WorkerLimitsConfig {
-  const def = { heartbeat_timeout_ms: 10_000, memory_limit_mb: 0 };
+  const def = { heartbeat_timeout_ms: 10_000, memory_limit_mb: 0, max_downstream_connections: 0 };
   if (!has(root, 'worker_limits')) return def;
   const o = object(ctx, root.worker_limits, 'worker_limits', WORKER_LIMITS_KEYS);
   if (!o) return def;
   const heartbeat = timeout(ctx, o, 'heartbeat_timeout_ms', 'worker_limits', 0, def.heartbeat_timeout_ms);
   if (heartbeat > 0 && heartbeat < 3000) ctx.err('worker_limits.heartbeat_timeout_ms', 'must be 0 (off) or at least 3000 (workers store their heartbeat once a second)');
-  return { heartbeat_timeout_ms: heartbeat, memory_limit_mb: int(ctx, o, 'memory_limit_mb', 'worker_limits', 0, 65536, 0, ' (MiB)') };
+  return {
+    heartbeat_timeout_ms: heartbeat,
+    memory_limit_mb: int(ctx, o, 'memory_limit_mb', 'worker_limits', 0, 65536, 0, ' (MiB)'),
+    max_downstream_connections: int(ctx, o, 'max_downstream_connections', 'worker_limits', 0, 10_000_000, 0),
+  };
 }
 
 function validateStats(ctx: Ctx, root: Obj): StatsConfig {

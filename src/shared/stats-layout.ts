@@ -18,8 +18,10 @@ export const WorkerCell = {
   LoopDelayP50: 1,
   LoopDelayP99: 2,
   LoopDelayMax: 3,
+  /** Open client connections of this worker, all listeners (max_downstream_connections). */
+  CxActive: 4,
 } as const;
-export const WORKER_CELLS = 4;
+export const WORKER_CELLS = 5;
 
 /** Cell counts of one listener or cluster block. Inside a block: counters first, then
  *  gauges, then the histograms one after another. */

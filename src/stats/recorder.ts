@@ -59,6 +59,7 @@ export class StatsRecorder {
       const base = LAYOUT.clusterBase(s) + gaugeOffset(CLUSTER_SHAPE, 0);
       for (let g = 0; g < CLUSTER_SHAPE.gauges; g++) Atomics.store(this.cells, base + g, 0);
     }
+    Atomics.store(this.cells, LAYOUT.workerStart + WorkerCell.CxActive, 0);
   }
 
   /** Stores this worker's heartbeat and last-second event-loop delay. */

@@ -151,6 +151,31 @@ t.test('max_connections, max_requests_per_connection, max_request_headers_count'
   t.match(many.text, /^HTTP\/1\.1 431 /, `expected 431 over max_request_headers_count 5; got ${JSON.stringify(many.text.slice(0, 80))}`);
 });
 
+t.test('worker_limits.max_downstream_connections caps connections over every listener', async (t) => {
+  const capped = await startRemora({ ...config, listeners: [listener('one'), listener('two')], worker_limits: { max_downstream_connections: 2 } });
+  t.teardown(() => capped.stop());
+  const a = await RawConn.open(capped.ports.one);
+  const b = await RawConn.open(capped.ports.two);
+  t.teardown(() => {
+    a.destroy();
+    b.destroy();
+  });
+  a.write('GET /a HTTP/1.1\r\nHost: a\r\n\r\n');
+  b.write('GET /b HTTP/1.1\r\nHost: a\r\n\r\n');
+  t.equal((await a.readResponse()).status, 200, 'a connection on the first listener is served');
+  t.equal((await b.readResponse()).status, 200, 'a connection on the second listener is served');
+  const third = await rawExchange(capped.ports.one, 'GET /c HTTP/1.1\r\nHost: a\r\n\r\n', 1500);
+  t.ok(third.closed && third.text === '', `expected a third connection closed at once with no answer; got ${JSON.stringify(third.text)}`);
+  b.destroy();
+  await until(() => b.closed, 1000);
+  let served = '';
+  for (let i = 0; i < 20 && !served.startsWith('HTTP/1.1 200'); i++) {
+    served = (await rawExchange(capped.ports.one, 'GET /d HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n', 1500)).text;
+    if (!served.startsWith('HTTP/1.1 200')) await new Promise((r) => setTimeout(r, 50));
+  }
+  t.match(served, /^HTTP\/1\.1 200 /, 'once a connection closes, a new one is served');
+});
+
 t.test('merge_slashes and escaped slashes per listener', async (t) => {
   upstream.clear();
   const merged = await rawExchange(port('paths'), 'GET //a///b HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
