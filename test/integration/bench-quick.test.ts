@@ -90,9 +90,9 @@ t.test('npm run bench -- --quick covers every scenario and writes JSON, Markdown
     for (const r of s.closed ?? []) t.ok(r.rps!.median > 0, `${s.id} ${r.target}: non-zero req/s`);
   }
   const by = Object.fromEntries(result.scenarios.map((s) => [s.id, s]));
-  t.same(by['throughput-c50'].closed!.map((r) => r.target), ['direct', 'remora']);
-  t.same(by['payload-1048576'].closed!.map((r) => r.target), ['direct', 'remora'], '1 MB responses through Remora');
-  t.same(by['body-4096'].closed!.map((r) => r.target), ['direct', 'remora'], 'POST bodies through Remora');
+  t.same(by['throughput-c50'].closed!.map((r) => r.target), ['direct', 'remora', 'remora-uws'], 'both codecs measured beside direct');
+  t.same(by['payload-1048576'].closed!.map((r) => r.target), ['direct', 'remora', 'remora-uws'], '1 MB responses through Remora');
+  t.same(by['body-4096'].closed!.map((r) => r.target), ['direct', 'remora', 'remora-uws'], 'POST bodies through Remora');
 
   for (const r of by['connections-l8'].connections ?? []) {
     t.ok(r.newRps.median > 0 && r.keepAliveRps.median > 0, `connections ${r.target}: non-zero req/s in both modes`);
