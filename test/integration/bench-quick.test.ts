@@ -98,7 +98,7 @@ t.test('npm run bench -- --quick covers every scenario and writes JSON, Markdown
     t.ok(r.newRps.median > 0 && r.keepAliveRps.median > 0, `connections ${r.target}: non-zero req/s in both modes`);
     t.equal(r.newErrors + r.keepAliveErrors, 0, `connections ${r.target}: no errors`);
   }
-  t.equal(by['connections-l8'].connections?.length, 2);
+  t.equal(by['connections-l8'].connections?.length, 3, 'direct, remora and remora-uws measured with new connections');
 
   const features = by['features'];
   t.same(features.closed!.map((r) => r.target), ['all-off', 'stats', 'access-log', 'rate-limit', 'outlier', 'all-on']);
