@@ -207,7 +207,8 @@ t.test('the access log names the peer identity, also for refused requests', asyn
     } catch {
       return false;
     }
-    return lines.some((l) => l.flags === 'RBAC') && lines.some((l) => l.path === '/orders');
+    // Each worker writes its own lines (TLS listeners run on every worker): wait for both.
+    return lines.some((l) => l.flags === 'RBAC' && l.path === '/') && lines.some((l) => l.path === '/orders');
   }, 5000).catch(() => {});
   t.equal(lines.find((l) => l.path === '/orders')?.peer, PAYMENTS_ID, 'expected the caller\'s SPIFFE ID in "peer"');
   const denied = lines.find((l) => l.flags === 'RBAC' && l.path === '/');
