@@ -4,7 +4,7 @@
 
 import { spawnSync } from 'node:child_process';
 import net from 'node:net';
-import type { ConfigError, Listener } from '../config/types.js';
+import type { ConfigError, ConfigSnapshot, Listener } from '../config/types.js';
 
 export async function resolvePorts(listeners: readonly Listener[]): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
@@ -30,16 +30,28 @@ export function freePort(address = '127.0.0.1'): Promise<number> {
  *  without SO_REUSEPORT), by config path. Checked before workers bind: their sockets use
  *  SO_REUSEPORT, which would otherwise let them share a port silently with another
  *  process of the same user (a second Remora, say). Ports this process holds for
- *  listeners in `held` (address:port) are not probed. */
+ *  listeners in `held` (heldPorts) are not probed. */
 export async function busyListenerPorts(listeners: readonly Listener[], held: ReadonlySet<string>): Promise<ConfigError[]> {
   const errors: ConfigError[] = [];
   for (let i = 0; i < listeners.length; i++) {
     const l = listeners[i];
-    if (l.port === 0 || held.has(`${l.address}|${l.port}`)) continue;
+    if (!needsProbe(l, held)) continue;
     const err = await probe(l.address, l.port);
     if (err !== null) errors.push({ path: `listeners[${i}].port`, message: `listener ${l.name} cannot bind ${l.address}:${l.port}: ${err}` });
   }
   return errors;
+}
+
+/** The `address|port` pairs a running snapshot's listeners hold (none before the first). */
+export function heldPorts(snapshot: Pick<ConfigSnapshot, 'config' | 'boundPorts'> | null): Set<string> {
+  const held = new Set<string>();
+  for (const l of snapshot?.config.listeners ?? []) held.add(`${l.address}|${snapshot!.boundPorts[l.name]}`);
+  return held;
+}
+
+/** A listener on a fixed port this process does not hold yet. */
+function needsProbe(l: Listener, held: ReadonlySet<string>): boolean {
+  return l.port !== 0 && !held.has(`${l.address}|${l.port}`);
 }
 
 /** Null when address:port can be bound exclusively right now, else why not. */
@@ -60,7 +72,7 @@ function probe(address: string, port: number): Promise<string | null> {
 export function busyListenerPortsSync(listeners: readonly Listener[], held: ReadonlySet<string>): string[] {
   const busy: string[] = [];
   for (const l of listeners) {
-    if (l.port === 0 || held.has(`${l.address}|${l.port}`)) continue;
+    if (!needsProbe(l, held)) continue;
     const probeScript =
       "const s=require('net').createServer();s.once('error',e=>{process.stdout.write(String(e.code));process.exit(1)});" +
       's.listen({host:process.argv[1],port:Number(process.argv[2]),exclusive:true},()=>s.close(()=>process.exit(0)))';

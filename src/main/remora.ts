@@ -11,7 +11,7 @@ import type { Logger } from '../core/log.js';
 import { PROBE_PATHS, serverPort, startAdmin, type AdminContext } from './admin.js';
 import { Lifecycle } from './lifecycle.js';
 import { WorkerCell } from '../shared/stats-layout.js';
-import { busyListenerPorts, resolvePorts } from './ports.js';
+import { busyListenerPorts, heldPorts, resolvePorts } from './ports.js';
 import { WorkerPool } from './worker-pool.js';
 import { MAX_CLUSTERS, MAX_LISTENERS } from '../shared/limits.js';
 import { SlotRegistry } from '../shared/stats-layout.js';
@@ -62,9 +62,8 @@ export async function startRemora(config: RemoraConfig, log: Logger, source: Con
       const old = previous?.config.listeners.find((o) => o.name === l.name);
       return old !== undefined && old.address === l.address && old.port === l.port;
     });
-    const held = new Set<string>();
-    for (const o of previous?.config.listeners ?? []) held.add(`${o.address}|${previous!.boundPorts[o.name]}`);
-    const busy = await busyListenerPorts(next.listeners.filter((l) => !keep.includes(l)), held);
+    // Every listener, so that errors name its index in the config (kept ones are held).
+    const busy = await busyListenerPorts(next.listeners, heldPorts(previous));
     if (busy.length > 0) throw new PortsRejected(busy);
     const loaded = certs.load(next);
     if (!loaded.ok) throw new TlsFilesRejected(loaded.errors);

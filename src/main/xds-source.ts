@@ -9,7 +9,7 @@
 // it, within the same initial_fetch_timeout_ms, so listeners that read its files find them.
 
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { busyListenerPortsSync } from './ports.js';
+import { busyListenerPortsSync, heldPorts } from './ports.js';
 import { edsClusters, formatRejection, referencedRoutes, translateXds, type XdsResourceSet } from '../config/xds-translate.js';
 import { validateConfig } from '../config/validate.js';
 import type { RemoraConfig, XdsBootstrap } from '../config/types.js';
@@ -68,9 +68,7 @@ export async function startFromXds(bootstrap: XdsBootstrap, base: Record<string,
         if (remora !== null) {
           // A listener moved onto a port someone else holds is NACKed by name, before
           // anything is applied (workers bind with SO_REUSEPORT and would share it).
-          const running = remora.snapshot;
-          const held = new Set(running.config.listeners.map((l) => `${l.address}|${running.boundPorts[l.name]}`));
-          const busy = busyListenerPortsSync(config.listeners, held);
+          const busy = busyListenerPortsSync(config.listeners, heldPorts(remora.snapshot));
           if (busy.length > 0) return busy.join('; ');
         }
         persist(bootstrap, config, log);

@@ -270,6 +270,18 @@ t.test('a port held by another process is never shared', async (t) => {
   t.ok(full.last_rejection.errors.some((e) => e.path === 'listeners[0].port' && e.message.includes(String(busy))), `expected the error by path; got ${JSON.stringify(full.last_rejection.errors)}`);
   const still = await rawExchange(port('main'), 'GET /still HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
   t.match(still.text, /^HTTP\/1\.1 200 /, 'expected the old port to keep serving');
+
+  // The error names the listener's own index, whichever listeners stay where they are.
+  const third = { ...config, listeners: config.listeners.map((l) => (l.name === 'limited' ? { ...l, port: busy } : l)) };
+  writeFileSync(remora.configFile, JSON.stringify({ ...third, drain: { delay_ms: 0, timeout_ms: 5000 } }));
+  process.kill(remora.pid, 'SIGHUP');
+  let again = full as typeof full & { rejections: number };
+  const until2 = Date.now() + 5000;
+  while (Date.now() < until2 && again.rejections === dump.rejections) {
+    again = JSON.parse((await admin(remora.adminPort, '/config_dump')).text) as typeof again;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  t.same(again.last_rejection.errors.map((e) => e.path), ['listeners[2].port'], `expected the third listener named by its index; got ${JSON.stringify(again.last_rejection.errors)}`);
   writeFileSync(remora.configFile, JSON.stringify({ ...config, drain: { delay_ms: 0, timeout_ms: 5000 } }));
 });
 
