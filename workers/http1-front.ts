@@ -68,10 +68,9 @@ export class Http1Front {
     private readonly refuse: ((req: IncomingMessage, res: ServerResponse) => boolean) | null,
   ) {
     this.limits = { maxHeaders: config.max_request_headers_count };
-    const n = config;
-    const normalizes = n.normalize_path || n.merge_slashes || n.path_with_escaped_slashes_action !== 'keep_unchanged';
-    this.normalization = normalizes ? n : null;
-    this.serverName = n.server_header_transformation === 'pass_through' ? null : n.server_name;
+    const normalizes = config.normalize_path || config.merge_slashes || config.path_with_escaped_slashes_action !== 'keep_unchanged';
+    this.normalization = normalizes ? config : null;
+    this.serverName = config.server_header_transformation === 'pass_through' ? null : config.server_name;
   }
 
   /** Wires the server's events to this front end. */
@@ -170,10 +169,11 @@ export class Http1Front {
 
   /** llhttp refused the bytes (or the head did not arrive in time): answer once, close,
    *  read nothing more. */
-  private readonly onClientError = (err: Error & { code?: string }, socket: Socket): void => {
+  private readonly onClientError = (err: Error & { code?: string; reason?: string }, socket: Socket): void => {
     try {
       markClosing(socket);
       const code = err.code ?? '';
+      const reason = err.reason ?? ''; // llhttp's own words
       if (code === 'ECONNRESET' || code === 'EPIPE' || !socket.writable) {
         socket.destroy();
         return;
@@ -184,7 +184,7 @@ export class Http1Front {
         // upstream request (its connection is closed with the request unfinished, so the
         // upstream never takes a partial body for a whole one), answers 400 if it can,
         // and the connection closes.
-        last.ds.failRequestBody(`malformed request body: ${(err as { reason?: string }).reason ?? code}`);
+        last.ds.failRequestBody(`malformed request body: ${reason === '' ? code : reason}`);
         return;
       }
       // A response still on its way (the bad bytes followed a good request): it is
@@ -196,7 +196,6 @@ export class Http1Front {
         inFlight.once('close', () => socket.destroySoon());
         return;
       }
-      const reason = (err as { reason?: string }).reason ?? '';
       // llhttp files "Transfer-Encoding with Content-Length" under the TE code: that one is
       // a malformed request (400), not an unknown coding (501).
       const status = reason.includes('Content-Length') ? 400 : (CODEC_STATUS[code] ?? 400);

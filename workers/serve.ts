@@ -18,9 +18,10 @@ import { TlsListener, tlsListenerKey } from './tls-listener.js';
 import { UwsListener } from './uws-listener.js';
 
 /** Listener fields the pipeline reads from each snapshot; any other change needs a new
- *  server (its options and front-end settings are fixed when it is made). */
+ *  server (its options and front-end settings, the server header of its local replies
+ *  included, are fixed when it is made). */
 const PIPELINE_FIELDS = new Set(['name', 'address', 'port', 'virtual_hosts', 'access_log', 'rate_limits', 'authorization',
-  'generate_traceparent', 'forward_client_cert_details', 'tls', 'server_name', 'server_header_transformation']);
+  'generate_traceparent', 'forward_client_cert_details', 'tls']);
 
 /** What must stay the same for a running listener to be kept across a reload. */
 function serverKey(l: Listener, boundPort: number): string {

@@ -221,6 +221,27 @@ t.test('server and date headers, as Envoy sets them', async (t) => {
   }
 });
 
+t.test('a reloaded server_name reaches the codec\'s own replies too', async (t) => {
+  const renamed = { ...config, listeners: config.listeners.map((l) => (l.name === 'rejecting' ? { ...l, server_name: 'edge2' } : l)) };
+  writeFileSync(remora.configFile, JSON.stringify({ ...renamed, drain: { delay_ms: 0, timeout_ms: 5000 } }));
+  process.kill(remora.pid, 'SIGHUP');
+  let text = '';
+  const deadline = Date.now() + 5000;
+  while (Date.now() < deadline && !/\r\nserver: edge2\r\n/.test(text)) {
+    text = (await rawExchange(port('rejecting'), 'GET /x HTTP/1.1\r\nHost: a\r\nX: a\x01b\r\n\r\n', 1000)).text;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  t.match(text, /^HTTP\/1\.1 400 [^]*\r\nserver: edge2\r\n/, `expected the codec's 400 to carry the new server_name; got ${JSON.stringify(text.slice(0, 200))}`);
+  writeFileSync(remora.configFile, JSON.stringify({ ...config, drain: { delay_ms: 0, timeout_ms: 5000 } }));
+  process.kill(remora.pid, 'SIGHUP');
+  const back = Date.now() + 5000;
+  while (Date.now() < back && !/\r\nserver: edge\r\n/.test(text)) {
+    text = (await rawExchange(port('rejecting'), 'GET /x HTTP/1.1\r\nHost: a\r\nX: a\x01b\r\n\r\n', 1000)).text;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  t.match(text, /\r\nserver: edge\r\n/, 'expected the original server_name back after the next reload');
+});
+
 t.test('the uws codec still serves plain requests when chosen', async (t) => {
   const r = await rawExchange(port('uws'), 'GET /u HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
   t.match(r.text, /^HTTP\/1\.1 200 /, `expected 200 through codec: uws; got ${JSON.stringify(r.text.slice(0, 80))}`);
