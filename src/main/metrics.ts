@@ -149,6 +149,14 @@ export class Metrics {
       family(name, help, 'counter');
       perCluster((l, slot) => line(name, l, r.clusterCounter(slot, counter)));
     };
+    const listenerCounter = (name: string, help: string, counter: number): void => {
+      family(name, help, 'counter');
+      perListener((l, slot) => line(name, l, r.listenerCounter(slot, counter)));
+    };
+    const listenerGauge = (name: string, help: string, gauge: number): void => {
+      family(name, help, 'gauge');
+      perListener((l, slot) => line(name, l, r.listenerGauge(slot, gauge)));
+    };
 
     family('remora_downstream_requests_total', 'Responses sent to clients, by listener and status class.', 'counter');
     perListener((l, slot) =>
@@ -162,20 +170,13 @@ export class Metrics {
         line('remora_downstream_response_flags_total', `${l},flag="${f}"`, r.listenerCounter(slot, ListenerCounter.FlagBase + i)),
       ),
     );
-    family('remora_downstream_requests_active', 'Requests in flight, by listener.', 'gauge');
-    perListener((l, slot) => line('remora_downstream_requests_active', l, r.listenerGauge(slot, ListenerGauge.RqActive)));
-    family('remora_downstream_connections_active', 'Open client connections, by listener.', 'gauge');
-    perListener((l, slot) => line('remora_downstream_connections_active', l, r.listenerGauge(slot, ListenerGauge.CxActive)));
-    family('remora_downstream_connections_total', 'Client connections accepted, by listener.', 'counter');
-    perListener((l, slot) => line('remora_downstream_connections_total', l, r.listenerCounter(slot, ListenerCounter.CxTotal)));
-    family('remora_downstream_connection_overflows_total', 'Client connections closed at once because the listener had max_connections open.', 'counter');
-    perListener((l, slot) => line('remora_downstream_connection_overflows_total', l, r.listenerCounter(slot, ListenerCounter.CxOverflow)));
-    family('remora_downstream_protocol_errors_total', 'Requests refused by the HTTP/1 codec or its head checks (each closed its connection).', 'counter');
-    perListener((l, slot) => line('remora_downstream_protocol_errors_total', l, r.listenerCounter(slot, ListenerCounter.RqProtocolError)));
-    family('remora_downstream_bytes_received_total', 'Request body bytes received from clients.', 'counter');
-    perListener((l, slot) => line('remora_downstream_bytes_received_total', l, r.listenerCounter(slot, ListenerCounter.BytesIn)));
-    family('remora_downstream_bytes_sent_total', 'Response body bytes sent to clients (proxied responses).', 'counter');
-    perListener((l, slot) => line('remora_downstream_bytes_sent_total', l, r.listenerCounter(slot, ListenerCounter.BytesOut)));
+    listenerGauge('remora_downstream_requests_active', 'Requests in flight, by listener.', ListenerGauge.RqActive);
+    listenerGauge('remora_downstream_connections_active', 'Open client connections, by listener.', ListenerGauge.CxActive);
+    listenerCounter('remora_downstream_connections_total', 'Client connections accepted, by listener.', ListenerCounter.CxTotal);
+    listenerCounter('remora_downstream_connection_overflows_total', 'Client connections closed at once because the listener had max_connections open.', ListenerCounter.CxOverflow);
+    listenerCounter('remora_downstream_protocol_errors_total', 'Requests refused by the HTTP/1 codec or its head checks (each closed its connection).', ListenerCounter.RqProtocolError);
+    listenerCounter('remora_downstream_bytes_received_total', 'Request body bytes received from clients.', ListenerCounter.BytesIn);
+    listenerCounter('remora_downstream_bytes_sent_total', 'Response body bytes sent to clients (proxied responses).', ListenerCounter.BytesOut);
 
     family('remora_upstream_requests_total', 'Upstream responses by cluster and status class.', 'counter');
     perCluster((l, slot) =>
@@ -204,8 +205,7 @@ export class Metrics {
       line('remora_downstream_tls_handshake_errors_total', `${l},reason="verify_failed"`, r.listenerCounter(slot, ListenerCounter.TlsVerifyFailed));
       line('remora_downstream_tls_handshake_errors_total', `${l},reason="other"`, r.listenerCounter(slot, ListenerCounter.TlsOtherError));
     });
-    family('remora_downstream_rate_limit_shadow_total', 'Requests a shadow-mode rate limit would have rejected.', 'counter');
-    perListener((l, slot) => line('remora_downstream_rate_limit_shadow_total', l, r.listenerCounter(slot, ListenerCounter.RateLimitShadow)));
+    listenerCounter('remora_downstream_rate_limit_shadow_total', 'Requests a shadow-mode rate limit would have rejected.', ListenerCounter.RateLimitShadow);
 
     family('remora_downstream_request_duration_seconds', 'Time from request arrival to the last response byte, by listener.', 'histogram');
     labels.listeners.forEach(([l, slot], i) =>
