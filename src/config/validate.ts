@@ -342,10 +342,7 @@ function validateListener(ctx: Ctx, v: unknown, path: string, clusterNames: read
   const rate_limits = rateLimits(ctx, o, path);
   const tls = has(o, 'tls') ? validateListenerTls(ctx, o.tls, at(path, 'tls')) : undefined;
   const verifiesClients = tls !== undefined && tls.ca_file !== undefined;
-  const forward_client_cert_details = str(ctx, o, 'forward_client_cert_details', path, verifiesClients ? 'sanitize_set' : 'sanitize') as XfccMode;
-  if (!XFCC_MODES.includes(forward_client_cert_details)) {
-    ctx.err(at(path, 'forward_client_cert_details'), `must be one of ${XFCC_MODES.join(', ')}`);
-  }
+  const forward_client_cert_details = oneOf(ctx, o, 'forward_client_cert_details', path, XFCC_MODES, verifiesClients ? 'sanitize_set' : 'sanitize');
   const authorization = has(o, 'authorization') ? validateAuthorization(ctx, o.authorization, at(path, 'authorization')) : undefined;
   const codec = oneOf(ctx, o, 'codec', path, CODECS, 'strict');
   if (codec === 'uws' && tls !== undefined) ctx.err(at(path, 'codec'), 'must be "strict" on a TLS listener (uWS cannot read client certificates)');
@@ -379,11 +376,12 @@ function validateListener(ctx: Ctx, v: unknown, path: string, clusterNames: read
   };
 }
 
-/** A string field that must be one of `allowed`. */
+/** A string field that must be one of `allowed` (`def` when absent, or when invalid: the
+ *  error is recorded and the config rejected anyway). */
 function oneOf<T extends string>(ctx: Ctx, o: Obj, key: string, path: string, allowed: readonly T[], def: T): T {
   const v = str(ctx, o, key, path, def);
   if (!(allowed as readonly string[]).includes(v)) {
-    ctx.err(at(path, key), `must be one of ${allowed.join(', ')}, got "${v}"`);
+    ctx.err(at(path, key), `must be one of ${allowed.join(', ')}`);
     return def;
   }
   return v as T;
@@ -403,11 +401,7 @@ function validateListenerTls(ctx: Ctx, v: unknown, path: string): ListenerTlsCon
 }
 
 function tlsVersion(ctx: Ctx, o: Obj, path: string): TlsVersion {
-  const min_version = str(ctx, o, 'min_version', path, 'TLSv1.2');
-  if (!(TLS_VERSIONS as readonly string[]).includes(min_version)) {
-    ctx.err(at(path, 'min_version'), `must be one of ${TLS_VERSIONS.join(', ')}`);
-  }
-  return min_version as TlsVersion;
+  return oneOf(ctx, o, 'min_version', path, TLS_VERSIONS, 'TLSv1.2');
 }
 
 /** `allow`/`deny` lists of identity patterns: exact, or a prefix ending in `*`. */
@@ -718,10 +712,7 @@ function validateCluster(ctx: Ctx, v: unknown, path: string): Cluster | undefine
   const o = object(ctx, v, path, CLUSTER_KEYS);
   if (!o) return undefined;
   const cname = name(ctx, o, 'name', path);
-  const lb = str(ctx, o, 'lb_policy', path, 'round_robin');
-  if (!(LB_POLICIES as readonly string[]).includes(lb)) {
-    ctx.err(at(path, 'lb_policy'), `must be one of ${LB_POLICIES.join(', ')}`);
-  }
+  const lb = oneOf(ctx, o, 'lb_policy', path, LB_POLICIES, 'round_robin');
   const endpoints = list(ctx, o, 'endpoints', path, { required: true, emptyMessage: 'must list at least one endpoint' })
     .flatMap((e, i) => validateEndpoint(ctx, e, `${at(path, 'endpoints')}[${i}]`) ?? []);
   const outlier_detection = has(o, 'outlier_detection')
@@ -730,7 +721,7 @@ function validateCluster(ctx: Ctx, v: unknown, path: string): Cluster | undefine
   const tls = has(o, 'tls') ? validateUpstreamTls(ctx, o.tls, at(path, 'tls')) : undefined;
   return {
     name: cname,
-    lb_policy: lb as LbPolicy,
+    lb_policy: lb,
     endpoints,
     connect_timeout_ms: timeout(ctx, o, 'connect_timeout_ms', path, 1, 1000),
     idle_timeout_ms: timeout(ctx, o, 'idle_timeout_ms', path, 0, 60_000),
