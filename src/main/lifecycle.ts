@@ -40,6 +40,9 @@ export class Lifecycle {
     if (this.healthCheckFailed) return { ready: false, reason: 'health check failed by POST /healthcheck/fail' };
     if (workers !== null) return { ready: false, reason: workers };
     if (!this.firstHealthRoundDone) return { ready: false, reason: 'waiting for the first round of active health checks' };
+    // The first ready answer is the end of startup, whoever asks first (/ready, /metrics
+    // or the main thread's own poll): remora_startup_seconds never lags /ready.
+    if (this.startupMs < 0) this.served(Math.round(performance.timeOrigin));
     return { ready: true, reason: '' };
   }
 

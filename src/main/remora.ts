@@ -197,8 +197,8 @@ export async function startRemora(config: RemoraConfig, log: Logger, source: Con
     log.info('first round of active health checks done');
   });
   const markServing = setInterval(() => {
+    // readiness() marks the end of startup the first time it answers ready.
     if (lifecycle.readiness(pool.notListening(snapshot.version)).ready) {
-      lifecycle.served(processStartMs());
       clearInterval(markServing);
       log.info({ startupMs: lifecycle.startupMs }, 'ready: serving with every worker');
     }
@@ -286,9 +286,4 @@ class PortsRejected extends Error {
   constructor(readonly errors: readonly ConfigError[]) {
     super('listener ports in use');
   }
-}
-
-/** When the process started (ms since the epoch). */
-function processStartMs(): number {
-  return Math.round(performance.timeOrigin);
 }
