@@ -1,12 +1,13 @@
-// Regression check between two revisions of Remora on the plain (uWS) path: the current
-// build and an older commit built in a temporary git worktree, each with 1 worker and
-// every feature off, proxying the same uWS upstream; autocannon (50 connections) drives
+// Regression check between two revisions of Remora: the current build and an older
+// commit built in a temporary git worktree, each with 1 worker and every feature off
+// (`--stats` keeps stats recording on, Remora's default; `--codec uws` measures the uWS
+// front end instead of the strict one), proxying the same uWS upstream; autocannon (50 connections) drives
 // them in interleaved rounds (the order alternates each round), and the result is the
 // per-round ratio current/old with its median. Used to check that a change (e.g. the
 // TLS front end's seam) costs nothing on the uWS path. Layout as features.ts: each Remora
 // on core 1, upstream and autocannon on core 0.
 //
-//   npm run bench:revisions -- --old <commit> [--rounds 10] [--duration 4] [--no-pin]
+//   npm run bench:revisions -- --old <commit> [--rounds 10] [--duration 4] [--codec strict|uws] [--stats] [--no-pin]
 
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
@@ -18,7 +19,7 @@ import {
   canPin, commandLine, log, MACHINE, pinSelf, Processes, revision, ROOT, round, runMain, showSpread, spread, startUpstream,
   waitForOutput, writeConfig, writeResults,
 } from './lib/harness.js';
-import { ALL_OFF, benchRemoraConfig } from './lib/remora-config.js';
+import { ALL_OFF, benchRemoraConfig, type Features } from './lib/remora-config.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -26,6 +27,8 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '10' },
     duration: { type: 'string', default: '4' },
     warmup: { type: 'string', default: '2' },
+    codec: { type: 'string', default: 'strict' },
+    stats: { type: 'boolean', default: false },
     'no-pin': { type: 'boolean', default: false },
   },
   strict: true,
@@ -63,7 +66,10 @@ async function main(): Promise<void> {
   log(`building ${oldRev} in ${work}`);
   const oldBin = buildOld(args.old);
   const upstream = await startUpstream(procs, 0);
-  const config = writeConfig(work, 'remora', benchRemoraConfig(ALL_OFF, upstream, 1));
+  const codec = args.codec;
+  if (codec !== 'strict' && codec !== 'uws') throw new Error('--codec is strict or uws');
+  const features: Features = { ...ALL_OFF, stats: args.stats, codec };
+  const config = writeConfig(work, 'remora', benchRemoraConfig(features, upstream, 1));
   const targets = { old: await startBuild(oldBin, config), current: await startBuild(join(ROOT, 'bin/remora.js'), config) };
   for (const port of Object.values(targets)) await closedLoop({ port, connections: 50, seconds: Number(args.warmup) });
   const rows: { round: number; old: number; current: number; ratio: number; errors: number }[] = [];
@@ -82,11 +88,11 @@ async function main(): Promise<void> {
   }
   const ratio = spread(rows.map((r) => r.ratio), 3);
   const lines = [
-    `# Revisions: ${current} vs ${oldRev} (plain uWS path)`,
+    `# Revisions: ${current} vs ${oldRev} (${args.codec} HTTP/1 front end, stats ${args.stats ? 'on' : 'off'})`,
     '',
     `Command: \`${commandLine('bench:revisions')}\`  `,
     `When: ${when}; machine: ${MACHINE}; pinning ${procs.pin ? 'each Remora on core 1, autocannon + upstream on core 0' : 'off'}  `,
-    `Remora 1 worker, every feature off, GET 100 B through one route; autocannon 50 connections, ${duration} s per revision per round, ${rounds} rounds, order alternating, after a ${args.warmup} s warm-up each.`,
+    `Remora 1 worker, every feature off${args.stats ? ' but stats' : ''}, GET 100 B through one route; autocannon 50 connections, ${duration} s per revision per round, ${rounds} rounds, order alternating, after a ${args.warmup} s warm-up each.`,
     '',
     `current/old req/s: **${showSpread(ratio)}** (median (min–max) of the per-round ratios; 1 = no difference).`,
     '',
@@ -94,7 +100,7 @@ async function main(): Promise<void> {
     '|---|---|---|---|---|',
     ...rows.map((r) => `| ${r.round} | ${r.old} | ${r.current} | ${r.ratio} | ${r.errors} |`),
   ];
-  writeResults('revisions', when, { when, command: commandLine('bench:revisions'), machine: MACHINE, current, old: oldRev, rounds: rows, ratio }, lines);
+  writeResults('revisions', when, { when, command: commandLine('bench:revisions'), machine: MACHINE, current, old: oldRev, codec: args.codec, stats: args.stats, rounds: rows, ratio }, lines);
 }
 
 runMain(main, () => {

@@ -8,7 +8,7 @@
 // edge intervals, jitter). Verdict changes go to onChange (the caller publishes them to
 // the workers). A cluster with `tls` is checked over TLS with its own settings (CA,
 // client certificate, SNI, expected SANs); rotated certificates reach the checks' next
-// connections.
+// connections. One probe (the GET itself) is health-probe.ts.
 
 import http from 'node:http';
 import https from 'node:https';
@@ -16,6 +16,7 @@ import type { Cluster, HealthCheck, TlsMaterial, UpstreamTlsConfig } from '../co
 import type { Logger } from '../core/log.js';
 import { endpointKey } from '../upstream/pool.js';
 import { clientTlsOptions } from '../upstream/upstream-tls.js';
+import { probe, statusExpected, type ProbeResult, type RunningProbe } from './health-probe.js';
 
 export interface HealthTarget {
   /** Shared-state endpoint slot (stable for `cluster|address:port`). */
@@ -59,15 +60,6 @@ export interface HealthCheckStats {
   readonly changes: number;
 }
 
-type FailureKind = 'timeout' | 'network' | 'status';
-
-interface CheckResult {
-  readonly pass: boolean;
-  readonly status: number;
-  readonly error: string;
-  readonly kind: FailureKind | null;
-}
-
 /** One checked endpoint. */
 interface Checked {
   readonly target: HealthTarget;
@@ -80,9 +72,8 @@ interface Checked {
   tls: { readonly config: UpstreamTlsConfig; readonly revision: number } | null;
   /** The next check's timer, or null while a check runs (or after removal). */
   timer: NodeJS.Timeout | null;
-  /** The running check's request and its timeout, to end on removal. */
-  req: http.ClientRequest | null;
-  deadline: NodeJS.Timeout | null;
+  /** The running check, to cancel on removal. */
+  probe: RunningProbe | null;
   removed: boolean;
   healthy: boolean | null;
   lastStatus: number;
@@ -93,11 +84,8 @@ interface Checked {
   checks: number;
 }
 
-const USER_AGENT = 'remora-health-check';
 /** The first check of a new endpoint waits a random 0..min(interval, this) ms. */
 const MAX_FIRST_JITTER_MS = 100;
-/** Errors that mean a reused keep-alive connection had been closed by the upstream. */
-const STALE_SOCKET_CODES = new Set(['ECONNRESET', 'EPIPE']);
 
 export class HealthChecker {
   private readonly checked = new Map<number, Checked>();
@@ -259,8 +247,7 @@ export class HealthChecker {
       agent: new http.Agent({ keepAlive: true, maxSockets: 1 }),
       tls: null,
       timer: null,
-      req: null,
-      deadline: null,
+      probe: null,
       removed: false,
       healthy: null,
       lastStatus: 0,
@@ -280,11 +267,9 @@ export class HealthChecker {
     entry.removed = true;
     if (entry.timer !== null) clearTimeout(entry.timer);
     entry.timer = null;
-    if (entry.deadline !== null) clearTimeout(entry.deadline);
-    entry.deadline = null;
-    const req = entry.req;
-    entry.req = null;
-    if (req !== null) req.destroy();
+    const running = entry.probe;
+    entry.probe = null;
+    running?.cancel();
     entry.agent.destroy();
     if (this.checked.get(entry.target.slot) === entry) this.checked.delete(entry.target.slot);
   }
@@ -307,22 +292,11 @@ export class HealthChecker {
     if (entry.removed || this.stopped) return;
     const settings = entry.settings;
     this.attempts++;
-    let done = false;
-    const deadline = setTimeout(() => {
-      finish({ pass: false, status: 0, error: `timeout after ${settings.timeout_ms} ms`, kind: 'timeout' });
-    }, settings.timeout_ms);
-    deadline.unref();
-    entry.deadline = deadline;
-
-    const finish = (result: CheckResult): void => {
-      if (done) return;
-      done = true;
-      clearTimeout(deadline);
-      if (entry.deadline === deadline) entry.deadline = null;
-      const req = entry.req;
-      entry.req = null;
-      // A timed-out request (or one whose body broke) must not leave its socket in use.
-      if (req !== null && result.kind !== null) req.destroy();
+    const target = { address: entry.target.address, port: entry.target.port, agent: entry.agent, tls: entry.tls !== null };
+    let reported = false;
+    const running = probe(target, settings, (result) => {
+      reported = true;
+      entry.probe = null;
       if (entry.removed || this.stopped) return;
       let next = settings.interval_ms;
       try {
@@ -331,57 +305,9 @@ export class HealthChecker {
         this.log.error({ err, cluster: entry.target.cluster, endpoint: entry.key }, 'health check result handling failed');
       }
       this.schedule(entry, next);
-    };
-
-    const send = (retried: boolean): void => {
-      const req = (entry.tls !== null ? https : http).request({
-        host: entry.target.address,
-        port: entry.target.port,
-        method: 'GET',
-        path: settings.path,
-        agent: entry.agent,
-        headers: { host: settings.host, 'user-agent': USER_AGENT, connection: 'keep-alive' },
-      });
-      entry.req = req;
-      req.on('socket', (socket) => {
-        // The main thread's other work keeps the process alive; checks never should.
-        socket.unref();
-      });
-      req.on('response', (res) => {
-        const status = res.statusCode ?? 0;
-        res.on('error', (err: Error) => {
-          finish({ pass: false, status, error: `response error: ${describeError(err)}`, kind: 'network' });
-        });
-        res.on('aborted', () => {
-          finish({ pass: false, status, error: 'response aborted', kind: 'network' });
-        });
-        res.on('end', () => {
-          const pass = statusExpected(status, settings.expected_statuses);
-          finish({ pass, status, error: pass ? '' : `status ${status}`, kind: pass ? null : 'status' });
-        });
-        res.resume();
-      });
-      req.on('error', (err: NodeJS.ErrnoException) => {
-        if (done || entry.req !== req) return;
-        // A pooled connection the upstream closed while idle: try once on a new one.
-        if (!retried && req.reusedSocket && err.code !== undefined && STALE_SOCKET_CODES.has(err.code)) {
-          try {
-            send(true);
-          } catch (e) {
-            finish({ pass: false, status: 0, error: describeError(e), kind: 'network' });
-          }
-          return;
-        }
-        finish({ pass: false, status: 0, error: describeError(err), kind: 'network' });
-      });
-      req.end();
-    };
-
-    try {
-      send(false);
-    } catch (err) {
-      finish({ pass: false, status: 0, error: describeError(err), kind: 'network' });
-    }
+    });
+    // A probe that failed synchronously has already reported (and rescheduled).
+    if (!reported) entry.probe = running;
   }
 
   /** Milliseconds to the next check (Envoy's interval choice): no_traffic intervals until
@@ -408,7 +334,7 @@ export class HealthChecker {
   }
 
   /** Counts a result and changes the verdict when it should; true when it changed. */
-  private record(entry: Checked, settings: HealthCheck, result: CheckResult): boolean {
+  private record(entry: Checked, settings: HealthCheck, result: ProbeResult): boolean {
     entry.checks++;
     entry.lastCheckedAt = Date.now();
     entry.lastStatus = result.status;
@@ -480,17 +406,4 @@ export class HealthChecker {
 
 function sameTarget(a: HealthTarget, b: HealthTarget): boolean {
   return a.slot === b.slot && a.cluster === b.cluster && a.address === b.address && a.port === b.port;
-}
-
-function statusExpected(status: number, ranges: HealthCheck['expected_statuses']): boolean {
-  for (const [start, end] of ranges) if (status >= start && status < end) return true;
-  return false;
-}
-
-function describeError(err: unknown): string {
-  if (err instanceof Error) {
-    const code = (err as NodeJS.ErrnoException).code;
-    return code !== undefined && !err.message.includes(code) ? `${code}: ${err.message}` : err.message;
-  }
-  return String(err);
 }
