@@ -173,6 +173,7 @@ async function run(flags: RunFlags): Promise<number> {
     log.flush();
     return 1;
   }
+  if (stoppedWhileStarting(remora, log)) return 0;
   log.info(
     {
       source,
@@ -211,6 +212,7 @@ async function runXds(file: string, xds: XdsBootstrap, base: Record<string, unkn
     return 1;
   }
   const remora = run.remora;
+  if (stoppedWhileStarting(remora, log)) return 0;
   log.info(
     {
       source: `xds (${run.startedFrom})`,
@@ -246,6 +248,15 @@ async function serve(remora: RunningRemora, log: Logger, onHup: (signal: string)
   log.info('stopped');
   log.flush();
   return 0;
+}
+
+/** True when a stop came while Remora started (POST /quitquitquit before the workers
+ *  were up): it has already stopped, so it is never announced as ready. */
+function stoppedWhileStarting(remora: RunningRemora, log: Logger): boolean {
+  if (remora.lifecycle.phase !== 'stopped') return false;
+  log.info('stopped');
+  log.flush();
+  return true;
 }
 
 /** `remora wait-ready`: polls the admin /ready until it answers 200. */

@@ -1,22 +1,15 @@
 // Admin handlers for statistics: Prometheus exposition, /stats in text or JSON with a
 // regex filter, /server_info, run-time log level, and counter reset. Everything is
-// read from the workers' shared stats slabs through the StatsReader.
+// read from the workers' shared stats slabs through the StatsReader; /stats names and
+// order come from the stat tables (src/stats/tables/).
 
 import { REMORA_VERSION } from '../core/version.js';
 import type { ConfigSnapshot } from '../config/types.js';
 import type { Logger } from '../core/log.js';
 import type { StatsReader } from '../stats/reader.js';
-import {
-  ClusterCounter,
-  ClusterGauge,
-  ClusterHistogram,
-  FLAGS,
-  ListenerCounter,
-  ListenerGauge,
-  ListenerHistogram,
-  STATUS_CLASSES,
-  RESILIENCE_COUNTERS,
-} from '../stats/stat-names.js';
+import { CLUSTER_ROWS } from '../stats/tables/cluster.js';
+import { LISTENER_ROWS } from '../stats/tables/listener.js';
+import { kindIndexes, type StatKind, type StatRow } from '../stats/tables/table.js';
 import { quantiles, type Metrics } from './metrics.js';
 import type { WorkerPool } from './worker-pool.js';
 import type { Resilience } from './resilience.js';
@@ -36,7 +29,29 @@ export type AdminReply = [number, unknown, string?];
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
-/** Envoy-style flat stat names with their values. */
+/** A /stats line of a table: its name after the component prefix, and how to read it. */
+interface StatsEntry {
+  readonly name: string;
+  readonly kind: StatKind;
+  /** Offset among the rows of its kind (the handle's value). */
+  readonly index: number;
+}
+
+/** The rows of a table that /stats shows, in table order, with their handle values. */
+function statsEntries(rows: readonly StatRow[]): StatsEntry[] {
+  const index = kindIndexes(rows);
+  const out: StatsEntry[] = [];
+  rows.forEach((row, i) => {
+    if (row.stats !== null) out.push({ name: row.stats, kind: row.kind, index: index[i] });
+  });
+  return out;
+}
+
+const LISTENER_STATS = statsEntries(LISTENER_ROWS);
+const CLUSTER_STATS = statsEntries(CLUSTER_ROWS);
+
+/** Envoy-style flat stat names with their values: counters and gauges in table order,
+ *  then the histograms. */
 function flatStats(ctx: StatsContext): { counters: [string, number][]; histograms: [string, Record<string, number>][] } {
   const r = ctx.reader;
   r.fold();
@@ -45,35 +60,19 @@ function flatStats(ctx: StatsContext): { counters: [string, number][]; histogram
   const histograms: [string, Record<string, number>][] = [];
   for (const [name, slot] of Object.entries(slots.listeners)) {
     const p = `listener.${name}.`;
-    STATUS_CLASSES.forEach((c, i) => counters.push([`${p}downstream_rq_${c}`, r.listenerCounter(slot, ListenerCounter.Rq1xx + i)]));
-    counters.push([`${p}downstream_rq_active`, r.listenerGauge(slot, ListenerGauge.RqActive)]);
-    counters.push([`${p}downstream_cx_active`, r.listenerGauge(slot, ListenerGauge.CxActive)]);
-    counters.push([`${p}downstream_cx_total`, r.listenerCounter(slot, ListenerCounter.CxTotal)]);
-    counters.push([`${p}downstream_cx_overflow`, r.listenerCounter(slot, ListenerCounter.CxOverflow)]);
-    counters.push([`${p}downstream_rq_protocol_error`, r.listenerCounter(slot, ListenerCounter.RqProtocolError)]);
-    counters.push([`${p}downstream_bytes_received`, r.listenerCounter(slot, ListenerCounter.BytesIn)]);
-    counters.push([`${p}downstream_bytes_sent`, r.listenerCounter(slot, ListenerCounter.BytesOut)]);
-    counters.push([`${p}ratelimit.shadow`, r.listenerCounter(slot, ListenerCounter.RateLimitShadow)]);
-    counters.push([`${p}ssl.fail_verify_no_cert`, r.listenerCounter(slot, ListenerCounter.TlsNoCert)]);
-    counters.push([`${p}ssl.fail_verify_error`, r.listenerCounter(slot, ListenerCounter.TlsVerifyFailed)]);
-    counters.push([`${p}ssl.connection_error`, r.listenerCounter(slot, ListenerCounter.TlsOtherError)]);
-    FLAGS.forEach((f, i) => counters.push([`${p}response_flag.${f}`, r.listenerCounter(slot, ListenerCounter.FlagBase + i)]));
-    histograms.push([`${p}downstream_rq_time`, quantiles(r.listenerHistogram(slot, ListenerHistogram.Downstream))]);
+    for (const e of LISTENER_STATS) {
+      if (e.kind === 'counter') counters.push([p + e.name, r.listenerCounter(slot, e.index)]);
+      else if (e.kind === 'gauge') counters.push([p + e.name, r.listenerGauge(slot, e.index)]);
+      else histograms.push([p + e.name, quantiles(r.listenerHistogram(slot, e.index))]);
+    }
   }
   for (const [name, slot] of Object.entries(slots.clusters)) {
     const p = `cluster.${name}.`;
-    STATUS_CLASSES.forEach((c, i) => counters.push([`${p}upstream_rq_${c}`, r.clusterCounter(slot, ClusterCounter.Rq1xx + i)]));
-    counters.push([`${p}upstream_cx_total`, r.clusterCounter(slot, ClusterCounter.CxTotal)]);
-    counters.push([`${p}upstream_cx_active`, r.clusterGauge(slot, ClusterGauge.CxActive)]);
-    counters.push([`${p}upstream_cx_connect_fail`, r.clusterCounter(slot, ClusterCounter.CxConnectFail)]);
-    counters.push([`${p}upstream_rq_pending_active`, r.clusterGauge(slot, ClusterGauge.RqPending)]);
-    counters.push([`${p}upstream_rq_timeout`, r.clusterCounter(slot, ClusterCounter.RqTimeout)]);
-    counters.push([`${p}upstream_cx_reset`, r.clusterCounter(slot, ClusterCounter.Resets)]);
-    counters.push([`${p}upstream_protocol_error`, r.clusterCounter(slot, ClusterCounter.ProtocolErrors)]);
-    counters.push([`${p}upstream_keepalive_retry`, r.clusterCounter(slot, ClusterCounter.KeepAliveRetries)]);
-    for (const [counter, statName] of RESILIENCE_COUNTERS) counters.push([`${p}${statName}`, r.clusterCounter(slot, counter)]);
-    histograms.push([`${p}upstream_rq_time`, quantiles(r.clusterHistogram(slot, ClusterHistogram.Upstream))]);
-    histograms.push([`${p}proxy_overhead`, quantiles(r.clusterHistogram(slot, ClusterHistogram.Overhead))]);
+    for (const e of CLUSTER_STATS) {
+      if (e.kind === 'counter') counters.push([p + e.name, r.clusterCounter(slot, e.index)]);
+      else if (e.kind === 'gauge') counters.push([p + e.name, r.clusterGauge(slot, e.index)]);
+      else histograms.push([p + e.name, quantiles(r.clusterHistogram(slot, e.index))]);
+    }
   }
   return { counters, histograms };
 }

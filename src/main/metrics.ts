@@ -1,30 +1,23 @@
 // Prometheus exposition on the main thread: a prom-client registry whose Remora
-// metrics are read from the workers' shared stats slabs at scrape time (see
-// docs/metrics.md for names and meanings), plus prom-client's process metrics.
+// metrics are read from the workers' shared stats slabs at scrape time, family by
+// family as the stat tables declare them (src/stats/tables/; docs/metrics.md is
+// generated from the same tables), plus process and main-thread state.
 
 import client from 'prom-client';
 import type { ConfigSnapshot } from '../config/types.js';
 import { percentileUs, type HistogramSnapshot, type StatsReader } from '../stats/reader.js';
-import {
-  ClusterCounter,
-  ClusterGauge,
-  ClusterHistogram,
-  FLAGS,
-  ListenerCounter,
-  ListenerGauge,
-  ListenerHistogram,
-  PROMETHEUS_BUCKETS_US,
-  RECORD_BUCKETS_US,
-  STATUS_CLASSES,
-  RESILIENCE_COUNTERS,
-} from '../stats/stat-names.js';
-import { WorkerCell } from '../shared/stats-layout.js';
+import { PROMETHEUS_BUCKETS_US, RECORD_BUCKETS_US } from '../stats/stat-names.js';
+import { CLUSTER_ROWS } from '../stats/tables/cluster.js';
+import { LISTENER_ROWS } from '../stats/tables/listener.js';
+import { families, kindIndexes, type StatKind, type StatRow } from '../stats/tables/table.js';
+import { MAIN_THREAD_METRICS, type MainThreadMetricName } from '../stats/tables/main-thread.js';
+import { WORKER_ROWS, WorkerCell } from '../stats/tables/worker.js';
 import { ProcessMetrics } from './process-metrics.js';
 import type { WorkerPool } from './worker-pool.js';
 import type { CertStore } from './cert-store.js';
 import type { Resilience } from './resilience.js';
 import type { Lifecycle } from './lifecycle.js';
-import type { ConfigSourceInfo } from './remora.js';
+import type { ConfigSourceInfo } from './context.js';
 
 type Labels = Record<string, string | number>;
 interface Sample {
@@ -43,6 +36,12 @@ function computed(name: string, help: string, type: MetricType, collect: () => S
     aggregator: 'sum' as const,
     get: async () => ({ name, help, type, aggregator: 'sum' as const, values: collect() }),
   };
+}
+
+/** A main-thread family as MAIN_THREAD_METRICS declares it, computed at scrape time. */
+function mainThread(name: MainThreadMetricName, collect: () => Sample[]) {
+  const m = MAIN_THREAD_METRICS[name];
+  return computed(name, m.help, m.kind, collect);
 }
 
 /** Index of each Prometheus bound in the recording buckets (each is one of them). */
@@ -65,6 +64,47 @@ function histogramPrefixes(name: string, label: string): string[] {
     `${name}_count{${label}} `,
   ];
 }
+
+/** One row of an exported family: where to read it and its constant label text. */
+interface TrafficRow {
+  readonly kind: StatKind;
+  /** The row's handle value (offset among its kind). */
+  readonly index: number;
+  /** `,name="value"` for each constant label of the row ('' for none). */
+  readonly labels: string;
+}
+
+/** A Prometheus family of a slab table, with its HELP/TYPE header text. */
+interface TrafficFamily {
+  readonly name: string;
+  readonly kind: StatKind;
+  readonly header: string;
+  readonly rows: readonly TrafficRow[];
+}
+
+/** The Prometheus families of a stat table, header text made once at load. */
+function trafficFamilies(rows: readonly StatRow[]): TrafficFamily[] {
+  const index = kindIndexes(rows);
+  const indexOf = new Map(rows.map((row, i) => [row, index[i]]));
+  return families(rows).map((f) => ({
+    name: f.name,
+    kind: f.kind,
+    header: `# HELP ${f.name} ${f.help}\n# TYPE ${f.name} ${f.kind}\n`,
+    rows: f.rows.map((row) => ({
+      kind: row.kind,
+      index: indexOf.get(row)!,
+      labels: Object.entries(row.labels ?? {})
+        .map(([k, v]) => `,${k}="${escapeLabel(v)}"`)
+        .join(''),
+    })),
+  }));
+}
+
+const LISTENER_FAMILIES = trafficFamilies(LISTENER_ROWS);
+const CLUSTER_FAMILIES = trafficFamilies(CLUSTER_ROWS);
+const LISTENER_HISTOGRAMS = LISTENER_FAMILIES.filter((f) => f.kind === 'histogram');
+const CLUSTER_HISTOGRAMS = CLUSTER_FAMILIES.filter((f) => f.kind === 'histogram');
+const WORKER_FAMILIES = families(WORKER_ROWS);
 
 interface LabelCache {
   readonly version: number;
@@ -122,12 +162,6 @@ export class Metrics {
     const r = this.src.reader;
     const labels = this.labelText();
     const out: string[] = [];
-    const family = (name: string, help: string, type: MetricType): void => {
-      out.push(`# HELP ${name} ${help}\n# TYPE ${name} ${type}\n`);
-    };
-    const line = (name: string, label: string, value: number): void => {
-      out.push(`${name}{${label}} ${value}\n`);
-    };
     const histogram = (prefixes: readonly string[], h: HistogramSnapshot): void => {
       let cumulative = 0;
       let next = 0;
@@ -139,82 +173,38 @@ export class Metrics {
       const n = PROMETHEUS_BUCKETS_US.length;
       out.push(text + prefixes[n] + h.count + '\n' + prefixes[n + 1] + h.sumUs / 1e6 + '\n' + prefixes[n + 2] + h.count + '\n');
     };
-    const perListener = (fn: (label: string, slot: number) => void): void => {
-      for (const [label, slot] of labels.listeners) fn(label, slot);
-    };
-    const perCluster = (fn: (label: string, slot: number) => void): void => {
-      for (const [label, slot] of labels.clusters) fn(label, slot);
-    };
-    const clusterCounter = (name: string, help: string, counter: number): void => {
-      family(name, help, 'counter');
-      perCluster((l, slot) => line(name, l, r.clusterCounter(slot, counter)));
-    };
-    const listenerCounter = (name: string, help: string, counter: number): void => {
-      family(name, help, 'counter');
-      perListener((l, slot) => line(name, l, r.listenerCounter(slot, counter)));
-    };
-    const listenerGauge = (name: string, help: string, gauge: number): void => {
-      family(name, help, 'gauge');
-      perListener((l, slot) => line(name, l, r.listenerGauge(slot, gauge)));
-    };
-
-    family('remora_downstream_requests_total', 'Responses sent to clients, by listener and status class.', 'counter');
-    perListener((l, slot) =>
-      STATUS_CLASSES.forEach((c, i) =>
-        line('remora_downstream_requests_total', `${l},status_class="${c}"`, r.listenerCounter(slot, ListenerCounter.Rq1xx + i)),
-      ),
-    );
-    family('remora_downstream_response_flags_total', 'Responses carrying an Envoy-style response flag, by listener and flag.', 'counter');
-    perListener((l, slot) =>
-      FLAGS.forEach((f, i) =>
-        line('remora_downstream_response_flags_total', `${l},flag="${f}"`, r.listenerCounter(slot, ListenerCounter.FlagBase + i)),
-      ),
-    );
-    listenerGauge('remora_downstream_requests_active', 'Requests in flight, by listener.', ListenerGauge.RqActive);
-    listenerGauge('remora_downstream_connections_active', 'Open client connections, by listener.', ListenerGauge.CxActive);
-    listenerCounter('remora_downstream_connections_total', 'Client connections accepted, by listener.', ListenerCounter.CxTotal);
-    listenerCounter('remora_downstream_connection_overflows_total', 'Client connections closed at once because the listener had max_connections open.', ListenerCounter.CxOverflow);
-    listenerCounter('remora_downstream_protocol_errors_total', 'Requests refused by the HTTP/1 codec or its head checks (each closed its connection).', ListenerCounter.RqProtocolError);
-    listenerCounter('remora_downstream_bytes_received_total', 'Request body bytes received from clients.', ListenerCounter.BytesIn);
-    listenerCounter('remora_downstream_bytes_sent_total', 'Response body bytes sent to clients (proxied responses).', ListenerCounter.BytesOut);
-
-    family('remora_upstream_requests_total', 'Upstream responses by cluster and status class.', 'counter');
-    perCluster((l, slot) =>
-      STATUS_CLASSES.forEach((c, i) =>
-        line('remora_upstream_requests_total', `${l},status_class="${c}"`, r.clusterCounter(slot, ClusterCounter.Rq1xx + i)),
-      ),
-    );
-    clusterCounter('remora_upstream_connections_total', 'Upstream connections opened.', ClusterCounter.CxTotal);
-    family('remora_upstream_connections_active', 'Open upstream connections.', 'gauge');
-    perCluster((l, slot) => line('remora_upstream_connections_active', l, r.clusterGauge(slot, ClusterGauge.CxActive)));
-    clusterCounter('remora_upstream_connect_failures_total', 'Failed upstream connects, timeouts included.', ClusterCounter.CxConnectFail);
-    family('remora_upstream_pending_requests', 'Requests waiting for a pooled upstream connection.', 'gauge');
-    perCluster((l, slot) => line('remora_upstream_pending_requests', l, r.clusterGauge(slot, ClusterGauge.RqPending)));
-    clusterCounter('remora_upstream_timeouts_total', 'Requests that hit the route timeout.', ClusterCounter.RqTimeout);
-    clusterCounter('remora_upstream_resets_total', 'Upstream connections closed or reset mid-exchange.', ClusterCounter.Resets);
-    clusterCounter('remora_upstream_protocol_errors_total', 'Malformed upstream responses.', ClusterCounter.ProtocolErrors);
-    clusterCounter(
-      'remora_upstream_keepalive_retries_total',
-      'Requests resent on a fresh connection after the keep-alive race.',
-      ClusterCounter.KeepAliveRetries,
-    );
-    for (const [counter, , name, help] of RESILIENCE_COUNTERS) clusterCounter(name, help, counter);
-    family('remora_downstream_tls_handshake_errors_total', 'TLS handshakes refused on TLS listeners, by reason (no_client_cert, verify_failed, other).', 'counter');
-    perListener((l, slot) => {
-      line('remora_downstream_tls_handshake_errors_total', `${l},reason="no_client_cert"`, r.listenerCounter(slot, ListenerCounter.TlsNoCert));
-      line('remora_downstream_tls_handshake_errors_total', `${l},reason="verify_failed"`, r.listenerCounter(slot, ListenerCounter.TlsVerifyFailed));
-      line('remora_downstream_tls_handshake_errors_total', `${l},reason="other"`, r.listenerCounter(slot, ListenerCounter.TlsOtherError));
-    });
-    listenerCounter('remora_downstream_rate_limit_shadow_total', 'Requests a shadow-mode rate limit would have rejected.', ListenerCounter.RateLimitShadow);
-
-    family('remora_downstream_request_duration_seconds', 'Time from request arrival to the last response byte, by listener.', 'histogram');
-    labels.listeners.forEach(([l, slot], i) =>
-      histogram(labels.listenerHistogramPrefixes[i][0], r.listenerHistogram(slot, ListenerHistogram.Downstream)),
-    );
-    family('remora_upstream_request_duration_seconds', 'Time from the upstream request start to the end of its response, by cluster.', 'histogram');
-    labels.clusters.forEach(([, slot], i) => histogram(labels.clusterHistogramPrefixes[i][0], r.clusterHistogram(slot, ClusterHistogram.Upstream)));
-    family('remora_proxy_overhead_seconds', 'Downstream time minus upstream time: the time Remora added, by cluster.', 'histogram');
-    labels.clusters.forEach(([, slot], i) => histogram(labels.clusterHistogramPrefixes[i][1], r.clusterHistogram(slot, ClusterHistogram.Overhead)));
+    // Counters and gauges: listener families, then cluster families, in table order.
+    for (const f of LISTENER_FAMILIES) {
+      if (f.kind === 'histogram') continue;
+      out.push(f.header);
+      for (const [l, slot] of labels.listeners) {
+        for (const row of f.rows) {
+          const value = row.kind === 'gauge' ? r.listenerGauge(slot, row.index) : r.listenerCounter(slot, row.index);
+          out.push(`${f.name}{${l}${row.labels}} ${value}\n`);
+        }
+      }
+    }
+    for (const f of CLUSTER_FAMILIES) {
+      if (f.kind === 'histogram') continue;
+      out.push(f.header);
+      for (const [l, slot] of labels.clusters) {
+        for (const row of f.rows) {
+          const value = row.kind === 'gauge' ? r.clusterGauge(slot, row.index) : r.clusterCounter(slot, row.index);
+          out.push(`${f.name}{${l}${row.labels}} ${value}\n`);
+        }
+      }
+    }
+    // Histograms (one row per family), line text up to the value cached per config.
+    for (const f of LISTENER_HISTOGRAMS) {
+      out.push(f.header);
+      const h = f.rows[0].index;
+      labels.listeners.forEach(([, slot], i) => histogram(labels.listenerHistogramPrefixes[i][h], r.listenerHistogram(slot, h)));
+    }
+    for (const f of CLUSTER_HISTOGRAMS) {
+      out.push(f.header);
+      const h = f.rows[0].index;
+      labels.clusters.forEach(([, slot], i) => histogram(labels.clusterHistogramPrefixes[i][h], r.clusterHistogram(slot, h)));
+    }
     return out.join('');
   }
 
@@ -229,11 +219,9 @@ export class Metrics {
         version: snap.version,
         listeners,
         clusters,
-        listenerHistogramPrefixes: listeners.map(([l]) => [histogramPrefixes('remora_downstream_request_duration_seconds', l)]),
-        clusterHistogramPrefixes: clusters.map(([l]) => [
-          histogramPrefixes('remora_upstream_request_duration_seconds', l),
-          histogramPrefixes('remora_proxy_overhead_seconds', l),
-        ]),
+        // Indexed [slot entry][histogram handle].
+        listenerHistogramPrefixes: listeners.map(([l]) => LISTENER_HISTOGRAMS.map((f) => histogramPrefixes(f.name, l))),
+        clusterHistogramPrefixes: clusters.map(([l]) => CLUSTER_HISTOGRAMS.map((f) => histogramPrefixes(f.name, l))),
       };
     }
     return this.labelCache;
@@ -241,55 +229,48 @@ export class Metrics {
 
   private processDefinitions() {
     return [
-      computed('remora_worker_event_loop_delay_seconds', 'Event-loop delay per worker over its last full second.', 'gauge', () => {
-        const r = this.src.reader;
-        const out: Sample[] = [];
-        for (let w = 0; w < r.workerCount; w++) {
-          const worker = String(w);
-          out.push({ labels: { worker, stat: 'p50' }, value: r.workerCell(w, WorkerCell.LoopDelayP50) / 1e6 });
-          out.push({ labels: { worker, stat: 'p99' }, value: r.workerCell(w, WorkerCell.LoopDelayP99) / 1e6 });
-          out.push({ labels: { worker, stat: 'max' }, value: r.workerCell(w, WorkerCell.LoopDelayMax) / 1e6 });
-        }
-        return out;
-      }),
-      computed('remora_worker_heartbeat_age_seconds', 'Seconds since each worker last stored its heartbeat (about 1 when healthy).', 'gauge', () => {
-        const r = this.src.reader;
-        const now = Math.floor(Date.now() / 1000);
-        const out: Sample[] = [];
-        for (let w = 0; w < r.workerCount; w++) {
-          const beat = r.workerCell(w, WorkerCell.Heartbeat);
-          out.push({ labels: { worker: String(w) }, value: beat === 0 ? -1 : now - beat });
-        }
-        return out;
-      }),
-      computed('remora_tls_certificate_expiry_seconds', 'Seconds until each TLS certificate in use expires (negative: expired), by owner, role and serial.', 'gauge', () =>
+      ...WORKER_FAMILIES.map((f) =>
+        computed(f.name, f.help, f.kind, () => {
+          const r = this.src.reader;
+          const now = Math.floor(Date.now() / 1000);
+          const out: Sample[] = [];
+          for (let w = 0; w < r.workerCount; w++) {
+            for (const row of f.rows) {
+              const value = workerValue(row.handle, r.workerCell(w, WorkerCell[row.handle]), now);
+              out.push({ labels: { worker: String(w), ...(row as StatRow).labels }, value });
+            }
+          }
+          return out;
+        }),
+      ),
+      mainThread('remora_tls_certificate_expiry_seconds', () =>
         this.src.certs.certificates().map((c) => ({ labels: { owner: c.owner, role: c.role, serial: c.serial }, value: c.seconds_until_expiry })),
       ),
-      computed('remora_tls_earliest_expiry_seconds', 'Seconds until the earliest TLS certificate in use expires (alert well before 0); absent without TLS.', 'gauge', () => {
+      mainThread('remora_tls_earliest_expiry_seconds', () => {
         const s = this.src.certs.earliestExpirySeconds();
         return s === null ? [] : [{ labels: {}, value: s }];
       }),
-      computed('remora_tls_rotations_total', 'Changed TLS files: applied (new handshakes use them) or rejected (the old ones keep serving).', 'counter', () => [
+      mainThread('remora_tls_rotations_total', () => [
         { labels: { result: 'applied' }, value: this.src.certs.rotations.applied },
         { labels: { result: 'rejected' }, value: this.src.certs.rotations.rejected },
       ]),
-      computed('remora_worker_restarts_total', 'Worker replacements after a worker died.', 'counter', () =>
+      mainThread('remora_worker_restarts_total', () =>
         this.src.pool.slots.map((s) => ({ labels: { worker: String(s.slot) }, value: s.restarts })),
       ),
-      computed('remora_workers', 'Worker slots by state.', 'gauge', () => {
+      mainThread('remora_workers', () => {
         const counts: Record<string, number> = { starting: 0, listening: 0, restarting: 0, failed: 0, stopped: 0 };
         for (const s of this.src.pool.slots) counts[s.state] = (counts[s.state] ?? 0) + 1;
         return Object.entries(counts).map(([state, value]) => ({ labels: { state }, value }));
       }),
-      computed('remora_config_version', 'Config version applied.', 'gauge', () => [{ labels: {}, value: this.src.snapshot().version }]),
-      computed('remora_config_reloads_total', 'Config reloads applied.', 'counter', () => [{ labels: {}, value: this.src.lifecycle.reloads }]),
-      computed('remora_config_rejections_total', 'Config changes rejected by validation (the running config kept serving).', 'counter', () => [
+      mainThread('remora_config_version', () => [{ labels: {}, value: this.src.snapshot().version }]),
+      mainThread('remora_config_reloads_total', () => [{ labels: {}, value: this.src.lifecycle.reloads }]),
+      mainThread('remora_config_rejections_total', () => [
         { labels: {}, value: this.src.lifecycle.rejections },
       ]),
-      computed('remora_startup_seconds', 'Seconds from process start to ready (every worker listening); -1 before.', 'gauge', () => [
+      mainThread('remora_startup_seconds', () => [
         { labels: {}, value: this.src.lifecycle.startupMs < 0 ? -1 : this.src.lifecycle.startupMs / 1000 },
       ]),
-      computed('remora_ready', 'Whether /ready answers 200 (1) or 503 (0).', 'gauge', () => [
+      mainThread('remora_ready', () => [
         { labels: {}, value: this.src.lifecycle.readiness(this.src.pool.notListening(this.src.snapshot().version)).ready ? 1 : 0 },
       ]),
       ...this.resilienceDefinitions(),
@@ -303,13 +284,13 @@ export class Metrics {
     if (source === null) return [];
     const m = () => source.metrics();
     return [
-      computed('remora_xds_connected', 'Whether the xDS stream to a control plane is up (1) or not (0).', 'gauge', () => [{ labels: {}, value: m().connected }]),
-      computed('remora_xds_updates_total', 'xDS responses by result: ack (applied or warming) and nack (rejected; the running config kept serving).', 'counter', () => [
+      mainThread('remora_xds_connected', () => [{ labels: {}, value: m().connected }]),
+      mainThread('remora_xds_updates_total', () => [
         { labels: { result: 'ack' }, value: m().acks },
         { labels: { result: 'nack' }, value: m().nacks },
       ]),
-      computed('remora_xds_reconnects_total', 'Times the xDS stream was re-established.', 'counter', () => [{ labels: {}, value: m().reconnects }]),
-      computed('remora_xds_config_age_seconds', 'Seconds since the last config from the control plane was applied (-1: none yet).', 'gauge', () => [
+      mainThread('remora_xds_reconnects_total', () => [{ labels: {}, value: m().reconnects }]),
+      mainThread('remora_xds_config_age_seconds', () => [
         { labels: {}, value: m().configAgeS },
       ]),
     ];
@@ -321,17 +302,17 @@ export class Metrics {
     const res = this.src.resilience;
     const clusters = () => this.src.snapshot().config.clusters;
     return [
-      computed('remora_circuit_breaker_open', 'Whether a circuit-breaker resource is at its limit (1) or not (0), by cluster and resource.', 'gauge', () =>
+      mainThread('remora_circuit_breaker_open', () =>
         clusters().flatMap((c) =>
           Object.entries(res.breakers(c)).map(([resource, b]) => ({ labels: { cluster: c.name, resource }, value: b.open ? 1 : 0 })),
         ),
       ),
-      computed('remora_circuit_breaker_remaining', 'Room left under a circuit-breaker limit, by cluster and resource (all workers).', 'gauge', () =>
+      mainThread('remora_circuit_breaker_remaining', () =>
         clusters().flatMap((c) =>
           Object.entries(res.breakers(c)).map(([resource, b]) => ({ labels: { cluster: c.name, resource }, value: b.remaining })),
         ),
       ),
-      computed('remora_cluster_endpoints', 'Endpoints by state (healthy, ejected, unhealthy, pending_first_check, probation), by cluster.', 'gauge', () =>
+      mainThread('remora_cluster_endpoints', () =>
         clusters().flatMap((c) => {
           const counts: Record<string, number> = { healthy: 0, ejected: 0, unhealthy: 0, pending_first_check: 0, probation: 0 };
           for (const ep of c.endpoints) {
@@ -341,18 +322,18 @@ export class Metrics {
           return Object.entries(counts).map(([state, value]) => ({ labels: { cluster: c.name, state }, value }));
         }),
       ),
-      computed('remora_outlier_ejections_total', 'Endpoint ejections by outlier detection, by reason.', 'counter', () =>
+      mainThread('remora_outlier_ejections_total', () =>
         Object.entries(res.detector.ejections).map(([reason, value]) => ({ labels: { reason }, value })),
       ),
-      computed('remora_outlier_ejections_active', 'Endpoints ejected right now, by cluster.', 'gauge', () =>
+      mainThread('remora_outlier_ejections_active', () =>
         clusters()
           .filter((c) => c.outlier_detection !== undefined)
           .map((c) => ({ labels: { cluster: c.name }, value: res.detector.activeEjections(c.name) })),
       ),
-      computed('remora_outlier_ejections_overflow_total', 'Ejections not made because max_ejection_percent was reached.', 'counter', () => [
+      mainThread('remora_outlier_ejections_overflow_total', () => [
         { labels: {}, value: res.detector.overflows },
       ]),
-      computed('remora_health_checks_total', 'Active health checks, by result.', 'counter', () => {
+      mainThread('remora_health_checks_total', () => {
         const s = res.checker.stats();
         return [
           { labels: { result: 'success' }, value: s.successes },
@@ -361,13 +342,28 @@ export class Metrics {
           { labels: { result: 'bad_status' }, value: s.badStatus },
         ];
       }),
-      computed('remora_rate_limit_table_entries', 'Per-key rate-limit buckets in use (the table holds a fixed number).', 'gauge', () => [
+      mainThread('remora_rate_limit_table_entries', () => [
         { labels: {}, value: res.keyedTable().entries },
       ]),
-      computed('remora_rate_limit_table_evictions_total', 'Per-key buckets evicted (least recently used) to make room for a new key.', 'counter', () => [
+      mainThread('remora_rate_limit_table_evictions_total', () => [
         { labels: {}, value: res.keyedTable().evictions },
       ]),
     ];
+  }
+}
+
+/** The exported value of a worker cell as stored: loop delays µs → s, the heartbeat
+ *  (epoch seconds) → its age (-1 before the first). */
+function workerValue(handle: keyof typeof WorkerCell, stored: number, nowS: number): number {
+  switch (handle) {
+    case 'Heartbeat':
+      return stored === 0 ? -1 : nowS - stored;
+    case 'LoopDelayP50':
+    case 'LoopDelayP99':
+    case 'LoopDelayMax':
+      return stored / 1e6;
+    default:
+      return stored;
   }
 }
 

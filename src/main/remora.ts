@@ -1,6 +1,8 @@
 // A running Remora: resolves ports, starts the worker pool and the admin server, and
 // stops them in the order uWS needs (workers close their sockets before the process
-// exits; a plain exit with live uWS sockets aborts the process).
+// exits; a plain exit with live uWS sockets aborts the process). Every way out (a start
+// that fails, stop(), a drain that ends in a stop) releases everything through one
+// dispose().
 
 import type http from 'node:http';
 import type { ConfigError, ConfigSnapshot, RemoraConfig, TlsMaterialSet } from '../config/types.js';
@@ -8,7 +10,9 @@ import { formatErrors } from '../config/load.js';
 import { CertStore } from './cert-store.js';
 import { RemoraError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
-import { PROBE_PATHS, serverPort, startAdmin, type AdminContext } from './admin.js';
+import type { AdminContext } from './admin/context.js';
+import { PROBE_PATHS, serverPort, startAdmin } from './admin/server.js';
+import type { ConfigSourceInfo, RunningRemora } from './context.js';
 import { Lifecycle } from './lifecycle.js';
 import { WorkerCell } from '../shared/stats-layout.js';
 import { busyListenerPorts, heldPorts, resolvePorts } from './ports.js';
@@ -19,45 +23,297 @@ import { StatsReader } from '../stats/reader.js';
 import { Metrics } from './metrics.js';
 import { Resilience } from './resilience.js';
 
-export interface RunningRemora {
-  /** The config being served (changes on reload). */
-  readonly snapshot: ConfigSnapshot;
-  readonly adminPort: number;
-  /** Port of the probes server, or null when none is configured. */
-  readonly probesPort: number | null;
-  readonly lifecycle: Lifecycle;
-  /** Resolves when Remora has stopped, whatever stopped it (signal, /quitquitquit). */
-  readonly finished: Promise<void>;
-  /** Records a config that failed validation (the running config keeps serving). */
-  rejected(source: string, errors: readonly ConfigError[]): void;
-  /** Graceful stop (see docs/operations.md); `delay` waits drain.delay_ms first; with
-   *  `exit` false listeners only stop accepting (POST /drain_listeners). */
-  shutdown(reason: string, delay: boolean, exit?: boolean): Promise<void>;
-  /** Applies a new, already validated config as the next version. Listeners and
-   *  clusters that keep their names keep their state (stats, breakers, health, buckets).
-   *  Resolves true when every worker serves it. The worker count cannot change. */
-  reload(config: RemoraConfig): Promise<boolean>;
-  /** Stops now: listeners close, in-flight requests get `graceMs`. */
-  stop(graceMs?: number): Promise<void>;
-}
+export type { ConfigSourceInfo, RunningRemora } from './context.js';
 
-/** Where the config comes from, when not a file (xDS): shown in /config_dump and /metrics. */
-export interface ConfigSourceInfo {
-  describe(): Record<string, unknown>;
-  /** The mesh identity client's state (xDS mode with mesh_identity), for /certs. */
-  identity?(): unknown;
-  metrics(): { connected: number; nacks: number; acks: number; reconnects: number; configAgeS: number };
-}
-
+/** Starts Remora on `config`: resolves once every worker listens, or once a stop that
+ *  came while it started (POST /quitquitquit) has finished (`lifecycle.phase` is then
+ *  'stopped' and `finished` is resolved). Rejects with a RemoraError when it cannot start. */
 export async function startRemora(config: RemoraConfig, log: Logger, source: ConfigSourceInfo | null = null): Promise<RunningRemora> {
-  const resilience = new Resilience(log);
-  const listenerSlots = new SlotRegistry(MAX_LISTENERS);
-  const clusterSlots = new SlotRegistry(MAX_CLUSTERS, (slot) => resilience.clearClusterSlot(slot));
-  // Rotated TLS files reach the workers without a new config version.
-  let onRotate: (tls: TlsMaterialSet) => void = () => {};
-  const certs = new CertStore(log, (tls) => onRotate(tls));
-  const build = async (version: number, next: RemoraConfig, previous: ConfigSnapshot | null): Promise<ConfigSnapshot> => {
-    // A listener that keeps its name, address and port keeps the port it bound (port 0).
+  const remora = await Remora.create(config, log, source);
+  await remora.start();
+  return remora;
+}
+
+export class Remora implements RunningRemora {
+  readonly lifecycle = new Lifecycle();
+  readonly finished: Promise<void>;
+  private resolveFinished: () => void = () => {};
+  private current: ConfigSnapshot;
+  private readonly resilience: Resilience;
+  private readonly pool: WorkerPool;
+  private readonly reader: StatsReader;
+  private readonly adminCtx: AdminContext;
+  /** Admin and probes servers, once bound. */
+  private readonly servers: http.Server[] = [];
+  private adminServerPort = -1;
+  private probesServerPort: number | null = null;
+  // Every timer exists from construction, so that any exit path can clear it (a stop can
+  // come through the admin server before the workers are up).
+  private readonly folder: NodeJS.Timeout;
+  private readonly markServing: NodeJS.Timeout;
+  private readonly watchdog: NodeJS.Timeout;
+  /** stop()'s run, once called: from then on Remora only winds down. */
+  private stopping: Promise<void> | null = null;
+  /** shutdown()'s run, once called. */
+  private draining: Promise<void> | null = null;
+  private disposed: Promise<void> | null = null;
+  /** Reloads run one after the other. */
+  private reloading: Promise<boolean> = Promise.resolve(true);
+
+  /** Builds the first snapshot (ports, TLS files) and everything that serves it; nothing
+   *  listens before start(). */
+  static async create(config: RemoraConfig, log: Logger, source: ConfigSourceInfo | null = null): Promise<Remora> {
+    const snapshots = new Snapshots(log);
+    let first: ConfigSnapshot;
+    try {
+      first = await snapshots.build(1, config, null);
+    } catch (err) {
+      snapshots.close();
+      if (err instanceof TlsFilesRejected) throw new RemoraError('REMORA_ERR_CONFIG_INVALID', formatErrors('TLS files', err.errors));
+      if (err instanceof PortsRejected) throw new RemoraError('REMORA_ERR_LISTEN', err.errors.map((e) => e.message).join('; '));
+      throw err;
+    }
+    return new Remora(first, snapshots, log, source);
+  }
+
+  private constructor(
+    first: ConfigSnapshot,
+    private readonly snapshots: Snapshots,
+    private readonly log: Logger,
+    private readonly source: ConfigSourceInfo | null,
+  ) {
+    this.finished = new Promise<void>((resolve) => (this.resolveFinished = resolve));
+    this.current = first;
+    const { resilience, certs } = snapshots;
+    this.resilience = resilience;
+    resilience.applied(first.config, first.statSlots.clusters, first.stateSlots, first.tls.clusters);
+    this.pool = new WorkerPool(first.config.workers, first, log, resilience.buffer, resilience.epochMs);
+    this.pool.subscribe((_slot, msg) => resilience.onWorkerMessage(msg));
+    this.reader = new StatsReader(this.pool.slabs);
+    this.reader.setSlots(Object.values(first.statSlots.listeners), Object.values(first.statSlots.clusters));
+    snapshots.onRotate = (tls) => this.tlsRotated(tls);
+    const snapshot = (): ConfigSnapshot => this.current;
+    const metrics = new Metrics({ reader: this.reader, pool: this.pool, snapshot, resilience, lifecycle: this.lifecycle, source, certs });
+    this.adminCtx = {
+      pool: this.pool,
+      log,
+      reader: this.reader,
+      metrics,
+      snapshot,
+      resilience,
+      certs,
+      lifecycle: this.lifecycle,
+      source,
+      startedAt: Date.now(),
+      faultInjection: process.env.REMORA_FAULT_INJECTION === '1',
+      shutdown: (reason, delay, exit) => this.shutdown(reason, delay, exit),
+    };
+    // 32-bit cells must be folded before they can wrap; once a second is far more often.
+    this.folder = setInterval(() => this.reader.fold(), 1000);
+    this.folder.unref();
+    this.markServing = setInterval(() => this.pollReady(), 20);
+    this.markServing.unref();
+    this.watchdog = setInterval(() => this.checkHeartbeats(), 1000);
+    this.watchdog.unref();
+  }
+
+  get snapshot(): ConfigSnapshot {
+    return this.current;
+  }
+
+  get adminPort(): number {
+    return this.adminServerPort;
+  }
+
+  get probesPort(): number | null {
+    return this.probesServerPort;
+  }
+
+  /** Binds the admin (and probes) server, then starts every worker. Resolves when all
+   *  listen, or when a stop requested meanwhile has finished. */
+  async start(): Promise<void> {
+    const { admin, probes } = this.current.config;
+    try {
+      const server = await startAdmin(this.adminCtx, admin.address, admin.port);
+      this.servers.push(server);
+      this.adminServerPort = serverPort(server);
+    } catch (err) {
+      await this.dispose(0);
+      throw new RemoraError('REMORA_ERR_LISTEN', `admin cannot bind ${admin.address}:${admin.port}: ${String(err)}`);
+    }
+    // From here admin requests come in: POST /quitquitquit can stop Remora at any await.
+    if (probes !== undefined) {
+      try {
+        const server = await startAdmin(this.adminCtx, probes.address, probes.port, PROBE_PATHS);
+        this.servers.push(server);
+        this.probesServerPort = serverPort(server);
+        if (this.stopping !== null) server.close(); // bound after dispose() closed the others
+      } catch (err) {
+        if (this.stopping !== null) return this.finished;
+        await this.dispose(0);
+        throw new RemoraError('REMORA_ERR_LISTEN', `probes cannot bind ${probes.address}:${probes.port}: ${String(err)}`);
+      }
+    }
+    if (this.stopping !== null) return this.finished;
+    try {
+      // A pool stopped while it starts never reports all listening: stop ends the wait.
+      await Promise.race([this.pool.start(), this.finished]);
+    } catch (err) {
+      if (this.stopping !== null) return this.finished;
+      await this.dispose(0);
+      if (err instanceof RemoraError) throw err;
+      throw new RemoraError('REMORA_ERR_WORKER', err instanceof Error ? err.message : String(err), { cause: err });
+    }
+    if (this.stopping !== null) return this.finished;
+    void this.resilience.checker.firstRound().then(() => {
+      this.lifecycle.firstHealthRoundDone = true;
+      this.log.info('first round of active health checks done');
+    });
+  }
+
+  /** Applies a new, already validated config as the next version (RunningRemora.reload). */
+  reload(next: RemoraConfig): Promise<boolean> {
+    const run = (): Promise<boolean> => this.applyNext(next);
+    this.reloading = this.reloading.then(run, run);
+    return this.reloading;
+  }
+
+  rejected(source: string, errors: readonly ConfigError[]): void {
+    this.lifecycle.rejected(source, errors);
+    this.log.error({ source, errors }, 'config rejected; the running config keeps serving');
+  }
+
+  /** Graceful stop: /ready 503 at once; with `delay`, listeners keep accepting for
+   *  drain.delay_ms; then they stop and in-flight requests get drain.timeout_ms. With
+   *  `exit` false listeners only stop accepting (POST /drain_listeners). */
+  shutdown(reason: string, delay: boolean, exit = true): Promise<void> {
+    if (this.draining === null) {
+      const { delay_ms, timeout_ms } = this.current.config.drain;
+      this.lifecycle.phase = 'draining';
+      this.pool.drain();
+      this.log.info({ reason, delayMs: delay ? delay_ms : 0, timeoutMs: timeout_ms }, 'draining');
+      this.draining = (async () => {
+        if (delay && delay_ms > 0) await new Promise((r) => setTimeout(r, delay_ms));
+        if (!exit) {
+          this.pool.stopListening();
+          this.log.info('listeners stopped accepting (drain_listeners); still serving open connections');
+          return;
+        }
+        await this.stop(timeout_ms);
+      })();
+    }
+    return this.draining;
+  }
+
+  /** Stops now: listeners close, in-flight requests get `graceMs`. */
+  stop(graceMs = 5000): Promise<void> {
+    this.stopping ??= (async () => {
+      this.lifecycle.phase = 'draining';
+      await this.dispose(graceMs);
+      this.lifecycle.phase = 'stopped';
+      this.log.flush();
+      this.resolveFinished();
+    })();
+    return this.stopping;
+  }
+
+  /** Releases everything (once): timers, health checks, TLS file watchers, the admin
+   *  servers, then the workers (they close their sockets before the process may exit). */
+  private dispose(graceMs: number): Promise<void> {
+    this.disposed ??= (async () => {
+      clearInterval(this.folder);
+      clearInterval(this.markServing);
+      clearInterval(this.watchdog);
+      this.snapshots.close();
+      for (const server of this.servers) server.close();
+      await this.pool.stop(graceMs);
+    })();
+    return this.disposed;
+  }
+
+  private async applyNext(next: RemoraConfig): Promise<boolean> {
+    if (this.stopping !== null) return false; // its workers and TLS watchers are gone
+    let nextSnapshot: ConfigSnapshot;
+    try {
+      nextSnapshot = await this.snapshots.build(this.current.version + 1, { ...next, workers: this.current.config.workers }, this.current);
+    } catch (err) {
+      if (err instanceof PortsRejected) {
+        this.lifecycle.rejected('listener ports', err.errors);
+        this.log.error({ errors: err.errors }, 'config rejected: a listener port is in use; the running config keeps serving');
+        return false;
+      }
+      if (!(err instanceof TlsFilesRejected)) throw err;
+      this.lifecycle.rejected('TLS files', err.errors);
+      this.log.error({ errors: err.errors }, 'config rejected: its TLS files do not load; the running config keeps serving');
+      return false;
+    }
+    this.reader.fold(); // counts of slots about to be reused are taken first
+    this.reader.setSlots(Object.values(nextSnapshot.statSlots.listeners), Object.values(nextSnapshot.statSlots.clusters));
+    this.current = nextSnapshot;
+    this.resilience.applied(next, nextSnapshot.statSlots.clusters, nextSnapshot.stateSlots, nextSnapshot.tls.clusters);
+    const ok = await this.pool.apply(nextSnapshot);
+    this.lifecycle.reloaded();
+    this.log.info({ version: this.current.version, allWorkers: ok }, ok ? 'config applied' : 'config sent; not every worker confirmed it');
+    return ok;
+  }
+
+  /** Rotated TLS files reach the workers without a new config version. */
+  private tlsRotated(tls: TlsMaterialSet): void {
+    this.current = { ...this.current, tls };
+    this.pool.updateTls(tls);
+    this.resilience.tlsRotated(tls.clusters);
+  }
+
+  /** Every 20 ms until the first ready answer, which marks the end of startup. */
+  private pollReady(): void {
+    // readiness() marks the end of startup the first time it answers ready.
+    if (this.lifecycle.readiness(this.pool.notListening(this.current.version)).ready) {
+      clearInterval(this.markServing);
+      this.log.info({ startupMs: this.lifecycle.startupMs }, 'ready: serving with every worker');
+    }
+  }
+
+  /** Watchdog: a worker whose heartbeat stopped is stuck in JavaScript. This uWS build
+   *  cannot end one thread that holds sockets without aborting the process, so (as
+   *  Envoy's watchdog kill does) the process ends and its supervisor restarts it. */
+  private checkHeartbeats(): void {
+    const limit = this.current.config.worker_limits.heartbeat_timeout_ms;
+    if (limit <= 0 || this.stopping !== null) return;
+    const now = Math.floor(Date.now() / 1000);
+    for (const slot of this.pool.slots) {
+      if (slot.state !== 'listening') continue;
+      const beat = this.reader.workerCell(slot.slot, WorkerCell.Heartbeat);
+      if (beat === 0 || (now - beat) * 1000 < limit) continue;
+      this.log.fatal({ worker: slot.slot, threadId: slot.threadId, heartbeatAgeS: now - beat, limitMs: limit }, 'worker unresponsive: ending the process so its supervisor restarts it');
+      this.log.flush();
+      this.pool.stopListening();
+      setTimeout(() => process.kill(process.pid, 'SIGKILL'), 500);
+      clearInterval(this.watchdog);
+      return;
+    }
+  }
+}
+
+/** Builds config snapshots, and owns what outlives one: the stat-slot registries, the TLS
+ *  files in use (CertStore) and the shared resilience state. A listener that keeps its
+ *  name, address and port keeps the port it bound (port 0). */
+class Snapshots {
+  readonly resilience: Resilience;
+  readonly certs: CertStore;
+  /** Where rotated TLS files go (the running Remora, once it exists). */
+  onRotate: (tls: TlsMaterialSet) => void = () => {};
+  private readonly listenerSlots = new SlotRegistry(MAX_LISTENERS);
+  private readonly clusterSlots: SlotRegistry;
+
+  constructor(log: Logger) {
+    const resilience = new Resilience(log);
+    this.resilience = resilience;
+    this.clusterSlots = new SlotRegistry(MAX_CLUSTERS, (slot) => resilience.clearClusterSlot(slot));
+    this.certs = new CertStore(log, (tls) => this.onRotate(tls));
+  }
+
+  /** Rejects with PortsRejected or TlsFilesRejected when `next` cannot be served. */
+  async build(version: number, next: RemoraConfig, previous: ConfigSnapshot | null): Promise<ConfigSnapshot> {
     const keep = next.listeners.filter((l) => {
       const old = previous?.config.listeners.find((o) => o.name === l.name);
       return old !== undefined && old.address === l.address && old.port === l.port;
@@ -65,7 +321,7 @@ export async function startRemora(config: RemoraConfig, log: Logger, source: Con
     // Every listener, so that errors name its index in the config (kept ones are held).
     const busy = await busyListenerPorts(next.listeners, heldPorts(previous));
     if (busy.length > 0) throw new PortsRejected(busy);
-    const loaded = certs.load(next);
+    const loaded = this.certs.load(next);
     if (!loaded.ok) throw new TlsFilesRejected(loaded.errors);
     const boundPorts = await resolvePorts(next.listeners.filter((l) => !keep.includes(l)));
     for (const l of keep) boundPorts[l.name] = previous!.boundPorts[l.name];
@@ -74,204 +330,19 @@ export async function startRemora(config: RemoraConfig, log: Logger, source: Con
       config: next,
       boundPorts,
       statSlots: {
-        listeners: listenerSlots.assign(next.listeners.map((l) => l.name)),
-        clusters: clusterSlots.assign(next.clusters.map((c) => c.name)),
+        listeners: this.listenerSlots.assign(next.listeners.map((l) => l.name)),
+        clusters: this.clusterSlots.assign(next.clusters.map((c) => c.name)),
       },
-      stateSlots: resilience.assign(next),
+      stateSlots: this.resilience.assign(next),
       tls: loaded.tls,
     };
-  };
-  let snapshot: ConfigSnapshot;
-  try {
-    snapshot = await build(1, config, null);
-  } catch (err) {
-    certs.close();
-    if (err instanceof TlsFilesRejected) throw new RemoraError('REMORA_ERR_CONFIG_INVALID', formatErrors('TLS files', err.errors));
-    if (err instanceof PortsRejected) throw new RemoraError('REMORA_ERR_LISTEN', err.errors.map((e) => e.message).join('; '));
-    throw err;
   }
-  resilience.applied(config, snapshot.statSlots.clusters, snapshot.stateSlots, snapshot.tls.clusters);
-  const pool = new WorkerPool(config.workers, snapshot, log, resilience.buffer, resilience.epochMs);
-  pool.subscribe((_slot, msg) => resilience.onWorkerMessage(msg));
-  const reader = new StatsReader(pool.slabs);
-  reader.setSlots(Object.values(snapshot.statSlots.listeners), Object.values(snapshot.statSlots.clusters));
-  // 32-bit cells must be folded before they can wrap; once a second is far more often.
-  const folder = setInterval(() => reader.fold(), 1000);
-  folder.unref();
-  const lifecycle = new Lifecycle();
-  const metrics = new Metrics({ reader, pool, snapshot: () => snapshot, resilience, lifecycle, source, certs });
-  onRotate = (tls) => {
-    snapshot = { ...snapshot, tls };
-    pool.updateTls(tls);
-    resilience.tlsRotated(tls.clusters);
-  };
-  let stopped: Promise<void> | null = null;
-  let draining: Promise<void> | null = null;
-  let resolveFinished: () => void = () => {};
-  const finished = new Promise<void>((resolve) => (resolveFinished = resolve));
-  const servers: http.Server[] = [];
 
-  const stop = (graceMs: number): Promise<void> => {
-    stopped ??= (async () => {
-      lifecycle.phase = 'draining';
-      clearInterval(folder);
-      clearInterval(watchdog);
-      resilience.stop();
-      certs.close();
-      for (const server of servers) server.close();
-      await pool.stop(graceMs);
-      lifecycle.phase = 'stopped';
-      log.flush();
-      resolveFinished();
-    })();
-    return stopped;
-  };
-
-  /** Graceful stop: /ready 503 at once; with `delay`, listeners keep accepting for
-   *  drain.delay_ms; then they stop and in-flight requests get drain.timeout_ms. */
-  const shutdown = (reason: string, delay: boolean, exit = true): Promise<void> => {
-    if (draining === null) {
-      const { delay_ms, timeout_ms } = snapshot.config.drain;
-      lifecycle.phase = 'draining';
-      pool.drain();
-      log.info({ reason, delayMs: delay ? delay_ms : 0, timeoutMs: timeout_ms }, 'draining');
-      draining = (async () => {
-        if (delay && delay_ms > 0) await new Promise((r) => setTimeout(r, delay_ms));
-        if (!exit) {
-          pool.stopListening();
-          log.info('listeners stopped accepting (drain_listeners); still serving open connections');
-          return;
-        }
-        await stop(timeout_ms);
-      })();
-    }
-    return draining;
-  };
-
-  const adminCtx: AdminContext = {
-    pool,
-    log,
-    reader,
-    metrics,
-    snapshot: () => snapshot,
-    resilience,
-    certs,
-    lifecycle,
-    source,
-    startedAt: Date.now(),
-    faultInjection: process.env.REMORA_FAULT_INJECTION === '1',
-    shutdown,
-  };
-  let admin: http.Server;
-  try {
-    admin = await startAdmin(adminCtx, config.admin.address, config.admin.port);
-    servers.push(admin);
-  } catch (err) {
-    resilience.stop();
-    await pool.stop(0);
-    throw new RemoraError('REMORA_ERR_LISTEN', `admin cannot bind ${config.admin.address}:${config.admin.port}: ${String(err)}`);
+  /** Stops health checks and resilience timers, and the TLS file watchers. */
+  close(): void {
+    this.resilience.stop();
+    this.certs.close();
   }
-  let probes: http.Server | null = null;
-  if (config.probes !== undefined) {
-    try {
-      probes = await startAdmin(adminCtx, config.probes.address, config.probes.port, PROBE_PATHS);
-      servers.push(probes);
-    } catch (err) {
-      admin.close();
-      resilience.stop();
-      await pool.stop(0);
-      throw new RemoraError('REMORA_ERR_LISTEN', `probes cannot bind ${config.probes.address}:${config.probes.port}: ${String(err)}`);
-    }
-  }
-  try {
-    await pool.start();
-  } catch (err) {
-    for (const server of servers) server.close();
-    resilience.stop();
-    await pool.stop(0);
-    if (err instanceof RemoraError) throw err;
-    throw new RemoraError('REMORA_ERR_WORKER', err instanceof Error ? err.message : String(err), { cause: err });
-  }
-  void resilience.checker.firstRound().then(() => {
-    lifecycle.firstHealthRoundDone = true;
-    log.info('first round of active health checks done');
-  });
-  const markServing = setInterval(() => {
-    // readiness() marks the end of startup the first time it answers ready.
-    if (lifecycle.readiness(pool.notListening(snapshot.version)).ready) {
-      clearInterval(markServing);
-      log.info({ startupMs: lifecycle.startupMs }, 'ready: serving with every worker');
-    }
-  }, 20);
-  markServing.unref();
-
-  // Watchdog: a worker whose heartbeat stopped is stuck in JavaScript. This uWS build
-  // cannot end one thread that holds sockets without aborting the process, so (as
-  // Envoy's watchdog kill does) the process ends and its supervisor restarts it.
-  const watchdog = setInterval(() => {
-    const limit = snapshot.config.worker_limits.heartbeat_timeout_ms;
-    if (limit <= 0 || stopped !== null) return;
-    const now = Math.floor(Date.now() / 1000);
-    for (const slot of pool.slots) {
-      if (slot.state !== 'listening') continue;
-      const beat = reader.workerCell(slot.slot, WorkerCell.Heartbeat);
-      if (beat === 0 || (now - beat) * 1000 < limit) continue;
-      log.fatal({ worker: slot.slot, threadId: slot.threadId, heartbeatAgeS: now - beat, limitMs: limit }, 'worker unresponsive: ending the process so its supervisor restarts it');
-      log.flush();
-      pool.stopListening();
-      setTimeout(() => process.kill(process.pid, 'SIGKILL'), 500);
-      clearInterval(watchdog);
-      return;
-    }
-  }, 1000);
-  watchdog.unref();
-
-  let reloading: Promise<boolean> = Promise.resolve(true);
-  return {
-    get snapshot() {
-      return snapshot;
-    },
-    adminPort: serverPort(admin),
-    probesPort: probes !== null ? serverPort(probes) : null,
-    lifecycle,
-    finished,
-    reload(next: RemoraConfig) {
-      const run = async (): Promise<boolean> => {
-        let nextSnapshot: ConfigSnapshot;
-        try {
-          nextSnapshot = await build(snapshot.version + 1, { ...next, workers: snapshot.config.workers }, snapshot);
-        } catch (err) {
-          if (err instanceof PortsRejected) {
-            lifecycle.rejected('listener ports', err.errors);
-            log.error({ errors: err.errors }, 'config rejected: a listener port is in use; the running config keeps serving');
-            return false;
-          }
-          if (!(err instanceof TlsFilesRejected)) throw err;
-          lifecycle.rejected('TLS files', err.errors);
-          log.error({ errors: err.errors }, 'config rejected: its TLS files do not load; the running config keeps serving');
-          return false;
-        }
-        reader.fold(); // counts of slots about to be reused are taken first
-        reader.setSlots(Object.values(nextSnapshot.statSlots.listeners), Object.values(nextSnapshot.statSlots.clusters));
-        snapshot = nextSnapshot;
-        resilience.applied(next, snapshot.statSlots.clusters, snapshot.stateSlots, snapshot.tls.clusters);
-        const ok = await pool.apply(snapshot);
-        lifecycle.reloaded();
-        log.info({ version: snapshot.version, allWorkers: ok }, ok ? 'config applied' : 'config sent; not every worker confirmed it');
-        return ok;
-      };
-      reloading = reloading.then(run, run);
-      return reloading;
-    },
-    rejected(source: string, errors: readonly ConfigError[]) {
-      lifecycle.rejected(source, errors);
-      log.error({ source, errors }, 'config rejected; the running config keeps serving');
-    },
-    shutdown,
-    stop(graceMs = 5000) {
-      return stop(graceMs);
-    },
-  };
 }
 
 /** A config whose TLS files cannot be used (errors by config path). */

@@ -1,8 +1,9 @@
 // Layout of the per-worker stats slab: a SharedArrayBuffer of 32-bit cells that one
 // worker writes (Atomics.add/store) and the main thread reads (Atomics.load). This is
 // the only module that does offset arithmetic. The slab holds one block per listener
-// slot and one per cluster slot; slots are handed out by name (SlotRegistry), so a
-// name keeps its cells across config versions.
+// slot, one per cluster slot, then the worker's own cells; the sizes come from the stat
+// tables (src/stats/tables/, through src/stats/shapes.ts). Slots are handed out by name
+// (SlotRegistry), so a name keeps its cells across config versions.
 //
 // Counter cells wrap at 2^32; the main thread folds deltas into 64-bit totals at least
 // once a second (src/stats/reader.ts), which is safe while a cell grows by less than
@@ -10,18 +11,9 @@
 
 import { MAX_CLUSTERS, MAX_LISTENERS } from './limits.js';
 
-/** Cells describing the worker itself, stored once a second by the worker (gauges). */
-export const WorkerCell = {
-  /** Seconds since the epoch at the last store: the worker's heartbeat. */
-  Heartbeat: 0,
-  /** Event-loop delay over the last second, µs. */
-  LoopDelayP50: 1,
-  LoopDelayP99: 2,
-  LoopDelayMax: 3,
-  /** Open client connections of this worker, all listeners (max_downstream_connections). */
-  CxActive: 4,
-} as const;
-export const WORKER_CELLS = 5;
+// The worker cells are declared with the other stat tables (the only import from
+// src/stats here, a leaf module); re-exported where workers have always taken them.
+export { WORKER_CELLS, WorkerCell } from '../stats/tables/worker.js';
 
 /** Cell counts of one listener or cluster block. Inside a block: counters first, then
  *  gauges, then the histograms one after another. */
@@ -45,12 +37,14 @@ export class StatsLayout {
   constructor(
     readonly listener: BlockShape,
     readonly cluster: BlockShape,
+    /** Cells of the worker block (WorkerCell). */
+    readonly workerCells: number,
   ) {
     this.listenerBlock = blockSize(listener);
     this.clusterBlock = blockSize(cluster);
     this.clusterStart = MAX_LISTENERS * this.listenerBlock;
     this.workerStart = this.clusterStart + MAX_CLUSTERS * this.clusterBlock;
-    this.cells = this.workerStart + WORKER_CELLS;
+    this.cells = this.workerStart + workerCells;
   }
 
   listenerBase(slot: number): number {

@@ -76,6 +76,12 @@ export class StatsReader {
     return Atomics.load(this.views[w], LAYOUT.workerStart + cell);
   }
 
+  /** Cell `cell` (absolute, as LAYOUT computes it) of worker `w`'s own slab, as stored:
+   *  32 bits, wrapping, not folded. For per-worker views (GET /workers). */
+  rawCell(w: number, cell: number): number {
+    return Atomics.load(this.views[w], cell);
+  }
+
   get workerCount(): number {
     return this.views.length;
   }

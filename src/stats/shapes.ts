@@ -1,5 +1,6 @@
-// The stats layout Remora uses, built from the stat tables: block shapes and the
-// offsets of gauges and histograms inside a block. Shared by the worker's recorder and
+// The stats layout Remora uses, built from the stat tables (src/stats/tables/): block
+// shapes (how many rows of each kind) and the offsets of gauges and histograms inside
+// a block. Shared by the worker's recorder and
 // the main thread's reader.
 
 import { StatsLayout, type BlockShape } from '../shared/stats-layout.js';
@@ -12,6 +13,7 @@ import {
   LISTENER_HISTOGRAMS,
   RECORD_BUCKETS_US,
 } from './stat-names.js';
+import { WORKER_CELLS } from './tables/worker.js';
 
 /** Recording buckets + overflow + sum. */
 export const HISTOGRAM_CELLS = RECORD_BUCKETS_US.length + 2;
@@ -33,7 +35,7 @@ export const CLUSTER_SHAPE: BlockShape = {
   histogramCells: HISTOGRAM_CELLS,
 };
 
-export const LAYOUT = new StatsLayout(LISTENER_SHAPE, CLUSTER_SHAPE);
+export const LAYOUT = new StatsLayout(LISTENER_SHAPE, CLUSTER_SHAPE, WORKER_CELLS);
 
 export function gaugeOffset(shape: BlockShape, i: number): number {
   return shape.counters + i;

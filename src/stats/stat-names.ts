@@ -1,108 +1,35 @@
-// Every stat Remora keeps, declared once per component (Envoy's stat macros). The
-// layout (src/shared/stats-layout.ts) turns these lists into offsets; workers write by
-// index, the main thread names them for Prometheus (src/main/metrics.ts).
+// The handles workers count with, resolved from the stat tables (src/stats/tables/):
+// `ListenerCounter.CxTotal` is the CxTotal row's offset among the listener block's
+// counters. Plain objects built once at load, so a handle costs a property read.
+// Also the histogram bucket bounds. The layout (src/stats/shapes.ts) sizes blocks from
+// the same tables; the main thread names stats from them (src/main/admin-stats.ts,
+// src/main/metrics.ts).
 
-import { ResponseFlag } from '../core/flags.js';
+import { CLUSTER_ROWS } from './tables/cluster.js';
+import { FLAGS, LISTENER_ROWS } from './tables/listener.js';
+import { handles, rowsOf } from './tables/table.js';
 
-/** Response flags counted per listener (all but "none"). */
-export const FLAGS: readonly string[] = Object.values(ResponseFlag).filter((f) => f !== ResponseFlag.None);
+export { FLAGS } from './tables/listener.js';
+export { STATUS_CLASSES } from './tables/table.js';
 
-export const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
+/** Per-listener counters; flag counters are FlagBase + index into FLAGS. */
+export const ListenerCounter = (() => {
+  const h = handles(LISTENER_ROWS, 'counter');
+  return { ...h, FlagBase: h[`Flag${FLAGS[0]}`] };
+})();
+export const LISTENER_COUNTERS = rowsOf(LISTENER_ROWS, 'counter').length;
+export const ListenerGauge = handles(LISTENER_ROWS, 'gauge');
+export const LISTENER_GAUGES = rowsOf(LISTENER_ROWS, 'gauge').length;
+export const ListenerHistogram = handles(LISTENER_ROWS, 'histogram');
+export const LISTENER_HISTOGRAMS = rowsOf(LISTENER_ROWS, 'histogram').length;
 
-/** Per-listener counters, in slab order. The status-class block comes first. */
-export const ListenerCounter = {
-  Rq1xx: 0,
-  Rq2xx: 1,
-  Rq3xx: 2,
-  Rq4xx: 3,
-  Rq5xx: 4,
-  BytesIn: 5,
-  BytesOut: 6,
-  /** Requests a shadow-mode rate limit would have rejected (admitted anyway). */
-  RateLimitShadow: 7,
-  /** TLS handshakes refused: the client sent no certificate (Envoy ssl.fail_verify_no_cert). */
-  TlsNoCert: 8,
-  /** ... its certificate did not verify: unknown CA, expired (ssl.fail_verify_error). */
-  TlsVerifyFailed: 9,
-  /** ... any other handshake failure: protocol version, ciphers, garbage (ssl.connection_error). */
-  TlsOtherError: 10,
-  /** Connections accepted (downstream_cx_total). */
-  CxTotal: 11,
-  /** Connections closed at once because max_connections was reached (downstream_cx_overflow). */
-  CxOverflow: 12,
-  /** Requests the codec or the head checks refused (malformed framing, bad Host, too many
-   *  headers...); each closed its connection (downstream_rq_protocol_error). */
-  RqProtocolError: 13,
-  /** First of FLAGS.length flag counters. */
-  FlagBase: 14,
-} as const;
-export const LISTENER_COUNTERS = ListenerCounter.FlagBase + FLAGS.length;
-
-export const ListenerGauge = {
-  RqActive: 0,
-  /** Open downstream connections (also what max_connections is checked against). */
-  CxActive: 1,
-} as const;
-export const LISTENER_GAUGES = 2;
-
-/** Per-cluster counters, in slab order. */
-export const ClusterCounter = {
-  Rq1xx: 0,
-  Rq2xx: 1,
-  Rq3xx: 2,
-  Rq4xx: 3,
-  Rq5xx: 4,
-  CxTotal: 5,
-  CxConnectFail: 6,
-  RqTimeout: 7,
-  Resets: 8,
-  ProtocolErrors: 9,
-  KeepAliveRetries: 10,
-  CxOverflow: 11,
-  RqPendingOverflow: 12,
-  RqOverflow: 13,
-  RqRetry: 14,
-  RqRetrySuccess: 15,
-  RqRetryOverflow: 16,
-  RqRetryLimitExceeded: 17,
-  RqPerTryTimeout: 18,
-  OutlierNotified: 19,
-} as const;
-export const CLUSTER_COUNTERS = 20;
-
-/** Circuit-breaker and retry counters per cluster: [counter, /stats name (Envoy's),
- *  Prometheus name, help]. Exposition loops over this table. */
-export const RESILIENCE_COUNTERS: readonly (readonly [number, string, string, string])[] = [
-  [ClusterCounter.CxOverflow, 'upstream_cx_overflow', 'remora_upstream_connection_overflows_total',
-    'Times max_connections held a request back (it waited for a connection instead).'],
-  [ClusterCounter.RqPendingOverflow, 'upstream_rq_pending_overflow', 'remora_upstream_pending_overflows_total',
-    'Requests refused (503 UO) because max_pending_requests was reached.'],
-  [ClusterCounter.RqOverflow, 'upstream_rq_overflow', 'remora_upstream_request_overflows_total',
-    'Requests refused (503 UO) because max_requests was reached.'],
-  [ClusterCounter.RqRetry, 'upstream_rq_retry', 'remora_upstream_retries_total', 'Retries made.'],
-  [ClusterCounter.RqRetrySuccess, 'upstream_rq_retry_success', 'remora_upstream_retry_successes_total',
-    'Retries whose attempt succeeded.'],
-  [ClusterCounter.RqRetryOverflow, 'upstream_rq_retry_overflow', 'remora_upstream_retry_overflows_total',
-    'Retries not made because max_retries or the retry budget was reached (flag UO, as Envoy).'],
-  [ClusterCounter.RqRetryLimitExceeded, 'upstream_rq_retry_limit_exceeded', 'remora_upstream_retry_limit_exceeded_total',
-    'Requests that failed after num_retries retries (flag URX).'],
-  [ClusterCounter.RqPerTryTimeout, 'upstream_rq_per_try_timeout', 'remora_upstream_per_try_timeouts_total',
-    'Attempts that hit the per-try timeout.'],
-  [ClusterCounter.OutlierNotified, 'outlier_detection.failure_threshold_reached', 'remora_outlier_threshold_reached_total',
-    'Times an endpoint reached a consecutive-failure threshold (the main thread then decides on ejection).'],
-];
-
-export const ClusterGauge = {
-  CxActive: 0,
-  RqPending: 1,
-} as const;
-export const CLUSTER_GAUGES = 2;
-
-/** Histograms per listener and per cluster. */
-export const ListenerHistogram = { Downstream: 0 } as const;
-export const LISTENER_HISTOGRAMS = 1;
-export const ClusterHistogram = { Upstream: 0, Overhead: 1 } as const;
-export const CLUSTER_HISTOGRAMS = 2;
+/** Per-cluster counters, gauges and histograms. */
+export const ClusterCounter = handles(CLUSTER_ROWS, 'counter');
+export const CLUSTER_COUNTERS = rowsOf(CLUSTER_ROWS, 'counter').length;
+export const ClusterGauge = handles(CLUSTER_ROWS, 'gauge');
+export const CLUSTER_GAUGES = rowsOf(CLUSTER_ROWS, 'gauge').length;
+export const ClusterHistogram = handles(CLUSTER_ROWS, 'histogram');
+export const CLUSTER_HISTOGRAMS = rowsOf(CLUSTER_ROWS, 'histogram').length;
 
 /** Prometheus bucket upper bounds in microseconds (50 µs … 10 s). */
 export const PROMETHEUS_BUCKETS_US: readonly number[] = [

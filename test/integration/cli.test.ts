@@ -308,6 +308,9 @@ t.test('admin endpoints', async (t) => {
   const unknown = await admin(port, '/nope');
   t.equal(unknown.status, 404, 'an unknown admin path is 404');
   t.match(unknown.text, /GET \/ready/, 'the 404 lists the available paths');
+  for (const inherited of ['/constructor', '/toString', '/__proto__']) {
+    t.equal((await admin(port, inherited)).status, 404, `${inherited} (an Object property name) is an unknown path, not a 500`);
+  }
   const getOnPost = await admin(port, '/debug/crash_worker');
   t.equal(getOnPost.status, 405, 'GET on a POST-only path is 405');
   const postOnGet = await admin(port, '/ready', 'POST');

@@ -4,10 +4,12 @@
 // keep serving, /quitquitquit, the hung-worker watchdog, the memory limit, and the
 // limits that protect the sidecar (431, 413, slow headers).
 
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t from 'tap';
 import { admin, BIN, rawExchange, request, routesConfig, startRemora, startUpstream, type Reply, waitUntil } from '../helpers/remora.js';
 
@@ -176,6 +178,51 @@ t.test('POST /quitquitquit drains and exits 0 (how a Job ends its sidecar)', asy
   const exit = await new Promise<number | null>((resolve) => remora.child.once('exit', (code) => resolve(code)));
   t.equal(exit, 0, 'exit code 0');
   t.ok(Date.now() - started < 5000, `it does not wait for the drain delay (${Date.now() - started} ms)`);
+});
+
+t.test('POST /quitquitquit while the workers start: a clean exit 0', async (t) => {
+  // It used to end the process with exit 1 (ReferenceError: the watchdog timer did not
+  // exist yet). The workers are slowed by a preload that runs in every worker thread
+  // before Remora's code, so the admin server answers while they are still starting.
+  const up = await upstream('a');
+  const dir = mkdtempSync(join(tmpdir(), 'remora-quit-starting-'));
+  const preload = join(dir, 'slow-workers.cjs');
+  writeFileSync(preload, "if (!require('node:worker_threads').isMainThread) { const end = Date.now() + 1500; while (Date.now() < end); }\n");
+  const adminPort = await new Promise<number>((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+  const file = join(dir, 'config.json');
+  writeFileSync(file, JSON.stringify(oneRoute(up.port, { admin: { address: '127.0.0.1', port: adminPort }, drain: { delay_ms: 0, timeout_ms: 5000 } })));
+  const child = spawn(process.execPath, ['--require', preload, BIN, 'run', '--config', file], {
+    env: { ...process.env, REMORA_LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+    rmSync(dir, { recursive: true, force: true });
+    await up.close();
+  });
+
+  let reply: Reply | null = null;
+  const deadline = Date.now() + 10_000;
+  while (reply === null && Date.now() < deadline && child.exitCode === null) {
+    reply = await admin(adminPort, '/quitquitquit', 'POST').catch(() => null);
+    if (reply === null) await sleep(5);
+  }
+  t.equal(reply?.status, 200, 'POST /quitquitquit is accepted as soon as the admin port answers');
+  const exit = await exited;
+  t.same(exit, { code: 0, signal: null }, `the process exits 0 (output:\n${out})`);
+  t.notMatch(out, /ReferenceError|TypeError/, 'no error on the way out');
+  t.notMatch(out, /"msg":"remora ready"/, 'it was never announced ready: the stop came while the workers started');
+  t.match(out, /"msg":"draining"[^]*"msg":"stopped"/, 'the drain and the stop are logged');
 });
 
 t.test('hot reload under load: 20 reloads by file change and SIGHUP, zero failures; bad configs keep serving', async (t) => {

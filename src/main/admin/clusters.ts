@@ -1,0 +1,42 @@
+// Admin handler GET /clusters: per cluster its breakers, outlier ejections and, per
+// endpoint, health and the workers' connection-pool state summed over workers.
+
+import type { AdminHandler } from './context.js';
+
+export const clustersHandler: AdminHandler = async (ctx) => {
+  const replies = await ctx.pool.stats();
+  const snap = ctx.snapshot();
+  const res = ctx.resilience;
+  const checks = res.healthChecks();
+  const clusters = snap.config.clusters.map((c) => ({
+    name: c.name,
+    lb_policy: c.lb_policy,
+    circuit_breakers: res.breakers(c),
+    outlier_detection: c.outlier_detection !== undefined ? { ejected_now: res.detector.activeEjections(c.name) } : null,
+    endpoints: c.endpoints.map((ep) => {
+      const key = `${ep.address}:${ep.port}`;
+      let active = 0;
+      let connections = 0;
+      let idle = 0;
+      let queued = 0;
+      for (const r of replies) {
+        const state = r.clusters[c.name]?.find((e) => e.endpoint === key);
+        if (state === undefined) continue;
+        active += state.active;
+        connections += state.connections;
+        idle += state.idle;
+        queued += state.queued;
+      }
+      return {
+        address: ep.address,
+        port: ep.port,
+        ...res.endpointHealth(c.name, ep.address, ep.port, checks),
+        active_requests: active,
+        connections,
+        idle_connections: idle,
+        queued_requests: queued,
+      };
+    }),
+  }));
+  return [200, { version: snap.version, clusters, rate_limit_table: res.keyedTable() }];
+};

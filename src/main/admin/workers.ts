@@ -1,0 +1,35 @@
+// Admin handlers for the worker threads: GET /workers (each slot's state, thread,
+// config version, restarts, requests in flight, and its counters read from its stats
+// slab) and the fault injection that tests use
+// (POST /debug/hang_worker, /debug/crash_worker; only with REMORA_FAULT_INJECTION=1).
+
+import { workerStatsView } from '../../stats/worker-view.js';
+import type { AdminHandler } from './context.js';
+
+export const workersHandler: AdminHandler = async (ctx) => {
+  const replies = await ctx.pool.stats();
+  return [
+    200,
+    {
+      uptime_s: Math.round((Date.now() - ctx.startedAt) / 1000),
+      workers: ctx.pool.slots.map((s) => {
+        const r = replies.find((x) => x.slot === s.slot);
+        return { slot: s.slot, state: s.state, thread_id: s.threadId, version: s.version, restarts: s.restarts, inflight: r?.inflight ?? null, stats: workerStatsView(ctx.reader, s.slot) };
+      }),
+    },
+  ];
+};
+
+const FAULT_INJECTION_OFF: [number, string] = [404, 'fault injection is off (set REMORA_FAULT_INJECTION=1)\n'];
+
+export const hangWorkerHandler: AdminHandler = (ctx, url) => {
+  if (!ctx.faultInjection) return FAULT_INJECTION_OFF;
+  const slot = Number(url.searchParams.get('slot') ?? '0');
+  return ctx.pool.hang(slot) ? [200, `hanging worker ${slot}\n`] : [404, `no live worker ${slot}\n`];
+};
+
+export const crashWorkerHandler: AdminHandler = (ctx, url) => {
+  if (!ctx.faultInjection) return FAULT_INJECTION_OFF;
+  const slot = Number(url.searchParams.get('slot') ?? '0');
+  return ctx.pool.crash(slot) ? [200, `crashing worker ${slot}\n`] : [404, `no live worker ${slot}\n`];
+};

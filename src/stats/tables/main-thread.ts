@@ -1,0 +1,160 @@
+// Prometheus families the main thread computes from its own state at scrape time
+// (workers, config, TLS files, circuit breakers, outlier detection, health checks, xDS):
+// declared once here, keyed by name. src/main/metrics.ts collects them by these names;
+// docs/metrics.md lists them from this table (src/stats/metrics-doc.ts). The
+// remora_process_* families are declared in src/main/process-metrics.ts.
+
+import type { StatKind } from './table.js';
+
+export interface MainThreadMetric {
+  readonly kind: StatKind;
+  /** Label names, in the order samples carry them. */
+  readonly labels: readonly string[];
+  /** Prometheus HELP text. */
+  readonly help: string;
+  /** Meaning in docs/metrics.md. */
+  readonly doc: string;
+}
+
+export const MAIN_THREAD_METRICS = {
+  remora_tls_certificate_expiry_seconds: {
+    kind: 'gauge',
+    labels: ['owner', 'role', 'serial'],
+    help: 'Seconds until each TLS certificate in use expires (negative: expired), by owner, role and serial.',
+    doc: 'seconds until each certificate in use expires (server/client leaf and each CA; negative once expired)',
+  },
+  remora_tls_earliest_expiry_seconds: {
+    kind: 'gauge',
+    labels: [],
+    help: 'Seconds until the earliest TLS certificate in use expires (alert well before 0); absent without TLS.',
+    doc: 'seconds until the earliest certificate in use expires; alert on it, e.g. `remora_tls_earliest_expiry_seconds < 7 * 86400` (absent without TLS)',
+  },
+  remora_tls_rotations_total: {
+    kind: 'counter',
+    labels: ['result'],
+    help: 'Changed TLS files: applied (new handshakes use them) or rejected (the old ones keep serving).',
+    doc: 'changed TLS files: `applied` (new handshakes use them) or `rejected` (broken, mismatched or expired; the old ones keep serving)',
+  },
+  remora_worker_restarts_total: {
+    kind: 'counter',
+    labels: ['worker'],
+    help: 'Worker replacements after a worker died.',
+    doc: 'replacements after a worker died',
+  },
+  remora_workers: {
+    kind: 'gauge',
+    labels: ['state'],
+    help: 'Worker slots by state.',
+    doc: 'worker slots by state (starting, listening, restarting, failed, stopped)',
+  },
+  remora_config_version: {
+    kind: 'gauge',
+    labels: [],
+    help: 'Config version applied.',
+    doc: 'config version applied',
+  },
+  remora_config_reloads_total: {
+    kind: 'counter',
+    labels: [],
+    help: 'Config reloads applied.',
+    doc: 'config reloads applied',
+  },
+  remora_config_rejections_total: {
+    kind: 'counter',
+    labels: [],
+    help: 'Config changes rejected by validation (the running config kept serving).',
+    doc: 'config changes rejected by validation (the running config kept serving)',
+  },
+  remora_startup_seconds: {
+    kind: 'gauge',
+    labels: [],
+    help: 'Seconds from process start to ready (every worker listening); -1 before.',
+    doc: 'seconds from process start to ready (every worker listening); -1 before',
+  },
+  remora_ready: {
+    kind: 'gauge',
+    labels: [],
+    help: 'Whether /ready answers 200 (1) or 503 (0).',
+    doc: 'whether `/ready` answers 200 (1) or 503 (0)',
+  },
+  remora_xds_connected: {
+    kind: 'gauge',
+    labels: [],
+    help: 'Whether the xDS stream to a control plane is up (1) or not (0).',
+    doc: 'xDS mode: whether the stream to the control plane is up (1) or not (0)',
+  },
+  remora_xds_updates_total: {
+    kind: 'counter',
+    labels: ['result'],
+    help: 'xDS responses by result: ack (applied or warming) and nack (rejected; the running config kept serving).',
+    doc: 'xDS mode: responses by result, `ack` (applied or warming) or `nack` (rejected; the running config kept serving)',
+  },
+  remora_xds_reconnects_total: {
+    kind: 'counter',
+    labels: [],
+    help: 'Times the xDS stream was re-established.',
+    doc: 'xDS mode: times the stream was re-established',
+  },
+  remora_xds_config_age_seconds: {
+    kind: 'gauge',
+    labels: [],
+    help: 'Seconds since the last config from the control plane was applied (-1: none yet).',
+    doc: 'xDS mode: seconds since the last config from the control plane was applied (-1: none yet)',
+  },
+  remora_circuit_breaker_open: {
+    kind: 'gauge',
+    labels: ['cluster', 'resource'],
+    help: 'Whether a circuit-breaker resource is at its limit (1) or not (0), by cluster and resource.',
+    doc: '1 when a breaker resource (connections, pending_requests, requests, retries) is at its limit, process-wide',
+  },
+  remora_circuit_breaker_remaining: {
+    kind: 'gauge',
+    labels: ['cluster', 'resource'],
+    help: 'Room left under a circuit-breaker limit, by cluster and resource (all workers).',
+    doc: 'room left under each breaker limit, process-wide (Envoy: `circuit_breakers.default.remaining_*`)',
+  },
+  remora_cluster_endpoints: {
+    kind: 'gauge',
+    labels: ['cluster', 'state'],
+    help: 'Endpoints by state (healthy, ejected, unhealthy, pending_first_check, probation), by cluster.',
+    doc: 'endpoints by state: healthy, ejected, unhealthy, pending_first_check, probation',
+  },
+  remora_outlier_ejections_total: {
+    kind: 'counter',
+    labels: ['reason'],
+    help: 'Endpoint ejections by outlier detection, by reason.',
+    doc: 'ejections: consecutive_5xx, consecutive_gateway, success_rate, probation_failure (Envoy: `outlier_detection.ejections_enforced_*`)',
+  },
+  remora_outlier_ejections_active: {
+    kind: 'gauge',
+    labels: ['cluster'],
+    help: 'Endpoints ejected right now, by cluster.',
+    doc: 'endpoints ejected now (Envoy: `outlier_detection.ejections_active`)',
+  },
+  remora_outlier_ejections_overflow_total: {
+    kind: 'counter',
+    labels: [],
+    help: 'Ejections not made because max_ejection_percent was reached.',
+    doc: 'ejections not made because `max_ejection_percent` was reached (Envoy: `outlier_detection.ejections_overflow`)',
+  },
+  remora_health_checks_total: {
+    kind: 'counter',
+    labels: ['result'],
+    help: 'Active health checks, by result.',
+    doc: 'active health checks: success, timeout, network_error, bad_status',
+  },
+  remora_rate_limit_table_entries: {
+    kind: 'gauge',
+    labels: [],
+    help: 'Per-key rate-limit buckets in use (the table holds a fixed number).',
+    doc: 'per-key rate-limit buckets in use (of 65,536)',
+  },
+  remora_rate_limit_table_evictions_total: {
+    kind: 'counter',
+    labels: [],
+    help: 'Per-key buckets evicted (least recently used) to make room for a new key.',
+    doc: 'per-key buckets evicted (least recently used) to make room',
+  },
+} as const satisfies Record<string, MainThreadMetric>;
+
+export type MainThreadMetricName = keyof typeof MAIN_THREAD_METRICS;
