@@ -22,7 +22,7 @@
 import { hostname } from 'node:os';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../core/log.js';
-import { TypeUrl, type AnyMessage } from '../control/xds-protos.js';
+import { TypeUrl, type AnyMessage } from '../xds/protos.js';
 import { DEFAULT_GROUP, PUSH_ORDER, WILDCARD_TYPES, type SnapshotStore } from './snapshots.js';
 
 /** Version sent to a node whose group does not exist (with empty resource sets). */

@@ -5,8 +5,8 @@
 
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../core/log.js';
-import { loadXdsProtos } from '../control/xds-protos.js';
-import * as xdsResources from '../control/xds-resources.js';
+import { loadXdsProtos } from '../xds/protos.js';
+import * as xdsResources from '../xds/encode.js';
 import { AdsService, type NodeStatus } from './ads.js';
 import type { MeshCa, MeshCaOptions } from './mesh-ca.js';
 import { loadControlPlaneProtos, managementHandlers, pushSnapshot, type PushOutcome } from './management.js';
@@ -33,7 +33,7 @@ export interface ControlPlaneOptions {
   readonly debounceMs?: number;
   /** Periodic full rescan of the directory. Default 10000 ms; 0 = off. */
   readonly rescanIntervalMs?: number;
-  /** The config → xDS translation. Default: src/control/xds-resources.ts. */
+  /** The config → xDS translation. Default: src/xds/encode.ts. */
   readonly translator?: XdsTranslator;
   /** Serve the mesh CA (remora.control.v1.MeshCertificateService) on the ADS port. */
   readonly ca?: MeshCaOptions;

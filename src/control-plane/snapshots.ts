@@ -17,9 +17,9 @@ import { parseConfigText } from '../config/load.js';
 import type { ConfigError, RemoraConfig } from '../config/types.js';
 import { validateConfig } from '../config/validate.js';
 import type { Logger } from '../core/log.js';
-import { loadXdsProtos, TypeUrl, type AnyMessage, type ProtoObject } from '../control/xds-protos.js';
+import { loadXdsProtos, TypeUrl, type AnyMessage, type ProtoObject } from '../xds/protos.js';
 
-/** The translation of a config into xDS resources: src/control/xds-resources.ts
+/** The translation of a config into xDS resources: src/xds/encode.ts
  *  (injectable for tests). */
 export interface XdsTranslator {
   toXdsResources(

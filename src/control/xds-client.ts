@@ -10,7 +10,7 @@
 
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../core/log.js';
-import { loadXdsProtos, TypeUrl, type AnyMessage, type ProtoObject } from './xds-protos.js';
+import { loadXdsProtos, TypeUrl, type AnyMessage, type ProtoObject } from '../xds/protos.js';
 
 /** The four resource types, in the order a control plane is asked for them. */
 export const RESOURCE_TYPES = [TypeUrl.Listener, TypeUrl.Cluster, TypeUrl.RouteConfiguration, TypeUrl.ClusterLoadAssignment] as const;

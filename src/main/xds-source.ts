@@ -10,11 +10,12 @@
 
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { busyListenerPortsSync, heldPorts } from './ports.js';
-import { edsClusters, formatRejection, referencedRoutes, translateXds, type XdsResourceSet } from '../config/xds-translate.js';
+import { edsClusters, referencedRoutes, type XdsResourceSet } from '../xds/resources.js';
+import { formatRejection, translateXds } from '../xds/translate.js';
 import { validateConfig } from '../config/validate.js';
 import type { RemoraConfig, XdsBootstrap } from '../config/types.js';
 import type { Logger } from '../core/log.js';
-import { TypeUrl } from '../control/xds-protos.js';
+import { TypeUrl } from '../xds/protos.js';
 import { XdsClient, type ResourceMaps } from '../control/xds-client.js';
 import type { MeshIdentityClient } from '../control/mesh-identity.js';
 import { startRemora, type RunningRemora } from './remora.js';

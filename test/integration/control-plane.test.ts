@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
-import { loadXdsProtos, TypeUrl, type AnyMessage, type ProtoObject } from '../../src/control/xds-protos.js';
+import { loadXdsProtos, TypeUrl, type AnyMessage, type ProtoObject } from '../../src/xds/protos.js';
 import { loadControlPlaneProtos, startControlPlane, type RunningControlPlane } from '../../src/control-plane/server.js';
 
 const LDS = TypeUrl.Listener;

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { pino } from 'pino';
 import { startControlPlane, type RunningControlPlane } from '../../src/control-plane/server.js';
-import { toXdsResources, grpcApiListener } from '../../src/control/xds-resources.js';
+import { toXdsResources, grpcApiListener } from '../../src/xds/encode.js';
 import { freePort } from '../../src/main/ports.js';
 import { admin, request, startRemora, startUpstream, waitUntil } from '../helpers/remora.js';
 import { TestPki } from '../helpers/certs.js';

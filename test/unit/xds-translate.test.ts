@@ -1,5 +1,5 @@
-// Unit tests for the xDS translation (src/config/xds-translate.ts) and its inverse
-// (src/control/xds-resources.ts): Remora configs survive toXdsResources → encodeAny →
+// Unit tests for the xDS translation (src/xds/translate.ts) and its inverse
+// (src/xds/encode.ts): Remora configs survive toXdsResources → encodeAny →
 // decodeAny → translateXds unchanged; unsupported fields are rejected with the resource
 // name and the field path; validateConfig's errors point at the xDS field; missing
 // RDS/EDS resources are "not ready", not errors; Envoy's defaults and Durations.
@@ -7,11 +7,10 @@
 import t from 'tap';
 import { validateConfig } from '../../src/config/validate.js';
 import type { RemoraConfig } from '../../src/config/types.js';
-import {
-  edsClusters, formatRejection, missingResources, referencedRoutes, translateXds, type XdsResourceSet, type XdsTranslateResult,
-} from '../../src/config/xds-translate.js';
-import { grpcApiListener, toXdsResources } from '../../src/control/xds-resources.js';
-import { loadXdsProtos, TypeUrl, type AnyMessage, type ProtoObject } from '../../src/control/xds-protos.js';
+import { edsClusters, missingResources, referencedRoutes, type XdsResourceSet } from '../../src/xds/resources.js';
+import { formatRejection, translateXds, type XdsTranslateResult } from '../../src/xds/translate.js';
+import { grpcApiListener, toXdsResources } from '../../src/xds/encode.js';
+import { loadXdsProtos, TypeUrl, type AnyMessage, type ProtoObject } from '../../src/xds/protos.js';
 
 type Obj = ProtoObject;
 interface MutableSet {

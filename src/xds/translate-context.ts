@@ -1,14 +1,12 @@
-// The reading side of the xDS translation (src/config/xds-translate.ts and its
-// xds-translate-*.ts parts): plain-data accessors for decoded protos, where a problem is
-// (resource, field path), marks that map raw Remora paths back to xDS fields, and Ctx,
-// which collects rejections and decodes Anys, Durations, percentages and the Remora
-// metadata extensions.
-//
-// proto-loader gives plain data: only fields that were on the wire, 64-bit integers and
-// enums as strings, wrappers as {value}. A proto3 scalar at its zero value is the same as
-// unset (conforming senders do not even encode it).
+// The reading side of the xDS translation (src/xds/translate.ts and its translate-*.ts
+// parts): where a problem is (resource, field path), and Ctx, which collects rejections
+// and decodes Anys, Durations, percentages and the Remora metadata extensions; plus the
+// readers several resource types share (names, socket addresses, config sources).
+// Plain-data accessors are in src/xds/read.ts, the writing side in translate-fields.ts.
 
-import { loadXdsProtos, type ProtoObject } from '../control/xds-protos.js';
+import { REMORA_METADATA } from './names.js';
+import { loadXdsProtos } from './protos.js';
+import { asNum, asObj, asStr, fromStruct, isObj, isSet, type Obj } from './read.js';
 
 /** One rejected field. `message` says what is wrong; `formatRejection` adds where. */
 export interface XdsRejection {
@@ -20,59 +18,12 @@ export interface XdsRejection {
   readonly message: string;
 }
 
-/** `filter_metadata` namespace of the Remora-only fields (see docs/xds.md). */
-export const REMORA_METADATA = 'remora';
 export const UNSUPPORTED = 'field not supported by Remora';
-
-export type Obj = ProtoObject;
 
 /** `Listener "in" filter_chains[0]: message` — the form used in NACKs and logs. */
 export function formatRejection(r: XdsRejection): string {
   const kind = r.typeUrl === '' ? '' : `${r.typeUrl.slice(r.typeUrl.lastIndexOf('.') + 1)} `;
   return `${kind}"${r.name}"${r.path === '' ? '' : ` ${r.path}`}: ${r.message}`;
-}
-
-
-export function isObj(v: unknown): v is Obj {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
-}
-export const asObj = (v: unknown): Obj | undefined => (isObj(v) ? v : undefined);
-export const asArr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
-export const asStr = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
-export const asNum = (v: unknown): number => (typeof v === 'number' ? v : typeof v === 'string' && v !== '' ? Number(v) : 0);
-
-export function isSet(v: unknown): boolean {
-  if (v === undefined || v === null || v === '' || v === 0 || v === '0' || v === false) return false;
-  if (Array.isArray(v) || v instanceof Uint8Array) return v.length > 0;
-  return true;
-}
-
-/** A UInt32Value / UInt64Value / DoubleValue / Percent: its number, or undefined when unset. */
-export function wrapped(v: unknown): number | undefined {
-  const o = asObj(v);
-  return o === undefined ? undefined : asNum(o.value);
-}
-
-/** A BoolValue: its boolean, or undefined when unset. */
-export function wrappedBool(v: unknown): boolean | undefined {
-  const o = asObj(v);
-  return o === undefined ? undefined : o.value === true;
-}
-
-/** google.protobuf.Struct → plain data (protobufjs names Value's fields in camelCase). */
-export function fromStruct(s: Obj): Obj {
-  const out: Obj = {};
-  for (const [k, v] of Object.entries(asObj(s.fields) ?? {})) out[k] = fromValue(asObj(v) ?? {});
-  return out;
-}
-
-function fromValue(v: Obj): unknown {
-  if (v.numberValue !== undefined) return v.numberValue;
-  if (v.stringValue !== undefined) return v.stringValue;
-  if (v.boolValue !== undefined) return v.boolValue;
-  if (v.structValue !== undefined) return fromStruct(asObj(v.structValue) ?? {});
-  if (v.listValue !== undefined) return asArr(asObj(v.listValue)?.values).map((x) => fromValue(asObj(x) ?? {}));
-  return null;
 }
 
 // ---------------------------------------------------------------------------
@@ -91,13 +42,6 @@ export function sub(loc: Loc, key: string | number): Loc {
   const k = typeof key === 'number' ? `[${key}]` : key;
   const path = loc.path === '' ? k.replace(/^\./, '') : k.startsWith('[') ? `${loc.path}${k}` : `${loc.path}.${k}`;
   return { ...loc, path };
-}
-
-/** A raw Remora path (relative to its listener or cluster, `.a.b[0]`) → where it came from. */
-export type Mark = readonly [string, Loc];
-
-export function addMarks(into: Mark[], prefix: string, marks: readonly Mark[]): void {
-  for (const [rel, loc] of marks) into.push([`${prefix}${rel}`, loc]);
 }
 
 /** One translation's rejections (deduplicated) and the readers that reject as they go. */
@@ -187,5 +131,44 @@ export class Ctx {
       }
     }
     return ext;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Readers several resource types share
+
+/** Rejects a resource name that disagrees with the key it is stored under. */
+export function checkName(ctx: Ctx, name: unknown, key: string, loc: Loc): void {
+  if (name !== undefined && name !== key) ctx.reject(sub(loc, 'name'), `"${String(name)}" does not match the resource name "${key}"`);
+}
+
+/** Where a Remora extension of the resource at `loc` is. */
+export const extPath = (loc: Loc, key: string): Loc => sub(loc, `metadata.filter_metadata.${REMORA_METADATA}.${key}`);
+
+/** `address.socket_address` → address and port (`protocol` TCP only). */
+export function socketAddress(ctx: Ctx, v: unknown, loc: Loc): { address: string; port: number; addressLoc: Loc; portLoc: Loc } | undefined {
+  const a = asObj(v);
+  const sl = sub(loc, 'socket_address');
+  const s = asObj(a?.socket_address);
+  if (a === undefined || s === undefined) {
+    ctx.reject(sl, 'is required');
+    return undefined;
+  }
+  ctx.only(a, loc, ['socket_address']);
+  ctx.only(s, sl, ['address', 'port_value', 'protocol']);
+  if (isSet(s.protocol) && s.protocol !== 'TCP') ctx.reject(sub(sl, 'protocol'), `${String(s.protocol)} is not supported (TCP only)`);
+  return { address: asStr(s.address) ?? '', port: asNum(s.port_value), addressLoc: sub(sl, 'address'), portLoc: sub(sl, 'port_value') };
+}
+
+/** A ConfigSource for RDS/EDS: Remora fetches everything over its one ADS stream. */
+export function configSource(ctx: Ctx, v: unknown, loc: Loc): void {
+  const cs = asObj(v);
+  if (cs === undefined || !isObj(cs.ads)) {
+    ctx.reject(loc, 'must be { ads: {} }: Remora receives every resource on its ADS stream');
+    return;
+  }
+  ctx.only(cs, loc, ['ads', 'resource_api_version']);
+  if (isSet(cs.resource_api_version) && cs.resource_api_version !== 'AUTO' && cs.resource_api_version !== 'V3') {
+    ctx.reject(sub(loc, 'resource_api_version'), `${String(cs.resource_api_version)} is not supported (V3)`);
   }
 }

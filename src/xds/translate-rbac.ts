@@ -1,4 +1,4 @@
-// Envoy's RBAC HTTP filter → Remora's authorization (part of src/config/xds-translate.ts).
+// Envoy's RBAC HTTP filter → Remora's authorization (part of src/xds/translate.ts).
 // Remora authorizes by the verified peer identity alone: a policy's permissions may only
 // be `any: true`, and its principals only `authenticated.principal_name` matchers, which
 // become patterns: `exact` → the identity, `prefix` → `prefix*`, `safe_regex ".+"` → `*`
@@ -7,12 +7,12 @@
 // per-route config (RBACPerRoute) of an RBAC filter that has no rules of its own, because
 // Envoy's per-route config REPLACES the filter's rules while Remora checks listener and
 // route authorization together (the scheme of the per-route rate limits). docs/xds.md
-// explains the mapping; src/control/xds-resources.ts writes it.
+// explains the mapping; src/xds/encode-common.ts writes it.
 
-import { asArr, asObj, asStr, isSet, sub, type Ctx, type Loc, type Mark, type Obj } from './xds-translate-context.js';
-
-/** The principal_name regex that stands for Remora's `*` (any verified identity). */
-export const ANY_IDENTITY_REGEX = '.+';
+import { ANY_IDENTITY_REGEX } from './names.js';
+import { asArr, asObj, asStr, isSet, type Obj } from './read.js';
+import { sub, type Ctx, type Loc } from './translate-context.js';
+import { Fields } from './translate-fields.js';
 
 export type RbacAction = 'allow' | 'deny';
 
@@ -151,17 +151,15 @@ export function collectRules(ctx: Ctx, into: Partial<Record<RbacAction, RbacRule
 }
 
 /** A listener's or route's DENY and ALLOW rules → raw `authorization` (undefined when
- *  there are no patterns), marks relative to the listener under `rel`. `everyClientVerified`:
+ *  there are no patterns), with marks relative to it. `everyClientVerified`:
  *  the listener has no TLS, or requires a verified client certificate; only then does
  *  Envoy's `authenticated: {}` mean what Remora's `*` means. */
 export function authorization(
   ctx: Ctx,
   rules: Partial<Record<RbacAction, RbacRules>>,
   everyClientVerified: boolean,
-  rel: string,
-): { raw: Obj; marks: Mark[] } | undefined {
-  const raw: Obj = { allow: [], deny: [] };
-  const marks: Mark[] = [];
+): Fields | undefined {
+  const out = new Fields({ allow: [], deny: [] });
   for (const action of ['allow', 'deny'] as const) {
     const r = rules[action];
     if (r === undefined) continue;
@@ -171,10 +169,9 @@ export function authorization(
           + `Remora's "*" (any verified identity) is principal_name.safe_regex "${ANY_IDENTITY_REGEX}"`);
       }
     }
-    raw[action] = r.patterns.map((p) => p.pattern);
-    marks.push([`${rel}.authorization.${action}`, r.loc], ...r.patterns.map((p, i): Mark => [`${rel}.authorization.${action}[${i}]`, p.loc]));
+    out.set(action, r.patterns.map((p) => p.pattern), r.loc);
+    r.patterns.forEach((p, i) => out.mark(`.${action}[${i}]`, p.loc));
   }
-  if (asArr(raw.allow).length === 0 && asArr(raw.deny).length === 0) return undefined;
-  marks.push([`${rel}.authorization`, (rules.deny ?? rules.allow)!.loc]);
-  return { raw, marks };
+  if (asArr(out.raw.allow).length === 0 && asArr(out.raw.deny).length === 0) return undefined;
+  return out.here((rules.deny ?? rules.allow)!.loc);
 }

@@ -1,10 +1,12 @@
 // Envoy's xDS v3 protos, loaded from @grpc/grpc-js-xds (which ships Envoy's API, xds,
 // googleapis and protoc-gen-validate protos) with @grpc/proto-loader: no .proto file is
-// copied into Remora. One place decides the decoding options, so every module sees the
-// same object shapes: field names as in the .proto (snake_case), 64-bit integers and
-// enums as strings, no defaults filled in and no oneof marker fields, so every key of a
-// decoded object is a field that was set (the translation NACKs fields it does not
-// support). `google.protobuf.Any` values are decoded and encoded here by type URL.
+// copied into Remora, and the files are found through the package's own location, so
+// this works from src/xds/ (tests) and dist/src/xds/ (built) alike. One place decides
+// the decoding options, so every module sees the same object shapes: field names as in
+// the .proto (snake_case), 64-bit integers and enums as strings, no defaults filled in
+// and no oneof marker fields, so every key of a decoded object is a field that was set
+// (the translation NACKs fields it does not support). `google.protobuf.Any` values are
+// decoded and encoded here by type URL.
 
 import { createRequire } from 'node:module';
 import path from 'node:path';

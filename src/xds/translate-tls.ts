@@ -1,22 +1,20 @@
-// TLS over xDS → Remora (part of src/config/xds-translate.ts): a listener filter chain's
+// TLS over xDS → Remora (part of src/xds/translate.ts): a listener filter chain's
 // `transport_socket` with a DownstreamTlsContext becomes the listener's `tls`, a cluster's
 // with an UpstreamTlsContext the cluster's `tls`, and the HttpConnectionManager's
 // forward_client_cert_details its XFCC mode. Remora reads certificates from files and
 // watches them, so only `filename` data sources are accepted: inline data, SDS and
 // certificate providers are rejected with their path, as is every TLS knob Remora does
 // not have (cipher suites, session tickets, OCSP, CRLs, …). docs/xds.md has the table;
-// src/control/xds-resources.ts writes the same fields.
+// src/xds/encode-common.ts writes the same fields.
 
-import { TypeUrl } from '../control/xds-protos.js';
-import { asArr, asObj, asStr, isSet, sub, wrappedBool, type Ctx, type Loc, type Mark, type Obj } from './xds-translate-context.js';
+import { TLS_TRANSPORT_SOCKET } from './names.js';
+import { TypeUrl } from './protos.js';
+import { asArr, asObj, asStr, isSet, wrappedBool, type Obj } from './read.js';
+import { sub, type Ctx, type Loc } from './translate-context.js';
+import { Fields } from './translate-fields.js';
 
-export const TLS_TRANSPORT_SOCKET = 'envoy.transport_sockets.tls';
-
-/** The raw `tls` of a listener or cluster, with marks relative to that resource (`.tls.cert_file`). */
-export interface TlsPart {
-  readonly raw: Obj;
-  readonly marks: Mark[];
-}
+/** The raw `tls` of a listener or cluster, with marks relative to it (`.cert_file`). */
+export type TlsPart = Fields;
 
 const FILES_ONLY = 'only filename data sources are supported (Remora reads and watches the files)';
 const NO_SDS = 'SDS and certificate providers are not supported: Remora reads certificates from files (filename data sources) and watches them';
@@ -40,7 +38,7 @@ export function downstreamTls(ctx: Ctx, v: unknown, loc: Loc): TlsPart | undefin
   if (isSet(d.ocsp_staple_policy) && d.ocsp_staple_policy !== 'LENIENT_STAPLING') {
     ctx.reject(sub(tl, 'ocsp_staple_policy'), `${String(d.ocsp_staple_policy)} is not supported: Remora staples no OCSP responses (LENIENT_STAPLING or unset)`);
   }
-  const part: TlsPart = { raw: {}, marks: [['.tls', tl]] };
+  const part = new Fields().here(tl);
   const cl = sub(tl, 'common_tls_context');
   const common = asObj(d.common_tls_context) ?? {};
   const vc = commonTlsContext(ctx, common, cl, part);
@@ -53,8 +51,7 @@ export function downstreamTls(ctx: Ctx, v: unknown, loc: Loc): TlsPart | undefin
       if (isSet(vc[k])) ctx.reject(sub(vl, k), 'is not supported on a listener: Remora accepts every client certificate signed by trusted_ca; restrict callers with the RBAC filter');
     }
   }
-  part.raw.require_client_certificate = wrappedBool(d.require_client_certificate) ?? false;
-  part.marks.push(['.tls.require_client_certificate', sub(tl, 'require_client_certificate')]);
+  part.set('require_client_certificate', wrappedBool(d.require_client_certificate) ?? false, sub(tl, 'require_client_certificate'));
   return part;
 }
 
@@ -65,11 +62,8 @@ export function upstreamTls(ctx: Ctx, v: unknown, loc: Loc): TlsPart | undefined
   if (t === undefined) return undefined;
   const [u, tl] = t;
   ctx.only(u, tl, ['common_tls_context', 'sni']);
-  const part: TlsPart = { raw: {}, marks: [['.tls', tl]] };
-  if (isSet(u.sni)) {
-    part.raw.sni = u.sni;
-    part.marks.push(['.tls.sni', sub(tl, 'sni')]);
-  }
+  const part = new Fields().here(tl);
+  if (isSet(u.sni)) part.set('sni', u.sni, sub(tl, 'sni'));
   const cl = sub(tl, 'common_tls_context');
   const vc = commonTlsContext(ctx, asObj(u.common_tls_context) ?? {}, cl, part);
   const vl = sub(cl, 'validation_context');
@@ -80,11 +74,11 @@ export function upstreamTls(ctx: Ctx, v: unknown, loc: Loc): TlsPart | undefined
   return part;
 }
 
-/** The HttpConnectionManager's XFCC fields → the listener's forward_client_cert_details.
+/** The HttpConnectionManager's XFCC fields → the listener's forward_client_cert_details in `out`.
  *  Unset is Envoy's default, SANITIZE (the proto3 zero value, which senders do not encode).
  *  set_current_client_cert_details may ask for Subject, URI and DNS, which Remora always
  *  sets; Cert and Chain it does not send. */
-export function forwardClientCert(ctx: Ctx, hcm: Obj, loc: Loc): { mode: string; marks: Mark[] } {
+export function forwardClientCert(ctx: Ctx, hcm: Obj, loc: Loc, out: Fields): void {
   const sc = asObj(hcm.set_current_client_cert_details);
   if (sc !== undefined) {
     const sl = sub(loc, 'set_current_client_cert_details');
@@ -94,7 +88,7 @@ export function forwardClientCert(ctx: Ctx, hcm: Obj, loc: Loc): { mode: string;
     ctx.only(sc, sl, ['subject', 'uri', 'dns', ...XFCC_FORBIDDEN]);
   }
   const mode = hcm.forward_client_cert_details === undefined ? 'sanitize' : String(hcm.forward_client_cert_details).toLowerCase();
-  return { mode, marks: [['.forward_client_cert_details', sub(loc, 'forward_client_cert_details')]] };
+  out.set('forward_client_cert_details', mode, sub(loc, 'forward_client_cert_details'));
 }
 
 /** A transport_socket's decoded TLS context and its location; undefined when rejected. */
@@ -155,10 +149,8 @@ function tlsParams(ctx: Ctx, p: Obj, loc: Loc, part: TlsPart): void {
   if (isSet(p.cipher_suites)) ctx.reject(sub(loc, 'cipher_suites'), "is not supported: Remora uses Node's default cipher list (forward-secret AEAD suites first)");
   ctx.only(p, loc, ['tls_minimum_protocol_version', 'tls_maximum_protocol_version', 'cipher_suites']);
   const min = asStr(p.tls_minimum_protocol_version);
-  if (min !== undefined && VERSIONS[min] !== undefined) {
-    part.raw.min_version = VERSIONS[min];
-    part.marks.push(['.tls.min_version', sub(loc, 'tls_minimum_protocol_version')]);
-  } else if (min !== undefined && min !== 'TLS_AUTO') {
+  if (min !== undefined && VERSIONS[min] !== undefined) part.set('min_version', VERSIONS[min], sub(loc, 'tls_minimum_protocol_version'));
+  else if (min !== undefined && min !== 'TLS_AUTO') {
     ctx.reject(sub(loc, 'tls_minimum_protocol_version'), `${min} is not supported: Remora accepts TLS 1.2 at least (TLSv1_2 or TLSv1_3)`);
   }
   const max = asStr(p.tls_maximum_protocol_version);
@@ -177,8 +169,7 @@ function fileField(ctx: Ctx, v: unknown, loc: Loc, key: string, part: TlsPart): 
     if (others.length === 0) ctx.reject(sub(loc, 'filename'), 'is required');
     return;
   }
-  part.raw[key] = file;
-  part.marks.push([`.tls.${key}`, sub(loc, 'filename')]);
+  part.set(key, file, sub(loc, 'filename'));
 }
 
 /** match_typed_subject_alt_names (URI or DNS, exact) and the older match_subject_alt_names
@@ -188,7 +179,7 @@ function subjectAltNames(ctx: Ctx, vc: Obj, loc: Loc, part: TlsPart): void {
   const names: string[] = [];
   const add = (name: string | undefined, at: Loc): void => {
     if (name === undefined) return;
-    part.marks.push([`.tls.verify_subject_alt_names[${names.length}]`, at]);
+    part.mark(`.verify_subject_alt_names[${names.length}]`, at);
     names.push(name);
   };
   asArr(vc.match_typed_subject_alt_names).forEach((v, i) => {

@@ -1,0 +1,200 @@
+// Remora's config model → Envoy xDS v3 resources, for the reference control plane: the
+// inverse of src/xds/translate.ts, within the subset it accepts, so a config served and
+// translated back is the same config. Each listener gets an HttpConnectionManager that
+// fetches its routes over RDS (a RouteConfiguration named after the listener,
+// encode-route.ts); clusters are EDS with a ClusterLoadAssignment each (or STATIC with
+// the endpoints inline). TLS is a `transport_socket` (filter chain, cluster),
+// authorization RBAC HTTP filters and per-route RBAC, the XFCC mode the HCM's
+// forward_client_cert_details, always written so that a round trip is exact.
+// Remora-only fields travel in `metadata.filter_metadata.remora` (docs/xds.md). The
+// objects are in proto-loader's shape, ready for encodeAny; nested `Any`s are already
+// encoded (encode-common.ts).
+
+import type { Cluster, Listener, RemoraConfig } from '../config/types.js';
+import {
+  ADS, downstreamTlsSocket, duration, encode, hasRules, LISTENER_LIMIT_FILTER, LISTENER_RBAC, localRateLimit, metadata, RBAC_ACTIONS,
+  rateLimitKeys, rbacRules, ROUTE_LIMIT_SLOT, ROUTE_RBAC_SLOT, u32, upstreamTlsSocket, XFCC_SETS,
+} from './encode-common.js';
+import { routeConfiguration } from './encode-route.js';
+import { HCM_FILTER_NAME, ROUTER_FILTER_NAME } from './names.js';
+import { TypeUrl, type ProtoObject } from './protos.js';
+
+export interface XdsResources {
+  listeners: Map<string, ProtoObject>;
+  /** RouteConfiguration by name (a listener's is named after it). */
+  routes: Map<string, ProtoObject>;
+  clusters: Map<string, ProtoObject>;
+  /** ClusterLoadAssignment by cluster name (EDS clusters only). */
+  endpoints: Map<string, ProtoObject>;
+}
+
+/** Converts a config; throws only for a config that did not come from validateConfig. */
+export function toXdsResources(config: RemoraConfig, opts: { edsForAllClusters: boolean }): XdsResources {
+  const out: XdsResources = { listeners: new Map(), routes: new Map(), clusters: new Map(), endpoints: new Map() };
+  for (const l of config.listeners) {
+    out.listeners.set(l.name, listener(l));
+    out.routes.set(l.name, routeConfiguration(l));
+  }
+  for (const c of config.clusters) {
+    const eds = opts.edsForAllClusters;
+    out.clusters.set(c.name, cluster(c, eds));
+    if (eds) out.endpoints.set(c.name, loadAssignment(c));
+  }
+  return out;
+}
+
+/** A gRPC API listener (for `xds:///name` targets): an HttpConnectionManager that fetches
+ *  `routeConfigName` over ADS, with the router filter only — the shape gRPC clients need. */
+export function grpcApiListener(name: string, routeConfigName: string): ProtoObject {
+  return {
+    name,
+    api_listener: {
+      api_listener: encode(TypeUrl.HttpConnectionManager, {
+        stat_prefix: name,
+        rds: { route_config_name: routeConfigName, config_source: ADS },
+        http_filters: [{ name: ROUTER_FILTER_NAME, typed_config: encode(TypeUrl.Router, {}) }],
+      }),
+    },
+  };
+}
+
+/** The listener's RBAC filters with rules, and a rule-less slot per action some route uses. */
+function rbacFilters(l: Listener): { listener: ProtoObject[]; routeSlots: ProtoObject[] } {
+  const routes = l.virtual_hosts.flatMap((vh) => vh.routes.map((r) => r.authorization));
+  return {
+    listener: RBAC_ACTIONS.filter((a) => hasRules(l.authorization, a))
+      .map((a) => ({ name: LISTENER_RBAC[a], typed_config: encode(TypeUrl.Rbac, { rules: rbacRules(a, l.authorization?.[a] ?? []) }) })),
+    routeSlots: RBAC_ACTIONS.filter((a) => routes.some((r) => hasRules(r, a)))
+      .map((a) => ({ name: ROUTE_RBAC_SLOT[a], typed_config: encode(TypeUrl.Rbac, {}) })),
+  };
+}
+
+function listener(l: Listener): ProtoObject {
+  const slots = Math.max(0, ...l.virtual_hosts.flatMap((vh) => vh.routes.map((r) => r.rate_limits.length)));
+  const rbac = rbacFilters(l);
+  // Remora's order: listener authorization, listener limits, route authorization, route limits.
+  const httpFilters = [
+    ...rbac.listener,
+    ...l.rate_limits.map((r) => ({ name: `${LISTENER_LIMIT_FILTER}${r.name}`, typed_config: encode(TypeUrl.LocalRateLimit, localRateLimit(r)) })),
+    ...rbac.routeSlots,
+    ...Array.from({ length: slots }, (_, i) => ({
+      name: `${ROUTE_LIMIT_SLOT}${i}`,
+      typed_config: encode(TypeUrl.LocalRateLimit, { stat_prefix: `route_local_ratelimit_${i}` }),
+    })),
+    { name: ROUTER_FILTER_NAME, typed_config: encode(TypeUrl.Router, {}) },
+  ];
+  const hcm: ProtoObject = {
+    stat_prefix: l.name,
+    rds: { route_config_name: l.name, config_source: ADS },
+    http_filters: httpFilters,
+    max_request_headers_kb: u32(l.max_request_headers_kb),
+    normalize_path: { value: l.normalize_path },
+    ...(l.merge_slashes ? { merge_slashes: true } : {}),
+    path_with_escaped_slashes_action: l.path_with_escaped_slashes_action.toUpperCase(),
+    server_name: l.server_name,
+    server_header_transformation: l.server_header_transformation.toUpperCase(),
+    request_headers_timeout: duration(l.request_headers_timeout_ms),
+    common_http_protocol_options: {
+      idle_timeout: duration(l.idle_timeout_ms),
+      max_headers_count: u32(l.max_request_headers_count),
+      ...(l.max_requests_per_connection > 0 ? { max_requests_per_connection: u32(l.max_requests_per_connection) } : {}),
+    },
+    // Explicit, also SANITIZE: absent is Envoy's SANITIZE, not Remora's file default.
+    forward_client_cert_details: l.forward_client_cert_details.toUpperCase(),
+    // The elements Remora sets, so that an Envoy sets them too.
+    ...(XFCC_SETS.includes(l.forward_client_cert_details) ? { set_current_client_cert_details: { subject: { value: true }, uri: true, dns: true } } : {}),
+  };
+  return {
+    name: l.name,
+    address: { socket_address: { address: l.address, port_value: l.port } },
+    filter_chains: [{
+      filters: [{ name: HCM_FILTER_NAME, typed_config: encode(TypeUrl.HttpConnectionManager, hcm) }],
+      ...(l.tls !== undefined ? { transport_socket: downstreamTlsSocket(l.tls) } : {}),
+    }],
+    ...metadata({
+      access_log: l.access_log === undefined ? undefined : { ...l.access_log },
+      generate_traceparent: l.generate_traceparent ? true : undefined,
+      codec: l.codec === 'strict' ? undefined : l.codec,
+      max_connections: l.max_connections > 0 ? l.max_connections : undefined,
+      rate_limit_keys: rateLimitKeys(l.rate_limits),
+    }),
+  };
+}
+
+function cluster(c: Cluster, eds: boolean): ProtoObject {
+  const cb = c.circuit_breakers;
+  const od = c.outlier_detection;
+  const hc = c.health_check;
+  return {
+    name: c.name,
+    type: eds ? 'EDS' : 'STATIC',
+    ...(eds ? { eds_cluster_config: { eds_config: ADS } } : { load_assignment: loadAssignment(c) }),
+    connect_timeout: duration(c.connect_timeout_ms),
+    lb_policy: c.lb_policy.toUpperCase(),
+    circuit_breakers: {
+      thresholds: [{
+        priority: 'DEFAULT',
+        max_connections: u32(cb.max_connections),
+        max_pending_requests: u32(cb.max_pending_requests),
+        max_requests: u32(cb.max_requests),
+        max_retries: u32(cb.max_retries),
+        ...(cb.retry_budget !== undefined
+          ? { retry_budget: { budget_percent: { value: cb.retry_budget.budget_percent }, min_retry_concurrency: u32(cb.retry_budget.min_retry_concurrency) } }
+          : {}),
+      }],
+    },
+    ...(od !== undefined
+      ? {
+        outlier_detection: {
+          // A detector at 0 is not enforced (Envoy's enforcing_* percentages).
+          ...(od.consecutive_5xx > 0 ? { consecutive_5xx: u32(od.consecutive_5xx) } : {}),
+          enforcing_consecutive_5xx: u32(od.consecutive_5xx > 0 ? 100 : 0),
+          ...(od.consecutive_gateway_failure > 0 ? { consecutive_gateway_failure: u32(od.consecutive_gateway_failure) } : {}),
+          enforcing_consecutive_gateway_failure: u32(od.consecutive_gateway_failure > 0 ? 100 : 0),
+          ...(od.success_rate_minimum_hosts > 0 ? { success_rate_minimum_hosts: u32(od.success_rate_minimum_hosts) } : {}),
+          enforcing_success_rate: u32(od.success_rate_minimum_hosts > 0 ? 100 : 0),
+          success_rate_request_volume: u32(od.success_rate_request_volume),
+          success_rate_stdev_factor: u32(Math.round(od.success_rate_stdev_factor * 1000)), // Envoy: 1900 = 1.9
+          interval: duration(od.interval_ms),
+          base_ejection_time: duration(od.base_ejection_time_ms),
+          max_ejection_time: duration(od.max_ejection_time_ms),
+          max_ejection_percent: u32(od.max_ejection_percent),
+        },
+      }
+      : {}),
+    ...(hc !== undefined
+      ? {
+        health_checks: [{
+          timeout: duration(hc.timeout_ms),
+          interval: duration(hc.interval_ms),
+          healthy_threshold: u32(hc.healthy_threshold),
+          unhealthy_threshold: u32(hc.unhealthy_threshold),
+          http_health_check: {
+            host: hc.host,
+            path: hc.path,
+            expected_statuses: hc.expected_statuses.map(([start, end]) => ({ start, end })),
+          },
+        }],
+      }
+      : {}),
+    common_lb_config: { healthy_panic_threshold: { value: c.panic_threshold_percent } },
+    ...(c.tls !== undefined ? { transport_socket: upstreamTlsSocket(c.tls) } : {}),
+    ...metadata({
+      idle_timeout_ms: c.idle_timeout_ms,
+      max_connections_per_endpoint: c.max_connections_per_endpoint,
+      outlier_probation_requests: od !== undefined && od.probation_requests !== 1 ? od.probation_requests : undefined,
+    }),
+  };
+}
+
+/** One locality (gRPC clients need one, with a weight) holding every endpoint. */
+function loadAssignment(c: Cluster): ProtoObject {
+  return {
+    cluster_name: c.name,
+    endpoints: [{
+      locality: {},
+      load_balancing_weight: u32(1),
+      lb_endpoints: c.endpoints.map((e) => ({ endpoint: { address: { socket_address: { address: e.address, port_value: e.port } } } })),
+    }],
+  };
+}

@@ -1,0 +1,24 @@
+// Names both directions agree on: the encoder (Remora config → xDS resources,
+// src/xds/encode*.ts) writes them and the translation (xDS resources → Remora config,
+// src/xds/translate*.ts) reads them. Filter and transport socket names, the per-route
+// wrapper's type URL, where Remora-only fields travel, and the identity regex that
+// stands for Remora's `*`. docs/xds.md describes each.
+
+/** Type URL of the per-route filter config wrapper (`is_optional` lets gRPC skip it). */
+export const FILTER_CONFIG_TYPE_URL = 'type.googleapis.com/envoy.config.route.v3.FilterConfig';
+export const HCM_FILTER_NAME = 'envoy.filters.network.http_connection_manager';
+export const ROUTER_FILTER_NAME = 'envoy.filters.http.router';
+export const TLS_TRANSPORT_SOCKET = 'envoy.transport_sockets.tls';
+
+/** `filter_metadata` namespace of the Remora-only fields (see docs/xds.md). */
+export const REMORA_METADATA = 'remora';
+
+/** Remora-only fields carried in `metadata.filter_metadata.remora`, per resource level. */
+export const REMORA_EXTENSIONS = {
+  listener: ['access_log', 'generate_traceparent', 'rate_limit_keys', 'codec', 'max_connections'],
+  route: ['max_request_body_bytes', 'retry_allow_request_headers', 'retry_non_idempotent_on_reset', 'rate_limit_keys'],
+  cluster: ['idle_timeout_ms', 'max_connections_per_endpoint', 'outlier_probation_requests'],
+} as const;
+
+/** The principal_name regex that stands for Remora's `*` (any verified identity). */
+export const ANY_IDENTITY_REGEX = '.+';

@@ -1,0 +1,199 @@
+// Cluster → a raw Remora cluster (part of src/xds/translate.ts): STATIC with inline
+// endpoints or EDS (endpoints from a ClusterLoadAssignment, joined by translateXds),
+// load balancing policy, connect timeout, circuit breakers, outlier detection, one HTTP
+// health check, the panic threshold, upstream TLS and the Remora extensions. Where
+// Envoy's defaults differ from Remora's file defaults, Envoy's are written out.
+
+import { REMORA_EXTENSIONS } from './names.js';
+import { TypeUrl } from './protos.js';
+import { asArr, asNum, asObj, asStr, isSet, wrapped, type Obj } from './read.js';
+import { edsName } from './resources.js';
+import { checkName, configSource, extPath, root, sub, type Ctx, type Loc } from './translate-context.js';
+import { translateEndpoints } from './translate-endpoints.js';
+import { Fields, type Mark } from './translate-fields.js';
+import { upstreamTls } from './translate-tls.js';
+
+const LB_POLICIES: Readonly<Record<string, string>> = { ROUND_ROBIN: 'round_robin', LEAST_REQUEST: 'least_request', RANDOM: 'random' };
+/** Envoy's defaults where they differ from Remora's file defaults. */
+const ENVOY_CONNECT_TIMEOUT_MS = 5000;
+const ENVOY_EXPECTED_STATUSES: readonly (readonly [number, number])[] = [[200, 201]];
+
+export interface ClusterPart {
+  readonly name: string;
+  /** The raw cluster; `endpoints` missing for EDS clusters. */
+  readonly raw: Obj;
+  /** Relative to the cluster: `.connect_timeout_ms`. */
+  readonly marks: Mark[];
+  /** EDS: the ClusterLoadAssignment name its endpoints come from. */
+  readonly eds?: string;
+}
+
+export function translateCluster(ctx: Ctx, key: string, c: Obj): ClusterPart | undefined {
+  const loc = root(TypeUrl.Cluster, key);
+  checkName(ctx, c.name, key, loc);
+  ctx.only(c, loc, ['name', 'type', 'eds_cluster_config', 'connect_timeout', 'lb_policy', 'load_assignment', 'health_checks',
+    'circuit_breakers', 'outlier_detection', 'common_lb_config', 'metadata', 'transport_socket']);
+  const out = new Fields().here(loc);
+  out.set('name', key, sub(loc, 'name'));
+  const type = asStr(c.type) ?? 'STATIC';
+  if (type !== 'STATIC' && type !== 'EDS') ctx.reject(sub(loc, 'type'), `${type} is not supported (STATIC or EDS)`);
+  const lb = asStr(c.lb_policy) ?? 'ROUND_ROBIN';
+  if (LB_POLICIES[lb] === undefined) ctx.reject(sub(loc, 'lb_policy'), `${lb} is not supported (ROUND_ROBIN, LEAST_REQUEST or RANDOM)`);
+  else out.raw.lb_policy = LB_POLICIES[lb];
+  out.set('connect_timeout_ms', ctx.ms(c.connect_timeout, sub(loc, 'connect_timeout')) ?? ENVOY_CONNECT_TIMEOUT_MS, sub(loc, 'connect_timeout'));
+
+  let eds: string | undefined;
+  if (type === 'EDS') {
+    if (isSet(c.load_assignment)) ctx.reject(sub(loc, 'load_assignment'), 'not allowed with type EDS (endpoints come from EDS)');
+    const el = sub(loc, 'eds_cluster_config');
+    const ec = asObj(c.eds_cluster_config) ?? {};
+    ctx.only(ec, el, ['eds_config', 'service_name']);
+    configSource(ctx, ec.eds_config, sub(el, 'eds_config'));
+    eds = edsName({ ...c, name: key });
+  } else if (type === 'STATIC') {
+    if (isSet(c.eds_cluster_config)) ctx.reject(sub(loc, 'eds_cluster_config'), 'only allowed with type EDS');
+    const la = asObj(c.load_assignment);
+    if (la === undefined) ctx.reject(sub(loc, 'load_assignment'), 'is required for type STATIC');
+    else {
+      const part = translateEndpoints(ctx, la, sub(loc, 'load_assignment'));
+      out.attach('endpoints', part.endpoints, part.marks);
+    }
+  }
+
+  const cb = asObj(c.circuit_breakers);
+  if (cb !== undefined) circuitBreakers(ctx, cb, sub(loc, 'circuit_breakers'), out.nest('circuit_breakers'));
+  const od = asObj(c.outlier_detection);
+  if (od !== undefined) outlierDetection(ctx, od, sub(loc, 'outlier_detection'), out.nest('outlier_detection'));
+  const checks = asArr(c.health_checks);
+  if (checks.length > 1) ctx.reject(sub(loc, 'health_checks[1]'), 'Remora runs at most one health check per cluster');
+  if (checks.length > 0) healthCheck(ctx, asObj(checks[0]) ?? {}, sub(loc, 'health_checks[0]'), out.nest('health_check'));
+  const lbc = asObj(c.common_lb_config);
+  if (lbc !== undefined) {
+    const ll = sub(loc, 'common_lb_config');
+    ctx.only(lbc, ll, ['healthy_panic_threshold']);
+    out.take('panic_threshold_percent', wrapped(lbc.healthy_panic_threshold), sub(ll, 'healthy_panic_threshold'));
+  }
+
+  const tls = c.transport_socket === undefined ? undefined : upstreamTls(ctx, c.transport_socket, sub(loc, 'transport_socket'));
+  if (tls !== undefined) out.attach('tls', tls.raw, tls.marks);
+
+  const ext = ctx.extensions(c, loc, REMORA_EXTENSIONS.cluster);
+  for (const k of ['idle_timeout_ms', 'max_connections_per_endpoint'] as const) out.take(k, ext[k], extPath(loc, k));
+  if (ext.outlier_probation_requests !== undefined) {
+    const od2 = out.within('outlier_detection');
+    if (od2 === undefined) ctx.reject(extPath(loc, 'outlier_probation_requests'), 'needs outlier_detection');
+    else od2.set('probation_requests', ext.outlier_probation_requests, extPath(loc, 'outlier_probation_requests'));
+  }
+  return { name: key, raw: out.raw, marks: out.marks, ...(eds !== undefined ? { eds } : {}) };
+}
+
+function circuitBreakers(ctx: Ctx, cb: Obj, loc: Loc, out: Fields): void {
+  ctx.only(cb, loc, ['thresholds']);
+  const list = asArr(cb.thresholds);
+  if (list.length > 1) ctx.reject(sub(loc, 'thresholds[1]'), 'Remora has one set of thresholds (priority DEFAULT)');
+  const tl = sub(loc, 'thresholds[0]');
+  const t = asObj(list[0]);
+  out.here(tl);
+  if (t === undefined) return;
+  ctx.only(t, tl, ['priority', 'max_connections', 'max_pending_requests', 'max_requests', 'max_retries', 'retry_budget']);
+  if (isSet(t.priority) && t.priority !== 'DEFAULT') ctx.reject(sub(tl, 'priority'), `${String(t.priority)} is not supported (DEFAULT only)`);
+  for (const k of ['max_connections', 'max_pending_requests', 'max_requests', 'max_retries'] as const) out.take(k, wrapped(t[k]), sub(tl, k));
+  const rb = asObj(t.retry_budget);
+  if (rb !== undefined) {
+    const rl = sub(tl, 'retry_budget');
+    ctx.only(rb, rl, ['budget_percent', 'min_retry_concurrency']);
+    const budget = out.nest('retry_budget').here(rl);
+    budget.fill('budget_percent', wrapped(rb.budget_percent), sub(rl, 'budget_percent'));
+    budget.fill('min_retry_concurrency', wrapped(rb.min_retry_concurrency), sub(rl, 'min_retry_concurrency'));
+  }
+}
+
+/** Envoy's enforcing_* percentages: Remora ejects always (100) or never (0). */
+function enforcing(ctx: Ctx, v: unknown, loc: Loc, envoyDefault: number): boolean {
+  const p = wrapped(v) ?? envoyDefault;
+  if (p !== 0 && p !== 100) ctx.reject(loc, `must be 0 or 100 (got ${p}): Remora ejects always or never`);
+  return p !== 0;
+}
+
+function outlierDetection(ctx: Ctx, od: Obj, loc: Loc, out: Fields): void {
+  ctx.only(od, loc, ['consecutive_5xx', 'consecutive_gateway_failure', 'interval', 'base_ejection_time', 'max_ejection_time',
+    'max_ejection_percent', 'enforcing_consecutive_5xx', 'enforcing_consecutive_gateway_failure', 'enforcing_success_rate',
+    'success_rate_minimum_hosts', 'success_rate_request_volume', 'success_rate_stdev_factor']);
+  out.here(loc);
+  // A detector Envoy does not enforce is off in Remora (threshold 0), which its
+  // enforcing_* field decided.
+  const counts = [
+    ['consecutive_5xx', 'enforcing_consecutive_5xx', 100],
+    ['consecutive_gateway_failure', 'enforcing_consecutive_gateway_failure', 0],
+  ] as const;
+  for (const [field, enforce, envoyDefault] of counts) {
+    const on = enforcing(ctx, od[enforce], sub(loc, enforce), envoyDefault);
+    out.fill(field, on ? wrapped(od[field]) : 0, sub(loc, on ? field : enforce));
+  }
+  const successRate = enforcing(ctx, od.enforcing_success_rate, sub(loc, 'enforcing_success_rate'), 100);
+  const minHosts = wrapped(od.success_rate_minimum_hosts);
+  if (successRate && minHosts === 0) {
+    ctx.reject(sub(loc, 'success_rate_minimum_hosts'), '0 is not supported (Remora uses 0 to turn success-rate ejection off; for that set enforcing_success_rate to 0)');
+  }
+  out.fill('success_rate_minimum_hosts', !successRate ? 0 : minHosts === 0 ? undefined : minHosts,
+    sub(loc, successRate ? 'success_rate_minimum_hosts' : 'enforcing_success_rate'));
+  for (const [to, from] of [['interval_ms', 'interval'], ['base_ejection_time_ms', 'base_ejection_time'], ['max_ejection_time_ms', 'max_ejection_time']] as const) {
+    out.fill(to, ctx.ms(od[from], sub(loc, from)), sub(loc, from));
+  }
+  for (const k of ['max_ejection_percent', 'success_rate_request_volume'] as const) out.fill(k, wrapped(od[k]), sub(loc, k));
+  const stdev = wrapped(od.success_rate_stdev_factor);
+  out.fill('success_rate_stdev_factor', stdev === undefined ? undefined : stdev / 1000, sub(loc, 'success_rate_stdev_factor')); // Envoy: 1900 = 1.9
+}
+
+/** `{start, end}` status ranges → `[start, end]`. */
+function statusRanges(ctx: Ctx, list: unknown[], loc: Loc, key: string): number[][] {
+  return list.map((r, i) => {
+    const range = asObj(r) ?? {};
+    ctx.only(range, sub(loc, `${key}[${i}]`), ['start', 'end']);
+    return [asNum(range.start), asNum(range.end)];
+  });
+}
+
+function healthCheck(ctx: Ctx, hc: Obj, loc: Loc, out: Fields): void {
+  for (const k of ['tcp_health_check', 'grpc_health_check', 'custom_health_check']) {
+    if (isSet(hc[k])) ctx.reject(sub(loc, k), 'only http_health_check is supported');
+  }
+  ctx.only(hc, loc, ['timeout', 'interval', 'unhealthy_threshold', 'healthy_threshold', 'http_health_check',
+    'tcp_health_check', 'grpc_health_check', 'custom_health_check', 'no_traffic_interval', 'no_traffic_healthy_interval',
+    'unhealthy_interval', 'unhealthy_edge_interval', 'healthy_edge_interval', 'interval_jitter', 'interval_jitter_percent',
+    'initial_jitter']);
+  out.here(loc);
+  const hl = sub(loc, 'http_health_check');
+  const h = asObj(hc.http_health_check);
+  if (h === undefined) {
+    ctx.reject(hl, 'is required (Remora runs HTTP health checks)');
+    return;
+  }
+  ctx.only(h, hl, ['host', 'path', 'expected_statuses', 'retriable_statuses', 'codec_client_type', 'method']);
+  if (isSet(h.codec_client_type) && h.codec_client_type !== 'HTTP1') ctx.reject(sub(hl, 'codec_client_type'), `${String(h.codec_client_type)} is not supported (HTTP1)`);
+  if (isSet(h.method) && h.method !== 'GET' && h.method !== 'METHOD_UNSPECIFIED') ctx.reject(sub(hl, 'method'), `${String(h.method)} is not supported (GET)`);
+  out.set('path', h.path ?? '', sub(hl, 'path'));
+  if (isSet(h.host)) out.set('host', h.host, sub(hl, 'host'));
+  for (const [to, from] of [
+    ['interval_ms', 'interval'],
+    ['timeout_ms', 'timeout'],
+    ['no_traffic_interval_ms', 'no_traffic_interval'],
+    ['no_traffic_healthy_interval_ms', 'no_traffic_healthy_interval'],
+    ['unhealthy_interval_ms', 'unhealthy_interval'],
+    ['unhealthy_edge_interval_ms', 'unhealthy_edge_interval'],
+    ['healthy_edge_interval_ms', 'healthy_edge_interval'],
+    ['interval_jitter_ms', 'interval_jitter'],
+    ['initial_jitter_ms', 'initial_jitter'],
+  ] as const) {
+    out.fill(to, ctx.ms(hc[from], sub(loc, from)), sub(loc, from));
+  }
+  out.fill('interval_jitter_percent', isSet(hc.interval_jitter_percent) ? hc.interval_jitter_percent : undefined, sub(loc, 'interval_jitter_percent'));
+  for (const k of ['healthy_threshold', 'unhealthy_threshold'] as const) out.fill(k, wrapped(hc[k]), sub(loc, k));
+  // Envoy's default is 200 only ([200, 201)); Remora's file default is 2xx.
+  const statuses = asArr(h.expected_statuses);
+  out.set('expected_statuses', statuses.length === 0
+    ? ENVOY_EXPECTED_STATUSES.map((r) => [...r])
+    : statusRanges(ctx, statuses, hl, 'expected_statuses'), sub(hl, 'expected_statuses'));
+  const retriable = asArr(h.retriable_statuses);
+  out.fill('retriable_statuses', retriable.length > 0 ? statusRanges(ctx, retriable, hl, 'retriable_statuses') : undefined, sub(hl, 'retriable_statuses'));
+}

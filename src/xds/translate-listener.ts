@@ -1,0 +1,226 @@
+// Listener → a raw Remora listener without its routes (part of src/xds/translate.ts):
+// the address, one filter chain with downstream TLS and one HttpConnectionManager, whose
+// front-end settings, XFCC mode and HTTP filters (RBAC, local rate limits, the router)
+// become the listener's; the route configuration (RDS name or inline) is joined later by
+// translateXds, with the per-route configs these filters make room for.
+
+import { HCM_FILTER_NAME, REMORA_EXTENSIONS, ROUTER_FILTER_NAME } from './names.js';
+import { TypeUrl } from './protos.js';
+import { asArr, asObj, asStr, isSet, wrapped, wrappedBool, type Obj } from './read.js';
+import { checkName, configSource, extPath, root, socketAddress, sub, type Ctx, type Loc } from './translate-context.js';
+import { Fields, type Mark } from './translate-fields.js';
+import { applyRateLimitKeys, localRateLimit } from './translate-ratelimit.js';
+import { authorization, collectRules, rbacConfig, type RbacAction, type RbacRules } from './translate-rbac.js';
+import { downstreamTls, forwardClientCert } from './translate-tls.js';
+
+/** Listener filters accepted as no-ops (see translateListener). */
+const INSPECTOR_FILTERS = ['envoy.filters.listener.tls_inspector', 'envoy.filters.listener.http_inspector'];
+const ESCAPED_SLASHES: Readonly<Record<string, string>> = {
+  IMPLEMENTATION_SPECIFIC_DEFAULT: 'keep_unchanged',
+  KEEP_UNCHANGED: 'keep_unchanged',
+  REJECT_REQUEST: 'reject_request',
+  UNESCAPE_AND_REDIRECT: 'unescape_and_redirect',
+  UNESCAPE_AND_FORWARD: 'unescape_and_forward',
+};
+const SERVER_HEADER: Readonly<Record<string, string>> = {
+  OVERWRITE: 'overwrite',
+  APPEND_IF_ABSENT: 'append_if_absent',
+  PASS_THROUGH: 'pass_through',
+};
+
+export interface ListenerPart {
+  readonly name: string;
+  readonly loc: Loc;
+  /** The raw listener without virtual_hosts. */
+  readonly raw: Obj;
+  readonly marks: Mark[];
+  readonly route: { kind: 'rds'; name: string } | { kind: 'inline'; config: Obj; loc: Loc };
+  /** Local rate limit HTTP filters by name: index in http_filters, and whether the
+   *  filter has its own token bucket (a listener-wide limit). */
+  readonly rateLimitFilters: ReadonlyMap<string, { index: number; bucket: boolean }>;
+  /** RBAC HTTP filters by name, and whether the filter has rules of its own. */
+  readonly rbacFilters: ReadonlyMap<string, { rules: boolean }>;
+  /** No TLS, or a verified client certificate required (see authorization()). */
+  readonly everyClientVerified: boolean;
+}
+
+export function translateListener(ctx: Ctx, key: string, l: Obj): ListenerPart | undefined {
+  const loc = root(TypeUrl.Listener, key);
+  checkName(ctx, l.name, key, loc);
+  if (isSet(l.api_listener)) {
+    ctx.reject(sub(loc, 'api_listener'), 'api_listener is for gRPC clients; Remora needs address + filter_chains');
+    return undefined;
+  }
+  ctx.only(l, loc, ['name', 'address', 'filter_chains', 'metadata', 'listener_filters']);
+  // Inspectors that only read the first bytes to pick a filter chain (Istio adds them):
+  // with one filter chain there is nothing to pick, so they change nothing. Others act.
+  asArr(l.listener_filters).forEach((f, i) => {
+    const name = asStr(asObj(f)?.name) ?? '';
+    if (!INSPECTOR_FILTERS.includes(name)) {
+      ctx.reject(sub(loc, `listener_filters[${i}]`), `"${name}" is not supported (only ${INSPECTOR_FILTERS.join(', ')}, which change nothing with one filter chain)`);
+    }
+  });
+  const out = new Fields().here(loc);
+  out.set('name', key, sub(loc, 'name'));
+  const sa = socketAddress(ctx, l.address, sub(loc, 'address'));
+  if (sa !== undefined) {
+    out.set('address', sa.address, sa.addressLoc);
+    out.set('port', sa.port, sa.portLoc);
+  }
+  const chains = asArr(l.filter_chains);
+  if (chains.length !== 1) {
+    const where = chains.length === 0 ? sub(loc, 'filter_chains') : sub(loc, 'filter_chains[1]');
+    ctx.reject(where, `Remora needs exactly one filter chain (got ${chains.length})`);
+    return undefined;
+  }
+  const cl = sub(loc, 'filter_chains[0]');
+  const chain = asObj(chains[0]) ?? {};
+  ctx.only(chain, cl, ['filters', 'name', 'transport_socket']);
+  const tls = chain.transport_socket === undefined ? undefined : downstreamTls(ctx, chain.transport_socket, sub(cl, 'transport_socket'));
+  if (tls !== undefined) out.attach('tls', tls.raw, tls.marks);
+  const filters = asArr(chain.filters);
+  if (filters.length !== 1) {
+    const where = filters.length === 0 ? sub(cl, 'filters') : sub(cl, 'filters[1]');
+    ctx.reject(where, `Remora needs exactly one network filter, ${HCM_FILTER_NAME} (got ${filters.length})`);
+    return undefined;
+  }
+  const fl = sub(cl, 'filters[0]');
+  const filter = asObj(filters[0]) ?? {};
+  ctx.only(filter, fl, ['name', 'typed_config']);
+  const type = asStr(asObj(filter.typed_config)?.type_url);
+  if (type !== TypeUrl.HttpConnectionManager) {
+    ctx.reject(fl, `unsupported network filter ${asStr(filter.name) ?? type ?? '(unnamed)'}: Remora supports ${HCM_FILTER_NAME} only`);
+    return undefined;
+  }
+  const tl = sub(fl, 'typed_config');
+  const hcm = ctx.decode(filter.typed_config, tl)?.message;
+  if (hcm === undefined) return undefined;
+  ctx.only(hcm, tl, ['stat_prefix', 'codec_type', 'rds', 'route_config', 'http_filters', 'max_request_headers_kb',
+    'forward_client_cert_details', 'set_current_client_cert_details', 'normalize_path', 'merge_slashes',
+    'path_with_escaped_slashes_action', 'server_name', 'server_header_transformation', 'request_headers_timeout',
+    'common_http_protocol_options']);
+  if (isSet(hcm.codec_type) && hcm.codec_type !== 'AUTO' && hcm.codec_type !== 'HTTP1') {
+    ctx.reject(sub(tl, 'codec_type'), `${String(hcm.codec_type)} is not supported: Remora's listeners speak HTTP/1.1 (AUTO or HTTP1)`);
+  }
+  out.take('max_request_headers_kb', wrapped(hcm.max_request_headers_kb), sub(tl, 'max_request_headers_kb'));
+  connectionManagerOptions(ctx, hcm, tl, out);
+  forwardClientCert(ctx, hcm, tl, out);
+
+  let route: ListenerPart['route'] | undefined;
+  const rds = asObj(hcm.rds);
+  const inline = asObj(hcm.route_config);
+  if (rds !== undefined) {
+    const rl = sub(tl, 'rds');
+    ctx.only(rds, rl, ['config_source', 'route_config_name']);
+    configSource(ctx, rds.config_source, sub(rl, 'config_source'));
+    const name = asStr(rds.route_config_name) ?? '';
+    if (name === '') ctx.reject(sub(rl, 'route_config_name'), 'is required');
+    route = { kind: 'rds', name };
+  } else if (inline !== undefined) {
+    route = { kind: 'inline', config: inline, loc: sub(tl, 'route_config') };
+  } else {
+    ctx.reject(tl, 'needs rds or route_config (scoped_routes is not supported)');
+  }
+
+  const { limits, rateLimitFilters, rbac, rbacFilters } = httpFilters(ctx, asArr(hcm.http_filters), sub(tl, 'http_filters'));
+  const everyClientVerified = tls === undefined || tls.raw.require_client_certificate === true;
+  const authz = authorization(ctx, rbac, everyClientVerified);
+  if (authz !== undefined) out.attach('authorization', authz.raw, authz.marks);
+  const ext = ctx.extensions(l, loc, REMORA_EXTENSIONS.listener);
+  applyRateLimitKeys(ctx, ext, loc, limits, `listener "${key}"`);
+  out.list('rate_limits', limits);
+  for (const k of ['access_log', 'generate_traceparent', 'codec', 'max_connections'] as const) out.take(k, ext[k], extPath(loc, k));
+  if (route === undefined) return undefined;
+  return { name: key, loc, raw: out.raw, marks: out.marks, route, rateLimitFilters, rbacFilters, everyClientVerified };
+}
+
+/** The HttpConnectionManager's front-end settings → the listener's (path normalisation,
+ *  server header, timeouts, limits). Unset fields keep Remora's defaults; note that
+ *  normalize_path unset stays on (Remora's safe default), where Envoy's is off. */
+function connectionManagerOptions(ctx: Ctx, hcm: Obj, tl: Loc, out: Fields): void {
+  out.take('normalize_path', wrappedBool(hcm.normalize_path), sub(tl, 'normalize_path'));
+  if (hcm.merge_slashes === true) out.set('merge_slashes', true, sub(tl, 'merge_slashes'));
+  if (isSet(hcm.path_with_escaped_slashes_action)) {
+    const action = ESCAPED_SLASHES[String(hcm.path_with_escaped_slashes_action)];
+    if (action === undefined) ctx.reject(sub(tl, 'path_with_escaped_slashes_action'), `unknown action ${String(hcm.path_with_escaped_slashes_action)}`);
+    else out.set('path_with_escaped_slashes_action', action, sub(tl, 'path_with_escaped_slashes_action'));
+  }
+  if (isSet(hcm.server_name)) out.set('server_name', asStr(hcm.server_name), sub(tl, 'server_name'));
+  if (isSet(hcm.server_header_transformation)) {
+    const mode = SERVER_HEADER[String(hcm.server_header_transformation)];
+    if (mode === undefined) ctx.reject(sub(tl, 'server_header_transformation'), `unknown transformation ${String(hcm.server_header_transformation)}`);
+    else out.set('server_header_transformation', mode, sub(tl, 'server_header_transformation'));
+  }
+  if (hcm.request_headers_timeout !== undefined && hcm.request_headers_timeout !== null) {
+    const ms = ctx.ms(hcm.request_headers_timeout, sub(tl, 'request_headers_timeout'));
+    // Envoy's 0 means no timeout: Remora's longest one stands for it.
+    if (ms !== undefined) out.set('request_headers_timeout_ms', ms === 0 ? 3_600_000 : ms, sub(tl, 'request_headers_timeout'));
+  }
+  const common = asObj(hcm.common_http_protocol_options);
+  if (common !== undefined) {
+    const cl = sub(tl, 'common_http_protocol_options');
+    ctx.only(common, cl, ['idle_timeout', 'max_headers_count', 'max_requests_per_connection']);
+    if (common.idle_timeout !== undefined && common.idle_timeout !== null) {
+      const ms = ctx.ms(common.idle_timeout, sub(cl, 'idle_timeout'));
+      // Envoy's 0 disables the idle timeout: a day stands for it.
+      if (ms !== undefined) out.set('idle_timeout_ms', ms === 0 ? 86_400_000 : ms, sub(cl, 'idle_timeout'));
+    }
+    out.take('max_request_headers_count', wrapped(common.max_headers_count), sub(cl, 'max_headers_count'));
+    out.take('max_requests_per_connection', wrapped(common.max_requests_per_connection), sub(cl, 'max_requests_per_connection'));
+  }
+}
+
+/** The HCM's http_filters: RBAC and local rate limits, then the router, last. An
+ *  unsupported filter is rejected unless `is_optional` (xDS lets a client skip optional
+ *  filters). At most one RBAC filter per action has rules (one allow and one deny list). */
+function httpFilters(ctx: Ctx, filters: unknown[], loc: Loc): {
+  limits: Fields[];
+  rateLimitFilters: Map<string, { index: number; bucket: boolean }>;
+  rbac: Partial<Record<RbacAction, RbacRules>>;
+  rbacFilters: Map<string, { rules: boolean }>;
+} {
+  const limits: Fields[] = [];
+  const rateLimitFilters = new Map<string, { index: number; bucket: boolean }>();
+  const rbac: Partial<Record<RbacAction, RbacRules>> = {};
+  const rbacFilters = new Map<string, { rules: boolean }>();
+  const names = new Set<string>();
+  let router = false;
+  filters.forEach((v, i) => {
+    const fl = sub(loc, i);
+    const f = asObj(v) ?? {};
+    ctx.only(f, fl, ['name', 'typed_config', 'is_optional']);
+    const name = asStr(f.name) ?? '';
+    if (names.has(name)) ctx.reject(sub(fl, 'name'), `duplicate http filter name "${name}"`);
+    names.add(name);
+    const type = asStr(asObj(f.typed_config)?.type_url);
+    if (type === TypeUrl.Router || (type === undefined && name === ROUTER_FILTER_NAME)) {
+      if (i !== filters.length - 1) ctx.reject(fl, 'the router filter must be the last http filter');
+      if (type !== undefined) {
+        const msg = ctx.decode(f.typed_config, sub(fl, 'typed_config'))?.message;
+        if (msg !== undefined) ctx.only(msg, sub(fl, 'typed_config'), []);
+      }
+      router = true;
+      return;
+    }
+    if (type === TypeUrl.LocalRateLimit) {
+      const msg = ctx.decode(f.typed_config, sub(fl, 'typed_config'))?.message;
+      if (msg === undefined) return;
+      const limit = localRateLimit(ctx, msg, sub(fl, 'typed_config'));
+      rateLimitFilters.set(name, { index: i, bucket: limit !== null });
+      if (limit !== null) limits.push(limit);
+      return;
+    }
+    if (type === TypeUrl.Rbac) {
+      const msg = ctx.decode(f.typed_config, sub(fl, 'typed_config'))?.message;
+      const rules = msg === undefined ? undefined : rbacConfig(ctx, msg, sub(fl, 'typed_config'));
+      if (rules === undefined) return;
+      rbacFilters.set(name, { rules: rules !== null });
+      if (rules !== null) collectRules(ctx, rbac, rules, fl, 'listener');
+      return;
+    }
+    if (f.is_optional === true) return;
+    ctx.reject(fl, `unsupported http filter ${name !== '' ? name : (type ?? '(unnamed)')}`);
+  });
+  if (!router) ctx.reject(loc, `the last http filter must be the router (${ROUTER_FILTER_NAME})`);
+  return { limits, rateLimitFilters, rbac, rbacFilters };
+}

@@ -1,0 +1,313 @@
+// RouteConfiguration → raw virtual hosts (part of src/xds/translate.ts): routes with
+// their match, route action (cluster or weighted clusters, rewrites, timeout, retry
+// policy) or direct response, header edits and Remora extensions; per-route configs of
+// local rate limit and RBAC filters are collected and attached per listener
+// (attachRoutes), because whether they are allowed depends on the listener's filters.
+
+import { FILTER_CONFIG_TYPE_URL, REMORA_EXTENSIONS } from './names.js';
+import { TypeUrl } from './protos.js';
+import { asArr, asNum, asObj, asStr, isSet, wrapped, wrappedBool, type Obj } from './read.js';
+import { extPath, sub, type Ctx, type Loc } from './translate-context.js';
+import { Fields, type Mark } from './translate-fields.js';
+import type { ListenerPart } from './translate-listener.js';
+import { applyRateLimitKeys, localRateLimit } from './translate-ratelimit.js';
+import { authorization, collectRules, rbacConfig, type RbacAction, type RbacRules } from './translate-rbac.js';
+import { routeMatch } from './translate-route-match.js';
+
+const RETRY_ON = ['5xx', 'gateway-error', 'reset', 'connect-failure', 'retriable-4xx', 'retriable-status-codes'];
+
+interface PerRouteLimit {
+  readonly vhost: number;
+  readonly route: number;
+  /** The HTTP filter the per-route config belongs to (typed_per_filter_config key). */
+  readonly filter: string;
+  /** The raw rate limit, marks relative to it. */
+  readonly limit: Fields;
+  readonly loc: Loc;
+}
+
+interface PerRouteRbac {
+  readonly vhost: number;
+  readonly route: number;
+  /** The RBAC HTTP filter the per-route config belongs to. */
+  readonly filter: string;
+  /** null: no rules (Envoy enforces nothing on this route for that filter). */
+  readonly rules: RbacRules | null;
+  readonly loc: Loc;
+}
+
+export interface RoutePart {
+  /** Raw virtual hosts, without the routes' rate_limits and authorization (they depend
+   *  on the listener). */
+  readonly vhosts: Obj[];
+  /** Relative to the virtual host list: `[0].routes[1].match.prefix`. */
+  readonly marks: Mark[];
+  readonly limits: PerRouteLimit[];
+  readonly rbac: PerRouteRbac[];
+  /** Clusters the routes reference. */
+  readonly clusters: string[];
+}
+
+export function translateRouteConfig(ctx: Ctx, rc: Obj, loc: Loc): RoutePart {
+  ctx.only(rc, loc, ['name', 'virtual_hosts', 'validate_clusters']);
+  if (wrappedBool(rc.validate_clusters) === false) {
+    ctx.reject(sub(loc, 'validate_clusters'), 'false is not supported: Remora rejects routes to clusters that CDS has not defined');
+  }
+  const part: RoutePart = { vhosts: [], marks: [], limits: [], rbac: [], clusters: [] };
+  asArr(rc.virtual_hosts).forEach((v, i) => {
+    const vl = sub(loc, `virtual_hosts[${i}]`);
+    const vh = asObj(v) ?? {};
+    ctx.only(vh, vl, ['name', 'domains', 'routes', 'include_request_attempt_count']);
+    const routes: Obj[] = [];
+    asArr(vh.routes).forEach((r, j) => {
+      routes.push(translateRoute(ctx, asObj(r) ?? {}, sub(vl, `routes[${j}]`), new Fields({}, part.marks, `[${i}].routes[${j}]`), part, i, j));
+    });
+    const out = new Fields({}, part.marks, `[${i}]`).here(vl);
+    out.set('name', vh.name ?? '', sub(vl, 'name'));
+    out.set('domains', asArr(vh.domains), sub(vl, 'domains'));
+    out.set('routes', routes, sub(vl, 'routes'));
+    out.fill('include_request_attempt_count', vh.include_request_attempt_count === true ? true : undefined, sub(vl, 'include_request_attempt_count'));
+    part.vhosts.push(out.raw);
+  });
+  return part;
+}
+
+/** One route → `out` (marks relative to the virtual host list); its per-route configs and
+ *  clusters go to `part`. */
+function translateRoute(ctx: Ctx, r: Obj, loc: Loc, out: Fields, part: RoutePart, vhost: number, index: number): Obj {
+  ctx.only(r, loc, ['name', 'match', 'route', 'direct_response', 'metadata', 'typed_per_filter_config',
+    'request_headers_to_add', 'request_headers_to_remove', 'response_headers_to_add', 'response_headers_to_remove',
+    'per_request_buffer_limit_bytes']);
+  out.here(loc);
+  if (isSet(r.name)) out.set('name', r.name, sub(loc, 'name'));
+  if (r.match !== undefined) routeMatch(ctx, asObj(r.match) ?? {}, sub(loc, 'match'), out.nest('match'));
+  if (r.route !== undefined) {
+    const action = routeAction(ctx, asObj(r.route) ?? {}, sub(loc, 'route'), out.nest('route'));
+    if (typeof action.cluster === 'string') part.clusters.push(action.cluster);
+    for (const w of asArr(action.weighted_clusters)) part.clusters.push(String(asObj(w)?.cluster));
+  }
+  if (r.direct_response !== undefined) {
+    const dl = sub(loc, 'direct_response');
+    const d = asObj(r.direct_response) ?? {};
+    ctx.only(d, dl, ['status', 'body']);
+    const body = asObj(d.body);
+    if (body !== undefined) ctx.only(body, sub(dl, 'body'), ['inline_string']);
+    const direct = out.nest('direct_response').here(dl);
+    direct.set('status', asNum(d.status), sub(dl, 'status'));
+    direct.set('body', asStr(body?.inline_string) ?? '', sub(dl, 'body.inline_string'));
+  }
+  for (const k of ['request_headers_to_add', 'response_headers_to_add'] as const) {
+    const headers: Fields[] = [];
+    asArr(r[k]).forEach((h, i) => {
+      const header = headerToAdd(ctx, asObj(h) ?? {}, sub(loc, `${k}[${i}]`));
+      if (header !== undefined) headers.push(header);
+    });
+    out.list(k, headers);
+  }
+  for (const k of ['request_headers_to_remove', 'response_headers_to_remove'] as const) out.set(k, asArr(r[k]), sub(loc, k));
+
+  // Remora-only fields; those of the route action need one.
+  const ext = ctx.extensions(r, loc, REMORA_EXTENSIONS.route);
+  const action = out.within('route');
+  const needsAction = (key: string, value: unknown, to: string, inRetry: boolean): void => {
+    if (value === undefined) return;
+    const where = key === 'per_request_buffer_limit_bytes' ? sub(loc, key) : extPath(loc, key);
+    const retry = action?.within('retry_policy');
+    if (action === undefined) ctx.reject(where, 'needs a route action (not allowed with direct_response)');
+    else if (inRetry && retry === undefined) ctx.reject(where, 'needs route.retry_policy');
+    else (inRetry ? (retry ?? action) : action).set(to, value, where);
+  };
+  needsAction('max_request_body_bytes', ext.max_request_body_bytes, 'max_request_body_bytes', false);
+  needsAction('retry_allow_request_headers', ext.retry_allow_request_headers, 'allow_request_headers', true);
+  needsAction('retry_non_idempotent_on_reset', ext.retry_non_idempotent_on_reset, 'retry_non_idempotent_on_reset', true);
+  needsAction('per_request_buffer_limit_bytes', wrapped(r.per_request_buffer_limit_bytes), 'buffer_limit_bytes', true);
+
+  const { limits, rbac } = perRouteConfigs(ctx, asObj(r.typed_per_filter_config) ?? {}, loc, vhost, index);
+  applyRateLimitKeys(ctx, ext, loc, limits.map((l) => l.limit), 'route');
+  part.limits.push(...limits);
+  part.rbac.push(...rbac);
+  return out.raw;
+}
+
+/** typed_per_filter_config: local rate limits and RBAC rules (directly or in a FilterConfig). */
+function perRouteConfigs(ctx: Ctx, configs: Obj, loc: Loc, vhost: number, route: number): { limits: PerRouteLimit[]; rbac: PerRouteRbac[] } {
+  const out: { limits: PerRouteLimit[]; rbac: PerRouteRbac[] } = { limits: [], rbac: [] };
+  for (const [filter, any] of Object.entries(configs)) {
+    let fl = sub(loc, `typed_per_filter_config["${filter}"]`);
+    let inner: unknown = any;
+    let optional = false;
+    if (asObj(any)?.type_url === FILTER_CONFIG_TYPE_URL) {
+      const fc = ctx.decode(any, fl)?.message;
+      if (fc === undefined) continue;
+      ctx.only(fc, fl, ['config', 'is_optional']);
+      optional = fc.is_optional === true;
+      inner = fc.config;
+      fl = sub(fl, 'config');
+    }
+    const type = asStr(asObj(inner)?.type_url);
+    if (type === TypeUrl.RbacPerRoute) {
+      const msg = ctx.decode(inner, fl)?.message;
+      if (msg === undefined) continue;
+      ctx.only(msg, fl, ['rbac']);
+      const rbac = asObj(msg.rbac);
+      const rules = rbac === undefined ? null : rbacConfig(ctx, rbac, sub(fl, 'rbac'));
+      if (rules !== undefined) out.rbac.push({ vhost, route, filter, rules, loc: fl });
+      continue;
+    }
+    if (type !== TypeUrl.LocalRateLimit) {
+      if (!optional) ctx.reject(fl, `per-route config of an unsupported http filter (${type ?? 'no type'})`);
+      continue;
+    }
+    const msg = ctx.decode(inner, fl)?.message;
+    if (msg === undefined) continue;
+    const limit = localRateLimit(ctx, msg, fl);
+    if (limit === null) ctx.reject(sub(fl, 'token_bucket'), 'is required in a per-route local rate limit');
+    else out.limits.push({ vhost, route, filter, limit, loc: fl });
+  }
+  return out;
+}
+
+/** RouteAction → `out` (the route's raw `route`), which it returns. */
+function routeAction(ctx: Ctx, a: Obj, loc: Loc, out: Fields): Obj {
+  ctx.only(a, loc, ['cluster', 'weighted_clusters', 'prefix_rewrite', 'host_rewrite_literal', 'timeout', 'retry_policy',
+    'auto_host_rewrite', 'priority', 'cluster_not_found_response_code']);
+  if (wrappedBool(a.auto_host_rewrite) === true) ctx.reject(sub(loc, 'auto_host_rewrite'), 'is not supported; use host_rewrite_literal');
+  if (isSet(a.priority) && a.priority !== 'DEFAULT') ctx.reject(sub(loc, 'priority'), `${String(a.priority)} is not supported (DEFAULT only)`);
+  if (isSet(a.cluster_not_found_response_code) && a.cluster_not_found_response_code !== 'SERVICE_UNAVAILABLE') {
+    ctx.reject(sub(loc, 'cluster_not_found_response_code'), 'is not supported: Remora rejects routes to unknown clusters');
+  }
+  out.here(loc);
+  out.take('cluster', a.cluster, sub(loc, 'cluster'));
+  const wc = asObj(a.weighted_clusters);
+  if (wc !== undefined) {
+    const wl = sub(loc, 'weighted_clusters');
+    ctx.only(wc, wl, ['clusters', 'total_weight']);
+    let sum = 0;
+    const list = asArr(wc.clusters).map((v, i) => {
+      const cl = sub(wl, `clusters[${i}]`);
+      const c = asObj(v) ?? {};
+      ctx.only(c, cl, ['name', 'weight']);
+      const weight = wrapped(c.weight) ?? 0;
+      sum += weight;
+      const w = out.item(`.weighted_clusters[${i}]`).here(cl);
+      w.set('cluster', c.name, sub(cl, 'name'));
+      w.set('weight', weight, sub(cl, 'weight'));
+      return w.raw;
+    });
+    const total = wrapped(wc.total_weight);
+    if (total !== undefined && total !== sum) ctx.reject(sub(wl, 'total_weight'), `${total} is not the sum of the weights (${sum})`);
+    out.set('weighted_clusters', list, sub(wl, 'clusters'));
+  }
+  if (isSet(a.prefix_rewrite)) out.set('prefix_rewrite', a.prefix_rewrite, sub(loc, 'prefix_rewrite'));
+  out.take('host_rewrite', a.host_rewrite_literal, sub(loc, 'host_rewrite_literal'));
+  out.take('timeout_ms', ctx.ms(a.timeout, sub(loc, 'timeout')), sub(loc, 'timeout'));
+  const rp = asObj(a.retry_policy);
+  if (rp !== undefined) retryPolicy(ctx, rp, sub(loc, 'retry_policy'), out.nest('retry_policy'));
+  return out.raw;
+}
+
+function retryPolicy(ctx: Ctx, rp: Obj, loc: Loc, out: Fields): void {
+  ctx.only(rp, loc, ['retry_on', 'num_retries', 'per_try_timeout', 'retriable_status_codes', 'retry_back_off']);
+  out.here(loc);
+  const on = (asStr(rp.retry_on) ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+  for (const cond of on) {
+    if (!RETRY_ON.includes(cond)) ctx.reject(sub(loc, 'retry_on'), `"${cond}" is not supported (Remora retries on ${RETRY_ON.join(', ')})`);
+  }
+  out.set('retry_on', on, sub(loc, 'retry_on'));
+  out.take('num_retries', wrapped(rp.num_retries), sub(loc, 'num_retries'));
+  out.take('per_try_timeout_ms', ctx.ms(rp.per_try_timeout, sub(loc, 'per_try_timeout')), sub(loc, 'per_try_timeout'));
+  if (rp.retriable_status_codes !== undefined) out.set('retriable_status_codes', asArr(rp.retriable_status_codes), sub(loc, 'retriable_status_codes'));
+  const back = asObj(rp.retry_back_off);
+  if (back !== undefined) {
+    const bl = sub(loc, 'retry_back_off');
+    ctx.only(back, bl, ['base_interval', 'max_interval']);
+    const base = ctx.ms(back.base_interval, sub(bl, 'base_interval'));
+    const max = ctx.ms(back.max_interval, sub(bl, 'max_interval'));
+    out.fill('base_interval_ms', base, sub(bl, 'base_interval'));
+    out.fill('max_interval_ms', max, sub(bl, 'max_interval'));
+  }
+}
+
+/** HeaderValueOption → raw {name, value} with marks relative to it; undefined when left
+ *  out (an empty value without keep_empty_value, as Envoy does) or rejected. Remora
+ *  appends, and adds values literally: Envoy's `%%` becomes `%`, a %COMMAND% is rejected. */
+function headerToAdd(ctx: Ctx, o: Obj, loc: Loc): Fields | undefined {
+  ctx.only(o, loc, ['header', 'append', 'append_action', 'keep_empty_value']);
+  if (wrappedBool(o.append) === false) ctx.reject(sub(loc, 'append'), 'false (overwrite) is not supported: Remora appends');
+  if (isSet(o.append_action) && o.append_action !== 'APPEND_IF_EXISTS_OR_ADD') {
+    ctx.reject(sub(loc, 'append_action'), `${String(o.append_action)} is not supported: Remora appends (APPEND_IF_EXISTS_OR_ADD)`);
+  }
+  const hl = sub(loc, 'header');
+  const h = asObj(o.header) ?? {};
+  ctx.only(h, hl, ['key', 'value']);
+  const escaped = asStr(h.value) ?? '';
+  let value = '';
+  for (let i = 0; i < escaped.length; i++) {
+    if (escaped[i] !== '%') value += escaped[i];
+    else if (escaped[i + 1] === '%') {
+      value += '%';
+      i++;
+    } else {
+      ctx.reject(sub(hl, 'value'), "uses Envoy's %COMMAND% substitution; Remora adds values literally (write %% for a literal %)");
+      return undefined;
+    }
+  }
+  if (value === '' && o.keep_empty_value !== true) return undefined;
+  const out = new Fields().here(hl);
+  out.set('name', asStr(h.key) ?? '', sub(hl, 'key'));
+  out.set('value', value, sub(hl, 'value'));
+  return out;
+}
+
+/** A listener's routes with their rate limits and authorization (marks relative to the
+ *  virtual host list): each per-route config must belong to a local rate limit filter of
+ *  the listener that has no token bucket of its own, or to an RBAC filter without rules
+ *  (Envoy would REPLACE that bucket or those rules for the route; Remora checks listener
+ *  and route limits and authorization together, so only filters that exist for per-route
+ *  configs can carry them). */
+export function attachRoutes(ctx: Ctx, l: ListenerPart, part: RoutePart): { vhosts: Obj[]; marks: Mark[] } {
+  const vhosts = structuredClone(part.vhosts);
+  const marks = [...part.marks];
+  for (const vh of vhosts) for (const r of asArr(vh.routes)) (r as Obj).rate_limits = [];
+  const routeAt = (v: number, r: number): Fields => new Fields(asArr(asObj(vhosts[v])?.routes)[r] as Obj, marks, `[${v}].routes[${r}]`);
+  const byRoute = new Map<string, (PerRouteLimit & { index: number })[]>();
+  for (const limit of part.limits) {
+    const f = l.rateLimitFilters.get(limit.filter);
+    if (f === undefined) {
+      ctx.reject(limit.loc, `Listener "${l.name}" has no local rate limit http filter named "${limit.filter}"`);
+      continue;
+    }
+    if (f.bucket) {
+      ctx.reject(limit.loc, `would replace the token bucket of Listener "${l.name}"'s filter "${limit.filter}" for this route; `
+        + 'Remora applies listener and route limits together: put per-route limits on a local rate limit filter without token_bucket');
+      continue;
+    }
+    const key = `${limit.vhost}/${limit.route}`;
+    byRoute.set(key, [...(byRoute.get(key) ?? []), { ...limit, index: f.index }]);
+  }
+  for (const [key, limits] of byRoute) {
+    const [v, r] = key.split('/').map(Number);
+    limits.sort((a, b) => a.index - b.index);
+    routeAt(v, r).list('rate_limits', limits.map((x) => ({ raw: structuredClone(x.limit.raw), marks: x.limit.marks })));
+  }
+  const rulesByRoute = new Map<string, Partial<Record<RbacAction, RbacRules>>>();
+  for (const x of part.rbac) {
+    const f = l.rbacFilters.get(x.filter);
+    if (f === undefined) ctx.reject(x.loc, `Listener "${l.name}" has no RBAC http filter named "${x.filter}"`);
+    else if (f.rules) {
+      ctx.reject(x.loc, `would replace the rules of Listener "${l.name}"'s RBAC filter "${x.filter}" for this route; `
+        + 'Remora applies listener and route authorization together: put per-route RBAC on an RBAC filter without rules');
+    } else if (x.rules !== null) {
+      const key = `${x.vhost}/${x.route}`;
+      const rules = rulesByRoute.get(key) ?? {};
+      collectRules(ctx, rules, x.rules, x.loc, 'route');
+      rulesByRoute.set(key, rules);
+    }
+  }
+  for (const [key, rules] of rulesByRoute) {
+    const [v, r] = key.split('/').map(Number);
+    const authz = authorization(ctx, rules, l.everyClientVerified);
+    if (authz !== undefined) routeAt(v, r).attach('authorization', authz.raw, authz.marks);
+  }
+  return { vhosts, marks };
+}

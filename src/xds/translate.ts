@@ -1,0 +1,148 @@
+// Envoy xDS v3 resources (decoded by src/xds/protos.ts) → Remora's config model.
+// The supported subset of Listener, RouteConfiguration, Cluster and ClusterLoadAssignment
+// is turned into RAW config data — the same shape a config file has — which then goes
+// through validateConfig, so defaults and checks are exactly those of a file. A field
+// outside the subset that is SET is a rejection naming its path (never half-applied,
+// never silently ignored); validateConfig's errors are mapped back to the resource and
+// field they came from. Proto shapes stop here: nothing downstream sees them.
+// docs/xds.md lists the supported fields, the rejections and the warming rules. The
+// parts, one per resource type: translate-listener.ts, translate-route.ts (with
+// translate-route-match.ts), translate-cluster.ts, translate-endpoints.ts, and the
+// pieces they share: translate-tls.ts, translate-rbac.ts, translate-ratelimit.ts;
+// translate-context.ts reads (paths, rejections), translate-fields.ts writes (marks).
+
+import { validateConfig } from '../config/validate.js';
+import type { ConfigError, RemoraConfig } from '../config/types.js';
+import { REMORA_METADATA } from './names.js';
+import { TypeUrl } from './protos.js';
+import type { Obj } from './read.js';
+import type { XdsResourceSet } from './resources.js';
+import { translateCluster } from './translate-cluster.js';
+import { checkName, Ctx, formatRejection, root, sub, type XdsRejection } from './translate-context.js';
+import { translateEndpoints, type EndpointsPart } from './translate-endpoints.js';
+import { addMarks, Fields, type Mark } from './translate-fields.js';
+import { translateListener } from './translate-listener.js';
+import { attachRoutes, translateRouteConfig, type RoutePart } from './translate-route.js';
+
+export { formatRejection, type XdsRejection } from './translate-context.js';
+
+export type XdsTranslateResult = { ok: true; config: RemoraConfig } | { ok: false; errors: XdsRejection[] };
+
+/** The bootstrap's root fields that translateXds takes from `base`. */
+const BASE_KEYS = ['workers', 'admin', 'probes', 'drain', 'worker_limits', 'stats'];
+/** Validation-only stand-ins for what is still warming (never in a returned config). */
+const PLACEHOLDER_VHOSTS = [{ name: 'warming', domains: ['*'], routes: [{ match: { prefix: '/' }, direct_response: { status: 503 } }] }];
+const PLACEHOLDER_ENDPOINTS = [{ address: '127.0.0.1', port: 1 }];
+
+/**
+ * Builds the raw Remora config from `base` (the bootstrap file's non-xDS root fields:
+ * workers, admin, probes, drain, worker_limits, stats; other keys of `base` are not
+ * read) plus the resources, and validates it with validateConfig.
+ *
+ * Rejections are real problems only (a NACK). Missing RDS/EDS resources are not: a
+ * listener whose route configuration has not arrived, an EDS cluster whose endpoints
+ * have not, and a listener routing to such a cluster are validated with stand-ins and
+ * left OUT of the returned config. Such a partial config (possibly without listeners)
+ * is not meant to be applied: check missingResources(set) (src/xds/resources.ts) first.
+ */
+export function translateXds(base: Record<string, unknown>, set: XdsResourceSet): XdsTranslateResult {
+  const ctx = new Ctx();
+  const listeners = [...set.listeners].flatMap(([key, l]) => translateListener(ctx, key, l) ?? []);
+  const routeConfigs = new Map<string, RoutePart>();
+  for (const [key, rc] of set.routes) {
+    const loc = root(TypeUrl.RouteConfiguration, key);
+    checkName(ctx, rc.name, key, loc);
+    routeConfigs.set(key, translateRouteConfig(ctx, rc, loc));
+  }
+  const assignments = new Map<string, EndpointsPart>();
+  for (const [key, cla] of set.endpoints) {
+    const loc = root(TypeUrl.ClusterLoadAssignment, key);
+    if (cla.cluster_name !== undefined && cla.cluster_name !== key) {
+      ctx.reject(sub(loc, 'cluster_name'), `"${String(cla.cluster_name)}" does not match the resource name "${key}"`);
+    }
+    assignments.set(key, translateEndpoints(ctx, cla, loc));
+  }
+  const clusters = [...set.clusters].flatMap(([key, c]) => translateCluster(ctx, key, c) ?? []);
+  if (ctx.errors.length > 0) return { ok: false, errors: ctx.errors };
+
+  // Assemble. Marks map raw paths (`clusters[2].endpoints[0].port`) back to resources.
+  const marks: Mark[] = [];
+  const waitingClusters = new Set<string>();
+  const rawClusters = clusters.map((c, i) => {
+    const out = new Fields({ ...c.raw }, marks, `clusters[${i}]`);
+    addMarks(marks, out.at, c.marks);
+    if (c.eds !== undefined) {
+      const cla = assignments.get(c.eds);
+      if (cla === undefined) {
+        waitingClusters.add(c.name);
+        out.raw.endpoints = PLACEHOLDER_ENDPOINTS;
+      } else out.attach('endpoints', cla.endpoints, cla.marks);
+    }
+    return out.raw;
+  });
+  const waitingListeners = new Set<string>();
+  const rawListeners = listeners.map((l, i) => {
+    const out = new Fields({ ...l.raw }, marks, `listeners[${i}]`);
+    addMarks(marks, out.at, l.marks);
+    const part = l.route.kind === 'inline' ? translateRouteConfig(ctx, l.route.config, l.route.loc) : routeConfigs.get(l.route.name);
+    if (part === undefined) {
+      waitingListeners.add(l.name);
+      out.raw.virtual_hosts = PLACEHOLDER_VHOSTS;
+      return out.raw;
+    }
+    const attached = attachRoutes(ctx, l, part);
+    out.attach('virtual_hosts', attached.vhosts, attached.marks);
+    if (part.clusters.some((c) => waitingClusters.has(c))) waitingListeners.add(l.name);
+    return out.raw;
+  });
+  if (ctx.errors.length > 0) return { ok: false, errors: ctx.errors };
+
+  const raw: Obj = {};
+  for (const key of BASE_KEYS) if (base[key] !== undefined) raw[key] = base[key];
+  raw.listeners = rawListeners;
+  raw.clusters = rawClusters;
+  const result = validateConfig(raw);
+  if (!result.ok) return { ok: false, errors: dedupe(result.errors.map((e) => locate(e, marks))) };
+  if (waitingListeners.size === 0 && waitingClusters.size === 0) return result;
+  const c = result.config;
+  return {
+    ok: true,
+    config: Object.freeze({
+      ...c,
+      listeners: Object.freeze(c.listeners.filter((l) => !waitingListeners.has(l.name))),
+      clusters: Object.freeze(c.clusters.filter((cl) => !waitingClusters.has(cl.name))),
+    }),
+  };
+}
+
+/** Maps a validateConfig error to the resource field its value came from. */
+function locate(e: ConfigError, marks: readonly Mark[]): XdsRejection {
+  let best: Mark | undefined;
+  for (const m of marks) {
+    const p = m[0];
+    const covers = e.path === p || e.path.startsWith(`${p}.`) || e.path.startsWith(`${p}[`);
+    if (covers && (best === undefined || p.length > best[0].length)) best = m;
+  }
+  if (best === undefined) {
+    if (e.path.startsWith('listeners')) return { typeUrl: TypeUrl.Listener, name: '', path: e.path, message: e.message };
+    if (e.path.startsWith('clusters')) return { typeUrl: TypeUrl.Cluster, name: '', path: e.path, message: e.message };
+    return { typeUrl: '', name: 'bootstrap', path: e.path, message: e.message };
+  }
+  const [p, loc] = best;
+  const rest = e.path.slice(p.length);
+  // Lists copied one to one keep their indexes, and Remora extensions their field names;
+  // other leftovers are named as Remora fields.
+  const extension = loc.path.includes(`filter_metadata.${REMORA_METADATA}.`);
+  if (rest === '' || /^(\[\d+\])+$/.test(rest) || extension) return { ...loc, path: `${loc.path}${rest}`, message: e.message };
+  return { ...loc, message: `${e.message} (Remora field ${rest.replace(/^\./, '')})` };
+}
+
+function dedupe(errors: XdsRejection[]): XdsRejection[] {
+  const seen = new Set<string>();
+  return errors.filter((e) => {
+    const key = formatRejection(e);
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
