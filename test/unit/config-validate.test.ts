@@ -889,3 +889,37 @@ t.test('listener front-end settings: enums, ranges and the TLS codec rule, every
     t.ok(paths.includes(p), `expected an error at ${p}; got ${JSON.stringify(paths)}`);
   }
 });
+
+t.test('schema walker and second pass: errors listed by listener and cluster, one error per wrong enum', async (t) => {
+  const errors = errorsOf(withChanges({
+    'clusters[1].lb_policy': 5,
+    'clusters[0].endpoints[0].port': 0,
+    [`${R}[0].route.cluster`]: 'nope',
+    [`${R}[2].match.regex`]: '(',
+    workers: 300,
+  }));
+  t.strictSame(errors.map((e) => e.path), [
+    'workers',
+    `${R}[2].match.regex`,
+    `${R}[0].route.cluster`,
+    'clusters[0].endpoints[0].port',
+    'clusters[1].lb_policy',
+  ], 'root fields, then each listener (schema errors, then references), then each cluster');
+  t.equal(errors.find((e) => e.path === 'clusters[1].lb_policy')?.message, 'must be one of round_robin, least_request, random');
+});
+
+t.test('conditional defaults are filled in by the second pass', async (t) => {
+  const cfg = configOf(withChanges({
+    'listeners[0].tls': { cert_file: '/c.pem', key_file: '/k.pem', ca_file: '/ca.pem' },
+    [RP]: { base_interval_ms: 40 },
+    [`${C0}.outlier_detection`]: { base_ejection_time_ms: 400_000 },
+    [`${C0}.health_check`]: { path: '/h', interval_ms: 700, unhealthy_interval_ms: 900 },
+  }));
+  const l = cfg.listeners[0];
+  t.equal(l.tls?.require_client_certificate, true);
+  t.equal(l.forward_client_cert_details, 'sanitize_set');
+  t.equal(l.virtual_hosts[0].routes[0].route?.retry_policy?.max_interval_ms, 400);
+  t.equal(cfg.clusters[0].outlier_detection?.max_ejection_time_ms, 400_000);
+  t.match(cfg.clusters[0].health_check, { host: 'backend', unhealthy_interval_ms: 900, unhealthy_edge_interval_ms: 900, healthy_edge_interval_ms: 700 });
+  t.equal(Object.keys(cfg)[0], 'workers', 'a conditional default keeps its place among the keys');
+});

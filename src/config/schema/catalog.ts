@@ -1,0 +1,69 @@
+// The named config objects, in the order docs/config.md documents them: the JSON Schema's
+// definitions and the generated docs tables (docs.ts) are made from this list.
+
+import type { GenericSchema } from 'valibot';
+import { CircuitBreakersSchema, ClusterSchema, EndpointSchema, HealthCheckSchema, OutlierDetectionSchema, RetryBudgetSchema, UpstreamTlsSchema } from './cluster.js';
+import { HeaderMatcherSchema, HeaderValueSchema } from './listener.js';
+import { ListenerSchema, ListenerTlsSchema } from './listener.js';
+import { AccessLogSchema, AuthorizationSchema, RateLimitKeySchema, RateLimitSchema } from './listener.js';
+import { AdminSchema, DrainSchema, ProbesSchema, RootSchema, StatsSchema, WorkerLimitsSchema } from './root.js';
+import { DirectResponseSchema, RetryPolicySchema, RouteActionSchema, RouteMatchSchema, RouteSchema, VirtualHostSchema, WeightedClusterSchema } from './listener.js';
+import { MeshIdentitySchema, XdsNodeSchema, XdsSchema } from './root.js';
+
+export interface CatalogEntry {
+  /** Definition name in the JSON Schema, and the docs table's marker. */
+  readonly name: string;
+  readonly schema: GenericSchema;
+  /** The docs heading's anchor (default: the name, lower-cased). */
+  readonly anchor?: string;
+}
+
+export const CATALOG: readonly CatalogEntry[] = [
+  { name: 'Root', schema: RootSchema },
+  { name: 'Xds', schema: XdsSchema, anchor: 'xds-bootstrap-xds' },
+  { name: 'XdsNode', schema: XdsNodeSchema },
+  { name: 'MeshIdentity', schema: MeshIdentitySchema },
+  { name: 'Probes', schema: ProbesSchema },
+  { name: 'Drain', schema: DrainSchema },
+  { name: 'WorkerLimits', schema: WorkerLimitsSchema },
+  { name: 'Stats', schema: StatsSchema },
+  { name: 'Admin', schema: AdminSchema },
+  { name: 'Listener', schema: ListenerSchema },
+  { name: 'ListenerTls', schema: ListenerTlsSchema },
+  { name: 'Authorization', schema: AuthorizationSchema },
+  { name: 'AccessLog', schema: AccessLogSchema },
+  { name: 'VirtualHost', schema: VirtualHostSchema },
+  { name: 'Route', schema: RouteSchema },
+  { name: 'RouteMatch', schema: RouteMatchSchema },
+  { name: 'HeaderMatcher', schema: HeaderMatcherSchema },
+  { name: 'RouteAction', schema: RouteActionSchema },
+  { name: 'WeightedCluster', schema: WeightedClusterSchema },
+  { name: 'RetryPolicy', schema: RetryPolicySchema },
+  { name: 'RateLimit', schema: RateLimitSchema },
+  { name: 'RateLimitKey', schema: RateLimitKeySchema },
+  { name: 'DirectResponse', schema: DirectResponseSchema },
+  { name: 'HeaderValue', schema: HeaderValueSchema },
+  { name: 'Cluster', schema: ClusterSchema },
+  { name: 'UpstreamTls', schema: UpstreamTlsSchema },
+  { name: 'CircuitBreakers', schema: CircuitBreakersSchema },
+  { name: 'RetryBudget', schema: RetryBudgetSchema },
+  { name: 'OutlierDetection', schema: OutlierDetectionSchema },
+  { name: 'HealthCheck', schema: HealthCheckSchema },
+  { name: 'Endpoint', schema: EndpointSchema },
+];
+
+const byIdentity = new Map<GenericSchema, CatalogEntry>(CATALOG.map((e) => [e.schema, e]));
+
+/** The catalog entry a field's schema refers to, looking through optional and pipes. */
+export function namedObject(schema: GenericSchema): CatalogEntry | undefined {
+  let s: GenericSchema | undefined = schema;
+  while (s !== undefined) {
+    const entry = byIdentity.get(s);
+    if (entry) return entry;
+    const o = s as { type: string; wrapped?: GenericSchema; pipe?: readonly GenericSchema[] };
+    s = o.type === 'optional' ? o.wrapped : o.pipe?.[0];
+  }
+  return undefined;
+}
+
+export const anchorOf = (e: CatalogEntry): string => e.anchor ?? e.name.toLowerCase();

@@ -1,0 +1,118 @@
+// Config schema: clusters, their endpoints, upstream TLS and resilience settings
+// (circuit breakers, retry budget, outlier detection, active health checks).
+
+import * as v from 'valibot';
+import { isIP } from 'node:net';
+import { field, filePath, HOST_RE, int, list, ms, name, num, obj, oneOf, str } from './fields.js';
+import { TLS_VERSIONS } from './listener.js';
+
+function endpointAddressProblem(a: string): string | undefined {
+  if (a === '') return 'must not be empty';
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(a)) return `must be a bare address without a scheme (got "${a}"); put the port in "port"`;
+  if (/\s/.test(a)) return 'must not contain whitespace';
+  if (a.startsWith('[')) return 'write IPv6 addresses without brackets (e.g. ::1)';
+  if (isIP(a) !== 0) return undefined;
+  if (a.includes(':')) return 'must not include a port; use the "port" field';
+  return HOST_RE.test(a.toLowerCase()) ? undefined : `"${a}" is not an IP address or a valid host name`;
+}
+
+export const EndpointSchema = obj({
+  address: str('No scheme (`http://`), no port, no spaces.', { type: 'IPv4 literal, IPv6 literal (no brackets) or host name', check: endpointAddressProblem }),
+  port: int(1, 65535, 'Upstream port.'),
+}, 'One upstream address of a cluster.');
+
+const SAN = 'must be a non-empty string without whitespace or commas (a URI SAN such as "spiffe://cluster.local/ns/app/sa/backend" or a DNS name)';
+
+export const UpstreamTlsSchema = obj({
+  ca_file: filePath('PEM bundle of the CAs trusted to sign the upstream\'s certificate. Replaces the system roots.'),
+  cert_file: v.optional(filePath('Client certificate chain (PEM) presented to the upstream (mTLS). Set together with `key_file`.')),
+  key_file: v.optional(filePath('Private key (PEM) of `cert_file`.')),
+  sni: v.optional(str('Server name sent in SNI and, when `verify_subject_alt_names` is empty, checked against the server certificate (standard host name verification).', {
+    type: 'host name', default: 'the endpoint address when it is a host name, else none',
+    check: (s: string) => (isIP(s) !== 0 || !HOST_RE.test(s.toLowerCase()) ? `must be a host name (SNI cannot carry an IP address), got "${s}"` : undefined),
+  })),
+  verify_subject_alt_names: v.optional(list(v.pipe(v.string(SAN), v.metadata({ check: (s: string) => (s === '' || /[\s,]/.test(s) ? SAN : undefined) })),
+    'Exact SANs accepted: URI SANs (`spiffe://cluster.local/ns/app/sa/backend`) or DNS names (case-insensitive). When set, the server certificate must present one of them (instead of matching `sni`). When empty: host name verification against `sni` if there is one, else only the chain is verified against `ca_file` (an IP endpoint without `sni`).',
+    { type: 'list of strings' }), []),
+  min_version: v.optional(oneOf(TLS_VERSIONS, 'Lowest TLS version offered.'), 'TLSv1.2'),
+}, 'TLS (and mTLS) from Remora to a cluster\'s endpoints. Files are read and checked by the main thread and watched (docs/tls.md).');
+
+const MAX_CIRCUIT_BREAKER = 1_000_000_000;
+
+export const RetryBudgetSchema = obj({
+  budget_percent: v.optional(num(0, 100, 'Share of active requests that may be retries in flight.', { scope: 'percent of active requests, whole cluster' }), 20),
+  min_retry_concurrency: v.optional(int(0, 1_000_000, 'Retries in flight always allowed, whatever the share.', { scope: 'retries, whole cluster' }), 3),
+}, 'Retries in flight may not exceed `budget_percent` of the cluster\'s active requests, but `min_retry_concurrency` retries are always allowed.');
+
+export const CircuitBreakersSchema = obj({
+  max_connections: v.optional(int(1, MAX_CIRCUIT_BREAKER, 'Upstream connections open to the cluster.', { scope: 'connections, whole cluster' }), 1024),
+  max_pending_requests: v.optional(int(1, MAX_CIRCUIT_BREAKER, 'Requests waiting for a connection (queued in a pool).', { scope: 'requests, whole cluster' }), 1024),
+  max_requests: v.optional(int(1, MAX_CIRCUIT_BREAKER, 'Requests outstanding on upstream connections (Envoy): counted from the moment an attempt has its connection until it ends. Requests queued for a connection count against `max_pending_requests` only.',
+    { scope: 'requests, whole cluster' }), 1024),
+  max_retries: v.optional(int(0, MAX_CIRCUIT_BREAKER, 'Retries in flight, including those waiting in backoff. Not used when `retry_budget` is set.', { scope: 'retries, whole cluster' }), 3),
+  retry_budget: v.optional(field(RetryBudgetSchema, 'When set, **replaces `max_retries`** (Envoy semantics).', { scope: 'whole cluster' })),
+}, 'Resource limits for the whole cluster, shared by all workers of the process (Envoy\'s circuit breaker thresholds and defaults) — unlike `max_connections_per_endpoint`, which is per worker.');
+
+// base_ejection_time_ms comes first: max_ejection_time_ms's default depends on it.
+export const OutlierDetectionSchema = obj({
+  base_ejection_time_ms: v.optional(ms(1, 'Ejection time = `base_ejection_time_ms` × times ejected, at most `max_ejection_time_ms`.'), 30_000),
+  max_ejection_time_ms: ms(1, 'Cap on the ejection time; at least `base_ejection_time_ms`.', { type: 'integer 1..3600000, ≥ `base_ejection_time_ms`', conditional: true, default: '`300000`, or `base_ejection_time_ms` if that is larger (Envoy)' }),
+  consecutive_5xx: v.optional(int(0, 1000, 'Consecutive 5xx responses that eject an endpoint; locally generated 503s for connect failures, resets and timeouts count too. `0` disables.', { scope: 'responses, per endpoint' }), 5),
+  consecutive_gateway_failure: v.optional(int(0, 1000, 'Consecutive gateway errors (502, 503, 504, connect failure, reset, timeout) that eject an endpoint. `0` disables.', { scope: 'responses, per endpoint' }), 5),
+  interval_ms: v.optional(ms(100, 'How often success rates are evaluated and ejections expire.'), 10_000),
+  max_ejection_percent: v.optional(int(0, 100, 'At most this share of endpoints is ejected at once, but at least one.', { scope: 'percent of the cluster\'s endpoints' }), 10),
+  probation_requests: v.optional(int(1, 1000, 'After an ejection the endpoint is on probation: this many trial requests at a time; a success makes it healthy, a failure ejects it again.', { scope: 'requests, per endpoint' }), 1),
+  success_rate_minimum_hosts: v.optional(int(0, 10_000, 'Success-rate ejection (per interval) runs only when at least this many endpoints have `success_rate_request_volume` requests. `0` turns success-rate ejection off.', { scope: 'endpoints' }), 5),
+  success_rate_request_volume: v.optional(int(1, 1_000_000, 'Endpoints with fewer requests are not considered for success-rate ejection.', { scope: 'requests per interval, per endpoint' }), 100),
+  success_rate_stdev_factor: v.optional(num(0, 100, 'An endpoint whose success rate is below mean − factor × stdev is ejected.'), 1.9),
+}, 'Passive health checking: endpoints that keep failing are ejected. Off unless configured (as in Envoy); `outlier_detection: {}` turns it on with every default.');
+
+const PAIR = 'must be a [start, end) pair of status codes with 100 <= start < end <= 600';
+const statusRange = v.pipe(v.tuple([int(100, 600, 'start'), int(100, 600, 'end')], PAIR), v.readonly(),
+  v.metadata({ check: (r: readonly [number, number]) => (r[0] < r[1] ? undefined : PAIR) }));
+const noWhitespace = (s: string): string | undefined => (/^\S+$/.test(s) ? undefined : 'must be a non-empty host name without whitespace');
+const perEndpoint = 'ms, per endpoint';
+
+export const HealthCheckSchema = obj({
+  path: str('HTTP path requested with GET.', {
+    type: 'string starting with `/`, no whitespace',
+    check: (s: string) => (!s.startsWith('/') ? 'must start with "/"' : /\s/.test(s) ? 'must not contain whitespace' : undefined),
+  }),
+  host: str('`Host` header sent.', { type: 'string, non-empty, no whitespace', conditional: true, default: 'the cluster\'s name', check: noWhitespace }),
+  interval_ms: v.optional(ms(100, 'Milliseconds between checks of one endpoint.', { scope: perEndpoint }), 5000),
+  timeout_ms: v.optional(ms(1, 'Milliseconds a check may take.', { scope: 'ms, per check' }), 1000),
+  healthy_threshold: v.optional(int(1, 100, 'Passing checks in a row that make an unhealthy endpoint healthy.', { scope: 'checks in a row' }), 2),
+  unhealthy_threshold: v.optional(int(1, 100, 'Failing checks in a row that make a healthy endpoint unhealthy.', { scope: 'checks in a row' }), 3),
+  expected_statuses: v.optional(list(statusRange, 'Status ranges counted as healthy; `end` is excluded. At least one pair. Any other status not in `retriable_statuses` (a 503, say) makes a healthy endpoint **unhealthy at once**, whatever `unhealthy_threshold` is (Envoy).',
+    { type: 'list of `[start, end)` pairs, 100 ≤ start < end ≤ 600', nonEmpty: 'must list at least one [start, end) range' }), [[200, 300]]),
+  retriable_statuses: v.optional(list(statusRange, 'Failing statuses that count toward `unhealthy_threshold` like timeouts and connection errors, instead of failing the endpoint at once. `expected_statuses` win where both match.',
+    { type: 'list of `[start, end)` pairs' }), []),
+  no_traffic_interval_ms: v.optional(ms(100, 'Interval used while the cluster has never had traffic (no upstream connection seen yet, sampled every 100 ms); takes precedence over the others. Once traffic starts, waiting checks are brought forward.',
+    { scope: perEndpoint }), 60_000),
+  no_traffic_healthy_interval_ms: ms(100, 'The same, for endpoints that currently pass.', { scope: perEndpoint, conditional: true, default: '`no_traffic_interval_ms`' }),
+  unhealthy_interval_ms: ms(100, 'Interval while an endpoint is unhealthy.', { scope: perEndpoint, conditional: true, default: '`interval_ms`' }),
+  unhealthy_edge_interval_ms: ms(100, 'Wait for the first check after an endpoint was marked unhealthy.', { scope: perEndpoint, conditional: true, default: '`unhealthy_interval_ms`' }),
+  healthy_edge_interval_ms: ms(100, 'Wait for the first check after an endpoint was marked healthy.', { scope: perEndpoint, conditional: true, default: '`interval_ms`' }),
+  interval_jitter_ms: v.optional(ms(0, 'A random 0..`interval_jitter_ms` added to every wait.'), 0),
+  interval_jitter_percent: v.optional(int(0, 100, 'A random 0..`interval_jitter_percent` % of the wait added to it; both jitters may apply.', { unit: 'percent', scope: '% of the wait' }), 0),
+  initial_jitter_ms: v.optional(ms(0, 'The first check of an endpoint waits a random 0..`initial_jitter_ms`; with `0` first checks are still spread over 0..min(`interval_ms`, 100) ms.'), 0),
+}, 'Active health checks, run by the main thread of the process. Off unless configured. On a cluster with `tls` they run over TLS with the cluster\'s settings.');
+
+export const LB_POLICIES = ['round_robin', 'least_request', 'random'] as const;
+
+export const ClusterSchema = obj({
+  name: name('Referenced by routes.', 'unique among clusters'),
+  lb_policy: v.optional(oneOf(LB_POLICIES, 'How an endpoint is chosen.', { scope: 'per worker' }), 'round_robin'),
+  endpoints: list(EndpointSchema, 'Upstream addresses.', { nonEmpty: 'must list at least one endpoint' }),
+  connect_timeout_ms: v.optional(ms(1, 'TCP connect timeout.', { scope: 'ms, per connect attempt' }), 1000),
+  idle_timeout_ms: v.optional(ms(0, 'Keep-alive connections idle longer than this are closed (checked once a second). `0` keeps them until the upstream closes them. An upstream\'s `Keep-Alive: timeout=N` hint is honoured too: a connection is not reused within a second of that deadline.',
+    { scope: 'ms, per pooled connection' }), 60_000),
+  max_connections_per_endpoint: v.optional(int(1, 1_000_000, 'Connection limit; requests beyond it wait in the pool\'s queue. With N workers an endpoint may see N × this many connections.',
+    { scope: 'per endpoint, **per worker**' }), 1024),
+  circuit_breakers: v.optional(field(CircuitBreakersSchema, 'Resource limits for the cluster.', { default: 'all defaults', scope: 'whole cluster, shared by all workers of the process' }), {}),
+  outlier_detection: v.optional(field(OutlierDetectionSchema, 'Passive health: eject endpoints that keep failing.', { default: 'unset (off)', scope: 'per endpoint' })),
+  health_check: v.optional(field(HealthCheckSchema, 'Active HTTP health checks, run by the main thread.', { default: 'unset (off)', scope: 'per endpoint' })),
+  panic_threshold_percent: v.optional(int(0, 100, 'When fewer than this percentage of endpoints are healthy, balance over all of them (Envoy\'s panic threshold). `0` disables panic mode.',
+    { scope: 'percent of the cluster\'s endpoints' }), 50),
+  tls: v.optional(field(UpstreamTlsSchema, 'TLS or mutual TLS to the cluster\'s endpoints.', { default: 'unset (plaintext)', scope: 'whole cluster' })),
+}, 'An upstream service that routes forward to.');

@@ -1,0 +1,290 @@
+// Config schema: listeners and everything under them — inbound TLS, access log, local
+// rate limits, authorization, virtual hosts, routes (match, action, retry policy) and
+// header edits and matchers. One module (not one per object) because each module costs
+// about a millisecond to load at startup (docs/config.md, "Config schema").
+
+import * as v from 'valibot';
+import { isIP } from 'node:net';
+import { isValidHeaderValue } from '../../http/headers.js';
+import { bool, dedupe, field, filePath, HOST_RE, int, list, ms, name, nameProblem, num, obj, oneOf, str, TOKEN_RE } from './fields.js';
+
+// ---------------------------------------------------------------------------
+// Header names, header edits (HeaderValue) and header matchers.
+
+/** Headers the proxy owns; routes may not add or remove them. Value: why. */
+const PROTECTED_HEADERS: ReadonlyMap<string, string> = new Map([
+  ['host', 'the proxy sets it; use route.host_rewrite to change it'],
+  ['connection', 'hop-by-hop header managed by the proxy'],
+  ['keep-alive', 'hop-by-hop header managed by the proxy'],
+  ['upgrade', 'hop-by-hop header managed by the proxy'],
+  ['te', 'hop-by-hop header managed by the proxy'],
+  ['trailer', 'hop-by-hop header managed by the proxy'],
+  ['transfer-encoding', 'message framing is managed by the proxy'],
+  ['content-length', 'message framing is managed by the proxy'],
+]);
+
+/** A header name's problem; `modifiable`: it is added or removed, not only read. */
+export function headerNameProblem(name: string, modifiable: boolean): string | undefined {
+  if (!TOKEN_RE.test(name)) return `"${name}" is not a valid header name (RFC 7230 token: letters, digits and !#$%&'*+-.^_\`|~)`;
+  const lower = name.toLowerCase();
+  if (modifiable && PROTECTED_HEADERS.has(lower)) return `"${lower}" cannot be added or removed: ${PROTECTED_HEADERS.get(lower)}`;
+  return undefined;
+}
+
+const lower = (s: string): string => s.toLowerCase();
+const TYPE = 'header name (RFC 7230 token)';
+const PRESENT = 'must be true (omit the matcher to accept any request)';
+
+/** A header name field (of an object); lower-cased. */
+export const headerName = (doc: string, modifiable: boolean) =>
+  str(doc, { type: TYPE, check: (s: string) => headerNameProblem(s, modifiable), normalize: lower });
+
+/** A list of header names; lower-cased. */
+export const headerNames = (doc: string, modifiable: boolean, scope: string) =>
+  list(v.pipe(v.string('must be a string (a header name)'), v.metadata({ check: (s: string) => headerNameProblem(s, modifiable), normalize: lower })),
+    doc, { type: modifiable ? 'list of header names' : 'list of header names (RFC 7230 tokens)', scope });
+
+export const HeaderValueSchema = obj({
+  name: headerName('Lower-cased.', true),
+  value: str('Header value.', {
+    type: 'string without CR, LF or NUL',
+    check: (s: string) => (/[\r\n\0]/.test(s) ? 'must not contain CR, LF or NUL characters' : undefined),
+  }),
+}, 'A header added to a request or response.');
+
+export const HeaderMatcherSchema = obj({
+  name: headerName('Header to test; lower-cased.', false),
+  exact: v.optional(str('Value equals this.', { scope: 'header value', default: '—' })),
+  regex: v.optional(str('Value matches.', { type: 'JavaScript regular expression', scope: 'header value', default: '—', check: regexProblem })),
+  present: v.optional(v.pipe(v.boolean(PRESENT), v.description('Header is present, whatever its value.'),
+    v.metadata({ type: '`true`', default: '—', check: (b: boolean) => (b ? undefined : PRESENT) }))),
+}, 'One request header test. Exactly one of `exact`, `regex` and `present` is set.');
+
+/** Whether `s` compiles as a JavaScript regular expression. */
+export function regexProblem(s: string): string | undefined {
+  try {
+    new RegExp(s);
+    return undefined;
+  } catch (e) {
+    return `invalid regular expression: ${(e as Error).message}`;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Per-request policies shared by listeners and routes: local rate limits, authorization by peer identity; the access log.
+
+/** Tokens of a bucket: at most this many. */
+const MAX_TOKENS = 1_000_000_000;
+
+export const RateLimitKeySchema = obj({
+  headers: v.optional(headerNames('Headers whose values make up the key, in order. Lower-cased. Any header may be read, `host` included.', false, 'request headers'), []),
+  client_ip: v.optional(bool('Include the client\'s IP address in the key.'), false),
+}, 'Per-key buckets of a rate limit: each distinct key gets its own bucket. A key must name at least one header or set `client_ip: true`. A request that lacks one of the key\'s headers is not limited by that rate limit (as in Envoy).');
+
+export const RateLimitSchema = obj({
+  name: name('Name in stats and logs.', 'unique within its listener\'s or route\'s list'),
+  max_tokens: int(1, MAX_TOKENS, 'Bucket capacity and initial fill.', { scope: 'tokens' }),
+  tokens_per_fill: v.optional(int(1, MAX_TOKENS, 'Tokens added every fill interval, capped at `max_tokens` (Envoy\'s default of 1: a drained bucket admits one request per interval).', { scope: 'tokens per fill' }), 1),
+  fill_interval_ms: ms(50, 'Milliseconds between fills.'),
+  key: v.optional(field(RateLimitKeySchema, 'Per-key buckets: each distinct key gets its own bucket.', { default: 'unset (one bucket for all requests)', scope: 'per key' })),
+  shadow: v.optional(bool('Shadow mode: count would-be rejections, admit every request.'), false),
+}, 'A local rate limit: a token bucket shared by all workers of the process (not per worker).');
+
+const PATTERN = 'must be a non-empty identity pattern without whitespace, e.g. "spiffe://cluster.local/ns/payments/*"';
+
+function patternProblem(p: string): string | undefined {
+  if (p === '' || /\s/.test(p)) return PATTERN;
+  const star = p.indexOf('*');
+  if (star !== -1 && star !== p.length - 1) return `"${p}": "*" is only allowed at the end (a prefix match)`;
+  return undefined;
+}
+
+const patterns = (doc: string) =>
+  v.optional(list(v.pipe(v.string(PATTERN), v.metadata({ check: patternProblem })), doc, { type: 'list of patterns' }), []);
+
+export const AuthorizationSchema = obj({
+  allow: patterns('When non-empty, the identity must match one.'),
+  deny: patterns('An identity that matches one is refused, whatever `allow` says.'),
+}, 'Allow/deny by peer identity (the SPIFFE URI SAN of the client certificate, else its first DNS SAN, else its subject). A pattern is exact, or ends in `*` for a prefix; `*` alone is any verified identity. Deny wins; when `allow` is non-empty the identity must match it. At least one list must be given.');
+
+function accessLogPathProblem(file: string): string | undefined {
+  if (file === '') return 'must not be empty (use "stdout" or a file path)';
+  if (file.includes('\0')) return 'must not contain NUL characters';
+  if (file.endsWith('/')) return 'must name a file, not a directory';
+  return undefined;
+}
+
+export const AccessLogSchema = obj({
+  path: str('Where the lines go. A relative path is relative to Remora\'s working directory; missing directories are created. Every worker appends to the file itself (whole lines, `O_APPEND`); listeners naming the same path share it.',
+    { type: '`"stdout"` or a file path', scope: 'per worker', check: accessLogPathProblem }),
+  sample_ratio: v.optional(num(0, 1, 'Share of requests logged, drawn at random per request. Error responses are logged whatever it is: status ≥ 500, or any response flag other than `-` and `DR` (so `404 NR`, `503 UF`, `504 UT`, `DC` are always there), and so is a request that took more than one upstream attempt. `0` logs errors (and retried requests) only.',
+    { scope: 'per request' }), 1),
+}, 'Per-listener access log: one JSON line per request (a share of them, errors always).');
+
+// ---------------------------------------------------------------------------
+// Virtual hosts, routes, their matches and actions, and retry policies.
+
+const METHOD = 'must be an HTTP method name such as GET or POST';
+
+/** A `prefix` or `path` match: starts with "/", no query. */
+function pathProblem(s: string): string | undefined {
+  if (!s.startsWith('/')) return 'must start with "/"';
+  if (s.includes('?')) return 'must not contain "?" (matching ignores the query string)';
+  return undefined;
+}
+
+export const RouteMatchSchema = obj({
+  prefix: v.optional(str('Path starts with this (case-sensitive).', { type: 'string starting with `/`', scope: 'path without query', default: '—', check: pathProblem })),
+  path: v.optional(str('Path equals this exactly.', { type: 'string starting with `/`', scope: 'path without query', default: '—', check: pathProblem })),
+  regex: v.optional(str('Path matches the expression.', { type: 'JavaScript regular expression', scope: 'path without query', default: '—', check: regexProblem })),
+  methods: v.optional(list(v.pipe(v.string(METHOD), v.metadata({
+    check: (m: string) => (/^[A-Z]+$/.test(m.toUpperCase()) ? undefined : METHOD),
+    normalize: (m: string) => m.toUpperCase(),
+  })), 'Request method is one of these. Upper-cased.', { type: 'list of method names', default: '`[]` (any)', normalize: dedupe }), []),
+  headers: v.optional(list(HeaderMatcherSchema, 'All must match.', { scope: 'request headers' }), []),
+}, 'Which requests a route takes, matched against the path without its query. Exactly one of `prefix`, `path` and `regex` is set.');
+
+export const WeightedClusterSchema = obj({
+  cluster: str('A cluster name.', { type: 'cluster name' }),
+  weight: int(0, 1_000_000, 'Relative weight; the weights of a route need not sum to 100 (total > 0).'),
+}, 'One cluster of a weighted split.');
+
+export const RETRY_ON = ['5xx', 'gateway-error', 'reset', 'connect-failure', 'retriable-4xx', 'retriable-status-codes'] as const;
+
+export const RetryPolicySchema = obj({
+  retry_on: v.optional(list(v.picklist(RETRY_ON), 'Conditions a failed attempt is retried on (Envoy\'s `retry_on` names). May be empty when only request headers enable retries (`allow_request_headers`). A condition listed twice counts once.',
+    { type: `list of ${RETRY_ON.map((r) => `\`${r}\``).join(', ')}`, scope: 'per attempt', normalize: dedupe }), []),
+  num_retries: v.optional(int(0, 10, 'Retries after the first attempt (Envoy\'s default).', { scope: 'per request' }), 1),
+  per_try_timeout_ms: v.optional(ms(0, 'Timeout of each attempt, until its response headers. `0` = none; the route\'s `timeout_ms` still covers all attempts together.', { scope: 'ms, per attempt' }), 0),
+  retriable_status_codes: v.optional(list(int(100, 599, 'A status code.'), 'Status codes retried under `retriable-status-codes`. Must not be empty when `retry_on` includes `retriable-status-codes`.',
+    { type: 'list of integers 100..599' }), []),
+  base_interval_ms: v.optional(ms(1, 'Backoff base. Backoff is Envoy\'s fully jittered exponential: retry n (1 = first retry) waits min(`max_interval_ms`, random[0, (2^n − 1) × `base_interval_ms`)): 0–25, 0–75, 0–175 ms, then up to 250 ms with the defaults.'), 25),
+  max_interval_ms: ms(1, 'Backoff cap; at least `base_interval_ms`.', { type: 'integer 1..3600000, ≥ `base_interval_ms`', conditional: true, default: '10 × `base_interval_ms`' }),
+  allow_request_headers: v.optional(bool('Trust the request\'s control headers: `x-remora-retry-on` / `x-envoy-retry-on` (add conditions), `x-remora-max-retries` / `x-envoy-max-retries` (replace `num_retries`, at most 10), `x-remora-upstream-rq-timeout-ms` / `x-envoy-upstream-rq-timeout-ms` (replace the route\'s `timeout_ms`; `0` = none) and `x-remora-upstream-rq-per-try-timeout-ms` / `x-envoy-upstream-rq-per-try-timeout-ms` (replace `per_try_timeout_ms`). Malformed values are ignored. Trusted or not, these headers (every `x-remora-*` request header, and Envoy\'s router headers) are never forwarded upstream.',
+    { scope: 'per request' }), false),
+  retry_non_idempotent_on_reset: v.optional(bool('Retry non-idempotent methods (POST, PATCH, ...) after an upstream reset or a per-try timeout, when the request may already have been processed. `true` is Envoy\'s behaviour (Envoy retries every method); the default keeps a POST from being sent twice. Connect failures and retriable statuses are retried for every method whatever this is.'), false),
+  buffer_limit_bytes: v.optional(int(0, 16 * 1024 * 1024, 'A request body is kept for replay up to this size; a larger body is streamed and that request is not retried.', { scope: 'bytes, per request' }), 65_536),
+}, 'Retries of a route. Retries in flight are also limited per cluster by the cluster\'s `circuit_breakers` (`max_retries`, or `retry_budget` when set).');
+
+export const RouteActionSchema = obj({
+  cluster: v.optional(str('Forward to this cluster.', { type: 'cluster name', default: '—' })),
+  weighted_clusters: v.optional(list(WeightedClusterSchema, 'Pick a cluster at random in proportion to the weights (integers 0..1000000, total > 0).',
+    { type: 'list of `{cluster, weight}`', scope: 'per request', default: '—', nonEmpty: 'must list at least one cluster' })),
+  prefix_rewrite: v.optional(str('Replace the matched prefix in the upstream path. Only with a `prefix` match.')),
+  host_rewrite: v.optional(str('Host header sent upstream.', {
+    type: 'string, no whitespace',
+    check: (s: string) => (/^\S+$/.test(s) ? undefined : 'must be a non-empty host name without whitespace'),
+  })),
+  timeout_ms: v.optional(ms(0, 'From the moment the whole client request has been received (at once for a request without a body) until the upstream\'s response headers arrive; then 504, flag UT. `0` disables. A body that is still streaming is not cut off by it.',
+    { scope: 'ms, per request' }), 15_000),
+  retry_policy: v.optional(field(RetryPolicySchema, 'Retries. Without it the route makes no retries and the retry request headers are ignored.', { default: 'unset (no retries)', scope: 'this route' })),
+  max_request_body_bytes: v.optional(int(0, Number.MAX_SAFE_INTEGER, 'Larger request bodies get 413 and a closed connection (Content-Length: before forwarding; chunked: when passed, cutting the upstream request).',
+    { unit: 'bytes', type: 'integer ≥ 0', default: '`0` (no limit)', scope: 'bytes, per request' }), 0),
+}, 'Forward upstream. Exactly one of `cluster` and `weighted_clusters` is set.');
+
+export const DirectResponseSchema = obj({
+  status: int(200, 599, 'Response status.'),
+  body: v.optional(str('Response body.'), ''),
+}, 'Answer without an upstream.');
+
+export const RouteSchema = obj({
+  name: str('Used in logs, metrics and as the key of the route\'s rate-limit buckets. The default is the first 8 hex digits of a SHA-256 of the route\'s `match` (path, methods, header matchers), so a route keeps its name, and its rate-limit state, when routes are inserted or removed around it; a second unnamed route with the same match gets `-2`. Name a route to keep its state across changes of its match. May contain `/`.',
+    { type: 'name', scope: 'unique within the listener', conditional: true, default: '`<vhost>/<hash>`', check: (s: string) => nameProblem(s, true) }),
+  match: field(RouteMatchSchema, 'Which requests this route takes.', { required: 'is required (set one of "prefix", "path" or "regex")' }),
+  route: v.optional(field(RouteActionSchema, 'Forward upstream. Exactly one of `route` / `direct_response`.', { default: '—' })),
+  direct_response: v.optional(field(DirectResponseSchema, 'Answer without an upstream.', { default: '—' })),
+  request_headers_to_add: v.optional(list(HeaderValueSchema, 'Appended to the upstream request.', { scope: 'request sent upstream' }), []),
+  request_headers_to_remove: v.optional(headerNames('Removed from the upstream request.', true, 'request sent upstream'), []),
+  response_headers_to_add: v.optional(list(HeaderValueSchema, 'Appended to the downstream response.', { scope: 'response to the client' }), []),
+  response_headers_to_remove: v.optional(headerNames('Removed from the downstream response.', true, 'response to the client'), []),
+  rate_limits: v.optional(list(RateLimitSchema, 'Local rate limits checked after the route matched; all must admit the request. Names unique within the list. Allowed with `direct_response` too.',
+    { scope: 'requests this route matched' }), []),
+  authorization: v.optional(field(AuthorizationSchema, 'Checked after the listener\'s authorization, when this route matched; refused → `403`, flag `RBAC`.',
+    { default: 'unset (anyone)', scope: 'requests this route matched' })),
+}, 'One route of a virtual host: a match and what to do with the requests it takes.');
+
+function domainProblem(d: string): string | undefined {
+  const bad = `"${d}" is not a valid domain: use "*", "*.suffix", or a host name with an optional ":port"`;
+  if (d === '*') return undefined;
+  if (d.startsWith('*.')) return HOST_RE.test(d.slice(2)) ? undefined : bad;
+  if (d.includes('*')) return `"${d}": a wildcard is only allowed as "*" or a leading "*."`;
+  const m = /^(?:\[([0-9a-f:.]+)\]|([^:]+))(?::(\d{1,5}))?$/.exec(d);
+  if (!m) return bad;
+  if (m[3] !== undefined && (Number(m[3]) < 1 || Number(m[3]) > 65535)) return `"${d}": port must be 1..65535`;
+  if (m[1] !== undefined) return isIP(m[1]) === 6 ? undefined : bad;
+  return HOST_RE.test(m[2]) ? undefined : bad;
+}
+
+export const VirtualHostSchema = obj({
+  name: name('Used in default route names and logs.', 'unique within the listener'),
+  domains: list(v.pipe(v.string(), v.metadata({ check: (d: string) => domainProblem(d.toLowerCase()), normalize: (d: string) => d.toLowerCase() })),
+    '`*`, `*.suffix`, or a host name with optional `:port`. Lower-cased.',
+    { type: 'list of domain', scope: 'unique across the listener\'s vhosts', nonEmpty: 'must list at least one domain' }),
+  routes: list(RouteSchema, 'Tried in order; the first match wins.', { scope: 'this vhost', nonEmpty: 'must list at least one route' }),
+  include_request_attempt_count: v.optional(bool('Send `x-remora-attempt-count: 1` on the first attempt too (Envoy\'s field of the same name). Retries and keep-alive resends carry `x-remora-attempt-count: N` whatever this is.',
+    { scope: 'per attempt' }), false),
+}, 'Host-based routing table of a listener.');
+
+// ---------------------------------------------------------------------------
+// Listeners and their inbound TLS.
+
+export const TLS_VERSIONS = ['TLSv1.2', 'TLSv1.3'] as const;
+
+/** A bind address: an IP literal or `localhost`. */
+export const bindAddress = (doc: string) =>
+  str(doc, {
+    type: 'IP literal or `localhost`',
+    check: (s: string) => (s !== 'localhost' && isIP(s) === 0 ? `must be an IP address (e.g. 127.0.0.1, 0.0.0.0, ::1) or "localhost", got "${s}"` : undefined),
+  });
+
+export const ListenerTlsSchema = obj({
+  cert_file: filePath('Server certificate chain (PEM, leaf first). Its first URI SAN is this hop\'s identity (`By` in XFCC).'),
+  key_file: filePath('Private key (PEM) of `cert_file`.'),
+  ca_file: v.optional(filePath('CAs trusted to sign client certificates. When set, clients are asked for a certificate.')),
+  require_client_certificate: bool('Refuse clients without a certificate that verifies against `ca_file`: each request on such a connection gets `400` naming the reason (`client certificate required`, `client certificate refused: CERT_HAS_EXPIRED`, …) and the connection closes; nothing is forwarded. `false`: a client may come without one (it then has no identity for `authorization`). Needs `ca_file`.',
+    { conditional: true, default: '`true` when `ca_file` is set' }),
+  min_version: v.optional(oneOf(TLS_VERSIONS, 'Lowest TLS version accepted.'), 'TLSv1.2'),
+}, 'Inbound TLS (and mTLS when `ca_file` is set). Files are read and checked by the main thread, watched, and hot-swapped when they change (docs/tls.md).');
+
+export const XFCC_MODES = ['sanitize', 'sanitize_set', 'forward_only', 'append_forward', 'always_forward_only'] as const;
+export const CODECS = ['strict', 'uws'] as const;
+export const ESCAPED_SLASHES_ACTIONS = ['keep_unchanged', 'reject_request', 'unescape_and_redirect', 'unescape_and_forward'] as const;
+export const SERVER_HEADER_TRANSFORMATIONS = ['overwrite', 'append_if_absent', 'pass_through'] as const;
+
+export const ListenerSchema = obj({
+  name: name('Used in logs, metrics and the admin API.', 'unique among listeners'),
+  address: v.optional(bindAddress('Bind address (`0.0.0.0` / `::` for all interfaces).'), '127.0.0.1'),
+  port: int(0, 65535, 'Bind port. `0` lets the OS pick; all workers then share the port the first worker got.'),
+  virtual_hosts: list(VirtualHostSchema, 'Host-based routing tables.', { scope: 'this listener', nonEmpty: 'must list at least one virtual host' }),
+  access_log: v.optional(field(AccessLogSchema, 'One JSON line per request; see [operations.md](operations.md#access-logs).', { default: 'unset (no access log)', scope: 'this listener' })),
+  generate_traceparent: v.optional(bool('When a request has no `traceparent` header, start a W3C trace: send `traceparent: 00-<32 hex trace id>-<16 hex span id>-01` (random, never all zeros) upstream and log its trace id. A request that has one keeps it (and its `tracestate`) unchanged.',
+    { scope: 'requests forwarded upstream' }), false),
+  max_request_headers_kb: v.optional(int(1, 8192, 'Request line plus headers above this get 431 and a closed connection (Envoy\'s default size).', { unit: 'KiB', scope: 'KiB, per request' }), 60),
+  rate_limits: v.optional(list(RateLimitSchema, 'Local rate limits; all must admit the request. Names unique within the list.', { scope: 'every request of this listener, before routing' }), []),
+  tls: v.optional(field(ListenerTlsSchema, 'Serve TLS, and mutual TLS when `ca_file` is set. See [tls.md](tls.md).', { default: 'unset (plain HTTP)', scope: 'this listener' })),
+  forward_client_cert_details: oneOf(XFCC_MODES, 'Envoy\'s modes. `sanitize`: the client\'s XFCC is removed. `sanitize_set`: removed, then this hop\'s element (By, Hash, Subject, URI, DNS) is set. `append_forward`: this hop\'s element appended to the client\'s. `forward_only`: the client\'s forwarded unchanged. These three act only when the client presented a verified certificate; otherwise they sanitize. `always_forward_only`: forwarded unchanged, always.',
+    { conditional: true, default: '`sanitize_set` on a listener that verifies client certificates, else `sanitize`', scope: '`x-forwarded-client-cert` sent upstream' }),
+  authorization: v.optional(field(AuthorizationSchema, 'Allow/deny by the client certificate\'s identity; refused → `403`, flag `RBAC`.', { default: 'unset (anyone)', scope: 'every request, before routing' })),
+  codec: v.optional(oneOf(CODECS, 'The HTTP/1 front end. `strict`: llhttp through Node\'s http server, safe against request smuggling (see [architecture.md](architecture.md#the-http1-front-end)). `uws`: uWebSockets.js, faster but its parser can be desynchronised by hostile bytes — only for clients you trust completely. TLS listeners are always `strict`.',
+    { scope: 'this listener' }), 'strict'),
+  max_request_headers_count: v.optional(int(1, 8192, 'More fields → `431` and a closed connection (Envoy\'s `max_headers_count`).', { scope: 'header fields, per request' }), 100),
+  normalize_path: v.optional(bool('RFC 3986 normalisation: unreserved characters percent-decoded, other escapes upper-cased, dot segments removed (`/a/../b` → `/b`, `/a/%2e%2e/b` → `/b`). Routing, authorization and the upstream all see the normalised path. Envoy\'s default is off; Remora\'s is on, so that `/public/../private` cannot walk around a route.',
+    { scope: 'every request, before routing' }), true),
+  merge_slashes: v.optional(bool('`//a///b` → `/a/b` (Envoy\'s `merge_slashes`).', { scope: 'every request' }), false),
+  path_with_escaped_slashes_action: v.optional(oneOf(ESCAPED_SLASHES_ACTIONS, 'Envoy\'s action of the same name: keep them as they are, answer `400`, answer `307` to the unescaped path, or unescape and route.',
+    { scope: 'paths with `%2F`, `%5C`' }), 'keep_unchanged'),
+  request_headers_timeout_ms: v.optional(int(100, 3_600_000, 'The request line and headers must arrive within this long, else `408` and the connection closes (Envoy\'s `request_headers_timeout`; nginx\'s `client_header_timeout` is 60 s). strict codec only.',
+    { unit: 'ms', scope: 'ms, per connection' }), 10_000),
+  idle_timeout_ms: v.optional(int(100, 86_400_000, 'A keep-alive connection with no request in flight closes after this long. Responses announce it (`Keep-Alive: timeout=60`), so clients stop reusing a connection before Remora closes it. Envoy\'s `idle_timeout` defaults to an hour; nginx\'s `keepalive_timeout` is 75 s. strict codec only.',
+    { unit: 'ms', scope: 'ms, per connection' }), 60_000),
+  max_connections: v.optional(int(0, 1_000_000, 'A new connection beyond it is closed at once, counted as `downstream_cx_overflow`. Workers accepting at the same instant may overshoot by at most workers − 1.',
+    { default: '`0` (no limit)', scope: 'open connections to this listener, over all workers' }), 0),
+  max_requests_per_connection: v.optional(int(0, 1_000_000_000, 'The last allowed request is answered with `connection: close` and the connection ends (Envoy\'s `max_requests_per_connection`).',
+    { default: '`0` (no limit)', scope: 'requests per connection' }), 0),
+  server_name: v.optional(str('The `server` header (Envoy\'s `server_name`).', {
+    type: 'header value', scope: 'responses',
+    check: (s: string) => (s.length === 0 || !isValidHeaderValue(s) ? 'must be a non-empty header value (visible characters and spaces)' : undefined),
+  }), 'remora'),
+  server_header_transformation: v.optional(oneOf(SERVER_HEADER_TRANSFORMATIONS, 'Envoy\'s modes: always `server_name`; the upstream\'s `server` when it sent one, else `server_name`; the upstream\'s or none. A route\'s `response_headers_to_remove: [server]` removes it altogether.',
+    { scope: 'responses' }), 'overwrite'),
+}, 'A port Remora accepts traffic on, with its routing tables and per-listener policies.');

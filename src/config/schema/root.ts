@@ -1,0 +1,90 @@
+// Config schema: the root of a config file, its process-wide blocks (admin, probes, drain,
+// worker limits, stats), and the `xds` block of a bootstrap file (listeners and clusters
+// from a control plane; the sidecar's mesh identity, docs/mesh-ca.md).
+
+import * as v from 'valibot';
+import { parseSpiffeId } from '../../core/spiffe.js';
+import { MAX_CLUSTERS, MAX_LISTENERS } from '../../shared/limits.js';
+import { bool, field, int, list, ms, num, obj, str } from './fields.js';
+import { ClusterSchema } from './cluster.js';
+import { bindAddress, ListenerSchema } from './listener.js';
+
+export const AdminSchema = obj({
+  address: v.optional(bindAddress('Bind address. A non-loopback address is refused unless `allow_remote` is `true`.'), '127.0.0.1'),
+  port: v.optional(int(0, 65535, 'Bind port; `0` picks a free port.'), 9901),
+  allow_remote: v.optional(bool('Allow a non-loopback `address`. Admin can stop the proxy (`/quitquitquit`), fail its health checks and dump its config; to expose only `/ready`, `/live` and `/metrics`, use [`probes`](#probes) instead.'), false),
+}, 'The admin HTTP server. Loopback-only by default.');
+
+export const ProbesSchema = obj({
+  address: v.optional(bindAddress('Bind address (probes come from outside the pod).'), '0.0.0.0'),
+  port: int(0, 65535, 'Bind port; `0` picks one (the ready log line names it as `probes`).'),
+}, 'A read-only HTTP server for kubelet/load-balancer probes: GET /ready, /live and /metrics only, so they can be reached without exposing the admin API.');
+
+export const DrainSchema = obj({
+  delay_ms: v.optional(ms(0, 'After `/ready` turns 503, listeners keep accepting this long so load balancers stop sending first. SIGTERM and `/drain_listeners` wait it; SIGINT and `/quitquitquit` do not.'), 5000),
+  timeout_ms: v.optional(ms(0, 'Then in-flight requests get this long; what is left is cut and logged.'), 20_000),
+}, 'Graceful stop (SIGTERM, POST /quitquitquit, POST /drain_listeners).');
+
+export const WorkerLimitsSchema = obj({
+  heartbeat_timeout_ms: v.optional(ms(0, 'A worker that has not stored its heartbeat (every second) for this long is stuck; the process ends (SIGKILL) for its supervisor to restart it — see [operations.md](operations.md#worker-failures). `0` turns the watchdog off.', {
+    type: '`0` or 3000..3600000', scope: 'ms, per worker',
+    check: (n: number) => (n > 0 && n < 3000 ? 'must be 0 (off) or at least 3000 (workers store their heartbeat once a second)' : undefined),
+  }), 10_000),
+  memory_limit_mb: v.optional(int(0, 65536, 'A worker above it drains and is replaced.', { unit: 'MiB', default: '`0` (none)', scope: 'MiB of V8 heap, per worker' }), 0),
+  max_downstream_connections: v.optional(int(0, 10_000_000, 'A new connection beyond it is closed at once, counted as its listener\'s `downstream_cx_overflow` (Envoy\'s `global_downstream_max_connections`). Workers accepting at the same instant may overshoot by at most workers − 1.',
+    { default: '`0` (none)', scope: 'open client connections, every listener and worker of the process' }), 0),
+}, 'Limits that protect the sidecar itself.');
+
+export const StatsSchema = obj({
+  enabled: v.optional(bool('Workers count into shared memory (see [metrics.md](metrics.md)). `false` makes recording a no-op; `/metrics` then has only process and worker metrics. Meant for measuring the price of stats; leave it on.',
+    { scope: 'every worker' }), true),
+}, 'Request, connection and latency statistics for `/metrics` and `/stats`.');
+
+export const RootSchema = obj({
+  workers: int(1, 256, 'Worker threads; every worker serves every listener.', { conditional: true, default: '`os.availableParallelism()`', scope: 'process' }),
+  admin: v.optional(field(AdminSchema, 'The admin HTTP server.', { default: 'see Admin', scope: 'process' }), {}),
+  probes: v.optional(field(ProbesSchema, 'A read-only server for kubelet and Prometheus: `GET /ready`, `/live`, `/metrics` only.', { default: 'unset (none)', scope: 'process' })),
+  drain: v.optional(field(DrainSchema, 'Graceful stop on SIGTERM / `/quitquitquit` / `/drain_listeners`.', { default: '`{ delay_ms: 5000, timeout_ms: 20000 }`', scope: 'process' }), {}),
+  worker_limits: v.optional(field(WorkerLimitsSchema, 'Watchdog, memory limit, process-wide connection limit.',
+    { default: '`{ heartbeat_timeout_ms: 10000, memory_limit_mb: 0, max_downstream_connections: 0 }`', scope: 'every worker' }), {}),
+  stats: v.optional(field(StatsSchema, 'Request, connection and latency statistics for `/metrics` and `/stats`.', { default: '`{ enabled: true }`', scope: 'process' }), {}),
+  listeners: list(ListenerSchema, 'Ports Remora accepts traffic on.',
+    { type: `list of [Listener](#listener) (at most ${MAX_LISTENERS})`, scope: 'process', nonEmpty: 'must list at least one listener' }),
+  clusters: v.optional(list(ClusterSchema, 'Upstream services that routes forward to.', { type: `list of [Cluster](#cluster) (at most ${MAX_CLUSTERS})`, scope: 'process' }), []),
+}, 'A Remora config file (without `xds`).');
+
+// ---------------------------------------------------------------------------
+// xDS bootstrap
+
+const notEmpty = (s: string): string | undefined => (s === '' ? 'must not be empty' : undefined);
+
+/** 15 days: the longest certificate the reference mesh CA grants. */
+const MAX_CERT_LIFETIME_S = 15 * 86_400;
+
+export const MeshIdentitySchema = obj({
+  spiffe_id: str('The identity asked for: `spiffe://<trust-domain>/<path>`.', {
+    type: 'SPIFFE ID',
+    check: (s: string) => { const id = parseSpiffeId(s); return id.ok ? undefined : id.problem; },
+  }),
+  dir: str('Where `key.pem`, `cert.pem` and `ca.pem` are written (created when missing).', { type: 'directory path', check: notEmpty }),
+  lifetime_seconds: v.optional(int(1, MAX_CERT_LIFETIME_S, 'Lifetime asked for; the CA may clamp it (the reference CA grants 600 .. 1296000).', { unit: 'seconds', scope: 'seconds' }), 86_400),
+  renew_fraction: v.optional(num(0.05, 0.9, 'Renew once this fraction of the certificate\'s lifetime has passed.'), 0.5),
+  token_file: v.optional(str('Its content (trimmed) is sent as `authorization: Bearer <token>`; read for every request, so a rotated token applies at once.', { type: 'path', check: notEmpty })),
+}, 'A certificate for this sidecar\'s SPIFFE identity from the control plane\'s mesh CA, written to files in `dir` and renewed before it expires (docs/mesh-ca.md).');
+
+export const XdsNodeSchema = obj({
+  id: str('This sidecar\'s node id (shown by the control plane).', { check: notEmpty }),
+  cluster: str('The node group: the reference control plane serves `<cluster>.yaml` from its directory.'),
+  metadata: v.optional(field(v.pipe(v.record(v.string(), v.string()), v.readonly()), 'Sent as the node\'s metadata.', { type: 'map of strings' }), {}),
+}, 'The node this sidecar presents to the control plane.');
+
+export const XdsSchema = obj({
+  servers: list(v.pipe(v.string('must be HOST:PORT'), v.metadata({
+    check: (s: string) => (/^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:.]+\]:\d{1,5}$/.test(s) ? undefined : 'must be HOST:PORT'),
+  })), 'Control-plane addresses, tried in order; on a lost stream the next one is tried after a jittered exponential backoff (0.5 s doubling to 30 s).',
+  { type: 'list of `HOST:PORT`', nonEmpty: 'must list at least one control-plane address' }),
+  node: field(XdsNodeSchema, 'This sidecar as the control plane sees it.'),
+  persist_path: v.optional(str('The last applied config is saved here (temp file + rename) after every update.', { type: 'file path' })),
+  initial_fetch_timeout_ms: v.optional(ms(0, 'At startup, after this long without a complete config from the control plane, Remora starts from `persist_path` if it holds a valid config (else it keeps waiting).'), 10_000),
+  mesh_identity: v.optional(field(MeshIdentitySchema, 'A certificate for this sidecar\'s SPIFFE identity from the control plane\'s mesh CA (docs/mesh-ca.md).', { default: 'unset (none)' })),
+}, 'The `xds` block of a bootstrap file: listeners and clusters come from a control plane instead of the file.');
