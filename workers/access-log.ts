@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import type { Listener } from '../src/config/types.js';
 import type { Logger } from '../src/core/log.js';
 import { isB3TraceId, traceIdOfTraceparent } from '../src/http/trace-context.js';
-import type { Exchange } from './exchange.js';
+import type { StreamInfo } from './stream-info.js';
 
 type SonicBoom = ReturnType<typeof pino.destination>;
 
@@ -26,10 +26,10 @@ const ERROR_LOG_INTERVAL_MS = 10_000;
 
 const quote = JSON.stringify;
 
-/** One file (or stdout) in one worker; shared by the listeners that name the same path. */
 /** Bytes of log lines gathered before one write to a file. */
 const FILE_BATCH_BYTES = 8 * 1024; // sonic-boom needs it below its 16 KiB maxWrite
 
+/** One file (or stdout) in one worker; shared by the listeners that name the same path. */
 class Destination {
   private readonly boom: SonicBoom;
   /** The file is open (stdout always is). */
@@ -165,22 +165,22 @@ export class AccessLogSink {
     this.suffix = `,"listener":${quote(listener)},"worker":${worker}}\n`;
   }
 
-  /** Logs a finished exchange: a sampled share, and every error response (status ≥ 500,
+  /** Logs a finished request: a sampled share, and every error response (status ≥ 500,
    *  or a response flag other than "-" and "DR") and every request that took more than
    *  one upstream attempt. Never throws. */
-  write(ex: Exchange): void {
-    const flag = ex.flag;
-    if (!this.all && ex.status < 500 && (flag === '-' || flag === 'DR') && ex.attempts <= 1 && !ex.retryExhausted && !ex.retryOverflow
+  write(info: StreamInfo): void {
+    const flag = info.flag;
+    if (!this.all && info.status < 500 && (flag === '-' || flag === 'DR') && info.attempts <= 1 && !info.retryExhausted && !info.retryOverflow
       && !(Math.random() < this.ratio)) return;
     try {
-      this.dest.write(this.line(ex));
+      this.dest.write(this.line(info));
     } catch (err) {
       this.dest.report(err, 'writing an access log line failed');
     }
   }
 
-  private line(ex: Exchange): string {
-    const req = ex.request;
+  private line(info: StreamInfo): string {
+    const req = info.request;
     const headers = req.headers;
     let authority: string | null = null;
     let userAgent: string | null = null;
@@ -202,7 +202,7 @@ export class AccessLogSink {
           break;
       }
     }
-    const generated = ex.generatedTraceparent;
+    const generated = info.generatedTraceparent;
     const traceId =
       generated !== null
         ? generated.slice(3, 35)
@@ -212,16 +212,16 @@ export class AccessLogSink {
             ? b3
             : null;
     const path = req.query.length > 0 ? `${req.path}?${req.query}` : req.path;
-    const route = ex.routeName;
-    const upstream = ex.endpoint;
+    const route = info.routeName;
+    const upstream = info.upstreamHost;
     // The time the request arrived (wall clock), to the millisecond.
-    const time = isoTime(Date.now() - ex.durationUs / 1000);
+    const time = isoTime(Date.now() - info.durationUs / 1000);
     return (
-      `{"time":"${time}","request_id":${quote(ex.requestId)},"method":${quote(req.method)},"path":${quote(path)}` +
-      `,"authority":${authority === null ? 'null' : quote(authority)},"status":${ex.status},"flags":"${ex.flags}"` +
-      `,"route":${route === '' ? '"-"' : quote(route)},"upstream":${upstream === '' ? '"-"' : quote(upstream)},"attempts":${ex.attempts}` +
-      `,"bytes_in":${ex.bytesIn},"bytes_out":${ex.bytesOut},"duration_us":${ex.durationUs}` +
-      `,"upstream_us":${ex.upstreamUs < 0 ? 'null' : ex.upstreamUs}` +
+      `{"time":"${time}","request_id":${quote(info.requestId)},"method":${quote(req.method)},"path":${quote(path)}` +
+      `,"authority":${authority === null ? 'null' : quote(authority)},"status":${info.status},"flags":"${info.flags}"` +
+      `,"route":${route === '' ? '"-"' : quote(route)},"upstream":${upstream === '' ? '"-"' : quote(upstream)},"attempts":${info.attempts}` +
+      `,"bytes_in":${info.bytesIn},"bytes_out":${info.bytesOut},"duration_us":${info.durationUs}` +
+      `,"upstream_us":${info.upstreamUs < 0 ? 'null' : info.upstreamUs}` +
       `,"user_agent":${userAgent === null ? 'null' : quote(userAgent)},"trace_id":${traceId === null ? 'null' : `"${traceId}"`}` +
       `,"peer":${req.peer === null ? 'null' : quote(req.peer.id)}` +
       this.suffix
@@ -268,12 +268,12 @@ export class AccessLogs {
     return sinks;
   }
 
-  /** Writes buffered lines synchronously (before a crashing worker exits). */
   /** Called once a second by the worker: nothing waits longer than that to be written. */
   flush(): void {
     for (const dest of this.destinations.values()) dest.flush();
   }
 
+  /** Writes buffered lines synchronously (before a crashing worker exits). */
   flushSync(): void {
     for (const dest of this.destinations.values()) dest.flushSync();
   }

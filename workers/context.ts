@@ -4,11 +4,15 @@
 
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
-import type { ConfigSnapshot, Route, ServerHeaderTransformation, TlsMaterialSet, XfccMode } from '../src/config/types.js';
-import { compileAuthorization, type CompiledAuthorization } from '../src/filters/authorization.js';
+import type { Authorization, ConfigSnapshot, Route, ServerHeaderTransformation, TlsMaterialSet, XfccMode } from '../src/config/types.js';
+import { compileAuthorization } from '../src/filters/authorization.js';
+import { AuthorizationFilter } from '../src/filters/authorization-filter.js';
 import type { Logger } from '../src/core/log.js';
 import { ResponseFlag } from '../src/core/flags.js';
 import { RateLimiter, rateLimitSlotName, type CompiledRateLimit } from '../src/filters/rate-limit.js';
+import { RateLimitFilter } from '../src/filters/rate-limit-filter.js';
+import type { RequestFilter } from '../src/filters/request-filter.js';
+import { compileResponseHeadPolicy, type ResponseHeadPolicy } from '../src/http/response-head.js';
 import { RouteTable } from '../src/router/route-table.js';
 import type { EndpointEventKind, FromWorker } from '../src/shared/messages.js';
 import { EndpointState } from '../src/shared/shared-state.js';
@@ -25,42 +29,31 @@ import {
 } from '../src/stats/recorder.js';
 import { ClusterRuntime } from '../src/upstream/cluster.js';
 import { AccessLogs, type AccessLogSink } from './access-log.js';
-import type { Exchange } from './exchange.js';
-
-export interface WorkerStats {
-  requests: number;
-  responses2xx: number;
-  responses3xx: number;
-  responses4xx: number;
-  responses5xx: number;
-  downstreamResets: number;
-  keepAliveRaceRetries: number;
-  flags: Record<string, number>;
-}
 
 /** What a route carries besides matching and forwarding, compiled per snapshot. */
 export interface RoutePolicy {
   readonly retry: CompiledRetryPolicy | null;
-  readonly rateLimits: readonly CompiledRateLimit[] | null;
-  /** Checked after the listener's, when this route matched; null = none. */
-  readonly authorization: CompiledAuthorization | null;
+  /** Run after the listener's, when this route matched (authorization, then rate
+   *  limits); empty when the route has neither. */
+  readonly filters: readonly RequestFilter[];
+  /** The route's response header edits with the listener's `server` settings. */
+  readonly responseHead: ResponseHeadPolicy;
 }
 
 /** A listener as the pipeline sees it in one snapshot: its route table and stats. */
 export interface ListenerRuntime {
   readonly name: string;
   readonly table: RouteTable<ClusterRuntime, RoutePolicy>;
-  /** Rate limits checked before routing, or null. */
-  readonly rateLimits: readonly CompiledRateLimit[] | null;
+  /** Run before routing: who may use the listener (by peer identity), then its rate
+   *  limits; empty when it has neither. */
+  readonly filters: readonly RequestFilter[];
   readonly stats: ListenerStats;
   /** Access log (workers/access-log.ts), or null when the listener has none. */
   readonly accessLog: AccessLogSink | null;
-  /** Start a W3C trace for requests without a traceparent (exchange.ts buildHead). */
+  /** Start a W3C trace for requests without a traceparent (src/http/upstream-request-head.ts). */
   readonly generateTraceparent: boolean;
   /** max_request_headers_kb in bytes (431 above it). */
   readonly maxRequestHeadersBytes: number;
-  /** Who may use the listener (by peer identity), checked before routing; null = anyone. */
-  readonly authorization: CompiledAuthorization | null;
   /** What happens to x-forwarded-client-cert. */
   readonly xfcc: XfccMode;
   /** x-forwarded-proto: "https" on a TLS listener. */
@@ -78,10 +71,6 @@ const CERT_VERIFY_CODES = new Set([
   'CERT_UNTRUSTED', 'CERT_REJECTED', 'INVALID_PURPOSE', 'INVALID_CA', 'UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY',
 ]);
 
-/** Response flag → index into FLAGS (the listener's flag counters). */
-const FLAG_INDEX = new Map(FLAGS.map((f, i) => [f, i]));
-const URX_INDEX = FLAGS.indexOf(ResponseFlag.UpstreamRetryLimitExceeded);
-const UO_INDEX = FLAGS.indexOf(ResponseFlag.UpstreamOverflow);
 const DPE_INDEX = FLAGS.indexOf(ResponseFlag.DownstreamProtocolError);
 
 export class WorkerContext {
@@ -100,18 +89,9 @@ export class WorkerContext {
   /** This worker's access log files; closed by serve.ts when the worker stops. */
   readonly accessLogs: AccessLogs;
   readonly recorder: StatsRecorder;
-  readonly stats: WorkerStats = {
-    requests: 0,
-    responses2xx: 0,
-    responses3xx: 0,
-    responses4xx: 0,
-    responses5xx: 0,
-    downstreamResets: 0,
-    keepAliveRaceRetries: 0,
-    flags: {},
-  };
   private readonly sweepTimer: NodeJS.Timeout;
-  /** Event-loop delay of this worker (ns), sampled every 20 ms; shown by /workers. */
+  /** Event-loop delay of this worker (ns), sampled every 20 ms; stored in the slab each
+   *  second (/workers, /metrics). */
   private readonly loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: 20 });
 
   /** The process-wide resilience state (circuit breakers, endpoint health, buckets). */
@@ -140,9 +120,6 @@ export class WorkerContext {
     this.sweepTimer.unref();
     this.loopDelay.enable();
   }
-
-  /** Event-loop delay over the last full second, µs (also in the stats slab). */
-  loopDelay1s = { p50_us: 0, p99_us: 0, max_us: 0 };
 
   /** Event-loop delay since the last call, in microseconds. */
   private takeLoopDelay(): { p50_us: number; p99_us: number; max_us: number } {
@@ -188,20 +165,29 @@ export class WorkerContext {
     const listeners = new Map<string, ListenerRuntime>();
     const buckets = snapshot.stateSlots.buckets;
     for (const l of config.listeners) {
+      const stats = config.stats.enabled ? new SlabListenerStats(this.recorder, snapshot.statSlots.listeners[l.name]) : NO_LISTENER_STATS;
+      const onShadowHit = (): void => stats.count(ListenerCounter.RateLimitShadow);
+      // Authorization first, then rate limits: a refused client takes no token.
+      const filters = (authorization: Authorization | undefined, limits: CompiledRateLimit[] | null): RequestFilter[] => {
+        const out: RequestFilter[] = [];
+        const compiled = compileAuthorization(authorization);
+        if (compiled !== null) out.push(new AuthorizationFilter(compiled));
+        if (limits !== null) out.push(new RateLimitFilter(this.rateLimiter, limits, onShadowHit));
+        return out;
+      };
       const routePolicy = (r: Route): RoutePolicy => ({
         retry: r.route?.retry_policy !== undefined ? new CompiledRetryPolicy(r.route.retry_policy) : null,
-        rateLimits: this.rateLimiter.compile(r.rate_limits, (limit) => rateLimitSlotName(l.name, r.name, limit), buckets),
-        authorization: compileAuthorization(r.authorization),
+        filters: filters(r.authorization, this.rateLimiter.compile(r.rate_limits, (limit) => rateLimitSlotName(l.name, r.name, limit), buckets)),
+        responseHead: compileResponseHeadPolicy(r.response_headers_to_add, r.response_headers_to_remove, l.server_name, l.server_header_transformation),
       });
       listeners.set(l.name, {
         name: l.name,
         table: new RouteTable(l, resolve, routePolicy),
-        rateLimits: this.rateLimiter.compile(l.rate_limits, (limit) => rateLimitSlotName(l.name, null, limit), buckets),
-        stats: config.stats.enabled ? new SlabListenerStats(this.recorder, snapshot.statSlots.listeners[l.name]) : NO_LISTENER_STATS,
+        filters: filters(l.authorization, this.rateLimiter.compile(l.rate_limits, (limit) => rateLimitSlotName(l.name, null, limit), buckets)),
+        stats,
         accessLog: accessLogs.get(l.name) ?? null,
         generateTraceparent: l.generate_traceparent,
         maxRequestHeadersBytes: l.max_request_headers_kb * 1024,
-        authorization: compileAuthorization(l.authorization),
         xfcc: l.forward_client_cert_details,
         scheme: l.tls !== undefined ? 'https' : 'http',
         serverName: l.server_name,
@@ -265,27 +251,6 @@ export class WorkerContext {
     return this.listeners.get(name);
   }
 
-  /** Counts a finished exchange (and writes its access log line, if any). */
-  record(ex: Exchange, listener: ListenerRuntime): void {
-    // Access log: one branch for a listener without one; write() never throws.
-    const accessLog = listener.accessLog;
-    if (accessLog !== null) accessLog.write(ex);
-
-    listener.stats.requestFinished(ex.status, FLAG_INDEX.get(ex.flag) ?? -1, ex.bytesIn, ex.bytesOut, ex.durationUs);
-    if (ex.retryExhausted) listener.stats.count(ListenerCounter.FlagBase + URX_INDEX);
-    if (ex.retryOverflow && ex.flag !== ResponseFlag.UpstreamOverflow) listener.stats.count(ListenerCounter.FlagBase + UO_INDEX);
-    const cluster = ex.cluster;
-    if (cluster !== null && ex.upstreamStatus > 0) cluster.stats.upstreamResponse(ex.upstreamStatus, ex.upstreamUs, ex.durationUs);
-    const s = this.stats;
-    s.requests++;
-    const cls = (ex.status / 100) | 0;
-    if (cls === 2) s.responses2xx++;
-    else if (cls === 3) s.responses3xx++;
-    else if (cls === 4) s.responses4xx++;
-    else if (cls === 5) s.responses5xx++;
-    if (ex.flag !== '-') s.flags[ex.flag] = (s.flags[ex.flag] ?? 0) + 1;
-  }
-
   /** Counts the outcome of one attempt at an endpoint of `cluster` (outlier detection),
    *  and tells the main thread when a consecutive-failure threshold is reached or a
    *  probation trial ended. Costs nothing for clusters without outlier detection. */
@@ -338,8 +303,7 @@ export class WorkerContext {
       const now = performance.now();
       for (const cluster of this.clusters.values()) cluster.sweep(now);
       this.accessLogs.flush();
-      this.loopDelay1s = this.takeLoopDelay();
-      this.recorder.storeWorker(this.loopDelay1s);
+      this.recorder.storeWorker(this.takeLoopDelay());
       if (this.memoryLimitBytes > 0 && this.onMemoryLimit !== null) {
         const used = getHeapStatistics().used_heap_size;
         if (used > this.memoryLimitBytes) {

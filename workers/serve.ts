@@ -157,7 +157,6 @@ export default async function serve(task: ServeTask): Promise<{ slot: number; st
               threadId,
               version: ctx.version,
               inflight: ctx.inflight,
-              stats: { ...ctx.stats, event_loop_delay: ctx.loopDelay1s },
               clusters: ctx.clusterState(),
             });
             break;

@@ -56,7 +56,6 @@ export interface WorkerStatsReply {
   readonly threadId: number;
   readonly version: number;
   readonly inflight: number;
-  readonly stats: Readonly<Record<string, unknown>>;
   readonly clusters: Readonly<Record<string, readonly EndpointState[]>>;
 }
 

@@ -6,6 +6,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { reportError } from '../core/report.js';
+import type { BodyFraming } from '../http/request-facts.js';
 import { ProtocolError, ResponseParser, type ResponseHandler } from './http1-parser.js';
 import type { EndpointTls } from './upstream-tls.js';
 
@@ -109,11 +110,12 @@ export class UpstreamConnection {
   }
 
   /** Starts a request on this connection: `head` is the full request head, ending in
-   *  CRLFCRLF. `bodyMode`: 'none', 'fixed' (Content-Length in head) or 'chunked'.
+   *  CRLFCRLF. `bodyMode`: 'none', 'fixed' (Content-Length in head) or 'chunked' (this
+   *  connection frames each body chunk).
    *  Returns false, writing nothing, when the connection is already seen closed (the
    *  upstream ended it while it sat idle): the request provably did not reach the
    *  upstream and may be sent on another connection, whatever its method. */
-  start(sink: UpstreamSink, head: string, isHead: boolean, bodyMode: 'none' | 'fixed' | 'chunked'): boolean {
+  start(sink: UpstreamSink, head: string, isHead: boolean, bodyMode: BodyFraming): boolean {
     if (this.isClosed) {
       if (!this.closed) this.socket.destroy(); // its close event makes the pool forget it
       return false;

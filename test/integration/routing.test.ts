@@ -86,6 +86,12 @@ t.test('routing through the real proxy', async (t) => {
               { name: 'canary', match: { prefix: '/h', headers: [{ name: 'X-Canary', exact: 'yes' }] }, route: to('c') },
               { name: 'beta', match: { prefix: '/h', headers: [{ name: 'x-beta', present: true }] }, route: to('b') },
               { name: 'direct', match: { path: '/direct' }, direct_response: { status: 201, body: 'made here' } },
+              {
+                name: 'direct-headers',
+                match: { path: '/direct-headers' },
+                direct_response: { status: 200, body: 'edited' },
+                response_headers_to_add: [{ name: 'x-served-by', value: 'remora' }, { name: 'cache-control', value: 'no-store' }],
+              },
               { name: 'slow', match: { prefix: '/slow' }, route: to('slow', { timeout_ms: 300 }) },
               { name: 'rest', match: { prefix: '/' }, route: to('a') },
             ],
@@ -186,6 +192,17 @@ t.test('routing through the real proxy', async (t) => {
     const head = await send('api.local', '/direct', { method: 'HEAD' });
     t.equal(head.status, 201, 'HEAD gets the direct status');
     t.equal(head.text, '', 'HEAD gets no body');
+  });
+
+  t.test('direct_response carries the route response_headers_to_add', async (t) => {
+    const r = await send('api.local', '/direct-headers');
+    t.equal(r.status, 200, 'direct response status');
+    t.equal(r.text, 'edited', 'direct response body');
+    t.equal(r.headers['x-served-by'], 'remora', 'x-served-by added by the route');
+    t.equal(r.headers['cache-control'], 'no-store', 'cache-control added by the route');
+    t.equal(r.headers['x-remora-flags'], undefined, 'a direct response stays plain: no flags header');
+    const head = await send('api.local', '/direct-headers', { method: 'HEAD' });
+    t.equal(head.headers['x-served-by'], 'remora', 'HEAD gets the added header too');
   });
 
   t.test('no route → 404 with x-remora-flags: NR', async (t) => {

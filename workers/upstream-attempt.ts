@@ -1,0 +1,223 @@
+// One try of a request at one endpoint (Envoy's UpstreamRequest): it waits in the
+// endpoint's pool for a connection, takes the cluster's max_requests resource, writes
+// the request head through the connection, runs the per-try timer, and passes the
+// response (or the failure) to its owner, the exchange. A retry is a new attempt; an
+// attempt that is over ignores whatever its connection still reports.
+
+import type { LocalReply } from '../src/filters/request-filter.js';
+import { admitOutstandingRequest, releaseOutstandingRequest } from '../src/filters/breaker-admission.js';
+import type { BodyFraming } from '../src/http/request-facts.js';
+import type { ClusterRuntime } from '../src/upstream/cluster.js';
+import type { UpstreamConnection, UpstreamFailure, UpstreamSink } from '../src/upstream/connection.js';
+import type { EndpointPool, PoolClient } from '../src/upstream/pool.js';
+
+/** Where an attempt is: waiting for a connection; request written, waiting for the
+ *  response head; passing the response on; reading a retriable response to throw it
+ *  away; over. */
+type AttemptPhase = 'queued' | 'sent' | 'receiving' | 'discarding' | 'done';
+
+/** The request an attempt carries and where it reports (the exchange). */
+export interface AttemptOwner {
+  /** The head for the try about to be written (attempt count included as needed). */
+  requestHead(): string;
+  readonly isHeadRequest: boolean;
+  readonly framing: BodyFraming;
+  /** Downstream writes batched while the connection's read is handled. */
+  cork(fn: () => void): void;
+  /** The connection it was given was already closed: it asks for a fresh one. */
+  onStaleConnection(attempt: UpstreamAttempt): void;
+  /** The cluster refused it a max_requests resource. */
+  onAttemptRefused(attempt: UpstreamAttempt, reply: LocalReply): void;
+  /** The head is written: the owner sends the body it holds. */
+  onAttemptStarted(attempt: UpstreamAttempt): void;
+  onAttemptHead(attempt: UpstreamAttempt, status: number, reason: string, headers: string[], bodyLength: number): void;
+  onAttemptBody(chunk: Buffer): void;
+  onAttemptComplete(attempt: UpstreamAttempt): void;
+  /** A response being thrown away ended (or broke off): the retry may start. */
+  onAttemptDiscarded(attempt: UpstreamAttempt): void;
+  onAttemptError(attempt: UpstreamAttempt, failure: UpstreamFailure, reusedNoResponse: boolean, detail: string): void;
+  onAttemptDrain(): void;
+  onAttemptPerTryTimeout(attempt: UpstreamAttempt): void;
+  /** A timer callback threw. */
+  fail(err: unknown): void;
+}
+
+export class UpstreamAttempt implements UpstreamSink, PoolClient {
+  private phase: AttemptPhase = 'queued';
+  private conn: UpstreamConnection | null = null;
+  private perTryTimer: NodeJS.Timeout | null = null;
+  /** Holding one of the cluster's max_requests resources (from connection to end). */
+  private holdsRequest = false;
+  /** The response side is paused because the client is not reading. */
+  private responsePaused = false;
+  /** performance.now() when the head was written; 0 before. */
+  startedAt = 0;
+
+  constructor(
+    private readonly owner: AttemptOwner,
+    readonly cluster: ClusterRuntime,
+    readonly pool: EndpointPool,
+  ) {}
+
+  /** Asks the pool for a connection (`fresh`: a new one, never an idle one). False when
+   *  it would have to wait and the cluster's max_pending_requests is reached. */
+  dispatch(fresh: boolean): boolean {
+    this.pool.active++;
+    return this.pool.acquire(this, fresh);
+  }
+
+  /** PoolClient: the pool skips an attempt that is over. */
+  get cancelled(): boolean {
+    return this.phase === 'done';
+  }
+
+  /** The request head is written on a connection (body bytes may be). */
+  get connected(): boolean {
+    return this.conn !== null;
+  }
+
+  /** Writes request body bytes; false: wait for the owner's onAttemptDrain. */
+  writeBody(chunk: Buffer): boolean {
+    return this.conn === null ? true : this.conn.writeBody(chunk);
+  }
+
+  endBody(): void {
+    this.conn?.endBody();
+  }
+
+  /** The client cannot take more: stop reading the response. */
+  pauseResponse(): void {
+    if (this.responsePaused) return;
+    this.responsePaused = true;
+    this.conn?.pause();
+  }
+
+  resumeResponse(): void {
+    if (!this.responsePaused) return;
+    this.responsePaused = false;
+    this.conn?.resume();
+  }
+
+  /** The response head was retriable: read the rest and throw it away. */
+  discard(): void {
+    if (this.phase === 'receiving') this.phase = 'discarding';
+  }
+
+  /** Starts the per-try timeout, once the request is written and has a connection. */
+  startPerTryTimer(ms: number): void {
+    if (ms > 0 && this.perTryTimer === null && this.phase === 'sent') this.perTryTimer = setTimeout(UpstreamAttempt.onPerTryTimeout, ms, this);
+  }
+
+  /** Ends the attempt: stops its timer, drops its connection if it still has one (an
+   *  upstream request nobody waits for is cancelled), gives back max_requests and its
+   *  place in the endpoint's active count. Idempotent. */
+  end(): void {
+    if (this.phase === 'done') return;
+    this.phase = 'done';
+    if (this.perTryTimer !== null) {
+      clearTimeout(this.perTryTimer);
+      this.perTryTimer = null;
+    }
+    const conn = this.conn;
+    this.conn = null;
+    conn?.destroy();
+    if (this.holdsRequest) {
+      this.holdsRequest = false;
+      releaseOutstandingRequest(this.cluster);
+    }
+    this.pool.active--;
+  }
+
+  // ---- PoolClient ----
+
+  onConnection(conn: UpstreamConnection): void {
+    if (this.phase !== 'queued') {
+      this.pool.release(conn);
+      return;
+    }
+    if (!this.holdsRequest) {
+      const refused = admitOutstandingRequest(this.cluster);
+      if (refused !== null) {
+        this.pool.release(conn); // the connection goes to the next waiting request
+        this.owner.onAttemptRefused(this, refused);
+        return;
+      }
+      this.holdsRequest = true;
+    }
+    const owner = this.owner;
+    if (!conn.start(this, owner.requestHead(), owner.isHeadRequest, owner.framing)) {
+      // The connection was seen closed before anything was written: the request provably
+      // never reached the upstream, so it goes out on a fresh connection, any method.
+      owner.onStaleConnection(this);
+      this.pool.acquire(this, true);
+      return;
+    }
+    this.conn = conn;
+    this.phase = 'sent';
+    this.startedAt = performance.now();
+    owner.onAttemptStarted(this);
+  }
+
+  onPoolClosed(): void {
+    if (this.phase === 'done') return;
+    this.owner.onAttemptError(this, 'connect', false, 'the endpoint left the config');
+  }
+
+  // ---- UpstreamSink ----
+
+  cork(fn: () => void): void {
+    this.owner.cork(fn);
+  }
+
+  onHead(status: number, reason: string, headers: string[], bodyLength: number): void {
+    if (this.phase !== 'sent') return;
+    this.phase = 'receiving';
+    if (this.perTryTimer !== null) {
+      clearTimeout(this.perTryTimer);
+      this.perTryTimer = null;
+    }
+    this.owner.onAttemptHead(this, status, reason, headers, bodyLength);
+  }
+
+  onBody(chunk: Buffer): void {
+    if (this.phase === 'receiving') this.owner.onAttemptBody(chunk);
+  }
+
+  onComplete(): void {
+    const phase = this.phase;
+    if (phase !== 'receiving' && phase !== 'discarding') return;
+    this.conn = null; // the connection goes back to its pool by itself
+    if (phase === 'discarding') this.owner.onAttemptDiscarded(this);
+    else this.owner.onAttemptComplete(this);
+  }
+
+  onUpstreamError(failure: UpstreamFailure, reusedNoResponse: boolean, detail: string): void {
+    this.conn = null;
+    switch (this.phase) {
+      case 'done':
+        return;
+      case 'discarding':
+        // The retriable response broke off while being thrown away: retry all the same.
+        this.owner.onAttemptDiscarded(this);
+        return;
+      default:
+        this.owner.onAttemptError(this, failure, reusedNoResponse, detail);
+    }
+  }
+
+  onUpstreamDrain(): void {
+    if (this.phase !== 'done') this.owner.onAttemptDrain();
+  }
+
+  // The timer handler is static (the attempt comes as the timer's argument): no closure
+  // per try.
+  private static onPerTryTimeout(this: void, attempt: UpstreamAttempt): void {
+    attempt.perTryTimer = null;
+    if (attempt.phase !== 'sent') return;
+    try {
+      attempt.owner.onAttemptPerTryTimeout(attempt);
+    } catch (err) {
+      attempt.owner.fail(err);
+    }
+  }
+}
