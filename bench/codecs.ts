@@ -17,6 +17,7 @@ import { parseArgs } from 'node:util';
 import { runOpenLoop, type LatencySummary } from './lib/open-loop.js';
 import { MACHINE, Processes, ROOT, hasBinary, median, revision, runMain, startRemora, startUpstream, writeConfig, writeResults, log, round } from './lib/harness.js';
 import { peerMissing, startPeer } from './lib/peers.js';
+import { wrkRps } from './lib/wrk.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -41,13 +42,7 @@ interface Target {
 
 /** wrk's req/s for `seconds` on `port`; `script` sets a POST body. */
 function wrk(port: number, script: string | null): number {
-  const argv = ['-t1', '-c50', `-d${seconds}s`, ...(script !== null ? ['-s', script] : []), `http://127.0.0.1:${port}/`];
-  const cmd = pin ? 'taskset' : 'wrk';
-  const out = spawnSync(cmd, pin ? ['-c', '0', 'wrk', ...argv] : argv, { encoding: 'utf8' });
-  const m = /Requests\/sec:\s+([\d.]+)/.exec(out.stdout ?? '');
-  const errors = /Non-2xx or 3xx responses: (\d+)|Socket errors: .*/.exec(out.stdout ?? '');
-  if (errors !== null) log(`wrk on ${port}: ${errors[0]}`);
-  return m ? Math.round(Number(m[1])) : 0;
+  return wrkRps(port, seconds, pin, script);
 }
 
 async function main(): Promise<void> {

@@ -1,22 +1,27 @@
 // Regression check between two revisions of Remora: the current build and an older
 // commit built in a temporary git worktree, each with 1 worker and every feature off
+// Besides req/s, each figure carries the Remora process's CPU time per request (user +
+// system of all its threads from /proc, over the measured seconds): on a shared, noisy
+// host a throughput ratio wanders, while CPU per request moves much less.
 // (`--stats` keeps stats recording on, Remora's default; `--codec uws` measures the uWS
-// front end instead of the strict one), proxying the same uWS upstream; autocannon (50 connections) drives
+// front end instead of the strict one), proxying the same uWS upstream; autocannon or,
+// with `--generator wrk`, wrk (native, so the generator is not the limit) autocannon (50 connections) drives
 // them in interleaved rounds (the order alternates each round), and the result is the
 // per-round ratio current/old with its median. Used to check that a change (e.g. the
 // TLS front end's seam) costs nothing on the uWS path. Layout as features.ts: each Remora
 // on core 1, upstream and autocannon on core 0.
 //
-//   npm run bench:revisions -- --old <commit> [--rounds 10] [--duration 4] [--codec strict|uws] [--stats] [--no-pin]
+//   npm run bench:revisions -- --old <commit> [--rounds 10] [--duration 4] [--codec strict|uws] [--stats] [--generator autocannon|wrk] [--no-pin]
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { closedLoop } from './lib/closed-loop.js';
+import { wrkRps } from './lib/wrk.js';
 import {
-  canPin, commandLine, log, MACHINE, pinSelf, Processes, revision, ROOT, round, runMain, showSpread, spread, startUpstream,
+  canPin, commandLine, hasBinary, log, MACHINE, pinSelf, Processes, revision, ROOT, round, runMain, showSpread, spread, startUpstream,
   waitForOutput, writeConfig, writeResults,
 } from './lib/harness.js';
 import { ALL_OFF, benchRemoraConfig, type Features } from './lib/remora-config.js';
@@ -29,6 +34,7 @@ const { values: args } = parseArgs({
     warmup: { type: 'string', default: '2' },
     codec: { type: 'string', default: 'strict' },
     stats: { type: 'boolean', default: false },
+    generator: { type: 'string', default: 'autocannon' },
     'no-pin': { type: 'boolean', default: false },
   },
   strict: true,
@@ -49,10 +55,28 @@ function buildOld(rev: string): string {
   return join(dir, 'bin/remora.js');
 }
 
-async function startBuild(bin: string, config: string): Promise<number> {
+interface Build {
+  readonly port: number;
+  readonly pid: number;
+}
+
+async function startBuild(bin: string, config: string): Promise<Build> {
   const child = procs.start(1, process.execPath, [bin, 'run', '--config', config]);
   const m = await waitForOutput(child, /^.*"msg":"remora ready".*$/m);
-  return (JSON.parse(m[0]) as { listeners: Record<string, number> }).listeners.bench;
+  return { port: (JSON.parse(m[0]) as { listeners: Record<string, number> }).listeners.bench, pid: child.pid! };
+}
+
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+/** CPU time (user + system, all threads) a process has used, in ms; NaN if unreadable. */
+function cpuMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return NaN;
+  }
 }
 
 async function main(): Promise<void> {
@@ -71,36 +95,52 @@ async function main(): Promise<void> {
   const features: Features = { ...ALL_OFF, stats: args.stats, codec };
   const config = writeConfig(work, 'remora', benchRemoraConfig(features, upstream, 1));
   const targets = { old: await startBuild(oldBin, config), current: await startBuild(join(ROOT, 'bin/remora.js'), config) };
-  for (const port of Object.values(targets)) await closedLoop({ port, connections: 50, seconds: Number(args.warmup) });
-  const rows: { round: number; old: number; current: number; ratio: number; errors: number }[] = [];
+  const useWrk = args.generator === 'wrk';
+  if (!useWrk && args.generator !== 'autocannon') throw new Error('--generator is autocannon or wrk');
+  if (useWrk && !hasBinary('wrk')) throw new Error('wrk is not installed (apt-get install wrk)');
+  /** req/s and the target's CPU µs per request over one run. */
+  const load = async (target: Build, seconds: number): Promise<{ rps: number; errors: number; cpuUs: number }> => {
+    const before = cpuMs(target.pid);
+    const res = useWrk ? { rps: wrkRps(target.port, seconds, procs.pin), errors: 0 } : await closedLoop({ port: target.port, connections: 50, seconds });
+    const used = cpuMs(target.pid) - before;
+    return { ...res, cpuUs: res.rps > 0 ? (used * 1000) / (res.rps * seconds) : NaN };
+  };
+  for (const target of Object.values(targets)) await load(target, Number(args.warmup));
+  const rows: { round: number; old: number; current: number; ratio: number; oldCpuUs: number; currentCpuUs: number; cpuRatio: number; errors: number }[] = [];
   for (let r = 0; r < rounds; r++) {
     const order = r % 2 === 0 ? (['old', 'current'] as const) : (['current', 'old'] as const);
     const rps = { old: 0, current: 0 };
+    const cpu = { old: 0, current: 0 };
     let errors = 0;
     for (const name of order) {
-      const res = await closedLoop({ port: targets[name], connections: 50, seconds: duration });
+      const res = await load(targets[name], duration);
       rps[name] = res.rps;
+      cpu[name] = res.cpuUs;
       errors += res.errors;
     }
-    const row = { round: r + 1, old: round(rps.old), current: round(rps.current), ratio: round(rps.current / rps.old, 3), errors };
+    const row = {
+      round: r + 1, old: round(rps.old), current: round(rps.current), ratio: round(rps.current / rps.old, 3),
+      oldCpuUs: round(cpu.old, 1), currentCpuUs: round(cpu.current, 1), cpuRatio: round(cpu.current / cpu.old, 3), errors,
+    };
     rows.push(row);
-    log(`round ${row.round}: old ${row.old} req/s, current ${row.current} req/s, current/old ${row.ratio}, errors ${errors}`);
+    log(`round ${row.round}: old ${row.old} req/s ${row.oldCpuUs} µs CPU/req, current ${row.current} req/s ${row.currentCpuUs} µs CPU/req, current/old ${row.ratio} (CPU ${row.cpuRatio}), errors ${errors}`);
   }
   const ratio = spread(rows.map((r) => r.ratio), 3);
+  const cpuRatio = spread(rows.map((r) => r.cpuRatio), 3);
   const lines = [
     `# Revisions: ${current} vs ${oldRev} (${args.codec} HTTP/1 front end, stats ${args.stats ? 'on' : 'off'})`,
     '',
     `Command: \`${commandLine('bench:revisions')}\`  `,
     `When: ${when}; machine: ${MACHINE}; pinning ${procs.pin ? 'each Remora on core 1, autocannon + upstream on core 0' : 'off'}  `,
-    `Remora 1 worker, every feature off${args.stats ? ' but stats' : ''}, GET 100 B through one route; autocannon 50 connections, ${duration} s per revision per round, ${rounds} rounds, order alternating, after a ${args.warmup} s warm-up each.`,
+    `Remora 1 worker, every feature off${args.stats ? ' but stats' : ''}, GET 100 B through one route; ${useWrk ? 'wrk -t1' : 'autocannon'} 50 connections, ${duration} s per revision per round, ${rounds} rounds, order alternating, after a ${args.warmup} s warm-up each.`,
     '',
-    `current/old req/s: **${showSpread(ratio)}** (median (min–max) of the per-round ratios; 1 = no difference).`,
+    `current/old req/s: **${showSpread(ratio)}**; current/old CPU time per request: **${showSpread(cpuRatio)}** (median (min–max) of the per-round ratios; 1 = no difference; CPU per request below 1 is cheaper).`,
     '',
-    '| round | old req/s | current req/s | current/old | errors |',
-    '|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.round} | ${r.old} | ${r.current} | ${r.ratio} | ${r.errors} |`),
+    '| round | old req/s | current req/s | current/old | old µs CPU/req | current µs CPU/req | current/old CPU | errors |',
+    '|---|---|---|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.round} | ${r.old} | ${r.current} | ${r.ratio} | ${r.oldCpuUs} | ${r.currentCpuUs} | ${r.cpuRatio} | ${r.errors} |`),
   ];
-  writeResults('revisions', when, { when, command: commandLine('bench:revisions'), machine: MACHINE, current, old: oldRev, codec: args.codec, stats: args.stats, rounds: rows, ratio }, lines);
+  writeResults('revisions', when, { when, command: commandLine('bench:revisions'), machine: MACHINE, current, old: oldRev, codec: args.codec, stats: args.stats, generator: args.generator, rounds: rows, ratio, cpuRatio }, lines);
 }
 
 runMain(main, () => {
