@@ -2,7 +2,8 @@
 // proxy, or validate a config file. Unknown flags are errors.
 
 import { parseArgs } from 'node:util';
-import { formatErrors, loadConfigFile, loadConfigSource } from '../config/load.js';
+import { formatErrors, loadConfigSource } from '../config/load.js';
+import { validateBootstrapBase } from '../config/bootstrap-base.js';
 import { validateConfig } from '../config/validate.js';
 import type { RemoraConfig, XdsBootstrap } from '../config/types.js';
 import { RemoraError } from '../core/errors.js';
@@ -25,7 +26,8 @@ Usage:
       Admin defaults to 127.0.0.1:9901.
 
   remora validate FILE
-      Check a config file. Exit 0 if valid, else print every error by path, exit 1.
+      Check a config file or an xDS bootstrap (a file with an "xds" block): whatever
+      "run --config FILE" accepts. Exit 0 if valid, else print every error by path, exit 1.
 
   remora wait-ready [--admin HOST:PORT] [--timeout SECONDS]
       Wait until Remora's /ready answers 200 (default admin 127.0.0.1:9901, 60 s).
@@ -94,13 +96,7 @@ export async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'validate': {
       if (rest.length !== 1) return usage('validate takes exactly one FILE');
-      const result = loadConfigFile(rest[0]);
-      if (result.ok) {
-        process.stdout.write(`${rest[0]}: valid\n`);
-        return 0;
-      }
-      process.stderr.write(`${formatErrors(rest[0], result.errors)}\n`);
-      return 1;
+      return validate(rest[0]);
     }
     case 'run':
       if (rest.length > 0) return usage(`unexpected argument "${rest[0]}"`);
@@ -114,6 +110,32 @@ export async function main(argv: string[]): Promise<number> {
     default:
       return usage(`unknown command "${command}"`);
   }
+}
+
+/** `remora validate FILE`: accepts what `run --config FILE` accepts, a config file or an
+ *  xDS bootstrap (whose process-wide fields are checked too: they are otherwise checked
+ *  only when the first config arrives). */
+function validate(file: string): number {
+  const result = loadConfigSource(file);
+  let errors = result.ok ? [] : result.errors;
+  if (result.ok && result.kind === 'xds') {
+    const base = validateBootstrapBase(result.base);
+    if (!base.ok) errors = base.errors;
+  }
+  if (errors.length > 0) {
+    process.stderr.write(`${formatErrors(file, errors)}\n`);
+    return 1;
+  }
+  if (result.ok && result.kind === 'xds') {
+    const { servers, node } = result.xds;
+    process.stdout.write(
+      `${file}: valid xDS bootstrap: control plane ${servers.join(', ')}; node "${node.id}" in cluster "${node.cluster}"` +
+        `; listeners and clusters come from the control plane\n`,
+    );
+  } else {
+    process.stdout.write(`${file}: valid\n`);
+  }
+  return 0;
 }
 
 interface RunFlags {
@@ -201,15 +223,32 @@ async function run(flags: RunFlags): Promise<number> {
 async function runXds(file: string, xds: XdsBootstrap, base: Record<string, unknown>): Promise<number> {
   const log = createLogger({ component: 'main' });
   log.info({ bootstrap: file, servers: xds.servers, node: xds.node.id }, 'xDS mode: fetching the config from the control plane');
+  // Until Remora runs, a signal ends the wait for the first config (exit 0); from then
+  // on serve() handles signals as for a file-configured Remora.
+  const stop = new AbortController();
+  const onSignal = (signal: string): void => {
+    log.info({ signal }, 'stop requested');
+    stop.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   let run;
   try {
     const { startFromXds } = await import('../main/xds-source.js');
-    run = await startFromXds(xds, base, log);
+    run = await startFromXds(xds, base, log, stop.signal);
   } catch (err) {
     const message = err instanceof RemoraError ? `${err.code}: ${err.message}` : String(err);
     process.stderr.write(`remora: cannot start: ${message}\n`);
     log.flush();
     return 1;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  if (run === null) {
+    log.info('stopped');
+    log.flush();
+    return 0;
   }
   const remora = run.remora;
   if (stoppedWhileStarting(remora, log)) return 0;

@@ -7,6 +7,8 @@
 // With xds.mesh_identity, the sidecar's certificate is obtained from the control plane's
 // mesh CA and renewed (src/control/mesh-identity.ts, loaded only then); startup waits for
 // it, within the same initial_fetch_timeout_ms, so listeners that read its files find them.
+// Until Remora starts, the admin (and probes) port answer /live and /ready with the
+// reason for the wait (src/main/xds-waiting.ts); Remora's admin server takes them over.
 
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { busyListenerPortsSync, heldPorts } from './ports.js';
@@ -19,6 +21,10 @@ import { TypeUrl } from '../xds/protos.js';
 import { XdsClient, type ResourceMaps } from '../control/xds-client.js';
 import type { MeshIdentityClient } from '../control/mesh-identity.js';
 import { startRemora, type RunningRemora } from './remora.js';
+import { validateBootstrapBase } from '../config/bootstrap-base.js';
+import { formatErrors } from '../config/load.js';
+import { RemoraError } from '../core/errors.js';
+import { XdsWaiting } from './xds-waiting.js';
 
 /** A control plane sends an update as a burst of responses (CDS, EDS, LDS, RDS): each is
  *  checked (and ACKed or NACKed) at once, but the reload waits this long for the rest of
@@ -35,133 +41,211 @@ export interface XdsRun {
   readonly identity: MeshIdentityClient | null;
 }
 
-export async function startFromXds(bootstrap: XdsBootstrap, base: Record<string, unknown>, log: Logger): Promise<XdsRun> {
+/**
+ * Starts Remora from the control plane. Resolves null when `stop` aborts the wait for the
+ * first config (SIGTERM, POST /quitquitquit on the waiting admin server): nothing is left
+ * running then. Rejects with a RemoraError when the bootstrap's process fields are
+ * invalid, a port cannot be bound, or Remora cannot start.
+ */
+export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<string, unknown>, log: Logger, stop?: AbortSignal): Promise<XdsRun | null> {
   const startedAt = Date.now();
-  let remora: RunningRemora | null = null;
-  let appliedAt = 0;
-  /** The newest accepted config (an update may arrive while Remora starts). */
-  let latest: RemoraConfig | null = null;
-  let firstConfig: (config: RemoraConfig) => void = () => {};
-  const first = new Promise<RemoraConfig>((resolve) => (firstConfig = resolve));
-
-  const toSet = (maps: ResourceMaps): XdsResourceSet => ({
-    listeners: maps[TypeUrl.Listener],
-    routes: maps[TypeUrl.RouteConfiguration],
-    clusters: maps[TypeUrl.Cluster],
-    endpoints: maps[TypeUrl.ClusterLoadAssignment],
+  const checked = validateBootstrapBase(rawBase);
+  if (!checked.ok) throw new RemoraError('REMORA_ERR_CONFIG_INVALID', formatErrors('bootstrap', checked.errors));
+  const quit = new AbortController();
+  const stopped = new Promise<'stopped'>((resolve) => {
+    const onAbort = (): void => resolve('stopped');
+    quit.signal.addEventListener('abort', onAbort, { once: true });
+    stop?.addEventListener('abort', onAbort, { once: true });
+    if (stop?.aborted) onAbort();
   });
-
-  const client = new XdsClient(
-    { servers: bootstrap.servers, node: bootstrap.node, log },
-    {
-      references(maps) {
-        const routes = [...maps[TypeUrl.Listener].values()].flatMap((l) => referencedRoutes(l));
-        return { routes, endpoints: edsClusters(maps[TypeUrl.Cluster].values()) };
-      },
-      check(maps) {
-        const result = translateXds(base, toSet(maps));
-        return result.ok ? null : result.errors.map(formatRejection).join('; ');
-      },
-      apply(maps) {
-        const result = translateXds(base, toSet(maps));
-        if (!result.ok) return result.errors.map(formatRejection).join('; ');
-        const config = result.config;
-        if (remora !== null) {
-          // A listener moved onto a port someone else holds is NACKed by name, before
-          // anything is applied (workers bind with SO_REUSEPORT and would share it).
-          const busy = busyListenerPortsSync(config.listeners, heldPorts(remora.snapshot));
-          if (busy.length > 0) return busy.join('; ');
-        }
-        persist(bootstrap, config, log);
-        appliedAt = Date.now();
-        latest = config;
-        if (remora === null) firstConfig(config);
-        else queueReload(config);
-        return null;
-      },
-    },
-  );
-  client.start();
-
+  let lastError: string | null = null;
+  // Created right after the waiting servers bind, before any request can be handled.
+  let client!: XdsClient;
   let identity: MeshIdentityClient | null = null;
-  if (bootstrap.mesh_identity !== undefined) {
-    const { MeshIdentityClient } = await import('../control/mesh-identity.js');
-    identity = new MeshIdentityClient({
-      identity: bootstrap.mesh_identity,
-      servers: bootstrap.servers,
-      currentServer: () => client.state().server,
-      log: log.child({ component: 'mesh-identity' }),
-    });
-    identity.start();
-  }
-
-  // Reloads: the newest accepted config wins; one reload at a time.
-  let pending: RemoraConfig | null = null;
-  let reloadTimer: NodeJS.Timeout | null = null;
-  let reloading = false;
-  const drainReloads = async (): Promise<void> => {
-    reloadTimer = null;
-    if (reloading || remora === null) return;
-    reloading = true;
-    while (pending !== null) {
-      const next = pending;
-      pending = null;
-      await remora.reload(next).catch((err: unknown) => log.error({ err }, 'applying the xDS update failed'));
-    }
-    reloading = false;
-  };
-  const queueReload = (config: RemoraConfig): void => {
-    pending = config;
-    if (reloadTimer === null && !reloading) reloadTimer = setTimeout(() => void drainReloads(), COALESCE_MS);
-  };
-
-  let startedFrom: XdsRun['startedFrom'] = 'control-plane';
-  let config: RemoraConfig;
-  const timedOut = Symbol('timeout');
-  const winner = await Promise.race([first, new Promise<typeof timedOut>((r) => setTimeout(() => r(timedOut), bootstrap.initial_fetch_timeout_ms).unref())]);
-  if (winner !== timedOut) {
-    config = winner;
-  } else {
-    const persisted = loadPersisted(bootstrap, base, log);
-    if (persisted !== null) {
-      log.warn({ file: bootstrap.persist_path }, 'no control plane answered in time; starting from the persisted config');
-      config = persisted;
-      startedFrom = 'persisted';
-    } else {
-      log.warn({ servers: bootstrap.servers }, 'no config yet: waiting for the control plane');
-      config = await first;
-    }
-  }
-  if (identity !== null && !(await identity.whenReady(Math.max(0, bootstrap.initial_fetch_timeout_ms - (Date.now() - startedAt))))) {
-    log.warn(
-      { identity: bootstrap.mesh_identity!.spiffe_id, dir: bootstrap.mesh_identity!.dir },
-      'no mesh certificate yet: starting without it (it is written to the directory as soon as the CA issues it)',
-    );
-  }
-  try {
-    remora = await startRemora(config, log, {
+  const waiting = await XdsWaiting.start(
+    checked.base,
+    {
+      reason: () => waitReason(bootstrap, client, lastError),
       describe: () => ({
-        xds: { ...client.state(), started_from: startedFrom, config_age_s: appliedAt > 0 ? Math.round((Date.now() - appliedAt) / 1000) : null },
+        phase: 'waiting_for_first_config',
+        waiting_since: new Date(startedAt).toISOString(),
+        xds: { servers: bootstrap.servers, node: bootstrap.node, ...client.state(), last_error: lastError },
         ...(identity !== null ? { mesh_identity: identity.status() } : {}),
       }),
-      ...(identity !== null ? { identity: () => identity!.status() } : {}),
       metrics: () => {
         const s = client.state();
-        return { connected: s.connected ? 1 : 0, nacks: s.nacks, acks: s.acks, reconnects: s.reconnects, configAgeS: appliedAt > 0 ? (Date.now() - appliedAt) / 1000 : -1 };
+        return { connected: s.connected ? 1 : 0, reconnects: s.reconnects };
       },
+    },
+    log,
+    () => quit.abort(),
+  );
+  // Remora binds where the waiting servers listen (with port 0: the port they got).
+  const { admin, probes } = checked.base;
+  const base: Record<string, unknown> = {
+    ...rawBase,
+    admin: { ...admin, port: waiting.adminPort },
+    ...(probes !== undefined ? { probes: { ...probes, port: waiting.probesPort } } : {}),
+  };
+  log.info(
+    { admin: waiting.adminPort, ...(waiting.probesPort !== null ? { probes: waiting.probesPort } : {}), servers: bootstrap.servers },
+    'waiting for the first config from the control plane: /live answers 200, /ready 503 until it arrives',
+  );
+  // From here on, a failure must not leave the waiting servers holding the process open.
+  try {
+    let remora: RunningRemora | null = null;
+    let appliedAt = 0;
+    /** The newest accepted config (an update may arrive while Remora starts). */
+    let latest: RemoraConfig | null = null;
+    let firstConfig: (config: RemoraConfig) => void = () => {};
+    const first = new Promise<RemoraConfig>((resolve) => (firstConfig = resolve));
+
+    const toSet = (maps: ResourceMaps): XdsResourceSet => ({
+      listeners: maps[TypeUrl.Listener],
+      routes: maps[TypeUrl.RouteConfiguration],
+      clusters: maps[TypeUrl.Cluster],
+      endpoints: maps[TypeUrl.ClusterLoadAssignment],
     });
+
+    client = new XdsClient(
+      { servers: bootstrap.servers, node: bootstrap.node, log: tapStreamErrors(log, (e) => (lastError = e)) },
+      {
+        references(maps) {
+          const routes = [...maps[TypeUrl.Listener].values()].flatMap((l) => referencedRoutes(l));
+          return { routes, endpoints: edsClusters(maps[TypeUrl.Cluster].values()) };
+        },
+        check(maps) {
+          const result = translateXds(base, toSet(maps));
+          return result.ok ? null : result.errors.map(formatRejection).join('; ');
+        },
+        apply(maps) {
+          const result = translateXds(base, toSet(maps));
+          if (!result.ok) return result.errors.map(formatRejection).join('; ');
+          const config = result.config;
+          if (remora !== null) {
+            // A listener moved onto a port someone else holds is NACKed by name, before
+            // anything is applied (workers bind with SO_REUSEPORT and would share it).
+            const busy = busyListenerPortsSync(config.listeners, heldPorts(remora.snapshot));
+            if (busy.length > 0) return busy.join('; ');
+          }
+          persist(bootstrap, config, log);
+          appliedAt = Date.now();
+          latest = config;
+          if (remora === null) firstConfig(config);
+          else queueReload(config);
+          return null;
+        },
+      },
+    );
+    client.start();
+
+    if (bootstrap.mesh_identity !== undefined) {
+      const { MeshIdentityClient } = await import('../control/mesh-identity.js');
+      identity = new MeshIdentityClient({
+        identity: bootstrap.mesh_identity,
+        servers: bootstrap.servers,
+        currentServer: () => client.state().server,
+        log: log.child({ component: 'mesh-identity' }),
+      });
+      identity.start();
+    }
+
+    // Reloads: the newest accepted config wins; one reload at a time.
+    let pending: RemoraConfig | null = null;
+    let reloadTimer: NodeJS.Timeout | null = null;
+    let reloading = false;
+    const drainReloads = async (): Promise<void> => {
+      reloadTimer = null;
+      if (reloading || remora === null) return;
+      reloading = true;
+      while (pending !== null) {
+        const next = pending;
+        pending = null;
+        await remora.reload(next).catch((err: unknown) => log.error({ err }, 'applying the xDS update failed'));
+      }
+      reloading = false;
+    };
+    const queueReload = (config: RemoraConfig): void => {
+      pending = config;
+      if (reloadTimer === null && !reloading) reloadTimer = setTimeout(() => void drainReloads(), COALESCE_MS);
+    };
+
+    /** Ends a wait stopped by a signal or POST /quitquitquit: nothing stays running. */
+    const abandon = (): null => {
+      client.stop();
+      identity?.close();
+      waiting.close();
+      log.info('stopped while waiting for the first config');
+      return null;
+    };
+
+    let startedFrom: XdsRun['startedFrom'] = 'control-plane';
+    let config: RemoraConfig;
+    const timedOut = Symbol('timeout');
+    let fetchTimer: NodeJS.Timeout | undefined;
+    const winner = await Promise.race([first, stopped, new Promise<typeof timedOut>((r) => (fetchTimer = setTimeout(() => r(timedOut), bootstrap.initial_fetch_timeout_ms)))]);
+    clearTimeout(fetchTimer);
+    if (winner === 'stopped') return abandon();
+    if (winner !== timedOut) {
+      config = winner;
+    } else {
+      const persisted = loadPersisted(bootstrap, base, log);
+      if (persisted !== null) {
+        log.warn({ file: bootstrap.persist_path }, 'no control plane answered in time; starting from the persisted config');
+        config = persisted;
+        startedFrom = 'persisted';
+      } else {
+        log.warn({ servers: bootstrap.servers }, 'no config yet: waiting for the control plane');
+        const next = await Promise.race([first, stopped]);
+        if (next === 'stopped') return abandon();
+        config = next;
+      }
+    }
+    if (identity !== null) {
+      const left = Math.max(0, bootstrap.initial_fetch_timeout_ms - (Date.now() - startedAt));
+      const got = await Promise.race([identity.whenReady(left), stopped]);
+      if (got === 'stopped') return abandon();
+      if (!got) {
+        log.warn(
+          { identity: bootstrap.mesh_identity!.spiffe_id, dir: bootstrap.mesh_identity!.dir },
+          'no mesh certificate yet: starting without it (it is written to the directory as soon as the CA issues it)',
+        );
+      }
+    }
+    waiting.handOver();
+    try {
+      remora = await startRemora(config, log, {
+        describe: () => ({
+          xds: { ...client.state(), started_from: startedFrom, config_age_s: appliedAt > 0 ? Math.round((Date.now() - appliedAt) / 1000) : null },
+          ...(identity !== null ? { mesh_identity: identity.status() } : {}),
+        }),
+        ...(identity !== null ? { identity: () => identity!.status() } : {}),
+        metrics: () => {
+          const s = client.state();
+          return { connected: s.connected ? 1 : 0, nacks: s.nacks, acks: s.acks, reconnects: s.reconnects, configAgeS: appliedAt > 0 ? (Date.now() - appliedAt) / 1000 : -1 };
+        },
+      });
+    } catch (err) {
+      client.stop();
+      identity?.close();
+      throw err;
+    } finally {
+      // The servers Remora took over are its own now; any other one closes.
+      waiting.close();
+    }
+    // A stop asked for while Remora started: it drains (and `finished` resolves) as usual.
+    if (quit.signal.aborted || stop?.aborted === true) void remora.shutdown('stopped while starting', false);
+    // An update that arrived while Remora started goes in now.
+    if (latest !== null && latest !== config) queueReload(latest);
+    void remora.finished.then(() => {
+      client.stop();
+      identity?.close();
+    });
+    return { remora, client, startedFrom, identity };
   } catch (err) {
-    client.stop();
-    identity?.close();
+    waiting.close();
     throw err;
   }
-  // An update that arrived while Remora started goes in now.
-  if (latest !== null && latest !== config) queueReload(latest);
-  void remora.finished.then(() => {
-    client.stop();
-    identity?.close();
-  });
-  return { remora, client, startedFrom, identity };
 }
 
 function persist(bootstrap: XdsBootstrap, config: RemoraConfig, log: Logger): void {
@@ -188,4 +272,38 @@ function loadPersisted(bootstrap: XdsBootstrap, base: Record<string, unknown>, l
     log.error({ err, file }, 'cannot read the persisted config');
   }
   return null;
+}
+
+/** The /ready reason while no config is served yet. */
+function waitReason(bootstrap: XdsBootstrap, client: XdsClient, lastError: string | null): string {
+  const s = client.state();
+  const where = s.connected ? `connected to ${s.server}, waiting for a complete set of resources` : `connecting to ${bootstrap.servers.join(', ')}`;
+  const nacks = Object.entries(s.types).flatMap(([type, t]) => (t.last_nack !== null ? [`${type}: ${t.last_nack.message}`] : []));
+  return (
+    `waiting for the first config from the control plane (xds: ${where}` +
+    (lastError !== null ? `; last error: ${lastError}` : '') +
+    (nacks.length > 0 ? `; last NACK: ${nacks.join('; ')}` : '') +
+    ')'
+  );
+}
+
+/** The logger given to the XdsClient, which reports a failed stream only by logging it
+ *  ('xDS stream failed' with `server` and `err`): this keeps the last such error for the
+ *  /ready reason. (XdsClientState could carry it instead; src/control/xds-client.ts.) */
+function tapStreamErrors(log: Logger, onError: (text: string) => void): Logger {
+  return new Proxy(log, {
+    get(target, prop) {
+      if (prop === 'warn') {
+        return (obj: unknown, ...rest: unknown[]) => {
+          if (typeof obj === 'object' && obj !== null && rest[0] === 'xDS stream failed') {
+            const o = obj as { server?: unknown; err?: unknown };
+            onError(`${String(o.server)}: ${String(o.err).replace(/\s*Resolution note:\s*$/, '')}`); // (grpc-js's empty trailer)
+          }
+          return (target.warn as (...args: unknown[]) => void)(obj, ...rest);
+        };
+      }
+      const value: unknown = Reflect.get(target, prop, target);
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
 }

@@ -151,9 +151,11 @@ if (!isMainThread && parentPort) {
 }
 
 /**
- * Main thread side: a fixed set of workers, started once (each loads the TypeScript
- * sources, which takes seconds) and reused for every round. Workers inherit the test
- * process's execArgv, so the loader that runs the test also loads this file.
+ * Main thread side: a fixed set of workers, started once and reused for every round.
+ * Workers get the test process's execArgv less tap's own hooks (@tapjs/mock,
+ * @tapjs/processinfo: each costs a module-hooks thread per worker, seconds on a small
+ * machine, and a worker needs neither), so a TypeScript loader, if one runs the test,
+ * also loads this file.
  */
 export class WorkerGang {
   private failure: Error | undefined;
@@ -176,7 +178,8 @@ export class WorkerGang {
   }
 
   static start(size: number): WorkerGang {
-    return new WorkerGang(Array.from({ length: size }, () => new Worker(new URL(import.meta.url))));
+    const execArgv = process.execArgv.filter((arg) => !arg.includes('@tapjs/'));
+    return new WorkerGang(Array.from({ length: size }, () => new Worker(new URL(import.meta.url), { execArgv })));
   }
 
   get size(): number {

@@ -8,9 +8,9 @@ import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { repoPath } from './repo-root.js';
 
-export const BIN = fileURLToPath(new URL('../../bin/remora.js', import.meta.url));
+export const BIN = repoPath('bin/remora.js');
 
 export interface RemoraProcess {
   readonly pid: number;

@@ -4,7 +4,7 @@
 
 import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -145,6 +145,56 @@ t.test('remora validate', async (t) => {
 
   const noArg = await runToExit(['validate']);
   t.equal(noArg.code, 2, 'validate without FILE is a usage error (exit 2)');
+});
+
+t.test('remora validate accepts an xDS bootstrap, as run --config does', async (t) => {
+  const file = tempFiles(t);
+  const bootstrap = {
+    workers: 2,
+    admin: { address: '127.0.0.1', port: 9901 },
+    probes: { port: 9902 },
+    xds: { servers: ['127.0.0.1:18000', 'cp-2.mesh:18000'], node: { id: 'sidecar-1', cluster: 'web' } },
+  };
+  const ok = await runToExit(['validate', file('bootstrap.json', bootstrap)]);
+  t.equal(ok.code, 0, `a valid bootstrap exits 0 (stderr: ${ok.stderr})`);
+  t.match(ok.stdout, /valid xDS bootstrap/, `it says the file is an xDS bootstrap (stdout: ${ok.stdout})`);
+  t.match(ok.stdout, /127\.0\.0\.1:18000, cp-2\.mesh:18000/, 'it names the control-plane addresses');
+  t.match(ok.stdout, /node "sidecar-1" in cluster "web"/, 'it names the node id and cluster');
+  t.equal(ok.stderr, '', 'and prints nothing on stderr');
+
+  const yaml = file('bootstrap.yaml', 'xds:\n  servers: ["127.0.0.1:18000"]\n  node: { id: n, cluster: c }\n');
+  t.equal((await runToExit(['validate', yaml])).code, 0, 'a minimal YAML bootstrap exits 0');
+
+  const badXds = await runToExit(['validate', file('bad-xds.json', { ...bootstrap, xds: { ...bootstrap.xds, servers: ['no-port'] } })]);
+  t.equal(badXds.code, 1, 'a bootstrap with a bad control-plane address exits 1');
+  t.ok(badXds.stderr.includes('  xds.servers[0]: '), `the error is given by path xds.servers[0] (stderr: ${badXds.stderr})`);
+
+  const badBase = await runToExit(['validate', file('bad-base.json', { ...bootstrap, admin: { address: '127.0.0.1', port: 70000 } })]);
+  t.equal(badBase.code, 1, 'a bootstrap with a bad admin port exits 1 (not only once a control plane answers)');
+  t.ok(badBase.stderr.includes('  admin.port: '), `the error is given by path admin.port (stderr: ${badBase.stderr})`);
+
+  const both = await runToExit(['validate', file('both.json', { ...bootstrap, listeners: [] })]);
+  t.equal(both.code, 1, 'a bootstrap that also lists listeners exits 1');
+  t.ok(both.stderr.includes('  listeners: '), `the error is given by path listeners (stderr: ${both.stderr})`);
+});
+
+t.test('bin/remora.js in a checkout that was never built says so in one line', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'remora-unbuilt-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  mkdirSync(join(dir, 'bin'));
+  copyFileSync(BIN, join(dir, 'bin', 'remora.js'));
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: 'module' }));
+  const done = await new Promise<Finished>((resolve) => {
+    const child = spawn(process.execPath, [join(dir, 'bin', 'remora.js'), '--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+  t.equal(done.code, 1, 'it exits 1');
+  t.equal(done.stderr, 'remora: not built yet: run npm run build (dist/src/cli/remora.js is missing)\n', 'stderr is the one line to act on, no stack trace');
+  t.equal(done.stdout, '', 'stdout is empty');
 });
 
 t.test('remora --help, --version and usage errors', async (t) => {

@@ -16,6 +16,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { repoPath } from '../helpers/repo-root.js';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { loadXdsProtos, TypeUrl, type AnyMessage, type ProtoObject } from '../../src/xds/protos.js';
@@ -461,7 +462,8 @@ t.test('remora control-plane: ready line, SIGTERM ends the streams with UNAVAILA
   t.equal(usage.code, 2, 'no --config-dir: usage error, exit 2');
   t.match(usage.stderr, /--config-dir/);
 
-  const entry = pathToFileURL(join(process.cwd(), 'src/cli/control-plane-command.ts')).href;
+  // The built module (npm test builds first), so the child needs no TypeScript loader.
+  const entry = pathToFileURL(repoPath('dist/src/cli/control-plane-command.js')).href;
   const script = `import { controlPlaneCommand } from ${JSON.stringify(entry)};\nprocess.exitCode = await controlPlaneCommand(process.argv.slice(2));\n`;
   writeFileSync(join(dir, '.run.mjs'), script);
   const child = spawn(process.execPath, [...process.execArgv, join(dir, '.run.mjs'), '--config-dir', dir, '--listen', '127.0.0.1:0', '--management', '127.0.0.1:0'], {

@@ -14,11 +14,11 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parse as parseYaml, parseAllDocuments, stringify } from 'yaml';
 import { BIN, request, startUpstream } from '../helpers/remora.js';
+import { repoPath } from '../helpers/repo-root.js';
 
-const root = (p: string): string => fileURLToPath(new URL(`../../${p}`, import.meta.url));
+const root = (p: string): string => repoPath(p);
 
 interface Probe {
   httpGet?: { path?: string; port: number | string };

@@ -10,7 +10,8 @@
 
 import http from 'node:http';
 import https from 'node:https';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -18,7 +19,7 @@ import { pino } from 'pino';
 import { startControlPlane, type RunningControlPlane } from '../../src/control-plane/server.js';
 import { toXdsResources, grpcApiListener } from '../../src/xds/encode.js';
 import { freePort } from '../../src/main/ports.js';
-import { admin, request, startRemora, startUpstream, waitUntil } from '../helpers/remora.js';
+import { admin, BIN, request, startRemora, startUpstream, waitUntil } from '../helpers/remora.js';
 import { TestPki } from '../helpers/certs.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -291,6 +292,133 @@ t.test('mTLS over xDS: TLS listener, authorization and XFCC in, TLS cluster out'
   t.equal((await call('batch', '/orders')).status, 403, "the listener's deny pattern came through xDS");
   t.equal((await call('payments', '/admin')).status, 403, "the route's allow list came through xDS");
   t.equal((await dump(sidecar.adminPort)).xds.nacks, 0, 'nothing was NACKed');
+});
+
+/** `remora run --config` on an xDS bootstrap, without waiting for "remora ready": the
+ *  waiting phase is what is under test. Resolves once it logs the wait (with its ports). */
+async function startWaitingSidecar(config: unknown, dir: string) {
+  const file = join(dir, `bootstrap-${Date.now()}.json`);
+  writeFileSync(file, JSON.stringify(config));
+  const child = spawn(process.execPath, [BIN, 'run', '--config', file], {
+    env: { ...process.env, REMORA_LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) => {
+    child.on('exit', (code, signal) => resolve({ code, signal, at: Date.now() }));
+  });
+  const line = (re: RegExp) => out.split('\n').find((l) => re.test(l));
+  await until('the sidecar logs that it waits for the first config', async () => line(/waiting for the first config/) !== undefined || child.exitCode !== null, 15_000);
+  const waitingLine = line(/waiting for the first config/);
+  if (waitingLine === undefined) throw new Error(`the sidecar exited before waiting; output:\n${out}`);
+  const logged = JSON.parse(waitingLine) as { admin: number; probes?: number };
+  return {
+    child,
+    exited,
+    admin: logged.admin,
+    probes: logged.probes,
+    output: () => out,
+    line,
+    /** SIGTERM; SIGKILL after 8 s (the test then fails on the signal). */
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        process.kill(child.pid!, 'SIGTERM');
+        const timer = setTimeout(() => child.exitCode === null && process.kill(child.pid!, 'SIGKILL'), 8000);
+        const r = await exited;
+        clearTimeout(timer);
+        return r;
+      }
+      return exited;
+    },
+  };
+}
+
+t.test('an xDS sidecar waiting for its first config answers /live and /ready (with the reason) until it arrives', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'remora-xds-wait-'));
+  const groups = join(dir, 'groups');
+  mkdirSync(groups);
+  const up = await named('a1');
+  writeFileSync(join(groups, 'web.json'), groupConfig({ a: [up.port] }));
+  const adsPort = await freePort(); // nothing listens there yet
+  let cp: RunningControlPlane | null = null;
+  const config = {
+    ...bootstrap([`127.0.0.1:${adsPort}`], join(dir, 'never-written.json')),
+    workers: 1,
+    probes: { address: '127.0.0.1', port: 0 },
+    drain: { delay_ms: 0, timeout_ms: 2000 },
+  };
+  const sidecar = await startWaitingSidecar({ ...config, xds: { ...config.xds, persist_path: undefined } }, dir);
+  t.teardown(async () => {
+    await sidecar.stop();
+    await cp?.stop();
+    await up.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  t.ok(sidecar.admin > 0 && sidecar.probes !== undefined && sidecar.probes > 0, `the wait is logged with the admin and probes ports (${sidecar.admin}, ${sidecar.probes})`);
+
+  const live = await admin(sidecar.admin, '/live');
+  t.equal(live.status, 200, `/live answers 200 while waiting (got ${live.status} ${live.text})`);
+  const ready = await admin(sidecar.admin, '/ready');
+  t.equal(ready.status, 503, `/ready answers 503 while waiting (got ${ready.status})`);
+  t.match(ready.text, new RegExp(`waiting for the first config from the control plane \\(xds: connecting to 127\\.0\\.0\\.1:${adsPort}`), `/ready names the wait and the address (${ready.text.trim()})`);
+  await until('/ready shows the last connection error', async () => (await admin(sidecar.admin, '/ready')).text.includes('last error:'));
+  t.pass(`/ready gives the last connection error (${(await admin(sidecar.admin, '/ready')).text.trim()})`);
+  t.equal((await admin(sidecar.probes!, '/live')).status, 200, 'the probes server answers /live 200 too');
+  const probesReady = await admin(sidecar.probes!, '/ready');
+  t.equal(probesReady.status, 503, `and /ready 503 (${probesReady.text.trim()})`);
+  t.equal((await admin(sidecar.probes!, '/config_dump')).status, 404, 'the probes server still answers only the probe paths');
+  const waitingDump = JSON.parse((await admin(sidecar.admin, '/config_dump')).text) as { phase: string; xds: { connected: boolean; servers: string[] } };
+  t.equal(waitingDump.phase, 'waiting_for_first_config', '/config_dump shows the waiting phase');
+  t.same([waitingDump.xds.connected, waitingDump.xds.servers], [false, [`127.0.0.1:${adsPort}`]], 'and the xDS state');
+  t.match((await admin(sidecar.admin, '/metrics')).text, /remora_xds_connected 0/, '/metrics shows remora_xds_connected 0');
+
+  // The control plane comes up: the same ports go over to the full admin server, and no
+  // probe meets a closed port on the way.
+  const refused: string[] = [];
+  let probing = true;
+  const prober = (async () => {
+    while (probing) {
+      for (const port of [sidecar.admin, sidecar.probes!]) {
+        try {
+          await admin(port, '/live');
+        } catch (err) {
+          refused.push(`${port}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+        }
+      }
+      await sleep(5);
+    }
+  })();
+  cp = await startControlPlane({ configDir: groups, listen: `127.0.0.1:${adsPort}`, management: '127.0.0.1:0', log: silent, translator, debounceMs: 50 });
+  await until('/ready answers 200 once the first config is served', async () => (await admin(sidecar.admin, '/ready')).status === 200, 40_000);
+  probing = false;
+  await prober;
+  t.same(refused, [], 'no /live probe failed while the admin and probes ports changed hands');
+  t.equal((await admin(sidecar.probes!, '/ready')).status, 200, 'the probes server answers /ready 200 too');
+  const readyLine = JSON.parse(sidecar.line(/"msg":"remora ready"/) ?? '{}') as { admin?: number; probes?: number; listeners?: Record<string, number> };
+  t.same([readyLine.admin, readyLine.probes], [sidecar.admin, sidecar.probes], 'Remora serves admin and probes on the ports of the waiting phase');
+  const traffic = await request(readyLine.listeners!.main, { agent: false });
+  t.equal(traffic.headers['x-upstream'], 'a1', 'traffic flows on the config from the control plane');
+  const dumped = await dump(sidecar.admin);
+  t.same([dumped.xds.connected, dumped.xds.started_from], [true, 'control-plane'], '/config_dump is the full one now');
+  const stopped = await sidecar.stop();
+  t.same([stopped.code, stopped.signal], [0, null], 'SIGTERM then drains and exits 0');
+});
+
+t.test('SIGTERM while an xDS sidecar waits for its first config exits 0 at once', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'remora-xds-wait-stop-'));
+  const sidecar = await startWaitingSidecar({ ...bootstrap([`127.0.0.1:${await freePort()}`], join(dir, 'none.json')), workers: 1 }, dir);
+  t.teardown(async () => {
+    await sidecar.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  t.equal((await admin(sidecar.admin, '/live')).status, 200, '/live answers while waiting');
+  const sent = Date.now();
+  const stopped = await sidecar.stop();
+  t.same([stopped.code, stopped.signal], [0, null], `it exits 0 on SIGTERM (got code ${stopped.code}, signal ${stopped.signal}; output:\n${sidecar.output()})`);
+  t.ok(stopped.at - sent < 3000, `and promptly (${stopped.at - sent} ms)`);
+  await t.rejects(admin(sidecar.admin, '/live'), 'the admin port is closed afterwards');
 });
 
 t.teardown(() => http.globalAgent.destroy());

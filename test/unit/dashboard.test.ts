@@ -11,10 +11,10 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { prometheusInstalled } from '../helpers/prometheus.js';
+import { repoPath } from '../helpers/repo-root.js';
 
-const root = (p: string): string => fileURLToPath(new URL(`../../${p}`, import.meta.url));
+const root = (p: string): string => repoPath(p);
 
 interface Target {
   refId?: string;

@@ -5,8 +5,7 @@
 // got, the StreamInfo the recorders read, and that every resource was given back.
 
 import { readdirSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import t from 'tap';
 import type { RetryPolicy } from '../../src/config/types.js';
 import { compileResponseHeadPolicy } from '../../src/http/response-head.js';
@@ -17,6 +16,7 @@ import type { PoolClient } from '../../src/upstream/pool.js';
 import type { ListenerRuntime, WorkerContext } from '../../workers/context.js';
 import type { Downstream, DownstreamEvents, DownstreamRequest } from '../../workers/downstream.js';
 import { Exchange } from '../../workers/exchange.js';
+import { REPO_ROOT } from '../helpers/repo-root.js';
 
 // ---- fakes ----
 
@@ -420,7 +420,7 @@ t.test('retries used up: the last answer goes to the client, flag URX', async (t
 });
 
 t.test('only its creator imports the exchange (logs and stats read StreamInfo)', async (t) => {
-  const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+  const root = REPO_ROOT;
   const importers: string[] = [];
   const scan = (dir: string): void => {
     for (const entry of readdirSync(join(root, dir), { withFileTypes: true })) {

@@ -5,8 +5,7 @@
 // that the per-worker view of /workers reads what workers record.
 import t from 'tap';
 import { readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
 import { MAX_CLUSTERS, MAX_LISTENERS } from '../../src/shared/limits.js';
 import { WorkerCell as LayoutWorkerCell } from '../../src/shared/stats-layout.js';
 import { BEGIN_MARK, END_MARK, renderStatTables, spliceGenerated } from '../../src/stats/metrics-doc.js';
@@ -30,8 +29,9 @@ import { MAIN_THREAD_METRICS } from '../../src/stats/tables/main-thread.js';
 import { families, type StatRow } from '../../src/stats/tables/table.js';
 import { WORKER_CELLS, WORKER_ROWS, WorkerCell } from '../../src/stats/tables/worker.js';
 import { workerStatsView } from '../../src/stats/worker-view.js';
+import { REPO_ROOT } from '../helpers/repo-root.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const ROOT = REPO_ROOT;
 const TABLES: [string, readonly StatRow[]][] = [
   ['listener', LISTENER_ROWS],
   ['cluster', CLUSTER_ROWS],

@@ -60,11 +60,25 @@ const UNKNOWN_PATH: AdminReply = [
   `unknown admin path; available:\n${[...Object.keys(GET).map((p) => `GET ${p}`), ...Object.keys(POST).map((p) => `POST ${p}`)].join('\n')}\n`,
 ];
 
+/** Listening servers that startAdmin adopts instead of binding, by `address:port`. */
+const handedOver = new Map<string, http.Server>();
+
+/** Offers a server that already listens on `address:port` to the next startAdmin for
+ *  exactly that address and port (which then answers on it with the full handlers). Used
+ *  by the xDS waiting phase (src/main/xds-waiting.ts), which serves /live and /ready
+ *  before Remora exists. Returns a function that withdraws the offer: true when it was
+ *  still unclaimed (the caller still owns the server). */
+export function handOverServer(address: string, port: number, server: http.Server): () => boolean {
+  const key = `${address}:${port}`;
+  handedOver.set(key, server);
+  return () => handedOver.get(key) === server && handedOver.delete(key);
+}
+
 /** Starts the admin server, or with `only` a server that answers just those GET paths
- *  (the probes server). */
+ *  (the probes server); a server handed over for the same address and port is adopted. */
 export function startAdmin(ctx: AdminContext, address: string, port: number, only: readonly string[] | null = null): Promise<http.Server> {
   const probesOnly: AdminReply | null = only !== null ? [404, `probes answer only GET ${only.join(', ')}\n`] : null;
-  const server = http.createServer((req, res) => {
+  const handle = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const url = new URL(req.url ?? '/', 'http://admin');
     const table = req.method === 'POST' && only === null ? POST : req.method === 'GET' || req.method === 'HEAD' ? GET : null;
     const handler = table !== null && (only === null || only.includes(url.pathname)) ? own(table, url.pathname) : undefined;
@@ -89,7 +103,18 @@ export function startAdmin(ctx: AdminContext, address: string, port: number, onl
         res.writeHead(500, { 'content-type': 'text/plain' });
         res.end('admin error\n');
       });
-  });
+  };
+  const held = handedOver.get(`${address}:${port}`);
+  if (held !== undefined) {
+    // Take over a server that already listens there (the xDS waiting phase): same socket,
+    // so a probe never meets a closed port; open keep-alive connections get these
+    // handlers from their next request on.
+    handedOver.delete(`${address}:${port}`);
+    held.removeAllListeners('request');
+    held.on('request', handle);
+    return Promise.resolve(held);
+  }
+  const server = http.createServer(handle);
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, address, () => resolve(server));
