@@ -5,6 +5,8 @@
 // that the per-worker view of /workers reads what workers record.
 import t from 'tap';
 import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
 import { MAX_CLUSTERS, MAX_LISTENERS } from '../../src/shared/limits.js';
 import { WorkerCell as LayoutWorkerCell } from '../../src/shared/stats-layout.js';
@@ -183,4 +185,18 @@ t.test('the per-worker view reads what a worker recorded in its slab', async (t)
   const idle = workerStatsView(reader, 0);
   t.equal(idle.requests, 0, 'the other worker recorded nothing');
   t.same(idle.flags, {}, 'flags never seen are left out');
+});
+
+t.test('handle objects have fast properties (a dictionary-mode handle is a hash lookup per count)', async (t) => {
+  // %HasFastProperties needs --allow-natives-syntax: checked in a child process on the
+  // built module, the one workers load.
+  const script = `
+    const m = await import(${JSON.stringify(pathToFileURL(resolve(REPO_ROOT, 'dist/src/stats/stat-names.js')).href)});
+    const w = await import(${JSON.stringify(pathToFileURL(resolve(REPO_ROOT, 'dist/src/stats/tables/worker.js')).href)});
+    const all = { ...m, WorkerCell: w.WorkerCell };
+    const names = ['ListenerCounter', 'ListenerGauge', 'ListenerHistogram', 'ClusterCounter', 'ClusterGauge', 'ClusterHistogram', 'WorkerCell'];
+    console.log(JSON.stringify(names.filter((n) => !%HasFastProperties(all[n]))));`;
+  const out = spawnSync(process.execPath, ['--allow-natives-syntax', '--input-type=module', '-e', script], { encoding: 'utf8' });
+  t.equal(out.status, 0, `the check ran (${out.stderr.trim()})`);
+  t.same(JSON.parse(out.stdout.trim() || 'null'), [], 'expected no handle object in dictionary mode; these are');
 });
