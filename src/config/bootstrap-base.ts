@@ -8,9 +8,16 @@
 import type { ConfigError, RemoraConfig } from './types.js';
 import { validateConfig } from './validate.js';
 
-/** The bootstrap's root fields that translateXds takes from `base` (keep in step with
- *  BASE_KEYS in src/xds/translate.ts). */
+/** The bootstrap's root fields that become part of every config (translateXds takes
+ *  them from the bootstrap; the rest comes from the control plane). */
 const BASE_KEYS = ['workers', 'admin', 'probes', 'drain', 'worker_limits', 'stats'];
+
+/** The process-wide fields `base` sets, as raw config (other keys are not read). */
+export function bootstrapBaseFields(base: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const raw: Record<string, unknown> = {};
+  for (const key of BASE_KEYS) if (base[key] !== undefined) raw[key] = base[key];
+  return raw;
+}
 
 /** A stand-in listener that only makes the file a complete config (port 0 never clashes
  *  with the admin or probes port); errors never point at it. */
@@ -25,9 +32,7 @@ export type BootstrapBase = Pick<RemoraConfig, 'workers' | 'admin' | 'probes' | 
 
 /** The bootstrap's process-wide fields with their defaults, or their errors by path. */
 export function validateBootstrapBase(base: Readonly<Record<string, unknown>>): { ok: true; base: BootstrapBase } | { ok: false; errors: ConfigError[] } {
-  const raw: Record<string, unknown> = {};
-  for (const key of BASE_KEYS) if (base[key] !== undefined) raw[key] = base[key];
-  const result = validateConfig({ ...raw, listeners: [STAND_IN_LISTENER], clusters: [] });
+  const result = validateConfig({ ...bootstrapBaseFields(base), listeners: [STAND_IN_LISTENER], clusters: [] });
   if (!result.ok) return { ok: false, errors: result.errors };
   const { workers, admin, probes, drain, worker_limits, stats } = result.config;
   return { ok: true, base: { workers, admin, probes, drain, worker_limits, stats } };

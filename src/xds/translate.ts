@@ -22,14 +22,13 @@ import { checkName, Ctx, formatRejection, root, sub, type XdsRejection } from '.
 import { translateEndpoints, type EndpointsPart } from './translate-endpoints.js';
 import { addMarks, Fields, type Mark } from './translate-fields.js';
 import { translateListener } from './translate-listener.js';
+import { bootstrapBaseFields } from '../config/bootstrap-base.js';
 import { attachRoutes, translateRouteConfig, type RoutePart } from './translate-route.js';
 
 export { formatRejection, type XdsRejection } from './translate-context.js';
 
 export type XdsTranslateResult = { ok: true; config: RemoraConfig } | { ok: false; errors: XdsRejection[] };
 
-/** The bootstrap's root fields that translateXds takes from `base`. */
-const BASE_KEYS = ['workers', 'admin', 'probes', 'drain', 'worker_limits', 'stats'];
 /** Validation-only stand-ins for what is still warming (never in a returned config). */
 const PLACEHOLDER_VHOSTS = [{ name: 'warming', domains: ['*'], routes: [{ match: { prefix: '/' }, direct_response: { status: 503 } }] }];
 const PLACEHOLDER_ENDPOINTS = [{ address: '127.0.0.1', port: 1 }];
@@ -97,8 +96,7 @@ export function translateXds(base: Record<string, unknown>, set: XdsResourceSet)
   });
   if (ctx.errors.length > 0) return { ok: false, errors: ctx.errors };
 
-  const raw: Obj = {};
-  for (const key of BASE_KEYS) if (base[key] !== undefined) raw[key] = base[key];
+  const raw: Obj = bootstrapBaseFields(base);
   raw.listeners = rawListeners;
   raw.clusters = rawClusters;
   const result = validateConfig(raw);
