@@ -16,8 +16,11 @@ import { createRequire } from 'node:module';
 import type { Server } from 'node:net';
 
 const [NODE_MAJOR, NODE_MINOR] = process.versions.node.split('.').map(Number);
+/** Tests: behave as on a platform where no worker can share a port (on every runtime). */
+const SHARING_DISABLED = process.env.REMORA_FAULT_INJECTION === 'no_reuseport';
 /** `reusePort` for net servers arrived in Node 22.12 and 23.1. */
-export const REUSE_PORT = NODE_MAJOR > 23 || (NODE_MAJOR === 23 && NODE_MINOR >= 1) || (NODE_MAJOR === 22 && NODE_MINOR >= 12);
+const REUSE_PORT =
+  !SHARING_DISABLED && (NODE_MAJOR > 23 || (NODE_MAJOR === 23 && NODE_MINOR >= 1) || (NODE_MAJOR === 22 && NODE_MINOR >= 12));
 
 /** node-unix-socket's native export: a bound (not yet listening) SO_REUSEPORT socket. */
 type NewReuseportFd = (domain: 'ipv4' | 'ipv6', port: number, ip: string) => number;
@@ -30,8 +33,7 @@ let addon: NewReuseportFd | null | undefined;
 function reuseportAddon(): NewReuseportFd | null {
   if (addon !== undefined) return addon;
   addon = null;
-  // Tests: the fallback, as on a platform without the binary.
-  if (process.env.REMORA_FAULT_INJECTION === 'no_reuseport' && !REUSE_PORT) return addon;
+  if (SHARING_DISABLED) return addon;
   const require = createRequire(import.meta.url);
   for (const name of BINARIES) {
     try {

@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { formatErrors, loadConfigSource } from '../config/load.js';
 import { validateBootstrapBase } from '../config/bootstrap-base.js';
 import { validateConfig } from '../config/validate.js';
+import { uwsCodecErrors } from '../uws/uws.js';
 import type { RemoraConfig, XdsBootstrap } from '../config/types.js';
 import { RemoraError } from '../core/errors.js';
 import { REMORA_VERSION } from '../core/version.js';
@@ -122,6 +123,8 @@ function validate(file: string): number {
     const base = validateBootstrapBase(result.base);
     if (!base.ok) errors = base.errors;
   }
+  // What this runtime can serve: `codec: uws` only where its native build loads.
+  if (result.ok && result.kind === 'file') errors = uwsCodecErrors(result.config.listeners);
   if (errors.length > 0) {
     process.stderr.write(`${formatErrors(file, errors)}\n`);
     return 1;

@@ -24,10 +24,11 @@ function parseJson(text: string): ParseResult {
   try {
     return { ok: true, raw: JSON.parse(text) as unknown };
   } catch (e) {
-    const message = (e as Error).message;
-    // Node 20 reports "at position N"; newer versions already add "(line L column C)".
+    // Node 20 says "at position N"; Node 22+ adds "(line L column C)" itself. One form on
+    // every runtime: Node's own line/column suffix dropped, ours appended from the offset.
+    const message = (e as Error).message.replace(/ \(line \d+ column \d+\)$/, '');
     const pos = /at position (\d+)/.exec(message);
-    const where = pos && !/line \d+/.test(message) ? ` (${lineCol(text, Number(pos[1]))})` : '';
+    const where = pos ? ` (${lineCol(text, Number(pos[1]))})` : '';
     return { ok: false, errors: [fileError(`invalid JSON: ${message}${where}`)] };
   }
 }

@@ -16,6 +16,7 @@ import type { ConfigSourceInfo, RunningRemora } from './context.js';
 import { Lifecycle } from './lifecycle.js';
 import { WorkerCell } from '../shared/stats-layout.js';
 import { busyListenerPorts, heldPorts, resolvePorts } from './ports.js';
+import { uwsCodecErrors } from '../uws/uws.js';
 import { WorkerPool } from './worker-pool.js';
 import { MAX_CLUSTERS, MAX_LISTENERS } from '../shared/limits.js';
 import { SlotRegistry } from '../shared/stats-layout.js';
@@ -70,7 +71,10 @@ export class Remora implements RunningRemora {
     } catch (err) {
       snapshots.close();
       if (err instanceof TlsFilesRejected) throw new RemoraError('REMORA_ERR_CONFIG_INVALID', formatErrors('TLS files', err.errors));
-      if (err instanceof PortsRejected) throw new RemoraError('REMORA_ERR_LISTEN', err.errors.map((e) => e.message).join('; '));
+      if (err instanceof ListenersRejected) {
+        if (err.what === 'listener codec') throw new RemoraError('REMORA_ERR_CONFIG_INVALID', formatErrors('listeners', err.errors));
+        throw new RemoraError('REMORA_ERR_LISTEN', err.errors.map((e) => e.message).join('; '));
+      }
       throw err;
     }
     return new Remora(first, snapshots, log, source);
@@ -237,9 +241,10 @@ export class Remora implements RunningRemora {
     try {
       nextSnapshot = await this.snapshots.build(this.current.version + 1, { ...next, workers: this.current.config.workers }, this.current);
     } catch (err) {
-      if (err instanceof PortsRejected) {
-        this.lifecycle.rejected('listener ports', err.errors);
-        this.log.error({ errors: err.errors }, 'config rejected: a listener port is in use; the running config keeps serving');
+      if (err instanceof ListenersRejected) {
+        this.lifecycle.rejected(err.what, err.errors);
+        const why = err.what === 'listener ports' ? 'a listener port is in use' : 'a listener asks for a codec this runtime lacks';
+        this.log.error({ errors: err.errors }, `config rejected: ${why}; the running config keeps serving`);
         return false;
       }
       if (!(err instanceof TlsFilesRejected)) throw err;
@@ -312,15 +317,17 @@ class Snapshots {
     this.certs = new CertStore(log, (tls) => this.onRotate(tls));
   }
 
-  /** Rejects with PortsRejected or TlsFilesRejected when `next` cannot be served. */
+  /** Rejects with ListenersRejected or TlsFilesRejected when `next` cannot be served. */
   async build(version: number, next: RemoraConfig, previous: ConfigSnapshot | null): Promise<ConfigSnapshot> {
     const keep = next.listeners.filter((l) => {
       const old = previous?.config.listeners.find((o) => o.name === l.name);
       return old !== undefined && old.address === l.address && old.port === l.port;
     });
     // Every listener, so that errors name its index in the config (kept ones are held).
+    const codecs = uwsCodecErrors(next.listeners);
+    if (codecs.length > 0) throw new ListenersRejected('listener codec', codecs);
     const busy = await busyListenerPorts(next.listeners, heldPorts(previous));
-    if (busy.length > 0) throw new PortsRejected(busy);
+    if (busy.length > 0) throw new ListenersRejected('listener ports', busy);
     const loaded = this.certs.load(next);
     if (!loaded.ok) throw new TlsFilesRejected(loaded.errors);
     const boundPorts = await resolvePorts(next.listeners.filter((l) => !keep.includes(l)));
@@ -352,9 +359,13 @@ class TlsFilesRejected extends Error {
   }
 }
 
-/** A config with a listener on a port something else holds (errors by config path). */
-class PortsRejected extends Error {
-  constructor(readonly errors: readonly ConfigError[]) {
-    super('listener ports in use');
+/** A config with a listener this process cannot serve (errors by config path): on a port
+ *  something else holds, or with a codec this runtime lacks. */
+class ListenersRejected extends Error {
+  constructor(
+    readonly what: 'listener ports' | 'listener codec',
+    readonly errors: readonly ConfigError[],
+  ) {
+    super(what === 'listener ports' ? 'listener ports in use' : 'listener codec unavailable');
   }
 }

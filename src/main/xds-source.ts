@@ -12,6 +12,7 @@
 
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { busyListenerPortsSync, heldPorts } from './ports.js';
+import { uwsCodecErrors } from '../uws/uws.js';
 import { edsClusters, referencedRoutes, type XdsResourceSet } from '../xds/resources.js';
 import { formatRejection, translateXds } from '../xds/translate.js';
 import { validateConfig } from '../config/validate.js';
@@ -122,6 +123,8 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
           const result = translateXds(base, toSet(maps));
           if (!result.ok) return result.errors.map(formatRejection).join('; ');
           const config = result.config;
+          const codecs = uwsCodecErrors(config.listeners);
+          if (codecs.length > 0) return codecs.map((e) => `${e.path}: ${e.message}`).join('; ');
           if (remora !== null) {
             // A listener moved onto a port someone else holds is NACKed by name, before
             // anything is applied (workers bind with SO_REUSEPORT and would share it).

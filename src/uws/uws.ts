@@ -1,12 +1,16 @@
 // The one place that knows which uWebSockets.js build Remora runs on.
 // It loads the native binary itself and refuses to start without it: the package's
 // own entry point silently falls back to a slow pure-JS server, which we never want.
+// Only listeners with `codec: uws` load it; where it has no build for the runtime, a
+// config that asks for it is rejected by path (uwsCodecErrors) and the strict codec,
+// the default, serves everywhere.
 
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type * as UwsTypes from '@trufflesuite/uws-js-unofficial';
 import { RemoraError } from '../core/errors.js';
+import type { ConfigError } from '../config/types.js';
 
 export type TemplatedApp = UwsTypes.TemplatedApp;
 export type HttpResponse = UwsTypes.HttpResponse;
@@ -30,11 +34,12 @@ export function loadUws(): UwsModule {
   }
   const file = `uws_${process.platform}_${process.arch}_${process.versions.modules}.node`;
   const path = join(pkgDir, 'binaries', file);
-  if (!existsSync(path)) {
+  // Tests: a runtime the package has no build for (Node 22 and 24 are such runtimes).
+  if (!existsSync(path) || process.env.REMORA_FAULT_INJECTION === 'no_uws') {
     throw new RemoraError(
       'REMORA_ERR_UWS_LOAD',
-      `uWebSockets.js has no native build for this platform (${file} missing in ${PACKAGE}); ` +
-        `Remora needs Node 20 (ABI 115) on linux/darwin x64 or arm64 and will not run on the JS fallback`,
+      `uWebSockets.js has no native build for this runtime (${file} missing in ${PACKAGE}: ` +
+        `it has Node 20, ABI 115, on linux/darwin x64 and arm64; Remora does not use its JS fallback)`,
     );
   }
   try {
@@ -46,6 +51,32 @@ export function loadUws(): UwsModule {
     });
   }
   return loaded;
+}
+
+/** Errors, by config path, for plain listeners that ask for `codec: uws` where the native
+ *  build does not load (Node 22 and 24, for one: docs/operations.md, "Runtimes"). Loads
+ *  the addon in the calling thread only when some listener asks for it. */
+export function uwsCodecErrors(listeners: readonly { name: string; codec: string; tls?: unknown }[]): ConfigError[] {
+  const errors: ConfigError[] = [];
+  let reason: string | null | undefined;
+  for (let i = 0; i < listeners.length; i++) {
+    const l = listeners[i];
+    if (l.codec !== 'uws' || l.tls !== undefined) continue; // TLS listeners are always strict
+    if (reason === undefined) {
+      try {
+        loadUws();
+        reason = null;
+      } catch (err) {
+        reason = err instanceof Error ? err.message : String(err);
+      }
+    }
+    if (reason === null) return errors;
+    errors.push({
+      path: `listeners[${i}].codec`,
+      message: `listener ${l.name}: codec "uws" cannot run on Node ${process.versions.node}: ${reason}; use codec "strict" (the default)`,
+    });
+  }
+  return errors;
 }
 
 /** Text of an ArrayBuffer uWS hands out (remote address and the like). */

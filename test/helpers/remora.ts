@@ -9,6 +9,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoPath } from './repo-root.js';
+import { uwsCodecErrors } from '../../src/uws/uws.js';
 
 export const BIN = repoPath('bin/remora.js');
 
@@ -263,3 +264,7 @@ export async function waitUntil(what: string, fn: () => Promise<boolean>, ms = 5
   }
   throw new Error(`timed out after ${ms} ms waiting for: ${what}`);
 }
+
+/** Whether uWebSockets.js has a native build for this runtime (Node 20; not Node 22 or
+ *  24), i.e. whether a listener may use `codec: uws` here. */
+export const UWS_AVAILABLE = uwsCodecErrors([{ name: 'probe', codec: 'uws' }]).length === 0;

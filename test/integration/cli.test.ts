@@ -76,8 +76,8 @@ function cli(args: string[], env: Record<string, string> = {}): Cli {
 }
 
 /** Runs `remora ARGS` to completion (it must exit within `ms`). */
-async function runToExit(args: string[], ms = 20_000): Promise<Finished> {
-  const c = cli(args);
+async function runToExit(args: string[], ms = 20_000, env: Record<string, string> = {}): Promise<Finished> {
+  const c = cli(args, env);
   const timer = setTimeout(() => c.child.kill('SIGKILL'), ms);
   const done = await c.exited;
   clearTimeout(timer);
@@ -255,6 +255,23 @@ t.test('remora run --listen --upstream: zero-config proxy, round robin', async (
   const done = await c.stop('SIGTERM');
   t.equal(done.code, 0, 'SIGTERM ends it with exit code 0');
   t.ok(Date.now() - started >= 4500, `SIGTERM first waits drain.delay_ms (5 s by default) (took ${Date.now() - started} ms)`);
+});
+
+t.test('codec "uws" where uWebSockets.js has no build for the runtime: validate and run reject it by path', async (t) => {
+  // REMORA_FAULT_INJECTION=no_uws: as on Node 22 or 24, which the uWS package has no build for.
+  const file = tempFiles(t);
+  const config = simpleConfig([9999]) as { listeners: Record<string, unknown>[] };
+  config.listeners.push({ ...config.listeners[0], name: 'fast', codec: 'uws' });
+  const path = file('uws.json', config);
+  const noUws = { REMORA_FAULT_INJECTION: 'no_uws' };
+  const checked = await runToExit(['validate', path], 20_000, noUws);
+  t.equal(checked.code, 1, `validate exits 1 (stdout: ${checked.stdout})`);
+  t.ok(checked.stderr.includes('  listeners[1].codec: listener fast: codec "uws" cannot run on Node '), `the error is at listeners[1].codec (stderr: ${checked.stderr})`);
+  t.match(checked.stderr, /use codec "strict" \(the default\)/, 'and says what to use instead');
+  const run = await runToExit(['run', '--config', path], 20_000, noUws);
+  t.equal(run.code, 1, 'run exits 1');
+  t.ok(run.stderr.includes('  listeners[1].codec: '), `run lists the same path (stderr: ${run.stderr})`);
+  t.notMatch(run.stdout, /remora ready/, 'nothing started');
 });
 
 t.test('remora run with an invalid config file exits 1 listing the errors', async (t) => {

@@ -51,7 +51,7 @@ t.test('connections spread over two workers', async (t) => {
   t.not(ws[0].thread_id, ws[1].thread_id, 'the workers are different threads');
 });
 
-t.test('without SO_REUSEPORT (no binary for the platform), each listener is served by one worker', async (t) => {
+t.test('without SO_REUSEPORT (neither Node reusePort nor the binary), each listener is served by one worker', async (t) => {
   const up = await namedUpstream('a');
   const remora = await startRemora(simpleConfig([up.port], { workers: 2 }), { REMORA_FAULT_INJECTION: 'no_reuseport' });
   t.teardown(async () => {
