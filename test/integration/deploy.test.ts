@@ -70,9 +70,9 @@ function dockerfile(op: string): string {
   if (lines.length === 0) throw new Error(`Dockerfile has no ${op}`);
   return lines[lines.length - 1].trim().slice(op.length).trim();
 }
-/** A command of the image, as it runs here: node → this node, /app/bin/remora.js → bin/remora.js. */
+/** A command of the image, as it runs here: /usr/local/bin/node → this node, /app/bin/remora.js → bin/remora.js. */
 const local = (argv: string[]): string[] =>
-  argv.map((a) => (a === 'node' ? process.execPath : a === '/app/bin/remora.js' ? BIN : a));
+  argv.map((a) => (a === '/usr/local/bin/node' ? process.execPath : a === '/app/bin/remora.js' ? BIN : a));
 
 const entrypoint = JSON.parse(dockerfile('ENTRYPOINT')) as string[];
 // tini -- node /app/bin/remora.js: tini only forwards signals; run what follows "--".
