@@ -4,6 +4,11 @@
 // generator is not the limit) and the upstream on core 0. Interleaved rounds, medians.
 //
 //   npm run bench:codecs -- [--rounds 3] [--duration 5] [--rate 2000] [--no-pin]
+//                           [--node /path/to/node,...] [--only name,...]
+//
+// --node adds the strict codec on each other Node binary (Node 22 or 24, say: the uWS
+// codec has no build there), beside both codecs on this process's Node. --only keeps the
+// targets whose names start with one of the given (direct always runs: the baseline).
 //
 // Reports per target: GET 100 B req/s and POST 4 KB req/s (wrk, 50 connections), each as
 // a ratio to direct and to nginx; added p50/p99 latency at a fixed rate (open loop, µs).
@@ -25,9 +30,16 @@ const { values: args } = parseArgs({
     duration: { type: 'string', default: '5' },
     rate: { type: 'string', default: '2000' },
     'no-pin': { type: 'boolean', default: false },
+    node: { type: 'string', default: '' },
+    only: { type: 'string', default: '' },
   },
   strict: true,
 });
+const otherNodes = args.node === '' ? [] : args.node.split(',');
+const only = args.only === '' ? [] : args.only.split(',');
+/** Whether --only lets target `name` run. */
+const wanted = (name: string): boolean => only.length === 0 || only.some((prefix) => name.startsWith(prefix));
+const nodeVersion = (node: string): string => spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim();
 const rounds = Number(args.rounds);
 const seconds = Number(args.duration);
 const rate = Number(args.rate);
@@ -52,6 +64,7 @@ async function main(): Promise<void> {
   const upstreamPort = await startUpstream(procs, 0, 100);
   const targets: Target[] = [{ name: 'direct', port: upstreamPort }];
   for (const codec of ['strict', 'uws'] as const) {
+    if (!wanted(`remora-${codec}`)) continue;
     const config = {
       workers: 1,
       admin: { address: '127.0.0.1', port: 0 },
@@ -60,9 +73,14 @@ async function main(): Promise<void> {
     };
     const remora = await startRemora(procs, 1, writeConfig(tmp, codec, config));
     targets.push({ name: `remora-${codec}`, port: remora.listeners.bench });
+    if (codec !== 'strict') continue;
+    for (const node of otherNodes) {
+      const remoraThere = await startRemora(procs, 1, writeConfig(tmp, codec, config), [], node);
+      targets.push({ name: `remora-${codec} (node ${nodeVersion(node)})`, port: remoraThere.listeners.bench });
+    }
   }
   for (const peer of ['nginx', 'haproxy'] as const) {
-    if (peerMissing(peer) !== null) continue;
+    if (peerMissing(peer) !== null || !wanted(peer)) continue;
     targets.push({ name: peer, port: (await startPeer(procs, 1, peer, upstreamPort, 1, tmp)).port });
   }
   const post = join(tmp, 'post.lua');
@@ -109,7 +127,7 @@ async function main(): Promise<void> {
     `# HTTP/1 codecs — ${when}`,
     '',
     `Command: \`${command}\`  `,
-    `Machine: ${MACHINE}; revision ${revision()}; pinning ${pin ? 'proxies on core 1, wrk + open-loop generator + upstream on core 0' : 'off'}  `,
+    `Machine: ${MACHINE}; Node ${process.version} unless named; revision ${revision()}; pinning ${pin ? 'proxies on core 1, wrk + open-loop generator + upstream on core 0' : 'off'}  `,
     `One worker each; wrk -t1 -c50 for ${seconds} s per figure (GET: 100 B responses; POST: 4 KB bodies), open loop at ${rate} req/s with 16 connections; ${rounds} interleaved rounds, medians.`,
     '',
     '| target | GET req/s | vs direct | vs nginx | POST 4 KB req/s | vs nginx | added p50 µs | added p99 µs |',

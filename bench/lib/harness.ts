@@ -102,9 +102,16 @@ interface ReadyLine {
   listeners: Record<string, number>;
 }
 
-/** Starts `bin/remora.js run --config <file> [extra]` and waits for "remora ready". */
-export async function startRemora(procs: Processes, core: number | string | null, configFile: string, extra: string[] = []): Promise<RemoraProcess> {
-  const child = procs.start(core, process.execPath, [join(ROOT, 'bin/remora.js'), 'run', '--config', configFile, ...extra]);
+/** Starts `bin/remora.js run --config <file> [extra]` and waits for "remora ready"; on
+ *  this process's Node unless `node` names another binary. */
+export async function startRemora(
+  procs: Processes,
+  core: number | string | null,
+  configFile: string,
+  extra: string[] = [],
+  node: string = process.execPath,
+): Promise<RemoraProcess> {
+  const child = procs.start(core, node, [join(ROOT, 'bin/remora.js'), 'run', '--config', configFile, ...extra]);
   const m = await waitForOutput(child, /^.*"msg":"remora ready".*$/m);
   const ready = JSON.parse(m[0]) as ReadyLine;
   return { pid: child.pid!, adminPort: ready.admin, listeners: ready.listeners };

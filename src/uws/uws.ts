@@ -54,7 +54,7 @@ export function loadUws(): UwsModule {
 }
 
 /** Errors, by config path, for plain listeners that ask for `codec: uws` where the native
- *  build does not load (Node 22 and 24, for one: docs/operations.md, "Runtimes"). Loads
+ *  build does not load (Node 22 and 24, for one: deploy/README.md, "Runtimes"). Loads
  *  the addon in the calling thread only when some listener asks for it. */
 export function uwsCodecErrors(listeners: readonly { name: string; codec: string; tls?: unknown }[]): ConfigError[] {
   const errors: ConfigError[] = [];
