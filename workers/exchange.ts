@@ -183,6 +183,7 @@ export class Exchange implements DownstreamEvents, AttemptOwner {
     info.upstreamStatus = status;
     this.ctx.endpointOutcome(cluster, attempt.pool, status >= 500, status >= 502 && status <= 504);
     if (retry.retriesStatus(status) && retry.mayRetry(this.body.exists, cluster)) {
+      cluster.stats.retriedResponse(status, Math.round((performance.now() - attempt.startedAt) * 1000));
       // Read the rest of this response and throw it away; the retry starts when it ends.
       attempt.discard();
       return;

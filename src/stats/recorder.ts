@@ -23,6 +23,8 @@ export interface ClusterStats {
   connectionOpened(): void;
   connectionClosed(connected: boolean): void;
   upstreamResponse(status: number, upstreamUs: number, downstreamUs: number): void;
+  /** An upstream response that Remora retried instead of sending on. */
+  retriedResponse(status: number, upstreamUs: number): void;
 }
 
 /** Recording switched off (`stats.enabled: false`): calls cost a no-op, as pino does
@@ -39,6 +41,7 @@ export const NO_CLUSTER_STATS: ClusterStats = {
   connectionOpened() {},
   connectionClosed() {},
   upstreamResponse() {},
+  retriedResponse() {},
 };
 
 export class StatsRecorder {
@@ -152,5 +155,13 @@ export class SlabClusterStats implements ClusterStats {
     if (cls >= 0 && cls <= 4) Atomics.add(this.rec.cells, this.base + ClusterCounter.Rq1xx + cls, 1);
     this.rec.observe(this.upstream, upstreamUs);
     this.rec.observe(this.overhead, downstreamUs > upstreamUs ? downstreamUs - upstreamUs : 0);
+  }
+
+  /** A response that was retried: counted by class apart from the responses clients got
+   *  (Envoy's retry.upstream_rq_*), its attempt's time in upstream_rq_time. */
+  retriedResponse(status: number, upstreamUs: number): void {
+    const cls = ((status / 100) | 0) - 1;
+    if (cls >= 0 && cls <= 4) Atomics.add(this.rec.cells, this.base + ClusterCounter.RetryRq1xx + cls, 1);
+    this.rec.observe(this.upstream, upstreamUs);
   }
 }

@@ -293,6 +293,17 @@ t.test('retries recover from one failing endpoint out of three, bodies included'
     return retries > 0 && retries === (await stat(remora.adminPort, 'cluster.c.upstream_rq_retry_success'));
   }, 3000);
   t.pass('every retry is counted and succeeded');
+  // Every 503 from "bad" was retried (all 80 requests ended 200): those responses are
+  // counted apart (Envoy's retry.upstream_rq_5xx), the 200s clients got under upstream_rq_2xx.
+  const retried5xx = await stat(remora.adminPort, 'cluster.c.retry.upstream_rq_5xx');
+  t.equal(retried5xx, bad.state.requests, `retry.upstream_rq_5xx counts each retried 503 (${retried5xx}, "bad" answered ${bad.state.requests})`);
+  t.equal(await stat(remora.adminPort, 'cluster.c.upstream_rq_5xx'), 0, 'upstream_rq_5xx counts only responses sent on: none was a 5xx');
+  t.equal(await stat(remora.adminPort, 'cluster.c.upstream_rq_2xx'), 80, 'upstream_rq_2xx counts the 80 responses clients got');
+  const metrics = await (await fetch(`http://127.0.0.1:${remora.adminPort}/metrics`)).text();
+  const family = /^remora_upstream_retried_responses_total\{cluster="c",status_class="5xx"\} (\d+)$/m.exec(metrics);
+  t.equal(Number(family?.[1]), bad.state.requests, `/metrics: remora_upstream_retried_responses_total{status_class="5xx"} (${family?.[0]})`);
+  const attempts = /^remora_upstream_request_duration_seconds_count\{cluster="c"\} (\d+)$/m.exec(metrics);
+  t.equal(Number(attempts?.[1]), 80 + bad.state.requests, `upstream_rq_time has every attempt, retried ones too (${attempts?.[0]})`);
 });
 
 t.test('connect failures are retried on another endpoint', async (t) => {

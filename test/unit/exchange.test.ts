@@ -144,11 +144,14 @@ class FakeLimit {
 
 function fakeCluster(pool: FakePool) {
   const counts = new Map<number, number>();
+  /** Statuses of the responses that were retried (retriedResponse). */
+  const retried: number[] = [];
   return {
     name: 'c',
     config: { circuit_breakers: { max_connections: 100, max_pending_requests: 100, max_requests: 100, max_retries: 3 } },
     resources: { requests: new FakeLimit(), pending: new FakeLimit(), retries: new FakeLimit(), connections: new FakeLimit() },
     counts,
+    retried,
     stats: {
       count(c: number): void {
         counts.set(c, (counts.get(c) ?? 0) + 1);
@@ -157,6 +160,9 @@ function fakeCluster(pool: FakePool) {
       connectionOpened(): void {},
       connectionClosed(): void {},
       upstreamResponse(): void {},
+      retriedResponse(status: number): void {
+        retried.push(status);
+      },
     },
     pick: (): FakePool => pool,
   };
@@ -406,6 +412,7 @@ t.test('retriable status: the response is discarded and the retry answers', asyn
   t.equal(h.ds.body, 'fine');
   t.equal(ex.info.attempts, 2);
   t.equal(ex.info.upstreamStatus, 200);
+  t.same(h.cluster.retried, [503], 'the retried 503 is counted as a retried response');
 });
 
 t.test('retries used up: the last answer goes to the client, flag URX', async (t) => {
@@ -417,6 +424,7 @@ t.test('retries used up: the last answer goes to the client, flag URX', async (t
   t.equal(h.ds.status, 503);
   t.equal(h.ds.body, 'still');
   t.equal(ex.info.flags, 'URX');
+  t.same(h.cluster.retried, [503], 'only the first 503 was retried; the last went to the client');
 });
 
 t.test('only its creator imports the exchange (logs and stats read StreamInfo)', async (t) => {

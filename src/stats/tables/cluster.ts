@@ -8,6 +8,10 @@ export const CLUSTER_ROWS = [
   // The status-class block comes first: upstreamResponse adds Rq1xx + class.
   ...statusClassRows('Rq', 'upstream_rq_', 'remora_upstream_requests_total',
     'Upstream responses by cluster and status class.', 'upstream responses by class'),
+  // Responses that made Remora retry (they never reached the client): Envoy's
+  // cluster.<name>.retry.upstream_rq_<class>. retriedResponse adds RetryRq1xx + class.
+  ...statusClassRows('RetryRq', 'retry.upstream_rq_', 'remora_upstream_retried_responses_total',
+    'Upstream responses that were retried (not sent to the client), by cluster and status class.', 'upstream responses that were retried, by class'),
   { handle: 'CxTotal', kind: 'counter', stats: 'upstream_cx_total', prom: 'remora_upstream_connections_total',
     help: 'Upstream connections opened.', doc: 'upstream connections opened' },
   { handle: 'CxActive', kind: 'gauge', stats: 'upstream_cx_active', prom: 'remora_upstream_connections_active',
@@ -49,7 +53,8 @@ export const CLUSTER_ROWS = [
     help: 'Times an endpoint reached a consecutive-failure threshold (the main thread then decides on ejection).',
     doc: 'times an endpoint reached a consecutive-failure threshold (the main thread then decides; not an Envoy stat)' },
   { handle: 'Upstream', kind: 'histogram', stats: 'upstream_rq_time', prom: 'remora_upstream_request_duration_seconds',
-    help: 'Time from the upstream request start to the end of its response, by cluster.', doc: 'upstream request start to response end' },
+    help: 'Time from the upstream request start to the end of its response (to the head of a retried one), by cluster.',
+    doc: 'upstream request start to response end, every attempt (a retried response: to its head)' },
   { handle: 'Overhead', kind: 'histogram', stats: 'proxy_overhead', prom: 'remora_proxy_overhead_seconds',
     help: 'Downstream time minus upstream time: the time Remora added, by cluster.',
     doc: 'downstream time minus upstream time: what Remora added (not an Envoy stat)' },
