@@ -8,6 +8,7 @@ import type { ConfigSnapshot } from '../config/types.js';
 import type { Logger } from '../core/log.js';
 import type { StatsReader } from '../stats/reader.js';
 import { CLUSTER_ROWS } from '../stats/tables/cluster.js';
+import { matchNames } from './admin/stats-filter.js';
 import { LISTENER_ROWS } from '../stats/tables/listener.js';
 import { kindIndexes, type StatKind, type StatRow } from '../stats/tables/table.js';
 import { quantiles, type Metrics } from './metrics.js';
@@ -81,21 +82,19 @@ export async function metricsHandler(ctx: StatsContext): Promise<AdminReply> {
   return [200, await ctx.metrics.scrape(), ctx.metrics.contentType];
 }
 
-export function statsHandler(ctx: StatsContext, url: URL): AdminReply {
+export async function statsHandler(ctx: StatsContext, url: URL): Promise<AdminReply> {
   if (!ctx.snapshot().config.stats.enabled) return [200, 'stats are disabled (stats.enabled: false in the config)\n'];
-  let filter: RegExp | null = null;
+  let { counters: c, histograms: h } = flatStats(ctx);
   const pattern = url.searchParams.get('filter');
   if (pattern !== null) {
-    try {
-      filter = new RegExp(pattern);
-    } catch (err) {
-      return [400, `invalid filter regex: ${err instanceof Error ? err.message : String(err)}\n`];
-    }
+    // Matched off the main thread, time-limited (admin/stats-filter.ts).
+    const names = [...c.map(([n]) => n), ...h.map(([n]) => n)];
+    const result = await matchNames(pattern, names);
+    if (!result.ok) return [result.status, `${result.message}\n`];
+    const histogramsAt = c.length; // names holds the counters, then the histograms
+    c = c.filter((_, i) => result.keep[i]);
+    h = h.filter((_, i) => result.keep[histogramsAt + i]);
   }
-  const { counters, histograms } = flatStats(ctx);
-  const keep = <T>(rows: [string, T][]): [string, T][] => (filter === null ? rows : rows.filter(([n]) => filter!.test(n)));
-  const c = keep(counters);
-  const h = keep(histograms);
   if (url.searchParams.get('format') === 'json') {
     return [200, { stats: c.map(([name, value]) => ({ name, value })), histograms: h.map(([name, q]) => ({ name, ...q })) }];
   }

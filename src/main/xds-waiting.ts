@@ -13,6 +13,7 @@ import type { BootstrapBase } from '../config/bootstrap-base.js';
 import { RemoraError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { handOverServer, PROBE_PATHS } from './admin/server.js';
+import { adminRefusal } from './admin/request-guard.js';
 
 /** What the waiting servers show, read at each request. */
 export interface WaitingStatus {
@@ -49,8 +50,11 @@ export class XdsWaiting {
     const handler = (probesOnly: boolean) => (req: http.IncomingMessage, res: http.ServerResponse) => {
       const path = new URL(req.url ?? '/', 'http://admin').pathname;
       let reply: Reply;
+      const method = req.method ?? 'GET';
+      // The same browser guard as the full admin server (admin/request-guard.ts).
+      const refusal = probesOnly ? null : adminRefusal(req.headers, method !== 'GET' && method !== 'HEAD');
       try {
-        reply = answer(req.method ?? 'GET', path, probesOnly, status, onQuit);
+        reply = refusal !== null ? [403, `admin: ${refusal}\n`] : answer(method, path, probesOnly, status, onQuit);
       } catch (err) {
         log.error({ err }, 'admin request failed');
         reply = [500, 'admin error\n'];

@@ -19,6 +19,8 @@ export interface RemoraProcess {
   /** Listener name → port. */
   readonly ports: Record<string, number>;
   readonly adminPort: number;
+  /** The probes server's port, when the config has one. */
+  readonly probesPort?: number;
   /** The config file it runs with (rewrite it and send SIGHUP to reload). */
   readonly configFile: string;
   /** Everything the process printed so far (stdout + stderr). */
@@ -127,12 +129,13 @@ export async function startRemora(config: unknown, env: Record<string, string> =
     await exited;
     throw err;
   }
-  const ready = JSON.parse(readyLine) as { listeners: Record<string, number>; admin: number };
+  const ready = JSON.parse(readyLine) as { listeners: Record<string, number>; admin: number; probes?: number };
   return {
     pid: child.pid!,
     child,
     ports: ready.listeners,
     adminPort: ready.admin,
+    probesPort: ready.probes,
     configFile: file,
     output: () => out,
     waitFor,

@@ -371,6 +371,8 @@ t.test('an xDS sidecar waiting for its first config answers /live and /ready (wi
   t.equal((await admin(sidecar.probes!, '/config_dump')).status, 404, 'the probes server still answers only the probe paths');
   const waitingDump = JSON.parse((await admin(sidecar.admin, '/config_dump')).text) as { phase: string; xds: { connected: boolean; servers: string[] } };
   t.equal(waitingDump.phase, 'waiting_for_first_config', '/config_dump shows the waiting phase');
+  const rebound = await request(sidecar.admin, { path: '/config_dump', headers: { host: 'evil.example' }, agent: false });
+  t.equal(rebound.status, 403, `while waiting too, a Host that is not an IP or localhost is refused (${rebound.status} ${rebound.text.trim()})`);
   t.same([waitingDump.xds.connected, waitingDump.xds.servers], [false, [`127.0.0.1:${adsPort}`]], 'and the xDS state');
   t.match((await admin(sidecar.admin, '/metrics')).text, /remora_xds_connected 0/, '/metrics shows remora_xds_connected 0');
 

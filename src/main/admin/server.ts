@@ -1,7 +1,7 @@
 // The admin listener, on the main thread (loopback by default): routing of the admin
 // paths to their handlers (one module per concept in this folder), method checks, the
-// reply encoding, and the read-only probes server. Never on the traffic path. Reads are
-// GET; anything that changes state is POST.
+// reply encoding, the browser guard (request-guard.ts), and the read-only probes server.
+// Never on the traffic path. Reads are GET; anything that changes state is POST.
 
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -16,6 +16,7 @@ import {
 import { clustersHandler } from './clusters.js';
 import { certsHandler, configDumpHandler } from './config-dump.js';
 import type { AdminContext, AdminHandler, AdminReply } from './context.js';
+import { adminRefusal } from './request-guard.js';
 import { drainListenersHandler, healthCheckFailHandler, healthCheckOkHandler, liveHandler, quitHandler, readyHandler } from './lifecycle.js';
 import { crashWorkerHandler, hangWorkerHandler, workersHandler } from './workers.js';
 
@@ -80,6 +81,14 @@ export function startAdmin(ctx: AdminContext, address: string, port: number, onl
   const probesOnly: AdminReply | null = only !== null ? [404, `probes answer only GET ${only.join(', ')}\n`] : null;
   const handle = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const url = new URL(req.url ?? '/', 'http://admin');
+    // The admin server keeps browsers out (request-guard.ts); the probes server answers
+    // read-only paths to whoever the pod network lets in.
+    const refusal = only === null ? adminRefusal(req.headers, req.method !== 'GET' && req.method !== 'HEAD') : null;
+    if (refusal !== null) {
+      res.writeHead(403, { 'content-type': 'text/plain' });
+      res.end(`admin: ${refusal}\n`);
+      return;
+    }
     const table = req.method === 'POST' && only === null ? POST : req.method === 'GET' || req.method === 'HEAD' ? GET : null;
     const handler = table !== null && (only === null || only.includes(url.pathname)) ? own(table, url.pathname) : undefined;
     let result: Promise<AdminReply>;
