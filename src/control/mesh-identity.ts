@@ -8,9 +8,13 @@
 // short burst. Remora's listener and cluster `tls:` blocks read those files.
 //
 // Schedule: renewal at renew_fraction of the certificate's own lifetime (notBefore ..
-// notAfter); failed attempts retry with jittered exponential backoff (1 s doubling to
-// 60 s) while the current files stay in place. A warning is logged when the certificate
-// has less than 20 %, 10 % and 5 % of its lifetime left, an error when it has expired.
+// notAfter), but never sooner after an issue than a tenth of the time the certificate
+// has left (renewalAt): the CA backdates notBefore, so a small fraction of a short
+// lifetime can fall before the moment of issue, and without the floor the sidecar would
+// ask again at once, in a loop. Failed attempts retry with jittered exponential backoff
+// (1 s doubling to 60 s) while the current files stay in place. A warning is logged when
+// the certificate has less than 20 %, 10 % and 5 % of its lifetime left, an error when
+// it has expired.
 // At start, valid files for the same identity are used as they are (a restart does not
 // re-issue). docs/mesh-ca.md.
 
@@ -27,6 +31,14 @@ import { loadMeshCaService, type CreateCertificateRequest, type CreateCertificat
 
 /** The files written in `dir`. */
 export const IDENTITY_FILES = { key: 'key.pem', cert: 'cert.pem', ca: 'ca.pem' } as const;
+
+/** When to renew a certificate received at `receivedAt`: at `fraction` of its lifetime,
+ *  but never sooner than a tenth of the time it had left when it arrived (the floor that
+ *  keeps a fraction that falls before the moment of issue from renewing in a loop). */
+export function renewalAt(cert: { notBefore: number; notAfter: number }, fraction: number, receivedAt: number): number {
+  const planned = cert.notBefore + fraction * (cert.notAfter - cert.notBefore);
+  return Math.max(planned, receivedAt + 0.1 * (cert.notAfter - receivedAt));
+}
 
 /** Remaining fractions of the lifetime at which a warning is logged (once each). */
 const WARN_AT_REMAINING = [0.2, 0.1, 0.05] as const;
@@ -187,7 +199,7 @@ export class MeshIdentityClient {
       this.failures = 0;
       this.warned = 0;
       this.expiredLogged = false;
-      const renewAt = this.renewalTime(issued);
+      const renewAt = renewalAt(issued, this.conf.renew_fraction, Date.now());
       this.opts.log.info(
         { identity: this.conf.spiffe_id, serial: issued.serial, not_after: iso(issued.notAfter), renew_at: iso(renewAt), dir: this.conf.dir },
         'mesh certificate written',

@@ -70,6 +70,31 @@ function layout(prefix: string): { dir: string; groups: string; caDir: string; i
   return { dir, groups: join(dir, 'groups'), caDir: join(dir, 'ca'), idDir: join(dir, 'identity') };
 }
 
+t.test('renewal settings that would loop (lifetime 600 s, renew_fraction 0.05) are bounded by the floor', async (t) => {
+  // The CA backdates notBefore by 60 s, so 5 % of the lifetime falls before the issue: without
+  // the floor the sidecar asked again at once, about 45 certificates a second.
+  const { dir, groups, caDir, idDir } = layout('remora-mesh-ca-spin-');
+  const port = await freePort();
+  const cpLog = capture();
+  const cp = await controlPlane(groups, caDir, port, cpLog.log);
+  const client = new MeshIdentityClient({
+    identity: { spiffe_id: ID, dir: idDir, lifetime_seconds: 600, renew_fraction: 0.05 },
+    servers: [`127.0.0.1:${port}`],
+    log: capture().log,
+  });
+  t.teardown(async () => {
+    client.close();
+    await cp.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  client.start();
+  t.equal(await client.whenReady(10_000), true, 'a certificate is in place');
+  await new Promise((r) => setTimeout(r, 3000));
+  t.equal(cpLog.count(/^mesh certificate issued$/), 1, `one certificate in 3 s, not a loop (${cpLog.count(/^mesh certificate issued$/)} issued)`);
+  const next = Date.parse(client.status().next_renewal_at!) - Date.now();
+  t.ok(next > 50_000 && next <= 60_000, `the next renewal is a tenth of the 600 s lifetime after the issue (~60 s; in ${Math.round(next / 1000)} s)`);
+});
+
 t.test('identity client: issue, renew, outage (files stay, retries, warning, expiry), restart', async (t) => {
   const { dir, groups, caDir, idDir } = layout('remora-mesh-ca-');
   const port = await freePort();

@@ -16,6 +16,7 @@ import { pino } from 'pino';
 import { MeshCa, MAX_CERT_TTL_S, MIN_CERT_TTL_S, type SignOutcome } from '../../src/control-plane/mesh-ca.js';
 import { EC_P256, generateEcKeyPair, loadX509 } from '../../src/control/mesh-pki.js';
 import { parseSpiffeId } from '../../src/core/spiffe.js';
+import { renewalAt } from '../../src/control/mesh-identity.js';
 import { validateBootstrap } from '../../src/config/validate.js';
 
 const silent = pino({ level: 'silent' });
@@ -204,4 +205,19 @@ t.test('xds.mesh_identity in the bootstrap', async (t) => {
   }
   const missing = boot({});
   t.same(missing.ok ? [] : missing.errors.map((e) => e.path).sort(), ['xds.mesh_identity.dir', 'xds.mesh_identity.spiffe_id'], 'required fields');
+});
+
+t.test('renewalAt: at the fraction of the lifetime, never sooner than a tenth of what is left', async (t) => {
+  const now = 1_000_000_000;
+  const s = 1000;
+  // A day-long certificate backdated 60 s, renewed at half-life: the plan stands.
+  t.equal(renewalAt({ notBefore: now - 60 * s, notAfter: now + 86_400 * s }, 0.5, now), now - 60 * s + 0.5 * 86_460 * s, 'half-life of a day');
+  // lifetime 600 s, renew_fraction 0.05, backdated 60 s: the plan (27 s before the issue)
+  // would renew at once, again and again; the floor is a tenth of the 600 s left.
+  const spin = renewalAt({ notBefore: now - 60 * s, notAfter: now + 600 * s }, 0.05, now);
+  t.equal(spin, now + 60 * s, `the renewal waits 60 s after the issue (got ${(spin - now) / s} s)`);
+  // A 20 s test certificate at half-life: the plan (9 s) is later than the floor (2 s).
+  t.equal(renewalAt({ notBefore: now - 2 * s, notAfter: now + 20 * s }, 0.5, now), now + 9 * s, 'half-life of a 20 s certificate');
+  // Past its due time when it arrives (a CA that grants less than asked): the floor.
+  t.equal(renewalAt({ notBefore: now - 500 * s, notAfter: now + 100 * s }, 0.5, now), now + 10 * s, 'a tenth of the 100 s left');
 });
