@@ -50,11 +50,10 @@ export class XdsWaiting {
     const handler = (probesOnly: boolean) => (req: http.IncomingMessage, res: http.ServerResponse) => {
       const path = new URL(req.url ?? '/', 'http://admin').pathname;
       let reply: Reply;
-      const method = req.method ?? 'GET';
       // The same browser guard as the full admin server (admin/request-guard.ts).
-      const refusal = probesOnly ? null : adminRefusal(req.headers, method !== 'GET' && method !== 'HEAD');
+      const refusal = probesOnly ? null : adminRefusal(req.method, req.headers);
       try {
-        reply = refusal !== null ? [403, `admin: ${refusal}\n`] : answer(method, path, probesOnly, status, onQuit);
+        reply = refusal !== null ? [403, `admin: ${refusal}\n`] : answer(req.method ?? 'GET', path, probesOnly, status, onQuit);
       } catch (err) {
         log.error({ err }, 'admin request failed');
         reply = [500, 'admin error\n'];

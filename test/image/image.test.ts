@@ -11,6 +11,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import t from 'tap';
+import { request, waitUntil } from '../helpers/remora.js';
 import { repoPath } from '../helpers/repo-root.js';
 
 const IMAGE = process.env.REMORA_IMAGE ?? '';
@@ -108,27 +109,12 @@ function status(pid: number, field: string): string {
   return line ? line.slice(field.length + 1).trim() : '';
 }
 
-function get(port: number, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path, agent: false, timeout: 5000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('timeout', () => req.destroy(new Error('timed out')));
-    req.on('error', reject);
-  });
-}
-
-/** Polls until `check` returns true (or throws after `ms`, naming what it waited for). */
+/** Polls `check` (a throw counts as not yet) until it holds; the error names `what` and
+ *  carries the process's output. */
 async function until(what: string, check: () => Promise<boolean>, ms: number, output: () => string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await check().catch(() => false)) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}; output:\n${output()}`);
+  await waitUntil(what, () => check().catch(() => false), ms, 200).catch((err: Error) => {
+    throw new Error(`${err.message}; output:\n${output()}`);
+  });
 }
 
 function connects(port: number): Promise<boolean> {
@@ -187,21 +173,21 @@ if (IMAGE === '') {
 
     const sidecar = run(container, [...dockerConfig.Entrypoint!, ...dockerConfig.Cmd!]);
     t.teardown(() => stop(sidecar, 'SIGKILL'));
-    await until('admin /ready 200 on 127.0.0.1:9901', async () => (await get(9901, '/ready')).status === 200, 60_000, sidecar.output);
+    await until('admin /ready 200 on 127.0.0.1:9901', async () => (await request(9901, { path: '/ready', agent: false })).status === 200, 60_000, sidecar.output);
     t.pass('admin /ready answers 200');
 
     const health = dockerConfig.Healthcheck!.Test!.slice(1);
     const check = spawnSync('buildah', ['run', '--isolation', 'chroot', container, '--', ...health], { encoding: 'utf8' });
     t.equal(check.status, 0, `the HEALTHCHECK command (${health.join(' ')}) exits 0 (output: ${check.stdout}${check.stderr})`);
 
-    const r = await get(15006, '/hello?x=1');
+    const r = await request(15006, { path: '/hello?x=1', agent: false });
     t.equal(r.status, 200, 'a request through listener inbound (15006) gets 200');
-    t.equal(r.body, 'app saw GET /hello?x=1', 'from the app on 127.0.0.1:8080, path and query intact');
-    const probes = await get(9902, '/ready');
+    t.equal(r.text, 'app saw GET /hello?x=1', 'from the app on 127.0.0.1:8080, path and query intact');
+    const probes = await request(9902, { path: '/ready', agent: false });
     t.equal(probes.status, 200, 'the probes port (9902) answers /ready 200');
-    const metrics = await get(9902, '/metrics');
-    t.match(metrics.body, /^remora_downstream_requests_total\{[^\n]*listener="inbound"[^\n]*\} [1-9]/m, `and serves /metrics, which counts that request (${metrics.body.length} bytes)`);
-    t.equal((await get(9902, '/config_dump')).status, 404, 'the probes port serves nothing else (/config_dump is 404)');
+    const metrics = await request(9902, { path: '/metrics', agent: false });
+    t.match(metrics.text, /^remora_downstream_requests_total\{[^\n]*listener="inbound"[^\n]*\} [1-9]/m, `and serves /metrics, which counts that request (${metrics.text.length} bytes)`);
+    t.equal((await request(9902, { path: '/config_dump', agent: false })).status, 404, 'the probes port serves nothing else (/config_dump is 404)');
 
     const nodes = descendants(sidecar.child.pid!, '/usr/local/bin/node');
     t.equal(nodes.length, 1, `one remora node process (pids ${nodes.join(', ')})`);
@@ -215,13 +201,13 @@ if (IMAGE === '') {
     // SIGTERM to tini, as the kubelet or `docker stop` sends it: the drain lets a request
     // in flight finish, then remora exits 0.
     const tini = descendants(sidecar.child.pid!, '/usr/bin/tini')[0];
-    const inflight = get(15006, '/slow');
+    const inflight = request(15006, { path: '/slow', agent: false });
     await until('the slow request to reach the app', async () => slowStarted, 5000, sidecar.output);
     const started = Date.now();
     process.kill(tini, 'SIGTERM');
     const slow = await inflight;
     t.equal(slow.status, 200, 'a request in flight at SIGTERM completes');
-    t.equal(slow.body, 'slow done', 'with its whole body');
+    t.equal(slow.text, 'slow done', 'with its whole body');
     const code = await Promise.race([sidecar.exited, new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 30_000))]);
     t.equal(code, 0, `remora exits 0 after the drain (exit ${String(code)} after ${Date.now() - started} ms)`);
     t.match(sidecar.output(), /drain/i, 'its log tells of the drain');

@@ -23,11 +23,11 @@ export function hostName(host: string): string {
   return colon < 0 ? h : h.slice(0, colon);
 }
 
-/** Why the admin server refuses this request, or null to serve it. `mutating`: the
- *  request changes state (POST). */
+/** Why the admin server refuses a request with this method and these headers, or null to
+ *  serve it. Anything but GET and HEAD may change state. */
 export function adminRefusal(
+  method: string | undefined,
   headers: { host?: string; origin?: string; 'content-type'?: string },
-  mutating: boolean,
 ): string | null {
   if (headers.host !== undefined) {
     const name = hostName(headers.host);
@@ -35,7 +35,7 @@ export function adminRefusal(
       return `Host "${headers.host}" is neither an IP address nor localhost (the admin API is not served to other names: DNS rebinding)`;
     }
   }
-  if (!mutating) return null;
+  if (method === undefined || method === 'GET' || method === 'HEAD') return null;
   if (headers.origin !== undefined) {
     return `a state-changing request with an Origin header ("${headers.origin}") comes from a browser page; the admin API takes none`;
   }

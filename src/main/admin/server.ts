@@ -83,7 +83,7 @@ export function startAdmin(ctx: AdminContext, address: string, port: number, onl
     const url = new URL(req.url ?? '/', 'http://admin');
     // The admin server keeps browsers out (request-guard.ts); the probes server answers
     // read-only paths to whoever the pod network lets in.
-    const refusal = only === null ? adminRefusal(req.headers, req.method !== 'GET' && req.method !== 'HEAD') : null;
+    const refusal = only === null ? adminRefusal(req.method, req.headers) : null;
     if (refusal !== null) {
       res.writeHead(403, { 'content-type': 'text/plain' });
       res.end(`admin: ${refusal}\n`);
