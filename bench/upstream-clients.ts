@@ -18,7 +18,7 @@ import { Pool } from 'undici';
 import { EndpointPool } from '../src/upstream/pool.js';
 import { SlabClusterStats, StatsRecorder } from '../src/stats/recorder.js';
 import { LAYOUT } from '../src/stats/shapes.js';
-import type { UpstreamConnection, UpstreamFailure, UpstreamSink } from '../src/upstream/connection.js';
+import type { UpstreamChannel, UpstreamFailure, UpstreamSink } from '../src/upstream/connection.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const { values: args } = parseArgs({
@@ -48,7 +48,7 @@ function remoraClient(port: number): Client {
   class Req implements UpstreamSink {
     cancelled = false;
     constructor(private readonly done: (ok: boolean) => void) {}
-    onConnection(conn: UpstreamConnection): void {
+    onConnection(conn: UpstreamChannel): void {
       conn.start(this, head, false, 'none');
     }
     cork(fn: () => void): void {
@@ -63,6 +63,7 @@ function remoraClient(port: number): Client {
       this.done(false);
     }
     onUpstreamDrain(): void {}
+    onTrailers(): void {}
     onPoolClosed(): void {
       this.done(false);
     }

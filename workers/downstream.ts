@@ -1,5 +1,5 @@
 // The seam between a front end (the strict HTTP/1 codec on node:http/https, uWS where
-// chosen; HTTP/2 later) and the request pipeline. The pipeline only sees this interface.
+// chosen, HTTP/2 on node:http2) and the request pipeline. The pipeline only sees this interface.
 
 import type { PeerIdentity } from '../src/tls/peer-identity.js';
 
@@ -40,6 +40,10 @@ export interface Downstream {
    *  could not send yet; `onDrain` is called when it has. The chunk may be reused by the
    *  caller after the call returns. */
   write(chunk: Uint8Array, totalSize: number): boolean;
+  /** Trailers to send after a body of unknown length (flat [name, value, ...], lower-case
+   *  names); called before end(). Front ends that cannot carry them drop them (uWS;
+   *  HTTP/1.1 sends them only on a chunked response). */
+  writeTrailers(trailers: readonly string[]): void;
   /** Ends a body of unknown length. */
   end(): void;
   /** Ends a response that has no body: `reportedLength` is the Content-Length to

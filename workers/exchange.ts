@@ -16,6 +16,7 @@ import { ResponseFlag } from '../src/core/flags.js';
 import { PENDING_OVERFLOW } from '../src/filters/breaker-admission.js';
 import { runFilters, type LocalReply } from '../src/filters/request-filter.js';
 import { readRequestFacts, type BodyFraming } from '../src/http/request-facts.js';
+import { grpcLocalReplyHeaders, grpcTimeoutMs } from '../src/http/grpc.js';
 import { asksHealthCheckFail, isBodylessStatus, localReplyHeaders, writeResponseHead } from '../src/http/response-head.js';
 import { reasonPhrase } from '../src/http/status.js';
 import { newTraceparent } from '../src/http/trace-context.js';
@@ -69,6 +70,10 @@ export class Exchange implements DownstreamEvents, AttemptOwner {
   private backoffTimer: NodeJS.Timeout | null = null;
   /** Response body length the upstream announced; -1 = unknown (close-delimited or chunked). */
   private responseLength = -1;
+  /** The upstream's trailers (HTTP/2), passed on when the response completes. */
+  private trailers: string[] | null = null;
+  /** A gRPC request (content-type application/grpc…): local replies are gRPC-shaped. */
+  private grpc = false;
 
   constructor(
     private readonly ctx: WorkerContext,
@@ -90,6 +95,7 @@ export class Exchange implements DownstreamEvents, AttemptOwner {
     if (refusal !== null) return this.reject(refusal.status, refusal.reason, refusal.location !== undefined ? ['location', refusal.location] : null);
     const facts = readRequestFacts(req.method, req.path, req.query, req.headers, listener.maxRequestHeadersBytes);
     info.requestId = facts.requestId;
+    this.grpc = facts.grpc;
     if (facts.refusal !== null) return this.reject(facts.refusal.status, facts.refusal.reason, null);
     if (info.requestId === '') info.requestId = randomUUID();
 
@@ -117,6 +123,11 @@ export class Exchange implements DownstreamEvents, AttemptOwner {
         retryPolicy = retryPolicy.withOverrides(facts.retryOn, facts.maxRetries, facts.perTryTimeout);
       }
       this.timeoutMs = headerMs(facts.rqTimeout) ?? this.timeoutMs;
+    }
+    if (route.grpcTimeoutMax !== null && facts.grpcTimeout !== null) {
+      // The client's gRPC deadline, capped by the route (0: no cap).
+      const ms = grpcTimeoutMs(facts.grpcTimeout);
+      if (ms !== null) this.timeoutMs = route.grpcTimeoutMax > 0 && (ms === 0 || ms > route.grpcTimeoutMax) ? route.grpcTimeoutMax : ms;
     }
     const hasBody = facts.hasBody;
     this.retry = new RetryState(retryPolicy, hasBody);
@@ -182,7 +193,7 @@ export class Exchange implements DownstreamEvents, AttemptOwner {
     retry.releaseRetry(cluster);
     info.upstreamStatus = status;
     this.ctx.endpointOutcome(cluster, attempt.pool, status >= 500, status >= 502 && status <= 504);
-    if (retry.retriesStatus(status) && retry.mayRetry(this.body.exists, cluster)) {
+    if ((retry.retriesStatus(status) || retry.retriesGrpc(headers)) && retry.mayRetry(this.body.exists, cluster)) {
       cluster.stats.retriedResponse(status, Math.round((performance.now() - attempt.startedAt) * 1000));
       // Read the rest of this response and throw it away; the retry starts when it ends.
       attempt.discard();
@@ -213,9 +224,16 @@ export class Exchange implements DownstreamEvents, AttemptOwner {
     if (!this.ds.write(chunk, this.responseLength)) this.attempt?.pauseResponse();
   }
 
+  onAttemptTrailers(trailers: string[]): void {
+    if (this.phase === 'responding') this.trailers = trailers;
+  }
+
   onAttemptComplete(_attempt: UpstreamAttempt): void {
     if (this.phase !== 'responding') return;
-    if (this.responseLength < 0 && !this.isHeadRequest && !isBodylessStatus(this.info.status)) this.ds.end();
+    if (this.responseLength < 0 && !this.isHeadRequest && !isBodylessStatus(this.info.status)) {
+      if (this.trailers !== null) this.ds.writeTrailers(this.trailers);
+      this.ds.end();
+    }
     this.finish(this.info.flag);
   }
 
@@ -230,7 +248,8 @@ export class Exchange implements DownstreamEvents, AttemptOwner {
       case 'waiting_upstream':
         break;
       case 'responding':
-        // Never let a cut-off response look complete: drop the client connection.
+        // Never let a cut-off response look complete: drop the client connection (HTTP/2:
+        // reset the stream).
         this.ds.close();
         this.finish(failure === 'protocol' ? ResponseFlag.UpstreamProtocolError : ResponseFlag.UpstreamConnectionTermination);
         return;
@@ -250,11 +269,19 @@ export class Exchange implements DownstreamEvents, AttemptOwner {
       this.startAttempt(cluster, attempt.pool, true);
       return;
     }
+    if (failure === 'refused' && retry.mayResendRefused(hasBody, this.body.done)) {
+      // An HTTP/2 upstream refused the stream (or GOAWAY left it unprocessed): it goes out
+      // once more on a new connection, whatever the method.
+      attempt.end();
+      this.takeReplay(retry);
+      this.startAttempt(cluster, attempt.pool, true);
+      return;
+    }
     retry.releaseRetry(cluster);
     // A failure before any response counts against the endpoint as a 5xx and a gateway
     // error (Envoy maps local-origin failures the same way).
     this.ctx.endpointOutcome(cluster, attempt.pool, true, true);
-    const kind = failure === 'reset' ? AttemptFailure.Reset : failure === 'protocol' ? 0 : AttemptFailure.ConnectFailure;
+    const kind = failureKind(failure);
     if (kind !== 0 && retry.retriesFailure(kind, this.req.method) && retry.mayRetry(hasBody, cluster)) {
       this.scheduleRetry(attempt);
       return;
@@ -265,6 +292,8 @@ export class Exchange implements DownstreamEvents, AttemptOwner {
         return this.localReply(503, ResponseFlag.UpstreamConnectFailure, `upstream connect error: ${detail}`, false);
       case 'reset':
         return this.localReply(503, ResponseFlag.UpstreamConnectionTermination, `upstream reset before response headers: ${detail}`, false);
+      case 'refused':
+        return this.localReply(503, ResponseFlag.UpstreamRemoteReset, `upstream refused the stream: ${detail}`, false);
       case 'protocol':
         return this.localReply(502, ResponseFlag.UpstreamProtocolError, `bad upstream response: ${detail}`, false);
     }
@@ -456,7 +485,16 @@ export class Exchange implements DownstreamEvents, AttemptOwner {
     info.flag = flag;
     this.copyRetryOutcome();
     const route = this.route;
-    const headers = localReplyHeaders(direct, info.flags, info.requestId, extraHeaders, route === null ? null : route.responseHeadersToAdd);
+    const routeAdd = route === null ? null : route.responseHeadersToAdd;
+    if (this.grpc && !direct) {
+      // A gRPC client reads the outcome from grpc-status, not the HTTP status (Envoy
+      // answers gRPC requests the same way): 200 with a trailers-only response.
+      const headers = grpcLocalReplyHeaders(status, flag, body, info.flags, info.requestId, extraHeaders, routeAdd);
+      this.ds.respond(200, 'OK', headers, '', close || this.ctx.draining, this.isHeadRequest);
+      this.finish(flag);
+      return;
+    }
+    const headers = localReplyHeaders(direct, info.flags, info.requestId, extraHeaders, routeAdd);
     this.ds.respond(status, reasonPhrase(status), headers, direct ? body : `${body}\n`, close || this.ctx.draining, this.isHeadRequest);
     this.finish(flag);
   }
@@ -486,5 +524,20 @@ export class Exchange implements DownstreamEvents, AttemptOwner {
     info.end(performance.now());
     this.ctx.inflight--;
     if (this.listener !== null) recordRequest(info, this.listener);
+  }
+}
+
+/** A failure before the response head, as the retry policy names it (0: never retried). */
+function failureKind(failure: UpstreamFailure): AttemptFailure | 0 {
+  switch (failure) {
+    case 'connect':
+    case 'connect_timeout':
+      return AttemptFailure.ConnectFailure;
+    case 'reset':
+      return AttemptFailure.Reset;
+    case 'refused':
+      return AttemptFailure.RefusedStream;
+    case 'protocol':
+      return 0;
   }
 }

@@ -13,15 +13,13 @@ import type { Listener } from '../src/config/types.js';
 import { ResponseFlag } from '../src/core/flags.js';
 import { reportError } from '../src/core/report.js';
 import { httpDate } from '../src/http/date.js';
-import { normalizePath, type PathNormalization } from '../src/http/path-normalize.js';
-import { checkRequestHead, isRefusal, type HeadLimits } from '../src/http/request-head.js';
 import { reasonPhrase } from '../src/http/status.js';
 import type { PeerIdentity } from '../src/tls/peer-identity.js';
 import { isClosing, markClosing } from './closing-sockets.js';
 import type { ConnectionGauge } from './connection-gauge.js';
 import type { WorkerContext } from './context.js';
-import type { DownstreamRequest, RequestRefusal } from './downstream.js';
 import { NodeDownstream } from './node-downstream.js';
+import { RequestReader } from './request-reader.js';
 import { startExchange } from './start-exchange.js';
 
 /** Options every strict-codec server of a listener gets. */
@@ -51,8 +49,7 @@ const CODEC_STATUS: Readonly<Record<string, number>> = {
 };
 
 export class Http1Front {
-  private readonly limits: HeadLimits;
-  private readonly normalization: PathNormalization | null;
+  private readonly reader: RequestReader;
   private readonly serverName: string | null;
 
   constructor(
@@ -67,9 +64,7 @@ export class Http1Front {
      *  refused; returns true when it did. */
     private readonly refuse: ((req: IncomingMessage, res: ServerResponse) => boolean) | null,
   ) {
-    this.limits = { maxHeaders: config.max_request_headers_count };
-    const normalizes = config.normalize_path || config.merge_slashes || config.path_with_escaped_slashes_action !== 'keep_unchanged';
-    this.normalization = normalizes ? config : null;
+    this.reader = new RequestReader(config);
     this.serverName = config.server_header_transformation === 'pass_through' ? null : config.server_name;
   }
 
@@ -115,32 +110,9 @@ export class Http1Front {
         return;
       }
       const method = req.method ?? 'GET';
-      const target = req.url ?? '/';
-      const head = checkRequestHead(method, target, req.httpVersionMinor, req.rawHeaders, this.limits);
-      let refusal: RequestRefusal | null = null;
-      let path: string;
-      let query = '';
-      let headers: string[];
-      if (isRefusal(head)) {
-        refusal = head;
-        const q = target.indexOf('?');
-        path = q === -1 ? target : target.slice(0, q);
-        headers = lowerCased(req.rawHeaders);
-      } else {
-        path = head.path;
-        query = head.query;
-        headers = head.headers;
-        if (this.normalization !== null) {
-          const n = normalizePath(path, this.normalization);
-          if (n.kind === 'reject') {
-            refusal = { status: 400, reason: n.reason };
-          } else {
-            if (n.kind === 'redirect') refusal = { status: 307, reason: 'path with escaped slashes', location: n.path + (query === '' ? '' : `?${query}`) };
-            path = n.path;
-          }
-        }
-        if (refusal === null && res._expect_continue === true) res.writeContinue();
-      }
+      const request = this.reader.read(method, req.url ?? '/', req.httpVersionMinor, req.rawHeaders, socket.remoteAddress ?? '',
+        this.peerOf === null ? null : this.peerOf(socket));
+      if (request.refusal === null && res._expect_continue === true) res.writeContinue();
       const ds = new NodeDownstream(req, res, this.serverName);
       const previous = lastRequest.get(socket);
       const served = previous === undefined ? 1 : previous.served + 1;
@@ -151,15 +123,6 @@ export class Http1Front {
         res.shouldKeepAlive = false;
         markClosing(socket);
       }
-      const request: DownstreamRequest = {
-        method,
-        path,
-        query,
-        headers,
-        remoteAddress: socket.remoteAddress ?? '',
-        peer: this.peerOf === null ? null : this.peerOf(socket),
-        refusal,
-      };
       startExchange(this.ctx, this.config.name, ds, request, (events, hasBody) => ds.listen(events, hasBody));
     } catch (err) {
       this.ctx.log.error({ err }, 'reading a request failed');
@@ -220,16 +183,6 @@ export class Http1Front {
 /** The request each connection is reading or last read (a framing error in its body
  *  cuts its exchange), and how many requests the connection has carried. */
 const lastRequest = new WeakMap<Socket, { req: IncomingMessage; ds: NodeDownstream; served: number }>();
-
-/** Node's raw header list with lower-case names (for a refused head, logged as sent). */
-function lowerCased(raw: readonly string[]): string[] {
-  const out = new Array<string>(raw.length);
-  for (let i = 0; i < raw.length; i += 2) {
-    out[i] = raw[i].toLowerCase();
-    out[i + 1] = raw[i + 1];
-  }
-  return out;
-}
 
 declare module 'node:http' {
   interface ServerResponse {

@@ -1,16 +1,27 @@
-// A plain (cleartext) listener of one worker on the strict HTTP/1 codec: a node:http
-// server fed by http1-front.ts, bound beside the other workers with SO_REUSEPORT
-// (listen-socket.ts). The default for every listener without `tls`.
+// A plain (cleartext) listener of one worker: a node:http server with the strict HTTP/1
+// codec (http1-front.ts) and, unless codec_type says http1, the HTTP/2 front end
+// (http2-front.ts) on the same port. With `auto` the first bytes of each connection
+// decide (Envoy's codec_type AUTO): the HTTP/2 preface goes to HTTP/2, anything else to
+// HTTP/1. Bound beside the other workers with SO_REUSEPORT (listen-socket.ts). The
+// default for every listener without `tls`.
 
 import http from 'node:http';
+import type { Socket } from 'node:net';
 import type { Listener } from '../src/config/types.js';
+import { reportError } from '../src/core/report.js';
 import type { ConnectionGauge } from './connection-gauge.js';
 import type { WorkerContext } from './context.js';
 import { Http1Front, http1ServerOptions } from './http1-front.js';
+import { Http2Front, startsWithPreface } from './http2-front.js';
 import { listenShared } from './listen-socket.js';
+
+type ConnectionListener = (this: http.Server, socket: Socket) => void;
 
 export class Http1Listener {
   private readonly server: http.Server;
+  private readonly h2: Http2Front | null;
+  /** node:http's own connection handler, called for connections that speak HTTP/1. */
+  private readonly serveHttp1: ConnectionListener;
 
   constructor(
     readonly config: Listener,
@@ -20,7 +31,15 @@ export class Http1Listener {
     connections: ConnectionGauge,
   ) {
     this.server = http.createServer(http1ServerOptions(config));
+    // node:http registers its connection handler when the server is made: it is taken
+    // off and called only for connections that turn out to be HTTP/1.
+    this.serveHttp1 = this.server.listeners('connection')[0] as ConnectionListener;
     new Http1Front(config, statSlot, ctx, connections, null, null).attach(this.server);
+    this.h2 = config.codec_type === 'http1' ? null : new Http2Front(config, ctx);
+    if (this.h2 !== null) {
+      this.server.removeListener('connection', this.serveHttp1);
+      this.server.on('connection', config.codec_type === 'http2' ? this.onHttp2Connection : this.onConnection);
+    }
     this.server.on('error', (err) => ctx.log.error({ err, listener: config.name }, 'listener error'));
   }
 
@@ -29,14 +48,58 @@ export class Http1Listener {
     return listenShared(this.server, this.config.address, this.port);
   }
 
-  /** Stops accepting; open keep-alive connections go on until closeAll(). */
+  /** Stops accepting; open keep-alive connections go on until closeAll(), HTTP/2 ones
+   *  are told GOAWAY (their open streams finish). */
   stopListening(): void {
     if (this.server.listening) this.server.close();
+    this.h2?.goAway();
   }
 
   /** Closes the listen socket and every connection. */
   closeAll(): void {
     this.stopListening();
     this.server.closeAllConnections();
+    this.h2?.closeAll();
   }
+
+  private readonly onHttp2Connection = (socket: Socket): void => {
+    try {
+      if (!socket.destroyed) this.h2!.accept(socket);
+    } catch (err) {
+      reportError(err, 'accepting an HTTP/2 connection');
+      socket.destroy();
+    }
+  };
+
+  /** codec_type auto: reads the first bytes, puts them back, and hands the connection to
+   *  the front end they belong to. A client that sends nothing within the request headers
+   *  timeout is dropped. */
+  private readonly onConnection = (socket: Socket): void => {
+    if (socket.destroyed) return;
+    const server = this.server;
+    const onTimeout = (): void => {
+      socket.destroy();
+    };
+    const onData = (chunk: Buffer): void => {
+      try {
+        socket.removeListener('data', onData);
+        socket.removeListener('timeout', onTimeout);
+        socket.setTimeout(0);
+        socket.pause();
+        socket.unshift(chunk);
+        if (startsWithPreface(chunk)) {
+          this.h2!.accept(socket);
+        } else {
+          this.serveHttp1.call(server, socket);
+          socket.resume();
+        }
+      } catch (err) {
+        reportError(err, 'reading a connection preface');
+        socket.destroy();
+      }
+    };
+    socket.setTimeout(this.config.request_headers_timeout_ms);
+    socket.once('timeout', onTimeout);
+    socket.on('data', onData);
+  };
 }

@@ -78,6 +78,15 @@ export class NodeDownstream implements Downstream {
     return ok;
   }
 
+  writeTrailers(trailers: readonly string[]): void {
+    if (this.aborted || trailers.length === 0) return;
+    // Node sends them only on a chunked response (a body of unknown length).
+    if (!this.headWritten) this.writeHead(-1);
+    const pairs: [string, string][] = [];
+    for (let i = 0; i < trailers.length; i += 2) pairs.push([trailers[i], trailers[i + 1]]);
+    this.res.addTrailers(pairs);
+  }
+
   end(): void {
     if (this.aborted) return;
     if (!this.headWritten) this.writeHead(-1);

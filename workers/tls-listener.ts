@@ -1,5 +1,7 @@
 // A TLS (mTLS) listener of one worker, on Node's https server with the strict HTTP/1
-// codec (http1-front.ts): the uWS build we can load cannot read a client certificate.
+// codec (http1-front.ts) and HTTP/2 (http2-front.ts), chosen per connection by ALPN
+// (`h2` / `http/1.1`, as codec_type allows; a client that offers neither gets HTTP/1.1):
+// the uWS build we can load cannot read a client certificate.
 // The client certificate is verified by the TLS handshake (when ca_file is set), and its
 // identity is read once per connection. Every worker binds the port with SO_REUSEPORT
 // (listen-socket.ts). Certificates rotate in place with setSecureContext: new handshakes
@@ -8,12 +10,14 @@
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
+import { reportError } from '../src/core/report.js';
 import type { Listener, TlsMaterial } from '../src/config/types.js';
 import { peerIdentity, type PeerIdentity } from '../src/tls/peer-identity.js';
 import { NO_RENEGOTIATION } from '../src/upstream/upstream-tls.js';
 import type { ConnectionGauge } from './connection-gauge.js';
 import type { WorkerContext } from './context.js';
 import { Http1Front, http1ServerOptions } from './http1-front.js';
+import { Http2Front } from './http2-front.js';
 import { listenShared } from './listen-socket.js';
 
 /** Time a client has to finish its TLS handshake. */
@@ -26,8 +30,23 @@ export function tlsListenerKey(l: Listener): string {
   return `tls:${t.ca_file !== undefined}:${t.require_client_certificate}:${t.min_version}`;
 }
 
+/** ALPN protocols offered, in order of preference. */
+function alpnProtocols(l: Listener): string[] {
+  switch (l.codec_type) {
+    case 'http1':
+      return ['http/1.1'];
+    case 'http2':
+      return ['h2'];
+    case 'auto':
+      return ['h2', 'http/1.1'];
+  }
+}
+
 export class TlsListener {
   private readonly server: https.Server;
+  private readonly h2: Http2Front | null;
+  /** node:https's own handler of a handshaken connection (HTTP/1). */
+  private readonly serveHttp1: (this: https.Server, socket: TLSSocket) => void;
   private revision: number;
   private ownIdentity: string;
   /** Identity per connection, read at its first request. */
@@ -51,9 +70,15 @@ export class TlsListener {
       // Verification always runs; a refused certificate is handled in onSecure (Node's
       // own rejection closes the connection silently, with no reason anywhere).
       rejectUnauthorized: false,
-      ALPNProtocols: ['http/1.1'],
+      ALPNProtocols: alpnProtocols(config),
       handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
     });
+    this.serveHttp1 = this.server.listeners('secureConnection')[0] as (this: https.Server, socket: TLSSocket) => void;
+    this.h2 = config.codec_type === 'http1' ? null : new Http2Front(config, ctx);
+    if (this.h2 !== null) {
+      this.server.removeListener('secureConnection', this.serveHttp1);
+      this.server.on('secureConnection', this.onHandshaken);
+    }
     const refuseUnverified = tls.require_client_certificate ? this.refuseUnverified : null;
     new Http1Front(config, statSlot, ctx, connections, (socket) => this.peerOf(socket as TLSSocket), refuseUnverified).attach(this.server);
     this.server.on('tlsClientError', this.onTlsClientError);
@@ -77,13 +102,34 @@ export class TlsListener {
   /** Stops accepting; open keep-alive connections go on until closeAll(). */
   stopListening(): void {
     if (this.server.listening) this.server.close();
+    this.h2?.goAway();
   }
 
   /** Closes the listen socket and every connection. */
   closeAll(): void {
     this.stopListening();
     this.server.closeAllConnections();
+    this.h2?.closeAll();
   }
+
+  /** A connection past its handshake goes to the front end its ALPN protocol names. */
+  private readonly onHandshaken = (socket: TLSSocket): void => {
+    try {
+      if (socket.alpnProtocol !== 'h2') {
+        this.serveHttp1.call(this.server, socket);
+        return;
+      }
+      let refused: string | null = null;
+      if (this.config.tls!.require_client_certificate && !socket.authorized) {
+        const r = refusal(socket);
+        refused = r.missing ? 'client certificate required' : `client certificate refused: ${r.code}`;
+      }
+      this.h2!.accept(socket, refused === null ? this.peerOf(socket) : null, refused);
+    } catch (err) {
+      reportError(err, 'accepting a TLS connection');
+      socket.destroy();
+    }
+  };
 
   /** A request on a connection whose client certificate was refused: answered 400. */
   private readonly refuseUnverified = (req: IncomingMessage, res: ServerResponse): boolean => {

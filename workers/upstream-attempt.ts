@@ -8,7 +8,7 @@ import type { LocalReply } from '../src/filters/request-filter.js';
 import { admitOutstandingRequest, releaseOutstandingRequest } from '../src/filters/breaker-admission.js';
 import type { BodyFraming } from '../src/http/request-facts.js';
 import type { ClusterRuntime } from '../src/upstream/cluster.js';
-import type { UpstreamConnection, UpstreamFailure, UpstreamSink } from '../src/upstream/connection.js';
+import type { UpstreamChannel, UpstreamFailure, UpstreamSink } from '../src/upstream/connection.js';
 import type { EndpointPool, PoolClient } from '../src/upstream/pool.js';
 
 /** Where an attempt is: waiting for a connection; request written, waiting for the
@@ -32,6 +32,7 @@ export interface AttemptOwner {
   onAttemptStarted(attempt: UpstreamAttempt): void;
   onAttemptHead(attempt: UpstreamAttempt, status: number, reason: string, headers: string[], bodyLength: number): void;
   onAttemptBody(chunk: Buffer): void;
+  onAttemptTrailers(trailers: string[]): void;
   onAttemptComplete(attempt: UpstreamAttempt): void;
   /** A response being thrown away ended (or broke off): the retry may start. */
   onAttemptDiscarded(attempt: UpstreamAttempt): void;
@@ -44,7 +45,7 @@ export interface AttemptOwner {
 
 export class UpstreamAttempt implements UpstreamSink, PoolClient {
   private phase: AttemptPhase = 'queued';
-  private conn: UpstreamConnection | null = null;
+  private conn: UpstreamChannel | null = null;
   private perTryTimer: NodeJS.Timeout | null = null;
   /** Holding one of the cluster's max_requests resources (from connection to end). */
   private holdsRequest = false;
@@ -130,15 +131,15 @@ export class UpstreamAttempt implements UpstreamSink, PoolClient {
 
   // ---- PoolClient ----
 
-  onConnection(conn: UpstreamConnection): void {
+  onConnection(conn: UpstreamChannel): void {
     if (this.phase !== 'queued') {
-      this.pool.release(conn);
+      this.pool.giveBack(conn);
       return;
     }
     if (!this.holdsRequest) {
       const refused = admitOutstandingRequest(this.cluster);
       if (refused !== null) {
-        this.pool.release(conn); // the connection goes to the next waiting request
+        this.pool.giveBack(conn); // the connection goes to the next waiting request
         this.owner.onAttemptRefused(this, refused);
         return;
       }
@@ -181,6 +182,10 @@ export class UpstreamAttempt implements UpstreamSink, PoolClient {
 
   onBody(chunk: Buffer): void {
     if (this.phase === 'receiving') this.owner.onAttemptBody(chunk);
+  }
+
+  onTrailers(trailers: string[]): void {
+    if (this.phase === 'receiving') this.owner.onAttemptTrailers(trailers);
   }
 
   onComplete(): void {

@@ -61,6 +61,10 @@ export class UwsDownstream implements Downstream {
     return false;
   }
 
+  writeTrailers(_trailers: readonly string[]): void {
+    // This uWS build cannot send trailers: they are dropped (docs/protocols.md).
+  }
+
   end(): void {
     if (!this.aborted) this.res.end();
   }

@@ -4,6 +4,7 @@
 // values, conflicting lengths, unknown transfer codings, too many header bytes). Pure:
 // one pass over the flat header list; the caller turns a refusal into a local reply.
 
+import { isGrpcContentType } from './grpc.js';
 import { isValidHeaderValue, parseContentLength } from './headers.js';
 
 /** How a message body is framed on the upstream wire: none, Content-Length, chunked. The
@@ -34,6 +35,10 @@ export class RequestFacts {
   maxRetries: string | null = null;
   perTryTimeout: string | null = null;
   rqTimeout: string | null = null;
+  /** A gRPC request (content-type application/grpc…). */
+  grpc = false;
+  /** The request's grpc-timeout, honoured when the route sets grpc_timeout_header_max_ms. */
+  grpcTimeout: string | null = null;
   /** Why the head cannot be forwarded, or null. */
   refusal: FactsRefusal | null = null;
 
@@ -86,6 +91,12 @@ export function readRequestFacts(method: string, path: string, query: string, he
       case 'x-remora-upstream-rq-timeout-ms':
       case 'x-envoy-upstream-rq-timeout-ms':
         f.rqTimeout = value;
+        break;
+      case 'content-type':
+        if (isGrpcContentType(value)) f.grpc = true;
+        break;
+      case 'grpc-timeout':
+        f.grpcTimeout = value;
         break;
       case 'x-remora-upstream-rq-per-try-timeout-ms':
       case 'x-envoy-upstream-rq-per-try-timeout-ms':

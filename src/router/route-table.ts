@@ -46,6 +46,9 @@ export interface CompiledRoute<C, P = null> {
   readonly prefixRewrite: string | null;
   readonly hostRewrite: string | null;
   readonly timeoutMs: number;
+  /** grpc_timeout_header_max_ms: a request's grpc-timeout sets the timeout, capped by this
+   *  (0 = no cap); null = grpc-timeout ignored. */
+  readonly grpcTimeoutMax: number | null;
   /** Send x-remora-attempt-count on the first attempt too (the virtual host's
    *  include_request_attempt_count); retries always carry it. */
   readonly includeAttemptCount: boolean;
@@ -214,6 +217,7 @@ function compileRoute<C, P>(
     prefixRewrite: action?.prefix_rewrite ?? null,
     hostRewrite: action?.host_rewrite ?? null,
     timeoutMs: action?.timeout_ms ?? 0,
+    grpcTimeoutMax: action?.grpc_timeout_header_max_ms ?? null,
     includeAttemptCount: vh.include_request_attempt_count === true,
     maxRequestBodyBytes: action?.max_request_body_bytes ?? 0,
     direct: r.direct_response ? { status: r.direct_response.status, body: r.direct_response.body } : null,

@@ -92,7 +92,7 @@ export class ClusterRuntime {
       const key = endpointKey(ep.address, ep.port);
       const cells = new EndpointCells(shared.cells, shared.endpointSlot(key));
       const pool = old.get(key);
-      if (pool === undefined) return new EndpointPool(ep, options, stats, this.resources, cells);
+      if (pool === undefined || pool.protocol !== config.protocol) return new EndpointPool(ep, options, stats, this.resources, cells);
       old.delete(key);
       pool.update(options, stats, this.resources, cells);
       return pool;
@@ -157,5 +157,10 @@ function poolOptions(config: ClusterConfig, tls: ClusterTls | null): PoolOptions
     maxConnections: config.max_connections_per_endpoint,
     maxClusterConnections: config.circuit_breakers.max_connections,
     maxPending: config.circuit_breakers.max_pending_requests,
+    http2: config.protocol === 'http2' ? {
+      maxConcurrentStreams: config.http2_protocol_options.max_concurrent_streams,
+      initialStreamWindow: config.http2_protocol_options.initial_stream_window_size,
+      initialConnectionWindow: config.http2_protocol_options.initial_connection_window_size,
+    } : null,
   };
 }

@@ -13,7 +13,10 @@ import type { EndpointTls } from './upstream-tls.js';
 /** 64 KiB read buffer shared by this thread's upstream connections (see constructor). */
 const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
-export type UpstreamFailure = 'connect' | 'connect_timeout' | 'reset' | 'protocol';
+/** How an attempt failed: no connection; none in time; the connection or stream broke;
+ *  a response that could not be parsed; an HTTP/2 stream the upstream refused (never
+ *  processed). */
+export type UpstreamFailure = 'connect' | 'connect_timeout' | 'reset' | 'protocol' | 'refused';
 
 /** What a connection talks to while it carries a request. */
 export interface UpstreamSink extends ResponseHandler {
@@ -28,6 +31,22 @@ export interface UpstreamSink extends ResponseHandler {
   onUpstreamError(failure: UpstreamFailure, reusedNoResponse: boolean, detail: string): void;
   /** The request body may be written again after writeBody returned false. */
   onUpstreamDrain(): void;
+  /** Trailers after the body (HTTP/2), before onComplete; flat, lower-case names. */
+  onTrailers(trailers: string[]): void;
+}
+
+/** What an attempt holds while it carries a request: an HTTP/1.1 connection of its own,
+ *  or one stream of an HTTP/2 connection (http2-connection.ts). */
+export interface UpstreamChannel {
+  /** Sends the request head (see UpstreamConnection.start); false when nothing could be
+   *  sent because the connection is already gone. */
+  start(sink: UpstreamSink, head: string, isHead: boolean, bodyMode: BodyFraming): boolean;
+  writeBody(chunk: Buffer): boolean;
+  endBody(): void;
+  pause(): void;
+  resume(): void;
+  /** Abandons the request mid-flight. */
+  destroy(): void;
 }
 
 /** The pool side of a connection (kept small so connection.ts does not import pool.ts). */
@@ -36,7 +55,7 @@ export interface ConnectionOwner {
   forget(conn: UpstreamConnection): void;
 }
 
-export class UpstreamConnection {
+export class UpstreamConnection implements UpstreamChannel {
   readonly socket: net.Socket;
   private readonly parser = new ResponseParser();
   private sink: UpstreamSink | null = null;

@@ -1,19 +1,24 @@
-// Keep-alive connection pool for one endpoint, in one worker. Hands out idle
+// Connection pool for one endpoint, in one worker. HTTP/1.1: hands out idle keep-alive
 // connections most-recently-used first (the ones least likely to have been closed by
-// the upstream), opens new ones up to a limit, and queues requests beyond it.
+// the upstream), opens new ones up to a limit, and queues requests beyond it. HTTP/2
+// (`protocol: http2`): hands out streams on the first connection with room, opens
+// another connection when all are full (up to the same limit), and queues beyond it;
+// cluster connection limits count connections, max_requests counts streams.
 
 import type { Endpoint } from '../config/types.js';
 import { RingBuffer } from '../core/ring-buffer.js';
 import type { ClusterResources, EndpointCells } from '../shared/shared-state.js';
 import type { ClusterStats } from '../stats/recorder.js';
 import { ClusterCounter, ClusterGauge } from '../stats/stat-names.js';
-import { UpstreamConnection, type ConnectionOwner } from './connection.js';
+import { UpstreamConnection, type ConnectionOwner, type UpstreamChannel } from './connection.js';
+import { Http2Connection, type Http2ConnectionOwner, type Http2Settings } from './http2-connection.js';
 import type { ClusterTls, EndpointTls } from './upstream-tls.js';
 
 /** A request waiting for a connection. */
 export interface PoolClient {
-  /** Called with a connection that is now this client's until the exchange ends. */
-  onConnection(conn: UpstreamConnection): void;
+  /** Called with a connection (HTTP/2: a stream) that is now this client's until the
+   *  exchange ends. */
+  onConnection(conn: UpstreamChannel): void;
   /** True when the client no longer wants a connection (it was aborted while queued). */
   readonly cancelled: boolean;
   /** The endpoint left the config while the client waited in its queue. */
@@ -30,10 +35,14 @@ export interface PoolOptions {
   readonly maxPending: number;
   /** The cluster's TLS settings; absent or null for plaintext. */
   readonly tls?: ClusterTls | null;
+  /** HTTP/2 settings for `protocol: http2`; absent or null for HTTP/1.1. */
+  readonly http2?: Http2Settings | null;
 }
 
-export class EndpointPool implements ConnectionOwner {
+export class EndpointPool implements ConnectionOwner, Http2ConnectionOwner {
   private readonly idle: UpstreamConnection[] = [];
+  /** HTTP/2 connections, busy or not (empty for HTTP/1.1). */
+  private readonly h2: Http2Connection[] = [];
   private readonly waiting = new RingBuffer<PoolClient>();
   /** Open or connecting connections, idle or busy. */
   private total = 0;
@@ -57,7 +66,17 @@ export class EndpointPool implements ConnectionOwner {
     this.tls = options.tls?.forEndpoint(endpoint.address) ?? null;
   }
 
+  /** The protocol this pool speaks (fixed: a cluster that changes it gets new pools). */
+  get protocol(): 'http1' | 'http2' {
+    return this.options.http2 ? 'http2' : 'http1';
+  }
+
   get idleCount(): number {
+    if (this.h2.length > 0) {
+      let n = 0;
+      for (const c of this.h2) if (c.streams === 0) n++;
+      return n;
+    }
     return this.idle.length;
   }
 
@@ -86,7 +105,7 @@ export class EndpointPool implements ConnectionOwner {
    *  max_pending_requests is reached (the caller answers 503 UO). */
   acquire(client: PoolClient, fresh = false): boolean {
     if (!fresh) {
-      const conn = this.takeIdle();
+      const conn = this.options.http2 ? this.streamOnOpenConnection() : this.takeIdle();
       if (conn !== null) {
         client.onConnection(conn);
         return true;
@@ -97,11 +116,11 @@ export class EndpointPool implements ConnectionOwner {
       // regardless, else its queued requests could never run (Envoy does the same).
       if (this.total === 0 || fresh) {
         this.resources.connections.acquire();
-        client.onConnection(this.open());
+        client.onConnection(this.openChannel());
         return true;
       }
       if (this.resources.connections.tryAcquire(this.options.maxClusterConnections)) {
-        client.onConnection(this.open());
+        client.onConnection(this.openChannel());
         return true;
       }
       this.stats.count(ClusterCounter.CxOverflow);
@@ -129,6 +148,42 @@ export class EndpointPool implements ConnectionOwner {
     this.idle.push(conn);
   }
 
+  /** Gives back a channel its client will not use after all (refused by a circuit
+   *  breaker, or the client is over): the next waiting request gets it. */
+  giveBack(channel: UpstreamChannel): void {
+    if (channel instanceof UpstreamConnection) this.release(channel);
+    else channel.destroy(); // an unused HTTP/2 stream place: streamEnded passes it on
+  }
+
+  /** Http2ConnectionOwner: a stream ended; its place goes to the next waiting request. */
+  streamEnded(conn: Http2Connection): void {
+    if (this.closed) {
+      if (conn.streams === 0) conn.close();
+      return;
+    }
+    if (!conn.hasRoom) return;
+    const next = this.nextWaiting();
+    if (next !== undefined) {
+      conn.streams++;
+      next.onConnection(conn.channel());
+    }
+  }
+
+  /** Http2ConnectionOwner: an HTTP/2 connection closed. */
+  connectionClosed(conn: Http2Connection): void {
+    const i = this.h2.indexOf(conn);
+    if (i >= 0) this.h2.splice(i, 1);
+    this.total--;
+    this.resources.connections.release();
+    this.stats.connectionClosed(conn.wasConnected);
+    if (this.closed) return;
+    const next = this.nextWaiting();
+    if (next !== undefined) {
+      this.resources.connections.acquire(); // replaces the one just closed
+      next.onConnection(this.openChannel());
+    }
+  }
+
   /** ConnectionOwner: a connection closed; forget it and let a waiter open a new one. */
   forget(conn: UpstreamConnection): void {
     const i = this.idle.indexOf(conn);
@@ -140,7 +195,7 @@ export class EndpointPool implements ConnectionOwner {
     const next = this.nextWaiting();
     if (next !== undefined) {
       this.resources.connections.acquire(); // replaces the one just closed
-      next.onConnection(this.open());
+      next.onConnection(this.openChannel());
     }
   }
 
@@ -148,6 +203,9 @@ export class EndpointPool implements ConnectionOwner {
   sweep(now: number): void {
     // idle_timeout_ms 0 turns the idle timeout off.
     const limit = this.options.idleTimeoutMs > 0 ? now - this.options.idleTimeoutMs : -Infinity;
+    for (const conn of this.h2) {
+      if (conn.streams === 0 && conn.idleSince < limit) conn.close(); // its close event counts it out
+    }
     for (let i = this.idle.length - 1; i >= 0; i--) {
       const conn = this.idle[i];
       if (conn.idleSince < limit || (conn.expiresAt !== 0 && conn.expiresAt < now)) {
@@ -162,6 +220,7 @@ export class EndpointPool implements ConnectionOwner {
   close(): void {
     this.closed = true;
     for (const conn of this.idle.splice(0)) conn.destroy();
+    for (const conn of this.h2) conn.close(); // open streams finish first
     for (let next = this.nextWaiting(); next !== undefined; next = this.nextWaiting()) next.onPoolClosed();
   }
 
@@ -188,10 +247,27 @@ export class EndpointPool implements ConnectionOwner {
     return undefined;
   }
 
-  private open(): UpstreamConnection {
+  /** A stream place on an open HTTP/2 connection with room, or null. */
+  private streamOnOpenConnection(): UpstreamChannel | null {
+    for (const conn of this.h2) {
+      if (conn.hasRoom) {
+        conn.streams++;
+        return conn.channel();
+      }
+    }
+    return null;
+  }
+
+  /** A new connection (HTTP/2: a new connection's first stream). */
+  private openChannel(): UpstreamChannel {
     this.total++;
     this.stats.connectionOpened();
-    return new UpstreamConnection(this, this.endpoint.address, this.endpoint.port, this.options.connectTimeoutMs, this.tls);
+    const o = this.options;
+    if (!o.http2) return new UpstreamConnection(this, this.endpoint.address, this.endpoint.port, o.connectTimeoutMs, this.tls);
+    const conn = new Http2Connection(this, this.endpoint.address, this.endpoint.port, o.connectTimeoutMs, o.http2, this.tls);
+    this.h2.push(conn);
+    conn.streams++;
+    return conn.channel();
   }
 }
 

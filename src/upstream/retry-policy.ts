@@ -14,7 +14,16 @@ export const RetryBit = {
   ConnectFailure: 8,
   Retriable4xx: 16,
   RetriableStatusCodes: 32,
+  RefusedStream: 64,
+  GrpcCancelled: 128,
+  GrpcDeadlineExceeded: 256,
+  GrpcInternal: 512,
+  GrpcResourceExhausted: 1024,
+  GrpcUnavailable: 2048,
 } as const;
+
+/** Every gRPC condition: a policy without one never looks at grpc-status. */
+const GRPC_BITS = RetryBit.GrpcCancelled | RetryBit.GrpcDeadlineExceeded | RetryBit.GrpcInternal | RetryBit.GrpcResourceExhausted | RetryBit.GrpcUnavailable;
 
 const BIT_OF: Readonly<Record<RetryOn, number>> = {
   '5xx': RetryBit.Status5xx,
@@ -23,7 +32,31 @@ const BIT_OF: Readonly<Record<RetryOn, number>> = {
   'connect-failure': RetryBit.ConnectFailure,
   'retriable-4xx': RetryBit.Retriable4xx,
   'retriable-status-codes': RetryBit.RetriableStatusCodes,
+  'refused-stream': RetryBit.RefusedStream,
+  cancelled: RetryBit.GrpcCancelled,
+  'deadline-exceeded': RetryBit.GrpcDeadlineExceeded,
+  internal: RetryBit.GrpcInternal,
+  'resource-exhausted': RetryBit.GrpcResourceExhausted,
+  unavailable: RetryBit.GrpcUnavailable,
 };
+
+/** gRPC status code → its retry condition bit (Envoy's retry_on gRPC names). */
+function grpcBit(code: number): number {
+  switch (code) {
+    case 1:
+      return RetryBit.GrpcCancelled;
+    case 4:
+      return RetryBit.GrpcDeadlineExceeded;
+    case 8:
+      return RetryBit.GrpcResourceExhausted;
+    case 13:
+      return RetryBit.GrpcInternal;
+    case 14:
+      return RetryBit.GrpcUnavailable;
+    default:
+      return 0;
+  }
+}
 
 /** What went wrong with one attempt, for the retry decision. */
 export const enum AttemptFailure {
@@ -31,6 +64,9 @@ export const enum AttemptFailure {
   Reset = 2,
   /** The per-try timeout fired before response headers. */
   PerTryTimeout = 3,
+  /** An HTTP/2 upstream refused the stream (REFUSED_STREAM, or beyond a GOAWAY's last
+   *  stream id): provably not processed. */
+  RefusedStream = 4,
 }
 
 /** Methods that may be sent twice without changing the result (RFC 9110 §9.2.2). */
@@ -113,6 +149,17 @@ export class CompiledRetryPolicy {
     return (b & RetryBit.RetriableStatusCodes) !== 0 && this.statusCodes.has(status);
   }
 
+  /** Whether the policy retries any gRPC status (so grpc-status is worth reading). */
+  get retriesGrpc(): boolean {
+    return (this.bits & GRPC_BITS) !== 0;
+  }
+
+  /** Whether a response whose headers carry `grpc-status: code` is retried. */
+  retriesGrpcStatus(code: number): boolean {
+    const bit = grpcBit(code);
+    return bit !== 0 && (this.bits & bit) !== 0;
+  }
+
   /** Whether an attempt that failed before its response headers is retried. After a
    *  reset or a per-try timeout the upstream may have acted on the request, so only
    *  idempotent methods are retried unless retry_non_idempotent_on_reset (Envoy retries
@@ -129,6 +176,9 @@ export class CompiledRetryPolicy {
       case AttemptFailure.PerTryTimeout:
         if ((b & (RetryBit.Reset | RetryBit.GatewayError | RetryBit.Status5xx)) === 0) return false;
         return this.retryNonIdempotentOnReset || IDEMPOTENT.has(method);
+      case AttemptFailure.RefusedStream:
+        // Never processed: any method (Envoy retries it under refused-stream only).
+        return (b & RetryBit.RefusedStream) !== 0;
     }
   }
 

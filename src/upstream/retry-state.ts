@@ -80,6 +80,17 @@ export class RetryState {
   }
 
   /** Whether a failure before response headers is retried by the policy for `method`. */
+  /** Whether a response with these headers is retried for its grpc-status (a
+   *  trailers-only gRPC response); only read when the policy has a gRPC condition. */
+  retriesGrpc(headers: readonly string[]): boolean {
+    const p = this.policy;
+    if (p === null || !p.retriesGrpc) return false;
+    for (let i = 0; i < headers.length; i += 2) {
+      if (headers[i] === 'grpc-status') return p.retriesGrpcStatus(Number(headers[i + 1]));
+    }
+    return false;
+  }
+
   retriesFailure(failure: AttemptFailure, method: string): boolean {
     return this.policy !== null && this.policy.retriesFailure(failure, method);
   }
@@ -123,6 +134,16 @@ export class RetryState {
       this.holdsRetry = false;
       cluster.resources.retries.release();
     }
+  }
+
+  /** A stream an HTTP/2 upstream refused was never processed: it is sent once more,
+   *  whatever the method, when its whole body can be, unless the route's policy retries
+   *  refused streams itself (refused-stream). Says yes at most once. */
+  mayResendRefused(hasBody: boolean, bodyDone: boolean): boolean {
+    if (this.resent || (this.policy !== null && this.policy.retriesFailure(AttemptFailure.RefusedStream, ''))) return false;
+    if (hasBody && (this.replay === null || !bodyDone)) return false;
+    this.resent = true;
+    return true;
   }
 
   /** After the keep-alive race (a reused connection failed before any response byte): an

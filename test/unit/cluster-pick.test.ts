@@ -19,6 +19,8 @@ function config(ports: readonly number[], over: Partial<Cluster> = {}): Cluster 
   return {
     name: 'api',
     lb_policy: 'round_robin',
+    protocol: 'http1',
+    http2_protocol_options: { max_concurrent_streams: 100, initial_stream_window_size: 65_535, initial_connection_window_size: 1_048_576 },
     endpoints: ports.map((port) => ({ address: '127.0.0.1', port })),
     connect_timeout_ms: 1000,
     idle_timeout_ms: 60_000,

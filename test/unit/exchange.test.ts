@@ -44,6 +44,10 @@ class FakeDownstream implements Downstream {
     if (totalSize >= 0 && this.body.length >= totalSize) this.ended = true;
     return true;
   }
+  trailers: string[] = [];
+  writeTrailers(trailers: readonly string[]): void {
+    this.trailers.push(...trailers);
+  }
   end(): void {
     this.ended = true;
   }
@@ -121,7 +125,7 @@ class FakePool {
     }
     return true;
   }
-  release(): void {
+  giveBack(): void {
     this.released++;
   }
   readonly cells = { slot: 0 };

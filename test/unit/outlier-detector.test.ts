@@ -38,6 +38,8 @@ function cluster(name: string, hosts: readonly number[], detection: OutlierDetec
   return {
     name,
     lb_policy: 'round_robin',
+    protocol: 'http1',
+    http2_protocol_options: { max_concurrent_streams: 100, initial_stream_window_size: 65_535, initial_connection_window_size: 1_048_576 },
     endpoints: hosts.map((i) => ({ address: `10.0.${index}.${i}`, port: 8080 })),
     connect_timeout_ms: 1000,
     idle_timeout_ms: 60_000,

@@ -40,6 +40,7 @@ const FAILURE_NAMES: Record<AttemptFailure, string> = {
   [AttemptFailure.ConnectFailure]: 'connect failure',
   [AttemptFailure.Reset]: 'reset',
   [AttemptFailure.PerTryTimeout]: 'per-try timeout',
+  [AttemptFailure.RefusedStream]: 'refused stream',
 };
 
 t.test('the constructor copies the route policy', async (t) => {

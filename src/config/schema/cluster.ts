@@ -99,6 +99,13 @@ export const HealthCheckSchema = obj({
 }, 'Active health checks, run by the main thread of the process. Off unless configured. On a cluster with `tls` they run over TLS with the cluster\'s settings.');
 
 export const LB_POLICIES = ['round_robin', 'least_request', 'random'] as const;
+export const UPSTREAM_PROTOCOLS = ['http1', 'http2'] as const;
+
+export const ClusterHttp2Schema = obj({
+  max_concurrent_streams: v.optional(int(1, 2_147_483_647, 'Requests carried at once on one connection; the upstream\'s own SETTINGS_MAX_CONCURRENT_STREAMS lowers it. A new connection is opened (up to `max_connections_per_endpoint`) when every one is full.', { scope: 'per connection' }), 100),
+  initial_stream_window_size: v.optional(int(65_535, 2_147_483_647, 'Response bytes an upstream may send on one stream before Remora has passed them on.', { unit: 'bytes', scope: 'bytes, per stream' }), 65_535),
+  initial_connection_window_size: v.optional(int(65_535, 2_147_483_647, 'The same for the whole connection.', { unit: 'bytes', scope: 'bytes, per connection' }), 1_048_576),
+}, 'HTTP/2 settings towards a cluster\'s endpoints (Envoy\'s `http2_protocol_options`).');
 
 export const ClusterSchema = obj({
   name: name('Referenced by routes.', 'unique among clusters'),
@@ -115,4 +122,7 @@ export const ClusterSchema = obj({
   panic_threshold_percent: v.optional(int(0, 100, 'When fewer than this percentage of endpoints are healthy, balance over all of them (Envoy\'s panic threshold). `0` disables panic mode.',
     { scope: 'percent of the cluster\'s endpoints' }), 50),
   tls: v.optional(field(UpstreamTlsSchema, 'TLS or mutual TLS to the cluster\'s endpoints.', { default: 'unset (plaintext)', scope: 'whole cluster' })),
+  protocol: v.optional(oneOf(UPSTREAM_PROTOCOLS, 'HTTP version spoken to the endpoints. `http2`: cleartext HTTP/2 with prior knowledge (h2c), or `h2` by ALPN with `tls`; requests are multiplexed over few connections per endpoint per worker (gRPC services need it). The client may speak either version: requests are translated.',
+    { scope: 'whole cluster' }), 'http1'),
+  http2_protocol_options: v.optional(field(ClusterHttp2Schema, 'HTTP/2 settings (with `protocol: http2`).', { default: 'all defaults', scope: 'every HTTP/2 connection to this cluster' }), {}),
 }, 'An upstream service that routes forward to.');

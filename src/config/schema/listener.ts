@@ -149,10 +149,11 @@ export const WeightedClusterSchema = obj({
   weight: int(0, 1_000_000, 'Relative weight; the weights of a route need not sum to 100 (total > 0).'),
 }, 'One cluster of a weighted split.');
 
-export const RETRY_ON = ['5xx', 'gateway-error', 'reset', 'connect-failure', 'retriable-4xx', 'retriable-status-codes'] as const;
+export const RETRY_ON = ['5xx', 'gateway-error', 'reset', 'connect-failure', 'retriable-4xx', 'retriable-status-codes', 'refused-stream',
+  'cancelled', 'deadline-exceeded', 'internal', 'resource-exhausted', 'unavailable'] as const;
 
 export const RetryPolicySchema = obj({
-  retry_on: v.optional(list(v.picklist(RETRY_ON), 'Conditions a failed attempt is retried on (Envoy\'s `retry_on` names). May be empty when only request headers enable retries (`allow_request_headers`). A condition listed twice counts once.',
+  retry_on: v.optional(list(v.picklist(RETRY_ON), 'Conditions a failed attempt is retried on (Envoy\'s `retry_on` names). `refused-stream`: an HTTP/2 upstream reset the stream with REFUSED_STREAM (it never processed it; any method). The gRPC names (`cancelled`, `deadline-exceeded`, `internal`, `resource-exhausted`, `unavailable`) retry a response whose headers carry that `grpc-status` (a trailers-only gRPC response, as an error without a message body is sent). May be empty when only request headers enable retries (`allow_request_headers`). A condition listed twice counts once.',
     { type: `list of ${RETRY_ON.map((r) => `\`${r}\``).join(', ')}`, scope: 'per attempt', normalize: dedupe }), []),
   num_retries: v.optional(int(0, 10, 'Retries after the first attempt (Envoy\'s default).', { scope: 'per request' }), 1),
   per_try_timeout_ms: v.optional(ms(0, 'Timeout of each attempt, until its response headers. `0` = none; the route\'s `timeout_ms` still covers all attempts together.', { scope: 'ms, per attempt' }), 0),
@@ -180,6 +181,8 @@ export const RouteActionSchema = obj({
   retry_policy: v.optional(field(RetryPolicySchema, 'Retries. Without it the route makes no retries and the retry request headers are ignored.', { default: 'unset (no retries)', scope: 'this route' })),
   max_request_body_bytes: v.optional(int(0, Number.MAX_SAFE_INTEGER, 'Larger request bodies get 413 and a closed connection (Content-Length: before forwarding; chunked: when passed, cutting the upstream request).',
     { unit: 'bytes', type: 'integer ≥ 0', default: '`0` (no limit)', scope: 'bytes, per request' }), 0),
+  grpc_timeout_header_max_ms: v.optional(ms(0, 'Honour a gRPC client\'s deadline: a request\'s `grpc-timeout` header replaces `timeout_ms`, capped at this value (`0`: no cap; a `grpc-timeout` of 0 means no timeout). Unset: `grpc-timeout` is ignored and `timeout_ms` applies (Envoy\'s `max_stream_duration.grpc_timeout_header_max`, formerly `max_grpc_timeout`).',
+    { default: 'unset (`grpc-timeout` ignored)', scope: 'ms, per request' })),
 }, 'Forward upstream. Exactly one of `cluster` and `weighted_clusters` is set.');
 
 export const DirectResponseSchema = obj({
@@ -248,6 +251,13 @@ export const ListenerTlsSchema = obj({
 
 export const XFCC_MODES = ['sanitize', 'sanitize_set', 'forward_only', 'append_forward', 'always_forward_only'] as const;
 export const CODECS = ['strict', 'uws'] as const;
+export const CODEC_TYPES = ['auto', 'http1', 'http2'] as const;
+
+export const ListenerHttp2Schema = obj({
+  max_concurrent_streams: v.optional(int(1, 2_147_483_647, 'Streams a client may have open at once on one connection (SETTINGS_MAX_CONCURRENT_STREAMS); more are refused with REFUSED_STREAM.', { scope: 'per connection' }), 100),
+  initial_stream_window_size: v.optional(int(65_535, 2_147_483_647, 'Flow-control window of each stream: request body bytes a client may send before Remora has passed them on (SETTINGS_INITIAL_WINDOW_SIZE).', { unit: 'bytes', scope: 'bytes, per stream' }), 65_535),
+  initial_connection_window_size: v.optional(int(65_535, 2_147_483_647, 'Flow-control window of the whole connection.', { unit: 'bytes', scope: 'bytes, per connection' }), 1_048_576),
+}, 'HTTP/2 settings of a listener (Envoy\'s `http2_protocol_options`). The defaults are Envoy\'s recommendation for untrusted clients (100 streams, 64 KiB per stream, 1 MiB per connection): memory a client can make Remora hold stays small.');
 export const ESCAPED_SLASHES_ACTIONS = ['keep_unchanged', 'reject_request', 'unescape_and_redirect', 'unescape_and_forward'] as const;
 export const SERVER_HEADER_TRANSFORMATIONS = ['overwrite', 'append_if_absent', 'pass_through'] as const;
 
@@ -267,6 +277,9 @@ export const ListenerSchema = obj({
   authorization: v.optional(field(AuthorizationSchema, 'Allow/deny by the client certificate\'s identity; refused → `403`, flag `RBAC`.', { default: 'unset (anyone)', scope: 'every request, before routing' })),
   codec: v.optional(oneOf(CODECS, 'The HTTP/1 front end. `strict`: llhttp through Node\'s http server, safe against request smuggling (see [architecture.md](architecture.md#the-http1-front-end)). `uws`: uWebSockets.js, faster but its parser can be desynchronised by hostile bytes — only for clients you trust completely; Node 20 only (no build for Node 22 or 24, where a config asking for it is rejected). TLS listeners are always `strict`.',
     { scope: 'this listener' }), 'strict'),
+  codec_type: v.optional(oneOf(CODEC_TYPES, 'HTTP versions served (Envoy\'s `codec_type`). `auto`: a plain listener takes HTTP/1.1 and HTTP/2 with prior knowledge (h2c) on the same port, the connection preface decides; a TLS listener offers `h2` and `http/1.1` by ALPN. `http1` / `http2`: only that version. A `uws` codec listener serves HTTP/1.1 only (`auto` means `http1` there; `http2` is refused).',
+    { scope: 'this listener' }), 'auto'),
+  http2_protocol_options: v.optional(field(ListenerHttp2Schema, 'HTTP/2 settings.', { default: 'all defaults', scope: 'every HTTP/2 connection to this listener' }), {}),
   max_request_headers_count: v.optional(int(1, 8192, 'More fields → `431` and a closed connection (Envoy\'s `max_headers_count`).', { scope: 'header fields, per request' }), 100),
   normalize_path: v.optional(bool('RFC 3986 normalisation: unreserved characters percent-decoded, other escapes upper-cased, dot segments removed (`/a/../b` → `/b`, `/a/%2e%2e/b` → `/b`). Routing, authorization and the upstream all see the normalised path. Envoy\'s default is off; Remora\'s is on, so that `/public/../private` cannot walk around a route.',
     { scope: 'every request, before routing' }), true),

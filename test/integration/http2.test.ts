@@ -1,0 +1,448 @@
+// HTTP/2 through the real proxy, with curl and node:http2 as clients: h2c with prior
+// knowledge and HTTP/1.1 on the same plain port (the preface decides), h2 and http/1.1
+// by ALPN on a TLS listener, a 1 MB request body from an h2 client to an HTTP/1.1
+// upstream (chunked, or with its Content-Length), trailers from an HTTP/2 upstream to
+// HTTP/1.1 (chunked trailers) and HTTP/2 clients, hostile frames written by hand
+// (a connection-specific header, a Content-Length the DATA overruns, CR/LF in a value:
+// each refused, nothing reaching the upstream) and 200 concurrent streams on one
+// connection.
+import { execFile } from 'node:child_process';
+import http from 'node:http';
+import http2 from 'node:http2';
+import net from 'node:net';
+import { promisify } from 'node:util';
+import t from 'tap';
+import { TestPki } from '../helpers/certs.js';
+import { startRecordingUpstream } from '../helpers/recording-upstream.js';
+import { request, startRemora } from '../helpers/remora.js';
+
+const run = promisify(execFile);
+const MB = 1024 * 1024;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// ---------------------------------------------------------------------------
+// Peers and the proxy.
+
+const pki = new TestPki('http2');
+t.teardown(() => pki.remove());
+pki.ca('ca');
+pki.leaf('remora', 'ca', { dns: 'remora.test', usage: 'serverAuth' });
+
+/** HTTP/1.1 upstream: answers `upstream:<url>` and records every request whole. */
+const rec = await startRecordingUpstream((req, res) => {
+  const body = `upstream:${req.url}`;
+  res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+});
+t.teardown(() => rec.close());
+/** HTTP/1.1 upstream for the hostile cases: nothing of those may reach it. */
+const hostile = await startRecordingUpstream();
+t.teardown(() => hostile.close());
+
+/** HTTP/2 (h2c) upstream: a body, then trailers. */
+const h2Seen: http2.IncomingHttpHeaders[] = [];
+const h2up = http2.createServer();
+h2up.on('stream', (stream, headers) => {
+  h2Seen.push(headers);
+  stream.resume();
+  stream.on('end', () => {
+    stream.respond({ ':status': 200, 'content-type': 'text/plain' }, { waitForTrailers: true });
+    stream.on('wantTrailers', () => stream.sendTrailers({ 'x-checksum': 'abc' }));
+    stream.end('body from h2 upstream');
+  });
+});
+const h2Sessions = new Set<http2.ServerHttp2Session>();
+h2up.on('session', (s) => {
+  h2Sessions.add(s);
+  s.on('close', () => h2Sessions.delete(s));
+});
+await new Promise<void>((r) => h2up.listen(0, '127.0.0.1', r));
+t.teardown(
+  () =>
+    new Promise<void>((r) => {
+      for (const s of h2Sessions) s.destroy();
+      h2up.close(() => r());
+    }),
+);
+
+const routes = [
+  { name: 'h2up', match: { prefix: '/h2up/' }, route: { cluster: 'h2up' } },
+  { name: 'hostile', match: { prefix: '/hostile/' }, route: { cluster: 'hostile' } },
+  { name: 'rec', match: { prefix: '/' }, route: { cluster: 'rec' } },
+];
+const virtualHosts = [{ name: 'all', domains: ['*'], routes }];
+const endpoint = (port: number) => [{ address: '127.0.0.1', port }];
+const remora = await startRemora({
+  workers: 1,
+  admin: { address: '127.0.0.1', port: 0 },
+  listeners: [
+    { name: 'main', address: '127.0.0.1', port: 0, virtual_hosts: virtualHosts },
+    {
+      name: 'secure',
+      address: '127.0.0.1',
+      port: 0,
+      tls: { cert_file: pki.file('remora.pem'), key_file: pki.file('remora.key') },
+      virtual_hosts: virtualHosts,
+    },
+  ],
+  clusters: [
+    { name: 'rec', connect_timeout_ms: 1000, endpoints: endpoint(rec.port) },
+    { name: 'hostile', connect_timeout_ms: 1000, endpoints: endpoint(hostile.port) },
+    { name: 'h2up', protocol: 'http2', connect_timeout_ms: 1000, endpoints: endpoint((h2up.address() as net.AddressInfo).port) },
+  ],
+});
+t.teardown(() => remora.stop());
+const port = remora.ports.main;
+const securePort = remora.ports.secure;
+
+// ---------------------------------------------------------------------------
+// Clients.
+
+/** Header value(s) of `name` in a raw header list (name, value, name, value, ...). */
+const rawValues = (raw: string[], name: string): string[] => raw.flatMap((v, i) => (i % 2 === 0 && v.toLowerCase() === name ? [raw[i + 1]] : []));
+
+/** What the helpers need of a tap test. */
+type Teardowns = { teardown(fn: () => unknown): void };
+
+interface H2Reply {
+  status: number;
+  headers: http2.IncomingHttpHeaders;
+  body: Buffer;
+  trailers: http2.IncomingHttpHeaders | null;
+}
+
+/** One request on an h2 session. */
+function h2Request(session: http2.ClientHttp2Session, headers: http2.OutgoingHttpHeaders, body?: Buffer): Promise<H2Reply> {
+  return new Promise((resolve, reject) => {
+    const req = session.request(headers, { endStream: body === undefined });
+    let reply: Omit<H2Reply, 'body'> = { status: 0, headers: {}, trailers: null };
+    const chunks: Buffer[] = [];
+    req.on('response', (h) => (reply = { ...reply, status: Number(h[':status']), headers: h }));
+    req.on('trailers', (tr) => (reply.trailers = tr));
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve({ ...reply, body: Buffer.concat(chunks) }));
+    req.on('error', reject);
+    if (body !== undefined) req.end(body);
+  });
+}
+
+function h2Connect(t: Teardowns): Promise<http2.ClientHttp2Session> {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    t.teardown(() => session.destroy());
+    session.once('connect', () => resolve(session));
+    session.once('error', reject);
+  });
+}
+
+let curlHttp2: boolean;
+try {
+  curlHttp2 = /\bHTTP2\b/.test((await run('curl', ['--version'])).stdout);
+} catch {
+  curlHttp2 = false;
+}
+
+/** curl's output with `-D -`: the head (status line first) and the body. */
+async function curl(args: string[]): Promise<{ head: string; body: string }> {
+  const { stdout } = await run('curl', ['-s', '-S', '--max-time', '10', '-D', '-', ...args]);
+  const end = stdout.indexOf('\r\n\r\n');
+  return { head: stdout.slice(0, end), body: stdout.slice(end + 4) };
+}
+
+// ---------------------------------------------------------------------------
+// Raw frames, for what node:http2 refuses to send. HPACK here is only "literal header
+// field without indexing, new name", no Huffman, lengths < 127.
+
+const FRAME = { DATA: 0, HEADERS: 1, RST_STREAM: 3, SETTINGS: 4, PING: 6, GOAWAY: 7 } as const;
+const END_STREAM = 0x1;
+const END_HEADERS = 0x4;
+
+function frame(type: number, flags: number, stream: number, payload: Buffer = Buffer.alloc(0)): Buffer {
+  const head = Buffer.alloc(9);
+  head.writeUIntBE(payload.length, 0, 3);
+  head[3] = type;
+  head[4] = flags;
+  head.writeUInt32BE(stream, 5);
+  return Buffer.concat([head, payload]);
+}
+
+function literal(name: string, value: string): Buffer {
+  const n = Buffer.from(name, 'latin1');
+  const v = Buffer.from(value, 'latin1');
+  if (n.length >= 127 || v.length >= 127) throw new Error('literal(): lengths must be < 127');
+  return Buffer.concat([Buffer.from([0x00, n.length]), n, Buffer.from([v.length]), v]);
+}
+
+function headersFrame(stream: number, fields: [string, string][], endStream: boolean): Buffer {
+  return frame(FRAME.HEADERS, END_HEADERS | (endStream ? END_STREAM : 0), stream, Buffer.concat(fields.map(([n, v]) => literal(n, v))));
+}
+
+/** A request head; `extra` fields follow the pseudo-headers. */
+const requestFields = (method: string, path: string, extra: [string, string][] = []): [string, string][] => [
+  [':method', method],
+  [':scheme', 'http'],
+  [':path', path],
+  [':authority', `127.0.0.1:${port}`],
+  ...extra,
+];
+
+/** :status of a response header block: the static-table forms nghttp2 writes, literal
+ *  or Huffman-coded digits; null for anything else. */
+function statusOf(block: Buffer): number | null {
+  let i = 0;
+  while (i < block.length && (block[i] & 0xe0) === 0x20) {
+    // Dynamic table size update (5-bit prefix integer).
+    if ((block[i] & 0x1f) === 0x1f) while (block[++i] & 0x80);
+    i++;
+  }
+  const b = block[i];
+  const STATIC: Record<number, number> = { 8: 200, 9: 204, 10: 206, 11: 304, 12: 400, 13: 404, 14: 500 };
+  if (b & 0x80) return STATIC[b & 0x7f] ?? null;
+  const nameIndex = (b & 0xc0) === 0x40 ? b & 0x3f : b & 0x0f;
+  if (nameIndex < 8 || nameIndex > 14) return null;
+  const huffman = (block[i + 1] & 0x80) !== 0;
+  const value = block.subarray(i + 2, i + 2 + (block[i + 1] & 0x7f));
+  const text = huffman ? huffmanDigits(value) : value.toString('latin1');
+  return /^\d{3}$/.test(text) ? Number(text) : null;
+}
+
+/** Decodes a Huffman-coded string of digits (RFC 7541 codes: 0-2 are 5 bits, 3-9 are 6). */
+function huffmanDigits(buf: Buffer): string {
+  const bit = (k: number) => (buf[k >> 3] >> (7 - (k & 7))) & 1;
+  const total = buf.length * 8;
+  let out = '';
+  for (let k = 0; k + 5 <= total; ) {
+    let code = 0;
+    for (let j = 0; j < 5; j++) code = (code << 1) | bit(k + j);
+    if (code <= 2) {
+      out += String(code);
+      k += 5;
+      continue;
+    }
+    if (k + 6 > total) break;
+    code = (code << 1) | bit(k + 5);
+    if (code < 0x19 || code > 0x1f) break; // padding (ones) or not a digit
+    out += String(code - 0x19 + 3);
+    k += 6;
+  }
+  return out;
+}
+
+interface Frame {
+  type: number;
+  flags: number;
+  stream: number;
+  payload: Buffer;
+}
+
+/** A client connection that writes frames by hand and records every frame received. */
+class RawH2 {
+  readonly frames: Frame[] = [];
+  closed = false;
+  private buf = Buffer.alloc(0);
+
+  private constructor(private readonly socket: net.Socket) {
+    socket.on('data', (d: Buffer) => {
+      this.buf = Buffer.concat([this.buf, d]);
+      while (this.buf.length >= 9) {
+        const len = this.buf.readUIntBE(0, 3);
+        if (this.buf.length < 9 + len) break;
+        const f = { type: this.buf[3], flags: this.buf[4], stream: this.buf.readUInt32BE(5) & 0x7fffffff, payload: Buffer.from(this.buf.subarray(9, 9 + len)) };
+        this.buf = this.buf.subarray(9 + len);
+        this.frames.push(f);
+        if (f.type === FRAME.SETTINGS && (f.flags & 0x1) === 0) socket.write(frame(FRAME.SETTINGS, 0x1, 0));
+        if (f.type === FRAME.PING && (f.flags & 0x1) === 0) socket.write(frame(FRAME.PING, 0x1, 0, f.payload));
+      }
+    });
+    socket.on('close', () => (this.closed = true));
+    socket.on('error', () => (this.closed = true));
+  }
+
+  static open(t: Teardowns): Promise<RawH2> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect(port, '127.0.0.1', () => {
+        socket.off('error', reject);
+        socket.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1'), frame(FRAME.SETTINGS, 0, 0)]));
+        resolve(new RawH2(socket));
+      });
+      t.teardown(() => socket.destroy());
+      socket.once('error', reject);
+    });
+  }
+
+  write(data: Buffer): void {
+    this.socket.write(data);
+  }
+
+  /** What became of `stream`: `reset <code>`, `goaway <code>`, `status <n>`, `closed`, or
+   *  `nothing` after `ms`. */
+  async outcome(stream: number, ms = 3000): Promise<string> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      for (const f of this.frames) {
+        if (f.type === FRAME.RST_STREAM && f.stream === stream) return `reset ${f.payload.readUInt32BE(0)}`;
+        if (f.type === FRAME.GOAWAY) return `goaway ${f.payload.readUInt32BE(4)}`;
+        if (f.type === FRAME.HEADERS && f.stream === stream) {
+          let block = f.payload;
+          if (f.flags & 0x8) block = block.subarray(1, block.length - block[0]);
+          if (f.flags & 0x20) block = block.subarray(5);
+          return `status ${statusOf(block) ?? `unknown (block ${block.subarray(0, 8).toString('hex')})`}`;
+        }
+      }
+      if (this.closed) return 'closed';
+      if (Date.now() > deadline) return 'nothing';
+      await sleep(20);
+    }
+  }
+}
+
+/** A refusal: the stream reset, the connection ended, or a 4xx response. */
+const REFUSED = /^(reset \d+|goaway \d+|closed|status 4\d\d)$/;
+
+// ---------------------------------------------------------------------------
+
+t.test('h2c with prior knowledge (curl) to an HTTP/1.1 upstream; HTTP/1.1 on the same port', { skip: curlHttp2 ? false : 'curl without HTTP2 support' }, async (t) => {
+  rec.clear();
+  const res = await curl(['--http2-prior-knowledge', `http://127.0.0.1:${port}/h2c/path?q=1`]);
+  t.match(res.head, /^HTTP\/2 200/, `expected "HTTP/2 200" from curl, got head:\n${res.head}`);
+  t.equal(res.body, 'upstream:/h2c/path?q=1', 'expected the upstream\'s body');
+  const seen = rec.requests.find((r) => r.url === '/h2c/path?q=1');
+  t.ok(seen, `expected the upstream to have received /h2c/path?q=1, it saw ${JSON.stringify(rec.lines())}`);
+  if (seen) {
+    t.same(rawValues(seen.headers, 'host'), [`127.0.0.1:${port}`], `expected host equal to the :authority, upstream saw ${JSON.stringify(seen.headers)}`);
+    t.same(rawValues(seen.headers, 'connection'), [], 'expected no connection header upstream');
+    t.same(rawValues(seen.headers, 'transfer-encoding'), [], 'expected no transfer-encoding header upstream (a GET without a body)');
+    t.same(rawValues(seen.headers, 'content-length'), [], 'expected no content-length on a GET without a body');
+  }
+  const h1 = await request(port, { path: '/h1/same-port', agent: false });
+  t.equal(h1.status, 200, `expected HTTP/1.1 on the same port to work, got ${h1.status}: ${h1.text}`);
+  t.equal(h1.text, 'upstream:/h1/same-port', 'expected the upstream\'s body over HTTP/1.1');
+});
+
+t.test('TLS listener: h2 by ALPN (curl --http2), and http/1.1 (curl --http1.1) on the same listener', { skip: curlHttp2 ? false : 'curl without HTTP2 support' }, async (t) => {
+  const base = ['--cacert', pki.file('ca.pem'), '--resolve', `remora.test:${securePort}:127.0.0.1`];
+  const h2 = await curl([...base, '--http2', `https://remora.test:${securePort}/tls/h2`]);
+  t.match(h2.head, /^HTTP\/2 200/, `expected "HTTP/2 200" over TLS with ALPN h2, got head:\n${h2.head}`);
+  t.equal(h2.body, 'upstream:/tls/h2', 'expected the upstream\'s body over h2');
+  const h1 = await curl([...base, '--http1.1', `https://remora.test:${securePort}/tls/h1`]);
+  t.match(h1.head, /^HTTP\/1\.1 200/, `expected "HTTP/1.1 200" with --http1.1, got head:\n${h1.head}`);
+  t.equal(h1.body, 'upstream:/tls/h1', 'expected the upstream\'s body over HTTP/1.1');
+});
+
+t.test('h2 client POSTs 1 MB to an HTTP/1.1 upstream: the exact bytes arrive', async (t) => {
+  const body = Buffer.alloc(MB);
+  for (let i = 0; i < body.length; i++) body[i] = (i * 31 + (i >> 11)) & 0xff;
+  const session = await h2Connect(t);
+  rec.clear();
+
+  const chunked = await h2Request(session, { ':method': 'POST', ':path': '/upload/chunked', 'content-type': 'application/octet-stream' }, body);
+  t.equal(chunked.status, 200, `expected 200 without content-length, got ${chunked.status}: ${chunked.body.toString()}`);
+  const a = rec.requests.find((r) => r.url === '/upload/chunked');
+  t.ok(a, `expected the upstream to have received the whole request, it saw ${JSON.stringify(rec.lines())} (aborted: ${JSON.stringify(rec.aborted)})`);
+  if (a) {
+    t.equal(a.body.length, MB, 'expected 1 MB at the upstream');
+    t.ok(a.body === body.toString('latin1'), 'expected the exact bytes sent');
+    t.same(rawValues(a.headers, 'transfer-encoding'), ['chunked'], `expected a chunked request upstream (the client gave no length), headers ${JSON.stringify(a.headers)}`);
+  }
+
+  const sized = await h2Request(session, { ':method': 'POST', ':path': '/upload/sized', 'content-length': String(MB) }, body);
+  t.equal(sized.status, 200, `expected 200 with content-length, got ${sized.status}: ${sized.body.toString()}`);
+  const b = rec.requests.find((r) => r.url === '/upload/sized');
+  t.ok(b, `expected the upstream to have received the whole request, it saw ${JSON.stringify(rec.lines())}`);
+  if (b) {
+    t.ok(b.body === body.toString('latin1'), 'expected the exact bytes sent');
+    t.same(rawValues(b.headers, 'content-length'), [String(MB)], 'expected the client\'s content-length upstream');
+    t.same(rawValues(b.headers, 'transfer-encoding'), [], 'expected no transfer-encoding with a content-length');
+  }
+});
+
+t.test('HTTP/1.1 client → HTTP/2 upstream: body and trailer arrive (chunked trailers)', async (t) => {
+  const res = await new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string; trailers: NodeJS.Dict<string> }>((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: '/h2up/trailers', agent: false }, (r) => {
+      let body = '';
+      r.setEncoding('utf8');
+      r.on('data', (c: string) => (body += c));
+      r.on('end', () => resolve({ status: r.statusCode!, headers: r.headers, body, trailers: r.trailers }));
+      r.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  t.equal(res.status, 200, `expected 200 from the h2 upstream, got ${res.status}: ${res.body}`);
+  t.equal(res.body, 'body from h2 upstream', 'expected the upstream\'s body');
+  t.equal(res.headers['transfer-encoding'], 'chunked', `expected a chunked response (trailers need it), headers ${JSON.stringify(res.headers)}`);
+  t.same(res.trailers, { 'x-checksum': 'abc' }, `expected the trailer x-checksum: abc, got ${JSON.stringify(res.trailers)}`);
+  const up = h2Seen.find((h) => h[':path'] === '/h2up/trailers');
+  t.ok(up, 'expected the h2 upstream to have received the request');
+  t.equal(up?.connection, undefined, 'expected no connection header on the HTTP/2 request upstream');
+});
+
+t.test('HTTP/2 client → HTTP/2 upstream: trailers reach the client', async (t) => {
+  const session = await h2Connect(t);
+  const res = await h2Request(session, { ':method': 'GET', ':path': '/h2up/h2-trailers' });
+  t.equal(res.status, 200, `expected 200, got ${res.status}: ${res.body.toString()}`);
+  t.equal(res.body.toString(), 'body from h2 upstream', 'expected the upstream\'s body');
+  t.equal(res.trailers?.['x-checksum'], 'abc', `expected the trailer x-checksum: abc, got ${JSON.stringify(res.trailers)}`);
+});
+
+t.test('raw frames: a valid request gets 200 (the frame helpers work)', async (t) => {
+  hostile.clear();
+  const conn = await RawH2.open(t);
+  conn.write(headersFrame(1, requestFields('GET', '/hostile/valid'), true));
+  const outcome = await conn.outcome(1);
+  t.equal(outcome, 'status 200', `expected status 200 for a well-formed request, got ${outcome}`);
+  t.same(hostile.lines(), ['GET /hostile/valid'], 'expected the upstream to receive the well-formed request');
+});
+
+t.test('raw frames: a connection-specific header (connection: keep-alive) is refused, nothing reaches the upstream', async (t) => {
+  hostile.clear();
+  const conn = await RawH2.open(t);
+  conn.write(headersFrame(1, requestFields('GET', '/hostile/connection', [['connection', 'keep-alive']]), true));
+  const outcome = await conn.outcome(1);
+  t.match(outcome, REFUSED, `expected the stream reset or a 4xx, got ${outcome}`);
+  await sleep(200);
+  t.same(hostile.lines(), [], 'expected no request at the upstream');
+  t.equal(Buffer.concat(hostile.raw).length, 0, `expected no byte at the upstream, got ${JSON.stringify(Buffer.concat(hostile.raw).toString('latin1'))}`);
+});
+
+t.test('raw frames: content-length 10 with a 20-byte DATA → stream reset, no complete request upstream', async (t) => {
+  hostile.clear();
+  const conn = await RawH2.open(t);
+  conn.write(headersFrame(1, requestFields('POST', '/hostile/cl', [['content-length', '10']]), false));
+  conn.write(frame(FRAME.DATA, END_STREAM, 1, Buffer.from('0123456789SMUGGLED!!', 'latin1')));
+  const outcome = await conn.outcome(1);
+  t.match(outcome, REFUSED, `expected the stream reset (or a 4xx), got ${outcome}`);
+  await sleep(300);
+  const complete = hostile.requests.filter((r) => r.url === '/hostile/cl');
+  t.same(complete.map((r) => r.body), [], 'expected no complete request for /hostile/cl at the upstream (a cut one may show in aborted)');
+  t.notOk(Buffer.concat(hostile.raw).toString('latin1').includes('SMUGGLED'), 'expected none of the bytes past the content-length upstream');
+});
+
+t.test('raw frames: CR/LF in a header value is refused, nothing reaches the upstream', async (t) => {
+  hostile.clear();
+  const conn = await RawH2.open(t);
+  conn.write(headersFrame(1, requestFields('GET', '/hostile/crlf', [['x-evil', 'a\r\nx-injected: 1']]), true));
+  const outcome = await conn.outcome(1);
+  t.match(outcome, REFUSED, `expected the stream reset or a 4xx, got ${outcome}`);
+  await sleep(200);
+  t.same(hostile.lines(), [], 'expected no request at the upstream');
+  t.notOk(Buffer.concat(hostile.raw).toString('latin1').includes('x-injected'), 'expected no injected header at the upstream');
+});
+
+t.test('200 concurrent GETs on one h2 connection all succeed', async (t) => {
+  const session = await h2Connect(t);
+  const results = await Promise.allSettled(Array.from({ length: 200 }, (_, i) => h2Request(session, { ':method': 'GET', ':path': `/many/${i}` })));
+  const bad = results
+    .map((r, i) => (r.status === 'rejected' ? `#${i}: ${String(r.reason)}` : r.value.status !== 200 || r.value.body.toString() !== `upstream:/many/${i}` ? `#${i}: ${r.value.status} ${r.value.body.toString()}` : null))
+    .filter((x) => x !== null);
+  t.same(bad.slice(0, 5), [], `expected all 200 requests to get 200 and their own body; ${bad.length} did not`);
+  t.equal(bad.length, 0, 'expected no failed stream');
+});
+
+t.test('afterwards: h2c and HTTP/1.1 still served', async (t) => {
+  const session = await h2Connect(t);
+  const res = await h2Request(session, { ':method': 'GET', ':path': '/after' });
+  t.equal(res.status, 200, `expected 200 over h2c, got ${res.status}`);
+  const h1 = await request(port, { path: '/after-h1', agent: false });
+  t.equal(h1.status, 200, `expected 200 over HTTP/1.1, got ${h1.status}`);
+});

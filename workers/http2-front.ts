@@ -1,0 +1,190 @@
+// The HTTP/2 front end of a listener (plain h2c with prior knowledge, or h2 by ALPN on
+// TLS): a node:http2 server that never listens itself; the listener hands it the
+// connections whose preface (or ALPN) says HTTP/2. nghttp2 enforces RFC 9113 framing:
+// pseudo-headers, connection-specific headers, CR/LF/NUL in field values and
+// content-length against DATA are refused before a stream reaches Remora. Each stream
+// becomes a request with a Host from :authority and, for a body of unknown length,
+// `transfer-encoding: chunked` (its framing towards an HTTP/1.1 upstream), then goes
+// through the same head checks as HTTP/1 (request-reader.ts) and the same pipeline.
+//
+// Bounds against abusive clients come from node:http2 and the listener's settings:
+// concurrent streams, flow-control windows, header list size and count, session memory
+// (10 MB), invalid frames and rejected streams (rapid reset); see docs/protocols.md.
+
+import http2, { type Http2Server, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import type { Socket } from 'node:net';
+import type { Listener } from '../src/config/types.js';
+import { reportError } from '../src/core/report.js';
+import type { PeerIdentity } from '../src/tls/peer-identity.js';
+import type { WorkerContext } from './context.js';
+import { Http2Downstream } from './http2-downstream.js';
+import { RequestReader } from './request-reader.js';
+import { startExchange } from './start-exchange.js';
+
+/** The HTTP/2 connection preface a client with prior knowledge starts with (RFC 9113 §3.4). */
+export const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+
+/** Whether the first bytes of a connection are (the start of) the HTTP/2 preface. */
+export function startsWithPreface(chunk: Buffer): boolean {
+  const n = Math.min(chunk.length, H2_PREFACE.length);
+  return n > 0 && chunk.compare(H2_PREFACE, 0, n, 0, n) === 0;
+}
+
+/** What the front end keeps per client connection. */
+interface SessionState {
+  readonly remoteAddress: string;
+  readonly peer: PeerIdentity | null;
+  /** Why requests on this connection are refused (an unverified client certificate). */
+  readonly refusal: string | null;
+  served: number;
+}
+
+export class Http2Front {
+  private readonly server: Http2Server;
+  private readonly reader: RequestReader;
+  private readonly serverName: string | null;
+  private readonly sessions = new Map<Http2Session, SessionState>();
+  /** The connection being handed to the server (its 'session' event comes synchronously). */
+  private accepting: { socket: Socket; peer: PeerIdentity | null; refusal: string | null } | null = null;
+  private closing = false;
+
+  constructor(
+    private readonly config: Listener,
+    private readonly ctx: WorkerContext,
+  ) {
+    const o = config.http2_protocol_options;
+    this.reader = new RequestReader(config);
+    this.serverName = config.server_header_transformation === 'pass_through' ? null : config.server_name;
+    this.server = http2.createServer({
+      settings: {
+        maxConcurrentStreams: o.max_concurrent_streams,
+        initialWindowSize: o.initial_stream_window_size,
+        maxHeaderListSize: config.max_request_headers_kb * 1024 + 1024,
+        enablePush: false,
+      },
+      // HPACK-decoded fields beyond the count limit: the stream is refused by nghttp2
+      // (the pipeline's own check names the limit for counts just above it).
+      maxHeaderListPairs: config.max_request_headers_count + 8,
+      maxSendHeaderBlockLength: 256 * 1024,
+    });
+    this.server.on('session', this.onSession);
+    this.server.on('stream', this.onStream);
+    this.server.on('sessionError', noop);
+  }
+
+  /** Serves `socket` (already counted by the listener) as an HTTP/2 connection. */
+  accept(socket: Socket, peer: PeerIdentity | null = null, refusal: string | null = null): void {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    this.accepting = { socket, peer, refusal };
+    try {
+      this.server.emit('connection', socket);
+    } finally {
+      this.accepting = null;
+    }
+  }
+
+  /** Every connection is told GOAWAY: its open streams finish, no new ones start. */
+  goAway(): void {
+    this.closing = true;
+    for (const session of this.sessions.keys()) if (!session.closed) session.close();
+  }
+
+  /** Closes every connection now. */
+  closeAll(): void {
+    this.closing = true;
+    for (const session of this.sessions.keys()) session.destroy();
+    this.sessions.clear();
+  }
+
+  private readonly onSession = (session: ServerHttp2Session): void => {
+    try {
+      const a = this.accepting;
+      const state: SessionState = { remoteAddress: a?.socket.remoteAddress ?? '', peer: a?.peer ?? null, refusal: a?.refusal ?? null, served: 0 };
+      this.sessions.set(session, state);
+      session.on('close', () => this.sessions.delete(session));
+      session.on('error', noop); // the session closes; its streams abort
+      const window = this.config.http2_protocol_options.initial_connection_window_size;
+      session.on('connect', () => {
+        try {
+          if (window > 65_535) session.setLocalWindowSize(window);
+        } catch (err) {
+          reportError(err, 'HTTP/2 connection window');
+        }
+      });
+      // A connection with nothing happening for idle_timeout_ms is closed gracefully.
+      session.setTimeout(this.config.idle_timeout_ms, () => {
+        if (!session.closed) session.close();
+      });
+    } catch (err) {
+      reportError(err, 'accepting an HTTP/2 connection');
+      session.destroy();
+    }
+  };
+
+  private readonly onStream = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]): void => {
+    try {
+      const session = stream.session;
+      const state = session === undefined ? undefined : this.sessions.get(session);
+      if (state === undefined) {
+        stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+        return;
+      }
+      const ds = new Http2Downstream(stream, this.serverName);
+      if (state.refusal !== null) {
+        ds.respond(400, 'Bad Request', ['content-type', 'text/plain'], `${state.refusal}\n`, true, false);
+        session!.close();
+        return;
+      }
+      state.served++;
+      const limit = this.config.max_requests_per_connection;
+      if (limit > 0 && state.served >= limit && !session!.closed) {
+        // The last stream this connection may carry (Envoy's max_requests_per_connection).
+        session!.close();
+      }
+      if (this.ctx.draining || this.closing) ds.onFinished = () => this.drainSession(session!);
+      const method = String(headers[':method'] ?? '');
+      const target = String(headers[':path'] ?? '');
+      const endStream = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0;
+      const request = this.reader.read(method, target, 1, requestFields(rawHeaders, endStream), state.remoteAddress, state.peer);
+      startExchange(this.ctx, this.config.name, ds, request, (events, hasBody) => ds.listen(events, hasBody));
+    } catch (err) {
+      this.ctx.log.error({ err }, 'reading an HTTP/2 request failed');
+      if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    }
+  };
+
+  /** While the worker drains, a connection that finished a stream is told GOAWAY. */
+  private drainSession(session: Http2Session): void {
+    if (!session.closed && !session.destroyed) session.close();
+  }
+}
+
+/** The request's fields as an HTTP/1.1 head would carry them: pseudo-headers dropped,
+ *  `host` from :authority (which wins over a Host field, RFC 9113 §8.3.1), and
+ *  `transfer-encoding: chunked` for a body without content-length (nghttp2 refuses a
+ *  client's own transfer-encoding). */
+function requestFields(raw: readonly string[], endStream: boolean): string[] {
+  const out: string[] = [];
+  let authority: string | null = null;
+  let hasLength = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i];
+    if (name.charCodeAt(0) === 0x3a /* : */) {
+      if (name === ':authority') authority = raw[i + 1];
+      continue;
+    }
+    if (name === 'content-length') hasLength = true;
+    out.push(name, raw[i + 1]);
+  }
+  if (authority !== null) {
+    for (let i = out.length - 2; i >= 0; i -= 2) if (out[i] === 'host') out.splice(i, 2);
+    out.unshift('host', authority);
+  }
+  if (!endStream && !hasLength) out.push('transfer-encoding', 'chunked');
+  return out;
+}
+
+function noop(): void {}
