@@ -166,12 +166,12 @@ export class AccessLogSink {
   }
 
   /** Logs a finished request: a sampled share, and every error response (status ≥ 500,
-   *  or a response flag other than "-" and "DR") and every request that took more than
+   *  a response flag other than "-" and "DR", or a gRPC status other than OK) and every request that took more than
    *  one upstream attempt. Never throws. */
   write(info: StreamInfo): void {
     const flag = info.flag;
     if (!this.all && info.status < 500 && (flag === '-' || flag === 'DR') && info.attempts <= 1 && !info.retryExhausted && !info.retryOverflow
-      && !(Math.random() < this.ratio)) return;
+      && info.grpcStatus <= 0 && !(Math.random() < this.ratio)) return;
     try {
       this.dest.write(this.line(info));
     } catch (err) {
@@ -223,7 +223,7 @@ export class AccessLogSink {
       `,"bytes_in":${info.bytesIn},"bytes_out":${info.bytesOut},"duration_us":${info.durationUs}` +
       `,"upstream_us":${info.upstreamUs < 0 ? 'null' : info.upstreamUs}` +
       `,"user_agent":${userAgent === null ? 'null' : quote(userAgent)},"trace_id":${traceId === null ? 'null' : `"${traceId}"`}` +
-      `,"peer":${req.peer === null ? 'null' : quote(req.peer.id)}` +
+      `,"peer":${req.peer === null ? 'null' : quote(req.peer.id)},"grpc_status":${info.grpcStatus < 0 ? 'null' : info.grpcStatus}` +
       this.suffix
     );
   }

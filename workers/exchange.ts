@@ -16,7 +16,7 @@ import { ResponseFlag } from '../src/core/flags.js';
 import { PENDING_OVERFLOW } from '../src/filters/breaker-admission.js';
 import { runFilters, type LocalReply } from '../src/filters/request-filter.js';
 import { readRequestFacts, type BodyFraming } from '../src/http/request-facts.js';
-import { grpcLocalReplyHeaders, grpcTimeoutMs } from '../src/http/grpc.js';
+import { grpcLocalReplyHeaders, grpcStatusOf, grpcTimeoutMs } from '../src/http/grpc.js';
 import { asksHealthCheckFail, isBodylessStatus, localReplyHeaders, writeResponseHead } from '../src/http/response-head.js';
 import { reasonPhrase } from '../src/http/status.js';
 import { newTraceparent } from '../src/http/trace-context.js';
@@ -192,6 +192,7 @@ export class Exchange implements DownstreamEvents, AttemptOwner {
     const info = this.info;
     retry.releaseRetry(cluster);
     info.upstreamStatus = status;
+    if (this.grpc) info.grpcStatus = grpcStatusOf(headers);
     this.ctx.endpointOutcome(cluster, attempt.pool, status >= 500, status >= 502 && status <= 504);
     if ((retry.retriesStatus(status) || retry.retriesGrpc(headers)) && retry.mayRetry(this.body.exists, cluster)) {
       cluster.stats.retriedResponse(status, Math.round((performance.now() - attempt.startedAt) * 1000));
@@ -225,7 +226,9 @@ export class Exchange implements DownstreamEvents, AttemptOwner {
   }
 
   onAttemptTrailers(trailers: string[]): void {
-    if (this.phase === 'responding') this.trailers = trailers;
+    if (this.phase !== 'responding') return;
+    this.trailers = trailers;
+    if (this.grpc) this.info.grpcStatus = grpcStatusOf(trailers);
   }
 
   onAttemptComplete(_attempt: UpstreamAttempt): void {
@@ -490,6 +493,7 @@ export class Exchange implements DownstreamEvents, AttemptOwner {
       // A gRPC client reads the outcome from grpc-status, not the HTTP status (Envoy
       // answers gRPC requests the same way): 200 with a trailers-only response.
       const headers = grpcLocalReplyHeaders(status, flag, body, info.flags, info.requestId, extraHeaders, routeAdd);
+      info.grpcStatus = grpcStatusOf(headers);
       this.ds.respond(200, 'OK', headers, '', close || this.ctx.draining, this.isHeadRequest);
       this.finish(flag);
       return;

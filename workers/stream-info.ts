@@ -18,6 +18,9 @@ export class StreamInfo {
   flag: string = ResponseFlag.None;
   /** Status of the upstream's response head, 0 when none arrived. */
   upstreamStatus = 0;
+  /** gRPC requests: the grpc-status of the response (headers, trailers or Remora's own
+   *  reply); -1 when none was seen or the request is not gRPC. */
+  grpcStatus = -1;
   /** A retry was wanted but num_retries was used up (URX). */
   retryExhausted = false;
   /** A retry was wanted but max_retries or the retry budget refused it (UO). */

@@ -23,7 +23,9 @@ Usage:
 
   remora run --listen HOST:PORT --upstream HOST:PORT[,HOST:PORT...]
              [--workers N] [--admin HOST:PORT] [--lb round_robin|least_request|random]
-      Zero-config reverse proxy: one listener, one cluster of the given upstreams.
+             [--upstream-protocol http1|http2]
+      Zero-config reverse proxy: one listener (HTTP/1.1 and h2c), one cluster of the
+      given upstreams (HTTP/2 for gRPC services with --upstream-protocol http2).
       Admin defaults to 127.0.0.1:9901.
 
   remora validate FILE
@@ -51,6 +53,8 @@ Options:
       --upstream LIST   comma-separated upstream endpoints for the zero-config mode
       --admin H:P       admin listener for the zero-config mode
       --lb POLICY       load-balancing policy for the zero-config mode
+      --upstream-protocol http1|http2
+                        HTTP version spoken to the upstreams (default http1)
       --timeout S       seconds wait-ready waits (default 60)
 
 Examples:
@@ -78,6 +82,7 @@ export async function main(argv: string[]): Promise<number> {
         upstream: { type: 'string' },
         admin: { type: 'string' },
         lb: { type: 'string' },
+        'upstream-protocol': { type: 'string' },
         timeout: { type: 'string' },
       },
     });
@@ -148,6 +153,7 @@ interface RunFlags {
   upstream?: string;
   admin?: string;
   lb?: string;
+  'upstream-protocol'?: string;
 }
 
 async function run(flags: RunFlags): Promise<number> {
@@ -159,8 +165,8 @@ async function run(flags: RunFlags): Promise<number> {
   let config: RemoraConfig;
   let source: string;
   if (flags.config !== undefined) {
-    if (flags.listen || flags.upstream || flags.admin || flags.lb) {
-      return usage('--config cannot be combined with --listen/--upstream/--admin/--lb');
+    if (flags.listen || flags.upstream || flags.admin || flags.lb || flags['upstream-protocol']) {
+      return usage('--config cannot be combined with --listen/--upstream/--admin/--lb/--upstream-protocol');
     }
     const result = loadConfigSource(flags.config);
     if (!result.ok) {
@@ -174,7 +180,7 @@ async function run(flags: RunFlags): Promise<number> {
     config = result.config;
     source = flags.config;
   } else if (flags.listen !== undefined && flags.upstream !== undefined) {
-    const raw = quickConfig(flags.listen, flags.upstream, flags.admin ?? '127.0.0.1:9901', flags.lb ?? 'round_robin');
+    const raw = quickConfig(flags.listen, flags.upstream, flags.admin ?? '127.0.0.1:9901', flags.lb ?? 'round_robin', flags['upstream-protocol'] ?? 'http1');
     if (typeof raw === 'string') return usage(raw);
     const result = validateConfig(raw);
     if (!result.ok) {
@@ -334,7 +340,7 @@ function probeReady(host: string, port: number): Promise<string> {
   });
 }
 /** The raw config for `run --listen --upstream`, or an error message. */
-function quickConfig(listen: string, upstreams: string, admin: string, lb: string): Record<string, unknown> | string {
+function quickConfig(listen: string, upstreams: string, admin: string, lb: string, protocol: string): Record<string, unknown> | string {
   const l = splitHostPort(listen);
   if (typeof l === 'string') return `--listen: ${l}`;
   const a = splitHostPort(admin);
@@ -355,7 +361,7 @@ function quickConfig(listen: string, upstreams: string, admin: string, lb: strin
         virtual_hosts: [{ name: 'all', domains: ['*'], routes: [{ name: 'all', match: { prefix: '/' }, route: { cluster: 'upstream' } }] }],
       },
     ],
-    clusters: [{ name: 'upstream', lb_policy: lb, endpoints }],
+    clusters: [{ name: 'upstream', lb_policy: lb, protocol, endpoints }],
   };
 }
 

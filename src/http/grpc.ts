@@ -77,6 +77,17 @@ export function grpcLocalReplyHeaders(
   return headers;
 }
 
+/** The grpc-status in a flat header list, or -1 when there is none (or it is not a number). */
+export function grpcStatusOf(headers: readonly string[]): number {
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i] === 'grpc-status') {
+      const n = Number(headers[i + 1]);
+      return Number.isInteger(n) && n >= 0 ? n : -1;
+    }
+  }
+  return -1;
+}
+
 /** A `grpc-timeout` value (`1..8 digits` + unit H, M, S, m, u, n) in whole milliseconds,
  *  rounded up; null when malformed (ignored, as Envoy does). */
 export function grpcTimeoutMs(value: string): number | null {

@@ -174,6 +174,8 @@ t.test('valid config: defaults filled in, input normalised', async (t) => {
         rate_limits: [],
         forward_client_cert_details: 'sanitize',
         codec: 'strict',
+        codec_type: 'auto',
+        http2_protocol_options: { max_concurrent_streams: 100, initial_stream_window_size: 65535, initial_connection_window_size: 1048576 },
         max_request_headers_count: 100,
         normalize_path: true,
         merge_slashes: false,
@@ -196,6 +198,8 @@ t.test('valid config: defaults filled in, input normalised', async (t) => {
         max_connections_per_endpoint: 1024,
         circuit_breakers: { max_connections: 1024, max_pending_requests: 1024, max_requests: 1024, max_retries: 3 },
         panic_threshold_percent: 50,
+        protocol: 'http1',
+        http2_protocol_options: { max_concurrent_streams: 100, initial_stream_window_size: 65535, initial_connection_window_size: 1048576 },
       },
       {
         name: 'api',
@@ -206,6 +210,8 @@ t.test('valid config: defaults filled in, input normalised', async (t) => {
         max_connections_per_endpoint: 1024,
         circuit_breakers: { max_connections: 1024, max_pending_requests: 1024, max_requests: 1024, max_retries: 3 },
         panic_threshold_percent: 50,
+        protocol: 'http1',
+        http2_protocol_options: { max_concurrent_streams: 100, initial_stream_window_size: 65535, initial_connection_window_size: 1048576 },
       },
     ],
   });
