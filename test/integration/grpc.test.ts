@@ -5,8 +5,11 @@
 // server, status and metadata both ways, 4 MB messages, retries on UNAVAILABLE, the
 // gRPC-shaped local reply (UNAVAILABLE, flag UF), and a TLS listener (ALPN h2) in front of
 // an h2c upstream. The service is defined with raw Buffer serializers: no .proto file.
+// Where the grpc-js peers cannot tell who acted (both enforce the deadline themselves), a
+// node:http2 client and a node:http2 upstream that never answers show Remora's own part.
 import * as grpc from '@grpc/grpc-js';
 import { readFileSync } from 'node:fs';
+import http2 from 'node:http2';
 import net from 'node:net';
 import t from 'tap';
 import { TestPki } from '../helpers/certs.js';
@@ -41,6 +44,7 @@ const SVC = {
   capped: 'capped.Echo', // grpc_timeout_header_max_ms 200
   retry: 'retry.Echo', // two endpoints, the first always UNAVAILABLE; retry_on unavailable
   down: 'down.Echo', // an endpoint nobody listens on
+  held: 'held.Echo', // a node:http2 upstream that never answers; grpc_timeout_header_max_ms 0
 } as const;
 
 /** What the server saw of each call, by the client's `x-case` metadata. */
@@ -158,6 +162,31 @@ const bad = await startGrpcServer({
 t.teardown(() => bad.server.forceShutdown());
 const deadPort = await closedPort();
 
+/** An h2c upstream that never answers: it records each stream's grpc-timeout and the
+ *  RST_STREAM code it was closed with (0: closed without a reset). */
+const held: { grpcTimeout: string | undefined; rstCode: number | null }[] = [];
+const heldServer = http2.createServer();
+heldServer.on('stream', (stream, headers) => {
+  const entry = { grpcTimeout: headers['grpc-timeout'] as string | undefined, rstCode: null as number | null };
+  held.push(entry);
+  stream.on('error', () => undefined);
+  stream.on('close', () => (entry.rstCode = stream.rstCode ?? 0));
+  stream.resume();
+});
+const heldSessions = new Set<http2.ServerHttp2Session>();
+heldServer.on('session', (s) => {
+  heldSessions.add(s);
+  s.on('close', () => heldSessions.delete(s));
+});
+await new Promise<void>((r) => heldServer.listen(0, '127.0.0.1', r));
+t.teardown(
+  () =>
+    new Promise<void>((r) => {
+      for (const s of heldSessions) s.destroy();
+      heldServer.close(() => r());
+    }),
+);
+
 const h2Cluster = (name: string, ports: number[]) => ({
   name,
   protocol: 'http2',
@@ -170,7 +199,9 @@ const routes = [
   { name: 'capped', match: { prefix: `/${SVC.capped}/` }, route: { cluster: 'grpc', timeout_ms: 60_000, grpc_timeout_header_max_ms: 200 } },
   { name: 'retry', match: { prefix: `/${SVC.retry}/` }, route: { cluster: 'retry', retry_policy: { retry_on: ['unavailable'], num_retries: 2 } } },
   { name: 'down', match: { prefix: `/${SVC.down}/` }, route: { cluster: 'down' } },
-  { name: 'main', match: { prefix: '/' }, route: { cluster: 'grpc', timeout_ms: 30_000 } },
+  { name: 'held', match: { prefix: `/${SVC.held}/` }, route: { cluster: 'held', timeout_ms: 60_000, grpc_timeout_header_max_ms: 0 } },
+  { name: 'main', match: { prefix: `/${SVC.main}/` }, route: { cluster: 'grpc', timeout_ms: 30_000 } },
+  // Nothing else is routed: /nowhere.Echo/... gets the no-route reply.
 ];
 const virtualHosts = [{ name: 'all', domains: ['*'], routes }];
 const remora = await startRemora({
@@ -186,7 +217,9 @@ const remora = await startRemora({
       virtual_hosts: virtualHosts,
     },
   ],
-  clusters: [h2Cluster('grpc', [good.port]), h2Cluster('retry', [bad.port, good.port]), h2Cluster('down', [deadPort])],
+  clusters: [h2Cluster('grpc', [good.port]), h2Cluster('retry', [bad.port, good.port]), h2Cluster('down', [deadPort]),
+    h2Cluster('held', [(heldServer.address() as net.AddressInfo).port]),
+  ],
 });
 t.teardown(() => remora.stop());
 
@@ -372,6 +405,13 @@ t.test('gRPC-shaped local reply: an endpoint that refuses connections → UNAVAI
   t.ok((r.err?.details ?? '') !== '', 'expected a grpc-message giving the reason');
 });
 
+t.test('no route → UNIMPLEMENTED (12) with x-remora-flags NR', async (t) => {
+  const r = await unary(plain, 'nowhere.Echo', Buffer.from('x'), {}, { deadline: Date.now() + 5000 });
+  t.equal(r.err?.code, grpc.status.UNIMPLEMENTED, `expected UNIMPLEMENTED (12) for a path no route matches, got ${describe(r)}`);
+  const flags = [...(r.status?.metadata.get('x-remora-flags') ?? []), ...(r.initial?.get('x-remora-flags') ?? [])].map(String);
+  t.ok(flags.includes('NR'), `expected x-remora-flags: NR, got ${JSON.stringify(flags)}`);
+});
+
 t.test('grpc-timeout: the client\'s deadline (300 ms) applies although the route\'s timeout_ms is 60 s', async (t) => {
   const r = await unary(plain, SVC.deadline, Buffer.from('slow'), { 'x-case': 'grpc-timeout', 'x-delay-ms': '2000' }, { deadline: Date.now() + 300 });
   t.equal(r.err?.code, grpc.status.DEADLINE_EXCEEDED, `expected DEADLINE_EXCEEDED (4), got ${describe(r)}`);
@@ -387,6 +427,50 @@ t.test('grpc_timeout_header_max_ms caps the client\'s deadline: Remora answers D
   const flags = [...(r.status?.metadata.get('x-remora-flags') ?? []), ...(r.initial?.get('x-remora-flags') ?? [])].map(String);
   t.ok(flags.includes('UT'), `expected x-remora-flags: UT, got ${JSON.stringify(flags)}`);
   await waitUntil('the server to see the call cancelled (Remora reset the upstream stream)', async () => seenOf('capped').cancelled, 3000);
+});
+
+t.test('grpc-timeout honoured by Remora itself: a bare h2 client without a deadline of its own, an upstream that never answers', async (t) => {
+  // grpc-js peers both enforce grpc-timeout themselves; here neither side does, so the
+  // DEADLINE_EXCEEDED, its UT flag and the upstream stream's reset can only be Remora's.
+  const session = http2.connect(`http://127.0.0.1:${remora.ports.main}`);
+  t.teardown(() => session.destroy());
+  session.on('error', () => undefined);
+  const message = Buffer.from('hello');
+  const framed = Buffer.concat([Buffer.from([0, 0, 0, 0, message.length]), message]);
+  const started = Date.now();
+  const req = session.request({
+    ':method': 'POST',
+    ':path': `/${SVC.held}/Unary`,
+    'content-type': 'application/grpc',
+    te: 'trailers',
+    'grpc-timeout': '300m',
+  });
+  req.end(framed);
+  const outcome = await new Promise<{ headers: http2.IncomingHttpHeaders | null; trailers: http2.IncomingHttpHeaders | null; error: string | null }>((resolve) => {
+    const o = { headers: null as http2.IncomingHttpHeaders | null, trailers: null as http2.IncomingHttpHeaders | null, error: null as string | null };
+    const timer = setTimeout(() => {
+      o.error = 'no end after 5 s';
+      resolve(o);
+    }, 5000);
+    req.on('response', (h) => (o.headers = h));
+    req.on('trailers', (h) => (o.trailers = h));
+    req.on('error', (err) => (o.error = String(err)));
+    req.on('close', () => {
+      clearTimeout(timer);
+      resolve(o);
+    });
+    req.resume();
+  });
+  const ms = Date.now() - started;
+  const status = outcome.headers?.['grpc-status'] ?? outcome.trailers?.['grpc-status'];
+  t.equal(outcome.error, null, 'expected the stream to end without error');
+  t.equal(outcome.headers?.[':status'], 200, `expected HTTP 200 (a gRPC-shaped reply), got ${JSON.stringify(outcome.headers)}`);
+  t.equal(status, '4', `expected grpc-status 4 (DEADLINE_EXCEEDED), got headers ${JSON.stringify(outcome.headers)} trailers ${JSON.stringify(outcome.trailers)}`);
+  t.equal(outcome.headers?.['x-remora-flags'], 'UT', 'expected flag UT');
+  t.ok(ms >= 250 && ms < 1500, `expected the reply near the 300 ms grpc-timeout (route timeout_ms is 60 s), it came after ${ms} ms`);
+  t.equal(held.length, 1, `expected the upstream to have received the call once, it got ${held.length}`);
+  await waitUntil('the upstream stream to be closed', async () => held[0]?.rstCode !== null, 3000);
+  t.not(held[0]?.rstCode, 0, `expected Remora to reset the upstream stream (RST_STREAM), it closed with code ${held[0]?.rstCode}`);
 });
 
 t.test('TLS listener (ALPN h2) in front of the h2c cluster: unary works', async (t) => {
