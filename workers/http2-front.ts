@@ -1,8 +1,9 @@
 // The HTTP/2 front end of a listener (plain h2c with prior knowledge, or h2 by ALPN on
 // TLS): a node:http2 server that never listens itself; the listener hands it the
 // connections whose preface (or ALPN) says HTTP/2. nghttp2 enforces RFC 9113 framing:
-// pseudo-headers, connection-specific headers, CR/LF/NUL in field values and
-// content-length against DATA are refused before a stream reaches Remora. Each stream
+// pseudo-headers, connection-specific headers and content-length against DATA are
+// refused before a stream reaches Remora; a field with CR/LF/NUL in its value is dropped
+// (never forwarded). Each stream
 // becomes a request with a Host from :authority and, for a body of unknown length,
 // `transfer-encoding: chunked` (its framing towards an HTTP/1.1 upstream), then goes
 // through the same head checks as HTTP/1 (request-reader.ts) and the same pipeline.

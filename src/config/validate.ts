@@ -226,7 +226,13 @@ function checkCluster(w: SchemaWalk, c: Draft<Cluster>, path: string): void {
     }
   }
   if (c.outlier_detection) checkOutlierDetection(w, c.outlier_detection as Draft<OutlierDetection>, at(path, 'outlier_detection'));
-  if (c.health_check) fillHealthCheck(w, c.health_check as Draft<HealthCheck>, c.name);
+  if (c.health_check) {
+    const hc = c.health_check as Draft<HealthCheck>;
+    const hl = at(path, 'health_check');
+    if (!w.given(hc, 'path') && !w.given(hc, 'grpc')) w.err(hl, 'needs "path" (an HTTP check) or "grpc" (a gRPC health check)');
+    if (w.given(hc, 'path') && w.given(hc, 'grpc')) w.err(at(hl, 'grpc'), 'cannot be combined with "path": a check is HTTP or gRPC');
+    fillHealthCheck(w, hc, c.name);
+  }
 }
 
 function checkOutlierDetection(w: SchemaWalk, o: Draft<OutlierDetection>, path: string): void {

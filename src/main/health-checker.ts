@@ -17,6 +17,7 @@ import type { Logger } from '../core/log.js';
 import { endpointKey } from '../upstream/pool.js';
 import { clientTlsOptions } from '../upstream/upstream-tls.js';
 import { probe, statusExpected, type ProbeResult, type RunningProbe } from './health-probe.js';
+import { grpcProbe } from './grpc-health-probe.js';
 
 export interface HealthTarget {
   /** Shared-state endpoint slot (stable for `cluster|address:port`). */
@@ -294,7 +295,7 @@ export class HealthChecker {
     this.attempts++;
     const target = { address: entry.target.address, port: entry.target.port, agent: entry.agent, tls: entry.tls !== null };
     let reported = false;
-    const running = probe(target, settings, (result) => {
+    const onResult = (result: ProbeResult): void => {
       reported = true;
       entry.probe = null;
       if (entry.removed || this.stopped) return;
@@ -305,7 +306,10 @@ export class HealthChecker {
         this.log.error({ err, cluster: entry.target.cluster, endpoint: entry.key }, 'health check result handling failed');
       }
       this.schedule(entry, next);
-    });
+    };
+    const running = settings.grpc !== undefined
+      ? grpcProbe({ address: target.address, port: target.port, tlsAgent: target.tls ? entry.agent : null }, settings, onResult)
+      : probe(target, settings, onResult);
     // A probe that failed synchronously has already reported (and rescheduled).
     if (!reported) entry.probe = running;
   }

@@ -7,6 +7,7 @@ import t from 'tap';
 import type { RetryPolicy } from '../../src/config/types.js';
 import { ResponseFlag } from '../../src/core/flags.js';
 import { grpcLocalReplyHeaders, grpcMessage, grpcStatusFor, grpcStatusOf, grpcTimeoutMs, isGrpcContentType } from '../../src/http/grpc.js';
+import { healthCheckRequestFrame, servingStatus } from '../../src/main/grpc-health-probe.js';
 import { requestHeaders } from '../../src/upstream/http2-connection.js';
 import { AttemptFailure, CompiledRetryPolicy } from '../../src/upstream/retry-policy.js';
 import { RetryState } from '../../src/upstream/retry-state.js';
@@ -104,4 +105,16 @@ t.test('an HTTP/1.1 request head as HTTP/2 request headers', async (t) => {
   });
   const plain = requestHeaders('GET / HTTP/1.1\r\nhost: h\r\nte: trailers\r\n\r\n');
   t.equal(plain.te, undefined, 'te is kept for gRPC requests only');
+});
+
+t.test('gRPC health check messages', async (t) => {
+  t.same([...healthCheckRequestFrame('')], [0, 0, 0, 0, 0], 'the whole server: an empty message');
+  t.same([...healthCheckRequestFrame('a.B')], [0, 0, 0, 0, 5, 0x0a, 3, 0x61, 0x2e, 0x42], 'service "a.B"');
+  const frame = (msg: number[]) => Buffer.from([0, 0, 0, 0, msg.length, ...msg]);
+  t.equal(servingStatus(frame([0x08, 1])), 1, 'SERVING');
+  t.equal(servingStatus(frame([0x08, 2])), 2, 'NOT_SERVING');
+  t.equal(servingStatus(frame([])), 0, 'an empty message is UNKNOWN');
+  t.equal(servingStatus(frame([0x12, 1, 0x41, 0x08, 1])), 1, 'an unknown length-delimited field is skipped');
+  t.equal(servingStatus(Buffer.from([1, 0, 0, 0, 2, 0x08, 1])), -1, 'a compressed message is not read');
+  t.equal(servingStatus(Buffer.from([0, 0, 0, 0, 9, 0x08])), -1, 'a short frame is not read');
 });

@@ -73,11 +73,17 @@ const statusRange = v.pipe(v.tuple([int(100, 600, 'start'), int(100, 600, 'end')
 const noWhitespace = (s: string): string | undefined => (/^\S+$/.test(s) ? undefined : 'must be a non-empty host name without whitespace');
 const perEndpoint = 'ms, per endpoint';
 
+export const GrpcHealthCheckSchema = obj({
+  service_name: v.optional(str('The `service` asked about (`HealthCheckRequest.service`); empty asks about the server as a whole.'), ''),
+  authority: v.optional(str('`:authority` of the check.', { type: 'string, non-empty, no whitespace', default: 'the check\'s `host`', check: noWhitespace })),
+}, 'A gRPC health check (Envoy\'s `grpc_health_check`): `grpc.health.v1.Health/Check` over HTTP/2 (h2c, or h2 with the cluster\'s `tls`), one connection per check. The endpoint passes when the call ends with `grpc-status` 0 and the answer is `SERVING`; any other answer fails it at once, as an unexpected status does.');
+
 export const HealthCheckSchema = obj({
-  path: str('HTTP path requested with GET.', {
-    type: 'string starting with `/`, no whitespace',
+  path: v.optional(str('HTTP path requested with GET. Exactly one of `path` and `grpc` is set.', {
+    type: 'string starting with `/`, no whitespace', default: '—',
     check: (s: string) => (!s.startsWith('/') ? 'must start with "/"' : /\s/.test(s) ? 'must not contain whitespace' : undefined),
-  }),
+  })),
+  grpc: v.optional(field(GrpcHealthCheckSchema, 'Check with the gRPC health protocol instead of an HTTP GET.', { default: '—' })),
   host: str('`Host` header sent.', { type: 'string, non-empty, no whitespace', conditional: true, default: 'the cluster\'s name', check: noWhitespace }),
   interval_ms: v.optional(ms(100, 'Milliseconds between checks of one endpoint.', { scope: perEndpoint }), 5000),
   timeout_ms: v.optional(ms(1, 'Milliseconds a check may take.', { scope: 'ms, per check' }), 1000),
