@@ -17,7 +17,9 @@ import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHt
 import net from 'node:net';
 import tls from 'node:tls';
 import { reportError } from '../core/report.js';
+import { parseContentLength } from '../http/headers.js';
 import type { BodyFraming } from '../http/request-facts.js';
+import { reasonPhrase } from '../http/status.js';
 import type { UpstreamChannel, UpstreamSink } from './connection.js';
 import type { EndpointTls } from './upstream-tls.js';
 
@@ -251,11 +253,24 @@ export class Http2StreamChannel implements UpstreamChannel {
       this.gotHead = true;
       const status = Number(headers[':status']);
       const flat = flatten(headers);
-      const bodyLength = (flags & NGHTTP2_FLAG_END_STREAM) !== 0 ? 0 : -1;
-      sink.cork(() => sink.onHead(status, '', flat, bodyLength));
+      // nghttp2 checks DATA against a content-length, so it can frame the response (a
+      // response with one carries no trailers that matter to anyone).
+      const length = headers['content-length'];
+      const bodyLength = (flags & NGHTTP2_FLAG_END_STREAM) !== 0 ? 0 : length !== undefined ? parseContentLength(length) : -1;
+      this.head = { status, headers: flat, bodyLength };
+      sink.cork(this.runHead);
     } catch (err) {
       reportError(err, 'HTTP/2 upstream response');
     }
+  };
+
+  private head: { status: number; headers: string[]; bodyLength: number } | null = null;
+
+  private readonly runHead = (): void => {
+    const h = this.head!;
+    this.head = null;
+    // HTTP/2 has no reason phrase: an HTTP/1.1 client gets the standard one.
+    this.sink?.onHead(h.status, reasonPhrase(h.status), h.headers, h.bodyLength);
   };
 
   private readonly runBody = (): void => {
@@ -287,7 +302,7 @@ export class Http2StreamChannel implements UpstreamChannel {
       if (sink === null || !this.gotHead || this.completed) return;
       this.completed = true;
       this.sink = null;
-      sink.cork(() => sink.onComplete());
+      sink.cork(sink.onComplete.bind(sink));
     } catch (err) {
       reportError(err, 'HTTP/2 upstream end');
     }
