@@ -16,6 +16,7 @@ import http2, { type Http2Server, type Http2Session, type IncomingHttpHeaders, t
 import type { Socket } from 'node:net';
 import type { Listener } from '../src/config/types.js';
 import { reportError } from '../src/core/report.js';
+import { keepHttp2Alive } from '../src/http/http2-keepalive.js';
 import type { PeerIdentity } from '../src/tls/peer-identity.js';
 import type { WorkerContext } from './context.js';
 import { Http2Downstream } from './http2-downstream.js';
@@ -115,6 +116,8 @@ export class Http2Front {
           reportError(err, 'HTTP/2 connection window');
         }
       });
+      const keepalive = this.config.http2_protocol_options.connection_keepalive;
+      if (keepalive !== undefined) keepHttp2Alive(session, keepalive);
       // A connection with nothing happening for idle_timeout_ms is closed gracefully.
       session.setTimeout(this.config.idle_timeout_ms, () => {
         if (!session.closed) session.close();

@@ -161,6 +161,7 @@ function poolOptions(config: ClusterConfig, tls: ClusterTls | null): PoolOptions
       maxConcurrentStreams: config.http2_protocol_options.max_concurrent_streams,
       initialStreamWindow: config.http2_protocol_options.initial_stream_window_size,
       initialConnectionWindow: config.http2_protocol_options.initial_connection_window_size,
+      keepalive: config.http2_protocol_options.connection_keepalive ?? null,
     } : null,
   };
 }

@@ -18,6 +18,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { reportError } from '../core/report.js';
 import { parseContentLength } from '../http/headers.js';
+import { keepHttp2Alive, type Http2KeepaliveSettings } from '../http/http2-keepalive.js';
 import type { BodyFraming } from '../http/request-facts.js';
 import { reasonPhrase } from '../http/status.js';
 import type { UpstreamChannel, UpstreamSink } from './connection.js';
@@ -37,6 +38,8 @@ export interface Http2Settings {
   readonly maxConcurrentStreams: number;
   readonly initialStreamWindow: number;
   readonly initialConnectionWindow: number;
+  /** PING keepalive; null for none. */
+  readonly keepalive: Http2KeepaliveSettings | null;
 }
 
 export class Http2Connection {
@@ -77,6 +80,7 @@ export class Http2Connection {
     this.session.on('goaway', this.onGoaway);
     this.session.on('error', this.onError);
     this.session.on('close', this.onClose);
+    if (settings.keepalive !== null) keepHttp2Alive(this.session, settings.keepalive, this.onDead);
     if (tlsError !== null) process.nextTick(() => this.session.destroy(new Error(tlsError)));
   }
 
@@ -126,6 +130,11 @@ export class Http2Connection {
     } catch (err) {
       reportError(err, 'HTTP/2 upstream connection window');
     }
+  };
+
+  /** An unanswered PING: no new streams; the session is destroyed next. */
+  private readonly onDead = (): void => {
+    this.draining = true;
   };
 
   private readonly onRemoteSettings = (s: http2.Settings): void => {

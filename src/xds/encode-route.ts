@@ -93,6 +93,7 @@ function routeAction(a: RouteAction): ProtoObject {
     ...(a.prefix_rewrite !== undefined ? { prefix_rewrite: a.prefix_rewrite } : {}),
     ...(a.host_rewrite !== undefined ? { host_rewrite_literal: a.host_rewrite } : {}),
     timeout: duration(a.timeout_ms),
+    ...(a.grpc_timeout_header_max_ms !== undefined ? { max_stream_duration: { grpc_timeout_header_max: duration(a.grpc_timeout_header_max_ms) } } : {}),
     ...(a.retry_policy !== undefined ? { retry_policy: retryPolicy(a.retry_policy) } : {}),
   };
 }

@@ -5,7 +5,9 @@
 // encode-route.ts); clusters are EDS with a ClusterLoadAssignment each (or STATIC with
 // the endpoints inline). TLS is a `transport_socket` (filter chain, cluster),
 // authorization RBAC HTTP filters and per-route RBAC, the XFCC mode the HCM's
-// forward_client_cert_details, always written so that a round trip is exact.
+// forward_client_cert_details, always written so that a round trip is exact, as are the
+// HCM's codec_type and http2_protocol_options; an HTTP/2 cluster has HttpProtocolOptions
+// with explicit_http_config.http2_protocol_options.
 // Remora-only fields travel in `metadata.filter_metadata.remora` (docs/xds.md). The
 // objects are in proto-loader's shape, ready for encodeAny; nested `Any`s are already
 // encoded (encode-common.ts).
@@ -16,7 +18,7 @@ import {
   rateLimitKeys, rbacRules, ROUTE_LIMIT_SLOT, ROUTE_RBAC_SLOT, u32, upstreamTlsSocket, XFCC_SETS,
 } from './encode-common.js';
 import { routeConfiguration } from './encode-route.js';
-import { HCM_FILTER_NAME, ROUTER_FILTER_NAME } from './names.js';
+import { HCM_FILTER_NAME, HTTP_PROTOCOL_OPTIONS, ROUTER_FILTER_NAME } from './names.js';
 import { TypeUrl, type ProtoObject } from './protos.js';
 
 export interface XdsResources {
@@ -94,6 +96,8 @@ function listener(l: Listener): ProtoObject {
     server_name: l.server_name,
     server_header_transformation: l.server_header_transformation.toUpperCase(),
     request_headers_timeout: duration(l.request_headers_timeout_ms),
+    codec_type: l.codec_type.toUpperCase(),
+    http2_protocol_options: http2Options(l.http2_protocol_options),
     common_http_protocol_options: {
       idle_timeout: duration(l.idle_timeout_ms),
       max_headers_count: u32(l.max_request_headers_count),
@@ -179,11 +183,29 @@ function cluster(c: Cluster, eds: boolean): ProtoObject {
       : {}),
     common_lb_config: { healthy_panic_threshold: { value: c.panic_threshold_percent } },
     ...(c.tls !== undefined ? { transport_socket: upstreamTlsSocket(c.tls) } : {}),
+    // HTTP/1.1 is Envoy's default: nothing to write (an http1 cluster's
+    // http2_protocol_options do nothing and are not sent).
+    ...(c.protocol === 'http2'
+      ? {
+        typed_extension_protocol_options: {
+          [HTTP_PROTOCOL_OPTIONS]: encode(TypeUrl.HttpProtocolOptions, { explicit_http_config: { http2_protocol_options: http2Options(c.http2_protocol_options) } }),
+        },
+      }
+      : {}),
     ...metadata({
       idle_timeout_ms: c.idle_timeout_ms,
       max_connections_per_endpoint: c.max_connections_per_endpoint,
       outlier_probation_requests: od !== undefined && od.probation_requests !== 1 ? od.probation_requests : undefined,
     }),
+  };
+}
+
+/** Http2ProtocolOptions with every setting written: Envoy's defaults are not Remora's. */
+function http2Options(o: Listener['http2_protocol_options'] | Cluster['http2_protocol_options']): ProtoObject {
+  return {
+    max_concurrent_streams: u32(o.max_concurrent_streams),
+    initial_stream_window_size: u32(o.initial_stream_window_size),
+    initial_connection_window_size: u32(o.initial_connection_window_size),
   };
 }
 

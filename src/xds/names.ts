@@ -9,6 +9,8 @@ export const FILTER_CONFIG_TYPE_URL = 'type.googleapis.com/envoy.config.route.v3
 export const HCM_FILTER_NAME = 'envoy.filters.network.http_connection_manager';
 export const ROUTER_FILTER_NAME = 'envoy.filters.http.router';
 export const TLS_TRANSPORT_SOCKET = 'envoy.transport_sockets.tls';
+/** The typed_extension_protocol_options key of a cluster's HttpProtocolOptions. */
+export const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 
 /** `filter_metadata` namespace of the Remora-only fields (see docs/xds.md). */
 export const REMORA_METADATA = 'remora';

@@ -1,7 +1,8 @@
 // Cluster → a raw Remora cluster (part of src/xds/translate.ts): STATIC with inline
 // endpoints or EDS (endpoints from a ClusterLoadAssignment, joined by translateXds),
 // load balancing policy, connect timeout, circuit breakers, outlier detection, one HTTP
-// health check, the panic threshold, upstream TLS and the Remora extensions. Where
+// health check, the panic threshold, upstream TLS, the upstream HTTP version
+// (translate-protocol.ts) and the Remora extensions. Where
 // Envoy's defaults differ from Remora's file defaults, Envoy's are written out.
 
 import { REMORA_EXTENSIONS } from './names.js';
@@ -11,6 +12,7 @@ import { edsName } from './resources.js';
 import { checkName, configSource, extPath, root, sub, type Ctx, type Loc } from './translate-context.js';
 import { translateEndpoints } from './translate-endpoints.js';
 import { Fields, type Mark } from './translate-fields.js';
+import { upstreamProtocol } from './translate-protocol.js';
 import { upstreamTls } from './translate-tls.js';
 
 const LB_POLICIES: Readonly<Record<string, string>> = { ROUND_ROBIN: 'round_robin', LEAST_REQUEST: 'least_request', RANDOM: 'random' };
@@ -32,7 +34,8 @@ export function translateCluster(ctx: Ctx, key: string, c: Obj): ClusterPart | u
   const loc = root(TypeUrl.Cluster, key);
   checkName(ctx, c.name, key, loc);
   ctx.only(c, loc, ['name', 'type', 'eds_cluster_config', 'connect_timeout', 'lb_policy', 'load_assignment', 'health_checks',
-    'circuit_breakers', 'outlier_detection', 'common_lb_config', 'metadata', 'transport_socket']);
+    'circuit_breakers', 'outlier_detection', 'common_lb_config', 'metadata', 'transport_socket', 'typed_extension_protocol_options',
+    'http2_protocol_options']);
   const out = new Fields().here(loc);
   out.set('name', key, sub(loc, 'name'));
   const type = asStr(c.type) ?? 'STATIC';
@@ -76,8 +79,12 @@ export function translateCluster(ctx: Ctx, key: string, c: Obj): ClusterPart | u
 
   const tls = c.transport_socket === undefined ? undefined : upstreamTls(ctx, c.transport_socket, sub(loc, 'transport_socket'));
   if (tls !== undefined) out.attach('tls', tls.raw, tls.marks);
+  upstreamProtocol(ctx, c, loc, out);
 
   const ext = ctx.extensions(c, loc, REMORA_EXTENSIONS.cluster);
+  if (ext.idle_timeout_ms !== undefined && out.raw.idle_timeout_ms !== undefined) {
+    ctx.reject(extPath(loc, 'idle_timeout_ms'), 'is also set by the HttpProtocolOptions\' common_http_protocol_options.idle_timeout; set one');
+  }
   for (const k of ['idle_timeout_ms', 'max_connections_per_endpoint'] as const) out.take(k, ext[k], extPath(loc, k));
   if (ext.outlier_probation_requests !== undefined) {
     const od2 = out.within('outlier_detection');

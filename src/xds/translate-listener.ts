@@ -1,14 +1,16 @@
 // Listener → a raw Remora listener without its routes (part of src/xds/translate.ts):
 // the address, one filter chain with downstream TLS and one HttpConnectionManager, whose
-// front-end settings, XFCC mode and HTTP filters (RBAC, local rate limits, the router)
-// become the listener's; the route configuration (RDS name or inline) is joined later by
-// translateXds, with the per-route configs these filters make room for.
+// front-end settings, HTTP versions (codec_type, http2_protocol_options), XFCC mode and
+// HTTP filters (RBAC, local rate limits, the router) become the listener's; the route
+// configuration (RDS name or inline) is joined later by translateXds, with the per-route
+// configs these filters make room for.
 
 import { HCM_FILTER_NAME, REMORA_EXTENSIONS, ROUTER_FILTER_NAME } from './names.js';
 import { TypeUrl } from './protos.js';
 import { asArr, asObj, asStr, isSet, wrapped, wrappedBool, type Obj } from './read.js';
 import { checkName, configSource, extPath, root, socketAddress, sub, type Ctx, type Loc } from './translate-context.js';
 import { Fields, type Mark } from './translate-fields.js';
+import { http2Options } from './translate-protocol.js';
 import { applyRateLimitKeys, localRateLimit } from './translate-ratelimit.js';
 import { authorization, collectRules, rbacConfig, type RbacAction, type RbacRules } from './translate-rbac.js';
 import { downstreamTls, forwardClientCert } from './translate-tls.js';
@@ -22,6 +24,8 @@ const ESCAPED_SLASHES: Readonly<Record<string, string>> = {
   UNESCAPE_AND_REDIRECT: 'unescape_and_redirect',
   UNESCAPE_AND_FORWARD: 'unescape_and_forward',
 };
+/** HTTP/3 has no Remora codec. */
+const CODEC_TYPES: Readonly<Record<string, string>> = { AUTO: 'auto', HTTP1: 'http1', HTTP2: 'http2' };
 const SERVER_HEADER: Readonly<Record<string, string>> = {
   OVERWRITE: 'overwrite',
   APPEND_IF_ABSENT: 'append_if_absent',
@@ -98,10 +102,14 @@ export function translateListener(ctx: Ctx, key: string, l: Obj): ListenerPart |
   ctx.only(hcm, tl, ['stat_prefix', 'codec_type', 'rds', 'route_config', 'http_filters', 'max_request_headers_kb',
     'forward_client_cert_details', 'set_current_client_cert_details', 'normalize_path', 'merge_slashes',
     'path_with_escaped_slashes_action', 'server_name', 'server_header_transformation', 'request_headers_timeout',
-    'common_http_protocol_options']);
-  if (isSet(hcm.codec_type) && hcm.codec_type !== 'AUTO' && hcm.codec_type !== 'HTTP1') {
-    ctx.reject(sub(tl, 'codec_type'), `${String(hcm.codec_type)} is not supported: Remora's listeners speak HTTP/1.1 (AUTO or HTTP1)`);
+    'common_http_protocol_options', 'http2_protocol_options']);
+  if (isSet(hcm.codec_type)) {
+    const codec = CODEC_TYPES[String(hcm.codec_type)];
+    if (codec === undefined) ctx.reject(sub(tl, 'codec_type'), `${String(hcm.codec_type)} is not supported: Remora serves HTTP/1.1 and HTTP/2 (AUTO, HTTP1 or HTTP2)`);
+    else out.set('codec_type', codec, sub(tl, 'codec_type'));
   }
+  const h2 = asObj(hcm.http2_protocol_options);
+  if (h2 !== undefined) http2Options(ctx, h2, sub(tl, 'http2_protocol_options'), out.nest('http2_protocol_options'));
   out.take('max_request_headers_kb', wrapped(hcm.max_request_headers_kb), sub(tl, 'max_request_headers_kb'));
   connectionManagerOptions(ctx, hcm, tl, out);
   forwardClientCert(ctx, hcm, tl, out);

@@ -1,9 +1,11 @@
 // RouteConfiguration → raw virtual hosts (part of src/xds/translate.ts): routes with
-// their match, route action (cluster or weighted clusters, rewrites, timeout, retry
-// policy) or direct response, header edits and Remora extensions; per-route configs of
-// local rate limit and RBAC filters are collected and attached per listener
-// (attachRoutes), because whether they are allowed depends on the listener's filters.
+// their match, route action (cluster or weighted clusters, rewrites, timeout, gRPC
+// deadline, retry policy) or direct response, header edits and Remora extensions;
+// per-route configs of local rate limit and RBAC filters are collected and attached per
+// listener (attachRoutes), because whether they are allowed depends on the listener's
+// filters.
 
+import { RETRY_ON } from '../config/schema/listener.js';
 import { FILTER_CONFIG_TYPE_URL, REMORA_EXTENSIONS } from './names.js';
 import { TypeUrl } from './protos.js';
 import { asArr, asNum, asObj, asStr, isSet, wrapped, wrappedBool, type Obj } from './read.js';
@@ -14,7 +16,8 @@ import { applyRateLimitKeys, localRateLimit } from './translate-ratelimit.js';
 import { authorization, collectRules, rbacConfig, type RbacAction, type RbacRules } from './translate-rbac.js';
 import { routeMatch } from './translate-route-match.js';
 
-const RETRY_ON = ['5xx', 'gateway-error', 'reset', 'connect-failure', 'retriable-4xx', 'retriable-status-codes'];
+/** The config's retry conditions (Envoy's names), as a list any string can be looked up in. */
+const RETRY_CONDITIONS: readonly string[] = RETRY_ON;
 
 interface PerRouteLimit {
   readonly vhost: number;
@@ -170,7 +173,7 @@ function perRouteConfigs(ctx: Ctx, configs: Obj, loc: Loc, vhost: number, route:
 /** RouteAction → `out` (the route's raw `route`), which it returns. */
 function routeAction(ctx: Ctx, a: Obj, loc: Loc, out: Fields): Obj {
   ctx.only(a, loc, ['cluster', 'weighted_clusters', 'prefix_rewrite', 'host_rewrite_literal', 'timeout', 'retry_policy',
-    'auto_host_rewrite', 'priority', 'cluster_not_found_response_code']);
+    'auto_host_rewrite', 'priority', 'cluster_not_found_response_code', 'max_stream_duration', 'max_grpc_timeout', 'grpc_timeout_offset']);
   if (wrappedBool(a.auto_host_rewrite) === true) ctx.reject(sub(loc, 'auto_host_rewrite'), 'is not supported; use host_rewrite_literal');
   if (isSet(a.priority) && a.priority !== 'DEFAULT') ctx.reject(sub(loc, 'priority'), `${String(a.priority)} is not supported (DEFAULT only)`);
   if (isSet(a.cluster_not_found_response_code) && a.cluster_not_found_response_code !== 'SERVICE_UNAVAILABLE') {
@@ -201,9 +204,36 @@ function routeAction(ctx: Ctx, a: Obj, loc: Loc, out: Fields): Obj {
   if (isSet(a.prefix_rewrite)) out.set('prefix_rewrite', a.prefix_rewrite, sub(loc, 'prefix_rewrite'));
   out.take('host_rewrite', a.host_rewrite_literal, sub(loc, 'host_rewrite_literal'));
   out.take('timeout_ms', ctx.ms(a.timeout, sub(loc, 'timeout')), sub(loc, 'timeout'));
+  grpcTimeout(ctx, a, loc, out);
   const rp = asObj(a.retry_policy);
   if (rp !== undefined) retryPolicy(ctx, rp, sub(loc, 'retry_policy'), out.nest('retry_policy'));
   return out.raw;
+}
+
+/** gRPC deadlines: max_stream_duration.grpc_timeout_header_max, or the deprecated
+ *  max_grpc_timeout, → grpc_timeout_header_max_ms (0: no cap). Envoy ignores
+ *  max_grpc_timeout when max_stream_duration is set; Remora refuses the pair instead of
+ *  ignoring a field. A stream duration limit and offsets are not supported (0 only). */
+function grpcTimeout(ctx: Ctx, a: Obj, loc: Loc, out: Fields): void {
+  const zeroOnly = (v: unknown, at: Loc, why: string): void => {
+    const ms = ctx.ms(v, at);
+    if (ms !== undefined && ms !== 0) ctx.reject(at, `${ms} ms is not supported: ${why} (0 or unset)`);
+  };
+  zeroOnly(a.grpc_timeout_offset, sub(loc, 'grpc_timeout_offset'), 'Remora does not shorten a grpc-timeout');
+  const msd = asObj(a.max_stream_duration);
+  if (msd === undefined) {
+    out.take('grpc_timeout_header_max_ms', ctx.ms(a.max_grpc_timeout, sub(loc, 'max_grpc_timeout')), sub(loc, 'max_grpc_timeout'));
+    return;
+  }
+  const ml = sub(loc, 'max_stream_duration');
+  if (asObj(a.max_grpc_timeout) !== undefined) {
+    ctx.reject(sub(loc, 'max_grpc_timeout'), 'not allowed together with max_stream_duration (Envoy would ignore it); use max_stream_duration.grpc_timeout_header_max');
+  }
+  ctx.only(msd, ml, ['max_stream_duration', 'grpc_timeout_header_max', 'grpc_timeout_header_offset']);
+  zeroOnly(msd.max_stream_duration, sub(ml, 'max_stream_duration'), 'Remora has no limit on a stream\'s duration');
+  zeroOnly(msd.grpc_timeout_header_offset, sub(ml, 'grpc_timeout_header_offset'), 'Remora does not shorten a grpc-timeout');
+  const at = sub(ml, 'grpc_timeout_header_max');
+  out.take('grpc_timeout_header_max_ms', ctx.ms(msd.grpc_timeout_header_max, at), at);
 }
 
 function retryPolicy(ctx: Ctx, rp: Obj, loc: Loc, out: Fields): void {
@@ -211,7 +241,7 @@ function retryPolicy(ctx: Ctx, rp: Obj, loc: Loc, out: Fields): void {
   out.here(loc);
   const on = (asStr(rp.retry_on) ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
   for (const cond of on) {
-    if (!RETRY_ON.includes(cond)) ctx.reject(sub(loc, 'retry_on'), `"${cond}" is not supported (Remora retries on ${RETRY_ON.join(', ')})`);
+    if (!RETRY_CONDITIONS.includes(cond)) ctx.reject(sub(loc, 'retry_on'), `"${cond}" is not supported (Remora retries on ${RETRY_CONDITIONS.join(', ')})`);
   }
   out.set('retry_on', on, sub(loc, 'retry_on'));
   out.take('num_retries', wrapped(rp.num_retries), sub(loc, 'num_retries'));

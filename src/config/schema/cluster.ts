@@ -4,7 +4,7 @@
 import * as v from 'valibot';
 import { isIP } from 'node:net';
 import { field, filePath, HOST_RE, int, list, ms, name, num, obj, oneOf, str } from './fields.js';
-import { TLS_VERSIONS } from './listener.js';
+import { Http2KeepaliveSchema, TLS_VERSIONS } from './listener.js';
 
 function endpointAddressProblem(a: string): string | undefined {
   if (a === '') return 'must not be empty';
@@ -111,6 +111,7 @@ export const ClusterHttp2Schema = obj({
   max_concurrent_streams: v.optional(int(1, 2_147_483_647, 'Requests carried at once on one connection; the upstream\'s own SETTINGS_MAX_CONCURRENT_STREAMS lowers it. A new connection is opened (up to `max_connections_per_endpoint`) when every one is full.', { scope: 'per connection' }), 100),
   initial_stream_window_size: v.optional(int(65_535, 2_147_483_647, 'Response bytes an upstream may send on one stream before Remora has passed them on.', { unit: 'bytes', scope: 'bytes, per stream' }), 65_535),
   initial_connection_window_size: v.optional(int(65_535, 2_147_483_647, 'The same for the whole connection.', { unit: 'bytes', scope: 'bytes, per connection' }), 1_048_576),
+  connection_keepalive: v.optional(field(Http2KeepaliveSchema, 'PING endpoints; close a connection whose PING goes unanswered (its requests fail as resets and may be retried).', { default: 'unset (no PINGs)', scope: 'per connection' })),
 }, 'HTTP/2 settings towards a cluster\'s endpoints (Envoy\'s `http2_protocol_options`).');
 
 export const ClusterSchema = obj({

@@ -253,10 +253,16 @@ export const XFCC_MODES = ['sanitize', 'sanitize_set', 'forward_only', 'append_f
 export const CODECS = ['strict', 'uws'] as const;
 export const CODEC_TYPES = ['auto', 'http1', 'http2'] as const;
 
+export const Http2KeepaliveSchema = obj({
+  interval_ms: ms(1, 'A PING is sent this often on every HTTP/2 connection.', { scope: 'ms, per connection' }),
+  timeout_ms: v.optional(ms(1, 'A PING not acknowledged within this closes the connection.', { scope: 'ms, per PING' }), 5000),
+}, 'HTTP/2 PING keepalive (Envoy\'s `connection_keepalive`): finds dead peers and silently dropped connections (a NAT or load balancer that forgot them) long before TCP would.');
+
 export const ListenerHttp2Schema = obj({
   max_concurrent_streams: v.optional(int(1, 2_147_483_647, 'Streams a client may have open at once on one connection (SETTINGS_MAX_CONCURRENT_STREAMS); more are refused with REFUSED_STREAM.', { scope: 'per connection' }), 100),
   initial_stream_window_size: v.optional(int(65_535, 2_147_483_647, 'Flow-control window of each stream: request body bytes a client may send before Remora has passed them on (SETTINGS_INITIAL_WINDOW_SIZE).', { unit: 'bytes', scope: 'bytes, per stream' }), 65_535),
   initial_connection_window_size: v.optional(int(65_535, 2_147_483_647, 'Flow-control window of the whole connection.', { unit: 'bytes', scope: 'bytes, per connection' }), 1_048_576),
+  connection_keepalive: v.optional(field(Http2KeepaliveSchema, 'PING clients; close a connection whose PING goes unanswered.', { default: 'unset (no PINGs)', scope: 'per connection' })),
 }, 'HTTP/2 settings of a listener (Envoy\'s `http2_protocol_options`). The defaults are Envoy\'s recommendation for untrusted clients (100 streams, 64 KiB per stream, 1 MiB per connection): memory a client can make Remora hold stays small.');
 export const ESCAPED_SLASHES_ACTIONS = ['keep_unchanged', 'reject_request', 'unescape_and_redirect', 'unescape_and_forward'] as const;
 export const SERVER_HEADER_TRANSFORMATIONS = ['overwrite', 'append_if_absent', 'pass_through'] as const;

@@ -1,0 +1,119 @@
+// HTTP/2 across Remora's lifecycle and limits: a drain tells HTTP/2 clients GOAWAY while
+// their open streams finish; circuit breakers count HTTP/2 upstream streams (max_requests)
+// and connections (max_connections) as Envoy does, requests share one upstream connection,
+// and a refused stream is sent again on a new connection.
+
+import http2 from 'node:http2';
+import t from 'tap';
+import { routesConfig, startRemora } from '../helpers/remora.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** An h2c upstream: answers `up:<path>` after `delayMs`, counts sessions and streams. */
+async function h2Upstream(delayMs = 0, opts: { refuseFirst?: number } = {}) {
+  const state = { sessions: 0, streams: 0, open: 0, maxOpen: 0, refused: 0 };
+  const server = http2.createServer({ settings: { maxConcurrentStreams: 1000 } });
+  server.on('session', () => state.sessions++);
+  server.on('stream', (stream, headers) => {
+    state.streams++;
+    stream.on('error', () => {}); // a refused or cancelled stream
+    if (opts.refuseFirst !== undefined && state.refused < opts.refuseFirst) {
+      state.refused++;
+      stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+      return;
+    }
+    state.open++;
+    state.maxOpen = Math.max(state.maxOpen, state.open);
+    stream.on('close', () => state.open--);
+    stream.resume();
+    setTimeout(() => {
+      if (stream.destroyed) return;
+      stream.respond({ ':status': 200 });
+      stream.end(`up:${headers[':path']}`);
+    }, delayMs);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  return { port, state, close: () => new Promise<void>((r) => server.close(() => r())) };
+}
+
+function h2Get(session: http2.ClientHttp2Session, path: string, method = 'GET'): Promise<{ status: number; body: string; flags: string }> {
+  return new Promise((resolve, reject) => {
+    const req = session.request({ ':method': method, ':path': path });
+    let status = 0;
+    let flags = '';
+    const chunks: Buffer[] = [];
+    req.on('response', (h) => {
+      status = Number(h[':status']);
+      flags = String(h['x-remora-flags'] ?? '');
+    });
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve({ status, body: Buffer.concat(chunks).toString(), flags }));
+    req.on('error', reject);
+    req.end(method === 'POST' ? 'payload' : undefined);
+  });
+}
+
+t.test('drain: HTTP/2 clients get GOAWAY, open streams finish, the process exits 0', async (t) => {
+  const up = await h2Upstream(600);
+  const remora = await startRemora(routesConfig([{ match: { prefix: '/' }, route: { cluster: 'u' } }],
+    [{ name: 'u', protocol: 'http2', endpoints: [{ address: '127.0.0.1', port: up.port }] }]));
+  t.teardown(async () => {
+    await remora.stop();
+    await up.close();
+  });
+  const session = http2.connect(`http://127.0.0.1:${remora.ports.main}`);
+  session.on('error', () => {});
+  let goaway = -1;
+  session.on('goaway', (code) => (goaway = code));
+  const inFlight = Promise.all([h2Get(session, '/slow/1'), h2Get(session, '/slow/2')]);
+  await sleep(150);
+  const exited = new Promise<number | null>((r) => remora.child.once('exit', (code) => r(code)));
+  process.kill(remora.pid, 'SIGTERM');
+  const answers = await inFlight;
+  t.same(answers.map((a) => [a.status, a.body]), [[200, 'up:/slow/1'], [200, 'up:/slow/2']], 'the streams open at SIGTERM finish with their answers');
+  t.equal(goaway, http2.constants.NGHTTP2_NO_ERROR, 'the client was told GOAWAY (NO_ERROR)');
+  t.equal(await exited, 0, 'Remora exits 0');
+  session.destroy();
+});
+
+t.test('HTTP/2 upstreams: one connection carries concurrent requests; max_requests counts streams', async (t) => {
+  const up = await h2Upstream(300);
+  const remora = await startRemora(routesConfig([{ match: { prefix: '/' }, route: { cluster: 'u' } }],
+    [{ name: 'u', protocol: 'http2', endpoints: [{ address: '127.0.0.1', port: up.port }], circuit_breakers: { max_requests: 3 } }]));
+  t.teardown(async () => {
+    await remora.stop();
+    await up.close();
+  });
+  const session = http2.connect(`http://127.0.0.1:${remora.ports.main}`);
+  session.on('error', () => {});
+  t.teardown(() => session.destroy());
+  const answers = await Promise.all(Array.from({ length: 5 }, (_, i) => h2Get(session, `/c/${i}`)));
+  const ok = answers.filter((a) => a.status === 200);
+  const overflow = answers.filter((a) => a.status === 503 && a.flags === 'UO');
+  t.equal(ok.length, 3, `three requests within max_requests 3 are served (saw ${answers.map((a) => `${a.status} ${a.flags}`).join(', ')})`);
+  t.equal(overflow.length, 2, 'the other two get 503 UO');
+  t.equal(up.state.maxOpen, 3, 'the upstream saw at most 3 streams at once');
+  t.equal(up.state.sessions, 1, 'all of them on one upstream connection');
+  const more = await Promise.all(Array.from({ length: 3 }, (_, i) => h2Get(session, `/d/${i}`)));
+  t.ok(more.every((a) => a.status === 200), 'the streams were given back: 3 more succeed');
+  t.equal(up.state.sessions, 1, 'still one upstream connection');
+});
+
+t.test('a stream the upstream refused is sent again on a new connection (a POST too)', async (t) => {
+  const up = await h2Upstream(0, { refuseFirst: 1 });
+  const remora = await startRemora(routesConfig([{ match: { prefix: '/' }, route: { cluster: 'u' } }],
+    [{ name: 'u', protocol: 'http2', endpoints: [{ address: '127.0.0.1', port: up.port }] }]));
+  t.teardown(async () => {
+    await remora.stop();
+    await up.close();
+  });
+  const session = http2.connect(`http://127.0.0.1:${remora.ports.main}`);
+  session.on('error', () => {});
+  t.teardown(() => session.destroy());
+  const answer = await h2Get(session, '/refused', 'POST');
+  t.equal(answer.status, 200, `the refused POST is answered after one resend (saw ${answer.status} ${answer.flags})`);
+  t.equal(up.state.refused, 1, 'the upstream refused it once');
+  t.equal(up.state.streams, 2, 'and processed it once, on the second try');
+  t.equal(up.state.sessions, 2, 'the resend went on a new connection');
+});
