@@ -29,7 +29,10 @@ export function recordRequest(info: StreamInfo, listener: ListenerRuntime): void
   listener.stats.requestFinished(info.status, FLAG_INDEX.get(flag) ?? -1, info.bytesIn, info.bytesOut, info.durationUs);
   if (info.retryExhausted) listener.stats.count(ListenerCounter.FlagBase + URX_INDEX);
   if (info.retryOverflow && flag !== ResponseFlag.UpstreamOverflow) listener.stats.count(ListenerCounter.FlagBase + UO_INDEX);
-  if (cluster !== null && info.upstreamStatus > 0) cluster.stats.upstreamResponse(info.upstreamStatus, info.upstreamUs, info.durationUs);
+  if (cluster !== null && info.upstreamStatus > 0) {
+    cluster.stats.upstreamResponse(info.upstreamStatus, info.upstreamUs, info.durationUs);
+    if (info.grpcStatus >= 0) cluster.stats.grpcResponse(info.grpcStatus);
+  }
 }
 
 /** A request goes out again on a fresh connection: the one it was given had been closed

@@ -25,6 +25,8 @@ export interface ClusterStats {
   upstreamResponse(status: number, upstreamUs: number, downstreamUs: number): void;
   /** An upstream response that Remora retried instead of sending on. */
   retriedResponse(status: number, upstreamUs: number): void;
+  /** A gRPC call's grpc-status from the upstream. */
+  grpcResponse(code: number): void;
 }
 
 /** Recording switched off (`stats.enabled: false`): calls cost a no-op, as pino does
@@ -42,6 +44,7 @@ export const NO_CLUSTER_STATS: ClusterStats = {
   connectionClosed() {},
   upstreamResponse() {},
   retriedResponse() {},
+  grpcResponse() {},
 };
 
 export class StatsRecorder {
@@ -155,6 +158,10 @@ export class SlabClusterStats implements ClusterStats {
     if (cls >= 0 && cls <= 4) Atomics.add(this.rec.cells, this.base + ClusterCounter.Rq1xx + cls, 1);
     this.rec.observe(this.upstream, upstreamUs);
     this.rec.observe(this.overhead, downstreamUs > upstreamUs ? downstreamUs - upstreamUs : 0);
+  }
+
+  grpcResponse(code: number): void {
+    Atomics.add(this.rec.cells, this.base + ClusterCounter.Grpc0 + (code >= 0 && code <= 16 ? code : 17), 1);
   }
 
   /** A response that was retried: counted by class apart from the responses clients got

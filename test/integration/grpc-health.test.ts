@@ -92,4 +92,11 @@ t.test('gRPC health checks mark endpoints by grpc.health.v1 answers', async (t) 
   await waitUntil('b healthy again', async () => (await health(b.port)) === 'healthy');
   for (let i = 0; i < 20; i++) await call();
   t.ok(b.state.calls - before.b > 0, `b takes calls again (${b.state.calls - before.b})`);
+
+  // Every call above ended with grpc-status 0: counted per cluster and status.
+  const stats = (await admin(remora.adminPort, '/stats?filter=grpc')).text;
+  const ok = Number(/^cluster\.svc\.grpc\.upstream_rq_0: (\d+)$/m.exec(stats)?.[1] ?? -1);
+  t.equal(ok, 40, `cluster.svc.grpc.upstream_rq_0 counts the 40 calls (saw ${ok}; /stats: ${stats.trim().split('\n').length} lines)`);
+  const metrics = (await admin(remora.adminPort, '/metrics')).text;
+  t.match(metrics, /^remora_upstream_grpc_responses_total\{cluster="svc",grpc_status="0"\} 40$/m, 'and in Prometheus by grpc_status');
 });

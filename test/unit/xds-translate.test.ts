@@ -303,6 +303,37 @@ const FRONT_END = {
   clusters: [{ name: 'api', endpoints: [{ address: '127.0.0.1', port: 9000 }] }],
 };
 
+/** HTTP/2 and gRPC: listeners per codec_type with their HTTP/2 settings, an HTTP/2
+ *  cluster, gRPC deadlines (capped, uncapped) and gRPC retry conditions (round trip). */
+const GRPC = {
+  listeners: [
+    {
+      name: 'grpc-in', port: 0, codec_type: 'http2',
+      http2_protocol_options: { max_concurrent_streams: 1000, initial_stream_window_size: 1_048_576, initial_connection_window_size: 4_194_304 },
+      virtual_hosts: [{
+        name: 'v',
+        domains: ['*'],
+        routes: [
+          {
+            name: 'capped',
+            match: { prefix: '/echo.Echo/' },
+            route: {
+              cluster: 'grpc', grpc_timeout_header_max_ms: 3000,
+              retry_policy: { retry_on: ['connect-failure', 'refused-stream', 'unavailable', 'cancelled', 'deadline-exceeded', 'internal', 'resource-exhausted'] },
+            },
+          },
+          { match: { prefix: '/' }, route: { cluster: 'grpc', grpc_timeout_header_max_ms: 0 } },
+        ],
+      }],
+    },
+    { name: 'h1-in', port: 0, codec_type: 'http1', virtual_hosts: [{ name: 'v', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'web' } }] }] },
+  ],
+  clusters: [
+    { name: 'grpc', protocol: 'http2', http2_protocol_options: { max_concurrent_streams: 50, initial_stream_window_size: 131_072, initial_connection_window_size: 2_097_152 }, endpoints: [{ address: '127.0.0.1', port: 50051 }] },
+    { name: 'web', protocol: 'http1', endpoints: [{ address: '127.0.0.1', port: 8080 }] },
+  ],
+};
+
 const MINIMAL = {
   listeners: [{ name: 'in', port: 0, virtual_hosts: [{ name: 'v', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'api' } }] }] }],
   clusters: [{ name: 'api', endpoints: [{ address: '127.0.0.1', port: 9000 }] }],
@@ -312,7 +343,7 @@ const MINIMAL = {
 // Round trips
 
 t.test('round trip: Remora → xDS → Remora gives the same config', async (t) => {
-  for (const [name, raw] of [['docs example', DOCS_EXAMPLE], ['resilience', RESILIENCE], ['mtls', MTLS], ['minimal', MINIMAL], ['front end', FRONT_END]] as const) {
+  for (const [name, raw] of [['docs example', DOCS_EXAMPLE], ['resilience', RESILIENCE], ['mtls', MTLS], ['minimal', MINIMAL], ['front end', FRONT_END], ['grpc', GRPC]] as const) {
     for (const eds of [true, false]) {
       const config = valid(raw);
       const set = overTheWire(config, eds);
@@ -450,7 +481,7 @@ t.test('rejects route-level fields outside the subset, precisely', async (t) => 
   const set = overTheWire(valid(MINIMAL));
   const rc = set.routes.get('in') as Obj;
   const route = arr(arr(rc.virtual_hosts)[0].routes)[0];
-  obj(route.route).retry_policy = { retry_on: '5xx,refused-stream', retry_host_predicate: [{ name: 'x' }] };
+  obj(route.route).retry_policy = { retry_on: '5xx,retriable-headers', retry_host_predicate: [{ name: 'x' }] };
   obj(route.match).query_parameters = [{ name: 'q' }];
   route.request_headers_to_add = [
     { header: { key: 'x-client', value: '%DOWNSTREAM_REMOTE_ADDRESS%' } },
@@ -459,7 +490,8 @@ t.test('rejects route-level fields outside the subset, precisely', async (t) => 
   t.same(errorsOf(translateXds({}, rewire(set))), [
     'RouteConfiguration "in" virtual_hosts[0].routes[0].match.query_parameters: field not supported by Remora',
     'RouteConfiguration "in" virtual_hosts[0].routes[0].route.retry_policy.retry_host_predicate: field not supported by Remora',
-    'RouteConfiguration "in" virtual_hosts[0].routes[0].route.retry_policy.retry_on: "refused-stream" is not supported (Remora retries on 5xx, gateway-error, reset, connect-failure, retriable-4xx, retriable-status-codes)',
+    'RouteConfiguration "in" virtual_hosts[0].routes[0].route.retry_policy.retry_on: "retriable-headers" is not supported (Remora retries on 5xx, gateway-error, reset, '
+      + 'connect-failure, retriable-4xx, retriable-status-codes, refused-stream, cancelled, deadline-exceeded, internal, resource-exhausted, unavailable)',
     'RouteConfiguration "in" virtual_hosts[0].routes[0].request_headers_to_add[0].header.value: uses Envoy\'s %COMMAND% substitution; Remora adds values literally (write %% for a literal %)',
     'RouteConfiguration "in" virtual_hosts[0].routes[0].request_headers_to_add[1].append_action: OVERWRITE_IF_EXISTS_OR_ADD is not supported: Remora appends (APPEND_IF_EXISTS_OR_ADD)',
   ]);
@@ -1122,4 +1154,229 @@ t.test("HttpConnectionManager front-end fields as Istio and Envoy set them", asy
   setHcm(l, { ...hcmOf(l), common_http_protocol_options: { max_connection_duration: { seconds: 60 } } });
   const refused = translateXds(baseOf(config), rewire(set));
   t.match(errorsOf(refused).join('\n'), /common_http_protocol_options\.max_connection_duration/, 'an unsupported option is NACKed by its path');
+});
+
+// ---------------------------------------------------------------------------
+// HTTP/2 and gRPC
+
+const HPO = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
+const TL = `${L}.filters[0].typed_config`;
+/** A cluster's HttpProtocolOptions, as an Any under Envoy's key. */
+const protocolOptions = (options: Obj): Obj => ({ [HPO]: protos.encodeAny(TypeUrl.HttpProtocolOptions, options) });
+const firstRoute = (set: MutableSet): Obj => arr(arr((set.routes.get('in') as Obj).virtual_hosts)[0].routes)[0];
+
+t.test('toXdsResources: codec_type, HTTP/2 settings, an HTTP/2 cluster and gRPC deadlines as Envoy reads them', async (t) => {
+  const r = toXdsResources(valid(GRPC), { edsForAllClusters: true });
+  const hcm = hcmOf(r.listeners.get('grpc-in') as Obj);
+  t.equal(hcm.codec_type, 'HTTP2');
+  t.same(hcm.http2_protocol_options, {
+    max_concurrent_streams: { value: 1000 }, initial_stream_window_size: { value: 1_048_576 }, initial_connection_window_size: { value: 4_194_304 },
+  });
+  const grpc = protos.decodeAny(protos.encodeAny(TypeUrl.Cluster, r.clusters.get('grpc') as Obj)).message;
+  const any = obj(obj(grpc.typed_extension_protocol_options)[HPO]) as unknown as AnyMessage;
+  t.equal(any.type_url, TypeUrl.HttpProtocolOptions, 'filed under Envoy\'s key, with its type');
+  t.same(protos.decodeAny(any).message, {
+    explicit_http_config: {
+      http2_protocol_options: { max_concurrent_streams: { value: 50 }, initial_stream_window_size: { value: 131_072 }, initial_connection_window_size: { value: 2_097_152 } },
+    },
+  });
+  t.equal(r.clusters.get('web')?.typed_extension_protocol_options, undefined, 'HTTP/1.1 is the default: nothing written');
+  const routes = arr(arr((r.routes.get('grpc-in') as Obj).virtual_hosts)[0].routes).map((x) => obj(x.route));
+  t.same(routes.map((x) => x.max_stream_duration), [{ grpc_timeout_header_max: { seconds: 3, nanos: 0 } }, { grpc_timeout_header_max: { seconds: 0, nanos: 0 } }]);
+  t.equal(obj(routes[0].retry_policy).retry_on, 'connect-failure,refused-stream,unavailable,cancelled,deadline-exceeded,internal,resource-exhausted');
+  t.equal(arr(arr((r.routes.get('h1-in') as Obj).virtual_hosts)[0].routes).map((x) => obj(x.route))[0].max_stream_duration, undefined,
+    'no grpc_timeout_header_max_ms: no max_stream_duration (grpc-timeout ignored)');
+});
+
+t.test('HttpConnectionManager codec_type and http2_protocol_options (Istio and Envoy shapes)', async (t) => {
+  const config = valid(MINIMAL);
+  const set = overTheWire(config);
+  const l = set.listeners.get('in') as Obj;
+  const base = hcmOf(l);
+  delete base.codec_type;
+  delete base.http2_protocol_options;
+  const translate = (hcm: Obj): XdsTranslateResult => {
+    setHcm(l, { ...base, ...hcm });
+    return translateXds(baseOf(config), rewire(set));
+  };
+  for (const [codec, want] of [['AUTO', 'auto'], ['HTTP1', 'http1'], ['HTTP2', 'http2']] as const) {
+    const r = translate({ codec_type: codec });
+    t.same(errorsOf(r), [], `${codec} accepted`);
+    t.equal(r.ok && r.config.listeners[0].codec_type, want, `${codec} → ${want}`);
+  }
+  const unset = translate({});
+  t.same(unset.ok && unset.config.listeners[0].http2_protocol_options, { max_concurrent_streams: 100, initial_stream_window_size: 65_535, initial_connection_window_size: 1_048_576 },
+    "unset: Remora's defaults (Envoy's recommendation for untrusted clients), not Envoy's 2^31-1 streams and 256 MiB windows");
+  t.equal(unset.ok && unset.config.listeners[0].codec_type, 'auto');
+
+  // Envoy's edge recommendation plus flood limits and the default HPACK table size.
+  const r = translate({
+    codec_type: 'AUTO',
+    http2_protocol_options: {
+      max_concurrent_streams: { value: 100 }, initial_stream_window_size: { value: 65_536 }, initial_connection_window_size: { value: 1_048_576 },
+      hpack_table_size: { value: 4096 }, max_outbound_frames: { value: 10_000 }, max_outbound_control_frames: { value: 1000 },
+      max_consecutive_inbound_frames_with_empty_payload: { value: 1 }, max_inbound_priority_frames_per_stream: { value: 100 },
+      max_inbound_window_update_frames_per_data_frame_sent: { value: 10 },
+    },
+  });
+  t.same(errorsOf(r), [], 'flood limits and hpack_table_size 4096 accepted');
+  t.same(r.ok && r.config.listeners[0].http2_protocol_options, { max_concurrent_streams: 100, initial_stream_window_size: 65_536, initial_connection_window_size: 1_048_576 });
+  const partial = translate({ http2_protocol_options: { max_concurrent_streams: { value: 1_073_741_824 } } });
+  t.same(partial.ok && partial.config.listeners[0].http2_protocol_options, { max_concurrent_streams: 1_073_741_824, initial_stream_window_size: 65_535, initial_connection_window_size: 1_048_576 },
+    'fields left unset keep their defaults');
+
+  t.same(errorsOf(translate({
+    codec_type: 'HTTP3',
+    http2_protocol_options: {
+      hpack_table_size: { value: 0 }, allow_connect: true, allow_metadata: true, connection_keepalive: { interval: { seconds: 10 } },
+      custom_settings_parameters: [{ identifier: { value: 9 }, value: { value: 1 } }], override_stream_error_on_invalid_http_message: { value: true },
+    },
+  })), [
+    `${TL}.codec_type: HTTP3 is not supported: Remora serves HTTP/1.1 and HTTP/2 (AUTO, HTTP1 or HTTP2)`,
+    `${TL}.http2_protocol_options.allow_connect: field not supported by Remora`,
+    `${TL}.http2_protocol_options.allow_metadata: field not supported by Remora`,
+    `${TL}.http2_protocol_options.custom_settings_parameters: field not supported by Remora`,
+    `${TL}.http2_protocol_options.override_stream_error_on_invalid_http_message: field not supported by Remora`,
+    `${TL}.http2_protocol_options.connection_keepalive: field not supported by Remora`,
+    `${TL}.http2_protocol_options.hpack_table_size: 0 is not supported: Remora's HPACK table is 4096 bytes (4096 or unset)`,
+  ]);
+  // validateConfig's ranges are reported at the xDS field.
+  t.same(errorsOf(translate({ http2_protocol_options: { initial_stream_window_size: { value: 1024 } } })).length, 1);
+  t.match(errorsOf(translate({ http2_protocol_options: { initial_stream_window_size: { value: 1024 } } }))[0], `${TL}.http2_protocol_options.initial_stream_window_size:`);
+  // A uWS listener serves HTTP/1.1 only.
+  l.metadata = { filter_metadata: { remora: { fields: { codec: { stringValue: 'uws' } } } } };
+  t.match(errorsOf(translate({ codec_type: 'HTTP2' })), [`${TL}.codec_type: must be "http1" or "auto" with codec "uws"`]);
+});
+
+t.test('Cluster: HTTP/2 from HttpProtocolOptions (Istio) or the deprecated http2_protocol_options', async (t) => {
+  const config = valid(MINIMAL);
+  const set = overTheWire(config);
+  const c = set.clusters.get('api') as Obj;
+  const translate = (fields: Obj): XdsTranslateResult => {
+    delete c.typed_extension_protocol_options;
+    delete c.http2_protocol_options;
+    delete c.metadata;
+    Object.assign(c, fields);
+    return translateXds(baseOf(config), rewire(set));
+  };
+  const cluster = (r: XdsTranslateResult): RemoraConfig['clusters'][number] | undefined => (r.ok ? r.config.clusters[0] : undefined);
+
+  // Istio's outbound cluster for a gRPC (or http2) port.
+  const istio = translate({ typed_extension_protocol_options: protocolOptions({ explicit_http_config: { http2_protocol_options: {} } }) });
+  t.same(errorsOf(istio), []);
+  t.match(cluster(istio), { protocol: 'http2', http2_protocol_options: { max_concurrent_streams: 100, initial_stream_window_size: 65_535, initial_connection_window_size: 1_048_576 } });
+
+  // A DestinationRule's connection pool: idle timeout and stream limit.
+  const tuned = translate({
+    typed_extension_protocol_options: protocolOptions({
+      common_http_protocol_options: { idle_timeout: { seconds: 300 } },
+      explicit_http_config: { http2_protocol_options: { max_concurrent_streams: { value: 1_073_741_824 }, initial_connection_window_size: { value: 2_097_152 } } },
+    }),
+  });
+  t.same(errorsOf(tuned), []);
+  t.match(cluster(tuned), { protocol: 'http2', idle_timeout_ms: 300_000, http2_protocol_options: { max_concurrent_streams: 1_073_741_824, initial_connection_window_size: 2_097_152 } });
+  const noIdle = translate({ typed_extension_protocol_options: protocolOptions({ common_http_protocol_options: { idle_timeout: {} }, explicit_http_config: {} }) });
+  t.same(errorsOf(noIdle), []);
+  t.match(cluster(noIdle), { protocol: 'http1', idle_timeout_ms: 0 }, "empty explicit_http_config is HTTP/1.1; idle_timeout 0s disables it (Envoy's and Remora's 0)");
+
+  const h1 = translate({ typed_extension_protocol_options: protocolOptions({ explicit_http_config: { http_protocol_options: {} } }) });
+  t.same(errorsOf(h1), []);
+  t.equal(cluster(h1)?.protocol, 'http1');
+
+  const legacy = translate({ http2_protocol_options: { max_concurrent_streams: { value: 10 } } });
+  t.same(errorsOf(legacy), []);
+  t.match(cluster(legacy), { protocol: 'http2', http2_protocol_options: { max_concurrent_streams: 10 } });
+  const legacyEmpty = translate({ http2_protocol_options: {} });
+  t.equal(cluster(legacyEmpty)?.protocol, 'http2', 'the deprecated field\'s presence alone means HTTP/2');
+
+  const C = 'Cluster "api"';
+  const T = `${C} typed_extension_protocol_options["${HPO}"]`;
+  // Istio sends use_downstream_protocol_config for ports whose protocol it sniffs.
+  t.same(errorsOf(translate({ typed_extension_protocol_options: protocolOptions({ use_downstream_protocol_config: { http_protocol_options: {}, http2_protocol_options: {} } }) })), [
+    `${T}.use_downstream_protocol_config: is not supported: Remora speaks one HTTP version per cluster; use explicit_http_config (http_protocol_options or http2_protocol_options)`,
+  ]);
+  t.same(errorsOf(translate({ typed_extension_protocol_options: protocolOptions({ auto_config: { http2_protocol_options: {} } }) })), [
+    `${T}.auto_config: is not supported: Remora does not choose the upstream HTTP version by ALPN; use explicit_http_config (http_protocol_options or http2_protocol_options)`,
+  ]);
+  t.same(errorsOf(translate({ typed_extension_protocol_options: protocolOptions({ common_http_protocol_options: { idle_timeout: { seconds: 1 } } }) })), [
+    `${T}.explicit_http_config: is required (Envoy requires one of explicit_http_config, use_downstream_protocol_config, auto_config; Remora supports the first)`,
+  ]);
+  t.same(errorsOf(translate({
+    typed_extension_protocol_options: protocolOptions({
+      common_http_protocol_options: { max_requests_per_connection: { value: 1 }, max_connection_duration: { seconds: 60 } },
+      upstream_http_protocol_options: { auto_sni: true },
+      explicit_http_config: { http_protocol_options: { accept_http_10: true } },
+    }),
+  })), [
+    `${T}.upstream_http_protocol_options: field not supported by Remora`,
+    `${T}.explicit_http_config.http_protocol_options.accept_http_10: field not supported by Remora`,
+    `${T}.common_http_protocol_options.max_connection_duration: field not supported by Remora`,
+    `${T}.common_http_protocol_options.max_requests_per_connection: field not supported by Remora`,
+  ]);
+  t.same(errorsOf(translate({
+    http2_protocol_options: {},
+    typed_extension_protocol_options: {
+      ...protocolOptions({ explicit_http_config: { http2_protocol_options: { allow_connect: true } } }),
+      'envoy.filters.network.thrift_proxy': { type_url: 'type.googleapis.com/envoy.extensions.filters.network.thrift_proxy.v3.ThriftProtocolOptions', value: Buffer.alloc(0) },
+    },
+  })), [
+    `${C} typed_extension_protocol_options["envoy.filters.network.thrift_proxy"]: type.googleapis.com/envoy.extensions.filters.network.thrift_proxy.v3.ThriftProtocolOptions is not supported (only ${HPO})`,
+    `${C} http2_protocol_options: not allowed together with typed_extension_protocol_options["${HPO}"] (Envoy refuses both too); set its explicit_http_config.http2_protocol_options`,
+    `${T}.explicit_http_config.http2_protocol_options.allow_connect: field not supported by Remora`,
+  ]);
+  t.same(errorsOf(translate({
+    typed_extension_protocol_options: protocolOptions({ common_http_protocol_options: { idle_timeout: { seconds: 5 } }, explicit_http_config: {} }),
+    metadata: { filter_metadata: { remora: { fields: { idle_timeout_ms: { numberValue: 1000 } } } } },
+  })), [
+    `${C} metadata.filter_metadata.remora.idle_timeout_ms: is also set by the HttpProtocolOptions' common_http_protocol_options.idle_timeout; set one`,
+  ]);
+});
+
+t.test('Route: gRPC deadlines from max_stream_duration (Istio) or max_grpc_timeout; Istio\'s default retry_on', async (t) => {
+  const config = valid(MINIMAL);
+  const set = overTheWire(config);
+  const action = obj(firstRoute(set).route);
+  const translate = (fields: Obj): XdsTranslateResult => {
+    for (const k of ['max_stream_duration', 'max_grpc_timeout', 'grpc_timeout_offset', 'retry_policy']) delete action[k];
+    Object.assign(action, fields);
+    return translateXds(baseOf(config), rewire(set));
+  };
+  const routeOf = (r: XdsTranslateResult): NonNullable<RemoraConfig['listeners'][number]['virtual_hosts'][number]['routes'][number]['route']> | undefined =>
+    (r.ok ? r.config.listeners[0].virtual_hosts[0].routes[0].route : undefined);
+
+  // What Istio writes on every HTTP route: no stream limit, grpc-timeout honoured uncapped.
+  const istio = translate({ max_stream_duration: { max_stream_duration: { seconds: 0 }, grpc_timeout_header_max: { seconds: 0 } } });
+  t.same(errorsOf(istio), []);
+  t.equal(routeOf(istio)?.grpc_timeout_header_max_ms, 0, 'grpc_timeout_header_max 0s → 0 (no cap)');
+  const capped = translate({ max_stream_duration: { grpc_timeout_header_max: { seconds: 5, nanos: 500_000_000 }, grpc_timeout_header_offset: {} } });
+  t.same(errorsOf(capped), []);
+  t.equal(routeOf(capped)?.grpc_timeout_header_max_ms, 5500);
+  const onlyLimit = translate({ max_stream_duration: { max_stream_duration: {} } });
+  t.equal(routeOf(onlyLimit)?.grpc_timeout_header_max_ms, undefined, 'max_stream_duration without grpc_timeout_header_max: grpc-timeout ignored');
+  const legacy = translate({ max_grpc_timeout: { seconds: 2 }, grpc_timeout_offset: { seconds: 0 } });
+  t.same(errorsOf(legacy), []);
+  t.equal(routeOf(legacy)?.grpc_timeout_header_max_ms, 2000, 'the deprecated max_grpc_timeout');
+  const none = translate({});
+  t.equal(routeOf(none)?.grpc_timeout_header_max_ms, undefined, 'unset: grpc-timeout ignored');
+
+  const R = 'RouteConfiguration "in" virtual_hosts[0].routes[0].route';
+  t.same(errorsOf(translate({
+    max_grpc_timeout: { seconds: 1 },
+    grpc_timeout_offset: { nanos: 50_000_000 },
+    max_stream_duration: { max_stream_duration: { seconds: 30 }, grpc_timeout_header_offset: { seconds: 1 }, grpc_timeout_header_max: { seconds: 10 } },
+  })), [
+    `${R}.grpc_timeout_offset: 50 ms is not supported: Remora does not shorten a grpc-timeout (0 or unset)`,
+    `${R}.max_grpc_timeout: not allowed together with max_stream_duration (Envoy would ignore it); use max_stream_duration.grpc_timeout_header_max`,
+    `${R}.max_stream_duration.max_stream_duration: 30000 ms is not supported: Remora has no limit on a stream's duration (0 or unset)`,
+    `${R}.max_stream_duration.grpc_timeout_header_offset: 1000 ms is not supported: Remora does not shorten a grpc-timeout (0 or unset)`,
+  ]);
+
+  // Istio's default retry policy conditions (its retry_host_predicate is not supported).
+  const retries = translate({
+    retry_policy: { retry_on: 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes', num_retries: { value: 2 }, retriable_status_codes: [503] },
+  });
+  t.same(errorsOf(retries), []);
+  t.same(routeOf(retries)?.retry_policy?.retry_on, ['connect-failure', 'refused-stream', 'unavailable', 'cancelled', 'retriable-status-codes']);
+  const grpcCodes = translate({ retry_policy: { retry_on: 'deadline-exceeded,internal,resource-exhausted' } });
+  t.same(routeOf(grpcCodes)?.retry_policy?.retry_on, ['deadline-exceeded', 'internal', 'resource-exhausted']);
 });

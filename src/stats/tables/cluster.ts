@@ -2,7 +2,7 @@
 // cluster's endpoint pools): the table that declares their slab order, /stats names
 // (Envoy's `cluster.<name>.…`), Prometheus families (label `cluster`) and help text.
 
-import { statusClassRows, type StatRow } from './table.js';
+import { grpcStatusRows, statusClassRows, type StatRow } from './table.js';
 
 export const CLUSTER_ROWS = [
   // The status-class block comes first: upstreamResponse adds Rq1xx + class.
@@ -12,6 +12,10 @@ export const CLUSTER_ROWS = [
   // cluster.<name>.retry.upstream_rq_<class>. retriedResponse adds RetryRq1xx + class.
   ...statusClassRows('RetryRq', 'retry.upstream_rq_', 'remora_upstream_retried_responses_total',
     'Upstream responses that were retried (not sent to the client), by cluster and status class.', 'upstream responses that were retried, by class'),
+  // gRPC responses by grpc-status (headers or trailers): recordRequest adds Grpc0 + code.
+  ...grpcStatusRows('Grpc', 'grpc.upstream_rq_', 'remora_upstream_grpc_responses_total',
+    'gRPC responses from upstreams by cluster and grpc-status (from headers or trailers; 17 codes and "other").',
+    'gRPC calls answered by the upstream, by `grpc-status` (a call cut off before its status is not counted)'),
   { handle: 'CxTotal', kind: 'counter', stats: 'upstream_cx_total', prom: 'remora_upstream_connections_total',
     help: 'Upstream connections opened.', doc: 'upstream connections opened' },
   { handle: 'CxActive', kind: 'gauge', stats: 'upstream_cx_active', prom: 'remora_upstream_connections_active',

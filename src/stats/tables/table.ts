@@ -98,3 +98,29 @@ export function statusClassRows<P extends string>(
     docStats: `\`${statsPrefix}1xx\` … \`${statsPrefix}5xx\``,
   }));
 }
+
+/** gRPC status labels: the 17 codes of the gRPC spec, and `other` for anything else. */
+export const GRPC_STATUS_LABELS = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', 'other'] as const;
+export type GrpcStatusLabel = (typeof GRPC_STATUS_LABELS)[number];
+
+/** One counter per gRPC status (`<prefix>0` … `<prefix>16`, `<prefix>other`), adjacent so
+ *  that a recorder adds `<prefix>0 + code`; one Prometheus family with a `grpc_status`
+ *  label, 18 series at most per component. */
+export function grpcStatusRows<P extends string>(
+  prefix: P,
+  statsPrefix: string,
+  prom: string,
+  help: string,
+  doc: string,
+): readonly StatRow<`${P}${GrpcStatusLabel}`, 'counter'>[] {
+  return GRPC_STATUS_LABELS.map((code) => ({
+    handle: `${prefix}${code}` as `${P}${GrpcStatusLabel}`,
+    kind: 'counter' as const,
+    stats: `${statsPrefix}${code}`,
+    prom,
+    labels: { grpc_status: code },
+    help,
+    doc,
+    docStats: `\`${statsPrefix}0\` … \`${statsPrefix}16\`, \`${statsPrefix}other\``,
+  }));
+}
