@@ -47,6 +47,7 @@ function remoraClient(port: number): Client {
   const head = 'GET / HTTP/1.1\r\nhost: bench\r\n\r\n';
   class Req implements UpstreamSink {
     cancelled = false;
+    readonly downstreamHttp2 = false;
     constructor(private readonly done: (ok: boolean) => void) {}
     onConnection(conn: UpstreamChannel): void {
       conn.start(this, head, false, 'none');

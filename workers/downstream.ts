@@ -11,6 +11,8 @@ export interface DownstreamRequest {
   /** Flat [name, value, ...], lower-case names, in arrival order. */
   readonly headers: string[];
   readonly remoteAddress: string;
+  /** The request came over HTTP/2 (else HTTP/1.x). */
+  readonly http2: boolean;
   /** The verified client certificate's identity (mTLS listeners); null without one. */
   readonly peer: PeerIdentity | null;
   /** The front end refused the head (bad Host, target, header count, path...): the

@@ -160,6 +160,10 @@ export class Exchange implements DownstreamEvents, AttemptOwner {
     return this.body.framing;
   }
 
+  get downstreamHttp2(): boolean {
+    return this.req.http2;
+  }
+
   requestHead(): string {
     const n = this.info.attempts + 1;
     // Every attempt after the first says which it is (Envoy's x-envoy-attempt-count); the

@@ -152,7 +152,7 @@ export class Http2Front {
       const method = String(headers[':method'] ?? '');
       const target = String(headers[':path'] ?? '');
       const endStream = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0;
-      const request = this.reader.read(method, target, 1, requestFields(rawHeaders, endStream), state.remoteAddress, state.peer);
+      const request = this.reader.read(method, target, 1, requestFields(rawHeaders, endStream), state.remoteAddress, state.peer, true);
       startExchange(this.ctx, this.config.name, ds, request, (events, hasBody) => ds.listen(events, hasBody));
     } catch (err) {
       this.ctx.log.error({ err }, 'reading an HTTP/2 request failed');

@@ -21,7 +21,7 @@ export class RequestReader {
   }
 
   /** The request for a head: `rawHeaders` flat [name, value, ...] as they came. */
-  read(method: string, target: string, httpMinor: number, rawHeaders: readonly string[], remoteAddress: string, peer: PeerIdentity | null): DownstreamRequest {
+  read(method: string, target: string, httpMinor: number, rawHeaders: readonly string[], remoteAddress: string, peer: PeerIdentity | null, http2 = false): DownstreamRequest {
     const head = checkRequestHead(method, target, httpMinor, rawHeaders, this.limits);
     let refusal: RequestRefusal | null = null;
     let path: string;
@@ -46,7 +46,7 @@ export class RequestReader {
         }
       }
     }
-    return { method, path, query, headers, remoteAddress, peer, refusal };
+    return { method, path, query, headers, remoteAddress, http2, peer, refusal };
   }
 }
 

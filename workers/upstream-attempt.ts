@@ -20,6 +20,8 @@ type AttemptPhase = 'queued' | 'sent' | 'receiving' | 'discarding' | 'done';
 export interface AttemptOwner {
   /** The head for the try about to be written (attempt count included as needed). */
   requestHead(): string;
+  /** The client's request came over HTTP/2. */
+  readonly downstreamHttp2: boolean;
   readonly isHeadRequest: boolean;
   readonly framing: BodyFraming;
   /** Downstream writes batched while the connection's read is handled. */
@@ -65,6 +67,11 @@ export class UpstreamAttempt implements UpstreamSink, PoolClient {
   dispatch(fresh: boolean): boolean {
     this.pool.active++;
     return this.pool.acquire(this, fresh);
+  }
+
+  /** PoolClient: a `protocol: downstream` pool speaks the client's HTTP version. */
+  get downstreamHttp2(): boolean {
+    return this.owner.downstreamHttp2;
   }
 
   /** PoolClient: the pool skips an attempt that is over. */

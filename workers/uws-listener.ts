@@ -70,6 +70,7 @@ export class UwsListener {
         query: req.getQuery() ?? '',
         headers,
         remoteAddress: arrayBufferText(res.getRemoteAddressAsText()),
+        http2: false,
         peer: null,
         refusal: null,
       };

@@ -157,7 +157,8 @@ function poolOptions(config: ClusterConfig, tls: ClusterTls | null): PoolOptions
     maxConnections: config.max_connections_per_endpoint,
     maxClusterConnections: config.circuit_breakers.max_connections,
     maxPending: config.circuit_breakers.max_pending_requests,
-    http2: config.protocol === 'http2' ? {
+    followDownstream: config.protocol === 'downstream',
+    http2: config.protocol !== 'http1' ? {
       maxConcurrentStreams: config.http2_protocol_options.max_concurrent_streams,
       initialStreamWindow: config.http2_protocol_options.initial_stream_window_size,
       initialConnectionWindow: config.http2_protocol_options.initial_connection_window_size,

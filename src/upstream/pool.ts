@@ -23,6 +23,8 @@ export interface PoolClient {
   readonly cancelled: boolean;
   /** The endpoint left the config while the client waited in its queue. */
   onPoolClosed(): void;
+  /** The client's own request came over HTTP/2 (read by `protocol: downstream` pools). */
+  readonly downstreamHttp2: boolean;
 }
 
 export interface PoolOptions {
@@ -35,15 +37,19 @@ export interface PoolOptions {
   readonly maxPending: number;
   /** The cluster's TLS settings; absent or null for plaintext. */
   readonly tls?: ClusterTls | null;
-  /** HTTP/2 settings for `protocol: http2`; absent or null for HTTP/1.1. */
+  /** HTTP/2 settings for `protocol: http2` or `downstream`; absent or null for HTTP/1.1. */
   readonly http2?: Http2Settings | null;
+  /** `protocol: downstream`: HTTP/2 for clients that came over HTTP/2, else HTTP/1.1. */
+  readonly followDownstream?: boolean;
 }
 
 export class EndpointPool implements ConnectionOwner, Http2ConnectionOwner {
   private readonly idle: UpstreamConnection[] = [];
   /** HTTP/2 connections, busy or not (empty for HTTP/1.1). */
   private readonly h2: Http2Connection[] = [];
+  /** Requests waiting for an HTTP/1.1 connection, and for an HTTP/2 stream. */
   private readonly waiting = new RingBuffer<PoolClient>();
+  private readonly waitingH2 = new RingBuffer<PoolClient>();
   /** Open or connecting connections, idle or busy. */
   private total = 0;
   /** Requests dispatched to this endpoint and not yet finished (least_request reads it). */
@@ -67,8 +73,14 @@ export class EndpointPool implements ConnectionOwner, Http2ConnectionOwner {
   }
 
   /** The protocol this pool speaks (fixed: a cluster that changes it gets new pools). */
-  get protocol(): 'http1' | 'http2' {
-    return this.options.http2 ? 'http2' : 'http1';
+  get protocol(): 'http1' | 'http2' | 'downstream' {
+    return this.options.followDownstream === true ? 'downstream' : this.options.http2 ? 'http2' : 'http1';
+  }
+
+  /** Whether `client` is served over HTTP/2. */
+  private wantsHttp2(client: PoolClient): boolean {
+    const o = this.options;
+    return o.http2 !== undefined && o.http2 !== null && (o.followDownstream !== true || client.downstreamHttp2);
   }
 
   get idleCount(): number {
@@ -85,7 +97,7 @@ export class EndpointPool implements ConnectionOwner, Http2ConnectionOwner {
   }
 
   get queued(): number {
-    return this.waiting.length;
+    return this.waiting.length + this.waitingH2.length;
   }
 
   /** Applies new limits from a config snapshot; existing connections stay. */
@@ -104,8 +116,9 @@ export class EndpointPool implements ConnectionOwner, Http2ConnectionOwner {
    *  Returns false when the request would have to wait and the cluster's
    *  max_pending_requests is reached (the caller answers 503 UO). */
   acquire(client: PoolClient, fresh = false): boolean {
+    const h2 = this.wantsHttp2(client);
     if (!fresh) {
-      const conn = this.options.http2 ? this.streamOnOpenConnection() : this.takeIdle();
+      const conn = h2 ? this.streamOnOpenConnection() : this.takeIdle();
       if (conn !== null) {
         client.onConnection(conn);
         return true;
@@ -116,11 +129,11 @@ export class EndpointPool implements ConnectionOwner, Http2ConnectionOwner {
       // regardless, else its queued requests could never run (Envoy does the same).
       if (this.total === 0 || fresh) {
         this.resources.connections.acquire();
-        client.onConnection(this.openChannel());
+        client.onConnection(this.openChannel(h2));
         return true;
       }
       if (this.resources.connections.tryAcquire(this.options.maxClusterConnections)) {
-        client.onConnection(this.openChannel());
+        client.onConnection(this.openChannel(h2));
         return true;
       }
       this.stats.count(ClusterCounter.CxOverflow);
@@ -129,7 +142,7 @@ export class EndpointPool implements ConnectionOwner, Http2ConnectionOwner {
       this.stats.count(ClusterCounter.RqPendingOverflow);
       return false;
     }
-    this.waiting.push(client);
+    (h2 ? this.waitingH2 : this.waiting).push(client);
     this.stats.gauge(ClusterGauge.RqPending, 1);
     return true;
   }
@@ -140,9 +153,15 @@ export class EndpointPool implements ConnectionOwner, Http2ConnectionOwner {
       conn.destroy();
       return;
     }
-    const next = this.nextWaiting();
+    const next = this.nextWaiting(this.waiting);
     if (next !== undefined) {
       next.onConnection(conn);
+      return;
+    }
+    if (this.waitingH2.length > 0) {
+      // protocol: downstream, at the connection limit: this connection makes room for an
+      // HTTP/2 one (its close event opens it for the waiting request).
+      conn.destroy();
       return;
     }
     this.idle.push(conn);
@@ -162,10 +181,12 @@ export class EndpointPool implements ConnectionOwner, Http2ConnectionOwner {
       return;
     }
     if (!conn.hasRoom) return;
-    const next = this.nextWaiting();
+    const next = this.nextWaiting(this.waitingH2);
     if (next !== undefined) {
       conn.streams++;
       next.onConnection(conn.channel());
+    } else if (conn.streams === 0 && this.waiting.length > 0) {
+      conn.close(); // protocol: downstream: room for an HTTP/1.1 connection
     }
   }
 
@@ -176,12 +197,7 @@ export class EndpointPool implements ConnectionOwner, Http2ConnectionOwner {
     this.total--;
     this.resources.connections.release();
     this.stats.connectionClosed(conn.wasConnected);
-    if (this.closed) return;
-    const next = this.nextWaiting();
-    if (next !== undefined) {
-      this.resources.connections.acquire(); // replaces the one just closed
-      next.onConnection(this.openChannel());
-    }
+    this.replaceFor(this.nextWaiting(this.waitingH2) ?? this.nextWaiting(this.waiting));
   }
 
   /** ConnectionOwner: a connection closed; forget it and let a waiter open a new one. */
@@ -191,12 +207,14 @@ export class EndpointPool implements ConnectionOwner, Http2ConnectionOwner {
     this.total--;
     this.resources.connections.release();
     this.stats.connectionClosed(conn.wasConnected);
-    if (this.closed) return;
-    const next = this.nextWaiting();
-    if (next !== undefined) {
-      this.resources.connections.acquire(); // replaces the one just closed
-      next.onConnection(this.openChannel());
-    }
+    this.replaceFor(this.nextWaiting(this.waiting) ?? this.nextWaiting(this.waitingH2));
+  }
+
+  /** A connection closed: `next`, a request that waited for one, gets a new one. */
+  private replaceFor(next: PoolClient | undefined): void {
+    if (next === undefined || this.closed) return;
+    this.resources.connections.acquire(); // replaces the one just closed
+    next.onConnection(this.openChannel(this.wantsHttp2(next)));
   }
 
   /** Closes idle connections past the idle timeout or the upstream's keep-alive hint. */
@@ -221,7 +239,9 @@ export class EndpointPool implements ConnectionOwner, Http2ConnectionOwner {
     this.closed = true;
     for (const conn of this.idle.splice(0)) conn.destroy();
     for (const conn of this.h2) conn.close(); // open streams finish first
-    for (let next = this.nextWaiting(); next !== undefined; next = this.nextWaiting()) next.onPoolClosed();
+    for (const queue of [this.waiting, this.waitingH2]) {
+      for (let next = this.nextWaiting(queue); next !== undefined; next = this.nextWaiting(queue)) next.onPoolClosed();
+    }
   }
 
   private takeIdle(): UpstreamConnection | null {
@@ -236,13 +256,13 @@ export class EndpointPool implements ConnectionOwner, Http2ConnectionOwner {
   }
 
   /** The first queued client still waiting, taken off the queue. */
-  private nextWaiting(): PoolClient | undefined {
-    let next = this.waiting.shift();
+  private nextWaiting(queue: RingBuffer<PoolClient>): PoolClient | undefined {
+    let next = queue.shift();
     while (next !== undefined) {
       this.stats.gauge(ClusterGauge.RqPending, -1);
       this.resources.pending.release();
       if (!next.cancelled) return next;
-      next = this.waiting.shift();
+      next = queue.shift();
     }
     return undefined;
   }
@@ -259,11 +279,11 @@ export class EndpointPool implements ConnectionOwner, Http2ConnectionOwner {
   }
 
   /** A new connection (HTTP/2: a new connection's first stream). */
-  private openChannel(): UpstreamChannel {
+  private openChannel(h2: boolean): UpstreamChannel {
     this.total++;
     this.stats.connectionOpened();
     const o = this.options;
-    if (!o.http2) return new UpstreamConnection(this, this.endpoint.address, this.endpoint.port, o.connectTimeoutMs, this.tls);
+    if (!h2 || !o.http2) return new UpstreamConnection(this, this.endpoint.address, this.endpoint.port, o.connectTimeoutMs, this.tls);
     const conn = new Http2Connection(this, this.endpoint.address, this.endpoint.port, o.connectTimeoutMs, o.http2, this.tls);
     this.h2.push(conn);
     conn.streams++;

@@ -1,11 +1,14 @@
 // HTTP/2 across Remora's lifecycle and limits: a drain tells HTTP/2 clients GOAWAY while
 // their open streams finish; circuit breakers count HTTP/2 upstream streams (max_requests)
 // and connections (max_connections) as Envoy does, requests share one upstream connection,
-// and a refused stream is sent again on a new connection.
+// a refused stream is sent again on a new connection; and `protocol: downstream` speaks
+// each client's own HTTP version to an upstream that serves both.
 
+import http from 'node:http';
 import http2 from 'node:http2';
+import net from 'node:net';
 import t from 'tap';
-import { routesConfig, startRemora } from '../helpers/remora.js';
+import { request, routesConfig, startRemora } from '../helpers/remora.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -116,4 +119,48 @@ t.test('a stream the upstream refused is sent again on a new connection (a POST 
   t.equal(up.state.refused, 1, 'the upstream refused it once');
   t.equal(up.state.streams, 2, 'and processed it once, on the second try');
   t.equal(up.state.sessions, 2, 'the resend went on a new connection');
+});
+
+t.test('protocol: downstream: HTTP/1.1 clients reach the upstream over HTTP/1.1, HTTP/2 clients over HTTP/2', async (t) => {
+  // An upstream serving both on one port (the preface decides, as Remora's listeners do).
+  const seen: string[] = [];
+  const answer = (version: string, url: string, res: http.ServerResponse | http2.Http2ServerResponse): void => {
+    seen.push(`${version} ${url}`);
+    res.setHeader('x-upstream-version', version);
+    res.end(`via ${version}`);
+  };
+  const h1 = http.createServer((req, res) => answer(req.httpVersion, req.url ?? '', res));
+  const h2 = http2.createServer((req, res) => answer(req.httpVersion, req.url, res));
+  const front = net.createServer((socket) => {
+    socket.once('data', (chunk) => {
+      socket.pause();
+      socket.unshift(chunk);
+      if (chunk.toString('latin1').startsWith('PRI * HTTP/2.0')) {
+        h2.emit('connection', socket); // the session reads the socket itself
+      } else {
+        h1.emit('connection', socket);
+        socket.resume();
+      }
+    });
+  });
+  await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
+  const upPort = (front.address() as net.AddressInfo).port;
+  const remora = await startRemora(routesConfig([{ match: { prefix: '/' }, route: { cluster: 'u' } }],
+    [{ name: 'u', protocol: 'downstream', endpoints: [{ address: '127.0.0.1', port: upPort }] }]));
+  const session = http2.connect(`http://127.0.0.1:${remora.ports.main}`);
+  session.on('error', () => {});
+  t.teardown(async () => {
+    session.destroy();
+    await remora.stop();
+    await new Promise<void>((r) => front.close(() => r()));
+    h1.close();
+    h2.close();
+  });
+  const r1 = await request(remora.ports.main, { path: '/one' });
+  t.equal(r1.text, 'via 1.1', 'an HTTP/1.1 client reaches the upstream over HTTP/1.1');
+  const r2 = await h2Get(session, '/two');
+  t.equal(r2.body, 'via 2.0', 'an HTTP/2 client reaches it over HTTP/2');
+  const both = await Promise.all([request(remora.ports.main, { path: '/three' }), h2Get(session, '/four')]);
+  t.same([both[0].text, both[1].body], ['via 1.1', 'via 2.0'], 'both at once, each in its own version');
+  t.same(seen.sort(), ['1.1 /one', '1.1 /three', '2.0 /four', '2.0 /two'], 'what the upstream saw');
 });

@@ -252,7 +252,7 @@ function harness(setup: Setup = {}) {
   const ds = new FakeDownstream();
   let events: DownstreamEvents | null = null;
   const start = (method: string, headers: string[] = ['host', 'a']): Exchange => {
-    const req: DownstreamRequest = { method, path: '/p', query: '', headers, remoteAddress: '127.0.0.1', peer: null, refusal: null };
+    const req: DownstreamRequest = { method, path: '/p', query: '', headers, remoteAddress: '127.0.0.1', http2: false, peer: null, refusal: null };
     const ex = new Exchange(ctx as unknown as WorkerContext, ds, req);
     ex.begin(listener, (e) => {
       events = e;
