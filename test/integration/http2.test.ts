@@ -16,6 +16,7 @@ import net from 'node:net';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { TestPki } from '../helpers/certs.js';
+import { END_STREAM, FRAME, frame, headersFrame, RawH2, REFUSED, requestFields, type Teardowns } from '../helpers/raw-h2.js';
 import { startRecordingUpstream } from '../helpers/recording-upstream.js';
 import { request, startRemora, startUpstream, waitUntil } from '../helpers/remora.js';
 
@@ -157,9 +158,6 @@ const securePort = remora.ports.secure;
 /** Header value(s) of `name` in a raw header list (name, value, name, value, ...). */
 const rawValues = (raw: string[], name: string): string[] => raw.flatMap((v, i) => (i % 2 === 0 && v.toLowerCase() === name ? [raw[i + 1]] : []));
 
-/** What the helpers need of a tap test. */
-type Teardowns = { teardown(fn: () => unknown): void };
-
 interface H2Reply {
   status: number;
   headers: http2.IncomingHttpHeaders;
@@ -204,156 +202,6 @@ async function curl(args: string[]): Promise<{ head: string; body: string }> {
   const end = stdout.indexOf('\r\n\r\n');
   return { head: stdout.slice(0, end), body: stdout.slice(end + 4) };
 }
-
-// ---------------------------------------------------------------------------
-// Raw frames, for what node:http2 refuses to send. HPACK here is only "literal header
-// field without indexing, new name", no Huffman, lengths < 127.
-
-const FRAME = { DATA: 0, HEADERS: 1, RST_STREAM: 3, SETTINGS: 4, PING: 6, GOAWAY: 7 } as const;
-const END_STREAM = 0x1;
-const END_HEADERS = 0x4;
-
-function frame(type: number, flags: number, stream: number, payload: Buffer = Buffer.alloc(0)): Buffer {
-  const head = Buffer.alloc(9);
-  head.writeUIntBE(payload.length, 0, 3);
-  head[3] = type;
-  head[4] = flags;
-  head.writeUInt32BE(stream, 5);
-  return Buffer.concat([head, payload]);
-}
-
-function literal(name: string, value: string): Buffer {
-  const n = Buffer.from(name, 'latin1');
-  const v = Buffer.from(value, 'latin1');
-  if (n.length >= 127 || v.length >= 127) throw new Error('literal(): lengths must be < 127');
-  return Buffer.concat([Buffer.from([0x00, n.length]), n, Buffer.from([v.length]), v]);
-}
-
-function headersFrame(stream: number, fields: [string, string][], endStream: boolean): Buffer {
-  return frame(FRAME.HEADERS, END_HEADERS | (endStream ? END_STREAM : 0), stream, Buffer.concat(fields.map(([n, v]) => literal(n, v))));
-}
-
-/** A request head; `extra` fields follow the pseudo-headers. */
-const requestFields = (method: string, path: string, extra: [string, string][] = []): [string, string][] => [
-  [':method', method],
-  [':scheme', 'http'],
-  [':path', path],
-  [':authority', `127.0.0.1:${port}`],
-  ...extra,
-];
-
-/** :status of a response header block: the static-table forms nghttp2 writes, literal
- *  or Huffman-coded digits; null for anything else. */
-function statusOf(block: Buffer): number | null {
-  let i = 0;
-  while (i < block.length && (block[i] & 0xe0) === 0x20) {
-    // Dynamic table size update (5-bit prefix integer).
-    if ((block[i] & 0x1f) === 0x1f) while (block[++i] & 0x80);
-    i++;
-  }
-  const b = block[i];
-  const STATIC: Record<number, number> = { 8: 200, 9: 204, 10: 206, 11: 304, 12: 400, 13: 404, 14: 500 };
-  if (b & 0x80) return STATIC[b & 0x7f] ?? null;
-  const nameIndex = (b & 0xc0) === 0x40 ? b & 0x3f : b & 0x0f;
-  if (nameIndex < 8 || nameIndex > 14) return null;
-  const huffman = (block[i + 1] & 0x80) !== 0;
-  const value = block.subarray(i + 2, i + 2 + (block[i + 1] & 0x7f));
-  const text = huffman ? huffmanDigits(value) : value.toString('latin1');
-  return /^\d{3}$/.test(text) ? Number(text) : null;
-}
-
-/** Decodes a Huffman-coded string of digits (RFC 7541 codes: 0-2 are 5 bits, 3-9 are 6). */
-function huffmanDigits(buf: Buffer): string {
-  const bit = (k: number) => (buf[k >> 3] >> (7 - (k & 7))) & 1;
-  const total = buf.length * 8;
-  let out = '';
-  for (let k = 0; k + 5 <= total; ) {
-    let code = 0;
-    for (let j = 0; j < 5; j++) code = (code << 1) | bit(k + j);
-    if (code <= 2) {
-      out += String(code);
-      k += 5;
-      continue;
-    }
-    if (k + 6 > total) break;
-    code = (code << 1) | bit(k + 5);
-    if (code < 0x19 || code > 0x1f) break; // padding (ones) or not a digit
-    out += String(code - 0x19 + 3);
-    k += 6;
-  }
-  return out;
-}
-
-interface Frame {
-  type: number;
-  flags: number;
-  stream: number;
-  payload: Buffer;
-}
-
-/** A client connection that writes frames by hand and records every frame received. */
-class RawH2 {
-  readonly frames: Frame[] = [];
-  closed = false;
-  private buf = Buffer.alloc(0);
-
-  private constructor(private readonly socket: net.Socket) {
-    socket.on('data', (d: Buffer) => {
-      this.buf = Buffer.concat([this.buf, d]);
-      while (this.buf.length >= 9) {
-        const len = this.buf.readUIntBE(0, 3);
-        if (this.buf.length < 9 + len) break;
-        const f = { type: this.buf[3], flags: this.buf[4], stream: this.buf.readUInt32BE(5) & 0x7fffffff, payload: Buffer.from(this.buf.subarray(9, 9 + len)) };
-        this.buf = this.buf.subarray(9 + len);
-        this.frames.push(f);
-        if (f.type === FRAME.SETTINGS && (f.flags & 0x1) === 0) socket.write(frame(FRAME.SETTINGS, 0x1, 0));
-        if (f.type === FRAME.PING && (f.flags & 0x1) === 0) socket.write(frame(FRAME.PING, 0x1, 0, f.payload));
-      }
-    });
-    socket.on('close', () => (this.closed = true));
-    socket.on('error', () => (this.closed = true));
-  }
-
-  static open(t: Teardowns): Promise<RawH2> {
-    return new Promise((resolve, reject) => {
-      const socket = net.connect(port, '127.0.0.1', () => {
-        socket.off('error', reject);
-        socket.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1'), frame(FRAME.SETTINGS, 0, 0)]));
-        resolve(new RawH2(socket));
-      });
-      t.teardown(() => socket.destroy());
-      socket.once('error', reject);
-    });
-  }
-
-  write(data: Buffer): void {
-    this.socket.write(data);
-  }
-
-  /** What became of `stream`: `reset <code>`, `goaway <code>`, `status <n>`, `closed`, or
-   *  `nothing` after `ms`. */
-  async outcome(stream: number, ms = 3000): Promise<string> {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      for (const f of this.frames) {
-        if (f.type === FRAME.RST_STREAM && f.stream === stream) return `reset ${f.payload.readUInt32BE(0)}`;
-        if (f.type === FRAME.GOAWAY) return `goaway ${f.payload.readUInt32BE(4)}`;
-        if (f.type === FRAME.HEADERS && f.stream === stream) {
-          let block = f.payload;
-          if (f.flags & 0x8) block = block.subarray(1, block.length - block[0]);
-          if (f.flags & 0x20) block = block.subarray(5);
-          return `status ${statusOf(block) ?? `unknown (block ${block.subarray(0, 8).toString('hex')})`}`;
-        }
-      }
-      if (this.closed) return 'closed';
-      if (Date.now() > deadline) return 'nothing';
-      await sleep(20);
-    }
-  }
-}
-
-/** A refusal: the stream reset, the connection ended, or a 4xx response. */
-const REFUSED = /^(reset \d+|goaway \d+|closed|status 4\d\d)$/;
 
 // ---------------------------------------------------------------------------
 
@@ -502,7 +350,7 @@ t.test('h2 client resets its stream (RST_STREAM CANCEL): Remora ends the upstrea
 
 t.test('raw frames: a valid request gets 200 (the frame helpers work)', async (t) => {
   hostile.clear();
-  const conn = await RawH2.open(t);
+  const conn = await RawH2.open(port, t);
   conn.write(headersFrame(1, requestFields('GET', '/hostile/valid'), true));
   const outcome = await conn.outcome(1);
   t.equal(outcome, 'status 200', `expected status 200 for a well-formed request, got ${outcome}`);
@@ -511,7 +359,7 @@ t.test('raw frames: a valid request gets 200 (the frame helpers work)', async (t
 
 t.test('raw frames: a connection-specific header (connection: keep-alive) is refused, nothing reaches the upstream', async (t) => {
   hostile.clear();
-  const conn = await RawH2.open(t);
+  const conn = await RawH2.open(port, t);
   conn.write(headersFrame(1, requestFields('GET', '/hostile/connection', [['connection', 'keep-alive']]), true));
   const outcome = await conn.outcome(1);
   t.match(outcome, REFUSED, `expected the stream reset or a 4xx, got ${outcome}`);
@@ -522,7 +370,7 @@ t.test('raw frames: a connection-specific header (connection: keep-alive) is ref
 
 t.test('raw frames: content-length 10 with a 20-byte DATA → stream reset, no complete request upstream', async (t) => {
   hostile.clear();
-  const conn = await RawH2.open(t);
+  const conn = await RawH2.open(port, t);
   conn.write(headersFrame(1, requestFields('POST', '/hostile/cl', [['content-length', '10']]), false));
   conn.write(frame(FRAME.DATA, END_STREAM, 1, Buffer.from('0123456789SMUGGLED!!', 'latin1')));
   const outcome = await conn.outcome(1);
@@ -535,7 +383,7 @@ t.test('raw frames: content-length 10 with a 20-byte DATA → stream reset, no c
 
 t.test('raw frames: te other than trailers is refused, nothing reaches the upstream', async (t) => {
   hostile.clear();
-  const conn = await RawH2.open(t);
+  const conn = await RawH2.open(port, t);
   conn.write(headersFrame(1, requestFields('GET', '/hostile/te', [['te', 'gzip']]), true));
   const outcome = await conn.outcome(1);
   t.match(outcome, REFUSED, `expected the stream reset or a 4xx, got ${outcome}`);
@@ -549,7 +397,7 @@ t.test('raw frames: a field with CR/LF or NUL in its value is never forwarded', 
   // hold either way: none of its bytes reach the upstream.
   for (const [name, value] of [['x-evil', 'a\r\nx-injected: 1'], ['x-nul', 'a\u0000x-injected: 1']]) {
     hostile.clear();
-    const conn = await RawH2.open(t);
+    const conn = await RawH2.open(port, t);
     conn.write(headersFrame(1, requestFields('GET', `/hostile/${name}`, [[name, value]]), true));
     const outcome = await conn.outcome(1);
     t.match(outcome, /^(status 200|reset \d+|status 4\d\d)$/, `${name}: expected the field dropped (200) or the stream refused, got ${outcome}`);
