@@ -47,8 +47,9 @@ export class Http2Downstream implements Downstream {
   private written = 0;
   private trailers: OutgoingHttpHeaders | null = null;
   private drainHooked = false;
-  /** Set by the front end: called once the response is complete (or the stream gone). */
-  onFinished: (() => void) | null = null;
+  /** Set by the front end: called once the stream is over; `prematureReset`: the client
+   *  reset it before any response was sent. */
+  onFinished: ((prematureReset: boolean) => void) | null = null;
 
   constructor(
     private readonly stream: ServerHttp2Stream,
@@ -215,7 +216,7 @@ export class Http2Downstream implements Downstream {
 
   private readonly handleClose = (): void => {
     try {
-      this.onFinished?.();
+      this.onFinished?.(!this.headWritten && this.stream.rstCode !== 0);
       // A stream that closed before its response was sent whole: the client reset it (or
       // its connection went).
       if (this.aborted || (this.headWritten && this.stream.rstCode === 0 && this.stream.writableFinished)) return;

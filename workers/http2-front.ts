@@ -32,6 +32,11 @@ export function startsWithPreface(chunk: Buffer): boolean {
   return n > 0 && chunk.compare(H2_PREFACE, 0, n, 0, n) === 0;
 }
 
+/** A connection whose client reset more than half of at least this many streams before
+ *  their response is closed at once (Envoy's premature reset limit, against the rapid
+ *  reset attack: each reset stream cost Remora a request, the client almost nothing). */
+const PREMATURE_RESET_MIN_STREAMS = 500;
+
 /** What the front end keeps per client connection. */
 interface SessionState {
   readonly remoteAddress: string;
@@ -39,6 +44,8 @@ interface SessionState {
   /** Why requests on this connection are refused (an unverified client certificate). */
   readonly refusal: string | null;
   served: number;
+  /** Streams the client reset before their response started. */
+  prematureResets: number;
 }
 
 export class Http2Front {
@@ -80,6 +87,9 @@ export class Http2Front {
       socket.destroy();
       return;
     }
+    // The listener's node:http server allows half-open sockets; HTTP/2 has no use for them,
+    // and node:http2 never ends one whose client closed: it would stay in CLOSE_WAIT.
+    socket.allowHalfOpen = false;
     this.accepting = { socket, peer, refusal };
     try {
       this.server.emit('connection', socket);
@@ -104,7 +114,7 @@ export class Http2Front {
   private readonly onSession = (session: ServerHttp2Session): void => {
     try {
       const a = this.accepting;
-      const state: SessionState = { remoteAddress: a?.socket.remoteAddress ?? '', peer: a?.peer ?? null, refusal: a?.refusal ?? null, served: 0 };
+      const state: SessionState = { remoteAddress: a?.socket.remoteAddress ?? '', peer: a?.peer ?? null, refusal: a?.refusal ?? null, served: 0, prematureResets: 0 };
       this.sessions.set(session, state);
       session.on('close', () => this.sessions.delete(session));
       session.on('error', noop); // the session closes; its streams abort
@@ -148,7 +158,7 @@ export class Http2Front {
         // The last stream this connection may carry (Envoy's max_requests_per_connection).
         session!.close();
       }
-      if (this.ctx.draining || this.closing) ds.onFinished = () => this.drainSession(session!);
+      ds.onFinished = (prematureReset) => this.streamFinished(session!, state, prematureReset);
       const method = String(headers[':method'] ?? '');
       const target = String(headers[':path'] ?? '');
       const endStream = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0;
@@ -160,9 +170,17 @@ export class Http2Front {
     }
   };
 
-  /** While the worker drains, a connection that finished a stream is told GOAWAY. */
-  private drainSession(session: Http2Session): void {
-    if (!session.closed && !session.destroyed) session.close();
+  /** A stream is over: a connection resetting too many streams early is closed; while the
+   *  worker drains, the connection is told GOAWAY. */
+  private streamFinished(session: Http2Session, state: SessionState, prematureReset: boolean): void {
+    if (session.destroyed) return;
+    if (prematureReset && ++state.prematureResets * 2 > state.served && state.served >= PREMATURE_RESET_MIN_STREAMS) {
+      this.ctx.log.warn({ listener: this.config.name, remote: state.remoteAddress, streams: state.served, resets: state.prematureResets },
+        'HTTP/2 client reset most of its streams before their response (rapid reset): connection closed');
+      session.destroy();
+      return;
+    }
+    if ((this.ctx.draining || this.closing) && !session.closed) session.close();
   }
 }
 

@@ -131,3 +131,46 @@ export async function startPeer(
   const port = Number((await waitForOutput(child, /^(\d+)\n/m))[1]);
   return { name, port, pid: child.pid };
 }
+
+/** nginx for the HTTP/2 benchmarks: h2c with prior knowledge on `port` (`listen … http2`),
+ *  `/` proxied to the HTTP/1.1 upstream (keep-alive) and `/bench.` to the gRPC upstream
+ *  (`grpc_pass`, keep-alive). */
+export function nginxH2Config(o: PeerConfigOptions, grpcPort: number): string {
+  const d = o.dir;
+  return (
+    `worker_processes ${o.workers};\ndaemon off;\npid ${d}/nginx.pid;\nerror_log ${d}/nginx-error.log;\n` +
+    // keepalive_requests: nginx's default (1000) ends an HTTP/2 connection with GOAWAY
+    // after 1000 streams, which h2load does not reconnect from.
+    `events { worker_connections 4096; }\nhttp {\n  access_log off;\n  keepalive_requests 10000000;\n` +
+    `  client_body_temp_path ${d}; proxy_temp_path ${d}; fastcgi_temp_path ${d}; uwsgi_temp_path ${d}; scgi_temp_path ${d};\n` +
+    `  upstream up { server 127.0.0.1:${o.upstreamPort}; keepalive 128; keepalive_requests 10000000; }\n` +
+    `  upstream grpcup { server 127.0.0.1:${grpcPort}; keepalive 128; keepalive_requests 10000000; }\n` +
+    `  server { listen 127.0.0.1:${o.port} http2; http2_max_concurrent_streams 128;\n` +
+    `    location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; }\n` +
+    `    location /bench. { grpc_pass grpc://grpcup; } }\n}\n`
+  );
+}
+
+/** HAProxy for the HTTP/2 benchmarks: h2c on `port` (`proto h2`), `/` to the HTTP/1.1
+ *  upstream and gRPC (`/bench.`) to the gRPC upstream over HTTP/2 (`proto h2`). */
+export function haproxyH2Config(o: PeerConfigOptions, grpcPort: number): string {
+  return (
+    `global\n  nbthread ${o.workers}\n  maxconn 4096\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n  option http-keep-alive\n` +
+    `frontend fe\n  bind 127.0.0.1:${o.port} proto h2\n  use_backend grpc if { path_beg /bench. }\n  default_backend be\n` +
+    `backend be\n  http-reuse always\n  server s1 127.0.0.1:${o.upstreamPort}\n` +
+    `backend grpc\n  http-reuse always\n  server g1 127.0.0.1:${grpcPort} proto h2\n`
+  );
+}
+
+/** Starts nginx or HAProxy configured for HTTP/2 (see nginxH2Config, haproxyH2Config). */
+export async function startH2Peer(procs: Processes, core: number | string | null, name: 'nginx' | 'haproxy', upstreamPort: number, grpcPort: number, dir: string): Promise<RunningPeer> {
+  const port = await freePort();
+  const opts = { port, upstreamPort, workers: 1, dir };
+  const file = join(dir, name === 'nginx' ? 'nginx-h2.conf' : 'haproxy-h2.cfg');
+  writeFileSync(file, name === 'nginx' ? nginxH2Config(opts, grpcPort) : haproxyH2Config(opts, grpcPort));
+  const child = name === 'nginx' ? procs.start(core, 'nginx', ['-c', file, '-p', dir]) : procs.start(core, 'haproxy', ['-f', file, '-db']);
+  child.stderr!.on('data', (d: Buffer) => process.stderr.write(`${name}: ${d}`));
+  child.stdout!.resume();
+  await waitPort(port);
+  return { name, port, pid: child.pid };
+}

@@ -86,9 +86,12 @@ export const hasRules = (a: Authorization | undefined, action: 'allow' | 'deny')
 
 const tlsVersion = (v: TlsVersion): string => v.replace('.', '_'); // TLSv1.2 → TLSv1_2
 
-/** Files only: Remora reads and watches them. A SAN with a scheme (`:`) is a URI, else a DNS name. */
-function commonTlsContext(t: { cert_file?: string; key_file?: string; ca_file?: string; min_version: TlsVersion }, sans: readonly string[]): ProtoObject {
+/** Files only: Remora reads and watches them. A SAN with a scheme (`:`) is a URI, else a
+ *  DNS name. `alpn`: the protocols Remora offers, so that an Envoy offers the same. */
+function commonTlsContext(t: { cert_file?: string; key_file?: string; ca_file?: string; min_version: TlsVersion }, sans: readonly string[],
+  alpn: readonly string[] | undefined): ProtoObject {
   return {
+    ...(alpn !== undefined ? { alpn_protocols: [...alpn] } : {}),
     tls_params: { tls_minimum_protocol_version: tlsVersion(t.min_version) },
     tls_certificates: t.cert_file !== undefined && t.key_file !== undefined
       ? [{ certificate_chain: { filename: t.cert_file }, private_key: { filename: t.key_file } }]
@@ -104,21 +107,21 @@ function commonTlsContext(t: { cert_file?: string; key_file?: string; ca_file?: 
   };
 }
 
-export function downstreamTlsSocket(t: ListenerTlsConfig): ProtoObject {
+export function downstreamTlsSocket(t: ListenerTlsConfig, alpn: readonly string[]): ProtoObject {
   return {
     name: TLS_TRANSPORT_SOCKET,
     typed_config: encode(TypeUrl.DownstreamTlsContext, {
-      common_tls_context: commonTlsContext(t, []),
+      common_tls_context: commonTlsContext(t, [], alpn),
       require_client_certificate: { value: t.require_client_certificate },
     }),
   };
 }
 
-export function upstreamTlsSocket(t: UpstreamTlsConfig): ProtoObject {
+export function upstreamTlsSocket(t: UpstreamTlsConfig, alpn: readonly string[] | undefined): ProtoObject {
   return {
     name: TLS_TRANSPORT_SOCKET,
     typed_config: encode(TypeUrl.UpstreamTlsContext, {
-      common_tls_context: commonTlsContext(t, t.verify_subject_alt_names),
+      common_tls_context: commonTlsContext(t, t.verify_subject_alt_names, alpn),
       ...(t.sni !== undefined ? { sni: t.sni } : {}),
     }),
   };

@@ -6,8 +6,10 @@
 // the endpoints inline). TLS is a `transport_socket` (filter chain, cluster),
 // authorization RBAC HTTP filters and per-route RBAC, the XFCC mode the HCM's
 // forward_client_cert_details, always written so that a round trip is exact, as are the
-// HCM's codec_type and http2_protocol_options; an HTTP/2 cluster has HttpProtocolOptions
-// with explicit_http_config.http2_protocol_options.
+// HCM's codec_type and http2_protocol_options (with PING keepalive); an HTTP/2 cluster
+// has HttpProtocolOptions with explicit_http_config.http2_protocol_options, a
+// `downstream` one use_downstream_protocol_config. TLS contexts name the ALPN protocols
+// Remora offers.
 // Remora-only fields travel in `metadata.filter_metadata.remora` (docs/xds.md). The
 // objects are in proto-loader's shape, ready for encodeAny; nested `Any`s are already
 // encoded (encode-common.ts).
@@ -18,7 +20,7 @@ import {
   rateLimitKeys, rbacRules, ROUTE_LIMIT_SLOT, ROUTE_RBAC_SLOT, u32, upstreamTlsSocket, XFCC_SETS,
 } from './encode-common.js';
 import { routeConfiguration } from './encode-route.js';
-import { HCM_FILTER_NAME, HTTP_PROTOCOL_OPTIONS, ROUTER_FILTER_NAME } from './names.js';
+import { ALPN_H1, ALPN_H2, HCM_FILTER_NAME, HTTP_PROTOCOL_OPTIONS, LISTENER_ALPN, ROUTER_FILTER_NAME } from './names.js';
 import { TypeUrl, type ProtoObject } from './protos.js';
 
 export interface XdsResources {
@@ -113,7 +115,7 @@ function listener(l: Listener): ProtoObject {
     address: { socket_address: { address: l.address, port_value: l.port } },
     filter_chains: [{
       filters: [{ name: HCM_FILTER_NAME, typed_config: encode(TypeUrl.HttpConnectionManager, hcm) }],
-      ...(l.tls !== undefined ? { transport_socket: downstreamTlsSocket(l.tls) } : {}),
+      ...(l.tls !== undefined ? { transport_socket: downstreamTlsSocket(l.tls, LISTENER_ALPN[l.codec_type]) } : {}),
     }],
     ...metadata({
       access_log: l.access_log === undefined ? undefined : { ...l.access_log },
@@ -173,24 +175,16 @@ function cluster(c: Cluster, eds: boolean): ProtoObject {
           interval: duration(hc.interval_ms),
           healthy_threshold: u32(hc.healthy_threshold),
           unhealthy_threshold: u32(hc.unhealthy_threshold),
-          http_health_check: {
-            host: hc.host,
-            path: hc.path,
-            expected_statuses: hc.expected_statuses.map(([start, end]) => ({ start, end })),
-          },
+          ...healthChecker(c, hc),
         }],
       }
       : {}),
     common_lb_config: { healthy_panic_threshold: { value: c.panic_threshold_percent } },
-    ...(c.tls !== undefined ? { transport_socket: upstreamTlsSocket(c.tls) } : {}),
+    ...(c.tls !== undefined ? { transport_socket: upstreamTlsSocket(c.tls, CLUSTER_ALPN[c.protocol]) } : {}),
     // HTTP/1.1 is Envoy's default: nothing to write (an http1 cluster's
     // http2_protocol_options do nothing and are not sent).
-    ...(c.protocol === 'http2'
-      ? {
-        typed_extension_protocol_options: {
-          [HTTP_PROTOCOL_OPTIONS]: encode(TypeUrl.HttpProtocolOptions, { explicit_http_config: { http2_protocol_options: http2Options(c.http2_protocol_options) } }),
-        },
-      }
+    ...(c.protocol !== 'http1'
+      ? { typed_extension_protocol_options: { [HTTP_PROTOCOL_OPTIONS]: encode(TypeUrl.HttpProtocolOptions, upstreamVersion(c)) } }
       : {}),
     ...metadata({
       idle_timeout_ms: c.idle_timeout_ms,
@@ -200,12 +194,51 @@ function cluster(c: Cluster, eds: boolean): ProtoObject {
   };
 }
 
-/** Http2ProtocolOptions with every setting written: Envoy's defaults are not Remora's. */
+/** HttpProtocolOptions' version choice for an `http2` or `downstream` cluster. */
+function upstreamVersion(c: Cluster): ProtoObject {
+  const http2 = http2Options(c.http2_protocol_options);
+  return c.protocol === 'downstream' ? { use_downstream_protocol_config: { http2_protocol_options: http2 } } : { explicit_http_config: { http2_protocol_options: http2 } };
+}
+
+/** A cluster's ALPN list: what its connections offer. A `downstream` cluster offers h2 or
+ *  http/1.1 per connection, which no one list says: none is written. */
+const CLUSTER_ALPN: Readonly<Record<Cluster['protocol'], readonly string[] | undefined>> = {
+  http1: [ALPN_H1],
+  http2: [ALPN_H2],
+  downstream: undefined,
+};
+
+/** The HealthCheck's checker: gRPC (authority: the check's own, else its `host` when that
+ *  is not the cluster name, Envoy's default; service_name '' is Envoy's default too), else
+ *  an HTTP GET. */
+function healthChecker(c: Cluster, hc: NonNullable<Cluster['health_check']>): ProtoObject {
+  if (hc.grpc !== undefined) {
+    const authority = hc.grpc.authority ?? (hc.host !== c.name ? hc.host : undefined);
+    return {
+      grpc_health_check: {
+        ...(hc.grpc.service_name !== '' ? { service_name: hc.grpc.service_name } : {}),
+        ...(authority !== undefined ? { authority } : {}),
+      },
+    };
+  }
+  return {
+    http_health_check: {
+      host: hc.host,
+      path: hc.path,
+      expected_statuses: hc.expected_statuses.map(([start, end]) => ({ start, end })),
+    },
+  };
+}
+
+/** Http2ProtocolOptions with every setting written: Envoy's defaults are not Remora's.
+ *  Keepalive PINGs come without jitter (Envoy's unset jitter is 15 %). */
 function http2Options(o: Listener['http2_protocol_options'] | Cluster['http2_protocol_options']): ProtoObject {
+  const ka = o.connection_keepalive;
   return {
     max_concurrent_streams: u32(o.max_concurrent_streams),
     initial_stream_window_size: u32(o.initial_stream_window_size),
     initial_connection_window_size: u32(o.initial_connection_window_size),
+    ...(ka !== undefined ? { connection_keepalive: { interval: duration(ka.interval_ms), timeout: duration(ka.timeout_ms), interval_jitter: { value: 0 } } } : {}),
   };
 }
 

@@ -1,8 +1,8 @@
 // Names both directions agree on: the encoder (Remora config → xDS resources,
 // src/xds/encode*.ts) writes them and the translation (xDS resources → Remora config,
 // src/xds/translate*.ts) reads them. Filter and transport socket names, the per-route
-// wrapper's type URL, where Remora-only fields travel, and the identity regex that
-// stands for Remora's `*`. docs/xds.md describes each.
+// wrapper's type URL, the ALPN lists Remora offers, where Remora-only fields travel, and
+// the identity regex that stands for Remora's `*`. docs/xds.md describes each.
 
 /** Type URL of the per-route filter config wrapper (`is_optional` lets gRPC skip it). */
 export const FILTER_CONFIG_TYPE_URL = 'type.googleapis.com/envoy.config.route.v3.FilterConfig';
@@ -11,6 +11,13 @@ export const ROUTER_FILTER_NAME = 'envoy.filters.http.router';
 export const TLS_TRANSPORT_SOCKET = 'envoy.transport_sockets.tls';
 /** The typed_extension_protocol_options key of a cluster's HttpProtocolOptions. */
 export const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
+
+/** ALPN protocol ids of the HTTP versions Remora speaks over TLS. */
+export const ALPN_H2 = 'h2';
+export const ALPN_H1 = 'http/1.1';
+/** What a TLS listener offers by ALPN per codec_type, in its order of preference
+ *  (workers/tls-listener.ts). */
+export const LISTENER_ALPN = { auto: [ALPN_H2, ALPN_H1], http1: [ALPN_H1], http2: [ALPN_H2] } as const;
 
 /** `filter_metadata` namespace of the Remora-only fields (see docs/xds.md). */
 export const REMORA_METADATA = 'remora';

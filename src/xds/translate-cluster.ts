@@ -1,9 +1,10 @@
 // Cluster → a raw Remora cluster (part of src/xds/translate.ts): STATIC with inline
 // endpoints or EDS (endpoints from a ClusterLoadAssignment, joined by translateXds),
 // load balancing policy, connect timeout, circuit breakers, outlier detection, one HTTP
-// health check, the panic threshold, upstream TLS, the upstream HTTP version
-// (translate-protocol.ts) and the Remora extensions. Where
-// Envoy's defaults differ from Remora's file defaults, Envoy's are written out.
+// or gRPC health check, the panic threshold, upstream TLS (its ALPN list checked against
+// the upstream HTTP version), the upstream HTTP version (translate-protocol.ts) and the
+// Remora extensions. Where Envoy's defaults differ from Remora's file defaults, Envoy's
+// are written out.
 
 import { REMORA_EXTENSIONS } from './names.js';
 import { TypeUrl } from './protos.js';
@@ -13,7 +14,7 @@ import { checkName, configSource, extPath, root, sub, type Ctx, type Loc } from 
 import { translateEndpoints } from './translate-endpoints.js';
 import { Fields, type Mark } from './translate-fields.js';
 import { upstreamProtocol } from './translate-protocol.js';
-import { upstreamTls } from './translate-tls.js';
+import { clusterAlpn, upstreamTls } from './translate-tls.js';
 
 const LB_POLICIES: Readonly<Record<string, string>> = { ROUND_ROBIN: 'round_robin', LEAST_REQUEST: 'least_request', RANDOM: 'random' };
 /** Envoy's defaults where they differ from Remora's file defaults. */
@@ -78,8 +79,9 @@ export function translateCluster(ctx: Ctx, key: string, c: Obj): ClusterPart | u
   }
 
   const tls = c.transport_socket === undefined ? undefined : upstreamTls(ctx, c.transport_socket, sub(loc, 'transport_socket'));
-  if (tls !== undefined) out.attach('tls', tls.raw, tls.marks);
-  upstreamProtocol(ctx, c, loc, out);
+  if (tls !== undefined) out.attach('tls', tls.part.raw, tls.part.marks);
+  const protocol = upstreamProtocol(ctx, c, loc, out);
+  if (protocol !== undefined && tls?.alpn !== undefined) clusterAlpn(ctx, tls.alpn, protocol);
 
   const ext = ctx.extensions(c, loc, REMORA_EXTENSIONS.cluster);
   if (ext.idle_timeout_ms !== undefined && out.raw.idle_timeout_ms !== undefined) {
@@ -161,26 +163,29 @@ function statusRanges(ctx: Ctx, list: unknown[], loc: Loc, key: string): number[
   });
 }
 
+/** One HealthCheck: an HTTP GET (http_health_check) or a gRPC health check
+ *  (grpc_health_check), with the intervals and thresholds they share. */
 function healthCheck(ctx: Ctx, hc: Obj, loc: Loc, out: Fields): void {
-  for (const k of ['tcp_health_check', 'grpc_health_check', 'custom_health_check']) {
-    if (isSet(hc[k])) ctx.reject(sub(loc, k), 'only http_health_check is supported');
+  for (const k of ['tcp_health_check', 'custom_health_check']) {
+    if (isSet(hc[k])) ctx.reject(sub(loc, k), 'only http_health_check and grpc_health_check are supported');
   }
   ctx.only(hc, loc, ['timeout', 'interval', 'unhealthy_threshold', 'healthy_threshold', 'http_health_check',
     'tcp_health_check', 'grpc_health_check', 'custom_health_check', 'no_traffic_interval', 'no_traffic_healthy_interval',
     'unhealthy_interval', 'unhealthy_edge_interval', 'healthy_edge_interval', 'interval_jitter', 'interval_jitter_percent',
     'initial_jitter']);
   out.here(loc);
-  const hl = sub(loc, 'http_health_check');
   const h = asObj(hc.http_health_check);
-  if (h === undefined) {
-    ctx.reject(hl, 'is required (Remora runs HTTP health checks)');
+  const g = asObj(hc.grpc_health_check);
+  if (h !== undefined && g !== undefined) {
+    ctx.reject(sub(loc, 'grpc_health_check'), 'not allowed together with http_health_check (Envoy takes one health checker)');
     return;
   }
-  ctx.only(h, hl, ['host', 'path', 'expected_statuses', 'retriable_statuses', 'codec_client_type', 'method']);
-  if (isSet(h.codec_client_type) && h.codec_client_type !== 'HTTP1') ctx.reject(sub(hl, 'codec_client_type'), `${String(h.codec_client_type)} is not supported (HTTP1)`);
-  if (isSet(h.method) && h.method !== 'GET' && h.method !== 'METHOD_UNSPECIFIED') ctx.reject(sub(hl, 'method'), `${String(h.method)} is not supported (GET)`);
-  out.set('path', h.path ?? '', sub(hl, 'path'));
-  if (isSet(h.host)) out.set('host', h.host, sub(hl, 'host'));
+  if (g !== undefined) grpcHealthCheck(ctx, g, sub(loc, 'grpc_health_check'), out);
+  else if (h !== undefined) httpHealthCheck(ctx, h, sub(loc, 'http_health_check'), out);
+  else {
+    ctx.reject(sub(loc, 'http_health_check'), 'is required (Remora runs HTTP health checks, or gRPC ones with grpc_health_check)');
+    return;
+  }
   for (const [to, from] of [
     ['interval_ms', 'interval'],
     ['timeout_ms', 'timeout'],
@@ -196,6 +201,15 @@ function healthCheck(ctx: Ctx, hc: Obj, loc: Loc, out: Fields): void {
   }
   out.fill('interval_jitter_percent', isSet(hc.interval_jitter_percent) ? hc.interval_jitter_percent : undefined, sub(loc, 'interval_jitter_percent'));
   for (const k of ['healthy_threshold', 'unhealthy_threshold'] as const) out.fill(k, wrapped(hc[k]), sub(loc, k));
+}
+
+/** http_health_check: a GET of `path`; its statuses. */
+function httpHealthCheck(ctx: Ctx, h: Obj, hl: Loc, out: Fields): void {
+  ctx.only(h, hl, ['host', 'path', 'expected_statuses', 'retriable_statuses', 'codec_client_type', 'method']);
+  if (isSet(h.codec_client_type) && h.codec_client_type !== 'HTTP1') ctx.reject(sub(hl, 'codec_client_type'), `${String(h.codec_client_type)} is not supported (HTTP1)`);
+  if (isSet(h.method) && h.method !== 'GET' && h.method !== 'METHOD_UNSPECIFIED') ctx.reject(sub(hl, 'method'), `${String(h.method)} is not supported (GET)`);
+  out.set('path', h.path ?? '', sub(hl, 'path'));
+  if (isSet(h.host)) out.set('host', h.host, sub(hl, 'host'));
   // Envoy's default is 200 only ([200, 201)); Remora's file default is 2xx.
   const statuses = asArr(h.expected_statuses);
   out.set('expected_statuses', statuses.length === 0
@@ -203,4 +217,17 @@ function healthCheck(ctx: Ctx, hc: Obj, loc: Loc, out: Fields): void {
     : statusRanges(ctx, statuses, hl, 'expected_statuses'), sub(hl, 'expected_statuses'));
   const retriable = asArr(h.retriable_statuses);
   out.fill('retriable_statuses', retriable.length > 0 ? statusRanges(ctx, retriable, hl, 'retriable_statuses') : undefined, sub(hl, 'retriable_statuses'));
+}
+
+/** grpc_health_check: grpc.health.v1.Health/Check for `service_name` ('' = the whole
+ *  server) over HTTP/2, with `:authority` `authority`; unset, the cluster name in Envoy,
+ *  and in Remora too (the check's `host`, whose default is the cluster name). Envoy
+ *  refuses it on a cluster without HTTP/2; Remora's check is HTTP/2 whatever the
+ *  cluster's protocol, so it is accepted there. */
+function grpcHealthCheck(ctx: Ctx, g: Obj, gl: Loc, out: Fields): void {
+  if (isSet(g.initial_metadata)) ctx.reject(sub(gl, 'initial_metadata'), 'is not supported: Remora sends no metadata with a gRPC health check');
+  ctx.only(g, gl, ['service_name', 'authority', 'initial_metadata']);
+  const grpc = out.nest('grpc').here(gl);
+  grpc.fill('service_name', asStr(g.service_name), sub(gl, 'service_name'));
+  if (isSet(g.authority)) grpc.set('authority', g.authority, sub(gl, 'authority'));
 }

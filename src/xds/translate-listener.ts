@@ -13,7 +13,7 @@ import { Fields, type Mark } from './translate-fields.js';
 import { http2Options } from './translate-protocol.js';
 import { applyRateLimitKeys, localRateLimit } from './translate-ratelimit.js';
 import { authorization, collectRules, rbacConfig, type RbacAction, type RbacRules } from './translate-rbac.js';
-import { downstreamTls, forwardClientCert } from './translate-tls.js';
+import { downstreamTls, forwardClientCert, listenerAlpn } from './translate-tls.js';
 
 /** Listener filters accepted as no-ops (see translateListener). */
 const INSPECTOR_FILTERS = ['envoy.filters.listener.tls_inspector', 'envoy.filters.listener.http_inspector'];
@@ -25,7 +25,7 @@ const ESCAPED_SLASHES: Readonly<Record<string, string>> = {
   UNESCAPE_AND_FORWARD: 'unescape_and_forward',
 };
 /** HTTP/3 has no Remora codec. */
-const CODEC_TYPES: Readonly<Record<string, string>> = { AUTO: 'auto', HTTP1: 'http1', HTTP2: 'http2' };
+const CODEC_TYPES: Readonly<Record<string, 'auto' | 'http1' | 'http2'>> = { AUTO: 'auto', HTTP1: 'http1', HTTP2: 'http2' };
 const SERVER_HEADER: Readonly<Record<string, string>> = {
   OVERWRITE: 'overwrite',
   APPEND_IF_ABSENT: 'append_if_absent',
@@ -81,7 +81,7 @@ export function translateListener(ctx: Ctx, key: string, l: Obj): ListenerPart |
   const chain = asObj(chains[0]) ?? {};
   ctx.only(chain, cl, ['filters', 'name', 'transport_socket']);
   const tls = chain.transport_socket === undefined ? undefined : downstreamTls(ctx, chain.transport_socket, sub(cl, 'transport_socket'));
-  if (tls !== undefined) out.attach('tls', tls.raw, tls.marks);
+  if (tls !== undefined) out.attach('tls', tls.part.raw, tls.part.marks);
   const filters = asArr(chain.filters);
   if (filters.length !== 1) {
     const where = filters.length === 0 ? sub(cl, 'filters') : sub(cl, 'filters[1]');
@@ -103,11 +103,11 @@ export function translateListener(ctx: Ctx, key: string, l: Obj): ListenerPart |
     'forward_client_cert_details', 'set_current_client_cert_details', 'normalize_path', 'merge_slashes',
     'path_with_escaped_slashes_action', 'server_name', 'server_header_transformation', 'request_headers_timeout',
     'common_http_protocol_options', 'http2_protocol_options']);
-  if (isSet(hcm.codec_type)) {
-    const codec = CODEC_TYPES[String(hcm.codec_type)];
-    if (codec === undefined) ctx.reject(sub(tl, 'codec_type'), `${String(hcm.codec_type)} is not supported: Remora serves HTTP/1.1 and HTTP/2 (AUTO, HTTP1 or HTTP2)`);
-    else out.set('codec_type', codec, sub(tl, 'codec_type'));
-  }
+  // Unset is AUTO, in Envoy and in Remora.
+  const codec = isSet(hcm.codec_type) ? CODEC_TYPES[String(hcm.codec_type)] : 'auto';
+  if (codec === undefined) ctx.reject(sub(tl, 'codec_type'), `${String(hcm.codec_type)} is not supported: Remora serves HTTP/1.1 and HTTP/2 (AUTO, HTTP1 or HTTP2)`);
+  else if (isSet(hcm.codec_type)) out.set('codec_type', codec, sub(tl, 'codec_type'));
+  if (codec !== undefined && tls?.alpn !== undefined) listenerAlpn(ctx, tls.alpn, codec);
   const h2 = asObj(hcm.http2_protocol_options);
   if (h2 !== undefined) http2Options(ctx, h2, sub(tl, 'http2_protocol_options'), out.nest('http2_protocol_options'));
   out.take('max_request_headers_kb', wrapped(hcm.max_request_headers_kb), sub(tl, 'max_request_headers_kb'));
@@ -131,7 +131,7 @@ export function translateListener(ctx: Ctx, key: string, l: Obj): ListenerPart |
   }
 
   const { limits, rateLimitFilters, rbac, rbacFilters } = httpFilters(ctx, asArr(hcm.http_filters), sub(tl, 'http_filters'));
-  const everyClientVerified = tls === undefined || tls.raw.require_client_certificate === true;
+  const everyClientVerified = tls === undefined || tls.part.raw.require_client_certificate === true;
   const authz = authorization(ctx, rbac, everyClientVerified);
   if (authz !== undefined) out.attach('authorization', authz.raw, authz.marks);
   const ext = ctx.extensions(l, loc, REMORA_EXTENSIONS.listener);

@@ -1,9 +1,9 @@
 // HTTP protocol options (part of src/xds/translate.ts): Http2ProtocolOptions, which a
-// listener's HttpConnectionManager and a cluster share, and a cluster's upstream HTTP
-// version, from the deprecated Cluster.http2_protocol_options or from
-// typed_extension_protocol_options' envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-// (explicit HTTP/1.1 or HTTP/2; Remora does not choose the version per request or by ALPN).
-// docs/xds.md says what is accepted, and why the rest is rejected.
+// listener's HttpConnectionManager and a cluster share (settings and PING keepalive), and
+// a cluster's upstream HTTP version, from the deprecated Cluster.http2_protocol_options or
+// from typed_extension_protocol_options' envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+// (explicit HTTP/1.1 or HTTP/2, or the downstream's version per request; Remora does not
+// choose the version by ALPN). docs/xds.md says what is accepted, and why the rest is rejected.
 
 import { HTTP_PROTOCOL_OPTIONS } from './names.js';
 import { TypeUrl } from './protos.js';
@@ -21,26 +21,59 @@ const H2_FLOOD_LIMITS = ['max_outbound_frames', 'max_outbound_control_frames', '
 /** SETTINGS_HEADER_TABLE_SIZE: node:http2's and Envoy's default, which Remora keeps. */
 const HPACK_TABLE_SIZE = 4096;
 
+/** The upstream version choices of HttpProtocolOptions (a oneof in Envoy's proto). */
+const VERSION_CHOICES = ['explicit_http_config', 'use_downstream_protocol_config', 'auto_config'] as const;
+
+/** The HTTP version a cluster speaks upstream (its raw `protocol`). */
+export type UpstreamProtocol = 'http1' | 'http2' | 'downstream';
+
 /** Http2ProtocolOptions → `out` (a raw `http2_protocol_options`). Unset fields keep
  *  Remora's defaults (Envoy's recommendation for untrusted peers), not Envoy's own (2^31-1
  *  streams, 256 MiB windows). Everything else is rejected by path: `allow_connect` (Remora
- *  refuses CONNECT), `allow_metadata`, `custom_settings_parameters`, `connection_keepalive`
- *  (Remora sends no PINGs), the invalid-message overrides, `use_oghttp2_codec`. */
+ *  refuses CONNECT), `allow_metadata`, `custom_settings_parameters`, the invalid-message
+ *  overrides, `use_oghttp2_codec`. */
 export function http2Options(ctx: Ctx, o: Obj, loc: Loc, out: Fields): void {
-  ctx.only(o, loc, [...H2_SETTINGS, ...H2_FLOOD_LIMITS, 'hpack_table_size']);
+  ctx.only(o, loc, [...H2_SETTINGS, ...H2_FLOOD_LIMITS, 'hpack_table_size', 'connection_keepalive']);
   const hpack = wrapped(o.hpack_table_size);
   if (hpack !== undefined && hpack !== HPACK_TABLE_SIZE) {
     ctx.reject(sub(loc, 'hpack_table_size'), `${hpack} is not supported: Remora's HPACK table is ${HPACK_TABLE_SIZE} bytes (${HPACK_TABLE_SIZE} or unset)`);
   }
   out.here(loc);
   for (const k of H2_SETTINGS) out.take(k, wrapped(o[k]), sub(loc, k));
+  const ka = asObj(o.connection_keepalive);
+  if (ka !== undefined) keepalive(ctx, ka, sub(loc, 'connection_keepalive'), out);
+}
+
+/** KeepaliveSettings → `connection_keepalive` in `out`: a PING every `interval`, the
+ *  connection closed when one goes unanswered for `timeout`. Envoy sends no interval PINGs
+ *  when `interval` is 0 or unset: then nothing is written (Remora's unset: no PINGs).
+ *  Unset `timeout` (Envoy requires it) keeps Remora's default. Remora PINGs at a fixed
+ *  interval: `interval_jitter` may only be 0 or unset (Envoy's unset is 15 %; PINGs a
+ *  little more regular change nothing a peer can see), and `connection_idle_interval`
+ *  (a PING before reusing an idle connection) is rejected. */
+function keepalive(ctx: Ctx, k: Obj, loc: Loc, out: Fields): void {
+  ctx.only(k, loc, ['interval', 'timeout', 'interval_jitter', 'connection_idle_interval']);
+  const jitter = wrapped(k.interval_jitter);
+  if (jitter !== undefined && jitter !== 0) {
+    ctx.reject(sub(loc, 'interval_jitter'), `${jitter}% is not supported: Remora sends PINGs at a fixed interval (0 or unset)`);
+  }
+  const idle = ctx.ms(k.connection_idle_interval, sub(loc, 'connection_idle_interval'));
+  if (idle !== undefined && idle !== 0) {
+    ctx.reject(sub(loc, 'connection_idle_interval'), `${idle} ms is not supported: Remora PINGs at the fixed interval only, not before reusing an idle connection (0 or unset)`);
+  }
+  const interval = ctx.ms(k.interval, sub(loc, 'interval'));
+  if (interval === undefined || interval === 0) return;
+  const ka = out.nest('connection_keepalive').here(loc);
+  ka.set('interval_ms', interval, sub(loc, 'interval'));
+  ka.fill('timeout_ms', ctx.ms(k.timeout, sub(loc, 'timeout')), sub(loc, 'timeout'));
 }
 
 /** A cluster's upstream protocol → `out` (the raw cluster): `protocol`,
  *  `http2_protocol_options`, and `idle_timeout_ms` from HttpProtocolOptions'
  *  common_http_protocol_options. Nothing is written when neither field is set (HTTP/1.1,
- *  as in Envoy). */
-export function upstreamProtocol(ctx: Ctx, c: Obj, loc: Loc, out: Fields): void {
+ *  as in Envoy). Returns the protocol the cluster speaks; undefined when its choice was
+ *  rejected. */
+export function upstreamProtocol(ctx: Ctx, c: Obj, loc: Loc, out: Fields): UpstreamProtocol | undefined {
   const tl = sub(loc, 'typed_extension_protocol_options');
   let options: { message: Obj; loc: Loc } | undefined;
   for (const [key, any] of Object.entries(asObj(c.typed_extension_protocol_options) ?? {})) {
@@ -65,43 +98,17 @@ export function upstreamProtocol(ctx: Ctx, c: Obj, loc: Loc, out: Fields): void 
     } else {
       out.set('protocol', 'http2', ll);
       http2Options(ctx, legacy, ll, out.nest('http2_protocol_options'));
+      return 'http2';
     }
   }
-  if (options !== undefined) httpProtocolOptions(ctx, options.message, options.loc, out);
+  return options !== undefined ? httpProtocolOptions(ctx, options.message, options.loc, out) : 'http1';
 }
 
-/** envoy.extensions.upstreams.http.v3.HttpProtocolOptions. */
-function httpProtocolOptions(ctx: Ctx, o: Obj, loc: Loc, out: Fields): void {
-  ctx.only(o, loc, ['common_http_protocol_options', 'explicit_http_config', 'use_downstream_protocol_config', 'auto_config']);
-  // Both would need the protocol chosen per request (the downstream's) or per connection
-  // (ALPN). Mapping them to HTTP/1.1 would send an HTTP/2 client's gRPC calls as HTTP/1.1,
-  // where Envoy keeps HTTP/2; so they are refused, not approximated.
-  if (asObj(o.use_downstream_protocol_config) !== undefined) {
-    ctx.reject(sub(loc, 'use_downstream_protocol_config'),
-      'is not supported: Remora speaks one HTTP version per cluster; use explicit_http_config (http_protocol_options or http2_protocol_options)');
-  }
-  if (asObj(o.auto_config) !== undefined) {
-    ctx.reject(sub(loc, 'auto_config'),
-      'is not supported: Remora does not choose the upstream HTTP version by ALPN; use explicit_http_config (http_protocol_options or http2_protocol_options)');
-  }
-  const el = sub(loc, 'explicit_http_config');
-  const explicit = asObj(o.explicit_http_config);
-  if (explicit !== undefined) {
-    ctx.only(explicit, el, ['http_protocol_options', 'http2_protocol_options']);
-    const h2 = asObj(explicit.http2_protocol_options);
-    const h1 = asObj(explicit.http_protocol_options);
-    if (h2 !== undefined) {
-      out.set('protocol', 'http2', sub(el, 'http2_protocol_options'));
-      http2Options(ctx, h2, sub(el, 'http2_protocol_options'), out.nest('http2_protocol_options'));
-    } else {
-      // Empty explicit_http_config is HTTP/1.1 in Envoy too. Http1ProtocolOptions' fields
-      // (absolute URLs, HTTP/1.0, header case, trailers, ...) are not supported.
-      if (h1 !== undefined) ctx.only(h1, sub(el, 'http_protocol_options'), []);
-      out.set('protocol', 'http1', h1 !== undefined ? sub(el, 'http_protocol_options') : el);
-    }
-  } else if (asObj(o.use_downstream_protocol_config) === undefined && asObj(o.auto_config) === undefined) {
-    ctx.reject(el, 'is required (Envoy requires one of explicit_http_config, use_downstream_protocol_config, auto_config; Remora supports the first)');
-  }
+/** envoy.extensions.upstreams.http.v3.HttpProtocolOptions → `out`; the protocol chosen,
+ *  undefined when the choice was rejected. */
+function httpProtocolOptions(ctx: Ctx, o: Obj, loc: Loc, out: Fields): UpstreamProtocol | undefined {
+  ctx.only(o, loc, ['common_http_protocol_options', ...VERSION_CHOICES]);
+  const protocol = upstreamVersion(ctx, o, loc, out);
   const common = asObj(o.common_http_protocol_options);
   if (common !== undefined) {
     const cl = sub(loc, 'common_http_protocol_options');
@@ -109,4 +116,63 @@ function httpProtocolOptions(ctx: Ctx, o: Obj, loc: Loc, out: Fields): void {
     // Envoy's 0 disables the idle timeout; so does Remora's.
     out.take('idle_timeout_ms', ctx.ms(common.idle_timeout, sub(cl, 'idle_timeout')), sub(cl, 'idle_timeout'));
   }
+  return protocol;
+}
+
+/** HttpProtocolOptions' version choice → `protocol` (and `http2_protocol_options`) in `out`. */
+function upstreamVersion(ctx: Ctx, o: Obj, loc: Loc, out: Fields): UpstreamProtocol | undefined {
+  const chosen = VERSION_CHOICES.filter((k) => asObj(o[k]) !== undefined);
+  if (chosen.length === 0) {
+    ctx.reject(sub(loc, 'explicit_http_config'),
+      'is required (Envoy requires one of explicit_http_config, use_downstream_protocol_config, auto_config; Remora supports the first two)');
+    return undefined;
+  }
+  if (chosen.length > 1) {
+    for (const k of chosen.slice(1)) ctx.reject(sub(loc, k), `not allowed together with ${chosen[0]} (Envoy takes one of ${VERSION_CHOICES.join(', ')})`);
+    return undefined;
+  }
+  switch (chosen[0]) {
+    case 'explicit_http_config':
+      return explicitHttpConfig(ctx, asObj(o.explicit_http_config) ?? {}, sub(loc, 'explicit_http_config'), out);
+    case 'use_downstream_protocol_config':
+      return downstreamHttpConfig(ctx, asObj(o.use_downstream_protocol_config) ?? {}, sub(loc, 'use_downstream_protocol_config'), out);
+    case 'auto_config':
+      // The version by ALPN, per connection: Remora decides it per cluster or per request.
+      // Mapping it to one version would speak HTTP/1.1 to an upstream that chose h2, or
+      // the reverse; so it is refused, not approximated.
+      ctx.reject(sub(loc, 'auto_config'),
+        'is not supported: Remora does not choose the upstream HTTP version by ALPN; use explicit_http_config (http_protocol_options or http2_protocol_options) or use_downstream_protocol_config');
+      return undefined;
+  }
+}
+
+/** explicit_http_config: HTTP/2 with its options, else HTTP/1.1 (an empty message is
+ *  HTTP/1.1 in Envoy too). Http1ProtocolOptions' fields (absolute URLs, HTTP/1.0, header
+ *  case, trailers, ...) are not supported. */
+function explicitHttpConfig(ctx: Ctx, explicit: Obj, el: Loc, out: Fields): UpstreamProtocol {
+  ctx.only(explicit, el, ['http_protocol_options', 'http2_protocol_options']);
+  const h2 = asObj(explicit.http2_protocol_options);
+  if (h2 !== undefined) {
+    out.set('protocol', 'http2', sub(el, 'http2_protocol_options'));
+    http2Options(ctx, h2, sub(el, 'http2_protocol_options'), out.nest('http2_protocol_options'));
+    return 'http2';
+  }
+  const h1 = asObj(explicit.http_protocol_options);
+  if (h1 !== undefined) ctx.only(h1, sub(el, 'http_protocol_options'), []);
+  out.set('protocol', 'http1', h1 !== undefined ? sub(el, 'http_protocol_options') : el);
+  return 'http1';
+}
+
+/** use_downstream_protocol_config: each request goes upstream in the version its client
+ *  spoke (Istio's cluster for a port whose protocol it sniffs); HTTP/2 connections take
+ *  the settings of its http2_protocol_options. Its http_protocol_options may have no
+ *  fields set (as under explicit_http_config); http3_protocol_options is rejected. */
+function downstreamHttpConfig(ctx: Ctx, d: Obj, dl: Loc, out: Fields): UpstreamProtocol {
+  ctx.only(d, dl, ['http_protocol_options', 'http2_protocol_options']);
+  const h1 = asObj(d.http_protocol_options);
+  if (h1 !== undefined) ctx.only(h1, sub(dl, 'http_protocol_options'), []);
+  out.set('protocol', 'downstream', dl);
+  const h2 = asObj(d.http2_protocol_options);
+  if (h2 !== undefined) http2Options(ctx, h2, sub(dl, 'http2_protocol_options'), out.nest('http2_protocol_options'));
+  return 'downstream';
 }

@@ -4,17 +4,34 @@
 // forward_client_cert_details its XFCC mode. Remora reads certificates from files and
 // watches them, so only `filename` data sources are accepted: inline data, SDS and
 // certificate providers are rejected with their path, as is every TLS knob Remora does
-// not have (cipher suites, session tickets, OCSP, CRLs, …). docs/xds.md has the table;
+// not have (cipher suites, session tickets, OCSP, CRLs, …). `alpn_protocols` is accepted
+// where Remora's own ALPN offer (from the listener's codec_type or the cluster's
+// protocol, which the caller reads after TLS) honours it. docs/xds.md has the table;
 // src/xds/encode-common.ts writes the same fields.
 
-import { TLS_TRANSPORT_SOCKET } from './names.js';
+import { ALPN_H1, ALPN_H2, LISTENER_ALPN, TLS_TRANSPORT_SOCKET } from './names.js';
 import { TypeUrl } from './protos.js';
 import { asArr, asObj, asStr, isSet, wrappedBool, type Obj } from './read.js';
 import { sub, type Ctx, type Loc } from './translate-context.js';
 import { Fields } from './translate-fields.js';
+import type { UpstreamProtocol } from './translate-protocol.js';
+
+type CodecType = keyof typeof LISTENER_ALPN;
 
 /** The raw `tls` of a listener or cluster, with marks relative to it (`.cert_file`). */
 export type TlsPart = Fields;
+
+/** A TLS context read: the raw `tls`, and its `alpn_protocols` when set, which the caller
+ *  checks (listenerAlpn, clusterAlpn) once it knows the HTTP versions. */
+export interface TlsResult {
+  readonly part: TlsPart;
+  readonly alpn?: Alpn;
+}
+
+export interface Alpn {
+  readonly protocols: readonly string[];
+  readonly loc: Loc;
+}
 
 const FILES_ONLY = 'only filename data sources are supported (Remora reads and watches the files)';
 const NO_SDS = 'SDS and certificate providers are not supported: Remora reads certificates from files (filename data sources) and watches them';
@@ -29,7 +46,7 @@ const SAN_MATCHERS = ['match_typed_subject_alt_names', 'match_subject_alt_names'
 
 /** A listener filter chain's transport_socket → the listener's raw `tls`. Envoy's default
  *  for require_client_certificate (false) applies when it is unset. */
-export function downstreamTls(ctx: Ctx, v: unknown, loc: Loc): TlsPart | undefined {
+export function downstreamTls(ctx: Ctx, v: unknown, loc: Loc): TlsResult | undefined {
   const t = tlsContext(ctx, v, loc, TypeUrl.DownstreamTlsContext);
   if (t === undefined) return undefined;
   const [d, tl] = t;
@@ -52,12 +69,12 @@ export function downstreamTls(ctx: Ctx, v: unknown, loc: Loc): TlsPart | undefin
     }
   }
   part.set('require_client_certificate', wrappedBool(d.require_client_certificate) ?? false, sub(tl, 'require_client_certificate'));
-  return part;
+  return { part, ...alpnOf(common, cl) };
 }
 
 /** A cluster's transport_socket → the cluster's raw `tls`. trusted_ca is required: Remora
  *  always verifies the upstream (Envoy without a validation context verifies nothing). */
-export function upstreamTls(ctx: Ctx, v: unknown, loc: Loc): TlsPart | undefined {
+export function upstreamTls(ctx: Ctx, v: unknown, loc: Loc): TlsResult | undefined {
   const t = tlsContext(ctx, v, loc, TypeUrl.UpstreamTlsContext);
   if (t === undefined) return undefined;
   const [u, tl] = t;
@@ -65,13 +82,58 @@ export function upstreamTls(ctx: Ctx, v: unknown, loc: Loc): TlsPart | undefined
   const part = new Fields().here(tl);
   if (isSet(u.sni)) part.set('sni', u.sni, sub(tl, 'sni'));
   const cl = sub(tl, 'common_tls_context');
-  const vc = commonTlsContext(ctx, asObj(u.common_tls_context) ?? {}, cl, part);
+  const common = asObj(u.common_tls_context) ?? {};
+  const vc = commonTlsContext(ctx, common, cl, part);
   const vl = sub(cl, 'validation_context');
   if (vc?.trusted_ca === undefined) {
     ctx.reject(sub(vl, 'trusted_ca'), 'is required: Remora always verifies the upstream certificate, against this CA file only');
   }
   if (vc !== undefined) subjectAltNames(ctx, vc, vl, part);
-  return part;
+  return { part, ...alpnOf(common, cl) };
+}
+
+/** A listener's alpn_protocols against what its TLS server offers for `codecType`
+ *  (LISTENER_ALPN). Accepted, in any order: with `auto`, ["h2", "http/1.1"], ["h2"] or
+ *  ["http/1.1"] (AUTO serves both versions in Envoy and in Remora; the list only decides
+ *  which one a client offering both gets, and Remora gives it h2, Istio's choice too);
+ *  with `http1` ["http/1.1"], with `http2` ["h2"]. Anything else names a version the codec
+ *  does not speak (Envoy would agree on it, then fail), or a protocol Remora does not
+ *  offer (Istio's "istio-peer-exchange"). */
+export function listenerAlpn(ctx: Ctx, alpn: Alpn, codecType: CodecType): void {
+  const offer = LISTENER_ALPN[codecType];
+  const accepted = codecType === 'auto' ? [offer, [ALPN_H2], [ALPN_H1]] : [offer];
+  if (accepted.some((a) => sameSet(a, alpn.protocols))) return;
+  ctx.reject(alpn.loc, `${JSON.stringify(alpn.protocols)} is not what Remora offers: with codec_type ${codecType.toUpperCase()} it offers ${JSON.stringify(offer)} by ALPN`
+    + ` (accepted: ${accepted.map((a) => JSON.stringify(a)).join(', ')} or unset)`);
+}
+
+/** What Remora offers a cluster's endpoints by ALPN, per `protocol`: each connection
+ *  names the one version it speaks (src/upstream/upstream-tls.ts, http2-connection.ts). */
+const CLUSTER_OFFER: Readonly<Record<UpstreamProtocol, string>> = {
+  http1: JSON.stringify([ALPN_H1]),
+  http2: JSON.stringify([ALPN_H2]),
+  downstream: `${JSON.stringify([ALPN_H2])} on its HTTP/2 connections and ${JSON.stringify([ALPN_H1])} on its HTTP/1.1 connections`,
+};
+
+/** A cluster's alpn_protocols against what Remora offers its endpoints for `protocol`
+ *  (CLUSTER_OFFER). Accepted, in any order: ["h2"] or ["h2", "http/1.1"] with `http2` and
+ *  `downstream` (an upstream that can pick h2 gets h2, as from Envoy), ["http/1.1"] with
+ *  `http1`. */
+export function clusterAlpn(ctx: Ctx, alpn: Alpn, protocol: UpstreamProtocol): void {
+  const accepted = protocol === 'http1' ? [[ALPN_H1]] : [[ALPN_H2], [ALPN_H2, ALPN_H1]];
+  if (accepted.some((a) => sameSet(a, alpn.protocols))) return;
+  ctx.reject(alpn.loc, `${JSON.stringify(alpn.protocols)} is not what Remora offers: with protocol ${protocol} it offers ${CLUSTER_OFFER[protocol]} by ALPN`
+    + ` (accepted: ${accepted.map((a) => JSON.stringify(a)).join(', ')} or unset)`);
+}
+
+/** The same protocols, each once, in any order (the server picks by its own order: Remora
+ *  on a listener, the upstream on a cluster). */
+const sameSet = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && new Set(b).size === b.length && a.every((x) => b.includes(x));
+
+/** A common_tls_context's alpn_protocols, when set (an empty list is unset). */
+function alpnOf(common: Obj, loc: Loc): { alpn?: Alpn } {
+  const protocols = asArr(common.alpn_protocols).map(String);
+  return protocols.length === 0 ? {} : { alpn: { protocols, loc: sub(loc, 'alpn_protocols') } };
 }
 
 /** The HttpConnectionManager's XFCC fields → the listener's forward_client_cert_details in `out`.
@@ -111,14 +173,10 @@ function tlsContext(ctx: Ctx, v: unknown, loc: Loc, typeUrl: string): [Obj, Loc]
 }
 
 /** common_tls_context → cert_file, key_file, ca_file and min_version in `part.raw`; returns
- *  the validation context, whose SAN matchers are the caller's. */
+ *  the validation context, whose SAN matchers are the caller's (alpn_protocols too). */
 function commonTlsContext(ctx: Ctx, c: Obj, loc: Loc, part: TlsPart): Obj | undefined {
   for (const k of COMMON_SDS) if (isSet(c[k])) ctx.reject(sub(loc, k), NO_SDS);
   ctx.only(c, loc, ['tls_params', 'tls_certificates', 'validation_context', 'alpn_protocols', ...COMMON_SDS]);
-  const alpn = asArr(c.alpn_protocols);
-  if (alpn.length > 0 && (alpn.length !== 1 || alpn[0] !== 'http/1.1')) {
-    ctx.reject(sub(loc, 'alpn_protocols'), `${JSON.stringify(alpn)} is not supported: Remora speaks HTTP/1.1 inside TLS (["http/1.1"] or unset)`);
-  }
   const params = asObj(c.tls_params);
   if (params !== undefined) tlsParams(ctx, params, sub(loc, 'tls_params'), part);
 

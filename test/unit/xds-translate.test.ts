@@ -303,13 +303,18 @@ const FRONT_END = {
   clusters: [{ name: 'api', endpoints: [{ address: '127.0.0.1', port: 9000 }] }],
 };
 
-/** HTTP/2 and gRPC: listeners per codec_type with their HTTP/2 settings, an HTTP/2
- *  cluster, gRPC deadlines (capped, uncapped) and gRPC retry conditions (round trip). */
+/** HTTP/2 and gRPC: listeners per codec_type with their HTTP/2 settings and PING
+ *  keepalive (one over TLS), HTTP/2 clusters (with keepalive, over TLS, with gRPC health
+ *  checks), a `downstream` cluster, gRPC deadlines (capped, uncapped) and gRPC retry
+ *  conditions (round trip). */
 const GRPC = {
   listeners: [
     {
       name: 'grpc-in', port: 0, codec_type: 'http2',
-      http2_protocol_options: { max_concurrent_streams: 1000, initial_stream_window_size: 1_048_576, initial_connection_window_size: 4_194_304 },
+      http2_protocol_options: {
+        max_concurrent_streams: 1000, initial_stream_window_size: 1_048_576, initial_connection_window_size: 4_194_304,
+        connection_keepalive: { interval_ms: 30_000, timeout_ms: 2000 },
+      },
       virtual_hosts: [{
         name: 'v',
         domains: ['*'],
@@ -327,10 +332,29 @@ const GRPC = {
       }],
     },
     { name: 'h1-in', port: 0, codec_type: 'http1', virtual_hosts: [{ name: 'v', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'web' } }] }] },
+    {
+      name: 'grpc-tls', port: 0, codec_type: 'http2', tls: { cert_file: ID.cert_file, key_file: ID.key_file },
+      virtual_hosts: [{ name: 'v', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'grpc-tls' } }] }],
+    },
   ],
   clusters: [
-    { name: 'grpc', protocol: 'http2', http2_protocol_options: { max_concurrent_streams: 50, initial_stream_window_size: 131_072, initial_connection_window_size: 2_097_152 }, endpoints: [{ address: '127.0.0.1', port: 50051 }] },
+    {
+      name: 'grpc', protocol: 'http2',
+      http2_protocol_options: { max_concurrent_streams: 50, initial_stream_window_size: 131_072, initial_connection_window_size: 2_097_152, connection_keepalive: { interval_ms: 10_000 } },
+      health_check: { grpc: {} },
+      endpoints: [{ address: '127.0.0.1', port: 50051 }],
+    },
     { name: 'web', protocol: 'http1', endpoints: [{ address: '127.0.0.1', port: 8080 }] },
+    {
+      name: 'grpc-tls', protocol: 'http2', tls: { ca_file: ID.ca_file, sni: 'grpc.internal' },
+      health_check: { grpc: { service_name: 'echo.Echo', authority: 'grpc.internal' }, interval_ms: 3000 },
+      endpoints: [{ address: '127.0.0.1', port: 50052 }],
+    },
+    {
+      name: 'sniffed', protocol: 'downstream', tls: { ca_file: ID.ca_file },
+      http2_protocol_options: { max_concurrent_streams: 1000, connection_keepalive: { interval_ms: 60_000, timeout_ms: 10_000 } },
+      endpoints: [{ address: '127.0.0.1', port: 8443 }],
+    },
   ],
 };
 
@@ -794,6 +818,7 @@ t.test('toXdsResources: transport sockets, XFCC, and RBAC filters in Remora\'s o
   t.equal(obj(arr(inbound.filter_chains)[0].transport_socket).name, 'envoy.transport_sockets.tls');
   t.same(socketOf(inbound), {
     common_tls_context: {
+      alpn_protocols: ['h2', 'http/1.1'],
       tls_params: { tls_minimum_protocol_version: 'TLSv1_3' },
       tls_certificates: [{ certificate_chain: { filename: '/id/cert.pem' }, private_key: { filename: '/id/key.pem' } }],
       validation_context: { trusted_ca: { filename: '/id/ca.pem' } },
@@ -834,6 +859,7 @@ t.test('toXdsResources: transport sockets, XFCC, and RBAC filters in Remora\'s o
   t.equal(hcmOf(plain).set_current_client_cert_details, undefined);
   t.same(socketOf(r.clusters.get('backend') as Obj), {
     common_tls_context: {
+      alpn_protocols: ['http/1.1'],
       tls_params: { tls_minimum_protocol_version: 'TLSv1_3' },
       tls_certificates: [{ certificate_chain: { filename: '/id/cert.pem' }, private_key: { filename: '/id/key.pem' } }],
       validation_context: {
@@ -909,7 +935,7 @@ t.test('TLS fields outside the subset are rejected with their path', async (t) =
       tls_params: { tls_minimum_protocol_version: 'TLSv1_1', tls_maximum_protocol_version: 'TLSv1_2', cipher_suites: ['ECDHE-RSA-AES128-GCM-SHA256'] },
       tls_certificates: [{ certificate_chain: { inline_string: '-----BEGIN CERTIFICATE-----' }, private_key: { filename: '/k.pem' }, password: { inline_string: 'x' } }],
       validation_context_sds_secret_config: { name: 'ca' },
-      alpn_protocols: ['h2', 'http/1.1'],
+      alpn_protocols: ['istio-peer-exchange', 'h2', 'http/1.1'],
     },
     session_ticket_keys: { keys: [{ filename: '/t' }] },
     ocsp_staple_policy: 'MUST_STAPLE',
@@ -919,12 +945,12 @@ t.test('TLS fields outside the subset are rejected with their path', async (t) =
     `${TS}.session_ticket_keys: field not supported by Remora`,
     `${TS}.ocsp_staple_policy: MUST_STAPLE is not supported: Remora staples no OCSP responses (LENIENT_STAPLING or unset)`,
     `${TS}.common_tls_context.validation_context_sds_secret_config: SDS and certificate providers are not supported: Remora reads certificates from files (filename data sources) and watches them`,
-    `${TS}.common_tls_context.alpn_protocols: ["h2","http/1.1"] is not supported: Remora speaks HTTP/1.1 inside TLS (["http/1.1"] or unset)`,
     `${TS}.common_tls_context.tls_params.cipher_suites: is not supported: Remora uses Node's default cipher list (forward-secret AEAD suites first)`,
     `${TS}.common_tls_context.tls_params.tls_minimum_protocol_version: TLSv1_1 is not supported: Remora accepts TLS 1.2 at least (TLSv1_2 or TLSv1_3)`,
     `${TS}.common_tls_context.tls_params.tls_maximum_protocol_version: TLSv1_2 is not supported: Remora allows up to TLS 1.3 (TLSv1_3 or unset)`,
     `${TS}.common_tls_context.tls_certificates[0].password: field not supported by Remora`,
     `${TS}.common_tls_context.tls_certificates[0].certificate_chain.inline_string: only filename data sources are supported (Remora reads and watches the files)`,
+    `${TS}.common_tls_context.alpn_protocols: ["istio-peer-exchange","h2","http/1.1"] is not what Remora offers: with codec_type AUTO it offers ["h2","http/1.1"] by ALPN (accepted: ["h2","http/1.1"], ["h2"], ["http/1.1"] or unset)`,
   ]);
   setSocket(l, {
     common_tls_context: {
@@ -1171,15 +1197,37 @@ t.test('toXdsResources: codec_type, HTTP/2 settings, an HTTP/2 cluster and gRPC 
   t.equal(hcm.codec_type, 'HTTP2');
   t.same(hcm.http2_protocol_options, {
     max_concurrent_streams: { value: 1000 }, initial_stream_window_size: { value: 1_048_576 }, initial_connection_window_size: { value: 4_194_304 },
-  });
-  const grpc = protos.decodeAny(protos.encodeAny(TypeUrl.Cluster, r.clusters.get('grpc') as Obj)).message;
+    connection_keepalive: { interval: { seconds: 30, nanos: 0 }, timeout: { seconds: 2, nanos: 0 }, interval_jitter: { value: 0 } },
+  }, 'keepalive without jitter, as Remora PINGs (Envoy\'s unset jitter is 15 %)');
+  const clusterOf = (name: string): Obj => protos.decodeAny(protos.encodeAny(TypeUrl.Cluster, r.clusters.get(name) as Obj)).message;
+  const optionsOf = (c: Obj): Obj => protos.decodeAny(obj(obj(c.typed_extension_protocol_options)[HPO]) as unknown as AnyMessage).message;
+  const grpc = clusterOf('grpc');
   const any = obj(obj(grpc.typed_extension_protocol_options)[HPO]) as unknown as AnyMessage;
   t.equal(any.type_url, TypeUrl.HttpProtocolOptions, 'filed under Envoy\'s key, with its type');
-  t.same(protos.decodeAny(any).message, {
+  t.same(optionsOf(grpc), {
     explicit_http_config: {
-      http2_protocol_options: { max_concurrent_streams: { value: 50 }, initial_stream_window_size: { value: 131_072 }, initial_connection_window_size: { value: 2_097_152 } },
+      http2_protocol_options: {
+        max_concurrent_streams: { value: 50 }, initial_stream_window_size: { value: 131_072 }, initial_connection_window_size: { value: 2_097_152 },
+        connection_keepalive: { interval: { seconds: 10, nanos: 0 }, timeout: { seconds: 5, nanos: 0 }, interval_jitter: { value: 0 } },
+      },
     },
   });
+  t.same(arr(grpc.health_checks)[0].grpc_health_check, {}, 'service_name "" (the whole server) and the cluster name as authority: Envoy\'s defaults, nothing on the wire');
+  t.equal(arr(grpc.health_checks)[0].http_health_check, undefined);
+  const grpcTls = clusterOf('grpc-tls');
+  t.same(arr(grpcTls.health_checks)[0].grpc_health_check, { service_name: 'echo.Echo', authority: 'grpc.internal' });
+  t.same(obj(socketOf(grpcTls).common_tls_context).alpn_protocols, ['h2'], 'an HTTP/2 cluster offers h2');
+  const sniffed = clusterOf('sniffed');
+  t.same(optionsOf(sniffed), {
+    use_downstream_protocol_config: {
+      http2_protocol_options: {
+        max_concurrent_streams: { value: 1000 }, initial_stream_window_size: { value: 65_535 }, initial_connection_window_size: { value: 1_048_576 },
+        connection_keepalive: { interval: { seconds: 60, nanos: 0 }, timeout: { seconds: 10, nanos: 0 }, interval_jitter: { value: 0 } },
+      },
+    },
+  }, 'protocol downstream: use_downstream_protocol_config with its HTTP/2 settings');
+  t.equal(obj(socketOf(sniffed).common_tls_context).alpn_protocols, undefined, 'downstream: h2 or http/1.1 per connection, which no one list says');
+  t.same(obj(socketOf(r.listeners.get('grpc-tls') as Obj).common_tls_context).alpn_protocols, ['h2'], 'codec_type HTTP2 over TLS offers h2 only');
   t.equal(r.clusters.get('web')?.typed_extension_protocol_options, undefined, 'HTTP/1.1 is the default: nothing written');
   const routes = arr(arr((r.routes.get('grpc-in') as Obj).virtual_hosts)[0].routes).map((x) => obj(x.route));
   t.same(routes.map((x) => x.max_stream_duration), [{ grpc_timeout_header_max: { seconds: 3, nanos: 0 } }, { grpc_timeout_header_max: { seconds: 0, nanos: 0 } }]);
@@ -1228,7 +1276,7 @@ t.test('HttpConnectionManager codec_type and http2_protocol_options (Istio and E
   t.same(errorsOf(translate({
     codec_type: 'HTTP3',
     http2_protocol_options: {
-      hpack_table_size: { value: 0 }, allow_connect: true, allow_metadata: true, connection_keepalive: { interval: { seconds: 10 } },
+      hpack_table_size: { value: 0 }, allow_connect: true, allow_metadata: true,
       custom_settings_parameters: [{ identifier: { value: 9 }, value: { value: 1 } }], override_stream_error_on_invalid_http_message: { value: true },
     },
   })), [
@@ -1237,7 +1285,6 @@ t.test('HttpConnectionManager codec_type and http2_protocol_options (Istio and E
     `${TL}.http2_protocol_options.allow_metadata: field not supported by Remora`,
     `${TL}.http2_protocol_options.custom_settings_parameters: field not supported by Remora`,
     `${TL}.http2_protocol_options.override_stream_error_on_invalid_http_message: field not supported by Remora`,
-    `${TL}.http2_protocol_options.connection_keepalive: field not supported by Remora`,
     `${TL}.http2_protocol_options.hpack_table_size: 0 is not supported: Remora's HPACK table is 4096 bytes (4096 or unset)`,
   ]);
   // validateConfig's ranges are reported at the xDS field.
@@ -1291,15 +1338,11 @@ t.test('Cluster: HTTP/2 from HttpProtocolOptions (Istio) or the deprecated http2
 
   const C = 'Cluster "api"';
   const T = `${C} typed_extension_protocol_options["${HPO}"]`;
-  // Istio sends use_downstream_protocol_config for ports whose protocol it sniffs.
-  t.same(errorsOf(translate({ typed_extension_protocol_options: protocolOptions({ use_downstream_protocol_config: { http_protocol_options: {}, http2_protocol_options: {} } }) })), [
-    `${T}.use_downstream_protocol_config: is not supported: Remora speaks one HTTP version per cluster; use explicit_http_config (http_protocol_options or http2_protocol_options)`,
-  ]);
   t.same(errorsOf(translate({ typed_extension_protocol_options: protocolOptions({ auto_config: { http2_protocol_options: {} } }) })), [
-    `${T}.auto_config: is not supported: Remora does not choose the upstream HTTP version by ALPN; use explicit_http_config (http_protocol_options or http2_protocol_options)`,
+    `${T}.auto_config: is not supported: Remora does not choose the upstream HTTP version by ALPN; use explicit_http_config (http_protocol_options or http2_protocol_options) or use_downstream_protocol_config`,
   ]);
   t.same(errorsOf(translate({ typed_extension_protocol_options: protocolOptions({ common_http_protocol_options: { idle_timeout: { seconds: 1 } } }) })), [
-    `${T}.explicit_http_config: is required (Envoy requires one of explicit_http_config, use_downstream_protocol_config, auto_config; Remora supports the first)`,
+    `${T}.explicit_http_config: is required (Envoy requires one of explicit_http_config, use_downstream_protocol_config, auto_config; Remora supports the first two)`,
   ]);
   t.same(errorsOf(translate({
     typed_extension_protocol_options: protocolOptions({
@@ -1329,6 +1372,196 @@ t.test('Cluster: HTTP/2 from HttpProtocolOptions (Istio) or the deprecated http2
     metadata: { filter_metadata: { remora: { fields: { idle_timeout_ms: { numberValue: 1000 } } } } },
   })), [
     `${C} metadata.filter_metadata.remora.idle_timeout_ms: is also set by the HttpProtocolOptions' common_http_protocol_options.idle_timeout; set one`,
+  ]);
+});
+
+t.test('HTTP/2 PING keepalive: connection_keepalive on listeners and clusters', async (t) => {
+  const config = valid(MINIMAL);
+  const set = overTheWire(config);
+  const l = set.listeners.get('in') as Obj;
+  const base = hcmOf(l);
+  const c = set.clusters.get('api') as Obj;
+  const translate = (listenerKa: Obj | undefined, clusterKa?: Obj): XdsTranslateResult => {
+    setHcm(l, { ...base, http2_protocol_options: listenerKa === undefined ? {} : { connection_keepalive: listenerKa } });
+    c.typed_extension_protocol_options = protocolOptions({ explicit_http_config: { http2_protocol_options: clusterKa === undefined ? {} : { connection_keepalive: clusterKa } } });
+    return translateXds(baseOf(config), rewire(set));
+  };
+  const kaOf = (r: XdsTranslateResult): unknown[] => (r.ok ? [r.config.listeners[0].http2_protocol_options.connection_keepalive, r.config.clusters[0].http2_protocol_options.connection_keepalive] : []);
+
+  // Envoy's documented shape (interval and the required timeout) on the listener; on the
+  // cluster a sub-second timeout, with jitter explicitly off.
+  const r = translate({ interval: { seconds: 30 }, timeout: { seconds: 5 } }, { interval: { seconds: 10 }, timeout: { nanos: 500_000_000 }, interval_jitter: { value: 0 } });
+  t.same(errorsOf(r), []);
+  t.same(kaOf(r), [{ interval_ms: 30_000, timeout_ms: 5000 }, { interval_ms: 10_000, timeout_ms: 500 }]);
+  const noTimeout = translate({ interval: { seconds: 20 } });
+  t.same(errorsOf(noTimeout), []);
+  t.same(kaOf(noTimeout)[0], { interval_ms: 20_000, timeout_ms: 5000 }, "timeout unset (Envoy requires it): Remora's 5 s");
+  // Envoy sends no interval PINGs when interval is 0 or unset: Remora's unset (no PINGs).
+  for (const ka of [{ interval: {}, timeout: { seconds: 5 } }, { timeout: { seconds: 5 } }, {}]) {
+    const off = translate(ka, ka);
+    t.same(errorsOf(off), []);
+    t.same(kaOf(off), [undefined, undefined], `${JSON.stringify(ka)}: no keepalive`);
+  }
+
+  const K = `${TL}.http2_protocol_options.connection_keepalive`;
+  const CK = `Cluster "api" typed_extension_protocol_options["${HPO}"].explicit_http_config.http2_protocol_options.connection_keepalive`;
+  t.same(errorsOf(translate(
+    { interval: { seconds: 30 }, timeout: { seconds: 5 }, interval_jitter: { value: 15 }, connection_idle_interval: { seconds: 60 } },
+    { interval: { seconds: 30 }, timeout: { seconds: 5 }, connection_idle_interval: {} },
+  )), [
+    `${K}.interval_jitter: 15% is not supported: Remora sends PINGs at a fixed interval (0 or unset)`,
+    `${K}.connection_idle_interval: 60000 ms is not supported: Remora PINGs at the fixed interval only, not before reusing an idle connection (0 or unset)`,
+  ], 'jitter and idle PINGs rejected by path; connection_idle_interval 0 (off) accepted');
+  // validateConfig's ranges are reported at the xDS field.
+  t.match(errorsOf(translate({ interval: { seconds: 30 }, timeout: {} })), [`${K}.timeout:`]);
+  t.match(errorsOf(translate(undefined, { interval: { nanos: 1_500_000 } })), [`${CK}.interval: must be a whole number of milliseconds`]);
+});
+
+t.test('Cluster: use_downstream_protocol_config (Istio, ports whose protocol it sniffs) is protocol downstream', async (t) => {
+  const config = valid(MINIMAL);
+  const set = overTheWire(config);
+  const c = set.clusters.get('api') as Obj;
+  delete c.metadata; // the encoder's idle_timeout_ms extension: Istio's idle timeout is in the options
+  const translate = (options: Obj): XdsTranslateResult => {
+    c.typed_extension_protocol_options = protocolOptions(options);
+    return translateXds(baseOf(config), rewire(set));
+  };
+  const cluster = (r: XdsTranslateResult): RemoraConfig['clusters'][number] | undefined => (r.ok ? r.config.clusters[0] : undefined);
+
+  // Istio's outbound cluster for an unnamed port: both versions, its stream limit, its idle timeout.
+  const istio = translate({
+    common_http_protocol_options: { idle_timeout: { seconds: 3600 } },
+    use_downstream_protocol_config: { http_protocol_options: {}, http2_protocol_options: { max_concurrent_streams: { value: 1_073_741_824 } } },
+  });
+  t.same(errorsOf(istio), []);
+  t.match(cluster(istio), {
+    protocol: 'downstream', idle_timeout_ms: 3_600_000,
+    http2_protocol_options: { max_concurrent_streams: 1_073_741_824, initial_stream_window_size: 65_535, initial_connection_window_size: 1_048_576 },
+  });
+  const bare = translate({ use_downstream_protocol_config: {} });
+  t.same(errorsOf(bare), []);
+  t.match(cluster(bare), { protocol: 'downstream', http2_protocol_options: { max_concurrent_streams: 100 } }, "no http2_protocol_options: Remora's HTTP/2 defaults");
+
+  const T = `Cluster "api" typed_extension_protocol_options["${HPO}"]`;
+  t.same(errorsOf(translate({
+    use_downstream_protocol_config: {
+      http_protocol_options: { header_key_format: { proper_case_words: {} } },
+      http2_protocol_options: { allow_connect: true },
+      http3_protocol_options: {},
+    },
+  })), [
+    `${T}.use_downstream_protocol_config.http3_protocol_options: field not supported by Remora`,
+    `${T}.use_downstream_protocol_config.http_protocol_options.header_key_format: field not supported by Remora`,
+    `${T}.use_downstream_protocol_config.http2_protocol_options.allow_connect: field not supported by Remora`,
+  ]);
+  t.same(errorsOf(translate({ explicit_http_config: { http2_protocol_options: {} }, use_downstream_protocol_config: {} })), [
+    `${T}.use_downstream_protocol_config: not allowed together with explicit_http_config (Envoy takes one of explicit_http_config, use_downstream_protocol_config, auto_config)`,
+  ]);
+});
+
+t.test('HealthCheck: grpc_health_check → health_check.grpc; tcp and custom checks rejected', async (t) => {
+  const config = valid(MINIMAL);
+  const set = overTheWire(config);
+  const c = set.clusters.get('api') as Obj;
+  const translate = (check: Obj): XdsTranslateResult => {
+    c.health_checks = [check];
+    return translateXds(baseOf(config), rewire(set));
+  };
+  const checkOf = (r: XdsTranslateResult): RemoraConfig['clusters'][number]['health_check'] => (r.ok ? r.config.clusters[0].health_check : undefined);
+
+  // Envoy's documented gRPC health check, with the intervals a control plane writes.
+  const named = translate({
+    timeout: { seconds: 1 }, interval: { seconds: 10 }, unhealthy_threshold: { value: 2 }, healthy_threshold: { value: 1 },
+    grpc_health_check: { service_name: 'grpc.health.v1.Health', authority: 'api.internal' },
+  });
+  t.same(errorsOf(named), []);
+  const check = checkOf(named);
+  t.match(check, { grpc: { service_name: 'grpc.health.v1.Health', authority: 'api.internal' }, interval_ms: 10_000, timeout_ms: 1000, unhealthy_threshold: 2, healthy_threshold: 1, host: 'api' });
+  t.equal(check?.path, undefined, 'no HTTP path');
+  const whole = translate({ timeout: { seconds: 1 }, interval: { seconds: 5 }, grpc_health_check: {} });
+  t.same(errorsOf(whole), []);
+  t.same(checkOf(whole)?.grpc, { service_name: '' }, "service_name unset: the server as a whole; authority unset: the check's host, the cluster name (Envoy's default too)");
+  t.equal(checkOf(whole)?.host, 'api');
+
+  const H = 'Cluster "api" health_checks[0]';
+  t.same(errorsOf(translate({ grpc_health_check: { service_name: 's', initial_metadata: [{ header: { key: 'x-token', value: 't' } }] } })), [
+    `${H}.grpc_health_check.initial_metadata: is not supported: Remora sends no metadata with a gRPC health check`,
+  ]);
+  t.same(errorsOf(translate({ http_health_check: { path: '/h' }, grpc_health_check: {} })), [
+    `${H}.grpc_health_check: not allowed together with http_health_check (Envoy takes one health checker)`,
+  ]);
+  t.same(errorsOf(translate({ tcp_health_check: { send: { text: '00' } } })), [
+    `${H}.tcp_health_check: only http_health_check and grpc_health_check are supported`,
+    `${H}.http_health_check: is required (Remora runs HTTP health checks, or gRPC ones with grpc_health_check)`,
+  ]);
+  t.same(errorsOf(translate({ custom_health_check: { name: 'redis' }, grpc_health_check: {} })), [
+    `${H}.custom_health_check: only http_health_check and grpc_health_check are supported`,
+  ]);
+  // validateConfig's rules are reported at the xDS field.
+  t.match(errorsOf(translate({ grpc_health_check: { authority: 'a b' } })), [`${H}.grpc_health_check.authority: must be a non-empty host name without whitespace`]);
+
+  // A check's own host is its gRPC authority: the encoder writes it as `authority`.
+  const hosted = valid({ ...MINIMAL, clusters: [{ ...MINIMAL.clusters[0], health_check: { grpc: {}, host: 'api.internal' } }] });
+  const back = translateXds(baseOf(hosted), overTheWire(hosted));
+  t.same(errorsOf(back), []);
+  t.match(back.ok && back.config.clusters[0].health_check, { grpc: { service_name: '', authority: 'api.internal' }, host: 'api' }, 'the same :authority on the wire');
+});
+
+t.test('TLS alpn_protocols: accepted where Remora offers the same versions, else rejected with what it offers', async (t) => {
+  const config = valid(MINIMAL);
+  const set = overTheWire(config);
+  const l = set.listeners.get('in') as Obj;
+  const base = hcmOf(l);
+  delete base.codec_type;
+  const c = set.clusters.get('api') as Obj;
+  const CERT = { tls_certificates: [{ certificate_chain: { filename: '/c.pem' }, private_key: { filename: '/k.pem' } }] };
+  const CA = { validation_context: { trusted_ca: { filename: '/ca.pem' } } };
+  const translate = (codec: string | undefined, listenerAlpn: string[], clusterOptions: Obj | undefined, clusterAlpn: string[]): XdsTranslateResult => {
+    setHcm(l, { ...base, ...(codec !== undefined ? { codec_type: codec } : {}) });
+    setSocket(l, { common_tls_context: { ...CERT, alpn_protocols: listenerAlpn } });
+    setSocket(c, { common_tls_context: { ...CA, alpn_protocols: clusterAlpn } });
+    delete c.typed_extension_protocol_options;
+    if (clusterOptions !== undefined) c.typed_extension_protocol_options = protocolOptions(clusterOptions);
+    return translateXds(baseOf(config), rewire(set));
+  };
+  const H2 = { explicit_http_config: { http2_protocol_options: {} } };
+  const DOWNSTREAM = { use_downstream_protocol_config: { http_protocol_options: {}, http2_protocol_options: {} } };
+
+  // Istio's inbound listener (AUTO, ["h2","http/1.1"]); its TLS origination to an HTTP/2
+  // service (["h2"]); Envoy's docs' lists ("h2,http/1.1" for both versions, "http/1.1").
+  for (const [codec, la, options, ca, want] of [
+    [undefined, ['h2', 'http/1.1'], undefined, ['http/1.1'], ['auto', 'http1']],
+    ['AUTO', ['h2'], H2, ['h2'], ['auto', 'http2']],
+    ['AUTO', ['http/1.1'], H2, ['h2', 'http/1.1'], ['auto', 'http2']],
+    ['AUTO', ['http/1.1', 'h2'], DOWNSTREAM, ['h2', 'http/1.1'], ['auto', 'downstream']],
+    ['HTTP1', ['http/1.1'], DOWNSTREAM, ['h2'], ['http1', 'downstream']],
+    ['HTTP2', ['h2'], { explicit_http_config: {} }, ['http/1.1'], ['http2', 'http1']],
+  ] as const) {
+    const r = translate(codec, [...la], options, [...ca]);
+    t.same(errorsOf(r), [], `listener ${codec ?? 'unset'} ${JSON.stringify(la)}, cluster ${JSON.stringify(ca)}: accepted`);
+    t.same(r.ok ? [r.config.listeners[0].codec_type, r.config.clusters[0].protocol] : [], want);
+  }
+
+  const A = `${L}.transport_socket.typed_config.common_tls_context.alpn_protocols`;
+  const CA_ = 'Cluster "api" transport_socket.typed_config.common_tls_context.alpn_protocols';
+  t.same(errorsOf(translate('HTTP1', ['h2', 'http/1.1'], undefined, ['h2', 'http/1.1'])), [
+    `${A}: ["h2","http/1.1"] is not what Remora offers: with codec_type HTTP1 it offers ["http/1.1"] by ALPN (accepted: ["http/1.1"] or unset)`,
+    `${CA_}: ["h2","http/1.1"] is not what Remora offers: with protocol http1 it offers ["http/1.1"] by ALPN (accepted: ["http/1.1"] or unset)`,
+  ]);
+  // Istio's in-mesh lists name its own protocols, which Remora does not offer.
+  t.same(errorsOf(translate('HTTP2', ['h2', 'http/1.1'], H2, ['istio', 'h2'])), [
+    `${A}: ["h2","http/1.1"] is not what Remora offers: with codec_type HTTP2 it offers ["h2"] by ALPN (accepted: ["h2"] or unset)`,
+    `${CA_}: ["istio","h2"] is not what Remora offers: with protocol http2 it offers ["h2"] by ALPN (accepted: ["h2"], ["h2","http/1.1"] or unset)`,
+  ]);
+  t.same(errorsOf(translate(undefined, ['istio-peer-exchange', 'h2', 'http/1.1'], DOWNSTREAM, ['http/1.1'])), [
+    `${A}: ["istio-peer-exchange","h2","http/1.1"] is not what Remora offers: with codec_type AUTO it offers ["h2","http/1.1"] by ALPN (accepted: ["h2","http/1.1"], ["h2"], ["http/1.1"] or unset)`,
+    `${CA_}: ["http/1.1"] is not what Remora offers: with protocol downstream it offers ["h2"] on its HTTP/2 connections and ["http/1.1"] on its HTTP/1.1 connections by ALPN (accepted: ["h2"], ["h2","http/1.1"] or unset)`,
+  ]);
+  t.same(errorsOf(translate('AUTO', ['h2', 'h2'], undefined, ['http/1.1'])).length, 1, 'a repeated protocol is rejected');
+  // A rejected version choice or codec is reported once, without an ALPN complaint.
+  t.same(errorsOf(translate('HTTP3', ['h3'], { auto_config: {} }, ['h2', 'http/1.1'])), [
+    `${TL}.codec_type: HTTP3 is not supported: Remora serves HTTP/1.1 and HTTP/2 (AUTO, HTTP1 or HTTP2)`,
+    `Cluster "api" typed_extension_protocol_options["${HPO}"].auto_config: is not supported: Remora does not choose the upstream HTTP version by ALPN; use explicit_http_config (http_protocol_options or http2_protocol_options) or use_downstream_protocol_config`,
   ]);
 });
 
