@@ -188,7 +188,7 @@ t.test('a proxied request: one JSON line with every field', async (t) => {
   t.same(
     Object.keys(line),
     ['time', 'request_id', 'method', 'path', 'authority', 'status', 'flags', 'route', 'upstream', 'attempts', 'bytes_in', 'bytes_out',
-      'duration_us', 'upstream_us', 'user_agent', 'trace_id', 'peer', 'listener', 'worker'],
+      'duration_us', 'upstream_us', 'user_agent', 'trace_id', 'peer', 'grpc_status', 'listener', 'worker'],
     'exactly these fields, in this order',
   );
 });
