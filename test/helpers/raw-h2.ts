@@ -137,7 +137,8 @@ export interface Frame {
 }
 
 /** A client connection that writes frames by hand and records every frame received.
- *  By default it acknowledges SETTINGS and PING as a client must; with `{ read: false }`
+ *  By default it acknowledges SETTINGS and PING as a client must (`{ ackPings: false }`:
+ *  PINGs go unanswered, a peer that has vanished); with `{ read: false }`
  *  it reads nothing (the socket is paused: what Remora sends piles up in the kernel's
  *  buffers) until `startReading()`. */
 export class RawH2 {
@@ -153,6 +154,7 @@ export class RawH2 {
   private constructor(
     private readonly socket: net.Socket,
     read: boolean,
+    private readonly ackPings: boolean,
   ) {
     socket.on('close', () => (this.closed = true));
     socket.on('error', (err: NodeJS.ErrnoException) => {
@@ -163,12 +165,12 @@ export class RawH2 {
     else socket.pause();
   }
 
-  static open(port: number, t: Teardowns, opts: { read?: boolean } = {}): Promise<RawH2> {
+  static open(port: number, t: Teardowns, opts: { read?: boolean; ackPings?: boolean } = {}): Promise<RawH2> {
     return new Promise((resolve, reject) => {
       const socket = net.connect(port, '127.0.0.1', () => {
         socket.off('error', reject);
         socket.write(Buffer.concat([PREFACE, frame(FRAME.SETTINGS, 0, 0)]));
-        resolve(new RawH2(socket, opts.read ?? true));
+        resolve(new RawH2(socket, opts.read ?? true, opts.ackPings ?? true));
       });
       t.teardown(() => socket.destroy());
       socket.once('error', reject);
@@ -190,7 +192,7 @@ export class RawH2 {
         this.frames.push(f);
         if (this.socket.destroyed) continue;
         if (f.type === FRAME.SETTINGS && (f.flags & ACK) === 0) this.socket.write(frame(FRAME.SETTINGS, ACK, 0));
-        if (f.type === FRAME.PING && (f.flags & ACK) === 0) this.socket.write(frame(FRAME.PING, ACK, 0, f.payload));
+        if (f.type === FRAME.PING && (f.flags & ACK) === 0 && this.ackPings) this.socket.write(frame(FRAME.PING, ACK, 0, f.payload));
       }
     });
     this.socket.resume();

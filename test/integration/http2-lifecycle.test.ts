@@ -1,14 +1,16 @@
 // HTTP/2 across Remora's lifecycle and limits: a drain tells HTTP/2 clients GOAWAY while
 // their open streams finish; circuit breakers count HTTP/2 upstream streams (max_requests)
 // and connections (max_connections) as Envoy does, requests share one upstream connection,
-// a refused stream is sent again on a new connection; and `protocol: downstream` speaks
-// each client's own HTTP version to an upstream that serves both.
+// a refused stream is sent again on a new connection; `protocol: downstream` speaks
+// each client's own HTTP version to an upstream that serves both; and PING keepalive
+// closes a connection whose client stopped answering, on both sides of Remora.
 
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import t from 'tap';
-import { request, routesConfig, startRemora } from '../helpers/remora.js';
+import { FRAME, RawH2 } from '../helpers/raw-h2.js';
+import { request, routesConfig, startRemora, waitUntil } from '../helpers/remora.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -163,4 +165,56 @@ t.test('protocol: downstream: HTTP/1.1 clients reach the upstream over HTTP/1.1,
   const both = await Promise.all([request(remora.ports.main, { path: '/three' }), h2Get(session, '/four')]);
   t.same([both[0].text, both[1].body], ['via 1.1', 'via 2.0'], 'both at once, each in its own version');
   t.same(seen.sort(), ['1.1 /one', '1.1 /three', '2.0 /four', '2.0 /two'], 'what the upstream saw');
+});
+
+t.test('connection_keepalive: a client that stops answering PINGs is cut off; one that answers stays', async (t) => {
+  const up = await h2Upstream(0);
+  const config = routesConfig([{ match: { prefix: '/' }, route: { cluster: 'u' } }],
+    [{ name: 'u', protocol: 'http2', endpoints: [{ address: '127.0.0.1', port: up.port }] }]) as { listeners: Record<string, unknown>[] };
+  config.listeners[0].http2_protocol_options = { connection_keepalive: { interval_ms: 200, timeout_ms: 300 } };
+  const remora = await startRemora(config);
+  t.teardown(async () => {
+    await remora.stop();
+    await up.close();
+  });
+  const silent = await RawH2.open(remora.ports.main, t, { ackPings: false });
+  const session = http2.connect(`http://127.0.0.1:${remora.ports.main}`);
+  session.on('error', () => {});
+  t.teardown(() => session.destroy());
+  t.equal((await h2Get(session, '/before')).status, 200, 'a well-behaved client is served');
+  const started = Date.now();
+  await waitUntil('the silent client cut off', async () => silent.closed, 3000);
+  const pings = silent.frames.filter((f) => f.type === FRAME.PING).length;
+  t.ok(pings >= 1, `Remora sent PINGs (${pings})`);
+  t.ok(Date.now() - started < 2000, `closed within interval + timeout, about 0.5 s (took ${Date.now() - started} ms)`);
+  await sleep(600);
+  t.notOk(session.closed || session.destroyed, 'the client that answers PINGs keeps its connection');
+  t.equal((await h2Get(session, '/after')).status, 200, 'and is still served');
+});
+
+t.test('connection_keepalive on a cluster: a request on an upstream connection whose PINGs go unanswered fails in time, and the connection is closed', async (t) => {
+  // An h2c "upstream" written by hand: it answers the handshake, then ignores everything
+  // (its PINGs unanswered), like a peer whose network path died.
+  const sockets: net.Socket[] = [];
+  const dead = net.createServer((socket) => {
+    sockets.push(socket);
+    socket.on('error', () => {});
+    socket.resume(); // reads and drops everything (so it sees Remora's FIN)
+    socket.write(Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])); // SETTINGS, empty
+  });
+  await new Promise<void>((r) => dead.listen(0, '127.0.0.1', r));
+  const port = (dead.address() as net.AddressInfo).port;
+  const remora = await startRemora(routesConfig([{ match: { prefix: '/' }, route: { cluster: 'u', timeout_ms: 0 } }],
+    [{ name: 'u', protocol: 'http2', endpoints: [{ address: '127.0.0.1', port }], http2_protocol_options: { connection_keepalive: { interval_ms: 200, timeout_ms: 300 } } }]));
+  t.teardown(async () => {
+    await remora.stop();
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((r) => dead.close(() => r()));
+  });
+  const started = Date.now();
+  const reply = await request(remora.ports.main, { path: '/hangs' });
+  t.equal(reply.status, 503, `the request on the dead connection fails instead of hanging (saw ${reply.status} ${reply.headers['x-remora-flags']})`);
+  t.ok(Date.now() - started < 3000, `within about interval + timeout (${Date.now() - started} ms)`);
+  await waitUntil('the dead connection closed', async () => sockets.length >= 1 && sockets[0].destroyed, 3000);
+  t.pass('Remora closed the connection whose PING went unanswered');
 });
