@@ -2,8 +2,10 @@
 // request header blocks (HPACK "literal header field without indexing, new name", no
 // Huffman), a reader of a response's :status, and RawH2, a client connection that writes
 // frames by hand and records every frame it receives. Used by the hostile-frame and
-// attack tests (test/integration/http2*.test.ts).
+// attack tests (test/integration/http2*.test.ts). Also listenHttp2, which starts a
+// node:http2 upstream on port 0 and ends its sessions at teardown.
 
+import type http2 from 'node:http2';
 import net from 'node:net';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -250,3 +252,22 @@ export class RawH2 {
 
 /** A refusal: the stream reset, the connection ended, or a 4xx response. */
 export const REFUSED = /^(reset \d+|goaway \d+|closed|status 4\d\d)$/;
+
+/** Listens on 127.0.0.1:0 with `server` and returns its port; at teardown every open
+ *  session is destroyed (close() alone waits for clients) and the server closed. */
+export async function listenHttp2(server: http2.Http2Server, t: Teardowns): Promise<number> {
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on('session', (s) => {
+    sessions.add(s);
+    s.on('close', () => sessions.delete(s));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(
+    () =>
+      new Promise<void>((r) => {
+        for (const s of sessions) s.destroy();
+        server.close(() => r());
+      }),
+  );
+  return (server.address() as net.AddressInfo).port;
+}

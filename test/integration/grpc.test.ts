@@ -13,6 +13,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import t from 'tap';
 import { TestPki } from '../helpers/certs.js';
+import { listenHttp2 } from '../helpers/raw-h2.js';
 import { startRemora, waitUntil } from '../helpers/remora.js';
 
 const MB = 1024 * 1024;
@@ -173,19 +174,7 @@ heldServer.on('stream', (stream, headers) => {
   stream.on('close', () => (entry.rstCode = stream.rstCode ?? 0));
   stream.resume();
 });
-const heldSessions = new Set<http2.ServerHttp2Session>();
-heldServer.on('session', (s) => {
-  heldSessions.add(s);
-  s.on('close', () => heldSessions.delete(s));
-});
-await new Promise<void>((r) => heldServer.listen(0, '127.0.0.1', r));
-t.teardown(
-  () =>
-    new Promise<void>((r) => {
-      for (const s of heldSessions) s.destroy();
-      heldServer.close(() => r());
-    }),
-);
+const heldPort = await listenHttp2(heldServer, t);
 
 const h2Cluster = (name: string, ports: number[]) => ({
   name,
@@ -218,7 +207,7 @@ const remora = await startRemora({
     },
   ],
   clusters: [h2Cluster('grpc', [good.port]), h2Cluster('retry', [bad.port, good.port]), h2Cluster('down', [deadPort]),
-    h2Cluster('held', [(heldServer.address() as net.AddressInfo).port]),
+    h2Cluster('held', [heldPort]),
   ],
 });
 t.teardown(() => remora.stop());

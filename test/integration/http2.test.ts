@@ -16,7 +16,7 @@ import net from 'node:net';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { TestPki } from '../helpers/certs.js';
-import { END_STREAM, FRAME, frame, headersFrame, RawH2, REFUSED, requestFields, type Teardowns } from '../helpers/raw-h2.js';
+import { END_STREAM, FRAME, frame, headersFrame, listenHttp2, RawH2, REFUSED, requestFields, type Teardowns } from '../helpers/raw-h2.js';
 import { startRecordingUpstream } from '../helpers/recording-upstream.js';
 import { request, startRemora, startUpstream, waitUntil } from '../helpers/remora.js';
 
@@ -106,19 +106,7 @@ h2up.on('stream', (stream, headers) => {
     stream.end('body from h2 upstream');
   });
 });
-const h2Sessions = new Set<http2.ServerHttp2Session>();
-h2up.on('session', (s) => {
-  h2Sessions.add(s);
-  s.on('close', () => h2Sessions.delete(s));
-});
-await new Promise<void>((r) => h2up.listen(0, '127.0.0.1', r));
-t.teardown(
-  () =>
-    new Promise<void>((r) => {
-      for (const s of h2Sessions) s.destroy();
-      h2up.close(() => r());
-    }),
-);
+const h2upPort = await listenHttp2(h2up, t);
 
 const routes = [
   { name: 'h2up', match: { prefix: '/h2up/' }, route: { cluster: 'h2up' } },
@@ -145,7 +133,7 @@ const remora = await startRemora({
     { name: 'rec', connect_timeout_ms: 1000, endpoints: endpoint(rec.port) },
     { name: 'hostile', connect_timeout_ms: 1000, endpoints: endpoint(hostile.port) },
     { name: 'plain', connect_timeout_ms: 1000, endpoints: endpoint(plain.port) },
-    { name: 'h2up', protocol: 'http2', connect_timeout_ms: 1000, endpoints: endpoint((h2up.address() as net.AddressInfo).port) },
+    { name: 'h2up', protocol: 'http2', connect_timeout_ms: 1000, endpoints: endpoint(h2upPort) },
   ],
 });
 t.teardown(() => remora.stop());
