@@ -157,7 +157,8 @@ function poolOptions(config: ClusterConfig, tls: ClusterTls | null): PoolOptions
     maxConnections: config.max_connections_per_endpoint,
     maxClusterConnections: config.circuit_breakers.max_connections,
     maxPending: config.circuit_breakers.max_pending_requests,
-    followDownstream: config.protocol === 'downstream',
+    // protocol auto: ALPN decides over TLS; plaintext has no way to ask, so HTTP/1.1.
+    mode: config.protocol === 'auto' ? (tls !== null ? 'alpn' : 'http1') : config.protocol,
     http2: config.protocol !== 'http1' ? {
       maxConcurrentStreams: config.http2_protocol_options.max_concurrent_streams,
       initialStreamWindow: config.http2_protocol_options.initial_stream_window_size,

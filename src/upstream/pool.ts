@@ -6,6 +6,7 @@
 // cluster connection limits count connections, max_requests counts streams.
 
 import type { Endpoint } from '../config/types.js';
+import tls from 'node:tls';
 import { RingBuffer } from '../core/ring-buffer.js';
 import type { ClusterResources, EndpointCells } from '../shared/shared-state.js';
 import type { ClusterStats } from '../stats/recorder.js';
@@ -39,8 +40,10 @@ export interface PoolOptions {
   readonly tls?: ClusterTls | null;
   /** HTTP/2 settings for `protocol: http2` or `downstream`; absent or null for HTTP/1.1. */
   readonly http2?: Http2Settings | null;
-  /** `protocol: downstream`: HTTP/2 for clients that came over HTTP/2, else HTTP/1.1. */
-  readonly followDownstream?: boolean;
+  /** How a request's HTTP version is chosen: `http1` / `http2` (fixed), `downstream`
+   *  (the client's), `alpn` (`protocol: auto` with TLS: what the endpoint's ALPN chose,
+   *  learned by a first handshake). Absent: from `http2` (set: http2). */
+  readonly mode?: 'http1' | 'http2' | 'downstream' | 'alpn';
 }
 
 export class EndpointPool implements ConnectionOwner, Http2ConnectionOwner {
@@ -50,6 +53,11 @@ export class EndpointPool implements ConnectionOwner, Http2ConnectionOwner {
   /** Requests waiting for an HTTP/1.1 connection, and for an HTTP/2 stream. */
   private readonly waiting = new RingBuffer<PoolClient>();
   private readonly waitingH2 = new RingBuffer<PoolClient>();
+  /** protocol auto: requests waiting for the endpoint's ALPN choice. */
+  private readonly waitingAlpn = new RingBuffer<PoolClient>();
+  /** protocol auto: what the endpoint's ALPN chose; null until a handshake said. */
+  private alpn: 'h2' | 'http/1.1' | null = null;
+  private probing = false;
   /** Open or connecting connections, idle or busy. */
   private total = 0;
   /** Requests dispatched to this endpoint and not yet finished (least_request reads it). */
@@ -73,14 +81,24 @@ export class EndpointPool implements ConnectionOwner, Http2ConnectionOwner {
   }
 
   /** The protocol this pool speaks (fixed: a cluster that changes it gets new pools). */
-  get protocol(): 'http1' | 'http2' | 'downstream' {
-    return this.options.followDownstream === true ? 'downstream' : this.options.http2 ? 'http2' : 'http1';
+  get protocol(): 'http1' | 'http2' | 'downstream' | 'alpn' {
+    return this.options.mode ?? (this.options.http2 ? 'http2' : 'http1');
   }
 
   /** Whether `client` is served over HTTP/2. */
   private wantsHttp2(client: PoolClient): boolean {
     const o = this.options;
-    return o.http2 !== undefined && o.http2 !== null && (o.followDownstream !== true || client.downstreamHttp2);
+    if (o.http2 === undefined || o.http2 === null) return false;
+    switch (o.mode) {
+      case 'downstream':
+        return client.downstreamHttp2;
+      case 'alpn':
+        return this.alpn === 'h2';
+      case 'http1':
+        return false;
+      default:
+        return true;
+    }
   }
 
   get idleCount(): number {
@@ -97,7 +115,7 @@ export class EndpointPool implements ConnectionOwner, Http2ConnectionOwner {
   }
 
   get queued(): number {
-    return this.waiting.length + this.waitingH2.length;
+    return this.waiting.length + this.waitingH2.length + this.waitingAlpn.length;
   }
 
   /** Applies new limits from a config snapshot; existing connections stay. */
@@ -116,7 +134,12 @@ export class EndpointPool implements ConnectionOwner, Http2ConnectionOwner {
    *  Returns false when the request would have to wait and the cluster's
    *  max_pending_requests is reached (the caller answers 503 UO). */
   acquire(client: PoolClient, fresh = false): boolean {
-    const h2 = this.wantsHttp2(client);
+    if (this.options.mode === 'alpn' && this.alpn === null && this.tls !== null) return this.awaitAlpn(client);
+    return this.acquireAs(client, this.wantsHttp2(client), fresh);
+  }
+
+  /** acquire() once the HTTP version is known (`h2`). */
+  private acquireAs(client: PoolClient, h2: boolean, fresh = false): boolean {
     if (!fresh) {
       const conn = h2 ? this.streamOnOpenConnection() : this.takeIdle();
       if (conn !== null) {
@@ -239,7 +262,7 @@ export class EndpointPool implements ConnectionOwner, Http2ConnectionOwner {
     this.closed = true;
     for (const conn of this.idle.splice(0)) conn.destroy();
     for (const conn of this.h2) conn.close(); // open streams finish first
-    for (const queue of [this.waiting, this.waitingH2]) {
+    for (const queue of [this.waiting, this.waitingH2, this.waitingAlpn]) {
       for (let next = this.nextWaiting(queue); next !== undefined; next = this.nextWaiting(queue)) next.onPoolClosed();
     }
   }
@@ -265,6 +288,51 @@ export class EndpointPool implements ConnectionOwner, Http2ConnectionOwner {
       next = queue.shift();
     }
     return undefined;
+  }
+
+  /** protocol auto: `client` waits (as a pending request) for the endpoint's ALPN choice,
+   *  which one TLS handshake offering h2 and http/1.1 finds out. */
+  private awaitAlpn(client: PoolClient): boolean {
+    if (!this.resources.pending.tryAcquire(this.options.maxPending)) {
+      this.stats.count(ClusterCounter.RqPendingOverflow);
+      return false;
+    }
+    this.stats.gauge(ClusterGauge.RqPending, 1);
+    this.waitingAlpn.push(client);
+    if (!this.probing) this.probeAlpn();
+    return true;
+  }
+
+  /** One TLS handshake offering h2 and http/1.1: the endpoint's choice is remembered by
+   *  this pool (its session is kept for the next handshake to resume), and the requests
+   *  that waited for it go on. A failed handshake leaves the choice open (the next
+   *  request asks again); the waiting requests go on over HTTP/1.1, where their own
+   *  connection reports the failure. */
+  private probeAlpn(): void {
+    const tlsState = this.tls!;
+    this.probing = true;
+    let settled = false;
+    const settle = (alpn: 'h2' | 'http/1.1' | null): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      this.probing = false;
+      if (alpn !== null) this.alpn = alpn;
+      for (let next = this.nextWaiting(this.waitingAlpn); next !== undefined; next = this.nextWaiting(this.waitingAlpn)) {
+        if (this.closed) {
+          next.onPoolClosed();
+        } else if (!this.acquireAs(next, this.alpn === 'h2')) {
+          next.onPoolClosed(); // the queue is full now: reported as a connect failure
+        }
+      }
+    };
+    const socket = tls.connect({ ...tlsState.connectOptions(this.endpoint.address, this.endpoint.port), ALPNProtocols: ['h2', 'http/1.1'] });
+    const timer = setTimeout(() => settle(null), this.options.connectTimeoutMs);
+    socket.on('session', tlsState.onSession);
+    socket.once('secureConnect', () => settle(socket.alpnProtocol === 'h2' ? 'h2' : 'http/1.1'));
+    socket.once('error', () => settle(null));
+    socket.once('close', () => settle(null));
   }
 
   /** A stream place on an open HTTP/2 connection with room, or null. */

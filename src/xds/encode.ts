@@ -194,10 +194,17 @@ function cluster(c: Cluster, eds: boolean): ProtoObject {
   };
 }
 
-/** HttpProtocolOptions' version choice for an `http2` or `downstream` cluster. */
+/** HttpProtocolOptions' version choice for an `http2`, `downstream` or `auto` cluster. */
 function upstreamVersion(c: Cluster): ProtoObject {
   const http2 = http2Options(c.http2_protocol_options);
-  return c.protocol === 'downstream' ? { use_downstream_protocol_config: { http2_protocol_options: http2 } } : { explicit_http_config: { http2_protocol_options: http2 } };
+  switch (c.protocol) {
+    case 'downstream':
+      return { use_downstream_protocol_config: { http2_protocol_options: http2 } };
+    case 'auto':
+      return { auto_config: { http2_protocol_options: http2 } };
+    default:
+      return { explicit_http_config: { http2_protocol_options: http2 } };
+  }
 }
 
 /** A cluster's ALPN list: what its connections offer. A `downstream` cluster offers h2 or
@@ -206,6 +213,7 @@ const CLUSTER_ALPN: Readonly<Record<Cluster['protocol'], readonly string[] | und
   http1: [ALPN_H1],
   http2: [ALPN_H2],
   downstream: undefined,
+  auto: [ALPN_H2, ALPN_H1],
 };
 
 /** The HealthCheck's checker: gRPC (authority: the check's own, else its `host` when that

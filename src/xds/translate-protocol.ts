@@ -25,7 +25,7 @@ const HPACK_TABLE_SIZE = 4096;
 const VERSION_CHOICES = ['explicit_http_config', 'use_downstream_protocol_config', 'auto_config'] as const;
 
 /** The HTTP version a cluster speaks upstream (its raw `protocol`). */
-export type UpstreamProtocol = 'http1' | 'http2' | 'downstream';
+export type UpstreamProtocol = 'http1' | 'http2' | 'downstream' | 'auto';
 
 /** Http2ProtocolOptions → `out` (a raw `http2_protocol_options`). Unset fields keep
  *  Remora's defaults (Envoy's recommendation for untrusted peers), not Envoy's own (2^31-1
@@ -124,7 +124,7 @@ function upstreamVersion(ctx: Ctx, o: Obj, loc: Loc, out: Fields): UpstreamProto
   const chosen = VERSION_CHOICES.filter((k) => asObj(o[k]) !== undefined);
   if (chosen.length === 0) {
     ctx.reject(sub(loc, 'explicit_http_config'),
-      'is required (Envoy requires one of explicit_http_config, use_downstream_protocol_config, auto_config; Remora supports the first two)');
+      'is required (Envoy requires one of explicit_http_config, use_downstream_protocol_config, auto_config)');
     return undefined;
   }
   if (chosen.length > 1) {
@@ -137,13 +137,21 @@ function upstreamVersion(ctx: Ctx, o: Obj, loc: Loc, out: Fields): UpstreamProto
     case 'use_downstream_protocol_config':
       return downstreamHttpConfig(ctx, asObj(o.use_downstream_protocol_config) ?? {}, sub(loc, 'use_downstream_protocol_config'), out);
     case 'auto_config':
-      // The version by ALPN, per connection: Remora decides it per cluster or per request.
-      // Mapping it to one version would speak HTTP/1.1 to an upstream that chose h2, or
-      // the reverse; so it is refused, not approximated.
-      ctx.reject(sub(loc, 'auto_config'),
-        'is not supported: Remora does not choose the upstream HTTP version by ALPN; use explicit_http_config (http_protocol_options or http2_protocol_options) or use_downstream_protocol_config');
-      return undefined;
+      return autoHttpConfig(ctx, asObj(o.auto_config) ?? {}, sub(loc, 'auto_config'), out);
   }
+}
+
+/** auto_config: the version each endpoint chooses by ALPN (`protocol: auto`), HTTP/2
+ *  connections with the settings of its http2_protocol_options. HTTP/3 and the alternate
+ *  protocols cache are rejected. */
+function autoHttpConfig(ctx: Ctx, a: Obj, al: Loc, out: Fields): UpstreamProtocol {
+  ctx.only(a, al, ['http_protocol_options', 'http2_protocol_options']);
+  const h1 = asObj(a.http_protocol_options);
+  if (h1 !== undefined) ctx.only(h1, sub(al, 'http_protocol_options'), []);
+  out.set('protocol', 'auto', al);
+  const h2 = asObj(a.http2_protocol_options);
+  if (h2 !== undefined) http2Options(ctx, h2, sub(al, 'http2_protocol_options'), out.nest('http2_protocol_options'));
+  return 'auto';
 }
 
 /** explicit_http_config: HTTP/2 with its options, else HTTP/1.1 (an empty message is

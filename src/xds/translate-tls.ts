@@ -113,14 +113,15 @@ const CLUSTER_OFFER: Readonly<Record<UpstreamProtocol, string>> = {
   http1: JSON.stringify([ALPN_H1]),
   http2: JSON.stringify([ALPN_H2]),
   downstream: `${JSON.stringify([ALPN_H2])} on its HTTP/2 connections and ${JSON.stringify([ALPN_H1])} on its HTTP/1.1 connections`,
+  auto: `${JSON.stringify([ALPN_H2, ALPN_H1])} on its first handshake with each endpoint, then the version chosen`,
 };
 
 /** A cluster's alpn_protocols against what Remora offers its endpoints for `protocol`
  *  (CLUSTER_OFFER). Accepted, in any order: ["h2"] or ["h2", "http/1.1"] with `http2` and
  *  `downstream` (an upstream that can pick h2 gets h2, as from Envoy), ["http/1.1"] with
- *  `http1`. */
+ *  `http1`, ["h2", "http/1.1"] with `auto` (the choice is the endpoint's). */
 export function clusterAlpn(ctx: Ctx, alpn: Alpn, protocol: UpstreamProtocol): void {
-  const accepted = protocol === 'http1' ? [[ALPN_H1]] : [[ALPN_H2], [ALPN_H2, ALPN_H1]];
+  const accepted = protocol === 'http1' ? [[ALPN_H1]] : protocol === 'auto' ? [[ALPN_H2, ALPN_H1]] : [[ALPN_H2], [ALPN_H2, ALPN_H1]];
   if (accepted.some((a) => sameSet(a, alpn.protocols))) return;
   ctx.reject(alpn.loc, `${JSON.stringify(alpn.protocols)} is not what Remora offers: with protocol ${protocol} it offers ${CLUSTER_OFFER[protocol]} by ALPN`
     + ` (accepted: ${accepted.map((a) => JSON.stringify(a)).join(', ')} or unset)`);

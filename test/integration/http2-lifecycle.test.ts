@@ -2,13 +2,17 @@
 // their open streams finish; circuit breakers count HTTP/2 upstream streams (max_requests)
 // and connections (max_connections) as Envoy does, requests share one upstream connection,
 // a refused stream is sent again on a new connection; `protocol: downstream` speaks
-// each client's own HTTP version to an upstream that serves both; and PING keepalive
-// closes a connection whose client stopped answering, on both sides of Remora.
+// each client's own HTTP version to an upstream that serves both, `protocol: auto` the
+// version each TLS endpoint chooses by ALPN; and PING keepalive closes a connection whose
+// peer stopped answering, on both sides of Remora.
 
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
+import https from 'node:https';
 import net from 'node:net';
 import t from 'tap';
+import { TestPki } from '../helpers/certs.js';
 import { FRAME, RawH2 } from '../helpers/raw-h2.js';
 import { request, routesConfig, startRemora, waitUntil } from '../helpers/remora.js';
 
@@ -217,4 +221,44 @@ t.test('connection_keepalive on a cluster: a request on an upstream connection w
   t.ok(Date.now() - started < 3000, `within about interval + timeout (${Date.now() - started} ms)`);
   await waitUntil('the dead connection closed', async () => sockets.length >= 1 && sockets[0].destroyed, 3000);
   t.pass('Remora closed the connection whose PING went unanswered');
+});
+
+t.test('protocol: auto: each TLS endpoint is spoken to in the version it chooses by ALPN', async (t) => {
+  const pki = new TestPki('http2-auto');
+  t.teardown(() => pki.remove());
+  pki.ca('ca');
+  pki.leaf('up', 'ca', { dns: 'up.test', usage: 'serverAuth' });
+  const tlsFiles = { cert: readFileSync(pki.file('up.pem')), key: readFileSync(pki.file('up.key')) };
+  const seen: string[] = [];
+  // One upstream that prefers h2 (and also speaks HTTP/1.1), one that offers no ALPN.
+  const h2 = http2.createSecureServer({ ...tlsFiles, allowHTTP1: true }, (req, res) => {
+    seen.push(`h2-capable ${req.httpVersion}`);
+    res.end(`version ${req.httpVersion}`);
+  });
+  const h1 = https.createServer(tlsFiles, (req, res) => {
+    seen.push(`h1-only ${req.httpVersion}`);
+    res.end(`version ${req.httpVersion}`);
+  });
+  const listen = (server: net.Server): Promise<number> =>
+    new Promise((r) => server.listen(0, '127.0.0.1', () => r((server.address() as net.AddressInfo).port)));
+  const [h2Port, h1Port] = await Promise.all([listen(h2), listen(h1)]);
+  const tls = { ca_file: pki.file('ca.pem'), sni: 'up.test' };
+  const remora = await startRemora(routesConfig(
+    [{ match: { prefix: '/h2' }, route: { cluster: 'a' } }, { match: { prefix: '/h1' }, route: { cluster: 'b' } }],
+    [
+      { name: 'a', protocol: 'auto', tls, endpoints: [{ address: '127.0.0.1', port: h2Port }] },
+      { name: 'b', protocol: 'auto', tls, endpoints: [{ address: '127.0.0.1', port: h1Port }] },
+    ]));
+  t.teardown(async () => {
+    await remora.stop();
+    h1.close();
+    h2.close();
+    h1.closeAllConnections();
+  });
+  const first = await Promise.all([1, 2, 3].map((i) => request(remora.ports.main, { path: `/h2/${i}` })));
+  t.same(first.map((r) => r.text), ['version 2.0', 'version 2.0', 'version 2.0'], 'the endpoint that chose h2 gets HTTP/2 (requests that waited for the choice too)');
+  const second = await Promise.all([1, 2].map((i) => request(remora.ports.main, { path: `/h1/${i}` })));
+  t.same(second.map((r) => r.text), ['version 1.1', 'version 1.1'], 'the endpoint without h2 gets HTTP/1.1');
+  t.equal((await request(remora.ports.main, { path: '/h2/again' })).text, 'version 2.0', 'and the choice is remembered');
+  t.equal(seen.filter((x) => x.startsWith('h2-capable 1.1')).length, 0, 'nothing went to the h2 endpoint over HTTP/1.1');
 });

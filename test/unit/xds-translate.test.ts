@@ -1338,11 +1338,14 @@ t.test('Cluster: HTTP/2 from HttpProtocolOptions (Istio) or the deprecated http2
 
   const C = 'Cluster "api"';
   const T = `${C} typed_extension_protocol_options["${HPO}"]`;
-  t.same(errorsOf(translate({ typed_extension_protocol_options: protocolOptions({ auto_config: { http2_protocol_options: {} } }) })), [
-    `${T}.auto_config: is not supported: Remora does not choose the upstream HTTP version by ALPN; use explicit_http_config (http_protocol_options or http2_protocol_options) or use_downstream_protocol_config`,
+  const auto = translate({ typed_extension_protocol_options: protocolOptions({ auto_config: { http2_protocol_options: { max_concurrent_streams: { value: 50 } } } }) });
+  t.same(errorsOf(auto), [], 'auto_config: the version by ALPN');
+  t.match(cluster(auto), { protocol: 'auto', http2_protocol_options: { max_concurrent_streams: 50 } });
+  t.same(errorsOf(translate({ typed_extension_protocol_options: protocolOptions({ auto_config: { http3_protocol_options: {} } }) })), [
+    `${T}.auto_config.http3_protocol_options: field not supported by Remora`,
   ]);
   t.same(errorsOf(translate({ typed_extension_protocol_options: protocolOptions({ common_http_protocol_options: { idle_timeout: { seconds: 1 } } }) })), [
-    `${T}.explicit_http_config: is required (Envoy requires one of explicit_http_config, use_downstream_protocol_config, auto_config; Remora supports the first two)`,
+    `${T}.explicit_http_config: is required (Envoy requires one of explicit_http_config, use_downstream_protocol_config, auto_config)`,
   ]);
   t.same(errorsOf(translate({
     typed_extension_protocol_options: protocolOptions({
@@ -1559,10 +1562,14 @@ t.test('TLS alpn_protocols: accepted where Remora offers the same versions, else
   ]);
   t.same(errorsOf(translate('AUTO', ['h2', 'h2'], undefined, ['http/1.1'])).length, 1, 'a repeated protocol is rejected');
   // A rejected version choice or codec is reported once, without an ALPN complaint.
-  t.same(errorsOf(translate('HTTP3', ['h3'], { auto_config: {} }, ['h2', 'http/1.1'])), [
+  t.same(errorsOf(translate('HTTP3', ['h3'], { auto_config: { http3_protocol_options: {} } }, ['h2', 'http/1.1'])), [
     `${TL}.codec_type: HTTP3 is not supported: Remora serves HTTP/1.1 and HTTP/2 (AUTO, HTTP1 or HTTP2)`,
-    `Cluster "api" typed_extension_protocol_options["${HPO}"].auto_config: is not supported: Remora does not choose the upstream HTTP version by ALPN; use explicit_http_config (http_protocol_options or http2_protocol_options) or use_downstream_protocol_config`,
+    `Cluster "api" typed_extension_protocol_options["${HPO}"].auto_config.http3_protocol_options: field not supported by Remora`,
   ]);
+  t.same(errorsOf(translate('AUTO', ['h2', 'http/1.1'], { auto_config: {} }, ['h2', 'http/1.1'])), [], 'auto_config with ["h2","http/1.1"]');
+  t.same(errorsOf(translate('AUTO', ['h2', 'http/1.1'], { auto_config: {} }, ['h2'])), [
+    `Cluster "api" transport_socket.typed_config.common_tls_context.alpn_protocols: ["h2"] is not what Remora offers: with protocol auto it offers ["h2","http/1.1"] on its first handshake with each endpoint, then the version chosen by ALPN (accepted: ["h2","http/1.1"] or unset)`,
+  ], 'auto_config offers both');
 });
 
 t.test('Route: gRPC deadlines from max_stream_duration (Istio) or max_grpc_timeout; Istio\'s default retry_on', async (t) => {

@@ -105,7 +105,7 @@ export const HealthCheckSchema = obj({
 }, 'Active health checks, run by the main thread of the process. Off unless configured. On a cluster with `tls` they run over TLS with the cluster\'s settings.');
 
 export const LB_POLICIES = ['round_robin', 'least_request', 'random'] as const;
-export const UPSTREAM_PROTOCOLS = ['http1', 'http2', 'downstream'] as const;
+export const UPSTREAM_PROTOCOLS = ['http1', 'http2', 'downstream', 'auto'] as const;
 
 export const ClusterHttp2Schema = obj({
   max_concurrent_streams: v.optional(int(1, 2_147_483_647, 'Requests carried at once on one connection; the upstream\'s own SETTINGS_MAX_CONCURRENT_STREAMS lowers it. A new connection is opened (up to `max_connections_per_endpoint`) when every one is full.', { scope: 'per connection' }), 100),
@@ -129,7 +129,7 @@ export const ClusterSchema = obj({
   panic_threshold_percent: v.optional(int(0, 100, 'When fewer than this percentage of endpoints are healthy, balance over all of them (Envoy\'s panic threshold). `0` disables panic mode.',
     { scope: 'percent of the cluster\'s endpoints' }), 50),
   tls: v.optional(field(UpstreamTlsSchema, 'TLS or mutual TLS to the cluster\'s endpoints.', { default: 'unset (plaintext)', scope: 'whole cluster' })),
-  protocol: v.optional(oneOf(UPSTREAM_PROTOCOLS, 'HTTP version spoken to the endpoints. `http2`: cleartext HTTP/2 with prior knowledge (h2c), or `h2` by ALPN with `tls`; requests are multiplexed over few connections per endpoint per worker (gRPC services need it). `downstream`: the version the client spoke, per request (Envoy\'s `use_downstream_protocol_config`, what Istio sets for ports whose protocol it sniffs). With `http1` or `http2` the client may speak either version: requests are translated.',
+  protocol: v.optional(oneOf(UPSTREAM_PROTOCOLS, 'HTTP version spoken to the endpoints. `http2`: cleartext HTTP/2 with prior knowledge (h2c), or `h2` by ALPN with `tls`; requests are multiplexed over few connections per endpoint per worker (gRPC services need it). `downstream`: the version the client spoke, per request (Envoy\'s `use_downstream_protocol_config`, what Istio sets for ports whose protocol it sniffs). `auto`: with `tls`, what each endpoint chooses by ALPN among `h2` and `http/1.1` (Envoy\'s `auto_config`), learned by each worker\'s first handshake with it; without `tls`, HTTP/1.1. With `http1` or `http2` the client may speak either version: requests are translated.',
     { scope: 'whole cluster' }), 'http1'),
-  http2_protocol_options: v.optional(field(ClusterHttp2Schema, 'HTTP/2 settings (with `protocol: http2` or `downstream`).', { default: 'all defaults', scope: 'every HTTP/2 connection to this cluster' }), {}),
+  http2_protocol_options: v.optional(field(ClusterHttp2Schema, 'HTTP/2 settings (with `protocol: http2`, `downstream` or `auto`).', { default: 'all defaults', scope: 'every HTTP/2 connection to this cluster' }), {}),
 }, 'An upstream service that routes forward to.');
