@@ -1,6 +1,7 @@
-// Process metrics of the Remora process (Prometheus' standard process_* names, with the
-// remora_ prefix), computed at scrape time from cheap sources: process.cpuUsage(),
-// process.memoryUsage(), /proc/self/fd, and the main thread's event-loop delay.
+// Process metrics of the Remora process, under Prometheus' standard process_* names (what
+// dashboards built for any Prometheus client expect) and again with the remora_ prefix,
+// computed at scrape time from cheap sources: process.cpuUsage(), process.memoryUsage(),
+// /proc/self/fd, and the main thread's event-loop delay.
 // prom-client's collectDefaultMetrics gives more series than a sidecar needs and costs
 // several milliseconds per scrape; these few cost well under one.
 
@@ -13,6 +14,12 @@ export interface ProcessSample {
   readonly type: 'counter' | 'gauge';
   readonly value: number;
 }
+
+/** remora_process_* families that also go out without the prefix (the names Prometheus'
+ *  own process collector uses: process_cpu_seconds_total, process_resident_memory_bytes,
+ *  process_heap_bytes, process_open_fds, process_max_fds, process_start_time_seconds). */
+const STANDARD = new Set(['remora_process_cpu_seconds_total', 'remora_process_resident_memory_bytes', 'remora_process_heap_bytes',
+  'remora_process_open_fds', 'remora_process_max_fds', 'remora_process_start_time_seconds']);
 
 const START_TIME_S = Math.round(Date.now() / 1000 - process.uptime());
 const MAX_FDS = readMaxFds();
@@ -43,6 +50,10 @@ export class ProcessMetrics {
     const fds = countOpenFds();
     if (fds >= 0) out.push({ name: 'remora_process_open_fds', help: 'Open file descriptors.', type: 'gauge', value: fds });
     if (MAX_FDS > 0) out.push({ name: 'remora_process_max_fds', help: 'Limit on open file descriptors.', type: 'gauge', value: MAX_FDS });
+    // The same values under the standard names of Prometheus' process collector.
+    for (const s of out.slice()) {
+      if (STANDARD.has(s.name)) out.push({ ...s, name: s.name.slice('remora_'.length) });
+    }
     return out;
   }
 }

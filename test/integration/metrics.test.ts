@@ -83,6 +83,11 @@ t.test('metrics add up over two workers, stay bounded, and pass promtool', async
   text = await scrape(remora);
   t.equal(seriesCount(text), before, `series count stays ${before} after 10,000 distinct paths and user ids`);
   t.equal(sample(text, 'remora_downstream_requests_total{listener="main",status_class="2xx"}'), 10_400, '2xx counter = 10,400');
+  for (const name of ['process_cpu_seconds_total', 'process_resident_memory_bytes', 'process_start_time_seconds', 'process_open_fds']) {
+    const standard = sample(text, name);
+    t.ok(standard > 0, `${name} is exported under Prometheus' standard name (saw ${standard})`);
+  }
+  t.equal(sample(text, 'process_start_time_seconds'), sample(text, 'remora_process_start_time_seconds'), 'the same value as its remora_ name');
 
   if (!prometheusInstalled()) {
     t.notOk(prometheusRequired(), 'promtool must be installed when REMORA_REQUIRE_PROMETHEUS=1');

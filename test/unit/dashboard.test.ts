@@ -176,7 +176,8 @@ t.test('metricNames() finds the metrics of a PromQL expression and nothing else'
   t.same(metricNames('max(remora_config_version{job=~"${job}"})'), ['remora_config_version'], '${var} in a matcher');
   t.equal(variableExpr('label_values(m{job=~"$job"}, instance)'), 'm{job=~"$job"}', 'label_values(selector, label) gives the selector');
   t.notOk(known(cat, 'remora_downstream_request_total'), 'a misspelt name is not in the catalogue');
-  t.notOk(known(cat, 'process_resident_memory_bytes'), 'an unprefixed process metric is not in the catalogue');
+  t.ok(known(cat, 'process_resident_memory_bytes'), 'a standard process_ metric is in the catalogue');
+  t.notOk(known(cat, 'process_virtual_memory_bytes'), 'one Remora does not export is not');
   t.ok(known(cat, 'remora_process_resident_memory_bytes'), 'a remora_process_ metric is');
 });
 
