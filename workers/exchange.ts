@@ -58,8 +58,9 @@ export class Exchange implements DownstreamEvents, AttemptOwner {
   private retry: RetryState | null = null;
   /** The try in flight (queued, sent or receiving); null in 'backoff' and before. */
   private attempt: UpstreamAttempt | null = null;
-  /** The endpoint the previous attempt went to (a retry avoids it). */
-  private previousPool: EndpointPool | null = null;
+  /** The endpoints earlier attempts went to (a retry avoids them, Envoy's previous_hosts);
+   *  null until the first retry. */
+  private triedPools: EndpointPool[] | null = null;
   /** The request head without x-remora-attempt-count (requestHead adds it). */
   private head = '';
   /** The route timeout (route timeout_ms, or a trusted x-envoy-upstream-rq-timeout-ms /
@@ -404,7 +405,7 @@ export class Exchange implements DownstreamEvents, AttemptOwner {
     const retry = this.retry!;
     attempt.end();
     this.attempt = null;
-    this.previousPool = attempt.pool;
+    (this.triedPools ??= []).push(attempt.pool);
     const delay = retry.beginRetry();
     attempt.cluster.stats.count(ClusterCounter.RqRetry);
     this.takeReplay(retry);
@@ -425,7 +426,7 @@ export class Exchange implements DownstreamEvents, AttemptOwner {
     if (ex.phase !== 'backoff') return;
     try {
       const cluster = ex.info.cluster!;
-      const pool = cluster.pick(ex.previousPool);
+      const pool = cluster.pick(ex.triedPools);
       if (pool === null) {
         ex.localReply(503, ResponseFlag.NoHealthyUpstream, 'no healthy upstream', false);
         return;

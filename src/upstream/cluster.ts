@@ -55,23 +55,29 @@ export class ClusterRuntime {
     return this.config.name;
   }
 
-  /** Picks the endpoint for a request, avoiding `avoid` (the endpoint a retry failed on)
-   *  when another is available; null when no endpoint may be used (503 UH). */
-  pick(avoid: EndpointPool | null = null): EndpointPool | null {
+  /** Picks the endpoint for a request, avoiding those in `avoid` (the endpoints earlier
+   *  attempts of a retried request went to, Envoy's previous_hosts) when another is
+   *  available; null when no endpoint may be used (503 UH). When every endpoint was tried,
+   *  the balancer's pick stands. */
+  pick(avoid: readonly EndpointPool[] | null = null): EndpointPool | null {
     if (this.resources.healthGeneration !== this.seenGeneration) this.rebuild();
     let list = this.pools;
     if (!this.panic) {
       const probation = this.probation;
       for (let i = 0; i < probation.length; i++) {
-        if (probation[i] !== avoid && probation[i].cells.takeTrial()) return probation[i];
+        if ((avoid === null || !avoid.includes(probation[i])) && probation[i].cells.takeTrial()) return probation[i];
       }
       list = this.healthy;
     }
     const n = list.length;
     if (n === 0) return null;
-    let i = this.lb.pick(list);
-    if (list[i] === avoid && n > 1) i = i + 1 === n ? 0 : i + 1;
-    return list[i];
+    const first = this.lb.pick(list);
+    if (avoid === null || n === 1) return list[first];
+    // The next endpoint in the list that was not tried yet.
+    for (let step = 0, i = first; step < n; step++, i = i + 1 === n ? 0 : i + 1) {
+      if (!avoid.includes(list[i])) return list[i];
+    }
+    return list[first];
   }
 
   /** True when the cluster balances over all endpoints because too few are healthy. */

@@ -40,7 +40,7 @@ interface Rig {
   set(i: number, state: number, tokens?: number): void;
   bump(): void;
   /** Endpoint index (port − PORT0) of `n` picks; -1 for a null pick. */
-  picks(n: number, avoid?: EndpointPool | null): number[];
+  picks(n: number, avoid?: readonly EndpointPool[] | null): number[];
   pool(i: number): EndpointPool;
 }
 
@@ -159,7 +159,7 @@ t.test('a probation endpoint gets exactly `tokens` trial picks first, then is sk
   t.not(refill[1], 2, `one token, one trial: got ${refill.join(',')}`);
   // `avoid` (the endpoint a retry just failed on) does not take a trial.
   r.set(2, EndpointState.Probation, 2);
-  const avoided = r.picks(4, r.pool(2));
+  const avoided = r.picks(4, [r.pool(2)]);
   t.equal(histogram(avoided, 4)[2], 0, `with endpoint 2 avoided its trials are not used: got ${avoided.join(',')}`);
   t.equal(r.writer.read(2, EndpointCell.ProbationTokens), 2, `its 2 tokens are left: got ${r.writer.read(2, EndpointCell.ProbationTokens)}`);
   t.equal(r.cluster.pick()?.endpoint.port, PORT0 + 2, 'without avoid the next pick takes a trial');
@@ -205,7 +205,7 @@ t.test('panic_threshold_percent 0: all endpoints out → null', async (t) => {
 t.test('avoid is not returned when another endpoint is available', async (t) => {
   for (const policy of ['round_robin', 'random', 'least_request'] as LbPolicy[]) {
     const r = rig(t, 4, { lb_policy: policy });
-    const avoid = r.pool(1);
+    const avoid = [r.pool(1)];
     const got = r.picks(2000, avoid);
     const h = histogram(got, 4);
     t.equal(h[1], 0, `${policy}: the avoided endpoint 1 is never picked: picked ${h[1]} times of 2000 (${h.join('/')})`);
@@ -214,8 +214,18 @@ t.test('avoid is not returned when another endpoint is available', async (t) => 
   const r = rig(t, 4, { panic_threshold_percent: 0 });
   for (const i of [0, 2, 3]) r.set(i, EndpointState.Ejected);
   r.bump();
-  const lone = r.picks(3, r.pool(1));
+  const lone = r.picks(3, [r.pool(1)]);
   t.same(lone, [1, 1, 1], `the avoided endpoint is still returned when it is the only one left: got ${lone.join(',')}`);
+});
+
+t.test('every endpoint tried before is avoided (Envoy\'s previous_hosts), while one is left', async (t) => {
+  for (const policy of ['round_robin', 'random', 'least_request'] as LbPolicy[]) {
+    const r = rig(t, 4, { lb_policy: policy });
+    const got = r.picks(2000, [r.pool(0), r.pool(2), r.pool(3)]);
+    t.same(histogram(got, 4), [0, 2000, 0, 0], `${policy}: three of four tried: every pick is the fourth (${histogram(got, 4).join('/')})`);
+    const all = r.picks(400, [r.pool(0), r.pool(1), r.pool(2), r.pool(3)]);
+    t.ok(histogram(all, 4).every((n) => n > 0), `${policy}: all tried: the balancer's picks stand (${histogram(all, 4).join('/')})`);
+  }
 });
 
 t.test('update() keeps the pools of endpoints that stay', async (t) => {
