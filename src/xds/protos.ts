@@ -28,6 +28,8 @@ export const TypeUrl = {
   UpstreamTlsContext: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
   /** A cluster's upstream HTTP version and options (typed_extension_protocol_options). */
   HttpProtocolOptions: 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+  /** The retry host predicate `envoy.retry_host_predicates.previous_hosts` (no fields). */
+  PreviousHostsPredicate: 'type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate',
 } as const;
 
 /** An `Any` as proto-loader presents it. */
@@ -51,6 +53,7 @@ const FILES = [
   'envoy/extensions/filters/http/rbac/v3/rbac.proto',
   'envoy/extensions/transport_sockets/tls/v3/tls.proto',
   'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
+  'envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto',
 ];
 
 export const LOADER_OPTIONS: protoLoader.Options = { keepCase: true, longs: String, enums: String, defaults: false, oneofs: false };

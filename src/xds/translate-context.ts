@@ -112,22 +112,34 @@ export class Ctx {
     return (asNum(d.numerator) * 100) / denominator;
   }
 
-  /** The `remora` Struct of a resource's metadata, with only `allowed` keys. */
+  /**
+   * The `remora` Struct of a resource's metadata, with only `allowed` keys (none: the
+   * resource has no Remora extensions, and a `remora` namespace is rejected).
+   *
+   * Other namespaces (`istio`, `envoy-gateway`, `envoy.filters.http.lua`, `envoy.lb`,
+   * `envoy.transport_socket_match`, ...) are accepted and ignored: in Envoy, metadata is
+   * read only by what a namespace names (a filter, subset or canary balancing, transport
+   * socket matches, access log or header formatters), and Remora rejects each of those
+   * consumers where it is configured. So metadata alone changes no traffic. The same holds
+   * for `typed_filter_metadata`, except under `remora`, which Remora reads only as a
+   * Struct in `filter_metadata`.
+   */
   extensions(o: Obj, loc: Loc, allowed: readonly string[]): Obj {
     const m = asObj(o.metadata);
     if (m === undefined) return {};
     const ml = sub(loc, 'metadata');
-    this.only(m, ml, ['filter_metadata']);
-    const fm = asObj(m.filter_metadata) ?? {};
-    for (const ns of Object.keys(fm)) {
-      if (ns !== REMORA_METADATA) this.reject(sub(ml, `filter_metadata["${ns}"]`), `metadata namespace not used by Remora (only "${REMORA_METADATA}")`);
+    this.only(m, ml, ['filter_metadata', 'typed_filter_metadata']);
+    if (asObj(m.typed_filter_metadata)?.[REMORA_METADATA] !== undefined) {
+      this.reject(sub(ml, `typed_filter_metadata["${REMORA_METADATA}"]`), `Remora reads its fields from filter_metadata.${REMORA_METADATA} (a Struct)`);
     }
-    const s = asObj(fm[REMORA_METADATA]);
+    const s = asObj(asObj(m.filter_metadata)?.[REMORA_METADATA]);
     if (s === undefined) return {};
     const ext = fromStruct(s);
     for (const k of Object.keys(ext)) {
       if (!allowed.includes(k)) {
-        this.reject(sub(ml, `filter_metadata.${REMORA_METADATA}.${k}`), `unknown Remora extension (allowed here: ${allowed.join(', ')})`);
+        this.reject(sub(ml, `filter_metadata.${REMORA_METADATA}.${k}`), allowed.length === 0
+          ? 'unknown Remora extension (there are none here)'
+          : `unknown Remora extension (allowed here: ${allowed.join(', ')})`);
       }
     }
     return ext;

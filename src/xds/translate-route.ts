@@ -1,11 +1,12 @@
 // RouteConfiguration → raw virtual hosts (part of src/xds/translate.ts): routes with
-// their match, route action (cluster or weighted clusters, rewrites, timeout, gRPC
-// deadline, retry policy) or direct response, header edits and Remora extensions;
-// per-route configs of local rate limit and RBAC filters are collected and attached per
-// listener (attachRoutes), because whether they are allowed depends on the listener's
-// filters.
+// their match (translate-route-match.ts), route action (cluster or weighted clusters,
+// rewrites, timeout, gRPC deadline, retry policy: translate-route-retry.ts) or direct
+// response, header edits and Remora extensions; per-route configs of local rate limit
+// and RBAC filters are collected and attached per listener (attachRoutes), because
+// whether they are allowed depends on the listener's filters. What control planes add
+// that changes nothing in Remora (decorator, validate_clusters, optional configs of
+// filters Remora does not run, other metadata namespaces) is accepted.
 
-import { RETRY_ON } from '../config/schema/listener.js';
 import { FILTER_CONFIG_TYPE_URL, REMORA_EXTENSIONS } from './names.js';
 import { TypeUrl } from './protos.js';
 import { asArr, asNum, asObj, asStr, isSet, wrapped, wrappedBool, type Obj } from './read.js';
@@ -15,9 +16,7 @@ import type { ListenerPart } from './translate-listener.js';
 import { applyRateLimitKeys, localRateLimit } from './translate-ratelimit.js';
 import { authorization, collectRules, rbacConfig, type RbacAction, type RbacRules } from './translate-rbac.js';
 import { routeMatch } from './translate-route-match.js';
-
-/** The config's retry conditions (Envoy's names), as a list any string can be looked up in. */
-const RETRY_CONDITIONS: readonly string[] = RETRY_ON;
+import { retryPolicy } from './translate-route-retry.js';
 
 interface PerRouteLimit {
   readonly vhost: number;
@@ -52,22 +51,37 @@ export interface RoutePart {
 }
 
 export function translateRouteConfig(ctx: Ctx, rc: Obj, loc: Loc): RoutePart {
-  ctx.only(rc, loc, ['name', 'virtual_hosts', 'validate_clusters']);
-  if (wrappedBool(rc.validate_clusters) === false) {
-    ctx.reject(sub(loc, 'validate_clusters'), 'false is not supported: Remora rejects routes to clusters that CDS has not defined');
-  }
+  ctx.only(rc, loc, ['name', 'virtual_hosts', 'validate_clusters', 'ignore_port_in_host_matching', 'typed_per_filter_config', 'metadata']);
+  // validate_clusters: true, false or unset alike. Remora always rejects a route to a
+  // cluster CDS has not defined (naming the route's cluster), as Envoy does with true;
+  // Envoy's default for RDS is false (503 at request time), so false is no different
+  // from unset here.
+  const ignorePort = rc.ignore_port_in_host_matching === true;
+  optionalFilterConfigs(ctx, asObj(rc.typed_per_filter_config) ?? {}, loc);
+  ctx.extensions(rc, loc, []);
   const part: RoutePart = { vhosts: [], marks: [], limits: [], rbac: [], clusters: [] };
   asArr(rc.virtual_hosts).forEach((v, i) => {
     const vl = sub(loc, `virtual_hosts[${i}]`);
     const vh = asObj(v) ?? {};
-    ctx.only(vh, vl, ['name', 'domains', 'routes', 'include_request_attempt_count']);
+    ctx.only(vh, vl, ['name', 'domains', 'routes', 'include_request_attempt_count', 'typed_per_filter_config', 'metadata']);
+    optionalFilterConfigs(ctx, asObj(vh.typed_per_filter_config) ?? {}, vl);
+    ctx.extensions(vh, vl, []);
+    const domains = asArr(vh.domains);
+    if (ignorePort) {
+      domains.forEach((d, j) => {
+        if (typeof d === 'string' && HAS_PORT.test(d)) {
+          ctx.reject(sub(vl, `domains[${j}]`), `"${d}" has a port, which Envoy never matches with ignore_port_in_host_matching (it strips the port from Host); `
+            + 'Remora would match it: remove the port or ignore_port_in_host_matching');
+        }
+      });
+    }
     const routes: Obj[] = [];
     asArr(vh.routes).forEach((r, j) => {
       routes.push(translateRoute(ctx, asObj(r) ?? {}, sub(vl, `routes[${j}]`), new Fields({}, part.marks, `[${i}].routes[${j}]`), part, i, j));
     });
     const out = new Fields({}, part.marks, `[${i}]`).here(vl);
     out.set('name', vh.name ?? '', sub(vl, 'name'));
-    out.set('domains', asArr(vh.domains), sub(vl, 'domains'));
+    out.set('domains', domains, sub(vl, 'domains'));
     out.set('routes', routes, sub(vl, 'routes'));
     out.fill('include_request_attempt_count', vh.include_request_attempt_count === true ? true : undefined, sub(vl, 'include_request_attempt_count'));
     part.vhosts.push(out.raw);
@@ -75,12 +89,44 @@ export function translateRouteConfig(ctx: Ctx, rc: Obj, loc: Loc): RoutePart {
   return part;
 }
 
+/** A domain that names a port: `host:80`, `[::1]:80`. */
+const HAS_PORT = /^(?:\[[^\]]*\]|[^:]*):\d+$/;
+
+/** Per-filter configs of a virtual host or route configuration: only those Envoy may
+ *  skip (a FilterConfig with is_optional) for filters Remora does not run; they do
+ *  nothing in Remora. Remora reads the configs of its own filters (local rate limit,
+ *  RBAC) on routes only, so at these levels they are rejected. */
+function optionalFilterConfigs(ctx: Ctx, configs: Obj, loc: Loc): void {
+  for (const [filter, any] of Object.entries(configs)) {
+    const fl = sub(loc, `typed_per_filter_config["${filter}"]`);
+    let type = asStr(asObj(any)?.type_url);
+    let optional = false;
+    if (type === FILTER_CONFIG_TYPE_URL) {
+      const fc = ctx.decode(any, fl)?.message;
+      if (fc === undefined) continue;
+      ctx.only(fc, fl, ['config', 'is_optional']);
+      optional = fc.is_optional === true;
+      type = asStr(asObj(fc.config)?.type_url);
+    }
+    if (type === TypeUrl.LocalRateLimit || type === TypeUrl.RbacPerRoute) {
+      ctx.reject(fl, 'is only supported on routes (Remora reads per-route local rate limits and RBAC there)');
+    } else if (!optional) {
+      ctx.reject(fl, `per-route config of an unsupported http filter (${type ?? 'no type'}); only a FilterConfig with is_optional: true is accepted (and ignored)`);
+    }
+  }
+}
+
 /** One route → `out` (marks relative to the virtual host list); its per-route configs and
  *  clusters go to `part`. */
 function translateRoute(ctx: Ctx, r: Obj, loc: Loc, out: Fields, part: RoutePart, vhost: number, index: number): Obj {
   ctx.only(r, loc, ['name', 'match', 'route', 'direct_response', 'metadata', 'typed_per_filter_config',
     'request_headers_to_add', 'request_headers_to_remove', 'response_headers_to_add', 'response_headers_to_remove',
-    'per_request_buffer_limit_bytes']);
+    'per_request_buffer_limit_bytes', 'decorator']);
+  // decorator names the route's tracing span and, with tracing, sends it upstream in
+  // x-envoy-decorator-operation; Envoy does either only with the HttpConnectionManager's
+  // tracing, which Remora rejects, so it does nothing in any accepted config.
+  const decorator = asObj(r.decorator);
+  if (decorator !== undefined) ctx.only(decorator, sub(loc, 'decorator'), ['operation', 'propagate']);
   out.here(loc);
   if (isSet(r.name)) out.set('name', r.name, sub(loc, 'name'));
   if (r.match !== undefined) routeMatch(ctx, asObj(r.match) ?? {}, sub(loc, 'match'), out.nest('match'));
@@ -234,28 +280,6 @@ function grpcTimeout(ctx: Ctx, a: Obj, loc: Loc, out: Fields): void {
   zeroOnly(msd.grpc_timeout_header_offset, sub(ml, 'grpc_timeout_header_offset'), 'Remora does not shorten a grpc-timeout');
   const at = sub(ml, 'grpc_timeout_header_max');
   out.take('grpc_timeout_header_max_ms', ctx.ms(msd.grpc_timeout_header_max, at), at);
-}
-
-function retryPolicy(ctx: Ctx, rp: Obj, loc: Loc, out: Fields): void {
-  ctx.only(rp, loc, ['retry_on', 'num_retries', 'per_try_timeout', 'retriable_status_codes', 'retry_back_off']);
-  out.here(loc);
-  const on = (asStr(rp.retry_on) ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
-  for (const cond of on) {
-    if (!RETRY_CONDITIONS.includes(cond)) ctx.reject(sub(loc, 'retry_on'), `"${cond}" is not supported (Remora retries on ${RETRY_CONDITIONS.join(', ')})`);
-  }
-  out.set('retry_on', on, sub(loc, 'retry_on'));
-  out.take('num_retries', wrapped(rp.num_retries), sub(loc, 'num_retries'));
-  out.take('per_try_timeout_ms', ctx.ms(rp.per_try_timeout, sub(loc, 'per_try_timeout')), sub(loc, 'per_try_timeout'));
-  if (rp.retriable_status_codes !== undefined) out.set('retriable_status_codes', asArr(rp.retriable_status_codes), sub(loc, 'retriable_status_codes'));
-  const back = asObj(rp.retry_back_off);
-  if (back !== undefined) {
-    const bl = sub(loc, 'retry_back_off');
-    ctx.only(back, bl, ['base_interval', 'max_interval']);
-    const base = ctx.ms(back.base_interval, sub(bl, 'base_interval'));
-    const max = ctx.ms(back.max_interval, sub(bl, 'max_interval'));
-    out.fill('base_interval_ms', base, sub(bl, 'base_interval'));
-    out.fill('max_interval_ms', max, sub(bl, 'max_interval'));
-  }
 }
 
 /** HeaderValueOption → raw {name, value} with marks relative to it; undefined when left

@@ -2,14 +2,16 @@
 // The supported subset of Listener, RouteConfiguration, Cluster and ClusterLoadAssignment
 // is turned into RAW config data — the same shape a config file has — which then goes
 // through validateConfig, so defaults and checks are exactly those of a file. A field
-// outside the subset that is SET is a rejection naming its path (never half-applied,
-// never silently ignored); validateConfig's errors are mapped back to the resource and
+// outside the subset that is SET is a rejection naming its path (never half-applied),
+// unless it cannot change what Remora does: then it is accepted, and docs/xds.md says
+// why it has no effect. validateConfig's errors are mapped back to the resource and
 // field they came from. Proto shapes stop here: nothing downstream sees them.
 // docs/xds.md lists the supported fields, the rejections and the warming rules. The
 // parts, one per resource type: translate-listener.ts, translate-route.ts (with
-// translate-route-match.ts), translate-cluster.ts, translate-endpoints.ts, and the
-// pieces they share: translate-tls.ts, translate-rbac.ts, translate-ratelimit.ts;
-// translate-context.ts reads (paths, rejections), translate-fields.ts writes (marks).
+// translate-route-match.ts and translate-route-retry.ts), translate-cluster.ts,
+// translate-endpoints.ts, and the pieces they share: translate-tls.ts,
+// translate-rbac.ts, translate-ratelimit.ts; translate-context.ts reads (paths,
+// rejections), translate-fields.ts writes (marks).
 
 import { validateConfig } from '../config/validate.js';
 import type { ConfigError, RemoraConfig } from '../config/types.js';

@@ -318,7 +318,8 @@ const mistakes: [string, Record<string, unknown>, [string, string][]][] = [
   ['endpoint address with spaces', { 'clusters[0].endpoints[1].address': 'backend svc' },
     [['clusters[0].endpoints[1].address', 'must not contain whitespace']]],
   ['invalid cluster name', { 'clusters[1].name': 'my api', [`${R}[2].route.weighted_clusters[1].cluster`]: 'my api', 'listeners[0].virtual_hosts[1].routes[0].route.cluster': 'backend' },
-    [['clusters[1].name', 'must contain only letters, digits']]],
+    [['clusters[1].name', 'must contain only visible ASCII characters']]],
+
   ['duplicate route names in a listener', { [`${R}[1].name`]: 'users' },
     [[`${R}[1].name`, 'duplicate route name "users" (first used at listeners[0].virtual_hosts[0].routes[0].name)']]],
   ['prefix without leading slash', { [`${R}[0].match.prefix`]: 'users/' },
@@ -407,7 +408,7 @@ const mistakes: [string, Record<string, unknown>, [string, string][]][] = [
   ['unknown rate limit key', { [LRL]: [rl({ fill_intervall_ms: 5 })] },
     [[`${LRL}[0].fill_intervall_ms`, 'unknown key (did you mean "fill_interval_ms"?)']]],
   ['rate limit without a name', { [LRL]: [rl({ name: undefined })] }, [[`${LRL}[0].name`, 'is required (a string)']]],
-  ['rate limit with an invalid name', { [LRL]: [rl({ name: 'per ip' })] }, [[`${LRL}[0].name`, 'must contain only letters, digits']]],
+  ['rate limit with an invalid name', { [LRL]: [rl({ name: 'per ip' })] }, [[`${LRL}[0].name`, 'must contain only visible ASCII characters']]],
   ['duplicate rate limit names in a listener', { [LRL]: [rl(), rl({ name: 'other' }), rl()] },
     [[`${LRL}[2].name`, `duplicate rate limit name "global" (first used at ${LRL}[0].name)`]]],
   ['duplicate rate limit names in a route', { [`${R}[0].rate_limits`]: [rl(), rl()] },
@@ -934,4 +935,16 @@ t.test('conditional defaults are filled in by the second pass', async (t) => {
   t.equal(cfg.clusters[0].outlier_detection?.max_ejection_time_ms, 400_000);
   t.match(cfg.clusters[0].health_check, { host: 'backend', unhealthy_interval_ms: 900, unhealthy_edge_interval_ms: 900, healthy_edge_interval_ms: 700 });
   t.equal(Object.keys(cfg)[0], 'workers', 'a conditional default keeps its place among the keys');
+});
+
+t.test('names as control planes write them are accepted (Istio, Envoy Gateway)', async (t) => {
+  const istio = 'outbound|9080||reviews.default.svc.cluster.local';
+  const c = configOf(withChanges({
+    'clusters[1].name': istio,
+    'listeners[0].virtual_hosts[0].routes[2].route.weighted_clusters[1].cluster': istio,
+    'listeners[0].virtual_hosts[1].routes[0].route.cluster': 'backend',
+    'listeners[0].name': 'httproute/default/eg/rule/0',
+  }));
+  t.equal(c.clusters[1].name, istio);
+  t.equal(c.listeners[0].name, 'httproute/default/eg/rule/0');
 });

@@ -501,11 +501,16 @@ t.test('rejects an unknown lb policy and cluster type', async (t) => {
   t.same(errorsOf(translateXds({}, rewire(set))), ['Cluster "api" type: STRICT_DNS is not supported (STATIC or EDS)']);
 });
 
+const OMIT_CANARY = 'type.googleapis.com/envoy.extensions.retry.host.omit_canary_hosts.v3.OmitCanaryHostsPredicate';
+
 t.test('rejects route-level fields outside the subset, precisely', async (t) => {
   const set = overTheWire(valid(MINIMAL));
   const rc = set.routes.get('in') as Obj;
   const route = arr(arr(rc.virtual_hosts)[0].routes)[0];
-  obj(route.route).retry_policy = { retry_on: '5xx,retriable-headers', retry_host_predicate: [{ name: 'x' }] };
+  obj(route.route).retry_policy = {
+    retry_on: '5xx,retriable-headers',
+    retry_host_predicate: [{ name: 'envoy.retry_host_predicates.omit_canary_hosts', typed_config: { type_url: OMIT_CANARY, value: new Uint8Array(0) } }],
+  };
   obj(route.match).query_parameters = [{ name: 'q' }];
   route.request_headers_to_add = [
     { header: { key: 'x-client', value: '%DOWNSTREAM_REMOTE_ADDRESS%' } },
@@ -513,9 +518,10 @@ t.test('rejects route-level fields outside the subset, precisely', async (t) => 
   ];
   t.same(errorsOf(translateXds({}, rewire(set))), [
     'RouteConfiguration "in" virtual_hosts[0].routes[0].match.query_parameters: field not supported by Remora',
-    'RouteConfiguration "in" virtual_hosts[0].routes[0].route.retry_policy.retry_host_predicate: field not supported by Remora',
     'RouteConfiguration "in" virtual_hosts[0].routes[0].route.retry_policy.retry_on: "retriable-headers" is not supported (Remora retries on 5xx, gateway-error, reset, '
       + 'connect-failure, retriable-4xx, retriable-status-codes, refused-stream, cancelled, deadline-exceeded, internal, resource-exhausted, unavailable)',
+    'RouteConfiguration "in" virtual_hosts[0].routes[0].route.retry_policy.retry_host_predicate[0].typed_config: envoy.extensions.retry.host.omit_canary_hosts.v3.OmitCanaryHostsPredicate '
+      + 'is not supported (only envoy.retry_host_predicates.previous_hosts: Remora\'s retries avoid the previous attempt\'s endpoint, and choose by nothing else)',
     'RouteConfiguration "in" virtual_hosts[0].routes[0].request_headers_to_add[0].header.value: uses Envoy\'s %COMMAND% substitution; Remora adds values literally (write %% for a literal %)',
     'RouteConfiguration "in" virtual_hosts[0].routes[0].request_headers_to_add[1].append_action: OVERWRITE_IF_EXISTS_OR_ADD is not supported: Remora appends (APPEND_IF_EXISTS_OR_ADD)',
   ]);
@@ -539,7 +545,7 @@ t.test('rejects a per-route limit that would replace a listener-wide bucket', as
   ]);
 });
 
-t.test('rejects partial rate-limit enablement and foreign metadata', async (t) => {
+t.test('rejects partial rate-limit enablement and unknown Remora extensions; other metadata namespaces are ignored', async (t) => {
   const set = overTheWire(valid(MINIMAL));
   const l = set.listeners.get('in') as Obj;
   const hcm = hcmOf(l);
@@ -560,7 +566,6 @@ t.test('rejects partial rate-limit enablement and foreign metadata', async (t) =
   t.same(errorsOf(translateXds({}, rewire(set))), [
     'Listener "in" filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.filter_enabled: must be 100% (got 50%); Remora has no partial enablement',
     'Listener "in" filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.filter_enforced: must be 100% (enforce) or 0% (shadow: count only), got 50%',
-    'Listener "in" metadata.filter_metadata["istio"]: metadata namespace not used by Remora (only "remora")',
     'Listener "in" metadata.filter_metadata.remora.colour: unknown Remora extension (allowed here: access_log, generate_traceparent, rate_limit_keys, codec, max_connections)',
   ]);
 });
@@ -584,7 +589,7 @@ t.test("validateConfig's errors point at the xDS resource and field", async (t) 
   ]);
 });
 
-t.test('cluster and route names must satisfy Remora\'s name rules', async (t) => {
+t.test('names are taken as control planes write them; whitespace is refused', async (t) => {
   const set = overTheWire(valid(MINIMAL));
   const c = set.clusters.get('api') as Obj;
   set.clusters = new Map([['api/v1', { ...c, name: 'api/v1', eds_cluster_config: { eds_config: { ads: {} }, service_name: 'api' } }]]);
@@ -592,9 +597,8 @@ t.test('cluster and route names must satisfy Remora\'s name rules', async (t) =>
   obj(route.route).cluster = 'api/v1';
   route.name = 'bad name';
   t.same(errorsOf(translateXds({}, rewire(set))), [
-    'RouteConfiguration "in" virtual_hosts[0].routes[0].name: must contain only letters, digits, "_", ".", ":", "/" and "-"',
-    'Cluster "api/v1" name: must contain only letters, digits, "_", ".", ":" and "-"',
-  ]);
+    'RouteConfiguration "in" virtual_hosts[0].routes[0].name: must contain only visible ASCII characters (no spaces or control characters)',
+  ], 'a cluster named "api/v1" (Envoy Gateway\'s style) is accepted');
 });
 
 // ---------------------------------------------------------------------------
@@ -1619,4 +1623,269 @@ t.test('Route: gRPC deadlines from max_stream_duration (Istio) or max_grpc_timeo
   t.same(routeOf(retries)?.retry_policy?.retry_on, ['connect-failure', 'refused-stream', 'unavailable', 'cancelled', 'retriable-status-codes']);
   const grpcCodes = translate({ retry_policy: { retry_on: 'deadline-exceeded,internal,resource-exhausted' } });
   t.same(routeOf(grpcCodes)?.retry_policy?.retry_on, ['deadline-exceeded', 'internal', 'resource-exhausted']);
+});
+
+// ---------------------------------------------------------------------------
+// Fields Istio, Envoy Gateway and go-control-plane send (issue 21): each translated,
+// accepted as having no effect, or rejected by path. Shapes written from what those
+// control planes generate; names kept to Remora's name rules.
+
+/** A google.protobuf.Struct of strings, as metadata travels. */
+const struct = (o: Record<string, string>): Obj => ({ fields: Object.fromEntries(Object.entries(o).map(([k, v]) => [k, { stringValue: v }])) });
+const PREVIOUS_HOSTS = { name: 'envoy.retry_host_predicates.previous_hosts', typed_config: protos.encodeAny(TypeUrl.PreviousHostsPredicate, {}) };
+/** Istio's default retry policy, on every HTTP route it writes. */
+const ISTIO_RETRY = {
+  retry_on: 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes',
+  num_retries: { value: 2 },
+  retry_host_predicate: [PREVIOUS_HOSTS],
+  host_selection_retry_max_attempts: '5',
+  retriable_status_codes: [503],
+};
+const RC = 'RouteConfiguration "in"';
+const EP = 'ClusterLoadAssignment "api" endpoints[0].lb_endpoints[0]';
+const filterConfig = (typeUrl: string, isOptional: boolean): AnyMessage =>
+  protos.encodeAny(FILTER_CONFIG, { config: { type_url: typeUrl, value: new Uint8Array(0) }, is_optional: isOptional });
+const FILTER_CONFIG = 'type.googleapis.com/envoy.config.route.v3.FilterConfig';
+const CORS_POLICY = 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy';
+
+t.test('Istio route table: retry host predicate, decorator, metadata, validate_clusters: false, attempt count', async (t) => {
+  const config = valid(MINIMAL);
+  const set = overTheWire(config);
+  // An outbound route table as Istio pushes it for reviews:9080.
+  set.routes.set('in', {
+    name: 'in',
+    validate_clusters: { value: false },
+    virtual_hosts: [{
+      name: 'reviews.default.svc.cluster.local:9080',
+      domains: ['reviews.default.svc.cluster.local', 'reviews.default.svc.cluster.local:9080', 'reviews', 'reviews:9080', '10.96.0.12', '10.96.0.12:9080'],
+      include_request_attempt_count: true,
+      routes: [{
+        name: 'default',
+        match: { prefix: '/' },
+        route: {
+          cluster: 'api',
+          timeout: { seconds: 0 },
+          retry_policy: ISTIO_RETRY,
+          max_stream_duration: { max_stream_duration: { seconds: 0 }, grpc_timeout_header_max: { seconds: 0 } },
+        },
+        decorator: { operation: 'reviews.default.svc.cluster.local:9080/*' },
+        metadata: { filter_metadata: { istio: struct({ config: '/apis/networking.istio.io/v1/namespaces/default/virtual-service/reviews' }) } },
+      }],
+    }],
+  });
+  const r = translateXds(baseOf(config), rewire(set));
+  t.same(errorsOf(r), []);
+  const vh = r.ok ? r.config.listeners[0].virtual_hosts[0] : undefined;
+  t.equal(vh?.include_request_attempt_count, true);
+  t.same(vh?.domains, ['reviews.default.svc.cluster.local', 'reviews.default.svc.cluster.local:9080', 'reviews', 'reviews:9080', '10.96.0.12', '10.96.0.12:9080']);
+  const route = vh?.routes[0].route;
+  t.equal(route?.cluster, 'api');
+  t.equal(route?.timeout_ms, 0);
+  t.equal(route?.grpc_timeout_header_max_ms, 0);
+  t.same(route?.retry_policy?.retry_on, ['connect-failure', 'refused-stream', 'unavailable', 'cancelled', 'retriable-status-codes']);
+  t.equal(route?.retry_policy?.num_retries, 2);
+  t.same(route?.retry_policy?.retriable_status_codes, [503]);
+
+  // The same without the predicate, the attempts and the decorator gives the same config:
+  // they change nothing Remora does.
+  const plain = overTheWire(config);
+  const rc = obj(set.routes.get('in'));
+  const bare = structuredClone(rc);
+  const bareRoute = arr(arr(bare.virtual_hosts)[0].routes)[0];
+  delete bareRoute.decorator;
+  delete bareRoute.metadata;
+  delete obj(obj(bareRoute.route).retry_policy).retry_host_predicate;
+  delete obj(obj(bareRoute.route).retry_policy).host_selection_retry_max_attempts;
+  delete bare.validate_clusters;
+  plain.routes.set('in', bare);
+  t.same(translateXds(baseOf(config), rewire(plain)), r, 'previous_hosts, host_selection_retry_max_attempts, decorator, foreign metadata and validate_clusters: no effect');
+  obj(bare).validate_clusters = { value: true };
+  t.same(translateXds(baseOf(config), rewire(plain)), r, 'validate_clusters: true');
+
+  // A previous_hosts predicate named without typed_config is recognised by its name.
+  const policy = obj(obj(arr(arr(rc.virtual_hosts)[0].routes)[0].route).retry_policy);
+  policy.retry_host_predicate = [{ name: 'envoy.retry_host_predicates.previous_hosts' }, PREVIOUS_HOSTS];
+  t.same(errorsOf(translateXds(baseOf(config), rewire(set))), []);
+
+  // validate_clusters: false does not make a route to an undefined cluster acceptable.
+  obj(arr(arr(rc.virtual_hosts)[0].routes)[0].route).cluster = 'ratings';
+  t.same(errorsOf(translateXds(baseOf(config), rewire(set))), [
+    `${RC} virtual_hosts[0].routes[0].route.cluster: unknown cluster "ratings" (defined: api)`,
+  ]);
+});
+
+t.test('retry host selection: predicates other than previous_hosts are rejected by path', async (t) => {
+  const config = valid(MINIMAL);
+  const set = overTheWire(config);
+  obj(firstRoute(set).route).retry_policy = {
+    retry_on: '5xx',
+    retry_host_predicate: [
+      PREVIOUS_HOSTS,
+      { name: 'envoy.retry_host_predicates.omit_host_metadata', typed_config: { type_url: 'type.googleapis.com/envoy.extensions.retry.host.omit_host_metadata.v3.OmitHostMetadataConfig', value: new Uint8Array(0) } },
+      { name: 'envoy.retry_host_predicates.omit_canary_hosts' },
+    ],
+    host_selection_retry_max_attempts: '-1',
+  };
+  const P = `${RC} virtual_hosts[0].routes[0].route.retry_policy`;
+  t.same(errorsOf(translateXds(baseOf(config), rewire(set))), [
+    `${P}.retry_host_predicate[1].typed_config: envoy.extensions.retry.host.omit_host_metadata.v3.OmitHostMetadataConfig is not supported `
+      + '(only envoy.retry_host_predicates.previous_hosts: Remora\'s retries avoid the previous attempt\'s endpoint, and choose by nothing else)',
+    `${P}.retry_host_predicate[2]: envoy.retry_host_predicates.omit_canary_hosts is not supported (only envoy.retry_host_predicates.previous_hosts)`,
+    `${P}.host_selection_retry_max_attempts: -1 must not be negative`,
+  ]);
+});
+
+t.test('Envoy Gateway route table: ignore_port_in_host_matching, metadata, optional per-filter configs', async (t) => {
+  const config = valid(MINIMAL);
+  const set = overTheWire(config);
+  const gatewayRoutes = (domains: string[]): Obj => ({
+    name: 'in',
+    ignore_port_in_host_matching: true,
+    metadata: { filter_metadata: { 'envoy-gateway': struct({ kind: 'Gateway', name: 'eg', namespace: 'default' }) } },
+    virtual_hosts: [{
+      name: 'default-eg-http-www_example_com', // Envoy Gateway writes default/eg/http/www_example_com: Remora's name rules (issue 21 item 2)
+      domains,
+      metadata: { filter_metadata: { 'envoy-gateway': struct({ kind: 'HTTPRoute', name: 'backend', namespace: 'default' }) } },
+      typed_per_filter_config: { 'envoy.filters.http.cors': filterConfig(CORS_POLICY, true) },
+      routes: [{
+        name: 'httproute/default/backend/rule/0/match/0/www_example_com',
+        match: { prefix: '/' },
+        route: { cluster: 'api' },
+        metadata: { filter_metadata: { 'envoy-gateway': struct({ kind: 'HTTPRoute', name: 'backend', namespace: 'default' }) } },
+        typed_per_filter_config: { 'envoy.filters.http.cors': filterConfig(CORS_POLICY, true) },
+      }],
+    }],
+  });
+  set.routes.set('in', gatewayRoutes(['www.example.com', '*.example.org']));
+  const r = translateXds(baseOf(config), rewire(set));
+  t.same(errorsOf(r), []);
+  const vh = r.ok ? r.config.listeners[0].virtual_hosts[0] : undefined;
+  t.same(vh?.domains, ['www.example.com', '*.example.org'], 'Remora matches these whatever port Host carries, as Envoy does with the flag');
+  t.equal(vh?.routes[0].name, 'httproute/default/backend/rule/0/match/0/www_example_com');
+  t.equal(vh?.routes[0].route?.cluster, 'api');
+
+  // A domain with a port never matches in Envoy with the flag; Remora would match it.
+  set.routes.set('in', gatewayRoutes(['www.example.com', 'www.example.com:8080', '[::1]:80', '[::1]']));
+  t.same(errorsOf(translateXds(baseOf(config), rewire(set))), [
+    `${RC} virtual_hosts[0].domains[1]: "www.example.com:8080" has a port, which Envoy never matches with ignore_port_in_host_matching (it strips the port from Host); `
+      + 'Remora would match it: remove the port or ignore_port_in_host_matching',
+    `${RC} virtual_hosts[0].domains[2]: "[::1]:80" has a port, which Envoy never matches with ignore_port_in_host_matching (it strips the port from Host); `
+      + 'Remora would match it: remove the port or ignore_port_in_host_matching',
+  ]);
+  // Without the flag, ports in domains are Remora's as ever.
+  const withPorts = gatewayRoutes(['www.example.com', 'www.example.com:8080']);
+  delete withPorts.ignore_port_in_host_matching;
+  set.routes.set('in', withPorts);
+  t.same(errorsOf(translateXds(baseOf(config), rewire(set))), []);
+
+  // Per-filter configs above the route: only optional ones for filters Remora does not run.
+  const rc = gatewayRoutes(['www.example.com']);
+  const vhost = arr(rc.virtual_hosts)[0];
+  rc.typed_per_filter_config = { 'envoy.filters.http.cors': filterConfig(CORS_POLICY, true) };
+  vhost.typed_per_filter_config = {
+    'envoy.filters.http.cors': filterConfig(CORS_POLICY, false),
+    'envoy.filters.http.ext_authz': { type_url: 'type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute', value: new Uint8Array(0) },
+    'remora.route_local_ratelimit.0': filterConfig(TypeUrl.LocalRateLimit, true),
+  };
+  arr(vhost.routes)[0].typed_per_filter_config = { 'envoy.filters.http.cors': filterConfig(CORS_POLICY, false) };
+  set.routes.set('in', rc);
+  const V = `${RC} virtual_hosts[0]`;
+  t.same(errorsOf(translateXds(baseOf(config), rewire(set))), [
+    `${V}.typed_per_filter_config["envoy.filters.http.cors"]: per-route config of an unsupported http filter (${CORS_POLICY}); only a FilterConfig with is_optional: true is accepted (and ignored)`,
+    `${V}.typed_per_filter_config["envoy.filters.http.ext_authz"]: per-route config of an unsupported http filter `
+      + '(type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute); only a FilterConfig with is_optional: true is accepted (and ignored)',
+    `${V}.typed_per_filter_config["remora.route_local_ratelimit.0"]: is only supported on routes (Remora reads per-route local rate limits and RBAC there)`,
+    `${V}.routes[0].typed_per_filter_config["envoy.filters.http.cors"].config: per-route config of an unsupported http filter (${CORS_POLICY})`,
+  ]);
+});
+
+t.test('metadata: namespaces other than remora are ignored at every level; remora keeps its rules', async (t) => {
+  const config = valid(MINIMAL);
+  const set = overTheWire(config);
+  const c = set.clusters.get('api') as Obj;
+  c.metadata = {
+    filter_metadata: {
+      istio: { fields: { services: { listValue: { values: [{ structValue: struct({ host: 'reviews.default.svc.cluster.local', name: 'reviews', namespace: 'default' }) }] } } } },
+      remora: { fields: { idle_timeout_ms: { numberValue: 30000 } } },
+    },
+    typed_filter_metadata: { 'envoy.filters.http.lua': { type_url: 'type.googleapis.com/google.protobuf.Struct', value: new Uint8Array(0) } },
+  };
+  const l = set.listeners.get('in') as Obj;
+  l.metadata = { filter_metadata: { 'envoy-gateway': struct({ kind: 'Gateway' }) } };
+  const r = translateXds(baseOf(config), rewire(set));
+  t.same(errorsOf(r), []);
+  t.equal(r.ok ? r.config.clusters[0].idle_timeout_ms : undefined, 30000, 'the remora namespace still applies');
+
+  c.metadata = { typed_filter_metadata: { remora: { type_url: 'type.googleapis.com/google.protobuf.Struct', value: new Uint8Array(0) } } };
+  const rc = set.routes.get('in') as Obj;
+  rc.metadata = { filter_metadata: { remora: struct({ colour: 'red' }) } };
+  t.same(errorsOf(translateXds(baseOf(config), rewire(set))), [
+    `${RC} metadata.filter_metadata.remora.colour: unknown Remora extension (there are none here)`,
+    'Cluster "api" metadata.typed_filter_metadata["remora"]: Remora reads its fields from filter_metadata.remora (a Struct)',
+  ]);
+});
+
+/** An endpoint list as Istio pushes it: one locality, overprovisioning 140, each endpoint
+ *  with Istio's workload metadata, its mTLS mode and an empty health_check_config. */
+function istioAssignment(): Obj {
+  const endpoint = (ip: string, workload: string): Obj => ({
+    endpoint: { address: { socket_address: { address: ip, port_value: 9080 } }, health_check_config: {} },
+    health_status: 'HEALTHY',
+    metadata: { filter_metadata: { istio: struct({ workload }), 'envoy.transport_socket_match': struct({ tlsMode: 'istio' }) } },
+    load_balancing_weight: { value: 1 },
+  });
+  return {
+    cluster_name: 'api',
+    endpoints: [{
+      locality: { region: 'us-central1', zone: 'us-central1-a' },
+      lb_endpoints: [endpoint('10.244.0.15', 'reviews-v1;default;reviews;v1;Kubernetes'), endpoint('10.244.0.16', 'reviews-v2;default;reviews;v2;Kubernetes')],
+      load_balancing_weight: { value: 2 },
+    }],
+    policy: { overprovisioning_factor: { value: 140 } },
+  };
+}
+
+t.test('Istio endpoint list: overprovisioning_factor, locality, endpoint metadata and an empty health_check_config', async (t) => {
+  const config = valid(MINIMAL);
+  const set = overTheWire(config);
+  set.endpoints.set('api', istioAssignment());
+  const r = translateXds(baseOf(config), rewire(set));
+  t.same(errorsOf(r), []);
+  t.same(r.ok ? r.config.clusters[0].endpoints : undefined, [{ address: '10.244.0.15', port: 9080 }, { address: '10.244.0.16', port: 9080 }]);
+
+  // A health_check_config that names the endpoint's own address and port changes nothing.
+  const same = istioAssignment();
+  const lb0 = arr(arr(same.endpoints)[0].lb_endpoints)[0];
+  obj(lb0.endpoint).health_check_config = { port_value: 9080, address: { socket_address: { address: '10.244.0.15', port_value: 1 } } };
+  set.endpoints.set('api', same);
+  t.same(errorsOf(translateXds(baseOf(config), rewire(set))), [], 'port_value overrides the address\'s port, as in Envoy');
+});
+
+t.test('endpoint list fields that would change traffic are rejected by path', async (t) => {
+  const config = valid(MINIMAL);
+  const set = overTheWire(config);
+  const cla = istioAssignment();
+  cla.policy = {
+    overprovisioning_factor: { value: 0 },
+    drop_overloads: [{ category: 'throttle', drop_percentage: { numerator: 10 } }],
+    endpoint_stale_after: { seconds: 30 },
+    weighted_priority_health: true,
+  };
+  const lbs = arr(arr(cla.endpoints)[0].lb_endpoints);
+  obj(lbs[0].endpoint).health_check_config = { port_value: 15021, hostname: 'reviews.health', disable_active_health_check: true };
+  obj(lbs[1].endpoint).health_check_config = { address: { socket_address: { address: '10.244.0.99', port_value: 9080 } } };
+  lbs[1].metadata = { filter_metadata: { remora: struct({ weight: '2' }) } };
+  set.endpoints.set('api', cla);
+  const E1 = 'ClusterLoadAssignment "api" endpoints[0].lb_endpoints[1]';
+  t.same(errorsOf(translateXds(baseOf(config), rewire(set))), [
+    'ClusterLoadAssignment "api" policy.drop_overloads: is not supported: Remora does not drop requests by category',
+    'ClusterLoadAssignment "api" policy.endpoint_stale_after: is not supported: Remora keeps endpoints until the next assignment',
+    'ClusterLoadAssignment "api" policy.weighted_priority_health: field not supported by Remora',
+    'ClusterLoadAssignment "api" policy.overprovisioning_factor: must be greater than 0 (Envoy refuses 0)',
+    `${EP}.endpoint.health_check_config.hostname: is not supported: health checks use the cluster's host (http_health_check.host)`,
+    `${EP}.endpoint.health_check_config.disable_active_health_check: is not supported: Remora health-checks every endpoint of a cluster that has a health check`,
+    `${EP}.endpoint.health_check_config.port_value: would health-check 10.244.0.15:15021 instead of the endpoint (10.244.0.15:9080); Remora checks the endpoint's own address and port`,
+    `${E1}.metadata.filter_metadata.remora.weight: unknown Remora extension (there are none here)`,
+    `${E1}.endpoint.health_check_config.address: would health-check 10.244.0.99:9080 instead of the endpoint (10.244.0.16:9080); Remora checks the endpoint's own address and port`,
+  ]);
 });

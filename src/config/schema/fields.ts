@@ -31,7 +31,11 @@ export interface FieldMeta {
 /** Longest duration any `_ms` field accepts: one hour. */
 export const MAX_TIMEOUT_MS = 3_600_000;
 
-export const NAME_RE = /^[A-Za-z0-9_.:-]+$/;
+/** Names (listeners, clusters, routes, ...): visible ASCII, no whitespace. Control planes
+ *  use what Envoy allows — Istio's `outbound|9080||reviews.default.svc.cluster.local`,
+ *  Envoy Gateway's `httproute/ns/name/rule/0` — and Remora shows them as sent: JSON and
+ *  Prometheus label values are escaped where they are written. */
+export const NAME_RE = /^[\x21-\x7e]+$/;
 export const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/; // RFC 7230 token (header field name)
 const LABEL = '[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?';
 export const HOST_RE = new RegExp(`^(?=.{1,253}$)${LABEL}(?:\\.${LABEL})*$`);
@@ -73,13 +77,11 @@ export const field = <T extends v.GenericSchema>(schema: T, doc: string, m: Fiel
 
 /** A required identifier: listener, cluster, virtual host, rate limit names. */
 export const name = (doc: string, scope: string) =>
-  str(doc, { type: 'name', scope, check: (s: string) => nameProblem(s, false) });
+  str(doc, { type: 'name', scope, check: nameProblem });
 
-export function nameProblem(s: string, slash: boolean): string | undefined {
+export function nameProblem(s: string): string | undefined {
   if (s === '') return 'must not be empty';
-  if (!(slash ? /^[A-Za-z0-9_.:/-]+$/ : NAME_RE).test(s)) {
-    return `must contain only letters, digits, "_", ".", ":"${slash ? ', "/"' : ''} and "-"`;
-  }
+  if (!NAME_RE.test(s)) return 'must contain only visible ASCII characters (no spaces or control characters)';
   return undefined;
 }
 

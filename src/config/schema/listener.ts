@@ -192,7 +192,7 @@ export const DirectResponseSchema = obj({
 
 export const RouteSchema = obj({
   name: str('Used in logs, metrics and as the key of the route\'s rate-limit buckets. The default is the first 8 hex digits of a SHA-256 of the route\'s `match` (path, methods, header matchers), so a route keeps its name, and its rate-limit state, when routes are inserted or removed around it; a second unnamed route with the same match gets `-2`. Name a route to keep its state across changes of its match. May contain `/`.',
-    { type: 'name', scope: 'unique within the listener', conditional: true, default: '`<vhost>/<hash>`', check: (s: string) => nameProblem(s, true) }),
+    { type: 'name', scope: 'unique within the listener', conditional: true, default: '`<vhost>/<hash>`', check: nameProblem }),
   match: field(RouteMatchSchema, 'Which requests this route takes.', { required: 'is required (set one of "prefix", "path" or "regex")' }),
   route: v.optional(field(RouteActionSchema, 'Forward upstream. Exactly one of `route` / `direct_response`.', { default: '—' })),
   direct_response: v.optional(field(DirectResponseSchema, 'Answer without an upstream.', { default: '—' })),
