@@ -30,6 +30,17 @@ export const TypeUrl = {
   HttpProtocolOptions: 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
   /** The retry host predicate `envoy.retry_host_predicates.previous_hosts` (no fields). */
   PreviousHostsPredicate: 'type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate',
+  /** HttpConnectionManager extensions: HTTP filters accepted as having no effect by
+   *  themselves, access loggers, the request ID extension (translate-listener-hcm.ts). */
+  Cors: 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors',
+  Fault: 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault',
+  GrpcStats: 'type.googleapis.com/envoy.extensions.filters.http.grpc_stats.v3.FilterConfig',
+  FileAccessLog: 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog',
+  StdoutAccessLog: 'type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog',
+  UuidRequestId: 'type.googleapis.com/envoy.extensions.request_id.uuid.v3.UuidRequestIdConfig',
+  /** A config by type URL and Struct (Istio wraps its own filters' configs in these). */
+  TypedStruct: 'type.googleapis.com/xds.type.v3.TypedStruct',
+  UdpaTypedStruct: 'type.googleapis.com/udpa.type.v1.TypedStruct',
 } as const;
 
 /** An `Any` as proto-loader presents it. */
@@ -54,6 +65,14 @@ const FILES = [
   'envoy/extensions/transport_sockets/tls/v3/tls.proto',
   'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
   'envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto',
+  'envoy/extensions/filters/http/cors/v3/cors.proto',
+  'envoy/extensions/filters/http/fault/v3/fault.proto',
+  'envoy/extensions/filters/http/grpc_stats/v3/config.proto',
+  'envoy/extensions/access_loggers/file/v3/file.proto',
+  'envoy/extensions/access_loggers/stream/v3/stream.proto',
+  'envoy/extensions/request_id/uuid/v3/uuid.proto',
+  'xds/type/v3/typed_struct.proto',
+  'udpa/type/v1/typed_struct.proto',
 ];
 
 export const LOADER_OPTIONS: protoLoader.Options = { keepCase: true, longs: String, enums: String, defaults: false, oneofs: false };

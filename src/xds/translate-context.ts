@@ -179,8 +179,14 @@ export function configSource(ctx: Ctx, v: unknown, loc: Loc): void {
     ctx.reject(loc, 'must be { ads: {} }: Remora receives every resource on its ADS stream');
     return;
   }
-  ctx.only(cs, loc, ['ads', 'resource_api_version']);
+  ctx.only(cs, loc, ['ads', 'resource_api_version', 'initial_fetch_timeout']);
   if (isSet(cs.resource_api_version) && cs.resource_api_version !== 'AUTO' && cs.resource_api_version !== 'V3') {
     ctx.reject(sub(loc, 'resource_api_version'), `${String(cs.resource_api_version)} is not supported (V3)`);
+  }
+  // Istio writes 0s (wait for the resource however long it takes): what Remora's warming
+  // does. A timeout would let a listener start serving without its routes.
+  const fetchTimeout = isSet(cs.initial_fetch_timeout) ? ctx.ms(cs.initial_fetch_timeout, sub(loc, 'initial_fetch_timeout')) : 0;
+  if (fetchTimeout !== undefined && fetchTimeout !== 0) {
+    ctx.reject(sub(loc, 'initial_fetch_timeout'), 'only 0s is supported: Remora waits for a resource until it arrives (a listener never serves without its routes)');
   }
 }

@@ -1,15 +1,17 @@
 // Listener → a raw Remora listener without its routes (part of src/xds/translate.ts):
 // the address, one filter chain with downstream TLS and one HttpConnectionManager, whose
-// front-end settings, HTTP versions (codec_type, http2_protocol_options), XFCC mode and
-// HTTP filters (RBAC, local rate limits, the router) become the listener's; the route
-// configuration (RDS name or inline) is joined later by translateXds, with the per-route
-// configs these filters make room for.
+// HTTP versions (codec_type, http2_protocol_options), XFCC mode and HTTP filters (RBAC,
+// local rate limits, the router, and those that have no effect on their own) become the
+// listener's, with its other settings and access log (translate-listener-hcm.ts); the
+// route configuration (RDS name or inline) is joined later by translateXds, with the
+// per-route configs these filters make room for.
 
 import { HCM_FILTER_NAME, REMORA_EXTENSIONS, ROUTER_FILTER_NAME } from './names.js';
 import { TypeUrl } from './protos.js';
-import { asArr, asObj, asStr, isSet, wrapped, wrappedBool, type Obj } from './read.js';
+import { asArr, asObj, asStr, isSet, wrapped, type Obj } from './read.js';
 import { checkName, configSource, extPath, root, socketAddress, sub, type Ctx, type Loc } from './translate-context.js';
 import { Fields, type Mark } from './translate-fields.js';
+import { connectionManagerOptions, HCM_SETTINGS, hcmAccessLog, inertHttpFilter, REJECTED_FILTERS, type InertFilter } from './translate-listener-hcm.js';
 import { http2Options } from './translate-protocol.js';
 import { applyRateLimitKeys, localRateLimit } from './translate-ratelimit.js';
 import { authorization, collectRules, rbacConfig, type RbacAction, type RbacRules } from './translate-rbac.js';
@@ -17,20 +19,12 @@ import { downstreamTls, forwardClientCert, listenerAlpn } from './translate-tls.
 
 /** Listener filters accepted as no-ops (see translateListener). */
 const INSPECTOR_FILTERS = ['envoy.filters.listener.tls_inspector', 'envoy.filters.listener.http_inspector'];
-const ESCAPED_SLASHES: Readonly<Record<string, string>> = {
-  IMPLEMENTATION_SPECIFIC_DEFAULT: 'keep_unchanged',
-  KEEP_UNCHANGED: 'keep_unchanged',
-  REJECT_REQUEST: 'reject_request',
-  UNESCAPE_AND_REDIRECT: 'unescape_and_redirect',
-  UNESCAPE_AND_FORWARD: 'unescape_and_forward',
-};
 /** HTTP/3 has no Remora codec. */
 const CODEC_TYPES: Readonly<Record<string, 'auto' | 'http1' | 'http2'>> = { AUTO: 'auto', HTTP1: 'http1', HTTP2: 'http2' };
-const SERVER_HEADER: Readonly<Record<string, string>> = {
-  OVERWRITE: 'overwrite',
-  APPEND_IF_ABSENT: 'append_if_absent',
-  PASS_THROUGH: 'pass_through',
-};
+/** Router fields accepted, no effect: Remora sends none of Envoy's x-envoy-* headers
+ *  whatever suppress_envoy_headers says, exports no spans, and its stats do not depend on
+ *  dynamic_stats (which turns Envoy's own per-cluster stats on or off). */
+const ROUTER_FIELDS = ['suppress_envoy_headers', 'start_child_span', 'dynamic_stats'];
 
 export interface ListenerPart {
   readonly name: string;
@@ -44,6 +38,11 @@ export interface ListenerPart {
   readonly rateLimitFilters: ReadonlyMap<string, { index: number; bucket: boolean }>;
   /** RBAC HTTP filters by name, and whether the filter has rules of its own. */
   readonly rbacFilters: ReadonlyMap<string, { rules: boolean }>;
+  /** HTTP filters accepted as having no effect on their own, by name (CORS, fault, gRPC
+   *  stats, Istio's). A per-route config naming one would make it act (a CORS policy, a
+   *  fault), so a route's typed_per_filter_config for one of these must be rejected, also
+   *  when it is wrapped in a FilterConfig with is_optional: Envoy runs these filters. */
+  readonly inertFilters: ReadonlyMap<string, InertFilter>;
   /** No TLS, or a verified client certificate required (see authorization()). */
   readonly everyClientVerified: boolean;
 }
@@ -100,9 +99,7 @@ export function translateListener(ctx: Ctx, key: string, l: Obj): ListenerPart |
   const hcm = ctx.decode(filter.typed_config, tl)?.message;
   if (hcm === undefined) return undefined;
   ctx.only(hcm, tl, ['stat_prefix', 'codec_type', 'rds', 'route_config', 'http_filters', 'max_request_headers_kb',
-    'forward_client_cert_details', 'set_current_client_cert_details', 'normalize_path', 'merge_slashes',
-    'path_with_escaped_slashes_action', 'server_name', 'server_header_transformation', 'request_headers_timeout',
-    'common_http_protocol_options', 'http2_protocol_options']);
+    'forward_client_cert_details', 'set_current_client_cert_details', 'http2_protocol_options', ...HCM_SETTINGS]);
   // Unset is AUTO, in Envoy and in Remora.
   const codec = isSet(hcm.codec_type) ? CODEC_TYPES[String(hcm.codec_type)] : 'auto';
   if (codec === undefined) ctx.reject(sub(tl, 'codec_type'), `${String(hcm.codec_type)} is not supported: Remora serves HTTP/1.1 and HTTP/2 (AUTO, HTTP1 or HTTP2)`);
@@ -130,7 +127,7 @@ export function translateListener(ctx: Ctx, key: string, l: Obj): ListenerPart |
     ctx.reject(tl, 'needs rds or route_config (scoped_routes is not supported)');
   }
 
-  const { limits, rateLimitFilters, rbac, rbacFilters } = httpFilters(ctx, asArr(hcm.http_filters), sub(tl, 'http_filters'));
+  const { limits, rateLimitFilters, rbac, rbacFilters, inertFilters } = httpFilters(ctx, asArr(hcm.http_filters), sub(tl, 'http_filters'));
   const everyClientVerified = tls === undefined || tls.part.raw.require_client_certificate === true;
   const authz = authorization(ctx, rbac, everyClientVerified);
   if (authz !== undefined) out.attach('authorization', authz.raw, authz.marks);
@@ -138,47 +135,18 @@ export function translateListener(ctx: Ctx, key: string, l: Obj): ListenerPart |
   applyRateLimitKeys(ctx, ext, loc, limits, `listener "${key}"`);
   out.list('rate_limits', limits);
   for (const k of ['access_log', 'generate_traceparent', 'codec', 'max_connections'] as const) out.take(k, ext[k], extPath(loc, k));
+  const log = hcmAccessLog(ctx, hcm, tl);
+  if (log !== undefined && ext.access_log !== undefined) {
+    ctx.reject(sub(tl, 'access_log'), `and the Remora extension access_log (${extPath(loc, 'access_log').path}) are both set: set one`);
+  } else if (log !== undefined) {
+    out.attach('access_log', log.raw, log.marks);
+  }
   if (route === undefined) return undefined;
-  return { name: key, loc, raw: out.raw, marks: out.marks, route, rateLimitFilters, rbacFilters, everyClientVerified };
+  return { name: key, loc, raw: out.raw, marks: out.marks, route, rateLimitFilters, rbacFilters, inertFilters, everyClientVerified };
 }
 
-/** The HttpConnectionManager's front-end settings → the listener's (path normalisation,
- *  server header, timeouts, limits). Unset fields keep Remora's defaults; note that
- *  normalize_path unset stays on (Remora's safe default), where Envoy's is off. */
-function connectionManagerOptions(ctx: Ctx, hcm: Obj, tl: Loc, out: Fields): void {
-  out.take('normalize_path', wrappedBool(hcm.normalize_path), sub(tl, 'normalize_path'));
-  if (hcm.merge_slashes === true) out.set('merge_slashes', true, sub(tl, 'merge_slashes'));
-  if (isSet(hcm.path_with_escaped_slashes_action)) {
-    const action = ESCAPED_SLASHES[String(hcm.path_with_escaped_slashes_action)];
-    if (action === undefined) ctx.reject(sub(tl, 'path_with_escaped_slashes_action'), `unknown action ${String(hcm.path_with_escaped_slashes_action)}`);
-    else out.set('path_with_escaped_slashes_action', action, sub(tl, 'path_with_escaped_slashes_action'));
-  }
-  if (isSet(hcm.server_name)) out.set('server_name', asStr(hcm.server_name), sub(tl, 'server_name'));
-  if (isSet(hcm.server_header_transformation)) {
-    const mode = SERVER_HEADER[String(hcm.server_header_transformation)];
-    if (mode === undefined) ctx.reject(sub(tl, 'server_header_transformation'), `unknown transformation ${String(hcm.server_header_transformation)}`);
-    else out.set('server_header_transformation', mode, sub(tl, 'server_header_transformation'));
-  }
-  if (hcm.request_headers_timeout !== undefined && hcm.request_headers_timeout !== null) {
-    const ms = ctx.ms(hcm.request_headers_timeout, sub(tl, 'request_headers_timeout'));
-    // Envoy's 0 means no timeout: Remora's longest one stands for it.
-    if (ms !== undefined) out.set('request_headers_timeout_ms', ms === 0 ? 3_600_000 : ms, sub(tl, 'request_headers_timeout'));
-  }
-  const common = asObj(hcm.common_http_protocol_options);
-  if (common !== undefined) {
-    const cl = sub(tl, 'common_http_protocol_options');
-    ctx.only(common, cl, ['idle_timeout', 'max_headers_count', 'max_requests_per_connection']);
-    if (common.idle_timeout !== undefined && common.idle_timeout !== null) {
-      const ms = ctx.ms(common.idle_timeout, sub(cl, 'idle_timeout'));
-      // Envoy's 0 disables the idle timeout: a day stands for it.
-      if (ms !== undefined) out.set('idle_timeout_ms', ms === 0 ? 86_400_000 : ms, sub(cl, 'idle_timeout'));
-    }
-    out.take('max_request_headers_count', wrapped(common.max_headers_count), sub(cl, 'max_headers_count'));
-    out.take('max_requests_per_connection', wrapped(common.max_requests_per_connection), sub(cl, 'max_requests_per_connection'));
-  }
-}
-
-/** The HCM's http_filters: RBAC and local rate limits, then the router, last. An
+/** The HCM's http_filters: RBAC and local rate limits, then the router, last; filters
+ *  that have no effect on their own are accepted (translate-listener-hcm.ts). An
  *  unsupported filter is rejected unless `is_optional` (xDS lets a client skip optional
  *  filters). At most one RBAC filter per action has rules (one allow and one deny list). */
 function httpFilters(ctx: Ctx, filters: unknown[], loc: Loc): {
@@ -186,11 +154,13 @@ function httpFilters(ctx: Ctx, filters: unknown[], loc: Loc): {
   rateLimitFilters: Map<string, { index: number; bucket: boolean }>;
   rbac: Partial<Record<RbacAction, RbacRules>>;
   rbacFilters: Map<string, { rules: boolean }>;
+  inertFilters: Map<string, InertFilter>;
 } {
   const limits: Fields[] = [];
   const rateLimitFilters = new Map<string, { index: number; bucket: boolean }>();
   const rbac: Partial<Record<RbacAction, RbacRules>> = {};
   const rbacFilters = new Map<string, { rules: boolean }>();
+  const inertFilters = new Map<string, InertFilter>();
   const names = new Set<string>();
   let router = false;
   filters.forEach((v, i) => {
@@ -205,7 +175,7 @@ function httpFilters(ctx: Ctx, filters: unknown[], loc: Loc): {
       if (i !== filters.length - 1) ctx.reject(fl, 'the router filter must be the last http filter');
       if (type !== undefined) {
         const msg = ctx.decode(f.typed_config, sub(fl, 'typed_config'))?.message;
-        if (msg !== undefined) ctx.only(msg, sub(fl, 'typed_config'), []);
+        if (msg !== undefined) ctx.only(msg, sub(fl, 'typed_config'), ROUTER_FIELDS);
       }
       router = true;
       return;
@@ -226,9 +196,15 @@ function httpFilters(ctx: Ctx, filters: unknown[], loc: Loc): {
       if (rules !== null) collectRules(ctx, rbac, rules, fl, 'listener');
       return;
     }
+    const inert = inertHttpFilter(ctx, f.typed_config, fl);
+    if (inert !== undefined) {
+      inertFilters.set(name, inert);
+      return;
+    }
     if (f.is_optional === true) return;
-    ctx.reject(fl, `unsupported http filter ${name !== '' ? name : (type ?? '(unnamed)')}`);
+    const why = type === undefined ? undefined : REJECTED_FILTERS[type];
+    ctx.reject(fl, `unsupported http filter ${name !== '' ? name : (type ?? '(unnamed)')}${why === undefined ? '' : `: ${why}`}`);
   });
   if (!router) ctx.reject(loc, `the last http filter must be the router (${ROUTER_FILTER_NAME})`);
-  return { limits, rateLimitFilters, rbac, rbacFilters };
+  return { limits, rateLimitFilters, rbac, rbacFilters, inertFilters };
 }

@@ -7,9 +7,9 @@
 // why it has no effect. validateConfig's errors are mapped back to the resource and
 // field they came from. Proto shapes stop here: nothing downstream sees them.
 // docs/xds.md lists the supported fields, the rejections and the warming rules. The
-// parts, one per resource type: translate-listener.ts, translate-route.ts (with
+// parts, one per resource type: translate-listener.ts (with translate-listener-hcm.ts), translate-route.ts (with
 // translate-route-match.ts and translate-route-retry.ts), translate-cluster.ts,
-// translate-endpoints.ts, and the pieces they share: translate-tls.ts,
+// translate-endpoints.ts, and the pieces they share: translate-tls.ts, translate-protocol.ts,
 // translate-rbac.ts, translate-ratelimit.ts; translate-context.ts reads (paths,
 // rejections), translate-fields.ts writes (marks).
 

@@ -1,0 +1,272 @@
+// The HttpConnectionManager's settings (part of src/xds/translate-listener.ts, which reads
+// its routes, HTTP versions, XFCC mode and its own HTTP filters): the front-end settings
+// that map onto the listener's fields (path normalisation, server header, timeouts,
+// limits, HTTP/1 options), the access log, and a decision for each setting that real
+// control planes send and Remora has no field for. Such a setting is accepted when it
+// changes nothing Remora does (tracing without span export, the UUID request ID
+// extension, internal addresses, drain timings), and rejected by path when ignoring it
+// would change traffic (upgrades, trusted x-forwarded-for hops, Via, custom local
+// replies, ...). Also the HTTP filters that have no effect on their own (CORS without
+// policies, fault without faults, gRPC stats, Istio's telemetry and ALPN filters).
+// docs/xds.md, "HttpConnectionManager", has the table and the reasons.
+
+import { TypeUrl } from './protos.js';
+import { asArr, asNum, asObj, asStr, fromStruct, isSet, wrapped, wrappedBool, type Obj } from './read.js';
+import { sub, type Ctx, type Loc } from './translate-context.js';
+import { Fields, type Part } from './translate-fields.js';
+
+/** HttpConnectionManager fields read here (translate-listener.ts reads the others). */
+export const HCM_SETTINGS = [
+  'normalize_path', 'merge_slashes', 'path_with_escaped_slashes_action', 'server_name', 'server_header_transformation',
+  'scheme_header_transformation', 'request_headers_timeout', 'common_http_protocol_options', 'http_protocol_options',
+  'use_remote_address', 'xff_num_trusted_hops', 'skip_xff_append', 'internal_address_config', 'via', 'add_user_agent',
+  'generate_request_id', 'preserve_external_request_id', 'request_id_extension', 'tracing', 'access_log',
+  'stream_idle_timeout', 'request_timeout', 'delayed_close_timeout', 'drain_timeout', 'upgrade_configs',
+  'local_reply_config', 'strip_any_host_port', 'strip_matching_host_port',
+] as const;
+
+const ESCAPED_SLASHES: Readonly<Record<string, string>> = {
+  IMPLEMENTATION_SPECIFIC_DEFAULT: 'keep_unchanged',
+  KEEP_UNCHANGED: 'keep_unchanged',
+  REJECT_REQUEST: 'reject_request',
+  UNESCAPE_AND_REDIRECT: 'unescape_and_redirect',
+  UNESCAPE_AND_FORWARD: 'unescape_and_forward',
+};
+const SERVER_HEADER: Readonly<Record<string, string>> = {
+  OVERWRITE: 'overwrite',
+  APPEND_IF_ABSENT: 'append_if_absent',
+  PASS_THROUGH: 'pass_through',
+};
+/** The format fields of Envoy's file and stdout access loggers: accepted, not applied
+ *  (Remora writes its own JSON line). */
+const LOG_FORMATS = ['log_format', 'format', 'json_format', 'typed_json_format'];
+
+/** The HttpConnectionManager's settings → the listener's (`out`). Unset fields keep
+ *  Remora's defaults; note that normalize_path unset stays on (Remora's safe default),
+ *  where Envoy's is off. */
+export function connectionManagerOptions(ctx: Ctx, hcm: Obj, tl: Loc, out: Fields): void {
+  out.take('normalize_path', wrappedBool(hcm.normalize_path), sub(tl, 'normalize_path'));
+  if (hcm.merge_slashes === true) out.set('merge_slashes', true, sub(tl, 'merge_slashes'));
+  if (isSet(hcm.path_with_escaped_slashes_action)) {
+    const action = ESCAPED_SLASHES[String(hcm.path_with_escaped_slashes_action)];
+    if (action === undefined) ctx.reject(sub(tl, 'path_with_escaped_slashes_action'), `unknown action ${String(hcm.path_with_escaped_slashes_action)}`);
+    else out.set('path_with_escaped_slashes_action', action, sub(tl, 'path_with_escaped_slashes_action'));
+  }
+  if (isSet(hcm.server_name)) out.set('server_name', asStr(hcm.server_name), sub(tl, 'server_name'));
+  if (isSet(hcm.server_header_transformation)) {
+    const mode = SERVER_HEADER[String(hcm.server_header_transformation)];
+    if (mode === undefined) ctx.reject(sub(tl, 'server_header_transformation'), `unknown transformation ${String(hcm.server_header_transformation)}`);
+    else out.set('server_header_transformation', mode, sub(tl, 'server_header_transformation'));
+  }
+  const scheme = asObj(hcm.scheme_header_transformation);
+  // match_upstream is what Remora does: an HTTP/2 upstream gets the :scheme of its own connection.
+  if (scheme !== undefined) ctx.only(scheme, sub(tl, 'scheme_header_transformation'), ['match_upstream']);
+  if (hcm.request_headers_timeout !== undefined && hcm.request_headers_timeout !== null) {
+    const ms = ctx.ms(hcm.request_headers_timeout, sub(tl, 'request_headers_timeout'));
+    // Envoy's 0 means no timeout: Remora's longest one stands for it.
+    if (ms !== undefined) out.set('request_headers_timeout_ms', ms === 0 ? 3_600_000 : ms, sub(tl, 'request_headers_timeout'));
+  }
+  const common = asObj(hcm.common_http_protocol_options);
+  if (common !== undefined) commonOptions(ctx, common, sub(tl, 'common_http_protocol_options'), out);
+  const h1 = asObj(hcm.http_protocol_options);
+  if (h1 !== undefined) http1Options(ctx, h1, sub(tl, 'http_protocol_options'));
+  forwarding(ctx, hcm, tl);
+  timeouts(ctx, hcm, tl);
+  asArr(hcm.upgrade_configs).forEach((v, i) => {
+    const u = asObj(v) ?? {};
+    if (wrappedBool(u.enabled) === false) return;
+    ctx.reject(sub(tl, `upgrade_configs[${i}]`), `${asStr(u.upgrade_type) ?? '(no upgrade_type)'} upgrades are not supported yet: `
+      + 'Remora does not proxy WebSocket or other upgraded connections (only enabled: false is accepted)');
+  });
+  const reply = asObj(hcm.local_reply_config);
+  for (const [k, v] of Object.entries(reply ?? {})) {
+    if (isSet(v)) ctx.reject(sub(tl, `local_reply_config.${k}`), 'is not supported: Remora\'s local replies are its own (only an empty local_reply_config is accepted)');
+  }
+  // Accepted, no effect (docs/xds.md): use_remote_address (either value),
+  // internal_address_config, preserve_external_request_id, tracing.
+}
+
+function commonOptions(ctx: Ctx, common: Obj, cl: Loc, out: Fields): void {
+  ctx.only(common, cl, ['idle_timeout', 'max_headers_count', 'max_requests_per_connection', 'headers_with_underscores_action']);
+  if (common.idle_timeout !== undefined && common.idle_timeout !== null) {
+    const ms = ctx.ms(common.idle_timeout, sub(cl, 'idle_timeout'));
+    // Envoy's 0 disables the idle timeout: a day stands for it.
+    if (ms !== undefined) out.set('idle_timeout_ms', ms === 0 ? 86_400_000 : ms, sub(cl, 'idle_timeout'));
+  }
+  out.take('max_request_headers_count', wrapped(common.max_headers_count), sub(cl, 'max_headers_count'));
+  out.take('max_requests_per_connection', wrapped(common.max_requests_per_connection), sub(cl, 'max_requests_per_connection'));
+  if (isSet(common.headers_with_underscores_action) && common.headers_with_underscores_action !== 'ALLOW') {
+    ctx.reject(sub(cl, 'headers_with_underscores_action'), `${String(common.headers_with_underscores_action)} is not supported: `
+      + 'Remora passes header names with underscores on unchanged (ALLOW only)');
+  }
+}
+
+/** Http1ProtocolOptions: only the values that describe what Remora's HTTP/1 codec does. */
+function http1Options(ctx: Ctx, h1: Obj, loc: Loc): void {
+  ctx.only(h1, loc, ['accept_http_10', 'allow_absolute_url', 'default_host_for_http_10', 'header_key_format', 'enable_trailers', 'allow_chunked_length']);
+  // accept_http_10: true is what Remora does (it serves HTTP/1.0); false is unset.
+  if (wrappedBool(h1.allow_absolute_url) === false) {
+    ctx.reject(sub(loc, 'allow_absolute_url'), 'false is not supported: Remora accepts an absolute-form request target and routes it by its authority');
+  }
+  if (isSet(h1.default_host_for_http_10)) {
+    ctx.reject(sub(loc, 'default_host_for_http_10'), 'is not supported: Remora gives no Host to an HTTP/1.0 request that has none');
+  }
+  if (h1.header_key_format !== undefined && h1.header_key_format !== null) {
+    ctx.reject(sub(loc, 'header_key_format'), 'is not supported: Remora sends HTTP/1 header names in lower case');
+  }
+  if (h1.enable_trailers === true) ctx.reject(sub(loc, 'enable_trailers'), 'true is not supported: Remora does not pass HTTP/1 trailers on');
+  if (h1.allow_chunked_length === true) {
+    ctx.reject(sub(loc, 'allow_chunked_length'), 'true is not supported: Remora refuses (400) a request with both Content-Length and Transfer-Encoding: chunked');
+  }
+}
+
+/** x-forwarded-for, x-request-id and the other headers Envoy adds or derives per request.
+ *  Remora's are fixed: the downstream address appended to x-forwarded-for, a client's
+ *  x-request-id kept (else a new UUID), no Via, no x-envoy-* headers. */
+function forwarding(ctx: Ctx, hcm: Obj, tl: Loc): void {
+  if (isSet(hcm.xff_num_trusted_hops)) {
+    ctx.reject(sub(tl, 'xff_num_trusted_hops'), `${asNum(hcm.xff_num_trusted_hops)} is not supported: Remora takes the client's address from the connection, `
+      + 'never from x-forwarded-for (0 or unset only)');
+  }
+  if (hcm.skip_xff_append === true) ctx.reject(sub(tl, 'skip_xff_append'), 'true is not supported: Remora always appends the downstream address to x-forwarded-for');
+  if (wrappedBool(hcm.generate_request_id) === false) {
+    ctx.reject(sub(tl, 'generate_request_id'), 'false is not supported: Remora gives every request without an x-request-id a new UUID');
+  }
+  if (wrappedBool(hcm.add_user_agent) === true) {
+    ctx.reject(sub(tl, 'add_user_agent'), 'true is not supported: Remora adds no user-agent or x-envoy-downstream-service-* headers');
+  }
+  if (isSet(hcm.via)) ctx.reject(sub(tl, 'via'), 'is not supported: Remora adds no Via header');
+  for (const k of ['strip_any_host_port', 'strip_matching_host_port']) {
+    if (hcm[k] === true) ctx.reject(sub(tl, k), 'true is not supported: Remora routes by the Host header as received, port included, and sends it upstream so');
+  }
+  const ext = asObj(hcm.request_id_extension);
+  if (ext !== undefined) {
+    const el = sub(tl, 'request_id_extension');
+    ctx.only(ext, el, ['typed_config']);
+    const type = asStr(asObj(ext.typed_config)?.type_url);
+    if (type === TypeUrl.UuidRequestId) {
+      // Both fields only say how Envoy's tracing uses the ID; Remora does not trace.
+      const msg = ctx.decode(ext.typed_config, sub(el, 'typed_config'))?.message;
+      if (msg !== undefined) ctx.only(msg, sub(el, 'typed_config'), ['pack_trace_reason', 'use_request_id_for_trace_sampling']);
+    } else if (type !== undefined) {
+      ctx.reject(sub(el, 'typed_config'), `${type.slice(type.lastIndexOf('/') + 1)} is not supported: Remora's request IDs are UUIDs (UuidRequestIdConfig only)`);
+    }
+  }
+}
+
+/** Timeouts Remora has no field for: 0 (none) where that is what Remora does; any value
+ *  where the timeout only paces closing. */
+function timeouts(ctx: Ctx, hcm: Obj, tl: Loc): void {
+  const none = (key: string, why: string): void => {
+    const ms = ctx.ms(hcm[key], sub(tl, key));
+    if (ms !== undefined && ms > 0) ctx.reject(sub(tl, key), `${ms} ms is not supported: ${why} (0s or unset only)`);
+  };
+  none('stream_idle_timeout', 'Remora has no per-stream idle timeout; a stream waits as long as its route\'s timeouts allow');
+  none('request_timeout', 'Remora has no timeout for receiving a whole request; a route\'s timeout_ms starts once it is received');
+  // How long Envoy waits for a peer to close, and between drain notices and closing:
+  // Remora ends a connection once its response is written, and drains per the bootstrap's
+  // `drain`. Checked as Durations, not applied.
+  ctx.ms(hcm.delayed_close_timeout, sub(tl, 'delayed_close_timeout'));
+  ctx.ms(hcm.drain_timeout, sub(tl, 'drain_timeout'));
+}
+
+/** The HttpConnectionManager's access_log → the listener's `access_log` (one per listener):
+ *  a FileAccessLog's path (`/dev/stdout` is `stdout`) or a StdoutAccessLog. The line is
+ *  Remora's JSON whatever format is asked for. */
+export function hcmAccessLog(ctx: Ctx, hcm: Obj, tl: Loc): Part | undefined {
+  let part: Part | undefined;
+  asArr(hcm.access_log).forEach((v, i) => {
+    const al = sub(tl, `access_log[${i}]`);
+    const log = asObj(v) ?? {};
+    ctx.only(log, al, ['name', 'typed_config', 'filter']);
+    if (log.filter !== undefined && log.filter !== null) {
+      ctx.reject(sub(al, 'filter'), 'is not supported: Remora logs every request (errors always, others per sample_ratio) and selects none by filter');
+    }
+    const cl = sub(al, 'typed_config');
+    const type = asStr(asObj(log.typed_config)?.type_url);
+    if (type !== TypeUrl.FileAccessLog && type !== TypeUrl.StdoutAccessLog) {
+      ctx.reject(cl, `${type ?? '(none)'} is not supported: Remora writes its access log to a file or stdout (FileAccessLog, StdoutAccessLog)`);
+      return;
+    }
+    const msg = ctx.decode(log.typed_config, cl)?.message;
+    if (msg === undefined) return;
+    const file = type === TypeUrl.FileAccessLog;
+    ctx.only(msg, cl, file ? ['path', ...LOG_FORMATS] : LOG_FORMATS);
+    if (i > 0) {
+      ctx.reject(al, 'a second access log is not supported: Remora writes one per listener');
+      return;
+    }
+    const path = file ? asStr(msg.path) ?? '' : 'stdout';
+    const out = new Fields().here(al);
+    out.set('path', path === '/dev/stdout' ? 'stdout' : path, file ? sub(cl, 'path') : cl);
+    part = out;
+  });
+  return part;
+}
+
+/** HTTP filters accepted as having no effect on their own (docs/xds.md says why each). */
+export type InertFilter = 'cors' | 'fault' | 'grpc_stats' | 'istio.metadata_exchange' | 'istio.stats' | 'istio.alpn';
+
+/** Istio's own filters by type URL (directly, or inside a TypedStruct): Remora has no
+ *  protos for them and reads nothing from them. */
+const ISTIO_FILTERS: Readonly<Record<string, InertFilter>> = {
+  'type.googleapis.com/io.istio.http.peer_metadata.Config': 'istio.metadata_exchange',
+  'type.googleapis.com/stats.PluginConfig': 'istio.stats',
+  'type.googleapis.com/istio.envoy.config.filter.http.alpn.v2alpha1.FilterConfig': 'istio.alpn',
+};
+/** Older Istio releases ran the same two filters as Envoy's built-in ("null VM") Wasm
+ *  plugins, named by their code; any other Wasm filter is rejected. */
+const WASM = 'type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm';
+const ISTIO_NULL_VM: Readonly<Record<string, InertFilter>> = {
+  'envoy.wasm.metadata_exchange': 'istio.metadata_exchange',
+  'envoy.wasm.stats': 'istio.stats',
+};
+/** HTTPFault fields that inject a fault; the others only qualify them. */
+const FAULTS = ['delay', 'abort', 'response_rate_limit'];
+
+/** Why Remora rejects an HTTP filter, for those where the reason is not obvious. */
+export const REJECTED_FILTERS: Readonly<Record<string, string>> = {
+  'type.googleapis.com/envoy.extensions.filters.http.grpc_web.v3.GrpcWeb': 'Remora does not translate gRPC-Web, so its requests would reach the upstream as they came',
+};
+
+/** An HTTP filter that has no effect on its own, by its typed_config's type URL; undefined
+ *  when it is not one. Their per-route configs would give them one: see ListenerPart. */
+export function inertHttpFilter(ctx: Ctx, typedConfig: unknown, fl: Loc): InertFilter | undefined {
+  const tl = sub(fl, 'typed_config');
+  const type = asStr(asObj(typedConfig)?.type_url);
+  switch (type) {
+    case TypeUrl.Cors: {
+      // No fields: policies live on routes and virtual hosts, where Remora rejects them.
+      const msg = ctx.decode(typedConfig, tl)?.message;
+      if (msg !== undefined) ctx.only(msg, tl, []);
+      return 'cors';
+    }
+    case TypeUrl.Fault: {
+      const msg = ctx.decode(typedConfig, tl)?.message ?? {};
+      for (const k of FAULTS) {
+        if (msg[k] !== undefined && msg[k] !== null) ctx.reject(sub(tl, k), 'is not supported: Remora injects no faults, so it would forward what this filter delays, aborts or slows');
+      }
+      return 'fault';
+    }
+    case TypeUrl.GrpcStats:
+      ctx.decode(typedConfig, tl); // any settings: they choose stats and filter state only
+      return 'grpc_stats';
+    case TypeUrl.TypedStruct:
+    case TypeUrl.UdpaTypedStruct: {
+      const msg = ctx.decode(typedConfig, tl)?.message;
+      const inner = asStr(msg?.type_url);
+      if (inner === WASM) return istioNullVm(fromStruct(asObj(msg?.value) ?? {}));
+      return inner === undefined ? undefined : ISTIO_FILTERS[inner];
+    }
+    default:
+      return type === undefined ? undefined : ISTIO_FILTERS[type];
+  }
+}
+
+/** A Wasm filter config (as a Struct) that runs one of Istio's built-in plugins. */
+function istioNullVm(wasm: Obj): InertFilter | undefined {
+  const vm = asObj(asObj(wasm.config)?.vm_config);
+  if (vm?.runtime !== 'envoy.wasm.runtime.null') return undefined;
+  const code = asStr(asObj(asObj(vm.code)?.local)?.inline_string);
+  return code === undefined ? undefined : ISTIO_NULL_VM[code];
+}
