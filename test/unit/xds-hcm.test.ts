@@ -5,57 +5,15 @@
 // onto a listener field map; the others are rejected by path.
 
 import t from 'tap';
-import { validateConfig } from '../../src/config/validate.js';
-import type { RemoraConfig } from '../../src/config/types.js';
-import type { XdsResourceSet } from '../../src/xds/resources.js';
-import { formatRejection, translateXds, type XdsTranslateResult } from '../../src/xds/translate.js';
+import { translateXds, type XdsTranslateResult } from '../../src/xds/translate.js';
 import { Ctx } from '../../src/xds/translate-context.js';
 import { translateListener } from '../../src/xds/translate-listener.js';
-import { toXdsResources } from '../../src/xds/encode.js';
-import { loadXdsProtos, TypeUrl, type AnyMessage, type ProtoObject } from '../../src/xds/protos.js';
+import { TypeUrl, type AnyMessage } from '../../src/xds/protos.js';
+import { arr, baseOf, errorsOf, hcmOf, obj, overTheWire as overTheWireEds, protos, setHcm, valid, wire, type Obj } from '../helpers/xds.js';
 
-type Obj = ProtoObject;
-const protos = loadXdsProtos();
+/** MINIMAL's resources without EDS (clusters carry their endpoints). */
+const overTheWire = (config: Parameters<typeof overTheWireEds>[0]) => overTheWireEds(config, false);
 
-// ---------------------------------------------------------------------------
-// Helpers (as in xds-translate.test.ts)
-
-function valid(raw: unknown): RemoraConfig {
-  const r = validateConfig(raw, { defaultWorkers: 2 });
-  if (!r.ok) throw new Error(`test config invalid: ${JSON.stringify(r.errors)}`);
-  return r.config;
-}
-
-function baseOf(c: RemoraConfig): Record<string, unknown> {
-  return { workers: c.workers, admin: c.admin, drain: c.drain, worker_limits: c.worker_limits, stats: c.stats };
-}
-
-const wire = (typeUrl: string, m: Map<string, Obj>): Map<string, Obj> =>
-  new Map([...m].map(([k, v]) => [k, protos.decodeAny(protos.encodeAny(typeUrl, v)).message]));
-
-function overTheWire(config: RemoraConfig): XdsResourceSet & { listeners: Map<string, Obj> } {
-  const r = toXdsResources(config, { edsForAllClusters: false });
-  return {
-    listeners: wire(TypeUrl.Listener, r.listeners),
-    routes: wire(TypeUrl.RouteConfiguration, r.routes),
-    clusters: wire(TypeUrl.Cluster, r.clusters),
-    endpoints: wire(TypeUrl.ClusterLoadAssignment, r.endpoints),
-  };
-}
-
-const obj = (v: unknown): Obj => v as Obj;
-const arr = (v: unknown): Obj[] => v as Obj[];
-
-function hcmOf(listener: Obj): Obj {
-  return protos.decodeAny(obj(arr(arr(listener.filter_chains)[0].filters)[0].typed_config) as unknown as AnyMessage).message;
-}
-function setHcm(listener: Obj, hcm: Obj): void {
-  arr(arr(listener.filter_chains)[0].filters)[0].typed_config = protos.encodeAny(TypeUrl.HttpConnectionManager, hcm);
-}
-
-function errorsOf(result: XdsTranslateResult): string[] {
-  return result.ok ? [] : result.errors.map(formatRejection);
-}
 
 const LISTENER = { name: 'in', port: 0, virtual_hosts: [{ name: 'v', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'api' } }] }] };
 const CLUSTERS = [{ name: 'api', endpoints: [{ address: '127.0.0.1', port: 9000 }] }];

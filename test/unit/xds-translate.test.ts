@@ -5,74 +5,13 @@
 // RDS/EDS resources are "not ready", not errors; Envoy's defaults and Durations.
 
 import t from 'tap';
-import { validateConfig } from '../../src/config/validate.js';
 import type { RemoraConfig } from '../../src/config/types.js';
 import { edsClusters, missingResources, referencedRoutes, type XdsResourceSet } from '../../src/xds/resources.js';
 import { formatRejection, translateXds, type XdsTranslateResult } from '../../src/xds/translate.js';
 import { grpcApiListener, toXdsResources } from '../../src/xds/encode.js';
-import { loadXdsProtos, TypeUrl, type AnyMessage, type ProtoObject } from '../../src/xds/protos.js';
+import { TypeUrl, type AnyMessage } from '../../src/xds/protos.js';
+import { arr, baseOf, errorsOf, hcmOf, obj, overTheWire, protos, rewire, setHcm, valid, type MutableSet, type Obj } from '../helpers/xds.js';
 
-type Obj = ProtoObject;
-interface MutableSet {
-  listeners: Map<string, Obj>;
-  routes: Map<string, Obj>;
-  clusters: Map<string, Obj>;
-  endpoints: Map<string, Obj>;
-}
-
-const protos = loadXdsProtos();
-
-function valid(raw: unknown): RemoraConfig {
-  const r = validateConfig(raw, { defaultWorkers: 2 });
-  if (!r.ok) throw new Error(`test config invalid: ${JSON.stringify(r.errors)}`);
-  return r.config;
-}
-
-/** The bootstrap part of a config (what a sidecar's file holds besides `xds`). */
-function baseOf(c: RemoraConfig): Record<string, unknown> {
-  return { workers: c.workers, admin: c.admin, ...(c.probes ? { probes: c.probes } : {}), drain: c.drain, worker_limits: c.worker_limits, stats: c.stats };
-}
-
-/** Resources as a sidecar receives them: encoded as Anys and decoded again. */
-function overTheWire(config: RemoraConfig, edsForAllClusters = true): MutableSet {
-  const r = toXdsResources(config, { edsForAllClusters });
-  const wire = (typeUrl: string, m: Map<string, Obj>): Map<string, Obj> =>
-    new Map([...m].map(([k, v]) => [k, protos.decodeAny(protos.encodeAny(typeUrl, v)).message]));
-  return {
-    listeners: wire(TypeUrl.Listener, r.listeners),
-    routes: wire(TypeUrl.RouteConfiguration, r.routes),
-    clusters: wire(TypeUrl.Cluster, r.clusters),
-    endpoints: wire(TypeUrl.ClusterLoadAssignment, r.endpoints),
-  };
-}
-
-/** Re-encodes and decodes a hand-edited set, as the wire would deliver it. */
-function rewire(set: MutableSet): XdsResourceSet {
-  const wire = (typeUrl: string, m: Map<string, Obj>): Map<string, Obj> =>
-    new Map([...m].map(([k, v]) => [k, protos.decodeAny(protos.encodeAny(typeUrl, v)).message]));
-  return {
-    listeners: wire(TypeUrl.Listener, set.listeners),
-    routes: wire(TypeUrl.RouteConfiguration, set.routes),
-    clusters: wire(TypeUrl.Cluster, set.clusters),
-    endpoints: wire(TypeUrl.ClusterLoadAssignment, set.endpoints),
-  };
-}
-
-const obj = (v: unknown): Obj => v as Obj;
-const arr = (v: unknown): Obj[] => v as Obj[];
-
-/** The HttpConnectionManager of a listener, decoded; `setHcm` puts an edited one back. */
-function hcmOf(listener: Obj): Obj {
-  const tc = obj(arr(arr(listener.filter_chains)[0].filters)[0].typed_config) as unknown as AnyMessage;
-  return protos.decodeAny(tc).message;
-}
-function setHcm(listener: Obj, hcm: Obj): void {
-  arr(arr(listener.filter_chains)[0].filters)[0].typed_config = protos.encodeAny(TypeUrl.HttpConnectionManager, hcm);
-}
-
-function errorsOf(result: XdsTranslateResult): string[] {
-  return result.ok ? [] : result.errors.map(formatRejection);
-}
 
 // ---------------------------------------------------------------------------
 // Configs
