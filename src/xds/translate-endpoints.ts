@@ -27,7 +27,6 @@ export function translateEndpoints(ctx: Ctx, cla: Obj, loc: Loc): EndpointsPart 
   if (policy !== undefined) assignmentPolicy(ctx, policy, sub(loc, 'policy'));
   const endpoints: Obj[] = [];
   const marks: Mark[] = [];
-  let leftOut = 0;
   asArr(cla.endpoints).forEach((v, i) => {
     const gl = sub(loc, `endpoints[${i}]`);
     const group = asObj(v) ?? {};
@@ -45,10 +44,7 @@ export function translateEndpoints(ctx: Ctx, cla: Obj, loc: Loc): EndpointsPart 
       if (weight !== undefined && weight !== 1) {
         ctx.reject(sub(el, 'load_balancing_weight'), `${weight} is not supported: Remora has no endpoint weights yet (1 or unset)`);
       }
-      if (LEFT_OUT_HEALTH.includes(asStr(lbe.health_status) ?? '')) {
-        leftOut++;
-        return;
-      }
+      if (LEFT_OUT_HEALTH.includes(asStr(lbe.health_status) ?? '')) return;
       const epl = sub(el, 'endpoint');
       const ep = asObj(lbe.endpoint) ?? {};
       ctx.only(ep, epl, ['address', 'health_check_config']);
@@ -62,9 +58,8 @@ export function translateEndpoints(ctx: Ctx, cla: Obj, loc: Loc): EndpointsPart 
       endpoints.push(out.raw);
     });
   });
-  if (endpoints.length === 0 && leftOut > 0) {
-    ctx.reject(sub(loc, 'endpoints'), `all ${leftOut} endpoints are UNHEALTHY, DRAINING or TIMEOUT; Remora needs at least one endpoint per cluster`);
-  }
+  // None left (all UNHEALTHY, DRAINING or TIMEOUT), or none sent (a service scaled to
+  // zero): the cluster has no endpoints and answers 503 UH, as Envoy's does.
   marks.push(['', sub(loc, 'endpoints')]);
   return { endpoints, marks };
 }

@@ -279,8 +279,6 @@ const mistakes: [string, Record<string, unknown>, [string, string][]][] = [
     [[`${R}[0].route.prefix_rewrite`, 'only allowed with a "prefix" match (this route uses "path")']]],
   ['bad lb_policy', { 'clusters[1].lb_policy': 'least_conn' },
     [['clusters[1].lb_policy', 'must be one of round_robin, least_request, random']]],
-  ['empty endpoints', { 'clusters[0].endpoints': [] },
-    [['clusters[0].endpoints', 'must list at least one endpoint']]],
   ['listener with no virtual hosts', { 'listeners[0].virtual_hosts': [] },
     [['listeners[0].virtual_hosts', 'must list at least one virtual host']]],
   ['no listeners', { listeners: undefined },

@@ -556,9 +556,13 @@ t.test('UNHEALTHY, DRAINING and TIMEOUT endpoints are left out', async (t) => {
   t.same(errorsOf(r), []);
   if (r.ok) t.same(r.config.clusters[0].endpoints, [{ address: '10.0.0.3', port: 80 }, { address: '10.0.0.5', port: 80 }]);
   for (const lb of lbs) lb.health_status = 'DRAINING';
-  t.same(errorsOf(translateXds({}, rewire(set))), [
-    'ClusterLoadAssignment "api" endpoints: all 5 endpoints are UNHEALTHY, DRAINING or TIMEOUT; Remora needs at least one endpoint per cluster',
-  ]);
+  const drained = translateXds({}, rewire(set));
+  t.same(errorsOf(drained), [], 'all of them draining: accepted');
+  if (drained.ok) t.same(drained.config.clusters[0].endpoints, [], 'the cluster has no endpoints (503 UH)');
+  (set.endpoints.get('api') as Obj).endpoints = [];
+  const zero = translateXds({}, rewire(set));
+  t.same(errorsOf(zero), [], 'an empty endpoint list (a service scaled to zero) is accepted');
+  if (zero.ok) t.same(zero.config.clusters[0].endpoints, []);
 });
 
 // ---------------------------------------------------------------------------

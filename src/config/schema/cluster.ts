@@ -117,7 +117,7 @@ export const ClusterHttp2Schema = obj({
 export const ClusterSchema = obj({
   name: name('Referenced by routes.', 'unique among clusters'),
   lb_policy: v.optional(oneOf(LB_POLICIES, 'How an endpoint is chosen.', { scope: 'per worker' }), 'round_robin'),
-  endpoints: list(EndpointSchema, 'Upstream addresses.', { nonEmpty: 'must list at least one endpoint' }),
+  endpoints: list(EndpointSchema, 'Upstream addresses. May be empty (a service scaled to zero, an endpoint list from xDS with none): requests to the cluster then get `503` with flag `UH`, as from Envoy.'),
   connect_timeout_ms: v.optional(ms(1, 'TCP connect timeout.', { scope: 'ms, per connect attempt' }), 1000),
   idle_timeout_ms: v.optional(ms(0, 'Keep-alive connections idle longer than this are closed (checked once a second). `0` keeps them until the upstream closes them. An upstream\'s `Keep-Alive: timeout=N` hint is honoured too: a connection is not reused within a second of that deadline.',
     { scope: 'ms, per pooled connection' }), 60_000),
