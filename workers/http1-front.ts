@@ -19,6 +19,7 @@ import { isClosing, markClosing } from './closing-sockets.js';
 import type { ConnectionGauge } from './connection-gauge.js';
 import type { WorkerContext } from './context.js';
 import { NodeDownstream } from './node-downstream.js';
+import { clientAddress } from './proxy-protocol.js';
 import { RequestReader } from './request-reader.js';
 import { startExchange } from './start-exchange.js';
 
@@ -110,7 +111,7 @@ export class Http1Front {
         return;
       }
       const method = req.method ?? 'GET';
-      const request = this.reader.read(method, req.url ?? '/', req.httpVersionMinor, req.rawHeaders, socket.remoteAddress ?? '',
+      const request = this.reader.read(method, req.url ?? '/', req.httpVersionMinor, req.rawHeaders, clientAddress(socket),
         this.peerOf === null ? null : this.peerOf(socket));
       if (request.refusal === null && res._expect_continue === true) res.writeContinue();
       const ds = new NodeDownstream(req, res, this.serverName);

@@ -2,8 +2,9 @@
 // codec (http1-front.ts) and, unless codec_type says http1, the HTTP/2 front end
 // (http2-front.ts) on the same port. With `auto` the first bytes of each connection
 // decide (Envoy's codec_type AUTO): the HTTP/2 preface goes to HTTP/2, anything else to
-// HTTP/1. Bound beside the other workers with SO_REUSEPORT (listen-socket.ts). The
-// default for every listener without `tls`.
+// HTTP/1. With `proxy_protocol`, each connection's PROXY header is read first
+// (proxy-protocol.ts). Bound beside the other workers with SO_REUSEPORT (listen-socket.ts).
+// The default for every listener without `tls`.
 
 import http from 'node:http';
 import type { Socket } from 'node:net';
@@ -14,6 +15,7 @@ import type { WorkerContext } from './context.js';
 import { Http1Front, http1ServerOptions } from './http1-front.js';
 import { Http2Front, startsWithPreface } from './http2-front.js';
 import { listenShared } from './listen-socket.js';
+import { readProxyHeader } from './proxy-protocol.js';
 
 type ConnectionListener = (this: http.Server, socket: Socket) => void;
 
@@ -36,9 +38,20 @@ export class Http1Listener {
     this.serveHttp1 = this.server.listeners('connection')[0] as ConnectionListener;
     new Http1Front(config, statSlot, ctx, connections, null, null).attach(this.server);
     this.h2 = config.codec_type === 'http1' ? null : new Http2Front(config, ctx);
-    if (this.h2 !== null) {
+    const dispatch = config.codec_type === 'http1' ? this.onHttp1Connection : config.codec_type === 'http2' ? this.onHttp2Connection : this.onConnection;
+    if (config.proxy_protocol) {
+      // Each connection starts with a PROXY header; the front ends get what follows it.
       this.server.removeListener('connection', this.serveHttp1);
-      this.server.on('connection', config.codec_type === 'http2' ? this.onHttp2Connection : this.onConnection);
+      this.server.on('connection', (socket: Socket) => {
+        if (socket.destroyed) return;
+        readProxyHeader(socket, config.request_headers_timeout_ms, (s) => {
+          dispatch(s);
+          s.resume();
+        }, (err) => reportError(err, 'reading a PROXY protocol header'));
+      });
+    } else if (this.h2 !== null) {
+      this.server.removeListener('connection', this.serveHttp1);
+      this.server.on('connection', dispatch);
     }
     this.server.on('error', (err) => ctx.log.error({ err, listener: config.name }, 'listener error'));
   }
@@ -61,6 +74,10 @@ export class Http1Listener {
     this.server.closeAllConnections();
     this.h2?.closeAll();
   }
+
+  private readonly onHttp1Connection = (socket: Socket): void => {
+    if (!socket.destroyed) this.serveHttp1.call(this.server, socket);
+  };
 
   private readonly onHttp2Connection = (socket: Socket): void => {
     try {

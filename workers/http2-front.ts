@@ -20,6 +20,7 @@ import { keepHttp2Alive } from '../src/http/http2-keepalive.js';
 import type { PeerIdentity } from '../src/tls/peer-identity.js';
 import type { WorkerContext } from './context.js';
 import { Http2Downstream } from './http2-downstream.js';
+import { clientAddress } from './proxy-protocol.js';
 import { RequestReader } from './request-reader.js';
 import { startExchange } from './start-exchange.js';
 
@@ -114,7 +115,7 @@ export class Http2Front {
   private readonly onSession = (session: ServerHttp2Session): void => {
     try {
       const a = this.accepting;
-      const state: SessionState = { remoteAddress: a?.socket.remoteAddress ?? '', peer: a?.peer ?? null, refusal: a?.refusal ?? null, served: 0, prematureResets: 0 };
+      const state: SessionState = { remoteAddress: a === null ? '' : clientAddress(a.socket), peer: a?.peer ?? null, refusal: a?.refusal ?? null, served: 0, prematureResets: 0 };
       this.sessions.set(session, state);
       session.on('close', () => this.sessions.delete(session));
       session.on('error', noop); // the session closes; its streams abort

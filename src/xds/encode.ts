@@ -113,6 +113,9 @@ function listener(l: Listener): ProtoObject {
   return {
     name: l.name,
     address: { socket_address: { address: l.address, port_value: l.port } },
+    ...(l.proxy_protocol
+      ? { listener_filters: [{ name: 'envoy.filters.listener.proxy_protocol', typed_config: encode(TypeUrl.ProxyProtocol, {}) }] }
+      : {}),
     filter_chains: [{
       filters: [{ name: HCM_FILTER_NAME, typed_config: encode(TypeUrl.HttpConnectionManager, hcm) }],
       ...(l.tls !== undefined ? { transport_socket: downstreamTlsSocket(l.tls, LISTENER_ALPN[l.codec_type]) } : {}),

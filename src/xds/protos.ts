@@ -38,6 +38,8 @@ export const TypeUrl = {
   FileAccessLog: 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog',
   StdoutAccessLog: 'type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog',
   UuidRequestId: 'type.googleapis.com/envoy.extensions.request_id.uuid.v3.UuidRequestIdConfig',
+  /** The listener filter `envoy.filters.listener.proxy_protocol` (a listener's proxy_protocol). */
+  ProxyProtocol: 'type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol',
   /** A config by type URL and Struct (Istio wraps its own filters' configs in these). */
   TypedStruct: 'type.googleapis.com/xds.type.v3.TypedStruct',
   UdpaTypedStruct: 'type.googleapis.com/udpa.type.v1.TypedStruct',
@@ -65,6 +67,7 @@ const FILES = [
   'envoy/extensions/transport_sockets/tls/v3/tls.proto',
   'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
   'envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto',
+  'envoy/extensions/filters/listener/proxy_protocol/v3/proxy_protocol.proto',
   'envoy/extensions/filters/http/cors/v3/cors.proto',
   'envoy/extensions/filters/http/fault/v3/fault.proto',
   'envoy/extensions/filters/http/grpc_stats/v3/config.proto',

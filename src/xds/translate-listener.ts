@@ -19,6 +19,7 @@ import { downstreamTls, forwardClientCert, listenerAlpn } from './translate-tls.
 
 /** Listener filters accepted as no-ops (see translateListener). */
 const INSPECTOR_FILTERS = ['envoy.filters.listener.tls_inspector', 'envoy.filters.listener.http_inspector'];
+const PROXY_PROTOCOL_FILTER = 'envoy.filters.listener.proxy_protocol';
 /** HTTP/3 has no Remora codec. */
 const CODEC_TYPES: Readonly<Record<string, 'auto' | 'http1' | 'http2'>> = { AUTO: 'auto', HTTP1: 'http1', HTTP2: 'http2' };
 /** Router fields accepted, no effect: Remora sends none of Envoy's x-envoy-* headers
@@ -56,14 +57,24 @@ export function translateListener(ctx: Ctx, key: string, l: Obj): ListenerPart |
   }
   ctx.only(l, loc, ['name', 'address', 'filter_chains', 'metadata', 'listener_filters']);
   // Inspectors that only read the first bytes to pick a filter chain (Istio adds them):
-  // with one filter chain there is nothing to pick, so they change nothing. Others act.
+  // with one filter chain there is nothing to pick, so they change nothing. The PROXY
+  // protocol filter (without options) is the listener's proxy_protocol. Others act.
+  const out = new Fields().here(loc);
   asArr(l.listener_filters).forEach((f, i) => {
-    const name = asStr(asObj(f)?.name) ?? '';
+    const fl = sub(loc, `listener_filters[${i}]`);
+    const filter = asObj(f) ?? {};
+    const name = asStr(filter.name) ?? '';
+    const typed = asObj(filter.typed_config) as { type_url?: string } | undefined;
+    if (name === PROXY_PROTOCOL_FILTER || typed?.type_url === TypeUrl.ProxyProtocol) {
+      const config = typed !== undefined ? ctx.decode(typed, sub(fl, 'typed_config'))?.message : {};
+      if (config !== undefined) ctx.only(config, sub(fl, 'typed_config'), []);
+      out.set('proxy_protocol', true, fl);
+      return;
+    }
     if (!INSPECTOR_FILTERS.includes(name)) {
-      ctx.reject(sub(loc, `listener_filters[${i}]`), `"${name}" is not supported (only ${INSPECTOR_FILTERS.join(', ')}, which change nothing with one filter chain)`);
+      ctx.reject(fl, `"${name}" is not supported (only ${INSPECTOR_FILTERS.join(', ')}, which change nothing with one filter chain, and ${PROXY_PROTOCOL_FILTER})`);
     }
   });
-  const out = new Fields().here(loc);
   out.set('name', key, sub(loc, 'name'));
   const sa = socketAddress(ctx, l.address, sub(loc, 'address'));
   if (sa !== undefined) {

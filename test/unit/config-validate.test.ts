@@ -174,6 +174,7 @@ t.test('valid config: defaults filled in, input normalised', async (t) => {
         rate_limits: [],
         forward_client_cert_details: 'sanitize',
         codec: 'strict',
+        proxy_protocol: false,
         codec_type: 'auto',
         http2_protocol_options: { max_concurrent_streams: 100, initial_stream_window_size: 65535, initial_connection_window_size: 1048576 },
         max_request_headers_count: 100,

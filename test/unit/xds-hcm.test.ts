@@ -402,3 +402,20 @@ t.test('rds.config_source.initial_fetch_timeout: 0s (Istio) accepted, a timeout 
   t.equal(errors.length, 1, `one error for a 15 s timeout: ${JSON.stringify(errors)}`);
   t.match(errors[0], /initial_fetch_timeout: only 0s is supported/);
 });
+
+t.test('listener_filters: envoy.filters.listener.proxy_protocol is the listener\'s proxy_protocol, both ways', async (t) => {
+  const config = valid({ listeners: [{ ...LISTENER, proxy_protocol: true }], clusters: CLUSTERS });
+  const set = overTheWire(config);
+  const l = set.listeners.get('in') as Obj;
+  t.match(arr(l.listener_filters)[0], { name: 'envoy.filters.listener.proxy_protocol' }, 'the encoder writes the listener filter');
+  const back = translateXds(baseOf(config), { ...set, listeners: wire(TypeUrl.Listener, set.listeners) });
+  t.same(errorsOf(back), []);
+  if (back.ok) t.equal(back.config.listeners[0].proxy_protocol, true, 'and it translates back');
+  // Istio's shape: tls_inspector next to it, no typed_config options.
+  l.listener_filters = [{ name: 'envoy.filters.listener.tls_inspector' }, { name: 'envoy.filters.listener.proxy_protocol', typed_config: protos.encodeAny(TypeUrl.ProxyProtocol, {}) }];
+  const istio = translateXds(baseOf(config), { ...set, listeners: wire(TypeUrl.Listener, set.listeners) });
+  t.same(errorsOf(istio), []);
+  l.listener_filters = [{ name: 'envoy.filters.listener.original_dst' }];
+  const other = errorsOf(translateXds(baseOf(config), { ...set, listeners: wire(TypeUrl.Listener, set.listeners) }));
+  t.match(other[0], /listener_filters\[0\]: "envoy.filters.listener.original_dst" is not supported/, 'another listener filter is still refused');
+});

@@ -1005,14 +1005,14 @@ t.test("RBAC principals nested as Istio writes them (or_ids inside a single-id a
   ]);
 });
 
-t.test('listener filters: the TLS and HTTP inspectors are accepted as no-ops, others NACKed', async (t) => {
+t.test('listener filters: the TLS and HTTP inspectors are accepted as no-ops, others (but proxy_protocol) NACKed', async (t) => {
   const set = overTheWire(valid(MINIMAL));
   const l = set.listeners.get('in') as Obj;
   l.listener_filters = [{ name: 'envoy.filters.listener.tls_inspector' }, { name: 'envoy.filters.listener.http_inspector' }];
   t.same(errorsOf(translateXds({}, rewire(set))), [], 'expected Istio\'s inspectors to be accepted');
-  l.listener_filters = [{ name: 'envoy.filters.listener.proxy_protocol' }];
+  l.listener_filters = [{ name: 'envoy.filters.listener.original_src' }];
   t.same(errorsOf(translateXds({}, rewire(set))), [
-    'Listener "in" listener_filters[0]: "envoy.filters.listener.proxy_protocol" is not supported (only envoy.filters.listener.tls_inspector, envoy.filters.listener.http_inspector, which change nothing with one filter chain)',
+    'Listener "in" listener_filters[0]: "envoy.filters.listener.original_src" is not supported (only envoy.filters.listener.tls_inspector, envoy.filters.listener.http_inspector, which change nothing with one filter chain, and envoy.filters.listener.proxy_protocol)',
   ]);
 });
 

@@ -285,6 +285,8 @@ export const ListenerSchema = obj({
     { scope: 'this listener' }), 'strict'),
   codec_type: v.optional(oneOf(CODEC_TYPES, 'HTTP versions served (Envoy\'s `codec_type`). `auto`: a plain listener takes HTTP/1.1 and HTTP/2 with prior knowledge (h2c) on the same port, the connection preface decides; a TLS listener offers `h2` and `http/1.1` by ALPN. `http1` / `http2`: only that version. A `uws` codec listener serves HTTP/1.1 only (`auto` means `http1` there; `http2` is refused).',
     { scope: 'this listener' }), 'auto'),
+  proxy_protocol: v.optional(bool('Every connection starts with a PROXY protocol header (HAProxy\'s v1 text or v2 binary), as an L4 load balancer sends it (Envoy\'s `envoy.filters.listener.proxy_protocol`). Its source address becomes the client\'s: `x-forwarded-for`, rate limits by client IP, access logs. A connection without a valid header within `request_headers_timeout_ms` is closed. Plain listeners with the strict codec only.',
+    { scope: 'this listener' }), false),
   http2_protocol_options: v.optional(field(ListenerHttp2Schema, 'HTTP/2 settings.', { default: 'all defaults', scope: 'every HTTP/2 connection to this listener' }), {}),
   max_request_headers_count: v.optional(int(1, 8192, 'More fields → `431` and a closed connection (Envoy\'s `max_headers_count`).', { scope: 'header fields, per request' }), 100),
   normalize_path: v.optional(bool('RFC 3986 normalisation: unreserved characters percent-decoded, other escapes upper-cased, dot segments removed (`/a/../b` → `/b`, `/a/%2e%2e/b` → `/b`). Routing, authorization and the upstream all see the normalised path. Envoy\'s default is off; Remora\'s is on, so that `/public/../private` cannot walk around a route.',

@@ -1,0 +1,134 @@
+// The PROXY protocol on a listener (`proxy_protocol: true`): v1 text and v2 binary headers
+// written by hand and by HAProxy (`send-proxy`, `send-proxy-v2`), the named client address
+// reaching the upstream in x-forwarded-for, HTTP/1.1 and h2c after the header, and a
+// connection without a valid header closed before anything is forwarded.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http2 from 'node:http2';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { freePort } from '../../src/main/ports.js';
+import { rawExchange, request, startRemora, startUpstream, waitUntil } from '../helpers/remora.js';
+
+/** The upstream answers with the x-forwarded-for it got; `seen` counts requests. */
+const seen: string[] = [];
+const up = await startUpstream((req, res) => {
+  seen.push(String(req.headers['x-forwarded-for']));
+  res.end(`xff=${req.headers['x-forwarded-for']}`);
+});
+t.teardown(() => up.close());
+const remora = await startRemora({
+  workers: 1,
+  admin: { address: '127.0.0.1', port: 0 },
+  listeners: [{
+    name: 'main', address: '127.0.0.1', port: 0, proxy_protocol: true, request_headers_timeout_ms: 1000,
+    virtual_hosts: [{ name: 'all', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'up' } }] }],
+  }],
+  clusters: [{ name: 'up', endpoints: [{ address: '127.0.0.1', port: up.port }] }],
+});
+t.teardown(() => remora.stop());
+const port = remora.ports.main;
+
+/** A v2 header (PROXY command, TCP over IPv4) for `src`:`srcPort` → 127.0.0.1:`dstPort`. */
+function v2Header(src: string, srcPort: number, dstPort: number): Buffer {
+  const b = Buffer.alloc(16 + 12);
+  Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]).copy(b, 0);
+  b[12] = 0x21; // version 2, PROXY
+  b[13] = 0x11; // AF_INET, STREAM
+  b.writeUInt16BE(12, 14);
+  src.split('.').forEach((o, i) => (b[16 + i] = Number(o)));
+  [127, 0, 0, 1].forEach((o, i) => (b[20 + i] = o));
+  b.writeUInt16BE(srcPort, 24);
+  b.writeUInt16BE(dstPort, 26);
+  return b;
+}
+
+function rawBytes(data: Buffer, ms = 2000): Promise<{ text: string; closed: boolean }> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1', () => socket.write(data));
+    let text = '';
+    const timer = setTimeout(() => finish(false), ms);
+    const finish = (closed: boolean): void => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ text, closed });
+    };
+    socket.on('data', (d) => (text += d.toString('latin1')));
+    socket.on('close', () => finish(true));
+    socket.on('error', () => finish(true));
+  });
+}
+
+t.test('v1: the header\'s source address is the client\'s', async (t) => {
+  const r = await rawExchange(port, 'PROXY TCP4 203.0.113.7 127.0.0.1 51000 80\r\nGET /v1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+  t.match(r.text, /^HTTP\/1\.1 200 [^]*xff=203\.0\.113\.7$/, `expected 200 with x-forwarded-for 203.0.113.7; got ${JSON.stringify(r.text.slice(-80))}`);
+});
+
+t.test('v2 (binary): the same, and IPv6 sources through v1', async (t) => {
+  const r = await rawBytes(Buffer.concat([v2Header('198.51.100.9', 40000, 80), Buffer.from('GET /v2 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')]));
+  t.match(r.text, /xff=198\.51\.100\.9$/, `expected x-forwarded-for 198.51.100.9; got ${JSON.stringify(r.text.slice(-60))}`);
+  const six = await rawExchange(port, 'PROXY TCP6 2001:db8::7 ::1 51000 80\r\nGET /v6 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+  t.match(six.text, /xff=2001:db8::7$/, `expected x-forwarded-for 2001:db8::7; got ${JSON.stringify(six.text.slice(-60))}`);
+});
+
+t.test('h2c after the header', async (t) => {
+  const socket = net.connect(port, '127.0.0.1');
+  await new Promise<void>((r) => socket.once('connect', () => r()));
+  socket.write('PROXY TCP4 192.0.2.44 127.0.0.1 5000 80\r\n');
+  const session = http2.connect(`http://127.0.0.1:${port}`, { createConnection: () => socket });
+  session.on('error', () => {});
+  t.teardown(() => session.destroy());
+  const body = await new Promise<string>((resolve, reject) => {
+    const req = session.request({ ':path': '/h2' });
+    let text = '';
+    req.on('data', (d: Buffer) => (text += d.toString()));
+    req.on('end', () => resolve(text));
+    req.on('error', reject);
+    req.end();
+  });
+  t.equal(body, 'xff=192.0.2.44', 'an HTTP/2 request carries the PROXY source too');
+});
+
+t.test('no header, a malformed one, or none in time: closed, nothing forwarded', async (t) => {
+  const before = seen.length;
+  for (const [what, data] of [
+    ['plain HTTP without a header', 'GET /none HTTP/1.1\r\nHost: a\r\n\r\n'],
+    ['a malformed v1 header', 'PROXY TCP4 not-an-ip 127.0.0.1 1 2\r\nGET /bad HTTP/1.1\r\nHost: a\r\n\r\n'],
+    ['a v1 line without its end', `PROXY TCP4 ${'1'.repeat(120)}`],
+  ]) {
+    const r = await rawExchange(port, data, 3000);
+    t.ok(r.closed, `${what}: the connection is closed`);
+    t.equal(r.text, '', `${what}: nothing is answered (got ${JSON.stringify(r.text.slice(0, 60))})`);
+  }
+  const silent = await rawExchange(port, '', 3000);
+  t.ok(silent.closed, 'a client that sends nothing is dropped after request_headers_timeout_ms');
+  t.equal(seen.length, before, 'the upstream saw none of them');
+});
+
+t.test('HAProxy in front with send-proxy and send-proxy-v2', { skip: spawnable('haproxy') ? false : 'haproxy not installed' }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'remora-proxy-protocol-'));
+  const children: ChildProcess[] = [];
+  t.teardown(() => {
+    for (const c of children) if (c.pid !== undefined && c.exitCode === null) process.kill(c.pid, 'SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
+  });
+  for (const mode of ['send-proxy', 'send-proxy-v2']) {
+    const front = await freePort();
+    const cfg = join(dir, `${mode}.cfg`);
+    writeFileSync(cfg, `global\n  maxconn 100\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n`
+      + `frontend fe\n  bind 127.0.0.1:${front}\n  default_backend be\nbackend be\n  server remora 127.0.0.1:${port} ${mode}\n`);
+    const child = spawn('haproxy', ['-f', cfg, '-db'], { stdio: 'ignore' });
+    children.push(child);
+    await waitUntil(`haproxy (${mode}) listening`, async () => (await request(front, { path: `/${mode}`, agent: false }).catch(() => null))?.status === 200);
+    const r = await request(front, { path: `/${mode}/check`, agent: false });
+    t.equal(r.status, 200, `${mode}: a request through HAProxy is served`);
+    t.equal(r.text, 'xff=127.0.0.1', `${mode}: the client address HAProxy saw (127.0.0.1) reaches the upstream`);
+  }
+});
+
+function spawnable(cmd: string): boolean {
+  return (process.env.PATH ?? '').split(':').some((d) => d !== '' && existsSync(join(d, cmd)));
+}

@@ -1,0 +1,99 @@
+// The PROXY protocol (HAProxy's, versions 1 and 2) on a listener (`proxy_protocol: true`,
+// Envoy's envoy.filters.listener.proxy_protocol): an L4 load balancer in front of Remora
+// opens each connection with a header naming the client it carries; Remora reads it
+// before anything else and uses that address as the client's (x-forwarded-for, rate
+// limits by client IP, access logs). A connection that does not start with a valid header
+// is closed: behind such a balancer, anything else is not from it.
+
+import type { Socket } from 'node:net';
+
+/** The client address a PROXY header named, per connection (else the socket's peer). */
+const proxied = new WeakMap<Socket, string>();
+
+/** The client address of a connection: the PROXY header's source, else the peer's. */
+export function clientAddress(socket: Socket): string {
+  return proxied.get(socket) ?? socket.remoteAddress ?? '';
+}
+
+const V2_SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
+const V1_PREFIX = Buffer.from('PROXY ', 'latin1');
+/** A v1 header is at most 107 bytes, CRLF included. */
+const V1_MAX = 107;
+
+/** What reading the start of a connection found: more bytes needed, a bad header, or a
+ *  header of `length` bytes naming `source` (null: LOCAL / UNKNOWN, the peer's own). */
+export type ProxyHeader = { kind: 'partial' } | { kind: 'invalid'; reason: string } | { kind: 'ok'; length: number; source: string | null };
+
+/** Parses the PROXY header at the start of `buf`. */
+export function parseProxyHeader(buf: Buffer): ProxyHeader {
+  const n = Math.min(buf.length, V2_SIGNATURE.length);
+  if (buf.compare(V2_SIGNATURE, 0, n, 0, n) === 0) return buf.length < 16 ? { kind: 'partial' } : parseV2(buf);
+  const m = Math.min(buf.length, V1_PREFIX.length);
+  if (buf.compare(V1_PREFIX, 0, m, 0, m) === 0) return buf.length < V1_PREFIX.length ? { kind: 'partial' } : parseV1(buf);
+  return { kind: 'invalid', reason: 'no PROXY protocol header' };
+}
+
+function parseV1(buf: Buffer): ProxyHeader {
+  const end = buf.indexOf('\r\n', 0, 'latin1');
+  if (end === -1) return buf.length >= V1_MAX ? { kind: 'invalid', reason: 'PROXY v1 header longer than 107 bytes' } : { kind: 'partial' };
+  const parts = buf.toString('latin1', 0, end).split(' ');
+  if (parts[1] === 'UNKNOWN') return { kind: 'ok', length: end + 2, source: null };
+  if (parts.length !== 6 || (parts[1] !== 'TCP4' && parts[1] !== 'TCP6')) return { kind: 'invalid', reason: 'malformed PROXY v1 header' };
+  const [, family, src, , srcPort, dstPort] = parts;
+  const ipOk = family === 'TCP4' ? /^(\d{1,3}\.){3}\d{1,3}$/.test(src) : /^[0-9a-fA-F:.]+$/.test(src) && src.includes(':');
+  const portOk = (p: string) => /^\d{1,5}$/.test(p) && Number(p) <= 65535;
+  if (!ipOk || !portOk(srcPort) || !portOk(dstPort)) return { kind: 'invalid', reason: 'malformed PROXY v1 header' };
+  return { kind: 'ok', length: end + 2, source: src };
+}
+
+function parseV2(buf: Buffer): ProxyHeader {
+  const verCmd = buf[12];
+  if (verCmd >> 4 !== 2) return { kind: 'invalid', reason: 'PROXY v2 header with an unknown version' };
+  const length = 16 + buf.readUInt16BE(14);
+  if (buf.length < length) return { kind: 'partial' };
+  const cmd = verCmd & 0x0f;
+  if (cmd === 0) return { kind: 'ok', length, source: null }; // LOCAL: the balancer's own connection
+  if (cmd !== 1) return { kind: 'invalid', reason: 'PROXY v2 header with an unknown command' };
+  const family = buf[13] >> 4;
+  if (family === 1 && length >= 16 + 12) return { kind: 'ok', length, source: `${buf[16]}.${buf[17]}.${buf[18]}.${buf[19]}` };
+  if (family === 2 && length >= 16 + 36) {
+    const groups: string[] = [];
+    for (let i = 0; i < 8; i++) groups.push(buf.readUInt16BE(16 + 2 * i).toString(16));
+    return { kind: 'ok', length, source: groups.join(':') };
+  }
+  if (family === 0) return { kind: 'ok', length, source: null }; // UNSPEC
+  return { kind: 'invalid', reason: 'PROXY v2 header with an unsupported address family' };
+}
+
+/** Reads the PROXY header of `socket`, then calls `next` with the socket (the bytes after
+ *  the header put back); closes the socket on a bad header or none within `timeoutMs`. */
+export function readProxyHeader(socket: Socket, timeoutMs: number, next: (socket: Socket) => void, onError: (err: unknown) => void): void {
+  let buf: Buffer = Buffer.alloc(0);
+  const onTimeout = (): void => {
+    socket.destroy();
+  };
+  const onData = (chunk: Buffer): void => {
+    try {
+      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+      const h = parseProxyHeader(buf);
+      if (h.kind === 'partial') return;
+      socket.removeListener('data', onData);
+      socket.removeListener('timeout', onTimeout);
+      socket.setTimeout(0);
+      if (h.kind === 'invalid') {
+        socket.destroy();
+        return;
+      }
+      if (h.source !== null) proxied.set(socket, h.source);
+      socket.pause();
+      if (buf.length > h.length) socket.unshift(buf.subarray(h.length));
+      next(socket);
+    } catch (err) {
+      onError(err);
+      socket.destroy();
+    }
+  };
+  socket.setTimeout(timeoutMs);
+  socket.once('timeout', onTimeout);
+  socket.on('data', onData);
+}
