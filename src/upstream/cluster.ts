@@ -98,7 +98,8 @@ export class ClusterRuntime {
       const key = endpointKey(ep.address, ep.port);
       const cells = new EndpointCells(shared.cells, shared.endpointSlot(key));
       const pool = old.get(key);
-      if (pool === undefined || pool.protocol !== config.protocol) return new EndpointPool(ep, options, stats, this.resources, cells);
+      // A pool keeps its HTTP version choice: a cluster whose choice changed gets new pools.
+      if (pool === undefined || pool.mode !== options.mode) return new EndpointPool(ep, options, stats, this.resources, cells);
       old.delete(key);
       pool.update(options, stats, this.resources, cells);
       return pool;

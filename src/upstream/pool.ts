@@ -80,8 +80,8 @@ export class EndpointPool implements ConnectionOwner, Http2ConnectionOwner {
     this.tls = options.tls?.forEndpoint(endpoint.address) ?? null;
   }
 
-  /** The protocol this pool speaks (fixed: a cluster that changes it gets new pools). */
-  get protocol(): 'http1' | 'http2' | 'downstream' | 'alpn' {
+  /** How this pool picks its HTTP version (fixed: a cluster whose choice changes gets new pools). */
+  get mode(): 'http1' | 'http2' | 'downstream' | 'alpn' {
     return this.options.mode ?? (this.options.http2 ? 'http2' : 'http1');
   }
 

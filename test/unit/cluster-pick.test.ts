@@ -228,6 +228,19 @@ t.test('every endpoint tried before is avoided (Envoy\'s previous_hosts), while 
   }
 });
 
+t.test('update() keeps pools across config changes that keep the HTTP version choice; a new choice gets new pools', async (t) => {
+  for (const protocol of ['http1', 'http2', 'downstream', 'auto'] as const) {
+    const r = rig(t, 2, { protocol });
+    const before = [r.pool(0), r.pool(1)];
+    r.cluster.update(config([PORT0, PORT0 + 1], { protocol, idle_timeout_ms: 5000 }), NO_CLUSTER_STATS, r.shared);
+    t.ok(r.pool(0) === before[0] && r.pool(1) === before[1], `protocol ${protocol}: an update that keeps it keeps the pools (and their connections)`);
+  }
+  const r = rig(t, 2, { protocol: 'http1' });
+  const before = r.pool(0);
+  r.cluster.update(config([PORT0, PORT0 + 1], { protocol: 'http2' }), NO_CLUSTER_STATS, r.shared);
+  t.not(r.pool(0), before, 'http1 → http2: a new pool');
+});
+
 t.test('update() keeps the pools of endpoints that stay', async (t) => {
   const r = rig(t);
   const before = [0, 1, 2, 3].map((i) => r.pool(i));
