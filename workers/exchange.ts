@@ -16,7 +16,7 @@ import { ResponseFlag } from '../src/core/flags.js';
 import { PENDING_OVERFLOW } from '../src/filters/breaker-admission.js';
 import { runFilters, type LocalReply } from '../src/filters/request-filter.js';
 import { readRequestFacts, type BodyFraming } from '../src/http/request-facts.js';
-import { grpcLocalReplyHeaders, grpcStatusOf, grpcTimeoutMs } from '../src/http/grpc.js';
+import { grpcLocalReplyHeaders, grpcStatusFor, grpcStatusOf, grpcTimeoutMs } from '../src/http/grpc.js';
 import { asksHealthCheckFail, isBodylessStatus, localReplyHeaders, writeResponseHead } from '../src/http/response-head.js';
 import { reasonPhrase } from '../src/http/status.js';
 import { newTraceparent } from '../src/http/trace-context.js';
@@ -498,7 +498,7 @@ export class Exchange implements DownstreamEvents, AttemptOwner {
       // A gRPC client reads the outcome from grpc-status, not the HTTP status (Envoy
       // answers gRPC requests the same way): 200 with a trailers-only response.
       const headers = grpcLocalReplyHeaders(status, flag, body, info.flags, info.requestId, extraHeaders, routeAdd);
-      info.grpcStatus = grpcStatusOf(headers);
+      info.grpcStatus = grpcStatusFor(status, flag);
       this.ds.respond(200, 'OK', headers, '', close || this.ctx.draining, this.isHeadRequest);
       this.finish(flag);
       return;

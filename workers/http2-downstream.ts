@@ -10,33 +10,11 @@ import type { OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { constants } from 'node:http2';
 import { reportError } from '../src/core/report.js';
 import { httpDate } from '../src/http/date.js';
+import { addHeader, isConnectionSpecific } from '../src/http/http2-headers.js';
 import type { Downstream, DownstreamEvents } from './downstream.js';
 
 const NO_BYTES = Buffer.alloc(0);
 const { NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR } = constants;
-
-/** Response headers HTTP/2 must not carry (RFC 9113 §8.2.2); the pipeline may write
- *  `connection: close` while draining, which becomes a GOAWAY instead. */
-function isConnectionSpecific(name: string): boolean {
-  switch (name) {
-    case 'connection':
-    case 'keep-alive':
-    case 'proxy-connection':
-    case 'transfer-encoding':
-    case 'upgrade':
-      return true;
-    default:
-      return false;
-  }
-}
-
-/** Adds `name: value` to a Node header object, repeated names as arrays. */
-function addHeader(headers: OutgoingHttpHeaders, name: string, value: string): void {
-  const had = headers[name];
-  if (had === undefined) headers[name] = value;
-  else if (Array.isArray(had)) had.push(value);
-  else headers[name] = [String(had), value];
-}
 
 export class Http2Downstream implements Downstream {
   aborted = false;
@@ -78,6 +56,7 @@ export class Http2Downstream implements Downstream {
   }
 
   writeHeader(name: string, value: string): void {
+    // The pipeline may write `connection: close` while draining: HTTP/2 says it with GOAWAY.
     if (!isConnectionSpecific(name)) addHeader(this.headers, name, value);
   }
 

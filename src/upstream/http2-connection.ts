@@ -17,7 +17,9 @@ import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHt
 import net from 'node:net';
 import tls from 'node:tls';
 import { reportError } from '../core/report.js';
+import { isGrpcContentType } from '../http/grpc.js';
 import { parseContentLength } from '../http/headers.js';
+import { addHeader, isConnectionSpecific } from '../http/http2-headers.js';
 import { keepHttp2Alive, type Http2KeepaliveSettings } from '../http/http2-keepalive.js';
 import type { BodyFraming } from '../http/request-facts.js';
 import { reasonPhrase } from '../http/status.js';
@@ -364,25 +366,13 @@ export function requestHeaders(head: string): OutgoingHttpHeaders {
     const colon = line.indexOf(':');
     const name = line.slice(0, colon);
     const value = line.slice(colon + 2);
-    switch (name) {
-      case 'host':
-        h[':authority'] = value;
-        continue;
-      case 'connection':
-      case 'keep-alive':
-      case 'proxy-connection':
-      case 'transfer-encoding':
-      case 'upgrade':
-      case 'te':
-        continue;
-      case 'content-type':
-        if (value.startsWith('application/grpc')) grpc = true;
-        break;
+    if (name === 'host') {
+      h[':authority'] = value;
+      continue;
     }
-    const had = h[name];
-    if (had === undefined) h[name] = value;
-    else if (Array.isArray(had)) had.push(value);
-    else h[name] = [String(had), value];
+    if (name === 'te' || isConnectionSpecific(name)) continue;
+    if (name === 'content-type' && isGrpcContentType(value)) grpc = true;
+    addHeader(h, name, value);
   }
   // gRPC servers may insist on it (the HTTP/1.1 head drops `te` as hop-by-hop).
   if (grpc) h.te = 'trailers';
