@@ -15,6 +15,7 @@ import type { WorkerContext } from './context.js';
 import { Http1Front, http1ServerOptions } from './http1-front.js';
 import { Http2Front, startsWithPreface } from './http2-front.js';
 import { listenShared } from './listen-socket.js';
+import { readConnectionStart } from './connection-start.js';
 import { readProxyHeader } from './proxy-protocol.js';
 
 type ConnectionListener = (this: http.Server, socket: Socket) => void;
@@ -43,11 +44,7 @@ export class Http1Listener {
       // Each connection starts with a PROXY header; the front ends get what follows it.
       this.server.removeListener('connection', this.serveHttp1);
       this.server.on('connection', (socket: Socket) => {
-        if (socket.destroyed) return;
-        readProxyHeader(socket, config.request_headers_timeout_ms, (s) => {
-          dispatch(s);
-          s.resume();
-        }, (err) => reportError(err, 'reading a PROXY protocol header'));
+        if (!socket.destroyed) readProxyHeader(socket, config.request_headers_timeout_ms, dispatch);
       });
     } else if (this.h2 !== null) {
       this.server.removeListener('connection', this.serveHttp1);
@@ -75,8 +72,11 @@ export class Http1Listener {
     this.h2?.closeAll();
   }
 
+  /** node:http's handler; then the socket flows (it may come paused from the PROXY step). */
   private readonly onHttp1Connection = (socket: Socket): void => {
-    if (!socket.destroyed) this.serveHttp1.call(this.server, socket);
+    if (socket.destroyed) return;
+    this.serveHttp1.call(this.server, socket);
+    socket.resume();
   };
 
   private readonly onHttp2Connection = (socket: Socket): void => {
@@ -89,34 +89,14 @@ export class Http1Listener {
   };
 
   /** codec_type auto: reads the first bytes, puts them back, and hands the connection to
-   *  the front end they belong to. A client that sends nothing within the request headers
-   *  timeout is dropped. */
+   *  the front end they belong to (node:http2 reads the socket itself; node:http through
+   *  the stream). A client that sends nothing within the request headers timeout is
+   *  dropped. */
   private readonly onConnection = (socket: Socket): void => {
     if (socket.destroyed) return;
-    const server = this.server;
-    const onTimeout = (): void => {
-      socket.destroy();
-    };
-    const onData = (chunk: Buffer): void => {
-      try {
-        socket.removeListener('data', onData);
-        socket.removeListener('timeout', onTimeout);
-        socket.setTimeout(0);
-        socket.pause();
-        socket.unshift(chunk);
-        if (startsWithPreface(chunk)) {
-          this.h2!.accept(socket);
-        } else {
-          this.serveHttp1.call(server, socket);
-          socket.resume();
-        }
-      } catch (err) {
-        reportError(err, 'reading a connection preface');
-        socket.destroy();
-      }
-    };
-    socket.setTimeout(this.config.request_headers_timeout_ms);
-    socket.once('timeout', onTimeout);
-    socket.on('data', onData);
+    readConnectionStart(socket, this.config.request_headers_timeout_ms, () => 0, (s, start) => {
+      if (startsWithPreface(start)) this.onHttp2Connection(s);
+      else this.onHttp1Connection(s);
+    }, 'reading a connection preface');
   };
 }

@@ -6,6 +6,7 @@
 // is closed: behind such a balancer, anything else is not from it.
 
 import type { Socket } from 'node:net';
+import { readConnectionStart, type StartVerdict } from './connection-start.js';
 
 /** The client address a PROXY header named, per connection (else the socket's peer). */
 const proxied = new WeakMap<Socket, string>();
@@ -65,35 +66,20 @@ function parseV2(buf: Buffer): ProxyHeader {
   return { kind: 'invalid', reason: 'PROXY v2 header with an unsupported address family' };
 }
 
-/** Reads the PROXY header of `socket`, then calls `next` with the socket (the bytes after
- *  the header put back); closes the socket on a bad header or none within `timeoutMs`. */
-export function readProxyHeader(socket: Socket, timeoutMs: number, next: (socket: Socket) => void, onError: (err: unknown) => void): void {
-  let buf: Buffer = Buffer.alloc(0);
-  const onTimeout = (): void => {
-    socket.destroy();
+/** Reads the PROXY header of `socket`, then calls `next` with the socket (paused, the
+ *  bytes after the header put back); closes the socket on a bad header or none within
+ *  `timeoutMs`. */
+export function readProxyHeader(socket: Socket, timeoutMs: number, next: (socket: Socket) => void): void {
+  let source: string | null = null;
+  const examine = (start: Buffer): StartVerdict => {
+    const h = parseProxyHeader(start);
+    if (h.kind === 'partial') return 'more';
+    if (h.kind === 'invalid') return 'reject';
+    source = h.source;
+    return h.length;
   };
-  const onData = (chunk: Buffer): void => {
-    try {
-      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
-      const h = parseProxyHeader(buf);
-      if (h.kind === 'partial') return;
-      socket.removeListener('data', onData);
-      socket.removeListener('timeout', onTimeout);
-      socket.setTimeout(0);
-      if (h.kind === 'invalid') {
-        socket.destroy();
-        return;
-      }
-      if (h.source !== null) proxied.set(socket, h.source);
-      socket.pause();
-      if (buf.length > h.length) socket.unshift(buf.subarray(h.length));
-      next(socket);
-    } catch (err) {
-      onError(err);
-      socket.destroy();
-    }
-  };
-  socket.setTimeout(timeoutMs);
-  socket.once('timeout', onTimeout);
-  socket.on('data', onData);
+  readConnectionStart(socket, timeoutMs, examine, (s) => {
+    if (source !== null) proxied.set(s, source);
+    next(s);
+  }, 'reading a PROXY protocol header');
 }

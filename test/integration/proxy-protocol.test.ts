@@ -1,6 +1,7 @@
 // The PROXY protocol on a listener (`proxy_protocol: true`): v1 text and v2 binary headers
 // written by hand and by HAProxy (`send-proxy`, `send-proxy-v2`), the named client address
-// reaching the upstream in x-forwarded-for, HTTP/1.1 and h2c after the header, and a
+// reaching the upstream in x-forwarded-for, HTTP/1.1 and h2c after the header (on an auto
+// and an HTTP/2-only listener), and a
 // connection without a valid header closed before anything is forwarded.
 
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -9,7 +10,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { freePort } from '../../src/main/ports.js';
 import { rawExchange, request, startRemora, startUpstream, waitUntil } from '../helpers/remora.js';
 
@@ -25,6 +26,9 @@ const remora = await startRemora({
   admin: { address: '127.0.0.1', port: 0 },
   listeners: [{
     name: 'main', address: '127.0.0.1', port: 0, proxy_protocol: true, request_headers_timeout_ms: 1000,
+    virtual_hosts: [{ name: 'all', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'up' } }] }],
+  }, {
+    name: 'h2only', address: '127.0.0.1', port: 0, proxy_protocol: true, codec_type: 'http2',
     virtual_hosts: [{ name: 'all', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'up' } }] }],
   }],
   clusters: [{ name: 'up', endpoints: [{ address: '127.0.0.1', port: up.port }] }],
@@ -74,14 +78,14 @@ t.test('v2 (binary): the same, and IPv6 sources through v1', async (t) => {
   t.match(six.text, /xff=2001:db8::7$/, `expected x-forwarded-for 2001:db8::7; got ${JSON.stringify(six.text.slice(-60))}`);
 });
 
-t.test('h2c after the header', async (t) => {
-  const socket = net.connect(port, '127.0.0.1');
+async function h2AfterHeader(t: Test, listenerPort: number, source: string): Promise<string> {
+  const socket = net.connect(listenerPort, '127.0.0.1');
   await new Promise<void>((r) => socket.once('connect', () => r()));
-  socket.write('PROXY TCP4 192.0.2.44 127.0.0.1 5000 80\r\n');
-  const session = http2.connect(`http://127.0.0.1:${port}`, { createConnection: () => socket });
+  socket.write(`PROXY TCP4 ${source} 127.0.0.1 5000 80\r\n`);
+  const session = http2.connect(`http://127.0.0.1:${listenerPort}`, { createConnection: () => socket });
   session.on('error', () => {});
   t.teardown(() => session.destroy());
-  const body = await new Promise<string>((resolve, reject) => {
+  return new Promise<string>((resolve, reject) => {
     const req = session.request({ ':path': '/h2' });
     let text = '';
     req.on('data', (d: Buffer) => (text += d.toString()));
@@ -89,7 +93,11 @@ t.test('h2c after the header', async (t) => {
     req.on('error', reject);
     req.end();
   });
-  t.equal(body, 'xff=192.0.2.44', 'an HTTP/2 request carries the PROXY source too');
+}
+
+t.test('h2c after the header, on a listener serving both versions and on an HTTP/2-only one', async (t) => {
+  t.equal(await h2AfterHeader(t, port, '192.0.2.44'), 'xff=192.0.2.44', 'codec_type auto: an HTTP/2 request carries the PROXY source');
+  t.equal(await h2AfterHeader(t, remora.ports.h2only, '192.0.2.45'), 'xff=192.0.2.45', 'codec_type http2: the same');
 });
 
 t.test('no header, a malformed one, or none in time: closed, nothing forwarded', async (t) => {
