@@ -12,6 +12,7 @@ import type { HeaderMatcherSchema, HeaderValueSchema } from './schema/listener.j
 import type {
   DirectResponseSchema, RETRY_ON, RetryPolicySchema, RouteActionSchema, RouteMatchSchema, RouteSchema, VirtualHostSchema, WeightedClusterSchema,
 } from './schema/listener.js';
+import type { FilterChainMatchSchema, FilterChainSchema, TcpProxySchema, UpgradeConfigSchema } from './schema/listener.js';
 import type { CODECS, ListenerSchema, ListenerTlsSchema, SERVER_HEADER_TRANSFORMATIONS, TLS_VERSIONS, XFCC_MODES } from './schema/listener.js';
 import type {
   CircuitBreakersSchema, ClusterSchema, EndpointSchema, HealthCheckSchema, LB_POLICIES, OutlierDetectionSchema, RetryBudgetSchema, UpstreamTlsSchema,
@@ -46,6 +47,12 @@ export type VirtualHost = InferOutput<typeof VirtualHostSchema>;
 /** Per-listener access log: one JSON line per request (a share of them, errors always). */
 export type AccessLogConfig = InferOutput<typeof AccessLogSchema>;
 export type Listener = InferOutput<typeof ListenerSchema>;
+/** A TCP listener's forwarding (Envoy's tcp_proxy). */
+export type TcpProxy = InferOutput<typeof TcpProxySchema>;
+export type FilterChain = InferOutput<typeof FilterChainSchema>;
+export type FilterChainMatch = InferOutput<typeof FilterChainMatchSchema>;
+/** An HTTP/1.1 upgrade allowed (or, on a route, refused). */
+export type UpgradeConfig = InferOutput<typeof UpgradeConfigSchema>;
 /** Inbound TLS; files are read and checked by the main thread (docs/tls.md). */
 export type ListenerTlsConfig = InferOutput<typeof ListenerTlsSchema>;
 /** Allow/deny by peer identity. */

@@ -17,7 +17,7 @@ import { XdsSchema } from './schema/root.js';
 import { at, isObj, objectEntries, SchemaWalk, unknownKeyMessage } from './schema/walk.js';
 import type {
   Authorization, Cluster, ConfigError, HealthCheck, Listener, ListenerTlsConfig, OutlierDetection, RateLimit, RemoraConfig,
-  RetryPolicy, Route, RouteAction, RouteMatch, VirtualHost, XdsBootstrap,
+  RetryPolicy, Route, RouteAction, RouteMatch, TcpProxy, VirtualHost, XdsBootstrap,
 } from './types.js';
 
 export type ValidateResult = { ok: true; config: RemoraConfig } | { ok: false; errors: ConfigError[] };
@@ -34,6 +34,8 @@ const ROOT_KEYS = Object.keys(objectEntries(RootSchema) ?? {});
 /** What a listener's virtual hosts and routes must be unique against. */
 interface ListenerScope {
   readonly clusterNames: readonly string[];
+  /** Clusters with send_proxy_protocol (tcp_proxy only). */
+  readonly proxyProtocolClusters: ReadonlySet<string>;
   readonly domains: Map<string, string>;
   readonly vhostNames: Map<string, string>;
   readonly routeNames: Map<string, string>;
@@ -89,8 +91,12 @@ function deepFreeze<T>(v: T): T {
 // ---------------------------------------------------------------------------
 // Listeners, virtual hosts, routes
 
-function checkListener(w: SchemaWalk, l: Draft<Listener>, path: string, clusterNames: readonly string[]): void {
-  const scope: ListenerScope = { clusterNames, domains: new Map(), vhostNames: new Map(), routeNames: new Map() };
+function checkListener(w: SchemaWalk, l: Draft<Listener>, path: string, clusterNames: readonly string[], proxyProtocolClusters: ReadonlySet<string>): void {
+  const scope: ListenerScope = { clusterNames, proxyProtocolClusters, domains: new Map(), vhostNames: new Map(), routeNames: new Map() };
+  if (w.given(l, 'tcp_proxy') || l.filter_chains.length > 0) checkTcpListener(w, l, path, scope);
+  else if (!w.wrong(at(path, 'virtual_hosts')) && l.virtual_hosts.length === 0) {
+    w.err(at(path, 'virtual_hosts'), 'must list at least one virtual host (or set "tcp_proxy" or "filter_chains" for a TCP listener)');
+  }
   l.virtual_hosts.forEach((vh, i) => { if (vh) checkVirtualHost(w, vh, `${at(path, 'virtual_hosts')}[${i}]`, scope); });
   checkRateLimits(w, l.rate_limits, at(path, 'rate_limits'));
   const tls = l.tls as Draft<ListenerTlsConfig> | undefined;
@@ -105,7 +111,44 @@ function checkListener(w: SchemaWalk, l: Draft<Listener>, path: string, clusterN
   if (l.codec === 'uws' && w.given(l, 'tls')) w.err(at(path, 'codec'), 'must be "strict" on a TLS listener (uWS cannot read client certificates)');
   if (l.proxy_protocol && l.codec === 'uws') w.err(at(path, 'proxy_protocol'), 'is not supported with codec "uws" (use the strict codec)');
   if (l.proxy_protocol && w.given(l, 'tls')) w.err(at(path, 'proxy_protocol'), 'is not supported on TLS listeners yet (plain listeners only)');
+  if (l.codec === 'uws' && l.upgrade_configs.length > 0) w.err(at(path, 'upgrade_configs'), 'is not supported with codec "uws" (upgrades are tunnelled by the strict codec)');
   if (l.codec === 'uws' && l.codec_type === 'http2') w.err(at(path, 'codec_type'), 'must be "http1" or "auto" with codec "uws" (the uWS front end speaks HTTP/1.1 only)');
+}
+
+/** Listener fields that only mean something to HTTP, refused on a TCP listener. */
+const HTTP_ONLY_FIELDS = ['virtual_hosts', 'tls', 'codec', 'codec_type', 'rate_limits', 'authorization', 'upgrade_configs', 'generate_traceparent',
+  'http2_protocol_options', 'max_request_headers_kb', 'max_request_headers_count', 'normalize_path', 'merge_slashes', 'path_with_escaped_slashes_action',
+  'idle_timeout_ms', 'max_requests_per_connection', 'server_name', 'server_header_transformation', 'forward_client_cert_details'] as const;
+
+/** A TCP listener: its chains' clusters exist, their names and matches are unique, and
+ *  no HTTP setting is given (it would silently do nothing). */
+function checkTcpListener(w: SchemaWalk, l: Draft<Listener>, path: string, scope: ListenerScope): void {
+  for (const key of HTTP_ONLY_FIELDS) {
+    if (w.given(l, key)) {
+      w.err(at(path, key), `is an HTTP setting: a TCP listener ("tcp_proxy" / "filter_chains") forwards bytes${key === 'tls' ? ' (TLS passes through; filter_chains pick by SNI)' : ''}`);
+    }
+  }
+  if (l.tcp_proxy) checkTcpProxy(w, l.tcp_proxy, at(path, 'tcp_proxy'), scope);
+  const names = new Map<string, string>();
+  const matches = new Map<string, string>();
+  l.filter_chains.forEach((fc, i) => {
+    const p = `${at(path, 'filter_chains')}[${i}]`;
+    if (!fc) return;
+    const fname = nameOf(w, fc, p);
+    if (fname !== undefined) noDuplicate(w, names, fname, at(p, 'name'), 'filter chain name');
+    if (fc.tcp_proxy) checkTcpProxy(w, fc.tcp_proxy, at(p, 'tcp_proxy'), scope);
+    const m = fc.match;
+    if (m && !w.erred(at(p, 'match'))) {
+      const key = JSON.stringify([[...m.server_names].sort(), m.transport_protocol ?? null, [...m.application_protocols].sort()]);
+      const first = matches.get(key);
+      if (first !== undefined) w.err(at(p, 'match'), `matches the same connections as ${first} (each chain needs its own match)`);
+      else matches.set(key, p);
+    }
+  });
+}
+
+function checkTcpProxy(w: SchemaWalk, t: TcpProxy, path: string, scope: ListenerScope): void {
+  checkTarget(w, t, path, scope, false);
 }
 
 function checkAuthorization(w: SchemaWalk, a: Authorization, path: string): void {
@@ -160,8 +203,18 @@ function checkRoute(w: SchemaWalk, r: Draft<Route>, path: string, vname: string,
 }
 
 function checkAction(w: SchemaWalk, a: RouteAction, path: string, kind: MatchKind | undefined, scope: ListenerScope): void {
+  checkTarget(w, a, path, scope, true);
+  if (w.given(a, 'prefix_rewrite') && kind !== undefined && kind !== 'prefix') {
+    w.err(at(path, 'prefix_rewrite'), `only allowed with a "prefix" match (this route uses "${kind}")`);
+  }
+  if (a.retry_policy) checkRetryPolicy(w, a.retry_policy as Draft<RetryPolicy>, at(path, 'retry_policy'));
+}
+
+/** A route's or tcp_proxy's cluster, or weighted clusters: exactly one, each defined;
+ *  `http`: a route's, which may not name a cluster that sends the PROXY protocol. */
+function checkTarget(w: SchemaWalk, a: { readonly cluster?: string; readonly weighted_clusters?: readonly { readonly cluster: string; readonly weight: number }[] }, path: string, scope: ListenerScope, http: boolean): void {
   exactlyOne(w, a, ['cluster', 'weighted_clusters'], path);
-  if (w.given(a, 'cluster') && !w.wrong(at(path, 'cluster'))) clusterRef(w, a.cluster ?? '', at(path, 'cluster'), scope);
+  if (w.given(a, 'cluster') && !w.wrong(at(path, 'cluster'))) clusterRef(w, a.cluster ?? '', at(path, 'cluster'), scope, http);
   if (a.weighted_clusters) {
     const p = at(path, 'weighted_clusters');
     const seen = new Map<string, string>();
@@ -169,19 +222,20 @@ function checkAction(w: SchemaWalk, a: RouteAction, path: string, kind: MatchKin
     a.weighted_clusters.forEach((wc, i) => {
       const cp = at(`${p}[${i}]`, 'cluster');
       if (!wc || w.wrong(cp)) return;
-      clusterRef(w, wc.cluster, cp, scope);
+      clusterRef(w, wc.cluster, cp, scope, http);
       noDuplicate(w, seen, wc.cluster, cp, 'cluster');
     });
     if (items.length > 0 && items.reduce((sum, x) => sum + x.weight, 0) <= 0) w.err(p, 'weights must add up to more than 0');
   }
-  if (w.given(a, 'prefix_rewrite') && kind !== undefined && kind !== 'prefix') {
-    w.err(at(path, 'prefix_rewrite'), `only allowed with a "prefix" match (this route uses "${kind}")`);
-  }
-  if (a.retry_policy) checkRetryPolicy(w, a.retry_policy as Draft<RetryPolicy>, at(path, 'retry_policy'));
 }
 
-function clusterRef(w: SchemaWalk, c: string, path: string, scope: ListenerScope): void {
-  if (scope.clusterNames.includes(c)) return;
+function clusterRef(w: SchemaWalk, c: string, path: string, scope: ListenerScope, http: boolean): void {
+  if (scope.clusterNames.includes(c)) {
+    if (http && scope.proxyProtocolClusters.has(c)) {
+      w.err(path, `cluster "${c}" sends the PROXY protocol (send_proxy_protocol), which only tcp_proxy connections carry: pooled HTTP connections serve many clients`);
+    }
+    return;
+  }
   const defined = scope.clusterNames.length ? `defined: ${scope.clusterNames.join(', ')}` : 'no clusters are defined';
   w.err(path, `unknown cluster "${c}" (${defined})`);
 }
@@ -292,7 +346,8 @@ export function validateConfig(raw: unknown, opts: { defaultWorkers?: number } =
   }
 
   const clusterNames = [...new Set(cfg.clusters.flatMap((c, i) => (c && !w.wrong(`clusters[${i}].name`) ? [c.name] : [])))];
-  cfg.listeners.forEach((l, i) => { if (l) checkListener(w, l as Draft<Listener>, `listeners[${i}]`, clusterNames); });
+  const proxyProtocolClusters = new Set(cfg.clusters.flatMap((c) => (c && c.send_proxy_protocol !== undefined ? [c.name] : [])));
+  cfg.listeners.forEach((l, i) => { if (l) checkListener(w, l as Draft<Listener>, `listeners[${i}]`, clusterNames, proxyProtocolClusters); });
   if (admin) checkListenerUniqueness(w, cfg.listeners, admin);
 
   const seenClusters = new Map<string, string>();

@@ -14,11 +14,18 @@ export interface ListenerStats {
   requestFinished(status: number, flagIndex: number, bytesIn: number, bytesOut: number, durationUs: number): void;
   /** Adds one to a ListenerCounter (flag counters: FlagBase + index). */
   count(counter: number): void;
+  /** Adds `n` to a ListenerCounter. */
+  add(counter: number, n: number): void;
+  gauge(gauge: number, delta: number): void;
+  /** Records `us` in a ListenerHistogram. */
+  observe(histogram: number, us: number): void;
 }
 
 /** What pools and the pipeline record per cluster. */
 export interface ClusterStats {
   count(counter: number): void;
+  /** Adds `n` to a ClusterCounter. */
+  add(counter: number, n: number): void;
   gauge(gauge: number, delta: number): void;
   connectionOpened(): void;
   connectionClosed(connected: boolean): void;
@@ -35,10 +42,14 @@ export const NO_LISTENER_STATS: ListenerStats = {
   requestStarted() {},
   requestFinished() {},
   count() {},
+  add() {},
+  gauge() {},
+  observe() {},
 };
 
 export const NO_CLUSTER_STATS: ClusterStats = {
   count() {},
+  add() {},
   gauge() {},
   connectionOpened() {},
   connectionClosed() {},
@@ -104,6 +115,20 @@ export class SlabListenerStats implements ListenerStats {
     Atomics.add(this.rec.cells, this.base + counter, 1);
   }
 
+  add(counter: number, n: number): void {
+    if (n > 0) Atomics.add(this.rec.cells, this.base + counter, n);
+  }
+
+  gauge(gauge: number, delta: number): void {
+    const cell = this.base + gaugeOffset(LISTENER_SHAPE, gauge);
+    if (delta > 0) Atomics.add(this.rec.cells, cell, delta);
+    else if (Atomics.load(this.rec.cells, cell) >= -delta) Atomics.sub(this.rec.cells, cell, -delta);
+  }
+
+  observe(histogram: number, us: number): void {
+    this.rec.observe(this.base + histogramOffset(LISTENER_SHAPE, histogram), us);
+  }
+
   /** `flagIndex`: index into FLAGS, or -1 for none. */
   requestFinished(status: number, flagIndex: number, bytesIn: number, bytesOut: number, durationUs: number): void {
     const cells = this.rec.cells;
@@ -135,6 +160,10 @@ export class SlabClusterStats implements ClusterStats {
 
   count(counter: number): void {
     Atomics.add(this.rec.cells, this.base + counter, 1);
+  }
+
+  add(counter: number, n: number): void {
+    if (n > 0) Atomics.add(this.rec.cells, this.base + counter, n);
   }
 
   gauge(gauge: number, delta: number): void {

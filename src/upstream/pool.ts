@@ -6,11 +6,13 @@
 // cluster connection limits count connections, max_requests counts streams.
 
 import type { Endpoint } from '../config/types.js';
+import type { Socket } from 'node:net';
 import tls from 'node:tls';
 import { RingBuffer } from '../core/ring-buffer.js';
 import type { ClusterResources, EndpointCells } from '../shared/shared-state.js';
 import type { ClusterStats } from '../stats/recorder.js';
 import { ClusterCounter, ClusterGauge } from '../stats/stat-names.js';
+import { openDedicated, type DedicatedEvents } from './dedicated-connection.js';
 import { UpstreamConnection, type ConnectionOwner, type UpstreamChannel } from './connection.js';
 import { Http2Connection, type Http2ConnectionOwner, type Http2Settings } from './http2-connection.js';
 import type { ClusterTls, EndpointTls } from './upstream-tls.js';
@@ -168,6 +170,21 @@ export class EndpointPool implements ConnectionOwner, Http2ConnectionOwner {
     (h2 ? this.waitingH2 : this.waiting).push(client);
     this.stats.gauge(ClusterGauge.RqPending, 1);
     return true;
+  }
+
+  /** A connection for one client alone (a tcp_proxy connection, an upgraded request;
+   *  dedicated-connection.ts), counted against the cluster's max_connections: null when
+   *  that is reached (counted as upstream_cx_overflow; the caller's UO). */
+  openDedicated(alpn: readonly string[], preamble: Buffer | null, events: DedicatedEvents): Socket | null {
+    if (!this.resources.connections.tryAcquire(this.options.maxClusterConnections)) {
+      this.stats.count(ClusterCounter.CxOverflow);
+      return null;
+    }
+    const o = this.options;
+    return openDedicated({
+      host: this.endpoint.address, port: this.endpoint.port, connectTimeoutMs: o.connectTimeoutMs, tls: this.tls,
+      stats: this.stats, resources: this.resources, alpn, preamble,
+    }, events);
   }
 
   /** ConnectionOwner: a connection finished its exchange and may be reused. */

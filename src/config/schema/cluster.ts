@@ -114,6 +114,8 @@ export const ClusterHttp2Schema = obj({
   connection_keepalive: v.optional(field(Http2KeepaliveSchema, 'PING endpoints; close a connection whose PING goes unanswered (its requests fail as resets and may be retried).', { default: 'unset (no PINGs)', scope: 'per connection' })),
 }, 'HTTP/2 settings towards a cluster\'s endpoints (Envoy\'s `http2_protocol_options`).');
 
+export const SEND_PROXY_PROTOCOL = ['v1', 'v2'] as const;
+
 export const ClusterSchema = obj({
   name: name('Referenced by routes.', 'unique among clusters'),
   lb_policy: v.optional(oneOf(LB_POLICIES, 'How an endpoint is chosen.', { scope: 'per worker' }), 'round_robin'),
@@ -129,6 +131,7 @@ export const ClusterSchema = obj({
   panic_threshold_percent: v.optional(int(0, 100, 'When fewer than this percentage of endpoints are healthy, balance over all of them (Envoy\'s panic threshold). `0` disables panic mode.',
     { scope: 'percent of the cluster\'s endpoints' }), 50),
   tls: v.optional(field(UpstreamTlsSchema, 'TLS or mutual TLS to the cluster\'s endpoints.', { default: 'unset (plaintext)', scope: 'whole cluster' })),
+  send_proxy_protocol: v.optional(oneOf(SEND_PROXY_PROTOCOL, 'Start each upstream connection with a PROXY protocol header (HAProxy\'s `send-proxy` / `send-proxy-v2`, Envoy\'s `upstream_proxy_protocol` transport socket) carrying the client\'s address, for upstreams behind Remora that need it. Only for connections made for one client: clusters of `tcp_proxy` (and upgraded connections); a cluster with it cannot be a route\'s (pooled HTTP connections carry many clients).', { default: 'unset (no header)', scope: 'each upstream connection' })),
   protocol: v.optional(oneOf(UPSTREAM_PROTOCOLS, 'HTTP version spoken to the endpoints. `http2`: cleartext HTTP/2 with prior knowledge (h2c), or `h2` by ALPN with `tls`; requests are multiplexed over few connections per endpoint per worker (gRPC services need it). `downstream`: the version the client spoke, per request (Envoy\'s `use_downstream_protocol_config`, what Istio sets for ports whose protocol it sniffs). `auto`: with `tls`, what each endpoint chooses by ALPN among `h2` and `http/1.1` (Envoy\'s `auto_config`), learned by each worker\'s first handshake with it; without `tls`, HTTP/1.1. With `http1` or `http2` the client may speak either version: requests are translated.',
     { scope: 'whole cluster' }), 'http1'),
   http2_protocol_options: v.optional(field(ClusterHttp2Schema, 'HTTP/2 settings (with `protocol: http2`, `downstream` or `auto`).', { default: 'all defaults', scope: 'every HTTP/2 connection to this cluster' }), {}),

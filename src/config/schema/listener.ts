@@ -190,6 +190,12 @@ export const DirectResponseSchema = obj({
   body: v.optional(str('Response body.'), ''),
 }, 'Answer without an upstream.');
 
+export const UpgradeConfigSchema = obj({
+  upgrade_type: str('The `Upgrade` header value this entry is for, compared case-insensitively: `websocket`, or any other token a client and upstream agree on (Envoy\'s `upgrade_type`). Lower-cased.',
+    { type: 'token', check: (s: string) => (TOKEN_RE.test(s) ? undefined : `"${s}" is not a valid upgrade token (RFC 7230 token)`), normalize: lower }),
+  enabled: v.optional(bool('On a route: `false` refuses this upgrade on the route even where the listener allows it, `true` allows it where the listener does not list it.'), true),
+}, 'An HTTP/1.1 protocol upgrade (Envoy\'s `upgrade_configs`): a request with `Connection: upgrade` and this `Upgrade` is routed and checked like any request; when the upstream answers `101 Switching Protocols` the answer goes back unchanged and the connection becomes a byte tunnel both ways ([protocols.md](protocols.md#websocket-and-other-upgrades)).');
+
 export const RouteSchema = obj({
   name: str('Used in logs, metrics and as the key of the route\'s rate-limit buckets. The default is the first 8 hex digits of a SHA-256 of the route\'s `match` (path, methods, header matchers), so a route keeps its name, and its rate-limit state, when routes are inserted or removed around it; a second unnamed route with the same match gets `-2`. Name a route to keep its state across changes of its match. May contain `/`.',
     { type: 'name', scope: 'unique within the listener', conditional: true, default: '`<vhost>/<hash>`', check: nameProblem }),
@@ -204,6 +210,7 @@ export const RouteSchema = obj({
     { scope: 'requests this route matched' }), []),
   authorization: v.optional(field(AuthorizationSchema, 'Checked after the listener\'s authorization, when this route matched; refused → `403`, flag `RBAC`.',
     { default: 'unset (anyone)', scope: 'requests this route matched' })),
+  upgrade_configs: v.optional(list(UpgradeConfigSchema, 'Per-route override of the listener\'s `upgrade_configs`, by upgrade type.', { default: '`[]` (the listener\'s)', scope: 'upgrade requests this route matched' }), []),
 }, 'One route of a virtual host: a match and what to do with the requests it takes.');
 
 function domainProblem(d: string): string | undefined {
@@ -267,11 +274,44 @@ export const ListenerHttp2Schema = obj({
 export const ESCAPED_SLASHES_ACTIONS = ['keep_unchanged', 'reject_request', 'unescape_and_redirect', 'unescape_and_forward'] as const;
 export const SERVER_HEADER_TRANSFORMATIONS = ['overwrite', 'append_if_absent', 'pass_through'] as const;
 
+export const TcpProxySchema = obj({
+  cluster: v.optional(str('Every connection goes to this cluster.', { type: 'cluster name', default: '—' })),
+  weighted_clusters: v.optional(list(WeightedClusterSchema, 'Each connection goes to one of these clusters, at random in proportion to the weights (total > 0).',
+    { type: 'list of `{cluster, weight}`', scope: 'per connection', default: '—', nonEmpty: 'must list at least one cluster' })),
+  idle_timeout_ms: v.optional(ms(0, 'No byte in either direction for this long closes both sides (Envoy\'s `idle_timeout`, 1 h by default). `0`: never.', { scope: 'ms, per connection' }), 3_600_000),
+  max_connect_attempts: v.optional(int(1, 10, 'Upstream connects tried per connection before it is closed (Envoy\'s field); each retry goes to another endpoint when there is one.', { scope: 'per connection' }), 1),
+  max_downstream_connection_duration_ms: v.optional(ms(0, 'A connection open this long is closed, whatever it carries (Envoy\'s field). `0`: no limit.', { scope: 'ms, per connection' }), 0),
+}, 'Forward a connection\'s bytes to a cluster, both ways (Envoy\'s `envoy.filters.network.tcp_proxy`): the cluster\'s load balancing, connect timeout, `circuit_breakers.max_connections`, outlier detection and TLS apply. Exactly one of `cluster` / `weighted_clusters`. See [protocols.md](protocols.md#tcp-proxy).');
+
+export const TRANSPORT_PROTOCOLS = ['tls', 'raw_buffer'] as const;
+
+function serverNameProblem(s: string): string | undefined {
+  const host = s.startsWith('*.') ? s.slice(2) : s;
+  return HOST_RE.test(host) ? undefined : `"${s}" is not a server name: use a host name or "*.suffix"`;
+}
+
+export const FilterChainMatchSchema = obj({
+  server_names: v.optional(list(v.pipe(v.string('must be a string (a server name)'), v.metadata({ check: (s: string) => serverNameProblem(s.toLowerCase()), normalize: lower })),
+    'The TLS ClientHello\'s SNI is one of these: an exact name, or `*.suffix` for any name under it (the longest suffix wins). Lower-cased.', { type: 'list of server names', default: '`[]` (any)' }), []),
+  transport_protocol: v.optional(oneOf(TRANSPORT_PROTOCOLS, '`tls`: the connection starts with a TLS ClientHello; `raw_buffer`: it does not (Envoy\'s values, from its `tls_inspector`).', { default: 'any' })),
+  application_protocols: v.optional(list(v.pipe(v.string('must be a string (an ALPN protocol id)'), v.metadata({ check: (s: string) => (s.length > 0 && s.length < 256 ? undefined : 'must be 1..255 characters') })),
+    'One of the protocols the ClientHello offers by ALPN is one of these (`h2`, `http/1.1`, …).', { type: 'list of ALPN ids', default: '`[]` (any)' }), []),
+}, 'What a connection must look like for a filter chain to take it. Envoy\'s order decides between chains: the most specific server name (exact, then the longest `*.suffix`, then chains without `server_names`), then `transport_protocol`, then `application_protocols`; a criterion left out matches anything.');
+
+export const FilterChainSchema = obj({
+  name: name('Used in logs and access logs.', 'unique within the listener'),
+  match: v.optional(field(FilterChainMatchSchema, 'Which connections this chain takes.', { default: '`{}` (any; the same as the listener\'s own `tcp_proxy`)' }), {}),
+  tcp_proxy: field(TcpProxySchema, 'Where this chain\'s connections go.', { required: 'is required (a filter chain forwards its connections with tcp_proxy)' }),
+}, 'One way of handling a TCP listener\'s connections, picked by what the connection\'s first bytes say (Envoy\'s `filter_chains` with `filter_chain_match`). TLS is never terminated: the ClientHello is read and the whole connection, ClientHello included, goes upstream (TLS passthrough by SNI).');
+
 export const ListenerSchema = obj({
   name: name('Used in logs, metrics and the admin API.', 'unique among listeners'),
   address: v.optional(bindAddress('Bind address (`0.0.0.0` / `::` for all interfaces).'), '127.0.0.1'),
   port: int(0, 65535, 'Bind port. `0` lets the OS pick; all workers then share the port the first worker got.'),
-  virtual_hosts: list(VirtualHostSchema, 'Host-based routing tables.', { scope: 'this listener', nonEmpty: 'must list at least one virtual host' }),
+  virtual_hosts: v.optional(list(VirtualHostSchema, 'Host-based routing tables of an HTTP listener. An HTTP listener lists at least one; a TCP listener (`tcp_proxy` / `filter_chains`) none.', { scope: 'this listener', default: '`[]`' }), []),
+  tcp_proxy: v.optional(field(TcpProxySchema, 'Make this a TCP listener: connections are forwarded as bytes. With `filter_chains`, this is the default chain: connections that match no chain (Envoy\'s `default_filter_chain`); without it they are closed.', { default: 'unset (an HTTP listener)', scope: 'connections of this listener' })),
+  filter_chains: v.optional(list(FilterChainSchema, 'TCP listener: chains picked per connection by its TLS ClientHello (SNI, ALPN) or its absence. Names unique.', { default: '`[]`', scope: 'connections of this listener' }), []),
+  upgrade_configs: v.optional(list(UpgradeConfigSchema, 'HTTP/1.1 upgrades allowed on this listener (`[{upgrade_type: websocket}]` for WebSocket); routes may override per type. An upgrade request of a type not allowed gets `403` (Envoy\'s `upgrade_failed`); `Upgrade: h2c` is ignored (the request is served over HTTP/1.1, as Envoy does). strict codec only.', { default: '`[]` (no upgrades)', scope: 'upgrade requests of this listener' }), []),
   access_log: v.optional(field(AccessLogSchema, 'One JSON line per request; see [operations.md](operations.md#access-logs).', { default: 'unset (no access log)', scope: 'this listener' })),
   generate_traceparent: v.optional(bool('When a request has no `traceparent` header, start a W3C trace: send `traceparent: 00-<32 hex trace id>-<16 hex span id>-01` (random, never all zeros) upstream and log its trace id. A request that has one keeps it (and its `tracestate`) unchanged.',
     { scope: 'requests forwarded upstream' }), false),

@@ -37,6 +37,24 @@ export const LISTENER_ROWS = [
     help: 'Response body bytes sent to clients (proxied responses).', doc: 'response body bytes sent (proxied responses)' },
   { handle: 'RateLimitShadow', kind: 'counter', stats: 'ratelimit.shadow', prom: 'remora_downstream_rate_limit_shadow_total',
     help: 'Requests a shadow-mode rate limit would have rejected.', doc: 'requests a shadow-mode rate limit would have refused (and admitted)' },
+  // Connections carried as bytes: TCP listeners (tcp_proxy) and upgraded requests (WebSocket).
+  { handle: 'CxRxBytes', kind: 'counter', stats: 'downstream_cx_rx_bytes_total', prom: 'remora_downstream_tunnel_bytes_received_total',
+    help: 'Bytes received from clients on TCP proxy connections and upgraded (WebSocket) connections after the upgrade.',
+    doc: 'bytes received from clients on `tcp_proxy` connections and on upgraded connections after the `101`' },
+  { handle: 'CxTxBytes', kind: 'counter', stats: 'downstream_cx_tx_bytes_total', prom: 'remora_downstream_tunnel_bytes_sent_total',
+    help: 'Bytes sent to clients on TCP proxy connections and upgraded (WebSocket) connections after the upgrade.',
+    doc: 'bytes sent to clients on `tcp_proxy` connections and on upgraded connections after the `101`' },
+  { handle: 'NoFilterChainMatch', kind: 'counter', stats: 'no_filter_chain_match', prom: 'remora_downstream_no_filter_chain_match_total',
+    help: 'TCP listener connections closed because no filter chain matched them and the listener has no tcp_proxy of its own.',
+    doc: 'TCP listener connections that no filter chain took (closed; the listener had no default `tcp_proxy`)' },
+  { handle: 'TunnelIdleTimeout', kind: 'counter', stats: 'idle_timeout', prom: 'remora_downstream_tunnel_idle_timeouts_total',
+    help: 'TCP proxy and upgraded connections closed by their idle timeout.', doc: '`tcp_proxy` and upgraded connections closed by their idle timeout' },
+  { handle: 'UpgradesTotal', kind: 'counter', stats: 'downstream_cx_upgrades_total', prom: 'remora_downstream_upgrades_total',
+    help: 'Requests upgraded to a tunnel (101 from the upstream), by listener.', doc: 'requests upgraded to a tunnel (the upstream answered `101`)' },
+  { handle: 'UpgradesActive', kind: 'gauge', stats: 'downstream_cx_upgrades_active', prom: 'remora_downstream_upgrades_active',
+    help: 'Upgraded (WebSocket) connections open, by listener.', doc: 'upgraded connections open' },
+  { handle: 'TcpActive', kind: 'gauge', stats: 'tcp.downstream_cx_active', prom: 'remora_downstream_tcp_connections_active',
+    help: 'TCP proxy connections open (upstream connected or connecting), by listener.', doc: '`tcp_proxy` connections open' },
   // TLS handshakes refused: no client certificate / one that did not verify (unknown
   // CA, expired) / any other failure (protocol version, ciphers, garbage).
   { handle: 'TlsNoCert', kind: 'counter', stats: 'ssl.fail_verify_no_cert', prom: 'remora_downstream_tls_handshake_errors_total',
@@ -58,4 +76,6 @@ export const LISTENER_ROWS = [
   })),
   { handle: 'Downstream', kind: 'histogram', stats: 'downstream_rq_time', prom: 'remora_downstream_request_duration_seconds',
     help: 'Time from request arrival to the last response byte, by listener.', doc: 'arrival to last byte sent' },
+  { handle: 'TunnelDuration', kind: 'histogram', stats: 'downstream_cx_length', prom: 'remora_downstream_tunnel_duration_seconds',
+    help: 'How long TCP proxy connections and upgraded connections stayed open, by listener.', doc: 'lifetime of a `tcp_proxy` or upgraded connection' },
 ] as const satisfies readonly StatRow[];
