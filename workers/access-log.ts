@@ -147,6 +147,27 @@ class Destination {
 }
 
 /** A listener's access log in one snapshot: sampling and the line format. */
+/** One TCP proxy connection, for its access log line. */
+export interface ConnectionRecord {
+  /** The client's address (the PROXY header's source when the listener reads one). */
+  readonly client: string;
+  /** The filter chain's name; '' for the listener's own tcp_proxy. */
+  readonly chain: string;
+  readonly serverName: string;
+  readonly cluster: string;
+  /** `address:port` of the endpoint last tried; '' when none was. */
+  readonly upstream: string;
+  readonly attempts: number;
+  readonly flags: string;
+  /** Bytes from the client, and to it. */
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  readonly durationUs: number;
+  /** What ended it: `downstream` or `upstream` closed, `idle_timeout`, `max_duration`,
+   *  `error` (a reset), `refused` (never connected upstream), `drain`. */
+  readonly termination: string;
+}
+
 export class AccessLogSink {
   /** sample_ratio ≥ 1: every request is logged, no random draw. */
   private readonly all: boolean;
@@ -174,6 +195,24 @@ export class AccessLogSink {
       && info.grpcStatus <= 0 && !(Math.random() < this.ratio)) return;
     try {
       this.dest.write(this.line(info));
+    } catch (err) {
+      this.dest.report(err, 'writing an access log line failed');
+    }
+  }
+
+  /** Logs a finished TCP proxy connection: a sampled share, and every one with a
+   *  response flag (UF, UO, UH, NR…). Never throws. */
+  writeConnection(c: ConnectionRecord): void {
+    if (!this.all && c.flags === '-' && !(Math.random() < this.ratio)) return;
+    try {
+      const time = isoTime(Date.now() - c.durationUs / 1000);
+      this.dest.write(
+        `{"time":"${time}","kind":"tcp","client":${quote(c.client)},"filter_chain":${c.chain === '' ? '"-"' : quote(c.chain)}` +
+        `,"server_name":${c.serverName === '' ? 'null' : quote(c.serverName)},"cluster":${c.cluster === '' ? '"-"' : quote(c.cluster)}` +
+        `,"upstream":${c.upstream === '' ? '"-"' : quote(c.upstream)},"attempts":${c.attempts},"flags":"${c.flags}"` +
+        `,"bytes_in":${c.bytesIn},"bytes_out":${c.bytesOut},"duration_us":${c.durationUs},"termination":"${c.termination}"` +
+        this.suffix,
+      );
     } catch (err) {
       this.dest.report(err, 'writing an access log line failed');
     }

@@ -5,7 +5,7 @@
 // limits by client IP, access logs). A connection that does not start with a valid header
 // is closed: behind such a balancer, anything else is not from it.
 
-import type { Socket } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import { readConnectionStart, type StartVerdict } from './connection-start.js';
 
 /** The client address a PROXY header named, per connection (else the socket's peer). */
@@ -82,4 +82,49 @@ export function readProxyHeader(socket: Socket, timeoutMs: number, next: (socket
     if (source !== null) proxied.set(s, source);
     next(s);
   }, 'reading a PROXY protocol header');
+}
+
+/** An IPv4-mapped IPv6 address (`::ffff:1.2.3.4`) as plain IPv4. */
+function unmapped(address: string): string {
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}
+
+/** The PROXY header Remora sends to a cluster with `send_proxy_protocol` (v1 text or
+ *  v2 binary), naming the client (`source`) and the address it connected to. Addresses
+ *  of two families, or ones that are not IP literals, give v1 `UNKNOWN` / v2 `LOCAL`. */
+export function encodeProxyHeader(version: 'v1' | 'v2', source: string, sourcePort: number, dest: string, destPort: number): Buffer {
+  const src = unmapped(source);
+  const dst = unmapped(dest);
+  const family = isIP(src) === isIP(dst) ? isIP(src) : 0;
+  if (version === 'v1') {
+    if (family === 0) return Buffer.from('PROXY UNKNOWN\r\n', 'latin1');
+    return Buffer.from(`PROXY TCP${family} ${src} ${dst} ${sourcePort} ${destPort}\r\n`, 'latin1');
+  }
+  const addrLength = family === 4 ? 12 : family === 6 ? 36 : 0;
+  const out = Buffer.alloc(16 + addrLength);
+  V2_SIGNATURE.copy(out, 0);
+  out[12] = family === 0 ? 0x20 : 0x21; // version 2, LOCAL or PROXY
+  out[13] = family === 4 ? 0x11 : family === 6 ? 0x21 : 0x00; // TCP over IPv4 / IPv6, or UNSPEC
+  out.writeUInt16BE(addrLength, 14);
+  if (family === 4) {
+    src.split('.').forEach((b, i) => (out[16 + i] = Number(b)));
+    dst.split('.').forEach((b, i) => (out[20 + i] = Number(b)));
+    out.writeUInt16BE(sourcePort, 24);
+    out.writeUInt16BE(destPort, 26);
+  } else if (family === 6) {
+    writeIpv6(out, 16, src);
+    writeIpv6(out, 32, dst);
+    out.writeUInt16BE(sourcePort, 48);
+    out.writeUInt16BE(destPort, 50);
+  }
+  return out;
+}
+
+/** Writes the 16 bytes of an IPv6 literal (`::` expanded) at `offset`. */
+function writeIpv6(out: Buffer, offset: number, address: string): void {
+  const [head, tail] = address.includes('::') ? address.split('::') : [address, null];
+  const left = head === '' ? [] : head.split(':');
+  const right = tail === null || tail === '' ? [] : tail.split(':');
+  const groups = [...left, ...new Array<string>(8 - left.length - right.length).fill('0'), ...right];
+  for (let i = 0; i < 8; i++) out.writeUInt16BE(parseInt(groups[i], 16) & 0xffff, offset + 2 * i);
 }

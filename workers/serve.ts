@@ -14,6 +14,7 @@ import { ConnectionGauge } from './connection-gauge.js';
 import { WorkerContext } from './context.js';
 import { Http1Listener } from './http1-listener.js';
 import { servesListener, sharedPortsAvailable } from './listen-socket.js';
+import { TcpListener } from './tcp-listener.js';
 import { TlsListener, tlsListenerKey } from './tls-listener.js';
 import { UwsListener } from './uws-listener.js';
 
@@ -21,12 +22,18 @@ import { UwsListener } from './uws-listener.js';
  *  server (its options and front-end settings, the server header of its local replies
  *  included, are fixed when it is made). */
 const PIPELINE_FIELDS = new Set(['name', 'address', 'port', 'virtual_hosts', 'access_log', 'rate_limits', 'authorization',
-  'generate_traceparent', 'forward_client_cert_details', 'tls']);
+  'generate_traceparent', 'forward_client_cert_details', 'tls', 'tcp_proxy', 'filter_chains']);
+
+/** A listener that forwards bytes (tcp_proxy / filter_chains) rather than HTTP. */
+function isTcpListener(l: Listener): boolean {
+  return l.tcp_proxy !== undefined || l.filter_chains.length > 0;
+}
 
 /** What must stay the same for a running listener to be kept across a reload. */
 function serverKey(l: Listener, boundPort: number): string {
   const fields = Object.entries(l).filter(([k]) => !PIPELINE_FIELDS.has(k));
-  return `${l.name}|${l.address}|${boundPort}|${l.tls !== undefined ? tlsListenerKey(l) : 'plain'}|${JSON.stringify(fields)}`;
+  const kind = isTcpListener(l) ? 'tcp' : l.tls !== undefined ? tlsListenerKey(l) : 'plain';
+  return `${l.name}|${l.address}|${boundPort}|${kind}|${JSON.stringify(fields)}`;
 }
 
 /** A bound listener of this worker. */
@@ -118,12 +125,16 @@ export default async function serve(task: ServeTask): Promise<{ slot: number; st
     rotateListeners(snapshot.tls);
     let ok = true;
     for (const [key, l] of wanted) {
-      if (live.has(key)) continue;
+      const running = live.get(key);
+      if (running instanceof TcpListener) running.update(l);
+      if (running !== undefined) continue;
       const boundPort = snapshot.boundPorts[l.name] ?? l.port;
       const statSlot = snapshot.statSlots.listeners[l.name];
       const material = snapshot.tls.listeners[l.name];
       let listener: ServedListener | null;
-      if (l.tls !== undefined) {
+      if (isTcpListener(l)) {
+        listener = new TcpListener(l, boundPort, ctx, statSlot, connections);
+      } else if (l.tls !== undefined) {
         // A TLS listener without its material never falls back to plain HTTP.
         listener = material !== undefined ? new TlsListener(l, boundPort, ctx, material, statSlot, connections) : null;
       } else if (l.codec === 'uws') {
