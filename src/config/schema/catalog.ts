@@ -4,7 +4,7 @@
 import type { GenericSchema } from 'valibot';
 import { CircuitBreakersSchema, ClusterSchema, EndpointSchema, HealthCheckSchema, OutlierDetectionSchema, RetryBudgetSchema, UpstreamTlsSchema } from './cluster.js';
 import { HeaderMatcherSchema, HeaderValueSchema } from './listener.js';
-import { ListenerSchema, ListenerTlsSchema } from './listener.js';
+import { FilterChainMatchSchema, FilterChainSchema, ListenerSchema, ListenerTlsSchema, TcpProxySchema, UpgradeConfigSchema } from './listener.js';
 import { AccessLogSchema, AuthorizationSchema, RateLimitKeySchema, RateLimitSchema } from './listener.js';
 import { AdminSchema, DrainSchema, ProbesSchema, RootSchema, StatsSchema, WorkerLimitsSchema } from './root.js';
 import { DirectResponseSchema, RetryPolicySchema, RouteActionSchema, RouteMatchSchema, RouteSchema, VirtualHostSchema, WeightedClusterSchema } from './listener.js';
@@ -30,6 +30,10 @@ export const CATALOG: readonly CatalogEntry[] = [
   { name: 'Admin', schema: AdminSchema },
   { name: 'Listener', schema: ListenerSchema },
   { name: 'ListenerTls', schema: ListenerTlsSchema },
+  { name: 'TcpProxy', schema: TcpProxySchema },
+  { name: 'FilterChain', schema: FilterChainSchema },
+  { name: 'FilterChainMatch', schema: FilterChainMatchSchema },
+  { name: 'UpgradeConfig', schema: UpgradeConfigSchema },
   { name: 'Authorization', schema: AuthorizationSchema },
   { name: 'AccessLog', schema: AccessLogSchema },
   { name: 'VirtualHost', schema: VirtualHostSchema },
