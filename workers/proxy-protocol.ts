@@ -13,7 +13,9 @@ const proxied = new WeakMap<Socket, string>();
 
 /** The client address of a connection: the PROXY header's source, else the peer's. */
 export function clientAddress(socket: Socket): string {
-  return proxied.get(socket) ?? socket.remoteAddress ?? '';
+  // A TLS socket made over a connection whose header was read: the header belongs to the
+  // TCP socket under it (node:tls keeps it as `_parent`).
+  return proxied.get(socket) ?? proxied.get((socket as { _parent?: Socket })._parent ?? socket) ?? socket.remoteAddress ?? '';
 }
 
 const V2_SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);

@@ -9,6 +9,7 @@
 
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { reportError } from '../src/core/report.js';
 import type { Listener, TlsMaterial } from '../src/config/types.js';
@@ -19,6 +20,7 @@ import type { WorkerContext } from './context.js';
 import { Http1Front, http1ServerOptions } from './http1-front.js';
 import { Http2Front } from './http2-front.js';
 import { listenShared } from './listen-socket.js';
+import { readProxyHeader } from './proxy-protocol.js';
 
 /** Time a client has to finish its TLS handshake. */
 const HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -81,6 +83,22 @@ export class TlsListener {
     }
     const refuseUnverified = tls.require_client_certificate ? this.refuseUnverified : null;
     new Http1Front(config, statSlot, ctx, connections, (socket) => this.peerOf(socket as TLSSocket), refuseUnverified).attach(this.server);
+    if (config.proxy_protocol) {
+      // Each connection starts with a PROXY header, before the ClientHello: read it, then
+      // hand the raw socket (the bytes after the header put back) to the TLS server.
+      const wrap = this.server.listeners('connection') as ((this: https.Server, socket: Socket) => void)[];
+      this.server.removeAllListeners('connection');
+      const handshake = (socket: Socket): void => {
+        try {
+          if (socket.destroyed) return;
+          for (const listener of wrap) listener.call(this.server, socket);
+        } catch (err) {
+          reportError(err, 'starting a TLS handshake');
+          socket.destroy();
+        }
+      };
+      this.server.on('connection', (socket: Socket) => readProxyHeader(socket, config.request_headers_timeout_ms, handshake));
+    }
     this.server.on('tlsClientError', this.onTlsClientError);
     if (tls.require_client_certificate) this.server.on('secureConnection', this.onSecure);
     this.server.on('error', (err) => this.ctx.log.error({ err, listener: config.name }, 'TLS listener error'));

@@ -110,7 +110,6 @@ function checkListener(w: SchemaWalk, l: Draft<Listener>, path: string, clusterN
   if (l.authorization) checkAuthorization(w, l.authorization, at(path, 'authorization'));
   if (l.codec === 'uws' && w.given(l, 'tls')) w.err(at(path, 'codec'), 'must be "strict" on a TLS listener (uWS cannot read client certificates)');
   if (l.proxy_protocol && l.codec === 'uws') w.err(at(path, 'proxy_protocol'), 'is not supported with codec "uws" (use the strict codec)');
-  if (l.proxy_protocol && w.given(l, 'tls')) w.err(at(path, 'proxy_protocol'), 'is not supported on TLS listeners yet (plain listeners only)');
   if (l.codec === 'uws' && l.upgrade_configs.length > 0) w.err(at(path, 'upgrade_configs'), 'is not supported with codec "uws" (upgrades are tunnelled by the strict codec)');
   if (l.codec === 'uws' && l.codec_type === 'http2') w.err(at(path, 'codec_type'), 'must be "http1" or "auto" with codec "uws" (the uWS front end speaks HTTP/1.1 only)');
 }

@@ -5,13 +5,15 @@
 // connection without a valid header closed before anything is forwarded.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
+import tls from 'node:tls';
 import { freePort } from '../../src/main/ports.js';
+import { TestPki } from '../helpers/certs.js';
 import { rawExchange, request, startRemora, startUpstream, waitUntil } from '../helpers/remora.js';
 
 /** The upstream answers with the x-forwarded-for it got; `seen` counts requests. */
@@ -21,6 +23,11 @@ const up = await startUpstream((req, res) => {
   res.end(`xff=${req.headers['x-forwarded-for']}`);
 });
 t.teardown(() => up.close());
+const pki = new TestPki('proxy-protocol');
+t.teardown(() => pki.remove());
+pki.ca('ca');
+pki.leaf('remora', 'ca', { dns: 'remora.test', usage: 'serverAuth' });
+
 const remora = await startRemora({
   workers: 1,
   admin: { address: '127.0.0.1', port: 0 },
@@ -29,6 +36,10 @@ const remora = await startRemora({
     virtual_hosts: [{ name: 'all', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'up' } }] }],
   }, {
     name: 'h2only', address: '127.0.0.1', port: 0, proxy_protocol: true, codec_type: 'http2',
+    virtual_hosts: [{ name: 'all', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'up' } }] }],
+  }, {
+    name: 'tls', address: '127.0.0.1', port: 0, proxy_protocol: true, request_headers_timeout_ms: 1000,
+    tls: { cert_file: pki.file('remora.pem'), key_file: pki.file('remora.key') },
     virtual_hosts: [{ name: 'all', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'up' } }] }],
   }],
   clusters: [{ name: 'up', endpoints: [{ address: '127.0.0.1', port: up.port }] }],
@@ -69,6 +80,46 @@ function rawBytes(data: Buffer, ms = 2000): Promise<{ text: string; closed: bool
 t.test('v1: the header\'s source address is the client\'s', async (t) => {
   const r = await rawExchange(port, 'PROXY TCP4 203.0.113.7 127.0.0.1 51000 80\r\nGET /v1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
   t.match(r.text, /^HTTP\/1\.1 200 [^]*xff=203\.0\.113\.7$/, `expected 200 with x-forwarded-for 203.0.113.7; got ${JSON.stringify(r.text.slice(-80))}`);
+});
+
+t.test('TLS listener: the header before the ClientHello, in the same segment or not; HTTP/1.1 and h2 after the handshake', async (t) => {
+  const through = (header: string | Buffer, alpn: string[], sameSegment: boolean): Promise<string> => new Promise((resolve, reject) => {
+    const raw = net.connect(remora.ports.tls, '127.0.0.1', () => {
+      // Corked: the header and the ClientHello leave in one write.
+      if (sameSegment) raw.cork();
+      raw.write(header);
+      const conn = tls.connect({ socket: raw, servername: 'remora.test', ca: readFileSync(pki.file('ca.pem')), ALPNProtocols: alpn }, () => {
+        if (conn.alpnProtocol === 'h2') {
+          const session = http2.connect('https://remora.test', { createConnection: () => conn });
+          const stream = session.request({ ':path': '/tls-h2' });
+          let body = '';
+          stream.on('data', (d: Buffer) => (body += d.toString()));
+          stream.on('end', () => { session.close(); resolve(`h2 ${body}`); });
+          stream.on('error', reject);
+          return;
+        }
+        conn.write('GET /tls HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+        let text = '';
+        conn.on('data', (d: Buffer) => (text += d.toString('latin1')));
+        conn.on('close', () => resolve(text));
+      });
+      if (sameSegment) process.nextTick(() => raw.uncork());
+      conn.on('error', reject);
+    });
+    raw.on('error', reject);
+  });
+  const v1 = await through('PROXY TCP4 192.0.2.44 127.0.0.1 50000 443\r\n', ['http/1.1'], true);
+  t.match(v1, /^HTTP\/1\.1 200 [^]*xff=192\.0\.2\.44$/, `expected 200 with x-forwarded-for 192.0.2.44; got ${JSON.stringify(v1.slice(-80))}`);
+  const v2 = await through(v2Header('198.51.100.20', 40001, 443), ['http/1.1'], false);
+  t.match(v2, /xff=198\.51\.100\.20$/, `expected x-forwarded-for 198.51.100.20 from a v2 header; got ${JSON.stringify(v2.slice(-80))}`);
+  const h2 = await through('PROXY TCP4 192.0.2.45 127.0.0.1 50001 443\r\n', ['h2'], false);
+  t.equal(h2, 'h2 xff=192.0.2.45', 'h2 by ALPN after the header: the header\'s source in x-forwarded-for');
+  const none = await new Promise<boolean>((resolve) => {
+    const conn = tls.connect({ port: remora.ports.tls, host: '127.0.0.1', servername: 'remora.test', ca: readFileSync(pki.file('ca.pem')) }, () => resolve(true));
+    conn.on('error', () => resolve(false));
+    conn.on('close', () => resolve(false));
+  });
+  t.equal(none, false, 'a TLS client without a PROXY header: no handshake completes');
 });
 
 t.test('v2 (binary): the same, and IPv6 sources through v1', async (t) => {
