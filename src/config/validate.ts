@@ -196,6 +196,9 @@ function checkRoute(w: SchemaWalk, r: Draft<Route>, path: string, vname: string,
   if (!named) r.name = defaultRouteName(vname, match, scope.routeNames);
   if (!named || !w.wrong(at(path, 'name'))) noDuplicate(w, scope.routeNames, r.name, named ? at(path, 'name') : path, 'route name');
   exactlyOne(w, r, ['route', 'direct_response'], path);
+  if (r.direct_response && r.upgrade_configs.length > 0) {
+    w.err(at(path, 'upgrade_configs'), 'needs "route": a direct_response route answers every request itself, upgrades included');
+  }
   if (r.route) checkAction(w, r.route, at(path, 'route'), kind, scope);
   checkRateLimits(w, r.rate_limits, at(path, 'rate_limits'));
   if (r.authorization) checkAuthorization(w, r.authorization, at(path, 'authorization'));

@@ -138,14 +138,15 @@ export function buildResources(
   ]);
 }
 
-/** For a `grpc-` group: each Remora listener becomes a gRPC API listener of the same name
- *  whose HttpConnectionManager fetches the listener's route configuration over RDS, so a
- *  gRPC client resolving `xds:///<listener name>` gets the listener's routes. */
+/** For a `grpc-` group: each Remora HTTP listener becomes a gRPC API listener of the same
+ *  name whose HttpConnectionManager fetches the listener's route configuration over RDS, so
+ *  a gRPC client resolving `xds:///<listener name>` gets the listener's routes. TCP
+ *  listeners (no HttpConnectionManager) mean nothing to a gRPC client and are left out. */
 function apiListeners(translator: XdsTranslator, listeners: Map<string, ProtoObject>): Map<string, ProtoObject> {
   const out = new Map<string, ProtoObject>();
   for (const [name, listener] of listeners) {
     const route = routeConfigNameOf(listener);
-    if (route === null) throw new Error(`listener "${name}": no RDS route configuration name found for its gRPC API listener`);
+    if (route === null) continue;
     out.set(name, translator.grpcApiListener(name, route));
   }
   return out;

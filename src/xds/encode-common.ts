@@ -1,9 +1,10 @@
 // The pieces the encoder's listener, route and cluster parts share (src/xds/encode.ts,
 // encode-route.ts): wire helpers (Duration, wrappers, the Struct metadata that carries
 // Remora-only fields, Any), the HTTP filter names Remora writes, local rate limits, RBAC
-// rules, and TLS transport sockets, in the shapes src/xds/translate*.ts reads back.
+// rules, upgrade configs, and TLS transport sockets, in the shapes src/xds/translate*.ts
+// reads back.
 
-import type { Authorization, ListenerTlsConfig, RateLimit, TlsVersion, UpstreamTlsConfig } from '../config/types.js';
+import type { Authorization, ListenerTlsConfig, RateLimit, TlsVersion, UpgradeConfig, UpstreamTlsConfig } from '../config/types.js';
 import { ANY_IDENTITY_REGEX, REMORA_METADATA, TLS_TRANSPORT_SOCKET } from './names.js';
 import { loadXdsProtos, TypeUrl, type AnyMessage, type ProtoObject } from './protos.js';
 
@@ -49,6 +50,12 @@ function toStruct(o: Record<string, unknown>): ProtoObject {
 export function metadata(ext: Record<string, unknown>): ProtoObject {
   const set = Object.entries(ext).filter(([, v]) => v !== undefined);
   return set.length === 0 ? {} : { metadata: { filter_metadata: { [REMORA_METADATA]: toStruct(Object.fromEntries(set)) } } };
+}
+
+/** A listener's or route's upgrade_configs (the HCM's, a route action's): `enabled` only
+ *  when false (Envoy's unset is true, as Remora's). */
+export function upgradeConfigs(list: readonly UpgradeConfig[]): ProtoObject[] {
+  return list.map((u) => ({ upgrade_type: u.upgrade_type, ...(u.enabled ? {} : { enabled: { value: false } }) }));
 }
 
 /** Rate limit keys by name, for the `rate_limit_keys` extension. */

@@ -5,7 +5,7 @@
 
 import type { Authorization, HeaderMatcher, HeaderValue, Listener, Route, RouteAction, RetryPolicy } from '../config/types.js';
 import {
-  duration, encode, hasRules, localRateLimit, metadata, RBAC_ACTIONS, rateLimitKeys, rbacRules, ROUTE_LIMIT_SLOT, ROUTE_RBAC_SLOT, u32,
+  duration, encode, hasRules, localRateLimit, metadata, RBAC_ACTIONS, rateLimitKeys, rbacRules, ROUTE_LIMIT_SLOT, ROUTE_RBAC_SLOT, u32, upgradeConfigs,
 } from './encode-common.js';
 import { FILTER_CONFIG_TYPE_URL } from './names.js';
 import { TypeUrl, type AnyMessage, type ProtoObject } from './protos.js';
@@ -58,7 +58,8 @@ function route(r: Route, defaultName: string): ProtoObject {
   return {
     ...(r.name !== defaultName ? { name: r.name } : {}), // default names (`vhost/0`) are not valid explicit names
     match,
-    ...(a !== undefined ? { route: routeAction(a) } : {}),
+    // Envoy's upgrade_configs are the route action's: a direct response has none.
+    ...(a !== undefined ? { route: { ...routeAction(a), upgrade_configs: upgradeConfigs(r.upgrade_configs) } } : {}),
     ...(r.direct_response !== undefined
       ? { direct_response: { status: r.direct_response.status, ...(r.direct_response.body !== '' ? { body: { inline_string: r.direct_response.body } } : {}) } }
       : {}),

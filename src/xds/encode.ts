@@ -10,6 +10,9 @@
 // has HttpProtocolOptions with explicit_http_config.http2_protocol_options, a
 // `downstream` one use_downstream_protocol_config. TLS contexts name the ALPN protocols
 // Remora offers.
+// A TCP listener (tcp_proxy, filter_chains) has filter chains of tcp_proxy filters and no
+// routes, a cluster's send_proxy_protocol a PROXY protocol transport socket around its
+// TLS one (encode-tcp.ts); upgrade_configs go to the HCM and the route actions.
 // Remora-only fields travel in `metadata.filter_metadata.remora` (docs/xds.md). The
 // objects are in proto-loader's shape, ready for encodeAny; nested `Any`s are already
 // encoded (encode-common.ts).
@@ -17,10 +20,11 @@
 import type { Cluster, Listener, RemoraConfig } from '../config/types.js';
 import {
   ADS, downstreamTlsSocket, duration, encode, hasRules, LISTENER_LIMIT_FILTER, LISTENER_RBAC, localRateLimit, metadata, RBAC_ACTIONS,
-  rateLimitKeys, rbacRules, ROUTE_LIMIT_SLOT, ROUTE_RBAC_SLOT, u32, upstreamTlsSocket, XFCC_SETS,
+  rateLimitKeys, rbacRules, ROUTE_LIMIT_SLOT, ROUTE_RBAC_SLOT, u32, upgradeConfigs, upstreamTlsSocket, XFCC_SETS,
 } from './encode-common.js';
+import { isTcpListener, tcpListener, upstreamProxyProtocolSocket } from './encode-tcp.js';
 import { routeConfiguration } from './encode-route.js';
-import { ALPN_H1, ALPN_H2, HCM_FILTER_NAME, HTTP_PROTOCOL_OPTIONS, LISTENER_ALPN, ROUTER_FILTER_NAME } from './names.js';
+import { ALPN_H1, ALPN_H2, HCM_FILTER_NAME, HTTP_PROTOCOL_OPTIONS, LISTENER_ALPN, PROXY_PROTOCOL_LISTENER_FILTER, ROUTER_FILTER_NAME } from './names.js';
 import { TypeUrl, type ProtoObject } from './protos.js';
 
 export interface XdsResources {
@@ -36,6 +40,10 @@ export interface XdsResources {
 export function toXdsResources(config: RemoraConfig, opts: { edsForAllClusters: boolean }): XdsResources {
   const out: XdsResources = { listeners: new Map(), routes: new Map(), clusters: new Map(), endpoints: new Map() };
   for (const l of config.listeners) {
+    if (isTcpListener(l)) {
+      out.listeners.set(l.name, tcpListener(l)); // no routes
+      continue;
+    }
     out.listeners.set(l.name, listener(l));
     out.routes.set(l.name, routeConfiguration(l));
   }
@@ -105,6 +113,8 @@ function listener(l: Listener): ProtoObject {
       max_headers_count: u32(l.max_request_headers_count),
       ...(l.max_requests_per_connection > 0 ? { max_requests_per_connection: u32(l.max_requests_per_connection) } : {}),
     },
+    // enabled unset is true, in Envoy and in Remora.
+    upgrade_configs: upgradeConfigs(l.upgrade_configs),
     // Explicit, also SANITIZE: absent is Envoy's SANITIZE, not Remora's file default.
     forward_client_cert_details: l.forward_client_cert_details.toUpperCase(),
     // The elements Remora sets, so that an Envoy sets them too.
@@ -114,7 +124,7 @@ function listener(l: Listener): ProtoObject {
     name: l.name,
     address: { socket_address: { address: l.address, port_value: l.port } },
     ...(l.proxy_protocol
-      ? { listener_filters: [{ name: 'envoy.filters.listener.proxy_protocol', typed_config: encode(TypeUrl.ProxyProtocol, {}) }] }
+      ? { listener_filters: [{ name: PROXY_PROTOCOL_LISTENER_FILTER, typed_config: encode(TypeUrl.ProxyProtocol, {}) }] }
       : {}),
     filter_chains: [{
       filters: [{ name: HCM_FILTER_NAME, typed_config: encode(TypeUrl.HttpConnectionManager, hcm) }],
@@ -183,7 +193,7 @@ function cluster(c: Cluster, eds: boolean): ProtoObject {
       }
       : {}),
     common_lb_config: { healthy_panic_threshold: { value: c.panic_threshold_percent } },
-    ...(c.tls !== undefined ? { transport_socket: upstreamTlsSocket(c.tls, CLUSTER_ALPN[c.protocol]) } : {}),
+    ...transportSocket(c),
     // HTTP/1.1 is Envoy's default: nothing to write (an http1 cluster's
     // http2_protocol_options do nothing and are not sent).
     ...(c.protocol !== 'http1'
@@ -195,6 +205,13 @@ function cluster(c: Cluster, eds: boolean): ProtoObject {
       outlier_probation_requests: od !== undefined && od.probation_requests !== 1 ? od.probation_requests : undefined,
     }),
   };
+}
+
+/** A cluster's TLS socket, inside the PROXY protocol one with send_proxy_protocol. */
+function transportSocket(c: Cluster): ProtoObject {
+  const tls = c.tls !== undefined ? upstreamTlsSocket(c.tls, CLUSTER_ALPN[c.protocol]) : undefined;
+  if (c.send_proxy_protocol !== undefined) return { transport_socket: upstreamProxyProtocolSocket(c.send_proxy_protocol, tls) };
+  return tls !== undefined ? { transport_socket: tls } : {};
 }
 
 /** HttpProtocolOptions' version choice for an `http2`, `downstream` or `auto` cluster. */

@@ -9,6 +9,13 @@ export const FILTER_CONFIG_TYPE_URL = 'type.googleapis.com/envoy.config.route.v3
 export const HCM_FILTER_NAME = 'envoy.filters.network.http_connection_manager';
 export const ROUTER_FILTER_NAME = 'envoy.filters.http.router';
 export const TLS_TRANSPORT_SOCKET = 'envoy.transport_sockets.tls';
+/** TCP listeners and send_proxy_protocol clusters. */
+export const TCP_PROXY_FILTER_NAME = 'envoy.filters.network.tcp_proxy';
+export const TLS_INSPECTOR = 'envoy.filters.listener.tls_inspector';
+export const HTTP_INSPECTOR = 'envoy.filters.listener.http_inspector';
+export const PROXY_PROTOCOL_LISTENER_FILTER = 'envoy.filters.listener.proxy_protocol';
+export const UPSTREAM_PROXY_PROTOCOL_SOCKET = 'envoy.transport_sockets.upstream_proxy_protocol';
+export const RAW_BUFFER_SOCKET = 'envoy.transport_sockets.raw_buffer';
 /** The typed_extension_protocol_options key of a cluster's HttpProtocolOptions. */
 export const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 
@@ -25,6 +32,8 @@ export const REMORA_METADATA = 'remora';
 /** Remora-only fields carried in `metadata.filter_metadata.remora`, per resource level. */
 export const REMORA_EXTENSIONS = {
   listener: ['access_log', 'generate_traceparent', 'rate_limit_keys', 'codec', 'max_connections'],
+  /** A TCP listener's (tcp_proxy filter chains): the others are HTTP settings. */
+  tcpListener: ['access_log', 'max_connections'],
   route: ['max_request_body_bytes', 'retry_allow_request_headers', 'retry_non_idempotent_on_reset', 'rate_limit_keys'],
   cluster: ['idle_timeout_ms', 'max_connections_per_endpoint', 'outlier_probation_requests'],
 } as const;

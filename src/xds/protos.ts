@@ -40,6 +40,16 @@ export const TypeUrl = {
   UuidRequestId: 'type.googleapis.com/envoy.extensions.request_id.uuid.v3.UuidRequestIdConfig',
   /** The listener filter `envoy.filters.listener.proxy_protocol` (a listener's proxy_protocol). */
   ProxyProtocol: 'type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol',
+  /** TCP listeners (translate-listener-tcp.ts): the tcp_proxy network filter, the
+   *  network RBAC filter (accepted without rules), the plaintext transport socket. */
+  TcpProxy: 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy',
+  NetworkRbac: 'type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC',
+  RawBuffer: 'type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer',
+  /** The listener filter `envoy.filters.listener.tls_inspector` (written before TCP chains that match on the ClientHello). */
+  TlsInspector: 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector',
+  HttpInspector: 'type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector',
+  /** A cluster's transport socket `envoy.transport_sockets.upstream_proxy_protocol` (its send_proxy_protocol). */
+  UpstreamProxyProtocol: 'type.googleapis.com/envoy.extensions.transport_sockets.proxy_protocol.v3.ProxyProtocolUpstreamTransport',
   /** A config by type URL and Struct (Istio wraps its own filters' configs in these). */
   TypedStruct: 'type.googleapis.com/xds.type.v3.TypedStruct',
   UdpaTypedStruct: 'type.googleapis.com/udpa.type.v1.TypedStruct',
@@ -68,6 +78,11 @@ const FILES = [
   'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
   'envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto',
   'envoy/extensions/filters/listener/proxy_protocol/v3/proxy_protocol.proto',
+  'envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.proto',
+  'envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.proto',
+  'envoy/extensions/filters/network/rbac/v3/rbac.proto',
+  'envoy/extensions/transport_sockets/raw_buffer/v3/raw_buffer.proto',
+  'envoy/extensions/transport_sockets/proxy_protocol/v3/upstream_proxy_protocol.proto',
   'envoy/extensions/filters/http/cors/v3/cors.proto',
   'envoy/extensions/filters/http/fault/v3/fault.proto',
   'envoy/extensions/filters/http/grpc_stats/v3/config.proto',

@@ -2,11 +2,12 @@
 // endpoints or EDS (endpoints from a ClusterLoadAssignment, joined by translateXds),
 // load balancing policy, connect timeout, circuit breakers, outlier detection, one HTTP
 // or gRPC health check, the panic threshold, upstream TLS (its ALPN list checked against
-// the upstream HTTP version), the upstream HTTP version (translate-protocol.ts) and the
-// Remora extensions. Where Envoy's defaults differ from Remora's file defaults, Envoy's
-// are written out.
+// the upstream HTTP version), the upstream PROXY protocol (send_proxy_protocol, a socket
+// around the TLS or plaintext one), the upstream HTTP version (translate-protocol.ts) and
+// the Remora extensions. Where Envoy's defaults differ from Remora's file defaults,
+// Envoy's are written out.
 
-import { REMORA_EXTENSIONS } from './names.js';
+import { RAW_BUFFER_SOCKET, REMORA_EXTENSIONS, TLS_TRANSPORT_SOCKET } from './names.js';
 import { TypeUrl } from './protos.js';
 import { asArr, asNum, asObj, asStr, isSet, wrapped, type Obj } from './read.js';
 import { edsName } from './resources.js';
@@ -14,7 +15,7 @@ import { checkName, configSource, extPath, root, sub, type Ctx, type Loc } from 
 import { translateEndpoints } from './translate-endpoints.js';
 import { Fields, type Mark } from './translate-fields.js';
 import { upstreamProtocol } from './translate-protocol.js';
-import { clusterAlpn, upstreamTls } from './translate-tls.js';
+import { clusterAlpn, rawBufferSocket, upstreamTls, type TlsResult } from './translate-tls.js';
 
 const LB_POLICIES: Readonly<Record<string, string>> = { ROUND_ROBIN: 'round_robin', LEAST_REQUEST: 'least_request', RANDOM: 'random' };
 /** Envoy's defaults where they differ from Remora's file defaults. */
@@ -78,7 +79,7 @@ export function translateCluster(ctx: Ctx, key: string, c: Obj): ClusterPart | u
     out.take('panic_threshold_percent', wrapped(lbc.healthy_panic_threshold), sub(ll, 'healthy_panic_threshold'));
   }
 
-  const tls = c.transport_socket === undefined ? undefined : upstreamTls(ctx, c.transport_socket, sub(loc, 'transport_socket'));
+  const tls = transportSocket(ctx, c.transport_socket, sub(loc, 'transport_socket'), out, true);
   if (tls !== undefined) out.attach('tls', tls.part.raw, tls.part.marks);
   const protocol = upstreamProtocol(ctx, c, loc, out);
   if (protocol !== undefined && tls?.alpn !== undefined) clusterAlpn(ctx, tls.alpn, protocol);
@@ -94,6 +95,38 @@ export function translateCluster(ctx: Ctx, key: string, c: Obj): ClusterPart | u
     else od2.set('probation_requests', ext.outlier_probation_requests, extPath(loc, 'outlier_probation_requests'));
   }
   return { name: key, raw: out.raw, marks: out.marks, ...(eds !== undefined ? { eds } : {}) };
+}
+
+/** A cluster's transport_socket: TLS (`tls`), plaintext (raw_buffer, the same as none), or
+ *  the upstream PROXY protocol socket (`send_proxy_protocol`, V1 unset as in Envoy) around
+ *  one of those (`outer`: not inside another). */
+function transportSocket(ctx: Ctx, v: unknown, loc: Loc, out: Fields, outer: boolean): TlsResult | undefined {
+  if (v === undefined || v === null || rawBufferSocket(ctx, v, loc)) return undefined;
+  const ts = asObj(v) ?? {};
+  if (asStr(asObj(ts.typed_config)?.type_url) !== TypeUrl.UpstreamProxyProtocol) return upstreamTls(ctx, v, loc);
+  if (!outer) {
+    ctx.reject(loc, 'a PROXY protocol socket inside another is not supported: Remora sends one header');
+    return undefined;
+  }
+  ctx.only(ts, loc, ['name', 'typed_config']);
+  const tl = sub(loc, 'typed_config');
+  const msg = ctx.decode(ts.typed_config, tl)?.message;
+  if (msg === undefined) return undefined;
+  ctx.only(msg, tl, ['config', 'transport_socket']);
+  const cl = sub(tl, 'config');
+  const config = asObj(msg.config) ?? {};
+  if (isSet(config.pass_through_tlvs)) {
+    ctx.reject(sub(cl, 'pass_through_tlvs'), 'is not supported: Remora\'s header carries the client\'s addresses only (no TLVs passed on)');
+  }
+  ctx.only(config, cl, ['version', 'pass_through_tlvs']);
+  const version = asStr(config.version) ?? 'V1';
+  if (version !== 'V1' && version !== 'V2') ctx.reject(sub(cl, 'version'), `${version} is not supported (V1 or V2)`);
+  else out.set('send_proxy_protocol', version.toLowerCase(), isSet(config.version) ? sub(cl, 'version') : tl);
+  if (msg.transport_socket === undefined || msg.transport_socket === null) {
+    ctx.reject(sub(tl, 'transport_socket'), `is required: the socket the header goes out on (${RAW_BUFFER_SOCKET}, or ${TLS_TRANSPORT_SOCKET} with UpstreamTlsContext)`);
+    return undefined;
+  }
+  return transportSocket(ctx, msg.transport_socket, sub(tl, 'transport_socket'), out, false);
 }
 
 function circuitBreakers(ctx: Ctx, cb: Obj, loc: Loc, out: Fields): void {

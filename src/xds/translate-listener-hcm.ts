@@ -5,9 +5,10 @@
 // control planes send and Remora has no field for. Such a setting is accepted when it
 // changes nothing Remora does (tracing without span export, the UUID request ID
 // extension, internal addresses, drain timings), and rejected by path when ignoring it
-// would change traffic (upgrades, trusted x-forwarded-for hops, Via, custom local
-// replies, ...). Also the HTTP filters that have no effect on their own (CORS without
-// policies, fault without faults, gRPC stats, Istio's telemetry and ALPN filters).
+// would change traffic (trusted x-forwarded-for hops, Via, custom local replies, ...).
+// Also upgrade_configs, the HCM's and a route's (CONNECT and h2c only disabled), and
+// the HTTP filters that have no effect on their own (CORS without policies, fault without
+// faults, gRPC stats, Istio's telemetry and ALPN filters).
 // docs/xds.md, "HttpConnectionManager", has the table and the reasons.
 
 import { TypeUrl } from './protos.js';
@@ -72,18 +73,54 @@ export function connectionManagerOptions(ctx: Ctx, hcm: Obj, tl: Loc, out: Field
   if (h1 !== undefined) http1Options(ctx, h1, sub(tl, 'http_protocol_options'));
   forwarding(ctx, hcm, tl);
   timeouts(ctx, hcm, tl);
-  asArr(hcm.upgrade_configs).forEach((v, i) => {
-    const u = asObj(v) ?? {};
-    if (wrappedBool(u.enabled) === false) return;
-    ctx.reject(sub(tl, `upgrade_configs[${i}]`), `${asStr(u.upgrade_type) ?? '(no upgrade_type)'} upgrades are not supported yet: `
-      + 'Remora does not proxy WebSocket or other upgraded connections (only enabled: false is accepted)');
-  });
+  const upgrades = upgradeConfigs(ctx, asArr(hcm.upgrade_configs), sub(tl, 'upgrade_configs'), 'filters');
+  if (upgrades.length > 0) out.list('upgrade_configs', upgrades);
   const reply = asObj(hcm.local_reply_config);
   for (const [k, v] of Object.entries(reply ?? {})) {
     if (isSet(v)) ctx.reject(sub(tl, `local_reply_config.${k}`), 'is not supported: Remora\'s local replies are its own (only an empty local_reply_config is accepted)');
   }
   // Accepted, no effect (docs/xds.md): use_remote_address (either value),
   // internal_address_config, preserve_external_request_id, tracing.
+}
+
+/** Upgrade types Remora never tunnels, and why: accepted only with enabled: false (which
+ *  asks for what Remora does anyway). */
+const NO_TUNNEL: Readonly<Record<string, string>> = {
+  connect: 'Remora refuses CONNECT requests (Envoy proxies them with this upgrade type)',
+  h2c: 'Remora serves a request with Upgrade: h2c over HTTP/1.1 and never switches it (Envoy with this entry would pass the upgrade on)',
+};
+
+/** An HCM's or a route's upgrade_configs → raw `upgrade_configs` (upgrade_type, enabled;
+ *  Envoy's unset enabled is true, as Remora's). `extra`: the HCM's `filters` (a filter
+ *  chain of its own for upgraded requests) or a route's `connect_config` (CONNECT
+ *  termination), rejected. A type listed twice is rejected (Envoy rejects it too). */
+export function upgradeConfigs(ctx: Ctx, list: readonly unknown[], loc: Loc, extra: 'filters' | 'connect_config'): Fields[] {
+  const out: Fields[] = [];
+  const seen = new Set<string>();
+  list.forEach((v, i) => {
+    const ul = sub(loc, i);
+    const u = asObj(v) ?? {};
+    if (isSet(u[extra])) {
+      ctx.reject(sub(ul, extra), extra === 'filters'
+        ? 'is not supported: upgraded requests go through the listener\'s own http_filters in Remora'
+        : 'is not supported: Remora does not terminate CONNECT');
+    }
+    ctx.only(u, ul, ['upgrade_type', 'enabled', extra]);
+    const type = asStr(u.upgrade_type) ?? '';
+    const enabled = wrappedBool(u.enabled) ?? true;
+    if (seen.has(type.toLowerCase())) ctx.reject(sub(ul, 'upgrade_type'), `"${type}" is listed twice`);
+    seen.add(type.toLowerCase());
+    const why = NO_TUNNEL[type.toLowerCase()];
+    if (why !== undefined) {
+      if (enabled) ctx.reject(ul, `${type} upgrades are not supported: ${why} (only enabled: false is accepted)`);
+      return;
+    }
+    const item = new Fields().here(ul);
+    item.set('upgrade_type', type, sub(ul, 'upgrade_type'));
+    item.set('enabled', enabled, sub(ul, 'enabled'));
+    out.push(item);
+  });
+  return out;
 }
 
 function commonOptions(ctx: Ctx, common: Obj, cl: Loc, out: Fields): void {
@@ -263,8 +300,9 @@ export function inertHttpFilter(ctx: Ctx, typedConfig: unknown, fl: Loc): InertF
   }
 }
 
-/** A Wasm filter config (as a Struct) that runs one of Istio's built-in plugins. */
-function istioNullVm(wasm: Obj): InertFilter | undefined {
+/** A Wasm filter config (as a Struct) that runs one of Istio's built-in plugins (an HTTP
+ *  or a network filter: the two share the shape and the plugin names). */
+export function istioNullVm(wasm: Obj): InertFilter | undefined {
   const vm = asObj(asObj(wasm.config)?.vm_config);
   if (vm?.runtime !== 'envoy.wasm.runtime.null') return undefined;
   const code = asStr(asObj(asObj(vm.code)?.local)?.inline_string);

@@ -1,25 +1,28 @@
-// Listener → a raw Remora listener without its routes (part of src/xds/translate.ts):
-// the address, one filter chain with downstream TLS and one HttpConnectionManager, whose
-// HTTP versions (codec_type, http2_protocol_options), XFCC mode and HTTP filters (RBAC,
-// local rate limits, the router, and those that have no effect on their own) become the
-// listener's, with its other settings and access log (translate-listener-hcm.ts); the
-// route configuration (RDS name or inline) is joined later by translateXds, with the
-// per-route configs these filters make room for.
+// Listener → a raw Remora listener without its routes (part of src/xds/translate.ts).
+// An HTTP listener: the address, one filter chain with downstream TLS and one
+// HttpConnectionManager, whose HTTP versions (codec_type, http2_protocol_options), XFCC
+// mode, upgrades and HTTP filters (RBAC, local rate limits, the router, and those that
+// have no effect on their own) become the listener's, with its other settings and access
+// log (translate-listener-hcm.ts); the route configuration (RDS name or inline) is joined
+// later by translateXds, with the per-route configs these filters make room for. A TCP
+// listener, whose chains end in tcp_proxy, is read by translate-listener-tcp.ts; one
+// mixing the two kinds is rejected. Listener filters (PROXY protocol, inspectors) are
+// read here for both.
 
-import { HCM_FILTER_NAME, REMORA_EXTENSIONS, ROUTER_FILTER_NAME } from './names.js';
+import {
+  HCM_FILTER_NAME, HTTP_INSPECTOR, PROXY_PROTOCOL_LISTENER_FILTER, REMORA_EXTENSIONS, ROUTER_FILTER_NAME, TCP_PROXY_FILTER_NAME, TLS_INSPECTOR,
+} from './names.js';
 import { TypeUrl } from './protos.js';
 import { asArr, asObj, asStr, isSet, wrapped, type Obj } from './read.js';
 import { checkName, configSource, extPath, root, socketAddress, sub, type Ctx, type Loc } from './translate-context.js';
 import { Fields, type Mark } from './translate-fields.js';
 import { connectionManagerOptions, HCM_SETTINGS, hcmAccessLog, inertHttpFilter, REJECTED_FILTERS, type InertFilter } from './translate-listener-hcm.js';
+import { tcpListener, type Inspectors } from './translate-listener-tcp.js';
 import { http2Options } from './translate-protocol.js';
 import { applyRateLimitKeys, localRateLimit } from './translate-ratelimit.js';
 import { authorization, collectRules, rbacConfig, type RbacAction, type RbacRules } from './translate-rbac.js';
-import { downstreamTls, forwardClientCert, listenerAlpn } from './translate-tls.js';
+import { downstreamTls, forwardClientCert, listenerAlpn, rawBufferSocket } from './translate-tls.js';
 
-/** Listener filters accepted as no-ops (see translateListener). */
-const INSPECTOR_FILTERS = ['envoy.filters.listener.tls_inspector', 'envoy.filters.listener.http_inspector'];
-const PROXY_PROTOCOL_FILTER = 'envoy.filters.listener.proxy_protocol';
 /** HTTP/3 has no Remora codec. */
 const CODEC_TYPES: Readonly<Record<string, 'auto' | 'http1' | 'http2'>> = { AUTO: 'auto', HTTP1: 'http1', HTTP2: 'http2' };
 /** Router fields accepted, no effect: Remora sends none of Envoy's x-envoy-* headers
@@ -33,7 +36,9 @@ export interface ListenerPart {
   /** The raw listener without virtual_hosts. */
   readonly raw: Obj;
   readonly marks: Mark[];
-  readonly route: { kind: 'rds'; name: string } | { kind: 'inline'; config: Obj; loc: Loc };
+  /** Where its routes come from; a TCP listener has none, only the clusters its
+   *  tcp_proxy filters name. */
+  readonly route: { kind: 'rds'; name: string } | { kind: 'inline'; config: Obj; loc: Loc } | { kind: 'tcp'; clusters: readonly string[] };
   /** Local rate limit HTTP filters by name: index in http_filters, and whether the
    *  filter has its own token bucket (a listener-wide limit). */
   readonly rateLimitFilters: ReadonlyMap<string, { index: number; bucket: boolean }>;
@@ -55,42 +60,29 @@ export function translateListener(ctx: Ctx, key: string, l: Obj): ListenerPart |
     ctx.reject(sub(loc, 'api_listener'), 'api_listener is for gRPC clients; Remora needs address + filter_chains');
     return undefined;
   }
-  ctx.only(l, loc, ['name', 'address', 'filter_chains', 'metadata', 'listener_filters']);
-  // Inspectors that only read the first bytes to pick a filter chain (Istio adds them):
-  // with one filter chain there is nothing to pick, so they change nothing. The PROXY
-  // protocol filter (without options) is the listener's proxy_protocol. Others act.
+  const kind = listenerKind(ctx, l, loc);
+  if (kind === undefined) return undefined;
+  ctx.only(l, loc, ['name', 'address', 'filter_chains', 'metadata', 'listener_filters', ...(kind === 'tcp' ? ['default_filter_chain'] : [])]);
   const out = new Fields().here(loc);
-  asArr(l.listener_filters).forEach((f, i) => {
-    const fl = sub(loc, `listener_filters[${i}]`);
-    const filter = asObj(f) ?? {};
-    const name = asStr(filter.name) ?? '';
-    const typed = asObj(filter.typed_config) as { type_url?: string } | undefined;
-    if (name === PROXY_PROTOCOL_FILTER || typed?.type_url === TypeUrl.ProxyProtocol) {
-      const config = typed !== undefined ? ctx.decode(typed, sub(fl, 'typed_config'))?.message : {};
-      if (config !== undefined) ctx.only(config, sub(fl, 'typed_config'), []);
-      out.set('proxy_protocol', true, fl);
-      return;
-    }
-    if (!INSPECTOR_FILTERS.includes(name)) {
-      ctx.reject(fl, `"${name}" is not supported (only ${INSPECTOR_FILTERS.join(', ')}, which change nothing with one filter chain, and ${PROXY_PROTOCOL_FILTER})`);
-    }
-  });
+  const inspectors = listenerFilters(ctx, l, loc, out);
   out.set('name', key, sub(loc, 'name'));
   const sa = socketAddress(ctx, l.address, sub(loc, 'address'));
   if (sa !== undefined) {
     out.set('address', sa.address, sa.addressLoc);
     out.set('port', sa.port, sa.portLoc);
   }
+  if (kind === 'tcp') return translateTcpListener(ctx, key, l, loc, out, sa?.port ?? 0, inspectors);
   const chains = asArr(l.filter_chains);
   if (chains.length !== 1) {
     const where = chains.length === 0 ? sub(loc, 'filter_chains') : sub(loc, 'filter_chains[1]');
-    ctx.reject(where, `Remora needs exactly one filter chain (got ${chains.length})`);
+    ctx.reject(where, `an HTTP listener needs exactly one filter chain (got ${chains.length}); only tcp_proxy listeners have several`);
     return undefined;
   }
   const cl = sub(loc, 'filter_chains[0]');
   const chain = asObj(chains[0]) ?? {};
   ctx.only(chain, cl, ['filters', 'name', 'transport_socket']);
-  const tls = chain.transport_socket === undefined ? undefined : downstreamTls(ctx, chain.transport_socket, sub(cl, 'transport_socket'));
+  const tls = chain.transport_socket === undefined || rawBufferSocket(ctx, chain.transport_socket, sub(cl, 'transport_socket'))
+    ? undefined : downstreamTls(ctx, chain.transport_socket, sub(cl, 'transport_socket'));
   if (tls !== undefined) out.attach('tls', tls.part.raw, tls.part.marks);
   const filters = asArr(chain.filters);
   if (filters.length !== 1) {
@@ -154,6 +146,69 @@ export function translateListener(ctx: Ctx, key: string, l: Obj): ListenerPart |
   }
   if (route === undefined) return undefined;
   return { name: key, loc, raw: out.raw, marks: out.marks, route, rateLimitFilters, rbacFilters, inertFilters, everyClientVerified };
+}
+
+/** 'tcp' when some filter chain (the default one included) has a tcp_proxy and none an
+ *  HttpConnectionManager; 'http' otherwise (the HCM translation rejects what it cannot
+ *  read); undefined, rejected, when HCM and tcp_proxy chains are mixed: a Remora listener
+ *  is HTTP or TCP. */
+function listenerKind(ctx: Ctx, l: Obj, loc: Loc): 'http' | 'tcp' | undefined {
+  const chains: [unknown, Loc][] = asArr(l.filter_chains).map((c, i) => [c, sub(loc, `filter_chains[${i}]`)]);
+  if (l.default_filter_chain !== undefined && l.default_filter_chain !== null) chains.push([l.default_filter_chain, sub(loc, 'default_filter_chain')]);
+  let http: Loc | undefined;
+  let tcp: Loc | undefined;
+  for (const [c, cl] of chains) {
+    const filters = asArr(asObj(c)?.filters).map((f) => [asStr(asObj(f)?.name), asStr(asObj(asObj(f)?.typed_config)?.type_url)]);
+    if (filters.some(([n, t]) => t === TypeUrl.HttpConnectionManager || (t === undefined && n === HCM_FILTER_NAME))) http ??= cl;
+    else if (filters.some(([n, t]) => t === TypeUrl.TcpProxy || (t === undefined && n === TCP_PROXY_FILTER_NAME))) tcp ??= cl;
+    if (http !== undefined && tcp !== undefined) {
+      // This chain is the second kind seen; the other kind's first chain came before it.
+      const [mine, theirs, first] = cl === tcp ? [TCP_PROXY_FILTER_NAME, HCM_FILTER_NAME, http] : [HCM_FILTER_NAME, TCP_PROXY_FILTER_NAME, tcp];
+      ctx.reject(cl, `has ${mine} where ${first.path} has ${theirs}: a Remora listener is HTTP or TCP, not both (serve them on two listeners)`);
+      return undefined;
+    }
+  }
+  return tcp !== undefined ? 'tcp' : 'http';
+}
+
+/** listener_filters → `out`. The PROXY protocol filter (without options) is the listener's
+ *  proxy_protocol. The TLS and HTTP inspectors only read a connection's first bytes to pick
+ *  a filter chain (Istio adds them): an HTTP listener has one chain, so they change
+ *  nothing there; a TCP listener's chains are picked by the ClientHello, which Remora reads
+ *  itself whenever a chain matches on it (as Envoy injects the TLS inspector when a chain
+ *  needs it). Other listener filters act, and are rejected. */
+function listenerFilters(ctx: Ctx, l: Obj, loc: Loc, out: Fields): Inspectors {
+  let http = false;
+  asArr(l.listener_filters).forEach((f, i) => {
+    const fl = sub(loc, `listener_filters[${i}]`);
+    const filter = asObj(f) ?? {};
+    const name = asStr(filter.name) ?? '';
+    const typed = asObj(filter.typed_config) as { type_url?: string } | undefined;
+    if (name === PROXY_PROTOCOL_LISTENER_FILTER || typed?.type_url === TypeUrl.ProxyProtocol) {
+      const config = typed !== undefined ? ctx.decode(typed, sub(fl, 'typed_config'))?.message : {};
+      if (config !== undefined) ctx.only(config, sub(fl, 'typed_config'), []);
+      out.set('proxy_protocol', true, fl);
+    } else if (name === HTTP_INSPECTOR || typed?.type_url === TypeUrl.HttpInspector) http = true;
+    else if (name !== TLS_INSPECTOR && typed?.type_url !== TypeUrl.TlsInspector) {
+      ctx.reject(fl, `"${name}" is not supported (only ${TLS_INSPECTOR} and ${HTTP_INSPECTOR}, which only help pick a filter chain, and ${PROXY_PROTOCOL_LISTENER_FILTER})`);
+    }
+  });
+  return { http };
+}
+
+/** A TCP listener (translate-listener-tcp.ts) with its Remora extensions and access log. */
+function translateTcpListener(ctx: Ctx, key: string, l: Obj, loc: Loc, out: Fields, port: number, inspectors: Inspectors): ListenerPart {
+  const tcp = tcpListener(ctx, l, loc, out, port, inspectors);
+  const ext = ctx.extensions(l, loc, REMORA_EXTENSIONS.tcpListener);
+  for (const k of REMORA_EXTENSIONS.tcpListener) out.take(k, ext[k], extPath(loc, k));
+  if (tcp.log !== undefined && tcp.logLoc !== undefined) {
+    if (ext.access_log !== undefined) ctx.reject(tcp.logLoc, `and the Remora extension access_log (${extPath(loc, 'access_log').path}) are both set: set one`);
+    else out.attach('access_log', tcp.log.raw, tcp.log.marks);
+  }
+  return {
+    name: key, loc, raw: out.raw, marks: out.marks, route: { kind: 'tcp', clusters: tcp.clusters },
+    rateLimitFilters: new Map(), rbacFilters: new Map(), inertFilters: new Map(), everyClientVerified: true,
+  };
 }
 
 /** The HCM's http_filters: RBAC and local rate limits, then the router, last; filters

@@ -1,6 +1,6 @@
 // RouteConfiguration → raw virtual hosts (part of src/xds/translate.ts): routes with
 // their match (translate-route-match.ts), route action (cluster or weighted clusters,
-// rewrites, timeout, gRPC deadline, retry policy: translate-route-retry.ts) or direct
+// rewrites, timeout, gRPC deadline, retry policy: translate-route-retry.ts, upgrades) or direct
 // response, header edits and Remora extensions; per-route configs of local rate limit
 // and RBAC filters are collected and attached per listener (attachRoutes), because
 // whether they are allowed depends on the listener's filters. What control planes add
@@ -13,6 +13,7 @@ import { asArr, asNum, asObj, asStr, isSet, wrapped, wrappedBool, type Obj } fro
 import { extPath, sub, type Ctx, type Loc } from './translate-context.js';
 import { Fields, type Mark } from './translate-fields.js';
 import type { ListenerPart } from './translate-listener.js';
+import { upgradeConfigs } from './translate-listener-hcm.js';
 import { applyRateLimitKeys, localRateLimit } from './translate-ratelimit.js';
 import { authorization, collectRules, rbacConfig, type RbacAction, type RbacRules } from './translate-rbac.js';
 import { routeMatch } from './translate-route-match.js';
@@ -131,9 +132,13 @@ function translateRoute(ctx: Ctx, r: Obj, loc: Loc, out: Fields, part: RoutePart
   if (isSet(r.name)) out.set('name', r.name, sub(loc, 'name'));
   if (r.match !== undefined) routeMatch(ctx, asObj(r.match) ?? {}, sub(loc, 'match'), out.nest('match'));
   if (r.route !== undefined) {
-    const action = routeAction(ctx, asObj(r.route) ?? {}, sub(loc, 'route'), out.nest('route'));
+    const ra = asObj(r.route) ?? {};
+    const action = routeAction(ctx, ra, sub(loc, 'route'), out.nest('route'));
     if (typeof action.cluster === 'string') part.clusters.push(action.cluster);
     for (const w of asArr(action.weighted_clusters)) part.clusters.push(String(asObj(w)?.cluster));
+    // Envoy's are the route action's; Remora's the route's.
+    const upgrades = upgradeConfigs(ctx, asArr(ra.upgrade_configs), sub(loc, 'route.upgrade_configs'), 'connect_config');
+    if (upgrades.length > 0) out.list('upgrade_configs', upgrades);
   }
   if (r.direct_response !== undefined) {
     const dl = sub(loc, 'direct_response');
@@ -219,7 +224,7 @@ function perRouteConfigs(ctx: Ctx, configs: Obj, loc: Loc, vhost: number, route:
 /** RouteAction → `out` (the route's raw `route`), which it returns. */
 function routeAction(ctx: Ctx, a: Obj, loc: Loc, out: Fields): Obj {
   ctx.only(a, loc, ['cluster', 'weighted_clusters', 'prefix_rewrite', 'host_rewrite_literal', 'timeout', 'retry_policy',
-    'auto_host_rewrite', 'priority', 'cluster_not_found_response_code', 'max_stream_duration', 'max_grpc_timeout', 'grpc_timeout_offset']);
+    'auto_host_rewrite', 'priority', 'cluster_not_found_response_code', 'max_stream_duration', 'max_grpc_timeout', 'grpc_timeout_offset', 'upgrade_configs']);
   if (wrappedBool(a.auto_host_rewrite) === true) ctx.reject(sub(loc, 'auto_host_rewrite'), 'is not supported; use host_rewrite_literal');
   if (isSet(a.priority) && a.priority !== 'DEFAULT') ctx.reject(sub(loc, 'priority'), `${String(a.priority)} is not supported (DEFAULT only)`);
   if (isSet(a.cluster_not_found_response_code) && a.cluster_not_found_response_code !== 'SERVICE_UNAVAILABLE') {

@@ -154,6 +154,17 @@ export function forwardClientCert(ctx: Ctx, hcm: Obj, loc: Loc, out: Fields): vo
   out.set('forward_client_cert_details', mode, sub(loc, 'forward_client_cert_details'));
 }
 
+/** Whether a transport_socket is `envoy.transport_sockets.raw_buffer` (plaintext: what an
+ *  unset one means), by its type; its config has no fields. */
+export function rawBufferSocket(ctx: Ctx, v: unknown, loc: Loc): boolean {
+  const ts = asObj(v) ?? {};
+  if (asStr(asObj(ts.typed_config)?.type_url) !== TypeUrl.RawBuffer) return false;
+  ctx.only(ts, loc, ['name', 'typed_config']);
+  const msg = ctx.decode(ts.typed_config, sub(loc, 'typed_config'))?.message;
+  if (msg !== undefined) ctx.only(msg, sub(loc, 'typed_config'), []);
+  return true;
+}
+
 /** A transport_socket's decoded TLS context and its location; undefined when rejected. */
 function tlsContext(ctx: Ctx, v: unknown, loc: Loc, typeUrl: string): [Obj, Loc] | undefined {
   const ts = asObj(v) ?? {};

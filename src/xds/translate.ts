@@ -7,7 +7,8 @@
 // why it has no effect. validateConfig's errors are mapped back to the resource and
 // field they came from. Proto shapes stop here: nothing downstream sees them.
 // docs/xds.md lists the supported fields, the rejections and the warming rules. The
-// parts, one per resource type: translate-listener.ts (with translate-listener-hcm.ts), translate-route.ts (with
+// parts, one per resource type: translate-listener.ts (with translate-listener-hcm.ts and
+// translate-listener-tcp.ts), translate-route.ts (with
 // translate-route-match.ts and translate-route-retry.ts), translate-cluster.ts,
 // translate-endpoints.ts, and the pieces they share: translate-tls.ts, translate-protocol.ts,
 // translate-rbac.ts, translate-ratelimit.ts; translate-context.ts reads (paths,
@@ -85,6 +86,11 @@ export function translateXds(base: Record<string, unknown>, set: XdsResourceSet)
   const rawListeners = listeners.map((l, i) => {
     const out = new Fields({ ...l.raw }, marks, `listeners[${i}]`);
     addMarks(marks, out.at, l.marks);
+    if (l.route.kind === 'tcp') {
+      // No routes; it waits for the endpoints of the clusters its chains forward to.
+      if (l.route.clusters.some((c) => waitingClusters.has(c))) waitingListeners.add(l.name);
+      return out.raw;
+    }
     const part = l.route.kind === 'inline' ? translateRouteConfig(ctx, l.route.config, l.route.loc) : routeConfigs.get(l.route.name);
     if (part === undefined) {
       waitingListeners.add(l.name);

@@ -90,7 +90,7 @@ const STDOUT_JSON_LOG = {
 };
 
 /** An Istio outbound sidecar HCM (the listener for port 9080), minus what Remora still
- *  rejects elsewhere: upgrade_configs (below) and rds.config_source.initial_fetch_timeout. */
+ *  rejects elsewhere (rds.config_source.initial_fetch_timeout) and upgrade_configs (below). */
 function istioOutbound(hcm: Obj): void {
   Object.assign(hcm, {
     stat_prefix: 'outbound_0.0.0.0_9080',
@@ -159,13 +159,13 @@ t.test('an Istio inbound HCM (metadata exchange in an xds TypedStruct, XFCC, ser
   t.equal(l?.forward_client_cert_details, 'append_forward');
 });
 
-t.test("Istio's upgrade_configs (websocket) is rejected: ignoring it would break WebSockets", async (t) => {
-  t.same(errorsOf(withHcm((hcm) => {
+t.test("Istio's upgrade_configs (websocket) is the listener's upgrade_configs", async (t) => {
+  const r = withHcm((hcm) => {
     istioOutbound(hcm);
     hcm.upgrade_configs = [{ upgrade_type: 'websocket' }];
-  })), [
-    `${TL}.upgrade_configs[0]: websocket upgrades are not supported yet: Remora does not proxy WebSocket or other upgraded connections (only enabled: false is accepted)`,
-  ]);
+  });
+  t.same(errorsOf(r), []);
+  t.strictSame(r.ok ? r.config.listeners[0].upgrade_configs : undefined, [{ upgrade_type: 'websocket', enabled: true }]);
 });
 
 /** An Envoy Gateway listener's HCM (translator output shape). */
@@ -227,7 +227,7 @@ t.test('settings accepted as having no effect give the same config as their abse
     ['tracing', { tracing: ISTIO_TRACING }],
     ['stream_idle_timeout 0s, request_timeout 0s', { stream_idle_timeout: { seconds: 0 }, request_timeout: {} }],
     ['delayed_close_timeout, drain_timeout', { delayed_close_timeout: { seconds: 1 }, drain_timeout: { seconds: 5 } }],
-    ['upgrade_configs disabled', { upgrade_configs: [{ upgrade_type: 'websocket', enabled: { value: false } }] }],
+    ['upgrade_configs: CONNECT and h2c disabled', { upgrade_configs: [{ upgrade_type: 'CONNECT', enabled: { value: false } }, { upgrade_type: 'h2c', enabled: { value: false } }] }],
     ['local_reply_config empty', { local_reply_config: {} }],
     ['http_protocol_options', { http_protocol_options: { accept_http_10: true, allow_absolute_url: { value: true } } }],
     ['scheme_header_transformation match_upstream', { scheme_header_transformation: { match_upstream: true } }],
@@ -257,7 +257,7 @@ t.test('settings that would change traffic are rejected by path', async (t) => {
     request_id_extension: { typed_config: any('type.googleapis.com/example.v1.SequentialRequestId') },
     stream_idle_timeout: { seconds: 300 },
     request_timeout: { seconds: 30 },
-    upgrade_configs: [{ upgrade_type: 'websocket' }, { upgrade_type: 'CONNECT', enabled: { value: true } }, { upgrade_type: 'h2c', enabled: { value: false } }],
+    upgrade_configs: [{ upgrade_type: 'websocket' }, { upgrade_type: 'CONNECT', enabled: { value: true } }, { upgrade_type: 'h2c' }],
     local_reply_config: { mappers: [{ filter: { status_code_filter: { comparison: { op: 'EQ', value: { default_value: 503, runtime_key: 'k' } } } }, status_code: { value: 500 } }], body_format: {} },
     http_protocol_options: {
       allow_absolute_url: { value: false }, default_host_for_http_10: 'example.com', header_key_format: { proper_case_words: {} },
@@ -282,8 +282,8 @@ t.test('settings that would change traffic are rejected by path', async (t) => {
     `${TL}.request_id_extension.typed_config: example.v1.SequentialRequestId is not supported: Remora's request IDs are UUIDs (UuidRequestIdConfig only)`,
     `${TL}.stream_idle_timeout: 300000 ms is not supported: Remora has no per-stream idle timeout; a stream waits as long as its route's timeouts allow (0s or unset only)`,
     `${TL}.request_timeout: 30000 ms is not supported: Remora has no timeout for receiving a whole request; a route's timeout_ms starts once it is received (0s or unset only)`,
-    `${TL}.upgrade_configs[0]: websocket upgrades are not supported yet: Remora does not proxy WebSocket or other upgraded connections (only enabled: false is accepted)`,
-    `${TL}.upgrade_configs[1]: CONNECT upgrades are not supported yet: Remora does not proxy WebSocket or other upgraded connections (only enabled: false is accepted)`,
+    `${TL}.upgrade_configs[1]: CONNECT upgrades are not supported: Remora refuses CONNECT requests (Envoy proxies them with this upgrade type) (only enabled: false is accepted)`,
+    `${TL}.upgrade_configs[2]: h2c upgrades are not supported: Remora serves a request with Upgrade: h2c over HTTP/1.1 and never switches it (Envoy with this entry would pass the upgrade on) (only enabled: false is accepted)`,
     `${TL}.local_reply_config.mappers: is not supported: Remora's local replies are its own (only an empty local_reply_config is accepted)`,
     `${TL}.local_reply_config.body_format: is not supported: Remora's local replies are its own (only an empty local_reply_config is accepted)`,
   ]);

@@ -423,7 +423,7 @@ t.test('rejects two filter chains, and two network filters', async (t) => {
   const l = set.listeners.get('in') as Obj;
   const chain = arr(l.filter_chains)[0];
   l.filter_chains = [chain, chain];
-  t.same(errorsOf(translateXds({}, rewire(set))), ['Listener "in" filter_chains[1]: Remora needs exactly one filter chain (got 2)']);
+  t.same(errorsOf(translateXds({}, rewire(set))), ['Listener "in" filter_chains[1]: an HTTP listener needs exactly one filter chain (got 2); only tcp_proxy listeners have several']);
   l.filter_chains = [{ filters: [...arr(chain.filters), { name: 'envoy.filters.network.tcp_proxy' }] }];
   t.same(errorsOf(translateXds({}, rewire(set))), [
     'Listener "in" filter_chains[0].filters[1]: Remora needs exactly one network filter, envoy.filters.network.http_connection_manager (got 2)',
@@ -1005,15 +1005,20 @@ t.test("RBAC principals nested as Istio writes them (or_ids inside a single-id a
   ]);
 });
 
-t.test('listener filters: the TLS and HTTP inspectors are accepted as no-ops, others (but proxy_protocol) NACKed', async (t) => {
+t.test('listener filters: the TLS and HTTP inspectors are accepted (by name or type), others (but proxy_protocol) NACKed', async (t) => {
   const set = overTheWire(valid(MINIMAL));
   const l = set.listeners.get('in') as Obj;
   l.listener_filters = [{ name: 'envoy.filters.listener.tls_inspector' }, { name: 'envoy.filters.listener.http_inspector' }];
   t.same(errorsOf(translateXds({}, rewire(set))), [], 'expected Istio\'s inspectors to be accepted');
   l.listener_filters = [{ name: 'envoy.filters.listener.original_src' }];
   t.same(errorsOf(translateXds({}, rewire(set))), [
-    'Listener "in" listener_filters[0]: "envoy.filters.listener.original_src" is not supported (only envoy.filters.listener.tls_inspector, envoy.filters.listener.http_inspector, which change nothing with one filter chain, and envoy.filters.listener.proxy_protocol)',
+    'Listener "in" listener_filters[0]: "envoy.filters.listener.original_src" is not supported (only envoy.filters.listener.tls_inspector and envoy.filters.listener.http_inspector, which only help pick a filter chain, and envoy.filters.listener.proxy_protocol)',
   ]);
+  l.listener_filters = [
+    { name: 'tls', typed_config: protos.encodeAny(TypeUrl.TlsInspector, { enable_ja3_fingerprinting: { value: true } }) },
+    { name: 'http', typed_config: { type_url: TypeUrl.HttpInspector, value: new Uint8Array(0) } },
+  ];
+  t.same(errorsOf(translateXds({}, rewire(set))), [], 'recognised by type URL under other names');
 });
 
 t.test('RBAC outside the subset is rejected with its path', async (t) => {

@@ -190,9 +190,16 @@ export const DirectResponseSchema = obj({
   body: v.optional(str('Response body.'), ''),
 }, 'Answer without an upstream.');
 
+/** An Upgrade protocol (RFC 9110 §7.8): a token, optionally `/` and a version token. */
+function upgradeTypeProblem(s: string): string | undefined {
+  const [name, version, ...rest] = s.split('/');
+  const ok = TOKEN_RE.test(name) && (version === undefined || TOKEN_RE.test(version)) && rest.length === 0;
+  return ok ? undefined : `"${s}" is not an upgrade protocol (a token, or token/version such as "websocket" or "spdy/3.1")`;
+}
+
 export const UpgradeConfigSchema = obj({
   upgrade_type: str('The `Upgrade` header value this entry is for, compared case-insensitively: `websocket`, or any other token a client and upstream agree on (Envoy\'s `upgrade_type`). Lower-cased.',
-    { type: 'token', check: (s: string) => (TOKEN_RE.test(s) ? undefined : `"${s}" is not a valid upgrade token (RFC 7230 token)`), normalize: lower }),
+    { type: 'protocol (`name` or `name/version`)', check: upgradeTypeProblem, normalize: lower }),
   enabled: v.optional(bool('On a route: `false` refuses this upgrade on the route even where the listener allows it, `true` allows it where the listener does not list it.'), true),
 }, 'An HTTP/1.1 protocol upgrade (Envoy\'s `upgrade_configs`): a request with `Connection: upgrade` and this `Upgrade` is routed and checked like any request; when the upstream answers `101 Switching Protocols` the answer goes back unchanged and the connection becomes a byte tunnel both ways ([protocols.md](protocols.md#websocket-and-other-upgrades)).');
 

@@ -1,0 +1,248 @@
+// TCP listeners (part of src/xds/translate-listener.ts): a Listener whose filter chains all
+// end in `envoy.filters.network.tcp_proxy` becomes a Remora TCP listener. Each of its
+// `filter_chains` becomes one of the listener's `filter_chains` (name, and a match on the
+// TLS ClientHello: server_names, transport_protocol, application_protocols), its
+// `default_filter_chain` the listener's own `tcp_proxy`; each TcpProxy maps its cluster or
+// weighted clusters, idle timeout, connect attempts and connection duration, and its
+// access log becomes the listener's (one per listener). Istio's network filters before the
+// tcp_proxy (metadata exchange, stats, authn) and an RBAC filter without rules have no
+// effect on a connection Remora does not terminate, and are accepted; other filters,
+// TLS termination, tunnelling and matches on addresses or ports Remora cannot see are
+// rejected by path. docs/xds.md, "TCP listeners", has the table and the reasons.
+
+import { TCP_PROXY_FILTER_NAME } from './names.js';
+import { TypeUrl } from './protos.js';
+import { asArr, asNum, asObj, asStr, fromStruct, isSet, wrapped, type Obj } from './read.js';
+import { sub, type Ctx, type Loc } from './translate-context.js';
+import { Fields, type Part } from './translate-fields.js';
+import { hcmAccessLog, istioNullVm } from './translate-listener-hcm.js';
+import { rawBufferSocket } from './translate-tls.js';
+
+/** Which chain-picking listener filters a listener has that matter: the HTTP inspector
+ *  (the TLS inspector's work Remora does whenever a chain needs it). */
+export interface Inspectors {
+  readonly http: boolean;
+}
+
+/** A TCP listener's chains and defaults, written into the raw listener. */
+export interface TcpListenerPart {
+  /** Clusters its tcp_proxy filters reference (a listener waits for their endpoints). */
+  readonly clusters: string[];
+  /** The access log its tcp_proxy filters name (all the same), if any. */
+  readonly log?: Part;
+  readonly logLoc?: Loc;
+}
+
+/** Network filters accepted before a tcp_proxy, having no effect there (docs/xds.md). */
+type InertNetworkFilter = 'istio.metadata_exchange' | 'istio.stats' | 'istio_authn' | 'rbac';
+
+/** Istio's network filters by type URL (directly, or in a TypedStruct). Metadata exchange
+ *  acts only on a connection whose TLS Remora terminates with ALPN istio-peer-exchange,
+ *  which a TCP chain never is; stats and authn only record. */
+const ISTIO_NETWORK_FILTERS: Readonly<Record<string, InertNetworkFilter>> = {
+  'type.googleapis.com/envoy.tcp.metadataexchange.config.MetadataExchange': 'istio.metadata_exchange',
+  'type.googleapis.com/stats.PluginConfig': 'istio.stats',
+  'type.googleapis.com/io.istio.network.authn.Config': 'istio_authn',
+};
+const NETWORK_WASM = 'type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm';
+
+/** FilterChainMatch fields that select by address or port: Remora picks by the ClientHello. */
+const ADDRESS_MATCHES = ['prefix_ranges', 'address_suffix', 'suffix_len', 'direct_source_prefix_ranges', 'source_prefix_ranges', 'source_ports'];
+/** Application protocols the HTTP inspector reports for plaintext connections. */
+const SNIFFED_PROTOCOLS = ['http/1.0', 'http/1.1', 'h2c'];
+/** TcpProxy fields rejected with a reason of their own. */
+const TCP_PROXY_REJECTED: Readonly<Record<string, string>> = {
+  tunneling_config: 'is not supported: Remora forwards the connection\'s bytes as they are (no HTTP CONNECT or POST tunnel to the upstream)',
+  on_demand: 'is not supported: Remora knows every cluster from CDS before a connection uses it (no on-demand discovery)',
+  metadata_match: 'is not supported: Remora has no subset load balancing',
+  downstream_idle_timeout: 'is not supported: Remora has one idle timeout for both directions (idle_timeout)',
+  upstream_idle_timeout: 'is not supported: Remora has one idle timeout for both directions (idle_timeout)',
+};
+
+/**
+ * The TCP listener's `filter_chains` and `tcp_proxy` (the default chain), into `out` (the
+ * raw listener, which has its name, address and port). `port`: the listener's, which a
+ * chain's destination_port may name (then it changes nothing).
+ */
+export function tcpListener(ctx: Ctx, l: Obj, loc: Loc, out: Fields, port: number, inspectors: Inspectors): TcpListenerPart {
+  const clusters: string[] = [];
+  const logs: { part: Part | undefined; loc: Loc }[] = [];
+  const chains: Part[] = [];
+  asArr(l.filter_chains).forEach((v, i) => {
+    const cl = sub(loc, `filter_chains[${i}]`);
+    const chain = asObj(v) ?? {};
+    const fc = new Fields().here(cl);
+    // A name is optional in Envoy and required in Remora: an unnamed chain is named by its place.
+    fc.set('name', isSet(chain.name) ? chain.name : `filter_chains[${i}]`, sub(cl, 'name'));
+    const m = asObj(chain.filter_chain_match);
+    if (m !== undefined) chainMatch(ctx, m, sub(cl, 'filter_chain_match'), port, inspectors, fc.nest('match').here(sub(cl, 'filter_chain_match')));
+    else fc.mark('.match', sub(cl, 'filter_chain_match')); // the default ({}, any) stands for it
+    const body = chainBody(ctx, chain, cl, clusters);
+    if (body !== undefined) {
+      fc.attach('tcp_proxy', body.proxy.raw, body.proxy.marks);
+      logs.push({ part: body.log, loc: body.logLoc });
+    }
+    chains.push(fc);
+  });
+  if (chains.length > 0) out.list('filter_chains', chains);
+  const d = asObj(l.default_filter_chain);
+  if (d !== undefined) {
+    // Its filter_chain_match is ignored, by Envoy and by Remora: it takes what no chain takes.
+    const body = chainBody(ctx, d, sub(loc, 'default_filter_chain'), clusters);
+    if (body !== undefined) {
+      out.attach('tcp_proxy', body.proxy.raw, body.proxy.marks);
+      logs.push({ part: body.log, loc: body.logLoc });
+    }
+  }
+  // One access log per listener, for every connection: the chains must agree on it.
+  const first = logs[0];
+  for (const x of logs.slice(1)) {
+    if (JSON.stringify(x.part?.raw) !== JSON.stringify(first.part?.raw)) {
+      ctx.reject(x.loc, `differs from ${first.loc.path}: Remora writes one access log per listener, for every connection (give every tcp_proxy the same one, or none)`);
+    }
+  }
+  return { clusters, ...(first?.part !== undefined ? { log: first.part, logLoc: first.loc } : {}) };
+}
+
+/** A chain's FilterChainMatch → the Remora chain's `match` (`out`). */
+function chainMatch(ctx: Ctx, m: Obj, ml: Loc, port: number, inspectors: Inspectors, out: Fields): void {
+  ctx.only(m, ml, ['server_names', 'transport_protocol', 'application_protocols', 'destination_port', 'source_type', ...ADDRESS_MATCHES]);
+  for (const k of ADDRESS_MATCHES) {
+    if (isSet(m[k])) {
+      ctx.reject(sub(ml, k), 'is not supported: Remora picks a filter chain by the TLS ClientHello (server_names, transport_protocol, application_protocols), not by addresses or ports');
+    }
+  }
+  if (isSet(m.source_type) && m.source_type !== 'ANY') ctx.reject(sub(ml, 'source_type'), `${String(m.source_type)} is not supported (ANY only): Remora does not pick filter chains by the client's address`);
+  // A listener receives connections to its own port only (Remora has no original-destination
+  // listeners), so naming that port matches every connection.
+  const dp = wrapped(m.destination_port);
+  if (dp !== undefined && dp !== port) {
+    ctx.reject(sub(ml, 'destination_port'), `${dp} is not supported: a Remora listener only receives connections to its own port (${port}); chains per destination port need `
+      + 'an original-destination listener (Istio\'s virtualInbound), which Remora does not have: use one listener per port');
+  }
+  const names = asArr(m.server_names);
+  if (names.length > 0) out.set('server_names', names, sub(ml, 'server_names'));
+  const transport = asStr(m.transport_protocol);
+  if (isSet(transport)) out.set('transport_protocol', transport, sub(ml, 'transport_protocol'));
+  const alpn = asArr(m.application_protocols).map(String);
+  if (alpn.length > 0) {
+    out.set('application_protocols', alpn, sub(ml, 'application_protocols'));
+    if (inspectors.http && transport !== 'tls' && alpn.some((p) => SNIFFED_PROTOCOLS.includes(p))) {
+      ctx.reject(sub(ml, 'application_protocols'), `${JSON.stringify(alpn)} with the HTTP inspector matches plaintext HTTP by sniffing it, which Remora does not do: `
+        + 'it reads application protocols from the TLS ClientHello only (add transport_protocol: tls, or drop the HTTP protocol ids)');
+    }
+  }
+}
+
+/** A chain's transport socket and network filters: the tcp_proxy, last, with its access
+ *  log; undefined when the chain has none that translates. */
+function chainBody(ctx: Ctx, chain: Obj, cl: Loc, clusters: string[]): { proxy: Fields; log?: Part; logLoc: Loc } | undefined {
+  ctx.only(chain, cl, ['name', 'filter_chain_match', 'filters', 'transport_socket', 'metadata']);
+  ctx.extensions(chain, cl, []);
+  if (chain.transport_socket !== undefined && !rawBufferSocket(ctx, chain.transport_socket, sub(cl, 'transport_socket'))) {
+    ctx.reject(sub(cl, 'transport_socket'), 'TLS termination on a tcp_proxy filter chain is not supported yet: Remora passes TLS connections through unchanged '
+      + '(pick the chain by filter_chain_match.server_names instead)');
+  }
+  const filters = asArr(chain.filters);
+  let result: { proxy: Fields; log?: Part; logLoc: Loc } | undefined;
+  let found = false;
+  filters.forEach((f, i) => {
+    const fl = sub(cl, `filters[${i}]`);
+    const filter = asObj(f) ?? {};
+    ctx.only(filter, fl, ['name', 'typed_config']);
+    const name = asStr(filter.name) ?? '';
+    const type = asStr(asObj(filter.typed_config)?.type_url);
+    if (type === TypeUrl.TcpProxy || (type === undefined && name === TCP_PROXY_FILTER_NAME)) {
+      found = true;
+      if (i !== filters.length - 1) {
+        ctx.reject(fl, `${TCP_PROXY_FILTER_NAME} must be the last network filter (it forwards the connection: filters after it would never run)`);
+        return;
+      }
+      result = tcpProxy(ctx, filter.typed_config, sub(fl, 'typed_config'), clusters);
+      return;
+    }
+    if (inertNetworkFilter(ctx, filter.typed_config, sub(fl, 'typed_config')) !== undefined) return;
+    ctx.reject(fl, `unsupported network filter ${name !== '' ? name : (type ?? '(unnamed)')}: a TCP listener's chains take ${TCP_PROXY_FILTER_NAME}, `
+      + 'after Istio\'s metadata exchange, stats and authn filters and an RBAC filter without rules at most');
+  });
+  if (!found) ctx.reject(sub(cl, 'filters'), `needs ${TCP_PROXY_FILTER_NAME} as its last network filter (a TCP listener forwards every connection)`);
+  return result;
+}
+
+/** A network filter that has no effect before a tcp_proxy, by its typed_config; undefined
+ *  when it is not one (rejected by the caller) or when it is rejected here. */
+function inertNetworkFilter(ctx: Ctx, typedConfig: unknown, tl: Loc): InertNetworkFilter | undefined {
+  const type = asStr(asObj(typedConfig)?.type_url);
+  switch (type) {
+    case TypeUrl.NetworkRbac: {
+      // Without rules Envoy's RBAC filter admits every connection; shadow rules only record
+      // (stats, dynamic metadata). Rules would authorize connections: Remora has no such thing.
+      const msg = ctx.decode(typedConfig, tl)?.message;
+      if (msg === undefined) return 'rbac';
+      for (const k of ['rules', 'matcher']) {
+        if (msg[k] !== undefined && msg[k] !== null) {
+          ctx.reject(sub(tl, k), 'is not supported: Remora does not authorize TCP connections (only an RBAC filter without rules, or with shadow rules, is accepted)');
+        }
+      }
+      ctx.only(msg, tl, ['rules', 'matcher', 'shadow_rules', 'shadow_matcher', 'shadow_rules_stat_prefix', 'stat_prefix', 'enforcement_type']);
+      return 'rbac';
+    }
+    case TypeUrl.TypedStruct:
+    case TypeUrl.UdpaTypedStruct: {
+      const msg = ctx.decode(typedConfig, tl)?.message;
+      const inner = asStr(msg?.type_url);
+      if (inner === NETWORK_WASM) {
+        const plugin = istioNullVm(fromStruct(asObj(msg?.value) ?? {}));
+        return plugin === 'istio.metadata_exchange' || plugin === 'istio.stats' ? plugin : undefined;
+      }
+      return inner === undefined ? undefined : ISTIO_NETWORK_FILTERS[inner];
+    }
+    default:
+      return type === undefined ? undefined : ISTIO_NETWORK_FILTERS[type];
+  }
+}
+
+/** TcpProxy → the raw `tcp_proxy` (marks relative to it), with its access log. */
+function tcpProxy(ctx: Ctx, any: unknown, tl: Loc, clusters: string[]): { proxy: Fields; log?: Part; logLoc: Loc } | undefined {
+  const msg = ctx.decode(any, tl)?.message;
+  if (msg === undefined) return undefined;
+  for (const [k, why] of Object.entries(TCP_PROXY_REJECTED)) if (isSet(msg[k])) ctx.reject(sub(tl, k), why);
+  // stat_prefix: Remora's stats use the listener name. hash_policy only matters to
+  // ring-hash and Maglev balancing, which Remora rejects on clusters. access_log_options
+  // (and its deprecated fields) only add lines while a connection is open: Remora writes
+  // one when it closes.
+  ctx.only(msg, tl, ['stat_prefix', 'cluster', 'weighted_clusters', 'idle_timeout', 'access_log', 'max_connect_attempts', 'hash_policy',
+    'max_downstream_connection_duration', 'access_log_options', 'access_log_flush_interval', 'flush_access_log_on_connected', ...Object.keys(TCP_PROXY_REJECTED)]);
+  const opts = asObj(msg.access_log_options);
+  if (opts !== undefined) ctx.only(opts, sub(tl, 'access_log_options'), ['access_log_flush_interval', 'flush_access_log_on_connected']);
+  const out = new Fields().here(tl);
+  const cluster = asStr(msg.cluster);
+  if (isSet(cluster)) {
+    out.set('cluster', cluster, sub(tl, 'cluster'));
+    clusters.push(cluster ?? '');
+  }
+  const wc = asObj(msg.weighted_clusters);
+  if (wc !== undefined) {
+    const wl = sub(tl, 'weighted_clusters');
+    ctx.only(wc, wl, ['clusters']);
+    const list = asArr(wc.clusters).map((v, i) => {
+      const cl = sub(wl, `clusters[${i}]`);
+      const c = asObj(v) ?? {};
+      if (isSet(c.metadata_match)) ctx.reject(sub(cl, 'metadata_match'), TCP_PROXY_REJECTED.metadata_match);
+      ctx.only(c, cl, ['name', 'weight', 'metadata_match']);
+      const w = out.item(`.weighted_clusters[${i}]`).here(cl);
+      w.set('cluster', asStr(c.name) ?? '', sub(cl, 'name'));
+      w.set('weight', asNum(c.weight), sub(cl, 'weight'));
+      clusters.push(asStr(c.name) ?? '');
+      return w.raw;
+    });
+    out.set('weighted_clusters', list, sub(wl, 'clusters'));
+  }
+  // Unset: Envoy's hour, Remora's default too; 0s: none, in both.
+  out.take('idle_timeout_ms', ctx.ms(msg.idle_timeout, sub(tl, 'idle_timeout')), sub(tl, 'idle_timeout'));
+  out.take('max_connect_attempts', wrapped(msg.max_connect_attempts), sub(tl, 'max_connect_attempts'));
+  out.take('max_downstream_connection_duration_ms', ctx.ms(msg.max_downstream_connection_duration, sub(tl, 'max_downstream_connection_duration')),
+    sub(tl, 'max_downstream_connection_duration'));
+  const log = hcmAccessLog(ctx, msg, tl);
+  return { proxy: out, ...(log !== undefined ? { log } : {}), logLoc: sub(tl, 'access_log') };
+}
