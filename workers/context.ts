@@ -29,6 +29,7 @@ import {
 } from '../src/stats/recorder.js';
 import { ClusterRuntime } from '../src/upstream/cluster.js';
 import { AccessLogs, type AccessLogSink } from './access-log.js';
+import { compileListenerUpgrades, compileRouteUpgrades } from './upgrade-policy.js';
 
 /** What a route carries besides matching and forwarding, compiled per snapshot. */
 export interface RoutePolicy {
@@ -38,6 +39,9 @@ export interface RoutePolicy {
   readonly filters: readonly RequestFilter[];
   /** The route's response header edits with the listener's `server` settings. */
   readonly responseHead: ResponseHeadPolicy;
+  /** The route's upgrade_configs by upgrade type (true: allowed, false: refused); null
+   *  when the route has none (the listener's `upgrades` decide). */
+  readonly upgrades: ReadonlyMap<string, boolean> | null;
 }
 
 /** A listener as the pipeline sees it in one snapshot: its route table and stats. */
@@ -61,6 +65,9 @@ export interface ListenerRuntime {
   /** The `server` header: server_name, and what happens to the upstream's. */
   readonly serverName: string;
   readonly serverHeader: ServerHeaderTransformation;
+  /** Upgrade types (lower-case) the listener's upgrade_configs enable; routes may
+   *  override (RoutePolicy.upgrades). Empty: no upgrades unless a route allows one. */
+  readonly upgrades: ReadonlySet<string>;
 }
 
 /** OpenSSL verification results Node reports for a client certificate that is there but
@@ -179,6 +186,7 @@ export class WorkerContext {
         retry: r.route?.retry_policy !== undefined ? new CompiledRetryPolicy(r.route.retry_policy) : null,
         filters: filters(r.authorization, this.rateLimiter.compile(r.rate_limits, (limit) => rateLimitSlotName(l.name, r.name, limit), buckets)),
         responseHead: compileResponseHeadPolicy(r.response_headers_to_add, r.response_headers_to_remove, l.server_name, l.server_header_transformation),
+        upgrades: compileRouteUpgrades(r.upgrade_configs),
       });
       listeners.set(l.name, {
         name: l.name,
@@ -192,6 +200,7 @@ export class WorkerContext {
         scheme: l.tls !== undefined ? 'https' : 'http',
         serverName: l.server_name,
         serverHeader: l.server_header_transformation,
+        upgrades: compileListenerUpgrades(l.upgrade_configs),
       });
     }
     this.listeners = listeners;

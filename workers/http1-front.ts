@@ -4,7 +4,10 @@
 // the checks a parser leaves to the server (src/http/request-head.ts), path normalisation,
 // connection limits and timeouts. What reaches the pipeline has been framed by code that
 // refuses what it cannot frame; after any refusal the connection is closed and nothing
-// more of it is read (closing-sockets.ts).
+// more of it is read (closing-sockets.ts). A `Connection: upgrade` request leaves the
+// HTTP pipeline through node:http's 'upgrade' event: h2c is served as plain HTTP/1.1
+// (upgrade-h2c.ts), any other type goes to the upgrade pipeline (upgrade-exchange.ts),
+// whose open exchanges and tunnels this front end closes in closeUpgrades().
 
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
@@ -22,6 +25,10 @@ import { NodeDownstream } from './node-downstream.js';
 import { clientAddress } from './proxy-protocol.js';
 import { RequestReader } from './request-reader.js';
 import { startExchange } from './start-exchange.js';
+import { UpgradeExchange, type UpgradeHost } from './upgrade-exchange.js';
+import { isH2cUpgrade, serveWithoutH2c } from './upgrade-h2c.js';
+import { upgradeValue } from './upgrade-policy.js';
+import { writeLocalReply } from './upgrade-reply.js';
 
 /** Options every strict-codec server of a listener gets. */
 export function http1ServerOptions(l: Listener) {
@@ -38,6 +45,9 @@ export function http1ServerOptions(l: Listener) {
     connectionsCheckingInterval: Math.min(1000, l.request_headers_timeout_ms),
     noDelay: true,
     insecureHTTPParser: false,
+    // Node ≥ 22.21 / 24.9: an h2c upgrade is a plain request from the start (older
+    // versions ignore the option; upgrade-h2c.ts puts the request back instead).
+    shouldUpgradeCallback: (req: IncomingMessage): boolean => !isH2cUpgrade(req),
   };
 }
 
@@ -52,6 +62,10 @@ const CODEC_STATUS: Readonly<Record<string, number>> = {
 export class Http1Front {
   private readonly reader: RequestReader;
   private readonly serverName: string | null;
+  private server: Server | null = null;
+  /** Upgrade requests under way and open tunnels, closed by closeUpgrades(). */
+  private readonly upgrades = new Set<UpgradeExchange>();
+  private readonly upgradeHost: UpgradeHost;
 
   constructor(
     private readonly config: Listener,
@@ -61,12 +75,21 @@ export class Http1Front {
     private readonly connections: ConnectionGauge,
     /** The verified client identity of a TLS connection; null on plain listeners. */
     private readonly peerOf: ((socket: Socket) => PeerIdentity | null) | null,
-    /** TLS listeners: answers a request on a connection whose client certificate was
-     *  refused; returns true when it did. */
-    private readonly refuse: ((req: IncomingMessage, res: ServerResponse) => boolean) | null,
+    /** TLS listeners that require a client certificate: why a connection's certificate
+     *  was refused (the body of the 400 each of its requests gets), or null when it was
+     *  not. */
+    private readonly refusal: ((socket: Socket) => string | null) | null,
   ) {
     this.reader = new RequestReader(config);
-    this.serverName = config.server_header_transformation === 'pass_through' ? null : config.server_name;
+    const serverName = config.server_header_transformation === 'pass_through' ? null : config.server_name;
+    this.serverName = serverName;
+    const upgrades = this.upgrades;
+    this.upgradeHost = {
+      serverName,
+      idleTimeoutMs: config.idle_timeout_ms,
+      opened: (ex) => upgrades.add(ex),
+      closed: (ex) => upgrades.delete(ex),
+    };
   }
 
   /** Wires the server's events to this front end. */
@@ -79,6 +102,21 @@ export class Http1Front {
     server.on('checkExpectation', this.onRequest);
     server.on('clientError', this.onClientError);
     server.on('connection', this.onConnection);
+    server.on('upgrade', this.onUpgrade);
+    this.server = server;
+  }
+
+  /** Closes every upgrade request under way and every tunnel (the worker is stopping;
+   *  node:http's closeAllConnections no longer knows these connections). */
+  closeUpgrades(): void {
+    for (const ex of [...this.upgrades]) {
+      try {
+        ex.destroy();
+      } catch (err) {
+        reportError(err, 'closing an upgraded connection');
+      }
+    }
+    this.upgrades.clear();
   }
 
   private readonly onConnection = (socket: Socket): void => {
@@ -106,8 +144,12 @@ export class Http1Front {
       const socket = req.socket;
       // A request refused before this one on the connection: nothing after it counts.
       if (isClosing(socket)) return;
-      if (this.refuse !== null && this.refuse(req, res)) {
+      const refused = this.refusal === null ? null : this.refusal(socket);
+      if (refused !== null) {
         markClosing(socket);
+        const body = `${refused}\n`;
+        res.writeHead(400, 'Bad Request', ['content-type', 'text/plain', 'content-length', String(Buffer.byteLength(body)), 'connection', 'close']);
+        res.end(body);
         return;
       }
       const method = req.method ?? 'GET';
@@ -128,6 +170,55 @@ export class Http1Front {
     } catch (err) {
       this.ctx.log.error({ err }, 'reading a request failed');
       res.destroy();
+    }
+  };
+
+  /** A `Connection: upgrade` request: node:http has let go of the connection (`head`:
+   *  what the client sent after the request head, in the same read). */
+  private readonly onUpgrade = (req: IncomingMessage, socket: Socket, head: Buffer): void => {
+    try {
+      if (isClosing(socket)) {
+        socket.destroy();
+        return;
+      }
+      // Pipelined behind a request whose response is still being sent: it waits for that
+      // response to end (its own answer, or the tunnel's bytes, must not interleave).
+      const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+      if (inFlight !== null && inFlight !== undefined) {
+        inFlight.once('close', () => {
+          if (socket.destroyed) return;
+          this.onUpgrade(req, socket, head);
+        });
+        return;
+      }
+      if (isH2cUpgrade(req)) {
+        serveWithoutH2c(this.server!, req, socket, head);
+        return;
+      }
+      const refused = this.refusal === null ? null : this.refusal(socket);
+      if (refused !== null) {
+        markClosing(socket);
+        writeLocalReply(socket, 400, 'Bad Request', ['content-type', 'text/plain'], `${refused}\n`, null, false);
+        return;
+      }
+      const listener = this.ctx.listener(this.config.name);
+      if (listener === undefined) {
+        writeLocalReply(socket, 503, 'Service Unavailable', ['content-type', 'text/plain'], 'listener is being removed\n', this.serverName, false);
+        return;
+      }
+      const request = this.reader.read(req.method ?? 'GET', req.url ?? '/', req.httpVersionMinor, req.rawHeaders, clientAddress(socket),
+        this.peerOf === null ? null : this.peerOf(socket));
+      markClosing(socket);
+      const upgrade = upgradeValue(request.headers);
+      const ex = new UpgradeExchange(this.ctx, this.upgradeHost, socket, request, head, upgrade, upgrade.toLowerCase());
+      try {
+        ex.begin(listener);
+      } catch (err) {
+        ex.fail(err);
+      }
+    } catch (err) {
+      this.ctx.log.error({ err }, 'handling an upgrade request failed');
+      socket.destroy();
     }
   };
 

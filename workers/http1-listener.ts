@@ -22,6 +22,7 @@ type ConnectionListener = (this: http.Server, socket: Socket) => void;
 
 export class Http1Listener {
   private readonly server: http.Server;
+  private readonly http1: Http1Front;
   private readonly h2: Http2Front | null;
   /** node:http's own connection handler, called for connections that speak HTTP/1. */
   private readonly serveHttp1: ConnectionListener;
@@ -37,7 +38,8 @@ export class Http1Listener {
     // node:http registers its connection handler when the server is made: it is taken
     // off and called only for connections that turn out to be HTTP/1.
     this.serveHttp1 = this.server.listeners('connection')[0] as ConnectionListener;
-    new Http1Front(config, statSlot, ctx, connections, null, null).attach(this.server);
+    this.http1 = new Http1Front(config, statSlot, ctx, connections, null, null);
+    this.http1.attach(this.server);
     this.h2 = config.codec_type === 'http1' ? null : new Http2Front(config, ctx);
     const dispatch = config.codec_type === 'http1' ? this.onHttp1Connection : config.codec_type === 'http2' ? this.onHttp2Connection : this.onConnection;
     if (config.proxy_protocol) {
@@ -69,6 +71,7 @@ export class Http1Listener {
   closeAll(): void {
     this.stopListening();
     this.server.closeAllConnections();
+    this.http1.closeUpgrades();
     this.h2?.closeAll();
   }
 

@@ -22,7 +22,7 @@ import { UwsListener } from './uws-listener.js';
  *  server (its options and front-end settings, the server header of its local replies
  *  included, are fixed when it is made). */
 const PIPELINE_FIELDS = new Set(['name', 'address', 'port', 'virtual_hosts', 'access_log', 'rate_limits', 'authorization',
-  'generate_traceparent', 'forward_client_cert_details', 'tls', 'tcp_proxy', 'filter_chains']);
+  'generate_traceparent', 'forward_client_cert_details', 'tls', 'tcp_proxy', 'filter_chains', 'upgrade_configs']);
 
 /** A listener that forwards bytes (tcp_proxy / filter_chains) rather than HTTP. */
 function isTcpListener(l: Listener): boolean {

@@ -11,16 +11,19 @@ import type { Socket } from 'node:net';
 import type { TcpProxy } from '../src/config/types.js';
 import { ResponseFlag } from '../src/core/flags.js';
 import { reportError } from '../src/core/report.js';
-import { ClusterCounter, FLAGS, ListenerCounter, ListenerGauge, ListenerHistogram } from '../src/stats/stat-names.js';
+import { FLAGS, ListenerCounter, ListenerGauge, ListenerHistogram } from '../src/stats/stat-names.js';
 import type { ClusterRuntime } from '../src/upstream/cluster.js';
-import type { DedicatedEvents, DedicatedFailure } from '../src/upstream/dedicated-connection.js';
+import { abandonDedicated, type DedicatedEvents, type DedicatedFailure } from '../src/upstream/dedicated-connection.js';
 import type { EndpointPool } from '../src/upstream/pool.js';
+import { NO_LISTENER_STATS } from '../src/stats/recorder.js';
+import { Tunnel, type TunnelOwner } from './byte-tunnel.js';
 import type { ListenerRuntime, WorkerContext } from './context.js';
-import { clientAddress, encodeProxyHeader } from './proxy-protocol.js';
+import { clientAddress, encodeProxyHeader, proxiedAddresses } from './proxy-protocol.js';
 
 const NO_ALPN: readonly string[] = [];
+const EMPTY = Buffer.alloc(0);
 
-export class TcpProxySession implements DedicatedEvents {
+export class TcpProxySession implements DedicatedEvents, TunnelOwner {
   private readonly startedAt = performance.now();
   private cluster: ClusterRuntime | null = null;
   private pool: EndpointPool | null = null;
@@ -29,7 +32,9 @@ export class TcpProxySession implements DedicatedEvents {
   /** The upstream connection is up and bytes flow (counted as an active request of its endpoint). */
   private connected = false;
   private flag: string = ResponseFlag.None;
-  private termination = 'downstream';
+  /** What ended it (the access log's `termination`); '' while it is open. */
+  private termination = '';
+  private tunnel: Tunnel | null = null;
   private bytesIn = 0;
   private bytesOut = 0;
   private done = false;
@@ -55,8 +60,7 @@ export class TcpProxySession implements DedicatedEvents {
     this.ctx.inflight++;
     this.listener?.stats.gauge(ListenerGauge.TcpActive, 1);
     const down = this.down;
-    down.on('error', this.onDownstreamError);
-    down.on('close', this.onDownstreamClose);
+    down.once('close', this.onEarlyClose);
     const name = pickCluster(this.config);
     const cluster = this.ctx.clusters.get(name);
     if (cluster === undefined) return this.refuse(ResponseFlag.NoRoute);
@@ -69,9 +73,9 @@ export class TcpProxySession implements DedicatedEvents {
 
   /** Closes both sides at once (the worker is stopping). */
   destroy(): void {
-    this.termination = 'drain';
-    this.upstream?.destroy();
-    this.down.destroy();
+    if (this.termination === '') this.termination = 'drain';
+    if (this.tunnel !== null) this.tunnel.destroy();
+    else this.down.destroy();
   }
 
   private connect(): void {
@@ -82,8 +86,12 @@ export class TcpProxySession implements DedicatedEvents {
     this.tried.push(pool);
     const version = cluster.config.send_proxy_protocol;
     const down = this.down;
-    const preamble = version === undefined ? null
-      : encodeProxyHeader(version, clientAddress(down), down.remotePort ?? 0, down.localAddress ?? '', down.localPort ?? 0);
+    // The addresses a PROXY header named pass on unchanged (Envoy's behaviour); else this
+    // connection's own.
+    const named = proxiedAddresses(down);
+    const preamble = version === undefined ? null : named !== null
+      ? encodeProxyHeader(version, named.source, named.sourcePort, named.dest, named.destPort)
+      : encodeProxyHeader(version, down.remoteAddress ?? '', down.remotePort ?? 0, down.localAddress ?? '', down.localPort ?? 0);
     const socket = pool.openDedicated(NO_ALPN, preamble, this);
     if (socket === null) return this.refuse(ResponseFlag.UpstreamOverflow);
     this.upstream = socket;
@@ -102,43 +110,17 @@ export class TcpProxySession implements DedicatedEvents {
     pool.cells.requestStarted();
     this.connected = true;
     this.upstream = up;
-    const down = this.down;
-    const lstats = this.listener?.stats;
-    const cstats = cluster.stats;
-    up.on('error', this.onUpstreamError);
-    up.on('close', this.onUpstreamClose);
-    down.on('data', (chunk: Buffer) => {
-      this.bytesIn += chunk.length;
-      lstats?.add(ListenerCounter.CxRxBytes, chunk.length);
-      cstats.add(ClusterCounter.CxTxBytes, chunk.length);
-      if (!up.write(chunk)) down.pause();
-    });
-    up.on('data', (chunk: Buffer) => {
-      this.bytesOut += chunk.length;
-      lstats?.add(ListenerCounter.CxTxBytes, chunk.length);
-      cstats.add(ClusterCounter.CxRxBytes, chunk.length);
-      if (!down.write(chunk)) up.pause();
-    });
-    up.on('drain', () => down.resume());
-    down.on('drain', () => up.resume());
-    // Half-close: each side's FIN is passed on; the connection ends when both have sent one.
-    let firstFin = '';
-    down.on('end', () => guard(() => {
-      firstFin ||= 'downstream';
-      up.end();
-    }));
-    up.on('end', () => guard(() => {
-      firstFin ||= 'upstream';
-      if (this.termination === 'downstream') this.termination = firstFin;
-      down.end();
-    }));
-    if (this.config.idle_timeout_ms > 0) {
-      // Node's socket timeout counts reads and writes: every byte either way passes the
-      // downstream socket.
-      down.setTimeout(this.config.idle_timeout_ms);
-      down.on('timeout', this.onIdle);
-    }
-    down.resume();
+    const tunnel = new Tunnel(this.down, up, this.config.idle_timeout_ms, this.listener?.stats ?? NO_LISTENER_STATS, cluster.stats, this);
+    this.tunnel = tunnel;
+    tunnel.start(null, EMPTY);
+  }
+
+  onTunnelEnd(tunnel: Tunnel, flag: string): void {
+    this.flag = flag;
+    this.bytesIn = tunnel.bytesIn;
+    this.bytesOut = tunnel.bytesOut;
+    if (this.termination === '') this.termination = tunnel.reason ?? 'closed';
+    this.finish();
   }
 
   onUpstreamConnectFailed(_failure: DedicatedFailure, _detail: string): void {
@@ -159,57 +141,25 @@ export class TcpProxySession implements DedicatedEvents {
   private refuse(flag: string): void {
     this.flag = flag;
     this.termination = 'refused';
+    this.down.removeListener('close', this.onEarlyClose);
     this.down.destroy();
     this.finish();
   }
 
-  private readonly onIdle = (): void => {
-    this.termination = 'idle_timeout';
-    this.listener?.stats.count(ListenerCounter.TunnelIdleTimeout);
-    this.upstream?.destroy();
-    this.down.destroy();
-  };
-
   private readonly onMaxDuration = (): void => {
     this.termination = 'max_duration';
-    this.upstream?.destroy();
-    this.down.destroy();
+    if (this.tunnel !== null) this.tunnel.destroy();
+    else this.down.destroy();
   };
 
-  private readonly onDownstreamError = (): void => {
-    // A reset from the client resets the upstream connection too.
-    if (this.termination === 'downstream') this.termination = 'error';
-    this.upstream?.destroy();
-  };
-
-  private readonly onUpstreamError = (): void => {
-    if (this.termination === 'downstream') this.termination = 'error';
-    this.flag = ResponseFlag.UpstreamConnectionTermination;
-    this.down.destroy();
-  };
-
-  private readonly onDownstreamClose = (): void => {
+  /** Before the tunnel exists: the client went away while the upstream connection was
+   *  being made; give that up (not a connect failure). */
+  private readonly onEarlyClose = (): void => {
     guard(() => {
-      const up = this.upstream;
-      if (!this.connected) {
-        // Gone while the upstream connection was being made: give that up.
-        up?.destroy();
-        this.finish();
-      } else if (up !== null && !up.destroyed) {
-        // What the upstream still sends has nowhere to go: close it (after what it was sent).
-        up.end(() => up.destroy());
-      } else {
-        this.finish();
-      }
-    });
-  };
-
-  private readonly onUpstreamClose = (): void => {
-    guard(() => {
-      const down = this.down;
-      // Bytes already written to the client are flushed before its socket closes.
-      if (!down.destroyed) down.end(() => down.destroy());
-      else this.finish();
+      if (this.connected) return;
+      if (this.upstream !== null) abandonDedicated(this.upstream);
+      if (this.termination === '') this.termination = 'downstream';
+      this.finish();
     });
   };
 

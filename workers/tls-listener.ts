@@ -8,7 +8,6 @@
 // use the new ones, open connections keep theirs.
 
 import https from 'node:https';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { reportError } from '../src/core/report.js';
@@ -47,6 +46,7 @@ function alpnProtocols(l: Listener): string[] {
 export class TlsListener {
   private readonly server: https.Server;
   private readonly h2: Http2Front | null;
+  private readonly http1: Http1Front;
   /** node:https's own handler of a handshaken connection (HTTP/1). */
   private readonly serveHttp1: (this: https.Server, socket: TLSSocket) => void;
   private revision: number;
@@ -82,7 +82,8 @@ export class TlsListener {
       this.server.on('secureConnection', this.onHandshaken);
     }
     const refuseUnverified = tls.require_client_certificate ? this.refuseUnverified : null;
-    new Http1Front(config, statSlot, ctx, connections, (socket) => this.peerOf(socket as TLSSocket), refuseUnverified).attach(this.server);
+    this.http1 = new Http1Front(config, statSlot, ctx, connections, (socket) => this.peerOf(socket as TLSSocket), refuseUnverified);
+    this.http1.attach(this.server);
     if (config.proxy_protocol) {
       // Each connection starts with a PROXY header, before the ClientHello: read it, then
       // hand the raw socket (the bytes after the header put back) to the TLS server.
@@ -127,6 +128,7 @@ export class TlsListener {
   closeAll(): void {
     this.stopListening();
     this.server.closeAllConnections();
+    this.http1.closeUpgrades();
     this.h2?.closeAll();
   }
 
@@ -149,12 +151,13 @@ export class TlsListener {
     }
   };
 
-  /** A request on a connection whose client certificate was refused: answered 400. */
-  private readonly refuseUnverified = (req: IncomingMessage, res: ServerResponse): boolean => {
-    const socket = req.socket as TLSSocket;
-    if (socket.authorized) return false;
-    refuse(socket, res);
-    return true;
+  /** Why a connection's client certificate was refused (each of its requests gets 400
+   *  saying so), or null when it was not. */
+  private readonly refuseUnverified = (s: Socket): string | null => {
+    const socket = s as TLSSocket;
+    if (socket.authorized) return null;
+    const r = refusal(socket);
+    return r.missing ? 'client certificate required' : `client certificate refused: ${r.code}`;
   };
 
   private peerOf(socket: TLSSocket): PeerIdentity | null {
@@ -195,13 +198,6 @@ export class TlsListener {
 function refusal(socket: TLSSocket): { missing: boolean; code: string } {
   const missing = Object.keys(socket.getPeerCertificate()).length === 0;
   return { missing, code: missing ? 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE' : String(socket.authorizationError ?? 'CERT_UNTRUSTED') };
-}
-
-function refuse(socket: TLSSocket, res: ServerResponse): void {
-  const r = refusal(socket);
-  const body = r.missing ? 'client certificate required\n' : `client certificate refused: ${r.code}\n`;
-  res.writeHead(400, 'Bad Request', ['content-type', 'text/plain', 'content-length', String(body.length), 'connection', 'close']);
-  res.end(body);
 }
 
 function contextOptions(config: Listener, material: TlsMaterial) {

@@ -132,6 +132,14 @@ export function withAttemptCount(head: string, attempt: number): string {
   return `${head.slice(0, -2)}x-remora-attempt-count: ${attempt}\r\n\r\n`;
 }
 
+/** `head` with the upgrade kept (an upgrade request on its own upstream connection,
+ *  workers/upgrade-exchange.ts): `connection: upgrade` and the client's `upgrade` value,
+ *  which the builder drops as hop-by-hop. Sec-WebSocket-* and any other end-to-end
+ *  headers of the handshake went through as they are. */
+export function withUpgrade(head: string, upgrade: string): string {
+  return `${head.slice(0, -2)}connection: upgrade\r\nupgrade: ${upgrade}\r\n\r\n`;
+}
+
 /** The x-forwarded-client-cert value to send upstream ('' = none), Envoy's rules: the
  *  modes that forward or set the header do so only for a client with a verified
  *  certificate; otherwise the client's header is dropped. */

@@ -1,0 +1,208 @@
+// A byte tunnel: a client connection and a dedicated upstream connection joined both ways,
+// bytes passed as they come (no parsing), with backpressure (a side that cannot take more
+// pauses the other). What an upgraded request becomes once the upstream answered 101
+// (upgrade-exchange.ts) and what a TCP proxy connection is once connected (tcp-proxy.ts).
+// A half-close travels: one side's FIN becomes the other's, and the tunnel ends when both
+// sockets are closed. A reset on one side resets the other; a side that closes cleanly
+// lets the other flush what it was given, then closes it. No byte in either direction for
+// the idle timeout closes both (every byte passes the client socket, whose timeout counts
+// reads and writes). Bytes are counted per chunk in the listener's and the cluster's
+// tunnel counters.
+
+import type { Socket } from 'node:net';
+import { ResponseFlag } from '../src/core/flags.js';
+import { reportError } from '../src/core/report.js';
+import type { ClusterStats, ListenerStats } from '../src/stats/recorder.js';
+import { ClusterCounter, ListenerCounter } from '../src/stats/stat-names.js';
+
+/** Hears when a tunnel is over (both sockets closed, or closed by destroy()). */
+export interface TunnelOwner {
+  /** `flag`: '-' for a tunnel closed by either side, UC / DC after a reset by the upstream
+   *  / the client, LR when Remora closed it (idle timeout, worker stopping). */
+  onTunnelEnd(tunnel: Tunnel, flag: string): void;
+}
+
+/** What ended a tunnel: the side whose FIN (or clean close) came first, a reset, the idle
+ *  timeout, or destroy() (the worker stopping, a maximum duration). */
+export type TunnelEnd = 'downstream' | 'upstream' | 'error' | 'idle_timeout' | 'closed';
+
+export class Tunnel {
+  /** Bytes from the client after the 101 (the ones it pipelined behind its request head
+   *  are counted by the caller). */
+  bytesIn = 0;
+  /** Bytes to the client after the 101 head. */
+  bytesOut = 0;
+  /** performance.now() at the 101. */
+  readonly openedAt = performance.now();
+  private flag: string = ResponseFlag.None;
+  /** What ended it; set by the first event that starts the end. */
+  reason: TunnelEnd | null = null;
+  private clientClosed = false;
+  private upstreamClosed = false;
+  private ended = false;
+
+  constructor(
+    private readonly client: Socket,
+    private readonly upstream: Socket,
+    private readonly idleTimeoutMs: number,
+    private readonly listenerStats: ListenerStats,
+    private readonly clusterStats: ClusterStats,
+    private readonly owner: TunnelOwner,
+  ) {}
+
+  /** Sends `head` (an upgrade's 101 head; null for none) and the bytes that followed it
+   *  in the same read (`rest`) to the client, then lets bytes flow both ways. */
+  start(head: Buffer | null, rest: Buffer): void {
+    const client = this.client;
+    const upstream = this.upstream;
+    client.on('error', this.onClientError);
+    client.on('close', this.onClientClose);
+    upstream.on('error', this.onUpstreamError);
+    upstream.on('close', this.onUpstreamClose);
+    if (head !== null) client.write(head);
+    if (rest.length > 0) this.onUpstreamData(rest);
+    client.on('data', this.onClientData);
+    upstream.on('data', this.onUpstreamData);
+    client.on('drain', this.onClientDrain);
+    upstream.on('drain', this.onUpstreamDrain);
+    client.on('end', this.onClientEnd);
+    upstream.on('end', this.onUpstreamEnd);
+    if (this.idleTimeoutMs > 0) {
+      client.setTimeout(this.idleTimeoutMs);
+      client.on('timeout', this.onIdle);
+    }
+    client.resume();
+    upstream.resume();
+  }
+
+  /** Closes both sides now (the worker is stopping); the owner hears of it before this
+   *  returns. No WebSocket close frame is sent: bytes are not parsed, so Remora cannot
+   *  know where a frame ends, and one written in the middle of another would corrupt the
+   *  stream; the client sees the connection close (1006). */
+  destroy(): void {
+    if (this.ended) return;
+    this.reason ??= 'closed';
+    this.flag = ResponseFlag.LocalReset;
+    this.client.destroy();
+    this.upstream.destroy();
+    this.end();
+  }
+
+  private readonly onClientData = (chunk: Buffer): void => {
+    try {
+      const n = chunk.length;
+      this.bytesIn += n;
+      this.listenerStats.add(ListenerCounter.CxRxBytes, n);
+      this.clusterStats.add(ClusterCounter.CxTxBytes, n);
+      const upstream = this.upstream;
+      if (upstream.writable && !upstream.write(chunk)) this.client.pause();
+    } catch (err) {
+      this.failed(err);
+    }
+  };
+
+  private readonly onUpstreamData = (chunk: Buffer): void => {
+    try {
+      const n = chunk.length;
+      this.bytesOut += n;
+      this.listenerStats.add(ListenerCounter.CxTxBytes, n);
+      this.clusterStats.add(ClusterCounter.CxRxBytes, n);
+      const client = this.client;
+      if (client.writable && !client.write(chunk)) this.upstream.pause();
+    } catch (err) {
+      this.failed(err);
+    }
+  };
+
+  /** An error of Remora's own while carrying bytes: both sides are closed. */
+  private failed(err: unknown): void {
+    reportError(err, 'a tunnelled connection');
+    this.flag = ResponseFlag.LocalReset;
+    this.client.destroy();
+    this.upstream.destroy();
+  }
+
+  private readonly onClientDrain = (): void => {
+    this.upstream.resume();
+  };
+
+  private readonly onUpstreamDrain = (): void => {
+    this.client.resume();
+  };
+
+  // Half-close: a FIN from one side ends the other's writing side.
+  private readonly onClientEnd = (): void => {
+    this.reason ??= 'downstream';
+    guard(() => {
+      if (this.upstream.writable) this.upstream.end();
+    });
+  };
+
+  private readonly onUpstreamEnd = (): void => {
+    this.reason ??= 'upstream';
+    guard(() => {
+      if (this.client.writable) this.client.end();
+    });
+  };
+
+  private readonly onIdle = (): void => {
+    guard(() => {
+      this.reason ??= 'idle_timeout';
+      this.listenerStats.count(ListenerCounter.TunnelIdleTimeout);
+      this.flag = ResponseFlag.LocalReset;
+      this.client.destroy();
+      this.upstream.destroy();
+    });
+  };
+
+  private readonly onClientError = (): void => {
+    this.reason ??= 'error';
+    if (this.flag === ResponseFlag.None) this.flag = ResponseFlag.DownstreamConnectionTermination;
+  };
+
+  private readonly onUpstreamError = (): void => {
+    this.reason ??= 'error';
+    if (this.flag === ResponseFlag.None) this.flag = ResponseFlag.UpstreamConnectionTermination;
+  };
+
+  private readonly onClientClose = (hadError: boolean): void => {
+    this.reason ??= hadError ? 'error' : 'downstream';
+    guard(() => {
+      this.clientClosed = true;
+      if (!this.upstreamClosed) closeAfter(this.upstream, hadError);
+      else this.end();
+    });
+  };
+
+  private readonly onUpstreamClose = (hadError: boolean): void => {
+    this.reason ??= hadError ? 'error' : 'upstream';
+    guard(() => {
+      this.upstreamClosed = true;
+      if (!this.clientClosed) closeAfter(this.client, hadError);
+      else this.end();
+    });
+  };
+
+  private end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.client.setTimeout(0);
+    this.owner.onTunnelEnd(this, this.flag);
+  }
+}
+
+/** The other side of a closed socket: reset with it, or closed once what it was given is
+ *  sent (what it would still send has nowhere to go). */
+function closeAfter(socket: Socket, reset: boolean): void {
+  if (socket.destroyed) return;
+  if (reset) socket.destroy();
+  else socket.destroySoon();
+}
+
+function guard(fn: () => void): void {
+  try {
+    fn();
+  } catch (err) {
+    reportError(err, 'a tunnelled connection');
+  }
+}
