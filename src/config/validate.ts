@@ -138,10 +138,20 @@ function checkTcpListener(w: SchemaWalk, l: Draft<Listener>, path: string, scope
     if (fc.tcp_proxy) checkTcpProxy(w, fc.tcp_proxy, at(p, 'tcp_proxy'), scope);
     const m = fc.match;
     if (m && !w.erred(at(p, 'match'))) {
-      const key = JSON.stringify([[...m.server_names].sort(), m.transport_protocol ?? null, [...m.application_protocols].sort()]);
-      const first = matches.get(key);
-      if (first !== undefined) w.err(at(p, 'match'), `matches the same connections as ${first} (each chain needs its own match)`);
-      else matches.set(key, p);
+      // Envoy's rule: no (server name, transport, ALPN id) combination in two chains.
+      const names = m.server_names.length > 0 ? m.server_names.map((n) => `server name "${n}"`) : ['any server name'];
+      const protocols = m.application_protocols.length > 0 ? m.application_protocols.map((a) => `ALPN "${a}"`) : ['any ALPN'];
+      const transport = m.transport_protocol !== undefined ? `transport ${m.transport_protocol}` : 'any transport';
+      let clash: string | null = null;
+      for (const n of names) {
+        for (const a of protocols) {
+          const key = `${n}, ${transport}, ${a}`;
+          const first = matches.get(key);
+          if (first === undefined) matches.set(key, p);
+          else if (first !== p) clash ??= `overlaps ${first}: both take ${key} (each combination belongs to one chain, as in Envoy)`;
+        }
+      }
+      if (clash !== null) w.err(at(p, 'match'), clash);
     }
   });
 }

@@ -40,7 +40,7 @@ export class FilterChainTable {
   pick(facts: ConnectionFacts): ChainTarget | null {
     let candidates = byServerName(this.chains, facts.serverName);
     candidates = narrow(candidates, (c) => c.match.transport_protocol === facts.transport, (c) => c.match.transport_protocol === undefined);
-    candidates = narrow(candidates, (c) => c.match.application_protocols.some((p) => facts.alpn.includes(p)), (c) => c.match.application_protocols.length === 0);
+    candidates = byAlpn(candidates, facts.alpn);
     const chain = candidates[0];
     return chain !== undefined ? { name: chain.name, tcpProxy: chain.tcp_proxy } : this.fallback;
   }
@@ -71,6 +71,16 @@ function byServerName(chains: readonly FilterChain[], sni: string): FilterChain[
     if (out.length > 0) return out;
   }
   return chains.filter((c) => c.match.server_names.length === 0);
+}
+
+/** The chains naming the first ALPN id the client offers that any chain names (the
+ *  client's order of preference, as Envoy walks it), else those naming none. */
+function byAlpn(chains: FilterChain[], offered: readonly string[]): FilterChain[] {
+  for (const id of offered) {
+    const matched = chains.filter((c) => c.match.application_protocols.includes(id));
+    if (matched.length > 0) return matched;
+  }
+  return chains.filter((c) => c.match.application_protocols.length === 0);
 }
 
 /** Those of `chains` that `specific` takes, else those that `any` takes. */

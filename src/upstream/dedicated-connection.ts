@@ -36,6 +36,16 @@ export interface DedicatedOptions {
   readonly preamble: Buffer | null;
 }
 
+/** Connections given up by their client before they connected: closing them is not a
+ *  connect failure. */
+const abandoned = new WeakSet<net.Socket>();
+
+/** Closes a dedicated connection its client no longer wants, before it connected. */
+export function abandonDedicated(socket: net.Socket): void {
+  abandoned.add(socket);
+  socket.destroy();
+}
+
 /** Opens the connection; it is already counted (the caller checked max_connections).
  *  Returns the socket so the caller can destroy it before it connects. */
 export function openDedicated(o: DedicatedOptions, events: DedicatedEvents): net.Socket {
@@ -101,7 +111,7 @@ export function openDedicated(o: DedicatedOptions, events: DedicatedEvents): net
   socket.on('error', onError);
   socket.once('close', () => {
     o.resources.connections.release();
-    o.stats.connectionClosed(connected);
+    o.stats.connectionClosed(connected || abandoned.has(socket));
     if (!settled) fail('connect', 'connection closed before it was established');
   });
   return socket;

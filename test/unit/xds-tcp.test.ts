@@ -327,7 +327,7 @@ t.test('TCP listeners: what Remora cannot do is rejected by path', async (t) => 
     `${L} filter_chains[0].filters[0].typed_config.cluster: unknown cluster "nope" (defined: app, other)`,
   ], "validateConfig's errors point at the xDS field");
   t.same(errors([{ name: 'a', filters: [tcpProxy({ cluster: 'app' })] }, { name: 'b', filters: [tcpProxy({ cluster: 'other' })] }]), [
-    `${L} filter_chains[1].filter_chain_match: matches the same connections as listeners[0].filter_chains[0] (each chain needs its own match)`,
+    `${L} filter_chains[1].filter_chain_match: overlaps listeners[0].filter_chains[0]: both take any server name, any transport, any ALPN (each combination belongs to one chain, as in Envoy)`,
   ], 'two chains without a match');
 });
 
