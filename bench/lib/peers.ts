@@ -1,11 +1,13 @@
-// Peer proxies the benchmarks compare Remora with: nginx and HAProxy (when installed),
-// and two Node.js proxies (bench/peers/http-proxy.ts, bench/peers/fastify-proxy.ts).
+// Peer proxies the benchmarks compare Remora with: nginx and HAProxy (when installed;
+// also as TCP and WebSocket proxies for bench/tunnels.ts), and two Node.js proxies
+// (bench/peers/http-proxy.ts, bench/peers/fastify-proxy.ts).
 // Config writers are pure (unit-tested); the start functions launch each peer through
 // `Processes` (pinned like Remora) and resolve once it accepts connections.
 
+import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import net from 'node:net';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, hasBinary, waitForOutput, type Processes } from './harness.js';
 import { freePort } from '../../src/main/ports.js';
@@ -173,4 +175,62 @@ export async function startH2Peer(procs: Processes, core: number | string | null
   child.stdout!.resume();
   await waitPort(port);
   return { name, port, pid: child.pid };
+}
+
+/** nginx's stream module for a `stream {}` block: `''` when nginx has it built in, the
+ *  absolute path of its dynamic module (`load_module` it) when installed, or null when
+ *  neither (Debian: `apt-get install libnginx-mod-stream`). */
+export function nginxStreamModule(): string | null {
+  const v = spawnSync('nginx', ['-V'], { encoding: 'utf8' });
+  const flags = `${v.stdout ?? ''}${v.stderr ?? ''}`;
+  if (/--with-stream(\s|$)/.test(flags)) return '';
+  const prefix = /--modules-path=(\S+)/.exec(flags)?.[1];
+  for (const dir of [...(prefix !== undefined ? [prefix] : []), '/usr/lib/nginx/modules', '/usr/share/nginx/modules', '/usr/lib64/nginx/modules']) {
+    const file = join(dir, 'ngx_stream_module.so');
+    if (existsSync(file)) return file;
+  }
+  return null;
+}
+
+/** nginx as a TCP proxy (`stream { server { listen; proxy_pass; } }`), `workers` worker
+ *  processes; `streamModule` as nginxStreamModule returns it (a path is `load_module`d). */
+export function nginxStreamConfig(o: PeerConfigOptions, streamModule: string): string {
+  const d = o.dir;
+  return (
+    (streamModule !== '' ? `load_module ${streamModule};\n` : '') +
+    `worker_processes ${o.workers};\ndaemon off;\npid ${d}/nginx.pid;\nerror_log ${d}/nginx-error.log;\n` +
+    `events { worker_connections 4096; }\n` +
+    `stream {\n  server { listen 127.0.0.1:${o.port}; proxy_pass 127.0.0.1:${o.upstreamPort}; proxy_timeout 1h; }\n}\n`
+  );
+}
+
+/** HAProxy as a TCP proxy: `mode tcp`, `workers` threads. */
+export function haproxyTcpConfig(o: PeerConfigOptions): string {
+  return (
+    `global\n  nbthread ${o.workers}\n  maxconn 4096\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 1h\n  timeout server 1h\n` +
+    `frontend fe\n  bind 127.0.0.1:${o.port}\n  default_backend be\nbackend be\n  server s1 127.0.0.1:${o.upstreamPort}\n`
+  );
+}
+
+/** nginx in front of a WebSocket upstream: HTTP/1.1 to it, `Upgrade` passed on and
+ *  `Connection: upgrade` set (nginx's documented WebSocket proxying), an hour's read
+ *  timeout so that an idle tunnel is not cut during a run. */
+export function nginxWebSocketConfig(o: PeerConfigOptions): string {
+  const d = o.dir;
+  return (
+    `worker_processes ${o.workers};\ndaemon off;\npid ${d}/nginx.pid;\nerror_log ${d}/nginx-error.log;\n` +
+    `events { worker_connections 4096; }\nhttp {\n  access_log off;\n` +
+    `  client_body_temp_path ${d}; proxy_temp_path ${d}; fastcgi_temp_path ${d}; uwsgi_temp_path ${d}; scgi_temp_path ${d};\n` +
+    `  server { listen 127.0.0.1:${o.port}; location / { proxy_pass http://127.0.0.1:${o.upstreamPort}; proxy_http_version 1.1; ` +
+    `proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection "upgrade"; proxy_read_timeout 1h; proxy_send_timeout 1h; } }\n}\n`
+  );
+}
+
+/** HAProxy in front of a WebSocket upstream: `mode http` (it tunnels an upgraded
+ *  connection by itself), `timeout tunnel` for the upgraded connections. */
+export function haproxyWebSocketConfig(o: PeerConfigOptions): string {
+  return (
+    `global\n  nbthread ${o.workers}\n  maxconn 4096\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n  timeout tunnel 1h\n` +
+    `frontend fe\n  bind 127.0.0.1:${o.port}\n  default_backend be\nbackend be\n  server s1 127.0.0.1:${o.upstreamPort}\n`
+  );
 }
