@@ -78,7 +78,8 @@ const procs = new Processes(pin);
 const hostLoad = new HostLoad(500);
 
 type Kind = 'tcp' | 'ws';
-type TargetName = 'direct' | 'remora' | 'nginx' | 'haproxy';
+/** `uws-terminate`: the design Remora did not take for WebSocket (bench/peers/ws-terminator.ts). */
+type TargetName = 'direct' | 'remora' | 'nginx' | 'haproxy' | 'uws-terminate';
 
 /** One run of one target: the figure, the generator's CPU, errors. */
 interface Run {
@@ -160,6 +161,20 @@ async function startProxies(kind: Kind, upstreamPort: number, admins: Map<Kind, 
     admins.set(kind, r.admin);
     return r.port;
   });
+  if (kind === 'ws') {
+    // The other design, in the same conditions: uWS terminates each WebSocket and the `ws`
+    // client re-originates it (Node 20 only: the uWS build loads nowhere else).
+    await attempt('uws-terminate', async () => {
+      const child = procs.start(PROXY_CORE, process.execPath, [join(ROOT, 'dist/bench/peers/ws-terminator.js'), String(upstreamPort)]);
+      let stderr = '';
+      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      try {
+        return Number((await waitForOutput(child, /^(\d+)\n/m))[1]);
+      } catch {
+        throw new Error(`ws-terminator did not start: ${stderr.trim().split('\n')[0] ?? ''}`);
+      }
+    });
+  }
   for (const name of ['nginx', 'haproxy'] as const) {
     if (!wanted(name)) continue;
     if (!hasBinary(name)) {
