@@ -6,11 +6,13 @@
 // received (proxy_protocol: true) and sent (send_proxy_protocol v1 and v2), weighted
 // clusters, a reload under an open connection and SIGTERM with one open.
 //
-// "An upstream that never accepts" cannot be made portably on 127.0.0.1 (Node accepts
-// whatever the backlog; a blackhole address is not loopback), so UF is tested with a
-// closed port (connection refused); connect_timeout_ms is not exercised here.
+// An upstream that never accepts is a listening socket with a backlog of 1 in a process
+// whose event loop is blocked, its accept queue filled first: further connects hang until
+// Remora's connect_timeout_ms.
 
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import net from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,6 +36,19 @@ const recV2 = await startRecorder('v2');
 const w1 = await startRecorder('w1');
 const w2 = await startRecorder('w2');
 const deadPort = await freePort(); // nothing listens there: connection refused
+
+/** A port that is listened on and never accepts: backlog 1, the event loop blocked. */
+const stuck = spawn(process.execPath, ['-e', `
+  const s = require('node:net').createServer();
+  s.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => process.stdout.write(s.address().port + '\\n', () => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0)));
+`], { stdio: ['ignore', 'pipe', 'inherit'] });
+t.teardown(() => { stuck.kill('SIGKILL'); });
+const stuckPort = await new Promise<number>((resolve) => stuck.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
+// Fill its accept queue: these connect (the kernel completes them) and are never accepted.
+const fillers = await Promise.all([0, 1].map(() => new Promise<net.Socket>((resolve) => {
+  const c = net.connect(stuckPort, '127.0.0.1', () => resolve(c));
+})));
+t.teardown(() => { for (const c of fillers) c.destroy(); });
 for (const p of [echo, greeter, recPlain, recV1, recV2, w1, w2]) t.teardown(() => p.close());
 
 const ep = (port: number) => ({ address: '127.0.0.1', port });
@@ -49,6 +64,7 @@ const config = {
     listener('echo', { cluster: 'echo' }),
     listener('first', { cluster: 'greeter' }),
     listener('dead', { cluster: 'dead' }),
+    listener('stuck', { cluster: 'stuck' }),
     listener('retry', { cluster: 'halfdead', max_connect_attempts: 2 }),
     listener('one', { cluster: 'one' }),
     listener('idle', { cluster: 'echo', idle_timeout_ms: 300 }),
@@ -63,6 +79,7 @@ const config = {
     { name: 'echo', endpoints: [ep(echo.port)] },
     { name: 'greeter', endpoints: [ep(greeter.port)] },
     { name: 'dead', connect_timeout_ms: 500, endpoints: [ep(deadPort)] },
+    { name: 'stuck', connect_timeout_ms: 300, endpoints: [ep(stuckPort)] },
     { name: 'halfdead', connect_timeout_ms: 500, endpoints: [ep(deadPort), ep(echo.port)] },
     { name: 'one', circuit_breakers: { max_connections: 1 }, endpoints: [ep(echo.port)] },
     { name: 'plain', endpoints: [ep(recPlain.port)] },
@@ -159,6 +176,18 @@ t.test('a refused upstream: the client is closed, flag UF, upstream_cx_connect_f
   t.match(line, { flags: 'UF', termination: 'refused', cluster: 'dead', upstream: `127.0.0.1:${deadPort}`, attempts: 1, bytes_in: 0 }, `access log line: ${JSON.stringify(line)}`);
   t.equal(await stat(remora.adminPort, 'cluster.dead.upstream_cx_connect_fail'), 1, 'cluster.dead.upstream_cx_connect_fail = 1');
   t.equal(await stat(remora.adminPort, 'listener.dead.response_flag.UF'), 1, 'listener.dead.response_flag.UF = 1');
+});
+
+t.test('an upstream that never accepts: closed after connect_timeout_ms, flag UF', async (t) => {
+  const started = Date.now();
+  const r = await exchange(port.stuck, 'anyone there?', { end: false });
+  const took = Date.now() - started;
+  t.ok(r.closed, 'the client\'s connection is closed');
+  t.ok(took >= 250 && took < 3000, `closed after about connect_timeout_ms (300 ms; took ${took} ms)`);
+  t.equal(r.data.length, 0, `nothing is sent back (got ${JSON.stringify(r.data.toString())})`);
+  const [line] = await waitLines('stuck', 1);
+  t.match(line, { flags: 'UF', termination: 'refused', cluster: 'stuck', attempts: 1 }, `access log line: ${JSON.stringify(line)}`);
+  t.equal(await stat(remora.adminPort, 'cluster.stuck.upstream_cx_connect_fail'), 1, 'cluster.stuck.upstream_cx_connect_fail = 1 (a timeout counts as a connect failure)');
 });
 
 t.test('max_connect_attempts: 2 with a dead and a live endpoint: every connection gets through', async (t) => {
