@@ -62,7 +62,16 @@ export function translateListener(ctx: Ctx, key: string, l: Obj): ListenerPart |
   }
   const kind = listenerKind(ctx, l, loc);
   if (kind === undefined) return undefined;
-  ctx.only(l, loc, ['name', 'address', 'filter_chains', 'metadata', 'listener_filters', ...(kind === 'tcp' ? ['default_filter_chain'] : [])]);
+  ctx.only(l, loc, ['name', 'address', 'filter_chains', 'metadata', 'listener_filters', 'traffic_direction', 'bind_to_port',
+    ...(kind === 'tcp' ? ['default_filter_chain'] : [])]);
+  // traffic_direction (Istio sets INBOUND / OUTBOUND on every listener) only labels
+  // Envoy's tracing and stats: accepted, no effect. bind_to_port: false is a listener that
+  // only receives connections redirected from another (use_original_dst), which Remora
+  // has no way to do.
+  const bind = asObj(l.bind_to_port);
+  if (bind !== undefined && bind.value === false) {
+    ctx.reject(sub(loc, 'bind_to_port'), 'false is not supported: Remora has no original-destination redirect (use_original_dst), so a listener always binds its port');
+  }
   const out = new Fields().here(loc);
   const inspectors = listenerFilters(ctx, l, loc, out);
   out.set('name', key, sub(loc, 'name'));

@@ -131,10 +131,11 @@ function translate(listeners: Obj[], clusters: Obj[], endpoints: Obj[] = []): Xd
 const REDIS = 'outbound|6379||redis.default.svc.cluster.local';
 
 /** Istio's outbound listener for a TCP service port (istioctl proxy-config listener
- *  --port 6379 -o json), minus traffic_direction and bind_to_port, which Remora rejects on
- *  every listener (see below). */
+ *  --port 6379 -o json), as a sidecar without traffic capture gets it (bound to its port;
+ *  with capture Istio sends `bind_to_port: false`, rejected below). */
 const ISTIO_REDIS_LISTENER = {
   name: '10.96.120.33_6379',
+  traffic_direction: 'OUTBOUND',
   address: address('10.96.120.33', 6379),
   filter_chains: [{
     filters: [ISTIO_STATS, tcpProxy({ stat_prefix: REDIS, cluster: REDIS, access_log: [STDOUT_LOG] })],
@@ -162,10 +163,11 @@ t.test("Istio's outbound TCP listener: tcp_proxy to the service's cluster, istio
   t.strictSame(l?.access_log, { path: 'stdout', sample_ratio: 1 });
   t.same(l?.virtual_hosts, []);
 
-  t.same(errorsOf(translate([{ ...ISTIO_REDIS_LISTENER, traffic_direction: 'OUTBOUND', bind_to_port: { value: false } }], [ISTIO_REDIS_CLUSTER], [ISTIO_REDIS_ENDPOINTS])), [
-    'Listener "10.96.120.33_6379" traffic_direction: field not supported by Remora',
-    'Listener "10.96.120.33_6379" bind_to_port: field not supported by Remora',
-  ], 'as on HTTP listeners');
+  t.same(errorsOf(translate([{ ...ISTIO_REDIS_LISTENER, bind_to_port: { value: true } }], [ISTIO_REDIS_CLUSTER], [ISTIO_REDIS_ENDPOINTS])), [],
+    'traffic_direction (a label for Envoy\'s tracing and stats) and bind_to_port: true are accepted');
+  t.same(errorsOf(translate([{ ...ISTIO_REDIS_LISTENER, bind_to_port: { value: false } }], [ISTIO_REDIS_CLUSTER], [ISTIO_REDIS_ENDPOINTS])), [
+    'Listener "10.96.120.33_6379" bind_to_port: false is not supported: Remora has no original-destination redirect (use_original_dst), so a listener always binds its port',
+  ], 'bind_to_port: false (a listener fed by an original-destination redirect) is rejected');
 
   const waiting = translate([ISTIO_REDIS_LISTENER], [ISTIO_REDIS_CLUSTER]);
   t.same(errorsOf(waiting), []);
