@@ -7,13 +7,15 @@
 // lets the other flush what it was given, then closes it. No byte in either direction for
 // the idle timeout closes both (every byte passes the client socket, whose timeout counts
 // reads and writes). Bytes are counted per chunk in the listener's and the cluster's
-// tunnel counters.
+// tunnel counters. The client side may be an HTTP/2 stream (extended CONNECT, RFC 8441):
+// END_STREAM is its FIN and RST_STREAM its reset (tunnel-side.ts).
 
 import type { Socket } from 'node:net';
 import { ResponseFlag } from '../src/core/flags.js';
 import { reportError } from '../src/core/report.js';
 import type { ClusterStats, ListenerStats } from '../src/stats/recorder.js';
 import { ClusterCounter, ListenerCounter } from '../src/stats/stat-names.js';
+import { closedByReset, closeWhenFlushed, resetSide, type TunnelSide } from './tunnel-side.js';
 
 /** Hears when a tunnel is over (both sockets closed, or closed by destroy()). */
 export interface TunnelOwner {
@@ -42,7 +44,7 @@ export class Tunnel {
   private ended = false;
 
   constructor(
-    private readonly client: Socket,
+    private readonly client: TunnelSide,
     private readonly upstream: Socket,
     private readonly idleTimeoutMs: number,
     private readonly listenerStats: ListenerStats,
@@ -83,7 +85,7 @@ export class Tunnel {
     if (this.ended) return;
     this.reason ??= 'closed';
     this.flag = ResponseFlag.LocalReset;
-    this.client.destroy();
+    resetSide(this.client);
     this.upstream.destroy();
     this.end();
   }
@@ -118,7 +120,7 @@ export class Tunnel {
   private failed(err: unknown): void {
     reportError(err, 'a tunnelled connection');
     this.flag = ResponseFlag.LocalReset;
-    this.client.destroy();
+    resetSide(this.client);
     this.upstream.destroy();
   }
 
@@ -150,7 +152,7 @@ export class Tunnel {
       this.reason ??= 'idle_timeout';
       this.listenerStats.count(ListenerCounter.TunnelIdleTimeout);
       this.flag = ResponseFlag.LocalReset;
-      this.client.destroy();
+      resetSide(this.client);
       this.upstream.destroy();
     });
   };
@@ -165,12 +167,17 @@ export class Tunnel {
     if (this.flag === ResponseFlag.None) this.flag = ResponseFlag.UpstreamConnectionTermination;
   };
 
-  private readonly onClientClose = (hadError: boolean): void => {
-    this.reason ??= hadError ? 'error' : 'downstream';
+  private readonly onClientClose = (hadError?: boolean): void => {
+    const reset = closedByReset(this.client, hadError);
+    this.reason ??= reset ? 'error' : 'downstream';
+    // An HTTP/2 stream reset by the client emits no 'error' (CANCEL) or one that comes
+    // before this (other codes): the flag is set here too.
+    if (reset && this.flag === ResponseFlag.None) this.flag = ResponseFlag.DownstreamConnectionTermination;
     guard(() => {
       this.clientClosed = true;
-      if (!this.upstreamClosed) closeAfter(this.upstream, hadError);
-      else this.end();
+      if (this.upstreamClosed) this.end();
+      else if (reset) this.upstream.destroy();
+      else closeWhenFlushed(this.upstream);
     });
   };
 
@@ -178,8 +185,9 @@ export class Tunnel {
     this.reason ??= hadError ? 'error' : 'upstream';
     guard(() => {
       this.upstreamClosed = true;
-      if (!this.clientClosed) closeAfter(this.client, hadError);
-      else this.end();
+      if (this.clientClosed) this.end();
+      else if (hadError) resetSide(this.client, true);
+      else closeWhenFlushed(this.client);
     });
   };
 
@@ -189,14 +197,6 @@ export class Tunnel {
     this.client.setTimeout(0);
     this.owner.onTunnelEnd(this, this.flag);
   }
-}
-
-/** The other side of a closed socket: reset with it, or closed once what it was given is
- *  sent (what it would still send has nowhere to go). */
-function closeAfter(socket: Socket, reset: boolean): void {
-  if (socket.destroyed) return;
-  if (reset) socket.destroy();
-  else socket.destroySoon();
 }
 
 function guard(fn: () => void): void {

@@ -25,6 +25,7 @@ import { NodeDownstream } from './node-downstream.js';
 import { clientAddress } from './proxy-protocol.js';
 import { RequestReader } from './request-reader.js';
 import { startExchange } from './start-exchange.js';
+import { SocketUpgradeClient } from './upgrade-client.js';
 import { UpgradeExchange, type UpgradeHost } from './upgrade-exchange.js';
 import { isH2cUpgrade, serveWithoutH2c } from './upgrade-h2c.js';
 import { upgradeValue } from './upgrade-policy.js';
@@ -210,7 +211,7 @@ export class Http1Front {
         this.peerOf === null ? null : this.peerOf(socket));
       markClosing(socket);
       const upgrade = upgradeValue(request.headers);
-      const ex = new UpgradeExchange(this.ctx, this.upgradeHost, socket, request, head, upgrade, upgrade.toLowerCase());
+      const ex = new UpgradeExchange(this.ctx, this.upgradeHost, new SocketUpgradeClient(socket), request, head, upgrade, upgrade.toLowerCase());
       try {
         ex.begin(listener);
       } catch (err) {

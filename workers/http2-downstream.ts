@@ -4,7 +4,9 @@
 // (connection-specific headers, RFC 9113 §8.2.2), ends a known-length body with its last
 // byte, sends trailers after a body of unknown length, and turns the stream's events into
 // the pipeline's onAbort / onDrain / onRequestBody. A stream the client resets is an
-// abort; nghttp2 resets one whose DATA does not add up to its content-length.
+// abort; nghttp2 resets one whose DATA does not add up to its content-length. An
+// extended CONNECT stream (upgrade-client-h2.ts) uses it for its replies, and respondOpen
+// for the 200 that turns it into a tunnel.
 
 import type { OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { constants } from 'node:http2';
@@ -126,6 +128,22 @@ export class Http2Downstream implements Downstream {
     const empty = headOnly || length === 0 || status === 204 || status === 304;
     this.writeHead(-2, empty);
     if (!empty) this.stream.end(body);
+  }
+
+  /** Sends the head (`headers` flat [name, value, ...]) and leaves the stream open both
+   *  ways for the caller, who writes to the stream itself from then on (an extended
+   *  CONNECT the upstream accepted: the stream becomes a tunnel, whose close is no abort).
+   *  Throws when HTTP/2 cannot carry a header. */
+  respondOpen(status: number, headers: readonly string[]): void {
+    if (this.aborted || this.headWritten) return;
+    const h = Object.create(null) as OutgoingHttpHeaders;
+    h[':status'] = status;
+    for (let i = 0; i < headers.length; i += 2) {
+      if (!isConnectionSpecific(headers[i])) addHeader(h, headers[i], headers[i + 1]);
+    }
+    this.stream.respond(h, { endStream: false });
+    this.headWritten = true;
+    this.events = null;
   }
 
   close(): void {

@@ -7,6 +7,11 @@
 // becomes a request with a Host from :authority and, for a body of unknown length,
 // `transfer-encoding: chunked` (its framing towards an HTTP/1.1 upstream), then goes
 // through the same head checks as HTTP/1 (request-reader.ts) and the same pipeline.
+// SETTINGS_ENABLE_CONNECT_PROTOCOL is advertised: a stream with `:method CONNECT` and
+// `:protocol` (WebSocket over HTTP/2, RFC 8441) is made the HTTP/1.1 upgrade request it
+// stands for (extended-connect.ts) and goes through the upgrade pipeline
+// (upgrade-exchange.ts, upgrade-client-h2.ts) under the same policy (upgrade_configs);
+// a plain CONNECT is refused (501) as before.
 //
 // Bounds against abusive clients come from node:http2 and the listener's settings:
 // concurrent streams, flow-control windows, header list size and count, session memory
@@ -23,6 +28,9 @@ import { Http2Downstream } from './http2-downstream.js';
 import { clientAddress } from './proxy-protocol.js';
 import { RequestReader } from './request-reader.js';
 import { startExchange } from './start-exchange.js';
+import { upgradeRequestFields } from './extended-connect.js';
+import { Http2UpgradeClient } from './upgrade-client-h2.js';
+import { UpgradeExchange, type UpgradeHost } from './upgrade-exchange.js';
 
 /** The HTTP/2 connection preface a client with prior knowledge starts with (RFC 9113 §3.4). */
 export const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -57,6 +65,9 @@ export class Http2Front {
   /** The connection being handed to the server (its 'session' event comes synchronously). */
   private accepting: { socket: Socket; peer: PeerIdentity | null; refusal: string | null } | null = null;
   private closing = false;
+  /** Extended CONNECT requests under way and open tunnels, closed by closeAll(). */
+  private readonly upgrades = new Set<UpgradeExchange>();
+  private readonly upgradeHost: UpgradeHost;
 
   constructor(
     private readonly config: Listener,
@@ -65,12 +76,24 @@ export class Http2Front {
     const o = config.http2_protocol_options;
     this.reader = new RequestReader(config);
     this.serverName = config.server_header_transformation === 'pass_through' ? null : config.server_name;
+    const upgrades = this.upgrades;
+    this.upgradeHost = {
+      serverName: this.serverName,
+      idleTimeoutMs: config.idle_timeout_ms,
+      opened: (ex) => upgrades.add(ex),
+      closed: (ex) => upgrades.delete(ex),
+    };
     this.server = http2.createServer({
       settings: {
         maxConcurrentStreams: o.max_concurrent_streams,
         initialWindowSize: o.initial_stream_window_size,
         maxHeaderListSize: config.max_request_headers_kb * 1024 + 1024,
         enablePush: false,
+        // Always: whether a type may be upgraded is decided per request by the listener's
+        // and the route's upgrade_configs (a route may enable one the listener does not
+        // list, and routes change with each snapshot); a refused one gets 403, as over
+        // HTTP/1.1. Without it clients would fall back to HTTP/1.1 for WebSocket.
+        enableConnectProtocol: true,
       },
       // HPACK-decoded fields beyond the count limit: the stream is refused by nghttp2
       // (the pipeline's own check names the limit for counts just above it).
@@ -105,9 +128,18 @@ export class Http2Front {
     for (const session of this.sessions.keys()) if (!session.closed) session.close();
   }
 
-  /** Closes every connection now. */
+  /** Closes every connection now (the tunnels first, so that each is recorded as closed
+   *  by Remora). */
   closeAll(): void {
     this.closing = true;
+    for (const ex of [...this.upgrades]) {
+      try {
+        ex.destroy();
+      } catch (err) {
+        reportError(err, 'closing an HTTP/2 tunnel');
+      }
+    }
+    this.upgrades.clear();
     for (const session of this.sessions.keys()) session.destroy();
     this.sessions.clear();
   }
@@ -141,6 +173,11 @@ export class Http2Front {
 
   private readonly onStream = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]): void => {
     try {
+      // A stream nghttp2 reset in the same read as its HEADERS (DATA beyond its
+      // content-length) is destroyed before this event, its session already detached, and
+      // its 'error' still to come: it must not go uncaught (it would end the worker).
+      stream.on('error', noop);
+      if (stream.destroyed) return;
       const session = stream.session;
       const state = session === undefined ? undefined : this.sessions.get(session);
       if (state === undefined) {
@@ -162,6 +199,11 @@ export class Http2Front {
       ds.onFinished = (prematureReset) => this.streamFinished(session!, state, prematureReset);
       const method = String(headers[':method'] ?? '');
       const target = String(headers[':path'] ?? '');
+      const protocol = headers[':protocol'];
+      if (method === 'CONNECT' && protocol !== undefined) {
+        this.upgrade(ds, stream, target, String(protocol), rawHeaders, state);
+        return;
+      }
       const endStream = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0;
       const request = this.reader.read(method, target, 1, requestFields(rawHeaders, endStream), state.remoteAddress, state.peer, true);
       startExchange(this.ctx, this.config.name, ds, request, (events, hasBody) => ds.listen(events, hasBody));
@@ -170,6 +212,24 @@ export class Http2Front {
       if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
     }
   };
+
+  /** An extended CONNECT (RFC 8441): the HTTP/1.1 upgrade request it stands for, `GET
+   *  <:path>` with Upgrade: <:protocol>, through the upgrade pipeline. */
+  private upgrade(ds: Http2Downstream, stream: ServerHttp2Stream, target: string, protocol: string, rawHeaders: readonly string[], state: SessionState): void {
+    const listener = this.ctx.listener(this.config.name);
+    if (listener === undefined) {
+      ds.respond(503, 'Service Unavailable', ['content-type', 'text/plain'], 'listener is being removed\n', false, false);
+      return;
+    }
+    const request = this.reader.read('GET', target, 1, upgradeRequestFields(rawHeaders, protocol), state.remoteAddress, state.peer, true);
+    const client = new Http2UpgradeClient(stream, ds);
+    const ex = new UpgradeExchange(this.ctx, this.upgradeHost, client, request, EMPTY, protocol, protocol.toLowerCase());
+    try {
+      ex.begin(listener);
+    } catch (err) {
+      ex.fail(err);
+    }
+  }
 
   /** A stream is over: a connection resetting too many streams early is closed; while the
    *  worker drains, the connection is told GOAWAY. */
@@ -209,5 +269,7 @@ function requestFields(raw: readonly string[], endStream: boolean): string[] {
   if (!endStream && !hasLength) out.push('transfer-encoding', 'chunked');
   return out;
 }
+
+const EMPTY = Buffer.alloc(0);
 
 function noop(): void {}

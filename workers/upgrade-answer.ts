@@ -5,11 +5,13 @@
 // 400, 401, 426...) to the client: headers edited as for any response and `connection:
 // close`, the body with its length, or up to the close when the upstream chunked it or
 // delimited it by closing (the client connection ends with the answer either way).
+// The client may be an HTTP/1.1 connection or an HTTP/2 stream: the answer goes to an
+// AnswerSink (upgrade-client.ts), which writes it in the client's version.
 
 import type { Socket } from 'node:net';
 import { isBodylessStatus, writeResponseHead, type ResponseHeadPolicy } from '../src/http/response-head.js';
 import { ResponseParser, type ResponseHandler } from '../src/upstream/http1-parser.js';
-import { RawResponseHead } from './upgrade-reply.js';
+import type { AnswerSink } from './upgrade-client.js';
 
 /** What the bytes read so far say: wait for more; switched (the 101 head, and what came
  *  after it); a final answer (its bytes from the status line on); or unreadable. */
@@ -62,7 +64,7 @@ export class AnswerForwarder implements ResponseHandler {
   headSent = false;
 
   constructor(
-    private readonly client: Socket,
+    private readonly sink: AnswerSink,
     private readonly upstream: Socket,
     /** The route's response header edits. */
     private readonly policy: ResponseHeadPolicy,
@@ -92,32 +94,29 @@ export class AnswerForwarder implements ResponseHandler {
 
   onHead(status: number, reason: string, headers: string[], bodyLength: number): void {
     this.owner.onForwardHead(status);
-    const head = new RawResponseHead(status, reason);
+    const sink = this.sink;
+    sink.startHead(status, reason);
     const serviceMs = Math.round(performance.now() - this.sentAt);
-    // `draining` true: the head says `connection: close`, as the connection ends with it.
-    const contentLength = writeResponseHead(head, headers, this.policy, false, true, serviceMs);
-    if (this.isHeadRequest || isBodylessStatus(status)) {
-      if (contentLength >= 0) head.writeHeader('content-length', String(contentLength));
-    } else if (bodyLength >= 0) {
-      head.writeHeader('content-length', String(bodyLength));
-    }
+    // `draining` true: the head says `connection: close`, as the connection ends with it
+    // (an HTTP/2 sink drops it: the stream ends, not the connection).
+    const contentLength = writeResponseHead(sink, headers, this.policy, false, true, serviceMs);
     // Otherwise (chunked or close-delimited upstream) the body runs to the close.
     this.headSent = true;
-    this.client.write(head.finish());
+    if (this.isHeadRequest || isBodylessStatus(status)) sink.endHead(contentLength, true);
+    else sink.endHead(bodyLength, false);
   }
 
   onBody(chunk: Buffer): void {
     this.owner.onForwardBody(chunk.length);
-    if (!this.client.write(chunk)) {
-      const up = this.upstream;
-      up.pause();
-      this.client.once('drain', () => up.resume());
-    }
+    if (!this.sink.writeBody(chunk, this.resumeUpstream)) this.upstream.pause();
   }
 
+  private readonly resumeUpstream = (): void => {
+    this.upstream.resume();
+  };
+
   onComplete(): void {
-    this.client.end();
-    this.client.destroySoon();
+    this.sink.finish();
     this.owner.onForwardDone();
   }
 }

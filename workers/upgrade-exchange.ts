@@ -6,12 +6,17 @@
 // endpoint pick (503 UH), then a DEDICATED upstream connection (pool.openDedicated: under
 // the cluster's max_connections, 503 UO; a failed connect is 503 UF) carrying the usual
 // upstream head with `connection: upgrade` and `upgrade` kept. The upstream's answer:
-// 101 → its head goes to the client unchanged and both connections become a byte tunnel
-// (byte-tunnel.ts); anything else → that response is forwarded (headers edited as for
-// any response, body with its framing) and the connection closes. No retries: an upgrade
+// 101 → its head goes to the client unchanged (an HTTP/2 client gets a 200) and both
+// sides become a byte tunnel (byte-tunnel.ts); anything else → that response is
+// forwarded (headers edited as for any response, body with its framing) and the
+// connection (or stream) closes. No retries: an upgrade
 // request is sent once. The route timeout (else the listener's idle timeout) bounds the
 // wait for the upstream's answer; the tunnel has the listener's idle_timeout_ms.
-// Replies are written to the raw socket (upgrade-reply.ts): node:http has let go of it.
+// The client is an UpgradeClient (upgrade-client.ts): an HTTP/1.1 connection node:http
+// has let go of (replies written as raw HTTP/1.1, upgrade-reply.ts), or an HTTP/2 stream
+// opened with extended CONNECT (RFC 8441, upgrade-client-h2.ts: the front end made it the
+// HTTP/1.1 upgrade request it stands for; replies are HTTP/2 responses, the 101 becomes
+// a 200, the stream is tunnelled). The upstream side is HTTP/1.1 either way.
 
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
@@ -20,7 +25,6 @@ import { reportError } from '../src/core/report.js';
 import { runFilters, type LocalReply } from '../src/filters/request-filter.js';
 import { readRequestFacts } from '../src/http/request-facts.js';
 import { localReplyHeaders } from '../src/http/response-head.js';
-import { reasonPhrase } from '../src/http/status.js';
 import { newTraceparent } from '../src/http/trace-context.js';
 import { buildUpstreamRequestHead, startsTrace, withAttemptCount, withUpgrade } from '../src/http/upstream-request-head.js';
 import { pickTarget, type CompiledRoute } from '../src/router/route-table.js';
@@ -33,8 +37,8 @@ import type { DownstreamRequest } from './downstream.js';
 import { recordRequest } from './request-stats.js';
 import { StreamInfo } from './stream-info.js';
 import { AnswerForwarder, AnswerHeadReader, type ForwardOwner } from './upgrade-answer.js';
+import type { UpgradeClient } from './upgrade-client.js';
 import { upgradeAllowed } from './upgrade-policy.js';
-import { writeLocalReply } from './upgrade-reply.js';
 import { Tunnel, type TunnelOwner } from './byte-tunnel.js';
 
 /** What the front end lends an upgrade request. */
@@ -80,7 +84,8 @@ export class UpgradeExchange implements DedicatedEvents, ForwardOwner, TunnelOwn
   constructor(
     private readonly ctx: WorkerContext,
     private readonly host: UpgradeHost,
-    private readonly client: Socket,
+    /** The client: an HTTP/1.1 connection or an HTTP/2 stream. */
+    private readonly client: UpgradeClient,
     private readonly req: DownstreamRequest,
     /** What the client sent after its request head, in the same read. */
     private readonly clientHead: Buffer,
@@ -98,9 +103,7 @@ export class UpgradeExchange implements DedicatedEvents, ForwardOwner, TunnelOwn
     this.listener = listener;
     this.host.opened(this);
     listener.stats.requestStarted();
-    const client = this.client;
-    client.on('error', this.onClientError);
-    client.on('close', this.onClientClose);
+    this.client.watch(this.onClientClose);
     const req = this.req;
     const info = this.info;
     const refusal = req.refusal;
@@ -156,7 +159,7 @@ export class UpgradeExchange implements DedicatedEvents, ForwardOwner, TunnelOwn
         this.tunnel!.destroy();
         return;
       case 'responding':
-        this.client.destroy();
+        this.client.cut();
         this.finish(ResponseFlag.LocalReset);
         return;
       default:
@@ -173,7 +176,7 @@ export class UpgradeExchange implements DedicatedEvents, ForwardOwner, TunnelOwn
       case 'done':
         return;
       default:
-        this.client.destroy();
+        this.client.cut();
         this.finish(ResponseFlag.LocalReset);
     }
   }
@@ -246,30 +249,32 @@ export class UpgradeExchange implements DedicatedEvents, ForwardOwner, TunnelOwn
   };
 
   private switchProtocols(head: Buffer, rest: Buffer): void {
-    if (this.client.destroyed) {
+    const client = this.client;
+    if (client.gone) {
       // Gone while the upstream answered (its 'close' is on its way): nothing to open.
       this.finish(ResponseFlag.DownstreamConnectionTermination);
       return;
     }
+    // Throws when the head cannot be passed on: answered 502 (nothing was sent).
+    const status = client.switched(head);
     this.clearTimer();
     const up = this.upstream!;
     const cluster = this.cluster!;
     const listener = this.listener!;
     const info = this.info;
-    info.status = 101;
+    info.status = status;
     info.upstreamStatus = 101;
     this.ctx.endpointOutcome(cluster, this.pool!, false, false);
     up.removeListener('data', this.onUpstreamData);
     up.removeListener('error', this.onUpstreamError);
     up.removeListener('close', this.onUpstreamClose);
-    this.client.removeListener('error', this.onClientError);
-    this.client.removeListener('close', this.onClientClose);
+    client.unwatch();
     listener.stats.count(ListenerCounter.UpgradesTotal);
     listener.stats.gauge(ListenerGauge.UpgradesActive, 1);
     this.phase = 'tunnel';
-    const tunnel = new Tunnel(this.client, up, this.host.idleTimeoutMs, listener.stats, cluster.stats, this);
+    const tunnel = new Tunnel(client.side, up, this.host.idleTimeoutMs, listener.stats, cluster.stats, this);
     this.tunnel = tunnel;
-    tunnel.start(head, rest);
+    tunnel.start(null, rest);
   }
 
   onTunnelEnd(tunnel: Tunnel, flag: string): void {
@@ -287,7 +292,7 @@ export class UpgradeExchange implements DedicatedEvents, ForwardOwner, TunnelOwn
   private forwardAnswer(bytes: Buffer): void {
     this.clearTimer();
     this.phase = 'responding';
-    const forwarder = new AnswerForwarder(this.client, this.upstream!, this.route!.policy.responseHead, this.isHeadRequest, this.info.upstreamStartedAt, this);
+    const forwarder = new AnswerForwarder(this.client.answerSink(), this.upstream!, this.route!.policy.responseHead, this.isHeadRequest, this.info.upstreamStartedAt, this);
     this.forwarder = forwarder;
     forwarder.start(bytes);
   }
@@ -322,7 +327,7 @@ export class UpgradeExchange implements DedicatedEvents, ForwardOwner, TunnelOwn
           this.localReply(502, ResponseFlag.UpstreamProtocolError, `bad upstream response: ${detail}`);
           return;
         }
-        this.client.destroy();
+        this.client.cut();
         this.finish(ResponseFlag.UpstreamProtocolError);
         return;
       default:
@@ -345,7 +350,7 @@ export class UpgradeExchange implements DedicatedEvents, ForwardOwner, TunnelOwn
         case 'responding': {
           if (this.forwarder!.upstreamClosed()) return;
           // Never let a cut-off response look complete.
-          this.client.destroy();
+          this.client.cut();
           this.finish(ResponseFlag.UpstreamConnectionTermination);
           return;
         }
@@ -355,10 +360,6 @@ export class UpgradeExchange implements DedicatedEvents, ForwardOwner, TunnelOwn
     } catch (err) {
       reportError(err, 'an upgrade request');
     }
-  };
-
-  private readonly onClientError = (): void => {
-    // 'close' follows and decides.
   };
 
   private readonly onClientClose = (): void => {
@@ -400,15 +401,15 @@ export class UpgradeExchange implements DedicatedEvents, ForwardOwner, TunnelOwn
     this.localReply(r.status, r.flag, r.body, false, r.headers);
   }
 
-  /** Answers from Remora and closes the connection (whatever followed the request is
-   *  not read). */
+  /** Answers from Remora and closes the connection, or the stream (whatever followed the
+   *  request is not read). */
   private localReply(status: number, flag: string, body: string, direct = false, extraHeaders: readonly string[] | null = null): void {
     const info = this.info;
     info.status = status;
     info.flag = flag;
     const route = this.route;
     const headers = localReplyHeaders(direct, info.flags, info.requestId, extraHeaders, route === null ? null : route.responseHeadersToAdd);
-    writeLocalReply(this.client, status, reasonPhrase(status), headers, direct ? body : `${body}\n`, this.host.serverName, this.isHeadRequest);
+    this.client.reply(status, headers, direct ? body : `${body}\n`, this.host.serverName, this.isHeadRequest);
     this.finish(flag);
   }
 
