@@ -16,6 +16,7 @@ import { reportError } from '../src/core/report.js';
 import type { ClusterStats, ListenerStats } from '../src/stats/recorder.js';
 import { ClusterCounter, ListenerCounter } from '../src/stats/stat-names.js';
 import { closedByReset, closeWhenFlushed, resetSide, type TunnelSide } from './tunnel-side.js';
+import { closeFrame, FrameBoundary, GOING_AWAY } from './websocket-framing.js';
 
 /** Hears when a tunnel is over (both sockets closed, or closed by destroy()). */
 export interface TunnelOwner {
@@ -39,6 +40,9 @@ export class Tunnel {
   private flag: string = ResponseFlag.None;
   /** What ended it; set by the first event that starts the end. */
   reason: TunnelEnd | null = null;
+  /** WebSocket tunnels: where each direction's frames are; null for other tunnels. */
+  private readonly toClient: FrameBoundary | null = null;
+  private readonly toUpstream: FrameBoundary | null = null;
   private clientClosed = false;
   private upstreamClosed = false;
   private ended = false;
@@ -50,7 +54,14 @@ export class Tunnel {
     private readonly listenerStats: ListenerStats,
     private readonly clusterStats: ClusterStats,
     private readonly owner: TunnelOwner,
-  ) {}
+    /** A WebSocket: frames are followed both ways so destroy() can close it with 1001. */
+    websocket = false,
+  ) {
+    if (websocket) {
+      this.toClient = new FrameBoundary();
+      this.toUpstream = new FrameBoundary();
+    }
+  }
 
   /** Sends `head` (an upgrade's 101 head; null for none) and the bytes that followed it
    *  in the same read (`rest`) to the client, then lets bytes flow both ways. */
@@ -77,22 +88,46 @@ export class Tunnel {
     upstream.resume();
   }
 
-  /** Closes both sides now (the worker is stopping); the owner hears of it before this
-   *  returns. No WebSocket close frame is sent: bytes are not parsed, so Remora cannot
-   *  know where a frame ends, and one written in the middle of another would corrupt the
-   *  stream; the client sees the connection close (1006). */
+  /** Closes both sides now (the worker is stopping, a maximum duration); the owner hears
+   *  of it before this returns. A WebSocket tunnel is closed as a server going away: a
+   *  close frame `1001` to the client and one (masked) to the upstream, each only where
+   *  its direction is between two frames (websocket-framing.ts), then each side ends once
+   *  that is sent (reset a second later if it lingers). Other tunnels are reset. */
   destroy(): void {
     if (this.ended) return;
     this.reason ??= 'closed';
     this.flag = ResponseFlag.LocalReset;
-    resetSide(this.client);
-    this.upstream.destroy();
+    if (this.toClient !== null && this.toUpstream !== null) {
+      this.goAway(this.toClient, this.toUpstream);
+    } else {
+      resetSide(this.client);
+      this.upstream.destroy();
+    }
     this.end();
+  }
+
+  private goAway(toClient: FrameBoundary, toUpstream: FrameBoundary): void {
+    const client = this.client;
+    const upstream = this.upstream;
+    // Nothing more is passed on: a byte after a close frame would break the protocol.
+    client.removeListener('data', this.onClientData);
+    upstream.removeListener('data', this.onUpstreamData);
+    client.pause();
+    upstream.pause();
+    if (toClient.atBoundary && client.writable) client.write(closeFrame(GOING_AWAY, false));
+    if (toUpstream.atBoundary && upstream.writable) upstream.write(closeFrame(GOING_AWAY, true));
+    closeWhenFlushed(client);
+    closeWhenFlushed(upstream);
+    setTimeout(() => {
+      resetSide(client);
+      upstream.destroy();
+    }, 1000).unref();
   }
 
   private readonly onClientData = (chunk: Buffer): void => {
     try {
       const n = chunk.length;
+      this.toUpstream?.feed(chunk);
       this.bytesIn += n;
       this.listenerStats.add(ListenerCounter.CxRxBytes, n);
       this.clusterStats.add(ClusterCounter.CxTxBytes, n);
@@ -106,6 +141,7 @@ export class Tunnel {
   private readonly onUpstreamData = (chunk: Buffer): void => {
     try {
       const n = chunk.length;
+      this.toClient?.feed(chunk);
       this.bytesOut += n;
       this.listenerStats.add(ListenerCounter.CxTxBytes, n);
       this.clusterStats.add(ClusterCounter.CxRxBytes, n);

@@ -272,7 +272,7 @@ export class UpgradeExchange implements DedicatedEvents, ForwardOwner, TunnelOwn
     listener.stats.count(ListenerCounter.UpgradesTotal);
     listener.stats.gauge(ListenerGauge.UpgradesActive, 1);
     this.phase = 'tunnel';
-    const tunnel = new Tunnel(client.side, up, this.host.idleTimeoutMs, listener.stats, cluster.stats, this);
+    const tunnel = new Tunnel(client.side, up, this.host.idleTimeoutMs, listener.stats, cluster.stats, this, this.upgradeType === 'websocket');
     this.tunnel = tunnel;
     tunnel.start(null, rest);
   }

@@ -5,7 +5,7 @@
 // (authorization, rate limits, direct responses, 503 UF), an upstream that refuses the
 // upgrade, 200 sockets at once, bytes pipelined behind the request head (raw sockets),
 // h2c upgrades served as plain HTTP/1.1, a TLS listener, the idle timeout, stats, the
-// access log line, and a drain that ends within its timeout.
+// access log line, and a drain that ends within its timeout with a 1001 close both ways.
 
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -529,6 +529,10 @@ t.test('SIGTERM with an open websocket: the process exits within the drain timeo
   });
   const ws = await open('/drain', { listenerPort: r.ports.main });
   const wsClosed = closed(ws);
+  // A message each way first, so both directions have seen frames.
+  ws.send('before the drain');
+  t.equal((await nextMessage(ws)).data.toString(), 'before the drain');
+  const upstreamCloses = closesSeen.length;
   const started = Date.now();
   const exit = await r.stop(10_000);
   const ms = Date.now() - started;
@@ -536,5 +540,7 @@ t.test('SIGTERM with an open websocket: the process exits within the drain timeo
   t.ok(ms >= 900, `the open tunnel held the drain (${ms} ms)`);
   t.ok(ms < 5000, `exited within the drain timeout plus shutdown (${ms} ms)`);
   const c = await wsClosed;
-  t.equal(c.code, 1006, 'the client sees the connection close');
+  t.equal(c.code, 1001, `the client gets a close frame 1001 Going Away (got ${c.code})`);
+  await waitUntil('the upstream saw the close', async () => closesSeen.length > upstreamCloses);
+  t.equal(closesSeen.at(-1)?.code, 1001, `the upstream gets a (masked) close frame 1001 too (got ${JSON.stringify(closesSeen.at(-1))})`);
 });
