@@ -163,11 +163,9 @@ export class WorkerContext {
       if (existing) existing.update(c, stats, shared, tls);
       else this.clusters.set(c.name, new ClusterRuntime(c, stats, shared, tls));
     }
-    const resolve = (name: string): ClusterRuntime => {
-      const cluster = this.clusters.get(name);
-      if (cluster === undefined) throw new Error(`cluster ${name} missing from snapshot`);
-      return cluster;
-    };
+    // A route from xDS may name a cluster this snapshot lacks (not sent yet, or removed):
+    // its requests answer 503 NC (RouteTable, pickCluster). A file config cannot.
+    const resolve = (name: string): ClusterRuntime | null => (seen.has(name) ? (this.clusters.get(name) ?? null) : null);
     const accessLogs = this.accessLogs.compile(config.listeners);
     const listeners = new Map<string, ListenerRuntime>();
     const buckets = snapshot.stateSlots.buckets;

@@ -21,7 +21,7 @@ import { asksHealthCheckFail, isBodylessStatus, localReplyHeaders, writeResponse
 import { reasonPhrase } from '../src/http/status.js';
 import { newTraceparent } from '../src/http/trace-context.js';
 import { buildUpstreamRequestHead, startsTrace, withAttemptCount } from '../src/http/upstream-request-head.js';
-import { pickTarget, type CompiledRoute } from '../src/router/route-table.js';
+import { pickCluster, type CompiledRoute } from '../src/router/route-table.js';
 import { ClusterCounter, ListenerCounter } from '../src/stats/stat-names.js';
 import type { ClusterRuntime } from '../src/upstream/cluster.js';
 import type { UpstreamFailure } from '../src/upstream/connection.js';
@@ -115,7 +115,8 @@ export class Exchange implements DownstreamEvents, AttemptOwner {
       return this.localReply(413, ResponseFlag.DownstreamProtocolError, `request body larger than ${bodyLimit} bytes`, true);
     }
 
-    const cluster = pickTarget(route);
+    const cluster = pickCluster(route);
+    if (cluster === null) return this.localReply(503, ResponseFlag.NoClusterFound, 'cluster not found', false);
     info.cluster = cluster;
     this.timeoutMs = route.timeoutMs;
     let retryPolicy = policy.retry;

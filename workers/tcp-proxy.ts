@@ -63,7 +63,7 @@ export class TcpProxySession implements DedicatedEvents, TunnelOwner {
     down.once('close', this.onEarlyClose);
     const name = pickCluster(this.config);
     const cluster = this.ctx.clusters.get(name);
-    if (cluster === undefined) return this.refuse(ResponseFlag.NoRoute);
+    if (cluster === undefined) return this.refuse(ResponseFlag.NoClusterFound);
     this.cluster = cluster;
     if (this.config.max_downstream_connection_duration_ms > 0) {
       this.durationTimer = setTimeout(this.onMaxDuration, this.config.max_downstream_connection_duration_ms);

@@ -27,7 +27,7 @@ import { readRequestFacts } from '../src/http/request-facts.js';
 import { localReplyHeaders } from '../src/http/response-head.js';
 import { newTraceparent } from '../src/http/trace-context.js';
 import { buildUpstreamRequestHead, startsTrace, withAttemptCount, withUpgrade } from '../src/http/upstream-request-head.js';
-import { pickTarget, type CompiledRoute } from '../src/router/route-table.js';
+import { pickCluster, type CompiledRoute } from '../src/router/route-table.js';
 import { ListenerCounter, ListenerGauge, ListenerHistogram } from '../src/stats/stat-names.js';
 import type { ClusterRuntime } from '../src/upstream/cluster.js';
 import type { DedicatedEvents, DedicatedFailure } from '../src/upstream/dedicated-connection.js';
@@ -128,7 +128,8 @@ export class UpgradeExchange implements DedicatedEvents, ForwardOwner, TunnelOwn
     if (reply !== null) return this.reply(reply);
     if (route.direct !== null) return this.localReply(route.direct.status, ResponseFlag.DirectResponse, route.direct.body, true);
 
-    const cluster = pickTarget(route);
+    const cluster = pickCluster(route);
+    if (cluster === null) return this.localReply(503, ResponseFlag.NoClusterFound, 'cluster not found');
     this.cluster = cluster;
     info.cluster = cluster;
     const pool = cluster.pick();

@@ -34,6 +34,8 @@ const ROOT_KEYS = Object.keys(objectEntries(RootSchema) ?? {});
 /** What a listener's virtual hosts and routes must be unique against. */
 interface ListenerScope {
   readonly clusterNames: readonly string[];
+  /** A route or tcp_proxy may name an unknown cluster (ValidateOptions.allowMissingClusters). */
+  readonly allowMissingClusters: boolean;
   /** Clusters with send_proxy_protocol (tcp_proxy only). */
   readonly proxyProtocolClusters: ReadonlySet<string>;
   readonly domains: Map<string, string>;
@@ -91,8 +93,8 @@ function deepFreeze<T>(v: T): T {
 // ---------------------------------------------------------------------------
 // Listeners, virtual hosts, routes
 
-function checkListener(w: SchemaWalk, l: Draft<Listener>, path: string, clusterNames: readonly string[], proxyProtocolClusters: ReadonlySet<string>): void {
-  const scope: ListenerScope = { clusterNames, proxyProtocolClusters, domains: new Map(), vhostNames: new Map(), routeNames: new Map() };
+function checkListener(w: SchemaWalk, l: Draft<Listener>, path: string, clusterNames: readonly string[], proxyProtocolClusters: ReadonlySet<string>, allowMissingClusters: boolean): void {
+  const scope: ListenerScope = { clusterNames, allowMissingClusters, proxyProtocolClusters, domains: new Map(), vhostNames: new Map(), routeNames: new Map() };
   if (w.given(l, 'tcp_proxy') || l.filter_chains.length > 0) checkTcpListener(w, l, path, scope);
   else if (!w.wrong(at(path, 'virtual_hosts')) && l.virtual_hosts.length === 0) {
     w.err(at(path, 'virtual_hosts'), 'must list at least one virtual host (or set "tcp_proxy" or "filter_chains" for a TCP listener)');
@@ -248,6 +250,7 @@ function clusterRef(w: SchemaWalk, c: string, path: string, scope: ListenerScope
     }
     return;
   }
+  if (scope.allowMissingClusters) return;
   const defined = scope.clusterNames.length ? `defined: ${scope.clusterNames.join(', ')}` : 'no clusters are defined';
   w.err(path, `unknown cluster "${c}" (${defined})`);
 }
@@ -343,7 +346,16 @@ function checkListenerUniqueness(w: SchemaWalk, listeners: readonly Listener[], 
   });
 }
 
-export function validateConfig(raw: unknown, opts: { defaultWorkers?: number } = {}): ValidateResult {
+export interface ValidateOptions {
+  /** Workers when the config does not say (default: the CPUs, at most 256). */
+  readonly defaultWorkers?: number;
+  /** Routes and tcp_proxy may name clusters the config lacks (xDS only: Envoy accepts a
+   *  route to a cluster CDS has not sent, and answers its requests 503 NC). A file's
+   *  config never sets it: there an unknown cluster is a typo. */
+  readonly allowMissingClusters?: boolean;
+}
+
+export function validateConfig(raw: unknown, opts: ValidateOptions = {}): ValidateResult {
   if (raw === null || raw === undefined) {
     return { ok: false, errors: [{ path: '(root)', message: 'config is empty; expected an object with "listeners" and "clusters"' }] };
   }
@@ -359,7 +371,7 @@ export function validateConfig(raw: unknown, opts: { defaultWorkers?: number } =
 
   const clusterNames = [...new Set(cfg.clusters.flatMap((c, i) => (c && !w.wrong(`clusters[${i}].name`) ? [c.name] : [])))];
   const proxyProtocolClusters = new Set(cfg.clusters.flatMap((c) => (c && c.send_proxy_protocol !== undefined ? [c.name] : [])));
-  cfg.listeners.forEach((l, i) => { if (l) checkListener(w, l as Draft<Listener>, `listeners[${i}]`, clusterNames, proxyProtocolClusters); });
+  cfg.listeners.forEach((l, i) => { if (l) checkListener(w, l as Draft<Listener>, `listeners[${i}]`, clusterNames, proxyProtocolClusters, opts.allowMissingClusters === true); });
   if (admin) checkListenerUniqueness(w, cfg.listeners, admin);
 
   const seenClusters = new Map<string, string>();

@@ -5,8 +5,14 @@
 // subscriptions to the RouteConfiguration (RDS) and ClusterLoadAssignment (EDS) names
 // that listeners and clusters reference. The stream reconnects with jittered exponential
 // backoff, moving through the list of control-plane addresses (failover between
-// replicas). What to do with a complete set of resources is the caller's: `apply`
-// answers null (accepted) or the rejection message (NACK).
+// replicas). Envoy's ADS semantics (docs/xds.md "ADS semantics"): each resource of a
+// response is accepted or rejected on its own (the NACK names each rejected one, which
+// keeps its previous version), what is accepted is applied, and only then is the
+// response ACKed or NACKed; an identical resend changes nothing. What a set means is the
+// caller's (XdsSink: check, apply).
+// Long file: it is the one state machine of the ADS stream; the per-resource acceptance,
+// the apply that precedes each ACK and the subscriptions all read and write the same
+// per-type state, so they stay together.
 
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../core/log.js';
@@ -35,21 +41,47 @@ export interface XdsClientOptions {
 /** Resources of each type as last received (decoded), by name. */
 export type ResourceMaps = Record<ResourceType, ReadonlyMap<string, ProtoObject>>;
 
-/** What the caller decides for a complete set. */
-export interface XdsSink {
-  /** Names of RDS route configs and EDS clusters the current set references. */
-  references(maps: ResourceMaps): { routes: readonly string[]; endpoints: readonly string[] };
-  /** Checks what arrived so far while something referenced is still missing (warming):
-   *  null when fine, else the error message for the NACK. Applies nothing. */
-  check(maps: ResourceMaps): string | null;
-  /** Applies a set in which nothing referenced is missing: null when accepted, else the
-   *  error message for the NACK. */
-  apply(maps: ResourceMaps): string | null;
+/** A problem with one resource (its type URL and name; "" for the whole set). */
+export interface ResourceRejection {
+  readonly typeUrl: string;
+  readonly name: string;
+  /** The NACK's wording: `Listener "in" filter_chains[0]: ...`. */
+  readonly text: string;
 }
 
+/** What the caller decides for the resources accepted so far. */
+export interface XdsSink {
+  /** Names of RDS route configs and EDS clusters the set references. */
+  references(maps: ResourceMaps): { routes: readonly string[]; endpoints: readonly string[] };
+  /** The problems of a set, by resource ([] when it can be applied). Applies nothing. */
+  check(maps: ResourceMaps): ResourceRejection[];
+  /** Applies a set that check() passed (what of it is complete: warming resources wait
+   *  for what they reference); resolves once the workers run it, with the resources that
+   *  could not be applied after all (a listener whose port is taken). Those are taken out
+   *  of the set and apply() is called again with what is left. */
+  apply(maps: ResourceMaps): Promise<ResourceRejection[]>;
+}
+
+/** One response and what becomes of it (ACK or NACK), sent after the batch is applied. */
+interface Outcome {
+  readonly typeUrl: ResourceType;
+  readonly version: string;
+  readonly nonce: string;
+  readonly stream: DiscoveryStream | null;
+  readonly rejections: ResourceRejection[];
+}
+
+/** Responses arriving within this long are checked and then applied together (a push is
+ *  a burst of CDS, EDS, LDS and RDS: one reload instead of four). */
+const COALESCE_MS = 10;
+
 interface TypeState {
-  /** Resources last accepted (ACKed), by name. */
+  /** Resources accepted (ACKed, or accepted from a response that was NACKed for others), by name. */
   accepted: Map<string, ProtoObject>;
+  /** The encoded bytes each accepted resource came as: an identical resend is recognised
+   *  without checking anything. */
+  acceptedBytes: Map<string, Uint8Array>;
+  /** version_info of the last response accepted whole (ACKed). */
   acceptedVersion: string;
   /** Nonce of the last response of this type on the current stream. */
   nonce: string;
@@ -71,6 +103,8 @@ export interface XdsClientState {
 
 type DiscoveryStream = grpc.ClientDuplexStream<ProtoObject, ProtoObject>;
 
+const kindOf = (typeUrl: string): string => typeUrl.slice(typeUrl.lastIndexOf('.') + 1);
+
 export class XdsClient {
   private readonly protos = loadXdsProtos();
   private readonly types = new Map<ResourceType, TypeState>();
@@ -85,6 +119,9 @@ export class XdsClient {
   private connectedSince: string | null = null;
   private lastUpdateAt: string | null = null;
   private reconnects = 0;
+  /** Responses not handled yet, and whether the loop that handles them runs. */
+  private readonly inbox: { res: ProtoObject; stream: DiscoveryStream }[] = [];
+  private handling = false;
   nacks = 0;
   acks = 0;
 
@@ -94,7 +131,7 @@ export class XdsClient {
   ) {
     for (const t of RESOURCE_TYPES) {
       const wildcard = t === TypeUrl.Listener || t === TypeUrl.Cluster;
-      this.types.set(t, { accepted: new Map(), acceptedVersion: '', nonce: '', names: wildcard ? null : [], lastNack: null });
+      this.types.set(t, { accepted: new Map(), acceptedBytes: new Map(), acceptedVersion: '', nonce: '', names: wildcard ? null : [], lastNack: null });
     }
   }
 
@@ -114,7 +151,7 @@ export class XdsClient {
   state(): XdsClientState {
     const types: XdsClientState['types'] = {};
     for (const [t, s] of this.types) {
-      types[t.slice(t.lastIndexOf('.') + 1)] = { version: s.acceptedVersion, resources: s.accepted.size, last_nack: s.lastNack };
+      types[kindOf(t)] = { version: s.acceptedVersion, resources: s.accepted.size, last_nack: s.lastNack };
     }
     return {
       connected: this.connected,
@@ -141,17 +178,14 @@ export class XdsClient {
     this.sentNode = false;
     for (const s of this.types.values()) s.nonce = '';
     stream.on('data', (res: ProtoObject) => {
-      try {
-        if (!this.connected) {
-          this.connected = true;
-          this.connectedSince = new Date().toISOString();
-          this.attempt = 0;
-          this.opts.log.info({ server }, 'xDS stream connected');
-        }
-        this.onResponse(res);
-      } catch (err) {
-        this.opts.log.error({ err }, 'xDS response handling failed');
+      if (!this.connected) {
+        this.connected = true;
+        this.connectedSince = new Date().toISOString();
+        this.attempt = 0;
+        this.opts.log.info({ server }, 'xDS stream connected');
       }
+      this.inbox.push({ res, stream });
+      if (!this.handling) void this.handleInbox();
     });
     stream.on('error', (err: grpc.ServiceError) => {
       if (!this.stopped) this.opts.log.warn({ server, code: err.code, err: err.details }, 'xDS stream failed');
@@ -214,80 +248,246 @@ export class XdsClient {
     this.stream?.write(req);
   }
 
-  private onResponse(res: ProtoObject): void {
+  /**
+   * Handles responses one batch at a time: each response of the batch is checked and its
+   * valid resources accepted (accept), then the batch is applied once (the workers run it),
+   * and only then is each response ACKed or NACKed. Responses that arrive meanwhile wait
+   * for the next batch.
+   */
+  private async handleInbox(): Promise<void> {
+    this.handling = true;
+    try {
+      while (this.inbox.length > 0 && !this.stopped) {
+        await new Promise((r) => setTimeout(r, COALESCE_MS));
+        const batch = this.inbox.splice(0);
+        const before = new Map([...this.types].map(([t, s]) => [t, { accepted: s.accepted, bytes: s.acceptedBytes }]));
+        const outcomes: Outcome[] = [];
+        let changed = false;
+        for (const { res, stream } of batch) {
+          try {
+            const r = this.accept(res, stream);
+            if (r === null) continue;
+            outcomes.push(r.outcome);
+            changed ||= r.changed;
+          } catch (err) {
+            this.opts.log.error({ err }, 'xDS response handling failed');
+          }
+        }
+        if (changed) {
+          await this.applyAccepted(before, outcomes);
+          this.lastUpdateAt = new Date().toISOString();
+        }
+        this.follow();
+        for (const o of outcomes) this.answer(o);
+      }
+    } catch (err) {
+      this.opts.log.error({ err }, 'xDS response handling failed');
+    } finally {
+      this.handling = false;
+    }
+  }
+
+  /**
+   * Checks one response and accepts what is valid of it (Envoy's rules): each resource is
+   * accepted or rejected on its own; a rejected one keeps its previous version in use (or
+   * stays absent); names sent twice in one response are rejected; a response identical to
+   * what was accepted changes nothing. Listener and Cluster responses are the whole set
+   * (a name left out is removed); RouteConfiguration and ClusterLoadAssignment responses
+   * update the names they carry. Null for a type never asked for.
+   */
+  private accept(res: ProtoObject, stream: DiscoveryStream): { outcome: Outcome; changed: boolean } | null {
     const typeUrl = String(res.type_url) as ResourceType;
     const s = this.types.get(typeUrl);
-    if (s === undefined) return; // a type we never asked for
+    if (s === undefined) return null;
     const version = String(res.version_info ?? '');
     const nonce = String(res.nonce ?? '');
-    s.nonce = nonce;
-    let received: Map<string, ProtoObject>;
+    if (stream === this.stream) s.nonce = nonce;
+    const rejections: ResourceRejection[] = [];
+    const outcome: Outcome = { typeUrl, version, nonce, stream, rejections };
+    const kind = kindOf(typeUrl);
+    const received = new Map<string, { message: ProtoObject; bytes: Uint8Array }>();
+    const copies = new Map<string, number>();
     try {
-      received = new Map();
       for (const any of (res.resources as AnyMessage[] | undefined) ?? []) {
         const { typeUrl: actual, message } = this.protos.decodeAny(any);
         if (actual !== typeUrl) throw new Error(`resource of type ${actual} in a ${typeUrl} response`);
         const name = String(typeUrl === TypeUrl.ClusterLoadAssignment ? message.cluster_name : message.name);
-        received.set(name, message);
+        copies.set(name, (copies.get(name) ?? 0) + 1);
+        received.set(name, { message, bytes: any.value });
       }
     } catch (err) {
-      this.nack(typeUrl, s, version, nonce, `cannot decode: ${err instanceof Error ? err.message : String(err)}`);
+      rejections.push({ typeUrl, name: '', text: `cannot decode: ${err instanceof Error ? err.message : String(err)}` });
+      return { outcome, changed: false };
+    }
+    const wildcard = s.names === null;
+    const next = wildcard ? new Map<string, ProtoObject>() : new Map(s.accepted);
+    const nextBytes = wildcard ? new Map<string, Uint8Array>() : new Map(s.acceptedBytes);
+    /** Names this response adds or changes (what a problem can be blamed on). */
+    const fresh = new Set<string>();
+    for (const [name, r] of received) {
+      const n = copies.get(name) ?? 1;
+      if (n > 1) {
+        rejections.push({ typeUrl, name, text: `${kind} "${name}": sent ${n} times in one response (a name must be unique; the previous version stays)` });
+        const prev = s.accepted.get(name);
+        if (prev !== undefined) {
+          next.set(name, prev);
+          nextBytes.set(name, s.acceptedBytes.get(name)!);
+        } else {
+          next.delete(name);
+          nextBytes.delete(name);
+        }
+        continue;
+      }
+      next.set(name, r.message);
+      nextBytes.set(name, r.bytes);
+      const old = s.acceptedBytes.get(name);
+      if (old === undefined || !Buffer.from(old).equals(r.bytes)) fresh.add(name);
+    }
+    if (fresh.size === 0 && sameNames(next, s.accepted)) return { outcome, changed: false }; // identical: nothing to check or apply
+    const maps = this.currentMaps();
+    maps[typeUrl] = next;
+    /** Names sent back to their previous version: if that one fails too, it goes. */
+    const reverted = new Set<string>();
+    const revert = (name: string): void => {
+      const prev = s.accepted.get(name);
+      if (fresh.has(name) && prev !== undefined) {
+        reverted.add(name);
+        next.set(name, prev);
+        nextBytes.set(name, s.acceptedBytes.get(name)!);
+      } else {
+        reverted.delete(name);
+        next.delete(name);
+        nextBytes.delete(name);
+      }
+      fresh.delete(name);
+    };
+    // Reject what is invalid, one resource at a time, until the rest passes.
+    for (;;) {
+      const problems = this.sink.check(maps);
+      if (problems.length === 0) break;
+      const own = problems.filter((p) => p.typeUrl === typeUrl && next.has(p.name));
+      const ownFresh = own.filter((p) => fresh.has(p.name) || reverted.has(p.name));
+      if (ownFresh.length > 0 || (own.length > 0 && fresh.size === 0)) {
+        const blamed = ownFresh.length > 0 ? ownFresh : own;
+        for (const p of blamed) rejections.push(p);
+        for (const name of new Set(blamed.map((p) => p.name))) revert(name);
+      } else if (fresh.size > 0) {
+        // A problem elsewhere (a route configuration, the whole set) that this response's
+        // changes caused: they are all rejected, each naming it.
+        const why = problems.map((p) => p.text).join('; ');
+        for (const name of [...fresh]) {
+          rejections.push({ typeUrl, name, text: `${kind} "${name}": not applied, since with this update: ${why}` });
+          revert(name);
+        }
+      } else {
+        // Nothing of this response to blame: it is rejected whole, nothing changes.
+        rejections.push(...problems);
+        return { outcome, changed: false };
+      }
+    }
+    const changed = fresh.size > 0 || !sameNames(next, s.accepted);
+    s.accepted = next;
+    s.acceptedBytes = nextBytes;
+    this.follow();
+    return { outcome, changed };
+  }
+
+  /**
+   * Applies what was accepted. A resource the sink could not apply after all (a listener
+   * whose port another process holds) goes back to its version before the batch (or
+   * away) and is NACKed with the response of its type; the rest is applied again.
+   */
+  private async applyAccepted(before: Map<ResourceType, { accepted: Map<string, ProtoObject>; bytes: Map<string, Uint8Array> }>, outcomes: Outcome[]): Promise<void> {
+    for (let round = 0; round < 100; round++) {
+      let failed: ResourceRejection[];
+      try {
+        failed = await this.sink.apply(this.currentMaps());
+      } catch (err) {
+        failed = [{ typeUrl: '', name: '', text: `the update could not be applied: ${err instanceof Error ? err.message : String(err)}` }];
+      }
+      if (failed.length === 0) return;
+      for (const f of failed) {
+        const s = this.types.get(f.typeUrl as ResourceType);
+        const was = before.get(f.typeUrl as ResourceType);
+        if (s === undefined || was === undefined || !s.accepted.has(f.name)) {
+          // Not one resource's fault: the whole batch goes back, every response NACKed.
+          for (const [t, st] of this.types) {
+            st.accepted = before.get(t)!.accepted;
+            st.acceptedBytes = before.get(t)!.bytes;
+          }
+          for (const o of outcomes) o.rejections.push(f);
+          await this.sink.apply(this.currentMaps()).catch(() => []);
+          return;
+        }
+        const prev = was.accepted.get(f.name);
+        if (prev !== undefined && prev !== s.accepted.get(f.name)) {
+          s.accepted = new Map(s.accepted).set(f.name, prev);
+          s.acceptedBytes = new Map(s.acceptedBytes).set(f.name, was.bytes.get(f.name)!);
+        } else {
+          s.accepted = new Map(s.accepted);
+          s.accepted.delete(f.name);
+          s.acceptedBytes = new Map(s.acceptedBytes);
+          s.acceptedBytes.delete(f.name);
+        }
+        const owner = [...outcomes].reverse().find((o) => o.typeUrl === f.typeUrl) ?? outcomes[outcomes.length - 1];
+        owner?.rejections.push(f);
+      }
+    }
+  }
+
+  /** Sends the ACK or NACK of one response (on the stream it came on). A NACK carries the
+   *  version last accepted whole, and names each rejected resource. */
+  private answer(o: Outcome): void {
+    const s = this.types.get(o.typeUrl)!;
+    if (o.rejections.length === 0) {
+      s.acceptedVersion = o.version;
+      this.acks++;
+      if (o.stream === this.stream) this.send(o.typeUrl, o.version, o.nonce, null);
       return;
     }
-    // RDS and EDS responses carry only what was asked for: merge by name.
-    const maps = this.currentMaps();
-    maps[typeUrl] = received;
-    const refs = this.sink.references(maps);
-    const missing = [...refs.routes.filter((n) => !maps[TypeUrl.RouteConfiguration].has(n)), ...refs.endpoints.filter((n) => !maps[TypeUrl.ClusterLoadAssignment].has(n))];
+    const message = o.rejections.map((r) => r.text).join('; ');
+    this.nacks++;
+    s.lastNack = { version: o.version, message, at: new Date().toISOString() };
+    this.opts.log.error(
+      { type: o.typeUrl, version: o.version, rejected: [...new Set(o.rejections.map((r) => r.name))], error: message },
+      'xDS update rejected (NACK); the rest of it is applied, and rejected resources keep their previous version',
+    );
+    if (o.stream === this.stream) this.send(o.typeUrl, s.acceptedVersion, o.nonce, message);
+  }
+
+  /** Subscriptions follow what is accepted: the RouteConfigurations and
+   *  ClusterLoadAssignments that accepted listeners and clusters reference (a rejected
+   *  resource's references are not asked for); ones no longer referenced are dropped. */
+  private follow(): void {
+    const refs = this.sink.references(this.currentMaps());
     this.subscribe(TypeUrl.RouteConfiguration, refs.routes);
     this.subscribe(TypeUrl.ClusterLoadAssignment, refs.endpoints);
-    if (missing.length > 0) {
-      // Warming: what arrived must be valid on its own (else NACK now); keep it, ACK it,
-      // and wait for what it references (make before break: the running config is
-      // untouched until the set is complete).
-      const problem = this.sink.check(maps);
-      if (problem !== null) {
-        this.nack(typeUrl, s, version, nonce, problem);
-        return;
-      }
-      s.accepted = received;
-      s.acceptedVersion = version;
-      this.acks++;
-      this.send(typeUrl, version, nonce, null);
-      this.opts.log.info({ type: typeUrl, version, waitingFor: missing }, 'xDS resources warming: waiting for what they reference');
-      return;
-    }
-    const error = this.sink.apply(maps);
-    if (error !== null) {
-      this.nack(typeUrl, s, version, nonce, error);
-      return;
-    }
-    s.accepted = received;
-    s.acceptedVersion = version;
-    this.lastUpdateAt = new Date().toISOString();
-    this.acks++;
-    this.send(typeUrl, version, nonce, null);
   }
 
-  private nack(typeUrl: ResourceType, s: TypeState, version: string, nonce: string, message: string): void {
-    this.nacks++;
-    s.lastNack = { version, message, at: new Date().toISOString() };
-    this.opts.log.error({ type: typeUrl, version, error: message }, 'xDS update rejected (NACK); the running config keeps serving');
-    this.send(typeUrl, s.acceptedVersion, nonce, message);
-  }
-
-  /** Changes the RDS/EDS names asked for; a new request goes out when they changed. */
+  /** Changes the RDS/EDS names asked for; a new request goes out when they changed, and
+   *  resources of names no longer asked for are forgotten. */
   private subscribe(typeUrl: ResourceType, names: readonly string[]): void {
     const s = this.types.get(typeUrl)!;
     const sorted = [...new Set(names)].sort();
     if (s.names !== null && sorted.length === s.names.length && sorted.every((n, i) => n === s.names![i])) return;
     s.names = sorted;
+    const keep = new Set(sorted);
+    if ([...s.accepted.keys()].some((n) => !keep.has(n))) {
+      s.accepted = new Map([...s.accepted].filter(([n]) => keep.has(n)));
+      s.acceptedBytes = new Map([...s.acceptedBytes].filter(([n]) => keep.has(n)));
+    }
     this.send(typeUrl, s.acceptedVersion, s.nonce, null);
   }
 
   private currentMaps(): ResourceMaps {
-    const out = {} as Record<ResourceType, Map<string, ProtoObject>>;
-    for (const [t, s] of this.types) out[t] = new Map(s.accepted);
+    const out = {} as Record<ResourceType, ReadonlyMap<string, ProtoObject>>;
+    for (const [t, s] of this.types) out[t] = s.accepted;
     return out;
   }
+}
+
+function sameNames(a: ReadonlyMap<string, unknown>, b: ReadonlyMap<string, unknown>): boolean {
+  if (a.size !== b.size) return false;
+  for (const k of a.keys()) if (!b.has(k)) return false;
+  return true;
 }

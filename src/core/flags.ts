@@ -4,6 +4,9 @@
 export const ResponseFlag = {
   None: '-',
   NoRoute: 'NR',
+  /** The route's cluster is not (yet) known: a route or tcp_proxy from xDS may name a
+   *  cluster CDS has not sent or has removed (Envoy's cluster_not_found, 503). */
+  NoClusterFound: 'NC',
   NoHealthyUpstream: 'UH',
   UpstreamConnectFailure: 'UF',
   UpstreamOverflow: 'UO',

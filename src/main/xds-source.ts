@@ -1,7 +1,8 @@
 // xDS mode of `remora run`: the config comes from a control plane. Connects the xDS
 // client, waits for the first complete set of resources (or, after
 // initial_fetch_timeout_ms, starts from the config persisted by an earlier run), starts
-// Remora, and from then on turns every accepted update into a reload. While the control
+// Remora, and from then on turns every accepted update into a reload, which the xDS
+// client awaits before it ACKs (Envoy's ADS semantics: docs/xds.md). While the control
 // plane is unreachable, traffic keeps flowing on the last applied config. Every applied
 // config is persisted (write to a temp file, then rename) when persist_path is set.
 // With xds.mesh_identity, the sidecar's certificate is obtained from the control plane's
@@ -11,26 +12,21 @@
 // reason for the wait (src/main/xds-waiting.ts); Remora's admin server takes them over.
 
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { busyListenerPortsSync, heldPorts } from './ports.js';
+import { busyListenerPorts, heldPorts } from './ports.js';
 import { uwsCodecErrors } from '../uws/uws.js';
-import { edsClusters, referencedRoutes, type XdsResourceSet } from '../xds/resources.js';
-import { formatRejection, translateXds } from '../xds/translate.js';
+import { edsClusters, missingResources, referencedRoutes, type XdsResourceSet } from '../xds/resources.js';
+import { formatRejection, translateXds, type XdsRejection } from '../xds/translate.js';
 import { validateConfig } from '../config/validate.js';
 import type { RemoraConfig, XdsBootstrap } from '../config/types.js';
 import type { Logger } from '../core/log.js';
 import { TypeUrl } from '../xds/protos.js';
-import { XdsClient, type ResourceMaps } from '../control/xds-client.js';
+import { XdsClient, type ResourceMaps, type ResourceRejection } from '../control/xds-client.js';
 import type { MeshIdentityClient } from '../control/mesh-identity.js';
 import { startRemora, type RunningRemora } from './remora.js';
 import { validateBootstrapBase } from '../config/bootstrap-base.js';
 import { formatErrors } from '../config/load.js';
 import { RemoraError } from '../core/errors.js';
 import { XdsWaiting } from './xds-waiting.js';
-
-/** A control plane sends an update as a burst of responses (CDS, EDS, LDS, RDS): each is
- *  checked (and ACKed or NACKed) at once, but the reload waits this long for the rest of
- *  the burst, so one push is one reload instead of four. */
-const COALESCE_MS = 10;
 
 export interface XdsRun {
   readonly remora: RunningRemora;
@@ -60,13 +56,15 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
     if (stop?.aborted) onAbort();
   });
   let lastError: string | null = null;
+  /** Before the first config: what the wait is for (the /ready reason). */
+  let waitingFor: string | null = null;
   // Created right after the waiting servers bind, before any request can be handled.
   let client!: XdsClient;
   let identity: MeshIdentityClient | null = null;
   const waiting = await XdsWaiting.start(
     checked.base,
     {
-      reason: () => waitReason(bootstrap, client, lastError),
+      reason: () => waitReason(bootstrap, client, lastError, waitingFor),
       describe: () => ({
         phase: 'waiting_for_first_config',
         waiting_since: new Date(startedAt).toISOString(),
@@ -96,10 +94,13 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
   try {
     let remora: RunningRemora | null = null;
     let appliedAt = 0;
-    /** The newest accepted config (an update may arrive while Remora starts). */
+    /** The newest config applied (or, before Remora runs, handed to it to start with). */
     let latest: RemoraConfig | null = null;
     let firstConfig: (config: RemoraConfig) => void = () => {};
     const first = new Promise<RemoraConfig>((resolve) => (firstConfig = resolve));
+    /** Resolves once Remora runs (true) or could not start (false). */
+    let markStarted: (ok: boolean) => void = () => {};
+    const started = new Promise<boolean>((resolve) => (markStarted = resolve));
 
     const toSet = (maps: ResourceMaps): XdsResourceSet => ({
       listeners: maps[TypeUrl.Listener],
@@ -107,6 +108,14 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
       clusters: maps[TypeUrl.Cluster],
       endpoints: maps[TypeUrl.ClusterLoadAssignment],
     });
+    const rejection = (e: XdsRejection): ResourceRejection => ({ typeUrl: e.typeUrl, name: e.name, text: formatRejection(e) });
+    /** A problem found at a config path (`listeners[2].codec`): that listener's resource. */
+    const atListener = (config: RemoraConfig, path: string, message: string): ResourceRejection => {
+      const l = config.listeners[Number(/^listeners\[(\d+)\]/.exec(path)?.[1] ?? -1)];
+      return l === undefined
+        ? { typeUrl: '', name: '', text: `${path}: ${message}` }
+        : { typeUrl: TypeUrl.Listener, name: l.name, text: `Listener "${l.name}" ${path.replace(/^listeners\[\d+\]\.?/, '')}: ${message}` };
+    };
 
     client = new XdsClient(
       { servers: bootstrap.servers, node: bootstrap.node, log: tapStreamErrors(log, (e) => (lastError = e)) },
@@ -116,27 +125,50 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
           return { routes, endpoints: edsClusters(maps[TypeUrl.Cluster].values()) };
         },
         check(maps) {
-          const result = translateXds(base, toSet(maps));
-          return result.ok ? null : result.errors.map(formatRejection).join('; ');
+          const result = translateXds(base, toSet(maps), { ads: true });
+          if (!result.ok) return result.errors.map(rejection);
+          return uwsCodecErrors(result.config.listeners).map((e) => atListener(result.config, e.path, e.message));
         },
-        apply(maps) {
-          const result = translateXds(base, toSet(maps));
-          if (!result.ok) return result.errors.map(formatRejection).join('; ');
-          const config = result.config;
-          const codecs = uwsCodecErrors(config.listeners);
-          if (codecs.length > 0) return codecs.map((e) => `${e.path}: ${e.message}`).join('; ');
-          if (remora !== null) {
-            // A listener moved onto a port someone else holds is NACKed by name, before
-            // anything is applied (workers bind with SO_REUSEPORT and would share it).
-            const busy = busyListenerPortsSync(config.listeners, heldPorts(remora.snapshot));
-            if (busy.length > 0) return busy.join('; ');
+        async apply(maps) {
+          const set = toSet(maps);
+          const result = translateXds(base, set, { ads: true });
+          if (!result.ok) return result.errors.map(rejection);
+          let config = result.config;
+          // Apply, then ACK: a listener on a port another process holds is NACKed by name
+          // before anything is applied (workers bind with SO_REUSEPORT and would share it).
+          const busy = await busyListenerPorts(config.listeners, heldPorts(remora?.snapshot ?? null));
+          if (busy.length > 0) {
+            return busy.map((e) => atListener(config, e.path, e.message.slice(Math.max(0, e.message.indexOf('cannot bind')))));
           }
+          if (remora === null) {
+            // The first config: at least one listener, and nothing referenced missing
+            // (every listener has its routes, every EDS cluster its endpoints).
+            const missing = missingResources(set);
+            if (config.listeners.length === 0 || missing.routes.length > 0 || missing.endpoints.length > 0) {
+              waitingFor = config.listeners.length === 0 && set.listeners.size === 0
+                ? 'no listener yet'
+                : `waiting for ${[...missing.routes.map((n) => `RouteConfiguration "${n}"`), ...missing.endpoints.map((n) => `ClusterLoadAssignment "${n}"`)].join(', ') || 'a listener'}`;
+              log.info({ waitingFor }, 'xDS resources accepted; not serving yet');
+              return [];
+            }
+            waitingFor = null;
+            latest = config;
+            persist(bootstrap, config, log);
+            appliedAt = Date.now();
+            firstConfig(config);
+            return (await started) ? [] : [{ typeUrl: '', name: '', text: 'Remora could not start with this config (see its log)' }];
+          }
+          config = keepWarmingAsApplied(config, result.warming, latest);
+          if (latest !== null && sameResources(config, latest)) return []; // nothing changed: no reload
+          const ok = await remora.reload(config).catch((err: unknown) => {
+            log.error({ err }, 'applying the xDS update failed');
+            return false;
+          });
+          if (!ok) return [{ typeUrl: '', name: '', text: 'the workers did not apply the update (see the log); the running config keeps serving' }];
+          latest = config;
           persist(bootstrap, config, log);
           appliedAt = Date.now();
-          latest = config;
-          if (remora === null) firstConfig(config);
-          else queueReload(config);
-          return null;
+          return [];
         },
       },
     );
@@ -152,26 +184,6 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
       });
       identity.start();
     }
-
-    // Reloads: the newest accepted config wins; one reload at a time.
-    let pending: RemoraConfig | null = null;
-    let reloadTimer: NodeJS.Timeout | null = null;
-    let reloading = false;
-    const drainReloads = async (): Promise<void> => {
-      reloadTimer = null;
-      if (reloading || remora === null) return;
-      reloading = true;
-      while (pending !== null) {
-        const next = pending;
-        pending = null;
-        await remora.reload(next).catch((err: unknown) => log.error({ err }, 'applying the xDS update failed'));
-      }
-      reloading = false;
-    };
-    const queueReload = (config: RemoraConfig): void => {
-      pending = config;
-      if (reloadTimer === null && !reloading) reloadTimer = setTimeout(() => void drainReloads(), COALESCE_MS);
-    };
 
     /** Ends a wait stopped by a signal or POST /quitquitquit: nothing stays running. */
     const abandon = (): null => {
@@ -229,6 +241,7 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
         },
       });
     } catch (err) {
+      markStarted(false);
       client.stop();
       identity?.close();
       throw err;
@@ -238,8 +251,14 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
     }
     // A stop asked for while Remora started: it drains (and `finished` resolves) as usual.
     if (quit.signal.aborted || stop?.aborted === true) void remora.shutdown('stopped while starting', false);
-    // An update that arrived while Remora started goes in now.
-    if (latest !== null && latest !== config) queueReload(latest);
+    // A config the control plane completed while Remora started from the persisted one
+    // goes in now; the xDS client ACKs it once it runs.
+    if (latest !== null && latest !== config) {
+      const next: RemoraConfig = latest;
+      const ok = await remora.reload(next).catch(() => false);
+      if (!ok) latest = config;
+    } else latest = config;
+    markStarted(true);
     void remora.finished.then(() => {
       client.stop();
       identity?.close();
@@ -249,6 +268,31 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
     waiting.close();
     throw err;
   }
+}
+
+/**
+ * Make before break, per resource (Envoy's warming): a listener waiting for its new
+ * RouteConfiguration, or a cluster for its new ClusterLoadAssignment, keeps serving with
+ * the version applied before, if there was one. (Not when a listener now in the config
+ * took its address and port.)
+ */
+function keepWarmingAsApplied(config: RemoraConfig, warming: { readonly listeners: readonly string[]; readonly clusters: readonly string[] }, applied: RemoraConfig | null): RemoraConfig {
+  if (applied === null || (warming.listeners.length === 0 && warming.clusters.length === 0)) return config;
+  const taken = new Set(config.listeners.filter((l) => l.port !== 0).map((l) => `${l.address}:${l.port}`));
+  const listeners = applied.listeners.filter((l) => warming.listeners.includes(l.name) && (l.port === 0 || !taken.has(`${l.address}:${l.port}`)));
+  const clusters = applied.clusters.filter((c) => warming.clusters.includes(c.name));
+  if (listeners.length === 0 && clusters.length === 0) return config;
+  return Object.freeze({
+    ...config,
+    listeners: Object.freeze([...config.listeners, ...listeners]),
+    clusters: Object.freeze([...config.clusters, ...clusters]),
+  });
+}
+
+/** The same listeners and clusters (an identical resend, or an update that only touched
+ *  resources still warming): nothing to reload. */
+function sameResources(a: RemoraConfig, b: RemoraConfig): boolean {
+  return JSON.stringify(a.listeners) === JSON.stringify(b.listeners) && JSON.stringify(a.clusters) === JSON.stringify(b.clusters);
 }
 
 function persist(bootstrap: XdsBootstrap, config: RemoraConfig, log: Logger): void {
@@ -278,9 +322,11 @@ function loadPersisted(bootstrap: XdsBootstrap, base: Record<string, unknown>, l
 }
 
 /** The /ready reason while no config is served yet. */
-function waitReason(bootstrap: XdsBootstrap, client: XdsClient, lastError: string | null): string {
+function waitReason(bootstrap: XdsBootstrap, client: XdsClient, lastError: string | null, waitingFor: string | null): string {
   const s = client.state();
-  const where = s.connected ? `connected to ${s.server}, waiting for a complete set of resources` : `connecting to ${bootstrap.servers.join(', ')}`;
+  const where = s.connected
+    ? `connected to ${s.server}, waiting for a complete set of resources${waitingFor !== null ? ` (${waitingFor})` : ''}`
+    : `connecting to ${bootstrap.servers.join(', ')}`;
   const nacks = Object.entries(s.types).flatMap(([type, t]) => (t.last_nack !== null ? [`${type}: ${t.last_nack.message}`] : []));
   return (
     `waiting for the first config from the control plane (xds: ${where}` +

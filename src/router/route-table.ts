@@ -26,9 +26,12 @@ interface CompiledHeaderMatcher {
   readonly regex: RegExp | null;
 }
 
-/** A cluster choice with its share of traffic; `upTo` is the cumulative weight. */
+/** A cluster choice with its share of traffic; `upTo` is the cumulative weight.
+ *  `cluster` is null when the snapshot has no cluster of that name (a route from xDS may
+ *  name one that CDS has not sent yet, or has removed): requests picking it answer 503 NC. */
 export interface WeightedTarget<C> {
-  readonly cluster: C;
+  readonly cluster: C | null;
+  readonly name: string;
   readonly upTo: number;
 }
 
@@ -76,11 +79,12 @@ export class RouteTable<C, P = null> {
   private readonly suffixes: { readonly suffix: string; readonly vhost: CompiledVhost<C, P> }[] = [];
   private wildcard: CompiledVhost<C, P> | null = null;
 
-  /** `resolveCluster` turns a cluster name into the caller's handle (validation has
-   *  already checked that every referenced cluster exists). */
+  /** `resolveCluster` turns a cluster name into the caller's handle, or null when the
+   *  snapshot has no such cluster (only a config from xDS can name one: validation with
+   *  allow_missing_clusters; such targets answer 503 NC, see pickCluster). */
   constructor(
     listener: Listener,
-    resolveCluster: (name: string) => C,
+    resolveCluster: (name: string) => C | null,
     compilePolicy: (route: Route) => P = () => null as P,
   ) {
     for (const vh of listener.virtual_hosts) {
@@ -125,15 +129,20 @@ export class RouteTable<C, P = null> {
   }
 }
 
-/** Picks a cluster from a route's weighted targets. */
-export function pickTarget<C, P>(route: CompiledRoute<C, P>): C {
+/** Picks a cluster from a route's weighted targets: null when the picked one is not in
+ *  the snapshot (Envoy's cluster_not_found: 503, flag NC). */
+export function pickCluster<C, P>(route: CompiledRoute<C, P>): C | null {
+  return pickWeighted(route).cluster;
+}
+
+function pickWeighted<C, P>(route: CompiledRoute<C, P>): WeightedTarget<C> {
   const targets = route.targets;
-  if (targets.length === 1) return targets[0].cluster;
+  if (targets.length === 1) return targets[0];
   const x = Math.random() * route.totalWeight;
   for (let i = 0; i < targets.length; i++) {
-    if (x < targets[i].upTo) return targets[i].cluster;
+    if (x < targets[i].upTo) return targets[i];
   }
-  return targets[targets.length - 1].cluster;
+  return targets[targets.length - 1];
 }
 
 function routeMatches<C, P>(route: CompiledRoute<C, P>, req: RouteInput): boolean {
@@ -174,7 +183,7 @@ function headerMatches(m: CompiledHeaderMatcher, headers: readonly string[]): bo
 function compileRoute<C, P>(
   vh: VirtualHost,
   r: Route,
-  resolveCluster: (name: string) => C,
+  resolveCluster: (name: string) => C | null,
   compilePolicy: (route: Route) => P,
 ): CompiledRoute<C, P> {
   const m = r.match;
@@ -195,12 +204,12 @@ function compileRoute<C, P>(
   const action = r.route;
   if (action?.cluster !== undefined) {
     totalWeight = 1;
-    targets.push({ cluster: resolveCluster(action.cluster), upTo: 1 });
+    targets.push({ cluster: resolveCluster(action.cluster), name: action.cluster, upTo: 1 });
   } else if (action?.weighted_clusters !== undefined) {
     for (const wc of action.weighted_clusters) {
       if (wc.weight === 0) continue;
       totalWeight += wc.weight;
-      targets.push({ cluster: resolveCluster(wc.cluster), upTo: totalWeight });
+      targets.push({ cluster: resolveCluster(wc.cluster), name: wc.cluster, upTo: totalWeight });
     }
   }
 

@@ -30,11 +30,29 @@ import { attachRoutes, translateRouteConfig, type RoutePart } from './translate-
 
 export { formatRejection, type XdsRejection } from './translate-context.js';
 
-export type XdsTranslateResult = { ok: true; config: RemoraConfig } | { ok: false; errors: XdsRejection[] };
+/** `warming`: listeners and clusters left out of `config` because what they reference
+ *  has not arrived (a RouteConfiguration, a ClusterLoadAssignment). */
+export type XdsTranslateResult =
+  | { ok: true; config: RemoraConfig; warming: { readonly listeners: readonly string[]; readonly clusters: readonly string[] } }
+  | { ok: false; errors: XdsRejection[] };
+
+export interface XdsTranslateOptions {
+  /**
+   * Envoy's ADS semantics (the sidecar's client, src/main/xds-source.ts; docs/xds.md "ADS
+   * semantics"): a route or tcp_proxy may name a cluster the set lacks (its requests
+   * answer 503 NC), so a listener waits only for its RouteConfiguration, never for a
+   * cluster; and a set without listeners is valid (clusters sent first), its config then
+   * has none. Without it (the default, what the reference control plane's checks and the
+   * translation tests use) an unknown cluster is a rejection, as in a file.
+   */
+  readonly ads?: boolean;
+}
 
 /** Validation-only stand-ins for what is still warming (never in a returned config). */
 const PLACEHOLDER_VHOSTS = [{ name: 'warming', domains: ['*'], routes: [{ match: { prefix: '/' }, direct_response: { status: 503 } }] }];
 const PLACEHOLDER_ENDPOINTS = [{ address: '127.0.0.1', port: 1 }];
+/** With `ads`, a set without listeners is validated with this one, then left out. */
+const PLACEHOLDER_LISTENER = { name: 'remora.no-listener-yet', address: '127.0.0.1', port: 0, virtual_hosts: PLACEHOLDER_VHOSTS };
 
 /**
  * Builds the raw Remora config from `base` (the bootstrap file's non-xDS root fields:
@@ -47,7 +65,8 @@ const PLACEHOLDER_ENDPOINTS = [{ address: '127.0.0.1', port: 1 }];
  * left OUT of the returned config. Such a partial config (possibly without listeners)
  * is not meant to be applied: check missingResources(set) (src/xds/resources.ts) first.
  */
-export function translateXds(base: Record<string, unknown>, set: XdsResourceSet): XdsTranslateResult {
+export function translateXds(base: Record<string, unknown>, set: XdsResourceSet, opts: XdsTranslateOptions = {}): XdsTranslateResult {
+  const ads = opts.ads === true;
   const ctx = new Ctx();
   const listeners = [...set.listeners].flatMap(([key, l]) => translateListener(ctx, key, l) ?? []);
   const routeConfigs = new Map<string, RoutePart>();
@@ -87,8 +106,9 @@ export function translateXds(base: Record<string, unknown>, set: XdsResourceSet)
     const out = new Fields({ ...l.raw }, marks, `listeners[${i}]`);
     addMarks(marks, out.at, l.marks);
     if (l.route.kind === 'tcp') {
-      // No routes; it waits for the endpoints of the clusters its chains forward to.
-      if (l.route.clusters.some((c) => waitingClusters.has(c))) waitingListeners.add(l.name);
+      // No routes; it waits for the endpoints of the clusters its chains forward to
+      // (with `ads` it does not: a connection to a cluster still warming is refused, NC).
+      if (!ads && l.route.clusters.some((c) => waitingClusters.has(c))) waitingListeners.add(l.name);
       return out.raw;
     }
     const part = l.route.kind === 'inline' ? translateRouteConfig(ctx, l.route.config, l.route.loc) : routeConfigs.get(l.route.name);
@@ -99,25 +119,28 @@ export function translateXds(base: Record<string, unknown>, set: XdsResourceSet)
     }
     const attached = attachRoutes(ctx, l, part);
     out.attach('virtual_hosts', attached.vhosts, attached.marks);
-    if (part.clusters.some((c) => waitingClusters.has(c))) waitingListeners.add(l.name);
+    if (!ads && part.clusters.some((c) => waitingClusters.has(c))) waitingListeners.add(l.name);
     return out.raw;
   });
   if (ctx.errors.length > 0) return { ok: false, errors: ctx.errors };
 
   const raw: Obj = bootstrapBaseFields(base);
-  raw.listeners = rawListeners;
+  const noListeners = ads && rawListeners.length === 0;
+  raw.listeners = noListeners ? [PLACEHOLDER_LISTENER] : rawListeners;
   raw.clusters = rawClusters;
-  const result = validateConfig(raw);
+  const result = validateConfig(raw, { allowMissingClusters: ads });
   if (!result.ok) return { ok: false, errors: dedupe(result.errors.map((e) => locate(e, marks))) };
-  if (waitingListeners.size === 0 && waitingClusters.size === 0) return result;
+  const warming = { listeners: [...waitingListeners], clusters: [...waitingClusters] };
+  if (waitingListeners.size === 0 && waitingClusters.size === 0 && !noListeners) return { ...result, warming };
   const c = result.config;
   return {
     ok: true,
     config: Object.freeze({
       ...c,
-      listeners: Object.freeze(c.listeners.filter((l) => !waitingListeners.has(l.name))),
+      listeners: Object.freeze(noListeners ? [] : c.listeners.filter((l) => !waitingListeners.has(l.name))),
       clusters: Object.freeze(c.clusters.filter((cl) => !waitingClusters.has(cl.name))),
     }),
+    warming,
   };
 }
 

@@ -1,6 +1,7 @@
 // Helpers of the xDS translation tests: a validated config, its bootstrap part, its
 // resources as a sidecar receives them (encoded as Anys and decoded again), a hand-edited
-// set put back on the wire, and the HttpConnectionManager of a listener, read and written.
+// set put back on the wire, the HttpConnectionManager of a listener, read and written, and
+// a scripted ADS server (startScriptedAds) for tests of the sidecar's xDS client.
 
 import { validateConfig } from '../../src/config/validate.js';
 import type { RemoraConfig } from '../../src/config/types.js';
@@ -66,4 +67,94 @@ export function setHcm(listener: Obj, hcm: Obj): void {
 /** A translation's errors as formatted for a NACK ([] when it succeeded). */
 export function errorsOf(result: XdsTranslateResult): string[] {
   return result.ok ? [] : result.errors.map(formatRejection);
+}
+
+/** A scripted ADS server: the test decides each response (type, version, resources, even
+ *  duplicates or resources a real control plane would not send) and reads every request
+ *  the sidecar sends back (ACKs, NACKs, subscriptions). A stream opened later gets the
+ *  last response of each type when it first asks for that type. */
+export interface ScriptedAds {
+  readonly port: number;
+  /** Every DiscoveryRequest received, in order. */
+  readonly requests: Obj[];
+  /** Sends a response on every open stream; returns its nonce. */
+  push(typeUrl: string, version: string, resources: readonly Obj[]): string;
+  /** The request that answers `nonce` (an ACK, or a NACK with error_detail). */
+  answer(nonce: string, ms?: number): Promise<Obj>;
+  /** The first request (received already or to come) that `match` accepts. */
+  waitFor(match: (req: Obj) => boolean, ms?: number): Promise<Obj>;
+  /** The last request of `typeUrl` received. */
+  last(typeUrl: string): Obj | undefined;
+  close(): Promise<void>;
+}
+
+export async function startScriptedAds(): Promise<ScriptedAds> {
+  const grpc = await import('@grpc/grpc-js');
+  const requests: Obj[] = [];
+  const streams = new Set<import('@grpc/grpc-js').ServerDuplexStream<Obj, Obj>>();
+  const lastResponse = new Map<string, { version: string; resources: readonly Obj[] }>();
+  const waiters: { match: (req: Obj) => boolean; resolve: (r: Obj) => void }[] = [];
+  let nonces = 0;
+  const respond = (stream: import('@grpc/grpc-js').ServerDuplexStream<Obj, Obj>, typeUrl: string, version: string, resources: readonly Obj[]): string => {
+    const nonce = String(++nonces);
+    stream.write({ version_info: version, type_url: typeUrl, nonce, resources: resources.map((r) => protos.encodeAny(typeUrl, r)) });
+    return nonce;
+  };
+  const server = new grpc.Server();
+  server.addService(protos.ads.service, {
+    StreamAggregatedResources: (stream: import('@grpc/grpc-js').ServerDuplexStream<Obj, Obj>) => {
+      streams.add(stream);
+      const asked = new Set<string>();
+      stream.on('data', (req: Obj) => {
+        requests.push(req);
+        for (const w of waiters.slice()) {
+          if (w.match(req)) {
+            waiters.splice(waiters.indexOf(w), 1);
+            w.resolve(req);
+          }
+        }
+        const typeUrl = String(req.type_url);
+        const last = lastResponse.get(typeUrl);
+        if (!asked.has(typeUrl) && last !== undefined) respond(stream, typeUrl, last.version, last.resources);
+        asked.add(typeUrl);
+      });
+      stream.on('error', () => streams.delete(stream));
+      stream.on('end', () => {
+        streams.delete(stream);
+        stream.end();
+      });
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  const ads: ScriptedAds = {
+    port,
+    requests,
+    push(typeUrl, version, resources) {
+      lastResponse.set(typeUrl, { version, resources });
+      let nonce = '';
+      for (const s of streams) nonce = respond(s, typeUrl, version, resources);
+      return nonce;
+    },
+    answer(nonce, ms = 10_000) {
+      return ads.waitFor((r) => nonce !== '' && String(r.response_nonce ?? '') === nonce, ms);
+    },
+    waitFor(match, ms = 10_000) {
+      const found = requests.find(match);
+      if (found !== undefined) return Promise.resolve(found);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no matching xDS request in ${ms} ms`)), ms);
+        waiters.push({ match, resolve: (r) => (clearTimeout(timer), resolve(r)) });
+      });
+    },
+    last(typeUrl) {
+      return requests.filter((r) => r.type_url === typeUrl).at(-1);
+    },
+    close() {
+      server.forceShutdown();
+      return Promise.resolve();
+    },
+  };
+  return ads;
 }

@@ -126,6 +126,7 @@ t.test('valid config: defaults filled in, input normalised', async (t) => {
                 response_headers_to_add: [],
                 response_headers_to_remove: [],
                 rate_limits: [],
+                upgrade_configs: [],
               },
               {
                 // Unnamed routes: <vhost>/<hash of the match> (validate.ts defaultRouteName).
@@ -137,6 +138,7 @@ t.test('valid config: defaults filled in, input normalised', async (t) => {
                 response_headers_to_add: [],
                 response_headers_to_remove: [],
                 rate_limits: [],
+                upgrade_configs: [],
               },
               {
                 name: 'api/689def4a',
@@ -147,6 +149,7 @@ t.test('valid config: defaults filled in, input normalised', async (t) => {
                 response_headers_to_add: [],
                 response_headers_to_remove: ['server'],
                 rate_limits: [],
+                upgrade_configs: [],
               },
             ],
             include_request_attempt_count: false,
@@ -164,6 +167,7 @@ t.test('valid config: defaults filled in, input normalised', async (t) => {
                 response_headers_to_add: [],
                 response_headers_to_remove: [],
                 rate_limits: [],
+                upgrade_configs: [],
               },
             ],
             include_request_attempt_count: false,
@@ -172,6 +176,8 @@ t.test('valid config: defaults filled in, input normalised', async (t) => {
         generate_traceparent: false,
         max_request_headers_kb: 60,
         rate_limits: [],
+        filter_chains: [],
+        upgrade_configs: [],
         forward_client_cert_details: 'sanitize',
         codec: 'strict',
         proxy_protocol: false,

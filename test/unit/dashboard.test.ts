@@ -155,8 +155,8 @@ t.test('the metric catalogue parsed from docs/metrics.md', async (t) => {
   t.notOk(cat.prefixes.includes('remora_'), 'no prefix admits every remora_ name');
   t.same(
     [...cat.histograms].sort(),
-    ['remora_downstream_request_duration_seconds', 'remora_proxy_overhead_seconds', 'remora_upstream_request_duration_seconds'],
-    'three histograms',
+    ['remora_downstream_request_duration_seconds', 'remora_downstream_tunnel_duration_seconds', 'remora_proxy_overhead_seconds', 'remora_upstream_request_duration_seconds'],
+    'four histograms',
   );
 });
 
