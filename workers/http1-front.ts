@@ -46,9 +46,6 @@ export function http1ServerOptions(l: Listener) {
     connectionsCheckingInterval: Math.min(1000, l.request_headers_timeout_ms),
     noDelay: true,
     insecureHTTPParser: false,
-    // Node ≥ 22.21 / 24.9: an h2c upgrade is a plain request from the start (older
-    // versions ignore the option; upgrade-h2c.ts puts the request back instead).
-    shouldUpgradeCallback: (req: IncomingMessage): boolean => !isH2cUpgrade(req),
   };
 }
 

@@ -5,8 +5,9 @@
 // strict codec puts the head back without the upgrade (Upgrade, HTTP2-Settings and their
 // Connection tokens dropped) in front of the bytes that followed it, and gives the
 // connection to node:http again: llhttp frames it, its body and whatever is pipelined
-// behind it exactly as on any connection. (Node ≥ 22.21 / 24.9 can decline the upgrade up
-// front: http1-front.ts passes shouldUpgradeCallback too, and this path is then unused.)
+// behind it exactly as on any connection. (Node ≥ 22.21 / 24.9 can decline an upgrade up
+// front with `shouldUpgradeCallback`, but on Node 24.22 a request pipelined behind a
+// declined h2c upgrade is never served, so every runtime takes this path.)
 
 import http, { type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
