@@ -185,8 +185,15 @@ if (IMAGE === '') {
     t.equal(r.text, 'app saw GET /hello?x=1', 'from the app on 127.0.0.1:8080, path and query intact');
     const probes = await request(9902, { path: '/ready', agent: false });
     t.equal(probes.status, 200, 'the probes port (9902) answers /ready 200');
-    const metrics = await request(9902, { path: '/metrics', agent: false });
-    t.match(metrics.text, /^remora_downstream_requests_total\{[^\n]*listener="inbound"[^\n]*\} [1-9]/m, `and serves /metrics, which counts that request (${metrics.text.length} bytes)`);
+    // The worker records a request when its response has been written, which a client
+    // on a loaded machine can outrun: the count may take a moment to show.
+    const counted = /^remora_downstream_requests_total\{[^\n]*listener="inbound"[^\n]*\} [1-9]/m;
+    let metrics = await request(9902, { path: '/metrics', agent: false });
+    for (let i = 0; i < 20 && !counted.test(metrics.text); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      metrics = await request(9902, { path: '/metrics', agent: false });
+    }
+    t.match(metrics.text, counted, `and serves /metrics, which counts that request (${metrics.text.length} bytes)`);
     t.equal((await request(9902, { path: '/config_dump', agent: false })).status, 404, 'the probes port serves nothing else (/config_dump is 404)');
 
     const nodes = descendants(sidecar.child.pid!, '/usr/local/bin/node');
