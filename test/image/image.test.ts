@@ -185,8 +185,9 @@ if (IMAGE === '') {
     t.equal(r.text, 'app saw GET /hello?x=1', 'from the app on 127.0.0.1:8080, path and query intact');
     const probes = await request(9902, { path: '/ready', agent: false });
     t.equal(probes.status, 200, 'the probes port (9902) answers /ready 200');
-    // The worker records a request when its response has been written, which a client
-    // on a loaded machine can outrun: the count may take a moment to show.
+    // The worker records a request just after writing its last bytes; on a loaded
+    // machine the client can read them (and ask for /metrics) before the worker thread
+    // runs again: the count may take a moment to show.
     const counted = /^remora_downstream_requests_total\{[^\n]*listener="inbound"[^\n]*\} [1-9]/m;
     let metrics = await request(9902, { path: '/metrics', agent: false });
     for (let i = 0; i < 20 && !counted.test(metrics.text); i++) {
