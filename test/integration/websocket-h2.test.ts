@@ -10,61 +10,21 @@
 // with prior knowledge and h2 by ALPN on TLS, and the upgrade stats.
 
 import { readFileSync } from 'node:fs';
-import http from 'node:http';
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import net from 'node:net';
 import t from 'tap';
-import { WebSocketServer } from 'ws';
 import { TestPki } from '../helpers/certs.js';
 import { admin, startRemora, waitUntil } from '../helpers/remora.js';
 import { clientFrame, closePayload, FrameReader, OP } from '../helpers/ws-frames.js';
+import { startWsUpstream } from '../helpers/ws-upstream.js';
 
 // ---- the upstream ----
 
-/** What the upstream saw: the handshakes' heads, and how each WebSocket ended. */
-const seenHeads: http.IncomingHttpHeaders[] = [];
-const closesSeen: { url: string; code: number; reason: string }[] = [];
-
-const upstream = http.createServer((_req, res) => res.end('not a websocket\n'));
-const wss = new WebSocketServer({
-  noServer: true,
-  perMessageDeflate: false,
-  handleProtocols: (protocols) => (protocols.has('chat.v2') ? 'chat.v2' : false),
-});
-wss.on('connection', (ws, req) => {
-  ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
-  ws.on('close', (code, reason) => closesSeen.push({ url: req.url ?? '', code, reason: reason.toString() }));
-  if (req.url === '/close-me') ws.close(4001, 'server-bye');
-});
-upstream.on('upgrade', (req, socket, head) => {
-  seenHeads.push(req.headers);
-  if (req.url === '/refuse-chunked') {
-    socket.end('HTTP/1.1 401 Unauthorized\r\ntransfer-encoding: chunked\r\nwww-authenticate: Bearer\r\n\r\n5\r\nhello\r\n7\r\n, again\r\n0\r\n\r\n');
-    return;
-  }
-  const m = /^\/refuse-(\d{3})/.exec(req.url ?? '');
-  if (m !== null) {
-    const body = `refused with ${m[1]}`;
-    socket.end(`HTTP/1.1 ${m[1]} Refused\r\ncontent-type: text/plain\r\nx-why: test\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
-    return;
-  }
-  wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
-});
-const upstreamSockets = new Set<net.Socket>();
-upstream.on('connection', (s) => {
-  upstreamSockets.add(s);
-  s.on('close', () => upstreamSockets.delete(s));
-});
-await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
-t.teardown(
-  () =>
-    new Promise<void>((r) => {
-      for (const c of wss.clients) c.terminate();
-      for (const s of upstreamSockets) s.destroy();
-      upstream.close(() => r());
-    }),
-);
-const upstreamPort = (upstream.address() as net.AddressInfo).port;
+/** The upstream (test/helpers/ws-upstream.ts): what it saw, and how each WebSocket ended. */
+const up = await startWsUpstream(false);
+t.teardown(() => up.close());
+const { seenHeads, closesSeen } = up;
+const upstreamPort = up.port;
 
 /** A raw upstream that switches protocols, then resets its connection (TCP RST). */
 const resetter = net.createServer((s) => {
