@@ -13,6 +13,7 @@ import { readFileSync } from 'node:fs';
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import net from 'node:net';
 import t from 'tap';
+import { freePort } from '../../src/main/ports.js';
 import { TestPki } from '../helpers/certs.js';
 import { admin, startRemora, waitUntil } from '../helpers/remora.js';
 import { clientFrame, closePayload, FrameReader, OP } from '../helpers/ws-frames.js';
@@ -38,13 +39,7 @@ await new Promise<void>((r) => resetter.listen(0, '127.0.0.1', r));
 t.teardown(() => new Promise<void>((r) => resetter.close(() => r())));
 
 /** A port with nothing listening. */
-const downPort = await new Promise<number>((resolve) => {
-  const s = net.createServer();
-  s.listen(0, '127.0.0.1', () => {
-    const p = (s.address() as net.AddressInfo).port;
-    s.close(() => resolve(p));
-  });
-});
+const downPort = await freePort();
 
 const pki = new TestPki('websocket-h2');
 t.teardown(() => pki.remove());

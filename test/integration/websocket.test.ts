@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
+import { freePort } from '../../src/main/ports.js';
 import WebSocket from 'ws';
 import { TestPki } from '../helpers/certs.js';
 import { admin, rawExchange, request, startRemora, waitUntil } from '../helpers/remora.js';
@@ -60,13 +61,7 @@ const upNoDeflate = await startWsUpstream(false, { seenHeads, closesSeen });
 t.teardown(() => upNoDeflate.close());
 
 /** A port with nothing listening. */
-const downPort = await new Promise<number>((resolve) => {
-  const s = net.createServer();
-  s.listen(0, '127.0.0.1', () => {
-    const p = (s.address() as net.AddressInfo).port;
-    s.close(() => resolve(p));
-  });
-});
+const downPort = await freePort();
 
 const pki = new TestPki('websocket');
 t.teardown(() => pki.remove());
