@@ -1,8 +1,11 @@
 // Resolves listeners configured with port 0 to a concrete free port before workers
-// start, so every worker binds the same port. (A tiny race with other processes taking
-// the port in between is possible; a bind failure then fails startup loudly.)
+// start, so every worker binds the same port. The port is picked below the kernel's
+// ephemeral range, where outgoing connections cannot take it between the pick and the
+// workers' bind (on a busy host they would, now and then); a race with another process
+// binding it on purpose remains possible, and a bind failure then fails startup loudly.
 
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import type { ConfigError, ConfigSnapshot, Listener } from '../config/types.js';
 
@@ -12,16 +15,43 @@ export async function resolvePorts(listeners: readonly Listener[]): Promise<Reco
   return out;
 }
 
-/** A port on `address` that was free a moment ago (bind 0, read, close). Also used by
- *  tests and benchmarks to pick ports. */
-export function freePort(address = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
+/** Where free ports are looked for: from 20000 up to the first ephemeral port (Linux's
+ *  ip_local_port_range, 32768 by default); null where that leaves too little room. */
+const PICK_RANGE: readonly [number, number] | null = (() => {
+  let low = 32768;
+  try {
+    low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || low;
+  } catch {
+    // not Linux: assume the default range
+  }
+  return low - 20000 >= 1000 ? [20000, low - 1] : null;
+})();
+
+/** A port on `address` that was free a moment ago (bound, then closed): one picked at
+ *  random below the ephemeral range (a few tries), else whatever the kernel gives for
+ *  port 0. Also used by tests and benchmarks to pick ports. */
+export async function freePort(address = '127.0.0.1'): Promise<number> {
+  if (PICK_RANGE !== null) {
+    const [from, to] = PICK_RANGE;
+    for (let i = 0; i < 20; i++) {
+      const port = await tryBind(address, from + Math.floor(Math.random() * (to - from + 1)));
+      if (port !== null) return port;
+    }
+  }
+  const port = await tryBind(address, 0);
+  if (port === null) throw new Error(`no free port on ${address}`);
+  return port;
+}
+
+/** Binds `port` (0: any) exclusively and closes; the port bound, or null when it was taken. */
+function tryBind(address: string, port: number): Promise<number | null> {
+  return new Promise((resolve) => {
     const server = net.createServer();
-    server.once('error', reject);
-    server.listen({ host: address, port: 0, exclusive: true }, () => {
+    server.once('error', () => resolve(null));
+    server.listen({ host: address, port, exclusive: true }, () => {
       const addr = server.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      server.close(() => resolve(port));
+      const bound = typeof addr === 'object' && addr !== null ? addr.port : 0;
+      server.close(() => resolve(bound));
     });
   });
 }
