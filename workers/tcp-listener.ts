@@ -106,7 +106,7 @@ export class TcpListener {
       socket.destroy();
       return;
     }
-    const session = new TcpProxySession(this.ctx, listener, socket, chain.name, facts.serverName, chain.tcpProxy, (s) => this.sessions.delete(s));
+    const session = new TcpProxySession(this.ctx, listener, socket, chain, facts.serverName, (s) => this.sessions.delete(s));
     this.sessions.add(session);
     session.start();
   }

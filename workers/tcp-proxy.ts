@@ -10,6 +10,8 @@
 import type { Socket } from 'node:net';
 import type { TcpProxy } from '../src/config/types.js';
 import { ResponseFlag } from '../src/core/flags.js';
+import type { ChainTarget } from '../src/router/filter-chains.js';
+import { pickByWeight } from '../src/router/route-table.js';
 import { reportError } from '../src/core/report.js';
 import { FLAGS, ListenerCounter, ListenerGauge, ListenerHistogram } from '../src/stats/stat-names.js';
 import type { ClusterRuntime } from '../src/upstream/cluster.js';
@@ -41,18 +43,20 @@ export class TcpProxySession implements DedicatedEvents, TunnelOwner {
   private durationTimer: NodeJS.Timeout | null = null;
   /** The client's address, read while the socket is open. */
   private readonly client: string;
+  private readonly config: TcpProxy;
 
   constructor(
     private readonly ctx: WorkerContext,
     private readonly listener: ListenerRuntime | undefined,
     private readonly down: Socket,
-    private readonly chain: string,
+    /** The filter chain that took the connection (or the listener's default). */
+    private readonly chain: ChainTarget,
     private readonly serverName: string,
-    private readonly config: TcpProxy,
     /** Called once when both sockets are gone. */
     private readonly onEnd: (session: TcpProxySession) => void,
   ) {
     this.client = clientAddress(down);
+    this.config = chain.tcpProxy;
   }
 
   /** Starts connecting upstream; the downstream socket stays paused until then. */
@@ -61,7 +65,7 @@ export class TcpProxySession implements DedicatedEvents, TunnelOwner {
     this.listener?.stats.gauge(ListenerGauge.TcpActive, 1);
     const down = this.down;
     down.once('close', this.onEarlyClose);
-    const name = pickCluster(this.config);
+    const name = pickByWeight(this.chain.clusters, this.chain.totalWeight).name;
     const cluster = this.ctx.clusters.get(name);
     if (cluster === undefined) return this.refuse(ResponseFlag.NoClusterFound);
     this.cluster = cluster;
@@ -178,7 +182,7 @@ export class TcpProxySession implements DedicatedEvents, TunnelOwner {
       if (flagIndex >= 0) listener.stats.count(ListenerCounter.FlagBase + flagIndex);
       listener.accessLog?.writeConnection({
         client: this.client,
-        chain: this.chain,
+        chain: this.chain.name,
         serverName: this.serverName,
         cluster: this.cluster?.name ?? '',
         upstream: this.pool?.key ?? '',
@@ -192,20 +196,6 @@ export class TcpProxySession implements DedicatedEvents, TunnelOwner {
     }
     this.onEnd(this);
   }
-}
-
-/** The cluster of a connection: the one named, or one of the weighted ones at random. */
-function pickCluster(t: TcpProxy): string {
-  if (t.cluster !== undefined) return t.cluster;
-  const clusters = t.weighted_clusters ?? [];
-  let total = 0;
-  for (const c of clusters) total += c.weight;
-  let r = Math.random() * total;
-  for (const c of clusters) {
-    r -= c.weight;
-    if (r < 0) return c.cluster;
-  }
-  return clusters[clusters.length - 1]?.cluster ?? '';
 }
 
 function guard(fn: () => void): void {

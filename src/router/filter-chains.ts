@@ -7,6 +7,7 @@
 // listener's own tcp_proxy), or are closed.
 
 import type { FilterChain, TcpProxy } from '../config/types.js';
+import { compileTargets, type WeightedTarget } from './route-table.js';
 
 /** What the start of a connection told about it. */
 export interface ConnectionFacts {
@@ -22,17 +23,27 @@ export interface ChainTarget {
   /** The chain's name; '' for the listener's default chain. */
   readonly name: string;
   readonly tcpProxy: TcpProxy;
+  /** Its cluster names with cumulative weights (pickByWeight), compiled once. */
+  readonly clusters: readonly WeightedTarget<string>[];
+  readonly totalWeight: number;
+}
+
+function chainTarget(name: string, tcpProxy: TcpProxy): ChainTarget {
+  const { targets, totalWeight } = compileTargets(tcpProxy, (cluster) => cluster);
+  return { name, tcpProxy, clusters: targets, totalWeight };
 }
 
 export class FilterChainTable {
   /** Whether any chain looks at the ClientHello (else a connection is never read first). */
   readonly needsInspection: boolean;
   private readonly chains: readonly FilterChain[];
+  private readonly targets: ReadonlyMap<FilterChain, ChainTarget>;
   private readonly fallback: ChainTarget | null;
 
   constructor(chains: readonly FilterChain[], defaultChain: TcpProxy | undefined) {
     this.chains = chains;
-    this.fallback = defaultChain !== undefined ? { name: '', tcpProxy: defaultChain } : null;
+    this.targets = new Map(chains.map((c) => [c, chainTarget(c.name, c.tcp_proxy)]));
+    this.fallback = defaultChain !== undefined ? chainTarget('', defaultChain) : null;
     this.needsInspection = chains.some((c) => c.match.server_names.length > 0 || c.match.transport_protocol !== undefined || c.match.application_protocols.length > 0);
   }
 
@@ -42,7 +53,7 @@ export class FilterChainTable {
     candidates = narrow(candidates, (c) => c.match.transport_protocol === facts.transport, (c) => c.match.transport_protocol === undefined);
     candidates = byAlpn(candidates, facts.alpn);
     const chain = candidates[0];
-    return chain !== undefined ? { name: chain.name, tcpProxy: chain.tcp_proxy } : this.fallback;
+    return chain !== undefined ? this.targets.get(chain)! : this.fallback;
   }
 }
 

@@ -136,13 +136,40 @@ export function pickCluster<C, P>(route: CompiledRoute<C, P>): C | null {
 }
 
 function pickWeighted<C, P>(route: CompiledRoute<C, P>): WeightedTarget<C> {
-  const targets = route.targets;
+  return pickByWeight(route.targets, route.totalWeight);
+}
+
+/** One of `targets` at random in proportion to the weights (`upTo` cumulative, the last
+ *  one's equal to `totalWeight`): a route's clusters per request, a tcp_proxy's per
+ *  connection. */
+export function pickByWeight<T extends { readonly upTo: number }>(targets: readonly T[], totalWeight: number): T {
   if (targets.length === 1) return targets[0];
-  const x = Math.random() * route.totalWeight;
+  const x = Math.random() * totalWeight;
   for (let i = 0; i < targets.length; i++) {
     if (x < targets[i].upTo) return targets[i];
   }
   return targets[targets.length - 1];
+}
+
+/** A `cluster` or `weighted_clusters` choice (a route action's, a tcp_proxy's) as targets
+ *  with cumulative weights, compiled once per snapshot; weight-0 clusters are left out. */
+export function compileTargets<C>(
+  action: { readonly cluster?: string; readonly weighted_clusters?: readonly { readonly cluster: string; readonly weight: number }[] } | undefined,
+  resolveCluster: (name: string) => C | null,
+): { targets: WeightedTarget<C>[]; totalWeight: number } {
+  const targets: WeightedTarget<C>[] = [];
+  let totalWeight = 0;
+  if (action?.cluster !== undefined) {
+    totalWeight = 1;
+    targets.push({ cluster: resolveCluster(action.cluster), name: action.cluster, upTo: 1 });
+  } else if (action?.weighted_clusters !== undefined) {
+    for (const wc of action.weighted_clusters) {
+      if (wc.weight === 0) continue;
+      totalWeight += wc.weight;
+      targets.push({ cluster: resolveCluster(wc.cluster), name: wc.cluster, upTo: totalWeight });
+    }
+  }
+  return { targets, totalWeight };
 }
 
 function routeMatches<C, P>(route: CompiledRoute<C, P>, req: RouteInput): boolean {
@@ -199,19 +226,8 @@ function compileRoute<C, P>(
     pathRegex = new RegExp(`^(?:${m.regex})$`); // whole-path match, as Envoy's safe_regex
   }
 
-  const targets: WeightedTarget<C>[] = [];
-  let totalWeight = 0;
   const action = r.route;
-  if (action?.cluster !== undefined) {
-    totalWeight = 1;
-    targets.push({ cluster: resolveCluster(action.cluster), name: action.cluster, upTo: 1 });
-  } else if (action?.weighted_clusters !== undefined) {
-    for (const wc of action.weighted_clusters) {
-      if (wc.weight === 0) continue;
-      totalWeight += wc.weight;
-      targets.push({ cluster: resolveCluster(wc.cluster), name: wc.cluster, upTo: totalWeight });
-    }
-  }
+  const { targets, totalWeight } = compileTargets(action, resolveCluster);
 
   return {
     name: r.name,
