@@ -15,7 +15,7 @@
 //   body         closed loop, 50 connections, POST bodies of --body-sizes (100 B responses)
 //   connections  closed loop, --lanes lanes, a new connection per request (Connection:
 //                close) vs keep-alive, same generator (bench/lib/conn-loop.ts)
-//   features     closed loop, 50 connections, six Remoras (1 worker) that differ only in
+//   features     closed loop, 50 connections, eight Remoras (1 worker) that differ only in
 //                features: all off, each alone, all on; ratio to all-off per round
 //   workers      closed loop, 50 connections, Remora and nginx/HAProxy with each of
 //                --workers (req/s, per core, Remora's peak RSS); Node peers at 1
@@ -58,6 +58,7 @@ import {
 } from './lib/harness.js';
 import { PEERS, peerMissing, startPeer, type PeerName } from './lib/peers.js';
 import { ALL_OFF, benchRemoraConfig, scrapeSanity, type Features } from './lib/remora-config.js';
+import { startOtlpSink } from './lib/otlp-sink.js';
 import { barChart } from './lib/svg.js';
 import {
   FEATURE_VARIANTS,
@@ -237,7 +238,7 @@ async function connectionsStep(step: Step, targets: ReadonlyMap<string, Endpoint
 }
 
 /** The features scenario's variants. Circuit breakers are always on in Remora. */
-function variantFeatures(v: FeatureVariant, logFile: string): Features {
+function variantFeatures(v: FeatureVariant, logFile: string, otlpSink: string): Features {
   const on: Features = { stats: true, accessLog: logFile, rateLimit: true, outlier: true };
   switch (v) {
     case 'all-off':
@@ -252,6 +253,10 @@ function variantFeatures(v: FeatureVariant, logFile: string): Features {
       return { ...ALL_OFF, outlier: true };
     case 'all-on':
       return on;
+    case 'tracing-1':
+      return { ...ALL_OFF, tracing: { percent: 1, endpoint: otlpSink } };
+    case 'tracing-100':
+      return { ...ALL_OFF, tracing: { percent: 100, endpoint: otlpSink } };
   }
 }
 
@@ -265,15 +270,16 @@ function fileMb(path: string): number | null {
 
 async function featuresStep(step: Step, upstreamPort: number): Promise<StepResult> {
   const running = new Map<string, { e: Endpoint; admin: number; log: string; f: Features }>();
+  const sink = await startOtlpSink();
   try {
     for (const v of FEATURE_VARIANTS) {
       const logFile = join(tmp, `access-${v}.log`);
-      const f = variantFeatures(v, logFile);
+      const f = variantFeatures(v, logFile, sink.endpoint);
       const remora = await startRemora(procs, proxyCores(layout, 1), writeConfig(tmp, `remora-${v}`, benchRemoraConfig(f, upstreamPort, 1)));
       running.set(v, { e: { port: remora.listeners.bench, pid: remora.pid }, admin: remora.adminPort, log: logFile, f });
     }
     const result = await closedStep(step, new Map([...running].map(([k, x]) => [k, x.e])), { connections: FIXED_CONNECTIONS, base: 'all-off' });
-    const sanity: string[] = ['| variant | stats | access log | rate limits | outlier detection | requests in /metrics | rate-limit table entries | access log MB | RSS MB at end |', '|---|---|---|---|---|---|---|---|---|'];
+    const sanity: string[] = ['| variant | stats | access log | rate limits | outlier detection | tracing | requests in /metrics | rate-limit table entries | spans exported (dropped) | access log MB | RSS MB at end |', '|---|---|---|---|---|---|---|---|---|---|---|'];
     const json: Record<string, object> = {};
     for (const [v, x] of running) {
       const s = await scrapeSanity(x.admin).catch(() => null);
@@ -282,13 +288,13 @@ async function featuresStep(step: Step, upstreamPort: number): Promise<StepResul
       json[v] = { features: { ...x.f, accessLog: x.f.accessLog !== null }, sanity: s, access_log_mb: logMb, rss_mb_end: rss };
       const yes = (b: boolean): string => (b ? 'on' : '-');
       sanity.push(
-        `| ${v} | ${yes(x.f.stats)} | ${yes(x.f.accessLog !== null)} | ${yes(x.f.rateLimit)} | ${yes(x.f.outlier)} | ${s?.requests_in_metrics ?? '-'} | ${s?.rate_limit_table_entries ?? '-'} | ${logMb ?? '-'} | ${rss ?? '-'} |`,
+        `| ${v} | ${yes(x.f.stats)} | ${yes(x.f.accessLog !== null)} | ${yes(x.f.rateLimit)} | ${yes(x.f.outlier)} | ${x.f.tracing !== undefined ? `${x.f.tracing.percent} %` : '-'} | ${s?.requests_in_metrics ?? '-'} | ${s?.rate_limit_table_entries ?? '-'} | ${x.f.tracing !== undefined ? `${s?.spans_exported ?? '-'} (${s?.spans_dropped ?? '-'})` : '-'} | ${logMb ?? '-'} | ${rss ?? '-'} |`,
       );
     }
     return {
       ...result,
       notes: [
-        'Six Remora processes (1 worker each, the same core), driven one at a time, interleaved in every round. **all-off**: `stats.enabled: false`, no access log, no rate limits, no outlier detection. **stats**: stats recording and /metrics (the default). **access-log**: every request logged to a file in a temp dir. **rate-limit**: a listener rate limit (one bucket) and a route rate limit keyed by client IP (one hot key), both 1,000,000,000 tokens per second: nothing is refused. **outlier**: `outlier_detection: {}` (every response counted per endpoint). **all-on**: all four. No retry policy in any variant.',
+        'Eight Remora processes (1 worker each, the same core), driven one at a time, interleaved in every round. **all-off**: `stats.enabled: false`, no access log, no rate limits, no outlier detection, no tracing. **stats**: stats recording and /metrics (the default). **access-log**: every request logged to a file in a temp dir. **rate-limit**: a listener rate limit (one bucket) and a route rate limit keyed by client IP (one hot key), both 1,000,000,000 tokens per second: nothing is refused. **outlier**: `outlier_detection: {}` (every response counted per endpoint). **all-on**: those four. **tracing-1** / **tracing-100**: all-off plus tracing with 1 % / 100 % of requests sampled (`parentbased_traceidratio`), a server span and a client span per sampled request exported over OTLP/HTTP protobuf to a sink in the benchmark process that drops them. No retry policy in any variant.',
         '**Circuit breakers are always on in Remora**: every variant, all-off included, takes and releases a `max_requests` slot per request, so their price is inside every figure here (`npm run bench:shared-state` prices it alone).',
         '',
         'Sanity check (each Remora\'s /metrics at the end, warm-up included; all-off, access-log, rate-limit and outlier have stats off and must count none):',
@@ -299,6 +305,7 @@ async function featuresStep(step: Step, upstreamPort: number): Promise<StepResul
     };
   } finally {
     for (const x of running.values()) if (x.e.pid !== null) await stopPid(x.e.pid);
+    await sink.close();
   }
 }
 

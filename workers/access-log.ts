@@ -1,15 +1,21 @@
-// Access logs: one JSON line per finished request for each listener that configures
-// `access_log`. Lines go out through pino's asynchronous destination (SonicBoom), one per
-// worker per distinct path ("stdout" = fd 1), so a worker never waits on the disk. The
-// line has a fixed shape and is built by hand on the hot path (no pino logger per line).
-// Sampling: a `sample_ratio` share of requests is logged, error responses always.
+// Access logs: one line per finished request (and per TCP proxy connection) for each
+// listener that configures `access_log`. Lines go out through pino's asynchronous
+// destination (SonicBoom), one per worker per distinct path ("stdout" = fd 1), so a worker
+// never waits on the disk. The default line is Remora's JSON, of a fixed shape, built by
+// hand on the hot path (no pino logger per line); a `format` or `json_format` is compiled
+// per snapshot (access-log-format.ts). Sampling: a `sample_ratio` share of requests is
+// logged, error responses always.
 
 import { resolve } from 'node:path';
 import { pino } from 'pino';
 import type { Listener } from '../src/config/types.js';
 import type { Logger } from '../src/core/log.js';
-import { isB3TraceId, traceIdOfTraceparent } from '../src/http/trace-context.js';
+import { compileAccessLogFormat, type AccessLogFormat } from './access-log-format.js';
+import { traceIdOf, type ConnectionRecord } from './access-log-operators.js';
+import { isoTime } from './access-log-time.js';
 import type { StreamInfo } from './stream-info.js';
+
+export type { ConnectionRecord } from './access-log-operators.js';
 
 type SonicBoom = ReturnType<typeof pino.destination>;
 
@@ -147,27 +153,6 @@ class Destination {
 }
 
 /** A listener's access log in one snapshot: sampling and the line format. */
-/** One TCP proxy connection, for its access log line. */
-export interface ConnectionRecord {
-  /** The client's address (the PROXY header's source when the listener reads one). */
-  readonly client: string;
-  /** The filter chain's name; '' for the listener's own tcp_proxy. */
-  readonly chain: string;
-  readonly serverName: string;
-  readonly cluster: string;
-  /** `address:port` of the endpoint last tried; '' when none was. */
-  readonly upstream: string;
-  readonly attempts: number;
-  readonly flags: string;
-  /** Bytes from the client, and to it. */
-  readonly bytesIn: number;
-  readonly bytesOut: number;
-  readonly durationUs: number;
-  /** What ended it: `downstream` or `upstream` closed, `idle_timeout`, `max_duration`,
-   *  `error` (a reset), `refused` (never connected upstream), `drain`. */
-  readonly termination: string;
-}
-
 export class AccessLogSink {
   /** sample_ratio ≥ 1: every request is logged, no random draw. */
   private readonly all: boolean;
@@ -180,6 +165,8 @@ export class AccessLogSink {
     sampleRatio: number,
     listener: string,
     worker: number,
+    /** The configured `format` / `json_format`; null for Remora's JSON line. */
+    private readonly format: AccessLogFormat | null = null,
   ) {
     this.all = sampleRatio >= 1;
     this.ratio = sampleRatio;
@@ -194,7 +181,7 @@ export class AccessLogSink {
     if (!this.all && info.status < 500 && (flag === '-' || flag === 'DR') && info.attempts <= 1 && !info.retryExhausted && !info.retryOverflow
       && info.grpcStatus <= 0 && !(Math.random() < this.ratio)) return;
     try {
-      this.dest.write(this.line(info));
+      this.dest.write(this.format !== null ? this.format.http(info) : this.line(info));
     } catch (err) {
       this.dest.report(err, 'writing an access log line failed');
     }
@@ -205,6 +192,10 @@ export class AccessLogSink {
   writeConnection(c: ConnectionRecord): void {
     if (!this.all && c.flags === '-' && !(Math.random() < this.ratio)) return;
     try {
+      if (this.format !== null) {
+        this.dest.write(this.format.tcp(c));
+        return;
+      }
       const time = isoTime(Date.now() - c.durationUs / 1000);
       this.dest.write(
         `{"time":"${time}","kind":"tcp","client":${quote(c.client)},"filter_chain":${c.chain === '' ? '"-"' : quote(c.chain)}` +
@@ -223,8 +214,6 @@ export class AccessLogSink {
     const headers = req.headers;
     let authority: string | null = null;
     let userAgent: string | null = null;
-    let traceparent: string | null = null;
-    let b3: string | null = null;
     for (let i = 0; i < headers.length; i += 2) {
       switch (headers[i]) {
         case 'host':
@@ -233,23 +222,10 @@ export class AccessLogSink {
         case 'user-agent':
           userAgent ??= headers[i + 1];
           break;
-        case 'traceparent':
-          traceparent ??= headers[i + 1];
-          break;
-        case 'x-b3-traceid':
-          b3 ??= headers[i + 1];
-          break;
       }
     }
-    const generated = info.generatedTraceparent;
-    const traceId =
-      generated !== null
-        ? generated.slice(3, 35)
-        : traceparent !== null
-          ? traceIdOfTraceparent(traceparent)
-          : b3 !== null && isB3TraceId(b3)
-            ? b3
-            : null;
+    const traceId = traceIdOf(info);
+    const times = info.attemptTimes;
     const path = req.query.length > 0 ? `${req.path}?${req.query}` : req.path;
     const route = info.routeName;
     const upstream = info.upstreamHost;
@@ -259,6 +235,7 @@ export class AccessLogSink {
       `{"time":"${time}","request_id":${quote(info.requestId)},"method":${quote(req.method)},"path":${quote(path)}` +
       `,"authority":${authority === null ? 'null' : quote(authority)},"status":${info.status},"flags":"${info.flags}"` +
       `,"route":${route === '' ? '"-"' : quote(route)},"upstream":${upstream === '' ? '"-"' : quote(upstream)},"attempts":${info.attempts}` +
+      `,"attempt_us":${times === null ? 'null' : `[${times.join(',')}]`}` +
       `,"bytes_in":${info.bytesIn},"bytes_out":${info.bytesOut},"duration_us":${info.durationUs}` +
       `,"upstream_us":${info.upstreamUs < 0 ? 'null' : info.upstreamUs}` +
       `,"user_agent":${userAgent === null ? 'null' : quote(userAgent)},"trace_id":${traceId === null ? 'null' : `"${traceId}"`}` +
@@ -298,7 +275,14 @@ export class AccessLogs {
         }
       }
       used.set(target, dest);
-      sinks.set(l.name, new AccessLogSink(dest, config.sample_ratio, l.name, this.worker));
+      let format: AccessLogFormat | null = null;
+      try {
+        format = compileAccessLogFormat(config, { scheme: l.tls !== undefined ? 'https' : 'http', proxyProtocol: l.proxy_protocol });
+      } catch (err) {
+        // Validation refuses a format that does not compile; this is a last resort.
+        this.log.error({ err, listener: l.name }, 'cannot compile the access log format; the listener logs Remora\'s JSON line');
+      }
+      sinks.set(l.name, new AccessLogSink(dest, config.sample_ratio, l.name, this.worker, format));
     }
     for (const [target, dest] of this.destinations) {
       if (!used.has(target)) void dest.close();
@@ -324,20 +308,4 @@ export class AccessLogs {
     this.destinations = new Map();
     await Promise.all(all.map((d) => d.close()));
   }
-}
-
-// ISO-8601 time with milliseconds; the part up to the second is formatted once per
-// second (a Date and toISOString per line cost more than the rest of the line).
-let cachedSecond = -1;
-let cachedPrefix = '';
-
-function isoTime(ms: number): string {
-  const whole = Math.floor(ms);
-  const second = Math.floor(whole / 1000);
-  if (second !== cachedSecond) {
-    cachedSecond = second;
-    cachedPrefix = new Date(second * 1000).toISOString().slice(0, 20); // "YYYY-MM-DDTHH:MM:SS."
-  }
-  const milli = whole - second * 1000;
-  return cachedPrefix + (milli < 10 ? '00' : milli < 100 ? '0' : '') + milli + 'Z';
 }

@@ -30,6 +30,9 @@ import {
 import { ClusterRuntime } from '../src/upstream/cluster.js';
 import { AccessLogs, type AccessLogSink } from './access-log.js';
 import { compileListenerUpgrades, compileRouteUpgrades } from './upgrade-policy.js';
+import { resolveTracing } from '../src/tracing/settings.js';
+import { SpanBuffer } from './span-buffer.js';
+import { ListenerTracer, type Sampling } from './tracing.js';
 
 /** What a route carries besides matching and forwarding, compiled per snapshot. */
 export interface RoutePolicy {
@@ -42,6 +45,8 @@ export interface RoutePolicy {
   /** The route's upgrade_configs by upgrade type (true: allowed, false: refused); null
    *  when the route has none (the listener's `upgrades` decide). */
   readonly upgrades: ReadonlyMap<string, boolean> | null;
+  /** The route's tracing sampling; null: the listener's. */
+  readonly sampling: Sampling | null;
 }
 
 /** A listener as the pipeline sees it in one snapshot: its route table and stats. */
@@ -68,6 +73,8 @@ export interface ListenerRuntime {
   /** Upgrade types (lower-case) the listener's upgrade_configs enable; routes may
    *  override (RoutePolicy.upgrades). Empty: no upgrades unless a route allows one. */
   readonly upgrades: ReadonlySet<string>;
+  /** Tracing (workers/tracing.ts), or null when the listener does not trace. */
+  readonly tracer: ListenerTracer | null;
 }
 
 /** OpenSSL verification results Node reports for a client certificate that is there but
@@ -96,6 +103,8 @@ export class WorkerContext {
   /** This worker's access log files; closed by serve.ts when the worker stops. */
   readonly accessLogs: AccessLogs;
   readonly recorder: StatsRecorder;
+  /** Finished spans on their way to the main thread's exporter. */
+  readonly spans: SpanBuffer;
   private readonly sweepTimer: NodeJS.Timeout;
   /** Event-loop delay of this worker (ns), sampled every 20 ms; stored in the slab each
    *  second (/workers, /metrics). */
@@ -115,8 +124,9 @@ export class WorkerContext {
     statsSlab: SharedArrayBuffer,
     sharedState: SharedArrayBuffer,
     epochMs: number,
-    private readonly post: (msg: FromWorker) => void,
+    private readonly post: (msg: FromWorker, transfer?: ArrayBuffer[]) => void,
   ) {
+    this.spans = new SpanBuffer(post, log);
     this.shared = new Int32Array(sharedState);
     this.rateLimiter = new RateLimiter(this.shared, epochMs);
     this.recorder = new StatsRecorder(statsSlab);
@@ -167,11 +177,15 @@ export class WorkerContext {
     // its requests answer 503 NC (RouteTable, pickCluster). A file config cannot.
     const resolve = (name: string): ClusterRuntime | null => (seen.has(name) ? (this.clusters.get(name) ?? null) : null);
     const accessLogs = this.accessLogs.compile(config.listeners);
+    const tracing = config.tracing !== undefined ? resolveTracing(config.tracing, process.env) : null;
+    this.spans.configure(tracing);
     const listeners = new Map<string, ListenerRuntime>();
     const buckets = snapshot.stateSlots.buckets;
     for (const l of config.listeners) {
       const stats = config.stats.enabled ? new SlabListenerStats(this.recorder, snapshot.statSlots.listeners[l.name]) : NO_LISTENER_STATS;
       const onShadowHit = (): void => stats.count(ListenerCounter.RateLimitShadow);
+      const tracer = tracing !== null && l.tracing?.enabled !== false && l.tcp_proxy === undefined && l.filter_chains.length === 0
+        ? new ListenerTracer(tracing, l.tracing, l.name, this.spans, process.env) : null;
       // Authorization first, then rate limits: a refused client takes no token.
       const filters = (authorization: Authorization | undefined, limits: CompiledRateLimit[] | null): RequestFilter[] => {
         const out: RequestFilter[] = [];
@@ -185,6 +199,7 @@ export class WorkerContext {
         filters: filters(r.authorization, this.rateLimiter.compile(r.rate_limits, (limit) => rateLimitSlotName(l.name, r.name, limit), buckets)),
         responseHead: compileResponseHeadPolicy(r.response_headers_to_add, r.response_headers_to_remove, l.server_name, l.server_header_transformation),
         upgrades: compileRouteUpgrades(r.upgrade_configs),
+        sampling: tracer !== null ? tracer.routeSampling(r.tracing) : null,
       });
       listeners.set(l.name, {
         name: l.name,
@@ -199,6 +214,7 @@ export class WorkerContext {
         serverName: l.server_name,
         serverHeader: l.server_header_transformation,
         upgrades: compileListenerUpgrades(l.upgrade_configs),
+        tracer,
       });
     }
     this.listeners = listeners;
@@ -301,6 +317,7 @@ export class WorkerContext {
 
   close(): void {
     clearInterval(this.sweepTimer);
+    this.spans.close();
     this.loopDelay.disable();
     for (const cluster of this.clusters.values()) cluster.close();
   }

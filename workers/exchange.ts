@@ -33,6 +33,7 @@ import type { Downstream, DownstreamEvents, DownstreamRequest } from './downstre
 import { NO_BODY, RequestBody } from './request-body.js';
 import { countKeepAliveRetry, recordRequest } from './request-stats.js';
 import { StreamInfo } from './stream-info.js';
+import type { RequestTrace } from './tracing.js';
 import { UpstreamAttempt, type AttemptOwner } from './upstream-attempt.js';
 
 /** Where a request is. 'headers': being read, checked and routed (synchronous, in
@@ -75,6 +76,10 @@ export class Exchange implements DownstreamEvents, AttemptOwner {
   private trailers: string[] | null = null;
   /** A gRPC request (content-type application/grpc…): local replies are gRPC-shaped. */
   private grpc = false;
+  /** The request's trace when its listener traces (workers/tracing.ts), else null. */
+  private trace: RequestTrace | null = null;
+  /** The backoff before the attempt about to start (ms; for its span). */
+  private backoffMs = 0;
 
   constructor(
     private readonly ctx: WorkerContext,
@@ -107,6 +112,13 @@ export class Exchange implements DownstreamEvents, AttemptOwner {
     this.route = route;
     info.routeName = route.name;
     const policy = route.policy;
+    const tracer = listener.tracer;
+    if (tracer !== null) {
+      const trace = tracer.start(req.headers, policy.sampling ?? tracer.sampling);
+      trace.host = facts.host;
+      this.trace = trace;
+      info.traceId = trace.traceId;
+    }
     reply = runFilters(policy.filters, req);
     if (reply !== null) return this.reply(reply);
     if (route.direct !== null) return this.localReply(route.direct.status, ResponseFlag.DirectResponse, route.direct.body, false, true);
@@ -136,9 +148,12 @@ export class Exchange implements DownstreamEvents, AttemptOwner {
     const pool = cluster.pick();
     if (pool === null) return this.localReply(503, ResponseFlag.NoHealthyUpstream, 'no healthy upstream', false);
 
-    const traceparent = startsTrace(listener.generateTraceparent, route.requestHeadersToRemove, req.headers) ? newTraceparent() : null;
+    // A traced request's context is written per attempt (requestHead); otherwise the
+    // listener may start a W3C trace of its own (generate_traceparent).
+    const traced = this.trace !== null;
+    const traceparent = !traced && startsTrace(listener.generateTraceparent, route.requestHeadersToRemove, req.headers) ? newTraceparent() : null;
     info.generatedTraceparent = traceparent;
-    this.head = buildUpstreamRequestHead(req, facts, route, listener, info.requestId, traceparent);
+    this.head = buildUpstreamRequestHead(req, facts, route, listener, info.requestId, traceparent, traced);
     if (hasBody) this.body = new RequestBody(facts.framing);
     this.phase = 'waiting_upstream';
     listen(this, hasBody);
@@ -149,6 +164,8 @@ export class Exchange implements DownstreamEvents, AttemptOwner {
   /** Starts a try at `pool`'s endpoint (`fresh`: on a new connection). */
   private startAttempt(cluster: ClusterRuntime, pool: EndpointPool, fresh: boolean): void {
     const attempt = new UpstreamAttempt(this, cluster, pool);
+    attempt.backoffMs = this.backoffMs;
+    this.backoffMs = 0;
     this.attempt = attempt;
     this.info.upstreamHost = pool.key;
     this.phase = 'waiting_upstream';
@@ -166,11 +183,28 @@ export class Exchange implements DownstreamEvents, AttemptOwner {
     return this.req.http2;
   }
 
-  requestHead(): string {
+  requestHead(attempt: UpstreamAttempt): string {
     const n = this.info.attempts + 1;
     // Every attempt after the first says which it is (Envoy's x-envoy-attempt-count); the
     // first too when the virtual host sets include_request_attempt_count.
-    return n > 1 || this.route!.includeAttemptCount ? withAttemptCount(this.head, n) : this.head;
+    const head = n > 1 || this.route!.includeAttemptCount ? withAttemptCount(this.head, n) : this.head;
+    const trace = this.trace;
+    // Each attempt is a span of its own: its id is the parent the upstream sees.
+    return trace === null ? head : `${head.slice(0, -2)}${trace.attemptHeaders(attempt)}\r\n`;
+  }
+
+  onAttemptEnded(attempt: UpstreamAttempt): void {
+    try {
+      const now = performance.now();
+      const info = this.info;
+      info.noteAttempt(Math.round((now - attempt.createdAt) * 1000));
+      const trace = this.trace;
+      if (trace !== null && trace.sampled) {
+        trace.tracer.endClient(trace, attempt, this.req.method, attempt.cluster.name, attempt.pool.key, info.attemptTimes!.length, now);
+      }
+    } catch (err) {
+      this.ctx.log.error({ err, requestId: this.info.requestId }, 'recording an upstream attempt failed');
+    }
   }
 
   onStaleConnection(attempt: UpstreamAttempt): void {
@@ -408,6 +442,7 @@ export class Exchange implements DownstreamEvents, AttemptOwner {
     this.attempt = null;
     (this.triedPools ??= []).push(attempt.pool);
     const delay = retry.beginRetry();
+    this.backoffMs = delay;
     attempt.cluster.stats.count(ClusterCounter.RqRetry);
     this.takeReplay(retry);
     this.phase = 'backoff';
@@ -533,7 +568,19 @@ export class Exchange implements DownstreamEvents, AttemptOwner {
     this.copyRetryOutcome();
     info.end(performance.now());
     this.ctx.inflight--;
-    if (this.listener !== null) recordRequest(info, this.listener);
+    const listener = this.listener;
+    if (listener === null) return;
+    recordRequest(info, listener);
+    const tracer = listener.tracer;
+    if (tracer === null) return;
+    // A request answered before it was routed (refused, 404, a listener filter) is
+    // traced with the listener's sampling.
+    let trace = this.trace;
+    if (trace === null) {
+      trace = tracer.start(this.req.headers, tracer.sampling);
+      info.traceId = trace.traceId;
+    }
+    if (trace.sampled) tracer.endServer(trace, info, listener.scheme);
   }
 }
 

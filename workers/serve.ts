@@ -63,7 +63,7 @@ export default async function serve(task: ServeTask): Promise<{ slot: number; st
   const port = task.port;
   const log = createLogger({ worker: slot, threadId });
   setErrorReporter((err, where) => log.error({ err }, `error in ${where}`));
-  const post = (msg: FromWorker): void => port.postMessage(msg);
+  const post = (msg: FromWorker, transfer?: ArrayBuffer[]): void => port.postMessage(msg, transfer);
   const ctx = new WorkerContext(slot, log, task.statsSlab, task.sharedState, task.epochMs, post);
   const connections = new ConnectionGauge(task.allStatsSlabs, slot);
   if (slot === 0 && !sharedPortsAvailable()) {

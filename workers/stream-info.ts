@@ -41,6 +41,12 @@ export class StreamInfo {
   /** The traceparent Remora generated and sent upstream (listener generate_traceparent),
    *  or null (off, the request carried one, or nothing was forwarded). */
   generatedTraceparent: string | null = null;
+  /** The trace this request belongs to when the listener traces (32 hex digits; the
+   *  client's trace id, or a new one), else ''. */
+  traceId = '';
+  /** Microseconds each upstream attempt took, in order, from its dispatch to its end
+   *  (response complete, failure, timeout or given up); null before the first ends. */
+  attemptTimes: number[] | null = null;
   /** Matched route name, or '' when none matched. */
   routeName = '';
   /** Cluster the request was sent to, or null (no route, direct response, rejected). */
@@ -61,6 +67,12 @@ export class StreamInfo {
     if (this.retryOverflow && this.flag !== ResponseFlag.UpstreamOverflow) out = out === '' ? ResponseFlag.UpstreamOverflow : `${out},${ResponseFlag.UpstreamOverflow}`;
     if (this.retryExhausted) out = out === '' ? ResponseFlag.UpstreamRetryLimitExceeded : `${out},${ResponseFlag.UpstreamRetryLimitExceeded}`;
     return out;
+  }
+
+  /** Notes an upstream attempt's duration (µs), in the order attempts end. */
+  noteAttempt(us: number): void {
+    if (this.attemptTimes === null) this.attemptTimes = [us];
+    else this.attemptTimes.push(us);
   }
 
   /** Marks the request over: durations from `now` (performance.now()). */

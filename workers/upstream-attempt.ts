@@ -18,8 +18,9 @@ type AttemptPhase = 'queued' | 'sent' | 'receiving' | 'discarding' | 'done';
 
 /** The request an attempt carries and where it reports (the exchange). */
 export interface AttemptOwner {
-  /** The head for the try about to be written (attempt count included as needed). */
-  requestHead(): string;
+  /** The head for the try about to be written (attempt count and trace context
+   *  included as needed). */
+  requestHead(attempt: UpstreamAttempt): string;
   /** The client's request came over HTTP/2. */
   readonly downstreamHttp2: boolean;
   readonly isHeadRequest: boolean;
@@ -41,6 +42,8 @@ export interface AttemptOwner {
   onAttemptError(attempt: UpstreamAttempt, failure: UpstreamFailure, reusedNoResponse: boolean, detail: string): void;
   onAttemptDrain(): void;
   onAttemptPerTryTimeout(attempt: UpstreamAttempt): void;
+  /** The attempt is over, whatever ended it (end() was called): timings and spans. */
+  onAttemptEnded(attempt: UpstreamAttempt): void;
   /** A timer callback threw. */
   fail(err: unknown): void;
 }
@@ -55,6 +58,17 @@ export class UpstreamAttempt implements UpstreamSink, PoolClient {
   private responsePaused = false;
   /** performance.now() when the head was written; 0 before. */
   startedAt = 0;
+  /** performance.now() when it was dispatched (asked its pool for a connection). */
+  createdAt = 0;
+  /** The upstream's response status; 0 until a head arrives. */
+  status = 0;
+  /** What broke it before a usable response ('' when nothing did): an UpstreamFailure
+   *  or `per_try_timeout`. */
+  failure = '';
+  /** Tracing: this attempt's span id ('' when not traced). */
+  spanId = '';
+  /** The backoff (ms) waited before this attempt; 0 for the first. */
+  backoffMs = 0;
 
   constructor(
     private readonly owner: AttemptOwner,
@@ -65,6 +79,7 @@ export class UpstreamAttempt implements UpstreamSink, PoolClient {
   /** Asks the pool for a connection (`fresh`: a new one, never an idle one). False when
    *  it would have to wait and the cluster's max_pending_requests is reached. */
   dispatch(fresh: boolean): boolean {
+    this.createdAt = performance.now();
     this.pool.active++;
     return this.pool.acquire(this, fresh);
   }
@@ -134,6 +149,7 @@ export class UpstreamAttempt implements UpstreamSink, PoolClient {
       releaseOutstandingRequest(this.cluster);
     }
     this.pool.active--;
+    this.owner.onAttemptEnded(this);
   }
 
   // ---- PoolClient ----
@@ -153,7 +169,7 @@ export class UpstreamAttempt implements UpstreamSink, PoolClient {
       this.holdsRequest = true;
     }
     const owner = this.owner;
-    if (!conn.start(this, owner.requestHead(), owner.isHeadRequest, owner.framing)) {
+    if (!conn.start(this, owner.requestHead(this), owner.isHeadRequest, owner.framing)) {
       // The connection was seen closed before anything was written: the request provably
       // never reached the upstream, so it goes out on a fresh connection, any method.
       owner.onStaleConnection(this);
@@ -168,6 +184,7 @@ export class UpstreamAttempt implements UpstreamSink, PoolClient {
 
   onPoolClosed(): void {
     if (this.phase === 'done') return;
+    this.failure = 'connect';
     this.owner.onAttemptError(this, 'connect', false, 'the endpoint left the config');
   }
 
@@ -180,6 +197,7 @@ export class UpstreamAttempt implements UpstreamSink, PoolClient {
   onHead(status: number, reason: string, headers: string[], bodyLength: number): void {
     if (this.phase !== 'sent') return;
     this.phase = 'receiving';
+    this.status = status;
     if (this.perTryTimer !== null) {
       clearTimeout(this.perTryTimer);
       this.perTryTimer = null;
@@ -205,6 +223,7 @@ export class UpstreamAttempt implements UpstreamSink, PoolClient {
 
   onUpstreamError(failure: UpstreamFailure, reusedNoResponse: boolean, detail: string): void {
     this.conn = null;
+    if (this.phase !== 'done' && this.phase !== 'discarding') this.failure = failure;
     switch (this.phase) {
       case 'done':
         return;
@@ -226,6 +245,7 @@ export class UpstreamAttempt implements UpstreamSink, PoolClient {
   private static onPerTryTimeout(this: void, attempt: UpstreamAttempt): void {
     attempt.perTryTimer = null;
     if (attempt.phase !== 'sent') return;
+    attempt.failure = 'per_try_timeout';
     try {
       attempt.owner.onAttemptPerTryTimeout(attempt);
     } catch (err) {

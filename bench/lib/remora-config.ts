@@ -24,6 +24,9 @@ export interface Features {
   /** A retry policy (5xx, reset, connect-failure; 2 retries) that never fires. */
   readonly retry?: boolean;
   readonly traceparent?: boolean;
+  /** Tracing with this share of requests sampled (percent), spans sent over OTLP/HTTP
+   *  protobuf to `endpoint` (a sink that accepts and drops them). */
+  readonly tracing?: { readonly percent: number; readonly endpoint: string };
   /** Serve the listener over TLS (Remora's Node https front end instead of uWS); with
    *  `ca_file`, client certificates are required (mTLS). Absolute paths. */
   readonly tls?: { readonly cert_file: string; readonly key_file: string; readonly ca_file?: string };
@@ -66,6 +69,9 @@ export function benchRemoraConfig(f: Features, upstreamPort: number, workers = 1
     admin: { address: '127.0.0.1', port: 0 },
     // Stats on is Remora's default: left out rather than spelled, so the default is priced.
     ...(f.stats ? {} : { stats: { enabled: false } }),
+    ...(f.tracing !== undefined
+      ? { tracing: { sampler: 'parentbased_traceidratio', sampler_arg: f.tracing.percent / 100, otlp: { endpoint: f.tracing.endpoint, protocol: 'http/protobuf' } } }
+      : {}),
     listeners: [listener],
     clusters: [cluster],
   };
@@ -86,6 +92,8 @@ export interface Sanity {
   readonly retries: number;
   readonly outlier_threshold_reached: number;
   readonly request_overflows: number;
+  readonly spans_exported: number;
+  readonly spans_dropped: number;
 }
 
 /** Counters from a Remora's /metrics that show each variant did what it says. */
@@ -96,6 +104,8 @@ export function sanityOf(metrics: string): Sanity {
     retries: metricSum(metrics, 'remora_upstream_retries_total'),
     outlier_threshold_reached: metricSum(metrics, 'remora_outlier_threshold_reached_total'),
     request_overflows: metricSum(metrics, 'remora_upstream_request_overflows_total'),
+    spans_exported: metricSum(metrics, 'remora_trace_spans_exported_total'),
+    spans_dropped: metricSum(metrics, 'remora_trace_spans_dropped_total'),
   };
 }
 

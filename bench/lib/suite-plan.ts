@@ -199,8 +199,11 @@ export function proxyCores(l: Layout, w: number): number | string | null {
  *  one process each and join the workers scenario at 1 worker only. */
 export const SCALING_PEERS: readonly string[] = ['nginx', 'haproxy'];
 
+/** Throughput cost allowed for tracing at 1 % and at 100 % sampling (vs all-off). */
+export const TRACING_COST_MAX = [0.03, 0.15] as const;
+
 /** The names of the features scenario's variants, all-off (the baseline) first. */
-export const FEATURE_VARIANTS = ['all-off', 'stats', 'access-log', 'rate-limit', 'outlier', 'all-on'] as const;
+export const FEATURE_VARIANTS = ['all-off', 'stats', 'access-log', 'rate-limit', 'outlier', 'all-on', 'tracing-1', 'tracing-100'] as const;
 export type FeatureVariant = (typeof FEATURE_VARIANTS)[number];
 
 export interface Step {
@@ -596,20 +599,24 @@ export function checkTargets(results: readonly StepResult[]): TargetCheck[] {
     const label = peer === 'http-proxy' ? 'node http-proxy' : '@fastify/http-proxy';
     out.push({ target: `throughput ≥ 3× ${label}`, verdict: c.verdict, detail: c.detail || `needs a throughput run with ${label}` });
   }
-  {
-    const name = `feature cost ≤ ${FEATURE_COST_MAX * 100} % with everything on`;
-    const row = results.find((r) => r.group === 'features')?.closed?.find((x) => x.target === 'all-on');
-    if (!row?.vsBase) out.push({ target: name, verdict: 'not measured', detail: 'needs the features scenario' });
-    else {
-      const limit = 1 - FEATURE_COST_MAX;
-      const noisy = row.vsBase.min < limit && row.vsBase.max > limit ? '; noisy: rounds on both sides of the target' : '';
-      out.push({
-        target: name,
-        verdict: row.vsBase.median >= limit ? 'met' : 'missed',
-        detail: `all-on / all-off req/s per round ${showSpread(row.vsBase)} (cost ${round((1 - row.vsBase.median) * 100, 1)} %)${noisy}`,
-      });
+  // Throughput cost of a feature variant against all-off, per round.
+  const featureCost = (variant: string, max: number, name: string): void => {
+    const row = results.find((r) => r.group === 'features')?.closed?.find((x) => x.target === variant);
+    if (!row?.vsBase) {
+      out.push({ target: name, verdict: 'not measured', detail: 'needs the features scenario' });
+      return;
     }
-  }
+    const limit = 1 - max;
+    const noisy = row.vsBase.min < limit && row.vsBase.max > limit ? '; noisy: rounds on both sides of the target' : '';
+    out.push({
+      target: name,
+      verdict: row.vsBase.median >= limit ? 'met' : 'missed',
+      detail: `${variant} / all-off req/s per round ${showSpread(row.vsBase)} (cost ${round((1 - row.vsBase.median) * 100, 1)} %)${noisy}`,
+    });
+  };
+  featureCost('all-on', FEATURE_COST_MAX, `feature cost ≤ ${FEATURE_COST_MAX * 100} % with everything on`);
+  featureCost('tracing-1', TRACING_COST_MAX[0], `tracing cost ≤ ${TRACING_COST_MAX[0] * 100} % at 1 % sampling`);
+  featureCost('tracing-100', TRACING_COST_MAX[1], `tracing cost ≤ ${TRACING_COST_MAX[1] * 100} % at 100 % sampling`);
   {
     const name = 'RSS ≤ 100 MB with 2 workers under load';
     const mem = results.find((r) => r.id === 'memory')?.memory;

@@ -23,7 +23,7 @@ Usage:
 
   remora run --listen HOST:PORT --upstream HOST:PORT[,HOST:PORT...]
              [--workers N] [--admin HOST:PORT] [--lb round_robin|least_request|random]
-             [--upstream-protocol http1|http2]
+             [--upstream-protocol http1|http2] [--otlp-endpoint URL] [--trace-sampling PCT]
       Zero-config reverse proxy: one listener (HTTP/1.1 and h2c), one cluster of the
       given upstreams (HTTP/2 for gRPC services with --upstream-protocol http2).
       Admin defaults to 127.0.0.1:9901.
@@ -54,6 +54,11 @@ Options:
       --admin H:P       admin listener for the zero-config mode
       --lb POLICY       load-balancing policy for the zero-config mode
       --upstream-protocol http1|http2
+      --otlp-endpoint URL   zero-config mode: export spans over OTLP to URL (also turned on by
+                            OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
+      --otlp-protocol grpc|http/protobuf|http/json
+      --trace-sampling PCT  zero-config mode: trace PCT % of new traces (callers' decisions kept)
+      --service-name NAME   zero-config mode: service.name of the spans
                         HTTP version spoken to the upstreams (default http1)
       --timeout S       seconds wait-ready waits (default 60)
 
@@ -83,6 +88,10 @@ export async function main(argv: string[]): Promise<number> {
         admin: { type: 'string' },
         lb: { type: 'string' },
         'upstream-protocol': { type: 'string' },
+        'otlp-endpoint': { type: 'string' },
+        'otlp-protocol': { type: 'string' },
+        'trace-sampling': { type: 'string' },
+        'service-name': { type: 'string' },
         timeout: { type: 'string' },
       },
     });
@@ -154,7 +163,32 @@ interface RunFlags {
   admin?: string;
   lb?: string;
   'upstream-protocol'?: string;
+  'otlp-endpoint'?: string;
+  'otlp-protocol'?: string;
+  'trace-sampling'?: string;
+  'service-name'?: string;
 }
+
+/** Quick-mode tracing flags as a root `tracing` block, or null without any (and without
+ *  OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT in the environment, which turns tracing on too). */
+function quickTracing(flags: RunFlags): Record<string, unknown> | null {
+  const env = process.env;
+  const any = flags['otlp-endpoint'] !== undefined || flags['otlp-protocol'] !== undefined || flags['trace-sampling'] !== undefined || flags['service-name'] !== undefined;
+  if (!any && !env.OTEL_EXPORTER_OTLP_ENDPOINT && !env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) return null;
+  const otlp: Record<string, unknown> = {};
+  if (flags['otlp-endpoint'] !== undefined) otlp.endpoint = flags['otlp-endpoint'];
+  if (flags['otlp-protocol'] !== undefined) otlp.protocol = flags['otlp-protocol'];
+  const tracing: Record<string, unknown> = { otlp };
+  if (flags['service-name'] !== undefined) tracing.service_name = flags['service-name'];
+  if (flags['trace-sampling'] !== undefined) {
+    // A share of new traces, decided from the trace id; callers' decisions are kept.
+    tracing.sampler = 'parentbased_traceidratio';
+    tracing.sampler_arg = Number(flags['trace-sampling']) / 100;
+  }
+  return tracing;
+}
+
+const TRACING_FLAGS = ['otlp-endpoint', 'otlp-protocol', 'trace-sampling', 'service-name'] as const;
 
 async function run(flags: RunFlags): Promise<number> {
   let workers: number | undefined;
@@ -165,8 +199,8 @@ async function run(flags: RunFlags): Promise<number> {
   let config: RemoraConfig;
   let source: string;
   if (flags.config !== undefined) {
-    if (flags.listen || flags.upstream || flags.admin || flags.lb || flags['upstream-protocol']) {
-      return usage('--config cannot be combined with --listen/--upstream/--admin/--lb/--upstream-protocol');
+    if (flags.listen || flags.upstream || flags.admin || flags.lb || flags['upstream-protocol'] || TRACING_FLAGS.some((f) => flags[f] !== undefined)) {
+      return usage('--config cannot be combined with --listen/--upstream/--admin/--lb/--upstream-protocol or the tracing flags (set "tracing" in the file)');
     }
     const result = loadConfigSource(flags.config);
     if (!result.ok) {
@@ -182,6 +216,8 @@ async function run(flags: RunFlags): Promise<number> {
   } else if (flags.listen !== undefined && flags.upstream !== undefined) {
     const raw = quickConfig(flags.listen, flags.upstream, flags.admin ?? '127.0.0.1:9901', flags.lb ?? 'round_robin', flags['upstream-protocol'] ?? 'http1');
     if (typeof raw === 'string') return usage(raw);
+    const tracing = quickTracing(flags);
+    if (tracing !== null) raw.tracing = tracing;
     const result = validateConfig(raw);
     if (!result.ok) {
       process.stderr.write(`${formatErrors('command line', result.errors)}\n`);

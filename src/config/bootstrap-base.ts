@@ -10,7 +10,7 @@ import { validateConfig } from './validate.js';
 
 /** The bootstrap's root fields that become part of every config (translateXds takes
  *  them from the bootstrap; the rest comes from the control plane). */
-const BASE_KEYS = ['workers', 'admin', 'probes', 'drain', 'worker_limits', 'stats'];
+const BASE_KEYS = ['workers', 'admin', 'probes', 'drain', 'worker_limits', 'stats', 'tracing'];
 
 /** The process-wide fields `base` sets, as raw config (other keys are not read). */
 export function bootstrapBaseFields(base: Readonly<Record<string, unknown>>): Record<string, unknown> {

@@ -19,6 +19,7 @@ import type {
 } from './schema/cluster.js';
 import type { AdminSchema, DrainSchema, ProbesSchema, RootSchema, StatsSchema, WorkerLimitsSchema } from './schema/root.js';
 import type { MeshIdentitySchema, XdsSchema } from './schema/root.js';
+import type { CustomTagSchema, ListenerTracingSchema, OTLP_PROTOCOLS, OtlpExporterSchema, PROPAGATORS, RouteTracingSchema, SAMPLERS, TracingSchema } from './schema/tracing.js';
 
 export type { EscapedSlashesAction };
 export type LbPolicy = (typeof LB_POLICIES)[number];
@@ -122,3 +123,12 @@ export interface ConfigError {
   readonly path: string;
   readonly message: string;
 }
+/** Root `tracing`: where spans go, sampling and propagation (src/tracing/settings.ts resolves its defaults). */
+export type TracingConfig = InferOutput<typeof TracingSchema>;
+export type OtlpExporterConfig = InferOutput<typeof OtlpExporterSchema>;
+export type ListenerTracing = InferOutput<typeof ListenerTracingSchema>;
+export type RouteTracing = InferOutput<typeof RouteTracingSchema>;
+export type CustomTag = InferOutput<typeof CustomTagSchema>;
+export type OtlpProtocol = (typeof OTLP_PROTOCOLS)[number];
+export type SamplerName = (typeof SAMPLERS)[number];
+export type PropagatorName = (typeof PROPAGATORS)[number];

@@ -110,6 +110,9 @@ function checkListener(w: SchemaWalk, l: Draft<Listener>, path: string, clusterN
   }
   if (!w.given(l, 'forward_client_cert_details')) l.forward_client_cert_details = tls?.ca_file !== undefined ? 'sanitize_set' : 'sanitize';
   if (l.authorization) checkAuthorization(w, l.authorization, at(path, 'authorization'));
+  if (l.access_log && w.given(l.access_log, 'format') && w.given(l.access_log, 'json_format')) {
+    w.err(at(path, 'access_log'), 'must set at most one of "format" (a text line) and "json_format" (a JSON object), not both');
+  }
   if (l.codec === 'uws' && w.given(l, 'tls')) w.err(at(path, 'codec'), 'must be "strict" on a TLS listener (uWS cannot read client certificates)');
   if (l.proxy_protocol && l.codec === 'uws') w.err(at(path, 'proxy_protocol'), 'is not supported with codec "uws" (use the strict codec)');
   if (l.codec === 'uws' && l.upgrade_configs.length > 0) w.err(at(path, 'upgrade_configs'), 'is not supported with codec "uws" (upgrades are tunnelled by the strict codec)');
@@ -117,7 +120,7 @@ function checkListener(w: SchemaWalk, l: Draft<Listener>, path: string, clusterN
 }
 
 /** Listener fields that only mean something to HTTP, refused on a TCP listener. */
-const HTTP_ONLY_FIELDS = ['virtual_hosts', 'tls', 'codec', 'codec_type', 'rate_limits', 'authorization', 'upgrade_configs', 'generate_traceparent',
+const HTTP_ONLY_FIELDS = ['virtual_hosts', 'tls', 'codec', 'codec_type', 'rate_limits', 'authorization', 'upgrade_configs', 'generate_traceparent', 'tracing',
   'http2_protocol_options', 'max_request_headers_kb', 'max_request_headers_count', 'normalize_path', 'merge_slashes', 'path_with_escaped_slashes_action',
   'idle_timeout_ms', 'max_requests_per_connection', 'server_name', 'server_header_transformation', 'forward_client_cert_details'] as const;
 
@@ -328,6 +331,30 @@ function fillHealthCheck(w: SchemaWalk, h: Draft<HealthCheck>, clusterName: stri
 // ---------------------------------------------------------------------------
 // Root
 
+/** The root `tracing` block and the listeners' and routes' blocks: custom tags say where
+ *  their value comes from, the exporter has one target, and a listener or route that
+ *  tunes tracing has a root block to export with. */
+function checkTracing(w: SchemaWalk, cfg: Draft<RemoraConfig>, clusterNames: readonly string[], allowMissingClusters: boolean): void {
+  const otlp = cfg.tracing?.otlp;
+  if (otlp) {
+    if (w.given(otlp, 'endpoint') && w.given(otlp, 'cluster')) w.err('tracing.otlp', 'must set at most one of "endpoint" and "cluster"');
+    if (otlp.cluster !== undefined && !allowMissingClusters && !clusterNames.includes(otlp.cluster)) w.err('tracing.otlp.cluster', `unknown cluster "${otlp.cluster}"`);
+  }
+  cfg.listeners.forEach((l, i) => {
+    if (!l) return;
+    const path = `listeners[${i}]`;
+    const t = l.tracing;
+    if (t && w.given(l, 'tracing') && cfg.tracing === undefined && t.enabled) {
+      w.err(at(path, 'tracing'), 'needs the root "tracing" block (where spans are exported)');
+    }
+    t?.custom_tags.forEach((tag, j) => { if (tag) exactlyOne(w, tag, ['literal', 'request_header', 'environment'], `${at(at(path, 'tracing'), 'custom_tags')}[${j}]`); });
+    if (cfg.tracing !== undefined || t !== undefined) return;
+    l.virtual_hosts.forEach((vh, j) => vh?.routes.forEach((r, k) => {
+      if (r && w.given(r, 'tracing')) w.err(`${at(path, 'virtual_hosts')}[${j}].routes[${k}].tracing`, 'needs the root "tracing" block (where spans are exported)');
+    }));
+  });
+}
+
 function isLoopback(address: string): boolean {
   return address === '::1' || address === 'localhost' || /^127\.\d+\.\d+\.\d+$/.test(address);
 }
@@ -372,6 +399,7 @@ export function validateConfig(raw: unknown, opts: ValidateOptions = {}): Valida
   const clusterNames = [...new Set(cfg.clusters.flatMap((c, i) => (c && !w.wrong(`clusters[${i}].name`) ? [c.name] : [])))];
   const proxyProtocolClusters = new Set(cfg.clusters.flatMap((c) => (c && c.send_proxy_protocol !== undefined ? [c.name] : [])));
   cfg.listeners.forEach((l, i) => { if (l) checkListener(w, l as Draft<Listener>, `listeners[${i}]`, clusterNames, proxyProtocolClusters, opts.allowMissingClusters === true); });
+  checkTracing(w, cfg, clusterNames, opts.allowMissingClusters === true);
   if (admin) checkListenerUniqueness(w, cfg.listeners, admin);
 
   const seenClusters = new Map<string, string>();

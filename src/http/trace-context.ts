@@ -1,6 +1,6 @@
 // Trace context: starting a W3C trace (a new `traceparent` for a request that has none)
 // and reading the trace id a request carries (W3C `traceparent`, else B3 `x-b3-traceid`)
-// for the access log. Ids come from a pooled buffer of random bytes, refilled rarely.
+// for the access log; new trace and span ids for tracing (src/tracing/). Ids come from a pooled buffer of random bytes, refilled rarely.
 
 import { randomFillSync } from 'node:crypto';
 
@@ -17,7 +17,7 @@ const ZERO_SPAN_ID = '0'.repeat(16);
  *  all zeros (the W3C spec makes those invalid). */
 export function newTraceparent(): string {
   for (;;) {
-    if (offset === pool.length) {
+    if (offset + ID_BYTES > pool.length) {
       randomFillSync(pool);
       offset = 0;
     }
@@ -25,6 +25,32 @@ export function newTraceparent(): string {
     const spanId = pool.toString('hex', offset + 16, offset + ID_BYTES);
     offset += ID_BYTES;
     if (traceId !== ZERO_TRACE_ID && spanId !== ZERO_SPAN_ID) return `00-${traceId}-${spanId}-01`;
+  }
+}
+
+/** A new trace id: 32 lower-case hex digits, not all zeros. */
+export function newTraceId(): string {
+  for (;;) {
+    if (offset + 16 > pool.length) {
+      randomFillSync(pool);
+      offset = 0;
+    }
+    const id = pool.toString('hex', offset, offset + 16);
+    offset += 16;
+    if (id !== ZERO_TRACE_ID) return id;
+  }
+}
+
+/** A new span id: 16 lower-case hex digits, not all zeros. */
+export function newSpanId(): string {
+  for (;;) {
+    if (offset + 8 > pool.length) {
+      randomFillSync(pool);
+      offset = 0;
+    }
+    const id = pool.toString('hex', offset, offset + 8);
+    offset += 8;
+    if (id !== ZERO_SPAN_ID) return id;
   }
 }
 

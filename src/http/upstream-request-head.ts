@@ -10,6 +10,7 @@ import type { XfccMode } from '../config/types.js';
 import type { PeerIdentity } from '../tls/peer-identity.js';
 import { connectionTokens, isHopByHop } from './headers.js';
 import type { BodyFraming } from './request-facts.js';
+import { TRACE_HEADERS } from '../tracing/propagation.js';
 
 /** What the head builder reads from the downstream request. */
 export interface UpstreamRequestInput {
@@ -56,7 +57,8 @@ export function startsTrace(generate: boolean, remove: ReadonlySet<string> | nul
 }
 
 /** The upstream request head, ending in CRLFCRLF. `traceparent`: the one to add (see
- *  startsTrace), or null. */
+ *  startsTrace), or null. `traced`: the listener traces, so the request's trace-context
+ *  headers are left out (each attempt writes its own; tracestate stays). */
 export function buildUpstreamRequestHead(
   req: UpstreamRequestInput,
   facts: UpstreamFraming,
@@ -64,6 +66,7 @@ export function buildUpstreamRequestHead(
   listener: UpstreamListenerHead,
   requestId: string,
   traceparent: string | null,
+  traced = false,
 ): string {
   let path = req.path;
   if (route.prefixRewrite !== null) path = route.prefixRewrite + path.slice(route.pathValue.length);
@@ -106,6 +109,7 @@ export function buildUpstreamRequestHead(
     // x-remora-* request headers are Remora's control headers (retry, timeout, attempt
     // count): consumed or ignored here, never passed upstream.
     if (name.startsWith('x-remora-')) continue;
+    if (traced && TRACE_HEADERS.has(name)) continue;
     if (isHopByHop(name)) continue;
     if (dropped !== null && dropped.includes(name)) continue;
     if (remove !== null && remove.has(name)) continue;

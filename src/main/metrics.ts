@@ -18,6 +18,7 @@ import type { CertStore } from './cert-store.js';
 import type { Resilience } from './resilience.js';
 import type { Lifecycle } from './lifecycle.js';
 import type { ConfigSourceInfo } from './context.js';
+import type { TraceExport } from './trace-export.js';
 
 type Labels = Record<string, string | number>;
 interface Sample {
@@ -121,6 +122,8 @@ export interface MetricsSource {
   readonly lifecycle: Lifecycle;
   readonly source: ConfigSourceInfo | null;
   readonly certs: CertStore;
+  /** Span export counts (absent families when tracing was never configured). */
+  readonly traces: Pick<TraceExport, 'counters'>;
   snapshot(): ConfigSnapshot;
 }
 
@@ -254,6 +257,22 @@ export class Metrics {
         { labels: { result: 'applied' }, value: this.src.certs.rotations.applied },
         { labels: { result: 'rejected' }, value: this.src.certs.rotations.rejected },
       ]),
+      mainThread('remora_trace_spans_exported_total', () => {
+        const c = this.src.traces.counters();
+        return c === null ? [] : [{ labels: {}, value: c.exported }];
+      }),
+      mainThread('remora_trace_spans_dropped_total', () => {
+        const c = this.src.traces.counters();
+        return c === null ? [] : Object.entries(c.dropped).map(([reason, value]) => ({ labels: { reason }, value }));
+      }),
+      mainThread('remora_trace_export_requests_total', () => {
+        const c = this.src.traces.counters();
+        return c === null ? [] : Object.entries(c.requests).map(([result, value]) => ({ labels: { result }, value }));
+      }),
+      mainThread('remora_trace_export_queue_spans', () => {
+        const c = this.src.traces.counters();
+        return c === null ? [] : [{ labels: {}, value: c.queuedSpans }];
+      }),
       mainThread('remora_worker_restarts_total', () =>
         this.src.pool.slots.map((s) => ({ labels: { worker: String(s.slot) }, value: s.restarts })),
       ),

@@ -23,6 +23,7 @@ import { SlotRegistry } from '../shared/stats-layout.js';
 import { StatsReader } from '../stats/reader.js';
 import { Metrics } from './metrics.js';
 import { Resilience } from './resilience.js';
+import { TraceExport } from './trace-export.js';
 
 export type { ConfigSourceInfo, RunningRemora } from './context.js';
 
@@ -43,6 +44,8 @@ export class Remora implements RunningRemora {
   private readonly resilience: Resilience;
   private readonly pool: WorkerPool;
   private readonly reader: StatsReader;
+  /** Spans from the workers to the OTLP collector. */
+  private readonly traces: TraceExport;
   private readonly adminCtx: AdminContext;
   /** Admin and probes servers, once bound. */
   private readonly servers: http.Server[] = [];
@@ -93,11 +96,15 @@ export class Remora implements RunningRemora {
     resilience.applied(first.config, first.statSlots.clusters, first.stateSlots, first.tls.clusters);
     this.pool = new WorkerPool(first.config.workers, first, log, resilience.buffer, resilience.epochMs);
     this.pool.subscribe((_slot, msg) => resilience.onWorkerMessage(msg));
+    const traces = new TraceExport(log);
+    this.traces = traces;
+    traces.apply(first.config);
+    this.pool.subscribe((_slot, msg) => traces.onWorkerMessage(msg));
     this.reader = new StatsReader(this.pool.slabs);
     this.reader.setSlots(Object.values(first.statSlots.listeners), Object.values(first.statSlots.clusters));
     snapshots.onRotate = (tls) => this.tlsRotated(tls);
     const snapshot = (): ConfigSnapshot => this.current;
-    const metrics = new Metrics({ reader: this.reader, pool: this.pool, snapshot, resilience, lifecycle: this.lifecycle, source, certs });
+    const metrics = new Metrics({ reader: this.reader, pool: this.pool, snapshot, resilience, lifecycle: this.lifecycle, source, certs, traces });
     this.adminCtx = {
       pool: this.pool,
       log,
@@ -231,6 +238,8 @@ export class Remora implements RunningRemora {
       this.snapshots.close();
       for (const server of this.servers) server.close();
       await this.pool.stop(graceMs);
+      // Workers sent their last spans as they stopped: they leave now, or are given up.
+      await this.traces.shutdown(2000);
     })();
     return this.disposed;
   }
@@ -256,6 +265,7 @@ export class Remora implements RunningRemora {
     this.reader.setSlots(Object.values(nextSnapshot.statSlots.listeners), Object.values(nextSnapshot.statSlots.clusters));
     this.current = nextSnapshot;
     this.resilience.applied(next, nextSnapshot.statSlots.clusters, nextSnapshot.stateSlots, nextSnapshot.tls.clusters);
+    this.traces.apply(nextSnapshot.config);
     const ok = await this.pool.apply(nextSnapshot);
     this.lifecycle.reloaded();
     this.log.info({ version: this.current.version, allWorkers: ok }, ok ? 'config applied' : 'config sent; not every worker confirmed it');

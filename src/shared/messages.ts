@@ -59,7 +59,20 @@ export interface WorkerStatsReply {
   readonly clusters: Readonly<Record<string, readonly EndpointState[]>>;
 }
 
+/** A worker's finished spans, encoded for the exporter (workers/span-buffer.ts). */
+export interface SpanBatchMessage {
+  readonly type: 'spans';
+  readonly count: number;
+  /** Encoded ScopeSpans.spans entries (protobuf protocols), else null. */
+  readonly proto: Uint8Array | null;
+  /** Comma-joined OTLP/JSON span objects (http/json), else null. */
+  readonly json: string | null;
+  /** Spans the worker dropped since its last message (its list was full). */
+  readonly dropped: number;
+}
+
 export type FromWorker =
+  | SpanBatchMessage
   | { readonly type: 'listening'; readonly slot: number; readonly threadId: number; readonly version: number }
   | {
       readonly type: 'listen_failed';

@@ -44,6 +44,12 @@ function headerMatcher(h: HeaderMatcher): ProtoObject {
   return { name: h.name, present_match: true };
 }
 
+/** A route's sampling as FractionalPercents (per million: 0.05 % stays 0.05 %). */
+function routeTracing(t: NonNullable<Route['tracing']>): ProtoObject {
+  const pct = (v: number | undefined): ProtoObject | undefined => (v === undefined ? undefined : { numerator: Math.round(v * 10_000), denominator: 'MILLION' });
+  return { random_sampling: pct(t.random_sampling), client_sampling: pct(t.client_sampling), overall_sampling: pct(t.overall_sampling) };
+}
+
 function route(r: Route, defaultName: string): ProtoObject {
   const m = r.match;
   const methods = m.methods.length === 0
@@ -68,6 +74,7 @@ function route(r: Route, defaultName: string): ProtoObject {
     response_headers_to_add: headersToAdd(r.response_headers_to_add),
     response_headers_to_remove: [...r.response_headers_to_remove],
     ...(retry !== undefined ? { per_request_buffer_limit_bytes: u32(retry.buffer_limit_bytes) } : {}),
+    ...(r.tracing !== undefined ? { tracing: routeTracing(r.tracing) } : {}),
     // FilterConfig with is_optional: a gRPC client (no local rate limit filter) skips it.
     typed_per_filter_config: Object.fromEntries([
       ...routeRbac(r.authorization),

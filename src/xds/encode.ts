@@ -17,7 +17,7 @@
 // objects are in proto-loader's shape, ready for encodeAny; nested `Any`s are already
 // encoded (encode-common.ts).
 
-import type { Cluster, Listener, RemoraConfig } from '../config/types.js';
+import type { Cluster, Listener, RemoraConfig, TracingConfig } from '../config/types.js';
 import {
   ADS, downstreamTlsSocket, duration, encode, hasRules, LISTENER_LIMIT_FILTER, LISTENER_RBAC, localRateLimit, metadata, RBAC_ACTIONS,
   rateLimitKeys, rbacRules, ROUTE_LIMIT_SLOT, ROUTE_RBAC_SLOT, u32, upgradeConfigs, upstreamTlsSocket, XFCC_SETS,
@@ -44,7 +44,7 @@ export function toXdsResources(config: RemoraConfig, opts: { edsForAllClusters: 
       out.listeners.set(l.name, tcpListener(l)); // no routes
       continue;
     }
-    out.listeners.set(l.name, listener(l));
+    out.listeners.set(l.name, listener(l, config.tracing));
     out.routes.set(l.name, routeConfiguration(l));
   }
   for (const c of config.clusters) {
@@ -81,7 +81,39 @@ function rbacFilters(l: Listener): { listener: ProtoObject[]; routeSlots: ProtoO
   };
 }
 
-function listener(l: Listener): ProtoObject {
+/** A listener's tracing as the HCM's `tracing`: its sampling and custom tags, and, when
+ *  the config's root block sends spans to a cluster, an OpenTelemetry provider naming it
+ *  (a collector given by URL stays the sidecar's own bootstrap setting). */
+function hcmTracing(l: Listener, root: TracingConfig | undefined): ProtoObject | undefined {
+  const t = l.tracing;
+  if (root === undefined || t?.enabled === false) return undefined;
+  const pct = (v: number | undefined): ProtoObject | undefined => (v === undefined ? undefined : { value: v });
+  const otlp = root.otlp;
+  const provider = otlp.cluster === undefined ? undefined : {
+    name: 'envoy.tracers.opentelemetry',
+    typed_config: encode(TypeUrl.OpenTelemetryTracer, {
+      ...(otlp.protocol === 'grpc' || otlp.protocol === undefined
+        ? { grpc_service: { envoy_grpc: { cluster_name: otlp.cluster }, ...(otlp.timeout_ms !== undefined ? { timeout: duration(otlp.timeout_ms) } : {}) } }
+        : { http_service: { http_uri: { uri: `http://${otlp.cluster}/v1/traces`, cluster: otlp.cluster, timeout: duration(otlp.timeout_ms ?? 10_000) } } }),
+      ...(root.service_name !== undefined ? { service_name: root.service_name } : {}),
+    }),
+  };
+  return {
+    random_sampling: pct(t?.random_sampling),
+    client_sampling: pct(t?.client_sampling),
+    overall_sampling: pct(t?.overall_sampling),
+    ...(t !== undefined ? { max_path_tag_length: u32(t.max_path_tag_length) } : {}),
+    custom_tags: (t?.custom_tags ?? []).map((c) => ({
+      tag: c.tag,
+      ...(c.literal !== undefined ? { literal: { value: c.literal } } : {}),
+      ...(c.environment !== undefined ? { environment: { name: c.environment, default_value: c.default_value ?? '' } } : {}),
+      ...(c.request_header !== undefined ? { request_header: { name: c.request_header, default_value: c.default_value ?? '' } } : {}),
+    })),
+    ...(provider !== undefined ? { provider } : {}),
+  };
+}
+
+function listener(l: Listener, tracing: TracingConfig | undefined): ProtoObject {
   const slots = Math.max(0, ...l.virtual_hosts.flatMap((vh) => vh.routes.map((r) => r.rate_limits.length)));
   const rbac = rbacFilters(l);
   // Remora's order: listener authorization, listener limits, route authorization, route limits.
@@ -115,6 +147,7 @@ function listener(l: Listener): ProtoObject {
     },
     // enabled unset is true, in Envoy and in Remora.
     upgrade_configs: upgradeConfigs(l.upgrade_configs),
+    tracing: hcmTracing(l, tracing),
     // Explicit, also SANITIZE: absent is Envoy's SANITIZE, not Remora's file default.
     forward_client_cert_details: l.forward_client_cert_details.toUpperCase(),
     // The elements Remora sets, so that an Envoy sets them too.

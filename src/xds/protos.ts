@@ -50,6 +50,10 @@ export const TypeUrl = {
   HttpInspector: 'type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector',
   /** A cluster's transport socket `envoy.transport_sockets.upstream_proxy_protocol` (its send_proxy_protocol). */
   UpstreamProxyProtocol: 'type.googleapis.com/envoy.extensions.transport_sockets.proxy_protocol.v3.ProxyProtocolUpstreamTransport',
+  /** HttpConnectionManager tracing providers: OpenTelemetry (spans exported over OTLP
+   *  to its cluster) and Zipkin (Istio's default; its sampling and B3 headers apply). */
+  OpenTelemetryTracer: 'type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig',
+  ZipkinTracer: 'type.googleapis.com/envoy.config.trace.v3.ZipkinConfig',
   /** A config by type URL and Struct (Istio wraps its own filters' configs in these). */
   TypedStruct: 'type.googleapis.com/xds.type.v3.TypedStruct',
   UdpaTypedStruct: 'type.googleapis.com/udpa.type.v1.TypedStruct',
@@ -89,6 +93,8 @@ const FILES = [
   'envoy/extensions/access_loggers/file/v3/file.proto',
   'envoy/extensions/access_loggers/stream/v3/stream.proto',
   'envoy/extensions/request_id/uuid/v3/uuid.proto',
+  'envoy/config/trace/v3/opentelemetry.proto',
+  'envoy/config/trace/v3/zipkin.proto',
   'xds/type/v3/typed_struct.proto',
   'udpa/type/v1/typed_struct.proto',
 ];

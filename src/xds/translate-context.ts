@@ -45,8 +45,19 @@ export function sub(loc: Loc, key: string | number): Loc {
 }
 
 /** One translation's rejections (deduplicated) and the readers that reject as they go. */
+/** Where an HttpConnectionManager's tracing provider sends spans (the first one read
+ *  becomes the root `tracing` block when the bootstrap has none). */
+export interface TracingProvider {
+  readonly cluster: string;
+  readonly protocol: 'grpc' | 'http/protobuf';
+  readonly serviceName: string | undefined;
+  readonly timeoutMs: number | undefined;
+}
+
 export class Ctx {
   readonly errors: XdsRejection[] = [];
+  /** The first OpenTelemetry tracing provider an HttpConnectionManager names. */
+  tracingProvider: TracingProvider | null = null;
   private readonly seen = new Set<string>();
   readonly protos = loadXdsProtos();
 

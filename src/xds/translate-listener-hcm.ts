@@ -38,8 +38,8 @@ const SERVER_HEADER: Readonly<Record<string, string>> = {
   APPEND_IF_ABSENT: 'append_if_absent',
   PASS_THROUGH: 'pass_through',
 };
-/** The format fields of Envoy's file and stdout access loggers: accepted, not applied
- *  (Remora writes its own JSON line). */
+/** The format fields of Envoy's file and stdout access loggers (`format`, `json_format`
+ *  and `typed_json_format` are FileAccessLog's deprecated forms of `log_format`). */
 const LOG_FORMATS = ['log_format', 'format', 'json_format', 'typed_json_format'];
 
 /** The HttpConnectionManager's settings → the listener's (`out`). Unset fields keep
@@ -79,8 +79,91 @@ export function connectionManagerOptions(ctx: Ctx, hcm: Obj, tl: Loc, out: Field
   for (const [k, v] of Object.entries(reply ?? {})) {
     if (isSet(v)) ctx.reject(sub(tl, `local_reply_config.${k}`), 'is not supported: Remora\'s local replies are its own (only an empty local_reply_config is accepted)');
   }
+  tracing(ctx, hcm, tl, out);
   // Accepted, no effect (docs/xds.md): use_remote_address (either value),
-  // internal_address_config, preserve_external_request_id, tracing.
+  // internal_address_config, preserve_external_request_id.
+}
+
+/** HttpConnectionManager `tracing` → the listener's `tracing` (sampling percentages,
+ *  path tag length, custom tags); an OpenTelemetry provider also says where spans go
+ *  (ctx.tracingProvider → the root `tracing` block). Other providers (Zipkin, Istio's
+ *  default; Datadog...) are accepted: sampling and propagation apply, and spans go to the
+ *  bootstrap's exporter if it has one. `verbose` and `spawn_upstream_span` are accepted:
+ *  Remora always records one span per upstream attempt. */
+function tracing(ctx: Ctx, hcm: Obj, tl: Loc, out: Fields): void {
+  const t = asObj(hcm.tracing);
+  if (t === undefined) return;
+  const loc = sub(tl, 'tracing');
+  ctx.only(t, loc, ['client_sampling', 'random_sampling', 'overall_sampling', 'verbose', 'max_path_tag_length', 'custom_tags', 'provider', 'spawn_upstream_span']);
+  const f = out.nest('tracing');
+  f.here(loc);
+  for (const k of ['client_sampling', 'random_sampling', 'overall_sampling']) {
+    const p = asObj(t[k]);
+    if (p !== undefined) f.set(k, asNum(p.value), sub(loc, k));
+  }
+  f.take('max_path_tag_length', wrapped(t.max_path_tag_length), sub(loc, 'max_path_tag_length'));
+  const tags: Fields[] = [];
+  asArr(t.custom_tags).forEach((v, i) => {
+    const tag = customTag(ctx, asObj(v) ?? {}, sub(sub(loc, 'custom_tags'), i));
+    if (tag !== null) tags.push(tag);
+  });
+  if (tags.length > 0) f.list('custom_tags', tags);
+  const provider = asObj(t.provider);
+  if (provider === undefined) return;
+  const pl = sub(loc, 'provider');
+  ctx.only(provider, pl, ['name', 'typed_config']);
+  const type = asStr(asObj(provider.typed_config)?.type_url);
+  if (type !== TypeUrl.OpenTelemetryTracer) return;
+  const msg = ctx.decode(provider.typed_config, sub(pl, 'typed_config'))?.message;
+  if (msg === undefined) return;
+  const ml = sub(pl, 'typed_config');
+  ctx.only(msg, ml, ['grpc_service', 'http_service', 'service_name', 'resource_detectors', 'sampler', 'max_cache_size']);
+  if (isSet(msg.sampler)) ctx.reject(sub(ml, 'sampler'), 'is not supported: use the HttpConnectionManager\'s random_sampling (or the bootstrap\'s tracing.sampler)');
+  const serviceName = asStr(msg.service_name) || undefined;
+  const grpcService = asObj(msg.grpc_service);
+  const httpService = asObj(msg.http_service);
+  let provided: { cluster: string; protocol: 'grpc' | 'http/protobuf'; timeoutMs: number | undefined } | null = null;
+  if (grpcService !== undefined) {
+    const gl = sub(ml, 'grpc_service');
+    ctx.only(grpcService, gl, ['envoy_grpc', 'timeout', 'initial_metadata']);
+    const cluster = asStr(asObj(grpcService.envoy_grpc)?.cluster_name);
+    if (cluster === undefined || cluster === '') ctx.reject(sub(gl, 'envoy_grpc.cluster_name'), 'is required (the collector\'s cluster; google_grpc is not supported)');
+    else provided = { cluster, protocol: 'grpc', timeoutMs: ctx.ms(grpcService.timeout, sub(gl, 'timeout')) };
+  } else if (httpService !== undefined) {
+    const hl = sub(ml, 'http_service');
+    ctx.only(httpService, hl, ['http_uri', 'request_headers_to_add']);
+    const uri = asObj(httpService.http_uri) ?? {};
+    const cluster = asStr(uri.cluster);
+    const path = asStr(uri.uri) ?? '';
+    if (cluster === undefined || cluster === '') ctx.reject(sub(hl, 'http_uri.cluster'), 'is required (the collector\'s cluster)');
+    else if (path !== '' && !/\/v1\/traces$/.test(path)) ctx.reject(sub(hl, 'http_uri.uri'), `"${path}": Remora posts to the collector's /v1/traces path only`);
+    else provided = { cluster, protocol: 'http/protobuf', timeoutMs: ctx.ms(uri.timeout, sub(hl, 'http_uri.timeout')) };
+  } else {
+    ctx.reject(ml, 'must set grpc_service or http_service (where spans are sent)');
+  }
+  if (provided !== null) ctx.tracingProvider ??= { ...provided, serviceName };
+}
+
+/** An HCM custom tag → the listener's; a `metadata` tag is accepted and left out (Remora
+ *  has no metadata to read it from). */
+function customTag(ctx: Ctx, t: Obj, loc: Loc): Fields | null {
+  ctx.only(t, loc, ['tag', 'literal', 'environment', 'request_header', 'metadata', 'value']);
+  if (isSet(t.metadata)) return null;
+  const out = new Fields().here(loc);
+  out.set('tag', asStr(t.tag) ?? '', sub(loc, 'tag'));
+  const literal = asObj(t.literal);
+  const env = asObj(t.environment);
+  const header = asObj(t.request_header);
+  if (literal !== undefined) out.set('literal', asStr(literal.value) ?? '', sub(loc, 'literal.value'));
+  if (env !== undefined) {
+    out.set('environment', asStr(env.name) ?? '', sub(loc, 'environment.name'));
+    if (isSet(env.default_value)) out.set('default_value', asStr(env.default_value), sub(loc, 'environment.default_value'));
+  }
+  if (header !== undefined) {
+    out.set('request_header', asStr(header.name) ?? '', sub(loc, 'request_header.name'));
+    if (isSet(header.default_value)) out.set('default_value', asStr(header.default_value), sub(loc, 'request_header.default_value'));
+  }
+  return out;
 }
 
 /** Upgrade types Remora never tunnels, and why: accepted only with enabled: false (which
@@ -208,8 +291,8 @@ function timeouts(ctx: Ctx, hcm: Obj, tl: Loc): void {
 }
 
 /** The HttpConnectionManager's access_log → the listener's `access_log` (one per listener):
- *  a FileAccessLog's path (`/dev/stdout` is `stdout`) or a StdoutAccessLog. The line is
- *  Remora's JSON whatever format is asked for. */
+ *  a FileAccessLog's path (`/dev/stdout` is `stdout`) or a StdoutAccessLog, and its format
+ *  (logFormat; none: Remora's JSON line). */
 export function hcmAccessLog(ctx: Ctx, hcm: Obj, tl: Loc): Part | undefined {
   let part: Part | undefined;
   asArr(hcm.access_log).forEach((v, i) => {
@@ -236,9 +319,47 @@ export function hcmAccessLog(ctx: Ctx, hcm: Obj, tl: Loc): Part | undefined {
     const path = file ? asStr(msg.path) ?? '' : 'stdout';
     const out = new Fields().here(al);
     out.set('path', path === '/dev/stdout' ? 'stdout' : path, file ? sub(cl, 'path') : cl);
+    logFormat(ctx, msg, cl, out);
     part = out;
   });
   return part;
+}
+
+/** A logger's format (SubstitutionFormatString) → `format` (text_format, or
+ *  text_format_source's inline string) or `json_format` (a Struct of format strings).
+ *  Operators are checked by validateConfig, by name: `formatters` (extensions that add
+ *  operators) are accepted, and an operator none of them gives Remora is an error. */
+function logFormat(ctx: Ctx, msg: Obj, cl: Loc, out: Fields): void {
+  const text = (v: unknown, loc: Loc): void => out.take('format', asStr(v), loc);
+  const json = (v: unknown, loc: Loc): void => {
+    const fields = out.nest('json_format').here(loc);
+    for (const [k, x] of Object.entries(asObj(asObj(v)?.fields) ?? {})) {
+      const s = asStr(asObj(x)?.stringValue);
+      if (s === undefined) ctx.reject(sub(loc, k), 'is not supported: Remora\'s json_format values are format strings (not a nested object, number or boolean)');
+      else fields.set(k, s, sub(loc, k));
+    }
+  };
+  if (isSet(msg.format)) text(msg.format, sub(cl, 'format'));
+  if (isSet(msg.json_format)) json(msg.json_format, sub(cl, 'json_format'));
+  if (isSet(msg.typed_json_format)) json(msg.typed_json_format, sub(cl, 'typed_json_format'));
+  const lf = asObj(msg.log_format);
+  if (lf === undefined) return;
+  const ll = sub(cl, 'log_format');
+  // content_type is for local replies; json_format_options only sorts keys.
+  ctx.only(lf, ll, ['text_format', 'json_format', 'text_format_source', 'omit_empty_values', 'content_type', 'formatters', 'json_format_options']);
+  if (lf.omit_empty_values === true) {
+    ctx.reject(sub(ll, 'omit_empty_values'), 'is not supported: Remora prints "-" (text) or null (JSON) for a value it does not have');
+  }
+  if (isSet(lf.text_format)) text(lf.text_format, sub(ll, 'text_format'));
+  if (isSet(lf.json_format)) json(lf.json_format, sub(ll, 'json_format'));
+  const source = asObj(lf.text_format_source);
+  if (source === undefined) return;
+  const sl = sub(ll, 'text_format_source');
+  for (const k of ['filename', 'environment_variable']) {
+    if (isSet(source[k])) ctx.reject(sub(sl, k), 'is not supported: Remora takes the format inline (inline_string or inline_bytes)');
+  }
+  if (isSet(source.inline_string)) text(source.inline_string, sub(sl, 'inline_string'));
+  if (source.inline_bytes instanceof Uint8Array) text(Buffer.from(source.inline_bytes).toString('utf8'), sub(sl, 'inline_bytes'));
 }
 
 /** HTTP filters accepted as having no effect on their own (docs/xds.md says why each). */

@@ -117,15 +117,31 @@ function optionalFilterConfigs(ctx: Ctx, configs: Obj, loc: Loc): void {
   }
 }
 
+/** A route's `tracing` (FractionalPercents) → the route's sampling; custom_tags are
+ *  accepted and left out (the listener's apply). */
+function routeTracing(ctx: Ctx, t: Obj, loc: Loc, out: Fields): void {
+  ctx.only(t, loc, ['client_sampling', 'random_sampling', 'overall_sampling', 'custom_tags']);
+  const f = out.nest('tracing');
+  for (const k of ['client_sampling', 'random_sampling', 'overall_sampling']) {
+    const p = asObj(t[k]);
+    if (p === undefined) continue;
+    ctx.only(p, sub(loc, k), ['numerator', 'denominator']);
+    const denominator = p.denominator === 'TEN_THOUSAND' ? 10_000 : p.denominator === 'MILLION' ? 1_000_000 : 100;
+    f.set(k, Math.min(100, (asNum(p.numerator) * 100) / denominator), sub(loc, k));
+  }
+}
+
 /** One route → `out` (marks relative to the virtual host list); its per-route configs and
  *  clusters go to `part`. */
 function translateRoute(ctx: Ctx, r: Obj, loc: Loc, out: Fields, part: RoutePart, vhost: number, index: number): Obj {
   ctx.only(r, loc, ['name', 'match', 'route', 'direct_response', 'metadata', 'typed_per_filter_config',
     'request_headers_to_add', 'request_headers_to_remove', 'response_headers_to_add', 'response_headers_to_remove',
-    'per_request_buffer_limit_bytes', 'decorator']);
-  // decorator names the route's tracing span and, with tracing, sends it upstream in
-  // x-envoy-decorator-operation; Envoy does either only with the HttpConnectionManager's
-  // tracing, which Remora rejects, so it does nothing in any accepted config.
+    'per_request_buffer_limit_bytes', 'decorator', 'tracing']);
+  const tracing = asObj(r.tracing);
+  if (tracing !== undefined) routeTracing(ctx, tracing, sub(loc, 'tracing'), out);
+  // decorator names the route's tracing span and sends it upstream in
+  // x-envoy-decorator-operation: accepted, not applied (Remora names server spans
+  // "<method> <route name>").
   const decorator = asObj(r.decorator);
   if (decorator !== undefined) ctx.only(decorator, sub(loc, 'decorator'), ['operation', 'propagate']);
   out.here(loc);

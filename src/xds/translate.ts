@@ -18,7 +18,7 @@ import { validateConfig } from '../config/validate.js';
 import type { ConfigError, RemoraConfig } from '../config/types.js';
 import { REMORA_METADATA } from './names.js';
 import { TypeUrl } from './protos.js';
-import type { Obj } from './read.js';
+import { asArr, asObj, type Obj } from './read.js';
 import type { XdsResourceSet } from './resources.js';
 import { translateCluster } from './translate-cluster.js';
 import { checkName, Ctx, formatRejection, root, sub, type XdsRejection } from './translate-context.js';
@@ -125,6 +125,21 @@ export function translateXds(base: Record<string, unknown>, set: XdsResourceSet,
   if (ctx.errors.length > 0) return { ok: false, errors: ctx.errors };
 
   const raw: Obj = bootstrapBaseFields(base);
+  // The bootstrap's tracing block wins; else an HttpConnectionManager's OpenTelemetry
+  // provider says where spans go. Without either, listeners' tracing settings (Istio's
+  // Zipkin blocks, say) have nowhere to send spans and are left out.
+  const provider = ctx.tracingProvider;
+  if (raw.tracing === undefined && provider !== null) {
+    const otlp: Obj = { cluster: provider.cluster, protocol: provider.protocol };
+    if (provider.timeoutMs !== undefined && provider.timeoutMs > 0) otlp.timeout_ms = provider.timeoutMs;
+    raw.tracing = provider.serviceName !== undefined ? { service_name: provider.serviceName, otlp } : { otlp };
+  }
+  if (raw.tracing === undefined) {
+    for (const l of rawListeners) {
+      delete l.tracing;
+      for (const vh of asArr(l.virtual_hosts)) for (const r of asArr(asObj(vh)?.routes)) delete (asObj(r) ?? {}).tracing;
+    }
+  }
   const noListeners = ads && rawListeners.length === 0;
   raw.listeners = noListeners ? [PLACEHOLDER_LISTENER] : rawListeners;
   raw.clusters = rawClusters;

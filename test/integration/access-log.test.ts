@@ -26,6 +26,7 @@ interface Line {
   route: string;
   upstream: string;
   attempts: number;
+  attempt_us: number[] | null;
   bytes_in: number;
   bytes_out: number;
   duration_us: number;
@@ -177,6 +178,8 @@ t.test('a proxied request: one JSON line with every field', async (t) => {
   t.equal(line.route, 'echo');
   t.equal(line.upstream, `127.0.0.1:${echo.port}`);
   t.equal(line.attempts, 1, 'one upstream attempt');
+  t.ok(line.attempt_us !== null && line.attempt_us.length === 1 && line.attempt_us[0] > 0 && line.attempt_us[0] <= line.duration_us,
+    `attempt_us ${JSON.stringify(line.attempt_us)}: one attempt, within duration_us`);
   t.equal(line.bytes_in, Buffer.byteLength(body), 'bytes_in is the request body length');
   t.equal(line.bytes_out, reply.body.length, 'bytes_out is the response body length');
   t.ok(line.duration_us > 0 && line.duration_us < 10_000_000, `duration_us ${line.duration_us} plausible`);
@@ -187,7 +190,7 @@ t.test('a proxied request: one JSON line with every field', async (t) => {
   t.ok(line.worker === 0 || line.worker === 1, `worker ${line.worker} is a worker slot`);
   t.same(
     Object.keys(line),
-    ['time', 'request_id', 'method', 'path', 'authority', 'status', 'flags', 'route', 'upstream', 'attempts', 'bytes_in', 'bytes_out',
+    ['time', 'request_id', 'method', 'path', 'authority', 'status', 'flags', 'route', 'upstream', 'attempts', 'attempt_us', 'bytes_in', 'bytes_out',
       'duration_us', 'upstream_us', 'user_agent', 'trace_id', 'peer', 'grpc_status', 'listener', 'worker'],
     'exactly these fields, in this order',
   );
@@ -212,6 +215,7 @@ t.test('generated request ids are logged as the client and upstream saw them', a
   t.equal(direct.route, 'local');
   t.equal(direct.upstream, '-', 'no upstream for a direct response');
   t.equal(direct.attempts, 0, 'no upstream attempt for a direct response');
+  t.equal(direct.attempt_us, null, 'attempt_us null without an upstream attempt');
   t.equal(direct.upstream_us, null, 'upstream_us null without an upstream request');
   t.equal(direct.trace_id, null, 'no trace started for a request that is not forwarded');
 });

@@ -168,8 +168,8 @@ t.test('planning: steps per scenario, targets, estimates and progress', async (t
   t.equal(by['body-4096'].estimateS, 20);
   // connections: 4 × 2 rounds × 2 modes × 2 s + 4 warm-ups
   t.equal(by['connections-l16'].estimateS, 36);
-  // features: 6 × 2 × 2 + 6 warm-ups + 6 starts
-  t.equal(by['features'].estimateS, 36);
+  // features: 8 × 2 × 2 + 8 warm-ups + 8 starts
+  t.equal(by['features'].estimateS, 48);
   // workers-1: 4 × 2 × 2 + 3 warm-ups (direct warmed) + 3 starts
   t.equal(by['workers-1'].estimateS, 22);
   // memory: 1 s start + 2 s idle + 2 rounds × 2 s
@@ -303,7 +303,7 @@ function closedResult(group: 'throughput' | 'workers', param: number, rows: Reco
 
 t.test('target checks: met, missed, not measured', async (t) => {
   const none = checkTargets([]);
-  t.equal(none.length, 9);
+  t.equal(none.length, 11);
   t.ok(none.every((c) => c.verdict === 'not measured'), 'nothing measured');
 
   const checks = checkTargets([
@@ -333,6 +333,8 @@ t.test('target checks: met, missed, not measured', async (t) => {
     closed: [
       { target: 'all-off', rps: spread([1000]), vsBase: null, perCore: null, rssPeakMb: null, errors: 0 },
       { target: 'all-on', rps: spread([900]), vsBase: { median: ratio[0], min: ratio[1], max: ratio[2] }, perCore: null, rssPeakMb: null, errors: 0 },
+      { target: 'tracing-1', rps: spread([980]), vsBase: { median: 0.98, min: 0.96, max: 0.99 }, perCore: null, rssPeakMb: null, errors: 0 },
+      { target: 'tracing-100', rps: spread([800]), vsBase: { median: 0.8, min: 0.78, max: 0.83 }, perCore: null, rssPeakMb: null, errors: 0 },
     ],
   });
   const memory: StepResult = { id: 'memory', group: 'memory', tool: 'autocannon', param: 2, memory: summarizeMemory(2, [60], [{ rps: 1, errors: 0, rssMb: [70, 99.5] }]) };
@@ -346,6 +348,9 @@ t.test('target checks: met, missed, not measured', async (t) => {
   const w = Object.fromEntries(checkTargets([features([0.93, 0.85, 0.99]), memory, soak(80, 84), closedResult('workers', 2, { direct: 1, 'remora-2w': 1 }, 150)]).map((c) => [c.target, c]));
   t.equal(w['feature cost ≤ 10 % with everything on'].verdict, 'met');
   t.match(w['feature cost ≤ 10 % with everything on'].detail, /0\.93 \(0\.85–0\.99\).*cost 7 %.*noisy/);
+  t.equal(w['tracing cost ≤ 3 % at 1 % sampling'].verdict, 'met');
+  t.match(w['tracing cost ≤ 3 % at 1 % sampling'].detail, /tracing-1 \/ all-off req\/s per round 0\.98 \(0\.96–0\.99\) \(cost 2 %\); noisy/);
+  t.equal(w['tracing cost ≤ 15 % at 100 % sampling'].verdict, 'missed', '20 % > 15 %');
   t.equal(w['RSS ≤ 100 MB with 2 workers under load'].verdict, 'met', 'the memory scenario wins over the workers one');
   t.match(w['RSS ≤ 100 MB with 2 workers under load'].detail, /peak 99\.5 MB \(idle 60 MB/);
   t.equal(w['no RSS growth over the soak (≤ 5 MB)'].verdict, 'met');

@@ -250,6 +250,20 @@ t.test('every PromQL expression names only metrics listed in docs/metrics.md', a
     'remora_worker_restarts_total',
     'remora_process_resident_memory_bytes',
     'remora_process_cpu_seconds_total',
+    'remora_circuit_breaker_open',
+    'remora_upstream_pending_overflows_total',
+    'remora_upstream_retried_responses_total',
+    'remora_upstream_retry_successes_total',
+    'remora_upstream_retry_limit_exceeded_total',
+    'remora_outlier_ejections_total',
+    'remora_health_checks_total',
+    'remora_downstream_rate_limit_shadow_total',
+    'remora_xds_updates_total',
+    'remora_xds_connected',
+    'remora_tls_earliest_expiry_seconds',
+    'remora_trace_spans_exported_total',
+    'remora_trace_spans_dropped_total',
+    'remora_trace_export_queue_spans',
   ];
   for (const name of required) t.ok(used.has(name), `the dashboard charts ${name}`);
   const quantileExprs = queries.filter((q) => q.expr.includes('histogram_quantile'));

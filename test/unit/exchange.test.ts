@@ -219,6 +219,8 @@ function harness(setup: Setup = {}) {
       retry: setup.retry ?? null,
       filters: [],
       responseHead: compileResponseHeadPolicy(add, [], 'remora', 'overwrite'),
+      upgrades: null,
+      sampling: null,
     },
   };
   const listenerCounts: number[] = [];
@@ -240,6 +242,8 @@ function harness(setup: Setup = {}) {
     scheme: 'http',
     serverName: 'remora',
     serverHeader: 'overwrite',
+    upgrades: new Set(),
+    tracer: null,
   } as unknown as ListenerRuntime;
   const outcomes: boolean[] = [];
   const ctx = {

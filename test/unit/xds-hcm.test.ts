@@ -113,7 +113,8 @@ t.test('an Istio outbound sidecar HCM is accepted: the access log maps, the rest
   const r = withHcm(istioOutbound);
   t.same(errorsOf(r), []);
   const l = r.ok ? r.config.listeners[0] : undefined;
-  t.strictSame(l?.access_log, { path: 'stdout', sample_ratio: 1 }, 'FileAccessLog /dev/stdout → stdout (Remora\'s JSON line, not the format asked for)');
+  t.strictSame(l?.access_log, { path: 'stdout', sample_ratio: 1, json_format: { method: '%REQ(:METHOD)%', response_code: '%RESPONSE_CODE%' } },
+    'FileAccessLog /dev/stdout → stdout, with its json_format');
   t.equal(l?.normalize_path, true);
   t.equal(l?.path_with_escaped_slashes_action, 'keep_unchanged');
   t.equal(l?.generate_traceparent, false, 'tracing starts no traces');
@@ -204,7 +205,7 @@ t.test('an Envoy Gateway HCM: maps, except headers_with_underscores_action REJEC
   t.equal(l?.merge_slashes, true);
   t.equal(l?.path_with_escaped_slashes_action, 'unescape_and_redirect');
   t.equal(l?.server_header_transformation, 'pass_through');
-  t.strictSame(l?.access_log, { path: 'stdout', sample_ratio: 1 });
+  t.strictSame(l?.access_log, { path: 'stdout', sample_ratio: 1, format: '[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" %RESPONSE_CODE%\n' });
   t.equal(l?.http2_protocol_options.initial_stream_window_size, 65536);
 });
 
@@ -312,8 +313,8 @@ t.test('access_log: a file or stdout logger maps to the listener access log; the
     const r = withHcm((hcm) => Object.assign(hcm, { access_log: logs }));
     return r.ok ? r.config.listeners[0].access_log : errorsOf(r);
   };
-  t.strictSame(logOf([file('/var/log/remora/in.log', { format: '%START_TIME%\n' })]), { path: '/var/log/remora/in.log', sample_ratio: 1 });
-  t.strictSame(logOf([stdout]), { path: 'stdout', sample_ratio: 1 });
+  t.strictSame(logOf([file('/var/log/remora/in.log', { format: '%START_TIME%\n' })]), { path: '/var/log/remora/in.log', sample_ratio: 1, format: '%START_TIME%\n' });
+  t.strictSame(logOf([stdout]), { path: 'stdout', sample_ratio: 1, format: '%RESPONSE_CODE%\n' });
   t.same(logOf([file('')]), [`${TL}.access_log[0].typed_config.path: must not be empty (use "stdout" or a file path)`],
     'validateConfig\'s errors point at the logger');
   const otel = { name: 'envoy.access_loggers.open_telemetry', typed_config: any('type.googleapis.com/envoy.extensions.access_loggers.open_telemetry.v3.OpenTelemetryAccessLogConfig') };

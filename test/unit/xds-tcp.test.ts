@@ -160,7 +160,7 @@ t.test("Istio's outbound TCP listener: tcp_proxy to the service's cluster, istio
     tcp_proxy: { cluster: REDIS, idle_timeout_ms: 3_600_000, max_connect_attempts: 1, max_downstream_connection_duration_ms: 0 },
   }], 'an unnamed chain is named by its place; unset fields are Envoy\'s defaults (an hour idle, one attempt)');
   t.equal(l?.tcp_proxy, undefined);
-  t.strictSame(l?.access_log, { path: 'stdout', sample_ratio: 1 });
+  t.strictSame(l?.access_log, { path: 'stdout', sample_ratio: 1, format: '[%START_TIME%] %UPSTREAM_CLUSTER%\n' });
   t.same(l?.virtual_hosts, []);
 
   t.same(errorsOf(translate([{ ...ISTIO_REDIS_LISTENER, bind_to_port: { value: true } }], [ISTIO_REDIS_CLUSTER], [ISTIO_REDIS_ENDPOINTS])), [],

@@ -9,6 +9,7 @@ import { AccessLogSchema, AuthorizationSchema, RateLimitKeySchema, RateLimitSche
 import { AdminSchema, DrainSchema, ProbesSchema, RootSchema, StatsSchema, WorkerLimitsSchema } from './root.js';
 import { DirectResponseSchema, RetryPolicySchema, RouteActionSchema, RouteMatchSchema, RouteSchema, VirtualHostSchema, WeightedClusterSchema } from './listener.js';
 import { MeshIdentitySchema, XdsNodeSchema, XdsSchema } from './root.js';
+import { CustomTagSchema, ListenerTracingSchema, OtlpExporterSchema, RouteTracingSchema, TracingSchema } from './tracing.js';
 
 export interface CatalogEntry {
   /** Definition name in the JSON Schema, and the docs table's marker. */
@@ -28,6 +29,8 @@ export const CATALOG: readonly CatalogEntry[] = [
   { name: 'WorkerLimits', schema: WorkerLimitsSchema },
   { name: 'Stats', schema: StatsSchema },
   { name: 'Admin', schema: AdminSchema },
+  { name: 'Tracing', schema: TracingSchema },
+  { name: 'OtlpExporter', schema: OtlpExporterSchema },
   { name: 'Listener', schema: ListenerSchema },
   { name: 'ListenerTls', schema: ListenerTlsSchema },
   { name: 'TcpProxy', schema: TcpProxySchema },
@@ -36,6 +39,8 @@ export const CATALOG: readonly CatalogEntry[] = [
   { name: 'UpgradeConfig', schema: UpgradeConfigSchema },
   { name: 'Authorization', schema: AuthorizationSchema },
   { name: 'AccessLog', schema: AccessLogSchema },
+  { name: 'ListenerTracing', schema: ListenerTracingSchema },
+  { name: 'CustomTag', schema: CustomTagSchema },
   { name: 'VirtualHost', schema: VirtualHostSchema },
   { name: 'Route', schema: RouteSchema },
   { name: 'RouteMatch', schema: RouteMatchSchema },
@@ -45,6 +50,7 @@ export const CATALOG: readonly CatalogEntry[] = [
   { name: 'RetryPolicy', schema: RetryPolicySchema },
   { name: 'RateLimit', schema: RateLimitSchema },
   { name: 'RateLimitKey', schema: RateLimitKeySchema },
+  { name: 'RouteTracing', schema: RouteTracingSchema },
   { name: 'DirectResponse', schema: DirectResponseSchema },
   { name: 'HeaderValue', schema: HeaderValueSchema },
   { name: 'Cluster', schema: ClusterSchema },

@@ -8,6 +8,7 @@ import { MAX_CLUSTERS, MAX_LISTENERS } from '../../shared/limits.js';
 import { bool, field, int, list, ms, num, obj, str } from './fields.js';
 import { ClusterSchema } from './cluster.js';
 import { bindAddress, ListenerSchema } from './listener.js';
+import { TracingSchema } from './tracing.js';
 
 export const AdminSchema = obj({
   address: v.optional(bindAddress('Bind address. A non-loopback address is refused unless `allow_remote` is `true`.'), '127.0.0.1'),
@@ -48,6 +49,7 @@ export const RootSchema = obj({
   worker_limits: v.optional(field(WorkerLimitsSchema, 'Watchdog, memory limit, process-wide connection limit.',
     { default: '`{ heartbeat_timeout_ms: 10000, memory_limit_mb: 0, max_downstream_connections: 0 }`', scope: 'every worker' }), {}),
   stats: v.optional(field(StatsSchema, 'Request, connection and latency statistics for `/metrics` and `/stats`.', { default: '`{ enabled: true }`', scope: 'process' }), {}),
+  tracing: v.optional(field(TracingSchema, 'Spans exported over OTLP; every HTTP listener traces ([observability.md](observability.md#tracing)).', { default: 'unset (no tracing)', scope: 'process' })),
   listeners: list(ListenerSchema, 'Ports Remora accepts traffic on.',
     { type: `list of [Listener](#listener) (at most ${MAX_LISTENERS})`, scope: 'process', nonEmpty: 'must list at least one listener' }),
   clusters: v.optional(list(ClusterSchema, 'Upstream services that routes forward to.', { type: `list of [Cluster](#cluster) (at most ${MAX_CLUSTERS})`, scope: 'process' }), []),

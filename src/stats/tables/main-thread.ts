@@ -1,5 +1,6 @@
 // Prometheus families the main thread computes from its own state at scrape time
-// (workers, config, TLS files, circuit breakers, outlier detection, health checks, xDS):
+// (workers, config, TLS files, circuit breakers, outlier detection, health checks, xDS,
+// the OTLP span exporter):
 // declared once here, keyed by name. src/main/metrics.ts collects them by these names;
 // docs/metrics.md lists them from this table (src/stats/metrics-doc.ts). The
 // remora_process_* families are declared in src/main/process-metrics.ts.
@@ -154,6 +155,30 @@ export const MAIN_THREAD_METRICS = {
     labels: [],
     help: 'Per-key buckets evicted (least recently used) to make room for a new key.',
     doc: 'per-key buckets evicted (least recently used) to make room',
+  },
+  remora_trace_spans_exported_total: {
+    kind: 'counter',
+    labels: [],
+    help: 'Spans the OTLP collector accepted.',
+    doc: 'tracing: spans the OTLP collector accepted',
+  },
+  remora_trace_spans_dropped_total: {
+    kind: 'counter',
+    labels: ['reason'],
+    help: 'Finished spans not exported, by reason: worker_queue_full, export_queue_full, export_failed, rejected.',
+    doc: 'tracing: finished spans not exported — `worker_queue_full` (a worker\'s batch queue was full), `export_queue_full` (the exporter already held `max_queue_size` spans: the collector is slow or down), `export_failed` (not retryable, or given up after 5 tries or 30 s), `rejected` (the collector refused them in a partial success)',
+  },
+  remora_trace_export_requests_total: {
+    kind: 'counter',
+    labels: ['result'],
+    help: 'OTLP export tries, by result: success, retry (a retryable failure) or failure (not retryable).',
+    doc: 'tracing: OTLP export tries — `success`, `retry` (a retryable failure: UNAVAILABLE, 503, timeout, connection error…) or `failure` (not retryable)',
+  },
+  remora_trace_export_queue_spans: {
+    kind: 'gauge',
+    labels: [],
+    help: 'Spans the OTLP exporter holds now, waiting or being retried (at most max_queue_size).',
+    doc: 'tracing: spans the exporter holds now, waiting or being retried (at most `tracing.otlp.max_queue_size`)',
   },
 } as const satisfies Record<string, MainThreadMetric>;
 
