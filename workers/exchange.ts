@@ -200,7 +200,7 @@ export class Exchange implements DownstreamEvents, AttemptOwner {
       info.noteAttempt(Math.round((now - attempt.createdAt) * 1000));
       const trace = this.trace;
       if (trace !== null && trace.sampled) {
-        trace.tracer.endClient(trace, attempt, this.req.method, attempt.cluster.name, attempt.pool.key, info.attemptTimes!.length, now);
+        trace.tracer.endClient(trace, attempt, this.req.method, attempt.cluster.name, attempt.pool.key, info.attemptsEnded, now);
       }
     } catch (err) {
       this.ctx.log.error({ err, requestId: this.info.requestId }, 'recording an upstream attempt failed');

@@ -44,9 +44,12 @@ export class StreamInfo {
   /** The trace this request belongs to when the listener traces (32 hex digits; the
    *  client's trace id, or a new one), else ''. */
   traceId = '';
-  /** Microseconds each upstream attempt took, in order, from its dispatch to its end
-   *  (response complete, failure, timeout or given up); null before the first ends. */
-  attemptTimes: number[] | null = null;
+  /** Upstream attempts that ended (noteAttempt). */
+  attemptsEnded = 0;
+  /** The first attempt's duration (µs), and the later ones' (null until a second ends):
+   *  one number per request without retries, no array. */
+  private firstAttemptUs = 0;
+  private laterAttemptsUs: number[] | null = null;
   /** Matched route name, or '' when none matched. */
   routeName = '';
   /** Cluster the request was sent to, or null (no route, direct response, rejected). */
@@ -71,8 +74,17 @@ export class StreamInfo {
 
   /** Notes an upstream attempt's duration (µs), in the order attempts end. */
   noteAttempt(us: number): void {
-    if (this.attemptTimes === null) this.attemptTimes = [us];
-    else this.attemptTimes.push(us);
+    if (this.attemptsEnded++ === 0) this.firstAttemptUs = us;
+    else (this.laterAttemptsUs ??= []).push(us);
+  }
+
+  /** Microseconds each upstream attempt took, in order, from its dispatch to its end
+   *  (response complete, failure, timeout or given up); null when none ended. A new array
+   *  per call: for the access log. */
+  get attemptTimes(): number[] | null {
+    if (this.attemptsEnded === 0) return null;
+    const later = this.laterAttemptsUs;
+    return later === null ? [this.firstAttemptUs] : [this.firstAttemptUs, ...later];
   }
 
   /** Marks the request over: durations from `now` (performance.now()). */
