@@ -6,7 +6,7 @@
 
 import { hostname } from 'node:os';
 import { GRPC_STATUS_FORMATS } from '../src/config/log-format.js';
-import { isB3TraceId, traceIdOfTraceparent } from '../src/http/trace-context.js';
+import { traceIdOfRequest } from '../src/http/trace-context.js';
 import { compileTimeFormat, isoTime } from './access-log-time.js';
 import type { StreamInfo } from './stream-info.js';
 
@@ -97,14 +97,7 @@ export function traceIdOf(info: StreamInfo): string | null {
   if (info.traceId !== '') return info.traceId;
   const generated = info.generatedTraceparent;
   if (generated !== null) return generated.slice(3, 35);
-  const headers = info.request.headers;
-  let b3: string | null = null;
-  for (let i = 0; i < headers.length; i += 2) {
-    const name = headers[i];
-    if (name === 'traceparent') return traceIdOfTraceparent(headers[i + 1]);
-    if (name === 'x-b3-traceid' && b3 === null) b3 = headers[i + 1];
-  }
-  return b3 !== null && isB3TraceId(b3) ? b3 : null;
+  return traceIdOfRequest(info.request.headers);
 }
 
 function header(name: string): (info: StreamInfo) => string | null {

@@ -28,30 +28,27 @@ export function newTraceparent(): string {
   }
 }
 
-/** A new trace id: 32 lower-case hex digits, not all zeros. */
-export function newTraceId(): string {
+/** `bytes` random bytes from the pool as lower-case hex, never all zeros (`zero`). */
+function randomHex(bytes: number, zero: string): string {
   for (;;) {
-    if (offset + 16 > pool.length) {
+    if (offset + bytes > pool.length) {
       randomFillSync(pool);
       offset = 0;
     }
-    const id = pool.toString('hex', offset, offset + 16);
-    offset += 16;
-    if (id !== ZERO_TRACE_ID) return id;
+    const id = pool.toString('hex', offset, offset + bytes);
+    offset += bytes;
+    if (id !== zero) return id;
   }
+}
+
+/** A new trace id: 32 lower-case hex digits, not all zeros. */
+export function newTraceId(): string {
+  return randomHex(16, ZERO_TRACE_ID);
 }
 
 /** A new span id: 16 lower-case hex digits, not all zeros. */
 export function newSpanId(): string {
-  for (;;) {
-    if (offset + 8 > pool.length) {
-      randomFillSync(pool);
-      offset = 0;
-    }
-    const id = pool.toString('hex', offset, offset + 8);
-    offset += 8;
-    if (id !== ZERO_SPAN_ID) return id;
-  }
+  return randomHex(8, ZERO_SPAN_ID);
 }
 
 /** True when the flat [name, value, ...] header list (lower-case names) has a traceparent. */
