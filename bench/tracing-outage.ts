@@ -1,8 +1,10 @@
 // Tracing when the collector is in trouble: Remora (1 worker, every request sampled)
 // under a fixed request rate while its OTLP collector is healthy, then down (connections
 // refused), then answering slowly (each export held longer than the exporter's timeout),
-// then healthy again. Per phase: the request latency (open loop, µs), Remora's RSS, and
-// the exporter's counters (exported, dropped by reason, queued). Shows that memory stays
+// then healthy again. Per phase: the request latency (open loop, µs) of the traced Remora
+// and of an identical Remora without tracing measured in alternating chunks on the same
+// core (the control: what the host did meanwhile), the traced one's RSS, and the
+// exporter's counters (exported, dropped by reason, queued). Shows that memory stays
 // bounded, drops are counted and latency does not move while export fails.
 //
 //   npm run bench:tracing-outage -- [--rate 2000] [--phase-seconds 60] [--connections 16]
@@ -114,6 +116,7 @@ async function counters(adminPort: number): Promise<Counters> {
 interface PhaseResult {
   readonly phase: string;
   readonly latency: LatencySummary[];
+  readonly controlLatency: LatencySummary[];
   readonly rssMb: { readonly median: number; readonly max: number };
   readonly exported: number;
   readonly dropped: Record<string, number>;
@@ -134,9 +137,13 @@ async function main(): Promise<void> {
     clusters: [{ name: 'up', endpoints: [{ address: '127.0.0.1', port: upstreamPort }] }],
   };
   const remora = await startRemora(procs, 1, writeConfig(tmp, 'remora', config));
+  const { tracing: _off, ...untraced } = config;
+  const control = await startRemora(procs, 1, writeConfig(tmp, 'control', untraced));
   const port = remora.listeners.bench;
-  log(`warm-up ${rate} req/s for 10 s`);
+  const controlPort = control.listeners.bench;
+  log(`warm-up ${rate} req/s for 10 s each`);
   await runOpenLoop({ port, rate, durationMs: 10_000, connections });
+  await runOpenLoop({ port: controlPort, rate, durationMs: 10_000, connections });
 
   const phases: [string, Mode][] = [['healthy', 'ok'], ['collector down', 'down'], [`collector slow (${slowMs / 1000} s per answer)`, 'slow'], ['healthy again', 'ok']];
   const results: PhaseResult[] = [];
@@ -146,10 +153,15 @@ async function main(): Promise<void> {
     const collectorBefore = collector.requests;
     const rss = new RssSampler(remora.pid, 500);
     const latency: LatencySummary[] = [];
-    // Chunks of 10 s: a latency change inside the phase shows in its chunks.
+    const controlLatency: LatencySummary[] = [];
+    // Chunks of 10 s, traced then control: a change inside the phase shows in its chunks,
+    // and the control shows what the host did. The traced Remora's workers keep
+    // finishing spans only while it is driven, so its phase lasts the full length.
     for (let left = phaseMs; left > 0; left -= 10_000) {
-      log(`${name}: ${rate} req/s for ${Math.min(10_000, left) / 1000} s`);
-      latency.push(await runOpenLoop({ port, rate, durationMs: Math.min(10_000, left), connections }));
+      const ms = Math.min(10_000, left);
+      log(`${name}: ${rate} req/s for ${ms / 1000} s, traced then control`);
+      latency.push(await runOpenLoop({ port, rate, durationMs: ms, connections }));
+      controlLatency.push(await runOpenLoop({ port: controlPort, rate, durationMs: Math.min(5000, ms), connections }));
     }
     const samples = rss.stop();
     const after = await counters(remora.adminPort);
@@ -158,6 +170,7 @@ async function main(): Promise<void> {
     results.push({
       phase: name,
       latency,
+      controlLatency,
       rssMb: { median: median(samples), max: Math.max(...samples) },
       exported: after.exported - before.exported,
       dropped,
@@ -172,16 +185,18 @@ async function main(): Promise<void> {
     `# Tracing with the collector down or slow (${when})`,
     '',
     `Command: \`${commandLine('bench:tracing-outage')}\`; ${MACHINE}; revision ${revision()}; pinning ${pin ? 'on (generator, upstream, collector: core 0; Remora: core 1)' : 'off'}.`,
-    `Remora: 1 worker, every request traced (a server and a client span each), OTLP/HTTP protobuf, default queues (2048 spans per worker and in the exporter, batches of 512, 10 s export timeout). Load: open loop, ${rate} req/s over ${connections} connections, phases of ${phaseMs / 1000} s in 10 s chunks.`,
+    `Remora: 1 worker, every request traced (a server and a client span each), OTLP/HTTP protobuf, default queues (2048 spans per worker and in the exporter, batches of 512, 10 s export timeout). Load: open loop, ${rate} req/s over ${connections} connections, phases of ${phaseMs / 1000} s in 10 s chunks, each followed by 5 s on the control (the same Remora without tracing, same core).`,
     '',
-    '| phase | p50 µs (chunks) | p99 µs (chunks) | max µs | errors | RSS MB median / max | spans exported | spans dropped | queued at end | export requests |',
-    '|---|---|---|---|---|---|---|---|---|---|',
+    '| phase | p50 µs (chunks) | p99 µs (chunks) | control p50 / p99 µs | max µs | errors | RSS MB median / max | spans exported | spans dropped | queued at end | export requests |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of results) {
     const p50 = r.latency.map((l) => l.p50);
     const p99 = r.latency.map((l) => l.p99);
     const drops = Object.entries(r.dropped).filter(([, v]) => v > 0).map(([k, v]) => `${v} ${k}`).join(', ') || '0';
-    lines.push(`| ${r.phase} | ${median(p50)} (${Math.min(...p50)}–${Math.max(...p50)}) | ${median(p99)} (${Math.min(...p99)}–${Math.max(...p99)}) | ${Math.max(...r.latency.map((l) => l.max))} | ${r.latency.reduce((n, l) => n + l.errors, 0)} | ${round(r.rssMb.median, 1)} / ${round(r.rssMb.max, 1)} | ${r.exported} | ${drops} | ${r.queuedAtEnd} | ${r.collectorRequests} |`);
+    const c50 = median(r.controlLatency.map((l) => l.p50));
+    const c99 = median(r.controlLatency.map((l) => l.p99));
+    lines.push(`| ${r.phase} | ${median(p50)} (${Math.min(...p50)}–${Math.max(...p50)}) | ${median(p99)} (${Math.min(...p99)}–${Math.max(...p99)}) | ${c50} / ${c99} | ${Math.max(...r.latency.map((l) => l.max))} | ${r.latency.reduce((n, l) => n + l.errors, 0)} | ${round(r.rssMb.median, 1)} / ${round(r.rssMb.max, 1)} | ${r.exported} | ${drops} | ${r.queuedAtEnd} | ${r.collectorRequests} |`);
   }
   writeResults('tracing-outage', when, { when, machine: MACHINE, revision: revision(), rate, phaseMs, connections, slowMs, results }, lines);
 }
