@@ -44,7 +44,7 @@ interface Scenario {
   connections?: ConnRow[];
   memory?: { idleMb: number; peakMb: number; rps: Spread; errors: number; samples: number };
   soak?: { growthMb: number; samples: number; requests: number; errors: number };
-  variants?: Record<string, { sanity: { requests_in_metrics: number; rate_limit_table_entries: number } | null; access_log_mb: number | null }>;
+  variants?: Record<string, { sanity: { requests_in_metrics: number; rate_limit_table_entries: number; spans_exported: number; spans_dropped: number } | null; access_log_mb: number | null }>;
 }
 
 t.test('npm run bench -- --quick covers every scenario and writes JSON, Markdown and SVG', { timeout: 180_000 }, async (t) => {
@@ -102,7 +102,7 @@ t.test('npm run bench -- --quick covers every scenario and writes JSON, Markdown
   t.equal(by['connections-l8'].connections?.length, 3, 'direct, remora and remora-uws measured with new connections');
 
   const features = by['features'];
-  t.same(features.closed!.map((r) => r.target), ['all-off', 'stats', 'access-log', 'rate-limit', 'outlier', 'all-on']);
+  t.same(features.closed!.map((r) => r.target), ['all-off', 'stats', 'access-log', 'rate-limit', 'outlier', 'all-on', 'tracing-1', 'tracing-100']);
   t.equal(features.closed![0].vsBase, null, 'all-off is the baseline');
   t.ok(features.closed!.slice(1).every((r) => r.vsBase!.median > 0), 'every variant has a ratio to all-off');
   const v = features.variants!;
@@ -110,6 +110,8 @@ t.test('npm run bench -- --quick covers every scenario and writes JSON, Markdown
   t.ok(v['stats'].sanity!.requests_in_metrics > 0, 'stats on records requests');
   t.ok(v['access-log'].access_log_mb !== null, 'the access-log variant wrote a log');
   t.equal(v['all-on'].sanity!.rate_limit_table_entries, 1, 'all-on: one per-IP bucket');
+  t.ok(v['tracing-100'].sanity!.spans_exported > 0, `tracing-100 exported spans (${v['tracing-100'].sanity!.spans_exported})`);
+  t.equal(v['tracing-100'].sanity!.spans_dropped, 0, 'tracing-100 dropped none');
 
   const mem = by['memory'].memory!;
   t.ok(mem.idleMb > 0 && mem.peakMb >= mem.idleMb * 0.5, `memory: idle ${mem.idleMb} MB, peak ${mem.peakMb} MB`);
@@ -121,8 +123,8 @@ t.test('npm run bench -- --quick covers every scenario and writes JSON, Markdown
   t.equal(soak.errors, 0, 'soak: no errors');
   t.ok(Number.isFinite(soak.growthMb), 'soak: a growth figure');
 
-  t.equal(result.targets.length, 9, 'every target checked');
-  for (const name of ['feature cost ≤ 10 % with everything on', 'RSS ≤ 100 MB with 2 workers under load', 'no RSS growth over the soak (≤ 5 MB)']) {
+  t.equal(result.targets.length, 11, 'every target checked');
+  for (const name of ['feature cost ≤ 10 % with everything on', 'tracing cost ≤ 3 % at 1 % sampling', 'tracing cost ≤ 15 % at 100 % sampling', 'RSS ≤ 100 MB with 2 workers under load', 'no RSS growth over the soak (≤ 5 MB)']) {
     t.not(result.targets.find((x) => x.target === name)?.verdict, 'not measured', `${name}: measured`);
   }
   const report = readFileSync(join(out, md), 'utf8');
