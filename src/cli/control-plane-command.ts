@@ -1,11 +1,13 @@
 // `remora control-plane`: the reference xDS control plane (docs/control-plane.md).
 // Serves ADS to sidecars from a directory of Remora config files, one per node group,
 // and a small management API (proto/remora/control/v1/control.proto); with --ca-dir, a
-// mesh CA on the ADS port (proto/remora/control/v1/ca.proto, docs/mesh-ca.md).
+// mesh CA on the ADS port (proto/remora/control/v1/ca.proto, docs/mesh-ca.md), which
+// signs only for callers that prove their identity (--ca-jwks, --ca-bootstrap-tokens).
 
 import { parseArgs } from 'node:util';
 import { createLogger } from '../core/log.js';
 import { DEFAULT_LISTEN, DEFAULT_MANAGEMENT, startControlPlane } from '../control-plane/server.js';
+import { authnOptionsProblem, DEFAULT_JWT_AUDIENCE } from '../control-plane/ca-authn.js';
 import type { MeshCaOptions } from '../control-plane/mesh-ca.js';
 
 const HELP = `remora control-plane — a reference xDS (ADS, state of the world) control plane
@@ -13,7 +15,9 @@ const HELP = `remora control-plane — a reference xDS (ADS, state of the world)
 Usage:
   remora control-plane --config-dir DIR [--listen HOST:PORT] [--management HOST:PORT]
                        [--ca-dir DIR [--trust-domain TD] [--cert-ttl DURATION]
-                        [--ca-token-file FILE]]
+                        [--ca-jwks FILE --ca-jwt-issuer ISSUER [--ca-jwt-audience AUD]]
+                        [--ca-bootstrap-tokens FILE]
+                        [--insecure-allow-any-identity [--ca-token-file FILE]]]
 
   DIR holds Remora config files, one per node group: <group>.yaml, .yml or .json. A node
   is served the group named after its node.cluster, else its node.id, else "default".
@@ -33,9 +37,30 @@ Options:
   --cert-ttl DURATION      validity for requests that ask for none (default 24h), as
                            Ns, Nm, Nh or Nd, 10m .. 15d; a request's own validity is
                            clamped to 10m .. 15d
-  --ca-token-file FILE     require "authorization: Bearer <FILE's content>" on
-                           certificate requests; without it ANY client that reaches
-                           the ADS port gets a certificate for any identity
+
+  Mesh CA authentication: a caller gets a certificate only for the SPIFFE ID its token
+  proves, sent as gRPC metadata "authorization: Bearer <token>" (a sidecar's
+  xds.mesh_identity.token_file). With neither --ca-jwks nor --ca-bootstrap-tokens the CA
+  refuses every request (PERMISSION_DENIED), unless --insecure-allow-any-identity.
+  --ca-jwks FILE           verify Kubernetes service-account tokens (projected, RS256,
+                           ES256, PS256) with the issuer's keys, a JWKS file from
+                           "kubectl get --raw /openid/v1/jwks" (re-read when it
+                           changes); a token for namespace NS, service account SA gets
+                           spiffe://TD/ns/NS/sa/SA only
+  --ca-jwt-issuer ISSUER   the tokens' iss (required with --ca-jwks; "issuer" of
+                           kubectl get --raw /.well-known/openid-configuration)
+  --ca-jwt-audience AUD    an audience the tokens must carry (default ${DEFAULT_JWT_AUDIENCE})
+  --ca-bootstrap-tokens FILE
+                           a token per identity, for workloads outside Kubernetes:
+                           lines "<spiffe-id> <sha256-hex-of-token>" (# comments;
+                           re-read when it changes)
+  --insecure-allow-any-identity
+                           DEMOS ONLY: sign any identity for any caller (logged at
+                           start and with every certificate); not with --ca-jwks or
+                           --ca-bootstrap-tokens
+  --ca-token-file FILE     with --insecure-allow-any-identity only: callers must send
+                           "Bearer <FILE's content>". A shared secret that binds no
+                           identity: every holder may ask for every identity
   -h, --help
 
 SIGTERM and SIGINT end every ADS stream (nodes reconnect to another replica) and exit 0.
@@ -57,6 +82,11 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
         'trust-domain': { type: 'string' },
         'cert-ttl': { type: 'string' },
         'ca-token-file': { type: 'string' },
+        'ca-jwks': { type: 'string' },
+        'ca-jwt-issuer': { type: 'string' },
+        'ca-jwt-audience': { type: 'string' },
+        'ca-bootstrap-tokens': { type: 'string' },
+        'insecure-allow-any-identity': { type: 'boolean' },
       },
     }));
   } catch (err) {
@@ -72,7 +102,10 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
   let ca: MeshCaOptions | undefined;
   const caDir = values['ca-dir'];
   if (caDir === undefined || caDir === '') {
-    const stray = (['trust-domain', 'cert-ttl', 'ca-token-file'] as const).find((f) => values[f] !== undefined);
+    const caFlags = [
+      'trust-domain', 'cert-ttl', 'ca-token-file', 'ca-jwks', 'ca-jwt-issuer', 'ca-jwt-audience', 'ca-bootstrap-tokens', 'insecure-allow-any-identity',
+    ] as const;
+    const stray = caFlags.find((f) => values[f] !== undefined);
     if (stray !== undefined) return usage(`--${stray} needs --ca-dir DIR`);
   } else {
     let defaultTtlSeconds: number | undefined;
@@ -81,7 +114,19 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
       if (s === null) return usage(`--cert-ttl must be a duration such as 90m, 24h or 7d (got "${values['cert-ttl']}")`);
       defaultTtlSeconds = s;
     }
-    ca = { dir: caDir, trustDomain: values['trust-domain'], defaultTtlSeconds, tokenFile: values['ca-token-file'] };
+    ca = {
+      dir: caDir,
+      trustDomain: values['trust-domain'],
+      defaultTtlSeconds,
+      jwksFile: values['ca-jwks'],
+      jwtIssuer: values['ca-jwt-issuer'],
+      jwtAudience: values['ca-jwt-audience'],
+      bootstrapTokensFile: values['ca-bootstrap-tokens'],
+      insecureAllowAnyIdentity: values['insecure-allow-any-identity'],
+      tokenFile: values['ca-token-file'],
+    };
+    const problem = authnOptionsProblem(ca);
+    if (problem !== null) return usage(problem);
   }
 
   const log = createLogger({ component: 'control-plane' });
@@ -100,7 +145,7 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
       management: cp.managementPort,
       identifier: cp.identifier,
       groups: Object.fromEntries(cp.groups().map((g) => [g.name, g.snapshot?.version ?? null])),
-      ...(cp.meshCa !== null ? { mesh_ca: { trust_domain: cp.meshCa.trustDomain, token_required: ca?.tokenFile !== undefined } } : {}),
+      ...(cp.meshCa !== null ? { mesh_ca: { trust_domain: cp.meshCa.trustDomain, authn: cp.meshCa.authnMethods } } : {}),
     },
     'control plane ready',
   );

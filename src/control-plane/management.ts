@@ -1,7 +1,8 @@
 // The control plane's management API: remora.control.v1.ControlPlane, defined in
 // proto/remora/control/v1/control.proto and loaded with @grpc/proto-loader (keepCase).
 // ListNodes reports every connected ADS stream with the version each type was sent,
-// ACKed and NACKed; PushSnapshot validates a config and makes it a group's next snapshot.
+// ACKed and NACKed; PushSnapshot validates a config and makes it a group's next snapshot;
+// GetMeshCaStats returns the mesh CA's counts (issued by identity, refused by reason).
 
 import * as grpc from '@grpc/grpc-js';
 import type * as protoLoader from '@grpc/proto-loader';
@@ -9,6 +10,7 @@ import { formatErrors } from '../config/load.js';
 import { loadRemoraService } from '../control/remora-protos.js';
 import type { Logger } from '../core/log.js';
 import type { AdsService, NodeStatus } from './ads.js';
+import type { MeshCa } from './mesh-ca.js';
 import type { SnapshotStore } from './snapshots.js';
 
 const PROTO_FILE = 'remora/control/v1/control.proto';
@@ -82,8 +84,21 @@ export function pushSnapshot(store: SnapshotStore, ads: AdsService, log: Logger,
   return { ok: true, group, version: result.snapshot.version, changed: result.changed, nodesPushed };
 }
 
-export function managementHandlers(store: SnapshotStore, ads: AdsService, log: Logger): grpc.UntypedServiceImplementation {
+/** What the mesh CA part of the management API reads. */
+export type MeshCaView = Pick<MeshCa, 'trustDomain' | 'authnMethods' | 'stats'>;
+
+/** A GetMeshCaStats answer as a remora.control.v1.MeshCaStats message. */
+export function meshCaStatsMessage(ca: MeshCaView | null): Record<string, unknown> {
+  if (ca === null) return { enabled: false, trust_domain: '', authn_methods: [], issued_total: 0, issued_by_identity: {}, refused_by_reason: {} };
+  const s = ca.stats();
+  return { enabled: true, trust_domain: ca.trustDomain, authn_methods: ca.authnMethods, issued_total: s.issued, issued_by_identity: s.issuedByIdentity, refused_by_reason: s.refused };
+}
+
+export function managementHandlers(store: SnapshotStore, ads: AdsService, log: Logger, meshCa: MeshCaView | null = null): grpc.UntypedServiceImplementation {
   return {
+    GetMeshCaStats: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      callback(null, meshCaStatsMessage(meshCa));
+    },
     ListNodes: (call: grpc.ServerUnaryCall<{ group?: string }, unknown>, callback: grpc.sendUnaryData<unknown>) => {
       callback(null, { nodes: ads.nodes(call.request.group ?? '').map(nodeMessage) });
     },

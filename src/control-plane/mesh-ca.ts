@@ -8,8 +8,12 @@
 // 16-byte serial, notBefore 60 s in the past (clock skew) and notAfter per the requested
 // validity clamped to 10 min .. 15 days. The CA key and certificate are DIR/ca.key and
 // DIR/ca.pem, generated (EC P-256, 10 years) when both are absent. docs/mesh-ca.md.
+// Who may ask for which SPIFFE ID is ca-authn.ts's decision: the caller's token is
+// authenticated before the CSR is read, and the identity the CSR asks for must be one
+// the token proves. Issuances are counted by identity, refusals by reason
+// (mesh-ca-stats.ts); each issuance is logged with identity, principal and peer.
 
-import { randomBytes, timingSafeEqual, createHash, X509Certificate } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -20,6 +24,11 @@ import {
   type X509Module,
 } from '../control/mesh-pki.js';
 import { loadMeshCaService, type CreateCertificateRequest } from '../control/remora-protos.js';
+import { openCaAuthn } from './ca-authn-open.js';
+import { refuse as refusal, type AuthnMethod, type CaAuthn, type CaAuthnOptions, type Principal, type Refusal, type RefusalReason } from './ca-authn.js';
+import { MeshCaCounters, RefusalLogLimiter, type MeshCaStats } from './mesh-ca-stats.js';
+
+export type { MeshCaStats } from './mesh-ca-stats.js';
 
 export const DEFAULT_TRUST_DOMAIN = 'cluster.local';
 /** Validity granted when a request asks for none (0): 24 h. */
@@ -37,31 +46,23 @@ const MAX_CSR_BYTES = 16 * 1024;
 /** OID of the subjectKeyIdentifier extension. */
 const SKI_OID = '2.5.29.14';
 
-export interface MeshCaOptions {
+/** The CA directory and certificate settings, and who may ask (CaAuthnOptions: with none
+ *  of jwksFile, bootstrapTokensFile, insecureAllowAnyIdentity, every request is refused). */
+export interface MeshCaOptions extends CaAuthnOptions {
   /** Holds ca.key and ca.pem; both are created when both are absent. */
   readonly dir: string;
   /** Default cluster.local. */
   readonly trustDomain?: string;
   /** Validity for requests that ask for none, seconds. Default 24 h; at most 15 days. */
   readonly defaultTtlSeconds?: number;
-  /** When set, requests must carry `authorization: Bearer <the file's content, trimmed>`.
-   *  The file is read for every request, so a rotated token applies at once. */
-  readonly tokenFile?: string;
   /** TEST ONLY: the shortest validity granted (default 600 s). The integration tests
    *  lower it to renew within seconds; a production CA never should. */
   readonly minTtlSeconds?: number;
 }
 
 export type SignOutcome =
-  | { ok: true; certChainPem: string[]; caBundlePem: string; identity: string; serial: string; notBefore: Date; notAfter: Date }
-  | { ok: false; code: grpc.status; message: string };
-
-export interface MeshCaStats {
-  /** Certificates issued since start. */
-  readonly issued: number;
-  /** Requests refused since start, by gRPC status name (INVALID_ARGUMENT, ...). */
-  readonly refused: Readonly<Record<string, number>>;
-}
+  | { ok: true; certChainPem: string[]; caBundlePem: string; identity: string; principal: Principal; serial: string; notBefore: Date; notAfter: Date }
+  | { ok: false; code: grpc.status; reason: RefusalReason; message: string; principal?: Principal };
 
 interface CaMaterial {
   readonly cert: X509Certificate;
@@ -79,8 +80,8 @@ interface CaMaterial {
 type CryptoKeyLike = Awaited<ReturnType<typeof importSigningKey>>['key'];
 
 export class MeshCa {
-  private issued = 0;
-  private readonly refused: Record<string, number> = {};
+  private readonly counters = new MeshCaCounters();
+  private readonly refusalLogs = new RefusalLogLimiter();
 
   private constructor(
     private readonly x509: X509Module,
@@ -88,7 +89,7 @@ export class MeshCa {
     readonly trustDomain: string,
     private readonly defaultTtlS: number,
     private readonly minTtlS: number,
-    private readonly tokenFile: string | undefined,
+    private readonly authn: CaAuthn,
     private readonly log: Logger,
   ) {}
 
@@ -103,10 +104,10 @@ export class MeshCa {
     if (!Number.isInteger(defaultTtlS) || defaultTtlS < minTtlS || defaultTtlS > MAX_CERT_TTL_S) {
       throw new Error(`--cert-ttl must be ${minTtlS} s .. ${MAX_CERT_TTL_S} s (15 days); got ${defaultTtlS} s`);
     }
-    if (opts.tokenFile !== undefined && readToken(opts.tokenFile) === '') throw new Error(`--ca-token-file ${opts.tokenFile} is empty`);
+    const authn = openCaAuthn(opts, trustDomain, log);
     const x509 = await loadX509();
     const material = await loadOrCreate(x509, opts.dir, trustDomain, log);
-    const ca = new MeshCa(x509, material, trustDomain, defaultTtlS, minTtlS, opts.tokenFile, log);
+    const ca = new MeshCa(x509, material, trustDomain, defaultTtlS, minTtlS, authn, log);
     log.info(
       {
         ca_dir: opts.dir,
@@ -116,13 +117,10 @@ export class MeshCa {
         ca_not_after: new Date(material.cert.validTo).toISOString(),
         trust_domain: trustDomain,
         default_ttl_s: defaultTtlS,
-        token_required: opts.tokenFile !== undefined,
+        authn: authn.methods,
       },
       material.created ? 'mesh CA created' : 'mesh CA loaded',
     );
-    if (opts.tokenFile === undefined) {
-      log.warn('mesh CA without --ca-token-file: any client that reaches the ADS port can get a certificate for any identity of the trust domain');
-    }
     return ca;
   }
 
@@ -131,52 +129,60 @@ export class MeshCa {
     return this.material.certPem;
   }
 
-  stats(): MeshCaStats {
-    return { issued: this.issued, refused: { ...this.refused } };
+  /** The authentication methods configured (empty: every request is refused). */
+  get authnMethods(): AuthnMethod[] {
+    return this.authn.methods;
   }
 
-  /** Checks and signs one request. `authorization` is the request's metadata value. */
+  /** Issuances by identity, refusals by reason, since start. */
+  stats(): MeshCaStats {
+    return this.counters.snapshot();
+  }
+
+  /** Checks and signs one request. `authorization` is the request's metadata value.
+   *  Order: the caller's token (before the CSR is read), the request, the trust domain,
+   *  then whether the token proves the identity asked for. */
   async sign(csrPem: string, validitySeconds: number, authorization: string | undefined): Promise<SignOutcome> {
-    const refuse = (code: grpc.status, message: string): SignOutcome => {
-      const name = grpc.status[code];
-      this.refused[name] = (this.refused[name] ?? 0) + 1;
-      return { ok: false, code, message };
+    const refused = (r: Refusal, principal?: Principal): SignOutcome => {
+      this.counters.refuse(r.reason);
+      return { ok: false, code: grpc.status[r.code], reason: r.reason, message: r.message, ...(principal !== undefined ? { principal } : {}) };
     };
-    if (this.tokenFile !== undefined) {
-      const problem = this.tokenProblem(authorization);
-      if (problem !== null) return refuse(grpc.status.UNAUTHENTICATED, problem);
-    }
-    if (!Number.isFinite(validitySeconds) || validitySeconds < 0) return refuse(grpc.status.INVALID_ARGUMENT, `validity_seconds must be 0 (the CA's default) or positive; got ${validitySeconds}`);
-    if (Buffer.byteLength(csrPem) > MAX_CSR_BYTES) return refuse(grpc.status.INVALID_ARGUMENT, `csr_pem is larger than ${MAX_CSR_BYTES} bytes`);
-    if (!csrPem.includes('-----BEGIN CERTIFICATE REQUEST-----')) return refuse(grpc.status.INVALID_ARGUMENT, 'csr_pem must be a PEM certificate request (-----BEGIN CERTIFICATE REQUEST-----)');
+    const invalid = (message: string): SignOutcome => refused(refusal('INVALID_ARGUMENT', 'invalid_request', message));
+    const authn = this.authn.authenticate(authorization, Date.now());
+    if (!authn.ok) return refused(authn);
+    if (!Number.isFinite(validitySeconds) || validitySeconds < 0) return invalid(`validity_seconds must be 0 (the CA's default) or positive; got ${validitySeconds}`);
+    if (Buffer.byteLength(csrPem) > MAX_CSR_BYTES) return invalid(`csr_pem is larger than ${MAX_CSR_BYTES} bytes`);
+    if (!csrPem.includes('-----BEGIN CERTIFICATE REQUEST-----')) return invalid('csr_pem must be a PEM certificate request (-----BEGIN CERTIFICATE REQUEST-----)');
     const { x509 } = this;
     let csr: InstanceType<X509Module['Pkcs10CertificateRequest']>;
     try {
       csr = new x509.Pkcs10CertificateRequest(csrPem);
-      if (!(await csr.verify())) return refuse(grpc.status.INVALID_ARGUMENT, "the CSR's signature does not verify with its own public key");
+      if (!(await csr.verify())) return invalid("the CSR's signature does not verify with its own public key");
     } catch (err) {
-      return refuse(grpc.status.INVALID_ARGUMENT, `the CSR does not parse: ${err instanceof Error ? err.message : String(err)}`);
+      return invalid(`the CSR does not parse: ${err instanceof Error ? err.message : String(err)}`);
     }
     const keyProblem = publicKeyProblem(csr.publicKey.algorithm as { name?: string; namedCurve?: string; modulusLength?: number });
-    if (keyProblem !== null) return refuse(grpc.status.INVALID_ARGUMENT, keyProblem);
+    if (keyProblem !== null) return invalid(keyProblem);
     const sans = csr.getExtensions(SAN_OID);
-    if (sans.length !== 1) return refuse(grpc.status.INVALID_ARGUMENT, `the CSR must have one subjectAltName extension holding one URI (a SPIFFE ID); it has ${sans.length}`);
+    if (sans.length !== 1) return invalid(`the CSR must have one subjectAltName extension holding one URI (a SPIFFE ID); it has ${sans.length}`);
     let names: { type: string; value: string }[];
     try {
       names = new x509.SubjectAlternativeNameExtension(sans[0].rawData).names.toJSON();
     } catch (err) {
-      return refuse(grpc.status.INVALID_ARGUMENT, `the CSR's subjectAltName does not parse: ${err instanceof Error ? err.message : String(err)}`);
+      return invalid(`the CSR's subjectAltName does not parse: ${err instanceof Error ? err.message : String(err)}`);
     }
     if (names.length !== 1 || names[0].type !== 'url') {
       const seen = names.map((n) => `${n.type === 'url' ? 'URI' : n.type.toUpperCase()}:${n.value}`).join(', ');
-      return refuse(grpc.status.INVALID_ARGUMENT, `the CSR's subjectAltName must be exactly one URI (a SPIFFE ID) and nothing else; it is [${seen}]`);
+      return invalid(`the CSR's subjectAltName must be exactly one URI (a SPIFFE ID) and nothing else; it is [${seen}]`);
     }
     const identity = names[0].value;
     const id = parseSpiffeId(identity);
-    if (!id.ok) return refuse(grpc.status.INVALID_ARGUMENT, id.problem);
+    if (!id.ok) return invalid(id.problem);
     if (id.trustDomain !== this.trustDomain) {
-      return refuse(grpc.status.PERMISSION_DENIED, `"${identity}" is in trust domain "${id.trustDomain}"; this CA signs for "${this.trustDomain}" only`);
+      return refused(refusal('PERMISSION_DENIED', 'wrong_trust_domain', `"${identity}" is in trust domain "${id.trustDomain}"; this CA signs for "${this.trustDomain}" only`));
     }
+    const authz = this.authn.authorize(authn.principal, id);
+    if (!authz.ok) return refused(authz, authn.principal);
 
     const now = Date.now();
     const requested = validitySeconds === 0 ? this.defaultTtlS : validitySeconds;
@@ -204,7 +210,7 @@ export class MeshCa {
         new x509.AuthorityKeyIdentifierExtension(this.material.keyId),
       ],
     });
-    this.issued++;
+    this.counters.issue(identity);
     const selfSigned = (c: X509Certificate): boolean => c.checkIssued(c);
     const all = [this.material.cert, ...this.material.chain];
     const roots = all.filter(selfSigned);
@@ -213,6 +219,7 @@ export class MeshCa {
       certChainPem: [withNewline(cert.toString('pem')), ...all.filter((c) => !selfSigned(c)).map((c) => c.toString())],
       caBundlePem: (roots.length > 0 ? roots : [all[all.length - 1]]).map((c) => c.toString()).join(''),
       identity,
+      principal: authn.principal,
       serial: serial.toUpperCase(),
       notBefore,
       notAfter,
@@ -228,17 +235,15 @@ export class MeshCa {
         this.sign(call.request.csr_pem ?? '', Number(call.request.validity_seconds ?? 0), typeof auth === 'string' ? auth : undefined).then(
           (outcome) => {
             if (!outcome.ok) {
-              this.log.warn({ peer, code: grpc.status[outcome.code], error: outcome.message }, `certificate request refused: ${outcome.message}`);
+              this.logRefusal(outcome, peer);
               callback({ code: outcome.code, details: outcome.message });
               return;
             }
-            this.log.info(
-              { identity: outcome.identity, serial: outcome.serial, not_after: outcome.notAfter.toISOString(), peer },
-              'mesh certificate issued',
-            );
+            this.logIssuance(outcome, peer);
             callback(null, { cert_chain_pem: outcome.certChainPem, ca_bundle_pem: outcome.caBundlePem });
           },
           (err: unknown) => {
+            this.counters.refuse('internal_error');
             this.log.error({ err, peer }, 'signing a certificate request failed');
             callback({ code: grpc.status.INTERNAL, details: 'the CA failed to sign the request (logged on the control plane)' });
           },
@@ -252,19 +257,35 @@ export class MeshCa {
     return loadMeshCaService().service;
   }
 
-  private tokenProblem(authorization: string | undefined): string | null {
-    if (authorization === undefined) return 'this CA requires gRPC metadata "authorization: Bearer <token>" (the control plane\'s --ca-token-file)';
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
-    if (m === null) return 'the authorization metadata must be "Bearer <token>"';
-    let expected: string;
-    try {
-      expected = readToken(this.tokenFile!);
-    } catch (err) {
-      this.log.error({ err, file: this.tokenFile }, 'cannot read the CA token file');
-      return 'the CA cannot check tokens now (its token file is unreadable)';
-    }
-    const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
-    return timingSafeEqual(digest(m[1]), digest(expected)) && expected !== '' ? null : 'the bearer token is not the CA\'s token';
+  private logIssuance(o: Extract<SignOutcome, { ok: true }>, peer: string): void {
+    const fields = {
+      identity: o.identity,
+      principal: o.principal.name,
+      authn: o.principal.method,
+      ...o.principal.detail,
+      serial: o.serial,
+      not_after: o.notAfter.toISOString(),
+      peer,
+    };
+    // Insecure mode: every issuance says so, at warn.
+    if (o.principal.method === 'insecure') this.log.warn({ ...fields, insecure: true }, 'mesh certificate issued');
+    else this.log.info(fields, 'mesh certificate issued');
+  }
+
+  private logRefusal(o: Extract<SignOutcome, { ok: false }>, peer: string): void {
+    const suppressed = this.refusalLogs.admit(o.reason, Date.now());
+    if (suppressed === null) return;
+    this.log.warn(
+      {
+        peer,
+        code: grpc.status[o.code],
+        reason: o.reason,
+        error: o.message,
+        ...(o.principal !== undefined ? { principal: o.principal.name } : {}),
+        ...(suppressed > 0 ? { suppressed_since_last: suppressed } : {}),
+      },
+      `certificate request refused: ${o.message}`,
+    );
   }
 }
 
@@ -274,10 +295,6 @@ function randomSerial(): string {
   const bytes = randomBytes(16);
   bytes[0] = (bytes[0] & 0x7f) | 0x40;
   return bytes.toString('hex');
-}
-
-function readToken(file: string): string {
-  return readFileSync(file, 'utf8').trim();
 }
 
 /** EC P-256/P-384 or RSA of at least 2048 bits. */

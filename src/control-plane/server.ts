@@ -13,7 +13,7 @@ import { loadControlPlaneProtos, managementHandlers, pushSnapshot, type PushOutc
 import { SnapshotStore, type GroupInfo, type XdsTranslator } from './snapshots.js';
 
 export { NO_GROUP_VERSION, type NackRecord, type NodeStatus, type TypeStatus } from './ads.js';
-export { loadControlPlaneProtos, nodeMessage, type ControlPlaneProtos, type PushOutcome } from './management.js';
+export { loadControlPlaneProtos, meshCaStatsMessage, nodeMessage, type ControlPlaneProtos, type PushOutcome } from './management.js';
 export { DEFAULT_GROUP, GRPC_GROUP_PREFIX, PUSH_ORDER, type GroupInfo, type Snapshot, type XdsTranslator } from './snapshots.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:18000';
@@ -46,8 +46,9 @@ export interface RunningControlPlane {
   readonly managementPort: number;
   /** DiscoveryResponse.control_plane.identifier of this replica. */
   readonly identifier: string;
-  /** The mesh CA (trust domain, CA certificate, issuance counts), when `ca` was given. */
-  readonly meshCa: Pick<MeshCa, 'trustDomain' | 'caCertPem' | 'stats'> | null;
+  /** The mesh CA (trust domain, CA certificate, authentication methods, issuance and
+   *  refusal counts), when `ca` was given. */
+  readonly meshCa: Pick<MeshCa, 'trustDomain' | 'caCertPem' | 'authnMethods' | 'stats'> | null;
   /** Groups with their current snapshot (null while a group has no valid config). */
   groups(): GroupInfo[];
   /** What ListNodes returns, as plain objects. `group` filters. */
@@ -117,7 +118,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   adsServer.addService(xds.ads.service, ads.handlers());
   if (meshCa !== null) adsServer.addService(meshCa.service(), meshCa.handlers());
   const mgmtServer = new grpc.Server();
-  mgmtServer.addService(control.ControlPlane.service, managementHandlers(store, ads, log));
+  mgmtServer.addService(control.ControlPlane.service, managementHandlers(store, ads, log, meshCa));
 
   let listenPort: number;
   let managementPort: number;
@@ -146,6 +147,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
         store.stop();
         ads.closeAll('control plane shutting down');
         await Promise.all([shutdown(adsServer, 200), shutdown(mgmtServer, 200)]);
+        if (meshCa !== null) log.info({ mesh_ca: meshCa.stats() }, 'mesh CA counts since start');
         log.info('control plane stopped');
       })();
       return stopping;

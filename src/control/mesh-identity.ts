@@ -15,6 +15,10 @@
 // (1 s doubling to 60 s) while the current files stay in place. A warning is logged when
 // the certificate has less than 20 %, 10 % and 5 % of its lifetime left, an error when
 // it has expired.
+// Trust is pinned (mesh-trust.ts): an answer must chain to the roots of
+// trust_bundle_file, else to the bundle already in ca.pem (pinned on first use), and its
+// CA bundle must be vouched for by them; a control plane with another CA is refused and
+// the files stay.
 // At start, valid files for the same identity are used as they are (a restart does not
 // re-issue). docs/mesh-ca.md.
 
@@ -28,6 +32,7 @@ import {
   EC_P256, generateEcKeyPair, issuedByOneOf, loadX509, privateKeyPem, splitPemCertificates, uriSans, writeFilesAtomically,
 } from './mesh-pki.js';
 import { loadMeshCaService, type CreateCertificateRequest, type CreateCertificateResponse } from './remora-protos.js';
+import { bundleProblem, chainProblem, currentAnchors } from './mesh-trust.js';
 
 /** The files written in `dir`. */
 export const IDENTITY_FILES = { key: 'key.pem', cert: 'cert.pem', ca: 'ca.pem' } as const;
@@ -78,6 +83,11 @@ export interface MeshIdentityStatus {
   readonly consecutive_failures: number;
   /** When the next attempt is due (a renewal or a retry). */
   readonly next_renewal_at: string | null;
+  /** Where the pinned CA roots come from: `trust_bundle_file`, `ca.pem` (pinned on first
+   *  use) or `none` (no certificate yet). */
+  readonly trust_source: 'trust_bundle_file' | 'ca.pem' | 'none';
+  /** Answers refused because they did not chain to the pinned roots. */
+  readonly trust_refusals: number;
 }
 
 interface Current {
@@ -109,6 +119,9 @@ export class MeshIdentityClient {
   private closed = false;
   private warned = 0;
   private expiredLogged = false;
+  private trustRefusals = 0;
+  private trustSource: MeshIdentityStatus['trust_source'] = 'none';
+  private tofuWarned = false;
   /** whenReady() callers: called with whether a certificate is in place. */
   private readyWaiters: ((ready: boolean) => void)[] = [];
 
@@ -160,6 +173,8 @@ export class MeshIdentityClient {
       last_error: this.lastError,
       consecutive_failures: this.failures,
       next_renewal_at: this.nextAt !== null ? iso(this.nextAt) : null,
+      trust_source: this.trustSource,
+      trust_refusals: this.trustRefusals,
     };
   }
 
@@ -278,14 +293,36 @@ export class MeshIdentityClient {
     const leaf = new X509Certificate(chain[0]);
     const problem = this.leafProblem(leaf, keyPem, [...chain.slice(1), ...bundle].map((p) => new X509Certificate(p)));
     if (problem !== null) throw new Error(`${server}: the issued certificate ${problem}`);
-    mkdirSync(this.conf.dir, { recursive: true });
     const files = this.files();
+    this.checkTrust(server, leaf, chain.slice(1).map((p) => new X509Certificate(p)), bundle.map((p) => new X509Certificate(p)), files.ca);
+    mkdirSync(this.conf.dir, { recursive: true });
     writeFilesAtomically([
       { path: files.key, content: keyPem, mode: 0o600 },
       { path: files.cert, content: chain.join(''), mode: 0o644 },
       { path: files.ca, content: bundle.join(''), mode: 0o644 },
     ]);
     return current(leaf, 'issued');
+  }
+
+  /** Refuses (throws) an answer that does not chain to the pinned roots, or whose CA
+   *  bundle would replace them with roots they do not vouch for (mesh-trust.ts). */
+  private checkTrust(server: string, leaf: X509Certificate, intermediates: X509Certificate[], bundle: X509Certificate[], caFile: string): void {
+    const anchors = currentAnchors(this.conf.trust_bundle_file, caFile);
+    if (anchors.source === 'none') {
+      if (!this.tofuWarned) {
+        this.tofuWarned = true;
+        this.opts.log.warn({ identity: this.conf.spiffe_id, server }, 'mesh identity: no trust_bundle_file; pinning the first CA bundle received (trust on first use)');
+      }
+      this.trustSource = 'ca.pem';
+      return;
+    }
+    this.trustSource = anchors.source;
+    const problem = chainProblem(leaf, intermediates, anchors.certs) ?? bundleProblem(bundle, anchors.certs);
+    if (problem === null) return;
+    this.trustRefusals++;
+    const what = chainProblem(leaf, intermediates, anchors.certs) !== null ? 'the issued certificate' : 'the CA bundle';
+    this.opts.log.error({ identity: this.conf.spiffe_id, server, pinned_from: anchors.source, problem }, `mesh identity: REFUSED ${what} from the control plane: it ${problem}; keeping the current files`);
+    throw new Error(`${server}: ${what} ${problem} (pinned from ${anchors.source})`);
   }
 
   private call(server: string, req: CreateCertificateRequest, metadata: grpc.Metadata): Promise<CreateCertificateResponse> {
@@ -340,6 +377,14 @@ export class MeshIdentityClient {
       if (chain.length === 0) throw new Error('cert.pem holds no certificate');
       const problem = this.leafProblem(chain[0], keyPem, [...chain.slice(1), ...splitPemCertificates(caPem).map((p) => new X509Certificate(p))]);
       if (problem !== null) throw new Error(`the certificate ${problem}`);
+      if (this.conf.trust_bundle_file !== undefined) {
+        const anchors = currentAnchors(this.conf.trust_bundle_file, files.ca);
+        const untrusted = chainProblem(chain[0], chain.slice(1), anchors.certs);
+        if (untrusted !== null) throw new Error(`the certificate ${untrusted} of trust_bundle_file`);
+        this.trustSource = 'trust_bundle_file';
+      } else {
+        this.trustSource = 'ca.pem';
+      }
       return current(chain[0], 'files');
     } catch (err) {
       this.opts.log.info({ dir: this.conf.dir, reason: err instanceof Error ? err.message : String(err) }, 'mesh identity: the files in the directory are not usable; requesting a new certificate');

@@ -13,25 +13,36 @@
 // files; a caller with a certificate from the mesh CA gets through with XFCC, one from
 // another CA is refused, and across the next renewal (under load) new handshakes present
 // the renewed certificate with no failed request.
+// Authentication, with real CreateCertificate calls: with Kubernetes service-account
+// tokens (a JWKS of test keys), service account A's token asking for B's SPIFFE ID is
+// refused (PERMISSION_DENIED, nothing issued) and A's token for A gets a certificate,
+// also through the sidecar's identity client reading a token_file; the counts come back
+// from the management API's GetMeshCaStats. With no authenticator every request is
+// refused; with --insecure-allow-any-identity any identity is issued, and logged as
+// insecure. `remora run` above authenticates with a bootstrap token (token_file).
 //
 // Everything on 127.0.0.1, port 0 (the control plane on a fixed free port so that it can
 // come back on it); processes ended by pid, temp directories removed.
 
-import t from 'tap';
-import { execFileSync } from 'node:child_process';
+import t, { type Test } from 'tap';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import https from 'node:https';
 import { join } from 'node:path';
 import tls from 'node:tls';
+import * as grpc from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
-import { startControlPlane, type RunningControlPlane } from '../../src/control-plane/server.js';
+import type { CaAuthnOptions } from '../../src/control-plane/ca-authn.js';
+import { loadControlPlaneProtos, startControlPlane, type RunningControlPlane } from '../../src/control-plane/server.js';
 import { MeshIdentityClient } from '../../src/control/mesh-identity.js';
-import { uriSans } from '../../src/control/mesh-pki.js';
+import { EC_P256, generateEcKeyPair, loadX509, uriSans } from '../../src/control/mesh-pki.js';
+import { loadMeshCaService } from '../../src/control/remora-protos.js';
 import { freePort } from '../../src/main/ports.js';
 import { TestPki } from '../helpers/certs.js';
-import { admin, startRemora, startUpstream, waitUntil } from '../helpers/remora.js';
+import { jwks, saClaims, sha256Hex, signJwt, testKey } from '../helpers/jwt.js';
+import { admin, BIN, startRemora, startUpstream, waitUntil } from '../helpers/remora.js';
 
 const ID = 'spiffe://cluster.local/ns/web/sa/frontend';
 
@@ -58,8 +69,11 @@ function groupConfig(upstream: number): string {
   });
 }
 
-async function controlPlane(groups: string, caDir: string, port: number, log: Logger): Promise<RunningControlPlane> {
-  return startControlPlane({ configDir: groups, listen: `127.0.0.1:${port}`, management: '127.0.0.1:0', log, rescanIntervalMs: 0, ca: { dir: caDir, minTtlSeconds: 5 } });
+/** The tests about issuance and renewal run the CA in its demo mode (any identity). */
+const ANY: CaAuthnOptions = { insecureAllowAnyIdentity: true };
+
+async function controlPlane(groups: string, caDir: string, port: number, log: Logger, authn: CaAuthnOptions = ANY): Promise<RunningControlPlane> {
+  return startControlPlane({ configDir: groups, listen: `127.0.0.1:${port}`, management: '127.0.0.1:0', log, rescanIntervalMs: 0, ca: { dir: caDir, minTtlSeconds: 5, ...authn } });
 }
 
 /** A temp directory with groups/ (the control plane's configs), and where ca/ and
@@ -142,7 +156,7 @@ t.test('identity client: issue, renew, outage (files stay, retries, warning, exp
   t.ok(renewedAt < Date.parse(first.validTo), `renewed before the first certificate expired (${new Date(renewedAt).toISOString()} < ${first.validTo})`);
   t.not(second.serialNumber, first.serialNumber, `a new serial (${first.serialNumber} → ${second.serialNumber})`);
   t.match(opensslVerify(join(idDir, 'ca.pem'), join(idDir, 'cert.pem')), /: OK$/, 'the renewed certificate verifies');
-  t.same(cp.meshCa?.stats(), { issued: 2, refused: {} }, 'the CA counted two issuances');
+  t.same(cp.meshCa?.stats(), { issued: 2, issuedByIdentity: { [ID]: 2 }, refused: {} }, 'the CA counted two issuances, by identity');
 
   // Outage: the files stay; retries are logged; warnings at 20/10/5 %, an error at expiry.
   const keyBefore = readFileSync(join(idDir, 'key.pem'), 'utf8');
@@ -189,7 +203,12 @@ t.test('remora run with xds.mesh_identity', async (t) => {
   writeFileSync(join(groups, 'web.json'), groupConfig(upstream.port));
   const port = await freePort();
   const cpLog = capture();
-  let cp: RunningControlPlane | null = await controlPlane(groups, caDir, port, cpLog.log);
+  // A bootstrap token for the sidecar's identity: the sidecar sends token_file's content.
+  const token = 'b0075742a9'.repeat(4);
+  writeFileSync(join(dir, 'token'), `${token}\n`);
+  writeFileSync(join(dir, 'bootstrap-tokens'), `# the sidecar's identity\n${ID} ${sha256Hex(token)}\n`);
+  const authn: CaAuthnOptions = { bootstrapTokensFile: join(dir, 'bootstrap-tokens') };
+  let cp: RunningControlPlane | null = await controlPlane(groups, caDir, port, cpLog.log, authn);
   const bootstrap = (timeoutMs: number) => ({
     workers: 1,
     admin: { address: '127.0.0.1', port: 0 },
@@ -198,7 +217,7 @@ t.test('remora run with xds.mesh_identity', async (t) => {
       node: { id: 'sidecar-1', cluster: 'web' },
       persist_path: join(dir, 'last-config.json'),
       initial_fetch_timeout_ms: timeoutMs,
-      mesh_identity: { spiffe_id: ID, dir: idDir, lifetime_seconds: 20, renew_fraction: 0.5 },
+      mesh_identity: { spiffe_id: ID, dir: idDir, lifetime_seconds: 20, renew_fraction: 0.5, token_file: join(dir, 'token') },
     },
   });
   let sidecar = await startRemora(bootstrap(10_000));
@@ -225,6 +244,7 @@ t.test('remora run with xds.mesh_identity', async (t) => {
   const nodes = cp.listNodes();
   t.equal(nodes.length, 1, 'one ADS stream');
   t.equal(issued?.peer, nodes[0]?.peer, `the certificate request came over the ADS connection (CA peer ${String(issued?.peer)}, ADS peer ${nodes[0]?.peer})`);
+  t.equal(issued?.principal, `bootstrap-token sha256:${sha256Hex(token).slice(0, 12)}`, `authenticated by its bootstrap token (principal ${String(issued?.principal)})`);
 
   // Renewed under the running proxy.
   await waitUntil('a renewal', async () => (await dump()).mesh_identity?.serial !== first.serialNumber, 20_000, 200);
@@ -240,7 +260,7 @@ t.test('remora run with xds.mesh_identity', async (t) => {
   sidecar = await startRemora(bootstrap(800));
   t.match(sidecar.output(), /no mesh certificate yet: starting without it/, 'started without a certificate, and said so');
   t.notOk(existsSync(join(idDir, 'cert.pem')), 'no cert.pem yet');
-  cp = await controlPlane(groups, caDir, port, cpLog.log);
+  cp = await controlPlane(groups, caDir, port, cpLog.log, authn);
   await waitUntil('the certificate once the CA is back', async () => existsSync(join(idDir, 'cert.pem')), 30_000, 200);
   t.same(uriSans(certIn(idDir)), [ID], 'issued once the control plane is back');
 });
@@ -345,4 +365,203 @@ t.test('an mTLS listener on the mesh identity files: callers verified by the mes
   t.not(served, first, 'a renewed certificate is served');
   t.equal(served, certIn(idDir).serialNumber, 'it is the one the identity client wrote');
   t.same(failures, [], `no failed request across the renewal (${done} requests)`);
+});
+
+// ---- authentication ---------------------------------------------------------------------
+
+const ISS = 'https://kubernetes.default.svc.cluster.local';
+const OTHER_ID = 'spiffe://cluster.local/ns/payments/sa/api';
+
+type CaCallResult = { ok: true; chain: string[]; bundle: string } | { ok: false; code: string; details: string };
+type CaGrpcClient = grpc.Client & {
+  CreateCertificate(req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: { cert_chain_pem: string[]; ca_bundle_pem: string }) => void): void;
+};
+
+async function csrFor(id: string): Promise<string> {
+  const x509 = await loadX509();
+  const keys = await generateEcKeyPair();
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ keys, signingAlgorithm: EC_P256, extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: id }])] });
+  return csr.toString('pem');
+}
+
+/** One real CreateCertificate call to the ADS port. */
+function createCertificate(client: CaGrpcClient, csrPem: string, token?: string): Promise<CaCallResult> {
+  const md = new grpc.Metadata();
+  if (token !== undefined) md.set('authorization', `Bearer ${token}`);
+  return new Promise((resolve) => {
+    client.CreateCertificate({ csr_pem: csrPem, validity_seconds: '3600' }, md, { deadline: Date.now() + 10_000 }, (err, res) => {
+      if (err) resolve({ ok: false, code: grpc.status[err.code], details: err.details });
+      else resolve({ ok: true, chain: res?.cert_chain_pem ?? [], bundle: res?.ca_bundle_pem ?? '' });
+    });
+  });
+}
+
+function caClient(t: Test, port: number): CaGrpcClient {
+  const Client = loadMeshCaService();
+  const client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as CaGrpcClient;
+  t.teardown(() => client.close());
+  return client;
+}
+
+/** GetMeshCaStats on the management API, its counters as numbers. */
+async function managementStats(port: number): Promise<{ enabled: boolean; trust_domain: string; authn_methods: string[]; issued_total: number; issued_by_identity: Record<string, number>; refused_by_reason: Record<string, number> }> {
+  const { ControlPlane } = loadControlPlaneProtos();
+  const client = new ControlPlane(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
+    GetMeshCaStats(req: object, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: Record<string, unknown>) => void): void;
+  };
+  try {
+    const res = await new Promise<Record<string, unknown>>((resolve, reject) =>
+      client.GetMeshCaStats({}, { deadline: Date.now() + 10_000 }, (err, r) => (err ? reject(err) : resolve(r))));
+    const nums = (m: unknown): Record<string, number> => Object.fromEntries(Object.entries((m ?? {}) as Record<string, string>).map(([k, v]) => [k, Number(v)]));
+    return {
+      enabled: res.enabled as boolean,
+      trust_domain: res.trust_domain as string,
+      authn_methods: res.authn_methods as string[],
+      issued_total: Number(res.issued_total),
+      issued_by_identity: nums(res.issued_by_identity),
+      refused_by_reason: nums(res.refused_by_reason),
+    };
+  } finally {
+    client.close();
+  }
+}
+
+t.test('Kubernetes service-account tokens: A gets its own SPIFFE ID, never B\'s', async (t) => {
+  const { dir, groups, caDir, idDir } = layout('remora-mesh-ca-jwt-');
+  const clusterKey = testKey('cluster-key-1', 'RS256');
+  const jwksFile = join(dir, 'jwks.json');
+  writeFileSync(jwksFile, jwks([clusterKey]));
+  const cpLog = capture();
+  const cp = await startControlPlane({
+    configDir: groups, listen: '127.0.0.1:0', management: '127.0.0.1:0', log: cpLog.log, rescanIntervalMs: 0,
+    ca: { dir: caDir, jwksFile, jwtIssuer: ISS },
+  });
+  t.teardown(async () => {
+    await cp.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const client = caClient(t, cp.listenPort);
+  const caCert = new X509Certificate(cp.meshCa!.caCertPem);
+  // ID is spiffe://cluster.local/ns/web/sa/frontend: service account A.
+  const tokenA = signJwt(clusterKey, saClaims('web', 'frontend', { iss: ISS, pod: 'frontend-5d8f' }));
+
+  const denied = await createCertificate(client, await csrFor(OTHER_ID), tokenA);
+  t.same(denied.ok ? 'a certificate' : denied.code, 'PERMISSION_DENIED', `A's token asking for B's ID: expected PERMISSION_DENIED, saw ${denied.ok ? 'a certificate' : `${denied.code}: ${denied.details}`}`);
+  if (!denied.ok) t.match(denied.details, /system:serviceaccount:web:frontend.*not for "spiffe:\/\/cluster\.local\/ns\/payments\/sa\/api"/, 'the refusal says whose token and which ID');
+  t.equal(cp.meshCa!.stats().issued, 0, 'no certificate issued');
+  t.equal(cpLog.count(/^mesh certificate issued$/), 0, 'no issuance logged');
+  const refusal = cpLog.lines.find((l) => l.msg.startsWith('certificate request refused'));
+  t.equal(refusal?.reason, 'identity_mismatch', `the refusal is logged with its reason (saw ${String(refusal?.reason)})`);
+  t.equal(refusal?.principal, 'system:serviceaccount:web:frontend', 'and the principal');
+  t.match(String(refusal?.peer), /127\.0\.0\.1/, 'and the peer');
+
+  const granted = await createCertificate(client, await csrFor(ID), tokenA);
+  if (!granted.ok) t.fail(`A's token for A's ID: expected a certificate, saw ${granted.code}: ${granted.details}`);
+  else {
+    const cert = new X509Certificate(granted.chain[0]);
+    t.same(uriSans(cert), [ID], 'the certificate is for A');
+    t.ok(cert.verify(caCert.publicKey), 'signed by the mesh CA');
+  }
+  const line = cpLog.lines.find((l) => l.msg === 'mesh certificate issued');
+  t.same(
+    line && { identity: line.identity, principal: line.principal, authn: line.authn, pod: line.pod, level: line.level },
+    { identity: ID, principal: 'system:serviceaccount:web:frontend', authn: 'kubernetes-jwt', pod: 'frontend-5d8f', level: 30 },
+    'the issuance is logged with identity, principal and pod, at info',
+  );
+  t.match(String(line?.peer), /127\.0\.0\.1/, 'and the peer');
+
+  const none = await createCertificate(client, await csrFor(ID));
+  t.equal(none.ok ? 'a certificate' : none.code, 'UNAUTHENTICATED', 'no token: UNAUTHENTICATED');
+  const forged = await createCertificate(client, await csrFor(ID), signJwt(testKey('cluster-key-1', 'RS256'), saClaims('web', 'frontend', { iss: ISS })));
+  t.equal(forged.ok ? 'a certificate' : forged.code, 'UNAUTHENTICATED', 'a token signed by another key under the same kid: UNAUTHENTICATED');
+  const expired = await createCertificate(client, await csrFor(ID), signJwt(clusterKey, saClaims('web', 'frontend', { iss: ISS, nowS: Math.floor(Date.now() / 1000) - 7200 })));
+  t.equal(expired.ok ? 'a certificate' : expired.code, 'UNAUTHENTICATED', 'an expired token: UNAUTHENTICATED');
+
+  // The sidecar's identity client with a projected-token file: A's identity is issued;
+  // the same token for B's identity is refused and nothing is written.
+  const tokenFile = join(dir, 'token');
+  writeFileSync(tokenFile, `${tokenA}\n`);
+  const idA = new MeshIdentityClient({
+    identity: { spiffe_id: ID, dir: idDir, lifetime_seconds: 600, renew_fraction: 0.5, token_file: tokenFile },
+    servers: [`127.0.0.1:${cp.listenPort}`],
+    log: capture().log,
+  });
+  const idDirB = join(dir, 'identity-b');
+  const idB = new MeshIdentityClient({
+    identity: { spiffe_id: OTHER_ID, dir: idDirB, lifetime_seconds: 600, renew_fraction: 0.5, token_file: tokenFile },
+    servers: [`127.0.0.1:${cp.listenPort}`],
+    log: capture().log,
+    initialBackoffMs: 200,
+    maxBackoffMs: 400,
+  });
+  t.teardown(() => {
+    idA.close();
+    idB.close();
+  });
+  idA.start();
+  idB.start();
+  t.equal(await idA.whenReady(10_000), true, 'the identity client got A\'s certificate with the token file');
+  t.same(uriSans(certIn(idDir)), [ID], 'cert.pem is for A');
+  t.equal(await idB.whenReady(1500), false, 'the identity client asking for B with A\'s token has no certificate');
+  t.match(idB.status().last_error?.message ?? '', /PERMISSION_DENIED|7 /, `its last error is the refusal (${idB.status().last_error?.message})`);
+  t.notOk(existsSync(join(idDirB, 'cert.pem')), 'nothing written for B');
+  idB.close();
+
+  // The counts: in stats() and over the management API.
+  const stats = cp.meshCa!.stats();
+  t.same(stats.issuedByIdentity, { [ID]: 2 }, 'issued by identity: A twice (the call and the identity client), B never');
+  t.ok((stats.refused.identity_mismatch ?? 0) >= 2, `refused identity_mismatch: the call and the identity client's tries (${stats.refused.identity_mismatch})`);
+  t.equal(stats.refused.missing_token, 1, 'refused missing_token: 1');
+  t.equal(stats.refused.bad_signature, 1, 'refused bad_signature: 1');
+  t.equal(stats.refused.expired, 1, 'refused expired: 1');
+  const m = await managementStats(cp.managementPort);
+  const now = cp.meshCa!.stats();
+  t.same(m, {
+    enabled: true, trust_domain: 'cluster.local', authn_methods: ['kubernetes-jwt'],
+    issued_total: now.issued, issued_by_identity: now.issuedByIdentity, refused_by_reason: now.refused,
+  }, 'GetMeshCaStats returns the same counts');
+});
+
+t.test('no authenticator: every request refused; --insecure-allow-any-identity: issued, and logged as insecure', async (t) => {
+  const { dir, groups, caDir } = layout('remora-mesh-ca-modes-');
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+
+  const closedLog = capture();
+  const closed = await startControlPlane({ configDir: groups, listen: '127.0.0.1:0', management: '127.0.0.1:0', log: closedLog.log, rescanIntervalMs: 0, ca: { dir: caDir } });
+  t.teardown(() => closed.stop());
+  const a = await createCertificate(caClient(t, closed.listenPort), await csrFor(ID), 'whatever');
+  t.same(a.ok ? 'a certificate' : [a.code, /no authenticator/.test(a.details)], ['PERMISSION_DENIED', true], `no authenticator: expected PERMISSION_DENIED naming it, saw ${a.ok ? 'a certificate' : `${a.code}: ${a.details}`}`);
+  t.same(closed.meshCa!.stats(), { issued: 0, issuedByIdentity: {}, refused: { no_authenticator: 1 } }, 'counted as no_authenticator');
+  t.equal(closedLog.count(/EVERY certificate request will be refused/, 50), 1, 'an error at start says so');
+  t.same((await managementStats(closed.managementPort)).authn_methods, [], 'GetMeshCaStats: no methods');
+  await closed.stop();
+
+  const openLog = capture();
+  const open = await startControlPlane({ configDir: groups, listen: '127.0.0.1:0', management: '127.0.0.1:0', log: openLog.log, rescanIntervalMs: 0, ca: { dir: caDir, insecureAllowAnyIdentity: true } });
+  t.teardown(() => open.stop());
+  const b = await createCertificate(caClient(t, open.listenPort), await csrFor(OTHER_ID));
+  if (!b.ok) t.fail(`insecure: expected a certificate, saw ${b.code}: ${b.details}`);
+  else t.same(uriSans(new X509Certificate(b.chain[0])), [OTHER_ID], 'insecure: any identity, no token');
+  t.equal(openLog.count(/^INSECURE mesh CA/, 40), 1, 'a warning at start');
+  const line = openLog.lines.find((l) => l.msg === 'mesh certificate issued');
+  t.same(line && [line.level, line.insecure, line.principal], [40, true, 'anonymous'], 'the issuance is logged at warn, as insecure');
+});
+
+t.test('remora control-plane: the CA flags', async (t) => {
+  const run = (...args: string[]) => spawnSync(process.execPath, [BIN, 'control-plane', ...args], { encoding: 'utf8', timeout: 30_000 });
+  const help = run('--help');
+  t.equal(help.status, 0, '--help exits 0');
+  for (const flag of ['--ca-jwks', '--ca-jwt-issuer', '--ca-jwt-audience', '--ca-bootstrap-tokens', '--insecure-allow-any-identity', '--ca-token-file']) {
+    t.ok(help.stdout.includes(flag), `--help names ${flag}`);
+  }
+  const shared = run('--config-dir', '/nonexistent', '--ca-dir', '/nonexistent-ca', '--ca-token-file', '/t');
+  t.equal(shared.status, 2, `--ca-token-file alone is a usage error (exit ${shared.status})`);
+  t.match(shared.stderr, /--ca-token-file is one shared secret that proves no identity.*--insecure-allow-any-identity/, `it says why: ${shared.stderr}`);
+  const noIssuer = run('--config-dir', '/nonexistent', '--ca-dir', '/nonexistent-ca', '--ca-jwks', '/j');
+  t.equal(noIssuer.status, 2, '--ca-jwks without --ca-jwt-issuer: usage error');
+  t.match(noIssuer.stderr, /--ca-jwks needs --ca-jwt-issuer/, 'it says so');
+  const both = run('--config-dir', '/nonexistent', '--ca-dir', '/nonexistent-ca', '--ca-bootstrap-tokens', '/b', '--insecure-allow-any-identity');
+  t.equal(both.status, 2, 'insecure with bootstrap tokens: usage error');
+  const stray = run('--config-dir', '/nonexistent', '--ca-jwks', '/j');
+  t.match(stray.stderr, /--ca-jwks needs --ca-dir/, 'CA flags need --ca-dir');
 });

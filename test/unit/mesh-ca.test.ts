@@ -2,9 +2,12 @@
 // parsing (src/core/spiffe.ts): a good CSR gets a certificate with its URI SAN only,
 // CA:false, the key usages, a 16-byte serial, backdated notBefore, verifying with the
 // CA's public key; validity clamped to 10 min .. 15 days; another trust domain, two URI
-// SANs, a DNS SAN, no SAN and a tampered CSR refused; a bearer token required when
-// configured; the CA created once (key mode 0600) and loaded again; half a CA refused;
-// the bootstrap's xds.mesh_identity validated by path.
+// SANs, a DNS SAN, no SAN and a tampered CSR refused, counted by reason; the caller
+// authenticated before the CSR is read (no authenticator: nothing signed; a Kubernetes
+// token: its own identity only; the insecure mode's shared token); issuances counted by
+// identity; the CA created once (key mode 0600) and loaded again; half a CA refused; the
+// bootstrap's xds.mesh_identity validated by path. The authenticators themselves:
+// ca-authn.test.ts.
 
 import t, { type Test } from 'tap';
 import { X509Certificate } from 'node:crypto';
@@ -18,9 +21,12 @@ import { EC_P256, generateEcKeyPair, loadX509 } from '../../src/control/mesh-pki
 import { parseSpiffeId } from '../../src/core/spiffe.js';
 import { renewalAt } from '../../src/control/mesh-identity.js';
 import { validateBootstrap } from '../../src/config/validate.js';
+import { jwks, saClaims, signJwt, testKey } from '../helpers/jwt.js';
 
 const silent = pino({ level: 'silent' });
 const ID = 'spiffe://cluster.local/ns/payments/sa/api';
+/** These tests are about signing rules, not callers: any identity for anyone. */
+const ANY = { insecureAllowAnyIdentity: true } as const;
 
 async function csrPem(names: { type: 'url' | 'dns'; value: string }[] | null): Promise<string> {
   const x509 = await loadX509();
@@ -77,13 +83,13 @@ t.test('SPIFFE IDs', async (t) => {
 
 t.test('a CA is created once, with its key mode 0600, and loaded again', async (t) => {
   const dir = tempDir(t);
-  const ca = await MeshCa.open({ dir }, silent);
+  const ca = await MeshCa.open({ dir, ...ANY }, silent);
   const keyMode = statSync(join(dir, 'ca.key')).mode & 0o777;
   t.equal(keyMode.toString(8), '600', 'ca.key mode');
   const caCert = new X509Certificate(readFileSync(join(dir, 'ca.pem')));
   t.ok(caCert.ca, 'ca.pem is a CA certificate');
   t.equal(ca.caCertPem, caCert.toString(), 'caCertPem is ca.pem');
-  const again = await MeshCa.open({ dir }, silent);
+  const again = await MeshCa.open({ dir, ...ANY }, silent);
   t.equal(again.caCertPem, ca.caCertPem, 'reopened: the same CA, not a new one');
   const o = issued(t, await again.sign(await csrPem([{ type: 'url', value: ID }]), 0, undefined));
   t.ok(new X509Certificate(o.certChainPem[0]).verify(caCert.publicKey), 'the reopened CA signs with the same key');
@@ -101,7 +107,7 @@ t.test('a CA is created once, with its key mode 0600, and loaded again', async (
 
 t.test('signing rules', async (t) => {
   const dir = tempDir(t);
-  const ca = await MeshCa.open({ dir }, silent);
+  const ca = await MeshCa.open({ dir, ...ANY }, silent);
   const caCert = new X509Certificate(ca.caCertPem);
 
   await t.test('a good CSR gets a certificate for its URI SAN', async (t) => {
@@ -170,24 +176,51 @@ t.test('signing rules', async (t) => {
     der[at + 'ns/payment'.length] = 'z'.charCodeAt(0);
     const tampered = new x509.Pkcs10CertificateRequest(der).toString('pem');
     refused(t, await ca.sign(tampered, 0, undefined), grpc.status.INVALID_ARGUMENT, /signature does not verify/, 'a tampered CSR');
-    t.same(ca.stats().refused, { PERMISSION_DENIED: 1, INVALID_ARGUMENT: 7 }, 'refusals counted by status');
+    t.same(ca.stats().refused, { invalid_request: 7, wrong_trust_domain: 1 }, 'refusals counted by reason');
   });
 });
 
-t.test('a bearer token is required when configured', async (t) => {
+t.test('who may ask: no authenticator, a Kubernetes token, the insecure mode with a shared token', async (t) => {
   const dir = tempDir(t);
+  const csr = await csrPem([{ type: 'url', value: ID }]);
+
+  const closed = await MeshCa.open({ dir: join(dir, 'ca') }, silent);
+  t.same(closed.authnMethods, [], 'no authenticator');
+  refused(t, await closed.sign(csr, 0, 'Bearer anything'), grpc.status.PERMISSION_DENIED, /no authenticator configured/, 'no authenticator: refused');
+  refused(t, await closed.sign('not a csr', -1, undefined), grpc.status.PERMISSION_DENIED, /no authenticator configured/, 'no authenticator: refused before the request is read');
+  t.same(closed.stats(), { issued: 0, issuedByIdentity: {}, refused: { no_authenticator: 2 } }, 'counted as no_authenticator');
+
+  const key = testKey('k1', 'ES256');
+  writeFileSync(join(dir, 'jwks.json'), jwks([key]));
+  const iss = 'https://kubernetes.default.svc.cluster.local';
+  const k8s = await MeshCa.open({ dir: join(dir, 'ca'), jwksFile: join(dir, 'jwks.json'), jwtIssuer: iss }, silent);
+  const api = `Bearer ${signJwt(key, saClaims('payments', 'api', { iss }))}`;
+  const other = `Bearer ${signJwt(key, saClaims('web', 'frontend', { iss }))}`;
+  refused(t, await k8s.sign('not a csr', 0, undefined), grpc.status.UNAUTHENTICATED, /authorization: Bearer/, 'no token: refused before the CSR is read');
+  refused(t, await k8s.sign('not a csr', 0, `Bearer ${signJwt(key, saClaims('payments', 'api', { iss: 'https://evil' }))}`), grpc.status.UNAUTHENTICATED, /issuer/, 'a bad token: refused before the CSR is read');
+  const o = issued(t, await k8s.sign(csr, 0, api));
+  t.equal(o.principal.name, 'system:serviceaccount:payments:api', 'the principal');
+  refused(t, await k8s.sign(csr, 0, other), grpc.status.PERMISSION_DENIED, /system:serviceaccount:web:frontend.*not for "spiffe:\/\/cluster\.local\/ns\/payments\/sa\/api"/, "another service account's token");
+  refused(t, await k8s.sign(await csrPem([{ type: 'url', value: 'spiffe://other.domain/ns/payments/sa/api' }]), 0, api), grpc.status.PERMISSION_DENIED, /trust domain/, 'the same path in another trust domain');
+  issued(t, await k8s.sign(await csrPem([{ type: 'url', value: ID }]), 0, api));
+  t.same(k8s.stats(), {
+    issued: 2,
+    issuedByIdentity: { [ID]: 2 },
+    refused: { identity_mismatch: 1, missing_token: 1, wrong_issuer: 1, wrong_trust_domain: 1 },
+  }, 'issued by identity, refused by reason');
+
   const tokenFile = join(dir, 'token');
   writeFileSync(tokenFile, 's3cret-token\n');
-  const ca = await MeshCa.open({ dir: join(dir, 'ca'), tokenFile }, silent);
-  const csr = await csrPem([{ type: 'url', value: ID }]);
-  refused(t, await ca.sign(csr, 0, undefined), grpc.status.UNAUTHENTICATED, /requires gRPC metadata "authorization: Bearer/, 'no token');
-  refused(t, await ca.sign(csr, 0, 'Bearer wrong'), grpc.status.UNAUTHENTICATED, /not the CA's token/, 'a wrong token');
-  refused(t, await ca.sign(csr, 0, 's3cret-token'), grpc.status.UNAUTHENTICATED, /must be "Bearer <token>"/, 'no Bearer scheme');
-  issued(t, await ca.sign(csr, 0, 'Bearer s3cret-token'));
+  const gated = await MeshCa.open({ dir: join(dir, 'ca'), insecureAllowAnyIdentity: true, tokenFile }, silent);
+  refused(t, await gated.sign(csr, 0, undefined), grpc.status.UNAUTHENTICATED, /requires gRPC metadata "authorization: Bearer/, 'no token');
+  refused(t, await gated.sign(csr, 0, 'Bearer wrong'), grpc.status.UNAUTHENTICATED, /not the CA's shared token/, 'a wrong token');
+  refused(t, await gated.sign(csr, 0, 's3cret-token'), grpc.status.UNAUTHENTICATED, /must be "Bearer <token>"/, 'no Bearer scheme');
+  t.equal(issued(t, await gated.sign(csr, 0, 'Bearer s3cret-token')).principal.name, 'shared-token', 'the shared token: principal');
   writeFileSync(tokenFile, 'rotated');
-  refused(t, await ca.sign(csr, 0, 'Bearer s3cret-token'), grpc.status.UNAUTHENTICATED, /not the CA's token/, 'the old token after rotation');
-  issued(t, await ca.sign(csr, 0, 'Bearer rotated'));
-  t.same(ca.stats(), { issued: 2, refused: { UNAUTHENTICATED: 4 } }, 'stats');
+  refused(t, await gated.sign(csr, 0, 'Bearer s3cret-token'), grpc.status.UNAUTHENTICATED, /not the CA's shared token/, 'the old token after rotation');
+  issued(t, await gated.sign(csr, 0, 'Bearer rotated'));
+  t.same(gated.stats(), { issued: 2, issuedByIdentity: { [ID]: 2 }, refused: { malformed_token: 1, missing_token: 1, unknown_token: 2 } }, 'stats');
+  await t.rejects(MeshCa.open({ dir: join(dir, 'ca'), tokenFile }, silent), /--ca-token-file is one shared secret/, '--ca-token-file without --insecure-allow-any-identity refused');
 });
 
 t.test('xds.mesh_identity in the bootstrap', async (t) => {

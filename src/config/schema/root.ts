@@ -72,6 +72,8 @@ export const MeshIdentitySchema = obj({
   lifetime_seconds: v.optional(int(1, MAX_CERT_LIFETIME_S, 'Lifetime asked for; the CA may clamp it (the reference CA grants 600 .. 1296000).', { unit: 'seconds', scope: 'seconds' }), 86_400),
   renew_fraction: v.optional(num(0.05, 0.9, 'Renew once this fraction of the certificate\'s lifetime has passed.'), 0.5),
   token_file: v.optional(str('Its content (trimmed) is sent as `authorization: Bearer <token>`; read for every request, so a rotated token applies at once.', { type: 'path', check: notEmpty })),
+  trust_bundle_file: v.optional(str('CA roots given out of band (PEM, e.g. from a ConfigMap), read at every renewal: the certificate must chain to one of them, and the CA bundle the control plane sends is written to `ca.pem` only when each of its certificates is one of these roots, is signed by one, or is the self-signed twin of one that is (a cross-signed new root). Without it, the first bundle received is pinned in `ca.pem` (trust on first use) and later bundles must chain to it the same way. A control plane with another CA is refused; the current files stay.',
+    { type: 'path', default: 'unset (pinned on first use)', check: notEmpty })),
 }, 'A certificate for this sidecar\'s SPIFFE identity from the control plane\'s mesh CA, written to files in `dir` and renewed before it expires (docs/mesh-ca.md).');
 
 export const XdsNodeSchema = obj({
