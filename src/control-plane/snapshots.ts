@@ -59,7 +59,8 @@ const EXTENSIONS = ['.yaml', '.yml', '.json']; // also the precedence when two f
 
 export interface Snapshot {
   readonly group: string;
-  /** The group's counter as a string: "1", "2", ... */
+  /** The first 16 hex digits of `hash`: every replica that loads the same text serves
+   *  the same version, so a sidecar that fails over to another replica sees no change. */
   readonly version: string;
   /** sha256 of the source text. */
   readonly hash: string;
@@ -88,7 +89,6 @@ interface GroupState {
   name: string;
   file: string | null;
   snapshot: Snapshot | null;
-  counter: number;
   /** Hash of the latest content seen (valid or not), so one bad save is logged once. */
   seenHash: string | null;
   lastErrors: ConfigError[] | null;
@@ -337,7 +337,7 @@ export class SnapshotStore {
   }
 
   private newGroup(name: string, file: string | null): GroupState {
-    const state: GroupState = { name, file, snapshot: null, counter: 0, seenHash: null, lastErrors: null };
+    const state: GroupState = { name, file, snapshot: null, seenHash: null, lastErrors: null };
     this.groups.set(name, state);
     return state;
   }
@@ -369,10 +369,9 @@ export class SnapshotStore {
       this.reject(state, source, trigger, errors);
       return { ok: false, errors };
     }
-    state.counter++;
     const snapshot: Snapshot = {
       group: state.name,
-      version: String(state.counter),
+      version: hash.slice(0, 16),
       hash,
       source,
       createdAt: new Date(),

@@ -11,8 +11,9 @@
 // Everything listens on 127.0.0.1 port 0; the child is ended by its pid.
 
 import t from 'tap';
+import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -248,11 +249,16 @@ t.teardown(async () => {
 });
 
 t.test('a payments node: LDS, CDS, RDS, EDS, ACKs, NACK, stale nonce, file change, invalid file, PushSnapshot', async (t) => {
-  t.same(
-    cp.groups().map((g) => [g.name, g.snapshot?.version]),
-    [['grpc-greeter', '1'], ['payments', '1']],
-    'two groups from the directory, version 1 each (README.txt ignored)',
-  );
+  const versionOf = (group: string): string | undefined => cp.groups().find((g) => g.name === group)?.snapshot?.version;
+  t.same(cp.groups().map((g) => g.name), ['grpc-greeter', 'payments'], 'two groups from the directory (README.txt ignored)');
+  const v1 = versionOf('payments')!;
+  t.match(v1, /^[0-9a-f]{16}$/, 'a version from the content: 16 hex digits of its SHA-256');
+  t.equal(v1, createHash('sha256').update(readFileSync(join(dir, 'payments.yaml'), 'utf8')).digest('hex').slice(0, 16), 'the version is the text\'s');
+  // A second replica on the same files serves the same versions: a sidecar that fails
+  // over between them sees no change.
+  const replica = await startControlPlane({ configDir: dir, listen: '127.0.0.1:0', management: '127.0.0.1:0', log: pino({ level: 'silent' }), rescanIntervalMs: 0 });
+  t.same(replica.groups().map((g) => [g.name, g.snapshot?.version]), cp.groups().map((g) => [g.name, g.snapshot?.version]), 'another replica: the same versions');
+  await replica.stop();
   const ads = new Ads(cp.listenPort, { id: 'payments-7f9c', cluster: 'payments' });
   const m = mgmt(cp.managementPort);
   clients.push(ads, { close: () => m.client.close() });
@@ -261,7 +267,7 @@ t.test('a payments node: LDS, CDS, RDS, EDS, ACKs, NACK, stale nonce, file chang
   ads.request(LDS);
   const lds = await ads.next();
   t.equal(lds.type_url, LDS);
-  t.equal(lds.version_info, '1', 'LDS version 1');
+  t.equal(lds.version_info, v1, 'LDS at the group\'s version');
   t.ok(lds.nonce, 'a nonce');
   t.equal(lds.control_plane?.identifier, cp.identifier, 'control_plane.identifier names the replica');
   t.same(names(lds), ['inbound'], 'the payments listener');
@@ -294,11 +300,11 @@ t.test('a payments node: LDS, CDS, RDS, EDS, ACKs, NACK, stale nonce, file chang
   t.equal(node?.group, 'payments');
   t.same(
     node?.types.map((x) => [x.type_url, x.version_sent, x.version_acked, x.last_nack]).sort(),
-    [CDS, EDS, LDS, RDS].map((u) => [u, '1', '1', null]),
-    'every type sent and ACKed at version 1, no NACK',
+    [CDS, EDS, LDS, RDS].map((u) => [u, v1, v1, null]),
+    'every type sent and ACKed at the first version, no NACK',
   );
 
-  // The file changes: version 2 pushed on the open stream, clusters first.
+  // The file changes: its version pushed on the open stream, clusters first.
   const changedAt = Date.now();
   writeFileSync(join(dir, 'payments.yaml'), groupConfig(8081, true));
   const first = await ads.next(1000);
@@ -306,39 +312,41 @@ t.test('a payments node: LDS, CDS, RDS, EDS, ACKs, NACK, stale nonce, file chang
   t.ok(Date.now() - changedAt < 1000, `pushed ${Date.now() - changedAt} ms after the write`);
   t.equal(first.type_url, CDS, 'CDS first (make before break)');
   t.same([...pushed.keys()], [CDS, EDS, LDS, RDS], 'order CDS, EDS, LDS, RDS');
-  for (const r of pushed.values()) t.equal(r.version_info, '2', `${r.type_url.split('.').pop()} version 2`);
+  const v2 = versionOf('payments')!;
+  t.not(v2, v1, 'new content, new version');
+  for (const r of pushed.values()) t.equal(r.version_info, v2, `${r.type_url.split('.').pop()} at the second version`);
   t.same(names(pushed.get(CDS)!), ['app', 'extra'], 'the new cluster');
   t.same(endpointPorts(decode(pushed.get(EDS)!)[0]), [8081], 'the new endpoint');
   t.equal(new Set([...pushed.values()].map((r) => r.nonce)).size, 4, 'a fresh nonce each');
 
   // A stale nonce (the version-1 LDS nonce) is ignored.
-  ads.request(LDS, { version: '1', nonce: lds.nonce });
+  ads.request(LDS, { version: v1, nonce: lds.nonce });
   // ACK three types, NACK EDS version 2.
   for (const u of [CDS, LDS, RDS]) ads.ack(pushed.get(u)!, u === RDS ? [routeName] : []);
   const e2 = pushed.get(EDS)!;
-  ads.request(EDS, { names: ['app', 'extra'], version: '1', nonce: e2.nonce, error: { code: 3, message: 'clusters[0].endpoints[0]: port 8081 refused by policy' } });
+  ads.request(EDS, { names: ['app', 'extra'], version: v1, nonce: e2.nonce, error: { code: 3, message: 'clusters[0].endpoints[0]: port 8081 refused by policy' } });
   // The NACK changed the EDS subscription (extra added): answered with the same version.
   const eds2 = await ads.next();
   t.equal(eds2.type_url, EDS, 'a subscription change is answered');
   t.same(names(eds2), ['app', 'extra']);
-  t.equal(eds2.version_info, '2');
+  t.equal(eds2.version_info, v2);
   await sleep(150);
   t.equal(ads.pending(), 0, 'the stale request and the ACKs get no response');
 
   [node] = await m.listNodes('payments');
   const byType = new Map(node!.types.map((x) => [x.type_url, x]));
   const edsState = byType.get(EDS)!;
-  t.equal(edsState.version_acked, '1', 'EDS: still version 1 ACKed');
+  t.equal(edsState.version_acked, v1, 'EDS: still the first version ACKed');
   t.equal(edsState.nack_count, 1);
-  t.equal(edsState.last_nack?.version, '2', 'the NACKed version');
+  t.equal(edsState.last_nack?.version, v2, 'the NACKed version');
   t.equal(edsState.last_nack?.nonce, e2.nonce, 'the NACKed nonce');
   t.equal(edsState.last_nack?.error_message, 'clusters[0].endpoints[0]: port 8081 refused by policy', "the node's error");
   t.equal(edsState.last_nack?.error_code, 3);
-  t.equal(edsState.last_nack?.version_kept, '1');
+  t.equal(edsState.last_nack?.version_kept, v1);
   t.ok(Number(edsState.last_nack?.time?.seconds) > 0, 'the NACK time');
-  t.same([byType.get(LDS)?.version_acked, byType.get(CDS)?.version_acked, byType.get(RDS)?.version_acked], ['2', '2', '2'], 'the others ACKed version 2');
+  t.same([byType.get(LDS)?.version_acked, byType.get(CDS)?.version_acked, byType.get(RDS)?.version_acked], [v2, v2, v2], 'the others ACKed the second version');
   const nackLog = logLines.find((l) => l.level === 40 && String(l.msg).startsWith('xDS NACK'));
-  t.match(nackLog, { node: 'payments-7f9c', type: 'EDS', type_url: EDS, version: '2', error: 'clusters[0].endpoints[0]: port 8081 refused by policy' }, 'the NACK is logged at warn with node, type, version and error');
+  t.match(nackLog, { node: 'payments-7f9c', type: 'EDS', type_url: EDS, version: v2, error: 'clusters[0].endpoints[0]: port 8081 refused by policy' }, 'the NACK is logged at warn with node, type, version and error');
   t.same(await m.listNodes('nobody'), [], 'ListNodes filters by group');
 
   // An invalid file: every error logged, nothing pushed, version 2 kept.
@@ -349,9 +357,9 @@ t.test('a payments node: LDS, CDS, RDS, EDS, ACKs, NACK, stale nonce, file chang
   const errors = (rejected?.errors as string[] | undefined) ?? [];
   t.ok(errors.some((e) => e.startsWith('listeners[0].port:')), `the port error logged (${errors.join('; ')})`);
   t.ok(errors.some((e) => e.includes('nowhere')), 'the unknown cluster logged');
-  t.equal(cp.groups().find((g) => g.name === 'payments')?.snapshot?.version, '2', 'the group keeps version 2');
+  t.equal(versionOf('payments'), v2, 'the group keeps the second version');
 
-  // PushSnapshot: invalid → INVALID_ARGUMENT listing the errors by path; valid → version 3 pushed.
+  // PushSnapshot: invalid → INVALID_ARGUMENT listing the errors by path; valid → its version pushed.
   const bad = await m.push('payments', INVALID);
   t.equal(bad.err?.code, grpc.status.INVALID_ARGUMENT, 'INVALID_ARGUMENT');
   t.match(bad.err?.details, /listeners\[0\]\.port: /, 'the port error by path');
@@ -359,18 +367,19 @@ t.test('a payments node: LDS, CDS, RDS, EDS, ACKs, NACK, stale nonce, file chang
   t.equal(ads.pending(), 0, 'nothing pushed');
   t.equal((await m.push('bad/name', groupConfig(1))).err?.code, grpc.status.INVALID_ARGUMENT, 'a bad group name is INVALID_ARGUMENT');
   const good = await m.push('payments', groupConfig(8082));
-  t.same(good.res, { group: 'payments', version: '3', changed: true, nodes_pushed: 1 }, 'version 3, pushed to one node');
-  const v3 = await ads.nextByType(4, 1000);
-  t.same([...v3.values()].map((r) => r.version_info), ['3', '3', '3', '3'], 'version 3 of every type on the stream');
-  t.same(names(v3.get(EDS)!), ['app'], "EDS: the subscribed names that exist ('extra' is gone)");
-  t.same(endpointPorts(decode(v3.get(EDS)!)[0]), [8082]);
+  const v3 = createHash('sha256').update(groupConfig(8082)).digest('hex').slice(0, 16);
+  t.same(good.res, { group: 'payments', version: v3, changed: true, nodes_pushed: 1 }, 'the pushed text\'s version, pushed to one node');
+  const third = await ads.nextByType(4, 1000);
+  t.same([...third.values()].map((r) => r.version_info), [v3, v3, v3, v3], 'that version of every type on the stream');
+  t.same(names(third.get(EDS)!), ['app'], "EDS: the subscribed names that exist ('extra' is gone)");
+  t.same(endpointPorts(decode(third.get(EDS)!)[0]), [8082]);
   const same = await m.push('payments', groupConfig(8082));
-  t.same(same.res, { group: 'payments', version: '3', changed: false, nodes_pushed: 0 }, 'the same content again: no new version');
+  t.same(same.res, { group: 'payments', version: v3, changed: false, nodes_pushed: 0 }, 'the same content again: no new version');
   // The file is fixed with the content pushed: identical to the snapshot, no new version.
   writeFileSync(join(dir, 'payments.yaml'), groupConfig(8082));
   await sleep(500);
   t.equal(ads.pending(), 0, 'a file identical to the current snapshot pushes nothing');
-  t.equal(cp.groups().find((g) => g.name === 'payments')?.snapshot?.version, '3');
+  t.equal(versionOf('payments'), v3);
 });
 
 t.test('a node of no group gets empty sets, and moves to "default" when it appears', async (t) => {
@@ -392,10 +401,10 @@ t.test('a node of no group gets empty sets, and moves to "default" when it appea
   t.equal(node?.group, null, 'ListNodes: no group');
 
   const pushed = cp.pushSnapshot('default', groupConfig(7000));
-  t.match(pushed, { ok: true, version: '1', nodesPushed: 1 }, 'PushSnapshot default reaches the stray node');
+  t.match(pushed, { ok: true, version: /^[0-9a-f]{16}$/, nodesPushed: 1 }, 'PushSnapshot default reaches the stray node');
   const moved = await ads.nextByType(2, 1000);
   t.same(names(moved.get(LDS)!), ['inbound'], 'the default group listener');
-  t.equal(moved.get(CDS)?.version_info, '1');
+  t.equal(moved.get(CDS)?.version_info, pushed.ok ? pushed.version : '?');
 });
 
 t.test('a grpc- group serves gRPC API listeners', async (t) => {
@@ -433,7 +442,7 @@ clusters:
     endpoints: [{ address: 127.0.0.1, port: ${cp.managementPort} }]
 `,
   );
-  t.match(pushed, { ok: true, version: '1' });
+  t.match(pushed, { ok: true, version: /^[0-9a-f]{16}$/ });
   const grpcXds = await import('@grpc/grpc-js-xds');
   grpcXds.register();
   const bootstrap = {
@@ -451,7 +460,7 @@ clusters:
   t.ok(me, 'the call reached the management API, which lists the gRPC client');
   t.same(
     me?.types.map((x) => [x.type_url, x.version_sent, x.last_nack]).sort(),
-    [CDS, EDS, LDS, RDS].map((u) => [u, '1', null]),
+    [CDS, EDS, LDS, RDS].map((u) => [u, pushed.ok ? pushed.version : '?', null]),
     'the gRPC client subscribed to all four types and NACKed nothing',
   );
   client.close();
@@ -490,7 +499,8 @@ t.test('remora control-plane: ready line, SIGTERM ends the streams with UNAVAILA
   };
   const ready = await readyLine();
   t.ok(ready.listen > 0 && ready.management > 0, `ports ${ready.listen}, ${ready.management}`);
-  t.same(ready.groups, { 'grpc-greeter': '1', payments: '1' }, 'the groups loaded from the directory');
+  t.same(Object.keys(ready.groups).sort(), ['grpc-greeter', 'payments'], 'the groups loaded from the directory');
+  t.ok(Object.values(ready.groups).every((v) => /^[0-9a-f]{16}$/.test(String(v))), `with their content versions: ${JSON.stringify(ready.groups)}`);
 
   const ads = new Ads(ready.listen, { id: 'p-2', cluster: 'payments' });
   clients.push(ads);

@@ -22,6 +22,8 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { Job } from 'kubernetes-models/batch/v1';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
+import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { ConfigMap, Namespace, Service } from 'kubernetes-models/v1';
 import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
 import { REPO_ROOT } from '../helpers/repo-root.js';
@@ -194,6 +196,8 @@ const MODELS: Record<string, new (data: never) => { validate(): void }> = {
   'v1/Service': Service,
   'apps/v1/Deployment': Deployment,
   'batch/v1/Job': Job,
+  'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
+  'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
   'monitoring.coreos.com/v1/ServiceMonitor': ServiceMonitor,
 };
 
@@ -596,6 +600,23 @@ t.test('Jobs: classic ends Remora with /quitquitquit, native needs nothing', asy
       `${p.where}: the work goes through Remora's outbound listener`,
     );
   }
+});
+
+t.test('control plane: a disruption budget and a network policy for its replicas', async (t) => {
+  const deployment = find('Deployment', 'remora-control-plane', 'control-plane').obj;
+  const podLabels = deployment.spec!.template!.metadata?.labels ?? {};
+  const replicas = Number(deployment.spec!.replicas);
+  const pdb = find('PodDisruptionBudget', 'remora-control-plane', 'control-plane').obj.spec as { minAvailable: number; selector: { matchLabels: Record<string, string> } };
+  t.match(podLabels, pdb.selector.matchLabels, 'the budget selects the replicas');
+  t.ok(pdb.minAvailable >= 1 && pdb.minAvailable < replicas, `minAvailable ${pdb.minAvailable} of ${replicas}: one may move at a time, never all`);
+  const np = find('NetworkPolicy', 'remora-control-plane', 'control-plane').obj.spec as {
+    podSelector: { matchLabels: Record<string, string> }; policyTypes: string[]; ingress: { from: { namespaceSelector?: object }[]; ports: { port: number }[] }[];
+  };
+  t.match(podLabels, np.podSelector.matchLabels, 'the policy selects the replicas');
+  t.same(np.policyTypes, ['Ingress']);
+  const xds = deployment.spec!.template!.spec.containers[0].ports?.find((p) => p.name === 'xds')?.containerPort;
+  t.same(np.ingress.flatMap((r) => r.ports.map((p) => p.port)), [xds], 'only the xDS/CA port is open');
+  t.ok(np.ingress.every((r) => r.from.length > 0 && r.from.every((f) => f.namespaceSelector !== undefined)), 'only from selected namespaces');
 });
 
 t.test('Dockerfile: the image the manifests run', async (t) => {
