@@ -151,6 +151,7 @@ export class ListenerTracer {
     }
     const error = info.status >= 500 || info.status === 0;
     const name = info.routeName !== '' ? `${req.method} ${info.routeName}` : req.method;
+    const startUs = epochUs(info.startedAt);
     this.spans.add({
       traceId: trace.traceId,
       spanId: trace.spanId,
@@ -158,8 +159,8 @@ export class ListenerTracer {
       traceState: trace.parent.traceState,
       name,
       kind: SpanKind.Server,
-      startUs: epochUs(info.startedAt),
-      endUs: epochUs(info.startedAt) + info.durationUs,
+      startUs,
+      endUs: startUs + info.durationUs,
       attributes: a,
       status: error ? SpanStatus.Error : SpanStatus.Unset,
       statusMessage: error ? info.flags : '',

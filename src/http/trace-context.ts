@@ -1,6 +1,7 @@
 // Trace context: starting a W3C trace (a new `traceparent` for a request that has none)
 // and reading the trace id a request carries (W3C `traceparent`, else B3 `x-b3-traceid`)
-// for the access log; new trace and span ids for tracing (src/tracing/). Ids come from a pooled buffer of random bytes, refilled rarely.
+// for the access log; new trace and span ids for tracing (src/tracing/). Ids come from a
+// pooled buffer of random bytes, refilled rarely.
 
 import { randomFillSync } from 'node:crypto';
 
@@ -16,16 +17,7 @@ const ZERO_SPAN_ID = '0'.repeat(16);
 /** A new sampled traceparent, `00-<32 hex trace id>-<16 hex span id>-01`; neither id is
  *  all zeros (the W3C spec makes those invalid). */
 export function newTraceparent(): string {
-  for (;;) {
-    if (offset + ID_BYTES > pool.length) {
-      randomFillSync(pool);
-      offset = 0;
-    }
-    const traceId = pool.toString('hex', offset, offset + 16);
-    const spanId = pool.toString('hex', offset + 16, offset + ID_BYTES);
-    offset += ID_BYTES;
-    if (traceId !== ZERO_TRACE_ID && spanId !== ZERO_SPAN_ID) return `00-${traceId}-${spanId}-01`;
-  }
+  return `00-${newTraceId()}-${newSpanId()}-01`;
 }
 
 /** `bytes` random bytes from the pool as lower-case hex, never all zeros (`zero`). */

@@ -17,10 +17,11 @@ export class TraceExport {
   private exporter: OtlpExporter | null = null;
   /** JSON of the options the exporter runs with: a reload that leaves them alone keeps it. */
   private key = '';
-  /** Counts of exporters that were replaced or stopped, so the metrics only grow. */
+  /** The protocol the exporter runs with (a change of encoding needs a new exporter). */
+  private protocol = '';
+  /** Counts of exporters that were replaced or stopped, and spans dropped while none
+   *  was configured, so the metrics only grow; null until there is anything to count. */
   private retired: Counters | null = null;
-  /** Spans workers dropped while no exporter was configured (a reload turned it off). */
-  private orphanDropped = 0;
   private warned = '';
 
   constructor(private readonly log: Logger) {}
@@ -60,20 +61,22 @@ export class TraceExport {
     };
     const key = JSON.stringify({ ...opts, log: undefined });
     if (this.exporter !== null && key === this.key) return;
-    if (this.exporter !== null && JSON.parse(this.key).protocol === opts.protocol) {
+    if (this.exporter !== null && this.protocol === opts.protocol) {
       this.exporter.update(opts);
     } else {
       this.retire();
       this.exporter = new OtlpExporter(opts);
     }
     this.key = key;
+    this.protocol = opts.protocol;
     this.log.info({ protocol: opts.protocol, endpoint: opts.endpoint, service: settings.serviceName }, 'tracing: exporting spans over OTLP');
   }
 
   onWorkerMessage(msg: FromWorker): void {
     if (msg.type !== 'spans') return;
     if (this.exporter === null) {
-      this.orphanDropped += msg.count + msg.dropped;
+      const r = (this.retired ??= zeroCounters());
+      r.dropped.export_failed += msg.count + msg.dropped;
       return;
     }
     this.exporter.submit({ count: msg.count, proto: msg.proto, json: msg.json, dropped: msg.dropped });
@@ -83,22 +86,8 @@ export class TraceExport {
    *  tracing was never configured. */
   counters(): Counters | null {
     const now = this.exporter?.counters() ?? null;
-    const old = this.retired;
-    if (now === null && old === null && this.orphanDropped === 0) return null;
-    const zero: Counters = { exported: 0, dropped: { worker_queue_full: 0, export_queue_full: 0, export_failed: 0, rejected: 0 }, requests: { success: 0, failure: 0, retry: 0 }, queuedSpans: 0 };
-    const a = now ?? zero;
-    const b = old ?? zero;
-    return {
-      exported: a.exported + b.exported,
-      dropped: {
-        worker_queue_full: a.dropped.worker_queue_full + b.dropped.worker_queue_full,
-        export_queue_full: a.dropped.export_queue_full + b.dropped.export_queue_full,
-        export_failed: a.dropped.export_failed + b.dropped.export_failed + this.orphanDropped,
-        rejected: a.dropped.rejected + b.dropped.rejected,
-      },
-      requests: { success: a.requests.success + b.requests.success, failure: a.requests.failure + b.requests.failure, retry: a.requests.retry + b.requests.retry },
-      queuedSpans: a.queuedSpans,
-    };
+    if (now === null) return this.retired;
+    return this.retired === null ? now : { ...addCounters(this.retired, now), queuedSpans: now.queuedSpans };
   }
 
   /** Sends what is queued (within `deadlineMs`), then stops. */
@@ -115,10 +104,25 @@ export class TraceExport {
   private retire(): void {
     const e = this.exporter;
     if (e === null) return;
-    this.retired = this.counters();
-    this.retired = this.retired === null ? null : { ...this.retired, queuedSpans: 0, dropped: { ...this.retired.dropped, export_failed: this.retired.dropped.export_failed - this.orphanDropped } };
+    this.retired = addCounters(this.retired ?? zeroCounters(), e.counters());
     this.exporter = null;
     this.key = '';
     void e.shutdown(2000).catch(() => {});
   }
+}
+
+function zeroCounters(): Counters {
+  return { exported: 0, dropped: { worker_queue_full: 0, export_queue_full: 0, export_failed: 0, rejected: 0 }, requests: { success: 0, failure: 0, retry: 0 }, queuedSpans: 0 };
+}
+
+/** a + b, field by field; queuedSpans 0 (what a retired exporter held is gone). */
+function addCounters(a: Counters, b: Counters): Counters {
+  const d = (k: keyof Counters['dropped']): number => a.dropped[k] + b.dropped[k];
+  const r = (k: keyof Counters['requests']): number => a.requests[k] + b.requests[k];
+  return {
+    exported: a.exported + b.exported,
+    dropped: { worker_queue_full: d('worker_queue_full'), export_queue_full: d('export_queue_full'), export_failed: d('export_failed'), rejected: d('rejected') },
+    requests: { success: r('success'), failure: r('failure'), retry: r('retry') },
+    queuedSpans: 0,
+  };
 }

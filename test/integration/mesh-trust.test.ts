@@ -40,18 +40,24 @@ function controlPlane(groups: string, caDir: string, port: number): Promise<Runn
 
 const read = (file: string): string => readFileSync(file, 'utf8');
 
+/** An identity client for ID with 6-second certificates renewed at half-life, retrying
+ *  within half a second, against the control plane on `port`. */
+function identityClient(idDir: string, port: number, log: Logger, trustBundleFile?: string): MeshIdentityClient {
+  return new MeshIdentityClient({
+    identity: { spiffe_id: ID, dir: idDir, lifetime_seconds: 6, renew_fraction: 0.5, ...(trustBundleFile !== undefined ? { trust_bundle_file: trustBundleFile } : {}) },
+    servers: [`127.0.0.1:${port}`],
+    log,
+    initialBackoffMs: 200,
+    maxBackoffMs: 500,
+  });
+}
+
 t.test('a rogue control plane cannot replace the pinned CA', async (t) => {
   const { dir, groups, caA, caB, idDir } = layout('remora-mesh-trust-rogue-');
   const port = await freePort();
   let cp = await controlPlane(groups, caA, port);
   const log = capture();
-  const client = new MeshIdentityClient({
-    identity: { spiffe_id: ID, dir: idDir, lifetime_seconds: 6, renew_fraction: 0.5 },
-    servers: [`127.0.0.1:${port}`],
-    log: log.log,
-    initialBackoffMs: 200,
-    maxBackoffMs: 500,
-  });
+  const client = identityClient(idDir, port, log.log);
   t.teardown(async () => {
     client.close();
     await cp.stop();
@@ -85,13 +91,7 @@ t.test('trust_bundle_file: only its roots, from the first contact; both roots fo
   let cp = await controlPlane(groups, caA, port);
   const bundle = join(dir, 'trust.pem');
   writeFileSync(bundle, read(join(caB, 'ca.pem')));
-  const client = new MeshIdentityClient({
-    identity: { spiffe_id: ID, dir: idDir, lifetime_seconds: 6, renew_fraction: 0.5, trust_bundle_file: bundle },
-    servers: [`127.0.0.1:${port}`],
-    log: capture().log,
-    initialBackoffMs: 200,
-    maxBackoffMs: 500,
-  });
+  const client = identityClient(idDir, port, capture().log, bundle);
   t.teardown(async () => {
     client.close();
     await cp.stop();
