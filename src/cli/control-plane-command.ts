@@ -2,7 +2,8 @@
 // Serves ADS to sidecars from a directory of Remora config files, one per node group,
 // and a small management API (proto/remora/control/v1/control.proto); with --ca-dir, a
 // mesh CA on the ADS port (proto/remora/control/v1/ca.proto, docs/mesh-ca.md), which
-// signs only for callers that prove their identity (--ca-jwks, --ca-bootstrap-tokens).
+// signs only for callers that prove their identity (--ca-jwks, --ca-bootstrap-tokens);
+// with --tls, ADS and the CA over TLS, xDS served only to callers with an identity.
 
 import { parseArgs } from 'node:util';
 import { createLogger } from '../core/log.js';
@@ -17,7 +18,8 @@ Usage:
                        [--ca-dir DIR [--trust-domain TD] [--cert-ttl DURATION]
                         [--ca-jwks FILE --ca-jwt-issuer ISSUER [--ca-jwt-audience AUD]]
                         [--ca-bootstrap-tokens FILE]
-                        [--insecure-allow-any-identity [--ca-token-file FILE]]]
+                        [--insecure-allow-any-identity [--ca-token-file FILE]]
+                        [--tls [--server-identity SPIFFE-ID] [--xds-access FILE]]]
 
   DIR holds Remora config files, one per node group: <group>.yaml, .yml or .json. A node
   is served the group named after its node.cluster, else its node.id, else "default".
@@ -61,6 +63,22 @@ Options:
   --ca-token-file FILE     with --insecure-allow-any-identity only: callers must send
                            "Bearer <FILE's content>". A shared secret that binds no
                            identity: every holder may ask for every identity
+
+  TLS on the ADS port (sidecars: xds.tls in the bootstrap; docs/control-plane.md):
+  --tls                    serve ADS and the CA over TLS with a certificate the mesh CA
+                           issues to this control plane (fresh key, 24 h, renewed at
+                           half; every replica issues its own with the shared CA key).
+                           Client certificates from the CA are verified when presented:
+                           a sidecar renews with its current certificate (mTLS) and
+                           speaks xDS with it. xDS callers must prove an identity (the
+                           certificate, or a token as for the CA) and are served only
+                           the groups it may have: spiffe://TD/ns/NS/sa/SA gets group
+                           SA or SA.NS, and "default"; others per --xds-access
+  --server-identity ID     this control plane's SPIFFE ID, which sidecars verify
+                           (default spiffe://TD/ns/remora-system/sa/remora-control-plane)
+  --xds-access FILE        lines "<group> <spiffe-id>" (or "<group> *"): a group listed
+                           here is served to the identities listed only (# comments;
+                           re-read when it changes)
   -h, --help
 
 SIGTERM and SIGINT end every ADS stream (nodes reconnect to another replica) and exit 0.
@@ -87,6 +105,9 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
         'ca-jwt-audience': { type: 'string' },
         'ca-bootstrap-tokens': { type: 'string' },
         'insecure-allow-any-identity': { type: 'boolean' },
+        tls: { type: 'boolean' },
+        'server-identity': { type: 'string' },
+        'xds-access': { type: 'string' },
       },
     }));
   } catch (err) {
@@ -103,7 +124,7 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
   const caDir = values['ca-dir'];
   if (caDir === undefined || caDir === '') {
     const caFlags = [
-      'trust-domain', 'cert-ttl', 'ca-token-file', 'ca-jwks', 'ca-jwt-issuer', 'ca-jwt-audience', 'ca-bootstrap-tokens', 'insecure-allow-any-identity',
+      'trust-domain', 'cert-ttl', 'ca-token-file', 'ca-jwks', 'ca-jwt-issuer', 'ca-jwt-audience', 'ca-bootstrap-tokens', 'insecure-allow-any-identity', 'tls',
     ] as const;
     const stray = caFlags.find((f) => values[f] !== undefined);
     if (stray !== undefined) return usage(`--${stray} needs --ca-dir DIR`);
@@ -129,10 +150,16 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
     if (problem !== null) return usage(problem);
   }
 
+  if (values.tls !== true) {
+    const stray = (['server-identity', 'xds-access'] as const).find((f) => values[f] !== undefined);
+    if (stray !== undefined) return usage(`--${stray} needs --tls`);
+  }
+  const tls = values.tls === true ? { serverIdentity: values['server-identity'], accessFile: values['xds-access'] } : undefined;
+
   const log = createLogger({ component: 'control-plane' });
   let cp;
   try {
-    cp = await startControlPlane({ configDir, listen: values.listen, management: values.management, log, ca });
+    cp = await startControlPlane({ configDir, listen: values.listen, management: values.management, log, ca, tls });
   } catch (err) {
     process.stderr.write(`remora control-plane: cannot start: ${err instanceof Error ? err.message : String(err)}\n`);
     log.flush();
@@ -146,6 +173,7 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
       identifier: cp.identifier,
       groups: Object.fromEntries(cp.groups().map((g) => [g.name, g.snapshot?.version ?? null])),
       ...(cp.meshCa !== null ? { mesh_ca: { trust_domain: cp.meshCa.trustDomain, authn: cp.meshCa.authnMethods } } : {}),
+      ...(cp.tls !== null ? { tls: { server_identity: cp.tls.serverIdentity } } : {}),
     },
     'control plane ready',
   );

@@ -18,7 +18,7 @@ import type {
   CircuitBreakersSchema, ClusterSchema, EndpointSchema, HealthCheckSchema, LB_POLICIES, OutlierDetectionSchema, RetryBudgetSchema, UpstreamTlsSchema,
 } from './schema/cluster.js';
 import type { AdminSchema, DrainSchema, ProbesSchema, RootSchema, StatsSchema, WorkerLimitsSchema } from './schema/root.js';
-import type { MeshIdentitySchema, XdsSchema } from './schema/root.js';
+import type { MeshIdentitySchema, XdsSchema, XdsTlsSchema } from './schema/root.js';
 import type { CustomTagSchema, ListenerTracingSchema, OTLP_PROTOCOLS, OtlpExporterSchema, PROPAGATORS, RouteTracingSchema, SAMPLERS, TracingSchema } from './schema/tracing.js';
 
 export type { EscapedSlashesAction };
@@ -79,6 +79,8 @@ export type RemoraConfig = InferOutput<typeof RootSchema>;
 export type XdsBootstrap = InferOutput<typeof XdsSchema>;
 /** The sidecar's mesh identity (docs/mesh-ca.md). */
 export type MeshIdentityBootstrap = InferOutput<typeof MeshIdentitySchema>;
+/** TLS to the control plane (docs/control-plane.md). */
+export type XdsTlsBootstrap = InferOutput<typeof XdsTlsSchema>;
 
 /** A config with the version it was applied as; what workers receive. */
 export interface ConfigSnapshot {

@@ -13,7 +13,7 @@ import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { MAX_BUCKETS, MAX_CLUSTERS, MAX_ENDPOINTS, MAX_LISTENERS } from '../shared/limits.js';
 import { RootSchema } from './schema/root.js';
-import { XdsSchema } from './schema/root.js';
+import { XdsSchema, xdsTlsErrors } from './schema/root.js';
 import { at, isObj, objectEntries, SchemaWalk, unknownKeyMessage } from './schema/walk.js';
 import type {
   Authorization, Cluster, ConfigError, HealthCheck, Listener, ListenerTlsConfig, OutlierDetection, RateLimit, RemoraConfig,
@@ -442,6 +442,7 @@ export function validateBootstrap(raw: unknown): BootstrapResult {
     if (!ROOT_KEYS.includes(key)) w.err(key, unknownKeyMessage(key, [...ROOT_KEYS, 'xds']));
   }
   const xds = w.value(XdsSchema, rawXds, 'xds') as XdsBootstrap | undefined;
+  if (xds !== undefined) for (const e of xdsTlsErrors(xds)) w.err(e.path, e.message);
   if (!xds || w.errors.length > 0) return { ok: false, errors: w.errors };
   return { ok: true, xds: deepFreeze(xds), base };
 }

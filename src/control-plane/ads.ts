@@ -18,11 +18,19 @@
 //   snapshot's version and a fresh nonce.
 // - LDS and CDS with no names (or "*") are wildcard; RDS and EDS carry names, and only
 //   the named resources that exist are sent.
+// - With a guard (the control plane runs TLS): a stream whose caller proves no identity
+//   (no client certificate the mesh CA issued, no valid token) is ended UNAUTHENTICATED
+//   as it opens; a node is served its group only when that identity may have it
+//   (xds-access.ts), else the stream is ended PERMISSION_DENIED, also when a later
+//   snapshot would move it to a group it may not have. Refusals are counted by reason.
 
 import { hostname } from 'node:os';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../core/log.js';
 import { TypeUrl, type AnyMessage } from '../xds/protos.js';
+import type { AuthnOutcome, Principal, RefusalReason } from './ca-authn.js';
+import type { ServerCall } from './caller.js';
+import { RefusalLogLimiter } from './mesh-ca-stats.js';
 import { DEFAULT_GROUP, PUSH_ORDER, WILDCARD_TYPES, type SnapshotStore } from './snapshots.js';
 
 /** Version sent to a node whose group does not exist (with empty resource sets). */
@@ -71,6 +79,13 @@ export interface TypeStatus {
   readonly nackCount: number;
 }
 
+/** Who may be served what (with TLS): the caller's identity, then its group. */
+export interface AdsGuard {
+  authenticate(call: ServerCall): AuthnOutcome;
+  /** Null when `identities` (null: any) may be served `group`, else why not. */
+  check(identities: readonly string[] | null, group: string): string | null;
+}
+
 export interface NodeStatus {
   readonly streamId: string;
   readonly id: string;
@@ -79,6 +94,8 @@ export interface NodeStatus {
   readonly group: string | null;
   readonly connectedSince: Date;
   readonly peer: string;
+  /** Who the caller proved to be (with TLS), e.g. `certificate 1A2B…`; null without. */
+  readonly principal: string | null;
   readonly types: readonly TypeStatus[];
 }
 
@@ -99,6 +116,7 @@ interface Stream {
   readonly call: grpc.ServerDuplexStream<DiscoveryRequest, unknown>;
   readonly peer: string;
   readonly connectedSince: Date;
+  principal: Principal | null;
   node: { id: string; cluster: string } | null;
   group: string | null;
   readonly types: Map<string, TypeState>;
@@ -119,14 +137,22 @@ export class AdsService {
   private readonly streams = new Map<string, Stream>();
   private streamCounter = 0;
   private nonceCounter = 0;
+  private readonly refusals = new Map<RefusalReason, number>();
+  private readonly refusalLogs = new RefusalLogLimiter();
   /** Identifies this replica in every response (DiscoveryResponse.control_plane). */
   readonly identifier = `remora-control-plane/${hostname()}/${process.pid}`;
 
   constructor(
     private readonly store: SnapshotStore,
     private readonly log: Logger,
+    private readonly guard: AdsGuard | null = null,
   ) {
     store.onChange((group) => this.onSnapshot(group));
+  }
+
+  /** Streams refused since start, by reason (with a guard). */
+  refusalCounts(): Record<string, number> {
+    return Object.fromEntries([...this.refusals].sort(([a], [b]) => (a < b ? -1 : 1)));
   }
 
   /** The handlers to pass to grpc.Server#addService with the ADS service definition. */
@@ -163,6 +189,7 @@ export class AdsService {
         group: s.group,
         connectedSince: s.connectedSince,
         peer: s.peer,
+        principal: s.principal?.name ?? null,
         types: [...s.types].map(([typeUrl, t]) => ({
           typeUrl,
           resourceNames: [...t.names],
@@ -191,12 +218,22 @@ export class AdsService {
       call,
       peer: call.getPeer(),
       connectedSince: new Date(),
+      principal: null,
       node: null,
       group: null,
       types: new Map(),
       closed: false,
     };
     this.streams.set(stream.id, stream);
+    if (this.guard !== null) {
+      const authn = this.guard.authenticate(call);
+      if (!authn.ok) {
+        const code = authn.code === 'PERMISSION_DENIED' ? grpc.status.PERMISSION_DENIED : grpc.status.UNAUTHENTICATED;
+        this.refuse(stream, code, authn.reason, `xDS needs a client certificate from the mesh CA or a valid token: ${authn.message}`);
+        return;
+      }
+      stream.principal = authn.principal;
+    }
     call.on('data', (req: DiscoveryRequest) => {
       try {
         this.onRequest(stream, req);
@@ -227,6 +264,7 @@ export class AdsService {
       }
       stream.node = { id: req.node.id ?? '', cluster: req.node.cluster ?? '' };
       stream.group = this.groupFor(stream.node);
+      if (!this.mayServe(stream, stream.group)) return;
       this.log.info({ stream: stream.id, node: stream.node.id, cluster: stream.node.cluster, group: stream.group, peer: stream.peer }, 'node connected');
       if (stream.group === null) {
         this.log.warn(
@@ -313,6 +351,7 @@ export class AdsService {
     for (const s of this.streams.values()) {
       if (s.node === null) continue;
       const next = this.groupFor(s.node);
+      if (!this.mayServe(s, next)) continue;
       if (next !== s.group) {
         this.log.info({ stream: s.id, node: s.node.id, from: s.group, to: next }, 'node moves to another group');
         s.group = next;
@@ -371,6 +410,28 @@ export class AdsService {
       control_plane: { identifier: this.identifier },
     });
     this.log.debug({ stream: stream.id, node: stream.node?.id, type: SHORT[typeUrl], version, nonce, resources: resources.length }, 'sent');
+  }
+
+  /** With a guard: whether the stream's caller may be served `group`; ends it
+   *  PERMISSION_DENIED when not. */
+  private mayServe(stream: Stream, group: string | null): boolean {
+    if (this.guard === null || group === null) return true;
+    const problem = this.guard.check(stream.principal?.identities ?? [], group);
+    if (problem === null) return true;
+    this.refuse(stream, grpc.status.PERMISSION_DENIED, 'group_not_allowed', `node "${stream.node?.id ?? ''}" (cluster "${stream.node?.cluster ?? ''}"): ${problem}`);
+    return false;
+  }
+
+  private refuse(stream: Stream, code: grpc.status, reason: RefusalReason, message: string): void {
+    this.refusals.set(reason, (this.refusals.get(reason) ?? 0) + 1);
+    const suppressed = this.refusalLogs.admit(reason, Date.now());
+    if (suppressed !== null) {
+      this.log.warn(
+        { stream: stream.id, peer: stream.peer, principal: stream.principal?.name, code: grpc.status[code], reason, ...(suppressed > 0 ? { suppressed_since_last: suppressed } : {}) },
+        `xDS stream refused: ${message}`,
+      );
+    }
+    this.end(stream, code, message);
   }
 
   private end(stream: Stream, code: grpc.status, details: string): void {

@@ -12,8 +12,9 @@
 // per identity) and ca-authn-shared-token.ts (the insecure mode's shared secret);
 // ca-authn-open.ts builds a CaAuthn from options. This file imports none of them.
 
-/** How a principal was authenticated. `insecure`: --insecure-allow-any-identity. */
-export type AuthnMethod = 'kubernetes-jwt' | 'bootstrap-token' | 'insecure';
+/** How a principal was authenticated. `insecure`: --insecure-allow-any-identity;
+ *  `mtls-certificate`: a client certificate the mesh CA issued (caller.ts). */
+export type AuthnMethod = 'kubernetes-jwt' | 'bootstrap-token' | 'mtls-certificate' | 'insecure';
 
 /** Why a request was refused: the label of remora_ca_requests_refused_total and the
  *  `reason` of the CA's log lines. The authentication reasons, then the CA's own. */
@@ -33,6 +34,7 @@ export type RefusalReason =
   | 'identity_mismatch' // a valid credential, for another SPIFFE ID
   | 'invalid_request' // the CSR or validity_seconds (INVALID_ARGUMENT)
   | 'wrong_trust_domain' // a SPIFFE ID of another trust domain
+  | 'group_not_allowed' // ADS: the caller's identity may not be served the node group it claims
   | 'internal_error'; // signing failed
 
 /** The gRPC status a refusal is answered with (names of grpc.status). */
@@ -53,7 +55,7 @@ export const unauthenticated = (reason: RefusalReason, message: string): Refusal
 export interface Principal {
   readonly method: AuthnMethod;
   /** For logs: `system:serviceaccount:<ns>:<sa>`, `bootstrap-token sha256:<12 hex>`,
-   *  `shared-token` or `anonymous`. Never the token itself. */
+   *  `certificate <serial>`, `shared-token` or `anonymous`. Never the token itself. */
   readonly name: string;
   /** The SPIFFE IDs it may be issued certificates for; null = any (insecure mode only). */
   readonly identities: readonly string[] | null;

@@ -8,9 +8,9 @@
 // 16-byte serial, notBefore 60 s in the past (clock skew) and notAfter per the requested
 // validity clamped to 10 min .. 15 days. The CA key and certificate are DIR/ca.key and
 // DIR/ca.pem, generated (EC P-256, 10 years) when both are absent. docs/mesh-ca.md.
-// Who may ask for which SPIFFE ID is ca-authn.ts's decision: the caller's token is
-// authenticated before the CSR is read, and the identity the CSR asks for must be one
-// the token proves. Issuances are counted by identity, refusals by reason
+// Who may ask for which SPIFFE ID is ca-authn.ts's decision: the caller's token (or the
+// client certificate it renews with, caller.ts) is authenticated before the CSR is read,
+// and the identity the CSR asks for must be one the credential proves. Issuances are counted by identity, refusals by reason
 // (mesh-ca-stats.ts); each issuance is logged with identity, principal and peer.
 
 import { randomBytes, X509Certificate } from 'node:crypto';
@@ -25,7 +25,8 @@ import {
 } from '../control/mesh-pki.js';
 import { loadMeshCaService, type CreateCertificateRequest } from '../control/remora-protos.js';
 import { openCaAuthn } from './ca-authn-open.js';
-import { refuse as refusal, type AuthnMethod, type CaAuthn, type CaAuthnOptions, type Principal, type Refusal, type RefusalReason } from './ca-authn.js';
+import { refuse as refusal, type AuthnMethod, type AuthnOutcome, type CaAuthn, type CaAuthnOptions, type Principal, type Refusal, type RefusalReason } from './ca-authn.js';
+import { authenticateCall, type ServerCall } from './caller.js';
 import { MeshCaCounters, RefusalLogLimiter, type MeshCaStats } from './mesh-ca-stats.js';
 
 export type { MeshCaStats } from './mesh-ca-stats.js';
@@ -143,12 +144,22 @@ export class MeshCa {
    *  Order: the caller's token (before the CSR is read), the request, the trust domain,
    *  then whether the token proves the identity asked for. */
   async sign(csrPem: string, validitySeconds: number, authorization: string | undefined): Promise<SignOutcome> {
+    return this.signFor(csrPem, validitySeconds, this.authn.authenticate(authorization, Date.now()));
+  }
+
+  /** Who a gRPC call proves to be: its bearer token and its verified client certificate
+   *  (caller.ts). ADS asks this too, to decide which group a node may be served. */
+  authenticateCall(call: ServerCall): AuthnOutcome {
+    return authenticateCall(call, this.authn, this.trustDomain, Date.now());
+  }
+
+  /** sign() for a caller already authenticated (`authn`, as authenticateCall returns it). */
+  async signFor(csrPem: string, validitySeconds: number, authn: AuthnOutcome): Promise<SignOutcome> {
     const refused = (r: Refusal, principal?: Principal): SignOutcome => {
       this.counters.refuse(r.reason);
       return { ok: false, code: grpc.status[r.code], reason: r.reason, message: r.message, ...(principal !== undefined ? { principal } : {}) };
     };
     const invalid = (message: string): SignOutcome => refused(refusal('INVALID_ARGUMENT', 'invalid_request', message));
-    const authn = this.authn.authenticate(authorization, Date.now());
     if (!authn.ok) return refused(authn);
     if (!Number.isFinite(validitySeconds) || validitySeconds < 0) return invalid(`validity_seconds must be 0 (the CA's default) or positive; got ${validitySeconds}`);
     if (Buffer.byteLength(csrPem) > MAX_CSR_BYTES) return invalid(`csr_pem is larger than ${MAX_CSR_BYTES} bytes`);
@@ -184,9 +195,33 @@ export class MeshCa {
     const authz = this.authn.authorize(authn.principal, id);
     if (!authz.ok) return refused(authz, authn.principal);
 
-    const now = Date.now();
     const requested = validitySeconds === 0 ? this.defaultTtlS : validitySeconds;
     const ttlS = Math.min(MAX_CERT_TTL_S, Math.max(this.minTtlS, Math.floor(requested)));
+    const issued = await this.issue(csr.publicKey, identity, ttlS);
+    this.counters.issue(identity);
+    return { ok: true, ...issued, identity, principal: authn.principal };
+  }
+
+  /** A certificate for the control plane's own SPIFFE ID (its TLS server certificate,
+   *  tls.ts), with a fresh P-256 key: not counted as an issuance to a caller. */
+  async serverCertificate(identity: string, ttlS: number): Promise<{ keyPem: string; certChainPem: string; notBefore: Date; notAfter: Date }> {
+    const keys = await generateEcKeyPair();
+    const publicKey = await this.x509.PublicKey.create(keys.publicKey);
+    const issued = await this.issue(publicKey, identity, ttlS);
+    return { keyPem: await privateKeyPem(keys.privateKey), certChainPem: issued.certChainPem.join(''), notBefore: issued.notBefore, notAfter: issued.notAfter };
+  }
+
+  /** The CA certificates a peer's certificate must chain to: what verifies the client
+   *  certificates presented to the control plane (tls.ts). */
+  get trustBundlePem(): string {
+    return [this.material.cert, ...this.material.chain].map((c) => c.toString()).join('');
+  }
+
+  /** Signs a certificate for `identity` and `publicKey`, valid `ttlS` (the profile of the
+   *  module comment). */
+  private async issue(publicKey: InstanceType<X509Module['PublicKey']>, identity: string, ttlS: number): Promise<Pick<Extract<SignOutcome, { ok: true }>, 'certChainPem' | 'caBundlePem' | 'serial' | 'notBefore' | 'notAfter'>> {
+    const { x509 } = this;
+    const now = Date.now();
     const caNotAfter = new Date(this.material.cert.validTo).getTime();
     const notAfter = new Date(Math.min(now + ttlS * 1000, caNotAfter));
     // 60 s back, or a tenth of the validity when that is shorter (only below the 10-minute
@@ -199,7 +234,7 @@ export class MeshCa {
       issuer: this.material.subjectName,
       notBefore,
       notAfter,
-      publicKey: csr.publicKey,
+      publicKey,
       signingKey: this.material.signingKey,
       signingAlgorithm: this.material.algorithm,
       extensions: [
@@ -210,16 +245,12 @@ export class MeshCa {
         new x509.AuthorityKeyIdentifierExtension(this.material.keyId),
       ],
     });
-    this.counters.issue(identity);
     const selfSigned = (c: X509Certificate): boolean => c.checkIssued(c);
     const all = [this.material.cert, ...this.material.chain];
     const roots = all.filter(selfSigned);
     return {
-      ok: true,
       certChainPem: [withNewline(cert.toString('pem')), ...all.filter((c) => !selfSigned(c)).map((c) => c.toString())],
       caBundlePem: (roots.length > 0 ? roots : [all[all.length - 1]]).map((c) => c.toString()).join(''),
-      identity,
-      principal: authn.principal,
       serial: serial.toUpperCase(),
       notBefore,
       notAfter,
@@ -230,9 +261,8 @@ export class MeshCa {
   handlers(): grpc.UntypedServiceImplementation {
     return {
       CreateCertificate: (call: grpc.ServerUnaryCall<CreateCertificateRequest, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-        const auth = call.metadata.get('authorization')[0];
         const peer = call.getPeer();
-        this.sign(call.request.csr_pem ?? '', Number(call.request.validity_seconds ?? 0), typeof auth === 'string' ? auth : undefined).then(
+        this.signFor(call.request.csr_pem ?? '', Number(call.request.validity_seconds ?? 0), this.authenticateCall(call)).then(
           (outcome) => {
             if (!outcome.ok) {
               this.logRefusal(outcome, peer);

@@ -1,13 +1,18 @@
 // The reference control plane in one call: load and watch the directory of group
 // configs, serve ADS on `listen` and the management API on `management`; with `ca`, the
-// mesh CA too, on the ADS server (src/control-plane/mesh-ca.ts, loaded only then).
+// mesh CA too, on the ADS server (src/control-plane/mesh-ca.ts, loaded only then); with
+// `tls` as well, the ADS port speaks TLS with a certificate from that CA (tls.ts) and
+// serves each node only the group its caller's identity may have (xds-access.ts).
 // `remora control-plane` (src/cli/control-plane-command.ts) and the tests use it.
 
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../core/log.js';
 import { loadXdsProtos } from '../xds/protos.js';
 import * as xdsResources from '../xds/encode.js';
-import { AdsService, type NodeStatus } from './ads.js';
+import { parseSpiffeId } from '../core/spiffe.js';
+import { AdsService, type AdsGuard, type NodeStatus } from './ads.js';
+import { ControlPlaneTls, defaultServerIdentity } from './tls.js';
+import { XdsAccess } from './xds-access.js';
 import type { MeshCa, MeshCaOptions } from './mesh-ca.js';
 import { loadControlPlaneProtos, managementHandlers, pushSnapshot, type PushOutcome } from './management.js';
 import { SnapshotStore, type GroupInfo, type XdsTranslator } from './snapshots.js';
@@ -37,6 +42,18 @@ export interface ControlPlaneOptions {
   readonly translator?: XdsTranslator;
   /** Serve the mesh CA (remora.control.v1.MeshCertificateService) on the ADS port. */
   readonly ca?: MeshCaOptions;
+  /** TLS on the ADS port (needs `ca`): the server certificate is the mesh CA's, for
+   *  `serverIdentity`; xDS callers must prove an identity. */
+  readonly tls?: ControlPlaneTlsOptions;
+}
+
+export interface ControlPlaneTlsOptions {
+  /** The control plane's SPIFFE ID. Default spiffe://<td>/ns/remora-system/sa/remora-control-plane. */
+  readonly serverIdentity?: string;
+  /** Lifetime of the server certificate, seconds (renewed at half). Default 24 h. */
+  readonly certTtlSeconds?: number;
+  /** Lines `<group> <spiffe-id>` naming who may be served a group (xds-access.ts). */
+  readonly accessFile?: string;
 }
 
 export interface RunningControlPlane {
@@ -49,6 +66,10 @@ export interface RunningControlPlane {
   /** The mesh CA (trust domain, CA certificate, authentication methods, issuance and
    *  refusal counts), when `ca` was given. */
   readonly meshCa: Pick<MeshCa, 'trustDomain' | 'caCertPem' | 'authnMethods' | 'stats'> | null;
+  /** With TLS: the server's SPIFFE ID and its certificate's expiry. */
+  readonly tls: Pick<ControlPlaneTls, 'serverIdentity' | 'notAfter' | 'renewals'> | null;
+  /** xDS streams refused since start, by reason (with TLS). */
+  xdsRefusals(): Record<string, number>;
   /** Groups with their current snapshot (null while a group has no valid config). */
   groups(): GroupInfo[];
   /** What ListNodes returns, as plain objects. `group` filters. */
@@ -69,9 +90,9 @@ export function checkAddress(what: string, address: string): string {
   return address;
 }
 
-function bind(server: grpc.Server, address: string): Promise<number> {
+function bind(server: grpc.Server, address: string, credentials = grpc.ServerCredentials.createInsecure()): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
+    server.bindAsync(address, credentials, (err, port) => (err ? reject(err) : resolve(port)));
   });
 }
 
@@ -94,6 +115,21 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   const translator: XdsTranslator = opts.translator ?? xdsResources;
   // The CA first: a bad CA directory fails the start before anything is bound.
   const meshCa = opts.ca !== undefined ? await (await import('./mesh-ca.js')).MeshCa.open(opts.ca, log) : null;
+  let tls: ControlPlaneTls | null = null;
+  let guard: AdsGuard | null = null;
+  if (opts.tls !== undefined) {
+    if (meshCa === null) throw new Error('TLS on the control plane needs the mesh CA (--ca-dir): the server certificate is issued by it');
+    const ca = meshCa;
+    const access = new XdsAccess(opts.tls.accessFile, ca.trustDomain, log);
+    const serverIdentity = opts.tls.serverIdentity ?? defaultServerIdentity(ca.trustDomain);
+    const id = parseSpiffeId(serverIdentity);
+    if (!id.ok) throw new Error(`--server-identity: ${id.problem}`);
+    if (id.trustDomain !== ca.trustDomain) throw new Error(`--server-identity "${serverIdentity}" is not in the trust domain "${ca.trustDomain}"`);
+    tls = await ControlPlaneTls.start(ca, serverIdentity, log, opts.tls.certTtlSeconds);
+    guard = { authenticate: (call) => ca.authenticateCall(call), check: (ids, group) => access.check(ids, group) };
+  } else if (meshCa !== null) {
+    log.warn('the ADS port is plaintext (no --tls): tokens, certificates and configs cross the network in the clear and xDS is served to anyone who asks; use --tls outside local development');
+  }
 
   const store = new SnapshotStore({
     dir: opts.configDir,
@@ -103,7 +139,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     debounceMs: opts.debounceMs,
     rescanIntervalMs: opts.rescanIntervalMs,
   });
-  const ads = new AdsService(store, log);
+  const ads = new AdsService(store, log, guard);
   // Load before binding: once the ADS port accepts connections (the readiness probe),
   // every valid group file is served.
   store.start();
@@ -123,10 +159,11 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   let listenPort: number;
   let managementPort: number;
   try {
-    listenPort = await bind(adsServer, listen);
+    listenPort = await bind(adsServer, listen, tls?.credentials());
     managementPort = await bind(mgmtServer, management);
   } catch (err) {
     store.stop();
+    tls?.close();
     adsServer.forceShutdown();
     mgmtServer.forceShutdown();
     throw err;
@@ -138,6 +175,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     managementPort,
     identifier: ads.identifier,
     meshCa,
+    tls,
+    xdsRefusals: () => ads.refusalCounts(),
     groups: () => store.list(),
     listNodes: (group) => ads.nodes(group),
     pushSnapshot: (group, text) => pushSnapshot(store, ads, log, group, text),
@@ -145,6 +184,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     stop: () => {
       stopping ??= (async () => {
         store.stop();
+        tls?.close();
         ads.closeAll('control plane shutting down');
         await Promise.all([shutdown(adsServer, 200), shutdown(mgmtServer, 200)]);
         if (meshCa !== null) log.info({ mesh_ca: meshCa.stats() }, 'mesh CA counts since start');

@@ -33,6 +33,7 @@ import {
 } from './mesh-pki.js';
 import { loadMeshCaService, type CreateCertificateRequest, type CreateCertificateResponse } from './remora-protos.js';
 import { bundleProblem, chainProblem, currentAnchors } from './mesh-trust.js';
+import type { XdsTransport } from './xds-client.js';
 
 /** The files written in `dir`. */
 export const IDENTITY_FILES = { key: 'key.pem', cert: 'cert.pem', ca: 'ca.pem' } as const;
@@ -63,6 +64,11 @@ export interface MeshIdentityOptions {
   readonly maxBackoffMs?: number;
   /** Deadline of one CreateCertificate call. Default 10000 ms. */
   readonly callTimeoutMs?: number;
+  /** TLS to the control plane (xds.tls): each call's credentials, with the current
+   *  certificate presented, so that a renewal is authenticated by it. Default plaintext. */
+  readonly transport?: Pick<XdsTransport, 'credentials' | 'channelOptions'>;
+  /** Called after each certificate is written. */
+  readonly onIssued?: () => void;
 }
 
 /** What the admin endpoint shows. Times are ISO 8601; null = not yet / none. */
@@ -222,6 +228,7 @@ export class MeshIdentityClient {
       for (const w of this.readyWaiters) w(true);
       this.readyWaiters = [];
       this.schedule(renewAt);
+      this.opts.onIssued?.();
     } catch (err) {
       if (this.closed) return;
       this.onFailure(err instanceof Error ? err.message : String(err));
@@ -277,11 +284,8 @@ export class MeshIdentityClient {
       extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: this.conf.spiffe_id }])],
     });
     const metadata = new grpc.Metadata();
-    if (this.conf.token_file !== undefined) {
-      const token = readFileSync(this.conf.token_file, 'utf8').trim();
-      if (token === '') throw new Error(`the token file ${this.conf.token_file} is empty`);
-      metadata.set('authorization', `Bearer ${token}`);
-    }
+    const token = this.token();
+    if (token !== null) metadata.set('authorization', `Bearer ${token}`);
     const server = this.opts.currentServer?.() ?? this.opts.servers[this.serverIndex];
     const res = await this.call(server, { csr_pem: csr.toString('pem'), validity_seconds: String(this.conf.lifetime_seconds) }, metadata);
 
@@ -302,6 +306,25 @@ export class MeshIdentityClient {
       { path: files.ca, content: bundle.join(''), mode: 0o644 },
     ]);
     return current(leaf, 'issued');
+  }
+
+  /** The token to send, or null. A token file that is empty or cannot be read fails the
+   *  attempt, unless the request goes over TLS with an unexpired certificate, which
+   *  authenticates a renewal by itself. */
+  private token(): string | null {
+    const file = this.conf.token_file;
+    if (file === undefined) return null;
+    let problem: string;
+    try {
+      const token = readFileSync(file, 'utf8').trim();
+      if (token !== '') return token;
+      problem = `the token file ${file} is empty`;
+    } catch (err) {
+      problem = `the token file ${file} cannot be read: ${err instanceof Error ? err.message : String(err)}`;
+    }
+    const c = this.current;
+    if (this.opts.transport !== undefined && c !== null && c.notAfter > Date.now()) return null;
+    throw new Error(problem);
   }
 
   /** Refuses (throws) an answer that does not chain to the pinned roots, or whose CA
@@ -326,18 +349,28 @@ export class MeshIdentityClient {
   }
 
   private call(server: string, req: CreateCertificateRequest, metadata: grpc.Metadata): Promise<CreateCertificateResponse> {
-    let client = this.clients.get(server);
+    const transport = this.opts.transport;
+    let client = transport === undefined ? this.clients.get(server) : undefined;
     if (client === undefined) {
-      // Default options and insecure credentials, as the xDS client's: the same subchannel.
-      client = new (loadMeshCaService())(server, grpc.credentials.createInsecure()) as unknown as CaClient;
-      this.clients.set(server, client);
+      const Service = loadMeshCaService();
+      if (transport === undefined) {
+        // Default options and insecure credentials, as the xDS client's: the same subchannel.
+        client = new Service(server, grpc.credentials.createInsecure()) as unknown as CaClient;
+        this.clients.set(server, client);
+      } else {
+        // With TLS, a client per call: the certificate it presents changes with each renewal.
+        client = new Service(server, transport.credentials(), transport.channelOptions(server)) as unknown as CaClient;
+      }
     }
     const deadline = Date.now() + (this.opts.callTimeoutMs ?? 10_000);
-    return new Promise((resolve, reject) => {
-      client.CreateCertificate(req, metadata, { deadline }, (err, res) => {
+    const used = client;
+    return new Promise<CreateCertificateResponse>((resolve, reject) => {
+      used.CreateCertificate(req, metadata, { deadline }, (err, res) => {
         if (err !== null) reject(new Error(`${server}: ${grpc.status[err.code] ?? err.code}: ${err.details || err.message}`));
         else resolve(res!);
       });
+    }).finally(() => {
+      if (transport !== undefined) used.close();
     });
   }
 

@@ -36,6 +36,19 @@ export interface XdsClientOptions {
   /** Reconnect backoff: full jitter in [0, min(max, initial × 2^n)]. */
   readonly initialBackoffMs?: number;
   readonly maxBackoffMs?: number;
+  /** TLS and credentials for each new connection (xds.tls); default plaintext. */
+  readonly transport?: XdsTransport;
+}
+
+/** How a connection to the control plane is secured (src/control/control-plane-tls.ts). */
+export interface XdsTransport {
+  /** Credentials for a new connection; throws when they cannot be built (a root bundle
+   *  that cannot be read): the attempt fails and is retried like a lost stream. */
+  credentials(): grpc.ChannelCredentials;
+  /** Metadata for a new stream (a bearer token, when there is no client certificate). */
+  metadata(): grpc.Metadata;
+  /** Channel options for an address (the TLS server name). */
+  channelOptions(server: string): grpc.ChannelOptions;
 }
 
 /** Resources of each type as last received (decoded), by name. */
@@ -165,15 +178,34 @@ export class XdsClient {
     };
   }
 
+  /** Reconnects now when no stream is up (a client certificate just arrived). */
+  retryNow(): void {
+    if (this.stopped || this.stream !== null || this.retryTimer === null) return;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.attempt = 0;
+    this.connect();
+  }
+
   private connect(): void {
     if (this.stopped) return;
     const server = this.opts.servers[this.serverIndex];
     const Ads = this.protos.ads;
-    const client = new Ads(server, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
-      StreamAggregatedResources(): DiscoveryStream;
+    let credentials: grpc.ChannelCredentials;
+    let metadata: grpc.Metadata;
+    try {
+      credentials = this.opts.transport?.credentials() ?? grpc.credentials.createInsecure();
+      metadata = this.opts.transport?.metadata() ?? new grpc.Metadata();
+    } catch (err) {
+      this.opts.log.warn({ server, code: grpc.status.UNAVAILABLE, err: err instanceof Error ? err.message : String(err) }, 'xDS stream failed');
+      this.backOff();
+      return;
+    }
+    const client = new Ads(server, credentials, this.opts.transport?.channelOptions(server) ?? {}) as unknown as grpc.Client & {
+      StreamAggregatedResources(metadata: grpc.Metadata): DiscoveryStream;
     };
     this.client = client;
-    const stream = client.StreamAggregatedResources();
+    const stream = client.StreamAggregatedResources(metadata);
     this.stream = stream;
     this.sentNode = false;
     for (const s of this.types.values()) s.nonce = '';
@@ -210,7 +242,11 @@ export class XdsClient {
     this.connected = false;
     if (this.stopped) return;
     if (wasConnected) this.opts.log.warn({ server: this.opts.servers[this.serverIndex] }, 'xDS stream lost; serving the last applied config');
-    // Next address, and back off before going round again.
+    this.backOff();
+  }
+
+  /** Next address, and back off before going round again. */
+  private backOff(): void {
     this.serverIndex = (this.serverIndex + 1) % this.opts.servers.length;
     const initial = this.opts.initialBackoffMs ?? 500;
     const max = this.opts.maxBackoffMs ?? 30_000;

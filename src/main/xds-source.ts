@@ -8,6 +8,10 @@
 // With xds.mesh_identity, the sidecar's certificate is obtained from the control plane's
 // mesh CA and renewed (src/control/mesh-identity.ts, loaded only then); startup waits for
 // it, within the same initial_fetch_timeout_ms, so listeners that read its files find them.
+// With xds.tls, both speak TLS to a control plane verified by its SPIFFE ID and the
+// out-of-band roots, presenting the mesh certificate once there is one
+// (src/control/control-plane-tls.ts); the first certificate triggers a reconnect of a
+// stream that was refused for want of it.
 // Until Remora starts, the admin (and probes) port answer /live and /ready with the
 // reason for the wait (src/main/xds-waiting.ts); Remora's admin server takes them over.
 
@@ -22,6 +26,7 @@ import type { Logger } from '../core/log.js';
 import { TypeUrl } from '../xds/protos.js';
 import { XdsClient, type ResourceMaps, type ResourceRejection } from '../control/xds-client.js';
 import type { MeshIdentityClient } from '../control/mesh-identity.js';
+import { ControlPlaneTransport } from '../control/control-plane-tls.js';
 import { startRemora, type RunningRemora } from './remora.js';
 import { validateBootstrapBase } from '../config/bootstrap-base.js';
 import { formatErrors } from '../config/load.js';
@@ -61,6 +66,8 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
   // Created right after the waiting servers bind, before any request can be handled.
   let client!: XdsClient;
   let identity: MeshIdentityClient | null = null;
+  const transport = bootstrap.tls !== undefined ? new ControlPlaneTransport(bootstrap.tls, bootstrap.mesh_identity, log.child({ component: 'xds-tls' })) : undefined;
+  const tlsStatus = (): Record<string, unknown> => (transport !== undefined ? { tls: transport.status() } : {});
   const waiting = await XdsWaiting.start(
     checked.base,
     {
@@ -68,7 +75,7 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
       describe: () => ({
         phase: 'waiting_for_first_config',
         waiting_since: new Date(startedAt).toISOString(),
-        xds: { servers: bootstrap.servers, node: bootstrap.node, ...client.state(), last_error: lastError },
+        xds: { servers: bootstrap.servers, node: bootstrap.node, ...client.state(), last_error: lastError, ...tlsStatus() },
         ...(identity !== null ? { mesh_identity: identity.status() } : {}),
       }),
       metrics: () => {
@@ -118,7 +125,7 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
     };
 
     client = new XdsClient(
-      { servers: bootstrap.servers, node: bootstrap.node, log: tapStreamErrors(log, (e) => (lastError = e)) },
+      { servers: bootstrap.servers, node: bootstrap.node, log: tapStreamErrors(log, (e) => (lastError = e)), transport },
       {
         references(maps) {
           const routes = [...maps[TypeUrl.Listener].values()].flatMap((l) => referencedRoutes(l));
@@ -176,11 +183,15 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
 
     if (bootstrap.mesh_identity !== undefined) {
       const { MeshIdentityClient } = await import('../control/mesh-identity.js');
+      const conf = bootstrap.mesh_identity;
       identity = new MeshIdentityClient({
-        identity: bootstrap.mesh_identity,
+        // The out-of-band roots of xds.tls pin the CA too, unless trust_bundle_file is given.
+        identity: conf.trust_bundle_file === undefined && bootstrap.tls !== undefined ? { ...conf, trust_bundle_file: bootstrap.tls.ca_file } : conf,
         servers: bootstrap.servers,
         currentServer: () => client.state().server,
         log: log.child({ component: 'mesh-identity' }),
+        transport,
+        onIssued: () => client.retryNow(),
       });
       identity.start();
     }
@@ -231,7 +242,7 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
     try {
       remora = await startRemora(config, log, {
         describe: () => ({
-          xds: { ...client.state(), started_from: startedFrom, config_age_s: appliedAt > 0 ? Math.round((Date.now() - appliedAt) / 1000) : null },
+          xds: { ...client.state(), started_from: startedFrom, config_age_s: appliedAt > 0 ? Math.round((Date.now() - appliedAt) / 1000) : null, ...tlsStatus() },
           ...(identity !== null ? { mesh_identity: identity.status() } : {}),
         }),
         ...(identity !== null ? { identity: () => identity!.status() } : {}),

@@ -19,7 +19,9 @@
 // also through the sidecar's identity client reading a token_file; the counts come back
 // from the management API's GetMeshCaStats. With no authenticator every request is
 // refused; with --insecure-allow-any-identity any identity is issued, and logged as
-// insecure. `remora run` above authenticates with a bootstrap token (token_file).
+// insecure. `remora run` above authenticates with a bootstrap token (token_file). The
+// command line's CA and TLS flags, with their usage errors. (TLS on the control plane:
+// control-plane-tls.test.ts.)
 //
 // Everything on 127.0.0.1, port 0 (the control plane on a fixed free port so that it can
 // come back on it); processes ended by pid, temp directories removed.
@@ -564,4 +566,10 @@ t.test('remora control-plane: the CA flags', async (t) => {
   t.equal(both.status, 2, 'insecure with bootstrap tokens: usage error');
   const stray = run('--config-dir', '/nonexistent', '--ca-jwks', '/j');
   t.match(stray.stderr, /--ca-jwks needs --ca-dir/, 'CA flags need --ca-dir');
+  for (const flag of ['--tls', '--server-identity', '--xds-access']) t.ok(help.stdout.includes(flag), `--help names ${flag}`);
+  const tlsAlone = run('--config-dir', '/nonexistent', '--tls');
+  t.equal(tlsAlone.status, 2, '--tls without --ca-dir: usage error');
+  t.match(tlsAlone.stderr, /--tls needs --ca-dir/, 'it says so');
+  const noTls = run('--config-dir', '/nonexistent', '--ca-dir', '/nonexistent-ca', '--server-identity', 'spiffe://cluster.local/cp');
+  t.match(noTls.stderr, /--server-identity needs --tls/, '--server-identity needs --tls');
 });

@@ -8,7 +8,7 @@ import { FilterChainMatchSchema, FilterChainSchema, ListenerSchema, ListenerTlsS
 import { AccessLogSchema, AuthorizationSchema, RateLimitKeySchema, RateLimitSchema } from './listener.js';
 import { AdminSchema, DrainSchema, ProbesSchema, RootSchema, StatsSchema, WorkerLimitsSchema } from './root.js';
 import { DirectResponseSchema, RetryPolicySchema, RouteActionSchema, RouteMatchSchema, RouteSchema, VirtualHostSchema, WeightedClusterSchema } from './listener.js';
-import { MeshIdentitySchema, XdsNodeSchema, XdsSchema } from './root.js';
+import { MeshIdentitySchema, XdsNodeSchema, XdsSchema, XdsTlsSchema } from './root.js';
 import { CustomTagSchema, ListenerTracingSchema, OtlpExporterSchema, RouteTracingSchema, TracingSchema } from './tracing.js';
 
 export interface CatalogEntry {
@@ -24,6 +24,7 @@ export const CATALOG: readonly CatalogEntry[] = [
   { name: 'Xds', schema: XdsSchema, anchor: 'xds-bootstrap-xds' },
   { name: 'XdsNode', schema: XdsNodeSchema },
   { name: 'MeshIdentity', schema: MeshIdentitySchema },
+  { name: 'XdsTls', schema: XdsTlsSchema },
   { name: 'Probes', schema: ProbesSchema },
   { name: 'Drain', schema: DrainSchema },
   { name: 'WorkerLimits', schema: WorkerLimitsSchema },

@@ -76,6 +76,33 @@ export const MeshIdentitySchema = obj({
     { type: 'path', default: 'unset (pinned on first use)', check: notEmpty })),
 }, 'A certificate for this sidecar\'s SPIFFE identity from the control plane\'s mesh CA, written to files in `dir` and renewed before it expires (docs/mesh-ca.md).');
 
+export const XdsTlsSchema = obj({
+  ca_file: str('Roots the control plane\'s certificate must chain to, given out of band (PEM: the mesh CA\'s `ca.pem` from a ConfigMap or Secret), read at every connection. Also the pinned roots of `mesh_identity` when it has no `trust_bundle_file`.',
+    { type: 'path', check: notEmpty }),
+  server_spiffe_id: v.optional(str('The SPIFFE ID the control plane\'s certificate must carry (its URI SAN); host names are not checked.', {
+    type: 'SPIFFE ID',
+    default: '`spiffe://<trust domain of mesh_identity, else cluster.local>/ns/remora-system/sa/remora-control-plane`',
+    check: (s: string) => { const id = parseSpiffeId(s); return id.ok ? undefined : id.problem; },
+  })),
+  cert_file: v.optional(str('A client certificate (PEM chain) for mTLS, when the certificate comes from elsewhere than `mesh_identity` (SPIRE, cert-manager); with `mesh_identity` its `cert.pem` is used. Needs `key_file`.', { type: 'path', check: notEmpty })),
+  key_file: v.optional(str('The key of `cert_file`.', { type: 'path', check: notEmpty })),
+}, 'TLS to the control plane: the server verified by its SPIFFE ID and out-of-band roots; this sidecar\'s certificate presented once it has one (mTLS), its token before that.');
+
+/** The rules between xds.tls's fields and mesh_identity that the schema cannot say. */
+export function xdsTlsErrors(xds: { tls?: { cert_file?: string; key_file?: string }; mesh_identity?: unknown }): { path: string; message: string }[] {
+  const tls = xds.tls;
+  if (tls === undefined) return [];
+  const errors: { path: string; message: string }[] = [];
+  if ((tls.cert_file === undefined) !== (tls.key_file === undefined)) {
+    const [set, missing] = tls.cert_file === undefined ? ['key_file', 'cert_file'] : ['cert_file', 'key_file'];
+    errors.push({ path: `xds.tls.${set}`, message: `needs xds.tls.${missing}` });
+  }
+  if (tls.cert_file !== undefined && xds.mesh_identity !== undefined) {
+    errors.push({ path: 'xds.tls.cert_file', message: 'must not be set with xds.mesh_identity, whose certificate is presented' });
+  }
+  return errors;
+}
+
 export const XdsNodeSchema = obj({
   id: str('This sidecar\'s node id (shown by the control plane).', { check: notEmpty }),
   cluster: str('The node group: the reference control plane serves `<cluster>.yaml` from its directory.'),
@@ -91,4 +118,5 @@ export const XdsSchema = obj({
   persist_path: v.optional(str('The last applied config is saved here (temp file + rename) after every update.', { type: 'file path' })),
   initial_fetch_timeout_ms: v.optional(ms(0, 'At startup, after this long without a complete config from the control plane, Remora starts from `persist_path` if it holds a valid config (else it keeps waiting).'), 10_000),
   mesh_identity: v.optional(field(MeshIdentitySchema, 'A certificate for this sidecar\'s SPIFFE identity from the control plane\'s mesh CA (docs/mesh-ca.md).', { default: 'unset (none)' })),
+  tls: v.optional(field(XdsTlsSchema, 'Speak TLS to the control plane (for `remora control-plane --tls`): xDS and certificate requests then cross the network encrypted, to a verified server.', { default: 'unset (plaintext)' })),
 }, 'The `xds` block of a bootstrap file: listeners and clusters come from a control plane instead of the file.');
