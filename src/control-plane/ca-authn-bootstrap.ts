@@ -9,7 +9,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Logger } from '../core/log.js';
 import { parseSpiffeId } from '../core/spiffe.js';
-import { ReloadedFile } from './reloaded-file.js';
+import { fieldLines, ReloadedFile } from './reloaded-file.js';
 import { unauthenticated, type AuthnOutcome, type Authenticator } from './ca-authn.js';
 
 export interface BootstrapEntry {
@@ -21,11 +21,7 @@ export interface BootstrapEntry {
 export function parseBootstrapTokens(text: string, trustDomain: string): BootstrapEntry[] {
   const entries: BootstrapEntry[] = [];
   const problems: string[] = [];
-  text.split(/\r?\n/).forEach((raw, i) => {
-    const line = raw.replace(/#.*$/, '').trim();
-    if (line === '') return;
-    const fields = line.split(/\s+/);
-    const where = `line ${i + 1}`;
+  fieldLines(text, (fields, where) => {
     if (fields.length !== 2) return void problems.push(`${where}: expected "<spiffe-id> <sha256-hex-of-token>", saw ${fields.length} field(s)`);
     const [identity, hex] = fields;
     const id = parseSpiffeId(identity);

@@ -41,6 +41,7 @@ export function nodeMessage(n: NodeStatus): Record<string, unknown> {
     group: n.group ?? '',
     connected_since: timestamp(n.connectedSince),
     peer: n.peer,
+    principal: n.principal ?? '',
     stream_id: n.streamId,
     types: n.types.map((t) => ({
       type_url: t.typeUrl,

@@ -1,11 +1,11 @@
-// A small file the mesh CA's authenticators read (a JWKS, the bootstrap tokens), parsed
+// A small file the control plane reads (a JWKS, the bootstrap tokens, --xds-access), parsed
 // once and parsed again when it changes. Each current() stats the file (following
 // symlinks, so a Kubernetes ConfigMap or Secret mount's `..data` swap counts as a
 // change); a change of inode, size, mtime or ctime re-reads it. Certificate requests are
 // rare, so a stat per request costs nothing that matters, and a rotated file applies to
 // the very next request. A file that becomes unreadable or invalid keeps the last good
 // content (logged at error, once per change); the first read throws instead, so that a
-// bad file stops the start.
+// bad file stops the start. fieldLines() reads the line-per-entry formats.
 
 import { readFileSync, statSync, type Stats } from 'node:fs';
 import type { Logger } from '../core/log.js';
@@ -62,6 +62,15 @@ export class ReloadedFile<T> {
       `${this.what} file cannot be read or is invalid: the last good content stays in use`,
     );
   }
+}
+
+/** The lines of a small config file as whitespace-separated fields, with `where` ("line
+ *  N") for error messages; '#' starts a comment, blank lines are skipped. */
+export function fieldLines(text: string, each: (fields: string[], where: string) => void): void {
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.replace(/#.*$/, '').trim();
+    if (line !== '') each(line.split(/\s+/), `line ${i + 1}`);
+  });
 }
 
 function signatureOf(st: Stats): string {

@@ -11,7 +11,7 @@
 
 import type { Logger } from '../core/log.js';
 import { parseSpiffeId } from '../core/spiffe.js';
-import { ReloadedFile } from './reloaded-file.js';
+import { fieldLines, ReloadedFile } from './reloaded-file.js';
 import { DEFAULT_GROUP } from './snapshots.js';
 
 /** Any identity of the trust domain, in an access file line. */
@@ -21,11 +21,7 @@ const ANY = '*';
 export function parseXdsAccess(text: string, trustDomain: string): Map<string, Set<string>> {
   const byGroup = new Map<string, Set<string>>();
   const problems: string[] = [];
-  text.split(/\r?\n/).forEach((raw, i) => {
-    const line = raw.replace(/#.*$/, '').trim();
-    if (line === '') return;
-    const fields = line.split(/\s+/);
-    const where = `line ${i + 1}`;
+  fieldLines(text, (fields, where) => {
     if (fields.length !== 2) return void problems.push(`${where}: expected "<group> <spiffe-id>" (or "<group> *"), saw ${fields.length} field(s)`);
     const [group, identity] = fields;
     if (identity !== ANY) {

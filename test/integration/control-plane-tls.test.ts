@@ -22,7 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
-import { startControlPlane, type ControlPlaneOptions, type RunningControlPlane } from '../../src/control-plane/server.js';
+import { nodeMessage, startControlPlane, type ControlPlaneOptions, type RunningControlPlane } from '../../src/control-plane/server.js';
 import { ControlPlaneTransport } from '../../src/control/control-plane-tls.js';
 import { MeshIdentityClient } from '../../src/control/mesh-identity.js';
 import { uriSans } from '../../src/control/mesh-pki.js';
@@ -138,6 +138,7 @@ t.test('a sidecar over TLS: verified control plane, its own group only, renewal 
   t.equal(nodes.length, 1, 'one ADS stream');
   t.equal(nodes[0]?.group, 'frontend');
   t.match(String(nodes[0]?.principal), /^(system:serviceaccount:web:frontend|certificate )/, `the stream's caller is known (${String(nodes[0]?.principal)})`);
+  t.equal(nodes[0] && nodeMessage(nodes[0]).principal, nodes[0]?.principal, 'ListNodes carries it');
   const dump = async () => JSON.parse((await admin(sidecar.adminPort, '/config_dump')).text) as {
     xds: { tls?: { server_spiffe_id: string; client_credential: string } };
     mesh_identity?: { serial: string; trust_source: string; last_renewal_at: string };

@@ -1,6 +1,6 @@
 // The mesh CA end to end: the reference control plane with --ca-dir (in process, its
 // minimum validity lowered to 5 s, a test-only option) and the sidecar's identity client
-// asking for 20-second certificates renewed at half-life. The files appear with the
+// asking for 10-second certificates renewed at half-life. The files appear with the
 // identity and pass `openssl verify`; a renewal writes a new certificate (new serial)
 // before the old one expires; with the control plane stopped the files stay, retries are
 // logged, a warning comes below 20 % of the lifetime and an error at expiry, and after a
@@ -118,11 +118,12 @@ t.test('identity client: issue, renew, outage (files stay, retries, warning, exp
   let cp: RunningControlPlane | null = await controlPlane(groups, caDir, port, cpLog.log);
   const idLog = capture();
   const opts = {
-    identity: { spiffe_id: ID, dir: idDir, lifetime_seconds: 20, renew_fraction: 0.5 },
+    identity: { spiffe_id: ID, dir: idDir, lifetime_seconds: 10, renew_fraction: 0.5 },
     servers: [`127.0.0.1:${port}`],
     log: idLog.log,
+    // Retries at most 0.4 s apart: each warning threshold (20, 10, 5 % left of 11 s) sees one.
     initialBackoffMs: 200,
-    maxBackoffMs: 1000,
+    maxBackoffMs: 400,
   };
   let client = new MeshIdentityClient(opts);
   t.teardown(async () => {
@@ -140,7 +141,7 @@ t.test('identity client: issue, renew, outage (files stay, retries, warning, exp
   t.equal((statSync(join(idDir, 'key.pem')).mode & 0o777).toString(8), '600', 'key.pem mode');
   t.equal((statSync(join(caDir, 'ca.key')).mode & 0o777).toString(8), '600', 'the generated ca.key mode');
   const span = Date.parse(first.validTo) - Date.parse(first.validFrom);
-  t.ok(span >= 20_000 && span <= 24_000, `lifetime about 20 s plus the backdate: saw ${span} ms`);
+  t.ok(span >= 10_000 && span <= 12_000, `lifetime about 10 s plus the backdate: saw ${span} ms`);
   let st = client.status();
   t.equal(st.serial, first.serialNumber, 'status: serial');
   t.equal(st.source, 'issued', 'status: source');
@@ -219,7 +220,7 @@ t.test('remora run with xds.mesh_identity', async (t) => {
       node: { id: 'sidecar-1', cluster: 'web' },
       persist_path: join(dir, 'last-config.json'),
       initial_fetch_timeout_ms: timeoutMs,
-      mesh_identity: { spiffe_id: ID, dir: idDir, lifetime_seconds: 20, renew_fraction: 0.5, token_file: join(dir, 'token') },
+      mesh_identity: { spiffe_id: ID, dir: idDir, lifetime_seconds: 10, renew_fraction: 0.5, token_file: join(dir, 'token') },
     },
   });
   let sidecar = await startRemora(bootstrap(10_000));
@@ -292,7 +293,7 @@ t.test('an mTLS listener on the mesh identity files: callers verified by the mes
       servers: [`127.0.0.1:${port}`],
       node: { id: 'sidecar-mtls', cluster: 'web' },
       initial_fetch_timeout_ms: 10_000,
-      mesh_identity: { spiffe_id: ID, dir: idDir, lifetime_seconds: 20, renew_fraction: 0.5 },
+      mesh_identity: { spiffe_id: ID, dir: idDir, lifetime_seconds: 10, renew_fraction: 0.5 },
     },
   });
   // A caller with a certificate from the same mesh CA (signed here with its key).

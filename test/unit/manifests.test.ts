@@ -602,7 +602,7 @@ t.test('Jobs: classic ends Remora with /quitquitquit, native needs nothing', asy
   }
 });
 
-t.test('control plane: a disruption budget and a network policy for its replicas', async (t) => {
+t.test('control plane: a disruption budget, a network policy and TLS for its replicas', async (t) => {
   const deployment = find('Deployment', 'remora-control-plane', 'control-plane').obj;
   const podLabels = deployment.spec!.template!.metadata?.labels ?? {};
   const replicas = Number(deployment.spec!.replicas);
@@ -617,6 +617,11 @@ t.test('control plane: a disruption budget and a network policy for its replicas
   const xds = deployment.spec!.template!.spec.containers[0].ports?.find((p) => p.name === 'xds')?.containerPort;
   t.same(np.ingress.flatMap((r) => r.ports.map((p) => p.port)), [xds], 'only the xDS/CA port is open');
   t.ok(np.ingress.every((r) => r.from.length > 0 && r.from.every((f) => f.namespaceSelector !== undefined)), 'only from selected namespaces');
+  const args = deployment.spec!.template!.spec.containers[0].args ?? [];
+  t.ok(args.includes('--tls') && args.includes('--ca-dir'), `ADS and the CA over TLS, from the mesh CA (args: ${args.join(' ')})`);
+  t.notOk(args.includes('--insecure-allow-any-identity'), 'never the insecure CA mode');
+  const sid = args[args.indexOf('--server-identity') + 1];
+  t.match(sid, /^spiffe:\/\/cluster\.local\/ns\/[a-z0-9-]+\/sa\/[a-z0-9-]+$/, `a server identity sidecars can verify (${sid})`);
 });
 
 t.test('Dockerfile: the image the manifests run', async (t) => {
