@@ -18,8 +18,8 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../core/log.js';
 import { loadXdsProtos, TypeUrl, type AnyMessage, type ProtoObject } from '../xds/protos.js';
 
-/** The four resource types, in the order a control plane is asked for them. */
-export const RESOURCE_TYPES = [TypeUrl.Listener, TypeUrl.Cluster, TypeUrl.RouteConfiguration, TypeUrl.ClusterLoadAssignment] as const;
+/** The resource types, in the order a control plane is asked for them. */
+export const RESOURCE_TYPES = [TypeUrl.Listener, TypeUrl.Cluster, TypeUrl.RouteConfiguration, TypeUrl.ClusterLoadAssignment, TypeUrl.Secret] as const;
 export type ResourceType = (typeof RESOURCE_TYPES)[number];
 
 export interface XdsNode {
@@ -64,8 +64,8 @@ export interface ResourceRejection {
 
 /** What the caller decides for the resources accepted so far. */
 export interface XdsSink {
-  /** Names of RDS route configs and EDS clusters the set references. */
-  references(maps: ResourceMaps): { routes: readonly string[]; endpoints: readonly string[] };
+  /** Names of RDS route configs, EDS clusters and SDS secrets the set references. */
+  references(maps: ResourceMaps): { routes: readonly string[]; endpoints: readonly string[]; secrets: readonly string[] };
   /** The problems of a set, by resource ([] when it can be applied). Applies nothing. */
   check(maps: ResourceMaps): ResourceRejection[];
   /** Applies a set that check() passed (what of it is complete: warming resources wait
@@ -491,13 +491,14 @@ export class XdsClient {
     if (o.stream === this.stream) this.send(o.typeUrl, s.acceptedVersion, o.nonce, message);
   }
 
-  /** Subscriptions follow what is accepted: the RouteConfigurations and
-   *  ClusterLoadAssignments that accepted listeners and clusters reference (a rejected
+  /** Subscriptions follow what is accepted: the RouteConfigurations,
+   *  ClusterLoadAssignments and Secrets that accepted listeners and clusters reference (a rejected
    *  resource's references are not asked for); ones no longer referenced are dropped. */
   private follow(): void {
     const refs = this.sink.references(this.currentMaps());
     this.subscribe(TypeUrl.RouteConfiguration, refs.routes);
     this.subscribe(TypeUrl.ClusterLoadAssignment, refs.endpoints);
+    this.subscribe(TypeUrl.Secret, refs.secrets);
   }
 
   /** Changes the RDS/EDS names asked for; a new request goes out when they changed, and

@@ -16,9 +16,12 @@
 // reason for the wait (src/main/xds-waiting.ts); Remora's admin server takes them over.
 
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { busyListenerPorts, heldPorts } from './ports.js';
 import { uwsCodecErrors } from '../uws/uws.js';
-import { edsClusters, missingResources, referencedRoutes, type XdsResourceSet } from '../xds/resources.js';
+import { edsClusters, missingResources, referencedRoutes, secretNames, type XdsResourceSet } from '../xds/resources.js';
+import { writeSecretFiles } from '../xds/sds.js';
 import { formatRejection, translateXds, type XdsRejection } from '../xds/translate.js';
 import { validateConfig } from '../config/validate.js';
 import type { RemoraConfig, XdsBootstrap } from '../config/types.js';
@@ -114,7 +117,10 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
       routes: maps[TypeUrl.RouteConfiguration],
       clusters: maps[TypeUrl.Cluster],
       endpoints: maps[TypeUrl.ClusterLoadAssignment],
+      secrets: maps[TypeUrl.Secret],
     });
+    const sdsDir = bootstrap.sds_dir ?? defaultSdsDir(bootstrap);
+    const translateOpts = { ads: true, sdsDir };
     const rejection = (e: XdsRejection): ResourceRejection => ({ typeUrl: e.typeUrl, name: e.name, text: formatRejection(e) });
     /** A problem found at a config path (`listeners[2].codec`): that listener's resource. */
     const atListener = (config: RemoraConfig, path: string, message: string): ResourceRejection => {
@@ -129,17 +135,25 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
       {
         references(maps) {
           const routes = [...maps[TypeUrl.Listener].values()].flatMap((l) => referencedRoutes(l));
-          return { routes, endpoints: edsClusters(maps[TypeUrl.Cluster].values()) };
+          return { routes, endpoints: edsClusters(maps[TypeUrl.Cluster].values()), secrets: secretNames(toSet(maps)) };
         },
         check(maps) {
-          const result = translateXds(base, toSet(maps), { ads: true });
+          const result = translateXds(base, toSet(maps), translateOpts);
           if (!result.ok) return result.errors.map(rejection);
           return uwsCodecErrors(result.config.listeners).map((e) => atListener(result.config, e.path, e.message));
         },
         async apply(maps) {
           const set = toSet(maps);
-          const result = translateXds(base, set, { ads: true });
+          const result = translateXds(base, set, translateOpts);
           if (!result.ok) return result.errors.map(rejection);
+          // Secrets' certificates to their files first: a new config reads them, a running
+          // one rotates to them (the files are watched).
+          try {
+            const written = writeSecretFiles(sdsDir, set.secrets ?? new Map());
+            if (written.length > 0) log.info({ dir: sdsDir, files: written.length }, 'SDS secrets written');
+          } catch (err) {
+            return [{ typeUrl: TypeUrl.Secret, name: '', text: `cannot write the secrets under xds.sds_dir ${sdsDir}: ${err instanceof Error ? err.message : String(err)}` }];
+          }
           let config = result.config;
           // Apply, then ACK: a listener on a port another process holds is NACKed by name
           // before anything is applied (workers bind with SO_REUSEPORT and would share it).
@@ -151,10 +165,13 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
             // The first config: at least one listener, and nothing referenced missing
             // (every listener has its routes, every EDS cluster its endpoints).
             const missing = missingResources(set);
-            if (config.listeners.length === 0 || missing.routes.length > 0 || missing.endpoints.length > 0) {
-              waitingFor = config.listeners.length === 0 && set.listeners.size === 0
-                ? 'no listener yet'
-                : `waiting for ${[...missing.routes.map((n) => `RouteConfiguration "${n}"`), ...missing.endpoints.map((n) => `ClusterLoadAssignment "${n}"`)].join(', ') || 'a listener'}`;
+            if (config.listeners.length === 0 || missing.routes.length > 0 || missing.endpoints.length > 0 || missing.secrets.length > 0) {
+              const names = [
+                ...missing.routes.map((n) => `RouteConfiguration "${n}"`),
+                ...missing.endpoints.map((n) => `ClusterLoadAssignment "${n}"`),
+                ...missing.secrets.map((n) => `Secret "${n}"`),
+              ];
+              waitingFor = config.listeners.length === 0 && set.listeners.size === 0 ? 'no listener yet' : `waiting for ${names.join(', ') || 'a listener'}`;
               log.info({ waitingFor }, 'xDS resources accepted; not serving yet');
               return [];
             }
@@ -304,6 +321,13 @@ function keepWarmingAsApplied(config: RemoraConfig, warming: { readonly listener
  *  resources still warming): nothing to reload. */
 function sameResources(a: RemoraConfig, b: RemoraConfig): boolean {
   return JSON.stringify(a.listeners) === JSON.stringify(b.listeners) && JSON.stringify(a.clusters) === JSON.stringify(b.clusters);
+}
+
+/** Where Secrets' files go without xds.sds_dir: next to persist_path (so that a config
+ *  persisted and started from names files that are still there), else a directory of
+ *  this process under the temp directory. */
+function defaultSdsDir(bootstrap: XdsBootstrap): string {
+  return bootstrap.persist_path !== undefined ? `${bootstrap.persist_path}.sds` : join(tmpdir(), `remora-sds-${process.pid}`);
 }
 
 function persist(bootstrap: XdsBootstrap, config: RemoraConfig, log: Logger): void {

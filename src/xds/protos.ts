@@ -26,6 +26,8 @@ export const TypeUrl = {
   RbacPerRoute: 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute',
   DownstreamTlsContext: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
   UpstreamTlsContext: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+  /** SDS: a certificate and key, or a validation context, delivered over ADS. */
+  Secret: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret',
   /** A cluster's upstream HTTP version and options (typed_extension_protocol_options). */
   HttpProtocolOptions: 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
   /** The retry host predicate `envoy.retry_host_predicates.previous_hosts` (no fields). */

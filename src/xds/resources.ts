@@ -1,6 +1,6 @@
-// Readers of a set of decoded xDS resources: which RouteConfigurations (RDS) and
-// ClusterLoadAssignments (EDS) the listeners and clusters reference, and which of them
-// the set still lacks. The ADS client subscribes to those names (src/main/xds-source.ts)
+// Readers of a set of decoded xDS resources: which RouteConfigurations (RDS),
+// ClusterLoadAssignments (EDS) and Secrets (SDS over ADS) the listeners and clusters
+// reference, and which of them the set still lacks. The ADS client subscribes to those names (src/main/xds-source.ts)
 // and a set is applied only when nothing is missing (make before break); the
 // translation (src/xds/translate.ts) uses the same readers for its warming rules.
 
@@ -15,12 +15,15 @@ export interface XdsResourceSet {
   readonly clusters: ReadonlyMap<string, ProtoObject>;
   /** ClusterLoadAssignment by cluster_name. */
   readonly endpoints: ReadonlyMap<string, ProtoObject>;
+  /** Secret by name (SDS over ADS); absent = none received. */
+  readonly secrets?: ReadonlyMap<string, ProtoObject>;
 }
 
-/** RDS and EDS names referenced by the set but not (yet) in it. */
+/** RDS, EDS and SDS names referenced by the set but not (yet) in it. */
 export interface MissingResources {
   readonly routes: string[];
   readonly endpoints: string[];
+  readonly secrets: string[];
 }
 
 /** RDS route config names a listener references (its HttpConnectionManager's `rds`),
@@ -65,10 +68,56 @@ export function edsClusters(clusters: Iterable<ProtoObject>): string[] {
   return names;
 }
 
-/** What the set references but lacks. A caller applies a set only when both lists are
+/** The transport sockets of a listener (each filter chain's and the default chain's) or
+ *  of a cluster (its own, or the one an upstream PROXY protocol socket wraps). */
+function transportSockets(resource: ProtoObject): unknown[] {
+  const chains = [...asArr(resource.filter_chains), resource.default_filter_chain];
+  const sockets = chains.map((c) => asObj(c)?.transport_socket);
+  const own = asObj(resource.transport_socket);
+  if (own !== undefined) sockets.push(own);
+  return sockets;
+}
+
+/** The Secret names a listener's or cluster's TLS contexts fetch over ADS
+ *  (`*_sds_secret_config(s)` whose `sds_config` is `ads`). Undecodable ones name nothing. */
+export function referencedSecrets(resource: ProtoObject): string[] {
+  const names: string[] = [];
+  const add = (cfg: unknown): void => {
+    const c = asObj(cfg);
+    const name = asStr(c?.name);
+    if (name !== undefined && name !== '' && asObj(c?.sds_config)?.ads !== undefined && !names.includes(name)) names.push(name);
+  };
+  const protos = loadXdsProtos();
+  const pending = transportSockets(resource);
+  while (pending.length > 0) {
+    const tc = asObj(asObj(pending.pop())?.typed_config);
+    if (tc === undefined || !(tc.value instanceof Uint8Array)) continue;
+    let msg: ProtoObject;
+    try {
+      msg = protos.decodeAny({ type_url: String(tc.type_url), value: tc.value }).message;
+    } catch {
+      continue; // translateXds rejects it
+    }
+    if (tc.type_url === TypeUrl.UpstreamProxyProtocol) pending.push(msg.transport_socket);
+    const common = asObj(msg.common_tls_context);
+    if (common === undefined) continue;
+    for (const cfg of asArr(common.tls_certificate_sds_secret_configs)) add(cfg);
+    add(common.validation_context_sds_secret_config);
+    add(asObj(common.combined_validation_context)?.validation_context_sds_secret_config);
+  }
+  return names;
+}
+
+/** The Secret names of every listener and cluster of the set (see referencedSecrets). */
+export function secretNames(set: Pick<XdsResourceSet, 'listeners' | 'clusters'>): string[] {
+  return [...new Set([...set.listeners.values(), ...set.clusters.values()].flatMap((r) => referencedSecrets(r)))];
+}
+
+/** What the set references but lacks. A caller applies a set only when the lists are
  *  empty (make before break: a new listener or cluster waits for what it references). */
 export function missingResources(set: XdsResourceSet): MissingResources {
   const routes = [...set.listeners.values()].flatMap((l) => referencedRoutes(l)).filter((n) => !set.routes.has(n));
   const endpoints = edsClusters(set.clusters.values()).filter((n) => !set.endpoints.has(n));
-  return { routes: [...new Set(routes)], endpoints };
+  const secrets = secretNames(set).filter((n) => set.secrets?.has(n) !== true);
+  return { routes: [...new Set(routes)], endpoints, secrets };
 }

@@ -6,6 +6,7 @@
 
 import { REMORA_METADATA } from './names.js';
 import { loadXdsProtos } from './protos.js';
+import type { SdsSource } from './sds.js';
 import { asNum, asObj, asStr, fromStruct, isObj, isSet, type Obj } from './read.js';
 
 /** One rejected field. `message` says what is wrong; `formatRejection` adds where. */
@@ -58,8 +59,20 @@ export class Ctx {
   readonly errors: XdsRejection[] = [];
   /** The first OpenTelemetry tracing provider an HttpConnectionManager names. */
   tracingProvider: TracingProvider | null = null;
+  /** Resources (`<type URL> <name>`) that name a Secret not received yet: they warm. */
+  readonly waitingForSecrets = new Set<string>();
   private readonly seen = new Set<string>();
   readonly protos = loadXdsProtos();
+
+  /** The Secrets received and where their files go (null: no SDS, every Secret missing). */
+  constructor(readonly sds: SdsSource | null = null) {}
+
+  /** The Secret `name`, or undefined when not received (the resource of `loc` then waits). */
+  secret(name: string, loc: Loc): Obj | undefined {
+    const s = this.sds?.secrets.get(name);
+    if (s === undefined) this.waitingForSecrets.add(`${loc.typeUrl} ${loc.name}`);
+    return s;
+  }
 
   reject(loc: Loc, message: string): void {
     const r: XdsRejection = { typeUrl: loc.typeUrl, name: loc.name, path: loc.path, message };

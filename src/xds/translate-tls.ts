@@ -2,8 +2,9 @@
 // `transport_socket` with a DownstreamTlsContext becomes the listener's `tls`, a cluster's
 // with an UpstreamTlsContext the cluster's `tls`, and the HttpConnectionManager's
 // forward_client_cert_details its XFCC mode. Remora reads certificates from files and
-// watches them, so only `filename` data sources are accepted: inline data, SDS and
-// certificate providers are rejected with their path, as is every TLS knob Remora does
+// watches them, so only `filename` data sources are accepted, and Secrets over ADS
+// (translate-secret.ts: their inline data is written to files); inline data in the
+// context itself and certificate providers are rejected with their path, as is every TLS knob Remora does
 // not have (cipher suites, session tickets, OCSP, CRLs, …). `alpn_protocols` is accepted
 // where Remora's own ALPN offer (from the listener's codec_type or the cluster's
 // protocol, which the caller reads after TLS) honours it. docs/xds.md has the table;
@@ -15,6 +16,7 @@ import { asArr, asObj, asStr, isSet, wrappedBool, type Obj } from './read.js';
 import { sub, type Ctx, type Loc } from './translate-context.js';
 import { Fields } from './translate-fields.js';
 import type { UpstreamProtocol } from './translate-protocol.js';
+import { sdsCertificate, sdsValidation } from './translate-secret.js';
 
 type CodecType = keyof typeof LISTENER_ALPN;
 
@@ -34,12 +36,14 @@ export interface Alpn {
 }
 
 const FILES_ONLY = 'only filename data sources are supported (Remora reads and watches the files)';
-const NO_SDS = 'SDS and certificate providers are not supported: Remora reads certificates from files (filename data sources) and watches them';
+const NO_SDS = 'certificate providers are not supported: Remora reads certificates from files (filename data sources, or Secrets over ADS) and watches them';
 const EXACT_ONLY = 'only exact matches are supported';
-/** CommonTlsContext fields that fetch or produce certificates instead of naming files. */
-const COMMON_SDS = ['tls_certificate_sds_secret_configs', 'tls_certificate_provider_instance', 'tls_certificate_certificate_provider',
-  'tls_certificate_certificate_provider_instance', 'validation_context_sds_secret_config', 'combined_validation_context',
-  'validation_context_certificate_provider', 'validation_context_certificate_provider_instance'];
+/** CommonTlsContext fields that produce certificates instead of naming files or Secrets. */
+const PROVIDERS = ['tls_certificate_provider_instance', 'tls_certificate_certificate_provider',
+  'tls_certificate_certificate_provider_instance', 'validation_context_certificate_provider', 'validation_context_certificate_provider_instance'];
+/** CommonTlsContext fields that take certificates from Secrets (SDS over ADS, translate-secret.ts). */
+const SDS = ['tls_certificate_sds_secret_configs', 'validation_context_sds_secret_config', 'combined_validation_context'];
+const COMMON_SDS = [...PROVIDERS, ...SDS];
 const VERSIONS: Readonly<Record<string, string>> = { TLSv1_2: 'TLSv1.2', TLSv1_3: 'TLSv1.3' };
 const XFCC_FORBIDDEN = ['cert', 'chain'];
 const SAN_MATCHERS = ['match_typed_subject_alt_names', 'match_subject_alt_names'];
@@ -187,13 +191,18 @@ function tlsContext(ctx: Ctx, v: unknown, loc: Loc, typeUrl: string): [Obj, Loc]
 /** common_tls_context → cert_file, key_file, ca_file and min_version in `part.raw`; returns
  *  the validation context, whose SAN matchers are the caller's (alpn_protocols too). */
 function commonTlsContext(ctx: Ctx, c: Obj, loc: Loc, part: TlsPart): Obj | undefined {
-  for (const k of COMMON_SDS) if (isSet(c[k])) ctx.reject(sub(loc, k), NO_SDS);
+  for (const k of PROVIDERS) if (isSet(c[k])) ctx.reject(sub(loc, k), NO_SDS);
   ctx.only(c, loc, ['tls_params', 'tls_certificates', 'validation_context', 'alpn_protocols', ...COMMON_SDS]);
   const params = asObj(c.tls_params);
   if (params !== undefined) tlsParams(ctx, params, sub(loc, 'tls_params'), part);
 
   const certs = asArr(c.tls_certificates);
-  if (certs.length > 1) ctx.reject(sub(loc, 'tls_certificates[1]'), 'Remora uses one certificate (tls_certificates[0])');
+  const sdsCerts = asArr(c.tls_certificate_sds_secret_configs);
+  if (certs.length + sdsCerts.length > 1) {
+    const extra = certs.length > 1 || sdsCerts.length === 0 ? 'tls_certificates[1]' : sdsCerts.length > 1 ? 'tls_certificate_sds_secret_configs[1]' : 'tls_certificate_sds_secret_configs[0]';
+    ctx.reject(sub(loc, extra), 'Remora uses one certificate (tls_certificates or tls_certificate_sds_secret_configs, one entry)');
+  }
+  if (sdsCerts.length > 0) sdsCertificate(ctx, sdsCerts[0], sub(loc, 'tls_certificate_sds_secret_configs[0]'), part);
   const cert = asObj(certs[0]);
   if (cert !== undefined) {
     const cl = sub(loc, 'tls_certificates[0]');
@@ -201,6 +210,8 @@ function commonTlsContext(ctx: Ctx, c: Obj, loc: Loc, part: TlsPart): Obj | unde
     fileField(ctx, cert.certificate_chain, sub(cl, 'certificate_chain'), 'cert_file', part);
     fileField(ctx, cert.private_key, sub(cl, 'private_key'), 'key_file', part);
   }
+  const fromSecret = sdsValidationContext(ctx, c, loc, part);
+  if (fromSecret !== null) return fromSecret;
 
   const vc = asObj(c.validation_context);
   if (vc === undefined) return undefined;
@@ -227,6 +238,28 @@ function tlsParams(ctx: Ctx, p: Obj, loc: Loc, part: TlsPart): void {
   if (max !== undefined && max !== 'TLS_AUTO' && max !== 'TLSv1_3') {
     ctx.reject(sub(loc, 'tls_maximum_protocol_version'), `${max} is not supported: Remora allows up to TLS 1.3 (TLSv1_3 or unset)`);
   }
+}
+
+/** validation_context_sds_secret_config, or combined_validation_context (its default
+ *  validation context plus a Secret's CA) → ca_file; the validation context to read SAN
+ *  matchers from, undefined when rejected, null when the context names no Secret. */
+function sdsValidationContext(ctx: Ctx, c: Obj, loc: Loc, part: TlsPart): Obj | undefined | null {
+  const combined = asObj(c.combined_validation_context);
+  const direct = c.validation_context_sds_secret_config;
+  const set = [isSet(c.validation_context) && 'validation_context', isSet(direct) && 'validation_context_sds_secret_config', combined !== undefined && 'combined_validation_context'].filter(Boolean);
+  if (set.length > 1) ctx.reject(sub(loc, String(set[1])), `is set with ${String(set[0])}: one validation context`);
+  if (isSet(direct)) return sdsValidation(ctx, direct, sub(loc, 'validation_context_sds_secret_config'), part);
+  if (combined === undefined) return null;
+  const cl = sub(loc, 'combined_validation_context');
+  ctx.only(combined, cl, ['default_validation_context', 'validation_context_sds_secret_config']);
+  const defaults = asObj(combined.default_validation_context) ?? {};
+  const dl = sub(cl, 'default_validation_context');
+  ctx.only(defaults, dl, SAN_MATCHERS);
+  if (!isSet(combined.validation_context_sds_secret_config)) {
+    ctx.reject(sub(cl, 'validation_context_sds_secret_config'), 'is required');
+    return undefined;
+  }
+  return sdsValidation(ctx, combined.validation_context_sds_secret_config, sub(cl, 'validation_context_sds_secret_config'), part, defaults);
 }
 
 /** A DataSource that must name a file → `part.raw[key]`. */

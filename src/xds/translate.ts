@@ -25,13 +25,14 @@ import { checkName, Ctx, formatRejection, root, sub, type XdsRejection } from '.
 import { translateEndpoints, type EndpointsPart } from './translate-endpoints.js';
 import { addMarks, Fields, type Mark } from './translate-fields.js';
 import { translateListener } from './translate-listener.js';
+import { checkSecret } from './translate-secret.js';
 import { bootstrapBaseFields } from '../config/bootstrap-base.js';
 import { attachRoutes, translateRouteConfig, type RoutePart } from './translate-route.js';
 
 export { formatRejection, type XdsRejection } from './translate-context.js';
 
 /** `warming`: listeners and clusters left out of `config` because what they reference
- *  has not arrived (a RouteConfiguration, a ClusterLoadAssignment). */
+ *  has not arrived (a RouteConfiguration, a ClusterLoadAssignment, a Secret). */
 export type XdsTranslateResult =
   | { ok: true; config: RemoraConfig; warming: { readonly listeners: readonly string[]; readonly clusters: readonly string[] } }
   | { ok: false; errors: XdsRejection[] };
@@ -46,6 +47,9 @@ export interface XdsTranslateOptions {
    * translation tests use) an unknown cluster is a rejection, as in a file.
    */
   readonly ads?: boolean;
+  /** Where Secrets' inline certificates are written (xds.sds_dir; src/xds/sds.ts): the
+   *  paths the translated `tls` blocks name. Default: none (only file-based Secrets). */
+  readonly sdsDir?: string;
 }
 
 /** Validation-only stand-ins for what is still warming (never in a returned config). */
@@ -67,7 +71,9 @@ const PLACEHOLDER_LISTENER = { name: 'remora.no-listener-yet', address: '127.0.0
  */
 export function translateXds(base: Record<string, unknown>, set: XdsResourceSet, opts: XdsTranslateOptions = {}): XdsTranslateResult {
   const ads = opts.ads === true;
-  const ctx = new Ctx();
+  const secrets = set.secrets ?? new Map<string, Obj>();
+  const ctx = new Ctx({ secrets, dir: opts.sdsDir ?? '' });
+  for (const [key, secret] of secrets) checkSecret(ctx, key, secret);
   const listeners = [...set.listeners].flatMap(([key, l]) => translateListener(ctx, key, l) ?? []);
   const routeConfigs = new Map<string, RoutePart>();
   for (const [key, rc] of set.routes) {
@@ -101,7 +107,9 @@ export function translateXds(base: Record<string, unknown>, set: XdsResourceSet,
     }
     return out.raw;
   });
+  for (const c of clusters) if (ctx.waitingForSecrets.has(`${TypeUrl.Cluster} ${c.name}`)) waitingClusters.add(c.name);
   const waitingListeners = new Set<string>();
+  for (const l of listeners) if (ctx.waitingForSecrets.has(`${TypeUrl.Listener} ${l.name}`)) waitingListeners.add(l.name);
   const rawListeners = listeners.map((l, i) => {
     const out = new Fields({ ...l.raw }, marks, `listeners[${i}]`);
     addMarks(marks, out.at, l.marks);

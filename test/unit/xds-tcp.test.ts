@@ -65,7 +65,7 @@ t.test('round trip: TCP listeners, upgrades and send_proxy_protocol come back un
     for (const eds of [true, false]) {
       const config = valid(raw);
       const set = overTheWire(config, eds);
-      t.same(missingResources(set), { routes: [], endpoints: [] }, `${name} (eds ${eds}): nothing missing`);
+      t.same(missingResources(set), { routes: [], endpoints: [], secrets: [] }, `${name} (eds ${eds}): nothing missing`);
       const back = translateXds(baseOf(config), set);
       t.same(errorsOf(back), [], `${name} (eds ${eds}): no rejections`);
       if (back.ok) t.strictSame(back.config, config, `${name} (eds ${eds}): same config`);

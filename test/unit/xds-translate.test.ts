@@ -310,7 +310,7 @@ t.test('round trip: Remora → xDS → Remora gives the same config', async (t) 
     for (const eds of [true, false]) {
       const config = valid(raw);
       const set = overTheWire(config, eds);
-      t.same(missingResources(set), { routes: [], endpoints: [] }, `${name} (eds ${eds}): nothing missing`);
+      t.same(missingResources(set), { routes: [], endpoints: [], secrets: [] }, `${name} (eds ${eds}): nothing missing`);
       const back = translateXds(baseOf(config), set);
       t.same(errorsOf(back), [], `${name} (eds ${eds}): no rejections`);
       if (back.ok) t.strictSame(back.config, config, `${name} (eds ${eds}): same config`);
@@ -577,12 +577,12 @@ t.test('missingResources and warming', async (t) => {
     clusters: [MINIMAL.clusters[0], { name: 'b', endpoints: [{ address: '127.0.0.1', port: 9001 }] }],
   });
   const full = overTheWire(config);
-  t.same(missingResources(full), { routes: [], endpoints: [] });
+  t.same(missingResources(full), { routes: [], endpoints: [], secrets: [] });
 
   const noRoutes = { ...full, routes: new Map() };
-  t.same(missingResources(noRoutes), { routes: ['in', 'other'], endpoints: [] });
+  t.same(missingResources(noRoutes), { routes: ['in', 'other'], endpoints: [], secrets: [] });
   const noEndpoints = { ...full, endpoints: new Map([['api', full.endpoints.get('api') as Obj]]) };
-  t.same(missingResources(noEndpoints), { routes: [], endpoints: ['b'] });
+  t.same(missingResources(noEndpoints), { routes: [], endpoints: ['b'], secrets: [] });
 
   // What has arrived is still checked, and what waits is left out.
   const r = translateXds({}, noEndpoints);
@@ -714,7 +714,7 @@ t.test('inline route_config and route-level extras', async (t) => {
   setHcm(l, hcm);
   set.routes = new Map();
   t.same(referencedRoutes(l), []);
-  t.same(missingResources(rewire(set)), { routes: [], endpoints: [] });
+  t.same(missingResources(rewire(set)), { routes: [], endpoints: [], secrets: [] });
   const r = translateXds({}, rewire(set));
   t.same(errorsOf(r), []);
   t.ok(r.ok && r.config.listeners[0].virtual_hosts[0].routes[0].route?.cluster === 'api');

@@ -117,6 +117,8 @@ export const XdsSchema = obj({
   node: field(XdsNodeSchema, 'This sidecar as the control plane sees it.'),
   persist_path: v.optional(str('The last applied config is saved here (temp file + rename) after every update.', { type: 'file path' })),
   initial_fetch_timeout_ms: v.optional(ms(0, 'At startup, after this long without a complete config from the control plane, Remora starts from `persist_path` if it holds a valid config (else it keeps waiting).'), 10_000),
+  sds_dir: v.optional(str('Where the certificates, keys and CAs of Secrets received over ADS (SDS) are written, one directory per Secret, key files mode 0600; listeners and clusters read them from there, and a new version of a Secret rotates them in place.',
+    { type: 'directory path', default: '`<persist_path>.sds`, else `remora-sds-<pid>` in the temp directory', check: notEmpty })),
   mesh_identity: v.optional(field(MeshIdentitySchema, 'A certificate for this sidecar\'s SPIFFE identity from the control plane\'s mesh CA (docs/mesh-ca.md).', { default: 'unset (none)' })),
   tls: v.optional(field(XdsTlsSchema, 'Speak TLS to the control plane (for `remora control-plane --tls`): xDS and certificate requests then cross the network encrypted, to a verified server.', { default: 'unset (plaintext)' })),
 }, 'The `xds` block of a bootstrap file: listeners and clusters come from a control plane instead of the file.');
