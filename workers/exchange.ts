@@ -128,7 +128,7 @@ export class Exchange implements DownstreamEvents, AttemptOwner {
     }
 
     const cluster = pickCluster(route);
-    if (cluster === null) return this.localReply(503, ResponseFlag.NoClusterFound, 'cluster not found', false);
+    if (cluster === null) return this.localReply(route.clusterNotFoundStatus, ResponseFlag.NoClusterFound, 'cluster not found', false);
     info.cluster = cluster;
     this.timeoutMs = route.timeoutMs;
     let retryPolicy = policy.retry;

@@ -129,7 +129,7 @@ export class UpgradeExchange implements DedicatedEvents, ForwardOwner, TunnelOwn
     if (route.direct !== null) return this.localReply(route.direct.status, ResponseFlag.DirectResponse, route.direct.body, true);
 
     const cluster = pickCluster(route);
-    if (cluster === null) return this.localReply(503, ResponseFlag.NoClusterFound, 'cluster not found');
+    if (cluster === null) return this.localReply(route.clusterNotFoundStatus, ResponseFlag.NoClusterFound, 'cluster not found');
     this.cluster = cluster;
     info.cluster = cluster;
     const pool = cluster.pick();

@@ -57,6 +57,8 @@ export interface CompiledRoute<C, P = null> {
   readonly includeAttemptCount: boolean;
   /** Request body limit (413); 0 = none. */
   readonly maxRequestBodyBytes: number;
+  /** Status when the cluster is not known (flag NC): 503, 404 or 500. */
+  readonly clusterNotFoundStatus: number;
   /** Direct response, when the route answers by itself. */
   readonly direct: { readonly status: number; readonly body: string } | null;
   /** Flat [name, value, ...] to add; names lower-case. */
@@ -245,6 +247,7 @@ function compileRoute<C, P>(
     grpcTimeoutMax: action?.grpc_timeout_header_max_ms ?? null,
     includeAttemptCount: vh.include_request_attempt_count === true,
     maxRequestBodyBytes: action?.max_request_body_bytes ?? 0,
+    clusterNotFoundStatus: action?.cluster_not_found_status ?? 503,
     direct: r.direct_response ? { status: r.direct_response.status, body: r.direct_response.body } : null,
     requestHeadersToAdd: r.request_headers_to_add.flatMap((h) => [h.name, headerBytes(h.value)]),
     requestHeadersToRemove: r.request_headers_to_remove.length > 0 ? new Set(r.request_headers_to_remove) : null,

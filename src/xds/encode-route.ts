@@ -103,6 +103,7 @@ function routeAction(a: RouteAction): ProtoObject {
     timeout: duration(a.timeout_ms),
     ...(a.grpc_timeout_header_max_ms !== undefined ? { max_stream_duration: { grpc_timeout_header_max: duration(a.grpc_timeout_header_max_ms) } } : {}),
     ...(a.retry_policy !== undefined ? { retry_policy: retryPolicy(a.retry_policy) } : {}),
+    ...(a.cluster_not_found_status !== 503 ? { cluster_not_found_response_code: a.cluster_not_found_status === 404 ? 'NOT_FOUND' : 'INTERNAL_SERVER_ERROR' } : {}),
   };
 }
 

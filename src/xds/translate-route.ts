@@ -243,10 +243,10 @@ function routeAction(ctx: Ctx, a: Obj, loc: Loc, out: Fields): Obj {
     'auto_host_rewrite', 'priority', 'cluster_not_found_response_code', 'max_stream_duration', 'max_grpc_timeout', 'grpc_timeout_offset', 'upgrade_configs']);
   if (wrappedBool(a.auto_host_rewrite) === true) ctx.reject(sub(loc, 'auto_host_rewrite'), 'is not supported; use host_rewrite_literal');
   if (isSet(a.priority) && a.priority !== 'DEFAULT') ctx.reject(sub(loc, 'priority'), `${String(a.priority)} is not supported (DEFAULT only)`);
-  if (isSet(a.cluster_not_found_response_code) && a.cluster_not_found_response_code !== 'SERVICE_UNAVAILABLE') {
-    ctx.reject(sub(loc, 'cluster_not_found_response_code'), 'is not supported: Remora rejects routes to unknown clusters');
-  }
   out.here(loc);
+  const notFound = { SERVICE_UNAVAILABLE: 503, NOT_FOUND: 404, INTERNAL_SERVER_ERROR: 500 }[String(a.cluster_not_found_response_code ?? 'SERVICE_UNAVAILABLE')];
+  if (notFound === undefined) ctx.reject(sub(loc, 'cluster_not_found_response_code'), `${String(a.cluster_not_found_response_code)} is not supported`);
+  else if (notFound !== 503) out.set('cluster_not_found_status', notFound, sub(loc, 'cluster_not_found_response_code'));
   out.take('cluster', a.cluster, sub(loc, 'cluster'));
   const wc = asObj(a.weighted_clusters);
   if (wc !== undefined) {

@@ -7,7 +7,8 @@
 // an empty endpoint list (503 UH); an identical resend (ACK, no reload); a name sent
 // twice (NACKed, the previous version stays); an invalid new version of an accepted
 // cluster (the previous one keeps serving); a listener on a port another process holds
-// (NACKed, after the check that runs before applying); and subscriptions that follow
+// (NACKed, after the check that runs before applying); a route whose
+// cluster_not_found_response_code is NOT_FOUND (404 NC); and subscriptions that follow
 // only what was accepted. Everything on 127.0.0.1, port 0; processes ended by pid.
 
 import http from 'node:http';
@@ -186,6 +187,19 @@ t.test('ADS semantics: per-resource NACKs, warming, NC, removals, apply-then-ACK
   t.match(message(portNack), new RegExp(`Listener "taken" port: cannot bind 127\\.0\\.0\\.1:${busy}`), `the NACK names the listener and the busy port (${message(portNack)})`);
   t.notMatch(message(portNack), /Listener "main"/, 'and only that listener');
   t.equal((await request(port, { agent: false })).headers['x-upstream'], 'a', 'traffic continues on the listener that binds');
+
+  // cluster_not_found_response_code: a route to a cluster that is not known answers the
+  // status it names, still with flag NC.
+  const routes404 = structuredClone(r.routes);
+  const toGone = (((routes404.virtual_hosts as Obj[])[0].routes as Obj[])[1].route as Obj);
+  toGone.cluster = 'gone';
+  toGone.cluster_not_found_response_code = 'NOT_FOUND';
+  const rds2 = ads.push(TypeUrl.RouteConfiguration, 'r2', [routes404]);
+  t.equal(message(await ads.answer(rds2)), '', 'a route with cluster_not_found_response_code NOT_FOUND is ACKed');
+  const gone = await request(port, { agent: false });
+  t.same([gone.status, gone.headers['x-remora-flags']], [404, 'NC'], `a request to the unknown cluster: 404, flag NC (saw ${gone.status} ${String(gone.headers['x-remora-flags'])})`);
+  const rds3 = ads.push(TypeUrl.RouteConfiguration, 'r3', [r.routes]);
+  t.equal(message(await ads.answer(rds3)), '', 'the routes back');
 
   // Subscriptions follow what is accepted: a rejected listener's RouteConfiguration is not
   // asked for.

@@ -188,6 +188,8 @@ export const RouteActionSchema = obj({
   retry_policy: v.optional(field(RetryPolicySchema, 'Retries. Without it the route makes no retries and the retry request headers are ignored.', { default: 'unset (no retries)', scope: 'this route' })),
   max_request_body_bytes: v.optional(int(0, Number.MAX_SAFE_INTEGER, 'Larger request bodies get 413 and a closed connection (Content-Length: before forwarding; chunked: when passed, cutting the upstream request).',
     { unit: 'bytes', type: 'integer ≥ 0', default: '`0` (no limit)', scope: 'bytes, per request' }), 0),
+  cluster_not_found_status: v.optional(int(404, 503, 'Status answered, with flag `NC`, when the cluster named is not known (not in the config, or not yet received from the control plane); Envoy\'s `cluster_not_found_response_code`.',
+    { type: '`503`, `404` or `500`', scope: 'this route', check: (n: number) => ([503, 404, 500].includes(n) ? undefined : 'must be 503, 404 or 500') }), 503),
   grpc_timeout_header_max_ms: v.optional(ms(0, 'Honour a gRPC client\'s deadline: a request\'s `grpc-timeout` header replaces `timeout_ms`, capped at this value (`0`: no cap; a `grpc-timeout` of 0 means no timeout). Unset: `grpc-timeout` is ignored and `timeout_ms` applies (Envoy\'s `max_stream_duration.grpc_timeout_header_max`, formerly `max_grpc_timeout`).',
     { default: 'unset (`grpc-timeout` ignored)', scope: 'ms, per request' })),
 }, 'Forward upstream. Exactly one of `cluster` and `weighted_clusters` is set.');
