@@ -4,7 +4,8 @@
 
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
-import type { Authorization, ConfigSnapshot, Route, ServerHeaderTransformation, TlsMaterialSet, XfccMode } from '../src/config/types.js';
+import type { Authorization, ConfigSnapshot, ResolvedEndpoints, Route, ServerHeaderTransformation, TlsMaterialSet, XfccMode } from '../src/config/types.js';
+import { dataPlaneCluster } from '../src/config/dns-endpoints.js';
 import { compileAuthorization } from '../src/filters/authorization.js';
 import { AuthorizationFilter } from '../src/filters/authorization-filter.js';
 import type { Logger } from '../src/core/log.js';
@@ -27,7 +28,7 @@ import {
   StatsRecorder,
   type ListenerStats,
 } from '../src/stats/recorder.js';
-import { ClusterRuntime } from '../src/upstream/cluster.js';
+import { ClusterRuntime, type SharedSlots } from '../src/upstream/cluster.js';
 import { AccessLogs, type AccessLogSink } from './access-log.js';
 import { compileListenerUpgrades, compileRouteUpgrades } from './upgrade-policy.js';
 import { resolveTracing } from '../src/tracing/settings.js';
@@ -99,6 +100,8 @@ export class WorkerContext {
   /** Called (once) when the heap goes over the memory limit. */
   onMemoryLimit: ((usedMb: number, limitMb: number) => void) | null = null;
   readonly clusters = new Map<string, ClusterRuntime>();
+  /** The snapshot applied last, with the latest DNS answers and TLS files. */
+  private snapshot: ConfigSnapshot | null = null;
   private listeners = new Map<string, ListenerRuntime>();
   /** This worker's access log files; closed by serve.ts when the worker stops. */
   readonly accessLogs: AccessLogs;
@@ -154,20 +157,14 @@ export class WorkerContext {
   /** Compiles and switches to a snapshot. Clusters keep their pools across versions. */
   apply(snapshot: ConfigSnapshot): void {
     const config = snapshot.config;
+    this.snapshot = snapshot;
     const seen = new Set<string>();
-    for (const c of config.clusters) {
+    for (const written of config.clusters) {
+      // A DNS cluster's endpoints are the addresses the main thread resolved.
+      const c = dataPlaneCluster(written, snapshot.resolved);
       seen.add(c.name);
       const stats = config.stats.enabled ? new SlabClusterStats(this.recorder, snapshot.statSlots.clusters[c.name]) : NO_CLUSTER_STATS;
-      const endpointSlots = snapshot.stateSlots.endpoints;
-      const shared = {
-        cells: this.shared,
-        clusterSlot: snapshot.statSlots.clusters[c.name],
-        endpointSlot: (key: string): number => {
-          const slot = endpointSlots[`${c.name}|${key}`];
-          if (slot === undefined) throw new Error(`endpoint ${c.name}|${key} has no shared-state slot`);
-          return slot;
-        },
-      };
+      const shared = this.sharedSlots(c.name, snapshot);
       const existing = this.clusters.get(c.name);
       const tls = snapshot.tls.clusters[c.name];
       if (existing) existing.update(c, stats, shared, tls);
@@ -265,8 +262,37 @@ export class WorkerContext {
     stats.requestFinished(status, DPE_INDEX, 0, 0, 0);
   }
 
+  /** Where cluster `name` finds its shared cells in `snapshot`. */
+  private sharedSlots(name: string, snapshot: ConfigSnapshot): SharedSlots {
+    const endpointSlots = snapshot.stateSlots.endpoints;
+    return {
+      cells: this.shared,
+      clusterSlot: snapshot.statSlots.clusters[name],
+      endpointSlot: (key: string): number => {
+        const slot = endpointSlots[`${name}|${key}`];
+        if (slot === undefined) throw new Error(`endpoint ${name}|${key} has no shared-state slot`);
+        return slot;
+      },
+    };
+  }
+
+  /** New DNS answers (src/main/dns-resolver.ts): the DNS clusters move to their new
+   *  endpoint lists without a new snapshot; pools of addresses that stay are kept. */
+  applyEndpoints(resolved: ResolvedEndpoints, endpointSlots: Readonly<Record<string, number>>): void {
+    const prev = this.snapshot;
+    if (prev === null) return;
+    const snapshot: ConfigSnapshot = { ...prev, resolved, stateSlots: { ...prev.stateSlots, endpoints: endpointSlots } };
+    this.snapshot = snapshot;
+    for (const written of snapshot.config.clusters) {
+      const runtime = written.dns !== undefined ? this.clusters.get(written.name) : undefined;
+      if (runtime === undefined) continue;
+      runtime.update(dataPlaneCluster(written, resolved), runtime.stats, this.sharedSlots(written.name, snapshot), snapshot.tls.clusters[written.name]);
+    }
+  }
+
   /** Rotated certificates for upstream clusters (listeners are handled by serve.ts). */
   applyTls(tls: TlsMaterialSet): void {
+    if (this.snapshot !== null) this.snapshot = { ...this.snapshot, tls };
     for (const [name, cluster] of this.clusters) cluster.rotateTls(tls.clusters[name]);
   }
 

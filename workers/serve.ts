@@ -200,6 +200,9 @@ export default async function serve(task: ServeTask): Promise<{ slot: number; st
             rotateListeners(msg.tls);
             ctx.applyTls(msg.tls);
             break;
+          case 'endpoints':
+            ctx.applyEndpoints(msg.resolved, msg.endpointSlots);
+            break;
           case 'log_level':
             log.level = msg.level;
             break;

@@ -14,6 +14,7 @@ import type {
 } from './schema/listener.js';
 import type { FilterChainMatchSchema, FilterChainSchema, TcpProxySchema, UpgradeConfigSchema } from './schema/listener.js';
 import type { CODECS, ListenerSchema, ListenerTlsSchema, SERVER_HEADER_TRANSFORMATIONS, TLS_VERSIONS, XFCC_MODES } from './schema/listener.js';
+import type { ClusterDnsSchema, DNS_LOOKUP_FAMILIES } from './schema/cluster.js';
 import type {
   CircuitBreakersSchema, ClusterSchema, EndpointSchema, HealthCheckSchema, LB_POLICIES, OutlierDetectionSchema, RetryBudgetSchema, UpstreamTlsSchema,
 } from './schema/cluster.js';
@@ -67,6 +68,15 @@ export type CircuitBreakers = InferOutput<typeof CircuitBreakersSchema>;
 export type RetryBudget = InferOutput<typeof RetryBudgetSchema>;
 export type OutlierDetection = InferOutput<typeof OutlierDetectionSchema>;
 export type HealthCheck = InferOutput<typeof HealthCheckSchema>;
+/** A DNS cluster's settings (src/main/dns-resolver.ts). */
+export type ClusterDns = InferOutput<typeof ClusterDnsSchema>;
+export type DnsLookupFamily = (typeof DNS_LOOKUP_FAMILIES)[number];
+/** An endpoint as workers and health checks use it. A static cluster's are its written
+ *  endpoints; a DNS cluster's come from resolutions (src/config/dns-endpoints.ts):
+ *  strict: `address` is a resolved IP and `hostname` the name written; logical:
+ *  `address` is the name written (the endpoint's identity) and `dial` the address
+ *  connections go to now. */
+export type UpstreamEndpoint = Endpoint & { readonly hostname?: string; readonly dial?: string };
 /** A read-only HTTP server for probes: GET /ready, /live and /metrics only. */
 export type ProbesConfig = InferOutput<typeof ProbesSchema>;
 /** Graceful stop (SIGTERM, POST /quitquitquit, POST /drain_listeners). */
@@ -102,7 +112,12 @@ export interface ConfigSnapshot {
   /** PEM material read and checked by the main thread (src/main/cert-store.ts), by
    *  listener and cluster name; replaced without a new version when files rotate. */
   readonly tls: TlsMaterialSet;
+  /** DNS clusters' endpoints as last resolved by the main thread, by cluster name (absent
+   *  or missing: none yet). Replaced without a new version when answers change. */
+  readonly resolved?: ResolvedEndpoints;
 }
+
+export type ResolvedEndpoints = Readonly<Record<string, readonly UpstreamEndpoint[]>>;
 
 /** The PEM contents of one listener's or cluster's TLS files. `revision` changes when
  *  any of them does. */

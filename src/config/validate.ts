@@ -12,8 +12,8 @@ import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { MAX_BUCKETS, MAX_CLUSTERS, MAX_ENDPOINTS, MAX_LISTENERS } from '../shared/limits.js';
-import { RootSchema } from './schema/root.js';
-import { XdsSchema, xdsTlsErrors } from './schema/root.js';
+import { RootSchema, XdsSchema, xdsTlsErrors } from './schema/root.js';
+import { checkClusterDns } from './validate-dns.js';
 import { at, isObj, objectEntries, SchemaWalk, unknownKeyMessage } from './schema/walk.js';
 import type {
   Authorization, Cluster, ConfigError, HealthCheck, Listener, ListenerTlsConfig, OutlierDetection, RateLimit, RemoraConfig,
@@ -300,6 +300,7 @@ function checkCluster(w: SchemaWalk, c: Draft<Cluster>, path: string): void {
     }
   }
   if (c.outlier_detection) checkOutlierDetection(w, c.outlier_detection as Draft<OutlierDetection>, at(path, 'outlier_detection'));
+  if (c.dns) checkClusterDns(w, c, path);
   if (c.health_check) {
     const hc = c.health_check as Draft<HealthCheck>;
     const hl = at(path, 'health_check');

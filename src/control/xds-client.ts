@@ -17,6 +17,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../core/log.js';
 import { loadXdsProtos, TypeUrl, type AnyMessage, type ProtoObject } from '../xds/protos.js';
+import { unknownFields } from '../xds/unknown-fields.js';
 
 /** The resource types, in the order a control plane is asked for them. */
 export const RESOURCE_TYPES = [TypeUrl.Listener, TypeUrl.Cluster, TypeUrl.RouteConfiguration, TypeUrl.ClusterLoadAssignment, TypeUrl.Secret] as const;
@@ -112,6 +113,8 @@ export interface XdsClientState {
   readonly nacks: number;
   readonly acks: number;
   readonly types: Record<string, { version: string; resources: number; last_nack: { version: string; message: string; at: string } | null }>;
+  /** Fields Remora's protos lack, per resource (`Listener "in"` → paths like `#87`). */
+  readonly unknown_fields: Record<string, string[]>;
 }
 
 type DiscoveryStream = grpc.ClientDuplexStream<ProtoObject, ProtoObject>;
@@ -137,6 +140,10 @@ export class XdsClient {
   private handling = false;
   nacks = 0;
   acks = 0;
+  /** Unknown fields of the latest version of each resource received, by `Kind "name"`. */
+  private readonly unknown = new Map<string, string[]>();
+  /** Unknown fields seen since start (each resource version counted). */
+  unknownFieldsSeen = 0;
 
   constructor(
     private readonly opts: XdsClientOptions,
@@ -175,6 +182,7 @@ export class XdsClient {
       nacks: this.nacks,
       acks: this.acks,
       types,
+      unknown_fields: Object.fromEntries(this.unknown),
     };
   }
 
@@ -377,7 +385,10 @@ export class XdsClient {
       next.set(name, r.message);
       nextBytes.set(name, r.bytes);
       const old = s.acceptedBytes.get(name);
-      if (old === undefined || !Buffer.from(old).equals(r.bytes)) fresh.add(name);
+      if (old === undefined || !Buffer.from(old).equals(r.bytes)) {
+        fresh.add(name);
+        this.noteUnknownFields(typeUrl, name, r.bytes);
+      }
     }
     if (fresh.size === 0 && sameNames(next, s.accepted)) return { outcome, changed: false }; // identical: nothing to check or apply
     const maps = this.currentMaps();
@@ -514,6 +525,20 @@ export class XdsClient {
       s.acceptedBytes = new Map([...s.acceptedBytes].filter(([n]) => keep.has(n)));
     }
     this.send(typeUrl, s.acceptedVersion, s.nonce, null);
+  }
+
+  /** Fields this Remora does not know are accepted as Envoy accepts them by default, and
+   *  made visible: a warning per resource version, and /config_dump's `unknown_fields`. */
+  private noteUnknownFields(typeUrl: ResourceType, name: string, bytes: Uint8Array): void {
+    const key = `${kindOf(typeUrl)} "${name}"`;
+    const fields = unknownFields(typeUrl, bytes);
+    if (fields.length === 0) {
+      this.unknown.delete(key);
+      return;
+    }
+    this.unknown.set(key, fields);
+    this.unknownFieldsSeen += fields.length;
+    this.opts.log.warn({ type: kindOf(typeUrl), name, fields }, `${key} has fields this Remora does not know (${fields.join(', ')}): accepted without them`);
   }
 
   private currentMaps(): ResourceMaps {

@@ -14,6 +14,7 @@ import { kindIndexes, type StatKind, type StatRow } from '../stats/tables/table.
 import { quantiles, type Metrics } from './metrics.js';
 import type { WorkerPool } from './worker-pool.js';
 import type { Resilience } from './resilience.js';
+import type { DnsClusters } from './dns-resolver.js';
 
 export interface StatsContext {
   readonly pool: WorkerPool;
@@ -21,6 +22,8 @@ export interface StatsContext {
   readonly reader: StatsReader;
   readonly metrics: Metrics;
   readonly resilience: Resilience;
+  /** DNS clusters' resolutions (counters, per-name state). */
+  readonly dns: DnsClusters;
   readonly startedAt: number;
   snapshot(): ConfigSnapshot;
 }
@@ -74,6 +77,9 @@ function flatStats(ctx: StatsContext): { counters: [string, number][]; histogram
       else if (e.kind === 'gauge') counters.push([p + e.name, r.clusterGauge(slot, e.index)]);
       else histograms.push([p + e.name, quantiles(r.clusterHistogram(slot, e.index))]);
     }
+    // A DNS cluster's resolutions (main thread), under Envoy's names.
+    const dns = ctx.dns.countsOf(name);
+    if (dns !== undefined) for (const k of ['attempt', 'success', 'failure', 'empty'] as const) counters.push([`${p}update_${k}`, dns[k]]);
   }
   return { counters, histograms };
 }

@@ -10,7 +10,7 @@ export interface ConfigSourceInfo {
   describe(): Record<string, unknown>;
   /** The mesh identity client's state (xDS mode with mesh_identity), for /certs. */
   identity?(): unknown;
-  metrics(): { connected: number; nacks: number; acks: number; reconnects: number; configAgeS: number };
+  metrics(): { connected: number; nacks: number; acks: number; reconnects: number; configAgeS: number; unknownFields: number };
 }
 
 /** What the admin server may ask of the running Remora (POST /drain_listeners,

@@ -12,7 +12,7 @@
 
 import http from 'node:http';
 import https from 'node:https';
-import type { Cluster, HealthCheck, TlsMaterial, UpstreamTlsConfig } from '../config/types.js';
+import type { Cluster, HealthCheck, TlsMaterial, UpstreamEndpoint, UpstreamTlsConfig } from '../config/types.js';
 import type { Logger } from '../core/log.js';
 import { endpointKey } from '../upstream/pool.js';
 import { clientTlsOptions } from '../upstream/upstream-tls.js';
@@ -25,6 +25,9 @@ export interface HealthTarget {
   readonly cluster: string;
   readonly address: string;
   readonly port: number;
+  /** A DNS cluster's endpoint: the host name written (TLS SNI), the address to dial. */
+  readonly hostname?: string;
+  readonly dial?: string;
 }
 
 export type HealthVerdict = 'healthy' | 'unhealthy';
@@ -139,9 +142,10 @@ export class HealthChecker {
     for (const cluster of clusters) {
       const settings = cluster.health_check;
       if (settings === undefined) continue;
-      for (const ep of cluster.endpoints) {
+      for (const ep of cluster.endpoints as readonly UpstreamEndpoint[]) {
         const slot = slotOf(cluster.name, ep.address, ep.port);
-        wanted.set(slot, { target: { slot, cluster: cluster.name, address: ep.address, port: ep.port }, settings, tls: cluster.tls });
+        const target = { slot, cluster: cluster.name, address: ep.address, port: ep.port, hostname: ep.hostname, dial: ep.dial };
+        wanted.set(slot, { target, settings, tls: cluster.tls });
       }
     }
     for (const [slot, entry] of this.checked) {
@@ -175,7 +179,7 @@ export class HealthChecker {
     entry.agent =
       want === null
         ? new http.Agent({ keepAlive: true, maxSockets: 1 })
-        : new https.Agent({ keepAlive: true, maxSockets: 1, ...clientTlsOptions(want.config, material!, entry.target.address) });
+        : new https.Agent({ keepAlive: true, maxSockets: 1, ...clientTlsOptions(want.config, material!, entry.target.hostname ?? entry.target.address) });
   }
 
   /** Marks an endpoint unhealthy at once (an upstream answered with
@@ -293,7 +297,7 @@ export class HealthChecker {
     if (entry.removed || this.stopped) return;
     const settings = entry.settings;
     this.attempts++;
-    const target = { address: entry.target.address, port: entry.target.port, agent: entry.agent, tls: entry.tls !== null };
+    const target = { address: entry.target.dial ?? entry.target.address, port: entry.target.port, agent: entry.agent, tls: entry.tls !== null };
     let reported = false;
     const onResult = (result: ProbeResult): void => {
       reported = true;
@@ -409,5 +413,5 @@ export class HealthChecker {
 }
 
 function sameTarget(a: HealthTarget, b: HealthTarget): boolean {
-  return a.slot === b.slot && a.cluster === b.cluster && a.address === b.address && a.port === b.port;
+  return a.slot === b.slot && a.cluster === b.cluster && a.address === b.address && a.port === b.port && a.hostname === b.hostname && a.dial === b.dial;
 }

@@ -16,6 +16,8 @@ import { ProcessMetrics } from './process-metrics.js';
 import type { WorkerPool } from './worker-pool.js';
 import type { CertStore } from './cert-store.js';
 import type { Resilience } from './resilience.js';
+import type { DnsClusters } from './dns-resolver.js';
+import { dataPlaneConfig } from '../config/dns-endpoints.js';
 import type { Lifecycle } from './lifecycle.js';
 import type { ConfigSourceInfo } from './context.js';
 import type { TraceExport } from './trace-export.js';
@@ -124,6 +126,8 @@ export interface MetricsSource {
   readonly certs: CertStore;
   /** Span export counts (absent families when tracing was never configured). */
   readonly traces: Pick<TraceExport, 'counters'>;
+  /** DNS clusters' resolution counters. */
+  readonly dns: Pick<DnsClusters, 'allCounts'>;
   snapshot(): ConfigSnapshot;
 }
 
@@ -294,6 +298,9 @@ export class Metrics {
       ]),
       ...this.resilienceDefinitions(),
       ...this.xdsDefinitions(),
+      mainThread('remora_cluster_dns_resolutions_total', () =>
+        [...this.src.dns.allCounts()].flatMap(([cluster, n]) =>
+          (['attempt', 'success', 'failure', 'empty'] as const).map((result) => ({ labels: { cluster, result }, value: n[result] })))),
     ];
   }
 
@@ -309,6 +316,7 @@ export class Metrics {
         { labels: { result: 'nack' }, value: m().nacks },
       ]),
       mainThread('remora_xds_reconnects_total', () => [{ labels: {}, value: m().reconnects }]),
+      mainThread('remora_xds_unknown_fields_total', () => [{ labels: {}, value: m().unknownFields }]),
       mainThread('remora_xds_config_age_seconds', () => [
         { labels: {}, value: m().configAgeS },
       ]),
@@ -319,7 +327,10 @@ export class Metrics {
    *  the main thread holds (or reads from the shared state) at scrape time. */
   private resilienceDefinitions() {
     const res = this.src.resilience;
-    const clusters = () => this.src.snapshot().config.clusters;
+    const clusters = () => {
+      const snap = this.src.snapshot();
+      return dataPlaneConfig(snap.config, snap.resolved).clusters; // DNS clusters: their resolved endpoints
+    };
     return [
       mainThread('remora_circuit_breaker_open', () =>
         clusters().flatMap((c) =>

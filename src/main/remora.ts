@@ -8,6 +8,8 @@ import type http from 'node:http';
 import type { ConfigError, ConfigSnapshot, RemoraConfig, TlsMaterialSet } from '../config/types.js';
 import { formatErrors } from '../config/load.js';
 import { CertStore } from './cert-store.js';
+import { dataPlaneConfig } from '../config/dns-endpoints.js';
+import { DnsClusters } from './dns-resolver.js';
 import { RemoraError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { AdminContext } from './admin/context.js';
@@ -93,7 +95,7 @@ export class Remora implements RunningRemora {
     this.current = first;
     const { resilience, certs } = snapshots;
     this.resilience = resilience;
-    resilience.applied(first.config, first.statSlots.clusters, first.stateSlots, first.tls.clusters);
+    resilience.applied(dataPlaneConfig(first.config, first.resolved), first.statSlots.clusters, first.stateSlots, first.tls.clusters);
     this.pool = new WorkerPool(first.config.workers, first, log, resilience.buffer, resilience.epochMs);
     this.pool.subscribe((_slot, msg) => resilience.onWorkerMessage(msg));
     const traces = new TraceExport(log);
@@ -103,8 +105,10 @@ export class Remora implements RunningRemora {
     this.reader = new StatsReader(this.pool.slabs);
     this.reader.setSlots(Object.values(first.statSlots.listeners), Object.values(first.statSlots.clusters));
     snapshots.onRotate = (tls) => this.tlsRotated(tls);
+    snapshots.onDnsChange = () => this.dnsChanged();
     const snapshot = (): ConfigSnapshot => this.current;
-    const metrics = new Metrics({ reader: this.reader, pool: this.pool, snapshot, resilience, lifecycle: this.lifecycle, source, certs, traces });
+    const dns = snapshots.dns;
+    const metrics = new Metrics({ reader: this.reader, pool: this.pool, snapshot, resilience, lifecycle: this.lifecycle, source, certs, traces, dns });
     this.adminCtx = {
       pool: this.pool,
       log,
@@ -112,6 +116,7 @@ export class Remora implements RunningRemora {
       metrics,
       snapshot,
       resilience,
+      dns,
       certs,
       lifecycle: this.lifecycle,
       source,
@@ -126,6 +131,7 @@ export class Remora implements RunningRemora {
     this.markServing.unref();
     this.watchdog = setInterval(() => this.checkHeartbeats(), 1000);
     this.watchdog.unref();
+    snapshots.dns.configure(first.config);
   }
 
   get snapshot(): ConfigSnapshot {
@@ -264,12 +270,23 @@ export class Remora implements RunningRemora {
     this.reader.fold(); // counts of slots about to be reused are taken first
     this.reader.setSlots(Object.values(nextSnapshot.statSlots.listeners), Object.values(nextSnapshot.statSlots.clusters));
     this.current = nextSnapshot;
-    this.resilience.applied(next, nextSnapshot.statSlots.clusters, nextSnapshot.stateSlots, nextSnapshot.tls.clusters);
+    this.resilience.applied(dataPlaneConfig(next, nextSnapshot.resolved), nextSnapshot.statSlots.clusters, nextSnapshot.stateSlots, nextSnapshot.tls.clusters);
+    this.snapshots.dns.configure(nextSnapshot.config);
     this.traces.apply(nextSnapshot.config);
     const ok = await this.pool.apply(nextSnapshot);
     this.lifecycle.reloaded();
     this.log.info({ version: this.current.version, allWorkers: ok }, ok ? 'config applied' : 'config sent; not every worker confirmed it');
     return ok;
+  }
+
+  /** New DNS answers reach health checks, outlier detection and the workers without a
+   *  new config version (endpoint slots are kept by `cluster|address:port`). */
+  private dnsChanged(): void {
+    if (this.stopping !== null) return;
+    this.current = this.snapshots.withDns(this.current);
+    const { config, resolved, statSlots, stateSlots, tls } = this.current;
+    this.resilience.applied(dataPlaneConfig(config, resolved), statSlots.clusters, stateSlots, tls.clusters);
+    this.pool.updateEndpoints(this.current);
   }
 
   /** Rotated TLS files reach the workers without a new config version. */
@@ -317,6 +334,9 @@ class Snapshots {
   readonly certs: CertStore;
   /** Where rotated TLS files go (the running Remora, once it exists). */
   onRotate: (tls: TlsMaterialSet) => void = () => {};
+  /** DNS clusters' resolutions, and where their changes go. */
+  readonly dns: DnsClusters;
+  onDnsChange: () => void = () => {};
   private readonly listenerSlots = new SlotRegistry(MAX_LISTENERS);
   private readonly clusterSlots: SlotRegistry;
 
@@ -325,6 +345,7 @@ class Snapshots {
     this.resilience = resilience;
     this.clusterSlots = new SlotRegistry(MAX_CLUSTERS, (slot) => resilience.clearClusterSlot(slot));
     this.certs = new CertStore(log, (tls) => this.onRotate(tls));
+    this.dns = new DnsClusters(log, () => this.onDnsChange());
   }
 
   /** Rejects with ListenersRejected or TlsFilesRejected when `next` cannot be served. */
@@ -342,6 +363,7 @@ class Snapshots {
     if (!loaded.ok) throw new TlsFilesRejected(loaded.errors);
     const boundPorts = await resolvePorts(next.listeners.filter((l) => !keep.includes(l)));
     for (const l of keep) boundPorts[l.name] = previous!.boundPorts[l.name];
+    const resolved = this.dns.resolved(next);
     return {
       version,
       config: next,
@@ -350,13 +372,21 @@ class Snapshots {
         listeners: this.listenerSlots.assign(next.listeners.map((l) => l.name)),
         clusters: this.clusterSlots.assign(next.clusters.map((c) => c.name)),
       },
-      stateSlots: this.resilience.assign(next),
+      stateSlots: this.resilience.assign(dataPlaneConfig(next, resolved)),
       tls: loaded.tls,
+      resolved,
     };
+  }
+
+  /** `snapshot` with the DNS clusters' latest answers (same version). */
+  withDns(snapshot: ConfigSnapshot): ConfigSnapshot {
+    const resolved = this.dns.resolved(snapshot.config);
+    return { ...snapshot, resolved, stateSlots: this.resilience.assign(dataPlaneConfig(snapshot.config, resolved)) };
   }
 
   /** Stops health checks and resilience timers, and the TLS file watchers. */
   close(): void {
+    this.dns.stop();
     this.resilience.stop();
     this.certs.close();
   }

@@ -276,6 +276,14 @@ export class WorkerPool {
     for (const s of this.slots) this.send(s, { type: 'tls', tls });
   }
 
+  /** New DNS answers (same config version): kept for replacement workers and sent to
+   *  every worker. */
+  updateEndpoints(snapshot: ConfigSnapshot): void {
+    const resolved = snapshot.resolved ?? {};
+    this.snapshot = { ...this.snapshot, resolved, stateSlots: snapshot.stateSlots };
+    for (const s of this.slots) this.send(s, { type: 'endpoints', resolved, endpointSlots: snapshot.stateSlots.endpoints });
+  }
+
   private off(fn: (slot: WorkerSlot, msg: FromWorker) => void): void {
     const i = this.listeners.indexOf(fn);
     if (i >= 0) this.listeners.splice(i, 1);

@@ -265,7 +265,10 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
         ...(identity !== null ? { identity: () => identity!.status() } : {}),
         metrics: () => {
           const s = client.state();
-          return { connected: s.connected ? 1 : 0, nacks: s.nacks, acks: s.acks, reconnects: s.reconnects, configAgeS: appliedAt > 0 ? (Date.now() - appliedAt) / 1000 : -1 };
+          return {
+            connected: s.connected ? 1 : 0, nacks: s.nacks, acks: s.acks, reconnects: s.reconnects,
+            configAgeS: appliedAt > 0 ? (Date.now() - appliedAt) / 1000 : -1, unknownFields: client.unknownFieldsSeen,
+          };
         },
       });
     } catch (err) {

@@ -2,7 +2,7 @@
 // Config travels as a whole snapshot; stats are pulled on demand (admin requests).
 
 import type { MessagePort } from 'node:worker_threads';
-import type { ConfigSnapshot, TlsMaterialSet } from '../config/types.js';
+import type { ConfigSnapshot, ResolvedEndpoints, TlsMaterialSet } from '../config/types.js';
 
 export interface ServeTask {
   readonly slot: number;
@@ -39,7 +39,10 @@ export type ToWorker =
   | { readonly type: 'hang' }
   | { readonly type: 'log_level'; readonly level: string }
   /** Rotated certificates: new handshakes use them, open connections keep theirs. */
-  | { readonly type: 'tls'; readonly tls: TlsMaterialSet };
+  | { readonly type: 'tls'; readonly tls: TlsMaterialSet }
+  /** New DNS answers: every DNS cluster's endpoints and the endpoint slots (the same
+   *  config version; src/main/dns-resolver.ts). */
+  | { readonly type: 'endpoints'; readonly resolved: ResolvedEndpoints; readonly endpointSlots: Readonly<Record<string, number>> };
 
 export interface EndpointState {
   readonly endpoint: string;

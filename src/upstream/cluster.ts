@@ -101,7 +101,7 @@ export class ClusterRuntime {
       // A pool keeps its HTTP version choice: a cluster whose choice changed gets new pools.
       if (pool === undefined || pool.mode !== options.mode) return new EndpointPool(ep, options, stats, this.resources, cells);
       old.delete(key);
-      pool.update(options, stats, this.resources, cells);
+      pool.update(options, stats, this.resources, cells, ep);
       return pool;
     });
     for (const gone of old.values()) gone.close();

@@ -5,7 +5,8 @@
 // another connection when all are full (up to the same limit), and queues beyond it;
 // cluster connection limits count connections, max_requests counts streams.
 
-import type { Endpoint } from '../config/types.js';
+import type { UpstreamEndpoint } from '../config/types.js';
+import { dialAddress, tlsName } from '../config/dns-endpoints.js';
 import type { Socket } from 'node:net';
 import tls from 'node:tls';
 import { RingBuffer } from '../core/ring-buffer.js';
@@ -71,7 +72,8 @@ export class EndpointPool implements ConnectionOwner, Http2ConnectionOwner {
   readonly key: string;
 
   constructor(
-    readonly endpoint: Endpoint,
+    /** Replaced (same key) when a logical DNS endpoint's address changes. */
+    public endpoint: UpstreamEndpoint,
     private options: PoolOptions,
     private stats: ClusterStats,
     private resources: ClusterResources,
@@ -79,7 +81,7 @@ export class EndpointPool implements ConnectionOwner, Http2ConnectionOwner {
     public cells: EndpointCells,
   ) {
     this.key = endpointKey(endpoint.address, endpoint.port);
-    this.tls = options.tls?.forEndpoint(endpoint.address) ?? null;
+    this.tls = options.tls?.forEndpoint(tlsName(endpoint)) ?? null;
   }
 
   /** How this pool picks its HTTP version (fixed: a cluster whose choice changes gets new pools). */
@@ -120,11 +122,13 @@ export class EndpointPool implements ConnectionOwner, Http2ConnectionOwner {
     return this.waiting.length + this.waitingH2.length + this.waitingAlpn.length;
   }
 
-  /** Applies new limits from a config snapshot; existing connections stay. */
-  update(options: PoolOptions, stats: ClusterStats, resources: ClusterResources, cells: EndpointCells): void {
+  /** Applies new limits from a config snapshot; existing connections stay. `endpoint`:
+   *  the same endpoint with a new address to dial (logical DNS): new connections go there. */
+  update(options: PoolOptions, stats: ClusterStats, resources: ClusterResources, cells: EndpointCells, endpoint?: UpstreamEndpoint): void {
+    if (endpoint !== undefined) this.endpoint = endpoint;
     // New TLS settings apply to new connections (and start a new session cache);
     // connections already open keep the handshake they made.
-    if (options.tls !== this.options.tls) this.tls = options.tls?.forEndpoint(this.endpoint.address) ?? null;
+    if (options.tls !== this.options.tls) this.tls = options.tls?.forEndpoint(tlsName(this.endpoint)) ?? null;
     this.options = options;
     this.stats = stats;
     this.resources = resources;
@@ -182,7 +186,7 @@ export class EndpointPool implements ConnectionOwner, Http2ConnectionOwner {
     }
     const o = this.options;
     return openDedicated({
-      host: this.endpoint.address, port: this.endpoint.port, connectTimeoutMs: o.connectTimeoutMs, tls: this.tls,
+      host: dialAddress(this.endpoint), port: this.endpoint.port, connectTimeoutMs: o.connectTimeoutMs, tls: this.tls,
       stats: this.stats, resources: this.resources, alpn, preamble,
     }, events);
   }
@@ -344,7 +348,7 @@ export class EndpointPool implements ConnectionOwner, Http2ConnectionOwner {
         }
       }
     };
-    const socket = tls.connect({ ...tlsState.connectOptions(this.endpoint.address, this.endpoint.port), ALPNProtocols: ['h2', 'http/1.1'] });
+    const socket = tls.connect({ ...tlsState.connectOptions(dialAddress(this.endpoint), this.endpoint.port), ALPNProtocols: ['h2', 'http/1.1'] });
     const timer = setTimeout(() => settle(null), this.options.connectTimeoutMs);
     socket.on('session', tlsState.onSession);
     socket.once('secureConnect', () => settle(socket.alpnProtocol === 'h2' ? 'h2' : 'http/1.1'));
@@ -368,8 +372,8 @@ export class EndpointPool implements ConnectionOwner, Http2ConnectionOwner {
     this.total++;
     this.stats.connectionOpened();
     const o = this.options;
-    if (!h2 || !o.http2) return new UpstreamConnection(this, this.endpoint.address, this.endpoint.port, o.connectTimeoutMs, this.tls);
-    const conn = new Http2Connection(this, this.endpoint.address, this.endpoint.port, o.connectTimeoutMs, o.http2, this.tls);
+    if (!h2 || !o.http2) return new UpstreamConnection(this, dialAddress(this.endpoint), this.endpoint.port, o.connectTimeoutMs, this.tls);
+    const conn = new Http2Connection(this, dialAddress(this.endpoint), this.endpoint.port, o.connectTimeoutMs, o.http2, this.tls);
     this.h2.push(conn);
     conn.streams++;
     return conn.channel();

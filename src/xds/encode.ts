@@ -24,6 +24,7 @@ import {
 } from './encode-common.js';
 import { isTcpListener, tcpListener, upstreamProxyProtocolSocket } from './encode-tcp.js';
 import { routeConfiguration } from './encode-route.js';
+import { dnsClusterFields, dnsExtensions } from './encode-dns.js';
 import { ALPN_H1, ALPN_H2, HCM_FILTER_NAME, HTTP_PROTOCOL_OPTIONS, LISTENER_ALPN, PROXY_PROTOCOL_LISTENER_FILTER, ROUTER_FILTER_NAME } from './names.js';
 import { TypeUrl, type ProtoObject } from './protos.js';
 
@@ -48,7 +49,7 @@ export function toXdsResources(config: RemoraConfig, opts: { edsForAllClusters: 
     out.routes.set(l.name, routeConfiguration(l));
   }
   for (const c of config.clusters) {
-    const eds = opts.edsForAllClusters;
+    const eds = opts.edsForAllClusters && c.dns === undefined; // a DNS cluster lists its host names inline
     out.clusters.set(c.name, cluster(c, eds));
     if (eds) out.endpoints.set(c.name, loadAssignment(c));
   }
@@ -181,6 +182,7 @@ function cluster(c: Cluster, eds: boolean): ProtoObject {
     name: c.name,
     type: eds ? 'EDS' : 'STATIC',
     ...(eds ? { eds_cluster_config: { eds_config: ADS } } : { load_assignment: loadAssignment(c) }),
+    ...(c.dns !== undefined ? dnsClusterFields(c.dns) : {}),
     connect_timeout: duration(c.connect_timeout_ms),
     lb_policy: c.lb_policy.toUpperCase(),
     circuit_breakers: {
@@ -236,6 +238,7 @@ function cluster(c: Cluster, eds: boolean): ProtoObject {
       idle_timeout_ms: c.idle_timeout_ms,
       max_connections_per_endpoint: c.max_connections_per_endpoint,
       outlier_probation_requests: od !== undefined && od.probation_requests !== 1 ? od.probation_requests : undefined,
+      ...dnsExtensions(c.dns),
     }),
   };
 }

@@ -35,7 +35,7 @@ export const REMORA_EXTENSIONS = {
   /** A TCP listener's (tcp_proxy filter chains): the others are HTTP settings. */
   tcpListener: ['access_log', 'max_connections'],
   route: ['max_request_body_bytes', 'retry_allow_request_headers', 'retry_non_idempotent_on_reset', 'rate_limit_keys'],
-  cluster: ['idle_timeout_ms', 'max_connections_per_endpoint', 'outlier_probation_requests'],
+  cluster: ['idle_timeout_ms', 'max_connections_per_endpoint', 'outlier_probation_requests', 'dns_min_refresh_rate_ms', 'dns_query_timeout_ms', 'dns_query_tries'],
 } as const;
 
 /** The principal_name regex that stands for Remora's `*` (any verified identity). */

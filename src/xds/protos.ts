@@ -59,6 +59,8 @@ export const TypeUrl = {
   /** A config by type URL and Struct (Istio wraps its own filters' configs in these). */
   TypedStruct: 'type.googleapis.com/xds.type.v3.TypedStruct',
   UdpaTypedStruct: 'type.googleapis.com/udpa.type.v1.TypedStruct',
+  /** A DNS cluster's typed_dns_resolver_config (envoy.network.dns_resolver.cares). */
+  CaresDnsResolver: 'type.googleapis.com/envoy.extensions.network.dns_resolver.cares.v3.CaresDnsResolverConfig',
 } as const;
 
 /** An `Any` as proto-loader presents it. */
@@ -98,6 +100,7 @@ const FILES = [
   'envoy/config/trace/v3/opentelemetry.proto',
   'envoy/config/trace/v3/zipkin.proto',
   'xds/type/v3/typed_struct.proto',
+  'envoy/extensions/network/dns_resolver/cares/v3/cares_dns_resolver.proto',
   'udpa/type/v1/typed_struct.proto',
 ];
 

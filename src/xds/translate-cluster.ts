@@ -1,5 +1,6 @@
 // Cluster → a raw Remora cluster (part of src/xds/translate.ts): STATIC with inline
-// endpoints or EDS (endpoints from a ClusterLoadAssignment, joined by translateXds),
+// endpoints, STRICT_DNS or LOGICAL_DNS with inline host names (translate-dns.ts) or EDS
+// (endpoints from a ClusterLoadAssignment, joined by translateXds),
 // load balancing policy, connect timeout, circuit breakers, outlier detection, one HTTP
 // or gRPC health check, the panic threshold, upstream TLS (its ALPN list checked against
 // the upstream HTTP version), the upstream PROXY protocol (send_proxy_protocol, a socket
@@ -12,6 +13,7 @@ import { TypeUrl } from './protos.js';
 import { asArr, asNum, asObj, asStr, isSet, wrapped, type Obj } from './read.js';
 import { edsName } from './resources.js';
 import { checkName, configSource, extPath, root, sub, type Ctx, type Loc } from './translate-context.js';
+import { clusterDns, DNS_CLUSTER_FIELDS, DNS_EXTENSIONS } from './translate-dns.js';
 import { translateEndpoints } from './translate-endpoints.js';
 import { Fields, type Mark } from './translate-fields.js';
 import { upstreamProtocol } from './translate-protocol.js';
@@ -37,11 +39,14 @@ export function translateCluster(ctx: Ctx, key: string, c: Obj): ClusterPart | u
   checkName(ctx, c.name, key, loc);
   ctx.only(c, loc, ['name', 'type', 'eds_cluster_config', 'connect_timeout', 'lb_policy', 'load_assignment', 'health_checks',
     'circuit_breakers', 'outlier_detection', 'common_lb_config', 'metadata', 'transport_socket', 'typed_extension_protocol_options',
-    'http2_protocol_options']);
+    'http2_protocol_options', ...DNS_CLUSTER_FIELDS]);
   const out = new Fields().here(loc);
   out.set('name', key, sub(loc, 'name'));
   const type = asStr(c.type) ?? 'STATIC';
-  if (type !== 'STATIC' && type !== 'EDS') ctx.reject(sub(loc, 'type'), `${type} is not supported (STATIC or EDS)`);
+  if (type !== 'STATIC' && type !== 'EDS' && type !== 'STRICT_DNS' && type !== 'LOGICAL_DNS') {
+    ctx.reject(sub(loc, 'type'), `${type} is not supported (STATIC, EDS, STRICT_DNS or LOGICAL_DNS)`);
+  }
+  const dnsType = type === 'STRICT_DNS' || type === 'LOGICAL_DNS' ? type : undefined;
   const lb = asStr(c.lb_policy) ?? 'ROUND_ROBIN';
   if (LB_POLICIES[lb] === undefined) ctx.reject(sub(loc, 'lb_policy'), `${lb} is not supported (ROUND_ROBIN, LEAST_REQUEST or RANDOM)`);
   else out.raw.lb_policy = LB_POLICIES[lb];
@@ -55,12 +60,14 @@ export function translateCluster(ctx: Ctx, key: string, c: Obj): ClusterPart | u
     ctx.only(ec, el, ['eds_config', 'service_name']);
     configSource(ctx, ec.eds_config, sub(el, 'eds_config'));
     eds = edsName({ ...c, name: key });
-  } else if (type === 'STATIC') {
+  } else if (type === 'STATIC' || dnsType !== undefined) {
     if (isSet(c.eds_cluster_config)) ctx.reject(sub(loc, 'eds_cluster_config'), 'only allowed with type EDS');
     const la = asObj(c.load_assignment);
-    if (la === undefined) ctx.reject(sub(loc, 'load_assignment'), 'is required for type STATIC');
+    if (la === undefined) ctx.reject(sub(loc, 'load_assignment'), `is required for type ${type}`);
     else {
       const part = translateEndpoints(ctx, la, sub(loc, 'load_assignment'));
+      // Envoy: a LOGICAL_DNS cluster has exactly one endpoint.
+      if (dnsType === 'LOGICAL_DNS' && part.endpoints.length !== 1) ctx.reject(sub(loc, 'load_assignment'), `LOGICAL_DNS needs exactly one endpoint (got ${part.endpoints.length})`);
       out.attach('endpoints', part.endpoints, part.marks);
     }
   }
@@ -85,6 +92,8 @@ export function translateCluster(ctx: Ctx, key: string, c: Obj): ClusterPart | u
   if (protocol !== undefined && tls?.alpn !== undefined) clusterAlpn(ctx, tls.alpn, protocol);
 
   const ext = ctx.extensions(c, loc, REMORA_EXTENSIONS.cluster);
+  if (dnsType !== undefined) clusterDns(ctx, c, loc, dnsType, ext, out);
+  else for (const k of DNS_EXTENSIONS) if (ext[k] !== undefined) ctx.reject(extPath(loc, k), 'only for STRICT_DNS and LOGICAL_DNS clusters');
   if (ext.idle_timeout_ms !== undefined && out.raw.idle_timeout_ms !== undefined) {
     ctx.reject(extPath(loc, 'idle_timeout_ms'), 'is also set by the HttpProtocolOptions\' common_http_protocol_options.idle_timeout; set one');
   }

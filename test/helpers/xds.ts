@@ -70,7 +70,7 @@ export function errorsOf(result: XdsTranslateResult): string[] {
 }
 
 /** A scripted ADS server: the test decides each response (type, version, resources, even
- *  duplicates or resources a real control plane would not send) and reads every request
+ *  duplicates, raw Anys, or resources a real control plane would not send) and reads every request
  *  the sidecar sends back (ACKs, NACKs, subscriptions). A stream opened later gets the
  *  last response of each type when it first asks for that type. */
 export interface ScriptedAds {
@@ -97,7 +97,9 @@ export async function startScriptedAds(): Promise<ScriptedAds> {
   let nonces = 0;
   const respond = (stream: import('@grpc/grpc-js').ServerDuplexStream<Obj, Obj>, typeUrl: string, version: string, resources: readonly Obj[]): string => {
     const nonce = String(++nonces);
-    stream.write({ version_info: version, type_url: typeUrl, nonce, resources: resources.map((r) => protos.encodeAny(typeUrl, r)) });
+    // A resource given as an Any of this type goes out byte for byte (a test's hand-made bytes).
+    const encode = (r: Obj): unknown => (r.type_url === typeUrl && r.value instanceof Uint8Array ? r : protos.encodeAny(typeUrl, r));
+    stream.write({ version_info: version, type_url: typeUrl, nonce, resources: resources.map(encode) });
     return nonce;
   };
   const server = new grpc.Server();

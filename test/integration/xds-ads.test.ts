@@ -8,7 +8,8 @@
 // twice (NACKed, the previous version stays); an invalid new version of an accepted
 // cluster (the previous one keeps serving); a listener on a port another process holds
 // (NACKed, after the check that runs before applying); a route whose
-// cluster_not_found_response_code is NOT_FOUND (404 NC); and subscriptions that follow
+// cluster_not_found_response_code is NOT_FOUND (404 NC); a field the protos do not know
+// (accepted, listed, counted); and subscriptions that follow
 // only what was accepted. Everything on 127.0.0.1, port 0; processes ended by pid.
 
 import http from 'node:http';
@@ -200,6 +201,17 @@ t.test('ADS semantics: per-resource NACKs, warming, NC, removals, apply-then-ACK
   t.same([gone.status, gone.headers['x-remora-flags']], [404, 'NC'], `a request to the unknown cluster: 404, flag NC (saw ${gone.status} ${String(gone.headers['x-remora-flags'])})`);
   const rds3 = ads.push(TypeUrl.RouteConfiguration, 'r3', [r.routes]);
   t.equal(message(await ads.answer(rds3)), '', 'the routes back');
+
+  // A field this Remora's protos do not know: accepted without it (Envoy's default),
+  // listed in /config_dump and counted in /metrics.
+  const bAny = protos.encodeAny(TypeUrl.Cluster, r.b);
+  const bUnknown = { type_url: bAny.type_url, value: Buffer.concat([Buffer.from(bAny.value), Buffer.from([0xf8, 0xf0, 0x04, 0x01])]) }; // field 9999 = varint 1
+  const cds8 = ads.push(TypeUrl.Cluster, 'c8', [r.aEds, bUnknown as unknown as Obj]);
+  t.equal(message(await ads.answer(cds8)), '', 'a cluster with an unknown field is ACKed');
+  const dumped = JSON.parse((await admin(sidecar.adminPort, '/config_dump')).text) as { xds: { unknown_fields: Record<string, string[]> } };
+  t.same(dumped.xds.unknown_fields, { 'Cluster "b"': ['#9999'] }, '/config_dump names the field');
+  t.match((await admin(sidecar.adminPort, '/metrics')).text, /^remora_xds_unknown_fields_total 1$/m, 'and /metrics counts it');
+  t.equal((await request(port, { path: '/b', agent: false })).headers['x-upstream'], 'b', 'the cluster serves');
 
   // Subscriptions follow what is accepted: a rejected listener's RouteConfiguration is not
   // asked for.

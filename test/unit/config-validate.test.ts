@@ -120,7 +120,7 @@ t.test('valid config: defaults filled in, input normalised', async (t) => {
                   methods: ['GET', 'POST'],
                   headers: [{ name: 'x-tenant', exact: 'a' }, { name: 'x-debug', present: true }],
                 },
-                route: { timeout_ms: 15000, max_request_body_bytes: 0, cluster: 'backend', prefix_rewrite: '/', host_rewrite: 'users.internal' },
+                route: { timeout_ms: 15000, max_request_body_bytes: 0, cluster_not_found_status: 503, cluster: 'backend', prefix_rewrite: '/', host_rewrite: 'users.internal' },
                 request_headers_to_add: [{ name: 'x-via', value: 'remora' }],
                 request_headers_to_remove: [],
                 response_headers_to_add: [],
@@ -143,7 +143,7 @@ t.test('valid config: defaults filled in, input normalised', async (t) => {
               {
                 name: 'api/689def4a',
                 match: { regex: '^/v[0-9]+/.*$', methods: [], headers: [] },
-                route: { timeout_ms: 0, max_request_body_bytes: 0, weighted_clusters: [{ cluster: 'backend', weight: 3 }, { cluster: 'api', weight: 1 }] },
+                route: { timeout_ms: 0, max_request_body_bytes: 0, cluster_not_found_status: 503, weighted_clusters: [{ cluster: 'backend', weight: 3 }, { cluster: 'api', weight: 1 }] },
                 request_headers_to_add: [],
                 request_headers_to_remove: [],
                 response_headers_to_add: [],
@@ -161,7 +161,7 @@ t.test('valid config: defaults filled in, input normalised', async (t) => {
               {
                 name: 'fallback/6d901645',
                 match: { prefix: '/', methods: [], headers: [] },
-                route: { timeout_ms: 15000, max_request_body_bytes: 0, cluster: 'api' },
+                route: { timeout_ms: 15000, max_request_body_bytes: 0, cluster_not_found_status: 503, cluster: 'api' },
                 request_headers_to_add: [],
                 request_headers_to_remove: [],
                 response_headers_to_add: [],

@@ -436,8 +436,8 @@ t.test('rejects an unknown lb policy and cluster type', async (t) => {
   c.lb_policy = 'MAGLEV';
   t.same(errorsOf(translateXds({}, rewire(set))), ['Cluster "api" lb_policy: MAGLEV is not supported (ROUND_ROBIN, LEAST_REQUEST or RANDOM)']);
   c.lb_policy = 'LEAST_REQUEST';
-  c.type = 'STRICT_DNS';
-  t.same(errorsOf(translateXds({}, rewire(set))), ['Cluster "api" type: STRICT_DNS is not supported (STATIC or EDS)']);
+  c.type = 'ORIGINAL_DST';
+  t.same(errorsOf(translateXds({}, rewire(set))), ['Cluster "api" type: ORIGINAL_DST is not supported (STATIC, EDS, STRICT_DNS or LOGICAL_DNS)']);
 });
 
 const OMIT_CANARY = 'type.googleapis.com/envoy.extensions.retry.host.omit_canary_hosts.v3.OmitCanaryHostsPredicate';
@@ -891,12 +891,12 @@ t.test('TLS fields outside the subset are rejected with their path', async (t) =
   t.same(errorsOf(translateXds({}, rewire(set))), [
     `${TS}.session_ticket_keys: field not supported by Remora`,
     `${TS}.ocsp_staple_policy: MUST_STAPLE is not supported: Remora staples no OCSP responses (LENIENT_STAPLING or unset)`,
-    `${TS}.common_tls_context.validation_context_sds_secret_config: SDS and certificate providers are not supported: Remora reads certificates from files (filename data sources) and watches them`,
     `${TS}.common_tls_context.tls_params.cipher_suites: is not supported: Remora uses Node's default cipher list (forward-secret AEAD suites first)`,
     `${TS}.common_tls_context.tls_params.tls_minimum_protocol_version: TLSv1_1 is not supported: Remora accepts TLS 1.2 at least (TLSv1_2 or TLSv1_3)`,
     `${TS}.common_tls_context.tls_params.tls_maximum_protocol_version: TLSv1_2 is not supported: Remora allows up to TLS 1.3 (TLSv1_3 or unset)`,
     `${TS}.common_tls_context.tls_certificates[0].password: field not supported by Remora`,
     `${TS}.common_tls_context.tls_certificates[0].certificate_chain.inline_string: only filename data sources are supported (Remora reads and watches the files)`,
+    `${TS}.common_tls_context.validation_context_sds_secret_config.sds_config: only Secrets over ADS are supported (sds_config: {ads: {}}): Remora has no separate SDS client`,
     `${TS}.common_tls_context.alpn_protocols: ["istio-peer-exchange","h2","http/1.1"] is not what Remora offers: with codec_type AUTO it offers ["h2","http/1.1"] by ALPN (accepted: ["h2","http/1.1"], ["h2"], ["http/1.1"] or unset)`,
   ]);
   setSocket(l, {
@@ -906,7 +906,7 @@ t.test('TLS fields outside the subset are rejected with their path', async (t) =
     },
   });
   t.same(errorsOf(translateXds({}, rewire(set))), [
-    `${TS}.common_tls_context.tls_certificate_sds_secret_configs: SDS and certificate providers are not supported: Remora reads certificates from files (filename data sources) and watches them`,
+    `${TS}.common_tls_context.tls_certificate_sds_secret_configs[0].sds_config: only Secrets over ADS are supported (sds_config: {ads: {}}): Remora has no separate SDS client`,
     `${TS}.common_tls_context.validation_context.crl: field not supported by Remora`,
     `${TS}.common_tls_context.validation_context.match_typed_subject_alt_names: is not supported on a listener: Remora accepts every client certificate signed by trusted_ca; restrict callers with the RBAC filter`,
   ]);

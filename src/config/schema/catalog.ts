@@ -2,6 +2,7 @@
 // definitions and the generated docs tables (docs.ts) are made from this list.
 
 import type { GenericSchema } from 'valibot';
+import { ClusterDnsSchema, DnsFailureRefreshSchema } from './cluster.js';
 import { CircuitBreakersSchema, ClusterSchema, EndpointSchema, HealthCheckSchema, OutlierDetectionSchema, RetryBudgetSchema, UpstreamTlsSchema } from './cluster.js';
 import { HeaderMatcherSchema, HeaderValueSchema } from './listener.js';
 import { FilterChainMatchSchema, FilterChainSchema, ListenerSchema, ListenerTlsSchema, TcpProxySchema, UpgradeConfigSchema } from './listener.js';
@@ -60,6 +61,8 @@ export const CATALOG: readonly CatalogEntry[] = [
   { name: 'RetryBudget', schema: RetryBudgetSchema },
   { name: 'OutlierDetection', schema: OutlierDetectionSchema },
   { name: 'HealthCheck', schema: HealthCheckSchema },
+  { name: 'ClusterDns', schema: ClusterDnsSchema },
+  { name: 'DnsFailureRefresh', schema: DnsFailureRefreshSchema },
   { name: 'Endpoint', schema: EndpointSchema },
 ];
 

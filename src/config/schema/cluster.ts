@@ -3,7 +3,7 @@
 
 import * as v from 'valibot';
 import { isIP } from 'node:net';
-import { field, filePath, HOST_RE, int, list, ms, name, num, obj, oneOf, str } from './fields.js';
+import { bool, field, filePath, HOST_RE, int, list, ms, name, num, obj, oneOf, str } from './fields.js';
 import { Http2KeepaliveSchema, TLS_VERSIONS } from './listener.js';
 
 function endpointAddressProblem(a: string): string | undefined {
@@ -104,6 +104,36 @@ export const HealthCheckSchema = obj({
   initial_jitter_ms: v.optional(ms(0, 'The first check of an endpoint waits a random 0..`initial_jitter_ms`; with `0` first checks are still spread over 0..min(`interval_ms`, 100) ms.'), 0),
 }, 'Active health checks, run by the main thread of the process. Off unless configured. On a cluster with `tls` they run over TLS with the cluster\'s settings.');
 
+export const DNS_TYPES = ['strict', 'logical'] as const;
+export const DNS_LOOKUP_FAMILIES = ['auto', 'v4_only', 'v6_only', 'v4_preferred', 'all'] as const;
+
+/** `IP` or `IP:port` (`[v6]:port`): a DNS server. */
+function resolverProblem(s: string): string | undefined {
+  const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(s) ?? /^([^:]+)(?::(\d+))?$/.exec(s);
+  const host = m?.[1] ?? s;
+  const port = m?.[2] !== undefined ? Number(m[2]) : 53;
+  if (isIP(host) === 0 || port < 1 || port > 65535) return `must be an IP address with an optional port ("10.0.0.10", "10.0.0.10:53", "[fd00::a]:53"), got "${s}"`;
+  return undefined;
+}
+
+export const DnsFailureRefreshSchema = obj({
+  base_ms: ms(1, 'Wait after the first failed resolution of a name; each failure in a row doubles it (jittered: between half and all of it), up to `max_ms`.'),
+  max_ms: ms(1, 'Longest wait between retries of a failing name; at least `base_ms`.', { type: 'integer 1..3600000, ≥ `base_ms`', conditional: true, default: '10 × `base_ms` (Envoy)' }),
+}, 'Retries of a name whose resolution failed (Envoy\'s `dns_failure_refresh_rate`): exponential backoff with jitter.');
+
+export const ClusterDnsSchema = obj({
+  type: oneOf(DNS_TYPES, '`strict` (Envoy\'s `STRICT_DNS`): every address a host name resolves to is an endpoint of its own (same port), load-balanced, health-checked and outlier-detected like a written one. `logical` (`LOGICAL_DNS`): each written endpoint stays one endpoint, and new connections go to the first address of the latest answer; open connections are kept.'),
+  refresh_rate_ms: v.optional(ms(1, 'Interval between resolutions of each host name (Envoy\'s `dns_refresh_rate`).', { scope: 'ms, per host name' }), 5000),
+  respect_ttl: v.optional(bool('Resolve again when the answer\'s lowest TTL runs out instead of after `refresh_rate_ms` (Envoy\'s `respect_dns_ttl`); a TTL of 0 falls back to `refresh_rate_ms`.'), false),
+  min_refresh_rate_ms: v.optional(ms(1, 'With `respect_ttl`: the shortest interval a TTL may ask for (Envoy\'s `dns_min_refresh_rate`).', { scope: 'ms, per host name' }), 5000),
+  failure_refresh_rate: v.optional(field(DnsFailureRefreshSchema, 'Backoff after failed resolutions; the last good addresses keep serving meanwhile.', { default: 'unset: `refresh_rate_ms`, no backoff (Envoy)' })),
+  lookup_family: v.optional(oneOf(DNS_LOOKUP_FAMILIES, 'Address families asked for (Envoy\'s `dns_lookup_family`). `auto`: AAAA, and A when there is no AAAA record (Envoy\'s AUTO); `v4_preferred`: A, and AAAA when there is no A record; `v4_only`, `v6_only`; `all`: both, IPv4 addresses first.'), 'auto'),
+  resolvers: v.optional(list(str('A DNS server.', { type: '`IP` or `IP:port`', check: resolverProblem }),
+    'DNS servers asked, in order (Envoy\'s c-ares `resolvers`). Empty: the system\'s (`/etc/resolv.conf`).', { type: 'list of `IP[:port]`' }), []),
+  query_timeout_ms: v.optional(ms(1, 'Wait for one server\'s answer before the next try (Envoy\'s c-ares `query_timeout_seconds`).', { scope: 'ms, per try' }), 5000),
+  query_tries: v.optional(int(1, 16, 'Tries per query before the resolution counts as failed (Envoy\'s c-ares `query_tries`).', { scope: 'tries, per query' }), 4),
+}, 'Service discovery by DNS (Envoy\'s `STRICT_DNS` and `LOGICAL_DNS` clusters): the main thread resolves the endpoints\' host names on a timer and hands the addresses to the workers; requests never wait for DNS.');
+
 export const LB_POLICIES = ['round_robin', 'least_request', 'random'] as const;
 export const UPSTREAM_PROTOCOLS = ['http1', 'http2', 'downstream', 'auto'] as const;
 
@@ -120,6 +150,7 @@ export const ClusterSchema = obj({
   name: name('Referenced by routes.', 'unique among clusters'),
   lb_policy: v.optional(oneOf(LB_POLICIES, 'How an endpoint is chosen.', { scope: 'per worker' }), 'round_robin'),
   endpoints: list(EndpointSchema, 'Upstream addresses. May be empty (a service scaled to zero, an endpoint list from xDS with none): requests to the cluster then get `503` with flag `UH`, as from Envoy.'),
+  dns: v.optional(field(ClusterDnsSchema, 'Resolve the endpoints\' host names in the main thread on a timer (a DNS cluster) instead of at each upstream connect.', { default: 'unset (static: host names are looked up with the system resolver at each new connection)', scope: 'whole cluster' })),
   connect_timeout_ms: v.optional(ms(1, 'TCP connect timeout.', { scope: 'ms, per connect attempt' }), 1000),
   idle_timeout_ms: v.optional(ms(0, 'Keep-alive connections idle longer than this are closed (checked once a second). `0` keeps them until the upstream closes them. An upstream\'s `Keep-Alive: timeout=N` hint is honoured too: a connection is not reused within a second of that deadline.',
     { scope: 'ms, per pooled connection' }), 60_000),

@@ -18,6 +18,8 @@ export const configDumpHandler: AdminHandler = (ctx) => {
       last_rejection: lc.lastRejection,
       ...(ctx.source !== null ? ctx.source.describe() : {}),
       config: snap.config,
+      // DNS clusters: the endpoints as written are in `config`; what they resolved to here.
+      ...(snap.config.clusters.some((c) => c.dns !== undefined) ? { resolved_endpoints: snap.resolved ?? {} } : {}),
     },
   ];
 };

@@ -96,6 +96,12 @@ export const MAIN_THREAD_METRICS = {
     help: 'Times the xDS stream was re-established.',
     doc: 'xDS mode: times the stream was re-established',
   },
+  remora_xds_unknown_fields_total: {
+    kind: 'counter',
+    labels: [],
+    help: 'Fields of received xDS resources that this Remora\'s protos do not know (accepted without them; each resource version counted).',
+    doc: 'xDS mode: fields of received resources this Remora does not know, accepted without them and listed in `/config_dump` (`xds.unknown_fields`)',
+  },
   remora_xds_config_age_seconds: {
     kind: 'gauge',
     labels: [],
@@ -119,6 +125,12 @@ export const MAIN_THREAD_METRICS = {
     labels: ['cluster', 'state'],
     help: 'Endpoints by state (healthy, ejected, unhealthy, pending_first_check, probation), by cluster.',
     doc: 'endpoints by state: healthy, ejected, unhealthy, pending_first_check, probation',
+  },
+  remora_cluster_dns_resolutions_total: {
+    kind: 'counter',
+    labels: ['cluster', 'result'],
+    help: 'DNS resolutions of a DNS cluster\'s host names, by cluster and result: attempt, success, failure, empty (a success without addresses).',
+    doc: 'DNS clusters: resolutions of their host names — `attempt`, `success`, `failure` (the last good addresses kept serving), `empty` (a success without addresses, counted in `success` too); Envoy: `cluster.<name>.update_attempt`, `update_success`, `update_failure`, `update_empty`',
   },
   remora_outlier_ejections_total: {
     kind: 'counter',
