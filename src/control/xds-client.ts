@@ -1,5 +1,6 @@
-// The sidecar's xDS v3 client (main thread): one state-of-the-world Aggregated Discovery
-// Service stream to a control plane, with the protocol's rules — the node on the first
+// The sidecar's xDS v3 client (main thread): one Aggregated Discovery Service stream to
+// a control plane, state of the world or incremental (delta: DeltaAggregatedResources,
+// xds.api_type), with the protocol's rules — the node on the first
 // request, per-type version_info and response_nonce, an ACK with the new version, a NACK
 // with the previous version and an error_detail saying exactly what was rejected, and
 // subscriptions to the RouteConfiguration (RDS) and ClusterLoadAssignment (EDS) names
@@ -39,6 +40,8 @@ export interface XdsClientOptions {
   readonly maxBackoffMs?: number;
   /** TLS and credentials for each new connection (xds.tls); default plaintext. */
   readonly transport?: XdsTransport;
+  /** Incremental xDS (DeltaAggregatedResources) instead of state of the world. */
+  readonly delta?: boolean;
 }
 
 /** How a connection to the control plane is secured (src/control/control-plane-tls.ts). */
@@ -102,6 +105,12 @@ interface TypeState {
   /** Names subscribed (RDS/EDS); null = wildcard (LDS/CDS). */
   names: string[] | null;
   lastNack: { version: string; message: string; at: string } | null;
+  /** Delta: the version of each accepted resource, sent back as initial_resource_versions
+   *  when the stream is opened again (the server then sends only what changed). */
+  versions: Map<string, string>;
+  /** Delta: the names the server knows this stream subscribes to; null before the first
+   *  request of the type on the stream. */
+  sentNames: Set<string> | null;
 }
 
 export interface XdsClientState {
@@ -151,7 +160,10 @@ export class XdsClient {
   ) {
     for (const t of RESOURCE_TYPES) {
       const wildcard = t === TypeUrl.Listener || t === TypeUrl.Cluster;
-      this.types.set(t, { accepted: new Map(), acceptedBytes: new Map(), acceptedVersion: '', nonce: '', names: wildcard ? null : [], lastNack: null });
+      this.types.set(t, {
+        accepted: new Map(), acceptedBytes: new Map(), acceptedVersion: '', nonce: '', names: wildcard ? null : [], lastNack: null,
+        versions: new Map(), sentNames: null,
+      });
     }
   }
 
@@ -211,12 +223,16 @@ export class XdsClient {
     }
     const client = new Ads(server, credentials, this.opts.transport?.channelOptions(server) ?? {}) as unknown as grpc.Client & {
       StreamAggregatedResources(metadata: grpc.Metadata): DiscoveryStream;
+      DeltaAggregatedResources(metadata: grpc.Metadata): DiscoveryStream;
     };
     this.client = client;
-    const stream = client.StreamAggregatedResources(metadata);
+    const stream = this.opts.delta === true ? client.DeltaAggregatedResources(metadata) : client.StreamAggregatedResources(metadata);
     this.stream = stream;
     this.sentNode = false;
-    for (const s of this.types.values()) s.nonce = '';
+    for (const s of this.types.values()) {
+      s.nonce = '';
+      s.sentNames = null;
+    }
     stream.on('data', (res: ProtoObject) => {
       if (!this.connected) {
         this.connected = true;
@@ -270,12 +286,9 @@ export class XdsClient {
 
   private send(typeUrl: ResourceType, version: string, nonce: string, error: string | null): void {
     const s = this.types.get(typeUrl)!;
-    const req: ProtoObject = {
-      version_info: version,
-      type_url: typeUrl,
-      response_nonce: nonce,
-      resource_names: s.names ?? [],
-    };
+    const req: ProtoObject = this.opts.delta === true
+      ? deltaRequest(typeUrl, s, nonce)
+      : { version_info: version, type_url: typeUrl, response_nonce: nonce, resource_names: s.names ?? [] };
     if (!this.sentNode) {
       const node = this.opts.node;
       req.node = {
@@ -343,29 +356,43 @@ export class XdsClient {
     const typeUrl = String(res.type_url) as ResourceType;
     const s = this.types.get(typeUrl);
     if (s === undefined) return null;
-    const version = String(res.version_info ?? '');
+    const delta = this.opts.delta === true;
+    const version = String((delta ? res.system_version_info : res.version_info) ?? '');
     const nonce = String(res.nonce ?? '');
     if (stream === this.stream) s.nonce = nonce;
     const rejections: ResourceRejection[] = [];
     const outcome: Outcome = { typeUrl, version, nonce, stream, rejections };
     const kind = kindOf(typeUrl);
-    const received = new Map<string, { message: ProtoObject; bytes: Uint8Array }>();
+    const received = new Map<string, { message: ProtoObject; bytes: Uint8Array; version: string }>();
     const copies = new Map<string, number>();
     try {
-      for (const any of (res.resources as AnyMessage[] | undefined) ?? []) {
-        const { typeUrl: actual, message } = this.protos.decodeAny(any);
+      // State of the world: Anys. Delta: Resource wrappers (name, version, resource).
+      const items = delta
+        ? ((res.resources as ProtoObject[] | undefined) ?? []).map((r) => ({ any: r.resource as AnyMessage, version: String(r.version ?? ''), name: String(r.name ?? '') }))
+        : ((res.resources as AnyMessage[] | undefined) ?? []).map((any) => ({ any, version: version, name: '' }));
+      for (const item of items) {
+        if (item.any === undefined || item.any === null) throw new Error(`resource "${item.name}" has no resource`);
+        const { typeUrl: actual, message } = this.protos.decodeAny(item.any);
         if (actual !== typeUrl) throw new Error(`resource of type ${actual} in a ${typeUrl} response`);
         const name = String(typeUrl === TypeUrl.ClusterLoadAssignment ? message.cluster_name : message.name);
+        if (delta && item.name !== '' && item.name !== name) throw new Error(`resource "${item.name}" holds a ${kind} named "${name}"`);
         copies.set(name, (copies.get(name) ?? 0) + 1);
-        received.set(name, { message, bytes: any.value });
+        received.set(name, { message, bytes: item.any.value, version: item.version });
       }
     } catch (err) {
       rejections.push({ typeUrl, name: '', text: `cannot decode: ${err instanceof Error ? err.message : String(err)}` });
       return { outcome, changed: false };
     }
-    const wildcard = s.names === null;
-    const next = wildcard ? new Map<string, ProtoObject>() : new Map(s.accepted);
-    const nextBytes = wildcard ? new Map<string, Uint8Array>() : new Map(s.acceptedBytes);
+    // A state-of-the-world LDS/CDS response is the whole set; anything else (RDS/EDS, and
+    // every delta response) updates the names it carries, and delta names its removals.
+    const whole = s.names === null && !delta;
+    const next = whole ? new Map<string, ProtoObject>() : new Map(s.accepted);
+    const nextBytes = whole ? new Map<string, Uint8Array>() : new Map(s.acceptedBytes);
+    const removed = delta ? ((res.removed_resources as string[] | undefined) ?? []).filter((n) => next.has(n) && !received.has(n)) : [];
+    for (const name of removed) {
+      next.delete(name);
+      nextBytes.delete(name);
+    }
     /** Names this response adds or changes (what a problem can be blamed on). */
     const fresh = new Set<string>();
     for (const [name, r] of received) {
@@ -435,6 +462,10 @@ export class XdsClient {
     const changed = fresh.size > 0 || !sameNames(next, s.accepted);
     s.accepted = next;
     s.acceptedBytes = nextBytes;
+    if (delta) {
+      for (const name of removed) s.versions.delete(name);
+      for (const [name, r] of received) if (nextBytes.get(name) === r.bytes) s.versions.set(name, r.version);
+    }
     this.follow();
     return { outcome, changed };
   }
@@ -523,8 +554,10 @@ export class XdsClient {
     if ([...s.accepted.keys()].some((n) => !keep.has(n))) {
       s.accepted = new Map([...s.accepted].filter(([n]) => keep.has(n)));
       s.acceptedBytes = new Map([...s.acceptedBytes].filter(([n]) => keep.has(n)));
+      for (const n of [...s.versions.keys()]) if (!keep.has(n)) s.versions.delete(n);
     }
-    this.send(typeUrl, s.acceptedVersion, s.nonce, null);
+    // Delta: a subscription change carries no nonce (it answers no response).
+    this.send(typeUrl, s.acceptedVersion, this.opts.delta === true ? '' : s.nonce, null);
   }
 
   /** Fields this Remora does not know are accepted as Envoy accepts them by default, and
@@ -546,6 +579,26 @@ export class XdsClient {
     for (const [t, s] of this.types) out[t] = s.accepted;
     return out;
   }
+}
+
+/** A DeltaDiscoveryRequest: the first of its type on a stream subscribes to every name
+ *  (`*` for LDS/CDS) with the versions accepted so far; later ones ACK or NACK `nonce`
+ *  and carry the subscription's changes since the last request. */
+function deltaRequest(typeUrl: ResourceType, s: TypeState, nonce: string): ProtoObject {
+  const want = s.names ?? ['*'];
+  const req: ProtoObject = { type_url: typeUrl, response_nonce: nonce };
+  if (s.sentNames === null) {
+    req.resource_names_subscribe = want;
+    if (s.versions.size > 0) req.initial_resource_versions = Object.fromEntries(s.versions);
+  } else {
+    const sent = s.sentNames;
+    const subscribe = want.filter((n) => !sent.has(n));
+    const unsubscribe = [...sent].filter((n) => !want.includes(n));
+    if (subscribe.length > 0) req.resource_names_subscribe = subscribe;
+    if (unsubscribe.length > 0) req.resource_names_unsubscribe = unsubscribe;
+  }
+  s.sentNames = new Set(want);
+  return req;
 }
 
 function sameNames(a: ReadonlyMap<string, unknown>, b: ReadonlyMap<string, unknown>): boolean {

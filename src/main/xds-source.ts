@@ -131,7 +131,7 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
     };
 
     client = new XdsClient(
-      { servers: bootstrap.servers, node: bootstrap.node, log: tapStreamErrors(log, (e) => (lastError = e)), transport },
+      { servers: bootstrap.servers, node: bootstrap.node, log: tapStreamErrors(log, (e) => (lastError = e)), transport, delta: bootstrap.api_type === 'delta' },
       {
         references(maps) {
           const routes = [...maps[TypeUrl.Listener].values()].flatMap((l) => referencedRoutes(l));

@@ -85,10 +85,17 @@ export interface ScriptedAds {
   waitFor(match: (req: Obj) => boolean, ms?: number): Promise<Obj>;
   /** The last request of `typeUrl` received. */
   last(typeUrl: string): Obj | undefined;
+  /** Delta only: sends a DeltaDiscoveryResponse (each resource with its own version, and
+   *  the names removed) on every open stream; returns its nonce. */
+  pushDelta(typeUrl: string, systemVersion: string, resources: readonly { name: string; version: string; resource: Obj }[], removed?: readonly string[]): string;
+  /** Ends every open stream with UNAVAILABLE (the sidecar reconnects). */
+  dropStreams(): void;
   close(): Promise<void>;
 }
 
-export async function startScriptedAds(): Promise<ScriptedAds> {
+/** `delta`: serve DeltaAggregatedResources (the test pushes with pushDelta) instead of
+ *  StreamAggregatedResources. */
+export async function startScriptedAds(opts: { delta?: boolean } = {}): Promise<ScriptedAds> {
   const grpc = await import('@grpc/grpc-js');
   const requests: Obj[] = [];
   const streams = new Set<import('@grpc/grpc-js').ServerDuplexStream<Obj, Obj>>();
@@ -103,8 +110,9 @@ export async function startScriptedAds(): Promise<ScriptedAds> {
     return nonce;
   };
   const server = new grpc.Server();
+  const method = opts.delta === true ? 'DeltaAggregatedResources' : 'StreamAggregatedResources';
   server.addService(protos.ads.service, {
-    StreamAggregatedResources: (stream: import('@grpc/grpc-js').ServerDuplexStream<Obj, Obj>) => {
+    [method]: (stream: import('@grpc/grpc-js').ServerDuplexStream<Obj, Obj>) => {
       streams.add(stream);
       const asked = new Set<string>();
       stream.on('data', (req: Obj) => {
@@ -117,7 +125,7 @@ export async function startScriptedAds(): Promise<ScriptedAds> {
         }
         const typeUrl = String(req.type_url);
         const last = lastResponse.get(typeUrl);
-        if (!asked.has(typeUrl) && last !== undefined) respond(stream, typeUrl, last.version, last.resources);
+        if (!asked.has(typeUrl) && last !== undefined && opts.delta !== true) respond(stream, typeUrl, last.version, last.resources);
         asked.add(typeUrl);
       });
       stream.on('error', () => streams.delete(stream));
@@ -152,6 +160,23 @@ export async function startScriptedAds(): Promise<ScriptedAds> {
     },
     last(typeUrl) {
       return requests.filter((r) => r.type_url === typeUrl).at(-1);
+    },
+    pushDelta(typeUrl, systemVersion, resources, removed = []) {
+      let nonce = '';
+      for (const st of streams) {
+        nonce = String(++nonces);
+        st.write({
+          system_version_info: systemVersion, type_url: typeUrl, nonce, removed_resources: [...removed],
+          resources: resources.map((r) => ({ name: r.name, version: r.version, resource: protos.encodeAny(typeUrl, r.resource) })),
+        });
+      }
+      return nonce;
+    },
+    dropStreams() {
+      for (const st of [...streams]) {
+        streams.delete(st);
+        st.emit('error', { code: grpc.status.UNAVAILABLE, details: 'dropped by the test' });
+      }
     },
     close() {
       server.forceShutdown();

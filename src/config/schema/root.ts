@@ -5,7 +5,7 @@
 import * as v from 'valibot';
 import { parseSpiffeId } from '../../core/spiffe.js';
 import { MAX_CLUSTERS, MAX_LISTENERS } from '../../shared/limits.js';
-import { bool, field, int, list, ms, num, obj, str } from './fields.js';
+import { bool, field, int, list, ms, num, obj, oneOf, str } from './fields.js';
 import { ClusterSchema } from './cluster.js';
 import { bindAddress, ListenerSchema } from './listener.js';
 import { TracingSchema } from './tracing.js';
@@ -115,6 +115,7 @@ export const XdsSchema = obj({
   })), 'Control-plane addresses, tried in order; on a lost stream the next one is tried after a jittered exponential backoff (0.5 s doubling to 30 s).',
   { type: 'list of `HOST:PORT`', nonEmpty: 'must list at least one control-plane address' }),
   node: field(XdsNodeSchema, 'This sidecar as the control plane sees it.'),
+  api_type: v.optional(oneOf(['sotw', 'delta'] as const, 'The ADS variant: `sotw` (state of the world, StreamAggregatedResources: every response of LDS/CDS is the whole set) or `delta` (incremental, DeltaAggregatedResources: a response carries only what changed and names what was removed; after a reconnect the sidecar says which versions it holds, so nothing unchanged is sent again). Envoy\'s `ads_config.api_type` GRPC and DELTA_GRPC.'), 'sotw'),
   persist_path: v.optional(str('The last applied config is saved here (temp file + rename) after every update.', { type: 'file path' })),
   initial_fetch_timeout_ms: v.optional(ms(0, 'At startup, after this long without a complete config from the control plane, Remora starts from `persist_path` if it holds a valid config (else it keeps waiting).'), 10_000),
   sds_dir: v.optional(str('Where the certificates, keys and CAs of Secrets received over ADS (SDS) are written, one directory per Secret, key files mode 0600; listeners and clusters read them from there, and a new version of a Secret rotates them in place.',
