@@ -1,5 +1,7 @@
-// The ADS side of the control plane: envoy.service.discovery.v3.AggregatedDiscoveryService,
-// state of the world (StreamAggregatedResources) over grpc-js. Per stream and per type URL
+// The ADS side of the control plane: envoy.service.discovery.v3.AggregatedDiscoveryService
+// over grpc-js, state of the world (StreamAggregatedResources) and incremental
+// (DeltaAggregatedResources: what differs is in ads-delta.ts; nodes, groups, the guard,
+// ACKs and NACKs are shared). Per stream and per type URL
 // it keeps the subscription, the latest response sent (version, nonce) and what the node
 // ACKed or NACKed.
 //
@@ -28,10 +30,13 @@ import { hostname } from 'node:os';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../core/log.js';
 import { TypeUrl, type AnyMessage } from '../xds/protos.js';
-import type { AuthnOutcome, Principal, RefusalReason } from './ca-authn.js';
-import type { ServerCall } from './caller.js';
+import type { Principal, RefusalReason } from './ca-authn.js';
+import type { AdsGuard, DiscoveryRequest, NackRecord, NodeStatus, TypeStatus } from './ads-types.js';
 import { RefusalLogLimiter } from './mesh-ca-stats.js';
+import { changeSubscription, deltaResponse, firstDeltaState, type DeltaRequest, type DeltaTypeState } from './ads-delta.js';
 import { DEFAULT_GROUP, PUSH_ORDER, WILDCARD_TYPES, type SnapshotStore } from './snapshots.js';
+
+export type { AdsGuard, NackRecord, NodeStatus, TypeStatus } from './ads-types.js';
 
 /** Version sent to a node whose group does not exist (with empty resource sets). */
 export const NO_GROUP_VERSION = '0';
@@ -44,61 +49,6 @@ const SHORT: Record<string, string> = {
   [TypeUrl.ClusterLoadAssignment]: 'EDS',
 };
 
-/** A DiscoveryRequest as proto-loader decodes it (only set fields present). */
-interface DiscoveryRequest {
-  version_info?: string;
-  node?: { id?: string; cluster?: string };
-  resource_names?: string[];
-  type_url?: string;
-  response_nonce?: string;
-  error_detail?: { code?: number; message?: string };
-}
-
-export interface NackRecord {
-  /** The version the node rejected (sent with `nonce`). */
-  readonly version: string;
-  readonly nonce: string;
-  readonly errorMessage: string;
-  readonly errorCode: number;
-  readonly time: Date;
-  /** The NACK's version_info: the version the node keeps running. */
-  readonly versionKept: string;
-}
-
-export interface TypeStatus {
-  readonly typeUrl: string;
-  /** Empty = wildcard. */
-  readonly resourceNames: readonly string[];
-  readonly versionSent: string;
-  readonly nonceSent: string;
-  readonly sentAt: Date | null;
-  readonly resourcesSent: number;
-  readonly versionAcked: string;
-  readonly ackedAt: Date | null;
-  readonly lastNack: NackRecord | null;
-  readonly nackCount: number;
-}
-
-/** Who may be served what (with TLS): the caller's identity, then its group. */
-export interface AdsGuard {
-  authenticate(call: ServerCall): AuthnOutcome;
-  /** Null when `identities` (null: any) may be served `group`, else why not. */
-  check(identities: readonly string[] | null, group: string): string | null;
-}
-
-export interface NodeStatus {
-  readonly streamId: string;
-  readonly id: string;
-  readonly cluster: string;
-  /** The group served; null when none matched (empty resource sets are sent). */
-  readonly group: string | null;
-  readonly connectedSince: Date;
-  readonly peer: string;
-  /** Who the caller proved to be (with TLS), e.g. `certificate 1A2B…`; null without. */
-  readonly principal: string | null;
-  readonly types: readonly TypeStatus[];
-}
-
 interface TypeState {
   names: string[];
   versionSent: string;
@@ -109,6 +59,8 @@ interface TypeState {
   ackedAt: Date | null;
   lastNack: NackRecord | null;
   nackCount: number;
+  /** Delta streams: the subscription and what the node holds. */
+  delta: DeltaTypeState | null;
 }
 
 interface Stream {
@@ -120,6 +72,8 @@ interface Stream {
   node: { id: string; cluster: string } | null;
   group: string | null;
   readonly types: Map<string, TypeState>;
+  /** DeltaAggregatedResources (else StreamAggregatedResources). */
+  readonly delta: boolean;
   closed: boolean;
 }
 
@@ -158,13 +112,8 @@ export class AdsService {
   /** The handlers to pass to grpc.Server#addService with the ADS service definition. */
   handlers(): grpc.UntypedServiceImplementation {
     return {
-      StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, unknown>) => this.open(call),
-      DeltaAggregatedResources: (call: grpc.ServerDuplexStream<unknown, unknown>) => {
-        call.emit('error', {
-          code: grpc.status.UNIMPLEMENTED,
-          details: 'remora control plane serves state-of-the-world ADS (StreamAggregatedResources) only',
-        });
-      },
+      StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, unknown>) => this.open(call, false),
+      DeltaAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, unknown>) => this.open(call, true),
     };
   }
 
@@ -192,7 +141,7 @@ export class AdsService {
         principal: s.principal?.name ?? null,
         types: [...s.types].map(([typeUrl, t]) => ({
           typeUrl,
-          resourceNames: [...t.names],
+          resourceNames: t.delta === null ? [...t.names] : t.delta.wildcard ? [] : [...t.delta.names],
           versionSent: t.versionSent,
           nonceSent: t.nonceSent,
           sentAt: t.sentAt,
@@ -212,8 +161,9 @@ export class AdsService {
     for (const s of [...this.streams.values()]) this.end(s, grpc.status.UNAVAILABLE, reason);
   }
 
-  private open(call: grpc.ServerDuplexStream<DiscoveryRequest, unknown>): void {
+  private open(call: grpc.ServerDuplexStream<DiscoveryRequest, unknown>, delta: boolean): void {
     const stream: Stream = {
+      delta,
       id: String(++this.streamCounter),
       call,
       peer: call.getPeer(),
@@ -278,6 +228,10 @@ export class AdsService {
       this.log.warn({ stream: stream.id, node: stream.node.id, type_url: typeUrl }, 'request for a resource type this control plane does not serve; ignored');
       return;
     }
+    if (stream.delta) {
+      this.onDeltaRequest(stream, typeUrl, req as DeltaRequest);
+      return;
+    }
     const names = req.resource_names ?? [];
     const nonce = req.response_nonce ?? '';
     let sub = stream.types.get(typeUrl);
@@ -295,6 +249,7 @@ export class AdsService {
           ackedAt: null,
           lastNack: null,
           nackCount: 0,
+          delta: null,
         };
         stream.types.set(typeUrl, sub);
       }
@@ -306,32 +261,30 @@ export class AdsService {
       this.log.debug({ stream: stream.id, node: stream.node.id, type_url: typeUrl, nonce, latest: sub?.nonceSent ?? null }, 'stale nonce; request ignored');
       return;
     }
-    const version = req.version_info ?? '';
-    if (req.error_detail !== undefined) {
+    this.recordAnswer(stream, typeUrl, sub, req.version_info ?? '', nonce, req.error_detail);
+    if (!sameNames(sub.names, names)) {
+      sub.names = names;
+      this.send(stream, typeUrl);
+    }
+  }
+
+  /** Records an ACK, or a NACK (logged at warn), of the response `nonce` answered. */
+  private recordAnswer(stream: Stream, typeUrl: string, sub: TypeState, version: string, nonce: string, errorDetail: DiscoveryRequest['error_detail']): void {
+    if (stream.node === null) return;
+    if (errorDetail !== undefined) {
       const nack: NackRecord = {
         version: sub.versionSent,
         nonce,
-        errorMessage: req.error_detail.message ?? '',
-        errorCode: req.error_detail.code ?? 0,
+        errorMessage: errorDetail.message ?? '',
+        errorCode: errorDetail.code ?? 0,
         time: new Date(),
         versionKept: version,
       };
       sub.lastNack = nack;
       sub.nackCount++;
       this.log.warn(
-        {
-          stream: stream.id,
-          node: stream.node.id,
-          cluster: stream.node.cluster,
-          group: stream.group,
-          type_url: typeUrl,
-          type: SHORT[typeUrl],
-          version: nack.version,
-          version_kept: version,
-          nonce,
-          error: nack.errorMessage,
-          code: nack.errorCode,
-        },
+        { stream: stream.id, node: stream.node.id, cluster: stream.node.cluster, group: stream.group, type_url: typeUrl, type: SHORT[typeUrl],
+          version: nack.version, version_kept: version, nonce, error: nack.errorMessage, code: nack.errorCode },
         `xDS NACK: node "${stream.node.id}" rejected ${SHORT[typeUrl]} version ${nack.version}: ${nack.errorMessage}`,
       );
     } else {
@@ -339,10 +292,26 @@ export class AdsService {
       sub.ackedAt = new Date();
       this.log.debug({ stream: stream.id, node: stream.node.id, type: SHORT[typeUrl], version }, 'ACK');
     }
-    if (!sameNames(sub.names, names)) {
-      sub.names = names;
-      this.send(stream, typeUrl);
+  }
+
+  /** A DeltaDiscoveryRequest: the first of a type opens its subscription (with the
+   *  versions the node holds) and is answered; later ones ACK or NACK the latest
+   *  response, and change the subscription (answered when it changed). */
+  private onDeltaRequest(stream: Stream, typeUrl: string, req: DeltaRequest): void {
+    let sub = stream.types.get(typeUrl);
+    const nonce = req.response_nonce ?? '';
+    if (sub === undefined) {
+      sub = {
+        names: [], versionSent: '', nonceSent: '', sentAt: null, resourcesSent: 0, versionAcked: '', ackedAt: null, lastNack: null, nackCount: 0,
+        delta: firstDeltaState(req, WILDCARD_TYPES.has(typeUrl)),
+      };
+      stream.types.set(typeUrl, sub);
+      this.sendDelta(stream, typeUrl, true);
+      return;
     }
+    // A delta NACK carries no version: the node keeps the one it ACKed last.
+    if (nonce !== '' && nonce === sub.nonceSent) this.recordAnswer(stream, typeUrl, sub, req.error_detail ? sub.versionAcked : sub.versionSent, nonce, req.error_detail);
+    if (changeSubscription(sub.delta!, req)) this.sendDelta(stream, typeUrl, false);
   }
 
   /** A group got a new snapshot (or was created): re-resolve every node's group, push to
@@ -370,7 +339,39 @@ export class AdsService {
   }
 
   private pushAll(stream: Stream): void {
-    for (const typeUrl of PUSH_ORDER) if (stream.types.has(typeUrl)) this.send(stream, typeUrl);
+    for (const typeUrl of PUSH_ORDER) {
+      if (!stream.types.has(typeUrl)) continue;
+      if (stream.delta) this.sendDelta(stream, typeUrl, false);
+      else this.send(stream, typeUrl);
+    }
+  }
+
+  /** A DeltaDiscoveryResponse with what differs from what the node holds (ads-delta.ts);
+   *  nothing when nothing does, unless `first`. */
+  private sendDelta(stream: Stream, typeUrl: string, first: boolean): void {
+    if (stream.closed) return;
+    const sub = stream.types.get(typeUrl)!;
+    let version = NO_GROUP_VERSION;
+    let all: ReadonlyMap<string, AnyMessage> = new Map();
+    if (stream.group !== null) {
+      const snapshot = this.store.get(stream.group)?.snapshot ?? null;
+      if (snapshot === null) return; // no valid config yet: the node waits
+      version = snapshot.version;
+      all = snapshot.resources.get(typeUrl) ?? all;
+    }
+    const body = deltaResponse(sub.delta!, all, first);
+    if (body === null) return;
+    const nonce = String(++this.nonceCounter);
+    Object.assign(sub, { versionSent: version, nonceSent: nonce, sentAt: new Date(), resourcesSent: body.resources.length });
+    stream.call.write({
+      system_version_info: version,
+      type_url: typeUrl,
+      nonce,
+      resources: body.resources,
+      removed_resources: body.removed,
+      control_plane: { identifier: this.identifier },
+    });
+    this.log.debug({ stream: stream.id, node: stream.node?.id, type: SHORT[typeUrl], version, nonce, resources: body.resources.length, removed: body.removed.length }, 'sent (delta)');
   }
 
   private send(stream: Stream, typeUrl: string): void {
