@@ -10,7 +10,12 @@ export interface ConfigSourceInfo {
   describe(): Record<string, unknown>;
   /** The mesh identity client's state (xDS mode with mesh_identity), for /certs. */
   identity?(): unknown;
-  metrics(): { connected: number; nacks: number; acks: number; reconnects: number; configAgeS: number; unknownFields: number };
+  /** `fieldsWithoutEffect`: per field accepted without effect, how many resources of the
+   *  applied config set it (translateXds' noEffect). */
+  metrics(): {
+    connected: number; nacks: number; acks: number; reconnects: number; configAgeS: number; unknownFields: number;
+    fieldsWithoutEffect: ReadonlyMap<string, number>;
+  };
 }
 
 /** What the admin server may ask of the running Remora (POST /drain_listeners,

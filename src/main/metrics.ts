@@ -317,6 +317,7 @@ export class Metrics {
       ]),
       mainThread('remora_xds_reconnects_total', () => [{ labels: {}, value: m().reconnects }]),
       mainThread('remora_xds_unknown_fields_total', () => [{ labels: {}, value: m().unknownFields }]),
+      mainThread('remora_xds_fields_without_effect', () => [...m().fieldsWithoutEffect].map(([field, value]) => ({ labels: { field }, value }))),
       mainThread('remora_xds_config_age_seconds', () => [
         { labels: {}, value: m().configAgeS },
       ]),

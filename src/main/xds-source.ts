@@ -4,7 +4,9 @@
 // Remora, and from then on turns every accepted update into a reload, which the xDS
 // client awaits before it ACKs (Envoy's ADS semantics: docs/xds.md). While the control
 // plane is unreachable, traffic keeps flowing on the last applied config. Every applied
-// config is persisted (write to a temp file, then rename) when persist_path is set.
+// config is persisted (write to a temp file, then rename) when persist_path is set, and
+// the fields its resources set that Remora accepts without effect are kept, per field, for
+// /metrics (remora_xds_fields_without_effect) and /config_dump (xds.fields_without_effect).
 // With xds.mesh_identity, the sidecar's certificate is obtained from the control plane's
 // mesh CA and renewed (src/control/mesh-identity.ts, loaded only then); startup waits for
 // it, within the same initial_fetch_timeout_ms, so listeners that read its files find them.
@@ -106,6 +108,9 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
     let appliedAt = 0;
     /** The newest config applied (or, before Remora runs, handed to it to start with). */
     let latest: RemoraConfig | null = null;
+    /** The fields accepted without effect in the resources `latest` came from (per field,
+     *  how many resources set it): /metrics and /config_dump show them. */
+    let noEffect: ReadonlyMap<string, number> = new Map();
     let firstConfig: (config: RemoraConfig) => void = () => {};
     const first = new Promise<RemoraConfig>((resolve) => (firstConfig = resolve));
     /** Resolves once Remora runs (true) or could not start (false). */
@@ -177,19 +182,24 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
             }
             waitingFor = null;
             latest = config;
+            noEffect = result.noEffect;
             persist(bootstrap, config, log);
             appliedAt = Date.now();
             firstConfig(config);
             return (await started) ? [] : [{ typeUrl: '', name: '', text: 'Remora could not start with this config (see its log)' }];
           }
           config = keepWarmingAsApplied(config, result.warming, latest);
-          if (latest !== null && sameResources(config, latest)) return []; // nothing changed: no reload
+          if (latest !== null && sameResources(config, latest)) { // nothing changed: no reload
+            noEffect = result.noEffect; // (these resources are in effect now, fields without effect too)
+            return [];
+          }
           const ok = await remora.reload(config).catch((err: unknown) => {
             log.error({ err }, 'applying the xDS update failed');
             return false;
           });
           if (!ok) return [{ typeUrl: '', name: '', text: 'the workers did not apply the update (see the log); the running config keeps serving' }];
           latest = config;
+          noEffect = result.noEffect;
           persist(bootstrap, config, log);
           appliedAt = Date.now();
           return [];
@@ -259,7 +269,10 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
     try {
       remora = await startRemora(config, log, {
         describe: () => ({
-          xds: { ...client.state(), started_from: startedFrom, config_age_s: appliedAt > 0 ? Math.round((Date.now() - appliedAt) / 1000) : null, ...tlsStatus() },
+          xds: {
+            ...client.state(), started_from: startedFrom, config_age_s: appliedAt > 0 ? Math.round((Date.now() - appliedAt) / 1000) : null, ...tlsStatus(),
+            fields_without_effect: Object.fromEntries(noEffect),
+          },
           ...(identity !== null ? { mesh_identity: identity.status() } : {}),
         }),
         ...(identity !== null ? { identity: () => identity!.status() } : {}),
@@ -267,7 +280,7 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
           const s = client.state();
           return {
             connected: s.connected ? 1 : 0, nacks: s.nacks, acks: s.acks, reconnects: s.reconnects,
-            configAgeS: appliedAt > 0 ? (Date.now() - appliedAt) / 1000 : -1, unknownFields: client.unknownFieldsSeen,
+            configAgeS: appliedAt > 0 ? (Date.now() - appliedAt) / 1000 : -1, unknownFields: client.unknownFieldsSeen, fieldsWithoutEffect: noEffect,
           };
         },
       });
@@ -287,7 +300,10 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
     if (latest !== null && latest !== config) {
       const next: RemoraConfig = latest;
       const ok = await remora.reload(next).catch(() => false);
-      if (!ok) latest = config;
+      if (!ok) {
+        latest = config; // the persisted one, which no resources of this run describe
+        noEffect = new Map();
+      }
     } else latest = config;
     markStarted(true);
     void remora.finished.then(() => {

@@ -91,9 +91,12 @@ export function translateCluster(ctx: Ctx, key: string, c: Obj): ClusterPart | u
   const protocol = upstreamProtocol(ctx, c, loc, out);
   if (protocol !== undefined && tls?.alpn !== undefined) clusterAlpn(ctx, tls.alpn, protocol);
 
-  const ext = ctx.extensions(c, loc, REMORA_EXTENSIONS.cluster);
+  const ext = ctx.extensions(c, loc, REMORA_EXTENSIONS.cluster, 'Cluster.metadata');
   if (dnsType !== undefined) clusterDns(ctx, c, loc, dnsType, ext, out);
-  else for (const k of DNS_EXTENSIONS) if (ext[k] !== undefined) ctx.reject(extPath(loc, k), 'only for STRICT_DNS and LOGICAL_DNS clusters');
+  else {
+    for (const k of DNS_EXTENSIONS) if (ext[k] !== undefined) ctx.reject(extPath(loc, k), 'only for STRICT_DNS and LOGICAL_DNS clusters');
+    for (const k of DNS_CLUSTER_FIELDS) if (isSet(c[k])) ctx.noEffect(loc, `Cluster.${k}`); // ignored, as by Envoy
+  }
   if (ext.idle_timeout_ms !== undefined && out.raw.idle_timeout_ms !== undefined) {
     ctx.reject(extPath(loc, 'idle_timeout_ms'), 'is also set by the HttpProtocolOptions\' common_http_protocol_options.idle_timeout; set one');
   }

@@ -1,7 +1,8 @@
 // The reading side of the xDS translation (src/xds/translate.ts and its translate-*.ts
 // parts): where a problem is (resource, field path), and Ctx, which collects rejections
-// and decodes Anys, Durations, percentages and the Remora metadata extensions; plus the
-// readers several resource types share (names, socket addresses, config sources).
+// and decodes Anys, Durations, percentages and the Remora metadata extensions, and counts
+// the fields accepted without effect (noEffect: per field, the resources that set one);
+// plus the readers several resource types share (names, socket addresses, config sources).
 // Plain-data accessors are in src/xds/read.ts, the writing side in translate-fields.ts.
 
 import { REMORA_METADATA } from './names.js';
@@ -62,6 +63,8 @@ export class Ctx {
   /** Resources (`<type URL> <name>`) that name a Secret not received yet: they warm. */
   readonly waitingForSecrets = new Set<string>();
   private readonly seen = new Set<string>();
+  /** Fields accepted without effect: field name → resources (`<type URL> <name>`) setting it. */
+  private readonly inert = new Map<string, Set<string>>();
   readonly protos = loadXdsProtos();
 
   /** The Secrets received and where their files go (null: no SDS, every Secret missing). */
@@ -80,6 +83,24 @@ export class Ctx {
     if (this.seen.has(key)) return; // a route configuration shared by two listeners
     this.seen.add(key);
     this.errors.push(r);
+  }
+
+  /**
+   * Records a field that is set and accepted without effect in Remora's model (docs/xds.md
+   * says why for each). `field` is a stable name: `<Envoy message>.<field path>` without
+   * indexes (`HttpConnectionManager.use_remote_address`), or `HttpFilter <filter>`,
+   * `NetworkFilter <filter>`, `ListenerFilter <filter>` for a filter that has none. Call it
+   * only for a field that is set: an unset one is not counted.
+   */
+  noEffect(loc: Loc, field: string): void {
+    const resources = this.inert.get(field) ?? new Set<string>();
+    resources.add(`${loc.typeUrl} ${loc.name}`);
+    this.inert.set(field, resources);
+  }
+
+  /** Per field accepted without effect, how many resources set it (sorted by field). */
+  noEffectCounts(): ReadonlyMap<string, number> {
+    return new Map([...this.inert].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([f, r]) => [f, r.size]));
   }
 
   /** Rejects every set field of `o` that is not in `allowed`. */
@@ -146,13 +167,16 @@ export class Ctx {
    * socket matches, access log or header formatters), and Remora rejects each of those
    * consumers where it is configured. So metadata alone changes no traffic. The same holds
    * for `typed_filter_metadata`, except under `remora`, which Remora reads only as a
-   * Struct in `filter_metadata`.
+   * Struct in `filter_metadata`. Such a namespace is counted as `field` (noEffect), the
+   * metadata field's name (`Listener.metadata`).
    */
-  extensions(o: Obj, loc: Loc, allowed: readonly string[]): Obj {
+  extensions(o: Obj, loc: Loc, allowed: readonly string[], field: string): Obj {
     const m = asObj(o.metadata);
     if (m === undefined) return {};
     const ml = sub(loc, 'metadata');
     this.only(m, ml, ['filter_metadata', 'typed_filter_metadata']);
+    const namespaces = [...Object.keys(asObj(m.filter_metadata) ?? {}), ...Object.keys(asObj(m.typed_filter_metadata) ?? {})];
+    if (namespaces.some((n) => n !== REMORA_METADATA)) this.noEffect(loc, field);
     if (asObj(m.typed_filter_metadata)?.[REMORA_METADATA] !== undefined) {
       this.reject(sub(ml, `typed_filter_metadata["${REMORA_METADATA}"]`), `Remora reads its fields from filter_metadata.${REMORA_METADATA} (a Struct)`);
     }

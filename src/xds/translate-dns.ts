@@ -85,6 +85,7 @@ function resolverOptions(ctx: Ctx, v: unknown, loc: Loc): void {
   if (o === undefined) return;
   ctx.only(o, loc, ['use_tcp_for_dns_lookups', 'no_default_search_domain']);
   if (o.use_tcp_for_dns_lookups === true) tcpRejected(ctx, sub(loc, 'use_tcp_for_dns_lookups'));
+  if (o.no_default_search_domain === true) ctx.noEffect(loc, 'DnsResolverOptions.no_default_search_domain');
 }
 
 function resolutionConfig(ctx: Ctx, o: Obj, loc: Loc): { list: string[]; loc: Loc } {
@@ -109,5 +110,6 @@ function typedResolver(ctx: Ctx, v: unknown, loc: Loc): { list: string[]; loc: L
   if (m.use_resolvers_as_fallback === true) ctx.reject(sub(tl, 'use_resolvers_as_fallback'), 'is not supported: Remora asks the resolvers listed, or the system\'s when none are');
   if (m.filter_unroutable_families === true) ctx.reject(sub(tl, 'filter_unroutable_families'), 'is not supported: choose the families with dns_lookup_family');
   resolverOptions(ctx, m.dns_resolver_options, sub(tl, 'dns_resolver_options'));
+  if (isSet(m.udp_max_queries)) ctx.noEffect(tl, 'CaresDnsResolverConfig.udp_max_queries');
   return { list: addresses(ctx, asArr(m.resolvers), sub(tl, 'resolvers')), loc: sub(tl, 'resolvers') };
 }

@@ -31,15 +31,16 @@ export function translateEndpoints(ctx: Ctx, cla: Obj, loc: Loc): EndpointsPart 
     const gl = sub(loc, `endpoints[${i}]`);
     const group = asObj(v) ?? {};
     ctx.only(group, gl, ['locality', 'lb_endpoints', 'load_balancing_weight', 'priority', 'metadata']);
-    ctx.extensions(group, gl, []);
+    ctx.extensions(group, gl, [], 'ClusterLoadAssignment.endpoints.metadata');
     if (isSet(group.priority)) ctx.reject(sub(gl, 'priority'), `${asNum(group.priority)} is not supported: Remora has no priority levels (0 only)`);
     const locality = asObj(group.locality);
     if (locality !== undefined) ctx.only(locality, sub(gl, 'locality'), ['region', 'zone', 'sub_zone']);
+    for (const k of ['locality', 'load_balancing_weight']) if (isSet(group[k])) ctx.noEffect(gl, `ClusterLoadAssignment.endpoints.${k}`);
     asArr(group.lb_endpoints).forEach((e, j) => {
       const el = sub(gl, `lb_endpoints[${j}]`);
       const lbe = asObj(e) ?? {};
       ctx.only(lbe, el, ['endpoint', 'health_status', 'load_balancing_weight', 'metadata']);
-      ctx.extensions(lbe, el, []);
+      ctx.extensions(lbe, el, [], 'ClusterLoadAssignment.endpoints.lb_endpoints.metadata');
       const weight = wrapped(lbe.load_balancing_weight);
       if (weight !== undefined && weight !== 1) {
         ctx.reject(sub(el, 'load_balancing_weight'), `${weight} is not supported: Remora has no endpoint weights yet (1 or unset)`);
@@ -75,6 +76,7 @@ function assignmentPolicy(ctx: Ctx, p: Obj, loc: Loc): void {
   if (isSet(p.endpoint_stale_after)) ctx.reject(sub(loc, 'endpoint_stale_after'), 'is not supported: Remora keeps endpoints until the next assignment');
   ctx.only(p, loc, ['overprovisioning_factor', 'drop_overloads', 'endpoint_stale_after']);
   if (wrapped(p.overprovisioning_factor) === 0) ctx.reject(sub(loc, 'overprovisioning_factor'), 'must be greater than 0 (Envoy refuses 0)');
+  else if (isSet(p.overprovisioning_factor)) ctx.noEffect(loc, 'ClusterLoadAssignment.policy.overprovisioning_factor');
 }
 
 /** An endpoint's health_check_config: Remora health-checks an endpoint at its own address
@@ -102,5 +104,5 @@ function healthCheckConfig(ctx: Ctx, hc: Obj, loc: Loc, endpoint: { address: str
   }
   if (address !== endpoint.address || port !== endpoint.port) {
     ctx.reject(at, `would health-check ${address}:${port} instead of the endpoint (${endpoint.address}:${endpoint.port}); Remora checks the endpoint's own address and port`);
-  }
+  } else ctx.noEffect(loc, 'ClusterLoadAssignment.endpoints.lb_endpoints.endpoint.health_check_config');
 }

@@ -81,7 +81,10 @@ export function connectionManagerOptions(ctx: Ctx, hcm: Obj, tl: Loc, out: Field
   }
   tracing(ctx, hcm, tl, out);
   // Accepted, no effect (docs/xds.md): use_remote_address (either value),
-  // internal_address_config, preserve_external_request_id.
+  // internal_address_config, preserve_external_request_id, and timeouts() below.
+  for (const k of ['use_remote_address', 'internal_address_config', 'preserve_external_request_id', 'delayed_close_timeout', 'drain_timeout']) {
+    if (isSet(hcm[k])) ctx.noEffect(tl, `HttpConnectionManager.${k}`);
+  }
 }
 
 /** HttpConnectionManager `tracing` → the listener's `tracing` (sampling percentages,
@@ -95,6 +98,7 @@ function tracing(ctx: Ctx, hcm: Obj, tl: Loc, out: Fields): void {
   if (t === undefined) return;
   const loc = sub(tl, 'tracing');
   ctx.only(t, loc, ['client_sampling', 'random_sampling', 'overall_sampling', 'verbose', 'max_path_tag_length', 'custom_tags', 'provider', 'spawn_upstream_span']);
+  for (const k of ['verbose', 'spawn_upstream_span']) if (isSet(t[k])) ctx.noEffect(tl, `HttpConnectionManager.tracing.${k}`);
   const f = out.nest('tracing');
   f.here(loc);
   for (const k of ['client_sampling', 'random_sampling', 'overall_sampling']) {
@@ -113,11 +117,12 @@ function tracing(ctx: Ctx, hcm: Obj, tl: Loc, out: Fields): void {
   const pl = sub(loc, 'provider');
   ctx.only(provider, pl, ['name', 'typed_config']);
   const type = asStr(asObj(provider.typed_config)?.type_url);
-  if (type !== TypeUrl.OpenTelemetryTracer) return;
+  if (type !== TypeUrl.OpenTelemetryTracer) return ctx.noEffect(tl, 'HttpConnectionManager.tracing.provider'); // Zipkin, ...: only sampling applies
   const msg = ctx.decode(provider.typed_config, sub(pl, 'typed_config'))?.message;
   if (msg === undefined) return;
   const ml = sub(pl, 'typed_config');
   ctx.only(msg, ml, ['grpc_service', 'http_service', 'service_name', 'resource_detectors', 'sampler', 'max_cache_size']);
+  for (const k of ['resource_detectors', 'max_cache_size']) if (isSet(msg[k])) ctx.noEffect(tl, `OpenTelemetryConfig.${k}`);
   if (isSet(msg.sampler)) ctx.reject(sub(ml, 'sampler'), 'is not supported: use the HttpConnectionManager\'s random_sampling (or the bootstrap\'s tracing.sampler)');
   const serviceName = asStr(msg.service_name) || undefined;
   const grpcService = asObj(msg.grpc_service);
@@ -126,12 +131,14 @@ function tracing(ctx: Ctx, hcm: Obj, tl: Loc, out: Fields): void {
   if (grpcService !== undefined) {
     const gl = sub(ml, 'grpc_service');
     ctx.only(grpcService, gl, ['envoy_grpc', 'timeout', 'initial_metadata']);
+    if (isSet(grpcService.initial_metadata)) ctx.noEffect(tl, 'OpenTelemetryConfig.grpc_service.initial_metadata');
     const cluster = asStr(asObj(grpcService.envoy_grpc)?.cluster_name);
     if (cluster === undefined || cluster === '') ctx.reject(sub(gl, 'envoy_grpc.cluster_name'), 'is required (the collector\'s cluster; google_grpc is not supported)');
     else provided = { cluster, protocol: 'grpc', timeoutMs: ctx.ms(grpcService.timeout, sub(gl, 'timeout')) };
   } else if (httpService !== undefined) {
     const hl = sub(ml, 'http_service');
     ctx.only(httpService, hl, ['http_uri', 'request_headers_to_add']);
+    if (isSet(httpService.request_headers_to_add)) ctx.noEffect(tl, 'OpenTelemetryConfig.http_service.request_headers_to_add');
     const uri = asObj(httpService.http_uri) ?? {};
     const cluster = asStr(uri.cluster);
     const path = asStr(uri.uri) ?? '';
@@ -148,7 +155,10 @@ function tracing(ctx: Ctx, hcm: Obj, tl: Loc, out: Fields): void {
  *  has no metadata to read it from). */
 function customTag(ctx: Ctx, t: Obj, loc: Loc): Fields | null {
   ctx.only(t, loc, ['tag', 'literal', 'environment', 'request_header', 'metadata', 'value']);
-  if (isSet(t.metadata)) return null;
+  if (isSet(t.metadata)) {
+    ctx.noEffect(loc, 'HttpConnectionManager.tracing.custom_tags.metadata');
+    return null;
+  }
   const out = new Fields().here(loc);
   out.set('tag', asStr(t.tag) ?? '', sub(loc, 'tag'));
   const literal = asObj(t.literal);
@@ -268,6 +278,7 @@ function forwarding(ctx: Ctx, hcm: Obj, tl: Loc): void {
       // Both fields only say how Envoy's tracing uses the ID; Remora does not trace.
       const msg = ctx.decode(ext.typed_config, sub(el, 'typed_config'))?.message;
       if (msg !== undefined) ctx.only(msg, sub(el, 'typed_config'), ['pack_trace_reason', 'use_request_id_for_trace_sampling']);
+      for (const k of ['pack_trace_reason', 'use_request_id_for_trace_sampling']) if (isSet(msg?.[k])) ctx.noEffect(el, `UuidRequestIdConfig.${k}`);
     } else if (type !== undefined) {
       ctx.reject(sub(el, 'typed_config'), `${type.slice(type.lastIndexOf('/') + 1)} is not supported: Remora's request IDs are UUIDs (UuidRequestIdConfig only)`);
     }
@@ -347,6 +358,7 @@ function logFormat(ctx: Ctx, msg: Obj, cl: Loc, out: Fields): void {
   const ll = sub(cl, 'log_format');
   // content_type is for local replies; json_format_options only sorts keys.
   ctx.only(lf, ll, ['text_format', 'json_format', 'text_format_source', 'omit_empty_values', 'content_type', 'formatters', 'json_format_options']);
+  for (const k of ['content_type', 'formatters', 'json_format_options']) if (isSet(lf[k])) ctx.noEffect(ll, `SubstitutionFormatString.${k}`);
   if (lf.omit_empty_values === true) {
     ctx.reject(sub(ll, 'omit_empty_values'), 'is not supported: Remora prints "-" (text) or null (JSON) for a value it does not have');
   }

@@ -33,8 +33,9 @@ export interface TcpListenerPart {
   readonly logLoc?: Loc;
 }
 
-/** Network filters accepted before a tcp_proxy, having no effect there (docs/xds.md). */
-type InertNetworkFilter = 'istio.metadata_exchange' | 'istio.stats' | 'istio_authn' | 'rbac';
+/** Network filters accepted before a tcp_proxy, having no effect there (docs/xds.md), by
+ *  their usual names (those counted by Ctx.noEffect). */
+type InertNetworkFilter = 'istio.metadata_exchange' | 'istio.stats' | 'istio_authn' | 'envoy.filters.network.rbac';
 
 /** Istio's network filters by type URL (directly, or in a TypedStruct). Metadata exchange
  *  acts only on a connection whose TLS Remora terminates with ALPN istio-peer-exchange,
@@ -88,6 +89,7 @@ export function tcpListener(ctx: Ctx, l: Obj, loc: Loc, out: Fields, port: numbe
   const d = asObj(l.default_filter_chain);
   if (d !== undefined) {
     // Its filter_chain_match is ignored, by Envoy and by Remora: it takes what no chain takes.
+    if (isSet(d.filter_chain_match)) ctx.noEffect(loc, 'Listener.default_filter_chain.filter_chain_match');
     const body = chainBody(ctx, d, sub(loc, 'default_filter_chain'), clusters);
     if (body !== undefined) {
       out.attach('tcp_proxy', body.proxy.raw, body.proxy.marks);
@@ -119,7 +121,7 @@ function chainMatch(ctx: Ctx, m: Obj, ml: Loc, port: number, inspectors: Inspect
   if (dp !== undefined && dp !== port) {
     ctx.reject(sub(ml, 'destination_port'), `${dp} is not supported: a Remora listener only receives connections to its own port (${port}); chains per destination port need `
       + 'an original-destination listener (Istio\'s virtualInbound), which Remora does not have: use one listener per port');
-  }
+  } else if (dp !== undefined) ctx.noEffect(ml, 'Listener.filter_chains.filter_chain_match.destination_port');
   const names = asArr(m.server_names);
   if (names.length > 0) out.set('server_names', names, sub(ml, 'server_names'));
   const transport = asStr(m.transport_protocol);
@@ -138,7 +140,7 @@ function chainMatch(ctx: Ctx, m: Obj, ml: Loc, port: number, inspectors: Inspect
  *  log; undefined when the chain has none that translates. */
 function chainBody(ctx: Ctx, chain: Obj, cl: Loc, clusters: string[]): { proxy: Fields; log?: Part; logLoc: Loc } | undefined {
   ctx.only(chain, cl, ['name', 'filter_chain_match', 'filters', 'transport_socket', 'metadata']);
-  ctx.extensions(chain, cl, []);
+  ctx.extensions(chain, cl, [], `Listener.${cl.path.replace(/\[\d+\]$/, '')}.metadata`);
   if (chain.transport_socket !== undefined && !rawBufferSocket(ctx, chain.transport_socket, sub(cl, 'transport_socket'))) {
     ctx.reject(sub(cl, 'transport_socket'), 'TLS termination on a tcp_proxy filter chain is not supported yet: Remora passes TLS connections through unchanged '
       + '(pick the chain by filter_chain_match.server_names instead)');
@@ -161,7 +163,8 @@ function chainBody(ctx: Ctx, chain: Obj, cl: Loc, clusters: string[]): { proxy: 
       result = tcpProxy(ctx, filter.typed_config, sub(fl, 'typed_config'), clusters);
       return;
     }
-    if (inertNetworkFilter(ctx, filter.typed_config, sub(fl, 'typed_config')) !== undefined) return;
+    const inert = inertNetworkFilter(ctx, filter.typed_config, sub(fl, 'typed_config'));
+    if (inert !== undefined) return ctx.noEffect(fl, `NetworkFilter ${inert}`);
     ctx.reject(fl, `unsupported network filter ${name !== '' ? name : (type ?? '(unnamed)')}: a TCP listener's chains take ${TCP_PROXY_FILTER_NAME}, `
       + 'after Istio\'s metadata exchange, stats and authn filters and an RBAC filter without rules at most');
   });
@@ -178,14 +181,14 @@ function inertNetworkFilter(ctx: Ctx, typedConfig: unknown, tl: Loc): InertNetwo
       // Without rules Envoy's RBAC filter admits every connection; shadow rules only record
       // (stats, dynamic metadata). Rules would authorize connections: Remora has no such thing.
       const msg = ctx.decode(typedConfig, tl)?.message;
-      if (msg === undefined) return 'rbac';
+      if (msg === undefined) return 'envoy.filters.network.rbac';
       for (const k of ['rules', 'matcher']) {
         if (msg[k] !== undefined && msg[k] !== null) {
           ctx.reject(sub(tl, k), 'is not supported: Remora does not authorize TCP connections (only an RBAC filter without rules, or with shadow rules, is accepted)');
         }
       }
       ctx.only(msg, tl, ['rules', 'matcher', 'shadow_rules', 'shadow_matcher', 'shadow_rules_stat_prefix', 'stat_prefix', 'enforcement_type']);
-      return 'rbac';
+      return 'envoy.filters.network.rbac';
     }
     case TypeUrl.TypedStruct:
     case TypeUrl.UdpaTypedStruct: {
@@ -213,6 +216,7 @@ function tcpProxy(ctx: Ctx, any: unknown, tl: Loc, clusters: string[]): { proxy:
   // one when it closes.
   ctx.only(msg, tl, ['stat_prefix', 'cluster', 'weighted_clusters', 'idle_timeout', 'access_log', 'max_connect_attempts', 'hash_policy',
     'max_downstream_connection_duration', 'access_log_options', 'access_log_flush_interval', 'flush_access_log_on_connected', ...Object.keys(TCP_PROXY_REJECTED)]);
+  for (const k of ['hash_policy', 'access_log_options', 'access_log_flush_interval', 'flush_access_log_on_connected']) if (isSet(msg[k])) ctx.noEffect(tl, `TcpProxy.${k}`);
   const opts = asObj(msg.access_log_options);
   if (opts !== undefined) ctx.only(opts, sub(tl, 'access_log_options'), ['access_log_flush_interval', 'flush_access_log_on_connected']);
   const out = new Fields().here(tl);

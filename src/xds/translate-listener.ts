@@ -68,6 +68,7 @@ export function translateListener(ctx: Ctx, key: string, l: Obj): ListenerPart |
   // Envoy's tracing and stats: accepted, no effect. bind_to_port: false is a listener that
   // only receives connections redirected from another (use_original_dst), which Remora
   // has no way to do.
+  if (isSet(l.traffic_direction) && l.traffic_direction !== 'UNSPECIFIED') ctx.noEffect(loc, 'Listener.traffic_direction');
   const bind = asObj(l.bind_to_port);
   if (bind !== undefined && bind.value === false) {
     ctx.reject(sub(loc, 'bind_to_port'), 'false is not supported: Remora has no original-destination redirect (use_original_dst), so a listener always binds its port');
@@ -143,7 +144,7 @@ export function translateListener(ctx: Ctx, key: string, l: Obj): ListenerPart |
   const everyClientVerified = tls === undefined || tls.part.raw.require_client_certificate === true;
   const authz = authorization(ctx, rbac, everyClientVerified);
   if (authz !== undefined) out.attach('authorization', authz.raw, authz.marks);
-  const ext = ctx.extensions(l, loc, REMORA_EXTENSIONS.listener);
+  const ext = ctx.extensions(l, loc, REMORA_EXTENSIONS.listener, 'Listener.metadata');
   applyRateLimitKeys(ctx, ext, loc, limits, `listener "${key}"`);
   out.list('rate_limits', limits);
   for (const k of ['access_log', 'generate_traceparent', 'codec', 'max_connections'] as const) out.take(k, ext[k], extPath(loc, k));
@@ -197,10 +198,11 @@ function listenerFilters(ctx: Ctx, l: Obj, loc: Loc, out: Fields): Inspectors {
       const config = typed !== undefined ? ctx.decode(typed, sub(fl, 'typed_config'))?.message : {};
       if (config !== undefined) ctx.only(config, sub(fl, 'typed_config'), []);
       out.set('proxy_protocol', true, fl);
-    } else if (name === HTTP_INSPECTOR || typed?.type_url === TypeUrl.HttpInspector) http = true;
-    else if (name !== TLS_INSPECTOR && typed?.type_url !== TypeUrl.TlsInspector) {
-      ctx.reject(fl, `"${name}" is not supported (only ${TLS_INSPECTOR} and ${HTTP_INSPECTOR}, which only help pick a filter chain, and ${PROXY_PROTOCOL_LISTENER_FILTER})`);
-    }
+    } else if (name === HTTP_INSPECTOR || typed?.type_url === TypeUrl.HttpInspector) {
+      http = true;
+      ctx.noEffect(loc, `ListenerFilter ${HTTP_INSPECTOR}`);
+    } else if (name === TLS_INSPECTOR || typed?.type_url === TypeUrl.TlsInspector) ctx.noEffect(loc, `ListenerFilter ${TLS_INSPECTOR}`);
+    else ctx.reject(fl, `"${name}" is not supported (only ${TLS_INSPECTOR} and ${HTTP_INSPECTOR}, which only help pick a filter chain, and ${PROXY_PROTOCOL_LISTENER_FILTER})`);
   });
   return { http };
 }
@@ -208,7 +210,7 @@ function listenerFilters(ctx: Ctx, l: Obj, loc: Loc, out: Fields): Inspectors {
 /** A TCP listener (translate-listener-tcp.ts) with its Remora extensions and access log. */
 function translateTcpListener(ctx: Ctx, key: string, l: Obj, loc: Loc, out: Fields, port: number, inspectors: Inspectors): ListenerPart {
   const tcp = tcpListener(ctx, l, loc, out, port, inspectors);
-  const ext = ctx.extensions(l, loc, REMORA_EXTENSIONS.tcpListener);
+  const ext = ctx.extensions(l, loc, REMORA_EXTENSIONS.tcpListener, 'Listener.metadata');
   for (const k of REMORA_EXTENSIONS.tcpListener) out.take(k, ext[k], extPath(loc, k));
   if (tcp.log !== undefined && tcp.logLoc !== undefined) {
     if (ext.access_log !== undefined) ctx.reject(tcp.logLoc, `and the Remora extension access_log (${extPath(loc, 'access_log').path}) are both set: set one`);
@@ -251,6 +253,7 @@ function httpFilters(ctx: Ctx, filters: unknown[], loc: Loc): {
       if (type !== undefined) {
         const msg = ctx.decode(f.typed_config, sub(fl, 'typed_config'))?.message;
         if (msg !== undefined) ctx.only(msg, sub(fl, 'typed_config'), ROUTER_FIELDS);
+        for (const k of ROUTER_FIELDS) if (isSet(msg?.[k])) ctx.noEffect(fl, `Router.${k}`);
       }
       router = true;
       return;
@@ -274,9 +277,14 @@ function httpFilters(ctx: Ctx, filters: unknown[], loc: Loc): {
     const inert = inertHttpFilter(ctx, f.typed_config, fl);
     if (inert !== undefined) {
       inertFilters.set(name, inert);
+      ctx.noEffect(fl, `HttpFilter ${inert.startsWith('istio.') ? inert : `envoy.filters.http.${inert}`}`); // by its usual name
       return;
     }
-    if (f.is_optional === true) return;
+    if (f.is_optional === true) {
+      // Skipped, as xDS lets a client do: counted by its type (else its name).
+      ctx.noEffect(fl, `HttpFilter ${type?.slice(type.lastIndexOf('/') + 1) ?? name} (is_optional, not run)`);
+      return;
+    }
     const why = type === undefined ? undefined : REJECTED_FILTERS[type];
     ctx.reject(fl, `unsupported http filter ${name !== '' ? name : (type ?? '(unnamed)')}${why === undefined ? '' : `: ${why}`}`);
   });

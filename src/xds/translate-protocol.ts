@@ -7,7 +7,7 @@
 
 import { HTTP_PROTOCOL_OPTIONS } from './names.js';
 import { TypeUrl } from './protos.js';
-import { asObj, asStr, wrapped, type Obj } from './read.js';
+import { asObj, asStr, isSet, wrapped, type Obj } from './read.js';
 import { sub, type Ctx, type Loc } from './translate-context.js';
 import type { Fields } from './translate-fields.js';
 
@@ -38,6 +38,7 @@ export function http2Options(ctx: Ctx, o: Obj, loc: Loc, out: Fields): void {
   if (hpack !== undefined && hpack !== HPACK_TABLE_SIZE) {
     ctx.reject(sub(loc, 'hpack_table_size'), `${hpack} is not supported: Remora's HPACK table is ${HPACK_TABLE_SIZE} bytes (${HPACK_TABLE_SIZE} or unset)`);
   }
+  for (const k of H2_FLOOD_LIMITS) if (isSet(o[k])) ctx.noEffect(loc, `Http2ProtocolOptions.${k}`);
   out.here(loc);
   for (const k of H2_SETTINGS) out.take(k, wrapped(o[k]), sub(loc, k));
   const ka = asObj(o.connection_keepalive);

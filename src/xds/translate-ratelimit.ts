@@ -4,7 +4,7 @@
 // the client address to count by) comes from the `rate_limit_keys` Remora extension of
 // the listener or route. Remora refuses with 429, always enabled; enforced or shadow.
 
-import { asNum, asObj, asStr, isObj, wrapped, type Obj } from './read.js';
+import { asNum, asObj, asStr, isObj, isSet, wrapped, type Obj } from './read.js';
 import { extPath, sub, type Ctx, type Loc } from './translate-context.js';
 import { Fields } from './translate-fields.js';
 
@@ -16,6 +16,8 @@ const ENVOY_TOKENS_PER_FILL = 1;
  *  per-route limits). */
 export function localRateLimit(ctx: Ctx, msg: Obj, loc: Loc): Fields | null {
   ctx.only(msg, loc, ['stat_prefix', 'status', 'token_bucket', 'filter_enabled', 'filter_enforced', 'always_consume_default_token_bucket']);
+  // It only matters with descriptors, which Remora rejects.
+  if (isSet(msg.always_consume_default_token_bucket)) ctx.noEffect(loc, 'LocalRateLimit.always_consume_default_token_bucket');
   const status = asObj(msg.status);
   if (status !== undefined && status.code !== 'TooManyRequests') {
     ctx.reject(sub(loc, 'status'), `${String(status.code ?? 'Empty')} is not supported: Remora refuses with 429 (TooManyRequests)`);

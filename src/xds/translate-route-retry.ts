@@ -70,4 +70,5 @@ function hostSelection(ctx: Ctx, rp: Obj, loc: Loc): void {
   });
   const max = rp.host_selection_retry_max_attempts;
   if (isSet(max) && asNum(max) < 0) ctx.reject(sub(loc, 'host_selection_retry_max_attempts'), `${asNum(max)} must not be negative`);
+  else if (isSet(max)) ctx.noEffect(loc, 'RouteConfiguration.virtual_hosts.routes.route.retry_policy.host_selection_retry_max_attempts');
 }

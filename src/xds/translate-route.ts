@@ -57,16 +57,17 @@ export function translateRouteConfig(ctx: Ctx, rc: Obj, loc: Loc): RoutePart {
   // cluster CDS has not defined (naming the route's cluster), as Envoy does with true;
   // Envoy's default for RDS is false (503 at request time), so false is no different
   // from unset here.
+  if (isSet(rc.validate_clusters)) ctx.noEffect(loc, 'RouteConfiguration.validate_clusters');
   const ignorePort = rc.ignore_port_in_host_matching === true;
-  optionalFilterConfigs(ctx, asObj(rc.typed_per_filter_config) ?? {}, loc);
-  ctx.extensions(rc, loc, []);
+  optionalFilterConfigs(ctx, asObj(rc.typed_per_filter_config) ?? {}, loc, 'RouteConfiguration');
+  ctx.extensions(rc, loc, [], 'RouteConfiguration.metadata');
   const part: RoutePart = { vhosts: [], marks: [], limits: [], rbac: [], clusters: [] };
   asArr(rc.virtual_hosts).forEach((v, i) => {
     const vl = sub(loc, `virtual_hosts[${i}]`);
     const vh = asObj(v) ?? {};
     ctx.only(vh, vl, ['name', 'domains', 'routes', 'include_request_attempt_count', 'typed_per_filter_config', 'metadata']);
-    optionalFilterConfigs(ctx, asObj(vh.typed_per_filter_config) ?? {}, vl);
-    ctx.extensions(vh, vl, []);
+    optionalFilterConfigs(ctx, asObj(vh.typed_per_filter_config) ?? {}, vl, 'RouteConfiguration.virtual_hosts');
+    ctx.extensions(vh, vl, [], 'RouteConfiguration.virtual_hosts.metadata');
     const domains = asArr(vh.domains);
     if (ignorePort) {
       domains.forEach((d, j) => {
@@ -97,7 +98,7 @@ const HAS_PORT = /^(?:\[[^\]]*\]|[^:]*):\d+$/;
  *  skip (a FilterConfig with is_optional) for filters Remora does not run; they do
  *  nothing in Remora. Remora reads the configs of its own filters (local rate limit,
  *  RBAC) on routes only, so at these levels they are rejected. */
-function optionalFilterConfigs(ctx: Ctx, configs: Obj, loc: Loc): void {
+function optionalFilterConfigs(ctx: Ctx, configs: Obj, loc: Loc, at: string): void {
   for (const [filter, any] of Object.entries(configs)) {
     const fl = sub(loc, `typed_per_filter_config["${filter}"]`);
     let type = asStr(asObj(any)?.type_url);
@@ -113,7 +114,7 @@ function optionalFilterConfigs(ctx: Ctx, configs: Obj, loc: Loc): void {
       ctx.reject(fl, 'is only supported on routes (Remora reads per-route local rate limits and RBAC there)');
     } else if (!optional) {
       ctx.reject(fl, `per-route config of an unsupported http filter (${type ?? 'no type'}); only a FilterConfig with is_optional: true is accepted (and ignored)`);
-    }
+    } else ctx.noEffect(loc, `${at}.typed_per_filter_config`);
   }
 }
 
@@ -121,6 +122,7 @@ function optionalFilterConfigs(ctx: Ctx, configs: Obj, loc: Loc): void {
  *  accepted and left out (the listener's apply). */
 function routeTracing(ctx: Ctx, t: Obj, loc: Loc, out: Fields): void {
   ctx.only(t, loc, ['client_sampling', 'random_sampling', 'overall_sampling', 'custom_tags']);
+  if (isSet(t.custom_tags)) ctx.noEffect(loc, 'RouteConfiguration.virtual_hosts.routes.tracing.custom_tags');
   const f = out.nest('tracing');
   for (const k of ['client_sampling', 'random_sampling', 'overall_sampling']) {
     const p = asObj(t[k]);
@@ -144,6 +146,7 @@ function translateRoute(ctx: Ctx, r: Obj, loc: Loc, out: Fields, part: RoutePart
   // "<method> <route name>").
   const decorator = asObj(r.decorator);
   if (decorator !== undefined) ctx.only(decorator, sub(loc, 'decorator'), ['operation', 'propagate']);
+  if (decorator !== undefined) ctx.noEffect(loc, 'RouteConfiguration.virtual_hosts.routes.decorator');
   out.here(loc);
   if (isSet(r.name)) out.set('name', r.name, sub(loc, 'name'));
   if (r.match !== undefined) routeMatch(ctx, asObj(r.match) ?? {}, sub(loc, 'match'), out.nest('match'));
@@ -177,7 +180,7 @@ function translateRoute(ctx: Ctx, r: Obj, loc: Loc, out: Fields, part: RoutePart
   for (const k of ['request_headers_to_remove', 'response_headers_to_remove'] as const) out.set(k, asArr(r[k]), sub(loc, k));
 
   // Remora-only fields; those of the route action need one.
-  const ext = ctx.extensions(r, loc, REMORA_EXTENSIONS.route);
+  const ext = ctx.extensions(r, loc, REMORA_EXTENSIONS.route, 'RouteConfiguration.virtual_hosts.routes.metadata');
   const action = out.within('route');
   const needsAction = (key: string, value: unknown, to: string, inRetry: boolean): void => {
     if (value === undefined) return;
@@ -226,6 +229,7 @@ function perRouteConfigs(ctx: Ctx, configs: Obj, loc: Loc, vhost: number, route:
     }
     if (type !== TypeUrl.LocalRateLimit) {
       if (!optional) ctx.reject(fl, `per-route config of an unsupported http filter (${type ?? 'no type'})`);
+      else ctx.noEffect(loc, 'RouteConfiguration.virtual_hosts.routes.typed_per_filter_config');
       continue;
     }
     const msg = ctx.decode(inner, fl)?.message;

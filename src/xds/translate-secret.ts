@@ -86,6 +86,8 @@ function secretName(ctx: Ctx, v: unknown, loc: Loc): string | undefined {
   }
   ctx.only(source, sub(loc, 'sds_config'), ['ads', 'resource_api_version', 'initial_fetch_timeout']);
   if (isSet(source.resource_api_version) && source.resource_api_version !== 'V3') ctx.reject(sub(loc, 'sds_config.resource_api_version'), 'only V3 is supported');
+  // Remora's warming waits for a Secret as long as it takes.
+  if (isSet(source.initial_fetch_timeout)) ctx.noEffect(loc, 'SdsSecretConfig.sds_config.initial_fetch_timeout');
   return name === '' ? undefined : name;
 }
 

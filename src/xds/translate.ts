@@ -3,9 +3,9 @@
 // is turned into RAW config data — the same shape a config file has — which then goes
 // through validateConfig, so defaults and checks are exactly those of a file. A field
 // outside the subset that is SET is a rejection naming its path (never half-applied),
-// unless it cannot change what Remora does: then it is accepted, and docs/xds.md says
-// why it has no effect. validateConfig's errors are mapped back to the resource and
-// field they came from. Proto shapes stop here: nothing downstream sees them.
+// unless it cannot change what Remora does: then it is accepted, docs/xds.md says why it
+// has no effect, and the result counts it per field (noEffect). validateConfig's errors
+// are mapped back to the resource and field they came from. Proto shapes stop here: nothing downstream sees them.
 // docs/xds.md lists the supported fields, the rejections and the warming rules. The
 // parts, one per resource type: translate-listener.ts (with translate-listener-hcm.ts and
 // translate-listener-tcp.ts), translate-route.ts (with
@@ -32,9 +32,16 @@ import { attachRoutes, translateRouteConfig, type RoutePart } from './translate-
 export { formatRejection, type XdsRejection } from './translate-context.js';
 
 /** `warming`: listeners and clusters left out of `config` because what they reference
- *  has not arrived (a RouteConfiguration, a ClusterLoadAssignment, a Secret). */
+ *  has not arrived (a RouteConfiguration, a ClusterLoadAssignment, a Secret). `noEffect`:
+ *  per field accepted without effect (Ctx.noEffect names them), how many resources of the
+ *  set have it set (each resource counted once), sorted by field; empty when none. */
 export type XdsTranslateResult =
-  | { ok: true; config: RemoraConfig; warming: { readonly listeners: readonly string[]; readonly clusters: readonly string[] } }
+  | {
+    ok: true;
+    config: RemoraConfig;
+    warming: { readonly listeners: readonly string[]; readonly clusters: readonly string[] };
+    noEffect: ReadonlyMap<string, number>;
+  }
   | { ok: false; errors: XdsRejection[] };
 
 export interface XdsTranslateOptions {
@@ -154,10 +161,12 @@ export function translateXds(base: Record<string, unknown>, set: XdsResourceSet,
   const result = validateConfig(raw, { allowMissingClusters: ads });
   if (!result.ok) return { ok: false, errors: dedupe(result.errors.map((e) => locate(e, marks))) };
   const warming = { listeners: [...waitingListeners], clusters: [...waitingClusters] };
-  if (waitingListeners.size === 0 && waitingClusters.size === 0 && !noListeners) return { ...result, warming };
+  const noEffect = ctx.noEffectCounts();
+  if (waitingListeners.size === 0 && waitingClusters.size === 0 && !noListeners) return { ...result, warming, noEffect };
   const c = result.config;
   return {
     ok: true,
+    noEffect,
     config: Object.freeze({
       ...c,
       listeners: Object.freeze(noListeners ? [] : c.listeners.filter((l) => !waitingListeners.has(l.name))),

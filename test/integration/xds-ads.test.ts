@@ -211,6 +211,9 @@ t.test('ADS semantics: per-resource NACKs, warming, NC, removals, apply-then-ACK
   const dumped = JSON.parse((await admin(sidecar.adminPort, '/config_dump')).text) as { xds: { unknown_fields: Record<string, string[]> } };
   t.same(dumped.xds.unknown_fields, { 'Cluster "b"': ['#9999'] }, '/config_dump names the field');
   t.match((await admin(sidecar.adminPort, '/metrics')).text, /^remora_xds_unknown_fields_total 1$/m, 'and /metrics counts it');
+  // Fields accepted without effect, per field: the encoder's locality on every assignment.
+  t.match((await admin(sidecar.adminPort, '/metrics')).text, /^remora_xds_fields_without_effect\{field="ClusterLoadAssignment\.endpoints\.locality"\} [1-9]\d*$/m,
+    '/metrics counts the fields without effect of the applied resources');
   t.equal((await request(port, { path: '/b', agent: false })).headers['x-upstream'], 'b', 'the cluster serves');
 
   // Subscriptions follow what is accepted: a rejected listener's RouteConfiguration is not

@@ -102,6 +102,12 @@ export const MAIN_THREAD_METRICS = {
     help: 'Fields of received xDS resources that this Remora\'s protos do not know (accepted without them; each resource version counted).',
     doc: 'xDS mode: fields of received resources this Remora does not know, accepted without them and listed in `/config_dump` (`xds.unknown_fields`)',
   },
+  remora_xds_fields_without_effect: {
+    kind: 'gauge',
+    labels: ['field'],
+    help: 'Resources of the applied xDS config that set a field Remora accepts without effect, by field.',
+    doc: 'xDS mode: per field that Remora accepts as having no effect (docs/xds.md), how many resources of the applied config set it; also in `/config_dump` (`xds.fields_without_effect`)',
+  },
   remora_xds_config_age_seconds: {
     kind: 'gauge',
     labels: [],
