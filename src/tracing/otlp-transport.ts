@@ -5,10 +5,16 @@
 // retryable (gRPC CANCELLED, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, OUT_OF_RANGE,
 // UNAVAILABLE, DATA_LOSS; HTTP 429, 502, 503, 504; connection errors and timeouts, with
 // Retry-After when the server sent one) or not (anything else). Nothing here throws.
+// @grpc/grpc-js is loaded when a gRPC transport is made, not with this module: a sidecar
+// that does not export spans over gRPC (or at all) never loads it.
 
-import grpc from '@grpc/grpc-js';
+import type * as Grpc from '@grpc/grpc-js';
+import { createRequire } from 'node:module';
 import http from 'node:http';
 import https from 'node:https';
+
+let grpcModule: typeof Grpc | null = null;
+const loadGrpc = (): typeof Grpc => (grpcModule ??= createRequire(import.meta.url)('@grpc/grpc-js') as typeof Grpc);
 
 export type OtlpProtocol = 'grpc' | 'http/protobuf' | 'http/json';
 
@@ -27,15 +33,9 @@ export interface OtlpTransport {
 }
 
 const EXPORT_PATH = '/opentelemetry.proto.collector.trace.v1.TraceService/Export';
-const RETRYABLE_GRPC = new Set<number>([
-  grpc.status.CANCELLED,
-  grpc.status.DEADLINE_EXCEEDED,
-  grpc.status.RESOURCE_EXHAUSTED,
-  grpc.status.ABORTED,
-  grpc.status.OUT_OF_RANGE,
-  grpc.status.UNAVAILABLE,
-  grpc.status.DATA_LOSS,
-]);
+/** gRPC status codes retried: CANCELLED 1, DEADLINE_EXCEEDED 4, RESOURCE_EXHAUSTED 8,
+ *  ABORTED 10, OUT_OF_RANGE 11, UNAVAILABLE 14, DATA_LOSS 15. */
+const RETRYABLE_GRPC = new Set<number>([1, 4, 8, 10, 11, 14, 15]);
 const RETRYABLE_HTTP = new Set([429, 502, 503, 504]);
 /** Response bytes read at most (a success body is a few bytes; an error page may not be). */
 const MAX_RESPONSE_BYTES = 64 * 1024;
@@ -209,10 +209,11 @@ class HttpTransport implements OtlpTransport {
 }
 
 class GrpcTransport implements OtlpTransport {
-  private readonly client: grpc.Client;
-  private readonly metadata: grpc.Metadata;
+  private readonly client: Grpc.Client;
+  private readonly metadata: Grpc.Metadata;
 
   constructor(url: URL, headers: Readonly<Record<string, string>>) {
+    const grpc = loadGrpc();
     const tls = url.protocol === 'https:';
     const port = url.port !== '' ? url.port : tls ? '443' : '80';
     this.client = new grpc.Client(`${url.hostname}:${port}`, tls ? grpc.credentials.createSsl() : grpc.credentials.createInsecure());
@@ -232,7 +233,8 @@ class GrpcTransport implements OtlpTransport {
     let finished = false;
     const buf = typeof body === 'string' ? Buffer.from(body) : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
     const identity = (b: Buffer): Buffer => b;
-    let call: grpc.ClientUnaryCall;
+    const grpc = loadGrpc();
+    let call: Grpc.ClientUnaryCall;
     try {
       call = this.client.makeUnaryRequest(EXPORT_PATH, identity, identity, buf, this.metadata.clone(), { deadline: Date.now() + timeoutMs }, (err, value) => {
         if (finished) return;
