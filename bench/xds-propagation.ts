@@ -130,7 +130,7 @@ function groupConfig(s: GroupShape): string {
   for (let k = 1; k <= others; k++) {
     const n = Math.floor(rest / others) + (k <= rest % others ? 1 : 0);
     // Ports nothing needs to listen on: no request is ever routed to them.
-    out.push({ name: `c${k}`, endpoints: Array.from({ length: n }, () => ({ address: '127.0.0.1', port: 20000 + next++ })) });
+    out.push({ name: `c${k}`, endpoints: Array.from({ length: n }, () => ({ address: '127.0.0.1', port: 20000 + (next++ % 40000) })) });
   }
   if (s.vary > 0 && out.length > 1) {
     const eps = out[1].endpoints;
