@@ -17,20 +17,10 @@ import type { AddressInfo } from 'node:net';
 import t from 'tap';
 import { toXdsResources } from '../../src/xds/encode.js';
 import { TypeUrl } from '../../src/xds/protos.js';
-import { admin, request, startRemora, startUpstream, waitUntil, type RemoraProcess } from '../helpers/remora.js';
+import { admin, namedUpstream, request, startRemora, waitUntil, type RemoraProcess } from '../helpers/remora.js';
 import { protos, startScriptedAds, valid, type Obj } from '../helpers/xds.js';
 
 const until = (what: string, fn: () => Promise<boolean>, ms = 8000) => waitUntil(what, fn, ms, 50);
-
-async function named(name: string) {
-  return startUpstream((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      res.writeHead(200, { 'x-upstream': name });
-      res.end(name);
-    });
-  });
-}
 
 /** Envoy resources from a Remora config: listener "main" (port 0, RDS "main") routing
  *  /b to cluster b and everything else to cluster a; clusters a and b (static), and a
@@ -81,7 +71,7 @@ function listenerLike(l: Obj, name: string, o: { invalid?: boolean; port?: numbe
 const message = (req: Obj): string => String((req.error_detail as Obj | undefined)?.message ?? '');
 
 t.test('ADS semantics: per-resource NACKs, warming, NC, removals, apply-then-ACK, identical resends, duplicates, subscriptions', async (t) => {
-  const [a, b] = await Promise.all([named('a'), named('b')]);
+  const [a, b] = await Promise.all([namedUpstream('a'), namedUpstream('b')]);
   const ads = await startScriptedAds();
   const r = resources(a.port, b.port);
   let sidecar: RemoraProcess | null = null;

@@ -12,23 +12,13 @@
 import t from 'tap';
 import { toXdsResources } from '../../src/xds/encode.js';
 import { TypeUrl } from '../../src/xds/protos.js';
-import { request, startRemora, startUpstream, waitUntil, type RemoraProcess } from '../helpers/remora.js';
+import { namedUpstream, request, startRemora, waitUntil, type RemoraProcess } from '../helpers/remora.js';
 import { startScriptedAds, valid, type Obj } from '../helpers/xds.js';
 
 const message = (req: Obj): string => String((req.error_detail as Obj | undefined)?.message ?? '');
 
-async function named(name: string) {
-  return startUpstream((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      res.writeHead(200, { 'x-upstream': name });
-      res.end(name);
-    });
-  });
-}
-
 t.test('delta xDS: wildcard and named subscriptions, partial updates, removals, NACKs, reconnect with versions', async (t) => {
-  const [a, b, c] = await Promise.all([named('a'), named('b'), named('c')]);
+  const [a, b, c] = await Promise.all([namedUpstream('a'), namedUpstream('b'), namedUpstream('c')]);
   const ads = await startScriptedAds({ delta: true });
   let sidecar: RemoraProcess | null = null;
   t.teardown(async () => {

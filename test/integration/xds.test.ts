@@ -19,23 +19,13 @@ import { pino } from 'pino';
 import { startControlPlane, type RunningControlPlane } from '../../src/control-plane/server.js';
 import { toXdsResources, grpcApiListener } from '../../src/xds/encode.js';
 import { freePort } from '../../src/main/ports.js';
-import { admin, BIN, request, startRemora, startUpstream, waitUntil } from '../helpers/remora.js';
+import { admin, BIN, namedUpstream, request, startRemora, waitUntil } from '../helpers/remora.js';
 import { TestPki } from '../helpers/certs.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const silent = pino({ level: 'silent' });
 
 const until = (what: string, fn: () => Promise<boolean>, ms = 8000) => waitUntil(what, fn, ms, 50);
-
-async function named(name: string) {
-  return startUpstream((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      res.writeHead(200, { 'x-upstream': name });
-      res.end(name);
-    });
-  });
-}
 
 /** A group config: listener "main" (port 0) → cluster a; options add a route header, a
  *  second cluster on /b, or one the sidecar must reject. */
@@ -122,7 +112,7 @@ t.test('a sidecar configured by the control plane: updates under traffic, NACK, 
   const groups = join(dir, 'groups');
   const { mkdirSync } = await import('node:fs');
   mkdirSync(groups);
-  const [a1, a2, b, bad] = await Promise.all([named('a1'), named('a2'), named('b'), named('bad')]);
+  const [a1, a2, b, bad] = await Promise.all([namedUpstream('a1'), namedUpstream('a2'), namedUpstream('b'), namedUpstream('bad')]);
   writeFileSync(join(groups, 'web.json'), groupConfig({ a: [a1.port] }));
   const adsPort = await freePort();
   let cp: RunningControlPlane | null = await startControlPlane({ configDir: groups, listen: `127.0.0.1:${adsPort}`, management: '127.0.0.1:0', log: silent, translator, debounceMs: 50 });
@@ -342,7 +332,7 @@ t.test('an xDS sidecar waiting for its first config answers /live and /ready (wi
   const dir = mkdtempSync(join(tmpdir(), 'remora-xds-wait-'));
   const groups = join(dir, 'groups');
   mkdirSync(groups);
-  const up = await named('a1');
+  const up = await namedUpstream('a1');
   writeFileSync(join(groups, 'web.json'), groupConfig({ a: [up.port] }));
   const adsPort = await freePort(); // nothing listens there yet
   let cp: RunningControlPlane | null = null;
