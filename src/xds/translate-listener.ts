@@ -46,8 +46,9 @@ export interface ListenerPart {
   readonly rbacFilters: ReadonlyMap<string, { rules: boolean }>;
   /** HTTP filters accepted as having no effect on their own, by name (CORS, fault, gRPC
    *  stats, Istio's). A per-route config naming one would make it act (a CORS policy, a
-   *  fault), so a route's typed_per_filter_config for one of these must be rejected, also
-   *  when it is wrapped in a FilterConfig with is_optional: Envoy runs these filters. */
+   *  fault), so attachRoutes (translate-route.ts) rejects a route's typed_per_filter_config
+   *  for CORS or fault filters the listener runs, also when it is wrapped in a FilterConfig
+   *  with is_optional: Envoy runs these filters. */
   readonly inertFilters: ReadonlyMap<string, InertFilter>;
   /** No TLS, or a verified client certificate required (see authorization()). */
   readonly everyClientVerified: boolean;

@@ -47,6 +47,9 @@ export interface RoutePart {
   readonly marks: Mark[];
   readonly limits: PerRouteLimit[];
   readonly rbac: PerRouteRbac[];
+  /** Optional per-filter configs accepted without effect (FilterConfig, is_optional), by
+   *  filter name: attachRoutes refuses those for a filter the listener runs. */
+  readonly optional: { readonly filter: string; readonly loc: Loc }[];
   /** Clusters the routes reference. */
   readonly clusters: string[];
 }
@@ -59,14 +62,14 @@ export function translateRouteConfig(ctx: Ctx, rc: Obj, loc: Loc): RoutePart {
   // from unset here.
   if (isSet(rc.validate_clusters)) ctx.noEffect(loc, 'RouteConfiguration.validate_clusters');
   const ignorePort = rc.ignore_port_in_host_matching === true;
-  optionalFilterConfigs(ctx, asObj(rc.typed_per_filter_config) ?? {}, loc, 'RouteConfiguration');
+  const part: RoutePart = { vhosts: [], marks: [], limits: [], rbac: [], optional: [], clusters: [] };
+  optionalFilterConfigs(ctx, asObj(rc.typed_per_filter_config) ?? {}, loc, 'RouteConfiguration', part.optional);
   ctx.extensions(rc, loc, [], 'RouteConfiguration.metadata');
-  const part: RoutePart = { vhosts: [], marks: [], limits: [], rbac: [], clusters: [] };
   asArr(rc.virtual_hosts).forEach((v, i) => {
     const vl = sub(loc, `virtual_hosts[${i}]`);
     const vh = asObj(v) ?? {};
     ctx.only(vh, vl, ['name', 'domains', 'routes', 'include_request_attempt_count', 'typed_per_filter_config', 'metadata']);
-    optionalFilterConfigs(ctx, asObj(vh.typed_per_filter_config) ?? {}, vl, 'RouteConfiguration.virtual_hosts');
+    optionalFilterConfigs(ctx, asObj(vh.typed_per_filter_config) ?? {}, vl, 'RouteConfiguration.virtual_hosts', part.optional);
     ctx.extensions(vh, vl, [], 'RouteConfiguration.virtual_hosts.metadata');
     const domains = asArr(vh.domains);
     if (ignorePort) {
@@ -98,7 +101,7 @@ const HAS_PORT = /^(?:\[[^\]]*\]|[^:]*):\d+$/;
  *  skip (a FilterConfig with is_optional) for filters Remora does not run; they do
  *  nothing in Remora. Remora reads the configs of its own filters (local rate limit,
  *  RBAC) on routes only, so at these levels they are rejected. */
-function optionalFilterConfigs(ctx: Ctx, configs: Obj, loc: Loc, at: string): void {
+function optionalFilterConfigs(ctx: Ctx, configs: Obj, loc: Loc, at: string, optionals: RoutePart['optional']): void {
   for (const [filter, any] of Object.entries(configs)) {
     const fl = sub(loc, `typed_per_filter_config["${filter}"]`);
     let type = asStr(asObj(any)?.type_url);
@@ -114,7 +117,10 @@ function optionalFilterConfigs(ctx: Ctx, configs: Obj, loc: Loc, at: string): vo
       ctx.reject(fl, 'is only supported on routes (Remora reads per-route local rate limits and RBAC there)');
     } else if (!optional) {
       ctx.reject(fl, `per-route config of an unsupported http filter (${type ?? 'no type'}); only a FilterConfig with is_optional: true is accepted (and ignored)`);
-    } else ctx.noEffect(loc, `${at}.typed_per_filter_config`);
+    } else {
+      ctx.noEffect(loc, `${at}.typed_per_filter_config`);
+      optionals.push({ filter, loc: fl });
+    }
   }
 }
 
@@ -195,16 +201,17 @@ function translateRoute(ctx: Ctx, r: Obj, loc: Loc, out: Fields, part: RoutePart
   needsAction('retry_non_idempotent_on_reset', ext.retry_non_idempotent_on_reset, 'retry_non_idempotent_on_reset', true);
   needsAction('per_request_buffer_limit_bytes', wrapped(r.per_request_buffer_limit_bytes), 'buffer_limit_bytes', true);
 
-  const { limits, rbac } = perRouteConfigs(ctx, asObj(r.typed_per_filter_config) ?? {}, loc, vhost, index);
+  const { limits, rbac, optional } = perRouteConfigs(ctx, asObj(r.typed_per_filter_config) ?? {}, loc, vhost, index);
   applyRateLimitKeys(ctx, ext, loc, limits.map((l) => l.limit), 'route');
   part.limits.push(...limits);
   part.rbac.push(...rbac);
+  part.optional.push(...optional);
   return out.raw;
 }
 
 /** typed_per_filter_config: local rate limits and RBAC rules (directly or in a FilterConfig). */
-function perRouteConfigs(ctx: Ctx, configs: Obj, loc: Loc, vhost: number, route: number): { limits: PerRouteLimit[]; rbac: PerRouteRbac[] } {
-  const out: { limits: PerRouteLimit[]; rbac: PerRouteRbac[] } = { limits: [], rbac: [] };
+function perRouteConfigs(ctx: Ctx, configs: Obj, loc: Loc, vhost: number, route: number): Pick<RoutePart, 'limits' | 'rbac' | 'optional'> {
+  const out: Pick<RoutePart, 'limits' | 'rbac' | 'optional'> = { limits: [], rbac: [], optional: [] };
   for (const [filter, any] of Object.entries(configs)) {
     let fl = sub(loc, `typed_per_filter_config["${filter}"]`);
     let inner: unknown = any;
@@ -229,7 +236,10 @@ function perRouteConfigs(ctx: Ctx, configs: Obj, loc: Loc, vhost: number, route:
     }
     if (type !== TypeUrl.LocalRateLimit) {
       if (!optional) ctx.reject(fl, `per-route config of an unsupported http filter (${type ?? 'no type'})`);
-      else ctx.noEffect(loc, 'RouteConfiguration.virtual_hosts.routes.typed_per_filter_config');
+      else {
+        ctx.noEffect(loc, 'RouteConfiguration.virtual_hosts.routes.typed_per_filter_config');
+        out.optional.push({ filter, loc: sub(loc, `typed_per_filter_config["${filter}"]`) });
+      }
       continue;
     }
     const msg = ctx.decode(inner, fl)?.message;
@@ -345,6 +355,15 @@ function headerToAdd(ctx: Ctx, o: Obj, loc: Loc): Fields | undefined {
  *  and route limits and authorization together, so only filters that exist for per-route
  *  configs can carry them). */
 export function attachRoutes(ctx: Ctx, l: ListenerPart, part: RoutePart): { vhosts: Obj[]; marks: Mark[] } {
+  // An optional per-route config of a filter the listener runs would make it act in Envoy
+  // (a CORS policy, a fault to inject), which Remora's inert filter would not.
+  for (const o of part.optional) {
+    const inert = l.inertFilters.get(o.filter);
+    if (inert === 'cors' || inert === 'fault') {
+      ctx.reject(o.loc, `Listener "${l.name}" runs the ${inert} filter "${o.filter}", which Remora accepts only as doing nothing on its own; `
+        + 'this per-route config would make it act in Envoy (is_optional or not), and Remora would ignore it');
+    }
+  }
   const vhosts = structuredClone(part.vhosts);
   const marks = [...part.marks];
   for (const vh of vhosts) for (const r of asArr(vh.routes)) (r as Obj).rate_limits = [];

@@ -1687,7 +1687,7 @@ t.test('retry host selection: predicates other than previous_hosts are rejected 
   ]);
 });
 
-t.test('Envoy Gateway route table: ignore_port_in_host_matching, metadata, optional per-filter configs', async (t) => {
+t.test('Envoy Gateway route table: ignore_port_in_host_matching, metadata, optional per-filter configs (refused for a CORS filter the listener runs)', async (t) => {
   const config = valid(MINIMAL);
   const set = overTheWire(config);
   const gatewayRoutes = (domains: string[]): Obj => ({
@@ -1729,6 +1729,18 @@ t.test('Envoy Gateway route table: ignore_port_in_host_matching, metadata, optio
   delete withPorts.ignore_port_in_host_matching;
   set.routes.set('in', withPorts);
   t.same(errorsOf(translateXds(baseOf(config), rewire(set))), []);
+
+  // The same optional CORS policies with the listener running a CORS filter (accepted as
+  // inert on its own): Envoy would apply them, so they are refused where they are.
+  set.routes.set('in', gatewayRoutes(['www.example.com']));
+  const listener = set.listeners.get('in') as Obj;
+  const hcm = hcmOf(listener);
+  hcm.http_filters = [{ name: 'envoy.filters.http.cors', typed_config: protos.encodeAny(TypeUrl.Cors, {}) }, ...arr(hcm.http_filters)];
+  setHcm(listener, hcm);
+  const runsCors = (at: string): string => `${RC} ${at}.typed_per_filter_config["envoy.filters.http.cors"]: Listener "in" runs the cors filter "envoy.filters.http.cors", `
+    + 'which Remora accepts only as doing nothing on its own; this per-route config would make it act in Envoy (is_optional or not), and Remora would ignore it';
+  t.same(errorsOf(translateXds(baseOf(config), rewire(set))), [runsCors('virtual_hosts[0]'), runsCors('virtual_hosts[0].routes[0]')]);
+  setHcm(listener, { ...hcm, http_filters: arr(hcm.http_filters).slice(1) });
 
   // Per-filter configs above the route: only optional ones for filters Remora does not run.
   const rc = gatewayRoutes(['www.example.com']);
