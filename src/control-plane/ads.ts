@@ -77,6 +77,11 @@ interface Stream {
   closed: boolean;
 }
 
+/** A type's state on its first request: nothing sent, ACKed or NACKed yet. */
+const newTypeState = (names: string[], delta: DeltaTypeState | null): TypeState => ({
+  names, versionSent: '', nonceSent: '', sentAt: null, resourcesSent: 0, versionAcked: '', ackedAt: null, lastNack: null, nackCount: 0, delta,
+});
+
 const isWildcard = (typeUrl: string, names: readonly string[]): boolean =>
   names.includes('*') || (names.length === 0 && WILDCARD_TYPES.has(typeUrl));
 
@@ -239,18 +244,7 @@ export class AdsService {
       // Initial request of this type (also after a reconnect: the node may carry the
       // version it runs; it is answered with the current snapshot either way).
       if (sub === undefined) {
-        sub = {
-          names,
-          versionSent: '',
-          nonceSent: '',
-          sentAt: null,
-          resourcesSent: 0,
-          versionAcked: '',
-          ackedAt: null,
-          lastNack: null,
-          nackCount: 0,
-          delta: null,
-        };
+        sub = newTypeState(names, null);
         stream.types.set(typeUrl, sub);
       }
       sub.names = names;
@@ -301,10 +295,7 @@ export class AdsService {
     let sub = stream.types.get(typeUrl);
     const nonce = req.response_nonce ?? '';
     if (sub === undefined) {
-      sub = {
-        names: [], versionSent: '', nonceSent: '', sentAt: null, resourcesSent: 0, versionAcked: '', ackedAt: null, lastNack: null, nackCount: 0,
-        delta: firstDeltaState(req, WILDCARD_TYPES.has(typeUrl)),
-      };
+      sub = newTypeState([], firstDeltaState(req, WILDCARD_TYPES.has(typeUrl)));
       stream.types.set(typeUrl, sub);
       this.sendDelta(stream, typeUrl, true);
       return;

@@ -20,9 +20,6 @@ export const SERVER_CERT_TTL_S = 86_400;
 /** Retry after a failed renewal (the current certificate keeps serving). */
 const RETRY_MS = 30_000;
 
-/** The SPIFFE ID a control plane serves under unless told otherwise, and what sidecars
- *  expect by default (xds.tls.server_spiffe_id). */
-export const defaultServerIdentity = (trustDomain: string): string => `spiffe://${trustDomain}/ns/remora-system/sa/remora-control-plane`;
 
 export class ControlPlaneTls implements grpc.experimental.CertificateProvider {
   private identity: grpc.experimental.IdentityCertificateUpdate | null = null;

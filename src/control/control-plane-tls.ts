@@ -19,16 +19,16 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { MeshIdentityBootstrap, XdsTlsBootstrap } from '../config/types.js';
 import type { Logger } from '../core/log.js';
-import { parseSpiffeId } from '../core/spiffe.js';
+import { defaultControlPlaneIdentity, parseSpiffeId } from '../core/spiffe.js';
 import { sansOfType } from '../tls/certificates.js';
-import type { XdsTransport } from './xds-client.js';
+import type { XdsConnection, XdsTransport } from './xds-client.js';
 
 /** The control plane's SPIFFE ID when xds.tls names none (src/control-plane/tls.ts). */
 export function expectedServerIdentity(tls: XdsTlsBootstrap, identity: MeshIdentityBootstrap | undefined): string {
   if (tls.server_spiffe_id !== undefined) return tls.server_spiffe_id;
   const id = identity !== undefined ? parseSpiffeId(identity.spiffe_id) : null;
   const trustDomain = id !== null && id.ok ? id.trustDomain : 'cluster.local';
-  return `spiffe://${trustDomain}/ns/remora-system/sa/remora-control-plane`;
+  return defaultControlPlaneIdentity(trustDomain);
 }
 
 /** Server name sent (SNI) when a control-plane address is an IP literal, where SNI may
@@ -59,7 +59,9 @@ export class ControlPlaneTransport implements XdsTransport {
     this.serverSpiffeId = expectedServerIdentity(tls, identity);
   }
 
-  credentials(): grpc.ChannelCredentials {
+  /** The credentials, stream metadata and channel options of a new connection; the root
+   *  bundle, the client certificate and the token are read once for it. */
+  connection(server: string): XdsConnection {
     let roots: Buffer;
     try {
       roots = readFileSync(this.tls.ca_file);
@@ -67,21 +69,16 @@ export class ControlPlaneTransport implements XdsTransport {
       throw new Error(`xds.tls.ca_file ${this.tls.ca_file} cannot be read: ${err instanceof Error ? err.message : String(err)}`);
     }
     const client = this.clientCertificate();
-    return grpc.credentials.createSsl(roots, client?.key ?? null, client?.cert ?? null, { checkServerIdentity: this.checkServer });
-  }
-
-  metadata(): grpc.Metadata {
-    const md = new grpc.Metadata();
-    if (this.clientCertificate() !== null) return md;
-    const token = this.token();
-    if (token !== null) md.set('authorization', `Bearer ${token}`);
-    return md;
-  }
-
-  /** Per address: the SNI override for IP literals. */
-  channelOptions(server: string): grpc.ChannelOptions {
+    const metadata = new grpc.Metadata();
+    const token = client === null ? this.token() : null;
+    if (token !== null) metadata.set('authorization', `Bearer ${token}`);
+    // An IP literal address gets a fixed server name (SNI may not carry an address).
     const host = server.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
-    return isIP(host) !== 0 ? { 'grpc.ssl_target_name_override': SNI_FOR_IP } : {};
+    return {
+      credentials: grpc.credentials.createSsl(roots, client?.key ?? null, client?.cert ?? null, { checkServerIdentity: this.checkServer }),
+      metadata,
+      options: isIP(host) !== 0 ? { 'grpc.ssl_target_name_override': SNI_FOR_IP } : {},
+    };
   }
 
   status(): ControlPlaneTlsStatus {

@@ -66,7 +66,7 @@ export interface MeshIdentityOptions {
   readonly callTimeoutMs?: number;
   /** TLS to the control plane (xds.tls): each call's credentials, with the current
    *  certificate presented, so that a renewal is authenticated by it. Default plaintext. */
-  readonly transport?: Pick<XdsTransport, 'credentials' | 'channelOptions'>;
+  readonly transport?: XdsTransport;
   /** Called after each certificate is written. */
   readonly onIssued?: () => void;
 }
@@ -359,7 +359,8 @@ export class MeshIdentityClient {
         this.clients.set(server, client);
       } else {
         // With TLS, a client per call: the certificate it presents changes with each renewal.
-        client = new Service(server, transport.credentials(), transport.channelOptions(server)) as unknown as CaClient;
+        const conn = transport.connection(server);
+        client = new Service(server, conn.credentials, conn.options) as unknown as CaClient;
       }
     }
     const deadline = Date.now() + (this.opts.callTimeoutMs ?? 10_000);

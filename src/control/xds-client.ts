@@ -46,13 +46,17 @@ export interface XdsClientOptions {
 
 /** How a connection to the control plane is secured (src/control/control-plane-tls.ts). */
 export interface XdsTransport {
-  /** Credentials for a new connection; throws when they cannot be built (a root bundle
-   *  that cannot be read): the attempt fails and is retried like a lost stream. */
-  credentials(): grpc.ChannelCredentials;
-  /** Metadata for a new stream (a bearer token, when there is no client certificate). */
-  metadata(): grpc.Metadata;
-  /** Channel options for an address (the TLS server name). */
-  channelOptions(server: string): grpc.ChannelOptions;
+  /** For a new connection to `server`: its credentials, the metadata of its stream (a
+   *  bearer token, when there is no client certificate) and its channel options (the TLS
+   *  server name). Throws when they cannot be built (a root bundle that cannot be read):
+   *  the attempt fails and is retried like a lost stream. */
+  connection(server: string): XdsConnection;
+}
+
+export interface XdsConnection {
+  readonly credentials: grpc.ChannelCredentials;
+  readonly metadata: grpc.Metadata;
+  readonly options: grpc.ChannelOptions;
 }
 
 /** Resources of each type as last received (decoded), by name. */
@@ -211,22 +215,20 @@ export class XdsClient {
     if (this.stopped) return;
     const server = this.opts.servers[this.serverIndex];
     const Ads = this.protos.ads;
-    let credentials: grpc.ChannelCredentials;
-    let metadata: grpc.Metadata;
+    let conn: XdsConnection;
     try {
-      credentials = this.opts.transport?.credentials() ?? grpc.credentials.createInsecure();
-      metadata = this.opts.transport?.metadata() ?? new grpc.Metadata();
+      conn = this.opts.transport?.connection(server) ?? { credentials: grpc.credentials.createInsecure(), metadata: new grpc.Metadata(), options: {} };
     } catch (err) {
       this.opts.log.warn({ server, code: grpc.status.UNAVAILABLE, err: err instanceof Error ? err.message : String(err) }, 'xDS stream failed');
       this.backOff();
       return;
     }
-    const client = new Ads(server, credentials, this.opts.transport?.channelOptions(server) ?? {}) as unknown as grpc.Client & {
+    const client = new Ads(server, conn.credentials, conn.options) as unknown as grpc.Client & {
       StreamAggregatedResources(metadata: grpc.Metadata): DiscoveryStream;
       DeltaAggregatedResources(metadata: grpc.Metadata): DiscoveryStream;
     };
     this.client = client;
-    const stream = this.opts.delta === true ? client.DeltaAggregatedResources(metadata) : client.StreamAggregatedResources(metadata);
+    const stream = this.opts.delta === true ? client.DeltaAggregatedResources(conn.metadata) : client.StreamAggregatedResources(conn.metadata);
     this.stream = stream;
     this.sentNode = false;
     for (const s of this.types.values()) {

@@ -39,3 +39,7 @@ export function parseSpiffeId(id: string): SpiffeIdResult {
   }
   return { ok: true, trustDomain, path };
 }
+
+/** The SPIFFE ID the reference control plane serves under unless told otherwise, and
+ *  what sidecars expect of it by default (`--server-identity`, xds.tls.server_spiffe_id). */
+export const defaultControlPlaneIdentity = (trustDomain: string): string => `spiffe://${trustDomain}/ns/remora-system/sa/remora-control-plane`;
