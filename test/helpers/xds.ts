@@ -69,6 +69,35 @@ export function errorsOf(result: XdsTranslateResult): string[] {
   return result.ok ? [] : result.errors.map(formatRejection);
 }
 
+/** Envoy resources from a Remora config: listener "main" (port 0, RDS "main") routing
+ *  /b to cluster b and everything else to cluster a; clusters a and b (static), and a
+ *  as an EDS cluster with its assignment. */
+export function twoClusterResources(aPort: number, bPort: number) {
+  const config = valid({
+    listeners: [{
+      name: 'main', address: '127.0.0.1', port: 0,
+      virtual_hosts: [{ name: 'all', domains: ['*'], routes: [
+        { name: 'to-b', match: { prefix: '/b' }, route: { cluster: 'b' } },
+        { name: 'to-a', match: { prefix: '/' }, route: { cluster: 'a' } },
+      ] }],
+    }],
+    clusters: [
+      { name: 'a', endpoints: [{ address: '127.0.0.1', port: aPort }] },
+      { name: 'b', endpoints: [{ address: '127.0.0.1', port: bPort }] },
+    ],
+  });
+  const fixed = toXdsResources(config, { edsForAllClusters: false });
+  const eds = toXdsResources(config, { edsForAllClusters: true });
+  return {
+    listener: fixed.listeners.get('main')!,
+    routes: fixed.routes.get('main')!,
+    a: fixed.clusters.get('a')!,
+    b: fixed.clusters.get('b')!,
+    aEds: eds.clusters.get('a')!,
+    aAssignment: eds.endpoints.get('a')!,
+  };
+}
+
 /** A scripted ADS server: the test decides each response (type, version, resources, even
  *  duplicates, raw Anys, or resources a real control plane would not send) and reads every request
  *  the sidecar sends back (ACKs, NACKs, subscriptions). A stream opened later gets the

@@ -15,41 +15,11 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
-import { toXdsResources } from '../../src/xds/encode.js';
 import { TypeUrl } from '../../src/xds/protos.js';
 import { admin, namedUpstream, request, startRemora, waitUntil, type RemoraProcess } from '../helpers/remora.js';
-import { protos, startScriptedAds, valid, type Obj } from '../helpers/xds.js';
+import { protos, startScriptedAds, twoClusterResources, type Obj } from '../helpers/xds.js';
 
 const until = (what: string, fn: () => Promise<boolean>, ms = 8000) => waitUntil(what, fn, ms, 50);
-
-/** Envoy resources from a Remora config: listener "main" (port 0, RDS "main") routing
- *  /b to cluster b and everything else to cluster a; clusters a and b (static), and a
- *  as an EDS cluster with its assignment. */
-function resources(aPort: number, bPort: number) {
-  const config = valid({
-    listeners: [{
-      name: 'main', address: '127.0.0.1', port: 0,
-      virtual_hosts: [{ name: 'all', domains: ['*'], routes: [
-        { name: 'to-b', match: { prefix: '/b' }, route: { cluster: 'b' } },
-        { name: 'to-a', match: { prefix: '/' }, route: { cluster: 'a' } },
-      ] }],
-    }],
-    clusters: [
-      { name: 'a', endpoints: [{ address: '127.0.0.1', port: aPort }] },
-      { name: 'b', endpoints: [{ address: '127.0.0.1', port: bPort }] },
-    ],
-  });
-  const fixed = toXdsResources(config, { edsForAllClusters: false });
-  const eds = toXdsResources(config, { edsForAllClusters: true });
-  return {
-    listener: fixed.listeners.get('main')!,
-    routes: fixed.routes.get('main')!,
-    a: fixed.clusters.get('a')!,
-    b: fixed.clusters.get('b')!,
-    aEds: eds.clusters.get('a')!,
-    aAssignment: eds.endpoints.get('a')!,
-  };
-}
 
 /** A copy of `l` named `name`; `protocol: UDP` makes it one Remora must reject. */
 function listenerLike(l: Obj, name: string, o: { invalid?: boolean; port?: number; rds?: string } = {}): Obj {
@@ -73,7 +43,7 @@ const message = (req: Obj): string => String((req.error_detail as Obj | undefine
 t.test('ADS semantics: per-resource NACKs, warming, NC, removals, apply-then-ACK, identical resends, duplicates, subscriptions', async (t) => {
   const [a, b] = await Promise.all([namedUpstream('a'), namedUpstream('b')]);
   const ads = await startScriptedAds();
-  const r = resources(a.port, b.port);
+  const r = twoClusterResources(a.port, b.port);
   let sidecar: RemoraProcess | null = null;
   const squatter = http.createServer();
   t.teardown(async () => {

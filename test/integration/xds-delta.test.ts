@@ -10,10 +10,9 @@
 // Everything on 127.0.0.1, port 0; processes ended by pid.
 
 import t from 'tap';
-import { toXdsResources } from '../../src/xds/encode.js';
 import { TypeUrl } from '../../src/xds/protos.js';
 import { namedUpstream, request, startRemora, waitUntil, type RemoraProcess } from '../helpers/remora.js';
-import { startScriptedAds, valid, type Obj } from '../helpers/xds.js';
+import { startScriptedAds, twoClusterResources, type Obj } from '../helpers/xds.js';
 
 const message = (req: Obj): string => String((req.error_detail as Obj | undefined)?.message ?? '');
 
@@ -26,21 +25,8 @@ t.test('delta xDS: wildcard and named subscriptions, partial updates, removals, 
     await ads.close();
     await Promise.all([a.close(), b.close(), c.close()]);
   });
-  const config = (bPort: number) => valid({
-    listeners: [{
-      name: 'main', address: '127.0.0.1', port: 0,
-      virtual_hosts: [{ name: 'all', domains: ['*'], routes: [
-        { name: 'to-b', match: { prefix: '/b' }, route: { cluster: 'b' } },
-        { name: 'to-a', match: { prefix: '/' }, route: { cluster: 'a' } },
-      ] }],
-    }],
-    clusters: [
-      { name: 'a', endpoints: [{ address: '127.0.0.1', port: a.port }] },
-      { name: 'b', endpoints: [{ address: '127.0.0.1', port: bPort }] },
-    ],
-  });
-  const r1 = toXdsResources(config(b.port), { edsForAllClusters: false });
-  const r2 = toXdsResources(config(c.port), { edsForAllClusters: false });
+  const r1 = twoClusterResources(a.port, b.port);
+  const r2 = twoClusterResources(a.port, c.port);
 
   const starting = startRemora({
     workers: 1,
@@ -55,14 +41,14 @@ t.test('delta xDS: wildcard and named subscriptions, partial updates, removals, 
   t.equal((ads.requests[0].node as Obj | undefined)?.id, 'sidecar-delta', 'the first request carries the node');
 
   const c1 = ads.pushDelta(TypeUrl.Cluster, 's1', [
-    { name: 'a', version: 'a1', resource: r1.clusters.get('a')! },
-    { name: 'b', version: 'b1', resource: r1.clusters.get('b')! },
+    { name: 'a', version: 'a1', resource: r1.a },
+    { name: 'b', version: 'b1', resource: r1.b },
   ]);
   t.equal(message(await ads.answer(c1)), '', 'clusters ACKed');
-  ads.pushDelta(TypeUrl.Listener, 's1', [{ name: 'main', version: 'l1', resource: r1.listeners.get('main')! }]);
+  ads.pushDelta(TypeUrl.Listener, 's1', [{ name: 'main', version: 'l1', resource: r1.listener }]);
   const rds = await ads.waitFor((q) => q.type_url === TypeUrl.RouteConfiguration);
   t.same(rds.resource_names_subscribe, ['main'], 'the route configuration is subscribed to by name');
-  ads.pushDelta(TypeUrl.RouteConfiguration, 's1', [{ name: 'main', version: 'r1', resource: r1.routes.get('main')! }]);
+  ads.pushDelta(TypeUrl.RouteConfiguration, 's1', [{ name: 'main', version: 'r1', resource: r1.routes }]);
   sidecar = await starting;
   const port = sidecar.ports.main;
   const upstream = async (path: string) => {
@@ -73,16 +59,16 @@ t.test('delta xDS: wildcard and named subscriptions, partial updates, removals, 
   t.equal(await upstream('/b'), 'b', 'and to b');
 
   // Only b changes (to upstream c): a is not in the response and stays.
-  const c2 = ads.pushDelta(TypeUrl.Cluster, 's2', [{ name: 'b', version: 'b2', resource: r2.clusters.get('b')! }]);
+  const c2 = ads.pushDelta(TypeUrl.Cluster, 's2', [{ name: 'b', version: 'b2', resource: r2.b }]);
   t.equal(message(await ads.answer(c2)), '', 'a response with one cluster is ACKed');
   t.equal(await upstream('/b'), 'c', 'that cluster changed');
   t.equal(await upstream('/'), 'a', 'the cluster left out of the response is unchanged');
 
   // An invalid resource: NACKed by name, with the response's nonce; the rest applies.
-  const bad = structuredClone(r1.clusters.get('a')!) as Obj;
+  const bad = structuredClone(r1.a) as Obj;
   bad.name = 'bad';
   bad.lb_subset_config = { fallback_policy: 'ANY_ENDPOINT' };
-  const c3 = ads.pushDelta(TypeUrl.Cluster, 's3', [{ name: 'bad', version: 'x1', resource: bad }, { name: 'b', version: 'b3', resource: r1.clusters.get('b')! }]);
+  const c3 = ads.pushDelta(TypeUrl.Cluster, 's3', [{ name: 'bad', version: 'x1', resource: bad }, { name: 'b', version: 'b3', resource: r1.b }]);
   const nack = await ads.answer(c3);
   t.match(message(nack), /Cluster "bad" lb_subset_config/, `the NACK names the invalid cluster (${message(nack)})`);
   t.equal(nack.response_nonce, c3, 'and answers that response');
@@ -107,7 +93,7 @@ t.test('delta xDS: wildcard and named subscriptions, partial updates, removals, 
   t.equal(await upstream('/'), 'a', 'traffic flows while it reconnects');
 
   // The listener now uses another route configuration: "main" is unsubscribed.
-  const listener2 = structuredClone(r1.listeners.get('main')!) as Obj;
+  const listener2 = structuredClone(r1.listener) as Obj;
   const { protos } = await import('../helpers/xds.js');
   const filter = ((((listener2.filter_chains as Obj[])[0].filters as Obj[])[0]));
   const hcm = protos.decodeAny(filter.typed_config as never).message;
@@ -116,7 +102,7 @@ t.test('delta xDS: wildcard and named subscriptions, partial updates, removals, 
   ads.pushDelta(TypeUrl.Listener, 's5', [{ name: 'main', version: 'l2', resource: listener2 }]);
   const change = await ads.waitFor((q) => q.type_url === TypeUrl.RouteConfiguration && Array.isArray(q.resource_names_subscribe) && (q.resource_names_subscribe as string[]).includes('main-v2'));
   t.same(change.resource_names_subscribe, ['main-v2'], 'the new route configuration is subscribed to');
-  const routesV2 = structuredClone(r1.routes.get('main')!) as Obj;
+  const routesV2 = structuredClone(r1.routes) as Obj;
   routesV2.name = 'main-v2';
   ads.pushDelta(TypeUrl.RouteConfiguration, 's6', [{ name: 'main-v2', version: 'r2', resource: routesV2 }]);
   const dropped = await ads.waitFor((q) => q.type_url === TypeUrl.RouteConfiguration && Array.isArray(q.resource_names_unsubscribe) && (q.resource_names_unsubscribe as string[]).length > 0);
