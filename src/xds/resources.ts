@@ -2,9 +2,12 @@
 // ClusterLoadAssignments (EDS) and Secrets (SDS over ADS) the listeners and clusters
 // reference, and which of them the set still lacks. The ADS client subscribes to those names (src/main/xds-source.ts)
 // and a set is applied only when nothing is missing (make before break); the
-// translation (src/xds/translate.ts) uses the same readers for its warming rules.
+// translation (src/xds/translate.ts) uses the same readers for its warming rules. Only
+// what a listener serves references anything: not a listener with `bind_to_port: false`,
+// nor a filter chain no connection to the listener's own port can select (bindsPort,
+// directChains, oneChainTakesAll; the translation reads them the same way).
 
-import { asArr, asObj, asStr } from './read.js';
+import { asArr, asObj, asStr, isSet, wrapped, wrappedBool } from './read.js';
 import { loadXdsProtos, TypeUrl, type ProtoObject } from './protos.js';
 
 /** Decoded resources by name, as received (already decoded from Any). */
@@ -26,13 +29,60 @@ export interface MissingResources {
   readonly secrets: string[];
 }
 
+/** False for a listener with `bind_to_port: false` (a BoolValue false, which Go control
+ *  planes put on the wire as an empty message): it only receives connections another
+ *  listener hands over by original destination (Istio's per-port listeners behind
+ *  `virtualOutbound`), which Remora never does. The translation accepts such a listener
+ *  and leaves it out of the config (not bound, not served); nothing it names is fetched. */
+export function bindsPort(listener: ProtoObject): boolean {
+  return wrappedBool(listener.bind_to_port) !== false;
+}
+
+/**
+ * The indexes of the `filter_chains` a connection to the listener's own address and port
+ * can be given. Envoy matches `filter_chain_match.destination_port` first: chains naming
+ * the connection's port win, chains naming no port are taken only when none names it, and
+ * a chain naming another port never matches (FilterChainMatch, listener_components.proto).
+ * Remora has no original-destination redirect, so every connection it gets is to the
+ * listener's port: the other chains only serve connections redirected to the listener
+ * (Istio's `virtualOutbound` and `virtualInbound`), and Remora never sees one.
+ */
+export function directChains(listener: ProtoObject): number[] {
+  const port = Number(asObj(asObj(listener.address)?.socket_address)?.port_value ?? 0);
+  const ports = asArr(listener.filter_chains).map((c) => wrapped(asObj(asObj(c)?.filter_chain_match)?.destination_port));
+  const own = ports.some((p) => p === port);
+  return ports.flatMap((p, i) => ((own ? p === port : p === undefined) ? [i] : []));
+}
+
+/** Whether the listener's one chain for its port (directChains) takes every connection:
+ *  its filter_chain_match names nothing but that port. Its default_filter_chain is then
+ *  never used, in Envoy too. (Two such chains would overlap: validation rejects them.) */
+export function oneChainTakesAll(listener: ProtoObject): boolean {
+  const direct = directChains(listener);
+  if (direct.length !== 1) return false;
+  const m = asObj(asObj(asArr(listener.filter_chains)[direct[0]])?.filter_chain_match) ?? {};
+  return Object.entries(m).every(([k, v]) => k === 'destination_port' || (k === 'source_type' && v === 'ANY') || !isSet(v));
+}
+
+/** The filter chains a listener serves (directChains, then its default_filter_chain
+ *  unless oneChainTakesAll); none when it does not bind its port (bindsPort). */
+function servedChains(listener: ProtoObject): unknown[] {
+  if (!bindsPort(listener)) return [];
+  const chains = asArr(listener.filter_chains);
+  const served = directChains(listener).map((i) => chains[i]);
+  return oneChainTakesAll(listener) ? served : [...served, listener.default_filter_chain];
+}
+
 /** RDS route config names a listener references (its HttpConnectionManager's `rds`),
- *  also for an api_listener. Listeners that do not decode reference nothing. */
+ *  also for an api_listener. Only the chains it serves count (servedChains): a listener
+ *  with `bind_to_port: false` references none, since it is accepted and not served, and
+ *  its route configurations are not subscribed to. Listeners that do not decode
+ *  reference nothing. */
 export function referencedRoutes(listener: ProtoObject): string[] {
   const anys: unknown[] = [];
   const api = asObj(listener.api_listener);
   if (api !== undefined) anys.push(api.api_listener);
-  for (const chain of asArr(listener.filter_chains)) {
+  for (const chain of servedChains(listener)) {
     for (const f of asArr(asObj(chain)?.filters)) anys.push(asObj(f)?.typed_config);
   }
   const names: string[] = [];
@@ -68,11 +118,10 @@ export function edsClusters(clusters: Iterable<ProtoObject>): string[] {
   return names;
 }
 
-/** The transport sockets of a listener (each filter chain's and the default chain's) or
+/** The transport sockets of a listener (those of the chains it serves: servedChains) or
  *  of a cluster (its own, or the one an upstream PROXY protocol socket wraps). */
 function transportSockets(resource: ProtoObject): unknown[] {
-  const chains = [...asArr(resource.filter_chains), resource.default_filter_chain];
-  const sockets = chains.map((c) => asObj(c)?.transport_socket);
+  const sockets = servedChains(resource).map((c) => asObj(c)?.transport_socket);
   const own = asObj(resource.transport_socket);
   if (own !== undefined) sockets.push(own);
   return sockets;

@@ -63,7 +63,10 @@ export function translateCluster(ctx: Ctx, key: string, c: Obj): ClusterPart | u
   } else if (type === 'STATIC' || dnsType !== undefined) {
     if (isSet(c.eds_cluster_config)) ctx.reject(sub(loc, 'eds_cluster_config'), 'only allowed with type EDS');
     const la = asObj(c.load_assignment);
-    if (la === undefined) ctx.reject(sub(loc, 'load_assignment'), `is required for type ${type}`);
+    // A STATIC cluster without one has no endpoints (Istio's BlackHoleCluster): its
+    // requests answer 503 UH, as Envoy's do. A DNS cluster needs names to resolve.
+    if (la === undefined && dnsType !== undefined) ctx.reject(sub(loc, 'load_assignment'), `is required for type ${type}`);
+    else if (la === undefined) out.raw.endpoints = [];
     else {
       const part = translateEndpoints(ctx, la, sub(loc, 'load_assignment'));
       // Envoy: a LOGICAL_DNS cluster has exactly one endpoint.

@@ -1,7 +1,8 @@
 // The reading side of the xDS translation (src/xds/translate.ts and its translate-*.ts
 // parts): where a problem is (resource, field path), and Ctx, which collects rejections
-// and decodes Anys, Durations, percentages and the Remora metadata extensions, and counts
-// the fields accepted without effect (noEffect: per field, the resources that set one);
+// and decodes Anys, Durations, percentages and the Remora metadata extensions, counts
+// the fields accepted without effect (noEffect: per field, the resources that set one)
+// and lists the listeners accepted without being bound (unbound);
 // plus the readers several resource types share (names, socket addresses, config sources).
 // Plain-data accessors are in src/xds/read.ts, the writing side in translate-fields.ts.
 
@@ -46,7 +47,6 @@ export function sub(loc: Loc, key: string | number): Loc {
   return { ...loc, path };
 }
 
-/** One translation's rejections (deduplicated) and the readers that reject as they go. */
 /** Where an HttpConnectionManager's tracing provider sends spans (the first one read
  *  becomes the root `tracing` block when the bootstrap has none). */
 export interface TracingProvider {
@@ -56,12 +56,16 @@ export interface TracingProvider {
   readonly timeoutMs: number | undefined;
 }
 
+/** One translation's rejections (deduplicated) and the readers that reject as they go. */
 export class Ctx {
   readonly errors: XdsRejection[] = [];
   /** The first OpenTelemetry tracing provider an HttpConnectionManager names. */
   tracingProvider: TracingProvider | null = null;
   /** Resources (`<type URL> <name>`) that name a Secret not received yet: they warm. */
   readonly waitingForSecrets = new Set<string>();
+  /** Listeners accepted and not bound (`bind_to_port: false`, see bindsPort in
+   *  resources.ts), by name, in the order read: in no config, so not served. */
+  readonly unbound: string[] = [];
   private readonly seen = new Set<string>();
   /** Fields accepted without effect: field name → resources (`<type URL> <name>`) setting it. */
   private readonly inert = new Map<string, Set<string>>();

@@ -8,11 +8,14 @@
 // tcp_proxy (metadata exchange, stats, authn) and an RBAC filter without rules have no
 // effect on a connection Remora does not terminate, and are accepted; other filters,
 // TLS termination, tunnelling and matches on addresses or ports Remora cannot see are
-// rejected by path. docs/xds.md, "TCP listeners", has the table and the reasons.
+// rejected by path. Only the chains that take connections to the listener's own port are
+// read (the caller drops those for other destination ports, which only redirected
+// connections reach). docs/xds.md, "TCP listeners", has the table and the reasons.
 
 import { TCP_PROXY_FILTER_NAME } from './names.js';
 import { TypeUrl } from './protos.js';
 import { asArr, asNum, asObj, asStr, fromStruct, isSet, wrapped, type Obj } from './read.js';
+import { oneChainTakesAll } from './resources.js';
 import { sub, type Ctx, type Loc } from './translate-context.js';
 import { Fields, type Part } from './translate-fields.js';
 import { hcmAccessLog, istioNullVm } from './translate-listener-hcm.js';
@@ -24,6 +27,16 @@ export interface Inspectors {
   readonly http: boolean;
 }
 
+/** What the caller (translate-listener.ts) knows of the listener's chains. */
+export interface TcpChains {
+  /** The listener's port, which a chain's destination_port may name (then it changes nothing). */
+  readonly port: number;
+  /** The indexes of the chains that take connections to that port (directChains in
+   *  resources.ts): only these are translated; the others are never served. */
+  readonly direct: readonly number[];
+  readonly inspectors: Inspectors;
+}
+
 /** A TCP listener's chains and defaults, written into the raw listener. */
 export interface TcpListenerPart {
   /** Clusters its tcp_proxy filters reference (a listener waits for their endpoints). */
@@ -31,6 +44,10 @@ export interface TcpListenerPart {
   /** The access log its tcp_proxy filters name (all the same), if any. */
   readonly log?: Part;
   readonly logLoc?: Loc;
+  /** Whether every connection gets a chain: a default chain, or one chain without a match. */
+  readonly everyConnectionTaken: boolean;
+  /** Whether a chain matches on the TLS ClientHello (which Remora then reads first). */
+  readonly readsClientHello: boolean;
 }
 
 /** Network filters accepted before a tcp_proxy, having no effect there (docs/xds.md), by
@@ -61,32 +78,42 @@ const TCP_PROXY_REJECTED: Readonly<Record<string, string>> = {
 };
 
 /**
- * The TCP listener's `filter_chains` and `tcp_proxy` (the default chain), into `out` (the
- * raw listener, which has its name, address and port). `port`: the listener's, which a
- * chain's destination_port may name (then it changes nothing).
+ * The TCP listener's `filter_chains` (those of `chains.direct`) and `tcp_proxy` (the
+ * default chain), into `out` (the raw listener, which has its name, address and port).
  */
-export function tcpListener(ctx: Ctx, l: Obj, loc: Loc, out: Fields, port: number, inspectors: Inspectors): TcpListenerPart {
+export function tcpListener(ctx: Ctx, l: Obj, loc: Loc, out: Fields, { port, direct, inspectors }: TcpChains): TcpListenerPart {
   const clusters: string[] = [];
   const logs: { part: Part | undefined; loc: Loc }[] = [];
   const chains: Part[] = [];
-  asArr(l.filter_chains).forEach((v, i) => {
+  let readsClientHello = false;
+  const all = asArr(l.filter_chains);
+  for (const i of direct) {
     const cl = sub(loc, `filter_chains[${i}]`);
-    const chain = asObj(v) ?? {};
+    const chain = asObj(all[i]) ?? {};
     const fc = new Fields().here(cl);
     // A name is optional in Envoy and required in Remora: an unnamed chain is named by its place.
     fc.set('name', isSet(chain.name) ? chain.name : `filter_chains[${i}]`, sub(cl, 'name'));
     const m = asObj(chain.filter_chain_match);
-    if (m !== undefined) chainMatch(ctx, m, sub(cl, 'filter_chain_match'), port, inspectors, fc.nest('match').here(sub(cl, 'filter_chain_match')));
-    else fc.mark('.match', sub(cl, 'filter_chain_match')); // the default ({}, any) stands for it
+    if (m !== undefined) {
+      if (chainMatch(ctx, m, sub(cl, 'filter_chain_match'), port, inspectors, fc.nest('match').here(sub(cl, 'filter_chain_match')))) readsClientHello = true;
+    } else fc.mark('.match', sub(cl, 'filter_chain_match')); // the default ({}, any) stands for it
     const body = chainBody(ctx, chain, cl, clusters);
     if (body !== undefined) {
       fc.attach('tcp_proxy', body.proxy.raw, body.proxy.marks);
       logs.push({ part: body.log, loc: body.logLoc });
     }
     chains.push(fc);
-  });
+  }
   if (chains.length > 0) out.list('filter_chains', chains);
-  const d = asObj(l.default_filter_chain);
+  // One chain without a match takes every connection: the default chain is then never
+  // used, by Envoy or Remora (Istio's virtual listeners, whose chain for their own port
+  // blackholes what reaches them directly).
+  const oneTakesAll = oneChainTakesAll(l);
+  let d = asObj(l.default_filter_chain);
+  if (d !== undefined && oneTakesAll) {
+    ctx.noEffect(loc, 'Listener.default_filter_chain (never used, not served)');
+    d = undefined;
+  }
   if (d !== undefined) {
     // Its filter_chain_match is ignored, by Envoy and by Remora: it takes what no chain takes.
     if (isSet(d.filter_chain_match)) ctx.noEffect(loc, 'Listener.default_filter_chain.filter_chain_match');
@@ -103,11 +130,12 @@ export function tcpListener(ctx: Ctx, l: Obj, loc: Loc, out: Fields, port: numbe
       ctx.reject(x.loc, `differs from ${first.loc.path}: Remora writes one access log per listener, for every connection (give every tcp_proxy the same one, or none)`);
     }
   }
-  return { clusters, ...(first?.part !== undefined ? { log: first.part, logLoc: first.loc } : {}) };
+  return { clusters, everyConnectionTaken: oneTakesAll || d !== undefined, readsClientHello, ...(first?.part !== undefined ? { log: first.part, logLoc: first.loc } : {}) };
 }
 
-/** A chain's FilterChainMatch → the Remora chain's `match` (`out`). */
-function chainMatch(ctx: Ctx, m: Obj, ml: Loc, port: number, inspectors: Inspectors, out: Fields): void {
+/** A chain's FilterChainMatch → the Remora chain's `match` (`out`); true when it picks
+ *  connections by their ClientHello (server names, transport, application protocols). */
+function chainMatch(ctx: Ctx, m: Obj, ml: Loc, port: number, inspectors: Inspectors, out: Fields): boolean {
   ctx.only(m, ml, ['server_names', 'transport_protocol', 'application_protocols', 'destination_port', 'source_type', ...ADDRESS_MATCHES]);
   for (const k of ADDRESS_MATCHES) {
     if (isSet(m[k])) {
@@ -115,13 +143,9 @@ function chainMatch(ctx: Ctx, m: Obj, ml: Loc, port: number, inspectors: Inspect
     }
   }
   if (isSet(m.source_type) && m.source_type !== 'ANY') ctx.reject(sub(ml, 'source_type'), `${String(m.source_type)} is not supported (ANY only): Remora does not pick filter chains by the client's address`);
-  // A listener receives connections to its own port only (Remora has no original-destination
-  // listeners), so naming that port matches every connection.
-  const dp = wrapped(m.destination_port);
-  if (dp !== undefined && dp !== port) {
-    ctx.reject(sub(ml, 'destination_port'), `${dp} is not supported: a Remora listener only receives connections to its own port (${port}); chains per destination port need `
-      + 'an original-destination listener (Istio\'s virtualInbound), which Remora does not have: use one listener per port');
-  } else if (dp !== undefined) ctx.noEffect(ml, 'Listener.filter_chains.filter_chain_match.destination_port');
+  // Only chains naming the listener's own port, or none, are translated (directChains):
+  // every connection a listener gets is to that port, so naming it matches them all.
+  if (wrapped(m.destination_port) === port) ctx.noEffect(ml, 'Listener.filter_chains.filter_chain_match.destination_port');
   const names = asArr(m.server_names);
   if (names.length > 0) out.set('server_names', names, sub(ml, 'server_names'));
   const transport = asStr(m.transport_protocol);
@@ -134,6 +158,7 @@ function chainMatch(ctx: Ctx, m: Obj, ml: Loc, port: number, inspectors: Inspect
         + 'it reads application protocols from the TLS ClientHello only (add transport_protocol: tls, or drop the HTTP protocol ids)');
     }
   }
+  return names.length > 0 || isSet(transport) || alpn.length > 0;
 }
 
 /** A chain's transport socket and network filters: the tcp_proxy, last, with its access

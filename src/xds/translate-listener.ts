@@ -6,18 +6,25 @@
 // log (translate-listener-hcm.ts); the route configuration (RDS name or inline) is joined
 // later by translateXds, with the per-route configs these filters make room for. A TCP
 // listener, whose chains end in tcp_proxy, is read by translate-listener-tcp.ts; one
-// mixing the two kinds is rejected. Listener filters (PROXY protocol, inspectors) are
-// read here for both.
+// mixing the two kinds is rejected. Listener filters (PROXY protocol, inspectors) and the
+// listener-wide access log and timeouts are read here for both.
+// Remora has no traffic interception, so a listener only gets connections addressed to
+// its own port: one with bind_to_port: false is accepted and not served (ctx.unbound),
+// use_original_dst and the original_dst listener filter change nothing, and the chains
+// that only take redirected connections (Envoy's destination_port rule, directChains in
+// resources.ts) are accepted and not served. docs/xds.md, "Listener", says why.
 
+import { isIP } from 'node:net';
 import {
   HCM_FILTER_NAME, HTTP_INSPECTOR, PROXY_PROTOCOL_LISTENER_FILTER, REMORA_EXTENSIONS, ROUTER_FILTER_NAME, TCP_PROXY_FILTER_NAME, TLS_INSPECTOR,
 } from './names.js';
 import { TypeUrl } from './protos.js';
-import { asArr, asObj, asStr, isSet, wrapped, type Obj } from './read.js';
+import { asArr, asObj, asStr, isSet, wrapped, wrappedBool, type Obj } from './read.js';
+import { bindsPort, directChains } from './resources.js';
 import { checkName, configSource, extPath, root, socketAddress, sub, type Ctx, type Loc } from './translate-context.js';
 import { Fields, type Mark } from './translate-fields.js';
 import { connectionManagerOptions, HCM_SETTINGS, hcmAccessLog, inertHttpFilter, REJECTED_FILTERS, type InertFilter } from './translate-listener-hcm.js';
-import { tcpListener, type Inspectors } from './translate-listener-tcp.js';
+import { tcpListener, type Inspectors, type TcpChains } from './translate-listener-tcp.js';
 import { http2Options } from './translate-protocol.js';
 import { applyRateLimitKeys, localRateLimit } from './translate-ratelimit.js';
 import { authorization, collectRules, rbacConfig, type RbacAction, type RbacRules } from './translate-rbac.js';
@@ -61,19 +68,22 @@ export function translateListener(ctx: Ctx, key: string, l: Obj): ListenerPart |
     ctx.reject(sub(loc, 'api_listener'), 'api_listener is for gRPC clients; Remora needs address + filter_chains');
     return undefined;
   }
-  const kind = listenerKind(ctx, l, loc);
-  if (kind === undefined) return undefined;
-  ctx.only(l, loc, ['name', 'address', 'filter_chains', 'metadata', 'listener_filters', 'traffic_direction', 'bind_to_port',
-    ...(kind === 'tcp' ? ['default_filter_chain'] : [])]);
-  // traffic_direction (Istio sets INBOUND / OUTBOUND on every listener) only labels
-  // Envoy's tracing and stats: accepted, no effect. bind_to_port: false is a listener that
-  // only receives connections redirected from another (use_original_dst), which Remora
-  // has no way to do.
-  if (isSet(l.traffic_direction) && l.traffic_direction !== 'UNSPECIFIED') ctx.noEffect(loc, 'Listener.traffic_direction');
-  const bind = asObj(l.bind_to_port);
-  if (bind !== undefined && bind.value === false) {
-    ctx.reject(sub(loc, 'bind_to_port'), 'false is not supported: Remora has no original-destination redirect (use_original_dst), so a listener always binds its port');
+  if (!bindsPort(l)) {
+    unboundListener(ctx, key, l, loc);
+    return undefined;
   }
+  const direct = directChains(l);
+  const kind = listenerKind(ctx, l, loc, direct);
+  if (kind === undefined) return undefined;
+  ctx.only(l, loc, ['name', 'address', 'filter_chains', 'metadata', 'listener_filters', 'traffic_direction', 'bind_to_port', 'use_original_dst',
+    'access_log', 'listener_filters_timeout', 'continue_on_listener_filters_timeout', ...(kind === 'tcp' ? ['default_filter_chain'] : [])]);
+  // traffic_direction (Istio sets INBOUND / OUTBOUND on every listener) only labels
+  // Envoy's tracing and stats: accepted, no effect. use_original_dst hands a connection
+  // that iptables redirected to the listener of its original destination; Remora gets no
+  // redirected connections (no interception), so the listener serves those addressed to
+  // it, with its own chains.
+  if (isSet(l.traffic_direction) && l.traffic_direction !== 'UNSPECIFIED') ctx.noEffect(loc, 'Listener.traffic_direction');
+  if (wrappedBool(l.use_original_dst) === true) ctx.noEffect(loc, 'Listener.use_original_dst');
   const out = new Fields().here(loc);
   const inspectors = listenerFilters(ctx, l, loc, out);
   out.set('name', key, sub(loc, 'name'));
@@ -82,16 +92,27 @@ export function translateListener(ctx: Ctx, key: string, l: Obj): ListenerPart |
     out.set('address', sa.address, sa.addressLoc);
     out.set('port', sa.port, sa.portLoc);
   }
-  if (kind === 'tcp') return translateTcpListener(ctx, key, l, loc, out, sa?.port ?? 0, inspectors);
+  const port = sa?.port ?? 0;
+  if (!unservedChains(ctx, l, loc, port, direct)) return undefined;
+  if (kind === 'tcp') return translateTcpListener(ctx, key, l, loc, out, { port, direct, inspectors });
   const chains = asArr(l.filter_chains);
-  if (chains.length !== 1) {
-    const where = chains.length === 0 ? sub(loc, 'filter_chains') : sub(loc, 'filter_chains[1]');
-    ctx.reject(where, `an HTTP listener needs exactly one filter chain (got ${chains.length}); only tcp_proxy listeners have several`);
+  if (direct.length !== 1) {
+    const where = direct.length === 0 ? sub(loc, 'filter_chains') : sub(loc, `filter_chains[${direct[1]}]`);
+    const got = direct.length === chains.length ? `${direct.length}` : `${direct.length} for connections to its port`;
+    ctx.reject(where, `an HTTP listener needs exactly one filter chain (got ${got}); only tcp_proxy listeners have several`);
     return undefined;
   }
-  const cl = sub(loc, 'filter_chains[0]');
-  const chain = asObj(chains[0]) ?? {};
-  ctx.only(chain, cl, ['filters', 'name', 'transport_socket']);
+  const cl = sub(loc, `filter_chains[${direct[0]}]`);
+  const chain = asObj(chains[direct[0]]) ?? {};
+  ctx.only(chain, cl, ['filters', 'name', 'transport_socket', 'filter_chain_match']);
+  const match = asObj(chain.filter_chain_match);
+  if (match !== undefined) {
+    // The one chain takes every connection: nothing to pick by, only the listener's own
+    // port to name (directChains keeps a chain naming no other).
+    ctx.only(match, sub(cl, 'filter_chain_match'), ['destination_port']);
+    if (isSet(match.destination_port)) ctx.noEffect(cl, 'Listener.filter_chains.filter_chain_match.destination_port');
+  }
+  listenerWide(ctx, l, loc, { everyConnectionTaken: true, readsFirstBytes: out.raw.proxy_protocol === true });
   const tls = chain.transport_socket === undefined || rawBufferSocket(ctx, chain.transport_socket, sub(cl, 'transport_socket'))
     ? undefined : downstreamTls(ctx, chain.transport_socket, sub(cl, 'transport_socket'));
   if (tls !== undefined) out.attach('tls', tls.part.raw, tls.part.marks);
@@ -159,35 +180,89 @@ export function translateListener(ctx: Ctx, key: string, l: Obj): ListenerPart |
   return { name: key, loc, raw: out.raw, marks: out.marks, route, rateLimitFilters, rbacFilters, inertFilters, everyClientVerified };
 }
 
-/** 'tcp' when some filter chain (the default one included) has a tcp_proxy and none an
- *  HttpConnectionManager; 'http' otherwise (the HCM translation rejects what it cannot
- *  read); undefined, rejected, when HCM and tcp_proxy chains are mixed: a Remora listener
- *  is HTTP or TCP. */
-function listenerKind(ctx: Ctx, l: Obj, loc: Loc): 'http' | 'tcp' | undefined {
-  const chains: [unknown, Loc][] = asArr(l.filter_chains).map((c, i) => [c, sub(loc, `filter_chains[${i}]`)]);
+/**
+ * A listener with `bind_to_port: false` (bindsPort, resources.ts): accepted, not bound and
+ * not served, since only connections redirected to it by original destination reach it
+ * (Istio's per-port listeners behind `virtualOutbound`) and Remora has no interception.
+ * Its name and address are checked, without following anything it names (its route
+ * configurations are not fetched: referencedRoutes); it is listed in ctx.unbound.
+ */
+function unboundListener(ctx: Ctx, key: string, l: Obj, loc: Loc): void {
+  ctx.noEffect(loc, 'Listener.bind_to_port');
+  const sa = socketAddress(ctx, l.address, sub(loc, 'address'));
+  if (sa !== undefined && sa.address !== 'localhost' && isIP(sa.address) === 0) {
+    ctx.reject(sa.addressLoc, `must be an IP address (e.g. 127.0.0.1, 0.0.0.0, ::1) or "localhost", got "${sa.address}"`);
+  }
+  if (sa !== undefined && (sa.port < 1 || sa.port > 65535)) ctx.reject(sa.portLoc, `must be a port from 1 to 65535, got ${sa.port}`);
+  ctx.unbound.push(key);
+}
+
+/**
+ * The filter chains no connection to the listener's own port can select (those not in
+ * `direct`, see directChains): they only take connections redirected to the listener by
+ * original destination (Istio's virtual listeners), in Envoy too, and Remora receives
+ * none. Accepted, not translated, not served; counted. False (rejected) when the listener
+ * would then serve nothing: no chain for its port and no default chain.
+ */
+function unservedChains(ctx: Ctx, l: Obj, loc: Loc, port: number, direct: readonly number[]): boolean {
+  const chains = asArr(l.filter_chains);
+  if (direct.length === chains.length) return true;
+  ctx.noEffect(loc, 'Listener.filter_chains (for other destination ports, not served)');
+  if (direct.length > 0 || isSet(l.default_filter_chain)) return true;
+  ctx.reject(sub(loc, 'filter_chains'), `every filter chain names a destination_port other than the listener's (${port}): such a chain only takes connections `
+    + 'redirected to the listener by original destination, which Remora does not receive (it has no traffic interception), so the listener would serve nothing '
+    + '(name its own port, or add a default_filter_chain)');
+  return false;
+}
+
+/** The kinds of network filter a chain ends in, by typed_config (or name without one). */
+function chainKind(c: unknown): 'http' | 'tcp' | undefined {
+  const filters = asArr(asObj(c)?.filters).map((f) => [asStr(asObj(f)?.name), asStr(asObj(asObj(f)?.typed_config)?.type_url)]);
+  if (filters.some(([n, t]) => t === TypeUrl.HttpConnectionManager || (t === undefined && n === HCM_FILTER_NAME))) return 'http';
+  if (filters.some(([n, t]) => t === TypeUrl.TcpProxy || (t === undefined && n === TCP_PROXY_FILTER_NAME))) return 'tcp';
+  return undefined;
+}
+
+/** 'tcp' when some chain the listener serves (`direct`, and the default one) has a
+ *  tcp_proxy and none an HttpConnectionManager; 'http' otherwise (the HCM translation
+ *  rejects what it cannot read); undefined, rejected, when HCM and tcp_proxy chains both
+ *  take connections to its port. Chains for other ports are not served: their kind does
+ *  not matter (Istio's virtualInbound mixes both kinds across its ports). */
+function listenerKind(ctx: Ctx, l: Obj, loc: Loc, direct: readonly number[]): 'http' | 'tcp' | undefined {
+  const all = asArr(l.filter_chains);
+  const chains: [unknown, Loc][] = direct.map((i) => [all[i], sub(loc, `filter_chains[${i}]`)]);
   if (l.default_filter_chain !== undefined && l.default_filter_chain !== null) chains.push([l.default_filter_chain, sub(loc, 'default_filter_chain')]);
   let http: Loc | undefined;
   let tcp: Loc | undefined;
   for (const [c, cl] of chains) {
-    const filters = asArr(asObj(c)?.filters).map((f) => [asStr(asObj(f)?.name), asStr(asObj(asObj(f)?.typed_config)?.type_url)]);
-    if (filters.some(([n, t]) => t === TypeUrl.HttpConnectionManager || (t === undefined && n === HCM_FILTER_NAME))) http ??= cl;
-    else if (filters.some(([n, t]) => t === TypeUrl.TcpProxy || (t === undefined && n === TCP_PROXY_FILTER_NAME))) tcp ??= cl;
+    const kind = chainKind(c);
+    if (kind === 'http') http ??= cl;
+    else if (kind === 'tcp') tcp ??= cl;
     if (http !== undefined && tcp !== undefined) {
       // This chain is the second kind seen; the other kind's first chain came before it.
       const [mine, theirs, first] = cl === tcp ? [TCP_PROXY_FILTER_NAME, HCM_FILTER_NAME, http] : [HCM_FILTER_NAME, TCP_PROXY_FILTER_NAME, tcp];
-      ctx.reject(cl, `has ${mine} where ${first.path} has ${theirs}: a Remora listener is HTTP or TCP, not both (serve them on two listeners)`);
+      ctx.reject(cl, `has ${mine} where ${first.path} has ${theirs}, and both take connections to the listener's port: a Remora listener is HTTP or TCP, not both. `
+        + 'It serves HTTP with one filter chain (one HttpConnectionManager, which takes every connection) or forwards TCP with tcp_proxy chains picked by the TLS '
+        + 'ClientHello; it does not sniff plaintext for HTTP to choose between the two (serve them on two listeners)');
       return undefined;
     }
   }
   return tcp !== undefined ? 'tcp' : 'http';
 }
 
+/** Envoy's original-destination listener filter: it restores the address iptables
+ *  redirected a connection from, which Remora never receives (no interception). */
+const ORIGINAL_DST_LISTENER_FILTER = 'envoy.filters.listener.original_dst';
+const ORIGINAL_DST_TYPE_URL = 'type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst';
+
 /** listener_filters → `out`. The PROXY protocol filter (without options) is the listener's
  *  proxy_protocol. The TLS and HTTP inspectors only read a connection's first bytes to pick
  *  a filter chain (Istio adds them): an HTTP listener has one chain, so they change
  *  nothing there; a TCP listener's chains are picked by the ClientHello, which Remora reads
  *  itself whenever a chain matches on it (as Envoy injects the TLS inspector when a chain
- *  needs it). Other listener filters act, and are rejected. */
+ *  needs it). The original-destination filter (Istio's virtualInbound) changes nothing on a
+ *  connection addressed to the listener itself, the only kind Remora gets. Other listener
+ *  filters act, and are rejected. */
 function listenerFilters(ctx: Ctx, l: Obj, loc: Loc, out: Fields): Inspectors {
   let http = false;
   asArr(l.listener_filters).forEach((f, i) => {
@@ -203,14 +278,54 @@ function listenerFilters(ctx: Ctx, l: Obj, loc: Loc, out: Fields): Inspectors {
       http = true;
       ctx.noEffect(loc, `ListenerFilter ${HTTP_INSPECTOR}`);
     } else if (name === TLS_INSPECTOR || typed?.type_url === TypeUrl.TlsInspector) ctx.noEffect(loc, `ListenerFilter ${TLS_INSPECTOR}`);
-    else ctx.reject(fl, `"${name}" is not supported (only ${TLS_INSPECTOR} and ${HTTP_INSPECTOR}, which only help pick a filter chain, and ${PROXY_PROTOCOL_LISTENER_FILTER})`);
+    else if (name === ORIGINAL_DST_LISTENER_FILTER || typed?.type_url === ORIGINAL_DST_TYPE_URL) ctx.noEffect(loc, `ListenerFilter ${ORIGINAL_DST_LISTENER_FILTER}`);
+    else {
+      ctx.reject(fl, `"${name}" is not supported (only ${TLS_INSPECTOR} and ${HTTP_INSPECTOR}, which only help pick a filter chain, `
+        + `${ORIGINAL_DST_LISTENER_FILTER}, which only matters to redirected connections, and ${PROXY_PROTOCOL_LISTENER_FILTER})`);
+    }
   });
   return { http };
 }
 
+/**
+ * The Listener's own access_log and listener filter timeouts (Istio sets them on its
+ * listeners). An access log whose filter is `response_flag_filter` NR only logs the
+ * connections no filter chain takes: none when `everyConnectionTaken` (an HTTP listener's
+ * one chain, a default chain, or one chain without a match), so it has no effect; else
+ * Remora would close them without that line, and it is rejected, as is any other
+ * listener-wide log. listener_filters_timeout and continue_on_listener_filters_timeout
+ * bound the listener filters' wait for a connection's first bytes: no effect when Remora
+ * reads none before handing the connection to its chain (`readsFirstBytes` false); else
+ * Remora waits request_headers_timeout_ms and closes, so they are rejected.
+ */
+function listenerWide(ctx: Ctx, l: Obj, loc: Loc, facts: { everyConnectionTaken: boolean; readsFirstBytes: boolean }): void {
+  const logs = asArr(l.access_log);
+  logs.forEach((v, i) => {
+    const al = sub(loc, `access_log[${i}]`);
+    const flags = asArr(asObj(asObj(asObj(v)?.filter)?.response_flag_filter)?.flags);
+    const filter = asObj(asObj(v)?.filter) ?? {};
+    if (flags.length === 0 || flags.some((f) => f !== 'NR') || Object.keys(filter).some((k) => k !== 'response_flag_filter' && isSet(filter[k]))) {
+      ctx.reject(al, 'is not supported: Remora writes the access log of the HttpConnectionManager or tcp_proxy; a listener-wide one is accepted only with '
+        + 'filter.response_flag_filter NR (connections no filter chain takes) on a listener where every connection has a chain');
+    } else if (!facts.everyConnectionTaken) {
+      ctx.reject(al, 'logs the connections no filter chain takes (response_flag_filter NR): Remora closes those without a log line (counted by '
+        + 'remora_downstream_no_filter_chain_match_total); add a default_filter_chain, or drop this log');
+    }
+  });
+  if (logs.length > 0) ctx.noEffect(loc, 'Listener.access_log');
+  for (const k of ['listener_filters_timeout', 'continue_on_listener_filters_timeout']) {
+    if (!isSet(l[k])) continue;
+    if (facts.readsFirstBytes) {
+      ctx.reject(sub(loc, k), 'is not supported on a listener that reads a PROXY header or a TLS ClientHello before picking a filter chain: '
+        + 'Remora waits request_headers_timeout_ms (10 s by default) for them, then closes the connection');
+    } else ctx.noEffect(loc, `Listener.${k}`);
+  }
+}
+
 /** A TCP listener (translate-listener-tcp.ts) with its Remora extensions and access log. */
-function translateTcpListener(ctx: Ctx, key: string, l: Obj, loc: Loc, out: Fields, port: number, inspectors: Inspectors): ListenerPart {
-  const tcp = tcpListener(ctx, l, loc, out, port, inspectors);
+function translateTcpListener(ctx: Ctx, key: string, l: Obj, loc: Loc, out: Fields, chains: TcpChains): ListenerPart {
+  const tcp = tcpListener(ctx, l, loc, out, chains);
+  listenerWide(ctx, l, loc, { everyConnectionTaken: tcp.everyConnectionTaken, readsFirstBytes: tcp.readsClientHello || out.raw.proxy_protocol === true });
   const ext = ctx.extensions(l, loc, REMORA_EXTENSIONS.tcpListener, 'Listener.metadata');
   for (const k of REMORA_EXTENSIONS.tcpListener) out.take(k, ext[k], extPath(loc, k));
   if (tcp.log !== undefined && tcp.logLoc !== undefined) {

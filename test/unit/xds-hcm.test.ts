@@ -420,7 +420,11 @@ t.test('listener_filters: envoy.filters.listener.proxy_protocol is the listener\
   l.listener_filters = [{ name: 'envoy.filters.listener.tls_inspector' }, { name: 'envoy.filters.listener.proxy_protocol', typed_config: protos.encodeAny(TypeUrl.ProxyProtocol, {}) }];
   const istio = translateXds(baseOf(config), { ...set, listeners: wire(TypeUrl.Listener, set.listeners) });
   t.same(errorsOf(istio), []);
-  l.listener_filters = [{ name: 'envoy.filters.listener.original_dst' }];
+  l.listener_filters = [{ name: 'envoy.filters.listener.original_src' }];
   const other = errorsOf(translateXds(baseOf(config), { ...set, listeners: wire(TypeUrl.Listener, set.listeners) }));
-  t.match(other[0], /listener_filters\[0\]: "envoy.filters.listener.original_dst" is not supported/, 'another listener filter is still refused');
+  t.match(other[0], /listener_filters\[0\]: "envoy.filters.listener.original_src" is not supported/, 'another listener filter is still refused');
+  l.listener_filters = [{ name: 'envoy.filters.listener.original_dst' }];
+  const originalDst = translateXds(baseOf(config), { ...set, listeners: wire(TypeUrl.Listener, set.listeners) });
+  t.same(errorsOf(originalDst), [], 'the original-destination filter is accepted: it only matters to redirected connections');
+  t.equal(originalDst.ok ? originalDst.noEffect.get('ListenerFilter envoy.filters.listener.original_dst') : undefined, 1, 'and counted');
 });

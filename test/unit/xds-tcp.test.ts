@@ -136,7 +136,7 @@ const REDIS = 'outbound|6379||redis.default.svc.cluster.local';
 
 /** Istio's outbound listener for a TCP service port (istioctl proxy-config listener
  *  --port 6379 -o json), as a sidecar without traffic capture gets it (bound to its port;
- *  with capture Istio sends `bind_to_port: false`, rejected below). */
+ *  with capture Istio sends `bind_to_port: false`, accepted and not served below). */
 const ISTIO_REDIS_LISTENER = {
   name: '10.96.120.33_6379',
   traffic_direction: 'OUTBOUND',
@@ -169,9 +169,11 @@ t.test("Istio's outbound TCP listener: tcp_proxy to the service's cluster, istio
 
   t.same(errorsOf(translate([{ ...ISTIO_REDIS_LISTENER, bind_to_port: { value: true } }], [ISTIO_REDIS_CLUSTER], [ISTIO_REDIS_ENDPOINTS])), [],
     'traffic_direction (a label for Envoy\'s tracing and stats) and bind_to_port: true are accepted');
-  t.same(errorsOf(translate([{ ...ISTIO_REDIS_LISTENER, bind_to_port: { value: false } }], [ISTIO_REDIS_CLUSTER], [ISTIO_REDIS_ENDPOINTS])), [
-    'Listener "10.96.120.33_6379" bind_to_port: false is not supported: Remora has no original-destination redirect (use_original_dst), so a listener always binds its port',
-  ], 'bind_to_port: false (a listener fed by an original-destination redirect) is rejected');
+  const unbound = translate([ISTIO_REDIS_LISTENER, { ...ISTIO_REDIS_LISTENER, name: '0.0.0.0_6379', bind_to_port: { value: false } }],
+    [ISTIO_REDIS_CLUSTER], [ISTIO_REDIS_ENDPOINTS]);
+  t.same(errorsOf(unbound), [], 'bind_to_port: false (a listener fed by an original-destination redirect) is accepted');
+  t.same(unbound.ok ? unbound.config.listeners.map((x) => x.name) : undefined, ['10.96.120.33_6379'],
+    'and not served (test/unit/xds-virtual-listeners.test.ts)');
 
   const waiting = translate([ISTIO_REDIS_LISTENER], [ISTIO_REDIS_CLUSTER]);
   t.same(errorsOf(waiting), []);
@@ -203,25 +205,33 @@ t.test("Istio's inbound TCP chain filters: metadata exchange, authn, stats and R
     [staticCluster('app')])), [], 'older Istio: the null-VM stats plugin');
 });
 
+/** TLS passthrough by SNI, with a default chain. */
+const SNI = {
+  name: 'sni',
+  address: address('0.0.0.0', 443),
+  listener_filters: [{ name: 'envoy.filters.listener.tls_inspector', typed_config: protos.encodeAny(TypeUrl.TlsInspector, {}) }],
+  filter_chains: [
+    { name: 'api', filter_chain_match: { server_names: ['API.example.com'] }, filters: [tcpProxy({ cluster: 'api' })] },
+    { name: 'wild', filter_chain_match: { server_names: ['*.example.com'], transport_protocol: 'tls' }, filters: [tcpProxy({ cluster: 'wild' })] },
+    { name: 'h2-only', filter_chain_match: { server_names: ['grpc.example.com'], application_protocols: ['h2'] }, filters: [tcpProxy({ cluster: 'api' })] },
+  ],
+  default_filter_chain: { name: 'fallback', filters: [tcpProxy({ cluster: 'fallback', idle_timeout: { seconds: 0 } })] },
+};
+const SNI_CLUSTERS = [staticCluster('api'), staticCluster('wild', 9001), staticCluster('fallback', 9002)];
+
 t.test('TLS passthrough by SNI: tls_inspector, server_names, a default chain', async (t) => {
-  const r = translate([{
-    name: 'sni',
-    address: address('0.0.0.0', 443),
-    listener_filters: [{ name: 'envoy.filters.listener.tls_inspector', typed_config: protos.encodeAny(TypeUrl.TlsInspector, {}) }],
-    filter_chains: [
-      { name: 'api', filter_chain_match: { server_names: ['API.example.com'] }, filters: [tcpProxy({ cluster: 'api' })] },
-      { name: 'wild', filter_chain_match: { server_names: ['*.example.com'], transport_protocol: 'tls' }, filters: [tcpProxy({ cluster: 'wild' })] },
-      { name: 'h2-only', filter_chain_match: { server_names: ['grpc.example.com'], application_protocols: ['h2'], destination_port: { value: 443 } }, filters: [tcpProxy({ cluster: 'api' })] },
-    ],
-    default_filter_chain: { name: 'fallback', filters: [tcpProxy({ cluster: 'fallback', idle_timeout: { seconds: 0 } })] },
-  }], [staticCluster('api'), staticCluster('wild', 9001), staticCluster('fallback', 9002)]);
+  const r = translate([SNI], SNI_CLUSTERS);
   t.same(errorsOf(r), []);
   const l = r.ok ? r.config.listeners[0] : undefined;
   t.strictSame(l?.filter_chains.map((c) => [c.name, c.match]), [
     ['api', { server_names: ['api.example.com'], application_protocols: [] }],
     ['wild', { server_names: ['*.example.com'], transport_protocol: 'tls', application_protocols: [] }],
     ['h2-only', { server_names: ['grpc.example.com'], application_protocols: ['h2'] }],
-  ], 'server names lower-cased; destination_port naming the listener\'s own port changes nothing');
+  ], 'server names lower-cased');
+  const ownPort = (c: Obj): Obj => ({ ...c, filter_chain_match: { ...obj(c.filter_chain_match), destination_port: { value: 443 } } });
+  const named = translate([{ ...SNI, filter_chains: arr(SNI.filter_chains).map(ownPort) }], SNI_CLUSTERS);
+  t.same(errorsOf(named), []);
+  t.strictSame(named.ok ? named.config.listeners[0] : undefined, l, 'every chain naming the listener\'s own port: the same listener');
   t.strictSame(l?.tcp_proxy, { cluster: 'fallback', idle_timeout_ms: 0, max_connect_attempts: 1, max_downstream_connection_duration_ms: 0 },
     'default_filter_chain → the listener\'s tcp_proxy; idle_timeout 0s: none');
 });
@@ -254,11 +264,14 @@ t.test('TCP listeners: what Remora cannot do is rejected by path', async (t) => 
     clusters: [{ name: 'app', endpoints: EP(1) }],
   })).listeners.get('x') as Obj)).message;
   const httpChain = arr(hcm.filter_chains)[0];
+  const BOTH = 'and both take connections to the listener\'s port: a Remora listener is HTTP or TCP, not both. It serves HTTP with one filter chain (one '
+    + 'HttpConnectionManager, which takes every connection) or forwards TCP with tcp_proxy chains picked by the TLS ClientHello; it does not sniff plaintext '
+    + 'for HTTP to choose between the two (serve them on two listeners)';
   t.same(errors([{ filters: [tcpProxy({ cluster: 'app' })] }, httpChain]), [
-    `${L} filter_chains[1]: has envoy.filters.network.http_connection_manager where filter_chains[0] has envoy.filters.network.tcp_proxy: a Remora listener is HTTP or TCP, not both (serve them on two listeners)`,
+    `${L} filter_chains[1]: has envoy.filters.network.http_connection_manager where filter_chains[0] has envoy.filters.network.tcp_proxy, ${BOTH}`,
   ]);
   t.same(errors([httpChain], { default_filter_chain: { filters: [tcpProxy({ cluster: 'app' })] } }), [
-    `${L} default_filter_chain: has envoy.filters.network.tcp_proxy where filter_chains[0] has envoy.filters.network.http_connection_manager: a Remora listener is HTTP or TCP, not both (serve them on two listeners)`,
+    `${L} default_filter_chain: has envoy.filters.network.tcp_proxy where filter_chains[0] has envoy.filters.network.http_connection_manager, ${BOTH}`,
   ]);
 
   const tls = protos.encodeAny(TypeUrl.DownstreamTlsContext, { common_tls_context: { tls_certificates: [{ certificate_chain: { filename: '/c.pem' }, private_key: { filename: '/k.pem' } }] } });
@@ -272,16 +285,19 @@ t.test('TCP listeners: what Remora cannot do is rejected by path', async (t) => 
   const M = `${L} filter_chains[0].filter_chain_match`;
   t.same(errors([{
     filter_chain_match: {
-      destination_port: { value: 8080 }, prefix_ranges: [{ address_prefix: '10.0.0.0', prefix_len: { value: 8 } }], source_ports: [1234], source_type: 'EXTERNAL',
+      destination_port: { value: 10000 }, prefix_ranges: [{ address_prefix: '10.0.0.0', prefix_len: { value: 8 } }], source_ports: [1234], source_type: 'EXTERNAL',
     },
     filters: [tcpProxy({ cluster: 'app' })],
   }]), [
     `${M}.prefix_ranges: is not supported: Remora picks a filter chain by the TLS ClientHello (server_names, transport_protocol, application_protocols), not by addresses or ports`,
     `${M}.source_ports: is not supported: Remora picks a filter chain by the TLS ClientHello (server_names, transport_protocol, application_protocols), not by addresses or ports`,
     `${M}.source_type: EXTERNAL is not supported (ANY only): Remora does not pick filter chains by the client's address`,
-    `${M}.destination_port: 8080 is not supported: a Remora listener only receives connections to its own port (10000); chains per destination port need an original-destination listener `
-      + '(Istio\'s virtualInbound), which Remora does not have: use one listener per port',
-  ]);
+  ], 'on a chain that takes connections to the listener\'s port (10000)');
+  t.same(errors([{ filter_chain_match: { destination_port: { value: 8080 } }, filters: [tcpProxy({ cluster: 'app' })] }]), [
+    `${L} filter_chains: every filter chain names a destination_port other than the listener's (10000): such a chain only takes connections redirected to the `
+      + 'listener by original destination, which Remora does not receive (it has no traffic interception), so the listener would serve nothing '
+      + '(name its own port, or add a default_filter_chain)',
+  ], 'a chain for another port is not served (test/unit/xds-virtual-listeners.test.ts): with no other, the listener serves nothing');
   t.same(errors([{ filter_chain_match: { application_protocols: ['http/1.1', 'h2c'] }, filters: [tcpProxy({ cluster: 'app' })] }],
     { listener_filters: [{ name: 'envoy.filters.listener.http_inspector' }] }), [
     `${M}.application_protocols: ["http/1.1","h2c"] with the HTTP inspector matches plaintext HTTP by sniffing it, which Remora does not do: it reads application protocols from the TLS ClientHello only (add transport_protocol: tls, or drop the HTTP protocol ids)`,

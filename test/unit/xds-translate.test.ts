@@ -1016,7 +1016,8 @@ t.test('listener filters: the TLS and HTTP inspectors are accepted (by name or t
   t.same(errorsOf(translateXds({}, rewire(set))), [], 'expected Istio\'s inspectors to be accepted');
   l.listener_filters = [{ name: 'envoy.filters.listener.original_src' }];
   t.same(errorsOf(translateXds({}, rewire(set))), [
-    'Listener "in" listener_filters[0]: "envoy.filters.listener.original_src" is not supported (only envoy.filters.listener.tls_inspector and envoy.filters.listener.http_inspector, which only help pick a filter chain, and envoy.filters.listener.proxy_protocol)',
+    'Listener "in" listener_filters[0]: "envoy.filters.listener.original_src" is not supported (only envoy.filters.listener.tls_inspector and envoy.filters.listener.http_inspector, '
+      + 'which only help pick a filter chain, envoy.filters.listener.original_dst, which only matters to redirected connections, and envoy.filters.listener.proxy_protocol)',
   ]);
   l.listener_filters = [
     { name: 'tls', typed_config: protos.encodeAny(TypeUrl.TlsInspector, { enable_ja3_fingerprinting: { value: true } }) },
