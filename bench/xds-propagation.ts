@@ -2,6 +2,7 @@
 // serving on every worker of a sidecar, and the sidecar's memory per 1,000 endpoints.
 //
 //   npm run bench:xds -- [--clusters 100] [--endpoints-per-cluster 10] [--pushes 50]
+//                        [--change endpoint|route] [--api delta|sotw]
 //                        [--warmup-pushes 3] [--workers 2] [--gap-ms 200]
 //                        [--memory-endpoints 1000,2000,4000,5000] [--no-memory] [--no-pin]
 //
@@ -16,9 +17,14 @@
 // point at 127.0.0.1 ports nothing needs to listen on (no traffic goes there: no health
 // checks). One route per cluster (/svc/c<k>/) and the catch-all "/" → c0, which adds the
 // response header `x-version: v<i>`. Push i changes that header to v<i> (RDS) and the
-// last endpoint of c1 (EDS); the control plane then pushes CDS, EDS, LDS, RDS. For each
-// push, t0 is taken just before pushSnapshot (so its translation and encoding count), and
-// two pollers run at once until both are done:
+// last endpoint of c1 (EDS); the control plane then pushes CDS, EDS, LDS, RDS. With
+// --change endpoint (the default) a push changes one endpoint and nothing else: c0's one
+// endpoint moves between two upstreams (bench/upstream-uws.ts answering 100 and 101
+// bytes), so traffic tells which it reaches; Remora applies such an update without a new
+// config version, and "applied" is every worker reporting a newer endpoints_revision in
+// /workers. --api picks the sidecar's xDS variant (xds.api_type; delta by default).
+// For each push, t0 is taken just before pushSnapshot (so its translation and encoding
+// count), and two pollers run at once until both are done:
 //   - traffic: 8 parallel GETs on 8 fresh connections (so the kernel spreads them over
 //     the workers), a new round 2 ms after the previous one ends; done at the end of
 //     the first round where all 8 answer 200 with x-version: v<i>;
@@ -78,6 +84,8 @@ const { values: args } = parseArgs({
     workers: { type: 'string', default: '2' },
     'gap-ms': { type: 'string', default: '200' },
     'memory-endpoints': { type: 'string', default: '1000,2000,4000,5000' },
+    change: { type: 'string', default: 'endpoint' },
+    api: { type: 'string', default: 'delta' },
     'no-memory': { type: 'boolean', default: false },
     'no-pin': { type: 'boolean', default: false },
   },
@@ -93,6 +101,12 @@ const workers = Number(args.workers);
 const gapMs = Number(args['gap-ms']);
 const memorySteps = args['no-memory'] ? [] : args['memory-endpoints'].split(',').map(Number);
 const pin = canPin(args['no-pin']);
+const change = args.change;
+if (change !== 'endpoint' && change !== 'route') throw new Error(`--change endpoint|route (got ${change})`);
+const api = args.api;
+if (api !== 'delta' && api !== 'sotw') throw new Error(`--api delta|sotw (got ${api})`);
+/** --change endpoint: c0's endpoint alternates between upstreams answering these sizes. */
+const BODY_SIZES = [100, 101] as const;
 
 const TARGET_P99_MS = 100;
 const POLL_MS = 2;
@@ -110,6 +124,7 @@ let controlPlane: RunningControlPlane | null = null;
 interface GroupShape {
   readonly clusters: number;
   readonly endpoints: number;
+  /** c0's one endpoint. */
   readonly upstreamPort: number;
   /** The probe route's x-version header value. */
   readonly version: string;
@@ -177,28 +192,37 @@ function getJson<T>(port: number, path: string): Promise<T> {
 interface Probe {
   readonly status: number;
   readonly version: string | null;
+  /** Body bytes: which upstream answered (--change endpoint). */
+  readonly bytes: number;
 }
 
-/** One GET on a fresh connection; the x-version header. Errors are status 0. */
+/** One GET on a fresh connection; the x-version header and body size. Errors are status 0. */
 function probe(port: number): Promise<Probe> {
   return new Promise((resolve) => {
     const req = http.get({ host: '127.0.0.1', port, path: '/', agent: false }, (res) => {
       const v = res.headers['x-version'];
-      res.resume();
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, version: typeof v === 'string' ? v : null }));
-      res.on('error', () => resolve({ status: 0, version: null }));
+      let bytes = 0;
+      res.on('data', (c: Buffer) => (bytes += c.length));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, version: typeof v === 'string' ? v : null, bytes }));
+      res.on('error', () => resolve({ status: 0, version: null, bytes: 0 }));
     });
-    req.on('error', () => resolve({ status: 0, version: null }));
+    req.on('error', () => resolve({ status: 0, version: null, bytes: 0 }));
   });
 }
 
 interface WorkersReply {
-  workers: { slot: number; state: string; version: number }[];
+  workers: { slot: number; state: string; version: number; endpoints_revision: number }[];
 }
 
 async function workerVersions(adminPort: number): Promise<number[]> {
   const r = await getJson<WorkersReply>(adminPort, '/workers');
   return r.workers.map((w) => (w.state === 'listening' ? w.version : -1));
+}
+
+/** Per worker: [config version, endpoints revision] (-1s when not listening). */
+async function workerRevisions(adminPort: number): Promise<[number, number][]> {
+  const r = await getJson<WorkersReply>(adminPort, '/workers');
+  return r.workers.map((w) => (w.state === 'listening' ? [w.version, w.endpoints_revision] : [-1, -1]));
 }
 
 interface Dump {
@@ -236,6 +260,70 @@ interface PushSample {
   /** Probe requests that failed or were not 200. */
   readonly probe_errors: number;
   readonly workers_polls: number;
+}
+
+/** --change endpoint: push i moves c0 to upstreams[i % 2] and changes nothing else. Done
+ *  when 8/8 fresh connections reach it (traffic) and every worker reports a newer config
+ *  version or endpoints revision than before the push (applied). */
+async function measureEndpointPush(i: number, warmup: boolean, remora: RemoraProcess, port: number, upstreams: readonly number[]): Promise<PushSample> {
+  const which = i % 2;
+  const text = groupConfig({ clusters, endpoints, upstreamPort: upstreams[which], version: 'v0', vary: 0 });
+  const before = await workerRevisions(remora.adminPort);
+  const [v0, r0] = before[0];
+  if (before.some(([v, r]) => v !== v0 || r !== r0)) throw new Error(`push ${i}: workers not settled before the push (${JSON.stringify(before)})`);
+  const t0 = performance.now();
+  const { version: cpVersion } = push('bench', text);
+  const pushCallMs = performance.now() - t0;
+  const deadline = t0 + PUSH_TIMEOUT_MS;
+  let trafficMs: number | null = null;
+  let trafficPolls = 0;
+  let mixed = 0;
+  let probeErrors = 0;
+  const traffic = (async () => {
+    while (performance.now() < deadline) {
+      const replies = await Promise.all(Array.from({ length: PROBES_PER_POLL }, () => probe(port)));
+      const end = performance.now();
+      trafficPolls++;
+      probeErrors += replies.filter((r) => r.status !== 200).length;
+      const fresh = replies.filter((r) => r.status === 200 && r.bytes === BODY_SIZES[which]).length;
+      if (fresh === PROBES_PER_POLL) {
+        trafficMs = end - t0;
+        return;
+      }
+      if (fresh > 0) mixed++;
+      await sleep(POLL_MS);
+    }
+  })();
+  let appliedMs: number | null = null;
+  let reloads: number | null = null;
+  let workersPolls = 0;
+  const applied = (async () => {
+    while (performance.now() < deadline) {
+      const now = await workerRevisions(remora.adminPort);
+      workersPolls++;
+      if (now.every(([v, r]) => v > v0 || (v === v0 && r > r0))) {
+        appliedMs = performance.now() - t0;
+        reloads = Math.min(...now.map(([v]) => v)) - v0;
+        return;
+      }
+      await sleep(POLL_MS);
+    }
+  })();
+  await Promise.all([traffic, applied]);
+  return {
+    i,
+    warmup,
+    cp_version: cpVersion,
+    push_call_ms: round(pushCallMs, 2),
+    applied_ms: appliedMs !== null ? round(appliedMs, 1) : null,
+    traffic_ms: trafficMs !== null ? round(trafficMs, 1) : null,
+    reloads,
+    reload_steps_ms: [],
+    traffic_polls: trafficPolls,
+    mixed_polls: mixed,
+    probe_errors: probeErrors,
+    workers_polls: workersPolls,
+  };
 }
 
 async function measurePush(i: number, warmup: boolean, remora: RemoraProcess, port: number, upstreamPort: number): Promise<PushSample> {
@@ -343,6 +431,7 @@ function bootstrap(name: string, group: string): string {
       servers: [`127.0.0.1:${controlPlane!.listenPort}`],
       node: { id: `bench-${group}`, cluster: group },
       persist_path: join(tmp, `${group}-last-config.json`),
+      ...(api === 'delta' ? { api_type: 'delta' } : {}),
     },
   });
 }
@@ -429,7 +518,8 @@ async function main(): Promise<void> {
   const groups = join(tmp, 'groups');
   mkdirSync(groups);
   controlPlane = await startControlPlane({ configDir: groups, listen: '127.0.0.1:0', management: '127.0.0.1:0', log: pino({ level: 'silent' }), rescanIntervalMs: 0 });
-  const upstreamPort = await startUpstream(procs, 0);
+  const upstreamPort = await startUpstream(procs, 0, BODY_SIZES[0]);
+  const upstreams = change === 'endpoint' ? [upstreamPort, await startUpstream(procs, 0, BODY_SIZES[1])] : [upstreamPort];
 
   // Propagation.
   push('bench', groupConfig({ clusters, endpoints, upstreamPort, version: 'v0', vary: 0 }));
@@ -440,7 +530,9 @@ async function main(): Promise<void> {
   const samples: PushSample[] = [];
   const total = warmupPushes + pushes;
   for (let i = 1; i <= total; i++) {
-    const s = await measurePush(i, i <= warmupPushes, remora, port, upstreamPort);
+    const s = change === 'endpoint'
+      ? await measureEndpointPush(i, i <= warmupPushes, remora, port, upstreams)
+      : await measurePush(i, i <= warmupPushes, remora, port, upstreamPort);
     samples.push(s);
     if (i % 10 === 0 || i === total) log(`push ${i}/${total}: applied ${s.applied_ms} ms, traffic ${s.traffic_ms} ms, ${s.reloads} reloads`);
     await sleep(gapMs + Math.random() * 50);
@@ -488,6 +580,8 @@ async function main(): Promise<void> {
     endpoints,
     routes: clusters,
     workers,
+    change,
+    api,
     pushes,
     warmup_pushes: warmupPushes,
     gap_ms: gapMs,
@@ -517,21 +611,23 @@ async function main(): Promise<void> {
     '',
     `Command: \`${command}\`  `,
     `Machine: ${MACHINE}; pinning ${pin ? 'this process (control plane + pollers) and the upstream on core 0, Remora on core 1' : 'off'}  `,
-    `Control plane in this process; group: 1 listener, ${clusters} clusters, ${endpoints} endpoints, ${clusters} routes. Remora ${workers} workers (xDS bootstrap, persist_path set).`,
-    `${pushes} measured pushes after ${warmupPushes} warm-up pushes, ${gapMs}–${gapMs + 50} ms apart; each changes the probe route's x-version header (RDS) and one endpoint of c1 (EDS).`,
+    `Control plane in this process; group: 1 listener, ${clusters} clusters, ${endpoints} endpoints, ${clusters} routes. Remora ${workers} workers (xDS bootstrap, persist_path set, ${api === 'delta' ? 'delta xDS' : 'state-of-the-world xDS'}).`,
+    change === 'endpoint'
+      ? `${pushes} measured pushes after ${warmupPushes} warm-up pushes, ${gapMs}–${gapMs + 50} ms apart; each changes one endpoint and nothing else (c0's endpoint moves between two upstreams; applied = every worker reports a newer endpoints revision in /workers).`
+      : `${pushes} measured pushes after ${warmupPushes} warm-up pushes, ${gapMs}–${gapMs + 50} ms apart; each changes the probe route's x-version header (RDS) and one endpoint of c1 (EDS).`,
     `Times from just before pushSnapshot; they **include the polling granularity**: a poll every ${POLL_MS} ms after the previous one ends, so each figure is late by up to ~${POLL_MS} ms plus one poll's round trip.`,
     `With ${pushes} pushes, p99 is the ${percentileRank(pushes)}.`,
     '',
     '| ms | p50 | p90 | p99 | max | min | mean |',
     '|---|---|---|---|---|---|---|',
-    row('every worker applied (admin /workers version)', applied),
+    row(`every worker applied (admin /workers ${change === 'endpoint' ? 'endpoints revision' : 'version'})`, applied),
     row(`traffic sees it (${PROBES_PER_POLL}/${PROBES_PER_POLL} fresh connections)`, traffic),
     row('of which: the pushSnapshot call (control plane: validate, translate, encode, send)', pushCall),
     row('of which: the sidecar (every worker applied − pushSnapshot call, per push)', sidecar),
     '',
     `Target p99 ≤ ${TARGET_P99_MS} ms: every worker applied ${verdict(applied)}; traffic ${verdict(traffic)} → **${targetMet ? 'met' : 'missed'}**${timeouts > 0 ? ` (${timeouts} pushes timed out)` : ''}.`,
     '',
-    `Config versions (reloads) per push: ${reloads.join(', ')} (the control plane sends each push as four responses: CDS, EDS, LDS, RDS). Probe errors: ${probeErrors}. Polls with old and new versions mixed: ${mixedPolls}.`,
+    `Config versions (reloads) per push: ${reloads.join(', ')} (${change === 'endpoint' ? 'an endpoint-only update is applied without one' : 'the control plane sends each push as four responses: CDS, EDS, LDS, RDS'}). Probe errors: ${probeErrors}. Polls with old and new versions mixed: ${mixedPolls}.`,
     `Median time from t0 until every worker ran the push's k-th reload (over the pushes that had one): ${stepMedians.map((m, k) => `${k + 1}: ${m ?? '-'} ms`).join(', ')}.`,
     '',
     `RSS after the pushes (${endpoints} endpoints): ${rssAfterPushes ?? '-'} MB.`,

@@ -4,7 +4,7 @@
 
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
-import type { Authorization, ConfigSnapshot, ResolvedEndpoints, Route, ServerHeaderTransformation, TlsMaterialSet, XfccMode } from '../src/config/types.js';
+import type { Authorization, Cluster, ConfigSnapshot, EndpointSlots, ResolvedEndpoints, Route, ServerHeaderTransformation, TlsMaterialSet, XfccMode } from '../src/config/types.js';
 import { dataPlaneCluster } from '../src/config/dns-endpoints.js';
 import { compileAuthorization } from '../src/filters/authorization.js';
 import { AuthorizationFilter } from '../src/filters/authorization-filter.js';
@@ -269,7 +269,7 @@ export class WorkerContext {
       cells: this.shared,
       clusterSlot: snapshot.statSlots.clusters[name],
       endpointSlot: (key: string): number => {
-        const slot = endpointSlots[`${name}|${key}`];
+        const slot = endpointSlots[name]?.[key];
         if (slot === undefined) throw new Error(`endpoint ${name}|${key} has no shared-state slot`);
         return slot;
       },
@@ -278,7 +278,7 @@ export class WorkerContext {
 
   /** New DNS answers (src/main/dns-resolver.ts): the DNS clusters move to their new
    *  endpoint lists without a new snapshot; pools of addresses that stay are kept. */
-  applyEndpoints(resolved: ResolvedEndpoints, endpointSlots: Readonly<Record<string, number>>): void {
+  applyEndpoints(resolved: ResolvedEndpoints, endpointSlots: EndpointSlots): void {
     const prev = this.snapshot;
     if (prev === null) return;
     const snapshot: ConfigSnapshot = { ...prev, resolved, stateSlots: { ...prev.stateSlots, endpoints: endpointSlots } };
@@ -287,6 +287,24 @@ export class WorkerContext {
       const runtime = written.dns !== undefined ? this.clusters.get(written.name) : undefined;
       if (runtime === undefined) continue;
       runtime.update(dataPlaneCluster(written, resolved), runtime.stats, this.sharedSlots(written.name, snapshot), snapshot.tls.clusters[written.name]);
+    }
+  }
+
+  /** An endpoint-only update (EDS): `clusters` replace the written clusters of the same
+   *  name in this snapshot, and move to their new endpoint lists (pools of endpoints that
+   *  stay keep their connections). Their endpoints' slots replace the old ones. */
+  applyClusterEndpoints(revision: number, clusters: readonly Cluster[], endpointSlots: EndpointSlots): void {
+    const prev = this.snapshot;
+    if (prev === null) return;
+    const byName = new Map(clusters.map((c) => [c.name, c]));
+    const slots: EndpointSlots = { ...prev.stateSlots.endpoints, ...endpointSlots };
+    const config = { ...prev.config, clusters: prev.config.clusters.map((c) => byName.get(c.name) ?? c) };
+    const snapshot: ConfigSnapshot = { ...prev, config, stateSlots: { ...prev.stateSlots, endpoints: slots }, endpointsRevision: revision };
+    this.snapshot = snapshot;
+    for (const written of clusters) {
+      const runtime = this.clusters.get(written.name);
+      if (runtime === undefined) continue;
+      runtime.update(dataPlaneCluster(written, snapshot.resolved), runtime.stats, this.sharedSlots(written.name, snapshot), snapshot.tls.clusters[written.name]);
     }
   }
 

@@ -150,7 +150,7 @@ export default async function serve(task: ServeTask): Promise<{ slot: number; st
         post({ type: 'listen_failed', slot, version: snapshot.version, listener: l.name, address: l.address, port: boundPort });
       }
     }
-    if (ok) post({ type: 'listening', slot, threadId, version: snapshot.version });
+    if (ok) post({ type: 'listening', slot, threadId, version: snapshot.version, endpointsRevision: snapshot.endpointsRevision ?? 0 });
   };
 
   return new Promise((resolve) => {
@@ -168,7 +168,7 @@ export default async function serve(task: ServeTask): Promise<{ slot: number; st
               threadId,
               version: ctx.version,
               inflight: ctx.inflight,
-              clusters: ctx.clusterState(),
+              clusters: msg.endpoints ? ctx.clusterState() : {},
             });
             break;
           case 'drain':
@@ -202,6 +202,10 @@ export default async function serve(task: ServeTask): Promise<{ slot: number; st
             break;
           case 'endpoints':
             ctx.applyEndpoints(msg.resolved, msg.endpointSlots);
+            break;
+          case 'cluster_endpoints':
+            ctx.applyClusterEndpoints(msg.revision, msg.clusters, msg.endpointSlots);
+            post({ type: 'endpoints_applied', revision: msg.revision });
             break;
           case 'log_level':
             log.level = msg.level;

@@ -103,10 +103,10 @@ export interface ConfigSnapshot {
     readonly listeners: Readonly<Record<string, number>>;
     readonly clusters: Readonly<Record<string, number>>;
   };
-  /** Shared-state slots by name (src/shared/shared-state.ts): endpoints keyed
-   *  `cluster|address:port`, rate-limit buckets keyed by rateLimitSlotName(). */
+  /** Shared-state slots by name (src/shared/shared-state.ts): endpoints by cluster, then
+   *  `address:port`; rate-limit buckets keyed by rateLimitSlotName(). */
   readonly stateSlots: {
-    readonly endpoints: Readonly<Record<string, number>>;
+    readonly endpoints: EndpointSlots;
     readonly buckets: Readonly<Record<string, number>>;
   };
   /** PEM material read and checked by the main thread (src/main/cert-store.ts), by
@@ -115,9 +115,16 @@ export interface ConfigSnapshot {
   /** DNS clusters' endpoints as last resolved by the main thread, by cluster name (absent
    *  or missing: none yet). Replaced without a new version when answers change. */
   readonly resolved?: ResolvedEndpoints;
+  /** Counts endpoint-only updates of this version (EDS; RunningRemora.updateEndpoints):
+   *  workers report the one they run. Absent: 0. */
+  readonly endpointsRevision?: number;
 }
 
 export type ResolvedEndpoints = Readonly<Record<string, readonly UpstreamEndpoint[]>>;
+
+/** Shared-state slots of endpoints: by cluster name, then `address:port` (endpointKey).
+ *  Per cluster, so that an update of one cluster's endpoints replaces one entry. */
+export type EndpointSlots = Readonly<Record<string, Readonly<Record<string, number>>>>;
 
 /** The PEM contents of one listener's or cluster's TLS files. `revision` changes when
  *  any of them does. */

@@ -92,6 +92,8 @@ interface GroupState {
   /** Hash of the latest content seen (valid or not), so one bad save is logged once. */
   seenHash: string | null;
   lastErrors: ConfigError[] | null;
+  /** The encodings of its snapshot's resources (buildResources). */
+  encodings: EncodingCache;
 }
 
 export interface SnapshotStoreOptions {
@@ -117,25 +119,46 @@ export function groupOfFile(name: string): string | null {
   return GROUP_NAME.test(group) ? group : null;
 }
 
-/** Translates a config into the resources of a snapshot, encoded as Anys. Throws when the
+/** A group's resources as last encoded, by type and name, with the JSON text of the
+ *  message they came from: a resource whose message is the same again is not encoded
+ *  again (JSON text is several times cheaper to produce than protobuf encoding, and a
+ *  push usually changes few resources). */
+export type EncodingCache = Map<string, { readonly json: string; readonly any: AnyMessage }>;
+
+/** Translates a config into the resources of a snapshot, encoded as Anys (`cache` keeps
+ *  the encodings of the group's previous snapshot and is updated). Throws when the
  *  translation fails. */
 export function buildResources(
   translator: XdsTranslator,
   group: string,
   config: RemoraConfig,
   edsForAllClusters: boolean,
+  cache: EncodingCache = new Map(),
 ): Map<string, Map<string, AnyMessage>> {
   const protos = loadXdsProtos();
   const r = translator.toXdsResources(config, { edsForAllClusters });
   const listeners = group.startsWith(GRPC_GROUP_PREFIX) ? apiListeners(translator, r.listeners) : r.listeners;
+  const used = new Set<string>();
+  const encodeOne = (typeUrl: string, name: string, msg: ProtoObject): AnyMessage => {
+    const key = `${typeUrl} ${name}`;
+    used.add(key);
+    const json = JSON.stringify(msg);
+    const cached = cache.get(key);
+    if (cached !== undefined && cached.json === json) return cached.any;
+    const any = protos.encodeAny(typeUrl, msg);
+    cache.set(key, { json, any });
+    return any;
+  };
   const encode = (typeUrl: string, m: Map<string, ProtoObject>): Map<string, AnyMessage> =>
-    new Map([...m].map(([name, msg]) => [name, protos.encodeAny(typeUrl, msg)]));
-  return new Map([
+    new Map([...m].map(([name, msg]) => [name, encodeOne(typeUrl, name, msg)]));
+  const out = new Map([
     [TypeUrl.Listener, encode(TypeUrl.Listener, listeners)],
     [TypeUrl.RouteConfiguration, encode(TypeUrl.RouteConfiguration, r.routes)],
     [TypeUrl.Cluster, encode(TypeUrl.Cluster, r.clusters)],
     [TypeUrl.ClusterLoadAssignment, encode(TypeUrl.ClusterLoadAssignment, r.endpoints)],
   ]);
+  for (const key of cache.keys()) if (!used.has(key)) cache.delete(key);
+  return out;
 }
 
 /** For a `grpc-` group: each Remora HTTP listener becomes a gRPC API listener of the same
@@ -337,7 +360,7 @@ export class SnapshotStore {
   }
 
   private newGroup(name: string, file: string | null): GroupState {
-    const state: GroupState = { name, file, snapshot: null, seenHash: null, lastErrors: null };
+    const state: GroupState = { name, file, snapshot: null, seenHash: null, lastErrors: null, encodings: new Map() };
     this.groups.set(name, state);
     return state;
   }
@@ -363,7 +386,7 @@ export class SnapshotStore {
     }
     let resources: Map<string, Map<string, AnyMessage>>;
     try {
-      resources = buildResources(this.opts.translator, state.name, config, this.eds);
+      resources = buildResources(this.opts.translator, state.name, config, this.eds, state.encodings);
     } catch (err) {
       const errors = [{ path: '(xds)', message: `cannot translate to xDS resources: ${(err as Error).message}` }];
       this.reject(state, source, trigger, errors);

@@ -397,6 +397,8 @@ export class XdsClient {
     }
     /** Names this response adds or changes (what a problem can be blamed on). */
     const fresh = new Set<string>();
+    /** Names this response resends as they are. */
+    const unchanged = new Set<string>();
     for (const [name, r] of received) {
       const n = copies.get(name) ?? 1;
       if (n > 1) {
@@ -411,13 +413,19 @@ export class XdsClient {
         }
         continue;
       }
+      const old = s.acceptedBytes.get(name);
+      if (old !== undefined && Buffer.from(old).equals(r.bytes)) {
+        // Unchanged: the message in effect stays (the same object, so the sink sees at a
+        // glance what an update changed: only EDS, say).
+        next.set(name, s.accepted.get(name)!);
+        nextBytes.set(name, old);
+        unchanged.add(name);
+        continue;
+      }
       next.set(name, r.message);
       nextBytes.set(name, r.bytes);
-      const old = s.acceptedBytes.get(name);
-      if (old === undefined || !Buffer.from(old).equals(r.bytes)) {
-        fresh.add(name);
-        this.noteUnknownFields(typeUrl, name, r.bytes);
-      }
+      fresh.add(name);
+      this.noteUnknownFields(typeUrl, name, r.bytes);
     }
     if (fresh.size === 0 && sameNames(next, s.accepted)) return { outcome, changed: false }; // identical: nothing to check or apply
     const maps = this.currentMaps();
@@ -466,7 +474,7 @@ export class XdsClient {
     s.acceptedBytes = nextBytes;
     if (delta) {
       for (const name of removed) s.versions.delete(name);
-      for (const [name, r] of received) if (nextBytes.get(name) === r.bytes) s.versions.set(name, r.version);
+      for (const [name, r] of received) if (nextBytes.get(name) === r.bytes || (unchanged.has(name) && next.has(name))) s.versions.set(name, r.version);
     }
     this.follow();
     return { outcome, changed };

@@ -43,6 +43,11 @@ export interface RunningRemora extends RemoraControl {
    *  clusters that keep their names keep their state (stats, breakers, health, buckets).
    *  Resolves true when every worker serves it. The worker count cannot change. */
   reload(config: RemoraConfig): Promise<boolean>;
+  /** Applies `config`, which differs from the running one only in the endpoint lists of
+   *  the clusters named in `clusters` (an EDS update): no new version; only those
+   *  clusters change in the workers (pools of endpoints that stay keep their
+   *  connections). Resolves true when every worker runs them. */
+  updateEndpoints(config: RemoraConfig, clusters: readonly string[]): Promise<boolean>;
   /** Stops now: listeners close, in-flight requests get `graceMs`. */
   stop(graceMs?: number): Promise<void>;
 }

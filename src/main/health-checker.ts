@@ -130,14 +130,20 @@ export class HealthChecker {
    *  stop for endpoints/clusters gone or whose cluster lost health_check; endpoints that
    *  stay (same slot) keep their state and counts while the new settings apply from the
    *  next check. No onChange is made for endpoints that stop being checked: the caller
-   *  clears their health state. */
+   *  clears their health state. With `only`, `clusters` are the new versions of just the
+   *  clusters named there (an endpoint update): the others stay as they are. */
   update(
     clusters: readonly Cluster[],
     slotOf: (cluster: string, address: string, port: number) => number,
     tls: Readonly<Record<string, TlsMaterial>> = {},
+    only?: ReadonlySet<string>,
   ): void {
     if (this.stopped) return;
-    this.clusters = clusters;
+    if (only === undefined) this.clusters = clusters;
+    else {
+      const byName = new Map(clusters.map((c) => [c.name, c]));
+      this.clusters = this.clusters.map((c) => byName.get(c.name) ?? c);
+    }
     const wanted = new Map<number, { target: HealthTarget; settings: HealthCheck; tls: Cluster['tls'] }>();
     for (const cluster of clusters) {
       const settings = cluster.health_check;
@@ -149,6 +155,7 @@ export class HealthChecker {
       }
     }
     for (const [slot, entry] of this.checked) {
+      if (only !== undefined && !only.has(entry.target.cluster)) continue;
       const w = wanted.get(slot);
       if (w === undefined || !sameTarget(w.target, entry.target)) this.remove(entry);
     }

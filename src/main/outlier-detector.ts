@@ -68,8 +68,15 @@ export class OutlierDetector {
   ) {}
 
   /** Follows a new config: endpoints that stay keep their ejection state; endpoints of
-   *  clusters without outlier_detection are released. */
-  update(clusters: readonly Cluster[], slotOf: (cluster: string, endpoint: string) => number, endpointKey: (address: string, port: number) => string): void {
+   *  clusters without outlier_detection are released. With `only`, `clusters` are the new
+   *  versions of just the clusters named there (an endpoint update): the others stay as
+   *  they are. */
+  update(
+    clusters: readonly Cluster[],
+    slotOf: (cluster: string, endpoint: string) => number,
+    endpointKey: (address: string, port: number) => string,
+    only?: ReadonlySet<string>,
+  ): void {
     const keep = new Set<number>();
     const now = this.now();
     for (const c of clusters) {
@@ -93,11 +100,12 @@ export class OutlierDetector {
       const existing = this.clusters.get(c.name);
       this.clusters.set(c.name, { config: od, endpoints, lastIntervalAt: existing?.lastIntervalAt ?? now });
     }
+    const detected = new Set(clusters.flatMap((c) => (c.outlier_detection !== undefined ? [c.name] : [])));
     for (const [name] of this.clusters) {
-      if (!clusters.some((c) => c.name === name && c.outlier_detection !== undefined)) this.clusters.delete(name);
+      if (!detected.has(name) && (only === undefined || only.has(name))) this.clusters.delete(name);
     }
     for (const [slot, t] of this.bySlot) {
-      if (keep.has(slot)) continue;
+      if (keep.has(slot) || (only !== undefined && !only.has(t.cluster))) continue;
       this.bySlot.delete(slot);
       // Still in the config (its cluster lost outlier detection): make it usable again.
       if (t.ejectedUntil !== 0 || t.probation) this.write(slot, 0, 0);

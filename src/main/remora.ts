@@ -5,10 +5,10 @@
 // dispose().
 
 import type http from 'node:http';
-import type { ConfigError, ConfigSnapshot, RemoraConfig, TlsMaterialSet } from '../config/types.js';
+import type { Cluster, ConfigError, ConfigSnapshot, RemoraConfig, TlsMaterialSet } from '../config/types.js';
 import { formatErrors } from '../config/load.js';
 import { CertStore } from './cert-store.js';
-import { dataPlaneConfig } from '../config/dns-endpoints.js';
+import { dataPlaneCluster, dataPlaneConfig } from '../config/dns-endpoints.js';
 import { DnsClusters } from './dns-resolver.js';
 import { RemoraError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
@@ -195,6 +195,13 @@ export class Remora implements RunningRemora {
     return this.reloading;
   }
 
+  /** An endpoint-only update (RunningRemora.updateEndpoints), in turn with reloads. */
+  updateEndpoints(next: RemoraConfig, clusters: readonly string[]): Promise<boolean> {
+    const run = (): Promise<boolean> => this.applyEndpoints(next, clusters);
+    this.reloading = this.reloading.then(run, run);
+    return this.reloading;
+  }
+
   rejected(source: string, errors: readonly ConfigError[]): void {
     this.lifecycle.rejected(source, errors);
     this.log.error({ source, errors }, 'config rejected; the running config keeps serving');
@@ -276,6 +283,22 @@ export class Remora implements RunningRemora {
     const ok = await this.pool.apply(nextSnapshot);
     this.lifecycle.reloaded();
     this.log.info({ version: this.current.version, allWorkers: ok }, ok ? 'config applied' : 'config sent; not every worker confirmed it');
+    return ok;
+  }
+
+  /** The clusters named changed only their endpoints: the same version, new endpoint
+   *  slots, health checks and outlier detection follow, and the workers update just those
+   *  clusters. */
+  private async applyEndpoints(next: RemoraConfig, clusters: readonly string[]): Promise<boolean> {
+    if (this.stopping !== null) return false;
+    const config: RemoraConfig = { ...next, workers: this.current.config.workers };
+    const { resolved, tls } = this.current;
+    const named = new Set(clusters);
+    const changed = (c: RemoraConfig): Cluster[] => c.clusters.filter((x) => named.has(x.name)).map((x) => dataPlaneCluster(x, resolved));
+    const stateSlots = this.resilience.endpointsChanged(changed(this.current.config), changed(config), this.current.stateSlots, tls.clusters);
+    this.current = { ...this.current, config, stateSlots, endpointsRevision: (this.current.endpointsRevision ?? 0) + 1 };
+    const ok = await this.pool.updateClusters(this.current, clusters);
+    this.log.debug({ clusters: clusters.length, allWorkers: ok }, 'endpoints updated');
     return ok;
   }
 

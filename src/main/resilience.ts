@@ -4,7 +4,7 @@
 // is the single writer of every endpoint state word (health bits | outlier bits). It
 // also builds the per-cluster view for /clusters and the resilience metrics.
 
-import type { Cluster, RemoraConfig, TlsMaterial } from '../config/types.js';
+import type { Cluster, EndpointSlots, RemoraConfig, TlsMaterial } from '../config/types.js';
 import type { Logger } from '../core/log.js';
 import { allRateLimits, initRateLimitBucket } from '../filters/rate-limit.js';
 import { MAX_BUCKETS, MAX_ENDPOINTS } from '../shared/limits.js';
@@ -30,13 +30,32 @@ const MAX_KEYED_LIMITS = 1 << 20;
 const TICK_MS = 100;
 
 export interface StateSlots {
-  readonly endpoints: Readonly<Record<string, number>>;
+  readonly endpoints: EndpointSlots;
   readonly buckets: Readonly<Record<string, number>>;
 }
 
 /** `cluster|address:port`: an endpoint's slot name. */
 export function endpointSlotName(cluster: string, key: string): string {
   return `${cluster}|${key}`;
+}
+
+/** Slot names of every endpoint of `clusters`. */
+function slotNames(clusters: readonly Cluster[]): string[] {
+  return clusters.flatMap((c) => c.endpoints.map((ep) => endpointSlotName(c.name, endpointKey(ep.address, ep.port))));
+}
+
+/** Each cluster's endpoints with their slots (given by name in `slots`). */
+function slotsByCluster(clusters: readonly Cluster[], slots: Readonly<Record<string, number>>): Record<string, Record<string, number>> {
+  const out: Record<string, Record<string, number>> = {};
+  for (const c of clusters) {
+    const own: Record<string, number> = {};
+    for (const ep of c.endpoints) {
+      const key = endpointKey(ep.address, ep.port);
+      own[key] = slots[endpointSlotName(c.name, key)];
+    }
+    out[c.name] = own;
+  }
+  return out;
 }
 
 export class Resilience {
@@ -61,7 +80,7 @@ export class Resilience {
   /** Endpoint slot → its cluster's slot (for the health generation bump). */
   private readonly clusterOfEndpoint = new Map<number, number>();
   private clusterSlots: Readonly<Record<string, number>> = {};
-  private endpointSlotMap: Readonly<Record<string, number>> = {};
+  private endpointSlotMap: EndpointSlots = {};
   private readonly timer: NodeJS.Timeout;
 
   constructor(private readonly log: Logger) {
@@ -114,8 +133,7 @@ export class Resilience {
   /** Slots for a config about to be applied: endpoints and rate-limit buckets keep
    *  theirs by name; new buckets start full. */
   assign(config: RemoraConfig): StateSlots {
-    const endpointNames = config.clusters.flatMap((c) => c.endpoints.map((ep) => endpointSlotName(c.name, endpointKey(ep.address, ep.port))));
-    const endpoints = this.endpointSlots.assign(endpointNames);
+    const endpoints = slotsByCluster(config.clusters, this.endpointSlots.assign(slotNames(config.clusters)));
     const limits = allRateLimits(config.listeners);
     const knownBuckets = new Set(this.bucketSlots.used.keys());
     const plain = limits.filter((l) => l.limit.key === undefined);
@@ -139,20 +157,8 @@ export class Resilience {
     this.endpointSlotMap = slots.endpoints;
     const live = new Set<number>();
     for (const c of config.clusters) {
-      for (const ep of c.endpoints) {
-        const slot = slots.endpoints[endpointSlotName(c.name, endpointKey(ep.address, ep.port))];
-        live.add(slot);
-        this.clusterOfEndpoint.set(slot, clusterSlots[c.name]);
-        const checked = c.health_check !== undefined;
-        if (!checked && (this.healthBits.get(slot) ?? 0) !== 0) {
-          this.healthBits.set(slot, 0);
-          this.publish(slot, -1);
-        } else if (checked && !this.healthBits.has(slot)) {
-          // Pending until its first check (Envoy); panic mode covers a cold start.
-          this.healthBits.set(slot, EndpointState.Pending);
-          this.publish(slot, -1);
-        }
-      }
+      const own = slots.endpoints[c.name] ?? {};
+      for (const ep of c.endpoints) live.add(this.follow(c, own[endpointKey(ep.address, ep.port)]));
     }
     for (const slot of [...this.healthBits.keys()]) {
       if (live.has(slot)) continue;
@@ -160,9 +166,59 @@ export class Resilience {
       this.outlierBits.delete(slot);
       this.clusterOfEndpoint.delete(slot);
     }
-    const slotOf = (cluster: string, key: string): number => slots.endpoints[endpointSlotName(cluster, key)];
+    const slotOf = (cluster: string, key: string): number => slots.endpoints[cluster][key];
     this.detector.update(config.clusters, slotOf, endpointKey);
     this.checker.update(config.clusters, (cluster, address, port) => slotOf(cluster, endpointKey(address, port)), tls);
+  }
+
+  /**
+   * Endpoint-only changes of some clusters (EDS), `before` → `after` (data-plane form,
+   * same names): their endpoints get slots (those that stay keep theirs), health checks
+   * and outlier detection follow for them alone. Returns the state slots of the config
+   * after the change; the work is proportional to the clusters changed.
+   */
+  endpointsChanged(
+    before: readonly Cluster[],
+    after: readonly Cluster[],
+    previous: StateSlots,
+    tls: Readonly<Record<string, TlsMaterial>> = {},
+  ): StateSlots {
+    const changed = slotsByCluster(after, this.endpointSlots.replace(slotNames(before), slotNames(after)));
+    const endpoints: EndpointSlots = { ...previous.endpoints, ...changed };
+    const slots: StateSlots = { ...previous, endpoints };
+    this.endpointSlotMap = endpoints;
+    const live = new Set<number>();
+    for (const c of after) for (const slot of Object.values(changed[c.name])) live.add(this.follow(c, slot));
+    for (const c of before) {
+      for (const slot of Object.values(previous.endpoints[c.name] ?? {})) {
+        if (live.has(slot)) continue;
+        this.healthBits.delete(slot);
+        this.outlierBits.delete(slot);
+        this.clusterOfEndpoint.delete(slot);
+      }
+    }
+    const only = new Set(after.map((c) => c.name));
+    const slotOf = (cluster: string, key: string): number => endpoints[cluster][key];
+    this.detector.update(after, slotOf, endpointKey, only);
+    this.checker.update(after, (cluster, address, port) => slotOf(cluster, endpointKey(address, port)), tls, only);
+    return slots;
+  }
+
+  /** An endpoint of `c` in a config being applied: its cluster noted, and its health bits
+   *  set as the cluster's health checking says (Pending until a first check). Returns
+   *  `slot`. */
+  private follow(c: Cluster, slot: number): number {
+    this.clusterOfEndpoint.set(slot, this.clusterSlots[c.name]);
+    const checked = c.health_check !== undefined;
+    if (!checked && (this.healthBits.get(slot) ?? 0) !== 0) {
+      this.healthBits.set(slot, 0);
+      this.publish(slot, -1);
+    } else if (checked && !this.healthBits.has(slot)) {
+      // Pending until its first check (Envoy); panic mode covers a cold start.
+      this.healthBits.set(slot, EndpointState.Pending);
+      this.publish(slot, -1);
+    }
+    return slot;
   }
 
   /** Rotated TLS files of clusters: health checks use them on their next connection. */
@@ -208,7 +264,7 @@ export class Resilience {
   /** One word for an endpoint's state: healthy, ejected, unhealthy, pending_first_check,
    *  probation (or unknown for an endpoint not in the config). */
   endpointState(cluster: string, address: string, port: number): string {
-    const slot = this.endpointSlotMap[endpointSlotName(cluster, endpointKey(address, port))];
+    const slot = this.endpointSlotMap[cluster]?.[endpointKey(address, port)];
     if (slot === undefined) return 'unknown';
     const state = this.writer.state(slot);
     if ((state & EndpointState.Ejected) !== 0) return 'ejected';
@@ -225,7 +281,7 @@ export class Resilience {
 
   /** /clusters: health of one endpoint; `checks` from healthChecks(). */
   endpointHealth(cluster: string, address: string, port: number, checks: Map<number, EndpointHealthView>): Record<string, unknown> {
-    const slot = this.endpointSlotMap[endpointSlotName(cluster, endpointKey(address, port))];
+    const slot = this.endpointSlotMap[cluster]?.[endpointKey(address, port)];
     if (slot === undefined) return { health: 'unknown' };
     const outlier = this.detector.view(slot);
     const check = checks.get(slot);

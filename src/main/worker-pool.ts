@@ -25,6 +25,8 @@ export interface WorkerSlot {
   state: SlotState;
   threadId: number;
   version: number;
+  /** The snapshot's endpointsRevision this worker runs (endpoint-only updates). */
+  endpointsRevision: number;
   restarts: number;
   port: MessagePort | null;
 }
@@ -68,6 +70,7 @@ export class WorkerPool {
       state: 'starting' as SlotState,
       threadId: -1,
       version: 0,
+      endpointsRevision: 0,
       restarts: 0,
       port: null,
     }));
@@ -136,7 +139,7 @@ export class WorkerPool {
   }
 
   /** Asks every live worker for its counters and pool state. */
-  async stats(timeoutMs = 1000): Promise<WorkerStatsReply[]> {
+  async stats(endpoints = true, timeoutMs = 1000): Promise<WorkerStatsReply[]> {
     const replies = this.slots
       .filter((s) => s.port !== null)
       .map(
@@ -151,7 +154,7 @@ export class WorkerPool {
               clearTimeout(timer);
               resolve(reply);
             });
-            this.send(s, { type: 'stats', id });
+            this.send(s, { type: 'stats', id, endpoints });
           }),
       );
     return (await Promise.all(replies)).filter((r): r is WorkerStatsReply => r !== null);
@@ -231,10 +234,14 @@ export class WorkerPool {
         this.deathStreak[slot.slot] = 0;
         slot.threadId = msg.threadId;
         slot.version = msg.version;
+        slot.endpointsRevision = msg.endpointsRevision;
         if (slot.restarts > 0) this.log.info({ worker: slot.slot, threadId: msg.threadId }, 'replacement worker listening');
         break;
       case 'listen_failed':
         slot.state = 'failed';
+        break;
+      case 'endpoints_applied':
+        slot.endpointsRevision = msg.revision;
         break;
       case 'stats': {
         const waiter = this.statsWaiters.get(msg.id);
@@ -255,13 +262,32 @@ export class WorkerPool {
   apply(snapshot: ConfigSnapshot, timeoutMs = 10_000): Promise<boolean> {
     this.snapshot = snapshot;
     for (const s of this.slots) this.send(s, { type: 'config', snapshot });
+    return this.until(() => this.allListening(snapshot.version), timeoutMs);
+  }
+
+  /** An endpoint-only update: `snapshot` (same version, the next endpointsRevision) is
+   *  kept for replacement workers; the workers get just the named clusters. Resolves when
+   *  every worker runs it. */
+  updateClusters(snapshot: ConfigSnapshot, names: readonly string[], timeoutMs = 10_000): Promise<boolean> {
+    this.snapshot = snapshot;
+    const revision = snapshot.endpointsRevision ?? 0;
+    const wanted = new Set(names);
+    const clusters = snapshot.config.clusters.filter((c) => wanted.has(c.name));
+    const endpointSlots: Record<string, Readonly<Record<string, number>>> = {};
+    for (const c of clusters) endpointSlots[c.name] = snapshot.stateSlots.endpoints[c.name] ?? {};
+    for (const s of this.slots) this.send(s, { type: 'cluster_endpoints', revision, clusters, endpointSlots });
+    return this.until(() => this.allListening(snapshot.version) && this.slots.every((s) => s.endpointsRevision >= revision), timeoutMs);
+  }
+
+  /** Resolves true once `done()` holds after a worker's message, false after `timeoutMs`. */
+  private until(done: () => boolean, timeoutMs: number): Promise<boolean> {
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.off(check);
         resolve(false);
       }, timeoutMs);
       const check = (): void => {
-        if (!this.allListening(snapshot.version)) return;
+        if (!done()) return;
         clearTimeout(timer);
         this.off(check);
         resolve(true);

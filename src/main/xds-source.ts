@@ -16,6 +16,10 @@
 // stream that was refused for want of it.
 // Until Remora starts, the admin (and probes) port answer /live and /ready with the
 // reason for the wait (src/main/xds-waiting.ts); Remora's admin server takes them over.
+// An update that changes only ClusterLoadAssignments is translated and applied alone
+// (translateEndpointUpdate, RunningRemora.updateEndpoints): no new config version, work
+// proportional to the change. Long file: the startup sequence and the sink's apply rules
+// (first config, warming, endpoint-only, whole) read best in one place.
 
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,7 +28,16 @@ import { busyListenerPorts, heldPorts } from './ports.js';
 import { uwsCodecErrors } from '../uws/uws.js';
 import { edsClusters, missingResources, referencedRoutes, secretNames, type XdsResourceSet } from '../xds/resources.js';
 import { writeSecretFiles } from '../xds/sds.js';
-import { formatRejection, translateXds, type XdsRejection } from '../xds/translate.js';
+import {
+  endpointChanges,
+  formatRejection,
+  translateEndpointUpdate,
+  translateXds,
+  type EdsBasis,
+  type EndpointUpdateResult,
+  type XdsRejection,
+  type XdsTranslateResult,
+} from '../xds/translate.js';
 import { validateConfig } from '../config/validate.js';
 import type { RemoraConfig, XdsBootstrap } from '../config/types.js';
 import type { Logger } from '../core/log.js';
@@ -111,12 +124,41 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
     /** The fields accepted without effect in the resources `latest` came from (per field,
      *  how many resources set it): /metrics and /config_dump show them. */
     let noEffect: ReadonlyMap<string, number> = new Map();
+    /** Listeners of those resources accepted and not bound (bind_to_port: false). */
+    let notBound: readonly string[] = [];
     let firstConfig: (config: RemoraConfig) => void = () => {};
     const first = new Promise<RemoraConfig>((resolve) => (firstConfig = resolve));
     /** Resolves once Remora runs (true) or could not start (false). */
     let markStarted: (ok: boolean) => void = () => {};
     const started = new Promise<boolean>((resolve) => (markStarted = resolve));
 
+    /** The resources in effect and what their translation left for endpoint-only updates;
+     *  null before the first config runs, and while something waits for what it
+     *  references (warming), when every update is translated whole. */
+    let applied: { set: XdsResourceSet; eds: EdsBasis } | null = null;
+    /** Persists `latest` within PERSIST_COALESCE_MS (and when Remora finishes): endpoint
+     *  updates in quick succession write the file once, off the path to the ACK. */
+    let persistTimer: NodeJS.Timeout | null = null;
+    const persistNow = (): void => {
+      if (persistTimer !== null) clearTimeout(persistTimer);
+      persistTimer = null;
+      if (latest !== null) persist(bootstrap, latest, log);
+    };
+    const persistSoon = (): void => {
+      persistTimer ??= setTimeout(persistNow, PERSIST_COALESCE_MS);
+    };
+    /** The last check()'s translation: apply() of the same set uses it. */
+    let checked: { set: XdsResourceSet; translation: Translation } | null = null;
+    /** A set translated: whole, or (when it changes only ClusterLoadAssignments of the
+     *  set in effect) just those and the clusters that read them. */
+    const translate = (set: XdsResourceSet): Translation => {
+      const changes = applied !== null && latest !== null && remora !== null ? endpointChanges(applied.set, set) : null;
+      const translation: Translation = changes !== null
+        ? { kind: 'endpoints', result: translateEndpointUpdate(applied!.eds, latest!, noEffect, changes) }
+        : { kind: 'whole', result: translateXds(base, set, translateOpts) };
+      checked = { set, translation };
+      return translation;
+    };
     const toSet = (maps: ResourceMaps): XdsResourceSet => ({
       listeners: maps[TypeUrl.Listener],
       routes: maps[TypeUrl.RouteConfiguration],
@@ -143,14 +185,36 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
           return { routes, endpoints: edsClusters(maps[TypeUrl.Cluster].values()), secrets: secretNames(toSet(maps)) };
         },
         check(maps) {
-          const result = translateXds(base, toSet(maps), translateOpts);
+          const { kind, result } = translate(toSet(maps));
           if (!result.ok) return result.errors.map(rejection);
-          return uwsCodecErrors(result.config.listeners).map((e) => atListener(result.config, e.path, e.message));
+          return kind === 'endpoints' ? [] : uwsCodecErrors(result.config.listeners).map((e) => atListener(result.config, e.path, e.message));
         },
         async apply(maps) {
           const set = toSet(maps);
-          const result = translateXds(base, set, translateOpts);
+          const translation = checked !== null && sameSet(checked.set, set) ? checked.translation : translate(set);
+          checked = null;
+          if (translation.kind === 'endpoints') {
+            // Only endpoint lists changed: the clusters that read them move to them in
+            // place, with no new config version (work proportional to the change).
+            const update = translation.result;
+            if (!update.ok) return update.errors.map(rejection);
+            if (update.clusters.length > 0) {
+              const ok = await remora!.updateEndpoints(update.config, update.clusters).catch((err: unknown) => {
+                log.error({ err }, 'applying the endpoint update failed');
+                return false;
+              });
+              if (!ok) return [{ typeUrl: '', name: '', text: 'the workers did not apply the endpoint update (see the log); the running endpoints keep serving' }];
+            }
+            applied = { set, eds: applied!.eds };
+            latest = update.config;
+            noEffect = update.noEffect;
+            persistSoon();
+            appliedAt = Date.now();
+            return [];
+          }
+          const result = translation.result;
           if (!result.ok) return result.errors.map(rejection);
+          const basis = result.warming.listeners.length === 0 && result.warming.clusters.length === 0 ? { set, eds: result.eds } : null;
           // Secrets' certificates to their files first: a new config reads them, a running
           // one rotates to them (the files are watched).
           try {
@@ -176,13 +240,19 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
                 ...missing.endpoints.map((n) => `ClusterLoadAssignment "${n}"`),
                 ...missing.secrets.map((n) => `Secret "${n}"`),
               ];
-              waitingFor = config.listeners.length === 0 && set.listeners.size === 0 ? 'no listener yet' : `waiting for ${names.join(', ') || 'a listener'}`;
+              waitingFor = config.listeners.length === 0 && set.listeners.size === 0
+                ? 'no listener yet'
+                : config.listeners.length === 0 && names.length === 0 && result.notBound.length > 0
+                  ? `no listener to bind (${result.notBound.length} accepted with bind_to_port: false)`
+                  : `waiting for ${names.join(', ') || 'a listener'}`;
               log.info({ waitingFor }, 'xDS resources accepted; not serving yet');
               return [];
             }
             waitingFor = null;
             latest = config;
+            applied = basis;
             noEffect = result.noEffect;
+            notBound = result.notBound;
             persist(bootstrap, config, log);
             appliedAt = Date.now();
             firstConfig(config);
@@ -190,7 +260,10 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
           }
           config = keepWarmingAsApplied(config, result.warming, latest);
           if (latest !== null && sameResources(config, latest)) { // nothing changed: no reload
-            noEffect = result.noEffect; // (these resources are in effect now, fields without effect too)
+            // These resources are in effect now (fields without effect, listeners not bound too).
+            noEffect = result.noEffect;
+            notBound = result.notBound;
+            applied = basis;
             return [];
           }
           const ok = await remora.reload(config).catch((err: unknown) => {
@@ -199,7 +272,9 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
           });
           if (!ok) return [{ typeUrl: '', name: '', text: 'the workers did not apply the update (see the log); the running config keeps serving' }];
           latest = config;
+          applied = basis;
           noEffect = result.noEffect;
+            notBound = result.notBound;
           persist(bootstrap, config, log);
           appliedAt = Date.now();
           return [];
@@ -272,6 +347,7 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
           xds: {
             ...client.state(), started_from: startedFrom, config_age_s: appliedAt > 0 ? Math.round((Date.now() - appliedAt) / 1000) : null, ...tlsStatus(),
             fields_without_effect: Object.fromEntries(noEffect),
+            listeners_not_bound: notBound,
           },
           ...(identity !== null ? { mesh_identity: identity.status() } : {}),
         }),
@@ -302,11 +378,14 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
       const ok = await remora.reload(next).catch(() => false);
       if (!ok) {
         latest = config; // the persisted one, which no resources of this run describe
+        applied = null;
         noEffect = new Map();
+        notBound = [];
       }
     } else latest = config;
     markStarted(true);
     void remora.finished.then(() => {
+      if (persistTimer !== null) persistNow();
       client.stop();
       identity?.close();
     });
@@ -315,6 +394,18 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
     waiting.close();
     throw err;
   }
+}
+
+/** Endpoint-only updates are persisted at most this often. */
+const PERSIST_COALESCE_MS = 1000;
+
+/** A resource set translated for check() and apply(): whole, or only its endpoint
+ *  changes (src/xds/translate.ts). */
+type Translation = { readonly kind: 'whole'; readonly result: XdsTranslateResult } | { readonly kind: 'endpoints'; readonly result: EndpointUpdateResult };
+
+/** The same maps (by object) of every type. */
+function sameSet(a: XdsResourceSet, b: XdsResourceSet): boolean {
+  return a.listeners === b.listeners && a.routes === b.routes && a.clusters === b.clusters && a.endpoints === b.endpoints && a.secrets === b.secrets;
 }
 
 /**

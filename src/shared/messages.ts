@@ -2,7 +2,7 @@
 // Config travels as a whole snapshot; stats are pulled on demand (admin requests).
 
 import type { MessagePort } from 'node:worker_threads';
-import type { ConfigSnapshot, ResolvedEndpoints, TlsMaterialSet } from '../config/types.js';
+import type { Cluster, ConfigSnapshot, EndpointSlots, ResolvedEndpoints, TlsMaterialSet } from '../config/types.js';
 
 export interface ServeTask {
   readonly slot: number;
@@ -28,7 +28,8 @@ export type EndpointEventKind =
 
 export type ToWorker =
   | { readonly type: 'config'; readonly snapshot: ConfigSnapshot }
-  | { readonly type: 'stats'; readonly id: number }
+  /** `endpoints`: with every endpoint's pool state (WorkerStatsReply.clusters). */
+  | { readonly type: 'stats'; readonly id: number; readonly endpoints: boolean }
   | { readonly type: 'stop'; readonly graceMs: number }
   /** Draining: every response from now on closes its connection. */
   | { readonly type: 'drain' }
@@ -42,7 +43,16 @@ export type ToWorker =
   | { readonly type: 'tls'; readonly tls: TlsMaterialSet }
   /** New DNS answers: every DNS cluster's endpoints and the endpoint slots (the same
    *  config version; src/main/dns-resolver.ts). */
-  | { readonly type: 'endpoints'; readonly resolved: ResolvedEndpoints; readonly endpointSlots: Readonly<Record<string, number>> };
+  | { readonly type: 'endpoints'; readonly resolved: ResolvedEndpoints; readonly endpointSlots: EndpointSlots }
+  /** An endpoint-only update (EDS) of the same config version: the named clusters as
+   *  written, their endpoints' slots, and the snapshot's
+   *  endpoints revision, which the worker reports back ('endpoints_applied'). */
+  | {
+      readonly type: 'cluster_endpoints';
+      readonly revision: number;
+      readonly clusters: readonly Cluster[];
+      readonly endpointSlots: EndpointSlots;
+    };
 
 export interface EndpointState {
   readonly endpoint: string;
@@ -59,6 +69,7 @@ export interface WorkerStatsReply {
   readonly threadId: number;
   readonly version: number;
   readonly inflight: number;
+  /** Pool state per cluster and endpoint; empty when not asked for (stats request `endpoints`). */
   readonly clusters: Readonly<Record<string, readonly EndpointState[]>>;
 }
 
@@ -76,7 +87,8 @@ export interface SpanBatchMessage {
 
 export type FromWorker =
   | SpanBatchMessage
-  | { readonly type: 'listening'; readonly slot: number; readonly threadId: number; readonly version: number }
+  | { readonly type: 'listening'; readonly slot: number; readonly threadId: number; readonly version: number; readonly endpointsRevision: number }
+  | { readonly type: 'endpoints_applied'; readonly revision: number }
   | {
       readonly type: 'listen_failed';
       readonly slot: number;

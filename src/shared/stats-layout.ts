@@ -91,21 +91,39 @@ export class SlotRegistry {
       }
     }
     const out: Record<string, number> = {};
-    for (const name of names) {
-      let slot = this.slots.get(name);
-      if (slot === undefined) {
-        if (this.next < this.capacity) {
-          slot = this.next++;
-        } else {
-          slot = this.free.shift();
-          if (slot === undefined) throw new Error(`more than ${this.capacity} slots needed`);
-          this.onReuse(slot);
-        }
-        this.slots.set(name, slot);
-      }
-      out[name] = slot;
-    }
+    for (const name of names) out[name] = this.slotOf(name);
     return out;
+  }
+
+  /** Like assign() for part of the names: `gone` give their slots back unless also in
+   *  `added`, `added` get theirs (existing names keep them). Returns the slots of `added`;
+   *  names in neither list are untouched. */
+  replace(gone: readonly string[], added: readonly string[]): Record<string, number> {
+    const wanted = new Set(added);
+    for (const name of gone) {
+      const slot = this.slots.get(name);
+      if (slot === undefined || wanted.has(name)) continue;
+      this.slots.delete(name);
+      this.free.push(slot);
+    }
+    const out: Record<string, number> = {};
+    for (const name of added) out[name] = this.slotOf(name);
+    return out;
+  }
+
+  /** The slot of `name`, given one if it has none. */
+  private slotOf(name: string): number {
+    let slot = this.slots.get(name);
+    if (slot !== undefined) return slot;
+    if (this.next < this.capacity) {
+      slot = this.next++;
+    } else {
+      slot = this.free.shift();
+      if (slot === undefined) throw new Error(`more than ${this.capacity} slots needed`);
+      this.onReuse(slot);
+    }
+    this.slots.set(name, slot);
+    return slot;
   }
 
   get used(): ReadonlyMap<string, number> {

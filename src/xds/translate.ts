@@ -15,12 +15,13 @@
 // rejections), translate-fields.ts writes (marks).
 
 import { validateConfig } from '../config/validate.js';
+import { MAX_ENDPOINTS } from '../shared/limits.js';
 import type { ConfigError, RemoraConfig } from '../config/types.js';
 import { REMORA_METADATA } from './names.js';
 import { TypeUrl } from './protos.js';
 import { asArr, asObj, type Obj } from './read.js';
 import type { XdsResourceSet } from './resources.js';
-import { translateCluster } from './translate-cluster.js';
+import { translateCluster, type ClusterPart } from './translate-cluster.js';
 import { checkName, Ctx, formatRejection, root, sub, type XdsRejection } from './translate-context.js';
 import { translateEndpoints, type EndpointsPart } from './translate-endpoints.js';
 import { addMarks, Fields, type Mark } from './translate-fields.js';
@@ -41,8 +42,21 @@ export type XdsTranslateResult =
     config: RemoraConfig;
     warming: { readonly listeners: readonly string[]; readonly clusters: readonly string[] };
     noEffect: ReadonlyMap<string, number>;
+    /** What an endpoint-only update of this set needs (translateEndpointUpdate). */
+    eds: EdsBasis;
+    /** Listeners accepted and not bound (bind_to_port: false; docs/xds.md "Traffic
+     *  capture"), by name: in no config. */
+    notBound: readonly string[];
   }
   | { ok: false; errors: XdsRejection[] };
+
+/** The EDS clusters of a translated set, by the ClusterLoadAssignment they read (raw,
+ *  before endpoints), with the bootstrap's root fields: enough to translate and validate
+ *  a new version of a ClusterLoadAssignment without translating the whole set again. */
+export interface EdsBasis {
+  readonly root: Obj;
+  readonly clusters: ReadonlyMap<string, readonly ClusterPart[]>;
+}
 
 export interface XdsTranslateOptions {
   /**
@@ -162,11 +176,16 @@ export function translateXds(base: Record<string, unknown>, set: XdsResourceSet,
   if (!result.ok) return { ok: false, errors: dedupe(result.errors.map((e) => locate(e, marks))) };
   const warming = { listeners: [...waitingListeners], clusters: [...waitingClusters] };
   const noEffect = ctx.noEffectCounts();
-  if (waitingListeners.size === 0 && waitingClusters.size === 0 && !noListeners) return { ...result, warming, noEffect };
+  const byAssignment = new Map<string, ClusterPart[]>();
+  for (const c of clusters) if (c.eds !== undefined) byAssignment.set(c.eds, [...(byAssignment.get(c.eds) ?? []), c]);
+  const eds: EdsBasis = { root: bootstrapBaseFields(base), clusters: byAssignment };
+  if (waitingListeners.size === 0 && waitingClusters.size === 0 && !noListeners) return { ...result, warming, noEffect, eds, notBound: [...ctx.unbound] };
   const c = result.config;
   return {
     ok: true,
     noEffect,
+    eds,
+    notBound: [...ctx.unbound],
     config: Object.freeze({
       ...c,
       listeners: Object.freeze(noListeners ? [] : c.listeners.filter((l) => !waitingListeners.has(l.name))),
@@ -206,4 +225,97 @@ function dedupe(errors: XdsRejection[]): XdsRejection[] {
     seen.add(key);
     return true;
   });
+}
+
+/** A new version of each changed ClusterLoadAssignment (`before`: the version in
+ *  effect). */
+export type EndpointChanges = ReadonlyMap<string, { readonly before: Obj; readonly after: Obj }>;
+
+export type EndpointUpdateResult =
+  | {
+    ok: true;
+    /** `current` with the clusters that read a changed assignment replaced. */
+    config: RemoraConfig;
+    /** Those clusters' names. */
+    clusters: readonly string[];
+    /** The noEffect counts of the whole set after the update. */
+    noEffect: ReadonlyMap<string, number>;
+  }
+  | { ok: false; errors: XdsRejection[] };
+
+/**
+ * An update that changes only ClusterLoadAssignments of a set translated before (its
+ * `eds` basis, its config `current` and noEffect counts): translates and validates just
+ * those assignments and the clusters that read them, with the same rules and errors as
+ * translateXds (the endpoint cap counts every cluster's endpoints). Work is proportional
+ * to the change, not to the set.
+ */
+export function translateEndpointUpdate(
+  basis: EdsBasis,
+  current: RemoraConfig,
+  noEffect: ReadonlyMap<string, number>,
+  changes: EndpointChanges,
+): EndpointUpdateResult {
+  const ctx = new Ctx({ secrets: new Map(), dir: '' });
+  const before = new Ctx({ secrets: new Map(), dir: '' });
+  const marks: Mark[] = [];
+  const rawClusters: Obj[] = [];
+  for (const [key, change] of changes) {
+    const loc = root(TypeUrl.ClusterLoadAssignment, key);
+    const cla = change.after;
+    if (cla.cluster_name !== undefined && cla.cluster_name !== key) {
+      ctx.reject(sub(loc, 'cluster_name'), `"${String(cla.cluster_name)}" does not match the resource name "${key}"`);
+    }
+    const part = translateEndpoints(ctx, cla, loc);
+    translateEndpoints(before, change.before, loc);
+    for (const c of basis.clusters.get(key) ?? []) {
+      const out = new Fields({ ...c.raw }, marks, `clusters[${rawClusters.length}]`);
+      addMarks(marks, out.at, c.marks);
+      out.attach('endpoints', part.endpoints, part.marks);
+      rawClusters.push(out.raw);
+    }
+  }
+  if (ctx.errors.length > 0) return { ok: false, errors: ctx.errors };
+  const counts = new Map(noEffect);
+  for (const [field, n] of before.noEffectCounts()) counts.set(field, (counts.get(field) ?? 0) - n);
+  for (const [field, n] of ctx.noEffectCounts()) counts.set(field, (counts.get(field) ?? 0) + n);
+  const adjusted = new Map([...counts].filter(([, n]) => n > 0));
+  if (rawClusters.length === 0) return { ok: true, config: current, clusters: [], noEffect: adjusted };
+  const result = validateConfig({ ...basis.root, listeners: [PLACEHOLDER_LISTENER], clusters: rawClusters }, { allowMissingClusters: true });
+  if (!result.ok) return { ok: false, errors: dedupe(result.errors.map((e) => locate(e, marks))) };
+  const replaced = new Map(result.config.clusters.map((c) => [c.name, c]));
+  const clusters = current.clusters.map((c) => replaced.get(c.name) ?? c);
+  const total = clusters.reduce((n, c) => n + c.endpoints.length, 0);
+  if (total > MAX_ENDPOINTS) {
+    const errors = [...changes.keys()].map((key) => ({
+      typeUrl: TypeUrl.ClusterLoadAssignment, name: key, path: 'endpoints',
+      message: `at most ${MAX_ENDPOINTS} endpoints over all clusters (this update makes ${total})`,
+    }));
+    return { ok: false, errors };
+  }
+  return { ok: true, config: Object.freeze({ ...current, clusters: Object.freeze(clusters) }), clusters: [...replaced.keys()], noEffect: adjusted };
+}
+
+/** What `set` changes from `applied` when it changes only ClusterLoadAssignments that
+ *  `applied` has (by object: the xDS client keeps a resource resent unchanged as the same
+ *  object); null when it changes anything else (a listener, route configuration, cluster
+ *  or secret, or which assignments exist). */
+export function endpointChanges(applied: XdsResourceSet, set: XdsResourceSet): EndpointChanges | null {
+  const same = (a: ReadonlyMap<string, Obj> | undefined, b: ReadonlyMap<string, Obj> | undefined): boolean => {
+    if (a === b) return true;
+    if (a === undefined || b === undefined || a.size !== b.size) return (a?.size ?? 0) === 0 && (b?.size ?? 0) === 0;
+    for (const [k, v] of a) if (b.get(k) !== v) return false;
+    return true;
+  };
+  if (!same(applied.listeners, set.listeners) || !same(applied.routes, set.routes) || !same(applied.clusters, set.clusters) || !same(applied.secrets, set.secrets)) {
+    return null;
+  }
+  if (applied.endpoints.size !== set.endpoints.size) return null;
+  const changes = new Map<string, { before: Obj; after: Obj }>();
+  for (const [key, before] of applied.endpoints) {
+    const after = set.endpoints.get(key);
+    if (after === undefined) return null;
+    if (after !== before) changes.set(key, { before, after });
+  }
+  return changes;
 }

@@ -445,6 +445,35 @@ t.test('update(): endpoints that stay keep state, new ones start, removed ones s
   await checker.firstRound(); // nothing checked any more: resolves at once
 });
 
+t.test('update() with `only`: the clusters named change, the others keep being checked', async (t) => {
+  const a = await healthServer(200);
+  const b = await healthServer(200);
+  const c = await healthServer(200);
+  const { checker } = recorder();
+  t.teardown(async () => {
+    checker.stop();
+    await Promise.all([a.close(), b.close(), c.close()]);
+  });
+  const slotOf = slotAllocator();
+  checker.update([cluster('one', [a.port]), cluster('two', [b.port])], slotOf);
+  await checker.firstRound();
+  const bSlot = slotOf('two', '127.0.0.1', b.port);
+  const bChecks = checker.view().find((v) => v.slot === bSlot)?.checks ?? 0;
+  // An endpoint update of cluster one alone: a goes, c comes; cluster two is not passed.
+  checker.update([cluster('one', [c.port])], slotOf, {}, new Set(['one']));
+  t.same(
+    checker.view().map((v) => `${v.cluster} ${v.endpoint}`).sort(),
+    [`one 127.0.0.1:${c.port}`, `two 127.0.0.1:${b.port}`].sort(),
+    'cluster one checks its new endpoint only; cluster two is still checked',
+  );
+  t.ok((checker.view().find((v) => v.slot === bSlot)?.checks ?? 0) >= bChecks, 'cluster two keeps its state');
+  await checker.firstRound();
+  await waitFor('a check of c', () => c.seen.length >= 1);
+  const aSeen = a.seen.length;
+  await sleep(200);
+  t.ok(a.seen.length <= aSeen + 1, `the removed endpoint is no longer checked (${aSeen} then ${a.seen.length})`);
+});
+
 t.test('view() and stats() report sensible numbers', async (t) => {
   const ok = await healthServer(200);
   const bad = await healthServer(500);

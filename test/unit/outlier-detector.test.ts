@@ -468,6 +468,21 @@ t.test('update()', async (t) => {
     const w = r.advance(BASE);
     t.same(w, [{ slot: b0, bits: EndpointState.Probation, tokens: 3 }], `only cluster b's endpoint moves to probation: got ${show(w)}`);
   });
+
+  t.test('with `only` (an endpoint update): the clusters named follow, the others are left as they are', async (t) => {
+    const r = rig([cluster('a', [0, 1], od(), 0), cluster('b', [0, 1], od(), 1)]);
+    const b0 = r.slotOf('b', '10.0.1.0:8080');
+    r.det.onEvent(0, 'consecutive_5xx');
+    r.det.onEvent(b0, 'consecutive_5xx');
+    r.drain();
+    // Cluster a's endpoint 0 goes and 2 comes; cluster b is not passed.
+    r.det.update([cluster('a', [1, 2], od(), 0)], r.slotOf, endpointKey, new Set(['a']));
+    t.same(r.drain(), [{ slot: 0, bits: 0, tokens: 0 }], 'the ejected endpoint cluster a dropped is released');
+    t.equal(r.det.view(b0)?.ejected, true, 'cluster b, not passed, keeps its ejection');
+    t.equal(r.det.view(r.slotOf('b', '10.0.1.1:8080'))?.ejected, false, 'and its other endpoint is still tracked');
+    t.equal(r.det.view(r.slotOf('a', '10.0.0.2:8080'))?.ejected, false, 'the new endpoint of a is tracked');
+    t.equal(r.det.activeEjections('b'), 1, 'cluster b still counts its ejection');
+  });
 });
 
 t.test('update(): a slot handed to another endpoint while its old one was ejected', async (t) => {

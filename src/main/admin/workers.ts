@@ -1,5 +1,5 @@
 // Admin handlers for the worker threads: GET /workers (each slot's state, thread,
-// config version, restarts, requests in flight, and its counters read from its stats
+// config version, endpoints revision (endpoint-only updates), restarts, requests in flight, and its counters read from its stats
 // slab) and the fault injection that tests use
 // (POST /debug/hang_worker, /debug/crash_worker; only with REMORA_FAULT_INJECTION=1).
 
@@ -7,14 +7,14 @@ import { workerStatsView } from '../../stats/worker-view.js';
 import type { AdminHandler } from './context.js';
 
 export const workersHandler: AdminHandler = async (ctx) => {
-  const replies = await ctx.pool.stats();
+  const replies = await ctx.pool.stats(false); // (in-flight counts; not every endpoint's pools)
   return [
     200,
     {
       uptime_s: Math.round((Date.now() - ctx.startedAt) / 1000),
       workers: ctx.pool.slots.map((s) => {
         const r = replies.find((x) => x.slot === s.slot);
-        return { slot: s.slot, state: s.state, thread_id: s.threadId, version: s.version, restarts: s.restarts, inflight: r?.inflight ?? null, stats: workerStatsView(ctx.reader, s.slot) };
+        return { slot: s.slot, state: s.state, thread_id: s.threadId, version: s.version, endpoints_revision: s.endpointsRevision, restarts: s.restarts, inflight: r?.inflight ?? null, stats: workerStatsView(ctx.reader, s.slot) };
       }),
     },
   ];
