@@ -39,7 +39,7 @@
 // Memory. A second Remora (group "mem") starts from 1 cluster with 1 endpoint; each step
 // of --memory-endpoints pushes a config with that many endpoints (min(clusters, n)
 // clusters), waits until every worker runs it, settles 2 s and takes the median of 5
-// VmRSS samples (200 ms apart). A step over Remora's endpoint cap (MAX_ENDPOINTS, 4096)
+// VmRSS samples (200 ms apart). A step over Remora's endpoint cap (MAX_ENDPOINTS, 65,536)
 // is refused by the control plane's validation, and the report says so. MB per 1,000
 // endpoints: from 1 to 1,000 endpoints (that step also adds the clusters and routes),
 // and the least-squares slope over the accepted steps from 1,000 up (clusters fixed).

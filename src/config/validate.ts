@@ -14,7 +14,7 @@ import { availableParallelism } from 'node:os';
 import { MAX_BUCKETS, MAX_CLUSTERS, MAX_ENDPOINTS, MAX_LISTENERS } from '../shared/limits.js';
 import { RootSchema, XdsSchema, xdsTlsErrors } from './schema/root.js';
 import { checkClusterDns } from './validate-dns.js';
-import { at, isObj, objectEntries, SchemaWalk, unknownKeyMessage } from './schema/walk.js';
+import { at, isObj, nameList, objectEntries, SchemaWalk, unknownKeyMessage } from './schema/walk.js';
 import type {
   Authorization, Cluster, ConfigError, HealthCheck, Listener, ListenerTlsConfig, OutlierDetection, RateLimit, RemoraConfig,
   RetryPolicy, Route, RouteAction, RouteMatch, TcpProxy, VirtualHost, XdsBootstrap,
@@ -33,7 +33,7 @@ const ROOT_KEYS = Object.keys(objectEntries(RootSchema) ?? {});
 
 /** What a listener's virtual hosts and routes must be unique against. */
 interface ListenerScope {
-  readonly clusterNames: readonly string[];
+  readonly clusterNames: ReadonlySet<string>;
   /** A route or tcp_proxy may name an unknown cluster (ValidateOptions.allowMissingClusters). */
   readonly allowMissingClusters: boolean;
   /** Clusters with send_proxy_protocol (tcp_proxy only). */
@@ -93,7 +93,7 @@ function deepFreeze<T>(v: T): T {
 // ---------------------------------------------------------------------------
 // Listeners, virtual hosts, routes
 
-function checkListener(w: SchemaWalk, l: Draft<Listener>, path: string, clusterNames: readonly string[], proxyProtocolClusters: ReadonlySet<string>, allowMissingClusters: boolean): void {
+function checkListener(w: SchemaWalk, l: Draft<Listener>, path: string, clusterNames: ReadonlySet<string>, proxyProtocolClusters: ReadonlySet<string>, allowMissingClusters: boolean): void {
   const scope: ListenerScope = { clusterNames, allowMissingClusters, proxyProtocolClusters, domains: new Map(), vhostNames: new Map(), routeNames: new Map() };
   if (w.given(l, 'tcp_proxy') || l.filter_chains.length > 0) checkTcpListener(w, l, path, scope);
   else if (!w.wrong(at(path, 'virtual_hosts')) && l.virtual_hosts.length === 0) {
@@ -247,14 +247,14 @@ function checkTarget(w: SchemaWalk, a: { readonly cluster?: string; readonly wei
 }
 
 function clusterRef(w: SchemaWalk, c: string, path: string, scope: ListenerScope, http: boolean): void {
-  if (scope.clusterNames.includes(c)) {
+  if (scope.clusterNames.has(c)) {
     if (http && scope.proxyProtocolClusters.has(c)) {
       w.err(path, `cluster "${c}" sends the PROXY protocol (send_proxy_protocol), which only tcp_proxy connections carry: pooled HTTP connections serve many clients`);
     }
     return;
   }
   if (scope.allowMissingClusters) return;
-  const defined = scope.clusterNames.length ? `defined: ${scope.clusterNames.join(', ')}` : 'no clusters are defined';
+  const defined = scope.clusterNames.size > 0 ? `defined: ${nameList(scope.clusterNames)}` : 'no clusters are defined';
   w.err(path, `unknown cluster "${c}" (${defined})`);
 }
 
@@ -335,11 +335,11 @@ function fillHealthCheck(w: SchemaWalk, h: Draft<HealthCheck>, clusterName: stri
 /** The root `tracing` block and the listeners' and routes' blocks: custom tags say where
  *  their value comes from, the exporter has one target, and a listener or route that
  *  tunes tracing has a root block to export with. */
-function checkTracing(w: SchemaWalk, cfg: Draft<RemoraConfig>, clusterNames: readonly string[], allowMissingClusters: boolean): void {
+function checkTracing(w: SchemaWalk, cfg: Draft<RemoraConfig>, clusterNames: ReadonlySet<string>, allowMissingClusters: boolean): void {
   const otlp = cfg.tracing?.otlp;
   if (otlp) {
     if (w.given(otlp, 'endpoint') && w.given(otlp, 'cluster')) w.err('tracing.otlp', 'must set at most one of "endpoint" and "cluster"');
-    if (otlp.cluster !== undefined && !allowMissingClusters && !clusterNames.includes(otlp.cluster)) w.err('tracing.otlp.cluster', `unknown cluster "${otlp.cluster}"`);
+    if (otlp.cluster !== undefined && !allowMissingClusters && !clusterNames.has(otlp.cluster)) w.err('tracing.otlp.cluster', `unknown cluster "${otlp.cluster}"`);
   }
   cfg.listeners.forEach((l, i) => {
     if (!l) return;
@@ -397,7 +397,7 @@ export function validateConfig(raw: unknown, opts: ValidateOptions = {}): Valida
     w.err('admin.address', `"${admin.address}" is not a loopback address: admin can stop the proxy and dump its config, so it stays on loopback unless "allow_remote: true" is set (use "probes" to expose /ready, /live and /metrics)`);
   }
 
-  const clusterNames = [...new Set(cfg.clusters.flatMap((c, i) => (c && !w.wrong(`clusters[${i}].name`) ? [c.name] : [])))];
+  const clusterNames = new Set(cfg.clusters.flatMap((c, i) => (c && !w.wrong(`clusters[${i}].name`) ? [c.name] : [])));
   const proxyProtocolClusters = new Set(cfg.clusters.flatMap((c) => (c && c.send_proxy_protocol !== undefined ? [c.name] : [])));
   cfg.listeners.forEach((l, i) => { if (l) checkListener(w, l as Draft<Listener>, `listeners[${i}]`, clusterNames, proxyProtocolClusters, opts.allowMissingClusters === true); });
   checkTracing(w, cfg, clusterNames, opts.allowMissingClusters === true);

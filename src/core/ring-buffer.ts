@@ -1,14 +1,16 @@
 // A growable FIFO queue on a ring buffer: O(1) push and shift without Array#shift's
-// copying (undici's fixed queue does the same).
+// copying (undici's fixed queue does the same). Its storage is allocated on the first
+// push: a process holds one per endpoint pool per queue, most of them never used.
+
+/** The storage of every queue that has never held anything (never written to). */
+const NONE: readonly never[] = Object.freeze([]);
 
 export class RingBuffer<T> {
-  private items: (T | undefined)[];
+  private items: (T | undefined)[] = NONE as never[];
   private head = 0;
   private count = 0;
 
-  constructor(capacity = 16) {
-    this.items = new Array<T | undefined>(capacity);
-  }
+  constructor(private readonly capacity = 16) {}
 
   get length(): number {
     return this.count;
@@ -30,7 +32,7 @@ export class RingBuffer<T> {
   }
 
   private grow(): void {
-    const next = new Array<T | undefined>(this.items.length * 2);
+    const next = new Array<T | undefined>(Math.max(this.capacity, this.items.length * 2));
     for (let i = 0; i < this.count; i++) next[i] = this.items[(this.head + i) % this.items.length];
     this.items = next;
     this.head = 0;

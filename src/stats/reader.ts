@@ -1,8 +1,10 @@
 // Main-thread side of the stats: sums every worker's slab. Counter and histogram cells
 // are 32-bit and wrap, so the reader folds each cell's delta since the last read into a
 // 64-bit total (fold() runs at least once a second and on every scrape). Gauges are
-// read live and summed. Only slots in use are read, so a scrape costs in proportion to
-// the config, not to the slab's capacity.
+// read live and summed. Only slots in use are read, so a fold or a scrape costs in
+// proportion to the config, not to the slab's capacity (MAX_CLUSTERS); the per-worker
+// views and a counter reset go no further than the highest slot ever used, so the
+// pages of slots never used are never touched.
 
 import type { BlockShape } from '../shared/stats-layout.js';
 import { CLUSTER_SHAPE, HISTOGRAM_CELLS, LAYOUT, LISTENER_SHAPE, OVERFLOW_CELL, SUM_CELL, gaugeOffset, histogramOffset } from './shapes.js';
@@ -22,6 +24,10 @@ export class StatsReader {
   private readonly totals: Float64Array;
   private listenerSlots: readonly number[] = [];
   private clusterSlots: readonly number[] = [];
+  /** One past the highest listener and cluster slot ever in use: slots are handed out
+   *  lowest first (SlotRegistry), so every slot with counts is below these. */
+  private listenerEnd = 0;
+  private clusterEnd = 0;
 
   constructor(slabs: readonly SharedArrayBuffer[]) {
     this.views = slabs.map((s) => new Uint32Array(s));
@@ -33,6 +39,18 @@ export class StatsReader {
   setSlots(listeners: readonly number[], clusters: readonly number[]): void {
     this.listenerSlots = listeners;
     this.clusterSlots = clusters;
+    for (const slot of listeners) if (slot >= this.listenerEnd) this.listenerEnd = slot + 1;
+    for (const slot of clusters) if (slot >= this.clusterEnd) this.clusterEnd = slot + 1;
+  }
+
+  /** One past the highest listener slot ever in use (every slot below may hold counts). */
+  get listenerSlotsUsed(): number {
+    return this.listenerEnd;
+  }
+
+  /** One past the highest cluster slot ever in use (every slot below may hold counts). */
+  get clusterSlotsUsed(): number {
+    return this.clusterEnd;
   }
 
   /** Folds every worker's counter and histogram deltas into the totals. */
@@ -44,7 +62,9 @@ export class StatsReader {
   /** Zeroes the totals (POST /reset_counters); gauges are unaffected. */
   reset(): void {
     this.fold();
-    this.totals.fill(0);
+    // Totals exist only for slots ever used; the rest of the array stays untouched.
+    this.totals.fill(0, 0, LAYOUT.listenerBase(this.listenerEnd));
+    this.totals.fill(0, LAYOUT.clusterStart, LAYOUT.clusterBase(this.clusterEnd));
   }
 
   listenerCounter(slot: number, i: number): number {

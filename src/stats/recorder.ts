@@ -66,17 +66,18 @@ export class StatsRecorder {
   }
 
   /** A replacement worker inherits its slot's slab: counters go on, but the gauges
-   *  its dead predecessor left behind describe nothing that exists any more. */
+   *  its dead predecessor left behind describe nothing that exists any more. Runs when
+   *  a worker starts, over every slot (~16,000 loads at MAX_CLUSTERS, well under a
+   *  millisecond); a cell is stored only when it is not already 0, so the pages of
+   *  slots never used stay untouched (not resident) instead of ~6 MiB per worker. */
   zeroGauges(): void {
-    for (let s = 0; s < MAX_LISTENERS; s++) {
-      const base = LAYOUT.listenerBase(s) + gaugeOffset(LISTENER_SHAPE, 0);
-      for (let g = 0; g < LISTENER_SHAPE.gauges; g++) Atomics.store(this.cells, base + g, 0);
-    }
-    for (let s = 0; s < MAX_CLUSTERS; s++) {
-      const base = LAYOUT.clusterBase(s) + gaugeOffset(CLUSTER_SHAPE, 0);
-      for (let g = 0; g < CLUSTER_SHAPE.gauges; g++) Atomics.store(this.cells, base + g, 0);
-    }
-    Atomics.store(this.cells, LAYOUT.workerStart + WorkerCell.CxActive, 0);
+    for (let s = 0; s < MAX_LISTENERS; s++) this.zero(LAYOUT.listenerBase(s) + gaugeOffset(LISTENER_SHAPE, 0), LISTENER_SHAPE.gauges);
+    for (let s = 0; s < MAX_CLUSTERS; s++) this.zero(LAYOUT.clusterBase(s) + gaugeOffset(CLUSTER_SHAPE, 0), CLUSTER_SHAPE.gauges);
+    this.zero(LAYOUT.workerStart + WorkerCell.CxActive, 1);
+  }
+
+  private zero(from: number, count: number): void {
+    for (let i = from; i < from + count; i++) if (Atomics.load(this.cells, i) !== 0) Atomics.store(this.cells, i, 0);
   }
 
   /** Stores this worker's heartbeat and last-second event-loop delay. */

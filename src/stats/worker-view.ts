@@ -1,9 +1,10 @@
 // The per-worker numbers GET /workers shows, read from that worker's own stats slab:
-// nothing is counted twice on the hot path for them. Over every listener slot: requests
-// are the downstream duration histogram's count (every finished request is observed
-// once, with or without a status), responses the status-class counters, flags the flag
-// counters (downstream resets are flag DC); keep-alive resends are the cluster counter
-// over every cluster slot; the loop delay is the worker's own cells.
+// nothing is counted twice on the hot path for them. Over every listener slot ever used:
+// requests are the downstream duration histogram's count (every finished request is
+// observed once, with or without a status), responses the status-class counters, flags
+// the flag counters (downstream resets are flag DC); keep-alive resends are the cluster
+// counter over every cluster slot ever used; the loop delay is the worker's own cells.
+// Slots above the highest one ever used hold nothing and are not read.
 //
 // Slab cells are read as stored (32 bits, not folded): a worker's view wraps after 2^32
 // of a counter, and /reset_counters leaves it alone. A replacement worker inherits its
@@ -11,7 +12,6 @@
 // `stats.enabled: false` nothing is recorded per listener or cluster, so those read 0.
 
 import { ResponseFlag } from '../core/flags.js';
-import { MAX_CLUSTERS, MAX_LISTENERS } from '../shared/limits.js';
 import type { StatsReader } from './reader.js';
 import { LAYOUT, LISTENER_SHAPE, OVERFLOW_CELL, histogramOffset } from './shapes.js';
 import { ClusterCounter, FLAGS, ListenerCounter, ListenerHistogram } from './stat-names.js';
@@ -45,14 +45,14 @@ export function workerStatsView(reader: StatsReader, w: number): WorkerStatsView
   let requests = 0;
   const classes = [0, 0, 0, 0, 0];
   const flagCounts = new Array<number>(FLAGS.length).fill(0);
-  for (let slot = 0; slot < MAX_LISTENERS; slot++) {
+  for (let slot = 0; slot < reader.listenerSlotsUsed; slot++) {
     const base = LAYOUT.listenerBase(slot);
     for (let b = 0; b <= OVERFLOW_CELL; b++) requests += reader.rawCell(w, base + DOWNSTREAM + b);
     for (let c = 0; c < 5; c++) classes[c] += reader.rawCell(w, base + ListenerCounter.Rq1xx + c);
     for (let f = 0; f < FLAGS.length; f++) flagCounts[f] += reader.rawCell(w, base + ListenerCounter.FlagBase + f);
   }
   let keepAliveRaceRetries = 0;
-  for (let slot = 0; slot < MAX_CLUSTERS; slot++) {
+  for (let slot = 0; slot < reader.clusterSlotsUsed; slot++) {
     keepAliveRaceRetries += reader.rawCell(w, LAYOUT.clusterBase(slot) + ClusterCounter.KeepAliveRetries);
   }
   const flags: Record<string, number> = {};

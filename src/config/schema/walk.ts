@@ -90,6 +90,14 @@ export function unknownKeyMessage(key: string, known: readonly string[]): string
     : `unknown key (allowed: ${known.join(', ')})`;
 }
 
+/** Names for a message, in their order: all of them when there are few, else the first
+ *  `shown` and how many more (a mesh config has thousands of clusters). */
+export function nameList(names: Iterable<string>, shown = 10): string {
+  const all = [...names];
+  const more = all.length > shown ? ` and ${all.length - shown} more` : '';
+  return all.slice(0, shown).join(', ') + more;
+}
+
 function rangeText(p: SchemaParts): string {
   const unit = p.meta.unit !== undefined ? ` (${p.meta.unit})` : '';
   return `${p.integer ? 'an integer' : 'a number'} ${p.min}..${p.max}${unit}`;
