@@ -151,6 +151,8 @@ export class XdsClient {
   /** Responses not handled yet, and whether the loop that handles them runs. */
   private readonly inbox: { res: ProtoObject; stream: DiscoveryStream }[] = [];
   private handling = false;
+  /** reapply() was called: the next batch applies even if no response changed anything. */
+  private reapplyWanted = false;
   nacks = 0;
   acks = 0;
   /** Unknown fields of the latest version of each resource received, by `Kind "name"`. */
@@ -200,6 +202,14 @@ export class XdsClient {
       types,
       unknown_fields: Object.fromEntries(this.unknown),
     };
+  }
+
+  /** Applies what is accepted again, in turn with responses: the sink's reading of it
+   *  changed (a resource's initial_fetch_timeout expired). */
+  reapply(): void {
+    if (this.stopped) return;
+    this.reapplyWanted = true;
+    if (!this.handling) void this.handleInbox();
   }
 
   /** Reconnects now when no stream is up (a client certificate just arrived). */
@@ -316,9 +326,11 @@ export class XdsClient {
   private async handleInbox(): Promise<void> {
     this.handling = true;
     try {
-      while (this.inbox.length > 0 && !this.stopped) {
+      while ((this.inbox.length > 0 || this.reapplyWanted) && !this.stopped) {
         await new Promise((r) => setTimeout(r, COALESCE_MS));
         const batch = this.inbox.splice(0);
+        const again = this.reapplyWanted;
+        this.reapplyWanted = false;
         const before = new Map([...this.types].map(([t, s]) => [t, { accepted: s.accepted, bytes: s.acceptedBytes }]));
         const outcomes: Outcome[] = [];
         let changed = false;
@@ -332,7 +344,7 @@ export class XdsClient {
             this.opts.log.error({ err }, 'xDS response handling failed');
           }
         }
-        if (changed) {
+        if (changed || again) {
           await this.applyAccepted(before, outcomes);
           this.lastUpdateAt = new Date().toISOString();
         }

@@ -167,7 +167,43 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
       secrets: maps[TypeUrl.Secret],
     });
     const sdsDir = bootstrap.sds_dir ?? defaultSdsDir(bootstrap);
-    const translateOpts = { ads: true, sdsDir };
+    /** RouteConfigurations / ClusterLoadAssignments whose initial_fetch_timeout expired
+     *  before they arrived (the translation serves without them), and the timers running
+     *  for those still awaited (`routes <name>`, `endpoints <name>`). */
+    const gaveUp = { routes: new Set<string>(), endpoints: new Set<string>() };
+    const fetchTimers = new Map<string, NodeJS.Timeout>();
+    const translateOpts = { ads: true, sdsDir, gaveUp };
+    /** Starts the initial_fetch_timeout of each resource `set` references and lacks;
+     *  forgets those that arrived. When one expires, what references it is applied
+     *  without it (Envoy: the listener or cluster ends its warming) and it is logged. */
+    const watchFetches = (set: XdsResourceSet, timeouts: { routes: ReadonlyMap<string, number>; endpoints: ReadonlyMap<string, number> }): void => {
+      const missing = missingResources(set);
+      for (const kind of ['routes', 'endpoints'] as const) {
+        const lacking = new Set(missing[kind]);
+        for (const name of gaveUp[kind]) if (!lacking.has(name)) gaveUp[kind].delete(name);
+        for (const [key, timer] of fetchTimers) {
+          if (key.startsWith(`${kind} `) && !lacking.has(key.slice(kind.length + 1))) {
+            clearTimeout(timer);
+            fetchTimers.delete(key);
+          }
+        }
+        for (const name of lacking) {
+          const ms = timeouts[kind].get(name);
+          const key = `${kind} ${name}`;
+          if (ms === undefined || gaveUp[kind].has(name) || fetchTimers.has(key)) continue;
+          const timer = setTimeout(() => {
+            fetchTimers.delete(key);
+            gaveUp[kind].add(name);
+            const what = kind === 'routes' ? `RouteConfiguration "${name}"` : `ClusterLoadAssignment "${name}"`;
+            const effect = kind === 'routes' ? 'its listeners serve without routes (404 NR)' : 'its clusters have no endpoints (503 UH)';
+            log.warn({ resource: what, initialFetchTimeoutMs: ms }, `${what} did not arrive within its initial_fetch_timeout: ${effect} until it does`);
+            client.reapply();
+          }, ms);
+          timer.unref();
+          fetchTimers.set(key, timer);
+        }
+      }
+    };
     const rejection = (e: XdsRejection): ResourceRejection => ({ typeUrl: e.typeUrl, name: e.name, text: formatRejection(e) });
     /** A problem found at a config path (`listeners[2].codec`): that listener's resource. */
     const atListener = (config: RemoraConfig, path: string, message: string): ResourceRejection => {
@@ -214,6 +250,7 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
           }
           const result = translation.result;
           if (!result.ok) return result.errors.map(rejection);
+          watchFetches(set, result.fetchTimeouts);
           const basis = result.warming.listeners.length === 0 && result.warming.clusters.length === 0 ? { set, eds: result.eds } : null;
           // Secrets' certificates to their files first: a new config reads them, a running
           // one rotates to them (the files are watched).
@@ -233,7 +270,8 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
           if (remora === null) {
             // The first config: at least one listener, and nothing referenced missing
             // (every listener has its routes, every EDS cluster its endpoints).
-            const missing = missingResources(set);
+            const lacking = missingResources(set);
+            const missing = { ...lacking, routes: lacking.routes.filter((n) => !gaveUp.routes.has(n)), endpoints: lacking.endpoints.filter((n) => !gaveUp.endpoints.has(n)) };
             if (config.listeners.length === 0 || missing.routes.length > 0 || missing.endpoints.length > 0 || missing.secrets.length > 0) {
               const names = [
                 ...missing.routes.map((n) => `RouteConfiguration "${n}"`),
@@ -386,6 +424,7 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
     markStarted(true);
     void remora.finished.then(() => {
       if (persistTimer !== null) persistNow();
+      for (const timer of fetchTimers.values()) clearTimeout(timer);
       client.stop();
       identity?.close();
     });

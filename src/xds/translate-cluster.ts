@@ -58,8 +58,8 @@ export function translateCluster(ctx: Ctx, key: string, c: Obj): ClusterPart | u
     const el = sub(loc, 'eds_cluster_config');
     const ec = asObj(c.eds_cluster_config) ?? {};
     ctx.only(ec, el, ['eds_config', 'service_name']);
-    configSource(ctx, ec.eds_config, sub(el, 'eds_config'));
     eds = edsName({ ...c, name: key });
+    configSource(ctx, ec.eds_config, sub(el, 'eds_config'), 'endpoints', eds);
   } else if (type === 'STATIC' || dnsType !== undefined) {
     if (isSet(c.eds_cluster_config)) ctx.reject(sub(loc, 'eds_cluster_config'), 'only allowed with type EDS');
     const la = asObj(c.load_assignment);

@@ -66,6 +66,10 @@ export class Ctx {
   /** Listeners accepted and not bound (`bind_to_port: false`, see bindsPort in
    *  resources.ts), by name, in the order read: in no config, so not served. */
   readonly unbound: string[] = [];
+  /** Per RouteConfiguration and ClusterLoadAssignment name, how long the resources that
+   *  reference it wait for it (ConfigSource.initial_fetch_timeout, ms; the shortest when
+   *  several do). Absent: wait as long as it takes (0s). */
+  readonly fetchTimeouts = { routes: new Map<string, number>(), endpoints: new Map<string, number>() };
   private readonly seen = new Set<string>();
   /** Fields accepted without effect: field name → resources (`<type URL> <name>`) setting it. */
   private readonly inert = new Map<string, Set<string>>();
@@ -224,8 +228,18 @@ export function socketAddress(ctx: Ctx, v: unknown, loc: Loc): { address: string
   return { address: asStr(s.address) ?? '', port: asNum(s.port_value), addressLoc: sub(sl, 'address'), portLoc: sub(sl, 'port_value') };
 }
 
-/** A ConfigSource for RDS/EDS: Remora fetches everything over its one ADS stream. */
-export function configSource(ctx: Ctx, v: unknown, loc: Loc): void {
+/** Envoy's initial_fetch_timeout when a ConfigSource does not set one. */
+export const DEFAULT_FETCH_TIMEOUT_MS = 15_000;
+
+/**
+ * A ConfigSource for RDS/EDS (Remora fetches everything over its one ADS stream) of the
+ * RouteConfiguration or ClusterLoadAssignment `name`: its initial_fetch_timeout is
+ * recorded (ctx.fetchTimeouts) as Envoy reads it: unset is 15 s, `0s` is no timeout
+ * (Istio's choice: wait however long it takes). When it expires with the resource still
+ * missing, the listener serves without routes (404 NR) or the cluster without endpoints
+ * (503 UH), until the resource arrives (src/main/xds-source.ts).
+ */
+export function configSource(ctx: Ctx, v: unknown, loc: Loc, kind: 'routes' | 'endpoints', name: string): void {
   const cs = asObj(v);
   if (cs === undefined || !isObj(cs.ads)) {
     ctx.reject(loc, 'must be { ads: {} }: Remora receives every resource on its ADS stream');
@@ -235,10 +249,8 @@ export function configSource(ctx: Ctx, v: unknown, loc: Loc): void {
   if (isSet(cs.resource_api_version) && cs.resource_api_version !== 'AUTO' && cs.resource_api_version !== 'V3') {
     ctx.reject(sub(loc, 'resource_api_version'), `${String(cs.resource_api_version)} is not supported (V3)`);
   }
-  // Istio writes 0s (wait for the resource however long it takes): what Remora's warming
-  // does. A timeout would let a listener start serving without its routes.
-  const fetchTimeout = isSet(cs.initial_fetch_timeout) ? ctx.ms(cs.initial_fetch_timeout, sub(loc, 'initial_fetch_timeout')) : 0;
-  if (fetchTimeout !== undefined && fetchTimeout !== 0) {
-    ctx.reject(sub(loc, 'initial_fetch_timeout'), 'only 0s is supported: Remora waits for a resource until it arrives (a listener never serves without its routes)');
-  }
+  const ms = cs.initial_fetch_timeout !== undefined ? ctx.ms(cs.initial_fetch_timeout, sub(loc, 'initial_fetch_timeout')) ?? 0 : DEFAULT_FETCH_TIMEOUT_MS;
+  if (ms <= 0 || name === '') return;
+  const timeouts = ctx.fetchTimeouts[kind];
+  timeouts.set(name, Math.min(ms, timeouts.get(name) ?? ms));
 }

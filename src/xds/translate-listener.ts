@@ -152,8 +152,8 @@ export function translateListener(ctx: Ctx, key: string, l: Obj): ListenerPart |
   if (rds !== undefined) {
     const rl = sub(tl, 'rds');
     ctx.only(rds, rl, ['config_source', 'route_config_name']);
-    configSource(ctx, rds.config_source, sub(rl, 'config_source'));
     const name = asStr(rds.route_config_name) ?? '';
+    configSource(ctx, rds.config_source, sub(rl, 'config_source'), 'routes', name);
     if (name === '') ctx.reject(sub(rl, 'route_config_name'), 'is required');
     route = { kind: 'rds', name };
   } else if (inline !== undefined) {

@@ -47,6 +47,9 @@ export type XdsTranslateResult =
     /** Listeners accepted and not bound (bind_to_port: false; docs/xds.md "Traffic
      *  capture"), by name: in no config. */
     notBound: readonly string[];
+    /** How long what references each RouteConfiguration / ClusterLoadAssignment waits for
+     *  it (initial_fetch_timeout, ms), when it does not wait as long as it takes. */
+    fetchTimeouts: { readonly routes: ReadonlyMap<string, number>; readonly endpoints: ReadonlyMap<string, number> };
   }
   | { ok: false; errors: XdsRejection[] };
 
@@ -71,7 +74,16 @@ export interface XdsTranslateOptions {
   /** Where Secrets' inline certificates are written (xds.sds_dir; src/xds/sds.ts): the
    *  paths the translated `tls` blocks name. Default: none (only file-based Secrets). */
   readonly sdsDir?: string;
+  /** RouteConfigurations and ClusterLoadAssignments whose initial_fetch_timeout expired
+   *  before they arrived: while missing, a listener reading one serves without routes
+   *  (404 NR) and a cluster reading one has no endpoints (503 UH), as in Envoy. */
+  readonly gaveUp?: { readonly routes: ReadonlySet<string>; readonly endpoints: ReadonlySet<string> };
 }
+
+/** What a listener serves when its RouteConfiguration's initial_fetch_timeout expired
+ *  before it arrived: no route a request can match (a path never has a space), so every
+ *  request answers 404 NR, as with Envoy's empty route configuration. */
+const NO_ROUTES_VHOSTS = [{ name: 'remora.routes-not-received', domains: ['*'], routes: [{ name: 'remora.routes-not-received', match: { path: '/ (initial_fetch_timeout expired)' }, direct_response: { status: 404 } }] }];
 
 /** Validation-only stand-ins for what is still warming (never in a returned config). */
 const PLACEHOLDER_VHOSTS = [{ name: 'warming', domains: ['*'], routes: [{ match: { prefix: '/' }, direct_response: { status: 503 } }] }];
@@ -121,7 +133,8 @@ export function translateXds(base: Record<string, unknown>, set: XdsResourceSet,
     addMarks(marks, out.at, c.marks);
     if (c.eds !== undefined) {
       const cla = assignments.get(c.eds);
-      if (cla === undefined) {
+      if (cla === undefined && opts.gaveUp?.endpoints.has(c.eds) === true) out.raw.endpoints = [];
+      else if (cla === undefined) {
         waitingClusters.add(c.name);
         out.raw.endpoints = PLACEHOLDER_ENDPOINTS;
       } else out.attach('endpoints', cla.endpoints, cla.marks);
@@ -141,6 +154,10 @@ export function translateXds(base: Record<string, unknown>, set: XdsResourceSet,
       return out.raw;
     }
     const part = l.route.kind === 'inline' ? translateRouteConfig(ctx, l.route.config, l.route.loc) : routeConfigs.get(l.route.name);
+    if (part === undefined && l.route.kind === 'rds' && opts.gaveUp?.routes.has(l.route.name) === true) {
+      out.raw.virtual_hosts = NO_ROUTES_VHOSTS;
+      return out.raw;
+    }
     if (part === undefined) {
       waitingListeners.add(l.name);
       out.raw.virtual_hosts = PLACEHOLDER_VHOSTS;
@@ -179,13 +196,14 @@ export function translateXds(base: Record<string, unknown>, set: XdsResourceSet,
   const byAssignment = new Map<string, ClusterPart[]>();
   for (const c of clusters) if (c.eds !== undefined) byAssignment.set(c.eds, [...(byAssignment.get(c.eds) ?? []), c]);
   const eds: EdsBasis = { root: bootstrapBaseFields(base), clusters: byAssignment };
-  if (waitingListeners.size === 0 && waitingClusters.size === 0 && !noListeners) return { ...result, warming, noEffect, eds, notBound: [...ctx.unbound] };
+  if (waitingListeners.size === 0 && waitingClusters.size === 0 && !noListeners) return { ...result, warming, noEffect, eds, notBound: [...ctx.unbound], fetchTimeouts: ctx.fetchTimeouts };
   const c = result.config;
   return {
     ok: true,
     noEffect,
     eds,
     notBound: [...ctx.unbound],
+    fetchTimeouts: ctx.fetchTimeouts,
     config: Object.freeze({
       ...c,
       listeners: Object.freeze(noListeners ? [] : c.listeners.filter((l) => !waitingListeners.has(l.name))),

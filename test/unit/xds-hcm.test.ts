@@ -93,8 +93,8 @@ const STDOUT_JSON_LOG = {
   }),
 };
 
-/** An Istio outbound sidecar HCM (the listener for port 9080), minus what Remora still
- *  rejects elsewhere (rds.config_source.initial_fetch_timeout) and upgrade_configs (below). */
+/** An Istio outbound sidecar HCM (the listener for port 9080), minus upgrade_configs
+ *  (below). */
 function istioOutbound(hcm: Obj): void {
   Object.assign(hcm, {
     stat_prefix: 'outbound_0.0.0.0_9080',
@@ -396,16 +396,6 @@ t.test('HTTP filters with no effect on their own are accepted; those that would 
   t.same(errorsOf(withHcm((hcm) => {
     hcm.http_filters = [{ name: 'envoy.filters.http.router', typed_config: protos.encodeAny(TypeUrl.Router, { suppress_envoy_headers: true, strict_check_headers: ['x-envoy-max-retries'] }) }];
   })), [`${HF}[0].typed_config.strict_check_headers: field not supported by Remora`]);
-});
-
-t.test('rds.config_source.initial_fetch_timeout: 0s (Istio) accepted, a timeout refused', async (t) => {
-  const withTimeout = (seconds: number) => withHcm((hcm) => {
-    obj(obj(hcm.rds).config_source).initial_fetch_timeout = { seconds, nanos: 0 };
-  });
-  t.same(errorsOf(withTimeout(0)), [], '0s: wait until the routes arrive');
-  const errors = errorsOf(withTimeout(15));
-  t.equal(errors.length, 1, `one error for a 15 s timeout: ${JSON.stringify(errors)}`);
-  t.match(errors[0], /initial_fetch_timeout: only 0s is supported/);
 });
 
 t.test('listener_filters: envoy.filters.listener.proxy_protocol is the listener\'s proxy_protocol, both ways', async (t) => {
