@@ -37,18 +37,30 @@ export interface ClusterPart {
 export function translateCluster(ctx: Ctx, key: string, c: Obj): ClusterPart | undefined {
   const loc = root(TypeUrl.Cluster, key);
   checkName(ctx, c.name, key, loc);
+  const type = asStr(c.type) ?? 'STATIC';
+  // ORIGINAL_DST (Istio's PassthroughCluster and InboundPassthroughCluster) forwards to
+  // where a redirected connection was going. Remora has no traffic capture, so no
+  // connection has an original destination other than Remora itself: such a cluster is
+  // accepted with no endpoints (a request routed to it answers 503 UH; nothing Remora
+  // serves of Istio's listeners routes to it: docs/xds.md "Traffic capture").
+  const originalDst = type === 'ORIGINAL_DST';
   ctx.only(c, loc, ['name', 'type', 'eds_cluster_config', 'connect_timeout', 'lb_policy', 'load_assignment', 'health_checks',
     'circuit_breakers', 'outlier_detection', 'common_lb_config', 'metadata', 'transport_socket', 'typed_extension_protocol_options',
-    'http2_protocol_options', ...DNS_CLUSTER_FIELDS]);
+    'http2_protocol_options', ...DNS_CLUSTER_FIELDS, ...(originalDst ? ['original_dst_lb_config', 'upstream_bind_config'] : [])]);
   const out = new Fields().here(loc);
   out.set('name', key, sub(loc, 'name'));
-  const type = asStr(c.type) ?? 'STATIC';
-  if (type !== 'STATIC' && type !== 'EDS' && type !== 'STRICT_DNS' && type !== 'LOGICAL_DNS') {
-    ctx.reject(sub(loc, 'type'), `${type} is not supported (STATIC, EDS, STRICT_DNS or LOGICAL_DNS)`);
+  if (type !== 'STATIC' && type !== 'EDS' && type !== 'STRICT_DNS' && type !== 'LOGICAL_DNS' && !originalDst) {
+    ctx.reject(sub(loc, 'type'), `${type} is not supported (STATIC, EDS, STRICT_DNS, LOGICAL_DNS, or ORIGINAL_DST without endpoints)`);
+  }
+  if (originalDst) {
+    ctx.noEffect(loc, 'Cluster.type ORIGINAL_DST (no original destination: no endpoints)');
+    for (const k of ['original_dst_lb_config', 'upstream_bind_config']) if (isSet(c[k])) ctx.noEffect(loc, `Cluster.${k}`);
+    out.raw.endpoints = [];
   }
   const dnsType = type === 'STRICT_DNS' || type === 'LOGICAL_DNS' ? type : undefined;
   const lb = asStr(c.lb_policy) ?? 'ROUND_ROBIN';
-  if (LB_POLICIES[lb] === undefined) ctx.reject(sub(loc, 'lb_policy'), `${lb} is not supported (ROUND_ROBIN, LEAST_REQUEST or RANDOM)`);
+  if (originalDst && lb === 'CLUSTER_PROVIDED') out.raw.lb_policy = 'round_robin'; // (no endpoints to choose from)
+  else if (LB_POLICIES[lb] === undefined) ctx.reject(sub(loc, 'lb_policy'), `${lb} is not supported (ROUND_ROBIN, LEAST_REQUEST or RANDOM)`);
   else out.raw.lb_policy = LB_POLICIES[lb];
   out.set('connect_timeout_ms', ctx.ms(c.connect_timeout, sub(loc, 'connect_timeout')) ?? ENVOY_CONNECT_TIMEOUT_MS, sub(loc, 'connect_timeout'));
 

@@ -440,8 +440,28 @@ t.test('rejects an unknown lb policy and cluster type', async (t) => {
   c.lb_policy = 'MAGLEV';
   t.same(errorsOf(translateXds({}, rewire(set))), ['Cluster "api" lb_policy: MAGLEV is not supported (ROUND_ROBIN, LEAST_REQUEST or RANDOM)']);
   c.lb_policy = 'LEAST_REQUEST';
-  c.type = 'ORIGINAL_DST';
-  t.same(errorsOf(translateXds({}, rewire(set))), ['Cluster "api" type: ORIGINAL_DST is not supported (STATIC, EDS, STRICT_DNS or LOGICAL_DNS)']);
+  // Every DiscoveryType (STATIC, STRICT_DNS, LOGICAL_DNS, EDS, ORIGINAL_DST) is handled;
+  // a custom cluster_type extension is a field outside the subset.
+  c.cluster_type = { name: 'envoy.clusters.aggregate' };
+  t.same(errorsOf(translateXds({}, rewire(set))), ['Cluster "api" cluster_type: field not supported by Remora']);
+});
+
+t.test('ORIGINAL_DST (Istio\'s PassthroughCluster): accepted with no endpoints, counted', async (t) => {
+  const set = overTheWire(valid(MINIMAL));
+  const c = set.clusters.get('api') as Obj;
+  delete c.eds_cluster_config;
+  delete c.load_assignment;
+  Object.assign(c, { type: 'ORIGINAL_DST', lb_policy: 'CLUSTER_PROVIDED', upstream_bind_config: { source_address: { address: '127.0.0.6', port_value: 0 } } });
+  set.endpoints.delete('api');
+  const r = translateXds({}, rewire(set));
+  t.same(errorsOf(r), [], 'accepted');
+  t.same(r.ok ? r.config.clusters.find((x) => x.name === 'api')?.endpoints : null, [], 'with no endpoints: nothing to forward to without traffic capture');
+  t.same(r.ok ? [r.noEffect.get('Cluster.type ORIGINAL_DST (no original destination: no endpoints)'), r.noEffect.get('Cluster.upstream_bind_config')] : null, [1, 1], 'counted as accepted without effect');
+  c.lb_policy = 'CLUSTER_PROVIDED';
+  c.type = 'STATIC';
+  const errors = errorsOf(translateXds({}, rewire(set))).join('\n');
+  t.match(errors, /lb_policy: CLUSTER_PROVIDED is not supported/, 'CLUSTER_PROVIDED only with ORIGINAL_DST');
+  t.match(errors, /upstream_bind_config: field not supported/, 'upstream_bind_config too');
 });
 
 const OMIT_CANARY = 'type.googleapis.com/envoy.extensions.retry.host.omit_canary_hosts.v3.OmitCanaryHostsPredicate';
