@@ -8,6 +8,7 @@
 // the Remora extensions. Where Envoy's defaults differ from Remora's file defaults,
 // Envoy's are written out.
 
+import { MAX_CIRCUIT_BREAKER } from '../config/schema/cluster.js';
 import { RAW_BUFFER_SOCKET, REMORA_EXTENSIONS, TLS_TRANSPORT_SOCKET } from './names.js';
 import { TypeUrl } from './protos.js';
 import { asArr, asNum, asObj, asStr, isSet, wrapped, type Obj } from './read.js';
@@ -97,8 +98,12 @@ export function translateCluster(ctx: Ctx, key: string, c: Obj): ClusterPart | u
   const lbc = asObj(c.common_lb_config);
   if (lbc !== undefined) {
     const ll = sub(loc, 'common_lb_config');
-    ctx.only(lbc, ll, ['healthy_panic_threshold']);
+    ctx.only(lbc, ll, ['healthy_panic_threshold', 'locality_weighted_lb_config']);
     out.take('panic_threshold_percent', wrapped(lbc.healthy_panic_threshold), sub(ll, 'healthy_panic_threshold'));
+    // Istio sets it with its locality load balancing. Remora balances over every
+    // locality's endpoints as one set (docs/xds.md: the same split with one locality, or
+    // with localities of equal weight and size).
+    if (lbc.locality_weighted_lb_config !== undefined) ctx.noEffect(ll, 'Cluster.common_lb_config.locality_weighted_lb_config');
   }
 
   const tls = transportSocket(ctx, c.transport_socket, sub(loc, 'transport_socket'), out, true);
@@ -164,9 +169,16 @@ function circuitBreakers(ctx: Ctx, cb: Obj, loc: Loc, out: Fields): void {
   const t = asObj(list[0]);
   out.here(tl);
   if (t === undefined) return;
-  ctx.only(t, tl, ['priority', 'max_connections', 'max_pending_requests', 'max_requests', 'max_retries', 'retry_budget']);
+  ctx.only(t, tl, ['priority', 'max_connections', 'max_pending_requests', 'max_requests', 'max_retries', 'retry_budget', 'track_remaining']);
   if (isSet(t.priority) && t.priority !== 'DEFAULT') ctx.reject(sub(tl, 'priority'), `${String(t.priority)} is not supported (DEFAULT only)`);
-  for (const k of ['max_connections', 'max_pending_requests', 'max_requests', 'max_retries'] as const) out.take(k, wrapped(t[k]), sub(tl, k));
+  // Istio writes 4294967295 (the uint32 maximum) for "no limit"; Remora's largest limit
+  // is the same in practice. track_remaining only adds Envoy's remaining_* gauges
+  // (Remora's /clusters always shows what remains).
+  for (const k of ['max_connections', 'max_pending_requests', 'max_requests', 'max_retries'] as const) {
+    const v = wrapped(t[k]);
+    out.take(k, v !== undefined && v > MAX_CIRCUIT_BREAKER ? MAX_CIRCUIT_BREAKER : v, sub(tl, k));
+  }
+  if (t.track_remaining === true) ctx.noEffect(tl, 'Cluster.circuit_breakers.thresholds.track_remaining');
   const rb = asObj(t.retry_budget);
   if (rb !== undefined) {
     const rl = sub(tl, 'retry_budget');

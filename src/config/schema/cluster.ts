@@ -37,7 +37,7 @@ export const UpstreamTlsSchema = obj({
   min_version: v.optional(oneOf(TLS_VERSIONS, 'Lowest TLS version offered.'), 'TLSv1.2'),
 }, 'TLS (and mTLS) from Remora to a cluster\'s endpoints. Files are read and checked by the main thread and watched (docs/tls.md).');
 
-const MAX_CIRCUIT_BREAKER = 1_000_000_000;
+export const MAX_CIRCUIT_BREAKER = 1_000_000_000;
 
 export const RetryBudgetSchema = obj({
   budget_percent: v.optional(num(0, 100, 'Share of active requests that may be retries in flight.', { scope: 'percent of active requests, whole cluster' }), 20),
