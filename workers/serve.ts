@@ -4,6 +4,7 @@
 // requests, and on an uncaught error closes every socket before the thread exits (else
 // uWS aborts the whole process), so the main thread can start a replacement.
 
+import { getHeapStatistics } from 'node:v8';
 import { threadId } from 'node:worker_threads';
 import type { ConfigSnapshot, Listener, TlsMaterialSet } from '../src/config/types.js';
 import { createLogger } from '../src/core/log.js';
@@ -168,6 +169,7 @@ export default async function serve(task: ServeTask): Promise<{ slot: number; st
               threadId,
               version: ctx.version,
               inflight: ctx.inflight,
+              heap: heapNow(),
               clusters: msg.endpoints ? ctx.clusterState() : {},
             });
             break;
@@ -229,4 +231,10 @@ export default async function serve(task: ServeTask): Promise<{ slot: number; st
     });
     apply(task.snapshot).catch((err) => log.error({ err }, 'applying config failed'));
   });
+}
+
+/** This thread's V8 heap: in use and reserved, in bytes. */
+function heapNow(): { used: number; total: number } {
+  const h = getHeapStatistics();
+  return { used: h.used_heap_size, total: h.total_heap_size };
 }

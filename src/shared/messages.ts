@@ -69,6 +69,8 @@ export interface WorkerStatsReply {
   readonly threadId: number;
   readonly version: number;
   readonly inflight: number;
+  /** The worker's V8 heap: bytes in use and reserved (v8.getHeapStatistics). */
+  readonly heap: { readonly used: number; readonly total: number };
   /** Pool state per cluster and endpoint; empty when not asked for (stats request `endpoints`). */
   readonly clusters: Readonly<Record<string, readonly EndpointState[]>>;
 }

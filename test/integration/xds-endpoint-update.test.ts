@@ -30,7 +30,7 @@ function assignment(ports: readonly number[], weight?: number): Obj {
 }
 
 interface WorkersReply {
-  workers: { state: string; version: number; endpoints_revision: number }[];
+  workers: { state: string; version: number; endpoints_revision: number; heap_used_mb: number | null; heap_total_mb: number | null }[];
 }
 
 t.test('EDS updates apply in place: no new version, pools that stay keep their connections, NACKs, scale to zero', async (t) => {
@@ -69,6 +69,7 @@ t.test('EDS updates apply in place: no new version, pools that stay keep their c
   const started = await workers();
   const version = started[0].version;
   t.same(started.map((w) => [w.state, w.version, w.endpoints_revision]), [['listening', version, 0], ['listening', version, 0]], 'two workers on one version, endpoints revision 0');
+  t.ok(started.every((w) => (w.heap_used_mb ?? 0) > 0 && (w.heap_total_mb ?? 0) >= (w.heap_used_mb ?? 0)), `each worker reports its V8 heap (${JSON.stringify(started.map((w) => [w.heap_used_mb, w.heap_total_mb]))})`);
   /** Every worker runs config `v` with endpoints revision `rev`. */
   const runs = (v: number, rev: number) =>
     waitUntil(`every worker on version ${v}, endpoints revision ${rev}`, async () => (await workers()).every((w) => w.version === v && w.endpoints_revision === rev), 8000, 20);

@@ -1,6 +1,7 @@
 // Admin handlers for the worker threads: GET /workers (each slot's state, thread,
-// config version, endpoints revision (endpoint-only updates), restarts, requests in flight, and its counters read from its stats
-// slab) and the fault injection that tests use
+// config version, endpoints revision (endpoint-only updates), restarts, requests in
+// flight, V8 heap in MB, and its counters read from its stats slab) and the fault
+// injection that tests use
 // (POST /debug/hang_worker, /debug/crash_worker; only with REMORA_FAULT_INJECTION=1).
 
 import { workerStatsView } from '../../stats/worker-view.js';
@@ -14,11 +15,14 @@ export const workersHandler: AdminHandler = async (ctx) => {
       uptime_s: Math.round((Date.now() - ctx.startedAt) / 1000),
       workers: ctx.pool.slots.map((s) => {
         const r = replies.find((x) => x.slot === s.slot);
-        return { slot: s.slot, state: s.state, thread_id: s.threadId, version: s.version, endpoints_revision: s.endpointsRevision, restarts: s.restarts, inflight: r?.inflight ?? null, stats: workerStatsView(ctx.reader, s.slot) };
+        const heap = r !== undefined ? { heap_used_mb: mb(r.heap.used), heap_total_mb: mb(r.heap.total) } : { heap_used_mb: null, heap_total_mb: null };
+        return { slot: s.slot, state: s.state, thread_id: s.threadId, version: s.version, endpoints_revision: s.endpointsRevision, restarts: s.restarts, inflight: r?.inflight ?? null, ...heap, stats: workerStatsView(ctx.reader, s.slot) };
       }),
     },
   ];
 };
+
+const mb = (bytes: number): number => Math.round(bytes / 104857.6) / 10;
 
 const FAULT_INJECTION_OFF: [number, string] = [404, 'fault injection is off (set REMORA_FAULT_INJECTION=1)\n'];
 
