@@ -24,11 +24,19 @@
 // Targets: direct, Remora (1 worker), and when installed (not --no-peers) nginx (1
 // worker), HAProxy (1 thread), node http-proxy and @fastify/http-proxy, all in front of
 // one upstream (bench/upstream-uws.ts: /payload/<n>/ answers n bytes, bodies are read).
+// Every closed-loop figure carries the direct baseline of the same rounds and the load
+// generator's CPU; one whose direct baseline ran under 1.5× its rate is generator-bound
+// and judged by no target (bench/lib/verdict.ts). When wrk is installed, throughput,
+// payload and body also measure direct, Remora, nginx and HAProxy with wrk (one thread,
+// the step's connections) in the same rounds: a native generator's cross-check.
 // Layout: bench/lib/suite-plan.ts planLayout (on 2 cores: generators and upstream on core
 // 0, proxies on core 1, Remora with w workers on 1..w when there are enough cores).
 // Writes <out>/suite-<timestamp>.{json,md} and suite-<timestamp>-*.svg (out: bench/results).
+// Long file: every scenario's I/O (starting targets, driving them, the report) in one
+// place; the pure logic is in bench/lib/suite-plan.ts, suite-report.ts, suite-charts.ts
+// and verdict.ts.
 
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -59,27 +67,26 @@ import {
 import { PEERS, peerMissing, startPeer, type PeerName } from './lib/peers.js';
 import { ALL_OFF, benchRemoraConfig, scrapeSanity, type Features } from './lib/remora-config.js';
 import { startOtlpSink } from './lib/otlp-sink.js';
-import { barChart } from './lib/svg.js';
+import { charts } from './lib/suite-charts.js';
+import { checkTargets, generatorBoundFigures, stepTable, stepTitle, targetsTable, wrkTable } from './lib/suite-report.js';
+import { GENERATOR_HEADROOM_MIN } from './lib/verdict.js';
+import { runWrk, wrkInstalled, wrkPostScript } from './lib/wrk.js';
 import {
   FEATURE_VARIANTS,
   FIXED_CONNECTIONS,
   IDLE_SAMPLE_S,
   MEMORY_WORKERS,
   SCALING_PEERS,
-  checkTargets,
   planLayout,
   planSteps,
   progressLine,
   proxyCores,
   resolveOptions,
   soakGrowth,
-  stepTable,
-  stepTitle,
   summarizeClosed,
   summarizeConnections,
   summarizeLatency,
   summarizeMemory,
-  targetsTable,
   warmKey,
   type ClosedRound,
   type ConnRound,
@@ -120,6 +127,7 @@ const opts = resolveOptions(args, cores, canPin(false));
 const layout = planLayout(cores, opts.pin, opts.autocannonWorkers);
 const procs = new Processes(opts.pin);
 const tmp = mkdtempSync(join(os.tmpdir(), 'remora-suite-'));
+const hasWrk = wrkInstalled();
 
 interface Endpoint {
   readonly port: number;
@@ -148,7 +156,7 @@ async function drive(e: Endpoint, connections: number, seconds: number, req: Req
   try {
     const r = await closedLoop({ port: e.port, path: req.path, connections, seconds, workers: layout.autocannonWorkers, method: req.method, body: req.body });
     const rss = sampler?.stop() ?? [];
-    return { rps: r.rps, errors: r.errors, rssPeakMb: rss.length > 0 ? Math.max(...rss) : null };
+    return { rps: r.rps, errors: r.errors, rssPeakMb: rss.length > 0 ? Math.max(...rss) : null, generatorCpuPct: r.cpuPct };
   } finally {
     sampler?.stop();
   }
@@ -187,13 +195,45 @@ interface ClosedStepOptions {
   readonly note?: string;
 }
 
+/** The wrk Lua script for `req` (a POST body), written once into the temp dir; null: GET. */
+function wrkScript(req: Request): string | null {
+  if (req.method !== 'POST') return null;
+  const bytes = req.body?.length ?? 0;
+  const file = join(tmp, `wrk-post-${bytes}.lua`);
+  if (!existsSync(file)) writeFileSync(file, wrkPostScript(bytes));
+  return file;
+}
+
+/** One wrk run of `e` (the suite's wrk cross-check): the same duration and connections as
+ *  autocannon's, one thread, on the generator's cores. */
+async function driveWrk(e: Endpoint, connections: number, req: Request): Promise<ClosedRound> {
+  const r = await runWrk({ port: e.port, path: req.path, seconds: opts.duration, connections, threads: 1, cores: opts.pin ? layout.generator : null, script: wrkScript(req) });
+  return { rps: r.rps, errors: r.errors, generatorCpuPct: r.cpuPct };
+}
+
 async function closedStep(step: Step, targets: ReadonlyMap<string, Endpoint>, o: ClosedStepOptions): Promise<StepResult> {
   const req = o.req ?? GET_ROOT;
   const raw: Record<string, ClosedRound[]> = Object.fromEntries(step.targets.map((t) => [t, []]));
+  const wrkRaw: Record<string, ClosedRound[]> = Object.fromEntries(step.wrkTargets.map((t) => [t, []]));
+  let wrkFailed: string | null = null;
   for (const t of step.targets) await warm('autocannon', t, targets.get(t)!, 0, req);
   for (let r = 0; r < opts.rounds; r++) {
     for (const t of step.targets) raw[t].push(await drive(targets.get(t)!, o.connections, opts.duration, req));
+    // The native cross-check in the same round, after autocannon; a wrk failure drops the
+    // cross-check of this step, never the step.
+    for (const t of wrkFailed === null ? step.wrkTargets : []) {
+      try {
+        wrkRaw[t].push(await driveWrk(targets.get(t)!, o.connections, req));
+      } catch (err) {
+        wrkFailed = err instanceof Error ? err.message.split('\n')[0] : String(err);
+        log(`  ${step.id}: wrk failed, no cross-check for this scenario: ${wrkFailed}`);
+        break;
+      }
+    }
   }
+  const wrkText = `wrk, 1 thread, ${o.connections} connections, ${opts.duration} s per run after autocannon in each round${opts.pin && layout.generator !== null ? `, cores ${layout.generator}` : ''}`;
+  const wrk =
+    step.wrkTargets.length === 0 ? {} : wrkFailed !== null ? { wrkText: `wrk failed: ${wrkFailed}` } : { wrk: summarizeClosed(wrkRaw, step.wrkTargets), wrkText };
   return {
     id: step.id,
     group: step.group,
@@ -201,6 +241,7 @@ async function closedStep(step: Step, targets: ReadonlyMap<string, Endpoint>, o:
     param: step.param,
     toolText: autocannonText(o.connections),
     closed: summarizeClosed(raw, step.targets, o.perCore ?? null, o.base ?? 'direct'),
+    ...wrk,
     ...(o.base ? { base: o.base } : {}),
     ...(o.note ? { note: o.note } : {}),
   };
@@ -215,7 +256,7 @@ async function connectionsStep(step: Step, targets: ReadonlyMap<string, Endpoint
       const e = targets.get(t)!;
       const fresh = await runConnLoop({ port: e.port, path: '/', mode: 'new', lanes: opts.lanes, durationMs: opts.duration * 1000 });
       const kept = await runConnLoop({ port: e.port, path: '/', mode: 'keep-alive', lanes: opts.lanes, durationMs: opts.duration * 1000 });
-      raw[t].push({ newRps: fresh.rps, keepAliveRps: kept.rps, newErrors: fresh.errors, keepAliveErrors: kept.errors });
+      raw[t].push({ newRps: fresh.rps, keepAliveRps: kept.rps, newErrors: fresh.errors, keepAliveErrors: kept.errors, newCpuPct: fresh.cpuPct, keepAliveCpuPct: kept.cpuPct });
       for (const [k, n] of [...Object.entries(fresh.errorKinds), ...Object.entries(kept.errorKinds)]) {
         kinds[t] ??= {};
         kinds[t][k] = (kinds[t][k] ?? 0) + n;
@@ -278,7 +319,9 @@ async function featuresStep(step: Step, upstreamPort: number): Promise<StepResul
       const remora = await startRemora(procs, proxyCores(layout, 1), writeConfig(tmp, `remora-${v}`, benchRemoraConfig(f, upstreamPort, 1)));
       running.set(v, { e: { port: remora.listeners.bench, pid: remora.pid }, admin: remora.adminPort, log: logFile, f });
     }
-    const result = await closedStep(step, new Map([...running].map(([k, x]) => [k, x.e])), { connections: FIXED_CONNECTIONS, base: 'all-off' });
+    const endpoints = new Map<string, Endpoint>([...running].map(([k, x]) => [k, x.e]));
+    endpoints.set('direct', { port: upstreamPort, pid: null }); // the generator-bound rule's baseline
+    const result = await closedStep(step, endpoints, { connections: FIXED_CONNECTIONS, base: 'all-off' });
     const sanity: string[] = ['| variant | stats | access log | rate limits | outlier detection | tracing | requests in /metrics | rate-limit table entries | spans exported (dropped) | access log MB | RSS MB at end |', '|---|---|---|---|---|---|---|---|---|---|---|'];
     const json: Record<string, object> = {};
     for (const [v, x] of running) {
@@ -294,7 +337,7 @@ async function featuresStep(step: Step, upstreamPort: number): Promise<StepResul
     return {
       ...result,
       notes: [
-        'Eight Remora processes (1 worker each, the same core), driven one at a time, interleaved in every round. **all-off**: `stats.enabled: false`, no access log, no rate limits, no outlier detection, no tracing. **stats**: stats recording and /metrics (the default). **access-log**: every request logged to a file in a temp dir. **rate-limit**: a listener rate limit (one bucket) and a route rate limit keyed by client IP (one hot key), both 1,000,000,000 tokens per second: nothing is refused. **outlier**: `outlier_detection: {}` (every response counted per endpoint). **all-on**: those four. **tracing-1** / **tracing-100**: all-off plus tracing with 1 % / 100 % of requests sampled (`parentbased_traceidratio`), a server span and a client span per sampled request exported over OTLP/HTTP protobuf to a sink in the benchmark process that drops them. No retry policy in any variant.',
+        'Eight Remora processes (1 worker each, the same core), driven one at a time, interleaved in every round. **all-off**: `stats.enabled: false`, no access log, no rate limits, no outlier detection, no tracing. **stats**: stats recording and /metrics (the default). **access-log**: every request logged to a file in a temp dir. **rate-limit**: a listener rate limit (one bucket) and a route rate limit keyed by client IP (one hot key), both 1,000,000,000 tokens per second: nothing is refused. **outlier**: `outlier_detection: {}` (every response counted per endpoint). **all-on**: those four. **tracing-1** / **tracing-100**: all-off plus tracing with 1 % / 100 % of requests sampled (`parentbased_traceidratio`), a server span and a client span per sampled request exported over OTLP/HTTP protobuf to a sink in the benchmark process that drops them. No retry policy in any variant. The upstream is also driven directly in every round (row **direct**): the baseline of the generator-bound rule, not of the ratios.',
         '**Circuit breakers are always on in Remora**: every variant, all-off included, takes and releases a `max_requests` slot per request, so their price is inside every figure here (`npm run bench:shared-state` prices it alone).',
         '',
         'Sanity check (each Remora\'s /metrics at the end, warm-up included; all-off, access-log, rate-limit and outlier have stats off and must count none):',
@@ -469,94 +512,6 @@ function noiseLines(results: readonly Timed[], whole: HostShare | null, loadStar
   ];
 }
 
-// ---- charts ---------------------------------------------------------------------------
-
-/** "remora-2w" → "remora" (workers scenario names). */
-function baseName(t: string): string {
-  return t.replace(/-\d+w$/, '');
-}
-
-function charts(results: readonly StepResult[]): { name: string; svg: string }[] {
-  const out: { name: string; svg: string }[] = [];
-  for (const r of results.filter((x) => x.latency)) {
-    out.push({
-      name: `latency-${r.param}`,
-      svg: barChart({
-        title: `Latency at ${r.param} req/s (open-loop, median of rounds)`,
-        unit: 'µs',
-        series: ['p50', 'p90', 'p99'],
-        groups: r.latency!.map((x) => ({ label: x.target, values: [x.absolute.p50, x.absolute.p90, x.absolute.p99] })),
-      }),
-    });
-  }
-  const closedChart = (group: string, title: string, label: (r: StepResult) => string): void => {
-    const rs = results.filter((x) => x.group === group && x.closed);
-    if (rs.length === 0) return;
-    const series = [...new Set(rs.flatMap((r) => r.closed!.map((x) => baseName(x.target))))];
-    out.push({
-      name: group,
-      svg: barChart({ title, unit: 'req/s', series, groups: rs.map((r) => ({ label: label(r), values: series.map((s) => r.closed!.find((x) => baseName(x.target) === s)?.rps.median ?? null) })) }),
-    });
-  };
-  closedChart('throughput', 'Closed-loop throughput by connections (autocannon)', (r) => `${r.param} conns`);
-  closedChart('payload', 'Throughput by response size (autocannon, 50 connections)', (r) => `${r.param} B`);
-  closedChart('body', 'POST throughput by body size (autocannon, 50 connections)', (r) => `POST ${r.param} B`);
-  closedChart('workers', 'Throughput vs workers (autocannon, 50 connections)', (r) => `${r.param} worker(s)`);
-  const ws = results.filter((x) => x.group === 'workers' && x.closed);
-  if (ws.length > 0) {
-    out.push({
-      name: 'workers-per-core',
-      svg: barChart({
-        title: 'Remora req/s per core vs workers (autocannon, 50 connections)',
-        unit: 'req/s per core',
-        series: ['remora', 'nginx', 'haproxy'],
-        groups: ws.map((r) => ({ label: `${r.param} worker(s)`, values: ['remora', 'nginx', 'haproxy'].map((s) => r.closed!.find((x) => x.target === `${s}-${r.param}w`)?.perCore?.median ?? null) })),
-      }),
-    });
-  }
-  const conn = results.find((x) => x.connections);
-  if (conn) {
-    out.push({
-      name: 'connections',
-      svg: barChart({
-        title: `New connection per request vs keep-alive (conn-loop, ${conn.param} lanes)`,
-        unit: 'req/s',
-        series: ['new connection', 'keep-alive'],
-        groups: conn.connections!.map((x) => ({ label: x.target, values: [x.newRps.median, x.keepAliveRps.median] })),
-      }),
-    });
-  }
-  const feat = results.find((x) => x.group === 'features' && x.closed);
-  if (feat) {
-    out.push({
-      name: 'features',
-      svg: barChart({
-        title: 'Features: req/s relative to all-off (median of per-round ratios)',
-        unit: '× all-off',
-        series: ['ratio'],
-        groups: feat.closed!.map((x) => ({ label: x.target, values: [x.vsBase?.median ?? 1] })),
-      }),
-    });
-  }
-  const mem = results.find((x) => x.memory)?.memory;
-  if (mem) {
-    out.push({
-      name: 'memory',
-      svg: barChart({
-        title: `Remora RSS, ${mem.workers} workers (target ≤ 100 MB under load)`,
-        unit: 'MB',
-        series: ['RSS'],
-        groups: [
-          { label: 'idle', values: [mem.idleMb] },
-          { label: 'under load (median)', values: [mem.loadMedianMb] },
-          { label: 'under load (peak)', values: [mem.peakMb] },
-        ],
-      }),
-    });
-  }
-  return out;
-}
-
 // ---- main -----------------------------------------------------------------------------
 
 async function main(): Promise<void> {
@@ -598,8 +553,8 @@ async function main(): Promise<void> {
     }
   }
   const proxies = [...base.keys()].filter((k) => k !== 'direct');
-  const steps = planSteps(opts, proxies);
-  log(`suite: ${steps.length} scenarios, targets ${['direct', ...proxies].join(', ')}; ${layout.text}; autocannon worker threads ${layout.autocannonWorkers} (${layout.autocannonWhy})`);
+  const steps = planSteps(opts, proxies, hasWrk);
+  log(`suite: ${steps.length} scenarios, targets ${['direct', ...proxies].join(', ')}; ${layout.text}; autocannon worker threads ${layout.autocannonWorkers} (${layout.autocannonWhy}); ${hasWrk ? 'wrk cross-check on' : 'wrk not installed: no cross-check'}`);
   for (const [name, state] of Object.entries(peers)) if (!state.startsWith('measured')) log(`  ${name}: ${state}`);
 
   const results: Timed[] = [];
@@ -620,6 +575,8 @@ async function main(): Promise<void> {
   }
   const rss = Object.fromEntries(proxies.map((p) => [p, rssMb(base.get(p)!.pid ?? -1)]));
   const checks = checkTargets(results);
+  const bound = generatorBoundFigures(results);
+  const wrkGroups = opts.groups.filter((g) => g === 'throughput' || g === 'payload' || g === 'body');
   const whole = shareOf(hostStart, hostLoad.snapshot());
   hostLoad.stop();
   const loadEnd = os.loadavg();
@@ -644,6 +601,10 @@ async function main(): Promise<void> {
     `- **open-loop** (latency, soak): ${OPEN_LOOP_TEXT}, coordinated omission corrected; one thread.`,
     `- **autocannon** (throughput, payload, body, features, workers, memory): closed loop, pipelining 1, ${layout.autocannonWorkers > 0 ? `up to ${layout.autocannonWorkers} worker threads (autocannon's \`workers\` option; the largest count that divides the connections)` : 'in this thread, no worker threads'}: ${layout.autocannonWhy}.`,
     `- **conn-loop** (connections): ${CONN_LOOP_TEXT}; one thread.`,
+    hasWrk
+      ? `- **wrk** (cross-check in ${wrkGroups.join(', ') || 'no chosen scenario'}): a native generator, one thread, the step's connections and duration, run after autocannon in every round on direct, remora, nginx and HAProxy (those that run); its tables follow autocannon's.`
+      : `- **wrk**: not installed, so no native-generator cross-check: closed-loop figures come from Node.js generators only.`,
+    '- **Generator CPU**: autocannon and conn-loop run in this process, so their CPU is this process\'s (process.cpuUsage() over the run, every thread); wrk\'s is its own (cutime + cstime of the shell that waited for it, /proc). % of one core: near 100 with one thread, the generator was saturated.',
     '- **RSS**: VmRSS of the Remora process from /proc/<pid>/status.',
     ...(cores < 4 ? ['', `On this ${cores}-core host the load generator shares core 0 with the upstream, so closed-loop figures rank targets only roughly and worker scaling is bounded by the cores.`] : []),
     ...(opts.quick ? ['', '**--quick run**: one short round per target, barely warmed up; a smoke check of the suite, not a measurement. Target verdicts below follow these figures only.'] : []),
@@ -651,6 +612,8 @@ async function main(): Promise<void> {
     '## Targets (bench/README.md)',
     '',
     ...targetsTable(checks),
+    '',
+    `A closed-loop figure whose direct baseline (same generator, same rounds) ran under ${GENERATOR_HEADROOM_MIN}× its req/s is **generator-bound**: the load generator, not the target, may have set the pace, so no verdict uses it (marked "not judged"). Where autocannon's figures are generator-bound, the wrk rows are the ones to judge. Generator-bound figures (direct ÷ target): ${bound.length > 0 ? bound.join('; ') : 'none'}.`,
     '',
     ...noiseLines(results, whole, loadStart, loadEnd, revStart, rev),
     '## Peers',
@@ -662,6 +625,8 @@ async function main(): Promise<void> {
     lines.push(`## ${r.id}: ${stepTitle(r)}`, '');
     if (r.note) lines.push(`_${r.note}_`, '');
     if (r.latency || r.closed || r.connections || r.memory || r.soak) lines.push(...stepTable(r), '');
+    if (r.wrk) lines.push(...wrkTable(r), '');
+    else if (r.wrkText) lines.push(`_${r.wrkText}_`, '');
     if (r.notes) lines.push(...r.notes, '');
   }
   if (svgs.length > 0) {
@@ -670,7 +635,8 @@ async function main(): Promise<void> {
   }
   lines.push(`RSS at the end, MB: ${Object.entries(rss).map(([k, v]) => `${k} ${v ?? '-'}`).join(', ') || '-'}`);
   const noise = { host: whole, loadavg_start: loadStart, loadavg_end: loadEnd };
-  const result = { when, command, revision: rev, revision_start: revStart, machine: MACHINE, pinned: opts.pin, layout, options: opts, peers, targets: checks, noise, total_s: totalS, scenarios: results, rss_mb_end: rss, charts: svgs.map((c) => `suite-${stamp}-${c.name}.svg`) };
+  const generator = { headroom_min: GENERATOR_HEADROOM_MIN, wrk_installed: hasWrk, generator_bound: bound };
+  const result = { when, command, revision: rev, revision_start: revStart, machine: MACHINE, pinned: opts.pin, layout, options: opts, peers, targets: checks, generator, noise, total_s: totalS, scenarios: results, rss_mb_end: rss, charts: svgs.map((c) => `suite-${stamp}-${c.name}.svg`) };
   const files = writeResults('suite', when, result, lines, dir);
   for (const c of svgs) {
     const f = join(dir, `suite-${stamp}-${c.name}.svg`);

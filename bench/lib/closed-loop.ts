@@ -1,6 +1,8 @@
 // Closed-loop load with autocannon (pipelining 1), shared by the suite, features.ts and
 // resilience.ts. `workers` > 0 runs autocannon's own worker threads (its `workers`
-// option) and splits the connections between them; 0 drives from this thread.
+// option) and splits the connections between them; 0 drives from this thread. The result
+// gives this process's CPU over the run (process.cpuUsage(): every thread, autocannon's
+// worker threads included): the generator's own load, which tells whether it was the limit.
 
 import autocannon from 'autocannon';
 
@@ -22,6 +24,9 @@ export interface ClosedLoopResult {
   readonly total: number;
   /** Errors + timeouts + non-2xx. */
   readonly errors: number;
+  /** This process's CPU over the run, % of one core (user + system ÷ wall time, every
+   *  thread: above 100 with worker threads on several cores). */
+  readonly cpuPct: number;
 }
 
 /** The largest thread count ≤ `max` that divides `connections` (autocannon gives each
@@ -34,6 +39,8 @@ export function autocannonWorkersFor(connections: number, max: number): number {
 
 export async function closedLoop(o: ClosedLoopOptions): Promise<ClosedLoopResult> {
   const workers = autocannonWorkersFor(o.connections, o.workers ?? 0);
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
   const r = await autocannon({
     url: `http://127.0.0.1:${o.port}${o.path ?? '/'}`,
     connections: o.connections,
@@ -43,5 +50,8 @@ export async function closedLoop(o: ClosedLoopOptions): Promise<ClosedLoopResult
     ...(o.method ? { method: o.method } : {}),
     ...(o.body !== undefined ? { body: o.body, headers: { 'content-type': 'application/octet-stream' } } : {}),
   });
-  return { rps: r.requests.average, total: r.requests.total, errors: r.errors + r.timeouts + r.non2xx };
+  const cpu = process.cpuUsage(cpu0);
+  const wallS = (performance.now() - t0) / 1000;
+  const cpuPct = wallS > 0 ? Math.round((cpu.user + cpu.system) / 1e4 / wallS) : 0;
+  return { rps: r.requests.average, total: r.requests.total, errors: r.errors + r.timeouts + r.non2xx, cpuPct };
 }

@@ -1,9 +1,14 @@
 // Pure logic of the benchmark suite (bench/suite.ts): options → CPU layout → plan of steps
 // with time estimates, per-round statistics against the baseline (direct, or all-off for
-// the features scenario), memory and soak statistics, target checks, and the Markdown
-// tables. No I/O here, so all of it is unit-tested.
+// the features scenario) with the direct baseline, the generator's CPU and the
+// generator-bound rule (verdict.ts) on every closed-loop figure, memory and soak
+// statistics. Target checks and Markdown tables are in suite-report.ts. No I/O here, so
+// all of it is unit-tested.
+// Long file: options, layout, plan and statistics share the suite's types and are read
+// together when a scenario is added; each is a section below.
 
-import { median, round, showSpread, spread, type Spread } from './harness.js';
+import { median, round, spread, type Spread } from './harness.js';
+import { generatorHeadroom, type Headroom } from './verdict.js';
 
 export const GROUPS = ['latency', 'throughput', 'payload', 'body', 'connections', 'features', 'workers', 'memory'] as const;
 export type Group = (typeof GROUPS)[number];
@@ -215,8 +220,12 @@ export interface Step {
   /** Rate (req/s), connections, response or body bytes, lanes, worker count, or (memory)
    *  Remora's workers. */
   readonly param: number;
-  /** Targets measured in this step, the baseline first ("direct", or "all-off"). */
+  /** Targets measured in this step, the ratio baseline first ("direct", or "all-off";
+   *  the features scenario measures "direct" last, for the generator-bound rule). */
   readonly targets: readonly string[];
+  /** Targets also measured with wrk in the same rounds (throughput, payload and body when
+   *  wrk is installed; empty otherwise). */
+  readonly wrkTargets: readonly string[];
   /** Seconds this step is expected to take. */
   readonly estimateS: number;
 }
@@ -238,10 +247,19 @@ export function workerTargets(w: number, proxies: readonly string[]): string[] {
   return ['direct', `remora-${w}w`, ...peers.map((p) => `${p}-${w}w`)];
 }
 
-/** The ordered steps of a run. `proxies`: Remora and the peers that started (not "direct"). */
-export function planSteps(o: SuiteOptions, proxies: readonly string[]): Step[] {
+/** The targets the wrk cross-check measures, when they run: the native peers and Remora
+ *  with its default codec beside the direct baseline. */
+export const WRK_TARGETS: readonly string[] = ['direct', 'remora', 'nginx', 'haproxy'];
+
+/** The ordered steps of a run. `proxies`: Remora and the peers that started (not "direct");
+ *  `wrk`: whether wrk is installed (throughput, payload and body then also run it). */
+export function planSteps(o: SuiteOptions, proxies: readonly string[], wrk = false): Step[] {
   const steps: Step[] = [];
   const all = ['direct', ...proxies];
+  const wrkTargets = wrk ? all.filter((t) => WRK_TARGETS.includes(t)) : [];
+  // wrk runs after autocannon in each round, without a warm-up of its own (the targets
+  // are warm by then, and wrk is native: nothing of its own to warm).
+  const closedCount = all.length + wrkTargets.length;
   const warmed = new Set<string>();
   const warmups = (keys: readonly string[]): number => {
     const fresh = keys.filter((k) => !warmed.has(k));
@@ -253,43 +271,44 @@ export function planSteps(o: SuiteOptions, proxies: readonly string[]): Step[] {
   const has = (g: Group): boolean => o.groups.includes(g);
   if (has('latency')) {
     for (const rate of o.rates) {
-      steps.push({ id: `latency-${rate}`, group: 'latency', tool: 'open-loop', param: rate, targets: all, estimateS: est(all.length, OPEN_LOOP_WARMUP_S, all.map((t) => warmKey('open-loop', t))) });
+      steps.push({ id: `latency-${rate}`, group: 'latency', tool: 'open-loop', param: rate, targets: all, wrkTargets: [], estimateS: est(all.length, OPEN_LOOP_WARMUP_S, all.map((t) => warmKey('open-loop', t))) });
     }
   }
   if (has('throughput')) {
     for (const c of o.connections) {
-      steps.push({ id: `throughput-c${c}`, group: 'throughput', tool: 'autocannon', param: c, targets: all, estimateS: est(all.length, 0, all.map((t) => warmKey('autocannon', t))) });
+      steps.push({ id: `throughput-c${c}`, group: 'throughput', tool: 'autocannon', param: c, targets: all, wrkTargets, estimateS: est(closedCount, 0, all.map((t) => warmKey('autocannon', t))) });
     }
   }
   if (has('payload')) {
     for (const size of o.sizes) {
-      steps.push({ id: `payload-${size}`, group: 'payload', tool: 'autocannon', param: size, targets: all, estimateS: est(all.length, 0, all.map((t) => warmKey('autocannon', t))) });
+      steps.push({ id: `payload-${size}`, group: 'payload', tool: 'autocannon', param: size, targets: all, wrkTargets, estimateS: est(closedCount, 0, all.map((t) => warmKey('autocannon', t))) });
     }
   }
   if (has('body')) {
     for (const size of o.bodySizes) {
-      steps.push({ id: `body-${size}`, group: 'body', tool: 'autocannon', param: size, targets: all, estimateS: est(all.length, 0, all.map((t) => warmKey('autocannon', t, 'POST'))) });
+      steps.push({ id: `body-${size}`, group: 'body', tool: 'autocannon', param: size, targets: all, wrkTargets, estimateS: est(closedCount, 0, all.map((t) => warmKey('autocannon', t, 'POST'))) });
     }
   }
   if (has('connections')) {
     // Each round runs every target in both modes (new connection, keep-alive).
-    steps.push({ id: `connections-l${o.lanes}`, group: 'connections', tool: 'conn-loop', param: o.lanes, targets: all, estimateS: est(all.length, 0, all.map((t) => warmKey('conn-loop', t)), 0, 2) });
+    steps.push({ id: `connections-l${o.lanes}`, group: 'connections', tool: 'conn-loop', param: o.lanes, targets: all, wrkTargets: [], estimateS: est(all.length, 0, all.map((t) => warmKey('conn-loop', t)), 0, 2) });
   }
   if (has('features')) {
-    const vs = [...FEATURE_VARIANTS];
-    steps.push({ id: 'features', group: 'features', tool: 'autocannon', param: FIXED_CONNECTIONS, targets: vs, estimateS: est(vs.length, 0, vs.map((t) => warmKey('autocannon', t)), vs.length * STARTUP_S) });
+    // The variants, then the direct baseline (the generator-bound rule needs it).
+    const vs = [...FEATURE_VARIANTS, 'direct'];
+    steps.push({ id: 'features', group: 'features', tool: 'autocannon', param: FIXED_CONNECTIONS, targets: vs, wrkTargets: [], estimateS: est(vs.length, 0, vs.map((t) => warmKey('autocannon', t)), FEATURE_VARIANTS.length * STARTUP_S) });
   }
   if (has('workers')) {
     // Each worker count starts a fresh Remora and fresh scaling peers (then their warm-ups).
     for (const w of o.workers) {
       const targets = workerTargets(w, proxies);
-      steps.push({ id: `workers-${w}`, group: 'workers', tool: 'autocannon', param: w, targets, estimateS: est(targets.length, 0, targets.map((t) => warmKey('autocannon', t)), (targets.length - 1) * STARTUP_S) });
+      steps.push({ id: `workers-${w}`, group: 'workers', tool: 'autocannon', param: w, targets, wrkTargets: [], estimateS: est(targets.length, 0, targets.map((t) => warmKey('autocannon', t)), (targets.length - 1) * STARTUP_S) });
     }
   }
   if (has('memory')) {
     const target = `remora-${MEMORY_WORKERS}w`;
-    steps.push({ id: 'memory', group: 'memory', tool: 'autocannon', param: MEMORY_WORKERS, targets: [target], estimateS: round(STARTUP_S + IDLE_SAMPLE_S + o.rounds * o.duration, 1) });
-    if (o.soak) steps.push({ id: 'memory-soak', group: 'memory', tool: 'open-loop', param: MEMORY_WORKERS, targets: [target], estimateS: round(o.warmup + o.soakSeconds + OPEN_LOOP_WARMUP_S, 1) });
+    steps.push({ id: 'memory', group: 'memory', tool: 'autocannon', param: MEMORY_WORKERS, targets: [target], wrkTargets: [], estimateS: round(STARTUP_S + IDLE_SAMPLE_S + o.rounds * o.duration, 1) });
+    if (o.soak) steps.push({ id: 'memory-soak', group: 'memory', tool: 'open-loop', param: MEMORY_WORKERS, targets: [target], wrkTargets: [], estimateS: round(o.warmup + o.soakSeconds + OPEN_LOOP_WARMUP_S, 1) });
   }
   return steps;
 }
@@ -352,19 +371,46 @@ export interface ClosedRound {
   readonly errors: number;
   /** Peak RSS of the target during the round, MB (proxies only). */
   readonly rssPeakMb?: number | null;
+  /** The load generator's CPU during the round, % of one core (CPU seconds ÷ wall
+   *  seconds; above 100 with generator threads on several cores); null: not measured. */
+  readonly generatorCpuPct?: number | null;
+}
+
+/** One round of one closed-loop figure, as the JSON result keeps it. */
+export interface ClosedRoundRecord {
+  readonly rps: number;
+  /** The direct baseline of the same round and generator (null for direct itself). */
+  readonly directRps: number | null;
+  readonly generatorCpuPct: number | null;
 }
 
 export interface ClosedRow {
   readonly target: string;
   readonly rps: Spread;
-  /** Per-round ratio to the step's baseline (direct; all-off in `features`); null for it. */
+  /** Per-round ratio to the step's baseline (direct; all-off in `features`); null for it
+   *  and for direct. */
   readonly vsBase: Spread | null;
   /** req/s divided by the proxy's worker count (workers scenario only). */
   readonly perCore: Spread | null;
   readonly rssPeakMb: number | null;
   readonly errors: number;
+  /** The direct baseline's req/s over the same rounds (null for direct itself, or when
+   *  direct was not measured). */
+  readonly direct: Spread | null;
+  /** The generator-bound rule on the medians (verdict.ts); null for direct itself. */
+  readonly headroom: Headroom | null;
+  /** The generator's CPU per round, % of one core. */
+  readonly generatorCpuPct: Spread | null;
+  readonly rounds: readonly ClosedRoundRecord[];
 }
 
+function cpuSpread(xs: readonly (number | null | undefined)[]): Spread | null {
+  const ok = xs.filter((x): x is number => typeof x === 'number' && Number.isFinite(x));
+  return ok.length > 0 ? spread(ok, 0) : null;
+}
+
+/** Closed-loop rows of one step. `raw.direct` (when measured) is every row's direct
+ *  baseline, paired round by round; `base` is the ratio baseline. */
 export function summarizeClosed(
   raw: Readonly<Record<string, readonly ClosedRound[]>>,
   targets: readonly string[],
@@ -372,17 +418,26 @@ export function summarizeClosed(
   base = 'direct',
 ): ClosedRow[] {
   const baseRps = (raw[base] ?? []).map((r) => r.rps);
+  const directRounds = raw.direct ?? [];
+  const directRps = directRounds.map((r) => r.rps);
   return targets.map((target) => {
     const rows = raw[target] ?? [];
     const rps = rows.map((r) => r.rps);
     const rss = rows.map((r) => r.rssPeakMb).filter((x): x is number => typeof x === 'number');
+    const isDirect = target === 'direct';
+    const rpsSpread = spread(rps, 0);
+    const direct = isDirect || directRps.length === 0 ? null : spread(directRps, 0);
     return {
       target,
-      rps: spread(rps, 0),
-      vsBase: target === base ? null : ratioSpread(rps, baseRps),
-      perCore: cores !== null && target !== 'direct' ? spread(rps.map((x) => x / cores), 0) : null,
+      rps: rpsSpread,
+      vsBase: target === base || isDirect ? null : ratioSpread(rps, baseRps),
+      perCore: cores !== null && !isDirect ? spread(rps.map((x) => x / cores), 0) : null,
       rssPeakMb: rss.length > 0 ? Math.max(...rss) : null,
       errors: rows.reduce((s, r) => s + r.errors, 0),
+      direct,
+      headroom: isDirect ? null : generatorHeadroom(direct?.median ?? null, rpsSpread.median),
+      generatorCpuPct: cpuSpread(rows.map((r) => r.generatorCpuPct)),
+      rounds: rows.map((r, i) => ({ rps: r.rps, directRps: isDirect ? null : (directRounds[i]?.rps ?? null), generatorCpuPct: r.generatorCpuPct ?? null })),
     };
   });
 }
@@ -393,6 +448,9 @@ export interface ConnRound {
   readonly keepAliveRps: number;
   readonly newErrors: number;
   readonly keepAliveErrors: number;
+  /** conn-loop's CPU in each mode, % of one core (it runs in the suite's process). */
+  readonly newCpuPct?: number | null;
+  readonly keepAliveCpuPct?: number | null;
 }
 
 export interface ConnRow {
@@ -406,6 +464,14 @@ export interface ConnRow {
   readonly keepAliveVsDirect: Spread | null;
   readonly newErrors: number;
   readonly keepAliveErrors: number;
+  /** The direct baseline in each mode over the same rounds (null for direct itself). */
+  readonly newDirect: Spread | null;
+  readonly keepAliveDirect: Spread | null;
+  /** The generator-bound rule in each mode; null for direct itself. */
+  readonly newHeadroom: Headroom | null;
+  readonly keepAliveHeadroom: Headroom | null;
+  readonly newCpuPct: Spread | null;
+  readonly keepAliveCpuPct: Spread | null;
 }
 
 export function summarizeConnections(raw: Readonly<Record<string, readonly ConnRound[]>>, targets: readonly string[]): ConnRow[] {
@@ -415,15 +481,25 @@ export function summarizeConnections(raw: Readonly<Record<string, readonly ConnR
     const n = rows.map((r) => r.newRps);
     const k = rows.map((r) => r.keepAliveRps);
     const isDirect = target === 'direct';
+    const newRps = spread(n, 0);
+    const keepAliveRps = spread(k, 0);
+    const newDirect = isDirect || direct.length === 0 ? null : spread(direct.map((r) => r.newRps), 0);
+    const keepAliveDirect = isDirect || direct.length === 0 ? null : spread(direct.map((r) => r.keepAliveRps), 0);
     return {
       target,
-      newRps: spread(n, 0),
-      keepAliveRps: spread(k, 0),
+      newRps,
+      keepAliveRps,
       newVsKeepAlive: ratioSpread(n, k),
       newVsDirect: isDirect ? null : ratioSpread(n, direct.map((r) => r.newRps)),
       keepAliveVsDirect: isDirect ? null : ratioSpread(k, direct.map((r) => r.keepAliveRps)),
       newErrors: rows.reduce((s, r) => s + r.newErrors, 0),
       keepAliveErrors: rows.reduce((s, r) => s + r.keepAliveErrors, 0),
+      newDirect,
+      keepAliveDirect,
+      newHeadroom: isDirect ? null : generatorHeadroom(newDirect?.median ?? null, newRps.median),
+      keepAliveHeadroom: isDirect ? null : generatorHeadroom(keepAliveDirect?.median ?? null, keepAliveRps.median),
+      newCpuPct: cpuSpread(rows.map((r) => r.newCpuPct)),
+      keepAliveCpuPct: cpuSpread(rows.map((r) => r.keepAliveCpuPct)),
     };
   });
 }
@@ -522,6 +598,10 @@ export interface StepResult {
   readonly closed?: readonly ClosedRow[];
   /** The baseline of `closed` ("direct" unless said). */
   readonly base?: string;
+  /** The wrk cross-check of the same rounds (baseline direct), when wrk ran. */
+  readonly wrk?: readonly ClosedRow[];
+  /** How wrk ran ("wrk, 1 thread, 50 connections"), or why it did not. */
+  readonly wrkText?: string;
   readonly connections?: readonly ConnRow[];
   readonly memory?: MemorySummary;
   readonly soak?: SoakSummary;
@@ -532,187 +612,4 @@ export interface StepResult {
   readonly samples?: readonly { readonly t: number; readonly mb: number }[];
   /** Extra Markdown lines after the table. */
   readonly notes?: readonly string[];
-}
-
-// ---- targets ------------------------------------------------------------------------
-
-export type Verdict = 'met' | 'missed' | 'not measured';
-
-export interface TargetCheck {
-  readonly target: string;
-  readonly verdict: Verdict;
-  readonly detail: string;
-}
-
-function latencyRow(results: readonly StepResult[], rate: number, target: string): LatencyRow | undefined {
-  return results.find((r) => r.group === 'latency' && r.param === rate)?.latency?.find((row) => row.target === target);
-}
-
-/** "+12" / "-3": a difference with its sign. */
-export function signed(x: number): string {
-  return x >= 0 ? `+${x}` : String(x);
-}
-
-function all(checks: readonly { ok: boolean; text: string }[]): { verdict: Verdict; detail: string } {
-  if (checks.length === 0) return { verdict: 'not measured', detail: '' };
-  return { verdict: checks.every((c) => c.ok) ? 'met' : 'missed', detail: checks.map((c) => c.text).join('; ') };
-}
-
-/** The targets of bench/README.md, each checked against this run's results. */
-export function checkTargets(results: readonly StepResult[]): TargetCheck[] {
-  const out: TargetCheck[] = [];
-  for (const rate of [1000, 5000]) {
-    const row = latencyRow(results, rate, 'remora');
-    const name = `p99 added ≤ 0.5 ms at ${rate.toLocaleString('en-US')} req/s`;
-    if (!row?.added) out.push({ target: name, verdict: 'not measured', detail: `no latency run at ${rate} req/s` });
-    else out.push({ target: name, verdict: row.added.p99.median <= 500 ? 'met' : 'missed', detail: `remora ${signed(row.added.p99.median)} µs (${row.added.p99.min}–${row.added.p99.max})` });
-  }
-  {
-    const checks = results
-      .filter((r) => r.group === 'latency')
-      .flatMap((r) => {
-        const remora = r.latency?.find((x) => x.target === 'remora')?.added;
-        const nginx = r.latency?.find((x) => x.target === 'nginx')?.added;
-        return remora && nginx ? [{ ok: remora.p50.median <= nginx.p50.median, text: `${r.param} req/s: remora ${signed(remora.p50.median)} µs, nginx ${signed(nginx.p50.median)} µs` }] : [];
-      });
-    const c = all(checks);
-    out.push({ target: "median added latency ≤ nginx's", verdict: c.verdict, detail: c.detail || 'needs a latency run with nginx' });
-  }
-  const closedPairs = (peer: string, factor: number): { verdict: Verdict; detail: string } =>
-    all(
-      results
-        .filter((r) => r.group === 'throughput')
-        .flatMap((r) => {
-          const remora = r.closed?.find((x) => x.target === 'remora');
-          const other = r.closed?.find((x) => x.target === peer);
-          if (!remora || !other) return [];
-          const ratio = other.rps.median > 0 ? round(remora.rps.median / other.rps.median, 2) : Infinity;
-          return [{ ok: remora.rps.median >= factor * other.rps.median, text: `c${r.param}: ${remora.rps.median} vs ${other.rps.median} req/s (${ratio}×)` }];
-        }),
-    );
-  {
-    const c = closedPairs('nginx', 1);
-    out.push({ target: '1-worker throughput ≥ nginx with 1 worker', verdict: c.verdict, detail: c.detail || 'needs a throughput run with nginx' });
-  }
-  for (const peer of ['http-proxy', 'fastify-proxy']) {
-    const c = closedPairs(peer, 3);
-    const label = peer === 'http-proxy' ? 'node http-proxy' : '@fastify/http-proxy';
-    out.push({ target: `throughput ≥ 3× ${label}`, verdict: c.verdict, detail: c.detail || `needs a throughput run with ${label}` });
-  }
-  // Throughput cost of a feature variant against all-off, per round.
-  const featureCost = (variant: string, max: number, name: string): void => {
-    const row = results.find((r) => r.group === 'features')?.closed?.find((x) => x.target === variant);
-    if (!row?.vsBase) {
-      out.push({ target: name, verdict: 'not measured', detail: 'needs the features scenario' });
-      return;
-    }
-    const limit = 1 - max;
-    const noisy = row.vsBase.min < limit && row.vsBase.max > limit ? '; noisy: rounds on both sides of the target' : '';
-    out.push({
-      target: name,
-      verdict: row.vsBase.median >= limit ? 'met' : 'missed',
-      detail: `${variant} / all-off req/s per round ${showSpread(row.vsBase)} (cost ${round((1 - row.vsBase.median) * 100, 1)} %)${noisy}`,
-    });
-  };
-  featureCost('all-on', FEATURE_COST_MAX, `feature cost ≤ ${FEATURE_COST_MAX * 100} % with everything on`);
-  featureCost('tracing-1', TRACING_COST_MAX[0], `tracing cost ≤ ${TRACING_COST_MAX[0] * 100} % at 1 % sampling`);
-  featureCost('tracing-100', TRACING_COST_MAX[1], `tracing cost ≤ ${TRACING_COST_MAX[1] * 100} % at 100 % sampling`);
-  {
-    const name = 'RSS ≤ 100 MB with 2 workers under load';
-    const mem = results.find((r) => r.id === 'memory')?.memory;
-    const fallback = results.find((r) => r.group === 'workers' && r.param === 2)?.closed?.find((x) => x.target === 'remora-2w');
-    if (mem && Number.isFinite(mem.peakMb)) out.push({ target: name, verdict: mem.peakMb <= 100 ? 'met' : 'missed', detail: `peak ${mem.peakMb} MB (idle ${mem.idleMb} MB; ${mem.samples} samples every 100 ms)` });
-    else if (fallback && fallback.rssPeakMb !== null) out.push({ target: name, verdict: fallback.rssPeakMb <= 100 ? 'met' : 'missed', detail: `peak ${fallback.rssPeakMb} MB (workers scenario; no memory scenario)` });
-    else out.push({ target: name, verdict: 'not measured', detail: 'needs the memory scenario' });
-  }
-  {
-    const name = `no RSS growth over the soak (≤ ${SOAK_GROWTH_MAX_MB} MB)`;
-    const soak = results.find((r) => r.id === 'memory-soak')?.soak;
-    if (!soak || !Number.isFinite(soak.growthMb)) out.push({ target: name, verdict: 'not measured', detail: 'needs --soak' });
-    else
-      out.push({
-        target: name,
-        verdict: soak.growthMb <= SOAK_GROWTH_MAX_MB ? 'met' : 'missed',
-        detail: `${soak.seconds} s at ${soak.rate} req/s: ${soak.firstMb} → ${soak.lastMb} MB (${signed(soak.growthMb)} MB, medians of the first and last ${soak.windowS} s; slope ${soak.slopeMbPerMin} MB/min)`,
-      });
-  }
-  return out;
-}
-
-// ---- Markdown -----------------------------------------------------------------------
-
-function cell(s: Spread | null): string {
-  return s === null ? '-' : showSpread(s);
-}
-
-export function stepTable(r: StepResult): string[] {
-  if (r.latency) {
-    return [
-      '| target | p50 µs | p99 µs | added p50 µs | added p90 µs | added p99 µs | added p99.9 µs | requests | errors |',
-      '|---|---|---|---|---|---|---|---|---|',
-      ...r.latency.map(
-        (x) =>
-          `| ${x.target} | ${x.absolute.p50} | ${x.absolute.p99} | ${cell(x.added?.p50 ?? null)} | ${cell(x.added?.p90 ?? null)} | ${cell(x.added?.p99 ?? null)} | ${cell(x.added?.p999 ?? null)} | ${x.requests} | ${x.errors} |`,
-      ),
-    ];
-  }
-  if (r.connections) {
-    return [
-      '| target | new connection req/s | keep-alive req/s | new / keep-alive | new vs direct | keep-alive vs direct | errors (new / keep-alive) |',
-      '|---|---|---|---|---|---|---|',
-      ...r.connections.map(
-        (x) => `| ${x.target} | ${cell(x.newRps)} | ${cell(x.keepAliveRps)} | ${cell(x.newVsKeepAlive)} | ${cell(x.newVsDirect)} | ${cell(x.keepAliveVsDirect)} | ${x.newErrors} / ${x.keepAliveErrors} |`,
-      ),
-    ];
-  }
-  if (r.memory) {
-    const m = r.memory;
-    return [
-      '| Remora | idle RSS MB (median) | RSS under load MB (median) | peak RSS MB | peak per round MB | req/s | errors |',
-      '|---|---|---|---|---|---|---|',
-      `| ${m.workers} workers | ${m.idleMb} | ${m.loadMedianMb} | ${m.peakMb} | ${cell(m.peakPerRound)} | ${cell(m.rps)} | ${m.errors} |`,
-    ];
-  }
-  if (r.soak) {
-    const s = r.soak;
-    return [
-      '| duration | rate | first window MB | last window MB | growth MB | slope MB/min | min–max MB | samples | requests | errors |',
-      '|---|---|---|---|---|---|---|---|---|---|',
-      `| ${s.seconds} s | ${s.rate} req/s | ${s.firstMb} | ${s.lastMb} | ${s.growthMb} | ${s.slopeMbPerMin} | ${s.minMb}–${s.maxMb} | ${s.samples} | ${s.requests} | ${s.errors} |`,
-    ];
-  }
-  const closed = r.closed ?? [];
-  const workers = r.group === 'workers';
-  const base = r.base ?? 'direct';
-  return [
-    `| target | req/s | vs ${base} |${workers ? ' req/s per core | peak RSS MB |' : ''} errors |`,
-    `|---|---|---|${workers ? '---|---|' : ''}---|`,
-    ...closed.map((x) => `| ${x.target} | ${cell(x.rps)} | ${cell(x.vsBase)} |${workers ? ` ${cell(x.perCore)} | ${x.rssPeakMb ?? '-'} |` : ''} ${x.errors} |`),
-  ];
-}
-
-export function stepTitle(r: StepResult): string {
-  const tool = r.toolText ?? r.tool;
-  switch (r.group) {
-    case 'latency':
-      return `Latency at ${r.param} req/s (${tool}, µs)`;
-    case 'throughput':
-      return `Closed-loop throughput, ${r.param} connections (${tool})`;
-    case 'payload':
-      return `Payload: ${r.param} B responses (${tool})`;
-    case 'body':
-      return `Request bodies: POST ${r.param} B, 100 B responses (${tool})`;
-    case 'connections':
-      return `New connection per request vs keep-alive, ${r.param} lanes (${tool})`;
-    case 'features':
-      return `Features on vs off, Remora 1 worker (${tool})`;
-    case 'workers':
-      return `${r.param} worker(s) (${tool})`;
-    case 'memory':
-      return r.id === 'memory-soak' ? `Memory: RSS over a soak, Remora ${r.param} workers (${tool})` : `Memory: RSS idle and under load, Remora ${r.param} workers (${tool})`;
-  }
-}
-
-export function targetsTable(checks: readonly TargetCheck[]): string[] {
-  return ['| target | verdict | measured |', '|---|---|---|', ...checks.map((c) => `| ${c.target} | **${c.verdict}** | ${c.detail} |`)];
 }

@@ -1,4 +1,4 @@
-// Unit tests for the benchmark suite's pure logic (bench/lib/suite-plan.ts, svg.ts,
+// Unit tests for the benchmark suite's pure logic (bench/lib/suite-plan.ts, suite-report.ts, svg.ts,
 // peers.ts, remora-config.ts, closed-loop.ts, conn-loop.ts, harness.ts statistics):
 // options, CPU layout and scenario planning, statistics against the baseline, memory and
 // soak statistics, target checks, Markdown tables, SVG output, peer and Remora config
@@ -13,7 +13,6 @@ import { haproxyConfig, nginxConfig } from '../../bench/lib/peers.js';
 import { ALL_OFF, benchRemoraConfig, metricSum, sanityOf } from '../../bench/lib/remora-config.js';
 import {
   FEATURE_VARIANTS,
-  checkTargets,
   defaultWorkers,
   numberList,
   pairedSpread,
@@ -24,17 +23,15 @@ import {
   ratioSpread,
   resolveOptions,
   soakGrowth,
-  stepTable,
-  stepTitle,
   summarizeClosed,
   summarizeConnections,
   summarizeLatency,
   summarizeMemory,
-  targetsTable,
   workerTargets,
   type LatencyRound,
   type StepResult,
 } from '../../bench/lib/suite-plan.js';
+import { checkTargets, stepTable, stepTitle, targetsTable } from '../../bench/lib/suite-report.js';
 import { barChart, niceStep } from '../../bench/lib/svg.js';
 
 t.test('options: defaults, --quick, overrides and errors', async (t) => {
@@ -151,7 +148,7 @@ t.test('planning: steps per scenario, targets, estimates and progress', async (t
   t.same(by['payload-1048576'].targets, ['direct', 'remora', 'nginx', 'http-proxy'], 'peers in the payload scenario');
   t.same(by['body-4096'].targets, ['direct', 'remora', 'nginx', 'http-proxy'], 'and with request bodies');
   t.equal(by['connections-l16'].tool, 'conn-loop');
-  t.same(by['features'].targets, [...FEATURE_VARIANTS]);
+  t.same(by['features'].targets, [...FEATURE_VARIANTS, 'direct'], 'the variants, then direct for the generator-bound rule');
   t.equal(by['features'].targets[0], 'all-off', 'the baseline first');
   t.same(by['workers-1'].targets, ['direct', 'remora-1w', 'nginx-1w', 'http-proxy-1w'], 'Node peers at 1 worker');
   t.same(by['workers-2'].targets, ['direct', 'remora-2w', 'nginx-2w'], 'only scaling peers beyond');
@@ -168,8 +165,8 @@ t.test('planning: steps per scenario, targets, estimates and progress', async (t
   t.equal(by['body-4096'].estimateS, 20);
   // connections: 4 × 2 rounds × 2 modes × 2 s + 4 warm-ups
   t.equal(by['connections-l16'].estimateS, 36);
-  // features: 8 × 2 × 2 + 8 warm-ups + 8 starts
-  t.equal(by['features'].estimateS, 48);
+  // features: 9 × 2 × 2 + 8 warm-ups (direct warmed) + 8 starts
+  t.equal(by['features'].estimateS, 52);
   // workers-1: 4 × 2 × 2 + 3 warm-ups (direct warmed) + 3 starts
   t.equal(by['workers-1'].estimateS, 22);
   // memory: 1 s start + 2 s idle + 2 rounds × 2 s
@@ -292,24 +289,19 @@ function latencyResult(rate: number, remora: [number, number], nginx?: number): 
 }
 
 function closedResult(group: 'throughput' | 'workers', param: number, rows: Record<string, number>, rss: number | null = null): StepResult {
-  return {
-    id: `${group}-${param}`,
-    group,
-    tool: 'autocannon',
-    param,
-    closed: Object.entries(rows).map(([target, rps]) => ({ target, rps: spread([rps]), vsBase: null, perCore: null, rssPeakMb: target === 'direct' ? null : rss, errors: 0 })),
-  };
+  const raw = Object.fromEntries(Object.entries(rows).map(([target, rps]) => [target, [{ rps, errors: 0, rssPeakMb: target === 'direct' ? null : rss }]]));
+  return { id: `${group}-${param}`, group, tool: 'autocannon', param, closed: summarizeClosed(raw, Object.keys(rows)) };
 }
 
 t.test('target checks: met, missed, not measured', async (t) => {
   const none = checkTargets([]);
-  t.equal(none.length, 11);
+  t.equal(none.length, 12);
   t.ok(none.every((c) => c.verdict === 'not measured'), 'nothing measured');
 
   const checks = checkTargets([
     latencyResult(1000, [80, 400], 100),
     latencyResult(5000, [120, 700], 100),
-    closedResult('throughput', 50, { direct: 20000, remora: 15000, nginx: 14000, 'http-proxy': 5000, 'fastify-proxy': 5100 }),
+    closedResult('throughput', 50, { direct: 40000, remora: 15000, nginx: 14000, 'http-proxy': 5000, 'fastify-proxy': 5100 }),
     closedResult('workers', 2, { direct: 20000, 'remora-2w': 18000 }, 101),
   ]);
   const v = Object.fromEntries(checks.map((c) => [c.target, c.verdict]));
@@ -324,6 +316,20 @@ t.test('target checks: met, missed, not measured', async (t) => {
   t.equal(v['no RSS growth over the soak (≤ 5 MB)'], 'not measured');
   t.match(targetsTable(checks).join('\n'), /\| p99 added ≤ 0\.5 ms at 1,000 req\/s \| \*\*met\*\* \| remora \+400 µs/);
 
+  // Direct at 3000 req/s: every variant has the generator headroom to be judged.
+  const judged = { state: 'judged', ratio: 3 } as const;
+  const row = (target: string, rps: number, vsBase: { median: number; min: number; max: number } | null) => ({
+    target,
+    rps: spread([rps]),
+    vsBase,
+    perCore: null,
+    rssPeakMb: null,
+    errors: 0,
+    direct: spread([3000]),
+    headroom: judged,
+    generatorCpuPct: null,
+    rounds: [],
+  });
   const features = (ratio: [number, number, number]): StepResult => ({
     id: 'features',
     group: 'features',
@@ -331,10 +337,10 @@ t.test('target checks: met, missed, not measured', async (t) => {
     param: 50,
     base: 'all-off',
     closed: [
-      { target: 'all-off', rps: spread([1000]), vsBase: null, perCore: null, rssPeakMb: null, errors: 0 },
-      { target: 'all-on', rps: spread([900]), vsBase: { median: ratio[0], min: ratio[1], max: ratio[2] }, perCore: null, rssPeakMb: null, errors: 0 },
-      { target: 'tracing-1', rps: spread([980]), vsBase: { median: 0.98, min: 0.96, max: 0.99 }, perCore: null, rssPeakMb: null, errors: 0 },
-      { target: 'tracing-100', rps: spread([800]), vsBase: { median: 0.8, min: 0.78, max: 0.83 }, perCore: null, rssPeakMb: null, errors: 0 },
+      row('all-off', 1000, null),
+      row('all-on', 900, { median: ratio[0], min: ratio[1], max: ratio[2] }),
+      row('tracing-1', 980, { median: 0.98, min: 0.96, max: 0.99 }),
+      row('tracing-100', 800, { median: 0.8, min: 0.78, max: 0.83 }),
     ],
   });
   const memory: StepResult = { id: 'memory', group: 'memory', tool: 'autocannon', param: 2, memory: summarizeMemory(2, [60], [{ rps: 1, errors: 0, rssMb: [70, 99.5] }]) };
