@@ -9,7 +9,7 @@
 import { REMORA_METADATA } from './names.js';
 import { loadXdsProtos } from './protos.js';
 import type { SdsSource } from './sds.js';
-import { asNum, asObj, asStr, fromStruct, isObj, isSet, type Obj } from './read.js';
+import { asArr, asNum, asObj, asStr, fromStruct, isObj, isSet, type Obj } from './read.js';
 
 /** One rejected field. `message` says what is wrong; `formatRejection` adds where. */
 export interface XdsRejection {
@@ -231,6 +231,10 @@ export function socketAddress(ctx: Ctx, v: unknown, loc: Loc): { address: string
 /** Envoy's initial_fetch_timeout when a ConfigSource does not set one. */
 export const DEFAULT_FETCH_TIMEOUT_MS = 15_000;
 
+/** ApiConfigSource api_types that name a gRPC management server (state of the world or
+ *  delta, a stream of its own or aggregated); REST polling is not one. */
+const GRPC_API_TYPES = ['GRPC', 'DELTA_GRPC', 'AGGREGATED_GRPC', 'AGGREGATED_DELTA_GRPC'];
+
 /**
  * A ConfigSource for RDS/EDS (Remora fetches everything over its one ADS stream) of the
  * RouteConfiguration or ClusterLoadAssignment `name`: its initial_fetch_timeout is
@@ -238,14 +242,23 @@ export const DEFAULT_FETCH_TIMEOUT_MS = 15_000;
  * (Istio's choice: wait however long it takes). When it expires with the resource still
  * missing, the listener serves without routes (404 NR) or the cluster without endpoints
  * (503 UH), until the resource arrives (src/main/xds-source.ts).
+ *
+ * `ads: {}` is Remora's way. An `api_config_source` naming one gRPC management server by
+ * its bootstrap cluster (go-control-plane's example: `envoy_grpc.cluster_name:
+ * xds_cluster`) is read as the server Remora already talks to, the only one it has
+ * (`xds.servers`): the resource is fetched on the ADS stream, counted as
+ * `ConfigSource.api_config_source (fetched on the ADS stream)`. A server that serves it
+ * only on a stream of its own leaves the resource missing, as above.
  */
 export function configSource(ctx: Ctx, v: unknown, loc: Loc, kind: 'routes' | 'endpoints', name: string): void {
   const cs = asObj(v);
-  if (cs === undefined || !isObj(cs.ads)) {
-    ctx.reject(loc, 'must be { ads: {} }: Remora receives every resource on its ADS stream');
+  const api = asObj(cs?.api_config_source);
+  if (cs === undefined || (!isObj(cs.ads) && api === undefined)) {
+    ctx.reject(loc, 'must be { ads: {} } (or an api_config_source naming one gRPC management server): Remora receives every resource on its ADS stream');
     return;
   }
-  ctx.only(cs, loc, ['ads', 'resource_api_version', 'initial_fetch_timeout']);
+  ctx.only(cs, loc, ['ads', 'api_config_source', 'resource_api_version', 'initial_fetch_timeout']);
+  if (api !== undefined && !isObj(cs.ads)) managementServer(ctx, api, sub(loc, 'api_config_source'));
   if (isSet(cs.resource_api_version) && cs.resource_api_version !== 'AUTO' && cs.resource_api_version !== 'V3') {
     ctx.reject(sub(loc, 'resource_api_version'), `${String(cs.resource_api_version)} is not supported (V3)`);
   }
@@ -253,4 +266,33 @@ export function configSource(ctx: Ctx, v: unknown, loc: Loc, kind: 'routes' | 'e
   if (ms <= 0 || name === '') return;
   const timeouts = ctx.fetchTimeouts[kind];
   timeouts.set(name, Math.min(ms, timeouts.get(name) ?? ms));
+}
+
+/** An ApiConfigSource that names one gRPC management server by its bootstrap cluster
+ *  (see configSource): accepted, the resource fetched on the ADS stream. A Google gRPC
+ *  target, several servers, REST polling and the settings of a stream of its own
+ *  (request timeouts, rate limits, validators) are rejected. */
+function managementServer(ctx: Ctx, api: Obj, loc: Loc): void {
+  ctx.only(api, loc, ['api_type', 'transport_api_version', 'grpc_services', 'set_node_on_first_message_only']);
+  const type = asStr(api.api_type) ?? 'DEPRECATED_AND_UNAVAILABLE_DO_NOT_USE';
+  if (!GRPC_API_TYPES.includes(type)) ctx.reject(sub(loc, 'api_type'), `${type} is not supported (a gRPC management server: GRPC or DELTA_GRPC)`);
+  if (isSet(api.transport_api_version) && api.transport_api_version !== 'AUTO' && api.transport_api_version !== 'V3') {
+    ctx.reject(sub(loc, 'transport_api_version'), `${String(api.transport_api_version)} is not supported (V3)`);
+  }
+  const services = asArr(api.grpc_services);
+  if (services.length !== 1) {
+    ctx.reject(sub(loc, 'grpc_services'), `must name exactly one management server (got ${services.length}): Remora has one, its bootstrap's xds.servers`);
+    return;
+  }
+  const gl = sub(loc, 'grpc_services[0]');
+  const service = asObj(services[0]) ?? {};
+  if (isSet(service.google_grpc)) {
+    ctx.reject(sub(gl, 'google_grpc'), 'is not supported: name the management server by its bootstrap cluster (envoy_grpc.cluster_name)');
+    return;
+  }
+  ctx.only(service, gl, ['envoy_grpc']);
+  const envoyGrpc = asObj(service.envoy_grpc) ?? {};
+  ctx.only(envoyGrpc, sub(gl, 'envoy_grpc'), ['cluster_name']);
+  if ((asStr(envoyGrpc.cluster_name) ?? '') === '') ctx.reject(sub(gl, 'envoy_grpc.cluster_name'), 'is required');
+  else ctx.noEffect(loc, 'ConfigSource.api_config_source (fetched on the ADS stream)');
 }

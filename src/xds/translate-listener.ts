@@ -6,8 +6,10 @@
 // log (translate-listener-hcm.ts); the route configuration (RDS name or inline) is joined
 // later by translateXds, with the per-route configs these filters make room for. A TCP
 // listener, whose chains end in tcp_proxy, is read by translate-listener-tcp.ts; one
-// mixing the two kinds is rejected. Listener filters (PROXY protocol, inspectors) and the
-// listener-wide access log and timeouts are read here for both.
+// mixing the two kinds is rejected. Listener filters (PROXY protocol, inspectors) are read
+// here for both, and the listener-wide fields by translate-listener-wide.ts. An HTTP
+// listener with no chain for its port is served from its default_filter_chain (Envoy
+// Gateway's plain HTTP listeners).
 // Remora has no traffic interception, so a listener only gets connections addressed to
 // its own port: one with bind_to_port: false is accepted and not served (ctx.unbound),
 // use_original_dst and the original_dst listener filter change nothing, and the chains
@@ -25,6 +27,7 @@ import { checkName, configSource, extPath, root, socketAddress, sub, type Ctx, t
 import { Fields, type Mark } from './translate-fields.js';
 import { connectionManagerOptions, HCM_SETTINGS, hcmAccessLog, inertHttpFilter, REJECTED_FILTERS, type InertFilter } from './translate-listener-hcm.js';
 import { tcpListener, type Inspectors, type TcpChains } from './translate-listener-tcp.js';
+import { LISTENER_SETTINGS, listenerWide } from './translate-listener-wide.js';
 import { http2Options } from './translate-protocol.js';
 import { applyRateLimitKeys, localRateLimit } from './translate-ratelimit.js';
 import { authorization, collectRules, rbacConfig, type RbacAction, type RbacRules } from './translate-rbac.js';
@@ -59,6 +62,10 @@ export interface ListenerPart {
   readonly inertFilters: ReadonlyMap<string, InertFilter>;
   /** No TLS, or a verified client certificate required (see authorization()). */
   readonly everyClientVerified: boolean;
+  /** per_connection_buffer_limit_bytes: in Envoy also the most a request's body is
+   *  buffered for retries (the route's per_request_buffer_limit_bytes can only lower
+   *  it), so attachRoutes caps its routes' retry buffer_limit_bytes with it. */
+  readonly retryBufferLimit?: { readonly bytes: number; readonly loc: Loc };
 }
 
 export function translateListener(ctx: Ctx, key: string, l: Obj): ListenerPart | undefined {
@@ -75,8 +82,8 @@ export function translateListener(ctx: Ctx, key: string, l: Obj): ListenerPart |
   const direct = directChains(l);
   const kind = listenerKind(ctx, l, loc, direct);
   if (kind === undefined) return undefined;
-  ctx.only(l, loc, ['name', 'address', 'filter_chains', 'metadata', 'listener_filters', 'traffic_direction', 'bind_to_port', 'use_original_dst',
-    'access_log', 'listener_filters_timeout', 'continue_on_listener_filters_timeout', ...(kind === 'tcp' ? ['default_filter_chain'] : [])]);
+  ctx.only(l, loc, ['name', 'address', 'filter_chains', 'default_filter_chain', 'metadata', 'listener_filters', 'traffic_direction', 'bind_to_port',
+    'use_original_dst', 'access_log', 'listener_filters_timeout', 'continue_on_listener_filters_timeout', ...LISTENER_SETTINGS]);
   // traffic_direction (Istio sets INBOUND / OUTBOUND on every listener) only labels
   // Envoy's tracing and stats: accepted, no effect. use_original_dst hands a connection
   // that iptables redirected to the listener of its original destination; Remora gets no
@@ -95,24 +102,10 @@ export function translateListener(ctx: Ctx, key: string, l: Obj): ListenerPart |
   const port = sa?.port ?? 0;
   if (!unservedChains(ctx, l, loc, port, direct)) return undefined;
   if (kind === 'tcp') return translateTcpListener(ctx, key, l, loc, out, { port, direct, inspectors });
-  const chains = asArr(l.filter_chains);
-  if (direct.length !== 1) {
-    const where = direct.length === 0 ? sub(loc, 'filter_chains') : sub(loc, `filter_chains[${direct[1]}]`);
-    const got = direct.length === chains.length ? `${direct.length}` : `${direct.length} for connections to its port`;
-    ctx.reject(where, `an HTTP listener needs exactly one filter chain (got ${got}); only tcp_proxy listeners have several`);
-    return undefined;
-  }
-  const cl = sub(loc, `filter_chains[${direct[0]}]`);
-  const chain = asObj(chains[direct[0]]) ?? {};
-  ctx.only(chain, cl, ['filters', 'name', 'transport_socket', 'filter_chain_match']);
-  const match = asObj(chain.filter_chain_match);
-  if (match !== undefined) {
-    // The one chain takes every connection: nothing to pick by, only the listener's own
-    // port to name (directChains keeps a chain naming no other).
-    ctx.only(match, sub(cl, 'filter_chain_match'), ['destination_port']);
-    if (isSet(match.destination_port)) ctx.noEffect(cl, 'Listener.filter_chains.filter_chain_match.destination_port');
-  }
-  listenerWide(ctx, l, loc, { everyConnectionTaken: true, readsFirstBytes: out.raw.proxy_protocol === true });
+  const served = httpChain(ctx, l, loc, direct);
+  if (served === undefined) return undefined;
+  const { chain, loc: cl } = served;
+  listenerWide(ctx, l, loc, { http: true, everyConnectionTaken: true, readsFirstBytes: out.raw.proxy_protocol === true });
   const tls = chain.transport_socket === undefined || rawBufferSocket(ctx, chain.transport_socket, sub(cl, 'transport_socket'))
     ? undefined : downstreamTls(ctx, chain.transport_socket, sub(cl, 'transport_socket'));
   if (tls !== undefined) out.attach('tls', tls.part.raw, tls.part.marks);
@@ -177,7 +170,48 @@ export function translateListener(ctx: Ctx, key: string, l: Obj): ListenerPart |
     out.attach('access_log', log.raw, log.marks);
   }
   if (route === undefined) return undefined;
-  return { name: key, loc, raw: out.raw, marks: out.marks, route, rateLimitFilters, rbacFilters, inertFilters, everyClientVerified };
+  const limit = wrapped(l.per_connection_buffer_limit_bytes);
+  const retryBufferLimit = limit === undefined ? {} : { retryBufferLimit: { bytes: limit, loc: sub(loc, 'per_connection_buffer_limit_bytes') } };
+  return { name: key, loc, raw: out.raw, marks: out.marks, route, rateLimitFilters, rbacFilters, inertFilters, everyClientVerified, ...retryBufferLimit };
+}
+
+/**
+ * The one filter chain an HTTP listener serves: its one chain for connections to its port
+ * (directChains), or, when it has none, its default_filter_chain (Envoy Gateway writes a
+ * plain HTTP listener's HttpConnectionManager there: with no chain to match, the default
+ * chain takes every connection, in Envoy and in Remora). With a chain for its port, that
+ * chain takes every connection (its filter_chain_match may only name the port), so a
+ * default chain is never used, in Envoy either: accepted, not served, not read.
+ * Undefined (rejected) when there is no chain, or more than one.
+ */
+function httpChain(ctx: Ctx, l: Obj, loc: Loc, direct: readonly number[]): { chain: Obj; loc: Loc } | undefined {
+  const chains = asArr(l.filter_chains);
+  const fallback = asObj(l.default_filter_chain);
+  if (direct.length === 0 && fallback !== undefined) {
+    const cl = sub(loc, 'default_filter_chain');
+    ctx.only(fallback, cl, ['filters', 'name', 'transport_socket', 'filter_chain_match']);
+    // Ignored by Envoy too: the default chain takes what no chain takes.
+    if (isSet(fallback.filter_chain_match)) ctx.noEffect(loc, 'Listener.default_filter_chain.filter_chain_match');
+    return { chain: fallback, loc: cl };
+  }
+  if (direct.length !== 1) {
+    const where = direct.length === 0 ? sub(loc, 'filter_chains') : sub(loc, `filter_chains[${direct[1]}]`);
+    const got = direct.length === chains.length ? `${direct.length}` : `${direct.length} for connections to its port`;
+    ctx.reject(where, `an HTTP listener needs exactly one filter chain (got ${got}); only tcp_proxy listeners have several`);
+    return undefined;
+  }
+  if (fallback !== undefined) ctx.noEffect(loc, 'Listener.default_filter_chain (never used, not served)');
+  const cl = sub(loc, `filter_chains[${direct[0]}]`);
+  const chain = asObj(chains[direct[0]]) ?? {};
+  ctx.only(chain, cl, ['filters', 'name', 'transport_socket', 'filter_chain_match']);
+  const match = asObj(chain.filter_chain_match);
+  if (match !== undefined) {
+    // The one chain takes every connection: nothing to pick by, only the listener's own
+    // port to name (directChains keeps a chain naming no other).
+    ctx.only(match, sub(cl, 'filter_chain_match'), ['destination_port']);
+    if (isSet(match.destination_port)) ctx.noEffect(cl, 'Listener.filter_chains.filter_chain_match.destination_port');
+  }
+  return { chain, loc: cl };
 }
 
 /**
@@ -287,45 +321,10 @@ function listenerFilters(ctx: Ctx, l: Obj, loc: Loc, out: Fields): Inspectors {
   return { http };
 }
 
-/**
- * The Listener's own access_log and listener filter timeouts (Istio sets them on its
- * listeners). An access log whose filter is `response_flag_filter` NR only logs the
- * connections no filter chain takes: none when `everyConnectionTaken` (an HTTP listener's
- * one chain, a default chain, or one chain without a match), so it has no effect; else
- * Remora would close them without that line, and it is rejected, as is any other
- * listener-wide log. listener_filters_timeout and continue_on_listener_filters_timeout
- * bound the listener filters' wait for a connection's first bytes: no effect when Remora
- * reads none before handing the connection to its chain (`readsFirstBytes` false); else
- * Remora waits request_headers_timeout_ms and closes, so they are rejected.
- */
-function listenerWide(ctx: Ctx, l: Obj, loc: Loc, facts: { everyConnectionTaken: boolean; readsFirstBytes: boolean }): void {
-  const logs = asArr(l.access_log);
-  logs.forEach((v, i) => {
-    const al = sub(loc, `access_log[${i}]`);
-    const flags = asArr(asObj(asObj(asObj(v)?.filter)?.response_flag_filter)?.flags);
-    const filter = asObj(asObj(v)?.filter) ?? {};
-    if (flags.length === 0 || flags.some((f) => f !== 'NR') || Object.keys(filter).some((k) => k !== 'response_flag_filter' && isSet(filter[k]))) {
-      ctx.reject(al, 'is not supported: Remora writes the access log of the HttpConnectionManager or tcp_proxy; a listener-wide one is accepted only with '
-        + 'filter.response_flag_filter NR (connections no filter chain takes) on a listener where every connection has a chain');
-    } else if (!facts.everyConnectionTaken) {
-      ctx.reject(al, 'logs the connections no filter chain takes (response_flag_filter NR): Remora closes those without a log line (counted by '
-        + 'remora_downstream_no_filter_chain_match_total); add a default_filter_chain, or drop this log');
-    }
-  });
-  if (logs.length > 0) ctx.noEffect(loc, 'Listener.access_log');
-  for (const k of ['listener_filters_timeout', 'continue_on_listener_filters_timeout']) {
-    if (!isSet(l[k])) continue;
-    if (facts.readsFirstBytes) {
-      ctx.reject(sub(loc, k), 'is not supported on a listener that reads a PROXY header or a TLS ClientHello before picking a filter chain: '
-        + 'Remora waits request_headers_timeout_ms (10 s by default) for them, then closes the connection');
-    } else ctx.noEffect(loc, `Listener.${k}`);
-  }
-}
-
 /** A TCP listener (translate-listener-tcp.ts) with its Remora extensions and access log. */
 function translateTcpListener(ctx: Ctx, key: string, l: Obj, loc: Loc, out: Fields, chains: TcpChains): ListenerPart {
   const tcp = tcpListener(ctx, l, loc, out, chains);
-  listenerWide(ctx, l, loc, { everyConnectionTaken: tcp.everyConnectionTaken, readsFirstBytes: tcp.readsClientHello || out.raw.proxy_protocol === true });
+  listenerWide(ctx, l, loc, { http: false, everyConnectionTaken: tcp.everyConnectionTaken, readsFirstBytes: tcp.readsClientHello || out.raw.proxy_protocol === true });
   const ext = ctx.extensions(l, loc, REMORA_EXTENSIONS.tcpListener, 'Listener.metadata');
   for (const k of REMORA_EXTENSIONS.tcpListener) out.take(k, ext[k], extPath(loc, k));
   if (tcp.log !== undefined && tcp.logLoc !== undefined) {

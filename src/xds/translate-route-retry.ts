@@ -3,12 +3,13 @@
 // selection fields Istio writes on every route. Remora's retries always avoid the
 // endpoint of the attempt just before (src/upstream/cluster.ts `pick(avoid)`), which is
 // what Envoy's `previous_hosts` predicate asks for; no other predicate is supported.
+// Also the cap a listener's buffer limit puts on its routes' retry buffers (attachRoutes).
 
 import { RETRY_ON } from '../config/schema/listener.js';
 import { TypeUrl } from './protos.js';
 import { asArr, asNum, asObj, asStr, isSet, wrapped, type Obj } from './read.js';
 import { sub, type Ctx, type Loc } from './translate-context.js';
-import type { Fields } from './translate-fields.js';
+import type { Fields, Mark } from './translate-fields.js';
 
 /** The config's retry conditions (Envoy's names), as a list any string can be looked up in. */
 const RETRY_CONDITIONS: readonly string[] = RETRY_ON;
@@ -71,4 +72,24 @@ function hostSelection(ctx: Ctx, rp: Obj, loc: Loc): void {
   const max = rp.host_selection_retry_max_attempts;
   if (isSet(max) && asNum(max) < 0) ctx.reject(sub(loc, 'host_selection_retry_max_attempts'), `${asNum(max)} must not be negative`);
   else if (isSet(max)) ctx.noEffect(loc, 'RouteConfiguration.virtual_hosts.routes.route.retry_policy.host_selection_retry_max_attempts');
+}
+
+/** Envoy buffers a request's body for retries up to the lower of the route's
+ *  per_request_buffer_limit_bytes and the listener's per_connection_buffer_limit_bytes
+ *  (the listener's alone when the route sets none): a larger body is streamed and the
+ *  request is not retried, as in Remora. So each retrying route of the listener gets the
+ *  lower of the two as its retry policy's buffer_limit_bytes (marked at the listener's
+ *  field when that is the one applied). */
+export function capRetryBuffers(vhosts: Obj[], marks: Mark[], limit: { readonly bytes: number; readonly loc: Loc }): void {
+  vhosts.forEach((vh, v) => asArr(vh.routes).forEach((r, i) => {
+    const retry = asObj(asObj(asObj(r)?.route)?.retry_policy);
+    if (retry === undefined) return;
+    const own = retry.buffer_limit_bytes;
+    if (typeof own === 'number' && own <= limit.bytes) return;
+    const path = `[${v}].routes[${i}].route.retry_policy.buffer_limit_bytes`;
+    const at = marks.findIndex(([p]) => p === path);
+    if (at >= 0) marks.splice(at, 1);
+    retry.buffer_limit_bytes = limit.bytes;
+    marks.push([path, limit.loc]);
+  }));
 }

@@ -1,9 +1,11 @@
-// RouteConfiguration → raw virtual hosts (part of src/xds/translate.ts): routes with
-// their match (translate-route-match.ts), route action (cluster or weighted clusters,
-// rewrites, timeout, gRPC deadline, retry policy: translate-route-retry.ts, upgrades) or direct
-// response, header edits and Remora extensions; per-route configs of local rate limit
+// RouteConfiguration → raw virtual hosts (part of src/xds/translate.ts): their domains
+// (translate-route-domains.ts) and routes with their match (translate-route-match.ts),
+// route action (cluster or weighted clusters, rewrites, timeout, gRPC deadline, retry
+// policy: translate-route-retry.ts, upgrades) or direct response, header edits and
+// Remora extensions; per-route configs of local rate limit
 // and RBAC filters are collected and attached per listener (attachRoutes), because
-// whether they are allowed depends on the listener's filters. What control planes add
+// whether they are allowed depends on the listener's filters, and so is the cap the
+// listener's buffer limit puts on retry buffering. What control planes add
 // that changes nothing in Remora (decorator, validate_clusters, optional configs of
 // filters Remora does not run, other metadata namespaces) is accepted.
 
@@ -16,8 +18,9 @@ import type { ListenerPart } from './translate-listener.js';
 import { upgradeConfigs } from './translate-listener-hcm.js';
 import { applyRateLimitKeys, localRateLimit } from './translate-ratelimit.js';
 import { authorization, collectRules, rbacConfig, type RbacAction, type RbacRules } from './translate-rbac.js';
+import { virtualHostDomains } from './translate-route-domains.js';
 import { routeMatch } from './translate-route-match.js';
-import { retryPolicy } from './translate-route-retry.js';
+import { capRetryBuffers, retryPolicy } from './translate-route-retry.js';
 
 interface PerRouteLimit {
   readonly vhost: number;
@@ -71,15 +74,7 @@ export function translateRouteConfig(ctx: Ctx, rc: Obj, loc: Loc): RoutePart {
     ctx.only(vh, vl, ['name', 'domains', 'routes', 'include_request_attempt_count', 'typed_per_filter_config', 'metadata']);
     optionalFilterConfigs(ctx, asObj(vh.typed_per_filter_config) ?? {}, vl, 'RouteConfiguration.virtual_hosts', part.optional);
     ctx.extensions(vh, vl, [], 'RouteConfiguration.virtual_hosts.metadata');
-    const domains = asArr(vh.domains);
-    if (ignorePort) {
-      domains.forEach((d, j) => {
-        if (typeof d === 'string' && HAS_PORT.test(d)) {
-          ctx.reject(sub(vl, `domains[${j}]`), `"${d}" has a port, which Envoy never matches with ignore_port_in_host_matching (it strips the port from Host); `
-            + 'Remora would match it: remove the port or ignore_port_in_host_matching');
-        }
-      });
-    }
+    const { domains, moved } = virtualHostDomains(ctx, asArr(vh.domains), vl, ignorePort);
     const routes: Obj[] = [];
     asArr(vh.routes).forEach((r, j) => {
       routes.push(translateRoute(ctx, asObj(r) ?? {}, sub(vl, `routes[${j}]`), new Fields({}, part.marks, `[${i}].routes[${j}]`), part, i, j));
@@ -87,15 +82,13 @@ export function translateRouteConfig(ctx: Ctx, rc: Obj, loc: Loc): RoutePart {
     const out = new Fields({}, part.marks, `[${i}]`).here(vl);
     out.set('name', vh.name ?? '', sub(vl, 'name'));
     out.set('domains', domains, sub(vl, 'domains'));
+    for (const [k, j] of moved) out.mark(`.domains[${k}]`, sub(vl, `domains[${j}]`));
     out.set('routes', routes, sub(vl, 'routes'));
     out.fill('include_request_attempt_count', vh.include_request_attempt_count === true ? true : undefined, sub(vl, 'include_request_attempt_count'));
     part.vhosts.push(out.raw);
   });
   return part;
 }
-
-/** A domain that names a port: `host:80`, `[::1]:80`. */
-const HAS_PORT = /^(?:\[[^\]]*\]|[^:]*):\d+$/;
 
 /** Per-filter configs of a virtual host or route configuration: only those Envoy may
  *  skip (a FilterConfig with is_optional) for filters Remora does not run; they do
@@ -366,6 +359,7 @@ export function attachRoutes(ctx: Ctx, l: ListenerPart, part: RoutePart): { vhos
   }
   const vhosts = structuredClone(part.vhosts);
   const marks = [...part.marks];
+  if (l.retryBufferLimit !== undefined) capRetryBuffers(vhosts, marks, l.retryBufferLimit);
   for (const vh of vhosts) for (const r of asArr(vh.routes)) (r as Obj).rate_limits = [];
   const routeAt = (v: number, r: number): Fields => new Fields(asArr(asObj(vhosts[v])?.routes)[r] as Obj, marks, `[${v}].routes[${r}]`);
   const byRoute = new Map<string, (PerRouteLimit & { index: number })[]>();
