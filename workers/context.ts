@@ -4,7 +4,7 @@
 
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
-import type { Authorization, Cluster, ConfigSnapshot, EndpointSlots, ResolvedEndpoints, Route, ServerHeaderTransformation, TlsMaterialSet, XfccMode } from '../src/config/types.js';
+import type { Authorization, Cluster, ConfigSnapshot, EndpointSlots, Listener, ResolvedEndpoints, Route, ServerHeaderTransformation, TlsMaterialSet, XfccMode } from '../src/config/types.js';
 import { dataPlaneCluster } from '../src/config/dns-endpoints.js';
 import { compileAuthorization } from '../src/filters/authorization.js';
 import { AuthorizationFilter } from '../src/filters/authorization-filter.js';
@@ -64,6 +64,8 @@ export interface ListenerRuntime {
   readonly generateTraceparent: boolean;
   /** max_request_headers_kb in bytes (431 above it). */
   readonly maxRequestHeadersBytes: number;
+  /** headers_with_underscores_action: what a header name with `_` gets. */
+  readonly underscoreHeaders: Listener['headers_with_underscores_action'];
   /** What happens to x-forwarded-client-cert. */
   readonly xfcc: XfccMode;
   /** x-forwarded-proto: "https" on a TLS listener. */
@@ -206,6 +208,7 @@ export class WorkerContext {
         accessLog: accessLogs.get(l.name) ?? null,
         generateTraceparent: l.generate_traceparent,
         maxRequestHeadersBytes: l.max_request_headers_kb * 1024,
+        underscoreHeaders: l.headers_with_underscores_action,
         xfcc: l.forward_client_cert_details,
         scheme: l.tls !== undefined ? 'https' : 'http',
         serverName: l.server_name,

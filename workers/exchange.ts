@@ -15,7 +15,7 @@ import { randomUUID } from 'node:crypto';
 import { ResponseFlag } from '../src/core/flags.js';
 import { PENDING_OVERFLOW } from '../src/filters/breaker-admission.js';
 import { runFilters, type LocalReply } from '../src/filters/request-filter.js';
-import { readRequestFacts, type BodyFraming } from '../src/http/request-facts.js';
+import { readRequestFacts, underscoreHeaders, type BodyFraming } from '../src/http/request-facts.js';
 import { grpcLocalReplyHeaders, grpcStatusFor, grpcStatusOf, grpcTimeoutMs } from '../src/http/grpc.js';
 import { asksHealthCheckFail, isBodylessStatus, localReplyHeaders, writeResponseHead } from '../src/http/response-head.js';
 import { reasonPhrase } from '../src/http/status.js';
@@ -99,6 +99,7 @@ export class Exchange implements DownstreamEvents, AttemptOwner {
     const info = this.info;
     const refusal = req.refusal;
     if (refusal !== null) return this.reject(refusal.status, refusal.reason, refusal.location !== undefined ? ['location', refusal.location] : null);
+    if (underscoreHeaders(listener.underscoreHeaders, req.headers)) return this.reject(400, 'header name with an underscore', null);
     const facts = readRequestFacts(req.method, req.path, req.query, req.headers, listener.maxRequestHeadersBytes);
     info.requestId = facts.requestId;
     this.grpc = facts.grpc;

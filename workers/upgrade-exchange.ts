@@ -23,7 +23,7 @@ import type { Socket } from 'node:net';
 import { ResponseFlag } from '../src/core/flags.js';
 import { reportError } from '../src/core/report.js';
 import { runFilters, type LocalReply } from '../src/filters/request-filter.js';
-import { readRequestFacts } from '../src/http/request-facts.js';
+import { readRequestFacts, underscoreHeaders } from '../src/http/request-facts.js';
 import { localReplyHeaders } from '../src/http/response-head.js';
 import { newTraceparent } from '../src/http/trace-context.js';
 import { buildUpstreamRequestHead, startsTrace, withAttemptCount, withUpgrade } from '../src/http/upstream-request-head.js';
@@ -108,6 +108,7 @@ export class UpgradeExchange implements DedicatedEvents, ForwardOwner, TunnelOwn
     const info = this.info;
     const refusal = req.refusal;
     if (refusal !== null) return this.reject(refusal.status, refusal.reason, refusal.location !== undefined ? ['location', refusal.location] : null);
+    if (underscoreHeaders(listener.underscoreHeaders, req.headers)) return this.reject(400, 'header name with an underscore', null);
     const facts = readRequestFacts(req.method, req.path, req.query, req.headers, listener.maxRequestHeadersBytes);
     info.requestId = facts.requestId;
     if (facts.refusal !== null) return this.reject(facts.refusal.status, facts.refusal.reason, null);

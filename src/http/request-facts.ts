@@ -119,3 +119,31 @@ function refuse(f: RequestFacts, status: number, reason: string): RequestFacts {
   f.refusal = { status, reason };
   return f;
 }
+
+/**
+ * The listener's headers_with_underscores_action on a request's flat header list:
+ * 'allow' leaves it; 'drop_header' removes (in place) every header whose name contains
+ * `_`; 'reject_request' leaves it and returns true when there is one (the caller answers
+ * 400). Costs one scan of the names, and nothing more when none has an underscore.
+ */
+export function underscoreHeaders(action: 'allow' | 'reject_request' | 'drop_header', headers: string[]): boolean {
+  if (action === 'allow') return false;
+  let first = -1;
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i].includes('_')) {
+      first = i;
+      break;
+    }
+  }
+  if (first < 0) return false;
+  if (action === 'reject_request') return true;
+  let out = first;
+  for (let i = first; i < headers.length; i += 2) {
+    if (headers[i].includes('_')) continue;
+    headers[out] = headers[i];
+    headers[out + 1] = headers[i + 1];
+    out += 2;
+  }
+  headers.length = out;
+  return false;
+}

@@ -145,6 +145,7 @@ function listener(l: Listener, tracing: TracingConfig | undefined): ProtoObject 
       idle_timeout: duration(l.idle_timeout_ms),
       max_headers_count: u32(l.max_request_headers_count),
       ...(l.max_requests_per_connection > 0 ? { max_requests_per_connection: u32(l.max_requests_per_connection) } : {}),
+      ...(l.headers_with_underscores_action !== 'allow' ? { headers_with_underscores_action: l.headers_with_underscores_action.toUpperCase() } : {}),
     },
     // enabled unset is true, in Envoy and in Remora.
     upgrade_configs: upgradeConfigs(l.upgrade_configs),

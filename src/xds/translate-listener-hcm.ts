@@ -225,9 +225,9 @@ function commonOptions(ctx: Ctx, common: Obj, cl: Loc, out: Fields): void {
   }
   out.take('max_request_headers_count', wrapped(common.max_headers_count), sub(cl, 'max_headers_count'));
   out.take('max_requests_per_connection', wrapped(common.max_requests_per_connection), sub(cl, 'max_requests_per_connection'));
-  if (isSet(common.headers_with_underscores_action) && common.headers_with_underscores_action !== 'ALLOW') {
-    ctx.reject(sub(cl, 'headers_with_underscores_action'), `${String(common.headers_with_underscores_action)} is not supported: `
-      + 'Remora passes header names with underscores on unchanged (ALLOW only)');
+  const underscores = asStr(common.headers_with_underscores_action);
+  if (underscores !== undefined && underscores !== 'ALLOW') {
+    out.set('headers_with_underscores_action', underscores.toLowerCase(), sub(cl, 'headers_with_underscores_action'));
   }
 }
 

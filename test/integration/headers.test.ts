@@ -327,3 +327,40 @@ t.test('route header edits', async (t) => {
   t.equal(plain.headers['x-internal'], 'secret', 'expected x-internal on a route without edits');
   t.equal(plain.headers['x-served-by'], undefined, 'expected no x-served-by on a route without edits');
 });
+
+t.test('headers_with_underscores_action: reject_request (HTTP/1.1 and HTTP/2) and drop_header', async (t) => {
+  const { default: http2 } = await import('node:http2');
+  const listener = (name: string, action: string) => ({
+    name, address: '127.0.0.1', port: 0, codec_type: 'auto', headers_with_underscores_action: action,
+    virtual_hosts: [{ name: 'all', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'echo' } }] }],
+  });
+  const proxy = await startRemora({
+    workers: 1,
+    admin: { address: '127.0.0.1', port: 0 },
+    listeners: [listener('strict', 'reject_request'), listener('dropping', 'drop_header')],
+    clusters: [{ name: 'echo', endpoints: [{ address: '127.0.0.1', port: echo.port }] }],
+  });
+  t.teardown(() => proxy.stop());
+
+  const refused = await request(proxy.ports.strict, { path: '/u', headers: { x_user: 'mallory', 'x-user': 'alice' }, agent: false });
+  t.same([refused.status, refused.headers['x-remora-flags'], refused.headers.connection], [400, 'DPE', 'close'], 'reject_request over HTTP/1.1: 400, flag DPE, connection closed');
+  const passed = await request(proxy.ports.strict, { path: '/u', headers: { 'x-user': 'alice' }, agent: false });
+  t.equal(passed.status, 200, 'without an underscore the request is forwarded');
+
+  const session = http2.connect(`http://127.0.0.1:${proxy.ports.strict}`);
+  t.teardown(() => session.close());
+  const h2status = await new Promise<number>((resolve, reject) => {
+    const stream = session.request({ ':path': '/u', x_user: 'mallory' });
+    stream.on('response', (h) => resolve(Number(h[':status'])));
+    stream.on('error', reject);
+    stream.resume();
+  });
+  t.equal(h2status, 400, 'reject_request over HTTP/2: the stream gets 400');
+
+  const dropped = await request(proxy.ports.dropping, { path: '/d', headers: { x_user: 'mallory', 'x-user': 'alice', my_other: 'v' }, agent: false });
+  t.equal(dropped.status, 200, 'drop_header: forwarded');
+  const seen = JSON.parse(dropped.text) as Echo;
+  t.same(values(seen, 'x_user'), [], 'without the header named with an underscore');
+  t.same(values(seen, 'my_other'), [], 'nor any other');
+  t.same(values(seen, 'x-user'), ['alice'], 'the dashed one passes');
+});

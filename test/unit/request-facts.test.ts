@@ -2,7 +2,7 @@
 // framing, Host, control headers, and the refusals.
 
 import t from 'tap';
-import { readRequestFacts } from '../../src/http/request-facts.js';
+import { readRequestFacts, underscoreHeaders } from '../../src/http/request-facts.js';
 
 const read = (headers: string[], max = 64 * 1024) => readRequestFacts('GET', '/', '', headers, max);
 
@@ -39,4 +39,21 @@ t.test('refusals', async (t) => {
   }
   t.same(read(['x', 'y'.repeat(2000)], 1024).refusal, { status: 431, reason: 'request headers larger than 1 KiB' });
   t.equal(read(['x-request-id', 'mine', 'host', 'a', 'host', 'b']).requestId, 'mine', 'the id read before the refusal is kept');
+});
+
+t.test('headers_with_underscores_action', async (t) => {
+  const head = (): string[] => ['host', 'a', 'x_user', 'mallory', 'x-user', 'alice', 'my_other', 'v', 'accept', '*/*'];
+  const allow = head();
+  t.equal(underscoreHeaders('allow', allow), false, 'allow: never refuses');
+  t.same(allow, head(), 'allow: the list is untouched');
+  const reject = head();
+  t.equal(underscoreHeaders('reject_request', reject), true, 'reject_request: a name with _ refuses the request');
+  t.same(reject, head(), 'and leaves the list as it was');
+  t.equal(underscoreHeaders('reject_request', ['host', 'a', 'x-user', 'b']), false, 'no underscore: not refused');
+  const drop = head();
+  t.equal(underscoreHeaders('drop_header', drop), false, 'drop_header: never refuses');
+  t.same(drop, ['host', 'a', 'x-user', 'alice', 'accept', '*/*'], 'every header named with _ is dropped, the rest kept in order');
+  const onlyUnderscores = ['a_b', '1', 'c_d', '2'];
+  underscoreHeaders('drop_header', onlyUnderscores);
+  t.same(onlyUnderscores, [], 'all of them dropped');
 });

@@ -67,11 +67,10 @@ t.test('Envoy Gateway\'s resources translate, with exactly these fields without 
   );
   t.same(arr(arr(l.virtual_hosts)[0].routes)[0].upgrade_configs, [{ upgrade_type: 'websocket', enabled: true }], 'with its routes');
 
+  t.equal(l.headers_with_underscores_action, 'allow', 'ALLOW is the default');
   const strict = translate({ ...eg(), listeners: [egListener({ port: 0, underscores: 'REJECT_REQUEST' })] });
-  t.same(errorsOf(strict), [
-    `${L} default_filter_chain.filters[0].typed_config.common_http_protocol_options.headers_with_underscores_action: REJECT_REQUEST is not supported: `
-      + 'Remora passes header names with underscores on unchanged (ALLOW only)',
-  ], 'Envoy Gateway\'s default REJECT_REQUEST is NACKed (ignoring it would let such requests through), by path in the default chain');
+  t.same(errorsOf(strict), [], 'Envoy Gateway\'s default REJECT_REQUEST is accepted');
+  t.equal(strict.ok ? strict.config.listeners[0].headers_with_underscores_action : null, 'reject_request', 'and applied');
 });
 
 t.test('default_filter_chain of an HTTP listener', async (t) => {

@@ -290,6 +290,7 @@ export const ListenerHttp2Schema = obj({
 }, 'HTTP/2 settings of a listener (Envoy\'s `http2_protocol_options`). The defaults are Envoy\'s recommendation for untrusted clients (100 streams, 64 KiB per stream, 1 MiB per connection): memory a client can make Remora hold stays small.');
 export const ESCAPED_SLASHES_ACTIONS = ['keep_unchanged', 'reject_request', 'unescape_and_redirect', 'unescape_and_forward'] as const;
 export const SERVER_HEADER_TRANSFORMATIONS = ['overwrite', 'append_if_absent', 'pass_through'] as const;
+export const UNDERSCORE_HEADER_ACTIONS = ['allow', 'reject_request', 'drop_header'] as const;
 
 export const TcpProxySchema = obj({
   cluster: v.optional(str('Every connection goes to this cluster.', { type: 'cluster name', default: '—' })),
@@ -347,6 +348,8 @@ export const ListenerSchema = obj({
     { scope: 'this listener' }), false),
   http2_protocol_options: v.optional(field(ListenerHttp2Schema, 'HTTP/2 settings.', { default: 'all defaults', scope: 'every HTTP/2 connection to this listener' }), {}),
   max_request_headers_count: v.optional(int(1, 8192, 'More fields → `431` and a closed connection (Envoy\'s `max_headers_count`).', { scope: 'header fields, per request' }), 100),
+  headers_with_underscores_action: v.optional(oneOf(UNDERSCORE_HEADER_ACTIONS, 'What a request header whose name contains `_` gets (Envoy\'s `headers_with_underscores_action`): passed on; the request answered `400` (flag DPE) and its connection closed (over HTTP/2 the stream ends with the 400, where Envoy resets it); or the header dropped before routing. Such names are legal, but some servers read `x_user` and `x-user` as one header, which lets a client smuggle a value past a proxy that checks only the dashed name.',
+    { scope: 'request headers from clients of this listener' }), 'allow'),
   normalize_path: v.optional(bool('RFC 3986 normalisation: unreserved characters percent-decoded, other escapes upper-cased, dot segments removed (`/a/../b` → `/b`, `/a/%2e%2e/b` → `/b`). Routing, authorization and the upstream all see the normalised path. Envoy\'s default is off; Remora\'s is on, so that `/public/../private` cannot walk around a route.',
     { scope: 'every request, before routing' }), true),
   merge_slashes: v.optional(bool('`//a///b` → `/a/b` (Envoy\'s `merge_slashes`).', { scope: 'every request' }), false),
