@@ -5,7 +5,7 @@
 // uWS aborts the whole process), so the main thread can start a replacement.
 
 import { getHeapStatistics } from 'node:v8';
-import { threadId } from 'node:worker_threads';
+import { resourceLimits, threadId } from 'node:worker_threads';
 import type { ConfigSnapshot, Listener, TlsMaterialSet } from '../src/config/types.js';
 import { createLogger } from '../src/core/log.js';
 import { setErrorReporter } from '../src/core/report.js';
@@ -233,8 +233,9 @@ export default async function serve(task: ServeTask): Promise<{ slot: number; st
   });
 }
 
-/** This thread's V8 heap: in use and reserved, in bytes. */
-function heapNow(): { used: number; total: number } {
+/** This thread's V8 heap: in use and reserved, in bytes, and its young generation's
+ *  limit in MiB (worker_limits.young_generation_mb, else V8's own). */
+function heapNow(): { used: number; total: number; youngLimitMb: number } {
   const h = getHeapStatistics();
-  return { used: h.used_heap_size, total: h.total_heap_size };
+  return { used: h.used_heap_size, total: h.total_heap_size, youngLimitMb: resourceLimits.maxYoungGenerationSizeMb ?? 0 }; // (0: not known)
 }

@@ -1,10 +1,12 @@
 // One DNS resolution of a host name for a DNS cluster (main thread): the A and AAAA
-// queries its `lookup_family` asks for, through a node:dns Resolver with the cluster's
+// queries its `lookup_family` asks for, answered from the hosts file where it holds the
+// name (hosts-file.ts) and otherwise through a node:dns Resolver with the cluster's
 // servers, turned into one outcome (addresses and their lowest TTL, or a failure), and
 // the wait before the next resolution (refresh rate, TTL, failure backoff).
 
 import { Resolver } from 'node:dns/promises';
 import type { ClusterDns, DnsLookupFamily } from '../config/types.js';
+import { hostsAddresses, type HostsTable } from './hosts-file.js';
 
 /** A record of an answer: an address and its TTL in seconds. */
 export interface DnsRecord {
@@ -39,9 +41,28 @@ export function systemLookup(settings: ClusterDns): DnsLookup {
  *  (NXDOMAIN): a successful, empty answer (Envoy's c-ares resolver treats them so). */
 const EMPTY_CODES = new Set(['ENODATA', 'ENOTFOUND']);
 
+/** The hosts file as one resolution sees it: its table, and the TTL its answers get
+ *  (hosts entries have none; the resolver passes the cluster's refresh rate). */
+export interface HostsView {
+  readonly table: HostsTable;
+  readonly ttlS: number;
+}
+
 type FamilyResult = { readonly ok: true; readonly records: readonly DnsRecord[] } | { readonly ok: false; readonly error: string };
 
-async function query(lookup: DnsLookup, name: string, v6: boolean): Promise<FamilyResult> {
+const fromHosts = (addresses: readonly string[], hosts: HostsView): FamilyResult => ({
+  ok: true,
+  records: addresses.map((address) => ({ address, ttl: hosts.ttlS })),
+});
+
+/** One family: from the hosts file when it has an address of that family for the name
+ *  (c-ares looks in the file per family, so a name there with IPv4 addresses only still
+ *  asks DNS for AAAA), else the DNS query. */
+async function query(lookup: DnsLookup, name: string, v6: boolean, hosts: HostsView | null): Promise<FamilyResult> {
+  if (hosts !== null) {
+    const found = hostsAddresses(hosts.table, name, v6);
+    if (found !== null) return fromHosts(found, hosts);
+  }
   try {
     return { ok: true, records: await (v6 ? lookup.resolve6(name) : lookup.resolve4(name)) };
   } catch (err) {
@@ -72,21 +93,30 @@ function outcome(results: readonly FamilyResult[]): DnsOutcome {
 }
 
 /** Resolves `name` as `family` asks: `auto` AAAA then A when AAAA gave no address,
- *  `v4_preferred` the other way round, `all` both (IPv4 first). */
-export async function resolveName(lookup: DnsLookup, name: string, family: DnsLookupFamily): Promise<DnsOutcome> {
+ *  `v4_preferred` the other way round, `all` both (IPv4 first). With `hosts`, the hosts
+ *  file answers first, as Envoy's c-ares resolver does: per family asked, and for `all`
+ *  (one lookup of both families in Envoy) the name's addresses in the file, of either
+ *  family, answer alone. */
+export async function resolveName(lookup: DnsLookup, name: string, family: DnsLookupFamily, hosts: HostsView | null = null): Promise<DnsOutcome> {
   switch (family) {
     case 'v4_only':
-      return outcome([await query(lookup, name, false)]);
+      return outcome([await query(lookup, name, false, hosts)]);
     case 'v6_only':
-      return outcome([await query(lookup, name, true)]);
-    case 'all':
-      return outcome(await Promise.all([query(lookup, name, false), query(lookup, name, true)]));
+      return outcome([await query(lookup, name, true, hosts)]);
+    case 'all': {
+      if (hosts !== null) {
+        const v4 = hostsAddresses(hosts.table, name, false);
+        const v6 = hostsAddresses(hosts.table, name, true);
+        if (v4 !== null || v6 !== null) return outcome([fromHosts(v4 ?? [], hosts), fromHosts(v6 ?? [], hosts)]);
+      }
+      return outcome(await Promise.all([query(lookup, name, false, null), query(lookup, name, true, null)]));
+    }
     case 'auto':
     case 'v4_preferred': {
       const v6First = family === 'auto';
-      const first = await query(lookup, name, v6First);
+      const first = await query(lookup, name, v6First, hosts);
       if (first.ok && first.records.length > 0) return outcome([first]);
-      const second = await query(lookup, name, !v6First);
+      const second = await query(lookup, name, !v6First, hosts);
       return outcome(first.ok ? [second] : [first, second]);
     }
   }

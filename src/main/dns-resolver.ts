@@ -1,6 +1,7 @@
 // DNS clusters' service discovery, in the main thread (Envoy's STRICT_DNS and
 // LOGICAL_DNS): one target per host name of a cluster, each resolving on its own timer
-// (dns-query.ts decides the queries and the waits). A failed resolution keeps the last
+// (dns-query.ts decides the queries and the waits; names in the hosts file, hosts-file.ts,
+// are answered from it before DNS is asked). A failed resolution keeps the last
 // good addresses; an answer that changes them calls onChange (coalesced), and the
 // running Remora hands the new endpoint lists to the workers (remora.ts). What the
 // workers use is resolved(config): the written endpoints with their host names
@@ -12,6 +13,7 @@ import type { Logger } from '../core/log.js';
 import { MAX_ENDPOINTS } from '../shared/limits.js';
 import { endpointKey } from '../upstream/pool.js';
 import { nextDelayMs, resolveName, systemLookup, type DnsLookup, type DnsOutcome } from './dns-query.js';
+import { DEFAULT_HOSTS_PATH, HostsFile } from './hosts-file.js';
 
 /** Addresses of one host name used at most (the first ones of the answer). */
 export const MAX_ADDRESSES_PER_NAME = 64;
@@ -38,6 +40,20 @@ export interface DnsTargetView {
 
 export type LookupFactory = (settings: ClusterDns) => DnsLookup;
 
+export interface DnsClustersOptions {
+  /** The DNS side of each cluster's resolutions (a node:dns Resolver by default). */
+  readonly makeLookup?: LookupFactory;
+  /** The hosts file answered from before DNS: `REMORA_HOSTS_FILE` when set, else
+   *  /etc/hosts. */
+  readonly hostsPath?: string;
+}
+
+/** The hosts file path of this process: `REMORA_HOSTS_FILE`, or /etc/hosts. */
+export function defaultHostsPath(env: NodeJS.ProcessEnv = process.env): string {
+  const path = env.REMORA_HOSTS_FILE;
+  return path !== undefined && path !== '' ? path : DEFAULT_HOSTS_PATH;
+}
+
 /** One host name of one cluster, resolved on its own timer. */
 class DnsTarget {
   addresses: readonly string[] | null = null;
@@ -56,6 +72,7 @@ class DnsTarget {
     readonly hostname: string,
     public settings: ClusterDns,
     private readonly makeLookup: LookupFactory,
+    private readonly hosts: HostsFile,
     private readonly counts: DnsClusterCounts,
     private readonly onChange: () => void,
     private readonly log: Logger,
@@ -79,10 +96,19 @@ class DnsTarget {
     this.running = true;
     this.counts.attempt++;
     const lookup = this.lookup;
-    resolveName(lookup, this.hostname, this.settings.lookup_family).then(
-      (result) => { if (lookup === this.lookup) this.settle(result); },
+    this.resolve(lookup).then(
+      (result) => { if (result !== null && lookup === this.lookup) this.settle(result); },
       (err: unknown) => { if (lookup === this.lookup) this.settle({ kind: 'failure', error: String(err) }); },
     );
+  }
+
+  /** One resolution: the hosts file (checked for changes once), then DNS for what it
+   *  does not hold. null when the target stopped or was reconfigured meanwhile. */
+  private async resolve(lookup: DnsLookup): Promise<DnsOutcome | null> {
+    const table = await this.hosts.current();
+    if (this.stopped || lookup !== this.lookup) return null;
+    const { lookup_family, refresh_rate_ms } = this.settings;
+    return resolveName(lookup, this.hostname, lookup_family, { table, ttlS: refresh_rate_ms / 1000 });
   }
 
   private settle(result: DnsOutcome): void {
@@ -149,13 +175,18 @@ export class DnsClusters {
   private pending = false;
   private stopped = false;
   private truncatedWarned = false;
+  private readonly makeLookup: LookupFactory;
+  private readonly hosts: HostsFile;
 
   constructor(
     private readonly log: Logger,
     /** Called (once per turn of the event loop at most) when some name's addresses changed. */
     private readonly onChange: () => void,
-    private readonly makeLookup: LookupFactory = systemLookup,
-  ) {}
+    options: DnsClustersOptions = {},
+  ) {
+    this.makeLookup = options.makeLookup ?? systemLookup;
+    this.hosts = new HostsFile(options.hostsPath ?? defaultHostsPath(), log);
+  }
 
   /** Follows an applied config: targets of new names start resolving now, those of names
    *  gone stop, those whose cluster's settings changed resolve again. Results of names
@@ -172,7 +203,7 @@ export class DnsClusters {
         wanted.add(key);
         const target = this.targets.get(key);
         if (target === undefined) {
-          const t = new DnsTarget(c.name, name, c.dns, this.makeLookup, counts, () => this.changed(), this.log);
+          const t = new DnsTarget(c.name, name, c.dns, this.makeLookup, this.hosts, counts, () => this.changed(), this.log);
           this.targets.set(key, t);
           t.resolveNow();
         } else if (JSON.stringify(target.settings) !== JSON.stringify(c.dns)) {

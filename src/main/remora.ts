@@ -96,7 +96,7 @@ export class Remora implements RunningRemora {
     const { resilience, certs } = snapshots;
     this.resilience = resilience;
     resilience.applied(dataPlaneConfig(first.config, first.resolved), first.statSlots.clusters, first.stateSlots, first.tls.clusters);
-    this.pool = new WorkerPool(first.config.workers, first, log, resilience.buffer, resilience.epochMs);
+    this.pool = new WorkerPool(first.config.workers, first, log, resilience.buffer, resilience.epochMs, first.config.worker_limits.young_generation_mb);
     this.pool.subscribe((_slot, msg) => resilience.onWorkerMessage(msg));
     const traces = new TraceExport(log);
     this.traces = traces;
@@ -261,7 +261,13 @@ export class Remora implements RunningRemora {
     if (this.stopping !== null) return false; // its workers and TLS watchers are gone
     let nextSnapshot: ConfigSnapshot;
     try {
-      nextSnapshot = await this.snapshots.build(this.current.version + 1, { ...next, workers: this.current.config.workers }, this.current);
+      // The worker count and their heap limits are fixed when the workers start.
+      const started = this.current.config;
+      if (next.worker_limits.young_generation_mb !== started.worker_limits.young_generation_mb) {
+        this.log.warn({ running: started.worker_limits.young_generation_mb, asked: next.worker_limits.young_generation_mb }, 'worker_limits.young_generation_mb takes effect at the next start');
+      }
+      const fixed = { workers: started.workers, worker_limits: { ...next.worker_limits, young_generation_mb: started.worker_limits.young_generation_mb } };
+      nextSnapshot = await this.snapshots.build(this.current.version + 1, { ...next, ...fixed }, this.current);
     } catch (err) {
       if (err instanceof ListenersRejected) {
         this.lifecycle.rejected(err.what, err.errors);

@@ -54,6 +54,8 @@ export class WorkerPool {
     /** Process-wide resilience state and rate-limit epoch, handed to every worker. */
     private readonly sharedState: SharedArrayBuffer,
     private readonly epochMs: number,
+    /** worker_limits.young_generation_mb (0: V8's own limit). */
+    youngGenerationMb = 0,
   ) {
     this.snapshot = snapshot;
     this.piscina = new Piscina({
@@ -64,6 +66,7 @@ export class WorkerPool {
       idleTimeout: Number.MAX_SAFE_INTEGER,
       // 'sync' parks idle workers in Atomics.wait, which would freeze a uWS event loop.
       atomics: 'disabled',
+      ...(youngGenerationMb > 0 ? { resourceLimits: { maxYoungGenerationSizeMb: youngGenerationMb } } : {}),
     });
     this.slots = Array.from({ length: count }, (_, slot) => ({
       slot,

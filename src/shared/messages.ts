@@ -69,8 +69,9 @@ export interface WorkerStatsReply {
   readonly threadId: number;
   readonly version: number;
   readonly inflight: number;
-  /** The worker's V8 heap: bytes in use and reserved (v8.getHeapStatistics). */
-  readonly heap: { readonly used: number; readonly total: number };
+  /** The worker's V8 heap: bytes in use and reserved (v8.getHeapStatistics), and the
+   *  young generation's limit in MiB (worker_limits.young_generation_mb, else V8's own). */
+  readonly heap: { readonly used: number; readonly total: number; readonly youngLimitMb: number };
   /** Pool state per cluster and endpoint; empty when not asked for (stats request `endpoints`). */
   readonly clusters: Readonly<Record<string, readonly EndpointState[]>>;
 }

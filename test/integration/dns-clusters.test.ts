@@ -3,10 +3,14 @@
 // both, keeps a name's last good address when its resolution fails, drops it when the
 // answer is empty, and answers 503 UH once no name has an address; a logical_dns
 // cluster dials the latest address while a pooled connection to the old one is kept.
-// /clusters, /config_dump and /stats show the resolutions.
+// A name in the hosts file (a temp file, REMORA_HOSTS_FILE) and `localhost` resolve
+// without a DNS query. /clusters, /config_dump and /stats show the resolutions.
 
 import t from 'tap';
 import http from 'node:http';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { admin, namedUpstream, request, routesConfig, startRemora } from '../helpers/remora.js';
 import { startDnsServer } from '../helpers/dns-server.js';
 
@@ -35,6 +39,11 @@ t.test('strict and logical DNS clusters through a running Remora', async (t) => 
   dns.set('svc-a.test', ['127.0.0.1']);
   dns.set('svc-b.test', ['127.0.0.1']);
   dns.set('svc-l.test', ['127.0.0.1']);
+  // svc-h.test is only in the hosts file; the DNS server would answer NXDOMAIN for it.
+  const hostsDir = mkdtempSync(join(tmpdir(), 'remora-dns-hosts-'));
+  t.teardown(() => rmSync(hostsDir, { recursive: true, force: true }));
+  const hostsFile = join(hostsDir, 'hosts');
+  writeFileSync(hostsFile, '# test hosts file\n127.0.0.1  SVC-H.test  # the upstream b\n');
   const dnsBlock = (type: string) => ({
     type, refresh_rate_ms: 100, lookup_family: 'v4_only', resolvers: [dns.address],
     failure_refresh_rate: { base_ms: 50, max_ms: 100 }, query_timeout_ms: 300, query_tries: 1,
@@ -42,13 +51,15 @@ t.test('strict and logical DNS clusters through a running Remora', async (t) => 
   const remora = await startRemora(routesConfig(
     [
       { name: 'logical', match: { prefix: '/logical' }, route: { cluster: 'logical' } },
+      { name: 'hosts', match: { prefix: '/hosts' }, route: { cluster: 'hosts' } },
       { name: 'strict', match: { prefix: '/' }, route: { cluster: 'strict' } },
     ],
     [
       { name: 'strict', connect_timeout_ms: 500, endpoints: [{ address: 'svc-a.test', port: a.port }, { address: 'svc-b.test', port: b.port }], dns: dnsBlock('strict') },
       { name: 'logical', connect_timeout_ms: 500, endpoints: [{ address: 'svc-l.test', port: a.port }], dns: dnsBlock('logical') },
+      { name: 'hosts', connect_timeout_ms: 500, endpoints: [{ address: 'svc-h.test', port: b.port }, { address: 'localhost', port: a.port }], dns: dnsBlock('strict') },
     ],
-  ));
+  ), { REMORA_HOSTS_FILE: hostsFile });
   t.teardown(() => remora.stop());
   const port = remora.ports.main;
   const clusters = async (): Promise<ClusterView[]> => JSON.parse((await admin(remora.adminPort, '/clusters')).text).clusters as ClusterView[];
@@ -123,5 +134,15 @@ t.test('strict and logical DNS clusters through a running Remora', async (t) => 
     dns.set('svc-l.test', []);
     await new Promise((r) => setTimeout(r, 300));
     t.equal((await cluster('logical')).endpoints[0]?.dial, '127.0.0.2', 'an empty answer keeps the address');
+  });
+
+  await t.test('a name in the hosts file and localhost resolve without DNS', async (t) => {
+    await waitUntil('hosts endpoints', async () => (await cluster('hosts')).endpoints.length === 2);
+    const view = await cluster('hosts');
+    t.same(view.endpoints.map((e) => [e.address, e.port, e.hostname]), [['127.0.0.1', b.port, 'svc-h.test'], ['127.0.0.1', a.port, 'localhost']], 'both resolved to 127.0.0.1');
+    t.same(await served(4, '/hosts'), { a: 2, b: 2 }, 'traffic reaches both');
+    t.equal(dns.queries('svc-h.test'), 0, 'svc-h.test was never asked of DNS');
+    t.equal(dns.queries('localhost'), 0, 'localhost was never asked of DNS');
+    t.ok(view.dns!.attempt > 0 && view.dns!.failure === 0 && view.dns!.empty === 0, `counted as successful resolutions: ${JSON.stringify(view.dns)}`);
   });
 });

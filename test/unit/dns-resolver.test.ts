@@ -4,6 +4,8 @@
 // an empty answer removes a strict name's endpoints, logical endpoints, the counters.
 
 import t from 'tap';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Cluster, ClusterDns, RemoraConfig } from '../../src/config/types.js';
 import { validateConfig } from '../../src/config/validate.js';
 import { createLogger } from '../../src/core/log.js';
@@ -12,6 +14,9 @@ import { DnsClusters } from '../../src/main/dns-resolver.js';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
 
 const log = createLogger({ component: 'dns-resolver-test' }, 'silent');
+/** No hosts file (a path nothing creates): every name goes to the test DNS server, never
+ *  to this machine's /etc/hosts (test/unit/dns-hosts-file.test.ts covers the file). */
+const hostsPath = join(tmpdir(), `remora-dns-resolver-test-no-hosts-${process.pid}`);
 
 /** A validated config with one DNS cluster `c` (defaults filled in). */
 function config(dns: Record<string, unknown>, endpoints: { address: string; port: number }[]): RemoraConfig {
@@ -115,7 +120,7 @@ t.test('against a DNS server: strict cluster', async (t) => {
     failure_refresh_rate: { base_ms: 20, max_ms: 40 }, query_timeout_ms: 200, query_tries: 1,
   }, [{ address: 'a.test', port: 8080 }, { address: 'b.test', port: 9090 }, { address: '10.9.9.9', port: 7070 }]);
   let changes = 0;
-  const dns = new DnsClusters(log, () => changes++);
+  const dns = new DnsClusters(log, () => changes++, { hostsPath });
   t.teardown(() => dns.stop());
   t.same(dns.resolved(cfg).c, [{ address: '10.9.9.9', port: 7070 }], 'before any answer: only the IP literal');
   dns.configure(cfg);
@@ -169,7 +174,7 @@ t.test('against a DNS server: TTL and logical endpoints', async (t) => {
   const cfg = config({
     type: 'logical', refresh_rate_ms: 60_000, respect_ttl: true, min_refresh_rate_ms: 100, lookup_family: 'v4_only', resolvers: [server.address],
   }, [{ address: 'l.test', port: 8080 }]);
-  const dns = new DnsClusters(log, () => {});
+  const dns = new DnsClusters(log, () => {}, { hostsPath });
   t.teardown(() => dns.stop());
   dns.configure(cfg);
   await waitUntil('answer', () => (dns.resolved(cfg).c?.length ?? 0) === 1);

@@ -32,6 +32,8 @@ export const WorkerLimitsSchema = obj({
     check: (n: number) => (n > 0 && n < 3000 ? 'must be 0 (off) or at least 3000 (workers store their heartbeat once a second)' : undefined),
   }), 10_000),
   memory_limit_mb: v.optional(int(0, 65536, 'A worker above it drains and is replaced.', { unit: 'MiB', default: '`0` (none)', scope: 'MiB of V8 heap, per worker' }), 0),
+  young_generation_mb: v.optional(int(0, 1024, 'The most a worker\'s V8 young generation (where short-lived objects go) may grow to (the Worker `resourceLimits.maxYoungGenerationSizeMb`). V8 grows it with the allocation rate and seldom gives it back: a large config applied, or a burst of traffic, leaves each worker holding tens of MB. A small value trades that memory for more frequent minor garbage collections ([performance.md](performance.md#memory-again)). Read when the workers start: a change needs a restart.',
+    { unit: 'MiB', default: '`0` (V8\'s own limit)', scope: 'per worker, from start' }), 0),
   max_downstream_connections: v.optional(int(0, 10_000_000, 'A new connection beyond it is closed at once, counted as its listener\'s `downstream_cx_overflow` (Envoy\'s `global_downstream_max_connections`). Workers accepting at the same instant may overshoot by at most workers − 1.',
     { default: '`0` (none)', scope: 'open client connections, every listener and worker of the process' }), 0),
 }, 'Limits that protect the sidecar itself.');

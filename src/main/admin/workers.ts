@@ -15,7 +15,9 @@ export const workersHandler: AdminHandler = async (ctx) => {
       uptime_s: Math.round((Date.now() - ctx.startedAt) / 1000),
       workers: ctx.pool.slots.map((s) => {
         const r = replies.find((x) => x.slot === s.slot);
-        const heap = r !== undefined ? { heap_used_mb: mb(r.heap.used), heap_total_mb: mb(r.heap.total) } : { heap_used_mb: null, heap_total_mb: null };
+        const heap = r !== undefined
+          ? { heap_used_mb: mb(r.heap.used), heap_total_mb: mb(r.heap.total), young_generation_limit_mb: r.heap.youngLimitMb }
+          : { heap_used_mb: null, heap_total_mb: null, young_generation_limit_mb: null };
         return { slot: s.slot, state: s.state, thread_id: s.threadId, version: s.version, endpoints_revision: s.endpointsRevision, restarts: s.restarts, inflight: r?.inflight ?? null, ...heap, stats: workerStatsView(ctx.reader, s.slot) };
       }),
     },
