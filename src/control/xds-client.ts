@@ -615,7 +615,8 @@ function deltaRequest(typeUrl: ResourceType, s: TypeState, nonce: string): Proto
   } else {
     const sent = s.sentNames;
     const subscribe = want.filter((n) => !sent.has(n));
-    const unsubscribe = [...sent].filter((n) => !want.includes(n));
+    const wanted = new Set(want);
+    const unsubscribe = [...sent].filter((n) => !wanted.has(n));
     if (subscribe.length > 0) req.resource_names_subscribe = subscribe;
     if (unsubscribe.length > 0) req.resource_names_unsubscribe = unsubscribe;
   }

@@ -28,7 +28,8 @@ export interface StatsContext {
   snapshot(): ConfigSnapshot;
 }
 
-/** [status, body, content type?]: a string body is text, anything else JSON. */
+/** [status, body, content type?]: a string or Buffer body is sent as it is (text),
+ *  anything else as JSON. */
 export type AdminReply = [number, unknown, string?];
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];

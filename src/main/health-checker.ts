@@ -170,8 +170,9 @@ export class HealthChecker {
 
   /** Rotated TLS files: the next connection of each TLS-checked endpoint uses them. */
   rotateTls(tls: Readonly<Record<string, TlsMaterial>>): void {
+    const byName = new Map(this.clusters.map((c) => [c.name, c]));
     for (const entry of this.checked.values()) {
-      const cluster = this.clusters.find((c) => c.name === entry.target.cluster);
+      const cluster = byName.get(entry.target.cluster);
       if (cluster?.tls !== undefined) this.useTls(entry, cluster.tls, tls[cluster.name]);
     }
   }

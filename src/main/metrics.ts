@@ -1,17 +1,16 @@
-// Prometheus exposition on the main thread: a prom-client registry whose Remora
-// metrics are read from the workers' shared stats slabs at scrape time, family by
-// family as the stat tables declare them (src/stats/tables/; docs/metrics.md is
-// generated from the same tables), plus process and main-thread state.
+// Prometheus exposition on the main thread. The per-listener and per-cluster series are
+// read from the workers' shared stats slabs and the resilience state at scrape time and
+// written as bytes (metrics-text.ts); the process-wide families go through a prom-client
+// registry. Families are declared by the stat tables (src/stats/tables/;
+// docs/metrics.md is generated from the same tables).
 
 import client from 'prom-client';
 import type { ConfigSnapshot } from '../config/types.js';
 import { percentileUs, type HistogramSnapshot, type StatsReader } from '../stats/reader.js';
-import { PROMETHEUS_BUCKETS_US, RECORD_BUCKETS_US } from '../stats/stat-names.js';
-import { CLUSTER_ROWS } from '../stats/tables/cluster.js';
-import { LISTENER_ROWS } from '../stats/tables/listener.js';
-import { families, kindIndexes, type StatKind, type StatRow } from '../stats/tables/table.js';
+import { families, type StatRow } from '../stats/tables/table.js';
 import { MAIN_THREAD_METRICS, type MainThreadMetricName } from '../stats/tables/main-thread.js';
 import { WORKER_ROWS, WorkerCell } from '../stats/tables/worker.js';
+import { ExpositionBuffer, expositionLabels, writeClusterState, writeTraffic, type ExpositionLabels } from './metrics-text.js';
 import { ProcessMetrics } from './process-metrics.js';
 import type { WorkerPool } from './worker-pool.js';
 import type { CertStore } from './cert-store.js';
@@ -47,75 +46,7 @@ function mainThread(name: MainThreadMetricName, collect: () => Sample[]) {
   return computed(name, m.help, m.kind, collect);
 }
 
-/** Index of each Prometheus bound in the recording buckets (each is one of them). */
-const PROM_BOUND_INDEX = PROMETHEUS_BUCKETS_US.map((b) => RECORD_BUCKETS_US.indexOf(b));
-
-/** Prometheus `le` label text per bound, in seconds. */
-const LE_TEXT = PROMETHEUS_BUCKETS_US.map((b) => String(b / 1e6));
-
-/** Escapes a label value for the text format (backslash, quote, newline). */
-function escapeLabel(value: string): string {
-  return value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
-}
-
-/** Text of each line of a histogram up to its value: buckets, +Inf, _sum, _count. */
-function histogramPrefixes(name: string, label: string): string[] {
-  return [
-    ...LE_TEXT.map((le) => `${name}_bucket{${label},le="${le}"} `),
-    `${name}_bucket{${label},le="+Inf"} `,
-    `${name}_sum{${label}} `,
-    `${name}_count{${label}} `,
-  ];
-}
-
-/** One row of an exported family: where to read it and its constant label text. */
-interface TrafficRow {
-  readonly kind: StatKind;
-  /** The row's handle value (offset among its kind). */
-  readonly index: number;
-  /** `,name="value"` for each constant label of the row ('' for none). */
-  readonly labels: string;
-}
-
-/** A Prometheus family of a slab table, with its HELP/TYPE header text. */
-interface TrafficFamily {
-  readonly name: string;
-  readonly kind: StatKind;
-  readonly header: string;
-  readonly rows: readonly TrafficRow[];
-}
-
-/** The Prometheus families of a stat table, header text made once at load. */
-function trafficFamilies(rows: readonly StatRow[]): TrafficFamily[] {
-  const index = kindIndexes(rows);
-  const indexOf = new Map(rows.map((row, i) => [row, index[i]]));
-  return families(rows).map((f) => ({
-    name: f.name,
-    kind: f.kind,
-    header: `# HELP ${f.name} ${f.help}\n# TYPE ${f.name} ${f.kind}\n`,
-    rows: f.rows.map((row) => ({
-      kind: row.kind,
-      index: indexOf.get(row)!,
-      labels: Object.entries(row.labels ?? {})
-        .map(([k, v]) => `,${k}="${escapeLabel(v)}"`)
-        .join(''),
-    })),
-  }));
-}
-
-const LISTENER_FAMILIES = trafficFamilies(LISTENER_ROWS);
-const CLUSTER_FAMILIES = trafficFamilies(CLUSTER_ROWS);
-const LISTENER_HISTOGRAMS = LISTENER_FAMILIES.filter((f) => f.kind === 'histogram');
-const CLUSTER_HISTOGRAMS = CLUSTER_FAMILIES.filter((f) => f.kind === 'histogram');
 const WORKER_FAMILIES = families(WORKER_ROWS);
-
-interface LabelCache {
-  readonly version: number;
-  readonly listeners: [string, number][];
-  readonly clusters: [string, number][];
-  readonly listenerHistogramPrefixes: string[][][];
-  readonly clusterHistogramPrefixes: string[][][];
-}
 
 export interface MetricsSource {
   readonly reader: StatsReader;
@@ -137,7 +68,10 @@ export class Metrics {
   private readonly processMetrics = new ProcessMetrics();
   /** Process values read once per scrape. */
   private processValues = new Map<string, number>();
-  private labelCache: LabelCache | null = null;
+  /** Label bytes of the config version last scraped. */
+  private labels: ExpositionLabels | null = null;
+  /** Bytes of the last exposition: the next one's buffer starts that large. */
+  private lastSize = 0;
 
   constructor(private readonly src: MetricsSource) {
     for (const sample of this.processMetrics.collect()) {
@@ -145,93 +79,29 @@ export class Metrics {
         computed(sample.name, sample.help, sample.type, () => [{ labels: {}, value: this.processValues.get(sample.name) ?? 0 }]) as unknown as client.Metric,
       );
     }
-    // With recording switched off the slab series would be all zeros: leave them out.
     this.trafficEnabled = src.snapshot().config.stats.enabled;
     for (const m of this.processDefinitions()) this.registry.registerMetric(m as unknown as client.Metric);
   }
 
-  /** The exposition text; folds the slabs first. */
-  async scrape(): Promise<string> {
+  /** The exposition text; folds the slabs first. The per-listener and per-cluster
+   *  series (thousands of lines per hundred clusters) are written as bytes
+   *  (metrics-text.ts), the process-wide families through the registry. */
+  async scrape(): Promise<Buffer> {
     this.src.reader.fold();
     this.processValues = new Map(this.processMetrics.collect().map((s) => [s.name, s.value]));
-    const traffic = this.trafficEnabled ? this.renderTraffic() : '';
-    return traffic + (await this.registry.metrics());
+    const snap = this.src.snapshot();
+    if (this.labels === null || this.labels.version !== snap.version) this.labels = expositionLabels(snap);
+    const out = new ExpositionBuffer(this.lastSize + 65_536);
+    // With recording switched off the slab series would be all zeros: left out.
+    if (this.trafficEnabled) writeTraffic(out, this.src.reader, this.labels);
+    writeClusterState(out, dataPlaneConfig(snap.config, snap.resolved).clusters, this.src.resilience, this.labels); // DNS clusters: their resolved endpoints
+    out.text(await this.registry.metrics());
+    this.lastSize = out.length;
+    return out.finish();
   }
 
   get contentType(): string {
     return this.registry.contentType;
-  }
-
-  /** Remora's traffic series as exposition text, written directly: with 100 clusters
-   *  that is ~5,000 lines, and building them here (label text precomputed per config
-   *  version) is an order of magnitude cheaper than sample objects through the registry. */
-  private renderTraffic(): string {
-    const r = this.src.reader;
-    const labels = this.labelText();
-    const out: string[] = [];
-    const histogram = (prefixes: readonly string[], h: HistogramSnapshot): void => {
-      let cumulative = 0;
-      let next = 0;
-      let text = '';
-      for (let p = 0; p < PROMETHEUS_BUCKETS_US.length; p++) {
-        for (; next <= PROM_BOUND_INDEX[p]; next++) cumulative += h.buckets[next];
-        text += prefixes[p] + cumulative + '\n';
-      }
-      const n = PROMETHEUS_BUCKETS_US.length;
-      out.push(text + prefixes[n] + h.count + '\n' + prefixes[n + 1] + h.sumUs / 1e6 + '\n' + prefixes[n + 2] + h.count + '\n');
-    };
-    // Counters and gauges: listener families, then cluster families, in table order.
-    for (const f of LISTENER_FAMILIES) {
-      if (f.kind === 'histogram') continue;
-      out.push(f.header);
-      for (const [l, slot] of labels.listeners) {
-        for (const row of f.rows) {
-          const value = row.kind === 'gauge' ? r.listenerGauge(slot, row.index) : r.listenerCounter(slot, row.index);
-          out.push(`${f.name}{${l}${row.labels}} ${value}\n`);
-        }
-      }
-    }
-    for (const f of CLUSTER_FAMILIES) {
-      if (f.kind === 'histogram') continue;
-      out.push(f.header);
-      for (const [l, slot] of labels.clusters) {
-        for (const row of f.rows) {
-          const value = row.kind === 'gauge' ? r.clusterGauge(slot, row.index) : r.clusterCounter(slot, row.index);
-          out.push(`${f.name}{${l}${row.labels}} ${value}\n`);
-        }
-      }
-    }
-    // Histograms (one row per family), line text up to the value cached per config.
-    for (const f of LISTENER_HISTOGRAMS) {
-      out.push(f.header);
-      const h = f.rows[0].index;
-      labels.listeners.forEach(([, slot], i) => histogram(labels.listenerHistogramPrefixes[i][h], r.listenerHistogram(slot, h)));
-    }
-    for (const f of CLUSTER_HISTOGRAMS) {
-      out.push(f.header);
-      const h = f.rows[0].index;
-      labels.clusters.forEach(([, slot], i) => histogram(labels.clusterHistogramPrefixes[i][h], r.clusterHistogram(slot, h)));
-    }
-    return out.join('');
-  }
-
-  /** `listener="name"` / `cluster="name"` label text per slot, and every histogram
-   *  line's text up to its value, made once per config version. */
-  private labelText(): LabelCache {
-    const snap = this.src.snapshot();
-    if (this.labelCache === null || this.labelCache.version !== snap.version) {
-      const listeners = Object.entries(snap.statSlots.listeners).map(([n, slot]): [string, number] => [`listener="${escapeLabel(n)}"`, slot]);
-      const clusters = Object.entries(snap.statSlots.clusters).map(([n, slot]): [string, number] => [`cluster="${escapeLabel(n)}"`, slot]);
-      this.labelCache = {
-        version: snap.version,
-        listeners,
-        clusters,
-        // Indexed [slot entry][histogram handle].
-        listenerHistogramPrefixes: listeners.map(([l]) => LISTENER_HISTOGRAMS.map((f) => histogramPrefixes(f.name, l))),
-        clusterHistogramPrefixes: clusters.map(([l]) => CLUSTER_HISTOGRAMS.map((f) => histogramPrefixes(f.name, l))),
-      };
-    }
-    return this.labelCache;
   }
 
   private processDefinitions() {
@@ -324,42 +194,14 @@ export class Metrics {
     ];
   }
 
-  /** Circuit breakers, outlier detection, health checks and the rate-limit table: state
-   *  the main thread holds (or reads from the shared state) at scrape time. */
+  /** Outlier detection, health checks and the rate-limit table: process-wide state the
+   *  main thread holds (or reads from the shared state) at scrape time. The per-cluster
+   *  breaker, endpoint and ejection families are written with the traffic series. */
   private resilienceDefinitions() {
     const res = this.src.resilience;
-    const clusters = () => {
-      const snap = this.src.snapshot();
-      return dataPlaneConfig(snap.config, snap.resolved).clusters; // DNS clusters: their resolved endpoints
-    };
     return [
-      mainThread('remora_circuit_breaker_open', () =>
-        clusters().flatMap((c) =>
-          Object.entries(res.breakers(c)).map(([resource, b]) => ({ labels: { cluster: c.name, resource }, value: b.open ? 1 : 0 })),
-        ),
-      ),
-      mainThread('remora_circuit_breaker_remaining', () =>
-        clusters().flatMap((c) =>
-          Object.entries(res.breakers(c)).map(([resource, b]) => ({ labels: { cluster: c.name, resource }, value: b.remaining })),
-        ),
-      ),
-      mainThread('remora_cluster_endpoints', () =>
-        clusters().flatMap((c) => {
-          const counts: Record<string, number> = { healthy: 0, ejected: 0, unhealthy: 0, pending_first_check: 0, probation: 0 };
-          for (const ep of c.endpoints) {
-            const state = res.endpointState(c.name, ep.address, ep.port);
-            if (state in counts) counts[state]++;
-          }
-          return Object.entries(counts).map(([state, value]) => ({ labels: { cluster: c.name, state }, value }));
-        }),
-      ),
       mainThread('remora_outlier_ejections_total', () =>
         Object.entries(res.detector.ejections).map(([reason, value]) => ({ labels: { reason }, value })),
-      ),
-      mainThread('remora_outlier_ejections_active', () =>
-        clusters()
-          .filter((c) => c.outlier_detection !== undefined)
-          .map((c) => ({ labels: { cluster: c.name }, value: res.detector.activeEjections(c.name) })),
       ),
       mainThread('remora_outlier_ejections_overflow_total', () => [
         { labels: {}, value: res.detector.overflows },

@@ -456,8 +456,10 @@ function sameSet(a: XdsResourceSet, b: XdsResourceSet): boolean {
 function keepWarmingAsApplied(config: RemoraConfig, warming: { readonly listeners: readonly string[]; readonly clusters: readonly string[] }, applied: RemoraConfig | null): RemoraConfig {
   if (applied === null || (warming.listeners.length === 0 && warming.clusters.length === 0)) return config;
   const taken = new Set(config.listeners.filter((l) => l.port !== 0).map((l) => `${l.address}:${l.port}`));
-  const listeners = applied.listeners.filter((l) => warming.listeners.includes(l.name) && (l.port === 0 || !taken.has(`${l.address}:${l.port}`)));
-  const clusters = applied.clusters.filter((c) => warming.clusters.includes(c.name));
+  const warmingListeners = new Set(warming.listeners);
+  const warmingClusters = new Set(warming.clusters);
+  const listeners = applied.listeners.filter((l) => warmingListeners.has(l.name) && (l.port === 0 || !taken.has(`${l.address}:${l.port}`)));
+  const clusters = applied.clusters.filter((c) => warmingClusters.has(c.name));
   if (listeners.length === 0 && clusters.length === 0) return config;
   return Object.freeze({
     ...config,

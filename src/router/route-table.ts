@@ -1,7 +1,9 @@
 // The route table of one listener, compiled once per config snapshot: virtual host
 // lookup by Host, then first-match over the vhost's routes. Everything a request needs
 // from its route (cluster handles, rewrites, header edits, timeout) is precomputed here
-// so the hot path only looks things up.
+// so the hot path only looks things up. A virtual host with many routes (a mesh config:
+// one per service) gets an index by the first path segment a route requires, so a
+// request tries only the routes that can match it, still in config order.
 
 import type { HeaderMatcher, Listener, Route, VirtualHost } from '../config/types.js';
 import { headerBytes } from '../http/headers.js';
@@ -74,7 +76,22 @@ export interface CompiledRoute<C, P = null> {
 interface CompiledVhost<C, P> {
   readonly name: string;
   readonly routes: readonly CompiledRoute<C, P>[];
+  /** For a vhost of INDEX_MIN_ROUTES routes or more; null: every route is tried. */
+  readonly index: RouteIndex | null;
 }
+
+/** Routes of a vhost by the first path segment they require (`/svc-a/` and the exact
+ *  path `/svc-a/x` require `svc-a`), as ascending route numbers. `any` lists, also in
+ *  order, the routes that can match a path whatever its first segment: a regex, a
+ *  prefix that ends inside the first segment (`/`, `/api`). */
+interface RouteIndex {
+  readonly bySegment: ReadonlyMap<string, readonly number[]>;
+  readonly any: readonly number[];
+}
+
+/** Below this many routes a vhost is scanned route by route (a few string compares
+ *  cost less than finding a path's first segment). */
+const INDEX_MIN_ROUTES = 32;
 
 export class RouteTable<C, P = null> {
   private readonly exact = new Map<string, CompiledVhost<C, P>>();
@@ -90,10 +107,8 @@ export class RouteTable<C, P = null> {
     compilePolicy: (route: Route) => P = () => null as P,
   ) {
     for (const vh of listener.virtual_hosts) {
-      const compiled: CompiledVhost<C, P> = {
-        name: vh.name,
-        routes: vh.routes.map((r) => compileRoute(vh, r, resolveCluster, compilePolicy)),
-      };
+      const routes = vh.routes.map((r) => compileRoute(vh, r, resolveCluster, compilePolicy));
+      const compiled: CompiledVhost<C, P> = { name: vh.name, routes, index: routes.length >= INDEX_MIN_ROUTES ? indexRoutes(routes) : null };
       for (const domain of vh.domains) {
         if (domain === '*') this.wildcard = compiled;
         else if (domain.startsWith('*')) this.suffixes.push({ suffix: domain.slice(1), vhost: compiled });
@@ -109,6 +124,7 @@ export class RouteTable<C, P = null> {
     const vhost = this.findVhost(req.host);
     if (vhost === null) return null;
     const routes = vhost.routes;
+    if (vhost.index !== null) return matchIndexed(routes, vhost.index, req);
     for (let i = 0; i < routes.length; i++) {
       if (routeMatches(routes[i], req)) return routes[i];
     }
@@ -172,6 +188,51 @@ export function compileTargets<C>(
     }
   }
   return { targets, totalWeight };
+}
+
+/** The first path segment a route requires, or null when it can match paths with
+ *  different first segments. */
+function requiredSegment<C, P>(route: CompiledRoute<C, P>): string | null {
+  const v = route.pathValue;
+  if (route.pathKind === PathKind.Regex || !v.startsWith('/')) return null;
+  const end = v.indexOf('/', 1);
+  if (route.pathKind === PathKind.Exact) return v.slice(1, end < 0 ? v.length : end);
+  return end < 0 ? null : v.slice(1, end); // a prefix must close its first segment
+}
+
+function indexRoutes<C, P>(routes: readonly CompiledRoute<C, P>[]): RouteIndex {
+  const bySegment = new Map<string, number[]>();
+  const any: number[] = [];
+  routes.forEach((route, i) => {
+    const segment = requiredSegment(route);
+    if (segment === null) any.push(i);
+    else {
+      const list = bySegment.get(segment);
+      if (list === undefined) bySegment.set(segment, [i]);
+      else list.push(i);
+    }
+  });
+  return { bySegment, any };
+}
+
+/** First match over the routes of the path's first segment and the routes of any
+ *  segment, merged in route order: the same route a scan of them all finds. */
+function matchIndexed<C, P>(routes: readonly CompiledRoute<C, P>[], index: RouteIndex, req: RouteInput): CompiledRoute<C, P> | null {
+  const path = req.path;
+  let own: readonly number[] | undefined;
+  if (path.charCodeAt(0) === 0x2f /* / */) {
+    const end = path.indexOf('/', 1);
+    own = index.bySegment.get(path.slice(1, end < 0 ? path.length : end));
+  }
+  const any = index.any;
+  let a = 0;
+  let o = 0;
+  const ownLength = own === undefined ? 0 : own.length;
+  while (a < any.length || o < ownLength) {
+    const i = o < ownLength && (a >= any.length || own![o] < any[a]) ? own![o++] : any[a++];
+    if (routeMatches(routes[i], req)) return routes[i];
+  }
+  return null;
 }
 
 function routeMatches<C, P>(route: CompiledRoute<C, P>, req: RouteInput): boolean {

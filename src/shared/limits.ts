@@ -8,7 +8,7 @@ export const MAX_LISTENERS = 64;
  *  stats slab reserves a block per cluster slot (under 1 KiB: about 6 MiB per worker at
  *  this cap, mirrored by the main thread's reader) and the shared state 32 bytes per
  *  slot (256 KiB). That memory is allocated zeroed and only the slots a config has used
- *  are written, folded or read, so pages of unused slots never become resident. */
+ *  are ever written (or folded), so pages of unused slots never become resident. */
 export const MAX_CLUSTERS = 8192;
 /** Endpoints over all clusters (each gets a shared-state slot of 32 bytes, kept by name:
  *  2 MiB of shared memory for all of them). */

@@ -1,9 +1,12 @@
 // Layout of the per-worker stats slab: a SharedArrayBuffer of 32-bit cells that one
-// worker writes (Atomics.add/store) and the main thread reads (Atomics.load). This is
-// the only module that does offset arithmetic. The slab holds one block per listener
-// slot, one per cluster slot, then the worker's own cells; the sizes come from the stat
-// tables (src/stats/tables/, through src/stats/shapes.ts). Slots are handed out by name
-// (SlotRegistry), so a name keeps its cells across config versions.
+// worker writes (Atomics.add/store) and the main thread reads (Atomics.load, or plain
+// tear-free reads where it folds counters, src/stats/reader.ts). This is the only
+// module that does offset arithmetic. The slab holds one block per listener slot, one
+// per cluster slot, then the worker's own cells; the sizes come from the stat tables
+// (src/stats/tables/, through src/stats/shapes.ts). Slots are handed out by name
+// (SlotRegistry), lowest first, so a name keeps its cells across config versions and
+// the blocks above the highest slot ever used are never touched: the slab is sized for
+// MAX_CLUSTERS (about 6 MiB), but only the pages of used slots become resident.
 //
 // Counter cells wrap at 2^32; the main thread folds deltas into 64-bit totals at least
 // once a second (src/stats/reader.ts), which is safe while a cell grows by less than

@@ -6,6 +6,7 @@
 // views and a counter reset go no further than the highest slot ever used, so the
 // pages of slots never used are never touched.
 
+import { MAX_CLUSTERS, MAX_LISTENERS } from '../shared/limits.js';
 import type { BlockShape } from '../shared/stats-layout.js';
 import { CLUSTER_SHAPE, HISTOGRAM_CELLS, LAYOUT, LISTENER_SHAPE, OVERFLOW_CELL, SUM_CELL, gaugeOffset, histogramOffset } from './shapes.js';
 import { RECORD_BUCKETS_US } from './stat-names.js';
@@ -25,9 +26,11 @@ export class StatsReader {
   private listenerSlots: readonly number[] = [];
   private clusterSlots: readonly number[] = [];
   /** One past the highest listener and cluster slot ever in use: slots are handed out
-   *  lowest first (SlotRegistry), so every slot with counts is below these. */
-  private listenerEnd = 0;
-  private clusterEnd = 0;
+   *  lowest first (SlotRegistry), so every slot with counts is below these. Until the
+   *  first setSlots nothing says which slots were used: all of them count. */
+  private listenerEnd = MAX_LISTENERS;
+  private clusterEnd = MAX_CLUSTERS;
+  private slotsKnown = false;
 
   constructor(slabs: readonly SharedArrayBuffer[]) {
     this.views = slabs.map((s) => new Uint32Array(s));
@@ -39,6 +42,11 @@ export class StatsReader {
   setSlots(listeners: readonly number[], clusters: readonly number[]): void {
     this.listenerSlots = listeners;
     this.clusterSlots = clusters;
+    if (!this.slotsKnown) {
+      this.slotsKnown = true;
+      this.listenerEnd = 0;
+      this.clusterEnd = 0;
+    }
     for (const slot of listeners) if (slot >= this.listenerEnd) this.listenerEnd = slot + 1;
     for (const slot of clusters) if (slot >= this.clusterEnd) this.clusterEnd = slot + 1;
   }
@@ -124,21 +132,25 @@ export class StatsReader {
   }
 
   private foldBlock(base: number, shape: BlockShape): void {
-    const totals = this.totals;
-    const histStart = shape.counters + shape.gauges;
+    const histStart = shape.counters + shape.gauges; // gauges are read live, not folded
     const end = histStart + shape.histograms * HISTOGRAM_CELLS;
     for (let w = 0; w < this.views.length; w++) {
-      const view = this.views[w];
-      const last = this.last[w];
-      for (let i = 0; i < end; i++) {
-        if (i === shape.counters) i = histStart; // gauges are read live, not folded
-        const cell = base + i;
-        const now = Atomics.load(view, cell);
-        const delta = (now - last[cell]) >>> 0;
-        if (delta !== 0) {
-          totals[cell] += delta;
-          last[cell] = now;
-        }
+      this.foldCells(this.views[w], this.last[w], base, base + shape.counters);
+      this.foldCells(this.views[w], this.last[w], base + histStart, base + end);
+    }
+  }
+
+  /** Plain reads, not Atomics.load: an aligned 32-bit typed-array read is tear-free (the
+   *  ECMAScript memory model), and a value a moment old is folded by the next fold. With
+   *  Atomics.load a fold of 5,000 clusters took ~4 times as long (~20 ms every second). */
+  private foldCells(view: Uint32Array, last: Uint32Array, from: number, to: number): void {
+    const totals = this.totals;
+    for (let cell = from; cell < to; cell++) {
+      const now = view[cell];
+      const before = last[cell];
+      if (now !== before) {
+        totals[cell] += (now - before) >>> 0;
+        last[cell] = now;
       }
     }
   }

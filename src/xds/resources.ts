@@ -109,13 +109,13 @@ export function edsName(c: ProtoObject): string {
 
 /** The ClusterLoadAssignment names EDS clusters wait for (see edsName). */
 export function edsClusters(clusters: Iterable<ProtoObject>): string[] {
-  const names: string[] = [];
+  const names = new Set<string>();
   for (const c of clusters) {
     if (c.type !== 'EDS') continue;
     const name = edsName(c);
-    if (name !== '' && !names.includes(name)) names.push(name);
+    if (name !== '') names.add(name);
   }
-  return names;
+  return [...names];
 }
 
 /** The transport sockets of a listener (those of the chains it serves: servedChains) or

@@ -101,7 +101,7 @@ t.test('valid config: defaults filled in, input normalised', async (t) => {
     workers: 2,
     admin: { address: '127.0.0.1', port: 9901, allow_remote: false },
     drain: { delay_ms: 5000, timeout_ms: 20000 },
-    worker_limits: { heartbeat_timeout_ms: 10000, memory_limit_mb: 0, max_downstream_connections: 0 },
+    worker_limits: { heartbeat_timeout_ms: 10000, memory_limit_mb: 0, young_generation_mb: 0, max_downstream_connections: 0 },
     stats: { enabled: true },
     listeners: [
       {
@@ -184,6 +184,7 @@ t.test('valid config: defaults filled in, input normalised', async (t) => {
         codec_type: 'auto',
         http2_protocol_options: { max_concurrent_streams: 100, initial_stream_window_size: 65535, initial_connection_window_size: 1048576 },
         max_request_headers_count: 100,
+        headers_with_underscores_action: 'allow',
         normalize_path: true,
         merge_slashes: false,
         path_with_escaped_slashes_action: 'keep_unchanged',

@@ -196,10 +196,10 @@ function envoyGateway(hcm: Obj): void {
   });
 }
 
-t.test('an Envoy Gateway HCM: maps, except headers_with_underscores_action REJECT_REQUEST', async (t) => {
-  t.same(errorsOf(withHcm(envoyGateway)), [
-    `${TL}.common_http_protocol_options.headers_with_underscores_action: REJECT_REQUEST is not supported: Remora passes header names with underscores on unchanged (ALLOW only)`,
-  ]);
+t.test('an Envoy Gateway HCM maps, headers_with_underscores_action REJECT_REQUEST included', async (t) => {
+  const strict = withHcm(envoyGateway);
+  t.same(errorsOf(strict), []);
+  t.equal(strict.ok ? strict.config.listeners[0].headers_with_underscores_action : null, 'reject_request', 'REJECT_REQUEST is the listener\'s reject_request');
   const r = withHcm((hcm) => {
     envoyGateway(hcm);
     hcm.common_http_protocol_options = { headers_with_underscores_action: 'ALLOW' };
@@ -292,9 +292,8 @@ t.test('settings that would change traffic are rejected by path', async (t) => {
     `${TL}.local_reply_config.mappers: is not supported: Remora's local replies are its own (only an empty local_reply_config is accepted)`,
     `${TL}.local_reply_config.body_format: is not supported: Remora's local replies are its own (only an empty local_reply_config is accepted)`,
   ]);
-  t.same(errorsOf(withHcm((hcm) => Object.assign(hcm, { common_http_protocol_options: { headers_with_underscores_action: 'DROP_HEADER' } }))), [
-    `${TL}.common_http_protocol_options.headers_with_underscores_action: DROP_HEADER is not supported: Remora passes header names with underscores on unchanged (ALLOW only)`,
-  ]);
+  const dropping = withHcm((hcm) => Object.assign(hcm, { common_http_protocol_options: { headers_with_underscores_action: 'DROP_HEADER' } }));
+  t.equal(dropping.ok ? dropping.config.listeners[0].headers_with_underscores_action : null, 'drop_header', 'DROP_HEADER is the listener\'s drop_header');
   t.same(errorsOf(withHcm((hcm) => Object.assign(hcm, { stream_idle_timeout: { nanos: 500 } }))), [
     `${TL}.stream_idle_timeout: must be a whole number of milliseconds (got 0s and 500ns)`,
   ], 'Durations are checked also where only 0 is accepted');

@@ -8,6 +8,9 @@ import type { AdminHandler } from './context.js';
 
 export const clustersHandler: AdminHandler = async (ctx) => {
   const replies = await ctx.pool.stats();
+  // Each worker's pool states by cluster and endpoint key, indexed once: a cluster may
+  // have thousands of endpoints, and a search of the list per endpoint is quadratic.
+  const pools = replies.map((r) => new Map(Object.entries(r.clusters).map(([name, states]) => [name, new Map(states.map((e) => [e.endpoint, e]))])));
   const snap = ctx.snapshot();
   const res = ctx.resilience;
   const checks = res.healthChecks();
@@ -23,8 +26,8 @@ export const clustersHandler: AdminHandler = async (ctx) => {
       let connections = 0;
       let idle = 0;
       let queued = 0;
-      for (const r of replies) {
-        const state = r.clusters[c.name]?.find((e) => e.endpoint === key);
+      for (const byCluster of pools) {
+        const state = byCluster.get(c.name)?.get(key);
         if (state === undefined) continue;
         active += state.active;
         connections += state.connections;

@@ -103,9 +103,9 @@ export function startAdmin(ctx: AdminContext, address: string, port: number, onl
     }
     result
       .then(([status, body, contentType]) => {
-        const text = typeof body === 'string' ? body : JSON.stringify(body, null, 2) + '\n';
-        res.writeHead(status, { 'content-type': contentType ?? (typeof body === 'string' ? 'text/plain' : 'application/json') });
-        res.end(text);
+        const raw = typeof body === 'string' || Buffer.isBuffer(body); // a Buffer: /metrics
+        res.writeHead(status, { 'content-type': contentType ?? (raw ? 'text/plain' : 'application/json') });
+        res.end(raw ? body : JSON.stringify(body, null, 2) + '\n');
       })
       .catch((err: unknown) => {
         ctx.log.error({ err }, 'admin request failed');
