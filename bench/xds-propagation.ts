@@ -262,6 +262,34 @@ interface PushSample {
   readonly workers_polls: number;
 }
 
+/** What the traffic poller saw for one push: when 8/8 fresh-connection probes first all
+ *  passed `fresh` (ms from t0, null on timeout), the polls, the polls that saw old and
+ *  new mixed, and the probes that failed. */
+interface TrafficSeen {
+  readonly ms: number | null;
+  readonly polls: number;
+  readonly mixed: number;
+  readonly errors: number;
+}
+
+/** Polls 8 probes on fresh connections every POLL_MS until all pass `fresh` or `deadline`. */
+async function pollTraffic(port: number, t0: number, deadline: number, fresh: (p: Probe) => boolean): Promise<TrafficSeen> {
+  let polls = 0;
+  let mixed = 0;
+  let errors = 0;
+  while (performance.now() < deadline) {
+    const replies = await Promise.all(Array.from({ length: PROBES_PER_POLL }, () => probe(port)));
+    const end = performance.now();
+    polls++;
+    errors += replies.filter((r) => r.status !== 200).length;
+    const passed = replies.filter((r) => r.status === 200 && fresh(r)).length;
+    if (passed === PROBES_PER_POLL) return { ms: end - t0, polls, mixed, errors };
+    if (passed > 0) mixed++;
+    await sleep(POLL_MS);
+  }
+  return { ms: null, polls, mixed, errors };
+}
+
 /** --change endpoint: push i moves c0 to upstreams[i % 2] and changes nothing else. Done
  *  when 8/8 fresh connections reach it (traffic) and every worker reports a newer config
  *  version or endpoints revision than before the push (applied). */
@@ -275,25 +303,7 @@ async function measureEndpointPush(i: number, warmup: boolean, remora: RemoraPro
   const { version: cpVersion } = push('bench', text);
   const pushCallMs = performance.now() - t0;
   const deadline = t0 + PUSH_TIMEOUT_MS;
-  let trafficMs: number | null = null;
-  let trafficPolls = 0;
-  let mixed = 0;
-  let probeErrors = 0;
-  const traffic = (async () => {
-    while (performance.now() < deadline) {
-      const replies = await Promise.all(Array.from({ length: PROBES_PER_POLL }, () => probe(port)));
-      const end = performance.now();
-      trafficPolls++;
-      probeErrors += replies.filter((r) => r.status !== 200).length;
-      const fresh = replies.filter((r) => r.status === 200 && r.bytes === BODY_SIZES[which]).length;
-      if (fresh === PROBES_PER_POLL) {
-        trafficMs = end - t0;
-        return;
-      }
-      if (fresh > 0) mixed++;
-      await sleep(POLL_MS);
-    }
-  })();
+  const polled = pollTraffic(port, t0, deadline, (r) => r.bytes === BODY_SIZES[which]);
   let appliedMs: number | null = null;
   let reloads: number | null = null;
   let workersPolls = 0;
@@ -309,19 +319,19 @@ async function measureEndpointPush(i: number, warmup: boolean, remora: RemoraPro
       await sleep(POLL_MS);
     }
   })();
-  await Promise.all([traffic, applied]);
+  const [seen] = await Promise.all([polled, applied]);
   return {
     i,
     warmup,
     cp_version: cpVersion,
     push_call_ms: round(pushCallMs, 2),
     applied_ms: appliedMs !== null ? round(appliedMs, 1) : null,
-    traffic_ms: trafficMs !== null ? round(trafficMs, 1) : null,
+    traffic_ms: seen.ms !== null ? round(seen.ms, 1) : null,
     reloads,
     reload_steps_ms: [],
-    traffic_polls: trafficPolls,
-    mixed_polls: mixed,
-    probe_errors: probeErrors,
+    traffic_polls: seen.polls,
+    mixed_polls: seen.mixed,
+    probe_errors: seen.errors,
     workers_polls: workersPolls,
   };
 }
@@ -338,25 +348,9 @@ async function measurePush(i: number, warmup: boolean, remora: RemoraProcess, po
   const pushCallMs = performance.now() - t0;
   const deadline = t0 + PUSH_TIMEOUT_MS;
 
+  const polled = pollTraffic(port, t0, deadline, (r) => r.version === want);
   let trafficMs: number | null = null;
-  let trafficPolls = 0;
-  let mixed = 0;
-  let probeErrors = 0;
-  const traffic = (async () => {
-    while (performance.now() < deadline) {
-      const replies = await Promise.all(Array.from({ length: PROBES_PER_POLL }, () => probe(port)));
-      const end = performance.now();
-      trafficPolls++;
-      probeErrors += replies.filter((r) => r.status !== 200).length;
-      const fresh = replies.filter((r) => r.status === 200 && r.version === want).length;
-      if (fresh === PROBES_PER_POLL) {
-        trafficMs = end - t0;
-        return;
-      }
-      if (fresh > 0) mixed++;
-      await sleep(POLL_MS);
-    }
-  })();
+  const traffic = polled.then((p) => (trafficMs = p.ms));
 
   // /workers replies: when each arrived and the versions it reported.
   const samples: { t: number; versions: number[] }[] = [];
@@ -377,7 +371,7 @@ async function measurePush(i: number, warmup: boolean, remora: RemoraProcess, po
       await sleep(POLL_MS);
     }
   })();
-  await Promise.all([traffic, applied]);
+  const [seen] = await Promise.all([polled, applied, traffic]);
   const hit = finalVersion === null ? undefined : samples.find((s) => s.versions.every((v) => v >= finalVersion!));
   const steps: (number | null)[] = [];
   for (let k = 1; finalVersion !== null && baseline + k <= finalVersion; k++) {
@@ -393,9 +387,9 @@ async function measurePush(i: number, warmup: boolean, remora: RemoraProcess, po
     traffic_ms: trafficMs !== null ? round(trafficMs, 1) : null,
     reloads: finalVersion !== null ? finalVersion - baseline : null,
     reload_steps_ms: steps,
-    traffic_polls: trafficPolls,
-    mixed_polls: mixed,
-    probe_errors: probeErrors,
+    traffic_polls: seen.polls,
+    mixed_polls: seen.mixed,
+    probe_errors: seen.errors,
     workers_polls: workersPolls,
   };
 }

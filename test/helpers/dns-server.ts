@@ -6,6 +6,7 @@
 
 import dgram from 'node:dgram';
 import { isIPv4, isIPv6 } from 'node:net';
+import type { DnsLookup, DnsRecord } from '../../src/main/dns-query.js';
 
 export type NameMode = 'answer' | 'nxdomain' | 'servfail' | 'drop';
 
@@ -136,4 +137,17 @@ export async function startDnsServer(): Promise<TestDnsServer> {
     },
     close: () => new Promise<void>((resolve) => socket.close(() => resolve())),
   };
+}
+
+/** A fake DNS side for resolveName (src/main/dns-query.ts): per `A name` / `AAAA name`,
+ *  records or an error code (ENOTFOUND when absent); `asked` records every query. */
+export function fakeLookup(table: Record<string, DnsRecord[] | string>): DnsLookup & { asked: string[] } {
+  const asked: string[] = [];
+  const answer = async (key: string): Promise<DnsRecord[]> => {
+    asked.push(key);
+    const v = table[key] ?? 'ENOTFOUND';
+    if (typeof v === 'string') throw Object.assign(new Error(v), { code: v });
+    return v;
+  };
+  return { asked, resolve4: (n) => answer(`A ${n}`), resolve6: (n) => answer(`AAAA ${n}`), cancel: () => {} };
 }

@@ -13,10 +13,10 @@ import { pino } from 'pino';
 import type { RemoraConfig } from '../../src/config/types.js';
 import { validateConfig } from '../../src/config/validate.js';
 import { createLogger } from '../../src/core/log.js';
-import { resolveName, type DnsLookup, type DnsRecord } from '../../src/main/dns-query.js';
+import { resolveName } from '../../src/main/dns-query.js';
 import { DnsClusters, defaultHostsPath } from '../../src/main/dns-resolver.js';
 import { HostsFile, hostsAddresses, parseHosts, type HostsTable } from '../../src/main/hosts-file.js';
-import { startDnsServer } from '../helpers/dns-server.js';
+import { fakeLookup, startDnsServer } from '../helpers/dns-server.js';
 
 const log = createLogger({ component: 'dns-hosts-file-test' }, 'silent');
 
@@ -86,17 +86,6 @@ t.test('lookup per family, case-insensitive, localhost', async (t) => {
   t.same(hostsAddresses(v4OnlyLocal, 'localhost', true), ['::1'], 'the family the file lacks is filled with loopback');
 });
 
-/** A fake DNS side: per name and family, records or an error code; records what is asked. */
-function fakeLookup(table: Record<string, DnsRecord[] | string>): DnsLookup & { asked: string[] } {
-  const asked: string[] = [];
-  const answer = async (key: string): Promise<DnsRecord[]> => {
-    asked.push(key);
-    const v = table[key] ?? 'ENOTFOUND';
-    if (typeof v === 'string') throw Object.assign(new Error(v), { code: v });
-    return v;
-  };
-  return { asked, resolve4: (n) => answer(`A ${n}`), resolve6: (n) => answer(`AAAA ${n}`), cancel: () => {} };
-}
 
 t.test('resolution: the hosts file before DNS, for every lookup family', async (t) => {
   const hosts = { table: parseHosts(SAMPLE), ttlS: 7 };

@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import type { Cluster, ClusterDns, RemoraConfig } from '../../src/config/types.js';
 import { validateConfig } from '../../src/config/validate.js';
 import { createLogger } from '../../src/core/log.js';
-import { nextDelayMs, resolveName, type DnsLookup, type DnsRecord } from '../../src/main/dns-query.js';
+import { nextDelayMs, resolveName } from '../../src/main/dns-query.js';
 import { DnsClusters } from '../../src/main/dns-resolver.js';
-import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
+import { fakeLookup, startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
 
 const log = createLogger({ component: 'dns-resolver-test' }, 'silent');
 /** No hosts file (a path nothing creates): every name goes to the test DNS server, never
@@ -68,17 +68,6 @@ t.test('validation of the dns block, by path', async (t) => {
   t.same(dnsOf(ok).resolvers, ['[::1]:53', '10.0.0.1'], 'an IP literal in a DNS cluster is accepted; resolvers with and without a port');
 });
 
-/** A fake lookup: per name and family, records or an error code. */
-function fakeLookup(table: Record<string, DnsRecord[] | string>): DnsLookup & { asked: string[] } {
-  const asked: string[] = [];
-  const answer = async (key: string): Promise<DnsRecord[]> => {
-    asked.push(key);
-    const v = table[key] ?? 'ENOTFOUND';
-    if (typeof v === 'string') throw Object.assign(new Error(v), { code: v });
-    return v;
-  };
-  return { asked, resolve4: (n) => answer(`A ${n}`), resolve6: (n) => answer(`AAAA ${n}`), cancel: () => {} };
-}
 
 t.test('lookup families and what counts as empty or failed', async (t) => {
   const v4 = [{ address: '10.0.0.1', ttl: 30 }, { address: '10.0.0.2', ttl: 10 }];
