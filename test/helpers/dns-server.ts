@@ -7,6 +7,8 @@
 import dgram from 'node:dgram';
 import { isIPv4, isIPv6 } from 'node:net';
 import type { DnsLookup, DnsRecord } from '../../src/main/dns-query.js';
+import type { RemoraConfig } from '../../src/config/types.js';
+import { validateConfig } from '../../src/config/validate.js';
 
 export type NameMode = 'answer' | 'nxdomain' | 'servfail' | 'drop';
 
@@ -150,4 +152,15 @@ export function fakeLookup(table: Record<string, DnsRecord[] | string>): DnsLook
     return v;
   };
   return { asked, resolve4: (n) => answer(`A ${n}`), resolve6: (n) => answer(`AAAA ${n}`), cancel: () => {} };
+}
+
+/** A validated config with one DNS cluster `c` (defaults filled in) and a listener
+ *  routing to it. */
+export function dnsClusterConfig(dns: Record<string, unknown>, endpoints: { address: string; port: number }[]): RemoraConfig {
+  const r = validateConfig({
+    listeners: [{ name: 'l', address: '127.0.0.1', port: 0, virtual_hosts: [{ name: 'v', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'c' } }] }] }],
+    clusters: [{ name: 'c', endpoints, dns }],
+  });
+  if (!r.ok) throw new Error(JSON.stringify(r.errors));
+  return r.config;
 }

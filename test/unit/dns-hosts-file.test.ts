@@ -10,13 +10,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import type { RemoraConfig } from '../../src/config/types.js';
-import { validateConfig } from '../../src/config/validate.js';
 import { createLogger } from '../../src/core/log.js';
 import { resolveName } from '../../src/main/dns-query.js';
 import { DnsClusters, defaultHostsPath } from '../../src/main/dns-resolver.js';
 import { HostsFile, hostsAddresses, parseHosts, type HostsTable } from '../../src/main/hosts-file.js';
-import { fakeLookup, startDnsServer } from '../helpers/dns-server.js';
+import { dnsClusterConfig, fakeLookup, startDnsServer } from '../helpers/dns-server.js';
+import { waitUntil } from '../helpers/remora.js';
 
 const log = createLogger({ component: 'dns-hosts-file-test' }, 'silent');
 
@@ -159,24 +158,6 @@ t.test('HostsFile: parsed once, read again when it changes, unreadable is empty'
   t.equal(defaultHostsPath({ REMORA_HOSTS_FILE: '' }), '/etc/hosts', 'an empty REMORA_HOSTS_FILE is the default');
 });
 
-/** A validated config with one DNS cluster `c`. */
-function config(dns: Record<string, unknown>, endpoints: { address: string; port: number }[]): RemoraConfig {
-  const r = validateConfig({
-    listeners: [{ name: 'l', address: '127.0.0.1', port: 0, virtual_hosts: [{ name: 'v', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'c' } }] }] }],
-    clusters: [{ name: 'c', endpoints, dns }],
-  });
-  if (!r.ok) throw new Error(JSON.stringify(r.errors));
-  return r.config;
-}
-
-const waitUntil = async (what: string, cond: () => boolean, ms = 5000): Promise<void> => {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-};
-
 t.test('DnsClusters: names from the hosts file never reach DNS; a change is followed', async (t) => {
   const server = await startDnsServer();
   t.teardown(() => server.close());
@@ -184,13 +165,13 @@ t.test('DnsClusters: names from the hosts file never reach DNS; a change is foll
   const dir = tempDir(t);
   const path = join(dir, 'hosts');
   writeHosts(path, '127.0.0.10 Hosted.Test hosted-alias.test\n');
-  const cfg = config({
+  const cfg = dnsClusterConfig({
     type: 'strict', refresh_rate_ms: 100, lookup_family: 'v4_only', resolvers: [server.address], query_timeout_ms: 200, query_tries: 1,
   }, [{ address: 'hosted.test', port: 1 }, { address: 'HOSTED-ALIAS.test', port: 2 }, { address: 'dns.test', port: 3 }, { address: 'localhost', port: 4 }]);
   const dns = new DnsClusters(log, () => {}, { hostsPath: path });
   t.teardown(() => dns.stop());
   dns.configure(cfg);
-  await waitUntil('all four names', () => (dns.resolved(cfg).c?.length ?? 0) === 4);
+  await waitUntil('all four names', async () => (dns.resolved(cfg).c?.length ?? 0) === 4);
   t.same(dns.resolved(cfg).c, [
     { address: '127.0.0.10', port: 1, hostname: 'hosted.test' },
     { address: '127.0.0.10', port: 2, hostname: 'HOSTED-ALIAS.test' },
@@ -205,10 +186,10 @@ t.test('DnsClusters: names from the hosts file never reach DNS; a change is foll
 
   // The file changes: the next resolution reads it again.
   writeHosts(path, '127.0.0.11 hosted.test\n');
-  await waitUntil('the new address', () => dns.resolved(cfg).c!.some((e) => e.hostname === 'hosted.test' && e.address === '127.0.0.11'));
+  await waitUntil('the new address', async () => dns.resolved(cfg).c!.some((e) => e.hostname === 'hosted.test' && e.address === '127.0.0.11'));
   t.pass('the changed file answered');
   // The alias left the file: it goes to DNS, which does not know it (NXDOMAIN, empty).
-  await waitUntil('alias gone', () => !dns.resolved(cfg).c!.some((e) => e.hostname === 'HOSTED-ALIAS.test'));
+  await waitUntil('alias gone', async () => !dns.resolved(cfg).c!.some((e) => e.hostname === 'HOSTED-ALIAS.test'));
   t.ok(server.queries('hosted-alias.test') > 0, 'a name no longer in the file is asked of DNS');
   t.equal(server.queries('hosted.test'), 0, 'a name in the file was never asked of DNS');
   t.equal(server.queries('localhost'), 0, 'localhost was never asked of DNS');
@@ -217,8 +198,8 @@ t.test('DnsClusters: names from the hosts file never reach DNS; a change is foll
   // The file goes: everything but localhost goes to DNS; the last good addresses stay
   // only through failures, and DNS answers NXDOMAIN for hosted.test (empty).
   rmSync(path);
-  await waitUntil('hosted.test asked of DNS', () => server.queries('hosted.test') > 0);
-  await waitUntil('hosted.test gone', () => !dns.resolved(cfg).c!.some((e) => e.hostname === 'hosted.test'));
+  await waitUntil('hosted.test asked of DNS', async () => server.queries('hosted.test') > 0);
+  await waitUntil('hosted.test gone', async () => !dns.resolved(cfg).c!.some((e) => e.hostname === 'hosted.test'));
   t.ok(dns.resolved(cfg).c!.some((e) => e.hostname === 'localhost' && e.address === '127.0.0.1'), 'localhost still resolves without the file');
   t.equal(server.queries('localhost'), 0, 'and still without DNS');
 });

@@ -11,41 +11,32 @@ import { validateConfig } from '../../src/config/validate.js';
 import { createLogger } from '../../src/core/log.js';
 import { nextDelayMs, resolveName } from '../../src/main/dns-query.js';
 import { DnsClusters } from '../../src/main/dns-resolver.js';
-import { fakeLookup, startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
+import { dnsClusterConfig, fakeLookup, startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
+import { waitUntil } from '../helpers/remora.js';
 
 const log = createLogger({ component: 'dns-resolver-test' }, 'silent');
 /** No hosts file (a path nothing creates): every name goes to the test DNS server, never
  *  to this machine's /etc/hosts (test/unit/dns-hosts-file.test.ts covers the file). */
 const hostsPath = join(tmpdir(), `remora-dns-resolver-test-no-hosts-${process.pid}`);
 
-/** A validated config with one DNS cluster `c` (defaults filled in). */
-function config(dns: Record<string, unknown>, endpoints: { address: string; port: number }[]): RemoraConfig {
-  const r = validateConfig({
-    listeners: [{ name: 'l', address: '127.0.0.1', port: 0, virtual_hosts: [{ name: 'v', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'c' } }] }] }],
-    clusters: [{ name: 'c', endpoints, dns }],
-  });
-  if (!r.ok) throw new Error(JSON.stringify(r.errors));
-  return r.config;
-}
-
 const dnsOf = (cfg: RemoraConfig): ClusterDns => (cfg.clusters[0] as Cluster).dns!;
 
 t.test('schedule: refresh rate, TTL, failure backoff', async (t) => {
   const ep = [{ address: 'a.test', port: 1 }];
-  const plain = dnsOf(config({ type: 'strict' }, ep));
+  const plain = dnsOf(dnsClusterConfig({ type: 'strict' }, ep));
   t.equal(plain.refresh_rate_ms, 5000, "Envoy's default refresh rate");
   const answer = (ttlS: number, n = 1) => ({ kind: 'answer' as const, addresses: Array(n).fill('10.0.0.1'), ttlS });
   const failure = { kind: 'failure' as const, error: 'ESERVFAIL' };
   t.equal(nextDelayMs(plain, answer(30), 0), 5000, 'TTL ignored without respect_ttl');
   t.equal(nextDelayMs(plain, failure, 3), 5000, 'no failure_refresh_rate: refresh rate, no backoff');
 
-  const ttl = dnsOf(config({ type: 'strict', respect_ttl: true, min_refresh_rate_ms: 2000 }, ep));
+  const ttl = dnsOf(dnsClusterConfig({ type: 'strict', respect_ttl: true, min_refresh_rate_ms: 2000 }, ep));
   t.equal(nextDelayMs(ttl, answer(30), 0), 30_000, 'the TTL');
   t.equal(nextDelayMs(ttl, answer(1), 0), 2000, 'a short TTL is raised to min_refresh_rate_ms');
   t.equal(nextDelayMs(ttl, answer(0), 0), 5000, 'TTL 0: refresh rate');
   t.equal(nextDelayMs(ttl, answer(30, 0), 0), 5000, 'an empty answer: refresh rate');
 
-  const backoff = dnsOf(config({ type: 'strict', failure_refresh_rate: { base_ms: 100 } }, ep));
+  const backoff = dnsOf(dnsClusterConfig({ type: 'strict', failure_refresh_rate: { base_ms: 100 } }, ep));
   t.equal(backoff.failure_refresh_rate?.max_ms, 1000, 'max_ms defaults to 10 × base_ms');
   const low = (): number => 0;
   const high = (): number => 1;
@@ -64,7 +55,7 @@ t.test('validation of the dns block, by path', async (t) => {
   for (const p of ['clusters[0].dns.type', 'clusters[0].dns.failure_refresh_rate.max_ms', 'clusters[0].dns.resolvers[0]', 'clusters[0].dns.resolvers[1]', 'clusters[0].dns.lookup_family']) {
     t.ok(paths.includes(p), `error at ${p}`);
   }
-  const ok = config({ type: 'logical', resolvers: ['[::1]:53', '10.0.0.1'] }, [{ address: '10.1.2.3', port: 1 }]);
+  const ok = dnsClusterConfig({ type: 'logical', resolvers: ['[::1]:53', '10.0.0.1'] }, [{ address: '10.1.2.3', port: 1 }]);
   t.same(dnsOf(ok).resolvers, ['[::1]:53', '10.0.0.1'], 'an IP literal in a DNS cluster is accepted; resolvers with and without a port');
 });
 
@@ -91,20 +82,12 @@ t.test('lookup families and what counts as empty or failed', async (t) => {
   t.equal((await resolveName(l, 'x', 'auto')).kind, 'failure', 'AAAA failed and no A: a failure (keep the last good)');
 });
 
-const waitUntil = async (what: string, cond: () => boolean, ms = 5000): Promise<void> => {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-};
-
 t.test('against a DNS server: strict cluster', async (t) => {
   const server: TestDnsServer = await startDnsServer();
   t.teardown(() => server.close());
   server.set('a.test', [{ address: '127.0.0.1', ttl: 60 }, { address: '127.0.0.2', ttl: 60 }]);
   server.set('b.test', ['127.0.0.3']);
-  const cfg = config({
+  const cfg = dnsClusterConfig({
     type: 'strict', refresh_rate_ms: 100, lookup_family: 'v4_only', resolvers: [server.address],
     failure_refresh_rate: { base_ms: 20, max_ms: 40 }, query_timeout_ms: 200, query_tries: 1,
   }, [{ address: 'a.test', port: 8080 }, { address: 'b.test', port: 9090 }, { address: '10.9.9.9', port: 7070 }]);
@@ -113,7 +96,7 @@ t.test('against a DNS server: strict cluster', async (t) => {
   t.teardown(() => dns.stop());
   t.same(dns.resolved(cfg).c, [{ address: '10.9.9.9', port: 7070 }], 'before any answer: only the IP literal');
   dns.configure(cfg);
-  await waitUntil('first answers', () => (dns.resolved(cfg).c?.length ?? 0) === 4);
+  await waitUntil('first answers', async () => (dns.resolved(cfg).c?.length ?? 0) === 4);
   t.same(dns.resolved(cfg).c, [
     { address: '127.0.0.1', port: 8080, hostname: 'a.test' },
     { address: '127.0.0.2', port: 8080, hostname: 'a.test' },
@@ -127,7 +110,7 @@ t.test('against a DNS server: strict cluster', async (t) => {
   server.mode('a.test', 'servfail');
   const before = dns.countsOf('c')!.failure;
   const q0 = server.queries('a.test');
-  await waitUntil('failures', () => dns.countsOf('c')!.failure >= before + 3);
+  await waitUntil('failures', async () => dns.countsOf('c')!.failure >= before + 3);
   t.ok(server.queries('a.test') - q0 >= 3, 'retried');
   t.equal(dns.resolved(cfg).c?.filter((e) => e.hostname === 'a.test').length, 2, 'last good addresses kept');
   t.match(dns.view('c').find((v) => v.hostname === 'a.test'), { failures_in_a_row: Number, last_error: /SERVFAIL/ });
@@ -135,7 +118,7 @@ t.test('against a DNS server: strict cluster', async (t) => {
   // b.test answers with nothing: its endpoint goes.
   const empty0 = dns.countsOf('c')!.empty;
   server.set('b.test', []);
-  await waitUntil('empty answer', () => !dns.resolved(cfg).c!.some((e) => e.hostname === 'b.test'));
+  await waitUntil('empty answer', async () => !dns.resolved(cfg).c!.some((e) => e.hostname === 'b.test'));
   t.ok(dns.countsOf('c')!.empty > empty0, 'update_empty counted');
   server.mode('b.test', 'nxdomain');
   await new Promise((r) => setTimeout(r, 250));
@@ -143,7 +126,7 @@ t.test('against a DNS server: strict cluster', async (t) => {
 
   // a.test recovers with a new address set.
   server.set('a.test', ['127.0.0.9']);
-  await waitUntil('recovery', () => dns.resolved(cfg).c!.some((e) => e.address === '127.0.0.9'));
+  await waitUntil('recovery', async () => dns.resolved(cfg).c!.some((e) => e.address === '127.0.0.9'));
   t.same(dns.resolved(cfg).c!.filter((e) => e.hostname === 'a.test').map((e) => e.address), ['127.0.0.9']);
   const c = dns.countsOf('c')!;
   t.ok(c.attempt >= c.success + c.failure - 1 && c.success > 0 && c.failure > 0, 'counters add up');
@@ -160,20 +143,20 @@ t.test('against a DNS server: TTL and logical endpoints', async (t) => {
   const server = await startDnsServer();
   t.teardown(() => server.close());
   server.set('l.test', [{ address: '127.0.0.5', ttl: 1 }, { address: '127.0.0.6', ttl: 1 }]);
-  const cfg = config({
+  const cfg = dnsClusterConfig({
     type: 'logical', refresh_rate_ms: 60_000, respect_ttl: true, min_refresh_rate_ms: 100, lookup_family: 'v4_only', resolvers: [server.address],
   }, [{ address: 'l.test', port: 8080 }]);
   const dns = new DnsClusters(log, () => {}, { hostsPath });
   t.teardown(() => dns.stop());
   dns.configure(cfg);
-  await waitUntil('answer', () => (dns.resolved(cfg).c?.length ?? 0) === 1);
+  await waitUntil('answer', async () => (dns.resolved(cfg).c?.length ?? 0) === 1);
   t.same(dns.resolved(cfg).c, [{ address: 'l.test', port: 8080, dial: '127.0.0.5' }], 'one logical endpoint, dialing the first address');
   server.set('l.test', [{ address: '127.0.0.7', ttl: 1 }]);
   // The 1 s TTL brings the next resolution long before the 60 s refresh rate.
-  await waitUntil('TTL refresh', () => dns.resolved(cfg).c?.[0]?.dial === '127.0.0.7', 3000);
+  await waitUntil('TTL refresh', async () => dns.resolved(cfg).c?.[0]?.dial === '127.0.0.7', 3000);
   t.pass('re-resolved at the TTL');
   server.set('l.test', []);
   const empty0 = dns.countsOf('c')!.empty;
-  await waitUntil('empty answer', () => dns.countsOf('c')!.empty > empty0, 3000);
+  await waitUntil('empty answer', async () => dns.countsOf('c')!.empty > empty0, 3000);
   t.same(dns.resolved(cfg).c, [{ address: 'l.test', port: 8080, dial: '127.0.0.7' }], 'an empty answer keeps the logical address');
 });
