@@ -286,11 +286,7 @@ export class WorkerContext {
     if (prev === null) return;
     const snapshot: ConfigSnapshot = { ...prev, resolved, stateSlots: { ...prev.stateSlots, endpoints: endpointSlots } };
     this.snapshot = snapshot;
-    for (const written of snapshot.config.clusters) {
-      const runtime = written.dns !== undefined ? this.clusters.get(written.name) : undefined;
-      if (runtime === undefined) continue;
-      runtime.update(dataPlaneCluster(written, resolved), runtime.stats, this.sharedSlots(written.name, snapshot), snapshot.tls.clusters[written.name]);
-    }
+    for (const written of snapshot.config.clusters) if (written.dns !== undefined) this.moveEndpoints(written, snapshot);
   }
 
   /** An endpoint-only update (EDS): `clusters` replace the written clusters of the same
@@ -304,11 +300,16 @@ export class WorkerContext {
     const config = { ...prev.config, clusters: prev.config.clusters.map((c) => byName.get(c.name) ?? c) };
     const snapshot: ConfigSnapshot = { ...prev, config, stateSlots: { ...prev.stateSlots, endpoints: slots }, endpointsRevision: revision };
     this.snapshot = snapshot;
-    for (const written of clusters) {
-      const runtime = this.clusters.get(written.name);
-      if (runtime === undefined) continue;
-      runtime.update(dataPlaneCluster(written, snapshot.resolved), runtime.stats, this.sharedSlots(written.name, snapshot), snapshot.tls.clusters[written.name]);
-    }
+    for (const written of clusters) this.moveEndpoints(written, snapshot);
+  }
+
+  /** Cluster `written`'s runtime moves to the endpoints `snapshot` gives it (its DNS
+   *  answers, if any), with their slots and TLS material; pools of endpoints that stay are
+   *  kept. */
+  private moveEndpoints(written: Cluster, snapshot: ConfigSnapshot): void {
+    const runtime = this.clusters.get(written.name);
+    if (runtime === undefined) return;
+    runtime.update(dataPlaneCluster(written, snapshot.resolved), runtime.stats, this.sharedSlots(written.name, snapshot), snapshot.tls.clusters[written.name]);
   }
 
   /** Rotated certificates for upstream clusters (listeners are handled by serve.ts). */

@@ -26,7 +26,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { busyListenerPorts, heldPorts } from './ports.js';
 import { uwsCodecErrors } from '../uws/uws.js';
-import { edsClusters, missingResources, referencedRoutes, secretNames, type XdsResourceSet } from '../xds/resources.js';
+import { edsClusters, missingResources, referencedRoutes, secretNames, type MissingResources, type XdsResourceSet } from '../xds/resources.js';
 import { writeSecretFiles } from '../xds/sds.js';
 import {
   endpointChanges,
@@ -175,8 +175,9 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
     const translateOpts = { ads: true, sdsDir, gaveUp };
     /** Starts the initial_fetch_timeout of each resource `set` references and lacks;
      *  forgets those that arrived. When one expires, what references it is applied
-     *  without it (Envoy: the listener or cluster ends its warming) and it is logged. */
-    const watchFetches = (set: XdsResourceSet, timeouts: { routes: ReadonlyMap<string, number>; endpoints: ReadonlyMap<string, number> }): void => {
+     *  without it (Envoy: the listener or cluster ends its warming) and it is logged.
+     *  Returns what `set` lacks. */
+    const watchFetches = (set: XdsResourceSet, timeouts: { routes: ReadonlyMap<string, number>; endpoints: ReadonlyMap<string, number> }): MissingResources => {
       const missing = missingResources(set);
       for (const kind of ['routes', 'endpoints'] as const) {
         const lacking = new Set(missing[kind]);
@@ -203,6 +204,7 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
           fetchTimers.set(key, timer);
         }
       }
+      return missing;
     };
     const rejection = (e: XdsRejection): ResourceRejection => ({ typeUrl: e.typeUrl, name: e.name, text: formatRejection(e) });
     /** A problem found at a config path (`listeners[2].codec`): that listener's resource. */
@@ -250,7 +252,7 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
           }
           const result = translation.result;
           if (!result.ok) return result.errors.map(rejection);
-          watchFetches(set, result.fetchTimeouts);
+          const lacking = watchFetches(set, result.fetchTimeouts);
           const basis = result.warming.listeners.length === 0 && result.warming.clusters.length === 0 ? { set, eds: result.eds } : null;
           // Secrets' certificates to their files first: a new config reads them, a running
           // one rotates to them (the files are watched).
@@ -270,7 +272,6 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
           if (remora === null) {
             // The first config: at least one listener, and nothing referenced missing
             // (every listener has its routes, every EDS cluster its endpoints).
-            const lacking = missingResources(set);
             const missing = { ...lacking, routes: lacking.routes.filter((n) => !gaveUp.routes.has(n)), endpoints: lacking.endpoints.filter((n) => !gaveUp.endpoints.has(n)) };
             if (config.listeners.length === 0 || missing.routes.length > 0 || missing.endpoints.length > 0 || missing.secrets.length > 0) {
               const names = [
