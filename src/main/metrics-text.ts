@@ -275,24 +275,20 @@ const STATE_CLOSE = ENDPOINT_STATES.map((s) => encode(`,state="${s}"} `));
 export function writeClusterState(out: ExpositionBuffer, clusters: readonly Cluster[], res: Resilience, labels: ExpositionLabels): void {
   const labelled = clusters.map((c) => ({ c, label: labels.clusterLabel.get(c.name) ?? encode(`cluster="${escapeLabel(c.name)}"`) }));
   const breakers = labelled.map(({ c }) => res.breakers(c));
-  out.bytes(BREAKER_OPEN.header);
-  labelled.forEach(({ label }, i) => {
-    RESOURCES.forEach((resource, k) => {
-      out.bytes(BREAKER_OPEN.open);
-      out.bytes(label);
-      out.bytes(RESOURCE_CLOSE[k]);
-      out.value(breakers[i][resource].open ? 1 : 0);
+  // One line per cluster and resource, for each breaker family.
+  const breakerFamily = (family: ReturnType<typeof clusterFamily>, value: (b: { readonly open: boolean; readonly remaining: number }) => number): void => {
+    out.bytes(family.header);
+    labelled.forEach(({ label }, i) => {
+      RESOURCES.forEach((resource, k) => {
+        out.bytes(family.open);
+        out.bytes(label);
+        out.bytes(RESOURCE_CLOSE[k]);
+        out.value(value(breakers[i][resource]));
+      });
     });
-  });
-  out.bytes(BREAKER_REMAINING.header);
-  labelled.forEach(({ label }, i) => {
-    RESOURCES.forEach((resource, k) => {
-      out.bytes(BREAKER_REMAINING.open);
-      out.bytes(label);
-      out.bytes(RESOURCE_CLOSE[k]);
-      out.value(breakers[i][resource].remaining);
-    });
-  });
+  };
+  breakerFamily(BREAKER_OPEN, (b) => (b.open ? 1 : 0));
+  breakerFamily(BREAKER_REMAINING, (b) => b.remaining);
   out.bytes(ENDPOINTS.header);
   const counts = new Map<string, number>();
   for (const { c, label } of labelled) {
