@@ -29,6 +29,7 @@ import { uriSans } from '../../src/control/mesh-pki.js';
 import { freePort } from '../../src/main/ports.js';
 import { loadXdsProtos, TypeUrl } from '../../src/xds/protos.js';
 import { jwks, saClaims, signJwt, testKey } from '../helpers/jwt.js';
+import { reportLingeringHandles } from '../helpers/lingering-handles.js';
 import { admin, request, startRemora, startUpstream, waitUntil } from '../helpers/remora.js';
 
 const ISS = 'https://kubernetes.default.svc.cluster.local';
@@ -41,6 +42,9 @@ function capture(): { log: Logger; lines: Line[] } {
   const lines: Line[] = [];
   return { log: pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s) as Line) }), lines };
 }
+
+// This file once passed and then did not exit: say what stays open if that recurs.
+t.teardown(() => reportLingeringHandles('control-plane-tls.test'));
 
 const clusterKey = testKey('cluster-key-1', 'RS256');
 const tokenFor = (ns: string, sa: string): string => signJwt(clusterKey, saClaims(ns, sa, { iss: ISS }));
