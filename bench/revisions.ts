@@ -11,7 +11,11 @@
 // TLS front end's seam) costs nothing on the uWS path. Layout as features.ts: each Remora
 // on core 1, upstream and autocannon on core 0.
 //
-//   npm run bench:revisions -- --old <commit> [--rounds 10] [--duration 4] [--codec strict|uws] [--stats] [--generator autocannon|wrk] [--no-pin]
+// `--scenario` picks the traffic: `get` (GET, 100 B responses; the default), `post4k`
+// (POST with a 4 KiB body), `resp4k` (GET, 4 KiB responses) or `newconn` (GET on a new
+// connection per request, bench/lib/conn-loop.ts with 16 lanes).
+//
+//   npm run bench:revisions -- --old <commit> [--scenario get|post4k|resp4k|newconn] [--rounds 10] [--duration 4] [--codec strict|uws] [--stats] [--generator autocannon|wrk] [--no-pin]
 
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
@@ -19,6 +23,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { closedLoop } from './lib/closed-loop.js';
+import { runConnLoop } from './lib/conn-loop.js';
 import { wrkRps } from './lib/wrk.js';
 import {
   canPin, commandLine, hasBinary, log, MACHINE, pinSelf, Processes, revision, ROOT, round, runMain, showSpread, spread, startUpstream,
@@ -35,10 +40,25 @@ const { values: args } = parseArgs({
     codec: { type: 'string', default: 'strict' },
     stats: { type: 'boolean', default: false },
     generator: { type: 'string', default: 'autocannon' },
+    scenario: { type: 'string', default: 'get' },
     'no-pin': { type: 'boolean', default: false },
   },
   strict: true,
 });
+
+type ScenarioName = 'get' | 'post4k' | 'resp4k' | 'newconn';
+interface Scenario {
+  readonly text: string;
+  readonly responseBytes: number;
+  readonly body?: string;
+  readonly newConnections?: boolean;
+}
+const SCENARIOS: Record<ScenarioName, Scenario> = {
+  get: { text: 'GET, 100 B responses', responseBytes: 100 },
+  post4k: { text: 'POST 4 KiB bodies, 100 B responses', responseBytes: 100, body: 'x'.repeat(4096) },
+  resp4k: { text: 'GET, 4 KiB responses', responseBytes: 4096 },
+  newconn: { text: 'GET, 100 B responses, a new connection per request', responseBytes: 100, newConnections: true },
+};
 
 const work = mkdtempSync(join(tmpdir(), 'remora-bench-revisions-'));
 const procs = new Processes(canPin(args['no-pin']));
@@ -89,7 +109,9 @@ async function main(): Promise<void> {
   const oldRev = spawnSync('git', ['-C', ROOT, 'rev-parse', '--short', args.old], { encoding: 'utf8' }).stdout.trim();
   log(`building ${oldRev} in ${work}`);
   const oldBin = buildOld(args.old);
-  const upstream = await startUpstream(procs, 0);
+  const scenario = SCENARIOS[args.scenario as ScenarioName];
+  if (scenario === undefined) throw new Error(`--scenario is one of ${Object.keys(SCENARIOS).join(', ')}`);
+  const upstream = await startUpstream(procs, 0, scenario.responseBytes);
   const codec = args.codec;
   if (codec !== 'strict' && codec !== 'uws') throw new Error('--codec is strict or uws');
   const features: Features = { ...ALL_OFF, stats: args.stats, codec };
@@ -98,10 +120,15 @@ async function main(): Promise<void> {
   const useWrk = args.generator === 'wrk';
   if (!useWrk && args.generator !== 'autocannon') throw new Error('--generator is autocannon or wrk');
   if (useWrk && !hasBinary('wrk')) throw new Error('wrk is not installed (apt-get install wrk)');
+  if (useWrk && args.scenario !== 'get' && args.scenario !== 'resp4k') throw new Error('--generator wrk drives the get and resp4k scenarios only');
   /** req/s and the target's CPU µs per request over one run. */
   const load = async (target: Build, seconds: number): Promise<{ rps: number; errors: number; cpuUs: number }> => {
     const before = cpuMs(target.pid);
-    const res = useWrk ? { rps: wrkRps(target.port, seconds, procs.pin), errors: 0 } : await closedLoop({ port: target.port, connections: 50, seconds });
+    const res = useWrk
+      ? { rps: wrkRps(target.port, seconds, procs.pin), errors: 0 }
+      : scenario.newConnections
+        ? await runConnLoop({ port: target.port, mode: 'new', lanes: 16, durationMs: seconds * 1000 })
+        : await closedLoop({ port: target.port, connections: 50, seconds, ...(scenario.body !== undefined ? { method: 'POST' as const, body: scenario.body } : {}) });
     const used = cpuMs(target.pid) - before;
     return { ...res, cpuUs: res.rps > 0 ? (used * 1000) / (res.rps * seconds) : NaN };
   };
@@ -128,11 +155,11 @@ async function main(): Promise<void> {
   const ratio = spread(rows.map((r) => r.ratio), 3);
   const cpuRatio = spread(rows.map((r) => r.cpuRatio), 3);
   const lines = [
-    `# Revisions: ${current} vs ${oldRev} (${args.codec} HTTP/1 front end, stats ${args.stats ? 'on' : 'off'})`,
+    `# Revisions: ${current} vs ${oldRev}, ${scenario.text} (${args.codec} HTTP/1 front end, stats ${args.stats ? 'on' : 'off'})`,
     '',
     `Command: \`${commandLine('bench:revisions')}\`  `,
     `When: ${when}; machine: ${MACHINE}; pinning ${procs.pin ? 'each Remora on core 1, autocannon + upstream on core 0' : 'off'}  `,
-    `Remora 1 worker, every feature off${args.stats ? ' but stats' : ''}, GET 100 B through one route; ${useWrk ? 'wrk -t1' : 'autocannon'} 50 connections, ${duration} s per revision per round, ${rounds} rounds, order alternating, after a ${args.warmup} s warm-up each.`,
+    `Remora 1 worker, every feature off${args.stats ? ' but stats' : ''}, ${scenario.text} through one route; ${useWrk ? 'wrk -t1 50 connections' : scenario.newConnections ? 'conn-loop 16 lanes' : 'autocannon 50 connections'}, ${duration} s per revision per round, ${rounds} rounds, order alternating, after a ${args.warmup} s warm-up each.`,
     '',
     `current/old req/s: **${showSpread(ratio)}**; current/old CPU time per request: **${showSpread(cpuRatio)}** (median (min–max) of the per-round ratios; 1 = no difference; CPU per request below 1 is cheaper).`,
     '',
@@ -140,7 +167,7 @@ async function main(): Promise<void> {
     '|---|---|---|---|---|---|---|---|',
     ...rows.map((r) => `| ${r.round} | ${r.old} | ${r.current} | ${r.ratio} | ${r.oldCpuUs} | ${r.currentCpuUs} | ${r.cpuRatio} | ${r.errors} |`),
   ];
-  writeResults('revisions', when, { when, command: commandLine('bench:revisions'), machine: MACHINE, current, old: oldRev, codec: args.codec, stats: args.stats, generator: args.generator, rounds: rows, ratio, cpuRatio }, lines);
+  writeResults('revisions', when, { when, command: commandLine('bench:revisions'), machine: MACHINE, current, old: oldRev, scenario: args.scenario, codec: args.codec, stats: args.stats, generator: args.generator, rounds: rows, ratio, cpuRatio }, lines);
 }
 
 runMain(main, () => {

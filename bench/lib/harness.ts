@@ -111,7 +111,20 @@ export async function startRemora(
   extra: string[] = [],
   node: string = process.execPath,
 ): Promise<RemoraProcess> {
-  const child = procs.start(core, node, [join(ROOT, 'bin/remora.js'), 'run', '--config', configFile, ...extra]);
+  return startRemoraRun(procs, core, ['--config', configFile, ...extra], [], node);
+}
+
+/** Starts `node [nodeFlags] bin/remora.js run [runArgs]` (a config file, or quick mode's
+ *  --listen/--upstream) and waits for "remora ready". `nodeFlags` go to Node itself
+ *  (--cpu-prof, …); worker threads inherit them. */
+export async function startRemoraRun(
+  procs: Processes,
+  core: number | string | null,
+  runArgs: readonly string[],
+  nodeFlags: readonly string[] = [],
+  node: string = process.execPath,
+): Promise<RemoraProcess> {
+  const child = procs.start(core, node, [...nodeFlags, join(ROOT, 'bin/remora.js'), 'run', ...runArgs]);
   const m = await waitForOutput(child, /^.*"msg":"remora ready".*$/m);
   const ready = JSON.parse(m[0]) as ReadyLine;
   return { pid: child.pid!, adminPort: ready.admin, listeners: ready.listeners };
