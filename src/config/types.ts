@@ -20,7 +20,8 @@ import type {
 } from './schema/cluster.js';
 import type { AdminSchema, DrainSchema, ProbesSchema, RootSchema, StatsSchema, WorkerLimitsSchema } from './schema/root.js';
 import type { MeshIdentitySchema, XdsSchema, XdsTlsSchema } from './schema/root.js';
-import type { CustomTagSchema, ListenerTracingSchema, OTLP_PROTOCOLS, OtlpExporterSchema, PROPAGATORS, RouteTracingSchema, SAMPLERS, TracingSchema } from './schema/tracing.js';
+import type { CustomTagSchema, ListenerTracingSchema, OtlpExporterSchema, RouteTracingSchema, TracingSchema } from './schema/tracing.js';
+import type { OTLP_PROTOCOLS, PROPAGATORS, SAMPLERS } from './schema/tracing-names.js';
 
 export type { EscapedSlashesAction };
 export type LbPolicy = (typeof LB_POLICIES)[number];

@@ -6,7 +6,7 @@
 // the same block the same way.
 
 import type { OtlpProtocol, PropagatorName, SamplerName, TracingConfig } from '../config/types.js';
-import { OTLP_PROTOCOLS, PROPAGATORS, SAMPLERS } from '../config/schema/tracing.js';
+import { OTLP_PROTOCOLS, PROPAGATORS, SAMPLERS } from '../config/schema/tracing-names.js';
 
 export interface TracingSettings {
   readonly serviceName: string;

@@ -58,6 +58,8 @@ export interface ConnectionOwner {
 export class UpstreamConnection implements UpstreamChannel {
   readonly socket: net.Socket;
   private readonly parser = new ResponseParser();
+  /** start() holds the head (corked) for the body bytes that follow it; see start. */
+  private headHeld = false;
   private sink: UpstreamSink | null = null;
   private connected = false;
   private closed = false;
@@ -144,25 +146,54 @@ export class UpstreamConnection implements UpstreamChannel {
     this.responseDone = false;
     this.chunkedBody = bodyMode === 'chunked';
     this.parser.start(this, isHead);
+    // With a body, the head waits (corked) for the first body bytes, which usually came
+    // in the same read from the client: head and body leave in one writev. A body that
+    // is not there by the end of this turn of the event loop does not hold the head.
+    if (bodyMode !== 'none') {
+      this.socket.cork();
+      this.headHeld = true;
+      setImmediate(UpstreamConnection.releaseHead, this);
+    }
     // Header strings are Latin-1 ("binary") strings, one character per byte, as the
     // codecs decode them: written back as Latin-1, every byte goes out as it came in.
     this.socket.write(head, 'latin1');
     return true;
   }
 
+  /** Sends a request head held by start (and what was written after it). */
+  private releaseHeadNow(): void {
+    if (!this.headHeld) return;
+    this.headHeld = false;
+    this.socket.uncork();
+  }
+
+  private static releaseHead(conn: UpstreamConnection): void {
+    conn.releaseHeadNow();
+  }
+
   /** Writes a piece of the request body; false means wait for onUpstreamDrain. */
   writeBody(chunk: Buffer): boolean {
     if (this.closed) return true;
-    if (!this.chunkedBody) return this.socket.write(chunk);
-    this.socket.write(chunk.length.toString(16) + '\r\n', 'latin1');
-    this.socket.write(chunk);
-    return this.socket.write('\r\n', 'latin1');
+    const socket = this.socket;
+    let ok: boolean;
+    if (!this.chunkedBody) ok = socket.write(chunk);
+    else {
+      // Size line, data and CRLF in one writev.
+      socket.cork();
+      socket.write(chunk.length.toString(16) + '\r\n', 'latin1');
+      socket.write(chunk);
+      ok = socket.write('\r\n', 'latin1');
+      socket.uncork();
+    }
+    this.releaseHeadNow();
+    return ok;
   }
 
   /** The request body is complete. */
   endBody(): void {
     if (this.closed) return;
     if (this.chunkedBody) this.socket.write('0\r\n\r\n', 'latin1');
+    this.releaseHeadNow();
     this.requestWritten = true;
   }
 

@@ -7,9 +7,9 @@
 import * as v from 'valibot';
 import { bool, field, int, list, ms, num, obj, oneOf, str, TOKEN_RE } from './fields.js';
 
-export const OTLP_PROTOCOLS = ['grpc', 'http/protobuf', 'http/json'] as const;
-export const SAMPLERS = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'] as const;
-export const PROPAGATORS = ['tracecontext', 'b3', 'b3multi'] as const;
+import { OTLP_PROTOCOLS, PROPAGATORS, SAMPLERS } from './tracing-names.js';
+
+export { OTLP_PROTOCOLS, PROPAGATORS, SAMPLERS };
 
 function endpointProblem(s: string): string | undefined {
   let u: URL;
