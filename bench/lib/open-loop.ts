@@ -16,6 +16,10 @@ export interface OpenLoopOptions {
   readonly connections: number;
   readonly path?: string;
   readonly warmupMs?: number;
+  /** Called for each measured request that succeeded, when its response completes:
+   *  `sentAtMs` is its scheduled send time (performance.now() clock, ms), `latencyUs` its
+   *  latency in µs (the histogram records it rounded to whole µs). */
+  readonly onSample?: (sentAtMs: number, latencyUs: number) => void;
 }
 
 export interface LatencySummary {
@@ -88,11 +92,14 @@ export async function runOpenLoop(opts: OpenLoopOptions): Promise<LatencySummary
   const intervalMs = 1000 / opts.rate;
   let nextSend = start;
 
+  const onSample = opts.onSample;
   const done = (conn: Conn, ok: boolean): void => {
     const now = performance.now();
     if (conn.scheduledAt >= measureFrom) {
       if (ok) {
-        histogram.recordValue(Math.max(1, Math.round((now - conn.scheduledAt) * 1000)));
+        const us = (now - conn.scheduledAt) * 1000;
+        histogram.recordValue(Math.max(1, Math.round(us)));
+        onSample?.(conn.scheduledAt, us);
         completed++;
       } else {
         errors++;
