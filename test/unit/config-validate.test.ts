@@ -101,7 +101,7 @@ t.test('valid config: defaults filled in, input normalised', async (t) => {
     workers: 2,
     admin: { address: '127.0.0.1', port: 9901, allow_remote: false },
     drain: { delay_ms: 5000, timeout_ms: 20000 },
-    worker_limits: { heartbeat_timeout_ms: 10000, memory_limit_mb: 0, young_generation_mb: 0, max_downstream_connections: 0 },
+    worker_limits: { heartbeat_timeout_ms: 10000, memory_limit_mb: 0, young_generation_mb: 16, max_downstream_connections: 0 },
     stats: { enabled: true },
     listeners: [
       {
