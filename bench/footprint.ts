@@ -48,7 +48,7 @@ import {
   type WorkerCountRun,
   type WorkerHeap,
 } from './lib/footprint-report.js';
-import { MACHINE, Processes, ROOT, commandLine, httpGet, log, pinSelf, revision, round, runMain, sleep, startRemoraRun, startUpstream, waitForOutput, writeResults } from './lib/harness.js';
+import { MACHINE, Processes, ROOT, commandLine, httpGet, log, pinSelf, revision, round, runMain, sleep, startRemoraRun, stopPid, startUpstream, waitForOutput, writeResults } from './lib/harness.js';
 import { planLayout, proxyCores } from './lib/suite-plan.js';
 
 const { values: args } = parseArgs({
@@ -94,27 +94,6 @@ function uwsMapped(pid: number): boolean {
   }
 }
 
-/** SIGINT (Remora drains without SIGTERM's delay), then waits up to `ms` for the exit. */
-async function stopPid(pid: number, ms = 10000): Promise<void> {
-  try {
-    process.kill(pid, 'SIGINT');
-  } catch {
-    return;
-  }
-  const until = Date.now() + ms;
-  for (;;) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return;
-    }
-    if (Date.now() > until) {
-      process.kill(pid, 'SIGKILL');
-      return;
-    }
-    await sleep(50);
-  }
-}
 
 // ---- the floor ------------------------------------------------------------------------
 
@@ -210,7 +189,7 @@ async function measureFloors(w: number): Promise<FloorRun[]> {
     }
     return out;
   } finally {
-    for (const f of floors) await stopPid(f.pid);
+    for (const f of floors) await stopPid(f.pid, 10000);
   }
 }
 
@@ -261,7 +240,7 @@ async function measureRemora(w: number, upstreamPort: number): Promise<RemoraRun
       uwsMapped: mapped,
     };
   } finally {
-    await stopPid(remora.pid);
+    await stopPid(remora.pid, 10000);
   }
 }
 

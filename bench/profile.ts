@@ -33,7 +33,7 @@ import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { requestHead } from './lib/conn-loop.js';
 import { flameGraphSvg, parseCpuProfile, summarize, topFrames, type CpuProfile, type FrameStat, type ProfileSummary } from './lib/flamegraph.js';
-import { MACHINE, Processes, ROOT, canPin, commandLine, log, pinSelf, revision, round, runMain, sleep, stampOf, startRemoraRun, startUpstream, writeResults } from './lib/harness.js';
+import { MACHINE, Processes, ROOT, canPin, commandLine, log, pinSelf, revision, round, runMain, sleep, stampOf, startRemoraRun, startUpstream, stopPid, writeResults } from './lib/harness.js';
 import { runOpenLoop } from './lib/open-loop.js';
 import { ResponseParser, type ResponseHandler } from '../src/upstream/http1-parser.js';
 
@@ -287,27 +287,10 @@ function splitCpu(pid: number, before: Map<number, ThreadCpu>, after: Map<number
   };
 }
 
-/** SIGINT (Remora drains without SIGTERM's 5 s delay; every thread still exits and writes
- *  its profile), then waits for the process to be gone. */
+/** SIGINT (every thread exits normally and writes its profile), then waits for the
+ *  process to be gone. */
 async function stopAndWait(pid: number, ms = 15000): Promise<void> {
-  try {
-    process.kill(pid, 'SIGINT');
-  } catch {
-    return; // already gone
-  }
-  const until = Date.now() + ms;
-  for (;;) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return;
-    }
-    if (Date.now() > until) {
-      process.kill(pid, 'SIGKILL');
-      throw new Error(`Remora (pid ${pid}) did not exit within ${ms / 1000} s of SIGINT: no profiles`);
-    }
-    await sleep(50);
-  }
+  if (!(await stopPid(pid, ms))) throw new Error(`Remora (pid ${pid}) did not exit within ${ms / 1000} s of SIGINT: no profiles`);
 }
 
 function nowUs(): number {

@@ -61,6 +61,7 @@ import {
   stampOf,
   startRemora,
   startUpstream,
+  stopPid,
   writeConfig,
   writeResults,
 } from './lib/harness.js';
@@ -352,28 +353,6 @@ async function featuresStep(step: Step, upstreamPort: number): Promise<StepResul
   }
 }
 
-/** Sends `signal` (SIGINT: Remora drains without the 5 s delay) and waits up to `ms` for exit. */
-async function stopPid(pid: number, signal: NodeJS.Signals = 'SIGINT', ms = 5000): Promise<void> {
-  try {
-    process.kill(pid, signal);
-  } catch {
-    return;
-  }
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return;
-    }
-    await sleep(50);
-  }
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // gone
-  }
-}
 
 function coresNote(w: number): string {
   if (!opts.pin) return 'unpinned';

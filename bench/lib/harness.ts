@@ -206,6 +206,32 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+/** Sends `signal` (SIGINT: Remora drains without SIGTERM's delay, and every thread exits
+ *  normally) and waits up to `ms` for the process to be gone; then SIGKILL. True when it
+ *  exited by itself (false: killed, or it was already gone when signalled → true). */
+export async function stopPid(pid: number, ms = 5000, signal: NodeJS.Signals = 'SIGINT'): Promise<boolean> {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    return true; // already gone
+  }
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return true;
+    }
+    await sleep(50);
+  }
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    return true; // exited just now
+  }
+  return false;
+}
+
 export function round(x: number, digits = 0): number {
   const f = 10 ** digits;
   return Math.round(x * f) / f;
