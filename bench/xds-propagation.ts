@@ -4,7 +4,7 @@
 //   npm run bench:xds -- [--clusters 100] [--endpoints-per-cluster 10] [--pushes 50]
 //                        [--change endpoint|route] [--api delta|sotw]
 //                        [--warmup-pushes 3] [--workers 2] [--gap-ms 200]
-//                        [--memory-endpoints 1000,2000,4000,5000] [--no-memory] [--no-pin]
+//                        [--memory-endpoints 1000,2000,4000,5000] [--memory-settle-s 2] [--no-memory] [--no-pin]
 //
 // The reference control plane runs in this process (startControlPlane, 127.0.0.1 port 0,
 // an empty temp config dir, no rescans); groups are set with its in-process
@@ -38,7 +38,8 @@
 //
 // Memory. A second Remora (group "mem") starts from 1 cluster with 1 endpoint; each step
 // of --memory-endpoints pushes a config with that many endpoints (min(clusters, n)
-// clusters), waits until every worker runs it, settles 2 s and takes the median of 5
+// clusters), waits until every worker runs it, settles --memory-settle-s (2 s; V8 gives
+// idle heap back some seconds later, so 20 s reads what the sidecar keeps) and takes the median of 5
 // VmRSS samples (200 ms apart). A step over Remora's endpoint cap (MAX_ENDPOINTS, 65,536)
 // is refused by the control plane's validation, and the report says so. MB per 1,000
 // endpoints: from 1 to 1,000 endpoints (that step also adds the clusters and routes),
@@ -84,6 +85,7 @@ const { values: args } = parseArgs({
     workers: { type: 'string', default: '2' },
     'gap-ms': { type: 'string', default: '200' },
     'memory-endpoints': { type: 'string', default: '1000,2000,4000,5000' },
+    'memory-settle-s': { type: 'string', default: '2' },
     change: { type: 'string', default: 'endpoint' },
     api: { type: 'string', default: 'delta' },
     'no-memory': { type: 'boolean', default: false },
@@ -112,7 +114,7 @@ const TARGET_P99_MS = 100;
 const POLL_MS = 2;
 const PROBES_PER_POLL = 8;
 const PUSH_TIMEOUT_MS = 15_000;
-const SETTLE_MS = 2000;
+const SETTLE_MS = Number(args['memory-settle-s']) * 1000;
 
 const procs = new Processes(pin);
 const tmp = mkdtempSync(join(os.tmpdir(), 'remora-xds-bench-'));
