@@ -26,13 +26,13 @@
 // this one benchmark; the profile aggregation and the flame graph are bench/lib/flamegraph.ts.
 
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
 import net from 'node:net';
 import os from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { requestHead } from './lib/conn-loop.js';
 import { flameGraphSvg, parseCpuProfile, summarize, topFrames, type CpuProfile, type FrameStat, type ProfileSummary } from './lib/flamegraph.js';
+import { clockTicksPerSecond, parsePidStat } from './lib/host-load.js';
 import { MACHINE, Processes, ROOT, canPin, commandLine, log, pinSelf, revision, round, runMain, sleep, stampOf, startRemoraRun, startUpstream, stopPid, writeResults } from './lib/harness.js';
 import { runOpenLoop } from './lib/open-loop.js';
 import { ResponseParser, type ResponseHandler } from '../src/upstream/http1-parser.js';
@@ -239,7 +239,7 @@ function drive(s: Scenario, port: number, durationMs: number): Promise<DriveResu
 
 // ---- the Remora process: threads, stop, profiles --------------------------------------
 
-const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim()) || 100;
+const CLK_TCK = clockTicksPerSecond();
 
 interface ThreadCpu {
   readonly comm: string;
@@ -253,9 +253,8 @@ function threadCpu(pid: number): Map<number, ThreadCpu> {
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     try {
       const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const close = stat.lastIndexOf(')');
-      const f = stat.slice(close + 2).split(' '); // from field 3 (state) on
-      out.set(Number(tid), { comm: stat.slice(stat.indexOf('(') + 1, close), ticks: Number(f[11]) + Number(f[12]) });
+      const parsed = parsePidStat(stat);
+      if (parsed !== null) out.set(parsed.pid, { comm: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), ticks: parsed.ticks });
     } catch {
       // the thread ended between readdir and read
     }

@@ -24,6 +24,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { closedLoop } from './lib/closed-loop.js';
 import { runConnLoop } from './lib/conn-loop.js';
+import { clockTicksPerSecond, parsePidStat } from './lib/host-load.js';
 import { wrkRps } from './lib/wrk.js';
 import {
   canPin, commandLine, hasBinary, log, MACHINE, pinSelf, Processes, revision, ROOT, round, runMain, showSpread, spread, startUpstream,
@@ -86,14 +87,11 @@ async function startBuild(bin: string, config: string): Promise<Build> {
   return { port: (JSON.parse(m[0]) as { listeners: Record<string, number> }).listeners.bench, pid: child.pid! };
 }
 
-const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
-
 /** CPU time (user + system, all threads) a process has used, in ms; NaN if unreadable. */
 function cpuMs(pid: number): number {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+    const ticks = parsePidStat(readFileSync(`/proc/${pid}/stat`, 'utf8'))?.ticks;
+    return ticks === undefined ? NaN : (ticks * 1000) / clockTicksPerSecond();
   } catch {
     return NaN;
   }

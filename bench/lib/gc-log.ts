@@ -15,6 +15,9 @@
 // embedder's GC callbacks; "(+ … in N steps …)" is the incremental marking done in steps
 // between JavaScript work before this full GC's final pause.
 
+import { quantileSorted } from './harness.js';
+import type { LatencyPercentiles } from './open-loop.js';
+
 /** V8 prints the isolate time with `%8.0f`: rounded to the nearest ms. */
 export const TRACE_ROUNDING_MS = 0.5;
 
@@ -355,21 +358,8 @@ export class Samples {
   }
 }
 
-/** Nearest-rank quantile (q in 0..1) of ascending values. */
-export function quantileSorted(sorted: ArrayLike<number>, q: number): number {
-  const n = sorted.length;
-  if (n === 0) return NaN;
-  return sorted[Math.min(n - 1, Math.max(0, Math.ceil(q * n) - 1))];
-}
-
-export interface LatencyStats {
+export interface LatencyStats extends LatencyPercentiles {
   readonly count: number;
-  readonly p50: number;
-  readonly p90: number;
-  readonly p99: number;
-  readonly p999: number;
-  readonly max: number;
-  readonly mean: number;
 }
 
 /** µs, from every sample (exact, nearest rank). */

@@ -237,10 +237,16 @@ export function round(x: number, digits = 0): number {
   return Math.round(x * f) / f;
 }
 
+/** Nearest-rank quantile (q in 0..1) of ascending values. */
+export function quantileSorted(sorted: ArrayLike<number>, q: number): number {
+  const n = sorted.length;
+  if (n === 0) return NaN;
+  return sorted[Math.min(n - 1, Math.max(0, Math.ceil(q * n) - 1))];
+}
+
+/** Nearest-rank percentile (p in 0..100) of `xs`, in any order. */
 export function percentile(xs: readonly number[], p: number): number {
-  const s = xs.slice().sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
+  return quantileSorted(xs.slice().sort((a, b) => a - b), p / 100);
 }
 
 export function median(xs: readonly number[]): number {

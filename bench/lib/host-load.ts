@@ -7,6 +7,7 @@
 // nginx workers), tracked every second so that processes stopped within a scenario still
 // count up to their last second. Other = busy − own, as a share of all cores' time.
 
+import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { round } from './harness.js';
 
@@ -60,6 +61,17 @@ export function parsePidStat(text: string): { pid: number; ppid: number; ticks: 
   const ppid = Number(rest[1]);
   const ticks = Number(rest[11]) + Number(rest[12]);
   return Number.isFinite(pid) && Number.isFinite(ppid) && Number.isFinite(ticks) ? { pid, ppid, ticks } : null;
+}
+
+let clockTicks: number | null = null;
+
+/** USER_HZ, the unit of /proc's CPU times (getconf CLK_TCK; 100 where that fails). */
+export function clockTicksPerSecond(): number {
+  if (clockTicks === null) {
+    const n = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim());
+    clockTicks = Number.isFinite(n) && n > 0 ? n : 100;
+  }
+  return clockTicks;
 }
 
 /** Tracks the CPU of this process tree and the host, one reading a second. */

@@ -22,17 +22,20 @@ export interface OpenLoopOptions {
   readonly onSample?: (sentAtMs: number, latencyUs: number) => void;
 }
 
-export interface LatencySummary {
-  readonly requests: number;
-  readonly errors: number;
-  readonly achievedRate: number;
-  /** Microseconds. */
+/** Microseconds. */
+export interface LatencyPercentiles {
   readonly p50: number;
   readonly p90: number;
   readonly p99: number;
   readonly p999: number;
   readonly max: number;
   readonly mean: number;
+}
+
+export interface LatencySummary extends LatencyPercentiles {
+  readonly requests: number;
+  readonly errors: number;
+  readonly achievedRate: number;
 }
 
 class Conn implements ResponseHandler {

@@ -8,6 +8,7 @@
 
 import { spawn, spawnSync } from 'node:child_process';
 import { hasBinary, log } from './harness.js';
+import { clockTicksPerSecond } from './host-load.js';
 
 /** wrk's req/s for `seconds` on 127.0.0.1:`port``path`; `script` (a wrk Lua file) sets a
  *  POST body. Non-2xx responses and socket errors are logged. */
@@ -72,17 +73,6 @@ export function childTicks(stat: string): number | null {
   return Number.isFinite(ticks) ? ticks : null;
 }
 
-let clockTicks: number | null = null;
-
-/** USER_HZ (getconf CLK_TCK; 100 where that fails). */
-function ticksPerSecond(): number {
-  if (clockTicks === null) {
-    const n = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim());
-    clockTicks = Number.isFinite(n) && n > 0 ? n : 100;
-  }
-  return clockTicks;
-}
-
 export interface WrkOptions {
   readonly port: number;
   /** Default "/"; the suite's upstream answers /payload/<n>/ with n bytes. */
@@ -113,7 +103,7 @@ export function runWrk(o: WrkOptions): Promise<WrkResult> {
   const cmd = o.cores !== null && o.cores !== undefined ? ['taskset', '-c', String(o.cores), 'wrk', ...argv] : ['wrk', ...argv];
   // `sh` runs wrk, waits for it, then prints its own children's CPU (wrk's, exactly).
   const shell = `"$@"; rc=$?; echo "${CPU_MARK} $(cat /proc/$$/stat 2>/dev/null)"; exit $rc`;
-  const hz = ticksPerSecond();
+  const hz = clockTicksPerSecond();
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     const child = spawn('sh', ['-c', shell, 'sh', ...cmd], { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -23,7 +23,6 @@ import {
   overlapShare,
   overlapsPause,
   pausesIn,
-  quantileSorted,
   slowest,
   summarizePauses,
   timeBuckets,
@@ -31,6 +30,7 @@ import {
   type GcLine,
   type GcPause,
 } from '../../bench/lib/gc-log.js';
+import { quantileSorted } from '../../bench/lib/harness.js';
 
 const SCAVENGE = '[2865:0x7f6034000f00]       46 ms: Scavenge 3.2 (3.2) -> 2.8 (4.2) MB, 1.68 / 0.00 ms  (average mu = 1.000, current mu = 1.000) allocation failure; ';
 const MARK_COMPACT =
