@@ -9,8 +9,6 @@ import { bool, field, int, list, ms, num, obj, oneOf, str, TOKEN_RE } from './fi
 
 import { OTLP_PROTOCOLS, PROPAGATORS, SAMPLERS } from './tracing-names.js';
 
-export { OTLP_PROTOCOLS, PROPAGATORS, SAMPLERS };
-
 function endpointProblem(s: string): string | undefined {
   let u: URL;
   try {
