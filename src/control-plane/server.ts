@@ -12,6 +12,7 @@ import * as xdsResources from '../xds/encode.js';
 import { defaultControlPlaneIdentity, parseSpiffeId } from '../core/spiffe.js';
 import { AdsService, type AdsGuard, type NodeStatus } from './ads.js';
 import { ControlPlaneTls } from './tls.js';
+import { listenOwned, type OwnedListener } from './listener.js';
 import { XdsAccess } from './xds-access.js';
 import type { MeshCa, MeshCaOptions } from './mesh-ca.js';
 import { loadControlPlaneProtos, managementHandlers, pushSnapshot, type PushOutcome } from './management.js';
@@ -90,20 +91,16 @@ export function checkAddress(what: string, address: string): string {
   return address;
 }
 
-function bind(server: grpc.Server, address: string, credentials = grpc.ServerCredentials.createInsecure()): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.bindAsync(address, credentials, (err, port) => (err ? reject(err) : resolve(port)));
-  });
-}
-
 /** Stops a server after `graceMs`: time for the statuses just written (UNAVAILABLE on
  *  every ADS stream) and unary calls in flight to go out. Then forceShutdown, which
- *  destroys every connection: a graceful tryShutdown only half-closes idle ones and
+ *  destroys every HTTP/2 session: a graceful tryShutdown only half-closes idle ones and
  *  waits for the client to close its side, which an idle client may never do, and the
- *  process would not exit. */
-async function shutdown(server: grpc.Server, graceMs: number): Promise<void> {
+ *  process would not exit. Last, the listener destroys connections that were no session
+ *  yet (a TLS handshake in progress), which forceShutdown does not see. */
+async function shutdown(server: grpc.Server, listener: OwnedListener, graceMs: number): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, graceMs));
   server.forceShutdown();
+  await listener.close();
 }
 
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<RunningControlPlane> {
@@ -156,23 +153,25 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   const mgmtServer = new grpc.Server();
   mgmtServer.addService(control.ControlPlane.service, managementHandlers(store, ads, log, meshCa));
 
-  let listenPort: number;
-  let managementPort: number;
+  let adsListener: OwnedListener | null = null;
+  let mgmtListener: OwnedListener;
   try {
-    listenPort = await bind(adsServer, listen, tls?.credentials());
-    managementPort = await bind(mgmtServer, management);
+    adsListener = await listenOwned(adsServer, listen, tls?.credentials() ?? grpc.ServerCredentials.createInsecure());
+    mgmtListener = await listenOwned(mgmtServer, management, grpc.ServerCredentials.createInsecure());
   } catch (err) {
     store.stop();
     tls?.close();
     adsServer.forceShutdown();
     mgmtServer.forceShutdown();
+    await adsListener?.close();
     throw err;
   }
+  const ownedAds = adsListener;
 
   let stopping: Promise<void> | null = null;
   return {
-    listenPort,
-    managementPort,
+    listenPort: ownedAds.port,
+    managementPort: mgmtListener.port,
     identifier: ads.identifier,
     meshCa,
     tls,
@@ -186,7 +185,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
         store.stop();
         tls?.close();
         ads.closeAll('control plane shutting down');
-        await Promise.all([shutdown(adsServer, 200), shutdown(mgmtServer, 200)]);
+        await Promise.all([shutdown(adsServer, ownedAds, 200), shutdown(mgmtServer, mgmtListener, 200)]);
         if (meshCa !== null) log.info({ mesh_ca: meshCa.stats() }, 'mesh CA counts since start');
         log.info('control plane stopped');
       })();

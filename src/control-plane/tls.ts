@@ -48,7 +48,7 @@ export class ControlPlaneTls implements grpc.experimental.CertificateProvider {
     return tls;
   }
 
-  /** Server credentials for grpc.Server#bindAsync: this provider for both the server's
+  /** Server credentials for the ADS port (listener.ts): this provider for both the server's
    *  certificate and the CA that verifies clients; client certificates optional. */
   credentials(): grpc.ServerCredentials {
     return grpc.experimental.createCertificateProviderServerCredentials(this, this, false);

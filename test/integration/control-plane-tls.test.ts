@@ -18,6 +18,7 @@
 import t from 'tap';
 import { X509Certificate } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -269,4 +270,38 @@ t.test('a rogue control plane is refused before anything is exchanged', async (t
   cp = await tlsControlPlane(real, capture().log, {}, port);
   await waitUntil('a renewal from the real control plane', async () => files() !== before, 15_000, 100);
   t.same(uriSans(new X509Certificate(readFileSync(join(real.idDir, 'cert.pem')))), [FRONTEND]);
+});
+
+t.test('stop() closes connections that have not finished their TLS handshake', async (t) => {
+  const l = layout('remora-cp-tls-stop-');
+  writeFileSync(join(l.groups, 'frontend.json'), groupConfig(1));
+  const cp = await tlsControlPlane(l, capture().log);
+  t.teardown(() => rmSync(l.dir, { recursive: true, force: true }));
+  // One connection that sent the first bytes of a ClientHello and stalls, one that sent
+  // nothing, one to the management port that sent nothing.
+  const open = (port: number, bytes: Buffer | null) =>
+    new Promise<Socket>((resolve, reject) => {
+      const s = connect(port, '127.0.0.1', () => {
+        if (bytes !== null) s.write(bytes);
+        resolve(s);
+      });
+      s.once('error', reject);
+    });
+  const stalled = [
+    await open(cp.listenPort, Buffer.from([0x16, 0x03, 0x01, 0x02])),
+    await open(cp.listenPort, null),
+    await open(cp.managementPort, null),
+  ];
+  const closed = stalled.map((s) => new Promise<number>((resolve) => {
+    s.on('error', () => undefined);
+    s.once('close', () => resolve(Date.now()));
+    s.resume(); // read, so that the server's FIN is seen
+  }));
+  t.teardown(() => stalled.forEach((s) => s.destroy()));
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const stopAt = Date.now();
+  await cp.stop();
+  const deadline = new Promise<string>((resolve) => setTimeout(() => resolve('still open 3 s after stop()'), 3000).unref());
+  const outcomes = await Promise.all(closed.map((c) => Promise.race([c.then((at) => `closed ${at - stopAt} ms after stop() began`), deadline])));
+  t.same(outcomes.map((o) => o.startsWith('closed')), [true, true, true], `every stalled connection closed by stop(), expected within 3 s: ${outcomes.join('; ')}`);
 });
