@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { runOpenLoop, type LatencySummary } from './lib/open-loop.js';
-import { MACHINE, Processes, hasBinary, median, rssMb, runMain, waitForOutput } from './lib/harness.js';
+import { MACHINE, Processes, REMORA_NODE_FLAGS, hasBinary, median, rssMb, runMain, waitForOutput } from './lib/harness.js';
 import { freePort, peerMissing, startPeer } from './lib/peers.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -65,6 +65,7 @@ async function startTargets(upstreamPort: number): Promise<Target[]> {
 
   const remoraPort = await freePort();
   const remora = start(1, process.execPath, [
+    ...REMORA_NODE_FLAGS,
     join(ROOT, 'bin/remora.js'),
     'run',
     '--listen',

@@ -27,7 +27,7 @@ import { runConnLoop } from './lib/conn-loop.js';
 import { clockTicksPerSecond, parsePidStat } from './lib/host-load.js';
 import { wrkRps } from './lib/wrk.js';
 import {
-  canPin, commandLine, hasBinary, log, MACHINE, pinSelf, Processes, revision, ROOT, round, runMain, showSpread, spread, startUpstream,
+  canPin, commandLine, hasBinary, log, MACHINE, pinSelf, Processes, REMORA_NODE_FLAGS, revision, ROOT, round, runMain, showSpread, spread, startUpstream,
   waitForOutput, writeConfig, writeResults,
 } from './lib/harness.js';
 import { ALL_OFF, benchRemoraConfig, type Features } from './lib/remora-config.js';
@@ -82,7 +82,7 @@ interface Build {
 }
 
 async function startBuild(bin: string, config: string): Promise<Build> {
-  const child = procs.start(1, process.execPath, [bin, 'run', '--config', config]);
+  const child = procs.start(1, process.execPath, [...REMORA_NODE_FLAGS, bin, 'run', '--config', config]);
   const m = await waitForOutput(child, /^.*"msg":"remora ready".*$/m);
   return { port: (JSON.parse(m[0]) as { listeners: Record<string, number> }).listeners.bench, pid: child.pid! };
 }

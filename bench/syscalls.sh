@@ -35,7 +35,7 @@ cat >"$WORK/config.json" <<JSON
  "listeners":[{"name":"bench","address":"127.0.0.1","port":0,"virtual_hosts":[{"name":"all","domains":["*"],"routes":[{"name":"all","match":{"prefix":"/"},"route":{"cluster":"upstream"}}]}]}],
  "clusters":[{"name":"upstream","endpoints":[{"address":"127.0.0.1","port":$UPORT}]}]}
 JSON
-node "$REMORA/bin/remora.js" run --config "$WORK/config.json" >"$WORK/remora.log" 2>&1 &
+node --max-semi-space-size=4 "$REMORA/bin/remora.js" run --config "$WORK/config.json" >"$WORK/remora.log" 2>&1 &
 RPID=$!
 PIDS+=($RPID)
 for _ in $(seq 100); do grep -q '"remora ready"' "$WORK/remora.log" 2>/dev/null && break; sleep 0.1; done

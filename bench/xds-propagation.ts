@@ -173,22 +173,20 @@ function push(group: string, text: string): { version: string } {
 
 const adminAgent = new http.Agent({ keepAlive: true, maxSockets: 2 });
 
-function getJson<T>(port: number, path: string): Promise<T> {
+function getText(port: number, path: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const req = http.get({ host: '127.0.0.1', port, path, agent: adminAgent }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        try {
-          resolve(JSON.parse(Buffer.concat(chunks).toString()) as T);
-        } catch (err) {
-          reject(err);
-        }
-      });
+      res.on('end', () => resolve(Buffer.concat(chunks).toString()));
       res.on('error', reject);
     });
     req.on('error', reject);
   });
+}
+
+async function getJson<T>(port: number, path: string): Promise<T> {
+  return JSON.parse(await getText(port, path)) as T;
 }
 
 interface Probe {
@@ -213,7 +211,7 @@ function probe(port: number): Promise<Probe> {
 }
 
 interface WorkersReply {
-  workers: { slot: number; state: string; version: number; endpoints_revision: number }[];
+  workers: { slot: number; state: string; version: number; endpoints_revision: number; heap_used_mb: number | null; heap_total_mb: number | null }[];
 }
 
 async function workerVersions(adminPort: number): Promise<number[]> {
@@ -443,6 +441,36 @@ interface MemoryStep {
   readonly rss_samples_mb: number[];
   /** Push to every worker running it (polled every 50 ms). */
   readonly apply_ms: number | null;
+  /** Where the RSS is, read after the samples: the main thread's V8 heap (reserved) and
+   *  each worker's (used / reserved), from /metrics and /workers. */
+  readonly heaps: Heaps | null;
+}
+
+interface Heaps {
+  readonly main_total_mb: number | null;
+  readonly workers_used_mb: (number | null)[];
+  readonly workers_total_mb: (number | null)[];
+}
+
+async function readHeaps(adminPort: number): Promise<Heaps | null> {
+  try {
+    const w = await getJson<WorkersReply>(adminPort, '/workers');
+    const metrics = await getText(adminPort, '/metrics');
+    const main = /^remora_process_heap_bytes (\d+(?:\.\d+)?(?:e\+\d+)?)$/m.exec(metrics);
+    return {
+      main_total_mb: main !== null ? round(Number(main[1]) / 1048576, 1) : null,
+      workers_used_mb: w.workers.map((x) => x.heap_used_mb),
+      workers_total_mb: w.workers.map((x) => x.heap_total_mb),
+    };
+  } catch {
+    return null;
+  }
+}
+
+function heapCell(h: Heaps | null): string {
+  if (h === null) return '-';
+  const workers = h.workers_used_mb.map((u, k) => `${u ?? '-'}/${h.workers_total_mb[k] ?? '-'}`).join(', ');
+  return `${h.main_total_mb ?? '-'} · ${workers}`;
 }
 
 /** Waits until /config_dump has `want` as the probe header and every worker runs it. */
@@ -473,7 +501,7 @@ async function measureMemory(upstreamPort: number): Promise<MemoryStep[]> {
   await waitApplied(remora.adminPort, 'm1');
   const steps: MemoryStep[] = [];
   const first = await rssSettled(remora.pid);
-  steps.push({ endpoints: 1, clusters: 1, refused: null, rss_mb: median(first), rss_samples_mb: first, apply_ms: null });
+  steps.push({ endpoints: 1, clusters: 1, refused: null, rss_mb: median(first), rss_samples_mb: first, apply_ms: null, heaps: await readHeaps(remora.adminPort) });
   log(`memory: 1 endpoint: ${median(first)} MB`);
   for (const n of memorySteps) {
     const c = Math.min(clusters, n);
@@ -484,13 +512,13 @@ async function measureMemory(upstreamPort: number): Promise<MemoryStep[]> {
     } catch (err) {
       const message = err instanceof Error ? err.message.split('\n').join(' ') : String(err);
       log(`memory: ${n} endpoints refused: ${message}`);
-      steps.push({ endpoints: n, clusters: c, refused: message, rss_mb: null, rss_samples_mb: [], apply_ms: null });
+      steps.push({ endpoints: n, clusters: c, refused: message, rss_mb: null, rss_samples_mb: [], apply_ms: null, heaps: null });
       continue;
     }
     await waitApplied(remora.adminPort, want);
     const applyMs = round(performance.now() - t0, 0);
     const rss = await rssSettled(remora.pid);
-    steps.push({ endpoints: n, clusters: c, refused: null, rss_mb: median(rss), rss_samples_mb: rss, apply_ms: applyMs });
+    steps.push({ endpoints: n, clusters: c, refused: null, rss_mb: median(rss), rss_samples_mb: rss, apply_ms: applyMs, heaps: await readHeaps(remora.adminPort) });
     log(`memory: ${n} endpoints over ${c} clusters: ${median(rss)} MB`);
   }
   process.kill(remora.pid, 'SIGINT');
@@ -634,9 +662,11 @@ async function main(): Promise<void> {
           '',
           `A fresh Remora (${workers} workers), config grown by pushes; RSS = median of 5 VmRSS samples 200 ms apart after a ${SETTLE_MS / 1000} s settle.`,
           '',
-          '| endpoints | clusters | RSS MB | push → all workers, ms | note |',
-          '|---|---|---|---|---|',
-          ...memory.map((m) => `| ${m.endpoints} | ${m.clusters} | ${m.rss_mb ?? '-'} | ${m.apply_ms ?? '-'} | ${m.refused !== null ? `refused: ${m.refused.slice(0, 160)}` : ''} |`),
+          'V8 heaps, MB: the main thread\'s reserved heap · each worker\'s used/reserved, read just after the samples.',
+          '',
+          '| endpoints | clusters | RSS MB | V8 heaps MB | push → all workers, ms | note |',
+          '|---|---|---|---|---|---|',
+          ...memory.map((m) => `| ${m.endpoints} | ${m.clusters} | ${m.rss_mb ?? '-'} | ${heapCell(m.heaps)} | ${m.apply_ms ?? '-'} | ${m.refused !== null ? `refused: ${m.refused.slice(0, 160)}` : ''} |`),
           '',
           `MB per 1,000 endpoints: ${firstThousandMb ?? '-'} from 1 to 1,000 (with ${Math.min(clusters, 1000)} clusters and routes added); ${perThousandSlope ?? '-'} as the slope over the accepted steps from 1,000 up (clusters fixed).`,
         ]

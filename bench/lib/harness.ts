@@ -102,6 +102,10 @@ interface ReadyLine {
   listeners: Record<string, number>;
 }
 
+/** The Node flags the image starts Remora with (deploy/Dockerfile's ENTRYPOINT): the
+ *  main thread's young generation capped. Benchmarks start it the same way. */
+export const REMORA_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=4'];
+
 /** Starts `bin/remora.js run --config <file> [extra]` and waits for "remora ready"; on
  *  this process's Node unless `node` names another binary. */
 export async function startRemora(
@@ -114,9 +118,9 @@ export async function startRemora(
   return startRemoraRun(procs, core, ['--config', configFile, ...extra], [], node);
 }
 
-/** Starts `node [nodeFlags] bin/remora.js run [runArgs]` (a config file, or quick mode's
- *  --listen/--upstream) and waits for "remora ready". `nodeFlags` go to Node itself
- *  (--cpu-prof, …); worker threads inherit them. */
+/** Starts `node REMORA_NODE_FLAGS [nodeFlags] bin/remora.js run [runArgs]` (a config
+ *  file, or quick mode's --listen/--upstream) and waits for "remora ready". `nodeFlags` go
+ *  to Node itself (--cpu-prof, …); worker threads inherit them. */
 export async function startRemoraRun(
   procs: Processes,
   core: number | string | null,
@@ -124,7 +128,7 @@ export async function startRemoraRun(
   nodeFlags: readonly string[] = [],
   node: string = process.execPath,
 ): Promise<RemoraProcess> {
-  const child = procs.start(core, node, [...nodeFlags, join(ROOT, 'bin/remora.js'), 'run', ...runArgs]);
+  const child = procs.start(core, node, [...REMORA_NODE_FLAGS, ...nodeFlags, join(ROOT, 'bin/remora.js'), 'run', ...runArgs]);
   const m = await waitForOutput(child, /^.*"msg":"remora ready".*$/m);
   const ready = JSON.parse(m[0]) as ReadyLine;
   return { pid: child.pid!, adminPort: ready.admin, listeners: ready.listeners };

@@ -8,6 +8,7 @@ import type http from 'node:http';
 import type { Cluster, ConfigError, ConfigSnapshot, RemoraConfig, TlsMaterialSet } from '../config/types.js';
 import { formatErrors } from '../config/load.js';
 import { CertStore } from './cert-store.js';
+import { HeapTrim } from './heap-trim.js';
 import { dataPlaneCluster, dataPlaneConfig } from '../config/dns-endpoints.js';
 import { DnsClusters } from './dns-resolver.js';
 import { RemoraError } from '../core/errors.js';
@@ -58,6 +59,7 @@ export class Remora implements RunningRemora {
   private readonly folder: NodeJS.Timeout;
   private readonly markServing: NodeJS.Timeout;
   private readonly watchdog: NodeJS.Timeout;
+  private readonly heapTrim: HeapTrim;
   /** stop()'s run, once called: from then on Remora only winds down. */
   private stopping: Promise<void> | null = null;
   /** shutdown()'s run, once called. */
@@ -131,6 +133,7 @@ export class Remora implements RunningRemora {
     this.markServing.unref();
     this.watchdog = setInterval(() => this.checkHeartbeats(), 1000);
     this.watchdog.unref();
+    this.heapTrim = new HeapTrim(log);
     snapshots.dns.configure(first.config);
   }
 
@@ -248,6 +251,7 @@ export class Remora implements RunningRemora {
       clearInterval(this.folder);
       clearInterval(this.markServing);
       clearInterval(this.watchdog);
+      this.heapTrim.close();
       this.snapshots.close();
       for (const server of this.servers) server.close();
       await this.pool.stop(graceMs);
@@ -258,6 +262,14 @@ export class Remora implements RunningRemora {
   }
 
   private async applyNext(next: RemoraConfig): Promise<boolean> {
+    try {
+      return await this.buildAndApply(next);
+    } finally {
+      this.heapTrim.changed(); // applied or rejected, building it left garbage
+    }
+  }
+
+  private async buildAndApply(next: RemoraConfig): Promise<boolean> {
     if (this.stopping !== null) return false; // its workers and TLS watchers are gone
     let nextSnapshot: ConfigSnapshot;
     try {
@@ -304,6 +316,7 @@ export class Remora implements RunningRemora {
     const stateSlots = this.resilience.endpointsChanged(changed(this.current.config), changed(config), this.current.stateSlots, tls.clusters);
     this.current = { ...this.current, config, stateSlots, endpointsRevision: (this.current.endpointsRevision ?? 0) + 1 };
     const ok = await this.pool.updateClusters(this.current, clusters);
+    this.heapTrim.changed();
     this.log.debug({ clusters: clusters.length, allWorkers: ok }, 'endpoints updated');
     return ok;
   }
@@ -331,6 +344,7 @@ export class Remora implements RunningRemora {
     if (this.lifecycle.readiness(this.pool.notListening(this.current.version)).ready) {
       clearInterval(this.markServing);
       this.log.info({ startupMs: this.lifecycle.startupMs }, 'ready: serving with every worker');
+      this.heapTrim.changed(); // loading and compiling the first config left garbage too
     }
   }
 

@@ -147,7 +147,7 @@ if (IMAGE === '') {
     console.log(`image ${IMAGE}: ${mib(size)} uncompressed (target ${mib(SIZE_TARGET)})`);
     t.ok(size > 0 && size <= SIZE_TARGET, `image size ${mib(size)}, expected at most ${mib(SIZE_TARGET)}`);
     t.equal(dockerConfig.User, '10001:10001', 'runs as the numeric non-root user 10001:10001');
-    t.same(dockerConfig.Entrypoint, ['/usr/bin/tini', '--', '/usr/local/bin/node', '/app/bin/remora.js'], 'tini is PID 1 and runs remora');
+    t.same(dockerConfig.Entrypoint, ['/usr/bin/tini', '--', '/usr/local/bin/node', '--max-semi-space-size=4', '/app/bin/remora.js'], 'tini is PID 1 and runs remora, its main thread\'s young generation capped');
     t.same(dockerConfig.Cmd, ['run', '--config', '/etc/remora/remora.yaml'], 'the default command runs the bundled sidecar config');
     t.same(Object.keys(dockerConfig.ExposedPorts ?? {}).sort(), ['15006/tcp', '9902/tcp'], 'exposes the listener and the probes port only');
     t.equal(dockerConfig.Healthcheck?.Test?.[0], 'CMD', 'has a HEALTHCHECK in exec form');

@@ -27,6 +27,7 @@ import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { ConfigMap, Namespace, Service } from 'kubernetes-models/v1';
 import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
 import { REPO_ROOT } from '../helpers/repo-root.js';
+import { REMORA_NODE_FLAGS } from '../../bench/lib/harness.js';
 
 const ROOT = REPO_ROOT;
 const DEPLOY = join(ROOT, 'deploy');
@@ -643,7 +644,7 @@ t.test('Dockerfile: the image the manifests run', async (t) => {
   const runtimeAt = docker.findIndex((i) => i.op === 'FROM' && i.rest.includes('AS runtime'));
   t.same(docker.slice(runtimeAt).filter((i) => i.op === 'RUN'), [], 'the runtime stage runs nothing (it has no shell)');
   t.equal(dockerOne('USER'), '10001:10001', 'USER 10001:10001 (numeric, for runAsNonRoot)');
-  t.same(execForm(dockerOne('ENTRYPOINT')), ['/usr/bin/tini', '--', '/usr/local/bin/node', '/app/bin/remora.js'], 'ENTRYPOINT tini -- node remora');
+  t.same(execForm(dockerOne('ENTRYPOINT')), ['/usr/bin/tini', '--', '/usr/local/bin/node', ...REMORA_NODE_FLAGS, '/app/bin/remora.js'], 'ENTRYPOINT tini -- node (with the flags the benchmarks use) remora');
   const cmd = execForm(dockerOne('CMD'));
   t.same(cmd, ['run', '--config', '/etc/remora/remora.yaml'], 'CMD run --config /etc/remora/remora.yaml');
   for (const p of remoraPods) t.same(p.remora.args, cmd, `${p.where}: args = the image's CMD`);
