@@ -44,6 +44,8 @@ function gcFunction(): GcFunction | null {
   }
 }
 
+let fullGc: FullGc | null | undefined;
+
 /** A full collection that gives memory back, or null. `gc` differs by V8 version (measured
  *  here): on Node 24 the options form is V8's "last resort" collection, which also
  *  compacts and shrinks the young generation (its RSS fell to the bare heap's), while a
@@ -51,12 +53,16 @@ function gcFunction(): GcFunction | null {
  *  not collect it and a bare `gc()` is the full collection. So both, in that order: each
  *  runtime gets its full collection, and the other call is a cheap one on a small heap. */
 export function fullGcFunction(): FullGc | null {
-  const gc = gcFunction();
-  if (gc === null) return null;
-  return () => {
-    gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
-    gc();
-  };
+  // Once per process: the flag is toggled only the first time, which Remora makes happen
+  // before it starts any worker (a worker isolate created meanwhile would get a global gc).
+  if (fullGc === undefined) {
+    const gc = gcFunction();
+    fullGc = gc === null ? null : () => {
+      gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+      gc();
+    };
+  }
+  return fullGc;
 }
 
 const mb = (bytes: number): number => Math.round(bytes / 104857.6) / 10;

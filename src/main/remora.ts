@@ -98,6 +98,7 @@ export class Remora implements RunningRemora {
     const { resilience, certs } = snapshots;
     this.resilience = resilience;
     resilience.applied(dataPlaneConfig(first.config, first.resolved), first.statSlots.clusters, first.stateSlots, first.tls.clusters);
+    this.heapTrim = new HeapTrim(log); // before the workers start (heap-trim.ts)
     this.pool = new WorkerPool(first.config.workers, first, log, resilience.buffer, resilience.epochMs, first.config.worker_limits.young_generation_mb);
     this.pool.subscribe((_slot, msg) => resilience.onWorkerMessage(msg));
     const traces = new TraceExport(log);
@@ -133,7 +134,6 @@ export class Remora implements RunningRemora {
     this.markServing.unref();
     this.watchdog = setInterval(() => this.checkHeartbeats(), 1000);
     this.watchdog.unref();
-    this.heapTrim = new HeapTrim(log);
     snapshots.dns.configure(first.config);
   }
 
@@ -193,20 +193,22 @@ export class Remora implements RunningRemora {
 
   /** Applies a new, already validated config as the next version (RunningRemora.reload). */
   reload(next: RemoraConfig): Promise<boolean> {
-    const run = (): Promise<boolean> => this.applyNext(next);
+    // Applied or rejected, building it left garbage (heap-trim.ts).
+    const run = (): Promise<boolean> => this.applyNext(next).finally(() => this.heapTrim.changed());
     this.reloading = this.reloading.then(run, run);
     return this.reloading;
   }
 
   /** An endpoint-only update (RunningRemora.updateEndpoints), in turn with reloads. */
   updateEndpoints(next: RemoraConfig, clusters: readonly string[]): Promise<boolean> {
-    const run = (): Promise<boolean> => this.applyEndpoints(next, clusters);
+    const run = (): Promise<boolean> => this.applyEndpoints(next, clusters).finally(() => this.heapTrim.changed());
     this.reloading = this.reloading.then(run, run);
     return this.reloading;
   }
 
   rejected(source: string, errors: readonly ConfigError[]): void {
     this.lifecycle.rejected(source, errors);
+    this.heapTrim.changed();
     this.log.error({ source, errors }, 'config rejected; the running config keeps serving');
   }
 
@@ -262,14 +264,6 @@ export class Remora implements RunningRemora {
   }
 
   private async applyNext(next: RemoraConfig): Promise<boolean> {
-    try {
-      return await this.buildAndApply(next);
-    } finally {
-      this.heapTrim.changed(); // applied or rejected, building it left garbage
-    }
-  }
-
-  private async buildAndApply(next: RemoraConfig): Promise<boolean> {
     if (this.stopping !== null) return false; // its workers and TLS watchers are gone
     let nextSnapshot: ConfigSnapshot;
     try {
@@ -316,7 +310,6 @@ export class Remora implements RunningRemora {
     const stateSlots = this.resilience.endpointsChanged(changed(this.current.config), changed(config), this.current.stateSlots, tls.clusters);
     this.current = { ...this.current, config, stateSlots, endpointsRevision: (this.current.endpointsRevision ?? 0) + 1 };
     const ok = await this.pool.updateClusters(this.current, clusters);
-    this.heapTrim.changed();
     this.log.debug({ clusters: clusters.length, allWorkers: ok }, 'endpoints updated');
     return ok;
   }
