@@ -47,9 +47,9 @@ function gcFunction(): GcFunction | null {
 let fullGc: FullGc | null | undefined;
 
 /** A full collection that gives memory back, or null. `gc` differs by V8 version (measured
- *  here): on Node 24 the options form is V8's "last resort" collection, which also
+ *  here): on Node 22 and 24 the options form is V8's "last resort" collection, which also
  *  compacts and shrinks the young generation (its RSS fell to the bare heap's), while a
- *  bare `gc()` there does not collect the old generation; on Node 20 the options form does
+ *  bare `gc()` there may not collect the old generation; on Node 20 the options form does
  *  not collect it and a bare `gc()` is the full collection. So both, in that order: each
  *  runtime gets its full collection, and the other call is a cheap one on a small heap. */
 export function fullGcFunction(): FullGc | null {
