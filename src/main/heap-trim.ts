@@ -107,7 +107,10 @@ export class HeapTrim {
     this.timer = null;
     if (this.gc === null) return;
     const before = this.heapUsed();
-    if (before - this.liveAfterLast < TRIM_GROWTH_BYTES) return;
+    if (before - this.liveAfterLast < TRIM_GROWTH_BYTES) {
+      this.log.debug({ heap_used_mb: mb(before), live_after_last_mb: mb(this.liveAfterLast) }, 'main thread heap: no collection needed after a config change');
+      return;
+    }
     const t0 = performance.now();
     try {
       this.gc();
