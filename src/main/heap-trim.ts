@@ -69,6 +69,7 @@ const mb = (bytes: number): number => Math.round(bytes / 104857.6) / 10;
 
 export class HeapTrim {
   private timer: NodeJS.Timeout | null = null;
+  private closed = false;
   /** Heap in use just after the last collection this ran; 0 before the first, so the
    *  first look (after start) always collects. */
   private liveAfterLast = 0;
@@ -89,7 +90,7 @@ export class HeapTrim {
 
   /** A config or endpoint change was applied: look again once changes stop for a while. */
   changed(): void {
-    if (this.gc === null) return;
+    if (this.gc === null || this.closed) return;
     if (this.timer !== null) {
       this.timer.refresh();
       return;
@@ -99,6 +100,7 @@ export class HeapTrim {
   }
 
   close(): void {
+    this.closed = true;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
   }
