@@ -61,6 +61,7 @@ import {
   Processes,
   canPin,
   commandLine,
+  httpGet,
   log,
   median,
   percentile,
@@ -75,6 +76,8 @@ import {
   writeResults,
   type RemoraProcess,
 } from './lib/harness.js';
+import { heapMb, parseWorkersReply } from './lib/footprint-report.js';
+import { metricSum } from './lib/remora-config.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -173,20 +176,8 @@ function push(group: string, text: string): { version: string } {
 
 const adminAgent = new http.Agent({ keepAlive: true, maxSockets: 2 });
 
-function getText(port: number, path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path, agent: adminAgent }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve(Buffer.concat(chunks).toString()));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-  });
-}
-
 async function getJson<T>(port: number, path: string): Promise<T> {
-  return JSON.parse(await getText(port, path)) as T;
+  return JSON.parse((await httpGet(port, path, adminAgent)).body) as T;
 }
 
 interface Probe {
@@ -211,7 +202,7 @@ function probe(port: number): Promise<Probe> {
 }
 
 interface WorkersReply {
-  workers: { slot: number; state: string; version: number; endpoints_revision: number; heap_used_mb: number | null; heap_total_mb: number | null }[];
+  workers: { slot: number; state: string; version: number; endpoints_revision: number }[];
 }
 
 async function workerVersions(adminPort: number): Promise<number[]> {
@@ -454,13 +445,12 @@ interface Heaps {
 
 async function readHeaps(adminPort: number): Promise<Heaps | null> {
   try {
-    const w = await getJson<WorkersReply>(adminPort, '/workers');
-    const metrics = await getText(adminPort, '/metrics');
-    const main = /^remora_process_heap_bytes (\d+(?:\.\d+)?(?:e\+\d+)?)$/m.exec(metrics);
+    const workers = parseWorkersReply((await httpGet(adminPort, '/workers', adminAgent)).body);
+    const main = metricSum((await httpGet(adminPort, '/metrics', adminAgent)).body, 'remora_process_heap_bytes');
     return {
-      main_total_mb: main !== null ? round(Number(main[1]) / 1048576, 1) : null,
-      workers_used_mb: w.workers.map((x) => x.heap_used_mb),
-      workers_total_mb: w.workers.map((x) => x.heap_total_mb),
+      main_total_mb: main > 0 ? heapMb(main) : null,
+      workers_used_mb: workers.map((w) => w.usedMb),
+      workers_total_mb: workers.map((w) => w.totalMb),
     };
   } catch {
     return null;

@@ -12,15 +12,13 @@ import type * as grpc from '@grpc/grpc-js';
 export interface OwnedListener {
   /** The port bound (useful when port 0 was asked for). */
   readonly port: number;
-  /** Connections open now, whatever their state. */
-  openConnections(): number;
   /** Stops accepting and destroys every connection still open. Call after the grpc
    *  server's forceShutdown, which has already closed the sessions it knows of. */
   close(): Promise<void>;
 }
 
 /** Splits `HOST:PORT` or `[IPv6]:PORT` (already checked by checkAddress). */
-export function splitAddress(address: string): { host: string; port: number } {
+function splitAddress(address: string): { host: string; port: number } {
   const at = address.lastIndexOf(':');
   const host = address.slice(0, at);
   return { host: host.startsWith('[') ? host.slice(1, -1) : host, port: Number(address.slice(at + 1)) };
@@ -48,7 +46,6 @@ export function listenOwned(server: grpc.Server, address: string, credentials: g
       const bound = listener.address() as net.AddressInfo;
       resolve({
         port: bound.port,
-        openConnections: () => sockets.size,
         close: () =>
           new Promise<void>((done) => {
             injector.destroy();
