@@ -42,6 +42,10 @@ export interface XdsClientOptions {
   readonly transport?: XdsTransport;
   /** Incremental xDS (DeltaAggregatedResources) instead of state of the world. */
   readonly delta?: boolean;
+  /** `sds`: a Secret Discovery Service stream (StreamSecrets, state of the world) that
+   *  carries Secrets only, to a server of their own (xds.sds_servers); its subscriptions
+   *  are the sink's `references().secrets`, re-read on resubscribe(). Default `ads`. */
+  readonly service?: 'ads' | 'sds';
 }
 
 /** How a connection to the control plane is secured (src/control/control-plane-tls.ts). */
@@ -137,6 +141,8 @@ const kindOf = (typeUrl: string): string => typeUrl.slice(typeUrl.lastIndexOf('.
 export class XdsClient {
   private readonly protos = loadXdsProtos();
   private readonly types = new Map<ResourceType, TypeState>();
+  /** The types this stream carries, in the order they are asked for. */
+  private readonly typeList: readonly ResourceType[];
   private stream: DiscoveryStream | null = null;
   private client: grpc.Client | null = null;
   private serverIndex = 0;
@@ -164,7 +170,8 @@ export class XdsClient {
     private readonly opts: XdsClientOptions,
     private readonly sink: XdsSink,
   ) {
-    for (const t of RESOURCE_TYPES) {
+    this.typeList = opts.service === 'sds' ? [TypeUrl.Secret] : RESOURCE_TYPES;
+    for (const t of this.typeList) {
       const wildcard = t === TypeUrl.Listener || t === TypeUrl.Cluster;
       this.types.set(t, {
         accepted: new Map(), acceptedBytes: new Map(), acceptedVersion: '', nonce: '', names: wildcard ? null : [], lastNack: null,
@@ -212,6 +219,12 @@ export class XdsClient {
     if (!this.handling) void this.handleInbox();
   }
 
+  /** Reads the sink's references again and changes the subscriptions to match (an SDS
+   *  stream: what the ADS resources name from its server changed). */
+  resubscribe(): void {
+    if (!this.stopped) this.follow();
+  }
+
   /** Reconnects now when no stream is up (a client certificate just arrived). */
   retryNow(): void {
     if (this.stopped || this.stream !== null || this.retryTimer === null) return;
@@ -224,7 +237,8 @@ export class XdsClient {
   private connect(): void {
     if (this.stopped) return;
     const server = this.opts.servers[this.serverIndex];
-    const Ads = this.protos.ads;
+    const sds = this.opts.service === 'sds';
+    const Service = sds ? this.protos.sds : this.protos.ads;
     let conn: XdsConnection;
     try {
       conn = this.opts.transport?.connection(server) ?? { credentials: grpc.credentials.createInsecure(), metadata: new grpc.Metadata(), options: {} };
@@ -233,12 +247,15 @@ export class XdsClient {
       this.backOff();
       return;
     }
-    const client = new Ads(server, conn.credentials, conn.options) as unknown as grpc.Client & {
+    const client = new Service(server, conn.credentials, conn.options) as unknown as grpc.Client & {
       StreamAggregatedResources(metadata: grpc.Metadata): DiscoveryStream;
       DeltaAggregatedResources(metadata: grpc.Metadata): DiscoveryStream;
+      StreamSecrets(metadata: grpc.Metadata): DiscoveryStream;
     };
     this.client = client;
-    const stream = this.opts.delta === true ? client.DeltaAggregatedResources(conn.metadata) : client.StreamAggregatedResources(conn.metadata);
+    const stream = sds
+      ? client.StreamSecrets(conn.metadata)
+      : this.opts.delta === true ? client.DeltaAggregatedResources(conn.metadata) : client.StreamAggregatedResources(conn.metadata);
     this.stream = stream;
     this.sentNode = false;
     for (const s of this.types.values()) {
@@ -262,7 +279,7 @@ export class XdsClient {
     stream.on('end', () => this.onClosed(stream));
     // Initial requests: every type, with what this sidecar already runs (a control plane
     // that sees the versions can skip resending them).
-    for (const t of RESOURCE_TYPES) {
+    for (const t of this.typeList) {
       const s = this.types.get(t)!;
       if (s.names !== null && s.names.length === 0) continue;
       this.send(t, s.acceptedVersion, '', null);
@@ -560,8 +577,10 @@ export class XdsClient {
    *  resource's references are not asked for); ones no longer referenced are dropped. */
   private follow(): void {
     const refs = this.sink.references(this.currentMaps());
-    this.subscribe(TypeUrl.RouteConfiguration, refs.routes);
-    this.subscribe(TypeUrl.ClusterLoadAssignment, refs.endpoints);
+    if (this.opts.service !== 'sds') {
+      this.subscribe(TypeUrl.RouteConfiguration, refs.routes);
+      this.subscribe(TypeUrl.ClusterLoadAssignment, refs.endpoints);
+    }
     this.subscribe(TypeUrl.Secret, refs.secrets);
   }
 

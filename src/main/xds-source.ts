@@ -18,7 +18,8 @@
 // reason for the wait (src/main/xds-waiting.ts); Remora's admin server takes them over.
 // An update that changes only ClusterLoadAssignments is translated and applied alone
 // (translateEndpointUpdate, RunningRemora.updateEndpoints): no new config version, work
-// proportional to the change. Long file: the startup sequence and the sink's apply rules
+// proportional to the change. With xds.sds_servers, Secrets may also come from SDS servers
+// of their own (src/main/sds-streams.ts): they join the set translated here. Long file: the startup sequence and the sink's apply rules
 // (first config, warming, endpoint-only, whole) read best in one place.
 
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -27,7 +28,8 @@ import { join } from 'node:path';
 import { busyListenerPorts, heldPorts } from './ports.js';
 import { uwsCodecErrors } from '../uws/uws.js';
 import { edsClusters, missingResources, referencedRoutes, secretNames, type MissingResources, type XdsResourceSet } from '../xds/resources.js';
-import { writeSecretFiles } from '../xds/sds.js';
+import { parseSecretKey, secretLabel, writeSecretFiles } from '../xds/sds.js';
+import { SdsStreams } from './sds-streams.js';
 import {
   endpointChanges,
   formatRejection,
@@ -83,9 +85,11 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
   let waitingFor: string | null = null;
   // Created right after the waiting servers bind, before any request can be handled.
   let client!: XdsClient;
+  let sds!: SdsStreams;
   let identity: MeshIdentityClient | null = null;
   const transport = bootstrap.tls !== undefined ? new ControlPlaneTransport(bootstrap.tls, bootstrap.mesh_identity, log.child({ component: 'xds-tls' })) : undefined;
   const tlsStatus = (): Record<string, unknown> => (transport !== undefined ? { tls: transport.status() } : {});
+  const sdsStatus = (): Record<string, unknown> => (Object.keys(bootstrap.sds_servers).length > 0 ? { sds_servers: sds.state() } : {});
   const waiting = await XdsWaiting.start(
     checked.base,
     {
@@ -93,7 +97,7 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
       describe: () => ({
         phase: 'waiting_for_first_config',
         waiting_since: new Date(startedAt).toISOString(),
-        xds: { servers: bootstrap.servers, node: bootstrap.node, ...client.state(), last_error: lastError, ...tlsStatus() },
+        xds: { servers: bootstrap.servers, node: bootstrap.node, ...client.state(), last_error: lastError, ...tlsStatus(), ...sdsStatus() },
         ...(identity !== null ? { mesh_identity: identity.status() } : {}),
       }),
       metrics: () => {
@@ -159,20 +163,21 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
       checked = { set, translation };
       return translation;
     };
+    const sdsDir = bootstrap.sds_dir ?? defaultSdsDir(bootstrap);
+    sds = new SdsStreams(bootstrap.sds_servers, bootstrap.node, sdsDir, log.child({ component: 'sds' }), () => client.reapply());
     const toSet = (maps: ResourceMaps): XdsResourceSet => ({
       listeners: maps[TypeUrl.Listener],
       routes: maps[TypeUrl.RouteConfiguration],
       clusters: maps[TypeUrl.Cluster],
       endpoints: maps[TypeUrl.ClusterLoadAssignment],
-      secrets: maps[TypeUrl.Secret],
+      secrets: sds.withSecrets(maps[TypeUrl.Secret]),
     });
-    const sdsDir = bootstrap.sds_dir ?? defaultSdsDir(bootstrap);
     /** RouteConfigurations / ClusterLoadAssignments whose initial_fetch_timeout expired
      *  before they arrived (the translation serves without them), and the timers running
      *  for those still awaited (`routes <name>`, `endpoints <name>`). */
     const gaveUp = { routes: new Set<string>(), endpoints: new Set<string>() };
     const fetchTimers = new Map<string, NodeJS.Timeout>();
-    const translateOpts = { ads: true, sdsDir, gaveUp };
+    const translateOpts = { ads: true, sdsDir, sdsServers: sds.names, gaveUp };
     /** Starts the initial_fetch_timeout of each resource `set` references and lacks;
      *  forgets those that arrived. When one expires, what references it is applied
      *  without it (Envoy: the listener or cluster ends its warming) and it is logged.
@@ -220,7 +225,9 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
       {
         references(maps) {
           const routes = [...maps[TypeUrl.Listener].values()].flatMap((l) => referencedRoutes(l));
-          return { routes, endpoints: edsClusters(maps[TypeUrl.Cluster].values()), secrets: secretNames(toSet(maps)) };
+          const secrets = secretNames(toSet(maps));
+          sds.want(secrets); // those of SDS servers of their own are asked there
+          return { routes, endpoints: edsClusters(maps[TypeUrl.Cluster].values()), secrets: secrets.filter((k) => parseSecretKey(k).server === null) };
         },
         check(maps) {
           const { kind, result } = translate(toSet(maps));
@@ -277,7 +284,7 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
               const names = [
                 ...missing.routes.map((n) => `RouteConfiguration "${n}"`),
                 ...missing.endpoints.map((n) => `ClusterLoadAssignment "${n}"`),
-                ...missing.secrets.map((n) => `Secret "${n}"`),
+                ...missing.secrets.map(secretLabel),
               ];
               waitingFor = config.listeners.length === 0 && set.listeners.size === 0
                 ? 'no listener yet'
@@ -340,6 +347,7 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
     /** Ends a wait stopped by a signal or POST /quitquitquit: nothing stays running. */
     const abandon = (): null => {
       client.stop();
+      sds.stop();
       identity?.close();
       waiting.close();
       log.info('stopped while waiting for the first config');
@@ -384,7 +392,7 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
       remora = await startRemora(config, log, {
         describe: () => ({
           xds: {
-            ...client.state(), started_from: startedFrom, config_age_s: appliedAt > 0 ? Math.round((Date.now() - appliedAt) / 1000) : null, ...tlsStatus(),
+            ...client.state(), started_from: startedFrom, config_age_s: appliedAt > 0 ? Math.round((Date.now() - appliedAt) / 1000) : null, ...tlsStatus(), ...sdsStatus(),
             fields_without_effect: Object.fromEntries(noEffect),
             listeners_not_bound: notBound,
           },
@@ -402,6 +410,7 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
     } catch (err) {
       markStarted(false);
       client.stop();
+      sds.stop();
       identity?.close();
       throw err;
     } finally {
@@ -427,6 +436,7 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
       if (persistTimer !== null) persistNow();
       for (const timer of fetchTimers.values()) clearTimeout(timer);
       client.stop();
+      sds.stop();
       identity?.close();
     });
     return { remora, client, startedFrom, identity };

@@ -74,6 +74,7 @@ export type ProtoObject = Record<string, unknown>;
 
 const FILES = [
   'envoy/service/discovery/v3/ads.proto',
+  'envoy/service/secret/v3/sds.proto',
   'envoy/config/listener/v3/listener.proto',
   'envoy/config/route/v3/route.proto',
   'envoy/config/cluster/v3/cluster.proto',
@@ -110,6 +111,9 @@ export interface XdsProtos {
   readonly definition: protoLoader.PackageDefinition;
   /** envoy.service.discovery.v3.AggregatedDiscoveryService, for grpc-js clients and servers. */
   readonly ads: grpc.ServiceClientConstructor;
+  /** envoy.service.secret.v3.SecretDiscoveryService: Secrets from a server of their own
+   *  (xds.sds_servers; Istio's istio-agent socket). */
+  readonly sds: grpc.ServiceClientConstructor;
   /** Decodes an Any by its type URL; throws for a type not loaded. */
   decodeAny(any: AnyMessage): { typeUrl: string; message: ProtoObject };
   /** Encodes `message` of the type named by `typeUrl` as an Any. */
@@ -126,7 +130,12 @@ export function loadXdsProtos(): XdsProtos {
   const includeDirs = ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => path.join(deps, d));
   const definition = protoLoader.loadSync(FILES, { ...LOADER_OPTIONS, includeDirs });
   const pkg = grpc.loadPackageDefinition(definition) as unknown as {
-    envoy: { service: { discovery: { v3: { AggregatedDiscoveryService: grpc.ServiceClientConstructor } } } };
+    envoy: {
+      service: {
+        discovery: { v3: { AggregatedDiscoveryService: grpc.ServiceClientConstructor } };
+        secret: { v3: { SecretDiscoveryService: grpc.ServiceClientConstructor } };
+      };
+    };
   };
   const typeOf = (typeUrl: string): protoLoader.MessageTypeDefinition<ProtoObject, ProtoObject> => {
     const name = typeUrl.slice(typeUrl.lastIndexOf('/') + 1);
@@ -137,6 +146,7 @@ export function loadXdsProtos(): XdsProtos {
   cached = {
     definition,
     ads: pkg.envoy.service.discovery.v3.AggregatedDiscoveryService,
+    sds: pkg.envoy.service.secret.v3.SecretDiscoveryService,
     decodeAny(any) {
       const t = typeOf(any.type_url);
       return { typeUrl: any.type_url, message: t.deserialize(Buffer.from(any.value)) as ProtoObject };

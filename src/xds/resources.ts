@@ -9,6 +9,7 @@
 
 import { asArr, asObj, asStr, isSet, wrapped, wrappedBool } from './read.js';
 import { loadXdsProtos, TypeUrl, type ProtoObject } from './protos.js';
+import { sdsServerOf, secretKey } from './sds.js';
 
 /** Decoded resources by name, as received (already decoded from Any). */
 export interface XdsResourceSet {
@@ -18,7 +19,8 @@ export interface XdsResourceSet {
   readonly clusters: ReadonlyMap<string, ProtoObject>;
   /** ClusterLoadAssignment by cluster_name. */
   readonly endpoints: ReadonlyMap<string, ProtoObject>;
-  /** Secret by name (SDS over ADS); absent = none received. */
+  /** Secret by key (sds.ts secretKey: the name over ADS; with its server's name from an
+   *  SDS server of the bootstrap); absent = none received. */
   readonly secrets?: ReadonlyMap<string, ProtoObject>;
 }
 
@@ -127,14 +129,18 @@ function transportSockets(resource: ProtoObject): unknown[] {
   return sockets;
 }
 
-/** The Secret names a listener's or cluster's TLS contexts fetch over ADS
- *  (`*_sds_secret_config(s)` whose `sds_config` is `ads`). Undecodable ones name nothing. */
+/** The keys (secretKey, sds.ts) of the Secrets a listener's or cluster's TLS contexts
+ *  fetch (`*_sds_secret_config(s)`): over ADS, or from an SDS server an api_config_source
+ *  names. Undecodable ones name nothing. */
 export function referencedSecrets(resource: ProtoObject): string[] {
   const names: string[] = [];
   const add = (cfg: unknown): void => {
     const c = asObj(cfg);
     const name = asStr(c?.name);
-    if (name !== undefined && name !== '' && asObj(c?.sds_config)?.ads !== undefined && !names.includes(name)) names.push(name);
+    const server = sdsServerOf(c?.sds_config);
+    if (name === undefined || name === '' || server === undefined) return;
+    const key = secretKey(server, name);
+    if (!names.includes(key)) names.push(key);
   };
   const protos = loadXdsProtos();
   const pending = transportSockets(resource);
@@ -157,7 +163,7 @@ export function referencedSecrets(resource: ProtoObject): string[] {
   return names;
 }
 
-/** The Secret names of every listener and cluster of the set (see referencedSecrets). */
+/** The Secret keys of every listener and cluster of the set (see referencedSecrets). */
 export function secretNames(set: Pick<XdsResourceSet, 'listeners' | 'clusters'>): string[] {
   return [...new Set([...set.listeners.values(), ...set.clusters.values()].flatMap((r) => referencedSecrets(r)))];
 }

@@ -8,7 +8,9 @@
 // handshakes get it, open connections keep theirs, nothing is dropped. A Secret whose
 // data source is a `filename` is used where it is, nothing is written. The translation
 // computes the paths (secretPaths) and reads nothing; the sidecar writes the files
-// (writeSecretFiles) before it applies a config that uses them.
+// (writeSecretFiles) before it applies a config that uses them. Secrets from an SDS server
+// of their own (xds.sds_servers: Istio's istio-agent) are keyed with the server's name
+// (secretKey) and handled the same way.
 
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
@@ -18,8 +20,49 @@ import { asObj, asStr, type Obj } from './read.js';
 
 /** The Secrets received and where their files go (the translation's view of SDS). */
 export interface SdsSource {
+  /** By key (secretKey): ADS Secrets by name, those of an SDS server with its name too. */
   readonly secrets: ReadonlyMap<string, Obj>;
   readonly dir: string;
+  /** The SDS servers of the bootstrap (xds.sds_servers), by name: what an SdsSecretConfig's
+   *  api_config_source may name. Absent: none. */
+  readonly servers?: ReadonlySet<string>;
+}
+
+/** Between an SDS server's name and a Secret's name in a key (never in either name as
+ *  control planes write them). */
+const SEPARATOR = '\u0000';
+
+/** How a Secret is keyed in a resource set's `secrets`: an ADS Secret by its name, one
+ *  from an SDS server of its own (xds.sds_servers) by the server's name and its name, so
+ *  that Istio's `default` from `sds-grpc` and a `default` over ADS stay apart. */
+export function secretKey(server: string | null, name: string): string {
+  return server === null ? name : `${server}${SEPARATOR}${name}`;
+}
+
+/** The SDS server (null: ADS) and the name of a Secret's key. */
+export function parseSecretKey(key: string): { server: string | null; name: string } {
+  const at = key.indexOf(SEPARATOR);
+  return at < 0 ? { server: null, name: key } : { server: key.slice(0, at), name: key.slice(at + 1) };
+}
+
+/** A Secret's key as logs and NACKs show it: `Secret "default" from sds-grpc`. */
+export function secretLabel(key: string): string {
+  const { server, name } = parseSecretKey(key);
+  return server === null ? `Secret "${name}"` : `Secret "${name}" from ${server}`;
+}
+
+/** The SDS server an SdsSecretConfig's `sds_config` names: null for ADS, the cluster name
+ *  of `api_config_source.grpc_services[0].envoy_grpc` otherwise (undefined: neither;
+ *  translate-secret.ts rejects it). */
+export function sdsServerOf(sdsConfig: unknown): string | null | undefined {
+  const c = asObj(sdsConfig);
+  if (c === undefined) return undefined;
+  if (asObj(c.ads) !== undefined) return null;
+  const api = asObj(c.api_config_source);
+  const services = api?.grpc_services;
+  const first = Array.isArray(services) ? asObj(services[0]) : undefined;
+  const cluster = asStr(asObj(first?.envoy_grpc)?.cluster_name);
+  return cluster !== undefined && cluster !== '' ? cluster : undefined;
 }
 
 export interface SecretPaths {

@@ -258,7 +258,10 @@ export function configSource(ctx: Ctx, v: unknown, loc: Loc, kind: 'routes' | 'e
     return;
   }
   ctx.only(cs, loc, ['ads', 'api_config_source', 'resource_api_version', 'initial_fetch_timeout']);
-  if (api !== undefined && !isObj(cs.ads)) managementServer(ctx, api, sub(loc, 'api_config_source'));
+  if (api !== undefined && !isObj(cs.ads)) {
+    const al = sub(loc, 'api_config_source');
+    if (grpcServer(ctx, api, al, MANAGEMENT_SERVER) !== undefined) ctx.noEffect(al, 'ConfigSource.api_config_source (fetched on the ADS stream)');
+  }
   if (isSet(cs.resource_api_version) && cs.resource_api_version !== 'AUTO' && cs.resource_api_version !== 'V3') {
     ctx.reject(sub(loc, 'resource_api_version'), `${String(cs.resource_api_version)} is not supported (V3)`);
   }
@@ -268,31 +271,48 @@ export function configSource(ctx: Ctx, v: unknown, loc: Loc, kind: 'routes' | 'e
   timeouts.set(name, Math.min(ms, timeouts.get(name) ?? ms));
 }
 
-/** An ApiConfigSource that names one gRPC management server by its bootstrap cluster
- *  (see configSource): accepted, the resource fetched on the ADS stream. A Google gRPC
- *  target, several servers, REST polling and the settings of a stream of its own
- *  (request timeouts, rate limits, validators) are rejected. */
-function managementServer(ctx: Ctx, api: Obj, loc: Loc): void {
+/** What an ApiConfigSource may name: its kind of server, the API types it speaks, and
+ *  what Remora has of them. */
+export interface GrpcServerRole {
+  readonly server: string;
+  readonly types: readonly string[];
+  /** How a rejection names the types it accepts. */
+  readonly typesText: string;
+  readonly has: string;
+}
+
+/** RDS and EDS sources (see configSource): the ADS server is the only one Remora has. */
+const MANAGEMENT_SERVER: GrpcServerRole = { server: 'management server', types: GRPC_API_TYPES, typesText: 'GRPC or DELTA_GRPC', has: "Remora has one, its bootstrap's xds.servers" };
+
+/** An ApiConfigSource that names one gRPC server by its bootstrap cluster: the cluster's
+ *  name, or undefined when rejected. A Google gRPC target, several servers, REST polling
+ *  and the settings of a stream of its own (request timeouts, rate limits, validators)
+ *  are rejected. (set_node_on_first_message_only is what Remora does either way.) */
+export function grpcServer(ctx: Ctx, api: Obj, loc: Loc, role: GrpcServerRole): string | undefined {
   ctx.only(api, loc, ['api_type', 'transport_api_version', 'grpc_services', 'set_node_on_first_message_only']);
   const type = asStr(api.api_type) ?? 'DEPRECATED_AND_UNAVAILABLE_DO_NOT_USE';
-  if (!GRPC_API_TYPES.includes(type)) ctx.reject(sub(loc, 'api_type'), `${type} is not supported (a gRPC management server: GRPC or DELTA_GRPC)`);
+  if (!role.types.includes(type)) ctx.reject(sub(loc, 'api_type'), `${type} is not supported (a gRPC ${role.server}: ${role.typesText})`);
   if (isSet(api.transport_api_version) && api.transport_api_version !== 'AUTO' && api.transport_api_version !== 'V3') {
     ctx.reject(sub(loc, 'transport_api_version'), `${String(api.transport_api_version)} is not supported (V3)`);
   }
   const services = asArr(api.grpc_services);
   if (services.length !== 1) {
-    ctx.reject(sub(loc, 'grpc_services'), `must name exactly one management server (got ${services.length}): Remora has one, its bootstrap's xds.servers`);
-    return;
+    ctx.reject(sub(loc, 'grpc_services'), `must name exactly one ${role.server} (got ${services.length}): ${role.has}`);
+    return undefined;
   }
   const gl = sub(loc, 'grpc_services[0]');
   const service = asObj(services[0]) ?? {};
   if (isSet(service.google_grpc)) {
-    ctx.reject(sub(gl, 'google_grpc'), 'is not supported: name the management server by its bootstrap cluster (envoy_grpc.cluster_name)');
-    return;
+    ctx.reject(sub(gl, 'google_grpc'), `is not supported: name the ${role.server} by its bootstrap cluster (envoy_grpc.cluster_name)`);
+    return undefined;
   }
   ctx.only(service, gl, ['envoy_grpc']);
   const envoyGrpc = asObj(service.envoy_grpc) ?? {};
   ctx.only(envoyGrpc, sub(gl, 'envoy_grpc'), ['cluster_name']);
-  if ((asStr(envoyGrpc.cluster_name) ?? '') === '') ctx.reject(sub(gl, 'envoy_grpc.cluster_name'), 'is required');
-  else ctx.noEffect(loc, 'ConfigSource.api_config_source (fetched on the ADS stream)');
+  const name = asStr(envoyGrpc.cluster_name) ?? '';
+  if (name === '') {
+    ctx.reject(sub(gl, 'envoy_grpc.cluster_name'), 'is required');
+    return undefined;
+  }
+  return name;
 }

@@ -3,19 +3,21 @@
 // validation context's CA; PEM that parses and a key that fits the certificate), so a
 // bad one is NACKed by name; a TLS context that names a Secret through
 // `*_sds_secret_config(s)` gets the Secret's files as cert_file, key_file or ca_file.
-// Only `sds_config: {ads: {}}` is supported: Secrets from a separate SDS server (Istio's
-// istio-agent socket, a file-based SDS config) are rejected with their path. A Secret
-// not received yet makes the resource that names it wait (Envoy's warming).
+// A Secret comes over ADS (`sds_config: {ads: {}}`) or from an SDS server of its own
+// named in the bootstrap (`api_config_source` with one `envoy_grpc.cluster_name` that
+// xds.sds_servers lists: Istio's `sds-grpc`, the istio-agent's socket); other sources
+// (a file-based SDS config, a server the bootstrap does not name) are rejected with their
+// path. A Secret not received yet makes the resource that names it wait (Envoy's warming).
 
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { TypeUrl } from './protos.js';
 import { asObj, asStr, isSet, type Obj } from './read.js';
-import { dataSource, secretPaths } from './sds.js';
-import { root, sub, type Ctx, type Loc } from './translate-context.js';
+import { dataSource, secretKey, secretLabel, secretPaths } from './sds.js';
+import { grpcServer, root, sub, type Ctx, type GrpcServerRole, type Loc } from './translate-context.js';
 import type { Fields } from './translate-fields.js';
 
-const ADS_ONLY = 'only Secrets over ADS are supported (sds_config: {ads: {}}): Remora has no separate SDS client';
+const SOURCES = 'must be ads ({ads: {}}) or an api_config_source naming an SDS server of the bootstrap (xds.sds_servers)';
 const SAN_MATCHERS = ['match_typed_subject_alt_names', 'match_subject_alt_names'];
 
 /** Checks a Secret received (rejections under its own name). */
@@ -73,30 +75,53 @@ function pem(ctx: Ctx, v: unknown, loc: Loc): string | null {
   return null;
 }
 
-/** An SdsSecretConfig → the Secret's name, or undefined (rejected). */
+/** An SdsSecretConfig → the Secret's key (secretKey), or undefined (rejected). */
 function secretName(ctx: Ctx, v: unknown, loc: Loc): string | undefined {
   const c = asObj(v) ?? {};
   ctx.only(c, loc, ['name', 'sds_config']);
   const name = asStr(c.name) ?? '';
   if (name === '') ctx.reject(sub(loc, 'name'), 'is required');
+  const sl = sub(loc, 'sds_config');
   const source = asObj(c.sds_config);
-  if (source === undefined || asObj(source.ads) === undefined) {
-    ctx.reject(sub(loc, 'sds_config'), ADS_ONLY);
+  const api = asObj(source?.api_config_source);
+  if (source === undefined || (asObj(source.ads) === undefined && api === undefined)) {
+    ctx.reject(sl, SOURCES);
     return undefined;
   }
-  ctx.only(source, sub(loc, 'sds_config'), ['ads', 'resource_api_version', 'initial_fetch_timeout']);
-  if (isSet(source.resource_api_version) && source.resource_api_version !== 'V3') ctx.reject(sub(loc, 'sds_config.resource_api_version'), 'only V3 is supported');
+  ctx.only(source, sl, ['ads', 'api_config_source', 'resource_api_version', 'initial_fetch_timeout']);
+  if (isSet(source.resource_api_version) && source.resource_api_version !== 'V3') ctx.reject(sub(sl, 'resource_api_version'), 'only V3 is supported');
   // Remora's warming waits for a Secret as long as it takes.
   if (isSet(source.initial_fetch_timeout)) ctx.noEffect(loc, 'SdsSecretConfig.sds_config.initial_fetch_timeout');
-  return name === '' ? undefined : name;
+  const server = api === undefined ? null : sdsServer(ctx, api, sub(sl, 'api_config_source'));
+  return name === '' || server === undefined ? undefined : secretKey(server, name);
+}
+
+/** Secrets' sources: Remora's SDS streams are gRPC, state of the world (StreamSecrets,
+ *  what the istio-agent serves). */
+const SDS_SERVER: GrpcServerRole = { server: 'SDS server', types: ['GRPC'], typesText: 'GRPC, state of the world', has: "one of the bootstrap's xds.sds_servers" };
+
+/** An SdsSecretConfig's api_config_source → the SDS server it names (xds.sds_servers), or
+ *  undefined (rejected). A name the bootstrap does not list is rejected, not read as the
+ *  ADS server as an RDS or EDS source's is: a Secret's server is usually a node agent of
+ *  its own (Istio's), and the resource would otherwise wait for it forever, unexplained. */
+function sdsServer(ctx: Ctx, api: Obj, loc: Loc): string | undefined {
+  const cluster = grpcServer(ctx, api, loc, SDS_SERVER);
+  if (cluster === undefined) return undefined;
+  const known = ctx.sds?.servers ?? new Set<string>();
+  if (!known.has(cluster)) {
+    const listed = known.size === 0 ? 'it names none' : `it names ${[...known].map((n) => `"${n}"`).join(', ')}`;
+    ctx.reject(sub(loc, 'grpc_services[0].envoy_grpc.cluster_name'), `"${cluster}" is not an SDS server of the bootstrap (xds.sds_servers; ${listed})`);
+    return undefined;
+  }
+  return cluster;
 }
 
 /** tls_certificate_sds_secret_configs[0] → cert_file and key_file in `part`. */
 export function sdsCertificate(ctx: Ctx, v: unknown, loc: Loc, part: Fields): void {
-  const name = secretName(ctx, v, loc);
-  if (name === undefined) return;
-  const secret = ctx.secret(name, loc);
-  const paths = secretPaths(ctx.sds?.dir ?? '', name);
+  const key = secretName(ctx, v, loc);
+  if (key === undefined) return;
+  const secret = ctx.secret(key, loc);
+  const paths = secretPaths(ctx.sds?.dir ?? '', key);
   if (secret === undefined) {
     part.set('cert_file', paths.cert, loc); // stand-ins while it warms
     part.set('key_file', paths.key, loc);
@@ -104,7 +129,7 @@ export function sdsCertificate(ctx: Ctx, v: unknown, loc: Loc, part: Fields): vo
   }
   const cert = asObj(secret.tls_certificate);
   if (cert === undefined) {
-    ctx.reject(sub(loc, 'name'), `Secret "${name}" holds no tls_certificate`);
+    ctx.reject(sub(loc, 'name'), `${secretLabel(key)} holds no tls_certificate`);
     return;
   }
   part.set('cert_file', fileOf(cert.certificate_chain, paths.cert), loc);
@@ -115,17 +140,17 @@ export function sdsCertificate(ctx: Ctx, v: unknown, loc: Loc, part: Fields): vo
  *  `defaults`) → ca_file in `part`; returns the validation context to read SAN matchers
  *  from (the defaults' over the Secret's). */
 export function sdsValidation(ctx: Ctx, v: unknown, loc: Loc, part: Fields, defaults?: Obj): Obj | undefined {
-  const name = secretName(ctx, v, loc);
-  if (name === undefined) return undefined;
-  const secret = ctx.secret(name, loc);
-  const paths = secretPaths(ctx.sds?.dir ?? '', name);
+  const key = secretName(ctx, v, loc);
+  if (key === undefined) return undefined;
+  const secret = ctx.secret(key, loc);
+  const paths = secretPaths(ctx.sds?.dir ?? '', key);
   if (secret === undefined) {
     part.set('ca_file', paths.ca, loc);
     return { ...defaults, trusted_ca: { filename: paths.ca } };
   }
   const vc = asObj(secret.validation_context);
   if (vc === undefined) {
-    ctx.reject(sub(loc, 'name'), `Secret "${name}" holds no validation_context`);
+    ctx.reject(sub(loc, 'name'), `${secretLabel(key)} holds no validation_context`);
     return undefined;
   }
   part.set('ca_file', fileOf(vc.trusted_ca, paths.ca), loc);

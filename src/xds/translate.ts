@@ -27,6 +27,7 @@ import { translateEndpoints, type EndpointsPart } from './translate-endpoints.js
 import { addMarks, Fields, type Mark } from './translate-fields.js';
 import { translateListener } from './translate-listener.js';
 import { checkSecret } from './translate-secret.js';
+import { parseSecretKey } from './sds.js';
 import { bootstrapBaseFields } from '../config/bootstrap-base.js';
 import { attachRoutes, translateRouteConfig, type RoutePart } from './translate-route.js';
 
@@ -74,6 +75,10 @@ export interface XdsTranslateOptions {
   /** Where Secrets' inline certificates are written (xds.sds_dir; src/xds/sds.ts): the
    *  paths the translated `tls` blocks name. Default: none (only file-based Secrets). */
   readonly sdsDir?: string;
+  /** The bootstrap's SDS servers by name (xds.sds_servers): an SdsSecretConfig may name
+   *  one in its api_config_source; its Secrets are in the set keyed by secretKey (sds.ts),
+   *  checked by the stream that received them. Default: none. */
+  readonly sdsServers?: ReadonlySet<string>;
   /** RouteConfigurations and ClusterLoadAssignments whose initial_fetch_timeout expired
    *  before they arrived: while missing, a listener reading one serves without routes
    *  (404 NR) and a cluster reading one has no endpoints (503 UH), as in Envoy. */
@@ -105,8 +110,8 @@ const PLACEHOLDER_LISTENER = { name: 'remora.no-listener-yet', address: '127.0.0
 export function translateXds(base: Record<string, unknown>, set: XdsResourceSet, opts: XdsTranslateOptions = {}): XdsTranslateResult {
   const ads = opts.ads === true;
   const secrets = set.secrets ?? new Map<string, Obj>();
-  const ctx = new Ctx({ secrets, dir: opts.sdsDir ?? '' });
-  for (const [key, secret] of secrets) checkSecret(ctx, key, secret);
+  const ctx = new Ctx({ secrets, dir: opts.sdsDir ?? '', servers: opts.sdsServers ?? new Set() });
+  for (const [key, secret] of secrets) if (parseSecretKey(key).server === null) checkSecret(ctx, key, secret);
   const listeners = [...set.listeners].flatMap(([key, l]) => translateListener(ctx, key, l) ?? []);
   const routeConfigs = new Map<string, RoutePart>();
   for (const [key, rc] of set.routes) {

@@ -123,8 +123,9 @@ export interface ScriptedAds {
 }
 
 /** `delta`: serve DeltaAggregatedResources (the test pushes with pushDelta) instead of
- *  StreamAggregatedResources. */
-export async function startScriptedAds(opts: { delta?: boolean } = {}): Promise<ScriptedAds> {
+ *  StreamAggregatedResources. `sdsSocket`: serve the Secret Discovery Service
+ *  (StreamSecrets, as Istio's istio-agent does) on that Unix socket instead (`port` is 0). */
+export async function startScriptedAds(opts: { delta?: boolean; sdsSocket?: string } = {}): Promise<ScriptedAds> {
   const grpc = await import('@grpc/grpc-js');
   const requests: Obj[] = [];
   const streams = new Set<import('@grpc/grpc-js').ServerDuplexStream<Obj, Obj>>();
@@ -139,8 +140,9 @@ export async function startScriptedAds(opts: { delta?: boolean } = {}): Promise<
     return nonce;
   };
   const server = new grpc.Server();
-  const method = opts.delta === true ? 'DeltaAggregatedResources' : 'StreamAggregatedResources';
-  server.addService(protos.ads.service, {
+  const sds = opts.sdsSocket !== undefined;
+  const method = sds ? 'StreamSecrets' : opts.delta === true ? 'DeltaAggregatedResources' : 'StreamAggregatedResources';
+  server.addService(sds ? protos.sds.service : protos.ads.service, {
     [method]: (stream: import('@grpc/grpc-js').ServerDuplexStream<Obj, Obj>) => {
       streams.add(stream);
       const asked = new Set<string>();
@@ -165,7 +167,7 @@ export async function startScriptedAds(opts: { delta?: boolean } = {}): Promise<
     },
   });
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(sds ? `unix:${opts.sdsSocket}` : '127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
   const ads: ScriptedAds = {
     port,

@@ -5,9 +5,11 @@
 // combined_validation_context with SAN matchers): the Secrets referenced are found, a
 // resource waits while its Secret is missing, the tls blocks name the files the Secrets
 // are written to, those files are written once (an identical resend writes nothing) with
-// the key at mode 0600, file-based Secrets are used in place; and the rejections by path:
-// a Secret from a separate SDS server (Istio's istio-agent socket), a key that does not
-// fit its certificate, a Secret of the wrong kind, a generic secret.
+// the key at mode 0600, file-based Secrets are used in place; Secrets from an SDS server
+// the bootstrap names (Istio's sds-grpc, the istio-agent's socket) keyed apart from ADS
+// ones; and the rejections by path: an SDS server the bootstrap does not name, one that
+// is not gRPC state of the world, a key that does not fit its certificate, a Secret of
+// the wrong kind, a generic secret.
 
 import t from 'tap';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -16,7 +18,7 @@ import { join } from 'node:path';
 import { toXdsResources } from '../../src/xds/encode.js';
 import { TypeUrl, type AnyMessage } from '../../src/xds/protos.js';
 import { missingResources, referencedSecrets } from '../../src/xds/resources.js';
-import { secretPaths, writeSecretFiles } from '../../src/xds/sds.js';
+import { parseSecretKey, secretKey, secretLabel, secretPaths, writeSecretFiles } from '../../src/xds/sds.js';
 import { translateXds } from '../../src/xds/translate.js';
 import { TestPki } from '../helpers/certs.js';
 import { arr, baseOf, errorsOf, obj, protos, rewire, valid, type Obj } from '../helpers/xds.js';
@@ -125,17 +127,75 @@ t.test('file-based Secrets are read in place', async (t) => {
   t.match(r.config.listeners[0].tls, { cert_file: pki.file('server.pem'), key_file: pki.file('server.key') });
 });
 
+/** Istio's SdsSecretConfig: `name` from the bootstrap cluster `server` (the istio-agent's socket). */
+const fromServer = (name: string, server = 'sds-grpc', api: Obj = {}): Obj => ({
+  name,
+  sds_config: {
+    api_config_source: { api_type: 'GRPC', transport_api_version: 'V3', set_node_on_first_message_only: true, grpc_services: [{ envoy_grpc: { cluster_name: server } }], ...api },
+    initial_fetch_timeout: { seconds: 0 }, resource_api_version: 'V3',
+  },
+});
+const agentListener = (c: Obj): void => {
+  delete c.tls_certificates;
+  c.tls_certificate_sds_secret_configs = [fromServer('default')];
+};
+const agentCluster = (c: Obj): void => {
+  istioCluster(c);
+  c.tls_certificate_sds_secret_configs = [fromServer('default')];
+  obj(c.combined_validation_context).validation_context_sds_secret_config = fromServer('ROOTCA');
+};
+
+t.test('Secrets from an SDS server of the bootstrap (Istio\'s sds-grpc): keyed apart from ADS Secrets, warming, their own files', async (t) => {
+  const servers = new Set(['sds-grpc']);
+  const none = withSecrets(agentListener, agentCluster);
+  const agent = (name: string): string => secretKey('sds-grpc', name);
+  t.same(referencedSecrets(none.clusters.get('up')!).sort(), [agent('ROOTCA'), agent('default')].sort(), 'the cluster names its two, with their server');
+  t.same(parseSecretKey(agent('default')), { server: 'sds-grpc', name: 'default' });
+  t.equal(secretLabel(agent('default')), 'Secret "default" from sds-grpc');
+  t.equal(secretLabel('default'), 'Secret "default"');
+  const waiting = translateXds(baseOf(CONFIG), none, { ads: true, sdsDir: dir, sdsServers: servers });
+  t.ok(waiting.ok, `accepted while the Secrets are missing (${errorsOf(waiting).join('; ')})`);
+  if (waiting.ok) t.same(waiting.warming, { listeners: ['in'], clusters: ['up'] }, 'both warm');
+
+  // An ADS Secret of the same name is another Secret: it does not end the wait.
+  const adsNamesake = withSecrets(agentListener, agentCluster, [certSecret('default', 'server'), caSecret('ROOTCA')]);
+  t.same(missingResources(adsNamesake).secrets.sort(), [agent('ROOTCA'), agent('default')].sort(), 'ADS Secrets named alike do not count');
+
+  const received = withSecrets(agentListener, agentCluster);
+  const secrets = new Map([[agent('default'), protos.decodeAny(protos.encodeAny(TypeUrl.Secret, certSecret('default', 'server'))).message],
+    [agent('ROOTCA'), protos.decodeAny(protos.encodeAny(TypeUrl.Secret, caSecret('ROOTCA'))).message]]);
+  const set = { ...received, secrets };
+  t.same(missingResources(set).secrets, [], 'nothing missing once the server sent them');
+  const r = translateXds(baseOf(CONFIG), set, { ads: true, sdsDir: dir, sdsServers: servers });
+  if (!r.ok) return t.fail(errorsOf(r).join('\n'));
+  const paths = secretPaths(dir, agent('default'));
+  t.not(paths.dir, secretPaths(dir, 'default').dir, 'a directory apart from an ADS Secret named alike');
+  t.match(r.config.listeners[0].tls, { cert_file: paths.cert, key_file: paths.key }, 'the listener reads the server\'s Secret\'s files');
+  t.match(r.config.clusters[0].tls, { cert_file: paths.cert, ca_file: secretPaths(dir, agent('ROOTCA')).ca, verify_subject_alt_names: ['spiffe://cluster.local/ns/app/sa/up'] });
+});
+
 t.test('rejections, by path', async (t) => {
-  const istioAgent = withSecrets((c) => {
+  const at = 'Listener "in" filter_chains[0].transport_socket.typed_config.common_tls_context.tls_certificate_sds_secret_configs[0].sds_config';
+  const errors = (server: string, api: Obj, servers = new Set(['sds-grpc'])): string[] =>
+    errorsOf(translateXds(baseOf(CONFIG), withSecrets((c) => {
+      delete c.tls_certificates;
+      c.tls_certificate_sds_secret_configs = [fromServer('default', server, api)];
+    }, (c) => c), { ads: true, sdsDir: dir, sdsServers: servers }));
+  t.same(errors('sds-grpc', {}, new Set()), [`${at}.api_config_source.grpc_services[0].envoy_grpc.cluster_name: "sds-grpc" is not an SDS server of the bootstrap (xds.sds_servers; it names none)`],
+    'a server the bootstrap does not list');
+  t.same(errors('other', {}), [`${at}.api_config_source.grpc_services[0].envoy_grpc.cluster_name: "other" is not an SDS server of the bootstrap (xds.sds_servers; it names "sds-grpc")`]);
+  t.same(errors('sds-grpc', { api_type: 'DELTA_GRPC' }), [`${at}.api_config_source.api_type: DELTA_GRPC is not supported (a gRPC SDS server: GRPC, state of the world)`], 'incremental SDS');
+  t.same(errors('sds-grpc', { grpc_services: [{ google_grpc: { target_uri: 'unix:/x' } }] }), [
+    `${at}.api_config_source.grpc_services[0].google_grpc: is not supported: name the SDS server by its bootstrap cluster (envoy_grpc.cluster_name)`,
+  ]);
+  t.same(errors('sds-grpc', { refresh_delay: { seconds: 1 } }), [`${at}.api_config_source.refresh_delay: field not supported by Remora`]);
+  const fileBased = withSecrets((c) => {
     delete c.tls_certificates;
-    c.tls_certificate_sds_secret_configs = [{
-      name: 'default',
-      sds_config: { api_config_source: { api_type: 'GRPC', grpc_services: [{ envoy_grpc: { cluster_name: 'sds-grpc' } }] }, resource_api_version: 'V3' },
-    }];
+    c.tls_certificate_sds_secret_configs = [{ name: 'default', sds_config: { path_config_source: { path: '/etc/sds.yaml' } } }];
   }, (c) => c);
-  t.match(errorsOf(translateXds(baseOf(CONFIG), istioAgent, { ads: true, sdsDir: dir })).join('\n'),
-    /Listener "in" filter_chains\[0\]\.transport_socket\.typed_config\.common_tls_context\.tls_certificate_sds_secret_configs\[0\]\.sds_config: only Secrets over ADS/,
-    'a separate SDS server (Istio\'s agent socket) is refused with its path');
+  t.same(errorsOf(translateXds(baseOf(CONFIG), fileBased, { ads: true, sdsDir: dir })), [
+    `${at}: must be ads ({ads: {}}) or an api_config_source naming an SDS server of the bootstrap (xds.sds_servers)`,
+  ], 'a file-based SDS config');
 
   const bad = withSecrets(gatewayListener, (c) => c, [certSecret('default/app-cert', 'server', 'other')]);
   t.match(errorsOf(translateXds(baseOf(CONFIG), bad, { ads: true, sdsDir: dir })).join('\n'),

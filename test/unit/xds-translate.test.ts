@@ -920,7 +920,7 @@ t.test('TLS fields outside the subset are rejected with their path', async (t) =
     `${TS}.common_tls_context.tls_params.tls_maximum_protocol_version: TLSv1_2 is not supported: Remora allows up to TLS 1.3 (TLSv1_3 or unset)`,
     `${TS}.common_tls_context.tls_certificates[0].password: field not supported by Remora`,
     `${TS}.common_tls_context.tls_certificates[0].certificate_chain.inline_string: only filename data sources are supported (Remora reads and watches the files)`,
-    `${TS}.common_tls_context.validation_context_sds_secret_config.sds_config: only Secrets over ADS are supported (sds_config: {ads: {}}): Remora has no separate SDS client`,
+    `${TS}.common_tls_context.validation_context_sds_secret_config.sds_config: must be ads ({ads: {}}) or an api_config_source naming an SDS server of the bootstrap (xds.sds_servers)`,
     `${TS}.common_tls_context.alpn_protocols: ["istio-peer-exchange","h2","http/1.1"] is not what Remora offers: with codec_type AUTO it offers ["h2","http/1.1"] by ALPN (accepted: ["h2","http/1.1"], ["h2"], ["http/1.1"] or unset)`,
   ]);
   setSocket(l, {
@@ -930,7 +930,7 @@ t.test('TLS fields outside the subset are rejected with their path', async (t) =
     },
   });
   t.same(errorsOf(translateXds({}, rewire(set))), [
-    `${TS}.common_tls_context.tls_certificate_sds_secret_configs[0].sds_config: only Secrets over ADS are supported (sds_config: {ads: {}}): Remora has no separate SDS client`,
+    `${TS}.common_tls_context.tls_certificate_sds_secret_configs[0].sds_config: must be ads ({ads: {}}) or an api_config_source naming an SDS server of the bootstrap (xds.sds_servers)`,
     `${TS}.common_tls_context.validation_context.crl: field not supported by Remora`,
     `${TS}.common_tls_context.validation_context.match_typed_subject_alt_names: is not supported on a listener: Remora accepts every client certificate signed by trusted_ca; restrict callers with the RBAC filter`,
   ]);

@@ -105,6 +105,13 @@ export function xdsTlsErrors(xds: { tls?: { cert_file?: string; key_file?: strin
   return errors;
 }
 
+/** An SDS server's address: a Unix socket (`unix:/path`, `unix:///path`) or HOST:PORT. */
+function sdsServerProblem(s: string): string | undefined {
+  if (/^unix:(\/\/)?\/[^\s]+$/.test(s)) return undefined;
+  if (/^[^\s:/]+:\d{1,5}$|^\[[0-9a-fA-F:.]+\]:\d{1,5}$/.test(s)) return undefined;
+  return `must be unix:/absolute/path or HOST:PORT, got "${s}"`;
+}
+
 export const XdsNodeSchema = obj({
   id: str('This sidecar\'s node id (shown by the control plane).', { check: notEmpty }),
   cluster: str('The node group: the reference control plane serves `<cluster>.yaml` from its directory.'),
@@ -122,6 +129,9 @@ export const XdsSchema = obj({
   initial_fetch_timeout_ms: v.optional(ms(0, 'At startup, after this long without a complete config from the control plane, Remora starts from `persist_path` if it holds a valid config (else it keeps waiting).'), 10_000),
   sds_dir: v.optional(str('Where the certificates, keys and CAs of Secrets received over ADS (SDS) are written, one directory per Secret, key files mode 0600; listeners and clusters read them from there, and a new version of a Secret rotates them in place.',
     { type: 'directory path', default: '`<persist_path>.sds`, else `remora-sds-<pid>` in the temp directory', check: notEmpty })),
+  sds_servers: v.optional(field(v.pipe(v.record(v.string(), v.pipe(v.string('must be a string (`unix:PATH` or `HOST:PORT`)'), v.metadata({ check: sdsServerProblem }))), v.readonly()),
+    'SDS servers of their own, by the name an SdsSecretConfig\'s `api_config_source` gives them (`grpc_services[0].envoy_grpc.cluster_name`; Istio\'s `sds-grpc`, the istio-agent\'s Unix socket). Remora keeps one Secret Discovery Service stream (StreamSecrets, plaintext, state of the world) to each server that a listener or cluster asks for a Secret, subscribed to the names asked for; what it receives is written under `sds_dir` like a Secret over ADS. An SdsSecretConfig naming a server not listed here is rejected.',
+    { type: 'map of name → `unix:PATH` or `HOST:PORT`', default: 'none' }), {}),
   mesh_identity: v.optional(field(MeshIdentitySchema, 'A certificate for this sidecar\'s SPIFFE identity from the control plane\'s mesh CA (docs/mesh-ca.md).', { default: 'unset (none)' })),
   tls: v.optional(field(XdsTlsSchema, 'Speak TLS to the control plane (for `remora control-plane --tls`): xDS and certificate requests then cross the network encrypted, to a verified server.', { default: 'unset (plaintext)' })),
 }, 'The `xds` block of a bootstrap file: listeners and clusters come from a control plane instead of the file.');
