@@ -67,13 +67,24 @@ export class StatsRecorder {
 
   /** A replacement worker inherits its slot's slab: counters go on, but the gauges
    *  its dead predecessor left behind describe nothing that exists any more. Runs when
-   *  a worker starts, over every slot (~16,000 loads at MAX_CLUSTERS, well under a
-   *  millisecond); a cell is stored only when it is not already 0, so the pages of
-   *  slots never used stay untouched (not resident) instead of ~6 MiB per worker. */
+   *  a worker starts, over the slots its predecessors used (slotUsed; a fresh slab:
+   *  none): the pages of slots never used are not even read, since on some kernels and
+   *  runtimes a read of a shared buffer's untouched page makes it resident (~6 MiB per
+   *  worker at MAX_CLUSTERS); a cell is stored only when it is not already 0. */
   zeroGauges(): void {
-    for (let s = 0; s < MAX_LISTENERS; s++) this.zero(LAYOUT.listenerBase(s) + gaugeOffset(LISTENER_SHAPE, 0), LISTENER_SHAPE.gauges);
-    for (let s = 0; s < MAX_CLUSTERS; s++) this.zero(LAYOUT.clusterBase(s) + gaugeOffset(CLUSTER_SHAPE, 0), CLUSTER_SHAPE.gauges);
+    const used = LAYOUT.workerStart;
+    const listeners = Math.min(MAX_LISTENERS, Atomics.load(this.cells, used + WorkerCell.ListenerSlotsUsed));
+    const clusters = Math.min(MAX_CLUSTERS, Atomics.load(this.cells, used + WorkerCell.ClusterSlotsUsed));
+    for (let s = 0; s < listeners; s++) this.zero(LAYOUT.listenerBase(s) + gaugeOffset(LISTENER_SHAPE, 0), LISTENER_SHAPE.gauges);
+    for (let s = 0; s < clusters; s++) this.zero(LAYOUT.clusterBase(s) + gaugeOffset(CLUSTER_SHAPE, 0), CLUSTER_SHAPE.gauges);
     this.zero(LAYOUT.workerStart + WorkerCell.CxActive, 1);
+  }
+
+  /** Raises the slab's mark of slots used (`cell`: ListenerSlotsUsed or ClusterSlotsUsed)
+   *  past `slot`: every slot whose stats this slab's workers ever wrote is below it. */
+  slotUsed(cell: number, slot: number): void {
+    const at = LAYOUT.workerStart + cell;
+    if (Atomics.load(this.cells, at) <= slot) Atomics.store(this.cells, at, slot + 1);
   }
 
   private zero(from: number, count: number): void {
@@ -105,6 +116,7 @@ export class SlabListenerStats implements ListenerStats {
     slot: number,
   ) {
     this.base = LAYOUT.listenerBase(slot);
+    rec.slotUsed(WorkerCell.ListenerSlotsUsed, slot);
     this.downstream = this.base + histogramOffset(LISTENER_SHAPE, ListenerHistogram.Downstream);
   }
 
@@ -155,6 +167,7 @@ export class SlabClusterStats implements ClusterStats {
     slot: number,
   ) {
     this.base = LAYOUT.clusterBase(slot);
+    rec.slotUsed(WorkerCell.ClusterSlotsUsed, slot);
     this.upstream = this.base + histogramOffset(CLUSTER_SHAPE, ClusterHistogram.Upstream);
     this.overhead = this.base + histogramOffset(CLUSTER_SHAPE, ClusterHistogram.Overhead);
   }

@@ -25,6 +25,14 @@ export const WORKER_ROWS = [
   { handle: 'CxActive', kind: 'gauge', stats: null, prom: null,
     help: 'Open client connections of this worker, all listeners (checked against worker_limits.max_downstream_connections).',
     doc: 'open client connections of the worker, all listeners (what `worker_limits.max_downstream_connections` is checked against; not exported)' },
+  /** One past the highest listener and cluster slot whose stats were ever written in
+   *  this slab: a replacement worker zeroes the gauges below them only. */
+  { handle: 'ListenerSlotsUsed', kind: 'gauge', stats: null, prom: null,
+    help: 'One past the highest listener slot whose stats were written in this slab.',
+    doc: 'one past the highest listener slot whose stats were ever written in this slab (a replacement worker zeroes the gauges below it only; not exported)' },
+  { handle: 'ClusterSlotsUsed', kind: 'gauge', stats: null, prom: null,
+    help: 'One past the highest cluster slot whose stats were written in this slab.',
+    doc: 'one past the highest cluster slot whose stats were ever written in this slab (a replacement worker zeroes the gauges below it only; not exported)' },
 ] as const satisfies readonly StatRow[];
 
 type WorkerHandle = (typeof WORKER_ROWS)[number]['handle'];
