@@ -10,7 +10,8 @@
 // response is accepted or rejected on its own (the NACK names each rejected one, which
 // keeps its previous version), what is accepted is applied, and only then is the
 // response ACKed or NACKed; an identical resend changes nothing. What a set means is the
-// caller's (XdsSink: check, apply).
+// caller's (XdsSink: check, apply). The same state machine serves a Secret Discovery
+// Service stream to an SDS server of its own (`service: 'sds'`, src/main/sds-streams.ts).
 // Long file: it is the one state machine of the ADS stream; the per-resource acceptance,
 // the apply that precedes each ACK and the subscriptions all read and write the same
 // per-type state, so they stay together.

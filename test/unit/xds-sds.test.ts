@@ -20,6 +20,7 @@ import { TypeUrl, type AnyMessage } from '../../src/xds/protos.js';
 import { missingResources, referencedSecrets } from '../../src/xds/resources.js';
 import { parseSecretKey, secretKey, secretLabel, secretPaths, writeSecretFiles } from '../../src/xds/sds.js';
 import { translateXds } from '../../src/xds/translate.js';
+import { validateBootstrap } from '../../src/config/validate.js';
 import { TestPki } from '../helpers/certs.js';
 import { arr, baseOf, errorsOf, obj, protos, rewire, valid, type Obj } from '../helpers/xds.js';
 
@@ -212,4 +213,17 @@ t.test('rejections, by path', async (t) => {
     c.tls_certificate_sds_secret_configs = [{ name: 'x', sds_config: ADS }];
   }, (c) => c);
   t.match(errorsOf(translateXds(baseOf(CONFIG), both, { ads: true, sdsDir: dir })).join('\n'), /Remora uses one certificate/, 'a file certificate and a Secret: one too many');
+});
+
+t.test('xds.sds_servers in the bootstrap: Unix sockets or HOST:PORT, each bad one by path', async (t) => {
+  const boot = (sds: unknown) => validateBootstrap({ xds: { servers: ['cp:18000'], node: { id: 'n', cluster: 'c' }, sds_servers: sds } });
+  const ok = boot({ 'sds-grpc': 'unix:/var/run/secrets/workload-spiffe-uds/socket', agent: 'unix:///run/agent.sock', remote: 'sds.local:15012', v6: '[fd00::1]:8234' });
+  t.ok(ok.ok, `sockets and host:port accepted (${ok.ok ? '' : JSON.stringify(ok.errors)})`);
+  const bad = boot({ relative: 'unix:run/sds.sock', scheme: 'grpc://sds:1', spaces: 'unix:/a b', number: 7 });
+  t.same(bad.ok ? [] : bad.errors.map((e) => `${e.path}: ${e.message}`).sort(), [
+    'xds.sds_servers.number: must be a string (`unix:PATH` or `HOST:PORT`)',
+    'xds.sds_servers.relative: must be unix:/absolute/path or HOST:PORT, got "unix:run/sds.sock"',
+    'xds.sds_servers.scheme: must be unix:/absolute/path or HOST:PORT, got "grpc://sds:1"',
+    'xds.sds_servers.spaces: must be unix:/absolute/path or HOST:PORT, got "unix:/a b"',
+  ]);
 });
