@@ -16,7 +16,8 @@ import type { FilterChainMatchSchema, FilterChainSchema, TcpProxySchema, Upgrade
 import type { CODECS, ListenerSchema, ListenerTlsSchema, SERVER_HEADER_TRANSFORMATIONS, TLS_VERSIONS, XFCC_MODES } from './schema/listener.js';
 import type { ClusterDnsSchema, DNS_LOOKUP_FAMILIES } from './schema/cluster.js';
 import type {
-  CircuitBreakersSchema, ClusterSchema, EndpointSchema, HealthCheckSchema, LB_POLICIES, OutlierDetectionSchema, RetryBudgetSchema, UpstreamTlsSchema,
+  CircuitBreakersSchema, ClusterSchema, EndpointSchema, HealthCheckSchema, LB_POLICIES, OutlierDetectionSchema, RetryBudgetSchema, TransportSocketMatchSchema,
+  UpstreamTlsSchema,
 } from './schema/cluster.js';
 import type { AdminSchema, DrainSchema, ProbesSchema, RootSchema, StatsSchema, WorkerLimitsSchema } from './schema/root.js';
 import type { MeshIdentitySchema, XdsSchema, XdsTlsSchema } from './schema/root.js';
@@ -61,6 +62,8 @@ export type ListenerTlsConfig = InferOutput<typeof ListenerTlsSchema>;
 /** Allow/deny by peer identity. */
 export type Authorization = InferOutput<typeof AuthorizationSchema>;
 export type Endpoint = InferOutput<typeof EndpointSchema>;
+/** One entry of a cluster's transport_socket_matches (src/upstream/transport-match.ts). */
+export type TransportSocketMatch = InferOutput<typeof TransportSocketMatchSchema>;
 export type Cluster = InferOutput<typeof ClusterSchema>;
 /** Upstream TLS for one cluster. */
 export type UpstreamTlsConfig = InferOutput<typeof UpstreamTlsSchema>;

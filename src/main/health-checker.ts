@@ -7,7 +7,8 @@
 // The wait before each check follows Envoy's intervals (no_traffic, unhealthy, the two
 // edge intervals, jitter). Verdict changes go to onChange (the caller publishes them to
 // the workers). A cluster with `tls` is checked over TLS with its own settings (CA,
-// client certificate, SNI, expected SANs); rotated certificates reach the checks' next
+// client certificate, SNI, expected SANs), except the endpoints its
+// transport_socket_matches send plaintext; rotated certificates reach the checks' next
 // connections. One probe (the GET itself) is health-probe.ts.
 
 import http from 'node:http';
@@ -15,6 +16,7 @@ import https from 'node:https';
 import type { Cluster, HealthCheck, TlsMaterial, UpstreamEndpoint, UpstreamTlsConfig } from '../config/types.js';
 import type { Logger } from '../core/log.js';
 import { endpointKey } from '../upstream/pool.js';
+import { endpointUsesTls } from '../upstream/transport-match.js';
 import { clientTlsOptions } from '../upstream/upstream-tls.js';
 import { probe, statusExpected, type ProbeResult, type RunningProbe } from './health-probe.js';
 import { grpcProbe } from './grpc-health-probe.js';
@@ -28,6 +30,9 @@ export interface HealthTarget {
   /** A DNS cluster's endpoint: the host name written (TLS SNI), the address to dial. */
   readonly hostname?: string;
   readonly dial?: string;
+  /** Checked in plaintext although the cluster has `tls` (its transport_socket_matches
+   *  say so for this endpoint: src/upstream/transport-match.ts). */
+  readonly plaintext?: boolean;
 }
 
 export type HealthVerdict = 'healthy' | 'unhealthy';
@@ -150,8 +155,9 @@ export class HealthChecker {
       if (settings === undefined) continue;
       for (const ep of cluster.endpoints as readonly UpstreamEndpoint[]) {
         const slot = slotOf(cluster.name, ep.address, ep.port);
-        const target = { slot, cluster: cluster.name, address: ep.address, port: ep.port, hostname: ep.hostname, dial: ep.dial };
-        wanted.set(slot, { target, settings, tls: cluster.tls });
+        const secure = endpointUsesTls(cluster, ep);
+        const target = { slot, cluster: cluster.name, address: ep.address, port: ep.port, hostname: ep.hostname, dial: ep.dial, ...(cluster.tls !== undefined && !secure ? { plaintext: true } : {}) };
+        wanted.set(slot, { target, settings, tls: secure ? cluster.tls : undefined });
       }
     }
     for (const [slot, entry] of this.checked) {
@@ -173,7 +179,7 @@ export class HealthChecker {
     const byName = new Map(this.clusters.map((c) => [c.name, c]));
     for (const entry of this.checked.values()) {
       const cluster = byName.get(entry.target.cluster);
-      if (cluster?.tls !== undefined) this.useTls(entry, cluster.tls, tls[cluster.name]);
+      if (cluster?.tls !== undefined && entry.target.plaintext !== true) this.useTls(entry, cluster.tls, tls[cluster.name]);
     }
   }
 
@@ -421,5 +427,6 @@ export class HealthChecker {
 }
 
 function sameTarget(a: HealthTarget, b: HealthTarget): boolean {
-  return a.slot === b.slot && a.cluster === b.cluster && a.address === b.address && a.port === b.port && a.hostname === b.hostname && a.dial === b.dial;
+  return a.slot === b.slot && a.cluster === b.cluster && a.address === b.address && a.port === b.port && a.hostname === b.hostname && a.dial === b.dial
+    && a.plaintext === b.plaintext;
 }

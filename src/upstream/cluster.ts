@@ -8,6 +8,8 @@
 // list only when the generation moved, so a pick costs one Atomics.load in the steady
 // state. Endpoints on probation get their trial requests first; when fewer than
 // panic_threshold_percent of endpoints are healthy, picks spread over all of them.
+// With transport_socket_matches, each endpoint's pool is reached over the cluster's TLS
+// or in plaintext, as src/upstream/transport-match.ts decides for it.
 
 import type { Cluster as ClusterConfig, TlsMaterial } from '../config/types.js';
 import { reportError } from '../core/report.js';
@@ -15,6 +17,7 @@ import { ClusterResources, EndpointCells, EndpointState } from '../shared/shared
 import type { ClusterStats } from '../stats/recorder.js';
 import { createLoadBalancer, type LoadBalancer } from './load-balancer.js';
 import { EndpointPool, endpointKey, type PoolOptions } from './pool.js';
+import { endpointUsesTls } from './transport-match.js';
 import { ClusterTls } from './upstream-tls.js';
 
 /** Where a worker finds the shared cells of a cluster and of its endpoints. */
@@ -44,10 +47,10 @@ export class ClusterRuntime {
     this.lb = createLoadBalancer(config.lb_policy);
     this.resources = new ClusterResources(shared.cells, shared.clusterSlot);
     this.tls = loadTls(config, tlsMaterial, null);
-    const options = poolOptions(config, this.tls);
+    const options = transportOptions(config, this.tls);
     this.pools = config.endpoints.map((ep) => {
       const key = endpointKey(ep.address, ep.port);
-      return new EndpointPool(ep, options, stats, this.resources, new EndpointCells(shared.cells, shared.endpointSlot(key)));
+      return new EndpointPool(ep, options(ep), stats, this.resources, new EndpointCells(shared.cells, shared.endpointSlot(key)));
     });
   }
 
@@ -92,16 +95,20 @@ export class ClusterRuntime {
     this.resources = new ClusterResources(shared.cells, shared.clusterSlot);
     if (config.lb_policy !== this.config.lb_policy) this.lb = createLoadBalancer(config.lb_policy);
     this.tls = loadTls(config, tlsMaterial, this.tls);
-    const options = poolOptions(config, this.tls);
+    const options = transportOptions(config, this.tls);
     const old = new Map(this.pools.map((p) => [endpointKey(p.endpoint.address, p.endpoint.port), p]));
     this.pools = config.endpoints.map((ep) => {
       const key = endpointKey(ep.address, ep.port);
       const cells = new EndpointCells(shared.cells, shared.endpointSlot(key));
       const pool = old.get(key);
-      // A pool keeps its HTTP version choice: a cluster whose choice changed gets new pools.
-      if (pool === undefined || pool.mode !== options.mode) return new EndpointPool(ep, options, stats, this.resources, cells);
+      const o = options(ep);
+      // A pool keeps its HTTP version choice and its transport: a change of either (the
+      // cluster's protocol or tls, the endpoint's transport_socket_match) gets a new pool.
+      if (pool === undefined || pool.mode !== o.mode || pool.secure !== (o.tls !== null && o.tls !== undefined)) {
+        return new EndpointPool(ep, o, stats, this.resources, cells);
+      }
       old.delete(key);
-      pool.update(options, stats, this.resources, cells, ep);
+      pool.update(o, stats, this.resources, cells, ep);
       return pool;
     });
     for (const gone of old.values()) gone.close();
@@ -114,8 +121,8 @@ export class ClusterRuntime {
     const tls = loadTls(this.config, material, this.tls);
     if (tls === this.tls) return;
     this.tls = tls;
-    const options = poolOptions(this.config, tls);
-    for (const pool of this.pools) pool.update(options, this.stats, this.resources, pool.cells);
+    const options = transportOptions(this.config, tls);
+    for (const pool of this.pools) pool.update(options(pool.endpoint), this.stats, this.resources, pool.cells);
   }
 
   sweep(now: number): void {
@@ -154,6 +161,15 @@ function loadTls(config: ClusterConfig, material: TlsMaterial | undefined, curre
   const tls = new ClusterTls(config.name, config.tls, material);
   if (tls.error !== null) reportError(new Error(tls.error), `cluster "${config.name}" TLS settings`);
   return tls;
+}
+
+/** The pool options of each endpoint: over the cluster's TLS, or (transport_socket_matches
+ *  said so) in plaintext. Both are built once per apply. */
+function transportOptions(config: ClusterConfig, tls: ClusterTls | null): (ep: ClusterConfig['endpoints'][number]) => PoolOptions {
+  const secure = poolOptions(config, tls);
+  if (tls === null || config.transport_socket_matches === undefined) return () => secure;
+  const plain = poolOptions(config, null);
+  return (ep) => (endpointUsesTls(config, ep) ? secure : plain);
 }
 
 function poolOptions(config: ClusterConfig, tls: ClusterTls | null): PoolOptions {

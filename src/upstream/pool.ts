@@ -84,6 +84,12 @@ export class EndpointPool implements ConnectionOwner, Http2ConnectionOwner {
     this.tls = options.tls?.forEndpoint(tlsName(endpoint)) ?? null;
   }
 
+  /** Whether this pool's connections are TLS (fixed: an endpoint whose transport changes
+   *  gets a new pool, so no connection of the other one is reused). */
+  get secure(): boolean {
+    return this.options.tls !== null && this.options.tls !== undefined;
+  }
+
   /** How this pool picks its HTTP version (fixed: a cluster whose choice changes gets new pools). */
   get mode(): 'http1' | 'http2' | 'downstream' | 'alpn' {
     return this.options.mode ?? (this.options.http2 ? 'http2' : 'http1');

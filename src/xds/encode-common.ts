@@ -42,7 +42,7 @@ function toValue(v: unknown): ProtoObject {
   return { nullValue: 'NULL_VALUE' };
 }
 
-function toStruct(o: Record<string, unknown>): ProtoObject {
+export function toStruct(o: Record<string, unknown>): ProtoObject {
   return { fields: Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined).map(([k, v]) => [k, toValue(v)])) };
 }
 

@@ -20,12 +20,12 @@
 import type { Cluster, Listener, RemoraConfig, TracingConfig } from '../config/types.js';
 import {
   ADS, downstreamTlsSocket, duration, encode, hasRules, LISTENER_LIMIT_FILTER, LISTENER_RBAC, localRateLimit, metadata, RBAC_ACTIONS,
-  rateLimitKeys, rbacRules, ROUTE_LIMIT_SLOT, ROUTE_RBAC_SLOT, u32, upgradeConfigs, upstreamTlsSocket, XFCC_SETS,
+  rateLimitKeys, rbacRules, ROUTE_LIMIT_SLOT, ROUTE_RBAC_SLOT, toStruct, u32, upgradeConfigs, upstreamTlsSocket, XFCC_SETS,
 } from './encode-common.js';
 import { isTcpListener, tcpListener, upstreamProxyProtocolSocket } from './encode-tcp.js';
 import { routeConfiguration } from './encode-route.js';
 import { dnsClusterFields, dnsExtensions } from './encode-dns.js';
-import { ALPN_H1, ALPN_H2, HCM_FILTER_NAME, HTTP_PROTOCOL_OPTIONS, LISTENER_ALPN, PROXY_PROTOCOL_LISTENER_FILTER, ROUTER_FILTER_NAME } from './names.js';
+import { ALPN_H1, ALPN_H2, HCM_FILTER_NAME, HTTP_PROTOCOL_OPTIONS, LISTENER_ALPN, PROXY_PROTOCOL_LISTENER_FILTER, ROUTER_FILTER_NAME, RAW_BUFFER_SOCKET, TRANSPORT_SOCKET_MATCH_METADATA } from './names.js';
 import { TypeUrl, type ProtoObject } from './protos.js';
 
 export interface XdsResources {
@@ -230,6 +230,7 @@ function cluster(c: Cluster, eds: boolean): ProtoObject {
       : {}),
     common_lb_config: { healthy_panic_threshold: { value: c.panic_threshold_percent } },
     ...transportSocket(c),
+    ...transportSocketMatches(c),
     // HTTP/1.1 is Envoy's default: nothing to write (an http1 cluster's
     // http2_protocol_options do nothing and are not sent).
     ...(c.protocol !== 'http1'
@@ -249,6 +250,18 @@ function transportSocket(c: Cluster): ProtoObject {
   const tls = c.tls !== undefined ? upstreamTlsSocket(c.tls, CLUSTER_ALPN[c.protocol]) : undefined;
   if (c.send_proxy_protocol !== undefined) return { transport_socket: upstreamProxyProtocolSocket(c.send_proxy_protocol, tls) };
   return tls !== undefined ? { transport_socket: tls } : {};
+}
+
+/** Per-endpoint TLS or plaintext: entries of the cluster's one TLS socket or raw_buffer. */
+function transportSocketMatches(c: Cluster): ProtoObject {
+  if (c.transport_socket_matches === undefined) return {};
+  const tls = c.tls !== undefined ? upstreamTlsSocket(c.tls, CLUSTER_ALPN[c.protocol]) : undefined;
+  const plaintext = { name: RAW_BUFFER_SOCKET, typed_config: encode(TypeUrl.RawBuffer, {}) };
+  return {
+    transport_socket_matches: c.transport_socket_matches.map((m) => ({
+      name: m.name, match: toStruct(m.match), transport_socket: m.tls && tls !== undefined ? tls : plaintext,
+    })),
+  };
 }
 
 /** HttpProtocolOptions' version choice for an `http2`, `downstream` or `auto` cluster. */
@@ -314,7 +327,10 @@ function loadAssignment(c: Cluster): ProtoObject {
     endpoints: [{
       locality: {},
       load_balancing_weight: u32(1),
-      lb_endpoints: c.endpoints.map((e) => ({ endpoint: { address: { socket_address: { address: e.address, port_value: e.port } } } })),
+      lb_endpoints: c.endpoints.map((e) => ({
+        endpoint: { address: { socket_address: { address: e.address, port_value: e.port } } },
+        ...(e.transport_socket_match !== undefined ? { metadata: { filter_metadata: { [TRANSPORT_SOCKET_MATCH_METADATA]: toStruct(e.transport_socket_match) } } } : {}),
+      })),
     }],
   };
 }

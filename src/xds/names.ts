@@ -28,6 +28,8 @@ export const LISTENER_ALPN = { auto: [ALPN_H2, ALPN_H1], http1: [ALPN_H1], http2
 
 /** `filter_metadata` namespace of the Remora-only fields (see docs/xds.md). */
 export const REMORA_METADATA = 'remora';
+/** The endpoint metadata namespace a cluster's transport_socket_matches read. */
+export const TRANSPORT_SOCKET_MATCH_METADATA = 'envoy.transport_socket_match';
 
 /** Remora-only fields carried in `metadata.filter_metadata.remora`, per resource level. */
 export const REMORA_EXTENSIONS = {

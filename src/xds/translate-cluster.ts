@@ -19,6 +19,7 @@ import { translateEndpoints } from './translate-endpoints.js';
 import { Fields, type Mark } from './translate-fields.js';
 import { upstreamProtocol } from './translate-protocol.js';
 import { clusterAlpn, rawBufferSocket, upstreamTls, type TlsResult } from './translate-tls.js';
+import { transportSocketMatches } from './translate-transport-match.js';
 
 const LB_POLICIES: Readonly<Record<string, string>> = { ROUND_ROBIN: 'round_robin', LEAST_REQUEST: 'least_request', RANDOM: 'random' };
 /** Envoy's defaults where they differ from Remora's file defaults. */
@@ -46,7 +47,7 @@ export function translateCluster(ctx: Ctx, key: string, c: Obj): ClusterPart | u
   // serves of Istio's listeners routes to it: docs/xds.md "Traffic capture").
   const originalDst = type === 'ORIGINAL_DST';
   ctx.only(c, loc, ['name', 'type', 'eds_cluster_config', 'connect_timeout', 'lb_policy', 'load_assignment', 'health_checks',
-    'circuit_breakers', 'outlier_detection', 'common_lb_config', 'metadata', 'transport_socket', 'typed_extension_protocol_options',
+    'circuit_breakers', 'outlier_detection', 'common_lb_config', 'metadata', 'transport_socket', 'transport_socket_matches', 'typed_extension_protocol_options',
     'http2_protocol_options', 'per_connection_buffer_limit_bytes', 'ignore_health_on_host_removal', ...DNS_CLUSTER_FIELDS,
     ...(originalDst ? ['original_dst_lb_config', 'upstream_bind_config'] : [])]);
   // Envoy Gateway sets both. The upstream connection's buffer limit only paces reading
@@ -112,7 +113,13 @@ export function translateCluster(ctx: Ctx, key: string, c: Obj): ClusterPart | u
     if (lbc.locality_weighted_lb_config !== undefined) ctx.noEffect(ll, 'Cluster.common_lb_config.locality_weighted_lb_config');
   }
 
-  const tls = transportSocket(ctx, c.transport_socket, sub(loc, 'transport_socket'), out, true);
+  let tls = transportSocket(ctx, c.transport_socket, sub(loc, 'transport_socket'), out, true);
+  const matches = asArr(c.transport_socket_matches);
+  if (matches.length > 0) {
+    const part = transportSocketMatches(ctx, matches, loc, tls);
+    out.attach('transport_socket_matches', part.entries, part.marks);
+    tls = part.tls;
+  }
   if (tls !== undefined) out.attach('tls', tls.part.raw, tls.part.marks);
   const protocol = upstreamProtocol(ctx, c, loc, out);
   if (protocol !== undefined && tls?.alpn !== undefined) clusterAlpn(ctx, tls.alpn, protocol);

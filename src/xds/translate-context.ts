@@ -170,21 +170,21 @@ export class Ctx {
    * resource has no Remora extensions, and a `remora` namespace is rejected).
    *
    * Other namespaces (`istio`, `envoy-gateway`, `envoy.filters.http.lua`, `envoy.lb`,
-   * `envoy.transport_socket_match`, ...) are accepted and ignored: in Envoy, metadata is
-   * read only by what a namespace names (a filter, subset or canary balancing, transport
-   * socket matches, access log or header formatters), and Remora rejects each of those
-   * consumers where it is configured. So metadata alone changes no traffic. The same holds
-   * for `typed_filter_metadata`, except under `remora`, which Remora reads only as a
-   * Struct in `filter_metadata`. Such a namespace is counted as `field` (noEffect), the
-   * metadata field's name (`Listener.metadata`).
+   * ...) are accepted and ignored: in Envoy, metadata is read only by what a namespace
+   * names (a filter, subset or canary balancing, access log or header formatters), and
+   * Remora rejects each of those consumers where it is configured. So metadata alone
+   * changes no traffic. The same holds for `typed_filter_metadata`, except under `remora`,
+   * which Remora reads only as a Struct in `filter_metadata`. Such a namespace is counted
+   * as `field` (noEffect), the metadata field's name (`Listener.metadata`), unless the
+   * caller reads it itself (`read`: an endpoint's `envoy.transport_socket_match`).
    */
-  extensions(o: Obj, loc: Loc, allowed: readonly string[], field: string): Obj {
+  extensions(o: Obj, loc: Loc, allowed: readonly string[], field: string, read: readonly string[] = []): Obj {
     const m = asObj(o.metadata);
     if (m === undefined) return {};
     const ml = sub(loc, 'metadata');
     this.only(m, ml, ['filter_metadata', 'typed_filter_metadata']);
     const namespaces = [...Object.keys(asObj(m.filter_metadata) ?? {}), ...Object.keys(asObj(m.typed_filter_metadata) ?? {})];
-    if (namespaces.some((n) => n !== REMORA_METADATA)) this.noEffect(loc, field);
+    if (namespaces.some((n) => n !== REMORA_METADATA && !read.includes(n))) this.noEffect(loc, field);
     if (asObj(m.typed_filter_metadata)?.[REMORA_METADATA] !== undefined) {
       this.reject(sub(ml, `typed_filter_metadata["${REMORA_METADATA}"]`), `Remora reads its fields from filter_metadata.${REMORA_METADATA} (a Struct)`);
     }

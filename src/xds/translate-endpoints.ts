@@ -3,11 +3,18 @@
 // no endpoint weights; endpoints Envoy would send no traffic are left out. What control
 // planes add that changes nothing with one priority level and no locality weighting
 // (overprovisioning_factor, locality, metadata, an endpoint's health_check_config naming
-// its own address) is accepted; docs/xds.md says why for each.
+// its own address) is accepted; docs/xds.md says why for each. The metadata a cluster's
+// transport_socket_matches read (`envoy.transport_socket_match`: the endpoint's own, else
+// its locality's) becomes the endpoint's transport_socket_match.
 
 import { asArr, asNum, asObj, asStr, isSet, wrapped, type Obj } from './read.js';
 import { socketAddress, sub, type Ctx, type Loc } from './translate-context.js';
 import { Fields, type Mark } from './translate-fields.js';
+import { endpointTransportMatch } from './translate-transport-match.js';
+import { TRANSPORT_SOCKET_MATCH_METADATA } from './names.js';
+
+/** Endpoint metadata namespaces read here: what the cluster's transport_socket_matches compare. */
+const READ_METADATA = [TRANSPORT_SOCKET_MATCH_METADATA];
 
 /** Endpoints in these states are left out (Envoy sends them no traffic). */
 const LEFT_OUT_HEALTH = ['UNHEALTHY', 'DRAINING', 'TIMEOUT'];
@@ -31,7 +38,8 @@ export function translateEndpoints(ctx: Ctx, cla: Obj, loc: Loc): EndpointsPart 
     const gl = sub(loc, `endpoints[${i}]`);
     const group = asObj(v) ?? {};
     ctx.only(group, gl, ['locality', 'lb_endpoints', 'load_balancing_weight', 'priority', 'metadata']);
-    ctx.extensions(group, gl, [], 'ClusterLoadAssignment.endpoints.metadata');
+    ctx.extensions(group, gl, [], 'ClusterLoadAssignment.endpoints.metadata', READ_METADATA);
+    const groupMatch = endpointTransportMatch(ctx, group, gl);
     if (isSet(group.priority)) ctx.reject(sub(gl, 'priority'), `${asNum(group.priority)} is not supported: Remora has no priority levels (0 only)`);
     const locality = asObj(group.locality);
     if (locality !== undefined) ctx.only(locality, sub(gl, 'locality'), ['region', 'zone', 'sub_zone']);
@@ -40,7 +48,8 @@ export function translateEndpoints(ctx: Ctx, cla: Obj, loc: Loc): EndpointsPart 
       const el = sub(gl, `lb_endpoints[${j}]`);
       const lbe = asObj(e) ?? {};
       ctx.only(lbe, el, ['endpoint', 'health_status', 'load_balancing_weight', 'metadata']);
-      ctx.extensions(lbe, el, [], 'ClusterLoadAssignment.endpoints.lb_endpoints.metadata');
+      ctx.extensions(lbe, el, [], 'ClusterLoadAssignment.endpoints.lb_endpoints.metadata', READ_METADATA);
+      const match = endpointTransportMatch(ctx, lbe, el) ?? groupMatch;
       const weight = wrapped(lbe.load_balancing_weight);
       if (weight !== undefined && weight !== 1) {
         ctx.reject(sub(el, 'load_balancing_weight'), `${weight} is not supported: Remora has no endpoint weights yet (1 or unset)`);
@@ -56,6 +65,7 @@ export function translateEndpoints(ctx: Ctx, cla: Obj, loc: Loc): EndpointsPart 
       const out = new Fields({}, marks, `[${endpoints.length}]`).here(el);
       out.set('address', sa.address, sa.addressLoc);
       out.set('port', sa.port, sa.portLoc);
+      if (match !== undefined) out.set('transport_socket_match', match, el);
       endpoints.push(out.raw);
     });
   });

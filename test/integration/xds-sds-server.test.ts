@@ -9,9 +9,13 @@
 // nothing serves until they arrive; then both directions work with the Secrets'
 // certificates; a new `default` rotates both; a bad Secret is NACKed by name on the SDS
 // stream and the current one keeps serving; an SdsSecretConfig naming a server the
-// bootstrap lacks is NACKed on the ADS stream. Real certificates from openssl, a real
+// bootstrap lacks is NACKed on the ADS stream. Then Istio's automatic mTLS: a cluster
+// with `tlsMode-istio` and `tlsMode-disabled` transport_socket_matches and two endpoints,
+// one with a sidecar (metadata `tlsMode: istio`, reached over mutual TLS) and one without
+// (plaintext), both health-checked each in its own transport and both serving. Real certificates from openssl, a real
 // HTTPS upstream; everything on 127.0.0.1 and a socket in a temp directory.
 
+import http from 'node:http';
 import https from 'node:https';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,9 +26,10 @@ import t from 'tap';
 import { toXdsResources } from '../../src/xds/encode.js';
 import { TypeUrl, type AnyMessage } from '../../src/xds/protos.js';
 import { TestPki } from '../helpers/certs.js';
-import { startRemora, waitUntil, type RemoraProcess } from '../helpers/remora.js';
+import { admin, startRemora, waitUntil, type RemoraProcess } from '../helpers/remora.js';
 import { arr, obj, protos, startScriptedAds, valid, type Obj } from '../helpers/xds.js';
 
+const REVIEWS = 'outbound|9080||reviews.default.svc.cluster.local';
 const message = (req: Obj): string => String((req.error_detail as Obj | undefined)?.message ?? '');
 
 /** Istio's SdsSecretConfig: the Secret `name` from the bootstrap's SDS server `server`. */
@@ -68,6 +73,10 @@ t.test('Istio-shaped mTLS with certificates from an SDS server of its own (sds-g
   );
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
   const upstreamPort = (upstream.address() as { port: number }).port;
+  // An endpoint without a sidecar: plaintext HTTP.
+  const plain = http.createServer((req, res) => res.end(req.url === '/healthz' ? 'ok' : 'plaintext'));
+  await new Promise<void>((r) => plain.listen(0, '127.0.0.1', r));
+  const plainPort = (plain.address() as { port: number }).port;
 
   const ads = await startScriptedAds();
   const sdsServer = await startScriptedAds({ sdsSocket: join(dir, 'sds.sock') });
@@ -77,6 +86,7 @@ t.test('Istio-shaped mTLS with certificates from an SDS server of its own (sds-g
     await ads.close();
     await sdsServer.close();
     await new Promise((r) => upstream.close(r));
+    await new Promise((r) => plain.close(r));
     pki.remove();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -89,6 +99,7 @@ t.test('Istio-shaped mTLS with certificates from an SDS server of its own (sds-g
       virtual_hosts: [{
         name: 'all', domains: ['*'], routes: [
           { match: { prefix: '/backend' }, route: { cluster: 'outbound|443||backend.default.svc.cluster.local' } },
+          { match: { prefix: '/reviews' }, route: { cluster: REVIEWS } },
           { match: { prefix: '/' }, direct_response: { status: 200, body: 'hello' } },
         ],
       }],
@@ -96,6 +107,12 @@ t.test('Istio-shaped mTLS with certificates from an SDS server of its own (sds-g
     clusters: [{
       name: 'outbound|443||backend.default.svc.cluster.local', endpoints: [{ address: '127.0.0.1', port: upstreamPort }],
       tls: { ca_file: '/unused/ca.pem', verify_subject_alt_names: ['spiffe://cluster.local/ns/default/sa/backend'] },
+    }, {
+      name: REVIEWS,
+      endpoints: [{ address: '127.0.0.1', port: upstreamPort, transport_socket_match: { tlsMode: 'istio' } }, { address: '127.0.0.1', port: plainPort }],
+      tls: { ca_file: '/unused/ca.pem', verify_subject_alt_names: ['spiffe://cluster.local/ns/default/sa/backend'] },
+      transport_socket_matches: [{ name: 'tlsMode-istio', match: { tlsMode: 'istio' }, tls: true }, { name: 'tlsMode-disabled', tls: false }],
+      health_check: { path: '/healthz', interval_ms: 200, timeout_ms: 1000, healthy_threshold: 1, unhealthy_threshold: 1 },
     }],
   });
   const r = toXdsResources(config, { edsForAllClusters: false });
@@ -108,6 +125,18 @@ t.test('Istio-shaped mTLS with certificates from an SDS server of its own (sds-g
   });
   const cluster = structuredClone(r.clusters.get('outbound|443||backend.default.svc.cluster.local')!) as Obj;
   editTls(obj(cluster.transport_socket), TypeUrl.UpstreamTlsContext, (c) => {
+    c.common_tls_context = {
+      tls_certificate_sds_secret_configs: [fromSds('default')],
+      combined_validation_context: {
+        default_validation_context: { match_subject_alt_names: [{ exact: 'spiffe://cluster.local/ns/default/sa/backend' }] },
+        validation_context_sds_secret_config: fromSds('ROOTCA'),
+      },
+    };
+  });
+  // Istio's shape: no transport_socket of the cluster's own, the TLS entry from the agent.
+  const reviews = structuredClone(r.clusters.get(REVIEWS)!) as Obj;
+  delete reviews.transport_socket;
+  editTls(obj(arr(reviews.transport_socket_matches)[0].transport_socket), TypeUrl.UpstreamTlsContext, (c) => {
     c.common_tls_context = {
       tls_certificate_sds_secret_configs: [fromSds('default')],
       combined_validation_context: {
@@ -132,7 +161,7 @@ t.test('Istio-shaped mTLS with certificates from an SDS server of its own (sds-g
   });
   starting.catch(() => {});
   await ads.waitFor((q) => q.type_url === TypeUrl.Listener);
-  const c1 = ads.push(TypeUrl.Cluster, 'c1', [cluster]);
+  const c1 = ads.push(TypeUrl.Cluster, 'c1', [cluster, reviews]);
   const l1 = ads.push(TypeUrl.Listener, 'l1', [listener]);
   ads.push(TypeUrl.RouteConfiguration, 'r1', [r.routes.get('inbound')!]);
   t.equal(message(await ads.answer(c1)), '', 'the cluster is ACKed while its Secrets are on their way');
@@ -199,9 +228,31 @@ t.test('Istio-shaped mTLS with certificates from an SDS server of its own (sds-g
   editTls(obj(stray.transport_socket), TypeUrl.UpstreamTlsContext, (c) => {
     obj(c.common_tls_context).tls_certificate_sds_secret_configs = [fromSds('default', 'other-sds')];
   });
-  const c2 = ads.push(TypeUrl.Cluster, 'c2', [cluster, stray]);
+  const c2 = ads.push(TypeUrl.Cluster, 'c2', [cluster, reviews, stray]);
   const nack2 = await ads.answer(c2);
   t.match(message(nack2), /Cluster "outbound\|443\|\|other\.default\.svc\.cluster\.local" transport_socket.*envoy_grpc\.cluster_name: "other-sds" is not an SDS server of the bootstrap \(xds\.sds_servers; it names "sds-grpc"\)/,
     `an unknown SDS server is NACKed with its path (${message(nack2)})`);
   t.equal(await get('/backend').then((s) => s.slice(0, 3)), '200', 'the cluster applied before keeps serving');
+
+  // Istio's automatic mTLS: the endpoint with a sidecar over mutual TLS, the other in
+  // plaintext; both pass their health checks (each in its own transport), so both serve.
+  const seen = new Set<string>();
+  await waitUntil('both reviews endpoints to answer', async () => {
+    const out = await get('/reviews');
+    seen.add(out.startsWith('200 DNS:app.local') ? 'mtls' : out);
+    return seen.size === 2;
+  }, 10_000, 20);
+  t.same([...seen].sort(), ['200 plaintext', 'mtls'], 'one endpoint over mutual TLS with the workload certificate, the other in plaintext');
+  // Several health-check rounds later (one failure would eject), both still serve.
+  await new Promise((r) => setTimeout(r, 800));
+  const later = new Set<string>();
+  for (let i = 0; i < 6; i++) {
+    const out = await get('/reviews');
+    later.add(out.startsWith('200 DNS:app.local') ? 'mtls' : out);
+  }
+  t.same([...later].sort(), ['200 plaintext', 'mtls'], 'both pass their health checks, each in its own transport');
+  const dump = JSON.parse((await admin(sidecar.adminPort, '/config_dump')).body.toString()) as { config: { clusters: { name: string; transport_socket_matches?: unknown }[] } };
+  t.same(dump.config.clusters.find((c) => c.name === REVIEWS)?.transport_socket_matches, [
+    { name: 'tlsMode-istio', match: { tlsMode: 'istio' }, tls: true }, { name: 'tlsMode-disabled', match: {}, tls: false },
+  ], '/config_dump shows the entries');
 });

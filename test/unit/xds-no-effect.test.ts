@@ -88,7 +88,9 @@ function istioHttp(set: ReturnType<typeof overTheWire>): void {
   const group = obj(arr(cla.endpoints)[0]);
   group.locality = { region: 'eu', zone: 'eu-1a' };
   for (const e of arr(group.lb_endpoints)) {
-    e.metadata = { filter_metadata: { 'envoy.transport_socket_match': { fields: { tlsMode: str('istio') } } } };
+    e.metadata = {
+      filter_metadata: { istio: { fields: { workload: str('api-v1;default;api;v1;Kubernetes') } }, 'envoy.transport_socket_match': { fields: { tlsMode: str('istio') } } },
+    };
     obj(e.endpoint).health_check_config = {};
   }
 }

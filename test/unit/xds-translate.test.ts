@@ -394,10 +394,10 @@ t.test('rejects an unsupported cluster field', async (t) => {
   const set = overTheWire(valid({ ...MINIMAL }));
   const c = set.clusters.get('api') as Obj;
   c.lb_subset_config = { fallback_policy: 'ANY_ENDPOINT' };
-  c.transport_socket_matches = [{ name: 'tls' }];
+  c.lrs_server = { self: {} };
   t.same(errorsOf(translateXds({}, rewire(set))), [
     'Cluster "api" lb_subset_config: field not supported by Remora',
-    'Cluster "api" transport_socket_matches: field not supported by Remora',
+    'Cluster "api" lrs_server: field not supported by Remora',
   ]);
 });
 
@@ -1836,7 +1836,9 @@ t.test('Istio endpoint list: overprovisioning_factor, locality, endpoint metadat
   set.endpoints.set('api', istioAssignment());
   const r = translateXds(baseOf(config), rewire(set));
   t.same(errorsOf(r), []);
-  t.same(r.ok ? r.config.clusters[0].endpoints : undefined, [{ address: '10.244.0.15', port: 9080 }, { address: '10.244.0.16', port: 9080 }]);
+  const istio = { tlsMode: 'istio' };
+  t.same(r.ok ? r.config.clusters[0].endpoints : undefined, [{ address: '10.244.0.15', port: 9080, transport_socket_match: istio }, { address: '10.244.0.16', port: 9080, transport_socket_match: istio }],
+    'the metadata a cluster\'s transport_socket_matches read is kept');
 
   // A health_check_config that names the endpoint's own address and port changes nothing.
   const same = istioAssignment();

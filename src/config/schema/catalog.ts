@@ -3,7 +3,7 @@
 
 import type { GenericSchema } from 'valibot';
 import { ClusterDnsSchema, DnsFailureRefreshSchema } from './cluster.js';
-import { CircuitBreakersSchema, ClusterSchema, EndpointSchema, HealthCheckSchema, OutlierDetectionSchema, RetryBudgetSchema, UpstreamTlsSchema } from './cluster.js';
+import { CircuitBreakersSchema, ClusterSchema, EndpointSchema, HealthCheckSchema, OutlierDetectionSchema, RetryBudgetSchema, TransportSocketMatchSchema, UpstreamTlsSchema } from './cluster.js';
 import { HeaderMatcherSchema, HeaderValueSchema } from './listener.js';
 import { FilterChainMatchSchema, FilterChainSchema, ListenerSchema, ListenerTlsSchema, TcpProxySchema, UpgradeConfigSchema } from './listener.js';
 import { AccessLogSchema, AuthorizationSchema, RateLimitKeySchema, RateLimitSchema } from './listener.js';
@@ -64,6 +64,7 @@ export const CATALOG: readonly CatalogEntry[] = [
   { name: 'ClusterDns', schema: ClusterDnsSchema },
   { name: 'DnsFailureRefresh', schema: DnsFailureRefreshSchema },
   { name: 'Endpoint', schema: EndpointSchema },
+  { name: 'TransportSocketMatch', schema: TransportSocketMatchSchema },
 ];
 
 const byIdentity = new Map<GenericSchema, CatalogEntry>(CATALOG.map((e) => [e.schema, e]));

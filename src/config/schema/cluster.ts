@@ -16,9 +16,15 @@ function endpointAddressProblem(a: string): string | undefined {
   return HOST_RE.test(a.toLowerCase()) ? undefined : `"${a}" is not an IP address or a valid host name`;
 }
 
+/** Metadata a transport match compares: string values. */
+const transportMetadata = () => v.pipe(v.record(v.string(), v.string('must be a string')), v.readonly());
+
 export const EndpointSchema = obj({
   address: str('No scheme (`http://`), no port, no spaces.', { type: 'IPv4 literal, IPv6 literal (no brackets) or host name', check: endpointAddressProblem }),
   port: int(1, 65535, 'Upstream port.'),
+  transport_socket_match: v.optional(field(transportMetadata(),
+    'What the cluster\'s `transport_socket_matches` read of this endpoint (Envoy\'s endpoint metadata under `envoy.transport_socket_match`; Istio writes `tlsMode: istio` for endpoints with a sidecar).',
+    { type: 'map of strings', default: 'unset (empty)' })),
 }, 'One upstream address of a cluster.');
 
 const SAN = 'must be a non-empty string without whitespace or commas (a URI SAN such as "spiffe://cluster.local/ns/app/sa/backend" or a DNS name)';
@@ -36,6 +42,13 @@ export const UpstreamTlsSchema = obj({
     { type: 'list of strings' }), []),
   min_version: v.optional(oneOf(TLS_VERSIONS, 'Lowest TLS version offered.'), 'TLSv1.2'),
 }, 'TLS (and mTLS) from Remora to a cluster\'s endpoints. Files are read and checked by the main thread and watched (docs/tls.md).');
+
+export const TransportSocketMatchSchema = obj({
+  name: str('Shown in errors and `/config_dump` (Istio: `tlsMode-istio`, `tlsMode-disabled`).', { check: (s: string) => (s === '' ? 'must not be empty' : undefined) }),
+  match: v.optional(field(transportMetadata(),
+    'The endpoint\'s `transport_socket_match` must hold every one of these keys with the same value; empty matches every endpoint.', { type: 'map of strings' }), {}),
+  tls: bool('`true`: the endpoint is reached with the cluster\'s `tls` settings; `false`: in plaintext.'),
+}, 'One entry of a cluster\'s `transport_socket_matches`.');
 
 export const MAX_CIRCUIT_BREAKER = 1_000_000_000;
 
@@ -162,6 +175,9 @@ export const ClusterSchema = obj({
   panic_threshold_percent: v.optional(int(0, 100, 'When fewer than this percentage of endpoints are healthy, balance over all of them (Envoy\'s panic threshold). `0` disables panic mode.',
     { scope: 'percent of the cluster\'s endpoints' }), 50),
   tls: v.optional(field(UpstreamTlsSchema, 'TLS or mutual TLS to the cluster\'s endpoints.', { default: 'unset (plaintext)', scope: 'whole cluster' })),
+  transport_socket_matches: v.optional(list(TransportSocketMatchSchema,
+    'Per endpoint, TLS or plaintext (Envoy\'s `transport_socket_matches`, what Istio\'s automatic mTLS writes): the first entry whose `match` the endpoint\'s `transport_socket_match` satisfies decides; an endpoint no entry matches uses the cluster\'s `tls` if set, else plaintext. Remora\'s cluster has one set of TLS settings (`tls`), which every TLS entry uses. Pools, health checks and upgraded connections of each endpoint follow its choice.',
+    { type: 'list', default: 'unset (every endpoint as `tls` says)' })),
   send_proxy_protocol: v.optional(oneOf(SEND_PROXY_PROTOCOL, 'Start each upstream connection with a PROXY protocol header (HAProxy\'s `send-proxy` / `send-proxy-v2`, Envoy\'s `upstream_proxy_protocol` transport socket) carrying the client\'s address, for upstreams behind Remora that need it. Only for connections made for one client: clusters of `tcp_proxy` (and upgraded connections); a cluster with it cannot be a route\'s (pooled HTTP connections carry many clients).', { default: 'unset (no header)', scope: 'each upstream connection' })),
   protocol: v.optional(oneOf(UPSTREAM_PROTOCOLS, 'HTTP version spoken to the endpoints. `http2`: cleartext HTTP/2 with prior knowledge (h2c), or `h2` by ALPN with `tls`; requests are multiplexed over few connections per endpoint per worker (gRPC services need it). `downstream`: the version the client spoke, per request (Envoy\'s `use_downstream_protocol_config`, what Istio sets for ports whose protocol it sniffs). `auto`: with `tls`, what each endpoint chooses by ALPN among `h2` and `http/1.1` (Envoy\'s `auto_config`), learned by each worker\'s first handshake with it; without `tls`, HTTP/1.1. With `http1` or `http2` the client may speak either version: requests are translated.',
     { scope: 'whole cluster' }), 'http1'),

@@ -1,0 +1,164 @@
+// Per-endpoint transports (Envoy's transport_socket_matches, Istio's automatic mTLS) in
+// the translation (src/xds/translate-transport-match.ts, translate-endpoints.ts), the
+// choice per endpoint (src/upstream/transport-match.ts) and the config checks: Istio's
+// two entries become the cluster's one `tls` plus an entry list, endpoint metadata under
+// `envoy.transport_socket_match` (the endpoint's own, else its locality's) is kept per
+// endpoint, a cluster whose only transport is an entry's gets a plaintext default,
+// entries with different TLS settings and non-string values are rejected by path, and a
+// config encoded to xDS comes back the same.
+
+import t from 'tap';
+import { toXdsResources } from '../../src/xds/encode.js';
+import { TypeUrl } from '../../src/xds/protos.js';
+import { translateXds } from '../../src/xds/translate.js';
+import { endpointUsesTls } from '../../src/upstream/transport-match.js';
+import { validateConfig } from '../../src/config/validate.js';
+import type { Cluster } from '../../src/config/types.js';
+import { arr, baseOf, errorsOf, obj, protos, rewire, valid, type Obj } from '../helpers/xds.js';
+
+const CONFIG = valid({
+  listeners: [{
+    name: 'out', address: '127.0.0.1', port: 0,
+    virtual_hosts: [{ name: 'all', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'outbound|9080||reviews.default.svc.cluster.local' } }] }],
+  }],
+  clusters: [{
+    name: 'outbound|9080||reviews.default.svc.cluster.local',
+    endpoints: [{ address: '10.244.0.15', port: 9080 }, { address: '10.244.0.16', port: 9080 }, { address: '10.244.0.17', port: 9080 }],
+    tls: { ca_file: '/etc/mesh/root.pem', cert_file: '/etc/mesh/cert.pem', key_file: '/etc/mesh/key.pem', verify_subject_alt_names: ['spiffe://cluster.local/ns/default/sa/reviews'] },
+  }],
+});
+const NAME = 'outbound|9080||reviews.default.svc.cluster.local';
+const struct = (o: Record<string, unknown>): Obj => ({
+  fields: Object.fromEntries(Object.entries(o).map(([k, v]) => [k, typeof v === 'string' ? { stringValue: v } : typeof v === 'number' ? { numberValue: v } : { boolValue: v }])),
+});
+const RAW_BUFFER = { name: 'envoy.transport_sockets.raw_buffer', typed_config: protos.encodeAny(TypeUrl.RawBuffer, {}) };
+
+/** The cluster as Istio writes it with automatic mTLS: no transport_socket, two entries;
+ *  the endpoint list: the first two with sidecars (tlsMode istio), the third without. */
+function istioSet(edit: (cluster: Obj, lbEndpoints: Obj[]) => void = () => {}) {
+  const r = toXdsResources(CONFIG, { edsForAllClusters: true });
+  const cluster = structuredClone(r.clusters.get(NAME)!) as Obj;
+  const tls = cluster.transport_socket;
+  delete cluster.transport_socket;
+  cluster.transport_socket_matches = [
+    { name: 'tlsMode-istio', match: struct({ tlsMode: 'istio' }), transport_socket: tls },
+    { name: 'tlsMode-disabled', match: {}, transport_socket: RAW_BUFFER },
+  ];
+  const cla = structuredClone(r.endpoints.get(NAME)!) as Obj;
+  const lbs = arr(obj(arr(cla.endpoints)[0]).lb_endpoints);
+  for (const e of lbs.slice(0, 2)) {
+    e.metadata = { filter_metadata: { istio: struct({ workload: 'reviews-v1;default;reviews;v1;Kubernetes' }), 'envoy.transport_socket_match': struct({ tlsMode: 'istio' }) } };
+  }
+  edit(cluster, lbs);
+  return rewire({ listeners: r.listeners, routes: r.routes, clusters: new Map([[NAME, cluster]]), endpoints: new Map([[NAME, cla]]) });
+}
+
+t.test('Istio\'s automatic mTLS: one TLS setting, an entry list, per-endpoint metadata', async (t) => {
+  const r = translateXds(baseOf(CONFIG), istioSet());
+  if (!r.ok) return t.fail(errorsOf(r).join('\n'));
+  const c = r.config.clusters[0];
+  t.same(c.tls, CONFIG.clusters[0].tls, 'the cluster\'s tls: the tlsMode-istio entry\'s settings');
+  t.same(c.transport_socket_matches, [
+    { name: 'tlsMode-istio', match: { tlsMode: 'istio' }, tls: true },
+    { name: 'tlsMode-disabled', match: {}, tls: false },
+  ]);
+  t.same(c.endpoints.map((e) => e.transport_socket_match), [{ tlsMode: 'istio' }, { tlsMode: 'istio' }, undefined], 'the metadata the entries read, per endpoint');
+  t.same(c.endpoints.map((e) => endpointUsesTls(c, e)), [true, true, false], 'endpoints with a sidecar over TLS, the other in plaintext');
+  t.equal(r.noEffect.get('ClusterLoadAssignment.endpoints.lb_endpoints.metadata'), 1, 'the istio namespace is still counted as without effect');
+});
+
+t.test('an endpoint without metadata of its own takes its locality\'s', async (t) => {
+  const set = istioSet();
+  const cla = set.endpoints.get(NAME)!;
+  const group = obj(arr(cla.endpoints)[0]);
+  for (const e of arr(group.lb_endpoints)) delete e.metadata;
+  group.metadata = { filter_metadata: { 'envoy.transport_socket_match': struct({ tlsMode: 'istio' }) } };
+  const r = translateXds(baseOf(CONFIG), rewire(set));
+  if (!r.ok) return t.fail(errorsOf(r).join('\n'));
+  t.same(r.config.clusters[0].endpoints.map((e) => endpointUsesTls(r.config.clusters[0], e)), [true, true, true]);
+});
+
+t.test('a TLS entry and no transport_socket of the cluster\'s own: the others are plaintext', async (t) => {
+  const r = translateXds(baseOf(CONFIG), istioSet((c) => {
+    c.transport_socket_matches = [arr(c.transport_socket_matches)[0]];
+  }));
+  if (!r.ok) return t.fail(errorsOf(r).join('\n'));
+  const c = r.config.clusters[0];
+  t.same(c.transport_socket_matches, [
+    { name: 'tlsMode-istio', match: { tlsMode: 'istio' }, tls: true },
+    { name: 'transport_socket (unset: plaintext)', match: {}, tls: false },
+  ], 'a last entry says what Envoy\'s default would be: plaintext');
+  t.same(c.endpoints.map((e) => endpointUsesTls(c, e)), [true, true, false]);
+});
+
+t.test('with the cluster\'s own transport_socket, unmatched endpoints use it', async (t) => {
+  const r = translateXds(baseOf(CONFIG), istioSet((c) => {
+    const entries = arr(c.transport_socket_matches);
+    c.transport_socket = entries[0].transport_socket;
+    c.transport_socket_matches = [{ name: 'legacy', match: struct({ tlsMode: 'disabled' }), transport_socket: RAW_BUFFER }];
+  }));
+  if (!r.ok) return t.fail(errorsOf(r).join('\n'));
+  const c = r.config.clusters[0];
+  t.same(c.endpoints.map((e) => endpointUsesTls(c, e)), [true, true, true], 'no endpoint says tlsMode disabled: all TLS');
+  t.same(endpointUsesTls(c, { transport_socket_match: { tlsMode: 'disabled', other: 'x' } }), false, 'one that does is plaintext');
+});
+
+t.test('rejections, by path', async (t) => {
+  const at = `Cluster "${NAME}" transport_socket_matches`;
+  const two = istioSet((c) => {
+    const entries = arr(c.transport_socket_matches);
+    const other = structuredClone(entries[0]);
+    other.name = 'other-ca';
+    const ts = obj(other.transport_socket);
+    const context = protos.decodeAny(ts.typed_config as never).message;
+    obj(obj(context.common_tls_context).validation_context).trusted_ca = { filename: '/etc/other/root.pem' };
+    ts.typed_config = protos.encodeAny(TypeUrl.UpstreamTlsContext, context);
+    c.transport_socket_matches = [entries[0], other, entries[1]];
+  });
+  t.same(errorsOf(translateXds(baseOf(CONFIG), two)), [
+    `${at}[1].transport_socket: differs from the TLS settings of transport_socket_matches[0]: a Remora cluster has one set of TLS settings, which every TLS entry uses`,
+  ]);
+  const numbers = istioSet((c, lbs) => {
+    obj(arr(c.transport_socket_matches)[0]).match = struct({ tlsMode: 'istio', version: 2 });
+    lbs[0].metadata = { filter_metadata: { 'envoy.transport_socket_match': struct({ tlsMode: 'istio', mtls: true }) } };
+  });
+  t.same(errorsOf(translateXds(baseOf(CONFIG), numbers)).sort(), [
+    `${at}[0].match.version: 2 is not supported: Remora matches string values only`,
+    `ClusterLoadAssignment "${NAME}" endpoints[0].lb_endpoints[0].metadata.filter_metadata["envoy.transport_socket_match"].mtls: true is not supported: Remora matches string values only`,
+  ].sort());
+  const bare = istioSet((c) => {
+    c.transport_socket_matches = [{ match: {} }];
+  });
+  t.same(errorsOf(translateXds(baseOf(CONFIG), bare)), [`${at}[0].name: is required`, `${at}[0].transport_socket: is required`]);
+});
+
+t.test('encoded to xDS and translated back: the same cluster and endpoints', async (t) => {
+  const written = valid({
+    ...CONFIG,
+    clusters: [{
+      ...CONFIG.clusters[0],
+      transport_socket_matches: [{ name: 'tlsMode-istio', match: { tlsMode: 'istio' }, tls: true }, { name: 'tlsMode-disabled', tls: false }],
+      endpoints: [{ address: '10.244.0.15', port: 9080, transport_socket_match: { tlsMode: 'istio' } }, { address: '10.244.0.17', port: 9080 }],
+    }],
+  });
+  for (const eds of [false, true]) {
+    const r = translateXds(baseOf(written), rewire(toXdsResources(written, { edsForAllClusters: eds })));
+    if (!r.ok) return t.fail(errorsOf(r).join('\n'));
+    const back = r.config.clusters[0] as Cluster;
+    t.same(back.transport_socket_matches, written.clusters[0].transport_socket_matches, `entries (${eds ? 'EDS' : 'inline'})`);
+    t.same(back.endpoints, written.clusters[0].endpoints, `endpoints with their metadata (${eds ? 'EDS' : 'inline'})`);
+    t.same(back.tls, written.clusters[0].tls);
+  }
+});
+
+t.test('a config file: an entry selecting TLS needs the cluster\'s tls', async (t) => {
+  const r = validateConfig({
+    listeners: [{ name: 'l', address: '127.0.0.1', port: 0, virtual_hosts: [{ name: 'v', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'c' } }] }] }],
+    clusters: [{ name: 'c', endpoints: [{ address: '127.0.0.1', port: 1, transport_socket_match: { tlsMode: 7 } }], transport_socket_matches: [{ name: 'x', tls: true }, { name: '', tls: false }] }],
+  });
+  t.same(r.ok ? [] : r.errors.map((e) => `${e.path}: ${e.message}`).sort(), [
+    'clusters[0].endpoints[0].transport_socket_match.tlsMode: must be a string',
+    'clusters[0].transport_socket_matches[0].tls: needs the cluster\'s "tls" (the TLS settings an entry selects)',
+    'clusters[0].transport_socket_matches[1].name: must not be empty',
+  ]);
+});
