@@ -83,7 +83,8 @@ export function grpcProbe(target: GrpcProbeTarget, settings: HealthCheck, done: 
   const authority = `${target.tlsAgent === null ? 'http' : 'https'}://${host}:${target.port}`;
   const tlsOptions = target.tlsAgent === null ? null : (target.tlsAgent as Agent & { options: tls.ConnectionOptions }).options;
   const session = http2.connect(authority, tlsOptions === null ? {} : {
-    createConnection: () => tls.connect({ ...tlsOptions, host: target.address, port: target.port, ALPNProtocols: ['h2'] }),
+    // The agent offers h2 by ALPN (src/main/health-checker.ts), or the cluster's own list.
+    createConnection: () => tls.connect({ ...tlsOptions, host: target.address, port: target.port }),
   });
   const deadline = setTimeout(() => finish({ pass: false, status: 0, error: `timeout after ${settings.timeout_ms} ms`, kind: 'timeout' }), settings.timeout_ms);
   deadline.unref();

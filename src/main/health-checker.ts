@@ -18,6 +18,11 @@ import type { Logger } from '../core/log.js';
 import { endpointKey } from '../upstream/pool.js';
 import { endpointUsesTls } from '../upstream/transport-match.js';
 import { clientTlsOptions } from '../upstream/upstream-tls.js';
+
+/** What a check's TLS connection offers by ALPN: the version it speaks (unless the
+ *  cluster's alpn_protocols are offered instead). */
+const H1_ALPN: readonly string[] = ['http/1.1'];
+const H2_ALPN: readonly string[] = ['h2'];
 import { probe, statusExpected, type ProbeResult, type RunningProbe } from './health-probe.js';
 import { grpcProbe } from './grpc-health-probe.js';
 
@@ -78,7 +83,7 @@ interface Checked {
   /** Replaced when the cluster's TLS settings or files change. */
   agent: http.Agent;
   /** The TLS settings and material the agent was made with; null for plain HTTP. */
-  tls: { readonly config: UpstreamTlsConfig; readonly revision: number } | null;
+  tls: { readonly config: UpstreamTlsConfig; readonly revision: number; readonly grpc: boolean } | null;
   /** The next check's timer, or null while a check runs (or after removal). */
   timer: NodeJS.Timeout | null;
   /** The running check, to cancel on removal. */
@@ -185,15 +190,16 @@ export class HealthChecker {
 
   /** Gives the entry an agent for its TLS settings (a new one when they changed). */
   private useTls(entry: Checked, config: UpstreamTlsConfig | undefined, material: TlsMaterial | undefined): void {
-    const want = config !== undefined && material !== undefined ? { config, revision: material.revision } : null;
+    const grpc = entry.settings.grpc !== undefined;
+    const want = config !== undefined && material !== undefined ? { config, revision: material.revision, grpc } : null;
     const have = entry.tls;
-    if (want === null ? have === null : have !== null && have.config === want.config && have.revision === want.revision) return;
+    if (want === null ? have === null : have !== null && have.config === want.config && have.revision === want.revision && have.grpc === grpc) return;
     entry.agent.destroy();
     entry.tls = want;
     entry.agent =
       want === null
         ? new http.Agent({ keepAlive: true, maxSockets: 1 })
-        : new https.Agent({ keepAlive: true, maxSockets: 1, ...clientTlsOptions(want.config, material!, entry.target.hostname ?? entry.target.address) });
+        : new https.Agent({ keepAlive: true, maxSockets: 1, ...clientTlsOptions(want.config, material!, entry.target.hostname ?? entry.target.address, grpc ? H2_ALPN : H1_ALPN) });
   }
 
   /** Marks an endpoint unhealthy at once (an upstream answered with

@@ -88,7 +88,7 @@ export function openDedicated(o: DedicatedOptions, events: DedicatedEvents): net
     const detail = o.tls.cluster.error;
     process.nextTick(() => socket.destroy(new Error(detail)));
   } else {
-    const options: tls.ConnectionOptions & { allowHalfOpen: boolean } = { ...o.tls.connectOptions(o.host, o.port), ALPNProtocols: [...o.alpn], allowHalfOpen: true };
+    const options: tls.ConnectionOptions & { allowHalfOpen: boolean } = { ...o.tls.connectOptions(o.host, o.port), ALPNProtocols: o.tls.alpn(o.alpn), allowHalfOpen: true };
     if (o.preamble !== null) {
       // The PROXY header goes before the ClientHello, on the TCP connection itself.
       const raw = net.connect({ host: o.host, port: o.port, noDelay: true, allowHalfOpen: true });

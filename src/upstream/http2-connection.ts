@@ -26,6 +26,9 @@ import { reasonPhrase } from '../http/status.js';
 import type { UpstreamChannel, UpstreamSink } from './connection.js';
 import type { EndpointTls } from './upstream-tls.js';
 
+/** What an HTTP/2 connection offers by ALPN (unless the cluster's alpn_protocols say otherwise). */
+const H2_ALPN: readonly string[] = ['h2'];
+
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 
 /** What a connection tells its pool. */
@@ -117,7 +120,7 @@ export class Http2Connection {
   private socket(host: string, port: number): net.Socket {
     const tlsState = this.tlsState;
     if (tlsState === null || tlsState.cluster.error !== null) return net.connect({ host, port, noDelay: true });
-    const socket = tls.connect({ ...tlsState.connectOptions(host, port), ALPNProtocols: ['h2'] });
+    const socket = tls.connect({ ...tlsState.connectOptions(host, port), ALPNProtocols: tlsState.alpn(H2_ALPN) });
     socket.setNoDelay(true);
     socket.on('session', tlsState.onSession);
     return socket;

@@ -71,6 +71,12 @@ export class EndpointTls {
     this.checkServerIdentity = serverIdentityCheck(cluster.config, servername);
   }
 
+  /** What a connection offers by ALPN: the cluster's alpn_protocols as they are (Istio's
+   *  peers choose their mTLS chain by them), else `own`, the version it speaks. */
+  alpn(own: readonly string[]): string[] {
+    return [...(this.cluster.config.alpn_protocols ?? own)];
+  }
+
   /** Options for tls.connect (the caller adds its own read handling). */
   connectOptions(host: string, port: number): tls.ConnectionOptions {
     return {
@@ -81,7 +87,7 @@ export class EndpointTls {
       ...(this.session !== undefined ? { session: this.session } : {}),
       checkServerIdentity: this.checkServerIdentity,
       minVersion: this.cluster.config.min_version,
-      ALPNProtocols: ALPN,
+      ALPNProtocols: this.alpn(ALPN),
       rejectUnauthorized: true,
     };
   }
@@ -110,8 +116,9 @@ export function serverIdentityCheck(
 }
 
 /** Options for an https request or agent to `address` with a cluster's TLS settings
- *  (the active health checker's connections: same checks as the data path). */
-export function clientTlsOptions(config: UpstreamTlsConfig, material: TlsMaterial, address: string): tls.ConnectionOptions {
+ *  (the active health checker's connections: same checks as the data path). `own`: the
+ *  version the checks speak, offered by ALPN unless the cluster's alpn_protocols are. */
+export function clientTlsOptions(config: UpstreamTlsConfig, material: TlsMaterial, address: string, own: readonly string[] = ALPN): tls.ConnectionOptions {
   const servername = serverName(config, address);
   return {
     ca: material.ca,
@@ -121,7 +128,7 @@ export function clientTlsOptions(config: UpstreamTlsConfig, material: TlsMateria
     minVersion: config.min_version,
     maxVersion: 'TLSv1.3',
     secureOptions: NO_RENEGOTIATION,
-    ALPNProtocols: ALPN,
+    ALPNProtocols: [...(config.alpn_protocols ?? own)],
     rejectUnauthorized: true,
   };
 }

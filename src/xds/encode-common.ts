@@ -128,7 +128,7 @@ export function upstreamTlsSocket(t: UpstreamTlsConfig, alpn: readonly string[] 
   return {
     name: TLS_TRANSPORT_SOCKET,
     typed_config: encode(TypeUrl.UpstreamTlsContext, {
-      common_tls_context: commonTlsContext(t, t.verify_subject_alt_names, alpn),
+      common_tls_context: commonTlsContext(t, t.verify_subject_alt_names, t.alpn_protocols ?? alpn),
       ...(t.sni !== undefined ? { sni: t.sni } : {}),
     }),
   };

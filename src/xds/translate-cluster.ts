@@ -122,7 +122,10 @@ export function translateCluster(ctx: Ctx, key: string, c: Obj): ClusterPart | u
   }
   if (tls !== undefined) out.attach('tls', tls.part.raw, tls.part.marks);
   const protocol = upstreamProtocol(ctx, c, loc, out);
-  if (protocol !== undefined && tls?.alpn !== undefined) clusterAlpn(ctx, tls.alpn, protocol);
+  if (protocol !== undefined && tls?.alpn !== undefined) {
+    const offered = clusterAlpn(ctx, tls.alpn, protocol);
+    if (offered !== undefined) out.within('tls')?.set('alpn_protocols', offered, tls.alpn.loc);
+  }
 
   const ext = ctx.extensions(c, loc, REMORA_EXTENSIONS.cluster, 'Cluster.metadata');
   if (dnsType !== undefined) clusterDns(ctx, c, loc, dnsType, ext, out);

@@ -120,15 +120,23 @@ const CLUSTER_OFFER: Readonly<Record<UpstreamProtocol, string>> = {
   auto: `${JSON.stringify([ALPN_H2, ALPN_H1])} on its first handshake with each endpoint, then the version chosen`,
 };
 
+/** Istio's own ALPN protocols: its sidecars pick their mutual-TLS filter chain by them. */
+const ISTIO_ALPN = ['istio', 'istio-peer-exchange', 'istio-http/1.0', 'istio-http/1.1', 'istio-h2'];
+
 /** A cluster's alpn_protocols against what Remora offers its endpoints for `protocol`
  *  (CLUSTER_OFFER). Accepted, in any order: ["h2"] or ["h2", "http/1.1"] with `http2` and
  *  `downstream` (an upstream that can pick h2 gets h2, as from Envoy), ["http/1.1"] with
- *  `http1`, ["h2", "http/1.1"] with `auto` (the choice is the endpoint's). */
-export function clusterAlpn(ctx: Ctx, alpn: Alpn, protocol: UpstreamProtocol): void {
+ *  `http1`, ["h2", "http/1.1"] with `auto` (the choice is the endpoint's). A list with
+ *  Istio's protocols is returned, to be offered as it is (`tls.alpn_protocols`): Envoy
+ *  offers it so and speaks the cluster's version whatever the peer selects, and so does
+ *  Remora; not with `auto`, whose version the ALPN choice decides. */
+export function clusterAlpn(ctx: Ctx, alpn: Alpn, protocol: UpstreamProtocol): readonly string[] | undefined {
   const accepted = protocol === 'http1' ? [[ALPN_H1]] : protocol === 'auto' ? [[ALPN_H2, ALPN_H1]] : [[ALPN_H2], [ALPN_H2, ALPN_H1]];
-  if (accepted.some((a) => sameSet(a, alpn.protocols))) return;
+  if (accepted.some((a) => sameSet(a, alpn.protocols))) return undefined;
+  if (alpn.protocols.some((p) => ISTIO_ALPN.includes(p)) && protocol !== 'auto' && new Set(alpn.protocols).size === alpn.protocols.length) return alpn.protocols;
   ctx.reject(alpn.loc, `${JSON.stringify(alpn.protocols)} is not what Remora offers: with protocol ${protocol} it offers ${CLUSTER_OFFER[protocol]} by ALPN`
-    + ` (accepted: ${accepted.map((a) => JSON.stringify(a)).join(', ')} or unset)`);
+    + ` (accepted: ${accepted.map((a) => JSON.stringify(a)).join(', ')}${protocol !== 'auto' ? ', unset, or a list with Istio\'s protocols, offered as it is' : ' or unset'})`);
+  return undefined;
 }
 
 /** The same protocols, each once, in any order (the server picks by its own order: Remora

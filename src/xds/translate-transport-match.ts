@@ -51,7 +51,7 @@ export function transportSocketMatches(ctx: Ctx, entries: readonly unknown[], lo
       if (tls === undefined) {
         tls = t;
         tlsAt = `transport_socket_matches[${i}]`;
-      } else if (JSON.stringify(t.part.raw) !== JSON.stringify(tls.part.raw)) {
+      } else if (JSON.stringify([t.part.raw, t.alpn?.protocols]) !== JSON.stringify([tls.part.raw, tls.alpn?.protocols])) {
         ctx.reject(tl, `differs from the TLS settings of ${tlsAt}: a Remora cluster has one set of TLS settings, which every TLS entry uses`);
         return;
       }

@@ -12,7 +12,8 @@
 // bootstrap lacks is NACKed on the ADS stream. Then Istio's automatic mTLS: a cluster
 // with `tlsMode-istio` and `tlsMode-disabled` transport_socket_matches and two endpoints,
 // one with a sidecar (metadata `tlsMode: istio`, reached over mutual TLS) and one without
-// (plaintext), both health-checked each in its own transport and both serving. Real certificates from openssl, a real
+// (plaintext), both health-checked each in its own transport and both serving. Both TLS
+// contexts carry Istio's ALPN list, which every TLS connection offers as it is. Real certificates from openssl, a real
 // HTTPS upstream; everything on 127.0.0.1 and a socket in a temp directory.
 
 import http from 'node:http';
@@ -30,6 +31,8 @@ import { admin, startRemora, waitUntil, type RemoraProcess } from '../helpers/re
 import { arr, obj, protos, startScriptedAds, valid, type Obj } from '../helpers/xds.js';
 
 const REVIEWS = 'outbound|9080||reviews.default.svc.cluster.local';
+/** What Istio writes on its mutual-TLS clusters (metadata exchange on, HTTP/1.1). */
+const ISTIO_ALPN = ['istio-peer-exchange', 'istio'];
 const message = (req: Obj): string => String((req.error_detail as Obj | undefined)?.message ?? '');
 
 /** Istio's SdsSecretConfig: the Secret `name` from the bootstrap's SDS server `server`. */
@@ -61,8 +64,18 @@ t.test('Istio-shaped mTLS with certificates from an SDS server of its own (sds-g
 
   // The upstream: HTTPS requiring a client certificate from the mesh CA; it answers with
   // the SANs and serial of the certificate the caller presented.
+  // It records what each client offered by ALPN and, as an Istio sidecar's inbound
+  // listener would, takes the connection on its mTLS chain only if Istio's protocols are
+  // among them (then speaks HTTP/1.1 whatever was selected).
+  const offered = new Set<string>();
   const upstream = https.createServer(
-    { cert: pem('backend.pem'), key: pem('backend.key'), ca: pem('root.pem'), requestCert: true, rejectUnauthorized: true },
+    {
+      cert: pem('backend.pem'), key: pem('backend.key'), ca: pem('root.pem'), requestCert: true, rejectUnauthorized: true,
+      ALPNCallback: ({ protocols }: { protocols: string[] }) => {
+        offered.add(protocols.join(','));
+        return protocols.includes('istio') ? 'istio' : undefined;
+      },
+    },
     (req, res) => {
       const peer = (req.socket as tls.TLSSocket).getPeerCertificate();
       // One request per connection: each is a new handshake (pooled connections keep the
@@ -71,6 +84,9 @@ t.test('Istio-shaped mTLS with certificates from an SDS server of its own (sds-g
       res.end(`${peer.subjectaltname ?? ''} serial=${peer.serialNumber}`);
     },
   );
+  upstream.on('secureConnection', (s: tls.TLSSocket) => {
+    if (s.alpnProtocol === false) offered.add('(none)'); // the client offered nothing
+  });
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
   const upstreamPort = (upstream.address() as { port: number }).port;
   // An endpoint without a sidecar: plaintext HTTP.
@@ -126,6 +142,7 @@ t.test('Istio-shaped mTLS with certificates from an SDS server of its own (sds-g
   const cluster = structuredClone(r.clusters.get('outbound|443||backend.default.svc.cluster.local')!) as Obj;
   editTls(obj(cluster.transport_socket), TypeUrl.UpstreamTlsContext, (c) => {
     c.common_tls_context = {
+      alpn_protocols: ISTIO_ALPN,
       tls_certificate_sds_secret_configs: [fromSds('default')],
       combined_validation_context: {
         default_validation_context: { match_subject_alt_names: [{ exact: 'spiffe://cluster.local/ns/default/sa/backend' }] },
@@ -138,6 +155,7 @@ t.test('Istio-shaped mTLS with certificates from an SDS server of its own (sds-g
   delete reviews.transport_socket;
   editTls(obj(arr(reviews.transport_socket_matches)[0].transport_socket), TypeUrl.UpstreamTlsContext, (c) => {
     c.common_tls_context = {
+      alpn_protocols: ISTIO_ALPN,
       tls_certificate_sds_secret_configs: [fromSds('default')],
       combined_validation_context: {
         default_validation_context: { match_subject_alt_names: [{ exact: 'spiffe://cluster.local/ns/default/sa/backend' }] },
@@ -251,6 +269,7 @@ t.test('Istio-shaped mTLS with certificates from an SDS server of its own (sds-g
     later.add(out.startsWith('200 DNS:app.local') ? 'mtls' : out);
   }
   t.same([...later].sort(), ['200 plaintext', 'mtls'], 'both pass their health checks, each in its own transport');
+  t.same([...offered], [ISTIO_ALPN.join(',')], 'every connection to the upstream (requests and health checks) offered Istio\'s ALPN list as it is');
   const dump = JSON.parse((await admin(sidecar.adminPort, '/config_dump')).body.toString()) as { config: { clusters: { name: string; transport_socket_matches?: unknown }[] } };
   t.same(dump.config.clusters.find((c) => c.name === REVIEWS)?.transport_socket_matches, [
     { name: 'tlsMode-istio', match: { tlsMode: 'istio' }, tls: true }, { name: 'tlsMode-disabled', match: {}, tls: false },

@@ -1526,16 +1526,23 @@ t.test('TLS alpn_protocols: accepted where Remora offers the same versions, else
   const CA_ = 'Cluster "api" transport_socket.typed_config.common_tls_context.alpn_protocols';
   t.same(errorsOf(translate('HTTP1', ['h2', 'http/1.1'], undefined, ['h2', 'http/1.1'])), [
     `${A}: ["h2","http/1.1"] is not what Remora offers: with codec_type HTTP1 it offers ["http/1.1"] by ALPN (accepted: ["http/1.1"] or unset)`,
-    `${CA_}: ["h2","http/1.1"] is not what Remora offers: with protocol http1 it offers ["http/1.1"] by ALPN (accepted: ["http/1.1"] or unset)`,
+    `${CA_}: ["h2","http/1.1"] is not what Remora offers: with protocol http1 it offers ["http/1.1"] by ALPN (accepted: ["http/1.1"], unset, or a list with Istio's protocols, offered as it is)`,
   ]);
-  // Istio's in-mesh lists name its own protocols, which Remora does not offer.
+  // Istio's in-mesh lists name its own protocols: a cluster offers them as they are (its
+  // peers pick their mTLS chain by them) and speaks its own version; a listener does not.
   t.same(errorsOf(translate('HTTP2', ['h2', 'http/1.1'], H2, ['istio', 'h2'])), [
     `${A}: ["h2","http/1.1"] is not what Remora offers: with codec_type HTTP2 it offers ["h2"] by ALPN (accepted: ["h2"] or unset)`,
-    `${CA_}: ["istio","h2"] is not what Remora offers: with protocol http2 it offers ["h2"] by ALPN (accepted: ["h2"], ["h2","http/1.1"] or unset)`,
   ]);
+  for (const [options, list, protocol] of [[undefined, ['istio-peer-exchange', 'istio'], 'http1'], [H2, ['istio-peer-exchange', 'istio', 'h2'], 'http2']] as const) {
+    const r = translate('AUTO', ['h2', 'http/1.1'], options, [...list]);
+    t.same(r.ok ? [r.config.clusters[0].protocol, r.config.clusters[0].tls?.alpn_protocols] : errorsOf(r), [protocol, list], `${JSON.stringify(list)}: offered as it is, ${protocol} spoken`);
+  }
+  t.same(errorsOf(translate('AUTO', ['h2', 'http/1.1'], { auto_config: {} }, ['istio-peer-exchange', 'istio'])), [
+    `${CA_}: ["istio-peer-exchange","istio"] is not what Remora offers: with protocol auto it offers ["h2","http/1.1"] on its first handshake with each endpoint, then the version chosen by ALPN (accepted: ["h2","http/1.1"] or unset)`,
+  ], 'not on an auto cluster, whose version the ALPN choice decides');
   t.same(errorsOf(translate(undefined, ['istio-peer-exchange', 'h2', 'http/1.1'], DOWNSTREAM, ['http/1.1'])), [
     `${A}: ["istio-peer-exchange","h2","http/1.1"] is not what Remora offers: with codec_type AUTO it offers ["h2","http/1.1"] by ALPN (accepted: ["h2","http/1.1"], ["h2"], ["http/1.1"] or unset)`,
-    `${CA_}: ["http/1.1"] is not what Remora offers: with protocol downstream it offers ["h2"] on its HTTP/2 connections and ["http/1.1"] on its HTTP/1.1 connections by ALPN (accepted: ["h2"], ["h2","http/1.1"] or unset)`,
+    `${CA_}: ["http/1.1"] is not what Remora offers: with protocol downstream it offers ["h2"] on its HTTP/2 connections and ["http/1.1"] on its HTTP/1.1 connections by ALPN (accepted: ["h2"], ["h2","http/1.1"], unset, or a list with Istio's protocols, offered as it is)`,
   ]);
   t.same(errorsOf(translate('AUTO', ['h2', 'h2'], undefined, ['http/1.1'])).length, 1, 'a repeated protocol is rejected');
   // A rejected version choice or codec is reported once, without an ALPN complaint.

@@ -5,7 +5,7 @@
 // `envoy.transport_socket_match` (the endpoint's own, else its locality's) is kept per
 // endpoint, a cluster whose only transport is an entry's gets a plaintext default,
 // entries with different TLS settings and non-string values are rejected by path, and a
-// config encoded to xDS comes back the same.
+// config encoded to xDS comes back the same (Istio's ALPN list on its TLS settings too).
 
 import t from 'tap';
 import { toXdsResources } from '../../src/xds/encode.js';
@@ -132,11 +132,12 @@ t.test('rejections, by path', async (t) => {
   t.same(errorsOf(translateXds(baseOf(CONFIG), bare)), [`${at}[0].name: is required`, `${at}[0].transport_socket: is required`]);
 });
 
-t.test('encoded to xDS and translated back: the same cluster and endpoints', async (t) => {
+t.test('encoded to xDS and translated back: the same cluster, endpoints and ALPN list', async (t) => {
   const written = valid({
     ...CONFIG,
     clusters: [{
       ...CONFIG.clusters[0],
+      tls: { ...CONFIG.clusters[0].tls, alpn_protocols: ['istio-peer-exchange', 'istio'] },
       transport_socket_matches: [{ name: 'tlsMode-istio', match: { tlsMode: 'istio' }, tls: true }, { name: 'tlsMode-disabled', tls: false }],
       endpoints: [{ address: '10.244.0.15', port: 9080, transport_socket_match: { tlsMode: 'istio' } }, { address: '10.244.0.17', port: 9080 }],
     }],
@@ -147,7 +148,7 @@ t.test('encoded to xDS and translated back: the same cluster and endpoints', asy
     const back = r.config.clusters[0] as Cluster;
     t.same(back.transport_socket_matches, written.clusters[0].transport_socket_matches, `entries (${eds ? 'EDS' : 'inline'})`);
     t.same(back.endpoints, written.clusters[0].endpoints, `endpoints with their metadata (${eds ? 'EDS' : 'inline'})`);
-    t.same(back.tls, written.clusters[0].tls);
+    t.same(back.tls, written.clusters[0].tls, 'tls, with Istio\'s ALPN list');
   }
 });
 
@@ -160,5 +161,12 @@ t.test('a config file: an entry selecting TLS needs the cluster\'s tls', async (
     'clusters[0].endpoints[0].transport_socket_match.tlsMode: must be a string',
     'clusters[0].transport_socket_matches[0].tls: needs the cluster\'s "tls" (the TLS settings an entry selects)',
     'clusters[0].transport_socket_matches[1].name: must not be empty',
+  ]);
+  const auto = validateConfig({
+    listeners: [{ name: 'l', address: '127.0.0.1', port: 0, virtual_hosts: [{ name: 'v', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'c' } }] }] }],
+    clusters: [{ name: 'c', protocol: 'auto', endpoints: [{ address: '127.0.0.1', port: 1 }], tls: { ca_file: '/ca.pem', alpn_protocols: ['istio'] } }],
+  });
+  t.same(auto.ok ? [] : auto.errors.map((e) => `${e.path}: ${e.message}`), [
+    'clusters[0].tls.alpn_protocols: cannot be set with protocol auto (the endpoint\'s ALPN choice decides its version)',
   ]);
 });

@@ -41,6 +41,9 @@ export const UpstreamTlsSchema = obj({
     'Exact SANs accepted: URI SANs (`spiffe://cluster.local/ns/app/sa/backend`) or DNS names (case-insensitive). When set, the server certificate must present one of them (instead of matching `sni`). When empty: host name verification against `sni` if there is one, else only the chain is verified against `ca_file` (an IP endpoint without `sni`).',
     { type: 'list of strings' }), []),
   min_version: v.optional(oneOf(TLS_VERSIONS, 'Lowest TLS version offered.'), 'TLSv1.2'),
+  alpn_protocols: v.optional(list(str('An ALPN protocol name.', { check: (s: string) => (s === '' ? 'must not be empty' : undefined) }),
+    'Offered by ALPN, as they are, on every TLS connection to the endpoints, instead of the HTTP version the connection speaks (`h2` or `http/1.1`; none for `tcp_proxy`): for peers that choose by it, such as Istio sidecars, whose mutual-TLS filter chains match `istio-peer-exchange`, `istio`, … Remora still speaks the cluster\'s `protocol`, whatever the peer selects. Not with `protocol: auto`, whose version the endpoint\'s ALPN choice decides.',
+    { type: 'list of strings', default: 'unset (the version spoken)' })),
 }, 'TLS (and mTLS) from Remora to a cluster\'s endpoints. Files are read and checked by the main thread and watched (docs/tls.md).');
 
 export const TransportSocketMatchSchema = obj({
