@@ -139,8 +139,9 @@ t.test('Istio-shaped mTLS with certificates from an SDS server of its own (sds-g
       combined_validation_context: { default_validation_context: {}, validation_context_sds_secret_config: fromSds('ROOTCA') },
     };
   });
-  const cluster = structuredClone(r.clusters.get('outbound|443||backend.default.svc.cluster.local')!) as Obj;
-  editTls(obj(cluster.transport_socket), TypeUrl.UpstreamTlsContext, (c) => {
+  /** Istio's outbound mTLS context: the agent's certificate and trust bundle, the peer's
+   *  SPIFFE ID, Istio's ALPN list. */
+  const outboundMtls = (c: Obj): void => {
     c.common_tls_context = {
       alpn_protocols: ISTIO_ALPN,
       tls_certificate_sds_secret_configs: [fromSds('default')],
@@ -149,20 +150,13 @@ t.test('Istio-shaped mTLS with certificates from an SDS server of its own (sds-g
         validation_context_sds_secret_config: fromSds('ROOTCA'),
       },
     };
-  });
+  };
+  const cluster = structuredClone(r.clusters.get('outbound|443||backend.default.svc.cluster.local')!) as Obj;
+  editTls(obj(cluster.transport_socket), TypeUrl.UpstreamTlsContext, outboundMtls);
   // Istio's shape: no transport_socket of the cluster's own, the TLS entry from the agent.
   const reviews = structuredClone(r.clusters.get(REVIEWS)!) as Obj;
   delete reviews.transport_socket;
-  editTls(obj(arr(reviews.transport_socket_matches)[0].transport_socket), TypeUrl.UpstreamTlsContext, (c) => {
-    c.common_tls_context = {
-      alpn_protocols: ISTIO_ALPN,
-      tls_certificate_sds_secret_configs: [fromSds('default')],
-      combined_validation_context: {
-        default_validation_context: { match_subject_alt_names: [{ exact: 'spiffe://cluster.local/ns/default/sa/backend' }] },
-        validation_context_sds_secret_config: fromSds('ROOTCA'),
-      },
-    };
-  });
+  editTls(obj(arr(reviews.transport_socket_matches)[0].transport_socket), TypeUrl.UpstreamTlsContext, outboundMtls);
   const workload = (leaf: string, key = leaf): Obj => ({
     name: 'default',
     tls_certificate: { certificate_chain: { inline_string: pem(`${leaf}.pem`) }, private_key: { inline_string: pem(`${key}.key`) } },
