@@ -71,10 +71,10 @@ export class EndpointTls {
     this.checkServerIdentity = serverIdentityCheck(cluster.config, servername);
   }
 
-  /** What a connection offers by ALPN: the cluster's alpn_protocols as they are (Istio's
-   *  peers choose their mTLS chain by them), else `own`, the version it speaks. */
+  /** What a connection offers by ALPN: the cluster's alpn_protocols (Istio's peers pick
+   *  their mTLS chain by `istio`), then `own`, the version it speaks. */
   alpn(own: readonly string[]): string[] {
-    return [...(this.cluster.config.alpn_protocols ?? own)];
+    return offeredAlpn(this.cluster.config, own);
   }
 
   /** Options for tls.connect (the caller adds its own read handling). */
@@ -95,6 +95,11 @@ export class EndpointTls {
   readonly onSession = (session: Buffer): void => {
     this.session = session;
   };
+}
+
+/** The cluster's alpn_protocols, then `own` (the version a connection speaks). */
+export function offeredAlpn(config: UpstreamTlsConfig, own: readonly string[]): string[] {
+  return config.alpn_protocols === undefined ? [...own] : [...config.alpn_protocols, ...own];
 }
 
 /** The SNI name for `address`: the configured one, else the address when it is a host name. */
@@ -128,7 +133,7 @@ export function clientTlsOptions(config: UpstreamTlsConfig, material: TlsMateria
     minVersion: config.min_version,
     maxVersion: 'TLSv1.3',
     secureOptions: NO_RENEGOTIATION,
-    ALPNProtocols: [...(config.alpn_protocols ?? own)],
+    ALPNProtocols: offeredAlpn(config, own),
     rejectUnauthorized: true,
   };
 }

@@ -20,6 +20,7 @@ import { Fields, type Mark } from './translate-fields.js';
 import { upstreamProtocol } from './translate-protocol.js';
 import { clusterAlpn, rawBufferSocket, upstreamTls, type TlsResult } from './translate-tls.js';
 import { transportSocketMatches } from './translate-transport-match.js';
+import { inertNetworkFilter } from './translate-listener-tcp.js';
 
 const LB_POLICIES: Readonly<Record<string, string>> = { ROUND_ROBIN: 'round_robin', LEAST_REQUEST: 'least_request', RANDOM: 'random' };
 /** Envoy's defaults where they differ from Remora's file defaults. */
@@ -47,7 +48,7 @@ export function translateCluster(ctx: Ctx, key: string, c: Obj): ClusterPart | u
   // serves of Istio's listeners routes to it: docs/xds.md "Traffic capture").
   const originalDst = type === 'ORIGINAL_DST';
   ctx.only(c, loc, ['name', 'type', 'eds_cluster_config', 'connect_timeout', 'lb_policy', 'load_assignment', 'health_checks',
-    'circuit_breakers', 'outlier_detection', 'common_lb_config', 'metadata', 'transport_socket', 'transport_socket_matches', 'typed_extension_protocol_options',
+    'circuit_breakers', 'outlier_detection', 'common_lb_config', 'metadata', 'transport_socket', 'transport_socket_matches', 'filters', 'typed_extension_protocol_options',
     'http2_protocol_options', 'per_connection_buffer_limit_bytes', 'ignore_health_on_host_removal', ...DNS_CLUSTER_FIELDS,
     ...(originalDst ? ['original_dst_lb_config', 'upstream_bind_config'] : [])]);
   // Envoy Gateway sets both. The upstream connection's buffer limit only paces reading
@@ -95,6 +96,7 @@ export function translateCluster(ctx: Ctx, key: string, c: Obj): ClusterPart | u
     }
   }
 
+  asArr(c.filters).forEach((f, i) => upstreamFilter(ctx, asObj(f) ?? {}, sub(loc, `filters[${i}]`)));
   const cb = asObj(c.circuit_breakers);
   if (cb !== undefined) circuitBreakers(ctx, cb, sub(loc, 'circuit_breakers'), out.nest('circuit_breakers'));
   const od = asObj(c.outlier_detection);
@@ -175,6 +177,16 @@ function transportSocket(ctx: Ctx, v: unknown, loc: Loc, out: Fields, outer: boo
     return undefined;
   }
   return transportSocket(ctx, msg.transport_socket, sub(tl, 'transport_socket'), out, false);
+}
+
+/** A cluster's upstream network filter. Istio puts its metadata exchange on every
+ *  outbound cluster (`istio.metadata_exchange`): it acts only on a connection whose ALPN
+ *  selected istio-peer-exchange, which Remora never offers (translate-tls.ts), so it is
+ *  accepted without effect. Any other is rejected: Remora runs no upstream filters. */
+function upstreamFilter(ctx: Ctx, f: Obj, loc: Loc): void {
+  ctx.only(f, loc, ['name', 'typed_config']);
+  if (inertNetworkFilter(ctx, f.typed_config, sub(loc, 'typed_config')) === 'istio.metadata_exchange') ctx.noEffect(loc, 'Cluster.filters istio.metadata_exchange');
+  else ctx.reject(loc, `unsupported upstream network filter ${asStr(f.name) ?? '(unnamed)'}: Remora runs no filters on upstream connections (Istio's istio.metadata_exchange is accepted)`);
 }
 
 function circuitBreakers(ctx: Ctx, cb: Obj, loc: Loc, out: Fields): void {

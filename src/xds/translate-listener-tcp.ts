@@ -199,7 +199,7 @@ function chainBody(ctx: Ctx, chain: Obj, cl: Loc, clusters: string[]): { proxy: 
 
 /** A network filter that has no effect before a tcp_proxy, by its typed_config; undefined
  *  when it is not one (rejected by the caller) or when it is rejected here. */
-function inertNetworkFilter(ctx: Ctx, typedConfig: unknown, tl: Loc): InertNetworkFilter | undefined {
+export function inertNetworkFilter(ctx: Ctx, typedConfig: unknown, tl: Loc): InertNetworkFilter | undefined {
   const type = asStr(asObj(typedConfig)?.type_url);
   switch (type) {
     case TypeUrl.NetworkRbac: {

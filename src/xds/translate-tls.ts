@@ -122,18 +122,29 @@ const CLUSTER_OFFER: Readonly<Record<UpstreamProtocol, string>> = {
 
 /** Istio's own ALPN protocols: its sidecars pick their mutual-TLS filter chain by them. */
 const ISTIO_ALPN = ['istio', 'istio-peer-exchange', 'istio-http/1.0', 'istio-http/1.1', 'istio-h2'];
+/** Istio's metadata exchange: a peer that selects it starts the connection with its own
+ *  framing, which Remora does not speak, so Remora never offers it. */
+const ISTIO_PEER_EXCHANGE = 'istio-peer-exchange';
 
 /** A cluster's alpn_protocols against what Remora offers its endpoints for `protocol`
  *  (CLUSTER_OFFER). Accepted, in any order: ["h2"] or ["h2", "http/1.1"] with `http2` and
  *  `downstream` (an upstream that can pick h2 gets h2, as from Envoy), ["http/1.1"] with
  *  `http1`, ["h2", "http/1.1"] with `auto` (the choice is the endpoint's). A list with
- *  Istio's protocols is returned, to be offered as it is (`tls.alpn_protocols`): Envoy
- *  offers it so and speaks the cluster's version whatever the peer selects, and so does
- *  Remora; not with `auto`, whose version the ALPN choice decides. */
+ *  Istio's protocols (not with `auto`, whose version the ALPN choice decides): its Istio
+ *  names but istio-peer-exchange are returned, to be offered before the version each
+ *  connection speaks (`tls.alpn_protocols`), what Istio's own sidecars offer on HTTP
+ *  connections (`istio`, then the version); istio-peer-exchange is counted as without
+ *  effect. */
 export function clusterAlpn(ctx: Ctx, alpn: Alpn, protocol: UpstreamProtocol): readonly string[] | undefined {
   const accepted = protocol === 'http1' ? [[ALPN_H1]] : protocol === 'auto' ? [[ALPN_H2, ALPN_H1]] : [[ALPN_H2], [ALPN_H2, ALPN_H1]];
   if (accepted.some((a) => sameSet(a, alpn.protocols))) return undefined;
-  if (alpn.protocols.some((p) => ISTIO_ALPN.includes(p)) && protocol !== 'auto' && new Set(alpn.protocols).size === alpn.protocols.length) return alpn.protocols;
+  const istio = alpn.protocols.filter((p) => ISTIO_ALPN.includes(p));
+  if (istio.length > 0 && protocol !== 'auto' && new Set(alpn.protocols).size === alpn.protocols.length
+    && alpn.protocols.every((p) => ISTIO_ALPN.includes(p) || p === ALPN_H2 || p === ALPN_H1)) {
+    if (istio.includes(ISTIO_PEER_EXCHANGE)) ctx.noEffect(alpn.loc, 'UpstreamTlsContext.alpn_protocols istio-peer-exchange (not offered)');
+    const offered = istio.filter((p) => p !== ISTIO_PEER_EXCHANGE);
+    return offered.length > 0 ? offered : undefined;
+  }
   ctx.reject(alpn.loc, `${JSON.stringify(alpn.protocols)} is not what Remora offers: with protocol ${protocol} it offers ${CLUSTER_OFFER[protocol]} by ALPN`
     + ` (accepted: ${accepted.map((a) => JSON.stringify(a)).join(', ')}${protocol !== 'auto' ? ', unset, or a list with Istio\'s protocols, offered as it is' : ' or unset'})`);
   return undefined;

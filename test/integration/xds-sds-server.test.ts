@@ -13,7 +13,9 @@
 // with `tlsMode-istio` and `tlsMode-disabled` transport_socket_matches and two endpoints,
 // one with a sidecar (metadata `tlsMode: istio`, reached over mutual TLS) and one without
 // (plaintext), both health-checked each in its own transport and both serving. Both TLS
-// contexts carry Istio's ALPN list, which every TLS connection offers as it is. Real certificates from openssl, a real
+// contexts carry Istio's ALPN list: every TLS connection offers `istio`, then the version
+// it speaks, as an Istio sidecar does (never istio-peer-exchange, whose metadata exchange
+// framing Remora does not speak); the clusters carry Istio's metadata exchange filter. Real certificates from openssl, a real
 // HTTPS upstream; everything on 127.0.0.1 and a socket in a temp directory.
 
 import http from 'node:http';
@@ -65,15 +67,15 @@ t.test('Istio-shaped mTLS with certificates from an SDS server of its own (sds-g
   // The upstream: HTTPS requiring a client certificate from the mesh CA; it answers with
   // the SANs and serial of the certificate the caller presented.
   // It records what each client offered by ALPN and, as an Istio sidecar's inbound
-  // listener would, takes the connection on its mTLS chain only if Istio's protocols are
-  // among them (then speaks HTTP/1.1 whatever was selected).
+  // listener does, takes the connection on its mTLS chain only if `istio` is among them,
+  // and selects by its own list (h2, http/1.1) what it speaks.
   const offered = new Set<string>();
   const upstream = https.createServer(
     {
       cert: pem('backend.pem'), key: pem('backend.key'), ca: pem('root.pem'), requestCert: true, rejectUnauthorized: true,
       ALPNCallback: ({ protocols }: { protocols: string[] }) => {
         offered.add(protocols.join(','));
-        return protocols.includes('istio') ? 'istio' : undefined;
+        return protocols.includes('istio') ? protocols.find((p) => p === 'http/1.1') : undefined;
       },
     },
     (req, res) => {
@@ -151,11 +153,21 @@ t.test('Istio-shaped mTLS with certificates from an SDS server of its own (sds-g
       },
     };
   };
+  /** Istio's upstream metadata exchange filter, on every outbound cluster. */
+  const metadataExchange = {
+    name: 'istio.metadata_exchange',
+    typed_config: protos.encodeAny(TypeUrl.TypedStruct, {
+      type_url: 'type.googleapis.com/envoy.tcp.metadataexchange.config.MetadataExchange',
+      value: { fields: { protocol: { stringValue: 'istio-peer-exchange' }, enable_discovery: { boolValue: true } } },
+    }),
+  };
   const cluster = structuredClone(r.clusters.get('outbound|443||backend.default.svc.cluster.local')!) as Obj;
+  cluster.filters = [metadataExchange];
   editTls(obj(cluster.transport_socket), TypeUrl.UpstreamTlsContext, outboundMtls);
   // Istio's shape: no transport_socket of the cluster's own, the TLS entry from the agent.
   const reviews = structuredClone(r.clusters.get(REVIEWS)!) as Obj;
   delete reviews.transport_socket;
+  reviews.filters = [metadataExchange];
   editTls(obj(arr(reviews.transport_socket_matches)[0].transport_socket), TypeUrl.UpstreamTlsContext, outboundMtls);
   const workload = (leaf: string, key = leaf): Obj => ({
     name: 'default',
@@ -263,7 +275,7 @@ t.test('Istio-shaped mTLS with certificates from an SDS server of its own (sds-g
     later.add(out.startsWith('200 DNS:app.local') ? 'mtls' : out);
   }
   t.same([...later].sort(), ['200 plaintext', 'mtls'], 'both pass their health checks, each in its own transport');
-  t.same([...offered], [ISTIO_ALPN.join(',')], 'every connection to the upstream (requests and health checks) offered Istio\'s ALPN list as it is');
+  t.same([...offered], ['istio,http/1.1'], 'every connection to the upstream (requests and health checks) offered "istio", then the version it speaks (never istio-peer-exchange)');
   const dump = JSON.parse((await admin(sidecar.adminPort, '/config_dump')).body.toString()) as { config: { clusters: { name: string; transport_socket_matches?: unknown }[] } };
   t.same(dump.config.clusters.find((c) => c.name === REVIEWS)?.transport_socket_matches, [
     { name: 'tlsMode-istio', match: { tlsMode: 'istio' }, tls: true }, { name: 'tlsMode-disabled', match: {}, tls: false },

@@ -1533,10 +1533,16 @@ t.test('TLS alpn_protocols: accepted where Remora offers the same versions, else
   t.same(errorsOf(translate('HTTP2', ['h2', 'http/1.1'], H2, ['istio', 'h2'])), [
     `${A}: ["h2","http/1.1"] is not what Remora offers: with codec_type HTTP2 it offers ["h2"] by ALPN (accepted: ["h2"] or unset)`,
   ]);
+  // What an Istio sidecar offers on an HTTP connection (its istio.alpn filter): `istio`,
+  // then the version. Never istio-peer-exchange (its metadata exchange framing).
   for (const [options, list, protocol] of [[undefined, ['istio-peer-exchange', 'istio'], 'http1'], [H2, ['istio-peer-exchange', 'istio', 'h2'], 'http2']] as const) {
     const r = translate('AUTO', ['h2', 'http/1.1'], options, [...list]);
-    t.same(r.ok ? [r.config.clusters[0].protocol, r.config.clusters[0].tls?.alpn_protocols] : errorsOf(r), [protocol, list], `${JSON.stringify(list)}: offered as it is, ${protocol} spoken`);
+    t.same(r.ok ? [r.config.clusters[0].protocol, r.config.clusters[0].tls?.alpn_protocols, r.noEffect.get('UpstreamTlsContext.alpn_protocols istio-peer-exchange (not offered)')] : errorsOf(r),
+      [protocol, ['istio'], 1], `${JSON.stringify(list)}: "istio" offered before the version, ${protocol} spoken; istio-peer-exchange counted as not offered`);
   }
+  t.same(errorsOf(translate('AUTO', ['h2', 'http/1.1'], undefined, ['istio', 'acme'])), [
+    `${CA_}: ["istio","acme"] is not what Remora offers: with protocol http1 it offers ["http/1.1"] by ALPN (accepted: ["http/1.1"], unset, or a list with Istio's protocols, offered as it is)`,
+  ], 'a name neither Istio\'s nor an HTTP version');
   t.same(errorsOf(translate('AUTO', ['h2', 'http/1.1'], { auto_config: {} }, ['istio-peer-exchange', 'istio'])), [
     `${CA_}: ["istio-peer-exchange","istio"] is not what Remora offers: with protocol auto it offers ["h2","http/1.1"] on its first handshake with each endpoint, then the version chosen by ALPN (accepted: ["h2","http/1.1"] or unset)`,
   ], 'not on an auto cluster, whose version the ALPN choice decides');

@@ -5,7 +5,9 @@
 // `envoy.transport_socket_match` (the endpoint's own, else its locality's) is kept per
 // endpoint, a cluster whose only transport is an entry's gets a plaintext default,
 // entries with different TLS settings and non-string values are rejected by path, and a
-// config encoded to xDS comes back the same (Istio's ALPN list on its TLS settings too).
+// config encoded to xDS comes back the same (Istio's ALPN list on its TLS settings too);
+// Istio's upstream metadata exchange filter on its clusters is accepted without effect
+// (Remora never offers istio-peer-exchange, the only ALPN it acts on), any other refused.
 
 import t from 'tap';
 import { toXdsResources } from '../../src/xds/encode.js';
@@ -137,7 +139,7 @@ t.test('encoded to xDS and translated back: the same cluster, endpoints and ALPN
     ...CONFIG,
     clusters: [{
       ...CONFIG.clusters[0],
-      tls: { ...CONFIG.clusters[0].tls, alpn_protocols: ['istio-peer-exchange', 'istio'] },
+      tls: { ...CONFIG.clusters[0].tls, alpn_protocols: ['istio'] },
       transport_socket_matches: [{ name: 'tlsMode-istio', match: { tlsMode: 'istio' }, tls: true }, { name: 'tlsMode-disabled', tls: false }],
       endpoints: [{ address: '10.244.0.15', port: 9080, transport_socket_match: { tlsMode: 'istio' } }, { address: '10.244.0.17', port: 9080 }],
     }],
@@ -164,9 +166,35 @@ t.test('a config file: an entry selecting TLS needs the cluster\'s tls', async (
   ]);
   const auto = validateConfig({
     listeners: [{ name: 'l', address: '127.0.0.1', port: 0, virtual_hosts: [{ name: 'v', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'c' } }] }] }],
-    clusters: [{ name: 'c', protocol: 'auto', endpoints: [{ address: '127.0.0.1', port: 1 }], tls: { ca_file: '/ca.pem', alpn_protocols: ['istio'] } }],
+    clusters: [
+      { name: 'c', protocol: 'auto', endpoints: [{ address: '127.0.0.1', port: 1 }], tls: { ca_file: '/ca.pem', alpn_protocols: ['istio'] } },
+      { name: 'd', endpoints: [{ address: '127.0.0.1', port: 1 }], tls: { ca_file: '/ca.pem', alpn_protocols: ['istio-peer-exchange', 'istio', 'h2'] } },
+    ],
   });
   t.same(auto.ok ? [] : auto.errors.map((e) => `${e.path}: ${e.message}`), [
     'clusters[0].tls.alpn_protocols: cannot be set with protocol auto (the endpoint\'s ALPN choice decides its version)',
+    'clusters[1].tls.alpn_protocols[0]: "istio-peer-exchange" is Istio\'s metadata exchange, which Remora does not speak: a peer that selected it would start the connection with its own framing',
+    'clusters[1].tls.alpn_protocols[2]: "h2" is offered by the connections that speak it, always last; list only what comes before',
+  ]);
+});
+
+t.test('cluster filters: Istio\'s metadata exchange accepted without effect, any other rejected', async (t) => {
+  const mx = (typedConfig: Obj): Obj => ({ name: 'istio.metadata_exchange', typed_config: typedConfig });
+  const typedStruct = protos.encodeAny(TypeUrl.TypedStruct, {
+    type_url: 'type.googleapis.com/envoy.tcp.metadataexchange.config.MetadataExchange',
+    value: struct({ protocol: 'istio-peer-exchange', enable_discovery: true }),
+  });
+  const direct = { type_url: 'type.googleapis.com/envoy.tcp.metadataexchange.config.MetadataExchange', value: Buffer.from([0x0a, 0x13, ...Buffer.from('istio-peer-exchange')]) };
+  for (const [what, config] of [['in a TypedStruct (Istio 1.2x)', typedStruct], ['as its own message (older Istio)', direct]] as const) {
+    const r = translateXds(baseOf(CONFIG), istioSet((c) => {
+      c.filters = [mx(config as Obj)];
+    }));
+    t.same(r.ok ? r.noEffect.get('Cluster.filters istio.metadata_exchange') : errorsOf(r), 1, `${what}: counted as without effect`);
+  }
+  const other = translateXds(baseOf(CONFIG), istioSet((c) => {
+    c.filters = [{ name: 'envoy.filters.network.upstream.acme', typed_config: { type_url: 'type.googleapis.com/acme.Filter', value: Buffer.alloc(0) } }];
+  }));
+  t.same(errorsOf(other), [
+    `Cluster "${NAME}" filters[0]: unsupported upstream network filter envoy.filters.network.upstream.acme: Remora runs no filters on upstream connections (Istio's istio.metadata_exchange is accepted)`,
   ]);
 });

@@ -29,6 +29,15 @@ export const EndpointSchema = obj({
 
 const SAN = 'must be a non-empty string without whitespace or commas (a URI SAN such as "spiffe://cluster.local/ns/app/sa/backend" or a DNS name)';
 
+/** What a cluster's alpn_protocols must not name: the versions Remora offers itself, and
+ *  Istio's metadata exchange (a peer that selected it would start with its own framing). */
+function alpnProblem(s: string): string | undefined {
+  if (s === '') return 'must not be empty';
+  if (s === 'h2' || s === 'http/1.1') return `"${s}" is offered by the connections that speak it, always last; list only what comes before`;
+  if (s === 'istio-peer-exchange') return '"istio-peer-exchange" is Istio\'s metadata exchange, which Remora does not speak: a peer that selected it would start the connection with its own framing';
+  return undefined;
+}
+
 export const UpstreamTlsSchema = obj({
   ca_file: filePath('PEM bundle of the CAs trusted to sign the upstream\'s certificate. Replaces the system roots.'),
   cert_file: v.optional(filePath('Client certificate chain (PEM) presented to the upstream (mTLS). Set together with `key_file`.')),
@@ -41,9 +50,9 @@ export const UpstreamTlsSchema = obj({
     'Exact SANs accepted: URI SANs (`spiffe://cluster.local/ns/app/sa/backend`) or DNS names (case-insensitive). When set, the server certificate must present one of them (instead of matching `sni`). When empty: host name verification against `sni` if there is one, else only the chain is verified against `ca_file` (an IP endpoint without `sni`).',
     { type: 'list of strings' }), []),
   min_version: v.optional(oneOf(TLS_VERSIONS, 'Lowest TLS version offered.'), 'TLSv1.2'),
-  alpn_protocols: v.optional(list(str('An ALPN protocol name.', { check: (s: string) => (s === '' ? 'must not be empty' : undefined) }),
-    'Offered by ALPN, as they are, on every TLS connection to the endpoints, instead of the HTTP version the connection speaks (`h2` or `http/1.1`; none for `tcp_proxy`): for peers that choose by it, such as Istio sidecars, whose mutual-TLS filter chains match `istio-peer-exchange`, `istio`, … Remora still speaks the cluster\'s `protocol`, whatever the peer selects. Not with `protocol: auto`, whose version the endpoint\'s ALPN choice decides.',
-    { type: 'list of strings', default: 'unset (the version spoken)' })),
+  alpn_protocols: v.optional(list(str('An ALPN protocol name.', { check: alpnProblem }),
+    'Offered by ALPN on every TLS connection to the endpoints, before the HTTP version the connection speaks (`h2` or `http/1.1`, always offered last; a `tcp_proxy` connection offers these alone): for peers that pick a filter chain by them, such as Istio sidecars, whose mutual-TLS chains match `istio`. Not with `protocol: auto`, whose version the endpoint\'s ALPN choice decides.',
+    { type: 'list of strings', default: 'unset (the version spoken only)' })),
 }, 'TLS (and mTLS) from Remora to a cluster\'s endpoints. Files are read and checked by the main thread and watched (docs/tls.md).');
 
 export const TransportSocketMatchSchema = obj({
