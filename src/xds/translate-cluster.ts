@@ -49,13 +49,15 @@ export function translateCluster(ctx: Ctx, key: string, c: Obj): ClusterPart | u
   const originalDst = type === 'ORIGINAL_DST';
   ctx.only(c, loc, ['name', 'type', 'eds_cluster_config', 'connect_timeout', 'lb_policy', 'load_assignment', 'health_checks',
     'circuit_breakers', 'outlier_detection', 'common_lb_config', 'metadata', 'transport_socket', 'transport_socket_matches', 'filters', 'typed_extension_protocol_options',
-    'http2_protocol_options', 'per_connection_buffer_limit_bytes', 'ignore_health_on_host_removal', ...DNS_CLUSTER_FIELDS,
-    ...(originalDst ? ['original_dst_lb_config', 'upstream_bind_config'] : [])]);
+    'http2_protocol_options', 'per_connection_buffer_limit_bytes', 'ignore_health_on_host_removal', 'alt_stat_name', ...DNS_CLUSTER_FIELDS,
+    ...(originalDst ? ['original_dst_lb_config', 'upstream_bind_config', 'cleanup_interval'] : [])]);
   // Envoy Gateway sets both. The upstream connection's buffer limit only paces reading
   // (flow control): Envoy buffers nothing from an upstream to replay. Remora drops an
   // endpoint as soon as an assignment leaves it out, health checked or not, which is
   // Envoy with ignore_health_on_host_removal: true (false is the unset zero value).
-  for (const k of ['per_connection_buffer_limit_bytes', 'ignore_health_on_host_removal']) if (isSet(c[k])) ctx.noEffect(loc, `Cluster.${k}`);
+  // Istio names every cluster's stats with alt_stat_name; Remora's stats carry the
+  // cluster's name as sent.
+  for (const k of ['per_connection_buffer_limit_bytes', 'ignore_health_on_host_removal', 'alt_stat_name']) if (isSet(c[k])) ctx.noEffect(loc, `Cluster.${k}`);
   const out = new Fields().here(loc);
   out.set('name', key, sub(loc, 'name'));
   if (type !== 'STATIC' && type !== 'EDS' && type !== 'STRICT_DNS' && type !== 'LOGICAL_DNS' && !originalDst) {
@@ -63,7 +65,7 @@ export function translateCluster(ctx: Ctx, key: string, c: Obj): ClusterPart | u
   }
   if (originalDst) {
     ctx.noEffect(loc, 'Cluster.type ORIGINAL_DST (no original destination: no endpoints)');
-    for (const k of ['original_dst_lb_config', 'upstream_bind_config']) if (isSet(c[k])) ctx.noEffect(loc, `Cluster.${k}`);
+    for (const k of ['original_dst_lb_config', 'upstream_bind_config', 'cleanup_interval']) if (isSet(c[k])) ctx.noEffect(loc, `Cluster.${k}`);
     out.raw.endpoints = [];
   }
   const dnsType = type === 'STRICT_DNS' || type === 'LOGICAL_DNS' ? type : undefined;

@@ -11,6 +11,15 @@ import { protos, type Obj } from './xds.js';
 export const any = (typeUrl: string, bytes: number[] = []): AnyMessage => ({ type_url: typeUrl, value: Buffer.from(bytes) });
 export const address = (ip: string, port: number): Obj => ({ socket_address: { address: ip, port_value: port } });
 export const tcpProxy = (fields: Obj): Obj => ({ name: 'envoy.filters.network.tcp_proxy', typed_config: protos.encodeAny(TypeUrl.TcpProxy, fields) });
+/** Istio's upstream metadata exchange filter, on every outbound cluster (a TypedStruct, as
+ *  Istio 1.2x writes it). */
+export const CLUSTER_METADATA_EXCHANGE = {
+  name: 'istio.metadata_exchange',
+  typed_config: protos.encodeAny(TypeUrl.TypedStruct, {
+    type_url: 'type.googleapis.com/envoy.tcp.metadataexchange.config.MetadataExchange',
+    value: { fields: { protocol: { stringValue: 'istio-peer-exchange' }, enable_discovery: { boolValue: true } } },
+  }),
+};
 export const ISTIO_STATS = { name: 'istio.stats', typed_config: any('type.googleapis.com/stats.PluginConfig', [0x08, 0x01]) };
 export const LOG = { name: 'envoy.access_loggers.file', typed_config: protos.encodeAny(TypeUrl.FileAccessLog, { path: '/dev/stdout' }) };
 /** Istio's listener-wide log: only connections no filter chain takes (flag NR). */

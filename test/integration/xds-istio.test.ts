@@ -1,7 +1,7 @@
 // A fresh sidecar bootstrapping from what Istio pushes, end to end: a scripted ADS server
 // (test/helpers/xds.ts) sends Istio-shaped resources (test/helpers/istio.ts and below):
 // an outbound EDS cluster named `outbound|9080||reviews.default.svc.cluster.local` with
-// Istio's circuit breakers and metadata, BlackHoleCluster, PassthroughCluster and
+// Istio's circuit breakers, metadata, alt_stat_name and metadata exchange filter, BlackHoleCluster, PassthroughCluster and
 // InboundPassthroughCluster; the endpoint list with overprovisioning_factor, locality,
 // Istio metadata and an empty health_check_config; virtualOutbound (use_original_dst), the
 // per-port listeners behind it (bind_to_port: false) and a bound outbound HTTP listener;
@@ -14,7 +14,7 @@ import net from 'node:net';
 import t from 'tap';
 import { TypeUrl } from '../../src/xds/protos.js';
 import { admin, request, startRemora, startUpstream, type RemoraProcess } from '../helpers/remora.js';
-import { any, address, hcm, OUTBOUND_HTTP, OUTBOUND_TCP, rds, VIRTUAL_OUTBOUND } from '../helpers/istio.js';
+import { any, address, CLUSTER_METADATA_EXCHANGE, hcm, OUTBOUND_HTTP, OUTBOUND_TCP, rds, VIRTUAL_OUTBOUND } from '../helpers/istio.js';
 import { startScriptedAds, type Obj } from '../helpers/xds.js';
 
 const REVIEWS = 'outbound|9080||reviews.default.svc.cluster.local';
@@ -24,6 +24,7 @@ const BREAKERS = { thresholds: [{ max_connections: MAX, max_pending_requests: MA
 const istioMetadata = (fields: Obj): Obj => ({ filter_metadata: { istio: { fields } } });
 const str = (s: string): Obj => ({ stringValue: s });
 
+
 function clusters(): Obj[] {
   return [
     {
@@ -31,12 +32,14 @@ function clusters(): Obj[] {
       eds_cluster_config: { eds_config: { ads: {}, initial_fetch_timeout: {}, resource_api_version: 'V3' }, service_name: REVIEWS },
       common_lb_config: { locality_weighted_lb_config: {} },
       metadata: istioMetadata({ default_original_port: { numberValue: 9080 } }),
+      alt_stat_name: 'outbound_9080__reviews_default_svc_cluster_local',
+      filters: [CLUSTER_METADATA_EXCHANGE],
     },
     { name: 'BlackHoleCluster', type: 'STATIC', connect_timeout: { seconds: 10 } },
     { name: 'PassthroughCluster', type: 'ORIGINAL_DST', connect_timeout: { seconds: 10 }, lb_policy: 'CLUSTER_PROVIDED', circuit_breakers: BREAKERS },
     {
       name: 'InboundPassthroughCluster', type: 'ORIGINAL_DST', connect_timeout: { seconds: 10 }, lb_policy: 'CLUSTER_PROVIDED', circuit_breakers: BREAKERS,
-      upstream_bind_config: { source_address: address('127.0.0.6', 0) },
+      upstream_bind_config: { source_address: address('127.0.0.6', 0) }, cleanup_interval: { seconds: 315576000000 },
     },
   ];
 }
@@ -151,7 +154,8 @@ t.test('a fresh sidecar bootstraps from Istio-shaped resources: every response A
   t.same(dump.xds.listeners_not_bound.sort(), ['0.0.0.0_9080', '10.96.0.1_443'], 'the per-port listeners are listed as not bound');
   t.same(dump.config.listeners.map((l) => l.name).sort(), ['127.0.0.1_9080', 'virtualOutbound'], 'and are not in the config the workers run');
   const inert = dump.xds.fields_without_effect;
-  for (const field of ['Listener.bind_to_port', 'Listener.use_original_dst', 'ClusterLoadAssignment.policy.overprovisioning_factor', 'Cluster.type ORIGINAL_DST (no original destination: no endpoints)', 'Cluster.upstream_bind_config']) {
+  for (const field of ['Listener.bind_to_port', 'Listener.use_original_dst', 'ClusterLoadAssignment.policy.overprovisioning_factor', 'Cluster.type ORIGINAL_DST (no original destination: no endpoints)', 'Cluster.upstream_bind_config',
+    'Cluster.alt_stat_name', 'Cluster.filters istio.metadata_exchange', 'Cluster.cleanup_interval']) {
     t.ok((inert[field] ?? 0) > 0, `${field} counted as accepted without effect (${inert[field] ?? 0})`);
   }
 });

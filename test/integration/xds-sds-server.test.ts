@@ -29,6 +29,7 @@ import t from 'tap';
 import { toXdsResources } from '../../src/xds/encode.js';
 import { TypeUrl, type AnyMessage } from '../../src/xds/protos.js';
 import { TestPki } from '../helpers/certs.js';
+import { CLUSTER_METADATA_EXCHANGE } from '../helpers/istio.js';
 import { admin, startRemora, waitUntil, type RemoraProcess } from '../helpers/remora.js';
 import { arr, obj, protos, startScriptedAds, valid, type Obj } from '../helpers/xds.js';
 
@@ -153,21 +154,13 @@ t.test('Istio-shaped mTLS with certificates from an SDS server of its own (sds-g
       },
     };
   };
-  /** Istio's upstream metadata exchange filter, on every outbound cluster. */
-  const metadataExchange = {
-    name: 'istio.metadata_exchange',
-    typed_config: protos.encodeAny(TypeUrl.TypedStruct, {
-      type_url: 'type.googleapis.com/envoy.tcp.metadataexchange.config.MetadataExchange',
-      value: { fields: { protocol: { stringValue: 'istio-peer-exchange' }, enable_discovery: { boolValue: true } } },
-    }),
-  };
   const cluster = structuredClone(r.clusters.get('outbound|443||backend.default.svc.cluster.local')!) as Obj;
-  cluster.filters = [metadataExchange];
+  cluster.filters = [CLUSTER_METADATA_EXCHANGE];
   editTls(obj(cluster.transport_socket), TypeUrl.UpstreamTlsContext, outboundMtls);
   // Istio's shape: no transport_socket of the cluster's own, the TLS entry from the agent.
   const reviews = structuredClone(r.clusters.get(REVIEWS)!) as Obj;
   delete reviews.transport_socket;
-  reviews.filters = [metadataExchange];
+  reviews.filters = [CLUSTER_METADATA_EXCHANGE];
   editTls(obj(arr(reviews.transport_socket_matches)[0].transport_socket), TypeUrl.UpstreamTlsContext, outboundMtls);
   const workload = (leaf: string, key = leaf): Obj => ({
     name: 'default',

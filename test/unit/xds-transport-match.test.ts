@@ -16,6 +16,7 @@ import { translateXds } from '../../src/xds/translate.js';
 import { endpointUsesTls } from '../../src/upstream/transport-match.js';
 import { validateConfig } from '../../src/config/validate.js';
 import type { Cluster } from '../../src/config/types.js';
+import { CLUSTER_METADATA_EXCHANGE } from '../helpers/istio.js';
 import { arr, baseOf, errorsOf, obj, protos, rewire, valid, type Obj } from '../helpers/xds.js';
 
 const CONFIG = valid({
@@ -178,12 +179,16 @@ t.test('a config file: an entry selecting TLS needs the cluster\'s tls', async (
   ]);
 });
 
+t.test('what else Istio writes on every cluster: alt_stat_name, accepted without effect', async (t) => {
+  const r = translateXds(baseOf(CONFIG), istioSet((c) => {
+    c.alt_stat_name = 'outbound_9080__reviews_default_svc_cluster_local';
+  }));
+  t.same(r.ok ? r.noEffect.get('Cluster.alt_stat_name') : errorsOf(r), 1);
+});
+
 t.test('cluster filters: Istio\'s metadata exchange accepted without effect, any other rejected', async (t) => {
   const mx = (typedConfig: Obj): Obj => ({ name: 'istio.metadata_exchange', typed_config: typedConfig });
-  const typedStruct = protos.encodeAny(TypeUrl.TypedStruct, {
-    type_url: 'type.googleapis.com/envoy.tcp.metadataexchange.config.MetadataExchange',
-    value: struct({ protocol: 'istio-peer-exchange', enable_discovery: true }),
-  });
+  const typedStruct = CLUSTER_METADATA_EXCHANGE.typed_config as unknown as Obj;
   const direct = { type_url: 'type.googleapis.com/envoy.tcp.metadataexchange.config.MetadataExchange', value: Buffer.from([0x0a, 0x13, ...Buffer.from('istio-peer-exchange')]) };
   for (const [what, config] of [['in a TypedStruct (Istio 1.2x)', typedStruct], ['as its own message (older Istio)', direct]] as const) {
     const r = translateXds(baseOf(CONFIG), istioSet((c) => {
