@@ -19,8 +19,9 @@
 // An update that changes only ClusterLoadAssignments is translated and applied alone
 // (translateEndpointUpdate, RunningRemora.updateEndpoints): no new config version, work
 // proportional to the change. With xds.sds_servers, Secrets may also come from SDS servers
-// of their own (src/main/sds-streams.ts): they join the set translated here. Long file: the startup sequence and the sink's apply rules
-// (first config, warming, endpoint-only, whole) read best in one place.
+// of their own (src/main/sds-streams.ts): they join the set translated here. Long file:
+// the startup sequence and the sink's apply rules (first config, warming, endpoint-only,
+// whole) read best in one place.
 
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -5,11 +5,11 @@
 // added when the listener does not ask for it).
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { request, startRemora, startUpstream } from '../helpers/remora.js';
+import { deadPort } from '../helpers/dead-port.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-01$/;
@@ -86,14 +86,6 @@ async function waitForLines<T>(file: string, pick: (lines: Line[]) => T | undefi
 
 const byRequestId = (id: string) => (lines: Line[]) => lines.find((l) => l.request_id === id);
 
-/** A port nothing listens on (bound once, then closed). */
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
 
 // Answers every request with what it received, as JSON.
 const echo = await startUpstream((req, res) => {
@@ -104,7 +96,7 @@ const echo = await startUpstream((req, res) => {
     res.end(body);
   });
 });
-const deadPort = await closedPort();
+const downPort = await deadPort();
 
 function listener(name: string, extra: Record<string, unknown>, routes?: unknown[]) {
   return {
@@ -140,7 +132,7 @@ const remora = await startRemora({
   ],
   clusters: [
     { name: 'echo', connect_timeout_ms: 500, endpoints: [{ address: '127.0.0.1', port: echo.port }] },
-    { name: 'dead', connect_timeout_ms: 500, endpoints: [{ address: '127.0.0.1', port: deadPort }] },
+    { name: 'dead', connect_timeout_ms: 500, endpoints: [{ address: '127.0.0.1', port: downPort }] },
   ],
 });
 t.teardown(async () => {
@@ -235,7 +227,7 @@ t.test('sample_ratio 0: no 2xx lines, but 503 UF and 404 NR are always logged', 
   t.match(nrId, UUID, 'the 404 carries the generated request id');
 
   const ufLine = await waitForLines(sharedLog, byRequestId('sampled-uf'));
-  t.match(ufLine, { status: 503, flags: 'UF', route: 'dead', upstream: `127.0.0.1:${deadPort}`, listener: 'sampled', trace_id: null });
+  t.match(ufLine, { status: 503, flags: 'UF', route: 'dead', upstream: `127.0.0.1:${downPort}`, listener: 'sampled', trace_id: null });
   const nrLine = await waitForLines(sharedLog, byRequestId(nrId));
   t.match(nrLine, { status: 404, flags: 'NR', route: '-', upstream: '-', upstream_us: null, path: '/nowhere', listener: 'sampled' });
   // The 2xx requests finished before the errors; give another worker's writes time anyway.

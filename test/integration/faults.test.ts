@@ -2,21 +2,13 @@
 // timeout, resets before and during the body, malformed responses, a client that goes
 // away, the keep-alive race, and the proxy's own replies (direct response, no route).
 import http from 'node:http';
-import net from 'node:net';
 import t from 'tap';
 import { admin, request, routesConfig, startRemora, startUpstream } from '../helpers/remora.js';
 import { RawConn, startRawUpstream, until } from '../helpers/raw-http.js';
+import { deadPort } from '../helpers/dead-port.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A port nothing listens on (bound once, then closed). */
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
 
 // Holds every request unanswered and records when its socket closes.
 const held: { path: string; closed: boolean }[] = [];
@@ -103,7 +95,7 @@ const fin = await startRawUpstream((socket, head) => {
   socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${Buffer.byteLength(reply)}\r\n\r\n${reply}`, () => socket.end());
 });
 
-const refusedPort = await closedPort();
+const refusedPort = await deadPort();
 const cluster = (name: string, port: number) => ({
   name,
   connect_timeout_ms: 500,

@@ -10,11 +10,11 @@
 import * as grpc from '@grpc/grpc-js';
 import { readFileSync } from 'node:fs';
 import http2 from 'node:http2';
-import net from 'node:net';
 import t from 'tap';
 import { TestPki } from '../helpers/certs.js';
 import { listenHttp2 } from '../helpers/raw-h2.js';
 import { startRemora, waitUntil } from '../helpers/remora.js';
+import { deadPort } from '../helpers/dead-port.js';
 
 const MB = 1024 * 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -132,14 +132,6 @@ async function startGrpcServer(services: Record<string, grpc.UntypedServiceImple
   return { port, server };
 }
 
-/** A port nothing listens on (bound once, then closed). */
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
 
 // ---------------------------------------------------------------------------
 // Peers and the proxy.
@@ -161,7 +153,7 @@ const bad = await startGrpcServer({
   },
 });
 t.teardown(() => bad.server.forceShutdown());
-const deadPort = await closedPort();
+const downPort = await deadPort();
 
 /** An h2c upstream that never answers: it records each stream's grpc-timeout and the
  *  RST_STREAM code it was closed with (0: closed without a reset). */
@@ -206,7 +198,7 @@ const remora = await startRemora({
       virtual_hosts: virtualHosts,
     },
   ],
-  clusters: [h2Cluster('grpc', [good.port]), h2Cluster('retry', [bad.port, good.port]), h2Cluster('down', [deadPort]),
+  clusters: [h2Cluster('grpc', [good.port]), h2Cluster('retry', [bad.port, good.port]), h2Cluster('down', [downPort]),
     h2Cluster('held', [heldPort]),
   ],
 });

@@ -8,10 +8,10 @@
 // num_retries URX (Envoy's RetryStatus::NoOverflow vs NoRetryLimitExceeded).
 
 import http from 'node:http';
-import net from 'node:net';
 import { writeFileSync } from 'node:fs';
 import t from 'tap';
 import { admin, request, routesConfig, startRemora, startUpstream } from '../helpers/remora.js';
+import { deadPort } from '../helpers/dead-port.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -53,13 +53,6 @@ async function recording(opts: { delayMs?: number; status?: (path: string, n: nu
   return { ...up, state };
 }
 
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
 
 function cluster(name: string, port: number, extra: Record<string, unknown> = {}) {
   return { name, connect_timeout_ms: 500, endpoints: [{ address: '127.0.0.1', port }], ...extra };
@@ -252,7 +245,7 @@ t.test("a route's rate-limit bucket follows the route, not its position, across 
 });
 
 t.test('a retry refused by max_retries is flagged UO; one refused by num_retries URX (Envoy)', async (t) => {
-  const dead = await closedPort();
+  const dead = await deadPort();
   const policy = { retry_on: ['connect-failure'], num_retries: 1, base_interval_ms: 1 };
   const remora = await startRemora(
     routesConfig(

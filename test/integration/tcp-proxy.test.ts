@@ -17,12 +17,12 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { freePort } from '../../src/main/ports.js';
 import { admin, startRemora, waitUntil } from '../helpers/remora.js';
 import {
   closeOf, exchange, openSocket, postgresBin, readUntil, runProgram, skipUnless, startEcho, startGreeter, startPostgres, startRecorder, startRedis,
   stat, which,
 } from '../helpers/tcp-peers.js';
+import { deadPort } from '../helpers/dead-port.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'remora-tcp-proxy-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -35,7 +35,7 @@ const recV1 = await startRecorder('v1');
 const recV2 = await startRecorder('v2');
 const w1 = await startRecorder('w1');
 const w2 = await startRecorder('w2');
-const deadPort = await freePort(); // nothing listens there: connection refused
+const downPort = await deadPort(); // nothing listens there: connection refused
 
 /** A port that is listened on and never accepts: backlog 1, the event loop blocked. */
 const stuck = spawn(process.execPath, ['-e', `
@@ -78,9 +78,9 @@ const config = {
   clusters: [
     { name: 'echo', endpoints: [ep(echo.port)] },
     { name: 'greeter', endpoints: [ep(greeter.port)] },
-    { name: 'dead', connect_timeout_ms: 500, endpoints: [ep(deadPort)] },
+    { name: 'dead', connect_timeout_ms: 500, endpoints: [ep(downPort)] },
     { name: 'stuck', connect_timeout_ms: 300, endpoints: [ep(stuckPort)] },
-    { name: 'halfdead', connect_timeout_ms: 500, endpoints: [ep(deadPort), ep(echo.port)] },
+    { name: 'halfdead', connect_timeout_ms: 500, endpoints: [ep(downPort), ep(echo.port)] },
     { name: 'one', circuit_breakers: { max_connections: 1 }, endpoints: [ep(echo.port)] },
     { name: 'plain', endpoints: [ep(recPlain.port)] },
     { name: 'v1', send_proxy_protocol: 'v1', endpoints: [ep(recV1.port)] },
@@ -173,7 +173,7 @@ t.test('a refused upstream: the client is closed, flag UF, upstream_cx_connect_f
   t.ok(r.closed, 'the client\'s connection is closed');
   t.equal(r.data.length, 0, `nothing is sent back (got ${JSON.stringify(r.data.toString())})`);
   const [line] = await waitLines('dead', 1);
-  t.match(line, { flags: 'UF', termination: 'refused', cluster: 'dead', upstream: `127.0.0.1:${deadPort}`, attempts: 1, bytes_in: 0 }, `access log line: ${JSON.stringify(line)}`);
+  t.match(line, { flags: 'UF', termination: 'refused', cluster: 'dead', upstream: `127.0.0.1:${downPort}`, attempts: 1, bytes_in: 0 }, `access log line: ${JSON.stringify(line)}`);
   t.equal(await stat(remora.adminPort, 'cluster.dead.upstream_cx_connect_fail'), 1, 'cluster.dead.upstream_cx_connect_fail = 1');
   t.equal(await stat(remora.adminPort, 'listener.dead.response_flag.UF'), 1, 'listener.dead.response_flag.UF = 1');
 });

@@ -13,11 +13,11 @@ import { readFileSync } from 'node:fs';
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import net from 'node:net';
 import t from 'tap';
-import { freePort } from '../../src/main/ports.js';
 import { TestPki } from '../helpers/certs.js';
 import { admin, startRemora, waitUntil } from '../helpers/remora.js';
 import { clientFrame, closePayload, FrameReader, OP } from '../helpers/ws-frames.js';
 import { startWsUpstream } from '../helpers/ws-upstream.js';
+import { deadPort } from '../helpers/dead-port.js';
 
 // ---- the upstream ----
 
@@ -39,7 +39,7 @@ await new Promise<void>((r) => resetter.listen(0, '127.0.0.1', r));
 t.teardown(() => new Promise<void>((r) => resetter.close(() => r())));
 
 /** A port with nothing listening. */
-const downPort = await freePort();
+const downPort = await deadPort();
 
 const pki = new TestPki('websocket-h2');
 t.teardown(() => pki.remove());

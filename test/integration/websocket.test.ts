@@ -16,11 +16,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
-import { freePort } from '../../src/main/ports.js';
 import WebSocket from 'ws';
 import { TestPki } from '../helpers/certs.js';
 import { admin, rawExchange, request, startRemora, waitUntil } from '../helpers/remora.js';
 import { startWsUpstream } from '../helpers/ws-upstream.js';
+import { deadPort } from '../helpers/dead-port.js';
 
 const run = promisify(execFile);
 
@@ -61,7 +61,7 @@ const upNoDeflate = await startWsUpstream(false, { seenHeads, closesSeen });
 t.teardown(() => upNoDeflate.close());
 
 /** A port with nothing listening. */
-const downPort = await freePort();
+const downPort = await deadPort();
 
 const pki = new TestPki('websocket');
 t.teardown(() => pki.remove());

@@ -21,6 +21,7 @@ import { toXdsResources, grpcApiListener } from '../../src/xds/encode.js';
 import { freePort } from '../../src/main/ports.js';
 import { admin, BIN, namedUpstream, request, startRemora, waitUntil } from '../helpers/remora.js';
 import { TestPki } from '../helpers/certs.js';
+import { deadPort } from '../helpers/dead-port.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const silent = pino({ level: 'silent' });
@@ -195,7 +196,7 @@ t.test('a sidecar configured by the control plane: updates under traffic, NACK, 
   t.ok(existsSync(persist), 'the applied config was persisted');
 
   // Failover: a second sidecar whose first address is dead.
-  const dead = await freePort();
+  const dead = await deadPort();
   const second = await startRemora(bootstrap([`127.0.0.1:${dead}`, `127.0.0.1:${adsPort}`], join(dir, 'second.json')));
   t.teardown(() => second.stop());
   t.equal((await request(second.ports.main, { agent: false })).headers['x-version'], 'v7', 'a sidecar fails over to the second control-plane address');
