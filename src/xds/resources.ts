@@ -121,11 +121,13 @@ export function edsClusters(clusters: Iterable<ProtoObject>): string[] {
 }
 
 /** The transport sockets of a listener (those of the chains it serves: servedChains) or
- *  of a cluster (its own, or the one an upstream PROXY protocol socket wraps). */
+ *  of a cluster (its own, or the one an upstream PROXY protocol socket wraps, and those of
+ *  its transport_socket_matches). */
 function transportSockets(resource: ProtoObject): unknown[] {
   const sockets = servedChains(resource).map((c) => asObj(c)?.transport_socket);
   const own = asObj(resource.transport_socket);
   if (own !== undefined) sockets.push(own);
+  for (const m of asArr(resource.transport_socket_matches)) sockets.push(asObj(m)?.transport_socket);
   return sockets;
 }
 

@@ -13,6 +13,7 @@ import t from 'tap';
 import { toXdsResources } from '../../src/xds/encode.js';
 import { TypeUrl } from '../../src/xds/protos.js';
 import { translateXds } from '../../src/xds/translate.js';
+import { missingResources, referencedSecrets } from '../../src/xds/resources.js';
 import { endpointUsesTls } from '../../src/upstream/transport-match.js';
 import { validateConfig } from '../../src/config/validate.js';
 import type { Cluster } from '../../src/config/types.js';
@@ -68,6 +69,20 @@ t.test('Istio\'s automatic mTLS: one TLS setting, an entry list, per-endpoint me
   t.same(c.endpoints.map((e) => e.transport_socket_match), [{ tlsMode: 'istio' }, { tlsMode: 'istio' }, undefined], 'the metadata the entries read, per endpoint');
   t.same(c.endpoints.map((e) => endpointUsesTls(c, e)), [true, true, false], 'endpoints with a sidecar over TLS, the other in plaintext');
   t.equal(r.noEffect.get('ClusterLoadAssignment.endpoints.lb_endpoints.metadata'), 1, 'the istio namespace is still counted as without effect');
+});
+
+t.test('the Secrets of a TLS entry are asked for, and the cluster waits for them', async (t) => {
+  const sds = { name: 'default', sds_config: { ads: {}, resource_api_version: 'V3' } };
+  const set = istioSet((c) => {
+    const ts = obj(arr(c.transport_socket_matches)[0].transport_socket);
+    const context = protos.decodeAny(ts.typed_config as never).message;
+    const common = obj(context.common_tls_context);
+    delete common.tls_certificates;
+    common.tls_certificate_sds_secret_configs = [sds];
+    ts.typed_config = protos.encodeAny(TypeUrl.UpstreamTlsContext, context);
+  });
+  t.same(referencedSecrets(set.clusters.get(NAME)!), ['default'], 'the entry\'s Secret is referenced (subscribed to)');
+  t.same(missingResources(set).secrets, ['default'], 'and missing until it arrives');
 });
 
 t.test('an endpoint without metadata of its own takes its locality\'s', async (t) => {
