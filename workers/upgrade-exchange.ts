@@ -40,6 +40,7 @@ import { AnswerForwarder, AnswerHeadReader, type ForwardOwner } from './upgrade-
 import type { UpgradeClient } from './upgrade-client.js';
 import { upgradeAllowed } from './upgrade-policy.js';
 import { Tunnel, type TunnelOwner } from './byte-tunnel.js';
+import { HTTP1_ALPN } from '../src/upstream/upstream-tls.js';
 
 /** What the front end lends an upgrade request. */
 export interface UpgradeHost {
@@ -58,8 +59,6 @@ export interface UpgradeHost {
  *  is awaited; 'responding': a non-101 answer streams to the client; 'tunnel': switched
  *  protocols, bytes flow; 'done': answered or closed, recorded. */
 export type UpgradePhase = 'headers' | 'connecting' | 'waiting_head' | 'responding' | 'tunnel' | 'done';
-
-const HTTP_ALPN: readonly string[] = ['http/1.1'];
 
 export class UpgradeExchange implements DedicatedEvents, ForwardOwner, TunnelOwner {
   private phase: UpgradePhase = 'headers';
@@ -142,7 +141,7 @@ export class UpgradeExchange implements DedicatedEvents, ForwardOwner, TunnelOwn
     const head = withUpgrade(buildUpstreamRequestHead(req, facts, route, listener, info.requestId, traceparent), this.upgrade);
     this.head = route.includeAttemptCount ? withAttemptCount(head, 1) : head;
     this.phase = 'connecting';
-    const upstream = pool.openDedicated(HTTP_ALPN, null, this);
+    const upstream = pool.openDedicated(HTTP1_ALPN, null, this);
     if (upstream === null) {
       return this.localReply(503, ResponseFlag.UpstreamOverflow, 'upstream overflow: max_connections reached', false, ['x-remora-overloaded', 'true']);
     }

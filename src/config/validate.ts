@@ -294,9 +294,8 @@ function checkRateLimits(w: SchemaWalk, limits: readonly RateLimit[], path: stri
 function checkCluster(w: SchemaWalk, c: Draft<Cluster>, path: string): void {
   const tls = c.tls;
   if (tls) {
-    const hasCert = w.given(tls, 'cert_file');
-    const missing = hasCert ? 'key_file' : 'cert_file';
-    if (hasCert !== w.given(tls, 'key_file')) w.err(at(at(path, 'tls'), missing), `is required with "${hasCert ? 'cert_file' : 'key_file'}" (a client certificate needs both)`);
+    const [given, missing] = w.given(tls, 'cert_file') ? ['cert_file', 'key_file'] : ['key_file', 'cert_file'];
+    if (w.given(tls, given) !== w.given(tls, missing)) w.err(at(at(path, 'tls'), missing), `is required with "${given}" (a client certificate needs both)`);
     if (tls.alpn_protocols !== undefined && c.protocol === 'auto') w.err(at(at(path, 'tls'), 'alpn_protocols'), 'cannot be set with protocol auto (the endpoint\'s ALPN choice decides its version)');
   } else c.transport_socket_matches?.forEach((m, i) => { if (m.tls) w.err(at(path, `transport_socket_matches[${i}].tls`), 'needs the cluster\'s "tls" (the TLS settings an entry selects)'); });
   if (c.outlier_detection) checkOutlierDetection(w, c.outlier_detection as Draft<OutlierDetection>, at(path, 'outlier_detection'));

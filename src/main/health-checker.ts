@@ -17,12 +17,7 @@ import type { Cluster, HealthCheck, TlsMaterial, UpstreamEndpoint, UpstreamTlsCo
 import type { Logger } from '../core/log.js';
 import { endpointKey } from '../upstream/pool.js';
 import { endpointUsesTls } from '../upstream/transport-match.js';
-import { clientTlsOptions } from '../upstream/upstream-tls.js';
-
-/** What a check's TLS connection offers by ALPN: the version it speaks (unless the
- *  cluster's alpn_protocols are offered instead). */
-const H1_ALPN: readonly string[] = ['http/1.1'];
-const H2_ALPN: readonly string[] = ['h2'];
+import { clientTlsOptions, H2_ALPN, HTTP1_ALPN } from '../upstream/upstream-tls.js';
 import { probe, statusExpected, type ProbeResult, type RunningProbe } from './health-probe.js';
 import { grpcProbe } from './grpc-health-probe.js';
 
@@ -199,7 +194,7 @@ export class HealthChecker {
     entry.agent =
       want === null
         ? new http.Agent({ keepAlive: true, maxSockets: 1 })
-        : new https.Agent({ keepAlive: true, maxSockets: 1, ...clientTlsOptions(want.config, material!, entry.target.hostname ?? entry.target.address, grpc ? H2_ALPN : H1_ALPN) });
+        : new https.Agent({ keepAlive: true, maxSockets: 1, ...clientTlsOptions(want.config, material!, entry.target.hostname ?? entry.target.address, grpc ? H2_ALPN : HTTP1_ALPN) });
   }
 
   /** Marks an endpoint unhealthy at once (an upstream answered with

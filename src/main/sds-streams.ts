@@ -68,7 +68,9 @@ export class SdsStreams {
     for (const key of keys) {
       const { server, name } = parseSecretKey(key);
       if (server === null || !this.streams.has(server)) continue;
-      byServer.set(server, [...(byServer.get(server) ?? []), name]);
+      const names = byServer.get(server);
+      if (names === undefined) byServer.set(server, [name]);
+      else names.push(name);
     }
     for (const [server, s] of this.streams) {
       const wanted = [...new Set(byServer.get(server) ?? [])].sort();
@@ -83,7 +85,8 @@ export class SdsStreams {
     }
   }
 
-  /** Each server's stream, as /config_dump shows it (null: not opened yet). */
+  /** Each server's stream, as /config_dump shows it (`connected: false` and nothing else
+   *  before it is opened). */
   state(): Record<string, (XdsClientState & { address: string; subscribed: readonly string[] }) | { address: string; subscribed: readonly string[]; connected: false }> {
     const out: ReturnType<SdsStreams['state']> = {};
     for (const [server, s] of this.streams) {

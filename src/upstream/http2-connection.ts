@@ -24,10 +24,7 @@ import { keepHttp2Alive, type Http2KeepaliveSettings } from '../http/http2-keepa
 import type { BodyFraming } from '../http/request-facts.js';
 import { reasonPhrase } from '../http/status.js';
 import type { UpstreamChannel, UpstreamSink } from './connection.js';
-import type { EndpointTls } from './upstream-tls.js';
-
-/** What an HTTP/2 connection offers by ALPN (unless the cluster's alpn_protocols say otherwise). */
-const H2_ALPN: readonly string[] = ['h2'];
+import { H2_ALPN, type EndpointTls } from './upstream-tls.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 

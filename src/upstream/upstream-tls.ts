@@ -12,7 +12,10 @@ import tls from 'node:tls';
 import type { TlsMaterial, UpstreamTlsConfig } from '../config/types.js';
 import { subjectAltNames } from '../tls/certificates.js';
 
-const ALPN = ['http/1.1'];
+/** What a connection offers by ALPN for the version it speaks (after the cluster's
+ *  alpn_protocols, if any: offeredAlpn). */
+export const HTTP1_ALPN: readonly string[] = ['http/1.1'];
+export const H2_ALPN: readonly string[] = ['h2'];
 
 /** No renegotiation, either direction (a TLS 1.2 renegotiation request is refused). */
 export const NO_RENEGOTIATION = cryptoConstants.SSL_OP_NO_RENEGOTIATION;
@@ -87,7 +90,7 @@ export class EndpointTls {
       ...(this.session !== undefined ? { session: this.session } : {}),
       checkServerIdentity: this.checkServerIdentity,
       minVersion: this.cluster.config.min_version,
-      ALPNProtocols: this.alpn(ALPN),
+      ALPNProtocols: this.alpn(HTTP1_ALPN),
       rejectUnauthorized: true,
     };
   }
@@ -123,7 +126,7 @@ export function serverIdentityCheck(
 /** Options for an https request or agent to `address` with a cluster's TLS settings
  *  (the active health checker's connections: same checks as the data path). `own`: the
  *  version the checks speak, offered by ALPN unless the cluster's alpn_protocols are. */
-export function clientTlsOptions(config: UpstreamTlsConfig, material: TlsMaterial, address: string, own: readonly string[] = ALPN): tls.ConnectionOptions {
+export function clientTlsOptions(config: UpstreamTlsConfig, material: TlsMaterial, address: string, own: readonly string[] = HTTP1_ALPN): tls.ConnectionOptions {
   const servername = serverName(config, address);
   return {
     ca: material.ca,

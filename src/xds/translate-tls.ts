@@ -146,7 +146,7 @@ export function clusterAlpn(ctx: Ctx, alpn: Alpn, protocol: UpstreamProtocol): r
     return offered.length > 0 ? offered : undefined;
   }
   ctx.reject(alpn.loc, `${JSON.stringify(alpn.protocols)} is not what Remora offers: with protocol ${protocol} it offers ${CLUSTER_OFFER[protocol]} by ALPN`
-    + ` (accepted: ${accepted.map((a) => JSON.stringify(a)).join(', ')}${protocol !== 'auto' ? ', unset, or a list with Istio\'s protocols, offered as it is' : ' or unset'})`);
+    + ` (accepted: ${accepted.map((a) => JSON.stringify(a)).join(', ')}${protocol !== 'auto' ? ', unset, or Istio\'s protocols (with h2 or http/1.1), offered before the version spoken' : ' or unset'})`);
   return undefined;
 }
 

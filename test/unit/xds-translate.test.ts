@@ -1526,7 +1526,7 @@ t.test('TLS alpn_protocols: accepted where Remora offers the same versions, else
   const CA_ = 'Cluster "api" transport_socket.typed_config.common_tls_context.alpn_protocols';
   t.same(errorsOf(translate('HTTP1', ['h2', 'http/1.1'], undefined, ['h2', 'http/1.1'])), [
     `${A}: ["h2","http/1.1"] is not what Remora offers: with codec_type HTTP1 it offers ["http/1.1"] by ALPN (accepted: ["http/1.1"] or unset)`,
-    `${CA_}: ["h2","http/1.1"] is not what Remora offers: with protocol http1 it offers ["http/1.1"] by ALPN (accepted: ["http/1.1"], unset, or a list with Istio's protocols, offered as it is)`,
+    `${CA_}: ["h2","http/1.1"] is not what Remora offers: with protocol http1 it offers ["http/1.1"] by ALPN (accepted: ["http/1.1"], unset, or Istio's protocols (with h2 or http/1.1), offered before the version spoken)`,
   ]);
   // Istio's in-mesh lists name its own protocols: a cluster offers them as they are (its
   // peers pick their mTLS chain by them) and speaks its own version; a listener does not.
@@ -1541,14 +1541,14 @@ t.test('TLS alpn_protocols: accepted where Remora offers the same versions, else
       [protocol, ['istio'], 1], `${JSON.stringify(list)}: "istio" offered before the version, ${protocol} spoken; istio-peer-exchange counted as not offered`);
   }
   t.same(errorsOf(translate('AUTO', ['h2', 'http/1.1'], undefined, ['istio', 'acme'])), [
-    `${CA_}: ["istio","acme"] is not what Remora offers: with protocol http1 it offers ["http/1.1"] by ALPN (accepted: ["http/1.1"], unset, or a list with Istio's protocols, offered as it is)`,
+    `${CA_}: ["istio","acme"] is not what Remora offers: with protocol http1 it offers ["http/1.1"] by ALPN (accepted: ["http/1.1"], unset, or Istio's protocols (with h2 or http/1.1), offered before the version spoken)`,
   ], 'a name neither Istio\'s nor an HTTP version');
   t.same(errorsOf(translate('AUTO', ['h2', 'http/1.1'], { auto_config: {} }, ['istio-peer-exchange', 'istio'])), [
     `${CA_}: ["istio-peer-exchange","istio"] is not what Remora offers: with protocol auto it offers ["h2","http/1.1"] on its first handshake with each endpoint, then the version chosen by ALPN (accepted: ["h2","http/1.1"] or unset)`,
   ], 'not on an auto cluster, whose version the ALPN choice decides');
   t.same(errorsOf(translate(undefined, ['istio-peer-exchange', 'h2', 'http/1.1'], DOWNSTREAM, ['http/1.1'])), [
     `${A}: ["istio-peer-exchange","h2","http/1.1"] is not what Remora offers: with codec_type AUTO it offers ["h2","http/1.1"] by ALPN (accepted: ["h2","http/1.1"], ["h2"], ["http/1.1"] or unset)`,
-    `${CA_}: ["http/1.1"] is not what Remora offers: with protocol downstream it offers ["h2"] on its HTTP/2 connections and ["http/1.1"] on its HTTP/1.1 connections by ALPN (accepted: ["h2"], ["h2","http/1.1"], unset, or a list with Istio's protocols, offered as it is)`,
+    `${CA_}: ["http/1.1"] is not what Remora offers: with protocol downstream it offers ["h2"] on its HTTP/2 connections and ["http/1.1"] on its HTTP/1.1 connections by ALPN (accepted: ["h2"], ["h2","http/1.1"], unset, or Istio's protocols (with h2 or http/1.1), offered before the version spoken)`,
   ]);
   t.same(errorsOf(translate('AUTO', ['h2', 'h2'], undefined, ['http/1.1'])).length, 1, 'a repeated protocol is rejected');
   // A rejected version choice or codec is reported once, without an ALPN complaint.
