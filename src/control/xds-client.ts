@@ -415,6 +415,15 @@ export class XdsClient {
       rejections.push({ typeUrl, name: '', text: `cannot decode: ${err instanceof Error ? err.message : String(err)}` });
       return { outcome, changed: false };
     }
+    // RouteConfigurations, ClusterLoadAssignments and Secrets are asked for by name: one
+    // not asked for is ignored, as Envoy ignores it (neither applied nor checked, so a
+    // control plane that sends a Secret for a filter Remora does not run gets no NACK).
+    if (s.names !== null) {
+      const asked = new Set(s.names);
+      const ignored = [...received.keys()].filter((name) => !asked.has(name));
+      for (const name of ignored) received.delete(name);
+      if (ignored.length > 0) this.opts.log.debug({ type: kindOf(typeUrl), ignored }, 'resources not asked for ignored');
+    }
     // A state-of-the-world LDS/CDS response is the whole set; anything else (RDS/EDS, and
     // every delta response) updates the names it carries, and delta names its removals.
     const whole = s.names === null && !delta;

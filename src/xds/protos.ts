@@ -103,6 +103,9 @@ const FILES = [
   'xds/type/v3/typed_struct.proto',
   'envoy/extensions/network/dns_resolver/cares/v3/cares_dns_resolver.proto',
   'udpa/type/v1/typed_struct.proto',
+  'envoy/extensions/load_balancing_policies/round_robin/v3/round_robin.proto',
+  'envoy/extensions/load_balancing_policies/least_request/v3/least_request.proto',
+  'envoy/extensions/load_balancing_policies/random/v3/random.proto',
 ];
 
 export const LOADER_OPTIONS: protoLoader.Options = { keepCase: true, longs: String, enums: String, defaults: false, oneofs: false };

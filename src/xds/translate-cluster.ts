@@ -19,6 +19,7 @@ import { translateEndpoints } from './translate-endpoints.js';
 import { Fields, type Mark } from './translate-fields.js';
 import { upstreamProtocol } from './translate-protocol.js';
 import { clusterAlpn, rawBufferSocket, upstreamTls, type TlsResult } from './translate-tls.js';
+import { loadBalancingPolicy } from './translate-lb-policy.js';
 import { transportSocketMatches } from './translate-transport-match.js';
 import { inertNetworkFilter } from './translate-listener-tcp.js';
 
@@ -49,7 +50,7 @@ export function translateCluster(ctx: Ctx, key: string, c: Obj): ClusterPart | u
   const originalDst = type === 'ORIGINAL_DST';
   ctx.only(c, loc, ['name', 'type', 'eds_cluster_config', 'connect_timeout', 'lb_policy', 'load_assignment', 'health_checks',
     'circuit_breakers', 'outlier_detection', 'common_lb_config', 'metadata', 'transport_socket', 'transport_socket_matches', 'filters', 'typed_extension_protocol_options',
-    'http2_protocol_options', 'per_connection_buffer_limit_bytes', 'ignore_health_on_host_removal', 'alt_stat_name', ...DNS_CLUSTER_FIELDS,
+    'http2_protocol_options', 'per_connection_buffer_limit_bytes', 'ignore_health_on_host_removal', 'alt_stat_name', 'load_balancing_policy', ...DNS_CLUSTER_FIELDS,
     ...(originalDst ? ['original_dst_lb_config', 'upstream_bind_config', 'cleanup_interval'] : [])]);
   // Envoy Gateway sets both. The upstream connection's buffer limit only paces reading
   // (flow control): Envoy buffers nothing from an upstream to replay. Remora drops an
@@ -70,7 +71,11 @@ export function translateCluster(ctx: Ctx, key: string, c: Obj): ClusterPart | u
   }
   const dnsType = type === 'STRICT_DNS' || type === 'LOGICAL_DNS' ? type : undefined;
   const lb = asStr(c.lb_policy) ?? 'ROUND_ROBIN';
-  if (originalDst && lb === 'CLUSTER_PROVIDED') out.raw.lb_policy = 'round_robin'; // (no endpoints to choose from)
+  if (c.load_balancing_policy !== undefined) {
+    // Envoy uses load_balancing_policy when both are set (Envoy Gateway sets both).
+    out.raw.lb_policy = loadBalancingPolicy(ctx, c.load_balancing_policy, sub(loc, 'load_balancing_policy'));
+    if (c.lb_policy !== undefined) ctx.noEffect(loc, 'Cluster.lb_policy (load_balancing_policy is used)');
+  } else if (originalDst && lb === 'CLUSTER_PROVIDED') out.raw.lb_policy = 'round_robin'; // (no endpoints to choose from)
   else if (LB_POLICIES[lb] === undefined) ctx.reject(sub(loc, 'lb_policy'), `${lb} is not supported (ROUND_ROBIN, LEAST_REQUEST or RANDOM)`);
   else out.raw.lb_policy = LB_POLICIES[lb];
   out.set('connect_timeout_ms', ctx.ms(c.connect_timeout, sub(loc, 'connect_timeout')) ?? ENVOY_CONNECT_TIMEOUT_MS, sub(loc, 'connect_timeout'));
@@ -274,7 +279,12 @@ function healthCheck(ctx: Ctx, hc: Obj, loc: Loc, out: Fields): void {
   ctx.only(hc, loc, ['timeout', 'interval', 'unhealthy_threshold', 'healthy_threshold', 'http_health_check',
     'tcp_health_check', 'grpc_health_check', 'custom_health_check', 'no_traffic_interval', 'no_traffic_healthy_interval',
     'unhealthy_interval', 'unhealthy_edge_interval', 'healthy_edge_interval', 'interval_jitter', 'interval_jitter_percent',
-    'initial_jitter']);
+    'initial_jitter', 'event_log_path', 'always_log_health_check_failures', 'always_log_health_check_success']);
+  // Envoy's health check event log (a file of each check's events): Remora logs an
+  // endpoint's health changes to its own log, and writes no event file.
+  for (const k of ['event_log_path', 'always_log_health_check_failures', 'always_log_health_check_success']) {
+    if (isSet(hc[k])) ctx.noEffect(sub(loc, k), `Cluster.health_checks.${k}`);
+  }
   out.here(loc);
   const h = asObj(hc.http_health_check);
   const g = asObj(hc.grpc_health_check);

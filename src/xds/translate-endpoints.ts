@@ -57,7 +57,10 @@ export function translateEndpoints(ctx: Ctx, cla: Obj, loc: Loc): EndpointsPart 
       if (LEFT_OUT_HEALTH.includes(asStr(lbe.health_status) ?? '')) return;
       const epl = sub(el, 'endpoint');
       const ep = asObj(lbe.endpoint) ?? {};
-      ctx.only(ep, epl, ['address', 'health_check_config']);
+      ctx.only(ep, epl, ['address', 'health_check_config', 'hostname']);
+      // Envoy reads an endpoint's hostname only for auto_host_rewrite (rejected on routes)
+      // and its access logs: routing, balancing and health checks never see it.
+      if (isSet(ep.hostname)) ctx.noEffect(sub(epl, 'hostname'), 'ClusterLoadAssignment.endpoints.lb_endpoints.endpoint.hostname');
       const sa = socketAddress(ctx, ep.address, sub(epl, 'address'));
       if (sa === undefined) return;
       const hc = asObj(ep.health_check_config);

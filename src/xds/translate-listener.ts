@@ -358,11 +358,17 @@ function httpFilters(ctx: Ctx, filters: unknown[], loc: Loc): {
   filters.forEach((v, i) => {
     const fl = sub(loc, i);
     const f = asObj(v) ?? {};
-    ctx.only(f, fl, ['name', 'typed_config', 'is_optional']);
+    ctx.only(f, fl, ['name', 'typed_config', 'is_optional', 'disabled']);
     const name = asStr(f.name) ?? '';
+    // A disabled filter runs only on routes that enable it (typed_per_filter_config):
+    // accepted for a filter Remora does not run (below), whose per-route configs are
+    // rejected (translate-route.ts); Remora's own filters run on every request.
+    const disabled = f.disabled === true;
     if (names.has(name)) ctx.reject(sub(fl, 'name'), `duplicate http filter name "${name}"`);
     names.add(name);
     const type = asStr(asObj(f.typed_config)?.type_url);
+    const ownFilter = type === TypeUrl.Router || type === TypeUrl.LocalRateLimit || type === TypeUrl.Rbac || (type === undefined && name === ROUTER_FILTER_NAME);
+    if (disabled && ownFilter) ctx.reject(sub(fl, 'disabled'), 'is not supported for this filter: Remora runs it on every request of the listener');
     if (type === TypeUrl.Router || (type === undefined && name === ROUTER_FILTER_NAME)) {
       if (i !== filters.length - 1) ctx.reject(fl, 'the router filter must be the last http filter');
       if (type !== undefined) {
@@ -398,6 +404,11 @@ function httpFilters(ctx: Ctx, filters: unknown[], loc: Loc): {
     if (f.is_optional === true) {
       // Skipped, as xDS lets a client do: counted by its type (else its name).
       ctx.noEffect(fl, `HttpFilter ${type?.slice(type.lastIndexOf('/') + 1) ?? name} (is_optional, not run)`);
+      return;
+    }
+    if (disabled) {
+      // Runs on no route here: a route that enables it is rejected.
+      ctx.noEffect(fl, `HttpFilter ${type?.slice(type.lastIndexOf('/') + 1) ?? name} (disabled, not run)`);
       return;
     }
     const why = type === undefined ? undefined : REJECTED_FILTERS[type];

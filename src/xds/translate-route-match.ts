@@ -8,13 +8,14 @@ import type { Fields } from './translate-fields.js';
 
 /** RouteMatch → `out` (the route's raw `match`). */
 export function routeMatch(ctx: Ctx, m: Obj, loc: Loc, out: Fields): void {
-  ctx.only(m, loc, ['prefix', 'path', 'safe_regex', 'case_sensitive', 'headers']);
+  ctx.only(m, loc, ['prefix', 'path', 'safe_regex', 'path_separated_prefix', 'case_sensitive', 'headers']);
   if (wrappedBool(m.case_sensitive) === false) ctx.reject(sub(loc, 'case_sensitive'), 'false is not supported: Remora matches paths case-sensitively');
   out.here(loc);
   // path_specifier is a oneof, so an explicit "" is on the wire; prefix "" matches every path.
   if (m.prefix !== undefined) out.set('prefix', m.prefix === '' ? '/' : m.prefix, sub(loc, 'prefix'));
   else if (m.path !== undefined) out.set('path', m.path, sub(loc, 'path'));
   else if (m.safe_regex !== undefined) out.set('regex', regexMatcher(ctx, m.safe_regex, sub(loc, 'safe_regex')), sub(loc, 'safe_regex.regex'));
+  else if (m.path_separated_prefix !== undefined) out.set('regex', separatedPrefix(ctx, m.path_separated_prefix, sub(loc, 'path_separated_prefix')), sub(loc, 'path_separated_prefix'));
   const headers: Obj[] = [];
   let methodsAt: Loc | undefined;
   asArr(m.headers).forEach((v, i) => {
@@ -46,6 +47,19 @@ function methodList(ctx: Ctx, matcher: Obj, loc: Loc): string[] {
     return [];
   }
   return re[1].split('|');
+}
+
+/** path_separated_prefix (Envoy Gateway's PathPrefix matches): the prefix, then the end
+ *  of the path or a "/" — `/api` takes `/api` and `/api/v1`, not `/apis`. Written as the
+ *  equivalent regex (Remora matches the path without its query, as Envoy does here). */
+function separatedPrefix(ctx: Ctx, v: unknown, loc: Loc): string {
+  const p = typeof v === 'string' ? v : '';
+  // Envoy's own check: no query or fragment, and no trailing "/".
+  if (!/^[^?#]+[^?#/]$/.test(p)) {
+    ctx.reject(loc, `"${p}" must not be empty, end with "/" or contain "?" or "#"`);
+    return '';
+  }
+  return `${p.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&')}(?:/.*)?`; // matched against the whole path
 }
 
 function regexMatcher(ctx: Ctx, v: unknown, loc: Loc): string {

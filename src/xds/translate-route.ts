@@ -57,8 +57,12 @@ export interface RoutePart {
   readonly clusters: string[];
 }
 
+/** Envoy's default for RouteConfiguration.max_direct_response_body_size_bytes. */
+const DEFAULT_DIRECT_BODY_LIMIT = 4096;
+
 export function translateRouteConfig(ctx: Ctx, rc: Obj, loc: Loc): RoutePart {
-  ctx.only(rc, loc, ['name', 'virtual_hosts', 'validate_clusters', 'ignore_port_in_host_matching', 'typed_per_filter_config', 'metadata']);
+  ctx.only(rc, loc, ['name', 'virtual_hosts', 'validate_clusters', 'ignore_port_in_host_matching', 'typed_per_filter_config', 'metadata',
+    'max_direct_response_body_size_bytes']);
   // validate_clusters: true, false or unset alike. Remora always rejects a route to a
   // cluster CDS has not defined (naming the route's cluster), as Envoy does with true;
   // Envoy's default for RDS is false (503 at request time), so false is no different
@@ -87,7 +91,22 @@ export function translateRouteConfig(ctx: Ctx, rc: Obj, loc: Loc): RoutePart {
     out.fill('include_request_attempt_count', vh.include_request_attempt_count === true ? true : undefined, sub(vl, 'include_request_attempt_count'));
     part.vhosts.push(out.raw);
   });
+  directBodyLimit(ctx, rc, loc, part.vhosts);
   return part;
+}
+
+/** Envoy's bound on direct_response bodies (max_direct_response_body_size_bytes, 4096
+ *  when unset): a larger body rejects the route configuration, as in Envoy. */
+function directBodyLimit(ctx: Ctx, rc: Obj, loc: Loc, vhosts: readonly Obj[]): void {
+  const limit = wrapped(rc.max_direct_response_body_size_bytes) ?? DEFAULT_DIRECT_BODY_LIMIT;
+  vhosts.forEach((vh, i) => {
+    asArr(vh.routes).forEach((r, j) => {
+      const body = asStr(asObj(asObj(r)?.direct_response)?.body);
+      if (body !== undefined && Buffer.byteLength(body) > limit) {
+        ctx.reject(sub(loc, `virtual_hosts[${i}].routes[${j}].direct_response.body`), `${Buffer.byteLength(body)} bytes, over max_direct_response_body_size_bytes (${limit})`);
+      }
+    });
+  });
 }
 
 /** Per-filter configs of a virtual host or route configuration: only those Envoy may

@@ -4,7 +4,7 @@
 // mixing a valid and an invalid listener (the valid one applied, the NACK names the
 // other and carries the previous version); a route to a cluster not sent yet (503 NC,
 // then 200 once it arrives); a cluster removed while a route still names it (503 NC);
-// an empty endpoint list (503 UH); an identical resend (ACK, no reload); a name sent
+// an empty endpoint list (503 UH); a resource not asked for (ignored, no NACK); an identical resend (ACK, no reload); a name sent
 // twice (NACKed, the previous version stays); an invalid new version of an accepted
 // cluster (the previous one keeps serving); a listener on a port another process holds
 // (NACKed, after the check that runs before applying); a route whose
@@ -113,6 +113,12 @@ t.test('ADS semantics: per-resource NACKs, warming, NC, removals, apply-then-ACK
   const eds2 = ads.push(TypeUrl.ClusterLoadAssignment, 'e2', [r.aAssignment]);
   t.equal(message(await ads.answer(eds2)), '', 'the endpoints back: ACKed');
   t.equal((await request(port, { agent: false })).headers['x-upstream'], 'a', 'and served');
+  // A resource nobody asked for (an assignment Remora would reject: priority 7) is
+  // ignored, as Envoy ignores it: the response is ACKed, nothing changes.
+  const stray = { cluster_name: 'not-asked-for', endpoints: [{ priority: 7, lb_endpoints: [] }] };
+  const eds3 = ads.push(TypeUrl.ClusterLoadAssignment, 'e3', [r.aAssignment, stray]);
+  t.equal(message(await ads.answer(eds3)), '', 'a response with a resource not asked for is ACKed: that one is ignored, not checked');
+  t.equal((await request(port, { agent: false })).headers['x-upstream'], 'a', 'and the cluster serves as before');
 
   // An identical resend: ACKed, no reload.
   const versionOf = async () => (JSON.parse((await admin(sidecar!.adminPort, '/config_dump')).text) as { version: number }).version;

@@ -1,0 +1,142 @@
+// Unit tests for fields found NACKed when real resources (Envoy Gateway's outputs,
+// Istio's gateway routes, Envoy's example configs) were sent to Remora
+// (bench/xds-corpus.ts): a route's path_separated_prefix, a RouteConfiguration's
+// max_direct_response_body_size_bytes (Envoy's 4096 when unset), an endpoint's hostname,
+// a health check's event log settings, a cluster's load_balancing_policy and an http
+// filter with disabled: true
+// (translate-route-match.ts, translate-route.ts, translate-endpoints.ts, translate-lb-policy.ts,
+// translate-cluster.ts, translate-listener.ts; docs/xds.md).
+
+import t from 'tap';
+import { translateXds, type XdsTranslateResult } from '../../src/xds/translate.js';
+import { TypeUrl } from '../../src/xds/protos.js';
+import { EG_CLUSTER, egAssignment, egCluster, egListener, egRoutes, EG_ROUTE_CONFIG } from '../helpers/envoy-gateway.js';
+import { arr, errorsOf, obj, protos, wire, type Obj } from '../helpers/xds.js';
+
+interface Resources {
+  routes?: Obj[];
+  clusters?: Obj[];
+  endpoints?: Obj[];
+}
+
+/** Envoy Gateway's listener, route configuration, cluster and endpoints, with `edit`
+ *  applied, put on the wire and translated as the sidecar does (ADS). */
+function translate(edit: (r: Required<Resources>) => void): XdsTranslateResult {
+  const r = { routes: [egRoutes()], clusters: [egCluster()], endpoints: [egAssignment(9000)] };
+  edit(r);
+  const byName = (typeUrl: string, list: Obj[], key = 'name'): Map<string, Obj> => wire(typeUrl, new Map(list.map((x) => [String(x[key]), x])));
+  return translateXds({}, {
+    listeners: byName(TypeUrl.Listener, [egListener({ port: 0, underscores: 'ALLOW' })]),
+    routes: byName(TypeUrl.RouteConfiguration, r.routes),
+    clusters: byName(TypeUrl.Cluster, r.clusters),
+    endpoints: byName(TypeUrl.ClusterLoadAssignment, r.endpoints, 'cluster_name'),
+  }, { ads: true });
+}
+
+const firstRoute = (r: Required<Resources>): Obj => arr(arr(r.routes[0].virtual_hosts)[0].routes)[0];
+const noEffect = (r: XdsTranslateResult): Record<string, number> => (r.ok ? Object.fromEntries(r.noEffect) : {});
+const R = `RouteConfiguration "${EG_ROUTE_CONFIG}"`;
+
+t.test('path_separated_prefix takes the prefix and what is below it, not a longer segment', async (t) => {
+  const r = translate((x) => {
+    firstRoute(x).match = { path_separated_prefix: '/api.v1' };
+  });
+  t.same(errorsOf(r), []);
+  const match = r.ok ? obj(arr(arr(r.config.listeners[0].virtual_hosts)[0].routes)[0].match) : {};
+  const re = new RegExp(`^(?:${String(match.regex)})$`); // how the route table applies a regex
+  const verdicts = ['/api.v1', '/api.v1/', '/api.v1/users', '/api.v1s', '/apixv1', '/api', '/'].map((p) => [p, re.test(p)]);
+  t.same(verdicts, [['/api.v1', true], ['/api.v1/', true], ['/api.v1/users', true], ['/api.v1s', false], ['/apixv1', false], ['/api', false], ['/', false]],
+    `expected the prefix's own segment and below only; regex ${String(match.regex)}`);
+
+  for (const bad of ['/api/', '/a?b', '']) {
+    const rejected = translate((x) => {
+      firstRoute(x).match = { path_separated_prefix: bad };
+    });
+    t.match(errorsOf(rejected).join('\n'), /path_separated_prefix: ".*" must not be empty, end with "\/" or contain "\?" or "#"/, `"${bad}" is rejected as Envoy rejects it`);
+  }
+});
+
+t.test('direct_response bodies are bounded by max_direct_response_body_size_bytes, 4096 when unset', async (t) => {
+  const withBody = (bytes: number, limit?: number) => translate((x) => {
+    if (limit !== undefined) x.routes[0].max_direct_response_body_size_bytes = { value: limit };
+    const route = firstRoute(x);
+    delete route.route;
+    route.direct_response = { status: 200, body: { inline_string: 'x'.repeat(bytes) } };
+  });
+  t.same(errorsOf(withBody(4096)), [], 'Envoy\'s default allows 4096 bytes');
+  t.same(errorsOf(withBody(4097)), [`${R} virtual_hosts[0].routes[0].direct_response.body: 4097 bytes, over max_direct_response_body_size_bytes (4096)`]);
+  t.same(errorsOf(withBody(8192, 8192)), [], 'a larger limit allows more');
+  t.same(errorsOf(withBody(11, 10)), [`${R} virtual_hosts[0].routes[0].direct_response.body: 11 bytes, over max_direct_response_body_size_bytes (10)`], 'a smaller one less');
+  t.same(noEffect(withBody(10, 10))['RouteConfiguration.max_direct_response_body_size_bytes'], undefined, 'it is applied, not counted as without effect');
+});
+
+t.test('an endpoint\'s hostname and a health check\'s event log are accepted without effect', async (t) => {
+  const r = translate((x) => {
+    const lbe = arr(arr(x.endpoints[0].endpoints)[0].lb_endpoints)[0];
+    obj(lbe.endpoint).hostname = 'backend-0.example.internal';
+    x.clusters[0].health_checks = [{
+      timeout: { seconds: 1 }, interval: { seconds: 5 }, unhealthy_threshold: { value: 2 }, healthy_threshold: { value: 1 },
+      http_health_check: { path: '/healthz' }, event_log_path: '/dev/stdout', always_log_health_check_failures: true,
+    }];
+  });
+  t.same(errorsOf(r), []);
+  const counted = noEffect(r);
+  t.same(
+    ['ClusterLoadAssignment.endpoints.lb_endpoints.endpoint.hostname', 'Cluster.health_checks.event_log_path', 'Cluster.health_checks.always_log_health_check_failures'].map((k) => counted[k]),
+    [1, 1, 1],
+    'each counted once',
+  );
+  const cluster = r.ok ? r.config.clusters.find((c) => c.name === EG_CLUSTER) : undefined;
+  t.equal(cluster?.health_check?.path, '/healthz', 'the health check itself is applied');
+});
+
+t.test('a disabled http filter Remora does not run is accepted; its own filters cannot be disabled', async (t) => {
+  const withFilter = (filter: Obj) => {
+    const l = egListener({ port: 0, underscores: 'ALLOW' });
+    const chain = obj(l.default_filter_chain);
+    const hcmAny = obj(arr(chain.filters)[0].typed_config);
+    const hcm = protos.decodeAny(hcmAny as never).message;
+    hcm.http_filters = [filter, ...arr(hcm.http_filters)];
+    arr(chain.filters)[0].typed_config = protos.encodeAny(TypeUrl.HttpConnectionManager, hcm);
+    return translateXds({}, {
+      listeners: wire(TypeUrl.Listener, new Map([[String(l.name), l]])),
+      routes: wire(TypeUrl.RouteConfiguration, new Map([[EG_ROUTE_CONFIG, egRoutes()]])),
+      clusters: wire(TypeUrl.Cluster, new Map([[EG_CLUSTER, egCluster()]])),
+      endpoints: wire(TypeUrl.ClusterLoadAssignment, new Map([[EG_CLUSTER, egAssignment(9000)]])),
+    }, { ads: true });
+  };
+  // Envoy Gateway's ext_authz, off unless a route enables it (the bytes are never read).
+  const extAuthz = { name: 'envoy.filters.http.ext_authz/securitypolicy/default/p', disabled: true,
+    typed_config: { type_url: 'type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz', value: Buffer.from([0x0a, 0x00]) } };
+  const r = withFilter(extAuthz);
+  t.same(errorsOf(r), []);
+  t.equal(noEffect(r)['HttpFilter envoy.extensions.filters.http.ext_authz.v3.ExtAuthz (disabled, not run)'], 1, 'counted as not run');
+  t.match(errorsOf(withFilter({ ...extAuthz, disabled: false })).join('\n'), /unsupported http filter envoy\.filters\.http\.ext_authz/, 'enabled, it is rejected as before');
+
+  const rbac = { name: 'envoy.filters.http.rbac', disabled: true, typed_config: protos.encodeAny(TypeUrl.Rbac, {}) };
+  t.match(errorsOf(withFilter(rbac)).join('\n'), /http_filters\[0\]\.disabled: is not supported for this filter: Remora runs it on every request of the listener/, 'RBAC cannot be disabled');
+});
+
+t.test('load_balancing_policy: the first policy Remora runs is used, over lb_policy', async (t) => {
+  const policy = (type: string, config: Obj = {}): Obj => ({ typed_extension_config: { name: `envoy.load_balancing_policies.${type}`, typed_config: protos.encodeAny(`type.googleapis.com/envoy.extensions.load_balancing_policies.${type}.v3.${type === 'least_request' ? 'LeastRequest' : type === 'round_robin' ? 'RoundRobin' : 'Random'}`, config) } });
+  const ringHash = { typed_extension_config: { name: 'envoy.load_balancing_policies.ring_hash', typed_config: { type_url: 'type.googleapis.com/envoy.extensions.load_balancing_policies.ring_hash.v3.RingHash', value: Buffer.alloc(0) } } };
+  const withPolicies = (policies: Obj[], lbPolicy = 'LEAST_REQUEST') => translate((x) => {
+    x.clusters[0].lb_policy = lbPolicy;
+    x.clusters[0].load_balancing_policy = { policies };
+  });
+  const lbOf = (r: XdsTranslateResult): string | undefined => (r.ok ? r.config.clusters.find((c) => c.name === EG_CLUSTER)?.lb_policy : undefined);
+
+  // Envoy Gateway's: least_request with locality weighting, beside lb_policy LEAST_REQUEST.
+  const eg = withPolicies([policy('least_request', { locality_lb_config: { locality_weighted_lb_config: {} } })]);
+  t.same(errorsOf(eg), []);
+  t.equal(lbOf(eg), 'least_request');
+  t.same([noEffect(eg)['Cluster.lb_policy (load_balancing_policy is used)'], noEffect(eg)['Cluster.load_balancing_policy locality_weighted_lb_config']], [1, 1], 'lb_policy and locality weighting counted without effect');
+
+  const passed = withPolicies([ringHash, policy('random')], 'ROUND_ROBIN');
+  t.equal(lbOf(passed), 'random', 'a policy Remora does not run is passed over for the next (expected random)');
+  t.equal(lbOf(withPolicies([policy('round_robin')], 'RANDOM')), 'round_robin', 'load_balancing_policy wins over lb_policy');
+  t.same(errorsOf(withPolicies([ringHash])), [`Cluster "${EG_CLUSTER}" load_balancing_policy.policies: none of these is supported: envoy.extensions.load_balancing_policies.ring_hash.v3.RingHash (Remora runs round_robin, least_request and random)`]);
+  t.match(errorsOf(withPolicies([policy('least_request', { choice_count: { value: 3 } })])).join('\n'), /choice_count: 3 is not supported/, 'another choice_count is rejected');
+  t.match(errorsOf(withPolicies([policy('round_robin', { slow_start_config: { slow_start_window: { seconds: 30 } } })])).join('\n'), /slow_start_config: is not supported/, 'slow start is rejected');
+  t.same(errorsOf(withPolicies([policy('least_request', { choice_count: { value: 2 } })])), [], 'choice_count 2 (the default) is accepted');
+});
