@@ -7,6 +7,7 @@
 // (listen-socket.ts). Certificates rotate in place with setSecureContext: new handshakes
 // use the new ones, open connections keep theirs.
 
+import { constants as cryptoConstants } from 'node:crypto';
 import https from 'node:https';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -28,7 +29,7 @@ const HANDSHAKE_TIMEOUT_MS = 10_000;
  *  rotate in place; these server options need a new server). */
 export function tlsListenerKey(l: Listener): string {
   const t = l.tls!;
-  return `tls:${t.ca_file !== undefined}:${t.require_client_certificate}:${t.min_version}`;
+  return `tls:${t.ca_file !== undefined}:${t.require_client_certificate}:${t.min_version}:${t.session_tickets}`;
 }
 
 /** ALPN protocols offered, in order of preference. */
@@ -75,6 +76,7 @@ export class TlsListener {
       ALPNProtocols: alpnProtocols(config),
       handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
     });
+    if (!tls.session_tickets) keepSessions(this.server);
     this.serveHttp1 = this.server.listeners('secureConnection')[0] as (this: https.Server, socket: TLSSocket) => void;
     this.h2 = config.codec_type === 'http1' ? null : new Http2Front(config, ctx);
     if (this.h2 !== null) {
@@ -200,6 +202,28 @@ function refusal(socket: TLSSocket): { missing: boolean; code: string } {
   return { missing, code: missing ? 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE' : String(socket.authorizationError ?? 'CERT_UNTRUSTED') };
 }
 
+/** Sessions a listener without session tickets keeps per worker, to resume by id. */
+const SESSION_CACHE_SIZE = 2048;
+
+/** Stateful resumption for a listener without session tickets (Envoy resumes such
+ *  sessions from its TLS library's cache; Node's server keeps none unless asked): the
+ *  newest sessions of this worker, by id. OpenSSL still checks each one's lifetime. */
+function keepSessions(server: https.Server): void {
+  const sessions = new Map<string, Buffer>();
+  server.on('newSession', (id: Buffer, data: Buffer, done: () => void) => {
+    try {
+      sessions.set(id.toString('hex'), data);
+      if (sessions.size > SESSION_CACHE_SIZE) sessions.delete(sessions.keys().next().value!);
+    } catch (err) {
+      reportError(err, 'keeping a TLS session');
+    }
+    done();
+  });
+  server.on('resumeSession', (id: Buffer, done: (err: Error | null, data: Buffer | null) => void) => {
+    done(null, sessions.get(id.toString('hex')) ?? null);
+  });
+}
+
 function contextOptions(config: Listener, material: TlsMaterial) {
   return {
     cert: material.cert,
@@ -207,7 +231,8 @@ function contextOptions(config: Listener, material: TlsMaterial) {
     ...(material.ca !== undefined ? { ca: material.ca } : {}),
     minVersion: config.tls!.min_version,
     maxVersion: 'TLSv1.3' as const,
-    secureOptions: NO_RENEGOTIATION,
+    // Without stateless tickets OpenSSL resumes from the server's session cache instead.
+    secureOptions: config.tls!.session_tickets ? NO_RENEGOTIATION : NO_RENEGOTIATION | cryptoConstants.SSL_OP_NO_TICKET,
     honorCipherOrder: true,
   };
 }

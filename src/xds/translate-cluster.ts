@@ -231,10 +231,20 @@ function enforcing(ctx: Ctx, v: unknown, loc: Loc, envoyDefault: number): boolea
   return p !== 0;
 }
 
+/** Envoy's local-origin outlier detection: in effect only with split_external_local_origin_errors. */
+const LOCAL_ORIGIN_FIELDS = ['split_external_local_origin_errors', 'consecutive_local_origin_failure', 'enforcing_consecutive_local_origin_failure',
+  'enforcing_local_origin_success_rate'];
+
 function outlierDetection(ctx: Ctx, od: Obj, loc: Loc, out: Fields): void {
   ctx.only(od, loc, ['consecutive_5xx', 'consecutive_gateway_failure', 'interval', 'base_ejection_time', 'max_ejection_time',
     'max_ejection_percent', 'enforcing_consecutive_5xx', 'enforcing_consecutive_gateway_failure', 'enforcing_success_rate',
-    'success_rate_minimum_hosts', 'success_rate_request_volume', 'success_rate_stdev_factor']);
+    'success_rate_minimum_hosts', 'success_rate_request_volume', 'success_rate_stdev_factor', ...LOCAL_ORIGIN_FIELDS]);
+  // Envoy reads its local-origin detectors only with split_external_local_origin_errors;
+  // without it (as in Remora) connect failures, resets and timeouts count as 5xx.
+  if (od.split_external_local_origin_errors === true) {
+    ctx.reject(sub(loc, 'split_external_local_origin_errors'), 'is not supported: Remora counts connect failures, resets and timeouts with the 5xx responses');
+  }
+  for (const k of LOCAL_ORIGIN_FIELDS) if (k !== 'split_external_local_origin_errors' && isSet(od[k])) ctx.noEffect(sub(loc, k), `Cluster.outlier_detection.${k} (without split_external_local_origin_errors)`);
   out.here(loc);
   // A detector Envoy does not enforce is off in Remora (threshold 0), which its
   // enforcing_* field decided.

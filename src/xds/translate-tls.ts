@@ -55,7 +55,8 @@ export function downstreamTls(ctx: Ctx, v: unknown, loc: Loc): TlsResult | undef
   if (t === undefined) return undefined;
   const [d, tl] = t;
   if (isSet(d.session_ticket_keys_sds_secret_config)) ctx.reject(sub(tl, 'session_ticket_keys_sds_secret_config'), NO_SDS);
-  ctx.only(d, tl, ['common_tls_context', 'require_client_certificate', 'ocsp_staple_policy', 'session_ticket_keys_sds_secret_config']);
+  ctx.only(d, tl, ['common_tls_context', 'require_client_certificate', 'ocsp_staple_policy', 'session_ticket_keys_sds_secret_config',
+    'disable_stateless_session_resumption']);
   if (isSet(d.ocsp_staple_policy) && d.ocsp_staple_policy !== 'LENIENT_STAPLING') {
     ctx.reject(sub(tl, 'ocsp_staple_policy'), `${String(d.ocsp_staple_policy)} is not supported: Remora staples no OCSP responses (LENIENT_STAPLING or unset)`);
   }
@@ -73,6 +74,7 @@ export function downstreamTls(ctx: Ctx, v: unknown, loc: Loc): TlsResult | undef
     }
   }
   part.set('require_client_certificate', wrappedBool(d.require_client_certificate) ?? false, sub(tl, 'require_client_certificate'));
+  if (d.disable_stateless_session_resumption === true) part.set('session_tickets', false, sub(tl, 'disable_stateless_session_resumption'));
   return { part, ...alpnOf(common, cl) };
 }
 

@@ -2,7 +2,8 @@
 // Istio's gateway routes, Envoy's example configs) were sent to Remora
 // (bench/xds-corpus.ts): a route's path_separated_prefix, a RouteConfiguration's
 // max_direct_response_body_size_bytes (Envoy's 4096 when unset), an endpoint's hostname,
-// a health check's event log settings, a cluster's load_balancing_policy and an http
+// a health check's event log settings, a cluster's load_balancing_policy, outlier
+// detection's local-origin fields, disable_stateless_session_resumption and an http
 // filter with disabled: true
 // (translate-route-match.ts, translate-route.ts, translate-endpoints.ts, translate-lb-policy.ts,
 // translate-cluster.ts, translate-listener.ts; docs/xds.md).
@@ -11,7 +12,7 @@ import t from 'tap';
 import { translateXds, type XdsTranslateResult } from '../../src/xds/translate.js';
 import { TypeUrl } from '../../src/xds/protos.js';
 import { EG_CLUSTER, egAssignment, egCluster, egListener, egRoutes, EG_ROUTE_CONFIG } from '../helpers/envoy-gateway.js';
-import { arr, errorsOf, obj, protos, wire, type Obj } from '../helpers/xds.js';
+import { arr, baseOf, errorsOf, obj, overTheWire, protos, valid, wire, type Obj } from '../helpers/xds.js';
 
 interface Resources {
   routes?: Obj[];
@@ -139,4 +140,31 @@ t.test('load_balancing_policy: the first policy Remora runs is used, over lb_pol
   t.match(errorsOf(withPolicies([policy('least_request', { choice_count: { value: 3 } })])).join('\n'), /choice_count: 3 is not supported/, 'another choice_count is rejected');
   t.match(errorsOf(withPolicies([policy('round_robin', { slow_start_config: { slow_start_window: { seconds: 30 } } })])).join('\n'), /slow_start_config: is not supported/, 'slow start is rejected');
   t.same(errorsOf(withPolicies([policy('least_request', { choice_count: { value: 2 } })])), [], 'choice_count 2 (the default) is accepted');
+});
+
+t.test('outlier detection: the local-origin fields without split are accepted without effect; split is rejected', async (t) => {
+  const withOutlier = (od: Obj) => translate((x) => {
+    x.clusters[0].outlier_detection = od;
+  });
+  // Envoy Gateway's BackendTrafficPolicy passive health check.
+  const eg = { consecutive_5xx: { value: 5 }, consecutive_gateway_failure: { value: 0 }, consecutive_local_origin_failure: { value: 5 },
+    enforcing_consecutive_gateway_failure: { value: 100 }, interval: { seconds: 2 }, max_ejection_percent: { value: 100 } };
+  const r = withOutlier(eg);
+  t.same(errorsOf(r), []);
+  t.equal(noEffect(r)['Cluster.outlier_detection.consecutive_local_origin_failure (without split_external_local_origin_errors)'], 1, 'counted');
+  const cluster = r.ok ? r.config.clusters.find((c) => c.name === EG_CLUSTER) : undefined;
+  t.equal(cluster?.outlier_detection?.consecutive_5xx, 5, 'the 5xx detector is applied');
+  t.match(errorsOf(withOutlier({ ...eg, split_external_local_origin_errors: true })).join('\n'), /split_external_local_origin_errors: is not supported/);
+});
+
+t.test('disable_stateless_session_resumption is a listener without session tickets, both ways', async (t) => {
+  const config = valid({
+    listeners: [{ name: 'in', address: '127.0.0.1', port: 0, tls: { cert_file: '/x/cert.pem', key_file: '/x/key.pem', session_tickets: false },
+      virtual_hosts: [{ name: 'all', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'up' } }] }] }],
+    clusters: [{ name: 'up', endpoints: [{ address: '127.0.0.1', port: 9 }] }],
+  });
+  const r = translateXds(baseOf(config), { ...overTheWire(config, false), secrets: new Map() });
+  t.same(errorsOf(r), []);
+  t.equal(r.ok ? r.config.listeners[0].tls?.session_tickets : undefined, false, 'translated back: no session tickets');
+  t.equal(valid({ ...config, listeners: [{ ...config.listeners[0], tls: { cert_file: '/x/cert.pem', key_file: '/x/key.pem' } }] }).listeners[0].tls?.session_tickets, true, 'tickets are the default');
 });

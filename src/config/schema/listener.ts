@@ -271,6 +271,7 @@ export const ListenerTlsSchema = obj({
   require_client_certificate: bool('Refuse clients without a certificate that verifies against `ca_file`: each request on such a connection gets `400` naming the reason (`client certificate required`, `client certificate refused: CERT_HAS_EXPIRED`, …) and the connection closes; nothing is forwarded. `false`: a client may come without one (it then has no identity for `authorization`). Needs `ca_file`.',
     { conditional: true, default: '`true` when `ca_file` is set' }),
   min_version: v.optional(oneOf(TLS_VERSIONS, 'Lowest TLS version accepted.'), 'TLSv1.2'),
+  session_tickets: v.optional(bool('Issue session tickets (RFC 5077; TLS 1.3 tickets that hold the session), so a client resumes a session without the server keeping it. `false` (Envoy\'s `disable_stateless_session_resumption`): no such tickets; sessions resume from a cache of the newest 2,048 sessions in each worker (TLS 1.2 session IDs, TLS 1.3 tickets that only name a cached session).'), true),
 }, 'Inbound TLS (and mTLS when `ca_file` is set). Files are read and checked by the main thread, watched, and hot-swapped when they change (docs/tls.md).');
 
 export const XFCC_MODES = ['sanitize', 'sanitize_set', 'forward_only', 'append_forward', 'always_forward_only'] as const;
