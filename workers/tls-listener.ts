@@ -29,7 +29,7 @@ const HANDSHAKE_TIMEOUT_MS = 10_000;
  *  rotate in place; these server options need a new server). */
 export function tlsListenerKey(l: Listener): string {
   const t = l.tls!;
-  return `tls:${t.ca_file !== undefined}:${t.require_client_certificate}:${t.min_version}:${t.session_tickets}`;
+  return `tls:${t.ca_file !== undefined}:${t.require_client_certificate}:${t.min_version}:${t.session_resumption}`;
 }
 
 /** ALPN protocols offered, in order of preference. */
@@ -76,7 +76,7 @@ export class TlsListener {
       ALPNProtocols: alpnProtocols(config),
       handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
     });
-    if (!tls.session_tickets) keepSessions(this.server);
+    if (tls.session_resumption === 'cache') keepSessions(this.server);
     this.serveHttp1 = this.server.listeners('secureConnection')[0] as (this: https.Server, socket: TLSSocket) => void;
     this.h2 = config.codec_type === 'http1' ? null : new Http2Front(config, ctx);
     if (this.h2 !== null) {
@@ -202,7 +202,7 @@ function refusal(socket: TLSSocket): { missing: boolean; code: string } {
   return { missing, code: missing ? 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE' : String(socket.authorizationError ?? 'CERT_UNTRUSTED') };
 }
 
-/** Sessions a listener without session tickets keeps per worker, to resume by id. */
+/** Sessions a listener with session_resumption `cache` keeps per worker, to resume by id. */
 const SESSION_CACHE_SIZE = 2048;
 
 /** Stateful resumption for a listener without session tickets (Envoy resumes such
@@ -232,7 +232,7 @@ function contextOptions(config: Listener, material: TlsMaterial) {
     minVersion: config.tls!.min_version,
     maxVersion: 'TLSv1.3' as const,
     // Without stateless tickets OpenSSL resumes from the server's session cache instead.
-    secureOptions: config.tls!.session_tickets ? NO_RENEGOTIATION : NO_RENEGOTIATION | cryptoConstants.SSL_OP_NO_TICKET,
+    secureOptions: config.tls!.session_resumption === 'tickets' ? NO_RENEGOTIATION : NO_RENEGOTIATION | cryptoConstants.SSL_OP_NO_TICKET,
     honorCipherOrder: true,
   };
 }

@@ -120,7 +120,8 @@ export function downstreamTlsSocket(t: ListenerTlsConfig, alpn: readonly string[
     typed_config: encode(TypeUrl.DownstreamTlsContext, {
       common_tls_context: commonTlsContext(t, [], alpn),
       require_client_certificate: { value: t.require_client_certificate },
-      ...(t.session_tickets ? {} : { disable_stateless_session_resumption: true }),
+      ...(t.session_resumption === 'tickets' ? {} : { disable_stateless_session_resumption: true }),
+      ...(t.session_resumption === 'none' ? { disable_stateful_session_resumption: true } : {}),
     }),
   };
 }

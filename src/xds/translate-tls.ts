@@ -56,7 +56,7 @@ export function downstreamTls(ctx: Ctx, v: unknown, loc: Loc): TlsResult | undef
   const [d, tl] = t;
   if (isSet(d.session_ticket_keys_sds_secret_config)) ctx.reject(sub(tl, 'session_ticket_keys_sds_secret_config'), NO_SDS);
   ctx.only(d, tl, ['common_tls_context', 'require_client_certificate', 'ocsp_staple_policy', 'session_ticket_keys_sds_secret_config',
-    'disable_stateless_session_resumption']);
+    'disable_stateless_session_resumption', 'disable_stateful_session_resumption']);
   if (isSet(d.ocsp_staple_policy) && d.ocsp_staple_policy !== 'LENIENT_STAPLING') {
     ctx.reject(sub(tl, 'ocsp_staple_policy'), `${String(d.ocsp_staple_policy)} is not supported: Remora staples no OCSP responses (LENIENT_STAPLING or unset)`);
   }
@@ -74,7 +74,14 @@ export function downstreamTls(ctx: Ctx, v: unknown, loc: Loc): TlsResult | undef
     }
   }
   part.set('require_client_certificate', wrappedBool(d.require_client_certificate) ?? false, sub(tl, 'require_client_certificate'));
-  if (d.disable_stateless_session_resumption === true) part.set('session_tickets', false, sub(tl, 'disable_stateless_session_resumption'));
+  // Envoy resumes from tickets unless told not to, and then from its session cache.
+  if (d.disable_stateless_session_resumption === true) {
+    const none = d.disable_stateful_session_resumption === true;
+    part.set('session_resumption', none ? 'none' : 'cache', sub(tl, none ? 'disable_stateful_session_resumption' : 'disable_stateless_session_resumption'));
+  } else if (d.disable_stateful_session_resumption === true) {
+    // With tickets on Remora keeps no session cache: what Envoy then does too.
+    ctx.noEffect(tl, 'DownstreamTlsContext.disable_stateful_session_resumption (with session tickets)');
+  }
   return { part, ...alpnOf(common, cl) };
 }
 

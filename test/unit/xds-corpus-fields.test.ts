@@ -3,7 +3,7 @@
 // (bench/xds-corpus.ts): a route's path_separated_prefix, a RouteConfiguration's
 // max_direct_response_body_size_bytes (Envoy's 4096 when unset), an endpoint's hostname,
 // a health check's event log settings, a cluster's load_balancing_policy, outlier
-// detection's local-origin fields, disable_stateless_session_resumption and an http
+// detection's local-origin fields, TLS session resumption and an http
 // filter with disabled: true
 // (translate-route-match.ts, translate-route.ts, translate-endpoints.ts, translate-lb-policy.ts,
 // translate-cluster.ts, translate-listener.ts; docs/xds.md).
@@ -11,6 +11,7 @@
 import t from 'tap';
 import { translateXds, type XdsTranslateResult } from '../../src/xds/translate.js';
 import { TypeUrl } from '../../src/xds/protos.js';
+import type { RemoraConfig } from '../../src/config/types.js';
 import { EG_CLUSTER, egAssignment, egCluster, egListener, egRoutes, EG_ROUTE_CONFIG } from '../helpers/envoy-gateway.js';
 import { arr, baseOf, errorsOf, obj, overTheWire, protos, valid, wire, type Obj } from '../helpers/xds.js';
 
@@ -157,14 +158,19 @@ t.test('outlier detection: the local-origin fields without split are accepted wi
   t.match(errorsOf(withOutlier({ ...eg, split_external_local_origin_errors: true })).join('\n'), /split_external_local_origin_errors: is not supported/);
 });
 
-t.test('disable_stateless_session_resumption is a listener without session tickets, both ways', async (t) => {
-  const config = valid({
-    listeners: [{ name: 'in', address: '127.0.0.1', port: 0, tls: { cert_file: '/x/cert.pem', key_file: '/x/key.pem', session_tickets: false },
+t.test('disable_stateless/stateful_session_resumption are a listener\'s session_resumption, both ways', async (t) => {
+  const withResumption = (mode: string): RemoraConfig => valid({
+    listeners: [{ name: 'in', address: '127.0.0.1', port: 0, tls: { cert_file: '/x/cert.pem', key_file: '/x/key.pem', session_resumption: mode },
       virtual_hosts: [{ name: 'all', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'up' } }] }] }],
     clusters: [{ name: 'up', endpoints: [{ address: '127.0.0.1', port: 9 }] }],
   });
-  const r = translateXds(baseOf(config), { ...overTheWire(config, false), secrets: new Map() });
-  t.same(errorsOf(r), []);
-  t.equal(r.ok ? r.config.listeners[0].tls?.session_tickets : undefined, false, 'translated back: no session tickets');
-  t.equal(valid({ ...config, listeners: [{ ...config.listeners[0], tls: { cert_file: '/x/cert.pem', key_file: '/x/key.pem' } }] }).listeners[0].tls?.session_tickets, true, 'tickets are the default');
+  for (const mode of ['tickets', 'cache', 'none']) {
+    const config = withResumption(mode);
+    const r = translateXds(baseOf(config), { ...overTheWire(config, false), secrets: new Map() });
+    t.same(errorsOf(r), []);
+    t.equal(r.ok ? r.config.listeners[0].tls?.session_resumption : undefined, mode, `${mode}: encoded and translated back`);
+  }
+  const config = withResumption('tickets');
+  const plain = valid({ ...config, listeners: [{ ...config.listeners[0], tls: { cert_file: '/x/cert.pem', key_file: '/x/key.pem' } }] });
+  t.equal(plain.listeners[0].tls?.session_resumption, 'tickets', 'tickets are the default');
 });

@@ -264,6 +264,8 @@ export const bindAddress = (doc: string) =>
     check: (s: string) => (s !== 'localhost' && isIP(s) === 0 ? `must be an IP address (e.g. 127.0.0.1, 0.0.0.0, ::1) or "localhost", got "${s}"` : undefined),
   });
 
+export const SESSION_RESUMPTION = ['tickets', 'cache', 'none'] as const;
+
 export const ListenerTlsSchema = obj({
   cert_file: filePath('Server certificate chain (PEM, leaf first). Its first URI SAN is this hop\'s identity (`By` in XFCC).'),
   key_file: filePath('Private key (PEM) of `cert_file`.'),
@@ -271,7 +273,7 @@ export const ListenerTlsSchema = obj({
   require_client_certificate: bool('Refuse clients without a certificate that verifies against `ca_file`: each request on such a connection gets `400` naming the reason (`client certificate required`, `client certificate refused: CERT_HAS_EXPIRED`, …) and the connection closes; nothing is forwarded. `false`: a client may come without one (it then has no identity for `authorization`). Needs `ca_file`.',
     { conditional: true, default: '`true` when `ca_file` is set' }),
   min_version: v.optional(oneOf(TLS_VERSIONS, 'Lowest TLS version accepted.'), 'TLSv1.2'),
-  session_tickets: v.optional(bool('Issue session tickets (RFC 5077; TLS 1.3 tickets that hold the session), so a client resumes a session without the server keeping it. `false` (Envoy\'s `disable_stateless_session_resumption`): no such tickets; sessions resume from a cache of the newest 2,048 sessions in each worker (TLS 1.2 session IDs, TLS 1.3 tickets that only name a cached session).'), true),
+  session_resumption: v.optional(oneOf(SESSION_RESUMPTION, 'How a client resumes a TLS session without a full handshake. `tickets`: session tickets (RFC 5077, and TLS 1.3 tickets that hold the session), so the server keeps nothing. `cache`: no such tickets (Envoy\'s `disable_stateless_session_resumption`); sessions resume from a cache of the newest 2,048 sessions in each worker (TLS 1.2 session IDs, TLS 1.3 tickets that only name a cached session). `none`: every connection does a full handshake (with `disable_stateful_session_resumption` too).'), 'tickets'),
 }, 'Inbound TLS (and mTLS when `ca_file` is set). Files are read and checked by the main thread, watched, and hot-swapped when they change (docs/tls.md).');
 
 export const XFCC_MODES = ['sanitize', 'sanitize_set', 'forward_only', 'append_forward', 'always_forward_only'] as const;

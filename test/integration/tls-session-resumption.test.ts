@@ -1,7 +1,8 @@
-// Session tickets on a TLS listener, through the real proxy (1 worker): by default a TLS
-// 1.2 client gets a session ticket and resumes with it; with `session_tickets: false`
-// (Envoy's disable_stateless_session_resumption) it gets none and resumes from the
-// listener's session cache instead. Real peers: Node's tls client and openssl s_client.
+// TLS session resumption on a listener, through the real proxy (1 worker): by default
+// (`session_resumption: tickets`) a TLS 1.2 client gets a session ticket and resumes with
+// it; with `cache` (Envoy's disable_stateless_session_resumption) it gets none and resumes
+// from the worker's session cache; with `none` (and disable_stateful_session_resumption)
+// it does not resume. Real peers: Node's tls client and openssl s_client.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import tls from 'node:tls';
@@ -30,7 +31,7 @@ const listener = (name: string, extra: Record<string, unknown>) => ({
 const remora = await startRemora({
   workers: 1,
   admin: { address: '127.0.0.1', port: 0 },
-  listeners: [listener('tickets', {}), listener('no-tickets', { session_tickets: false })],
+  listeners: [listener('tickets', {}), listener('no-tickets', { session_resumption: 'cache' }), listener('no-resumption', { session_resumption: 'none' })],
   clusters: [{ name: 'app', endpoints: [{ address: '127.0.0.1', port: app.port }] }],
 });
 t.teardown(() => remora.stop());
@@ -56,7 +57,7 @@ t.test('by default a session ticket is issued, and the session resumes with it',
   t.ok(again.reused, 'expected the session to resume');
 });
 
-t.test('session_tickets: false issues none; the session resumes from the listener\'s cache', async (t) => {
+t.test('cache issues no ticket; the session resumes from the worker\'s cache', async (t) => {
   const first = await handshake(remora.ports['no-tickets']);
   t.notOk(first.ticket, 'expected no session ticket');
   const again = await handshake(remora.ports['no-tickets'], first.session);
@@ -67,5 +68,12 @@ t.test('openssl s_client sees a ticket on one listener and none on the other', a
   const sClient = (port: number): string => execFileSync('sh', ['-c', `openssl s_client -connect 127.0.0.1:${port} -tls1_2 -CAfile ${pki.file('ca.pem')} </dev/null 2>&1 || true`],
     { encoding: 'utf8', timeout: 10_000 });
   t.match(sClient(remora.ports.tickets), /TLS session ticket lifetime hint/, 'expected a ticket with tickets on');
-  t.notMatch(sClient(remora.ports['no-tickets']), /TLS session ticket lifetime hint/, 'expected no ticket with session_tickets: false');
+  t.notMatch(sClient(remora.ports['no-tickets']), /TLS session ticket lifetime hint/, 'expected no ticket with session_resumption: cache');
+});
+
+t.test('none issues no ticket and resumes nothing', async (t) => {
+  const first = await handshake(remora.ports['no-resumption']);
+  t.notOk(first.ticket, 'expected no session ticket');
+  const again = await handshake(remora.ports['no-resumption'], first.session);
+  t.notOk(again.reused, 'expected a full handshake');
 });
