@@ -17,7 +17,10 @@
 // Resources are converted from the proto3 JSON mapping (bench/lib/proto-json.ts); a
 // field or Any type the loaded protos lack is left out and listed. The one change made
 // to a resource: a listener that binds a socket address is moved to 127.0.0.1 with a
-// port the kernel picks (Remora applies before it ACKs, and must be able to bind).
+// port the kernel picks (Remora applies before it ACKs, and must be able to bind). A
+// RouteConfiguration or ClusterLoadAssignment that nothing in its case references (a
+// partial dump) gets a minimal listener or EDS cluster of this tool's that asks for it,
+// so that it is measured too; those helpers are not counted.
 //
 // Per case: a scripted ADS server (test/helpers/xds.ts) and `remora run` with an xDS
 // bootstrap naming it (1 worker; the SDS server `sds-grpc` listed as Istio's bootstrap
@@ -37,6 +40,7 @@ import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseAllDocuments } from 'yaml';
 import { loadXdsProtos, TypeUrl, type ProtoObject } from '../src/xds/protos.js';
+import { edsClusters, referencedRoutes } from '../src/xds/resources.js';
 import { startScriptedAds } from '../test/helpers/xds.js';
 import { MACHINE, REMORA_NODE_FLAGS, ROOT, commandLine, log, revision, runMain, sleep, writeResults } from './lib/harness.js';
 import { ProtoJson, type ConversionProblem } from './lib/proto-json.js';
@@ -241,6 +245,9 @@ function loopback(listener: ProtoObject): void {
 }
 
 interface Converted {
+  /** Added by this tool so that a resource nothing in its case references is asked for
+   *  (not counted). */
+  readonly helper?: boolean;
   readonly placeholder: boolean;
   readonly kind: Kind;
   readonly name: string;
@@ -260,6 +267,28 @@ function hasPlaceholderMaterial(v: unknown): boolean {
     } else if (typeof x === 'object' && hasPlaceholderMaterial(x)) return true;
   }
   return false;
+}
+
+/** A listener and an EDS cluster that ask for `routes` and `assignments`: a partial dump
+ *  (route tables without their listeners, endpoint lists without their clusters) is
+ *  then measured too. */
+function helpers(routes: readonly string[], assignments: readonly string[]): Converted[] {
+  const out: Converted[] = [];
+  routes.forEach((name, i) => {
+    const hcm = protos.encodeAny(TypeUrl.HttpConnectionManager, {
+      stat_prefix: 'corpus',
+      rds: { route_config_name: name, config_source: { ads: {}, resource_api_version: 'V3' } },
+      http_filters: [{ name: 'envoy.filters.http.router', typed_config: protos.encodeAny(TypeUrl.Router, {}) }],
+    });
+    const message = { name: `corpus.rds.${i}`, address: { socket_address: { address: '127.0.0.1', port_value: 0 } },
+      filter_chains: [{ filters: [{ name: 'envoy.filters.network.http_connection_manager', typed_config: hcm }] }] };
+    out.push({ helper: true, placeholder: false, kind: 'listeners', name: message.name, message, leftOut: [] });
+  });
+  assignments.forEach((name, i) => {
+    const message = { name: `corpus.eds.${i}`, type: 'EDS', connect_timeout: { seconds: 1 }, eds_cluster_config: { eds_config: { ads: {} }, service_name: name } };
+    out.push({ helper: true, placeholder: false, kind: 'clusters', name: message.name, message, leftOut: [] });
+  });
+  return out;
 }
 
 function convert(c: CorpusCase): Converted[] {
@@ -283,7 +312,14 @@ interface Nack {
 
 /** Runs one case against a fresh sidecar. */
 async function runCase(c: CorpusCase, timeoutMs: number): Promise<CaseResult> {
-  const converted = convert(c);
+  const corpus = convert(c);
+  const ofKind = (k: Kind): ProtoObject[] => corpus.filter((r) => r.kind === k).map((r) => r.message);
+  const askedRoutes = new Set(ofKind('listeners').flatMap((l) => referencedRoutes(l)));
+  const askedAssignments = new Set(edsClusters(ofKind('clusters')));
+  const converted = [...corpus, ...helpers(
+    corpus.filter((r) => r.kind === 'routes' && !askedRoutes.has(r.name)).map((r) => r.name),
+    corpus.filter((r) => r.kind === 'endpoints' && !askedAssignments.has(r.name)).map((r) => r.name),
+  )];
   const ads = await startScriptedAds();
   const dir = mkdtempSync(join(tmpdir(), 'remora-corpus-'));
   let child: ChildProcess | null = null;
@@ -351,7 +387,7 @@ async function runCase(c: CorpusCase, timeoutMs: number): Promise<CaseResult> {
     };
     const everAsked = (kind: Kind, name: string): boolean =>
       kind === 'listeners' || kind === 'clusters' || ads.requests.some((q) => q.type_url === TYPE_OF[kind] && ((q.resource_names as string[] | undefined) ?? []).includes(name));
-    const results: ResourceResult[] = converted.map((r) => {
+    const results: ResourceResult[] = corpus.map((r) => {
       if (r.placeholder) return { kind: r.kind, name: r.name, verdict: 'placeholder', leftOut: r.leftOut };
       const type = TYPE_OF[r.kind];
       const nack = [...nacks].reverse().find((n) => n.type === type && (n.rejected.includes(r.name) || n.rejected.includes('')));

@@ -92,7 +92,19 @@ export function translateRouteConfig(ctx: Ctx, rc: Obj, loc: Loc): RoutePart {
     part.vhosts.push(out.raw);
   });
   directBodyLimit(ctx, rc, loc, part.vhosts);
+  qualifyRepeatedNames(part.vhosts);
   return part;
+}
+
+/** Route names need not be unique in Envoy, and Istio names the route of every virtual
+ *  host `default`; Remora keeps state by route name (rate-limit buckets, stats), one per
+ *  listener. A name used more than once in a route table becomes `<virtual host>/<name>`
+ *  on each route that has it (as an unnamed route is `<virtual host>/<hash>`). */
+function qualifyRepeatedNames(vhosts: readonly Obj[]): void {
+  const routes = vhosts.flatMap((vh) => asArr(vh.routes).map((r) => ({ vh, r: asObj(r) ?? {} })));
+  const uses = new Map<string, number>();
+  for (const { r } of routes) if (typeof r.name === 'string') uses.set(r.name, (uses.get(r.name) ?? 0) + 1);
+  for (const { vh, r } of routes) if (typeof r.name === 'string' && uses.get(r.name)! > 1) r.name = `${String(vh.name)}/${r.name}`;
 }
 
 /** Envoy's bound on direct_response bodies (max_direct_response_body_size_bytes, 4096

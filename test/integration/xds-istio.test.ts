@@ -90,6 +90,11 @@ const ROUTES = {
         },
       },
     }],
+  }, {
+    // Istio names the route of every virtual host "default": one route table, many.
+    name: 'ratings.default.svc.cluster.local:9080',
+    domains: ['ratings.default.svc.cluster.local', 'ratings'],
+    routes: [{ name: 'default', match: { prefix: '/' }, route: { cluster: REVIEWS, timeout: {} } }],
   }],
 };
 
@@ -135,6 +140,8 @@ t.test('a fresh sidecar bootstraps from Istio-shaped resources: every response A
   const reply = await request(sidecar.ports['127.0.0.1_9080'], { path: '/reviews/1', headers: { host: 'reviews:9080' }, agent: false });
   t.equal(`${reply.status} ${reply.text}`, '200 reviews v1', 'traffic through the bound listener reaches the service');
   t.same(attempts, ['1'], 'with the attempt count (include_request_attempt_count: x-remora-attempt-count)');
+  const ratings = await request(sidecar.ports['127.0.0.1_9080'], { path: '/ratings/1', headers: { host: 'ratings:9080' }, agent: false });
+  t.equal(ratings.status, 200, 'a second virtual host whose route is also named "default" serves too');
 
   // virtualOutbound, addressed directly, takes its default chain to PassthroughCluster,
   // which has no original destination to go to: the connection is closed.

@@ -3,7 +3,7 @@
 // (bench/xds-corpus.ts): a route's path_separated_prefix, a RouteConfiguration's
 // max_direct_response_body_size_bytes (Envoy's 4096 when unset), an endpoint's hostname,
 // a health check's event log settings, a cluster's load_balancing_policy, outlier
-// detection's local-origin fields, TLS session resumption and an http
+// detection's local-origin fields, TLS session resumption, repeated route names and an http
 // filter with disabled: true
 // (translate-route-match.ts, translate-route.ts, translate-endpoints.ts, translate-lb-policy.ts,
 // translate-cluster.ts, translate-listener.ts; docs/xds.md).
@@ -173,4 +173,18 @@ t.test('disable_stateless/stateful_session_resumption are a listener\'s session_
   const config = withResumption('tickets');
   const plain = valid({ ...config, listeners: [{ ...config.listeners[0], tls: { cert_file: '/x/cert.pem', key_file: '/x/key.pem' } }] });
   t.equal(plain.listeners[0].tls?.session_resumption, 'tickets', 'tickets are the default');
+});
+
+t.test('a route name used in several virtual hosts (Istio\'s "default") is qualified with each one\'s name', async (t) => {
+  const r = translate((x) => {
+    const vh = arr(x.routes[0].virtual_hosts)[0];
+    const route = (): Obj => ({ name: 'default', match: { prefix: '/' }, route: { cluster: EG_CLUSTER } });
+    x.routes[0].virtual_hosts = [
+      { ...vh, name: 'reviews.default.svc.cluster.local:9080', domains: ['reviews'], routes: [route()] },
+      { ...vh, name: 'ratings.default.svc.cluster.local:9080', domains: ['ratings'], routes: [route(), { name: 'only-once', match: { path: '/x' }, route: { cluster: EG_CLUSTER } }] },
+    ];
+  });
+  t.same(errorsOf(r), []);
+  const names = r.ok ? arr(r.config.listeners[0].virtual_hosts).flatMap((vh) => arr(vh.routes).map((x) => x.name)) : [];
+  t.same(names, ['reviews.default.svc.cluster.local:9080/default', 'ratings.default.svc.cluster.local:9080/default', 'only-once'], 'a name used once stays as sent');
 });
