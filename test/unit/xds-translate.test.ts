@@ -877,7 +877,7 @@ t.test("an Envoy control plane's TLS, XFCC and RBAC: Envoy's defaults where fiel
   t.same(errorsOf(r), []);
   if (!r.ok) return;
   const listener = r.config.listeners[0];
-  t.same(listener.tls, { cert_file: '/c.pem', key_file: '/k.pem', ca_file: '/ca.pem', require_client_certificate: false, min_version: 'TLSv1.2' },
+  t.same(listener.tls, { cert_file: '/c.pem', key_file: '/k.pem', ca_file: '/ca.pem', require_client_certificate: false, min_version: 'TLSv1.2', session_resumption: 'tickets' },
     'require_client_certificate unset = false (Envoy), though a file would default it to true');
   t.equal(listener.forward_client_cert_details, 'sanitize', 'unset = SANITIZE (Envoy), though a file would default to sanitize_set here');
   t.same(listener.authorization, { allow: ['spiffe://td/b', 'spiffe://td/ns/a/*'], deny: [] }, 'action unset = ALLOW; policies merged in order');
