@@ -90,6 +90,10 @@ export interface XdsTranslateOptions {
  *  request answers 404 NR, as with Envoy's empty route configuration. */
 const NO_ROUTES_VHOSTS = [{ name: 'remora.routes-not-received', domains: ['*'], routes: [{ name: 'remora.routes-not-received', match: { path: '/ (initial_fetch_timeout expired)' }, direct_response: { status: 404 } }] }];
 
+/** What a listener serves whose route table has no virtual hosts: no route a request can
+ *  match, so every request answers 404 NR, as from Envoy. */
+const EMPTY_ROUTE_TABLE_VHOSTS = [{ name: 'remora.empty-route-table', domains: ['*'], routes: [{ name: 'remora.empty-route-table', match: { path: '/ (route table without virtual hosts)' }, direct_response: { status: 404 } }] }];
+
 /** Validation-only stand-ins for what is still warming (never in a returned config). */
 const PLACEHOLDER_VHOSTS = [{ name: 'warming', domains: ['*'], routes: [{ match: { prefix: '/' }, direct_response: { status: 503 } }] }];
 const PLACEHOLDER_ENDPOINTS = [{ address: '127.0.0.1', port: 1 }];
@@ -166,6 +170,12 @@ export function translateXds(base: Record<string, unknown>, set: XdsResourceSet,
     if (part === undefined) {
       waitingListeners.add(l.name);
       out.raw.virtual_hosts = PLACEHOLDER_VHOSTS;
+      return out.raw;
+    }
+    if (part.vhosts.length === 0) {
+      // A route table without virtual hosts (Envoy Gateway's, before a route attaches):
+      // valid in Envoy, where every request answers 404 NR.
+      out.raw.virtual_hosts = EMPTY_ROUTE_TABLE_VHOSTS;
       return out.raw;
     }
     const attached = attachRoutes(ctx, l, part);

@@ -110,6 +110,8 @@ export function egRoutes(): Obj {
 
 /** The rule's cluster. `ignore_health_on_host_removal` comes with a BackendTrafficPolicy
  *  health check (left out here: only the flag is kept). */
+const LEAST_REQUEST_POLICY = 'type.googleapis.com/envoy.extensions.load_balancing_policies.least_request.v3.LeastRequest';
+
 export function egCluster(): Obj {
   return {
     name: EG_CLUSTER,
@@ -117,6 +119,11 @@ export function egCluster(): Obj {
     eds_cluster_config: { eds_config: { ads: {}, resource_api_version: 'V3' }, service_name: EG_CLUSTER },
     connect_timeout: { seconds: 10 },
     lb_policy: 'LEAST_REQUEST',
+    // Written beside lb_policy on every cluster by current Envoy Gateway releases.
+    load_balancing_policy: { policies: [{ typed_extension_config: {
+      name: 'envoy.load_balancing_policies.least_request',
+      typed_config: protos.encodeAny(LEAST_REQUEST_POLICY, { locality_lb_config: { locality_weighted_lb_config: {} } }),
+    } }] },
     dns_lookup_family: 'V4_ONLY',
     circuit_breakers: { thresholds: [{ max_retries: { value: 1024 } }] },
     common_lb_config: { locality_weighted_lb_config: {} },

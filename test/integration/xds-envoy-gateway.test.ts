@@ -2,20 +2,20 @@
 // as Envoy Gateway's bootstrap asks for (DELTA_GRPC), from a scripted server
 // (test/helpers/xds.ts) sending Envoy Gateway-shaped resources (test/helpers/envoy-gateway.ts)
 // with go-control-plane's per-resource versions: the EDS cluster of an HTTPRoute rule
-// (LEAST_REQUEST, circuit breakers, locality weighting, buffer limit,
-// ignore_health_on_host_removal) and its ClusterLoadAssignment; the Gateway's HTTP listener,
-// whose HttpConnectionManager is its default_filter_chain, with the settings Envoy Gateway
-// writes (path normalisation and merging, UNESCAPE_AND_REDIRECT, PASS_THROUGH server
-// header, HTTP/2 options, use_remote_address, its stdout access log, the router with
-// suppress_envoy_headers, drain_type, per-connection buffer limit); the RouteConfiguration
-// with ignore_port_in_host_matching, Envoy Gateway's metadata and a route-level WebSocket
-// upgrade. Envoy Gateway's default headers_with_underscores_action (REJECT_REQUEST) is
-// NACKed, naming the field; the listener as a ClientTrafficPolicy allowing such headers
-// writes it is ACKed. Traffic for www.example.com (any port) reaches the backend, other
-// hosts get 404, the path settings apply, a WebSocket is proxied, the access log line is
-// Envoy Gateway's, and /config_dump counts the fields without effect.
-// Everything on 127.0.0.1, port 0; processes ended by pid.
-
+// (LEAST_REQUEST as lb_policy and as load_balancing_policy, circuit breakers, locality
+// weighting, buffer limit, ignore_health_on_host_removal) and its ClusterLoadAssignment;
+// the Gateway's HTTP listener, whose HttpConnectionManager is its default_filter_chain,
+// with the settings Envoy Gateway writes (path normalisation and merging,
+// UNESCAPE_AND_REDIRECT, PASS_THROUGH server header, HTTP/2 options, use_remote_address,
+// its stdout access log, the router with suppress_envoy_headers, drain_type,
+// per-connection buffer limit); the RouteConfiguration with ignore_port_in_host_matching,
+// Envoy Gateway's metadata and a route-level WebSocket upgrade. Envoy Gateway's default
+// headers_with_underscores_action (REJECT_REQUEST) answers such a request 400 DPE; the
+// listener as a ClientTrafficPolicy allowing such headers writes it passes them on.
+// Traffic for www.example.com (any port) reaches the backend, other hosts get 404, the
+// path settings apply, a WebSocket is proxied, the access log line is Envoy Gateway's,
+// /config_dump counts the fields without effect, and once the route table comes without
+// virtual hosts (its route detached) every request answers 404 NR.
 import t from 'tap';
 import WebSocket from 'ws';
 import { TypeUrl } from '../../src/xds/protos.js';
@@ -121,8 +121,14 @@ t.test('a fresh sidecar bootstraps from Envoy Gateway-shaped resources over delt
     'Listener.drain_type', 'Listener.max_connections_to_accept_per_socket_event', 'Listener.access_log', 'HttpConnectionManager.use_remote_address',
     'Router.suppress_envoy_headers', 'Cluster.per_connection_buffer_limit_bytes', 'Cluster.ignore_health_on_host_removal', 'Cluster.dns_lookup_family',
     'Cluster.common_lb_config.locality_weighted_lb_config', 'ClusterLoadAssignment.endpoints.locality', 'RouteConfiguration.virtual_hosts.metadata',
-    'RouteConfiguration.virtual_hosts.routes.metadata',
+    'RouteConfiguration.virtual_hosts.routes.metadata', 'Cluster.lb_policy (load_balancing_policy is used)',
   ]) {
     t.ok((inert[field] ?? 0) > 0, `${field} counted as accepted without effect (${inert[field] ?? 0})`);
   }
+
+  // Its route detached: Envoy Gateway sends the route table without virtual hosts.
+  const detached = ads.pushDelta(TypeUrl.RouteConfiguration, '3', [delta(TypeUrl.RouteConfiguration, EG_ROUTE_CONFIG, { ...egRoutes(), virtual_hosts: [] })]);
+  t.equal(message(await ads.answer(detached)), '', 'a route table without virtual hosts is ACKed');
+  const none = await request(port, { path: '/', headers: { host: 'www.example.com' }, agent: false });
+  t.same([none.status, none.headers['x-remora-flags']], [404, 'NR'], 'and every request answers 404 NR, as from Envoy');
 });

@@ -188,3 +188,13 @@ t.test('a route name used in several virtual hosts (Istio\'s "default") is quali
   const names = r.ok ? arr(r.config.listeners[0].virtual_hosts).flatMap((vh) => arr(vh.routes).map((x) => x.name)) : [];
   t.same(names, ['reviews.default.svc.cluster.local:9080/default', 'ratings.default.svc.cluster.local:9080/default', 'only-once'], 'a name used once stays as sent');
 });
+
+t.test('a route table without virtual hosts is accepted: every request answers 404 NR', async (t) => {
+  const r = translate((x) => {
+    x.routes[0].virtual_hosts = [];
+  });
+  t.same(errorsOf(r), []);
+  const vhosts = r.ok ? r.config.listeners[0].virtual_hosts : [];
+  t.same(vhosts.map((vh) => [vh.name, vh.routes.map((route) => route.direct_response?.status)]), [['remora.empty-route-table', [404]]],
+    'a stand-in whose one route no path matches (a path never has a space)');
+});

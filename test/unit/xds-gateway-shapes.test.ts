@@ -48,6 +48,8 @@ t.test('Envoy Gateway\'s resources translate, with exactly these fields without 
     'Cluster.common_lb_config.locality_weighted_lb_config': 1,
     'Cluster.dns_lookup_family': 1,
     'Cluster.ignore_health_on_host_removal': 1,
+    'Cluster.lb_policy (load_balancing_policy is used)': 1,
+    'Cluster.load_balancing_policy locality_weighted_lb_config': 1,
     'Cluster.per_connection_buffer_limit_bytes': 1,
     'ClusterLoadAssignment.endpoints.load_balancing_weight': 1,
     'ClusterLoadAssignment.endpoints.locality': 1,
