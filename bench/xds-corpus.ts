@@ -425,12 +425,12 @@ function reasonPattern(reason: string): string {
 
 const pct = (a: number, b: number): string => (b === 0 ? '–' : `${((100 * a) / b).toFixed(1)} %`);
 
-function report(results: readonly CaseResult[], dir: string): string[] {
+function report(results: readonly CaseResult[]): string[] {
   const when = new Date().toISOString();
   const lines = [
     `# xDS acceptance of a corpus of real resources — ${when}`,
     '',
-    `Command: \`${commandLine('bench:xds-corpus')} -- --dir ${basename(dir)}\`  `,
+    `Command: \`${commandLine('bench:xds-corpus')}\`  `,
     `Machine: ${MACHINE}; Remora ${revision()}  `,
     'Method: bench/xds-corpus.ts (each case to a fresh sidecar over ADS; ACKed unless a NACK names the resource). The corpus is not in this repository.',
     '',
@@ -498,7 +498,7 @@ async function main(): Promise<void> {
     log(`[${i + 1}/${cases.length}] ${c.source}/${c.name}: ${acked} of ${r.resources.length} ACKed${r.error !== undefined ? ` (did not run: ${r.error})` : ''}`);
     results.push(r);
   }
-  const lines = report(results, args.dir);
+  const lines = report(results);
   const when = new Date().toISOString();
   const written = writeResults('xds-corpus', when, { when, dir: basename(args.dir), revision: revision(), results }, lines, args.out);
   log(`wrote ${written.join(', ')}`);
