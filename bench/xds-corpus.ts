@@ -32,6 +32,8 @@
 // resources Remora never subscribed to (nothing accepted references them) are counted
 // apart, as Envoy would not ask for them either.
 // Writes <out>/xds-corpus-<stamp>.{json,md} (out: bench/results).
+// Long file: reading the corpus's shapes, running a case against a sidecar and the
+// report are one measurement, and read best in one place.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
