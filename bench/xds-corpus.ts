@@ -184,9 +184,9 @@ function fromBootstrap(b: unknown): Record<Kind, unknown[]> {
   return r;
 }
 
-function parseFile(path: string): unknown[] {
-  const text = readFileSync(path, 'utf8');
-  if (path.endsWith('.json')) return [JSON.parse(text)];
+/** The documents of a corpus file's text (JSON, or YAML with one or more documents). */
+function parseDocuments(file: string, text: string): unknown[] {
+  if (file.endsWith('.json')) return [JSON.parse(text)];
   return parseAllDocuments(text).map((d) => d.toJS());
 }
 
@@ -199,15 +199,16 @@ function loadCorpus(dir: string): CorpusCase[] {
     const grouped = new Map<string, Record<Kind, unknown[]>>();
     for (const file of readdirSync(sdir).sort()) {
       if (!/\.(json|ya?ml)$/.test(file)) continue;
+      const text = readFileSync(join(sdir, file), 'utf8');
       let docs: unknown[];
       try {
-        docs = parseFile(join(sdir, file));
+        docs = parseDocuments(file, text);
       } catch (err) {
         log(`skipping ${source}/${file}: ${err instanceof Error ? err.message : String(err)}`);
         continue;
       }
       const m = /^(.*)\.(listeners|routes|clusters|endpoints|secrets)\.ya?ml$/.exec(file);
-      const v2 = isApiV2(readFileSync(join(sdir, file), 'utf8'));
+      const v2 = isApiV2(text);
       const into = v2 ? `${source} (API v2)` : source;
       if (m !== null) {
         const key = `${into}\0${m[1]}`;
@@ -381,12 +382,7 @@ async function runCase(c: CorpusCase, timeoutMs: number): Promise<CaseResult> {
       const answered = asked.every((t) => ads.requests.some((q) => q.type_url === t && String(q.response_nonce ?? '') !== ''));
       if (answered && Date.now() - quietSince >= 1000) break;
     }
-    const subscribed = (kind: Kind, name: string): boolean => {
-      if (kind === 'listeners' || kind === 'clusters') return true;
-      const last = ads.last(TYPE_OF[kind]);
-      const names = (last?.resource_names as string[] | undefined) ?? [];
-      return last !== undefined && names.includes(name);
-    };
+    /** Whether the sidecar asked for it (LDS and CDS are wildcard: always). */
     const everAsked = (kind: Kind, name: string): boolean =>
       kind === 'listeners' || kind === 'clusters' || ads.requests.some((q) => q.type_url === TYPE_OF[kind] && ((q.resource_names as string[] | undefined) ?? []).includes(name));
     const results: ResourceResult[] = corpus.map((r) => {
@@ -398,7 +394,7 @@ async function runCase(c: CorpusCase, timeoutMs: number): Promise<CaseResult> {
         const own = parts.find((p) => p.includes(`"${r.name}"`)) ?? parts[0];
         return { kind: r.kind, name: r.name, verdict: 'nacked', reason: own, leftOut: r.leftOut };
       }
-      const verdict: Verdict = subscribed(r.kind, r.name) || everAsked(r.kind, r.name) ? 'acked' : 'not-subscribed';
+      const verdict: Verdict = everAsked(r.kind, r.name) ? 'acked' : 'not-subscribed';
       return { kind: r.kind, name: r.name, verdict, leftOut: r.leftOut };
     });
     return { source: c.source, name: c.name, resources: results };

@@ -9,20 +9,8 @@
 // the loaded protos do not have, an Any of a type they do not define (sent with the
 // type URL and no bytes, as opaque as it is to Remora), a value of the wrong shape.
 
+import { messageDescriptor, resolveTypeName, type FieldDescriptor, type MessageDescriptor } from '../../src/xds/descriptors.js';
 import type { XdsProtos, ProtoObject } from '../../src/xds/protos.js';
-
-interface FieldDescriptor {
-  readonly name: string;
-  readonly jsonName: string;
-  readonly label: string;
-  readonly type: string;
-  readonly typeName: string;
-}
-
-interface MessageDescriptor {
-  readonly field: readonly FieldDescriptor[];
-  readonly nestedType: readonly (MessageDescriptor & { readonly name: string; readonly options: { readonly mapEntry?: boolean } | null })[];
-}
 
 /** One thing the conversion could not carry over, by path in the input. */
 export interface ConversionProblem {
@@ -54,42 +42,11 @@ export class ProtoJson {
     return this.convertMessage(typeUrl.slice(typeUrl.lastIndexOf('/') + 1), json, problems, path);
   }
 
-  /** A message's descriptor by full name; nested messages are found inside their
-   *  parent's (the loader lists top-level messages only). */
-  private descriptor(fullName: string): MessageDescriptor | null {
-    const parts = fullName.split('.');
-    for (let i = parts.length; i > 0; i--) {
-      const t = this.protos.definition[parts.slice(0, i).join('.')] as { type?: MessageDescriptor; format?: string } | undefined;
-      if (t === undefined) continue;
-      if (t.format !== 'Protocol Buffer 3 DescriptorProto' || t.type === undefined) return null;
-      let d: MessageDescriptor | undefined = t.type;
-      for (const name of parts.slice(i)) d = d?.nestedType.find((n) => n.name === name);
-      return d ?? null;
-    }
-    return null;
-  }
-
-  /** A field's type name, relative as the descriptor writes it, resolved as protoc does:
-   *  from the innermost scope outwards. */
-  private resolve(scope: string, typeName: string): string | null {
-    if (typeName.startsWith('.')) return typeName.slice(1);
-    const parts = scope.split('.');
-    for (let i = parts.length; i >= 0; i--) {
-      const candidate = [...parts.slice(0, i), typeName].join('.');
-      if (this.descriptor(candidate) !== null || this.wellKnownName(candidate)) return candidate;
-    }
-    return null;
-  }
-
-  private wellKnownName(name: string): boolean {
-    return name.startsWith('google.protobuf.') && this.protos.definition[name] !== undefined;
-  }
-
   private fields(fullName: string, d: MessageDescriptor): Map<string, FieldDescriptor> {
     let m = this.fieldsByType.get(fullName);
     if (m === undefined) {
       m = new Map();
-      for (const f of d.field) {
+      for (const f of d.field ?? []) {
         m.set(f.name, f);
         m.set(f.jsonName !== '' ? f.jsonName : camel(f.name), f);
       }
@@ -101,7 +58,7 @@ export class ProtoJson {
   private convertMessage(fullName: string, json: unknown, problems: ConversionProblem[], path: string): ProtoObject {
     const special = this.wellKnown(fullName, json, problems, path);
     if (special !== undefined) return special;
-    const d = this.descriptor(fullName);
+    const d = messageDescriptor(fullName);
     if (d === null) {
       problems.push({ path, problem: `type ${fullName} is not in the loaded protos` });
       return {};
@@ -120,7 +77,7 @@ export class ProtoJson {
         continue;
       }
       if (value === null) continue; // JSON null: the field is unset
-      const entry = f.type === 'TYPE_MESSAGE' ? d.nestedType.find((n) => n.name === f.typeName && n.options?.mapEntry === true) : undefined;
+      const entry = f.type === 'TYPE_MESSAGE' ? d.nestedType?.find((n) => n.name === f.typeName && n.options?.mapEntry === true) : undefined;
       if (entry !== undefined) {
         out[f.name] = this.convertMap(`${fullName}.${entry.name}`, entry, value, problems, at);
       } else if (f.label === 'LABEL_REPEATED') {
@@ -137,7 +94,7 @@ export class ProtoJson {
   }
 
   private convertMap(scope: string, entry: MessageDescriptor, json: unknown, problems: ConversionProblem[], path: string): Record<string, unknown> {
-    const valueField = entry.field.find((f) => f.name === 'value');
+    const valueField = entry.field?.find((f) => f.name === 'value');
     const out: Record<string, unknown> = {};
     if (valueField === undefined || json === null || typeof json !== 'object' || Array.isArray(json)) {
       problems.push({ path, problem: 'expected an object (a map)' });
@@ -150,7 +107,7 @@ export class ProtoJson {
   private convertValue(scope: string, f: FieldDescriptor, v: unknown, problems: ConversionProblem[], path: string): unknown {
     switch (f.type) {
       case 'TYPE_MESSAGE': {
-        const t = this.resolve(scope, f.typeName);
+        const t = resolveTypeName(scope, f.typeName);
         if (t === null) {
           problems.push({ path, problem: `type ${f.typeName} not found` });
           return {};

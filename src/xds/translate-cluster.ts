@@ -231,20 +231,19 @@ function enforcing(ctx: Ctx, v: unknown, loc: Loc, envoyDefault: number): boolea
   return p !== 0;
 }
 
-/** Envoy's local-origin outlier detection: in effect only with split_external_local_origin_errors. */
-const LOCAL_ORIGIN_FIELDS = ['split_external_local_origin_errors', 'consecutive_local_origin_failure', 'enforcing_consecutive_local_origin_failure',
-  'enforcing_local_origin_success_rate'];
+/** Envoy's local-origin outlier detectors: in effect only with split_external_local_origin_errors. */
+const LOCAL_ORIGIN_FIELDS = ['consecutive_local_origin_failure', 'enforcing_consecutive_local_origin_failure', 'enforcing_local_origin_success_rate'];
 
 function outlierDetection(ctx: Ctx, od: Obj, loc: Loc, out: Fields): void {
   ctx.only(od, loc, ['consecutive_5xx', 'consecutive_gateway_failure', 'interval', 'base_ejection_time', 'max_ejection_time',
     'max_ejection_percent', 'enforcing_consecutive_5xx', 'enforcing_consecutive_gateway_failure', 'enforcing_success_rate',
-    'success_rate_minimum_hosts', 'success_rate_request_volume', 'success_rate_stdev_factor', ...LOCAL_ORIGIN_FIELDS]);
+    'success_rate_minimum_hosts', 'success_rate_request_volume', 'success_rate_stdev_factor', 'split_external_local_origin_errors', ...LOCAL_ORIGIN_FIELDS]);
   // Envoy reads its local-origin detectors only with split_external_local_origin_errors;
   // without it (as in Remora) connect failures, resets and timeouts count as 5xx.
   if (od.split_external_local_origin_errors === true) {
     ctx.reject(sub(loc, 'split_external_local_origin_errors'), 'is not supported: Remora counts connect failures, resets and timeouts with the 5xx responses');
   }
-  for (const k of LOCAL_ORIGIN_FIELDS) if (k !== 'split_external_local_origin_errors' && isSet(od[k])) ctx.noEffect(sub(loc, k), `Cluster.outlier_detection.${k} (without split_external_local_origin_errors)`);
+  for (const k of LOCAL_ORIGIN_FIELDS) if (isSet(od[k])) ctx.noEffect(sub(loc, k), `Cluster.outlier_detection.${k} (without split_external_local_origin_errors)`);
   out.here(loc);
   // A detector Envoy does not enforce is off in Remora (threshold 0), which its
   // enforcing_* field decided.
@@ -280,6 +279,10 @@ function statusRanges(ctx: Ctx, list: unknown[], loc: Loc, key: string): number[
   });
 }
 
+/** Envoy's health check event log (a file of each check's events): Remora logs an
+ *  endpoint's health changes to its own log, and writes no event file. */
+const EVENT_LOG_FIELDS = ['event_log_path', 'always_log_health_check_failures', 'always_log_health_check_success'];
+
 /** One HealthCheck: an HTTP GET (http_health_check) or a gRPC health check
  *  (grpc_health_check), with the intervals and thresholds they share. */
 function healthCheck(ctx: Ctx, hc: Obj, loc: Loc, out: Fields): void {
@@ -289,12 +292,8 @@ function healthCheck(ctx: Ctx, hc: Obj, loc: Loc, out: Fields): void {
   ctx.only(hc, loc, ['timeout', 'interval', 'unhealthy_threshold', 'healthy_threshold', 'http_health_check',
     'tcp_health_check', 'grpc_health_check', 'custom_health_check', 'no_traffic_interval', 'no_traffic_healthy_interval',
     'unhealthy_interval', 'unhealthy_edge_interval', 'healthy_edge_interval', 'interval_jitter', 'interval_jitter_percent',
-    'initial_jitter', 'event_log_path', 'always_log_health_check_failures', 'always_log_health_check_success']);
-  // Envoy's health check event log (a file of each check's events): Remora logs an
-  // endpoint's health changes to its own log, and writes no event file.
-  for (const k of ['event_log_path', 'always_log_health_check_failures', 'always_log_health_check_success']) {
-    if (isSet(hc[k])) ctx.noEffect(sub(loc, k), `Cluster.health_checks.${k}`);
-  }
+    'initial_jitter', ...EVENT_LOG_FIELDS]);
+  for (const k of EVENT_LOG_FIELDS) if (isSet(hc[k])) ctx.noEffect(sub(loc, k), `Cluster.health_checks.${k}`);
   out.here(loc);
   const h = asObj(hc.http_health_check);
   const g = asObj(hc.grpc_health_check);

@@ -360,16 +360,18 @@ function httpFilters(ctx: Ctx, filters: unknown[], loc: Loc): {
     const f = asObj(v) ?? {};
     ctx.only(f, fl, ['name', 'typed_config', 'is_optional', 'disabled']);
     const name = asStr(f.name) ?? '';
+    if (names.has(name)) ctx.reject(sub(fl, 'name'), `duplicate http filter name "${name}"`);
+    names.add(name);
+    const type = asStr(asObj(f.typed_config)?.type_url);
+    const isRouter = type === TypeUrl.Router || (type === undefined && name === ROUTER_FILTER_NAME);
     // A disabled filter runs only on routes that enable it (typed_per_filter_config):
     // accepted for a filter Remora does not run (below), whose per-route configs are
     // rejected (translate-route.ts); Remora's own filters run on every request.
     const disabled = f.disabled === true;
-    if (names.has(name)) ctx.reject(sub(fl, 'name'), `duplicate http filter name "${name}"`);
-    names.add(name);
-    const type = asStr(asObj(f.typed_config)?.type_url);
-    const ownFilter = type === TypeUrl.Router || type === TypeUrl.LocalRateLimit || type === TypeUrl.Rbac || (type === undefined && name === ROUTER_FILTER_NAME);
-    if (disabled && ownFilter) ctx.reject(sub(fl, 'disabled'), 'is not supported for this filter: Remora runs it on every request of the listener');
-    if (type === TypeUrl.Router || (type === undefined && name === ROUTER_FILTER_NAME)) {
+    if (disabled && (isRouter || type === TypeUrl.LocalRateLimit || type === TypeUrl.Rbac)) {
+      ctx.reject(sub(fl, 'disabled'), 'is not supported for this filter: Remora runs it on every request of the listener');
+    }
+    if (isRouter) {
       if (i !== filters.length - 1) ctx.reject(fl, 'the router filter must be the last http filter');
       if (type !== undefined) {
         const msg = ctx.decode(f.typed_config, sub(fl, 'typed_config'))?.message;

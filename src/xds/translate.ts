@@ -85,14 +85,18 @@ export interface XdsTranslateOptions {
   readonly gaveUp?: { readonly routes: ReadonlySet<string>; readonly endpoints: ReadonlySet<string> };
 }
 
-/** What a listener serves when its RouteConfiguration's initial_fetch_timeout expired
- *  before it arrived: no route a request can match (a path never has a space), so every
- *  request answers 404 NR, as with Envoy's empty route configuration. */
-const NO_ROUTES_VHOSTS = [{ name: 'remora.routes-not-received', domains: ['*'], routes: [{ name: 'remora.routes-not-received', match: { path: '/ (initial_fetch_timeout expired)' }, direct_response: { status: 404 } }] }];
+/** Virtual hosts that answer every request 404 NR, as Envoy's empty route configuration
+ *  does: one route named `name` that no request can match (a path never has a space). */
+function noRouteVhosts(name: string, why: string): Obj[] {
+  return [{ name, domains: ['*'], routes: [{ name, match: { path: `/ (${why})` }, direct_response: { status: 404 } }] }];
+}
 
-/** What a listener serves whose route table has no virtual hosts: no route a request can
- *  match, so every request answers 404 NR, as from Envoy. */
-const EMPTY_ROUTE_TABLE_VHOSTS = [{ name: 'remora.empty-route-table', domains: ['*'], routes: [{ name: 'remora.empty-route-table', match: { path: '/ (route table without virtual hosts)' }, direct_response: { status: 404 } }] }];
+/** What a listener serves when its RouteConfiguration's initial_fetch_timeout expired
+ *  before it arrived. */
+const NO_ROUTES_VHOSTS = noRouteVhosts('remora.routes-not-received', 'initial_fetch_timeout expired');
+
+/** What a listener serves whose route table has no virtual hosts. */
+const EMPTY_ROUTE_TABLE_VHOSTS = noRouteVhosts('remora.empty-route-table', 'route table without virtual hosts');
 
 /** Validation-only stand-ins for what is still warming (never in a returned config). */
 const PLACEHOLDER_VHOSTS = [{ name: 'warming', domains: ['*'], routes: [{ match: { prefix: '/' }, direct_response: { status: 503 } }] }];

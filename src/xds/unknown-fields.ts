@@ -6,7 +6,7 @@
 // `filter_chains.filters.typed_config(HttpConnectionManager).#87`. Envoy's default for
 // dynamic resources is the same policy Remora follows with it: accept, warn, count.
 
-import { loadXdsProtos } from './protos.js';
+import { messageDescriptor, resolveTypeName } from './descriptors.js';
 
 interface FieldInfo {
   readonly name: string;
@@ -71,49 +71,19 @@ function walkAny(bytes: Uint8Array, path: string, out: string[], depth: number):
   walk(type, value, `${path}(${type.slice(type.lastIndexOf('.') + 1)})`, out, depth);
 }
 
-interface Descriptor {
-  readonly field?: readonly { name: string; number: number; type: string; typeName: string }[];
-  readonly nestedType?: readonly (Descriptor & { name: string })[];
-}
-
-/** The descriptor of a message type by full name: a top-level type of the loaded
- *  definition, or one nested in it (`envoy.config.cluster.v3.CircuitBreakers.Thresholds`). */
-function descriptorOf(fullName: string): Descriptor | null {
-  const definition = loadXdsProtos().definition;
-  const parts = fullName.split('.');
-  for (let i = parts.length; i > 0; i--) {
-    let d = (definition[parts.slice(0, i).join('.')] as { type?: Descriptor } | undefined)?.type;
-    for (const nested of parts.slice(i)) d = d?.nestedType?.find((n) => n.name === nested);
-    if (d !== undefined) return d;
-  }
-  return null;
-}
-
 /** Field number → field of a message type, from the loaded descriptors (cached). */
 function fieldsOf(typeName: string): ReadonlyMap<number, FieldInfo> | null {
   const cached = typeCache.get(typeName);
   if (cached !== undefined) return cached;
-  const fields = descriptorOf(typeName)?.field;
+  const fields = messageDescriptor(typeName)?.field;
   if (fields === undefined) {
     typeCache.set(typeName, null);
     return null;
   }
   const map = new Map<number, FieldInfo>();
-  for (const f of fields) map.set(f.number, { name: f.name, messageType: f.type === 'TYPE_MESSAGE' ? resolve(typeName, f.typeName) : null });
+  for (const f of fields) map.set(f.number, { name: f.name, messageType: f.type === 'TYPE_MESSAGE' ? resolveTypeName(typeName, f.typeName) : null });
   typeCache.set(typeName, map);
   return map;
-}
-
-/** A type name as written in a field of `scope` (relative, protobuf's scoping rules: the
- *  innermost enclosing scope first) → its full name, or null when not loaded. */
-function resolve(scope: string, name: string): string | null {
-  if (name.startsWith('.')) return name.slice(1);
-  const parts = scope.split('.');
-  for (let i = parts.length; i >= 0; i--) {
-    const candidate = [...parts.slice(0, i), name].join('.');
-    if (descriptorOf(candidate) !== null) return candidate;
-  }
-  return null;
 }
 
 function varint(bytes: Uint8Array, r: { pos: number }): number {
