@@ -9,7 +9,8 @@
 // DIR holds one directory per source (its name is the source's name in the report).
 // A case is one file, except that files named `<case>.<kind>.yaml` with kind listeners,
 // routes, clusters, endpoints or secrets (Envoy Gateway's outputs) make one case per
-// <case>. A file is JSON or YAML and is read as:
+// <case> (a name repeated in one kind's list is kept once, the last, as the snapshot
+// cache Envoy Gateway serves them from keeps it). A file is JSON or YAML and is read as:
 // - an Envoy config dump (`configs`): its dynamic resources, what a control plane sent
 //   (static ones came from the bootstrap, not over xDS);
 // - an Envoy bootstrap (`static_resources`): its listeners, clusters and secrets;
@@ -69,6 +70,8 @@ interface CorpusCase {
   readonly source: string;
   readonly name: string;
   readonly resources: Record<Kind, unknown[]>;
+  /** Resources left out because a later one of the same kind has the same name. */
+  readonly collapsed?: number;
 }
 
 /** What happened to one resource. */
@@ -82,6 +85,8 @@ interface ResourceResult {
   readonly name: string;
   readonly verdict: Verdict;
   readonly reason?: string;
+  /** Every error of the NACK that names this resource (`reason` is the first). */
+  readonly reasons?: readonly string[];
   /** Fields and Any types the conversion left out. */
   readonly leftOut: readonly string[];
 }
@@ -90,6 +95,8 @@ interface CaseResult {
   readonly source: string;
   readonly name: string;
   readonly resources: readonly ResourceResult[];
+  /** Resources collapsed into a later one of the same name (lastOfEachName). */
+  readonly collapsed: number;
   readonly error?: string;
 }
 
@@ -184,6 +191,25 @@ function fromBootstrap(b: unknown): Record<Kind, unknown[]> {
   return r;
 }
 
+/** Envoy Gateway's outputs are lists its xDS server puts into a go-control-plane
+ *  snapshot, which keeps one resource per name (the last): what a sidecar is sent. A
+ *  list with a name twice is collapsed the same way, and the number left out counted. */
+function lastOfEachName(resources: Record<Kind, unknown[]>): { resources: Record<Kind, unknown[]>; collapsed: number } {
+  const out = emptyResources();
+  let collapsed = 0;
+  for (const kind of KINDS) {
+    const byName = new Map<string, unknown>();
+    for (const r of resources[kind]) {
+      const name = String(field(r, kind === 'endpoints' ? 'cluster_name' : 'name') ?? '');
+      if (byName.has(name)) collapsed += 1;
+      byName.delete(name);
+      byName.set(name, r);
+    }
+    out[kind] = [...byName.values()];
+  }
+  return { resources: out, collapsed };
+}
+
 /** The documents of a corpus file's text (JSON, or YAML with one or more documents). */
 function parseDocuments(file: string, text: string): unknown[] {
   if (file.endsWith('.json')) return [JSON.parse(text)];
@@ -225,7 +251,7 @@ function loadCorpus(dir: string): CorpusCase[] {
     }
     for (const [key, resources] of grouped) {
       const [into, name] = key.split('\0');
-      cases.push({ source: into, name, resources });
+      cases.push({ source: into, name, ...lastOfEachName(resources) });
     }
   }
   return cases.filter((c) => KINDS.some((k) => c.resources[k].length > 0)).sort((a, b) => a.source.localeCompare(b.source));
@@ -391,15 +417,15 @@ async function runCase(c: CorpusCase, timeoutMs: number): Promise<CaseResult> {
       const nack = [...nacks].reverse().find((n) => n.type === type && (n.rejected.includes(r.name) || n.rejected.includes('')));
       if (nack !== undefined) {
         const parts = nack.error.split('; ');
-        const own = parts.find((p) => p.includes(`"${r.name}"`)) ?? parts[0];
-        return { kind: r.kind, name: r.name, verdict: 'nacked', reason: own, leftOut: r.leftOut };
+        const own = parts.filter((p) => p.includes(`"${r.name}"`));
+        return { kind: r.kind, name: r.name, verdict: 'nacked', reason: own[0] ?? parts[0], reasons: own.length > 0 ? own : parts, leftOut: r.leftOut };
       }
       const verdict: Verdict = everAsked(r.kind, r.name) ? 'acked' : 'not-subscribed';
       return { kind: r.kind, name: r.name, verdict, leftOut: r.leftOut };
     });
-    return { source: c.source, name: c.name, resources: results };
+    return { source: c.source, name: c.name, resources: results, collapsed: c.collapsed ?? 0 };
   } catch (err) {
-    return { source: c.source, name: c.name, resources: [], error: err instanceof Error ? err.message : String(err) };
+    return { source: c.source, name: c.name, resources: [], collapsed: c.collapsed ?? 0, error: err instanceof Error ? err.message : String(err) };
   } finally {
     if (child !== null && child.exitCode === null && child.signalCode === null) {
       const exited = new Promise((resolve) => child!.once('exit', resolve));
@@ -434,8 +460,8 @@ function report(results: readonly CaseResult[]): string[] {
     '',
     '## Per source',
     '',
-    '| source | cases | resources sent | ACKed | NACKed | not subscribed | placeholder keys | ACKed of those answered | converted with fields left out |',
-    '|---|---|---|---|---|---|---|---|---|',
+    '| source | cases | resources sent | ACKed | NACKed | not subscribed | placeholder keys | ACKed of those answered | converted with fields left out | names repeated in a list (the last kept) |',
+    '|---|---|---|---|---|---|---|---|---|---|',
   ];
   const sources = [...new Set(results.map((r) => r.source))];
   for (const s of sources) {
@@ -447,7 +473,8 @@ function report(results: readonly CaseResult[]): string[] {
     const placeholders = all.filter((r) => r.verdict === 'placeholder').length;
     const lossy = all.filter((r) => r.leftOut.length > 0).length;
     const failed = rs.filter((r) => r.error !== undefined).length;
-    lines.push(`| ${s} | ${rs.length}${failed > 0 ? ` (${failed} failed to run)` : ''} | ${all.length} | ${acked} | ${nacked} | ${idle} | ${placeholders} | **${pct(acked, acked + nacked)}** | ${lossy} |`);
+    const collapsed = rs.reduce((n, r) => n + r.collapsed, 0);
+    lines.push(`| ${s} | ${rs.length}${failed > 0 ? ` (${failed} failed to run)` : ''} | ${all.length} | ${acked} | ${nacked} | ${idle} | ${placeholders} | **${pct(acked, acked + nacked)}** | ${lossy} | ${collapsed} |`);
   }
   lines.push('', '## Per source and type (ACKed / answered)', '', `| source | ${KINDS.join(' | ')} |`, `|---|${KINDS.map(() => '---').join('|')}|`);
   for (const s of sources) {

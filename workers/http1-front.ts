@@ -30,6 +30,7 @@ import { UpgradeExchange, type UpgradeHost } from './upgrade-exchange.js';
 import { isH2cUpgrade, serveWithoutH2c } from './upgrade-h2c.js';
 import { upgradeValue } from './upgrade-policy.js';
 import { writeLocalReply } from './upgrade-reply.js';
+import { keepaliveServerOptions } from '../src/core/tcp-keepalive.js';
 
 /** Options every strict-codec server of a listener gets. */
 export function http1ServerOptions(l: Listener) {
@@ -45,6 +46,7 @@ export function http1ServerOptions(l: Listener) {
     // How often Node checks the headers timeout: often enough that it holds to ~1 s.
     connectionsCheckingInterval: Math.min(1000, l.request_headers_timeout_ms),
     noDelay: true,
+    ...keepaliveServerOptions(l.tcp_keepalive),
     insecureHTTPParser: false,
   };
 }

@@ -17,6 +17,7 @@ import type { WorkerContext } from './context.js';
 import { listenShared } from './listen-socket.js';
 import { readProxyHeader } from './proxy-protocol.js';
 import { TcpProxySession } from './tcp-proxy.js';
+import { keepaliveServerOptions } from '../src/core/tcp-keepalive.js';
 
 /** What a connection says when no chain looks at its first bytes. */
 const UNINSPECTED: ConnectionFacts = { transport: 'raw_buffer', serverName: '', alpn: [] };
@@ -36,7 +37,7 @@ export class TcpListener {
     private readonly connections: ConnectionGauge,
   ) {
     this.chains = new FilterChainTable(config.filter_chains, config.tcp_proxy);
-    this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
+    this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true, ...keepaliveServerOptions(config.tcp_keepalive) });
     this.server.on('connection', this.onConnection);
     this.server.on('error', (err) => ctx.log.error({ err, listener: config.name }, 'listener error'));
   }

@@ -15,6 +15,7 @@ import type {
 import type { FilterChainMatchSchema, FilterChainSchema, TcpProxySchema, UpgradeConfigSchema } from './schema/listener.js';
 import type { CODECS, ListenerSchema, ListenerTlsSchema, SERVER_HEADER_TRANSFORMATIONS, TLS_VERSIONS, XFCC_MODES } from './schema/listener.js';
 import type { ClusterDnsSchema, DNS_LOOKUP_FAMILIES } from './schema/cluster.js';
+import type { TcpKeepaliveSchema } from './schema/socket.js';
 import type {
   CircuitBreakersSchema, ClusterSchema, EndpointSchema, HealthCheckSchema, LB_POLICIES, OutlierDetectionSchema, RetryBudgetSchema, TransportSocketMatchSchema,
   UpstreamTlsSchema,
@@ -75,6 +76,8 @@ export type HealthCheck = InferOutput<typeof HealthCheckSchema>;
 /** A DNS cluster's settings (src/main/dns-resolver.ts). */
 export type ClusterDns = InferOutput<typeof ClusterDnsSchema>;
 export type DnsLookupFamily = (typeof DNS_LOOKUP_FAMILIES)[number];
+/** TCP keepalive of a listener's or a cluster's connections (src/core/tcp-keepalive.ts). */
+export type TcpKeepalive = InferOutput<typeof TcpKeepaliveSchema>;
 /** An endpoint as workers and health checks use it. A static cluster's are its written
  *  endpoints; a DNS cluster's come from resolutions (src/config/dns-endpoints.ts):
  *  strict: `address` is a resolved IP and `hostname` the name written; logical:

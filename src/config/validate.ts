@@ -114,6 +114,7 @@ function checkListener(w: SchemaWalk, l: Draft<Listener>, path: string, clusterN
     w.err(at(path, 'access_log'), 'must set at most one of "format" (a text line) and "json_format" (a JSON object), not both');
   }
   if (l.codec === 'uws' && w.given(l, 'tls')) w.err(at(path, 'codec'), 'must be "strict" on a TLS listener (uWS cannot read client certificates)');
+  if (l.tcp_keepalive !== undefined && l.codec === 'uws') w.err(at(path, 'tcp_keepalive'), 'is not supported with codec "uws" (uWS does not expose its sockets; use the strict codec)');
   if (l.proxy_protocol && l.codec === 'uws') w.err(at(path, 'proxy_protocol'), 'is not supported with codec "uws" (use the strict codec)');
   if (l.codec === 'uws' && l.upgrade_configs.length > 0) w.err(at(path, 'upgrade_configs'), 'is not supported with codec "uws" (upgrades are tunnelled by the strict codec)');
   if (l.codec === 'uws' && l.codec_type === 'http2') w.err(at(path, 'codec_type'), 'must be "http1" or "auto" with codec "uws" (the uWS front end speaks HTTP/1.1 only)');
@@ -300,13 +301,7 @@ function checkCluster(w: SchemaWalk, c: Draft<Cluster>, path: string): void {
   } else c.transport_socket_matches?.forEach((m, i) => { if (m.tls) w.err(at(path, `transport_socket_matches[${i}].tls`), 'needs the cluster\'s "tls" (the TLS settings an entry selects)'); });
   if (c.outlier_detection) checkOutlierDetection(w, c.outlier_detection as Draft<OutlierDetection>, at(path, 'outlier_detection'));
   if (c.dns) checkClusterDns(w, c, path);
-  if (c.health_check) {
-    const hc = c.health_check as Draft<HealthCheck>;
-    const hl = at(path, 'health_check');
-    if (!w.given(hc, 'path') && !w.given(hc, 'grpc')) w.err(hl, 'needs "path" (an HTTP check) or "grpc" (a gRPC health check)');
-    if (w.given(hc, 'path') && w.given(hc, 'grpc')) w.err(at(hl, 'grpc'), 'cannot be combined with "path": a check is HTTP or gRPC');
-    fillHealthCheck(w, hc, c.name);
-  }
+  if (c.health_check) fillHealthCheck(w, c.health_check as Draft<HealthCheck>, c.name, at(path, 'health_check'));
 }
 
 function checkOutlierDetection(w: SchemaWalk, o: Draft<OutlierDetection>, path: string): void {
@@ -318,8 +313,11 @@ function checkOutlierDetection(w: SchemaWalk, o: Draft<OutlierDetection>, path: 
   }
 }
 
-/** Envoy's health-check intervals: each defaults to the one it refines. */
-function fillHealthCheck(w: SchemaWalk, h: Draft<HealthCheck>, clusterName: string): void {
+/** A check is one of HTTP, gRPC and TCP; Envoy's intervals: each defaults to the one it refines. */
+function fillHealthCheck(w: SchemaWalk, h: Draft<HealthCheck>, clusterName: string, hl: string): void {
+  const kinds = (['path', 'grpc', 'tcp'] as const).filter((k) => w.given(h, k));
+  if (kinds.length !== 1) w.err(kinds.length === 0 ? hl : at(hl, kinds[1]), kinds.length === 0 ? 'needs "path" (an HTTP check), "grpc" (a gRPC health check) or "tcp" (a TCP check)' : `cannot be combined with "${kinds[0]}": a check is HTTP, gRPC or TCP`);
+  if (!w.given(h, 'path') && (h.receive?.length ?? 0) > 0) w.err(at(hl, 'receive'), 'is for HTTP checks (with "path"); a TCP check has its own tcp.receive');
   const fill = <K extends keyof HealthCheck>(key: K, value: HealthCheck[K]): void => { if (!w.given(h, key)) h[key] = value; };
   fill('host', clusterName);
   fill('no_traffic_healthy_interval_ms', h.no_traffic_interval_ms);

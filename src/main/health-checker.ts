@@ -9,7 +9,8 @@
 // the workers). A cluster with `tls` is checked over TLS with its own settings (CA,
 // client certificate, SNI, expected SANs), except the endpoints its
 // transport_socket_matches send plaintext; rotated certificates reach the checks' next
-// connections. One probe (the GET itself) is health-probe.ts.
+// connections. One probe (the GET itself) is health-probe.ts; a cluster's check may
+// instead be a gRPC one (grpc-health-probe.ts) or a TCP one (tcp-health-probe.ts).
 
 import http from 'node:http';
 import https from 'node:https';
@@ -20,6 +21,7 @@ import { endpointUsesTls } from '../upstream/transport-match.js';
 import { clientTlsOptions, H2_ALPN, HTTP1_ALPN } from '../upstream/upstream-tls.js';
 import { probe, statusExpected, type ProbeResult, type RunningProbe } from './health-probe.js';
 import { grpcProbe } from './grpc-health-probe.js';
+import { tcpProbe } from './tcp-health-probe.js';
 
 export interface HealthTarget {
   /** Shared-state endpoint slot (stable for `cluster|address:port`). */
@@ -328,7 +330,9 @@ export class HealthChecker {
     };
     const running = settings.grpc !== undefined
       ? grpcProbe({ address: target.address, port: target.port, tlsAgent: target.tls ? entry.agent : null }, settings, onResult)
-      : probe(target, settings, onResult);
+      : settings.tcp !== undefined
+        ? tcpProbe({ address: target.address, port: target.port, tlsAgent: target.tls ? entry.agent as https.Agent : null }, settings, onResult)
+        : probe(target, settings, onResult);
     // A probe that failed synchronously has already reported (and rescheduled).
     if (!reported) entry.probe = running;
   }

@@ -1,11 +1,12 @@
-// One active health check probe: `GET <path>` on an endpoint over a keep-alive agent,
-// with a deadline, one retry when a pooled connection turns out to have been closed by
+// One active health check probe: `GET <path>` on an endpoint over a keep-alive agent
+// (its body searched for the `receive` blocks when there are some), with a deadline, one retry when a pooled connection turns out to have been closed by
 // the upstream, and a result that says why it failed (timeout, network, status). The
 // scheduling and the verdicts live in health-checker.ts.
 
 import http from 'node:http';
 import https from 'node:https';
 import type { HealthCheck } from '../config/types.js';
+import { containsInOrder, payloadBytes } from './health-payload.js';
 
 export type FailureKind = 'timeout' | 'network' | 'status';
 
@@ -89,11 +90,25 @@ export function probe(target: ProbeTarget, settings: HealthCheck, done: (result:
       res.on('aborted', () => {
         finish({ pass: false, status, error: 'response aborted', kind: 'network' });
       });
+      // With `receive`, the body's first response_buffer_size bytes are kept to search.
+      const body: Buffer[] = [];
+      let kept = 0;
       res.on('end', () => {
         const pass = statusExpected(status, settings.expected_statuses);
+        if (pass && settings.receive.length > 0 && !containsInOrder(Buffer.concat(body), payloadBytes(settings.receive))) {
+          finish({ pass: false, status, error: `status ${status}, but the body's first ${settings.response_buffer_size} bytes lack the expected payload`, kind: 'status' });
+          return;
+        }
         finish({ pass, status, error: pass ? '' : `status ${status}`, kind: pass ? null : 'status' });
       });
-      res.resume();
+      if (settings.receive.length > 0) {
+        res.on('data', (chunk: Buffer) => {
+          if (kept >= settings.response_buffer_size) return;
+          const part = chunk.subarray(0, settings.response_buffer_size - kept);
+          body.push(part);
+          kept += part.length;
+        });
+      } else res.resume();
     });
     req.on('error', (err: NodeJS.ErrnoException) => {
       if (finished || current !== req) return;

@@ -19,6 +19,7 @@ import { createLoadBalancer, type LoadBalancer } from './load-balancer.js';
 import { EndpointPool, endpointKey, type PoolOptions } from './pool.js';
 import { endpointUsesTls } from './transport-match.js';
 import { ClusterTls } from './upstream-tls.js';
+import { keepaliveDelayMs } from '../core/tcp-keepalive.js';
 
 /** Where a worker finds the shared cells of a cluster and of its endpoints. */
 export interface SharedSlots {
@@ -176,6 +177,8 @@ function poolOptions(config: ClusterConfig, tls: ClusterTls | null): PoolOptions
   return {
     tls,
     connectTimeoutMs: config.connect_timeout_ms,
+    keepaliveMs: keepaliveDelayMs(config.tcp_keepalive),
+    maxRequestsPerConnection: config.max_requests_per_connection,
     idleTimeoutMs: config.idle_timeout_ms,
     maxConnections: config.max_connections_per_endpoint,
     maxClusterConnections: config.circuit_breakers.max_connections,
@@ -187,6 +190,7 @@ function poolOptions(config: ClusterConfig, tls: ClusterTls | null): PoolOptions
       initialStreamWindow: config.http2_protocol_options.initial_stream_window_size,
       initialConnectionWindow: config.http2_protocol_options.initial_connection_window_size,
       keepalive: config.http2_protocol_options.connection_keepalive ?? null,
+      maxRequests: config.max_requests_per_connection,
     } : null,
   };
 }

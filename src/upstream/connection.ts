@@ -9,6 +9,7 @@ import { reportError } from '../core/report.js';
 import type { BodyFraming } from '../http/request-facts.js';
 import { ProtocolError, ResponseParser, type ResponseHandler } from './http1-parser.js';
 import type { EndpointTls } from './upstream-tls.js';
+import { applyKeepalive } from '../core/tcp-keepalive.js';
 
 /** 64 KiB read buffer shared by this thread's upstream connections (see constructor). */
 const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
@@ -77,6 +78,8 @@ export class UpstreamConnection implements UpstreamChannel {
   served = 0;
   /** performance.now() when it went idle; used by the idle sweep. */
   idleSince = 0;
+  /** Exchanges it has finished (the pool closes it at max_requests_per_connection). */
+  exchanges = 0;
   /** performance.now() after which the upstream's Keep-Alive hint says it is gone; 0 = none. */
   expiresAt = 0;
 
@@ -86,6 +89,7 @@ export class UpstreamConnection implements UpstreamChannel {
     port: number,
     connectTimeoutMs: number,
     tlsState: EndpointTls | null = null,
+    keepaliveMs: number | null = null,
   ) {
     this.tls = tlsState;
     // Reads land in one buffer shared by every connection of this thread (no Buffer per
@@ -111,6 +115,7 @@ export class UpstreamConnection implements UpstreamChannel {
       socket.on('secureConnect', this.onConnect);
       socket.on('session', tlsState.onSession);
     }
+    applyKeepalive(this.socket, keepaliveMs);
     this.socket.setTimeout(connectTimeoutMs);
     this.socket.on('timeout', guard(this.onTimeout));
     this.socket.on('drain', guard(this.onDrain));

@@ -11,6 +11,7 @@ import { reportError } from '../core/report.js';
 import type { ClusterResources } from '../shared/shared-state.js';
 import type { ClusterStats } from '../stats/recorder.js';
 import type { EndpointTls } from './upstream-tls.js';
+import { applyKeepalive } from '../core/tcp-keepalive.js';
 
 /** Why a dedicated connection never carried a byte. */
 export type DedicatedFailure = 'connect' | 'connect_timeout';
@@ -28,6 +29,8 @@ export interface DedicatedOptions {
   readonly port: number;
   readonly connectTimeoutMs: number;
   readonly tls: EndpointTls | null;
+  /** TCP keepalive's initial delay (ms), or null for off. */
+  readonly keepaliveMs: number | null;
   readonly stats: ClusterStats;
   readonly resources: ClusterResources;
   /** ALPN protocols to offer over TLS (`['http/1.1']` for an upgrade); [] for none. */
@@ -93,6 +96,7 @@ export function openDedicated(o: DedicatedOptions, events: DedicatedEvents): net
       // The PROXY header goes before the ClientHello, on the TCP connection itself.
       const raw = net.connect({ host: o.host, port: o.port, noDelay: true, allowHalfOpen: true });
       raw.write(o.preamble);
+      applyKeepalive(raw, o.keepaliveMs);
       options.socket = raw;
       delete options.host;
       delete options.port;
@@ -104,6 +108,7 @@ export function openDedicated(o: DedicatedOptions, events: DedicatedEvents): net
     t.once('secureConnect', onConnected);
     socket = t;
   }
+  if (o.tls === null || o.preamble === null) applyKeepalive(socket, o.keepaliveMs);
   if (o.tls === null && o.preamble !== null) socket.write(o.preamble);
   o.stats.connectionOpened();
   socket.setTimeout(o.connectTimeoutMs);

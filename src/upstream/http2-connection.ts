@@ -25,6 +25,7 @@ import type { BodyFraming } from '../http/request-facts.js';
 import { reasonPhrase } from '../http/status.js';
 import type { UpstreamChannel, UpstreamSink } from './connection.js';
 import { H2_ALPN, type EndpointTls } from './upstream-tls.js';
+import { applyKeepalive } from '../core/tcp-keepalive.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 
@@ -42,12 +43,16 @@ export interface Http2Settings {
   readonly initialConnectionWindow: number;
   /** PING keepalive; null for none. */
   readonly keepalive: Http2KeepaliveSettings | null;
+  /** Streams a connection carries in all before it takes no more (0: no limit). */
+  readonly maxRequests?: number;
 }
 
 export class Http2Connection {
   readonly session: ClientHttp2Session;
   /** Streams reserved or open on it. */
   streams = 0;
+  /** Streams it has been given in all (channel()). */
+  private started = 0;
   /** Stream limit: ours, lowered by the upstream's SETTINGS_MAX_CONCURRENT_STREAMS. */
   maxStreams: number;
   /** Whether the connection (and TLS handshake) ever succeeded. */
@@ -68,6 +73,7 @@ export class Http2Connection {
     connectTimeoutMs: number,
     private readonly settings: Http2Settings,
     private readonly tlsState: EndpointTls | null,
+    private readonly keepaliveMs: number | null = null,
   ) {
     this.maxStreams = settings.maxConcurrentStreams;
     const authority = `${tlsState === null ? 'http' : 'https'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
@@ -88,7 +94,13 @@ export class Http2Connection {
 
   /** May carry another stream now. */
   get hasRoom(): boolean {
-    return !this.draining && !this.session.closed && !this.session.destroyed && this.streams < this.maxStreams;
+    return !this.draining && !this.spent && !this.session.closed && !this.session.destroyed && this.streams < this.maxStreams;
+  }
+
+  /** It has been given max_requests_per_connection streams: it takes no more. */
+  get spent(): boolean {
+    const max = this.settings.maxRequests ?? 0;
+    return max > 0 && this.started >= max;
   }
 
   /** Closes it once its streams are done (idle sweep, endpoint removed). */
@@ -104,6 +116,7 @@ export class Http2Connection {
 
   /** A new channel for one request (the caller reserved its place: streams++). */
   channel(): Http2StreamChannel {
+    this.started++;
     return new Http2StreamChannel(this);
   }
 
@@ -116,9 +129,14 @@ export class Http2Connection {
 
   private socket(host: string, port: number): net.Socket {
     const tlsState = this.tlsState;
-    if (tlsState === null || tlsState.cluster.error !== null) return net.connect({ host, port, noDelay: true });
+    if (tlsState === null || tlsState.cluster.error !== null) {
+      const plain = net.connect({ host, port, noDelay: true });
+      applyKeepalive(plain, this.keepaliveMs);
+      return plain;
+    }
     const socket = tls.connect({ ...tlsState.connectOptions(host, port), ALPNProtocols: tlsState.alpn(H2_ALPN) });
     socket.setNoDelay(true);
+    applyKeepalive(socket, this.keepaliveMs);
     socket.on('session', tlsState.onSession);
     return socket;
   }

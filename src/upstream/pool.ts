@@ -47,6 +47,10 @@ export interface PoolOptions {
    *  (the client's), `alpn` (`protocol: auto` with TLS: what the endpoint's ALPN chose,
    *  learned by a first handshake). Absent: from `http2` (set: http2). */
   readonly mode?: 'http1' | 'http2' | 'downstream' | 'alpn';
+  /** TCP keepalive's initial delay in ms (0: the system's), or absent / null for off. */
+  readonly keepaliveMs?: number | null;
+  /** Requests an upstream connection carries before it takes no more; absent or 0: no limit. */
+  readonly maxRequestsPerConnection?: number;
 }
 
 export class EndpointPool implements ConnectionOwner, Http2ConnectionOwner {
@@ -192,13 +196,27 @@ export class EndpointPool implements ConnectionOwner, Http2ConnectionOwner {
     }
     const o = this.options;
     return openDedicated({
-      host: dialAddress(this.endpoint), port: this.endpoint.port, connectTimeoutMs: o.connectTimeoutMs, tls: this.tls,
+      host: dialAddress(this.endpoint), port: this.endpoint.port, connectTimeoutMs: o.connectTimeoutMs, tls: this.tls, keepaliveMs: o.keepaliveMs ?? null,
       stats: this.stats, resources: this.resources, alpn, preamble,
     }, events);
   }
 
-  /** ConnectionOwner: a connection finished its exchange and may be reused. */
+  /** ConnectionOwner: a connection finished its exchange and may be reused, unless it
+   *  has carried max_requests_per_connection: then it closes (its close event lets a
+   *  waiting request open a new one). */
   release(conn: UpstreamConnection): void {
+    conn.exchanges++;
+    const max = this.options.maxRequestsPerConnection ?? 0;
+    if (max > 0 && conn.exchanges >= max) {
+      this.stats.count(ClusterCounter.CxMaxRequests);
+      conn.destroy();
+      return;
+    }
+    this.reuse(conn);
+  }
+
+  /** Hands an idle connection to the next waiting request, or keeps it idle. */
+  private reuse(conn: UpstreamConnection): void {
     if (this.closed) {
       conn.destroy();
       return;
@@ -220,7 +238,7 @@ export class EndpointPool implements ConnectionOwner, Http2ConnectionOwner {
   /** Gives back a channel its client will not use after all (refused by a circuit
    *  breaker, or the client is over): the next waiting request gets it. */
   giveBack(channel: UpstreamChannel): void {
-    if (channel instanceof UpstreamConnection) this.release(channel);
+    if (channel instanceof UpstreamConnection) this.reuse(channel);
     else channel.destroy(); // an unused HTTP/2 stream place: streamEnded passes it on
   }
 
@@ -228,6 +246,14 @@ export class EndpointPool implements ConnectionOwner, Http2ConnectionOwner {
   streamEnded(conn: Http2Connection): void {
     if (this.closed) {
       if (conn.streams === 0) conn.close();
+      return;
+    }
+    if (conn.spent) {
+      // It carried max_requests_per_connection streams: it closes once they are done.
+      if (conn.streams === 0) {
+        this.stats.count(ClusterCounter.CxMaxRequests);
+        conn.close();
+      }
       return;
     }
     if (!conn.hasRoom) return;
@@ -378,8 +404,8 @@ export class EndpointPool implements ConnectionOwner, Http2ConnectionOwner {
     this.total++;
     this.stats.connectionOpened();
     const o = this.options;
-    if (!h2 || !o.http2) return new UpstreamConnection(this, dialAddress(this.endpoint), this.endpoint.port, o.connectTimeoutMs, this.tls);
-    const conn = new Http2Connection(this, dialAddress(this.endpoint), this.endpoint.port, o.connectTimeoutMs, o.http2, this.tls);
+    if (!h2 || !o.http2) return new UpstreamConnection(this, dialAddress(this.endpoint), this.endpoint.port, o.connectTimeoutMs, this.tls, o.keepaliveMs ?? null);
+    const conn = new Http2Connection(this, dialAddress(this.endpoint), this.endpoint.port, o.connectTimeoutMs, o.http2, this.tls, o.keepaliveMs ?? null);
     this.h2.push(conn);
     conn.streams++;
     return conn.channel();

@@ -4,7 +4,7 @@
 // rules, upgrade configs, and TLS transport sockets, in the shapes src/xds/translate*.ts
 // reads back.
 
-import type { Authorization, ListenerTlsConfig, RateLimit, TlsVersion, UpgradeConfig, UpstreamTlsConfig } from '../config/types.js';
+import type { Authorization, Listener, ListenerTlsConfig, RateLimit, TlsVersion, UpgradeConfig, UpstreamTlsConfig } from '../config/types.js';
 import { ANY_IDENTITY_REGEX, REMORA_METADATA, TLS_TRANSPORT_SOCKET } from './names.js';
 import { loadXdsProtos, TypeUrl, type AnyMessage, type ProtoObject } from './protos.js';
 
@@ -133,5 +133,18 @@ export function upstreamTlsSocket(t: UpstreamTlsConfig, alpn: readonly string[] 
       common_tls_context: commonTlsContext(t, t.verify_subject_alt_names, t.alpn_protocols ?? alpn),
       ...(t.sni !== undefined ? { sni: t.sni } : {}),
     }),
+  };
+}
+
+/** A listener's tcp_keepalive as Envoy's socket options: SO_KEEPALIVE, and TCP_KEEPIDLE
+ *  when its time is set (Linux's numbers, as the socket options carry them). */
+export function listenerSocketOptions(l: Listener): ProtoObject {
+  if (l.tcp_keepalive === undefined) return {};
+  const time = l.tcp_keepalive.time_s;
+  return {
+    socket_options: [
+      { description: 'SO_KEEPALIVE', level: '1', name: '9', int_value: '1' },
+      ...(time !== undefined ? [{ description: 'TCP_KEEPIDLE', level: '6', name: '4', int_value: String(time) }] : []),
+    ],
   };
 }

@@ -8,7 +8,7 @@
 // around its TLS socket, or around raw_buffer.
 
 import type { FilterChain, Listener, TcpProxy } from '../config/types.js';
-import { duration, encode, metadata, u32 } from './encode-common.js';
+import { duration, encode, listenerSocketOptions, metadata, u32 } from './encode-common.js';
 import { PROXY_PROTOCOL_LISTENER_FILTER, RAW_BUFFER_SOCKET, TCP_PROXY_FILTER_NAME, TLS_INSPECTOR, UPSTREAM_PROXY_PROTOCOL_SOCKET } from './names.js';
 import { TypeUrl, type ProtoObject } from './protos.js';
 
@@ -27,6 +27,7 @@ export function tcpListener(l: Listener): ProtoObject {
   return {
     name: l.name,
     address: { socket_address: { address: l.address, port_value: l.port } },
+    ...listenerSocketOptions(l),
     ...(listenerFilters.length > 0 ? { listener_filters: listenerFilters } : {}),
     filter_chains: l.filter_chains.map((fc) => ({
       name: fc.name,

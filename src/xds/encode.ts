@@ -19,7 +19,7 @@
 
 import type { Cluster, Listener, RemoraConfig, TracingConfig } from '../config/types.js';
 import {
-  ADS, downstreamTlsSocket, duration, encode, hasRules, LISTENER_LIMIT_FILTER, LISTENER_RBAC, localRateLimit, metadata, RBAC_ACTIONS,
+  ADS, downstreamTlsSocket, duration, encode, hasRules, LISTENER_LIMIT_FILTER, LISTENER_RBAC, listenerSocketOptions, localRateLimit, metadata, RBAC_ACTIONS,
   rateLimitKeys, rbacRules, ROUTE_LIMIT_SLOT, ROUTE_RBAC_SLOT, toStruct, u32, upgradeConfigs, upstreamTlsSocket, XFCC_SETS,
 } from './encode-common.js';
 import { isTcpListener, tcpListener, upstreamProxyProtocolSocket } from './encode-tcp.js';
@@ -158,6 +158,7 @@ function listener(l: Listener, tracing: TracingConfig | undefined): ProtoObject 
   return {
     name: l.name,
     address: { socket_address: { address: l.address, port_value: l.port } },
+    ...listenerSocketOptions(l),
     ...(l.proxy_protocol
       ? { listener_filters: [{ name: PROXY_PROTOCOL_LISTENER_FILTER, typed_config: encode(TypeUrl.ProxyProtocol, {}) }] }
       : {}),
@@ -233,8 +234,11 @@ function cluster(c: Cluster, eds: boolean): ProtoObject {
     ...transportSocketMatches(c),
     // HTTP/1.1 is Envoy's default: nothing to write (an http1 cluster's
     // http2_protocol_options do nothing and are not sent).
-    ...(c.protocol !== 'http1'
+    ...(c.protocol !== 'http1' || c.max_requests_per_connection > 0
       ? { typed_extension_protocol_options: { [HTTP_PROTOCOL_OPTIONS]: encode(TypeUrl.HttpProtocolOptions, upstreamVersion(c)) } }
+      : {}),
+    ...(c.tcp_keepalive !== undefined
+      ? { upstream_connection_options: { tcp_keepalive: c.tcp_keepalive.time_s !== undefined ? { keepalive_time: u32(c.tcp_keepalive.time_s) } : {} } }
       : {}),
     ...metadata({
       idle_timeout_ms: c.idle_timeout_ms,
@@ -267,13 +271,16 @@ function transportSocketMatches(c: Cluster): ProtoObject {
 /** HttpProtocolOptions' version choice for an `http2`, `downstream` or `auto` cluster. */
 function upstreamVersion(c: Cluster): ProtoObject {
   const http2 = http2Options(c.http2_protocol_options);
+  const common = c.max_requests_per_connection > 0 ? { common_http_protocol_options: { max_requests_per_connection: u32(c.max_requests_per_connection) } } : {};
   switch (c.protocol) {
     case 'downstream':
-      return { use_downstream_protocol_config: { http2_protocol_options: http2 } };
+      return { ...common, use_downstream_protocol_config: { http2_protocol_options: http2 } };
     case 'auto':
-      return { auto_config: { http2_protocol_options: http2 } };
+      return { ...common, auto_config: { http2_protocol_options: http2 } };
+    case 'http1':
+      return { ...common, explicit_http_config: { http_protocol_options: {} } };
     default:
-      return { explicit_http_config: { http2_protocol_options: http2 } };
+      return { ...common, explicit_http_config: { http2_protocol_options: http2 } };
   }
 }
 
@@ -287,8 +294,8 @@ const CLUSTER_ALPN: Readonly<Record<Cluster['protocol'], readonly string[] | und
 };
 
 /** The HealthCheck's checker: gRPC (authority: the check's own, else its `host` when that
- *  is not the cluster name, Envoy's default; service_name '' is Envoy's default too), else
- *  an HTTP GET. */
+ *  is not the cluster name, Envoy's default; service_name '' is Envoy's default too), TCP
+ *  (payloads as hex `text`), else an HTTP GET. */
 function healthChecker(c: Cluster, hc: NonNullable<Cluster['health_check']>): ProtoObject {
   if (hc.grpc !== undefined) {
     const authority = hc.grpc.authority ?? (hc.host !== c.name ? hc.host : undefined);
@@ -299,11 +306,20 @@ function healthChecker(c: Cluster, hc: NonNullable<Cluster['health_check']>): Pr
       },
     };
   }
+  if (hc.tcp !== undefined) {
+    return {
+      tcp_health_check: {
+        ...(hc.tcp.send !== undefined ? { send: { text: hc.tcp.send } } : {}),
+        receive: hc.tcp.receive.map((text) => ({ text })),
+      },
+    };
+  }
   return {
     http_health_check: {
       host: hc.host,
       path: hc.path,
       expected_statuses: hc.expected_statuses.map(([start, end]) => ({ start, end })),
+      ...(hc.receive.length > 0 ? { receive: hc.receive.map((text) => ({ text })), response_buffer_size: { value: String(hc.response_buffer_size) } } : {}),
     },
   };
 }

@@ -1,7 +1,9 @@
 // Envoy's xDS v3 protos, loaded from @grpc/grpc-js-xds (which ships Envoy's API, xds,
 // googleapis and protoc-gen-validate protos) with @grpc/proto-loader: no .proto file is
 // copied into Remora, and the files are found through the package's own location, so
-// this works from src/xds/ (tests) and dist/src/xds/ (built) alike. One place decides
+// this works from src/xds/ (tests) and dist/src/xds/ (built) alike. Extensions newer than
+// that API snapshot are declared by Remora under proto/envoy/ (Envoy's wire format, the
+// same package names). One place decides
 // the decoding options, so every module sees the same object shapes: field names as in
 // the .proto (snake_case), 64-bit integers and enums as strings, no defaults filled in
 // and no oneof marker fields, so every key of a decoded object is a field that was set
@@ -12,6 +14,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { protoRoot } from '../control/remora-protos.js';
 
 /** Type URLs of the resources Remora speaks. */
 export const TypeUrl = {
@@ -61,6 +64,8 @@ export const TypeUrl = {
   UdpaTypedStruct: 'type.googleapis.com/udpa.type.v1.TypedStruct',
   /** A DNS cluster's typed_dns_resolver_config (envoy.network.dns_resolver.cares). */
   CaresDnsResolver: 'type.googleapis.com/envoy.extensions.network.dns_resolver.cares.v3.CaresDnsResolverConfig',
+  /** A Cluster's cluster_type `envoy.cluster.dns` (proto/envoy/: newer than the loaded API). */
+  DnsCluster: 'type.googleapis.com/envoy.extensions.clusters.dns.v3.DnsCluster',
 } as const;
 
 /** An `Any` as proto-loader presents it. */
@@ -71,6 +76,8 @@ export interface AnyMessage {
 
 /** Decoded message objects are plain data in proto-loader's shape. */
 export type ProtoObject = Record<string, unknown>;
+
+const DNS_CLUSTER_PROTO = 'envoy/extensions/clusters/dns/v3/dns_cluster.proto';
 
 const FILES = [
   'envoy/service/discovery/v3/ads.proto',
@@ -106,6 +113,8 @@ const FILES = [
   'envoy/extensions/load_balancing_policies/round_robin/v3/round_robin.proto',
   'envoy/extensions/load_balancing_policies/least_request/v3/least_request.proto',
   'envoy/extensions/load_balancing_policies/random/v3/random.proto',
+  // Remora's own declaration (proto/envoy/), for what the package's API snapshot predates.
+  DNS_CLUSTER_PROTO,
 ];
 
 export const LOADER_OPTIONS: protoLoader.Options = { keepCase: true, longs: String, enums: String, defaults: false, oneofs: false };
@@ -130,7 +139,7 @@ export function loadXdsProtos(): XdsProtos {
   if (cached !== null) return cached;
   const require = createRequire(import.meta.url);
   const deps = path.join(path.dirname(require.resolve('@grpc/grpc-js-xds/package.json')), 'deps');
-  const includeDirs = ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => path.join(deps, d));
+  const includeDirs = [...['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => path.join(deps, d)), protoRoot(DNS_CLUSTER_PROTO)];
   const definition = protoLoader.loadSync(FILES, { ...LOADER_OPTIONS, includeDirs });
   const pkg = grpc.loadPackageDefinition(definition) as unknown as {
     envoy: {

@@ -14,7 +14,7 @@ import { TypeUrl } from './protos.js';
 import { asArr, asNum, asObj, asStr, isSet, wrapped, type Obj } from './read.js';
 import { edsName } from './resources.js';
 import { checkName, configSource, extPath, root, sub, type Ctx, type Loc } from './translate-context.js';
-import { clusterDns, DNS_CLUSTER_FIELDS, DNS_EXTENSIONS } from './translate-dns.js';
+import { clusterDns, DNS_CLUSTER_FIELDS, DNS_CLUSTER_TYPE, DNS_EXTENSIONS, dnsClusterType } from './translate-dns.js';
 import { translateEndpoints } from './translate-endpoints.js';
 import { Fields, type Mark } from './translate-fields.js';
 import { upstreamProtocol } from './translate-protocol.js';
@@ -41,7 +41,10 @@ export interface ClusterPart {
 export function translateCluster(ctx: Ctx, key: string, c: Obj): ClusterPart | undefined {
   const loc = root(TypeUrl.Cluster, key);
   checkName(ctx, c.name, key, loc);
-  const type = asStr(c.type) ?? 'STATIC';
+  // A DNS cluster may come as a cluster_type extension (DnsCluster) instead of a type.
+  const dnsExt = c.cluster_type !== undefined ? dnsClusterType(ctx, c.cluster_type, sub(loc, 'cluster_type')) : undefined;
+  if (dnsExt !== undefined && isSet(c.type)) ctx.reject(sub(loc, 'type'), 'not allowed with cluster_type (Envoy takes one of them)');
+  const type = dnsExt?.type ?? asStr(c.type) ?? 'STATIC';
   // ORIGINAL_DST (Istio's PassthroughCluster and InboundPassthroughCluster) forwards to
   // where a redirected connection was going. Remora has no traffic capture, so no
   // connection has an original destination other than Remora itself: such a cluster is
@@ -51,6 +54,7 @@ export function translateCluster(ctx: Ctx, key: string, c: Obj): ClusterPart | u
   ctx.only(c, loc, ['name', 'type', 'eds_cluster_config', 'connect_timeout', 'lb_policy', 'load_assignment', 'health_checks',
     'circuit_breakers', 'outlier_detection', 'common_lb_config', 'metadata', 'transport_socket', 'transport_socket_matches', 'filters', 'typed_extension_protocol_options',
     'http2_protocol_options', 'per_connection_buffer_limit_bytes', 'ignore_health_on_host_removal', 'alt_stat_name', 'load_balancing_policy', ...DNS_CLUSTER_FIELDS,
+    'upstream_connection_options', 'max_requests_per_connection', 'cluster_type',
     ...(originalDst ? ['original_dst_lb_config', 'upstream_bind_config', 'cleanup_interval'] : [])]);
   // Envoy Gateway sets both. The upstream connection's buffer limit only paces reading
   // (flow control): Envoy buffers nothing from an upstream to replay. Remora drops an
@@ -131,13 +135,24 @@ export function translateCluster(ctx: Ctx, key: string, c: Obj): ClusterPart | u
   }
   if (tls !== undefined) out.attach('tls', tls.part.raw, tls.part.marks);
   const protocol = upstreamProtocol(ctx, c, loc, out);
+  const maxRequests = wrapped(c.max_requests_per_connection); // deprecated for HttpProtocolOptions' own
+  if (maxRequests !== undefined) {
+    if (out.raw.max_requests_per_connection !== undefined) ctx.reject(sub(loc, 'max_requests_per_connection'), 'is also set by the HttpProtocolOptions\' common_http_protocol_options; set one');
+    else out.set('max_requests_per_connection', maxRequests, sub(loc, 'max_requests_per_connection'));
+  }
+  const uco = asObj(c.upstream_connection_options);
+  if (uco !== undefined) tcpKeepalive(ctx, uco, sub(loc, 'upstream_connection_options'), out);
   if (protocol !== undefined && tls?.alpn !== undefined) {
     const offered = clusterAlpn(ctx, tls.alpn, protocol);
     if (offered !== undefined) out.within('tls')?.set('alpn_protocols', offered, tls.alpn.loc);
   }
 
   const ext = ctx.extensions(c, loc, REMORA_EXTENSIONS.cluster, 'Cluster.metadata');
-  if (dnsType !== undefined) clusterDns(ctx, c, loc, dnsType, ext, out);
+  if (dnsExt !== undefined) {
+    // The DnsCluster's settings apply; the Cluster's own DNS fields are ignored (Envoy).
+    for (const k of DNS_CLUSTER_FIELDS) if (isSet(c[k])) ctx.noEffect(loc, `Cluster.${k} (with cluster_type ${DNS_CLUSTER_TYPE})`);
+    clusterDns(ctx, dnsExt.settings, dnsExt.loc, dnsExt.type, ext, out);
+  } else if (dnsType !== undefined) clusterDns(ctx, c, loc, dnsType, ext, out);
   else {
     for (const k of DNS_EXTENSIONS) if (ext[k] !== undefined) ctx.reject(extPath(loc, k), 'only for STRICT_DNS and LOGICAL_DNS clusters');
     for (const k of DNS_CLUSTER_FIELDS) if (isSet(c[k])) ctx.noEffect(loc, `Cluster.${k}`); // ignored, as by Envoy
@@ -270,6 +285,19 @@ function outlierDetection(ctx: Ctx, od: Obj, loc: Loc, out: Fields): void {
   out.fill('success_rate_stdev_factor', stdev === undefined ? undefined : stdev / 1000, sub(loc, 'success_rate_stdev_factor')); // Envoy: 1900 = 1.9
 }
 
+/** upstream_connection_options: TCP keepalive (`tcp_keepalive`, its idle time). Node
+ *  cannot set the probes' interval and count: counted as without effect. */
+function tcpKeepalive(ctx: Ctx, o: Obj, loc: Loc, out: Fields): void {
+  ctx.only(o, loc, ['tcp_keepalive']);
+  const k = asObj(o.tcp_keepalive);
+  if (k === undefined) return;
+  const kl = sub(loc, 'tcp_keepalive');
+  ctx.only(k, kl, ['keepalive_time', 'keepalive_interval', 'keepalive_probes']);
+  const ka = out.nest('tcp_keepalive').here(kl);
+  ka.take('time_s', wrapped(k.keepalive_time), sub(kl, 'keepalive_time'));
+  for (const f of ['keepalive_interval', 'keepalive_probes']) if (isSet(k[f])) ctx.noEffect(kl, `TcpKeepalive.${f}`);
+}
+
 /** `{start, end}` status ranges → `[start, end]`. */
 function statusRanges(ctx: Ctx, list: unknown[], loc: Loc, key: string): number[][] {
   return list.map((r, i) => {
@@ -286,9 +314,7 @@ const EVENT_LOG_FIELDS = ['event_log_path', 'always_log_health_check_failures', 
 /** One HealthCheck: an HTTP GET (http_health_check) or a gRPC health check
  *  (grpc_health_check), with the intervals and thresholds they share. */
 function healthCheck(ctx: Ctx, hc: Obj, loc: Loc, out: Fields): void {
-  for (const k of ['tcp_health_check', 'custom_health_check']) {
-    if (isSet(hc[k])) ctx.reject(sub(loc, k), 'only http_health_check and grpc_health_check are supported');
-  }
+  if (isSet(hc.custom_health_check)) ctx.reject(sub(loc, 'custom_health_check'), 'only http_health_check, grpc_health_check and tcp_health_check are supported');
   ctx.only(hc, loc, ['timeout', 'interval', 'unhealthy_threshold', 'healthy_threshold', 'http_health_check',
     'tcp_health_check', 'grpc_health_check', 'custom_health_check', 'no_traffic_interval', 'no_traffic_healthy_interval',
     'unhealthy_interval', 'unhealthy_edge_interval', 'healthy_edge_interval', 'interval_jitter', 'interval_jitter_percent',
@@ -297,14 +323,17 @@ function healthCheck(ctx: Ctx, hc: Obj, loc: Loc, out: Fields): void {
   out.here(loc);
   const h = asObj(hc.http_health_check);
   const g = asObj(hc.grpc_health_check);
-  if (h !== undefined && g !== undefined) {
-    ctx.reject(sub(loc, 'grpc_health_check'), 'not allowed together with http_health_check (Envoy takes one health checker)');
+  const t = asObj(hc.tcp_health_check);
+  const given = [['http_health_check', h], ['grpc_health_check', g], ['tcp_health_check', t]].filter(([, x]) => x !== undefined);
+  if (given.length > 1) {
+    ctx.reject(sub(loc, String(given[1][0])), `not allowed together with ${String(given[0][0])} (Envoy takes one health checker)`);
     return;
   }
   if (g !== undefined) grpcHealthCheck(ctx, g, sub(loc, 'grpc_health_check'), out);
+  else if (t !== undefined) tcpHealthCheck(ctx, t, sub(loc, 'tcp_health_check'), out);
   else if (h !== undefined) httpHealthCheck(ctx, h, sub(loc, 'http_health_check'), out);
   else {
-    ctx.reject(sub(loc, 'http_health_check'), 'is required (Remora runs HTTP health checks, or gRPC ones with grpc_health_check)');
+    ctx.reject(sub(loc, 'http_health_check'), 'is required (Remora runs HTTP health checks, or gRPC ones with grpc_health_check, or TCP ones with tcp_health_check)');
     return;
   }
   for (const [to, from] of [
@@ -326,7 +355,7 @@ function healthCheck(ctx: Ctx, hc: Obj, loc: Loc, out: Fields): void {
 
 /** http_health_check: a GET of `path`; its statuses. */
 function httpHealthCheck(ctx: Ctx, h: Obj, hl: Loc, out: Fields): void {
-  ctx.only(h, hl, ['host', 'path', 'expected_statuses', 'retriable_statuses', 'codec_client_type', 'method']);
+  ctx.only(h, hl, ['host', 'path', 'expected_statuses', 'retriable_statuses', 'codec_client_type', 'method', 'receive', 'response_buffer_size']);
   if (isSet(h.codec_client_type) && h.codec_client_type !== 'HTTP1') ctx.reject(sub(hl, 'codec_client_type'), `${String(h.codec_client_type)} is not supported (HTTP1)`);
   if (isSet(h.method) && h.method !== 'GET' && h.method !== 'METHOD_UNSPECIFIED') ctx.reject(sub(hl, 'method'), `${String(h.method)} is not supported (GET)`);
   out.set('path', h.path ?? '', sub(hl, 'path'));
@@ -338,6 +367,39 @@ function httpHealthCheck(ctx: Ctx, h: Obj, hl: Loc, out: Fields): void {
     : statusRanges(ctx, statuses, hl, 'expected_statuses'), sub(hl, 'expected_statuses'));
   const retriable = asArr(h.retriable_statuses);
   out.fill('retriable_statuses', retriable.length > 0 ? statusRanges(ctx, retriable, hl, 'retriable_statuses') : undefined, sub(hl, 'retriable_statuses'));
+  const receive = asArr(h.receive);
+  if (receive.length > 0) out.set('receive', payloads(ctx, receive, sub(hl, 'receive')), sub(hl, 'receive'));
+  const size = wrapped(h.response_buffer_size);
+  if (size !== undefined) out.set('response_buffer_size', Number(size), sub(hl, 'response_buffer_size'));
+}
+
+/** tcp_health_check: `send` written on a new connection, the answer matched against
+ *  `receive` (none: connect only). */
+function tcpHealthCheck(ctx: Ctx, t: Obj, tl: Loc, out: Fields): void {
+  ctx.only(t, tl, ['send', 'receive']);
+  const tcp = out.nest('tcp').here(tl);
+  if (t.send !== undefined) {
+    const [send] = payloads(ctx, [t.send], sub(tl, 'send'), true);
+    if (send !== undefined && send !== '') tcp.set('send', send, sub(tl, 'send'));
+  }
+  tcp.set('receive', payloads(ctx, asArr(t.receive), sub(tl, 'receive')), sub(tl, 'receive'));
+}
+
+/** HealthCheck.Payload list → hex strings: `text` is hex already (Envoy's form), `binary`
+ *  bytes are written as hex. `single`: `loc` is the one payload's own place. */
+function payloads(ctx: Ctx, list: readonly unknown[], loc: Loc, single = false): string[] {
+  return list.map((p, i) => {
+    const pl = single ? loc : sub(loc, `[${i}]`);
+    const o = asObj(p) ?? {};
+    ctx.only(o, pl, ['text', 'binary']);
+    if (typeof o.text === 'string') {
+      if (!/^(?:[0-9a-fA-F]{2})*$/.test(o.text)) ctx.reject(sub(pl, 'text'), 'must be hex digits, two per byte');
+      return o.text.toLowerCase();
+    }
+    if (o.binary instanceof Uint8Array) return Buffer.from(o.binary).toString('hex');
+    ctx.reject(pl, 'needs text (hex digits) or binary');
+    return '';
+  });
 }
 
 /** grpc_health_check: grpc.health.v1.Health/Check for `service_name` ('' = the whole

@@ -20,6 +20,38 @@ export const DNS_CLUSTER_FIELDS = ['dns_refresh_rate', 'dns_failure_refresh_rate
 export const DNS_EXTENSIONS = ['dns_min_refresh_rate_ms', 'dns_query_timeout_ms', 'dns_query_tries'] as const;
 
 export const CARES_RESOLVER = 'envoy.network.dns_resolver.cares';
+/** The cluster_type extension of DNS clusters (DnsCluster). */
+export const DNS_CLUSTER_TYPE = 'envoy.cluster.dns';
+
+/** A DNS cluster given as a cluster_type: its type, and its DnsCluster message with its
+ *  fields under the Cluster's names, for clusterDns (`loc`: the message's place). */
+export interface DnsClusterType {
+  readonly type: 'STRICT_DNS' | 'LOGICAL_DNS';
+  readonly settings: Obj;
+  readonly loc: Loc;
+}
+
+/** A Cluster's cluster_type: only envoy.cluster.dns (DnsCluster, LOGICAL unless
+ *  dns_discovery_type says STRICT) is a type Remora runs. Its dns_jitter only spreads
+ *  refreshes over time: counted as without effect. */
+export function dnsClusterType(ctx: Ctx, v: unknown, loc: Loc): DnsClusterType | undefined {
+  const t = asObj(v) ?? {};
+  ctx.only(t, loc, ['name', 'typed_config']);
+  const tl = sub(loc, 'typed_config');
+  if (asStr(asObj(t.typed_config)?.type_url) !== TypeUrl.DnsCluster) {
+    ctx.reject(loc, `${asStr(t.name) ?? '(unnamed)'} is not supported: the only cluster_type Remora runs is ${DNS_CLUSTER_TYPE} (DnsCluster)`);
+    return undefined;
+  }
+  const decoded = ctx.decode(t.typed_config, tl);
+  if (decoded === undefined) return undefined;
+  const m = decoded.message;
+  ctx.only(m, tl, ['dns_refresh_rate', 'dns_failure_refresh_rate', 'respect_dns_ttl', 'dns_jitter', 'typed_dns_resolver_config', 'dns_lookup_family', 'dns_discovery_type']);
+  if (isSet(m.dns_jitter)) ctx.noEffect(tl, 'DnsCluster.dns_jitter');
+  const { dns_discovery_type: discovery, dns_jitter: _jitter, ...settings } = m;
+  // UNSPECIFIED is AUTO, as unset on a Cluster.
+  if (settings.dns_lookup_family === 'UNSPECIFIED') delete settings.dns_lookup_family;
+  return { type: discovery === 'STRICT' ? 'STRICT_DNS' : 'LOGICAL_DNS', settings, loc: tl };
+}
 
 const FAMILIES: Readonly<Record<string, string>> = { AUTO: 'auto', V4_ONLY: 'v4_only', V6_ONLY: 'v6_only', V4_PREFERRED: 'v4_preferred', ALL: 'all' };
 

@@ -7,6 +7,7 @@
 
 import { asArr, asObj, isSet, type Obj } from './read.js';
 import { sub, type Ctx, type Loc } from './translate-context.js';
+import type { Fields } from './translate-fields.js';
 
 /** Listener fields about accepting, buffering and draining connections (Envoy Gateway
  *  sets all three): listenerWide reads them, and translateListener the buffer limit of
@@ -60,5 +61,56 @@ export function listenerWide(ctx: Ctx, l: Obj, loc: Loc, facts: { http: boolean;
       ctx.reject(sub(loc, k), 'is not supported on a listener that reads a PROXY header or a TLS ClientHello before picking a filter chain: '
         + 'Remora waits request_headers_timeout_ms (10 s by default) for them, then closes the connection');
     } else ctx.noEffect(loc, `Listener.${k}`);
+  }
+}
+
+/** Linux's socket option numbers (level, name) that a listener's socket_options may set. */
+const SOL_SOCKET = 1;
+const IPPROTO_TCP = 6;
+const SO_KEEPALIVE = 9;
+const SO_REUSEPORT = 15;
+const TCP_NODELAY = 1;
+const TCP_KEEPIDLE = 4;
+const TCP_KEEPINTVL = 5;
+const TCP_KEEPCNT = 6;
+
+/**
+ * A listener's socket_options → `tcp_keepalive` in `out`. What Remora can set of TCP
+ * keepalive: SO_KEEPALIVE (on, or off when 0) and TCP_KEEPIDLE (the idle time).
+ * TCP_KEEPINTVL and TCP_KEEPCNT are counted as without effect (Node cannot set them;
+ * the platform's apply). TCP_NODELAY 1 and SO_REUSEPORT 1 are what Remora sets anyway.
+ * Any other option, or a value given as bytes, is rejected: Remora cannot set it.
+ */
+export function listenerSocketOptions(ctx: Ctx, l: Obj, loc: Loc, out: Fields): void {
+  let keepalive: boolean | undefined;
+  let idle: { value: number; loc: Loc } | undefined;
+  asArr(l.socket_options).forEach((v, i) => {
+    const ol = sub(loc, `socket_options[${i}]`);
+    const o = asObj(v) ?? {};
+    ctx.only(o, ol, ['description', 'level', 'name', 'int_value', 'buf_value', 'state', 'type']);
+    const level = Number(o.level ?? 0);
+    const name = Number(o.name ?? 0);
+    if (isSet(o.buf_value)) {
+      ctx.reject(sub(ol, 'buf_value'), 'is not supported: Remora sets socket options from int_value only');
+      return;
+    }
+    const value = Number(o.int_value ?? 0);
+    if (level === SOL_SOCKET && name === SO_KEEPALIVE) keepalive = value !== 0;
+    else if (level === IPPROTO_TCP && name === TCP_KEEPIDLE) idle = { value, loc: sub(ol, 'int_value') };
+    else if (level === IPPROTO_TCP && (name === TCP_KEEPINTVL || name === TCP_KEEPCNT)) {
+      ctx.noEffect(loc, `Listener.socket_options ${name === TCP_KEEPINTVL ? 'TCP_KEEPINTVL' : 'TCP_KEEPCNT'}`);
+    } else if (((level === IPPROTO_TCP && name === TCP_NODELAY) || (level === SOL_SOCKET && name === SO_REUSEPORT)) && value === 1) {
+      ctx.noEffect(loc, `Listener.socket_options ${name === TCP_NODELAY ? 'TCP_NODELAY' : 'SO_REUSEPORT'}`);
+    } else {
+      ctx.reject(ol, `level ${level} name ${name} is not supported: Remora sets SO_KEEPALIVE (level 1 name 9) and TCP_KEEPIDLE (level 6 name 4) `
+        + 'as the listener\'s tcp_keepalive; TCP_KEEPINTVL and TCP_KEEPCNT are the platform\'s');
+    }
+  });
+  if (keepalive === true) {
+    const k = out.nest('tcp_keepalive').here(sub(loc, 'socket_options'));
+    if (idle !== undefined) k.set('time_s', idle.value, idle.loc);
+  } else if (idle !== undefined) {
+    // Envoy sets it, and it does nothing without SO_KEEPALIVE.
+    ctx.noEffect(loc, 'Listener.socket_options TCP_KEEPIDLE (without SO_KEEPALIVE)');
   }
 }

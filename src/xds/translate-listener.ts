@@ -27,7 +27,7 @@ import { checkName, configSource, extPath, root, socketAddress, sub, type Ctx, t
 import { Fields, type Mark } from './translate-fields.js';
 import { connectionManagerOptions, HCM_SETTINGS, hcmAccessLog, inertHttpFilter, REJECTED_FILTERS, type InertFilter } from './translate-listener-hcm.js';
 import { tcpListener, type Inspectors, type TcpChains } from './translate-listener-tcp.js';
-import { LISTENER_SETTINGS, listenerWide } from './translate-listener-wide.js';
+import { LISTENER_SETTINGS, listenerSocketOptions, listenerWide } from './translate-listener-wide.js';
 import { http2Options } from './translate-protocol.js';
 import { applyRateLimitKeys, localRateLimit } from './translate-ratelimit.js';
 import { authorization, collectRules, rbacConfig, type RbacAction, type RbacRules } from './translate-rbac.js';
@@ -83,7 +83,7 @@ export function translateListener(ctx: Ctx, key: string, l: Obj): ListenerPart |
   const kind = listenerKind(ctx, l, loc, direct);
   if (kind === undefined) return undefined;
   ctx.only(l, loc, ['name', 'address', 'filter_chains', 'default_filter_chain', 'metadata', 'listener_filters', 'traffic_direction', 'bind_to_port',
-    'use_original_dst', 'access_log', 'listener_filters_timeout', 'continue_on_listener_filters_timeout', ...LISTENER_SETTINGS]);
+    'use_original_dst', 'access_log', 'listener_filters_timeout', 'continue_on_listener_filters_timeout', 'socket_options', ...LISTENER_SETTINGS]);
   // traffic_direction (Istio sets INBOUND / OUTBOUND on every listener) only labels
   // Envoy's tracing and stats: accepted, no effect. use_original_dst hands a connection
   // that iptables redirected to the listener of its original destination; Remora gets no
@@ -94,6 +94,7 @@ export function translateListener(ctx: Ctx, key: string, l: Obj): ListenerPart |
   const out = new Fields().here(loc);
   const inspectors = listenerFilters(ctx, l, loc, out);
   out.set('name', key, sub(loc, 'name'));
+  listenerSocketOptions(ctx, l, loc, out);
   const sa = socketAddress(ctx, l.address, sub(loc, 'address'));
   if (sa !== undefined) {
     out.set('address', sa.address, sa.addressLoc);

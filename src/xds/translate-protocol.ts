@@ -113,9 +113,10 @@ function httpProtocolOptions(ctx: Ctx, o: Obj, loc: Loc, out: Fields): UpstreamP
   const common = asObj(o.common_http_protocol_options);
   if (common !== undefined) {
     const cl = sub(loc, 'common_http_protocol_options');
-    ctx.only(common, cl, ['idle_timeout']);
+    ctx.only(common, cl, ['idle_timeout', 'max_requests_per_connection']);
     // Envoy's 0 disables the idle timeout; so does Remora's.
     out.take('idle_timeout_ms', ctx.ms(common.idle_timeout, sub(cl, 'idle_timeout')), sub(cl, 'idle_timeout'));
+    out.take('max_requests_per_connection', wrapped(common.max_requests_per_connection), sub(cl, 'max_requests_per_connection'));
   }
   return protocol;
 }

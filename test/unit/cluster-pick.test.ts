@@ -25,6 +25,7 @@ function config(ports: readonly number[], over: Partial<Cluster> = {}): Cluster 
     connect_timeout_ms: 1000,
     idle_timeout_ms: 60_000,
     max_connections_per_endpoint: 1024,
+    max_requests_per_connection: 0,
     circuit_breakers: { max_connections: 1024, max_pending_requests: 1024, max_requests: 1024, max_retries: 3 },
     panic_threshold_percent: 50,
     ...over,

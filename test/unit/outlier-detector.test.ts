@@ -44,6 +44,7 @@ function cluster(name: string, hosts: readonly number[], detection: OutlierDetec
     connect_timeout_ms: 1000,
     idle_timeout_ms: 60_000,
     max_connections_per_endpoint: 1024,
+    max_requests_per_connection: 0,
     circuit_breakers: { max_connections: 1024, max_pending_requests: 1024, max_requests: 1024, max_retries: 3 },
     outlier_detection: detection,
     panic_threshold_percent: 50,

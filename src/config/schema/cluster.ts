@@ -5,6 +5,7 @@ import * as v from 'valibot';
 import { isIP } from 'node:net';
 import { bool, field, filePath, HOST_RE, int, list, ms, name, num, obj, oneOf, str } from './fields.js';
 import { Http2KeepaliveSchema, TLS_VERSIONS } from './listener.js';
+import { TcpKeepaliveSchema } from './socket.js';
 
 function endpointAddressProblem(a: string): string | undefined {
   if (a === '') return 'must not be empty';
@@ -103,12 +104,23 @@ export const GrpcHealthCheckSchema = obj({
   authority: v.optional(str('`:authority` of the check.', { type: 'string, non-empty, no whitespace', default: 'the check\'s `host`', check: noWhitespace })),
 }, 'A gRPC health check (Envoy\'s `grpc_health_check`): `grpc.health.v1.Health/Check` over HTTP/2 (h2c, or h2 with the cluster\'s `tls`), one connection per check. The endpoint passes when the call ends with `grpc-status` 0 and the answer is `SERVING`; any other answer fails it at once, as an unexpected status does.');
 
+const HEX = 'must be an even number of hex digits (the bytes, as Envoy\'s Payload `text`)';
+const hexBytes = (doc: string) => str(doc, { type: 'string of hex digits', check: (s: string) => (/^(?:[0-9a-fA-F]{2})+$/.test(s) ? undefined : HEX) });
+
+export const TcpHealthCheckSchema = obj({
+  send: v.optional(hexBytes('Bytes written once connected, as hex digits (`70696e67` is `ping`).')),
+  receive: v.optional(list(hexBytes('Bytes expected, as hex digits.'), 'Blocks the answer must contain, each found in this order but not necessarily next to each other (Envoy\'s fuzzy match). Empty: the check passes once connected (connect only).', { default: '`[]` (connect only)' }), []),
+}, 'A TCP health check (Envoy\'s `tcp_health_check`): a new connection per check (TLS with the cluster\'s `tls`), `send` written, and the endpoint passes when everything read so far contains the `receive` blocks in order, or at once when there are none. A connection refused, closed before a match, or no match within `timeout_ms` fails the check.');
+
 export const HealthCheckSchema = obj({
-  path: v.optional(str('HTTP path requested with GET. Exactly one of `path` and `grpc` is set.', {
+  path: v.optional(str('HTTP path requested with GET. Exactly one of `path`, `grpc` and `tcp` is set.', {
     type: 'string starting with `/`, no whitespace', default: '—',
     check: (s: string) => (!s.startsWith('/') ? 'must start with "/"' : /\s/.test(s) ? 'must not contain whitespace' : undefined),
   })),
   grpc: v.optional(field(GrpcHealthCheckSchema, 'Check with the gRPC health protocol instead of an HTTP GET.', { default: '—' })),
+  tcp: v.optional(field(TcpHealthCheckSchema, 'Check by connecting (and exchanging bytes) instead of an HTTP GET.', { default: '—' })),
+  receive: v.optional(list(hexBytes('Bytes expected, as hex digits.'), 'HTTP checks: blocks the response body must contain, in this order, within its first `response_buffer_size` bytes (Envoy\'s `http_health_check.receive`); a body without them fails the check like an unexpected status. The status must be expected as well.', { default: '`[]` (the body is not read)' }), []),
+  response_buffer_size: v.optional(int(1, 1_048_576, 'HTTP checks with `receive`: how much of the body is searched.', { unit: 'bytes', scope: 'bytes, per check' }), 1024),
   host: str('`Host` header sent.', { type: 'string, non-empty, no whitespace', conditional: true, default: 'the cluster\'s name', check: noWhitespace }),
   interval_ms: v.optional(ms(100, 'Milliseconds between checks of one endpoint.', { scope: perEndpoint }), 5000),
   timeout_ms: v.optional(ms(1, 'Milliseconds a check may take.', { scope: 'ms, per check' }), 1000),
@@ -179,6 +191,9 @@ export const ClusterSchema = obj({
   connect_timeout_ms: v.optional(ms(1, 'TCP connect timeout.', { scope: 'ms, per connect attempt' }), 1000),
   idle_timeout_ms: v.optional(ms(0, 'Keep-alive connections idle longer than this are closed (checked once a second). `0` keeps them until the upstream closes them. An upstream\'s `Keep-Alive: timeout=N` hint is honoured too: a connection is not reused within a second of that deadline.',
     { scope: 'ms, per pooled connection' }), 60_000),
+  max_requests_per_connection: v.optional(int(0, 1_000_000_000, 'An upstream connection that has carried this many requests takes no more: an HTTP/1.1 connection closes after its last response, an HTTP/2 one takes no new streams and closes once its open ones end (Envoy\'s `max_requests_per_connection`). Requests then go to another connection.',
+    { default: '`0` (no limit)', scope: 'requests per upstream connection' }), 0),
+  tcp_keepalive: v.optional(field(TcpKeepaliveSchema, 'TCP keepalive on every upstream connection (Envoy\'s `upstream_connection_options.tcp_keepalive`).', { default: 'unset (off)', scope: 'each upstream connection' })),
   max_connections_per_endpoint: v.optional(int(1, 1_000_000, 'Connection limit; requests beyond it wait in the pool\'s queue. With N workers an endpoint may see N × this many connections.',
     { scope: 'per endpoint, **per worker**' }), 1024),
   circuit_breakers: v.optional(field(CircuitBreakersSchema, 'Resource limits for the cluster.', { default: 'all defaults', scope: 'whole cluster, shared by all workers of the process' }), {}),

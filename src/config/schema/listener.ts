@@ -8,6 +8,7 @@ import { isIP } from 'node:net';
 import { isValidHeaderValue } from '../../http/headers.js';
 import { logFormatProblem } from '../log-format.js';
 import { ListenerTracingSchema, RouteTracingSchema } from './tracing.js';
+import { TcpKeepaliveSchema } from './socket.js';
 import { bool, dedupe, field, filePath, HOST_RE, int, list, ms, name, nameProblem, num, obj, oneOf, str, TOKEN_RE } from './fields.js';
 
 // ---------------------------------------------------------------------------
@@ -364,6 +365,7 @@ export const ListenerSchema = obj({
     { unit: 'ms', scope: 'ms, per connection' }), 60_000),
   max_connections: v.optional(int(0, 1_000_000, 'A new connection beyond it is closed at once, counted as `downstream_cx_overflow`. Workers accepting at the same instant may overshoot by at most workers − 1.',
     { default: '`0` (no limit)', scope: 'open connections to this listener, over all workers' }), 0),
+  tcp_keepalive: v.optional(field(TcpKeepaliveSchema, 'TCP keepalive on every accepted connection (Envoy\'s listener `socket_options` SO_KEEPALIVE and TCP_KEEPIDLE). strict codec and TCP listeners.', { default: 'unset (off)', scope: 'each connection to this listener' })),
   max_requests_per_connection: v.optional(int(0, 1_000_000_000, 'The last allowed request is answered with `connection: close` and the connection ends (Envoy\'s `max_requests_per_connection`).',
     { default: '`0` (no limit)', scope: 'requests per connection' }), 0),
   server_name: v.optional(str('The `server` header (Envoy\'s `server_name`).', {

@@ -24,6 +24,8 @@ export const CLUSTER_ROWS = [
     help: 'Bytes received from upstreams on TCP proxy and upgraded connections.', doc: 'bytes received on `tcp_proxy` and upgraded connections' },
   { handle: 'CxTxBytes', kind: 'counter', stats: 'upstream_cx_tx_bytes_total', prom: 'remora_upstream_tunnel_bytes_sent_total',
     help: 'Bytes sent to upstreams on TCP proxy and upgraded connections.', doc: 'bytes sent on `tcp_proxy` and upgraded connections' },
+  { handle: 'CxMaxRequests', kind: 'counter', stats: 'upstream_cx_max_requests', prom: 'remora_upstream_connections_max_requests_total',
+    help: 'Upstream connections closed because they reached max_requests_per_connection.', doc: 'connections closed at the cluster\'s `max_requests_per_connection`' },
   { handle: 'CxConnectFail', kind: 'counter', stats: 'upstream_cx_connect_fail', prom: 'remora_upstream_connect_failures_total',
     help: 'Failed upstream connects, timeouts included.', doc: 'failed connects, timeouts included' },
   { handle: 'RqPending', kind: 'gauge', stats: 'upstream_rq_pending_active', prom: 'remora_upstream_pending_requests',
