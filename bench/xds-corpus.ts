@@ -43,7 +43,7 @@ import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseAllDocuments } from 'yaml';
 import { loadXdsProtos, TypeUrl, type ProtoObject } from '../src/xds/protos.js';
-import { edsClusters, referencedRoutes } from '../src/xds/resources.js';
+import { bindsPort, edsClusters, referencedRoutes } from '../src/xds/resources.js';
 import { startScriptedAds } from '../test/helpers/xds.js';
 import { MACHINE, REMORA_NODE_FLAGS, ROOT, commandLine, log, revision, runMain, sleep, writeResults } from './lib/harness.js';
 import { ProtoJson, type ConversionProblem } from './lib/proto-json.js';
@@ -176,10 +176,11 @@ function resourcesOf(d: unknown): Record<Kind, unknown[]> | null {
   return r;
 }
 
-/** Whether a case comes from Envoy's API v2 (removed from Envoy in 1.18): type URLs or
- *  field names only v2 has. */
+/** Whether a case comes from Envoy's API v2 (removed from Envoy in 1.18): v2 type URLs,
+ *  or the v1 filter flag `deprecated_v1: true` of v2 filter configs. (A v3 Listener's own
+ *  `deprecated_v1` is a message, `{bind_to_port}`: Istio 1.9 still writes it.) */
 function isApiV2(text: string): boolean {
-  return /envoy\.admin\.v2alpha|envoy\.api\.v2\.|"deprecated_?[vV]1"|deprecatedV1/.test(text);
+  return /envoy\.admin\.v2alpha|envoy\.api\.v2\.|"deprecated_?[vV]1": *true/.test(text);
 }
 
 function fromBootstrap(b: unknown): Record<Kind, unknown[]> {
@@ -267,8 +268,7 @@ function nameOf(kind: Kind, r: ProtoObject): string {
 /** A listener bound to a socket address, moved to 127.0.0.1 and a kernel-picked port. */
 function loopback(listener: ProtoObject): void {
   const sa = (listener.address as ProtoObject | undefined)?.socket_address as ProtoObject | undefined;
-  const bind = listener.bind_to_port as { value?: boolean } | undefined;
-  if (sa === undefined || bind?.value === false) return;
+  if (sa === undefined || !bindsPort(listener)) return;
   sa.address = '127.0.0.1';
   sa.port_value = 0;
 }

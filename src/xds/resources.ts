@@ -37,7 +37,10 @@ export interface MissingResources {
  *  `virtualOutbound`), which Remora never does. The translation accepts such a listener
  *  and leaves it out of the config (not bound, not served); nothing it names is fetched. */
 export function bindsPort(listener: ProtoObject): boolean {
-  return wrappedBool(listener.bind_to_port) !== false;
+  // Envoy binds only when neither bind_to_port nor the deprecated deprecated_v1.bind_to_port
+  // (Istio 1.9's per-port listeners, with its bootstrap allowing the deprecated field) is false.
+  const v1 = listener.deprecated_v1 as ProtoObject | undefined;
+  return wrappedBool(listener.bind_to_port) !== false && wrappedBool(v1?.bind_to_port) !== false;
 }
 
 /**

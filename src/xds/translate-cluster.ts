@@ -54,7 +54,7 @@ export function translateCluster(ctx: Ctx, key: string, c: Obj): ClusterPart | u
   ctx.only(c, loc, ['name', 'type', 'eds_cluster_config', 'connect_timeout', 'lb_policy', 'load_assignment', 'health_checks',
     'circuit_breakers', 'outlier_detection', 'common_lb_config', 'metadata', 'transport_socket', 'transport_socket_matches', 'filters', 'typed_extension_protocol_options',
     'http2_protocol_options', 'per_connection_buffer_limit_bytes', 'ignore_health_on_host_removal', 'alt_stat_name', 'load_balancing_policy', ...DNS_CLUSTER_FIELDS,
-    'upstream_connection_options', 'max_requests_per_connection', 'cluster_type',
+    'upstream_connection_options', 'max_requests_per_connection', 'cluster_type', 'protocol_selection',
     ...(originalDst ? ['original_dst_lb_config', 'upstream_bind_config', 'cleanup_interval'] : [])]);
   // Envoy Gateway sets both. The upstream connection's buffer limit only paces reading
   // (flow control): Envoy buffers nothing from an upstream to replay. Remora drops an

@@ -83,7 +83,10 @@ export function translateListener(ctx: Ctx, key: string, l: Obj): ListenerPart |
   const kind = listenerKind(ctx, l, loc, direct);
   if (kind === undefined) return undefined;
   ctx.only(l, loc, ['name', 'address', 'filter_chains', 'default_filter_chain', 'metadata', 'listener_filters', 'traffic_direction', 'bind_to_port',
-    'use_original_dst', 'access_log', 'listener_filters_timeout', 'continue_on_listener_filters_timeout', 'socket_options', ...LISTENER_SETTINGS]);
+    'use_original_dst', 'access_log', 'listener_filters_timeout', 'continue_on_listener_filters_timeout', 'socket_options', 'deprecated_v1', ...LISTENER_SETTINGS]);
+  // deprecated_v1 holds bind_to_port only (bindsPort reads it; here it is true or unset).
+  const v1 = asObj(l.deprecated_v1);
+  if (v1 !== undefined) ctx.only(v1, sub(loc, 'deprecated_v1'), ['bind_to_port']);
   // traffic_direction (Istio sets INBOUND / OUTBOUND on every listener) only labels
   // Envoy's tracing and stats: accepted, no effect. use_original_dst hands a connection
   // that iptables redirected to the listener of its original destination; Remora gets no

@@ -92,14 +92,24 @@ export function upstreamProtocol(ctx: Ctx, c: Obj, loc: Loc, out: Fields): Upstr
     if (message !== undefined) options = { message, loc: kl };
   }
   const legacy = asObj(c.http2_protocol_options);
-  if (legacy !== undefined) {
+  // The deprecated protocol_selection: USE_DOWNSTREAM_PROTOCOL (Istio 1.9) speaks the
+  // client's version upstream, as use_downstream_protocol_config does.
+  const selection = asStr(c.protocol_selection) ?? 'USE_CONFIGURED_PROTOCOL';
+  const sl = sub(loc, 'protocol_selection');
+  if (selection !== 'USE_CONFIGURED_PROTOCOL' && selection !== 'USE_DOWNSTREAM_PROTOCOL') ctx.reject(sl, `${selection} is not supported`);
+  const downstream = selection === 'USE_DOWNSTREAM_PROTOCOL';
+  if (downstream && options !== undefined) {
+    ctx.reject(sl, `not allowed together with ${options.loc.path}; set its use_downstream_protocol_config`);
+    return undefined;
+  }
+  if (legacy !== undefined || downstream) {
     const ll = sub(loc, 'http2_protocol_options');
     if (options !== undefined) {
       ctx.reject(ll, `not allowed together with ${options.loc.path} (Envoy refuses both too); set its explicit_http_config.http2_protocol_options`);
     } else {
-      out.set('protocol', 'http2', ll);
-      http2Options(ctx, legacy, ll, out.nest('http2_protocol_options'));
-      return 'http2';
+      out.set('protocol', downstream ? 'downstream' : 'http2', downstream ? sl : ll);
+      http2Options(ctx, legacy ?? {}, ll, out.nest('http2_protocol_options'));
+      return downstream ? 'downstream' : 'http2';
     }
   }
   return options !== undefined ? httpProtocolOptions(ctx, options.message, options.loc, out) : 'http1';

@@ -10,7 +10,7 @@
 // protocol, which the caller reads after TLS) honours it. docs/xds.md has the table;
 // src/xds/encode-common.ts writes the same fields.
 
-import { ALPN_H1, ALPN_H2, LISTENER_ALPN, TLS_TRANSPORT_SOCKET } from './names.js';
+import { ALPN_H1, ALPN_H2, LISTENER_ALPN, RAW_BUFFER_SOCKET, TLS_TRANSPORT_SOCKET } from './names.js';
 import { TypeUrl } from './protos.js';
 import { asArr, asObj, asStr, isSet, wrappedBool, type Obj } from './read.js';
 import { sub, type Ctx, type Loc } from './translate-context.js';
@@ -190,6 +190,9 @@ export function forwardClientCert(ctx: Ctx, hcm: Obj, loc: Loc, out: Fields): vo
  *  unset one means), by its type; its config has no fields. */
 export function rawBufferSocket(ctx: Ctx, v: unknown, loc: Loc): boolean {
   const ts = asObj(v) ?? {};
+  // Named only, without a typed_config (Istio 1.9's `tlsMode-disabled` match): Envoy
+  // finds the extension by its name.
+  if (ts.typed_config === undefined && ts.name === RAW_BUFFER_SOCKET) return true;
   if (asStr(asObj(ts.typed_config)?.type_url) !== TypeUrl.RawBuffer) return false;
   ctx.only(ts, loc, ['name', 'typed_config']);
   const msg = ctx.decode(ts.typed_config, sub(loc, 'typed_config'))?.message;

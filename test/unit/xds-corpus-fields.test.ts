@@ -198,3 +198,41 @@ t.test('a route table without virtual hosts is accepted: every request answers 4
   t.same(vhosts.map((vh) => [vh.name, vh.routes.map((route) => route.direct_response?.status)]), [['remora.empty-route-table', [404]]],
     'a stand-in whose one route no path matches (a path never has a space)');
 });
+
+t.test('Istio 1.9\'s shapes: deprecated_v1.bind_to_port, a raw_buffer socket by name, protocol_selection', async (t) => {
+  // A per-port listener Istio 1.9 writes unbound through the deprecated field: accepted, not served.
+  const unbound = egListener({ port: 9080, underscores: 'ALLOW' });
+  unbound.deprecated_v1 = { bind_to_port: { value: false } };
+  const bound = { ...egListener({ port: 0, underscores: 'ALLOW' }), name: 'bound', deprecated_v1: { bind_to_port: { value: true } } };
+  const listeners = translateXds({}, {
+    listeners: wire(TypeUrl.Listener, new Map([[String(unbound.name), unbound], ['bound', bound]])),
+    routes: wire(TypeUrl.RouteConfiguration, new Map([[EG_ROUTE_CONFIG, egRoutes()]])),
+    clusters: wire(TypeUrl.Cluster, new Map([[EG_CLUSTER, egCluster()]])),
+    endpoints: wire(TypeUrl.ClusterLoadAssignment, new Map([[EG_CLUSTER, egAssignment(9000)]])),
+  }, { ads: true });
+  t.same(errorsOf(listeners), []);
+  t.same(listeners.ok ? listeners.config.listeners.map((l) => l.name) : [], ['bound'], 'deprecated_v1.bind_to_port false: not bound, not served; true: served');
+
+  // Automatic mTLS's plaintext match names the raw_buffer socket without a typed_config.
+  const r = translate((x) => {
+    x.clusters[0].transport_socket_matches = [{ name: 'tlsMode-disabled', match: {}, transport_socket: { name: 'envoy.transport_sockets.raw_buffer' } }];
+  });
+  t.same(errorsOf(r), []);
+
+  const selection = (edit: (c: Obj) => void) => translate((x) => edit(x.clusters[0]));
+  const downstream = selection((c) => {
+    c.protocol_selection = 'USE_DOWNSTREAM_PROTOCOL';
+    c.http2_protocol_options = { max_concurrent_streams: { value: 1000 } };
+    delete c.typed_extension_protocol_options;
+  });
+  t.same(errorsOf(downstream), []);
+  const c = downstream.ok ? downstream.config.clusters.find((x) => x.name === EG_CLUSTER) : undefined;
+  t.same([c?.protocol, c?.http2_protocol_options.max_concurrent_streams], ['downstream', 1000], 'the client\'s version upstream, with the deprecated HTTP/2 options');
+  const both = selection((c) => {
+    c.protocol_selection = 'USE_DOWNSTREAM_PROTOCOL';
+    c.typed_extension_protocol_options = {
+      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': protos.encodeAny(TypeUrl.HttpProtocolOptions, { explicit_http_config: { http_protocol_options: {} } }),
+    };
+  });
+  t.match(errorsOf(both).join('\n'), /protocol_selection: not allowed together with typed_extension_protocol_options/);
+});
