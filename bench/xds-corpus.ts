@@ -17,8 +17,9 @@
 // - a list of resources of the kind its name says.
 // Resources are converted from the proto3 JSON mapping (bench/lib/proto-json.ts); a
 // field or Any type the loaded protos lack is left out and listed. The one change made
-// to a resource: a listener that binds a socket address is moved to 127.0.0.1 with a
-// port the kernel picks (Remora applies before it ACKs, and must be able to bind). A
+// to a resource: a listener that binds a socket address is moved to 127.0.0.1 and a free
+// port (Remora applies before it ACKs, and must be able to bind), and its filter chains
+// that match its own port (destination_port) follow it. A
 // RouteConfiguration or ClusterLoadAssignment that nothing in its case references (a
 // partial dump) gets a minimal listener or EDS cluster of this tool's that asks for it,
 // so that it is measured too; those helpers are not counted.
@@ -38,6 +39,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -265,12 +267,33 @@ function nameOf(kind: Kind, r: ProtoObject): string {
   return String((kind === 'endpoints' ? r.cluster_name : r.name) ?? '');
 }
 
-/** A listener bound to a socket address, moved to 127.0.0.1 and a kernel-picked port. */
-function loopback(listener: ProtoObject): void {
+/** A port the kernel has just given out and taken back (free for the sidecar to bind). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** A listener bound to a socket address, moved to 127.0.0.1 and a free port. Filter
+ *  chains that match the listener's own port (destination_port: Istio's virtualInbound)
+ *  are moved with it, so that the same chains take its connections as at the port sent. */
+async function loopback(listener: ProtoObject): Promise<void> {
   const sa = (listener.address as ProtoObject | undefined)?.socket_address as ProtoObject | undefined;
   if (sa === undefined || !bindsPort(listener)) return;
+  const was = Number(sa.port_value ?? 0);
+  const port = await freePort();
   sa.address = '127.0.0.1';
-  sa.port_value = 0;
+  sa.port_value = port;
+  for (const chain of (listener.filter_chains as ProtoObject[] | undefined) ?? []) {
+    const m = chain.filter_chain_match as ProtoObject | undefined;
+    const dp = m?.destination_port as { value?: number } | undefined;
+    if (dp !== undefined && Number(dp.value) === was) dp.value = port;
+  }
 }
 
 interface Converted {
@@ -326,7 +349,6 @@ function convert(c: CorpusCase): Converted[] {
     for (const [i, json] of c.resources[kind].entries()) {
       const problems: ConversionProblem[] = [];
       const message = converter.message(TYPE_OF[kind], json, problems, `${kind}[${i}]`);
-      if (kind === 'listeners') loopback(message);
       out.push({ placeholder: hasPlaceholderMaterial(message), kind, name: nameOf(kind, message), message, leftOut: problems.map((p) => `${p.path.replace(/^[a-z]+\[\d+\]\.?/, '')}: ${p.problem}`) });
     }
   }
@@ -342,6 +364,7 @@ interface Nack {
 /** Runs one case against a fresh sidecar. */
 async function runCase(c: CorpusCase, timeoutMs: number): Promise<CaseResult> {
   const corpus = convert(c);
+  for (const r of corpus) if (r.kind === 'listeners') await loopback(r.message);
   const ofKind = (k: Kind): ProtoObject[] => corpus.filter((r) => r.kind === k).map((r) => r.message);
   const askedRoutes = new Set(ofKind('listeners').flatMap((l) => referencedRoutes(l)));
   const askedAssignments = new Set(edsClusters(ofKind('clusters')));
