@@ -10,7 +10,7 @@
 
 import { MAX_CIRCUIT_BREAKER } from '../config/schema/cluster.js';
 import { RAW_BUFFER_SOCKET, REMORA_EXTENSIONS, TLS_TRANSPORT_SOCKET } from './names.js';
-import { TypeUrl } from './protos.js';
+import { loadXdsProtos, TypeUrl } from './protos.js';
 import { asArr, asNum, asObj, asStr, isSet, wrapped, type Obj } from './read.js';
 import { edsName } from './resources.js';
 import { checkName, configSource, extPath, root, sub, type Ctx, type Loc } from './translate-context.js';
@@ -126,10 +126,15 @@ export function translateCluster(ctx: Ctx, key: string, c: Obj): ClusterPart | u
     if (lbc.locality_weighted_lb_config !== undefined) ctx.noEffect(ll, 'Cluster.common_lb_config.locality_weighted_lb_config');
   }
 
-  let tls = transportSocket(ctx, c.transport_socket, sub(loc, 'transport_socket'), out, true);
   const matches = asArr(c.transport_socket_matches);
+  // Envoy Gateway writes an empty UpstreamTlsContext as the cluster's own socket beside
+  // matches that cover every endpoint: Remora's endpoints no entry matches use the
+  // entries' TLS settings (verified), where Envoy would use TLS without verification.
+  const placeholder = matches.length > 0 && emptyUpstreamTls(c.transport_socket);
+  if (placeholder) ctx.noEffect(loc, 'Cluster.transport_socket (an empty UpstreamTlsContext beside transport_socket_matches)');
+  let tls = placeholder ? undefined : transportSocket(ctx, c.transport_socket, sub(loc, 'transport_socket'), out, true);
   if (matches.length > 0) {
-    const part = transportSocketMatches(ctx, matches, loc, tls);
+    const part = transportSocketMatches(ctx, matches, loc, tls, placeholder);
     out.attach('transport_socket_matches', part.entries, part.marks);
     tls = part.tls;
   }
@@ -199,6 +204,20 @@ function transportSocket(ctx: Ctx, v: unknown, loc: Loc, out: Fields, outer: boo
     return undefined;
   }
   return transportSocket(ctx, msg.transport_socket, sub(tl, 'transport_socket'), out, false);
+}
+
+/** Whether `v` is a TLS transport socket with nothing in it: an UpstreamTlsContext whose
+ *  fields are all unset but for an empty common_tls_context. */
+function emptyUpstreamTls(v: unknown): boolean {
+  const any = asObj(asObj(v)?.typed_config);
+  if (asStr(any?.type_url) !== TypeUrl.UpstreamTlsContext || !(any!.value instanceof Uint8Array)) return false;
+  let m: Obj;
+  try {
+    m = loadXdsProtos().decodeAny({ type_url: TypeUrl.UpstreamTlsContext, value: any!.value }).message;
+  } catch {
+    return false; // not decodable: the usual path rejects it
+  }
+  return Object.entries(m).every(([k, x]) => !isSet(x) || (k === 'common_tls_context' && Object.values(asObj(x) ?? {}).every((y) => !isSet(y))));
 }
 
 /** A cluster's upstream network filter. Istio puts its metadata exchange on every

@@ -25,7 +25,9 @@ export interface TransportMatchesPart {
  *  of its own but an entry is TLS: plaintext, said by a last entry that matches all. */
 const PLAINTEXT_DEFAULT = 'transport_socket (unset: plaintext)';
 
-export function transportSocketMatches(ctx: Ctx, entries: readonly unknown[], loc: Loc, own: TlsResult | undefined): TransportMatchesPart {
+/** `tlsDefault`: the cluster's own socket asks for TLS without settings of its own (see
+ *  translateCluster): endpoints no entry matches then use the entries' TLS settings. */
+export function transportSocketMatches(ctx: Ctx, entries: readonly unknown[], loc: Loc, own: TlsResult | undefined, tlsDefault = false): TransportMatchesPart {
   const out: Obj[] = [];
   const marks: Mark[] = [];
   let tls = own;
@@ -61,7 +63,7 @@ export function transportSocketMatches(ctx: Ctx, entries: readonly unknown[], lo
   });
   // Envoy: an endpoint no entry matches uses the cluster's transport_socket. Remora's
   // cluster then has `tls` from an entry, so "none" is said with a last entry.
-  if (own === undefined && tls !== undefined && !out.some((e) => Object.keys(asObj(e.match) ?? {}).length === 0)) {
+  if (own === undefined && !tlsDefault && tls !== undefined && !out.some((e) => Object.keys(asObj(e.match) ?? {}).length === 0)) {
     new Fields({}, marks, `[${out.length}]`).here(loc);
     out.push({ name: PLAINTEXT_DEFAULT, match: {}, tls: false });
   }

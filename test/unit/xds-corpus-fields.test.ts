@@ -12,7 +12,7 @@ import t from 'tap';
 import { translateXds, type XdsTranslateResult } from '../../src/xds/translate.js';
 import { TypeUrl } from '../../src/xds/protos.js';
 import type { RemoraConfig } from '../../src/config/types.js';
-import { EG_CLUSTER, egAssignment, egCluster, egListener, egRoutes, EG_ROUTE_CONFIG } from '../helpers/envoy-gateway.js';
+import { EG_CLUSTER, egAssignment, egCluster, egListener, egRoutes, EG_ROUTE_CONFIG, struct } from '../helpers/envoy-gateway.js';
 import { arr, baseOf, errorsOf, obj, overTheWire, protos, valid, wire, type Obj } from '../helpers/xds.js';
 
 interface Resources {
@@ -235,4 +235,26 @@ t.test('Istio 1.9\'s shapes: deprecated_v1.bind_to_port, a raw_buffer socket by 
     };
   });
   t.match(errorsOf(both).join('\n'), /protocol_selection: not allowed together with typed_extension_protocol_options/);
+});
+
+t.test('Envoy Gateway\'s empty UpstreamTlsContext beside transport_socket_matches: the entries\' TLS settings apply', async (t) => {
+  const entryTls = protos.encodeAny(TypeUrl.UpstreamTlsContext, {
+    sni: 'backend.example.com',
+    common_tls_context: { validation_context: { trusted_ca: { filename: '/etc/ssl/backend-ca.pem' }, match_typed_subject_alt_names: [{ san_type: 'DNS', matcher: { exact: 'backend.example.com' } }] } },
+  });
+  const withSockets = (own: unknown) => translate((x) => {
+    x.clusters[0].transport_socket = { name: 'dummy.transport_socket', typed_config: own };
+    x.clusters[0].transport_socket_matches = [{ name: `${EG_CLUSTER}/tls/0`, match: struct({ name: `${EG_CLUSTER}/tls/0` }), transport_socket: { name: 'envoy.transport_sockets.tls', typed_config: entryTls } }];
+    const lbe = arr(arr(x.endpoints[0].endpoints)[0].lb_endpoints)[0];
+    lbe.metadata = { filter_metadata: { 'envoy.transport_socket_match': struct({ name: `${EG_CLUSTER}/tls/0` }) } };
+  });
+  const r = withSockets(protos.encodeAny(TypeUrl.UpstreamTlsContext, { common_tls_context: {} }));
+  t.same(errorsOf(r), []);
+  const c = r.ok ? r.config.clusters.find((x) => x.name === EG_CLUSTER) : undefined;
+  t.same([c?.tls?.ca_file, c?.tls?.sni], ['/etc/ssl/backend-ca.pem', 'backend.example.com'], 'the entry\'s settings are the cluster\'s TLS');
+  t.same(c?.transport_socket_matches?.map((m) => [m.name, m.tls]), [[`${EG_CLUSTER}/tls/0`, true]], 'no plaintext default: endpoints no entry matches use TLS, verified');
+  t.equal(noEffect(r)['Cluster.transport_socket (an empty UpstreamTlsContext beside transport_socket_matches)'], 1, 'counted');
+
+  const withSni = withSockets(protos.encodeAny(TypeUrl.UpstreamTlsContext, { sni: 'other.example.com', common_tls_context: {} }));
+  t.match(errorsOf(withSni).join('\n'), /trusted_ca: is required/, 'a cluster socket with settings of its own is read as before');
 });
