@@ -115,7 +115,7 @@ export class UpgradeExchange implements DedicatedEvents, ForwardOwner, TunnelOwn
 
     let reply = runFilters(listener.filters, req);
     if (reply !== null) return this.reply(reply);
-    const route = listener.table.match({ host: facts.host, method: req.method, path: req.path, headers: req.headers });
+    const route = listener.table.match({ host: facts.host, method: req.method, path: req.path, headers: req.headers, query: req.query });
     if (route === null) return this.localReply(404, ResponseFlag.NoRoute, 'no route matched');
     this.route = route;
     info.routeName = route.name;

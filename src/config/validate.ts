@@ -192,7 +192,9 @@ function defaultRouteName(vhost: string, m: RouteMatch, taken: ReadonlyMap<strin
     m.path ?? null,
     m.regex ?? null,
     [...m.methods].sort(),
-    m.headers.filter((h) => h !== undefined).map((h) => [h.name, h.exact ?? null, h.regex ?? null, h.present ?? null]),
+    // (query parameters only when there are some: names of routes without stay as they were)
+    ...[m.headers, m.query_parameters].filter((list, i) => i === 0 || list.length > 0)
+      .map((list) => list.filter((h) => h !== undefined).map((h) => [h.name, h.exact ?? null, h.regex ?? null, h.present ?? null])),
   ]);
   const base = `${vhost}/${createHash('sha256').update(identity).digest('hex').slice(0, 8)}`;
   let candidate = base;
@@ -202,11 +204,11 @@ function defaultRouteName(vhost: string, m: RouteMatch, taken: ReadonlyMap<strin
 
 function checkRoute(w: SchemaWalk, r: Draft<Route>, path: string, vname: string, scope: ListenerScope): void {
   let kind: MatchKind | undefined;
-  const match: RouteMatch = r.match ?? { methods: [], headers: [] };
+  const match: RouteMatch = r.match ?? { methods: [], headers: [], query_parameters: [] };
   if (r.match) {
     const m = at(path, 'match');
     kind = exactlyOne(w, r.match, ['prefix', 'path', 'regex'], m) as MatchKind | undefined;
-    r.match.headers.forEach((h, i) => { if (h) exactlyOne(w, h, ['exact', 'regex', 'present'], `${at(m, 'headers')}[${i}]`); });
+    for (const key of ['headers', 'query_parameters'] as const) r.match[key].forEach((h, i) => { if (h) exactlyOne(w, h, ['exact', 'regex', 'present'], `${at(m, key)}[${i}]`); });
   }
   const named = w.given(r, 'name');
   if (!named) r.name = defaultRouteName(vname, match, scope.routeNames);

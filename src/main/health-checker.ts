@@ -159,7 +159,7 @@ export class HealthChecker {
         const slot = slotOf(cluster.name, ep.address, ep.port);
         const secure = endpointUsesTls(cluster, ep);
         const target = { slot, cluster: cluster.name, address: ep.address, port: ep.port, hostname: ep.hostname, dial: ep.dial, ...(cluster.tls !== undefined && !secure ? { plaintext: true } : {}) };
-        wanted.set(slot, { target, settings, tls: secure ? cluster.tls : undefined });
+        wanted.set(slot, { target, settings: ep.health_check_host !== undefined ? withHost(settings, ep.health_check_host) : settings, tls: secure ? cluster.tls : undefined });
       }
     }
     for (const [slot, entry] of this.checked) {
@@ -434,4 +434,10 @@ export class HealthChecker {
 function sameTarget(a: HealthTarget, b: HealthTarget): boolean {
   return a.slot === b.slot && a.cluster === b.cluster && a.address === b.address && a.port === b.port && a.hostname === b.hostname && a.dial === b.dial
     && a.plaintext === b.plaintext;
+}
+
+/** A check's settings for an endpoint with a health_check_host of its own: it is the Host
+ *  of HTTP checks and the authority of gRPC ones (Envoy's health_check_config.hostname). */
+function withHost(settings: HealthCheck, host: string): HealthCheck {
+  return { ...settings, host, ...(settings.grpc !== undefined ? { grpc: { ...settings.grpc, authority: host } } : {}) };
 }

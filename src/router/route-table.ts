@@ -14,6 +14,8 @@ export interface RouteInput {
   readonly method: string; // upper-case
   readonly path: string; // without query
   readonly headers: readonly string[];
+  /** The raw query, without '?' ('' when none); read only by routes with query_parameters. */
+  readonly query: string;
 }
 
 const enum PathKind {
@@ -45,6 +47,8 @@ export interface CompiledRoute<C, P = null> {
   readonly pathRegex: RegExp | null;
   readonly methods: ReadonlySet<string> | null;
   readonly headerMatchers: readonly CompiledHeaderMatcher[];
+  /** query_parameters (the name percent-decoded; tested against the first occurrence). */
+  readonly queryMatchers: readonly CompiledHeaderMatcher[];
   /** Proxy action: one or more weighted targets (a single cluster is one target). */
   readonly targets: readonly WeightedTarget<C>[];
   readonly totalWeight: number;
@@ -252,7 +256,36 @@ function routeMatches<C, P>(route: CompiledRoute<C, P>, req: RouteInput): boolea
   for (let i = 0; i < matchers.length; i++) {
     if (!headerMatches(matchers[i], req.headers)) return false;
   }
+  const queries = route.queryMatchers;
+  for (let i = 0; i < queries.length; i++) {
+    if (!queryMatches(queries[i], req.query)) return false;
+  }
   return true;
+}
+
+/** Envoy's query parameter match: the first `name` (percent-decoded) of the query, its
+ *  value percent-decoded ('' without "="); present matches a name with or without one. */
+function queryMatches(m: CompiledHeaderMatcher, query: string): boolean {
+  if (query === '') return false;
+  for (const part of query.split('&')) {
+    const eq = part.indexOf('=');
+    if (percentDecoded(eq < 0 ? part : part.slice(0, eq)) !== m.name) continue;
+    const value = eq < 0 ? '' : percentDecoded(part.slice(eq + 1));
+    if (m.exact !== null) return value === m.exact;
+    if (m.regex !== null) return m.regex.test(value);
+    return true;
+  }
+  return false;
+}
+
+/** `%XX` sequences decoded; a string that is not valid percent-encoded UTF-8 stays as is. */
+function percentDecoded(s: string): string {
+  if (!s.includes('%')) return s;
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
 }
 
 function headerMatches(m: CompiledHeaderMatcher, headers: readonly string[]): boolean {
@@ -300,6 +333,7 @@ function compileRoute<C, P>(
     pathRegex,
     methods: m.methods.length > 0 ? new Set(m.methods) : null,
     headerMatchers: m.headers.map(compileHeaderMatcher),
+    queryMatchers: m.query_parameters.map(compileHeaderMatcher),
     targets,
     totalWeight,
     prefixRewrite: action?.prefix_rewrite ?? null,

@@ -58,6 +58,7 @@ function route(r: Route, defaultName: string): ProtoObject {
   const match: ProtoObject = {
     ...(m.prefix !== undefined ? { prefix: m.prefix } : m.path !== undefined ? { path: m.path } : { safe_regex: { regex: m.regex ?? '' } }),
     headers: [...methods, ...m.headers.map(headerMatcher)],
+    ...(m.query_parameters.length > 0 ? { query_parameters: m.query_parameters.map(headerMatcher) } : {}),
   };
   const a = r.route;
   const retry = a?.retry_policy;

@@ -344,7 +344,10 @@ function loadAssignment(c: Cluster): ProtoObject {
       locality: {},
       load_balancing_weight: u32(1),
       lb_endpoints: c.endpoints.map((e) => ({
-        endpoint: { address: { socket_address: { address: e.address, port_value: e.port } } },
+        endpoint: {
+          address: { socket_address: { address: e.address, port_value: e.port } },
+          ...(e.health_check_host !== undefined ? { health_check_config: { hostname: e.health_check_host } } : {}),
+        },
         ...(e.transport_socket_match !== undefined ? { metadata: { filter_metadata: { [TRANSPORT_SOCKET_MATCH_METADATA]: toStruct(e.transport_socket_match) } } } : {}),
       })),
     }],

@@ -68,6 +68,7 @@ export function translateEndpoints(ctx: Ctx, cla: Obj, loc: Loc): EndpointsPart 
       const out = new Fields({}, marks, `[${endpoints.length}]`).here(el);
       out.set('address', sa.address, sa.addressLoc);
       out.set('port', sa.port, sa.portLoc);
+      if (typeof hc?.hostname === 'string' && hc.hostname !== '') out.set('health_check_host', hc.hostname, sub(epl, 'health_check_config.hostname'));
       if (match !== undefined) out.set('transport_socket_match', match, el);
       endpoints.push(out.raw);
     });
@@ -95,10 +96,10 @@ function assignmentPolicy(ctx: Ctx, p: Obj, loc: Loc): void {
 /** An endpoint's health_check_config: Remora health-checks an endpoint at its own address
  *  and port, with the cluster's check. So the config is accepted when it leaves that as
  *  it is (empty, as Istio sends it, or naming the same address and port); another port or
- *  address, a Host of its own, or no active check for this endpoint are rejected. */
+ *  address, or no active check for this endpoint are rejected. Its `hostname` (the Host
+ *  or gRPC authority of this endpoint's checks) is the endpoint's health_check_host. */
 function healthCheckConfig(ctx: Ctx, hc: Obj, loc: Loc, endpoint: { address: string; port: number }): void {
   ctx.only(hc, loc, ['port_value', 'address', 'hostname', 'disable_active_health_check']);
-  if (isSet(hc.hostname)) ctx.reject(sub(loc, 'hostname'), 'is not supported: health checks use the cluster\'s host (http_health_check.host)');
   if (hc.disable_active_health_check === true) {
     ctx.reject(sub(loc, 'disable_active_health_check'), 'is not supported: Remora health-checks every endpoint of a cluster that has a health check');
   }

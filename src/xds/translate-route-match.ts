@@ -1,6 +1,7 @@
 // A route's RouteMatch → Remora's raw `match` (part of src/xds/translate-route.ts): the
 // path specifier (prefix, path or an RE2 regex), header matchers (exact, regex,
-// present), and a `:method` header matcher as the route's method list.
+// present), query parameter matchers (exact, regex, present), and a `:method` header
+// matcher as the route's method list.
 
 import { asArr, asObj, asStr, isSet, wrappedBool, type Obj } from './read.js';
 import { sub, type Ctx, type Loc } from './translate-context.js';
@@ -8,7 +9,7 @@ import type { Fields } from './translate-fields.js';
 
 /** RouteMatch → `out` (the route's raw `match`). */
 export function routeMatch(ctx: Ctx, m: Obj, loc: Loc, out: Fields): void {
-  ctx.only(m, loc, ['prefix', 'path', 'safe_regex', 'path_separated_prefix', 'case_sensitive', 'headers']);
+  ctx.only(m, loc, ['prefix', 'path', 'safe_regex', 'path_separated_prefix', 'case_sensitive', 'headers', 'query_parameters']);
   if (wrappedBool(m.case_sensitive) === false) ctx.reject(sub(loc, 'case_sensitive'), 'false is not supported: Remora matches paths case-sensitively');
   out.here(loc);
   // path_specifier is a oneof, so an explicit "" is on the wire; prefix "" matches every path.
@@ -36,6 +37,39 @@ export function routeMatch(ctx: Ctx, m: Obj, loc: Loc, out: Fields): void {
     headers.push(matcher);
   });
   out.raw.headers = headers;
+  const queries: Obj[] = [];
+  asArr(m.query_parameters).forEach((v, i) => {
+    const ql = sub(loc, `query_parameters[${i}]`);
+    const matcher = queryMatcher(ctx, asObj(v) ?? {}, ql);
+    if (matcher === undefined) return;
+    out.mark(`.query_parameters[${queries.length}]`, ql);
+    out.mark(`.query_parameters[${queries.length}].name`, sub(ql, 'name'));
+    queries.push(matcher);
+  });
+  if (queries.length > 0) out.raw.query_parameters = queries;
+}
+
+/** QueryParameterMatcher → {name, exact | regex | present}: string_match exact (case
+ *  sensitive) or safe_regex, or present_match true; undefined when rejected. */
+function queryMatcher(ctx: Ctx, q: Obj, loc: Loc): Obj | undefined {
+  ctx.only(q, loc, ['name', 'string_match', 'present_match']);
+  const name = q.name;
+  const s = asObj(q.string_match);
+  if (s !== undefined) {
+    const sl = sub(loc, 'string_match');
+    ctx.only(s, sl, ['exact', 'safe_regex', 'ignore_case']);
+    if (s.ignore_case === true) {
+      ctx.reject(sub(sl, 'ignore_case'), 'true is not supported: Remora compares query parameter values case-sensitively');
+      return undefined;
+    }
+    if (s.exact !== undefined) return { name, exact: s.exact };
+    if (s.safe_regex !== undefined) return { name, regex: regexMatcher(ctx, s.safe_regex, sub(sl, 'safe_regex')) };
+    if (!Object.values(s).some(isSet)) ctx.reject(sl, 'needs exact or safe_regex'); // else rejected above
+    return undefined;
+  }
+  if (q.present_match === true) return { name, present: true };
+  ctx.reject(loc, 'needs string_match or present_match: true');
+  return undefined;
 }
 
 /** A `:method` matcher → methods: exact `GET`, or a regex like `GET|POST`. */

@@ -191,3 +191,31 @@ t.test('tcp_keepalive on a listener\'s accepted sockets and a cluster\'s upstrea
   const plain = socketTimer(remora.ports.plain, plainClient);
   t.equal(plain?.timer, 0, `a listener without tcp_keepalive sets no keepalive timer (timer ${plain?.timer})`);
 });
+
+t.test('an endpoint\'s health_check_host is the Host of its checks', async (t) => {
+  const hosts = new Map<number, Set<string>>();
+  const record = (name: number) => (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    if (req.url === '/healthz') hosts.get(name)!.add(String(req.headers.host));
+    res.end('ok');
+  };
+  const own = await startUpstream((req, res) => record(own.port)(req, res));
+  const plain = await startUpstream((req, res) => record(plain.port)(req, res));
+  hosts.set(own.port, new Set());
+  hosts.set(plain.port, new Set());
+  const config = routesConfig(
+    [{ name: 'r', match: { prefix: '/' }, route: { cluster: 'svc' } }],
+    [{
+      name: 'svc',
+      endpoints: [{ address: '127.0.0.1', port: own.port, health_check_host: 'backend-0.health.internal' }, { address: '127.0.0.1', port: plain.port }],
+      health_check: { path: '/healthz', host: 'svc.internal', ...fastChecks },
+    }],
+  );
+  const remora = await startRemora(config);
+  t.teardown(async () => {
+    await remora.stop();
+    await Promise.all([own.close(), plain.close()]);
+  });
+  await waitUntil('both endpoints checked', async () => hosts.get(own.port)!.size > 0 && hosts.get(plain.port)!.size > 0);
+  t.same([...hosts.get(own.port)!], ['backend-0.health.internal'], 'the endpoint with its own health_check_host is checked with it');
+  t.same([...hosts.get(plain.port)!], ['svc.internal'], 'the other with the check\'s host');
+});

@@ -225,3 +225,38 @@ t.test('routing through the real proxy', async (t) => {
     t.equal(upstreamOf(await send('api.local', '/x')), 'a', 'the proxy keeps serving after a timeout');
   });
 });
+
+t.test('routes by query parameter, through the real proxy and curl', async (t) => {
+  const a = await namedUpstream('a');
+  const b = await namedUpstream('b');
+  const remora = await startRemora({
+    workers: 1,
+    admin: { address: '127.0.0.1', port: 0 },
+    listeners: [{
+      name: 'main', address: '127.0.0.1', port: 0,
+      virtual_hosts: [{ name: 'all', domains: ['*'], routes: [
+        { name: 'debug', match: { prefix: '/', query_parameters: [{ name: 'debug', exact: 'yes' }] }, route: { cluster: 'b' } },
+        { name: 'rest', match: { prefix: '/' }, route: { cluster: 'a' } },
+      ] }],
+    }],
+    clusters: [
+      { name: 'a', endpoints: [{ address: '127.0.0.1', port: a.port }] },
+      { name: 'b', endpoints: [{ address: '127.0.0.1', port: b.port }] },
+    ],
+  });
+  t.teardown(async () => {
+    await remora.stop();
+    await Promise.all([a.close(), b.close()]);
+  });
+  const via = async (path: string): Promise<string> => (await request(remora.ports.main, { path })).text;
+  t.equal(await via('/x?debug=yes'), 'b', 'debug=yes goes to b');
+  t.equal(await via('/x?page=2&debug=yes'), 'b', 'wherever it is in the query');
+  t.equal(await via('/x?debug=no'), 'a', 'another value does not');
+  t.equal(await via('/x'), 'a', 'nor no query');
+  // Asynchronously: the upstreams answer from this process.
+  const { execFile } = await import('node:child_process');
+  const curl = await new Promise<string>((resolve, reject) => {
+    execFile('curl', ['-s', '-g', `http://127.0.0.1:${remora.ports.main}/x?%64ebug=%79es`], { encoding: 'utf8' }, (err, out) => (err ? reject(err) : resolve(out)));
+  });
+  t.equal(curl, 'b', 'curl with a percent-encoded name and value is routed by the decoded ones');
+});

@@ -119,6 +119,7 @@ t.test('valid config: defaults filled in, input normalised', async (t) => {
                   prefix: '/users/',
                   methods: ['GET', 'POST'],
                   headers: [{ name: 'x-tenant', exact: 'a' }, { name: 'x-debug', present: true }],
+                  query_parameters: [],
                 },
                 route: { timeout_ms: 15000, max_request_body_bytes: 0, cluster_not_found_status: 503, cluster: 'backend', prefix_rewrite: '/', host_rewrite: 'users.internal' },
                 request_headers_to_add: [{ name: 'x-via', value: 'remora' }],
@@ -131,7 +132,7 @@ t.test('valid config: defaults filled in, input normalised', async (t) => {
               {
                 // Unnamed routes: <vhost>/<hash of the match> (validate.ts defaultRouteName).
                 name: 'api/048bfee9',
-                match: { path: '/health', methods: [], headers: [] },
+                match: { path: '/health', methods: [], headers: [], query_parameters: [] },
                 direct_response: { status: 200, body: 'ok' },
                 request_headers_to_add: [],
                 request_headers_to_remove: [],
@@ -142,7 +143,7 @@ t.test('valid config: defaults filled in, input normalised', async (t) => {
               },
               {
                 name: 'api/689def4a',
-                match: { regex: '^/v[0-9]+/.*$', methods: [], headers: [] },
+                match: { regex: '^/v[0-9]+/.*$', methods: [], headers: [], query_parameters: [] },
                 route: { timeout_ms: 0, max_request_body_bytes: 0, cluster_not_found_status: 503, weighted_clusters: [{ cluster: 'backend', weight: 3 }, { cluster: 'api', weight: 1 }] },
                 request_headers_to_add: [],
                 request_headers_to_remove: [],
@@ -160,7 +161,7 @@ t.test('valid config: defaults filled in, input normalised', async (t) => {
             routes: [
               {
                 name: 'fallback/6d901645',
-                match: { prefix: '/', methods: [], headers: [] },
+                match: { prefix: '/', methods: [], headers: [], query_parameters: [] },
                 route: { timeout_ms: 15000, max_request_body_bytes: 0, cluster_not_found_status: 503, cluster: 'api' },
                 request_headers_to_add: [],
                 request_headers_to_remove: [],

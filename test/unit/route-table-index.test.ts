@@ -26,7 +26,7 @@ function listener(routes: Raw[]): Listener {
 }
 
 function req(path: string, method = 'GET', headers: string[] = []): RouteInput {
-  return { host: 'any.local', method, path, headers };
+  return { host: 'any.local', method, path, headers, query: '' };
 }
 
 /** The first route of `routes` that matches, by a plain reading of the match fields. */

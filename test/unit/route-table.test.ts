@@ -35,7 +35,7 @@ function vhost(name: string, domains: string[], cluster = 'a'): Raw {
 }
 
 function req(partial: Partial<RouteInput>): RouteInput {
-  return { host: 'any.local', method: 'GET', path: '/', headers: [], ...partial };
+  return { host: 'any.local', method: 'GET', path: '/', headers: [], query: '', ...partial };
 }
 
 /** Name of the vhost chosen for `host`, or null. */

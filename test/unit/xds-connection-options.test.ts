@@ -156,3 +156,23 @@ t.test('native settings through Remora\'s own encoding and back', async (t) => {
   t.same([svc?.tcp_keepalive, svc?.max_requests_per_connection, svc?.health_check?.tcp], [{ time_s: 45 }, 10, { send: '70696e67', receive: ['706f6e67'] }]);
   t.same([web?.tcp_keepalive, web?.health_check?.receive, web?.health_check?.response_buffer_size], [{}, ['6f6b'], 256]);
 });
+
+t.test('an endpoint\'s health_check_config.hostname is its health_check_host, both ways', async (t) => {
+  const assignment = egAssignment(9000);
+  const lbe = ((assignment.endpoints as Obj[])[0].lb_endpoints as Obj[])[0];
+  (lbe.endpoint as Obj).health_check_config = { hostname: 'backend-0.health.internal' };
+  const r = translateXds({}, {
+    listeners: wire(TypeUrl.Listener, new Map([['l', { ...egListener({ port: 0, underscores: 'ALLOW' }), name: 'l' }]])),
+    routes: wire(TypeUrl.RouteConfiguration, new Map([[EG_ROUTE_CONFIG, egRoutes()]])),
+    clusters: wire(TypeUrl.Cluster, new Map([[EG_CLUSTER, egCluster()]])),
+    endpoints: wire(TypeUrl.ClusterLoadAssignment, new Map([[EG_CLUSTER, assignment]])),
+  }, { ads: true });
+  t.same(errorsOf(r), []);
+  t.equal(clusterOf(r)?.endpoints[0].health_check_host, 'backend-0.health.internal');
+  const config: RemoraConfig = valid({
+    listeners: [{ name: 'in', port: 8080, virtual_hosts: [{ name: 'v', domains: ['*'], routes: [{ name: 'r', match: { prefix: '/' }, route: { cluster: 'svc' } }] }] }],
+    clusters: [{ name: 'svc', endpoints: [{ address: '127.0.0.1', port: 9000, health_check_host: 'h.internal' }], health_check: { path: '/healthz' } }],
+  });
+  const back = translateXds(baseOf(config), overTheWire(config, false));
+  t.equal(back.ok ? back.config.clusters[0].endpoints[0].health_check_host : undefined, 'h.internal', 'through Remora\'s encoding and back');
+});

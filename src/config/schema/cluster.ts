@@ -26,6 +26,8 @@ export const EndpointSchema = obj({
   transport_socket_match: v.optional(field(transportMetadata(),
     'What the cluster\'s `transport_socket_matches` read of this endpoint (Envoy\'s endpoint metadata under `envoy.transport_socket_match`; Istio writes `tlsMode: istio` for endpoints with a sidecar).',
     { type: 'map of strings', default: 'unset (empty)' })),
+  health_check_host: v.optional(str('The `Host` of this endpoint\'s HTTP health checks, and the `:authority` of its gRPC ones, instead of the check\'s `host` / `grpc.authority` (Envoy\'s `health_check_config.hostname`).',
+    { type: 'string, non-empty, no whitespace', default: 'unset (the cluster\'s check decides)', check: (s: string) => (/^\S+$/.test(s) ? undefined : 'must be a non-empty host name without whitespace') })),
 }, 'One upstream address of a cluster.');
 
 const SAN = 'must be a non-empty string without whitespace or commas (a URI SAN such as "spiffe://cluster.local/ns/app/sa/backend" or a DNS name)';

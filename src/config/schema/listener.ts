@@ -63,6 +63,14 @@ export const HeaderMatcherSchema = obj({
     v.metadata({ type: '`true`', default: '—', check: (b: boolean) => (b ? undefined : PRESENT) }))),
 }, 'One request header test. Exactly one of `exact`, `regex` and `present` is set.');
 
+export const QueryParameterMatcherSchema = obj({
+  name: str('Query parameter name, after percent-decoding (case-sensitive).', { type: 'string, non-empty', check: (s: string) => (s === '' ? 'must not be empty' : undefined) }),
+  exact: v.optional(str('Its value equals this (after percent-decoding).', { scope: 'parameter value', default: '—' })),
+  regex: v.optional(str('Its value matches, as a whole.', { type: 'JavaScript regular expression', scope: 'parameter value', default: '—', check: regexProblem })),
+  present: v.optional(v.pipe(v.boolean(PRESENT), v.description('The parameter is in the query, with or without a value.'),
+    v.metadata({ type: '`true`', default: '—', check: (b: boolean) => (b ? undefined : PRESENT) }))),
+}, 'One query parameter test (Envoy\'s `query_parameters`): the first occurrence of the name is tested, `a=1&a=2` tests `1`. Exactly one of `exact`, `regex` and `present` is set.');
+
 /** Whether `s` compiles as a JavaScript regular expression. */
 export function regexProblem(s: string): string | undefined {
   try {
@@ -150,6 +158,7 @@ export const RouteMatchSchema = obj({
     normalize: (m: string) => m.toUpperCase(),
   })), 'Request method is one of these. Upper-cased.', { type: 'list of method names', default: '`[]` (any)', normalize: dedupe }), []),
   headers: v.optional(list(HeaderMatcherSchema, 'All must match.', { scope: 'request headers' }), []),
+  query_parameters: v.optional(list(QueryParameterMatcherSchema, 'All must match.', { scope: 'the request\'s query string' }), []),
 }, 'Which requests a route takes, matched against the path without its query. Exactly one of `prefix`, `path` and `regex` is set.');
 
 export const WeightedClusterSchema = obj({
