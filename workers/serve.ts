@@ -104,7 +104,7 @@ export default async function serve(task: ServeTask): Promise<{ slot: number; st
       if (l instanceof TlsListener) {
         const material = tls.listeners[l.config.name];
         if (material !== undefined) l.rotate(material);
-      }
+      } else if (l instanceof TcpListener) l.rotate(tls.listeners);
     }
   };
 
@@ -127,14 +127,14 @@ export default async function serve(task: ServeTask): Promise<{ slot: number; st
     let ok = true;
     for (const [key, l] of wanted) {
       const running = live.get(key);
-      if (running instanceof TcpListener) running.update(l);
+      if (running instanceof TcpListener) running.update(l, snapshot.tls.listeners);
       if (running !== undefined) continue;
       const boundPort = snapshot.boundPorts[l.name] ?? l.port;
       const statSlot = snapshot.statSlots.listeners[l.name];
       const material = snapshot.tls.listeners[l.name];
       let listener: ServedListener | null;
       if (isTcpListener(l)) {
-        listener = new TcpListener(l, boundPort, ctx, statSlot, connections);
+        listener = new TcpListener(l, boundPort, ctx, statSlot, connections, snapshot.tls.listeners);
       } else if (l.tls !== undefined) {
         // A TLS listener without its material never falls back to plain HTTP.
         listener = material !== undefined ? new TlsListener(l, boundPort, ctx, material, statSlot, connections) : null;

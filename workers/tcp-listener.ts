@@ -1,14 +1,15 @@
 // A TCP listener of one worker (`tcp_proxy` / `filter_chains`): accepts connections beside
 // the other workers (SO_REUSEPORT, listen-socket.ts), reads the PROXY header first when the
 // listener asks for one, reads the TLS ClientHello when a filter chain picks by SNI, ALPN
-// or transport (without terminating TLS: the bytes are put back and go upstream as they
-// came), and hands each connection to a TcpProxySession. A listener's chains follow config
+// or transport (the bytes are put back: they go upstream as they came, or to the chain's
+// TLS termination, tls-terminator.ts), and hands each connection to a TcpProxySession. A listener's chains follow config
 // snapshots without a rebind; connections keep the chain they started with.
 
 import net, { type Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { Listener } from '../src/config/types.js';
 import { reportError } from '../src/core/report.js';
-import { FilterChainTable, type ConnectionFacts } from '../src/router/filter-chains.js';
+import { FilterChainTable, type ChainTarget, type ConnectionFacts } from '../src/router/filter-chains.js';
 import { ListenerCounter } from '../src/stats/stat-names.js';
 import { MAX_CLIENT_HELLO, readClientHello } from '../src/tls/client-hello.js';
 import type { ConnectionGauge } from './connection-gauge.js';
@@ -18,6 +19,9 @@ import { listenShared } from './listen-socket.js';
 import { readProxyHeader } from './proxy-protocol.js';
 import { TcpProxySession } from './tcp-proxy.js';
 import { keepaliveServerOptions } from '../src/core/tcp-keepalive.js';
+import type { TlsMaterial } from '../src/config/types.js';
+import { chainTlsKey } from '../src/tls/chain-key.js';
+import { TlsTerminator } from './tls-terminator.js';
 
 /** What a connection says when no chain looks at its first bytes. */
 const UNINSPECTED: ConnectionFacts = { transport: 'raw_buffer', serverName: '', alpn: [] };
@@ -25,6 +29,10 @@ const UNINSPECTED: ConnectionFacts = { transport: 'raw_buffer', serverName: '', 
 export class TcpListener {
   private readonly server: net.Server;
   private chains: FilterChainTable;
+  /** Chains that terminate TLS, by name (built with the chains; rotated in place). */
+  private terminators = new Map<string, TlsTerminator>();
+  /** The names of the chains with `tls`, whether or not their terminator could be built. */
+  private tlsChains = new Set<string>();
   private readonly sessions = new Set<TcpProxySession>();
   /** Connections still being read (PROXY header, ClientHello). */
   private readonly starting = new Set<Socket>();
@@ -35,17 +43,42 @@ export class TcpListener {
     private readonly ctx: WorkerContext,
     private readonly statSlot: number,
     private readonly connections: ConnectionGauge,
+    /** TLS material by TlsMaterialSet key (chainTlsKey). */
+    tls: Readonly<Record<string, TlsMaterial>>,
   ) {
     this.chains = new FilterChainTable(config.filter_chains, config.tcp_proxy);
+    this.buildTerminators(tls);
     this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true, ...keepaliveServerOptions(config.tcp_keepalive) });
     this.server.on('connection', this.onConnection);
     this.server.on('error', (err) => ctx.log.error({ err, listener: config.name }, 'listener error'));
   }
 
   /** A new snapshot's chains for this listener (same address and port). */
-  update(config: Listener): void {
+  update(config: Listener, tls: Readonly<Record<string, TlsMaterial>>): void {
     this.config = config;
     this.chains = new FilterChainTable(config.filter_chains, config.tcp_proxy);
+    this.buildTerminators(tls);
+  }
+
+  /** New TLS files of chains that terminate TLS: new handshakes use them. */
+  rotate(tls: Readonly<Record<string, TlsMaterial>>): void {
+    for (const [name, t] of this.terminators) {
+      const material = tls[chainTlsKey(this.config.name, name)];
+      if (material !== undefined) t.rotate(material);
+    }
+  }
+
+  /** A terminator per chain with `tls` and its material; a chain whose material is
+   *  missing gets none, and its connections are closed (never passed through). */
+  private buildTerminators(tls: Readonly<Record<string, TlsMaterial>>): void {
+    const next = new Map<string, TlsTerminator>();
+    for (const fc of this.config.filter_chains) {
+      if (fc.tls === undefined) continue;
+      const material = tls[chainTlsKey(this.config.name, fc.name)];
+      if (material !== undefined) next.set(fc.name, new TlsTerminator(fc.tls, material, (s) => this.startSession(s, fc.name)));
+    }
+    this.terminators = next;
+    this.tlsChains = new Set(this.config.filter_chains.filter((fc) => fc.tls !== undefined).map((fc) => fc.name));
   }
 
   listen(): Promise<boolean> {
@@ -107,7 +140,33 @@ export class TcpListener {
       socket.destroy();
       return;
     }
-    const session = new TcpProxySession(this.ctx, listener, socket, chain, facts.serverName, (s) => this.sessions.delete(s));
+    if (this.tlsChains.has(chain.name)) {
+      const terminator = this.terminators.get(chain.name);
+      if (terminator === undefined) {
+        socket.destroy(); // its certificate is not loaded: never pass the connection through
+        return;
+      }
+      this.starting.add(socket); // until the handshake is done
+      terminator.accept(socket);
+      return;
+    }
+    this.run(socket, chain, facts.serverName);
+  }
+
+  /** A connection whose TLS a chain terminated: its tcp_proxy carries the decrypted bytes. */
+  private startSession(socket: TLSSocket, chainName: string): void {
+    const raw = (socket as TLSSocket & { _parent?: Socket })._parent;
+    if (raw !== undefined) this.starting.delete(raw);
+    const chain = this.chains.byName(chainName);
+    if (chain === null || socket.destroyed) {
+      socket.destroy();
+      return;
+    }
+    this.run(socket, chain, typeof socket.servername === 'string' ? socket.servername : '');
+  }
+
+  private run(socket: Socket, chain: ChainTarget, serverName: string): void {
+    const session = new TcpProxySession(this.ctx, this.ctx.listener(this.config.name), socket, chain, serverName, (s) => this.sessions.delete(s));
     this.sessions.add(session);
     session.start();
   }

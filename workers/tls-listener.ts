@@ -10,9 +10,10 @@
 import { constants as cryptoConstants } from 'node:crypto';
 import https from 'node:https';
 import type { Socket } from 'node:net';
+import type tls from 'node:tls';
 import type { TLSSocket } from 'node:tls';
 import { reportError } from '../src/core/report.js';
-import type { Listener, TlsMaterial } from '../src/config/types.js';
+import type { Listener, ListenerTlsConfig, TlsMaterial } from '../src/config/types.js';
 import { peerIdentity, type PeerIdentity } from '../src/tls/peer-identity.js';
 import { NO_RENEGOTIATION } from '../src/upstream/upstream-tls.js';
 import type { ConnectionGauge } from './connection-gauge.js';
@@ -23,7 +24,7 @@ import { listenShared } from './listen-socket.js';
 import { readProxyHeader } from './proxy-protocol.js';
 
 /** Time a client has to finish its TLS handshake. */
-const HANDSHAKE_TIMEOUT_MS = 10_000;
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
 
 /** What must match for a running TLS listener to be kept across a reload (certificates
  *  rotate in place; these server options need a new server). */
@@ -67,7 +68,7 @@ export class TlsListener {
     this.revision = material.revision;
     this.ownIdentity = material.identity;
     this.server = https.createServer({
-      ...contextOptions(config, material),
+      ...contextOptions(config.tls!, material),
       ...http1ServerOptions(config),
       requestCert: tls.ca_file !== undefined,
       // Verification always runs; a refused certificate is handled in onSecure (Node's
@@ -115,7 +116,7 @@ export class TlsListener {
   /** New files: new handshakes use them, open connections keep their session. */
   rotate(material: TlsMaterial): void {
     if (material.revision === this.revision) return;
-    this.server.setSecureContext(contextOptions(this.config, material));
+    this.server.setSecureContext(contextOptions(this.config.tls!, material));
     this.revision = material.revision;
     this.ownIdentity = material.identity;
   }
@@ -208,7 +209,7 @@ const SESSION_CACHE_SIZE = 2048;
 /** Stateful resumption for a listener without session tickets (Envoy resumes such
  *  sessions from its TLS library's cache; Node's server keeps none unless asked): the
  *  newest sessions of this worker, by id. OpenSSL still checks each one's lifetime. */
-function keepSessions(server: https.Server): void {
+export function keepSessions(server: tls.Server): void {
   const sessions = new Map<string, Buffer>();
   server.on('newSession', (id: Buffer, data: Buffer, done: () => void) => {
     try {
@@ -224,15 +225,16 @@ function keepSessions(server: https.Server): void {
   });
 }
 
-function contextOptions(config: Listener, material: TlsMaterial) {
+/** The secure context of a listener's (or a TCP filter chain's) `tls` with `material`. */
+export function contextOptions(t: ListenerTlsConfig, material: TlsMaterial) {
   return {
     cert: material.cert,
     key: material.key,
     ...(material.ca !== undefined ? { ca: material.ca } : {}),
-    minVersion: config.tls!.min_version,
+    minVersion: t.min_version,
     maxVersion: 'TLSv1.3' as const,
     // Without stateless tickets OpenSSL resumes from the server's session cache instead.
-    secureOptions: config.tls!.session_resumption === 'tickets' ? NO_RENEGOTIATION : NO_RENEGOTIATION | cryptoConstants.SSL_OP_NO_TICKET,
+    secureOptions: t.session_resumption === 'tickets' ? NO_RENEGOTIATION : NO_RENEGOTIATION | cryptoConstants.SSL_OP_NO_TICKET,
     honorCipherOrder: true,
   };
 }

@@ -145,6 +145,8 @@ export interface TlsMaterial {
 }
 
 export interface TlsMaterialSet {
+  /** By listener name, and by `<listener> <chain>` for a TCP listener's filter chains
+   *  that terminate TLS (src/tls/chain-key.ts; names have no spaces). */
   readonly listeners: Readonly<Record<string, TlsMaterial>>;
   readonly clusters: Readonly<Record<string, TlsMaterial>>;
 }

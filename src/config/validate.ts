@@ -102,12 +102,7 @@ function checkListener(w: SchemaWalk, l: Draft<Listener>, path: string, clusterN
   l.virtual_hosts.forEach((vh, i) => { if (vh) checkVirtualHost(w, vh, `${at(path, 'virtual_hosts')}[${i}]`, scope); });
   checkRateLimits(w, l.rate_limits, at(path, 'rate_limits'));
   const tls = l.tls as Draft<ListenerTlsConfig> | undefined;
-  if (tls) {
-    if (!w.given(tls, 'require_client_certificate')) tls.require_client_certificate = tls.ca_file !== undefined;
-    if (tls.require_client_certificate && tls.ca_file === undefined) {
-      w.err(at(at(path, 'tls'), 'require_client_certificate'), 'needs "ca_file" (the CAs that client certificates are verified against)');
-    }
-  }
+  if (tls) fillListenerTls(w, tls, at(path, 'tls'));
   if (!w.given(l, 'forward_client_cert_details')) l.forward_client_cert_details = tls?.ca_file !== undefined ? 'sanitize_set' : 'sanitize';
   if (l.authorization) checkAuthorization(w, l.authorization, at(path, 'authorization'));
   if (l.access_log && w.given(l.access_log, 'format') && w.given(l.access_log, 'json_format')) {
@@ -120,6 +115,14 @@ function checkListener(w: SchemaWalk, l: Draft<Listener>, path: string, clusterN
   if (l.codec === 'uws' && l.codec_type === 'http2') w.err(at(path, 'codec_type'), 'must be "http1" or "auto" with codec "uws" (the uWS front end speaks HTTP/1.1 only)');
 }
 
+/** A listener's or filter chain's TLS: a client certificate is required when ca_file is set, unless said otherwise. */
+function fillListenerTls(w: SchemaWalk, tls: Draft<ListenerTlsConfig>, path: string): void {
+  if (!w.given(tls, 'require_client_certificate')) tls.require_client_certificate = tls.ca_file !== undefined;
+  if (tls.require_client_certificate && tls.ca_file === undefined) {
+    w.err(at(path, 'require_client_certificate'), 'needs "ca_file" (the CAs that client certificates are verified against)');
+  }
+}
+
 /** Listener fields that only mean something to HTTP, refused on a TCP listener. */
 const HTTP_ONLY_FIELDS = ['virtual_hosts', 'tls', 'codec', 'codec_type', 'rate_limits', 'authorization', 'upgrade_configs', 'generate_traceparent', 'tracing',
   'http2_protocol_options', 'max_request_headers_kb', 'max_request_headers_count', 'normalize_path', 'merge_slashes', 'path_with_escaped_slashes_action',
@@ -128,11 +131,8 @@ const HTTP_ONLY_FIELDS = ['virtual_hosts', 'tls', 'codec', 'codec_type', 'rate_l
 /** A TCP listener: its chains' clusters exist, their names and matches are unique, and
  *  no HTTP setting is given (it would silently do nothing). */
 function checkTcpListener(w: SchemaWalk, l: Draft<Listener>, path: string, scope: ListenerScope): void {
-  for (const key of HTTP_ONLY_FIELDS) {
-    if (w.given(l, key)) {
-      w.err(at(path, key), `is an HTTP setting: a TCP listener ("tcp_proxy" / "filter_chains") forwards bytes${key === 'tls' ? ' (TLS passes through; filter_chains pick by SNI)' : ''}`);
-    }
-  }
+  const why = (key: string): string => (key === 'tls' ? ' (TLS passes through, or set a filter chain\'s tls to terminate it)' : '');
+  for (const key of HTTP_ONLY_FIELDS) if (w.given(l, key)) w.err(at(path, key), `is an HTTP setting: a TCP listener ("tcp_proxy" / "filter_chains") forwards bytes${why(key)}`);
   if (l.tcp_proxy) checkTcpProxy(w, l.tcp_proxy, at(path, 'tcp_proxy'), scope);
   const names = new Map<string, string>();
   const matches = new Map<string, string>();
@@ -142,6 +142,7 @@ function checkTcpListener(w: SchemaWalk, l: Draft<Listener>, path: string, scope
     const fname = nameOf(w, fc, p);
     if (fname !== undefined) noDuplicate(w, names, fname, at(p, 'name'), 'filter chain name');
     if (fc.tcp_proxy) checkTcpProxy(w, fc.tcp_proxy, at(p, 'tcp_proxy'), scope);
+    if (fc.tls) fillListenerTls(w, fc.tls as Draft<ListenerTlsConfig>, at(p, 'tls'));
     const m = fc.match;
     if (m && !w.erred(at(p, 'match'))) {
       // Envoy's rule: no (server name, transport, ALPN id) combination in two chains.

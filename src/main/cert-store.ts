@@ -13,6 +13,7 @@ import tls from 'node:tls';
 import type { ConfigError, RemoraConfig, TlsMaterial, TlsMaterialSet } from '../config/types.js';
 import type { Logger } from '../core/log.js';
 import { certificateIdentity, sansOfType, splitPemCertificates } from '../tls/certificates.js';
+import { chainTlsKey } from '../tls/chain-key.js';
 
 /** How often files are checked besides file-system events (which miss some swaps). */
 const POLL_MS = 2000;
@@ -112,6 +113,11 @@ export class CertStore {
       if (l.tls !== undefined) {
         add('listeners', l.name, `listeners[${i}].tls`, { cert: l.tls.cert_file, key: l.tls.key_file, ca: l.tls.ca_file }, 'server');
       }
+      l.filter_chains.forEach((fc, j) => {
+        if (fc.tls !== undefined) {
+          add('listeners', chainTlsKey(l.name, fc.name), `listeners[${i}].filter_chains[${j}].tls`, { cert: fc.tls.cert_file, key: fc.tls.key_file, ca: fc.tls.ca_file }, 'server');
+        }
+      });
     });
     config.clusters.forEach((c, i) => {
       if (c.tls !== undefined) {

@@ -47,6 +47,13 @@ export class FilterChainTable {
     this.needsInspection = chains.some((c) => c.match.server_names.length > 0 || c.match.transport_protocol !== undefined || c.match.application_protocols.length > 0);
   }
 
+  /** The chain named `name` ('' for the listener's default), or null. */
+  byName(name: string): ChainTarget | null {
+    if (name === '') return this.fallback;
+    for (const [c, target] of this.targets) if (c.name === name) return target;
+    return null;
+  }
+
   /** The chain for a connection, or null when none takes it (it is closed). */
   pick(facts: ConnectionFacts): ChainTarget | null {
     let candidates = byServerName(this.chains, facts.serverName);

@@ -8,7 +8,7 @@
 // around its TLS socket, or around raw_buffer.
 
 import type { FilterChain, Listener, TcpProxy } from '../config/types.js';
-import { duration, encode, listenerSocketOptions, metadata, u32 } from './encode-common.js';
+import { downstreamTlsSocket, duration, encode, listenerSocketOptions, metadata, u32 } from './encode-common.js';
 import { PROXY_PROTOCOL_LISTENER_FILTER, RAW_BUFFER_SOCKET, TCP_PROXY_FILTER_NAME, TLS_INSPECTOR, UPSTREAM_PROXY_PROTOCOL_SOCKET } from './names.js';
 import { TypeUrl, type ProtoObject } from './protos.js';
 
@@ -41,6 +41,7 @@ export function tcpListener(l: Listener): ProtoObject {
         }
         : {}),
       filters: [tcpProxyFilter(fc.tcp_proxy, `${l.name}.${fc.name}`)],
+      ...(fc.tls !== undefined ? { transport_socket: downstreamTlsSocket(fc.tls, []) } : {}),
     })),
     ...(l.tcp_proxy !== undefined ? { default_filter_chain: { filters: [tcpProxyFilter(l.tcp_proxy, l.name)] } } : {}),
     ...metadata({

@@ -6,9 +6,9 @@
 // weighted clusters, idle timeout, connect attempts and connection duration, and its
 // access log becomes the listener's (one per listener). Istio's network filters before the
 // tcp_proxy (metadata exchange, stats, authn) and an RBAC filter without rules have no
-// effect on a connection Remora does not terminate, and are accepted; other filters,
-// TLS termination, tunnelling and matches on addresses or ports Remora cannot see are
-// rejected by path. Only the chains that take connections to the listener's own port are
+// effect on a connection Remora does not terminate, and are accepted; a chain's
+// DownstreamTlsContext is terminated by Remora (the chain's `tls`); other filters,
+// tunnelling and matches on addresses or ports Remora cannot see are rejected by path. Only the chains that take connections to the listener's own port are
 // read (the caller drops those for other destination ports, which only redirected
 // connections reach). docs/xds.md, "TCP listeners", has the table and the reasons.
 
@@ -19,7 +19,7 @@ import { oneChainTakesAll } from './resources.js';
 import { sub, type Ctx, type Loc } from './translate-context.js';
 import { Fields, type Part } from './translate-fields.js';
 import { hcmAccessLog, istioNullVm } from './translate-listener-hcm.js';
-import { rawBufferSocket } from './translate-tls.js';
+import { downstreamTls, rawBufferSocket } from './translate-tls.js';
 
 /** Which chain-picking listener filters a listener has that matter: the HTTP inspector
  *  (the TLS inspector's work Remora does whenever a chain needs it). */
@@ -97,7 +97,7 @@ export function tcpListener(ctx: Ctx, l: Obj, loc: Loc, out: Fields, { port, dir
     if (m !== undefined) {
       if (chainMatch(ctx, m, sub(cl, 'filter_chain_match'), port, inspectors, fc.nest('match').here(sub(cl, 'filter_chain_match')))) readsClientHello = true;
     } else fc.mark('.match', sub(cl, 'filter_chain_match')); // the default ({}, any) stands for it
-    const body = chainBody(ctx, chain, cl, clusters);
+    const body = chainBody(ctx, chain, cl, clusters, fc);
     if (body !== undefined) {
       fc.attach('tcp_proxy', body.proxy.raw, body.proxy.marks);
       logs.push({ part: body.log, loc: body.logLoc });
@@ -117,7 +117,7 @@ export function tcpListener(ctx: Ctx, l: Obj, loc: Loc, out: Fields, { port, dir
   if (d !== undefined) {
     // Its filter_chain_match is ignored, by Envoy and by Remora: it takes what no chain takes.
     if (isSet(d.filter_chain_match)) ctx.noEffect(loc, 'Listener.default_filter_chain.filter_chain_match');
-    const body = chainBody(ctx, d, sub(loc, 'default_filter_chain'), clusters);
+    const body = chainBody(ctx, d, sub(loc, 'default_filter_chain'), clusters, null);
     if (body !== undefined) {
       out.attach('tcp_proxy', body.proxy.raw, body.proxy.marks);
       logs.push({ part: body.log, loc: body.logLoc });
@@ -163,12 +163,20 @@ function chainMatch(ctx: Ctx, m: Obj, ml: Loc, port: number, inspectors: Inspect
 
 /** A chain's transport socket and network filters: the tcp_proxy, last, with its access
  *  log; undefined when the chain has none that translates. */
-function chainBody(ctx: Ctx, chain: Obj, cl: Loc, clusters: string[]): { proxy: Fields; log?: Part; logLoc: Loc } | undefined {
+function chainBody(ctx: Ctx, chain: Obj, cl: Loc, clusters: string[], out: Fields | null): { proxy: Fields; log?: Part; logLoc: Loc } | undefined {
   ctx.only(chain, cl, ['name', 'filter_chain_match', 'filters', 'transport_socket', 'metadata']);
   ctx.extensions(chain, cl, [], `Listener.${cl.path.replace(/\[\d+\]$/, '')}.metadata`);
-  if (chain.transport_socket !== undefined && !rawBufferSocket(ctx, chain.transport_socket, sub(cl, 'transport_socket'))) {
-    ctx.reject(sub(cl, 'transport_socket'), 'TLS termination on a tcp_proxy filter chain is not supported yet: Remora passes TLS connections through unchanged '
-      + '(pick the chain by filter_chain_match.server_names instead)');
+  const tl = sub(cl, 'transport_socket');
+  if (chain.transport_socket !== undefined && !rawBufferSocket(ctx, chain.transport_socket, tl)) {
+    // A DownstreamTlsContext: Remora terminates TLS on the chain (`out`: a filter chain's
+    // fields; the default chain cannot, and is rejected).
+    if (out === null) {
+      ctx.reject(tl, 'TLS termination on the default_filter_chain is not supported: terminate it on a filter chain (one without filter_chain_match takes every connection)');
+    } else {
+      const tls = downstreamTls(ctx, chain.transport_socket, tl);
+      if (tls?.alpn !== undefined) ctx.reject(tls.alpn.loc, 'is not supported on a tcp_proxy chain: Remora\'s TLS termination there offers no ALPN protocols');
+      else if (tls !== undefined) out.attach('tls', tls.part.raw, tls.part.marks);
+    }
   }
   const filters = asArr(chain.filters);
   let result: { proxy: Fields; log?: Part; logLoc: Loc } | undefined;

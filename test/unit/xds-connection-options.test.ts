@@ -176,3 +176,16 @@ t.test('an endpoint\'s health_check_config.hostname is its health_check_host, bo
   const back = translateXds(baseOf(config), overTheWire(config, false));
   t.equal(back.ok ? back.config.clusters[0].endpoints[0].health_check_host : undefined, 'h.internal', 'through Remora\'s encoding and back');
 });
+
+t.test('a TCP filter chain\'s tls, through Remora\'s own encoding and back', async (t) => {
+  const config: RemoraConfig = valid({
+    listeners: [{ name: 'tcp', port: 9443, filter_chains: [
+      { name: 'term', match: { server_names: ['a.example'] }, tcp_proxy: { cluster: 'svc' }, tls: { cert_file: '/c.pem', key_file: '/k.pem', ca_file: '/ca.pem', session_resumption: 'cache' } },
+      { name: 'pass', match: { server_names: ['b.example'] }, tcp_proxy: { cluster: 'svc' } },
+    ] }],
+    clusters: [{ name: 'svc', endpoints: [{ address: '127.0.0.1', port: 9000 }] }],
+  });
+  const back = translateXds(baseOf(config), overTheWire(config, false));
+  t.same(errorsOf(back), []);
+  t.same(back.ok ? back.config.listeners[0].filter_chains.map((fc) => fc.tls) : null, config.listeners[0].filter_chains.map((fc) => fc.tls), 'the terminating chain keeps its tls, the other has none');
+});

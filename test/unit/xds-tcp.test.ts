@@ -275,9 +275,16 @@ t.test('TCP listeners: what Remora cannot do is rejected by path', async (t) => 
   ]);
 
   const tls = protos.encodeAny(TypeUrl.DownstreamTlsContext, { common_tls_context: { tls_certificates: [{ certificate_chain: { filename: '/c.pem' }, private_key: { filename: '/k.pem' } }] } });
-  t.same(errors([{ transport_socket: { name: 'envoy.transport_sockets.tls', typed_config: tls }, filters: [tcpProxy({ cluster: 'app' })] }]), [
-    `${L} filter_chains[0].transport_socket: TLS termination on a tcp_proxy filter chain is not supported yet: Remora passes TLS connections through unchanged (pick the chain by filter_chain_match.server_names instead)`,
-  ]);
+  // A chain's DownstreamTlsContext: Remora terminates TLS there (the chain's `tls`).
+  const terminated = translate([listener([{ name: 'term', transport_socket: { name: 'envoy.transport_sockets.tls', typed_config: tls }, filters: [tcpProxy({ cluster: 'app' })] }])], clusters);
+  t.same(errorsOf(terminated), []);
+  t.same(terminated.ok ? terminated.config.listeners[0].filter_chains[0].tls : undefined,
+    { cert_file: '/c.pem', key_file: '/k.pem', min_version: 'TLSv1.2', session_resumption: 'tickets', require_client_certificate: false }, 'the chain\'s tls');
+  const withAlpn = protos.encodeAny(TypeUrl.DownstreamTlsContext, { common_tls_context: { alpn_protocols: ['h2'], tls_certificates: [{ certificate_chain: { filename: '/c.pem' }, private_key: { filename: '/k.pem' } }] } });
+  t.match(errors([{ transport_socket: { name: 'envoy.transport_sockets.tls', typed_config: withAlpn }, filters: [tcpProxy({ cluster: 'app' })] }]).join('\n'),
+    /filter_chains\[0\]\.transport_socket\.typed_config\.common_tls_context\.alpn_protocols: is not supported on a tcp_proxy chain/);
+  t.match(errors([], { default_filter_chain: { transport_socket: { name: 'envoy.transport_sockets.tls', typed_config: tls }, filters: [tcpProxy({ cluster: 'app' })] } }).join('\n'),
+    /default_filter_chain\.transport_socket: TLS termination on the default_filter_chain is not supported/);
   const rawBuffer = { name: 'envoy.transport_sockets.raw_buffer', typed_config: protos.encodeAny(TypeUrl.RawBuffer, {}) };
   t.same(errors([{ transport_socket: rawBuffer, filters: [tcpProxy({ cluster: 'app' })] }]), [], 'raw_buffer is plaintext, as no transport socket');
   t.same(errorsOf(translate([{ ...hcm, filter_chains: [{ ...httpChain, transport_socket: rawBuffer }] }], clusters)), [], 'on an HTTP listener\'s chain too');

@@ -333,7 +333,8 @@ export const FilterChainSchema = obj({
   name: name('Used in logs and access logs.', 'unique within the listener'),
   match: v.optional(field(FilterChainMatchSchema, 'Which connections this chain takes.', { default: '`{}` (any; the same as the listener\'s own `tcp_proxy`)' }), {}),
   tcp_proxy: field(TcpProxySchema, 'Where this chain\'s connections go.', { required: 'is required (a filter chain forwards its connections with tcp_proxy)' }),
-}, 'One way of handling a TCP listener\'s connections, picked by what the connection\'s first bytes say (Envoy\'s `filter_chains` with `filter_chain_match`). TLS is never terminated: the ClientHello is read and the whole connection, ClientHello included, goes upstream (TLS passthrough by SNI).');
+  tls: v.optional(field(ListenerTlsSchema, 'Terminate TLS on this chain\'s connections (Envoy\'s DownstreamTlsContext on a tcp_proxy chain): the handshake is Remora\'s, and the decrypted bytes go upstream. With `ca_file`, clients present a certificate that verifies, or the handshake fails. See [tls.md](tls.md).', { default: 'unset (TLS passes through)', scope: 'connections of this chain' })),
+}, 'One way of handling a TCP listener\'s connections, picked by what the connection\'s first bytes say (Envoy\'s `filter_chains` with `filter_chain_match`). Without `tls` TLS is not terminated: the ClientHello is read and the whole connection, ClientHello included, goes upstream (TLS passthrough by SNI).');
 
 export const ListenerSchema = obj({
   name: name('Used in logs, metrics and the admin API.', 'unique among listeners'),
