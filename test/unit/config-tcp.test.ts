@@ -62,7 +62,7 @@ t.test('HTTP-only fields are refused on a TCP listener, by path', async (t) => {
   const vhosts = [{ name: 'a', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'db' } }] }];
   t.strictSame(lines(errorsOf(base({ virtual_hosts: vhosts }))), [`listeners[0].virtual_hosts: ${HTTP_SETTING}`], 'virtual_hosts');
   t.strictSame(lines(errorsOf(base({ tls: { cert_file: '/nonexistent/c.pem', key_file: '/nonexistent/k.pem' } }))),
-    [`listeners[0].tls: ${HTTP_SETTING} (TLS passes through; filter_chains pick by SNI)`], 'tls (TLS is passed through, not terminated)');
+    [`listeners[0].tls: ${HTTP_SETTING} (TLS passes through, or set a filter chain's tls to terminate it)`], 'tls (TLS is passed through, not terminated)');
   for (const [key, value] of [['idle_timeout_ms', 1000], ['codec_type', 'http1'], ['rate_limits', []], ['normalize_path', false], ['server_name', 'x']] as const) {
     t.strictSame(lines(errorsOf(base({ [key]: value }))), [`listeners[0].${key}: ${HTTP_SETTING}`], `${key} (given, even with its default value)`);
   }
