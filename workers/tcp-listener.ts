@@ -2,8 +2,9 @@
 // the other workers (SO_REUSEPORT, listen-socket.ts), reads the PROXY header first when the
 // listener asks for one, reads the TLS ClientHello when a filter chain picks by SNI, ALPN
 // or transport (the bytes are put back: they go upstream as they came, or to the chain's
-// TLS termination, tls-terminator.ts), and hands each connection to a TcpProxySession. A listener's chains follow config
-// snapshots without a rebind; connections keep the chain they started with.
+// TLS termination, tls-terminator.ts), and hands each connection to a TcpProxySession. A
+// listener's chains follow config snapshots without a rebind; connections keep the chain
+// they started with.
 
 import net, { type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
