@@ -103,7 +103,7 @@ export default async function serve(task: ServeTask): Promise<{ slot: number; st
     for (const l of live.values()) {
       if (l instanceof TlsListener) {
         const material = tls.listeners[l.config.name];
-        if (material !== undefined) l.rotate(material);
+        if (material !== undefined) l.rotate(material, tls.listeners);
       } else if (l instanceof TcpListener) l.rotate(tls.listeners);
     }
   };
@@ -137,7 +137,7 @@ export default async function serve(task: ServeTask): Promise<{ slot: number; st
         listener = new TcpListener(l, boundPort, ctx, statSlot, connections, snapshot.tls.listeners);
       } else if (l.tls !== undefined) {
         // A TLS listener without its material never falls back to plain HTTP.
-        listener = material !== undefined ? new TlsListener(l, boundPort, ctx, material, statSlot, connections) : null;
+        listener = material !== undefined ? new TlsListener(l, boundPort, ctx, material, statSlot, connections, snapshot.tls.listeners) : null;
       } else if (l.codec === 'uws') {
         loadUws();
         listener = new UwsListener(l, boundPort, ctx);

@@ -23,6 +23,7 @@ import { keepaliveServerOptions } from '../src/core/tcp-keepalive.js';
 import type { TlsMaterial } from '../src/config/types.js';
 import { chainTlsKey } from '../src/tls/chain-key.js';
 import { TlsTerminator } from './tls-terminator.js';
+import { additionalMaterial } from './sni-certificates.js';
 
 /** What a connection says when no chain looks at its first bytes. */
 const UNINSPECTED: ConnectionFacts = { transport: 'raw_buffer', serverName: '', alpn: [] };
@@ -63,9 +64,10 @@ export class TcpListener {
 
   /** New TLS files of chains that terminate TLS: new handshakes use them. */
   rotate(tls: Readonly<Record<string, TlsMaterial>>): void {
-    for (const [name, t] of this.terminators) {
-      const material = tls[chainTlsKey(this.config.name, name)];
-      if (material !== undefined) t.rotate(material);
+    for (const fc of this.config.filter_chains) {
+      const t = this.terminators.get(fc.name);
+      const key = chainTlsKey(this.config.name, fc.name);
+      if (t !== undefined && tls[key] !== undefined) t.rotate(tls[key], additionalMaterial(fc.tls!, key, tls));
     }
   }
 
@@ -75,8 +77,9 @@ export class TcpListener {
     const next = new Map<string, TlsTerminator>();
     for (const fc of this.config.filter_chains) {
       if (fc.tls === undefined) continue;
-      const material = tls[chainTlsKey(this.config.name, fc.name)];
-      if (material !== undefined) next.set(fc.name, new TlsTerminator(fc.tls, material, (s) => this.startSession(s, fc.name)));
+      const key = chainTlsKey(this.config.name, fc.name);
+      const material = tls[key];
+      if (material !== undefined) next.set(fc.name, new TlsTerminator(fc.tls, material, additionalMaterial(fc.tls, key, tls), (s) => this.startSession(s, fc.name)));
     }
     this.terminators = next;
     this.tlsChains = new Set(this.config.filter_chains.filter((fc) => fc.tls !== undefined).map((fc) => fc.name));

@@ -7,24 +7,21 @@
 // (listen-socket.ts). Certificates rotate in place with setSecureContext: new handshakes
 // use the new ones, open connections keep theirs.
 
-import { constants as cryptoConstants } from 'node:crypto';
 import https from 'node:https';
 import type { Socket } from 'node:net';
-import type tls from 'node:tls';
 import type { TLSSocket } from 'node:tls';
 import { reportError } from '../src/core/report.js';
-import type { Listener, ListenerTlsConfig, TlsMaterial } from '../src/config/types.js';
+import type { Listener, TlsMaterial } from '../src/config/types.js';
 import { peerIdentity, type PeerIdentity } from '../src/tls/peer-identity.js';
-import { NO_RENEGOTIATION } from '../src/upstream/upstream-tls.js';
 import type { ConnectionGauge } from './connection-gauge.js';
 import type { WorkerContext } from './context.js';
 import { Http1Front, http1ServerOptions } from './http1-front.js';
 import { Http2Front } from './http2-front.js';
 import { listenShared } from './listen-socket.js';
 import { readProxyHeader } from './proxy-protocol.js';
+import { additionalMaterial, SniCertificates } from './sni-certificates.js';
+import { contextOptions, HANDSHAKE_TIMEOUT_MS, keepSessions } from './tls-server-options.js';
 
-/** Time a client has to finish its TLS handshake. */
-export const HANDSHAKE_TIMEOUT_MS = 10_000;
 
 /** What must match for a running TLS listener to be kept across a reload (certificates
  *  rotate in place; these server options need a new server). */
@@ -53,6 +50,8 @@ export class TlsListener {
   private readonly serveHttp1: (this: https.Server, socket: TLSSocket) => void;
   private revision: number;
   private ownIdentity: string;
+  /** The additional certificates, picked by SNI. */
+  private readonly sni = new SniCertificates();
   /** Identity per connection, read at its first request. */
   private readonly peers = new WeakMap<TLSSocket, PeerIdentity | null>();
 
@@ -63,13 +62,17 @@ export class TlsListener {
     material: TlsMaterial,
     statSlot: number,
     connections: ConnectionGauge,
+    /** Every listener's material (its additional certificates are looked up there). */
+    all: Readonly<Record<string, TlsMaterial>>,
   ) {
     const tls = config.tls!;
     this.revision = material.revision;
     this.ownIdentity = material.identity;
+    this.sni.update(tls, additionalMaterial(tls, config.name, all));
     this.server = https.createServer({
       ...contextOptions(config.tls!, material),
       ...http1ServerOptions(config),
+      ...(tls.additional_certificates.length > 0 ? { SNICallback: this.sni.callback } : {}),
       requestCert: tls.ca_file !== undefined,
       // Verification always runs; a refused certificate is handled in onSecure (Node's
       // own rejection closes the connection silently, with no reason anywhere).
@@ -114,7 +117,8 @@ export class TlsListener {
   }
 
   /** New files: new handshakes use them, open connections keep their session. */
-  rotate(material: TlsMaterial): void {
+  rotate(material: TlsMaterial, all: Readonly<Record<string, TlsMaterial>>): void {
+    this.sni.update(this.config.tls!, additionalMaterial(this.config.tls!, this.config.name, all));
     if (material.revision === this.revision) return;
     this.server.setSecureContext(contextOptions(this.config.tls!, material));
     this.revision = material.revision;
@@ -201,40 +205,4 @@ export class TlsListener {
 function refusal(socket: TLSSocket): { missing: boolean; code: string } {
   const missing = Object.keys(socket.getPeerCertificate()).length === 0;
   return { missing, code: missing ? 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE' : String(socket.authorizationError ?? 'CERT_UNTRUSTED') };
-}
-
-/** Sessions a listener with session_resumption `cache` keeps per worker, to resume by id. */
-const SESSION_CACHE_SIZE = 2048;
-
-/** Stateful resumption for a listener without session tickets (Envoy resumes such
- *  sessions from its TLS library's cache; Node's server keeps none unless asked): the
- *  newest sessions of this worker, by id. OpenSSL still checks each one's lifetime. */
-export function keepSessions(server: tls.Server): void {
-  const sessions = new Map<string, Buffer>();
-  server.on('newSession', (id: Buffer, data: Buffer, done: () => void) => {
-    try {
-      sessions.set(id.toString('hex'), data);
-      if (sessions.size > SESSION_CACHE_SIZE) sessions.delete(sessions.keys().next().value!);
-    } catch (err) {
-      reportError(err, 'keeping a TLS session');
-    }
-    done();
-  });
-  server.on('resumeSession', (id: Buffer, done: (err: Error | null, data: Buffer | null) => void) => {
-    done(null, sessions.get(id.toString('hex')) ?? null);
-  });
-}
-
-/** The secure context of a listener's (or a TCP filter chain's) `tls` with `material`. */
-export function contextOptions(t: ListenerTlsConfig, material: TlsMaterial) {
-  return {
-    cert: material.cert,
-    key: material.key,
-    ...(material.ca !== undefined ? { ca: material.ca } : {}),
-    minVersion: t.min_version,
-    maxVersion: 'TLSv1.3' as const,
-    // Without stateless tickets OpenSSL resumes from the server's session cache instead.
-    secureOptions: t.session_resumption === 'tickets' ? NO_RENEGOTIATION : NO_RENEGOTIATION | cryptoConstants.SSL_OP_NO_TICKET,
-    honorCipherOrder: true,
-  };
 }

@@ -9,21 +9,29 @@ import type { Socket } from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
 import type { ListenerTlsConfig, TlsMaterial } from '../src/config/types.js';
 import { reportError } from '../src/core/report.js';
-import { contextOptions, HANDSHAKE_TIMEOUT_MS, keepSessions } from './tls-listener.js';
+import { contextOptions, HANDSHAKE_TIMEOUT_MS, keepSessions } from './tls-server-options.js';
+import { SniCertificates } from './sni-certificates.js';
 
 export class TlsTerminator {
   private readonly server: tls.Server;
   private revision: number;
 
+  /** The additional certificates, picked by SNI. */
+  private readonly sni = new SniCertificates();
+
   constructor(
     private readonly config: ListenerTlsConfig,
     material: TlsMaterial,
+    /** The additional certificates' material. */
+    extra: readonly TlsMaterial[],
     /** A connection whose handshake succeeded. */
     onSecure: (socket: TLSSocket) => void,
   ) {
     this.revision = material.revision;
+    this.sni.update(config, extra);
     this.server = tls.createServer({
       ...contextOptions(config, material),
+      ...(config.additional_certificates.length > 0 ? { SNICallback: this.sni.callback } : {}),
       requestCert: config.ca_file !== undefined,
       rejectUnauthorized: config.require_client_certificate,
       handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
@@ -48,7 +56,8 @@ export class TlsTerminator {
   }
 
   /** New files: new handshakes use them, open connections keep theirs. */
-  rotate(material: TlsMaterial): void {
+  rotate(material: TlsMaterial, extra: readonly TlsMaterial[]): void {
+    this.sni.update(this.config, extra);
     if (material.revision === this.revision) return;
     this.server.setSecureContext(contextOptions(this.config, material));
     this.revision = material.revision;

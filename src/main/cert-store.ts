@@ -10,10 +10,10 @@ import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import tls from 'node:tls';
-import type { ConfigError, RemoraConfig, TlsMaterial, TlsMaterialSet } from '../config/types.js';
+import type { ConfigError, ListenerTlsConfig, RemoraConfig, TlsMaterial, TlsMaterialSet } from '../config/types.js';
 import type { Logger } from '../core/log.js';
 import { certificateIdentity, sansOfType, splitPemCertificates } from '../tls/certificates.js';
-import { chainTlsKey } from '../tls/chain-key.js';
+import { additionalCertificateKey, chainTlsKey } from '../tls/chain-key.js';
 
 /** How often files are checked besides file-system events (which miss some swaps). */
 const POLL_MS = 2000;
@@ -109,14 +109,16 @@ export class CertStore {
         errors.push(err instanceof FileError ? { path: err.path, message: err.message } : { path, message: String(err) });
       }
     };
+    const server = (key: string, path: string, t: ListenerTlsConfig): void => {
+      add('listeners', key, path, { cert: t.cert_file, key: t.key_file, ca: t.ca_file }, 'server');
+      t.additional_certificates.forEach((c, k) => {
+        add('listeners', additionalCertificateKey(key, k), `${path}.additional_certificates[${k}]`, { cert: c.cert_file, key: c.key_file }, 'server');
+      });
+    };
     config.listeners.forEach((l, i) => {
-      if (l.tls !== undefined) {
-        add('listeners', l.name, `listeners[${i}].tls`, { cert: l.tls.cert_file, key: l.tls.key_file, ca: l.tls.ca_file }, 'server');
-      }
+      if (l.tls !== undefined) server(l.name, `listeners[${i}].tls`, l.tls);
       l.filter_chains.forEach((fc, j) => {
-        if (fc.tls !== undefined) {
-          add('listeners', chainTlsKey(l.name, fc.name), `listeners[${i}].filter_chains[${j}].tls`, { cert: fc.tls.cert_file, key: fc.tls.key_file, ca: fc.tls.ca_file }, 'server');
-        }
+        if (fc.tls !== undefined) server(chainTlsKey(l.name, fc.name), `listeners[${i}].filter_chains[${j}].tls`, fc.tls);
       });
     });
     config.clusters.forEach((c, i) => {

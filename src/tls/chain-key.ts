@@ -1,8 +1,14 @@
-// Where a TCP listener's filter chain finds its TLS material: the main thread's cert
-// store keeps it beside the listeners' own, under `<listener> <chain>` (names have no
-// spaces, so no listener's own name is ever such a key).
+// Where TLS material is kept besides a listener's own: the main thread's cert store keeps
+// a TCP listener's filter chain's under `<listener> <chain>`, and the additional
+// certificates of either under `<key> certificate <i>` (names have no spaces, so no
+// listener's own name is ever such a key).
 
 /** The key of filter chain `chain`'s material in TlsMaterialSet.listeners. */
 export function chainTlsKey(listener: string, chain: string): string {
   return `${listener} ${chain}`;
+}
+
+/** The key of additional certificate `i` of the TLS config whose material is at `key`. */
+export function additionalCertificateKey(key: string, i: number): string {
+  return `${key} certificate ${i}`;
 }

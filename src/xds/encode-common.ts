@@ -95,13 +95,17 @@ const tlsVersion = (v: TlsVersion): string => v.replace('.', '_'); // TLSv1.2 â†
 
 /** Files only: Remora reads and watches them. A SAN with a scheme (`:`) is a URI, else a
  *  DNS name. `alpn`: the protocols Remora offers, so that an Envoy offers the same. */
-function commonTlsContext(t: { cert_file?: string; key_file?: string; ca_file?: string; min_version: TlsVersion }, sans: readonly string[],
-  alpn: readonly string[] | undefined): ProtoObject {
+function commonTlsContext(
+  t: { cert_file?: string; key_file?: string; ca_file?: string; min_version: TlsVersion; additional_certificates?: readonly { cert_file: string; key_file: string }[] },
+  sans: readonly string[],
+  alpn: readonly string[] | undefined,
+): ProtoObject {
+  const pair = (c: { cert_file: string; key_file: string }): ProtoObject => ({ certificate_chain: { filename: c.cert_file }, private_key: { filename: c.key_file } });
   return {
     ...(alpn !== undefined ? { alpn_protocols: [...alpn] } : {}),
     tls_params: { tls_minimum_protocol_version: tlsVersion(t.min_version) },
     tls_certificates: t.cert_file !== undefined && t.key_file !== undefined
-      ? [{ certificate_chain: { filename: t.cert_file }, private_key: { filename: t.key_file } }]
+      ? [pair({ cert_file: t.cert_file, key_file: t.key_file }), ...(t.additional_certificates ?? []).map(pair)]
       : [],
     ...(t.ca_file !== undefined
       ? {

@@ -63,9 +63,9 @@ export function downstreamTls(ctx: Ctx, v: unknown, loc: Loc): TlsResult | undef
   const part = new Fields().here(tl);
   const cl = sub(tl, 'common_tls_context');
   const common = asObj(d.common_tls_context) ?? {};
-  const vc = commonTlsContext(ctx, common, cl, part);
+  const vc = commonTlsContext(ctx, common, cl, part, true);
   if (asArr(common.tls_certificates).length === 0 && !COMMON_SDS.some((k) => isSet(common[k]))) {
-    ctx.reject(sub(cl, 'tls_certificates'), 'needs one certificate (certificate_chain and private_key filenames): a TLS listener serves one');
+    ctx.reject(sub(cl, 'tls_certificates'), 'needs a certificate (certificate_chain and private_key filenames, or a Secret): a TLS listener serves at least one');
   }
   if (vc !== undefined) {
     const vl = sub(cl, 'validation_context');
@@ -96,7 +96,7 @@ export function upstreamTls(ctx: Ctx, v: unknown, loc: Loc): TlsResult | undefin
   if (isSet(u.sni)) part.set('sni', u.sni, sub(tl, 'sni'));
   const cl = sub(tl, 'common_tls_context');
   const common = asObj(u.common_tls_context) ?? {};
-  const vc = commonTlsContext(ctx, common, cl, part);
+  const vc = commonTlsContext(ctx, common, cl, part, false);
   const vl = sub(cl, 'validation_context');
   if (vc?.trusted_ca === undefined) {
     ctx.reject(sub(vl, 'trusted_ca'), 'is required: Remora always verifies the upstream certificate, against this CA file only');
@@ -219,9 +219,10 @@ function tlsContext(ctx: Ctx, v: unknown, loc: Loc, typeUrl: string): [Obj, Loc]
   return msg === undefined ? undefined : [msg, tl];
 }
 
-/** common_tls_context → cert_file, key_file, ca_file and min_version in `part.raw`; returns
- *  the validation context, whose SAN matchers are the caller's (alpn_protocols too). */
-function commonTlsContext(ctx: Ctx, c: Obj, loc: Loc, part: TlsPart): Obj | undefined {
+/** common_tls_context → cert_file, key_file, ca_file and min_version in `part.raw` (and
+ *  additional_certificates when `many`: a server's); returns the validation context, whose
+ *  SAN matchers are the caller's (alpn_protocols too). */
+function commonTlsContext(ctx: Ctx, c: Obj, loc: Loc, part: TlsPart, many: boolean): Obj | undefined {
   for (const k of PROVIDERS) if (isSet(c[k])) ctx.reject(sub(loc, k), NO_SDS);
   ctx.only(c, loc, ['tls_params', 'tls_certificates', 'validation_context', 'alpn_protocols', ...COMMON_SDS]);
   const params = asObj(c.tls_params);
@@ -229,18 +230,30 @@ function commonTlsContext(ctx: Ctx, c: Obj, loc: Loc, part: TlsPart): Obj | unde
 
   const certs = asArr(c.tls_certificates);
   const sdsCerts = asArr(c.tls_certificate_sds_secret_configs);
-  if (certs.length + sdsCerts.length > 1) {
-    const extra = certs.length > 1 || sdsCerts.length === 0 ? 'tls_certificates[1]' : sdsCerts.length > 1 ? 'tls_certificate_sds_secret_configs[1]' : 'tls_certificate_sds_secret_configs[0]';
-    ctx.reject(sub(loc, extra), 'Remora uses one certificate (tls_certificates or tls_certificate_sds_secret_configs, one entry)');
+  if (certs.length > 0 && sdsCerts.length > 0) {
+    ctx.reject(sub(loc, 'tls_certificate_sds_secret_configs[0]'), 'not allowed together with tls_certificates (Envoy takes one of them)');
+  } else if (certs.length + sdsCerts.length > 1 && !many) {
+    ctx.reject(sub(loc, certs.length > 1 ? 'tls_certificates[1]' : 'tls_certificate_sds_secret_configs[1]'), 'a client presents one certificate (one entry)');
   }
-  if (sdsCerts.length > 0) sdsCertificate(ctx, sdsCerts[0], sub(loc, 'tls_certificate_sds_secret_configs[0]'), part);
-  const cert = asObj(certs[0]);
-  if (cert !== undefined) {
-    const cl = sub(loc, 'tls_certificates[0]');
-    ctx.only(cert, cl, ['certificate_chain', 'private_key']);
-    fileField(ctx, cert.certificate_chain, sub(cl, 'certificate_chain'), 'cert_file', part);
-    fileField(ctx, cert.private_key, sub(cl, 'private_key'), 'key_file', part);
-  }
+  // The first certificate is cert_file/key_file; a server's others are additional
+  // certificates, picked by SNI (Envoy picks among a context's certificates the same way).
+  const sds = sdsCerts.length > 0;
+  const list = sds ? sdsCerts : certs;
+  const extra: Fields[] = [];
+  list.forEach((v, i) => {
+    if (i > 0 && !many) return;
+    const el = sub(loc, `${sds ? 'tls_certificate_sds_secret_configs' : 'tls_certificates'}[${i}]`);
+    const into = i === 0 ? part : new Fields().here(el);
+    if (sds) sdsCertificate(ctx, v, el, into);
+    else {
+      const cert = asObj(v) ?? {};
+      ctx.only(cert, el, ['certificate_chain', 'private_key']);
+      fileField(ctx, cert.certificate_chain, sub(el, 'certificate_chain'), 'cert_file', into);
+      fileField(ctx, cert.private_key, sub(el, 'private_key'), 'key_file', into);
+    }
+    if (i > 0) extra.push(into);
+  });
+  if (extra.length > 0) part.list('additional_certificates', extra);
   const fromSecret = sdsValidationContext(ctx, c, loc, part);
   if (fromSecret !== null) return fromSecret;
 

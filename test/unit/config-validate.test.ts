@@ -800,7 +800,7 @@ t.test('listener tls, forward_client_cert_details and authorization', async (t) 
     return cfg;
   };
   const mtls = configOf(listenerWith({ tls: { cert_file: '/c.pem', key_file: '/k.pem', ca_file: '/ca.pem' } })).listeners[0];
-  t.same(mtls.tls, { cert_file: '/c.pem', key_file: '/k.pem', ca_file: '/ca.pem', require_client_certificate: true, min_version: 'TLSv1.2', session_resumption: 'tickets' },
+  t.same(mtls.tls, { cert_file: '/c.pem', key_file: '/k.pem', additional_certificates: [], ca_file: '/ca.pem', require_client_certificate: true, min_version: 'TLSv1.2', session_resumption: 'tickets' },
     'expected client certificates required by default when ca_file is set');
   t.equal(mtls.forward_client_cert_details, 'sanitize_set', 'expected XFCC sanitize_set by default on an mTLS listener');
   const plainTls = configOf(listenerWith({ tls: { cert_file: '/c.pem', key_file: '/k.pem' } })).listeners[0];

@@ -189,3 +189,33 @@ t.test('a TCP filter chain\'s tls, through Remora\'s own encoding and back', asy
   t.same(errorsOf(back), []);
   t.same(back.ok ? back.config.listeners[0].filter_chains.map((fc) => fc.tls) : null, config.listeners[0].filter_chains.map((fc) => fc.tls), 'the terminating chain keeps its tls, the other has none');
 });
+
+t.test('a listener\'s several certificates: the first is cert_file, the others additional_certificates, both ways', async (t) => {
+  const certs = (n: number): Obj[] => Array.from({ length: n }, (_, i) => ({ certificate_chain: { filename: `/c${i}.pem` }, private_key: { filename: `/k${i}.pem` } }));
+  const withCerts = (list: Obj[]) => translate((x) => {
+    x.listener = {
+      ...x.listener,
+      default_filter_chain: {
+        ...(x.listener.default_filter_chain as Obj),
+        transport_socket: { name: 'envoy.transport_sockets.tls', typed_config: protos.encodeAny(TypeUrl.DownstreamTlsContext, { common_tls_context: { tls_certificates: list } }) },
+      },
+    };
+  });
+  const r = withCerts(certs(3));
+  t.same(errorsOf(r), []);
+  const tls = r.ok ? r.config.listeners[0].tls : undefined;
+  t.same([tls?.cert_file, tls?.key_file, tls?.additional_certificates], ['/c0.pem', '/k0.pem', [{ cert_file: '/c1.pem', key_file: '/k1.pem' }, { cert_file: '/c2.pem', key_file: '/k2.pem' }]]);
+
+  const upstream = translate((x) => {
+    x.cluster.transport_socket = { name: 'envoy.transport_sockets.tls', typed_config: protos.encodeAny(TypeUrl.UpstreamTlsContext, { common_tls_context: { tls_certificates: certs(2), validation_context: { trusted_ca: { filename: '/ca.pem' } } } }) };
+  });
+  t.match(errorsOf(upstream).join('\n'), /tls_certificates\[1\]: a client presents one certificate/, 'a cluster presents one');
+
+  const config: RemoraConfig = valid({
+    listeners: [{ name: 'in', port: 8443, tls: { cert_file: '/c0.pem', key_file: '/k0.pem', additional_certificates: [{ cert_file: '/c1.pem', key_file: '/k1.pem' }] },
+      virtual_hosts: [{ name: 'v', domains: ['*'], routes: [{ name: 'r', match: { prefix: '/' }, route: { cluster: 'svc' } }] }] }],
+    clusters: [{ name: 'svc', endpoints: [{ address: '127.0.0.1', port: 9000 }] }],
+  });
+  const back = translateXds(baseOf(config), overTheWire(config, false));
+  t.same(back.ok ? back.config.listeners[0].tls?.additional_certificates : null, [{ cert_file: '/c1.pem', key_file: '/k1.pem' }], 'through Remora\'s own encoding and back');
+});

@@ -212,7 +212,7 @@ t.test('rejections, by path', async (t) => {
   const both = withSecrets((c) => {
     c.tls_certificate_sds_secret_configs = [{ name: 'x', sds_config: ADS }];
   }, (c) => c);
-  t.match(errorsOf(translateXds(baseOf(CONFIG), both, { ads: true, sdsDir: dir })).join('\n'), /Remora uses one certificate/, 'a file certificate and a Secret: one too many');
+  t.match(errorsOf(translateXds(baseOf(CONFIG), both, { ads: true, sdsDir: dir })).join('\n'), /not allowed together with tls_certificates \(Envoy takes one of them\)/, 'a file certificate and a Secret: one or the other');
 });
 
 t.test('xds.sds_servers in the bootstrap: Unix sockets or HOST:PORT, each bad one by path', async (t) => {

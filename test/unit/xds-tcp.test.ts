@@ -279,7 +279,7 @@ t.test('TCP listeners: what Remora cannot do is rejected by path', async (t) => 
   const terminated = translate([listener([{ name: 'term', transport_socket: { name: 'envoy.transport_sockets.tls', typed_config: tls }, filters: [tcpProxy({ cluster: 'app' })] }])], clusters);
   t.same(errorsOf(terminated), []);
   t.same(terminated.ok ? terminated.config.listeners[0].filter_chains[0].tls : undefined,
-    { cert_file: '/c.pem', key_file: '/k.pem', min_version: 'TLSv1.2', session_resumption: 'tickets', require_client_certificate: false }, 'the chain\'s tls');
+    { cert_file: '/c.pem', key_file: '/k.pem', additional_certificates: [], min_version: 'TLSv1.2', session_resumption: 'tickets', require_client_certificate: false }, 'the chain\'s tls');
   const withAlpn = protos.encodeAny(TypeUrl.DownstreamTlsContext, { common_tls_context: { alpn_protocols: ['h2'], tls_certificates: [{ certificate_chain: { filename: '/c.pem' }, private_key: { filename: '/k.pem' } }] } });
   t.match(errors([{ transport_socket: { name: 'envoy.transport_sockets.tls', typed_config: withAlpn }, filters: [tcpProxy({ cluster: 'app' })] }]).join('\n'),
     /filter_chains\[0\]\.transport_socket\.typed_config\.common_tls_context\.alpn_protocols: is not supported on a tcp_proxy chain/);

@@ -877,7 +877,7 @@ t.test("an Envoy control plane's TLS, XFCC and RBAC: Envoy's defaults where fiel
   t.same(errorsOf(r), []);
   if (!r.ok) return;
   const listener = r.config.listeners[0];
-  t.same(listener.tls, { cert_file: '/c.pem', key_file: '/k.pem', ca_file: '/ca.pem', require_client_certificate: false, min_version: 'TLSv1.2', session_resumption: 'tickets' },
+  t.same(listener.tls, { cert_file: '/c.pem', key_file: '/k.pem', additional_certificates: [], ca_file: '/ca.pem', require_client_certificate: false, min_version: 'TLSv1.2', session_resumption: 'tickets' },
     'require_client_certificate unset = false (Envoy), though a file would default it to true');
   t.equal(listener.forward_client_cert_details, 'sanitize', 'unset = SANITIZE (Envoy), though a file would default to sanitize_set here');
   t.same(listener.authorization, { allow: ['spiffe://td/b', 'spiffe://td/ns/a/*'], deny: [] }, 'action unset = ALLOW; policies merged in order');
@@ -936,7 +936,7 @@ t.test('TLS fields outside the subset are rejected with their path', async (t) =
   ]);
   setSocket(l, { common_tls_context: { validation_context: { trusted_ca: { filename: '/ca.pem' } } } });
   t.same(errorsOf(translateXds({}, rewire(set))), [
-    `${TS}.common_tls_context.tls_certificates: needs one certificate (certificate_chain and private_key filenames): a TLS listener serves one`,
+    `${TS}.common_tls_context.tls_certificates: needs a certificate (certificate_chain and private_key filenames, or a Secret): a TLS listener serves at least one`,
   ]);
   arr(l.filter_chains)[0].transport_socket = { name: 'envoy.transport_sockets.alts', typed_config: { type_url: 'type.googleapis.com/envoy.extensions.transport_sockets.alts.v3.Alts', value: Buffer.alloc(0) } };
   t.same(errorsOf(translateXds({}, rewire(set))), [
