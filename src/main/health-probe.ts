@@ -1,7 +1,8 @@
 // One active health check probe: `GET <path>` on an endpoint over a keep-alive agent
-// (its body searched for the `receive` blocks when there are some), with a deadline, one retry when a pooled connection turns out to have been closed by
-// the upstream, and a result that says why it failed (timeout, network, status). The
-// scheduling and the verdicts live in health-checker.ts.
+// (its body searched for the `receive` blocks when there are some), with a deadline,
+// one retry when a pooled connection turns out to have been closed by the upstream, and
+// a result that says why it failed (timeout, network, status). The scheduling and the
+// verdicts live in health-checker.ts.
 
 import http from 'node:http';
 import https from 'node:https';

@@ -52,7 +52,8 @@ export function tcpProbe(target: TcpProbeTarget, settings: HealthCheck, done: (r
   });
   socket.on('data', (chunk: Buffer) => {
     if (finished) return;
-    read = read.length + chunk.length > MAX_READ ? Buffer.concat([read, chunk]).subarray(-MAX_READ) : Buffer.concat([read, chunk]);
+    read = Buffer.concat([read, chunk]);
+    if (read.length > MAX_READ) read = read.subarray(-MAX_READ);
     if (containsInOrder(read, blocks)) finish({ pass: true, status: 0, error: '', kind: null });
   });
   socket.on('end', () => {

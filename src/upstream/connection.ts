@@ -74,12 +74,10 @@ export class UpstreamConnection implements UpstreamChannel {
   private parseError: unknown = null;
   /** The pool's TLS state; null for plaintext connections. */
   private readonly tls: EndpointTls | null;
-  /** Responses completed on this connection. */
+  /** Responses completed on this connection (the pool closes it at max_requests_per_connection). */
   served = 0;
   /** performance.now() when it went idle; used by the idle sweep. */
   idleSince = 0;
-  /** Exchanges it has finished (the pool closes it at max_requests_per_connection). */
-  exchanges = 0;
   /** performance.now() after which the upstream's Keep-Alive hint says it is gone; 0 = none. */
   expiresAt = 0;
 

@@ -205,9 +205,8 @@ export class EndpointPool implements ConnectionOwner, Http2ConnectionOwner {
    *  has carried max_requests_per_connection: then it closes (its close event lets a
    *  waiting request open a new one). */
   release(conn: UpstreamConnection): void {
-    conn.exchanges++;
     const max = this.options.maxRequestsPerConnection ?? 0;
-    if (max > 0 && conn.exchanges >= max) {
+    if (max > 0 && conn.served >= max) {
       this.stats.count(ClusterCounter.CxMaxRequests);
       conn.destroy();
       return;

@@ -398,28 +398,27 @@ function tcpHealthCheck(ctx: Ctx, t: Obj, tl: Loc, out: Fields): void {
   ctx.only(t, tl, ['send', 'receive']);
   const tcp = out.nest('tcp').here(tl);
   if (t.send !== undefined) {
-    const [send] = payloads(ctx, [t.send], sub(tl, 'send'), true);
-    if (send !== undefined && send !== '') tcp.set('send', send, sub(tl, 'send'));
+    const send = payload(ctx, t.send, sub(tl, 'send'));
+    if (send !== '') tcp.set('send', send, sub(tl, 'send'));
   }
   tcp.set('receive', payloads(ctx, asArr(t.receive), sub(tl, 'receive')), sub(tl, 'receive'));
 }
 
-/** HealthCheck.Payload list → hex strings: `text` is hex already (Envoy's form), `binary`
- *  bytes are written as hex. `single`: `loc` is the one payload's own place. */
-function payloads(ctx: Ctx, list: readonly unknown[], loc: Loc, single = false): string[] {
-  return list.map((p, i) => {
-    const pl = single ? loc : sub(loc, `[${i}]`);
-    const o = asObj(p) ?? {};
-    ctx.only(o, pl, ['text', 'binary']);
-    if (typeof o.text === 'string') {
-      if (!/^(?:[0-9a-fA-F]{2})*$/.test(o.text)) ctx.reject(sub(pl, 'text'), 'must be hex digits, two per byte');
-      return o.text.toLowerCase();
-    }
-    if (o.binary instanceof Uint8Array) return Buffer.from(o.binary).toString('hex');
-    ctx.reject(pl, 'needs text (hex digits) or binary');
-    return '';
-  });
+/** A HealthCheck.Payload → hex digits: `text` is hex already (Envoy's form), `binary`
+ *  bytes are written as hex. */
+function payload(ctx: Ctx, p: unknown, loc: Loc): string {
+  const o = asObj(p) ?? {};
+  ctx.only(o, loc, ['text', 'binary']);
+  if (typeof o.text === 'string') {
+    if (!/^(?:[0-9a-fA-F]{2})*$/.test(o.text)) ctx.reject(sub(loc, 'text'), 'must be hex digits, two per byte');
+    return o.text.toLowerCase();
+  }
+  if (o.binary instanceof Uint8Array) return Buffer.from(o.binary).toString('hex');
+  ctx.reject(loc, 'needs text (hex digits) or binary');
+  return '';
 }
+
+const payloads = (ctx: Ctx, list: readonly unknown[], loc: Loc): string[] => list.map((p, i) => payload(ctx, p, sub(loc, `[${i}]`)));
 
 /** grpc_health_check: grpc.health.v1.Health/Check for `service_name` ('' = the whole
  *  server) over HTTP/2, with `:authority` `authority`; unset, the cluster name in Envoy,

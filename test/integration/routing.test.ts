@@ -5,6 +5,7 @@
 import t from 'tap';
 import type http from 'node:http';
 import { namedUpstream, request, startRemora, startUpstream, type Reply } from '../helpers/remora.js';
+import { runProgram } from '../helpers/tcp-peers.js';
 
 /** What the echo upstream saw: request line pieces and a few headers. */
 interface Seen {
@@ -254,9 +255,6 @@ t.test('routes by query parameter, through the real proxy and curl', async (t) =
   t.equal(await via('/x?debug=no'), 'a', 'another value does not');
   t.equal(await via('/x'), 'a', 'nor no query');
   // Asynchronously: the upstreams answer from this process.
-  const { execFile } = await import('node:child_process');
-  const curl = await new Promise<string>((resolve, reject) => {
-    execFile('curl', ['-s', '-g', `http://127.0.0.1:${remora.ports.main}/x?%64ebug=%79es`], { encoding: 'utf8' }, (err, out) => (err ? reject(err) : resolve(out)));
-  });
-  t.equal(curl, 'b', 'curl with a percent-encoded name and value is routed by the decoded ones');
+  const curl = await runProgram('curl', ['-s', '-g', `http://127.0.0.1:${remora.ports.main}/x?%64ebug=%79es`], { ms: 10_000 });
+  t.equal(curl.out, 'b', 'curl with a percent-encoded name and value is routed by the decoded ones');
 });
