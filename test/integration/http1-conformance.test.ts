@@ -9,7 +9,7 @@ import net from 'node:net';
 import t from 'tap';
 import { RawConn, startRawUpstream, until } from '../helpers/raw-http.js';
 import { startRecordingUpstream, type RecordedRequest } from '../helpers/recording-upstream.js';
-import { admin, BIN, rawExchange, startRemora, UWS_AVAILABLE as UWS } from '../helpers/remora.js';
+import { admin, BIN, rawExchange, startRemora, UWS_AVAILABLE as UWS, waitUntil } from '../helpers/remora.js';
 
 /** What the recording upstream answers: per path, for the tests below. */
 function respond(req: RecordedRequest, res: import('node:http').ServerResponse): void {
@@ -146,6 +146,9 @@ t.test('max_connections, max_requests_per_connection, max_request_headers_count'
   t.ok(await a.waitClosed(2000), 'expected the connection closed after max_requests_per_connection');
   b.destroy();
   await until(() => a.closed, 1000);
+  // Both connections are over for the client; the next one must not race the listener's
+  // own count of them (max_connections 2), so wait until Remora has counted them closed.
+  await waitUntil('the listener counts no open connection', async () => /^listener\.limited\.downstream_cx_active: 0$/m.test((await admin(remora.adminPort, '/stats')).text));
 
   const many = await rawExchange(port('limited'), `GET /h HTTP/1.1\r\nHost: a\r\n${'X: 1\r\n'.repeat(5)}\r\n`, 1500);
   t.match(many.text, /^HTTP\/1\.1 431 /, `expected 431 over max_request_headers_count 5; got ${JSON.stringify(many.text.slice(0, 80))}`);
