@@ -146,7 +146,8 @@ export function writeConfig(dir: string, name: string, config: object): string {
 export function revision(): string {
   const git = (...a: string[]): string => spawnSync('git', ['-C', ROOT, ...a], { encoding: 'utf8' }).stdout?.trim() ?? '';
   const head = git('rev-parse', '--short', 'HEAD');
-  if (head === '') return 'unknown (no git)';
+  // A copy without .git (another host) can name its commit in REMORA_REVISION.
+  if (head === '') return process.env.REMORA_REVISION !== undefined ? `${process.env.REMORA_REVISION} (from REMORA_REVISION)` : 'unknown (no git)';
   const dirty = git('status', '--porcelain', '--', 'src', 'workers', 'bin');
   return dirty === '' ? head : `${head} + uncommitted changes in src/workers/bin`;
 }

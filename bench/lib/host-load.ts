@@ -74,6 +74,29 @@ export function clockTicksPerSecond(): number {
   return clockTicks;
 }
 
+/** utime + stime (clock ticks) of `root` and of every process descended from it, by pid,
+ *  read from /proc (all threads of each process included). */
+export function processTreeTicks(root: number): Map<number, number> {
+  const stats: { pid: number; ppid: number; ticks: number }[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (name.charCodeAt(0) < 48 || name.charCodeAt(0) > 57) continue;
+    try {
+      const s = parsePidStat(readFileSync(`/proc/${name}/stat`, 'utf8'));
+      if (s !== null) stats.push(s);
+    } catch {
+      // gone
+    }
+  }
+  const children = new Map<number, number[]>();
+  for (const s of stats) children.set(s.ppid, [...(children.get(s.ppid) ?? []), s.pid]);
+  const tree = new Set<number>([root]);
+  const queue = [root];
+  while (queue.length > 0) for (const c of children.get(queue.pop()!) ?? []) if (!tree.has(c)) tree.add(c), queue.push(c);
+  const out = new Map<number, number>();
+  for (const s of stats) if (tree.has(s.pid)) out.set(s.pid, s.ticks);
+  return out;
+}
+
 /** Tracks the CPU of this process tree and the host, one reading a second. */
 export class HostLoad {
   private readonly last = new Map<number, number>();
@@ -98,27 +121,11 @@ export class HostLoad {
 
   /** Adds the ticks each descendant used since the last poll. */
   private poll(): void {
-    const stats: { pid: number; ppid: number; ticks: number }[] = [];
-    for (const name of readdirSync('/proc')) {
-      if (name.charCodeAt(0) < 48 || name.charCodeAt(0) > 57) continue;
-      try {
-        const s = parsePidStat(readFileSync(`/proc/${name}/stat`, 'utf8'));
-        if (s !== null) stats.push(s);
-      } catch {
-        // gone
-      }
-    }
-    const children = new Map<number, number[]>();
-    for (const s of stats) children.set(s.ppid, [...(children.get(s.ppid) ?? []), s.pid]);
-    const mine = new Set<number>([process.pid]);
-    const queue = [process.pid];
-    while (queue.length > 0) for (const c of children.get(queue.pop()!) ?? []) if (!mine.has(c)) mine.add(c), queue.push(c);
-    for (const s of stats) {
-      if (!mine.has(s.pid)) continue;
-      const before = this.last.get(s.pid);
+    for (const [pid, ticks] of processTreeTicks(process.pid)) {
+      const before = this.last.get(pid);
       // A pid first seen now counts from zero only if it is new; our own process counts from its start.
-      this.accumulated += before === undefined ? (s.pid === process.pid ? 0 : s.ticks) : Math.max(0, s.ticks - before);
-      this.last.set(s.pid, s.ticks);
+      this.accumulated += before === undefined ? (pid === process.pid ? 0 : ticks) : Math.max(0, ticks - before);
+      this.last.set(pid, ticks);
     }
   }
 

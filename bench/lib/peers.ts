@@ -46,6 +46,8 @@ function nginxTls(tls: PeerTls | undefined): { listen: string; directives: strin
 /** nginx: `workers` worker processes, upstream keep-alive (128 idle connections), and
  *  `proxy_max_temp_file_size 0` so that large responses (the 1 MB payload) stream through
  *  memory buffers instead of being spooled to temp files on disk, as every other peer does.
+ *  keepalive_requests raised on both sides: nginx's default (1000) closes a client's and an
+ *  upstream connection after 1000 requests, which Remora and the other peers never do.
  *  With `tls`: TLS 1.2–1.3 (nginx's default ciphers and session tickets), client
  *  certificates verified when `tls.ca` is set. */
 export function nginxConfig(o: PeerConfigOptions): string {
@@ -53,9 +55,9 @@ export function nginxConfig(o: PeerConfigOptions): string {
   const tls = nginxTls(o.tls);
   return (
     `worker_processes ${o.workers};\ndaemon off;\npid ${d}/nginx.pid;\nerror_log ${d}/nginx-error.log;\n` +
-    `events { worker_connections 4096; }\nhttp {\n  access_log off;\n` +
+    `events { worker_connections 4096; }\nhttp {\n  access_log off;\n  keepalive_requests 10000000;\n` +
     `  client_body_temp_path ${d}; proxy_temp_path ${d}; fastcgi_temp_path ${d}; uwsgi_temp_path ${d}; scgi_temp_path ${d};\n` +
-    `  upstream up { server 127.0.0.1:${o.upstreamPort}; keepalive 128; }\n` +
+    `  upstream up { server 127.0.0.1:${o.upstreamPort}; keepalive 128; keepalive_requests 10000000; }\n` +
     `  server { listen 127.0.0.1:${o.port}${tls.listen};${tls.directives} location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_max_temp_file_size 0; } }\n}\n`
   );
 }
