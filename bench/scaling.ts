@@ -34,6 +34,8 @@ const { values: v } = parseArgs({
     'upstream-workers': { type: 'string' },
     'wrk-threads': { type: 'string' },
     'no-pin': { type: 'boolean', default: false },
+    codec: { type: 'string', default: 'strict' },
+    'extra-cores': { type: 'string', default: '0' },
     out: { type: 'string' },
   },
 });
@@ -49,6 +51,10 @@ const seconds = Number(v.seconds);
 const rounds = Number(v.rounds);
 const connections = Number(v.connections);
 const pin = cores >= 8 && canPin(v['no-pin']);
+const codec = v.codec === 'uws' ? 'uws' : 'strict';
+/** Cores beyond one per worker that the proxy under test gets (its main thread, V8's
+ *  helper threads and libuv's pool otherwise share the workers' cores). */
+const extraCores = Number(v['extra-cores']);
 const MODEL_E = 0.9;
 const wrkCores = pin ? span(upstreamWorkers, wrkThreads) : null;
 
@@ -130,10 +136,10 @@ async function main(): Promise<void> {
   log(`scaling: ${MACHINE}; upstream nginx ×${upstreamWorkers}, wrk ${wrkThreads} threads ${connections} connections, workers ${workerCounts.join(',')}, ${pin ? 'pinned' : 'unpinned'}`);
   const rows: Row[] = [];
   for (const w of workerCounts) {
-    const where = pin && proxyFirstCore + w <= cores ? span(proxyFirstCore, w) : null;
+    const where = pin && proxyFirstCore + w + extraCores <= cores ? span(proxyFirstCore, w + extraCores) : null;
     const dir = join(tmp, `w${w}`);
     mkdirSync(dir);
-    const remora = await startRemora(procs, where, writeConfig(dir, 'remora', benchRemoraConfig({ ...ALL_OFF, stats: true }, upPort, w)));
+    const remora = await startRemora(procs, where, writeConfig(dir, 'remora', benchRemoraConfig({ ...ALL_OFF, stats: true, codec }, upPort, w)));
     const nginx = await startPeer(procs, where, 'nginx', upPort, w, dir);
     const targets = [
       { name: 'direct' as const, port: upPort, pid: up.pid! },
@@ -175,11 +181,11 @@ async function main(): Promise<void> {
       remoraEfficiency: round(rem / (r.workers * one), 2),
       nginxEfficiency: round(ngx / (r.workers * oneNginx), 2),
       model: Math.round(r.workers * one * acceptBalance(connections, r.workers) * (r.workers > 1 ? MODEL_E : 1)),
-      remoraCpuCores: remCpu,
-      nginxCpuCores: ngxCpu,
+      remoraCpuCores: round(remCpu, 2),
+      nginxCpuCores: round(ngxCpu, 2),
       remoraPerCore: Math.round(rem / remCpu),
       nginxPerCore: Math.round(ngx / ngxCpu),
-      generatorBound: d < 1.5 * Math.max(rem, ngx),
+      generatorBound: [...(d < 1.5 * rem ? ['Remora'] : []), ...(d < 1.5 * ngx ? ['nginx'] : [])],
       errors: [...r.direct, ...r.remora, ...r.nginx].reduce((n, s) => n + s.errors, 0),
       wrkCpuPct: med([...r.remora, ...r.nginx], (s) => s.wrkCpuPct),
       remoraRssMb: r.remoraRssMb,
@@ -191,13 +197,13 @@ async function main(): Promise<void> {
     '',
     `Machine: ${MACHINE}. Revision ${revision()}. Command: \`${commandLine('bench:scaling')}\`.`,
     '',
-    `Upstream: nginx with ${upstreamWorkers} worker(s) answering 100 B${pin ? ` on cores ${span(0, upstreamWorkers)}` : ''}. Generator: wrk, ${wrkThreads} thread(s), ${connections} keep-alive connections, ${seconds} s per run${pin ? `, on cores ${span(upstreamWorkers, wrkThreads)}` : ''}. ${rounds} round(s), direct/Remora/nginx interleaved, medians. Remora: stats on, otherwise defaults (strict codec); nginx: as many worker processes, keep-alive both sides.`,
+    `Upstream: nginx with ${upstreamWorkers} worker(s) answering 100 B${pin ? ` on cores ${span(0, upstreamWorkers)}` : ''}. Generator: wrk, ${wrkThreads} thread(s), ${connections} keep-alive connections, ${seconds} s per run${pin ? `, on cores ${span(upstreamWorkers, wrkThreads)}` : ''}. ${rounds} round(s), direct/Remora/nginx interleaved, medians. Remora: stats on, ${codec} codec, otherwise defaults; nginx: as many worker processes, keep-alive both sides. Each proxy gets ${extraCores > 0 ? `its workers' cores plus ${extraCores}` : 'one core per worker'}.`,
     '',
     '| workers | proxy cores | direct req/s | Remora req/s | nginx req/s | Remora/nginx | Remora scaling | nginx scaling | model | Remora CPU (cores) | nginx CPU (cores) | Remora req/s per CPU-s | nginx req/s per CPU-s | Remora RSS MB | note |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...table.map(
       (t) =>
-        `| ${t.workers} | ${t.proxyCores} | ${t.direct} | ${t.remora} | ${t.nginx} | ${t.remoraVsNginx} | ${t.remoraEfficiency} | ${t.nginxEfficiency} | ${t.model} | ${t.remoraCpuCores} | ${t.nginxCpuCores} | ${t.remoraPerCore} | ${t.nginxPerCore} | ${t.remoraRssMb ?? '-'} | ${t.generatorBound ? 'generator-bound (direct < 1.5× the proxied rate)' : ''}${t.errors > 0 ? ` ${t.errors} errors` : ''} |`,
+        `| ${t.workers} | ${t.proxyCores} | ${t.direct} | ${t.remora} | ${t.nginx} | ${t.remoraVsNginx} | ${t.remoraEfficiency} | ${t.nginxEfficiency} | ${t.model} | ${t.remoraCpuCores} | ${t.nginxCpuCores} | ${t.remoraPerCore} | ${t.nginxPerCore} | ${t.remoraRssMb ?? '-'} | ${t.generatorBound.length > 0 ? `${t.generatorBound.join(' and ')} generator-bound (direct < 1.5× the proxied rate)` : ''}${t.errors > 0 ? ` ${t.errors} errors` : ''} |`,
     ),
     '',
     'Scaling = req/s ÷ (workers × the same target’s 1-worker req/s). Model = workers × Remora’s 1-worker req/s × accept balance (C connections hashed over w listening sockets) × 0.9 beyond one worker. CPU = the target’s process tree’s user+system time over the run ÷ its wall time.',
