@@ -12,8 +12,8 @@
 // autocannon, which cap scaling at a few workers; this one is sized for many cores and uses
 // a native generator. Every round drives direct, Remora and nginx in turn (the order
 // rotates); a target whose direct baseline is under 1.5× its rate is marked
-// generator-bound. The model column is docs/performance.md's: w × S × b × e, S Remora's
-// 1-worker rate of this run, b the accept balance of C connections over w workers, e 0.9.
+// generator-bound. "Busy" is the proxy's CPU over the cores it was given: how close its
+// workers came to saturating them (docs/performance.md's multi-core model).
 
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -55,7 +55,6 @@ const codec = v.codec === 'uws' ? 'uws' : 'strict';
 /** Cores beyond one per worker that the proxy under test gets (its main thread, V8's
  *  helper threads and libuv's pool otherwise share the workers' cores). */
 const extraCores = Number(v['extra-cores']);
-const MODEL_E = 0.9;
 const wrkCores = pin ? span(upstreamWorkers, wrkThreads) : null;
 
 /** 1, 2, 4, … up to the cores left for the proxy (at least 1 and 2). */
@@ -67,14 +66,6 @@ function defaultCounts(left: number): string {
 
 function span(first: number, n: number): string {
   return n === 1 ? String(first) : `${first}-${first + n - 1}`;
-}
-
-/** The share of a perfect spread that SO_REUSEPORT's hash leaves when the busiest of `w`
- *  workers (K/w + √(2·(K/w)·ln w) connections) is the one that saturates. */
-export function acceptBalance(k: number, w: number): number {
-  if (w <= 1) return 1;
-  const mean = k / w;
-  return mean / (mean + Math.sqrt(2 * mean * Math.log(w)));
 }
 
 interface Sample {
@@ -180,7 +171,7 @@ async function main(): Promise<void> {
       remoraVsNginx: round(rem / ngx, 2),
       remoraEfficiency: round(rem / (r.workers * one), 2),
       nginxEfficiency: round(ngx / (r.workers * oneNginx), 2),
-      model: Math.round(r.workers * one * acceptBalance(connections, r.workers) * (r.workers > 1 ? MODEL_E : 1)),
+      remoraBusy: round(remCpu / (r.workers + extraCores), 2),
       remoraCpuCores: round(remCpu, 2),
       nginxCpuCores: round(ngxCpu, 2),
       remoraPerCore: Math.round(rem / remCpu),
@@ -199,14 +190,14 @@ async function main(): Promise<void> {
     '',
     `Upstream: nginx with ${upstreamWorkers} worker(s) answering 100 B${pin ? ` on cores ${span(0, upstreamWorkers)}` : ''}. Generator: wrk, ${wrkThreads} thread(s), ${connections} keep-alive connections, ${seconds} s per run${pin ? `, on cores ${span(upstreamWorkers, wrkThreads)}` : ''}. ${rounds} round(s), direct/Remora/nginx interleaved, medians. Remora: stats on, ${codec} codec, otherwise defaults; nginx: as many worker processes, keep-alive both sides. Each proxy gets ${extraCores > 0 ? `its workers' cores plus ${extraCores}` : 'one core per worker'}.`,
     '',
-    '| workers | proxy cores | direct req/s | Remora req/s | nginx req/s | Remora/nginx | Remora scaling | nginx scaling | model | Remora CPU (cores) | nginx CPU (cores) | Remora req/s per CPU-s | nginx req/s per CPU-s | Remora RSS MB | note |',
+    '| workers | proxy cores | direct req/s | Remora req/s | nginx req/s | Remora/nginx | Remora scaling | nginx scaling | Remora CPU (cores) | Remora busy | nginx CPU (cores) | Remora req/s per CPU-s | nginx req/s per CPU-s | Remora RSS MB | note |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...table.map(
       (t) =>
-        `| ${t.workers} | ${t.proxyCores} | ${t.direct} | ${t.remora} | ${t.nginx} | ${t.remoraVsNginx} | ${t.remoraEfficiency} | ${t.nginxEfficiency} | ${t.model} | ${t.remoraCpuCores} | ${t.nginxCpuCores} | ${t.remoraPerCore} | ${t.nginxPerCore} | ${t.remoraRssMb ?? '-'} | ${t.generatorBound.length > 0 ? `${t.generatorBound.join(' and ')} generator-bound (direct < 1.5× the proxied rate)` : ''}${t.errors > 0 ? ` ${t.errors} errors` : ''} |`,
+        `| ${t.workers} | ${t.proxyCores} | ${t.direct} | ${t.remora} | ${t.nginx} | ${t.remoraVsNginx} | ${t.remoraEfficiency} | ${t.nginxEfficiency} | ${t.remoraCpuCores} | ${t.remoraBusy} | ${t.nginxCpuCores} | ${t.remoraPerCore} | ${t.nginxPerCore} | ${t.remoraRssMb ?? '-'} | ${t.generatorBound.length > 0 ? `${t.generatorBound.join(' and ')} generator-bound (direct < 1.5× the proxied rate)` : ''}${t.errors > 0 ? ` ${t.errors} errors` : ''} |`,
     ),
     '',
-    'Scaling = req/s ÷ (workers × the same target’s 1-worker req/s). Model = workers × Remora’s 1-worker req/s × accept balance (C connections hashed over w listening sockets) × 0.9 beyond one worker. CPU = the target’s process tree’s user+system time over the run ÷ its wall time.',
+    'Scaling = req/s ÷ (workers × the same target’s 1-worker req/s). Busy = Remora’s CPU ÷ the cores it was given (its workers’ plus --extra-cores). CPU = the target’s process tree’s user+system time over the run ÷ its wall time.',
   ];
   for (const f of writeResults('scaling', when, { machine: MACHINE, cores, pin, upstreamWorkers, wrkThreads, connections, seconds, rounds, rows: table }, lines, v.out)) log(`wrote ${f}`);
 }

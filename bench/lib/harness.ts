@@ -144,10 +144,12 @@ export function writeConfig(dir: string, name: string, config: object): string {
 /** The commit measured, and whether src/ or workers/ differed from it (uncommitted work
  *  is what dist/ was built from). */
 export function revision(): string {
+  // A copy on another host names the commit it was made from in REMORA_REVISION (its own
+  // git metadata, if any, may be older than the files).
+  if (process.env.REMORA_REVISION !== undefined) return `${process.env.REMORA_REVISION} (from REMORA_REVISION)`;
   const git = (...a: string[]): string => spawnSync('git', ['-C', ROOT, ...a], { encoding: 'utf8' }).stdout?.trim() ?? '';
   const head = git('rev-parse', '--short', 'HEAD');
-  // A copy without .git (another host) can name its commit in REMORA_REVISION.
-  if (head === '') return process.env.REMORA_REVISION !== undefined ? `${process.env.REMORA_REVISION} (from REMORA_REVISION)` : 'unknown (no git)';
+  if (head === '') return 'unknown (no git)';
   const dirty = git('status', '--porcelain', '--', 'src', 'workers', 'bin');
   return dirty === '' ? head : `${head} + uncommitted changes in src/workers/bin`;
 }
