@@ -21,6 +21,7 @@ import { asksHealthCheckFail, isBodylessStatus, localReplyHeaders, writeResponse
 import { reasonPhrase } from '../src/http/status.js';
 import { newTraceparent } from '../src/http/trace-context.js';
 import { buildUpstreamRequestHead, startsTrace, withAttemptCount } from '../src/http/upstream-request-head.js';
+import { redirectLocation } from '../src/router/redirect.js';
 import { pickCluster, type CompiledRoute } from '../src/router/route-table.js';
 import { ClusterCounter, ListenerCounter } from '../src/stats/stat-names.js';
 import type { ClusterRuntime } from '../src/upstream/cluster.js';
@@ -123,6 +124,11 @@ export class Exchange implements DownstreamEvents, AttemptOwner {
     reply = runFilters(policy.filters, req);
     if (reply !== null) return this.reply(reply);
     if (route.direct !== null) return this.localReply(route.direct.status, ResponseFlag.DirectResponse, route.direct.body, false, true);
+    const redirect = route.redirect;
+    if (redirect !== null) {
+      const location = redirectLocation(redirect, listener.scheme, facts.host, req.path, req.query, route.pathValue);
+      return this.localReply(redirect.status, ResponseFlag.DirectResponse, '', false, true, ['location', location]);
+    }
     const bodyLimit = route.maxRequestBodyBytes;
     if (bodyLimit > 0 && facts.contentLength > bodyLimit) {
       return this.localReply(413, ResponseFlag.DownstreamProtocolError, `request body larger than ${bodyLimit} bytes`, true);

@@ -27,6 +27,7 @@ import { readRequestFacts, underscoreHeaders } from '../src/http/request-facts.j
 import { localReplyHeaders } from '../src/http/response-head.js';
 import { newTraceparent } from '../src/http/trace-context.js';
 import { buildUpstreamRequestHead, startsTrace, withAttemptCount, withUpgrade } from '../src/http/upstream-request-head.js';
+import { redirectLocation } from '../src/router/redirect.js';
 import { pickCluster, type CompiledRoute } from '../src/router/route-table.js';
 import { ListenerCounter, ListenerGauge, ListenerHistogram } from '../src/stats/stat-names.js';
 import type { ClusterRuntime } from '../src/upstream/cluster.js';
@@ -127,6 +128,11 @@ export class UpgradeExchange implements DedicatedEvents, ForwardOwner, TunnelOwn
     reply = runFilters(policy.filters, req);
     if (reply !== null) return this.reply(reply);
     if (route.direct !== null) return this.localReply(route.direct.status, ResponseFlag.DirectResponse, route.direct.body, true);
+    const redirect = route.redirect;
+    if (redirect !== null) {
+      const location = redirectLocation(redirect, listener.scheme, facts.host, req.path, req.query, route.pathValue);
+      return this.localReply(redirect.status, ResponseFlag.DirectResponse, '', true, ['location', location]);
+    }
 
     const cluster = pickCluster(route);
     if (cluster === null) return this.localReply(route.clusterNotFoundStatus, ResponseFlag.NoClusterFound, 'cluster not found');

@@ -8,8 +8,8 @@
 // cluster), uniqueness, "exactly one of", conditional defaults (a default computed from
 // another field) and other rules across fields, and the process-wide caps.
 
-import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
+import { defaultRouteName } from './route-name.js';
 import { availableParallelism } from 'node:os';
 import { MAX_BUCKETS, MAX_CLUSTERS, MAX_ENDPOINTS, MAX_LISTENERS } from '../shared/limits.js';
 import { RootSchema, XdsSchema, xdsTlsErrors } from './schema/root.js';
@@ -183,26 +183,6 @@ function checkVirtualHost(w: SchemaWalk, vh: VirtualHost, path: string, scope: L
   vh.routes.forEach((r, i) => { if (r) checkRoute(w, r as Draft<Route>, `${at(path, 'routes')}[${i}]`, vh.name, scope); });
 }
 
-/** The name of a route that has none: `<vhost>/<first 8 hex digits of a SHA-256 of its
- *  match>`, so that state kept by route name (rate-limit buckets, stats) follows the
- *  route's identity, not its position: inserting a route above it changes nothing. Two
- *  unnamed routes with the same match in one listener get `-2`, `-3`... in order. */
-function defaultRouteName(vhost: string, m: RouteMatch, taken: ReadonlyMap<string, string>): string {
-  const identity = JSON.stringify([
-    m.prefix ?? null,
-    m.path ?? null,
-    m.regex ?? null,
-    [...m.methods].sort(),
-    // (query parameters only when there are some: names of routes without stay as they were)
-    ...[m.headers, m.query_parameters].filter((list, i) => i === 0 || list.length > 0)
-      .map((list) => list.filter((h) => h !== undefined).map((h) => [h.name, h.exact ?? null, h.regex ?? null, h.present ?? null])),
-  ]);
-  const base = `${vhost}/${createHash('sha256').update(identity).digest('hex').slice(0, 8)}`;
-  let candidate = base;
-  for (let n = 2; taken.has(candidate); n++) candidate = `${base}-${n}`;
-  return candidate;
-}
-
 function checkRoute(w: SchemaWalk, r: Draft<Route>, path: string, vname: string, scope: ListenerScope): void {
   let kind: MatchKind | undefined;
   const match: RouteMatch = r.match ?? { methods: [], headers: [], query_parameters: [] };
@@ -214,21 +194,27 @@ function checkRoute(w: SchemaWalk, r: Draft<Route>, path: string, vname: string,
   const named = w.given(r, 'name');
   if (!named) r.name = defaultRouteName(vname, match, scope.routeNames);
   if (!named || !w.wrong(at(path, 'name'))) noDuplicate(w, scope.routeNames, r.name, named ? at(path, 'name') : path, 'route name');
-  exactlyOne(w, r, ['route', 'direct_response'], path);
-  if (r.direct_response && r.upgrade_configs.length > 0) {
-    w.err(at(path, 'upgrade_configs'), 'needs "route": a direct_response route answers every request itself, upgrades included');
+  const action = exactlyOne(w, r, ['route', 'direct_response', 'redirect'], path);
+  if (action !== 'route' && r.upgrade_configs.length > 0) {
+    w.err(at(path, 'upgrade_configs'), `needs "route": a ${action ?? 'direct_response'} route answers every request itself, upgrades included`);
   }
   if (r.route) checkAction(w, r.route, at(path, 'route'), kind, scope);
+  if (r.redirect) prefixRewriteMatch(w, r.redirect, at(path, 'redirect'), kind, w.given(r.redirect, 'path'));
   checkRateLimits(w, r.rate_limits, at(path, 'rate_limits'));
   if (r.authorization) checkAuthorization(w, r.authorization, at(path, 'authorization'));
 }
 
 function checkAction(w: SchemaWalk, a: RouteAction, path: string, kind: MatchKind | undefined, scope: ListenerScope): void {
   checkTarget(w, a, path, scope, true);
-  if (w.given(a, 'prefix_rewrite') && kind !== undefined && kind !== 'prefix') {
-    w.err(at(path, 'prefix_rewrite'), `only allowed with a "prefix" match (this route uses "${kind}")`);
-  }
+  prefixRewriteMatch(w, a, path, kind, false);
   if (a.retry_policy) checkRetryPolicy(w, a.retry_policy as Draft<RetryPolicy>, at(path, 'retry_policy'));
+}
+
+/** prefix_rewrite (a route action's or a redirect's) needs a prefix match, and not a path. */
+function prefixRewriteMatch(w: SchemaWalk, a: { prefix_rewrite?: string }, path: string, kind: MatchKind | undefined, withPath: boolean): void {
+  if (!w.given(a, 'prefix_rewrite')) return;
+  if (kind !== undefined && kind !== 'prefix') w.err(at(path, 'prefix_rewrite'), `only allowed with a "prefix" match (this route uses "${kind}")`);
+  if (withPath) w.err(at(path, 'prefix_rewrite'), 'set "path" or "prefix_rewrite", not both');
 }
 
 /** A route's or tcp_proxy's cluster, or weighted clusters: exactly one, each defined;

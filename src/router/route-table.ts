@@ -7,6 +7,7 @@
 
 import type { HeaderMatcher, Listener, Route, VirtualHost } from '../config/types.js';
 import { headerBytes } from '../http/headers.js';
+import { compileRedirect, type CompiledRedirect } from './redirect.js';
 
 /** Request facts the router looks at. `headers` is flat [name, value, ...], lower-case names. */
 export interface RouteInput {
@@ -67,6 +68,8 @@ export interface CompiledRoute<C, P = null> {
   readonly clusterNotFoundStatus: number;
   /** Direct response, when the route answers by itself. */
   readonly direct: { readonly status: number; readonly body: string } | null;
+  /** Redirect, when the route answers with one. */
+  readonly redirect: CompiledRedirect | null;
   /** Flat [name, value, ...] to add; names lower-case. */
   readonly requestHeadersToAdd: readonly string[];
   readonly requestHeadersToRemove: ReadonlySet<string> | null;
@@ -344,6 +347,7 @@ function compileRoute<C, P>(
     maxRequestBodyBytes: action?.max_request_body_bytes ?? 0,
     clusterNotFoundStatus: action?.cluster_not_found_status ?? 503,
     direct: r.direct_response ? { status: r.direct_response.status, body: r.direct_response.body } : null,
+    redirect: r.redirect ? compileRedirect(r.redirect) : null,
     requestHeadersToAdd: r.request_headers_to_add.flatMap((h) => [h.name, headerBytes(h.value)]),
     requestHeadersToRemove: r.request_headers_to_remove.length > 0 ? new Set(r.request_headers_to_remove) : null,
     responseHeadersToAdd: r.response_headers_to_add.flatMap((h) => [h.name, headerBytes(h.value)]),

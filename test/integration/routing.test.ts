@@ -1,6 +1,6 @@
 // Routing end to end through the real proxy: virtual hosts by Host, prefix / exact /
 // regex paths, method and header matchers, prefix_rewrite and host_rewrite as the
-// upstream sees them, direct responses, 404 NR, and a per-route timeout (504 UT).
+// upstream sees them, direct responses, redirects, 404 NR, and a per-route timeout (504 UT).
 
 import t from 'tap';
 import type http from 'node:http';
@@ -257,4 +257,50 @@ t.test('routes by query parameter, through the real proxy and curl', async (t) =
   // Asynchronously: the upstreams answer from this process.
   const curl = await runProgram('curl', ['-s', '-g', `http://127.0.0.1:${remora.ports.main}/x?%64ebug=%79es`], { ms: 10_000 });
   t.equal(curl.out, 'b', 'curl with a percent-encoded name and value is routed by the decoded ones');
+});
+
+t.test('redirect routes answer with a Location built as Envoy builds it', async (t) => {
+  const a = await namedUpstream('a');
+  const remora = await startRemora({
+    workers: 1,
+    admin: { address: '127.0.0.1', port: 0 },
+    listeners: [{
+      name: 'main', address: '127.0.0.1', port: 0,
+      virtual_hosts: [{ name: 'all', domains: ['*'], routes: [
+        { match: { prefix: '/secure/' }, redirect: { scheme: 'https' } },
+        { match: { prefix: '/moved/' }, redirect: { host: 'new.example', port: 8443, response_code: 308 } },
+        { match: { prefix: '/old/' }, redirect: { prefix_rewrite: '/new/', response_code: 302 } },
+        { match: { path: '/fixed' }, redirect: { path: '/landing', strip_query: true, response_code: 303 } },
+        { match: { path: '/with-query' }, redirect: { path: '/landing?from=old', strip_query: true, response_code: 307 } },
+        { match: { path: '/keep' }, redirect: { path: '/landing' }, response_headers_to_add: [{ name: 'x-why', value: 'moved' }] },
+        { match: { prefix: '/new/' }, route: { cluster: 'a' } },
+      ] }],
+    }],
+    clusters: [{ name: 'a', endpoints: [{ address: '127.0.0.1', port: a.port }] }],
+  });
+  t.teardown(async () => {
+    await remora.stop();
+    await a.close();
+  });
+  const port = remora.ports.main;
+  const redirect = async (path: string, host: string, method = 'GET'): Promise<[number, string, string]> => {
+    const r = await request(port, { path, method, headers: { host } });
+    return [r.status, String(r.headers.location), r.text];
+  };
+  t.same(await redirect('/secure/a?b=1', 'shop.example'), [301, 'https://shop.example/secure/a?b=1', ''], 'scheme only: 301 (the default), host, path and query kept');
+  t.same(await redirect('/secure/a', 'shop.example:80'), [301, 'https://shop.example/secure/a', ''], 'the old scheme\'s default port is dropped when the scheme changes');
+  t.same(await redirect('/secure/a', 'shop.example:8080'), [301, 'https://shop.example:8080/secure/a', ''], 'another port is kept');
+  t.same(await redirect('/secure/a', '[::1]:80'), [301, 'https://[::1]/secure/a', ''], 'an IPv6 host loses its default port too');
+  t.same(await redirect('/moved/x?y', 'shop.example:8080'), [308, 'http://new.example:8443/moved/x?y', ''], 'host and port replaced');
+  t.same(await redirect('/old/page?q=1', 'shop.example'), [302, 'http://shop.example/new/page?q=1', ''], 'prefix_rewrite replaces the matched prefix, keeps the query');
+  t.same(await redirect('/fixed?q=1', 'shop.example'), [303, 'http://shop.example/landing', ''], 'path with strip_query');
+  t.same(await redirect('/with-query?q=1', 'shop.example'), [307, 'http://shop.example/landing?from=old', ''], 'a path with its own query replaces the request\'s; strip_query does not apply');
+  const keep = await request(port, { path: '/keep?q=1', headers: { host: 'shop.example' } });
+  t.equal(keep.headers.location, 'http://shop.example/landing?q=1', 'path without a query keeps the request\'s');
+  t.equal(keep.headers['x-why'], 'moved', 'the route\'s response headers are added');
+  t.equal(keep.headers['content-length'], '0', 'empty body, content-length 0');
+  t.same(await redirect('/fixed', 'shop.example', 'HEAD'), [303, 'http://shop.example/landing', ''], 'HEAD gets the same redirect');
+  // curl follows the redirect through the proxy to the route it names.
+  const curl = await runProgram('curl', ['-s', '-L', '-w', ' %{http_code} %{num_redirects}', `http://127.0.0.1:${port}/old/page`], { ms: 10_000 });
+  t.equal(curl.out, 'a 200 1', 'curl -L follows /old/page to /new/page, served by the upstream');
 });

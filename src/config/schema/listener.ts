@@ -209,6 +209,27 @@ export const DirectResponseSchema = obj({
   body: v.optional(str('Response body.'), ''),
 }, 'Answer without an upstream.');
 
+/** A redirect's path: starts with "/" (a query after "?" replaces the request's). */
+function redirectPathProblem(s: string): string | undefined {
+  return s.startsWith('/') ? undefined : 'must start with "/"';
+}
+
+export const REDIRECT_CODES = [301, 302, 303, 307, 308] as const;
+
+export const RedirectSchema = obj({
+  scheme: v.optional(str('Scheme of the new URL (Envoy\'s `scheme_redirect`; `https` is `https_redirect`). Unset: the request\'s (`https` on a TLS listener, else `http`). Lower-cased.',
+    { type: 'scheme (`http`, `https`, …)', default: 'the request\'s', check: (s: string) => (/^[a-z][a-z0-9+.-]*$/i.test(s) ? undefined : 'must be a URL scheme such as "https"'), normalize: lower })),
+  host: v.optional(str('Host (and optional `:port`) of the new URL. Unset: the request\'s Host, without its port when `port` is set or when the scheme changes and the port was the old scheme\'s default (80, 443), as in Envoy.',
+    { type: 'host, no whitespace or `/`', default: 'the request\'s', check: (s: string) => (/^[^\s/?#]+$/.test(s) ? undefined : 'must be a host name (optionally with :port), without whitespace, "/", "?" or "#"') })),
+  port: v.optional(int(1, 65535, 'Port of the new URL, after the host.', { default: '—' })),
+  path: v.optional(str('Path of the new URL. With a `?query`, that query replaces the request\'s and `strip_query` does not apply; without one, the request\'s query is kept (unless `strip_query`).',
+    { type: 'string starting with `/`', default: 'the request\'s', check: redirectPathProblem })),
+  prefix_rewrite: v.optional(str('Replace the matched prefix of the request\'s path in the new URL (the rest of the path and the query are kept). Only with a `prefix` match; not with `path`.',
+    { type: 'string', default: '—' })),
+  response_code: v.optional(int(301, 308, 'Status of the redirect.', { type: '`301`, `302`, `303`, `307` or `308`', check: (n: number) => ((REDIRECT_CODES as readonly number[]).includes(n) ? undefined : 'must be 301, 302, 303, 307 or 308') }), 301),
+  strip_query: v.optional(bool('Leave the request\'s query out of the new URL.'), false),
+}, 'Answer with a redirect (Envoy\'s `redirect` route action): the status and a `Location` built from the request\'s URL with the parts set here replaced, an empty body, response flag `DR`. Response headers to add still apply.');
+
 /** An Upgrade protocol (RFC 9110 §7.8): a token, optionally `/` and a version token. */
 function upgradeTypeProblem(s: string): string | undefined {
   const [name, version, ...rest] = s.split('/');
@@ -226,8 +247,9 @@ export const RouteSchema = obj({
   name: str('Used in logs, metrics and as the key of the route\'s rate-limit buckets. The default is the first 8 hex digits of a SHA-256 of the route\'s `match` (path, methods, header matchers), so a route keeps its name, and its rate-limit state, when routes are inserted or removed around it; a second unnamed route with the same match gets `-2`. Name a route to keep its state across changes of its match. May contain `/`.',
     { type: 'name', scope: 'unique within the listener', conditional: true, default: '`<vhost>/<hash>`', check: nameProblem }),
   match: field(RouteMatchSchema, 'Which requests this route takes.', { required: 'is required (set one of "prefix", "path" or "regex")' }),
-  route: v.optional(field(RouteActionSchema, 'Forward upstream. Exactly one of `route` / `direct_response`.', { default: '—' })),
+  route: v.optional(field(RouteActionSchema, 'Forward upstream. Exactly one of `route`, `direct_response` and `redirect`.', { default: '—' })),
   direct_response: v.optional(field(DirectResponseSchema, 'Answer without an upstream.', { default: '—' })),
+  redirect: v.optional(field(RedirectSchema, 'Answer with a redirect to another URL.', { default: '—' })),
   request_headers_to_add: v.optional(list(HeaderValueSchema, 'Appended to the upstream request.', { scope: 'request sent upstream' }), []),
   request_headers_to_remove: v.optional(headerNames('Removed from the upstream request.', true, 'request sent upstream'), []),
   response_headers_to_add: v.optional(list(HeaderValueSchema, 'Appended to the downstream response.', { scope: 'response to the client' }), []),
