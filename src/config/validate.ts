@@ -214,7 +214,7 @@ function checkAction(w: SchemaWalk, a: RouteAction, path: string, kind: MatchKin
 function prefixRewriteMatch(w: SchemaWalk, a: { prefix_rewrite?: string }, path: string, kind: MatchKind | undefined, withPath: boolean): void {
   if (!w.given(a, 'prefix_rewrite')) return;
   if (kind !== undefined && kind !== 'prefix') w.err(at(path, 'prefix_rewrite'), `only allowed with a "prefix" match (this route uses "${kind}")`);
-  if (withPath) w.err(at(path, 'prefix_rewrite'), 'set "path" or "prefix_rewrite", not both');
+  if (withPath) w.err(path, 'set "path" or "prefix_rewrite", not both');
 }
 
 /** A route's or tcp_proxy's cluster, or weighted clusters: exactly one, each defined;

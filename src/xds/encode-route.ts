@@ -3,11 +3,12 @@
 // (FilterConfig with is_optional, so gRPC clients skip them) of the listener's slot
 // filters; Remora-only route fields travel in the route's metadata.
 
-import type { Authorization, HeaderMatcher, HeaderValue, Listener, Route, RouteAction, RetryPolicy } from '../config/types.js';
+import type { Authorization, HeaderMatcher, HeaderValue, Listener, Redirect, Route, RouteAction, RetryPolicy } from '../config/types.js';
 import {
   duration, encode, hasRules, localRateLimit, metadata, RBAC_ACTIONS, rateLimitKeys, rbacRules, ROUTE_LIMIT_SLOT, ROUTE_RBAC_SLOT, u32, upgradeConfigs,
 } from './encode-common.js';
 import { FILTER_CONFIG_TYPE_URL } from './names.js';
+import { redirectCodeName } from './translate-route-redirect.js';
 import { TypeUrl, type AnyMessage, type ProtoObject } from './protos.js';
 
 /** A route's rules as per-route configs of the slots; optional, so gRPC clients skip them. */
@@ -70,6 +71,7 @@ function route(r: Route, defaultName: string): ProtoObject {
     ...(r.direct_response !== undefined
       ? { direct_response: { status: r.direct_response.status, ...(r.direct_response.body !== '' ? { body: { inline_string: r.direct_response.body } } : {}) } }
       : {}),
+    ...(r.redirect !== undefined ? { redirect: redirectAction(r.redirect) } : {}),
     request_headers_to_add: headersToAdd(r.request_headers_to_add),
     request_headers_to_remove: [...r.request_headers_to_remove],
     response_headers_to_add: headersToAdd(r.response_headers_to_add),
@@ -90,6 +92,18 @@ function route(r: Route, defaultName: string): ProtoObject {
       retry_non_idempotent_on_reset: retry?.retry_non_idempotent_on_reset === true ? true : undefined,
       rate_limit_keys: rateLimitKeys(r.rate_limits),
     }),
+  };
+}
+
+function redirectAction(r: Redirect): ProtoObject {
+  return {
+    ...(r.scheme !== undefined ? { scheme_redirect: r.scheme } : {}),
+    ...(r.host !== undefined ? { host_redirect: r.host } : {}),
+    ...(r.port !== undefined ? { port_redirect: r.port } : {}),
+    ...(r.path !== undefined ? { path_redirect: r.path } : {}),
+    ...(r.prefix_rewrite !== undefined ? { prefix_rewrite: r.prefix_rewrite } : {}),
+    response_code: redirectCodeName(r.response_code),
+    strip_query: r.strip_query,
   };
 }
 

@@ -20,6 +20,7 @@ import { applyRateLimitKeys, localRateLimit } from './translate-ratelimit.js';
 import { authorization, collectRules, rbacConfig, type RbacAction, type RbacRules } from './translate-rbac.js';
 import { virtualHostDomains } from './translate-route-domains.js';
 import { routeMatch } from './translate-route-match.js';
+import { redirectAction } from './translate-route-redirect.js';
 import { capRetryBuffers, retryPolicy } from './translate-route-retry.js';
 
 interface PerRouteLimit {
@@ -166,7 +167,7 @@ function routeTracing(ctx: Ctx, t: Obj, loc: Loc, out: Fields): void {
 /** One route → `out` (marks relative to the virtual host list); its per-route configs and
  *  clusters go to `part`. */
 function translateRoute(ctx: Ctx, r: Obj, loc: Loc, out: Fields, part: RoutePart, vhost: number, index: number): Obj {
-  ctx.only(r, loc, ['name', 'match', 'route', 'direct_response', 'metadata', 'typed_per_filter_config',
+  ctx.only(r, loc, ['name', 'match', 'route', 'direct_response', 'redirect', 'metadata', 'typed_per_filter_config',
     'request_headers_to_add', 'request_headers_to_remove', 'response_headers_to_add', 'response_headers_to_remove',
     'per_request_buffer_limit_bytes', 'decorator', 'tracing']);
   const tracing = asObj(r.tracing);
@@ -199,6 +200,7 @@ function translateRoute(ctx: Ctx, r: Obj, loc: Loc, out: Fields, part: RoutePart
     direct.set('status', asNum(d.status), sub(dl, 'status'));
     direct.set('body', asStr(body?.inline_string) ?? '', sub(dl, 'body.inline_string'));
   }
+  if (r.redirect !== undefined) redirectAction(ctx, asObj(r.redirect) ?? {}, sub(loc, 'redirect'), out.nest('redirect'), isSet(asObj(r.match)?.path));
   for (const k of ['request_headers_to_add', 'response_headers_to_add'] as const) {
     const headers: Fields[] = [];
     asArr(r[k]).forEach((h, i) => {
@@ -216,7 +218,7 @@ function translateRoute(ctx: Ctx, r: Obj, loc: Loc, out: Fields, part: RoutePart
     if (value === undefined) return;
     const where = key === 'per_request_buffer_limit_bytes' ? sub(loc, key) : extPath(loc, key);
     const retry = action?.within('retry_policy');
-    if (action === undefined) ctx.reject(where, 'needs a route action (not allowed with direct_response)');
+    if (action === undefined) ctx.reject(where, 'needs a route action (not allowed with direct_response or redirect)');
     else if (inRetry && retry === undefined) ctx.reject(where, 'needs route.retry_policy');
     else (inRetry ? (retry ?? action) : action).set(to, value, where);
   };

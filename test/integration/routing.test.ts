@@ -266,6 +266,7 @@ t.test('redirect routes answer with a Location built as Envoy builds it', async 
     admin: { address: '127.0.0.1', port: 0 },
     listeners: [{
       name: 'main', address: '127.0.0.1', port: 0,
+      upgrade_configs: [{ upgrade_type: 'websocket' }],
       virtual_hosts: [{ name: 'all', domains: ['*'], routes: [
         { match: { prefix: '/secure/' }, redirect: { scheme: 'https' } },
         { match: { prefix: '/moved/' }, redirect: { host: 'new.example', port: 8443, response_code: 308 } },
@@ -300,6 +301,8 @@ t.test('redirect routes answer with a Location built as Envoy builds it', async 
   t.equal(keep.headers['x-why'], 'moved', 'the route\'s response headers are added');
   t.equal(keep.headers['content-length'], '0', 'empty body, content-length 0');
   t.same(await redirect('/fixed', 'shop.example', 'HEAD'), [303, 'http://shop.example/landing', ''], 'HEAD gets the same redirect');
+  const upgrade = await request(port, { path: '/secure/ws', headers: { host: 'shop.example', connection: 'upgrade', upgrade: 'websocket' }, agent: false });
+  t.same([upgrade.status, upgrade.headers.location], [301, 'https://shop.example/secure/ws'], 'a WebSocket upgrade request gets the redirect too');
   // curl follows the redirect through the proxy to the route it names.
   const curl = await runProgram('curl', ['-s', '-L', '-w', ' %{http_code} %{num_redirects}', `http://127.0.0.1:${port}/old/page`], { ms: 10_000 });
   t.equal(curl.out, 'a 200 1', 'curl -L follows /old/page to /new/page, served by the upstream');

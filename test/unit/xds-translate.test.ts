@@ -62,6 +62,8 @@ const DOCS_EXAMPLE = {
             route: { weighted_clusters: [{ cluster: 'orders', weight: 9 }, { cluster: 'orders-canary', weight: 1 }] },
           },
           { name: 'health', match: { path: '/healthz' }, direct_response: { status: 200, body: 'ok\n' } },
+          { name: 'moved', match: { prefix: '/old/' }, redirect: { scheme: 'https', host: 'shop.example', port: 8443, prefix_rewrite: '/new/', response_code: 302 } },
+          { name: 'landing', match: { path: '/start' }, redirect: { path: '/landing', strip_query: true } },
         ],
       },
       {
@@ -488,6 +490,30 @@ t.test('rejects route-level fields outside the subset, precisely', async (t) => 
     'RouteConfiguration "in" virtual_hosts[0].routes[0].request_headers_to_add[0].header.value: uses Envoy\'s %COMMAND% substitution; Remora adds values literally (write %% for a literal %)',
     'RouteConfiguration "in" virtual_hosts[0].routes[0].request_headers_to_add[1].append_action: OVERWRITE_IF_EXISTS_OR_ADD is not supported: Remora appends (APPEND_IF_EXISTS_OR_ADD)',
   ]);
+});
+
+t.test('redirect: Envoy\'s RedirectAction as control planes write it', async (t) => {
+  const set = overTheWire(valid(MINIMAL));
+  const rc = set.routes.get('in') as Obj;
+  const routes = arr(arr(rc.virtual_hosts)[0].routes);
+  const first = routes[0];
+  const redirects: Obj[] = [
+    { match: { prefix: '/a/' }, redirect: { https_redirect: true, response_code: 'PERMANENT_REDIRECT' } },
+    { match: { path: '/b' }, redirect: { prefix_rewrite: '/c', strip_query: true } },
+    { match: { prefix: '/d/' }, redirect: { scheme_redirect: 'http', host_redirect: 'e.example', port_redirect: 8080, path_redirect: '/f?g=1', response_code: 'SEE_OTHER' } },
+  ];
+  rc.virtual_hosts = [{ ...arr(rc.virtual_hosts)[0], routes: [...redirects, first] }];
+  const r = translateXds({}, rewire(set));
+  t.same(errorsOf(r), []);
+  if (r.ok) {
+    t.same(r.config.listeners[0].virtual_hosts[0].routes.slice(0, 3).map((route) => route.redirect), [
+      { scheme: 'https', response_code: 308, strip_query: false },
+      { path: '/c', response_code: 301, strip_query: true },
+      { scheme: 'http', host: 'e.example', port: 8080, path: '/f?g=1', response_code: 303, strip_query: false },
+    ], 'https_redirect → scheme; prefix_rewrite under a path match → path; codes by name');
+  }
+  rc.virtual_hosts = [{ ...arr(rc.virtual_hosts)[0], routes: [{ match: { prefix: '/' }, redirect: { regex_rewrite: { pattern: { regex: '^/x' }, substitution: '/y' } } }] }];
+  t.same(errorsOf(translateXds({}, rewire(set))), ['RouteConfiguration "in" virtual_hosts[0].routes[0].redirect.regex_rewrite: field not supported by Remora']);
 });
 
 t.test('rejects a per-route limit that would replace a listener-wide bucket', async (t) => {
