@@ -4,7 +4,7 @@
 // PATH that burns a little CPU and prints a wrk report), since wrk itself may be missing.
 
 import t from 'tap';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { planSteps, resolveOptions } from '../../bench/lib/suite-plan.js';
@@ -87,5 +87,8 @@ t.test('runWrk: the report, wrk\'s own CPU, and a failure that rejects', { skip:
   writeFileSync(fake, '#!/bin/sh\necho "unable to connect" >&2\nexit 1\n');
   await t.rejects(runWrk({ port: 40001, seconds: 1 }), /wrk on port 40001 exited 1: unable to connect/);
   rmSync(fake);
+  // Only `sh` on PATH, so that a wrk installed on this machine is not found either.
+  symlinkSync('/bin/sh', join(dir, 'sh'));
+  process.env.PATH = dir;
   await t.rejects(runWrk({ port: 40001, seconds: 1 }), /wrk on port 40001 exited 127/, 'wrk missing: rejects, never hangs');
 });

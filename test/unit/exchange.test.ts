@@ -7,8 +7,9 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import type { RetryPolicy } from '../../src/config/types.js';
+import type { Redirect, RetryPolicy } from '../../src/config/types.js';
 import { compileResponseHeadPolicy } from '../../src/http/response-head.js';
+import { compileRedirect } from '../../src/router/redirect.js';
 import { CompiledRetryPolicy } from '../../src/upstream/retry-policy.js';
 import { FLAGS } from '../../src/stats/stat-names.js';
 import type { UpstreamSink } from '../../src/upstream/connection.js';
@@ -193,6 +194,7 @@ interface Setup {
   maxRequestBodyBytes?: number;
   noRoute?: boolean;
   direct?: { status: number; body: string };
+  redirect?: Redirect;
   responseHeadersToAdd?: { name: string; value: string }[];
 }
 
@@ -211,6 +213,7 @@ function harness(setup: Setup = {}) {
     includeAttemptCount: false,
     maxRequestBodyBytes: setup.maxRequestBodyBytes ?? 0,
     direct: setup.direct ?? null,
+    redirect: setup.redirect !== undefined ? compileRedirect(setup.redirect) : null,
     requestHeadersToAdd: [],
     requestHeadersToRemove: null,
     responseHeadersToAdd: add.flatMap((h) => [h.name, h.value]),
@@ -301,6 +304,16 @@ t.test('no route: 404 NR local reply, nothing forwarded', async (t) => {
   t.equal(h.ds.header('x-remora-flags'), 'NR');
   t.equal(h.ds.replies[0].body, 'no route matched\n');
   t.equal(ex.info.flag, 'NR');
+  t.equal(h.ctx.inflight, 0);
+});
+
+t.test('a redirect route answers with its status and Location, the listener\'s scheme, flag DR', async (t) => {
+  const h = harness({ redirect: { host: 'new.example', response_code: 308, strip_query: false } });
+  const ex = h.start('GET');
+  t.equal(h.ds.replies[0].status, 308);
+  t.equal(h.ds.header('location'), 'http://new.example/p', 'scheme from the listener, path from the request');
+  t.equal(h.ds.replies[0].body, '', 'no body');
+  t.equal(ex.info.flag, 'DR');
   t.equal(h.ctx.inflight, 0);
 });
 
