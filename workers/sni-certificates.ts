@@ -1,9 +1,10 @@
 // Several certificates on one TLS server (a listener's, or a TCP filter chain's
 // `additional_certificates`): each client gets the certificate whose DNS SANs match the
 // server name it sent (SNI), as Envoy picks among a context's certificates: an exact name
-// first, then a `*.` wildcard for one label; a client that sent no name, or one that no
-// certificate names, gets `cert_file`'s. A secure context per certificate is built when the
-// material arrives or rotates, never per connection.
+// first, then a `*.` wildcard for one label, each time the first certificate in config
+// order (`cert_file`'s, then the additional ones) that names it; a client that sent no
+// name, or one that no certificate names, gets `cert_file`'s. A secure context per
+// certificate is built when the material arrives or rotates, never per connection.
 
 import { X509Certificate } from 'node:crypto';
 import tls from 'node:tls';
@@ -14,38 +15,48 @@ import { contextOptions } from './tls-server-options.js';
 
 type SniCallback = (servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void) => void;
 
+/** A name's certificate: an additional one's context, or null for the server's own
+ *  (`cert_file`'s, which the server already uses when the callback gives none). */
+type Pick = tls.SecureContext | null;
+
 export class SniCertificates {
-  private exact = new Map<string, tls.SecureContext>();
-  private wildcard = new Map<string, tls.SecureContext>();
+  private exact = new Map<string, Pick>();
+  private wildcard = new Map<string, Pick>();
   private revisions = '';
 
-  /** `extra`: the additional certificates' material, in config order. */
-  update(config: ListenerTlsConfig, extra: readonly TlsMaterial[]): void {
-    const revisions = extra.map((m) => m.revision).join(',');
+  /** `primary`: `cert_file`'s material; `extra`: the additional certificates', in config
+   *  order. */
+  update(config: ListenerTlsConfig, primary: TlsMaterial, extra: readonly TlsMaterial[]): void {
+    const revisions = [primary, ...extra].map((m) => m.revision).join(',');
     if (revisions === this.revisions) return;
-    const exact = new Map<string, tls.SecureContext>();
-    const wildcard = new Map<string, tls.SecureContext>();
-    for (const material of extra) {
-      const context = tls.createSecureContext(contextOptions(config, material));
-      for (const name of dnsNames(material.cert ?? '')) {
+    const exact = new Map<string, Pick>();
+    const wildcard = new Map<string, Pick>();
+    const add = (pem: string | undefined, context: Pick): void => {
+      for (const name of dnsNames(pem ?? '')) {
         const lower = name.toLowerCase();
         // The first certificate naming a name keeps it, as config order decides in Envoy.
         if (lower.startsWith('*.')) {
           if (!wildcard.has(lower.slice(2))) wildcard.set(lower.slice(2), context);
         } else if (!exact.has(lower)) exact.set(lower, context);
       }
-    }
+    };
+    if (extra.length > 0) add(primary.cert, null);
+    for (const material of extra) add(material.cert, tls.createSecureContext(contextOptions(config, material)));
     this.exact = exact;
     this.wildcard = wildcard;
     this.revisions = revisions;
   }
 
-  /** The server's SNICallback: undefined (the server's own, `cert_file`'s) when no
-   *  additional certificate names `servername`. */
+  /** The server's SNICallback: undefined (the server's own, `cert_file`'s) unless an
+   *  additional certificate is the best match for `servername`. */
   readonly callback: SniCallback = (servername, cb) => {
     const name = servername.toLowerCase();
-    const dot = name.indexOf('.');
-    cb(null, this.exact.get(name) ?? (dot > 0 ? this.wildcard.get(name.slice(dot + 1)) : undefined));
+    let pick = this.exact.get(name);
+    if (pick === undefined) {
+      const dot = name.indexOf('.');
+      if (dot > 0) pick = this.wildcard.get(name.slice(dot + 1));
+    }
+    cb(null, pick ?? undefined);
   };
 }
 

@@ -68,7 +68,7 @@ export class TlsListener {
     const tls = config.tls!;
     this.revision = material.revision;
     this.ownIdentity = material.identity;
-    this.sni.update(tls, additionalMaterial(tls, config.name, all));
+    this.sni.update(tls, material, additionalMaterial(tls, config.name, all));
     this.server = https.createServer({
       ...contextOptions(config.tls!, material),
       ...http1ServerOptions(config),
@@ -118,7 +118,7 @@ export class TlsListener {
 
   /** New files: new handshakes use them, open connections keep their session. */
   rotate(material: TlsMaterial, all: Readonly<Record<string, TlsMaterial>>): void {
-    this.sni.update(this.config.tls!, additionalMaterial(this.config.tls!, this.config.name, all));
+    this.sni.update(this.config.tls!, material, additionalMaterial(this.config.tls!, this.config.name, all));
     if (material.revision === this.revision) return;
     this.server.setSecureContext(contextOptions(this.config.tls!, material));
     this.revision = material.revision;

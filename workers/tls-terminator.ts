@@ -28,7 +28,7 @@ export class TlsTerminator {
     onSecure: (socket: TLSSocket) => void,
   ) {
     this.revision = material.revision;
-    this.sni.update(config, extra);
+    this.sni.update(config, material, extra);
     this.server = tls.createServer({
       ...contextOptions(config, material),
       ...(config.additional_certificates.length > 0 ? { SNICallback: this.sni.callback } : {}),
@@ -57,7 +57,7 @@ export class TlsTerminator {
 
   /** New files: new handshakes use them, open connections keep theirs. */
   rotate(material: TlsMaterial, extra: readonly TlsMaterial[]): void {
-    this.sni.update(this.config, extra);
+    this.sni.update(this.config, material, extra);
     if (material.revision === this.revision) return;
     this.server.setSecureContext(contextOptions(this.config, material));
     this.revision = material.revision;

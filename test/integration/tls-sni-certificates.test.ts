@@ -1,7 +1,8 @@
 // Several certificates on one TLS server, picked by SNI (`tls.additional_certificates`),
 // in a real Remora process: an HTTPS listener serves a.example's certificate to clients
 // that name a.example, the wildcard *.b.example's to x.b.example, and cert_file's to a
-// client without SNI or with a name no certificate has; requests go through on each; a
+// client without SNI, with a name no certificate has, or with exact.b.example (cert_file
+// names it exactly, which beats the other certificate's wildcard); requests go through on each; a
 // TCP filter chain that terminates TLS picks the same way; `openssl s_client
 // -servername` sees the same certificates.
 
@@ -16,7 +17,9 @@ import { runProgram, startEcho } from '../helpers/tcp-peers.js';
 const pki = new TestPki('tls-sni-certificates');
 t.teardown(() => pki.remove());
 pki.ca('ca');
-pki.leaf('default.example', 'ca', { dns: 'default.example' });
+// cert_file's also names one host under the wildcard: an exact name wins over a wildcard,
+// whichever certificate has it.
+pki.leaf('default.example', 'ca', { dns: 'default.example,DNS:exact.b.example' });
 pki.leaf('a.example', 'ca', { dns: 'a.example' });
 pki.leaf('b.example', 'ca', { dns: '*.b.example' });
 const ca = readFileSync(pki.file('ca.pem'));
@@ -63,7 +66,7 @@ t.test('certificates by SNI on an HTTPS listener and a TCP chain', async (t) => 
   });
   const port = remora.ports.https;
   const cases: [string | undefined, string][] = [
-    ['a.example', 'a.example'], ['x.b.example', 'b.example'], ['y.x.b.example', 'default.example'], [undefined, 'default.example'], ['other.example', 'default.example'],
+    ['a.example', 'a.example'], ['x.b.example', 'b.example'], ['exact.b.example', 'default.example'], ['y.x.b.example', 'default.example'], [undefined, 'default.example'], ['other.example', 'default.example'],
   ];
   const served: [string | undefined, string][] = [];
   for (const [name] of cases) served.push([name, await servedTo(port, name)]);

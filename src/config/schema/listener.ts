@@ -304,7 +304,7 @@ export const ListenerTlsSchema = obj({
   additional_certificates: v.optional(list(obj({
     cert_file: filePath('Certificate chain (PEM, leaf first).'),
     key_file: filePath('Private key (PEM) of `cert_file`.'),
-  }, 'One more certificate of the same server.'), 'More certificates, each served to clients whose SNI one of its DNS SANs names (an exact name first, then a `*.` wildcard; the first certificate listed wins a tie); `cert_file` serves a client without SNI or with a name none of them has (Envoy picks among a context\'s certificates the same way). For a gateway serving several host names on one port.',
+  }, 'One more certificate of the same server.'), 'More certificates, each served to clients whose SNI one of its DNS SANs names (an exact name first, then a `*.` wildcard, looked up among all the certificates, `cert_file`\'s included; the first listed, `cert_file` first, wins a tie); `cert_file` serves a client without SNI or with a name none of them has (Envoy picks among a context\'s certificates the same way). For a gateway serving several host names on one port.',
     { default: '`[]`', scope: 'handshakes of this listener' }), []),
   ca_file: v.optional(filePath('CAs trusted to sign client certificates. When set, clients are asked for a certificate.')),
   require_client_certificate: bool('Refuse clients without a certificate that verifies against `ca_file`: each request on such a connection gets `400` naming the reason (`client certificate required`, `client certificate refused: CERT_HAS_EXPIRED`, …) and the connection closes; nothing is forwarded. `false`: a client may come without one (it then has no identity for `authorization`). Needs `ca_file`.',
