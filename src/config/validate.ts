@@ -10,6 +10,7 @@
 
 import { isIP } from 'node:net';
 import { defaultRouteName } from './route-name.js';
+import { regexRewriteProblem } from '../router/regex-rewrite.js';
 import { availableParallelism } from 'node:os';
 import { MAX_BUCKETS, MAX_CLUSTERS, MAX_ENDPOINTS, MAX_LISTENERS } from '../shared/limits.js';
 import { RootSchema, XdsSchema, xdsTlsErrors } from './schema/root.js';
@@ -17,7 +18,7 @@ import { checkClusterDns } from './validate-dns.js';
 import { at, isObj, nameList, objectEntries, SchemaWalk, unknownKeyMessage } from './schema/walk.js';
 import type {
   Authorization, Cluster, ConfigError, HealthCheck, Listener, ListenerTlsConfig, OutlierDetection, RateLimit, RemoraConfig,
-  RetryPolicy, Route, RouteAction, RouteMatch, TcpProxy, VirtualHost, XdsBootstrap,
+  RegexRewrite, RetryPolicy, Route, RouteAction, RouteMatch, TcpProxy, VirtualHost, XdsBootstrap,
 } from './types.js';
 
 export type ValidateResult = { ok: true; config: RemoraConfig } | { ok: false; errors: ConfigError[] };
@@ -199,22 +200,25 @@ function checkRoute(w: SchemaWalk, r: Draft<Route>, path: string, vname: string,
     w.err(at(path, 'upgrade_configs'), `needs "route": a ${action ?? 'direct_response'} route answers every request itself, upgrades included`);
   }
   if (r.route) checkAction(w, r.route, at(path, 'route'), kind, scope);
-  if (r.redirect) prefixRewriteMatch(w, r.redirect, at(path, 'redirect'), kind, w.given(r.redirect, 'path'));
+  if (r.redirect) pathRewrites(w, r.redirect, at(path, 'redirect'), kind, w.given(r.redirect, 'path'));
   checkRateLimits(w, r.rate_limits, at(path, 'rate_limits'));
   if (r.authorization) checkAuthorization(w, r.authorization, at(path, 'authorization'));
 }
 
 function checkAction(w: SchemaWalk, a: RouteAction, path: string, kind: MatchKind | undefined, scope: ListenerScope): void {
   checkTarget(w, a, path, scope, true);
-  prefixRewriteMatch(w, a, path, kind, false);
+  pathRewrites(w, a, path, kind, false);
   if (a.retry_policy) checkRetryPolicy(w, a.retry_policy as Draft<RetryPolicy>, at(path, 'retry_policy'));
 }
 
-/** prefix_rewrite (a route action's or a redirect's) needs a prefix match, and not a path. */
-function prefixRewriteMatch(w: SchemaWalk, a: { prefix_rewrite?: string }, path: string, kind: MatchKind | undefined, withPath: boolean): void {
-  if (!w.given(a, 'prefix_rewrite')) return;
-  if (kind !== undefined && kind !== 'prefix') w.err(at(path, 'prefix_rewrite'), `only allowed with a "prefix" match (this route uses "${kind}")`);
-  if (withPath) w.err(path, 'set "path" or "prefix_rewrite", not both');
+/** A route action's or a redirect's path rewrites: prefix_rewrite needs a prefix match;
+ *  at most one of path (a redirect's), prefix_rewrite and regex_rewrite. */
+function pathRewrites(w: SchemaWalk, a: { prefix_rewrite?: string; regex_rewrite?: RegexRewrite }, path: string, kind: MatchKind | undefined, withPath: boolean): void {
+  const set = [...(withPath ? ['"path"'] : []), ...(['prefix_rewrite', 'regex_rewrite'] as const).filter((k) => w.given(a, k)).map((k) => `"${k}"`)];
+  if (set.length > 1) w.err(path, `set at most one of ${withPath ? '"path", ' : ''}"prefix_rewrite" and "regex_rewrite", not ${set.join(' and ')}`);
+  if (w.given(a, 'prefix_rewrite') && kind !== undefined && kind !== 'prefix') w.err(at(path, 'prefix_rewrite'), `only allowed with a "prefix" match (this route uses "${kind}")`);
+  const problem = a.regex_rewrite !== undefined ? regexRewriteProblem(a.regex_rewrite) : undefined;
+  if (problem !== undefined) w.err(at(path, 'regex_rewrite.substitution'), problem);
 }
 
 /** A route's or tcp_proxy's cluster, or weighted clusters: exactly one, each defined;

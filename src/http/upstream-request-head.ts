@@ -11,6 +11,7 @@ import type { PeerIdentity } from '../tls/peer-identity.js';
 import { connectionTokens, isHopByHop } from './headers.js';
 import type { BodyFraming } from './request-facts.js';
 import { TRACE_HEADERS } from '../tracing/propagation.js';
+import { applyRegexRewrite, type CompiledRegexRewrite } from '../router/regex-rewrite.js';
 
 /** What the head builder reads from the downstream request. */
 export interface UpstreamRequestInput {
@@ -26,6 +27,7 @@ export interface UpstreamRequestInput {
 /** The route's part (a CompiledRoute fits). */
 export interface UpstreamRouteHead {
   readonly prefixRewrite: string | null;
+  readonly regexRewrite: CompiledRegexRewrite | null;
   /** The matched prefix, replaced by prefixRewrite. */
   readonly pathValue: string;
   readonly hostRewrite: string | null;
@@ -70,6 +72,7 @@ export function buildUpstreamRequestHead(
 ): string {
   let path = req.path;
   if (route.prefixRewrite !== null) path = route.prefixRewrite + path.slice(route.pathValue.length);
+  else if (route.regexRewrite !== null) path = applyRegexRewrite(route.regexRewrite, path);
   const host = facts.host;
   let head = `${req.method} ${path}${req.query.length > 0 ? '?' + req.query : ''} HTTP/1.1\r\nhost: ${route.hostRewrite ?? host}\r\n`;
   const dropped = facts.connection !== null ? connectionTokens(facts.connection) : null;

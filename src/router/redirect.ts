@@ -3,6 +3,7 @@
 // this header (workers/exchange.ts).
 
 import type { Redirect } from '../config/types.js';
+import { applyRegexRewrite, compileRegexRewrite, type CompiledRegexRewrite } from './regex-rewrite.js';
 
 export interface CompiledRedirect {
   readonly status: number;
@@ -15,6 +16,7 @@ export interface CompiledRedirect {
   /** `path` carries its own query, which replaces the request's (strip_query ignored). */
   readonly pathHasQuery: boolean;
   readonly prefixRewrite: string | null;
+  readonly regexRewrite: CompiledRegexRewrite | null;
   readonly stripQuery: boolean;
 }
 
@@ -27,6 +29,7 @@ export function compileRedirect(r: Redirect): CompiledRedirect {
     path: r.path ?? null,
     pathHasQuery: r.path?.includes('?') ?? false,
     prefixRewrite: r.prefix_rewrite ?? null,
+    regexRewrite: r.regex_rewrite !== undefined ? compileRegexRewrite(r.regex_rewrite) : null,
     stripQuery: r.strip_query,
   };
 }
@@ -53,6 +56,7 @@ export function redirectLocation(r: CompiledRedirect, scheme: string, host: stri
   if (r.pathHasQuery) return `${newScheme}://${newHost}${r.port}${r.path!}`;
   if (r.path !== null) target = r.path;
   else if (r.prefixRewrite !== null) target = r.prefixRewrite + path.slice(matchedPrefix.length);
+  else if (r.regexRewrite !== null) target = applyRegexRewrite(r.regexRewrite, path);
   else target = path;
   if (!target.startsWith('/')) target = `/${target}`;
   const q = r.stripQuery || query === '' ? '' : `?${query}`;

@@ -8,6 +8,7 @@
 import type { HeaderMatcher, Listener, Route, VirtualHost } from '../config/types.js';
 import { headerBytes } from '../http/headers.js';
 import { compileRedirect, type CompiledRedirect } from './redirect.js';
+import { compileRegexRewrite, type CompiledRegexRewrite } from './regex-rewrite.js';
 
 /** Request facts the router looks at. `headers` is flat [name, value, ...], lower-case names. */
 export interface RouteInput {
@@ -54,6 +55,7 @@ export interface CompiledRoute<C, P = null> {
   readonly targets: readonly WeightedTarget<C>[];
   readonly totalWeight: number;
   readonly prefixRewrite: string | null;
+  readonly regexRewrite: CompiledRegexRewrite | null;
   readonly hostRewrite: string | null;
   readonly timeoutMs: number;
   /** grpc_timeout_header_max_ms: a request's grpc-timeout sets the timeout, capped by this
@@ -340,6 +342,7 @@ function compileRoute<C, P>(
     targets,
     totalWeight,
     prefixRewrite: action?.prefix_rewrite ?? null,
+    regexRewrite: action?.regex_rewrite !== undefined ? compileRegexRewrite(action.regex_rewrite) : null,
     hostRewrite: action?.host_rewrite ?? null,
     timeoutMs: action?.timeout_ms ?? 0,
     grpcTimeoutMax: action?.grpc_timeout_header_max_ms ?? null,

@@ -3,7 +3,7 @@
 // (FilterConfig with is_optional, so gRPC clients skip them) of the listener's slot
 // filters; Remora-only route fields travel in the route's metadata.
 
-import type { Authorization, HeaderMatcher, HeaderValue, Listener, Redirect, Route, RouteAction, RetryPolicy } from '../config/types.js';
+import type { Authorization, HeaderMatcher, HeaderValue, Listener, Redirect, RegexRewrite, Route, RouteAction, RetryPolicy } from '../config/types.js';
 import {
   duration, encode, hasRules, localRateLimit, metadata, RBAC_ACTIONS, rateLimitKeys, rbacRules, ROUTE_LIMIT_SLOT, ROUTE_RBAC_SLOT, u32, upgradeConfigs,
 } from './encode-common.js';
@@ -95,6 +95,10 @@ function route(r: Route, defaultName: string): ProtoObject {
   };
 }
 
+function regexRewrite(r: RegexRewrite): ProtoObject {
+  return { pattern: { regex: r.pattern }, substitution: r.substitution };
+}
+
 function redirectAction(r: Redirect): ProtoObject {
   return {
     ...(r.scheme !== undefined ? { scheme_redirect: r.scheme } : {}),
@@ -102,6 +106,7 @@ function redirectAction(r: Redirect): ProtoObject {
     ...(r.port !== undefined ? { port_redirect: r.port } : {}),
     ...(r.path !== undefined ? { path_redirect: r.path } : {}),
     ...(r.prefix_rewrite !== undefined ? { prefix_rewrite: r.prefix_rewrite } : {}),
+    ...(r.regex_rewrite !== undefined ? { regex_rewrite: regexRewrite(r.regex_rewrite) } : {}),
     response_code: redirectCodeName(r.response_code),
     strip_query: r.strip_query,
   };
@@ -114,6 +119,7 @@ function routeAction(a: RouteAction): ProtoObject {
       ? { weighted_clusters: { clusters: a.weighted_clusters.map((w) => ({ name: w.cluster, weight: u32(w.weight) })) } }
       : {}),
     ...(a.prefix_rewrite !== undefined ? { prefix_rewrite: a.prefix_rewrite } : {}),
+    ...(a.regex_rewrite !== undefined ? { regex_rewrite: regexRewrite(a.regex_rewrite) } : {}),
     ...(a.host_rewrite !== undefined ? { host_rewrite_literal: a.host_rewrite } : {}),
     timeout: duration(a.timeout_ms),
     ...(a.grpc_timeout_header_max_ms !== undefined ? { max_stream_duration: { grpc_timeout_header_max: duration(a.grpc_timeout_header_max_ms) } } : {}),

@@ -96,6 +96,16 @@ function separatedPrefix(ctx: Ctx, v: unknown, loc: Loc): string {
   return `${p.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&')}(?:/.*)?`; // matched against the whole path
 }
 
+/** A RegexMatchAndSubstitute (`regex_rewrite` of a route action or a redirect) → `{pattern,
+ *  substitution}` under `key` of `out`; the substitution keeps RE2's syntax (`\1`). */
+export function regexRewrite(ctx: Ctx, v: unknown, loc: Loc, out: Fields, key: string): void {
+  const r = asObj(v) ?? {};
+  ctx.only(r, loc, ['pattern', 'substitution']);
+  const rewrite = out.nest(key).here(loc);
+  rewrite.set('pattern', regexMatcher(ctx, r.pattern, sub(loc, 'pattern')), sub(loc, 'pattern.regex'));
+  rewrite.set('substitution', asStr(r.substitution) ?? '', sub(loc, 'substitution'));
+}
+
 function regexMatcher(ctx: Ctx, v: unknown, loc: Loc): string {
   const r = asObj(v) ?? {};
   ctx.only(r, loc, ['google_re2', 'regex']);

@@ -19,7 +19,7 @@ import { upgradeConfigs } from './translate-listener-hcm.js';
 import { applyRateLimitKeys, localRateLimit } from './translate-ratelimit.js';
 import { authorization, collectRules, rbacConfig, type RbacAction, type RbacRules } from './translate-rbac.js';
 import { virtualHostDomains } from './translate-route-domains.js';
-import { routeMatch } from './translate-route-match.js';
+import { regexRewrite, routeMatch } from './translate-route-match.js';
 import { redirectAction } from './translate-route-redirect.js';
 import { capRetryBuffers, retryPolicy } from './translate-route-retry.js';
 
@@ -279,7 +279,7 @@ function perRouteConfigs(ctx: Ctx, configs: Obj, loc: Loc, vhost: number, route:
 
 /** RouteAction → `out` (the route's raw `route`), which it returns. */
 function routeAction(ctx: Ctx, a: Obj, loc: Loc, out: Fields): Obj {
-  ctx.only(a, loc, ['cluster', 'weighted_clusters', 'prefix_rewrite', 'host_rewrite_literal', 'timeout', 'retry_policy',
+  ctx.only(a, loc, ['cluster', 'weighted_clusters', 'prefix_rewrite', 'regex_rewrite', 'host_rewrite_literal', 'timeout', 'retry_policy',
     'auto_host_rewrite', 'priority', 'cluster_not_found_response_code', 'max_stream_duration', 'max_grpc_timeout', 'grpc_timeout_offset', 'upgrade_configs']);
   if (wrappedBool(a.auto_host_rewrite) === true) ctx.reject(sub(loc, 'auto_host_rewrite'), 'is not supported; use host_rewrite_literal');
   if (isSet(a.priority) && a.priority !== 'DEFAULT') ctx.reject(sub(loc, 'priority'), `${String(a.priority)} is not supported (DEFAULT only)`);
@@ -309,6 +309,7 @@ function routeAction(ctx: Ctx, a: Obj, loc: Loc, out: Fields): Obj {
     out.set('weighted_clusters', list, sub(wl, 'clusters'));
   }
   if (isSet(a.prefix_rewrite)) out.set('prefix_rewrite', a.prefix_rewrite, sub(loc, 'prefix_rewrite'));
+  if (a.regex_rewrite !== undefined) regexRewrite(ctx, a.regex_rewrite, sub(loc, 'regex_rewrite'), out, 'regex_rewrite');
   out.take('host_rewrite', a.host_rewrite_literal, sub(loc, 'host_rewrite_literal'));
   out.take('timeout_ms', ctx.ms(a.timeout, sub(loc, 'timeout')), sub(loc, 'timeout'));
   grpcTimeout(ctx, a, loc, out);

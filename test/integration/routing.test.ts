@@ -1,5 +1,5 @@
 // Routing end to end through the real proxy: virtual hosts by Host, prefix / exact /
-// regex paths, method and header matchers, prefix_rewrite and host_rewrite as the
+// regex paths, method and header matchers, prefix_rewrite, regex_rewrite and host_rewrite as the
 // upstream sees them, direct responses, redirects, 404 NR, and a per-route timeout (504 UT).
 
 import t from 'tap';
@@ -81,6 +81,7 @@ t.test('routing through the real proxy', async (t) => {
               { name: 'regex', match: { regex: '/v[0-9]+/items' }, route: to('c') },
               { name: 'rewrite', match: { prefix: '/old/' }, route: to('echo', { prefix_rewrite: '/new/' }) },
               { name: 'strip', match: { prefix: '/strip' }, route: to('echo', { prefix_rewrite: '' }) },
+              { name: 'versioned', match: { prefix: '/api/' }, route: to('echo', { regex_rewrite: { pattern: '^/api/(v[0-9]+)/(\\w+)', substitution: '/\\2/\\1' } }) },
               { name: 'host', match: { prefix: '/host/' }, route: to('echo', { host_rewrite: 'internal.svc:8080' }) },
               { name: 'echo', match: { prefix: '/echo/' }, route: to('echo') },
               { name: 'post-only', match: { prefix: '/m', methods: ['POST', 'PUT'] }, route: to('b') },
@@ -176,6 +177,8 @@ t.test('routing through the real proxy', async (t) => {
     const r4 = echoOf(await send('api.local', '/echo/p?q=%20x'));
     t.equal(r4.url, '/echo/p?q=%20x', 'without a rewrite the path and raw query pass unchanged');
     t.equal(r4.host, 'api.local', 'without host_rewrite the upstream sees the original Host');
+    const r5 = echoOf(await send('api.local', '/api/v2/users/7?full=1'));
+    t.equal(r5.url, '/users/v2/7?full=1', 'regex_rewrite: /api/v2/users/7 → /users/v2/7, query kept');
   });
 
   t.test('host_rewrite: the upstream sees the new Host', async (t) => {
@@ -274,6 +277,7 @@ t.test('redirect routes answer with a Location built as Envoy builds it', async 
         { match: { path: '/fixed' }, redirect: { path: '/landing', strip_query: true, response_code: 303 } },
         { match: { path: '/with-query' }, redirect: { path: '/landing?from=old', strip_query: true, response_code: 307 } },
         { match: { path: '/keep' }, redirect: { path: '/landing' }, response_headers_to_add: [{ name: 'x-why', value: 'moved' }] },
+        { match: { prefix: '/docs/' }, redirect: { regex_rewrite: { pattern: '^/docs/(\\d+)\\.(\\d+)/', substitution: '/docs/v\\1/' } } },
         { match: { prefix: '/new/' }, route: { cluster: 'a' } },
       ] }],
     }],
@@ -296,6 +300,7 @@ t.test('redirect routes answer with a Location built as Envoy builds it', async 
   t.same(await redirect('/old/page?q=1', 'shop.example'), [302, 'http://shop.example/new/page?q=1', ''], 'prefix_rewrite replaces the matched prefix, keeps the query');
   t.same(await redirect('/fixed?q=1', 'shop.example'), [303, 'http://shop.example/landing', ''], 'path with strip_query');
   t.same(await redirect('/with-query?q=1', 'shop.example'), [307, 'http://shop.example/landing?from=old', ''], 'a path with its own query replaces the request\'s; strip_query does not apply');
+  t.same(await redirect('/docs/1.2/intro?x', 'shop.example'), [301, 'http://shop.example/docs/v1/intro?x', ''], 'regex_rewrite of the path, query kept');
   const keep = await request(port, { path: '/keep?q=1', headers: { host: 'shop.example' } });
   t.equal(keep.headers.location, 'http://shop.example/landing?q=1', 'path without a query keeps the request\'s');
   t.equal(keep.headers['x-why'], 'moved', 'the route\'s response headers are added');

@@ -207,6 +207,7 @@ function harness(setup: Setup = {}) {
     targets: [{ cluster, upTo: 1 }],
     totalWeight: 1,
     prefixRewrite: null,
+    regexRewrite: null,
     pathValue: '/',
     hostRewrite: null,
     timeoutMs: setup.timeoutMs ?? 0,

@@ -5,9 +5,11 @@
 import t from 'tap';
 import type { PeerIdentity } from '../../src/tls/peer-identity.js';
 import { buildUpstreamRequestHead, forwardedClientCert, startsTrace, withAttemptCount } from '../../src/http/upstream-request-head.js';
+import { compileRegexRewrite, type CompiledRegexRewrite } from '../../src/router/regex-rewrite.js';
 
 const route = {
   prefixRewrite: null as string | null,
+  regexRewrite: null as CompiledRegexRewrite | null,
   pathValue: '/',
   hostRewrite: null as string | null,
   requestHeadersToRemove: null as ReadonlySet<string> | null,
@@ -53,6 +55,8 @@ t.test('rewrites, appended x-forwarded-for, a client request id kept, adds and f
   t.notMatch(head, /rid-1/);
   t.match(head, /x-added: v\r\ncontent-length: 3\r\n\r\n$/);
   t.match(build(['host', 'svc'], {}, { framing: 'chunked' }), /transfer-encoding: chunked\r\n\r\n$/);
+  const regex = compileRegexRewrite({ pattern: '^/api/(\\w+)$', substitution: '/svc/\\1/index' });
+  t.match(build(['host', 'svc'], { regexRewrite: regex }), /^GET \/svc\/x\/index\?q=1 HTTP\/1\.1\r\n/, 'regex_rewrite: the path rewritten, the query kept');
 });
 
 t.test('traceparent: started only when asked, absent, and not removed', async (t) => {

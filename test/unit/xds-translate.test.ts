@@ -64,6 +64,8 @@ const DOCS_EXAMPLE = {
           { name: 'health', match: { path: '/healthz' }, direct_response: { status: 200, body: 'ok\n' } },
           { name: 'moved', match: { prefix: '/old/' }, redirect: { scheme: 'https', host: 'shop.example', port: 8443, prefix_rewrite: '/new/', response_code: 302 } },
           { name: 'landing', match: { path: '/start' }, redirect: { path: '/landing', strip_query: true } },
+          { name: 'versions', match: { prefix: '/versioned/' }, redirect: { regex_rewrite: { pattern: '^/versioned/(v[0-9]+)/', substitution: '/\\1/' } } },
+          { name: 'api-v', match: { prefix: '/api/v' }, route: { cluster: 'orders', regex_rewrite: { pattern: '^/api/(v[0-9]+)/', substitution: '/\\1/' } } },
         ],
       },
       {
@@ -512,8 +514,20 @@ t.test('redirect: Envoy\'s RedirectAction as control planes write it', async (t)
       { scheme: 'http', host: 'e.example', port: 8080, path: '/f?g=1', response_code: 303, strip_query: false },
     ], 'https_redirect → scheme; prefix_rewrite under a path match → path; codes by name');
   }
-  rc.virtual_hosts = [{ ...arr(rc.virtual_hosts)[0], routes: [{ match: { prefix: '/' }, redirect: { regex_rewrite: { pattern: { regex: '^/x' }, substitution: '/y' } } }] }];
-  t.same(errorsOf(translateXds({}, rewire(set))), ['RouteConfiguration "in" virtual_hosts[0].routes[0].redirect.regex_rewrite: field not supported by Remora']);
+  // Envoy Gateway's redirect of a path-separated prefix, and a route action's regex_rewrite.
+  rc.virtual_hosts = [{ ...arr(rc.virtual_hosts)[0], routes: [
+    { match: { path_separated_prefix: '/redirect' }, redirect: { regex_rewrite: { pattern: { google_re2: {}, regex: '^/redirect\\/*' }, substitution: '/' } } },
+    { match: { prefix: '/' }, route: { ...obj(first.route), regex_rewrite: { pattern: { regex: '^/api/(v[0-9]+)/' }, substitution: '/\\1/' } } },
+  ] }];
+  const rw = translateXds({}, rewire(set));
+  t.same(errorsOf(rw), []);
+  if (rw.ok) {
+    const [redirect, action] = rw.config.listeners[0].virtual_hosts[0].routes;
+    t.same(redirect.redirect?.regex_rewrite, { pattern: '^/redirect\\/*', substitution: '/' }, 'a redirect\'s regex_rewrite');
+    t.same(action.route?.regex_rewrite, { pattern: '^/api/(v[0-9]+)/', substitution: '/\\1/' }, 'a route action\'s, the substitution in RE2\'s syntax');
+  }
+  rc.virtual_hosts = [{ ...arr(rc.virtual_hosts)[0], routes: [{ match: { prefix: '/' }, redirect: { regex_rewrite: { pattern: { regex: '^/(x)' }, substitution: '/\\2' } } }] }];
+  t.same(errorsOf(translateXds({}, rewire(set))), ['RouteConfiguration "in" virtual_hosts[0].routes[0].redirect.regex_rewrite.substitution: substitution uses \\2, but the pattern has 1 capture group']);
 });
 
 t.test('rejects a per-route limit that would replace a listener-wide bucket', async (t) => {

@@ -8,7 +8,7 @@ import { HeaderMatcherSchema, HeaderValueSchema } from './listener.js';
 import { FilterChainMatchSchema, FilterChainSchema, ListenerSchema, ListenerTlsSchema, TcpProxySchema, UpgradeConfigSchema } from './listener.js';
 import { AccessLogSchema, AuthorizationSchema, RateLimitKeySchema, RateLimitSchema } from './listener.js';
 import { AdminSchema, DrainSchema, ProbesSchema, RootSchema, StatsSchema, WorkerLimitsSchema } from './root.js';
-import { DirectResponseSchema, RedirectSchema, RetryPolicySchema, RouteActionSchema, RouteMatchSchema, RouteSchema, VirtualHostSchema, WeightedClusterSchema } from './listener.js';
+import { DirectResponseSchema, RedirectSchema, RegexRewriteSchema, RetryPolicySchema, RouteActionSchema, RouteMatchSchema, RouteSchema, VirtualHostSchema, WeightedClusterSchema } from './listener.js';
 import { MeshIdentitySchema, XdsNodeSchema, XdsSchema, XdsTlsSchema } from './root.js';
 import { CustomTagSchema, ListenerTracingSchema, OtlpExporterSchema, RouteTracingSchema, TracingSchema } from './tracing.js';
 
@@ -55,6 +55,7 @@ export const CATALOG: readonly CatalogEntry[] = [
   { name: 'RouteTracing', schema: RouteTracingSchema },
   { name: 'DirectResponse', schema: DirectResponseSchema },
   { name: 'Redirect', schema: RedirectSchema },
+  { name: 'RegexRewrite', schema: RegexRewriteSchema },
   { name: 'HeaderValue', schema: HeaderValueSchema },
   { name: 'Cluster', schema: ClusterSchema },
   { name: 'UpstreamTls', schema: UpstreamTlsSchema },

@@ -184,11 +184,17 @@ export const RetryPolicySchema = obj({
   buffer_limit_bytes: v.optional(int(0, 16 * 1024 * 1024, 'A request body is kept for replay up to this size; a larger body is streamed and that request is not retried.', { scope: 'bytes, per request' }), 65_536),
 }, 'Retries of a route. Retries in flight are also limited per cluster by the cluster\'s `circuit_breakers` (`max_retries`, or `retry_budget` when set).');
 
+export const RegexRewriteSchema = obj({
+  pattern: str('Every match in the path (without the query) is replaced.', { type: 'JavaScript regular expression', check: regexProblem }),
+  substitution: str('What replaces each match; `\\1` … `\\9` insert a capture group and `\\0` the whole match (Envoy\'s RE2 syntax), `\\\\` a backslash.', { type: 'string' }),
+}, 'A path rewrite by regular expression (Envoy\'s `regex_rewrite`): `{pattern: "^/api/(v[0-9]+)/", substitution: "/\\1/"}` sends `/api/v2/users` as `/v2/users`. The query is kept.');
+
 export const RouteActionSchema = obj({
   cluster: v.optional(str('Forward to this cluster.', { type: 'cluster name', default: '—' })),
   weighted_clusters: v.optional(list(WeightedClusterSchema, 'Pick a cluster at random in proportion to the weights (integers 0..1000000, total > 0).',
     { type: 'list of `{cluster, weight}`', scope: 'per request', default: '—', nonEmpty: 'must list at least one cluster' })),
   prefix_rewrite: v.optional(str('Replace the matched prefix in the upstream path. Only with a `prefix` match.')),
+  regex_rewrite: v.optional(field(RegexRewriteSchema, 'Rewrite the upstream path by regular expression. Not with `prefix_rewrite`.', { default: '—' })),
   host_rewrite: v.optional(str('Host header sent upstream.', {
     type: 'string, no whitespace',
     check: (s: string) => (/^\S+$/.test(s) ? undefined : 'must be a non-empty host name without whitespace'),
@@ -226,6 +232,7 @@ export const RedirectSchema = obj({
     { type: 'string starting with `/`', default: 'the request\'s', check: redirectPathProblem })),
   prefix_rewrite: v.optional(str('Replace the matched prefix of the request\'s path in the new URL (the rest of the path and the query are kept). Only with a `prefix` match; not with `path`.',
     { type: 'string', default: '—' })),
+  regex_rewrite: v.optional(field(RegexRewriteSchema, 'Rewrite the request\'s path (without the query) by regular expression for the new URL. Not with `path` or `prefix_rewrite`.', { default: '—' })),
   response_code: v.optional(int(301, 308, 'Status of the redirect.', { type: '`301`, `302`, `303`, `307` or `308`', check: (n: number) => ((REDIRECT_CODES as readonly number[]).includes(n) ? undefined : 'must be 301, 302, 303, 307 or 308') }), 301),
   strip_query: v.optional(bool('Leave the request\'s query out of the new URL.'), false),
 }, 'Answer with a redirect (Envoy\'s `redirect` route action): the status and a `Location` built from the request\'s URL with the parts set here replaced, an empty body, response flag `DR`. Response headers to add still apply.');
