@@ -8,12 +8,21 @@ import { sub, type Ctx, type Loc } from './translate-context.js';
 import type { Fields } from './translate-fields.js';
 
 /** RouteMatch → `out` (the route's raw `match`). */
+/** A regular expression no path matches (an empty negative lookahead fails everywhere). */
+const NEVER = '(?!)';
+
 export function routeMatch(ctx: Ctx, m: Obj, loc: Loc, out: Fields): void {
   ctx.only(m, loc, ['prefix', 'path', 'safe_regex', 'path_separated_prefix', 'case_sensitive', 'headers', 'query_parameters']);
   if (wrappedBool(m.case_sensitive) === false) ctx.reject(sub(loc, 'case_sensitive'), 'false is not supported: Remora matches paths case-sensitively');
   out.here(loc);
   // path_specifier is a oneof, so an explicit "" is on the wire; prefix "" matches every path.
-  if (m.prefix !== undefined) out.set('prefix', m.prefix === '' ? '/' : m.prefix, sub(loc, 'prefix'));
+  const unreachable = (['prefix', 'path'] as const).find((k) => typeof m[k] === 'string' && m[k] !== '' && m[k] !== '*' && !String(m[k]).startsWith('/'));
+  if (unreachable !== undefined) {
+    // Envoy accepts a prefix or path without its leading "/", and it never matches (every
+    // request path starts with one): kept as a route that matches nothing.
+    out.set('regex', NEVER, sub(loc, unreachable));
+    ctx.noEffect(sub(loc, unreachable), `RouteConfiguration.virtual_hosts.routes.match.${unreachable} without a leading / (never matches)`);
+  } else if (m.prefix !== undefined) out.set('prefix', m.prefix === '' ? '/' : m.prefix, sub(loc, 'prefix'));
   else if (m.path !== undefined) out.set('path', m.path, sub(loc, 'path'));
   else if (m.safe_regex !== undefined) out.set('regex', regexMatcher(ctx, m.safe_regex, sub(loc, 'safe_regex')), sub(loc, 'safe_regex.regex'));
   else if (m.path_separated_prefix !== undefined) out.set('regex', separatedPrefix(ctx, m.path_separated_prefix, sub(loc, 'path_separated_prefix')), sub(loc, 'path_separated_prefix'));

@@ -239,3 +239,17 @@ t.test('a host:* domain is dropped where it adds nothing, and rejected where Rem
   const invalid = translate({ ...eg(), routes: [withDomains(['www.example.com:*', 'www.example.com', 'a b'], false)] });
   t.match(errorsOf(invalid).join('\n'), /virtual_hosts\[0\]\.domains\[2\]: "a b" is not a valid domain/, 'as are validation errors');
 });
+
+t.test('a route path or prefix without its leading "/" is kept as a route that matches nothing, and counted', async (t) => {
+  const rc = egRoutes();
+  const vh = arr(rc.virtual_hosts)[0];
+  const route = arr(vh.routes)[0];
+  vh.routes = [{ ...route, name: 'p', match: { path: 'foo/bar' } }, { ...route, name: 'q', match: { prefix: 'foo' } }, route];
+  const r = translate({ ...eg(), routes: [rc] });
+  t.same(errorsOf(r), [], 'accepted, as Envoy accepts it');
+  const routes = arr(arr(listenerOf(r).virtual_hosts)[0].routes);
+  t.same(routes.slice(0, 2).map((x) => obj(x.match).regex), ['(?!)', '(?!)'], 'each becomes a regex no path matches');
+  t.equal(noEffect(r)?.['RouteConfiguration.virtual_hosts.routes.match.path without a leading / (never matches)'], 1);
+  t.equal(noEffect(r)?.['RouteConfiguration.virtual_hosts.routes.match.prefix without a leading / (never matches)'], 1);
+  t.notOk(new RegExp('(?!)').test('/foo/bar'), 'and it matches nothing');
+});
