@@ -22,7 +22,7 @@ import { reasonPhrase } from '../src/http/status.js';
 import { newTraceparent } from '../src/http/trace-context.js';
 import { buildUpstreamRequestHead, startsTrace, withAttemptCount } from '../src/http/upstream-request-head.js';
 import { redirectLocation } from '../src/router/redirect.js';
-import { pickCluster, type CompiledRoute } from '../src/router/route-table.js';
+import { pickTarget, type CompiledRoute } from '../src/router/route-table.js';
 import { ClusterCounter, ListenerCounter } from '../src/stats/stat-names.js';
 import type { ClusterRuntime } from '../src/upstream/cluster.js';
 import type { UpstreamFailure } from '../src/upstream/connection.js';
@@ -134,7 +134,8 @@ export class Exchange implements DownstreamEvents, AttemptOwner {
       return this.localReply(413, ResponseFlag.DownstreamProtocolError, `request body larger than ${bodyLimit} bytes`, true);
     }
 
-    const cluster = pickCluster(route);
+    const target = pickTarget(route);
+    const cluster = target.cluster;
     if (cluster === null) return this.localReply(route.clusterNotFoundStatus, ResponseFlag.NoClusterFound, 'cluster not found', false);
     info.cluster = cluster;
     this.timeoutMs = route.timeoutMs;
@@ -160,7 +161,7 @@ export class Exchange implements DownstreamEvents, AttemptOwner {
     const traced = this.trace !== null;
     const traceparent = !traced && startsTrace(listener.generateTraceparent, route.requestHeadersToRemove, req.headers) ? newTraceparent() : null;
     info.generatedTraceparent = traceparent;
-    this.head = buildUpstreamRequestHead(req, facts, route, listener, info.requestId, traceparent, traced);
+    this.head = buildUpstreamRequestHead(req, facts, route, listener, info.requestId, traceparent, traced, target.hostRewrite);
     if (hasBody) this.body = new RequestBody(facts.framing);
     this.phase = 'waiting_upstream';
     listen(this, hasBody);

@@ -28,7 +28,7 @@ import { localReplyHeaders } from '../src/http/response-head.js';
 import { newTraceparent } from '../src/http/trace-context.js';
 import { buildUpstreamRequestHead, startsTrace, withAttemptCount, withUpgrade } from '../src/http/upstream-request-head.js';
 import { redirectLocation } from '../src/router/redirect.js';
-import { pickCluster, type CompiledRoute } from '../src/router/route-table.js';
+import { pickTarget, type CompiledRoute } from '../src/router/route-table.js';
 import { ListenerCounter, ListenerGauge, ListenerHistogram } from '../src/stats/stat-names.js';
 import type { ClusterRuntime } from '../src/upstream/cluster.js';
 import type { DedicatedEvents, DedicatedFailure } from '../src/upstream/dedicated-connection.js';
@@ -134,7 +134,8 @@ export class UpgradeExchange implements DedicatedEvents, ForwardOwner, TunnelOwn
       return this.localReply(redirect.status, ResponseFlag.DirectResponse, '', true, ['location', location]);
     }
 
-    const cluster = pickCluster(route);
+    const target = pickTarget(route);
+    const cluster = target.cluster;
     if (cluster === null) return this.localReply(route.clusterNotFoundStatus, ResponseFlag.NoClusterFound, 'cluster not found');
     this.cluster = cluster;
     info.cluster = cluster;
@@ -144,7 +145,7 @@ export class UpgradeExchange implements DedicatedEvents, ForwardOwner, TunnelOwn
     info.upstreamHost = pool.key;
     const traceparent = startsTrace(listener.generateTraceparent, route.requestHeadersToRemove, req.headers) ? newTraceparent() : null;
     info.generatedTraceparent = traceparent;
-    const head = withUpgrade(buildUpstreamRequestHead(req, facts, route, listener, info.requestId, traceparent), this.upgrade);
+    const head = withUpgrade(buildUpstreamRequestHead(req, facts, route, listener, info.requestId, traceparent, false, target.hostRewrite), this.upgrade);
     this.head = route.includeAttemptCount ? withAttemptCount(head, 1) : head;
     this.phase = 'connecting';
     const upstream = pool.openDedicated(HTTP1_ALPN, null, this);

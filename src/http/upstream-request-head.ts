@@ -60,7 +60,8 @@ export function startsTrace(generate: boolean, remove: ReadonlySet<string> | nul
 
 /** The upstream request head, ending in CRLFCRLF. `traceparent`: the one to add (see
  *  startsTrace), or null. `traced`: the listener traces, so the request's trace-context
- *  headers are left out (each attempt writes its own; tracestate stays). */
+ *  headers are left out (each attempt writes its own; tracestate stays). `hostRewrite`:
+ *  the picked weighted cluster's, over the route's. */
 export function buildUpstreamRequestHead(
   req: UpstreamRequestInput,
   facts: UpstreamFraming,
@@ -69,12 +70,13 @@ export function buildUpstreamRequestHead(
   requestId: string,
   traceparent: string | null,
   traced = false,
+  hostRewrite: string | null = null,
 ): string {
   let path = req.path;
   if (route.prefixRewrite !== null) path = route.prefixRewrite + path.slice(route.pathValue.length);
   else if (route.regexRewrite !== null) path = applyRegexRewrite(route.regexRewrite, path);
   const host = facts.host;
-  let head = `${req.method} ${path}${req.query.length > 0 ? '?' + req.query : ''} HTTP/1.1\r\nhost: ${route.hostRewrite ?? host}\r\n`;
+  let head = `${req.method} ${path}${req.query.length > 0 ? '?' + req.query : ''} HTTP/1.1\r\nhost: ${hostRewrite ?? route.hostRewrite ?? host}\r\n`;
   const dropped = facts.connection !== null ? connectionTokens(facts.connection) : null;
   const remove = route.requestHeadersToRemove;
   let forwardedFor = '';

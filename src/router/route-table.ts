@@ -39,6 +39,8 @@ export interface WeightedTarget<C> {
   readonly cluster: C | null;
   readonly name: string;
   readonly upTo: number;
+  /** A weighted cluster's own host rewrite, over the route's; null when it has none. */
+  readonly hostRewrite: string | null;
 }
 
 export interface CompiledRoute<C, P = null> {
@@ -159,10 +161,11 @@ export class RouteTable<C, P = null> {
 /** Picks a cluster from a route's weighted targets: null when the picked one is not in
  *  the snapshot (Envoy's cluster_not_found: 503, flag NC). */
 export function pickCluster<C, P>(route: CompiledRoute<C, P>): C | null {
-  return pickWeighted(route).cluster;
+  return pickTarget(route).cluster;
 }
 
-function pickWeighted<C, P>(route: CompiledRoute<C, P>): WeightedTarget<C> {
+/** The route's cluster for one request, with its own host rewrite (weighted clusters). */
+export function pickTarget<C, P>(route: CompiledRoute<C, P>): WeightedTarget<C> {
   return pickByWeight(route.targets, route.totalWeight);
 }
 
@@ -181,19 +184,19 @@ export function pickByWeight<T extends { readonly upTo: number }>(targets: reado
 /** A `cluster` or `weighted_clusters` choice (a route action's, a tcp_proxy's) as targets
  *  with cumulative weights, compiled once per snapshot; weight-0 clusters are left out. */
 export function compileTargets<C>(
-  action: { readonly cluster?: string; readonly weighted_clusters?: readonly { readonly cluster: string; readonly weight: number }[] } | undefined,
+  action: { readonly cluster?: string; readonly weighted_clusters?: readonly { readonly cluster: string; readonly weight: number; readonly host_rewrite?: string }[] } | undefined,
   resolveCluster: (name: string) => C | null,
 ): { targets: WeightedTarget<C>[]; totalWeight: number } {
   const targets: WeightedTarget<C>[] = [];
   let totalWeight = 0;
   if (action?.cluster !== undefined) {
     totalWeight = 1;
-    targets.push({ cluster: resolveCluster(action.cluster), name: action.cluster, upTo: 1 });
+    targets.push({ cluster: resolveCluster(action.cluster), name: action.cluster, upTo: 1, hostRewrite: null });
   } else if (action?.weighted_clusters !== undefined) {
     for (const wc of action.weighted_clusters) {
       if (wc.weight === 0) continue;
       totalWeight += wc.weight;
-      targets.push({ cluster: resolveCluster(wc.cluster), name: wc.cluster, upTo: totalWeight });
+      targets.push({ cluster: resolveCluster(wc.cluster), name: wc.cluster, upTo: totalWeight, hostRewrite: wc.host_rewrite ?? null });
     }
   }
   return { targets, totalWeight };

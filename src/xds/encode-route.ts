@@ -116,7 +116,7 @@ function routeAction(a: RouteAction): ProtoObject {
   return {
     ...(a.cluster !== undefined ? { cluster: a.cluster } : {}),
     ...(a.weighted_clusters !== undefined
-      ? { weighted_clusters: { clusters: a.weighted_clusters.map((w) => ({ name: w.cluster, weight: u32(w.weight) })) } }
+      ? { weighted_clusters: { clusters: a.weighted_clusters.map((w) => ({ name: w.cluster, weight: u32(w.weight), ...(w.host_rewrite !== undefined ? { host_rewrite_literal: w.host_rewrite } : {}) })) } }
       : {}),
     ...(a.prefix_rewrite !== undefined ? { prefix_rewrite: a.prefix_rewrite } : {}),
     ...(a.regex_rewrite !== undefined ? { regex_rewrite: regexRewrite(a.regex_rewrite) } : {}),

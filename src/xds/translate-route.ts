@@ -296,12 +296,13 @@ function routeAction(ctx: Ctx, a: Obj, loc: Loc, out: Fields): Obj {
     const list = asArr(wc.clusters).map((v, i) => {
       const cl = sub(wl, `clusters[${i}]`);
       const c = asObj(v) ?? {};
-      ctx.only(c, cl, ['name', 'weight']);
+      ctx.only(c, cl, ['name', 'weight', 'host_rewrite_literal']);
       const weight = wrapped(c.weight) ?? 0;
       sum += weight;
       const w = out.item(`.weighted_clusters[${i}]`).here(cl);
       w.set('cluster', c.name, sub(cl, 'name'));
       w.set('weight', weight, sub(cl, 'weight'));
+      if (isSet(c.host_rewrite_literal)) w.set('host_rewrite', c.host_rewrite_literal, sub(cl, 'host_rewrite_literal'));
       return w.raw;
     });
     const total = wrapped(wc.total_weight);

@@ -83,6 +83,10 @@ t.test('routing through the real proxy', async (t) => {
               { name: 'strip', match: { prefix: '/strip' }, route: to('echo', { prefix_rewrite: '' }) },
               { name: 'versioned', match: { prefix: '/api/' }, route: to('echo', { regex_rewrite: { pattern: '^/api/(v[0-9]+)/(\\w+)', substitution: '/\\2/\\1' } }) },
               { name: 'host', match: { prefix: '/host/' }, route: to('echo', { host_rewrite: 'internal.svc:8080' }) },
+              {
+                name: 'weighted-host', match: { prefix: '/canary/' },
+                route: { weighted_clusters: [{ cluster: 'echo', weight: 1, host_rewrite: 'canary.internal' }, { cluster: 'a', weight: 0 }], host_rewrite: 'route.internal' },
+              },
               { name: 'echo', match: { prefix: '/echo/' }, route: to('echo') },
               { name: 'post-only', match: { prefix: '/m', methods: ['POST', 'PUT'] }, route: to('b') },
               { name: 'canary', match: { prefix: '/h', headers: [{ name: 'X-Canary', exact: 'yes' }] }, route: to('c') },
@@ -177,6 +181,7 @@ t.test('routing through the real proxy', async (t) => {
     const r4 = echoOf(await send('api.local', '/echo/p?q=%20x'));
     t.equal(r4.url, '/echo/p?q=%20x', 'without a rewrite the path and raw query pass unchanged');
     t.equal(r4.host, 'api.local', 'without host_rewrite the upstream sees the original Host');
+    t.equal(echoOf(await send('api.local', '/canary/x')).host, 'canary.internal', 'a weighted cluster\'s host_rewrite wins over the route\'s');
     const r5 = echoOf(await send('api.local', '/api/v2/users/7?full=1'));
     t.equal(r5.url, '/users/v2/7?full=1', 'regex_rewrite: /api/v2/users/7 → /users/v2/7, query kept');
   });

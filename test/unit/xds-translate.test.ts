@@ -59,7 +59,7 @@ const DOCS_EXAMPLE = {
           {
             name: 'canary',
             match: { regex: '^/v[0-9]+/orders(/.*)?$' },
-            route: { weighted_clusters: [{ cluster: 'orders', weight: 9 }, { cluster: 'orders-canary', weight: 1 }] },
+            route: { weighted_clusters: [{ cluster: 'orders', weight: 9 }, { cluster: 'orders-canary', weight: 1, host_rewrite: 'canary.orders.internal' }] },
           },
           { name: 'health', match: { path: '/healthz' }, direct_response: { status: 200, body: 'ok\n' } },
           { name: 'moved', match: { prefix: '/old/' }, redirect: { scheme: 'https', host: 'shop.example', port: 8443, prefix_rewrite: '/new/', response_code: 302 } },

@@ -164,6 +164,10 @@ export const RouteMatchSchema = obj({
 export const WeightedClusterSchema = obj({
   cluster: str('A cluster name.', { type: 'cluster name' }),
   weight: int(0, 1_000_000, 'Relative weight; the weights of a route need not sum to 100 (total > 0).'),
+  host_rewrite: v.optional(str('Host header sent upstream when this cluster is picked; replaces the route\'s `host_rewrite` (Envoy\'s per-cluster `host_rewrite_literal`).', {
+    type: 'string, no whitespace', default: 'the route\'s',
+    check: (s: string) => (/^\S+$/.test(s) ? undefined : 'must be a non-empty host name without whitespace'),
+  })),
 }, 'One cluster of a weighted split.');
 
 export const RETRY_ON = ['5xx', 'gateway-error', 'reset', 'connect-failure', 'retriable-4xx', 'retriable-status-codes', 'refused-stream',
