@@ -32,6 +32,7 @@ import { RetryState } from '../src/upstream/retry-state.js';
 import type { ListenerRuntime, RoutePolicy, WorkerContext } from './context.js';
 import type { Downstream, DownstreamEvents, DownstreamRequest } from './downstream.js';
 import { NO_BODY, RequestBody } from './request-body.js';
+import { shadowHost, startShadows, type ShadowRequest } from './shadow-request.js';
 import { countKeepAliveRetry, recordRequest } from './request-stats.js';
 import { StreamInfo } from './stream-info.js';
 import type { RequestTrace } from './tracing.js';
@@ -53,6 +54,8 @@ export class Exchange implements DownstreamEvents, AttemptOwner {
   readonly isHeadRequest: boolean;
   /** The request body's flow towards the attempts (NO_BODY without one). */
   private body: RequestBody = NO_BODY;
+  /** Copies of this request on their way to mirror clusters (null: none). */
+  private shadows: ShadowRequest[] | null = null;
   private listener: ListenerRuntime | null = null;
   /** Set when a route matched (from 'headers' on). */
   private route: CompiledRoute<ClusterRuntime, RoutePolicy> | null = null;
@@ -162,6 +165,10 @@ export class Exchange implements DownstreamEvents, AttemptOwner {
     const traceparent = !traced && startsTrace(listener.generateTraceparent, route.requestHeadersToRemove, req.headers) ? newTraceparent() : null;
     info.generatedTraceparent = traceparent;
     this.head = buildUpstreamRequestHead(req, facts, route, listener, info.requestId, traceparent, traced, target.hostRewrite);
+    if (route.mirrors.length > 0) {
+      const shadow = buildUpstreamRequestHead(req, facts, route, listener, info.requestId, traceparent, traced, shadowHost(target.hostRewrite ?? route.hostRewrite ?? facts.host));
+      this.shadows = startShadows(route.mirrors, shadow, facts.framing, this.isHeadRequest, req.http2, this.timeoutMs);
+    }
     if (hasBody) this.body = new RequestBody(facts.framing);
     this.phase = 'waiting_upstream';
     listen(this, hasBody);
@@ -388,6 +395,8 @@ export class Exchange implements DownstreamEvents, AttemptOwner {
       this.retry!.retain(chunk);
       body.push(chunk, attempt, this.ds);
     }
+    const shadows = this.shadows;
+    if (shadows !== null) for (let i = 0; i < shadows.length; i++) shadows[i].body(chunk, isLast);
     if (isLast) {
       body.done = true;
       if (attempt !== null && attempt.connected) attempt.endBody();
@@ -571,6 +580,8 @@ export class Exchange implements DownstreamEvents, AttemptOwner {
       this.backoffTimer = null;
     }
     this.attempt?.end();
+    const shadows = this.shadows;
+    if (shadows !== null) for (let i = 0; i < shadows.length; i++) shadows[i].requestEnded();
     const cluster = info.cluster;
     if (this.retry !== null && cluster !== null) this.retry.releaseRetry(cluster);
     this.copyRetryOutcome();

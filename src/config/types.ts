@@ -10,7 +10,7 @@ import type { EscapedSlashesAction } from '../http/path-normalize.js';
 import type { AccessLogSchema, AuthorizationSchema, RateLimitKeySchema, RateLimitSchema } from './schema/listener.js';
 import type { HeaderMatcherSchema, HeaderValueSchema } from './schema/listener.js';
 import type {
-  DirectResponseSchema, RedirectSchema, RegexRewriteSchema, RETRY_ON, RetryPolicySchema, RouteActionSchema, RouteMatchSchema, RouteSchema, VirtualHostSchema, WeightedClusterSchema,
+  DirectResponseSchema, MirrorPolicySchema, RedirectSchema, RegexRewriteSchema, RETRY_ON, RetryPolicySchema, RouteActionSchema, RouteMatchSchema, RouteSchema, VirtualHostSchema, WeightedClusterSchema,
 } from './schema/listener.js';
 import type { FilterChainMatchSchema, FilterChainSchema, TcpProxySchema, UpgradeConfigSchema } from './schema/listener.js';
 import type { CODECS, ListenerSchema, ListenerTlsSchema, SERVER_HEADER_TRANSFORMATIONS, TLS_VERSIONS, XFCC_MODES } from './schema/listener.js';
@@ -49,6 +49,7 @@ export type RateLimitKey = InferOutput<typeof RateLimitKeySchema>;
 export type DirectResponse = InferOutput<typeof DirectResponseSchema>;
 export type Redirect = InferOutput<typeof RedirectSchema>;
 export type RegexRewrite = InferOutput<typeof RegexRewriteSchema>;
+export type MirrorPolicy = InferOutput<typeof MirrorPolicySchema>;
 export type Route = InferOutput<typeof RouteSchema>;
 export type VirtualHost = InferOutput<typeof VirtualHostSchema>;
 /** Per-listener access log: one JSON line per request (a share of them, errors always). */

@@ -208,6 +208,11 @@ function checkRoute(w: SchemaWalk, r: Draft<Route>, path: string, vname: string,
 function checkAction(w: SchemaWalk, a: RouteAction, path: string, kind: MatchKind | undefined, scope: ListenerScope): void {
   checkTarget(w, a, path, scope, true);
   pathRewrites(w, a, path, kind, false);
+  const mirrors = at(path, 'request_mirror_policies');
+  a.request_mirror_policies?.forEach((m, i) => {
+    const cp = at(`${mirrors}[${i}]`, 'cluster');
+    if (m && !w.wrong(cp)) clusterRef(w, m.cluster, cp, scope, true);
+  });
   if (a.retry_policy) checkRetryPolicy(w, a.retry_policy as Draft<RetryPolicy>, at(path, 'retry_policy'));
 }
 

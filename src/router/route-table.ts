@@ -58,6 +58,8 @@ export interface CompiledRoute<C, P = null> {
   readonly totalWeight: number;
   readonly prefixRewrite: string | null;
   readonly regexRewrite: CompiledRegexRewrite | null;
+  /** Copies of each request (request_mirror_policies): the cluster (null while not known) and the percent. */
+  readonly mirrors: readonly { readonly cluster: C | null; readonly percent: number }[];
   readonly hostRewrite: string | null;
   readonly timeoutMs: number;
   /** grpc_timeout_header_max_ms: a request's grpc-timeout sets the timeout, capped by this
@@ -346,6 +348,7 @@ function compileRoute<C, P>(
     totalWeight,
     prefixRewrite: action?.prefix_rewrite ?? null,
     regexRewrite: action?.regex_rewrite !== undefined ? compileRegexRewrite(action.regex_rewrite) : null,
+    mirrors: (action?.request_mirror_policies ?? []).map((m) => ({ cluster: resolveCluster(m.cluster), percent: m.percent })),
     hostRewrite: action?.host_rewrite ?? null,
     timeoutMs: action?.timeout_ms ?? 0,
     grpcTimeoutMax: action?.grpc_timeout_header_max_ms ?? null,

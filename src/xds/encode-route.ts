@@ -120,6 +120,9 @@ function routeAction(a: RouteAction): ProtoObject {
       : {}),
     ...(a.prefix_rewrite !== undefined ? { prefix_rewrite: a.prefix_rewrite } : {}),
     ...(a.regex_rewrite !== undefined ? { regex_rewrite: regexRewrite(a.regex_rewrite) } : {}),
+    ...(a.request_mirror_policies !== undefined
+      ? { request_mirror_policies: a.request_mirror_policies.map((m) => ({ cluster: m.cluster, runtime_fraction: { default_value: { numerator: Math.round(m.percent * 10_000), denominator: 'MILLION' } } })) }
+      : {}),
     ...(a.host_rewrite !== undefined ? { host_rewrite_literal: a.host_rewrite } : {}),
     timeout: duration(a.timeout_ms),
     ...(a.grpc_timeout_header_max_ms !== undefined ? { max_stream_duration: { grpc_timeout_header_max: duration(a.grpc_timeout_header_max_ms) } } : {}),

@@ -20,6 +20,7 @@ import { applyRateLimitKeys, localRateLimit } from './translate-ratelimit.js';
 import { authorization, collectRules, rbacConfig, type RbacAction, type RbacRules } from './translate-rbac.js';
 import { virtualHostDomains } from './translate-route-domains.js';
 import { regexRewrite, routeMatch } from './translate-route-match.js';
+import { mirrorPolicies } from './translate-route-mirror.js';
 import { redirectAction } from './translate-route-redirect.js';
 import { capRetryBuffers, retryPolicy } from './translate-route-retry.js';
 
@@ -186,6 +187,7 @@ function translateRoute(ctx: Ctx, r: Obj, loc: Loc, out: Fields, part: RoutePart
     const action = routeAction(ctx, ra, sub(loc, 'route'), out.nest('route'));
     if (typeof action.cluster === 'string') part.clusters.push(action.cluster);
     for (const w of asArr(action.weighted_clusters)) part.clusters.push(String(asObj(w)?.cluster));
+    for (const m of asArr(action.request_mirror_policies)) part.clusters.push(String(asObj(m)?.cluster));
     // Envoy's are the route action's; Remora's the route's.
     const upgrades = upgradeConfigs(ctx, asArr(ra.upgrade_configs), sub(loc, 'route.upgrade_configs'), 'connect_config');
     if (upgrades.length > 0) out.list('upgrade_configs', upgrades);
@@ -279,7 +281,7 @@ function perRouteConfigs(ctx: Ctx, configs: Obj, loc: Loc, vhost: number, route:
 
 /** RouteAction → `out` (the route's raw `route`), which it returns. */
 function routeAction(ctx: Ctx, a: Obj, loc: Loc, out: Fields): Obj {
-  ctx.only(a, loc, ['cluster', 'weighted_clusters', 'prefix_rewrite', 'regex_rewrite', 'host_rewrite_literal', 'timeout', 'retry_policy',
+  ctx.only(a, loc, ['cluster', 'weighted_clusters', 'prefix_rewrite', 'regex_rewrite', 'request_mirror_policies', 'host_rewrite_literal', 'timeout', 'retry_policy',
     'auto_host_rewrite', 'priority', 'cluster_not_found_response_code', 'max_stream_duration', 'max_grpc_timeout', 'grpc_timeout_offset', 'upgrade_configs']);
   if (wrappedBool(a.auto_host_rewrite) === true) ctx.reject(sub(loc, 'auto_host_rewrite'), 'is not supported; use host_rewrite_literal');
   if (isSet(a.priority) && a.priority !== 'DEFAULT') ctx.reject(sub(loc, 'priority'), `${String(a.priority)} is not supported (DEFAULT only)`);
@@ -311,6 +313,7 @@ function routeAction(ctx: Ctx, a: Obj, loc: Loc, out: Fields): Obj {
   }
   if (isSet(a.prefix_rewrite)) out.set('prefix_rewrite', a.prefix_rewrite, sub(loc, 'prefix_rewrite'));
   if (a.regex_rewrite !== undefined) regexRewrite(ctx, a.regex_rewrite, sub(loc, 'regex_rewrite'), out, 'regex_rewrite');
+  if (isSet(a.request_mirror_policies)) out.list('request_mirror_policies', mirrorPolicies(ctx, asArr(a.request_mirror_policies), sub(loc, 'request_mirror_policies')));
   out.take('host_rewrite', a.host_rewrite_literal, sub(loc, 'host_rewrite_literal'));
   out.take('timeout_ms', ctx.ms(a.timeout, sub(loc, 'timeout')), sub(loc, 'timeout'));
   grpcTimeout(ctx, a, loc, out);

@@ -290,6 +290,8 @@ const mistakes: [string, Record<string, unknown>, [string, string][]][] = [
       [`${R}[0].route.regex_rewrite.substitution`, 'substitution uses \\3, but the pattern has 1 capture group']]],
   ['redirect with path and regex_rewrite, the pattern invalid', { [`${R}[1]`]: { match: { prefix: '/' }, redirect: { path: '/a', regex_rewrite: { pattern: '(', substitution: '/' } } } },
     [[`${R}[1].redirect.regex_rewrite.pattern`, 'invalid regular expression: '], [`${R}[1].redirect`, 'set at most one of "path", "prefix_rewrite" and "regex_rewrite", not "path" and "regex_rewrite"']]],
+  ['a mirror policy naming an unknown cluster, and a percent over 100', { [`${R}[0].route.request_mirror_policies`]: [{ cluster: 'shadow' }, { cluster: 'api', percent: 101 }] },
+    [[`${R}[0].route.request_mirror_policies[1].percent`, 'must be a number 0..100'], [`${R}[0].route.request_mirror_policies[0].cluster`, 'unknown cluster "shadow" (defined: backend, api)']]],
   ['redirect route with upgrade_configs', { [`${R}[1]`]: { match: { prefix: '/' }, redirect: { scheme: 'https' }, upgrade_configs: [{ upgrade_type: 'websocket' }] } },
     [[`${R}[1].upgrade_configs`, 'needs "route": a redirect route answers every request itself, upgrades included']]],
   ['route action with both cluster and weighted_clusters', { [`${R}[0].route.weighted_clusters`]: [{ cluster: 'api', weight: 1 }] },

@@ -208,6 +208,7 @@ function harness(setup: Setup = {}) {
     totalWeight: 1,
     prefixRewrite: null,
     regexRewrite: null,
+    mirrors: [],
     pathValue: '/',
     hostRewrite: null,
     timeoutMs: setup.timeoutMs ?? 0,

@@ -65,7 +65,7 @@ const DOCS_EXAMPLE = {
           { name: 'moved', match: { prefix: '/old/' }, redirect: { scheme: 'https', host: 'shop.example', port: 8443, prefix_rewrite: '/new/', response_code: 302 } },
           { name: 'landing', match: { path: '/start' }, redirect: { path: '/landing', strip_query: true } },
           { name: 'versions', match: { prefix: '/versioned/' }, redirect: { regex_rewrite: { pattern: '^/versioned/(v[0-9]+)/', substitution: '/\\1/' } } },
-          { name: 'api-v', match: { prefix: '/api/v' }, route: { cluster: 'orders', regex_rewrite: { pattern: '^/api/(v[0-9]+)/', substitution: '/\\1/' } } },
+          { name: 'api-v', match: { prefix: '/api/v' }, route: { cluster: 'orders', regex_rewrite: { pattern: '^/api/(v[0-9]+)/', substitution: '/\\1/' }, request_mirror_policies: [{ cluster: 'orders-canary', percent: 12.5 }] } },
         ],
       },
       {
@@ -526,6 +526,16 @@ t.test('redirect: Envoy\'s RedirectAction as control planes write it', async (t)
     t.same(redirect.redirect?.regex_rewrite, { pattern: '^/redirect\\/*', substitution: '/' }, 'a redirect\'s regex_rewrite');
     t.same(action.route?.regex_rewrite, { pattern: '^/api/(v[0-9]+)/', substitution: '/\\1/' }, 'a route action\'s, the substitution in RE2\'s syntax');
   }
+  rc.virtual_hosts = [{ ...arr(rc.virtual_hosts)[0], routes: [{ match: { prefix: '/' }, route: { ...obj(first.route), request_mirror_policies: [
+    { cluster: 'api', runtime_fraction: { default_value: { numerator: 25, denominator: 'TEN_THOUSAND' }, runtime_key: 'mirror.api' }, trace_sampled: { value: true } },
+    { cluster: 'api' },
+  ] } }] }];
+  const mirrored = translateXds({}, rewire(set));
+  t.same(errorsOf(mirrored), []);
+  if (mirrored.ok) {
+    t.same(mirrored.config.listeners[0].virtual_hosts[0].routes[0].route?.request_mirror_policies, [{ cluster: 'api', percent: 0.25 }, { cluster: 'api', percent: 100 }],
+      'request_mirror_policies: runtime_fraction\'s default value as a percent (100 when unset)');
+  }
   rc.virtual_hosts = [{ ...arr(rc.virtual_hosts)[0], routes: [{ match: { prefix: '/' }, redirect: { regex_rewrite: { pattern: { regex: '^/(x)' }, substitution: '/\\2' } } }] }];
   t.same(errorsOf(translateXds({}, rewire(set))), ['RouteConfiguration "in" virtual_hosts[0].routes[0].redirect.regex_rewrite.substitution: substitution uses \\2, but the pattern has 1 capture group']);
 });
@@ -578,14 +588,14 @@ t.test("validateConfig's errors point at the xDS resource and field", async (t) 
   const rc = set.routes.get('in') as Obj;
   const route = arr(arr(rc.virtual_hosts)[0].routes)[0];
   obj(route.route).cluster = 'nope';
-  obj(route.match).prefix = 'api/'; // no leading slash
+  obj(route.match).prefix = '/api?v=1'; // a query in a prefix
   const cla = set.endpoints.get('api') as Obj;
   obj(obj(obj(arr(arr(cla.endpoints)[0].lb_endpoints)[0].endpoint).address).socket_address).port_value = 0;
   const c = set.clusters.get('api') as Obj;
   c.outlier_detection = { base_ejection_time: { seconds: 60 }, max_ejection_time: { seconds: 10 } };
   t.same(errorsOf(translateXds({ workers: 0 }, rewire(set))), [
     '"bootstrap" workers: must be an integer 1..256',
-    'RouteConfiguration "in" virtual_hosts[0].routes[0].match.prefix: must start with "/"',
+    'RouteConfiguration "in" virtual_hosts[0].routes[0].match.prefix: must not contain "?" (matching ignores the query string)',
     'RouteConfiguration "in" virtual_hosts[0].routes[0].route.cluster: unknown cluster "nope" (defined: api)',
     'ClusterLoadAssignment "api" endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value: must be an integer 1..65535',
     'Cluster "api" outlier_detection.max_ejection_time: must be at least base_ejection_time_ms (60000)',

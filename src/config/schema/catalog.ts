@@ -8,7 +8,7 @@ import { HeaderMatcherSchema, HeaderValueSchema } from './listener.js';
 import { FilterChainMatchSchema, FilterChainSchema, ListenerSchema, ListenerTlsSchema, TcpProxySchema, UpgradeConfigSchema } from './listener.js';
 import { AccessLogSchema, AuthorizationSchema, RateLimitKeySchema, RateLimitSchema } from './listener.js';
 import { AdminSchema, DrainSchema, ProbesSchema, RootSchema, StatsSchema, WorkerLimitsSchema } from './root.js';
-import { DirectResponseSchema, RedirectSchema, RegexRewriteSchema, RetryPolicySchema, RouteActionSchema, RouteMatchSchema, RouteSchema, VirtualHostSchema, WeightedClusterSchema } from './listener.js';
+import { DirectResponseSchema, MirrorPolicySchema, RedirectSchema, RegexRewriteSchema, RetryPolicySchema, RouteActionSchema, RouteMatchSchema, RouteSchema, VirtualHostSchema, WeightedClusterSchema } from './listener.js';
 import { MeshIdentitySchema, XdsNodeSchema, XdsSchema, XdsTlsSchema } from './root.js';
 import { CustomTagSchema, ListenerTracingSchema, OtlpExporterSchema, RouteTracingSchema, TracingSchema } from './tracing.js';
 
@@ -56,6 +56,7 @@ export const CATALOG: readonly CatalogEntry[] = [
   { name: 'DirectResponse', schema: DirectResponseSchema },
   { name: 'Redirect', schema: RedirectSchema },
   { name: 'RegexRewrite', schema: RegexRewriteSchema },
+  { name: 'MirrorPolicy', schema: MirrorPolicySchema },
   { name: 'HeaderValue', schema: HeaderValueSchema },
   { name: 'Cluster', schema: ClusterSchema },
   { name: 'UpstreamTls', schema: UpstreamTlsSchema },

@@ -193,12 +193,18 @@ export const RegexRewriteSchema = obj({
   substitution: str('What replaces each match; `\\1` … `\\9` insert a capture group and `\\0` the whole match (Envoy\'s RE2 syntax), `\\\\` a backslash.', { type: 'string' }),
 }, 'A path rewrite by regular expression (Envoy\'s `regex_rewrite`): `{pattern: "^/api/(v[0-9]+)/", substitution: "/\\1/"}` sends `/api/v2/users` as `/v2/users`. The query is kept.');
 
+export const MirrorPolicySchema = obj({
+  cluster: str('The cluster the copies go to.', { type: 'cluster name' }),
+  percent: v.optional(num(0, 100, 'The share of requests copied, chosen at random per request.', { type: 'number 0..100' }), 100),
+}, 'A copy of the route\'s requests sent to another cluster (Envoy\'s `request_mirror_policies`, "shadowing"): the same method, path, headers and body, with `-shadow` added to the Host (`api:8080` → `api-shadow:8080`). Its answer is thrown away and nothing that happens to it reaches the client: the client\'s response never waits for it. It is counted in the shadow cluster\'s response stats, takes that cluster\'s circuit-breaker resources like any request (a full cluster drops the copy), and ends at the route\'s `timeout_ms`. Up to 1 MiB of body is held for a copy that waits for a connection or is pushed back; past that, or when the client\'s request ends before its body does, the copy is cut.');
+
 export const RouteActionSchema = obj({
   cluster: v.optional(str('Forward to this cluster.', { type: 'cluster name', default: '—' })),
   weighted_clusters: v.optional(list(WeightedClusterSchema, 'Pick a cluster at random in proportion to the weights (integers 0..1000000, total > 0).',
     { type: 'list of `{cluster, weight}`', scope: 'per request', default: '—', nonEmpty: 'must list at least one cluster' })),
   prefix_rewrite: v.optional(str('Replace the matched prefix in the upstream path. Only with a `prefix` match.')),
   regex_rewrite: v.optional(field(RegexRewriteSchema, 'Rewrite the upstream path by regular expression. Not with `prefix_rewrite`.', { default: '—' })),
+  request_mirror_policies: v.optional(list(MirrorPolicySchema, 'Copy requests to other clusters (traffic shadowing). Not on upgrade requests.', { scope: 'requests this route forwards', default: 'unset (no copies)' })),
   host_rewrite: v.optional(str('Host header sent upstream.', {
     type: 'string, no whitespace',
     check: (s: string) => (/^\S+$/.test(s) ? undefined : 'must be a non-empty host name without whitespace'),
