@@ -166,8 +166,9 @@ export class Exchange implements DownstreamEvents, AttemptOwner {
     info.generatedTraceparent = traceparent;
     this.head = buildUpstreamRequestHead(req, facts, route, listener, info.requestId, traceparent, traced, target.hostRewrite);
     if (route.mirrors.length > 0) {
-      const shadow = buildUpstreamRequestHead(req, facts, route, listener, info.requestId, traceparent, traced, shadowHost(target.hostRewrite ?? route.hostRewrite ?? facts.host));
-      this.shadows = startShadows(route.mirrors, shadow, facts.framing, this.isHeadRequest, req.http2, this.timeoutMs);
+      const host = shadowHost(target.hostRewrite ?? route.hostRewrite ?? facts.host);
+      const shadowHead = buildUpstreamRequestHead(req, facts, route, listener, info.requestId, traceparent, traced, host);
+      this.shadows = startShadows(route.mirrors, shadowHead, facts.framing, this.isHeadRequest, req.http2, this.timeoutMs);
     }
     if (hasBody) this.body = new RequestBody(facts.framing);
     this.phase = 'waiting_upstream';
