@@ -41,7 +41,11 @@ export class SniCertificates {
       }
     };
     if (extra.length > 0) add(primary.cert, null);
-    for (const material of extra) add(material.cert, tls.createSecureContext(contextOptions(config, material)));
+    // A context picked by SNI replaces the server's for the handshake, client CAs included:
+    // each carries cert_file's (ca_file), so a client certificate is verified whichever
+    // certificate the client gets.
+    const ca = primary.ca;
+    for (const material of extra) add(material.cert, tls.createSecureContext(contextOptions(config, { ...material, ca })));
     this.exact = exact;
     this.wildcard = wildcard;
     this.revisions = revisions;

@@ -4,7 +4,8 @@
 // client without SNI, with a name no certificate has, or with exact.b.example (cert_file
 // names it exactly, which beats the other certificate's wildcard); requests go through on each; a
 // TCP filter chain that terminates TLS picks the same way; `openssl s_client
-// -servername` sees the same certificates.
+// -servername` sees the same certificates. With `ca_file`, a client certificate is
+// verified whichever certificate SNI picked.
 
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
@@ -89,4 +90,43 @@ t.test('certificates by SNI on an HTTPS listener and a TCP chain', async (t) => 
 
   const openssl = await runProgram('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'x.b.example', '-CAfile', pki.file('ca.pem'), '-brief'], { ms: 5000 });
   t.match(openssl.out, /Peer certificate: CN = b\.example/, `openssl s_client -servername x.b.example sees the wildcard certificate (${openssl.out.slice(0, 160)})`);
+});
+
+t.test('a client certificate is verified whichever certificate SNI picked', async (t) => {
+  pki.leaf('client', 'ca', { uri: 'spiffe://test/client' });
+  pki.ca('other-ca');
+  pki.leaf('stranger', 'other-ca', { uri: 'spiffe://test/stranger' });
+  const echo = await startEcho();
+  const remora = await startRemora({
+    workers: 1,
+    admin: { address: '127.0.0.1', port: 0 },
+    listeners: [{
+      name: 'mtls', address: '127.0.0.1', port: 0,
+      filter_chains: [{ name: 'term', tcp_proxy: { cluster: 'echo' }, tls: { ...pair('default.example'), ca_file: pki.file('ca.pem'), additional_certificates: [pair('a.example')] } }],
+    }],
+    clusters: [{ name: 'echo', endpoints: [{ address: '127.0.0.1', port: echo.port }] }],
+  });
+  t.teardown(async () => {
+    await remora.stop();
+    await echo.close();
+  });
+  /** What the echo sent back through the chain for a client presenting `who`'s certificate
+   *  (it echoes, then reports the bytes it got once the client ends). */
+  const through = (servername: string, who: 'client' | 'stranger'): Promise<string> =>
+    new Promise((resolve) => {
+      let got = '';
+      const socket = tls.connect({
+        host: '127.0.0.1', port: remora.ports.mtls, servername, ca,
+        cert: readFileSync(pki.file(`${who}.pem`)), key: readFileSync(pki.file(`${who}.key`)), checkServerIdentity: () => undefined,
+      });
+      socket.once('secureConnect', () => socket.end('ping'));
+      socket.on('data', (d: Buffer) => (got += d.toString()));
+      socket.on('error', () => socket.destroy());
+      socket.once('close', () => resolve(got));
+      setTimeout(() => socket.destroy(), 2000).unref();
+    });
+  for (const name of ['a.example', 'default.example']) {
+    t.equal(await through(name, 'client'), 'pingafter FIN: 4 bytes', `with SNI ${name}, a certificate the chain's CA signed goes through`);
+    t.equal(await through(name, 'stranger'), '', `with SNI ${name}, one from another CA does not`);
+  }
 });
