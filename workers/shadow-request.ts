@@ -12,6 +12,7 @@ import type { BodyFraming } from '../src/http/request-facts.js';
 import type { ClusterRuntime } from '../src/upstream/cluster.js';
 import type { UpstreamFailure } from '../src/upstream/connection.js';
 import { reportError } from '../src/core/report.js';
+import { portStart } from '../src/http/host-port.js';
 import { UpstreamAttempt, type AttemptOwner } from './upstream-attempt.js';
 
 /** Body bytes a copy may hold (waiting for a connection, or pushed back) before it is
@@ -20,8 +21,7 @@ const HELD_LIMIT_BYTES = 1024 * 1024;
 
 /** `host` with `-shadow` added before its port, as Envoy writes a shadow's authority. */
 export function shadowHost(host: string): string {
-  const colon = host.lastIndexOf(':');
-  const port = colon > host.lastIndexOf(']') ? colon : -1;
+  const port = portStart(host);
   return port < 0 ? `${host}-shadow` : `${host.slice(0, port)}-shadow${host.slice(port)}`;
 }
 

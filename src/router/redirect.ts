@@ -3,6 +3,7 @@
 // this header (workers/exchange.ts).
 
 import type { Redirect } from '../config/types.js';
+import { portStart } from '../http/host-port.js';
 import { applyRegexRewrite, compileRegexRewrite, type CompiledRegexRewrite } from './regex-rewrite.js';
 
 export interface CompiledRedirect {
@@ -37,8 +38,8 @@ export function compileRedirect(r: Redirect): CompiledRedirect {
 /** The request's Host without its port when the port is replaced, or when the scheme
  *  changes and the port is the old scheme's default (Envoy's processRequestHost). */
 function requestHost(host: string, oldScheme: string, newScheme: string, newPort: string): string {
-  const colon = host.startsWith('[') ? host.lastIndexOf(']:') + 1 : host.lastIndexOf(':');
-  if (colon <= 0) return host;
+  const colon = portStart(host);
+  if (colon < 0) return host;
   const port = host.slice(colon);
   const drop = newPort !== '' || (newScheme !== oldScheme && ((oldScheme === 'https' && port === ':443') || (oldScheme === 'http' && port === ':80')));
   return drop ? host.slice(0, colon) : host;
