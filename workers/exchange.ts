@@ -20,7 +20,7 @@ import { grpcLocalReplyHeaders, grpcStatusFor, grpcStatusOf, grpcTimeoutMs } fro
 import { asksHealthCheckFail, isBodylessStatus, localReplyHeaders, writeResponseHead } from '../src/http/response-head.js';
 import { reasonPhrase } from '../src/http/status.js';
 import { newTraceparent } from '../src/http/trace-context.js';
-import { buildUpstreamRequestHead, startsTrace, withAttemptCount } from '../src/http/upstream-request-head.js';
+import { buildUpstreamRequestHead, startsTrace, withAttemptCount, withHost } from '../src/http/upstream-request-head.js';
 import { redirectLocation } from '../src/router/redirect.js';
 import { pickTarget, type CompiledRoute } from '../src/router/route-table.js';
 import { ClusterCounter, ListenerCounter } from '../src/stats/stat-names.js';
@@ -166,8 +166,7 @@ export class Exchange implements DownstreamEvents, AttemptOwner {
     info.generatedTraceparent = traceparent;
     this.head = buildUpstreamRequestHead(req, facts, route, listener, info.requestId, traceparent, traced, target.hostRewrite);
     if (route.mirrors.length > 0) {
-      const host = shadowHost(target.hostRewrite ?? route.hostRewrite ?? facts.host);
-      const shadowHead = buildUpstreamRequestHead(req, facts, route, listener, info.requestId, traceparent, traced, host);
+      const shadowHead = withHost(this.head, shadowHost(target.hostRewrite ?? route.hostRewrite ?? facts.host));
       this.shadows = startShadows(route.mirrors, shadowHead, facts.framing, this.isHeadRequest, req.http2, this.timeoutMs);
     }
     if (hasBody) this.body = new RequestBody(facts.framing);

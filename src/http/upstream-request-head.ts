@@ -141,6 +141,13 @@ export function withAttemptCount(head: string, attempt: number): string {
   return `${head.slice(0, -2)}x-remora-attempt-count: ${attempt}\r\n\r\n`;
 }
 
+/** `head` with another Host (a mirrored request's shadow host): the builder writes Host
+ *  on the line after the request line, and nowhere else. */
+export function withHost(head: string, host: string): string {
+  const start = head.indexOf('\r\n') + 2;
+  return `${head.slice(0, start)}host: ${host}${head.slice(head.indexOf('\r\n', start))}`;
+}
+
 /** `head` with the upgrade kept (an upgrade request on its own upstream connection,
  *  workers/upgrade-exchange.ts): `connection: upgrade` and the client's `upgrade` value,
  *  which the builder drops as hop-by-hop. Sec-WebSocket-* and any other end-to-end

@@ -45,9 +45,12 @@ function headerMatcher(h: HeaderMatcher): ProtoObject {
   return { name: h.name, present_match: true };
 }
 
-/** A route's sampling as FractionalPercents (per million: 0.05 % stays 0.05 %). */
+/** A percentage as a FractionalPercent per million (0.05 % stays 0.05 %). */
+const perMillion = (percent: number): ProtoObject => ({ numerator: Math.round(percent * 10_000), denominator: 'MILLION' });
+
+/** A route's sampling as FractionalPercents. */
 function routeTracing(t: NonNullable<Route['tracing']>): ProtoObject {
-  const pct = (v: number | undefined): ProtoObject | undefined => (v === undefined ? undefined : { numerator: Math.round(v * 10_000), denominator: 'MILLION' });
+  const pct = (v: number | undefined): ProtoObject | undefined => (v === undefined ? undefined : perMillion(v));
   return { random_sampling: pct(t.random_sampling), client_sampling: pct(t.client_sampling), overall_sampling: pct(t.overall_sampling) };
 }
 
@@ -121,7 +124,7 @@ function routeAction(a: RouteAction): ProtoObject {
     ...(a.prefix_rewrite !== undefined ? { prefix_rewrite: a.prefix_rewrite } : {}),
     ...(a.regex_rewrite !== undefined ? { regex_rewrite: regexRewrite(a.regex_rewrite) } : {}),
     ...(a.request_mirror_policies !== undefined
-      ? { request_mirror_policies: a.request_mirror_policies.map((m) => ({ cluster: m.cluster, runtime_fraction: { default_value: { numerator: Math.round(m.percent * 10_000), denominator: 'MILLION' } } })) }
+      ? { request_mirror_policies: a.request_mirror_policies.map((m) => ({ cluster: m.cluster, runtime_fraction: { default_value: perMillion(m.percent) } })) }
       : {}),
     ...(a.host_rewrite !== undefined ? { host_rewrite_literal: a.host_rewrite } : {}),
     timeout: duration(a.timeout_ms),

@@ -4,7 +4,7 @@
 
 import t from 'tap';
 import type { PeerIdentity } from '../../src/tls/peer-identity.js';
-import { buildUpstreamRequestHead, forwardedClientCert, startsTrace, withAttemptCount } from '../../src/http/upstream-request-head.js';
+import { buildUpstreamRequestHead, forwardedClientCert, startsTrace, withAttemptCount, withHost } from '../../src/http/upstream-request-head.js';
 import { compileRegexRewrite, type CompiledRegexRewrite } from '../../src/router/regex-rewrite.js';
 
 const route = {
@@ -83,4 +83,11 @@ t.test('x-forwarded-client-cert modes', async (t) => {
   t.equal(forwardedClientCert('append_forward', 'c', peer), 'c,URI=spiffe://a');
   t.equal(forwardedClientCert('append_forward', '', peer), 'URI=spiffe://a');
   t.equal(forwardedClientCert('append_forward', 'c', null), '');
+});
+
+t.test('withHost: the Host line replaced, everything else as built', async (t) => {
+  const head = build(['host', 'svc', 'accept', '*/*']);
+  const shadow = withHost(head, 'svc-shadow');
+  t.equal(shadow, head.replace('\r\nhost: svc\r\n', '\r\nhost: svc-shadow\r\n'), 'only the host line differs');
+  t.match(shadow, /\r\nx-forwarded-host: svc\r\n/, 'x-forwarded-host keeps the client\'s');
 });
