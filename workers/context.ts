@@ -173,7 +173,7 @@ export class WorkerContext {
       else this.clusters.set(c.name, new ClusterRuntime(c, stats, shared, tls));
     }
     // A route from xDS may name a cluster this snapshot lacks (not sent yet, or removed):
-    // its requests answer 503 NC (RouteTable, pickCluster). A file config cannot.
+    // its requests answer 503 NC (RouteTable, pickTarget). A file config cannot.
     const resolve = (name: string): ClusterRuntime | null => (seen.has(name) ? (this.clusters.get(name) ?? null) : null);
     const accessLogs = this.accessLogs.compile(config.listeners);
     const tracing = config.tracing !== undefined ? resolveTracing(config.tracing, process.env) : null;

@@ -113,7 +113,7 @@ export class RouteTable<C, P = null> {
 
   /** `resolveCluster` turns a cluster name into the caller's handle, or null when the
    *  snapshot has no such cluster (only a config from xDS can name one: validation with
-   *  allow_missing_clusters; such targets answer 503 NC, see pickCluster). */
+   *  allow_missing_clusters; such targets answer 503 NC, see pickTarget). */
   constructor(
     listener: Listener,
     resolveCluster: (name: string) => C | null,
@@ -162,10 +162,6 @@ export class RouteTable<C, P = null> {
 
 /** Picks a cluster from a route's weighted targets: null when the picked one is not in
  *  the snapshot (Envoy's cluster_not_found: 503, flag NC). */
-export function pickCluster<C, P>(route: CompiledRoute<C, P>): C | null {
-  return pickTarget(route).cluster;
-}
-
 /** The route's cluster for one request, with its own host rewrite (weighted clusters). */
 export function pickTarget<C, P>(route: CompiledRoute<C, P>): WeightedTarget<C> {
   return pickByWeight(route.targets, route.totalWeight);

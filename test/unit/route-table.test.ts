@@ -6,7 +6,7 @@
 import t from 'tap';
 import { validateConfig } from '../../src/config/validate.js';
 import type { Listener } from '../../src/config/types.js';
-import { pickCluster, RouteTable, type RouteInput } from '../../src/router/route-table.js';
+import { pickTarget, RouteTable, type RouteInput } from '../../src/router/route-table.js';
 
 type Raw = Record<string, unknown>;
 
@@ -204,7 +204,7 @@ t.test('compiled route data: rewrites, timeout, direct response, header edits', 
   t.same(rw!.responseHeadersToAdd, ['x-served-by', 'r'], 'response headers to add are flat');
   t.ok(rw!.responseHeadersToRemove?.has('server'), 'response headers to remove are a set');
   t.equal(rw!.direct, null, 'a proxy route has no direct response');
-  t.equal(pickCluster(rw!), 'a', 'the single target is the cluster');
+  t.equal(pickTarget(rw!).cluster, 'a', 'the single target is the cluster');
 
   const direct = rt.match(req({ path: '/health' }));
   t.same(direct?.direct, { status: 418, body: 'teapot' }, 'direct_response status and body are compiled');
@@ -240,7 +240,7 @@ t.test('default route names follow the match, not the position: <vhost>/<hash>',
   t.not(names[2], nameA, 'methods change the identity');
 });
 
-t.test('weighted targets: pickCluster follows the weights', async (t) => {
+t.test('weighted targets: pickTarget follows the weights', async (t) => {
   const rt = table([
     {
       name: 'v',
@@ -264,7 +264,7 @@ t.test('weighted targets: pickCluster follows the weights', async (t) => {
     const route = rt.match(req({ path }))!;
     const counts: Record<string, number> = {};
     for (let i = 0; i < n; i++) {
-      const c = pickCluster(route) ?? '(none)';
+      const c = pickTarget(route).cluster ?? '(none)';
       counts[c] = (counts[c] ?? 0) + 1;
     }
     return counts;
