@@ -8,6 +8,7 @@
 
 import { resolve } from 'node:path';
 import { pino } from 'pino';
+import { servesTls } from '../src/config/listener-chains.js';
 import type { Listener } from '../src/config/types.js';
 import type { Logger } from '../src/core/log.js';
 import { compileAccessLogFormat, type AccessLogFormat } from './access-log-format.js';
@@ -277,7 +278,7 @@ export class AccessLogs {
       used.set(target, dest);
       let format: AccessLogFormat | null = null;
       try {
-        format = compileAccessLogFormat(config, { scheme: l.tls !== undefined ? 'https' : 'http', proxyProtocol: l.proxy_protocol });
+        format = compileAccessLogFormat(config, { scheme: servesTls(l) ? 'https' : 'http', proxyProtocol: l.proxy_protocol });
       } catch (err) {
         // Validation refuses a format that does not compile; this is a last resort.
         this.log.error({ err, listener: l.name }, 'cannot compile the access log format; the listener logs Remora\'s JSON line');

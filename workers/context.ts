@@ -6,6 +6,8 @@ import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
 import type { Authorization, Cluster, ConfigSnapshot, EndpointSlots, Listener, ResolvedEndpoints, Route, ServerHeaderTransformation, TlsMaterialSet, XfccMode } from '../src/config/types.js';
 import { dataPlaneCluster } from '../src/config/dns-endpoints.js';
+import { servesTls } from '../src/config/listener-chains.js';
+import { chainTlsKey } from '../src/tls/chain-key.js';
 import { compileAuthorization } from '../src/filters/authorization.js';
 import { AuthorizationFilter } from '../src/filters/authorization-filter.js';
 import type { Logger } from '../src/core/log.js';
@@ -50,7 +52,8 @@ export interface RoutePolicy {
   readonly sampling: Sampling | null;
 }
 
-/** A listener as the pipeline sees it in one snapshot: its route table and stats. */
+/** A listener as the pipeline sees it in one snapshot: its route table and stats. An
+ *  HTTPS filter chain has one too, under its key (chainTlsKey), the same but its table. */
 export interface ListenerRuntime {
   readonly name: string;
   readonly table: RouteTable<ClusterRuntime, RoutePolicy>;
@@ -200,7 +203,7 @@ export class WorkerContext {
         upgrades: compileRouteUpgrades(r.upgrade_configs),
         sampling: tracer !== null ? tracer.routeSampling(r.tracing) : null,
       });
-      listeners.set(l.name, {
+      const runtime: ListenerRuntime = {
         name: l.name,
         table: new RouteTable(l, resolve, routePolicy),
         filters: filters(l.authorization, this.rateLimiter.compile(l.rate_limits, (limit) => rateLimitSlotName(l.name, null, limit), buckets)),
@@ -210,12 +213,18 @@ export class WorkerContext {
         maxRequestHeadersBytes: l.max_request_headers_kb * 1024,
         underscoreHeaders: l.headers_with_underscores_action,
         xfcc: l.forward_client_cert_details,
-        scheme: l.tls !== undefined ? 'https' : 'http',
+        scheme: servesTls(l) ? 'https' : 'http',
         serverName: l.server_name,
         serverHeader: l.server_header_transformation,
         upgrades: compileListenerUpgrades(l.upgrade_configs),
         tracer,
-      });
+      };
+      listeners.set(l.name, runtime);
+      // An HTTPS filter chain's connections are routed by its own table; everything else
+      // (filters, stats, access log) is the listener's.
+      for (const fc of l.http_filter_chains) {
+        listeners.set(chainTlsKey(l.name, fc.name), { ...runtime, table: new RouteTable({ ...l, virtual_hosts: fc.virtual_hosts }, resolve, routePolicy) });
+      }
     }
     this.listeners = listeners;
     for (const [name, cluster] of this.clusters) {

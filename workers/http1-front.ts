@@ -79,6 +79,9 @@ export class Http1Front {
      *  was refused (the body of the 400 each of its requests gets), or null when it was
      *  not. */
     private readonly refusal: ((socket: Socket) => string | null) | null,
+    /** TLS listeners with HTTPS filter chains: the runtime (route table) a connection's
+     *  requests use, by the chain its server name picked; null: the listener's own. */
+    private readonly routesOf: ((socket: Socket) => string) | null = null,
   ) {
     this.reader = new RequestReader(config);
     const serverName = config.server_header_transformation === 'pass_through' ? null : config.server_name;
@@ -166,7 +169,8 @@ export class Http1Front {
         res.shouldKeepAlive = false;
         markClosing(socket);
       }
-      startExchange(this.ctx, this.config.name, ds, request, (events, hasBody) => ds.listen(events, hasBody));
+      const routes = this.routesOf === null ? this.config.name : this.routesOf(socket);
+      startExchange(this.ctx, routes, ds, request, (events, hasBody) => ds.listen(events, hasBody));
     } catch (err) {
       this.ctx.log.error({ err }, 'reading a request failed');
       res.destroy();
@@ -201,7 +205,7 @@ export class Http1Front {
         writeLocalReply(socket, 400, 'Bad Request', ['content-type', 'text/plain'], `${refused}\n`, null, false);
         return;
       }
-      const listener = this.ctx.listener(this.config.name);
+      const listener = this.ctx.listener(this.routesOf === null ? this.config.name : this.routesOf(socket));
       if (listener === undefined) {
         writeLocalReply(socket, 503, 'Service Unavailable', ['content-type', 'text/plain'], 'listener is being removed\n', this.serverName, false);
         return;

@@ -50,6 +50,9 @@ const PREMATURE_RESET_MIN_STREAMS = 500;
 interface SessionState {
   readonly remoteAddress: string;
   readonly peer: PeerIdentity | null;
+  /** The runtime (route table) its requests use: the listener's, or its HTTPS filter
+   *  chain's (WorkerContext.listener). */
+  readonly routes: string;
   /** Why requests on this connection are refused (an unverified client certificate). */
   readonly refusal: string | null;
   served: number;
@@ -63,7 +66,7 @@ export class Http2Front {
   private readonly serverName: string | null;
   private readonly sessions = new Map<Http2Session, SessionState>();
   /** The connection being handed to the server (its 'session' event comes synchronously). */
-  private accepting: { socket: Socket; peer: PeerIdentity | null; refusal: string | null } | null = null;
+  private accepting: { socket: Socket; peer: PeerIdentity | null; refusal: string | null; routes: string } | null = null;
   private closing = false;
   /** Extended CONNECT requests under way and open tunnels, closed by closeAll(). */
   private readonly upgrades = new Set<UpgradeExchange>();
@@ -105,8 +108,9 @@ export class Http2Front {
     this.server.on('sessionError', noop);
   }
 
-  /** Serves `socket` (already counted by the listener) as an HTTP/2 connection. */
-  accept(socket: Socket, peer: PeerIdentity | null = null, refusal: string | null = null): void {
+  /** Serves `socket` (already counted by the listener) as an HTTP/2 connection; `routes`:
+   *  the runtime its requests are routed by (its filter chain's; the listener's by default). */
+  accept(socket: Socket, peer: PeerIdentity | null = null, refusal: string | null = null, routes = this.config.name): void {
     if (this.closing) {
       socket.destroy();
       return;
@@ -114,7 +118,7 @@ export class Http2Front {
     // The listener's node:http server allows half-open sockets; HTTP/2 has no use for them,
     // and node:http2 never ends one whose client closed: it would stay in CLOSE_WAIT.
     socket.allowHalfOpen = false;
-    this.accepting = { socket, peer, refusal };
+    this.accepting = { socket, peer, refusal, routes };
     try {
       this.server.emit('connection', socket);
     } finally {
@@ -147,7 +151,9 @@ export class Http2Front {
   private readonly onSession = (session: ServerHttp2Session): void => {
     try {
       const a = this.accepting;
-      const state: SessionState = { remoteAddress: a === null ? '' : clientAddress(a.socket), peer: a?.peer ?? null, refusal: a?.refusal ?? null, served: 0, prematureResets: 0 };
+      const state: SessionState = {
+        remoteAddress: a === null ? '' : clientAddress(a.socket), peer: a?.peer ?? null, refusal: a?.refusal ?? null, routes: a?.routes ?? this.config.name, served: 0, prematureResets: 0,
+      };
       this.sessions.set(session, state);
       session.on('close', () => this.sessions.delete(session));
       session.on('error', noop); // the session closes; its streams abort
@@ -206,7 +212,7 @@ export class Http2Front {
       }
       const endStream = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0;
       const request = this.reader.read(method, target, 1, requestFields(rawHeaders, endStream), state.remoteAddress, state.peer, true);
-      startExchange(this.ctx, this.config.name, ds, request, (events, hasBody) => ds.listen(events, hasBody));
+      startExchange(this.ctx, state.routes, ds, request, (events, hasBody) => ds.listen(events, hasBody));
     } catch (err) {
       this.ctx.log.error({ err }, 'reading an HTTP/2 request failed');
       if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
@@ -216,7 +222,7 @@ export class Http2Front {
   /** An extended CONNECT (RFC 8441): the HTTP/1.1 upgrade request it stands for, `GET
    *  <:path>` with Upgrade: <:protocol>, through the upgrade pipeline. */
   private upgrade(ds: Http2Downstream, stream: ServerHttp2Stream, target: string, protocol: string, rawHeaders: readonly string[], state: SessionState): void {
-    const listener = this.ctx.listener(this.config.name);
+    const listener = this.ctx.listener(state.routes);
     if (listener === undefined) {
       ds.respond(503, 'Service Unavailable', ['content-type', 'text/plain'], 'listener is being removed\n', false, false);
       return;

@@ -7,6 +7,7 @@
 import { getHeapStatistics } from 'node:v8';
 import { resourceLimits, threadId } from 'node:worker_threads';
 import type { ConfigSnapshot, Listener, TlsMaterialSet } from '../src/config/types.js';
+import { servesTls } from '../src/config/listener-chains.js';
 import { createLogger } from '../src/core/log.js';
 import { setErrorReporter } from '../src/core/report.js';
 import type { FromWorker, ServeTask, ToWorker } from '../src/shared/messages.js';
@@ -16,14 +17,14 @@ import { WorkerContext } from './context.js';
 import { Http1Listener } from './http1-listener.js';
 import { servesListener, sharedPortsAvailable } from './listen-socket.js';
 import { TcpListener } from './tcp-listener.js';
-import { TlsListener, tlsListenerKey } from './tls-listener.js';
+import { hasTlsMaterial, TlsListener, tlsListenerKey } from './tls-listener.js';
 import { UwsListener } from './uws-listener.js';
 
 /** Listener fields the pipeline reads from each snapshot; any other change needs a new
  *  server (its options and front-end settings, the server header of its local replies
  *  included, are fixed when it is made). */
 const PIPELINE_FIELDS = new Set(['name', 'address', 'port', 'virtual_hosts', 'access_log', 'rate_limits', 'authorization',
-  'generate_traceparent', 'forward_client_cert_details', 'tls', 'tcp_proxy', 'filter_chains', 'upgrade_configs']);
+  'generate_traceparent', 'forward_client_cert_details', 'tls', 'tcp_proxy', 'filter_chains', 'http_filter_chains', 'upgrade_configs']);
 
 /** A listener that forwards bytes (tcp_proxy / filter_chains) rather than HTTP. */
 function isTcpListener(l: Listener): boolean {
@@ -33,7 +34,7 @@ function isTcpListener(l: Listener): boolean {
 /** What must stay the same for a running listener to be kept across a reload. */
 function serverKey(l: Listener, boundPort: number): string {
   const fields = Object.entries(l).filter(([k]) => !PIPELINE_FIELDS.has(k));
-  const kind = isTcpListener(l) ? 'tcp' : l.tls !== undefined ? tlsListenerKey(l) : 'plain';
+  const kind = isTcpListener(l) ? 'tcp' : servesTls(l) ? tlsListenerKey(l) : 'plain';
   return `${l.name}|${l.address}|${boundPort}|${kind}|${JSON.stringify(fields)}`;
 }
 
@@ -101,10 +102,8 @@ export default async function serve(task: ServeTask): Promise<{ slot: number; st
    *  ctx.applyTls). */
   const rotateListeners = (tls: TlsMaterialSet): void => {
     for (const l of live.values()) {
-      if (l instanceof TlsListener) {
-        const material = tls.listeners[l.config.name];
-        if (material !== undefined) l.rotate(material, tls.listeners);
-      } else if (l instanceof TcpListener) l.rotate(tls.listeners);
+      if (l instanceof TlsListener) l.rotate(tls.listeners);
+      else if (l instanceof TcpListener) l.rotate(tls.listeners);
     }
   };
 
@@ -131,13 +130,12 @@ export default async function serve(task: ServeTask): Promise<{ slot: number; st
       if (running !== undefined) continue;
       const boundPort = snapshot.boundPorts[l.name] ?? l.port;
       const statSlot = snapshot.statSlots.listeners[l.name];
-      const material = snapshot.tls.listeners[l.name];
       let listener: ServedListener | null;
       if (isTcpListener(l)) {
         listener = new TcpListener(l, boundPort, ctx, statSlot, connections, snapshot.tls.listeners);
-      } else if (l.tls !== undefined) {
+      } else if (servesTls(l)) {
         // A TLS listener without its material never falls back to plain HTTP.
-        listener = material !== undefined ? new TlsListener(l, boundPort, ctx, material, statSlot, connections, snapshot.tls.listeners) : null;
+        listener = hasTlsMaterial(l, snapshot.tls.listeners) ? new TlsListener(l, boundPort, ctx, statSlot, connections, snapshot.tls.listeners) : null;
       } else if (l.codec === 'uws') {
         loadUws();
         listener = new UwsListener(l, boundPort, ctx);

@@ -12,7 +12,7 @@ import type { HeaderMatcherSchema, HeaderValueSchema } from './schema/listener.j
 import type {
   DirectResponseSchema, MirrorPolicySchema, RedirectSchema, RegexRewriteSchema, RETRY_ON, RetryPolicySchema, RouteActionSchema, RouteMatchSchema, RouteSchema, VirtualHostSchema, WeightedClusterSchema,
 } from './schema/listener.js';
-import type { FilterChainMatchSchema, FilterChainSchema, TcpProxySchema, UpgradeConfigSchema } from './schema/listener.js';
+import type { FilterChainMatchSchema, FilterChainSchema, HttpFilterChainSchema, TcpProxySchema, UpgradeConfigSchema } from './schema/listener.js';
 import type { CODECS, ListenerSchema, ListenerTlsSchema, SERVER_HEADER_TRANSFORMATIONS, TLS_VERSIONS, XFCC_MODES } from './schema/listener.js';
 import type { ClusterDnsSchema, DNS_LOOKUP_FAMILIES } from './schema/cluster.js';
 import type { TcpKeepaliveSchema } from './schema/socket.js';
@@ -58,6 +58,8 @@ export type Listener = InferOutput<typeof ListenerSchema>;
 /** A TCP listener's forwarding (Envoy's tcp_proxy). */
 export type TcpProxy = InferOutput<typeof TcpProxySchema>;
 export type FilterChain = InferOutput<typeof FilterChainSchema>;
+/** An HTTPS filter chain picked by SNI (`http_filter_chains`). */
+export type HttpFilterChain = InferOutput<typeof HttpFilterChainSchema>;
 export type FilterChainMatch = InferOutput<typeof FilterChainMatchSchema>;
 /** An HTTP/1.1 upgrade allowed (or, on a route, refused). */
 export type UpgradeConfig = InferOutput<typeof UpgradeConfigSchema>;

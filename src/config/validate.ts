@@ -15,6 +15,8 @@ import { availableParallelism } from 'node:os';
 import { MAX_BUCKETS, MAX_CLUSTERS, MAX_ENDPOINTS, MAX_LISTENERS } from '../shared/limits.js';
 import { RootSchema, XdsSchema, xdsTlsErrors } from './schema/root.js';
 import { checkClusterDns } from './validate-dns.js';
+import { checkHttpChains, fillListenerTls } from './validate-http-chains.js';
+import { asksForClientCertificates, listenerVirtualHostPaths, listenerVirtualHosts } from './listener-chains.js';
 import { at, isObj, nameList, objectEntries, SchemaWalk, unknownKeyMessage } from './schema/walk.js';
 import type {
   Authorization, Cluster, ConfigError, HealthCheck, Listener, ListenerTlsConfig, OutlierDetection, RateLimit, RemoraConfig,
@@ -97,14 +99,17 @@ function deepFreeze<T>(v: T): T {
 function checkListener(w: SchemaWalk, l: Draft<Listener>, path: string, clusterNames: ReadonlySet<string>, proxyProtocolClusters: ReadonlySet<string>, allowMissingClusters: boolean): void {
   const scope: ListenerScope = { clusterNames, allowMissingClusters, proxyProtocolClusters, domains: new Map(), vhostNames: new Map(), routeNames: new Map() };
   if (w.given(l, 'tcp_proxy') || l.filter_chains.length > 0) checkTcpListener(w, l, path, scope);
-  else if (!w.wrong(at(path, 'virtual_hosts')) && l.virtual_hosts.length === 0) {
+  else if (!w.wrong(at(path, 'virtual_hosts')) && l.virtual_hosts.length === 0 && l.http_filter_chains.length === 0) {
     w.err(at(path, 'virtual_hosts'), 'must list at least one virtual host (or set "tcp_proxy" or "filter_chains" for a TCP listener)');
   }
   l.virtual_hosts.forEach((vh, i) => { if (vh) checkVirtualHost(w, vh, `${at(path, 'virtual_hosts')}[${i}]`, scope); });
   checkRateLimits(w, l.rate_limits, at(path, 'rate_limits'));
   const tls = l.tls as Draft<ListenerTlsConfig> | undefined;
   if (tls) fillListenerTls(w, tls, at(path, 'tls'));
-  if (!w.given(l, 'forward_client_cert_details')) l.forward_client_cert_details = tls?.ca_file !== undefined ? 'sanitize_set' : 'sanitize';
+  if (l.http_filter_chains.length > 0) {
+    checkHttpChains(w, l, path, { vhost: (vh, p, domains) => checkVirtualHost(w, vh, p, { ...scope, domains }), unique: (seen, value, p, what) => noDuplicate(w, seen, value, p, what) });
+  }
+  if (!w.given(l, 'forward_client_cert_details')) l.forward_client_cert_details = asksForClientCertificates(l) ? 'sanitize_set' : 'sanitize';
   if (l.authorization) checkAuthorization(w, l.authorization, at(path, 'authorization'));
   if (l.access_log && w.given(l.access_log, 'format') && w.given(l.access_log, 'json_format')) {
     w.err(at(path, 'access_log'), 'must set at most one of "format" (a text line) and "json_format" (a JSON object), not both');
@@ -116,16 +121,8 @@ function checkListener(w: SchemaWalk, l: Draft<Listener>, path: string, clusterN
   if (l.codec === 'uws' && l.codec_type === 'http2') w.err(at(path, 'codec_type'), 'must be "http1" or "auto" with codec "uws" (the uWS front end speaks HTTP/1.1 only)');
 }
 
-/** A listener's or filter chain's TLS: a client certificate is required when ca_file is set, unless said otherwise. */
-function fillListenerTls(w: SchemaWalk, tls: Draft<ListenerTlsConfig>, path: string): void {
-  if (!w.given(tls, 'require_client_certificate')) tls.require_client_certificate = tls.ca_file !== undefined;
-  if (tls.require_client_certificate && tls.ca_file === undefined) {
-    w.err(at(path, 'require_client_certificate'), 'needs "ca_file" (the CAs that client certificates are verified against)');
-  }
-}
-
 /** Listener fields that only mean something to HTTP, refused on a TCP listener. */
-const HTTP_ONLY_FIELDS = ['virtual_hosts', 'tls', 'codec', 'codec_type', 'rate_limits', 'authorization', 'upgrade_configs', 'generate_traceparent', 'tracing',
+const HTTP_ONLY_FIELDS = ['virtual_hosts', 'http_filter_chains', 'tls', 'codec', 'codec_type', 'rate_limits', 'authorization', 'upgrade_configs', 'generate_traceparent', 'tracing',
   'http2_protocol_options', 'max_request_headers_kb', 'max_request_headers_count', 'normalize_path', 'merge_slashes', 'path_with_escaped_slashes_action',
   'idle_timeout_ms', 'max_requests_per_connection', 'server_name', 'server_header_transformation', 'forward_client_cert_details'] as const;
 
@@ -345,9 +342,9 @@ function checkTracing(w: SchemaWalk, cfg: Draft<RemoraConfig>, clusterNames: Rea
     }
     t?.custom_tags.forEach((tag, j) => { if (tag) exactlyOne(w, tag, ['literal', 'request_header', 'environment'], `${at(at(path, 'tracing'), 'custom_tags')}[${j}]`); });
     if (cfg.tracing !== undefined || t !== undefined) return;
-    l.virtual_hosts.forEach((vh, j) => vh?.routes.forEach((r, k) => {
-      if (r && w.given(r, 'tracing')) w.err(`${at(path, 'virtual_hosts')}[${j}].routes[${k}].tracing`, 'needs the root "tracing" block (where spans are exported)');
-    }));
+    for (const [vh, vp] of listenerVirtualHostPaths(l)) {
+      vh?.routes.forEach((r, k) => { if (r && w.given(r, 'tracing')) w.err(`${at(path, vp)}.routes[${k}].tracing`, 'needs the root "tracing" block (where spans are exported)'); });
+    }
   });
 }
 
@@ -415,7 +412,7 @@ export function validateConfig(raw: unknown, opts: ValidateOptions = {}): Valida
   if (endpointCount > MAX_ENDPOINTS) w.err('clusters', `at most ${MAX_ENDPOINTS} endpoints over all clusters (got ${endpointCount})`);
   const unkeyed = (limits: readonly RateLimit[]): number => limits.filter((r) => r && r.key === undefined).length;
   const bucketCount = cfg.listeners.reduce((n, l) => n + (l ? unkeyed(l.rate_limits)
-    + l.virtual_hosts.reduce((m, vh) => m + (vh ? vh.routes.reduce((k, r) => k + (r ? unkeyed(r.rate_limits) : 0), 0) : 0), 0) : 0), 0);
+    + listenerVirtualHosts(l).reduce((m, vh) => m + (vh ? vh.routes.reduce((k, r) => k + (r ? unkeyed(r.rate_limits) : 0), 0) : 0), 0) : 0), 0);
   if (bucketCount > MAX_BUCKETS) {
     w.err('listeners', `at most ${MAX_BUCKETS} rate limits without a key over all listeners and routes (got ${bucketCount})`);
   }

@@ -3,6 +3,7 @@
 // one bucket per distinct key in the shared per-key table. Compiled when a snapshot is
 // applied; the request path only looks up header values and takes a token.
 
+import { listenerVirtualHosts, type RoutedListener } from '../config/listener-chains.js';
 import type { RateLimit } from '../config/types.js';
 import { KeyedBuckets } from '../shared/keyed-buckets.js';
 import { SHARED_LAYOUT } from '../shared/shared-state.js';
@@ -19,12 +20,12 @@ export function rateLimitSlotName(listener: string, route: string | null, limit:
 
 /** Every rate limit of a config with its bucket name. */
 export function allRateLimits(
-  listeners: readonly { readonly name: string; readonly rate_limits: readonly RateLimit[]; readonly virtual_hosts: readonly { readonly routes: readonly { readonly name: string; readonly rate_limits: readonly RateLimit[] }[] }[] }[],
+  listeners: readonly (RoutedListener<{ readonly routes: readonly { readonly name: string; readonly rate_limits: readonly RateLimit[] }[] }> & { readonly name: string; readonly rate_limits: readonly RateLimit[] })[],
 ): { readonly slotName: string; readonly limit: RateLimit }[] {
   const out: { slotName: string; limit: RateLimit }[] = [];
   for (const l of listeners) {
     for (const limit of l.rate_limits) out.push({ slotName: rateLimitSlotName(l.name, null, limit), limit });
-    for (const vh of l.virtual_hosts) {
+    for (const vh of listenerVirtualHosts(l)) {
       for (const r of vh.routes) {
         for (const limit of r.rate_limits) out.push({ slotName: rateLimitSlotName(l.name, r.name, limit), limit });
       }

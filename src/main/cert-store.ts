@@ -120,6 +120,7 @@ export class CertStore {
       l.filter_chains.forEach((fc, j) => {
         if (fc.tls !== undefined) server(chainTlsKey(l.name, fc.name), `listeners[${i}].filter_chains[${j}].tls`, fc.tls);
       });
+      l.http_filter_chains.forEach((fc, j) => server(chainTlsKey(l.name, fc.name), `listeners[${i}].http_filter_chains[${j}].tls`, fc.tls));
     });
     config.clusters.forEach((c, i) => {
       if (c.tls !== undefined) {

@@ -1,5 +1,6 @@
 // Where TLS material is kept besides a listener's own: the main thread's cert store keeps
-// a TCP listener's filter chain's under `<listener> <chain>`, and the additional
+// a filter chain's (a TCP listener's, or an HTTPS one picked by server name) under
+// `<listener> <chain>`, and the additional
 // certificates of either under `<key> certificate <i>` (names have no spaces, so no
 // listener's own name is ever such a key).
 

@@ -178,6 +178,7 @@ t.test('valid config: defaults filled in, input normalised', async (t) => {
         max_request_headers_kb: 60,
         rate_limits: [],
         filter_chains: [],
+        http_filter_chains: [],
         upgrade_configs: [],
         forward_client_cert_details: 'sanitize',
         codec: 'strict',

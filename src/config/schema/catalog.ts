@@ -5,7 +5,7 @@ import type { GenericSchema } from 'valibot';
 import { ClusterDnsSchema, DnsFailureRefreshSchema } from './cluster.js';
 import { CircuitBreakersSchema, ClusterSchema, EndpointSchema, HealthCheckSchema, OutlierDetectionSchema, RetryBudgetSchema, TransportSocketMatchSchema, UpstreamTlsSchema } from './cluster.js';
 import { HeaderMatcherSchema, HeaderValueSchema } from './listener.js';
-import { FilterChainMatchSchema, FilterChainSchema, ListenerSchema, ListenerTlsSchema, TcpProxySchema, UpgradeConfigSchema } from './listener.js';
+import { FilterChainMatchSchema, FilterChainSchema, HttpFilterChainSchema, ListenerSchema, ListenerTlsSchema, TcpProxySchema, UpgradeConfigSchema } from './listener.js';
 import { AccessLogSchema, AuthorizationSchema, RateLimitKeySchema, RateLimitSchema } from './listener.js';
 import { AdminSchema, DrainSchema, ProbesSchema, RootSchema, StatsSchema, WorkerLimitsSchema } from './root.js';
 import { DirectResponseSchema, MirrorPolicySchema, RedirectSchema, RegexRewriteSchema, RetryPolicySchema, RouteActionSchema, RouteMatchSchema, RouteSchema, VirtualHostSchema, WeightedClusterSchema } from './listener.js';
@@ -38,6 +38,7 @@ export const CATALOG: readonly CatalogEntry[] = [
   { name: 'TcpProxy', schema: TcpProxySchema },
   { name: 'FilterChain', schema: FilterChainSchema },
   { name: 'FilterChainMatch', schema: FilterChainMatchSchema },
+  { name: 'HttpFilterChain', schema: HttpFilterChainSchema },
   { name: 'UpgradeConfig', schema: UpgradeConfigSchema },
   { name: 'Authorization', schema: AuthorizationSchema },
   { name: 'AccessLog', schema: AccessLogSchema },

@@ -380,6 +380,17 @@ export const FilterChainSchema = obj({
   tls: v.optional(field(ListenerTlsSchema, 'Terminate TLS on this chain\'s connections (Envoy\'s DownstreamTlsContext on a tcp_proxy chain): the handshake is Remora\'s, and the decrypted bytes go upstream. With `ca_file`, clients present a certificate that verifies, or the handshake fails. See [tls.md](tls.md).', { default: 'unset (TLS passes through)', scope: 'connections of this chain' })),
 }, 'One way of handling a TCP listener\'s connections, picked by what the connection\'s first bytes say (Envoy\'s `filter_chains` with `filter_chain_match`). Without `tls` TLS is not terminated: the ClientHello is read and the whole connection, ClientHello included, goes upstream (TLS passthrough by SNI).');
 
+export const HttpFilterChainSchema = obj({
+  name: name('Used in logs and in the TLS material\'s name (`/certs`).', 'unique within the listener'),
+  server_names: list(v.pipe(v.string('must be a string (a server name)'), v.metadata({ check: (s: string) => serverNameProblem(s.toLowerCase()), normalize: lower })),
+    'The TLS ClientHello\'s SNI is one of these: an exact name, or `*.suffix` for any name under it. An exact name beats a wildcard, the longest `*.suffix` beats a shorter one (Envoy\'s order). Lower-cased; each name belongs to one chain.',
+    { type: 'list of server names', nonEmpty: 'must list at least one server name (the listener\'s own `tls` and `virtual_hosts` are the chain for every other name)' }),
+  tls: field(ListenerTlsSchema, 'This chain\'s certificates (and `additional_certificates`) and client CAs. `require_client_certificate`, `min_version` and `session_resumption` are the same on every chain of the listener and its own `tls` (they belong to the TLS server).',
+    { required: 'is required (a chain picked by server name serves TLS)', scope: 'handshakes with one of its server names' }),
+  virtual_hosts: list(VirtualHostSchema, 'This chain\'s routing tables: requests on its connections are routed here only, whatever their Host (Envoy routes by the chain\'s route configuration). Virtual host and route names are unique across the listener; domains within the chain.',
+    { scope: 'requests on this chain\'s connections', nonEmpty: 'must list at least one virtual host' }),
+}, 'One HTTPS filter chain of an HTTP listener, picked per connection by the server name the client sent (SNI), as Envoy picks an HttpConnectionManager\'s filter chain by `filter_chain_match.server_names`: its own certificate and its own route table. Everything else (codec, filters, rate limits, authorization, access log, timeouts) is the listener\'s.');
+
 export const ListenerSchema = obj({
   name: name('Used in logs, metrics and the admin API.', 'unique among listeners'),
   address: v.optional(bindAddress('Bind address (`0.0.0.0` / `::` for all interfaces).'), '127.0.0.1'),
@@ -387,6 +398,8 @@ export const ListenerSchema = obj({
   virtual_hosts: v.optional(list(VirtualHostSchema, 'Host-based routing tables of an HTTP listener. An HTTP listener lists at least one; a TCP listener (`tcp_proxy` / `filter_chains`) none.', { scope: 'this listener', default: '`[]`' }), []),
   tcp_proxy: v.optional(field(TcpProxySchema, 'Make this a TCP listener: connections are forwarded as bytes. With `filter_chains`, this is the default chain: connections that match no chain (Envoy\'s `default_filter_chain`); without it they are closed.', { default: 'unset (an HTTP listener)', scope: 'connections of this listener' })),
   filter_chains: v.optional(list(FilterChainSchema, 'TCP listener: chains picked per connection by its TLS ClientHello (SNI, ALPN) or its absence. Names unique.', { default: '`[]`', scope: 'connections of this listener' }), []),
+  http_filter_chains: v.optional(list(HttpFilterChainSchema, 'HTTPS listener: chains picked per connection by SNI, each with its own certificates and routes (Envoy Gateway\'s HTTPS listeners, one chain per host name). The listener\'s own `tls` and `virtual_hosts`, when set, are the default chain: connections whose server name no chain lists (or that send none). Without them such a connection\'s handshake is refused, as Envoy closes a connection no chain takes. See [tls.md](tls.md#filter-chains-by-server-name).',
+    { default: '`[]`', scope: 'connections of this listener' }), []),
   upgrade_configs: v.optional(list(UpgradeConfigSchema, 'HTTP/1.1 upgrades allowed on this listener (`[{upgrade_type: websocket}]` for WebSocket); routes may override per type. An upgrade request of a type not allowed gets `403` (Envoy\'s `upgrade_failed`); `Upgrade: h2c` is ignored (the request is served over HTTP/1.1, as Envoy does). strict codec only.', { default: '`[]` (no upgrades)', scope: 'upgrade requests of this listener' }), []),
   access_log: v.optional(field(AccessLogSchema, 'One line per request (Remora\'s JSON, or a `format` / `json_format`); see [operations.md](operations.md#access-logs).', { default: 'unset (no access log)', scope: 'this listener' })),
   generate_traceparent: v.optional(bool('When a request has no `traceparent` header, start a W3C trace: send `traceparent: 00-<32 hex trace id>-<16 hex span id>-01` (random, never all zeros) upstream and log its trace id. A request that has one keeps it (and its `tracestate`) unchanged.',
