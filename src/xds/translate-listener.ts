@@ -23,18 +23,20 @@ import {
 import { TypeUrl } from './protos.js';
 import { asArr, asObj, asStr, isSet, wrapped, wrappedBool, type Obj } from './read.js';
 import { bindsPort, directChains } from './resources.js';
-import { checkName, configSource, extPath, root, socketAddress, sub, type Ctx, type Loc } from './translate-context.js';
-import { Fields, type Mark } from './translate-fields.js';
+import { checkName, extPath, root, socketAddress, sub, type Ctx, type Loc } from './translate-context.js';
+import { Fields, type Mark, type Part } from './translate-fields.js';
+import { chainTls, httpChains, routeSource, sameConnectionManager, type RouteSource, type ServedChain, type ServedChains } from './translate-listener-chains.js';
 import { connectionManagerOptions, HCM_SETTINGS, hcmAccessLog, inertHttpFilter, REJECTED_FILTERS, type InertFilter } from './translate-listener-hcm.js';
 import { tcpListener, type Inspectors, type TcpChains } from './translate-listener-tcp.js';
 import { LISTENER_SETTINGS, listenerSocketOptions, listenerWide } from './translate-listener-wide.js';
 import { http2Options } from './translate-protocol.js';
 import { applyRateLimitKeys, localRateLimit } from './translate-ratelimit.js';
 import { authorization, collectRules, rbacConfig, type RbacAction, type RbacRules } from './translate-rbac.js';
-import { downstreamTls, forwardClientCert, listenerAlpn, rawBufferSocket } from './translate-tls.js';
+import { forwardClientCert, listenerAlpn, type TlsResult } from './translate-tls.js';
 
 /** HTTP/3 has no Remora codec. */
-const CODEC_TYPES: Readonly<Record<string, 'auto' | 'http1' | 'http2'>> = { AUTO: 'auto', HTTP1: 'http1', HTTP2: 'http2' };
+type CodecType = 'auto' | 'http1' | 'http2';
+const CODEC_TYPES: Readonly<Record<string, CodecType>> = { AUTO: 'auto', HTTP1: 'http1', HTTP2: 'http2' };
 /** Router fields accepted, no effect: Remora sends none of Envoy's x-envoy-* headers
  *  whatever suppress_envoy_headers says, exports no spans, and its stats do not depend on
  *  dynamic_stats (which turns Envoy's own per-cluster stats on or off). */
@@ -48,7 +50,11 @@ export interface ListenerPart {
   readonly marks: Mark[];
   /** Where its routes come from; a TCP listener has none, only the clusters its
    *  tcp_proxy filters name. */
-  readonly route: { kind: 'rds'; name: string } | { kind: 'inline'; config: Obj; loc: Loc } | { kind: 'tcp'; clusters: readonly string[] };
+  readonly route: RouteSource | { kind: 'tcp'; clusters: readonly string[] } | { kind: 'none' };
+  /** An HTTP listener's chains picked by server name: where each one's routes come from
+   *  (in `raw.http_filter_chains` order). Without a chain for other names (`route` is
+   *  'none'), the listener has no routes of its own. */
+  readonly chainRoutes: readonly RouteSource[];
   /** Local rate limit HTTP filters by name: index in http_filters, and whether the
    *  filter has its own token bucket (a listener-wide limit). */
   readonly rateLimitFilters: ReadonlyMap<string, { index: number; bucket: boolean }>;
@@ -106,30 +112,17 @@ export function translateListener(ctx: Ctx, key: string, l: Obj): ListenerPart |
   const port = sa?.port ?? 0;
   if (!unservedChains(ctx, l, loc, port, direct)) return undefined;
   if (kind === 'tcp') return translateTcpListener(ctx, key, l, loc, out, { port, direct, inspectors });
-  const served = httpChain(ctx, l, loc, direct);
+  const served = httpChains(ctx, l, loc, direct);
   if (served === undefined) return undefined;
-  const { chain, loc: cl } = served;
-  listenerWide(ctx, l, loc, { http: true, everyConnectionTaken: true, readsFirstBytes: out.raw.proxy_protocol === true });
-  const tls = chain.transport_socket === undefined || rawBufferSocket(ctx, chain.transport_socket, sub(cl, 'transport_socket'))
-    ? undefined : downstreamTls(ctx, chain.transport_socket, sub(cl, 'transport_socket'));
-  if (tls !== undefined) out.attach('tls', tls.part.raw, tls.part.marks);
-  const filters = asArr(chain.filters);
-  if (filters.length !== 1) {
-    const where = filters.length === 0 ? sub(cl, 'filters') : sub(cl, 'filters[1]');
-    ctx.reject(where, `Remora needs exactly one network filter, ${HCM_FILTER_NAME} (got ${filters.length})`);
-    return undefined;
-  }
-  const fl = sub(cl, 'filters[0]');
-  const filter = asObj(filters[0]) ?? {};
-  ctx.only(filter, fl, ['name', 'typed_config']);
-  const type = asStr(asObj(filter.typed_config)?.type_url);
-  if (type !== TypeUrl.HttpConnectionManager) {
-    ctx.reject(fl, `unsupported network filter ${asStr(filter.name) ?? type ?? '(unnamed)'}: Remora supports ${HCM_FILTER_NAME} only`);
-    return undefined;
-  }
-  const tl = sub(fl, 'typed_config');
-  const hcm = ctx.decode(filter.typed_config, tl)?.message;
-  if (hcm === undefined) return undefined;
+  // The listener's settings are read from the chain that takes the rest, else from the
+  // first chain picked by server name (the others must agree: sameConnectionManager).
+  const primary = served.fallback ?? served.named[0];
+  listenerWide(ctx, l, loc, { http: true, everyConnectionTaken: served.fallback !== undefined, readsFirstBytes: out.raw.proxy_protocol === true });
+  const tls = chainTls(ctx, primary);
+  if (tls !== undefined && served.fallback !== undefined) out.attach('tls', tls.part.raw, tls.part.marks);
+  const manager = connectionManager(ctx, primary);
+  if (manager === undefined) return undefined;
+  const { hcm, tl } = manager;
   ctx.only(hcm, tl, ['stat_prefix', 'codec_type', 'rds', 'route_config', 'http_filters', 'max_request_headers_kb',
     'forward_client_cert_details', 'set_current_client_cert_details', 'http2_protocol_options', ...HCM_SETTINGS]);
   // Unset is AUTO, in Envoy and in Remora.
@@ -143,24 +136,12 @@ export function translateListener(ctx: Ctx, key: string, l: Obj): ListenerPart |
   connectionManagerOptions(ctx, hcm, tl, out);
   forwardClientCert(ctx, hcm, tl, out);
 
-  let route: ListenerPart['route'] | undefined;
-  const rds = asObj(hcm.rds);
-  const inline = asObj(hcm.route_config);
-  if (rds !== undefined) {
-    const rl = sub(tl, 'rds');
-    ctx.only(rds, rl, ['config_source', 'route_config_name']);
-    const name = asStr(rds.route_config_name) ?? '';
-    configSource(ctx, rds.config_source, sub(rl, 'config_source'), 'routes', name);
-    if (name === '') ctx.reject(sub(rl, 'route_config_name'), 'is required');
-    route = { kind: 'rds', name };
-  } else if (inline !== undefined) {
-    route = { kind: 'inline', config: inline, loc: sub(tl, 'route_config') };
-  } else {
-    ctx.reject(tl, 'needs rds or route_config (scoped_routes is not supported)');
-  }
+  const route = routeSource(ctx, hcm, tl);
+  const chains = namedChains(ctx, served, { tls, hcm, tl, route }, codec);
+  if (chains.parts.length > 0) out.list('http_filter_chains', chains.parts);
 
   const { limits, rateLimitFilters, rbac, rbacFilters, inertFilters } = httpFilters(ctx, asArr(hcm.http_filters), sub(tl, 'http_filters'));
-  const everyClientVerified = tls === undefined || tls.part.raw.require_client_certificate === true;
+  const everyClientVerified = (tls === undefined || tls.part.raw.require_client_certificate === true) && chains.everyClientVerified;
   const authz = authorization(ctx, rbac, everyClientVerified);
   if (authz !== undefined) out.attach('authorization', authz.raw, authz.marks);
   const ext = ctx.extensions(l, loc, REMORA_EXTENSIONS.listener, 'Listener.metadata');
@@ -173,49 +154,70 @@ export function translateListener(ctx: Ctx, key: string, l: Obj): ListenerPart |
   } else if (log !== undefined) {
     out.attach('access_log', log.raw, log.marks);
   }
-  if (route === undefined) return undefined;
+  if (route === undefined || chains.routes.includes(undefined)) return undefined;
   const limit = wrapped(l.per_connection_buffer_limit_bytes);
   const retryBufferLimit = limit === undefined ? {} : { retryBufferLimit: { bytes: limit, loc: sub(loc, 'per_connection_buffer_limit_bytes') } };
-  return { name: key, loc, raw: out.raw, marks: out.marks, route, rateLimitFilters, rbacFilters, inertFilters, everyClientVerified, ...retryBufferLimit };
+  return {
+    name: key, loc, raw: out.raw, marks: out.marks, route: served.fallback !== undefined ? route : { kind: 'none' }, chainRoutes: chains.routes as RouteSource[],
+    rateLimitFilters, rbacFilters, inertFilters, everyClientVerified, ...retryBufferLimit,
+  };
 }
 
-/**
- * The one filter chain an HTTP listener serves: its one chain for connections to its port
- * (directChains), or, when it has none, its default_filter_chain (Envoy Gateway writes a
- * plain HTTP listener's HttpConnectionManager there: with no chain to match, the default
- * chain takes every connection, in Envoy and in Remora). With a chain for its port, that
- * chain takes every connection (its filter_chain_match may only name the port), so a
- * default chain is never used, in Envoy either: accepted, not served, not read.
- * Undefined (rejected) when there is no chain, or more than one.
- */
-function httpChain(ctx: Ctx, l: Obj, loc: Loc, direct: readonly number[]): { chain: Obj; loc: Loc } | undefined {
-  const chains = asArr(l.filter_chains);
-  const fallback = asObj(l.default_filter_chain);
-  if (direct.length === 0 && fallback !== undefined) {
-    const cl = sub(loc, 'default_filter_chain');
-    ctx.only(fallback, cl, ['filters', 'name', 'transport_socket', 'filter_chain_match']);
-    // Ignored by Envoy too: the default chain takes what no chain takes.
-    if (isSet(fallback.filter_chain_match)) ctx.noEffect(loc, 'Listener.default_filter_chain.filter_chain_match');
-    return { chain: fallback, loc: cl };
-  }
-  if (direct.length !== 1) {
-    const where = direct.length === 0 ? sub(loc, 'filter_chains') : sub(loc, `filter_chains[${direct[1]}]`);
-    const got = direct.length === chains.length ? `${direct.length}` : `${direct.length} for connections to its port`;
-    ctx.reject(where, `an HTTP listener needs exactly one filter chain (got ${got}); only tcp_proxy listeners have several`);
+/** A chain's one network filter, the HttpConnectionManager, decoded; undefined (rejected)
+ *  for anything else. */
+function connectionManager(ctx: Ctx, c: ServedChain): { hcm: Obj; tl: Loc } | undefined {
+  const filters = asArr(c.chain.filters);
+  if (filters.length !== 1) {
+    const where = filters.length === 0 ? sub(c.loc, 'filters') : sub(c.loc, 'filters[1]');
+    ctx.reject(where, `Remora needs exactly one network filter, ${HCM_FILTER_NAME} (got ${filters.length})`);
     return undefined;
   }
-  if (fallback !== undefined) ctx.noEffect(loc, 'Listener.default_filter_chain (never used, not served)');
-  const cl = sub(loc, `filter_chains[${direct[0]}]`);
-  const chain = asObj(chains[direct[0]]) ?? {};
-  ctx.only(chain, cl, ['filters', 'name', 'transport_socket', 'filter_chain_match']);
-  const match = asObj(chain.filter_chain_match);
-  if (match !== undefined) {
-    // The one chain takes every connection: nothing to pick by, only the listener's own
-    // port to name (directChains keeps a chain naming no other).
-    ctx.only(match, sub(cl, 'filter_chain_match'), ['destination_port']);
-    if (isSet(match.destination_port)) ctx.noEffect(cl, 'Listener.filter_chains.filter_chain_match.destination_port');
+  const fl = sub(c.loc, 'filters[0]');
+  const filter = asObj(filters[0]) ?? {};
+  ctx.only(filter, fl, ['name', 'typed_config']);
+  const type = asStr(asObj(filter.typed_config)?.type_url);
+  if (type !== TypeUrl.HttpConnectionManager) {
+    ctx.reject(fl, `unsupported network filter ${asStr(filter.name) ?? type ?? '(unnamed)'}: Remora supports ${HCM_FILTER_NAME} only`);
+    return undefined;
   }
-  return { chain, loc: cl };
+  const tl = sub(fl, 'typed_config');
+  const hcm = ctx.decode(filter.typed_config, tl)?.message;
+  return hcm === undefined ? undefined : { hcm, tl };
+}
+
+/** The chains picked by server name → `http_filter_chains` (without their virtual hosts,
+ *  which translateXds joins from `routes`, one per chain): each its own TLS and routes,
+ *  its HttpConnectionManager otherwise the listener's (`primary`'s, read already). A
+ *  chain's name is Envoy's when it has a usable one, else `filter_chains[i]`. A route
+ *  source is undefined where it was rejected. */
+function namedChains(ctx: Ctx, served: ServedChains, primary: { tls: TlsResult | undefined; hcm: Obj; tl: Loc; route: RouteSource | undefined }, codec: CodecType | undefined):
+  { parts: Part[]; routes: (RouteSource | undefined)[]; everyClientVerified: boolean } {
+  const parts: Part[] = [];
+  const routes: (RouteSource | undefined)[] = [];
+  const used = new Set<string>();
+  let everyClientVerified = true;
+  for (const c of served.named) {
+    const isPrimary = served.fallback === undefined && c === served.named[0];
+    const tls = isPrimary ? primary.tls : chainTls(ctx, c);
+    let route = primary.route;
+    if (!isPrimary) {
+      const manager = connectionManager(ctx, c);
+      if (manager !== undefined) sameConnectionManager(ctx, manager.hcm, manager.tl, primary.hcm, primary.tl);
+      route = manager === undefined ? undefined : routeSource(ctx, manager.hcm, manager.tl);
+      if (tls?.alpn !== undefined && codec !== undefined) listenerAlpn(ctx, tls.alpn, codec);
+    }
+    const given = asStr(c.chain.name);
+    const name = given !== undefined && /^[\x21-\x7e]+$/.test(given) && !used.has(given) ? given : c.loc.path;
+    used.add(name);
+    const f = new Fields().here(c.loc);
+    f.set('name', name, given === undefined ? c.loc : sub(c.loc, 'name'));
+    f.set('server_names', c.names, sub(c.loc, 'filter_chain_match.server_names'));
+    if (tls !== undefined) f.attach('tls', tls.part.raw, tls.part.marks);
+    everyClientVerified &&= tls?.part.raw.require_client_certificate === true;
+    parts.push({ raw: f.raw, marks: f.marks });
+    routes.push(route);
+  }
+  return { parts, routes, everyClientVerified };
 }
 
 /**
@@ -336,7 +338,7 @@ function translateTcpListener(ctx: Ctx, key: string, l: Obj, loc: Loc, out: Fiel
     else out.attach('access_log', tcp.log.raw, tcp.log.marks);
   }
   return {
-    name: key, loc, raw: out.raw, marks: out.marks, route: { kind: 'tcp', clusters: tcp.clusters },
+    name: key, loc, raw: out.raw, marks: out.marks, route: { kind: 'tcp', clusters: tcp.clusters }, chainRoutes: [],
     rateLimitFilters: new Map(), rbacFilters: new Map(), inertFilters: new Map(), everyClientVerified: true,
   };
 }

@@ -25,7 +25,8 @@ import { translateCluster, type ClusterPart } from './translate-cluster.js';
 import { checkName, Ctx, formatRejection, root, sub, type XdsRejection } from './translate-context.js';
 import { translateEndpoints, type EndpointsPart } from './translate-endpoints.js';
 import { addMarks, Fields, type Mark } from './translate-fields.js';
-import { translateListener } from './translate-listener.js';
+import { translateListener, type ListenerPart } from './translate-listener.js';
+import type { RouteSource } from './translate-listener-chains.js';
 import { checkSecret } from './translate-secret.js';
 import { parseSecretKey } from './sds.js';
 import { bootstrapBaseFields } from '../config/bootstrap-base.js';
@@ -166,25 +167,20 @@ export function translateXds(base: Record<string, unknown>, set: XdsResourceSet,
       if (!ads && l.route.clusters.some((c) => waitingClusters.has(c))) waitingListeners.add(l.name);
       return out.raw;
     }
-    const part = l.route.kind === 'inline' ? translateRouteConfig(ctx, l.route.config, l.route.loc) : routeConfigs.get(l.route.name);
-    if (part === undefined && l.route.kind === 'rds' && opts.gaveUp?.routes.has(l.route.name) === true) {
-      out.raw.virtual_hosts = NO_ROUTES_VHOSTS;
-      return out.raw;
+    // The listener's own routes (none when only chains picked by server name serve it),
+    // then each chain's; virtual host and route names are made unique across them.
+    const names = { vhosts: new Set<string>(), routes: new Set<string>() };
+    const tables: [Fields, RouteSource | { kind: 'none' }, string | null][] = [[out, l.route, null]];
+    asArr(out.raw.http_filter_chains).forEach((c, k) => tables.push([new Fields(asObj(c) ?? {}, marks, `${out.at}.http_filter_chains[${k}]`), l.chainRoutes[k], String(asObj(c)?.name)]));
+    for (const [at, source, chain] of tables) {
+      if (source.kind === 'none') continue;
+      const table = routeTable(ctx, l, source, routeConfigs, opts.gaveUp);
+      if (table === 'waiting') waitingListeners.add(l.name);
+      else if (!ads && table.clusters.some((c) => waitingClusters.has(c))) waitingListeners.add(l.name);
+      const vhosts = table === 'waiting' ? structuredClone(PLACEHOLDER_VHOSTS) : table.vhosts;
+      qualifyAcrossTables(vhosts, names, chain);
+      at.attach('virtual_hosts', vhosts, table === 'waiting' ? [] : table.marks);
     }
-    if (part === undefined) {
-      waitingListeners.add(l.name);
-      out.raw.virtual_hosts = PLACEHOLDER_VHOSTS;
-      return out.raw;
-    }
-    if (part.vhosts.length === 0) {
-      // A route table without virtual hosts (Envoy Gateway's, before a route attaches):
-      // valid in Envoy, where every request answers 404 NR.
-      out.raw.virtual_hosts = EMPTY_ROUTE_TABLE_VHOSTS;
-      return out.raw;
-    }
-    const attached = attachRoutes(ctx, l, part);
-    out.attach('virtual_hosts', attached.vhosts, attached.marks);
-    if (!ads && part.clusters.some((c) => waitingClusters.has(c))) waitingListeners.add(l.name);
     return out.raw;
   });
   if (ctx.errors.length > 0) return { ok: false, errors: ctx.errors };
@@ -202,7 +198,8 @@ export function translateXds(base: Record<string, unknown>, set: XdsResourceSet,
   if (raw.tracing === undefined) {
     for (const l of rawListeners) {
       delete l.tracing;
-      for (const vh of asArr(l.virtual_hosts)) for (const r of asArr(asObj(vh)?.routes)) delete (asObj(r) ?? {}).tracing;
+      const vhosts = [...asArr(l.virtual_hosts), ...asArr(l.http_filter_chains).flatMap((c) => asArr(asObj(c)?.virtual_hosts))];
+      for (const vh of vhosts) for (const r of asArr(asObj(vh)?.routes)) delete (asObj(r) ?? {}).tracing;
     }
   }
   const noListeners = ads && rawListeners.length === 0;
@@ -230,6 +227,34 @@ export function translateXds(base: Record<string, unknown>, set: XdsResourceSet,
     }),
     warming,
   };
+}
+
+/** The virtual hosts a listener's route source gives (attachRoutes), with their marks and
+ *  the clusters they name; 'waiting' while its RDS configuration has not arrived. One whose
+ *  initial_fetch_timeout expired, or a route table without virtual hosts (Envoy
+ *  Gateway's, before a route attaches), answers every request 404 NR, as in Envoy. */
+function routeTable(ctx: Ctx, l: ListenerPart, source: RouteSource, routeConfigs: ReadonlyMap<string, RoutePart>, gaveUp: XdsTranslateOptions['gaveUp']):
+  { vhosts: Obj[]; marks: Mark[]; clusters: readonly string[] } | 'waiting' {
+  const part = source.kind === 'inline' ? translateRouteConfig(ctx, source.config, source.loc) : routeConfigs.get(source.name);
+  if (part === undefined && source.kind === 'rds' && gaveUp?.routes.has(source.name) === true) return { vhosts: structuredClone(NO_ROUTES_VHOSTS), marks: [], clusters: [] };
+  if (part === undefined) return 'waiting';
+  if (part.vhosts.length === 0) return { vhosts: structuredClone(EMPTY_ROUTE_TABLE_VHOSTS), marks: [], clusters: [] };
+  return { ...attachRoutes(ctx, l, part), clusters: part.clusters };
+}
+
+/** Virtual host and route names are unique across a listener in Remora (state is kept by
+ *  route name), not in Envoy across its chains' route configurations: a chain's name
+ *  already used by the listener's own routes or an earlier chain's becomes
+ *  `<chain>/<name>`. `chain` null: the listener's own, recorded as they are. */
+function qualifyAcrossTables(vhosts: readonly Obj[], names: { vhosts: Set<string>; routes: Set<string> }, chain: string | null): void {
+  for (const vh of vhosts) {
+    if (typeof vh.name === 'string' && chain !== null && names.vhosts.has(vh.name)) vh.name = `${chain}/${vh.name}`;
+    if (typeof vh.name === 'string') names.vhosts.add(vh.name);
+    for (const r of asArr(vh.routes).map((x) => asObj(x) ?? {})) {
+      if (typeof r.name === 'string' && chain !== null && names.routes.has(r.name)) r.name = `${chain}/${r.name}`;
+      if (typeof r.name === 'string') names.routes.add(r.name);
+    }
+  }
 }
 
 /** Maps a validateConfig error to the resource field its value came from. */

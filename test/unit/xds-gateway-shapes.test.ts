@@ -94,7 +94,7 @@ t.test('default_filter_chain of an HTTP listener', async (t) => {
   t.same(hcmOf({ filter_chains: [chain] }).rds, egHcm(base).rds, '(the same HttpConnectionManager)');
 
   const none = translate({ ...eg(), listeners: [{ ...base, default_filter_chain: undefined }] });
-  t.same(errorsOf(none), [`${L} filter_chains: an HTTP listener needs exactly one filter chain (got 0); only tcp_proxy listeners have several`],
+  t.same(errorsOf(none), [`${L} filter_chains: an HTTP listener needs a filter chain (got none for connections to its port, and no default_filter_chain)`],
     'no chain and no default chain: rejected as before');
   const bad = translate({ ...eg(), listeners: [{ ...base, default_filter_chain: { ...obj(base.default_filter_chain), use_proxy_proto: { value: true } } }] });
   t.same(errorsOf(bad), [`${L} default_filter_chain.use_proxy_proto: field not supported by Remora`], 'other fields of the default chain are NACKed by path');

@@ -431,7 +431,7 @@ t.test('rejects two filter chains, and two network filters', async (t) => {
   const l = set.listeners.get('in') as Obj;
   const chain = arr(l.filter_chains)[0];
   l.filter_chains = [chain, chain];
-  t.same(errorsOf(translateXds({}, rewire(set))), ['Listener "in" filter_chains[1]: an HTTP listener needs exactly one filter chain (got 2); only tcp_proxy listeners have several']);
+  t.same(errorsOf(translateXds({}, rewire(set))), ['Listener "in" filter_chains[1]: an HTTP listener takes at most one filter chain without server_names (got 2): each would take every connection; only tcp_proxy listeners pick chains by transport or ALPN']);
   l.filter_chains = [{ filters: [...arr(chain.filters), { name: 'envoy.filters.network.tcp_proxy' }] }];
   t.same(errorsOf(translateXds({}, rewire(set))), [
     'Listener "in" filter_chains[0].filters[1]: Remora needs exactly one network filter, envoy.filters.network.http_connection_manager (got 2)',
