@@ -32,12 +32,13 @@ import { contextOptions, HANDSHAKE_TIMEOUT_MS, keepSessions } from './tls-server
 
 
 /** What must match for a running TLS listener to be kept across a reload (certificates
- *  rotate in place; these server options and the chains' server names need a new
- *  server; the chains' routes do not). */
+ *  rotate in place; these server options, how many certificates each chain has and the
+ *  chains' server names need a new server; the chains' routes do not). */
 export function tlsListenerKey(l: Listener): string {
   const t = serverTls(l)!;
-  const chains = l.http_filter_chains.length === 0 ? '' : `:${l.tls !== undefined}:${JSON.stringify(l.http_filter_chains.map((c) => [c.name, c.server_names]))}`;
-  return `tls:${asksForClientCertificates(l)}:${t.require_client_certificate}:${t.min_version}:${t.session_resumption}${chains}`;
+  const certificates = [l.tls, ...l.http_filter_chains.map((c) => c.tls)].map((c) => c?.additional_certificates.length ?? '-').join(',');
+  const chains = l.http_filter_chains.length === 0 ? '' : `:${JSON.stringify(l.http_filter_chains.map((c) => [c.name, c.server_names]))}`;
+  return `tls:${asksForClientCertificates(l)}:${t.require_client_certificate}:${t.min_version}:${t.session_resumption}:${certificates}${chains}`;
 }
 
 type SniCallback = (servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void) => void;

@@ -1,9 +1,9 @@
 // Remora's routes → an xDS RouteConfiguration (part of src/xds/encode.ts): one per
-// listener, named after it. Route rate limits and authorization become per-route configs
+// listener, named after it, and one per HTTPS filter chain (named `<listener> <chain>`). Route rate limits and authorization become per-route configs
 // (FilterConfig with is_optional, so gRPC clients skip them) of the listener's slot
 // filters; Remora-only route fields travel in the route's metadata.
 
-import type { Authorization, HeaderMatcher, HeaderValue, Listener, Redirect, RegexRewrite, Route, RouteAction, RetryPolicy } from '../config/types.js';
+import type { Authorization, HeaderMatcher, HeaderValue, Redirect, RegexRewrite, Route, RouteAction, RetryPolicy, VirtualHost } from '../config/types.js';
 import {
   duration, encode, hasRules, localRateLimit, metadata, RBAC_ACTIONS, rateLimitKeys, rbacRules, ROUTE_LIMIT_SLOT, ROUTE_RBAC_SLOT, u32, upgradeConfigs,
 } from './encode-common.js';
@@ -19,10 +19,12 @@ function routeRbac(a: Authorization | undefined): [string, AnyMessage][] {
   ]);
 }
 
-export function routeConfiguration(l: Listener): ProtoObject {
+/** A route table (a listener's own, or an HTTPS filter chain's) as the RouteConfiguration
+ *  `name`. */
+export function routeConfiguration(name: string, virtualHosts: readonly VirtualHost[]): ProtoObject {
   return {
-    name: l.name,
-    virtual_hosts: l.virtual_hosts.map((vh) => ({
+    name,
+    virtual_hosts: virtualHosts.map((vh) => ({
       name: vh.name,
       domains: [...vh.domains],
       routes: vh.routes.map((r, i) => route(r, `${vh.name}/${i}`)),

@@ -2,7 +2,8 @@
 // inverse of src/xds/translate.ts, within the subset it accepts, so a config served and
 // translated back is the same config. Each listener gets an HttpConnectionManager that
 // fetches its routes over RDS (a RouteConfiguration named after the listener,
-// encode-route.ts); clusters are EDS with a ClusterLoadAssignment each (or STATIC with
+// encode-route.ts), and each of its HTTPS filter chains a filter chain with
+// `server_names`, its own TLS and route configuration (`<listener> <chain>`); clusters are EDS with a ClusterLoadAssignment each (or STATIC with
 // the endpoints inline). TLS is a `transport_socket` (filter chain, cluster),
 // authorization RBAC HTTP filters and per-route RBAC, the XFCC mode the HCM's
 // forward_client_cert_details, always written so that a round trip is exact, as are the
@@ -27,6 +28,8 @@ import { routeConfiguration } from './encode-route.js';
 import { dnsClusterFields, dnsExtensions } from './encode-dns.js';
 import { ALPN_H1, ALPN_H2, HCM_FILTER_NAME, HTTP_PROTOCOL_OPTIONS, LISTENER_ALPN, PROXY_PROTOCOL_LISTENER_FILTER, ROUTER_FILTER_NAME, RAW_BUFFER_SOCKET, TRANSPORT_SOCKET_MATCH_METADATA } from './names.js';
 import { TypeUrl, type ProtoObject } from './protos.js';
+import { listenerVirtualHosts } from '../config/listener-chains.js';
+import { chainTlsKey } from '../tls/chain-key.js';
 
 export interface XdsResources {
   listeners: Map<string, ProtoObject>;
@@ -46,7 +49,8 @@ export function toXdsResources(config: RemoraConfig, opts: { edsForAllClusters: 
       continue;
     }
     out.listeners.set(l.name, listener(l, config.tracing));
-    out.routes.set(l.name, routeConfiguration(l));
+    if (ownChain(l)) out.routes.set(l.name, routeConfiguration(l.name, l.virtual_hosts));
+    for (const fc of l.http_filter_chains) out.routes.set(chainTlsKey(l.name, fc.name), routeConfiguration(chainTlsKey(l.name, fc.name), fc.virtual_hosts));
   }
   for (const c of config.clusters) {
     const eds = opts.edsForAllClusters && c.dns === undefined; // a DNS cluster lists its host names inline
@@ -73,7 +77,7 @@ export function grpcApiListener(name: string, routeConfigName: string): ProtoObj
 
 /** The listener's RBAC filters with rules, and a rule-less slot per action some route uses. */
 function rbacFilters(l: Listener): { listener: ProtoObject[]; routeSlots: ProtoObject[] } {
-  const routes = l.virtual_hosts.flatMap((vh) => vh.routes.map((r) => r.authorization));
+  const routes = listenerVirtualHosts(l).flatMap((vh) => vh.routes.map((r) => r.authorization));
   return {
     listener: RBAC_ACTIONS.filter((a) => hasRules(l.authorization, a))
       .map((a) => ({ name: LISTENER_RBAC[a], typed_config: encode(TypeUrl.Rbac, { rules: rbacRules(a, l.authorization?.[a] ?? []) }) })),
@@ -114,8 +118,14 @@ function hcmTracing(l: Listener, root: TracingConfig | undefined): ProtoObject |
   };
 }
 
+/** Whether the listener has a chain of its own: always, but for one whose HTTPS filter
+ *  chains take every connection there is (no `tls` and routes of its own). */
+function ownChain(l: Listener): boolean {
+  return l.http_filter_chains.length === 0 || l.tls !== undefined;
+}
+
 function listener(l: Listener, tracing: TracingConfig | undefined): ProtoObject {
-  const slots = Math.max(0, ...l.virtual_hosts.flatMap((vh) => vh.routes.map((r) => r.rate_limits.length)));
+  const slots = Math.max(0, ...listenerVirtualHosts(l).flatMap((vh) => vh.routes.map((r) => r.rate_limits.length)));
   const rbac = rbacFilters(l);
   // Remora's order: listener authorization, listener limits, route authorization, route limits.
   const httpFilters = [
@@ -162,10 +172,21 @@ function listener(l: Listener, tracing: TracingConfig | undefined): ProtoObject 
     ...(l.proxy_protocol
       ? { listener_filters: [{ name: PROXY_PROTOCOL_LISTENER_FILTER, typed_config: encode(TypeUrl.ProxyProtocol, {}) }] }
       : {}),
-    filter_chains: [{
-      filters: [{ name: HCM_FILTER_NAME, typed_config: encode(TypeUrl.HttpConnectionManager, hcm) }],
-      ...(l.tls !== undefined ? { transport_socket: downstreamTlsSocket(l.tls, LISTENER_ALPN[l.codec_type]) } : {}),
-    }],
+    // The listener's own chain takes every connection, or those whose server name no
+    // HTTPS filter chain lists; each of those has the same HttpConnectionManager but its
+    // routes (RouteConfiguration `<listener> <chain>`).
+    filter_chains: [
+      ...(ownChain(l) ? [{
+        filters: [{ name: HCM_FILTER_NAME, typed_config: encode(TypeUrl.HttpConnectionManager, hcm) }],
+        ...(l.tls !== undefined ? { transport_socket: downstreamTlsSocket(l.tls, LISTENER_ALPN[l.codec_type]) } : {}),
+      }] : []),
+      ...l.http_filter_chains.map((fc) => ({
+        name: fc.name,
+        filter_chain_match: { server_names: [...fc.server_names] },
+        filters: [{ name: HCM_FILTER_NAME, typed_config: encode(TypeUrl.HttpConnectionManager, { ...hcm, rds: { route_config_name: chainTlsKey(l.name, fc.name), config_source: ADS } }) }],
+        transport_socket: downstreamTlsSocket(fc.tls, LISTENER_ALPN[l.codec_type]),
+      })),
+    ],
     ...metadata({
       access_log: l.access_log === undefined ? undefined : { ...l.access_log },
       generate_traceparent: l.generate_traceparent ? true : undefined,

@@ -9,7 +9,7 @@ import type { RemoraConfig } from '../../src/config/types.js';
 import { TypeUrl, type AnyMessage } from '../../src/xds/protos.js';
 import { translateXds, type XdsTranslateResult } from '../../src/xds/translate.js';
 import { toXdsResources } from '../../src/xds/encode.js';
-import { arr, errorsOf, obj, protos, rewire, valid, type Obj } from '../helpers/xds.js';
+import { arr, baseOf, errorsOf, obj, protos, rewire, valid, type Obj } from '../helpers/xds.js';
 
 /** Remora listeners answering `body`, each with its route configuration (named after it). */
 const answering = (name: string, body: string, tls = true): Obj => ({
@@ -78,4 +78,27 @@ t.test('rejected: a plaintext chain, two chains for every name, a different conn
   const matched = chainOf('b', ['b.example']);
   obj(matched.filter_chain_match).application_protocols = ['h2'];
   t.same(errorsOf(translate([matched])), ['Listener "a" filter_chains[0].filter_chain_match.application_protocols: field not supported by Remora']);
+});
+
+t.test('round trip: http_filter_chains → xDS → the same config', async (t) => {
+  const limit = { name: 'l', max_tokens: 5, tokens_per_fill: 5, fill_interval_ms: 1000 };
+  for (const withDefault of [true, false]) {
+    const config = valid({
+      listeners: [{
+        ...(withDefault ? answering('https', 'own') : { name: 'https', address: '127.0.0.1', port: 0 }),
+        http_filter_chains: [
+          { name: 'shop', server_names: ['shop.example'], tls: { cert_file: '/certs/shop.pem', key_file: '/certs/shop.key' },
+            virtual_hosts: [{ name: 'shop', domains: ['*'], routes: [{ name: 'buy', match: { prefix: '/' }, route: { cluster: 'app' }, rate_limits: [limit], authorization: { allow: ['spiffe://x/*'] } }] }] },
+          { name: 'api', server_names: ['*.api.example'], tls: { cert_file: '/certs/api.pem', key_file: '/certs/api.key', additional_certificates: [{ cert_file: '/certs/v2.pem', key_file: '/certs/v2.key' }] },
+            virtual_hosts: [{ name: 'api', domains: ['*'], routes: [{ name: 'api', match: { prefix: '/' }, route: { cluster: 'app' } }] }] },
+        ],
+      }],
+      clusters: [{ name: 'app', endpoints: [{ address: '127.0.0.1', port: 8080 }] }],
+    });
+    const set = rewire(toXdsResources(config, { edsForAllClusters: true }));
+    t.same([...set.routes.keys()], [...(withDefault ? ['https'] : []), 'https shop', 'https api'], 'expected a route configuration per chain');
+    const back = translateXds(baseOf(config), set);
+    t.same(errorsOf(back), [], `no rejections (default chain: ${withDefault})`);
+    if (back.ok) t.strictSame(back.config.listeners, config.listeners, `the same listener (default chain: ${withDefault})`);
+  }
 });
