@@ -3,15 +3,16 @@
 // table, whatever their Host; a name no chain lists (or no name at all) gets the
 // listener's own certificate and routes; without those, such a handshake is refused and
 // a client without SNI is closed. HTTP/2 (ALPN h2) and curl pick the same way. Each chain
-// verifies client certificates against its own CAs.
+// verifies client certificates against its own CAs. A reload that changes a chain's
+// routes keeps the server and its open connections.
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import https from 'node:https';
 import tls from 'node:tls';
 import t from 'tap';
 import { TestPki } from '../helpers/certs.js';
-import { namedUpstream, startRemora } from '../helpers/remora.js';
+import { admin, namedUpstream, startRemora, waitUntil } from '../helpers/remora.js';
 import { runProgram } from '../helpers/tcp-peers.js';
 
 const pki = new TestPki('http-filter-chains');
@@ -148,4 +149,46 @@ t.test('each chain verifies client certificates against its own CAs', async (t) 
   t.match(refused, { status: 400, body: /client certificate refused/ }, 'expected bar\'s chain to refuse a certificate from foo\'s CA');
   const noCert = await get(port, 'foo.example', 'foo.example');
   t.match(noCert, { status: 400, body: /client certificate required/ }, 'expected a client without a certificate to be refused');
+});
+
+t.test('a reload that changes a chain\'s routes keeps the server and its connections', async (t) => {
+  const ups = await Promise.all(['foo', 'bar'].map((n) => namedUpstream(n)));
+  const config = (cluster: string) => ({
+    workers: 1,
+    admin: { address: '127.0.0.1', port: 0 },
+    listeners: [{
+      name: 'https', address: '127.0.0.1', port: 0,
+      http_filter_chains: [{ name: 'foo', server_names: ['foo.example'], tls: pair('foo.example'), virtual_hosts: everything(cluster) }],
+    }],
+    clusters: ['foo', 'bar'].map((name, i) => ({ name, endpoints: [{ address: '127.0.0.1', port: ups[i].port }] })),
+  });
+  const remora = await startRemora(config('foo'));
+  const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(async () => {
+    agent.destroy();
+    await remora.stop();
+    await Promise.all(ups.map((u) => u.close()));
+  });
+  const sockets: unknown[] = [];
+  const get = (): Promise<string> => new Promise((resolve, reject) => {
+    https.get({ host: '127.0.0.1', port: remora.ports.https, path: '/', servername: 'foo.example', ca, agent }, (res) => {
+      sockets.push(res.socket);
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve(body));
+    }).on('error', reject);
+  });
+  t.equal(await get(), 'foo');
+  // The port stays: the reloaded config names the port the listener got.
+  const next = config('bar');
+  next.listeners[0].port = remora.ports.https;
+  writeFileSync(remora.configFile, JSON.stringify(next));
+  process.kill(remora.pid, 'SIGHUP');
+  await waitUntil('the reload applied by the worker', async () => {
+    const w = JSON.parse((await admin(remora.adminPort, '/workers')).text) as { workers: { version: number }[] };
+    return w.workers.every((x) => x.version === 2);
+  }, 10_000, 50);
+  t.equal(await get(), 'bar', 'expected the chain\'s new routes on the connection opened before the reload');
+  t.equal(sockets.length, 2);
+  t.ok(sockets[0] === sockets[1], 'expected the same TLS connection to carry both requests');
 });
