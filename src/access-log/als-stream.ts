@@ -162,10 +162,15 @@ export class AlsStream {
         if (this.client !== client || this.phase !== 'connecting') return;
         if (err !== undefined) {
           this.warn(err, 'the access log service is not reachable; entries wait (within the cap)');
-          this.connect();
+          this.retryLater();
           return;
         }
-        this.open(client);
+        try {
+          this.open(client);
+        } catch (e) {
+          this.warn(e, 'cannot open the access log stream');
+          this.retryLater();
+        }
       });
     } catch (err) {
       this.warn(err, 'cannot connect to the access log service');

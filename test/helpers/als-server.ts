@@ -2,7 +2,7 @@
 // envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs implemented with
 // @grpc/grpc-js, its messages decoded by @grpc/proto-loader from Envoy's own protos (the
 // grpc-js-xds deps, the include dirs src/xds/protos.ts uses), never by Remora's encoder.
-// Records every message of every stream, in order.
+// Plain or TLS (mutual with a client CA). Records every message of every stream, in order.
 
 import grpc from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
@@ -44,7 +44,15 @@ export function decodeStreamMessage(bytes: Uint8Array): AlsObj {
   return service.StreamAccessLogs.requestDeserialize(Buffer.from(bytes)) as AlsObj;
 }
 
-export async function startAlsServer(port = 0): Promise<AlsServer> {
+/** TLS for the service: its certificate and key, and the CA client certificates must
+ *  chain to (mutual TLS) when `ca` is given. PEM. */
+export interface AlsTls {
+  readonly cert: Buffer;
+  readonly key: Buffer;
+  readonly ca?: Buffer;
+}
+
+export async function startAlsServer(port = 0, tls?: AlsTls): Promise<AlsServer> {
   const def = alsDefinition();
   const service = (def['envoy.service.accesslog.v3.AccessLogService'] as grpc.ServiceDefinition);
   const server = new grpc.Server();
@@ -63,8 +71,11 @@ export async function startAlsServer(port = 0): Promise<AlsServer> {
       });
     },
   });
+  const credentials = tls === undefined
+    ? grpc.ServerCredentials.createInsecure()
+    : grpc.ServerCredentials.createSsl(tls.ca ?? null, [{ cert_chain: tls.cert, private_key: tls.key }], tls.ca !== undefined);
   const bound = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(`127.0.0.1:${port}`, credentials, (err, p) => (err ? reject(err) : resolve(p))),
   );
   return {
     port: bound,

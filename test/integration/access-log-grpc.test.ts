@@ -5,16 +5,19 @@
 // authority, response code, body sizes, route and cluster, on one stream whose first
 // message names the node and the log; /metrics counts them. When the service is down at
 // first, the proxy keeps serving, and the entries held meanwhile arrive once it is up.
+// Over mutual TLS, with the cluster's CA, client certificate and verified SAN.
 
 import { hostname } from 'node:os';
 import t from 'tap';
 import { admin, request, startRemora, startUpstream, waitUntil } from '../helpers/remora.js';
 import { deadPort } from '../helpers/dead-port.js';
 import { startAlsServer, type AlsObj } from '../helpers/als-server.js';
+import { TestPki } from '../helpers/certs.js';
+import { readFileSync } from 'node:fs';
 
 const o = (v: unknown): AlsObj => (v ?? {}) as AlsObj;
 
-function configWith(upstreamPort: number, alsPort: number, logName: string) {
+function configWith(upstreamPort: number, alsPort: number, logName: string, alsTls?: Record<string, unknown>) {
   return {
     workers: 2,
     admin: { address: '127.0.0.1', port: 0 },
@@ -25,7 +28,7 @@ function configWith(upstreamPort: number, alsPort: number, logName: string) {
     }],
     clusters: [
       { name: 'up', connect_timeout_ms: 500, endpoints: [{ address: '127.0.0.1', port: upstreamPort }] },
-      { name: 'als', connect_timeout_ms: 500, endpoints: [{ address: '127.0.0.1', port: alsPort }] },
+      { name: 'als', connect_timeout_ms: 500, endpoints: [{ address: '127.0.0.1', port: alsPort }], ...(alsTls !== undefined ? { tls: alsTls } : {}) },
     ],
   };
 }
@@ -132,4 +135,37 @@ t.test('the service down at first: the proxy keeps serving, held entries arrive 
   const metrics = (await admin(remora.adminPort, '/metrics')).text;
   t.match(metrics, /remora_access_log_grpc_entries_sent_total\{cluster="als",log_name="late-log"\} 21/);
   t.notMatch(metrics, /remora_access_log_grpc_entries_dropped_total\{[^}]*\} [1-9]/, 'nothing dropped');
+});
+
+t.test('over mutual TLS: the cluster\'s CA, client certificate and SAN', async (t) => {
+  const pki = new TestPki('als');
+  t.teardown(() => pki.remove());
+  pki.ca('ca');
+  pki.leaf('als', 'ca', { dns: 'als.local', uri: 'spiffe://cluster.local/ns/obs/sa/als' });
+  pki.leaf('sidecar', 'ca', { uri: 'spiffe://cluster.local/ns/app/sa/app' });
+  const read = (f: string): Buffer => readFileSync(pki.file(f));
+  const als = await startAlsServer(0, { cert: read('als.pem'), key: read('als.key'), ca: read('ca.pem') });
+  t.teardown(() => als.close());
+  const up = await echoUpstream();
+  t.teardown(() => up.close());
+  const remora = await startRemora(configWith(up.port, als.port, 'tls-log', {
+    ca_file: pki.file('ca.pem'), cert_file: pki.file('sidecar.pem'), key_file: pki.file('sidecar.key'),
+    verify_subject_alt_names: ['spiffe://cluster.local/ns/obs/sa/als'],
+  }));
+  t.teardown(() => remora.stop());
+  const r = await request(remora.ports.main, { path: '/api/secure' });
+  t.equal(r.status, 200);
+  await waitUntil('the entry over TLS', async () => als.entries().length >= 1, 10_000);
+  t.equal(pathOf(als.entries()[0]), '/api/secure', 'the entry arrived over mutual TLS');
+
+  // A service whose certificate has none of the SANs asked for gets nothing.
+  const wrong = await startRemora(configWith(up.port, als.port, 'wrong-san', {
+    ca_file: pki.file('ca.pem'), cert_file: pki.file('sidecar.pem'), key_file: pki.file('sidecar.key'),
+    verify_subject_alt_names: ['spiffe://cluster.local/ns/obs/sa/impostor'],
+  }));
+  t.teardown(() => wrong.stop());
+  t.equal((await request(wrong.ports.main, { path: '/api/unverified' })).status, 200, 'the proxy serves anyway');
+  await new Promise((r) => setTimeout(r, 1500));
+  t.notOk(als.entries().some((e) => pathOf(e) === '/api/unverified'), 'no entry to a service that fails verification');
+  t.match((await admin(wrong.adminPort, '/metrics')).text, /remora_access_log_grpc_queue_entries\{cluster="als",log_name="wrong-san"\} 1/, 'the entry waits');
 });
