@@ -73,7 +73,7 @@ function grpcLog(ctx: Ctx, msg: Obj, cl: Loc, tl: Loc, out: Fields): void {
   const ccl = sub(cl, 'common_config');
   if (common === undefined) return ctx.reject(ccl, 'is required (the log name and the service)');
   ctx.only(common, ccl, ['log_name', 'grpc_service', 'transport_api_version', 'buffer_flush_interval', 'buffer_size_bytes', ...COMMON_NO_EFFECT]);
-  for (const k of COMMON_NO_EFFECT) if (isSet(common[k])) ctx.noEffect(tl, `CommonGrpcAccessLogConfig.${k}`);
+  for (const k of COMMON_NO_EFFECT) if (isSet(common[k])) ctx.noEffect(tl, `HttpGrpcAccessLogConfig.common_config.${k}`);
   const api = common.transport_api_version;
   if (isSet(api) && api !== 'V3' && api !== 'AUTO') ctx.reject(sub(ccl, 'transport_api_version'), `${String(api)} is not supported: Remora speaks envoy.service.accesslog.v3 (V3)`);
   out.set('log_name', asStr(common.log_name) ?? '', sub(ccl, 'log_name'));
@@ -88,12 +88,12 @@ function grpcLog(ctx: Ctx, msg: Obj, cl: Loc, tl: Loc, out: Fields): void {
   }
   ctx.only(service, gl, ['envoy_grpc', 'timeout', 'initial_metadata', 'retry_policy']);
   // A stream has no deadline; Remora sends no extra metadata and retries on its own backoff.
-  for (const k of ['timeout', 'initial_metadata', 'retry_policy']) if (isSet(service[k])) ctx.noEffect(tl, `GrpcService.${k}`);
+  for (const k of ['timeout', 'initial_metadata', 'retry_policy']) if (isSet(service[k])) ctx.noEffect(tl, `HttpGrpcAccessLogConfig.common_config.grpc_service.${k}`);
   const envoyGrpc = asObj(service.envoy_grpc);
   const el = sub(gl, 'envoy_grpc');
   if (envoyGrpc === undefined) return ctx.reject(el, 'is required (cluster_name: the access log service\'s cluster)');
   ctx.only(envoyGrpc, el, ['cluster_name', 'authority', 'retry_policy', 'max_receive_message_length', 'skip_envoy_headers']);
-  for (const k of ['authority', 'retry_policy', 'max_receive_message_length', 'skip_envoy_headers']) if (isSet(envoyGrpc[k])) ctx.noEffect(tl, `GrpcService.envoy_grpc.${k}`);
+  for (const k of ['authority', 'retry_policy', 'max_receive_message_length', 'skip_envoy_headers']) if (isSet(envoyGrpc[k])) ctx.noEffect(tl, `HttpGrpcAccessLogConfig.common_config.grpc_service.envoy_grpc.${k}`);
   out.set('cluster', asStr(envoyGrpc.cluster_name) ?? '', sub(el, 'cluster_name'));
 }
 

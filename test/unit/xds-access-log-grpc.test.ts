@@ -59,8 +59,9 @@ t.test('fields that choose what more to log are accepted without effect, and cou
   t.strictSame(r.config.listeners[0].access_log?.grpc, { log_name: 'echo', cluster: 'als', buffer_size_bytes: 16_384, flush_interval_ms: 1000 });
   const inert = [...r.noEffect.keys()].filter((k) => /Grpc/.test(k)).sort();
   t.strictSame(inert, [
-    'CommonGrpcAccessLogConfig.filter_state_objects_to_log', 'GrpcService.envoy_grpc.authority', 'GrpcService.timeout',
     'HttpGrpcAccessLogConfig.additional_request_headers_to_log', 'HttpGrpcAccessLogConfig.additional_response_headers_to_log',
+    'HttpGrpcAccessLogConfig.common_config.filter_state_objects_to_log', 'HttpGrpcAccessLogConfig.common_config.grpc_service.envoy_grpc.authority',
+    'HttpGrpcAccessLogConfig.common_config.grpc_service.timeout',
   ]);
 });
 
