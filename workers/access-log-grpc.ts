@@ -13,8 +13,9 @@ import type { AccessLogBatchMessage } from '../src/shared/messages.js';
 import { writeHttpEntry } from './access-log-grpc-entry.js';
 import type { StreamInfo } from './stream-info.js';
 
-/** Encoded entries one log holds in a worker before it drops new ones. */
-const MAX_HELD_BYTES = 4 * 1024 * 1024;
+/** Encoded entries one log holds in a worker before it drops new ones: a batch stays well
+ *  below the 4 MiB a gRPC server takes in one message by default. */
+const MAX_HELD_BYTES = 2 * 1024 * 1024;
 
 type Post = (msg: AccessLogBatchMessage, transfer: ArrayBuffer[]) => void;
 

@@ -1,6 +1,6 @@
 // One StreamAccessLogs call (envoy.service.accesslog.v3.AccessLogService) per cluster and
 // log name, on the main thread, over @grpc/grpc-js: the workers' batches queue here
-// (at most MAX_QUEUED_ENTRIES; beyond, dropped and counted) and go out as
+// (at most MAX_QUEUED_ENTRIES and MAX_QUEUED_BYTES; beyond, dropped and counted) and go out as
 // StreamAccessLogsMessages, the first of each stream with the identifier. The stream
 // opens once the channel is ready (grpc-js reconnects with its own backoff while the
 // service is down); a stream that ends or fails is opened again after a backoff
@@ -13,8 +13,10 @@ import { RingBuffer } from '../core/ring-buffer.js';
 import { streamMessage } from './als-message.js';
 
 const METHOD = '/envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs';
-/** Entries held per stream while the service is down or slow. */
+/** Entries held per stream while the service is down or slow, and their bytes (an entry
+ *  with a long path or long headers can take tens of KiB). */
 export const MAX_QUEUED_ENTRIES = 10_000;
+const MAX_QUEUED_BYTES = 16 * 1024 * 1024;
 /** Bytes of entries put in one message at most. */
 const MAX_MESSAGE_BYTES = 1024 * 1024;
 const BACKOFF_FIRST_MS = 250;
@@ -67,6 +69,9 @@ export class AlsStream {
   private first = true;
   private blocked = false;
   private readonly queue = new RingBuffer<Batch>();
+  private queuedBytes = 0;
+  /** stop() has begun: the stream takes nothing more and is not started again. */
+  private stopping = false;
   private backoffMs = BACKOFF_FIRST_MS;
   private timer: NodeJS.Timeout | null = null;
   private lastWarnAt = -Infinity;
@@ -91,9 +96,9 @@ export class AlsStream {
     };
   }
 
-  /** stop() was called: the stream takes no more entries. */
+  /** stop() was called: the stream is ending, or over. */
   get stopped(): boolean {
-    return this.phase === 'stopped';
+    return this.stopping || this.phase === 'stopped';
   }
 
   /** Where to stream (null: the cluster has no endpoint now; entries wait, within the
@@ -121,12 +126,13 @@ export class AlsStream {
       c.dropped.unconfigured += count;
       return;
     }
-    if (c.queued + count > MAX_QUEUED_ENTRIES) {
+    if (c.queued + count > MAX_QUEUED_ENTRIES || this.queuedBytes + entries.length > MAX_QUEUED_BYTES) {
       c.dropped.queue_full += count;
       return;
     }
     this.queue.push({ count, entries });
     c.queued += count;
+    this.queuedBytes += entries.length;
     this.pump();
   }
 
@@ -137,7 +143,8 @@ export class AlsStream {
   /** Sends what is queued while the stream is open (within `deadlineMs`), ends the call
    *  and stops; entries still held are dropped (`unconfigured`). Resolves, never rejects. */
   async stop(deadlineMs: number): Promise<void> {
-    if (this.phase === 'stopped') return;
+    if (this.stopping || this.phase === 'stopped') return;
+    this.stopping = true;
     const call = this.call;
     const state = this.state;
     if (this.phase === 'open' && call !== null && state !== null) {
@@ -149,6 +156,7 @@ export class AlsStream {
     this.c.dropped.unconfigured += this.c.queued;
     while (this.queue.shift() !== undefined) { /* dropped */ }
     this.c.queued = 0;
+    this.queuedBytes = 0;
     this.drop();
   }
 
@@ -221,6 +229,7 @@ export class AlsStream {
           count += b.count;
         }
         this.c.queued -= count;
+        this.queuedBytes -= bytes;
         const msg = streamMessage(this.first ? this.identifier : null, parts);
         this.first = false;
         state.inflight += count;

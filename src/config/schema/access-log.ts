@@ -18,7 +18,7 @@ export const AccessLogGrpcSchema = obj({
     { type: 'cluster name', check: (s: string) => (s === '' ? 'must not be empty' : undefined) }),
   log_name: str('Sent in the first message of each stream (`identifier.log_name`, with the node); the service tells logs apart by it.',
     { check: (s: string) => (s === '' ? 'must not be empty' : undefined) }),
-  buffer_size_bytes: v.optional(int(0, 4_194_304, 'A worker hands its entries to the main thread once they take this many bytes (Envoy\'s `buffer_size_bytes`), or at the next flush.',
+  buffer_size_bytes: v.optional(int(0, 1_048_576, 'A worker hands its entries to the main thread once they take this many bytes (Envoy\'s `buffer_size_bytes`), or at the next flush.',
     { unit: 'bytes', scope: 'bytes, per worker and log' }), 16_384),
   flush_interval_ms: v.optional(ms(10, 'A worker hands what it holds to the main thread at least this often (Envoy\'s `buffer_flush_interval`).',
     { scope: 'ms, per worker' }), 1000),

@@ -184,7 +184,7 @@ export const MAIN_THREAD_METRICS = {
     kind: 'counter',
     labels: ['cluster', 'log_name', 'reason'],
     help: 'gRPC access log entries not sent, by reason: worker_buffer_full, queue_full, stream_failed, unconfigured.',
-    doc: 'gRPC access logs: entries not sent — `worker_buffer_full` (a worker held 4 MiB of entries the main thread had not taken), `queue_full` (the stream already held 10,000 entries: the service is down or slow), `stream_failed` (written to a stream that then failed), `unconfigured` (held when the log was removed from the config or Remora stopped)',
+    doc: 'gRPC access logs: entries not sent — `worker_buffer_full` (a worker held 2 MiB of entries it had not handed over), `queue_full` (the stream already held 10,000 entries or 16 MiB: the service is down or slow), `stream_failed` (written to a stream that then failed), `unconfigured` (held when the log was removed from the config or Remora stopped)',
   },
   remora_access_log_grpc_streams_total: {
     kind: 'counter',
