@@ -14,6 +14,7 @@ import type { Logger } from '../src/core/log.js';
 import { compileAccessLogFormat, type AccessLogFormat } from './access-log-format.js';
 import { traceIdOf, type ConnectionRecord } from './access-log-operators.js';
 import { isoTime } from './access-log-time.js';
+import type { GrpcLogTarget } from './access-log-grpc.js';
 import type { StreamInfo } from './stream-info.js';
 
 export type { ConnectionRecord } from './access-log-operators.js';
@@ -153,7 +154,8 @@ class Destination {
   };
 }
 
-/** A listener's access log in one snapshot: sampling and the line format. */
+/** A listener's access log in one snapshot: sampling, the line format and where records
+ *  go (a file or stdout, a gRPC log, or both). */
 export class AccessLogSink {
   /** sample_ratio ≥ 1: every request is logged, no random draw. */
   private readonly all: boolean;
@@ -162,12 +164,15 @@ export class AccessLogSink {
   private readonly suffix: string;
 
   constructor(
-    private readonly dest: Destination,
+    /** The file or stdout; null when the listener logs to a gRPC service only. */
+    private readonly dest: Destination | null,
     sampleRatio: number,
     listener: string,
     worker: number,
     /** The configured `format` / `json_format`; null for Remora's JSON line. */
     private readonly format: AccessLogFormat | null = null,
+    /** The gRPC access log service's buffer (HTTP requests only); null without one. */
+    private readonly grpc: GrpcLogTarget | null = null,
   ) {
     this.all = sampleRatio >= 1;
     this.ratio = sampleRatio;
@@ -181,24 +186,29 @@ export class AccessLogSink {
     const flag = info.flag;
     if (!this.all && info.status < 500 && (flag === '-' || flag === 'DR') && info.attempts <= 1 && !info.retryExhausted && !info.retryOverflow
       && info.grpcStatus <= 0 && !(Math.random() < this.ratio)) return;
+    const grpc = this.grpc;
+    if (grpc !== null) grpc.log.add(info, grpc.scheme);
+    const dest = this.dest;
+    if (dest === null) return;
     try {
-      this.dest.write(this.format !== null ? this.format.http(info) : this.line(info));
+      dest.write(this.format !== null ? this.format.http(info) : this.line(info));
     } catch (err) {
-      this.dest.report(err, 'writing an access log line failed');
+      dest.report(err, 'writing an access log line failed');
     }
   }
 
   /** Logs a finished TCP proxy connection: a sampled share, and every one with a
    *  response flag (UF, UO, UH, NR…). Never throws. */
   writeConnection(c: ConnectionRecord): void {
-    if (!this.all && c.flags === '-' && !(Math.random() < this.ratio)) return;
+    const dest = this.dest;
+    if (dest === null || (!this.all && c.flags === '-' && !(Math.random() < this.ratio))) return;
     try {
       if (this.format !== null) {
-        this.dest.write(this.format.tcp(c));
+        dest.write(this.format.tcp(c));
         return;
       }
       const time = isoTime(Date.now() - c.durationUs / 1000);
-      this.dest.write(
+      dest.write(
         `{"time":"${time}","kind":"tcp","client":${quote(c.client)},"filter_chain":${c.chain === '' ? '"-"' : quote(c.chain)}` +
         `,"server_name":${c.serverName === '' ? 'null' : quote(c.serverName)},"cluster":${c.cluster === '' ? '"-"' : quote(c.cluster)}` +
         `,"upstream":${c.upstream === '' ? '"-"' : quote(c.upstream)},"attempts":${c.attempts},"flags":"${c.flags}"` +
@@ -206,7 +216,7 @@ export class AccessLogSink {
         this.suffix,
       );
     } catch (err) {
-      this.dest.report(err, 'writing an access log line failed');
+      dest.report(err, 'writing an access log line failed');
     }
   }
 
@@ -259,37 +269,46 @@ export class AccessLogs {
   /** Sinks for the listeners that have an access log (by listener name). Opens the paths
    *  that are new, keeps the ones still named, and closes the others (lines of requests
    *  still in flight for a removed log are dropped). */
-  compile(listeners: readonly Listener[]): Map<string, AccessLogSink> {
+  compile(listeners: readonly Listener[], grpc: ReadonlyMap<string, GrpcLogTarget> = new Map()): Map<string, AccessLogSink> {
     const sinks = new Map<string, AccessLogSink>();
     const used = new Map<string, Destination>();
     for (const l of listeners) {
       const config = l.access_log;
       if (config === undefined) continue;
-      const target = config.path === 'stdout' ? 'stdout' : resolve(config.path);
-      let dest = used.get(target) ?? this.destinations.get(target);
-      if (dest === undefined || dest.isBroken) {
-        try {
-          dest = new Destination(target, this.log);
-        } catch (err) {
-          this.log.error({ err, listener: l.name, accessLog: target }, 'cannot set up the access log; the listener runs without one');
-          continue;
-        }
-      }
-      used.set(target, dest);
+      const target = grpc.get(l.name) ?? null;
+      const dest = config.path === undefined ? null : this.destination(config.path, l.name, used);
+      if (dest === null && target === null) continue;
       let format: AccessLogFormat | null = null;
       try {
-        format = compileAccessLogFormat(config, { scheme: servesTls(l) ? 'https' : 'http', proxyProtocol: l.proxy_protocol });
+        if (dest !== null) format = compileAccessLogFormat(config, { scheme: servesTls(l) ? 'https' : 'http', proxyProtocol: l.proxy_protocol });
       } catch (err) {
         // Validation refuses a format that does not compile; this is a last resort.
         this.log.error({ err, listener: l.name }, 'cannot compile the access log format; the listener logs Remora\'s JSON line');
       }
-      sinks.set(l.name, new AccessLogSink(dest, config.sample_ratio, l.name, this.worker, format));
+      sinks.set(l.name, new AccessLogSink(dest, config.sample_ratio, l.name, this.worker, format, target));
     }
     for (const [target, dest] of this.destinations) {
       if (!used.has(target)) void dest.close();
     }
     this.destinations = used;
     return sinks;
+  }
+
+  /** The destination for `path` (opened when new or broken, kept in `used`); null when it
+   *  cannot be set up. */
+  private destination(path: string, listener: string, used: Map<string, Destination>): Destination | null {
+    const target = path === 'stdout' ? 'stdout' : resolve(path);
+    let dest = used.get(target) ?? this.destinations.get(target);
+    if (dest === undefined || dest.isBroken) {
+      try {
+        dest = new Destination(target, this.log);
+      } catch (err) {
+        this.log.error({ err, listener, accessLog: target }, 'cannot set up the access log; the listener runs without one');
+        return null;
+      }
+    }
+    used.set(target, dest);
+    return dest;
   }
 
   /** Called once a second by the worker: nothing waits longer than that to be written. */

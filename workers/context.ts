@@ -32,6 +32,7 @@ import {
 } from '../src/stats/recorder.js';
 import { ClusterRuntime, type SharedSlots } from '../src/upstream/cluster.js';
 import { AccessLogs, type AccessLogSink } from './access-log.js';
+import { GrpcLogs } from './access-log-grpc.js';
 import { compileListenerUpgrades, compileRouteUpgrades } from './upgrade-policy.js';
 import { resolveTracing } from '../src/tracing/settings.js';
 import { SpanBuffer } from './span-buffer.js';
@@ -110,6 +111,8 @@ export class WorkerContext {
   private listeners = new Map<string, ListenerRuntime>();
   /** This worker's access log files; closed by serve.ts when the worker stops. */
   readonly accessLogs: AccessLogs;
+  /** Entries for gRPC access log services, on their way to the main thread. */
+  readonly grpcLogs: GrpcLogs;
   readonly recorder: StatsRecorder;
   /** Finished spans on their way to the main thread's exporter. */
   readonly spans: SpanBuffer;
@@ -139,6 +142,7 @@ export class WorkerContext {
     this.rateLimiter = new RateLimiter(this.shared, epochMs);
     this.recorder = new StatsRecorder(statsSlab);
     this.accessLogs = new AccessLogs(slot, log);
+    this.grpcLogs = new GrpcLogs(post, log);
     this.recorder.zeroGauges();
     this.recorder.storeWorker({ p50_us: 0, p99_us: 0, max_us: 0 }); // first heartbeat now, not in a second
     this.sweepTimer = setInterval(this.sweep, 1000);
@@ -178,7 +182,7 @@ export class WorkerContext {
     // A route from xDS may name a cluster this snapshot lacks (not sent yet, or removed):
     // its requests answer 503 NC (RouteTable, pickTarget). A file config cannot.
     const resolve = (name: string): ClusterRuntime | null => (seen.has(name) ? (this.clusters.get(name) ?? null) : null);
-    const accessLogs = this.accessLogs.compile(config.listeners);
+    const accessLogs = this.accessLogs.compile(config.listeners, this.grpcLogs.compile(config.listeners));
     const tracing = config.tracing !== undefined ? resolveTracing(config.tracing, process.env) : null;
     this.spans.configure(tracing);
     const listeners = new Map<string, ListenerRuntime>();
@@ -375,6 +379,7 @@ export class WorkerContext {
   close(): void {
     clearInterval(this.sweepTimer);
     this.spans.close();
+    this.grpcLogs.close();
     this.loopDelay.disable();
     for (const cluster of this.clusters.values()) cluster.close();
   }

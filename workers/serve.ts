@@ -85,6 +85,7 @@ export default async function serve(task: ServeTask): Promise<{ slot: number; st
       clearInterval(poll);
       closeEverything();
       ctx.accessLogs.flushSync();
+      ctx.grpcLogs.close();
       log.flush();
       setImmediate(() => process.exit(71));
     }, 20);
@@ -94,6 +95,7 @@ export default async function serve(task: ServeTask): Promise<{ slot: number; st
     log.fatal({ err }, 'uncaught error in worker; closing its sockets and exiting');
     closeEverything();
     ctx.accessLogs.flushSync(); // buffered access log lines, before the thread goes
+    ctx.grpcLogs.close();
     log.flush();
     setImmediate(() => process.exit(70));
   });

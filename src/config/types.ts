@@ -7,7 +7,8 @@
 
 import type { InferOutput } from 'valibot';
 import type { EscapedSlashesAction } from '../http/path-normalize.js';
-import type { AccessLogSchema, AuthorizationSchema, RateLimitKeySchema, RateLimitSchema } from './schema/listener.js';
+import type { AccessLogGrpcSchema, AccessLogSchema } from './schema/access-log.js';
+import type { AuthorizationSchema, RateLimitKeySchema, RateLimitSchema } from './schema/listener.js';
 import type { HeaderMatcherSchema, HeaderValueSchema } from './schema/listener.js';
 import type {
   DirectResponseSchema, MirrorPolicySchema, RedirectSchema, RegexRewriteSchema, RETRY_ON, RetryPolicySchema, RouteActionSchema, RouteMatchSchema, RouteSchema, VirtualHostSchema, WeightedClusterSchema,
@@ -54,6 +55,7 @@ export type Route = InferOutput<typeof RouteSchema>;
 export type VirtualHost = InferOutput<typeof VirtualHostSchema>;
 /** Per-listener access log: one JSON line per request (a share of them, errors always). */
 export type AccessLogConfig = InferOutput<typeof AccessLogSchema>;
+export type AccessLogGrpcConfig = InferOutput<typeof AccessLogGrpcSchema>;
 export type Listener = InferOutput<typeof ListenerSchema>;
 /** A TCP listener's forwarding (Envoy's tcp_proxy). */
 export type TcpProxy = InferOutput<typeof TcpProxySchema>;

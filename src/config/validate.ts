@@ -14,6 +14,7 @@ import { regexRewriteProblem } from '../router/regex-rewrite.js';
 import { availableParallelism } from 'node:os';
 import { MAX_BUCKETS, MAX_CLUSTERS, MAX_ENDPOINTS, MAX_LISTENERS } from '../shared/limits.js';
 import { RootSchema, XdsSchema, xdsTlsErrors } from './schema/root.js';
+import { checkAccessLog } from './validate-access-log.js';
 import { checkClusterDns } from './validate-dns.js';
 import { checkHttpChains, fillListenerTls } from './validate-http-chains.js';
 import { asksForClientCertificates, listenerVirtualHostPaths, listenerVirtualHosts } from './listener-chains.js';
@@ -111,9 +112,7 @@ function checkListener(w: SchemaWalk, l: Draft<Listener>, path: string, clusterN
   }
   if (!w.given(l, 'forward_client_cert_details')) l.forward_client_cert_details = asksForClientCertificates(l) ? 'sanitize_set' : 'sanitize';
   if (l.authorization) checkAuthorization(w, l.authorization, at(path, 'authorization'));
-  if (l.access_log && w.given(l.access_log, 'format') && w.given(l.access_log, 'json_format')) {
-    w.err(at(path, 'access_log'), 'must set at most one of "format" (a text line) and "json_format" (a JSON object), not both');
-  }
+  checkAccessLog(w, l, path, clusterNames, allowMissingClusters);
   if (l.codec === 'uws' && w.given(l, 'tls')) w.err(at(path, 'codec'), 'must be "strict" on a TLS listener (uWS cannot read client certificates)');
   if (l.tcp_keepalive !== undefined && l.codec === 'uws') w.err(at(path, 'tcp_keepalive'), 'is not supported with codec "uws" (uWS does not expose its sockets; use the strict codec)');
   if (l.proxy_protocol && l.codec === 'uws') w.err(at(path, 'proxy_protocol'), 'is not supported with codec "uws" (use the strict codec)');

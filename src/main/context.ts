@@ -8,6 +8,9 @@ import type { Lifecycle } from './lifecycle.js';
 /** Where the config comes from, when not a file (xDS): shown in /config_dump and /metrics. */
 export interface ConfigSourceInfo {
   describe(): Record<string, unknown>;
+  /** The node Remora presents to its control plane (xDS mode): also what it sends to
+   *  gRPC access log services. */
+  readonly node?: { readonly id: string; readonly cluster: string };
   /** The mesh identity client's state (xDS mode with mesh_identity), for /certs. */
   identity?(): unknown;
   /** `fieldsWithoutEffect`: per field accepted without effect, how many resources of the

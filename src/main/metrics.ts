@@ -20,6 +20,7 @@ import { dataPlaneConfig } from '../config/dns-endpoints.js';
 import type { Lifecycle } from './lifecycle.js';
 import type { ConfigSourceInfo } from './context.js';
 import type { TraceExport } from './trace-export.js';
+import type { AccessLogExport } from './access-log-export.js';
 
 type Labels = Record<string, string | number>;
 interface Sample {
@@ -57,6 +58,8 @@ export interface MetricsSource {
   readonly certs: CertStore;
   /** Span export counts (absent families when tracing was never configured). */
   readonly traces: Pick<TraceExport, 'counters'>;
+  /** gRPC access log counts, per stream (none when no listener logs to a service). */
+  readonly accessLogs: Pick<AccessLogExport, 'counters'>;
   /** DNS clusters' resolution counters. */
   readonly dns: Pick<DnsClusters, 'allCounts'>;
   snapshot(): ConfigSnapshot;
@@ -147,6 +150,14 @@ export class Metrics {
         const c = this.src.traces.counters();
         return c === null ? [] : [{ labels: {}, value: c.queuedSpans }];
       }),
+      mainThread('remora_access_log_grpc_entries_sent_total', () =>
+        this.src.accessLogs.counters().map((s) => ({ labels: { cluster: s.cluster, log_name: s.logName }, value: s.counters.sent }))),
+      mainThread('remora_access_log_grpc_entries_dropped_total', () =>
+        this.src.accessLogs.counters().flatMap((s) => Object.entries(s.counters.dropped).map(([reason, value]) => ({ labels: { cluster: s.cluster, log_name: s.logName, reason }, value })))),
+      mainThread('remora_access_log_grpc_streams_total', () =>
+        this.src.accessLogs.counters().flatMap((s) => Object.entries(s.counters.streams).map(([result, value]) => ({ labels: { cluster: s.cluster, log_name: s.logName, result }, value })))),
+      mainThread('remora_access_log_grpc_queue_entries', () =>
+        this.src.accessLogs.counters().map((s) => ({ labels: { cluster: s.cluster, log_name: s.logName }, value: s.counters.queued }))),
       mainThread('remora_worker_restarts_total', () =>
         this.src.pool.slots.map((s) => ({ labels: { worker: String(s.slot) }, value: s.restarts })),
       ),

@@ -3,6 +3,8 @@
 // exits; a plain exit with live uWS sockets aborts the process). Every way out (a start
 // that fails, stop(), a drain that ends in a stop) releases everything through one
 // dispose().
+// Long file: every step of the lifecycle (start, reload, endpoint, DNS and TLS updates,
+// drain, stop) is here in order, each handing its work to the module that owns it.
 
 import type http from 'node:http';
 import type { Cluster, ConfigError, ConfigSnapshot, RemoraConfig, TlsMaterialSet } from '../config/types.js';
@@ -27,6 +29,7 @@ import { StatsReader } from '../stats/reader.js';
 import { Metrics } from './metrics.js';
 import { Resilience } from './resilience.js';
 import { TraceExport } from './trace-export.js';
+import { AccessLogExport } from './access-log-export.js';
 
 export type { ConfigSourceInfo, RunningRemora } from './context.js';
 
@@ -49,6 +52,7 @@ export class Remora implements RunningRemora {
   private readonly reader: StatsReader;
   /** Spans from the workers to the OTLP collector. */
   private readonly traces: TraceExport;
+  private readonly accessLogs: AccessLogExport;
   private readonly adminCtx: AdminContext;
   /** Admin and probes servers, once bound. */
   private readonly servers: http.Server[] = [];
@@ -104,14 +108,15 @@ export class Remora implements RunningRemora {
     const traces = new TraceExport(log);
     this.traces = traces;
     traces.apply(first.config);
-    this.pool.subscribe((_slot, msg) => traces.onWorkerMessage(msg));
+    const accessLogs = (this.accessLogs = new AccessLogExport(log, source?.node, first));
+    this.pool.subscribe((_slot, msg) => { traces.onWorkerMessage(msg); accessLogs.onWorkerMessage(msg); });
     this.reader = new StatsReader(this.pool.slabs);
     this.reader.setSlots(Object.values(first.statSlots.listeners), Object.values(first.statSlots.clusters));
     snapshots.onRotate = (tls) => this.tlsRotated(tls);
     snapshots.onDnsChange = () => this.dnsChanged();
     const snapshot = (): ConfigSnapshot => this.current;
     const dns = snapshots.dns;
-    const metrics = new Metrics({ reader: this.reader, pool: this.pool, snapshot, resilience, lifecycle: this.lifecycle, source, certs, traces, dns });
+    const metrics = new Metrics({ reader: this.reader, pool: this.pool, snapshot, resilience, lifecycle: this.lifecycle, source, certs, traces, accessLogs, dns });
     this.adminCtx = {
       pool: this.pool,
       log,
@@ -258,7 +263,7 @@ export class Remora implements RunningRemora {
       for (const server of this.servers) server.close();
       await this.pool.stop(graceMs);
       // Workers sent their last spans as they stopped: they leave now, or are given up.
-      await this.traces.shutdown(2000);
+      await Promise.all([this.traces.shutdown(2000), this.accessLogs.shutdown(2000)]);
     })();
     return this.disposed;
   }
@@ -292,6 +297,7 @@ export class Remora implements RunningRemora {
     this.resilience.applied(dataPlaneConfig(next, nextSnapshot.resolved), nextSnapshot.statSlots.clusters, nextSnapshot.stateSlots, nextSnapshot.tls.clusters);
     this.snapshots.dns.configure(nextSnapshot.config);
     this.traces.apply(nextSnapshot.config);
+    this.accessLogs.apply(nextSnapshot);
     const ok = await this.pool.apply(nextSnapshot);
     this.lifecycle.reloaded();
     this.log.info({ version: this.current.version, allWorkers: ok }, ok ? 'config applied' : 'config sent; not every worker confirmed it');
@@ -309,6 +315,7 @@ export class Remora implements RunningRemora {
     const changed = (c: RemoraConfig): Cluster[] => c.clusters.filter((x) => named.has(x.name)).map((x) => dataPlaneCluster(x, resolved));
     const stateSlots = this.resilience.endpointsChanged(changed(this.current.config), changed(config), this.current.stateSlots, tls.clusters);
     this.current = { ...this.current, config, stateSlots, endpointsRevision: (this.current.endpointsRevision ?? 0) + 1 };
+    this.accessLogs.apply(this.current);
     const ok = await this.pool.updateClusters(this.current, clusters);
     this.log.debug({ clusters: clusters.length, allWorkers: ok }, 'endpoints updated');
     return ok;
@@ -322,6 +329,7 @@ export class Remora implements RunningRemora {
     const { config, resolved, statSlots, stateSlots, tls } = this.current;
     this.resilience.applied(dataPlaneConfig(config, resolved), statSlots.clusters, stateSlots, tls.clusters);
     this.pool.updateEndpoints(this.current);
+    this.accessLogs.apply(this.current);
   }
 
   /** Rotated TLS files reach the workers without a new config version. */
@@ -329,6 +337,7 @@ export class Remora implements RunningRemora {
     this.current = { ...this.current, tls };
     this.pool.updateTls(tls);
     this.resilience.tlsRotated(tls.clusters);
+    this.accessLogs.apply(this.current);
   }
 
   /** Every 20 ms until the first ready answer, which marks the end of startup. */

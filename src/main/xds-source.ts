@@ -391,6 +391,7 @@ export async function startFromXds(bootstrap: XdsBootstrap, rawBase: Record<stri
     waiting.handOver();
     try {
       remora = await startRemora(config, log, {
+        node: { id: bootstrap.node.id, cluster: bootstrap.node.cluster },
         describe: () => ({
           xds: {
             ...client.state(), started_from: startedFrom, config_age_s: appliedAt > 0 ? Math.round((Date.now() - appliedAt) / 1000) : null, ...tlsStatus(), ...sdsStatus(),

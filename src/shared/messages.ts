@@ -88,8 +88,23 @@ export interface SpanBatchMessage {
   readonly dropped: number;
 }
 
+/** A worker's gRPC access log entries for one (cluster, log_name)
+ *  (workers/access-log-grpc.ts). */
+export interface AccessLogBatchMessage {
+  readonly type: 'access_logs';
+  readonly cluster: string;
+  readonly logName: string;
+  /** Entries in `entries`. */
+  readonly count: number;
+  /** Encoded StreamAccessLogsMessage.HTTPAccessLogEntries body (`log_entry` fields). */
+  readonly entries: Uint8Array;
+  /** Entries the worker dropped since its last message (it held too many). */
+  readonly dropped: number;
+}
+
 export type FromWorker =
   | SpanBatchMessage
+  | AccessLogBatchMessage
   | { readonly type: 'listening'; readonly slot: number; readonly threadId: number; readonly version: number; readonly endpointsRevision: number }
   | { readonly type: 'endpoints_applied'; readonly revision: number }
   | {

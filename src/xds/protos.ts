@@ -42,6 +42,7 @@ export const TypeUrl = {
   GrpcStats: 'type.googleapis.com/envoy.extensions.filters.http.grpc_stats.v3.FilterConfig',
   FileAccessLog: 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog',
   StdoutAccessLog: 'type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog',
+  HttpGrpcAccessLog: 'type.googleapis.com/envoy.extensions.access_loggers.grpc.v3.HttpGrpcAccessLogConfig',
   UuidRequestId: 'type.googleapis.com/envoy.extensions.request_id.uuid.v3.UuidRequestIdConfig',
   /** The listener filter `envoy.filters.listener.proxy_protocol` (a listener's proxy_protocol). */
   ProxyProtocol: 'type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol',
@@ -104,6 +105,7 @@ const FILES = [
   'envoy/extensions/filters/http/grpc_stats/v3/config.proto',
   'envoy/extensions/access_loggers/file/v3/file.proto',
   'envoy/extensions/access_loggers/stream/v3/stream.proto',
+  'envoy/extensions/access_loggers/grpc/v3/als.proto',
   'envoy/extensions/request_id/uuid/v3/uuid.proto',
   'envoy/config/trace/v3/opentelemetry.proto',
   'envoy/config/trace/v3/zipkin.proto',

@@ -1,7 +1,7 @@
 // The HttpConnectionManager's settings (part of src/xds/translate-listener.ts, which reads
 // its routes, HTTP versions, XFCC mode and its own HTTP filters): the front-end settings
 // that map onto the listener's fields (path normalisation, server header, timeouts,
-// limits, HTTP/1 options), the access log, and a decision for each setting that real
+// limits, HTTP/1 options), and a decision for each setting that real
 // control planes send and Remora has no field for. Such a setting is accepted when it
 // changes nothing Remora does (tracing without span export, the UUID request ID
 // extension, internal addresses, drain timings), and rejected by path when ignoring it
@@ -9,12 +9,13 @@
 // Also upgrade_configs, the HCM's and a route's (CONNECT and h2c only disabled), and
 // the HTTP filters that have no effect on their own (CORS without policies, fault without
 // faults, gRPC stats, Istio's telemetry and ALPN filters).
-// docs/xds.md, "HttpConnectionManager", has the table and the reasons.
+// docs/xds.md, "HttpConnectionManager", has the table and the reasons. The access log is
+// translate-access-log.ts's.
 
 import { TypeUrl } from './protos.js';
 import { asArr, asNum, asObj, asStr, fromStruct, isSet, wrapped, wrappedBool, type Obj } from './read.js';
 import { sub, type Ctx, type Loc } from './translate-context.js';
-import { Fields, type Part } from './translate-fields.js';
+import { Fields } from './translate-fields.js';
 
 /** HttpConnectionManager fields read here (translate-listener.ts reads the others). */
 export const HCM_SETTINGS = [
@@ -38,9 +39,6 @@ const SERVER_HEADER: Readonly<Record<string, string>> = {
   APPEND_IF_ABSENT: 'append_if_absent',
   PASS_THROUGH: 'pass_through',
 };
-/** The format fields of Envoy's file and stdout access loggers (`format`, `json_format`
- *  and `typed_json_format` are FileAccessLog's deprecated forms of `log_format`). */
-const LOG_FORMATS = ['log_format', 'format', 'json_format', 'typed_json_format'];
 
 /** The HttpConnectionManager's settings → the listener's (`out`). Unset fields keep
  *  Remora's defaults; note that normalize_path unset stays on (Remora's safe default),
@@ -299,79 +297,6 @@ function timeouts(ctx: Ctx, hcm: Obj, tl: Loc): void {
   // `drain`. Checked as Durations, not applied.
   ctx.ms(hcm.delayed_close_timeout, sub(tl, 'delayed_close_timeout'));
   ctx.ms(hcm.drain_timeout, sub(tl, 'drain_timeout'));
-}
-
-/** The HttpConnectionManager's access_log → the listener's `access_log` (one per listener):
- *  a FileAccessLog's path (`/dev/stdout` is `stdout`) or a StdoutAccessLog, and its format
- *  (logFormat; none: Remora's JSON line). */
-export function hcmAccessLog(ctx: Ctx, hcm: Obj, tl: Loc): Part | undefined {
-  let part: Part | undefined;
-  asArr(hcm.access_log).forEach((v, i) => {
-    const al = sub(tl, `access_log[${i}]`);
-    const log = asObj(v) ?? {};
-    ctx.only(log, al, ['name', 'typed_config', 'filter']);
-    if (log.filter !== undefined && log.filter !== null) {
-      ctx.reject(sub(al, 'filter'), 'is not supported: Remora logs every request (errors always, others per sample_ratio) and selects none by filter');
-    }
-    const cl = sub(al, 'typed_config');
-    const type = asStr(asObj(log.typed_config)?.type_url);
-    if (type !== TypeUrl.FileAccessLog && type !== TypeUrl.StdoutAccessLog) {
-      ctx.reject(cl, `${type ?? '(none)'} is not supported: Remora writes its access log to a file or stdout (FileAccessLog, StdoutAccessLog)`);
-      return;
-    }
-    const msg = ctx.decode(log.typed_config, cl)?.message;
-    if (msg === undefined) return;
-    const file = type === TypeUrl.FileAccessLog;
-    ctx.only(msg, cl, file ? ['path', ...LOG_FORMATS] : LOG_FORMATS);
-    if (i > 0) {
-      ctx.reject(al, 'a second access log is not supported: Remora writes one per listener');
-      return;
-    }
-    const path = file ? asStr(msg.path) ?? '' : 'stdout';
-    const out = new Fields().here(al);
-    out.set('path', path === '/dev/stdout' ? 'stdout' : path, file ? sub(cl, 'path') : cl);
-    logFormat(ctx, msg, cl, out);
-    part = out;
-  });
-  return part;
-}
-
-/** A logger's format (SubstitutionFormatString) → `format` (text_format, or
- *  text_format_source's inline string) or `json_format` (a Struct of format strings).
- *  Operators are checked by validateConfig, by name: `formatters` (extensions that add
- *  operators) are accepted, and an operator none of them gives Remora is an error. */
-function logFormat(ctx: Ctx, msg: Obj, cl: Loc, out: Fields): void {
-  const text = (v: unknown, loc: Loc): void => out.take('format', asStr(v), loc);
-  const json = (v: unknown, loc: Loc): void => {
-    const fields = out.nest('json_format').here(loc);
-    for (const [k, x] of Object.entries(asObj(asObj(v)?.fields) ?? {})) {
-      const s = asStr(asObj(x)?.stringValue);
-      if (s === undefined) ctx.reject(sub(loc, k), 'is not supported: Remora\'s json_format values are format strings (not a nested object, number or boolean)');
-      else fields.set(k, s, sub(loc, k));
-    }
-  };
-  if (isSet(msg.format)) text(msg.format, sub(cl, 'format'));
-  if (isSet(msg.json_format)) json(msg.json_format, sub(cl, 'json_format'));
-  if (isSet(msg.typed_json_format)) json(msg.typed_json_format, sub(cl, 'typed_json_format'));
-  const lf = asObj(msg.log_format);
-  if (lf === undefined) return;
-  const ll = sub(cl, 'log_format');
-  // content_type is for local replies; json_format_options only sorts keys.
-  ctx.only(lf, ll, ['text_format', 'json_format', 'text_format_source', 'omit_empty_values', 'content_type', 'formatters', 'json_format_options']);
-  for (const k of ['content_type', 'formatters', 'json_format_options']) if (isSet(lf[k])) ctx.noEffect(ll, `SubstitutionFormatString.${k}`);
-  if (lf.omit_empty_values === true) {
-    ctx.reject(sub(ll, 'omit_empty_values'), 'is not supported: Remora prints "-" (text) or null (JSON) for a value it does not have');
-  }
-  if (isSet(lf.text_format)) text(lf.text_format, sub(ll, 'text_format'));
-  if (isSet(lf.json_format)) json(lf.json_format, sub(ll, 'json_format'));
-  const source = asObj(lf.text_format_source);
-  if (source === undefined) return;
-  const sl = sub(ll, 'text_format_source');
-  for (const k of ['filename', 'environment_variable']) {
-    if (isSet(source[k])) ctx.reject(sub(sl, k), 'is not supported: Remora takes the format inline (inline_string or inline_bytes)');
-  }
-  if (isSet(source.inline_string)) text(source.inline_string, sub(sl, 'inline_string'));
-  if (source.inline_bytes instanceof Uint8Array) text(Buffer.from(source.inline_bytes).toString('utf8'), sub(sl, 'inline_bytes'));
 }
 
 /** HTTP filters accepted as having no effect on their own (docs/xds.md says why each). */

@@ -18,7 +18,8 @@ import { asArr, asNum, asObj, asStr, fromStruct, isSet, wrapped, type Obj } from
 import { oneChainTakesAll } from './resources.js';
 import { sub, type Ctx, type Loc } from './translate-context.js';
 import { Fields, type Part } from './translate-fields.js';
-import { hcmAccessLog, istioNullVm } from './translate-listener-hcm.js';
+import { istioNullVm } from './translate-listener-hcm.js';
+import { accessLogOf } from './translate-access-log.js';
 import { downstreamTls, rawBufferSocket } from './translate-tls.js';
 
 /** Which chain-picking listener filters a listener has that matter: the HTTP inspector
@@ -280,6 +281,6 @@ function tcpProxy(ctx: Ctx, any: unknown, tl: Loc, clusters: string[]): { proxy:
   out.take('max_connect_attempts', wrapped(msg.max_connect_attempts), sub(tl, 'max_connect_attempts'));
   out.take('max_downstream_connection_duration_ms', ctx.ms(msg.max_downstream_connection_duration, sub(tl, 'max_downstream_connection_duration')),
     sub(tl, 'max_downstream_connection_duration'));
-  const log = hcmAccessLog(ctx, msg, tl);
+  const log = accessLogOf(ctx, msg, tl, false);
   return { proxy: out, ...(log !== undefined ? { log } : {}), logLoc: sub(tl, 'access_log') };
 }

@@ -26,7 +26,8 @@ import { bindsPort, directChains } from './resources.js';
 import { checkName, extPath, root, socketAddress, sub, type Ctx, type Loc } from './translate-context.js';
 import { Fields, type Mark, type Part } from './translate-fields.js';
 import { chainTls, httpChains, routeSource, sameConnectionManager, type RouteSource, type ServedChain, type ServedChains } from './translate-listener-chains.js';
-import { connectionManagerOptions, HCM_SETTINGS, hcmAccessLog, inertHttpFilter, REJECTED_FILTERS, type InertFilter } from './translate-listener-hcm.js';
+import { connectionManagerOptions, HCM_SETTINGS, inertHttpFilter, REJECTED_FILTERS, type InertFilter } from './translate-listener-hcm.js';
+import { accessLogOf } from './translate-access-log.js';
 import { tcpListener, type Inspectors, type TcpChains } from './translate-listener-tcp.js';
 import { LISTENER_SETTINGS, listenerSocketOptions, listenerWide } from './translate-listener-wide.js';
 import { http2Options } from './translate-protocol.js';
@@ -148,7 +149,7 @@ export function translateListener(ctx: Ctx, key: string, l: Obj): ListenerPart |
   applyRateLimitKeys(ctx, ext, loc, limits, `listener "${key}"`);
   out.list('rate_limits', limits);
   for (const k of ['access_log', 'generate_traceparent', 'codec', 'max_connections'] as const) out.take(k, ext[k], extPath(loc, k));
-  const log = hcmAccessLog(ctx, hcm, tl);
+  const log = accessLogOf(ctx, hcm, tl, true);
   if (log !== undefined && ext.access_log !== undefined) {
     ctx.reject(sub(tl, 'access_log'), `and the Remora extension access_log (${extPath(loc, 'access_log').path}) are both set: set one`);
   } else if (log !== undefined) {

@@ -259,6 +259,12 @@ t.test('access_log and generate_traceparent', async (t) => {
     t.strictSame(l.access_log, { path: 'stdout', sample_ratio: ratio }, `sample_ratio ${ratio} accepted`);
   }
   t.ok(Object.isFrozen(file.access_log), 'access_log is frozen');
+
+  const grpc = configOf(withChanges({ 'listeners[0].access_log': { grpc: { cluster: 'api', log_name: 'edge' } } })).listeners[0];
+  t.strictSame(grpc.access_log, { grpc: { cluster: 'api', log_name: 'edge', buffer_size_bytes: 16_384, flush_interval_ms: 1000 }, sample_ratio: 1 },
+    'a gRPC service alone, with Envoy\'s buffering defaults');
+  const both = configOf(withChanges({ 'listeners[0].access_log': { path: 'stdout', grpc: { cluster: 'api', log_name: 'edge', buffer_size_bytes: 0 } } })).listeners[0];
+  t.strictSame(both.access_log, { path: 'stdout', grpc: { cluster: 'api', log_name: 'edge', buffer_size_bytes: 0, flush_interval_ms: 1000 }, sample_ratio: 1 }, 'a file and a service');
 });
 
 // Each case: changes applied to base(), and the exact list of expected [path, message substring].
@@ -361,8 +367,15 @@ const mistakes: [string, Record<string, unknown>, [string, string][]][] = [
   ['wrong type', { 'listeners[0].name': 5 }, [['listeners[0].name', 'must be a string']]],
   ['access_log not an object', { 'listeners[0].access_log': 'stdout' },
     [['listeners[0].access_log', 'must be an object (mapping)']]],
-  ['access_log without path', { 'listeners[0].access_log': { sample_ratio: 0.5 } },
-    [['listeners[0].access_log.path', 'is required (a string)']]],
+  ['access_log without path or grpc', { 'listeners[0].access_log': { sample_ratio: 0.5 } },
+    [['listeners[0].access_log', 'must set "path" (a file or stdout), "grpc" (a gRPC access log service), or both']]],
+  ['access_log grpc to an unknown cluster', { 'listeners[0].access_log': { grpc: { cluster: 'als', log_name: 'edge' } } },
+    [['listeners[0].access_log.grpc.cluster', 'unknown cluster "als" (defined: backend, api)']]],
+  ['access_log grpc without log_name, format without path', { 'listeners[0].access_log': { grpc: { cluster: 'api' }, format: '%DURATION%' } },
+    [['listeners[0].access_log.grpc.log_name', 'is required'],
+      ['listeners[0].access_log.format', 'needs "path": a format shapes the lines written to a file or stdout, not the gRPC entries']]],
+  ['access_log grpc on a TCP listener', { 'listeners[0].virtual_hosts': undefined, 'listeners[0].tcp_proxy': { cluster: 'api' }, 'listeners[0].access_log': { grpc: { cluster: 'api', log_name: 'x' } } },
+    [['listeners[0].access_log.grpc', 'is for HTTP listeners: Remora sends HTTPAccessLogEntry records, not TCP connections (log those with "path")']]],
   ['access_log path not a string', { 'listeners[0].access_log': { path: 1 } },
     [['listeners[0].access_log.path', 'must be a string']]],
   ['access_log path empty', { 'listeners[0].access_log': { path: '' } },
@@ -382,7 +395,7 @@ const mistakes: [string, Record<string, unknown>, [string, string][]][] = [
   ['unknown access_log key', { 'listeners[0].access_log': { path: 'stdout', sample_rate: 0.5 } },
     [['listeners[0].access_log.sample_rate', 'unknown key (did you mean "sample_ratio"?)']]],
   ['access_log several mistakes', { 'listeners[0].access_log': { path: '', sample_ratio: 2, format: '%JSON%', encoding: 'json' } },
-    [['listeners[0].access_log.encoding', 'unknown key (allowed: path, sample_ratio, format, json_format)'],
+    [['listeners[0].access_log.encoding', 'unknown key (allowed: path, grpc, sample_ratio, format, json_format)'],
       ['listeners[0].access_log.path', 'must not be empty'],
       ['listeners[0].access_log.sample_ratio', 'must be a number 0..1'],
       ['listeners[0].access_log.format', 'unknown operator %JSON% at position 0']]],

@@ -323,9 +323,9 @@ t.test('access_log: a file or stdout logger maps to the listener access log; the
   const otel = { name: 'envoy.access_loggers.open_telemetry', typed_config: any('type.googleapis.com/envoy.extensions.access_loggers.open_telemetry.v3.OpenTelemetryAccessLogConfig') };
   t.same(logOf([{ ...file('/dev/stdout'), filter: { response_flag_filter: { flags: ['NR'] } } }, file('/tmp/b.log'), otel]), [
     `${TL}.access_log[0].filter: is not supported: Remora logs every request (errors always, others per sample_ratio) and selects none by filter`,
-    `${TL}.access_log[1]: a second access log is not supported: Remora writes one per listener`,
+    `${TL}.access_log[1]: a second file or stdout access log is not supported: Remora writes one per listener`,
     `${TL}.access_log[2].typed_config: type.googleapis.com/envoy.extensions.access_loggers.open_telemetry.v3.OpenTelemetryAccessLogConfig is not supported: `
-      + 'Remora writes its access log to a file or stdout (FileAccessLog, StdoutAccessLog)',
+      + 'Remora writes its access log to a file or stdout (FileAccessLog, StdoutAccessLog) or to a gRPC access log service (HttpGrpcAccessLogConfig)',
   ]);
 
   // The Remora extension sets it too: one of the two.

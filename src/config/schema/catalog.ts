@@ -6,7 +6,8 @@ import { ClusterDnsSchema, DnsFailureRefreshSchema } from './cluster.js';
 import { CircuitBreakersSchema, ClusterSchema, EndpointSchema, HealthCheckSchema, OutlierDetectionSchema, RetryBudgetSchema, TransportSocketMatchSchema, UpstreamTlsSchema } from './cluster.js';
 import { HeaderMatcherSchema, HeaderValueSchema } from './listener.js';
 import { FilterChainMatchSchema, FilterChainSchema, HttpFilterChainSchema, ListenerSchema, ListenerTlsSchema, TcpProxySchema, UpgradeConfigSchema } from './listener.js';
-import { AccessLogSchema, AuthorizationSchema, RateLimitKeySchema, RateLimitSchema } from './listener.js';
+import { AccessLogGrpcSchema, AccessLogSchema } from './access-log.js';
+import { AuthorizationSchema, RateLimitKeySchema, RateLimitSchema } from './listener.js';
 import { AdminSchema, DrainSchema, ProbesSchema, RootSchema, StatsSchema, WorkerLimitsSchema } from './root.js';
 import { DirectResponseSchema, MirrorPolicySchema, RedirectSchema, RegexRewriteSchema, RetryPolicySchema, RouteActionSchema, RouteMatchSchema, RouteSchema, VirtualHostSchema, WeightedClusterSchema } from './listener.js';
 import { MeshIdentitySchema, XdsNodeSchema, XdsSchema, XdsTlsSchema } from './root.js';
@@ -42,6 +43,7 @@ export const CATALOG: readonly CatalogEntry[] = [
   { name: 'UpgradeConfig', schema: UpgradeConfigSchema },
   { name: 'Authorization', schema: AuthorizationSchema },
   { name: 'AccessLog', schema: AccessLogSchema },
+  { name: 'AccessLogGrpc', schema: AccessLogGrpcSchema },
   { name: 'ListenerTracing', schema: ListenerTracingSchema },
   { name: 'CustomTag', schema: CustomTagSchema },
   { name: 'VirtualHost', schema: VirtualHostSchema },

@@ -6,7 +6,7 @@
 import * as v from 'valibot';
 import { isIP } from 'node:net';
 import { isValidHeaderValue } from '../../http/headers.js';
-import { logFormatProblem } from '../log-format.js';
+import { AccessLogSchema } from './access-log.js';
 import { ListenerTracingSchema, RouteTracingSchema } from './tracing.js';
 import { TcpKeepaliveSchema } from './socket.js';
 import { bool, dedupe, field, filePath, HOST_RE, int, list, ms, name, nameProblem, num, obj, oneOf, str, TOKEN_RE } from './fields.js';
@@ -117,25 +117,6 @@ export const AuthorizationSchema = obj({
   allow: patterns('When non-empty, the identity must match one.'),
   deny: patterns('An identity that matches one is refused, whatever `allow` says.'),
 }, 'Allow/deny by peer identity (the SPIFFE URI SAN of the client certificate, else its first DNS SAN, else its subject). A pattern is exact, or ends in `*` for a prefix; `*` alone is any verified identity. Deny wins; when `allow` is non-empty the identity must match it. At least one list must be given.');
-
-function accessLogPathProblem(file: string): string | undefined {
-  if (file === '') return 'must not be empty (use "stdout" or a file path)';
-  if (file.includes('\0')) return 'must not contain NUL characters';
-  if (file.endsWith('/')) return 'must name a file, not a directory';
-  return undefined;
-}
-
-export const AccessLogSchema = obj({
-  path: str('Where the lines go. A relative path is relative to Remora\'s working directory; missing directories are created. Every worker appends to the file itself (whole lines, `O_APPEND`); listeners naming the same path share it.',
-    { type: '`"stdout"` or a file path', scope: 'per worker', check: accessLogPathProblem }),
-  sample_ratio: v.optional(num(0, 1, 'Share of requests logged, drawn at random per request. Error responses are logged whatever it is: status ≥ 500, or any response flag other than `-` and `DR` (so `404 NR`, `503 UF`, `504 UT`, `DC` are always there), and so is a request that took more than one upstream attempt. `0` logs errors (and retried requests) only.',
-    { scope: 'per request' }), 1),
-  format: v.optional(str('A text line in Envoy\'s format-string language (`text_format`): literal text and operators such as `%START_TIME%`, `%REQ(:METHOD)%`, `%RESPONSE_CODE%`; Envoy\'s default format is accepted as it is. A line ends with a newline (added when the format has none). An unknown operator is an error; Envoy operators Remora keeps nothing for print `-` ([operations.md](operations.md#formats)).',
-    { type: 'format string', default: 'unset (Remora\'s JSON line)', scope: 'per line', check: logFormatProblem })),
-  json_format: v.optional(field(v.pipe(v.record(v.string(), v.pipe(v.string('must be a string (a format string)'), v.metadata({ check: logFormatProblem }))), v.readonly()),
-    'One JSON object per line, its keys in the order given (Envoy\'s `json_format`). Each value is a format string: a value that is exactly one operator keeps its type (`%RESPONSE_CODE%`, `%DURATION%`, `%BYTES_SENT%`… are numbers; an operator with nothing to print is `null`); any other value is a string. Not together with `format`.',
-    { type: 'map of format strings', default: 'unset (Remora\'s JSON line)', scope: 'per line' })),
-}, 'Per-listener access log: one line per request (a share of them, errors always) and per TCP proxy connection. Remora\'s JSON line unless `format` or `json_format` says otherwise.');
 
 // ---------------------------------------------------------------------------
 // Virtual hosts, routes, their matches and actions, and retry policies.
@@ -401,7 +382,7 @@ export const ListenerSchema = obj({
   http_filter_chains: v.optional(list(HttpFilterChainSchema, 'HTTPS listener: chains picked per connection by SNI, each with its own certificates and routes (Envoy Gateway\'s HTTPS listeners, one chain per host name). The listener\'s own `tls` and `virtual_hosts`, when set, are the default chain: connections whose server name no chain lists (or that send none). Without them such a connection\'s handshake is refused, as Envoy closes a connection no chain takes. See [tls.md](tls.md#filter-chains-by-server-name).',
     { default: '`[]`', scope: 'connections of this listener' }), []),
   upgrade_configs: v.optional(list(UpgradeConfigSchema, 'HTTP/1.1 upgrades allowed on this listener (`[{upgrade_type: websocket}]` for WebSocket); routes may override per type. An upgrade request of a type not allowed gets `403` (Envoy\'s `upgrade_failed`); `Upgrade: h2c` is ignored (the request is served over HTTP/1.1, as Envoy does). strict codec only.', { default: '`[]` (no upgrades)', scope: 'upgrade requests of this listener' }), []),
-  access_log: v.optional(field(AccessLogSchema, 'One line per request (Remora\'s JSON, or a `format` / `json_format`); see [operations.md](operations.md#access-logs).', { default: 'unset (no access log)', scope: 'this listener' })),
+  access_log: v.optional(field(AccessLogSchema, 'One record per request: a line (Remora\'s JSON, or a `format` / `json_format`) in a file or on stdout, and/or an entry streamed to a gRPC access log service; see [operations.md](operations.md#access-logs).', { default: 'unset (no access log)', scope: 'this listener' })),
   generate_traceparent: v.optional(bool('When a request has no `traceparent` header, start a W3C trace: send `traceparent: 00-<32 hex trace id>-<16 hex span id>-01` (random, never all zeros) upstream and log its trace id. A request that has one keeps it (and its `tracestate`) unchanged.',
     { scope: 'requests forwarded upstream' }), false),
   tracing: v.optional(field(ListenerTracingSchema, 'Sampling and custom tags of this listener\'s spans (needs the root `tracing` block).', { default: 'unset (traced with the root block\'s settings when there is one)', scope: 'requests of this listener' })),

@@ -174,6 +174,30 @@ export const MAIN_THREAD_METRICS = {
     help: 'Per-key buckets evicted (least recently used) to make room for a new key.',
     doc: 'per-key buckets evicted (least recently used) to make room',
   },
+  remora_access_log_grpc_entries_sent_total: {
+    kind: 'counter',
+    labels: ['cluster', 'log_name'],
+    help: 'gRPC access log entries written to the access log service stream.',
+    doc: 'gRPC access logs: entries written to the `StreamAccessLogs` stream of each cluster and log name',
+  },
+  remora_access_log_grpc_entries_dropped_total: {
+    kind: 'counter',
+    labels: ['cluster', 'log_name', 'reason'],
+    help: 'gRPC access log entries not sent, by reason: worker_buffer_full, queue_full, stream_failed, unconfigured.',
+    doc: 'gRPC access logs: entries not sent — `worker_buffer_full` (a worker held 2 MiB of entries it had not handed over), `queue_full` (the stream already held 10,000 entries or 16 MiB: the service is down or slow), `stream_failed` (written to a stream that then failed), `unconfigured` (held when the log was removed from the config or Remora stopped)',
+  },
+  remora_access_log_grpc_streams_total: {
+    kind: 'counter',
+    labels: ['cluster', 'log_name', 'result'],
+    help: 'StreamAccessLogs streams opened, and streams that ended with an error.',
+    doc: 'gRPC access logs: `StreamAccessLogs` streams `opened`, and those that `failed` (ended with an error; another is opened after a backoff)',
+  },
+  remora_access_log_grpc_queue_entries: {
+    kind: 'gauge',
+    labels: ['cluster', 'log_name'],
+    help: 'gRPC access log entries the main thread holds now, waiting for the stream (at most 10000).',
+    doc: 'gRPC access logs: entries the main thread holds now, waiting for the stream (at most 10,000 per stream)',
+  },
   remora_trace_spans_exported_total: {
     kind: 'counter',
     labels: [],
