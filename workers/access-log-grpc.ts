@@ -6,6 +6,7 @@
 // flush_interval_ms. Beyond MAX_HELD_BYTES (the main thread not taking them) entries are
 // dropped and counted. A listener without `grpc` has no buffer and pays nothing.
 
+import { servesTls } from '../src/config/listener-chains.js';
 import type { Listener } from '../src/config/types.js';
 import type { Logger } from '../src/core/log.js';
 import { ProtoWriter } from '../src/access-log/proto-writer.js';
@@ -136,7 +137,7 @@ export class GrpcLogs {
         log.bufferBytes = Math.min(log.bufferBytes, g.buffer_size_bytes);
         log.every(Math.min(log.interval, g.flush_interval_ms));
       }
-      out.set(l.name, { log, scheme: l.tls !== undefined ? 'https' : 'http' });
+      out.set(l.name, { log, scheme: servesTls(l) ? 'https' : 'http' });
     }
     for (const [key, log] of this.logs) if (!used.has(key)) log.close();
     this.logs = used;
