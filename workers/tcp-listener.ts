@@ -2,7 +2,8 @@
 // the other workers (SO_REUSEPORT, listen-socket.ts), reads the PROXY header first when the
 // listener asks for one, reads the TLS ClientHello when a filter chain picks by SNI, ALPN
 // or transport (the bytes are put back: they go upstream as they came, or to the chain's
-// TLS termination, tls-terminator.ts), and hands each connection to a TcpProxySession. A
+// TLS termination, tls-terminator.ts), picks the chain by those and by the connection's
+// addresses, and hands each connection to a TcpProxySession. A
 // listener's chains follow config snapshots without a rebind; connections keep the chain
 // they started with.
 
@@ -10,14 +11,14 @@ import net, { type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Listener } from '../src/config/types.js';
 import { reportError } from '../src/core/report.js';
-import { FilterChainTable, type ChainTarget, type ConnectionFacts } from '../src/router/filter-chains.js';
+import { FilterChainTable, type ChainTarget, type ConnectionAddresses, type ConnectionFacts } from '../src/router/filter-chains.js';
 import { ListenerCounter } from '../src/stats/stat-names.js';
 import { MAX_CLIENT_HELLO, readClientHello } from '../src/tls/client-hello.js';
 import type { ConnectionGauge } from './connection-gauge.js';
 import { readConnectionStart } from './connection-start.js';
 import type { WorkerContext } from './context.js';
 import { listenShared } from './listen-socket.js';
-import { readProxyHeader } from './proxy-protocol.js';
+import { proxiedAddresses, readProxyHeader } from './proxy-protocol.js';
 import { TcpProxySession } from './tcp-proxy.js';
 import { keepaliveServerOptions } from '../src/core/tcp-keepalive.js';
 import type { TlsMaterial } from '../src/config/types.js';
@@ -138,7 +139,7 @@ export class TcpListener {
     this.starting.delete(socket);
     if (socket.destroyed) return;
     const listener = this.ctx.listener(this.config.name);
-    const chain = chains.pick(facts);
+    const chain = chains.pick(facts, chains.needsAddresses ? addressesOf(socket) : undefined);
     if (chain === null) {
       listener?.stats.count(ListenerCounter.NoFilterChainMatch);
       socket.destroy();
@@ -174,4 +175,17 @@ export class TcpListener {
     this.sessions.add(session);
     session.start();
   }
+}
+
+/** A connection's addresses as its chain is picked by them: the PROXY header's, when the
+ *  listener read one, for the client and the destination; the peer's own as direct. */
+function addressesOf(socket: Socket): ConnectionAddresses {
+  const proxied = proxiedAddresses(socket);
+  const peer = socket.remoteAddress ?? '';
+  return {
+    destination: proxied?.dest ?? socket.localAddress ?? '',
+    directSource: peer,
+    source: proxied?.source ?? peer,
+    sourcePort: proxied?.sourcePort ?? socket.remotePort ?? 0,
+  };
 }

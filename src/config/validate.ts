@@ -20,7 +20,7 @@ import { checkHttpChains, fillListenerTls } from './validate-http-chains.js';
 import { asksForClientCertificates, listenerVirtualHostPaths, listenerVirtualHosts } from './listener-chains.js';
 import { at, isObj, nameList, objectEntries, SchemaWalk, unknownKeyMessage } from './schema/walk.js';
 import type {
-  Authorization, Cluster, ConfigError, HealthCheck, Listener, ListenerTlsConfig, OutlierDetection, RateLimit, RemoraConfig,
+  Authorization, Cluster, ConfigError, FilterChain, HealthCheck, Listener, ListenerTlsConfig, OutlierDetection, RateLimit, RemoraConfig,
   RegexRewrite, RetryPolicy, Route, RouteAction, RouteMatch, TcpProxy, VirtualHost, XdsBootstrap,
 } from './types.js';
 
@@ -145,7 +145,7 @@ function checkTcpListener(w: SchemaWalk, l: Draft<Listener>, path: string, scope
       // Envoy's rule: no (server name, transport, ALPN id) combination in two chains.
       const names = m.server_names.length > 0 ? m.server_names.map((n) => `server name "${n}"`) : ['any server name'];
       const protocols = m.application_protocols.length > 0 ? m.application_protocols.map((a) => `ALPN "${a}"`) : ['any ALPN'];
-      const transport = m.transport_protocol !== undefined ? `transport ${m.transport_protocol}` : 'any transport';
+      const transport = (m.transport_protocol !== undefined ? `transport ${m.transport_protocol}` : 'any transport') + addressCriteria(m);
       let clash: string | null = null;
       for (const n of names) {
         for (const a of protocols) {
@@ -158,6 +158,15 @@ function checkTcpListener(w: SchemaWalk, l: Draft<Listener>, path: string, scope
       if (clash !== null) w.err(at(p, 'match'), clash);
     }
   });
+}
+
+/** A chain match's address criteria, for telling overlapping chains apart ('' when it
+ *  has none). */
+function addressCriteria(m: FilterChain['match']): string {
+  const set = ([['destination', m.destination_prefix_ranges], ['direct source', m.direct_source_prefix_ranges], ['source', m.source_prefix_ranges], ['source port', m.source_ports]] as const)
+    .filter(([, list]) => list.length > 0).map(([what, list]) => `${what} ${list.join('|')}`);
+  if (m.source_type !== 'any') set.push(`source type ${m.source_type}`);
+  return set.length === 0 ? '' : `, ${set.join(', ')}`;
 }
 
 function checkTcpProxy(w: SchemaWalk, t: TcpProxy, path: string, scope: ListenerScope): void {

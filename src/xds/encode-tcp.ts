@@ -19,6 +19,21 @@ export const isTcpListener = (l: Listener): boolean => l.tcp_proxy !== undefined
 const readsHello = (fc: FilterChain): boolean =>
   fc.match.server_names.length > 0 || fc.match.transport_protocol !== undefined || fc.match.application_protocols.length > 0;
 
+/** Whether the chain is picked by the connection's addresses too. */
+const byAddress = (fc: FilterChain): boolean => {
+  const m = fc.match;
+  return m.destination_prefix_ranges.length > 0 || m.direct_source_prefix_ranges.length > 0 || m.source_prefix_ranges.length > 0 || m.source_ports.length > 0 || m.source_type !== 'any';
+};
+
+/** `{ key: list }` when the list has items, else nothing. */
+const nonEmpty = (key: string, list: readonly unknown[]): ProtoObject => (list.length > 0 ? { [key]: list } : {});
+
+/** `address/len` (a bare address: all its bits) → a CidrRange. */
+function cidrRange(r: string): ProtoObject {
+  const [address, len] = r.split('/');
+  return { address_prefix: address, prefix_len: { value: len !== undefined ? Number(len) : address.includes(':') ? 128 : 32 } };
+}
+
 export function tcpListener(l: Listener): ProtoObject {
   const listenerFilters = [
     ...(l.proxy_protocol ? [{ name: PROXY_PROTOCOL_LISTENER_FILTER, typed_config: encode(TypeUrl.ProxyProtocol, {}) }] : []),
@@ -31,12 +46,17 @@ export function tcpListener(l: Listener): ProtoObject {
     ...(listenerFilters.length > 0 ? { listener_filters: listenerFilters } : {}),
     filter_chains: l.filter_chains.map((fc) => ({
       name: fc.name,
-      ...(readsHello(fc)
+      ...(readsHello(fc) || byAddress(fc)
         ? {
           filter_chain_match: {
             server_names: [...fc.match.server_names],
             ...(fc.match.transport_protocol !== undefined ? { transport_protocol: fc.match.transport_protocol } : {}),
             application_protocols: [...fc.match.application_protocols],
+            ...nonEmpty('prefix_ranges', fc.match.destination_prefix_ranges.map(cidrRange)),
+            ...nonEmpty('direct_source_prefix_ranges', fc.match.direct_source_prefix_ranges.map(cidrRange)),
+            ...nonEmpty('source_prefix_ranges', fc.match.source_prefix_ranges.map(cidrRange)),
+            ...nonEmpty('source_ports', [...fc.match.source_ports]),
+            ...(fc.match.source_type !== 'any' ? { source_type: fc.match.source_type.toUpperCase() } : {}),
           },
         }
         : {}),

@@ -65,8 +65,13 @@ const ISTIO_NETWORK_FILTERS: Readonly<Record<string, InertNetworkFilter>> = {
 };
 const NETWORK_WASM = 'type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm';
 
-/** FilterChainMatch fields that select by address or port: Remora picks by the ClientHello. */
-const ADDRESS_MATCHES = ['prefix_ranges', 'address_suffix', 'suffix_len', 'direct_source_prefix_ranges', 'source_prefix_ranges', 'source_ports'];
+/** FilterChainMatch ranges of addresses → the match's fields of the same meaning. */
+const RANGE_MATCHES: readonly (readonly [string, string])[] = [
+  ['prefix_ranges', 'destination_prefix_ranges'], ['direct_source_prefix_ranges', 'direct_source_prefix_ranges'], ['source_prefix_ranges', 'source_prefix_ranges'],
+];
+/** FilterChainMatch fields Envoy documents as not implemented. */
+const UNIMPLEMENTED_MATCHES = ['address_suffix', 'suffix_len'];
+const SOURCE_TYPES: Readonly<Record<string, string>> = { ANY: 'any', SAME_IP_OR_LOOPBACK: 'same_ip_or_loopback', EXTERNAL: 'external' };
 /** Application protocols the HTTP inspector reports for plaintext connections. */
 const SNIFFED_PROTOCOLS = ['http/1.0', 'http/1.1', 'h2c'];
 /** TcpProxy fields rejected with a reason of their own. */
@@ -137,13 +142,19 @@ export function tcpListener(ctx: Ctx, l: Obj, loc: Loc, out: Fields, { port, dir
 /** A chain's FilterChainMatch → the Remora chain's `match` (`out`); true when it picks
  *  connections by their ClientHello (server names, transport, application protocols). */
 function chainMatch(ctx: Ctx, m: Obj, ml: Loc, port: number, inspectors: Inspectors, out: Fields): boolean {
-  ctx.only(m, ml, ['server_names', 'transport_protocol', 'application_protocols', 'destination_port', 'source_type', ...ADDRESS_MATCHES]);
-  for (const k of ADDRESS_MATCHES) {
-    if (isSet(m[k])) {
-      ctx.reject(sub(ml, k), 'is not supported: Remora picks a filter chain by the TLS ClientHello (server_names, transport_protocol, application_protocols), not by addresses or ports');
-    }
+  ctx.only(m, ml, ['server_names', 'transport_protocol', 'application_protocols', 'destination_port', 'source_type', 'source_ports', ...RANGE_MATCHES.map(([k]) => k), ...UNIMPLEMENTED_MATCHES]);
+  for (const k of UNIMPLEMENTED_MATCHES) if (isSet(m[k])) ctx.reject(sub(ml, k), 'is not supported (Envoy does not implement it either)');
+  for (const [k, to] of RANGE_MATCHES) {
+    const ranges = asArr(m[k]).map((r, i) => cidrRange(ctx, asObj(r) ?? {}, sub(ml, `${k}[${i}]`)));
+    if (ranges.length > 0) out.set(to, ranges, sub(ml, k));
   }
-  if (isSet(m.source_type) && m.source_type !== 'ANY') ctx.reject(sub(ml, 'source_type'), `${String(m.source_type)} is not supported (ANY only): Remora does not pick filter chains by the client's address`);
+  const ports = asArr(m.source_ports).map(Number);
+  if (ports.length > 0) out.set('source_ports', ports, sub(ml, 'source_ports'));
+  if (isSet(m.source_type) && m.source_type !== 'ANY') {
+    const type = SOURCE_TYPES[String(m.source_type)];
+    if (type === undefined) ctx.reject(sub(ml, 'source_type'), `${String(m.source_type)} is not a source type (ANY, SAME_IP_OR_LOOPBACK or EXTERNAL)`);
+    else out.set('source_type', type, sub(ml, 'source_type'));
+  }
   // Only chains naming the listener's own port, or none, are translated (directChains):
   // every connection a listener gets is to that port, so naming it matches them all.
   if (wrapped(m.destination_port) === port) ctx.noEffect(ml, 'Listener.filter_chains.filter_chain_match.destination_port');
@@ -160,6 +171,13 @@ function chainMatch(ctx: Ctx, m: Obj, ml: Loc, port: number, inspectors: Inspect
     }
   }
   return names.length > 0 || isSet(transport) || alpn.length > 0;
+}
+
+/** A CidrRange → `address/len` (validation checks it). */
+function cidrRange(ctx: Ctx, r: Obj, loc: Loc): string {
+  ctx.only(r, loc, ['address_prefix', 'prefix_len']);
+  const len = wrapped(r.prefix_len);
+  return `${asStr(r.address_prefix) ?? ''}/${len ?? 0}`;
 }
 
 /** A chain's transport socket and network filters: the tcp_proxy, last, with its access

@@ -49,8 +49,8 @@ t.test('a TCP listener: tcp_proxy defaults, chains normalised', async (t) => {
   const l = cfg.listeners[0];
   t.strictSame(l.tcp_proxy, { cluster: 'db', idle_timeout_ms: 3_600_000, max_connect_attempts: 1, max_downstream_connection_duration_ms: 0 },
     'tcp_proxy defaults: idle 1 h (Envoy), one connect attempt, no duration limit');
-  t.strictSame(l.filter_chains[0].match, { server_names: ['a.example', '*.b.example'], transport_protocol: 'tls', application_protocols: ['h2'] }, 'server names lower-cased');
-  t.strictSame(l.filter_chains[1].match, { server_names: [], application_protocols: [] }, 'a chain without match takes anything');
+  t.strictSame(l.filter_chains[0].match, { server_names: ['a.example', '*.b.example'], transport_protocol: 'tls', application_protocols: ['h2'], destination_prefix_ranges: [], direct_source_prefix_ranges: [], source_type: 'any', source_prefix_ranges: [], source_ports: [] }, 'server names lower-cased');
+  t.strictSame(l.filter_chains[1].match, { server_names: [], application_protocols: [], destination_prefix_ranges: [], direct_source_prefix_ranges: [], source_type: 'any', source_prefix_ranges: [], source_ports: [] }, 'a chain without match takes anything');
   t.equal(l.proxy_protocol, true, 'proxy_protocol is allowed on a TCP listener');
   t.equal(l.request_headers_timeout_ms, 500, 'request_headers_timeout_ms is allowed on a TCP listener (PROXY header / ClientHello)');
   t.equal(cfg.clusters[1].send_proxy_protocol, 'v1', 'a send_proxy_protocol cluster may be a tcp_proxy\'s');

@@ -160,7 +160,7 @@ t.test("Istio's outbound TCP listener: tcp_proxy to the service's cluster, istio
   t.equal(l?.address, '10.96.120.33');
   t.equal(l?.port, 6379);
   t.strictSame(l?.filter_chains, [{
-    name: 'filter_chains[0]', match: { server_names: [], application_protocols: [] },
+    name: 'filter_chains[0]', match: { server_names: [], application_protocols: [], destination_prefix_ranges: [], direct_source_prefix_ranges: [], source_type: 'any', source_prefix_ranges: [], source_ports: [] },
     tcp_proxy: { cluster: REDIS, idle_timeout_ms: 3_600_000, max_connect_attempts: 1, max_downstream_connection_duration_ms: 0 },
   }], 'an unnamed chain is named by its place; unset fields are Envoy\'s defaults (an hour idle, one attempt)');
   t.equal(l?.tcp_proxy, undefined);
@@ -224,9 +224,9 @@ t.test('TLS passthrough by SNI: tls_inspector, server_names, a default chain', a
   t.same(errorsOf(r), []);
   const l = r.ok ? r.config.listeners[0] : undefined;
   t.strictSame(l?.filter_chains.map((c) => [c.name, c.match]), [
-    ['api', { server_names: ['api.example.com'], application_protocols: [] }],
-    ['wild', { server_names: ['*.example.com'], transport_protocol: 'tls', application_protocols: [] }],
-    ['h2-only', { server_names: ['grpc.example.com'], application_protocols: ['h2'] }],
+    ['api', { server_names: ['api.example.com'], application_protocols: [], destination_prefix_ranges: [], direct_source_prefix_ranges: [], source_type: 'any', source_prefix_ranges: [], source_ports: [] }],
+    ['wild', { server_names: ['*.example.com'], transport_protocol: 'tls', application_protocols: [], destination_prefix_ranges: [], direct_source_prefix_ranges: [], source_type: 'any', source_prefix_ranges: [], source_ports: [] }],
+    ['h2-only', { server_names: ['grpc.example.com'], application_protocols: ['h2'], destination_prefix_ranges: [], direct_source_prefix_ranges: [], source_type: 'any', source_prefix_ranges: [], source_ports: [] }],
   ], 'server names lower-cased');
   const ownPort = (c: Obj): Obj => ({ ...c, filter_chain_match: { ...obj(c.filter_chain_match), destination_port: { value: 443 } } });
   const named = translate([{ ...SNI, filter_chains: arr(SNI.filter_chains).map(ownPort) }], SNI_CLUSTERS);
@@ -295,11 +295,11 @@ t.test('TCP listeners: what Remora cannot do is rejected by path', async (t) => 
       destination_port: { value: 10000 }, prefix_ranges: [{ address_prefix: '10.0.0.0', prefix_len: { value: 8 } }], source_ports: [1234], source_type: 'EXTERNAL',
     },
     filters: [tcpProxy({ cluster: 'app' })],
-  }]), [
-    `${M}.prefix_ranges: is not supported: Remora picks a filter chain by the TLS ClientHello (server_names, transport_protocol, application_protocols), not by addresses or ports`,
-    `${M}.source_ports: is not supported: Remora picks a filter chain by the TLS ClientHello (server_names, transport_protocol, application_protocols), not by addresses or ports`,
-    `${M}.source_type: EXTERNAL is not supported (ANY only): Remora does not pick filter chains by the client's address`,
-  ], 'on a chain that takes connections to the listener\'s port (10000)');
+  }]), [], 'address criteria on a chain that takes connections to the listener\'s port (10000) are read');
+  t.same(errors([{ filter_chain_match: { address_suffix: '1' }, filters: [tcpProxy({ cluster: 'app' })] }]),
+    [`${M}.address_suffix: is not supported (Envoy does not implement it either)`], 'a criterion Envoy does not implement is rejected by path');
+  t.same(errors([{ filter_chain_match: { source_prefix_ranges: [{ address_prefix: '10.0.0.0', prefix_len: { value: 40 } }] }, filters: [tcpProxy({ cluster: 'app' })] }]),
+    [`${M}.source_prefix_ranges[0]: "10.0.0.0/40" is not an IP range: use an address with a prefix length, such as 10.0.0.0/8 or fd00::/8`], 'a bad range is rejected by path');
   t.same(errors([{ filter_chain_match: { destination_port: { value: 8080 } }, filters: [tcpProxy({ cluster: 'app' })] }]), [
     `${L} filter_chains: every filter chain names a destination_port other than the listener's (10000): such a chain only takes connections redirected to the `
       + 'listener by original destination, which Remora does not receive (it has no traffic interception), so the listener would serve nothing '

@@ -88,7 +88,7 @@ t.test('virtualOutbound: use_original_dst has no effect; the listener serves its
   t.equal(l?.name, 'virtualOutbound');
   t.equal(l?.port, 15001);
   t.strictSame(l?.filter_chains.map((c) => [c.name, c.match, c.tcp_proxy.cluster]), [
-    ['virtualOutbound-blackhole', { server_names: [], application_protocols: [] }, 'BlackHoleCluster'],
+    ['virtualOutbound-blackhole', { server_names: [], application_protocols: [], destination_prefix_ranges: [], direct_source_prefix_ranges: [], source_type: 'any', source_prefix_ranges: [], source_ports: [] }, 'BlackHoleCluster'],
   ], 'a connection addressed to 15001 takes the chain naming 15001, in Envoy too; the chain for 6379 (and its prefix_ranges) only takes redirected ones');
   t.equal(l?.tcp_proxy, undefined, 'that chain takes every connection: the default chain is never used');
   t.strictSame(noEffect(r), {

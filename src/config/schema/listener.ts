@@ -5,6 +5,7 @@
 
 import * as v from 'valibot';
 import { isIP } from 'node:net';
+import { cidrProblem } from '../../router/cidr.js';
 import { isValidHeaderValue } from '../../http/headers.js';
 import { AccessLogSchema } from './access-log.js';
 import { ListenerTracingSchema, RouteTracingSchema } from './tracing.js';
@@ -340,6 +341,13 @@ export const TcpProxySchema = obj({
 }, 'Forward a connection\'s bytes to a cluster, both ways (Envoy\'s `envoy.filters.network.tcp_proxy`): the cluster\'s load balancing, connect timeout, `circuit_breakers.max_connections`, outlier detection and TLS apply. Exactly one of `cluster` / `weighted_clusters`. See [protocols.md](protocols.md#tcp-proxy).');
 
 export const TRANSPORT_PROTOCOLS = ['tls', 'raw_buffer'] as const;
+export const SOURCE_TYPES = ['any', 'same_ip_or_loopback', 'external'] as const;
+
+/** An IP range (`10.0.0.0/8`, `fd00::/8`; a bare address is all its bits, written `/32` or `/128`). */
+const cidr = (what: string) => v.pipe(v.string(`must be a string (${what})`), v.metadata({
+  check: cidrProblem,
+  normalize: (s: string) => (s.includes('/') ? s : `${s}/${s.includes(':') ? 128 : 32}`),
+}));
 
 function serverNameProblem(s: string): string | undefined {
   const host = s.startsWith('*.') ? s.slice(2) : s;
@@ -352,7 +360,12 @@ export const FilterChainMatchSchema = obj({
   transport_protocol: v.optional(oneOf(TRANSPORT_PROTOCOLS, '`tls`: the connection starts with a TLS ClientHello; `raw_buffer`: it does not (Envoy\'s values, from its `tls_inspector`).', { default: 'any' })),
   application_protocols: v.optional(list(v.pipe(v.string('must be a string (an ALPN protocol id)'), v.metadata({ check: (s: string) => (s.length > 0 && s.length < 256 ? undefined : 'must be 1..255 characters') })),
     'One of the protocols the ClientHello offers by ALPN is one of these (`h2`, `http/1.1`, …).', { type: 'list of ALPN ids', default: '`[]` (any)' }), []),
-}, 'What a connection must look like for a filter chain to take it. Envoy\'s order decides between chains: the most specific server name (exact, then the longest `*.suffix`, then chains without `server_names`), then `transport_protocol`, then `application_protocols`; a criterion left out matches anything.');
+  destination_prefix_ranges: v.optional(list(cidr('an IP range'), 'The address the connection reached (the PROXY header\'s destination when the listener reads one) is in one of these (Envoy\'s `prefix_ranges`).', { type: 'list of IP ranges', default: '`[]` (any)' }), []),
+  direct_source_prefix_ranges: v.optional(list(cidr('an IP range'), 'The peer\'s own address (never the PROXY header\'s) is in one of these.', { type: 'list of IP ranges', default: '`[]` (any)' }), []),
+  source_type: v.optional(oneOf(SOURCE_TYPES, '`same_ip_or_loopback`: the client (the PROXY header\'s source, else the peer) is on a loopback address or the address the connection reached; `external`: it is not.'), 'any'),
+  source_prefix_ranges: v.optional(list(cidr('an IP range'), 'The client\'s address (the PROXY header\'s source, else the peer\'s) is in one of these.', { type: 'list of IP ranges', default: '`[]` (any)' }), []),
+  source_ports: v.optional(list(int(1, 65535, 'A client port.'), 'The client\'s port is one of these.', { type: 'list of ports', default: '`[]` (any)' }), []),
+}, 'What a connection must look like for a filter chain to take it. Envoy\'s order decides between chains, criterion by criterion, each time keeping the chains that match most specifically and falling back to those that leave the criterion out: `destination_prefix_ranges` (the longest matching range), the server name (exact, then the longest `*.suffix`), `transport_protocol`, `application_protocols`, `direct_source_prefix_ranges`, `source_type`, `source_prefix_ranges`, `source_ports`. A criterion left out matches anything.');
 
 export const FilterChainSchema = obj({
   name: name('Used in logs and access logs.', 'unique within the listener'),
