@@ -9,13 +9,13 @@
 import * as grpc from '@grpc/grpc-js';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
-import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { encodeIdentifier, type AlsNode } from '../access-log/als-message.js';
 import { AlsStream, type AlsCounters, type AlsTarget } from '../access-log/als-stream.js';
 import { dataPlaneCluster, dialAddress } from '../config/dns-endpoints.js';
 import type { Cluster, ConfigSnapshot, TlsMaterial } from '../config/types.js';
 import type { Logger } from '../core/log.js';
 import { REMORA_VERSION } from '../core/version.js';
+import { serverIdentityCheck } from '../upstream/upstream-tls.js';
 import type { FromWorker } from '../shared/messages.js';
 
 export interface AccessLogStreamCounters {
@@ -113,13 +113,7 @@ function targetOf(cluster: Cluster, material: TlsMaterial | undefined): AlsTarge
     options['grpc.default_authority'] = sni;
   }
   // As the data plane verifies: the SANs listed, else the SNI name, else the chain only.
-  const verify = (_host: string, cert: PeerCertificate): Error | undefined => {
-    if (sans.length > 0) {
-      const have = (cert.subjectaltname ?? '').split(', ').map((s) => s.replace(/^(URI|DNS):/, '').toLowerCase());
-      return sans.some((s) => have.includes(s.toLowerCase())) ? undefined : new Error(`the certificate has none of the SANs ${sans.join(', ')}`);
-    }
-    return sni !== undefined ? checkServerIdentity(sni, cert) : undefined;
-  };
+  const verify = serverIdentityCheck(tls, sni);
   const pem = (s: string | undefined): Buffer | null => (s === undefined ? null : Buffer.from(s));
   const credentials = grpc.credentials.createSsl(pem(material?.ca), pem(material?.key), pem(material?.cert), { checkServerIdentity: verify });
   return { key: `${target} tls ${material?.revision ?? 0} ${sni ?? ''} ${sans.join(',')}`, target, credentials, options };
