@@ -7,7 +7,8 @@
 // (250 ms doubling to 10 s, reset by a successful write). Entries written to a stream
 // that then fails are lost (counted `stream_failed`), as in Envoy. No callback throws.
 
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
+import { loadGrpc } from '../core/grpc-module.js';
 import type { Logger } from '../core/log.js';
 import { RingBuffer } from '../core/ring-buffer.js';
 import { streamMessage } from './als-message.js';
@@ -112,7 +113,7 @@ export class AlsStream {
       this.phase = 'unconfigured';
       return;
     }
-    this.client = new grpc.Client(target.target, target.credentials, target.options);
+    this.client = new (loadGrpc().Client)(target.target, target.credentials, target.options);
     this.backoffMs = BACKOFF_FIRST_MS;
     this.connect();
   }
@@ -190,7 +191,7 @@ export class AlsStream {
     const state: CallState = { inflight: 0, done: false };
     let call: grpc.ClientWritableStream<Buffer>;
     try {
-      call = client.makeClientStreamRequest<Buffer, Buffer>(METHOD, identity, identity, new grpc.Metadata(), {}, (err) => this.ended(call, state, err));
+      call = client.makeClientStreamRequest<Buffer, Buffer>(METHOD, identity, identity, new (loadGrpc().Metadata)(), {}, (err) => this.ended(call, state, err));
     } catch (err) {
       this.warn(err, 'cannot open the access log stream');
       this.retryLater();

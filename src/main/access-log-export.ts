@@ -6,7 +6,7 @@
 // shutdown so the final entries still leave. A pair no longer named stops its stream
 // and keeps its counts, so the metrics only grow.
 
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { encodeIdentifier, type AlsNode } from '../access-log/als-message.js';
@@ -14,6 +14,7 @@ import { AlsStream, type AlsCounters, type AlsTarget } from '../access-log/als-s
 import { dataPlaneCluster, dialAddress } from '../config/dns-endpoints.js';
 import type { Cluster, ConfigSnapshot, TlsMaterial } from '../config/types.js';
 import type { Logger } from '../core/log.js';
+import { loadGrpc } from '../core/grpc-module.js';
 import { REMORA_VERSION } from '../core/version.js';
 import { serverIdentityCheck } from '../upstream/upstream-tls.js';
 import type { FromWorker } from '../shared/messages.js';
@@ -105,7 +106,7 @@ function targetOf(cluster: Cluster, material: TlsMaterial | undefined): AlsTarge
     'grpc.primary_user_agent': `remora/${REMORA_VERSION}`,
   };
   const tls = cluster.tls;
-  if (tls === undefined) return { key: target, target, credentials: grpc.credentials.createInsecure(), options };
+  if (tls === undefined) return { key: target, target, credentials: loadGrpc().credentials.createInsecure(), options };
   const sni = tls.sni;
   const sans = tls.verify_subject_alt_names;
   if (sni !== undefined) {
@@ -115,6 +116,6 @@ function targetOf(cluster: Cluster, material: TlsMaterial | undefined): AlsTarge
   // As the data plane verifies: the SANs listed, else the SNI name, else the chain only.
   const verify = serverIdentityCheck(tls, sni);
   const pem = (s: string | undefined): Buffer | null => (s === undefined ? null : Buffer.from(s));
-  const credentials = grpc.credentials.createSsl(pem(material?.ca), pem(material?.key), pem(material?.cert), { checkServerIdentity: verify });
+  const credentials = loadGrpc().credentials.createSsl(pem(material?.ca), pem(material?.key), pem(material?.cert), { checkServerIdentity: verify });
   return { key: `${target} tls ${material?.revision ?? 0} ${sni ?? ''} ${sans.join(',')}`, target, credentials, options };
 }

@@ -9,12 +9,9 @@
 // that does not export spans over gRPC (or at all) never loads it.
 
 import type * as Grpc from '@grpc/grpc-js';
-import { createRequire } from 'node:module';
 import http from 'node:http';
 import https from 'node:https';
-
-let grpcModule: typeof Grpc | null = null;
-const loadGrpc = (): typeof Grpc => (grpcModule ??= createRequire(import.meta.url)('@grpc/grpc-js') as typeof Grpc);
+import { loadGrpc } from '../core/grpc-module.js';
 
 export type OtlpProtocol = 'grpc' | 'http/protobuf' | 'http/json';
 
