@@ -87,7 +87,10 @@ const count = (outcomes: Outcome[], kind: Outcome['kind']) => outcomes.filter((o
 const lostReasons = (outcomes: Outcome[]) => [...new Set(outcomes.flatMap((o) => (o.kind === 'lost' ? [o.why] : [])))].join('; ');
 
 t.test('readiness: probes server, manual override, first health-check round, wait-ready', async (t) => {
-  let healthDelay = 1500;
+  // The first health check answers late enough that the process is ready (workers
+  // listening, the ready line written) well before it: a slow start on a busy host must
+  // not see the first round done already.
+  let healthDelay = 4000;
   const up = await startUpstream((req, res) => {
     req.resume();
     setTimeout(() => res.end('ok'), req.url === '/health' ? healthDelay : 0);
@@ -95,7 +98,7 @@ t.test('readiness: probes server, manual override, first health-check round, wai
   const config = {
     ...routesConfig(
       [{ name: 'r', match: { prefix: '/' }, route: { cluster: 'c' } }],
-      [{ name: 'c', endpoints: [{ address: '127.0.0.1', port: up.port }], health_check: { path: '/health', interval_ms: 200, timeout_ms: 3000 } }],
+      [{ name: 'c', endpoints: [{ address: '127.0.0.1', port: up.port }], health_check: { path: '/health', interval_ms: 200, timeout_ms: 10_000 } }],
       { workers: 2 },
     ),
     probes: { address: '127.0.0.1', port: 0 },
@@ -112,7 +115,7 @@ t.test('readiness: probes server, manual override, first health-check round, wai
   t.equal(first.status, 503, 'before the first health-check round /ready is 503');
   t.match(first.text, /first round of active health checks/, `and says why (${first.text.trim()})`);
   healthDelay = 0;
-  await until('ready after the first round', async () => (await admin(probes, '/ready')).status === 200);
+  await until('ready after the first round', async () => (await admin(probes, '/ready')).status === 200, 10_000);
   t.pass('/ready turns 200 once the first round of health checks finished');
   t.equal((await admin(probes, '/live')).status, 200, 'the probes server answers /live');
   t.match((await admin(probes, '/metrics')).text, /remora_startup_seconds \d/, 'the probes server answers /metrics, with the startup time');
