@@ -160,9 +160,9 @@ export class RouteTable<C, P = null> {
   }
 }
 
-/** Picks a cluster from a route's weighted targets: null when the picked one is not in
- *  the snapshot (Envoy's cluster_not_found: 503, flag NC). */
-/** The route's cluster for one request, with its own host rewrite (weighted clusters). */
+/** The route's target for one request, picked from its weighted targets, with its own
+ *  host rewrite: its cluster is null when the snapshot lacks it (Envoy's
+ *  cluster_not_found: 503, flag NC). */
 export function pickTarget<C, P>(route: CompiledRoute<C, P>): WeightedTarget<C> {
   return pickByWeight(route.targets, route.totalWeight);
 }
