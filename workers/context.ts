@@ -37,6 +37,7 @@ import { compileListenerUpgrades, compileRouteUpgrades } from './upgrade-policy.
 import { resolveTracing } from '../src/tracing/settings.js';
 import { SpanBuffer } from './span-buffer.js';
 import { ListenerTracer, type Sampling } from './tracing.js';
+import { IdleHeapTrim } from './idle-heap-trim.js';
 
 /** What a route carries besides matching and forwarding, compiled per snapshot. */
 export interface RoutePolicy {
@@ -117,6 +118,8 @@ export class WorkerContext {
   /** Finished spans on their way to the main thread's exporter. */
   readonly spans: SpanBuffer;
   private readonly sweepTimer: NodeJS.Timeout;
+  /** Gives back what a burst of traffic left in the heap once the worker is quiet. */
+  private readonly heapTrim: IdleHeapTrim;
   /** Event-loop delay of this worker (ns), sampled every 20 ms; stored in the slab each
    *  second (/workers, /metrics). */
   private readonly loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: 20 });
@@ -143,6 +146,7 @@ export class WorkerContext {
     this.recorder = new StatsRecorder(statsSlab);
     this.accessLogs = new AccessLogs(slot, log);
     this.grpcLogs = new GrpcLogs(post, log);
+    this.heapTrim = new IdleHeapTrim(log);
     this.recorder.zeroGauges();
     this.recorder.storeWorker({ p50_us: 0, p99_us: 0, max_us: 0 }); // first heartbeat now, not in a second
     this.sweepTimer = setInterval(this.sweep, 1000);
@@ -239,6 +243,7 @@ export class WorkerContext {
     }
     this.version = snapshot.version;
     this.memoryLimitBytes = config.worker_limits.memory_limit_mb * 2 ** 20;
+    this.heapTrim.enabled = config.worker_limits.idle_heap_trim;
     this.maxDownstreamConnections = config.worker_limits.max_downstream_connections;
   }
 
@@ -398,6 +403,7 @@ export class WorkerContext {
           notify(Math.round(used / 2 ** 20), this.memoryLimitBytes / 2 ** 20);
         }
       }
+      this.heapTrim.look();
     } catch (err) {
       this.log.error({ err }, 'pool sweep failed');
     }

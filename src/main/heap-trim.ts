@@ -10,13 +10,12 @@
 // main thread is quiet again, this runs one full collection: the first time always, then
 // when the heap in use has grown by at least TRIM_GROWTH_BYTES since the last one. It
 // costs a few to tens of milliseconds on the main thread, which carries no traffic
-// (workers do), once per burst of changes. Node offers no API for it: the `gc` function
-// comes from a fresh V8 context with --expose-gc set only while that context is created
-// (the global of the main context and of every worker stays as it was); where that
-// fails, nothing is collected.
+// (workers do), once per burst of changes. The collection itself is src/core/full-gc.ts;
+// where the runtime will not hand one out, nothing is collected. Workers give back what
+// a burst of traffic leaves in the same way, once they are quiet (workers/idle-heap-trim.ts).
 
 import v8 from 'node:v8';
-import vm from 'node:vm';
+import { fullGcFunction, type FullGc } from '../core/full-gc.js';
 import type { Logger } from '../core/log.js';
 
 /** Quiet time after the last change before a collection. */
@@ -24,46 +23,8 @@ export const TRIM_DELAY_MS = 3000;
 /** Growth of the heap in use since the last collection that makes one worthwhile. */
 export const TRIM_GROWTH_BYTES = 8 * 1024 * 1024;
 
-type GcFunction = (options?: { type: 'major'; execution: 'sync'; flavor: 'last-resort' }) => void;
-type FullGc = () => void;
 /** Bytes of V8 heap in use now (`v8.getHeapStatistics().used_heap_size`). */
 type HeapUsed = () => number;
-
-/** V8's `gc` function, or null where this runtime will not hand it out. */
-function gcFunction(): GcFunction | null {
-  const own = (globalThis as { gc?: unknown }).gc;
-  if (typeof own === 'function') return own as GcFunction; // started with --expose-gc
-  try {
-    v8.setFlagsFromString('--expose-gc');
-    const gc: unknown = vm.runInNewContext('gc');
-    return typeof gc === 'function' ? (gc as GcFunction) : null;
-  } catch {
-    return null;
-  } finally {
-    v8.setFlagsFromString('--no-expose-gc');
-  }
-}
-
-let fullGc: FullGc | null | undefined;
-
-/** A full collection that gives memory back, or null. `gc` differs by V8 version (measured
- *  here): on Node 22 and 24 the options form is V8's "last resort" collection, which also
- *  compacts and shrinks the young generation (its RSS fell to the bare heap's), while a
- *  bare `gc()` there may not collect the old generation; on Node 20 the options form does
- *  not collect it and a bare `gc()` is the full collection. So both, in that order: each
- *  runtime gets its full collection, and the other call is a cheap one on a small heap. */
-export function fullGcFunction(): FullGc | null {
-  // Once per process: the flag is toggled only the first time, which Remora makes happen
-  // before it starts any worker (a worker isolate created meanwhile would get a global gc).
-  if (fullGc === undefined) {
-    const gc = gcFunction();
-    fullGc = gc === null ? null : () => {
-      gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
-      gc();
-    };
-  }
-  return fullGc;
-}
 
 const mb = (bytes: number): number => Math.round(bytes / 104857.6) / 10;
 

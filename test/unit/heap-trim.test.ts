@@ -9,7 +9,8 @@ import t from 'tap';
 import v8 from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import { pino, type Logger } from 'pino';
-import { fullGcFunction, HeapTrim, TRIM_GROWTH_BYTES } from '../../src/main/heap-trim.js';
+import { fullGcFunction } from '../../src/core/full-gc.js';
+import { HeapTrim, TRIM_GROWTH_BYTES } from '../../src/main/heap-trim.js';
 
 type Line = { msg: string; heap_used_mb?: [number, number] };
 const MB = 1048576;

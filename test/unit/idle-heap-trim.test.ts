@@ -1,0 +1,143 @@
+// Unit tests for a worker's collection once traffic stops (workers/idle-heap-trim.ts): the
+// schedule (only after work was seen, after QUIET_SECONDS quiet looks, only when the heap
+// holds TRIM_SLACK_BYTES more than was live after the last collection, once per burst,
+// never when turned off), with the event loop and heap figures given by the test; and
+// V8's real collection in a worker thread giving a grown young generation back.
+
+import t from 'tap';
+import { Worker } from 'node:worker_threads';
+import { pino } from 'pino';
+import { BUSY_UTILISATION, IdleHeapTrim, QUIET_SECONDS, TRIM_SLACK_BYTES, type IdleTrimProbe } from '../../workers/idle-heap-trim.js';
+
+const MB = 1048576;
+
+/** A thread whose utilisation and heap the test sets; its collector brings the heap down
+ *  to `live`. */
+function fakeThread(total: number, used: number) {
+  const state = { utilisation: 0, total, used, live: used, collections: 0 };
+  const probe: IdleTrimProbe = { utilisation: () => state.utilisation, heap: () => ({ total: state.total, used: state.used }) };
+  const gc = () => {
+    state.collections++;
+    state.used = state.live;
+    state.total = state.live + 1 * MB;
+  };
+  return { state, probe, gc };
+}
+
+const silent = pino({ level: 'silent' });
+
+t.test('one collection after a burst, once the worker has been quiet long enough', async (t) => {
+  const { state, probe, gc } = fakeThread(9 * MB, 7 * MB);
+  const trim = new IdleHeapTrim(silent, probe, gc);
+  for (let i = 0; i < 20; i++) trim.look();
+  t.equal(state.collections, 0, 'no work seen since start: no collection, however long it is quiet');
+
+  state.utilisation = 0.6; // a burst of traffic grows the heap
+  state.total = 18 * MB;
+  state.used = 11 * MB;
+  for (let i = 0; i < 3; i++) trim.look();
+  t.equal(state.collections, 0, 'none while busy');
+  state.utilisation = BUSY_UTILISATION / 2;
+  for (let i = 0; i < QUIET_SECONDS - 1; i++) trim.look();
+  t.equal(state.collections, 0, `none before ${QUIET_SECONDS} quiet looks in a row`);
+  trim.look();
+  t.equal(state.collections, 1, `one after ${QUIET_SECONDS} quiet looks`);
+  t.equal(trim.trims, 1, 'counted');
+  for (let i = 0; i < 20; i++) trim.look();
+  t.equal(state.collections, 1, 'and no more until work is seen again');
+});
+
+t.test('a busy look in the quiet stretch starts the count again', async (t) => {
+  const { state, probe, gc } = fakeThread(9 * MB, 7 * MB);
+  const trim = new IdleHeapTrim(silent, probe, gc);
+  trim.look();
+  state.utilisation = 0.5;
+  state.total = 20 * MB;
+  trim.look();
+  state.utilisation = 0;
+  for (let i = 0; i < QUIET_SECONDS - 1; i++) trim.look();
+  state.utilisation = BUSY_UTILISATION; // at the threshold counts as work
+  trim.look();
+  state.utilisation = 0;
+  for (let i = 0; i < QUIET_SECONDS - 1; i++) trim.look();
+  t.equal(state.collections, 0, `expected no collection ${QUIET_SECONDS - 1} quiet looks after the last busy one, saw ${state.collections}`);
+  trim.look();
+  t.equal(state.collections, 1, 'one once the quiet stretch is long enough');
+});
+
+t.test('work that left little behind: no collection', async (t) => {
+  const { state, probe, gc } = fakeThread(9 * MB, 7 * MB);
+  const trim = new IdleHeapTrim(silent, probe, gc);
+  trim.look();
+  state.utilisation = 0.3;
+  state.total = 7 * MB + TRIM_SLACK_BYTES - 1; // just under the slack over the live heap
+  trim.look();
+  state.utilisation = 0;
+  for (let i = 0; i < QUIET_SECONDS * 3; i++) trim.look();
+  t.equal(state.collections, 0, `expected none with one byte less than ${TRIM_SLACK_BYTES / MB} MB over the live heap, saw ${state.collections}`);
+  state.utilisation = 0.3;
+  state.total = 7 * MB + TRIM_SLACK_BYTES;
+  trim.look();
+  state.utilisation = 0;
+  for (let i = 0; i < QUIET_SECONDS; i++) trim.look();
+  t.equal(state.collections, 1, 'one with the slack reached');
+});
+
+t.test('turned off: never', async (t) => {
+  const { state, probe, gc } = fakeThread(9 * MB, 7 * MB);
+  const trim = new IdleHeapTrim(silent, probe, gc);
+  trim.enabled = false;
+  trim.look();
+  state.utilisation = 0.9;
+  state.total = 40 * MB;
+  trim.look();
+  state.utilisation = 0;
+  for (let i = 0; i < QUIET_SECONDS * 3; i++) trim.look();
+  t.equal(state.collections, 0, `expected none with idle_heap_trim off, saw ${state.collections}`);
+});
+
+t.test('a runtime without the collector: nothing happens, nothing throws', async (t) => {
+  const { state, probe } = fakeThread(9 * MB, 7 * MB);
+  const trim = new IdleHeapTrim(silent, probe, null);
+  trim.look();
+  state.utilisation = 0.9;
+  state.total = 40 * MB;
+  trim.look();
+  state.utilisation = 0;
+  for (let i = 0; i < QUIET_SECONDS * 2; i++) trim.look();
+  t.equal(trim.trims, 0, 'no collection counted');
+});
+
+t.test('in a real worker thread, the collection gives a grown young generation back', async (t) => {
+  // The worker grows its young generation (16 MiB limit, as Remora's default), goes
+  // quiet, and lets the trim look once a second with the thread's own probe.
+  const url = new URL('../../workers/idle-heap-trim.js', import.meta.url).href;
+  const source = `
+    const { parentPort } = require('node:worker_threads');
+    const v8 = require('node:v8');
+    const newSpace = () => v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size;
+    import(${JSON.stringify(url)}).then(async ({ IdleHeapTrim }) => {
+      const lines = [];
+      const log = { debug: (o, msg) => lines.push(msg) };
+      const trim = new IdleHeapTrim(log);
+      trim.look();
+      let keep = [];
+      const t0 = Date.now();
+      while (Date.now() - t0 < 1500) { keep.push({ a: new Array(20).fill(1), s: 'x' + Math.random() }); if (keep.length > 3000) keep = []; }
+      keep = null;
+      const grown = newSpace();
+      for (let i = 0; i < 12 && trim.trims === 0; i++) { await new Promise((r) => setTimeout(r, 1000)); trim.look(); }
+      parentPort.postMessage({ grown, after: newSpace(), trims: trim.trims, lines });
+    });`;
+  const result = await new Promise<{ grown: number; after: number; trims: number; lines: string[] }>((resolve, reject) => {
+    const w = new Worker(source, { eval: true, resourceLimits: { maxYoungGenerationSizeMb: 16 } });
+    w.once('message', (m) => {
+      resolve(m as { grown: number; after: number; trims: number; lines: string[] });
+      void w.terminate();
+    });
+    w.once('error', reject);
+  });
+  t.equal(result.trims, 1, `one collection once quiet (log: ${JSON.stringify(result.lines)})`);
+  t.ok(result.grown >= 8 * MB, `the burst grew the young generation to ≥ 8 MB (saw ${(result.grown / MB).toFixed(1)} MB)`);
+  t.ok(result.after <= result.grown / 4, `the collection gave most of it back: expected ≤ ${(result.grown / 4 / MB).toFixed(1)} MB, saw ${(result.after / MB).toFixed(1)} MB`);
+});
