@@ -37,6 +37,7 @@ import { countKeepAliveRetry, recordRequest } from './request-stats.js';
 import { StreamInfo } from './stream-info.js';
 import type { RequestTrace } from './tracing.js';
 import { UpstreamAttempt, type AttemptOwner } from './upstream-attempt.js';
+import { clearDeadline, setDeadline, type DeadlineEntry, type DeadlineList } from './deadlines.js';
 
 /** Where a request is. 'headers': being read, checked and routed (synchronous, in
  *  begin); 'waiting_upstream': an attempt is queued for a connection or waits for its
@@ -47,7 +48,7 @@ export type ExchangePhase = 'headers' | 'waiting_upstream' | 'backoff' | 'respon
 
 const EMPTY = new Uint8Array(0);
 
-export class Exchange implements DownstreamEvents, AttemptOwner {
+export class Exchange implements DownstreamEvents, AttemptOwner, DeadlineEntry {
   private phase: ExchangePhase = 'headers';
   /** What logs and stats read; filled as the request goes. */
   readonly info: StreamInfo;
@@ -72,7 +73,11 @@ export class Exchange implements DownstreamEvents, AttemptOwner {
    *  x-remora-upstream-rq-timeout-ms); runs from the end of the request body to the
    *  response head, across retries. */
   private timeoutMs = 0;
-  private timer: NodeJS.Timeout | null = null;
+  // The route timeout's place in its deadline list (deadlines.ts).
+  deadlineAt = 0;
+  deadlinePrev: DeadlineEntry | null = null;
+  deadlineNext: DeadlineEntry | null = null;
+  deadlineList: DeadlineList | null = null;
   private backoffTimer: NodeJS.Timeout | null = null;
   /** Response body length the upstream announced; -1 = unknown (close-delimited or chunked). */
   private responseLength = -1;
@@ -490,39 +495,36 @@ export class Exchange implements DownstreamEvents, AttemptOwner {
     }
   }
 
-  private static onTimeout(this: void, ex: Exchange): void {
-    ex.timer = null;
+  /** The route timeout passed (its deadline list calls this; deadlines.ts). */
+  onDeadline(): void {
     try {
-      switch (ex.phase) {
+      switch (this.phase) {
         case 'waiting_upstream':
         case 'backoff':
-          ex.localReply(504, ResponseFlag.UpstreamRequestTimeout, 'upstream request timeout', false);
+          this.localReply(504, ResponseFlag.UpstreamRequestTimeout, 'upstream request timeout', false);
           return;
         case 'responding':
-          ex.ds.close();
-          ex.finish(ResponseFlag.UpstreamRequestTimeout);
+          this.ds.close();
+          this.finish(ResponseFlag.UpstreamRequestTimeout);
           return;
         case 'headers':
         case 'done':
           return;
       }
     } catch (err) {
-      ex.ctx.log.error({ err, requestId: ex.info.requestId }, 'timeout handling failed');
+      this.ctx.log.error({ err, requestId: this.info.requestId }, 'timeout handling failed');
     }
   }
 
   /** Starts the route timeout (once: after the request body, before the response head). */
   private startTimer(): void {
     const ms = this.timeoutMs;
-    if (ms <= 0 || this.timer !== null) return;
-    if (this.phase === 'waiting_upstream' || this.phase === 'backoff') this.timer = setTimeout(Exchange.onTimeout, ms, this);
+    if (ms <= 0 || this.deadlineList !== null) return;
+    if (this.phase === 'waiting_upstream' || this.phase === 'backoff') setDeadline(this, ms);
   }
 
   private clearTimer(): void {
-    if (this.timer !== null) {
-      clearTimeout(this.timer);
-      this.timer = null;
-    }
+    if (this.deadlineList !== null) clearDeadline(this);
   }
 
   // ---- answering ----
