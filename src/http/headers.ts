@@ -34,6 +34,11 @@ for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL
   TOKEN[c.charCodeAt(0)] = 1;
 }
 
+/** True for the char code of an RFC 9110 token character (what a header name is made of). */
+export function isTokenChar(c: number): boolean {
+  return c < 128 && TOKEN[c] === 1;
+}
+
 export function isValidHeaderName(name: string): boolean {
   if (name.length === 0) return false;
   for (let i = 0; i < name.length; i++) {

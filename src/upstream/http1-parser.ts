@@ -2,10 +2,11 @@
 // Feeds on socket chunks, calls back with the head, body slices (views into the input,
 // valid only during the call) and completion. Body framing follows RFC 9112 §6.3:
 // no body for HEAD/1xx/204/304, chunked, Content-Length, or read-until-close.
+// The head is read in one pass over its bytes; its strings are cut from one Latin-1 decoding.
 // Written for Remora's upstream client (see connection.ts); longer than most modules
 // because a protocol codec reads best in one place.
 
-import { isValidHeaderName, parseContentLength } from '../http/headers.js';
+import { isTokenChar, parseContentLength } from '../http/headers.js';
 
 export interface ResponseHandler {
   /** `headers` is flat: [name0, value0, name1, value1, ...], names lower-case.
@@ -196,69 +197,94 @@ export class ResponseParser {
     const headEnd = end + 4;
     const consumedFromBuf = this.pending !== null ? headEnd - this.pending.length + pos : headEnd;
     this.pending = null;
-    // Latin-1: one character per byte, so any byte from 0x80 up (obs-text, valid UTF-8
-    // or not) reaches the client exactly as it came; the front ends write header strings
-    // back out as Latin-1.
-    this.parseHead(data.toString('latin1', from, end));
+    this.parseHead(data, from, end);
     return consumedFromBuf;
   }
 
-  private parseHead(text: string): void {
-    if (hasBadControl(text)) throw new ProtocolError('control character in response head');
-    const lines = text.split('\r\n');
-    const statusLine = lines[0];
+  /** Parses the head in data[start, end) (its final CRLFCRLF excluded) in one pass over
+   *  its lines, read by index: control characters, the status line, then each header's
+   *  name and value. Bytes are read from the Buffer (faster than charCodeAt); strings are
+   *  cut from its Latin-1 decoding, where character i is byte start + i. */
+  private parseHead(data: Buffer, start: number, end: number): void {
+    // Latin-1: one character per byte, so any byte from 0x80 up (obs-text, valid UTF-8
+    // or not) reaches the client exactly as it came; the front ends write header strings
+    // back out as Latin-1.
+    const text = data.toString('latin1', start, end);
+    const statusEnd = lineEnd(data, start, end);
+    const statusLength = statusEnd - start;
     // RFC 9112 §4: HTTP/1.0 or HTTP/1.1, SP, exactly three digits, then SP and a reason
     // (possibly empty) or nothing.
-    const minor = statusLine.charCodeAt(7) - 48;
-    if (!statusLine.startsWith('HTTP/1.') || (minor !== 0 && minor !== 1) || statusLine.length < 12 || statusLine.charCodeAt(8) !== 0x20) {
-      throw new ProtocolError('invalid status line');
+    const minor = text.charCodeAt(7) - 48;
+    if (statusLength < 12 || !text.startsWith('HTTP/1.') || (minor !== 0 && minor !== 1) || text.charCodeAt(8) !== 0x20) {
+      throw headError(text, 'invalid status line');
     }
-    if (!isDigit(statusLine.charCodeAt(9)) || !isDigit(statusLine.charCodeAt(10)) || !isDigit(statusLine.charCodeAt(11))) {
-      throw new ProtocolError('invalid status code');
-    }
-    if (statusLine.length > 12 && statusLine.charCodeAt(12) !== 0x20) throw new ProtocolError('invalid status line');
-    const status = parseInt(statusLine.slice(9, 12), 10);
-    if (status < 100) throw new ProtocolError('invalid status code');
-    const reason = statusLine.length > 13 ? statusLine.slice(13) : '';
+    const c0 = text.charCodeAt(9);
+    const c1 = text.charCodeAt(10);
+    const c2 = text.charCodeAt(11);
+    if (!isDigit(c0) || !isDigit(c1) || !isDigit(c2)) throw headError(text, 'invalid status code');
+    if (statusLength > 12 && text.charCodeAt(12) !== 0x20) throw headError(text, 'invalid status line');
+    const status = (c0 - 48) * 100 + (c1 - 48) * 10 + (c2 - 48);
+    if (status < 100) throw headError(text, 'invalid status code');
+    const reason = statusLength > 13 ? text.slice(13, statusLength) : '';
 
     const headers: string[] = [];
     let contentLength = -1;
     let chunked = false;
     let hasTransferEncoding = false;
     let keepAlive = minor >= 1;
-    for (let i = 1; i < lines.length; i++) {
-      const line = lines[i];
-      const colon = line.indexOf(':');
-      if (colon <= 0) throw new ProtocolError('invalid header line');
-      const name = line.slice(0, colon).toLowerCase();
-      if (!isValidHeaderName(name)) throw new ProtocolError('invalid header name');
-      const value = line.slice(colon + 1).trim();
-      switch (name) {
-        case 'content-length': {
+    let keepAliveTimeoutMs = -1; // kept from a head whose lines all parse
+    // `pos` is the CR ending the previous line; every line but the last ends in CRLF.
+    for (let pos = statusEnd; pos < end; ) {
+      const lineStart = pos + 2;
+      // The name: token characters up to the colon; lower-cased only if it needs it.
+      let colon = lineStart;
+      let upper = false;
+      for (; colon < end; colon++) {
+        const k = NAME_CHAR[data[colon]];
+        if (k === NameChar.Token) continue;
+        if (k === NameChar.Colon) break;
+        if (k === NameChar.Invalid) throw headerLineError(text, lineStart - start);
+        upper = true;
+      }
+      if (colon === lineStart || colon === end) throw headerLineError(text, lineStart - start);
+      pos = lineEnd(data, colon + 1, end);
+      const rawName = text.slice(lineStart - start, colon - start);
+      const name = upper ? rawName.toLowerCase() : rawName;
+      // The value without the whitespace around it (what String.prototype.trim strips).
+      let from = colon + 1;
+      let to = pos;
+      while (from < to && isTrimmed(data[from])) from++;
+      while (to > from && isTrimmed(data[to - 1])) to--;
+      const value = text.slice(from - start, to - start);
+      switch (name.length) {
+        case 14: {
+          if (name !== 'content-length') break;
           const n = parseContentLength(value);
-          if (n < 0 || (contentLength >= 0 && n !== contentLength)) throw new ProtocolError('invalid content-length');
+          if (n < 0 || (contentLength >= 0 && n !== contentLength)) throw headError(text, 'invalid content-length');
           contentLength = n;
           break;
         }
-        case 'transfer-encoding': {
+        case 17: {
+          if (name !== 'transfer-encoding') break;
           hasTransferEncoding = true;
           chunked = value.toLowerCase().endsWith('chunked');
           break;
         }
-        case 'connection': {
-          const v = value.toLowerCase();
-          if (v.includes('close')) keepAlive = false;
-          else if (v.includes('keep-alive')) keepAlive = true;
-          break;
-        }
-        case 'keep-alive': {
-          const m = /timeout=(\d+)/i.exec(value);
-          if (m) this.keepAliveTimeoutMs = parseInt(m[1], 10) * 1000;
+        case 10: {
+          if (name === 'connection') {
+            const v = value.toLowerCase();
+            if (v.includes('close')) keepAlive = false;
+            else if (v.includes('keep-alive')) keepAlive = true;
+          } else if (name === 'keep-alive') {
+            const m = /timeout=(\d+)/i.exec(value);
+            if (m) keepAliveTimeoutMs = parseInt(m[1], 10) * 1000;
+          }
           break;
         }
       }
       headers.push(name, value);
     }
+    if (keepAliveTimeoutMs >= 0) this.keepAliveTimeoutMs = keepAliveTimeoutMs;
     if (hasTransferEncoding && contentLength >= 0) {
       throw new ProtocolError('both transfer-encoding and content-length');
     }
@@ -327,6 +353,55 @@ export class ResponseParser {
     this.handler!.onComplete();
     return pos + (used - fromPending);
   }
+}
+
+/** Header name bytes: token characters (upper-case ones apart), the colon, the rest. */
+const enum NameChar {
+  Invalid,
+  Token,
+  Upper,
+  Colon,
+}
+const NAME_CHAR = new Uint8Array(256);
+for (let c = 0; c < 128; c++) {
+  if (isTokenChar(c)) NAME_CHAR[c] = c >= 0x41 && c <= 0x5a ? NameChar.Upper : NameChar.Token;
+}
+NAME_CHAR[0x3a] = NameChar.Colon;
+
+const CONTROL_CHARACTER = 'control character in response head';
+
+/** Where the line starting at `pos` ends: the index of its CRLF, or `end` (the end of the
+ *  head). Throws on a control character other than HTAB in the line, as hasBadControl would. */
+function lineEnd(head: Buffer, pos: number, end: number): number {
+  for (let i = pos; i < end; i++) {
+    const c = head[i];
+    if (c < 0x20 || c === 0x7f) {
+      if (c === 0x0d && i + 1 < end && head[i + 1] === 0x0a) return i;
+      if (c !== 0x09) throw new ProtocolError(CONTROL_CHARACTER);
+    }
+  }
+  return end;
+}
+
+/** The error for a head found bad before all of it was scanned: a control character
+ *  anywhere in the head is reported first, whatever else is wrong. */
+function headError(text: string, message: string): ProtocolError {
+  return new ProtocolError(hasBadControl(text) ? CONTROL_CHARACTER : message);
+}
+
+/** The error for a header line (from `start`) whose name is not all token characters
+ *  up to a colon: no colon, or one at the start, makes it no header line at all. */
+function headerLineError(text: string, start: number): ProtocolError {
+  let stop = text.indexOf('\r\n', start);
+  if (stop < 0) stop = text.length;
+  const colon = text.indexOf(':', start);
+  return headError(text, colon <= start || colon >= stop ? 'invalid header line' : 'invalid header name');
+}
+
+/** What String.prototype.trim() strips from a value that got past lineEnd: SP, HTAB, and
+ *  0xA0 (obs-text, but NBSP to trim(), which this parser used before; kept as it was). */
+function isTrimmed(c: number): boolean {
+  return c === 0x20 || c === 0x09 || c === 0xa0;
 }
 
 /** True when a head holds a control character other than HTAB or a CR LF pair: a bare

@@ -1,7 +1,8 @@
 // Unit tests for the upstream HTTP/1.1 response parser (http1-parser.ts): framing by
 // Content-Length, chunked (extensions, trailers) and close; inputs split at every byte
 // boundary; bodiless responses; interim responses; the smuggling-relevant errors;
-// keep-alive bookkeeping.
+// keep-alive bookkeeping; header names and values as read (case, trimming, obs-text),
+// malformed header and status lines, control characters anywhere in the head.
 
 import t from 'tap';
 import { ProtocolError, ResponseParser, type ResponseHandler } from '../../src/upstream/http1-parser.js';
@@ -248,4 +249,174 @@ t.test('start() resets the parser for the next response on the connection', asyn
   t.equal(second.rec.body, 'b', 'second body');
   t.equal(parser.keepAliveTimeoutMs, 0, 'the keep-alive hint is per response');
   t.equal(second.rec.completes, 1, 'second completes once');
+});
+
+/** The message of the ProtocolError that parsing `pieces` throws, or 'no error'. */
+function errorOf(pieces: readonly (string | Buffer)[]): string {
+  try {
+    parse(pieces);
+  } catch (err) {
+    return err instanceof ProtocolError ? err.message : `not a ProtocolError: ${String(err)}`;
+  }
+  return 'no error';
+}
+
+/** The headers of a 204 whose head holds `lines` (CRLF-joined after the status line). */
+function headersOf(...lines: string[]): string[] {
+  const { rec } = parse([Buffer.from(['HTTP/1.1 204 No Content', ...lines].join('\r\n') + '\r\n\r\n', 'latin1')]);
+  return rec.heads[0].headers;
+}
+
+const hex = (s: string): string => Buffer.from(s, 'latin1').toString('hex');
+
+t.test('header names are lower-cased, values trimmed of SP and HTAB only at their ends', async (t) => {
+  t.same(headersOf('Content-Type: text/plain', 'X-REQUEST-ID: Abc', 'x-MiXeD-cAsE: v', 'already-lower: w'),
+    ['content-type', 'text/plain', 'x-request-id', 'Abc', 'x-mixed-case', 'v', 'already-lower', 'w'],
+    'Title-Case, UPPER and mixed names come out lower-case, lower-case ones as they are; values keep their case');
+  t.same(headersOf('X-A:  \t a  b\tc \t ', 'X-B:value', 'X-C:\tv'), ['x-a', 'a  b\tc', 'x-b', 'value', 'x-c', 'v'],
+    'leading and trailing SP/HTAB are trimmed, inner SP/HTAB kept, no space after the colon is fine');
+  t.same(headersOf('X-Empty:', 'X-Blank: \t  ', 'X-After: 1'), ['x-empty', '', 'x-blank', '', 'x-after', '1'],
+    'an empty or all-whitespace value is the empty string');
+  t.same(headersOf("!#$%&'*+-.^_`|~09AZaz: token"), ["!#$%&'*+-.^_`|~09azaz", 'token'], 'every token character is a name character');
+  t.same(headersOf('X-Colons: a:b: c:'), ['x-colons', 'a:b: c:'], 'colons after the first belong to the value');
+});
+
+t.test('obs-text (0x80-0xFF) in values passes through as Latin-1; 0xA0 at the ends is trimmed as before', async (t) => {
+  let high = '';
+  for (let c = 0x80; c <= 0xff; c++) high += String.fromCharCode(c);
+  const all = headersOf(`X-High: <${high}>`);
+  t.equal(hex(all[1]), hex(`<${high}>`), 'every byte 0x80-0xFF comes through unchanged, one character per byte');
+  t.same(headersOf('X-Nbsp: \xa0 v\xa0w \xa0\t\xa0'), ['x-nbsp', 'v\xa0w'],
+    '0xA0 at either end is stripped with SP/HTAB (String.prototype.trim did so), an inner 0xA0 is kept');
+  t.same(headersOf('X-Nel: \x85v\x85'), ['x-nel', '\x85v\x85'], '0x85 at the ends is kept (trim never stripped it)');
+  t.same(headersOf('X-Utf8: caf\xc3\xa9 '), ['x-utf8', 'caf\xc3\xa9'], 'UTF-8 bytes stay as their Latin-1 characters');
+});
+
+t.test('malformed header lines', async (t) => {
+  const head = (line: string): string[] => [`HTTP/1.1 200 OK\r\n${line}\r\nContent-Length: 0\r\n\r\n`];
+  t.equal(errorOf(head('no colon here')), 'invalid header line', 'a line without a colon → invalid header line');
+  t.equal(errorOf(head(': value')), 'invalid header line', 'a colon at position 0 (empty name) → invalid header line');
+  t.equal(errorOf(head(':')), 'invalid header line', 'a lone colon → invalid header line');
+  t.equal(errorOf(head('X-A : v')), 'invalid header name', 'a space before the colon → invalid header name');
+  t.equal(errorOf(head(' X-A: v')), 'invalid header name', 'a leading space (obs-fold) → invalid header name');
+  t.equal(errorOf(head('X(A): v')), 'invalid header name', 'a separator in the name → invalid header name');
+  t.equal(errorOf(head('X\xc0A: v')), 'invalid header name', 'a byte over 0x7F in the name → invalid header name');
+  t.equal(errorOf(head('X A b')), 'invalid header line', 'a bad name character and no colon → invalid header line');
+  t.equal(errorOf(['HTTP/1.1 200 OK\r\nContent-Length: 0\r\nlast-line-without-colon\r\n\r\n']), 'invalid header line',
+    'the last line of the head without a colon → invalid header line');
+});
+
+t.test('control characters anywhere in the head are rejected first', async (t) => {
+  const controls: [string, string][] = [['bare LF', '\n'], ['bare CR', '\r'], ['NUL', '\x00'], ['DEL', '\x7f'], ['VT', '\x0b'], ['ESC', '\x1b']];
+  for (const [what, c] of controls) {
+    const inValue = [`HTTP/1.1 200 OK\r\nX-A: a${c}b\r\nContent-Length: 0\r\n\r\n`];
+    t.equal(errorOf(inValue), 'control character in response head', `${what} in a value → control character in response head`);
+    const inName = [`HTTP/1.1 200 OK\r\nX-${c}A: b\r\nContent-Length: 0\r\n\r\n`];
+    t.equal(errorOf(inName), 'control character in response head', `${what} in a name → control character in response head`);
+    const atValueEnd = [`HTTP/1.1 200 OK\r\nX-A: b${c}\r\nContent-Length: 0\r\n\r\n`];
+    t.equal(errorOf(atValueEnd), 'control character in response head', `${what} at the end of a value → control character in response head`);
+    const inReason = [`HTTP/1.1 200 O${c}K\r\nContent-Length: 0\r\n\r\n`];
+    t.equal(errorOf(inReason), 'control character in response head', `${what} in the reason → control character in response head`);
+  }
+  t.equal(errorOf(['HTTP/1.1 200 OK\r\r\nContent-Length: 0\r\n\r\n']), 'control character in response head', 'CR CR LF → control character');
+  t.equal(errorOf(['HTTP/1.1 200 OK\r\nbroken\r\nX-A: \x00\r\n\r\n']), 'control character in response head',
+    'a control character after a bad header line wins over invalid header line');
+  t.equal(errorOf(['HTTP/1.1 2x0 OK\r\nX-A: \x7f\r\n\r\n']), 'control character in response head',
+    'a control character after a bad status line wins over invalid status code');
+  t.equal(errorOf(['HTTP/1.1 200 OK\r\nContent-Length: x\r\nX-A: a\nb\r\n\r\n']), 'control character in response head',
+    'a control character after a bad Content-Length wins over invalid content-length');
+  t.same(headersOf('X-Tab: a\tb'), ['x-tab', 'a\tb'], 'HTAB inside a value is allowed');
+});
+
+t.test('many headers, in order', async (t) => {
+  const lines: string[] = [];
+  const want: string[] = [];
+  for (let i = 0; i < 200; i++) {
+    lines.push(`X-Header-${i}: value ${i}`);
+    want.push(`x-header-${i}`, `value ${i}`);
+  }
+  t.same(headersOf(...lines), want, '200 headers come out in order, names lower-cased, values trimmed');
+});
+
+t.test('a head that starts inside a chunk, whole or split, parses the same', async (t) => {
+  const msg = 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 Fine\r\nX-Title: \t v \r\nCONTENT-LENGTH: 2\r\nX-Last:w\r\n\r\nok';
+  let bad = 0;
+  for (const pieces of splits(msg)) {
+    const { rec } = parse(pieces);
+    const h = rec.heads[0];
+    if (rec.heads.length !== 1 || h.reason !== 'Fine' || JSON.stringify(h.headers) !== '["x-title","v","content-length","2","x-last","w"]' || rec.body !== 'ok') {
+      bad++;
+      if (bad <= 3) t.fail(`split ${JSON.stringify(pieces)} parsed wrongly: ${JSON.stringify(rec)}`);
+    }
+  }
+  t.equal(bad, 0, 'every split gives the same reason, headers and body for the head after the 100');
+});
+
+t.test('framing headers are recognised in any case', async (t) => {
+  {
+    const { rec } = parse(['HTTP/1.1 200 OK\r\nCONTENT-LENGTH: 3\r\nContent-length: 3\r\n\r\nabc']);
+    t.equal(rec.heads[0].bodyLength, 3, 'equal Content-Length headers in different cases → bodyLength 3');
+    t.equal(rec.body, 'abc', 'body read by the Content-Length');
+  }
+  t.equal(errorOf(['HTTP/1.1 200 OK\r\ncontent-length: 3\r\nCONTENT-LENGTH: 4\r\n\r\nabc']), 'invalid content-length',
+    'unequal Content-Length headers → invalid content-length');
+  t.equal(errorOf(['HTTP/1.1 200 OK\r\nContent-Length: 3 \t\r\n\r\nabc']), 'no error', 'Content-Length with trailing whitespace is accepted');
+  t.equal(errorOf(['HTTP/1.1 200 OK\r\nContent-Length: +3\r\n\r\nabc']), 'invalid content-length', 'Content-Length with a sign → invalid content-length');
+  t.equal(errorOf(['HTTP/1.1 200 OK\r\nTRANSFER-ENCODING: chunked\r\ncontent-length: 3\r\n\r\n']), 'both transfer-encoding and content-length',
+    'Transfer-Encoding and Content-Length together → both transfer-encoding and content-length');
+  {
+    const { rec } = parse(['HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, CHUNKED\r\n\r\n2\r\nok\r\n0\r\n\r\n']);
+    t.equal(rec.heads[0].bodyLength, -1, 'Transfer-Encoding ending in CHUNKED → bodyLength -1');
+    t.equal(rec.body, 'ok', 'the body is decoded as chunked');
+    t.equal(rec.completes, 1, 'and completes at the last chunk');
+  }
+  {
+    const { parser } = parse(['HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n2\r\nok']);
+    t.ok(parser.endsAtClose, 'Transfer-Encoding not ending in chunked → body runs until close');
+    t.equal(parser.keepAlive, false, 'and the connection is not reused');
+  }
+  {
+    const { parser } = parse(['HTTP/1.1 200 OK\r\nKEEP-ALIVE: TIMEOUT=9\r\nContent-Length: 0\r\n\r\n']);
+    t.equal(parser.keepAliveTimeoutMs, 9000, 'KEEP-ALIVE: TIMEOUT=9 → 9000 ms');
+  }
+  {
+    const { parser } = parse(['HTTP/1.1 200 OK\r\nCONNECTION: CLOSE\r\nContent-Length: 0\r\n\r\n']);
+    t.equal(parser.keepAlive, false, 'CONNECTION: CLOSE → keepAlive false');
+  }
+  {
+    const { parser } = parse(['HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 0\r\n\r\n']);
+    t.equal(parser.keepAlive, true, 'HTTP/1.0 with Connection: Keep-Alive → keepAlive true');
+  }
+  {
+    const { parser } = parse(['HTTP/1.1 200 OK\r\nConnection: upgrade\r\nContent-Length: 0\r\n\r\n']);
+    t.equal(parser.keepAlive, true, 'HTTP/1.1 with a Connection naming neither close nor keep-alive stays keep-alive');
+  }
+  t.same(headersOf('Connectiox: close', 'Keep-Alivf: timeout=3'), ['connectiox', 'close', 'keep-alivf', 'timeout=3'],
+    'names of the same length as framing headers are plain headers');
+});
+
+t.test('status line errors and reasons', async (t) => {
+  const cases: [string, string][] = [
+    ['HTTP/2 200 OK', 'invalid status line'],
+    ['HTTP/1.2 200 OK', 'invalid status line'],
+    ['http/1.1 200 OK', 'invalid status line'],
+    ['HTTP/1.1\t200 OK', 'invalid status line'],
+    ['HTTP/1.1 200', 'no error'],
+    ['HTTP/1.1 20', 'invalid status line'],
+    ['HTTP/1.1 2000 OK', 'invalid status line'],
+    ['HTTP/1.1 200\tOK', 'invalid status line'],
+    ['HTTP/1.1 2x0 OK', 'invalid status code'],
+    ['HTTP/1.1 -20 OK', 'invalid status code'],
+    ['HTTP/1.1 099 Odd', 'invalid status code'],
+    [' HTTP/1.1 200 OK', 'invalid status line'],
+    ['', 'invalid status line'],
+  ];
+  for (const [line, want] of cases) {
+    t.equal(errorOf([`${line}\r\nContent-Length: 0\r\n\r\n`]), want, `status line ${JSON.stringify(line)} → ${want}`);
+  }
+  t.equal(errorOf(['\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n']), 'invalid status line', 'an empty line before the status line → invalid status line');
+  const { rec } = parse(['HTTP/1.1 599  Spaced \xe9 Reason \r\nContent-Length: 0\r\n\r\n']);
+  t.equal(rec.heads[0].status, 599, 'status 599 is read');
+  t.equal(rec.heads[0].reason, ' Spaced \xe9 Reason ', 'the reason is everything after the second space, untrimmed');
+  t.equal(parse(['HTTP/1.1 200 \r\nContent-Length: 0\r\n\r\n']).rec.heads[0].reason, '', 'a space and no reason → empty reason');
 });
