@@ -243,7 +243,7 @@ export class WorkerContext {
     }
     this.version = snapshot.version;
     this.memoryLimitBytes = config.worker_limits.memory_limit_mb * 2 ** 20;
-    this.heapTrim.enabled = config.worker_limits.idle_heap_trim;
+    this.heapTrim.setQuietTime(config.worker_limits.idle_heap_trim_after_ms);
     this.maxDownstreamConnections = config.worker_limits.max_downstream_connections;
   }
 

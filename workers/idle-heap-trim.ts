@@ -7,21 +7,24 @@
 //
 // So the worker looks once a second (from its sweep, off the request path): after a
 // second with work in it (event-loop utilisation at or above BUSY_UTILISATION), once
-// QUIET_SECONDS in a row have passed below it and the heap holds at least
-// TRIM_SLACK_BYTES more than was live after the last collection, it runs one full
-// collection (src/core/full-gc.ts): a few milliseconds, at a moment with next to no
-// requests in flight. Then it waits for work again before it looks. Off with
-// worker_limits.idle_heap_trim: false.
+// worker_limits.idle_heap_trim_after_ms (30 s by default) has passed in quiet looks and
+// the heap holds at least TRIM_SLACK_BYTES more than was live after the last collection,
+// it runs one full collection (src/core/full-gc.ts): a few tens of milliseconds, at a
+// moment with next to no requests in flight. Then it waits for work again before it
+// looks. The next burst pays for it: its first seconds cost about 15 % more CPU per
+// request while the young generation grows back (measured, docs/performance.md), which
+// is why the quiet time is long: a short one turned every pause between bursts into a
+// collection and that cost.
 
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
-import { fullGcFunction, type FullGc } from '../src/core/full-gc.js';
+import { fullGcFunction, minorGcFunction } from '../src/core/full-gc.js';
 import type { Logger } from '../src/core/log.js';
 
 /** Event-loop utilisation (0..1) over one look's interval that counts as work. */
 export const BUSY_UTILISATION = 0.02;
-/** Quiet looks in a row (one a second) before a collection. */
-export const QUIET_SECONDS = 5;
+/** Quiet looks in a row (one a second) before a collection, by default. */
+export const QUIET_SECONDS = 30;
 /** Heap reserved beyond what was live after the last collection that makes one
  *  worthwhile (a young generation grown by traffic is several MiB). */
 export const TRIM_SLACK_BYTES = 4 * 1024 * 1024;
@@ -53,8 +56,22 @@ export function threadProbe(): IdleTrimProbe {
 
 const mb = (bytes: number): number => Math.round(bytes / 104857.6) / 10;
 
+/** The collections the trim runs (tests give their own). */
+export interface Collector {
+  minor(): void;
+  full(): void;
+}
+
+/** This thread's collections, or null where the runtime hands out none. */
+function threadCollector(): Collector | null {
+  const full = fullGcFunction();
+  const minor = minorGcFunction();
+  return full === null || minor === null ? null : { full, minor };
+}
+
 export class IdleHeapTrim {
-  enabled = true;
+  /** Quiet looks in a row before a collection; 0: never collect. */
+  private quietNeeded = QUIET_SECONDS;
   /** Work was seen since the last collection (or since start). */
   private armed = false;
   private quietLooks = 0;
@@ -66,32 +83,44 @@ export class IdleHeapTrim {
   constructor(
     private readonly log: Logger,
     private readonly probe: IdleTrimProbe = threadProbe(),
-    /** The collector; looked up on first use (null: this runtime has none). */
-    private gc: FullGc | null | undefined = undefined,
+    /** Looked up on first use (null: this runtime has none). */
+    private gc: Collector | null | undefined = undefined,
   ) {}
+
+  /** worker_limits.idle_heap_trim_after_ms: quiet time before a collection (0: never). */
+  setQuietTime(ms: number): void {
+    this.quietNeeded = Math.ceil(ms / 1000);
+  }
 
   /** One look; called once a second. */
   look(): void {
     const busy = this.probe.utilisation() >= BUSY_UTILISATION;
     if (this.liveAfterLast < 0) this.liveAfterLast = this.probe.heap().used;
-    if (!this.enabled) return;
+    if (this.quietNeeded === 0) return;
     if (busy) {
       this.armed = true;
       this.quietLooks = 0;
       return;
     }
-    if (!this.armed || ++this.quietLooks < QUIET_SECONDS) return;
-    const before = this.probe.heap();
-    if (before.total - this.liveAfterLast < TRIM_SLACK_BYTES) {
-      // Nothing worth a collection was left behind; wait for the next burst.
+    if (!this.armed) return;
+    this.quietLooks++;
+    if (this.gc === undefined) this.gc = threadCollector();
+    if (this.gc === null) {
       this.armed = false;
       return;
     }
-    if (this.gc === undefined) this.gc = fullGcFunction();
+    // On the first quiet second, a scavenge: V8 (Node 20) shrinks the young generation
+    // at a collection only when the allocation rate since the one before is low, and
+    // without this the one before could be the burst's last, with the young generation
+    // full of its allocation since.
+    if (this.quietLooks === 1) this.gc.minor();
+    if (this.quietLooks < this.quietNeeded) return;
     this.armed = false;
-    if (this.gc === null) return;
+    const before = this.probe.heap();
+    // Nothing worth a collection left behind: wait for the next burst.
+    if (before.total - this.liveAfterLast < TRIM_SLACK_BYTES) return;
     const t0 = performance.now();
-    this.gc();
+    this.gc.full();
     const ms = performance.now() - t0;
     const after = this.probe.heap();
     this.liveAfterLast = after.used;

@@ -9,7 +9,7 @@
 import v8 from 'node:v8';
 import vm from 'node:vm';
 
-type GcFunction = (options?: { type: 'major'; execution: 'sync'; flavor: 'last-resort' }) => void;
+type GcFunction = (options?: { type: 'major' | 'minor'; execution?: 'sync'; flavor?: 'last-resort' }) => void;
 export type FullGc = () => void;
 
 /** V8's `gc` function for this thread, or null where this runtime will not hand it out. */
@@ -27,7 +27,21 @@ function gcFunction(): GcFunction | null {
   }
 }
 
+let gcOfThread: GcFunction | null | undefined;
 let fullGc: FullGc | null | undefined;
+
+/** This thread's `gc`, made once (module state is per isolate). */
+function threadGc(): GcFunction | null {
+  if (gcOfThread === undefined) gcOfThread = gcFunction();
+  return gcOfThread;
+}
+
+/** A minor collection (a scavenge of the young generation), or null. Cheap: what it is
+ *  for is the allocation sample V8 takes at every collection (see idle-heap-trim.ts). */
+export function minorGcFunction(): FullGc | null {
+  const gc = threadGc();
+  return gc === null ? null : () => gc({ type: 'minor' });
+}
 
 /** A full collection that gives memory back, or null. `gc` differs by V8 version (measured
  *  here): on Node 22 and 24 the options form is V8's "last resort" collection, which also
@@ -39,7 +53,7 @@ let fullGc: FullGc | null | undefined;
  *  (module state is per isolate): the main thread makes it before it starts any worker. */
 export function fullGcFunction(): FullGc | null {
   if (fullGc === undefined) {
-    const gc = gcFunction();
+    const gc = threadGc();
     fullGc = gc === null ? null : () => {
       gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
       gc();

@@ -1,34 +1,48 @@
 // Unit tests for a worker's collection once traffic stops (workers/idle-heap-trim.ts): the
-// schedule (only after work was seen, after QUIET_SECONDS quiet looks, only when the heap
-// holds TRIM_SLACK_BYTES more than was live after the last collection, once per burst,
-// never when turned off), with the event loop and heap figures given by the test; and
-// V8's real collection in a worker thread giving a grown young generation back.
+// schedule (only after work was seen, after the quiet time in quiet looks, 30 by default,
+// only when the heap holds TRIM_SLACK_BYTES more than was live after the last
+// collection, once per burst, never when turned off), with the event loop and heap
+// figures given by the test; and V8's real collection in a worker thread giving a grown
+// young generation back.
 
 import t from 'tap';
 import { Worker } from 'node:worker_threads';
 import { pino } from 'pino';
-import { BUSY_UTILISATION, IdleHeapTrim, QUIET_SECONDS, TRIM_SLACK_BYTES, type IdleTrimProbe } from '../../workers/idle-heap-trim.js';
+import { BUSY_UTILISATION, IdleHeapTrim, QUIET_SECONDS as DEFAULT_QUIET, TRIM_SLACK_BYTES, type Collector, type IdleTrimProbe } from '../../workers/idle-heap-trim.js';
 
 const MB = 1048576;
 
 /** A thread whose utilisation and heap the test sets; its collector brings the heap down
  *  to `live`. */
 function fakeThread(total: number, used: number) {
-  const state = { utilisation: 0, total, used, live: used, collections: 0 };
+  const state = { utilisation: 0, total, used, live: used, collections: 0, scavenges: 0 };
   const probe: IdleTrimProbe = { utilisation: () => state.utilisation, heap: () => ({ total: state.total, used: state.used }) };
-  const gc = () => {
-    state.collections++;
-    state.used = state.live;
-    state.total = state.live + 1 * MB;
+  const gc = {
+    minor: () => {
+      state.scavenges++;
+    },
+    full: () => {
+      state.collections++;
+      state.used = state.live;
+      state.total = state.live + 1 * MB;
+    },
   };
   return { state, probe, gc };
 }
 
 const silent = pino({ level: 'silent' });
+/** The quiet time these tests set (worker_limits.idle_heap_trim_after_ms 5000). */
+const QUIET_SECONDS = 5;
+
+function trimmer(probe: IdleTrimProbe, gc: Collector | null): IdleHeapTrim {
+  const trim = new IdleHeapTrim(silent, probe, gc);
+  trim.setQuietTime(QUIET_SECONDS * 1000);
+  return trim;
+}
 
 t.test('one collection after a burst, once the worker has been quiet long enough', async (t) => {
   const { state, probe, gc } = fakeThread(9 * MB, 7 * MB);
-  const trim = new IdleHeapTrim(silent, probe, gc);
+  const trim = trimmer(probe, gc);
   for (let i = 0; i < 20; i++) trim.look();
   t.equal(state.collections, 0, 'no work seen since start: no collection, however long it is quiet');
 
@@ -38,8 +52,11 @@ t.test('one collection after a burst, once the worker has been quiet long enough
   for (let i = 0; i < 3; i++) trim.look();
   t.equal(state.collections, 0, 'none while busy');
   state.utilisation = BUSY_UTILISATION / 2;
-  for (let i = 0; i < QUIET_SECONDS - 1; i++) trim.look();
-  t.equal(state.collections, 0, `none before ${QUIET_SECONDS} quiet looks in a row`);
+  trim.look();
+  t.equal(state.scavenges, 1, 'a scavenge on the first quiet look');
+  for (let i = 0; i < QUIET_SECONDS - 2; i++) trim.look();
+  t.equal(state.scavenges, 1, 'and only then');
+  t.equal(state.collections, 0, `no full collection before ${QUIET_SECONDS} quiet looks in a row`);
   trim.look();
   t.equal(state.collections, 1, `one after ${QUIET_SECONDS} quiet looks`);
   t.equal(trim.trims, 1, 'counted');
@@ -49,7 +66,7 @@ t.test('one collection after a burst, once the worker has been quiet long enough
 
 t.test('a busy look in the quiet stretch starts the count again', async (t) => {
   const { state, probe, gc } = fakeThread(9 * MB, 7 * MB);
-  const trim = new IdleHeapTrim(silent, probe, gc);
+  const trim = trimmer(probe, gc);
   trim.look();
   state.utilisation = 0.5;
   state.total = 20 * MB;
@@ -67,7 +84,7 @@ t.test('a busy look in the quiet stretch starts the count again', async (t) => {
 
 t.test('work that left little behind: no collection', async (t) => {
   const { state, probe, gc } = fakeThread(9 * MB, 7 * MB);
-  const trim = new IdleHeapTrim(silent, probe, gc);
+  const trim = trimmer(probe, gc);
   trim.look();
   state.utilisation = 0.3;
   state.total = 7 * MB + TRIM_SLACK_BYTES - 1; // just under the slack over the live heap
@@ -83,22 +100,37 @@ t.test('work that left little behind: no collection', async (t) => {
   t.equal(state.collections, 1, 'one with the slack reached');
 });
 
-t.test('turned off: never', async (t) => {
+t.test('by default after 30 quiet looks', async (t) => {
   const { state, probe, gc } = fakeThread(9 * MB, 7 * MB);
   const trim = new IdleHeapTrim(silent, probe, gc);
-  trim.enabled = false;
+  trim.look();
+  state.utilisation = 0.9;
+  state.total = 40 * MB;
+  trim.look();
+  state.utilisation = 0;
+  for (let i = 0; i < DEFAULT_QUIET - 1; i++) trim.look();
+  t.equal(DEFAULT_QUIET, 30, 'the default quiet time is 30 s');
+  t.equal(state.collections, 0, `none after ${DEFAULT_QUIET - 1} quiet looks`);
+  trim.look();
+  t.equal(state.collections, 1, `one after ${DEFAULT_QUIET}`);
+});
+
+t.test('turned off: never', async (t) => {
+  const { state, probe, gc } = fakeThread(9 * MB, 7 * MB);
+  const trim = trimmer(probe, gc);
+  trim.setQuietTime(0);
   trim.look();
   state.utilisation = 0.9;
   state.total = 40 * MB;
   trim.look();
   state.utilisation = 0;
   for (let i = 0; i < QUIET_SECONDS * 3; i++) trim.look();
-  t.equal(state.collections, 0, `expected none with idle_heap_trim off, saw ${state.collections}`);
+  t.equal(state.collections, 0, `expected none with idle_heap_trim_after_ms 0, saw ${state.collections}`);
 });
 
 t.test('a runtime without the collector: nothing happens, nothing throws', async (t) => {
   const { state, probe } = fakeThread(9 * MB, 7 * MB);
-  const trim = new IdleHeapTrim(silent, probe, null);
+  const trim = trimmer(probe, null);
   trim.look();
   state.utilisation = 0.9;
   state.total = 40 * MB;
@@ -120,6 +152,7 @@ t.test('in a real worker thread, the collection gives a grown young generation b
       const lines = [];
       const log = { debug: (o, msg) => lines.push(msg) };
       const trim = new IdleHeapTrim(log);
+      trim.setQuietTime(5000);
       trim.look();
       let keep = [];
       const t0 = Date.now();

@@ -34,8 +34,10 @@ export const WorkerLimitsSchema = obj({
   memory_limit_mb: v.optional(int(0, 65536, 'A worker above it drains and is replaced.', { unit: 'MiB', default: '`0` (none)', scope: 'MiB of V8 heap, per worker' }), 0),
   young_generation_mb: v.optional(int(0, 1024, 'The most a worker\'s V8 young generation (where short-lived objects go) may grow to (the Worker `resourceLimits.maxYoungGenerationSizeMb`). V8 grows it with the allocation rate and seldom gives it back: a large config applied, or a burst of traffic, leaves each worker holding tens of MB. A small value trades that memory for more frequent minor garbage collections: the default, 16, holds about 11 MB less per busy worker than V8\'s own limit at no measurable CPU cost, while 8 cost 5–12 % more CPU per request ([performance.md](performance.md#memory-footprint-2026-12-03)). `0`: V8\'s own limit (48 MiB on 64-bit). Read when the workers start: a change needs a restart.',
     { unit: 'MiB', default: '`16`', scope: 'per worker, from start' }), 16),
-  idle_heap_trim: v.optional(bool('A worker that was busy and has then been quiet for 5 s (event loop under 2 % busy) runs one full garbage collection, which gives back the young generation and the garbage a burst of traffic left (V8 keeps both in an idle worker): 2 workers went back from 104 to about 83 MB after a burst ([performance.md](performance.md#memory-footprint-2026-12-03)). It costs a pause of a few milliseconds, taken while next to no requests are in flight, once per burst. `false`: never.',
-    { scope: 'every worker' }), true),
+  idle_heap_trim_after_ms: v.optional(ms(0, 'A worker that was busy and has then been quiet this long (its event loop under 2 % busy, looked at once a second) runs one full garbage collection, which gives back the young generation and the garbage a burst of traffic left; V8 keeps both in an idle worker. 2 workers went from 103.5 MB resident after a burst to 91.5 MB ([performance.md](performance.md#given-back-when-traffic-stops-2026-12-05)). The price is paid by the next burst: for its first seconds a worker spends about 15 % more CPU per request while its young generation grows back, so keep this well above the gaps between your bursts. `0`: never.', {
+    type: '`0` or 10000..', scope: 'ms, per worker',
+    check: (n: number) => (n > 0 && n < 10_000 ? 'must be 0 (off) or at least 10000 (sooner, V8 may still see the burst\'s allocation rate and keep the young generation)' : undefined),
+  }), 30_000),
   max_downstream_connections: v.optional(int(0, 10_000_000, 'A new connection beyond it is closed at once, counted as its listener\'s `downstream_cx_overflow` (Envoy\'s `global_downstream_max_connections`). Workers accepting at the same instant may overshoot by at most workers − 1.',
     { default: '`0` (none)', scope: 'open client connections, every listener and worker of the process' }), 0),
 }, 'Limits that protect the sidecar itself.');
@@ -51,7 +53,7 @@ export const RootSchema = obj({
   probes: v.optional(field(ProbesSchema, 'A read-only server for kubelet and Prometheus: `GET /ready`, `/live`, `/metrics` only.', { default: 'unset (none)', scope: 'process' })),
   drain: v.optional(field(DrainSchema, 'Graceful stop on SIGTERM / `/quitquitquit` / `/drain_listeners`.', { default: '`{ delay_ms: 5000, timeout_ms: 20000 }`', scope: 'process' }), {}),
   worker_limits: v.optional(field(WorkerLimitsSchema, 'Watchdog, memory limit, process-wide connection limit.',
-    { default: '`{ heartbeat_timeout_ms: 10000, memory_limit_mb: 0, max_downstream_connections: 0 }`', scope: 'every worker' }), {}),
+    { default: '`{ heartbeat_timeout_ms: 10000, memory_limit_mb: 0, young_generation_mb: 16, idle_heap_trim_after_ms: 30000, max_downstream_connections: 0 }`', scope: 'every worker' }), {}),
   stats: v.optional(field(StatsSchema, 'Request, connection and latency statistics for `/metrics` and `/stats`.', { default: '`{ enabled: true }`', scope: 'process' }), {}),
   tracing: v.optional(field(TracingSchema, 'Spans exported over OTLP; every HTTP listener traces ([observability.md](observability.md#tracing)).', { default: 'unset (no tracing)', scope: 'process' })),
   listeners: list(ListenerSchema, 'Ports Remora accepts traffic on.',
