@@ -11,10 +11,10 @@
 // the heap holds at least TRIM_SLACK_BYTES more than was live after the last collection,
 // it runs one full collection (src/core/full-gc.ts): a few tens of milliseconds, at a
 // moment with next to no requests in flight. Then it waits for work again before it
-// looks. The next burst pays for it: its first seconds cost about 15 % more CPU per
-// request while the young generation grows back (measured, docs/performance.md), which
-// is why the quiet time is long: a short one turned every pause between bursts into a
-// collection and that cost.
+// looks. The next burst pays for it: its first seconds cost more CPU per request (40 %
+// more over the first 2 s, median of the runs in docs/performance.md) while the young
+// generation grows back. Hence the long quiet time: a short one turned every pause
+// between bursts into a collection and that cost.
 
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
