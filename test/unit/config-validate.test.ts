@@ -101,7 +101,7 @@ t.test('valid config: defaults filled in, input normalised', async (t) => {
     workers: 2,
     admin: { address: '127.0.0.1', port: 9901, allow_remote: false },
     drain: { delay_ms: 5000, timeout_ms: 20000 },
-    worker_limits: { heartbeat_timeout_ms: 10000, memory_limit_mb: 0, young_generation_mb: 16, max_downstream_connections: 0 },
+    worker_limits: { heartbeat_timeout_ms: 10000, memory_limit_mb: 0, young_generation_mb: 16, idle_heap_trim_after_ms: 30000, max_downstream_connections: 0 },
     stats: { enabled: true },
     listeners: [
       {
@@ -987,4 +987,14 @@ t.test('names as control planes write them are accepted (Istio, Envoy Gateway)',
   }));
   t.equal(c.clusters[1].name, istio);
   t.equal(c.listeners[0].name, 'httproute/default/eg/rule/0');
+});
+
+t.test('worker_limits.idle_heap_trim_after_ms: 0 or at least 10 s', async (t) => {
+  const withTrim = (ms: number) => ({ ...base(), worker_limits: { idle_heap_trim_after_ms: ms } });
+  t.equal(configOf(withTrim(0)).worker_limits.idle_heap_trim_after_ms, 0, '0 (never) is accepted');
+  t.equal(configOf(withTrim(10_000)).worker_limits.idle_heap_trim_after_ms, 10_000, '10000 is accepted');
+  const errors = errorsOf(withTrim(5000));
+  t.equal(errors.length, 1, `one error for 5000 (saw ${JSON.stringify(errors)})`);
+  t.equal(errors[0]?.path, 'worker_limits.idle_heap_trim_after_ms', 'named by its path');
+  t.match(errors[0]?.message ?? '', /must be 0 \(off\) or at least 10000/, 'saying what it must be');
 });
