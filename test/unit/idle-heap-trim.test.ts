@@ -31,6 +31,17 @@ function fakeThread(total: number, used: number) {
 }
 
 const silent = pino({ level: 'silent' });
+
+type Thread = ReturnType<typeof fakeThread>['state'];
+
+/** One busy look that leaves `total` bytes reserved, then `quiet` quiet looks. */
+function burstThenQuiet(trim: IdleHeapTrim, state: Thread, total: number, quiet: number, utilisation = 0.9): void {
+  state.utilisation = utilisation;
+  state.total = total;
+  trim.look();
+  state.utilisation = 0;
+  for (let i = 0; i < quiet; i++) trim.look();
+}
 /** The quiet time these tests set (worker_limits.idle_heap_trim_after_ms 5000). */
 const QUIET_SECONDS = 5;
 
@@ -68,15 +79,8 @@ t.test('a busy look in the quiet stretch starts the count again', async (t) => {
   const { state, probe, gc } = fakeThread(9 * MB, 7 * MB);
   const trim = trimmer(probe, gc);
   trim.look();
-  state.utilisation = 0.5;
-  state.total = 20 * MB;
-  trim.look();
-  state.utilisation = 0;
-  for (let i = 0; i < QUIET_SECONDS - 1; i++) trim.look();
-  state.utilisation = BUSY_UTILISATION; // at the threshold counts as work
-  trim.look();
-  state.utilisation = 0;
-  for (let i = 0; i < QUIET_SECONDS - 1; i++) trim.look();
+  burstThenQuiet(trim, state, 20 * MB, QUIET_SECONDS - 1);
+  burstThenQuiet(trim, state, 20 * MB, QUIET_SECONDS - 1, BUSY_UTILISATION); // at the threshold counts as work
   t.equal(state.collections, 0, `expected no collection ${QUIET_SECONDS - 1} quiet looks after the last busy one, saw ${state.collections}`);
   trim.look();
   t.equal(state.collections, 1, 'one once the quiet stretch is long enough');
@@ -86,17 +90,9 @@ t.test('work that left little behind: no collection', async (t) => {
   const { state, probe, gc } = fakeThread(9 * MB, 7 * MB);
   const trim = trimmer(probe, gc);
   trim.look();
-  state.utilisation = 0.3;
-  state.total = 7 * MB + TRIM_SLACK_BYTES - 1; // just under the slack over the live heap
-  trim.look();
-  state.utilisation = 0;
-  for (let i = 0; i < QUIET_SECONDS * 3; i++) trim.look();
+  burstThenQuiet(trim, state, 7 * MB + TRIM_SLACK_BYTES - 1, QUIET_SECONDS * 3); // just under the slack over the live heap
   t.equal(state.collections, 0, `expected none with one byte less than ${TRIM_SLACK_BYTES / MB} MB over the live heap, saw ${state.collections}`);
-  state.utilisation = 0.3;
-  state.total = 7 * MB + TRIM_SLACK_BYTES;
-  trim.look();
-  state.utilisation = 0;
-  for (let i = 0; i < QUIET_SECONDS; i++) trim.look();
+  burstThenQuiet(trim, state, 7 * MB + TRIM_SLACK_BYTES, QUIET_SECONDS);
   t.equal(state.collections, 1, 'one with the slack reached');
 });
 
@@ -104,11 +100,7 @@ t.test('by default after 30 quiet looks', async (t) => {
   const { state, probe, gc } = fakeThread(9 * MB, 7 * MB);
   const trim = new IdleHeapTrim(silent, probe, gc);
   trim.look();
-  state.utilisation = 0.9;
-  state.total = 40 * MB;
-  trim.look();
-  state.utilisation = 0;
-  for (let i = 0; i < DEFAULT_QUIET - 1; i++) trim.look();
+  burstThenQuiet(trim, state, 40 * MB, DEFAULT_QUIET - 1);
   t.equal(DEFAULT_QUIET, 30, 'the default quiet time is 30 s');
   t.equal(state.collections, 0, `none after ${DEFAULT_QUIET - 1} quiet looks`);
   trim.look();
@@ -120,11 +112,7 @@ t.test('turned off: never', async (t) => {
   const trim = trimmer(probe, gc);
   trim.setQuietTime(0);
   trim.look();
-  state.utilisation = 0.9;
-  state.total = 40 * MB;
-  trim.look();
-  state.utilisation = 0;
-  for (let i = 0; i < QUIET_SECONDS * 3; i++) trim.look();
+  burstThenQuiet(trim, state, 40 * MB, QUIET_SECONDS * 3);
   t.equal(state.collections, 0, `expected none with idle_heap_trim_after_ms 0, saw ${state.collections}`);
 });
 
@@ -132,11 +120,7 @@ t.test('a runtime without the collector: nothing happens, nothing throws', async
   const { state, probe } = fakeThread(9 * MB, 7 * MB);
   const trim = trimmer(probe, null);
   trim.look();
-  state.utilisation = 0.9;
-  state.total = 40 * MB;
-  trim.look();
-  state.utilisation = 0;
-  for (let i = 0; i < QUIET_SECONDS * 2; i++) trim.look();
+  burstThenQuiet(trim, state, 40 * MB, QUIET_SECONDS * 2);
   t.equal(trim.trims, 0, 'no collection counted');
 });
 
