@@ -27,7 +27,7 @@ import { runConnLoop } from './lib/conn-loop.js';
 import { clockTicksPerSecond, parsePidStat } from './lib/host-load.js';
 import { wrkRps } from './lib/wrk.js';
 import {
-  canPin, commandLine, hasBinary, log, MACHINE, pinSelf, Processes, REMORA_NODE_FLAGS, revision, ROOT, round, runMain, showSpread, spread, startUpstream,
+  canPin, commandLine, hasBinary, log, MACHINE, pairedSpread, pinSelf, Processes, REMORA_NODE_FLAGS, revision, ROOT, round, runMain, showSpread, spread, startUpstream,
   waitForOutput, writeConfig, writeResults,
 } from './lib/harness.js';
 import { ALL_OFF, benchRemoraConfig, type Features } from './lib/remora-config.js';
@@ -152,6 +152,8 @@ async function main(): Promise<void> {
   }
   const ratio = spread(rows.map((r) => r.ratio), 3);
   const cpuRatio = spread(rows.map((r) => r.cpuRatio), 3);
+  const pairedRatio = pairedSpread(rows.map((r) => r.ratio));
+  const pairedCpuRatio = pairedSpread(rows.map((r) => r.cpuRatio));
   const lines = [
     `# Revisions: ${current} vs ${oldRev}, ${scenario.text} (${args.codec} HTTP/1 front end, stats ${args.stats ? 'on' : 'off'})`,
     '',
@@ -160,12 +162,15 @@ async function main(): Promise<void> {
     `Remora 1 worker, every feature off${args.stats ? ' but stats' : ''}, ${scenario.text} through one route; ${useWrk ? 'wrk -t1 50 connections' : scenario.newConnections ? 'conn-loop 16 lanes' : 'autocannon 50 connections'}, ${duration} s per revision per round, ${rounds} rounds, order alternating, after a ${args.warmup} s warm-up each.`,
     '',
     `current/old req/s: **${showSpread(ratio)}**; current/old CPU time per request: **${showSpread(cpuRatio)}** (median (min–max) of the per-round ratios; 1 = no difference; CPU per request below 1 is cheaper).`,
+    ...(pairedRatio !== null && pairedCpuRatio !== null
+      ? ['', `Order-balanced: req/s ${showSpread(pairedRatio)}, CPU time per request ${showSpread(pairedCpuRatio)} (median (min–max) over pairs of rounds, 1 and 2, 3 and 4, …, of each pair's geometric mean: each revision ran first in one round of a pair, so what going first or second does to a figure cancels out).`]
+      : []),
     '',
     '| round | old req/s | current req/s | current/old | old µs CPU/req | current µs CPU/req | current/old CPU | errors |',
     '|---|---|---|---|---|---|---|---|',
     ...rows.map((r) => `| ${r.round} | ${r.old} | ${r.current} | ${r.ratio} | ${r.oldCpuUs} | ${r.currentCpuUs} | ${r.cpuRatio} | ${r.errors} |`),
   ];
-  writeResults('revisions', when, { when, command: commandLine('bench:revisions'), machine: MACHINE, current, old: oldRev, scenario: args.scenario, codec: args.codec, stats: args.stats, generator: args.generator, rounds: rows, ratio, cpuRatio }, lines);
+  writeResults('revisions', when, { when, command: commandLine('bench:revisions'), machine: MACHINE, current, old: oldRev, scenario: args.scenario, codec: args.codec, stats: args.stats, generator: args.generator, rounds: rows, ratio, cpuRatio, pairedRatio, pairedCpuRatio }, lines);
 }
 
 runMain(main, () => {

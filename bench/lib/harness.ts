@@ -272,6 +272,16 @@ export function spread(xs: readonly number[], digits = 2): Spread {
   return { median: round(median(xs), digits), min: round(Math.min(...xs), digits), max: round(Math.max(...xs), digits) };
 }
 
+/** Per-round ratios of interleaved runs whose order alternates each round, taken in
+ *  pairs (rounds 1 and 2, 3 and 4, …): the geometric mean of each pair, in which each
+ *  side ran first once, cancels what running first or second does to a figure; the
+ *  median (min–max) of those. An odd last round is left out. */
+export function pairedSpread(ratios: readonly number[], digits = 3): Spread | null {
+  const pairs: number[] = [];
+  for (let i = 0; i + 1 < ratios.length; i += 2) pairs.push(Math.sqrt(ratios[i] * ratios[i + 1]));
+  return pairs.length === 0 ? null : spread(pairs, digits);
+}
+
 /** "median (min–max)" for a markdown cell. */
 export function showSpread(s: Spread): string {
   return `${s.median} (${s.min}–${s.max})`;
