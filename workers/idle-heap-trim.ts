@@ -75,8 +75,10 @@ export class IdleHeapTrim {
   /** Work was seen since the last collection (or since start). */
   private armed = false;
   private quietLooks = 0;
-  /** Heap in use just after the last collection; at start, what the first look saw. */
-  private liveAfterLast = -1;
+  /** Heap in use just after the last collection; 0 before the first, so the first quiet
+   *  spell after work always collects (what start-up left goes with it), as the main
+   *  thread's trim does. */
+  private liveAfterLast = 0;
   /** Collections run. */
   trims = 0;
 
@@ -95,7 +97,6 @@ export class IdleHeapTrim {
   /** One look; called once a second. */
   look(): void {
     const busy = this.probe.utilisation() >= BUSY_UTILISATION;
-    if (this.liveAfterLast < 0) this.liveAfterLast = this.probe.heap().used;
     if (this.quietNeeded === 0) return;
     if (busy) {
       this.armed = true;
@@ -117,8 +118,11 @@ export class IdleHeapTrim {
     if (this.quietLooks < this.quietNeeded) return;
     this.armed = false;
     const before = this.probe.heap();
-    // Nothing worth a collection left behind: wait for the next burst.
-    if (before.total - this.liveAfterLast < TRIM_SLACK_BYTES) return;
+    if (before.total - this.liveAfterLast < TRIM_SLACK_BYTES) {
+      // Nothing worth a collection left behind: wait for the next burst.
+      this.log.debug({ heap_total_mb: mb(before.total), live_after_last_mb: mb(this.liveAfterLast) }, 'worker heap: no collection needed once idle');
+      return;
+    }
     const t0 = performance.now();
     this.gc.full();
     const ms = performance.now() - t0;
