@@ -39,15 +39,6 @@ export function isTokenChar(c: number): boolean {
   return c < 128 && TOKEN[c] === 1;
 }
 
-export function isValidHeaderName(name: string): boolean {
-  if (name.length === 0) return false;
-  for (let i = 0; i < name.length; i++) {
-    const c = name.charCodeAt(i);
-    if (c > 127 || TOKEN[c] === 0) return false;
-  }
-  return true;
-}
-
 /** Field values may hold visible characters, space, tab and obs-text; never CR, LF, NUL
  *  or other controls (request smuggling and header injection). Values arrive decoded
  *  from UTF-8 and leave encoded as UTF-8, so any code point from 0x80 up is obs-text
