@@ -114,7 +114,10 @@ export class IdleHeapTrim {
     // at a collection only when the allocation rate since the one before is low, and
     // without this the one before could be the burst's last, with the young generation
     // full of its allocation since.
-    if (this.quietLooks === 1) this.gc.minor();
+    if (this.quietLooks === 1) {
+      this.gc.minor();
+      this.restartWindow();
+    }
     if (this.quietLooks < this.quietNeeded) return;
     this.armed = false;
     const before = this.probe.heap();
@@ -126,10 +129,19 @@ export class IdleHeapTrim {
     const t0 = performance.now();
     this.gc.full();
     const ms = performance.now() - t0;
+    this.restartWindow();
     const after = this.probe.heap();
     this.liveAfterLast = after.used;
     this.trims++;
     this.log.debug({ heap_total_mb: [mb(before.total), mb(after.total)], heap_used_mb: [mb(before.used), mb(after.used)], ms: Math.round(ms * 10) / 10 },
       'worker heap collected once idle');
+  }
+
+  /** Starts the next look's utilisation window after the trim's own collection: its
+   *  time is not work. Counted, a scavenge that took 20 ms on a loaded host made the
+   *  next look busy, which started the quiet count again with another scavenge, so the
+   *  collection never came. */
+  private restartWindow(): void {
+    this.probe.utilisation();
   }
 }

@@ -59,7 +59,8 @@ t.test('one collection once quiet for idle_heap_trim_after_ms after a burst; non
   t.ok(servedOn > 200 && servedOff > 200, `the bursts were served (${servedOn} and ${servedOff} responses)`);
   const afterBurst = await heapTotal(on);
 
-  const line = await on.waitFor(TRIMMED, 25_000);
+  // 10 s of quiet looks, plus room for a look that a loaded host made busy (V8 tasks).
+  const line = await on.waitFor(TRIMMED, 40_000);
   const seen = JSON.parse(line) as { heap_total_mb: [number, number]; heap_used_mb: [number, number]; ms: number };
   t.ok(seen.heap_used_mb[1] < seen.heap_used_mb[0], `the heap in use fell: ${seen.heap_used_mb.join(' → ')} MB`);
   t.ok(seen.heap_total_mb[1] < seen.heap_total_mb[0], `the heap reserved fell: ${seen.heap_total_mb.join(' → ')} MB (${seen.ms} ms)`);
