@@ -10,6 +10,10 @@
 // codec has no build there), beside both codecs on this process's Node. --only keeps the
 // targets whose names start with one of the given (direct always runs: the baseline).
 //
+// node-floor-data and node-floor-onread (bench/peers/node-forwarder.ts) copy bytes between
+// paired client and upstream connections with no HTTP at all: the least a Node.js proxy
+// pays per request, so the ceiling for Remora's rate against nginx's.
+//
 // Reports per target: GET 100 B req/s and POST 4 KB req/s (wrk, 50 connections), each as
 // a ratio to direct and to nginx; added p50/p99 latency at a fixed rate (open loop, µs).
 // Writes bench/results/codecs-<timestamp>.{json,md}.
@@ -20,7 +24,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runOpenLoop, type LatencySummary } from './lib/open-loop.js';
-import { MACHINE, Processes, ROOT, hasBinary, median, revision, runMain, startRemora, startUpstream, writeConfig, writeResults, log, round } from './lib/harness.js';
+import { MACHINE, Processes, ROOT, hasBinary, median, revision, runMain, startRemora, startUpstream, waitForOutput, writeConfig, writeResults, log, round } from './lib/harness.js';
 import { peerMissing, startPeer } from './lib/peers.js';
 import { wrkRps } from './lib/wrk.js';
 
@@ -83,6 +87,13 @@ async function main(): Promise<void> {
     if (peerMissing(peer) !== null || !wanted(peer)) continue;
     targets.push({ name: peer, port: (await startPeer(procs, 1, peer, upstreamPort, 1, tmp)).port });
   }
+  // Node's floor: bytes copied between paired connections, no HTTP (bench/peers/node-forwarder.ts).
+  for (const mode of ['data', 'onread'] as const) {
+    const name = `node-floor-${mode}`;
+    if (!wanted(name)) continue;
+    const child = procs.start(1, process.execPath, [join(ROOT, 'dist/bench/peers/node-forwarder.js'), String(upstreamPort), '0', mode]);
+    targets.push({ name, port: Number((await waitForOutput(child, /^(\d+)\n/m))[1]) });
+  }
   const post = join(tmp, 'post.lua');
   writeFileSync(post, `wrk.method = "POST"\nwrk.body = string.rep("x", 4096)\nwrk.headers["Content-Type"] = "application/octet-stream"\n`);
 
@@ -99,6 +110,9 @@ async function main(): Promise<void> {
   for (let r = 0; r < rounds; r++) {
     for (const t of targets) {
       log(`round ${r + 1}/${rounds}: ${t.name}`);
+      // The target idled while the others ran (Remora's workers give their heaps back
+      // after 30 quiet seconds, and any process's caches go cold): 2 s of load first.
+      wrkRps(t.port, 2, pin, null);
       get[t.name].push(wrk(t.port, null));
       body[t.name].push(wrk(t.port, post));
       latency[t.name].push(await runOpenLoop({ port: t.port, rate, durationMs: seconds * 1000, connections: 16 }));
@@ -128,7 +142,7 @@ async function main(): Promise<void> {
     '',
     `Command: \`${command}\`  `,
     `Machine: ${MACHINE}; Node ${process.version} unless named; revision ${revision()}; pinning ${pin ? 'proxies on core 1, wrk + open-loop generator + upstream on core 0' : 'off'}  `,
-    `One worker each; wrk -t1 -c50 for ${seconds} s per figure (GET: 100 B responses; POST: 4 KB bodies), open loop at ${rate} req/s with 16 connections; ${rounds} interleaved rounds, medians.`,
+    `One worker each; wrk -t1 -c50 for ${seconds} s per figure (GET: 100 B responses; POST: 4 KB bodies), open loop at ${rate} req/s with 16 connections; ${rounds} interleaved rounds, medians; 2 s of warm-up load on each target before its figures in each round.`,
     '',
     '| target | GET req/s | vs direct | vs nginx | POST 4 KB req/s | vs nginx | added p50 µs | added p99 µs |',
     '|---|---|---|---|---|---|---|---|',
