@@ -2,8 +2,8 @@
 // connection gets its own upstream connection and bytes are copied both ways, with no
 // HTTP parsing, no routing and no headers added: the same four system calls per
 // keep-alive request as a proxy (read the request, write it upstream, read the response,
-// write it back), paid through Node's net sockets. No Node.js HTTP proxy can spend less
-// per request on this runtime, so its rate is the ceiling for one.
+// write it back), paid through Node's net sockets. A Node.js HTTP proxy that makes those
+// calls cannot spend less per request, so its rate is the ceiling for one.
 //
 // argv: <upstream port> [listen port, default 0] [mode: data | onread, default data]
 //   data:   both sides read with 'data' events (Node's stream machinery), as socket.pipe.
