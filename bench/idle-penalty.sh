@@ -21,16 +21,8 @@ while [ $# -gt 0 ]; do
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
-command -v wrk >/dev/null || { echo "wrk is not installed" >&2; exit 1; }
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-taskset -c 0 node "$ROOT/dist/bench/upstream-uws.js" 100 0 >"$WORK/upstream.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 50); do grep -q '[0-9]' "$WORK/upstream.log" 2>/dev/null && break; sleep 0.1; done
-UPORT=$(grep -o '[0-9]\+' "$WORK/upstream.log" | head -1)
+# shellcheck source=lib/wrk-upstream.sh
+. "$ROOT/bench/lib/wrk-upstream.sh"
 
 rps() { taskset -c 0 wrk -t1 -c50 -d"${BUSY}s" "http://127.0.0.1:$1/" | awk '/Requests\/sec/ {printf "%d", $2}'; }
 
