@@ -24,8 +24,9 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runOpenLoop, type LatencySummary } from './lib/open-loop.js';
-import { MACHINE, Processes, ROOT, hasBinary, median, revision, runMain, startRemora, startUpstream, waitForOutput, writeConfig, writeResults, log, round } from './lib/harness.js';
+import { MACHINE, Processes, hasBinary, median, revision, runMain, startPortScript, startRemora, startUpstream, writeConfig, writeResults, log, round } from './lib/harness.js';
 import { peerMissing, startPeer } from './lib/peers.js';
+import { ALL_OFF, benchRemoraConfig } from './lib/remora-config.js';
 import { wrkRps } from './lib/wrk.js';
 
 const { values: args } = parseArgs({
@@ -69,12 +70,7 @@ async function main(): Promise<void> {
   const targets: Target[] = [{ name: 'direct', port: upstreamPort }];
   for (const codec of ['strict', 'uws'] as const) {
     if (!wanted(`remora-${codec}`)) continue;
-    const config = {
-      workers: 1,
-      admin: { address: '127.0.0.1', port: 0 },
-      listeners: [{ name: 'bench', address: '127.0.0.1', port: 0, codec, virtual_hosts: [{ name: 'all', domains: ['*'], routes: [{ name: 'all', match: { prefix: '/' }, route: { cluster: 'up' } }] }] }],
-      clusters: [{ name: 'up', endpoints: [{ address: '127.0.0.1', port: upstreamPort }] }],
-    };
+    const config = benchRemoraConfig({ ...ALL_OFF, stats: true, codec }, upstreamPort);
     const remora = await startRemora(procs, 1, writeConfig(tmp, codec, config));
     targets.push({ name: `remora-${codec}`, port: remora.listeners.bench });
     if (codec !== 'strict') continue;
@@ -91,8 +87,7 @@ async function main(): Promise<void> {
   for (const mode of ['data', 'onread'] as const) {
     const name = `node-floor-${mode}`;
     if (!wanted(name)) continue;
-    const child = procs.start(1, process.execPath, [join(ROOT, 'dist/bench/peers/node-forwarder.js'), String(upstreamPort), '0', mode]);
-    targets.push({ name, port: Number((await waitForOutput(child, /^(\d+)\n/m))[1]) });
+    targets.push({ name, port: (await startPortScript(procs, 1, 'peers/node-forwarder', [String(upstreamPort), '0', mode])).port });
   }
   const post = join(tmp, 'post.lua');
   writeFileSync(post, `wrk.method = "POST"\nwrk.body = string.rep("x", 4096)\nwrk.headers["Content-Type"] = "application/octet-stream"\n`);

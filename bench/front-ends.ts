@@ -18,8 +18,9 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
-import { MACHINE, Processes, ROOT, hasBinary, log, median, revision, round, runMain, startRemora, startUpstream, waitForOutput, writeConfig, writeResults } from './lib/harness.js';
+import { MACHINE, Processes, hasBinary, log, median, revision, round, runMain, startPortScript, startRemora, startUpstream, writeConfig, writeResults } from './lib/harness.js';
 import { freePort, waitPort } from './lib/peers.js';
+import { ALL_OFF, benchRemoraConfig } from './lib/remora-config.js';
 import { wrkRps } from './lib/wrk.js';
 
 const { values: args } = parseArgs({
@@ -53,8 +54,7 @@ async function main(): Promise<void> {
     uws: 'uWebSockets.js',
   } as const;
   for (const [mode, what] of Object.entries(origins)) {
-    const child = procs.start(1, process.execPath, [join(ROOT, 'dist/bench/peers/origin.js'), mode]);
-    targets.push({ name: `origin ${mode}`, what, port: Number((await waitForOutput(child, /^(\d+)\n/m))[1]) });
+    targets.push({ name: `origin ${mode}`, what, port: (await startPortScript(procs, 1, 'peers/origin', [mode])).port });
   }
   for (const codec of ['strict', 'uws'] as const) {
     const config = {
@@ -70,18 +70,12 @@ async function main(): Promise<void> {
   // them, and Node's floor: bytes copied between paired connections, no HTTP at all.
   const upstreamPort = await startUpstream(procs, 0, 100);
   for (const [mode, what] of Object.entries({ 'node-http': "node:http's server, a fixed upstream request", llhttp: "Node's parser binding, the response written to the socket" })) {
-    const child = procs.start(1, process.execPath, [join(ROOT, 'dist/bench/peers/mini-proxy.js'), String(upstreamPort), mode]);
-    targets.push({ name: `proxy ${mode}`, what, port: Number((await waitForOutput(child, /^(\d+)\n/m))[1]) });
+    targets.push({ name: `proxy ${mode}`, what, port: (await startPortScript(procs, 1, 'peers/mini-proxy', [String(upstreamPort), mode])).port });
   }
-  const floor = procs.start(1, process.execPath, [join(ROOT, 'dist/bench/peers/node-forwarder.js'), String(upstreamPort), '0', 'data']);
-  targets.push({ name: 'proxy node-floor', what: 'bytes copied between paired connections, no HTTP', port: Number((await waitForOutput(floor, /^(\d+)\n/m))[1]) });
+  const floor = await startPortScript(procs, 1, 'peers/node-forwarder', [String(upstreamPort), '0', 'data']);
+  targets.push({ name: 'proxy node-floor', what: 'bytes copied between paired connections, no HTTP', port: floor.port });
   for (const codec of ['strict', 'uws'] as const) {
-    const config = {
-      workers: 1,
-      admin: { address: '127.0.0.1', port: 0 },
-      listeners: [{ name: 'bench', address: '127.0.0.1', port: 0, codec, virtual_hosts: [{ name: 'all', domains: ['*'], routes: [{ name: 'all', match: { prefix: '/' }, route: { cluster: 'up' } }] }] }],
-      clusters: [{ name: 'up', endpoints: [{ address: '127.0.0.1', port: upstreamPort }] }],
-    };
+    const config = benchRemoraConfig({ ...ALL_OFF, stats: true, codec }, upstreamPort);
     const remora = await startRemora(procs, 1, writeConfig(tmp, `proxy-${codec}`, config));
     targets.push({ name: `proxy remora-${codec}`, what: `Remora, codec ${codec}, Remora's defaults`, port: remora.listeners.bench });
   }

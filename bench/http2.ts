@@ -15,7 +15,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { MACHINE, Processes, ROOT, hasBinary, log, median, revision, round, runMain, startRemora, startUpstream, waitForOutput, writeConfig, writeResults } from './lib/harness.js';
+import { MACHINE, Processes, hasBinary, log, median, revision, round, runMain, startPortScript, startRemora, startUpstream, writeConfig, writeResults } from './lib/harness.js';
 import { h2loadLatency, h2loadRps, type H2Latency, type H2Request } from './lib/h2load.js';
 import { peerMissing, startH2Peer } from './lib/peers.js';
 
@@ -47,8 +47,7 @@ async function main(): Promise<void> {
   if (!hasBinary('h2load')) throw new Error('h2load is not installed (apt-get install nghttp2-client)');
   os.setPriority(19);
   const upstreamPort = await startUpstream(procs, 0, 100);
-  const grpcChild = procs.start(0, process.execPath, [join(ROOT, 'dist/bench/peers/grpc-upstream.js')]);
-  const grpcPort = Number((await waitForOutput(grpcChild, /^(\d+)\n/m))[1]);
+  const grpcPort = (await startPortScript(procs, 0, 'peers/grpc-upstream')).port;
   const route = (prefix: string, cluster: string) => ({ match: { prefix }, route: { cluster } });
   const config = {
     workers: 1,

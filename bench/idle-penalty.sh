@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Whether a worker is slower after an idle spell than before it. A Remora with 1 worker on
 # core 1 (`taskset`), Remora's defaults, in front of the bench upstream (100 B), driven
-# by wrk on core 0 (50 connections): --busy s of warm-up, --busy s of load, --pause s idle (longer than V8's
-# memory reducer and the worker's idle heap trim take to run a full collection), then
-# --after runs of --busy s each. Once per Node binary given, and once more per binary
+# by wrk on core 0 (50 connections): --busy s of warm-up, --busy s of load, --pause s
+# idle (longer than V8's memory reducer and the worker's idle heap trim take to run a
+# full collection), then --after runs of --busy s each. Once per Node binary given, and once more per binary
 # with the full collections while idle turned off (`node --no-memory-reducer` and
 # `worker_limits.idle_heap_trim_after_ms: 0`), which tells whether the collection is the
 # cause. Prints req/s per run. Needs wrk and taskset.
@@ -42,8 +42,7 @@ JSON
     taskset -c 1 "$bin" "${flags[@]}" "$ROOT/bin/remora.js" run --config "$WORK/$mode.json" >"$WORK/remora.log" 2>&1 &
     pid=$!
     PIDS+=("$pid")
-    for _ in $(seq 100); do grep -q '"remora ready"' "$WORK/remora.log" 2>/dev/null && break; sleep 0.1; done
-    port=$(grep -o '"listeners":{"bench":[0-9]*' "$WORK/remora.log" | grep -o '[0-9]*$')
+    port=$(remora_port "$WORK/remora.log")
     rps "$port" >/dev/null # warm-up: the JIT's first seconds
     before=$(rps "$port")
     sleep "$PAUSE"

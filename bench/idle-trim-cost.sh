@@ -37,8 +37,7 @@ JSON
   PIDS+=($!)
 done
 for kind in trim off; do
-  for _ in $(seq 100); do grep -q '"remora ready"' "$WORK/$kind.log" 2>/dev/null && break; sleep 0.1; done
-  PORT[$kind]=$(grep -o '"listeners":{"bench":[0-9]*' "$WORK/$kind.log" | grep -o '[0-9]*$')
+  PORT[$kind]=$(remora_port "$WORK/$kind.log")
 done
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }

@@ -30,7 +30,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { HostLoad, shareOf, type CpuTicks } from './lib/host-load.js';
-import { MACHINE, Processes, ROOT, canPin, commandLine, hasBinary, httpGet, log, median, pinSelf, revision, round, runMain, showSpread, spread, startRemora, waitForOutput, writeConfig, writeResults, type Spread } from './lib/harness.js';
+import { MACHINE, Processes, ROOT, canPin, commandLine, hasBinary, httpGet, log, median, pinSelf, revision, round, runMain, showSpread, spread, startPortScript, startRemora, waitForOutput, writeConfig, writeResults, type Spread } from './lib/harness.js';
 import { freePort, haproxyTcpConfig, haproxyWebSocketConfig, nginxStreamConfig, nginxStreamModule, nginxWebSocketConfig, waitPort, type PeerConfigOptions } from './lib/peers.js';
 import { metricSum } from './lib/remora-config.js';
 import type { WsLoadResult } from './peers/ws-load.js';
@@ -357,8 +357,7 @@ async function main(): Promise<void> {
     }
   }
   if (scenarioKinds.has('ws')) {
-    const echo = procs.start(UPSTREAM_CORE, process.execPath, [join(ROOT, 'dist/bench/peers/ws-echo.js')]);
-    const echoPort = Number((await waitForOutput(echo, /^(\d+)\n/m))[1]);
+    const echoPort = (await startPortScript(procs, UPSTREAM_CORE, 'peers/ws-echo')).port;
     const wsPorts = await startProxies('ws', echoPort, admins);
     for (const [name, port] of wsPorts) {
       // One socket for 0.3 s: the upgrade must succeed and messages come back.

@@ -86,8 +86,14 @@ export function waitForOutput(child: ChildProcess, re: RegExp, ms = 20000): Prom
 
 /** Starts bench/upstream-uws.ts (fixed `size`-byte body) and returns its port. */
 export async function startUpstream(procs: Processes, core: number, size = 100): Promise<number> {
-  const upstream = procs.start(core, process.execPath, [join(ROOT, 'dist/bench/upstream-uws.js'), String(size)]);
-  return Number((await waitForOutput(upstream, /^(\d+)\n/m))[1]);
+  return (await startPortScript(procs, core, 'upstream-uws', [String(size)])).port;
+}
+
+/** Starts `dist/bench/<script>.js`, a Node script that prints the port it bound as its
+ *  first line of output, on `core`; resolves once it has. */
+export async function startPortScript(procs: Processes, core: number | string | null, script: string, args: readonly string[] = []): Promise<{ port: number; pid: number | undefined }> {
+  const child = procs.start(core, process.execPath, [join(ROOT, `dist/bench/${script}.js`), ...args]);
+  return { port: Number((await waitForOutput(child, /^(\d+)\n/m))[1]), pid: child.pid };
 }
 
 export interface RemoraProcess {

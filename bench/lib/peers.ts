@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 import net from 'node:net';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, hasBinary, waitForOutput, type Processes } from './harness.js';
+import { ROOT, hasBinary, startPortScript, type Processes } from './harness.js';
 import { freePort } from '../../src/main/ports.js';
 
 export type PeerName = 'nginx' | 'haproxy' | 'http-proxy' | 'fastify-proxy';
@@ -130,10 +130,8 @@ export async function startPeer(
     await waitPort(port);
     return { name, port, pid: child.pid };
   }
-  const script = join(ROOT, `dist/bench/peers/${name}.js`);
-  const child = procs.start(core, process.execPath, [script, String(upstreamPort), '0']);
-  const port = Number((await waitForOutput(child, /^(\d+)\n/m))[1]);
-  return { name, port, pid: child.pid };
+  const { port, pid } = await startPortScript(procs, core, `peers/${name}`, [String(upstreamPort), '0']);
+  return { name, port, pid };
 }
 
 /** nginx for the HTTP/2 benchmarks: h2c with prior knowledge on `port` (`listen … http2`),
